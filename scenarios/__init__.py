@@ -1,0 +1,21 @@
+"""Built-in scenarios: small programs a learner can read, each with what it teaches.
+
+A scenario module assigns `SCENARIO = Scenario(...)` with literal arguments and defines
+`main`: an `async def main()` for asyncio, a plain `def main()` for every other model.
+The catalog reads that assignment without importing the module, so listing scenarios never
+imports gevent or starts anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    model: str  # asyncio | generator | greenlet | gevent | select
+    concept: str  # two or three sentences: the idea it teaches
+    observe: str  # what the learner should see on the timeline
+    module: str = ""  # filled in by the catalog: the module that defines it

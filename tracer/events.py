@@ -1,0 +1,130 @@
+"""The event vocabulary shared by every concurrency model: codes, lane kinds and the clock.
+
+An event is six integers: timestamp (ns from the run's start), lane, code, other lane,
+detail index and source index. Its sequence number is its position in the run. Details and
+source locations are interned into tables so that a repeated detail costs four bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from enum import IntEnum
+from typing import Any
+
+NO_LANE = -1
+NO_DETAIL = 0
+NO_SOURCE = 0
+
+
+class Code(IntEnum):
+    """What an event says. Codes below 16 start a state span on their lane."""
+
+    # lane states
+    RUNNING = 0
+    READY = 1
+    IO_WAIT = 2
+    SLEEPING = 3
+    BLOCKED = 4
+    # loop-lane states
+    POLL = 5
+    DISPATCH = 6
+    # instants
+    SPAWN = 16  # lane = the new lane, other = its parent; detail has "name" and "kind"
+    WAKE = 17  # lane = woken, other = waker; detail is the cause
+    SWITCH = 18  # lane = origin, other = target; detail carries values handed over
+    END = 19  # lane ends; detail has "result" or "error"
+    ANNOTATE = 20  # detail is merged into the lane's open span (e.g. a poll's ready fds)
+    OUTPUT = 21  # the lane wrote to stdout; detail has "text"
+    MARK = 22  # a marker on the lane (e.g. "paused"); detail has "text"
+
+    @property
+    def is_state(self) -> bool:
+        return self < 16
+
+
+FIRST_INSTANT = 16
+
+# The names used in exports, narration and the UI, indexed by code.
+STATE_NAMES: dict[int, str] = {
+    Code.RUNNING: "running",
+    Code.READY: "ready",
+    Code.IO_WAIT: "io-wait",
+    Code.SLEEPING: "sleeping",
+    Code.BLOCKED: "blocked",
+    Code.POLL: "poll",
+    Code.DISPATCH: "dispatch",
+}
+INSTANT_NAMES: dict[int, str] = {
+    Code.SPAWN: "spawn",
+    Code.WAKE: "wake",
+    Code.SWITCH: "switch",
+    Code.END: "end",
+    Code.ANNOTATE: "annotate",
+    Code.OUTPUT: "output",
+    Code.MARK: "mark",
+}
+CODE_NAMES: dict[int, str] = {**STATE_NAMES, **INSTANT_NAMES}
+
+
+class LaneKind:
+    """The value of a spawn event's "kind" detail."""
+
+    LOOP = "loop"  # asyncio loop, gevent hub, select loop
+    TASK = "task"  # asyncio Task
+    GREENLET = "greenlet"
+    GENERATOR = "generator"
+    CONNECTION = "connection"  # one connection of a select/selectors server
+    MAIN = "main"  # the program's main flow of control (a driver, the main greenlet)
+
+    LOOP_KINDS = frozenset({LOOP})
+
+
+# A detail as recorded: a flat tuple of alternating keys and values, hashable so it can be
+# interned cheaply on the hot path, e.g. ("fd", 9, "mode", "read"). Values are str, int,
+# float, bool, None or tuples of those.
+Detail = tuple[Any, ...]
+# A source location: (filename, line number, function name).
+Source = tuple[str, int, str]
+
+Clock = Callable[[], int]
+"""Returns a time in nanoseconds; only differences matter. The recorder subtracts its origin."""
+
+
+def monotonic_clock() -> int:
+    return time.perf_counter_ns()
+
+
+class FakeClock:
+    """A clock for tests: starts at zero and advances only when told to (or by `tick` per read)."""
+
+    def __init__(self, tick_ns: int = 0) -> None:
+        self.now_ns = 0
+        self.tick_ns = tick_ns
+
+    def __call__(self) -> int:
+        now = self.now_ns
+        self.now_ns += self.tick_ns
+        return now
+
+    def advance(self, ns: int) -> None:
+        self.now_ns += ns
+
+
+def detail_to_dict(detail: Detail) -> dict[str, Any]:
+    """("fd", 9, "mode", "read") -> {"fd": 9, "mode": "read"}; tuples become lists."""
+    return {
+        str(detail[i]): list(v) if isinstance(v := detail[i + 1], tuple) else v
+        for i in range(0, len(detail) - 1, 2)
+    }
+
+
+def short_repr(value: object, limit: int = 40) -> str:
+    """A repr short enough for a tooltip or a narration line."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a broken __repr__ in the traced program must not stop tracing
+        text = f"<unrepresentable {type(value).__name__}: {type(exc).__name__}>"
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return text

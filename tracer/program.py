@@ -1,0 +1,37 @@
+"""The program a child process runs: a scenario's `main` or a user's script, with its argv."""
+
+from __future__ import annotations
+
+import importlib
+import runpy
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Program:
+    model: str
+    scenario_module: str | None = None
+    script: str | None = None
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.script or self.scenario_module or "?"
+
+    def scenario_main(self) -> Callable[..., Any]:
+        """Imports the scenario module (after the model's set-up, e.g. gevent's patching)."""
+        assert self.scenario_module is not None
+        module = importlib.import_module(self.scenario_module)
+        main: Callable[..., Any] = module.main
+        return main
+
+    def run_script(self) -> None:
+        """Runs the script as `python script.py ARGS` would: as __main__, its folder on the path."""
+        assert self.script is not None
+        sys.argv = [self.script, *self.argv]
+        sys.path.insert(0, str(Path(self.script).resolve().parent))
+        runpy.run_path(self.script, run_name="__main__")

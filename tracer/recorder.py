@@ -1,0 +1,204 @@
+"""The recorder every instrumentation writes to: cheap appends on the hot path, batched flushes.
+
+Instrumentations call `record` (or the helpers built on it) from the traced thread. Events
+are buffered as tuples and handed to a sink in column batches: when the buffer is full, when
+an instrumentation is about to block (`flush`), or at the next event after the flush timer
+fires. Nothing is ever dropped: a sink that cannot keep up blocks the recorder.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from types import CodeType
+from typing import Protocol
+
+from tracer.events import (
+    NO_DETAIL,
+    NO_LANE,
+    NO_SOURCE,
+    Clock,
+    Code,
+    Detail,
+    Source,
+    monotonic_clock,
+    short_repr,
+)
+
+EventTuple = tuple[int, int, int, int, int, int]
+
+
+class BatchSink(Protocol):
+    """Receives events in column batches, in sequence order, with the table rows they need."""
+
+    def write_batch(
+        self,
+        first_seq: int,
+        columns: tuple[Sequence[int], ...],
+        new_details: list[Detail],
+        new_sources: list[Source],
+    ) -> None:
+        """`columns` is (ts, lane, code, other, detail, source), each of the batch's length."""
+        ...
+
+
+class Recorder:
+    """Collects the events of one run. Not thread-safe: one traced thread records."""
+
+    def __init__(
+        self, sink: BatchSink, clock: Clock = monotonic_clock, batch_size: int = 8192
+    ) -> None:
+        self.sink = sink
+        self.clock = clock
+        self.origin = clock()
+        self.batch_size = batch_size
+        # The lane whose code is executing now, kept current by the instrumentation so that
+        # output and wake-ups can be attributed to it.
+        self.current = NO_LANE
+        self._pending: list[EventTuple] = []
+        self._limit = batch_size
+        self._next_seq = 0
+        self._lane_count = 0
+        self._details: dict[Detail, int] = {(): NO_DETAIL}
+        self._detail_rows: list[Detail] = [()]
+        self._details_sent = 1
+        self._sources: dict[Source, int] = {}
+        self._source_rows: list[Source] = [("", 0, "")]
+        self._sources_sent = 1
+        self._code_lines: dict[CodeType, dict[int, int]] = {}
+        self._timer: threading.Thread | None = None
+        self._timer_stop = threading.Event()
+        self.closed = False
+
+    # -- the hot path -------------------------------------------------------------------
+
+    def record(
+        self,
+        lane: int,
+        code: int,
+        other: int = NO_LANE,
+        detail: int = NO_DETAIL,
+        source: int = NO_SOURCE,
+    ) -> None:
+        pending = self._pending
+        pending.append((self.clock(), lane, code, other, detail, source))
+        if len(pending) >= self._limit:
+            self.flush()
+
+    def detail(self, detail: Detail) -> int:
+        """The interned index of a detail tuple."""
+        index = self._details.get(detail)
+        if index is None:
+            index = self._details[detail] = len(self._detail_rows)
+            self._detail_rows.append(detail)
+        return index
+
+    def source(self, filename: str, line: int, function: str) -> int:
+        key = (filename, line, function)
+        index = self._sources.get(key)
+        if index is None:
+            index = self._sources[key] = len(self._source_rows)
+            self._source_rows.append(key)
+        return index
+
+    def source_of(self, code: CodeType, line: int | None) -> int:
+        """The source index of a line in a code object, cached per code object."""
+        lines = self._code_lines.get(code)
+        if lines is None:
+            lines = self._code_lines[code] = {}
+        index = lines.get(line or 0)
+        if index is None:
+            index = lines[line or 0] = self.source(code.co_filename, line or 0, code.co_qualname)
+        return index
+
+    # -- helpers for instrumentations -----------------------------------------------------
+
+    def spawn(
+        self,
+        name: str,
+        kind: str,
+        parent: int = NO_LANE,
+        source: int = NO_SOURCE,
+        extra: Detail = (),
+    ) -> int:
+        """Declares a new lane and returns its id (lanes are numbered in spawn order)."""
+        lane = self._lane_count
+        self._lane_count += 1
+        self.record(lane, Code.SPAWN, parent, self.detail(("name", name, "kind", kind, *extra)),
+                    source)
+        return lane
+
+    def state(
+        self,
+        lane: int,
+        code: int,
+        detail: Detail = (),
+        other: int = NO_LANE,
+        source: int = NO_SOURCE,
+    ) -> None:
+        self.record(lane, code, other, self.detail(detail) if detail else NO_DETAIL, source)
+
+    def wake(self, woken: int, waker: int, cause: Detail) -> None:
+        """An arrow from waker to woken, and the woken lane becomes ready."""
+        detail = self.detail(cause)
+        self.record(woken, Code.WAKE, waker, detail)
+        self.record(woken, Code.READY, waker, detail)
+
+    def switch(self, origin: int, target: int, detail: Detail = ()) -> None:
+        self.record(origin, Code.SWITCH, target, self.detail(detail) if detail else NO_DETAIL)
+
+    def end(self, lane: int, result: object = None, error: BaseException | None = None) -> None:
+        if error is not None:
+            detail: Detail = ("error", f"{type(error).__name__}: {short_repr(str(error), 60)}")
+        else:
+            detail = ("result", short_repr(result))
+        self.record(lane, Code.END, NO_LANE, self.detail(detail))
+
+    def annotate(self, lane: int, detail: Detail) -> None:
+        self.record(lane, Code.ANNOTATE, NO_LANE, self.detail(detail))
+
+    @property
+    def event_count(self) -> int:
+        return self._next_seq + len(self._pending)
+
+    # -- flushing -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self._limit = self.batch_size
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        first_seq = self._next_seq
+        self._next_seq += len(pending)
+        ts, lane, code, other, detail, source = zip(*pending, strict=True)
+        origin = self.origin
+        columns = ([t - origin for t in ts], lane, code, other, detail, source)
+        new_details = self._detail_rows[self._details_sent :]
+        self._details_sent = len(self._detail_rows)
+        new_sources = self._source_rows[self._sources_sent :]
+        self._sources_sent = len(self._source_rows)
+        self.sink.write_batch(first_seq, columns, new_details, new_sources)
+
+    def start_flush_timer(self, interval: float = 0.05) -> None:
+        """Ask for a flush at the next event every `interval` seconds, so live views stay live.
+
+        The timer thread only lowers the flush threshold; the traced thread does the flushing,
+        so the buffer is never touched from two threads.
+        """
+        if self._timer is not None:
+            return
+
+        def run() -> None:
+            while not self._timer_stop.wait(interval):
+                self._limit = 1
+
+        self._timer = threading.Thread(target=run, name="loopscope-flush", daemon=True)
+        self._timer.start()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self._timer_stop.set()
+        self.flush()
+        self.closed = True

@@ -1,0 +1,93 @@
+"""What the user asked to run or open: a scenario id, a script with arguments, or a saved trace.
+
+Resolution happens in the parent, before any child starts, so every bad input becomes one
+clear `TargetError` line instead of a child that dies.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scenarios import catalog
+
+MODELS = ("asyncio", "generator", "greenlet", "gevent", "select")
+NATIVE_MAGIC = b"LOOPSCOPE-TRACE"
+
+
+class TargetError(Exception):
+    """A target that cannot be run or opened; the message is the one line the user sees."""
+
+
+@dataclass(frozen=True)
+class Target:
+    kind: str  # "scenario" | "script" | "trace"
+    value: str  # scenario id, script path or trace path
+    args: tuple[str, ...] = field(default=())
+    model: str = "asyncio"
+    module: str = ""  # the scenario's module
+
+    @property
+    def label(self) -> str:
+        if self.kind == "script":
+            return " ".join((self.value, *self.args))
+        return self.value
+
+
+def is_trace_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(NATIVE_MAGIC)) == NATIVE_MAGIC
+    except OSError:
+        return False
+
+
+def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = None) -> Target:
+    if model is not None and model not in MODELS:
+        raise TargetError(f"unknown model '{model}' (choose from {', '.join(MODELS)})")
+    path = Path(text)
+    looks_like_path = os.sep in text or text.endswith((".py", ".json", ".loopscope"))
+    if not looks_like_path and not path.exists():
+        try:
+            scenario = catalog.get(text)
+        except catalog.UnknownScenarioError as exc:
+            raise TargetError(str(exc)) from None
+        if args:
+            raise TargetError("scenarios take no arguments; arguments after -- are for scripts")
+        return Target("scenario", scenario.id, (), scenario.model, scenario.module)
+    if not path.exists():
+        raise TargetError(f"no such file: {text}")
+    if path.is_dir():
+        raise TargetError(f"{text} is a directory, not a script or a trace")
+    if not os.access(path, os.R_OK):
+        raise TargetError(f"cannot read {text}: permission denied")
+    if is_trace_file(path):
+        return Target("trace", str(path))
+    if path.suffix != ".py":
+        raise TargetError(f"{text} is neither a Python script (.py) nor a Loopscope trace")
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TargetError(f"cannot read {text}: {exc}") from None
+    return Target("script", str(path.resolve()), tuple(args), model or detect_model(source))
+
+
+_IMPORTS = re.compile(r"^\s*(?:import|from)\s+([A-Za-z_][\w]*)", re.MULTILINE)
+
+
+def detect_model(source: str) -> str:
+    """The concurrency model a script uses, judged from what it imports."""
+    imported = set(_IMPORTS.findall(source))
+    if "gevent" in imported:
+        return "gevent"
+    if "greenlet" in imported:
+        return "greenlet"
+    if imported & {"asyncio", "aiohttp"}:
+        return "asyncio"
+    if imported & {"select", "selectors"}:
+        return "select"
+    if re.search(r"\byield\b", source):
+        return "generator"
+    return "asyncio"

@@ -1,0 +1,158 @@
+"""A recorded run held in columns: the parent's copy of everything a child streamed.
+
+A Trace is also a BatchSink, so a Recorder can write straight into one in-process (tests do).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from tracer.events import (
+    CODE_NAMES,
+    NO_LANE,
+    Code,
+    Detail,
+    Source,
+    detail_to_dict,
+)
+
+
+class SequenceGapError(Exception):
+    """A batch did not start where the previous one ended: events were lost."""
+
+
+class Event(NamedTuple):
+    seq: int
+    ts: int
+    lane: int
+    code: int
+    other: int
+    detail: dict[str, Any]
+    source: Source | None
+
+    @property
+    def kind(self) -> str:
+        return CODE_NAMES.get(self.code, f"code-{self.code}")
+
+
+@dataclass
+class LaneInfo:
+    id: int
+    name: str
+    kind: str
+    parent: int
+    spawn_seq: int
+    spawn_ts: int
+
+
+@dataclass
+class Trace:
+    """Columns of events plus the interned tables they index into."""
+
+    ts: array[int] = field(default_factory=lambda: array("q"))
+    lane: array[int] = field(default_factory=lambda: array("i"))
+    code: array[int] = field(default_factory=lambda: array("b"))
+    other: array[int] = field(default_factory=lambda: array("i"))
+    detail: array[int] = field(default_factory=lambda: array("i"))
+    source: array[int] = field(default_factory=lambda: array("i"))
+    details: list[dict[str, Any]] = field(default_factory=lambda: [{}])
+    sources: list[Source] = field(default_factory=lambda: [("", 0, "")])
+    lanes: list[LaneInfo] = field(default_factory=list)
+    # What the run was and how it ended: target, model, python, status, exit_code, stderr,
+    # error, dropped. Written by the runner; saved and reloaded with the events.
+    meta: dict[str, Any] = field(default_factory=dict)
+    # Called with (first_seq, count) after each batch lands; the live UI listens here.
+    listeners: list[Callable[[int, int], None]] = field(default_factory=list, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @property
+    def duration_ns(self) -> int:
+        return self.ts[-1] if self.ts else 0
+
+    # -- filling ------------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        first_seq: int,
+        columns: tuple[Sequence[int], ...],
+        new_details: list[Detail],
+        new_sources: list[Source],
+    ) -> None:
+        self.details.extend(detail_to_dict(d) for d in new_details)
+        self.sources.extend(tuple(s) for s in new_sources)  # type: ignore[misc]
+        self.extend_columns(first_seq, columns)
+
+    def extend_columns(self, first_seq: int, columns: tuple[Sequence[int], ...]) -> None:
+        """Appends a batch whose tables are already in place; checks it follows on."""
+        if first_seq != len(self.ts):
+            raise SequenceGapError(
+                f"event stream gap: expected sequence {len(self.ts)}, got {first_seq}"
+            )
+        ts, lane, code, other, detail, source = columns
+        start = len(self.ts)
+        self.ts.extend(ts)
+        self.lane.extend(lane)
+        self.code.extend(code)
+        self.other.extend(other)
+        self.detail.extend(detail)
+        self.source.extend(source)
+        self._index_spawns(start)
+        for listener in list(self.listeners):
+            listener(first_seq, len(self.ts) - start)
+
+    def _index_spawns(self, start: int) -> None:
+        code = self.code
+        spawn = Code.SPAWN
+        if spawn not in code[start:]:
+            return
+        for seq in range(start, len(code)):
+            if code[seq] == spawn:
+                info = self.details[self.detail[seq]]
+                self.lanes.append(
+                    LaneInfo(
+                        id=self.lane[seq],
+                        name=str(info.get("name", f"lane {self.lane[seq]}")),
+                        kind=str(info.get("kind", "")),
+                        parent=self.other[seq],
+                        spawn_seq=seq,
+                        spawn_ts=self.ts[seq],
+                    )
+                )
+
+    # -- reading ------------------------------------------------------------------------
+
+    def event(self, seq: int) -> Event:
+        source_index = self.source[seq]
+        return Event(
+            seq=seq,
+            ts=self.ts[seq],
+            lane=self.lane[seq],
+            code=self.code[seq],
+            other=self.other[seq],
+            detail=self.details[self.detail[seq]],
+            source=self.sources[source_index] if source_index else None,
+        )
+
+    def events(self, start: int = 0, stop: int | None = None) -> Iterator[Event]:
+        for seq in range(start, len(self.ts) if stop is None else stop):
+            yield self.event(seq)
+
+    def lane_info(self, lane: int) -> LaneInfo:
+        """The lane with this id (ids are dense and in spawn order)."""
+        info = self.lanes[lane]
+        if info.id != lane:  # a recorder that numbered lanes otherwise; fall back to a search
+            return next(i for i in self.lanes if i.id == lane)
+        return info
+
+    def lane_name(self, lane: int) -> str:
+        if lane == NO_LANE:
+            return "?"
+        try:
+            return self.lane_info(lane).name
+        except (IndexError, StopIteration):
+            return f"lane {lane}"
