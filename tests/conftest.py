@@ -1,0 +1,29 @@
+"""Shared fixtures: scenario traces recorded once per session in real child processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from tracer.runner import RunResult, record_sync
+from tracer.target import resolve_target
+
+
+@pytest.fixture(scope="session")
+def record_scenario() -> Callable[..., RunResult]:
+    """record_scenario(id) runs a scenario in a child once per session and returns its result.
+
+    A run that did not end well fails the test with the child's own words.
+    """
+    cache: dict[str, RunResult] = {}
+
+    def record(scenario_id: str, timeout: float = 60.0) -> RunResult:
+        if scenario_id not in cache:
+            result = record_sync(resolve_target(scenario_id), timeout=timeout)
+            if not result.ok:
+                pytest.fail(f"{scenario_id}: {result.error}\n{result.stderr}")
+            cache[scenario_id] = result
+        return cache[scenario_id]
+
+    return record
