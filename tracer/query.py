@@ -13,7 +13,7 @@ from tracer.trace import LaneInfo, Trace
 
 
 class SpanRow(NamedTuple):
-    index: int
+    span: int
     lane: int
     state: str
     start: int
