@@ -1,0 +1,181 @@
+"""Chrome Trace Event JSON: the contract of DESIGN.md, checked on hand-built and real traces."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tracer.events import STATE_NAMES, Code, FakeClock, LaneKind
+from tracer.export_chrome import micros, save_chrome_json, thread_id, write_chrome_json
+from tracer.recorder import Recorder
+from tracer.runner import RunResult
+from tracer.spans import derive_spans
+from tracer.trace import Trace
+
+
+def _export(trace: Trace) -> dict[str, Any]:
+    out = io.StringIO()
+    write_chrome_json(trace, out)
+    document: dict[str, Any] = json.loads(out.getvalue())
+    return document
+
+
+def _of(document: dict[str, Any], ph: str) -> list[dict[str, Any]]:
+    return [event for event in document["traceEvents"] if event["ph"] == ph]
+
+
+def _hand_built() -> Trace:
+    """main sleeps, the loop polls and wakes it on a timer, main sends 3 into a generator."""
+    trace = Trace(meta={"target": "demo.py"})
+    clock = FakeClock()
+    rec = Recorder(trace, clock=clock)
+    main = rec.spawn("main", LaneKind.MAIN)
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    rec.state(main, Code.RUNNING, source=rec.source("/src/demo.py", 3, "main"))
+    clock.advance(1000)
+    rec.state(main, Code.SLEEPING, ("delay_s", 0.0000025, "deadline_ns", 3500))
+    rec.state(loop, Code.POLL, ("timeout_s", 0.000002))
+    clock.advance(2000)
+    rec.annotate(loop, ("readable", (), "writable", ()))
+    rec.state(loop, Code.DISPATCH)
+    clock.advance(500)
+    rec.wake(main, loop, ("cause", "timer", "deadline_ns", 3500))
+    clock.advance(500)
+    rec.state(main, Code.RUNNING, source=rec.source("/src/demo.py", 4, "main"))
+    clock.advance(500)
+    rec.record(main, Code.OUTPUT, detail=rec.detail(("text", 'say "hi"')))
+    gen = rec.spawn("numbers", LaneKind.GENERATOR, parent=main)
+    clock.advance(500)
+    rec.switch(main, gen, ("via", "send", "value", "3"))
+    clock.advance(100)
+    rec.state(main, Code.BLOCKED, ("on", "numbers"), other=gen)
+    clock.advance(100)
+    rec.state(gen, Code.RUNNING)
+    clock.advance(800)
+    rec.end(gen, result=None)
+    rec.state(main, Code.RUNNING)
+    clock.advance(1000)
+    rec.end(main, result=42)
+    rec.close()
+    return trace
+
+
+def test_each_lane_is_a_named_thread_loop_lanes_first() -> None:
+    document = _export(_hand_built())
+    names = {e["tid"]: e["args"]["name"] for e in _of(document, "M")
+             if e["name"] == "thread_name"}
+    order = {e["tid"]: e["args"]["sort_index"] for e in _of(document, "M")
+             if e["name"] == "thread_sort_index"}
+    assert names == {1: "main", 2: "asyncio loop", 3: "numbers"}
+    assert sorted(order, key=order.__getitem__) == [2, 1, 3]
+    process = [e for e in _of(document, "M") if e["name"] == "process_name"]
+    assert [e["args"]["name"] for e in process] == ["loopscope: demo.py"]
+
+
+def test_each_state_span_is_one_complete_slice_with_its_detail() -> None:
+    document = _export(_hand_built())
+    slices = sorted((
+        (e["tid"], e["name"], round(e["ts"] * 1000), round(e["dur"] * 1000), e["args"])
+        for e in _of(document, "X")
+    ), key=lambda row: (row[0], row[2]))
+    source_3 = {"source": "/src/demo.py:3", "function": "main"}
+    source_4 = {"source": "/src/demo.py:4", "function": "main"}
+    assert slices == [
+        (1, "running", 0, 1000, source_3),
+        (1, "sleeping", 1000, 2500, {"delay_s": 0.0000025, "deadline_ns": 3500}),
+        (1, "ready", 3500, 500, {"cause": "timer", "deadline_ns": 3500}),
+        (1, "running", 4000, 1100, source_4),
+        (1, "blocked", 5100, 900, {"on": "numbers"}),
+        (1, "running", 6000, 1000, {}),
+        (2, "poll", 1000, 2000, {"timeout_s": 0.000002, "readable": [], "writable": []}),
+        (2, "dispatch", 3000, 4000, {}),
+        (3, "running", 5200, 800, {}),
+    ]
+
+
+def test_wakes_and_switches_are_flows_bound_inside_their_slices() -> None:
+    document = _export(_hand_built())
+    starts = {e["id"]: e for e in _of(document, "s")}
+    finishes = {e["id"]: e for e in _of(document, "f")}
+    assert starts.keys() == finishes.keys() and len(starts) == 2
+    flows = sorted(
+        (starts[i]["name"], starts[i]["tid"], round(starts[i]["ts"] * 1000),
+         finishes[i]["tid"], round(finishes[i]["ts"] * 1000), finishes[i]["bp"])
+        for i in starts
+    )
+    assert flows == [
+        # the loop's dispatch slice wakes main's ready slice
+        ("switch", 1, 5000, 3, 5201, "e"),
+        # main's running slice sends into the generator's running slice
+        ("wake", 2, 3500, 1, 3501, "e"),
+    ]
+    wake = next(e for e in starts.values() if e["name"] == "wake")
+    assert wake["args"] == {"cause": "timer", "deadline_ns": 3500}
+    assert all(starts[i]["cat"] == finishes[i]["cat"] == starts[i]["name"] for i in starts)
+
+
+def test_prints_and_ends_are_thread_instants() -> None:
+    document = _export(_hand_built())
+    instants = [(e["name"], e["tid"], round(e["ts"] * 1000), e["s"], e["args"])
+                for e in _of(document, "i")]
+    assert instants == [
+        ("output", 1, 4500, "t", {"text": 'say "hi"'}),
+        ("end", 3, 6000, "t", {"result": "None"}),
+        ("end", 1, 7000, "t", {"result": "42"}),
+    ]
+
+
+def test_micros_is_exact_to_the_nanosecond() -> None:
+    assert micros(0) == "0.000"
+    assert micros(999) == "0.999"
+    assert micros(1_234_567_891) == "1234567.891"
+    assert micros(-1500) == "-1.500"
+    assert thread_id(0) == 1
+
+
+def _slice_at(slices: list[dict[str, Any]], tid: int, ts: float) -> dict[str, Any]:
+    """The one slice of thread `tid` enclosing `ts` (a flow event binds to it)."""
+    enclosing = [s for s in slices if s["tid"] == tid and s["ts"] <= ts <= s["ts"] + s["dur"]]
+    assert enclosing, f"no slice on tid {tid} encloses {ts}"
+    strictly = [s for s in enclosing if s["ts"] < ts < s["ts"] + s["dur"]]
+    return (strictly or enclosing)[0]
+
+
+def test_a_real_child_trace_satisfies_the_contract(
+    record_scenario: Callable[..., RunResult], tmp_path: Path
+) -> None:
+    trace = record_scenario("producer-consumer").trace
+    spans = derive_spans(trace)
+    path = tmp_path / "pc.json"
+    save_chrome_json(trace, path)
+    document = json.loads(path.read_text(encoding="utf-8"))
+    assert document["otherData"]["target"] == "producer-consumer"
+
+    names = {e["tid"]: e["args"]["name"] for e in _of(document, "M")
+             if e["name"] == "thread_name"}
+    assert names == {thread_id(info.id): info.name for info in trace.lanes}
+
+    slices = _of(document, "X")
+    assert len(slices) == len(spans)
+    assert {s["name"] for s in slices} <= set(STATE_NAMES.values())
+    for tid in names:
+        mine = sorted((s["ts"], s["ts"] + s["dur"]) for s in slices if s["tid"] == tid)
+        assert all(a[1] <= b[0] + 1e-9 for a, b in itertools.pairwise(mine)), (
+            "a lane overlaps itself")
+
+    starts = {e["id"]: e for e in _of(document, "s")}
+    finishes = {e["id"]: e for e in _of(document, "f")}
+    switches = [seq for seq in range(len(trace)) if trace.code[seq] == Code.SWITCH]
+    assert len(switches) > 4 and starts.keys() == finishes.keys() == set(switches)
+    for seq in switches:
+        start, finish = starts[seq], finishes[seq]
+        assert (start["tid"], finish["tid"]) == (thread_id(trace.lane[seq]),
+                                                 thread_id(trace.other[seq]))
+        assert start["ts"] <= finish["ts"]
+        _slice_at(slices, start["tid"], start["ts"])
+        target = _slice_at(slices, finish["tid"], finish["ts"])
+        assert target["ts"] * 1000 >= trace.ts[seq] - 1  # the slice the hand-off leads into

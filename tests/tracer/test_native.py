@@ -1,0 +1,152 @@
+"""The native trace file: lossless, byte-stable, and one clear error for anything else."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tracer.events import Code, FakeClock, LaneKind
+from tracer.native import (
+    FORMAT_VERSION,
+    NativeFormatError,
+    decode_trace,
+    encode_trace,
+    load_native,
+    save_native,
+)
+from tracer.recorder import Recorder
+from tracer.runner import RunResult
+from tracer.spans import derive_spans
+from tracer.target import NATIVE_MAGIC, is_trace_file
+from tracer.trace import Trace
+
+
+def _hand_built() -> Trace:
+    trace = Trace()
+    clock = FakeClock(tick_ns=1_500)
+    rec = Recorder(trace, clock=clock, batch_size=4)  # several batches, as from a child
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    task = rec.spawn("fetch-1 (Task-2)", LaneKind.TASK, parent=loop, extra=("coro", "fetch()"))
+    rec.wake(task, loop, ("cause", "spawn"))
+    rec.state(task, Code.RUNNING, source=rec.source("/tmp/ünïcode.py", 12, "fetch"))
+    rec.state(task, Code.IO_WAIT, ("fd", 7, "mode", "read", "peer", "127.0.0.1:40123"))
+    rec.state(loop, Code.POLL, ("timeout_s", None))
+    clock.advance(123_456_789)
+    rec.annotate(loop, ("readable", (7,), "writable", ()))
+    rec.wake(task, loop, ("cause", "fd", "fd", 7, "mode", "read"))
+    rec.state(task, Code.SLEEPING, ("delay_s", 0.1, "deadline_ns", 223_456_789))
+    rec.record(task, Code.OUTPUT, detail=rec.detail(("text", "naïve “quotes” \\ and \t tabs")))
+    rec.end(task, error=ValueError("bad value"))
+    rec.close()
+    trace.meta.update(target="hand-built", model="asyncio", status="ok", exit_code=0,
+                      ratio=0.1 + 0.2, nothing=None)
+    return trace
+
+
+def _same(left: Trace, right: Trace) -> None:
+    for column in ("ts", "lane", "code", "other", "detail", "source"):
+        assert getattr(left, column) == getattr(right, column), column
+    assert left.details == right.details
+    assert left.sources == right.sources
+    assert left.meta == right.meta
+    assert left.lanes == right.lanes
+
+
+def test_save_load_save_gives_the_same_trace_and_the_same_bytes(tmp_path: Path) -> None:
+    original = _hand_built()
+    path = tmp_path / "run.loopscope"
+    save_native(original, path)
+    loaded = load_native(path)
+    _same(original, loaded)
+    assert [info.name for info in loaded.lanes] == ["asyncio loop", "fetch-1 (Task-2)"]
+    assert encode_trace(loaded) == path.read_bytes()
+    assert is_trace_file(path)
+
+
+def test_a_reloaded_trace_derives_the_same_spans() -> None:
+    original = _hand_built()
+    loaded = decode_trace(encode_trace(original))
+    before, after = derive_spans(original), derive_spans(loaded)
+    assert list(before.state) == list(after.state)
+    assert list(before.start) == list(after.start)
+    assert list(before.end) == list(after.end)
+    assert before.annotated == after.annotated
+    assert list(before.arrow_seq) == list(after.arrow_seq)
+
+
+def test_an_empty_trace_round_trips() -> None:
+    data = encode_trace(Trace())
+    loaded = decode_trace(data)
+    assert len(loaded) == 0 and loaded.lanes == [] and loaded.details == [{}]
+    assert encode_trace(loaded) == data
+
+
+def test_a_trace_from_a_real_child_round_trips_byte_for_byte(
+    record_scenario: Callable[..., RunResult], tmp_path: Path
+) -> None:
+    received = record_scenario("producer-consumer").trace
+    assert len(received) > 0
+    path = tmp_path / "pc.loopscope"
+    save_native(received, path)
+    loaded = load_native(path)
+    _same(received, loaded)
+    again = tmp_path / "again.loopscope"
+    save_native(loaded, again)
+    assert again.read_bytes() == path.read_bytes()
+
+
+def _assert_one_line_error(data: bytes, *expected_words: str) -> None:
+    with pytest.raises(NativeFormatError) as caught:
+        decode_trace(data, "t.loopscope")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("t.loopscope ")
+    for word in expected_words:
+        assert word in message
+
+
+def test_a_file_that_is_not_a_trace_is_refused() -> None:
+    _assert_one_line_error(b"print('hello')\n", "not a Loopscope trace")
+    _assert_one_line_error(b"", "not a Loopscope trace")
+
+
+def test_every_truncation_is_refused_with_one_line() -> None:
+    data = encode_trace(_hand_built())
+    for cut in [len(NATIVE_MAGIC) + 1, len(NATIVE_MAGIC) + 3, *range(20, len(data), 37),
+                len(data) - 1]:
+        with pytest.raises(NativeFormatError) as caught:
+            decode_trace(data[:cut], "t.loopscope")
+        assert "\n" not in str(caught.value)
+        assert "truncated" in str(caught.value) or "corrupt" in str(caught.value)
+
+
+def test_a_future_version_is_refused_with_both_versions_named() -> None:
+    data = encode_trace(_hand_built())
+    header_end = data.index(b"\n")
+    future = NATIVE_MAGIC + f" {FORMAT_VERSION + 1}\n".encode() + data[header_end + 1 :]
+    _assert_one_line_error(future, "newer Loopscope", str(FORMAT_VERSION + 1),
+                           str(FORMAT_VERSION))
+
+
+def test_a_mangled_version_line_or_body_is_refused() -> None:
+    data = encode_trace(_hand_built())
+    body = data[data.index(b"\n") + 1 :]
+    _assert_one_line_error(NATIVE_MAGIC + b" x1\n" + body, "version line")
+    _assert_one_line_error(NATIVE_MAGIC + b" 1\n" + zlib.compress(b"\x05\x00\x00\x00{}"),
+                           "corrupt")
+    inflated = zlib.decompress(body)
+    # The last event (the source column comes last) pointing beyond the source table.
+    wrong_index = inflated[:-4] + (10_000).to_bytes(4, "little")
+    _assert_one_line_error(NATIVE_MAGIC + b" 1\n" + zlib.compress(wrong_index), "corrupt")
+    _assert_one_line_error(NATIVE_MAGIC + b" 1\n" + zlib.compress(inflated + b"\x00"),
+                           "corrupt")
+
+
+def test_an_unreadable_path_is_a_format_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(NativeFormatError, match=r"cannot read .*missing\.loopscope"):
+        load_native(tmp_path / "missing.loopscope")
+    with pytest.raises(NativeFormatError, match="cannot read"):
+        load_native(tmp_path)

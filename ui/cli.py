@@ -1,0 +1,368 @@
+"""The `loopscope` command line.
+
+    loopscope                        open the desktop app
+    loopscope open FILE              open a saved trace in the app
+    loopscope list                   the scenarios: id, model, title
+    loopscope trace TARGET -o FILE   run TARGET headless and save its trace (.json: Chrome JSON)
+    loopscope export TARGET -o FILE  write the timeline as an image (.png, .svg, .pdf)
+    loopscope narrate TARGET         print the step-by-step narration
+
+TARGET is a scenario id, a script (arguments after --) or a saved trace. This module imports
+no Qt at import time: the app and the image export are imported only by the commands that
+need them, so list, trace and narrate work where Qt is missing. Every bad input ends in one
+line on stderr ("loopscope: error: ...") and a non-zero exit; the only traceback ever shown
+is the traced program's own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+from scenarios import catalog
+from tracer.export_chrome import save_chrome_json
+from tracer.narrate import narrate
+from tracer.native import NativeFormatError, load_native, save_native
+from tracer.runner import Run, RunResult
+from tracer.target import Target, TargetError, resolve_target
+from tracer.trace import Trace
+
+PROG = "loopscope"
+IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class CliError(Exception):
+    """A failure the user caused or must know about; the message is the one line to print."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line, not the usage text plus a line."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+        sys.exit(EXIT_USAGE)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of seconds") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"'{text}' must be zero or more seconds")
+    return value
+
+
+def _pixels(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of pixels") from None
+    if not 16 <= value <= 20000:
+        raise argparse.ArgumentTypeError(f"{value} pixels is out of range (16 to 20000)")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="See concurrency: a timeline of who runs, who "
+                     "waits for what, and who wakes whom. Without a command, opens the app.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    commands.add_parser("list", help="the built-in scenarios: id, model, title")
+
+    opener = commands.add_parser("open", help="open a saved trace in the desktop app")
+    opener.add_argument("file", metavar="FILE")
+
+    def add_target(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("target", metavar="TARGET",
+                         help="a scenario id, a script (its arguments after --) or a saved trace")
+        sub.add_argument("--model", help="the script's concurrency model (default: guessed "
+                         "from its imports): asyncio, generator, greenlet, gevent or select")
+        sub.add_argument("--timeout", type=_seconds, metavar="S",
+                         help="stop the run after S seconds (default: no limit)")
+
+    tracer = commands.add_parser(
+        "trace", help="run TARGET headless and save its trace",
+        description="Run TARGET and save its trace: FILE ending in .json is Chrome Trace Event "
+        "JSON that ui.perfetto.dev opens; any other ending is the native format.",
+    )
+    add_target(tracer)
+    tracer.add_argument("-o", "--output", required=True, metavar="FILE")
+
+    narrator = commands.add_parser("narrate", help="print the step-by-step narration")
+    add_target(narrator)
+
+    exporter = commands.add_parser("export", help="write the timeline as a .png, .svg or .pdf")
+    add_target(exporter)
+    exporter.add_argument("-o", "--output", required=True, metavar="FILE")
+    exporter.add_argument("--width", type=_pixels, default=1600, metavar="PX")
+    exporter.add_argument("--height", type=_pixels, default=900, metavar="PX")
+    exporter.add_argument("--theme", choices=("light", "dark"), default="light")
+    exporter.add_argument("--start", type=_seconds, metavar="S", help="start of the time window")
+    exporter.add_argument("--end", type=_seconds, metavar="S", help="end of the time window")
+    return parser
+
+
+# -- getting a trace: run the target, or load it ------------------------------------------
+
+
+@dataclass
+class Obtained:
+    trace: Trace
+    result: RunResult | None  # None when the trace was loaded from a file
+    interrupted: bool = False
+
+    @property
+    def failure(self) -> str | None:
+        """The one line explaining why the run did not end well, or None."""
+        if self.interrupted:
+            return "interrupted: the run was stopped"
+        if self.result is not None and not self.result.ok and self.result.status != "stopped":
+            return self.result.error or f"the run ended with status {self.result.status}"
+        return None
+
+
+def _resolve(options: argparse.Namespace, script_args: Sequence[str]) -> Target:
+    try:
+        target = resolve_target(options.target, tuple(script_args), options.model)
+    except TargetError as exc:
+        raise CliError(str(exc)) from None
+    if target.kind == "trace" and script_args:
+        raise CliError("a saved trace takes no arguments; arguments after -- are for scripts")
+    return target
+
+
+async def _record(
+    target: Target, timeout: float | None, on_stdout: Callable[[str], None] | None
+) -> tuple[RunResult, bool]:
+    """Runs the target to its end. Ctrl-C asks the child to stop and keeps what it recorded;
+    a second Ctrl-C kills it at once."""
+    loop = asyncio.get_running_loop()
+    run = Run(target, on_stdout=on_stdout)
+    interrupted = False
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_interrupt() -> None:
+        nonlocal interrupted
+        if interrupted:
+            run.kill()
+            return
+        interrupted = True
+        stopping.append(loop.create_task(run.stop()))
+
+    await run.start()
+    # Not possible off the main thread or without POSIX signals; Ctrl-C then simply aborts.
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    try:
+        result = await run.wait(timeout)
+        await asyncio.gather(*stopping)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+    return result, interrupted
+
+
+def _echo(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Obtained:
+    if target.kind == "trace":
+        try:
+            return Obtained(load_native(target.value), None)
+        except NativeFormatError as exc:
+            raise CliError(str(exc)) from None
+    result, interrupted = asyncio.run(_record(target, timeout, _echo if echo_stdout else None))
+    if result.stderr:
+        # The program's own stderr, its traceback included when it raised.
+        sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
+    dropped = int(result.trace.meta.get("dropped") or 0)
+    if dropped:
+        sys.stderr.write(f"{PROG}: warning: {dropped} events were dropped by the child\n")
+    return Obtained(result.trace, result, interrupted)
+
+
+# -- output paths -----------------------------------------------------------------------------
+
+
+def check_writable(text: str) -> Path:
+    """Proves the output path can be written, before any run starts, by opening it."""
+    path = Path(text)
+    if path.is_dir():
+        raise CliError(f"cannot write {text}: it is a directory")
+    parent = path.parent
+    if not parent.is_dir():
+        raise CliError(f"cannot write {text}: no such directory {parent}")
+    existed = path.exists()
+    try:
+        with path.open("ab"):
+            pass
+    except OSError as exc:
+        raise CliError(f"cannot write {text}: {exc.strerror or exc}") from None
+    if not existed:
+        path.unlink()
+    return path
+
+
+def save_trace(trace: Trace, path: Path) -> None:
+    try:
+        if path.suffix.lower() == ".json":
+            save_chrome_json(trace, path)
+        else:
+            save_native(trace, path)
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _finish(obtained: Obtained, saved_to: Path | None = None) -> int:
+    failure = obtained.failure
+    if failure is None:
+        return 0
+    if saved_to is not None:
+        failure += f" (the trace up to that point is saved in {saved_to})"
+    raise CliError(failure, EXIT_INTERRUPTED if obtained.interrupted else EXIT_ERROR)
+
+
+# -- the commands -------------------------------------------------------------------------------
+
+
+def command_list() -> int:
+    scenarios = catalog.all_scenarios()
+    if not scenarios:
+        raise CliError("no scenarios found")
+    id_width = max(len(s.id) for s in scenarios)
+    model_width = max(len(s.model) for s in scenarios)
+    for scenario in scenarios:
+        print(f"{scenario.id:<{id_width}}  {scenario.model:<{model_width}}  {scenario.title}")
+    return 0
+
+
+def command_trace(options: argparse.Namespace, script_args: Sequence[str]) -> int:
+    target = _resolve(options, script_args)
+    output = check_writable(options.output)
+    obtained = obtain_trace(target, options.timeout, echo_stdout=True)
+    save_trace(obtained.trace, output)
+    if obtained.failure is None:
+        sys.stderr.write(
+            f"{PROG}: saved {len(obtained.trace)} events on {len(obtained.trace.lanes)} lanes "
+            f"to {output}\n"
+        )
+    return _finish(obtained, output)
+
+
+def command_narrate(options: argparse.Namespace, script_args: Sequence[str]) -> int:
+    target = _resolve(options, script_args)
+    obtained = obtain_trace(target, options.timeout, echo_stdout=False)
+    for line in narrate(obtained.trace):
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+    return _finish(obtained)
+
+
+def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> int:
+    if Path(options.output).suffix.lower() not in IMAGE_SUFFIXES:
+        raise CliError(f"cannot export {options.output}: the file must end in .png, .svg or .pdf")
+    start_ns = None if options.start is None else round(options.start * 1e9)
+    end_ns = None if options.end is None else round(options.end * 1e9)
+    if start_ns is not None and end_ns is not None and end_ns <= start_ns:
+        raise CliError("--end must be later than --start")
+    target = _resolve(options, script_args)
+    output = check_writable(options.output)
+    try:
+        from ui.image_export import export_target_image
+    except ImportError as exc:
+        raise CliError(f"image export is not available: {exc}") from None
+    obtained = obtain_trace(target, options.timeout, echo_stdout=True)
+    try:
+        export_target_image(obtained.trace, str(output), width=options.width,
+                            height=options.height, theme=options.theme, start_ns=start_ns,
+                            end_ns=end_ns)
+    except Exception as exc:  # the image exporter's failure must stay one line, not a dump
+        raise CliError(f"cannot export {output}: {type(exc).__name__}: {exc}") from None
+    return _finish(obtained)
+
+
+def command_open(options: argparse.Namespace) -> int:
+    try:
+        target = resolve_target(options.file)
+    except TargetError as exc:
+        raise CliError(str(exc)) from None
+    if target.kind != "trace":
+        raise CliError(f"{options.file} is not a Loopscope trace (to run it: loopscope trace)")
+    try:
+        load_native(target.value)
+    except NativeFormatError as exc:
+        raise CliError(str(exc)) from None
+    return _launch(target.value)
+
+
+def _launch(path: str | None) -> int:
+    try:
+        from ui.app import launch
+    except ImportError as exc:
+        raise CliError(f"the desktop app is not available: {exc}") from None
+    return int(launch(path) or 0)
+
+
+def _split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Everything after the first "--" belongs to the script, untouched by argparse."""
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1 :]
+    return argv, []
+
+
+def run_command(argv: list[str]) -> int:
+    own_args, script_args = _split_script_args(argv)
+    options = build_parser().parse_args(own_args)
+    if script_args and options.command not in ("trace", "narrate", "export"):
+        raise CliError("arguments after -- are only for scripts run by trace, narrate or export",
+                       EXIT_USAGE)
+    if options.command is None:
+        return _launch(None)
+    if options.command == "list":
+        return command_list()
+    if options.command == "open":
+        return command_open(options)
+    if options.command == "trace":
+        return command_trace(options, script_args)
+    if options.command == "narrate":
+        return command_narrate(options, script_args)
+    return command_export(options, script_args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run_command(sys.argv[1:] if argv is None else list(argv))
+    except CliError as exc:
+        sys.stdout.flush()
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: error: interrupted\n")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader of our stdout went away (e.g. `| head`); nothing more to say to it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())
