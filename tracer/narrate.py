@@ -40,7 +40,7 @@ def _fds(fds: list[int]) -> str:
 
 
 def _readiness(mode: object) -> str:
-    return "writable" if mode == "write" else "readable"
+    return {"write": "writable", "read+write": "readable or writable"}.get(str(mode), "readable")
 
 
 def _name(trace: Trace, lane: int) -> str:
