@@ -1,0 +1,89 @@
+"""Generator hand-off tracing: a producer/consumer send() loop, untraced against traced.
+
+    .venv/bin/python bench/bench_generator_switch.py [SENDS]
+
+Both runs happen in this one process, one after the other, best of a few rounds each; the
+traced run records every hand-off (switch, blocked, running: six events per send) into a
+recorder whose sink encodes each batch for the pipe, as the child does.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Generator, Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tracer.events import Detail, Source
+from tracer.models.generator_model import GeneratorTracer, ProgramCode, make_backend
+from tracer.recorder import Recorder
+from tracer.stream import encode_batch
+
+ROUNDS = 3
+
+
+class EncodingSink:
+    """Encodes every batch as the child would before writing it to the pipe."""
+
+    def __init__(self) -> None:
+        self.bytes_written = 0
+
+    def write_batch(self, first_seq: int, columns: tuple[Sequence[int], ...],
+                    new_details: list[Detail], new_sources: list[Source]) -> None:
+        self.bytes_written += len(encode_batch(first_seq, columns, new_details, new_sources))
+
+
+def consumer() -> Generator[str, int | None, None]:
+    reply = ""
+    while True:
+        item = yield reply
+        if item is None:
+            return
+        reply = "200 OK"
+
+
+def produce(sends: int) -> None:
+    worker = consumer()
+    worker.send(None)
+    for item in range(1, sends):
+        worker.send(item)
+    worker.close()
+
+
+def untraced(sends: int) -> float:
+    start = time.perf_counter()
+    produce(sends)
+    return time.perf_counter() - start
+
+
+def traced(sends: int) -> tuple[float, int, int]:
+    sink = EncodingSink()
+    recorder = Recorder(sink)
+    backend = make_backend(GeneratorTracer(recorder, ProgramCode()))
+    start = time.perf_counter()
+    backend.install()
+    try:
+        produce(sends)
+    finally:
+        backend.uninstall()
+    recorder.close()
+    elapsed = time.perf_counter() - start
+    return elapsed, recorder.event_count, sink.bytes_written
+
+
+def main() -> None:
+    sends = int(sys.argv[1]) if len(sys.argv) > 1 else 300_000
+    base = min(untraced(sends) for _ in range(ROUNDS))
+    runs = [traced(sends) for _ in range(ROUNDS)]
+    best, events, written = min(runs)
+    print(f"python {sys.version.split()[0]}, {sends:,} sends, best of {ROUNDS}")
+    print(f"untraced: {base / sends * 1e9:8.1f} ns per send")
+    print(f"traced:   {best / sends * 1e9:8.1f} ns per send  "
+          f"({events:,} events, {written / 1e6:.1f} MB encoded)")
+    print(f"ratio traced/untraced: {best / base:.1f}x  (goal <= 8x, aim 4x)")
+
+
+if __name__ == "__main__":
+    main()

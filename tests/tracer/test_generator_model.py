@@ -1,0 +1,190 @@
+"""The generator instrumentation in-process: exact hand-off sequences on small programs."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tracer.events import FakeClock
+from tracer.models import generator_model
+from tracer.program import Program
+from tracer.recorder import Recorder
+from tracer.trace import Trace
+
+Row = tuple[str, str, str | None, dict[str, Any]]
+
+
+def record(module: str) -> Trace:
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1000))
+    generator_model.run(recorder, Program(model="generator", scenario_module=module))
+    recorder.close()
+    return trace
+
+
+def rows(trace: Trace, kinds: tuple[str, ...] | None = None) -> list[Row]:
+    """(kind, lane, other lane, detail) of each event, without printed output."""
+    return [
+        (event.kind, trace.lane_name(event.lane),
+         trace.lane_name(event.other) if event.other >= 0 else None, event.detail)
+        for event in trace.events()
+        if event.kind != "output" and (kinds is None or event.kind in kinds)
+    ]
+
+
+@pytest.fixture
+def program_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """write(name, source) puts a module of the 'traced program' on the path."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def write(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source), encoding="utf-8")
+        monkeypatch.delitem(sys.modules, name, raising=False)
+        return name
+
+    return write
+
+
+def test_producer_consumer_first_hand_offs() -> None:
+    trace = record("scenarios.producer_consumer")
+    produce: dict[str, Any] = {"name": "produce", "kind": "main"}
+    assert rows(trace)[:15] == [
+        ("spawn", "produce", None, produce),
+        ("running", "produce", None, {}),
+        ("spawn", "consumer", "produce", {"name": "consumer", "kind": "generator"}),
+        ("switch", "produce", "consumer", {"via": "send", "value": "None"}),
+        ("blocked", "produce", "consumer", {"on": "consumer"}),
+        ("running", "consumer", None, {}),
+        ("switch", "consumer", "produce", {"via": "yield", "value": "''"}),
+        ("blocked", "consumer", "produce", {"on": "produce"}),
+        ("running", "produce", None, {}),
+        ("switch", "produce", "consumer", {"via": "send", "value": "1"}),
+        ("blocked", "produce", "consumer", {"on": "consumer"}),
+        ("running", "consumer", None, {}),
+        ("switch", "consumer", "produce", {"via": "yield", "value": "'200 OK'"}),
+        ("blocked", "consumer", "produce", {"on": "produce"}),
+        ("running", "produce", None, {}),
+    ]
+
+
+def test_close_ends_the_consumer_and_output_goes_to_the_running_lane() -> None:
+    trace = record("scenarios.producer_consumer")
+    switches = rows(trace, ("switch", "end"))
+    assert switches[-3:] == [
+        ("switch", "produce", "consumer", {"via": "close"}),
+        ("end", "consumer", None, {"result": "closed"}),
+        ("end", "produce", None, {"result": "None"}),
+    ]
+    # Resumed lanes carry the line they resumed at: the consumer at its yield.
+    consumer_lines = {
+        trace.sources[trace.source[seq]][1]
+        for seq in range(len(trace))
+        if trace.code[seq] == 0 and trace.lane_name(trace.lane[seq]) == "consumer"
+    }
+    source = Path("scenarios/producer_consumer.py").read_text().splitlines()
+    assert any("yield reply" in source[line - 1] for line in consumer_lines)
+
+
+def test_throw_return_value_and_numbered_lanes(program_module: Any) -> None:
+    module = program_module("throwing", """
+        def worker():
+            try:
+                yield "ready"
+            except ValueError:
+                yield "recovered"
+            return 42
+
+        def main():
+            first, second = worker(), worker()
+            next(first)
+            error = ValueError("stop")
+            first.throw(error)
+            try:
+                next(first)
+            except StopIteration:
+                pass
+            for _ in second:
+                pass
+    """)
+    trace = record(module)
+    assert [lane.name for lane in trace.lanes] == ["main", "worker", "worker-2"]
+    assert rows(trace, ("switch", "end")) == [
+        ("switch", "main", "worker", {"via": "next"}),
+        ("switch", "worker", "main", {"via": "yield", "value": "'ready'"}),
+        ("switch", "main", "worker", {"via": "throw", "value": "ValueError('stop')"}),
+        ("switch", "worker", "main", {"via": "yield", "value": "'recovered'"}),
+        ("switch", "main", "worker", {"via": "next"}),
+        ("end", "worker", None, {"result": "42"}),
+        ("switch", "main", "worker-2", {"via": "next"}),
+        ("switch", "worker-2", "main", {"via": "yield", "value": "'ready'"}),
+        ("switch", "main", "worker-2", {"via": "next"}),
+        ("end", "worker-2", None, {"result": "42"}),
+        ("end", "main", None, {"result": "None"}),
+    ]
+
+
+def test_a_generator_driving_another_is_its_driver_lane(program_module: Any) -> None:
+    module = program_module("delegating", """
+        def inner():
+            yield 1
+            yield 2
+
+        def outer():
+            for value in inner():
+                yield value * 10
+
+        def main():
+            return list(outer())
+    """)
+    trace = record(module)
+    assert rows(trace, ("switch",))[:4] == [
+        ("switch", "main", "outer", {"via": "next"}),
+        ("switch", "outer", "inner", {"via": "next"}),
+        ("switch", "inner", "outer", {"via": "yield", "value": "1"}),
+        ("switch", "outer", "main", {"via": "yield", "value": "10"}),
+    ]
+    assert next(lane for lane in trace.lanes if lane.name == "inner").parent == next(
+        lane.id for lane in trace.lanes if lane.name == "outer")
+
+
+def test_library_generators_are_not_traced(program_module: Any) -> None:
+    module = program_module("uses_stdlib", """
+        import json
+        import textwrap
+
+        def main():
+            # both run generators inside the standard library
+            json.dumps({"a": [1, 2, 3]}, indent=2)
+            textwrap.wrap("several words to wrap " * 5, width=20)
+            squares = sum(n * n for n in range(3))
+            assert squares == 5
+    """)
+    trace = record(module)
+    assert [(lane.name, lane.kind) for lane in trace.lanes] == [
+        ("main", "main"), ("<genexpr>", "generator")]
+
+
+def test_instrumentation_is_removed_after_the_run(program_module: Any) -> None:
+    module = program_module("raising", """
+        def numbers():
+            yield 1
+            raise RuntimeError("broken generator")
+
+        def main():
+            list(numbers())
+    """)
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock())
+    before = sys.gettrace()
+    with pytest.raises(RuntimeError, match="broken generator"):
+        generator_model.run(recorder, Program(model="generator", scenario_module=module))
+    recorder.close()
+    assert sys.gettrace() is before
+    if sys.version_info >= (3, 12):
+        assert all(sys.monitoring.get_tool(tool) is None for tool in (2, 3, 4, 5))
+    assert rows(trace, ("end",))[0] == (
+        "end", "numbers", None, {"error": "RuntimeError: 'broken generator'"})

@@ -1,0 +1,137 @@
+"""Plain greenlets in-process: every switch() becomes an arrow, lanes named after functions."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import greenlet
+import pytest
+
+from tracer.events import FakeClock
+from tracer.models import greenlet_model
+from tracer.program import Program
+from tracer.recorder import Recorder
+from tracer.trace import Trace
+
+Row = tuple[str, str, str | None, dict[str, Any]]
+
+
+def record(module: str) -> Trace:
+    if module == "scenarios.greenlet_manual":
+        # A previous run left `first` suspended; dropping it now (untraced) lets greenlet kill
+        # it here instead of in the middle of the next recording.
+        import scenarios.greenlet_manual
+
+        scenarios.greenlet_manual.greenlets.clear()
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1000))
+    greenlet_model.run(recorder, Program(model="greenlet", scenario_module=module))
+    recorder.close()
+    return trace
+
+
+def rows(trace: Trace) -> list[Row]:
+    return [
+        (event.kind, trace.lane_name(event.lane),
+         trace.lane_name(event.other) if event.other >= 0 else None, event.detail)
+        for event in trace.events()
+        if event.kind != "output"
+    ]
+
+
+def test_manual_switches_in_order() -> None:
+    trace = record("scenarios.greenlet_manual")
+    switch: dict[str, Any] = {"via": "switch"}
+    assert rows(trace) == [
+        ("spawn", "main", None, {"name": "main", "kind": "main"}),
+        ("running", "main", None, {}),
+        ("spawn", "first", "main", {"name": "first", "kind": "greenlet"}),
+        ("switch", "main", "first", switch),
+        ("blocked", "main", "first", {"on": "first"}),
+        ("running", "first", None, {}),
+        ("spawn", "second", "first", {"name": "second", "kind": "greenlet"}),
+        ("switch", "first", "second", switch),
+        ("blocked", "first", "second", {"on": "second"}),
+        ("running", "second", None, {}),
+        ("switch", "second", "first", switch),
+        ("blocked", "second", "first", {"on": "first"}),
+        ("running", "first", None, {}),
+        ("switch", "first", "second", switch),
+        ("blocked", "first", "second", {"on": "second"}),
+        ("running", "second", None, {}),
+        # second returns: control goes back to its parent, main; first stays suspended
+        ("switch", "second", "main", switch),
+        ("end", "second", None, {"result": "returned"}),
+        ("running", "main", None, {}),
+        ("end", "first", None, {"result": "never finished"}),
+        ("end", "main", None, {"result": "None"}),
+    ]
+
+
+def test_resumed_lanes_point_at_the_line_after_their_switch() -> None:
+    trace = record("scenarios.greenlet_manual")
+    source = Path("scenarios/greenlet_manual.py").read_text().splitlines()
+    resumed = [
+        (trace.lane_name(event.lane), source[event.source[1] - 1].strip())
+        for event in trace.events()
+        if event.kind == "running" and event.source is not None
+    ]
+    assert resumed == [
+        ("first", "def first() -> None:"),
+        ("second", "def second() -> None:"),
+        ("first", 'greenlets["second"].switch()'),
+        ("second", 'greenlets["first"].switch()'),
+        ("main", 'greenlets["first"].switch()'),
+    ]
+
+
+def test_throw_and_output_attribution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "throwing_greenlets.py").write_text(textwrap.dedent("""
+        from greenlet import greenlet, GreenletExit
+
+        def waiter():
+            try:
+                greenlet.getcurrent().parent.switch()
+            except GreenletExit:
+                return "told to exit"
+
+        def main():
+            child = greenlet(waiter)
+            child.switch()
+            child.throw()
+    """), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "throwing_greenlets", raising=False)
+    trace = record("throwing_greenlets")
+    arrows = [row for row in rows(trace) if row[0] in ("switch", "end")]
+    assert arrows == [
+        ("switch", "main", "waiter", {"via": "switch"}),
+        ("switch", "waiter", "main", {"via": "switch"}),
+        ("switch", "main", "waiter", {"via": "throw"}),
+        ("switch", "waiter", "main", {"via": "switch"}),
+        ("end", "waiter", None, {"result": "returned"}),
+        ("end", "main", None, {"result": "None"}),
+    ]
+
+
+def test_the_switch_trace_is_removed_even_when_the_program_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "failing_greenlets.py").write_text(textwrap.dedent("""
+        from greenlet import greenlet
+
+        def broken():
+            raise KeyError("missing")
+
+        def main():
+            greenlet(broken).switch()
+    """), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "failing_greenlets", raising=False)
+    before = greenlet.gettrace()
+    with pytest.raises(KeyError):
+        record("failing_greenlets")
+    assert greenlet.gettrace() is before

@@ -1,0 +1,520 @@
+"""Generator coroutines: every send()/next()/yield hand-off becomes a SWITCH between two lanes.
+
+Each generator created by the traced program is a lane (kind "generator", named after its
+function); the code that drives it is the lane of the nearest generator up the call stack, or
+the program's main flow (kind "main", named after the function that first drove a generator).
+The program's code is not changed: on 3.12+ sys.monitoring reports generator starts, resumes,
+yields and returns, restricted to the program's own code objects; on 3.11 a sys.settrace
+hook does the same with line events switched off in generator frames.
+
+What was sent and how (send/next/close/throw) is read from the driver's call site: the
+bytecode at the driver's current instruction names the method, and a call with one plain
+argument (a local, global or constant) lets us read the value handed over.
+"""
+
+from __future__ import annotations
+
+import dis
+import sys
+import sysconfig
+import types
+from collections.abc import Callable
+from pathlib import Path
+from types import CodeType, FrameType
+from typing import Any
+
+from tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind, short_repr
+from tracer.program import Program
+from tracer.recorder import Recorder
+
+CO_GENERATOR = 0x20
+_MISSING = object()
+_VIA_METHODS = frozenset({"send", "throw", "close"})
+_PLAIN_LOADS = frozenset(
+    {"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_CONST",
+     "LOAD_GLOBAL", "LOAD_NAME", "LOAD_SMALL_INT"}
+)
+_CALL_PREFIXES = frozenset({"PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG"})
+_CALLABLE_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME"})
+
+ValueGetter = Callable[[FrameType], Any] | None
+CallSite = tuple[str, ValueGetter]
+
+
+def _library_roots() -> tuple[str, ...]:
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    roots.add(str(Path(__file__).resolve().parent.parent))  # tracer/ itself
+    return tuple(sorted(str(Path(root).resolve()) + "/" for root in roots))
+
+
+class ProgramCode:
+    """Decides, once per code object, whether it belongs to the traced program."""
+
+    def __init__(self) -> None:
+        self._roots = _library_roots()
+        self._verdicts: dict[str, bool] = {}
+
+    def __call__(self, code: CodeType) -> bool:
+        filename = code.co_filename
+        verdict = self._verdicts.get(filename)
+        if verdict is None:
+            if filename.startswith("<"):
+                # "<frozen ...>" is the stdlib; "<string>"/"<stdin>" are the user's own code
+                verdict = not filename.startswith("<frozen")
+            else:
+                resolved = str(Path(filename).resolve())
+                verdict = not resolved.startswith(self._roots)
+            self._verdicts[filename] = verdict
+        return verdict
+
+
+# -- reading the driver's call site ---------------------------------------------------------
+
+
+def _value_getter(instruction: dis.Instruction) -> ValueGetter:
+    name = instruction.argval
+    if instruction.opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
+        constant = instruction.argval
+        return lambda frame: constant
+    if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+
+        def global_value(frame: FrameType) -> Any:
+            for namespace in (frame.f_locals, frame.f_globals, frame.f_builtins):
+                if name in namespace:
+                    return namespace[name]
+            return _MISSING
+
+        return global_value
+    return lambda frame: frame.f_locals.get(name, _MISSING)
+
+
+def _call_site(code: CodeType, offset: int) -> CallSite:
+    """(via, how to read the value handed over) for the instruction the driver is executing."""
+    instructions = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
+    index = max((n for n, i in enumerate(instructions) if i.offset <= offset), default=-1)
+    if index < 0:
+        return "next", None
+    current = instructions[index]
+    if current.opname == "SEND":
+        return "send", None  # `yield from` / `await` passing on what its own driver sent
+    if not current.opname.startswith("CALL"):
+        return "next", None  # FOR_ITER and friends
+    argc = current.arg or 0
+    position = index - 1
+    while position >= 0 and instructions[position].opname in _CALL_PREFIXES:
+        position -= 1
+    first_argument = position
+    remaining = argc
+    while remaining > 0 and position >= 0:
+        instruction = instructions[position]
+        try:
+            remaining -= dis.stack_effect(instruction.opcode, instruction.arg, jump=False)
+        except ValueError:
+            return "next", None
+        position -= 1
+    if position < 0:
+        return "next", None
+    callable_load = instructions[position]
+    if callable_load.opname not in _CALLABLE_LOADS:
+        return "next", None
+    attribute = callable_load.argval
+    if callable_load.opname in ("LOAD_ATTR", "LOAD_METHOD") and attribute in _VIA_METHODS:
+        getter: ValueGetter = None
+        if argc == 1 and first_argument == position + 1:
+            argument = instructions[first_argument]
+            if argument.opname in _PLAIN_LOADS:
+                getter = _value_getter(argument)
+        return attribute, getter
+    return "next", None
+
+
+class GeneratorTracer:
+    """Turns generator resumes, yields and returns into lanes, switches and states."""
+
+    def __init__(self, recorder: Recorder, is_program: Callable[[CodeType], bool]) -> None:
+        self.recorder = recorder
+        self.is_program = is_program
+        self.lanes: dict[FrameType, int] = {}
+        self.names: dict[int, str] = {}
+        self.main_lane = NO_LANE
+        self._name_counts: dict[str, int] = {}
+        self._call_sites: dict[tuple[CodeType, int], CallSite] = {}
+        self._sources_at: dict[tuple[CodeType, int], int] = {}
+        # The last non-generator frame that drove a generator, and its lane: a loop driving
+        # a generator asks about the same frame every time.
+        self._last_caller: FrameType | None = None
+        self._last_driver = NO_LANE
+        self._blocked_details: dict[int, int] = {}
+        # generator lane -> its driver's lane and frame while it runs
+        self._drivers: dict[int, tuple[int, FrameType | None]] = {}
+        self._closing: set[int] = set()
+        self._pending_close: dict[int, FrameType] = {}
+
+    # -- lanes ------------------------------------------------------------------------------
+
+    def _ensure_main(self, frame: FrameType | None) -> int:
+        if self.main_lane == NO_LANE:
+            name = frame.f_code.co_name if frame is not None else "main"
+            if name.startswith("<"):
+                name = "main"
+            source = self._source(frame)
+            self.main_lane = self.recorder.spawn(name, LaneKind.MAIN, source=source)
+            self.names[self.main_lane] = name
+            self.recorder.state(self.main_lane, Code.RUNNING, source=source)
+        return self.main_lane
+
+    def _driver_of(self, frame: FrameType) -> tuple[int, FrameType | None]:
+        lanes = self.lanes
+        caller = frame.f_back
+        immediate = caller
+        if caller is not None and caller is self._last_caller:
+            return self._last_driver, caller
+        while caller is not None:
+            lane = lanes.get(caller)
+            if lane is not None:
+                return lane, immediate
+            caller = caller.f_back
+        lane = self._ensure_main(immediate)
+        self._last_caller, self._last_driver = immediate, lane
+        return lane, immediate
+
+    def _spawn_generator(self, frame: FrameType, driver: int) -> int:
+        code = frame.f_code
+        base = code.co_name
+        count = self._name_counts.get(base, 0) + 1
+        self._name_counts[base] = count
+        name = base if count == 1 else f"{base}-{count}"
+        lane = self.recorder.spawn(name, LaneKind.GENERATOR, driver,
+                                   self.recorder.source_of(code, code.co_firstlineno))
+        self.names[lane] = name
+        self.lanes[frame] = lane
+        return lane
+
+    def _source(self, frame: FrameType | None) -> int:
+        if frame is None:
+            return 0
+        # f_lineno decodes the line table on every read; the instruction offset is cheap and
+        # maps to the same line every time.
+        key = (frame.f_code, frame.f_lasti)
+        index = self._sources_at.get(key)
+        if index is None:
+            index = self._sources_at[key] = self.recorder.source_of(frame.f_code, frame.f_lineno)
+        return index
+
+    def _blocked_on(self, lane: int, other: int) -> None:
+        detail = self._blocked_details.get(other)
+        if detail is None:
+            detail = self._blocked_details[other] = self.recorder.detail(
+                ("on", self.names[other]))
+        self.recorder.record(lane, Code.BLOCKED, other, detail)
+
+    # -- hand-offs --------------------------------------------------------------------------
+
+    def resumed(self, frame: FrameType, via: str | None = None) -> None:
+        """The generator whose frame this is starts or resumes running."""
+        driver, driver_frame = self._driver_of(frame)
+        lane = self.lanes.get(frame)
+        if lane is None:
+            lane = self._spawn_generator(frame, driver)
+        self._drivers[lane] = (driver, driver_frame)
+        value: Any = _MISSING
+        if driver_frame is not None:
+            key = (driver_frame.f_code, driver_frame.f_lasti)
+            site = self._call_sites.get(key)
+            if site is None:
+                site = self._call_sites[key] = _call_site(*key)
+            site_via, getter = site
+            if via is None or site_via in ("close", "throw"):
+                via = site_via
+            if getter is not None:
+                value = getter(driver_frame)
+        elif via is None:
+            via = "next"
+        if via == "close":
+            self._closing.add(lane)
+        recorder = self.recorder
+        if value is _MISSING:
+            detail = recorder.detail(("via", via))
+        else:
+            detail = recorder.detail(("via", via, "value", short_repr(value)))
+        recorder.record(driver, Code.SWITCH, lane, detail)
+        self._blocked_on(driver, lane)
+        recorder.record(lane, Code.RUNNING, NO_LANE, NO_DETAIL, self._source(frame))
+        recorder.current = lane
+
+    def yielded(self, frame: FrameType, value: object) -> None:
+        lane = self.lanes.get(frame)
+        if lane is None:
+            return
+        driver, driver_frame = self._drivers.pop(lane, (self.main_lane, None))
+        recorder = self.recorder
+        recorder.record(lane, Code.SWITCH, driver,
+                        recorder.detail(("via", "yield", "value", short_repr(value))))
+        self._blocked_on(lane, driver)
+        recorder.record(driver, Code.RUNNING, NO_LANE, NO_DETAIL, self._source(driver_frame))
+        recorder.current = driver
+
+    def finished(self, frame: FrameType, result: object = None,
+                 error: BaseException | None = None) -> None:
+        lane = self.lanes.pop(frame, None)
+        if lane is None:
+            return
+        self._end(lane, result, error)
+
+    def close_called(self, generator: types.GeneratorType[Any, Any, Any]) -> None:
+        """The driver is calling close(); Python 3.13+ may finish it without resuming it."""
+        frame = generator.gi_frame
+        if frame is not None and frame in self.lanes:
+            self._pending_close[id(generator)] = frame
+
+    def close_returned(self, generator: types.GeneratorType[Any, Any, Any],
+                       driver_frame: FrameType) -> None:
+        frame = self._pending_close.pop(id(generator), None)
+        lane = self.lanes.pop(frame, None) if frame is not None else None
+        if lane is None:
+            return  # close() resumed it, and the resume/unwind events told the story
+        driver = self._lane_of(driver_frame)
+        self._drivers[lane] = (driver, driver_frame)
+        self.recorder.record(driver, Code.SWITCH, lane, self.recorder.detail(("via", "close")))
+        self._end(lane, None, GeneratorExit())
+
+    def _lane_of(self, frame: FrameType) -> int:
+        caller: FrameType | None = frame
+        while caller is not None:
+            lane = self.lanes.get(caller)
+            if lane is not None:
+                return lane
+            caller = caller.f_back
+        return self._ensure_main(frame)
+
+    def _end(self, lane: int, result: object, error: BaseException | None) -> None:
+        recorder = self.recorder
+        driver, driver_frame = self._drivers.pop(lane, (self.main_lane, None))
+        closing = lane in self._closing
+        self._closing.discard(lane)
+        if isinstance(error, GeneratorExit) or (closing and error is None and result is None):
+            recorder.record(lane, Code.END, NO_LANE, recorder.detail(("result", "closed")))
+        elif isinstance(error, StopIteration):
+            recorder.end(lane, result=error.value)
+        else:
+            recorder.end(lane, result, error)
+        if driver != NO_LANE:
+            recorder.record(driver, Code.RUNNING, NO_LANE, NO_DETAIL, self._source(driver_frame))
+            recorder.current = driver
+
+    def finish(self) -> None:
+        """The run is over: lanes still open end here (suspended generators never finished)."""
+        for lane in sorted(set(self.lanes.values())):
+            self.recorder.record(lane, Code.END, NO_LANE,
+                                 self.recorder.detail(("result", "never finished")))
+        self.lanes.clear()
+        if self.main_lane != NO_LANE:
+            self.recorder.end(self.main_lane)
+
+
+# -- 3.12+: sys.monitoring ------------------------------------------------------------------
+
+
+class MonitoringBackend:
+    """Generator events from sys.monitoring, disabled at every location outside the program."""
+
+    TOOL_CANDIDATES = (2, 5, 4, 3)  # PROFILER_ID, OPTIMIZER_ID, then the spare ids
+
+    def __init__(self, tracer: GeneratorTracer) -> None:
+        self.tracer = tracer
+        self.tool = -1
+        self._program_codes: set[CodeType] = set()
+        self._watch_close = sys.version_info >= (3, 13)
+
+    def install(self) -> None:
+        monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+        for tool in self.TOOL_CANDIDATES:
+            if monitoring.get_tool(tool) is None:
+                self.tool = tool
+                break
+        else:
+            raise RuntimeError("no free sys.monitoring tool id for the generator tracer")
+        monitoring.use_tool_id(self.tool, "loopscope-generators")
+        events = monitoring.events
+        tracer = self.tracer
+        disable = monitoring.DISABLE
+        is_program = tracer.is_program
+        program_codes = self._program_codes
+        lanes = tracer.lanes
+        get_frame = sys._getframe
+        watch_close = self._watch_close
+        call_events = events.CALL | events.C_RETURN | events.C_RAISE
+        tool = self.tool
+
+        def on_start(code: CodeType, offset: int) -> Any:
+            if not is_program(code):
+                return disable
+            if watch_close and code not in program_codes:
+                program_codes.add(code)
+                monitoring.set_local_events(tool, code, call_events)
+            if not code.co_flags & CO_GENERATOR:
+                return disable
+            tracer.resumed(get_frame(1))
+            return None
+
+        def on_resume(code: CodeType, offset: int) -> Any:
+            if not code.co_flags & CO_GENERATOR or not is_program(code):
+                return disable
+            tracer.resumed(get_frame(1))
+            return None
+
+        def on_throw(code: CodeType, offset: int, exception: BaseException) -> Any:
+            if code.co_flags & CO_GENERATOR and is_program(code):
+                tracer.resumed(get_frame(1), "throw")
+            return None
+
+        def on_yield(code: CodeType, offset: int, value: object) -> Any:
+            if not code.co_flags & CO_GENERATOR or not is_program(code):
+                return disable
+            tracer.yielded(get_frame(1), value)
+            return None
+
+        def on_return(code: CodeType, offset: int, value: object) -> Any:
+            if not code.co_flags & CO_GENERATOR or not is_program(code):
+                return disable
+            tracer.finished(get_frame(1), value)
+            return None
+
+        def on_unwind(code: CodeType, offset: int, exception: BaseException) -> Any:
+            frame = get_frame(1)
+            if frame in lanes:
+                tracer.finished(frame, None, exception)
+            return None
+
+        generator_close = types.GeneratorType.close
+
+        def on_call(code: CodeType, offset: int, function: object, arg0: object) -> Any:
+            generator = _closed_generator(function, arg0, generator_close)
+            if generator is None:
+                return disable
+            tracer.close_called(generator)
+            return None
+
+        def on_c_return(code: CodeType, offset: int, function: object, arg0: object) -> Any:
+            generator = _closed_generator(function, arg0, generator_close)
+            if generator is not None:
+                tracer.close_returned(generator, get_frame(1))
+            return None
+
+        for event, callback in (
+            (events.PY_START, on_start), (events.PY_RESUME, on_resume),
+            (events.PY_THROW, on_throw), (events.PY_YIELD, on_yield),
+            (events.PY_RETURN, on_return), (events.PY_UNWIND, on_unwind),
+            (events.CALL, on_call), (events.C_RETURN, on_c_return),
+            (events.C_RAISE, on_c_return),
+        ):
+            monitoring.register_callback(self.tool, event, callback)
+        monitoring.set_events(
+            self.tool,
+            events.PY_START | events.PY_RESUME | events.PY_THROW | events.PY_YIELD
+            | events.PY_RETURN | events.PY_UNWIND,
+        )
+
+    def uninstall(self) -> None:
+        if self.tool < 0:
+            return
+        monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+        monitoring.set_events(self.tool, 0)
+        for code in self._program_codes:
+            monitoring.set_local_events(self.tool, code, 0)
+        for event in monitoring.events.__dict__.values():
+            if isinstance(event, int) and event and not event & (event - 1):
+                monitoring.register_callback(self.tool, event, None)
+        monitoring.free_tool_id(self.tool)
+        self.tool = -1
+
+
+def _closed_generator(function: object, arg0: object,
+                      generator_close: object) -> types.GeneratorType[Any, Any, Any] | None:
+    """The generator a CALL closes, if it is `gen.close()` in either spelling."""
+    if function is generator_close and isinstance(arg0, types.GeneratorType):
+        return arg0
+    owner = getattr(function, "__self__", None)
+    if isinstance(owner, types.GeneratorType) and getattr(function, "__name__", "") == "close":
+        return owner
+    return None
+
+
+# -- 3.11: sys.settrace ---------------------------------------------------------------------
+
+
+class SettraceBackend:
+    """Generator events from sys.settrace: a call event on every resume, return on every yield."""
+
+    def __init__(self, tracer: GeneratorTracer) -> None:
+        self.tracer = tracer
+        self._previous: Any = None
+
+    def install(self) -> None:
+        tracer = self.tracer
+        is_program = tracer.is_program
+        generator_codes: dict[CodeType, bytes] = {}
+        not_generators: set[CodeType] = set()
+        # frame -> (exception, the instruction it was raised at), to tell an exception leaving
+        # the frame (the 'return' event comes at the same instruction) from a yield after an
+        # exception the generator caught itself
+        errors: dict[FrameType, tuple[BaseException, int]] = {}
+        yield_op = dis.opmap["YIELD_VALUE"]
+        return_op = dis.opmap["RETURN_VALUE"]
+
+        def local(frame: FrameType, event: str, arg: Any) -> Any:
+            if event == "return":
+                opcode = generator_codes[frame.f_code][frame.f_lasti]
+                error = errors.pop(frame, None)
+                if error is not None and error[1] != frame.f_lasti:
+                    error = None if opcode in (yield_op, return_op) else error
+                if error is None and opcode == yield_op:
+                    tracer.yielded(frame, arg)
+                elif error is None and opcode == return_op:
+                    tracer.finished(frame, arg)
+                else:
+                    tracer.finished(frame, None, error[0] if error else None)
+            elif event == "exception":
+                errors[frame] = (arg[1], frame.f_lasti)
+            return local
+
+        def on_call(frame: FrameType, event: str, arg: Any) -> Any:
+            code = frame.f_code
+            if code in not_generators:
+                return None
+            if code not in generator_codes:
+                if not code.co_flags & CO_GENERATOR or not is_program(code):
+                    not_generators.add(code)
+                    return None
+                generator_codes[code] = code.co_code
+            frame.f_trace_lines = False
+            errors.pop(frame, None)
+            tracer.resumed(frame)
+            return local
+
+        self._previous = sys.gettrace()
+        sys.settrace(on_call)
+
+    def uninstall(self) -> None:
+        sys.settrace(self._previous)
+
+
+def make_backend(tracer: GeneratorTracer) -> MonitoringBackend | SettraceBackend:
+    if sys.version_info >= (3, 12):
+        return MonitoringBackend(tracer)
+    return SettraceBackend(tracer)
+
+
+def run(recorder: Recorder, program: Program) -> None:
+    tracer = GeneratorTracer(recorder, ProgramCode())
+    backend = make_backend(tracer)
+    backend.install()
+    try:
+        if program.scenario_module is not None:
+            program.scenario_main()()
+        else:
+            program.run_script()
+    finally:
+        backend.uninstall()
+        tracer.finish()

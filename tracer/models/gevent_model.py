@@ -1,0 +1,218 @@
+"""gevent: greenlets switching through the hub, and what each one waits for while it is away.
+
+The hub is the loop lane ("gevent hub"). A greenlet that switches to the hub is waiting for
+something: gevent routes every such wait through `Hub.wait(watcher)`, so wrapping that method
+tells whether the watcher is an io watcher (IO_WAIT on its fd) or a timer (SLEEPING until its
+deadline). The hub's own waiting inside libev/libuv is bracketed by a prepare watcher (just
+before the loop blocks: POLL, and a flush so a live view is current) and a check watcher (just
+after: DISPATCH). When the hub switches back to a greenlet, that is a WAKE arrow whose cause is
+what the greenlet waited for.
+
+gevent is imported only here, inside `run`, in the child, after monkey-patching.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tracer.events import NO_DETAIL, NO_LANE, Code, Detail, LaneKind, short_repr
+from tracer.models._greenlets import Greenlet, GreenletTracer
+from tracer.program import Program
+from tracer.recorder import Recorder
+
+HUB_NAME = "gevent hub"
+_READ, _WRITE = 1, 2
+
+
+class GeventTracer(GreenletTracer):
+    def __init__(self, recorder: Recorder, hub_type: type, greenlet_type: type) -> None:
+        super().__init__(recorder)
+        self.hub_type = hub_type
+        self.greenlet_type = greenlet_type
+        self.hub_lane = NO_LANE
+        # greenlet -> (state code, state detail, wake cause) of the wait it is in
+        self.waits: dict[Greenlet, tuple[int, Detail, Detail]] = {}
+        self._deadlines: dict[Greenlet, int] = {}
+        self._hub_code: int | None = None
+
+    def describe(self, glet: Greenlet) -> tuple[str, str] | None:
+        if isinstance(glet, self.hub_type):
+            return HUB_NAME, LaneKind.LOOP
+        if isinstance(glet, self.greenlet_type):
+            return self._program_function_name(glet), LaneKind.GREENLET
+        return super().describe(glet)
+
+    def _program_function_name(self, glet: Greenlet) -> str:
+        """The function the greenlet runs; for gevent's own wrappers (a StreamServer's
+        connection handler), the program's function they were given."""
+        run = getattr(glet, "_run", None)
+        code = getattr(run, "__code__", None)
+        if code is not None and not self.is_program(code):
+            for argument in getattr(glet, "args", ()):
+                inner = getattr(argument, "__code__", None)
+                if inner is not None and self.is_program(inner):
+                    return str(argument.__name__)
+        return getattr(run, "__name__", None) or "greenlet"
+
+    def parent_lane(self, glet: Greenlet, origin: Greenlet) -> int:
+        spawner = getattr(glet, "spawning_greenlet", None)
+        spawner = spawner() if callable(spawner) else None
+        if spawner is not None and spawner in self.lanes:
+            return self.lanes[spawner]
+        return super().parent_lane(glet, origin)
+
+    def on_spawn(self, glet: Greenlet, lane: int) -> None:
+        if isinstance(glet, self.hub_type):
+            self.hub_lane = lane
+        elif isinstance(glet, self.greenlet_type):
+            self.waits[glet] = (Code.READY, ("cause", "spawn"), ("cause", "spawn"))
+
+    def start_source(self, glet: Greenlet) -> int:
+        code = getattr(getattr(glet, "_run", None), "__code__", None)
+        return self.recorder.source_of(code, code.co_firstlineno) if code is not None else 0
+
+    def end_state(self, origin: Greenlet, origin_lane: int) -> None:
+        self.waits.pop(origin, None)
+        self._deadlines.pop(origin, None)
+        exception = getattr(origin, "exception", None)
+        if isinstance(exception, BaseException):
+            self.recorder.end(origin_lane, error=exception)
+        else:
+            self.recorder.end(origin_lane, result=getattr(origin, "value", None))
+
+    # -- what a greenlet waits for ------------------------------------------------------------
+
+    def note_wait(self, glet: Greenlet, watcher: Any) -> None:
+        """Called from the wrapped Hub.wait just before `glet` switches to the hub."""
+        fd = getattr(watcher, "fd", None)
+        if isinstance(fd, int):
+            events = getattr(watcher, "events", _READ)
+            mode = "write" if events & _WRITE and not events & _READ else "read"
+            self.waits[glet] = (Code.IO_WAIT, ("fd", fd, "mode", mode),
+                                ("cause", "fd", "fd", fd, "mode", mode))
+            return
+        delay = getattr(watcher, "at", None)
+        if isinstance(delay, int | float) and "timer" in type(watcher).__name__:
+            now = self.recorder.clock() - self.recorder.origin
+            deadline = now + int(delay * 1e9)
+            self._deadlines[glet] = deadline
+            self.waits[glet] = (Code.SLEEPING, ("delay_s", float(delay), "deadline_ns", deadline),
+                                ("cause", "timer", "deadline_ns", deadline))
+            return
+        self.waits[glet] = (Code.BLOCKED, ("on", short_repr(watcher)),
+                            ("cause", "callback"))
+
+    # -- switches -----------------------------------------------------------------------------
+
+    def origin_state(self, origin: Greenlet, origin_lane: int, target_lane: int) -> None:
+        if target_lane != self.hub_lane:
+            super().origin_state(origin, origin_lane, target_lane)
+            return
+        wait = self.waits.get(origin)
+        if wait is None:
+            self.blocked_on(origin_lane, target_lane)
+        else:
+            self.recorder.state(origin_lane, wait[0], wait[1],
+                                target_lane if wait[0] == Code.BLOCKED else NO_LANE)
+
+    def target_running(self, target: Greenlet, target_lane: int, origin_lane: int,
+                       resumed_at: int) -> None:
+        if target_lane != self.hub_lane:
+            super().target_running(target, target_lane, origin_lane, resumed_at)
+        elif self._hub_code is None:
+            # The hub's first run; from then on its lane is in dispatch or poll, and the
+            # greenlets it resumes run inside its dispatch.
+            self._hub_code = Code.DISPATCH
+            self.recorder.record(target_lane, Code.DISPATCH)
+
+    def switch_detail(self, via: str, target_lane: int) -> int:
+        return super().switch_detail("hub" if target_lane == self.hub_lane else via, target_lane)
+
+    def _record_switch(self, event: str, origin: Greenlet, origin_lane: int, target: Greenlet,
+                       target_lane: int, resumed_at: int) -> None:
+        if origin_lane != self.hub_lane or origin.dead:
+            super()._record_switch(event, origin, origin_lane, target, target_lane, resumed_at)
+            return
+        # The hub resuming a greenlet: it wakes it because what it waited for happened.
+        recorder = self.recorder
+        wait = self.waits.pop(target, None)
+        self._deadlines.pop(target, None)
+        cause = wait[2] if wait is not None else ("cause", "callback")
+        recorder.record(target_lane, Code.WAKE, origin_lane, recorder.detail(cause))
+        recorder.record(target_lane, Code.RUNNING, NO_LANE, NO_DETAIL, resumed_at)
+        recorder.current = target_lane
+
+    # -- the hub's own waiting ------------------------------------------------------------------
+
+    def before_poll(self) -> None:
+        if self.hub_lane == NO_LANE:
+            return
+        now = self.recorder.clock() - self.recorder.origin
+        timeout = (
+            max(0.0, (min(self._deadlines.values()) - now) / 1e9) if self._deadlines else None
+        )
+        self._hub_code = Code.POLL
+        self.recorder.state(self.hub_lane, Code.POLL, ("timeout_s", timeout))
+        self.recorder.current = self.hub_lane
+        self.recorder.flush()
+
+    def after_poll(self) -> None:
+        if self.hub_lane != NO_LANE and self._hub_code != Code.DISPATCH:
+            self._hub_code = Code.DISPATCH
+            self.recorder.record(self.hub_lane, Code.DISPATCH)
+
+
+def _wrap_wait(hub_type: Any, tracer: GeventTracer, getcurrent: Callable[[], Greenlet]) -> Any:
+    original = hub_type.wait
+
+    def wait(hub: Any, watcher: Any) -> Any:
+        tracer.note_wait(getcurrent(), watcher)
+        return original(hub, watcher)
+
+    hub_type.wait = wait
+    return original
+
+
+def _stop_flush_timer(recorder: Recorder) -> None:
+    """Ends the recorder's flush thread before gevent patches threading.
+
+    A thread started before patching dies with a KeyError in threading's bookkeeping once
+    get_ident is gevent's. The live view stays current without it: the hub flushes before
+    every poll.
+    """
+    timer = recorder._timer
+    if timer is not None:
+        recorder._timer_stop.set()
+        timer.join()
+        recorder._timer = None
+
+
+def run(recorder: Recorder, program: Program) -> None:
+    _stop_flush_timer(recorder)
+    from gevent import monkey  # type: ignore[import-untyped,unused-ignore]
+
+    monkey.patch_all()
+    import gevent  # type: ignore[import-untyped,unused-ignore]
+    import gevent.hub  # type: ignore[import-untyped,unused-ignore]
+
+    tracer = GeventTracer(recorder, gevent.hub.Hub, gevent.Greenlet)
+    original_wait = _wrap_wait(gevent.hub.Hub, tracer, gevent.getcurrent)
+    hub = gevent.get_hub()
+    # Lowest priority: gevent's own prepare watcher runs queued callbacks (greenlet starts)
+    # first, so ours marks the moment the loop really blocks.
+    prepare = hub.loop.prepare(ref=False, priority=-2)
+    check = hub.loop.check(ref=False, priority=2)
+    prepare.start(tracer.before_poll)
+    check.start(tracer.after_poll)
+    tracer.install()
+    try:
+        if program.scenario_module is not None:
+            program.scenario_main()()
+        else:
+            program.run_script()
+    finally:
+        tracer.uninstall()
+        prepare.stop()
+        check.stop()
+        gevent.hub.Hub.wait = original_wait

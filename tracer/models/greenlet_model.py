@@ -1,0 +1,19 @@
+"""Plain greenlets: every switch() between greenlets is a SWITCH arrow between their lanes."""
+
+from __future__ import annotations
+
+from tracer.models._greenlets import GreenletTracer
+from tracer.program import Program
+from tracer.recorder import Recorder
+
+
+def run(recorder: Recorder, program: Program) -> None:
+    tracer = GreenletTracer(recorder)
+    tracer.install()
+    try:
+        if program.scenario_module is not None:
+            program.scenario_main()()
+        else:
+            program.run_script()
+    finally:
+        tracer.uninstall()
