@@ -1,0 +1,423 @@
+"""The asyncio instrumentation, in-process: exact event sequences for tiny programs.
+
+Each program runs under `traced_policy` with a Recorder writing straight into a Trace and a
+FakeClock, so the sequences (and the deadlines) are deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import pytest
+
+from tracer.events import Code, Detail, FakeClock, Source
+from tracer.models import _asyncio_tracer
+from tracer.models._asyncio_loop import TracingEventLoop
+from tracer.models.asyncio_model import traced_policy
+from tracer.recorder import Recorder
+from tracer.trace import Trace
+
+LOOP = "asyncio loop"
+Row = tuple[str, str, str, dict[str, Any]]
+
+
+def record(main: Callable[[], Awaitable[Any]], **recorder_options: Any) -> tuple[Trace, Any]:
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1), **recorder_options)
+    with traced_policy(recorder):
+        result = asyncio.run(main())  # type: ignore[arg-type]
+    recorder.close()
+    return trace, result
+
+
+def plain(text: str) -> str:
+    """Names as a reader would write them: "test_x.<locals>.main (Task-57)" -> "main (Task-N)".
+
+    Task-N counts every task the process ever made, and the programs are local functions.
+    """
+    return re.sub(r"Task-\d+", "Task-N", re.sub(r"[\w.]*<locals>\.", "", text))
+
+
+def lane_label(trace: Trace, lane: int) -> str:
+    return plain(trace.lane_name(lane)) if lane >= 0 else ""
+
+
+def task_rows(trace: Trace) -> list[Row]:
+    """Every event on a task lane: (lane, kind, other lane, detail)."""
+    return [
+        (
+            lane_label(trace, e.lane),
+            e.kind,
+            lane_label(trace, e.other),
+            {k: plain(v) if isinstance(v, str) else v for k, v in e.detail.items()},
+        )
+        for e in trace.events()
+        if trace.lane_name(e.lane) != LOOP
+    ]
+
+
+def loop_kinds(trace: Trace) -> list[str]:
+    return [e.kind for e in trace.events() if trace.lane_name(e.lane) == LOOP]
+
+
+MAIN = "main (Task-N)"
+SPAWNED_BY_LOOP = [
+    (MAIN, "spawn", LOOP, {"name": MAIN, "kind": "task", "coro": "main"}),
+    (MAIN, "ready", LOOP, {"cause": "spawn"}),
+]
+
+
+def test_a_task_sleeping_zero_twice_goes_ready_by_itself() -> None:
+    async def main() -> str:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return "done"
+
+    trace, result = record(main)
+
+    assert result == "done"
+    assert task_rows(trace) == [
+        *SPAWNED_BY_LOOP,
+        (MAIN, "running", "", {}),
+        (MAIN, "ready", MAIN, {"cause": "self"}),
+        (MAIN, "running", "", {}),
+        (MAIN, "ready", MAIN, {"cause": "self"}),
+        (MAIN, "running", "", {}),
+        (MAIN, "end", "", {"result": "'done'"}),
+    ]
+    # each step's source is the line the coroutine resumes at: def, first await, second await
+    running_lines = [
+        e.source[1] for e in trace.events() if e.code == Code.RUNNING and e.source is not None
+    ]
+    first_line = main.__code__.co_firstlineno
+    assert running_lines == [first_line, first_line + 1, first_line + 2]
+
+
+def test_a_task_awaiting_another_is_blocked_on_it_and_woken_by_its_end() -> None:
+    async def child() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    async def main() -> int:
+        return await asyncio.create_task(child(), name="child")
+
+    trace, result = record(main)
+
+    assert result == 7
+    assert task_rows(trace) == [
+        *SPAWNED_BY_LOOP,
+        (MAIN, "running", "", {}),
+        ("child", "spawn", MAIN, {"name": "child", "kind": "task", "coro": "child"}),
+        ("child", "ready", MAIN, {"cause": "spawn"}),
+        (MAIN, "blocked", "child", {"on": "task child"}),
+        ("child", "running", "", {}),
+        ("child", "ready", "child", {"cause": "self"}),
+        ("child", "running", "", {}),
+        ("child", "end", "", {"result": "7"}),
+        (MAIN, "wake", "child", {"cause": "task"}),
+        (MAIN, "ready", "child", {"cause": "task"}),
+        (MAIN, "running", "", {}),
+        (MAIN, "end", "", {"result": "7"}),
+    ]
+
+
+def test_a_queue_hand_off_wakes_the_consumer_from_the_producer() -> None:
+    async def consumer(queue: asyncio.Queue[str]) -> str:
+        return await queue.get()
+
+    async def main() -> str:
+        queue: asyncio.Queue[str] = asyncio.Queue()
+        receiving = asyncio.create_task(consumer(queue), name="consumer")
+        await asyncio.sleep(0)  # let the consumer reach queue.get()
+        queue.put_nowait("parcel")
+        return await receiving
+
+    trace, result = record(main)
+
+    assert result == "parcel"
+    consumer_rows = [row for row in task_rows(trace) if row[0] == "consumer"]
+    assert consumer_rows == [
+        ("consumer", "spawn", MAIN, {"name": "consumer", "kind": "task",
+                                     "coro": "consumer"}),
+        ("consumer", "ready", MAIN, {"cause": "spawn"}),
+        ("consumer", "running", "", {}),
+        ("consumer", "blocked", "", {"on": "Queue.get"}),
+        ("consumer", "wake", MAIN, {"cause": "future"}),
+        ("consumer", "ready", MAIN, {"cause": "future"}),
+        ("consumer", "running", "", {}),
+        ("consumer", "end", "", {"result": "'parcel'"}),
+    ]
+    # the wake happens inside the producer's step, before it blocks on the consumer
+    rows = task_rows(trace)
+    wake = rows.index(("consumer", "wake", MAIN, {"cause": "future"}))
+    assert rows[wake - 1] == (MAIN, "running", "", {})
+    assert rows[wake + 2] == (MAIN, "blocked", "consumer", {"on": "task consumer"})
+
+
+def test_sock_recv_is_an_io_wait_on_the_fd_woken_by_fd_readiness() -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server_side, _ = listener.accept()
+    server_side.setblocking(False)
+    fd = server_side.fileno()
+    client_address = "{}:{}".format(*client.getsockname())
+
+    async def receive() -> bytes:
+        return await asyncio.get_running_loop().sock_recv(server_side, 100)
+
+    async def main() -> bytes:
+        receiving = asyncio.create_task(receive(), name="receiver")
+        await asyncio.sleep(0)  # the receiver finds nothing to read and waits
+        client.sendall(b"ping")
+        return await receiving
+
+    try:
+        trace, result = record(main)
+    finally:
+        for sock in (client, server_side, listener):
+            sock.close()
+
+    assert result == b"ping"
+    receiver = [row for row in task_rows(trace) if row[0] == "receiver"]
+    assert receiver[2:] == [
+        ("receiver", "running", "", {}),
+        ("receiver", "io-wait", "", {"fd": fd, "mode": "read", "peer": client_address}),
+        ("receiver", "wake", LOOP, {"cause": "fd", "fd": fd, "mode": "read"}),
+        ("receiver", "ready", LOOP, {"cause": "fd", "fd": fd, "mode": "read"}),
+        ("receiver", "running", "", {}),
+        ("receiver", "end", "", {"result": "b'ping'"}),
+    ]
+    # the poll that returned the fd readable is the one right before the wake
+    events = list(trace.events())
+    wake_seq = next(e.seq for e in events if e.kind == "wake" and e.detail.get("cause") == "fd")
+    annotations = [e for e in events[:wake_seq] if e.kind == "annotate"]
+    assert annotations[-1].detail == {"readable": [fd], "writable": []}
+
+
+def test_a_timer_sleep_is_sleeping_with_its_deadline_and_woken_by_the_timer() -> None:
+    async def main() -> None:
+        await asyncio.sleep(0.01)
+
+    trace, _ = record(main)
+
+    rows = task_rows(trace)
+    sleeping = [row for row in rows if row[1] == "sleeping"]
+    assert len(sleeping) == 1
+    detail = sleeping[0][3]
+    assert detail["delay_s"] == 0.01
+    deadline = detail["deadline_ns"]
+    # the timer was set during the step, so the deadline is 10 ms after a moment inside it
+    events = list(trace.events())
+    running_ts = next(e.ts for e in events if e.kind == "running")
+    sleeping_ts = next(e.ts for e in events if e.kind == "sleeping")
+    assert running_ts < deadline - 10_000_000 < sleeping_ts
+    assert [row[1:] for row in rows if row[1] in ("wake", "ready")][1:] == [
+        ("wake", LOOP, {"cause": "timer", "deadline_ns": deadline}),
+        ("ready", LOOP, {"cause": "timer", "deadline_ns": deadline}),
+    ]
+
+
+def test_gather_blocks_on_gather_and_the_last_finished_child_wakes_it() -> None:
+    async def quick() -> str:
+        return "quick"
+
+    async def slow() -> str:
+        await asyncio.sleep(0)
+        return "slow"
+
+    async def main() -> list[str]:
+        return await asyncio.gather(
+            asyncio.create_task(quick(), name="quick"), asyncio.create_task(slow(), name="slow")
+        )
+
+    trace, result = record(main)
+
+    assert result == ["quick", "slow"]
+    main_rows = [row[1:] for row in task_rows(trace) if row[0] == MAIN]
+    assert main_rows[2:] == [
+        ("running", "", {}),
+        ("blocked", "", {"on": "gather"}),
+        ("wake", "slow", {"cause": "task"}),
+        ("ready", "slow", {"cause": "task"}),
+        ("running", "", {}),
+        ("end", "", {"result": "['quick', 'slow']"}),
+    ]
+
+
+def test_the_loop_lane_alternates_poll_and_dispatch_and_ends_when_closed() -> None:
+    async def main() -> None:
+        await asyncio.sleep(0.001)
+
+    trace, _ = record(main)
+
+    kinds = loop_kinds(trace)
+    assert kinds[:2] == ["spawn", "dispatch"]
+    assert kinds[-1] == "end"
+    polls = kinds[2:-1]
+    assert polls, "the loop never polled"
+    assert polls == ["poll", "annotate", "dispatch"] * (len(polls) // 3)
+    timeouts = [e.detail["timeout_s"] for e in trace.events() if e.kind == "poll"]
+    assert 0 < max(t for t in timeouts if t is not None) <= 0.001
+
+
+class BatchLog:
+    """A sink that keeps each batch's kinds and details, to see where flushes fell."""
+
+    def __init__(self) -> None:
+        self.trace = Trace()
+        self.batch_ends: list[int] = []
+
+    def write_batch(
+        self,
+        first_seq: int,
+        columns: tuple[Sequence[int], ...],
+        new_details: list[Detail],
+        new_sources: list[Source],
+    ) -> None:
+        self.trace.write_batch(first_seq, columns, new_details, new_sources)
+        self.batch_ends.append(len(self.trace) - 1)
+
+
+def test_events_are_flushed_before_the_loop_blocks_in_a_poll() -> None:
+    async def main() -> None:
+        for _ in range(3):
+            await asyncio.sleep(0.005)
+
+    log = BatchLog()
+    recorder = Recorder(log, clock=FakeClock(tick_ns=1), batch_size=1_000_000)
+    with traced_policy(recorder):
+        asyncio.run(main())
+    recorder.close()
+
+    trace = log.trace
+    blocking_polls = [
+        e.seq for e in trace.events() if e.kind == "poll" and e.detail["timeout_s"] != 0
+    ]
+    assert len(blocking_polls) >= 3
+    # every batch but the last (closing) one ends with the poll the loop then blocked in
+    for end in log.batch_ends[:-1]:
+        assert end in blocking_polls
+    assert len(log.batch_ends) >= 4
+
+
+def test_the_proxy_keeps_results_exceptions_cancellation_and_introspection() -> None:
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("boom")
+
+    async def forever() -> None:
+        await asyncio.Event().wait()
+
+    seen: dict[str, Any] = {}
+
+    async def main() -> None:
+        failing = asyncio.create_task(fails(), name="fails")
+        waiting = asyncio.create_task(forever(), name="forever")
+        coro = failing.get_coro()
+        seen["iscoroutine"] = asyncio.iscoroutine(coro)
+        seen["qualname"] = coro.__qualname__  # type: ignore[union-attr]
+        seen["frame_line"] = coro.cr_frame.f_lineno  # type: ignore[union-attr]
+        seen["repr"] = repr(failing)
+        with pytest.raises(ValueError, match="boom") as caught:
+            await failing
+        seen["same_exception"] = caught.value is failing.exception()
+        await asyncio.sleep(0)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        seen["cancelled"] = waiting.cancelled()
+
+    trace, _ = record(main)
+
+    assert seen["iscoroutine"] is True
+    assert seen["qualname"].endswith("fails")
+    assert seen["frame_line"] == fails.__code__.co_firstlineno
+    assert "fails" in seen["repr"] and "coro=<" in seen["repr"]
+    assert seen["same_exception"] is True
+    assert seen["cancelled"] is True
+    ends = {row[0]: row[3] for row in task_rows(trace) if row[1] == "end"}
+    assert ends["fails"] == {"error": "ValueError: 'boom'"}  # Recorder.end's format
+    assert ends["forever"]["error"].startswith("CancelledError")
+    forever_rows = [row[1:] for row in task_rows(trace) if row[0] == "forever"]
+    assert ("blocked", "", {"on": "Event.wait"}) in forever_rows
+    assert forever_rows[-4:-1] == [
+        ("wake", MAIN, {"cause": "future"}),
+        ("ready", MAIN, {"cause": "future"}),
+        ("running", "", {}),
+    ]
+
+
+def test_a_broken_hook_is_reported_once_and_tracing_detaches(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("hook fell over")
+
+    monkeypatch.setattr(_asyncio_tracer.LoopTracer, "step_waits", broken)
+
+    async def worker(n: int) -> int:
+        await asyncio.sleep(0.001)
+        await asyncio.sleep(0)
+        return n * 2
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(worker(n) for n in range(3))))
+
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+    with traced_policy(recorder) as policy:
+        first = asyncio.run(main())
+        second = asyncio.run(main())  # a new loop after the failure: untraced
+        loop_after = policy.new_event_loop()
+        loop_after.close()
+    recorder.close()
+
+    assert first == second == [0, 2, 4]
+    errors = [line for line in capsys.readouterr().err.splitlines() if "loopscope" in line]
+    assert len(errors) == 1
+    assert "RuntimeError: hook fell over" in errors[0]
+    assert "tracing stopped" in errors[0]
+    assert not isinstance(loop_after, TracingEventLoop)
+    marks = [e for e in trace.events() if e.kind == "mark"]
+    assert len(marks) == 1 and marks[0].detail["text"] == errors[0]
+    assert marks[0].seq == len(trace) - 1, "events were recorded after tracing detached"
+    assert recorder.current == -1
+
+
+def test_the_previous_policy_comes_back_after_the_run() -> None:
+    before = asyncio.get_event_loop_policy()
+    recorder = Recorder(Trace(), clock=FakeClock())
+    with traced_policy(recorder) as policy:
+        assert asyncio.get_event_loop_policy() is policy
+    assert asyncio.get_event_loop_policy() is before
+
+
+def test_a_task_built_directly_gets_a_lane_and_still_passes_for_a_task() -> None:
+    real_task_class = asyncio.Task
+
+    async def handler() -> str:
+        await asyncio.sleep(0)
+        return "handled"
+
+    checks: dict[str, bool] = {}
+
+    async def main() -> str:
+        # what aiohttp does on 3.12+: build the Task itself instead of calling create_task
+        task = asyncio.Task(handler(), loop=asyncio.get_running_loop(), name="built")
+        checks["isinstance"] = isinstance(task, asyncio.Task)
+        checks["real"] = type(task) is real_task_class
+        checks["subclass"] = issubclass(real_task_class, asyncio.Task)
+        return await task
+
+    trace, result = record(main)
+
+    assert result == "handled"
+    assert checks == {"isinstance": True, "real": True, "subclass": True}
+    assert asyncio.Task is real_task_class
+    assert [row[1] for row in task_rows(trace) if row[0] == "built"] == [
+        "spawn", "ready", "running", "ready", "running", "end"
+    ]

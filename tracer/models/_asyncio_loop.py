@@ -1,0 +1,211 @@
+"""A SelectorEventLoop that reports to a LoopTracer, its selector, and the policy that makes it.
+
+The overrides only observe: each one hands its arguments to the tracer (which may wrap a
+callback to know, later, why the callback ran) and then does exactly what the base class does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import sys
+from asyncio import base_events, taskgroups, tasks
+from asyncio.events import Handle
+from collections.abc import Callable
+from contextvars import Context
+from types import CoroutineType
+from typing import Any
+
+from tracer.models._asyncio_proxy import TracedCoroutine
+from tracer.models._asyncio_tracer import LoopTracer
+from tracer.recorder import Recorder
+
+_BaseEventLoop = base_events.BaseEventLoop
+
+# asyncio.run's own clean-up tasks: not the program's, so they get no lanes.
+_CLEANUP_CODES = frozenset(
+    {
+        _BaseEventLoop.shutdown_asyncgens.__code__,
+        _BaseEventLoop.shutdown_default_executor.__code__,
+    }
+)
+
+# Before 3.13 these call loop.create_task(coro) and set the task's name afterwards; the name
+# the program chose is then read from their `name` argument, so the lane gets it at spawn.
+_NAMING_CALLERS = frozenset({tasks.create_task.__code__, taskgroups.TaskGroup.create_task.__code__})
+
+
+class TracingSelector(selectors.DefaultSelector):
+    """The platform's default selector; each select is the loop lane's `poll` state."""
+
+    tracer: LoopTracer | None = None
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        tracer = self.tracer
+        if tracer is None or tracer.detached:
+            return super().select(timeout)
+        tracer.poll_started(timeout)
+        if timeout is None or timeout > 0:
+            # Flush only when the poll will really wait: a loop under load polls with a
+            # timeout but finds fds ready at once, and a flush per poll would dominate.
+            ready = super().select(0)
+            if not ready:
+                tracer.before_blocking()
+                ready = super().select(timeout)
+        else:
+            ready = super().select(timeout)
+        tracer.poll_returned(ready)
+        return ready
+
+
+class TracingEventLoop(asyncio.SelectorEventLoop):
+    """An asyncio event loop whose tasks, waits and wake-ups are recorded."""
+
+    def __init__(
+        self, recorder: Recorder, on_detach: Callable[[], None] | None = None
+    ) -> None:
+        # The tracer must exist before the base class registers its self-pipe reader.
+        self._tracer = tracer = LoopTracer(recorder, on_detach)
+        selector = TracingSelector()
+        selector.tracer = tracer
+        super().__init__(selector)
+
+    @property
+    def tracer(self) -> LoopTracer:
+        return self._tracer
+
+    def create_task(  # type: ignore[override]
+        self, coro: Any, *, name: str | None = None, context: Context | None = None
+    ) -> asyncio.Task[Any]:
+        tracer = self._tracer
+        if tracer.detached or type(coro) is not CoroutineType or coro.cr_code in _CLEANUP_CODES:
+            return super().create_task(coro, name=name, context=context)
+        proxy = TracedCoroutine(coro, tracer)
+        task = super().create_task(proxy, name=name, context=context)
+        if name is None:
+            caller = sys._getframe(1)
+            if caller.f_code in _NAMING_CALLERS:
+                name = caller.f_locals.get("name")
+        tracer.task_created(proxy, task, None if name is None else str(name))
+        return task
+
+    def call_soon(  # type: ignore[override]
+        self, callback: Callable[..., Any], *args: Any, context: Context | None = None
+    ) -> asyncio.Handle:
+        # A future that completes schedules its callbacks here with itself as the argument.
+        if args and not self._tracer.detached:
+            callback = self._tracer.callback_scheduled(callback, args[0])
+        if self._closed or self._debug:  # type: ignore[attr-defined]  # the base's checks
+            return super().call_soon(callback, *args, context=context)
+        # What BaseEventLoop.call_soon does when not in debug mode, minus two calls: every
+        # task step goes through here, so the override must cost next to nothing.
+        handle = Handle(callback, args, self, context)
+        self._ready.append(handle)  # type: ignore[attr-defined]
+        return handle
+
+    def call_later(  # type: ignore[override]
+        self,
+        delay: float,
+        callback: Callable[..., Any],
+        *args: Any,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        when = self.time() + delay
+        if not self._tracer.detached:
+            callback = self._tracer.timer_scheduled(delay, callback, args)
+        return _BaseEventLoop.call_at(self, when, callback, *args, context=context)
+
+    def call_at(  # type: ignore[override]
+        self,
+        when: float,
+        callback: Callable[..., Any],
+        *args: Any,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if not self._tracer.detached:
+            callback = self._tracer.timer_scheduled(when - self.time(), callback, args)
+        return super().call_at(when, callback, *args, context=context)
+
+    def _add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> asyncio.Handle:
+        if not self._tracer.detached:
+            callback = self._tracer.fd_watched(fd, "read", callback, args)
+        return super()._add_reader(fd, callback, *args)  # type: ignore[misc,no-any-return]
+
+    def _add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> asyncio.Handle:
+        if not self._tracer.detached:
+            callback = self._tracer.fd_watched(fd, "write", callback, args)
+        return super()._add_writer(fd, callback, *args)  # type: ignore[misc,no-any-return]
+
+    def run_forever(self) -> None:
+        tracer = self._tracer
+        recorder = tracer.recorder
+        outer = recorder.current
+        if not tracer.detached:
+            recorder.current = tracer.loop_lane
+        try:
+            super().run_forever()
+        finally:
+            if not tracer.detached:
+                recorder.current = outer
+
+    def close(self) -> None:
+        super().close()
+        self._tracer.loop_closed()
+
+
+_RealTask: type[asyncio.Task[Any]] = asyncio.Task
+
+
+class _LooksLikeTask(type):
+    """isinstance/issubclass against the stand-in answer as they would for the real Task."""
+
+    def __instancecheck__(cls, instance: object) -> bool:
+        return isinstance(instance, _RealTask)
+
+    def __subclasscheck__(cls, subclass: type) -> bool:
+        return issubclass(subclass, _RealTask)
+
+
+class TaskBuiltDirectly(_RealTask, metaclass=_LooksLikeTask):  # type: ignore[misc,valid-type]
+    """Stands in for `asyncio.Task` while tracing, for code that builds Tasks itself.
+
+    aiohttp on 3.12 and 3.13 runs each connection and request in
+    `asyncio.Task(coro, loop=loop, eager_start=True)`, never calling create_task; without this
+    its handlers would get no lanes. It returns a real Task around a traced coroutine.
+    """
+
+    def __new__(cls, coro: Any, *, loop: Any = None, **options: Any) -> Any:  # type: ignore[misc]
+        target = loop if loop is not None else asyncio.events._get_running_loop()
+        if (
+            not isinstance(target, TracingEventLoop)
+            or target.tracer.detached
+            or type(coro) is not CoroutineType
+        ):
+            return _RealTask(coro, loop=loop, **options)
+        proxy = TracedCoroutine(coro, target.tracer)
+        task = _RealTask(proxy, loop=loop, **options)
+        target.tracer.task_created(proxy, task, options.get("name"))
+        return task
+
+
+class TracingEventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
+    """Makes TracingEventLoops, so asyncio.run and friends trace without any change.
+
+    After an internal error in the instrumentation it makes plain loops: the error has been
+    reported and the rest of the run goes untraced.
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+        self.detached = False
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        if self.detached:
+            return asyncio.SelectorEventLoop()
+        return TracingEventLoop(self.recorder, on_detach=self._detach)
+
+    def _detach(self) -> None:
+        self.detached = True

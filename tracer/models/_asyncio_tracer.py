@@ -1,0 +1,444 @@
+"""The recording half of the asyncio instrumentation: one LoopTracer per traced event loop.
+
+The loop subclass (tracer.models._asyncio_loop) and the coroutine proxy call in here at the
+moments that matter: a task is created, a step starts and ends, a future a task waits on is
+completed, a timer or an fd callback is scheduled, the selector polls. This module turns those
+into events; it never changes what the program does.
+
+Failure policy: the instrumentation must never break the program. Any exception raised by the
+recording code itself (not by the program) is reported once on stderr and as a MARK on the loop
+lane, and the tracer detaches: from then on every hook only forwards, like a trio instrument
+that raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import selectors
+import sys
+import weakref
+from asyncio import futures, tasks
+from collections.abc import Callable
+from types import CodeType
+from typing import Any
+
+from tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind
+from tracer.models._asyncio_proxy import TracedCoroutine
+from tracer.models._asyncio_waits import (
+    awaiting_label,
+    format_address,
+    innermost_awaiter,
+    peer_of,
+    self_of,
+    takes_self,
+    transport_endpoint,
+    transport_of,
+    wait_mode,
+)
+from tracer.recorder import Recorder
+
+LOOP_LANE_NAME = "asyncio loop"
+
+_RUNNING = int(Code.RUNNING)
+_READY = int(Code.READY)
+_IO_WAIT = int(Code.IO_WAIT)
+_SLEEPING = int(Code.SLEEPING)
+_BLOCKED = int(Code.BLOCKED)
+_WAKE = int(Code.WAKE)
+_POLL = int(Code.POLL)
+_DISPATCH = int(Code.DISPATCH)
+_ANNOTATE = int(Code.ANNOTATE)
+_EVENT_READ = selectors.EVENT_READ
+_EVENT_WRITE = selectors.EVENT_WRITE
+
+# what asyncio.sleep's timer calls
+_TIMER_FIRES = futures._set_result_unless_cancelled  # type: ignore[attr-defined]
+_GATHERING_FUTURE: type = tasks._GatheringFuture  # type: ignore[attr-defined]
+_Task: type[asyncio.Task[Any]] = asyncio.Task
+_Future: type = asyncio.Future
+
+# A wait verdict for a function whose `self` leads to a transport: the wait is an fd wait.
+_STREAM_READ = -1
+_STREAM_WRITE = -2
+
+# What is running the callback in progress: (waker lane, cause detail index, deadline_ns).
+# A cause index of -1 stands for a timer whose detail is interned only if it wakes someone.
+Cause = tuple[int, int, int]
+
+
+class LoopTracer:
+    """Records one event loop's lanes and the states of the tasks it runs."""
+
+    def __init__(self, recorder: Recorder, on_detach: Callable[[], None] | None = None) -> None:
+        self.recorder = recorder
+        self.record = recorder.record
+        self.detached = False
+        self._on_detach = on_detach
+        self.loop_lane = recorder.spawn(LOOP_LANE_NAME, LaneKind.LOOP, parent=recorder.current)
+        self.record(self.loop_lane, _DISPATCH)
+        self.closed = False
+        # set while a timer, fd or task-done callback runs, to say why things it completes woke
+        self.cause: Cause | None = None
+        # id(future) -> (future, lane, lane...): the lanes suspended on that future
+        self.waiting: dict[int, tuple[Any, ...]] = {}
+        # id(future) -> (future, SLEEPING detail): futures asyncio.sleep's timers will complete
+        self.sleeps: dict[int, tuple[Any, int]] = {}
+        # id(future) -> (future, fd, mode, socket, address): futures fd readiness will complete
+        self.io_futures: dict[int, tuple[Any, int, str, Any, Any]] = {}
+        self._code_lines: dict[CodeType, dict[int, int]] = {}
+        self._verdicts_top: dict[CodeType, int] = {}
+        self._verdicts_inner: dict[CodeType, int] = {}
+        self._fd_causes: dict[tuple[int, str], int] = {}
+        self._peers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._transport_details: weakref.WeakKeyDictionary[Any, dict[str, int]] = (
+            weakref.WeakKeyDictionary()
+        )
+        detail = recorder.detail
+        self.ready_self = detail(("cause", "self"))
+        self.ready_spawn = detail(("cause", "spawn"))
+        self.cause_future = detail(("cause", "future"))
+        self.cause_task = detail(("cause", "task"))
+        self.cause_callback = detail(("cause", "callback"))
+        self.on_gather = detail(("on", "gather"))
+
+    # -- lanes --------------------------------------------------------------------------
+
+    def lines_of(self, code: CodeType) -> dict[int, int]:
+        lines = self._code_lines.get(code)
+        if lines is None:
+            lines = self._code_lines[code] = {}
+        return lines
+
+    def task_created(
+        self, proxy: TracedCoroutine, task: asyncio.Task[Any], name: str | None
+    ) -> None:
+        if proxy._lane != NO_LANE:  # an eager task already ran its first step
+            return
+        try:
+            self._spawn(proxy, name, task.get_name())
+        except Exception as exc:
+            self.detach(exc)
+
+    def _spawn(self, proxy: TracedCoroutine, given_name: str | None, task_name: str) -> None:
+        """A lane for the task: the program's name for it, else "<coroutine> (Task-N)"."""
+        recorder = self.recorder
+        qualname = proxy._coro.cr_code.co_qualname
+        name = given_name if given_name is not None else f"{qualname} ({task_name})"
+        creator = self.recorder.current
+        if creator == NO_LANE:
+            creator = self.loop_lane
+        lane = recorder.spawn(name, LaneKind.TASK, parent=creator, extra=("coro", qualname))
+        proxy._lane = lane
+        proxy._name = name
+        self.record(lane, _READY, creator, self.ready_spawn)
+
+    # -- task steps (called by TracedCoroutine) -------------------------------------------
+
+    def spawn_eager(self, proxy: TracedCoroutine) -> int:
+        self._spawn(proxy, None, "eager")
+        return proxy._lane
+
+    def step_started(self, proxy: TracedCoroutine) -> int:
+        """Records RUNNING at the line the coroutine resumes at; returns the lane it interrupts.
+
+        The slow path, for throw(); send() inlines the same.
+        """
+        recorder = self.recorder
+        outer = recorder.current
+        try:
+            lane = proxy._lane
+            if lane == NO_LANE:
+                lane = self.spawn_eager(proxy)
+            frame = proxy._coro.cr_frame
+            source = NO_SOURCE
+            if frame is not None:
+                line = frame.f_lineno
+                lines = proxy._lines
+                source = lines.get(line, -1)
+                if source < 0:
+                    source = lines[line] = recorder.source_of(frame.f_code, line)
+            self.record(lane, _RUNNING, NO_LANE, NO_DETAIL, source)
+            recorder.current = lane
+        except Exception as exc:
+            self.detach(exc)
+        return outer
+
+    def step_yielded(self, proxy: TracedCoroutine, outer: int, result: Any) -> None:
+        if self.detached:
+            return
+        try:
+            self.recorder.current = outer
+            lane = proxy._lane
+            if result is None:
+                self.record(lane, _READY, lane, self.ready_self)
+            else:
+                self.step_waits(proxy, lane, result)
+        except Exception as exc:
+            self.detach(exc)
+
+    def step_ended(self, proxy: TracedCoroutine, outer: int, exc: BaseException) -> None:
+        if self.detached:
+            return
+        try:
+            self.recorder.current = outer
+            if type(exc) is StopIteration:
+                self.recorder.end(proxy._lane, result=exc.value)
+            else:
+                self.recorder.end(proxy._lane, error=exc)
+        except Exception as error:
+            self.detach(error)
+
+    def in_step(self) -> int:
+        """The lane whose step is running, or NO_LANE while the loop runs its own callbacks."""
+        current = self.recorder.current
+        return NO_LANE if current == self.loop_lane else current
+
+    # -- waits ----------------------------------------------------------------------------
+
+    def step_waits(self, proxy: TracedCoroutine, lane: int, future: Any) -> None:
+        """The step yielded a future: record what the lane now waits for, and remember it."""
+        key = id(future)
+        sleep = self.sleeps.pop(key, None)
+        if sleep is not None:
+            self.record(lane, _SLEEPING, NO_LANE, sleep[1])
+        else:
+            io = self.io_futures.pop(key, None)
+            if io is not None:
+                self.record(lane, _IO_WAIT, NO_LANE, self._socket_wait_detail(io))
+            elif isinstance(future, _Task):
+                other = lane_of_task(future)
+                on = f"task {lane_name_of_task(future)}"
+                self.record(lane, _BLOCKED, other, self.recorder.detail(("on", on)))
+            elif type(future) is _GATHERING_FUTURE:
+                self.record(lane, _BLOCKED, NO_LANE, self.on_gather)
+            else:
+                self._record_awaiter_wait(proxy, lane)
+        waiters = self.waiting.get(key)
+        self.waiting[key] = (future, lane) if waiters is None else (*waiters, lane)
+
+    def _record_awaiter_wait(self, proxy: TracedCoroutine, lane: int) -> None:
+        """A wait on a future nobody told us about: judge it by the function that awaits it."""
+        code, frame, is_top = innermost_awaiter(proxy._coro)
+        verdicts = self._verdicts_top if is_top else self._verdicts_inner
+        verdict = verdicts.get(code)
+        if verdict is None:
+            verdict = verdicts[code] = self._judge(code, frame, is_top)
+        if verdict >= 0:
+            self.record(lane, _BLOCKED, NO_LANE, verdict)
+            return
+        transport = transport_of(self_of(frame))
+        detail = None
+        if transport is not None:
+            mode = "read" if verdict == _STREAM_READ else "write"
+            detail = self._transport_detail(transport, mode)
+        if detail is None:  # the transport closed under us: say what is awaited instead
+            self.record(lane, _BLOCKED, NO_LANE, self._blocked_on(code, is_top))
+        else:
+            self.record(lane, _IO_WAIT, NO_LANE, detail)
+
+    def _judge(self, code: CodeType, frame: Any, is_top: bool) -> int:
+        if takes_self(code) and transport_of(self_of(frame)) is not None:
+            return _STREAM_WRITE if wait_mode(code) == "write" else _STREAM_READ
+        return self._blocked_on(code, is_top)
+
+    def _blocked_on(self, code: CodeType, is_top: bool) -> int:
+        return self.recorder.detail(("on", "future" if is_top else awaiting_label(code)))
+
+    def _transport_detail(self, transport: Any, mode: str) -> int | None:
+        known = self._transport_details.get(transport)
+        if known is None:
+            known = self._transport_details[transport] = {}
+        detail = known.get(mode)
+        if detail is None:
+            endpoint = transport_endpoint(transport)
+            if endpoint is None:
+                return None
+            fd, peer = endpoint
+            detail = known[mode] = self._fd_detail(fd, mode, peer)
+        return detail
+
+    def _socket_wait_detail(self, io: tuple[Any, int, str, Any, Any]) -> int:
+        _, fd, mode, sock, address = io
+        peer = None
+        if sock is not None:
+            peer = self._peers.get(sock)
+            if peer is None:
+                peer = peer_of(sock)
+                if peer is not None:
+                    self._peers[sock] = peer
+                else:
+                    peer = format_address(address)
+        return self._fd_detail(fd, mode, peer)
+
+    def _fd_detail(self, fd: int, mode: str, peer: str | None) -> int:
+        if peer is None:
+            return self.recorder.detail(("fd", fd, "mode", mode))
+        return self.recorder.detail(("fd", fd, "mode", mode, "peer", peer))
+
+    # -- wake-ups (called by the loop's call_soon) ------------------------------------------
+
+    def callback_scheduled(self, callback: Callable[..., Any], first: Any) -> Callable[..., Any]:
+        """A callback is scheduled with `first` as its argument: a future completing, maybe.
+
+        Returns the callback to schedule (wrapped when it runs on behalf of a finished task).
+        """
+        try:
+            waiters = self.waiting.get(id(first))
+            if waiters is not None and waiters[0] is first and first.done():
+                del self.waiting[id(first)]
+                self._wake(waiters)
+            if isinstance(first, _Task) and first.done():
+                lane = lane_of_task(first)
+                if lane != NO_LANE:
+                    return self.with_cause(callback, (lane, self.cause_task, 0))
+        except Exception as exc:
+            self.detach(exc)
+        return callback
+
+    def _wake(self, waiters: tuple[Any, ...]) -> None:
+        future = waiters[0]
+        finished = lane_of_task(future) if isinstance(future, _Task) else NO_LANE
+        if finished != NO_LANE:
+            waker, cause = finished, self.cause_task
+        elif (running := self.in_step()) != NO_LANE:
+            waker, cause = running, self.cause_future
+        elif self.cause is not None:
+            waker, cause, deadline_ns = self.cause
+            if cause < 0:
+                cause = self.recorder.detail(("cause", "timer", "deadline_ns", deadline_ns))
+        else:
+            waker, cause = self.loop_lane, self.cause_callback
+        record = self.record
+        for lane in waiters[1:]:
+            record(lane, _WAKE, waker, cause)
+            record(lane, _READY, waker, cause)
+
+    def with_cause(self, callback: Callable[..., Any], cause: Cause) -> Callable[..., Any]:
+        """The callback, run with `cause` as the reason for whatever it completes."""
+
+        def run_with_cause(*args: Any) -> Any:
+            outer = self.cause
+            self.cause = cause
+            try:
+                return callback(*args)
+            finally:
+                self.cause = outer
+
+        run_with_cause.__qualname__ = getattr(callback, "__qualname__", "callback")
+        return run_with_cause
+
+    # -- timers and fds (called by the loop's call_at/call_later and _add_reader/_add_writer)
+
+    def timer_scheduled(
+        self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...]
+    ) -> Callable[..., Any]:
+        try:
+            recorder = self.recorder
+            deadline_ns = recorder.clock() - recorder.origin + round(delay * 1e9)
+            if callback is _TIMER_FIRES and args:
+                sleep = recorder.detail(("delay_s", round(delay, 6), "deadline_ns", deadline_ns))
+                self.sleeps[id(args[0])] = (args[0], sleep)
+            return self.with_cause(callback, (self.loop_lane, -1, deadline_ns))
+        except Exception as exc:
+            self.detach(exc)
+            return callback
+
+    def fd_watched(
+        self, fd: Any, mode: str, callback: Callable[..., Any], args: tuple[Any, ...]
+    ) -> Callable[..., Any]:
+        try:
+            fileno = fd if isinstance(fd, int) else fd.fileno()
+            if args and isinstance(args[0], _Future):
+                # sock_recv, sock_accept, sock_sendall...: (future, sock, ...) the callback
+                # completes; sock_connect's third argument is the address being connected to
+                address = args[2] if len(args) > 2 and isinstance(args[2], tuple) else None
+                # (loop.sock_sendfile passes the fd itself there, which cannot be a weak key)
+                sock = args[1] if len(args) > 1 and not isinstance(args[1], int) else None
+                self.io_futures[id(args[0])] = (args[0], fileno, mode, sock, address)
+            key = (fileno, mode)
+            cause = self._fd_causes.get(key)
+            if cause is None:
+                cause = self._fd_causes[key] = self.recorder.detail(
+                    ("cause", "fd", "fd", fileno, "mode", mode)
+                )
+            return self.with_cause(callback, (self.loop_lane, cause, 0))
+        except Exception as exc:
+            self.detach(exc)
+            return callback
+
+    # -- the loop lane ----------------------------------------------------------------------
+
+    def poll_started(self, timeout: float | None) -> None:
+        try:
+            shown = None if timeout is None else round(timeout, 4)
+            self.record(self.loop_lane, _POLL, NO_LANE, self.recorder.detail(("timeout_s", shown)))
+        except Exception as exc:
+            self.detach(exc)
+
+    def before_blocking(self) -> None:
+        """The poll is about to block: let live views see everything up to the wait."""
+        try:
+            self.recorder.flush()
+        except Exception as exc:
+            self.detach(exc)
+
+    def poll_returned(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        if self.detached:
+            return
+        try:
+            readable = tuple(key.fd for key, mask in ready if mask & _EVENT_READ)
+            writable = tuple(key.fd for key, mask in ready if mask & _EVENT_WRITE)
+            lane = self.loop_lane
+            detail = self.recorder.detail(("readable", readable, "writable", writable))
+            self.record(lane, _ANNOTATE, NO_LANE, detail)
+            self.record(lane, _DISPATCH)
+        except Exception as exc:
+            self.detach(exc)
+
+    def loop_closed(self) -> None:
+        if self.detached or self.closed:
+            return
+        self.closed = True
+        try:
+            self.recorder.end(self.loop_lane, result="closed")
+        except Exception as exc:
+            self.detach(exc)
+
+    # -- the failure policy -----------------------------------------------------------------
+
+    def detach(self, error: BaseException) -> None:
+        """Stops tracing this loop for good after an internal error, saying so once."""
+        if self.detached:
+            return
+        self.detached = True
+        message = (
+            "loopscope: the asyncio instrumentation failed "
+            f"({type(error).__name__}: {str(error)[:120]}); "
+            "tracing stopped, the program goes on"
+        )
+        print(message, file=sys.stderr)
+        self.waiting.clear()
+        self.sleeps.clear()
+        self.io_futures.clear()
+        self.cause = None
+        recorder = self.recorder
+        # the recorder itself may be what broke; the stderr line stands either way
+        with contextlib.suppress(Exception):
+            recorder.record(self.loop_lane, Code.MARK, NO_LANE, recorder.detail(("text", message)))
+        recorder.current = NO_LANE
+        if self._on_detach is not None:
+            self._on_detach()
+
+
+def lane_of_task(task: Any) -> int:
+    """The lane of a traced task, or NO_LANE for a task we did not wrap."""
+    coro = task.get_coro()
+    return coro._lane if type(coro) is TracedCoroutine else NO_LANE
+
+
+def lane_name_of_task(task: Any) -> str:
+    coro = task.get_coro()
+    if type(coro) is TracedCoroutine:
+        return coro._name
+    return str(task.get_name())

@@ -1,0 +1,106 @@
+"""What a suspended asyncio task is waiting for, read from its await chain and its sockets.
+
+A task step that yields a future says nothing about why; the instrumentation looks at where
+the task stopped. Walking `cr_await` from the task's coroutine down to the innermost one gives
+the function that created the future (`Queue.get`, `StreamReader._wait_for_data`, ...), and
+the `self` of that function leads to the transport, hence the socket, for stream waits.
+"""
+
+from __future__ import annotations
+
+import socket
+from types import CodeType, CoroutineType, FrameType, GeneratorType
+from typing import Any
+
+_AWAIT_CHAIN_TYPES = (CoroutineType, GeneratorType)
+
+
+def innermost_awaiter(coro: Any) -> tuple[CodeType, FrameType | None, bool]:
+    """(code, frame, is_top) of the innermost coroutine or generator in coro's await chain.
+
+    `is_top` says the task's own coroutine is the one awaiting a bare future.
+    """
+    current = coro
+    while True:
+        awaited = current.cr_await if type(current) is CoroutineType else current.gi_yieldfrom
+        if type(awaited) not in _AWAIT_CHAIN_TYPES:
+            break
+        current = awaited
+    if type(current) is CoroutineType:
+        return current.cr_code, current.cr_frame, current is coro
+    return current.gi_code, current.gi_frame, current is coro
+
+
+def takes_self(code: CodeType) -> bool:
+    return code.co_argcount > 0 and code.co_varnames[0] == "self"
+
+
+def self_of(frame: FrameType | None) -> object:
+    """The `self` local of a method's frame, or None."""
+    if frame is None:
+        return None
+    return frame.f_locals.get("self")
+
+
+def transport_of(owner: object) -> Any:
+    """The asyncio transport a stream, protocol or aiohttp reader reads from, or None.
+
+    asyncio's StreamReader and StreamReaderProtocol keep it in `_transport`, aiohttp's
+    protocols in `transport`, and aiohttp's payload readers reach it through `_protocol`.
+    """
+    for holder in (owner, getattr(owner, "_protocol", None)):
+        if holder is None:
+            continue
+        for attribute in ("transport", "_transport"):
+            transport = getattr(holder, attribute, None)
+            if transport is not None and hasattr(transport, "get_extra_info"):
+                return transport
+    return None
+
+
+def wait_mode(code: CodeType) -> str:
+    """Whether a stream wait in this function waits to write (drain) or to read."""
+    name = code.co_name
+    return "write" if "drain" in name or "write" in name else "read"
+
+
+def transport_endpoint(transport: Any) -> tuple[int, str | None] | None:
+    """(fd, peer) of a transport's socket or pipe; None once it is closed."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        fd = sock.fileno()
+        return (fd, peer_of(sock)) if fd >= 0 else None
+    pipe = transport.get_extra_info("pipe")
+    if pipe is not None:
+        try:
+            return pipe.fileno(), None
+        except (OSError, ValueError):
+            return None
+    return None
+
+
+def peer_of(sock: Any, fallback: object = None) -> str | None:
+    """ "127.0.0.1:40123" for a connected socket; `fallback` (an address) when not connected."""
+    try:
+        address = sock.getpeername()
+    except (OSError, AttributeError):
+        address = fallback
+    return format_address(address)
+
+
+def format_address(address: object) -> str | None:
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = address[0], address[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if isinstance(address, str | bytes) and address:
+        return address if isinstance(address, str) else address.decode(errors="replace")
+    return None
+
+
+def is_socket(value: object) -> bool:
+    return isinstance(value, socket.socket) or hasattr(value, "getpeername")
+
+
+def awaiting_label(code: CodeType) -> str:
+    """How a BLOCKED state names what the task waits in: "Queue.get", "Event.wait"."""
+    return code.co_qualname
