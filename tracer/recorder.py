@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import CodeType
 from typing import Protocol
 
@@ -77,6 +77,9 @@ class Recorder:
         self._timer: threading.Thread | None = None
         self._timer_stop = threading.Event()
         self.closed = False
+        # Stepping: when set, called after every event as gate(code, lane), with everything up
+        # to that event flushed; it may block the traced thread (see set_gate).
+        self.gate: Callable[[int, int], None] | None = None
 
     # -- the hot path -------------------------------------------------------------------
 
@@ -91,7 +94,40 @@ class Recorder:
         pending = self._pending
         pending += (self._now(), lane, code, other, detail, source)
         if len(pending) >= self._limit:
-            self.flush()
+            self._limit_reached()
+
+    def handoff(
+        self,
+        origin: int,
+        target: int,
+        switch_detail: int,
+        origin_state: int,
+        origin_detail: int,
+        target_source: int,
+    ) -> None:
+        """A switch from origin to target, origin's new state and target running: one instant.
+
+        The three events share one clock reading; generator and greenlet hand-offs are
+        recorded this way.
+        """
+        now = self._now()
+        pending = self._pending
+        pending += (
+            now, origin, Code.SWITCH, target, switch_detail, NO_SOURCE,
+            now, origin, origin_state, target, origin_detail, NO_SOURCE,
+            now, target, Code.RUNNING, NO_LANE, NO_DETAIL, target_source,
+        )
+        if len(pending) >= self._limit:
+            self._limit_reached()
+
+    def _limit_reached(self) -> None:
+        """The buffer is full, the flush timer fired, or a gate wants to see every event."""
+        gate = self.gate
+        pending = self._pending
+        last_code, last_lane = pending[-4], pending[-5]
+        self.flush()
+        if gate is not None:
+            gate(last_code, last_lane)
 
     def detail(self, detail: Detail) -> int:
         """The interned index of a detail tuple."""
@@ -157,7 +193,11 @@ class Recorder:
 
     def end(self, lane: int, result: object = None, error: BaseException | None = None) -> None:
         if error is not None:
-            detail: Detail = ("error", f"{type(error).__name__}: {short_repr(str(error), 60)}")
+            message = str(error)
+            if len(message) > 60:
+                message = message[:59] + "…"
+            detail: Detail = ("error", f"{type(error).__name__}: {message}" if message
+                              else type(error).__name__)
         else:
             detail = ("result", short_repr(result))
         self.record(lane, Code.END, NO_LANE, self.detail(detail))
@@ -172,7 +212,7 @@ class Recorder:
     # -- flushing -------------------------------------------------------------------------
 
     def flush(self) -> None:
-        self._limit = self.batch_size * _WIDTH
+        self._limit = self.batch_size * _WIDTH if self.gate is None else _WIDTH
         pending = self._pending
         if not pending:
             return
@@ -193,6 +233,24 @@ class Recorder:
         new_sources = self._source_rows[self._sources_sent :]
         self._sources_sent = len(self._source_rows)
         self.sink.write_batch(first_seq, columns, new_details, new_sources)
+
+    def set_gate(self, gate: Callable[[int, int], None] | None) -> None:
+        """Installs (or removes) the stepping gate; costs nothing on the hot path while unset.
+
+        A gate that pauses the program for a while and wants program time to exclude the pause
+        adds the pause's length to `origin` before returning (the buffer is empty then, so no
+        recorded event shifts).
+        """
+        self.gate = gate
+        self._limit = _WIDTH if gate is not None else self.batch_size * _WIDTH
+
+    def stop_flush_timer(self) -> None:
+        """Stops the flush thread (gevent must not see it once it patches threading)."""
+        self._timer_stop.set()
+        if self._timer is not None:
+            self._timer.join()
+        self._timer = None
+        self._timer_stop = threading.Event()
 
     def start_flush_timer(self, interval: float = 0.05) -> None:
         """Ask for a flush at the next event every `interval` seconds, so live views stay live.

@@ -340,7 +340,7 @@ def test_the_proxy_keeps_results_exceptions_cancellation_and_introspection() -> 
     assert seen["same_exception"] is True
     assert seen["cancelled"] is True
     ends = {row[0]: row[3] for row in task_rows(trace) if row[1] == "end"}
-    assert ends["fails"] == {"error": "ValueError: 'boom'"}  # Recorder.end's format
+    assert ends["fails"] == {"error": "ValueError: boom"}
     assert ends["forever"]["error"].startswith("CancelledError")
     forever_rows = [row[1:] for row in task_rows(trace) if row[0] == "forever"]
     assert ("blocked", "", {"on": "Event.wait"}) in forever_rows

@@ -187,4 +187,4 @@ def test_instrumentation_is_removed_after_the_run(program_module: Any) -> None:
     if sys.version_info >= (3, 12):
         assert all(sys.monitoring.get_tool(tool) is None for tool in (2, 3, 4, 5))
     assert rows(trace, ("end",))[0] == (
-        "end", "numbers", None, {"error": "RuntimeError: 'broken generator'"})
+        "end", "numbers", None, {"error": "RuntimeError: broken generator"})

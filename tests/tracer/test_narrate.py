@@ -58,7 +58,7 @@ def test_asyncio_like_run_narrates_sleeps_polls_timers_and_prints() -> None:
         "  1.000 s  timer due at 1.00 s fires: wakes hello (Task-2)",
         "  1.000 s  hello (Task-2) runs hello at hello.py:9",
         "  1.002 s  hello (Task-2) ends with result 'done'",
-        "  1.002 s  Task-3 fails with ValueError: 'no more'",
+        "  1.002 s  Task-3 fails with ValueError: no more",
         "  1.002 s  asyncio loop polls (no timeout: it waits until something is ready)",
     ]
 
@@ -116,7 +116,7 @@ def test_generator_hand_offs_say_what_was_sent_and_yielded_back() -> None:
         "  0.000 s  consumer yields '200 OK' back to producer",
         "  0.000 s  producer throws ValueError() into consumer",
         "  0.000 s  producer closes consumer",
-        "  0.000 s  consumer fails with GeneratorExit: ''",
+        "  0.000 s  consumer fails with GeneratorExit",
         "  0.000 s  producer ends",
     ]
 

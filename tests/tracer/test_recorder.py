@@ -1,0 +1,161 @@
+"""The Recorder: batches in sequence order, tables sent once, the flush timer, interning."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, Detail, FakeClock, LaneKind, Source
+from tracer.recorder import Recorder
+from tracer.trace import Trace
+
+
+@dataclass
+class Batch:
+    first_seq: int
+    rows: list[tuple[int, ...]]
+    new_details: list[Detail]
+    new_sources: list[Source]
+
+
+@dataclass
+class BatchLog:
+    """A sink that keeps every batch as rows, to compare with what was recorded."""
+
+    batches: list[Batch] = field(default_factory=list)
+
+    def write_batch(
+        self,
+        first_seq: int,
+        columns: tuple[Sequence[int], ...],
+        new_details: list[Detail],
+        new_sources: list[Source],
+    ) -> None:
+        rows = [tuple(int(v) for v in row) for row in zip(*columns, strict=True)]
+        self.batches.append(Batch(first_seq, rows, list(new_details), list(new_sources)))
+
+
+def test_events_go_out_in_full_batches_in_sequence_order() -> None:
+    log = BatchLog()
+    clock = FakeClock(tick_ns=10)
+    recorder = Recorder(log, clock=clock, batch_size=4)  # the origin takes the clock's 0
+
+    for lane in range(10):
+        recorder.record(lane, Code.RUNNING)
+
+    assert [(b.first_seq, len(b.rows)) for b in log.batches] == [(0, 4), (4, 4)]
+    assert recorder.event_count == 10
+    recorder.close()
+    assert [(b.first_seq, len(b.rows)) for b in log.batches] == [(0, 4), (4, 4), (8, 2)]
+    rows = [row for batch in log.batches for row in batch.rows]
+    assert rows == [
+        (10 * (lane + 1), lane, Code.RUNNING, NO_LANE, NO_DETAIL, NO_SOURCE)
+        for lane in range(10)
+    ]
+
+
+def test_flush_sends_what_is_pending_and_nothing_when_nothing_is() -> None:
+    log = BatchLog()
+    recorder = Recorder(log, clock=FakeClock(), batch_size=100)
+    recorder.record(0, Code.RUNNING)
+
+    recorder.flush()
+    recorder.flush()
+
+    assert [(b.first_seq, len(b.rows)) for b in log.batches] == [(0, 1)]
+
+
+def test_table_rows_go_out_once_with_the_first_batch_that_may_use_them() -> None:
+    log = BatchLog()
+    recorder = Recorder(log, clock=FakeClock(), batch_size=2)
+
+    lane = recorder.spawn("main", LaneKind.MAIN)
+    recorder.state(lane, Code.IO_WAIT, ("fd", 3, "mode", "read"),
+                   source=recorder.source("a.py", 3, "f"))
+    recorder.state(lane, Code.IO_WAIT, ("fd", 3, "mode", "read"))
+    recorder.state(lane, Code.SLEEPING, ("delay_s", 0.5))
+    recorder.close()
+
+    assert [b.new_details for b in log.batches] == [
+        [("name", "main", "kind", "main"), ("fd", 3, "mode", "read")],
+        [("delay_s", 0.5)],
+    ]
+    assert [b.new_sources for b in log.batches] == [[("a.py", 3, "f")], []]
+    details = [row[4] for batch in log.batches for row in batch.rows]
+    assert details == [1, 2, 2, 3]
+
+
+def test_details_and_sources_are_interned() -> None:
+    recorder = Recorder(BatchLog(), clock=FakeClock())
+
+    first = recorder.detail(("fd", 1))
+    assert recorder.detail(("fd", 1)) == first
+    assert recorder.detail(("fd", 2)) == first + 1
+    assert recorder.detail(()) == NO_DETAIL
+    code = test_details_and_sources_are_interned.__code__
+    line = code.co_firstlineno
+    source = recorder.source_of(code, line)
+    assert recorder.source_of(code, line) == source
+    assert recorder.source(code.co_filename, line, code.co_qualname) == source
+    assert recorder.source_of(code, line + 1) == source + 1
+    assert recorder.source_of(code, None) == source + 2
+
+
+def test_helpers_write_the_documented_events() -> None:
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+
+    loop = recorder.spawn("loop", LaneKind.LOOP)
+    task = recorder.spawn("task", LaneKind.TASK, parent=loop, extra=("coro", "main()"))
+    recorder.wake(task, loop, ("cause", "timer"))
+    recorder.switch(task, loop, ("via", "yield"))
+    recorder.annotate(loop, ("readable", (4,)))
+    recorder.end(task, result=[1, 2])
+    recorder.end(loop, error=RuntimeError("it broke"))
+    recorder.close()
+
+    assert [(e.kind, e.lane, e.other, e.detail) for e in trace.events()] == [
+        ("spawn", 0, -1, {"name": "loop", "kind": "loop"}),
+        ("spawn", 1, 0, {"name": "task", "kind": "task", "coro": "main()"}),
+        ("wake", 1, 0, {"cause": "timer"}),
+        ("ready", 1, 0, {"cause": "timer"}),
+        ("switch", 1, 0, {"via": "yield"}),
+        ("annotate", 0, -1, {"readable": [4]}),
+        ("end", 1, -1, {"result": "[1, 2]"}),
+        ("end", 0, -1, {"error": "RuntimeError: it broke"}),
+    ]
+    assert list(trace.ts) == list(range(1, 9))
+
+
+def test_the_flush_timer_makes_the_next_event_flush_a_small_batch() -> None:
+    log = BatchLog()
+    recorder = Recorder(log, clock=FakeClock(), batch_size=1_000_000)
+    recorder.record(0, Code.RUNNING)
+    recorder.start_flush_timer(interval=0.01)
+
+    # The timer thread never flushes by itself: only an event recorded after it fired does.
+    deadline = time.monotonic() + 30
+    recorded = 1
+    while not log.batches and time.monotonic() < deadline:
+        time.sleep(0.02)
+        recorder.record(0, Code.READY)
+        recorded += 1
+    recorder.close()
+
+    assert log.batches, "the flush timer never lowered the threshold"
+    first = log.batches[0]
+    assert (first.first_seq, len(first.rows)) == (0, recorded)
+    assert sum(len(b.rows) for b in log.batches) == recorded
+
+
+def test_close_flushes_once_and_marks_the_recorder_closed() -> None:
+    log = BatchLog()
+    recorder = Recorder(log, clock=FakeClock())
+    recorder.record(0, Code.RUNNING)
+
+    recorder.close()
+    recorder.close()
+
+    assert recorder.closed
+    assert [(b.first_seq, len(b.rows)) for b in log.batches] == [(0, 1)]
