@@ -1,0 +1,79 @@
+"""Starts the desktop app: a QApplication on a qasync loop with the main window.
+
+Only what the first paint needs is imported before the window shows; the runner, the trace
+formats and the exporters load when first used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+APP_NAME = "Loopscope"
+
+
+def launch(trace_path: str | None = None) -> int:
+    """Runs the app until its window closes; opens `trace_path` first if given. Returns 0."""
+    import qasync  # type: ignore[import-untyped]
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else APP_NAME])
+    assert isinstance(app, QApplication)
+    app.setApplicationName(APP_NAME)
+    app.setOrganizationName(APP_NAME)
+    app.setApplicationDisplayName(APP_NAME)
+    app.setStyle("Fusion")  # the same look on every platform, and it follows our palettes
+    # The loop ends when our window has closed (after stopping any child), not when Qt thinks
+    # the last window went away.
+    app.setQuitOnLastWindowClosed(False)
+
+    from ui.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+
+    async def main() -> None:
+        closed = asyncio.Event()
+        window.closed.connect(closed.set)
+        # Python only runs signal handlers when it gets control; Qt's loop is in C++.
+        wake_python = QTimer()
+        wake_python.start(200)
+        wake_python.timeout.connect(lambda: None)
+        if trace_path is not None:
+            app.processEvents()  # paint the empty window before loading
+            window.open_trace(trace_path)
+        await closed.wait()
+        wake_python.stop()
+
+    previous = _close_on_signals(window.close)
+    try:
+        _run_on_qt_loop(main(), qasync.QEventLoop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 0
+
+
+def _close_on_signals(close: Callable[[], object]) -> dict[int, Any]:
+    """Ctrl+C or a SIGTERM closes the window as Quit would: the child is stopped first."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        close()
+
+    previous: dict[int, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.getsignal(signum)
+        signal.signal(signum, on_signal)
+    return previous
+
+
+def _run_on_qt_loop(coroutine: Coroutine[Any, Any, None], loop_factory: Any) -> None:
+    if sys.version_info >= (3, 12):
+        asyncio.run(coroutine, loop_factory=loop_factory)
+    else:  # asyncio.run has no loop_factory before 3.12
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(coroutine)

@@ -1,0 +1,187 @@
+"""The source pane: the running program's code, with the selected span's line highlighted."""
+
+from __future__ import annotations
+
+import keyword
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QRect, QSize, Qt
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontDatabase,
+    QPainter,
+    QPaintEvent,
+    QResizeEvent,
+    QSyntaxHighlighter,
+    QTextCharFormat,
+    QTextCursor,
+    QTextDocument,
+    QTextFormat,
+)
+from PySide6.QtWidgets import QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout, QWidget
+
+_PYTHON_RULES = (
+    (re.compile(r"\b(?:" + "|".join([*keyword.kwlist, *keyword.softkwlist]) + r")\b"), "#8e44ad"),
+    (re.compile(r"\b(?:True|False|None|self)\b"), "#2c7fb8"),
+    (re.compile(r"\bdef\s+(\w+)|\bclass\s+(\w+)"), "#1f6fbf"),
+    (re.compile(r"(?:[rbfu]{0,2})(?:\"[^\"\n]*\"|'[^'\n]*')", re.IGNORECASE), "#2e8b57"),
+    (re.compile(r"#[^\n]*"), "#888888"),
+)
+
+
+class _PythonHighlighter(QSyntaxHighlighter):
+    """Enough colour to read a scenario at a glance; not a full Python lexer."""
+
+    def __init__(self, document: QTextDocument) -> None:
+        super().__init__(document)
+        self._formats = []
+        for pattern, colour in _PYTHON_RULES:
+            fmt = QTextCharFormat()
+            fmt.setForeground(QColor(colour))
+            self._formats.append((pattern, fmt))
+
+    def highlightBlock(self, text: str) -> None:
+        for pattern, fmt in self._formats:
+            for match in pattern.finditer(text):
+                group = next((g for g in range(1, (pattern.groups or 0) + 1)
+                              if match.group(g)), 0)
+                self.setFormat(match.start(group), match.end(group) - match.start(group), fmt)
+
+
+class _LineNumbers(QWidget):
+    def __init__(self, editor: CodeView) -> None:
+        super().__init__(editor)
+        self.editor = editor
+
+    def sizeHint(self) -> QSize:
+        return QSize(self.editor.line_number_width(), 0)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        self.editor.paint_line_numbers(event)
+
+
+class CodeView(QPlainTextEdit):
+    """A read-only code view with line numbers and one highlighted line."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setReadOnly(True)
+        self.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        font = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+        font.setStyleHint(QFont.StyleHint.Monospace)
+        self.setFont(font)
+        self._numbers = _LineNumbers(self)
+        self._highlighter = _PythonHighlighter(self.document())
+        self.highlighted_line = 0
+        self.blockCountChanged.connect(self._update_margin)
+        self.updateRequest.connect(self._scroll_numbers)
+        self._update_margin()
+
+    def line_number_width(self) -> int:
+        digits = len(str(max(1, self.blockCount())))
+        return 12 + self.fontMetrics().horizontalAdvance("9") * max(3, digits)
+
+    def _update_margin(self) -> None:
+        self.setViewportMargins(self.line_number_width(), 0, 0, 0)
+
+    def _scroll_numbers(self, rect: QRect, dy: int) -> None:
+        if dy:
+            self._numbers.scroll(0, dy)
+        else:
+            self._numbers.update(0, rect.y(), self._numbers.width(), rect.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        area = self.contentsRect()
+        self._numbers.setGeometry(QRect(area.left(), area.top(), self.line_number_width(),
+                                        area.height()))
+
+    def paint_line_numbers(self, event: QPaintEvent) -> None:
+        painter = QPainter(self._numbers)
+        palette = self.palette()
+        painter.fillRect(event.rect(), palette.alternateBase())
+        painter.setPen(palette.placeholderText().color())
+        block = self.firstVisibleBlock()
+        top = round(self.blockBoundingGeometry(block).translated(self.contentOffset()).top())
+        height = self.fontMetrics().height()
+        width = self._numbers.width() - 6
+        while block.isValid() and top <= event.rect().bottom():
+            number = block.blockNumber() + 1
+            if block.isVisible():
+                font = painter.font()
+                font.setBold(number == self.highlighted_line)
+                painter.setFont(font)
+                painter.drawText(0, top, width, height, Qt.AlignmentFlag.AlignRight, str(number))
+            top += round(self.blockBoundingRect(block).height())
+            block = block.next()
+        painter.end()
+
+    def highlight_line(self, line: int) -> None:
+        """Marks a 1-based line and scrolls it into the middle; 0 clears the mark."""
+        self.highlighted_line = line
+        selections = []
+        if 1 <= line <= self.blockCount():
+            selection = QTextEdit.ExtraSelection()
+            colour = self.palette().highlight().color()
+            colour.setAlpha(70)
+            selection.format.setBackground(colour)
+            selection.format.setProperty(
+                QTextFormat.Property.FullWidthSelection, True
+            )
+            cursor = QTextCursor(self.document().findBlockByNumber(line - 1))
+            selection.cursor = cursor
+            selections.append(selection)
+            self.setTextCursor(cursor)
+            self.centerCursor()
+        self.setExtraSelections(selections)
+        self._numbers.update()
+
+
+class SourcePane(QWidget):
+    """A caption naming the file, and the code under it."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.caption = QLabel("No program")
+        self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.code = CodeView()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.caption)
+        layout.addWidget(self.code)
+        self.path: str | None = None
+
+    def show_file(self, path: str | None) -> bool:
+        """Shows a file (once; showing it again keeps the scroll position). False if unreadable."""
+        if path is None:
+            self.path = None
+            self.caption.setText("No program")
+            self.code.setPlainText("")
+            return False
+        if path == self.path:
+            return True
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            self.path = None
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            self.caption.setText(f"{Path(path).name}: cannot show the source ({reason or exc})")
+            self.code.setPlainText("")
+            return False
+        self.path = path
+        self.caption.setText(Path(path).name)
+        self.caption.setToolTip(path)
+        self.code.setPlainText(text)
+        self.code.highlight_line(0)
+        return True
+
+    def show_location(self, path: str, line: int) -> None:
+        """Shows a file at a line, highlighted; a file that cannot be read leaves the pane as is."""
+        if path != self.path and not Path(path).is_file():
+            return
+        if self.show_file(path):
+            self.code.highlight_line(line)
+            self.caption.setText(f"{Path(path).name}:{line}")
