@@ -5,13 +5,16 @@
 
 The event pipe carries frames (see tracer.stream); the program's own stdout and stderr stay
 what they were, and each line the program prints is also recorded as an OUTPUT event on the
-lane that printed it. The control pipe carries one command per line; "stop" ends the run.
-When the control pipe closes (the parent died) the child exits at once.
+lane that printed it. The control pipe carries one command per line; "stop" ends the run
+(as does a SIGTERM), raised in the program as StopRequested at a moment when no frame is
+half written. When the control pipe closes (the parent died) the child exits at once.
 """
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import faulthandler
 import io
 import os
 import platform
@@ -19,30 +22,55 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
+from tracer import recorder as recorder_module
+from tracer import stream as stream_module
 from tracer.events import NO_LANE, Code
 from tracer.models import load_model
 from tracer.program import Program
 from tracer.recorder import Recorder
 from tracer.stream import FrameWriter
 
+# The real OS thread id and thread start, taken before any model (gevent) patches _thread
+# and threading: the control channel must stay a real thread whatever the program does.
+os_thread_ident = _thread.get_ident
+start_os_thread = _thread.start_new_thread
+# The child's exit status when the parent went away (its control pipe closed).
+ORPHANED_EXIT = 3
+# How often a stop that arrived at an unsafe moment is tried again.
+STOP_RETRY_S = 0.02
+OUTPUT_LINE_LIMIT = 200
 
-class StopRequested(BaseException):
-    """Raised in the traced thread when the parent asks the run to stop."""
+
+class StopRequested(KeyboardInterrupt):
+    """Raised in the traced thread when the parent asks the run to stop.
+
+    A KeyboardInterrupt, so that every scheduler lets it through as it does Ctrl-C: asyncio
+    re-raises it out of the loop, gevent's hub hands it to the main greenlet.
+    """
 
 
 class OutputRecorder(io.TextIOBase):
-    """Stands in for sys.stdout: writes through and records each line on the current lane."""
+    """Stands in for sys.stdout: writes through and records each line on the current lane.
+
+    Only lines printed by the traced thread are recorded: the recorder is not thread-safe,
+    and another thread has no lane.
+    """
 
     def __init__(self, recorder: Recorder, inner: TextIO) -> None:
         self.recorder = recorder
         self.inner = inner
+        self.traced_thread = os_thread_ident()
         self._partial = ""
 
     def write(self, text: str) -> int:
         written = self.inner.write(text)
+        if os_thread_ident() != self.traced_thread:
+            return written
         self._partial += text
         if "\n" in self._partial:
             *lines, self._partial = self._partial.split("\n")
@@ -53,12 +81,27 @@ class OutputRecorder(io.TextIOBase):
     def flush(self) -> None:
         self.inner.flush()
 
+    def record_unfinished_line(self) -> None:
+        """At the end of the run, a last line printed without its newline still counts."""
+        if self._partial:
+            _record_output(self.recorder, self._partial)
+            self._partial = ""
+
     def isatty(self) -> bool:
         return self.inner.isatty()
+
+    def writable(self) -> bool:
+        return True
 
     @property
     def encoding(self) -> str:  # type: ignore[override]
         return self.inner.encoding
+
+    @property
+    def buffer(self) -> BinaryIO:
+        # Bytes written here bypass the OUTPUT events but must still reach the parent.
+        inner_buffer: BinaryIO = self.inner.buffer
+        return inner_buffer
 
     def fileno(self) -> int:
         return self.inner.fileno()
@@ -67,7 +110,114 @@ class OutputRecorder(io.TextIOBase):
 def _record_output(recorder: Recorder, line: str) -> None:
     lane = recorder.current
     if lane != NO_LANE and not recorder.closed:
-        recorder.record(lane, Code.OUTPUT, NO_LANE, recorder.detail(("text", line[:200])))
+        text = line[:OUTPUT_LINE_LIMIT]
+        recorder.record(lane, Code.OUTPUT, NO_LANE, recorder.detail(("text", text)))
+
+
+class StopControl:
+    """Turns a "stop" command into StopRequested in the traced thread, at a safe moment.
+
+    The control thread signals the main thread (a signal also cuts a blocking sleep or read
+    short). An exception raised while the recorder or the frame writer is mid-way would
+    lose events or cut a frame in half, so the handler then declines; the stop is raised
+    instead right after the writer's next whole frame (the flush timer makes one within
+    its interval for a program that keeps recording) or by the next signal, sent a little
+    later. Once raised, later signals are ignored: the program gets one chance to unwind,
+    and the parent kills it if that is not enough.
+    """
+
+    _UNSAFE_FILES = frozenset(
+        path
+        for module in (recorder_module, stream_module)
+        for path in (module.__file__ or "", str(Path(module.__file__ or "").resolve()))
+    )
+
+    def __init__(self) -> None:
+        self.requested = threading.Event()
+        self.raised = threading.Event()
+        self._lock = threading.Lock()
+        self._main_thread = threading.main_thread().ident
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def uninstall(self) -> None:
+        # Ignore rather than default: a late stop must not kill the child while it writes
+        # its last frames; the parent kills it anyway if it takes too long.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        self.raised.set()
+
+    def request(self) -> None:
+        """Starts signalling the main thread until it takes the stop; returns at once."""
+        with self._lock:
+            if self.requested.is_set():
+                return
+            self.requested.set()
+        start_os_thread(self._signal_until_raised, ())
+
+    def _signal_until_raised(self) -> None:
+        while not self.raised.is_set() and self._main_thread is not None:
+            signal.pthread_kill(self._main_thread, signal.SIGTERM)
+            self.raised.wait(STOP_RETRY_S)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.raised.is_set():
+            return
+        if not self.requested.is_set():
+            # A SIGTERM from outside the control channel is a stop request too.
+            self.request()
+            return
+        if self._inside_recording(frame):
+            return
+        self.raised.set()
+        raise StopRequested
+
+    def raise_if_requested(self) -> None:
+        """For the frame writer: a whole frame is out, so now is a safe moment."""
+        if (
+            self.requested.is_set()
+            and not self.raised.is_set()
+            and os_thread_ident() == self._main_thread
+        ):
+            self.raised.set()
+            raise StopRequested
+
+    def _inside_recording(self, frame: FrameType | None) -> bool:
+        unsafe = self._UNSAFE_FILES
+        while frame is not None:
+            if frame.f_code.co_filename in unsafe:
+                return True
+            frame = frame.f_back
+        return False
+
+
+class ControlChannel:
+    """Reads the parent's commands, one per line, on a thread of its own.
+
+    Commands are dispatched by their first word; unknown ones are ignored so that an older
+    child tolerates a newer parent. End of file means the parent is gone: exit at once,
+    leaving no orphan behind.
+    """
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.handlers: dict[str, Callable[[str], None]] = {}
+
+    def on(self, command: str, handler: Callable[[str], None]) -> None:
+        self.handlers[command] = handler
+
+    def start(self) -> None:
+        start_os_thread(self._read, ())
+
+    def _read(self) -> None:
+        with open(self.fd, "rb", buffering=0) as control:
+            for raw in iter(control.readline, b""):
+                line = raw.decode("utf-8", "replace").strip()
+                word, _, argument = line.partition(" ")
+                handler = self.handlers.get(word)
+                if handler is not None:
+                    handler(argument)
+        os._exit(ORPHANED_EXIT)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -82,18 +232,20 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _watch_control(fd: int) -> None:
-    """Reads commands from the parent; a closed pipe means the parent is gone."""
-    with open(fd, "rb", buffering=0) as control:
-        for line in iter(control.readline, b""):
-            if line.strip() == b"stop":
-                signal.raise_signal(signal.SIGTERM)
-                return
-    os._exit(3)
+def _line_buffered(stream: TextIO) -> None:
+    # The parent shows output live; a block-buffered pipe would hold it back until exit.
+    if isinstance(stream, io.TextIOWrapper):
+        stream.reconfigure(line_buffering=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     options = _parse(sys.argv[1:] if argv is None else argv)
+    faulthandler.enable()  # a segfault leaves its reason and the Python stack on stderr
+    # Subprocesses the program starts must not hold our pipes open: a grandchild keeping the
+    # event pipe would stop the parent from ever seeing its end.
+    for fd in (options.events_fd, options.control_fd):
+        if fd is not None:
+            os.set_inheritable(fd, False)
     writer = FrameWriter(open(options.events_fd, "wb", buffering=1 << 16))  # noqa: SIM115
     program = Program(
         model=options.model,
@@ -110,18 +262,19 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     recorder = Recorder(writer)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        raise StopRequested
-
-    signal.signal(signal.SIGTERM, on_term)
+    stop = StopControl()
+    stop.install()
+    writer.after_write = stop.raise_if_requested
     if options.control_fd is not None:
-        threading.Thread(
-            target=_watch_control, args=(options.control_fd,), daemon=True, name="control"
-        ).start()
+        control = ControlChannel(options.control_fd)
+        control.on("stop", lambda _argument: stop.request())
+        control.start()
 
+    _line_buffered(sys.stdout)
+    _line_buffered(sys.stderr)
     real_stdout = sys.stdout
-    sys.stdout = OutputRecorder(recorder, real_stdout)
+    output = OutputRecorder(recorder, real_stdout)
+    sys.stdout = output
     end: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "dropped": 0}
     exit_code = 0
     recorder.start_flush_timer()
@@ -129,12 +282,8 @@ def main(argv: list[str] | None = None) -> int:
         load_model(program.model).run(recorder, program)
     except StopRequested:
         end["status"] = "stopped"
-        exit_code = 0
     except SystemExit as exc:
-        code = exc.code
-        if code not in (None, 0):
-            end.update(status="error", error=f"the program exited with status {code}")
-            exit_code = code if isinstance(code, int) else 1
+        exit_code = _report_exit(exc, end)
     except BaseException as exc:  # the traced program's own failure, reported, not re-raised
         end.update(
             status="error",
@@ -144,14 +293,42 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(end["traceback"])
         exit_code = 1
     finally:
-        sys.stdout.flush()
+        stop.uninstall()
+        if stop.requested.is_set():
+            # However the program unwound from the stop, the run was stopped, not failed.
+            end.update(status="stopped", error=None)
+            exit_code = 0
         sys.stdout = real_stdout
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        output.record_unfinished_line()
+        _finish_stream(recorder, writer, end, exit_code)
+    return exit_code
+
+
+def _report_exit(exc: SystemExit, end: dict[str, Any]) -> int:
+    code = exc.code
+    if code is None or code == 0:
+        return 0
+    if isinstance(code, int):
+        end.update(status="error", error=f"the program exited with status {code}")
+        return code
+    sys.stderr.write(f"{code}\n")
+    end.update(status="error", error=f"the program exited: {code}")
+    return 1
+
+
+def _finish_stream(
+    recorder: Recorder, writer: FrameWriter, end: dict[str, Any], exit_code: int
+) -> None:
+    try:
+        real_stdout = sys.stdout
+        real_stdout.flush()
         recorder.close()
         end["events"] = recorder.event_count
         writer.end(end)
         writer.out.close()
-    return exit_code
+    except BrokenPipeError:
+        # The parent stopped listening; there is nobody left to tell.
+        os._exit(exit_code or ORPHANED_EXIT)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 """The parent's side of a run: start the child, read its event stream, stop it, report how it ended.
 
-Works on whatever asyncio loop is running (a plain one in the CLI, qasync in the app). The
-events land in a Trace as they arrive; whatever arrived is kept however the child ends.
+Works on whatever asyncio loop is running (a plain one in the CLI, qasync in the app): the
+child's four pipes are plain pipes read with `loop.connect_read_pipe`, and the process is
+awaited through asyncio's own subprocess support. The events land in a Trace as they arrive;
+whatever arrived is kept however the child ends. After a run, whatever its ending, no child,
+no grandchild in the child's process group and no pipe of the run is left behind.
 """
 
 from __future__ import annotations
@@ -9,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from tracer.stream import FrameDecoder, StreamError
@@ -19,7 +23,12 @@ from tracer.target import Target
 from tracer.trace import SequenceGapError, Trace
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# How long a child gets to stop by itself before it is killed.
 STOP_GRACE_S = 0.5
+# How long the pipes may stay open after the child exited (a grandchild holding them).
+PIPE_DRAIN_S = 2.0
+# The tail of the child's stderr that is kept; the beginning matters less than the end.
+STDERR_LIMIT = 1 << 20
 
 
 @dataclass
@@ -31,45 +40,108 @@ class RunResult:
     stderr: str = ""
     error: str | None = None  # one line for the user, None when all went well
     traceback: str | None = None
+    dropped: int = 0  # events the child could not deliver; the stream never drops silently
 
     @property
     def ok(self) -> bool:
         return self.status == "ok"
 
+    def __repr__(self) -> str:
+        # Short on purpose: asyncio.run (3.11) formats the result's repr as it shuts down,
+        # and the dataclass default would spell out every event of the trace.
+        return (
+            f"RunResult(status={self.status!r}, exit_code={self.exit_code!r}, "
+            f"events={len(self.trace)}, error={self.error!r})"
+        )
 
-class _EventPipe(asyncio.Protocol):
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        self.closed = asyncio.get_running_loop().create_future()
+
+class _PipeReader(asyncio.Protocol):
+    """Hands a pipe's bytes to a callback and resolves `closed` when the pipe is done."""
+
+    def __init__(self, on_data: Callable[[bytes], None]) -> None:
+        self.on_data = on_data
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.ReadTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
-        self.run._on_data(data)
-
-    def eof_received(self) -> bool | None:
-        return None
+        self.on_data(data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
 
 
-@dataclass
-class Run:
-    """One child process running one target, its events landing in `trace`."""
+class _Lines:
+    """Splits a byte stream into text lines, each handed on as soon as it is complete."""
 
-    target: Target
-    trace: Trace = field(default_factory=Trace)
-    python: str = sys.executable
-    on_stdout: Callable[[str], None] | None = None
-    process: asyncio.subprocess.Process | None = None
-    protocol_error: str | None = None
-    stopped: bool = False
-    _decoder: FrameDecoder | None = None
-    _pipe: _EventPipe | None = None
-    _control_fd: int | None = None
-    _stdout: list[str] = field(default_factory=list)
-    _stderr: list[str] = field(default_factory=list)
-    _readers: list[asyncio.Task[None]] = field(default_factory=list)
+    def __init__(self, on_line: Callable[[str], None] | None, limit: int | None) -> None:
+        self.on_line = on_line
+        self.limit = limit
+        self.text: list[str] = []
+        self._size = 0
+        self._partial = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._partial += data
+        cut = self._partial.rfind(b"\n") + 1
+        if cut:
+            complete = self._partial[:cut].decode("utf-8", "replace")
+            del self._partial[:cut]
+            for line in complete.splitlines(keepends=True):
+                self._add(line)
+
+    def close(self) -> None:
+        if self._partial:
+            self._add(self._partial.decode("utf-8", "replace"))
+            self._partial.clear()
+
+    def _add(self, line: str) -> None:
+        self.text.append(line)
+        self._size += len(line)
+        if self.limit is not None:
+            while self._size > self.limit and len(self.text) > 1:
+                self._size -= len(self.text.pop(0))
+        if self.on_line is not None:
+            self.on_line(line)
+
+    def value(self) -> str:
+        return "".join(self.text)
+
+
+class Run:
+    """One child process running one target, its events landing in `trace`.
+
+    `start()`, then `wait()` for the result; `stop()` or a timeout end it early. The event
+    pipe's transport is `event_transport`: pausing its reading makes the child wait.
+    """
+
+    def __init__(
+        self,
+        target: Target,
+        trace: Trace | None = None,
+        python: str = sys.executable,
+        on_stdout: Callable[[str], None] | None = None,
+        stop_grace_s: float = STOP_GRACE_S,
+    ) -> None:
+        self.target = target
+        self.trace = trace if trace is not None else Trace()
+        self.python = python
+        self.on_stdout = on_stdout
+        self.stop_grace_s = stop_grace_s
+        self.process: asyncio.subprocess.Process | None = None
+        self.protocol_error: str | None = None
+        self.stopped = False
+        self.event_transport: asyncio.ReadTransport | None = None
+        self._decoder = FrameDecoder(self.trace)
+        self._stdout = _Lines(self._echo_stdout, None)
+        self._stderr = _Lines(None, STDERR_LIMIT)
+        self._readers: list[_PipeReader] = []
+        self._control_fd: int | None = None
+        self._result: RunResult | None = None
 
     def command(self, events_fd: int, control_fd: int) -> list[str]:
         cmd = [
@@ -85,123 +157,277 @@ class Run:
             raise ValueError(f"cannot run a {self.target.kind}")
         return cmd
 
+    # -- starting -----------------------------------------------------------------------
+
     async def start(self) -> None:
+        if self.process is not None:
+            raise RuntimeError("this run has already started")
         loop = asyncio.get_running_loop()
         self.trace.meta.update(target=self.target.label, model=self.target.model,
                                kind=self.target.kind, status="running")
-        self._decoder = FrameDecoder(self.trace)
-        events_read, events_write = os.pipe()
-        control_read, control_write = os.pipe()
+        parent_ends: list[int] = []
+        child_ends: list[int] = []
+        try:
+            for name in ("events", "control", "stdout", "stderr"):
+                read_end, write_end = os.pipe()
+                # Only commands flow from parent to child.
+                parent_end, child_end = (
+                    (write_end, read_end) if name == "control" else (read_end, write_end)
+                )
+                parent_ends.append(parent_end)
+                child_ends.append(child_end)
+            events_r, control_w, out_r, err_r = parent_ends
+            events_w, control_r, out_w, err_w = child_ends
+            self.process = await asyncio.create_subprocess_exec(
+                *self.command(events_w, control_r),
+                pass_fds=(events_w, control_r),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=out_w,
+                stderr=err_w,
+                env=self._child_env(),
+                start_new_session=True,
+            )
+        except BaseException:
+            for fd in parent_ends:
+                os.close(fd)
+            raise
+        finally:
+            for fd in child_ends:
+                os.close(fd)
+        # The GUI's loop must never block on a child that stopped reading its commands.
+        os.set_blocking(control_w, False)
+        self._control_fd = control_w
+        self.trace.meta["pid"] = self.process.pid
+        unconnected = [events_r, out_r, err_r]
+        try:
+            for on_data in (self._on_events, self._stdout.feed, self._stderr.feed):
+                self._readers.append(await _read_pipe(loop, unconnected[0], on_data))
+                unconnected.pop(0)
+        except BaseException:
+            for fd in unconnected:
+                os.close(fd)
+            self.kill()
+            self._close_pipes()
+            raise
+        self.event_transport = self._readers[0].transport
+
+    def _child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
         )
         env.setdefault("PYTHONIOENCODING", "utf-8")
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                *self.command(events_write, control_read),
-                pass_fds=(events_write, control_read),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-                start_new_session=True,
-            )
-        finally:
-            os.close(events_write)
-            os.close(control_read)
-        self._control_fd = control_write
-        _, pipe = await loop.connect_read_pipe(
-            lambda: _EventPipe(self), os.fdopen(events_read, "rb", buffering=0)
-        )
-        self._pipe = pipe
-        assert self.process.stdout is not None and self.process.stderr is not None
-        self._readers = [
-            asyncio.ensure_future(self._collect(self.process.stdout, self._stdout, True)),
-            asyncio.ensure_future(self._collect(self.process.stderr, self._stderr, False)),
-        ]
+        return env
 
-    async def _collect(self, stream: asyncio.StreamReader, into: list[str], echo: bool) -> None:
-        while line := await stream.readline():
-            text = line.decode("utf-8", "replace")
-            into.append(text)
-            if echo and self.on_stdout is not None:
-                self.on_stdout(text)
+    # -- while it runs --------------------------------------------------------------------
 
-    def _on_data(self, data: bytes) -> None:
-        if self.protocol_error is not None or self._decoder is None:
+    def _on_events(self, data: bytes) -> None:
+        if self.protocol_error is not None:
             return
         try:
             self._decoder.feed(data)
-        except (StreamError, SequenceGapError, ValueError) as exc:
-            self.protocol_error = str(exc)
-            self._kill()
+        except (StreamError, SequenceGapError) as exc:
+            self._protocol_failure(str(exc))
 
-    def _kill(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, 9)
+    def _protocol_failure(self, message: str) -> None:
+        self.protocol_error = message
+        self.kill()
 
-    def _close_control(self) -> None:
+    def _echo_stdout(self, line: str) -> None:
+        if self.on_stdout is not None:
+            self.on_stdout(line)
+
+    def send_command(self, command: str) -> bool:
+        """Sends one command line to the child; False if it could not be delivered now."""
+        if "\n" in command or "\r" in command:
+            raise ValueError("a control command is one line")
+        if self._control_fd is None:
+            return False
+        try:
+            os.write(self._control_fd, command.encode() + b"\n")
+        except OSError:  # the child is gone, or so stuck that 64 KiB of commands are queued
+            return False
+        return True
+
+    # -- ending -------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """Kills the child and anything it started, at once, without waiting."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+
+    async def stop(self) -> None:
+        """Asks the child to stop; kills it if it has not stopped within the grace period.
+
+        Returns once the child has exited. The events it sent are kept.
+        """
+        process = self.process
+        if process is None or process.returncode is not None:
+            return
+        self.stopped = True
+        self.send_command("stop")
+        try:
+            await asyncio.wait_for(process.wait(), self.stop_grace_s)
+        except TimeoutError:
+            self.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 1.0)
+
+    async def wait(self, timeout: float | None = None) -> RunResult:
+        """Waits for the child to end (stopping it after `timeout` s) and reports how it ended."""
+        if self._result is not None:
+            return self._result
+        process = self.process
+        if process is None:
+            raise RuntimeError("the run has not been started")
+        timed_out = False
+        try:
+            try:
+                await asyncio.wait_for(process.wait(), timeout)
+            except TimeoutError:
+                timed_out = True
+                await self.stop()
+                await process.wait()
+            self._kill_leftovers(process.pid)
+            await self._drain()
+        except asyncio.CancelledError:
+            self.kill()
+            self._close_pipes()
+            raise
+        self._close_pipes()
+        self._result = self._report(process.returncode, timed_out, timeout)
+        return self._result
+
+    def _kill_leftovers(self, group: int) -> None:
+        # The child has been reaped, but what the program started may live on in its group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+
+    async def _drain(self) -> None:
+        """Reads what is still in the pipes; the child is gone, so waiting cannot deadlock."""
+        if self.event_transport is not None and not self.event_transport.is_closing():
+            self.event_transport.resume_reading()
+        closing = [reader.closed for reader in self._readers]
+        if closing:
+            await asyncio.wait(closing, timeout=PIPE_DRAIN_S)
+        if self._readers and self._readers[0].closed.done() and self.protocol_error is None:
+            try:
+                self._decoder.finish()
+            except StreamError as exc:
+                self.protocol_error = str(exc)
+
+    def _close_pipes(self) -> None:
+        for reader in self._readers:
+            if reader.transport is not None:
+                reader.transport.close()
+        self._stdout.close()
+        self._stderr.close()
+        self.close_control()
+
+    def close_control(self) -> None:
+        """Closes the command pipe; a child still running takes it as its parent gone, and exits."""
         if self._control_fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self._control_fd)
             self._control_fd = None
 
-    def send_command(self, command: str) -> None:
-        if self._control_fd is not None:
-            with contextlib.suppress(OSError):
-                os.write(self._control_fd, command.encode() + b"\n")
+    def _report(self, code: int | None, timed_out: bool, timeout: float | None) -> RunResult:
+        decoder = self._decoder
+        end = decoder.end
+        stderr = self._stderr.value()
+        status, error = self._classify(code, timed_out, timeout, stderr)
+        dropped = _int(end.get("dropped")) if end else 0
+        self.trace.meta.update(
+            status=status, exit_code=code, error=error, dropped=dropped, stderr=stderr[-20000:],
+            python=(decoder.hello or {}).get("python"), events=len(self.trace),
+        )
+        traceback = end.get("traceback") if end else None
+        return RunResult(self.trace, status, code, self._stdout.value(), stderr, error,
+                         traceback if isinstance(traceback, str) else None, dropped)
 
-    async def stop(self) -> None:
-        """Asks the child to stop, and kills it if it has not within STOP_GRACE_S."""
-        if self.process is None or self.process.returncode is not None:
-            return
-        self.stopped = True
-        self.send_command("stop")
-        try:
-            await asyncio.wait_for(asyncio.shield(self.process.wait()), STOP_GRACE_S)
-        except TimeoutError:
-            self._kill()
-
-    async def wait(self, timeout: float | None = None) -> RunResult:
-        assert self.process is not None and self._pipe is not None
-        timed_out = False
-        try:
-            await asyncio.wait_for(asyncio.shield(self.process.wait()), timeout)
-        except TimeoutError:
-            timed_out = True
-            await self.stop()
-        await self.process.wait()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._pipe.closed, 2.0)
-        await asyncio.gather(*self._readers, return_exceptions=True)
-        self._close_control()
-        return self._result(timed_out, timeout)
-
-    def _result(self, timed_out: bool, timeout: float | None) -> RunResult:
-        assert self.process is not None and self._decoder is not None
-        end = self._decoder.end or {}
-        stderr = "".join(self._stderr)
-        code = self.process.returncode
-        tb = end.get("traceback")
+    def _classify(
+        self, code: int | None, timed_out: bool, timeout: float | None, stderr: str
+    ) -> tuple[str, str | None]:
+        end = self._decoder.end
+        exit_text = describe_exit(code)
+        said = _stderr_gist(stderr)
         if self.protocol_error is not None:
-            status, error = "protocol-error", f"the child broke the event stream: {self.protocol_error}"
-        elif timed_out:
-            status, error = "timeout", f"the run did not finish within {timeout:g} s and was stopped"
-        elif self.stopped:
-            status, error = "stopped", None
-        elif end.get("status") == "error":
-            status, error = "error", f"the program failed: {end.get('error')}"
-        elif not end:
-            last = stderr.strip().splitlines()[-1] if stderr.strip() else "no message"
-            status, error = "crashed", f"the child exited with status {code} ({last})"
-        else:
-            status, error = str(end.get("status", "ok")), None
-        self.trace.meta.update(status=status, exit_code=code, error=error,
-                               dropped=int(end.get("dropped", 0) or 0), stderr=stderr[-20000:],
-                               python=(self._decoder.hello or {}).get("python"))
-        return RunResult(self.trace, status, code, "".join(self._stdout), stderr, error, tb)
+            return "protocol-error", _one_line(
+                f"the child broke the event stream: {self.protocol_error} ({exit_text}{said})"
+            )
+        if timed_out:
+            return "timeout", _one_line(
+                f"the run did not finish within {timeout:g} s and was stopped ({exit_text}){said}"
+            )
+        if self.stopped:
+            return "stopped", None
+        if end is None:
+            before = "before it started" if self._decoder.hello is None else "mid-run"
+            return "crashed", _one_line(f"the child {_ended(code)} {before}{said}")
+        if end.get("status") == "error":
+            failure = _one_line(str(end.get("error")))
+            return "error", f"the program failed: {failure} ({exit_text})"
+        if code != 0:
+            return "crashed", _one_line(f"the child {_ended(code)} after the run ended{said}")
+        expected = end.get("events")
+        if isinstance(expected, int) and expected != len(self.trace):
+            return "protocol-error", _one_line(
+                f"the child recorded {expected} events but {len(self.trace)} arrived"
+            )
+        status = end.get("status", "ok")
+        return (status if isinstance(status, str) else "ok"), None
+
+
+async def _read_pipe(
+    loop: asyncio.AbstractEventLoop, fd: int, on_data: Callable[[bytes], None]
+) -> _PipeReader:
+    """Reads a pipe on the loop; the transport owns the fd from here on."""
+    reader = _PipeReader(on_data)
+    pipe = open(fd, "rb", buffering=0)  # noqa: SIM115 - the transport closes it
+    try:
+        await loop.connect_read_pipe(lambda: reader, pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    return reader
+
+
+def describe_exit(code: int | None) -> str:
+    """"exit status 3" or "killed by SIGSEGV", for the one error line."""
+    if code is None:
+        return "exit status unknown"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _ended(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"was {describe_exit(code)}"
+    return f"exited with status {code}"
+
+
+def _stderr_gist(stderr: str) -> str:
+    """The stderr line that says most: a fatal error's headline, else the last line."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    fatal = next((line for line in lines if line.startswith("Fatal Python error")), None)
+    return f"; stderr: {fatal or lines[-1]}"
+
+
+def _one_line(text: str, limit: int = 400) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _int(value: object) -> int:
+    return value if isinstance(value, int) else 0
 
 
 async def run_target(
@@ -210,7 +436,7 @@ async def run_target(
     on_stdout: Callable[[str], None] | None = None,
     trace: Trace | None = None,
 ) -> RunResult:
-    run = Run(target, trace=trace or Trace(), on_stdout=on_stdout)
+    run = Run(target, trace=trace, on_stdout=on_stdout)
     await run.start()
     return await run.wait(timeout)
 

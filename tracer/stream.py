@@ -4,12 +4,13 @@ A frame is a 5-byte header (payload length as u32, frame type as u8) and a paylo
 
 - HELLO: b"LSCP" + JSON {version, pid, target, model, python}; always the first frame.
 - BATCH: u64 first_seq, u32 count, u32 tables length, tables JSON {"details", "sources"}
-  (the rows new since the last batch), then the six columns raw, little-endian:
-  ts int64, lane int32, code int8, other int32, detail int32, source int32.
-- END: JSON {status, error, traceback, dropped}; the child's last word.
+  (the rows new since the last batch; length 0 when there are none), then the six columns
+  raw, little-endian: ts int64, lane int32, code int8, other int32, detail int32, source int32.
+- END: JSON {status, error, traceback, dropped, events}; the child's last word.
 
 Writes block when the pipe is full, which is the back-pressure: the child waits for a slow
-parent instead of dropping events.
+parent instead of dropping events. The decoder checks every header as soon as its five bytes
+are in, so garbage is refused at once instead of being buffered as a frame that never ends.
 """
 
 from __future__ import annotations
@@ -18,21 +19,24 @@ import json
 import struct
 import sys
 from array import array
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 from tracer.events import Detail, Source, detail_to_dict
-from tracer.trace import Trace
+from tracer.trace import SequenceGapError, Trace
 
 PROTOCOL_VERSION = 1
 MAGIC = b"LSCP"
 HEADER = struct.Struct("<IB")
 BATCH_HEADER = struct.Struct("<QII")
-MAX_FRAME = 256 * 1024 * 1024
+# A batch is at most a recorder's batch size of 25-byte events plus the new table rows; a
+# header claiming more is garbage, and refusing it early bounds what the parent buffers.
+MAX_FRAME = 64 * 1024 * 1024
+MAX_HELLO = 64 * 1024
 
 HELLO, BATCH, END = 1, 2, 3
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")
+EVENT_SIZE = sum(array(t).itemsize for t in COLUMN_TYPES)
 _SWAP = sys.byteorder != "little"
 
 
@@ -50,7 +54,7 @@ def encode_hello(info: dict[str, Any]) -> bytes:
 
 
 def encode_end(info: dict[str, Any]) -> bytes:
-    return _frame(END, json.dumps(info).encode())
+    return _frame(END, json.dumps(info, default=_jsonable).encode())
 
 
 def encode_batch(
@@ -60,17 +64,22 @@ def encode_batch(
     new_sources: list[Source],
 ) -> bytes:
     count = len(columns[0])
-    tables = json.dumps(
-        {"details": [list(d) for d in new_details], "sources": new_sources},
-        default=_jsonable,
-    ).encode()
-    parts = [BATCH_HEADER.pack(first_seq, count, len(tables)), tables]
+    if new_details or new_sources:
+        tables = json.dumps(
+            {"details": [list(d) for d in new_details], "sources": new_sources},
+            default=_jsonable,
+        ).encode()
+    else:
+        tables = b""
+    parts = [b"", BATCH_HEADER.pack(first_seq, count, len(tables)), tables]
     for typecode, column in zip(COLUMN_TYPES, columns, strict=True):
         packed = array(typecode, column)
         if _SWAP:
             packed.byteswap()
         parts.append(packed.tobytes())
-    return _frame(BATCH, b"".join(parts))
+    payload_length = sum(len(p) for p in parts)
+    parts[0] = HEADER.pack(payload_length, BATCH)
+    return b"".join(parts)
 
 
 def _jsonable(value: object) -> object:
@@ -82,6 +91,9 @@ class FrameWriter:
 
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
+        # Called after each whole frame is written: the one moment the child can be
+        # interrupted without losing events or cutting a frame in half.
+        self.after_write: Callable[[], None] | None = None
 
     def hello(self, info: dict[str, Any]) -> None:
         self._send(encode_hello(info))
@@ -101,65 +113,122 @@ class FrameWriter:
     def _send(self, frame: bytes) -> None:
         self.out.write(frame)
         self.out.flush()
-
-
-@dataclass
-class Frame:
-    kind: int
-    payload: bytes
+        if self.after_write is not None:
+            self.after_write()
 
 
 class FrameDecoder:
     """The parent's end, independent of how bytes arrive: feed bytes, get frames applied.
 
-    Usable from asyncio (see tracer.runner) or synchronously in tests and benchmarks.
+    Usable from asyncio (see tracer.runner) or synchronously in tests and benchmarks. Raises
+    StreamError for anything that is not the protocol and SequenceGapError for a batch that
+    does not follow on; in both cases what was applied before stays in the trace.
     """
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
         self.hello: dict[str, Any] | None = None
         self.end: dict[str, Any] | None = None
+        self.bytes_received = 0
         self._buffer = bytearray()
-
-    def feed(self, data: bytes) -> None:
-        buffer = self._buffer
-        buffer += data
-        offset = 0
-        while len(buffer) - offset >= HEADER.size:
-            length, kind = HEADER.unpack_from(buffer, offset)
-            if kind not in (HELLO, BATCH, END) or length > MAX_FRAME:
-                raise StreamError(_garbage(buffer, offset))
-            if len(buffer) - offset - HEADER.size < length:
-                break
-            start = offset + HEADER.size
-            self.apply(Frame(kind, bytes(buffer[start : start + length])))
-            offset = start + length
-        del buffer[:offset]
 
     @property
     def pending_bytes(self) -> int:
+        """Bytes of a frame that has not fully arrived yet."""
         return len(self._buffer)
 
-    def apply(self, frame: Frame) -> None:
-        if self.hello is None:
-            if frame.kind != HELLO or not frame.payload.startswith(MAGIC):
-                raise StreamError("the child did not start with a Loopscope hello frame")
-            self.hello = json.loads(frame.payload[len(MAGIC) :])
-            if self.hello.get("version") != PROTOCOL_VERSION:
-                raise StreamError(f"protocol version {self.hello.get('version')} is not supported")
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if not data:
             return
-        if frame.kind == BATCH:
-            self._apply_batch(frame.payload)
-        elif frame.kind == END:
-            self.end = json.loads(frame.payload)
+        self.bytes_received += len(data)
+        if self._buffer:
+            self._buffer += data
+            chunk = bytes(self._buffer)
+            self._buffer.clear()
         else:
-            raise StreamError("a second hello frame in one stream")
+            chunk = bytes(data)
+        used = self._consume(chunk)
+        if used < len(chunk):
+            self._buffer += memoryview(chunk)[used:]
 
-    def _apply_batch(self, payload: bytes) -> None:
+    def finish(self) -> None:
+        """The stream has ended: refuses a frame cut short."""
+        if self._buffer:
+            raise StreamError(
+                f"the event stream ended inside a frame ({len(self._buffer)} bytes left over)"
+            )
+
+    def _consume(self, chunk: bytes) -> int:
+        """Applies every whole frame in `chunk`; returns how many bytes they took."""
+        view = memoryview(chunk)
+        size = len(chunk)
+        header_size = HEADER.size
+        offset = 0
+        while size - offset >= header_size:
+            length, kind = HEADER.unpack_from(chunk, offset)
+            self._check_header(kind, length, chunk, offset)
+            start = offset + header_size
+            stop = start + length
+            if stop > size:
+                if self.hello is None and size - start >= len(MAGIC):
+                    self._check_magic(chunk, start)
+                break
+            if kind == BATCH:
+                self._apply_batch(view[start:stop])
+            elif kind == HELLO:
+                self._apply_hello(chunk[start:stop])
+            else:
+                self._apply_end(chunk[start:stop])
+            offset = stop
+        return offset
+
+    def _check_header(self, kind: int, length: int, chunk: bytes, offset: int) -> None:
+        if self.end is not None:
+            raise StreamError(f"data after the end frame: {_sample(chunk, offset)}")
+        if self.hello is None:
+            if kind != HELLO or length > MAX_HELLO:
+                raise StreamError(
+                    "the child did not start with a Loopscope hello frame: "
+                    + _sample(chunk, offset)
+                )
+        elif kind not in (BATCH, END) or length > MAX_FRAME:
+            if kind == HELLO:
+                raise StreamError("a second hello frame in one stream")
+            raise StreamError(f"garbage on the event pipe: {_sample(chunk, offset)}")
+
+    def _check_magic(self, chunk: bytes, start: int) -> None:
+        if chunk[start : start + len(MAGIC)] != MAGIC:
+            raise StreamError(
+                f"the child did not start with a Loopscope hello frame: {_sample(chunk, 0)}"
+            )
+
+    def _apply_hello(self, payload: bytes) -> None:
+        self._check_magic(payload, 0)
+        hello = _json_object(payload[len(MAGIC) :], "hello")
+        if hello.get("version") != PROTOCOL_VERSION:
+            raise StreamError(f"protocol version {hello.get('version')} is not supported")
+        self.hello = hello
+
+    def _apply_end(self, payload: bytes) -> None:
+        self.end = _json_object(payload, "end")
+
+    def _apply_batch(self, payload: memoryview) -> None:
+        if len(payload) < BATCH_HEADER.size:
+            raise StreamError(f"a batch frame of {len(payload)} bytes is too short")
         first_seq, count, tables_length = BATCH_HEADER.unpack_from(payload, 0)
         offset = BATCH_HEADER.size
-        tables = json.loads(payload[offset : offset + tables_length])
-        offset += tables_length
+        if len(payload) != offset + tables_length + count * EVENT_SIZE:
+            raise StreamError("a batch frame's length does not match its event count")
+        trace = self.trace
+        if first_seq != len(trace):
+            raise SequenceGapError(
+                f"event stream gap: expected sequence {len(trace)}, got {first_seq}"
+            )
+        details: list[dict[str, Any]] = []
+        sources: list[Source] = []
+        if tables_length:
+            details, sources = _tables(bytes(payload[offset : offset + tables_length]))
+            offset += tables_length
         columns = []
         for typecode in COLUMN_TYPES:
             column = array(typecode)
@@ -169,14 +238,33 @@ class FrameDecoder:
                 column.byteswap()
             offset += size
             columns.append(column)
-        if offset != len(payload):
-            raise StreamError("a batch frame's length does not match its event count")
-        trace = self.trace
-        trace.details.extend(detail_to_dict(tuple(d)) for d in tables["details"])
-        trace.sources.extend(tuple(s) for s in tables["sources"])
+        trace.details.extend(details)
+        trace.sources.extend(sources)
         trace.extend_columns(first_seq, tuple(columns))
 
 
-def _garbage(buffer: bytearray, offset: int) -> str:
-    sample = bytes(buffer[offset : offset + 40])
-    return f"garbage on the event pipe: {sample!r}"
+def _json_object(payload: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(payload)
+    except ValueError as exc:
+        raise StreamError(f"the {what} frame is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise StreamError(f"the {what} frame is not a JSON object")
+    return value
+
+
+def _tables(payload: bytes) -> tuple[list[dict[str, Any]], list[Source]]:
+    tables = _json_object(payload, "batch tables")
+    try:
+        details = [detail_to_dict(tuple(row)) for row in tables.get("details", [])]
+        sources: list[Source] = [
+            (str(name), int(line), str(function))
+            for name, line, function in tables.get("sources", [])
+        ]
+    except (TypeError, ValueError) as exc:
+        raise StreamError(f"a batch's tables are malformed: {exc}") from None
+    return details, sources
+
+
+def _sample(chunk: bytes, offset: int) -> str:
+    return repr(chunk[offset : offset + 24])
