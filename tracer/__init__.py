@@ -1,1 +1,1 @@
-"""Recording concurrency: the event model, instrumentation per model, the child runner and exports. No Qt."""
+"""Recording concurrency: event model, per-model instrumentation, child runner, exports. No Qt."""

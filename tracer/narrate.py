@@ -2,10 +2,11 @@
 
 Sentences come only from the event vocabulary and the detail keys of docs/architecture.md,
 so every model narrates without model-specific code. A "step" is any event that tells a
-learner something new; three kinds are left out as noise:
+learner something new; these are left out as noise:
 
 - a READY that only repeats the WAKE just before it (the recorder writes them as a pair);
 - a loop's DISPATCH that names no callback (it follows every poll and says nothing);
+- a lane blocked on the lane it has just switched to (a generator hand-off says so itself);
 - a wait state recorded next to its lane's switch to the hub, because the switch sentence
   already says what the lane waits for ("bar switches to the hub: sleeping until 1.00 s");
 - a poll with a zero timeout (a loop checking in passing between callbacks) and its result
@@ -17,6 +18,7 @@ the app's stepping feature shows; `narrate(trace)` gives every step's line, time
 
 from __future__ import annotations
 
+import linecache
 from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any
@@ -130,11 +132,17 @@ def _spawn(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:
 
 
 def _running(trace: Trace, seq: int, lane: int) -> str:
+    name = _name(trace, lane)
     source_index = trace.source[seq]
     if not source_index:
-        return f"{_name(trace, lane)} runs"
+        return f"{name} runs"
     filename, line, function = trace.sources[source_index]
-    return f"{_name(trace, lane)} runs {function} at {PurePath(filename).name}:{line}"
+    # "consumer runs at producer_consumer.py:30: item = yield reply" — the function is named
+    # only when the lane's name does not already say it.
+    inside = f" in {function}()" if function and function.split(".")[-1] not in name else ""
+    code = linecache.getline(filename, line).strip() if line else ""
+    return f"{name} runs{inside} at {PurePath(filename).name}:{line}" + (
+        f": {code}" if code else "")
 
 
 def _wake(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:
@@ -169,9 +177,21 @@ def _ready(trace: Trace, seq: int, lane: int, other: int) -> str | None:
     return f"{_name(trace, lane)} is ready to run{made_by}"
 
 
+def _implied_by_switch(trace: Trace, seq: int, lane: int, other: int) -> bool:
+    """A lane blocked on the lane it has just switched to: the switch sentence said it all."""
+    return (
+        seq > 0
+        and trace.code[seq - 1] == Code.SWITCH
+        and trace.lane[seq - 1] == lane
+        and trace.other[seq - 1] == other != NO_LANE
+    )
+
+
 def _wait_state(trace: Trace, seq: int, code: int, lane: int, other: int,
                 detail: dict[str, Any]) -> str | None:
     if _absorbed_by_hub_switch(trace, seq):
+        return None
+    if code == Code.BLOCKED and _implied_by_switch(trace, seq, lane, other):
         return None
     name = _name(trace, lane)
     other_name = _name(trace, other) if other != NO_LANE else None

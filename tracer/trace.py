@@ -52,15 +52,15 @@ class LaneInfo:
 class Trace:
     """Columns of events plus the interned tables they index into."""
 
-    ts: array[int] = field(default_factory=lambda: array("q"))
-    lane: array[int] = field(default_factory=lambda: array("i"))
-    code: array[int] = field(default_factory=lambda: array("b"))
-    other: array[int] = field(default_factory=lambda: array("i"))
-    detail: array[int] = field(default_factory=lambda: array("i"))
-    source: array[int] = field(default_factory=lambda: array("i"))
-    details: list[dict[str, Any]] = field(default_factory=lambda: [{}])
-    sources: list[Source] = field(default_factory=lambda: [("", 0, "")])
-    lanes: list[LaneInfo] = field(default_factory=list)
+    ts: array[int] = field(default_factory=lambda: array("q"), repr=False)
+    lane: array[int] = field(default_factory=lambda: array("i"), repr=False)
+    code: array[int] = field(default_factory=lambda: array("b"), repr=False)
+    other: array[int] = field(default_factory=lambda: array("i"), repr=False)
+    detail: array[int] = field(default_factory=lambda: array("i"), repr=False)
+    source: array[int] = field(default_factory=lambda: array("i"), repr=False)
+    details: list[dict[str, Any]] = field(default_factory=lambda: [{}], repr=False)
+    sources: list[Source] = field(default_factory=lambda: [("", 0, "")], repr=False)
+    lanes: list[LaneInfo] = field(default_factory=list, repr=False)
     # What the run was and how it ended: target, model, python, status, exit_code, stderr,
     # error, dropped. Written by the runner; saved and reloaded with the events.
     meta: dict[str, Any] = field(default_factory=dict)
