@@ -1,13 +1,15 @@
 """The child process: installs a model's instrumentation, runs the program, streams its events.
 
-    python -m tracer.child --events-fd N [--control-fd M] --model MODEL
+    python -m tracer.child --events-fd N [--control-fd M] --model MODEL [--paused]
                            (--scenario MODULE | --script PATH) [-- ARGS...]
 
 The event pipe carries frames (see tracer.stream); the program's own stdout and stderr stay
 what they were, and each line the program prints is also recorded as an OUTPUT event on the
 lane that printed it. The control pipe carries one command per line; "stop" ends the run
 (as does a SIGTERM), raised in the program as StopRequested at a moment when no frame is
-half written. When the control pipe closes (the parent died) the child exits at once.
+half written; "pause", "step ..." and "resume" drive the step gate (tracer.stepping), and
+--paused holds the program at its first event. When the control pipe closes (the parent
+died) the child exits at once.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tracer.events import NO_LANE, Code
 from tracer.models import load_model
 from tracer.program import Program
 from tracer.recorder import Recorder
+from tracer.stepping import StepGate, clock_policy_for
 from tracer.stream import FrameWriter
 
 # The real OS thread id and thread start, taken before any model (gevent) patches _thread
@@ -225,11 +228,16 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--events-fd", type=int, required=True)
     parser.add_argument("--control-fd", type=int)
     parser.add_argument("--model", required=True)
+    parser.add_argument("--paused", action="store_true",
+                        help="hold at the first event until the parent steps or resumes")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--scenario")
     source.add_argument("--script")
     parser.add_argument("args", nargs="*")
-    return parser.parse_args(argv)
+    options = parser.parse_args(argv)
+    if options.paused and options.control_fd is None:
+        parser.error("--paused needs --control-fd: nothing could ever let the program go")
+    return options
 
 
 def _line_buffered(stream: TextIO) -> None:
@@ -265,9 +273,15 @@ def main(argv: list[str] | None = None) -> int:
     stop = StopControl()
     stop.install()
     writer.after_write = stop.raise_if_requested
+    gate = StepGate(recorder, clock_policy_for(program.model), on_stop=stop.raise_if_requested)
+    if options.paused:
+        gate.pause()
     if options.control_fd is not None:
         control = ControlChannel(options.control_fd)
-        control.on("stop", lambda _argument: stop.request())
+        control.on("stop", lambda _argument: _stop_run(stop, gate))
+        control.on("pause", lambda _argument: gate.pause())
+        control.on("resume", lambda _argument: gate.resume())
+        control.on("step", gate.step)
         control.start()
 
     _line_buffered(sys.stdout)
@@ -302,6 +316,13 @@ def main(argv: list[str] | None = None) -> int:
         output.record_unfinished_line()
         _finish_stream(recorder, writer, end, exit_code)
     return exit_code
+
+
+def _stop_run(stop: StopControl, gate: StepGate) -> None:
+    stop.request()
+    # A thread held by the step gate is in the recorder, where the stop signal declines to
+    # raise; the gate lets it go and raises the stop itself.
+    gate.cancel()
 
 
 def _report_exit(exc: SystemExit, end: dict[str, Any]) -> int:

@@ -126,8 +126,11 @@ class Run:
         python: str = sys.executable,
         on_stdout: Callable[[str], None] | None = None,
         stop_grace_s: float = STOP_GRACE_S,
+        paused: bool = False,
     ) -> None:
         self.target = target
+        # Start held at the first event, for stepping (tracer.stepping.Stepper drives it).
+        self.paused = paused
         self.trace = trace if trace is not None else Trace()
         self.python = python
         self.on_stdout = on_stdout
@@ -149,6 +152,8 @@ class Run:
             "--events-fd", str(events_fd), "--control-fd", str(control_fd),
             "--model", self.target.model,
         ]
+        if self.paused:
+            cmd.append("--paused")
         if self.target.kind == "scenario":
             cmd += ["--scenario", self.target.module]
         elif self.target.kind == "script":
@@ -248,6 +253,30 @@ class Run:
         except OSError:  # the child is gone, or so stuck that 64 KiB of commands are queued
             return False
         return True
+
+    # -- stepping (the commands of tracer.stepping; a Stepper decides which to send) ------
+
+    def pause(self) -> bool:
+        """Asks the child to hold at its next event."""
+        return self.send_command("pause")
+
+    def resume(self) -> bool:
+        """Lets a held or stepping child run freely again."""
+        return self.send_command("resume")
+
+    def step(self, kind: str = "event", count: int = 1) -> bool:
+        """Lets a held child run to its next event ("event", `count` of them), its next
+        running/poll/dispatch event ("switch") or its next I/O event ("io"), and hold."""
+        if kind not in ("event", "switch", "io") or count < 1:
+            raise ValueError(f"cannot step {count} {kind!r}")
+        return self.send_command(f"step {kind} {count}" if kind == "event" else f"step {kind}")
+
+    @property
+    def stream_closed(self) -> asyncio.Future[None]:
+        """Done once the child's event pipe has closed: it has sent all it ever will."""
+        if not self._readers:
+            raise RuntimeError("the run has not been started")
+        return self._readers[0].closed
 
     # -- ending -------------------------------------------------------------------------
 

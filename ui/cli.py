@@ -6,6 +6,7 @@
     loopscope trace TARGET -o FILE   run TARGET headless and save its trace (.json: Chrome JSON)
     loopscope export TARGET -o FILE  write the timeline as an image (.png, .svg, .pdf)
     loopscope narrate TARGET         print the step-by-step narration
+    loopscope step TARGET            run TARGET paused: Enter steps, c continues, q stops
 
 TARGET is a scenario id, a script (arguments after --) or a saved trace. This module imports
 no Qt at import time: the app and the image export are imported only by the commands that
@@ -22,6 +23,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +31,10 @@ from typing import NoReturn
 
 from scenarios import catalog
 from tracer.export_chrome import save_chrome_json
-from tracer.narrate import narrate
+from tracer.narrate import narrate, narration_line
 from tracer.native import NativeFormatError, load_native, save_native
 from tracer.runner import Run, RunResult
+from tracer.stepping import Stepper, step_lines
 from tracer.target import Target, TargetError, resolve_target
 from tracer.trace import Trace
 
@@ -106,6 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     narrator = commands.add_parser("narrate", help="print the step-by-step narration")
     add_target(narrator)
+
+    stepper = commands.add_parser(
+        "step", help="run TARGET paused in the terminal: Enter steps, c continues, q stops",
+        description="Run TARGET held before its first step and print one narration line per "
+        "step, waiting for Enter before the next: 'c' continues to the end, 'q' stops the "
+        "run and quits; end of input continues. The lines are those of 'loopscope narrate'.",
+    )
+    stepper.add_argument("target", metavar="TARGET",
+                         help="a scenario id, a script (its arguments after --) or a saved trace")
+    stepper.add_argument("--model", help="the script's concurrency model (default: guessed "
+                         "from its imports): asyncio, generator, greenlet, gevent or select")
 
     exporter = commands.add_parser("export", help="write the timeline as a .png, .svg or .pdf")
     add_target(exporter)
@@ -275,6 +289,137 @@ def command_narrate(options: argparse.Namespace, script_args: Sequence[str]) -> 
     return _finish(obtained)
 
 
+STEP_HINT = "Enter: next step, c: continue to the end, q: stop and quit"
+
+
+def _step_key(text: str | None) -> str | None:
+    """What a line typed at the step prompt asks for: "step", "continue", "quit", or None
+    for something else. End of input (None) continues, as a script feeding lines expects."""
+    if text is None:
+        return "continue"
+    word = text.strip().lower()
+    if word == "":
+        return "step"
+    if word in ("c", "continue"):
+        return "continue"
+    if word in ("q", "quit"):
+        return "quit"
+    return None
+
+
+class _TypedLines:
+    """stdin's lines, read on a daemon thread so that the loop keeps serving the child's pipes
+    (and a pending read never holds up the exit). None is end of input."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._loop = loop
+        threading.Thread(target=self._read, name="loopscope-stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            line = sys.stdin.readline()
+            self._loop.call_soon_threadsafe(self._lines.put_nowait, line or None)
+            if not line:
+                return
+
+    async def next_key(self) -> str:
+        while True:
+            key = _step_key(await self._lines.get())
+            if key is not None:
+                return key
+            sys.stderr.write(f"{PROG}: {STEP_HINT}\n")
+
+
+async def _step_live(target: Target) -> tuple[RunResult, bool]:
+    """Steps a child through its narration, a line per Enter; returns how the run ended and
+    whether it was interrupted."""
+    loop = asyncio.get_running_loop()
+    run = Run(target, paused=True)
+    stepper = Stepper(run)
+    interrupted = False
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_interrupt() -> None:
+        nonlocal interrupted
+        if interrupted:
+            run.kill()
+            return
+        interrupted = True
+        stopping.append(loop.create_task(run.stop()))
+
+    await run.start()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, on_interrupt)
+    keys = _TypedLines(loop)
+    quit_early = False
+    try:
+        while not interrupted:
+            seq = await stepper.step("step")
+            if seq is None or interrupted:
+                break
+            _print_line(narration_line(run.trace, seq) or "")
+            key = await keys.next_key()
+            if key == "quit":
+                quit_early = True
+                await stepper.stop()
+                break
+            if key == "continue":
+                await stepper.resume()
+                break
+        result = await run.wait()
+        await asyncio.gather(*stopping)
+    finally:
+        loop.remove_signal_handler(signal.SIGINT)
+        stepper.close()
+    if not quit_early and not interrupted:
+        for _seq, line in step_lines(run.trace, stepper.position + 1):
+            _print_line(line)
+    return result, interrupted
+
+
+def _print_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _step_saved(trace: Trace) -> None:
+    """Steps through a saved trace's narration: the same keys, no child to hold."""
+    lines = [line for _seq, line in step_lines(trace)]
+    for index, line in enumerate(lines):
+        _print_line(line)
+        key = None
+        while key is None:
+            key = _step_key(sys.stdin.readline() or None)
+            if key is None:
+                sys.stderr.write(f"{PROG}: {STEP_HINT}\n")
+        if key == "quit":
+            return
+        if key == "continue":
+            for rest in lines[index + 1 :]:
+                _print_line(rest)
+            return
+
+
+def command_step(options: argparse.Namespace, script_args: Sequence[str]) -> int:
+    target = _resolve(options, script_args)
+    if sys.stdin.isatty():
+        sys.stderr.write(f"{PROG}: {STEP_HINT}\n")
+    if target.kind == "trace":
+        try:
+            trace = load_native(target.value)
+        except NativeFormatError as exc:
+            raise CliError(str(exc)) from None
+        _step_saved(trace)
+        return 0
+    result, interrupted = asyncio.run(_step_live(target))
+    # After q, what the program says while it is torn down (asyncio's "exception was never
+    # retrieved" for its cancelled tasks) is noise the learner did not ask for.
+    if result.stderr and result.status != "stopped":
+        sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
+    return _finish(Obtained(result.trace, result, interrupted))
+
+
 def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> int:
     if Path(options.output).suffix.lower() not in IMAGE_SUFFIXES:
         raise CliError(f"cannot export {options.output}: the file must end in .png, .svg or .pdf")
@@ -331,9 +476,9 @@ def _split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
 def run_command(argv: list[str]) -> int:
     own_args, script_args = _split_script_args(argv)
     options = build_parser().parse_args(own_args)
-    if script_args and options.command not in ("trace", "narrate", "export"):
-        raise CliError("arguments after -- are only for scripts run by trace, narrate or export",
-                       EXIT_USAGE)
+    if script_args and options.command not in ("trace", "narrate", "step", "export"):
+        raise CliError("arguments after -- are only for scripts run by trace, narrate, step "
+                       "or export", EXIT_USAGE)
     if options.command is None:
         return _launch(None)
     if options.command == "list":
@@ -344,6 +489,8 @@ def run_command(argv: list[str]) -> int:
         return command_trace(options, script_args)
     if options.command == "narrate":
         return command_narrate(options, script_args)
+    if options.command == "step":
+        return command_step(options, script_args)
     return command_export(options, script_args)
 
 
