@@ -188,3 +188,79 @@ def test_instrumentation_is_removed_after_the_run(program_module: Any) -> None:
         assert all(sys.monitoring.get_tool(tool) is None for tool in (2, 3, 4, 5))
     assert rows(trace, ("end",))[0] == (
         "end", "numbers", None, {"error": "RuntimeError: broken generator"})
+
+
+def test_repeated_hand_offs_keep_their_own_values_and_call_sites(program_module: Any) -> None:
+    # The hot path reuses what it learnt at a call site and the last value handed over; these
+    # change between hand-offs here: the same object mutated, a different call site in the
+    # same frame, two instances of one generator driven in turn.
+    module = program_module("repeating", """
+        def echo():
+            seen = []
+            while True:
+                item = yield seen
+                seen.append(item)
+
+        def main():
+            first, second = echo(), echo()
+            next(first)
+            next(second)
+            for n in (1, 1, 2):
+                first.send(n)
+                tenfold = n * 10
+                second.send(tenfold)
+            next(first)
+    """)
+    trace = record(module)
+    assert [(origin, target, detail) for _, origin, target, detail in rows(trace, ("switch",))
+            ] == [
+        ("main", "echo", {"via": "next"}),
+        ("echo", "main", {"via": "yield", "value": "[]"}),
+        ("main", "echo-2", {"via": "next"}),
+        ("echo-2", "main", {"via": "yield", "value": "[]"}),
+        ("main", "echo", {"via": "send", "value": "1"}),
+        ("echo", "main", {"via": "yield", "value": "[1]"}),
+        ("main", "echo-2", {"via": "send", "value": "10"}),
+        ("echo-2", "main", {"via": "yield", "value": "[10]"}),
+        ("main", "echo", {"via": "send", "value": "1"}),
+        ("echo", "main", {"via": "yield", "value": "[1, 1]"}),
+        ("main", "echo-2", {"via": "send", "value": "10"}),
+        ("echo-2", "main", {"via": "yield", "value": "[10, 10]"}),
+        ("main", "echo", {"via": "send", "value": "2"}),
+        ("echo", "main", {"via": "yield", "value": "[1, 1, 2]"}),
+        ("main", "echo-2", {"via": "send", "value": "20"}),
+        ("echo-2", "main", {"via": "yield", "value": "[10, 10, 20]"}),
+        ("main", "echo", {"via": "next"}),
+        ("echo", "main", {"via": "yield", "value": "[1, 1, 2, None]"}),
+    ]
+
+
+def test_a_long_send_loop_records_every_hand_off(program_module: Any) -> None:
+    module = program_module("long_loop", """
+        def doubler():
+            reply = None
+            while True:
+                item = yield reply
+                reply = item * 2
+
+        def main():
+            worker = doubler()
+            next(worker)
+            for item in range(500):
+                worker.send(item)
+    """)
+    trace = record(module)
+    switches = rows(trace, ("switch",))[2:]
+    assert switches == [
+        row
+        for item in range(500)
+        for row in (
+            ("switch", "main", "doubler", {"via": "send", "value": str(item)}),
+            ("switch", "doubler", "main", {"via": "yield", "value": str(item * 2)}),
+        )
+    ]
+    states = [(kind, lane, other) for kind, lane, other, _ in rows(trace, ("blocked", "running"))]
+    assert states[-4:] == [
+        ("blocked", "main", "doubler"), ("running", "doubler", None),
+        ("blocked", "doubler", "main"), ("running", "main", None),
+    ]

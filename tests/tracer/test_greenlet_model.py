@@ -135,3 +135,49 @@ def test_the_switch_trace_is_removed_even_when_the_program_fails(
     with pytest.raises(KeyError):
         record("failing_greenlets")
     assert greenlet.gettrace() is before
+
+
+def test_a_ping_pong_records_every_switch_and_where_each_side_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each greenlet switches from two different lines in turn: the line a lane resumes at
+    # must follow, although the frame it resumes in is the same every time.
+    (tmp_path / "ping_pong.py").write_text(textwrap.dedent("""
+        from greenlet import greenlet
+
+        def ping():
+            for _ in range(50):
+                pong_greenlet.switch()  # ping A
+                pong_greenlet.switch()  # ping B
+
+        def pong():
+            while True:
+                ping_greenlet.switch()  # pong A
+                ping_greenlet.switch()  # pong B
+
+        ping_greenlet = greenlet(ping)
+        pong_greenlet = greenlet(pong)
+
+        def main():
+            ping_greenlet.switch()
+    """), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "ping_pong", raising=False)
+    trace = record("ping_pong")
+    source = (tmp_path / "ping_pong.py").read_text().splitlines()
+    hand_offs = [row for row in rows(trace) if row[0] in ("switch", "blocked", "running")]
+    # main running, main -> ping, ping -> pong (pong starts), then 199 switches between the two
+    middle = hand_offs[7:7 + 3 * 199]
+    assert middle == [
+        row
+        for origin, target in [("pong", "ping"), ("ping", "pong")] * 99 + [("pong", "ping")]
+        for row in (("switch", origin, target, {"via": "switch"}),
+                    ("blocked", origin, target, {"on": target}),
+                    ("running", target, None, {}))
+    ]
+    resumed_comments = [
+        source[event.source[1] - 1].split("#")[-1].strip()
+        for event in trace.events()
+        if event.kind == "running" and event.source is not None
+    ][2:12]
+    assert resumed_comments == ["ping A", "pong A", "ping B", "pong B"] * 2 + ["ping A", "pong A"]

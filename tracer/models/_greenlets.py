@@ -9,6 +9,7 @@ gevent model refines), the target becomes RUNNING at the line it resumes at.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
 
@@ -21,10 +22,20 @@ from tracer.recorder import Recorder
 
 __all__ = ["Greenlet", "GreenletTracer"]
 
+# How the last plain switch to a lane arrived: (the frame it resumed in, that frame's
+# instruction offset, the source index there, the switch detail, the BLOCKED detail of a lane
+# waiting on it). Reused while it resumes at the same place.
+Arrival = tuple[Any, int, int, int, int]
+_NO_ARRIVAL: Arrival = (object(), -1, 0, 0, 0)
 
 
 class GreenletTracer:
     """Records greenlet switches. Subclasses say what greenlets are called and why they wait."""
+
+    # A plain switch is one hand-off: SWITCH, the origin BLOCKED on the target, the target
+    # RUNNING. Subclasses that decide states per switch (gevent) set this to False and get
+    # every switch through on_switch.
+    plain_switches = True
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
@@ -40,6 +51,8 @@ class GreenletTracer:
         self._unnamed: tuple[str, Greenlet, Greenlet] | None = None
         self._profile_before: Any = None
         self.main_lane = NO_LANE
+        # Per lane, indexed by lane id: how the last plain switch to it arrived.
+        self._arrivals: list[Arrival] = []
 
     # -- naming -----------------------------------------------------------------------------
 
@@ -66,6 +79,9 @@ class GreenletTracer:
             parent = self.parent_lane(glet, origin) if origin is not None else NO_LANE
             lane = self.lanes[glet] = self.recorder.spawn(name, kind, parent)
             self.names[lane] = name
+            missing = lane + 1 - len(self._arrivals)
+            if missing > 0:
+                self._arrivals.extend([_NO_ARRIVAL] * missing)
             self.on_spawn(glet, lane)
         return lane
 
@@ -85,12 +101,16 @@ class GreenletTracer:
             index = self._switch_details[key] = self.recorder.detail(("via", via))
         return index
 
-    def blocked_on(self, lane: int, other: int) -> None:
+    def blocked_detail(self, other: int) -> int:
         detail = self._blocked_details.get(other)
         if detail is None:
             detail = self._blocked_details[other] = self.recorder.detail(
                 ("on", self.names[other]))
-        self.recorder.record(lane, Code.BLOCKED, other, detail)
+        return detail
+
+    def blocked_on(self, lane: int, other: int) -> None:
+        self.recorder.record(lane, Code.BLOCKED, other, self.blocked_detail(other))
+
 
     def origin_state(self, origin: Greenlet, origin_lane: int, target_lane: int) -> None:
         """The origin stopped running because it switched to the target."""
@@ -133,6 +153,17 @@ class GreenletTracer:
         resumed_at = self.start_source(target) if frame is None else self._resume_source(frame)
         self._record_switch(event, origin, origin_lane, target, target_lane, resumed_at)
 
+    def arrival(self, lane: int, frame: FrameType) -> Arrival:
+        """How a plain switch to `lane`, resuming in `frame`, is recorded; remembered when the
+        frame is the program's own (it resumes at the same line whenever it is at the same
+        instruction; above a library frame the program's frame is found by a walk each time).
+        """
+        arrival = (frame, frame.f_lasti, self._resume_source(frame),
+                   self.switch_detail("switch", lane), self.blocked_detail(lane))
+        if self._program_codes.get(frame.f_code):
+            self._arrivals[lane] = arrival
+        return arrival
+
     def _resume_source(self, frame: FrameType) -> int:
         """Where the program itself resumes: above gevent's (and our own) wait machinery."""
         code = frame.f_code
@@ -161,6 +192,7 @@ class GreenletTracer:
         if origin.dead:
             self.end_state(origin, origin_lane)
             del self.lanes[origin]
+            self._arrivals[origin_lane] = _NO_ARRIVAL
         else:
             self.origin_state(origin, origin_lane, target_lane)
         self.target_running(target, target_lane, origin_lane, resumed_at)
@@ -214,7 +246,48 @@ class GreenletTracer:
             if event == "switch" or event == "throw":
                 on_switch(event, args[0], args[1])
 
-        self._previous_trace = greenlet.settrace(trace)
+        self._previous_trace = greenlet.settrace(
+            self._plain_switch_trace() if self.plain_switches else trace)
+
+    def _plain_switch_trace(self) -> Callable[[str, tuple[Greenlet, Greenlet]], None]:
+        """The switch callback, with a plain switch between two known live greenlets inline:
+        two dict lookups, the arrival found by the resumed frame's identity, one hand-off.
+        Anything else (a new or dying greenlet, throw) goes to on_switch."""
+        recorder = self.recorder
+        handoff = recorder.handoff
+        lanes_get = self.lanes.get
+        arrivals = self._arrivals
+        arrival_of = self.arrival
+        on_switch = self.on_switch
+        get_frame = sys._getframe
+        blocked = Code.BLOCKED
+
+        def trace(event: str, args: tuple[Greenlet, Greenlet]) -> None:
+            if event == "switch":
+                origin, target = args
+                origin_lane = lanes_get(origin)
+                target_lane = lanes_get(target)
+                # While a new greenlet waits for its name it has no lane, and the next switch
+                # comes from it: that switch goes to on_switch, which names it first.
+                if origin_lane is not None and target_lane is not None and not origin.dead:
+                    # the frame that called switch() in the target, where it resumes now
+                    try:
+                        frame = get_frame(1)
+                    except ValueError:
+                        on_switch(event, origin, target)
+                        return
+                    arrival = arrivals[target_lane]
+                    if frame is not arrival[0] or frame.f_lasti != arrival[1]:
+                        arrival = arrival_of(target_lane, frame)
+                    handoff(origin_lane, target_lane, arrival[3], blocked, arrival[4],
+                            arrival[2])
+                    recorder.current = target_lane
+                    return
+                on_switch(event, origin, target)
+            elif event == "throw":
+                on_switch(event, args[0], args[1])
+
+        return trace
 
     def uninstall(self) -> None:
         greenlet.settrace(self._previous_trace)

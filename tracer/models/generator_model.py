@@ -129,8 +129,29 @@ def _call_site(code: CodeType, offset: int) -> CallSite:
     return "next", None
 
 
+# How a lane was last resumed, reused while its driver resumes it from the same frame and
+# instruction (a send() in a loop): (driver frame, driver instruction offset or -1 when the
+# site must be looked up again, driver lane, value getter, switch detail without a value,
+# how it was resumed ("send", "next"), driver's BLOCKED detail, lane's BLOCKED detail, source the
+# driver resumes at).
+Site = tuple[Any, int, int, ValueGetter, int, str, int, int, int]
+_NO_SITE: Site = (object(), -1, NO_LANE, None, NO_DETAIL, "", NO_DETAIL, NO_DETAIL, 0)
+# (value, via, detail index) of the last value handed over; only values whose repr cannot
+# change are kept, so an identity match means the same detail.
+ValueCache = tuple[object, str, int] | None
+# Types whose repr never raises and never changes for a given object.
+STABLE_REPR_TYPES = frozenset({str, int, float, bool, bytes, complex, type(None)})
+REPR_LIMIT = 40  # short_repr's default
+# generators, coroutines, async generators: frames that a later resume may call from elsewhere
+_SUSPENDABLE_FLAGS = 0x20 | 0x80 | 0x100 | 0x200
+
+
 class GeneratorTracer:
-    """Turns generator resumes, yields and returns into lanes, switches and states."""
+    """Turns generator resumes, yields and returns into lanes, switches and states.
+
+    The backends handle the common hand-off (a lane resumed from the same call site as last
+    time, or yielding) inline, from the per-lane tables below; everything else comes here.
+    """
 
     def __init__(self, recorder: Recorder, is_program: Callable[[CodeType], bool]) -> None:
         self.recorder = recorder
@@ -138,6 +159,12 @@ class GeneratorTracer:
         self.lanes: dict[FrameType, int] = {}
         self.names: dict[int, str] = {}
         self.main_lane = NO_LANE
+        # Per lane, indexed by lane id: how it was last resumed, the last values handed to it
+        # and by it, and its source index per resume offset.
+        self.sites: list[Site] = []
+        self.sent_values: list[ValueCache] = []
+        self.yielded_values: list[ValueCache] = []
+        self.resume_sources: list[dict[int, int]] = []
         self._name_counts: dict[str, int] = {}
         self._call_sites: dict[tuple[CodeType, int], CallSite] = {}
         self._sources_at: dict[tuple[CodeType, int], int] = {}
@@ -146,12 +173,21 @@ class GeneratorTracer:
         self._last_caller: FrameType | None = None
         self._last_driver = NO_LANE
         self._blocked_details: dict[int, int] = {}
-        # generator lane -> its driver's lane and frame while it runs
-        self._drivers: dict[int, tuple[int, FrameType | None]] = {}
         self._closing: set[int] = set()
         self._pending_close: dict[int, FrameType] = {}
 
     # -- lanes ------------------------------------------------------------------------------
+
+    def _new_lane(self, name: str, kind: str, parent: int, source: int) -> int:
+        lane = self.recorder.spawn(name, kind, parent, source)
+        self.names[lane] = name
+        missing = lane + 1 - len(self.sites)
+        if missing > 0:
+            self.sites.extend([_NO_SITE] * missing)
+            self.sent_values.extend([None] * missing)
+            self.yielded_values.extend([None] * missing)
+            self.resume_sources.extend({} for _ in range(missing))
+        return lane
 
     def _ensure_main(self, frame: FrameType | None) -> int:
         if self.main_lane == NO_LANE:
@@ -159,8 +195,7 @@ class GeneratorTracer:
             if name.startswith("<"):
                 name = "main"
             source = self._source(frame)
-            self.main_lane = self.recorder.spawn(name, LaneKind.MAIN, source=source)
-            self.names[self.main_lane] = name
+            self.main_lane = self._new_lane(name, LaneKind.MAIN, NO_LANE, source)
             self.recorder.state(self.main_lane, Code.RUNNING, source=source)
         return self.main_lane
 
@@ -185,9 +220,8 @@ class GeneratorTracer:
         count = self._name_counts.get(base, 0) + 1
         self._name_counts[base] = count
         name = base if count == 1 else f"{base}-{count}"
-        lane = self.recorder.spawn(name, LaneKind.GENERATOR, driver,
-                                   self.recorder.source_of(code, code.co_firstlineno))
-        self.names[lane] = name
+        lane = self._new_lane(name, LaneKind.GENERATOR, driver,
+                              self.recorder.source_of(code, code.co_firstlineno))
         self.lanes[frame] = lane
         return lane
 
@@ -202,23 +236,29 @@ class GeneratorTracer:
             index = self._sources_at[key] = self.recorder.source_of(frame.f_code, frame.f_lineno)
         return index
 
-    def _blocked_on(self, lane: int, other: int) -> None:
+    def resume_source(self, lane: int, frame: FrameType) -> int:
+        """The source index of where the lane's frame resumes, cached per instruction."""
+        index = self._source(frame)
+        self.resume_sources[lane][frame.f_lasti] = index
+        return index
+
+    def _blocked_detail(self, other: int) -> int:
         detail = self._blocked_details.get(other)
         if detail is None:
             detail = self._blocked_details[other] = self.recorder.detail(
                 ("on", self.names[other]))
-        self.recorder.record(lane, Code.BLOCKED, other, detail)
+        return detail
 
     # -- hand-offs --------------------------------------------------------------------------
 
     def resumed(self, frame: FrameType, via: str | None = None) -> None:
-        """The generator whose frame this is starts or resumes running."""
+        """The generator whose frame this is starts or resumes running (the general case)."""
         driver, driver_frame = self._driver_of(frame)
         lane = self.lanes.get(frame)
         if lane is None:
             lane = self._spawn_generator(frame, driver)
-        self._drivers[lane] = (driver, driver_frame)
         value: Any = _MISSING
+        getter: ValueGetter = None
         if driver_frame is not None:
             key = (driver_frame.f_code, driver_frame.f_lasti)
             site = self._call_sites.get(key)
@@ -234,26 +274,52 @@ class GeneratorTracer:
         if via == "close":
             self._closing.add(lane)
         recorder = self.recorder
+        plain_detail = recorder.detail(("via", via))
         if value is _MISSING:
-            detail = recorder.detail(("via", via))
+            detail = plain_detail
         else:
-            detail = recorder.detail(("via", via, "value", short_repr(value)))
-        recorder.record(driver, Code.SWITCH, lane, detail)
-        self._blocked_on(driver, lane)
-        recorder.record(lane, Code.RUNNING, NO_LANE, NO_DETAIL, self._source(frame))
+            detail = self.value_detail(value, via, self.sent_values, lane)
+        # The next resume from this very instruction of this very frame comes from the same
+        # driver lane, unless the driver frame is a suspendable one that is not a lane (its
+        # callers change between its own resumes); close and throw are rare enough to redo.
+        reusable = (
+            driver_frame is not None and via in ("send", "next")
+            and (driver_frame in self.lanes
+                 or not driver_frame.f_code.co_flags & _SUSPENDABLE_FLAGS)
+        )
+        self.sites[lane] = (
+            driver_frame if reusable else _NO_SITE[0],
+            driver_frame.f_lasti if reusable and driver_frame is not None else -1,
+            driver, getter, plain_detail, via,
+            self._blocked_detail(lane), self._blocked_detail(driver), self._source(driver_frame),
+        )
+        recorder.handoff(driver, lane, detail, Code.BLOCKED, self._blocked_detail(lane),
+                         self.resume_source(lane, frame))
         recorder.current = lane
+
+    def value_detail(self, value: object, via: str, cache: list[ValueCache], lane: int) -> int:
+        """The detail index of a switch handing `value` over; remembered for the next one."""
+        if value is _MISSING:
+            return self.recorder.detail(("via", via))
+        detail = self.recorder.detail(("via", via, "value", short_repr(value, REPR_LIMIT)))
+        if type(value) in STABLE_REPR_TYPES:
+            cache[lane] = (value, via, detail)
+        return detail
 
     def yielded(self, frame: FrameType, value: object) -> None:
         lane = self.lanes.get(frame)
         if lane is None:
             return
-        driver, driver_frame = self._drivers.pop(lane, (self.main_lane, None))
-        recorder = self.recorder
-        recorder.record(lane, Code.SWITCH, driver,
-                        recorder.detail(("via", "yield", "value", short_repr(value))))
-        self._blocked_on(lane, driver)
-        recorder.record(driver, Code.RUNNING, NO_LANE, NO_DETAIL, self._source(driver_frame))
-        recorder.current = driver
+        site = self.sites[lane]
+        cached = self.yielded_values[lane]
+        if cached is not None and cached[0] is value:
+            detail = cached[2]
+        else:
+            detail = self.value_detail(value, "yield", self.yielded_values, lane)
+        driver = site[2] if site[2] != NO_LANE else self.main_lane
+        self.recorder.handoff(lane, driver, detail, Code.BLOCKED, self._blocked_detail(driver),
+                              site[8])
+        self.recorder.current = driver
 
     def finished(self, frame: FrameType, result: object = None,
                  error: BaseException | None = None) -> None:
@@ -275,7 +341,8 @@ class GeneratorTracer:
         if lane is None:
             return  # close() resumed it, and the resume/unwind events told the story
         driver = self._lane_of(driver_frame)
-        self._drivers[lane] = (driver, driver_frame)
+        self.sites[lane] = (_NO_SITE[0], -1, driver, None, NO_DETAIL, "close", NO_DETAIL,
+                            NO_DETAIL, self._source(driver_frame))
         self.recorder.record(driver, Code.SWITCH, lane, self.recorder.detail(("via", "close")))
         self._end(lane, None, GeneratorExit())
 
@@ -290,7 +357,11 @@ class GeneratorTracer:
 
     def _end(self, lane: int, result: object, error: BaseException | None) -> None:
         recorder = self.recorder
-        driver, driver_frame = self._drivers.pop(lane, (self.main_lane, None))
+        site = self.sites[lane]
+        # the lane is over: drop what it holds on to (its driver's frame, its last values)
+        self.sites[lane] = _NO_SITE
+        self.sent_values[lane] = self.yielded_values[lane] = None
+        driver = site[2] if site[2] != NO_LANE else self.main_lane
         closing = lane in self._closing
         self._closing.discard(lane)
         if isinstance(error, GeneratorExit) or (closing and error is None and result is None):
@@ -300,7 +371,7 @@ class GeneratorTracer:
         else:
             recorder.end(lane, result, error)
         if driver != NO_LANE:
-            recorder.record(driver, Code.RUNNING, NO_LANE, NO_DETAIL, self._source(driver_frame))
+            recorder.record(driver, Code.RUNNING, NO_LANE, NO_DETAIL, site[8])
             recorder.current = driver
 
     def finish(self) -> None:
@@ -358,10 +429,55 @@ class MonitoringBackend:
             tracer.resumed(get_frame(1))
             return None
 
+        recorder = tracer.recorder
+        handoff = recorder.handoff
+        intern = recorder.detail
+        lanes_get = lanes.get
+        sites = tracer.sites
+        sent_values = tracer.sent_values
+        yielded_values = tracer.yielded_values
+        resume_sources = tracer.resume_sources
+        blocked = Code.BLOCKED
+        stable = STABLE_REPR_TYPES
+        limit = REPR_LIMIT
+
+        # The two callbacks below run on every hand-off: everything they need is a local, a
+        # list indexed by lane or a dict lookup; anything unusual goes to the tracer.
+
         def on_resume(code: CodeType, offset: int) -> Any:
-            if not code.co_flags & CO_GENERATOR or not is_program(code):
+            frame = get_frame(1)
+            lane = lanes_get(frame)
+            if lane is not None:
+                driver_frame = frame.f_back
+                site = sites[lane]
+                if driver_frame is site[0] and driver_frame.f_lasti == site[1]:
+                    getter = site[3]
+                    if getter is None:
+                        detail = site[4]
+                    else:
+                        value = getter(driver_frame)
+                        cached = sent_values[lane]
+                        if cached is not None and cached[0] is value and cached[1] is site[5]:
+                            detail = cached[2]
+                        elif type(value) in stable:
+                            text = repr(value)
+                            if len(text) > limit:
+                                text = short_repr(value, limit)
+                            detail = intern(("via", site[5], "value", text))
+                            sent_values[lane] = (value, site[5], detail)
+                        elif value is _MISSING:
+                            detail = site[4]
+                        else:
+                            detail = intern(("via", site[5], "value", short_repr(value, limit)))
+                    source = resume_sources[lane].get(offset)
+                    if source is None:
+                        source = tracer.resume_source(lane, frame)
+                    handoff(site[2], lane, detail, blocked, site[6], source)
+                    recorder.current = lane
+                    return None
+            elif not code.co_flags & CO_GENERATOR or not is_program(code):
                 return disable
-            tracer.resumed(get_frame(1))
+            tracer.resumed(frame)
             return None
 
         def on_throw(code: CodeType, offset: int, exception: BaseException) -> Any:
@@ -370,9 +486,26 @@ class MonitoringBackend:
             return None
 
         def on_yield(code: CodeType, offset: int, value: object) -> Any:
-            if not code.co_flags & CO_GENERATOR or not is_program(code):
-                return disable
-            tracer.yielded(get_frame(1), value)
+            lane = lanes_get(get_frame(1))
+            if lane is None:
+                if not code.co_flags & CO_GENERATOR or not is_program(code):
+                    return disable
+                return None
+            cached = yielded_values[lane]
+            if cached is not None and cached[0] is value:
+                detail = cached[2]
+            elif type(value) in stable:
+                text = repr(value)
+                if len(text) > limit:
+                    text = short_repr(value, limit)
+                detail = intern(("via", "yield", "value", text))
+                yielded_values[lane] = (value, "yield", detail)
+            else:
+                detail = intern(("via", "yield", "value", short_repr(value, limit)))
+            site = sites[lane]
+            driver = site[2]
+            handoff(lane, driver, detail, blocked, site[7], site[8])
+            recorder.current = driver
             return None
 
         def on_return(code: CodeType, offset: int, value: object) -> Any:
@@ -463,9 +596,45 @@ class SettraceBackend:
         yield_op = dis.opmap["YIELD_VALUE"]
         return_op = dis.opmap["RETURN_VALUE"]
 
+        recorder = tracer.recorder
+        handoff = recorder.handoff
+        intern = recorder.detail
+        lanes_get = tracer.lanes.get
+        sites = tracer.sites
+        sent_values = tracer.sent_values
+        yielded_values = tracer.yielded_values
+        resume_sources = tracer.resume_sources
+        blocked = Code.BLOCKED
+        stable = STABLE_REPR_TYPES
+        limit = REPR_LIMIT
+
+        # `local` and the top of `on_call` run on every hand-off; they mirror the sys.monitoring
+        # callbacks (kept apart because an extra call per event would cost more than the
+        # hand-off itself).
+
         def local(frame: FrameType, event: str, arg: Any) -> Any:
             if event == "return":
                 opcode = generator_codes[frame.f_code][frame.f_lasti]
+                if not errors and opcode == yield_op:
+                    lane = lanes_get(frame)
+                    if lane is None:
+                        return local
+                    cached = yielded_values[lane]
+                    if cached is not None and cached[0] is arg:
+                        detail = cached[2]
+                    elif type(arg) in stable:
+                        text = repr(arg)
+                        if len(text) > limit:
+                            text = short_repr(arg, limit)
+                        detail = intern(("via", "yield", "value", text))
+                        yielded_values[lane] = (arg, "yield", detail)
+                    else:
+                        detail = intern(("via", "yield", "value", short_repr(arg, limit)))
+                    site = sites[lane]
+                    driver = site[2]
+                    handoff(lane, driver, detail, blocked, site[7], site[8])
+                    recorder.current = driver
+                    return local
                 error = errors.pop(frame, None)
                 if error is not None and error[1] != frame.f_lasti:
                     error = None if opcode in (yield_op, return_op) else error
@@ -480,6 +649,39 @@ class SettraceBackend:
             return local
 
         def on_call(frame: FrameType, event: str, arg: Any) -> Any:
+            lane = lanes_get(frame)
+            if lane is not None:
+                if errors:
+                    errors.pop(frame, None)
+                driver_frame = frame.f_back
+                site = sites[lane]
+                if driver_frame is site[0] and driver_frame.f_lasti == site[1]:
+                    getter = site[3]
+                    if getter is None:
+                        detail = site[4]
+                    else:
+                        value = getter(driver_frame)
+                        cached = sent_values[lane]
+                        if cached is not None and cached[0] is value and cached[1] is site[5]:
+                            detail = cached[2]
+                        elif type(value) in stable:
+                            text = repr(value)
+                            if len(text) > limit:
+                                text = short_repr(value, limit)
+                            detail = intern(("via", site[5], "value", text))
+                            sent_values[lane] = (value, site[5], detail)
+                        elif value is _MISSING:
+                            detail = site[4]
+                        else:
+                            detail = intern(("via", site[5], "value", short_repr(value, limit)))
+                    source = resume_sources[lane].get(frame.f_lasti)
+                    if source is None:
+                        source = tracer.resume_source(lane, frame)
+                    handoff(site[2], lane, detail, blocked, site[6], source)
+                    recorder.current = lane
+                else:
+                    tracer.resumed(frame)
+                return local
             code = frame.f_code
             if code in not_generators:
                 return None

@@ -26,6 +26,9 @@ _READ, _WRITE = 1, 2
 
 
 class GeventTracer(GreenletTracer):
+    # every switch to or from the hub is a wait or a wake, decided in _record_switch
+    plain_switches = False
+
     def __init__(self, recorder: Recorder, hub_type: type, greenlet_type: type) -> None:
         super().__init__(recorder)
         self.hub_type = hub_type
