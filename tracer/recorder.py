@@ -1,18 +1,23 @@
 """The recorder every instrumentation writes to: cheap appends on the hot path, batched flushes.
 
 Instrumentations call `record` (or the helpers built on it) from the traced thread. Events
-are buffered as tuples and handed to a sink in column batches: when the buffer is full, when
-an instrumentation is about to block (`flush`), or at the next event after the flush timer
+are buffered and handed to a sink in column batches: when the buffer is full, when an
+instrumentation is about to block (`flush`), or at the next event after the flush timer
 fires. Nothing is ever dropped: a sink that cannot keep up blocks the recorder.
+
+The buffer is `tracer._speedups.RecorderCore` (C columns, the clock read in C) when the
+extension is built, else its pure-Python twin `PurePendingBuffer`; LOOPSCOPE_PURE_PYTHON=1
+forces the twin. Both record the same events.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from types import CodeType
-from typing import Protocol
+from types import CodeType, ModuleType
+from typing import TYPE_CHECKING, Protocol
 
 from tracer.events import (
     NO_DETAIL,
@@ -26,8 +31,115 @@ from tracer.events import (
     short_repr,
 )
 
-EventTuple = tuple[int, int, int, int, int, int]
-_WIDTH = 6  # ints per pending event
+
+def _load_speedups() -> ModuleType | None:
+    """The C extension, unless it is missing or LOOPSCOPE_PURE_PYTHON=1 asks for pure Python."""
+    if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from tracer import _speedups
+    except ImportError:
+        return None
+    return _speedups
+
+
+# The C hot paths in use, or None; the asyncio model picks its proxy by this too.
+SPEEDUPS = _load_speedups()
+
+_WIDTH = 6  # ints per pending event in the pure-Python buffer
+
+
+class PurePendingBuffer:
+    """The pending events in a flat list: the pure-Python twin of _speedups.RecorderCore.
+
+    Flat because appending six ints costs less than building, tracking and later unzipping a
+    tuple per event. `_limit` counts events; `_limit_reached` runs once that many are pending
+    (0: at the next event).
+    """
+
+    def __init__(self) -> None:
+        self.current = NO_LANE
+        self._pending: list[int] = []
+        self._pending_limit = 0
+        self._now: Clock = time.perf_counter_ns
+
+    @property
+    def _limit(self) -> int:
+        return self._pending_limit // _WIDTH
+
+    @_limit.setter
+    def _limit(self, events: int) -> None:
+        self._pending_limit = events * _WIDTH
+
+    def _set_clock(self, clock: Clock | None) -> None:
+        self._now = time.perf_counter_ns if clock is None else clock
+
+    def record(
+        self,
+        lane: int,
+        code: int,
+        other: int = NO_LANE,
+        detail: int = NO_DETAIL,
+        source: int = NO_SOURCE,
+    ) -> None:
+        pending = self._pending
+        pending += (self._now(), lane, code, other, detail, source)
+        if len(pending) >= self._pending_limit:
+            self._limit_reached()
+
+    def handoff(
+        self,
+        origin: int,
+        target: int,
+        switch_detail: int,
+        origin_state: int,
+        origin_detail: int,
+        target_source: int,
+    ) -> None:
+        now = self._now()
+        pending = self._pending
+        pending += (
+            now, origin, Code.SWITCH, target, switch_detail, NO_SOURCE,
+            now, origin, origin_state, target, origin_detail, NO_SOURCE,
+            now, target, Code.RUNNING, NO_LANE, NO_DETAIL, target_source,
+        )
+        if len(pending) >= self._pending_limit:
+            self._limit_reached()
+
+    def _limit_reached(self) -> None:
+        raise NotImplementedError
+
+    def _take(self, origin: int) -> tuple[list[int], ...]:
+        pending = self._pending
+        columns = (
+            [t - origin for t in pending[0::_WIDTH]],
+            pending[1::_WIDTH],
+            pending[2::_WIDTH],
+            pending[3::_WIDTH],
+            pending[4::_WIDTH],
+            pending[5::_WIDTH],
+        )
+        pending.clear()
+        return columns
+
+    def _pending_count(self) -> int:
+        return len(self._pending) // _WIDTH
+
+    def _last_event(self) -> tuple[int, int]:
+        """(code, lane) of the last pending event."""
+        pending = self._pending
+        return pending[-4], pending[-5]
+
+    def _discard_pending(self) -> None:
+        self._pending.clear()
+
+
+# mypy checks against the pure twin (the C base has the same methods, see _speedups.pyi); it
+# needs the statement form to see a class here, hence no ternary.
+if TYPE_CHECKING or SPEEDUPS is None:  # noqa: SIM108
+    _PendingBuffer = PurePendingBuffer
+else:
+    _PendingBuffer = SPEEDUPS.RecorderCore
 
 
 class BatchSink(Protocol):
@@ -44,12 +156,16 @@ class BatchSink(Protocol):
         ...
 
 
-class Recorder:
-    """Collects the events of one run. Not thread-safe: one traced thread records."""
+class Recorder(_PendingBuffer):
+    """Collects the events of one run. Not thread-safe: one traced thread records.
+
+    `record(lane, code, other, detail, source)` and `handoff(...)` come from the buffer base.
+    """
 
     def __init__(
         self, sink: BatchSink, clock: Clock = monotonic_clock, batch_size: int = 8192
     ) -> None:
+        super().__init__()
         self.sink = sink
         self.clock = clock
         self.origin = clock()
@@ -57,14 +173,10 @@ class Recorder:
         # The lane whose code is executing now, kept current by the instrumentation so that
         # output and wake-ups can be attributed to it.
         self.current = NO_LANE
-        # Pending events, flat: six ints per event (ts, lane, code, other, detail, source).
-        # Flat because appending six ints costs less than building, tracking and later
-        # unzipping a tuple per event; flush slices the columns out and clears it in place.
-        self._pending: list[int] = []
-        self._limit = batch_size * _WIDTH
-        # perf_counter_ns itself rather than the Python function that calls it: one call less
-        # per event on the hot path.
-        self._now: Clock = time.perf_counter_ns if clock is monotonic_clock else clock
+        self._limit = batch_size
+        # The default clock is read by the buffer itself (CLOCK_MONOTONIC in C, which is what
+        # perf_counter_ns reads on Linux; perf_counter_ns in pure Python): no Python call.
+        self._set_clock(_buffer_clock(clock))
         self._next_seq = 0
         self._lane_count = 0
         self._details: dict[Detail, int] = {(): NO_DETAIL}
@@ -81,50 +193,10 @@ class Recorder:
         # to that event flushed; it may block the traced thread (see set_gate).
         self.gate: Callable[[int, int], None] | None = None
 
-    # -- the hot path -------------------------------------------------------------------
-
-    def record(
-        self,
-        lane: int,
-        code: int,
-        other: int = NO_LANE,
-        detail: int = NO_DETAIL,
-        source: int = NO_SOURCE,
-    ) -> None:
-        pending = self._pending
-        pending += (self._now(), lane, code, other, detail, source)
-        if len(pending) >= self._limit:
-            self._limit_reached()
-
-    def handoff(
-        self,
-        origin: int,
-        target: int,
-        switch_detail: int,
-        origin_state: int,
-        origin_detail: int,
-        target_source: int,
-    ) -> None:
-        """A switch from origin to target, origin's new state and target running: one instant.
-
-        The three events share one clock reading; generator and greenlet hand-offs are
-        recorded this way.
-        """
-        now = self._now()
-        pending = self._pending
-        pending += (
-            now, origin, Code.SWITCH, target, switch_detail, NO_SOURCE,
-            now, origin, origin_state, target, origin_detail, NO_SOURCE,
-            now, target, Code.RUNNING, NO_LANE, NO_DETAIL, target_source,
-        )
-        if len(pending) >= self._limit:
-            self._limit_reached()
-
     def _limit_reached(self) -> None:
         """The buffer is full, the flush timer fired, or a gate wants to see every event."""
         gate = self.gate
-        pending = self._pending
-        last_code, last_lane = pending[-4], pending[-5]
+        last_code, last_lane = self._last_event()
         self.flush()
         if gate is not None:
             gate(last_code, last_lane)
@@ -207,27 +279,18 @@ class Recorder:
 
     @property
     def event_count(self) -> int:
-        return self._next_seq + len(self._pending) // _WIDTH
+        return self._next_seq + self._pending_count()
 
     # -- flushing -------------------------------------------------------------------------
 
     def flush(self) -> None:
-        self._limit = self.batch_size * _WIDTH if self.gate is None else _WIDTH
-        pending = self._pending
-        if not pending:
+        self._limit = self.batch_size if self.gate is None else 0
+        count = self._pending_count()
+        if not count:
             return
         first_seq = self._next_seq
-        self._next_seq += len(pending) // _WIDTH
-        origin = self.origin
-        columns = (
-            [t - origin for t in pending[0::_WIDTH]],
-            pending[1::_WIDTH],
-            pending[2::_WIDTH],
-            pending[3::_WIDTH],
-            pending[4::_WIDTH],
-            pending[5::_WIDTH],
-        )
-        pending.clear()
+        self._next_seq += count
+        columns = self._take(self.origin)
         new_details = self._detail_rows[self._details_sent :]
         self._details_sent = len(self._detail_rows)
         new_sources = self._source_rows[self._sources_sent :]
@@ -242,7 +305,7 @@ class Recorder:
         recorded event shifts).
         """
         self.gate = gate
-        self._limit = _WIDTH if gate is not None else self.batch_size * _WIDTH
+        self._limit = 0 if gate is not None else self.batch_size
 
     def stop_flush_timer(self) -> None:
         """Stops the flush thread (gevent must not see it once it patches threading)."""
@@ -263,7 +326,7 @@ class Recorder:
 
         def run() -> None:
             while not self._timer_stop.wait(interval):
-                self._limit = _WIDTH
+                self._limit = 0
 
         self._timer = threading.Thread(target=run, name="loopscope-flush", daemon=True)
         self._timer.start()
@@ -274,3 +337,12 @@ class Recorder:
         self._timer_stop.set()
         self.flush()
         self.closed = True
+
+
+def _buffer_clock(clock: Clock) -> Clock | None:
+    """The clock to hand the buffer: None for "read the default clock yourself"."""
+    if clock is not monotonic_clock:
+        return clock
+    if SPEEDUPS is not None and not SPEEDUPS.HAVE_NATIVE_CLOCK:
+        return time.perf_counter_ns
+    return None

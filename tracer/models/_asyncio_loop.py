@@ -13,26 +13,32 @@ from asyncio import base_events, taskgroups, tasks
 from asyncio.events import Handle
 from collections.abc import Callable
 from contextvars import Context
+from time import monotonic as _monotonic
 from types import CoroutineType
 from typing import Any
 
 from tracer.models._asyncio_proxy import TracedCoroutine
 from tracer.models._asyncio_tracer import LoopTracer
 from tracer.recorder import Recorder
+from tracer.stepping import program_clock
 
 _BaseEventLoop = base_events.BaseEventLoop
 
 # asyncio.run's own clean-up tasks: not the program's, so they get no lanes.
+# Sets of ids, not of code objects: hashing a code object walks its bytecode (3.12+), and
+# every create_task looks here. The functions live as long as asyncio, so the ids stay theirs.
 _CLEANUP_CODES = frozenset(
     {
-        _BaseEventLoop.shutdown_asyncgens.__code__,
-        _BaseEventLoop.shutdown_default_executor.__code__,
+        id(_BaseEventLoop.shutdown_asyncgens.__code__),
+        id(_BaseEventLoop.shutdown_default_executor.__code__),
     }
 )
 
 # Before 3.13 these call loop.create_task(coro) and set the task's name afterwards; the name
 # the program chose is then read from their `name` argument, so the lane gets it at spawn.
-_NAMING_CALLERS = frozenset({tasks.create_task.__code__, taskgroups.TaskGroup.create_task.__code__})
+_NAMING_CALLERS = frozenset(
+    {id(tasks.create_task.__code__), id(taskgroups.TaskGroup.create_task.__code__)}
+)
 
 
 class TracingSelector(selectors.DefaultSelector):
@@ -74,17 +80,22 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
     def tracer(self) -> LoopTracer:
         return self._tracer
 
+    def time(self) -> float:
+        # Time the stepping gate held the program is not program time: a sleep(1) still
+        # waits one second of it, however long the run was paused (tracer.stepping).
+        return _monotonic() - program_clock.paused_s
+
     def create_task(  # type: ignore[override]
         self, coro: Any, *, name: str | None = None, context: Context | None = None
     ) -> asyncio.Task[Any]:
         tracer = self._tracer
-        if tracer.detached or type(coro) is not CoroutineType or coro.cr_code in _CLEANUP_CODES:
+        if tracer.detached or type(coro) is not CoroutineType or id(coro.cr_code) in _CLEANUP_CODES:
             return super().create_task(coro, name=name, context=context)
         proxy = TracedCoroutine(coro, tracer)
         task = super().create_task(proxy, name=name, context=context)
         if name is None:
             caller = sys._getframe(1)
-            if caller.f_code in _NAMING_CALLERS:
+            if id(caller.f_code) in _NAMING_CALLERS:
                 name = caller.f_locals.get("name")
         tracer.task_created(proxy, task, None if name is None else str(name))
         return task

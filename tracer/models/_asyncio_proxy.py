@@ -3,6 +3,9 @@
 The C Task calls `send`/`throw` on whatever it was given; a `collections.abc.Coroutine` is
 accepted as a coroutine, so wrapping the program's coroutine is enough to see each step
 begin and end without touching the Task implementation or the program.
+
+With tracer._speedups built, `send` (and the `am_send` slot the C Task calls) is C: the
+common step costs no Python-level work. `PureTracedCoroutine` is its pure-Python twin.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from types import CodeType, CoroutineType, FrameType
 from typing import TYPE_CHECKING, Any
 
 from tracer.events import NO_DETAIL, NO_LANE, Code
+from tracer.recorder import SPEEDUPS
 
 if TYPE_CHECKING:
     from tracer.models._asyncio_tracer import LoopTracer
@@ -20,57 +24,15 @@ _RUNNING = int(Code.RUNNING)
 _READY = int(Code.READY)
 
 
-class TracedCoroutine(Coroutine[Any, Any, Any]):
-    """Forwards to the program's coroutine and tells the loop's tracer about every step."""
+class ProxyPassthroughs(Coroutine[Any, Any, Any]):
+    """All of the proxy but its hot path: throw, close, and what introspection reads."""
 
-    __slots__ = ("_coro", "_lane", "_lines", "_name", "_tracer")
-
-    def __init__(self, coro: CoroutineType[Any, Any, Any], tracer: LoopTracer) -> None:
-        self._coro = coro
-        self._tracer = tracer
-        self._lane = NO_LANE
-        self._name = ""
-        # line -> interned source index, for the lines this coroutine resumes at
-        self._lines: dict[int, int] = tracer.lines_of(coro.cr_code)
-
-    def send(self, value: Any) -> Any:
-        # The hot path of the whole model: one call per task step. The common cases (record
-        # RUNNING; after the step, READY for a bare yield) are inlined; the rest is in the
-        # tracer. The recording is guarded, the program's own exceptions are not.
-        tracer = self._tracer
-        if tracer.detached:
-            return self._coro.send(value)
-        recorder = tracer.recorder
-        outer = recorder.current
-        lane = self._lane
-        try:
-            if lane < 0:  # an eager task: its first step runs inside create_task
-                lane = tracer.spawn_eager(self)
-            frame: FrameType = self._coro.cr_frame  # type: ignore[assignment]  # not done yet
-            line = frame.f_lineno
-            source = self._lines.get(line)
-            if source is None:
-                source = self._lines[line] = recorder.source_of(frame.f_code, line)
-            recorder.record(lane, _RUNNING, NO_LANE, NO_DETAIL, source)
-            recorder.current = lane
-        except Exception as exc:
-            tracer.detach(exc)
-        try:
-            result = self._coro.send(value)
-        except BaseException as exc:
-            tracer.step_ended(self, outer, exc)
-            raise
-        if tracer.detached:
-            return result
-        try:
-            recorder.current = outer
-            if result is None:  # a bare yield (sleep(0)): straight back in the ready queue
-                recorder.record(lane, _READY, lane, tracer.ready_self)
-            else:
-                tracer.step_waits(self, lane, result)
-        except Exception as exc:
-            tracer.detach(exc)
-        return result
+    __slots__ = ()
+    _coro: CoroutineType[Any, Any, Any]
+    _tracer: LoopTracer
+    _lane: int
+    _name: str
+    _lines: dict[int, int]
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         tracer = self._tracer
@@ -128,3 +90,66 @@ class TracedCoroutine(Coroutine[Any, Any, Any]):
     @property
     def lane(self) -> int:
         return self._lane
+
+
+class PureTracedCoroutine(ProxyPassthroughs):
+    """Forwards to the program's coroutine and tells the loop's tracer about every step."""
+
+    __slots__ = ("_coro", "_lane", "_lines", "_name", "_tracer")
+
+    def __init__(self, coro: CoroutineType[Any, Any, Any], tracer: LoopTracer) -> None:
+        self._coro = coro
+        self._tracer = tracer
+        self._lane = NO_LANE
+        self._name = ""
+        # line -> interned source index, for the lines this coroutine resumes at
+        self._lines: dict[int, int] = tracer.lines_of(coro.cr_code)
+
+    def send(self, value: Any) -> Any:
+        # The hot path of the whole model: one call per task step. The common cases (record
+        # RUNNING; after the step, READY for a bare yield) are inlined; the rest is in the
+        # tracer. The recording is guarded, the program's own exceptions are not.
+        tracer = self._tracer
+        if tracer.detached:
+            return self._coro.send(value)
+        recorder = tracer.recorder
+        outer = recorder.current
+        lane = self._lane
+        try:
+            if lane < 0:  # an eager task: its first step runs inside create_task
+                lane = tracer.spawn_eager(self)
+            frame: FrameType = self._coro.cr_frame  # type: ignore[assignment]  # not done yet
+            line = frame.f_lineno
+            source = self._lines.get(line)
+            if source is None:
+                source = self._lines[line] = recorder.source_of(frame.f_code, line)
+            recorder.record(lane, _RUNNING, NO_LANE, NO_DETAIL, source)
+            recorder.current = lane
+        except Exception as exc:
+            tracer.detach(exc)
+        try:
+            result = self._coro.send(value)
+        except BaseException as exc:
+            tracer.step_ended(self, outer, exc)
+            raise
+        if tracer.detached:
+            return result
+        try:
+            recorder.current = outer
+            if result is None:  # a bare yield (sleep(0)): straight back in the ready queue
+                recorder.record(lane, _READY, lane, tracer.ready_self)
+            else:
+                tracer.step_waits(self, lane, result)
+        except Exception as exc:
+            tracer.detach(exc)
+        return result
+
+
+if TYPE_CHECKING or SPEEDUPS is None:
+    TracedCoroutine = PureTracedCoroutine
+else:
+
+    class TracedCoroutine(SPEEDUPS.CoroutineProxyCore, ProxyPassthroughs):
+        """The proxy with its send in C (tracer._speedups.CoroutineProxyCore)."""
+
+        __slots__ = ()

@@ -21,10 +21,10 @@ import weakref
 from asyncio import futures, tasks
 from collections.abc import Callable
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind
-from tracer.models._asyncio_proxy import TracedCoroutine
+from tracer.models._asyncio_proxy import ProxyPassthroughs, TracedCoroutine
 from tracer.models._asyncio_waits import (
     awaiting_label,
     format_address,
@@ -36,7 +36,7 @@ from tracer.models._asyncio_waits import (
     transport_of,
     wait_mode,
 )
-from tracer.recorder import Recorder
+from tracer.recorder import SPEEDUPS, Recorder
 
 LOOP_LANE_NAME = "asyncio loop"
 
@@ -67,13 +67,27 @@ _STREAM_WRITE = -2
 Cause = tuple[int, int, int]
 
 
-class LoopTracer:
+class PureTracerCore:
+    """What the coroutine proxy reads on every step: the twin of _speedups.LoopTracerCore."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.detached = False
+        self.ready_self = NO_DETAIL
+
+
+if TYPE_CHECKING or SPEEDUPS is None:  # noqa: SIM108  (mypy needs the statement form)
+    _TracerCore = PureTracerCore
+else:
+    _TracerCore = SPEEDUPS.LoopTracerCore
+
+
+class LoopTracer(_TracerCore):
     """Records one event loop's lanes and the states of the tasks it runs."""
 
     def __init__(self, recorder: Recorder, on_detach: Callable[[], None] | None = None) -> None:
-        self.recorder = recorder
+        super().__init__(recorder)
         self.record = recorder.record
-        self.detached = False
         self._on_detach = on_detach
         self.loop_lane = recorder.spawn(LOOP_LANE_NAME, LaneKind.LOOP, parent=recorder.current)
         self.record(self.loop_lane, _DISPATCH)
@@ -86,14 +100,21 @@ class LoopTracer:
         self.sleeps: dict[int, tuple[Any, int]] = {}
         # id(future) -> (future, fd, mode, socket, address): futures fd readiness will complete
         self.io_futures: dict[int, tuple[Any, int, str, Any, Any]] = {}
-        self._code_lines: dict[CodeType, dict[int, int]] = {}
-        self._verdicts_top: dict[CodeType, int] = {}
-        self._verdicts_inner: dict[CodeType, int] = {}
+        # id(code) -> (code, {line: source index}); by id for the reason _verdicts_top is
+        self._code_lines: dict[int, tuple[CodeType, dict[int, int]]] = {}
+        # id(code) -> (code, verdict) of the functions tasks wait in. Keyed by id because
+        # hashing a code object walks its bytecode (3.12+); holding the code keeps the id.
+        self._verdicts_top: dict[int, tuple[CodeType, int]] = {}
+        self._verdicts_inner: dict[int, tuple[CodeType, int]] = {}
         self._fd_causes: dict[tuple[int, str], int] = {}
         self._peers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._transport_details: weakref.WeakKeyDictionary[Any, dict[str, int]] = (
             weakref.WeakKeyDictionary()
         )
+        # id(stream) * 2 + (1 for a write wait) -> (weakref to the stream, IO_WAIT detail)
+        self._owner_details: dict[int, tuple[weakref.ref[Any], int]] = {}
+        # the type of the futures the C proxy judges itself (others go to step_waits)
+        self._plain_future: type = _Future
         detail = recorder.detail
         self.ready_self = detail(("cause", "self"))
         self.ready_spawn = detail(("cause", "spawn"))
@@ -101,17 +122,24 @@ class LoopTracer:
         self.cause_task = detail(("cause", "task"))
         self.cause_callback = detail(("cause", "callback"))
         self.on_gather = detail(("on", "gather"))
+        # the details of the last poll's timeout and of a poll that found nothing ready,
+        # interned at first use (-1.0 is a timeout no loop passes)
+        self._poll_timeout: float | None = -1.0
+        self._poll_detail = NO_DETAIL
+        self._nothing_ready = NO_DETAIL
 
     # -- lanes --------------------------------------------------------------------------
 
     def lines_of(self, code: CodeType) -> dict[int, int]:
-        lines = self._code_lines.get(code)
-        if lines is None:
-            lines = self._code_lines[code] = {}
+        known = self._code_lines.get(id(code))
+        if known is not None and known[0] is code:
+            return known[1]
+        lines: dict[int, int] = {}
+        self._code_lines[id(code)] = (code, lines)
         return lines
 
     def task_created(
-        self, proxy: TracedCoroutine, task: asyncio.Task[Any], name: str | None
+        self, proxy: ProxyPassthroughs, task: asyncio.Task[Any], name: str | None
     ) -> None:
         if proxy._lane != NO_LANE:  # an eager task already ran its first step
             return
@@ -120,7 +148,7 @@ class LoopTracer:
         except Exception as exc:
             self.detach(exc)
 
-    def _spawn(self, proxy: TracedCoroutine, given_name: str | None, task_name: str) -> None:
+    def _spawn(self, proxy: ProxyPassthroughs, given_name: str | None, task_name: str) -> None:
         """A lane for the task: the program's name for it, else "<coroutine> (Task-N)"."""
         recorder = self.recorder
         qualname = proxy._coro.cr_code.co_qualname
@@ -135,11 +163,11 @@ class LoopTracer:
 
     # -- task steps (called by TracedCoroutine) -------------------------------------------
 
-    def spawn_eager(self, proxy: TracedCoroutine) -> int:
+    def spawn_eager(self, proxy: ProxyPassthroughs) -> int:
         self._spawn(proxy, None, "eager")
         return proxy._lane
 
-    def step_started(self, proxy: TracedCoroutine) -> int:
+    def step_started(self, proxy: ProxyPassthroughs) -> int:
         """Records RUNNING at the line the coroutine resumes at; returns the lane it interrupts.
 
         The slow path, for throw(); send() inlines the same.
@@ -164,7 +192,7 @@ class LoopTracer:
             self.detach(exc)
         return outer
 
-    def step_yielded(self, proxy: TracedCoroutine, outer: int, result: Any) -> None:
+    def step_yielded(self, proxy: ProxyPassthroughs, outer: int, result: Any) -> None:
         if self.detached:
             return
         try:
@@ -177,7 +205,17 @@ class LoopTracer:
         except Exception as exc:
             self.detach(exc)
 
-    def step_ended(self, proxy: TracedCoroutine, outer: int, exc: BaseException) -> None:
+    def step_returned(self, proxy: ProxyPassthroughs, outer: int, value: Any) -> None:
+        """The step finished the coroutine with `value` (the C proxy's way to say so)."""
+        if self.detached:
+            return
+        try:
+            self.recorder.current = outer
+            self.recorder.end(proxy._lane, result=value)
+        except Exception as error:
+            self.detach(error)
+
+    def step_ended(self, proxy: ProxyPassthroughs, outer: int, exc: BaseException) -> None:
         if self.detached:
             return
         try:
@@ -196,7 +234,7 @@ class LoopTracer:
 
     # -- waits ----------------------------------------------------------------------------
 
-    def step_waits(self, proxy: TracedCoroutine, lane: int, future: Any) -> None:
+    def step_waits(self, proxy: ProxyPassthroughs, lane: int, future: Any) -> None:
         """The step yielded a future: record what the lane now waits for, and remember it."""
         key = id(future)
         sleep = self.sleeps.pop(key, None)
@@ -217,25 +255,47 @@ class LoopTracer:
         waiters = self.waiting.get(key)
         self.waiting[key] = (future, lane) if waiters is None else (*waiters, lane)
 
-    def _record_awaiter_wait(self, proxy: TracedCoroutine, lane: int) -> None:
+    def _record_awaiter_wait(self, proxy: ProxyPassthroughs, lane: int) -> None:
         """A wait on a future nobody told us about: judge it by the function that awaits it."""
         code, frame, is_top = innermost_awaiter(proxy._coro)
         verdicts = self._verdicts_top if is_top else self._verdicts_inner
-        verdict = verdicts.get(code)
-        if verdict is None:
-            verdict = verdicts[code] = self._judge(code, frame, is_top)
+        known_verdict = verdicts.get(id(code))
+        if known_verdict is not None and known_verdict[0] is code:
+            verdict = known_verdict[1]
+        else:
+            verdict = self._judge(code, frame, is_top)
+            verdicts[id(code)] = (code, verdict)
         if verdict >= 0:
             self.record(lane, _BLOCKED, NO_LANE, verdict)
             return
-        transport = transport_of(self_of(frame))
+        owner = self_of(frame)
+        # A stream's transport does not change, so its wait detail is looked up once per
+        # stream and mode: finding the transport is most of the cost of a wait.
+        key = id(owner) * 2 + (verdict == _STREAM_WRITE)  # the C proxy makes the same key
+        known = self._owner_details.get(key)
+        if known is not None and known[0]() is owner:
+            self.record(lane, _IO_WAIT, NO_LANE, known[1])
+            return
+        transport = transport_of(owner)
         detail = None
         if transport is not None:
             mode = "read" if verdict == _STREAM_READ else "write"
             detail = self._transport_detail(transport, mode)
         if detail is None:  # the transport closed under us: say what is awaited instead
             self.record(lane, _BLOCKED, NO_LANE, self._blocked_on(code, is_top))
-        else:
-            self.record(lane, _IO_WAIT, NO_LANE, detail)
+            return
+        self._remember_owner(key, owner, detail)
+        self.record(lane, _IO_WAIT, NO_LANE, detail)
+
+    def _remember_owner(self, key: int, owner: object, detail: int) -> None:
+        owner_details = self._owner_details
+
+        def forget(_: object) -> None:
+            owner_details.pop(key, None)
+
+        # an owner that is not weakly referenceable is looked up every time
+        with contextlib.suppress(TypeError):
+            self._owner_details[key] = (weakref.ref(owner, forget), detail)
 
     def _judge(self, code: CodeType, frame: Any, is_top: bool) -> int:
         if takes_self(code) and transport_of(self_of(frame)) is not None:
@@ -278,10 +338,14 @@ class LoopTracer:
 
     # -- wake-ups (called by the loop's call_soon) ------------------------------------------
 
-    def callback_scheduled(self, callback: Callable[..., Any], first: Any) -> Callable[..., Any]:
+    def pure_callback_scheduled(
+        self, callback: Callable[..., Any], first: Any
+    ) -> Callable[..., Any]:
         """A callback is scheduled with `first` as its argument: a future completing, maybe.
 
         Returns the callback to schedule (wrapped when it runs on behalf of a finished task).
+        The C base's callback_scheduled handles plain futures itself and calls this for the
+        rest.
         """
         try:
             waiters = self.waiting.get(id(first))
@@ -306,7 +370,7 @@ class LoopTracer:
         elif self.cause is not None:
             waker, cause, deadline_ns = self.cause
             if cause < 0:
-                cause = self.recorder.detail(("cause", "timer", "deadline_ns", deadline_ns))
+                cause = self._timer_cause(deadline_ns)
         else:
             waker, cause = self.loop_lane, self.cause_callback
         record = self.record
@@ -314,7 +378,13 @@ class LoopTracer:
             record(lane, _WAKE, waker, cause)
             record(lane, _READY, waker, cause)
 
-    def with_cause(self, callback: Callable[..., Any], cause: Cause) -> Callable[..., Any]:
+    def _timer_cause(self, deadline_ns: int) -> int:
+        return self.recorder.detail(("cause", "timer", "deadline_ns", deadline_ns))
+
+    if TYPE_CHECKING or SPEEDUPS is None:
+        callback_scheduled = pure_callback_scheduled
+
+    def pure_with_cause(self, callback: Callable[..., Any], cause: Cause) -> Callable[..., Any]:
         """The callback, run with `cause` as the reason for whatever it completes."""
 
         def run_with_cause(*args: Any) -> Any:
@@ -327,6 +397,13 @@ class LoopTracer:
 
         run_with_cause.__qualname__ = getattr(callback, "__qualname__", "callback")
         return run_with_cause
+
+    def with_cause(self, callback: Callable[..., Any], cause: Cause) -> Callable[..., Any]:
+        """The callback, run with `cause` as the reason for whatever it completes."""
+        if SPEEDUPS is None:
+            return self.pure_with_cause(callback, cause)
+        caused: Callable[..., Any] = SPEEDUPS.CausedCallback(self, callback, cause)
+        return caused
 
     # -- timers and fds (called by the loop's call_at/call_later and _add_reader/_add_writer)
 
@@ -371,8 +448,12 @@ class LoopTracer:
 
     def poll_started(self, timeout: float | None) -> None:
         try:
-            shown = None if timeout is None else round(timeout, 4)
-            self.record(self.loop_lane, _POLL, NO_LANE, self.recorder.detail(("timeout_s", shown)))
+            # A busy loop polls with the same timeout (0) over and over: reuse its detail.
+            if timeout != self._poll_timeout:
+                shown = None if timeout is None else round(timeout, 4)
+                self._poll_timeout = timeout
+                self._poll_detail = self.recorder.detail(("timeout_s", shown))
+            self.record(self.loop_lane, _POLL, NO_LANE, self._poll_detail)
         except Exception as exc:
             self.detach(exc)
 
@@ -387,10 +468,24 @@ class LoopTracer:
         if self.detached:
             return
         try:
-            readable = tuple(key.fd for key, mask in ready if mask & _EVENT_READ)
-            writable = tuple(key.fd for key, mask in ready if mask & _EVENT_WRITE)
+            if ready:
+                readable: list[int] = []
+                writable: list[int] = []
+                for key, mask in ready:
+                    if mask & _EVENT_READ:
+                        readable.append(key.fd)
+                    if mask & _EVENT_WRITE:
+                        writable.append(key.fd)
+                detail = self.recorder.detail(
+                    ("readable", tuple(readable), "writable", tuple(writable))
+                )
+            else:
+                detail = self._nothing_ready
+                if detail == NO_DETAIL:
+                    detail = self._nothing_ready = self.recorder.detail(
+                        ("readable", (), "writable", ())
+                    )
             lane = self.loop_lane
-            detail = self.recorder.detail(("readable", readable, "writable", writable))
             self.record(lane, _ANNOTATE, NO_LANE, detail)
             self.record(lane, _DISPATCH)
         except Exception as exc:

@@ -12,10 +12,12 @@ import socket
 from types import CodeType, CoroutineType, FrameType, GeneratorType
 from typing import Any
 
+from tracer.recorder import SPEEDUPS
+
 _AWAIT_CHAIN_TYPES = (CoroutineType, GeneratorType)
 
 
-def innermost_awaiter(coro: Any) -> tuple[CodeType, FrameType | None, bool]:
+def pure_innermost_awaiter(coro: Any) -> tuple[CodeType, FrameType | None, bool]:
     """(code, frame, is_top) of the innermost coroutine or generator in coro's await chain.
 
     `is_top` says the task's own coroutine is the one awaiting a bare future.
@@ -35,11 +37,21 @@ def takes_self(code: CodeType) -> bool:
     return code.co_argcount > 0 and code.co_varnames[0] == "self"
 
 
-def self_of(frame: FrameType | None) -> object:
+def pure_self_of(frame: FrameType | None) -> object:
     """The `self` local of a method's frame, or None."""
     if frame is None:
         return None
     return frame.f_locals.get("self")
+
+
+# Both run on every wait a task's step ends in; in C they skip building f_locals (3.12+) and
+# the Python-level walk.
+if SPEEDUPS is None:
+    innermost_awaiter = pure_innermost_awaiter
+    self_of = pure_self_of
+else:
+    innermost_awaiter = SPEEDUPS.innermost_awaiter
+    self_of = SPEEDUPS.local_self
 
 
 def transport_of(owner: object) -> Any:

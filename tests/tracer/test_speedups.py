@@ -1,0 +1,265 @@
+"""tracer._speedups against its pure-Python twins: the same events, the same clock, no leaks.
+
+The implementation is chosen when tracer.recorder is imported (LOOPSCOPE_PURE_PYTHON=1 forces
+pure Python), so each side runs in a child interpreter of its own and prints what it recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from typing import Any
+
+import pytest
+
+from tracer.recorder import SPEEDUPS
+
+needs_extension = pytest.mark.skipif(SPEEDUPS is None, reason="tracer._speedups is not built")
+
+# Exercises the whole Recorder API with small batches, a gate and a FakeClock; prints every
+# batch and every gate call as JSON.
+RECORDER_PROGRAM = """
+import json
+from tracer.events import Code, FakeClock, LaneKind
+from tracer.recorder import Recorder
+
+batches, gate_calls = [], []
+
+class Sink:
+    def write_batch(self, first_seq, columns, new_details, new_sources):
+        batches.append([first_seq, [list(c) for c in columns], new_details, new_sources])
+
+clock = FakeClock(tick_ns=7)
+recorder = Recorder(Sink(), clock=clock, batch_size=5)
+loop = recorder.spawn("loop", LaneKind.LOOP)
+task = recorder.spawn("task", LaneKind.TASK, parent=loop, extra=("coro", "main"))
+for step in range(12):
+    recorder.record(task, Code.RUNNING, source=recorder.source("a.py", step, "main"))
+    recorder.record(task, Code.READY, other=task, detail=recorder.detail(("cause", "self")))
+recorder.handoff(task, loop, recorder.detail(("via", "send")), Code.BLOCKED, 0, 0)
+recorder.wake(task, loop, ("cause", "timer"))
+recorder.state(task, Code.IO_WAIT, ("fd", 3, "mode", "read"))
+recorder.annotate(loop, ("readable", (3,)))
+recorder.flush()
+recorder.set_gate(lambda code, lane: gate_calls.append([code, lane, recorder.event_count]))
+recorder.record(loop, Code.POLL)
+recorder.handoff(loop, task, 0, Code.DISPATCH, 0, 0)
+recorder.set_gate(None)
+recorder.origin += 1000  # a gate's pause moves the origin; later stamps are relative to it
+recorder.end(task, result=[1, 2])
+recorder.end(loop, error=RuntimeError("closed"))
+pending = recorder.event_count
+recorder.close()
+print(json.dumps({"batches": batches, "gate": gate_calls, "pending": pending,
+                  "current": recorder.current}))
+"""
+
+# A deterministic asyncio program: tasks that yield, await each other, a queue, an event,
+# gather, a failing task, and a stream over a socket pair (an fd wait and an fd wake-up).
+ASYNCIO_PROGRAM = """
+import asyncio, json, socket
+from tracer.events import FakeClock
+from tracer.models.asyncio_model import traced_policy
+from tracer.recorder import Recorder
+from tracer.trace import Trace
+
+async def spin(n):
+    for _ in range(n):
+        await asyncio.sleep(0)
+    return n
+
+async def fails():
+    await asyncio.sleep(0)
+    raise ValueError("boom")
+
+async def consumer(queue, done):
+    while (item := await queue.get()) is not None:
+        await asyncio.sleep(0)
+    done.set()
+
+async def main():
+    queue, done = asyncio.Queue(), asyncio.Event()
+    waiting = asyncio.create_task(consumer(queue, done), name="consumer")
+    for item in range(3):
+        await queue.put(item)
+        await asyncio.sleep(0)
+    await queue.put(None)
+    await done.wait()
+    await waiting
+    total = sum(await asyncio.gather(spin(2), spin(3)))
+    failing = asyncio.create_task(fails(), name="fails")
+    try:
+        await failing
+    except ValueError:
+        pass
+    left, right = socket.socketpair()
+    reader, writer = await asyncio.open_connection(sock=left)
+    async def answer():
+        peer_reader, peer_writer = await asyncio.open_connection(sock=right)
+        line = await peer_reader.readline()
+        peer_writer.write(line.upper())
+        await peer_writer.drain()
+        peer_writer.close()
+    answering = asyncio.create_task(answer(), name="answer")
+    writer.write(b"ping\\n")
+    await writer.drain()
+    reply = await reader.readline()
+    await answering
+    writer.close()
+    return total, reply.decode()
+
+trace = Trace()
+recorder = Recorder(trace, clock=FakeClock(tick_ns=1), batch_size=64)
+with traced_policy(recorder):
+    result = asyncio.run(main())
+recorder.close()
+print(json.dumps({
+    "result": list(result),
+    "columns": [list(trace.ts), list(trace.lane), list(trace.code), list(trace.other),
+                list(trace.detail), list(trace.source)],
+    "details": trace.details,
+    "sources": [list(s) for s in trace.sources],
+}))
+"""
+
+
+def run_side(program: str, pure: bool) -> Any:
+    env = dict(os.environ)
+    env.pop("LOOPSCOPE_PURE_PYTHON", None)
+    if pure:
+        env["LOOPSCOPE_PURE_PYTHON"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(program)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_the_environment_variable_selects_the_pure_python_twins() -> None:
+    probe = """
+    import json
+    from tracer.recorder import SPEEDUPS, PurePendingBuffer, Recorder
+    from tracer.models._asyncio_proxy import PureTracedCoroutine, TracedCoroutine
+    from tracer.models._asyncio_tracer import LoopTracer, PureTracerCore
+    print(json.dumps([SPEEDUPS is None, issubclass(Recorder, PurePendingBuffer),
+                      TracedCoroutine is PureTracedCoroutine,
+                      issubclass(LoopTracer, PureTracerCore)]))
+    """
+    assert run_side(probe, pure=True) == [True, True, True, True]
+    if SPEEDUPS is not None:
+        assert run_side(probe, pure=False) == [False, False, False, False]
+
+
+@needs_extension
+def test_c_and_pure_recorders_write_the_same_batches_and_gate_calls() -> None:
+    c_side = run_side(RECORDER_PROGRAM, pure=False)
+    pure_side = run_side(RECORDER_PROGRAM, pure=True)
+
+    assert c_side == pure_side
+    # and what they agree on is what was recorded: batches of at most five, in order
+    firsts = [batch[0] for batch in c_side["batches"]]
+    sizes = [len(batch[1][0]) for batch in c_side["batches"]]
+    assert firsts == [sum(sizes[:i]) for i in range(len(sizes))]
+    assert max(sizes[:4]) == 5
+    assert [call[:2] for call in c_side["gate"]] == [[5, 0], [0, 1]]
+    ts = [t for batch in c_side["batches"] for t in batch[1][0]]
+    assert ts[-2:] == [ts[-3] + 7 - 1000, ts[-3] + 14 - 1000]
+
+
+@needs_extension
+def test_c_and_pure_proxies_trace_an_asyncio_program_identically() -> None:
+    c_side = run_side(ASYNCIO_PROGRAM, pure=False)
+    pure_side = run_side(ASYNCIO_PROGRAM, pure=True)
+
+    assert c_side["result"] == [5, "PING\n"]
+    assert c_side["details"] == pure_side["details"]
+    assert c_side["sources"] == pure_side["sources"]
+    assert c_side["columns"] == pure_side["columns"]
+    kinds = {d.get("cause") for d in c_side["details"]} | {d.get("mode") for d in c_side["details"]}
+    assert {"self", "spawn", "task", "future", "fd", "read"} <= kinds
+
+
+@needs_extension
+def test_the_native_clock_is_the_one_perf_counter_ns_reads() -> None:
+    assert SPEEDUPS is not None
+    if not SPEEDUPS.HAVE_NATIVE_CLOCK:
+        pytest.skip("no native clock on this platform")
+    for _ in range(1000):
+        before = time.perf_counter_ns()
+        native = SPEEDUPS.monotonic_ns()
+        after = time.perf_counter_ns()
+        assert before <= native <= after
+
+
+@needs_extension
+def test_the_c_recorder_refuses_fields_the_wire_cannot_carry() -> None:
+    from tracer.events import FakeClock
+    from tracer.recorder import Recorder
+    from tracer.trace import Trace
+
+    recorder = Recorder(Trace(), clock=FakeClock())
+    with pytest.raises(OverflowError):
+        recorder.record(2**31, 0)
+    with pytest.raises(OverflowError):
+        recorder.record(0, 128)
+    with pytest.raises(TypeError):
+        recorder.record(0, 0, colour=1)  # type: ignore[call-arg]
+    assert recorder.event_count == 0
+
+
+def resident_kib() -> int:
+    with open(f"/proc/{os.getpid()}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+@needs_extension
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_records_and_proxy_steps_do_not_leak() -> None:
+    import asyncio
+
+    from tracer.events import Code
+    from tracer.models.asyncio_model import traced_policy
+    from tracer.recorder import Recorder
+
+    class CountingSink:
+        events = 0
+
+        def write_batch(self, first_seq: int, columns: Any, *tables: Any) -> None:
+            self.events += len(columns[0])
+
+    async def spinners() -> None:
+        async def spin() -> None:
+            for _ in range(500):
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(spin() for _ in range(100)))
+
+    def one_round() -> int:
+        sink = CountingSink()
+        recorder = Recorder(sink)
+        for lane in range(100_000):
+            recorder.record(lane, Code.RUNNING, -1, 0, 0)
+            recorder.handoff(lane, lane + 1, 0, Code.BLOCKED, 0, 0)
+        with traced_policy(recorder):
+            asyncio.run(spinners())  # 50,000 proxied steps
+        recorder.close()
+        return sink.events
+
+    one_round()  # warm-up: imports, interned tables, allocator pools
+    one_round()
+    before = resident_kib()
+    for _ in range(4):
+        events = one_round()
+    grown = resident_kib() - before
+
+    assert events > 500_000
+    # a leaked object per event or per step would be tens of megabytes by now
+    assert grown < 8 * 1024, f"RSS grew by {grown} KiB over 4 rounds"

@@ -1,0 +1,1367 @@
+/* tracer._speedups: the hot paths of the recorder and of the asyncio task proxy, in C.
+ *
+ * RecorderCore is the base of tracer.recorder.Recorder: record() and handoff() append to
+ * growable C columns (the wire's own types) and read the clock in C, so an event costs no
+ * Python-level work; _take() hands a batch back as array.array columns. The Python subclass
+ * keeps everything else (interning, flushing, the gate, the flush timer).
+ *
+ * LoopTracerCore is the base of the asyncio LoopTracer: the three fields the proxy reads on
+ * every step. CoroutineProxyCore is the base of the asyncio TracedCoroutine: am_send (which
+ * the C Task calls through PyIter_Send) and send() record the step's RUNNING and, for a bare
+ * yield, its READY without entering Python; everything else goes to the Python tracer.
+ *
+ * The pure-Python twins of these classes live beside their subclasses and must produce the
+ * same events; tests/tracer/test_speedups.py compares the two.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#if defined(__linux__)
+#define HAVE_NATIVE_CLOCK 1
+#else
+#define HAVE_NATIVE_CLOCK 0
+#endif
+
+#define NO_LANE (-1)
+#define CODE_RUNNING 0
+#define CODE_READY 1
+#define CODE_SWITCH 18
+#define CODE_WAKE 17
+#define INITIAL_CAPACITY 1024
+
+static PyObject *array_type;  /* array.array */
+
+/* getattr(obj, name) or NULL without an error when it has no such attribute */
+static int
+PyObject_GetOptionalAttrString_compat(PyObject *obj, const char *name, PyObject **result)
+{
+    *result = PyObject_GetAttrString(obj, name);
+    if (*result != NULL) return 1;
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+    PyErr_Clear();
+    return 0;
+}
+static PyObject *str_limit_reached;
+static PyObject *str_cr_frame;
+static PyObject *str_source_of;
+static PyObject *str_spawn_eager;
+static PyObject *str_step_waits;
+static PyObject *str_step_ended;
+static PyObject *str_step_returned;
+static PyObject *str_detach;
+static PyObject *str_lines_of;
+static PyObject *str_cr_code;
+
+/* -- RecorderCore ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    int64_t *ts;
+    int32_t *lane;
+    int8_t *code;
+    int32_t *other;
+    int32_t *detail;
+    int32_t *source;
+    Py_ssize_t count;
+    Py_ssize_t capacity;
+    Py_ssize_t limit;      /* _limit: _limit_reached() runs once count reaches it */
+    int current;           /* the lane whose code is running */
+    PyObject *clock;       /* NULL: CLOCK_MONOTONIC read here */
+} RecorderCore;
+
+static PyTypeObject RecorderCoreType;
+
+static int
+recorder_grow(RecorderCore *self)
+{
+    Py_ssize_t capacity = self->capacity ? self->capacity * 2 : INITIAL_CAPACITY;
+    int64_t *ts = PyMem_Realloc(self->ts, capacity * sizeof(int64_t));
+    if (ts == NULL) goto fail;
+    self->ts = ts;
+#define GROW(field, type)                                                   \
+    do {                                                                    \
+        type *grown = PyMem_Realloc(self->field, capacity * sizeof(type));  \
+        if (grown == NULL) goto fail;                                       \
+        self->field = grown;                                                \
+    } while (0)
+    GROW(lane, int32_t);
+    GROW(code, int8_t);
+    GROW(other, int32_t);
+    GROW(detail, int32_t);
+    GROW(source, int32_t);
+#undef GROW
+    self->capacity = capacity;
+    return 0;
+fail:
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* The clock reading for one event; -1 with an exception set on failure. */
+static inline int
+recorder_now(RecorderCore *self, int64_t *now)
+{
+    if (self->clock == NULL) {
+#if HAVE_NATIVE_CLOCK
+        struct timespec spec;
+        clock_gettime(CLOCK_MONOTONIC, &spec);
+        *now = (int64_t)spec.tv_sec * 1000000000 + spec.tv_nsec;
+        return 0;
+#else
+        PyErr_SetString(PyExc_RuntimeError, "no native clock on this platform");
+        return -1;
+#endif
+    }
+    PyObject *value = PyObject_CallNoArgs(self->clock);
+    if (value == NULL) return -1;
+    long long reading = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    if (reading == -1 && PyErr_Occurred()) return -1;
+    *now = reading;
+    return 0;
+}
+
+static inline void
+recorder_put(RecorderCore *self, int64_t now, int32_t lane, int8_t code, int32_t other,
+             int32_t detail, int32_t source)
+{
+    Py_ssize_t i = self->count++;
+    self->ts[i] = now;
+    self->lane[i] = lane;
+    self->code[i] = code;
+    self->other[i] = other;
+    self->detail[i] = detail;
+    self->source[i] = source;
+}
+
+static inline int
+recorder_after_append(RecorderCore *self)
+{
+    if (self->count >= self->limit) {
+        PyObject *done = PyObject_CallMethodNoArgs((PyObject *)self, str_limit_reached);
+        if (done == NULL) return -1;
+        Py_DECREF(done);
+    }
+    return 0;
+}
+
+/* One event, as record() writes it; the entry point of the C proxy. */
+static int
+recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other, int32_t detail,
+                int32_t source)
+{
+    int64_t now;
+    if (self->count >= self->capacity && recorder_grow(self) < 0) return -1;
+    if (recorder_now(self, &now) < 0) return -1;
+    recorder_put(self, now, lane, code, other, detail, source);
+    return recorder_after_append(self);
+}
+
+static int
+as_int32(PyObject *value, int32_t *out)
+{
+    long number = PyLong_AsLong(value);
+    if (number == -1 && PyErr_Occurred()) return -1;
+    if (number < INT32_MIN || number > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "event field out of the int32 range");
+        return -1;
+    }
+    *out = (int32_t)number;
+    return 0;
+}
+
+static int
+as_code(PyObject *value, int8_t *out)
+{
+    long number = PyLong_AsLong(value);
+    if (number == -1 && PyErr_Occurred()) return -1;
+    if (number < INT8_MIN || number > INT8_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "event code out of the int8 range");
+        return -1;
+    }
+    *out = (int8_t)number;
+    return 0;
+}
+
+static const char *record_keywords[] = {"lane", "code", "other", "detail", "source"};
+
+/* record(lane, code, other=-1, detail=0, source=0) */
+static PyObject *
+recorder_record(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *given[5] = {NULL, NULL, NULL, NULL, NULL};
+    if (nargs > 5) {
+        PyErr_SetString(PyExc_TypeError, "record() takes at most 5 arguments");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) given[i] = args[i];
+    if (kwnames != NULL) {
+        Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t k = 0; k < nkw; k++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+            int slot = -1;
+            for (int j = 0; j < 5; j++) {
+                if (PyUnicode_CompareWithASCIIString(name, record_keywords[j]) == 0) {
+                    slot = j;
+                    break;
+                }
+            }
+            if (slot < 0) {
+                PyErr_Format(PyExc_TypeError, "record() got an unexpected keyword argument '%U'",
+                             name);
+                return NULL;
+            }
+            if (given[slot] != NULL) {
+                PyErr_Format(PyExc_TypeError, "record() got multiple values for argument '%U'",
+                             name);
+                return NULL;
+            }
+            given[slot] = args[nargs + k];
+        }
+    }
+    if (given[0] == NULL || given[1] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "record() needs lane and code");
+        return NULL;
+    }
+    int32_t lane, other = NO_LANE, detail = 0, source = 0;
+    int8_t code;
+    if (as_int32(given[0], &lane) < 0 || as_code(given[1], &code) < 0) return NULL;
+    if (given[2] != NULL && as_int32(given[2], &other) < 0) return NULL;
+    if (given[3] != NULL && as_int32(given[3], &detail) < 0) return NULL;
+    if (given[4] != NULL && as_int32(given[4], &source) < 0) return NULL;
+    if (recorder_append(self, lane, code, other, detail, source) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* handoff(origin, target, switch_detail, origin_state, origin_detail, target_source) */
+static PyObject *
+recorder_handoff(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "handoff() takes exactly 6 arguments");
+        return NULL;
+    }
+    int32_t origin, target, switch_detail, origin_detail, target_source;
+    int8_t origin_state;
+    if (as_int32(args[0], &origin) < 0 || as_int32(args[1], &target) < 0
+        || as_int32(args[2], &switch_detail) < 0 || as_code(args[3], &origin_state) < 0
+        || as_int32(args[4], &origin_detail) < 0 || as_int32(args[5], &target_source) < 0) {
+        return NULL;
+    }
+    while (self->count + 3 > self->capacity) {
+        if (recorder_grow(self) < 0) return NULL;
+    }
+    int64_t now;
+    if (recorder_now(self, &now) < 0) return NULL;
+    recorder_put(self, now, origin, CODE_SWITCH, target, switch_detail, 0);
+    recorder_put(self, now, origin, origin_state, target, origin_detail, 0);
+    recorder_put(self, now, target, CODE_RUNNING, NO_LANE, 0, target_source);
+    if (recorder_after_append(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+column_array(const char *typecode, const void *data, Py_ssize_t size)
+{
+    PyObject *raw = PyBytes_FromStringAndSize((const char *)data, size);
+    if (raw == NULL) return NULL;
+    PyObject *column = PyObject_CallFunction(array_type, "sO", typecode, raw);
+    Py_DECREF(raw);
+    return column;
+}
+
+/* _take(origin) -> six array.array columns of the pending events, ts made origin-relative */
+static PyObject *
+recorder_take(RecorderCore *self, PyObject *origin_arg)
+{
+    long long origin = PyLong_AsLongLong(origin_arg);
+    if (origin == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t count = self->count;
+    PyObject *ts_bytes = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int64_t));
+    if (ts_bytes == NULL) return NULL;
+    int64_t *relative = (int64_t *)PyBytes_AS_STRING(ts_bytes);
+    for (Py_ssize_t i = 0; i < count; i++) relative[i] = self->ts[i] - origin;
+    PyObject *ts = PyObject_CallFunction(array_type, "sO", "q", ts_bytes);
+    Py_DECREF(ts_bytes);
+    if (ts == NULL) return NULL;
+    PyObject *columns = Py_BuildValue(
+        "(NNNNNN)", ts,
+        column_array("i", self->lane, count * (Py_ssize_t)sizeof(int32_t)),
+        column_array("b", self->code, count * (Py_ssize_t)sizeof(int8_t)),
+        column_array("i", self->other, count * (Py_ssize_t)sizeof(int32_t)),
+        column_array("i", self->detail, count * (Py_ssize_t)sizeof(int32_t)),
+        column_array("i", self->source, count * (Py_ssize_t)sizeof(int32_t)));
+    if (columns == NULL) return NULL;
+    self->count = 0;
+    return columns;
+}
+
+static PyObject *
+recorder_pending_count(RecorderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->count);
+}
+
+static PyObject *
+recorder_last_event(RecorderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->count == 0) {
+        PyErr_SetString(PyExc_IndexError, "no pending event");
+        return NULL;
+    }
+    Py_ssize_t last = self->count - 1;
+    return Py_BuildValue("(ii)", (int)self->code[last], (int)self->lane[last]);
+}
+
+static PyObject *
+recorder_discard_pending(RecorderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    self->count = 0;
+    Py_RETURN_NONE;
+}
+
+/* _set_clock(clock): None reads CLOCK_MONOTONIC in C; anything else is called per event */
+static PyObject *
+recorder_set_clock(RecorderCore *self, PyObject *clock)
+{
+    if (clock == Py_None) {
+        if (!HAVE_NATIVE_CLOCK) {
+            PyErr_SetString(PyExc_ValueError, "no native clock on this platform");
+            return NULL;
+        }
+        Py_CLEAR(self->clock);
+    }
+    else {
+        Py_INCREF(clock);
+        Py_XSETREF(self->clock, clock);
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+recorder_traverse(RecorderCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->clock);
+    return 0;
+}
+
+static int
+recorder_clear(RecorderCore *self)
+{
+    Py_CLEAR(self->clock);
+    return 0;
+}
+
+static void
+recorder_dealloc(RecorderCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    recorder_clear(self);
+    PyMem_Free(self->ts);
+    PyMem_Free(self->lane);
+    PyMem_Free(self->code);
+    PyMem_Free(self->other);
+    PyMem_Free(self->detail);
+    PyMem_Free(self->source);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    RecorderCore *self = (RecorderCore *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->current = NO_LANE;
+    self->limit = PY_SSIZE_T_MAX;
+    return (PyObject *)self;
+}
+
+static PyMethodDef recorder_methods[] = {
+    {"record", (PyCFunction)(void (*)(void))recorder_record, METH_FASTCALL | METH_KEYWORDS,
+     "record(lane, code, other=-1, detail=0, source=0): one event, timed now."},
+    {"handoff", (PyCFunction)(void (*)(void))recorder_handoff, METH_FASTCALL,
+     "handoff(origin, target, switch_detail, origin_state, origin_detail, target_source)"},
+    {"_take", (PyCFunction)recorder_take, METH_O,
+     "_take(origin): the pending events as six columns; the buffer empties."},
+    {"_pending_count", (PyCFunction)recorder_pending_count, METH_NOARGS, NULL},
+    {"_last_event", (PyCFunction)recorder_last_event, METH_NOARGS,
+     "(code, lane) of the last pending event."},
+    {"_discard_pending", (PyCFunction)recorder_discard_pending, METH_NOARGS, NULL},
+    {"_set_clock", (PyCFunction)recorder_set_clock, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef recorder_members[] = {
+    {"current", T_INT, offsetof(RecorderCore, current), 0,
+     "The lane whose code is executing now."},
+    {"_limit", T_PYSSIZET, offsetof(RecorderCore, limit), 0,
+     "_limit_reached() runs when this many events are pending (0: at the next event)."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject RecorderCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._speedups.RecorderCore",
+    .tp_basicsize = sizeof(RecorderCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The recorder's event buffer: C columns, a C clock, a flush threshold.",
+    .tp_new = recorder_new,
+    .tp_dealloc = (destructor)recorder_dealloc,
+    .tp_traverse = (traverseproc)recorder_traverse,
+    .tp_clear = (inquiry)recorder_clear,
+    .tp_methods = recorder_methods,
+    .tp_members = recorder_members,
+};
+
+/* -- LoopTracerCore ---------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    RecorderCore *recorder;
+    char detached;
+    int ready_self;  /* the detail index of READY's ("cause", "self") */
+    /* the tracer's tables the proxy's wait fast path reads (see LoopTracer) */
+    PyObject *waiting;
+    PyObject *sleeps;
+    PyObject *io_futures;
+    PyObject *verdicts_top;
+    PyObject *verdicts_inner;
+    PyObject *owner_details;
+    PyObject *plain_future;  /* asyncio.Future: the only type the fast path judges */
+    /* what wakes whom (see LoopTracer._wake) */
+    PyObject *cause;         /* (waker, cause detail, deadline_ns) while a callback runs */
+    int loop_lane;
+    int cause_future;
+    int cause_callback;
+} LoopTracerCore;
+
+static PyTypeObject LoopTracerCoreType;
+
+static int
+tracer_init(LoopTracerCore *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *recorder;
+    if (!PyArg_ParseTuple(args, "O!:LoopTracerCore", &RecorderCoreType, &recorder)) return -1;
+    Py_INCREF(recorder);
+    Py_XSETREF(self->recorder, (RecorderCore *)recorder);
+    self->detached = 0;
+    return 0;
+}
+
+static int
+tracer_traverse(LoopTracerCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->recorder);
+    Py_VISIT(self->waiting);
+    Py_VISIT(self->sleeps);
+    Py_VISIT(self->io_futures);
+    Py_VISIT(self->verdicts_top);
+    Py_VISIT(self->verdicts_inner);
+    Py_VISIT(self->owner_details);
+    Py_VISIT(self->plain_future);
+    Py_VISIT(self->cause);
+    return 0;
+}
+
+static int
+tracer_clear(LoopTracerCore *self)
+{
+    Py_CLEAR(self->recorder);
+    Py_CLEAR(self->waiting);
+    Py_CLEAR(self->sleeps);
+    Py_CLEAR(self->io_futures);
+    Py_CLEAR(self->verdicts_top);
+    Py_CLEAR(self->verdicts_inner);
+    Py_CLEAR(self->owner_details);
+    Py_CLEAR(self->plain_future);
+    Py_CLEAR(self->cause);
+    return 0;
+}
+
+static void
+tracer_dealloc(LoopTracerCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    tracer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef tracer_members[] = {
+    {"recorder", T_OBJECT, offsetof(LoopTracerCore, recorder), READONLY, NULL},
+    {"detached", T_BOOL, offsetof(LoopTracerCore, detached), 0, NULL},
+    {"ready_self", T_INT, offsetof(LoopTracerCore, ready_self), 0, NULL},
+    {"waiting", T_OBJECT, offsetof(LoopTracerCore, waiting), 0, NULL},
+    {"sleeps", T_OBJECT, offsetof(LoopTracerCore, sleeps), 0, NULL},
+    {"io_futures", T_OBJECT, offsetof(LoopTracerCore, io_futures), 0, NULL},
+    {"_verdicts_top", T_OBJECT, offsetof(LoopTracerCore, verdicts_top), 0, NULL},
+    {"_verdicts_inner", T_OBJECT, offsetof(LoopTracerCore, verdicts_inner), 0, NULL},
+    {"_owner_details", T_OBJECT, offsetof(LoopTracerCore, owner_details), 0, NULL},
+    {"_plain_future", T_OBJECT, offsetof(LoopTracerCore, plain_future), 0, NULL},
+    {"cause", T_OBJECT, offsetof(LoopTracerCore, cause), 0, NULL},
+    {"loop_lane", T_INT, offsetof(LoopTracerCore, loop_lane), 0, NULL},
+    {"cause_future", T_INT, offsetof(LoopTracerCore, cause_future), 0, NULL},
+    {"cause_callback", T_INT, offsetof(LoopTracerCore, cause_callback), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyObject *str_done;
+static PyObject *str_pure_callback_scheduled;
+static PyObject *str_timer_cause;
+
+/* WAKE and READY on each lane waiting for a plain future completed now, by whoever is
+ * completing it (LoopTracer._wake for a future that is not a Task). */
+static int
+tracer_wake(LoopTracerCore *self, PyObject *waiters)
+{
+    RecorderCore *recorder = self->recorder;
+    int current = recorder->current;
+    int32_t waker, cause;
+    if (current != self->loop_lane && current != NO_LANE) {  /* a task step completed it */
+        waker = current;
+        cause = self->cause_future;
+    }
+    else if (self->cause != NULL && self->cause != Py_None) {
+        PyObject *running = self->cause;
+        if (!PyTuple_Check(running) || PyTuple_GET_SIZE(running) != 3) {
+            PyErr_SetString(PyExc_TypeError, "cause must be (waker, detail, deadline_ns)");
+            return -1;
+        }
+        if (as_int32(PyTuple_GET_ITEM(running, 0), &waker) < 0
+            || as_int32(PyTuple_GET_ITEM(running, 1), &cause) < 0) {
+            return -1;
+        }
+        if (cause < 0) {  /* a timer: its detail is interned only now that it wakes someone */
+            PyObject *detail = PyObject_CallMethodOneArg(
+                (PyObject *)self, str_timer_cause, PyTuple_GET_ITEM(running, 2));
+            if (detail == NULL) return -1;
+            int failed = as_int32(detail, &cause);
+            Py_DECREF(detail);
+            if (failed) return -1;
+        }
+    }
+    else {
+        waker = self->loop_lane;
+        cause = self->cause_callback;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(waiters);
+    for (Py_ssize_t i = 1; i < count; i++) {
+        int32_t lane;
+        if (as_int32(PyTuple_GET_ITEM(waiters, i), &lane) < 0
+            || recorder_append(recorder, lane, CODE_WAKE, waker, cause, 0) < 0
+            || recorder_append(recorder, lane, CODE_READY, waker, cause, 0) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+tracer_plain_future_done(LoopTracerCore *self, PyObject *future)
+{
+    PyObject *key = PyLong_FromVoidPtr(future);
+    if (key == NULL) return -1;
+    PyObject *waiters = PyDict_GetItemWithError(self->waiting, key);  /* borrowed */
+    if (waiters == NULL || !PyTuple_Check(waiters) || PyTuple_GET_SIZE(waiters) < 1
+        || PyTuple_GET_ITEM(waiters, 0) != future) {
+        Py_DECREF(key);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *done = PyObject_CallMethodNoArgs(future, str_done);
+    if (done == NULL) {
+        Py_DECREF(key);
+        return -1;
+    }
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    if (is_done <= 0) {
+        Py_DECREF(key);
+        return is_done;
+    }
+    Py_INCREF(waiters);
+    int failed = PyDict_DelItem(self->waiting, key) < 0 || tracer_wake(self, waiters) < 0;
+    Py_DECREF(waiters);
+    Py_DECREF(key);
+    return failed ? -1 : 0;
+}
+
+/* callback_scheduled(callback, first) -> the callback to schedule. A callback is scheduled
+ * with `first` as its argument: a future completing, maybe. Plain futures are handled here;
+ * anything else (a Task, whose end wraps the callback) goes to pure_callback_scheduled. */
+static PyObject *
+tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "callback_scheduled(callback, first)");
+        return NULL;
+    }
+    PyObject *callback = args[0], *first = args[1];
+    if ((PyObject *)Py_TYPE(first) != self->plain_future || self->waiting == NULL
+        || !PyDict_Check(self->waiting) || self->recorder == NULL) {
+        return PyObject_CallMethodObjArgs((PyObject *)self, str_pure_callback_scheduled,
+                                          callback, first, NULL);
+    }
+    if (PyDict_GET_SIZE(self->waiting) && tracer_plain_future_done(self, first) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        PyObject *done = PyObject_CallMethodOneArg((PyObject *)self, str_detach,
+                                                   value ? value : Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        if (done == NULL) return NULL;
+        Py_DECREF(done);
+    }
+    return Py_NewRef(callback);
+}
+
+static PyMethodDef tracer_methods[] = {
+    {"callback_scheduled", (PyCFunction)(void (*)(void))tracer_callback_scheduled,
+     METH_FASTCALL, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject LoopTracerCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._speedups.LoopTracerCore",
+    .tp_basicsize = sizeof(LoopTracerCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "What the C coroutine proxy reads of its loop tracer on every step.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)tracer_init,
+    .tp_dealloc = (destructor)tracer_dealloc,
+    .tp_traverse = (traverseproc)tracer_traverse,
+    .tp_clear = (inquiry)tracer_clear,
+    .tp_members = tracer_members,
+    .tp_methods = tracer_methods,
+};
+
+/* -- CausedCallback ---------------------------------------------------------------------- */
+
+/* A callback run with `cause` as the tracer's cause while it runs: LoopTracer.with_cause. */
+typedef struct {
+    PyObject_HEAD
+    LoopTracerCore *tracer;
+    PyObject *callback;
+    PyObject *cause;
+    vectorcallfunc vectorcall;
+} CausedCallback;
+
+static PyObject *
+caused_vectorcall(CausedCallback *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    LoopTracerCore *tracer = self->tracer;
+    PyObject *outer = tracer->cause;  /* the reference moves to this frame */
+    tracer->cause = Py_NewRef(self->cause);
+    PyObject *result = PyObject_Vectorcall(self->callback, args, nargsf, kwnames);
+    Py_XSETREF(tracer->cause, outer);
+    return result;
+}
+
+static PyObject *
+caused_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *tracer, *callback, *cause;
+    if (!PyArg_ParseTuple(args, "O!OO:CausedCallback", &LoopTracerCoreType, &tracer, &callback,
+                          &cause)) {
+        return NULL;
+    }
+    CausedCallback *self = (CausedCallback *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->tracer = (LoopTracerCore *)Py_NewRef(tracer);
+    self->callback = Py_NewRef(callback);
+    self->cause = Py_NewRef(cause);
+    self->vectorcall = (vectorcallfunc)caused_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+caused_traverse(CausedCallback *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->tracer);
+    Py_VISIT(self->callback);
+    Py_VISIT(self->cause);
+    return 0;
+}
+
+static int
+caused_clear(CausedCallback *self)
+{
+    Py_CLEAR(self->tracer);
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->cause);
+    return 0;
+}
+
+static void
+caused_dealloc(CausedCallback *self)
+{
+    PyObject_GC_UnTrack(self);
+    caused_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+caused_qualname(CausedCallback *self, void *closure)
+{
+    PyObject *name;
+    if (PyObject_GetOptionalAttrString_compat(self->callback, "__qualname__", &name) < 0) {
+        return NULL;
+    }
+    return name != NULL ? name : PyUnicode_FromString("callback");
+}
+
+static PyObject *
+caused_repr(CausedCallback *self)
+{
+    return PyObject_Repr(self->callback);
+}
+
+static PyGetSetDef caused_getset[] = {
+    {"__qualname__", (getter)caused_qualname, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef caused_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(CausedCallback, vectorcall), READONLY, NULL},
+    {"callback", T_OBJECT, offsetof(CausedCallback, callback), READONLY, NULL},
+    {"cause", T_OBJECT, offsetof(CausedCallback, cause), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject CausedCallbackType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._speedups.CausedCallback",
+    .tp_basicsize = sizeof(CausedCallback),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "CausedCallback(tracer, callback, cause): callback run with tracer.cause = cause.",
+    .tp_new = caused_new,
+    .tp_dealloc = (destructor)caused_dealloc,
+    .tp_traverse = (traverseproc)caused_traverse,
+    .tp_clear = (inquiry)caused_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(CausedCallback, vectorcall),
+    .tp_getset = caused_getset,
+    .tp_members = caused_members,
+    .tp_repr = (reprfunc)caused_repr,
+};
+
+/* -- CoroutineProxyCore ------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *coro;            /* the program's coroutine */
+    LoopTracerCore *tracer;
+    PyObject *lines;           /* line -> source index, shared per code object */
+    PyObject *name;
+    int lane;
+    int last_offset;           /* the instruction offset of the previous resume, its source */
+    int last_source;
+} ProxyCore;
+
+static PyTypeObject ProxyCoreType;
+
+static PyObject *innermost_awaiter(PyObject *module, PyObject *coro);
+static PyObject *local_self(PyObject *module, PyObject *frame);
+
+#define CODE_IO_WAIT 2
+#define CODE_BLOCKED 4
+#define STREAM_WRITE (-2)
+
+/* The wait detail of a bare asyncio.Future the step yielded, judged from the await chain as
+ * LoopTracer._record_awaiter_wait does when its caches know the answer. Sets *code and
+ * *detail and returns 1; returns 0 when the caches do not know (Python decides), -1 on error.
+ */
+static int
+proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
+{
+    LoopTracerCore *tracer = self->tracer;
+    PyObject *found = innermost_awaiter(NULL, self->coro);
+    if (found == NULL) return -1;
+    PyObject *verdicts = PyTuple_GET_ITEM(found, 2) == Py_True ? tracer->verdicts_top
+                                                                : tracer->verdicts_inner;
+    if (verdicts == NULL || !PyDict_Check(verdicts)) {
+        Py_DECREF(found);
+        return 0;
+    }
+    /* keyed by id(code) -> (code, verdict): hashing a code object walks its bytecode */
+    PyObject *awaiter_code = PyTuple_GET_ITEM(found, 0);
+    PyObject *code_id = PyLong_FromVoidPtr(awaiter_code);
+    if (code_id == NULL) {
+        Py_DECREF(found);
+        return -1;
+    }
+    PyObject *entry = PyDict_GetItemWithError(verdicts, code_id);  /* borrowed */
+    Py_DECREF(code_id);
+    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
+        || PyTuple_GET_ITEM(entry, 0) != awaiter_code) {
+        Py_DECREF(found);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    long verdict = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+    if (verdict == -1 && PyErr_Occurred()) {
+        Py_DECREF(found);
+        return -1;
+    }
+    if (verdict >= 0) {
+        Py_DECREF(found);
+        *code = CODE_BLOCKED;
+        *detail = (int32_t)verdict;
+        return 1;
+    }
+    PyObject *owner = local_self(NULL, PyTuple_GET_ITEM(found, 1));
+    Py_DECREF(found);
+    if (owner == NULL) return -1;
+    if (tracer->owner_details == NULL || !PyDict_Check(tracer->owner_details)) {
+        Py_DECREF(owner);
+        return 0;
+    }
+    /* the key LoopTracer._owner_key makes: id(owner) * 2 + (1 for a write wait) */
+    unsigned long long address = (unsigned long long)(uintptr_t)owner;
+    PyObject *key = PyLong_FromUnsignedLongLong(address * 2 + (verdict == STREAM_WRITE));
+    if (key == NULL) {
+        Py_DECREF(owner);
+        return -1;
+    }
+    PyObject *known = PyDict_GetItemWithError(tracer->owner_details, key);  /* borrowed */
+    Py_DECREF(key);
+    if (known == NULL || !PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 2) {
+        Py_DECREF(owner);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *alive = PyObject_CallNoArgs(PyTuple_GET_ITEM(known, 0));
+    if (alive == NULL) {
+        Py_DECREF(owner);
+        return -1;
+    }
+    int same = alive == owner;
+    Py_DECREF(alive);
+    Py_DECREF(owner);
+    if (!same) return 0;
+    if (as_int32(PyTuple_GET_ITEM(known, 1), detail) < 0) return -1;
+    *code = CODE_IO_WAIT;
+    return 1;
+}
+
+/* waiting[id(future)] gains this lane: (future, lane, lane...) */
+static int
+proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int lane)
+{
+    PyObject *lane_object = PyLong_FromLong(lane);
+    if (lane_object == NULL) return -1;
+    PyObject *waiters = PyDict_GetItemWithError(tracer->waiting, key);  /* borrowed */
+    PyObject *grown;
+    if (waiters == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(lane_object);
+            return -1;
+        }
+        grown = PyTuple_Pack(2, future, lane_object);
+    }
+    else if (PyTuple_Check(waiters)) {
+        Py_ssize_t size = PyTuple_GET_SIZE(waiters);
+        grown = PyTuple_New(size + 1);
+        if (grown != NULL) {
+            for (Py_ssize_t i = 0; i < size; i++) {
+                PyTuple_SET_ITEM(grown, i, Py_NewRef(PyTuple_GET_ITEM(waiters, i)));
+            }
+            PyTuple_SET_ITEM(grown, size, Py_NewRef(lane_object));
+        }
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "waiting holds tuples");
+        grown = NULL;
+    }
+    Py_DECREF(lane_object);
+    if (grown == NULL) return -1;
+    int failed = PyDict_SetItem(tracer->waiting, key, grown);
+    Py_DECREF(grown);
+    return failed;
+}
+
+/* The step yielded a future: record the wait, in C when it is a plain stream or blocked wait
+ * the tracer has judged before; 0 when Python must decide (nothing recorded), -1 on error. */
+static int
+proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *future)
+{
+    LoopTracerCore *tracer = self->tracer;
+    if ((PyObject *)Py_TYPE(future) != tracer->plain_future || tracer->waiting == NULL
+        || !PyDict_Check(tracer->waiting) || tracer->sleeps == NULL
+        || !PyDict_Check(tracer->sleeps) || tracer->io_futures == NULL
+        || !PyDict_Check(tracer->io_futures)) {
+        return 0;
+    }
+    PyObject *key = PyLong_FromVoidPtr(future);
+    if (key == NULL) return -1;
+    int listed = 0;
+    if (PyDict_GET_SIZE(tracer->sleeps)) listed = PyDict_Contains(tracer->sleeps, key);
+    if (listed == 0 && PyDict_GET_SIZE(tracer->io_futures)) {
+        listed = PyDict_Contains(tracer->io_futures, key);
+    }
+    if (listed != 0) {  /* a sleep or a socket wait: Python knows its detail */
+        Py_DECREF(key);
+        return listed < 0 ? -1 : 0;
+    }
+    int8_t code;
+    int32_t detail;
+    int known = proxy_known_wait(self, &code, &detail);
+    if (known <= 0) {
+        Py_DECREF(key);
+        return known;
+    }
+    if (recorder_append(recorder, lane, code, NO_LANE, detail, 0) < 0
+        || proxy_add_waiter(tracer, key, future, lane) < 0) {
+        Py_DECREF(key);
+        return -1;
+    }
+    Py_DECREF(key);
+    return 1;
+}
+
+
+static int
+proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *coro, *tracer;
+    if (!PyArg_ParseTuple(args, "OO!:CoroutineProxyCore", &coro, &LoopTracerCoreType, &tracer)) {
+        return -1;
+    }
+    PyObject *code = PyObject_GetAttr(coro, str_cr_code);
+    if (code == NULL) return -1;
+    PyObject *lines = PyObject_CallMethodOneArg(tracer, str_lines_of, code);
+    Py_DECREF(code);
+    if (lines == NULL) return -1;
+    if (!PyDict_Check(lines)) {
+        Py_DECREF(lines);
+        PyErr_SetString(PyExc_TypeError, "lines_of() must return a dict");
+        return -1;
+    }
+    Py_INCREF(coro);
+    Py_XSETREF(self->coro, coro);
+    Py_INCREF(tracer);
+    Py_XSETREF(self->tracer, (LoopTracerCore *)tracer);
+    Py_XSETREF(self->lines, lines);
+    Py_XSETREF(self->name, PyUnicode_FromString(""));
+    if (self->name == NULL) return -1;
+    self->lane = NO_LANE;
+    self->last_offset = -2;
+    self->last_source = 0;
+    return 0;
+}
+
+/* An exception the recording raised: an Exception detaches the tracer (the program goes on);
+ * anything else (a stop request, KeyboardInterrupt) stays raised. Returns 0 when handled. */
+static int
+recording_failed(ProxyCore *self)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+    PyObject *done = PyObject_CallMethodOneArg((PyObject *)self->tracer, str_detach,
+                                               value ? value : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    if (done == NULL) return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+/* The source index of the line the coroutine resumes at (0 when it has no frame). */
+static int
+proxy_source(ProxyCore *self, int32_t *source)
+{
+    PyObject *frame = PyObject_GetAttr(self->coro, str_cr_frame);
+    if (frame == NULL) return -1;
+    if (!PyFrame_Check(frame)) {
+        Py_DECREF(frame);
+        *source = 0;
+        return 0;
+    }
+    /* A task resumes where it last awaited, mostly at the same instruction: the offset
+     * saves working out the line from the line table on every step. */
+    int offset = PyFrame_GetLasti((PyFrameObject *)frame);
+    if (offset == self->last_offset) {
+        Py_DECREF(frame);
+        *source = self->last_source;
+        return 0;
+    }
+    int line = PyFrame_GetLineNumber((PyFrameObject *)frame);
+    PyObject *key = PyLong_FromLong(line);
+    if (key == NULL) {
+        Py_DECREF(frame);
+        return -1;
+    }
+    PyObject *known = PyDict_GetItemWithError(self->lines, key);  /* borrowed */
+    if (known != NULL) {
+        Py_INCREF(known);
+    }
+    else if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        Py_DECREF(frame);
+        return -1;
+    }
+    else {
+        PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+        known = PyObject_CallMethod(
+            (PyObject *)self->tracer->recorder, "source_of", "Oi", (PyObject *)code, line);
+        Py_DECREF(code);
+        if (known == NULL || PyDict_SetItem(self->lines, key, known) < 0) {
+            Py_XDECREF(known);
+            Py_DECREF(key);
+            Py_DECREF(frame);
+            return -1;
+        }
+    }
+    Py_DECREF(key);
+    Py_DECREF(frame);
+    int32_t index;
+    int failed = as_int32(known, &index);
+    Py_DECREF(known);
+    if (failed) return -1;
+    self->last_offset = offset;
+    self->last_source = index;
+    *source = index;
+    return 0;
+}
+
+/* RUNNING on the proxy's lane at its resume line; the lane becomes the recorder's current. */
+static int
+proxy_step_started(ProxyCore *self, RecorderCore *recorder)
+{
+    if (self->lane < 0) {  /* an eager task: its first step runs inside create_task */
+        PyObject *lane = PyObject_CallMethodOneArg((PyObject *)self->tracer, str_spawn_eager,
+                                                   (PyObject *)self);
+        if (lane == NULL) return -1;
+        Py_DECREF(lane);  /* spawn_eager stored it in self->lane */
+    }
+    int32_t source;
+    if (proxy_source(self, &source) < 0) return -1;
+    if (recorder_append(recorder, self->lane, CODE_RUNNING, NO_LANE, 0, source) < 0) return -1;
+    recorder->current = self->lane;
+    return 0;
+}
+
+/* What the step's outcome says: READY for a bare yield, else the tracer judges the wait. */
+static int
+proxy_step_yielded(ProxyCore *self, RecorderCore *recorder, int lane, int outer,
+                   PyObject *result)
+{
+    recorder->current = outer;
+    if (result == Py_None) {
+        return recorder_append(recorder, lane, CODE_READY, lane, self->tracer->ready_self, 0);
+    }
+    int fast = proxy_fast_wait(self, recorder, lane, result);
+    if (fast != 0) return fast < 0 ? -1 : 0;
+    PyObject *lane_object = PyLong_FromLong(lane);
+    if (lane_object == NULL) return -1;
+    PyObject *done = PyObject_CallMethodObjArgs((PyObject *)self->tracer, str_step_waits,
+                                                (PyObject *)self, lane_object, result, NULL);
+    Py_DECREF(lane_object);
+    if (done == NULL) return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+static PySendResult
+proxy_am_send(ProxyCore *self, PyObject *arg, PyObject **presult)
+{
+    LoopTracerCore *tracer = self->tracer;
+    if (tracer == NULL || self->coro == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "coroutine proxy not initialised");
+        *presult = NULL;
+        return PYGEN_ERROR;
+    }
+    if (tracer->detached) return PyIter_Send(self->coro, arg, presult);
+    RecorderCore *recorder = tracer->recorder;
+    Py_INCREF(recorder);
+    int outer = recorder->current;
+    if (proxy_step_started(self, recorder) < 0 && recording_failed(self) < 0) {
+        Py_DECREF(recorder);
+        *presult = NULL;
+        return PYGEN_ERROR;
+    }
+    int lane = self->lane;
+    PySendResult status = PyIter_Send(self->coro, arg, presult);
+    if (tracer->detached) {
+        Py_DECREF(recorder);
+        return status;
+    }
+    if (status == PYGEN_NEXT) {
+        if (proxy_step_yielded(self, recorder, lane, outer, *presult) < 0
+            && recording_failed(self) < 0) {
+            Py_CLEAR(*presult);
+            status = PYGEN_ERROR;
+        }
+    }
+    else if (status == PYGEN_RETURN) {
+        PyObject *outer_object = PyLong_FromLong(outer);
+        PyObject *done = outer_object == NULL ? NULL : PyObject_CallMethodObjArgs(
+            (PyObject *)tracer, str_step_returned, (PyObject *)self, outer_object, *presult,
+            NULL);
+        Py_XDECREF(outer_object);
+        if (done == NULL) {  /* step_returned guards itself: only a stop gets here */
+            Py_CLEAR(*presult);
+            status = PYGEN_ERROR;
+        }
+        Py_XDECREF(done);
+    }
+    else {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+        PyObject *outer_object = PyLong_FromLong(outer);
+        PyObject *done = outer_object == NULL ? NULL : PyObject_CallMethodObjArgs(
+            (PyObject *)tracer, str_step_ended, (PyObject *)self, outer_object,
+            value ? value : Py_None, NULL);
+        Py_XDECREF(outer_object);
+        if (done == NULL) {  /* a stop raised while recording the end wins */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+        }
+        else {
+            Py_DECREF(done);
+            PyErr_Restore(type, value, traceback);
+        }
+    }
+    Py_DECREF(recorder);
+    return status;
+}
+
+static PyObject *
+proxy_send(ProxyCore *self, PyObject *value)
+{
+    PyObject *result;
+    PySendResult status = proxy_am_send(self, value, &result);
+    if (status == PYGEN_NEXT) return result;
+    if (status == PYGEN_RETURN) {
+        if (result == Py_None) {
+            PyErr_SetNone(PyExc_StopIteration);
+        }
+        else {
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static int
+proxy_traverse(ProxyCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->coro);
+    Py_VISIT(self->tracer);
+    Py_VISIT(self->lines);
+    Py_VISIT(self->name);
+    return 0;
+}
+
+static int
+proxy_clear(ProxyCore *self)
+{
+    Py_CLEAR(self->coro);
+    Py_CLEAR(self->tracer);
+    Py_CLEAR(self->lines);
+    Py_CLEAR(self->name);
+    return 0;
+}
+
+static void
+proxy_dealloc(ProxyCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    proxy_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef proxy_methods[] = {
+    {"send", (PyCFunction)proxy_send, METH_O, "One step of the wrapped coroutine, recorded."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef proxy_members[] = {
+    {"_coro", T_OBJECT, offsetof(ProxyCore, coro), READONLY, NULL},
+    {"_tracer", T_OBJECT, offsetof(ProxyCore, tracer), READONLY, NULL},
+    {"_lines", T_OBJECT, offsetof(ProxyCore, lines), READONLY, NULL},
+    {"_name", T_OBJECT, offsetof(ProxyCore, name), 0, NULL},
+    {"_lane", T_INT, offsetof(ProxyCore, lane), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyAsyncMethods proxy_as_async = {
+    .am_send = (sendfunc)proxy_am_send,
+};
+
+static PyTypeObject ProxyCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._speedups.CoroutineProxyCore",
+    .tp_basicsize = sizeof(ProxyCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A traced task's coroutine: send() records the step around the wrapped one.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)proxy_init,
+    .tp_dealloc = (destructor)proxy_dealloc,
+    .tp_traverse = (traverseproc)proxy_traverse,
+    .tp_clear = (inquiry)proxy_clear,
+    .tp_methods = proxy_methods,
+    .tp_members = proxy_members,
+    .tp_as_async = &proxy_as_async,
+};
+
+/* -- await chains ------------------------------------------------------------------------ */
+
+static PyObject *str_cr_await;
+static PyObject *str_gi_yieldfrom;
+static PyObject *str_gi_code;
+static PyObject *str_gi_frame;
+
+/* innermost_awaiter(coro) -> (code, frame, is_top), as tracer.models._asyncio_waits has it */
+static PyObject *
+innermost_awaiter(PyObject *module, PyObject *coro)
+{
+    PyObject *current = coro;
+    Py_INCREF(current);
+    for (;;) {
+        PyObject *awaited;
+        if (PyCoro_CheckExact(current)) {
+            awaited = PyObject_GetAttr(current, str_cr_await);
+        }
+        else {
+            awaited = PyObject_GetAttr(current, str_gi_yieldfrom);
+        }
+        if (awaited == NULL) {
+            Py_DECREF(current);
+            return NULL;
+        }
+        if (!PyCoro_CheckExact(awaited) && !PyGen_CheckExact(awaited)) {
+            Py_DECREF(awaited);
+            break;
+        }
+        Py_SETREF(current, awaited);
+    }
+    int is_coroutine = PyCoro_CheckExact(current);
+    PyObject *code = PyObject_GetAttr(current, is_coroutine ? str_cr_code : str_gi_code);
+    PyObject *frame = code == NULL ? NULL
+        : PyObject_GetAttr(current, is_coroutine ? str_cr_frame : str_gi_frame);
+    PyObject *result = frame == NULL ? NULL
+        : PyTuple_Pack(3, code, frame, current == coro ? Py_True : Py_False);
+    Py_XDECREF(code);
+    Py_XDECREF(frame);
+    Py_DECREF(current);
+    return result;
+}
+
+/* local_self(frame) -> the frame's `self` local, or None */
+static PyObject *
+local_self(PyObject *module, PyObject *frame)
+{
+    if (!PyFrame_Check(frame)) Py_RETURN_NONE;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *value = PyFrame_GetVarString((PyFrameObject *)frame, "self");
+    if (value == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_NameError)) return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return value;
+#else
+    PyObject *locals = PyFrame_GetLocals((PyFrameObject *)frame);
+    if (locals == NULL) return NULL;
+    PyObject *value = PyDict_Check(locals) ? PyDict_GetItemString(locals, "self") : NULL;
+    if (value == NULL) value = Py_None;
+    Py_INCREF(value);
+    Py_DECREF(locals);
+    return value;
+#endif
+}
+
+/* -- the module ---------------------------------------------------------------------------- */
+
+static PyObject *
+monotonic_ns(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+#if HAVE_NATIVE_CLOCK
+    struct timespec spec;
+    clock_gettime(CLOCK_MONOTONIC, &spec);
+    return PyLong_FromLongLong((long long)spec.tv_sec * 1000000000 + spec.tv_nsec);
+#else
+    PyErr_SetString(PyExc_RuntimeError, "no native clock on this platform");
+    return NULL;
+#endif
+}
+
+static PyMethodDef module_methods[] = {
+    {"innermost_awaiter", innermost_awaiter, METH_O,
+     "(code, frame, is_top) of the innermost coroutine or generator in coro's await chain."},
+    {"local_self", local_self, METH_O, "The `self` local of a frame, or None."},
+    {"monotonic_ns", monotonic_ns, METH_NOARGS,
+     "The clock RecorderCore reads natively (CLOCK_MONOTONIC, as time.perf_counter_ns)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef speedups_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tracer._speedups",
+    .m_doc = "C hot paths of the recorder and the asyncio task proxy.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+static int
+intern(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    PyObject *array_module = PyImport_ImportModule("array");
+    if (array_module == NULL) return NULL;
+    array_type = PyObject_GetAttrString(array_module, "array");
+    Py_DECREF(array_module);
+    if (array_type == NULL) return NULL;
+    if (intern(&str_limit_reached, "_limit_reached") < 0 || intern(&str_cr_frame, "cr_frame") < 0
+        || intern(&str_cr_code, "cr_code") < 0 || intern(&str_source_of, "source_of") < 0
+        || intern(&str_spawn_eager, "spawn_eager") < 0
+        || intern(&str_step_waits, "step_waits") < 0 || intern(&str_step_ended, "step_ended") < 0
+        || intern(&str_step_returned, "step_returned") < 0 || intern(&str_detach, "detach") < 0
+        || intern(&str_lines_of, "lines_of") < 0 || intern(&str_cr_await, "cr_await") < 0
+        || intern(&str_gi_yieldfrom, "gi_yieldfrom") < 0 || intern(&str_gi_code, "gi_code") < 0
+        || intern(&str_gi_frame, "gi_frame") < 0 || intern(&str_done, "done") < 0
+        || intern(&str_pure_callback_scheduled, "pure_callback_scheduled") < 0
+        || intern(&str_timer_cause, "_timer_cause") < 0) {
+        return NULL;
+    }
+    if (PyType_Ready(&RecorderCoreType) < 0 || PyType_Ready(&LoopTracerCoreType) < 0
+        || PyType_Ready(&ProxyCoreType) < 0 || PyType_Ready(&CausedCallbackType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) return NULL;
+    if (PyModule_AddObjectRef(module, "RecorderCore", (PyObject *)&RecorderCoreType) < 0
+        || PyModule_AddObjectRef(module, "LoopTracerCore", (PyObject *)&LoopTracerCoreType) < 0
+        || PyModule_AddObjectRef(module, "CoroutineProxyCore", (PyObject *)&ProxyCoreType) < 0
+        || PyModule_AddObjectRef(module, "CausedCallback", (PyObject *)&CausedCallbackType) < 0
+        || PyModule_AddIntConstant(module, "HAVE_NATIVE_CLOCK", HAVE_NATIVE_CLOCK) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,63 @@
+"""Types of the C extension tracer._speedups (see tracer/_speedups.c)."""
+
+from types import CodeType, FrameType
+from typing import Any
+
+from tracer.events import Clock
+
+HAVE_NATIVE_CLOCK: int
+
+def monotonic_ns() -> int: ...
+def innermost_awaiter(coro: Any, /) -> tuple[CodeType, FrameType | None, bool]: ...
+def local_self(frame: FrameType | None, /) -> object: ...
+
+class RecorderCore:
+    current: int
+    _limit: int
+    def record(
+        self, lane: int, code: int, other: int = ..., detail: int = ..., source: int = ...
+    ) -> None: ...
+    def handoff(
+        self,
+        origin: int,
+        target: int,
+        switch_detail: int,
+        origin_state: int,
+        origin_detail: int,
+        target_source: int,
+        /,
+    ) -> None: ...
+    def _take(self, origin: int, /) -> tuple[Any, ...]: ...
+    def _pending_count(self) -> int: ...
+    def _last_event(self) -> tuple[int, int]: ...
+    def _discard_pending(self) -> None: ...
+    def _set_clock(self, clock: Clock | None, /) -> None: ...
+
+class LoopTracerCore:
+    recorder: Any
+    detached: bool
+    ready_self: int
+    waiting: dict[int, tuple[Any, ...]]
+    sleeps: dict[int, tuple[Any, int]]
+    io_futures: dict[int, tuple[Any, int, str, Any, Any]]
+    cause: Any
+    loop_lane: int
+    cause_future: int
+    cause_callback: int
+    def callback_scheduled(self, callback: Any, first: Any, /) -> Any: ...
+    def __init__(self, recorder: RecorderCore, /) -> None: ...
+
+class CoroutineProxyCore:
+    _coro: Any
+    _tracer: Any
+    _lines: dict[int, int]
+    _name: str
+    _lane: int
+    def __init__(self, coro: Any, tracer: LoopTracerCore, /) -> None: ...
+    def send(self, value: Any, /) -> Any: ...
+
+class CausedCallback:
+    callback: Any
+    cause: Any
+    def __init__(self, tracer: LoopTracerCore, callback: Any, cause: Any, /) -> None: ...
+    def __call__(self, *args: Any) -> Any: ...
