@@ -145,6 +145,13 @@ def _slice_at(slices: list[dict[str, Any]], tid: int, ts: float) -> dict[str, An
     return (strictly or enclosing)[0]
 
 
+def _starts_a_span_after(trace: Trace, lane: int, seq: int) -> bool:
+    return any(
+        trace.lane[later] == lane and trace.code[later] < Code.SPAWN
+        for later in range(seq + 1, len(trace))
+    )
+
+
 def test_a_real_child_trace_satisfies_the_contract(
     record_scenario: Callable[..., RunResult], tmp_path: Path
 ) -> None:
@@ -178,4 +185,7 @@ def test_a_real_child_trace_satisfies_the_contract(
         assert start["ts"] <= finish["ts"]
         _slice_at(slices, start["tid"], start["ts"])
         target = _slice_at(slices, finish["tid"], finish["ts"])
-        assert target["ts"] * 1000 >= trace.ts[seq] - 1  # the slice the hand-off leads into
+        if _starts_a_span_after(trace, trace.other[seq], seq):
+            assert target["ts"] * 1000 >= trace.ts[seq] - 1  # the slice the hand-off leads into
+        # else the target ends without running again (3.13's close() of a suspended
+        # generator): the arrow lands in the target's last slice, which it ends.
