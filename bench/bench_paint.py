@@ -1,0 +1,180 @@
+"""Timeline frame cost on a 1,000,000-span trace over 50 lanes, at 1600x900.
+
+Measures layout + paint into a QImage for the full view (goal 16 ms) and for a zoomed view
+(goal 5 ms), side by side with a naive baseline in the same run: every visible span drawn as
+its own rectangle, no merging. Prints times and ratios.
+
+    .venv/bin/python bench/bench_paint.py
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from array import array
+from collections.abc import Callable
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter
+
+from tracer.events import Code
+from tracer.spans import Spans, derive_spans
+from tracer.trace import LaneInfo, Trace
+from ui.layout import Viewport, layout
+from ui.paint import paint
+from ui.theme import LIGHT
+
+LANES = 50
+SPANS = 1_000_000
+RUN_NS = 10_000_000_000  # 10 s
+WIDTH, HEIGHT = 1600, 900
+
+
+def synthesize(spans: int = SPANS, lanes: int = LANES, seed: int = 7) -> Trace:
+    """A trace with `spans` state events spread over `lanes` lanes in 10 s, a wake arrow for
+    every fifth state change and an output line now and then, built column-wise in numpy."""
+    rng = np.random.default_rng(seed)
+    states = rng.choice(
+        np.array([Code.RUNNING, Code.READY, Code.IO_WAIT, Code.SLEEPING, Code.BLOCKED], np.int8),
+        size=spans, p=[0.4, 0.2, 0.2, 0.1, 0.1],
+    )
+    lane = rng.integers(1, lanes, size=spans, dtype=np.int32)
+    lane[::lanes] = 0  # the loop lane gets its share too
+    states[lane == 0] = np.where(rng.random(int((lane == 0).sum())) < 0.5, Code.POLL,
+                                 Code.DISPATCH)
+    wakes = np.nonzero(rng.random(spans) < 0.2)[0]
+    outputs = np.nonzero(rng.random(spans) < 0.001)[0]
+    # Interleave: spawns first, then each state change (a wake just before some of them).
+    count = lanes + spans + len(wakes) + len(outputs) + lanes
+    code = np.empty(count, np.int8)
+    lane_col = np.empty(count, np.int32)
+    other = np.full(count, -1, np.int32)
+    detail = np.zeros(count, np.int32)
+    order_key = np.concatenate([
+        np.full(lanes, -1.0),
+        np.arange(spans, dtype=np.float64),
+        wakes - 0.5,
+        outputs + 0.25,
+        np.full(lanes, float(spans)),
+    ])
+    kinds = np.concatenate([
+        np.full(lanes, Code.SPAWN, np.int8), states, np.full(len(wakes), Code.WAKE, np.int8),
+        np.full(len(outputs), Code.OUTPUT, np.int8), np.full(lanes, Code.END, np.int8),
+    ])
+    lanes_of = np.concatenate([np.arange(lanes, dtype=np.int32), lane, lane[wakes],
+                               lane[outputs], np.arange(lanes, dtype=np.int32)])
+    others = np.concatenate([np.full(lanes, -1, np.int32), np.full(spans, -1, np.int32),
+                             rng.integers(0, lanes, size=len(wakes), dtype=np.int32),
+                             np.full(len(outputs) + lanes, -1, np.int32)])
+    order = np.argsort(order_key, kind="stable")
+    code[:], lane_col[:], other[:] = kinds[order], lanes_of[order], others[order]
+    ts = np.sort(rng.integers(0, RUN_NS, size=count, dtype=np.int64))
+    ts[:lanes] = 0
+    ts[-lanes:] = RUN_NS
+    trace = Trace()
+    trace.details.append({"text": "synthetic output"})
+    detail[code == Code.OUTPUT] = 1
+    for n in range(lanes):
+        trace.details.append({"name": "loop" if n == 0 else f"task {n}",
+                              "kind": "loop" if n == 0 else "task"})
+    detail[:lanes] = np.arange(2, lanes + 2)
+    for name, column, values in (("ts", "q", ts), ("lane", "i", lane_col), ("code", "b", code),
+                                 ("other", "i", other), ("detail", "i", detail),
+                                 ("source", "i", np.zeros(count, np.int32))):
+        buffer = array(column)
+        buffer.frombytes(values.tobytes())
+        setattr(trace, name, buffer)
+    trace.lanes = [LaneInfo(n, trace.details[n + 2]["name"], trace.details[n + 2]["kind"], -1,
+                            n, 0) for n in range(lanes)]
+    trace.meta.update(target="synthetic-1M", model="synthetic")
+    return trace
+
+
+def best_of(runs: int, action: Callable[[], object]) -> float:
+    """The median of `runs` timings in seconds (the machine is shared; medians are steadier)."""
+    times = []
+    for _ in range(runs):
+        began = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - began)
+    return statistics.median(times)
+
+
+def frame(trace: Trace, spans: Spans, viewport: Viewport, image: QImage) -> None:
+    painter = QPainter(image)
+    paint(painter, layout(trace, spans, viewport), LIGHT)
+    painter.end()
+
+
+def naive_frame(trace: Trace, spans: Spans, viewport: Viewport, image: QImage) -> None:
+    """The baseline: every span in range becomes a rectangle, grouped by state."""
+    start = np.frombuffer(spans.start, np.int64)
+    end = np.frombuffer(spans.end, np.int64)
+    state = np.frombuffer(spans.state, np.int8)
+    lane = np.frombuffer(spans.lane, np.int32)
+    npp = viewport.ns_per_px
+    visible = np.nonzero((end > viewport.start_ns) & (start < viewport.end_ns))[0]
+    painter = QPainter(image)
+    painter.fillRect(0, 0, viewport.width, viewport.height, QColor("#ffffff"))
+    for code, color in LIGHT.states.items():
+        which = visible[state[visible] == code]
+        x = viewport.label_width + (start[which] - viewport.start_ns) / npp
+        w = (end[which] - start[which]) / npp
+        y = viewport.axis_height + lane[which] * viewport.lane_height
+        painter.setBrush(QColor(color))
+        painter.drawRects([QRectF(*r) for r in zip(x.tolist(), y.tolist(), w.tolist(),
+                                                    [viewport.lane_height - 6] * len(which),
+                                                    strict=True)])
+    painter.end()
+    del start, end, state, lane
+
+
+def main() -> None:
+    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
+    began = time.perf_counter()
+    trace = synthesize()
+    synth_s = time.perf_counter() - began
+    began = time.perf_counter()
+    spans = derive_spans(trace)
+    fold_s = time.perf_counter() - began
+    print(f"trace: {len(trace):,} events, {len(spans):,} spans, {LANES} lanes "
+          f"(synthesised in {synth_s:.2f} s, folded into spans in {fold_s:.2f} s)")
+
+    image = QImage(WIDTH, HEIGHT, QImage.Format.Format_ARGB32_Premultiplied)
+    lane_height = (HEIGHT - 28 - 28) / LANES
+    full = Viewport(0, RUN_NS, WIDTH, HEIGHT, lane_height=lane_height)
+    middle = RUN_NS / 2
+    zoomed = Viewport(middle, middle + 10_000_000, WIDTH, HEIGHT, lane_height=lane_height)
+
+    began = time.perf_counter()
+    frame(trace, spans, full, image)  # the first frame also builds the span index
+    first_s = time.perf_counter() - began
+    print(f"first frame (builds the per-lane index once): {first_s * 1e3:.1f} ms")
+    primitives = layout(trace, spans, full)
+    print(f"full view: {len(primitives.rects):,} rectangles "
+          f"({len(primitives.rects) - primitives.merged_from:,} merged runs)")
+
+    rows = []
+    for name, viewport, goal_ms in (("full view", full, 16.0), ("zoomed 10 ms", zoomed, 5.0)):
+        ours = best_of(15, lambda vp=viewport: frame(trace, spans, vp, image))
+        layout_only = best_of(15, lambda vp=viewport: layout(trace, spans, vp))
+        naive = best_of(3, lambda vp=viewport: naive_frame(trace, spans, vp, image))
+        rows.append((name, ours, layout_only, naive, goal_ms))
+    print()
+    print(f"{'frame':<14}{'layout':>10}{'layout+paint':>14}{'naive':>11}"
+          f"{'naive/ours':>12}{'ours/goal':>11}")
+    for name, ours, layout_only, naive, goal_ms in rows:
+        print(f"{name:<14}{layout_only * 1e3:>8.2f}ms{ours * 1e3:>12.2f}ms{naive * 1e3:>9.1f}ms"
+              f"{naive / ours:>11.1f}x{ours * 1e3 / goal_ms:>10.2f}x")
+    del app
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Image export: PNG, SVG and PDF through the same layout and paint as the screen."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+import pytest
+from PySide6.QtGui import QColor, QImage
+from pytestqt.qtbot import QtBot
+
+from tests.ui.conftest import MS
+from tracer.events import Code
+from tracer.query import span_rows
+from tracer.spans import derive_spans
+from tracer.trace import Trace
+from ui.image_export import export_viewport, render_image
+from ui.layout import layout, state_band
+from ui.theme import DARK, LIGHT
+
+pytestmark = pytest.mark.gui
+
+
+def test_png_shows_each_span_in_its_state_colour_where_its_times_say(
+    qtbot: QtBot, sample_trace: Trace, tmp_path: Path
+) -> None:
+    out = tmp_path / "timeline.png"
+    render_image(sample_trace, out, width=1200, height=600)
+
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (1200, 600)
+    viewport = export_viewport(sample_trace, width=1200, height=600)
+    rows = {row.lane: row for row in layout(sample_trace, derive_spans(sample_trace),
+                                            viewport).lanes}
+    plot_width = 1200 - viewport.label_width
+    checked = 0
+    for span in span_rows(sample_trace, derive_spans(sample_trace)):
+        # The middle of the span, computed from its times and the viewport, not the layout.
+        x = viewport.label_width + (span.start + span.end) / 2 / (100 * MS) * plot_width
+        band_y, band_h = state_band(rows[span.lane], viewport)
+        y = band_y + band_h / 2
+        # Arrows and markers sit on some spans' edges; sample a few pixels either side too.
+        colours = {image.pixelColor(int(x) + dx, int(y)).name() for dx in (-3, 0, 3)}
+        code = Code[span.state.upper().replace("-", "_")]
+        assert LIGHT.states[code] in colours, (span, colours)
+        checked += 1
+    assert checked == 15
+    # The title sits in the header, on the background.
+    assert image.pixelColor(5, 5) == QColor(LIGHT.background)
+
+
+def test_dark_png_uses_the_dark_palette(qtbot: QtBot, sample_trace: Trace,
+                                        tmp_path: Path) -> None:
+    out = tmp_path / "dark.png"
+    render_image(sample_trace, out, width=800, height=400, theme="dark")
+    image = QImage(str(out))
+    assert image.pixelColor(3, 3) == QColor(DARK.background)
+    colours = {image.pixelColor(x, y).name() for x in range(0, 800, 4) for y in range(0, 400, 4)}
+    assert {DARK.states[Code.RUNNING], DARK.states[Code.IO_WAIT]} <= colours
+    assert LIGHT.states[Code.RUNNING] not in colours
+
+
+def test_a_time_range_shows_only_that_range(qtbot: QtBot, sample_trace: Trace,
+                                            tmp_path: Path) -> None:
+    out = tmp_path / "range.png"
+    render_image(sample_trace, out, width=1000, height=500, start_ns=20 * MS, end_ns=60 * MS)
+    image = QImage(str(out))
+    colours = {image.pixelColor(x, y).name() for x in range(200, 1000, 3)
+               for y in range(0, 500, 3)}
+    # 20-60 ms: fetch waits on I/O, join is blocked, the loop polls; nobody runs.
+    assert {LIGHT.states[Code.IO_WAIT], LIGHT.states[Code.BLOCKED],
+            LIGHT.states[Code.POLL]} <= colours
+    assert LIGHT.states[Code.RUNNING] not in colours
+
+
+def test_svg_is_xml_with_the_lane_names_and_title(qtbot: QtBot, sample_trace: Trace,
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "timeline.svg"
+    render_image(sample_trace, out)
+    root = ElementTree.parse(out).getroot()
+    assert root.tag.endswith("svg")
+    text = " ".join(t.strip() for t in root.itertext())
+    for name in ("event loop", "fetch", "nap", "join", "sample-scenario", "running", "io-wait"):
+        assert name in text
+    assert LIGHT.states[Code.IO_WAIT] in out.read_text()
+
+
+def test_pdf_is_a_pdf(qtbot: QtBot, sample_trace: Trace, tmp_path: Path) -> None:
+    out = tmp_path / "timeline.pdf"
+    render_image(sample_trace, out, title="A talk about loops")
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF")
+    assert len(data) > 2000
+
+
+def test_bad_names_and_paths_are_refused_clearly(qtbot: QtBot, sample_trace: Trace,
+                                                 tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"use a file ending in \.png, \.svg, \.pdf"):
+        render_image(sample_trace, tmp_path / "timeline.gif")
+    with pytest.raises(ValueError, match="no extension"):
+        render_image(sample_trace, tmp_path / "timeline")
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        render_image(sample_trace, tmp_path / "missing" / "timeline.png")
+    (tmp_path / "folder.png").mkdir()
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        render_image(sample_trace, tmp_path / "folder.png")
+    with pytest.raises(ValueError, match="unknown theme"):
+        render_image(sample_trace, tmp_path / "t.png", theme="neon")
+    with pytest.raises(ValueError, match="time range is empty"):
+        render_image(sample_trace, tmp_path / "t.png", start_ns=50 * MS, end_ns=10 * MS)
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(OSError, match="cannot write"):
+            render_image(sample_trace, locked / "t.png")
+    assert [p.name for p in tmp_path.glob("*.png")] == ["folder.png"]
+
+
+def test_the_cli_hook_works_headless_without_an_application(tmp_path: Path) -> None:
+    """In a fresh interpreter with no display and no Qt application, as `loopscope export`."""
+    out = tmp_path / "cli.png"
+    code = (
+        "from tests.ui.conftest import build_sample_trace\n"
+        "from ui.image_export import export_target_image\n"
+        f"export_target_image(build_sample_trace(), {str(out)!r}, width=640, height=360,\n"
+        "                    theme='dark', start_ns=None, end_ns=None)\n"
+    )
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert result.returncode == 0, result.stderr
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (640, 360)
+    assert image.pixelColor(2, 2) == QColor(DARK.background)

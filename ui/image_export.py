@@ -1,0 +1,201 @@
+"""The timeline as an image file (.png, .svg, .pdf), through the same layout and paint as the
+screen, with a title, the time axis and the legend: a picture to put on a slide.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QMarginsF, QRect, QSize, QSizeF
+from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
+from PySide6.QtSvg import QSvgGenerator
+
+from tracer.spans import Spans, derive_spans
+from tracer.trace import Trace
+from ui.layout import Primitives, Viewport, format_ns, layout
+from ui.paint import paint
+from ui.theme import Theme, get_theme
+
+FORMATS = (".png", ".svg", ".pdf")
+MAX_SIDE = 20_000
+HEADER_HEIGHT = 64.0
+LEGEND_HEIGHT = 34.0
+# Lanes share the rows' height; within these bounds, more lanes make thinner rows.
+LANE_HEIGHT_RANGE = (10.0, 100.0)
+# A PDF page in points for a picture sized in CSS-like pixels (96 per inch).
+_PDF_DPI = 96
+
+_app: QGuiApplication | None = None
+
+
+def image_format(out_path: str | os.PathLike[str]) -> str:
+    """The format named by the path's extension; ValueError for anything else."""
+    suffix = Path(out_path).suffix.lower()
+    if suffix not in FORMATS:
+        shown = f"'{suffix}'" if suffix else "no extension"
+        raise ValueError(
+            f"cannot export an image to {os.fspath(out_path)!r} ({shown}): "
+            f"use a file ending in {', '.join(FORMATS)}"
+        )
+    return suffix
+
+
+def export_viewport(
+    trace: Trace,
+    *,
+    width: int,
+    height: int,
+    start_ns: float | None = None,
+    end_ns: float | None = None,
+    title: str | None = None,
+) -> Viewport:
+    """The viewport an export draws: the given time range (the whole run by default), every
+    lane fitted into the height where it can be, a title and a one-line summary."""
+    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+        raise ValueError(f"image size must be between 1 and {MAX_SIDE} pixels a side, "
+                         f"got {width}x{height}")
+    start = 0.0 if start_ns is None else float(start_ns)
+    end = float(trace.duration_ns) if end_ns is None else float(end_ns)
+    if start_ns is None and end_ns is None and end <= start:
+        end = start + 1_000_000  # an empty or instantaneous run: show one millisecond
+    if end <= start:
+        raise ValueError(f"the time range is empty: start {start:.0f} ns is not before "
+                         f"end {end:.0f} ns")
+    lanes = max(len(trace.lanes), 1)
+    rows_height = height - HEADER_HEIGHT - 28.0 - LEGEND_HEIGHT
+    low, high = LANE_HEIGHT_RANGE
+    lane_height = min(max(rows_height / lanes, low), high)
+    name = title if title is not None else str(trace.meta.get("target") or "Loopscope trace")
+    return Viewport(
+        start_ns=start, end_ns=end, width=width, height=height, lane_height=lane_height,
+        label_width=min(190.0, width * 0.22), header_height=HEADER_HEIGHT,
+        legend_height=LEGEND_HEIGHT, title=name, subtitle=_summary(trace, start, end),
+        row_padding=max(2.0, lane_height * 0.2),
+    )
+
+
+def _summary(trace: Trace, start: float, end: float) -> str:
+    parts = []
+    if model := trace.meta.get("model"):
+        parts.append(f"model {model}")
+    parts.append(f"{len(trace.lanes)} lanes")
+    parts.append(f"{len(trace):,} events")
+    parts.append(f"run {format_ns(trace.duration_ns)}")
+    if start > 0 or end < trace.duration_ns:
+        parts.append(f"showing {format_ns(end - start)} from {format_ns(start)}")
+    if (status := trace.meta.get("status")) and status != "ok":
+        parts.append(f"ended: {status}")
+    return "  ·  ".join(parts)
+
+
+def render_image(
+    trace: Trace,
+    out_path: str | os.PathLike[str],
+    *,
+    width: int = 1600,
+    height: int = 900,
+    theme: str = "light",
+    start_ns: float | None = None,
+    end_ns: float | None = None,
+    title: str | None = None,
+    spans: Spans | None = None,
+) -> None:
+    """Writes the trace's timeline to a .png, .svg or .pdf file, chosen by the extension.
+
+    `spans` are the trace's finished spans if the caller has them (the app does), saving the
+    fold. Needs a QGuiApplication (see `export_target_image` for a headless caller). Raises
+    ValueError for an unknown extension, theme, size or empty time range, and OSError when
+    the file cannot be written.
+    """
+    path = Path(out_path)
+    suffix = image_format(path)
+    chosen = get_theme(theme)
+    viewport = export_viewport(trace, width=width, height=height, start_ns=start_ns,
+                               end_ns=end_ns, title=title)
+    _check_writable(path)
+    primitives = layout(trace, spans if spans is not None else derive_spans(trace), viewport)
+    if suffix == ".png":
+        image = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
+        painter = QPainter(image)
+        paint(painter, primitives, chosen)
+        painter.end()
+        if not image.save(str(path)):  # the format follows the .png suffix
+            raise OSError(f"cannot write {path}: saving the PNG failed")
+    elif suffix == ".svg":
+        generator = QSvgGenerator()
+        generator.setFileName(str(path))
+        generator.setSize(QSize(width, height))
+        generator.setViewBox(QRect(0, 0, width, height))
+        generator.setTitle(viewport.title)
+        generator.setDescription(viewport.subtitle)
+        _paint_on(generator, primitives, chosen, path)
+    else:
+        writer = QPdfWriter(str(path))
+        writer.setResolution(_PDF_DPI)
+        points = QSizeF(width * 72 / _PDF_DPI, height * 72 / _PDF_DPI)
+        writer.setPageLayout(QPageLayout(QPageSize(points, QPageSize.Unit.Point),
+                                         QPageLayout.Orientation.Portrait, QMarginsF(0, 0, 0, 0)))
+        writer.setTitle(viewport.title)
+        writer.setCreator("Loopscope")
+        _paint_on(writer, primitives, chosen, path)
+
+
+def _paint_on(device: QSvgGenerator | QPdfWriter, primitives: Primitives, theme: Theme,
+              path: Path) -> None:
+    painter = QPainter()
+    if not painter.begin(device):
+        raise OSError(f"cannot write {path}")
+    try:
+        # A PDF page may come out a pixel or two off the requested size; scale to fit exactly.
+        vp = primitives.viewport
+        sx, sy = device.width() / vp.width, device.height() / vp.height
+        if abs(sx - 1) > 1e-3 or abs(sy - 1) > 1e-3:
+            painter.scale(sx, sy)
+        paint(painter, primitives, theme)
+    finally:
+        painter.end()
+
+
+def _check_writable(path: Path) -> None:
+    """Fails early, with the reason, on a path the file cannot be written to."""
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a directory")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def ensure_gui_application() -> QGuiApplication:
+    """The running Qt application, or a new headless one (offscreen unless a platform is set)."""
+    global _app
+    existing = QGuiApplication.instance()
+    if isinstance(existing, QGuiApplication):
+        return existing
+    if not os.environ.get("QT_QPA_PLATFORM"):
+        # A command-line export must work without a display (CI, ssh): draw offscreen.
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    _app = QGuiApplication(sys.argv[:1])
+    return _app
+
+
+def export_target_image(
+    trace: Trace,
+    out_path: str | os.PathLike[str],
+    *,
+    width: int = 1600,
+    height: int = 900,
+    theme: str = "light",
+    start_ns: float | None = None,
+    end_ns: float | None = None,
+) -> None:
+    """The CLI's `loopscope export`: render_image, creating a headless Qt application first."""
+    image_format(out_path)  # refuse a bad name before starting Qt
+    ensure_gui_application()
+    render_image(trace, out_path, width=width, height=height, theme=theme, start_ns=start_ns,
+                 end_ns=end_ns)

@@ -1,0 +1,945 @@
+"""Timeline geometry: a pure function from (trace, spans, viewport) to drawing primitives.
+
+No Qt here. The widget, the PNG/SVG/PDF exports and the tests take their geometry from
+`layout`; one paint routine (ui.paint) draws it, so every output looks the same.
+
+Level of detail: a span at least one pixel wide gets its own rectangle with exact float
+edges. Pixel columns that contain a narrower span are merged: each such column shows one
+representative state (the highest in `STATES_BY_RANK`, so running wins) and runs of equal
+columns become one rectangle with span index -1. Per-lane numpy columns with per-state
+running counts (`SpanIndex`) make a frame cost O(visible pixels + visible spans).
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from tracer.events import STATE_NAMES, Code, LaneKind
+from tracer.spans import SpanBuilder, Spans
+from tracer.trace import Trace
+
+# A merged run of sub-pixel spans, and a span still in progress in a live trace.
+MERGED_SPAN = -1
+OPEN_SPAN = -2
+
+# Which state a merged pixel column shows: the last one present in this list.
+STATES_BY_RANK: tuple[int, ...] = (
+    Code.POLL,
+    Code.SLEEPING,
+    Code.BLOCKED,
+    Code.IO_WAIT,
+    Code.READY,
+    Code.DISPATCH,
+    Code.RUNNING,
+)
+# The legend's order: a lane's states first, then the loop lane's.
+LEGEND_STATE_ORDER: tuple[int, ...] = (
+    Code.RUNNING,
+    Code.READY,
+    Code.IO_WAIT,
+    Code.SLEEPING,
+    Code.BLOCKED,
+    Code.POLL,
+    Code.DISPATCH,
+)
+_RANK_OF_STATE = np.zeros(16, dtype=np.int8)
+for _rank, _state in enumerate(STATES_BY_RANK):
+    _RANK_OF_STATE[_state] = _rank
+_STATE_OF_RANK = np.array(STATES_BY_RANK, dtype=np.int8)
+_RANKS = len(STATES_BY_RANK)
+
+ARROW_KINDS = ("wake", "switch")
+MARKER_KINDS = ("output", "end", "mark")
+_MARKER_KIND_OF_CODE = {Code.OUTPUT: 0, Code.END: 1, Code.MARK: 2}
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+
+
+# -- the viewport: what part of the run is shown, and where ------------------------------------
+
+
+@dataclass(frozen=True)
+class Viewport:
+    """A time range drawn into a pixel area, with the sizes of the fixed parts around it."""
+
+    start_ns: float
+    end_ns: float
+    width: int
+    height: int
+    lane_height: float = 24.0
+    label_width: float = 168.0
+    header_height: float = 0.0  # title area (exports); 0 on screen
+    axis_height: float = 28.0
+    legend_height: float = 28.0
+    scroll_y: float = 0.0  # pixels of lane rows scrolled off the top
+    selected_span: int = -1
+    title: str = ""
+    subtitle: str = ""
+    max_arrows: int = 3000
+    max_markers: int = 5000
+    row_padding: float = 3.0  # gap between a lane row's edge and its state rectangles
+
+    @property
+    def ns_per_px(self) -> float:
+        return (self.end_ns - self.start_ns) / max(self.plot_width, 1.0)
+
+    @property
+    def plot_width(self) -> float:
+        return max(self.width - self.label_width, 1.0)
+
+    @property
+    def lanes_top(self) -> float:
+        return self.header_height + self.axis_height
+
+    @property
+    def lanes_bottom(self) -> float:
+        return self.height - self.legend_height
+
+
+# -- primitives -------------------------------------------------------------------------------
+
+
+class Box(NamedTuple):
+    x: float
+    y: float
+    w: float
+    h: float
+
+    def contains(self, x: float, y: float) -> bool:
+        return self.x <= x < self.x + self.w and self.y <= y < self.y + self.h
+
+
+class LaneRow(NamedTuple):
+    lane: int
+    name: str
+    kind: str
+    row: int  # position in the lane order
+    y: float
+    height: float
+
+
+@dataclass(frozen=True)
+class Rects:
+    """State rectangles in columns; `span` is the span index, MERGED_SPAN or OPEN_SPAN."""
+
+    x: FloatArray
+    y: FloatArray
+    w: FloatArray
+    h: FloatArray
+    state: npt.NDArray[np.int8]
+    span: IntArray
+    lane: IntArray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @staticmethod
+    def empty() -> Rects:
+        f = np.empty(0, dtype=np.float64)
+        i = np.empty(0, dtype=np.int64)
+        return Rects(f, f, f, f, np.empty(0, dtype=np.int8), i, i)
+
+    @staticmethod
+    def concat(parts: Sequence[Rects]) -> Rects:
+        if not parts:
+            return Rects.empty()
+        return Rects(
+            *(np.concatenate([getattr(p, name) for p in parts]) for name in _RECT_COLUMNS)
+        )
+
+
+_RECT_COLUMNS = ("x", "y", "w", "h", "state", "span", "lane")
+
+
+class Arrow(NamedTuple):
+    x: float
+    y0: float  # at the lane that acted (waker, switch origin)
+    y1: float  # at the lane acted upon (woken, switch target); the head goes here
+    kind: str  # "wake" or "switch"
+    seq: int
+    from_lane: int
+    to_lane: int
+
+
+class Marker(NamedTuple):
+    x: float
+    y: float  # top of the lane row
+    height: float
+    kind: str  # "output", "end" or "mark"
+    seq: int
+    lane: int
+
+
+class Tick(NamedTuple):
+    x: float
+    ns: int
+    label: str
+
+
+class LegendEntry(NamedTuple):
+    kind: str  # "state", "arrow" or "marker"
+    code: int  # the state code, or the index into ARROW_KINDS / MARKER_KINDS
+    label: str
+
+
+class Hit(NamedTuple):
+    rect: int
+    lane: int
+    state: int
+    span: int
+
+
+@dataclass(frozen=True)
+class Primitives:
+    """Everything one frame draws, in pixels; theme-independent."""
+
+    viewport: Viewport
+    header: Box
+    axis: Box
+    labels: Box
+    plot: Box
+    legend_box: Box
+    lanes: list[LaneRow]  # the visible rows only
+    lane_count: int
+    content_height: float  # all rows, for a scroll bar
+    rects: Rects  # exact spans (span >= 0) and open spans first, merged runs last
+    merged_from: int  # rects[merged_from:] are the merged runs
+    # The same merged columns as a grid (visible row x plot pixel): state code or -1, so a
+    # painter can blit them as an image when there are too many runs to draw one by one.
+    strips: npt.NDArray[np.int8]
+    strip_rows: list[LaneRow]
+    arrows: list[Arrow]
+    arrows_hidden: int  # arrows in range left out because there were too many to read
+    markers: list[Marker]
+    ticks: list[Tick]
+    axis_note: str  # e.g. "2.000 s +" when tick labels are offsets from a base time
+    legend: list[LegendEntry]
+    title: str
+    subtitle: str
+    highlight: Box | None  # the selected span, at least a pixel wide
+    now_x: float | None  # the live edge, when a live trace's end is in view
+    message: str  # shown when there is nothing to draw
+
+    def x_of(self, ns: float) -> float:
+        vp = self.viewport
+        return self.plot.x + (ns - vp.start_ns) / vp.ns_per_px
+
+    def ns_at(self, x: float) -> float:
+        vp = self.viewport
+        return vp.start_ns + (x - self.plot.x) * vp.ns_per_px
+
+    def row_at(self, y: float) -> LaneRow | None:
+        for row in self.lanes:
+            if row.y <= y < row.y + row.height:
+                return row
+        return None
+
+
+def state_band(row: LaneRow, viewport: Viewport) -> tuple[float, float]:
+    """(y, height) of the state rectangles inside a lane row."""
+    pad = min(viewport.row_padding, row.height / 4)
+    return row.y + pad, row.height - 2 * pad
+
+
+# -- the span index: per-lane numpy columns, grown as the spans grow ----------------------------
+
+
+class _Growable:
+    """A numpy column that grows by doubling, so appending a live batch is amortised O(batch)."""
+
+    def __init__(self, dtype: type[np.generic], width: int = 0) -> None:
+        self.width = width
+        shape: tuple[int, ...] = (16, width) if width else (16,)
+        self.data: np.ndarray = np.zeros(shape, dtype=dtype)
+        self.size = 0
+
+    def reserve(self, size: int) -> None:
+        if size <= len(self.data):
+            return
+        capacity = max(size, 2 * len(self.data))
+        shape: tuple[int, ...] = (capacity, self.width) if self.width else (capacity,)
+        grown = np.zeros(shape, dtype=self.data.dtype)
+        grown[: self.size] = self.data[: self.size]
+        self.data = grown
+
+    def extend(self, values: np.ndarray) -> None:
+        self.reserve(self.size + len(values))
+        self.data[self.size : self.size + len(values)] = values
+        self.size += len(values)
+
+    @property
+    def view(self) -> np.ndarray:
+        return self.data[: self.size]
+
+
+class _LaneColumns:
+    """One lane's closed spans in time order, with running counts of each state's rank."""
+
+    def __init__(self) -> None:
+        self.index = _Growable(np.int64)
+        self.start = _Growable(np.int64)
+        self.end = _Growable(np.int64)
+        self.state = _Growable(np.int8)
+        self.duration = _Growable(np.int64)
+        # ranked[r].view[i] = how many of the first i spans have rank r (one array a rank, so
+        # a frame gathers from only the ranks it needs).
+        self.ranked = [_Growable(np.int32) for _ in range(_RANKS)]
+        for counts in self.ranked:
+            counts.extend(np.zeros(1, dtype=np.int32))
+
+    def __len__(self) -> int:
+        return self.index.size
+
+    def extend(self, index: IntArray, start: IntArray, end: IntArray, state: np.ndarray) -> None:
+        self.index.extend(index)
+        self.start.extend(start)
+        self.end.extend(end)
+        self.state.extend(state)
+        self.duration.extend(end - start)
+        rank = _RANK_OF_STATE[state]
+        for r, counts in enumerate(self.ranked):
+            running = np.cumsum(rank == r, dtype=np.int32)
+            running += counts.view[-1]
+            counts.extend(running)
+
+
+def _gather(values: Sequence[int], dtype: type[np.generic], where: np.ndarray) -> np.ndarray:
+    """values[where] as numpy: a copy, not a view, because an `array` cannot grow while a
+    buffer export is alive, and a live trace keeps growing."""
+    if len(where) == 0:
+        return np.empty(0, dtype=dtype)
+    view = np.frombuffer(values, dtype=dtype)  # type: ignore[call-overload]
+    taken: np.ndarray = view[where]  # fancy indexing copies
+    del view
+    return taken
+
+
+class SpanIndex:
+    """What a frame needs from a trace and its spans, in numpy, kept up to date incrementally."""
+
+    def __init__(self) -> None:
+        self.lanes: dict[int, _LaneColumns] = {}
+        self.states_seen: set[int] = set()
+        self.arrow_ts = _Growable(np.int64)
+        self.arrow_from = _Growable(np.int64)
+        self.arrow_to = _Growable(np.int64)
+        self.arrow_kind = _Growable(np.int8)  # index into ARROW_KINDS
+        self.arrow_seq = _Growable(np.int64)
+        self.marker_ts = _Growable(np.int64)
+        self.marker_lane = _Growable(np.int64)
+        self.marker_kind = _Growable(np.int8)  # index into MARKER_KINDS
+        self.marker_seq = _Growable(np.int64)
+        self.arrow_kinds_seen: set[int] = set()
+        self.marker_kinds_seen: set[int] = set()
+        self._events_scanned = 0
+
+    def update(self, trace: Trace, spans: Spans) -> None:
+        self._update_lanes(spans)
+        self._update_arrows(trace, spans)
+        self._update_markers(trace)
+
+    def _update_lanes(self, spans: Spans) -> None:
+        fresh: list[tuple[_LaneColumns, IntArray]] = []
+        for lane, indices in spans.by_lane.items():
+            columns = self.lanes.get(lane)
+            if columns is None:
+                columns = self.lanes[lane] = _LaneColumns()
+            if len(indices) > len(columns):
+                new = _gather(indices, np.int32, np.arange(len(columns), len(indices)))
+                fresh.append((columns, new.astype(np.int64)))
+        if not fresh:
+            return
+        everything = np.concatenate([new for _, new in fresh])
+        start = _gather(spans.start, np.int64, everything)
+        end = _gather(spans.end, np.int64, everything)
+        state = _gather(spans.state, np.int8, everything)
+        self.states_seen.update(int(s) for s in np.unique(state))
+        offset = 0
+        for columns, new in fresh:
+            part = slice(offset, offset + len(new))
+            columns.extend(new, start[part], end[part], state[part])
+            offset += len(new)
+
+    def _update_arrows(self, trace: Trace, spans: Spans) -> None:
+        done = self.arrow_seq.size
+        if len(spans.arrow_seq) <= done:
+            return
+        seq = _gather(spans.arrow_seq, np.int32, np.arange(done, len(spans.arrow_seq)))
+        seq = seq.astype(np.int64)
+        lane = _gather(trace.lane, np.int32, seq).astype(np.int64)
+        other = _gather(trace.other, np.int32, seq).astype(np.int64)
+        is_wake = _gather(trace.code, np.int8, seq) == Code.WAKE
+        self.arrow_ts.extend(_gather(trace.ts, np.int64, seq))
+        # A wake is drawn from the waker (other) to the woken lane; a switch from its origin.
+        self.arrow_from.extend(np.where(is_wake, other, lane))
+        self.arrow_to.extend(np.where(is_wake, lane, other))
+        self.arrow_kind.extend(np.where(is_wake, 0, 1).astype(np.int8))
+        self.arrow_seq.extend(seq)
+        self.arrow_kinds_seen.update(np.unique(np.where(is_wake, 0, 1)).tolist())
+
+    def _update_markers(self, trace: Trace) -> None:
+        start, stop = self._events_scanned, len(trace)
+        if stop <= start:
+            return
+        codes = _gather(trace.code, np.int8, np.arange(start, stop))
+        kind = np.full(len(codes), -1, dtype=np.int8)
+        for code, marker_kind in _MARKER_KIND_OF_CODE.items():
+            kind[codes == code] = marker_kind
+        found = np.nonzero(kind >= 0)[0]
+        seq = found.astype(np.int64) + start
+        self.marker_ts.extend(_gather(trace.ts, np.int64, seq))
+        self.marker_lane.extend(_gather(trace.lane, np.int32, seq).astype(np.int64))
+        self.marker_kind.extend(kind[found])
+        self.marker_seq.extend(seq)
+        self.marker_kinds_seen.update(np.unique(kind[found]).tolist())
+        self._events_scanned = stop
+
+
+_index_cache: dict[tuple[int, int], tuple[weakref.ref[Trace], weakref.ref[Spans], SpanIndex]] = {}
+
+
+def span_index(trace: Trace, spans: Spans) -> SpanIndex:
+    """The index of these spans, cached per (trace, spans) pair and brought up to date."""
+    key = (id(trace), id(spans))
+    cached = _index_cache.get(key)
+    if cached is None or cached[0]() is not trace or cached[1]() is not spans:
+        for stale in [k for k, (t, s, _) in _index_cache.items() if t() is None or s() is None]:
+            del _index_cache[stale]
+        cached = (weakref.ref(trace), weakref.ref(spans), SpanIndex())
+        _index_cache[key] = cached
+    index = cached[2]
+    index.update(trace, spans)
+    return index
+
+
+# -- lane order, time axis, number formatting ---------------------------------------------------
+
+
+def lane_order(trace: Trace, spans: Spans) -> list[tuple[int, str, str]]:
+    """(lane, name, kind) top to bottom: loop lanes first, then every other lane in spawn order."""
+    known = {info.id for info in trace.lanes}
+    rows = [(info.id, info.name, info.kind) for info in trace.lanes]
+    # Lanes that have spans but no spawn event (a recorder that skipped it) go last.
+    rows += [(lane, f"lane {lane}", "") for lane in sorted(spans.by_lane) if lane not in known]
+    loops = [row for row in rows if row[2] in LaneKind.LOOP_KINDS]
+    others = [row for row in rows if row[2] not in LaneKind.LOOP_KINDS]
+    return loops + others
+
+
+_UNITS: tuple[tuple[int, str], ...] = ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "µs"))
+
+
+def _unit_for(magnitude_ns: float) -> tuple[int, str]:
+    for factor, name in _UNITS:
+        if magnitude_ns >= factor:
+            return factor, name
+    return 1, "ns"
+
+
+def format_ns(ns: float) -> str:
+    """A duration or time with three significant digits in the unit that suits it: 12.3 ms."""
+    factor, unit = _unit_for(abs(ns))
+    value = ns / factor
+    if factor == 1:
+        return f"{ns:.0f} ns"
+    digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+    return f"{value:.{digits}f} {unit}"
+
+
+def nice_step(raw_ns: float) -> int:
+    """The smallest 1, 2 or 5 times a power of ten (in whole ns) at least `raw_ns`."""
+    if raw_ns <= 1:
+        return 1
+    power = 10 ** math.floor(math.log10(raw_ns))
+    for multiple in (1, 2, 5, 10):
+        if raw_ns <= multiple * power:
+            return int(multiple * power)
+    return int(10 * power)  # unreachable: raw_ns / power < 10
+
+
+def _tick_label(value_ns: int, step_ns: int, magnitude_ns: float) -> str:
+    factor, unit = _unit_for(magnitude_ns)
+    if value_ns == 0:
+        return f"0 {unit}"
+    decimals = max(0, math.ceil(-math.log10(step_ns / factor) - 1e-9))
+    return f"{value_ns / factor:.{decimals}f} {unit}"
+
+
+def time_ticks(
+    start_ns: float, end_ns: float, plot_x: float, plot_width: float, spacing_px: float = 110.0
+) -> tuple[list[Tick], str]:
+    """Ticks about `spacing_px` apart at 1-2-5 steps, and a base note when labels are offsets."""
+    span = end_ns - start_ns
+    if span <= 0 or plot_width <= 0:
+        return [], ""
+    step = nice_step(span * spacing_px / plot_width)
+    first = math.ceil(start_ns / step) * step
+    values = range(first, math.floor(end_ns) + 1, step)
+    scale = plot_width / span
+    magnitude = max(abs(start_ns), abs(end_ns), step)
+    factor, _ = _unit_for(magnitude)
+    decimals = max(0, math.ceil(-math.log10(step / factor) - 1e-9))
+    if decimals <= 3:
+        ticks = [
+            Tick(plot_x + (v - start_ns) * scale, v, _tick_label(v, step, magnitude))
+            for v in values
+        ]
+        return ticks, ""
+    # Deep zoom far from the start: "2.000000150 s" is unreadable, so label offsets from a
+    # round base time shown once beside the axis.
+    base = (int(start_ns) // (step * 10)) * (step * 10)
+    offset_magnitude = max(abs(end_ns - base), step)
+    ticks = [
+        Tick(
+            plot_x + (v - start_ns) * scale,
+            v,
+            "+" + _tick_label(v - base, step, offset_magnitude),
+        )
+        for v in values
+    ]
+    base_factor, base_unit = _unit_for(max(abs(base), 1))
+    base_decimals = max(0, math.ceil(math.log10(base_factor / (step * 10)) - 1e-9))
+    return ticks, f"{base / base_factor:.{base_decimals}f} {base_unit}"
+
+
+# -- the layout -------------------------------------------------------------------------------
+
+
+@dataclass
+class _Frame:
+    """Per-frame constants shared by the per-lane work."""
+
+    vp: Viewport
+    plot: Box
+    t0: float
+    t1: float
+    # The range in whole ns, for searching int64 columns: a float needle would make numpy
+    # convert the whole column to float first.
+    first_ns: int
+    last_ns: int
+    ns_per_px: float
+    columns: int
+    edges: IntArray  # column k covers [edges[k], edges[k+1]) in ns
+    rects: list[Rects] = field(default_factory=list)
+    merged: list[Rects] = field(default_factory=list)
+
+
+def layout(
+    trace: Trace, spans: Spans | SpanBuilder, viewport: Viewport, *, index: SpanIndex | None = None
+) -> Primitives:
+    """The frame's primitives. `spans` may be a live SpanBuilder: its open spans are drawn up
+    to the trace's last timestamp ("now")."""
+    builder = spans if isinstance(spans, SpanBuilder) else None
+    closed = builder.spans if builder is not None else spans
+    assert isinstance(closed, Spans)
+    if index is None:
+        index = span_index(trace, closed)
+    vp = viewport
+    header = Box(0.0, 0.0, float(vp.width), vp.header_height)
+    axis = Box(vp.label_width, vp.header_height, vp.plot_width, vp.axis_height)
+    lanes_h = max(vp.lanes_bottom - vp.lanes_top, 0.0)
+    labels = Box(0.0, vp.lanes_top, vp.label_width, lanes_h)
+    plot = Box(vp.label_width, vp.lanes_top, vp.plot_width, lanes_h)
+    legend_box = Box(0.0, vp.lanes_bottom, float(vp.width), vp.legend_height)
+
+    order = lane_order(trace, closed)
+    content_height = len(order) * vp.lane_height
+    scroll = min(max(vp.scroll_y, 0.0), max(content_height - lanes_h, 0.0))
+    row_y = {lane: vp.lanes_top + i * vp.lane_height - scroll for i, (lane, _, _) in
+             enumerate(order)}
+    visible = [
+        LaneRow(lane, name, kind, i, row_y[lane], vp.lane_height)
+        for i, (lane, name, kind) in enumerate(order)
+        if row_y[lane] + vp.lane_height > plot.y and row_y[lane] < plot.y + plot.h
+    ]
+
+    ticks, axis_note = time_ticks(vp.start_ns, vp.end_ns, plot.x, plot.w)
+    columns = int(plot.w)
+    ns_per_px = vp.ns_per_px
+    # Column edges in whole ns; below 1 ns a pixel there is nothing to merge.
+    edge_ns = vp.start_ns + np.arange(columns + 1, dtype=np.float64) * ns_per_px
+    frame = _Frame(vp, plot, vp.start_ns, vp.end_ns, math.floor(vp.start_ns),
+                   math.ceil(vp.end_ns), ns_per_px, columns, np.floor(edge_ns).astype(np.int64))
+    strips = np.full((len(visible), columns), -1, dtype=np.int8)
+    for row_number, row in enumerate(visible):
+        lane_columns = index.lanes.get(row.lane)
+        if lane_columns is not None and len(lane_columns):
+            _lay_out_lane(frame, row, lane_columns, strips[row_number])
+
+    now_ns = trace.duration_ns
+    open_states: set[int] = set()
+    if builder is not None:
+        open_rects = _open_span_rects(frame, builder, visible, now_ns)
+        open_states = {int(s) for s in open_rects.state}
+        frame.rects.append(open_rects)
+
+    exact = Rects.concat(frame.rects)
+    rects = Rects.concat([exact, *frame.merged])
+    arrows, arrows_hidden = _arrows(frame, index, row_y, vp.lane_height)
+    markers = _markers(frame, index, {row.lane: row for row in visible})
+    legend = _legend(index.states_seen | open_states, index)
+    highlight = _highlight(frame, closed, row_y, vp.selected_span)
+    now_x = None
+    if builder is not None and vp.start_ns <= now_ns <= vp.end_ns:
+        now_x = plot.x + (now_ns - vp.start_ns) / ns_per_px
+    message = "" if order else "No events yet"
+    return Primitives(
+        viewport=vp, header=header, axis=axis, labels=labels, plot=plot, legend_box=legend_box,
+        lanes=visible, lane_count=len(order), content_height=content_height, rects=rects,
+        merged_from=len(exact), strips=strips, strip_rows=visible, arrows=arrows,
+        arrows_hidden=arrows_hidden, markers=markers, ticks=ticks, axis_note=axis_note,
+        legend=legend, title=vp.title, subtitle=vp.subtitle, highlight=highlight, now_x=now_x,
+        message=message,
+    )
+
+
+def _lay_out_lane(
+    frame: _Frame, row: LaneRow, lane: _LaneColumns, strip: npt.NDArray[np.int8]
+) -> None:
+    starts, ends = lane.start.view, lane.end.view
+    first = int(_first_overlapping(starts, ends, frame.first_ns))
+    stop = int(np.searchsorted(starts, frame.last_ns, side="left"))
+    if stop <= first:
+        return
+    start = starts[first:stop]
+    end = ends[first:stop]
+    npp = frame.ns_per_px
+    plot = frame.plot
+    y, h = state_band(row, frame.vp)
+
+    # Durations are whole ns, so "< ceil(npp)" is "< npp" without a float copy of the column.
+    narrow = lane.duration.view[first:stop] < math.ceil(npp)
+    wide = np.nonzero(~narrow)[0]
+    if len(wide):
+        left = np.maximum(start[wide], frame.t0)
+        right = np.minimum(end[wide], frame.t1)
+        wide, left, right = wide[right > left], left[right > left], right[right > left]
+        x = plot.x + (left - frame.t0) / npp
+        frame.rects.append(Rects(
+            x=x, y=np.full(len(wide), y), w=plot.x + (right - frame.t0) / npp - x,
+            h=np.full(len(wide), h), state=lane.state.view[first:stop][wide],
+            span=lane.index.view[first:stop][wide], lane=np.full(len(wide), row.lane),
+        ))
+    if frame.columns == 0 or len(wide) == len(narrow):
+        return
+    if stop - first > frame.columns // 4:
+        column, lo, hi = _touched_columns_dense(frame, lane, first, stop, narrow)
+    else:
+        column, lo, hi = _touched_columns_sparse(frame, lane, start, end, narrow)
+    column, state = _top_states(lane, column, lo, hi)
+    strip[column] = state
+    # Runs of adjacent columns with the same state become one rectangle.
+    breaks = np.nonzero((np.diff(column) != 1) | (np.diff(state) != 0))[0] + 1
+    run_start = np.concatenate(([0], breaks))
+    run_stop = np.concatenate((breaks, [len(column)]))
+    count = len(run_start)
+    frame.merged.append(Rects(
+        x=plot.x + column[run_start].astype(np.float64),
+        y=np.full(count, y),
+        w=(column[run_stop - 1] - column[run_start] + 1).astype(np.float64),
+        h=np.full(count, h),
+        state=state[run_start],
+        span=np.full(count, MERGED_SPAN, dtype=np.int64),
+        lane=np.full(count, row.lane, dtype=np.int64),
+    ))
+
+
+def _top_states(
+    lane: _LaneColumns, column: IntArray, lo: IntArray, hi: IntArray
+) -> tuple[IntArray, npt.NDArray[np.int8]]:
+    """The highest-ranked state among the spans [lo, hi) of each column, wide ones included;
+    columns with no span at all are dropped. Ranks are tried from the top, so in a busy view
+    most columns are settled by the first (running)."""
+    state = np.full(len(column), -1, dtype=np.int8)
+    unsettled = np.arange(len(column))
+    for rank in range(_RANKS - 1, -1, -1):
+        counts = lane.ranked[rank].data
+        has = counts[hi[unsettled]] > counts[lo[unsettled]]
+        state[unsettled[has]] = _STATE_OF_RANK[rank]
+        unsettled = unsettled[~has]
+        if not len(unsettled):
+            break
+    found = state >= 0
+    return column[found], state[found]
+
+
+def _touched_columns_dense(
+    frame: _Frame, lane: _LaneColumns, first: int, stop: int, narrow: npt.NDArray[np.bool_]
+) -> tuple[IntArray, IntArray, IntArray]:
+    """Columns overlapping a narrow span, with their span ranges [lo, hi), found column by
+    column: for many spans a pixel, O(columns) searches beat O(spans) arithmetic."""
+    edges = frame.edges
+    starting = np.searchsorted(lane.start.view, edges, side="left")
+    hi = starting[1:]
+    # The first span in column k is the first starting in it, or the one before if that one
+    # reaches into the column (spans on a lane are sorted and disjoint).
+    lo = starting[:-1]
+    before = np.maximum(lo - 1, 0)
+    lo = lo - ((lo > 0) & (lane.end.view[before] > edges[:-1]))
+    # Narrow spans in [lo, hi) = all of them minus the wide ones, which are few here.
+    wide = np.nonzero(~narrow)[0] + first
+    wide_inside = np.searchsorted(wide, hi) - np.searchsorted(wide, lo)
+    column = np.nonzero((hi - lo) - wide_inside > 0)[0]
+    return column, lo[column], hi[column]
+
+
+def _touched_columns_sparse(
+    frame: _Frame, lane: _LaneColumns, start: IntArray, end: IntArray,
+    narrow: npt.NDArray[np.bool_],
+) -> tuple[IntArray, IntArray, IntArray]:
+    """The same as _touched_columns_dense, found span by span: for few spans a pixel."""
+    narrow_at = np.nonzero(narrow)[0]
+    last_column = frame.columns - 1
+    touched = np.zeros(frame.columns, dtype=bool)
+    begin_col = _column_of(frame, start[narrow_at], inclusive=True)
+    # A span ending exactly on a column's left edge does not reach into that column.
+    end_col = np.maximum(_column_of(frame, end[narrow_at], inclusive=False), begin_col)
+    touched[np.clip(begin_col, 0, last_column)] = True
+    touched[np.clip(end_col, 0, last_column)] = True
+    column = np.nonzero(touched)[0]
+    edges = frame.edges
+    lo = _first_overlapping(lane.start.view, lane.end.view, edges[column])
+    hi = np.searchsorted(lane.start.view, edges[column + 1], side="left")
+    return column, lo, hi
+
+
+def _column_of(frame: _Frame, ns: IntArray, *, inclusive: bool) -> IntArray:
+    """The pixel column holding each time: the k with edges[k] <= t < edges[k+1] (inclusive) or
+    edges[k] < t <= edges[k+1]; -1 or `columns` when outside.
+
+    Arithmetic gives the column to within one of the exact answer, and one comparison each
+    way against the integer edges corrects it: much cheaper than a binary search per span.
+    """
+    edges = frame.edges
+    guess = np.floor((ns - frame.t0) / frame.ns_per_px).astype(np.int64)
+    guess = np.clip(guess, -1, frame.columns)
+    lower = edges[np.clip(guess, 0, frame.columns)]
+    upper = edges[np.clip(guess + 1, 0, frame.columns)]
+    if inclusive:
+        too_far = (ns < lower) & (guess >= 0)
+        too_near = (ns >= upper) & (guess < frame.columns)
+    else:
+        too_far = (ns <= lower) & (guess >= 0)
+        too_near = (ns > upper) & (guess < frame.columns)
+    column: IntArray = guess - too_far + too_near
+    return column
+
+
+def _first_overlapping(starts: IntArray, ends: IntArray, at: IntArray | int) -> IntArray:
+    """The first span (of a lane's sorted, disjoint spans) that ends after `at` or starts at or
+    after it, so that a zero-length span sitting on `at` counts as overlapping."""
+    return np.minimum(np.searchsorted(ends, at, side="right"),
+                      np.searchsorted(starts, at, side="left"))
+
+
+def _open_span_rects(
+    frame: _Frame, builder: SpanBuilder, visible: list[LaneRow], now_ns: int
+) -> Rects:
+    x: list[float] = []
+    w: list[float] = []
+    y: list[float] = []
+    h: list[float] = []
+    state: list[int] = []
+    lanes: list[int] = []
+    for row in visible:
+        open_span = builder.open_span(row.lane)
+        if open_span is None:
+            continue
+        code, begin = open_span
+        left, right = max(begin, frame.t0), min(max(now_ns, begin), frame.t1)
+        if right < left:
+            continue
+        band_y, band_h = state_band(row, frame.vp)
+        x.append(frame.plot.x + (left - frame.t0) / frame.ns_per_px)
+        w.append((right - left) / frame.ns_per_px)
+        y.append(band_y)
+        h.append(band_h)
+        state.append(code)
+        lanes.append(row.lane)
+    return Rects(
+        np.array(x, dtype=np.float64), np.array(y, dtype=np.float64),
+        np.array(w, dtype=np.float64), np.array(h, dtype=np.float64),
+        np.array(state, dtype=np.int8), np.full(len(x), OPEN_SPAN, dtype=np.int64),
+        np.array(lanes, dtype=np.int64),
+    )
+
+
+def _visible_range(ts: IntArray, frame: _Frame) -> slice:
+    return slice(int(np.searchsorted(ts, frame.first_ns, side="left")),
+                 int(np.searchsorted(ts, frame.last_ns, side="right")))
+
+
+def _first_per_key(key: IntArray) -> IntArray:
+    """Positions of the first occurrence of each key, in their original order."""
+    _, first = np.unique(key, return_index=True)
+    return np.sort(first)
+
+
+def _arrows(
+    frame: _Frame, index: SpanIndex, row_y: Mapping[int, float], lane_height: float
+) -> tuple[list[Arrow], int]:
+    seen = _visible_range(index.arrow_ts.view, frame)
+    in_range = seen.stop - seen.start
+    if in_range <= 0 or not row_y:
+        return [], 0
+    if in_range > _GIVE_UP_FACTOR * frame.vp.max_arrows:
+        return [], in_range  # far too many to read: do not even sort them out
+    ts = index.arrow_ts.view[seen]
+    source = index.arrow_from.view[seen]
+    target = index.arrow_to.view[seen]
+    kind = index.arrow_kind.view[seen]
+    slots = max(max(row_y), int(source.max()), int(target.max())) + 2
+    top = np.full(slots, np.nan)  # the last slot stands for "no lane" (-1)
+    for lane, y in row_y.items():
+        top[lane] = y
+    y_from, y_to = top[source], top[target]
+    plot = frame.plot
+    keep = ~np.isnan(y_from) & ~np.isnan(y_to) & (source != target)
+    # Skip arrows that lie wholly above or below the visible rows.
+    low, high = np.fmin(y_from, y_to), np.fmax(y_from, y_to) + lane_height
+    keep &= (high > plot.y) & (low < plot.y + plot.h)
+    at = np.nonzero(keep)[0]
+    x = plot.x + (ts[at] - frame.t0) / frame.ns_per_px
+    # Arrows that would draw over each other (same pixel, lanes and kind) are drawn once.
+    key = ((np.floor(x).astype(np.int64) * slots + source[at]) * slots + target[at]) * 2
+    unique = _first_per_key(key + kind[at])
+    at, x = at[unique], x[unique]
+    if len(at) > frame.vp.max_arrows:
+        return [], len(at)
+    seq = index.arrow_seq.view[seen]
+    pad = min(frame.vp.row_padding, lane_height / 4)
+    arrows = []
+    for i, arrow_x in zip(at.tolist(), x.tolist(), strict=True):
+        from_y, to_y = float(y_from[i]), float(y_to[i])
+        # The shaft starts mid-row; the head touches the edge of the target's state band
+        # that faces the source.
+        arrows.append(Arrow(
+            arrow_x, from_y + lane_height / 2,
+            to_y + (pad if to_y > from_y else lane_height - pad),
+            ARROW_KINDS[int(kind[i])], int(seq[i]), int(source[i]), int(target[i]),
+        ))
+    return arrows, 0
+
+
+_GIVE_UP_FACTOR = 20
+
+
+def _markers(frame: _Frame, index: SpanIndex, rows: Mapping[int, LaneRow]) -> list[Marker]:
+    seen = _visible_range(index.marker_ts.view, frame)
+    in_range = seen.stop - seen.start
+    if in_range <= 0 or not rows or in_range > _GIVE_UP_FACTOR * frame.vp.max_markers:
+        return []
+    lanes = index.marker_lane.view[seen]
+    at = np.nonzero(np.isin(lanes, np.fromiter(rows, dtype=np.int64)))[0]
+    x = frame.plot.x + (index.marker_ts.view[seen][at] - frame.t0) / frame.ns_per_px
+    kinds = index.marker_kind.view[seen][at]
+    lane_slots = max(rows) + 1
+    key = (np.floor(x).astype(np.int64) * lane_slots + lanes[at]) * 4 + kinds
+    unique = _first_per_key(key)[: frame.vp.max_markers]
+    seq = index.marker_seq.view[seen][at]
+    markers = []
+    for i in unique.tolist():
+        row = rows[int(lanes[at[i]])]
+        markers.append(Marker(float(x[i]), row.y, row.height, MARKER_KINDS[int(kinds[i])],
+                              int(seq[i]), row.lane))
+    return markers
+
+
+def _legend(states: set[int], index: SpanIndex) -> list[LegendEntry]:
+    entries = [LegendEntry("state", s, STATE_NAMES[s]) for s in LEGEND_STATE_ORDER
+               if s in states]
+    entries += [LegendEntry("arrow", k, name) for k, name in enumerate(ARROW_KINDS)
+                if k in index.arrow_kinds_seen]
+    entries += [LegendEntry("marker", k, name) for k, name in enumerate(MARKER_KINDS)
+                if k in index.marker_kinds_seen]
+    return entries
+
+
+def _highlight(frame: _Frame, spans: Spans, row_y: Mapping[int, float], selected: int
+               ) -> Box | None:
+    if not 0 <= selected < len(spans):
+        return None
+    lane = spans.lane[selected]
+    if lane not in row_y:
+        return None
+    begin, end = spans.start[selected], spans.end[selected]
+    if end < frame.t0 or begin > frame.t1:
+        return None
+    left = frame.plot.x + (max(begin, frame.t0) - frame.t0) / frame.ns_per_px
+    right = frame.plot.x + (min(end, frame.t1) - frame.t0) / frame.ns_per_px
+    width = max(right - left, 1.0)
+    return Box(left, row_y[lane], width, frame.vp.lane_height)
+
+
+# -- hit-testing ------------------------------------------------------------------------------
+
+
+def hit_at(primitives: Primitives, x: float, y: float) -> Hit | None:
+    """The rectangle under a point: an exact span if there is one, else a merged run."""
+    rects = primitives.rects
+    if not len(rects) or not primitives.plot.contains(x, y):
+        return None
+    # Rectangles narrower than a pixel still answer within one pixel, so they can be hovered.
+    inside = (
+        (x >= rects.x) & (x < rects.x + np.maximum(rects.w, 1.0))
+        & (y >= rects.y) & (y < rects.y + rects.h)
+    )
+    found = np.nonzero(inside)[0]
+    if not len(found):
+        return None
+    exact = found[rects.span[found] != MERGED_SPAN]
+    chosen = int(exact[0] if len(exact) else found[0])
+    return Hit(chosen, int(rects.lane[chosen]), int(rects.state[chosen]),
+               int(rects.span[chosen]))
+
+
+def span_at(primitives: Primitives, x: float, y: float) -> int:
+    """The index of the span under a point, or -1 (nothing there, or several merged spans)."""
+    hit = hit_at(primitives, x, y)
+    return hit.span if hit is not None and hit.span >= 0 else -1
+
+
+def lane_at(primitives: Primitives, x: float, y: float) -> int:
+    """The lane whose name is under a point in the label column, or -1."""
+    if not primitives.labels.contains(x, y):
+        return -1
+    row = primitives.row_at(y)
+    return row.lane if row is not None else -1
+
+
+__all__ = [
+    "ARROW_KINDS",
+    "LEGEND_STATE_ORDER",
+    "MARKER_KINDS",
+    "MERGED_SPAN",
+    "OPEN_SPAN",
+    "STATES_BY_RANK",
+    "Arrow",
+    "Box",
+    "Hit",
+    "LaneRow",
+    "LegendEntry",
+    "Marker",
+    "Primitives",
+    "Rects",
+    "SpanIndex",
+    "Tick",
+    "Viewport",
+    "format_ns",
+    "hit_at",
+    "lane_at",
+    "layout",
+    "nice_step",
+    "span_at",
+    "span_index",
+    "state_band",
+    "time_ticks",
+]

@@ -1,0 +1,485 @@
+"""The timeline widget: lanes, state spans, arrows and a time axis, live or finished.
+
+Navigation follows Perfetto: the mouse wheel zooms around the cursor, dragging pans, W/S zoom,
+A/D pan, Shift+wheel (or the scroll bar, or the arrow keys) scrolls the lanes. F fits the
+whole run; End follows the live edge. Geometry comes from ui.layout, drawing from ui.paint.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+
+from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
+from PySide6.QtGui import (
+    QColor,
+    QHelpEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QResizeEvent,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QScrollBar, QToolTip, QWidget
+
+from tracer.events import STATE_NAMES
+from tracer.spans import SpanBuilder, Spans
+from tracer.trace import Trace
+from ui.layout import (
+    MERGED_SPAN,
+    OPEN_SPAN,
+    Primitives,
+    Viewport,
+    format_ns,
+    hit_at,
+    lane_at,
+    lane_order,
+    layout,
+)
+from ui.paint import paint
+from ui.theme import Theme, get_theme
+
+ZOOM_STEP = 1.25  # one wheel notch or one W/S press
+PAN_FRACTION = 0.15  # of the visible range, per A/D press
+MIN_RANGE_NS = 200.0  # below this the pixels are finer than the clock
+EMPTY_RANGE_NS = 1_000_000.0  # what an empty trace shows: one millisecond
+REFRESH_INTERVAL_MS = 16  # live updates are folded and drawn at most this often
+DRAG_THRESHOLD_PX = 4
+WHEEL_NOTCH = 120
+LANE_HEIGHT = 24.0
+
+FOLLOW_FIT = "fit"  # keep the whole run in view as it grows
+FOLLOW_EDGE = "edge"  # keep the visible width, sliding with the newest events
+
+
+class TimelineWidget(QWidget):
+    """Shows one trace. Signals: span_selected(span index or -1), lane_selected(lane id)."""
+
+    span_selected = Signal(int)
+    lane_selected = Signal(int)
+    view_changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMouseTracking(True)
+        self.setMinimumSize(320, 160)
+        self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
+        self._trace = Trace()
+        self._builder = SpanBuilder()
+        self._finished: Spans | None = self._builder.finish(0)
+        self._live = False
+        self._follow: str | None = None
+        self._start_ns = 0.0
+        self._end_ns = EMPTY_RANGE_NS
+        self._scroll_y = 0.0
+        self._selected = -1
+        self._theme: Theme = get_theme("light")
+        self._lane_height = LANE_HEIGHT
+        self._primitives: Primitives | None = None
+        self._press: QPointF | None = None
+        self._press_view = (0.0, 0.0, 0.0)
+        self._dragging = False
+
+        self._scrollbar = QScrollBar(Qt.Orientation.Vertical, self)
+        self._scrollbar.hide()
+        self._scrollbar.valueChanged.connect(self._on_scrollbar)
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
+        self._refresh_timer.timeout.connect(self._catch_up)
+
+    # -- the trace ----------------------------------------------------------------------
+
+    @property
+    def trace(self) -> Trace:
+        return self._trace
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def set_trace(self, trace: Trace, live: bool = False) -> None:
+        """Shows `trace`. Live: it is still growing; call refresh() when events arrive."""
+        self._refresh_timer.stop()
+        self._trace = trace
+        self._builder = SpanBuilder()
+        self._builder.feed(trace)
+        self._live = live
+        self._finished = None if live else self._builder.finish(trace.duration_ns)
+        self._selected = -1
+        self._scroll_y = 0.0
+        self.zoom_to_fit()
+
+    def refresh(self) -> None:
+        """More events arrived: fold them and repaint once, however often this is called."""
+        if not self._refresh_timer.isActive():
+            self._refresh_timer.start()
+
+    def finish_live(self) -> None:
+        """The run ended: close the spans still open at its last event and stop following."""
+        self._refresh_timer.stop()
+        if self._live:
+            self._builder.feed(self._trace)
+            self._finished = self._builder.finish(self._trace.duration_ns)
+            self._live = False
+            if self._follow == FOLLOW_FIT:
+                self._fit_range()
+            self._follow = None
+        self._invalidate()
+
+    @property
+    def spans(self) -> Spans:
+        """The spans drawn now; live, only the closed ones (open spans end at "now")."""
+        if self._refresh_timer.isActive():
+            self._refresh_timer.stop()
+            self._catch_up()
+        return self._finished if self._finished is not None else self._builder.spans
+
+    def _catch_up(self) -> None:
+        if self._live:
+            self._builder.feed(self._trace)
+            self._apply_follow()
+        self._invalidate()
+
+    # -- view state ---------------------------------------------------------------------
+
+    @property
+    def view_range(self) -> tuple[float, float]:
+        return self._start_ns, self._end_ns
+
+    def set_view_range(self, start_ns: float, end_ns: float) -> None:
+        """Shows [start_ns, end_ns]; the user's own navigation, so live following stops."""
+        self._follow = None
+        self._set_range(start_ns, end_ns)
+
+    @property
+    def follow_live(self) -> bool:
+        return self._follow is not None
+
+    def set_follow_live(self, follow: bool) -> None:
+        """Follow the live edge (keeping the visible width), or stop following."""
+        self._follow = FOLLOW_EDGE if follow else None
+        self._apply_follow()
+        self._invalidate()
+
+    def zoom_to_fit(self) -> None:
+        """The whole run in view; when live, keep it so as the run grows."""
+        self._follow = FOLLOW_FIT if self._live else None
+        self._fit_range()
+
+    def set_theme(self, name: str) -> None:
+        self._theme = get_theme(name)
+        self._invalidate()
+
+    @property
+    def theme(self) -> Theme:
+        return self._theme
+
+    @property
+    def selected_span(self) -> int:
+        return self._selected
+
+    def select_span(self, index: int) -> None:
+        """Selects a span (or none with -1); emits span_selected if the selection changed."""
+        if not 0 <= index < len(self.spans):
+            index = -1
+        if index == self._selected:
+            return
+        self._selected = index
+        self._invalidate()
+        self.span_selected.emit(index)
+
+    @property
+    def scroll_y(self) -> float:
+        return self._scroll_y
+
+    def scroll_lanes_to(self, y: float) -> None:
+        self._scroll_y = min(max(y, 0.0), self._max_scroll())
+        self._sync_scrollbar()
+        self._invalidate()
+
+    def zoom(self, factor: float, anchor_x: float | None = None) -> None:
+        """Zooms in (factor > 1) or out, keeping the time under `anchor_x` (pixels) in place."""
+        self._follow = None
+        primitives = self.primitives()
+        plot = primitives.plot
+        x = plot.x + plot.w / 2 if anchor_x is None else min(max(anchor_x, plot.x),
+                                                             plot.x + plot.w)
+        anchor = primitives.ns_at(x)
+        start = anchor - (anchor - self._start_ns) / factor
+        end = anchor + (self._end_ns - anchor) / factor
+        self._set_range(start, end)
+
+    def pan(self, fraction: float) -> None:
+        """Moves the view by a fraction of its width (positive: later in time)."""
+        self._follow = None
+        shift = (self._end_ns - self._start_ns) * fraction
+        self._set_range(self._start_ns + shift, self._end_ns + shift)
+
+    def primitives(self) -> Primitives:
+        """The current frame's geometry (laid out on demand, cached until something changes)."""
+        if self._primitives is None:
+            source: Spans | SpanBuilder = (
+                self._finished if self._finished is not None else self._builder
+            )
+            self._primitives = layout(self._trace, source, self._viewport())
+        return self._primitives
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _viewport(self) -> Viewport:
+        width = self.width() - (self._scrollbar.width() if self._scrollbar.isVisible() else 0)
+        return Viewport(
+            start_ns=self._start_ns, end_ns=self._end_ns, width=max(width, 1),
+            height=max(self.height(), 1), lane_height=self._lane_height,
+            scroll_y=self._scroll_y, selected_span=self._selected,
+        )
+
+    def _invalidate(self) -> None:
+        self._primitives = None
+        self._sync_scrollbar()
+        self.update()
+        self.view_changed.emit()
+
+    def _run_end(self) -> float:
+        return float(self._trace.duration_ns)
+
+    def _fit_range(self) -> None:
+        end = self._run_end()
+        self._set_range(0.0, end if end > 0 else EMPTY_RANGE_NS)
+
+    def _apply_follow(self) -> None:
+        if not self._live or self._follow is None:
+            return
+        now = self._run_end()
+        if self._follow == FOLLOW_FIT:
+            self._set_range(0.0, max(now, EMPTY_RANGE_NS))
+        else:
+            width = self._end_ns - self._start_ns
+            end = max(now, width)
+            self._set_range(end - width, end)
+
+    def _set_range(self, start: float, end: float) -> None:
+        width = max(end - start, MIN_RANGE_NS)
+        middle = (start + end) / 2
+        start, end = middle - width / 2, middle + width / 2
+        # Nothing happens before the run starts: keep time zero at or left of the left edge.
+        if start < 0:
+            start, end = 0.0, width
+        self._start_ns, self._end_ns = start, end
+        self._invalidate()
+
+    def _lanes_area_height(self) -> float:
+        vp = self._viewport()
+        return max(vp.lanes_bottom - vp.lanes_top, 0.0)
+
+    def _max_scroll(self) -> float:
+        lanes = len(lane_order(self._trace, self._builder.spans))
+        return max(lanes * self._lane_height - self._lanes_area_height(), 0.0)
+
+    def _sync_scrollbar(self) -> None:
+        maximum = self._max_scroll()
+        self._scroll_y = min(self._scroll_y, maximum)
+        bar = self._scrollbar
+        bar.blockSignals(True)
+        bar.setRange(0, int(maximum))
+        bar.setPageStep(int(self._lanes_area_height()))
+        bar.setSingleStep(int(self._lane_height))
+        bar.setValue(int(self._scroll_y))
+        bar.blockSignals(False)
+        visible = maximum > 0
+        if visible != bar.isVisible():
+            bar.setVisible(visible)
+            self._place_scrollbar()
+            self._primitives = None
+
+    def _place_scrollbar(self) -> None:
+        vp = self._viewport()
+        width = self._scrollbar.sizeHint().width()
+        self._scrollbar.setGeometry(self.width() - width, int(vp.lanes_top), width,
+                                    int(self._lanes_area_height()))
+
+    def _on_scrollbar(self, value: int) -> None:
+        self._scroll_y = float(value)
+        self._primitives = None
+        self.update()
+
+    # -- Qt events ----------------------------------------------------------------------
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        try:
+            primitives = self.primitives()
+            # The strip beside the scroll bar lies outside the frame; fill it so no stale
+            # pixels show (the widget paints opaquely, without Qt clearing first).
+            covered = primitives.viewport.width
+            if covered < self.width():
+                painter.fillRect(covered, 0, self.width() - covered, self.height(),
+                                 QColor(self._theme.background))
+            paint(painter, primitives, self._theme)
+        finally:
+            painter.end()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._place_scrollbar()
+        self._invalidate()
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        delta = event.angleDelta()
+        shift = bool(event.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+        if shift:
+            # Some platforms turn Shift+wheel into a horizontal wheel; either way: lanes.
+            notches = (delta.y() or delta.x()) / WHEEL_NOTCH
+            self.scroll_lanes_to(self._scroll_y - notches * 3 * self._lane_height)
+        elif abs(delta.x()) > abs(delta.y()):
+            self.pan(-delta.x() / WHEEL_NOTCH * PAN_FRACTION)  # a touchpad's sideways swipe
+        elif delta.y():
+            self.zoom(ZOOM_STEP ** (delta.y() / WHEEL_NOTCH), event.position().x())
+        event.accept()
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            super().mousePressEvent(event)
+            return
+        self._press = event.position()
+        self._press_view = (self._start_ns, self._end_ns, self._scroll_y)
+        self._dragging = False
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._press is None:
+            return
+        moved = event.position() - self._press
+        if not self._dragging and moved.manhattanLength() < DRAG_THRESHOLD_PX:
+            return
+        self._dragging = True
+        self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        start, end, scroll = self._press_view
+        ns_per_px = (end - start) / max(self.primitives().plot.w, 1.0)
+        self._follow = None
+        self._scroll_y = min(max(scroll - moved.y(), 0.0), self._max_scroll())
+        self._set_range(start - moved.x() * ns_per_px, end - moved.x() * ns_per_px)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if event.button() != Qt.MouseButton.LeftButton or self._press is None:
+            super().mouseReleaseEvent(event)
+            return
+        was_drag = self._dragging
+        self._press = None
+        self._dragging = False
+        self.unsetCursor()
+        if not was_drag:
+            self._click(event.position().x(), event.position().y())
+
+    def _click(self, x: float, y: float) -> None:
+        primitives = self.primitives()
+        lane = lane_at(primitives, x, y)
+        if lane >= 0:
+            self.lane_selected.emit(lane)
+            return
+        if primitives.plot.contains(x, y):
+            hit = hit_at(primitives, x, y)
+            self.select_span(hit.span if hit is not None and hit.span >= 0 else -1)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key = event.key()
+        cursor = self.mapFromGlobal(self.cursor().pos())
+        anchor = float(cursor.x()) if self.rect().contains(cursor) else None
+        if key == Qt.Key.Key_W:
+            self.zoom(ZOOM_STEP, anchor)
+        elif key == Qt.Key.Key_S:
+            self.zoom(1 / ZOOM_STEP, anchor)
+        elif key == Qt.Key.Key_A:
+            self.pan(-PAN_FRACTION)
+        elif key == Qt.Key.Key_D:
+            self.pan(PAN_FRACTION)
+        elif key == Qt.Key.Key_F:
+            self.zoom_to_fit()
+        elif key == Qt.Key.Key_End:
+            if self._live:
+                self.set_follow_live(True)
+            else:
+                width = self._end_ns - self._start_ns
+                self.set_view_range(self._run_end() - width, self._run_end())
+        elif key == Qt.Key.Key_Home:
+            self.set_view_range(0.0, self._end_ns - self._start_ns)
+        elif key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
+            step = self._lane_height * (-1 if key == Qt.Key.Key_Up else 1)
+            self.scroll_lanes_to(self._scroll_y + step)
+        elif key in (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
+            page = self._lanes_area_height() * (-1 if key == Qt.Key.Key_PageUp else 1)
+            self.scroll_lanes_to(self._scroll_y + page)
+        elif key == Qt.Key.Key_Escape:
+            self.select_span(-1)
+        else:
+            super().keyPressEvent(event)
+
+    def event(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.ToolTip and isinstance(event, QHelpEvent):
+            text = self.tooltip_at(event.pos().x(), event.pos().y())
+            if text:
+                QToolTip.showText(event.globalPos(), text, self)
+            else:
+                QToolTip.hideText()
+                event.ignore()
+            return True
+        return super().event(event)
+
+    # -- tooltips -----------------------------------------------------------------------
+
+    def tooltip_at(self, x: float, y: float) -> str:
+        """The hover text at a point (rich text), or "" where there is nothing to explain."""
+        primitives = self.primitives()
+        lane = lane_at(primitives, x, y)
+        if lane >= 0:
+            return self._lane_tooltip(lane)
+        hit = hit_at(primitives, x, y)
+        if hit is None:
+            return ""
+        name = html.escape(self._trace.lane_name(hit.lane))
+        state = STATE_NAMES.get(hit.state, str(hit.state))
+        if hit.span == MERGED_SPAN:
+            return (f"<b>{name}</b><br>several short spans in this pixel, showing "
+                    f"<b>{state}</b><br><i>zoom in to see them one by one</i>")
+        if hit.span == OPEN_SPAN:
+            open_span = self._builder.open_span(hit.lane)
+            since = open_span[1] if open_span is not None else 0
+            now = self._trace.duration_ns
+            return (f"<b>{name}</b><br><b>{state}</b> (in progress)<br>"
+                    f"since {format_ns(since)}, for {format_ns(now - since)} so far")
+        return self._span_tooltip(hit.span)
+
+    def _span_tooltip(self, index: int) -> str:
+        spans, trace = self.spans, self._trace
+        lane = spans.lane[index]
+        lines = [
+            f"<b>{html.escape(trace.lane_name(lane))}</b>",
+            f"<b>{STATE_NAMES.get(spans.state[index], '?')}</b>",
+            f"start {format_ns(spans.start[index])}, "
+            f"duration {format_ns(spans.end[index] - spans.start[index])}",
+        ]
+        lines += [
+            f"{html.escape(str(key))}: {html.escape(str(value))}"
+            for key, value in spans.detail_of(index, trace).items()
+        ]
+        source = spans.source[index]
+        if source:
+            filename, line, function = trace.sources[source]
+            where = f"{os.path.basename(filename)}:{line}"
+            lines.append(f"<i>{html.escape(where)} in {html.escape(function)}</i>")
+        return "<br>".join(lines)
+
+    def _lane_tooltip(self, lane: int) -> str:
+        trace = self._trace
+        try:
+            info = trace.lane_info(lane)
+        except (IndexError, StopIteration):
+            return f"<b>lane {lane}</b>"
+        lines = [f"<b>{html.escape(info.name)}</b>", html.escape(info.kind or "lane"),
+                 f"spawned at {format_ns(info.spawn_ts)}"]
+        if info.parent >= 0:
+            lines.append(f"by {html.escape(trace.lane_name(info.parent))}")
+        lines.append("<i>click to select this lane</i>")
+        return "<br>".join(lines)
