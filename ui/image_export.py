@@ -14,8 +14,8 @@ from PySide6.QtSvg import QSvgGenerator
 
 from tracer.spans import Spans, derive_spans
 from tracer.trace import Trace
-from ui.layout import Primitives, Viewport, format_ns, layout
-from ui.paint import paint
+from ui.layout import Primitives, Viewport, format_ns, layout, run_extent
+from ui.paint import label_width_for, paint
 from ui.theme import Theme, get_theme
 
 FORMATS = (".png", ".svg", ".pdf")
@@ -50,14 +50,16 @@ def export_viewport(
     start_ns: float | None = None,
     end_ns: float | None = None,
     title: str | None = None,
+    label_width: float | None = None,
 ) -> Viewport:
     """The viewport an export draws: the given time range (the whole run by default), every
     lane fitted into the height where it can be, a title and a one-line summary."""
     if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
         raise ValueError(f"image size must be between 1 and {MAX_SIDE} pixels a side, "
                          f"got {width}x{height}")
-    start = 0.0 if start_ns is None else float(start_ns)
-    end = float(trace.duration_ns) if end_ns is None else float(end_ns)
+    first, last = run_extent(trace)
+    start = first if start_ns is None else float(start_ns)
+    end = last if end_ns is None else float(end_ns)
     if start_ns is None and end_ns is None and end <= start:
         end = start + 1_000_000  # an empty or instantaneous run: show one millisecond
     if end <= start:
@@ -70,7 +72,8 @@ def export_viewport(
     name = title if title is not None else str(trace.meta.get("target") or "Loopscope trace")
     return Viewport(
         start_ns=start, end_ns=end, width=width, height=height, lane_height=lane_height,
-        label_width=min(190.0, width * 0.22), header_height=HEADER_HEIGHT,
+        label_width=label_width if label_width is not None else min(190.0, width * 0.22),
+        header_height=HEADER_HEIGHT,
         legend_height=LEGEND_HEIGHT, title=name, subtitle=_summary(trace, start, end),
         row_padding=max(2.0, lane_height * 0.2),
     )
@@ -113,7 +116,8 @@ def render_image(
     suffix = image_format(path)
     chosen = get_theme(theme)
     viewport = export_viewport(trace, width=width, height=height, start_ns=start_ns,
-                               end_ns=end_ns, title=title)
+                               end_ns=end_ns, title=title,
+                               label_width=label_width_for(trace, chosen, width))
     _check_writable(path)
     primitives = layout(trace, spans if spans is not None else derive_spans(trace), viewport)
     if suffix == ".png":

@@ -635,6 +635,8 @@ def _lay_out_lane(
     else:
         column, lo, hi = _touched_columns_sparse(frame, lane, start, end, narrow)
     column, state = _top_states(lane, column, lo, hi)
+    if not len(column):  # the narrow spans all lie just outside the view
+        return
     strip[column] = state
     # Runs of adjacent columns with the same state become one rectangle.
     breaks = np.nonzero((np.diff(column) != 1) | (np.diff(state) != 0))[0] + 1
@@ -943,3 +945,16 @@ __all__ = [
     "state_band",
     "time_ticks",
 ]
+
+
+def run_extent(trace: Trace) -> tuple[float, float]:
+    """The time range "fit" shows: from just before the first event to the last.
+
+    A child records its first event only after start-up and imports (often 10-150 ms), so
+    fitting from time zero would squeeze the run against the right edge.
+    """
+    if not len(trace):
+        return 0.0, 0.0
+    first, last = float(trace.ts[0]), float(trace.duration_ns)
+    margin = (last - first) * 0.02
+    return max(first - margin, 0.0), last

@@ -23,6 +23,7 @@ from PySide6.QtGui import (
     QPolygonF,
 )
 
+from tracer.trace import Trace
 from ui.layout import (
     ARROW_KINDS,
     LaneRow,
@@ -306,6 +307,22 @@ def _paint_highlight_and_now(painter: QPainter, primitives: Primitives, ink: _In
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setPen(QPen(ink.selection, 2))
         painter.drawRect(QRectF(box.x - 1, box.y + 1, box.w + 2, box.h - 2))
+
+
+def label_width_for(trace: Trace, theme: Theme, total_width: float) -> float:
+    """A name column wide enough for the longest lane name and its kind, within reason.
+
+    Between 140 px and 30% of the whole width; a longer name is elided in the middle.
+    """
+    ink = _ink(theme)
+    metrics = QFontMetricsF(ink.font_bold)
+    small = QFontMetricsF(ink.font_small)
+    widest = max(
+        (metrics.horizontalAdvance(info.name) + small.horizontalAdvance(info.kind) + 8
+         for info in trace.lanes),
+        default=0.0,
+    )
+    return float(min(max(widest + 2 * LABEL_INSET + 6, 140.0), total_width * 0.3))
 
 
 def _paint_labels(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:

@@ -36,8 +36,9 @@ from ui.layout import (
     lane_at,
     lane_order,
     layout,
+    run_extent,
 )
-from ui.paint import paint
+from ui.paint import label_width_for, paint
 from ui.theme import Theme, get_theme
 
 ZOOM_STEP = 1.25  # one wheel notch or one W/S press
@@ -67,6 +68,8 @@ class TimelineWidget(QWidget):
         self.setMinimumSize(320, 160)
         self.setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent)
         self._trace = Trace()
+        self._label_width = 168.0
+        self._label_width_for: tuple[int, int, int] = (-1, -1, -1)
         self._builder = SpanBuilder()
         self._finished: Spans | None = self._builder.finish(0)
         self._live = False
@@ -231,9 +234,15 @@ class TimelineWidget(QWidget):
 
     def _viewport(self) -> Viewport:
         width = self.width() - (self._scrollbar.width() if self._scrollbar.isVisible() else 0)
+        lanes = len(self._trace.lanes)
+        if self._label_width_for != (lanes, width, id(self._theme)):
+            # Measured again only when lanes appear, the widget resizes or the theme changes.
+            self._label_width_for = (lanes, width, id(self._theme))
+            self._label_width = label_width_for(self._trace, self._theme, max(width, 1))
         return Viewport(
             start_ns=self._start_ns, end_ns=self._end_ns, width=max(width, 1),
             height=max(self.height(), 1), lane_height=self._lane_height,
+            label_width=self._label_width,
             scroll_y=self._scroll_y, selected_span=self._selected,
         )
 
@@ -247,15 +256,16 @@ class TimelineWidget(QWidget):
         return float(self._trace.duration_ns)
 
     def _fit_range(self) -> None:
-        end = self._run_end()
-        self._set_range(0.0, end if end > 0 else EMPTY_RANGE_NS)
+        start, end = run_extent(self._trace)
+        self._set_range(start, end if end > start else start + EMPTY_RANGE_NS)
 
     def _apply_follow(self) -> None:
         if not self._live or self._follow is None:
             return
         now = self._run_end()
         if self._follow == FOLLOW_FIT:
-            self._set_range(0.0, max(now, EMPTY_RANGE_NS))
+            start, _ = run_extent(self._trace)
+            self._set_range(start, max(now, start + EMPTY_RANGE_NS))
         else:
             width = self._end_ns - self._start_ns
             end = max(now, width)
@@ -404,7 +414,8 @@ class TimelineWidget(QWidget):
                 width = self._end_ns - self._start_ns
                 self.set_view_range(self._run_end() - width, self._run_end())
         elif key == Qt.Key.Key_Home:
-            self.set_view_range(0.0, self._end_ns - self._start_ns)
+            start, _ = run_extent(self._trace)
+            self.set_view_range(start, start + self._end_ns - self._start_ns)
         elif key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
             step = self._lane_height * (-1 if key == Qt.Key.Key_Up else 1)
             self.scroll_lanes_to(self._scroll_y + step)

@@ -19,6 +19,7 @@ from tracer.spans import derive_spans
 from tracer.trace import Trace
 from ui.image_export import export_viewport, render_image
 from ui.layout import layout, state_band
+from ui.paint import label_width_for
 from ui.theme import DARK, LIGHT
 
 pytestmark = pytest.mark.gui
@@ -32,14 +33,16 @@ def test_png_shows_each_span_in_its_state_colour_where_its_times_say(
 
     image = QImage(str(out))
     assert (image.width(), image.height()) == (1200, 600)
-    viewport = export_viewport(sample_trace, width=1200, height=600)
+    viewport = export_viewport(sample_trace, width=1200, height=600,
+                               label_width=label_width_for(sample_trace, LIGHT, 1200))
     rows = {row.lane: row for row in layout(sample_trace, derive_spans(sample_trace),
                                             viewport).lanes}
     plot_width = 1200 - viewport.label_width
     checked = 0
     for span in span_rows(sample_trace, derive_spans(sample_trace)):
         # The middle of the span, computed from its times and the viewport, not the layout.
-        x = viewport.label_width + (span.start + span.end) / 2 / (100 * MS) * plot_width
+        middle = (span.start + span.end) / 2 - viewport.start_ns
+        x = viewport.label_width + middle / (viewport.end_ns - viewport.start_ns) * plot_width
         band_y, band_h = state_band(rows[span.lane], viewport)
         y = band_y + band_h / 2
         # Arrows and markers sit on some spans' edges; sample a few pixels either side too.

@@ -369,3 +369,29 @@ def test_the_layout_module_does_not_import_qt() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("gap_ns", [1, 500, 5_000, 50_000])
+def test_a_view_starting_just_after_a_burst_of_narrow_spans_lays_out(gap_ns: int) -> None:
+    states = [Code.READY, Code.RUNNING] * 50
+    trace, lane = burst_trace(states, burst_ns=10)
+    spans = derive_spans(trace)
+    burst_end = 10 * MS + 10 * len(states)
+    primitives = layout(trace, spans, viewport(burst_end + gap_ns, 20 * MS))
+
+    rects = lane_rects(primitives, lane)
+    assert [(state, span >= 0) for _, _, state, span in rects] == [(Code.IO_WAIT, True)]
+    assert rects[0][0] == pytest.approx(LABELS)
+
+
+def test_narrow_spans_in_the_last_partial_pixel_column_lay_out() -> None:
+    # A fractional plot width (the name column is measured from the lane names) leaves a
+    # partial pixel column at the right edge; a burst that falls only there has no column.
+    states = [Code.READY, Code.RUNNING] * 50
+    trace, lane = burst_trace(states, burst_ns=1)
+    spans = derive_spans(trace)
+    primitives = layout(trace, spans, viewport(0, 10 * MS + 200, label_width=168.6))
+
+    rects = lane_rects(primitives, lane)
+    assert rects[0][2] == Code.RUNNING and rects[0][3] >= 0  # the wide span before the burst
+    assert all(x >= 168.6 and x + w <= WIDTH + 1e-6 for x, w, _, _ in rects)
