@@ -18,8 +18,9 @@ SCENARIO = Scenario(
     ),
     observe=(
         "The producer and the consumer strictly alternate: every switch arrow from the producer "
-        "carries the item it sends (1 to 5), every arrow back carries the consumer's '200 OK'. "
-        "Only one lane is running at any instant."
+        "carries the item it sends (None to start the generator, then 1 to 5), every arrow "
+        "back carries the consumer's reply ('' to the starting send, then '200 OK'). Only one "
+        "lane is running at any instant."
     ),
 )
 

@@ -276,12 +276,25 @@ def _switch(trace: Trace, seq: int, lane: int, other: int, detail: dict[str, Any
     return f"{origin} switches to {target}{passing}"
 
 
+# END results that are no value's repr (a string's repr is quoted) but what became of a lane
+# whose value the instrumentation never saw, recorded as bare words.
+_END_FATES = {
+    "closed": "is closed",
+    "returned": "returns",
+    "dead": "ends",
+    "never finished": "never finished: it was still suspended when the run ended",
+}
+
+
 def _end(name: str, detail: dict[str, Any]) -> str:
     if "error" in detail:
         return f"{name} fails with {detail['error']}"
     result = detail.get("result")
     if result is None or result == "None":
         return f"{name} ends"
+    fate = _END_FATES.get(result) if isinstance(result, str) else None
+    if fate is not None:
+        return f"{name} {fate}"
     return f"{name} ends with result {result}"
 
 

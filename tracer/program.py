@@ -29,6 +29,14 @@ class Program:
         main: Callable[..., Any] = module.main
         return main
 
+    def run_plain(self) -> object:
+        """Runs a program of a model without an event loop of asyncio's: the scenario's
+        `main()` (returning what it returns) or the script (returning None)."""
+        if self.scenario_module is not None:
+            return self.scenario_main()()
+        self.run_script()
+        return None
+
     def run_script(self) -> None:
         """Runs the script as `python script.py ARGS` would: as __main__, its folder on the path."""
         assert self.script is not None

@@ -56,6 +56,9 @@ def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = No
             raise TargetError(str(exc)) from None
         if args:
             raise TargetError("scenarios take no arguments; arguments after -- are for scripts")
+        if model is not None and model != scenario.model:
+            raise TargetError(f"{scenario.id} is a {scenario.model} scenario; it cannot run "
+                              f"as {model} (--model is for scripts)")
         return Target("scenario", scenario.id, (), scenario.model, scenario.module)
     if not path.exists():
         raise TargetError(f"no such file: {text}")
@@ -64,6 +67,8 @@ def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = No
     if not os.access(path, os.R_OK):
         raise TargetError(f"cannot read {text}: permission denied")
     if is_trace_file(path):
+        if model is not None:
+            raise TargetError(f"{text} is a saved trace; --model is for scripts")
         return Target("trace", str(path))
     if path.suffix != ".py":
         raise TargetError(f"{text} is neither a Python script (.py) nor a Loopscope trace")

@@ -7,12 +7,26 @@ formats and the exporters load when first used.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
 APP_NAME = "Loopscope"
+
+
+def display_problem(
+    env: Mapping[str, str] = os.environ, platform: str = sys.platform
+) -> str | None:
+    """Why no window can be shown here, or None. Asked before Qt starts because Qt, finding
+    no display, aborts the whole process (a core dump, no exception to catch)."""
+    if not platform.startswith("linux") or env.get("QT_QPA_PLATFORM"):
+        return None
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return None
+    return ("no display to open the app on (DISPLAY and WAYLAND_DISPLAY are unset); "
+            "the trace, narrate and export commands work without one")
 
 
 def launch(trace_path: str | None = None) -> int:

@@ -24,10 +24,10 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from scenarios import catalog
 from tracer.export_chrome import save_chrome_json
@@ -161,34 +161,48 @@ def _resolve(options: argparse.Namespace, script_args: Sequence[str]) -> Target:
     return target
 
 
+class _CtrlC:
+    """While entered: Ctrl-C asks the run's child to stop, keeping what it recorded; a second
+    Ctrl-C kills it at once. `interrupted` is set at the first, so that whatever waits on the
+    user (the step prompt) can give up waiting."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.interrupted = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self._stopping: list[asyncio.Task[None]] = []
+
+    def __enter__(self) -> _CtrlC:
+        # Not possible off the main thread or without POSIX signals; Ctrl-C then simply aborts.
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            self._loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._loop.remove_signal_handler(signal.SIGINT)
+
+    def _on_interrupt(self) -> None:
+        if self.interrupted.is_set():
+            self.run.kill()
+            return
+        self.interrupted.set()
+        self._stopping.append(self._loop.create_task(self.run.stop()))
+
+    async def stopped(self) -> None:
+        """Waits until a stop that Ctrl-C started has finished."""
+        await asyncio.gather(*self._stopping)
+
+
 async def _record(
     target: Target, timeout: float | None, on_stdout: Callable[[str], None] | None
 ) -> tuple[RunResult, bool]:
-    """Runs the target to its end. Ctrl-C asks the child to stop and keeps what it recorded;
-    a second Ctrl-C kills it at once."""
-    loop = asyncio.get_running_loop()
+    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC)."""
     run = Run(target, on_stdout=on_stdout)
-    interrupted = False
-    stopping: list[asyncio.Task[None]] = []
-
-    def on_interrupt() -> None:
-        nonlocal interrupted
-        if interrupted:
-            run.kill()
-            return
-        interrupted = True
-        stopping.append(loop.create_task(run.stop()))
-
     await run.start()
-    # Not possible off the main thread or without POSIX signals; Ctrl-C then simply aborts.
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
-    try:
+    with _CtrlC(run) as ctrl_c:
         result = await run.wait(timeout)
-        await asyncio.gather(*stopping)
-    finally:
-        loop.remove_signal_handler(signal.SIGINT)
-    return result, interrupted
+        await ctrl_c.stopped()
+    return result, ctrl_c.interrupted.is_set()
 
 
 def _echo(text: str) -> None:
@@ -334,48 +348,48 @@ class _TypedLines:
 async def _step_live(target: Target) -> tuple[RunResult, bool]:
     """Steps a child through its narration, a line per Enter; returns how the run ended and
     whether it was interrupted."""
-    loop = asyncio.get_running_loop()
     run = Run(target, paused=True)
     stepper = Stepper(run)
-    interrupted = False
-    stopping: list[asyncio.Task[None]] = []
-
-    def on_interrupt() -> None:
-        nonlocal interrupted
-        if interrupted:
-            run.kill()
-            return
-        interrupted = True
-        stopping.append(loop.create_task(run.stop()))
-
     await run.start()
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, on_interrupt)
-    keys = _TypedLines(loop)
+    keys = _TypedLines(asyncio.get_running_loop())
     quit_early = False
     try:
-        while not interrupted:
-            seq = await stepper.step("step")
-            if seq is None or interrupted:
-                break
-            _print_line(narration_line(run.trace, seq) or "")
-            key = await keys.next_key()
-            if key == "quit":
-                quit_early = True
-                await stepper.stop()
-                break
-            if key == "continue":
-                await stepper.resume()
-                break
-        result = await run.wait()
-        await asyncio.gather(*stopping)
+        with _CtrlC(run) as ctrl_c:
+            while not ctrl_c.interrupted.is_set():
+                seq = await stepper.step("step")
+                if seq is None or ctrl_c.interrupted.is_set():
+                    break
+                _print_line(narration_line(run.trace, seq) or "")
+                key = await _unless_set(keys.next_key(), ctrl_c.interrupted)
+                if key == "quit":
+                    quit_early = True
+                    await stepper.stop()
+                    break
+                if key == "continue":
+                    await stepper.resume()
+                    break
+            result = await run.wait()
+            await ctrl_c.stopped()
     finally:
-        loop.remove_signal_handler(signal.SIGINT)
         stepper.close()
+    interrupted = ctrl_c.interrupted.is_set()
     if not quit_early and not interrupted:
         for _seq, line in step_lines(run.trace, stepper.position + 1):
             _print_line(line)
     return result, interrupted
+
+
+async def _unless_set(waiting: Coroutine[Any, Any, str], event: asyncio.Event) -> str | None:
+    """What `waiting` returns, or None as soon as `event` is set (a Ctrl-C at the prompt
+    must not wait for the next key)."""
+    answer = asyncio.ensure_future(waiting)
+    interrupt = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait([answer, interrupt], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for pending in (answer, interrupt):
+            pending.cancel()
+    return answer.result() if answer.done() and not answer.cancelled() else None
 
 
 def _print_line(line: str) -> None:
@@ -459,9 +473,12 @@ def command_open(options: argparse.Namespace) -> int:
 
 def _launch(path: str | None) -> int:
     try:
-        from ui.app import launch
+        from ui.app import display_problem, launch
     except ImportError as exc:
         raise CliError(f"the desktop app is not available: {exc}") from None
+    problem = display_problem()
+    if problem is not None:
+        raise CliError(problem)
     return int(launch(path) or 0)
 
 

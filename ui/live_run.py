@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 from typing import TYPE_CHECKING
 
@@ -87,7 +85,7 @@ class LiveRun(QObject):
             run.trace.meta.update(status="crashed", error=f"could not start the child: {exc}")
             result = RunResult(run.trace, "crashed", None, error=run.trace.meta["error"])
         except asyncio.CancelledError:
-            _kill_child(run)
+            run.kill()
             self._active = False
             raise
         self.ended_at = time.monotonic()
@@ -121,13 +119,6 @@ class LiveRun(QObject):
         """Kills the child at once; for when the app is going away and cannot wait."""
         if self.run is not None:
             self.run.stopped = True
-            _kill_child(self.run)
+            # The child leads its own process group, so this also ends what the program started.
+            self.run.kill()
 
-
-def _kill_child(run: Run) -> None:
-    # The child leads its own process group (start_new_session), so this also ends anything
-    # the program itself started.
-    process = run.process
-    if process is not None and process.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)

@@ -206,6 +206,17 @@ def test_unknown_model(tmp_path: Path) -> None:
     assert_one_error(done, "unknown model 'fortran'")
 
 
+def test_a_model_that_would_be_ignored_is_refused(tmp_path: Path) -> None:
+    done = run_cli("narrate", "producer-consumer", "--model", "asyncio", cwd=tmp_path)
+    assert_one_error(done, "producer-consumer is a generator scenario", "--model is for scripts")
+    saved = tmp_path / "saved.loopscope"
+    assert run_cli("trace", "producer-consumer", "-o", saved, cwd=tmp_path).returncode == 0
+    done = run_cli("narrate", saved, "--model", "generator", cwd=tmp_path)
+    assert_one_error(done, "is a saved trace; --model is for scripts")
+    done = run_cli("narrate", "producer-consumer", "--model", "generator", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+
+
 def test_usage_mistakes_are_one_line_too(tmp_path: Path) -> None:
     done = run_cli("trace", "producer-consumer", cwd=tmp_path)
     assert_one_error(done, "-o/--output", exit_code=2)
@@ -213,6 +224,17 @@ def test_usage_mistakes_are_one_line_too(tmp_path: Path) -> None:
     assert_one_error(done, "invalid choice", exit_code=2)
     done = run_cli("narrate", "producer-consumer", "--timeout", "soon", cwd=tmp_path)
     assert_one_error(done, "'soon' is not a number of seconds", exit_code=2)
+
+
+def test_the_app_without_a_display_is_one_error_line_not_a_qt_abort(tmp_path: Path) -> None:
+    saved = tmp_path / "saved.loopscope"
+    assert run_cli("trace", "producer-consumer", "-o", saved, cwd=tmp_path).returncode == 0
+    env = {name: value for name, value in _env().items()
+           if name not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    for args in ((), ("open", str(saved))):
+        done = subprocess.run([sys.executable, "-m", "ui.cli", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=90, env=env)
+        assert_one_error(done, "no display")
 
 
 def test_scenarios_take_no_arguments(tmp_path: Path) -> None:

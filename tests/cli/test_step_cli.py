@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -99,3 +100,25 @@ def test_a_script_that_raises_while_stepped_fails_like_narrate(tmp_path: Path) -
     assert len(ours) == 1 and "ValueError: boom" in ours[0]
     assert done.stderr.count("Traceback") == 1  # the program's own, nothing of ours
     assert "prints '1'" in done.stdout
+
+
+def test_ctrl_c_at_the_prompt_stops_at_once_without_waiting_for_a_key(tmp_path: Path) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    # stdin stays open and silent, like a terminal where nobody has pressed a key yet
+    cli = subprocess.Popen([sys.executable, "-m", "ui.cli", "step", "asyncio-hello"],
+                           cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert cli.stdout is not None and cli.stderr is not None
+        first = cli.stdout.readline()
+        assert "asyncio loop starts" in first
+        cli.send_signal(signal.SIGINT)
+        returncode = cli.wait(timeout=30)
+        stderr = cli.stderr.read()
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert returncode == 130, stderr
+    assert stderr == "loopscope: error: interrupted: the run was stopped\n"

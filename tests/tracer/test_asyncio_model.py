@@ -257,6 +257,8 @@ def test_the_loop_lane_alternates_poll_and_dispatch_and_ends_when_closed() -> No
     kinds = loop_kinds(trace)
     assert kinds[:2] == ["spawn", "dispatch"]
     assert kinds[-1] == "end"
+    loop_end = [e.detail for e in trace.events() if e.kind == "end"][-1]
+    assert loop_end == {"result": "closed"}  # what became of it, not a value's quoted repr
     polls = kinds[2:-1]
     assert polls, "the loop never polled"
     assert polls == ["poll", "annotate", "dispatch"] * (len(polls) // 3)

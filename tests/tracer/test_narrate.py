@@ -227,3 +227,23 @@ def test_narration_line_is_the_sentence_with_its_time() -> None:
     rec.close()
     assert narration_line(trace, 1) == " 12.345 s  main prints \"it's done\""
     assert narration_line(trace, 2) is None
+
+
+def test_a_lane_whose_value_was_never_seen_says_what_became_of_it() -> None:
+    trace, rec, _ = _recording()
+    names = ("loop", "consumer", "second", "first", "hello", "quoted")
+    lanes = [rec.spawn(name, LaneKind.GREENLET) for name in names]
+    for lane, fate in zip(lanes, ("closed", "closed", "returned", "never finished"), strict=False):
+        rec.record(lane, Code.END, detail=rec.detail(("result", fate)))
+    rec.end(lanes[4], result=None)
+    rec.end(lanes[5], result="closed")  # a task that returned the string: a value, quoted
+    rec.close()
+
+    assert [line.split("  ", 2)[-1] for line in narrate(trace)][len(names):] == [
+        "loop is closed",
+        "consumer is closed",
+        "second returns",
+        "first never finished: it was still suspended when the run ended",
+        "hello ends",
+        "quoted ends with result 'closed'",
+    ]

@@ -496,7 +496,9 @@ class LoopTracer(_TracerCore):
             return
         self.closed = True
         try:
-            self.recorder.end(self.loop_lane, result="closed")
+            # A bare word, not a value's repr: the loop returns nothing, it is closed.
+            self.recorder.record(self.loop_lane, Code.END, NO_LANE,
+                                 self.recorder.detail(("result", "closed")))
         except Exception as exc:
             self.detach(exc)
 

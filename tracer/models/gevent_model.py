@@ -210,10 +210,7 @@ def run(recorder: Recorder, program: Program) -> None:
     check.start(tracer.after_poll)
     tracer.install()
     try:
-        if program.scenario_module is not None:
-            program.scenario_main()()
-        else:
-            program.run_script()
+        program.run_plain()
     finally:
         tracer.uninstall()
         prepare.stop()

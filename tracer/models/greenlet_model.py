@@ -11,9 +11,6 @@ def run(recorder: Recorder, program: Program) -> None:
     tracer = GreenletTracer(recorder)
     tracer.install()
     try:
-        if program.scenario_module is not None:
-            program.scenario_main()()
-        else:
-            program.run_script()
+        program.run_plain()
     finally:
         tracer.uninstall()

@@ -491,11 +491,7 @@ def run(recorder: Recorder, program: Program) -> None:
     instrumentation = SelectInstrumentation(recorder)
     instrumentation.install()
     try:
-        if program.scenario_module is not None:
-            result = program.scenario_main()()
-        else:
-            result = None
-            program.run_script()
+        result = program.run_plain()
     except SystemExit as exc:
         instrumentation.uninstall()
         failed = exc.code not in (None, 0)
