@@ -81,7 +81,7 @@ class LiveRun(QObject):
             await run.start()
             self.started.emit()
             result = await run.wait()
-        except (OSError, ValueError) as exc:  # the child could not even start
+        except Exception as exc:  # the child could not even start: report it, keep the app
             run.trace.meta.update(status="crashed", error=f"could not start the child: {exc}")
             result = RunResult(run.trace, "crashed", None, error=run.trace.meta["error"])
         except asyncio.CancelledError:

@@ -153,6 +153,7 @@ class SourcePane(QWidget):
         layout.addWidget(self.caption)
         layout.addWidget(self.code)
         self.path: str | None = None
+        self._modified: int | None = None
 
     def show_file(self, path: str | None) -> bool:
         """Shows a file (once; showing it again keeps the scroll position). False if unreadable."""
@@ -161,8 +162,12 @@ class SourcePane(QWidget):
             self.caption.setText("No program")
             self.code.setPlainText("")
             return False
-        if path == self.path:
-            return True
+        try:
+            modified = Path(path).stat().st_mtime_ns
+        except OSError:
+            modified = None
+        if path == self.path and modified == self._modified:
+            return True  # unchanged since it was shown: keep the scroll position
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -172,6 +177,7 @@ class SourcePane(QWidget):
             self.code.setPlainText("")
             return False
         self.path = path
+        self._modified = modified
         self.caption.setText(Path(path).name)
         self.caption.setToolTip(path)
         self.code.setPlainText(text)

@@ -139,3 +139,10 @@ def test_the_cli_hook_works_headless_without_an_application(tmp_path: Path) -> N
     image = QImage(str(out))
     assert (image.width(), image.height()) == (640, 360)
     assert image.pixelColor(2, 2) == QColor(DARK.background)
+
+
+def test_a_time_window_that_misses_the_run_is_refused(sample_trace: Trace) -> None:
+    last = sample_trace.duration_ns
+    with pytest.raises(ValueError, match="misses the run"):
+        export_viewport(sample_trace, width=800, height=400, start_ns=last + 1,
+                        end_ns=last + 10 * MS)
