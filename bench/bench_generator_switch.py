@@ -20,7 +20,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tracer.events import Detail, Source
-from tracer.models.generator_model import GeneratorTracer, ProgramCode, make_backend
+from tracer.models.generator_model import (
+    GeneratorTracer,
+    ProgramCode,
+    c_handoffs,
+    make_backend,
+)
 from tracer.recorder import Recorder
 from tracer.stream import encode_batch
 
@@ -59,6 +64,11 @@ def produce(sends: int) -> str:
     return reply
 
 
+def hooks_in_use() -> str:
+    accelerated = c_handoffs(Recorder(EncodingSink())) is not None
+    return "C (tracer._handoffs)" if accelerated else "Python"
+
+
 def untraced(sends: int) -> float:
     start = time.perf_counter()
     produce(sends)
@@ -87,6 +97,7 @@ def main() -> None:
     best, events, written = min(runs)
     added = (best - base) / sends * 1e9
     print(f"python {sys.version.split()[0]}, {sends:,} sends, best of {ROUNDS}")
+    print(f"hooks: {hooks_in_use()}  (LOOPSCOPE_PURE_PYTHON=1 for the pure-Python ones)")
     print(f"untraced: {base / sends * 1e9:8.1f} ns per send")
     print(f"traced:   {best / sends * 1e9:8.1f} ns per send  "
           f"({events:,} events, {written / 1e6:.1f} MB encoded)")

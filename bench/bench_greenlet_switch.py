@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tracer.events import Detail, Source
 from tracer.models._greenlets import GreenletTracer
+from tracer.models.generator_model import c_handoffs
 from tracer.recorder import Recorder
 from tracer.stream import encode_batch
 
@@ -54,6 +55,11 @@ def ping_pong(switches: int) -> None:
     ping_greenlet.switch()
 
 
+def hooks_in_use() -> str:
+    accelerated = c_handoffs(Recorder(EncodingSink())) is not None
+    return "C (tracer._handoffs)" if accelerated else "Python"
+
+
 def untraced(switches: int) -> float:
     start = time.perf_counter()
     ping_pong(switches)
@@ -80,6 +86,7 @@ def main() -> None:
     base = min(untraced(switches) for _ in range(ROUNDS))
     best, events, written = min(traced(switches) for _ in range(ROUNDS))
     print(f"python {sys.version.split()[0]}, {switches:,} switches, best of {ROUNDS}")
+    print(f"hooks: {hooks_in_use()}  (LOOPSCOPE_PURE_PYTHON=1 for the pure-Python ones)")
     print(f"untraced: {base / switches * 1e9:8.1f} ns per switch")
     print(f"traced:   {best / switches * 1e9:8.1f} ns per switch  "
           f"({events:,} events, {written / 1e6:.1f} MB encoded)")

@@ -1290,6 +1290,61 @@ local_self(PyObject *module, PyObject *frame)
 #endif
 }
 
+/* -- the C API for other extensions (tracer._handoffs) ------------------------------------ */
+
+/* Version 1 of the capsule "tracer._speedups._recorder_api": a table of C entry points into
+ * RecorderCore, so another extension records an event or a hand-off without a method call.
+ * Additive only: a new entry point goes at the end with a new version number. */
+typedef struct {
+    int version;
+    PyTypeObject *recorder_type;
+    int (*append)(PyObject *core, int32_t lane, int8_t code, int32_t other, int32_t detail,
+                  int32_t source);
+    int (*handoff)(PyObject *core, int32_t origin, int32_t target, int32_t switch_detail,
+                   int8_t origin_state, int32_t origin_detail, int32_t target_source);
+    void (*set_current)(PyObject *core, int32_t lane);
+    int32_t (*get_current)(PyObject *core);
+} LoopscopeRecorderAPI;
+
+static int
+api_append(PyObject *core, int32_t lane, int8_t code, int32_t other, int32_t detail,
+           int32_t source)
+{
+    return recorder_append((RecorderCore *)core, lane, code, other, detail, source);
+}
+
+static int
+api_handoff(PyObject *core, int32_t origin, int32_t target, int32_t switch_detail,
+            int8_t origin_state, int32_t origin_detail, int32_t target_source)
+{
+    RecorderCore *self = (RecorderCore *)core;
+    while (self->count + 3 > self->capacity) {
+        if (recorder_grow(self) < 0) return -1;
+    }
+    int64_t now;
+    if (recorder_now(self, &now) < 0) return -1;
+    recorder_put(self, now, origin, CODE_SWITCH, target, switch_detail, 0);
+    recorder_put(self, now, origin, origin_state, target, origin_detail, 0);
+    recorder_put(self, now, target, CODE_RUNNING, NO_LANE, 0, target_source);
+    return recorder_after_append(self);
+}
+
+static void
+api_set_current(PyObject *core, int32_t lane)
+{
+    ((RecorderCore *)core)->current = lane;
+}
+
+static int32_t
+api_get_current(PyObject *core)
+{
+    return ((RecorderCore *)core)->current;
+}
+
+static LoopscopeRecorderAPI recorder_api = {
+    1, &RecorderCoreType, api_append, api_handoff, api_set_current, api_get_current,
+};
+
 /* -- the module ---------------------------------------------------------------------------- */
 
 static PyObject *
@@ -1360,6 +1415,14 @@ PyInit__speedups(void)
         || PyModule_AddObjectRef(module, "CoroutineProxyCore", (PyObject *)&ProxyCoreType) < 0
         || PyModule_AddObjectRef(module, "CausedCallback", (PyObject *)&CausedCallbackType) < 0
         || PyModule_AddIntConstant(module, "HAVE_NATIVE_CLOCK", HAVE_NATIVE_CLOCK) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    PyObject *api_capsule = PyCapsule_New(&recorder_api, "tracer._speedups._recorder_api", NULL);
+    int added = api_capsule == NULL ? -1
+        : PyModule_AddObjectRef(module, "_recorder_api", api_capsule);
+    Py_XDECREF(api_capsule);
+    if (added < 0) {
         Py_DECREF(module);
         return NULL;
     }

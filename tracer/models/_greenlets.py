@@ -17,7 +17,7 @@ import greenlet  # type: ignore[import-untyped,unused-ignore]
 from greenlet import greenlet as Greenlet  # type: ignore[import-untyped,unused-ignore]
 
 from tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind
-from tracer.models.generator_model import ProgramCode
+from tracer.models.generator_model import ProgramCode, c_handoffs
 from tracer.recorder import Recorder
 
 __all__ = ["Greenlet", "GreenletTracer"]
@@ -252,7 +252,8 @@ class GreenletTracer:
     def _plain_switch_trace(self) -> Callable[[str, tuple[Greenlet, Greenlet]], None]:
         """The switch callback, with a plain switch between two known live greenlets inline:
         two dict lookups, the arrival found by the resumed frame's identity, one hand-off.
-        Anything else (a new or dying greenlet, throw) goes to on_switch."""
+        Anything else (a new or dying greenlet, throw) goes to on_switch. With tracer._handoffs
+        built, its C SwitchTrace does the same without a Python call per switch."""
         recorder = self.recorder
         handoff = recorder.handoff
         lanes_get = self.lanes.get
@@ -287,6 +288,13 @@ class GreenletTracer:
             elif event == "throw":
                 on_switch(event, args[0], args[1])
 
+        handoffs = c_handoffs(recorder)
+        if handoffs is not None:
+            # on_switch reads the resumed frame at a fixed depth below `trace`, so the C
+            # callback hands it everything but a plain switch through `trace` itself
+            switch_trace: Callable[[str, tuple[Greenlet, Greenlet]], None] = (
+                handoffs.SwitchTrace(self, recorder, trace))
+            return switch_trace
         return trace
 
     def uninstall(self) -> None:

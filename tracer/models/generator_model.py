@@ -15,17 +15,18 @@ argument (a local, global or constant) lets us read the value handed over.
 from __future__ import annotations
 
 import dis
+import os
 import sys
 import sysconfig
 import types
 from collections.abc import Callable
 from pathlib import Path
-from types import CodeType, FrameType
-from typing import Any
+from types import CodeType, FrameType, ModuleType
+from typing import Any, NamedTuple
 
 from tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind, short_repr
 from tracer.program import Program
-from tracer.recorder import Recorder
+from tracer.recorder import SPEEDUPS, Recorder
 
 CO_GENERATOR = 0x20
 _MISSING = object()
@@ -37,7 +38,49 @@ _PLAIN_LOADS = frozenset(
 _CALL_PREFIXES = frozenset({"PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG"})
 _CALLABLE_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME"})
 
-ValueGetter = Callable[[FrameType], Any] | None
+
+
+def c_handoffs(recorder: Recorder) -> ModuleType | None:
+    """tracer._handoffs, when it is built, the recorder has C columns to write to, and
+    LOOPSCOPE_PURE_PYTHON does not ask for pure Python; else None (the Python hooks run)."""
+    if SPEEDUPS is None or not isinstance(recorder, SPEEDUPS.RecorderCore):
+        return None
+    if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from tracer import _handoffs
+    except ImportError:
+        return None
+    return _handoffs
+
+
+# How a ValueRead finds its value (tracer/_handoffs.c reads these fields too).
+READ_CONSTANT, READ_LOCAL, READ_CELL, READ_NAME = 0, 1, 2, 3
+
+
+class ValueRead(NamedTuple):
+    """How to read, from the driver's frame, the one plain argument its call site hands over.
+
+    A tuple so that the C hooks read its fields without attribute lookups; calling it is the
+    pure-Python read (the C hooks call it too for kinds they do not read themselves).
+    """
+
+    kind: int
+    operand: Any  # the constant, or the variable's name
+    slot: int  # the variable's index among the frame's fast locals (READ_LOCAL, READ_CELL)
+
+    def __call__(self, frame: FrameType) -> Any:
+        if self.kind == READ_CONSTANT:
+            return self.operand
+        if self.kind == READ_NAME:
+            for namespace in (frame.f_locals, frame.f_globals, frame.f_builtins):
+                if self.operand in namespace:
+                    return namespace[self.operand]
+            return _MISSING
+        return frame.f_locals.get(self.operand, _MISSING)
+
+
+ValueGetter = ValueRead | None
 CallSite = tuple[str, ValueGetter]
 
 
@@ -73,20 +116,14 @@ class ProgramCode:
 
 
 def _value_getter(instruction: dis.Instruction) -> ValueGetter:
-    name = instruction.argval
-    if instruction.opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
-        constant = instruction.argval
-        return lambda frame: constant
-    if instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-
-        def global_value(frame: FrameType) -> Any:
-            for namespace in (frame.f_locals, frame.f_globals, frame.f_builtins):
-                if name in namespace:
-                    return namespace[name]
-            return _MISSING
-
-        return global_value
-    return lambda frame: frame.f_locals.get(name, _MISSING)
+    opname = instruction.opname
+    if opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
+        return ValueRead(READ_CONSTANT, instruction.argval, -1)
+    if opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+        return ValueRead(READ_NAME, instruction.argval, -1)
+    slot = instruction.arg if instruction.arg is not None else -1
+    kind = READ_CELL if opname in ("LOAD_DEREF", "LOAD_CLOSURE") else READ_LOCAL
+    return ValueRead(kind, instruction.argval, slot)
 
 
 def _call_site(code: CodeType, offset: int) -> CallSite:
@@ -520,6 +557,16 @@ class MonitoringBackend:
                 tracer.finished(frame, None, exception)
             return None
 
+        # With tracer._handoffs built, its C twins of on_resume and on_yield take the
+        # hand-offs and call the Python ones above for everything else.
+        resume_callback: Callable[..., Any] = on_resume
+        yield_callback: Callable[..., Any] = on_yield
+        handoffs = c_handoffs(recorder)
+        if handoffs is not None:
+            hooks = handoffs.GeneratorHooks(tracer, recorder, on_resume, on_yield, short_repr,
+                                            _MISSING)
+            resume_callback, yield_callback = hooks.on_resume, hooks.on_yield
+
         generator_close = types.GeneratorType.close
 
         def on_call(code: CodeType, offset: int, function: object, arg0: object) -> Any:
@@ -536,8 +583,8 @@ class MonitoringBackend:
             return None
 
         for event, callback in (
-            (events.PY_START, on_start), (events.PY_RESUME, on_resume),
-            (events.PY_THROW, on_throw), (events.PY_YIELD, on_yield),
+            (events.PY_START, on_start), (events.PY_RESUME, resume_callback),
+            (events.PY_THROW, on_throw), (events.PY_YIELD, yield_callback),
             (events.PY_RETURN, on_return), (events.PY_UNWIND, on_unwind),
             (events.CALL, on_call), (events.C_RETURN, on_c_return),
             (events.C_RAISE, on_c_return),
@@ -696,7 +743,14 @@ class SettraceBackend:
             return local
 
         self._previous = sys.gettrace()
-        sys.settrace(on_call)
+        handoffs = c_handoffs(recorder)
+        if handoffs is None:
+            sys.settrace(on_call)
+            return
+        # A C trace function takes the hand-offs and calls on_call and local above for
+        # everything else (tracer/_handoffs.c).
+        hooks = handoffs.GeneratorHooks(tracer, recorder, on_call, local, short_repr, _MISSING)
+        hooks.install_trace(on_call, local, errors)
 
     def uninstall(self) -> None:
         sys.settrace(self._previous)

@@ -1,0 +1,359 @@
+"""tracer._handoffs against the Python hooks it accelerates: the same events, no leaks.
+
+Which hooks run is decided by tracer._handoffs being built and LOOPSCOPE_PURE_PYTHON, so each
+side runs in a child interpreter of its own and prints the trace it recorded with a FakeClock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from tracer.recorder import SPEEDUPS
+
+try:
+    from tracer import _handoffs
+except ImportError:
+    _handoffs = None  # type: ignore[assignment,unused-ignore]
+
+needs_extension = pytest.mark.skipif(
+    SPEEDUPS is None or _handoffs is None, reason="tracer._handoffs is not built")
+
+# Records `body` (which defines main()) with the given model's tracer and prints the trace.
+HARNESS = """
+import json, sys
+from tracer.events import FakeClock
+from tracer.recorder import Recorder
+from tracer.trace import Trace
+from tracer.models.generator_model import c_handoffs
+
+trace = Trace()
+recorder = Recorder(trace, clock=FakeClock(tick_ns=3), batch_size=64)
+{install}
+try:
+    main()
+finally:
+    {uninstall}
+recorder.close()
+print(json.dumps({{
+    "accelerated": c_handoffs(recorder) is not None,
+    "columns": [list(trace.ts), list(trace.lane), list(trace.code), list(trace.other),
+                list(trace.detail), list(trace.source)],
+    "details": trace.details,
+    "sources": [list(s) for s in trace.sources],
+}}))
+"""
+
+GENERATOR_INSTALL = """
+from tracer.models.generator_model import GeneratorTracer, ProgramCode, make_backend
+tracer = GeneratorTracer(recorder, ProgramCode())
+backend = make_backend(tracer)
+backend.install()
+"""
+
+# Sends of every kind of plain argument (local, cell, global, constant, unbound), values with
+# stable and unstable reprs and a long one, next() and for-loops, yield from, throw (caught
+# and not), close (of a started and a suspended generator), a generator that raises, a
+# return value, a generator driving another, and a round-robin of two.
+GENERATOR_PROGRAM = """
+LIMIT = 7
+
+def echo():
+    reply = None
+    while True:
+        try:
+            item = yield reply
+        except KeyError as error:
+            reply = f"caught {error}"
+            continue
+        if item is None:
+            return "stopped"
+        reply = item
+
+def counter(n):
+    for i in range(n):
+        yield i
+
+def relay(inner):
+    total = yield from inner
+    yield ("relayed", total)
+
+def failing():
+    yield 1
+    raise ValueError("bad generator")
+
+def driver_generator(worker):
+    for value in range(3):
+        got = worker.send(value)
+        yield got
+
+def main():
+    worker = echo()
+    next(worker)
+    shared = "shared"
+    def closure_send():
+        return worker.send(shared)
+    for n in range(5):
+        worker.send(n)
+        worker.send(n)
+        worker.send("same")
+        worker.send(LIMIT)
+        worker.send(3.5)
+        worker.send([n, n])
+        worker.send("x" * 60)
+        worker.send(n + 1)
+        closure_send()
+        worker.throw(KeyError("k"))
+    try:
+        worker.send(None)
+    except StopIteration as stop:
+        assert stop.value == "stopped"
+    for _ in counter(4):
+        pass
+    relayer = relay(echo())
+    next(relayer)
+    relayer.send(5)
+    relayer.send(6)
+    relayer.close()
+    boom = failing()
+    next(boom)
+    try:
+        next(boom)
+    except ValueError:
+        pass
+    suspended = counter(10)
+    next(suspended)
+    suspended.close()
+    never = counter(2)
+    never.close()
+    inner = echo()
+    next(inner)
+    for got in driver_generator(inner):
+        pass
+    a, b = counter(3), counter(3)
+    queue = [a, b]
+    while queue:
+        current = queue.pop(0)
+        try:
+            next(current)
+        except StopIteration:
+            continue
+        queue.append(current)
+    left_open = echo()
+    next(left_open)
+    left_open.send("bye")
+"""
+
+GREENLET_INSTALL = """
+from tracer.models._greenlets import GreenletTracer
+tracer = GreenletTracer(recorder)
+tracer.install()
+"""
+
+# Ping-pong between two greenlets from several call sites, a greenlet started and finished
+# inside another, one that dies by an exception, a throw, and one left suspended.
+GREENLET_PROGRAM = """
+from greenlet import greenlet, GreenletExit
+
+def main():
+    def ping():
+        for n in range(20):
+            pong_greenlet.switch(n)
+            if n % 3 == 0:
+                pong_greenlet.switch("again")
+
+    def pong(first):
+        while True:
+            ping_greenlet.switch()
+            helper = greenlet(short_lived)
+            helper.switch()
+
+    def short_lived():
+        return "done"
+
+    def doomed():
+        greenlet.getcurrent().parent.switch()
+        raise RuntimeError("doomed")
+
+    ping_greenlet = greenlet(ping)
+    pong_greenlet = greenlet(pong)
+    ping_greenlet.switch()
+    victim = greenlet(doomed)
+    victim.switch()
+    try:
+        victim.switch()
+    except RuntimeError:
+        pass
+    sleeper = greenlet(lambda: greenlet.getcurrent().parent.switch())
+    sleeper.switch()
+    thrown = greenlet(lambda: greenlet.getcurrent().parent.switch())
+    thrown.switch()
+    thrown.throw(GreenletExit)
+"""
+
+
+def run_side(install: str, uninstall: str, program: str, pure: bool) -> Any:
+    env = dict(os.environ)
+    env.pop("LOOPSCOPE_PURE_PYTHON", None)
+    if pure:
+        env["LOOPSCOPE_PURE_PYTHON"] = "1"
+    source = textwrap.dedent(program) + HARNESS.format(
+        install=textwrap.dedent(install).strip(), uninstall=uninstall)
+    done = subprocess.run(
+        [sys.executable, "-c", source],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@needs_extension
+def test_c_and_python_generator_hooks_record_the_same_trace() -> None:
+    c_side = run_side(GENERATOR_INSTALL, "backend.uninstall(); tracer.finish()",
+                      GENERATOR_PROGRAM, pure=False)
+    pure_side = run_side(GENERATOR_INSTALL, "backend.uninstall(); tracer.finish()",
+                         GENERATOR_PROGRAM, pure=True)
+
+    assert c_side["accelerated"] and not pure_side["accelerated"]
+    assert c_side["columns"] == pure_side["columns"]
+    assert c_side["details"] == pure_side["details"]
+    assert c_side["sources"] == pure_side["sources"]
+    # and what they agree on carries the values handed over, read from every kind of site
+    values = {detail.get("value") for detail in c_side["details"] if "value" in detail}
+    assert {"0", "'same'", "7", "3.5", "[4, 4]", "'shared'"} <= values
+    assert any(value.endswith("…") for value in values)
+    assert {"via": "throw"} in c_side["details"]
+    assert {"error": "ValueError: bad generator"} in c_side["details"]
+
+
+@needs_extension
+def test_c_and_python_greenlet_hooks_record_the_same_trace() -> None:
+    c_side = run_side(GREENLET_INSTALL, "tracer.uninstall()", GREENLET_PROGRAM, pure=False)
+    pure_side = run_side(GREENLET_INSTALL, "tracer.uninstall()", GREENLET_PROGRAM, pure=True)
+
+    assert c_side["accelerated"] and not pure_side["accelerated"]
+    assert c_side["columns"] == pure_side["columns"]
+    assert c_side["details"] == pure_side["details"]
+    assert c_side["sources"] == pure_side["sources"]
+    switch_code = 18
+    assert c_side["columns"][2].count(switch_code) > 60
+
+
+def test_the_environment_variable_selects_the_python_hooks() -> None:
+    probe = """
+    import json
+    from tracer.models.generator_model import c_handoffs
+    from tracer.recorder import Recorder
+    class Sink:
+        def write_batch(self, *batch): pass
+    print(json.dumps(c_handoffs(Recorder(Sink())) is None))
+    """
+    pure = run_side("", "pass", "def main(): pass\n", pure=True)
+    assert not pure["accelerated"]
+    env = dict(os.environ, LOOPSCOPE_PURE_PYTHON="1")
+    done = subprocess.run([sys.executable, "-c", textwrap.dedent(probe)], capture_output=True,
+                          text=True, env=env, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) is True
+
+
+@needs_extension
+def test_the_hooks_refuse_a_recorder_without_c_columns() -> None:
+    from tracer.events import FakeClock
+    from tracer.models._greenlets import GreenletTracer
+    from tracer.recorder import PurePendingBuffer
+
+    class PureRecorder(PurePendingBuffer):
+        pass
+
+    tracer = GreenletTracer.__new__(GreenletTracer)
+    with pytest.raises(TypeError, match="RecorderCore"):
+        _handoffs.SwitchTrace(tracer, PureRecorder(), print)
+    with pytest.raises(TypeError, match="RecorderCore"):
+        _handoffs.GeneratorHooks(tracer, FakeClock(), print, print, repr, object())
+
+
+def resident_kib() -> int:
+    with open(f"/proc/{os.getpid()}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+@needs_extension
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_generator_and_greenlet_handoffs_do_not_leak() -> None:
+    from collections.abc import Generator
+
+    from greenlet import greenlet
+
+    from tracer.models._greenlets import GreenletTracer
+    from tracer.models.generator_model import GeneratorTracer, ProgramCode, make_backend
+    from tracer.recorder import Recorder
+
+    class CountingSink:
+        events = 0
+
+        def write_batch(self, first_seq: int, columns: Any, *tables: Any) -> None:
+            self.events += len(columns[0])
+
+    def consumer() -> Generator[str, object, None]:
+        reply = ""
+        while True:
+            item = yield reply
+            reply = "200 OK" if item else ""
+
+    def produce(sends: int) -> None:
+        worker = consumer()
+        next(worker)
+        for n in range(sends):
+            worker.send(n % 7)  # a few values over and over: the table stays small
+        worker.close()
+
+    def ping_pong(switches: int) -> None:
+        def ping() -> None:
+            for _ in range(switches // 2):
+                pong_greenlet.switch()
+
+        def pong() -> None:
+            while True:
+                ping_greenlet.switch()
+
+        ping_greenlet, pong_greenlet = greenlet(ping), greenlet(pong)
+        ping_greenlet.switch()
+
+    def one_round() -> int:
+        sink = CountingSink()
+        recorder = Recorder(sink)
+        backend = make_backend(GeneratorTracer(recorder, ProgramCode()))
+        backend.install()
+        try:
+            produce(50_000)
+        finally:
+            backend.uninstall()
+        glets = GreenletTracer(recorder)
+        glets.install()
+        try:
+            ping_pong(50_000)
+        finally:
+            glets.uninstall()
+        recorder.close()
+        return sink.events
+
+    one_round()  # warm-up: imports, interned tables, allocator pools
+    one_round()
+    before = resident_kib()
+    for _ in range(4):
+        events = one_round()
+    grown = resident_kib() - before
+
+    assert events > 400_000
+    # a leaked object per hand-off would be tens of megabytes by now
+    assert grown < 8 * 1024, f"RSS grew by {grown} KiB over 4 rounds"

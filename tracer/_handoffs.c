@@ -1,0 +1,760 @@
+/* tracer._handoffs: the per-hand-off hot paths of the generator and greenlet models, in C.
+ *
+ * Each hook mirrors the inline fast path of its Python twin in tracer/models/ (the same
+ * per-lane tables, read in place) and hands anything unusual -- a new lane, a different call
+ * site, throw, close, an exception -- to that Python twin, so both record the same events.
+ *
+ * GeneratorHooks.on_resume / on_yield are sys.monitoring callbacks (3.12+);
+ * GeneratorHooks.install_trace installs a C trace function (3.11) that replaces the Python
+ * sys.settrace pair. SwitchTrace is a greenlet.settrace callback.
+ *
+ * Events go straight into the recorder's C columns through the capsule
+ * tracer._speedups._recorder_api; details are interned into the recorder's own table.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <stdint.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+/* 3.11 has no PyFrame_GetVar: a driver's fast locals are read from its interpreter frame. */
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#endif
+#include "internal/pycore_frame.h"
+#include <opcode.h>
+#endif
+
+#define CO_GENERATOR_FLAG 0x20
+#define CODE_BLOCKED 4
+#define REPR_LIMIT 40
+
+/* Must match LoopscopeRecorderAPI version 1 in tracer/_speedups.c. */
+typedef struct {
+    int version;
+    PyTypeObject *recorder_type;
+    int (*append)(PyObject *core, int32_t lane, int8_t code, int32_t other, int32_t detail,
+                  int32_t source);
+    int (*handoff)(PyObject *core, int32_t origin, int32_t target, int32_t switch_detail,
+                   int8_t origin_state, int32_t origin_detail, int32_t target_source);
+    void (*set_current)(PyObject *core, int32_t lane);
+    int32_t (*get_current)(PyObject *core);
+} LoopscopeRecorderAPI;
+
+static LoopscopeRecorderAPI *recorder_api;
+
+static PyObject *str_via;
+static PyObject *str_value;
+static PyObject *str_yield;
+static PyObject *str_switch;
+static PyObject *str_throw;
+static PyObject *str_call;
+static PyObject *str_return;
+static PyObject *str_exception;
+static PyObject *str_dead;
+static PyObject *str_details;
+static PyObject *str_detail_rows;
+static PyObject *repr_limit;
+
+/* Value reads (tracer.models.generator_model.ValueRead kinds) */
+#define READ_CONSTANT 0
+#define READ_LOCAL 1
+#define READ_CELL 2
+
+/* -- shared helpers ------------------------------------------------------------------------ */
+
+static int
+as_int32(PyObject *value, int32_t *out)
+{
+    long number = PyLong_AsLong(value);
+    if (number == -1 && PyErr_Occurred()) return -1;
+    if (number < INT32_MIN || number > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "lane or table index out of the int32 range");
+        return -1;
+    }
+    *out = (int32_t)number;
+    return 0;
+}
+
+/* The interned index of `key` in the recorder's detail table, as Recorder.detail() does. */
+static int
+intern_detail(PyObject *details, PyObject *rows, PyObject *key, int32_t *out)
+{
+    PyObject *index = PyDict_GetItemWithError(details, key);
+    if (index != NULL) return as_int32(index, out);
+    if (PyErr_Occurred()) return -1;
+    Py_ssize_t next = PyList_GET_SIZE(rows);
+    PyObject *number = PyLong_FromSsize_t(next);
+    if (number == NULL) return -1;
+    int failed = PyDict_SetItem(details, key, number) < 0 || PyList_Append(rows, key) < 0;
+    Py_DECREF(number);
+    if (failed) return -1;
+    *out = (int32_t)next;
+    return 0;
+}
+
+static int
+recorder_tables(PyObject *recorder, PyObject **details, PyObject **rows)
+{
+    *details = PyObject_GetAttr(recorder, str_details);
+    if (*details == NULL) return -1;
+    *rows = PyObject_GetAttr(recorder, str_detail_rows);
+    if (*rows == NULL) return -1;
+    if (!PyDict_CheckExact(*details) || !PyList_CheckExact(*rows)) {
+        PyErr_SetString(PyExc_TypeError, "the recorder's detail tables are not a dict and a list");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+check_recorder(PyObject *recorder)
+{
+    if (!PyObject_TypeCheck(recorder, recorder_api->recorder_type)) {
+        PyErr_SetString(PyExc_TypeError, "the recorder is not a tracer._speedups.RecorderCore");
+        return -1;
+    }
+    return 0;
+}
+
+static inline Py_ssize_t
+lane_in(PyObject *lanes, PyObject *key)
+{
+    PyObject *lane = PyDict_GetItemWithError(lanes, key);
+    if (lane == NULL) return PyErr_Occurred() ? -2 : -1;
+    return PyLong_AsSsize_t(lane);
+}
+
+/* -- GeneratorHooks ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *recorder;        /* a RecorderCore */
+    PyObject *details;         /* recorder._details */
+    PyObject *detail_rows;     /* recorder._detail_rows */
+    PyObject *lanes;           /* tracer.lanes: frame -> lane */
+    PyObject *sites;           /* tracer.sites, tracer.sent_values, ...: lists by lane */
+    PyObject *sent_values;
+    PyObject *yielded_values;
+    PyObject *resume_sources;
+    PyObject *resume_source;   /* tracer.resume_source */
+    PyObject *short_repr;
+    PyObject *missing;         /* the sentinel for "no value to read" */
+    PyObject *resume_fallback; /* 3.12+: the Python PY_RESUME / PY_YIELD callbacks */
+    PyObject *yield_fallback;
+    PyObject *call_fallback;   /* 3.11: the Python global and local trace functions */
+    PyObject *local_fallback;
+    PyObject *errors;          /* 3.11: the Python trace's frame -> pending exception */
+} GeneratorHooks;
+
+static int
+is_stable_repr(PyObject *value)
+{
+    return PyUnicode_CheckExact(value) || PyLong_CheckExact(value) || PyFloat_CheckExact(value)
+        || PyBool_Check(value) || PyBytes_CheckExact(value) || PyComplex_CheckExact(value)
+        || value == Py_None;
+}
+
+/* The detail of a hand-off of `value` by `via`, remembered in cache[lane] for values whose
+ * repr cannot change (as GeneratorTracer.value_detail). `check_via`: a cached value counts
+ * only if it was handed over the same way. */
+static int
+value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, PyObject *cache,
+             Py_ssize_t lane, int check_via, int32_t *out)
+{
+    PyObject *cached = PyList_GET_ITEM(cache, lane);
+    if (cached != Py_None && PyTuple_GET_ITEM(cached, 0) == value
+        && (!check_via || PyTuple_GET_ITEM(cached, 1) == via)) {
+        return as_int32(PyTuple_GET_ITEM(cached, 2), out);
+    }
+    int stable = is_stable_repr(value);
+    PyObject *text = stable ? PyObject_Repr(value) : NULL;
+    if (text != NULL && PyUnicode_GET_LENGTH(text) > REPR_LIMIT) Py_CLEAR(text);
+    if (text == NULL) {
+        if (stable && PyErr_Occurred()) return -1;
+        text = PyObject_CallFunctionObjArgs(self->short_repr, value, repr_limit, NULL);
+        if (text == NULL) return -1;
+    }
+    PyObject *key = PyTuple_Pack(4, str_via, via, str_value, text);
+    Py_DECREF(text);
+    if (key == NULL) return -1;
+    int failed = intern_detail(self->details, self->detail_rows, key, out);
+    Py_DECREF(key);
+    if (failed) return -1;
+    if (stable) {
+        PyObject *entry = Py_BuildValue("(OOi)", value, via, (int)*out);
+        if (entry == NULL) return -1;
+        PyList_SetItem(cache, lane, entry);  /* steals entry, drops the old one */
+    }
+    return 0;
+}
+
+/* The value a site's ValueRead reads from the driver frame: a new reference, the `missing`
+ * sentinel (new reference) when it is unbound, NULL on error. */
+static PyObject *
+read_value(GeneratorHooks *self, PyObject *read, PyFrameObject *driver)
+{
+    long kind = PyLong_AsLong(PyTuple_GET_ITEM(read, 0));
+    PyObject *operand = PyTuple_GET_ITEM(read, 1);
+    if (kind == READ_CONSTANT) return Py_NewRef(operand);
+    if (kind == READ_LOCAL || kind == READ_CELL) {
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *value = PyFrame_GetVar(driver, operand);
+        if (value == NULL && PyErr_ExceptionMatches(PyExc_NameError)) {
+            PyErr_Clear();
+            return Py_NewRef(self->missing);
+        }
+        return value;
+#else
+        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(read, 2));
+        _PyInterpreterFrame *frame = driver->f_frame;
+        if (slot < 0 || slot >= frame->f_code->co_nlocalsplus) {
+            return PyObject_CallOneArg(read, (PyObject *)driver);
+        }
+        PyObject *value = frame->localsplus[slot];
+        if (value != NULL && kind == READ_CELL) {
+            if (!PyCell_Check(value)) return PyObject_CallOneArg(read, (PyObject *)driver);
+            value = PyCell_GET(value);
+        }
+        return Py_NewRef(value == NULL ? self->missing : value);
+#endif
+    }
+    return PyObject_CallOneArg(read, (PyObject *)driver);  /* globals and names: in Python */
+}
+
+/* 1: recorded the resume of `lane` (frame `frame`, resumed at `offset`) from its usual call
+ * site; 0: not the usual site, the Python path must handle it; -1: error. */
+static int
+fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset)
+{
+    PyFrameObject *driver = PyFrame_GetBack(frame);
+    PyObject *site = PyList_GET_ITEM(self->sites, lane);
+    if (driver == NULL || (PyObject *)driver != PyTuple_GET_ITEM(site, 0)
+        || PyFrame_GetLasti(driver) != PyLong_AsLong(PyTuple_GET_ITEM(site, 1))) {
+        Py_XDECREF(driver);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    Py_INCREF(site);  /* the value's repr may run code that replaces it */
+    int32_t detail;
+    int failed = 0;
+    PyObject *read = PyTuple_GET_ITEM(site, 3);
+    if (read == Py_None) {
+        failed = as_int32(PyTuple_GET_ITEM(site, 4), &detail);
+    }
+    else {
+        PyObject *value = read_value(self, read, driver);
+        if (value == NULL) failed = -1;
+        else if (value == self->missing) failed = as_int32(PyTuple_GET_ITEM(site, 4), &detail);
+        else {
+            failed = value_detail(self, value, PyTuple_GET_ITEM(site, 5), self->sent_values,
+                                  lane, 1, &detail);
+        }
+        Py_XDECREF(value);
+    }
+    Py_DECREF(driver);
+    int32_t source, driver_lane, driver_blocked;
+    if (!failed) {
+        PyObject *sources = PyList_GET_ITEM(self->resume_sources, lane);
+        PyObject *known = PyDict_GetItemWithError(sources, offset);
+        if (known != NULL) failed = as_int32(known, &source);
+        else if (PyErr_Occurred()) failed = -1;
+        else {
+            PyObject *lane_number = PyLong_FromSsize_t(lane);
+            PyObject *found = lane_number == NULL ? NULL
+                : PyObject_CallFunctionObjArgs(self->resume_source, lane_number, frame, NULL);
+            Py_XDECREF(lane_number);
+            failed = found == NULL ? -1 : as_int32(found, &source);
+            Py_XDECREF(found);
+        }
+    }
+    if (!failed) {
+        failed = as_int32(PyTuple_GET_ITEM(site, 2), &driver_lane) < 0
+            || as_int32(PyTuple_GET_ITEM(site, 6), &driver_blocked) < 0;
+    }
+    Py_DECREF(site);
+    if (failed) return -1;
+    if (recorder_api->handoff(self->recorder, driver_lane, (int32_t)lane, detail, CODE_BLOCKED,
+                              driver_blocked, source) < 0) {
+        return -1;
+    }
+    recorder_api->set_current(self->recorder, (int32_t)lane);
+    return 1;
+}
+
+/* Records `lane` yielding `value` back to its driver. */
+static int
+fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
+{
+    int32_t detail, driver, driver_blocked, driver_source;
+    if (value_detail(self, value, str_yield, self->yielded_values, lane, 0, &detail) < 0) {
+        return -1;
+    }
+    PyObject *site = PyList_GET_ITEM(self->sites, lane);
+    if (as_int32(PyTuple_GET_ITEM(site, 2), &driver) < 0
+        || as_int32(PyTuple_GET_ITEM(site, 7), &driver_blocked) < 0
+        || as_int32(PyTuple_GET_ITEM(site, 8), &driver_source) < 0) {
+        return -1;
+    }
+    if (recorder_api->handoff(self->recorder, (int32_t)lane, driver, detail, CODE_BLOCKED,
+                              driver_blocked, driver_source) < 0) {
+        return -1;
+    }
+    recorder_api->set_current(self->recorder, driver);
+    return 0;
+}
+
+/* on_resume(code, offset): the PY_RESUME callback */
+static PyObject *
+hooks_on_resume(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "on_resume(code, offset)");
+        return NULL;
+    }
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame != NULL) {
+        Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+        if (lane == -2) return NULL;
+        if (lane >= 0) {
+            int done = fast_resume(self, frame, lane, args[1]);
+            if (done < 0) return NULL;
+            if (done) Py_RETURN_NONE;
+        }
+    }
+    return PyObject_Vectorcall(self->resume_fallback, args, nargs, NULL);
+}
+
+/* on_yield(code, offset, value): the PY_YIELD callback */
+static PyObject *
+hooks_on_yield(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "on_yield(code, offset, value)");
+        return NULL;
+    }
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame != NULL) {
+        Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+        if (lane == -2) return NULL;
+        if (lane >= 0) {
+            if (fast_yield(self, lane, args[2]) < 0) return NULL;
+            Py_RETURN_NONE;
+        }
+    }
+    return PyObject_Vectorcall(self->yield_fallback, args, nargs, NULL);
+}
+
+#if PY_VERSION_HEX < 0x030C0000
+
+/* errors.pop(frame, None) */
+static int
+PyDict_Pop_compat(PyObject *dict, PyObject *key)
+{
+    if (PyDict_DelItem(dict, key) == 0) return 0;
+    if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
+    PyErr_Clear();
+    return 0;
+}
+
+static int
+call_python_trace(PyObject *function, PyFrameObject *frame, PyObject *event, PyObject *arg,
+                  int keep_as_local)
+{
+    PyObject *result = PyObject_CallFunctionObjArgs(function, (PyObject *)frame, event,
+                                                    arg == NULL ? Py_None : arg, NULL);
+    if (result == NULL) return -1;
+    if (keep_as_local && result != Py_None) {
+        Py_XSETREF(frame->f_trace, result);  /* marks the frame as one of ours */
+    }
+    else {
+        Py_DECREF(result);
+    }
+    return 0;
+}
+
+/* The 3.11 trace function: the 'call' of a generator resume, the 'return' of its yield.
+ * f_trace marks the frames the Python global trace chose to follow (it holds its local
+ * trace function); line events are switched off everywhere, as nothing here uses them. */
+static int
+generator_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
+{
+    GeneratorHooks *self = (GeneratorHooks *)obj;
+    if (what == PyTrace_CALL) {
+        frame->f_trace_lines = 0;
+        Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+        if (lane == -2) return -1;
+        if (lane >= 0) {
+            if (PyDict_GET_SIZE(self->errors)
+                && PyDict_Pop_compat(self->errors, (PyObject *)frame) < 0) {
+                return -1;
+            }
+            PyObject *offset = PyLong_FromLong(PyFrame_GetLasti(frame));
+            if (offset == NULL) return -1;
+            int done = fast_resume(self, frame, lane, offset);
+            Py_DECREF(offset);
+            if (done < 0) return -1;
+            if (done) return 0;
+        }
+        else if (!(frame->f_frame->f_code->co_flags & CO_GENERATOR_FLAG)) {
+            return 0;
+        }
+        return call_python_trace(self->call_fallback, frame, str_call, arg, 1);
+    }
+    if (frame->f_trace == NULL || (what != PyTrace_RETURN && what != PyTrace_EXCEPTION)) {
+        return 0;
+    }
+    if (what == PyTrace_RETURN && arg != NULL && PyDict_GET_SIZE(self->errors) == 0) {
+        /* the unspecialised instruction the frame is leaving at */
+        PyObject *raw = PyCode_GetCode(frame->f_frame->f_code);
+        if (raw == NULL) return -1;
+        int lasti = PyFrame_GetLasti(frame);
+        int opcode = lasti >= 0 && lasti < PyBytes_GET_SIZE(raw)
+            ? (unsigned char)PyBytes_AS_STRING(raw)[lasti] : -1;
+        Py_DECREF(raw);
+        if (opcode == YIELD_VALUE) {
+            Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+            if (lane == -2) return -1;
+            if (lane < 0) return 0;
+            return fast_yield(self, lane, arg);
+        }
+    }
+    return call_python_trace(self->local_fallback, frame,
+                             what == PyTrace_RETURN ? str_return : str_exception, arg, 0);
+}
+
+#endif
+
+/* install_trace(call_fallback, local_fallback, errors): on 3.11, installs the C trace */
+static PyObject *
+hooks_install_trace(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (nargs != 3 || !PyDict_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "install_trace(call_fallback, local_fallback, errors)");
+        return NULL;
+    }
+    Py_XSETREF(self->call_fallback, Py_NewRef(args[0]));
+    Py_XSETREF(self->local_fallback, Py_NewRef(args[1]));
+    Py_XSETREF(self->errors, Py_NewRef(args[2]));
+    PyEval_SetTrace(generator_trace, (PyObject *)self);
+    Py_RETURN_NONE;
+#else
+    PyErr_SetString(PyExc_RuntimeError, "install_trace is for Python 3.11; use sys.monitoring");
+    return NULL;
+#endif
+}
+
+static int
+hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *tracer, *recorder, *resume_fallback, *yield_fallback, *short_repr, *missing;
+    if (!PyArg_ParseTuple(args, "OOOOOO:GeneratorHooks", &tracer, &recorder, &resume_fallback,
+                          &yield_fallback, &short_repr, &missing)) {
+        return -1;
+    }
+    if (check_recorder(recorder) < 0) return -1;
+    Py_XSETREF(self->recorder, Py_NewRef(recorder));
+    Py_XSETREF(self->resume_fallback, Py_NewRef(resume_fallback));
+    Py_XSETREF(self->yield_fallback, Py_NewRef(yield_fallback));
+    Py_XSETREF(self->short_repr, Py_NewRef(short_repr));
+    Py_XSETREF(self->missing, Py_NewRef(missing));
+    Py_CLEAR(self->details);
+    Py_CLEAR(self->detail_rows);
+    if (recorder_tables(recorder, &self->details, &self->detail_rows) < 0) return -1;
+#define TABLE(field, name, check)                                                   \
+    do {                                                                            \
+        Py_CLEAR(self->field);                                                      \
+        self->field = PyObject_GetAttrString(tracer, name);                         \
+        if (self->field == NULL) return -1;                                         \
+        if (!check(self->field)) {                                                  \
+            PyErr_SetString(PyExc_TypeError, "tracer." name " has the wrong type"); \
+            return -1;                                                              \
+        }                                                                           \
+    } while (0)
+    TABLE(lanes, "lanes", PyDict_CheckExact);
+    TABLE(sites, "sites", PyList_CheckExact);
+    TABLE(sent_values, "sent_values", PyList_CheckExact);
+    TABLE(yielded_values, "yielded_values", PyList_CheckExact);
+    TABLE(resume_sources, "resume_sources", PyList_CheckExact);
+    TABLE(resume_source, "resume_source", PyCallable_Check);
+#undef TABLE
+    return 0;
+}
+
+static int
+hooks_traverse(GeneratorHooks *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->recorder);
+    Py_VISIT(self->details);
+    Py_VISIT(self->detail_rows);
+    Py_VISIT(self->lanes);
+    Py_VISIT(self->sites);
+    Py_VISIT(self->sent_values);
+    Py_VISIT(self->yielded_values);
+    Py_VISIT(self->resume_sources);
+    Py_VISIT(self->resume_source);
+    Py_VISIT(self->short_repr);
+    Py_VISIT(self->missing);
+    Py_VISIT(self->resume_fallback);
+    Py_VISIT(self->yield_fallback);
+    Py_VISIT(self->call_fallback);
+    Py_VISIT(self->local_fallback);
+    Py_VISIT(self->errors);
+    return 0;
+}
+
+static int
+hooks_clear(GeneratorHooks *self)
+{
+    Py_CLEAR(self->recorder);
+    Py_CLEAR(self->details);
+    Py_CLEAR(self->detail_rows);
+    Py_CLEAR(self->lanes);
+    Py_CLEAR(self->sites);
+    Py_CLEAR(self->sent_values);
+    Py_CLEAR(self->yielded_values);
+    Py_CLEAR(self->resume_sources);
+    Py_CLEAR(self->resume_source);
+    Py_CLEAR(self->short_repr);
+    Py_CLEAR(self->missing);
+    Py_CLEAR(self->resume_fallback);
+    Py_CLEAR(self->yield_fallback);
+    Py_CLEAR(self->call_fallback);
+    Py_CLEAR(self->local_fallback);
+    Py_CLEAR(self->errors);
+    return 0;
+}
+
+static void
+hooks_dealloc(GeneratorHooks *self)
+{
+    PyObject_GC_UnTrack(self);
+    hooks_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef hooks_methods[] = {
+    {"on_resume", (PyCFunction)(void (*)(void))hooks_on_resume, METH_FASTCALL,
+     "on_resume(code, offset): the sys.monitoring PY_RESUME callback."},
+    {"on_yield", (PyCFunction)(void (*)(void))hooks_on_yield, METH_FASTCALL,
+     "on_yield(code, offset, value): the sys.monitoring PY_YIELD callback."},
+    {"install_trace", (PyCFunction)(void (*)(void))hooks_install_trace, METH_FASTCALL,
+     "install_trace(call_fallback, local_fallback, errors): the C trace function (3.11)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GeneratorHooksType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._handoffs.GeneratorHooks",
+    .tp_doc = "GeneratorHooks(tracer, recorder, resume_fallback, yield_fallback, short_repr, "
+              "missing): generator hand-offs recorded in C.",
+    .tp_basicsize = sizeof(GeneratorHooks),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)hooks_init,
+    .tp_traverse = (traverseproc)hooks_traverse,
+    .tp_clear = (inquiry)hooks_clear,
+    .tp_dealloc = (destructor)hooks_dealloc,
+    .tp_methods = hooks_methods,
+};
+
+/* -- SwitchTrace ----------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *recorder;    /* a RecorderCore */
+    PyObject *lanes;       /* tracer.lanes: greenlet -> lane */
+    PyObject *arrivals;    /* tracer._arrivals: list by lane */
+    PyObject *arrival_of;  /* tracer.arrival */
+    PyObject *fallback;    /* the Python switch trace, for everything but a plain switch */
+} SwitchTrace;
+
+/* 1: recorded a plain switch between two known live greenlets; 0: not one; -1: error */
+static int
+plain_switch(SwitchTrace *self, PyObject *origin, PyObject *target)
+{
+    Py_ssize_t origin_lane = lane_in(self->lanes, origin);
+    if (origin_lane < 0) return origin_lane == -2 ? -1 : 0;
+    Py_ssize_t target_lane = lane_in(self->lanes, target);
+    if (target_lane < 0) return target_lane == -2 ? -1 : 0;
+    PyObject *dead = PyObject_GetAttr(origin, str_dead);
+    if (dead == NULL) return -1;
+    int is_dead = PyObject_IsTrue(dead);
+    Py_DECREF(dead);
+    if (is_dead) return is_dead < 0 ? -1 : 0;
+    /* the frame that called switch() in the target, where it resumes now */
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) return 0;
+    PyObject *arrival = PyList_GET_ITEM(self->arrivals, target_lane);
+    Py_INCREF(arrival);
+    if ((PyObject *)frame != PyTuple_GET_ITEM(arrival, 0)
+        || PyFrame_GetLasti(frame) != PyLong_AsLong(PyTuple_GET_ITEM(arrival, 1))) {
+        PyObject *lane_number = PyLong_FromSsize_t(target_lane);
+        Py_SETREF(arrival, lane_number == NULL ? NULL
+                  : PyObject_CallFunctionObjArgs(self->arrival_of, lane_number, frame, NULL));
+        Py_XDECREF(lane_number);
+        if (arrival == NULL) return -1;
+    }
+    int32_t source, switch_detail, blocked_detail;
+    int failed = as_int32(PyTuple_GET_ITEM(arrival, 2), &source) < 0
+        || as_int32(PyTuple_GET_ITEM(arrival, 3), &switch_detail) < 0
+        || as_int32(PyTuple_GET_ITEM(arrival, 4), &blocked_detail) < 0;
+    Py_DECREF(arrival);
+    if (failed) return -1;
+    if (recorder_api->handoff(self->recorder, (int32_t)origin_lane, (int32_t)target_lane,
+                              switch_detail, CODE_BLOCKED, blocked_detail, source) < 0) {
+        return -1;
+    }
+    recorder_api->set_current(self->recorder, (int32_t)target_lane);
+    return 1;
+}
+
+static int
+is_event(PyObject *event, PyObject *name)
+{
+    return event == name || (PyUnicode_Check(event) && PyUnicode_Compare(event, name) == 0);
+}
+
+/* trace(event, (origin, target)), as greenlet.settrace calls it */
+static PyObject *
+switch_trace_call(SwitchTrace *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *event, *pair;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
+        PyErr_SetString(PyExc_TypeError, "trace(event, args) takes no keyword arguments");
+        return NULL;
+    }
+    if (!PyArg_UnpackTuple(args, "trace", 2, 2, &event, &pair)) return NULL;
+    int is_switch = is_event(event, str_switch);
+    if (!is_switch && !is_event(event, str_throw)) Py_RETURN_NONE;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "trace(event, (origin, target))");
+        return NULL;
+    }
+    PyObject *origin = PyTuple_GET_ITEM(pair, 0);
+    PyObject *target = PyTuple_GET_ITEM(pair, 1);
+    if (is_switch) {
+        int done = plain_switch(self, origin, target);
+        if (done < 0) return NULL;
+        if (done) Py_RETURN_NONE;
+    }
+    return PyObject_CallFunctionObjArgs(self->fallback, event, pair, NULL);
+}
+
+static int
+switch_trace_init(SwitchTrace *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *tracer, *recorder, *fallback;
+    if (!PyArg_ParseTuple(args, "OOO:SwitchTrace", &tracer, &recorder, &fallback)) return -1;
+    if (check_recorder(recorder) < 0) return -1;
+    Py_XSETREF(self->recorder, Py_NewRef(recorder));
+    Py_XSETREF(self->fallback, Py_NewRef(fallback));
+#define FIELD(field, name, check)                                                   \
+    do {                                                                            \
+        Py_CLEAR(self->field);                                                      \
+        self->field = PyObject_GetAttrString(tracer, name);                         \
+        if (self->field == NULL) return -1;                                         \
+        if (!check(self->field)) {                                                  \
+            PyErr_SetString(PyExc_TypeError, "tracer." name " has the wrong type"); \
+            return -1;                                                              \
+        }                                                                           \
+    } while (0)
+    FIELD(lanes, "lanes", PyDict_CheckExact);
+    FIELD(arrivals, "_arrivals", PyList_CheckExact);
+    FIELD(arrival_of, "arrival", PyCallable_Check);
+#undef FIELD
+    return 0;
+}
+
+static int
+switch_trace_traverse(SwitchTrace *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->recorder);
+    Py_VISIT(self->lanes);
+    Py_VISIT(self->arrivals);
+    Py_VISIT(self->arrival_of);
+    Py_VISIT(self->fallback);
+    return 0;
+}
+
+static int
+switch_trace_clear(SwitchTrace *self)
+{
+    Py_CLEAR(self->recorder);
+    Py_CLEAR(self->lanes);
+    Py_CLEAR(self->arrivals);
+    Py_CLEAR(self->arrival_of);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
+static void
+switch_trace_dealloc(SwitchTrace *self)
+{
+    PyObject_GC_UnTrack(self);
+    switch_trace_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyTypeObject SwitchTraceType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "tracer._handoffs.SwitchTrace",
+    .tp_doc = "SwitchTrace(tracer, recorder, fallback): a greenlet.settrace callback recording "
+              "plain switches in C and passing the rest to fallback(event, args).",
+    .tp_basicsize = sizeof(SwitchTrace),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)switch_trace_init,
+    .tp_call = (ternaryfunc)switch_trace_call,
+    .tp_traverse = (traverseproc)switch_trace_traverse,
+    .tp_clear = (inquiry)switch_trace_clear,
+    .tp_dealloc = (destructor)switch_trace_dealloc,
+};
+
+/* -- the module ------------------------------------------------------------------------------ */
+
+static struct PyModuleDef handoffs_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "tracer._handoffs",
+    .m_doc = "C hot paths of generator and greenlet hand-off tracing.",
+    .m_size = -1,
+};
+
+static int
+intern(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__handoffs(void)
+{
+    recorder_api = PyCapsule_Import("tracer._speedups._recorder_api", 0);
+    if (recorder_api == NULL) return NULL;
+    if (recorder_api->version < 1) {
+        PyErr_SetString(PyExc_ImportError, "tracer._speedups is too old for tracer._handoffs");
+        return NULL;
+    }
+    if (intern(&str_via, "via") < 0 || intern(&str_value, "value") < 0
+        || intern(&str_yield, "yield") < 0 || intern(&str_switch, "switch") < 0
+        || intern(&str_throw, "throw") < 0 || intern(&str_call, "call") < 0
+        || intern(&str_return, "return") < 0 || intern(&str_exception, "exception") < 0
+        || intern(&str_dead, "dead") < 0 || intern(&str_details, "_details") < 0
+        || intern(&str_detail_rows, "_detail_rows") < 0) {
+        return NULL;
+    }
+    repr_limit = PyLong_FromLong(REPR_LIMIT);
+    if (repr_limit == NULL) return NULL;
+    if (PyType_Ready(&GeneratorHooksType) < 0 || PyType_Ready(&SwitchTraceType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&handoffs_module);
+    if (module == NULL) return NULL;
+    if (PyModule_AddObjectRef(module, "GeneratorHooks", (PyObject *)&GeneratorHooksType) < 0
+        || PyModule_AddObjectRef(module, "SwitchTrace", (PyObject *)&SwitchTraceType) < 0
+        || PyModule_AddIntConstant(module, "REPR_LIMIT", REPR_LIMIT) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,35 @@
+"""Types of the C extension tracer._handoffs (see tracer/_handoffs.c)."""
+
+from collections.abc import Callable
+from typing import Any
+
+from tracer._speedups import RecorderCore
+
+REPR_LIMIT: int
+
+class GeneratorHooks:
+    def __init__(
+        self,
+        tracer: Any,
+        recorder: RecorderCore,
+        resume_fallback: Callable[..., Any],
+        yield_fallback: Callable[..., Any],
+        short_repr: Callable[[object, int], str],
+        missing: object,
+        /,
+    ) -> None: ...
+    def on_resume(self, code: Any, offset: int, /) -> Any: ...
+    def on_yield(self, code: Any, offset: int, value: object, /) -> Any: ...
+    def install_trace(
+        self,
+        call_fallback: Callable[..., Any],
+        local_fallback: Callable[..., Any],
+        errors: dict[Any, Any],
+        /,
+    ) -> None: ...
+
+class SwitchTrace:
+    def __init__(
+        self, tracer: Any, recorder: RecorderCore, fallback: Callable[[str, Any], None], /
+    ) -> None: ...
+    def __call__(self, event: str, args: tuple[Any, Any], /) -> None: ...
