@@ -18,6 +18,7 @@ from tracer.trace import Trace
 
 if TYPE_CHECKING:
     from tracer.runner import Run, RunResult
+    from tracer.stepping import Stepper
     from tracer.target import Target
 
 REFRESH_INTERVAL_MS = 50
@@ -34,6 +35,7 @@ class LiveRun(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.run: Run | None = None
+        self.stepper: Stepper | None = None  # every run has one, so any run can be paused
         self.trace: Trace | None = None
         self.result: RunResult | None = None
         self.started_at: float | None = None
@@ -41,6 +43,7 @@ class LiveRun(QObject):
         self._task: asyncio.Task[None] | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._active = False
+        self.run_started = False  # the child is up and its pipes are being read
         self._refresh = QTimer(self)
         self._refresh.setSingleShot(True)
         self._refresh.setInterval(REFRESH_INTERVAL_MS)
@@ -58,9 +61,11 @@ class LiveRun(QObject):
         end = self.ended_at if self.ended_at is not None else time.monotonic()
         return end - self.started_at
 
-    def start(self, target: Target) -> Trace:
-        """Starts the target in a child on the running asyncio loop; returns the trace it fills."""
+    def start(self, target: Target, paused: bool = False) -> Trace:
+        """Starts the target in a child on the running asyncio loop; returns the trace it fills.
+        Paused: the child holds before its first step, for the Stepper to let go."""
         from tracer.runner import Run
+        from tracer.stepping import Stepper
 
         if self.is_running:
             raise RuntimeError("a run is already in progress")
@@ -68,9 +73,10 @@ class LiveRun(QObject):
         trace.listeners.append(self._on_batch)
         self.trace = trace
         self.result = None
-        self.run = Run(target, trace=trace, on_stdout=self._on_stdout)
+        self.run = Run(target, trace=trace, on_stdout=self._on_stdout, paused=paused)
+        self.stepper = Stepper(self.run)
         self.started_at, self.ended_at = time.monotonic(), None
-        self._active = True
+        self._active, self.run_started = True, False
         self._task = asyncio.ensure_future(self._drive(self.run))
         return trace
 
@@ -79,6 +85,7 @@ class LiveRun(QObject):
 
         try:
             await run.start()
+            self.run_started = True
             self.started.emit()
             result = await run.wait()
         except Exception as exc:  # the child could not even start: report it, keep the app

@@ -34,6 +34,8 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTabWidget,
     QToolBar,
+    QVBoxLayout,
+    QWidget,
 )
 
 from scenarios import Scenario, catalog
@@ -44,6 +46,7 @@ from ui.live_run import LiveRun
 from ui.scenario_browser import ScenarioBrowser
 from ui.settings import THEMES, AppSettings
 from ui.source_pane import SourcePane
+from ui.stepping import NarrationBar, StepController
 from ui.theme import Theme
 from ui.timeline import TimelineWidget
 
@@ -83,8 +86,19 @@ SHORTCUTS_HELP = """
 <tr><td><b>Ctrl+E</b></td><td>Export the timeline as PNG, SVG or PDF</td></tr>
 <tr><td><b>Ctrl+Shift+E</b></td><td>Export Perfetto (Chrome trace) JSON</td></tr>
 <tr><td><b>Ctrl+0</b> or <b>F</b></td><td>Zoom to fit</td></tr>
-<tr><td><b>Ctrl+L</b> or <b>End</b></td><td>Follow the live edge</td></tr>
+<tr><td><b>Ctrl+L</b> or <b>End</b></td><td>Follow the live edge (while a run runs)</td></tr>
 <tr><td><b>Ctrl+Q</b></td><td>Quit</td></tr>
+<tr><td colspan=2><br><b>Stepping</b></td></tr>
+<tr><td><b>F6</b></td><td>Step through the selected scenario (starts it held)</td></tr>
+<tr><td><b>F10</b> or <b>N</b></td><td>Step to the next narrated event (pauses a run)</td></tr>
+<tr><td><b>→ / ←</b></td><td>Cursor to the next / previous step</td></tr>
+<tr><td><b>Shift+F10</b> or <b>Shift+N</b></td><td>Step back</td></tr>
+<tr><td><b>T / Shift+T</b></td><td>Next / previous switch to another lane</td></tr>
+<tr><td><b>I / Shift+I</b></td><td>Next / previous I/O wait or wake</td></tr>
+<tr><td><b>Home / End</b></td><td>First / last step (a recording, or a held run)</td></tr>
+<tr><td><b>F8</b> or <b>C</b></td><td>Continue (a recording plays back)</td></tr>
+<tr><td><b>F7</b>, <b>P</b> or <b>Pause</b></td><td>Pause the run or the playback</td></tr>
+<tr><td><b>Click the time axis</b></td><td>Cursor to the step at that time</td></tr>
 <tr><td colspan=2><br><b>On the timeline</b></td></tr>
 <tr><td><b>W / S</b></td><td>Zoom in / out</td></tr>
 <tr><td><b>A / D</b></td><td>Pan left / right</td></tr>
@@ -118,6 +132,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._close_task: asyncio.Task[None] | None = None
         self._last_script: Target | None = None
+        self.stepping = StepController(self)
 
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -154,8 +169,15 @@ class MainWindow(QMainWindow):
         self.bottom_splitter.addWidget(self.source)
         self.bottom_splitter.addWidget(self.tabs)
         self.bottom_splitter.setSizes([600, 400])
+        self.narration = NarrationBar()
+        timeline_box = QWidget()
+        timeline_column = QVBoxLayout(timeline_box)
+        timeline_column.setContentsMargins(0, 0, 0, 0)
+        timeline_column.setSpacing(0)
+        timeline_column.addWidget(self.timeline, 1)
+        timeline_column.addWidget(self.narration)
         self.center_splitter = QSplitter(Qt.Orientation.Vertical)
-        self.center_splitter.addWidget(self.timeline)
+        self.center_splitter.addWidget(timeline_box)
         self.center_splitter.addWidget(self.bottom_splitter)
         self.center_splitter.setStretchFactor(0, 3)
         self.center_splitter.setStretchFactor(1, 2)
@@ -208,8 +230,61 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda checked=False, n=name: self.apply_theme(n))
             self.theme_group.addAction(action)
             self.theme_actions[name] = action
+        self._build_step_actions()
         self.shortcuts_action = self._action("&Keyboard Shortcuts", self.show_shortcuts, "F1")
         self.about_action = self._action("&About Loopscope", self.show_about)
+
+    def _step_action(self, text: str, slot: object, shortcuts: list[str], tip: str) -> QAction:
+        action = self._action(text, slot, None, f"{tip} ({', '.join(shortcuts)})")
+        action.setShortcuts([QKeySequence(key) for key in shortcuts])
+        return action
+
+    def _build_step_actions(self) -> None:
+        stepping = self.stepping
+        self.step_through_action = self._step_action(
+            "Step &Through", self.step_through_selected, ["F6"],
+            "Run the selected scenario held before its first step")
+        self.step_action = self._step_action("S&tep", self.step_forward, ["F10", "N"],
+                                             "Next narrated step")
+        self.step_back_action = self._step_action(
+            "Step &Back", lambda: stepping.step_back(), ["Shift+F10", "Shift+N"],
+            "Previous step")
+        self.cursor_next_action = self._step_action(
+            "Cursor to Next Step", lambda: stepping.step(), ["Right"], "Next step")
+        self.cursor_previous_action = self._step_action(
+            "Cursor to Previous Step", lambda: stepping.step_back(), ["Left"], "Previous step")
+        self.next_switch_action = self._step_action(
+            "Next S&witch", lambda: stepping.step("switch"), ["T"],
+            "Next moment another lane runs")
+        self.previous_switch_action = self._step_action(
+            "Previous Switch", lambda: stepping.step_back("switch"), ["Shift+T"],
+            "Previous moment another lane ran")
+        self.next_io_action = self._step_action(
+            "Next &I/O Wait or Wake", lambda: stepping.step("io"), ["I"],
+            "Next I/O wait, poll or wake")
+        self.previous_io_action = self._step_action(
+            "Previous I/O Wait or Wake", lambda: stepping.step_back("io"), ["Shift+I"],
+            "Previous I/O wait, poll or wake")
+        self.first_step_action = self._step_action("&First Step", stepping.first, ["Home"],
+                                                   "First step")
+        self.last_step_action = self._step_action("&Last Step", stepping.last, ["End"],
+                                                  "Last step recorded")
+        self.continue_action = self._step_action(
+            "&Continue", stepping.continue_, ["F8", "C"],
+            "Run on at full speed; a recording plays back")
+        self.pause_action = self._step_action("&Pause", stepping.pause, ["F7", "P", "Pause"],
+                                              "Hold the run (or the playback) here")
+        self.step_actions = [
+            self.step_through_action, self.step_action, self.step_back_action,
+            self.cursor_next_action, self.cursor_previous_action, self.next_switch_action,
+            self.previous_switch_action, self.next_io_action, self.previous_io_action,
+            self.first_step_action, self.last_step_action, self.continue_action,
+            self.pause_action,
+        ]
+        for action in self.step_actions:
+            # Keys work wherever focus is in the window, except where a text field wants them.
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            self.addAction(action)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -228,6 +303,17 @@ class MainWindow(QMainWindow):
         run_menu = bar.addMenu("&Run")
         run_menu.addAction(self.run_action)
         run_menu.addAction(self.stop_action)
+        step_menu = bar.addMenu("S&tep")
+        step_menu.addAction(self.step_through_action)
+        step_menu.addSeparator()
+        for action in (self.step_action, self.step_back_action, self.next_switch_action,
+                       self.previous_switch_action, self.next_io_action,
+                       self.previous_io_action):
+            step_menu.addAction(action)
+        step_menu.addSeparator()
+        for action in (self.first_step_action, self.last_step_action, self.continue_action,
+                       self.pause_action):
+            step_menu.addAction(action)
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.zoom_fit_action)
         view_menu.addAction(self.follow_action)
@@ -249,6 +335,17 @@ class MainWindow(QMainWindow):
         self.stop_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaStop))
         toolbar.addAction(self.run_action)
         toolbar.addAction(self.stop_action)
+        toolbar.addSeparator()
+        self.step_through_action.setIcon(
+            style.standardIcon(style.StandardPixmap.SP_MediaSeekForward))
+        self.step_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaSkipForward))
+        self.step_back_action.setIcon(
+            style.standardIcon(style.StandardPixmap.SP_MediaSkipBackward))
+        self.continue_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaPlay))
+        self.pause_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaPause))
+        for action in (self.step_through_action, self.step_back_action, self.step_action,
+                       self.continue_action, self.pause_action):
+            toolbar.addAction(action)
         toolbar.addSeparator()
         toolbar.addAction(self.zoom_fit_action)
         toolbar.addAction(self.follow_action)
@@ -283,6 +380,10 @@ class MainWindow(QMainWindow):
         self.live.events_arrived.connect(self._on_events_arrived)
         self.live.output_line.connect(self.output.appendPlainText)
         self.live.finished.connect(self._on_run_finished)
+        self.stepping.moved.connect(self._show_step)
+        self.stepping.changed.connect(self._update_actions)
+        self.timeline.axis_clicked.connect(self.stepping.seek_time)
+        self.narration.speed_chosen.connect(self.stepping.set_speed)
 
     # -- running --------------------------------------------------------------------------
 
@@ -295,7 +396,7 @@ class MainWindow(QMainWindow):
         else:
             self.statusBar().showMessage("Pick a scenario to run first", 4000)
 
-    def run_scenario(self, scenario: Scenario) -> None:
+    def run_scenario(self, scenario: Scenario, paused: bool = False) -> None:
         from tracer.target import TargetError, resolve_target
 
         try:
@@ -303,7 +404,7 @@ class MainWindow(QMainWindow):
         except TargetError as exc:
             self.show_error("Cannot run the scenario", str(exc))
             return
-        self.run_target(target)
+        self.run_target(target, paused=paused)
 
     def ask_run_script(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Run a Python script",
@@ -327,15 +428,33 @@ class MainWindow(QMainWindow):
         self._last_script = target
         self.run_target(target)
 
-    def run_target(self, target: Target) -> None:
-        """Starts a scenario or script in a child; the timeline follows it live."""
+    def step_through_selected(self) -> None:
+        """Runs the selected scenario (or the last script) held before its first step."""
+        scenario = self.browser.current
+        if scenario is not None:
+            self.run_scenario(scenario, paused=True)
+        elif self._last_script is not None:
+            self.run_target(self._last_script, paused=True)
+        else:
+            self.statusBar().showMessage("Pick a scenario to step through first", 4000)
+
+    def step_forward(self) -> None:
+        """Step: through what is shown, or, with nothing shown, a held run of the selection."""
+        if self.trace is None and not self.live.is_running:
+            self.step_through_selected()
+        else:
+            self.stepping.step()
+
+    def run_target(self, target: Target, paused: bool = False) -> None:
+        """Starts a scenario or script in a child; the timeline follows it live. Paused: the
+        child holds before its first step, and the Step actions let it go."""
         if self.live.is_running:
             self.statusBar().showMessage("A run is in progress; stop it first", 4000)
             return
         self.output.clear()
         self.problems.clear()
         self.tabs.setCurrentWidget(self.details)
-        trace = self.live.start(target)
+        trace = self.live.start(target, paused=paused)
         self._show_trace(trace, live=True, path=None)
         self.source.show_file(_program_file(target.kind, target.value, target.module))
         self.status = "running"
@@ -358,6 +477,7 @@ class MainWindow(QMainWindow):
         # Close the spans still open at the end without refolding the whole trace (a refold
         # of a big run would freeze the window for a moment).
         self.timeline.finish_live()
+        self.stepping.run_ended()
         self.details.show_summary(result.trace)
         if result.error:
             self._report_failure(result)
@@ -616,6 +736,7 @@ class MainWindow(QMainWindow):
         self.trace = trace
         self.trace_path = path
         self.timeline.set_trace(trace, live=live)  # fits the run, and keeps fitting it live
+        self.stepping.attach(trace, self.live.stepper if live else None)
         if not live:
             self.details.show_summary(trace)
         self._update_title()
@@ -644,6 +765,42 @@ class MainWindow(QMainWindow):
         self.open_action.setEnabled(not running)
         for action in (self.save_action, self.export_image_action, self.export_json_action):
             action.setEnabled(has_trace and not running)
+        self._update_step_actions()
+
+    def _update_step_actions(self) -> None:
+        stepping, running = self.stepping, self.live.is_running
+        can_start = not running and (self.browser.current is not None
+                                     or self._last_script is not None)
+        scrub = stepping.can_scrub
+        free_run = running and stepping.live and not stepping.held
+        self.step_through_action.setEnabled(can_start)
+        self.step_action.setEnabled(scrub or running or (can_start and self.trace is None))
+        for action in (self.next_switch_action, self.next_io_action):
+            action.setEnabled(scrub or running)
+        # Arrows, Home and End keep their timeline meaning (scroll, follow live) unless there
+        # is a cursor to move: a recording, or a held run.
+        for action in (self.step_back_action, self.cursor_next_action,
+                       self.cursor_previous_action, self.previous_switch_action,
+                       self.previous_io_action, self.first_step_action, self.last_step_action):
+            action.setEnabled(scrub)
+        self.continue_action.setEnabled((running and stepping.held)
+                                        or (scrub and not running and not stepping.playing))
+        self.pause_action.setEnabled(free_run or stepping.playing)
+
+    def _show_step(self) -> None:
+        """The cursor moved: the timeline's cursor, the narration and the source follow it."""
+        stepping, trace = self.stepping, self.trace
+        if stepping.live:
+            self.timeline.refresh()
+        self.timeline.set_cursor(stepping.cursor_ns())
+        position = ""
+        if trace is not None and stepping.cursor >= 0:
+            position = f"event {stepping.cursor + 1:,} of {len(trace):,}"
+        self.narration.show_step(stepping.narration(), position)
+        where = stepping.source_at_cursor()
+        if where is not None and trace is not None:
+            self.source.show_step(where.filename, where.line, where.faint,
+                                  f"{trace.lane_name(where.lane)} ran here last")
 
     def _update_status(self) -> None:
         trace = self.trace

@@ -75,6 +75,7 @@ class CodeView(QPlainTextEdit):
         self._numbers = _LineNumbers(self)
         self._highlighter = _PythonHighlighter(self.document())
         self.highlighted_line = 0
+        self.faint_lines: tuple[int, ...] = ()
         self.blockCountChanged.connect(self._update_margin)
         self.updateRequest.connect(self._scroll_numbers)
         self._update_margin()
@@ -111,7 +112,7 @@ class CodeView(QPlainTextEdit):
             number = block.blockNumber() + 1
             if block.isVisible():
                 font = painter.font()
-                font.setBold(number == self.highlighted_line)
+                font.setBold(number == self.highlighted_line or number in self.faint_lines)
                 painter.setFont(font)
                 painter.drawText(0, top, width, height, Qt.AlignmentFlag.AlignRight, str(number))
             top += round(self.blockBoundingRect(block).height())
@@ -120,23 +121,41 @@ class CodeView(QPlainTextEdit):
 
     def highlight_line(self, line: int) -> None:
         """Marks a 1-based line and scrolls it into the middle; 0 clears the mark."""
-        self.highlighted_line = line
-        selections = []
+        self.highlight_lines(line, ())
         if 1 <= line <= self.blockCount():
-            selection = QTextEdit.ExtraSelection()
-            colour = self.palette().highlight().color()
-            colour.setAlpha(70)
-            selection.format.setBackground(colour)
-            selection.format.setProperty(
-                QTextFormat.Property.FullWidthSelection, True
-            )
-            cursor = QTextCursor(self.document().findBlockByNumber(line - 1))
-            selection.cursor = cursor
-            selections.append(selection)
-            self.setTextCursor(cursor)
             self.centerCursor()
+
+    def highlight_lines(self, line: int, faint: tuple[int, ...] = ()) -> None:
+        """Marks `line` strongly (scrolled into view; 0 for none) and `faint` lines faintly:
+        where the running lane is, and where the suspended ones wait."""
+        self.highlighted_line = line
+        self.faint_lines = tuple(sorted(n for n in set(faint) if n != line
+                                        and 1 <= n <= self.blockCount()))
+        selections = [self._line_selection(n, 28) for n in self.faint_lines]
+        if 1 <= line <= self.blockCount():
+            selections.append(self._line_selection(line, 90))
+            cursor = QTextCursor(self.document().findBlockByNumber(line - 1))
+            self.setTextCursor(cursor)
+            if not self._comfortably_visible(line):
+                self.centerCursor()
         self.setExtraSelections(selections)
         self._numbers.update()
+
+    def _line_selection(self, line: int, alpha: int) -> QTextEdit.ExtraSelection:
+        selection = QTextEdit.ExtraSelection()
+        colour = self.palette().highlight().color()
+        colour.setAlpha(alpha)
+        selection.format.setBackground(colour)
+        selection.format.setProperty(QTextFormat.Property.FullWidthSelection, True)
+        selection.cursor = QTextCursor(self.document().findBlockByNumber(line - 1))
+        return selection
+
+    def _comfortably_visible(self, line: int) -> bool:
+        """The line is in view with a few lines to spare: stepping need not scroll."""
+        first = self.firstVisibleBlock().blockNumber() + 1
+        shown = max(self.viewport().height() // max(self.fontMetrics().height(), 1), 1)
+        margin = min(3, shown // 4)
+        return first + margin <= line <= first + shown - 1 - margin
 
 
 class SourcePane(QWidget):
@@ -183,6 +202,17 @@ class SourcePane(QWidget):
         self.code.setPlainText(text)
         self.code.highlight_line(0)
         return True
+
+    def show_step(self, path: str, line: int, faint: tuple[int, ...] = (),
+                  where: str = "") -> None:
+        """Shows the running lane's line strongly and the other lanes' lines in the same file
+        faintly; `where` goes in the caption (e.g. which lane runs there)."""
+        if path != self.path and not Path(path).is_file():
+            return
+        if self.show_file(path):
+            self.code.highlight_lines(line, faint)
+            self.caption.setText(f"{Path(path).name}:{line}" + (f"  —  {where}" if where
+                                                                 else ""))
 
     def show_location(self, path: str, line: int) -> None:
         """Shows a file at a line, highlighted; a file that cannot be read leaves the pane as is."""

@@ -1,0 +1,239 @@
+"""Stepping in the window, driven by its keys: real children held and let go by the Stepper,
+and recordings scrubbed back and forth."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+import qasync
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtTest import QTest
+
+from tests.ui import test_main_window as main_window_tests
+from tests.ui.conftest import MS
+from tracer.events import Code
+from tracer.native import save_native
+from tracer.runner import record_sync
+from tracer.spans import derive_spans
+from tracer.stepping import step_lines
+from tracer.target import resolve_target
+from tracer.trace import Trace
+from ui.layout import Viewport, layout, span_index, states_at
+from ui.main_window import MainWindow
+
+# The window, its settings file and the qasync loop, as the main window's tests make them.
+loop = main_window_tests.loop
+settings_path = main_window_tests.settings_path
+window = main_window_tests.window
+run_until = main_window_tests.run_until
+
+TIME = re.compile(r"\d+\.\d+ s")
+PORT = re.compile(r":\d{2,5}\b")
+
+
+def sentence(line: str) -> str:
+    """A narration line without what differs between runs: times and ports."""
+    return PORT.sub(":PORT", TIME.sub("T s", line.strip().split("  ", 1)[-1]))
+
+
+_recorded: dict[str, Trace] = {}
+
+
+def recorded(scenario: str) -> Trace:
+    if scenario not in _recorded:
+        current = asyncio.get_event_loop_policy().get_event_loop()
+        result = record_sync(resolve_target(scenario))  # its own loop, closed when done
+        asyncio.set_event_loop(current)  # the window's qasync loop stays the current one
+        assert result.status == "ok", result.error
+        _recorded[scenario] = result.trace
+    return _recorded[scenario]
+
+
+def press(window: MainWindow, loop: qasync.QEventLoop, key: Qt.Key,
+          modifier: Qt.KeyboardModifier = Qt.KeyboardModifier.NoModifier) -> None:
+    """A key pressed on the timeline, as a user would; waits until the step has been taken."""
+    async def click() -> None:  # pressed while the loop runs, as in the app
+        QTest.keyClick(window.timeline, key, modifier)
+
+    loop.run_until_complete(click())
+    run_until(loop, lambda: not window.stepping.busy, what="the step to be taken")
+
+
+def shown(window: MainWindow) -> tuple[int, str, float | None, int, tuple[int, ...]]:
+    """Everything a step shows: cursor, narration, timeline cursor, source lines."""
+    code = window.source.code
+    return (window.stepping.cursor, window.narration.sentence.text(), window.timeline.cursor_ns,
+            code.highlighted_line, code.faint_lines)
+
+
+def last_running_line(trace: Trace, cursor: int) -> int:
+    """The line of the last RUNNING event with a source at or before the cursor."""
+    for seq in range(cursor, -1, -1):
+        if trace.code[seq] == Code.RUNNING and trace.source[seq]:
+            return trace.sources[trace.source[seq]][1]
+    return 0
+
+
+def focus_timeline(window: MainWindow) -> None:
+    """Keys reach the window's shortcuts only once it is the active window."""
+    window.activateWindow()
+    assert QTest.qWaitForWindowActive(window)
+    window.timeline.setFocus()
+
+
+def start_held(window: MainWindow, loop: qasync.QEventLoop, scenario: str) -> None:
+    assert window.browser.select(scenario)
+    focus_timeline(window)
+
+    async def start() -> None:  # the loop keeps running until the child is up
+        QTest.keyClick(window.timeline, Qt.Key.Key_F6)
+        while window.live.is_running and not window.live.run_started:
+            await asyncio.sleep(0.02)
+
+    loop.run_until_complete(start())
+    assert window.live.is_running
+    assert window.stepping.stepper is not None and window.stepping.stepper.run.paused
+
+
+@pytest.mark.parametrize("scenario", ["producer-consumer", "asyncio-hello"])
+def test_n_steps_in_the_app_are_the_first_n_narrated_steps(
+    window: MainWindow, loop: qasync.QEventLoop, scenario: str
+) -> None:
+    expected = [sentence(line) for _, line in step_lines(recorded(scenario))]
+    start_held(window, loop, scenario)
+    steps = 9
+    seen = []
+    for _ in range(steps):
+        press(window, loop, Qt.Key.Key_N)
+        seen.append(sentence(window.narration.sentence.text()))
+        trace, cursor = window.trace, window.stepping.cursor
+        assert trace is not None
+        # The source pane is at the line of the lane that ran last, as recorded.
+        line = last_running_line(trace, cursor)
+        assert window.source.code.highlighted_line == line
+        assert window.timeline.cursor_ns == trace.ts[cursor]
+    assert seen == expected[:steps]
+    assert window.live.is_running and window.stepping.held  # the child waits for the next
+    window.stop_action.trigger()
+    run_until(loop, lambda: not window.live.is_running, what="the stop")
+    assert window.status == "stopped"
+
+
+@pytest.mark.parametrize("scenario", ["gevent-switching", "select-server"])
+def test_gevent_and_select_step_then_continue_to_the_end(
+    window: MainWindow, loop: qasync.QEventLoop, scenario: str
+) -> None:
+    start_held(window, loop, scenario)
+    cursors = []
+    for key in (Qt.Key.Key_N, Qt.Key.Key_N, Qt.Key.Key_T, Qt.Key.Key_I, Qt.Key.Key_F10):
+        press(window, loop, key)
+        cursors.append(window.stepping.cursor)
+        assert re.match(r"^ *\d+\.\d{3} s  \S", window.narration.sentence.text())
+    assert cursors == sorted(cursors) and len(set(cursors)) == len(cursors)
+    press(window, loop, Qt.Key.Key_C)
+    run_until(loop, lambda: not window.live.is_running, timeout=60, what=f"{scenario} to end")
+    assert window.status == "ok" and window.state_label.text() == "finished"
+    # What was stepped through is now a recording: Home goes back to its first step.
+    press(window, loop, Qt.Key.Key_Home)
+    assert window.trace is not None
+    assert window.stepping.cursor == step_lines(window.trace)[0][0]
+
+
+@pytest.fixture
+def recording(window: MainWindow, tmp_path: Path) -> Trace:
+    path = tmp_path / "pc.loopscope"
+    save_native(recorded("producer-consumer"), str(path))
+    assert window.open_trace(str(path))
+    focus_timeline(window)
+    assert window.trace is not None
+    return window.trace
+
+
+def test_scrubbing_back_then_forward_returns_to_the_same_step(
+    window: MainWindow, loop: qasync.QEventLoop, recording: Trace
+) -> None:
+    steps = [seq for seq, _ in step_lines(recording)]
+    for _ in range(12):
+        press(window, loop, Qt.Key.Key_Right)
+    assert window.stepping.cursor == steps[11]
+    there = shown(window)
+    assert there[1] == dict(step_lines(recording))[steps[11]]
+    assert there[3] == last_running_line(recording, steps[11])
+    for _ in range(5):
+        press(window, loop, Qt.Key.Key_Left)
+    assert window.stepping.cursor == steps[6]
+    assert shown(window) != there
+    for _ in range(5):
+        press(window, loop, Qt.Key.Key_Right)
+    assert shown(window) == there
+
+    press(window, loop, Qt.Key.Key_End)
+    assert window.stepping.cursor == steps[-1]
+    press(window, loop, Qt.Key.Key_Home)
+    assert window.stepping.cursor == steps[0]
+    press(window, loop, Qt.Key.Key_Left)  # nothing before the first step
+    assert window.stepping.cursor == steps[0]
+
+
+def test_switch_and_io_keys_move_between_lanes_and_waits(
+    window: MainWindow, loop: qasync.QEventLoop, recording: Trace
+) -> None:
+    press(window, loop, Qt.Key.Key_T)
+    first = window.stepping.cursor
+    press(window, loop, Qt.Key.Key_T)
+    second = window.stepping.cursor
+    assert recording.code[first] == recording.code[second] == Code.RUNNING
+    assert recording.lane[first] != recording.lane[second]
+    press(window, loop, Qt.Key.Key_T, Qt.KeyboardModifier.ShiftModifier)
+    assert window.stepping.cursor == first
+
+
+def test_clicking_the_time_axis_puts_the_cursor_on_the_step_there(
+    window: MainWindow, loop: qasync.QEventLoop, recording: Trace
+) -> None:
+    steps = [seq for seq, _ in step_lines(recording)]
+    target = steps[len(steps) // 2]
+    primitives = window.timeline.primitives()
+    x = primitives.x_of(recording.ts[target]) + 0.5
+    QTest.mouseClick(window.timeline, Qt.MouseButton.LeftButton, pos=QPoint(
+        round(x), round(primitives.axis.y + primitives.axis.h / 2)))
+    cursor = window.stepping.cursor
+    # The last step at or before the time clicked: within the pixel clicked.
+    assert cursor in steps
+    assert abs(recording.ts[cursor] - recording.ts[target]) <= primitives.viewport.ns_per_px * 2
+    assert window.timeline.primitives().cursor_x is not None
+
+
+def test_continue_plays_a_recording_back_and_pause_stops_it(
+    window: MainWindow, loop: qasync.QEventLoop, recording: Trace
+) -> None:
+    window.narration.speed.setCurrentIndex(window.narration.speed.count() - 1)  # fastest
+    press(window, loop, Qt.Key.Key_C)
+    assert window.stepping.playing
+    run_until(loop, lambda: window.stepping.cursor >= 0, what="playback to move")
+    press(window, loop, Qt.Key.Key_P)
+    assert not window.stepping.playing
+    stopped_at = window.stepping.cursor
+    run_until(loop, lambda: True)
+    assert window.stepping.cursor == stopped_at
+
+
+def test_each_lane_state_at_the_cursor(sample_trace: Trace) -> None:
+    spans = derive_spans(sample_trace)
+    index = span_index(sample_trace, spans)
+    names = {info.name: info.id for info in sample_trace.lanes}
+    at_30 = states_at(index, None, list(names.values()), 30 * MS)
+    assert {name: at_30[lane] for name, lane in names.items()} == {
+        "event loop": Code.POLL, "fetch": Code.IO_WAIT, "nap": Code.SLEEPING,
+        "join": Code.BLOCKED,
+    }
+    vp = Viewport(start_ns=0, end_ns=100 * MS, width=1000, height=400, cursor_ns=30 * MS)
+    primitives = layout(sample_trace, spans, vp)
+    assert primitives.cursor_x == pytest.approx(primitives.x_of(30 * MS))
+    assert primitives.cursor_states == at_30
+    outside = layout(sample_trace, spans, Viewport(start_ns=40 * MS, end_ns=100 * MS,
+                                                   width=1000, height=400, cursor_ns=30 * MS))
+    assert outside.cursor_x is None

@@ -1,0 +1,442 @@
+"""Stepping in the app: a cursor that moves event by event, live or through a recording.
+
+`StepController` owns the cursor: the sequence number of the step the learner is looking at.
+Over a recording (or the part of a held run already received) it moves by itself, forwards and
+backwards; past the end of what a held run has sent it asks the run's `tracer.stepping.Stepper`
+for the next step, which lets the child go that far and holds it again. Step commands queue, so
+pressing N five times takes five steps even while the child is catching up. A recording can
+also play back, a step at a time at a chosen speed.
+
+`NarrationBar` shows the sentence `loopscope narrate` prints for the step at the cursor, with
+the playback speed beside it. `LaneLines` answers "which line is each lane at": the source of
+its last RUNNING event at or before the cursor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
+
+from tracer.events import CODE_NAMES, Code
+from tracer.narrate import describe, narration_line, time_prefix
+from tracer.stepping import RUN_CODES, StepKind, is_io_step, is_pause_mark, last_lane_ran
+from tracer.trace import Trace
+
+if TYPE_CHECKING:
+    from tracer.stepping import Stepper
+
+# Playback speeds offered, in steps per second.
+PLAY_SPEEDS = (1.0, 2.0, 5.0, 10.0, 30.0)
+DEFAULT_PLAY_SPEED = 2.0
+
+
+def is_step(trace: Trace, seq: int, kind: StepKind) -> bool:
+    """Whether event `seq` is a step of `kind`, as `Stepper.step(kind)` would stop at it."""
+    if is_pause_mark(trace, seq):
+        return False
+    if kind == "event":
+        return True
+    if describe(trace, seq) is None:
+        return False
+    if kind == "switch":
+        return trace.code[seq] in RUN_CODES and trace.lane[seq] != last_lane_ran(trace, seq)
+    if kind == "io":
+        return is_io_step(trace, seq)
+    return True
+
+
+def find_step(trace: Trace, start: int, stop: int, kind: StepKind) -> int | None:
+    """The first step of `kind` from `start` towards `stop` (exclusive; either direction)."""
+    direction = 1 if stop >= start else -1
+    for seq in range(start, stop, direction):
+        if is_step(trace, seq, kind):
+            return seq
+    return None
+
+
+def step_sentence(trace: Trace, seq: int) -> str:
+    """The narration line for `seq`; an event that is not a narrated step (a pause can hold
+    the child anywhere) still gets a plain line."""
+    line = narration_line(trace, seq)
+    if line is not None:
+        return line
+    code = trace.code[seq]
+    return (time_prefix(trace.ts[seq]) + f"{trace.lane_name(trace.lane[seq])}: "
+            f"{CODE_NAMES.get(code, str(code))}")
+
+
+class LaneLines:
+    """Per lane, the RUNNING events that name a source line, kept up to date as a trace grows."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self._scanned = 0
+        self._seqs: dict[int, list[int]] = {}
+
+    def _catch_up(self) -> None:
+        trace, start = self.trace, self._scanned
+        end = len(trace)
+        if end <= start:
+            return
+        code = np.frombuffer(trace.code, dtype=np.int8, count=end)[start:]
+        source = np.frombuffer(trace.source, dtype=np.int32, count=end)[start:]
+        for offset in np.nonzero((code == Code.RUNNING) & (source != 0))[0].tolist():
+            seq = start + offset
+            self._seqs.setdefault(trace.lane[seq], []).append(seq)
+        self._scanned = end
+
+    def at(self, cursor: int) -> list[tuple[int, int]]:
+        """(lane, seq of its last RUNNING event with a source) at or before `cursor`, the
+        lane that ran most recently first."""
+        self._catch_up()
+        found = []
+        for lane, seqs in self._seqs.items():
+            index = bisect.bisect_right(seqs, cursor) - 1
+            if index >= 0:
+                found.append((lane, seqs[index]))
+        found.sort(key=lambda pair: -pair[1])
+        return found
+
+
+@dataclass(frozen=True)
+class SourceAtCursor:
+    """What the source pane shows at the cursor."""
+
+    filename: str
+    line: int
+    lane: int  # the lane that ran last
+    faint: tuple[int, ...]  # the other lanes' lines in the same file
+
+
+class StepController(QObject):
+    """The cursor over one trace, and the live run's Stepper when the trace is still growing."""
+
+    moved = Signal()  # the cursor moved (or was cleared): show the step
+    changed = Signal()  # live state, playback or busyness changed: update the actions
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.trace: Trace | None = None
+        self.stepper: Stepper | None = None
+        self.cursor = -1
+        self.message = ""  # what the narration says when there is no step at the cursor
+        self._lines: LaneLines | None = None
+        self._queue: list[Callable[[], object]] = []
+        self._worker: asyncio.Task[None] | None = None
+        self.speed = DEFAULT_PLAY_SPEED
+        self._play = QTimer(self)
+        self._play.timeout.connect(self._play_tick)
+        self._set_interval()
+
+    # -- what is shown ------------------------------------------------------------------
+
+    def attach(self, trace: Trace | None, stepper: Stepper | None = None) -> None:
+        """A new trace on display: a recording (no stepper) or a live run's."""
+        self.stop_playing()
+        self._queue.clear()
+        self.trace, self.stepper, self.cursor = trace, stepper, -1
+        self._lines = LaneLines(trace) if trace is not None else None
+        held = stepper is not None and stepper.run.paused
+        self.message = "Held before the first step: press N or F10 to step" if held else ""
+        self.moved.emit()
+        self.changed.emit()
+
+    def run_ended(self) -> None:
+        """The live run ended: what it recorded becomes a recording to scrub."""
+        self.stepper = None
+        if self.cursor < 0:
+            self.message = ""
+        self.moved.emit()
+        self.changed.emit()
+
+    def _live_state(self) -> str | None:
+        """The Stepper's state; "starting" until the child is up; None without a run."""
+        if self.stepper is None:
+            return None
+        try:
+            return self.stepper.state
+        except RuntimeError:  # the Run has not started its child yet
+            return "starting"
+
+    @property
+    def live(self) -> bool:
+        return self._live_state() not in (None, "ended")
+
+    @property
+    def held(self) -> bool:
+        return self._live_state() == "held"
+
+    @property
+    def busy(self) -> bool:
+        """Steps are queued or a command is on its way to the child."""
+        return bool(self._queue) or (self._worker is not None and not self._worker.done())
+
+    @property
+    def playing(self) -> bool:
+        return self._play.isActive()
+
+    @property
+    def can_scrub(self) -> bool:
+        """The cursor can move through recorded events: a recording, or a held run."""
+        return self.trace is not None and len(self.trace) > 0 and (
+            self.stepper is None or self.held)
+
+    def narration(self) -> str:
+        if self.trace is None or not 0 <= self.cursor < len(self.trace):
+            return self.message
+        return step_sentence(self.trace, self.cursor)
+
+    def cursor_ns(self) -> float | None:
+        if self.trace is None or not 0 <= self.cursor < len(self.trace):
+            return None
+        return float(self.trace.ts[self.cursor])
+
+    def source_at_cursor(self) -> SourceAtCursor | None:
+        trace, lines = self.trace, self._lines
+        if trace is None or lines is None or self.cursor < 0:
+            return None
+        at = lines.at(self.cursor)
+        if not at:
+            return None
+        lane, seq = at[0]
+        filename, line, _ = trace.sources[trace.source[seq]]
+        faint = tuple(trace.sources[trace.source[other]][1] for _, other in at[1:]
+                      if trace.sources[trace.source[other]][0] == filename)
+        return SourceAtCursor(filename, line, lane, faint)
+
+    # -- moving the cursor ----------------------------------------------------------------
+
+    def step(self, kind: StepKind = "step") -> None:
+        """The next step of `kind`: within what was recorded, else from the held child."""
+        self.stop_playing()
+        self._enqueue(lambda: self._forward(kind))
+
+    def step_back(self, kind: StepKind = "step") -> None:
+        self.stop_playing()
+        self._enqueue(lambda: self._backward(kind))
+
+    def first(self) -> None:
+        self.stop_playing()
+        self._enqueue(self._first)
+
+    def last(self) -> None:
+        """The last step received (a held run: where the child is held)."""
+        self.stop_playing()
+        self._enqueue(self._last)
+
+    def seek_time(self, ns: float) -> None:
+        """The last step at or before `ns` (the first step when `ns` is before it)."""
+        trace = self.trace
+        if trace is None or not self.can_scrub or self.busy:
+            return
+        self.stop_playing()
+        limit = self._known_end()
+        stop = bisect.bisect_right(trace.ts, int(ns), 0, limit)
+        found = find_step(trace, stop - 1, -1, "step")
+        if found is None:
+            found = find_step(trace, 0, limit, "step")
+        if found is not None:
+            self._move(found)
+
+    def pause(self) -> None:
+        """Playback stops; a live run that runs freely is held at its next event."""
+        if self.playing:
+            self.stop_playing()
+            return
+        if self._live_state() in ("running", "starting"):
+            self._enqueue(self._pause_live)
+
+    def continue_(self) -> None:
+        """A live run goes on at full speed; a recording plays back from the cursor."""
+        if self.stepper is not None:
+            if self.live:
+                self._queue.clear()
+                self._enqueue(self._resume_live)
+            return
+        if self.can_scrub and not self.playing:
+            self._play.start()
+            self.changed.emit()
+
+    def stop_playing(self) -> None:
+        if self._play.isActive():
+            self._play.stop()
+            self.changed.emit()
+
+    def set_speed(self, steps_per_second: float) -> None:
+        self.speed = max(steps_per_second, 0.1)
+        self._set_interval()
+
+    # -- inside ---------------------------------------------------------------------------
+
+    def _set_interval(self) -> None:
+        self._play.setInterval(max(int(1000 / self.speed), 1))
+
+    def _play_tick(self) -> None:
+        trace = self.trace
+        if trace is None or self.busy:
+            return
+        found = find_step(trace, self.cursor + 1, len(trace), "step")
+        if found is None:
+            self.stop_playing()
+            return
+        self._move(found)
+
+    def _known_end(self) -> int:
+        """Events the cursor may move over: all of a recording; of a held run, those up to
+        the Stepper's position (later ones may still change how a step is narrated)."""
+        assert self.trace is not None
+        if not self.live:
+            return len(self.trace)
+        assert self.stepper is not None
+        return self.stepper.position + 1
+
+    def _move(self, seq: int) -> None:
+        self.cursor = seq
+        self.message = ""
+        self.moved.emit()
+
+    def _enqueue(self, command: Callable[[], object]) -> None:
+        """Runs a command now, or after those still waiting for the child."""
+        if self.trace is None:
+            return
+        if self.busy:
+            self._queue.append(command)
+            return
+        outcome = command()
+        if isinstance(outcome, Coroutine):
+            self._worker = asyncio.ensure_future(self._work(outcome))
+            self.changed.emit()
+
+    async def _work(self, first: Coroutine[object, object, None]) -> None:
+        try:
+            await first
+            while self._queue:
+                outcome = self._queue.pop(0)()
+                if isinstance(outcome, Coroutine):
+                    await outcome
+        finally:
+            self._queue.clear()
+            self.changed.emit()
+
+    def _forward_recorded(self, kind: StepKind) -> bool:
+        """Moves to the next step of `kind` among the events already known; False if none."""
+        trace = self.trace
+        if trace is None:
+            return False
+        found = find_step(trace, self.cursor + 1, self._known_end(), kind)
+        if found is not None:
+            self._move(found)
+        return found is not None
+
+    def _forward(self, kind: StepKind) -> Coroutine[object, object, None] | None:
+        """Moves at once when the step is recorded; else the coroutine that asks the child."""
+        if self._forward_recorded(kind) or self.stepper is None:
+            return None
+        return self._forward_live(kind)
+
+    async def _forward_live(self, kind: StepKind) -> None:
+        stepper = self.stepper
+        if not await self._started() or stepper is None or stepper.ended:
+            return
+        if stepper.position != self.cursor:
+            # The cursor was behind the child: go on from where the child is held.
+            self.cursor = stepper.position
+        self.changed.emit()
+        position = await stepper.step(kind)
+        if position is None:
+            self.message = "The run has ended"
+            self.changed.emit()
+            return
+        self._move(position)
+        self.changed.emit()
+
+    def _backward(self, kind: StepKind) -> None:
+        trace = self.trace
+        if trace is None or self.cursor <= 0:
+            return
+        found = find_step(trace, self.cursor - 1, -1, kind)
+        if found is not None:
+            self._move(found)
+
+    def _first(self) -> None:
+        trace = self.trace
+        if trace is None:
+            return
+        found = find_step(trace, 0, self._known_end(), "step")
+        if found is not None:
+            self._move(found)
+
+    def _last(self) -> None:
+        trace = self.trace
+        if trace is None:
+            return
+        found = find_step(trace, self._known_end() - 1, -1, "step")
+        if found is not None:
+            self._move(found)
+
+    async def _started(self) -> bool:
+        """Waits until the live run's child is up; False if the run went away first."""
+        while self._live_state() == "starting":
+            await asyncio.sleep(0.01)
+        return self.stepper is not None
+
+    async def _pause_live(self) -> None:
+        stepper = self.stepper
+        if not await self._started() or stepper is None or stepper.ended:
+            return
+        position = await stepper.pause()
+        self.changed.emit()
+        if position >= 0:
+            self._move(position)
+
+    async def _resume_live(self) -> None:
+        stepper = self.stepper
+        if not await self._started() or stepper is None or stepper.ended:
+            return
+        await stepper.resume()
+        self.cursor = -1
+        self.message = "Running… (Pause: P or F7)"
+        self.moved.emit()
+        self.changed.emit()
+
+
+class NarrationBar(QWidget):
+    """One line saying what just happened, and the playback speed."""
+
+    speed_chosen = Signal(float)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.position_label = QLabel()
+        self.position_label.setMinimumWidth(90)
+        self.sentence = QLabel()
+        self.sentence.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.sentence.setTextFormat(Qt.TextFormat.PlainText)
+        font = self.sentence.font()
+        font.setPointSizeF(font.pointSizeF() * 1.1)
+        self.sentence.setFont(font)
+        self.speed = QComboBox()
+        self.speed.setToolTip("Playback speed (Continue plays a recording back)")
+        for steps in PLAY_SPEEDS:
+            self.speed.addItem(f"{steps:g} step/s" if steps == 1 else f"{steps:g} steps/s",
+                               steps)
+        self.speed.setCurrentIndex(PLAY_SPEEDS.index(DEFAULT_PLAY_SPEED))
+        self.speed.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.speed.currentIndexChanged.connect(
+            lambda index: self.speed_chosen.emit(float(self.speed.itemData(index))))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 3, 8, 3)
+        layout.addWidget(self.position_label)
+        layout.addWidget(self.sentence, 1)
+        layout.addWidget(self.speed)
+
+    def show_step(self, sentence: str, position: str) -> None:
+        self.sentence.setText(sentence)
+        self.position_label.setText(position)
