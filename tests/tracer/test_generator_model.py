@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 import textwrap
 from pathlib import Path
@@ -263,4 +264,87 @@ def test_a_long_send_loop_records_every_hand_off(program_module: Any) -> None:
     assert states[-4:] == [
         ("blocked", "main", "doubler"), ("running", "doubler", None),
         ("blocked", "doubler", "main"), ("running", "main", None),
+    ]
+
+
+def test_a_generator_suspended_before_the_run_is_not_a_lane(program_module: Any) -> None:
+    # In one process an earlier run can leave program generators suspended in reference
+    # cycles; the collector then closes them whenever it happens to run -- in the middle of a
+    # later run, from whatever frame is executing (an importlib one, say). Those throws are
+    # not hand-offs of the program being traced, and must not become its lanes (nor name its
+    # main lane after the frame the collection interrupted).
+    leftovers = program_module("leftovers", """
+        def echo():
+            try:
+                while True:
+                    yield "ready"
+            finally:
+                pass
+
+        def leave_suspended():
+            generator = echo()
+            next(generator)
+            cycle = [generator]
+            cycle.append(cycle)
+    """)
+    module = program_module("collects_leftovers", """
+        import gc
+
+        def numbers():
+            yield 1
+
+        gc.collect()  # the collector running while the module is imported under tracing
+
+        def main():
+            for _ in numbers():
+                pass
+    """)
+    gc.disable()  # the leftover must still be there when the traced program collects
+    try:
+        __import__(leftovers).leave_suspended()
+        trace = record(module)
+    finally:
+        gc.enable()
+    assert [(lane.name, lane.kind) for lane in trace.lanes] == [
+        ("main", "main"), ("numbers", "generator")]
+    assert rows(trace, ("switch", "end")) == [
+        ("switch", "main", "numbers", {"via": "next"}),
+        ("switch", "numbers", "main", {"via": "yield", "value": "1"}),
+        ("switch", "main", "numbers", {"via": "next"}),
+        ("end", "numbers", None, {"result": "None"}),
+        ("end", "main", None, {"result": "None"}),
+    ]
+
+
+def test_a_throw_caught_by_looping_back_to_the_same_yield_keeps_the_lane(
+        program_module: Any) -> None:
+    # The generator yields again at the very instruction it was thrown into; on 3.11 that
+    # must not read as the exception leaving the frame (which would end the lane).
+    module = program_module("catching", """
+        def echo():
+            reply = None
+            while True:
+                try:
+                    item = yield reply
+                except KeyError as error:
+                    reply = f"caught {error}"
+                    continue
+                reply = item
+
+        def main():
+            worker = echo()
+            next(worker)
+            worker.throw(KeyError("k"))
+            worker.send(1)
+    """)
+    trace = record(module)
+    assert rows(trace, ("switch", "end")) == [
+        ("switch", "main", "echo", {"via": "next"}),
+        ("switch", "echo", "main", {"via": "yield", "value": "None"}),
+        ("switch", "main", "echo", {"via": "throw"}),
+        ("switch", "echo", "main", {"via": "yield", "value": "\"caught 'k'\""}),
+        ("switch", "main", "echo", {"via": "send", "value": "1"}),
+        ("switch", "echo", "main", {"via": "yield", "value": "1"}),
+        ("end", "echo", None, {"result": "never finished"}),
+        ("end", "main", None, {"result": "None"}),
     ]

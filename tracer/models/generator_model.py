@@ -205,6 +205,7 @@ class GeneratorTracer:
         self._name_counts: dict[str, int] = {}
         self._call_sites: dict[tuple[CodeType, int], CallSite] = {}
         self._sources_at: dict[tuple[CodeType, int], int] = {}
+        self._start_offsets: dict[CodeType, int] = {}
         # The last non-generator frame that drove a generator, and its lane: a loop driving
         # a generator asks about the same frame every time.
         self._last_caller: FrameType | None = None
@@ -251,6 +252,24 @@ class GeneratorTracer:
         self._last_caller, self._last_driver = immediate, lane
         return lane, immediate
 
+    def _ran_before_tracing(self, frame: FrameType) -> bool:
+        """Whether a generator frame that is not a lane is past its start: it began running
+        before this tracer was installed (left over by earlier code in the same process).
+
+        Its resumes are not the traced program's hand-offs, and neither is its close: the
+        collector finalises such leftovers whenever it happens to run, from whatever frame is
+        executing (an importlib one, while the program's module is imported), which would
+        otherwise become its driver and name the main lane.
+        """
+        code = frame.f_code
+        start = self._start_offsets.get(code)
+        if start is None:
+            # RESUME 0 is where a generator starts; a throw into one that has not started
+            # comes at an earlier offset, any resume or throw after a yield at a later one.
+            start = self._start_offsets[code] = next(
+                (i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"), 0)
+        return frame.f_lasti > start
+
     def _spawn_generator(self, frame: FrameType, driver: int) -> int:
         code = frame.f_code
         base = code.co_name
@@ -288,10 +307,15 @@ class GeneratorTracer:
 
     # -- hand-offs --------------------------------------------------------------------------
 
-    def resumed(self, frame: FrameType, via: str | None = None) -> None:
-        """The generator whose frame this is starts or resumes running (the general case)."""
-        driver, driver_frame = self._driver_of(frame)
+    def resumed(self, frame: FrameType, via: str | None = None) -> bool:
+        """The generator whose frame this is starts or resumes running (the general case).
+
+        False when the frame is not followed: a generator this tracer did not see start.
+        """
         lane = self.lanes.get(frame)
+        if lane is None and self._ran_before_tracing(frame):
+            return False
+        driver, driver_frame = self._driver_of(frame)
         if lane is None:
             lane = self._spawn_generator(frame, driver)
         value: Any = _MISSING
@@ -333,6 +357,7 @@ class GeneratorTracer:
         recorder.handoff(driver, lane, detail, Code.BLOCKED, self._blocked_detail(lane),
                          self.resume_source(lane, frame))
         recorder.current = lane
+        return True
 
     def value_detail(self, value: object, via: str, cache: list[ValueCache], lane: int) -> int:
         """The detail index of a switch handing `value` over; remembered for the next one."""
@@ -683,7 +708,10 @@ class SettraceBackend:
                     recorder.current = driver
                     return local
                 error = errors.pop(frame, None)
-                if error is not None and error[1] != frame.f_lasti:
+                # An exception leaving the frame reports 'return' with no value; a value means
+                # the generator caught it and got back to a yield, possibly the very one it was
+                # thrown into (a handler that loops).
+                if error is not None and (error[1] != frame.f_lasti or arg is not None):
                     error = None if opcode in (yield_op, return_op) else error
                 if error is None and opcode == yield_op:
                     tracer.yielded(frame, arg)
@@ -739,8 +767,7 @@ class SettraceBackend:
                 generator_codes[code] = code.co_code
             frame.f_trace_lines = False
             errors.pop(frame, None)
-            tracer.resumed(frame)
-            return local
+            return local if tracer.resumed(frame) else None
 
         self._previous = sys.gettrace()
         handoffs = c_handoffs(recorder)
