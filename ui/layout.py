@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
+import numpy.ma  # np.unique imports it on first use: 15-20 ms inside the first live frame
 import numpy.typing as npt
 
 from tracer.events import STATE_NAMES, Code, LaneKind
@@ -81,6 +82,7 @@ class Viewport:
     legend_height: float = 28.0
     scroll_y: float = 0.0  # pixels of lane rows scrolled off the top
     selected_span: int = -1
+    cursor_ns: float | None = None  # the stepping cursor's time, when there is one
     title: str = ""
     subtitle: str = ""
     max_arrows: int = 3000
@@ -227,6 +229,10 @@ class Primitives:
     highlight: Box | None  # the selected span, at least a pixel wide
     now_x: float | None  # the live edge, when a live trace's end is in view
     message: str  # shown when there is nothing to draw
+    cursor_x: float | None = None  # the stepping cursor, when it is in view
+    # Each visible lane's state at the cursor (lanes not yet spawned or already ended have
+    # none), so the labels column can name what every lane is doing at that instant.
+    cursor_states: dict[int, int] = field(default_factory=dict)
 
     def x_of(self, ns: float) -> float:
         vp = self.viewport
@@ -569,10 +575,7 @@ def layout(
     frame = _Frame(vp, plot, vp.start_ns, vp.end_ns, math.floor(vp.start_ns),
                    math.ceil(vp.end_ns), ns_per_px, columns, np.floor(edge_ns).astype(np.int64))
     strips = np.full((len(visible), columns), -1, dtype=np.int8)
-    for row_number, row in enumerate(visible):
-        lane_columns = index.lanes.get(row.lane)
-        if lane_columns is not None and len(lane_columns):
-            _lay_out_lane(frame, row, lane_columns, strips[row_number])
+    _lay_out_lanes(frame, visible, index, strips)
 
     now_ns = trace.duration_ns
     open_states: set[int] = set()
@@ -591,45 +594,133 @@ def layout(
     if builder is not None and vp.start_ns <= now_ns <= vp.end_ns:
         now_x = plot.x + (now_ns - vp.start_ns) / ns_per_px
     message = "" if order else "No events yet"
+    cursor_x = None
+    cursor_states: dict[int, int] = {}
+    if vp.cursor_ns is not None:
+        cursor_states = states_at(index, builder, [row.lane for row in visible], vp.cursor_ns)
+        if vp.start_ns <= vp.cursor_ns <= vp.end_ns:
+            cursor_x = plot.x + (vp.cursor_ns - vp.start_ns) / ns_per_px
     return Primitives(
         viewport=vp, header=header, axis=axis, labels=labels, plot=plot, legend_box=legend_box,
         lanes=visible, lane_count=len(order), content_height=content_height, rects=rects,
         merged_from=len(exact), strips=strips, strip_rows=visible, arrows=arrows,
         arrows_hidden=arrows_hidden, markers=markers, ticks=ticks, axis_note=axis_note,
         legend=legend, title=vp.title, subtitle=vp.subtitle, highlight=highlight, now_x=now_x,
-        message=message,
+        message=message, cursor_x=cursor_x, cursor_states=cursor_states,
     )
 
 
-def _lay_out_lane(
-    frame: _Frame, row: LaneRow, lane: _LaneColumns, strip: npt.NDArray[np.int8]
+def states_at(index: SpanIndex, builder: SpanBuilder | None, lanes: Sequence[int],
+              ns: float) -> dict[int, int]:
+    """The state each lane is in at time `ns`: the closed span that covers it (the later
+    one where two meet), else the lane's open span when it had begun by then."""
+    states: dict[int, int] = {}
+    at = math.floor(ns)
+    for lane in lanes:
+        columns = index.lanes.get(lane)
+        if columns is not None and len(columns):
+            starts = columns.start.view
+            found = int(np.searchsorted(starts, at, side="right")) - 1
+            if found >= 0 and at <= int(columns.end.view[found]):
+                states[lane] = int(columns.state.view[found])
+                continue
+        if builder is not None:
+            open_span = builder.open_span(lane)
+            if open_span is not None and open_span[1] <= at:
+                states[lane] = open_span[0]
+    return states
+
+
+def _lay_out_lanes(
+    frame: _Frame, visible: Sequence[LaneRow], index: SpanIndex, strips: npt.NDArray[np.int8]
 ) -> None:
-    starts, ends = lane.start.view, lane.end.view
-    first = int(_first_overlapping(starts, ends, frame.first_ns))
-    stop = int(np.searchsorted(starts, frame.last_ns, side="left"))
-    if stop <= first:
-        return
-    start = starts[first:stop]
-    end = ends[first:stop]
+    """Every visible lane's spans in view: the wide ones of all lanes at once (a frame's
+    numpy calls, not a lane's, set its cost), then the narrow ones merged lane by lane."""
+    in_view: list[tuple[int, LaneRow, _LaneColumns, int, int]] = []
+    for row_number, row in enumerate(visible):
+        lane = index.lanes.get(row.lane)
+        if lane is None or not len(lane):
+            continue
+        starts = lane.start.view
+        first = int(_first_overlapping(starts, lane.end.view, frame.first_ns))
+        stop = int(starts.searchsorted(frame.last_ns, side="left"))
+        if stop > first:
+            in_view.append((row_number, row, lane, first, stop))
+    # Lanes with few spans in view go together; a lane with many goes alone, as a view of its
+    # columns, since copying them together would cost more than the calls it saves. Row
+    # order is kept, so the rectangles come out lane by lane as before.
+    group: list[tuple[int, LaneRow, _LaneColumns, int, int]] = []
+    for lane_in_view in in_view:
+        _, _, _, first, stop = lane_in_view
+        if stop - first > _GROUPED_SPANS:
+            if group:
+                _lay_out_group(frame, group, strips)
+                group = []
+            _lay_out_group(frame, [lane_in_view], strips)
+        else:
+            group.append(lane_in_view)
+    if group:
+        _lay_out_group(frame, group, strips)
+
+
+# A lane with at most this many spans in view is laid out together with its neighbours.
+_GROUPED_SPANS = 512
+
+
+def _lay_out_group(
+    frame: _Frame, in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]],
+    strips: npt.NDArray[np.int8],
+) -> None:
+    def gathered(column: str) -> np.ndarray:
+        if len(in_view) == 1:
+            _, _, lane, first, stop = in_view[0]
+            view: np.ndarray = getattr(lane, column).view[first:stop]
+            return view
+        return np.concatenate([getattr(lane, column).view[first:stop]
+                               for _, _, lane, first, stop in in_view])
+
+    start, end = gathered("start"), gathered("end")
+    counts = [stop - first for _, _, _, first, stop in in_view]
+    bands = [state_band(row, frame.vp) for _, row, _, _, _ in in_view]
     npp = frame.ns_per_px
     plot = frame.plot
-    y, h = state_band(row, frame.vp)
-
     # Durations are whole ns, so "< ceil(npp)" is "< npp" without a float copy of the column.
-    narrow = lane.duration.view[first:stop] < math.ceil(npp)
-    wide = np.nonzero(~narrow)[0]
+    narrow = gathered("duration") < math.ceil(npp)
+    wide = (~narrow).nonzero()[0]
     if len(wide):
         left = np.maximum(start[wide], frame.t0)
         right = np.minimum(end[wide], frame.t1)
-        wide, left, right = wide[right > left], left[right > left], right[right > left]
+        shown = right > left
+        wide, left, right = wide[shown], left[shown], right[shown]
         x = plot.x + (left - frame.t0) / npp
         frame.rects.append(Rects(
-            x=x, y=np.full(len(wide), y), w=plot.x + (right - frame.t0) / npp - x,
-            h=np.full(len(wide), h), state=lane.state.view[first:stop][wide],
-            span=lane.index.view[first:stop][wide], lane=np.full(len(wide), row.lane),
+            x=x, y=np.repeat(np.array([y for y, _ in bands]), counts)[wide],
+            w=plot.x + (right - frame.t0) / npp - x,
+            h=np.repeat(np.array([h for _, h in bands]), counts)[wide],
+            state=gathered("state")[wide], span=gathered("index")[wide],
+            lane=np.repeat(np.array([row.lane for _, row, _, _, _ in in_view],
+                                    dtype=np.int64), counts)[wide],
         ))
     if frame.columns == 0 or len(wide) == len(narrow):
         return
+    offset = 0
+    for (row_number, row, lane, first, stop), count, band in zip(in_view, counts, bands,
+                                                                   strict=True):
+        part = slice(offset, offset + count)
+        offset += count
+        if narrow[part].any():
+            _merge_narrow(frame, row, band, lane, first, stop, start[part], end[part],
+                          narrow[part], strips[row_number])
+
+
+def _merge_narrow(
+    frame: _Frame, row: LaneRow, band: tuple[float, float], lane: _LaneColumns, first: int,
+    stop: int, start: IntArray, end: IntArray, narrow: npt.NDArray[np.bool_],
+    strip: npt.NDArray[np.int8],
+) -> None:
+    """One lane's pixel columns holding a narrow span, as runs of merged rectangles."""
+    plot = frame.plot
+    y, h = band
     if stop - first > frame.columns // 4:
         column, lo, hi = _touched_columns_dense(frame, lane, first, stop, narrow)
     else:
@@ -639,19 +730,26 @@ def _lay_out_lane(
         return
     strip[column] = state
     # Runs of adjacent columns with the same state become one rectangle.
-    breaks = np.nonzero((np.diff(column) != 1) | (np.diff(state) != 0))[0] + 1
+    breaks = ((column[1:] - column[:-1] != 1) | (state[1:] != state[:-1])).nonzero()[0] + 1
     run_start = np.concatenate(([0], breaks))
     run_stop = np.concatenate((breaks, [len(column)]))
     count = len(run_start)
     frame.merged.append(Rects(
         x=plot.x + column[run_start].astype(np.float64),
-        y=np.full(count, y),
+        y=_filled(count, y),
         w=(column[run_stop - 1] - column[run_start] + 1).astype(np.float64),
-        h=np.full(count, h),
+        h=_filled(count, h),
         state=state[run_start],
-        span=np.full(count, MERGED_SPAN, dtype=np.int64),
-        lane=np.full(count, row.lane, dtype=np.int64),
+        span=_filled(count, MERGED_SPAN, np.int64),
+        lane=_filled(count, row.lane, np.int64),
     ))
+
+
+def _filled(count: int, value: float, dtype: type[np.generic] = np.float64) -> np.ndarray:
+    """np.full without its Python-level overhead, which dominates for a lane's few values."""
+    filled = np.empty(count, dtype=dtype)
+    filled.fill(value)
+    return filled
 
 
 def _top_states(
@@ -704,8 +802,8 @@ def _touched_columns_sparse(
     begin_col = _column_of(frame, start[narrow_at], inclusive=True)
     # A span ending exactly on a column's left edge does not reach into that column.
     end_col = np.maximum(_column_of(frame, end[narrow_at], inclusive=False), begin_col)
-    touched[np.clip(begin_col, 0, last_column)] = True
-    touched[np.clip(end_col, 0, last_column)] = True
+    touched[_clamp(begin_col, 0, last_column)] = True
+    touched[_clamp(end_col, 0, last_column)] = True
     column = np.nonzero(touched)[0]
     edges = frame.edges
     lo = _first_overlapping(lane.start.view, lane.end.view, edges[column])
@@ -722,9 +820,9 @@ def _column_of(frame: _Frame, ns: IntArray, *, inclusive: bool) -> IntArray:
     """
     edges = frame.edges
     guess = np.floor((ns - frame.t0) / frame.ns_per_px).astype(np.int64)
-    guess = np.clip(guess, -1, frame.columns)
-    lower = edges[np.clip(guess, 0, frame.columns)]
-    upper = edges[np.clip(guess + 1, 0, frame.columns)]
+    guess = _clamp(guess, -1, frame.columns)
+    lower = edges[_clamp(guess, 0, frame.columns)]
+    upper = edges[_clamp(guess + 1, 0, frame.columns)]
     if inclusive:
         too_far = (ns < lower) & (guess >= 0)
         too_near = (ns >= upper) & (guess < frame.columns)
@@ -735,11 +833,17 @@ def _column_of(frame: _Frame, ns: IntArray, *, inclusive: bool) -> IntArray:
     return column
 
 
+def _clamp(values: IntArray, low: int, high: int) -> IntArray:
+    """np.clip for int arrays without its per-call dtype checks, which cost more than the
+    clipping itself on the few dozen values a lane has in view."""
+    clamped: IntArray = np.minimum(np.maximum(values, low), high)
+    return clamped
+
+
 def _first_overlapping(starts: IntArray, ends: IntArray, at: IntArray | int) -> IntArray:
     """The first span (of a lane's sorted, disjoint spans) that ends after `at` or starts at or
     after it, so that a zero-length span sitting on `at` counts as overlapping."""
-    return np.minimum(np.searchsorted(ends, at, side="right"),
-                      np.searchsorted(starts, at, side="left"))
+    return np.minimum(ends.searchsorted(at, side="right"), starts.searchsorted(at, side="left"))
 
 
 def _open_span_rects(
@@ -818,16 +922,14 @@ def _arrows(
         return [], len(at)
     seq = index.arrow_seq.view[seen]
     pad = min(frame.vp.row_padding, lane_height / 4)
-    arrows = []
-    for i, arrow_x in zip(at.tolist(), x.tolist(), strict=True):
-        from_y, to_y = float(y_from[i]), float(y_to[i])
-        # The shaft starts mid-row; the head touches the edge of the target's state band
-        # that faces the source.
-        arrows.append(Arrow(
-            arrow_x, from_y + lane_height / 2,
-            to_y + (pad if to_y > from_y else lane_height - pad),
-            ARROW_KINDS[int(kind[i])], int(seq[i]), int(source[i]), int(target[i]),
-        ))
+    from_y, to_y = y_from[at], y_to[at]
+    # The shaft starts mid-row; the head touches the edge of the target's state band that
+    # faces the source. Built column-wise: a Python step per arrow would cost more than
+    # drawing it when there are thousands.
+    head_y = to_y + np.where(to_y > from_y, pad, lane_height - pad)
+    kinds = [ARROW_KINDS[k] for k in kind[at].tolist()]
+    arrows = list(map(Arrow, x.tolist(), (from_y + lane_height / 2).tolist(), head_y.tolist(),
+                      kinds, seq[at].tolist(), source[at].tolist(), target[at].tolist()))
     return arrows, 0
 
 
@@ -943,6 +1045,7 @@ __all__ = [
     "span_at",
     "span_index",
     "state_band",
+    "states_at",
     "time_ticks",
 ]
 

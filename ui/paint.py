@@ -7,25 +7,31 @@ image, one row per lane. Everything is sized in pixels, so every device looks th
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt
+from PySide6.QtCore import QByteArray, QDataStream, QLineF, QPointF, QRect, QRectF, Qt
 from PySide6.QtGui import (
     QBrush,
     QColor,
     QFont,
     QFontMetricsF,
     QImage,
+    QPaintEngine,
     QPainter,
     QPainterPath,
     QPen,
     QPolygonF,
+    QTransform,
 )
 
+from tracer.events import STATE_NAMES
 from tracer.trace import Trace
 from ui.layout import (
     ARROW_KINDS,
+    Box,
     LaneRow,
     LegendEntry,
     Primitives,
@@ -36,10 +42,16 @@ from ui.theme import Theme
 
 # Above this many merged runs, an image per lane row is cheaper than one rectangle each.
 MERGED_RUNS_AS_IMAGE = 2000
+# Exact rectangles are drawn as images too when there are more than this many, and more than
+# one for every hundred cells of the image (one rectangle costs about as much to draw as a
+# hundred cells to blit).
+EXACT_RECTS_AS_IMAGE = 300
+IMAGE_CELLS_PER_RECT = 0.01
 ARROW_HEAD = 7.0
 # Above this many instant markers, draw them as plain ticks.
 DENSE_MARKERS = 300
 FINE_ARROWS = 80
+HEADS_PER_PATH = 64
 LABEL_INSET = 10.0
 
 
@@ -137,6 +149,7 @@ def paint(painter: QPainter, primitives: Primitives, theme: Theme) -> None:
         _paint_markers(painter, primitives, ink)
         _paint_arrows(painter, primitives, ink)
         _paint_highlight_and_now(painter, primitives, ink)
+        _paint_cursor_spans(painter, primitives, ink)
         painter.restore()
 
         _paint_labels(painter, primitives, ink)
@@ -144,6 +157,7 @@ def paint(painter: QPainter, primitives: Primitives, theme: Theme) -> None:
         _paint_header(painter, primitives, ink)
         _paint_legend(painter, primitives, ink)
         _paint_notes(painter, primitives, ink)
+        _paint_cursor_line(painter, primitives, ink)
     finally:
         painter.restore()
 
@@ -151,7 +165,7 @@ def paint(painter: QPainter, primitives: Primitives, theme: Theme) -> None:
 def _rect_list(rects: Rects, which: np.ndarray) -> list[QRectF]:
     # Narrower than a pixel still shows as one pixel.
     x, y, w, h = rects.x[which], rects.y[which], np.maximum(rects.w[which], 1.0), rects.h[which]
-    return [QRectF(*r) for r in zip(x.tolist(), y.tolist(), w.tolist(), h.tolist(), strict=True)]
+    return list(map(QRectF, x.tolist(), y.tolist(), w.tolist(), h.tolist()))
 
 
 def _paint_rows(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
@@ -184,22 +198,78 @@ def _paint_rects(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     rects = primitives.rects
     painter.setPen(Qt.PenStyle.NoPen)
     merged_from = primitives.merged_from
-    exact_state = rects.state[:merged_from]
-    for code in np.unique(exact_state).tolist():
-        painter.setBrush(ink.states.get(code, ink.text_dim))
-        painter.drawRects(_rect_list(rects, np.nonzero(exact_state == code)[0]))
+    if merged_from > max(EXACT_RECTS_AS_IMAGE, primitives.strips.size * IMAGE_CELLS_PER_RECT) \
+            and _is_raster(painter):
+        # More rectangles than drawing them one by one is worth (in a live view of a dense
+        # run, tens of thousands): the same pixels, rounded as the raster engine rounds a
+        # rectangle, as one image row per lane.
+        _blit_strips(painter, primitives, ink, _strips_with_exact_rects(primitives))
+        return
+    _paint_rects_by_state(painter, rects, np.arange(merged_from), ink)
     merged_count = len(rects) - merged_from
     if merged_count > MERGED_RUNS_AS_IMAGE:
         _blit_strips(painter, primitives, ink)
         return
-    merged_state = rects.state[merged_from:]
-    for code in np.unique(merged_state).tolist():
-        painter.setBrush(ink.states.get(code, ink.text_dim))
-        painter.drawRects(_rect_list(rects, np.nonzero(merged_state == code)[0] + merged_from))
+    _paint_rects_by_state(painter, rects, np.arange(merged_from, len(rects)), ink)
 
 
-def _blit_strips(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
-    strips = primitives.strips
+def _paint_rects_by_state(painter: QPainter, rects: Rects, which: np.ndarray, ink: _Ink
+                          ) -> None:
+    """One drawRects call per state colour, in state order. The rectangles are made in one
+    pass, sorted by state (stably, so each colour keeps its order), and sliced per colour."""
+    if not len(which):
+        return
+    state = rects.state[which]
+    order = np.argsort(state, kind="stable")
+    ordered = _rect_list(rects, which[order])
+    state = state[order]
+    bounds = np.flatnonzero(np.diff(state)) + 1
+    starts = [0, *bounds.tolist()]
+    stops = [*bounds.tolist(), len(ordered)]
+    for start, stop in zip(starts, stops, strict=True):
+        painter.setBrush(ink.states.get(int(state[start]), ink.text_dim))
+        painter.drawRects(ordered[start:stop])
+
+
+def _strips_with_exact_rects(primitives: Primitives) -> np.ndarray:
+    """The merged-column grid with the exact rectangles rasterised under it: each covers the
+    plot columns whose pixels a non-antialiased fill of it would (edges rounded half up),
+    later state codes over earlier ones and merged runs over all, as drawn one by one."""
+    merged = primitives.strips
+    rows, columns = merged.shape
+    # One column more than the merged runs have: a plot that starts part-way into a pixel
+    # ends part-way into one, and the rectangles reach into it (the plot clip trims it).
+    columns += 1
+    grid = np.full((rows, columns), -1, dtype=merged.dtype)
+    rects = primitives.rects
+    exact = np.argsort(rects.state[: primitives.merged_from], kind="stable")
+    lanes = rects.lane[exact]
+    row_of_lane = np.full(int(lanes.max(initial=0)) + 1, -1, dtype=np.int64)
+    for number, strip_row in enumerate(primitives.strip_rows):
+        if strip_row.lane < len(row_of_lane):
+            row_of_lane[strip_row.lane] = number
+    row = row_of_lane[lanes]
+    # Plot column k is drawn on the device pixel whose centre falls in [plot.x + k, +1).
+    offset = math.ceil(primitives.plot.x - 0.5)
+    x = rects.x[exact]
+    left = np.clip(np.floor(x + 0.5).astype(np.int64) - offset, 0, columns)
+    right = np.floor(x + np.maximum(rects.w[exact], 1.0) + 0.5).astype(np.int64) - offset
+    right = np.clip(right, 0, columns)
+    keep = (row >= 0) & (right > left)
+    row, left, right, state = row[keep], left[keep], right[keep], rects.state[exact][keep]
+    lengths = right - left
+    first_cell = np.repeat(row * columns + left - np.cumsum(lengths) + lengths, lengths)
+    cells = first_cell + np.arange(int(lengths.sum()))
+    grid.ravel()[cells] = np.repeat(state, lengths)  # where two overlap, the later one wins
+    merged_part = grid[:, : columns - 1]
+    has_merged = merged >= 0
+    merged_part[has_merged] = merged[has_merged]
+    return grid
+
+
+def _blit_strips(painter: QPainter, primitives: Primitives, ink: _Ink,
+                 strips: np.ndarray | None = None) -> None:
+    strips = primitives.strips if strips is None else strips
     if not strips.size:
         return
     pixels = np.ascontiguousarray(ink.state_lut[strips.astype(np.int16) + 1])
@@ -261,6 +331,117 @@ def _paint_arrows(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     # Few arrows get smooth heads and a dot at their origin; many get plain heads, which cost
     # a fraction as much and are too small to tell apart then anyway.
     fine = len(primitives.arrows) <= FINE_ARROWS
+    if fine:
+        _paint_fine_arrows(painter, primitives, ink)
+        return
+    # Many arrows: shafts, halos and heads built column-wise in numpy and drawn in batches,
+    # the same pixels as the fine path's pen strokes without a Python step per arrow.
+    xs, starts, ends, kinds = list(zip(*primitives.arrows, strict=True))[:4]
+    kind_of = np.array(kinds)
+    whole_pixels = _is_raster(painter)
+    for kind in ARROW_KINDS:
+        which = kind_of == kind
+        if not which.any():
+            continue
+        x = np.round(np.array(xs)[which])
+        y0, y1 = np.array(starts)[which], np.array(ends)[which]
+        shaft_end = y1 - np.where(y1 > y0, ARROW_HEAD, -ARROW_HEAD)
+        color = ink.arrows[kind]
+        painter.setPen(Qt.PenStyle.NoPen)
+        # A halo in the background colour keeps an arrow readable over any state colour.
+        painter.setBrush(ink.background)
+        painter.drawRects(_vertical_bars(x, y0, shaft_end, 4, whole_pixels))
+        if kind == "switch":
+            # Switches dashed, wakes solid: told apart without relying on colour.
+            pen = QPen(color, 2.0, Qt.PenStyle.SolidLine, Qt.PenCapStyle.FlatCap)
+            pen.setDashPattern([2.0, 1.5])
+            painter.setPen(pen)
+            painter.drawLines(list(map(QLineF, x.tolist(), y0.tolist(), x.tolist(),
+                                       shaft_end.tolist())))
+            painter.setPen(Qt.PenStyle.NoPen)
+        else:
+            painter.setBrush(color)
+            painter.drawRects(_vertical_bars(x, y0, shaft_end, 2, whole_pixels))
+        heads = np.empty((len(x), 4, 2))
+        heads[:, 0, 0] = heads[:, 3, 0] = x
+        heads[:, 0, 1] = heads[:, 3, 1] = y1  # the tip twice: closed, as closeSubpath does
+        # All wound the same way round, so heads that overlap fill as one (winding fill).
+        half_base = np.where(y1 > y0, ARROW_HEAD / 2, -ARROW_HEAD / 2)
+        heads[:, 1, 0] = x - half_base
+        heads[:, 2, 0] = x + half_base
+        heads[:, 1, 1] = heads[:, 2, 1] = shaft_end
+        # A few dozen heads a path: the rasteriser's cost grows faster than the path does
+        # (thousands of heads in one path took 25 times as long).
+        for first in range(0, len(x), HEADS_PER_PATH):
+            painter.fillPath(_polygons_path(heads[first:first + HEADS_PER_PATH]), color)
+
+
+def _is_raster(painter: QPainter) -> bool:
+    engine = painter.paintEngine()
+    return engine is not None and engine.type() == QPaintEngine.Type.Raster
+
+
+def _vertical_bars(x: np.ndarray, y0: np.ndarray, y1: np.ndarray, width: int,
+                   whole_pixels: bool) -> list[QRect] | list[QRectF]:
+    """What a flat-capped pen `width` wide strokes along each vertical line (x, y0)-(x, y1) at
+    a whole x. On a raster device as whole-pixel rectangles, which fill a third faster: its
+    engine rounds a float rectangle's edges half up anyway. Vector devices keep the floats."""
+    top, bottom = np.minimum(y0, y1), np.maximum(y0, y1)
+    left = x - width // 2
+    if not whole_pixels:
+        return list(map(QRectF, left.tolist(), top.tolist(), [float(width)] * len(x),
+                        (bottom - top).tolist()))
+    column, first_row, end_row = _union_per_column(
+        left.astype(np.int64), np.floor(top + 0.5).astype(np.int64),
+        np.floor(bottom + 0.5).astype(np.int64))
+    return list(map(QRect, column.tolist(), first_row.tolist(), [width] * len(column),
+                    (end_row - first_row).tolist()))
+
+
+def _union_per_column(column: np.ndarray, first_row: np.ndarray, end_row: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row ranges [first_row, end_row) in the same column that overlap or touch, merged into
+    one: the same pixels in one colour, with far fewer rows to fill where thousands of
+    arrows leave the same lane at the same pixel."""
+    if len(column) < 2:
+        return column, first_row, end_row
+    order = np.lexsort((first_row, column))
+    column, first_row, end_row = column[order], first_row[order], end_row[order]
+    # The furthest row reached so far within each column, by one running maximum over all:
+    # lifting each column above every earlier one keeps the columns apart.
+    low = int(min(first_row.min(), end_row.min()))
+    lift = int(max(first_row.max(), end_row.max())) - low + 1
+    base = (column - column[0]) * lift
+    reach = np.maximum.accumulate(base + end_row - low) - base + low
+    starts_run = np.ones(len(column), dtype=bool)
+    starts_run[1:] = (column[1:] != column[:-1]) | (first_row[1:] > reach[:-1])
+    first = starts_run.nonzero()[0]
+    return column[first], first_row[first], np.maximum.reduceat(end_row, first)
+
+
+_PATH_ELEMENT = np.dtype([("type", ">i4"), ("x", ">f8"), ("y", ">f8")])
+
+
+def _polygons_path(polygons: np.ndarray) -> QPainterPath:
+    """One path of closed polygons (shape: polygons x points x 2) with the winding fill rule,
+    read from QPainterPath's QDataStream form: hundreds of times faster than adding each
+    polygon from Python."""
+    count, points, _ = polygons.shape
+    elements = np.empty(count * points, dtype=_PATH_ELEMENT)
+    elements["type"] = 1  # LineToElement
+    elements["type"][::points] = 0  # MoveToElement
+    elements["x"] = polygons[:, :, 0].ravel()
+    elements["y"] = polygons[:, :, 1].ravel()
+    # element count, elements, start of the last subpath, fill rule (1: winding)
+    data = (np.array([len(elements)], ">i4").tobytes() + elements.tobytes()
+            + np.array([(count - 1) * points, 1], ">i4").tobytes())
+    path = QPainterPath()
+    stream = QDataStream(QByteArray(data))
+    stream >> path
+    return path
+
+
+def _paint_fine_arrows(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     for kind in ARROW_KINDS:
         shafts: list[QLineF] = []
         heads = QPainterPath()
@@ -278,8 +459,7 @@ def _paint_arrows(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
                 QPointF(x + ARROW_HEAD / 2, arrow.y1 - down * ARROW_HEAD),
             ]))
             heads.closeSubpath()
-            if fine:
-                heads.addEllipse(QPointF(x, arrow.y0), 2.5, 2.5)
+            heads.addEllipse(QPointF(x, arrow.y0), 2.5, 2.5)
         if not shafts:
             continue
         color = ink.arrows[kind]
@@ -292,7 +472,7 @@ def _paint_arrows(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
             pen.setDashPattern([2.0, 1.5])
         painter.setPen(pen)
         painter.drawLines(shafts)
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing, fine)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.fillPath(heads, color)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
@@ -307,6 +487,41 @@ def _paint_highlight_and_now(painter: QPainter, primitives: Primitives, ink: _In
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setPen(QPen(ink.selection, 2))
         painter.drawRect(QRectF(box.x - 1, box.y + 1, box.w + 2, box.h - 2))
+
+
+def _paint_cursor_spans(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
+    """Rings the state band of every lane under the cursor, so each lane's state there
+    stands out from the spans around it."""
+    x = primitives.cursor_x
+    if x is None:
+        return
+    painter.setBrush(Qt.BrushStyle.NoBrush)
+    painter.setPen(QPen(ink.text, 1))
+    for row in primitives.lanes:
+        state = primitives.cursor_states.get(row.lane)
+        if state is None:
+            continue
+        y, height = state_band(row, primitives.viewport)
+        painter.fillRect(QRectF(x - 4, y, 8, height), ink.states.get(state, ink.text_dim))
+        painter.drawRect(QRectF(x - 4, y, 8, height))
+
+
+def _paint_cursor_line(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
+    """The stepping cursor: a line through the axis and the lanes, with a handle on the axis."""
+    x = primitives.cursor_x
+    if x is None:
+        return
+    axis, plot = primitives.axis, primitives.plot
+    painter.save()
+    painter.setClipRect(QRectF(plot.x, axis.y, plot.w, axis.h + plot.h))
+    painter.setPen(QPen(ink.selection, 2))
+    painter.drawLine(QLineF(x, axis.y + axis.h / 2, x, plot.y + plot.h))
+    handle = QPolygonF([QPointF(x - 6, axis.y + 4), QPointF(x + 6, axis.y + 4),
+                        QPointF(x, axis.y + axis.h - 2)])
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setBrush(ink.selection)
+    painter.drawPolygon(handle)
+    painter.restore()
 
 
 def label_width_for(trace: Trace, theme: Theme, total_width: float) -> float:
@@ -326,23 +541,74 @@ def label_width_for(trace: Trace, theme: Theme, total_width: float) -> float:
 
 
 def _paint_labels(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
+    """The lane names; from a cached image while they stay the same (see _draw_cached)."""
+    at_cursor = (tuple(sorted(primitives.cursor_states.items()))
+                 if primitives.cursor_x is not None else None)
+    key = (tuple(primitives.lanes), at_cursor)
+    if not _draw_cached(painter, primitives.labels, "labels", ink, key,
+                        lambda offscreen: _draw_labels(offscreen, primitives, ink)):
+        _draw_labels(painter, primitives, ink)
+
+
+_cached_images: dict[str, tuple[tuple[object, ...], QImage]] = {}
+_PLAIN_MOVES = (QTransform.TransformationType.TxNone, QTransform.TransformationType.TxTranslate)
+
+
+def _draw_cached(painter: QPainter, box: Box, slot: str, ink: _Ink, key: tuple[object, ...],
+                 draw: Callable[[QPainter], None]) -> bool:
+    """Draws what `draw` draws inside `box` from an image made the last time `key` was the
+    same, and says whether it could. Text is the slowest thing a frame draws, and panning or
+    zooming never changes the lane names or the legend. Vector output (SVG, PDF) keeps its
+    text, and a scaled or fractionally placed painter would resample it: both draw directly.
+    The image is transparent where nothing was drawn, so whatever lies under it shows."""
+    transform = painter.worldTransform()
+    if (not _is_raster(painter) or transform.type() not in _PLAIN_MOVES
+            or not float(transform.dx()).is_integer() or not float(transform.dy()).is_integer()
+            or not float(box.x).is_integer() or not float(box.y).is_integer()
+            or box.w < 1 or box.h < 1):
+        return False
+    ratio = painter.device().devicePixelRatioF()
+    full_key = (id(ink), box, ratio, *key)
+    cached = _cached_images.get(slot)
+    if cached is None or cached[0] != full_key:
+        image = QImage(math.ceil(box.w * ratio), math.ceil(box.h * ratio),
+                       QImage.Format.Format_ARGB32_Premultiplied)
+        image.setDevicePixelRatio(ratio)
+        image.fill(Qt.GlobalColor.transparent)
+        offscreen = QPainter(image)
+        try:
+            offscreen.setRenderHint(QPainter.RenderHint.TextAntialiasing, True)
+            offscreen.translate(-box.x, -box.y)
+            draw(offscreen)
+        finally:
+            offscreen.end()
+        cached = _cached_images[slot] = (full_key, image)
+    painter.drawImage(QPointF(box.x, box.y), cached[1])
+    return True
+
+
+def _draw_labels(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     labels = primitives.labels
     painter.save()
     painter.setClipRect(QRectF(labels.x, labels.y, labels.w, labels.h))
     metrics = QFontMetricsF(ink.font)
     small = QFontMetricsF(ink.font_small)
     for row in primitives.lanes:
-        _paint_lane_label(painter, row, labels.w, ink, metrics, small)
+        state = primitives.cursor_states.get(row.lane) if primitives.cursor_x is not None \
+            else None
+        _paint_lane_label(painter, row, labels.w, ink, metrics, small, state)
     painter.restore()
 
 
 def _paint_lane_label(
     painter: QPainter, row: LaneRow, width: float, ink: _Ink, metrics: QFontMetricsF,
-    small: QFontMetricsF,
+    small: QFontMetricsF, state: int | None = None,
 ) -> None:
-    kind_width = small.horizontalAdvance(row.kind) + 8 if row.kind else 0.0
+    # At the stepping cursor the label names the lane's state there instead of its kind.
+    tag = STATE_NAMES.get(state, row.kind) if state is not None else row.kind
+    kind_width = small.horizontalAdvance(tag) + 8 if tag else 0.0
     room = width - 2 * LABEL_INSET
-    show_kind = row.kind and room - kind_width > 60
+    show_kind = tag and room - kind_width > 60
     name_room = room - kind_width if show_kind else room
     name = metrics.elidedText(row.name, Qt.TextElideMode.ElideMiddle, name_room)
     painter.setFont(ink.font_bold if row.kind == "loop" else ink.font)
@@ -350,10 +616,21 @@ def _paint_lane_label(
     painter.drawText(QRectF(LABEL_INSET, row.y, name_room, row.height),
                      Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
     if show_kind:
+        box = QRectF(width - LABEL_INSET - kind_width, row.y, kind_width, row.height)
         painter.setFont(ink.font_small)
-        painter.setPen(ink.text_dim)
-        painter.drawText(QRectF(width - LABEL_INSET - kind_width, row.y, kind_width, row.height),
-                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, row.kind)
+        if state is not None:
+            pill = QRectF(box.x() - 2, row.y + 4, box.width() + 4, row.height - 8)
+            painter.fillRect(pill, ink.states.get(state, ink.text_dim))
+            painter.setPen(_readable_on(ink.states.get(state, ink.text_dim)))
+            painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, tag)
+        else:
+            painter.setPen(ink.text_dim)
+            painter.drawText(box, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
+                             tag)
+
+
+def _readable_on(background: QColor) -> QColor:
+    return QColor("#000000") if background.lightnessF() > 0.55 else QColor("#ffffff")
 
 
 def _paint_axis(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
@@ -407,6 +684,13 @@ def _paint_legend(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     box = primitives.legend_box
     if box.h <= 0 or not primitives.legend:
         return
+    if not _draw_cached(painter, box, "legend", ink, tuple(primitives.legend),
+                        lambda offscreen: _draw_legend(offscreen, primitives, ink)):
+        _draw_legend(painter, primitives, ink)
+
+
+def _draw_legend(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
+    box = primitives.legend_box
     painter.setPen(QPen(ink.separator, 1))
     painter.drawLine(QLineF(0, box.y + 0.5, box.w, box.y + 0.5))
     painter.setFont(ink.font)

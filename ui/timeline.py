@@ -60,6 +60,7 @@ class TimelineWidget(QWidget):
     span_selected = Signal(int)
     lane_selected = Signal(int)
     view_changed = Signal()
+    axis_clicked = Signal(float)  # a click on the time axis, at this time (ns)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -78,6 +79,7 @@ class TimelineWidget(QWidget):
         self._end_ns = EMPTY_RANGE_NS
         self._scroll_y = 0.0
         self._selected = -1
+        self._cursor_ns: float | None = None
         self._theme: Theme = get_theme("light")
         self._lane_height = LANE_HEIGHT
         self._primitives: Primitives | None = None
@@ -112,6 +114,7 @@ class TimelineWidget(QWidget):
         self._live = live
         self._finished = None if live else self._builder.finish(trace.duration_ns)
         self._selected = -1
+        self._cursor_ns = None
         self._scroll_y = 0.0
         self.zoom_to_fit()
 
@@ -195,6 +198,23 @@ class TimelineWidget(QWidget):
         self.span_selected.emit(index)
 
     @property
+    def cursor_ns(self) -> float | None:
+        """The stepping cursor's time, or None when there is no cursor."""
+        return self._cursor_ns
+
+    def set_cursor(self, ns: float | None, *, keep_in_view: bool = True) -> None:
+        """Draws the cursor at `ns` (None hides it); a cursor outside the view brings the
+        view to it, keeping the zoom."""
+        if ns == self._cursor_ns:
+            return
+        self._cursor_ns = ns
+        if ns is not None and keep_in_view and not self._start_ns <= ns <= self._end_ns:
+            width = self._end_ns - self._start_ns
+            self.set_view_range(ns - width / 2, ns + width / 2)
+            return
+        self._invalidate()
+
+    @property
     def scroll_y(self) -> float:
         return self._scroll_y
 
@@ -243,7 +263,7 @@ class TimelineWidget(QWidget):
             start_ns=self._start_ns, end_ns=self._end_ns, width=max(width, 1),
             height=max(self.height(), 1), lane_height=self._lane_height,
             label_width=self._label_width,
-            scroll_y=self._scroll_y, selected_span=self._selected,
+            scroll_y=self._scroll_y, selected_span=self._selected, cursor_ns=self._cursor_ns,
         )
 
     def _invalidate(self) -> None:
@@ -388,6 +408,9 @@ class TimelineWidget(QWidget):
         lane = lane_at(primitives, x, y)
         if lane >= 0:
             self.lane_selected.emit(lane)
+            return
+        if primitives.axis.contains(x, y):
+            self.axis_clicked.emit(primitives.ns_at(x))
             return
         if primitives.plot.contains(x, y):
             hit = hit_at(primitives, x, y)
