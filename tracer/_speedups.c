@@ -33,6 +33,9 @@
 #define CODE_READY 1
 #define CODE_SWITCH 18
 #define CODE_WAKE 17
+#define CODE_POLL 5
+#define CODE_DISPATCH 6
+#define CODE_ANNOTATE 20
 #define INITIAL_CAPACITY 1024
 
 static PyObject *array_type;  /* array.array */
@@ -57,6 +60,14 @@ static PyObject *str_step_returned;
 static PyObject *str_detach;
 static PyObject *str_lines_of;
 static PyObject *str_cr_code;
+static PyObject *str_cr_await;
+static PyObject *str_gi_yieldfrom;
+static PyObject *str_gi_code;
+static PyObject *str_gi_frame;
+static PyObject *str_self;
+static PyObject *str_fd;
+static PyObject *str_detail;
+static PyObject *str_poll_timeout_detail;
 
 /* -- RecorderCore ------------------------------------------------------------------------ */
 
@@ -439,6 +450,12 @@ typedef struct {
     int loop_lane;
     int cause_future;
     int cause_callback;
+    /* the POLL details interned so far: a busy loop alternates a blocking poll (None) with
+     * a zero-timeout one, so None keeps a slot of its own beside the last other timeout */
+    PyObject *poll_timeout;
+    int poll_detail;
+    int poll_none_detail;
+    int nothing_ready;       /* ANNOTATE's detail for a poll that found nothing ready */
 } LoopTracerCore;
 
 static PyTypeObject LoopTracerCoreType;
@@ -466,6 +483,7 @@ tracer_traverse(LoopTracerCore *self, visitproc visit, void *arg)
     Py_VISIT(self->owner_details);
     Py_VISIT(self->plain_future);
     Py_VISIT(self->cause);
+    Py_VISIT(self->poll_timeout);
     return 0;
 }
 
@@ -481,6 +499,7 @@ tracer_clear(LoopTracerCore *self)
     Py_CLEAR(self->owner_details);
     Py_CLEAR(self->plain_future);
     Py_CLEAR(self->cause);
+    Py_CLEAR(self->poll_timeout);
     return 0;
 }
 
@@ -507,6 +526,9 @@ static PyMemberDef tracer_members[] = {
     {"loop_lane", T_INT, offsetof(LoopTracerCore, loop_lane), 0, NULL},
     {"cause_future", T_INT, offsetof(LoopTracerCore, cause_future), 0, NULL},
     {"cause_callback", T_INT, offsetof(LoopTracerCore, cause_callback), 0, NULL},
+    {"_poll_timeout", T_OBJECT, offsetof(LoopTracerCore, poll_timeout), 0, NULL},
+    {"_poll_detail", T_INT, offsetof(LoopTracerCore, poll_detail), 0, NULL},
+    {"_nothing_ready", T_INT, offsetof(LoopTracerCore, nothing_ready), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -622,9 +644,166 @@ tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_
     return Py_NewRef(callback);
 }
 
+/* An Exception raised while recording detaches the tracer (the program goes on); anything
+ * else stays raised. Returns 0 when handled. */
+static int
+tracer_failed(LoopTracerCore *self)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+    PyObject *done = PyObject_CallMethodOneArg((PyObject *)self, str_detach,
+                                               value ? value : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    if (done == NULL) return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+static int
+as_detail(PyObject *value, int *out)
+{
+    int32_t index;
+    int failed = value == NULL || as_int32(value, &index) < 0;
+    Py_XDECREF(value);
+    if (failed) return -1;
+    *out = index;
+    return 0;
+}
+
+static int
+tracer_record_poll(LoopTracerCore *self, PyObject *timeout)
+{
+    int detail;
+    if (timeout == Py_None && self->poll_none_detail != 0) {
+        detail = self->poll_none_detail;
+    }
+    else {
+        int same = 0;
+        if (timeout != Py_None && self->poll_timeout != NULL) {
+            same = PyObject_RichCompareBool(timeout, self->poll_timeout, Py_EQ);
+            if (same < 0) return -1;
+        }
+        if (same) {
+            detail = self->poll_detail;
+        }
+        else {
+            PyObject *interned = PyObject_CallMethodOneArg((PyObject *)self,
+                                                           str_poll_timeout_detail, timeout);
+            if (as_detail(interned, &detail) < 0) return -1;
+            if (timeout == Py_None) {
+                self->poll_none_detail = detail;
+            }
+            else {
+                Py_INCREF(timeout);
+                Py_XSETREF(self->poll_timeout, timeout);
+                self->poll_detail = detail;
+            }
+        }
+    }
+    return recorder_append(self->recorder, self->loop_lane, CODE_POLL, NO_LANE, detail, 0);
+}
+
+/* poll_started(timeout): the loop lane's POLL, with the timeout as its detail */
+static PyObject *
+tracer_poll_started(LoopTracerCore *self, PyObject *timeout)
+{
+    if (self->recorder == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loop tracer not initialised");
+        return NULL;
+    }
+    if (tracer_record_poll(self, timeout) < 0 && tracer_failed(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* The fds of a select() result with `bit` in their mask, as a tuple. */
+static PyObject *
+ready_fds(PyObject *ready, long bit)
+{
+    Py_ssize_t count = PyList_GET_SIZE(ready);
+    PyObject *fds = PyList_New(0);
+    if (fds == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *pair = PyList_GET_ITEM(ready, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "select() must return (key, events) pairs");
+            Py_DECREF(fds);
+            return NULL;
+        }
+        long mask = PyLong_AsLong(PyTuple_GET_ITEM(pair, 1));
+        if (mask == -1 && PyErr_Occurred()) {
+            Py_DECREF(fds);
+            return NULL;
+        }
+        if (!(mask & bit)) continue;
+        PyObject *fd = PyObject_GetAttr(PyTuple_GET_ITEM(pair, 0), str_fd);
+        int failed = fd == NULL || PyList_Append(fds, fd) < 0;
+        Py_XDECREF(fd);
+        if (failed) {
+            Py_DECREF(fds);
+            return NULL;
+        }
+    }
+    PyObject *as_tuple = PyList_AsTuple(fds);
+    Py_DECREF(fds);
+    return as_tuple;
+}
+
+static int
+tracer_record_poll_result(LoopTracerCore *self, PyObject *ready)
+{
+    if (!PyList_Check(ready)) {
+        PyErr_SetString(PyExc_TypeError, "select() must return a list");
+        return -1;
+    }
+    int detail;
+    if (PyList_GET_SIZE(ready) == 0 && self->nothing_ready != 0) {
+        detail = self->nothing_ready;
+    }
+    else {
+        PyObject *readable = ready_fds(ready, 1);  /* selectors.EVENT_READ */
+        PyObject *writable = readable == NULL ? NULL : ready_fds(ready, 2);  /* EVENT_WRITE */
+        PyObject *row = writable == NULL ? NULL
+            : Py_BuildValue("(sOsO)", "readable", readable, "writable", writable);
+        Py_XDECREF(readable);
+        Py_XDECREF(writable);
+        if (row == NULL) return -1;
+        PyObject *interned = PyObject_CallMethodOneArg((PyObject *)self->recorder, str_detail,
+                                                       row);
+        Py_DECREF(row);
+        if (as_detail(interned, &detail) < 0) return -1;
+        if (PyList_GET_SIZE(ready) == 0) self->nothing_ready = detail;
+    }
+    if (recorder_append(self->recorder, self->loop_lane, CODE_ANNOTATE, NO_LANE, detail, 0) < 0) {
+        return -1;
+    }
+    return recorder_append(self->recorder, self->loop_lane, CODE_DISPATCH, NO_LANE, 0, 0);
+}
+
+/* poll_returned(ready): what the poll found ready (ANNOTATE), then the loop lane's DISPATCH */
+static PyObject *
+tracer_poll_returned(LoopTracerCore *self, PyObject *ready)
+{
+    if (self->detached) Py_RETURN_NONE;
+    if (self->recorder == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loop tracer not initialised");
+        return NULL;
+    }
+    if (tracer_record_poll_result(self, ready) < 0 && tracer_failed(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef tracer_methods[] = {
     {"callback_scheduled", (PyCFunction)(void (*)(void))tracer_callback_scheduled,
      METH_FASTCALL, NULL},
+    {"poll_started", (PyCFunction)tracer_poll_started, METH_O,
+     "poll_started(timeout): the loop lane's POLL."},
+    {"poll_returned", (PyCFunction)tracer_poll_returned, METH_O,
+     "poll_returned(ready): ANNOTATE with the ready fds, then DISPATCH."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -768,7 +947,7 @@ typedef struct {
 
 static PyTypeObject ProxyCoreType;
 
-static PyObject *innermost_awaiter(PyObject *module, PyObject *coro);
+static PyObject *innermost_of(PyObject *coro);
 static PyObject *local_self(PyObject *module, PyObject *frame);
 
 #define CODE_IO_WAIT 2
@@ -783,41 +962,49 @@ static int
 proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
 {
     LoopTracerCore *tracer = self->tracer;
-    PyObject *found = innermost_awaiter(NULL, self->coro);
-    if (found == NULL) return -1;
-    PyObject *verdicts = PyTuple_GET_ITEM(found, 2) == Py_True ? tracer->verdicts_top
-                                                                : tracer->verdicts_inner;
+    PyObject *innermost = innermost_of(self->coro);
+    if (innermost == NULL) return -1;
+    PyObject *verdicts = innermost == self->coro ? tracer->verdicts_top : tracer->verdicts_inner;
     if (verdicts == NULL || !PyDict_Check(verdicts)) {
-        Py_DECREF(found);
+        Py_DECREF(innermost);
         return 0;
     }
+    int is_coroutine = PyCoro_CheckExact(innermost);
+    PyObject *awaiter_code = PyObject_GetAttr(innermost, is_coroutine ? str_cr_code : str_gi_code);
+    if (awaiter_code == NULL) {
+        Py_DECREF(innermost);
+        return -1;
+    }
     /* keyed by id(code) -> (code, verdict): hashing a code object walks its bytecode */
-    PyObject *awaiter_code = PyTuple_GET_ITEM(found, 0);
     PyObject *code_id = PyLong_FromVoidPtr(awaiter_code);
+    Py_DECREF(awaiter_code);  /* the innermost coroutine keeps it alive */
     if (code_id == NULL) {
-        Py_DECREF(found);
+        Py_DECREF(innermost);
         return -1;
     }
     PyObject *entry = PyDict_GetItemWithError(verdicts, code_id);  /* borrowed */
     Py_DECREF(code_id);
     if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
         || PyTuple_GET_ITEM(entry, 0) != awaiter_code) {
-        Py_DECREF(found);
+        Py_DECREF(innermost);
         return PyErr_Occurred() ? -1 : 0;
     }
     long verdict = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
     if (verdict == -1 && PyErr_Occurred()) {
-        Py_DECREF(found);
+        Py_DECREF(innermost);
         return -1;
     }
-    if (verdict >= 0) {
-        Py_DECREF(found);
+    if (verdict >= 0) {  /* a blocked wait: no need for the frame */
+        Py_DECREF(innermost);
         *code = CODE_BLOCKED;
         *detail = (int32_t)verdict;
         return 1;
     }
-    PyObject *owner = local_self(NULL, PyTuple_GET_ITEM(found, 1));
-    Py_DECREF(found);
+    PyObject *frame = PyObject_GetAttr(innermost, is_coroutine ? str_cr_frame : str_gi_frame);
+    Py_DECREF(innermost);
+    if (frame == NULL) return -1;
+    PyObject *owner = local_self(NULL, frame);
+    Py_DECREF(frame);
     if (owner == NULL) return -1;
     if (tracer->owner_details == NULL || !PyDict_Check(tracer->owner_details)) {
         Py_DECREF(owner);
@@ -1225,14 +1412,10 @@ static PyTypeObject ProxyCoreType = {
 
 /* -- await chains ------------------------------------------------------------------------ */
 
-static PyObject *str_cr_await;
-static PyObject *str_gi_yieldfrom;
-static PyObject *str_gi_code;
-static PyObject *str_gi_frame;
 
-/* innermost_awaiter(coro) -> (code, frame, is_top), as tracer.models._asyncio_waits has it */
+/* The innermost coroutine or generator of coro's await chain (a new reference). */
 static PyObject *
-innermost_awaiter(PyObject *module, PyObject *coro)
+innermost_of(PyObject *coro)
 {
     PyObject *current = coro;
     Py_INCREF(current);
@@ -1250,10 +1433,18 @@ innermost_awaiter(PyObject *module, PyObject *coro)
         }
         if (!PyCoro_CheckExact(awaited) && !PyGen_CheckExact(awaited)) {
             Py_DECREF(awaited);
-            break;
+            return current;
         }
         Py_SETREF(current, awaited);
     }
+}
+
+/* innermost_awaiter(coro) -> (code, frame, is_top), as tracer.models._asyncio_waits has it */
+static PyObject *
+innermost_awaiter(PyObject *module, PyObject *coro)
+{
+    PyObject *current = innermost_of(coro);
+    if (current == NULL) return NULL;
     int is_coroutine = PyCoro_CheckExact(current);
     PyObject *code = PyObject_GetAttr(current, is_coroutine ? str_cr_code : str_gi_code);
     PyObject *frame = code == NULL ? NULL
@@ -1282,8 +1473,15 @@ local_self(PyObject *module, PyObject *frame)
 #else
     PyObject *locals = PyFrame_GetLocals((PyFrameObject *)frame);
     if (locals == NULL) return NULL;
-    PyObject *value = PyDict_Check(locals) ? PyDict_GetItemString(locals, "self") : NULL;
-    if (value == NULL) value = Py_None;
+    /* an interned key: PyDict_GetItemString would build and hash a new str every time */
+    PyObject *value = PyDict_Check(locals) ? PyDict_GetItemWithError(locals, str_self) : NULL;
+    if (value == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(locals);
+            return NULL;
+        }
+        value = Py_None;
+    }
     Py_INCREF(value);
     Py_DECREF(locals);
     return value;
@@ -1401,7 +1599,9 @@ PyInit__speedups(void)
         || intern(&str_gi_yieldfrom, "gi_yieldfrom") < 0 || intern(&str_gi_code, "gi_code") < 0
         || intern(&str_gi_frame, "gi_frame") < 0 || intern(&str_done, "done") < 0
         || intern(&str_pure_callback_scheduled, "pure_callback_scheduled") < 0
-        || intern(&str_timer_cause, "_timer_cause") < 0) {
+        || intern(&str_timer_cause, "_timer_cause") < 0 || intern(&str_self, "self") < 0
+        || intern(&str_fd, "fd") < 0 || intern(&str_detail, "detail") < 0
+        || intern(&str_poll_timeout_detail, "_poll_timeout_detail") < 0) {
         return NULL;
     }
     if (PyType_Ready(&RecorderCoreType) < 0 || PyType_Ready(&LoopTracerCoreType) < 0

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from tracer.events import Code
 from tracer.recorder import SPEEDUPS
 
 needs_extension = pytest.mark.skipif(SPEEDUPS is None, reason="tracer._speedups is not built")
@@ -182,6 +183,59 @@ def test_c_and_pure_proxies_trace_an_asyncio_program_identically() -> None:
     assert c_side["columns"] == pure_side["columns"]
     kinds = {d.get("cause") for d in c_side["details"]} | {d.get("mode") for d in c_side["details"]}
     assert {"self", "spawn", "task", "future", "fd", "read"} <= kinds
+
+
+# The loop lane's polls, driven directly: timeouts a timer loop passes (floats, repeated and
+# alternating with None and 0) and select() results with read, write and both.
+POLL_PROGRAM = """
+import json, selectors, socket
+from tracer.events import FakeClock
+from tracer.models._asyncio_tracer import LoopTracer
+from tracer.recorder import Recorder
+from tracer.trace import Trace
+
+trace = Trace()
+recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+tracer = LoopTracer(recorder)
+selector = selectors.DefaultSelector()
+left, right = socket.socketpair()
+read_key = selector.register(left, selectors.EVENT_READ)
+both_key = selector.register(right, selectors.EVENT_READ | selectors.EVENT_WRITE)
+both = selectors.EVENT_READ | selectors.EVENT_WRITE
+results = [[], [(read_key, selectors.EVENT_READ)], [(both_key, both)],
+           [(read_key, selectors.EVENT_READ), (both_key, selectors.EVENT_WRITE)], []]
+for timeout in (None, 0, None, 0.25, 0.25, 0, 0.123456, None, 0):
+    tracer.poll_started(timeout)
+    tracer.poll_returned(results[0])
+    results.append(results.pop(0))
+recorder.close()
+print(json.dumps({
+    "fds": [left.fileno(), right.fileno()],
+    "columns": [list(trace.lane), list(trace.code), list(trace.detail)],
+    "details": trace.details,
+}))
+"""
+
+
+@needs_extension
+def test_c_and_pure_loop_tracers_record_the_same_polls() -> None:
+    c_side = run_side(POLL_PROGRAM, pure=False)
+    pure_side = run_side(POLL_PROGRAM, pure=True)
+
+    assert c_side == pure_side
+    left, right = c_side["fds"]
+    lanes, codes, details = c_side["columns"]
+    rows = c_side["details"]
+    polls = [(Code(code), rows[detail]) for code, detail in zip(codes, details, strict=True)
+             if code in (Code.POLL, Code.ANNOTATE)]
+    timeouts = [row["timeout_s"] for code, row in polls if code == Code.POLL]
+    assert timeouts == [None, 0, None, 0.25, 0.25, 0, 0.1235, None, 0]
+    found = [(row["readable"], row["writable"]) for code, row in polls if code == Code.ANNOTATE]
+    assert found[:5] == [([], []), ([left], []), ([right], [right]), ([left], [right]), ([], [])]
+    assert found[5:] == found[:4]
+    # each poll is POLL, ANNOTATE, DISPATCH on the loop lane
+    assert codes[-27:] == [Code.POLL, Code.ANNOTATE, Code.DISPATCH] * 9
+    assert set(lanes[-27:]) == {lanes[-1]}
 
 
 @needs_extension

@@ -446,16 +446,19 @@ class LoopTracer(_TracerCore):
 
     # -- the loop lane ----------------------------------------------------------------------
 
-    def poll_started(self, timeout: float | None) -> None:
+    def pure_poll_started(self, timeout: float | None) -> None:
         try:
             # A busy loop polls with the same timeout (0) over and over: reuse its detail.
             if timeout != self._poll_timeout:
-                shown = None if timeout is None else round(timeout, 4)
                 self._poll_timeout = timeout
-                self._poll_detail = self.recorder.detail(("timeout_s", shown))
+                self._poll_detail = self._poll_timeout_detail(timeout)
             self.record(self.loop_lane, _POLL, NO_LANE, self._poll_detail)
         except Exception as exc:
             self.detach(exc)
+
+    def _poll_timeout_detail(self, timeout: float | None) -> int:
+        shown = None if timeout is None else round(timeout, 4)
+        return self.recorder.detail(("timeout_s", shown))
 
     def before_blocking(self) -> None:
         """The poll is about to block: let live views see everything up to the wait."""
@@ -464,7 +467,7 @@ class LoopTracer(_TracerCore):
         except Exception as exc:
             self.detach(exc)
 
-    def poll_returned(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+    def pure_poll_returned(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
         if self.detached:
             return
         try:
@@ -490,6 +493,11 @@ class LoopTracer(_TracerCore):
             self.record(lane, _DISPATCH)
         except Exception as exc:
             self.detach(exc)
+
+    # the C base (tracer._speedups.LoopTracerCore) has its own, recording the same events
+    if TYPE_CHECKING or SPEEDUPS is None:
+        poll_started = pure_poll_started
+        poll_returned = pure_poll_returned
 
     def loop_closed(self) -> None:
         if self.detached or self.closed:
