@@ -731,6 +731,11 @@ intern(PyObject **slot, const char *text)
 PyMODINIT_FUNC
 PyInit__handoffs(void)
 {
+    /* PyCapsule_Import only imports the package and then looks attributes up, so the
+       extension module must be imported first (a pure-Python run never imports it). */
+    PyObject *speedups = PyImport_ImportModule("tracer._speedups");
+    if (speedups == NULL) return NULL;
+    Py_DECREF(speedups);
     recorder_api = PyCapsule_Import("tracer._speedups._recorder_api", 0);
     if (recorder_api == NULL) return NULL;
     if (recorder_api->version < 1) {
