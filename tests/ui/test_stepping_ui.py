@@ -142,6 +142,25 @@ def test_gevent_and_select_step_then_continue_to_the_end(
     assert window.stepping.cursor == step_lines(window.trace)[0][0]
 
 
+def test_stepping_aiohttp_by_io_shows_which_request_each_readiness_wakes(
+    window: MainWindow, loop: qasync.QEventLoop
+) -> None:
+    start_held(window, loop, "aiohttp-requests")
+    woken = set()
+    for _ in range(80):  # bounded: the four requests' sockets are woken within the first few
+        press(window, loop, Qt.Key.Key_I)
+        found = re.search(r"fd \d+ (?:readable|writable): wakes (GET /\S*)",
+                          window.narration.sentence.text())
+        if found:
+            woken.add(found.group(1))
+        if len(woken) == 4:
+            break
+    assert woken == {"GET /", "GET /hello/alice", "GET /hello/bob", "GET /hello/carol"}
+    press(window, loop, Qt.Key.Key_C)
+    run_until(loop, lambda: not window.live.is_running, timeout=60, what="aiohttp to end")
+    assert window.status == "ok"
+
+
 @pytest.fixture
 def recording(window: MainWindow, tmp_path: Path) -> Trace:
     path = tmp_path / "pc.loopscope"
