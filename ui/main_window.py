@@ -91,11 +91,12 @@ SHORTCUTS_HELP = """
 <tr><td colspan=2><br><b>Stepping</b></td></tr>
 <tr><td><b>F6</b></td><td>Step through the selected scenario (starts it held)</td></tr>
 <tr><td><b>F10</b> or <b>N</b></td><td>Step to the next narrated event (pauses a run)</td></tr>
-<tr><td><b>→ / ←</b></td><td>Cursor to the next / previous step</td></tr>
+<tr><td><b>→ / ←</b></td><td>Cursor to the next / previous step (on the timeline)</td></tr>
 <tr><td><b>Shift+F10</b> or <b>Shift+N</b></td><td>Step back</td></tr>
 <tr><td><b>T / Shift+T</b></td><td>Next / previous switch to another lane</td></tr>
 <tr><td><b>I / Shift+I</b></td><td>Next / previous I/O wait or wake</td></tr>
-<tr><td><b>Home / End</b></td><td>First / last step (a recording, or a held run)</td></tr>
+<tr><td><b>Home / End</b></td><td>First / last step (on the timeline; a recording, or a held
+run)</td></tr>
 <tr><td><b>F8</b> or <b>C</b></td><td>Continue (a recording plays back)</td></tr>
 <tr><td><b>F7</b>, <b>P</b> or <b>Pause</b></td><td>Pause the run or the playback</td></tr>
 <tr><td><b>Click the time axis</b></td><td>Cursor to the step at that time</td></tr>
@@ -281,10 +282,18 @@ class MainWindow(QMainWindow):
             self.first_step_action, self.last_step_action, self.continue_action,
             self.pause_action,
         ]
+        # The arrows, Home and End move through the tree, the source and the output when they
+        # have focus; they move the cursor only from the timeline.
+        timeline_keys = (self.cursor_next_action, self.cursor_previous_action,
+                         self.first_step_action, self.last_step_action)
         for action in self.step_actions:
             # Keys work wherever focus is in the window, except where a text field wants them.
-            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
-            self.addAction(action)
+            if action in timeline_keys:
+                action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+                self.timeline.addAction(action)
+            else:
+                action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+                self.addAction(action)
 
     def _build_menus(self) -> None:
         bar = self.menuBar()
@@ -801,6 +810,8 @@ class MainWindow(QMainWindow):
         if where is not None and trace is not None:
             self.source.show_step(where.filename, where.line, where.faint,
                                   f"{trace.lane_name(where.lane)} ran here last")
+        elif stepping.cursor >= 0:
+            self.source.clear_marks()  # no line has run yet at this step
 
     def _update_status(self) -> None:
         trace = self.trace

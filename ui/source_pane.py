@@ -186,6 +186,7 @@ class SourcePane(QWidget):
         except OSError:
             modified = None
         if path == self.path and modified == self._modified:
+            self.clear_marks()  # a mark from an earlier run or step would be stale
             return True  # unchanged since it was shown: keep the scroll position
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -202,6 +203,12 @@ class SourcePane(QWidget):
         self.code.setPlainText(text)
         self.code.highlight_line(0)
         return True
+
+    def clear_marks(self) -> None:
+        """No line marked (the scroll position stays): nothing has run yet at this step."""
+        self.code.highlight_lines(0)
+        if self.path is not None:
+            self.caption.setText(Path(self.path).name)
 
     def show_step(self, path: str, line: int, faint: tuple[int, ...] = (),
                   where: str = "") -> None:

@@ -336,8 +336,12 @@ class StepController(QObject):
         return found is not None
 
     def _forward(self, kind: StepKind) -> Coroutine[object, object, None] | None:
-        """Moves at once when the step is recorded; else the coroutine that asks the child."""
-        if self._forward_recorded(kind) or self.stepper is None:
+        """Moves at once when the step is recorded; else the coroutine that asks the child.
+        A run going on freely is held first: what it recorded before is behind it."""
+        if self.stepper is None:
+            self._forward_recorded(kind)
+            return None
+        if self.held and self._forward_recorded(kind):
             return None
         return self._forward_live(kind)
 

@@ -44,6 +44,9 @@ from ui.theme import Theme, get_theme
 ZOOM_STEP = 1.25  # one wheel notch or one W/S press
 PAN_FRACTION = 0.15  # of the visible range, per A/D press
 MIN_RANGE_NS = 200.0  # below this the pixels are finer than the clock
+# Zooming out stops here (about 11 days): far past any run, and far below where the layout's
+# whole-ns column edges would overflow int64.
+MAX_RANGE_NS = 1e15
 EMPTY_RANGE_NS = 1_000_000.0  # what an empty trace shows: one millisecond
 REFRESH_INTERVAL_MS = 16  # live updates are folded and drawn at most this often
 DRAG_THRESHOLD_PX = 4
@@ -292,7 +295,7 @@ class TimelineWidget(QWidget):
             self._set_range(end - width, end)
 
     def _set_range(self, start: float, end: float) -> None:
-        width = max(end - start, MIN_RANGE_NS)
+        width = min(max(end - start, MIN_RANGE_NS), MAX_RANGE_NS)
         middle = (start + end) / 2
         start, end = middle - width / 2, middle + width / 2
         # Nothing happens before the run starts: keep time zero at or left of the left edge.

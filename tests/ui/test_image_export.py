@@ -13,12 +13,13 @@ from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
 
 from tests.ui.conftest import MS
-from tracer.events import Code
+from tracer.events import Code, FakeClock, LaneKind
 from tracer.query import span_rows
+from tracer.recorder import Recorder
 from tracer.spans import derive_spans
 from tracer.trace import Trace
 from ui.image_export import export_viewport, render_image
-from ui.layout import layout, state_band
+from ui.layout import layout, run_extent, state_band
 from ui.paint import label_width_for
 from ui.theme import DARK, LIGHT
 
@@ -146,3 +147,19 @@ def test_a_time_window_that_misses_the_run_is_refused(sample_trace: Trace) -> No
     with pytest.raises(ValueError, match="misses the run"):
         export_viewport(sample_trace, width=800, height=400, start_ns=last + 1,
                         end_ns=last + 10 * MS)
+
+
+def test_an_instantaneous_run_exports_as_one_millisecond(tmp_path: Path) -> None:
+    """Every event at the same instant (a program that crashed at once): the default window
+    and the app's (its view of such a run) both hold that instant."""
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock())
+    task = recorder.spawn("main", LaneKind.TASK)
+    recorder.state(task, Code.RUNNING)
+    recorder.end(task, error="boom")
+    recorder.close()
+    assert run_extent(trace) == (0.0, 0.0)
+    assert export_viewport(trace, width=800, height=400).end_ns == 1 * MS
+    out = tmp_path / "instant.png"
+    render_image(trace, out, width=800, height=400, start_ns=0.0, end_ns=1.0 * MS)
+    assert QImage(str(out)).size().toTuple() == (800, 400)

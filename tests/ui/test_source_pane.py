@@ -30,3 +30,18 @@ def test_an_unreadable_file_says_so_in_the_caption(qtbot: QtBot, tmp_path: Path)
     qtbot.addWidget(pane)
     assert not pane.show_file(str(tmp_path / "missing.py"))
     assert "cannot show the source" in pane.caption.text()
+
+
+def test_showing_the_same_file_for_a_new_run_drops_the_old_runs_mark(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    script = tmp_path / "prog.py"
+    script.write_text("a = 1\nb = 2\nc = 3\n", encoding="utf-8")
+    pane = SourcePane()
+    qtbot.addWidget(pane)
+    pane.show_step(str(script), 3, (1,), "main ran here last")
+    assert (pane.code.highlighted_line, pane.code.faint_lines) == (3, (1,))
+    assert pane.caption.text() == "prog.py:3  —  main ran here last"
+    assert pane.show_file(str(script))  # the same program, run again
+    assert (pane.code.highlighted_line, pane.code.faint_lines) == (0, ())
+    assert pane.caption.text() == "prog.py"

@@ -256,3 +256,100 @@ def test_each_lane_state_at_the_cursor(sample_trace: Trace) -> None:
     outside = layout(sample_trace, spans, Viewport(start_ns=40 * MS, end_ns=100 * MS,
                                                    width=1000, height=400, cursor_ns=30 * MS))
     assert outside.cursor_x is None
+
+
+TICKING_SCRIPT = """\
+import asyncio
+
+
+async def tick(name):
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+
+
+async def main():
+    await asyncio.gather(tick("a"), tick("b"))
+
+
+asyncio.run(main())
+"""
+
+
+def test_step_after_continue_holds_the_run_further_on_not_back_at_an_old_step(
+    window: MainWindow, loop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    script = tmp_path / "ticking.py"
+    script.write_text(TICKING_SCRIPT)
+    focus_timeline(window)
+
+    async def start() -> None:
+        window.run_target(resolve_target(str(script)), paused=True)
+        while window.live.is_running and not window.live.run_started:
+            await asyncio.sleep(0.02)
+
+    loop.run_until_complete(start())
+    for _ in range(4):
+        press(window, loop, Qt.Key.Key_N)
+    held_at = window.stepping.cursor
+    press(window, loop, Qt.Key.Key_C)
+    assert window.live.is_running and not window.stepping.held  # 5 s of ticks to go
+    press(window, loop, Qt.Key.Key_N)
+    # N holds the running program where it has got to: later than where it was held before.
+    assert window.live.is_running and window.stepping.held
+    assert window.stepping.cursor > held_at
+    assert window.stepping.cursor == window.stepping.stepper.position  # type: ignore[union-attr]
+    window.stop_action.trigger()
+    run_until(loop, lambda: not window.live.is_running, what="the stop")
+
+
+def test_a_step_before_any_line_ran_shows_no_stale_line_in_the_source(
+    window: MainWindow, loop: qasync.QEventLoop, recording: Trace
+) -> None:
+    steps = [seq for seq, _ in step_lines(recording)]
+    assert last_running_line(recording, steps[0]) == 0  # the first step: nothing ran yet
+    for _ in range(3):
+        press(window, loop, Qt.Key.Key_Right)
+    assert window.source.code.highlighted_line == last_running_line(recording, steps[2]) > 0
+    press(window, loop, Qt.Key.Key_Home)
+    assert window.stepping.cursor == steps[0]
+    assert window.source.code.highlighted_line == 0
+    assert window.source.code.faint_lines == ()
+
+
+def test_arrow_home_and_end_keys_stay_with_the_tree_and_the_source_when_they_have_focus(
+    window: MainWindow, loop: qasync.QEventLoop, recording: Trace
+) -> None:
+    tree = window.browser.tree
+    group = tree.topLevelItem(0)
+    tree.setCurrentItem(group)
+    tree.collapseItem(group)
+    tree.setFocus()
+    QTest.keyClick(tree, Qt.Key.Key_Right)  # expands the model's group of scenarios
+    assert group.isExpanded()
+    code = window.source.code
+    code.setFocus()
+    QTest.keyClick(code, Qt.Key.Key_End)  # the source pane's own key
+    assert window.stepping.cursor == -1  # no step was taken
+    focus_timeline(window)
+    press(window, loop, Qt.Key.Key_End)
+    assert window.stepping.cursor == step_lines(recording)[-1][0]
+
+
+def test_closing_the_window_while_a_run_is_held_stops_the_child(
+    window: MainWindow, loop: qasync.QEventLoop
+) -> None:
+    start_held(window, loop, "gevent-switching")
+    press(window, loop, Qt.Key.Key_N)
+    assert window.stepping.held
+    process = window.live.run.process if window.live.run else None
+    assert process is not None
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+
+    async def close() -> None:
+        window.close()
+
+    loop.run_until_complete(close())
+    run_until(loop, lambda: bool(closed), timeout=10, what="the window to close")
+    assert process.returncode == 0  # the held child let go and stopped itself, not killed
+    assert window.live.result is not None and window.live.result.status == "stopped"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +19,7 @@ from tracer.spans import derive_spans
 from tracer.trace import Trace
 from ui.layout import OPEN_SPAN
 from ui.theme import DARK, LIGHT
-from ui.timeline import ZOOM_STEP, TimelineWidget
+from ui.timeline import MAX_RANGE_NS, ZOOM_STEP, TimelineWidget
 
 pytestmark = pytest.mark.gui
 
@@ -286,3 +287,19 @@ def test_themes_switch_and_unknown_ones_are_refused(timeline: TimelineWidget) ->
     assert timeline.grab().toImage().pixelColor(corner) == QColor(DARK.background)
     with pytest.raises(ValueError, match="unknown theme 'sepia'"):
         timeline.set_theme("sepia")
+
+
+def test_zooming_far_out_stops_at_a_range_the_layout_can_still_compute(
+    timeline: TimelineWidget,
+) -> None:
+    timeline.set_trace(build_sample_trace())
+    for _ in range(400):  # S held down: 1.25 ** 400 times the run, without a limit
+        timeline.zoom(1 / ZOOM_STEP)
+    start, end = timeline.view_range
+    assert end - start == MAX_RANGE_NS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns when column edges overflow int64
+        primitives = timeline.primitives()
+        timeline.grab()
+    assert len(primitives.ticks) >= 2
+    assert primitives.ns_at(primitives.x_of(50 * MS)) == pytest.approx(50 * MS)
