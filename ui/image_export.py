@@ -122,13 +122,27 @@ def render_image(
     viewport = export_viewport(trace, width=width, height=height, start_ns=start_ns,
                                end_ns=end_ns, title=title,
                                label_width=label_width_for(trace, chosen, width))
+    existed = path.exists()
     _check_writable(path)
+    try:
+        _write(path, suffix, trace, spans, viewport, chosen)
+    except BaseException:
+        if not existed:
+            path.unlink(missing_ok=True)  # leave no empty or half-written file behind
+        raise
+
+
+def _write(path: Path, suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
+           chosen: Theme) -> None:
+    width, height = viewport.width, viewport.height
     primitives = layout(trace, spans if spans is not None else derive_spans(trace), viewport)
     if suffix == ".png":
         image = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
         painter = QPainter(image)
-        paint(painter, primitives, chosen)
-        painter.end()
+        try:
+            paint(painter, primitives, chosen)
+        finally:
+            painter.end()  # a painter left active on a freed image crashes Qt
         if not image.save(str(path)):  # the format follows the .png suffix
             raise OSError(f"cannot write {path}: saving the PNG failed")
     elif suffix == ".svg":

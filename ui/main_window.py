@@ -746,6 +746,8 @@ class MainWindow(QMainWindow):
         self.trace_path = path
         self.timeline.set_trace(trace, live=live)  # fits the run, and keeps fitting it live
         self.stepping.attach(trace, self.live.stepper if live else None)
+        # The step keys (arrows, Home, End) act from the timeline: give it focus with the run.
+        self.timeline.setFocus()
         if not live:
             self.details.show_summary(trace)
         self._update_title()

@@ -328,7 +328,7 @@ def test_step_io_stops_at_each_io_wait_poll_and_wake() -> None:
     assert {trace.code[s] for s in stepped} >= {Code.IO_WAIT, Code.POLL, Code.WAKE}
 
 
-def test_stop_ends_a_held_run_at_once() -> None:
+def test_stop_ends_a_held_run_by_itself_before_it_goes_on() -> None:
     async def scenario() -> RunResult:
         run = Run(resolve_target("gevent-switching"), paused=True)
         stepper = Stepper(run)

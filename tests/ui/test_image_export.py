@@ -163,3 +163,23 @@ def test_an_instantaneous_run_exports_as_one_millisecond(tmp_path: Path) -> None
     out = tmp_path / "instant.png"
     render_image(trace, out, width=800, height=400, start_ns=0.0, end_ns=1.0 * MS)
     assert QImage(str(out)).size().toTuple() == (800, 400)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
+def test_a_failed_write_leaves_no_new_file_and_keeps_an_old_one(
+    qtbot: QtBot, sample_trace: Trace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    suffix: str
+) -> None:
+    def disk_full(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("ui.image_export.paint", disk_full)
+    new = tmp_path / f"new{suffix}"
+    with pytest.raises(OSError, match="No space left"):
+        render_image(sample_trace, new)
+    assert not new.exists()
+    old = tmp_path / f"old{suffix}"
+    old.write_bytes(b"an earlier export")
+    with pytest.raises(OSError):
+        render_image(sample_trace, old)
+    assert old.exists()
