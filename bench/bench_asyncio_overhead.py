@@ -42,8 +42,10 @@ class EncodingSink:
         columns: tuple[Sequence[int], ...],
         new_details: list[Detail],
         new_sources: list[Source],
+        new_values: bytes,
     ) -> None:
-        self.bytes += len(encode_batch(first_seq, columns, new_details, new_sources))
+        self.bytes += len(encode_batch(first_seq, columns, new_details, new_sources,
+                                       new_values))
         self.events += len(columns[0])
 
 

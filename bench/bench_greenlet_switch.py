@@ -34,8 +34,10 @@ class EncodingSink:
         self.bytes_written = 0
 
     def write_batch(self, first_seq: int, columns: tuple[Sequence[int], ...],
-                    new_details: list[Detail], new_sources: list[Source]) -> None:
-        self.bytes_written += len(encode_batch(first_seq, columns, new_details, new_sources))
+                    new_details: list[Detail], new_sources: list[Source],
+                    new_values: bytes) -> None:
+        self.bytes_written += len(encode_batch(first_seq, columns, new_details, new_sources,
+                                               new_values))
 
 
 def ping_pong(switches: int) -> None:

@@ -9,7 +9,7 @@
  * sys.settrace pair. SwitchTrace is a greenlet.settrace callback.
  *
  * Events go straight into the recorder's C columns through the capsule
- * tracer._speedups._recorder_api; details are interned into the recorder's own table.
+ * tracer._speedups._recorder_api; a value handed over becomes one of the recorder's value rows.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -30,7 +30,7 @@
 #define CODE_BLOCKED 4
 #define REPR_LIMIT 40
 
-/* Must match LoopscopeRecorderAPI version 1 in tracer/_speedups.c. */
+/* Must match LoopscopeRecorderAPI version 2 in tracer/_speedups.c. */
 typedef struct {
     int version;
     PyTypeObject *recorder_type;
@@ -40,12 +40,13 @@ typedef struct {
                    int8_t origin_state, int32_t origin_detail, int32_t target_source);
     void (*set_current)(PyObject *core, int32_t lane);
     int32_t (*get_current)(PyObject *core);
+    int (*value_row)(PyObject *core, int32_t base, PyObject *text, int32_t *out);
+    int (*value_row_utf8)(PyObject *core, int32_t base, const char *text, Py_ssize_t size,
+                          int32_t *out);
 } LoopscopeRecorderAPI;
 
 static LoopscopeRecorderAPI *recorder_api;
 
-static PyObject *str_via;
-static PyObject *str_value;
 static PyObject *str_yield;
 static PyObject *str_switch;
 static PyObject *str_throw;
@@ -53,8 +54,6 @@ static PyObject *str_call;
 static PyObject *str_return;
 static PyObject *str_exception;
 static PyObject *str_dead;
-static PyObject *str_details;
-static PyObject *str_detail_rows;
 static PyObject *repr_limit;
 
 /* Value reads (tracer.models.generator_model.ValueRead kinds) */
@@ -74,37 +73,6 @@ as_int32(PyObject *value, int32_t *out)
         return -1;
     }
     *out = (int32_t)number;
-    return 0;
-}
-
-/* The interned index of `key` in the recorder's detail table, as Recorder.detail() does. */
-static int
-intern_detail(PyObject *details, PyObject *rows, PyObject *key, int32_t *out)
-{
-    PyObject *index = PyDict_GetItemWithError(details, key);
-    if (index != NULL) return as_int32(index, out);
-    if (PyErr_Occurred()) return -1;
-    Py_ssize_t next = PyList_GET_SIZE(rows);
-    PyObject *number = PyLong_FromSsize_t(next);
-    if (number == NULL) return -1;
-    int failed = PyDict_SetItem(details, key, number) < 0 || PyList_Append(rows, key) < 0;
-    Py_DECREF(number);
-    if (failed) return -1;
-    *out = (int32_t)next;
-    return 0;
-}
-
-static int
-recorder_tables(PyObject *recorder, PyObject **details, PyObject **rows)
-{
-    *details = PyObject_GetAttr(recorder, str_details);
-    if (*details == NULL) return -1;
-    *rows = PyObject_GetAttr(recorder, str_detail_rows);
-    if (*rows == NULL) return -1;
-    if (!PyDict_CheckExact(*details) || !PyList_CheckExact(*rows)) {
-        PyErr_SetString(PyExc_TypeError, "the recorder's detail tables are not a dict and a list");
-        return -1;
-    }
     return 0;
 }
 
@@ -131,8 +99,7 @@ lane_in(PyObject *lanes, PyObject *key)
 typedef struct {
     PyObject_HEAD
     PyObject *recorder;        /* a RecorderCore */
-    PyObject *details;         /* recorder._details */
-    PyObject *detail_rows;     /* recorder._detail_rows */
+    int32_t yield_detail;      /* tracer.yield_detail: the base of a yielded value's row */
     PyObject *lanes;           /* tracer.lanes: frame -> lane */
     PyObject *sites;           /* tracer.sites, tracer.sent_values, ...: lists by lane */
     PyObject *sent_values;
@@ -156,12 +123,29 @@ is_stable_repr(PyObject *value)
         || value == Py_None;
 }
 
-/* The detail of a hand-off of `value` by `via`, remembered in cache[lane] for values whose
- * repr cannot change (as GeneratorTracer.value_detail). `check_via`: a cached value counts
- * only if it was handed over the same way. */
+/* Writes `number` in decimal, as repr() does, ending just before `end`; returns its start.
+ * (snprintf costs more than the rest of a hand-off.) */
+static char *
+decimal(long long number, char *end)
+{
+    unsigned long long magnitude = number < 0 ? 0ULL - (unsigned long long)number
+                                              : (unsigned long long)number;
+    char *at = end;
+    do {
+        *--at = (char)('0' + magnitude % 10);
+        magnitude /= 10;
+    } while (magnitude);
+    if (number < 0) *--at = '-';
+    return at;
+}
+
+/* The detail of a hand-off of `value` by `via` (whose plain detail is `base`): a new value
+ * row, remembered in cache[lane] for values whose repr cannot change (as
+ * GeneratorTracer.value_detail). `check_via`: a cached value counts only if it was handed
+ * over the same way. */
 static int
-value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, PyObject *cache,
-             Py_ssize_t lane, int check_via, int32_t *out)
+value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
+             PyObject *cache, Py_ssize_t lane, int check_via, int32_t *out)
 {
     PyObject *cached = PyList_GET_ITEM(cache, lane);
     if (cached != Py_None && PyTuple_GET_ITEM(cached, 0) == value
@@ -169,23 +153,52 @@ value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, PyObject *cac
         return as_int32(PyTuple_GET_ITEM(cached, 2), out);
     }
     int stable = is_stable_repr(value);
-    PyObject *text = stable ? PyObject_Repr(value) : NULL;
-    if (text != NULL && PyUnicode_GET_LENGTH(text) > REPR_LIMIT) Py_CLEAR(text);
-    if (text == NULL) {
-        if (stable && PyErr_Occurred()) return -1;
-        text = PyObject_CallFunctionObjArgs(self->short_repr, value, repr_limit, NULL);
-        if (text == NULL) return -1;
+    int failed;
+    int overflow = 0;
+    long long number = PyLong_CheckExact(value) ? PyLong_AsLongLongAndOverflow(value, &overflow)
+                                                : 0;
+    if (PyLong_CheckExact(value) && !overflow && !(number == -1 && PyErr_Occurred())) {
+        /* the common case, an int: its repr written straight into the row, no str made */
+        char digits[24];
+        char *start = decimal(number, digits + sizeof digits);
+        failed = recorder_api->value_row_utf8(self->recorder, base, start,
+                                              digits + sizeof digits - start, out);
     }
-    PyObject *key = PyTuple_Pack(4, str_via, via, str_value, text);
-    Py_DECREF(text);
-    if (key == NULL) return -1;
-    int failed = intern_detail(self->details, self->detail_rows, key, out);
-    Py_DECREF(key);
+    else {
+        if (PyErr_Occurred()) return -1;
+        PyObject *text = stable ? PyObject_Repr(value) : NULL;
+        if (text != NULL && PyUnicode_GET_LENGTH(text) > REPR_LIMIT) Py_CLEAR(text);
+        if (text == NULL) {
+            if (stable && PyErr_Occurred()) return -1;
+            text = PyObject_CallFunctionObjArgs(self->short_repr, value, repr_limit, NULL);
+            if (text == NULL) return -1;
+        }
+        failed = recorder_api->value_row(self->recorder, base, text, out);
+        Py_DECREF(text);
+    }
     if (failed) return -1;
     if (stable) {
-        PyObject *entry = Py_BuildValue("(OOi)", value, via, (int)*out);
-        if (entry == NULL) return -1;
-        PyList_SetItem(cache, lane, entry);  /* steals entry, drops the old one */
+        PyObject *index = PyLong_FromLong(*out);
+        if (index == NULL) return -1;
+        if (cached != Py_None && Py_REFCNT(cached) == 1) {
+            /* only this table holds the old entry: refill it instead of making a new one
+               (what it drops is a stable value, a via string and an int: no code runs) */
+            PyObject *old_value = PyTuple_GET_ITEM(cached, 0);
+            PyObject *old_via = PyTuple_GET_ITEM(cached, 1);
+            PyObject *old_index = PyTuple_GET_ITEM(cached, 2);
+            PyTuple_SET_ITEM(cached, 0, Py_NewRef(value));
+            PyTuple_SET_ITEM(cached, 1, Py_NewRef(via));
+            PyTuple_SET_ITEM(cached, 2, index);
+            Py_DECREF(old_value);
+            Py_DECREF(old_via);
+            Py_DECREF(old_index);
+        }
+        else {
+            PyObject *entry = PyTuple_Pack(3, value, via, index);
+            Py_DECREF(index);
+            if (entry == NULL) return -1;
+            PyList_SetItem(cache, lane, entry);  /* steals entry, drops the old one */
+        }
     }
     return 0;
 }
@@ -247,8 +260,12 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
         if (value == NULL) failed = -1;
         else if (value == self->missing) failed = as_int32(PyTuple_GET_ITEM(site, 4), &detail);
         else {
-            failed = value_detail(self, value, PyTuple_GET_ITEM(site, 5), self->sent_values,
-                                  lane, 1, &detail);
+            int32_t base;
+            failed = as_int32(PyTuple_GET_ITEM(site, 4), &base);
+            if (!failed) {
+                failed = value_detail(self, value, PyTuple_GET_ITEM(site, 5), base,
+                                      self->sent_values, lane, 1, &detail);
+            }
         }
         Py_XDECREF(value);
     }
@@ -287,7 +304,8 @@ static int
 fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
 {
     int32_t detail, driver, driver_blocked, driver_source;
-    if (value_detail(self, value, str_yield, self->yielded_values, lane, 0, &detail) < 0) {
+    if (value_detail(self, value, str_yield, self->yield_detail, self->yielded_values, lane, 0,
+                     &detail) < 0) {
         return -1;
     }
     PyObject *site = PyList_GET_ITEM(self->sites, lane);
@@ -459,9 +477,11 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->yield_fallback, Py_NewRef(yield_fallback));
     Py_XSETREF(self->short_repr, Py_NewRef(short_repr));
     Py_XSETREF(self->missing, Py_NewRef(missing));
-    Py_CLEAR(self->details);
-    Py_CLEAR(self->detail_rows);
-    if (recorder_tables(recorder, &self->details, &self->detail_rows) < 0) return -1;
+    PyObject *yield_detail = PyObject_GetAttrString(tracer, "yield_detail");
+    if (yield_detail == NULL) return -1;
+    int bad = as_int32(yield_detail, &self->yield_detail);
+    Py_DECREF(yield_detail);
+    if (bad) return -1;
 #define TABLE(field, name, check)                                                   \
     do {                                                                            \
         Py_CLEAR(self->field);                                                      \
@@ -486,8 +506,6 @@ static int
 hooks_traverse(GeneratorHooks *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->recorder);
-    Py_VISIT(self->details);
-    Py_VISIT(self->detail_rows);
     Py_VISIT(self->lanes);
     Py_VISIT(self->sites);
     Py_VISIT(self->sent_values);
@@ -508,8 +526,6 @@ static int
 hooks_clear(GeneratorHooks *self)
 {
     Py_CLEAR(self->recorder);
-    Py_CLEAR(self->details);
-    Py_CLEAR(self->detail_rows);
     Py_CLEAR(self->lanes);
     Py_CLEAR(self->sites);
     Py_CLEAR(self->sent_values);
@@ -738,16 +754,14 @@ PyInit__handoffs(void)
     Py_DECREF(speedups);
     recorder_api = PyCapsule_Import("tracer._speedups._recorder_api", 0);
     if (recorder_api == NULL) return NULL;
-    if (recorder_api->version < 1) {
+    if (recorder_api->version < 2) {
         PyErr_SetString(PyExc_ImportError, "tracer._speedups is too old for tracer._handoffs");
         return NULL;
     }
-    if (intern(&str_via, "via") < 0 || intern(&str_value, "value") < 0
-        || intern(&str_yield, "yield") < 0 || intern(&str_switch, "switch") < 0
+    if (intern(&str_yield, "yield") < 0 || intern(&str_switch, "switch") < 0
         || intern(&str_throw, "throw") < 0 || intern(&str_call, "call") < 0
         || intern(&str_return, "return") < 0 || intern(&str_exception, "exception") < 0
-        || intern(&str_dead, "dead") < 0 || intern(&str_details, "_details") < 0
-        || intern(&str_detail_rows, "_detail_rows") < 0) {
+        || intern(&str_dead, "dead") < 0) {
         return NULL;
     }
     repr_limit = PyLong_FromLong(REPR_LIMIT);

@@ -37,6 +37,8 @@
 #define CODE_DISPATCH 6
 #define CODE_ANNOTATE 20
 #define INITIAL_CAPACITY 1024
+#define VALUE_ROW (1 << 30)  /* tracer.values.VALUE_ROW */
+#define MAX_VALUE_ROWS (INT32_MAX - VALUE_ROW)
 
 static PyObject *array_type;  /* array.array */
 
@@ -84,6 +86,15 @@ typedef struct {
     Py_ssize_t limit;      /* _limit: _limit_reached() runs once count reaches it */
     int current;           /* the lane whose code is running */
     PyObject *clock;       /* NULL: CLOCK_MONOTONIC read here */
+    /* Pending value rows (tracer/values.py): bases, text lengths and the texts, as sent. */
+    int32_t *value_base;
+    uint32_t *value_length;
+    Py_ssize_t values_pending;
+    Py_ssize_t values_capacity;
+    char *value_texts;
+    Py_ssize_t texts_size;
+    Py_ssize_t texts_capacity;
+    int64_t value_count;   /* value rows so far, sent or pending */
 } RecorderCore;
 
 static PyTypeObject RecorderCoreType;
@@ -172,6 +183,115 @@ recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other, in
     if (recorder_now(self, &now) < 0) return -1;
     recorder_put(self, now, lane, code, other, detail, source);
     return recorder_after_append(self);
+}
+
+/* A new value row (detail `base` plus `size` bytes of UTF-8 text, tracer.values): its detail
+ * index in *out. */
+static int
+recorder_value_row_utf8(RecorderCore *self, int32_t base, const char *data, Py_ssize_t size,
+                        int32_t *out)
+{
+    if (self->value_count >= MAX_VALUE_ROWS) {
+        PyErr_SetString(PyExc_OverflowError, "more value rows than a detail index can name");
+        return -1;
+    }
+    if (self->values_pending >= self->values_capacity) {
+        Py_ssize_t capacity = self->values_capacity ? self->values_capacity * 2 : 256;
+        int32_t *bases = PyMem_Realloc(self->value_base, capacity * sizeof(int32_t));
+        if (bases == NULL) goto no_memory;
+        self->value_base = bases;
+        uint32_t *lengths = PyMem_Realloc(self->value_length, capacity * sizeof(uint32_t));
+        if (lengths == NULL) goto no_memory;
+        self->value_length = lengths;
+        self->values_capacity = capacity;
+    }
+    if (self->texts_size + size > self->texts_capacity) {
+        Py_ssize_t capacity = self->texts_capacity ? self->texts_capacity : 4096;
+        while (capacity < self->texts_size + size) capacity *= 2;
+        char *texts = PyMem_Realloc(self->value_texts, capacity);
+        if (texts == NULL) goto no_memory;
+        self->value_texts = texts;
+        self->texts_capacity = capacity;
+    }
+    memcpy(self->value_texts + self->texts_size, data, size);
+    self->texts_size += size;
+    self->value_base[self->values_pending] = base;
+    self->value_length[self->values_pending] = (uint32_t)size;
+    self->values_pending++;
+    *out = (int32_t)(VALUE_ROW + self->value_count++);
+    return 0;
+no_memory:
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* The same for a str `text` (lone surrogates escaped, as the pure twin does). */
+static int
+recorder_value_row(RecorderCore *self, int32_t base, PyObject *text, int32_t *out)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "a value row's text must be a str");
+        return -1;
+    }
+    Py_ssize_t size;
+    const char *data = PyUnicode_AsUTF8AndSize(text, &size);
+    if (data != NULL) return recorder_value_row_utf8(self, base, data, size, out);
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+    PyErr_Clear();
+    PyObject *encoded = PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace");
+    if (encoded == NULL) return -1;
+    int failed = recorder_value_row_utf8(self, base, PyBytes_AS_STRING(encoded),
+                                         PyBytes_GET_SIZE(encoded), out);
+    Py_DECREF(encoded);
+    return failed;
+}
+
+static void
+put_u32_le(unsigned char *out, uint32_t value)
+{
+    out[0] = (unsigned char)value;
+    out[1] = (unsigned char)(value >> 8);
+    out[2] = (unsigned char)(value >> 16);
+    out[3] = (unsigned char)(value >> 24);
+}
+
+/* _take_values() -> the pending value rows as one section (tracer/values.py), b"" if none */
+static PyObject *
+recorder_take_values(RecorderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t count = self->values_pending;
+    if (count == 0) return PyBytes_FromStringAndSize(NULL, 0);
+    PyObject *section = PyBytes_FromStringAndSize(NULL, 8 + 8 * count + self->texts_size);
+    if (section == NULL) return NULL;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(section);
+    put_u32_le(out, (uint32_t)(self->value_count - count));
+    put_u32_le(out + 4, (uint32_t)count);
+    out += 8;
+    for (Py_ssize_t i = 0; i < count; i++, out += 4) put_u32_le(out, (uint32_t)self->value_base[i]);
+    for (Py_ssize_t i = 0; i < count; i++, out += 4) put_u32_le(out, self->value_length[i]);
+    memcpy(out, self->value_texts, self->texts_size);
+    self->values_pending = 0;
+    self->texts_size = 0;
+    return section;
+}
+
+/* value_row(base, text) -> detail index */
+static PyObject *
+recorder_value_row_method(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "value_row(base, text)");
+        return NULL;
+    }
+    long base = PyLong_AsLong(args[0]);
+    if (base == -1 && PyErr_Occurred()) return NULL;
+    if (base < 0 || base >= VALUE_ROW) {
+        PyErr_SetString(PyExc_ValueError, "a value row's base must be an interned detail");
+        return NULL;
+    }
+    int32_t index;
+    if (recorder_value_row(self, (int32_t)base, args[1], &index) < 0) return NULL;
+    return PyLong_FromLong(index);
 }
 
 static int
@@ -277,13 +397,20 @@ recorder_handoff(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* An array.array of `typecode` holding a copy of `size` bytes at `data` (one copy). */
 static PyObject *
 column_array(const char *typecode, const void *data, Py_ssize_t size)
 {
-    PyObject *raw = PyBytes_FromStringAndSize((const char *)data, size);
-    if (raw == NULL) return NULL;
-    PyObject *column = PyObject_CallFunction(array_type, "sO", typecode, raw);
-    Py_DECREF(raw);
+    PyObject *column = PyObject_CallFunction(array_type, "s", typecode);
+    if (column == NULL) return NULL;
+    PyObject *view = PyMemoryView_FromMemory((char *)data, size, PyBUF_READ);
+    PyObject *done = view == NULL ? NULL : PyObject_CallMethod(column, "frombytes", "O", view);
+    Py_XDECREF(view);
+    if (done == NULL) {
+        Py_DECREF(column);
+        return NULL;
+    }
+    Py_DECREF(done);
     return column;
 }
 
@@ -294,21 +421,20 @@ recorder_take(RecorderCore *self, PyObject *origin_arg)
     long long origin = PyLong_AsLongLong(origin_arg);
     if (origin == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t count = self->count;
-    PyObject *ts_bytes = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int64_t));
-    if (ts_bytes == NULL) return NULL;
-    int64_t *relative = (int64_t *)PyBytes_AS_STRING(ts_bytes);
-    for (Py_ssize_t i = 0; i < count; i++) relative[i] = self->ts[i] - origin;
-    PyObject *ts = PyObject_CallFunction(array_type, "sO", "q", ts_bytes);
-    Py_DECREF(ts_bytes);
-    if (ts == NULL) return NULL;
+    /* the buffer is emptied below, so its timestamps can be made relative in place */
+    for (Py_ssize_t i = 0; i < count; i++) self->ts[i] -= origin;
     PyObject *columns = Py_BuildValue(
-        "(NNNNNN)", ts,
+        "(NNNNNN)",
+        column_array("q", self->ts, count * (Py_ssize_t)sizeof(int64_t)),
         column_array("i", self->lane, count * (Py_ssize_t)sizeof(int32_t)),
         column_array("b", self->code, count * (Py_ssize_t)sizeof(int8_t)),
         column_array("i", self->other, count * (Py_ssize_t)sizeof(int32_t)),
         column_array("i", self->detail, count * (Py_ssize_t)sizeof(int32_t)),
         column_array("i", self->source, count * (Py_ssize_t)sizeof(int32_t)));
-    if (columns == NULL) return NULL;
+    if (columns == NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) self->ts[i] += origin;
+        return NULL;
+    }
     self->count = 0;
     return columns;
 }
@@ -334,6 +460,10 @@ static PyObject *
 recorder_discard_pending(RecorderCore *self, PyObject *Py_UNUSED(ignored))
 {
     self->count = 0;
+    /* the discarded events took their value rows with them: those numbers are free again */
+    self->value_count -= self->values_pending;
+    self->values_pending = 0;
+    self->texts_size = 0;
     Py_RETURN_NONE;
 }
 
@@ -380,6 +510,9 @@ recorder_dealloc(RecorderCore *self)
     PyMem_Free(self->other);
     PyMem_Free(self->detail);
     PyMem_Free(self->source);
+    PyMem_Free(self->value_base);
+    PyMem_Free(self->value_length);
+    PyMem_Free(self->value_texts);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -400,6 +533,10 @@ static PyMethodDef recorder_methods[] = {
      "handoff(origin, target, switch_detail, origin_state, origin_detail, target_source)"},
     {"_take", (PyCFunction)recorder_take, METH_O,
      "_take(origin): the pending events as six columns; the buffer empties."},
+    {"value_row", (PyCFunction)(void (*)(void))recorder_value_row_method, METH_FASTCALL,
+     "value_row(base, text): a new value row (detail base plus the value text); its index."},
+    {"_take_values", (PyCFunction)recorder_take_values, METH_NOARGS,
+     "_take_values(): the pending value rows as one section; b'' when there are none."},
     {"_pending_count", (PyCFunction)recorder_pending_count, METH_NOARGS, NULL},
     {"_last_event", (PyCFunction)recorder_last_event, METH_NOARGS,
      "(code, lane) of the last pending event."},
@@ -1490,7 +1627,7 @@ local_self(PyObject *module, PyObject *frame)
 
 /* -- the C API for other extensions (tracer._handoffs) ------------------------------------ */
 
-/* Version 1 of the capsule "tracer._speedups._recorder_api": a table of C entry points into
+/* Version 2 of the capsule "tracer._speedups._recorder_api": a table of C entry points into
  * RecorderCore, so another extension records an event or a hand-off without a method call.
  * Additive only: a new entry point goes at the end with a new version number. */
 typedef struct {
@@ -1502,6 +1639,10 @@ typedef struct {
                    int8_t origin_state, int32_t origin_detail, int32_t target_source);
     void (*set_current)(PyObject *core, int32_t lane);
     int32_t (*get_current)(PyObject *core);
+    /* version 2 */
+    int (*value_row)(PyObject *core, int32_t base, PyObject *text, int32_t *out);
+    int (*value_row_utf8)(PyObject *core, int32_t base, const char *text, Py_ssize_t size,
+                          int32_t *out);
 } LoopscopeRecorderAPI;
 
 static int
@@ -1539,8 +1680,22 @@ api_get_current(PyObject *core)
     return ((RecorderCore *)core)->current;
 }
 
+static int
+api_value_row(PyObject *core, int32_t base, PyObject *text, int32_t *out)
+{
+    return recorder_value_row((RecorderCore *)core, base, text, out);
+}
+
+static int
+api_value_row_utf8(PyObject *core, int32_t base, const char *text, Py_ssize_t size,
+                   int32_t *out)
+{
+    return recorder_value_row_utf8((RecorderCore *)core, base, text, size, out);
+}
+
 static LoopscopeRecorderAPI recorder_api = {
-    1, &RecorderCoreType, api_append, api_handoff, api_set_current, api_get_current,
+    2, &RecorderCoreType, api_append, api_handoff, api_set_current, api_get_current,
+    api_value_row, api_value_row_utf8,
 };
 
 /* -- the module ---------------------------------------------------------------------------- */

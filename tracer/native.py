@@ -3,7 +3,8 @@
 Layout:
 
     b"LOOPSCOPE-TRACE <version>\\n"
-    zlib( u32 header length | header JSON | the six columns raw, little-endian )
+    zlib( u32 header length | header JSON | the six columns raw, little-endian
+          | the value rows as one section (tracer.values; format 2 on, empty when none) )
 
 The header JSON holds the event count, the run's meta, and the detail and source tables.
 Columns have the same types as the event pipe (ts int64, lane int32, code int8, other int32,
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from tracer.target import NATIVE_MAGIC
-from tracer.trace import SequenceGapError, Trace
+from tracer.trace import DetailTable, SequenceGapError, Trace
+from tracer.values import ValueRows, ValueSectionError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: value rows after the columns
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")
 COLUMN_NAMES = ("ts", "lane", "code", "other", "detail", "source")
 _HEADER_LENGTH = struct.Struct("<I")
@@ -46,7 +48,7 @@ def encode_trace(trace: Trace) -> bytes:
     header = {
         "count": len(trace),
         "meta": trace.meta,
-        "details": trace.details,
+        "details": list(trace.details),
         "sources": [list(source) for source in trace.sources],
     }
     header_bytes = _json(header).encode("utf-8")
@@ -56,6 +58,7 @@ def encode_trace(trace: Trace) -> bytes:
         if _SWAP:
             column.byteswap()
         parts.append(column.tobytes())
+    parts.append(trace.details.values.encode())
     body = zlib.compress(b"".join(parts), 6)
     return NATIVE_MAGIC + f" {FORMAT_VERSION}\n".encode("ascii") + body
 
@@ -82,10 +85,10 @@ def decode_trace(data: bytes, name: str = "the file") -> Trace:
         body = zlib.decompress(data[newline + 1 :])
     except zlib.error:
         raise NativeFormatError(f"{name} is truncated or corrupt") from None
-    return _decode_body(body, name)
+    return _decode_body(body, name, version)
 
 
-def _decode_body(body: bytes, name: str) -> Trace:
+def _decode_body(body: bytes, name: str, version: int) -> Trace:
     corrupt = NativeFormatError(f"{name} is corrupt: its contents do not add up")
     if len(body) < _HEADER_LENGTH.size:
         raise corrupt
@@ -111,12 +114,22 @@ def _decode_body(body: bytes, name: str) -> Trace:
             column.byteswap()
         columns.append(column)
         offset += size
-    if offset != len(body) or not isinstance(details, list) or not isinstance(meta, dict):
+    if not isinstance(details, list) or not isinstance(meta, dict):
         raise corrupt
-    trace = Trace(details=details, sources=sources, meta=meta)  # type: ignore[arg-type]
-    for column, table in ((columns[4], details), (columns[5], sources)):
-        if count and (min(column) < 0 or max(column) >= len(table)):
+    values = ValueRows()
+    if offset < len(body):
+        if version < 2:
             raise corrupt
+        try:
+            values.extend_encoded(memoryview(body)[offset:], len(details))
+        except ValueSectionError:
+            raise corrupt from None
+    table = DetailTable(details, values)
+    trace = Trace(details=table, sources=sources, meta=meta)  # type: ignore[arg-type]
+    if count and not all(table.is_valid(index) for index in set(columns[4])):
+        raise corrupt
+    if count and (min(columns[5]) < 0 or max(columns[5]) >= len(sources)):
+        raise corrupt
     try:
         trace.extend_columns(0, tuple(columns))
     except (SequenceGapError, IndexError, AttributeError):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Protocol
@@ -30,6 +31,7 @@ from tracer.events import (
     monotonic_clock,
     short_repr,
 )
+from tracer.values import MAX_VALUE_ROWS, VALUE_ROW, encode_values
 
 
 def _load_speedups() -> ModuleType | None:
@@ -62,6 +64,10 @@ class PurePendingBuffer:
         self._pending: list[int] = []
         self._pending_limit = 0
         self._now: Clock = time.perf_counter_ns
+        self._value_bases = array("i")
+        self._value_lengths = array("I")
+        self._value_texts = bytearray()
+        self._value_count = 0  # value rows so far, sent or pending
 
     @property
     def _limit(self) -> int:
@@ -106,6 +112,29 @@ class PurePendingBuffer:
         if len(pending) >= self._pending_limit:
             self._limit_reached()
 
+    def value_row(self, base: int, text: str) -> int:
+        """A new value row -- detail `base` plus the value `text` -- and its detail index."""
+        if self._value_count >= MAX_VALUE_ROWS:
+            raise OverflowError("more value rows than a detail index can name")
+        data = text.encode("utf-8", "backslashreplace")
+        self._value_bases.append(base)
+        self._value_lengths.append(len(data))
+        self._value_texts += data
+        self._value_count += 1
+        return VALUE_ROW + self._value_count - 1
+
+    def _take_values(self) -> bytes:
+        """The pending value rows as one section (see tracer.values); b"" when there are none."""
+        bases = self._value_bases
+        if not bases:
+            return b""
+        section = encode_values(self._value_count - len(bases), bases, self._value_lengths,
+                                bytes(self._value_texts))
+        self._value_bases = array("i")
+        self._value_lengths = array("I")
+        self._value_texts.clear()
+        return section
+
     def _limit_reached(self) -> None:
         raise NotImplementedError
 
@@ -132,6 +161,11 @@ class PurePendingBuffer:
 
     def _discard_pending(self) -> None:
         self._pending.clear()
+        # The discarded events took their value rows with them: those numbers are free again.
+        self._value_count -= len(self._value_bases)
+        self._value_bases = array("i")
+        self._value_lengths = array("I")
+        self._value_texts.clear()
 
 
 # mypy checks against the pure twin (the C base has the same methods, see _speedups.pyi); it
@@ -151,8 +185,10 @@ class BatchSink(Protocol):
         columns: tuple[Sequence[int], ...],
         new_details: list[Detail],
         new_sources: list[Source],
+        new_values: bytes,
     ) -> None:
-        """`columns` is (ts, lane, code, other, detail, source), each of the batch's length."""
+        """`columns` is (ts, lane, code, other, detail, source), each of the batch's length;
+        `new_values` is a section of new value rows (tracer.values), or b"" when none."""
         ...
 
 
@@ -295,7 +331,7 @@ class Recorder(_PendingBuffer):
         self._details_sent = len(self._detail_rows)
         new_sources = self._source_rows[self._sources_sent :]
         self._sources_sent = len(self._source_rows)
-        self.sink.write_batch(first_seq, columns, new_details, new_sources)
+        self.sink.write_batch(first_seq, columns, new_details, new_sources, self._take_values())
 
     def set_gate(self, gate: Callable[[int, int], None] | None) -> None:
         """Installs (or removes) the stepping gate; costs nothing on the hot path while unset.

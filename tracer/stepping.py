@@ -228,7 +228,7 @@ class StepGate:
         try:
             started = self.clock()
             recorder.flush()
-            recorder.sink.write_batch(recorder.event_count, _NO_COLUMNS, [], [])
+            recorder.sink.write_batch(recorder.event_count, _NO_COLUMNS, [], [], b"")
             self._wakeup.acquire()
             held_ns = self.clock() - started
             with self._mutex:

@@ -3,9 +3,11 @@
 A frame is a 5-byte header (payload length as u32, frame type as u8) and a payload:
 
 - HELLO: b"LSCP" + JSON {version, pid, target, model, python}; always the first frame.
-- BATCH: u64 first_seq, u32 count, u32 tables length, tables JSON {"details", "sources"}
-  (the rows new since the last batch; length 0 when there are none), then the six columns
-  raw, little-endian: ts int64, lane int32, code int8, other int32, detail int32, source int32.
+- BATCH: u64 first_seq, u32 count, u32 tables length, u32 values length, tables JSON
+  {"details", "sources"} (the rows new since the last batch; length 0 when there are none),
+  the new value rows as one section (tracer.values; length 0 when there are none), then the
+  six columns raw, little-endian: ts int64, lane int32, code int8, other int32, detail int32,
+  source int32.
 - END: JSON {status, error, traceback, dropped, events}; the child's last word.
 
 Writes block when the pipe is full, which is the back-pressure: the child waits for a slow
@@ -24,11 +26,12 @@ from typing import Any, BinaryIO
 
 from tracer.events import Detail, Source, detail_to_dict
 from tracer.trace import SequenceGapError, Trace
+from tracer.values import ValueSectionError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 MAGIC = b"LSCP"
 HEADER = struct.Struct("<IB")
-BATCH_HEADER = struct.Struct("<QII")
+BATCH_HEADER = struct.Struct("<QIII")
 # A batch is at most a recorder's batch size of 25-byte events plus the new table rows; a
 # header claiming more is garbage, and refusing it early bounds what the parent buffers.
 MAX_FRAME = 64 * 1024 * 1024
@@ -62,6 +65,7 @@ def encode_batch(
     columns: tuple[Sequence[int], ...],
     new_details: list[Detail],
     new_sources: list[Source],
+    new_values: bytes = b"",
 ) -> bytes:
     count = len(columns[0])
     if new_details or new_sources:
@@ -72,13 +76,15 @@ def encode_batch(
         ).encode()
     else:
         tables = b""
-    parts = [b"", BATCH_HEADER.pack(first_seq, count, len(tables)), tables]
+    header = BATCH_HEADER.pack(first_seq, count, len(tables), len(new_values))
+    parts: list[bytes | array[int]] = [b"", header, tables, new_values]
     for typecode, column in zip(COLUMN_TYPES, columns, strict=True):
-        packed = array(typecode, column)
-        if _SWAP:
-            packed.byteswap()
-        parts.append(packed.tobytes())
-    payload_length = sum(len(p) for p in parts)
+        if _SWAP or not isinstance(column, array) or column.typecode != typecode:
+            column = array(typecode, column)  # a copy: the caller's column stays as it was
+            if _SWAP:
+                column.byteswap()
+        parts.append(column)  # join copies it once
+    payload_length = sum(memoryview(p).nbytes for p in parts)  # an array's len counts items
     parts[0] = HEADER.pack(payload_length, BATCH)
     return b"".join(parts)
 
@@ -105,8 +111,9 @@ class FrameWriter:
         columns: tuple[Sequence[int], ...],
         new_details: list[Detail],
         new_sources: list[Source],
+        new_values: bytes,
     ) -> None:
-        self._send(encode_batch(first_seq, columns, new_details, new_sources))
+        self._send(encode_batch(first_seq, columns, new_details, new_sources, new_values))
 
     def end(self, info: dict[str, Any]) -> None:
         self._send(encode_end(info))
@@ -216,9 +223,9 @@ class FrameDecoder:
     def _apply_batch(self, payload: memoryview) -> None:
         if len(payload) < BATCH_HEADER.size:
             raise StreamError(f"a batch frame of {len(payload)} bytes is too short")
-        first_seq, count, tables_length = BATCH_HEADER.unpack_from(payload, 0)
+        first_seq, count, tables_length, values_length = BATCH_HEADER.unpack_from(payload, 0)
         offset = BATCH_HEADER.size
-        if len(payload) != offset + tables_length + count * EVENT_SIZE:
+        if len(payload) != offset + tables_length + values_length + count * EVENT_SIZE:
             raise StreamError("a batch frame's length does not match its event count")
         trace = self.trace
         if first_seq != len(trace):
@@ -230,6 +237,8 @@ class FrameDecoder:
         if tables_length:
             details, sources = _tables(bytes(payload[offset : offset + tables_length]))
             offset += tables_length
+        values = payload[offset : offset + values_length]
+        offset += values_length
         columns = []
         for typecode in COLUMN_TYPES:
             column = array(typecode)
@@ -241,6 +250,11 @@ class FrameDecoder:
             columns.append(column)
         trace.details.extend(details)
         trace.sources.extend(sources)
+        if values:
+            try:
+                trace.details.values.extend_encoded(values, len(trace.details))
+            except ValueSectionError as exc:
+                raise StreamError(f"a batch's value rows are malformed: {exc}") from None
         trace.extend_columns(first_seq, tuple(columns))
 
 

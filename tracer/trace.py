@@ -6,9 +6,9 @@ A Trace is also a BatchSink, so a Recorder can write straight into one in-proces
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, SupportsIndex, overload
 
 from tracer.events import (
     CODE_NAMES,
@@ -18,6 +18,7 @@ from tracer.events import (
     Source,
     detail_to_dict,
 )
+from tracer.values import VALUE_ROW, ValueRows, value_detail
 
 
 class SequenceGapError(Exception):
@@ -48,6 +49,33 @@ class LaneInfo:
     spawn_ts: int
 
 
+class DetailTable(list[dict[str, Any]]):
+    """The interned details by index; indexes from VALUE_ROW up read the value rows in `values`
+    (as their base detail plus the value), so one lookup serves every detail column entry."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]] = (), values: ValueRows | None = None
+                 ) -> None:
+        super().__init__(rows)
+        self.values = values if values is not None else ValueRows()
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> dict[str, Any]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, int) and index >= VALUE_ROW:
+            base, text = self.values.row(index - VALUE_ROW)
+            return value_detail(list.__getitem__(self, base), text)
+        return list.__getitem__(self, index)
+
+    def is_valid(self, index: int) -> bool:
+        """Whether a detail column entry names a row that exists."""
+        if index >= VALUE_ROW:
+            return index - VALUE_ROW < len(self.values)
+        return 0 <= index < len(self)
+
+
 @dataclass
 class Trace:
     """Columns of events plus the interned tables they index into."""
@@ -58,7 +86,7 @@ class Trace:
     other: array[int] = field(default_factory=lambda: array("i"), repr=False)
     detail: array[int] = field(default_factory=lambda: array("i"), repr=False)
     source: array[int] = field(default_factory=lambda: array("i"), repr=False)
-    details: list[dict[str, Any]] = field(default_factory=lambda: [{}], repr=False)
+    details: DetailTable = field(default_factory=lambda: DetailTable([{}]), repr=False)
     sources: list[Source] = field(default_factory=lambda: [("", 0, "")], repr=False)
     lanes: list[LaneInfo] = field(default_factory=list, repr=False)
     # What the run was and how it ended: target, model, python, status, exit_code, stderr,
@@ -66,6 +94,10 @@ class Trace:
     meta: dict[str, Any] = field(default_factory=dict)
     # Called with (first_seq, count) after each batch lands; the live UI listens here.
     listeners: list[Callable[[int, int], None]] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.details, DetailTable):  # a plain list of dicts
+            self.details = DetailTable(self.details)
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -82,9 +114,12 @@ class Trace:
         columns: tuple[Sequence[int], ...],
         new_details: list[Detail],
         new_sources: list[Source],
+        new_values: bytes = b"",
     ) -> None:
         self.details.extend(detail_to_dict(d) for d in new_details)
         self.sources.extend(tuple(s) for s in new_sources)  # type: ignore[misc]
+        if new_values:
+            self.details.values.extend_encoded(new_values, len(self.details))
         self.extend_columns(first_seq, columns)
 
     def extend_columns(self, first_seq: int, columns: tuple[Sequence[int], ...]) -> None:

@@ -279,8 +279,9 @@ class BatchLog:
         columns: tuple[Sequence[int], ...],
         new_details: list[Detail],
         new_sources: list[Source],
+        new_values: bytes,
     ) -> None:
-        self.trace.write_batch(first_seq, columns, new_details, new_sources)
+        self.trace.write_batch(first_seq, columns, new_details, new_sources, new_values)
         self.batch_ends.append(len(self.trace) - 1)
 
 

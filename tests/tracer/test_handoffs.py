@@ -45,7 +45,8 @@ print(json.dumps({{
     "accelerated": c_handoffs(recorder) is not None,
     "columns": [list(trace.ts), list(trace.lane), list(trace.code), list(trace.other),
                 list(trace.detail), list(trace.source)],
-    "details": trace.details,
+    # every event's detail as it reads, value rows included
+    "details": [trace.details[index] for index in trace.detail],
     "sources": [list(s) for s in trace.sources],
 }}))
 """
@@ -110,6 +111,8 @@ def main():
         worker.send(n + 1)
         closure_send()
         worker.throw(KeyError("k"))
+    for edge in (-5, 2**63 - 1, -2**63, 2**64, -2**70, True, 10**50):
+        worker.send(edge)  # ints written in C must read as repr() writes them
     try:
         worker.send(None)
     except StopIteration as stop:
@@ -227,6 +230,8 @@ def test_c_and_python_generator_hooks_record_the_same_trace() -> None:
     # and what they agree on carries the values handed over, read from every kind of site
     values = {detail.get("value") for detail in c_side["details"] if "value" in detail}
     assert {"0", "'same'", "7", "3.5", "[4, 4]", "'shared'"} <= values
+    assert {"-5", str(2**63 - 1), str(-2**63), str(2**64), str(-2**70), "True"} <= values
+    assert any(value.startswith("1000") and value.endswith("…") for value in values)
     assert any(value.endswith("…") for value in values)
     assert {"via": "throw"} in c_side["details"]
     assert {"error": "ValueError: bad generator"} in c_side["details"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tracer.events import Code, FakeClock, LaneKind
+from tracer.events import NO_DETAIL, NO_SOURCE, Code, FakeClock, LaneKind
 from tracer.native import (
     FORMAT_VERSION,
     NativeFormatError,
@@ -22,6 +22,7 @@ from tracer.runner import RunResult
 from tracer.spans import derive_spans
 from tracer.target import NATIVE_MAGIC, is_trace_file
 from tracer.trace import Trace
+from tracer.values import VALUE_ROW
 
 
 def _hand_built() -> Trace:
@@ -39,6 +40,9 @@ def _hand_built() -> Trace:
     rec.wake(task, loop, ("cause", "fd", "fd", 7, "mode", "read"))
     rec.state(task, Code.SLEEPING, ("delay_s", 0.1, "deadline_ns", 223_456_789))
     rec.record(task, Code.OUTPUT, detail=rec.detail(("text", "naïve “quotes” \\ and \t tabs")))
+    sent = rec.detail(("via", "send"))
+    for text in ("1", "'ünï'", "b'\\x00'"):
+        rec.handoff(loop, task, rec.value_row(sent, text), Code.BLOCKED, NO_DETAIL, NO_SOURCE)
     rec.end(task, error=ValueError("bad value"))
     rec.close()
     trace.meta.update(target="hand-built", model="asyncio", status="ok", exit_code=0,
@@ -50,6 +54,7 @@ def _same(left: Trace, right: Trace) -> None:
     for column in ("ts", "lane", "code", "other", "detail", "source"):
         assert getattr(left, column) == getattr(right, column), column
     assert left.details == right.details
+    assert [left.details[d] for d in left.detail] == [right.details[d] for d in right.detail]
     assert left.sources == right.sources
     assert left.meta == right.meta
     assert left.lanes == right.lanes
@@ -62,6 +67,8 @@ def test_save_load_save_gives_the_same_trace_and_the_same_bytes(tmp_path: Path) 
     loaded = load_native(path)
     _same(original, loaded)
     assert [info.name for info in loaded.lanes] == ["asyncio loop", "fetch-1 (Task-2)"]
+    values = [loaded.details[d] for d in loaded.detail if d >= VALUE_ROW]
+    assert values == [{"via": "send", "value": text} for text in ("1", "'ünï'", "b'\\x00'")]
     assert encode_trace(loaded) == path.read_bytes()
     assert is_trace_file(path)
 
@@ -150,3 +157,37 @@ def test_an_unreadable_path_is_a_format_error_naming_it(tmp_path: Path) -> None:
         load_native(tmp_path / "missing.loopscope")
     with pytest.raises(NativeFormatError, match="cannot read"):
         load_native(tmp_path)
+
+
+def _body(data: bytes) -> tuple[bytes, bytes]:
+    """(version line, decompressed body) of a saved trace."""
+    newline = data.index(b"\n")
+    return data[: newline + 1], zlib.decompress(data[newline + 1 :])
+
+
+def test_a_format_1_file_from_before_value_rows_still_loads() -> None:
+    original = _hand_built()
+    original.details.values = type(original.details.values)()  # no value rows...
+    for seq, index in enumerate(original.detail):
+        if index >= VALUE_ROW:
+            original.detail[seq] = 0  # ...and no event naming one: what format 1 could hold
+    _, body = _body(encode_trace(original))
+    old = NATIVE_MAGIC + b" 1\n" + zlib.compress(body)
+    _same(original, decode_trace(old))
+
+
+def test_value_rows_that_do_not_add_up_are_refused_with_one_line() -> None:
+    version, body = _body(encode_trace(_hand_built()))
+    naming_a_missing_row = _hand_built()
+    naming_a_missing_row.detail[-1] = VALUE_ROW + 99
+    cases = {
+        "texts cut short": body[:-1],
+        "value rows in a format 1 file": body,
+        "an event naming a value row that is not there":
+            _body(encode_trace(naming_a_missing_row))[1],
+    }
+    for case, broken in cases.items():
+        line = version if case != "value rows in a format 1 file" else NATIVE_MAGIC + b" 1\n"
+        with pytest.raises(NativeFormatError, match="corrupt") as error:
+            decode_trace(line + zlib.compress(broken))
+        assert "\n" not in str(error.value), case

@@ -31,6 +31,7 @@ class BatchLog:
         columns: tuple[Sequence[int], ...],
         new_details: list[Detail],
         new_sources: list[Source],
+        new_values: bytes,
     ) -> None:
         rows = [tuple(int(v) for v in row) for row in zip(*columns, strict=True)]
         self.batches.append(Batch(first_seq, rows, list(new_details), list(new_sources)))

@@ -31,8 +31,9 @@ from tracer.recorder import Recorder
 batches, gate_calls = [], []
 
 class Sink:
-    def write_batch(self, first_seq, columns, new_details, new_sources):
-        batches.append([first_seq, [list(c) for c in columns], new_details, new_sources])
+    def write_batch(self, first_seq, columns, new_details, new_sources, new_values):
+        batches.append([first_seq, [list(c) for c in columns], new_details, new_sources,
+                        new_values.hex()])
 
 clock = FakeClock(tick_ns=7)
 recorder = Recorder(Sink(), clock=clock, batch_size=5)
@@ -41,7 +42,9 @@ task = recorder.spawn("task", LaneKind.TASK, parent=loop, extra=("coro", "main")
 for step in range(12):
     recorder.record(task, Code.RUNNING, source=recorder.source("a.py", step, "main"))
     recorder.record(task, Code.READY, other=task, detail=recorder.detail(("cause", "self")))
-recorder.handoff(task, loop, recorder.detail(("via", "send")), Code.BLOCKED, 0, 0)
+sent = recorder.detail(("via", "send"))
+for text in ("1", "'caf\\u00e9'", "'\\ud800'", ""):  # ASCII, not ASCII, a lone surrogate, empty
+    recorder.handoff(task, loop, recorder.value_row(sent, text), Code.BLOCKED, 0, 0)
 recorder.wake(task, loop, ("cause", "timer"))
 recorder.state(task, Code.IO_WAIT, ("fd", 3, "mode", "read"))
 recorder.annotate(loop, ("readable", (3,)))

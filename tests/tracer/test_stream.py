@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 import struct
+from array import array
 
 import pytest
 
@@ -24,6 +25,7 @@ from tracer.stream import (
     encode_hello,
 )
 from tracer.trace import SequenceGapError, Trace
+from tracer.values import encode_values
 
 HELLO_FRAME = encode_hello({"pid": 1, "model": "toy", "target": "t", "python": "3.11"})
 
@@ -44,6 +46,8 @@ def record_some(recorder: Recorder) -> None:
         recorder.wake(task, loop, ("cause", "fd", "fd", 7, "mode", "read"))
         recorder.state(loop, Code.DISPATCH, ("callback", f"cb-{step % 3}"))
         recorder.switch(task, loop, ("via", "yield", "value", 1.5))
+        sent = recorder.value_row(recorder.detail(("via", "send")), f"'é{step}'")
+        recorder.record(loop, Code.SWITCH, task, sent)
     recorder.end(task, result=42)
     recorder.end(loop, error=ValueError("broken\nloop"))
 
@@ -189,10 +193,13 @@ def test_malformed_frames_are_stream_errors() -> None:
     good_batch = encode_batch(0, columns, [], [])
     cases = {
         "short batch": HEADER.pack(4, BATCH) + b"\x00" * 4,
-        "count lies": HEADER.pack(BATCH_HEADER.size, BATCH) + BATCH_HEADER.pack(0, 5, 0),
+        "count lies": HEADER.pack(BATCH_HEADER.size, BATCH) + BATCH_HEADER.pack(0, 5, 0, 0),
         "tables not json": _batch_with_tables(b"{nope"),
         "tables not an object": _batch_with_tables(b"[1, 2]"),
         "sources malformed": _batch_with_tables(b'{"sources": [[1]]}'),
+        "value rows out of order": _batch_with_values(_value_section(first=3, base=0)),
+        "value row without its base": _batch_with_values(_value_section(first=0, base=7)),
+        "value texts cut short": _batch_with_values(_value_section(first=0, base=0)[:-1]),
         "end not an object": HEADER.pack(2, END) + b"[]",
         "second hello": HELLO_FRAME,
         "unknown frame type": HEADER.pack(0, 9),
@@ -209,7 +216,16 @@ def test_malformed_frames_are_stream_errors() -> None:
 
 
 def _batch_with_tables(tables: bytes) -> bytes:
-    payload = BATCH_HEADER.pack(0, 0, len(tables)) + tables
+    payload = BATCH_HEADER.pack(0, 0, len(tables), 0) + tables
+    return HEADER.pack(len(payload), BATCH) + payload
+
+
+def _value_section(first: int, base: int) -> bytes:
+    return encode_values(first, array("i", [base]), array("I", [3]), b"'a'")
+
+
+def _batch_with_values(section: bytes) -> bytes:
+    payload = BATCH_HEADER.pack(0, 0, 0, len(section)) + section
     return HEADER.pack(len(payload), BATCH) + payload
 
 

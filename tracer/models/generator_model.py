@@ -202,6 +202,8 @@ class GeneratorTracer:
         self.sent_values: list[ValueCache] = []
         self.yielded_values: list[ValueCache] = []
         self.resume_sources: list[dict[int, int]] = []
+        # The base of every yielded value's row (tracer.values): {"via": "yield"}.
+        self.yield_detail = recorder.detail(("via", "yield"))
         self._name_counts: dict[str, int] = {}
         self._call_sites: dict[tuple[CodeType, int], CallSite] = {}
         self._sources_at: dict[tuple[CodeType, int], int] = {}
@@ -363,7 +365,8 @@ class GeneratorTracer:
         """The detail index of a switch handing `value` over; remembered for the next one."""
         if value is _MISSING:
             return self.recorder.detail(("via", via))
-        detail = self.recorder.detail(("via", via, "value", short_repr(value, REPR_LIMIT)))
+        detail = self.recorder.value_row(self.recorder.detail(("via", via)),
+                                         short_repr(value, REPR_LIMIT))
         if type(value) in STABLE_REPR_TYPES:
             cache[lane] = (value, via, detail)
         return detail
@@ -493,7 +496,8 @@ class MonitoringBackend:
 
         recorder = tracer.recorder
         handoff = recorder.handoff
-        intern = recorder.detail
+        value_row = recorder.value_row
+        yield_detail = tracer.yield_detail
         lanes_get = lanes.get
         sites = tracer.sites
         sent_values = tracer.sent_values
@@ -525,12 +529,12 @@ class MonitoringBackend:
                             text = repr(value)
                             if len(text) > limit:
                                 text = short_repr(value, limit)
-                            detail = intern(("via", site[5], "value", text))
+                            detail = value_row(site[4], text)
                             sent_values[lane] = (value, site[5], detail)
                         elif value is _MISSING:
                             detail = site[4]
                         else:
-                            detail = intern(("via", site[5], "value", short_repr(value, limit)))
+                            detail = value_row(site[4], short_repr(value, limit))
                     source = resume_sources[lane].get(offset)
                     if source is None:
                         source = tracer.resume_source(lane, frame)
@@ -560,10 +564,10 @@ class MonitoringBackend:
                 text = repr(value)
                 if len(text) > limit:
                     text = short_repr(value, limit)
-                detail = intern(("via", "yield", "value", text))
+                detail = value_row(yield_detail, text)
                 yielded_values[lane] = (value, "yield", detail)
             else:
-                detail = intern(("via", "yield", "value", short_repr(value, limit)))
+                detail = value_row(yield_detail, short_repr(value, limit))
             site = sites[lane]
             driver = site[2]
             handoff(lane, driver, detail, blocked, site[7], site[8])
@@ -670,7 +674,8 @@ class SettraceBackend:
 
         recorder = tracer.recorder
         handoff = recorder.handoff
-        intern = recorder.detail
+        value_row = recorder.value_row
+        yield_detail = tracer.yield_detail
         lanes_get = tracer.lanes.get
         sites = tracer.sites
         sent_values = tracer.sent_values
@@ -698,10 +703,10 @@ class SettraceBackend:
                         text = repr(arg)
                         if len(text) > limit:
                             text = short_repr(arg, limit)
-                        detail = intern(("via", "yield", "value", text))
+                        detail = value_row(yield_detail, text)
                         yielded_values[lane] = (arg, "yield", detail)
                     else:
-                        detail = intern(("via", "yield", "value", short_repr(arg, limit)))
+                        detail = value_row(yield_detail, short_repr(arg, limit))
                     site = sites[lane]
                     driver = site[2]
                     handoff(lane, driver, detail, blocked, site[7], site[8])
@@ -743,12 +748,12 @@ class SettraceBackend:
                             text = repr(value)
                             if len(text) > limit:
                                 text = short_repr(value, limit)
-                            detail = intern(("via", site[5], "value", text))
+                            detail = value_row(site[4], text)
                             sent_values[lane] = (value, site[5], detail)
                         elif value is _MISSING:
                             detail = site[4]
                         else:
-                            detail = intern(("via", site[5], "value", short_repr(value, limit)))
+                            detail = value_row(site[4], short_repr(value, limit))
                     source = resume_sources[lane].get(frame.f_lasti)
                     if source is None:
                         source = tracer.resume_source(lane, frame)

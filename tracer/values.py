@@ -1,0 +1,110 @@
+"""Value rows: the values handed over at hand-offs, kept as compact rows instead of details.
+
+A generator that is sent a new value at every step would otherwise add a new interned detail
+row per send -- a tuple, a dict entry, a JSON row on the pipe and a dict in the parent. A value
+row is a base detail (e.g. {"via": "send"}) plus a short text (the value's repr); it reads as
+the base with a "value" key. Value rows are numbered from VALUE_ROW up, in the same int32
+detail column as interned details, which stay below it.
+
+On the pipe and in saved traces a run of new value rows is one section:
+
+    u32 first row, u32 count, count x i32 base, count x u32 text length, the texts as UTF-8
+
+all little-endian. The recorder (tracer._speedups in C, or its pure twin) writes sections;
+ValueRows reads them.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from array import array
+from itertools import accumulate, islice
+from typing import Any
+
+VALUE_ROW = 1 << 30  # the first value row's detail index
+MAX_VALUE_ROWS = (1 << 31) - 1 - VALUE_ROW
+SECTION_HEADER = struct.Struct("<II")
+_SWAP = sys.byteorder != "little"
+
+
+class ValueSectionError(ValueError):
+    """A value section that does not add up."""
+
+
+def encode_values(first: int, bases: array[int], lengths: array[int], texts: bytes) -> bytes:
+    """One section of value rows; `bases` is an array("i"), `lengths` an array("I")."""
+    if not bases:
+        return b""
+    if _SWAP:
+        bases, lengths = array("i", bases), array("I", lengths)
+        bases.byteswap()
+        lengths.byteswap()
+    return b"".join((SECTION_HEADER.pack(first, len(bases)), bases.tobytes(),
+                     lengths.tobytes(), texts))
+
+
+class ValueRows:
+    """The value rows of a trace: bases, text end offsets and the texts, without an object per
+    row. A row becomes a dict only when it is read."""
+
+    def __init__(self) -> None:
+        self.bases = array("i")
+        self.ends = array("q")  # where each row's text ends in `texts`
+        self.texts = bytearray()
+
+    def __len__(self) -> int:
+        return len(self.bases)
+
+    def row(self, number: int) -> tuple[int, str]:
+        """(base detail index, text) of value row `number` (counted from 0)."""
+        if not 0 <= number < len(self.bases):
+            raise IndexError(f"value row {number} does not exist")
+        start = self.ends[number - 1] if number else 0
+        return self.bases[number], self.texts[start : self.ends[number]].decode("utf-8", "replace")
+
+    def extend_encoded(self, section: bytes | memoryview, detail_count: int) -> None:
+        """Appends a section that must follow on from the rows already here and refer only to
+        the first `detail_count` details; ValueSectionError says what is wrong otherwise."""
+        view = memoryview(section)
+        if len(view) < SECTION_HEADER.size:
+            raise ValueSectionError(f"a value section of {len(view)} bytes is too short")
+        first, count = SECTION_HEADER.unpack_from(view, 0)
+        if first != len(self.bases):
+            raise ValueSectionError(
+                f"value rows out of order: expected row {len(self.bases)}, got {first}")
+        if first + count > MAX_VALUE_ROWS:
+            raise ValueSectionError("more value rows than a detail index can name")
+        offset = SECTION_HEADER.size
+        if len(view) < offset + 8 * count:
+            raise ValueSectionError("a value section is shorter than its row count says")
+        bases = array("i")
+        bases.frombytes(view[offset : offset + 4 * count])
+        offset += 4 * count
+        lengths = array("I")
+        lengths.frombytes(view[offset : offset + 4 * count])
+        offset += 4 * count
+        if _SWAP:
+            bases.byteswap()
+            lengths.byteswap()
+        if len(view) - offset != sum(lengths):
+            raise ValueSectionError("a value section's texts do not match their lengths")
+        if count and (min(bases) < 0 or max(bases) >= detail_count):
+            raise ValueSectionError("a value row refers to a detail that does not exist")
+        end = len(self.texts)
+        self.bases.extend(bases)
+        self.ends.extend(islice(accumulate(lengths, initial=end), 1, None))
+        self.texts += view[offset:]
+
+    def encode(self) -> bytes:
+        """Every row as one section (what a saved trace holds); b"" when there are none."""
+        if not self.bases:
+            return b""
+        lengths = array("I", (end - start for start, end in
+                              zip([0, *self.ends[:-1]], self.ends, strict=True)))
+        return encode_values(0, self.bases, lengths, bytes(self.texts))
+
+
+def value_detail(base: dict[str, Any], text: str) -> dict[str, Any]:
+    """How a value row reads: its base detail with the value added."""
+    return {**base, "value": text}
