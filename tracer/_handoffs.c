@@ -4,9 +4,11 @@
  * per-lane tables, read in place) and hands anything unusual -- a new lane, a different call
  * site, throw, close, an exception -- to that Python twin, so both record the same events.
  *
- * GeneratorHooks.on_resume / on_yield are sys.monitoring callbacks (3.12+);
- * GeneratorHooks.install_trace installs a C trace function (3.11) that replaces the Python
- * sys.settrace pair. SwitchTrace is a greenlet.settrace callback.
+ * GeneratorHooks.on_resume / on_yield are sys.monitoring callbacks (3.12+). On 3.11,
+ * GeneratorHooks.install_eval follows generator frames from the frame evaluation hook (PEP 523)
+ * and plays them to a C trace function that replaces the Python sys.settrace pair;
+ * install_trace installs that trace function itself, where another tool holds the hook.
+ * SwitchTrace is a greenlet.settrace callback.
  *
  * Events go straight into the recorder's C columns through the capsule
  * tracer._speedups._recorder_api; a value handed over becomes one of the recorder's value rows.
@@ -23,6 +25,8 @@
 #define Py_BUILD_CORE 1
 #endif
 #include "internal/pycore_frame.h"
+#include "internal/pycore_interp.h"
+#include "internal/pycore_code.h"
 #include <opcode.h>
 #endif
 
@@ -100,6 +104,7 @@ typedef struct {
     PyObject_HEAD
     PyObject *recorder;        /* a RecorderCore */
     int32_t yield_detail;      /* tracer.yield_detail: the base of a yielded value's row */
+    PyThreadState *thread;     /* the thread followed (sys.monitoring reports them all) */
     PyObject *lanes;           /* tracer.lanes: frame -> lane */
     PyObject *sites;           /* tracer.sites, tracer.sent_values, ...: lists by lane */
     PyObject *sent_values;
@@ -169,7 +174,7 @@ value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
         PyObject *text = stable ? PyObject_Repr(value) : NULL;
         if (text != NULL && PyUnicode_GET_LENGTH(text) > REPR_LIMIT) Py_CLEAR(text);
         if (text == NULL) {
-            if (stable && PyErr_Occurred()) return -1;
+            PyErr_Clear();  /* an int too long to print: short_repr says so */
             text = PyObject_CallFunctionObjArgs(self->short_repr, value, repr_limit, NULL);
             if (text == NULL) return -1;
         }
@@ -180,9 +185,12 @@ value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
     if (stable) {
         PyObject *index = PyLong_FromLong(*out);
         if (index == NULL) return -1;
+        cached = PyList_GET_ITEM(cache, lane);  /* short_repr ran Python code: look again */
+#ifndef Py_GIL_DISABLED
         if (cached != Py_None && Py_REFCNT(cached) == 1) {
-            /* only this table holds the old entry: refill it instead of making a new one
-               (what it drops is a stable value, a via string and an int: no code runs) */
+            /* Only this table holds the old entry: refill it instead of making a new one.
+               Safe because entries only ever hold a stable value (an atomic object), a via
+               str and an int: dropping them runs no code, and a tuple caches no hash. */
             PyObject *old_value = PyTuple_GET_ITEM(cached, 0);
             PyObject *old_via = PyTuple_GET_ITEM(cached, 1);
             PyObject *old_index = PyTuple_GET_ITEM(cached, 2);
@@ -193,7 +201,9 @@ value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
             Py_DECREF(old_via);
             Py_DECREF(old_index);
         }
-        else {
+        else
+#endif
+        {
             PyObject *entry = PyTuple_Pack(3, value, via, index);
             Py_DECREF(index);
             if (entry == NULL) return -1;
@@ -330,6 +340,7 @@ hooks_on_resume(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "on_resume(code, offset)");
         return NULL;
     }
+    if (PyThreadState_Get() != self->thread) Py_RETURN_NONE;
     PyFrameObject *frame = PyEval_GetFrame();
     if (frame != NULL) {
         Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
@@ -351,6 +362,7 @@ hooks_on_yield(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "on_yield(code, offset, value)");
         return NULL;
     }
+    if (PyThreadState_Get() != self->thread) Py_RETURN_NONE;
     PyFrameObject *frame = PyEval_GetFrame();
     if (frame != NULL) {
         Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
@@ -441,6 +453,160 @@ generator_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
                              what == PyTrace_RETURN ? str_return : str_exception, arg, 0);
 }
 
+/* -- 3.11: the frame evaluation hook (PEP 523) ----------------------------------------------
+ *
+ * Any trace function puts 3.11 in its tracing mode, where every instruction of the program runs
+ * unspecialised: a send() costs 4x before anything is recorded. So with the C hooks built, 3.11
+ * is traced from the interpreter's frame evaluation hook instead, which costs nothing outside
+ * generator frames. Around each evaluation of a followed generator frame it plays the events
+ * sys.settrace would have delivered (call before; return, or exception then return, after) to
+ * the same code as generator_trace above and its Python fallbacks, so both record the same
+ * trace. Like sys.settrace it follows only the thread that installed it, and nothing that the
+ * hooks' own Python code runs. */
+
+static GeneratorHooks *eval_hooks;     /* the hooks whose generator_eval is installed */
+static PyThreadState *eval_thread;     /* the thread they follow */
+static int eval_busy;                  /* inside the hooks' own code: follow nothing */
+
+/* The frame object of a generator's frame (borrowed), made through gi_frame if need be. */
+static PyFrameObject *
+generator_frame_object(_PyInterpreterFrame *iframe)
+{
+    if (iframe->frame_obj != NULL) return iframe->frame_obj;
+    PyObject *generator = (PyObject *)_PyFrame_GetGenerator(iframe);
+    PyObject *frame = PyObject_GetAttrString(generator, "gi_frame");
+    if (frame == NULL) return NULL;
+    Py_DECREF(frame);  /* the generator's frame keeps it */
+    return iframe->frame_obj;
+}
+
+/* The opcode (unspecialised) at `instruction`, -1 outside the code. */
+static int
+opcode_at(PyCodeObject *code, _Py_CODEUNIT *instruction)
+{
+    PyObject *raw = PyCode_GetCode(code);
+    if (raw == NULL) return -2;
+    Py_ssize_t index = instruction - _PyCode_CODE(code);
+    int opcode = index >= 0 && index * 2 < PyBytes_GET_SIZE(raw)
+        ? (unsigned char)PyBytes_AS_STRING(raw)[index * 2] : -1;
+    Py_DECREF(raw);
+    return opcode;
+}
+
+/* Before the frame runs: the 'call' event, seen as sys.settrace shows it (f_back the driver,
+ * f_lasti the RESUME about to run). 1: the frame is followed; 0: not; -1: error. */
+static int
+eval_resume(GeneratorHooks *self, PyThreadState *tstate, _PyInterpreterFrame *iframe,
+            int throwflag, PyFrameObject **frame_out)
+{
+    iframe->previous = tstate->cframe->current_frame;
+    PyFrameObject *frame = generator_frame_object(iframe);
+    *frame_out = frame;
+    if (frame == NULL) return -1;
+    _Py_CODEUNIT *saved = iframe->prev_instr;
+    if (!throwflag) {
+        /* a resume runs the RESUME after its yield (after RETURN_GENERATOR, POP_TOP at the
+           start); a throw raises at the yield itself, as the trace's call event shows */
+        _Py_CODEUNIT *next = saved + 1;
+        for (int i = 0; i < 3; i++) {
+            int opcode = opcode_at(iframe->f_code, next);
+            if (opcode == -2) return -1;
+            if (opcode == RESUME) {
+                iframe->prev_instr = next;
+                break;
+            }
+            next++;
+        }
+    }
+    /* A specialised call of a C function (send, next, throw, close) runs in its PRECALL and
+       skips the CALL after it; the trace, on unspecialised code, sees the CALL. */
+    _PyInterpreterFrame *driver = iframe->previous;
+    _Py_CODEUNIT *driver_saved = driver != NULL ? driver->prev_instr : NULL;
+    if (driver != NULL && !_PyFrame_IsIncomplete(driver)) {
+        int opcode = opcode_at(driver->f_code, driver_saved);
+        if (opcode == -2) {
+            iframe->prev_instr = saved;
+            return -1;
+        }
+        if (opcode == PRECALL
+            && opcode_at(driver->f_code, driver_saved + 1 + INLINE_CACHE_ENTRIES_PRECALL) == CALL) {
+            driver->prev_instr = driver_saved + 1 + INLINE_CACHE_ENTRIES_PRECALL;
+        }
+    }
+    int failed = generator_trace((PyObject *)self, frame, PyTrace_CALL, Py_None);
+    iframe->prev_instr = saved;
+    if (driver != NULL) driver->prev_instr = driver_saved;
+    if (failed) return -1;
+    return frame->f_trace != NULL;
+}
+
+/* After the frame ran: a yield or return as the trace's 'return' event, or an exception
+ * leaving as its 'exception' then 'return'. Returns `result`, or NULL with an error that
+ * recording it raised (the generator stays as it left). */
+static PyObject *
+eval_left(GeneratorHooks *self, PyFrameObject *frame, PyObject *result)
+{
+    if (result != NULL) {
+        if (generator_trace((PyObject *)self, frame, PyTrace_RETURN, result) == 0) {
+            return result;
+        }
+        Py_DECREF(result);
+        return NULL;
+    }
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+    PyObject *info = PyTuple_Pack(3, type ? type : Py_None, value ? value : Py_None,
+                                  traceback ? traceback : Py_None);
+    int failed = info == NULL
+        || generator_trace((PyObject *)self, frame, PyTrace_EXCEPTION, info) < 0
+        || generator_trace((PyObject *)self, frame, PyTrace_RETURN, NULL) < 0;
+    Py_XDECREF(info);
+    if (failed) {
+        /* the program's own exception goes on; what failed here is reported beside it */
+        PyErr_WriteUnraisable((PyObject *)frame);
+    }
+    PyErr_Restore(type, value, traceback);
+    return NULL;
+}
+
+static PyObject *
+generator_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
+{
+    GeneratorHooks *self = eval_hooks;
+    if (self == NULL || eval_busy || tstate != eval_thread
+        || iframe->owner != FRAME_OWNED_BY_GENERATOR
+        || !(iframe->f_code->co_flags & CO_GENERATOR_FLAG)) {
+        return _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
+    }
+    Py_INCREF(self);
+    PyFrameObject *frame = NULL;
+    /* a throw arrives with its exception set: kept aside while the hooks run, as the trace
+       function's call does */
+    PyObject *type = NULL, *value = NULL, *traceback = NULL;
+    if (throwflag) PyErr_Fetch(&type, &value, &traceback);
+    eval_busy = 1;
+    int followed = eval_resume(self, tstate, iframe, throwflag, &frame);
+    eval_busy = 0;
+    if (throwflag) {
+        if (followed < 0) PyErr_WriteUnraisable((PyObject *)frame);
+        PyErr_Restore(type, value, traceback);
+    }
+    /* A resume that could not be recorded raises inside the generator, where a trace
+       function's error would have (the frame must run to be left in order). */
+    PyObject *result = _PyEval_EvalFrameDefault(tstate, iframe, followed < 0 ? 1 : throwflag);
+    if (followed == 1 && frame != NULL && frame->f_trace != NULL) {
+        Py_INCREF(frame);
+        eval_busy = 1;
+        result = eval_left(self, frame, result);
+        eval_busy = 0;
+        Py_DECREF(frame);
+    }
+    Py_DECREF(self);
+    return result;
+}
+
 #endif
 
 /* install_trace(call_fallback, local_fallback, errors): on 3.11, installs the C trace */
@@ -463,6 +629,50 @@ hooks_install_trace(GeneratorHooks *self, PyObject *const *args, Py_ssize_t narg
 #endif
 }
 
+/* install_eval(call_fallback, local_fallback, errors): on 3.11, installs generator_eval */
+static PyObject *
+hooks_install_eval(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (nargs != 3 || !PyDict_CheckExact(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "install_eval(call_fallback, local_fallback, errors)");
+        return NULL;
+    }
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    _PyFrameEvalFunction current = _PyInterpreterState_GetEvalFrameFunc(interp);
+    if (current != _PyEval_EvalFrameDefault && current != generator_eval) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "another tool already evaluates frames (PEP 523): use the trace hooks");
+        return NULL;
+    }
+    Py_XSETREF(self->call_fallback, Py_NewRef(args[0]));
+    Py_XSETREF(self->local_fallback, Py_NewRef(args[1]));
+    Py_XSETREF(self->errors, Py_NewRef(args[2]));
+    Py_XSETREF(eval_hooks, (GeneratorHooks *)Py_NewRef(self));
+    eval_thread = PyThreadState_Get();
+    eval_busy = 0;
+    _PyInterpreterState_SetEvalFrameFunc(interp, generator_eval);
+    Py_RETURN_NONE;
+#else
+    PyErr_SetString(PyExc_RuntimeError, "install_eval is for Python 3.11; use sys.monitoring");
+    return NULL;
+#endif
+}
+
+/* uninstall_eval(): frames evaluate as before install_eval */
+static PyObject *
+hooks_uninstall_eval(GeneratorHooks *self, PyObject *Py_UNUSED(ignored))
+{
+#if PY_VERSION_HEX < 0x030C0000
+    if (eval_hooks == self) {
+        _PyInterpreterState_SetEvalFrameFunc(PyInterpreterState_Get(), _PyEval_EvalFrameDefault);
+        eval_thread = NULL;
+        Py_CLEAR(eval_hooks);
+    }
+#endif
+    Py_RETURN_NONE;
+}
+
 static int
 hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
 {
@@ -472,6 +682,7 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
         return -1;
     }
     if (check_recorder(recorder) < 0) return -1;
+    self->thread = PyThreadState_Get();
     Py_XSETREF(self->recorder, Py_NewRef(recorder));
     Py_XSETREF(self->resume_fallback, Py_NewRef(resume_fallback));
     Py_XSETREF(self->yield_fallback, Py_NewRef(yield_fallback));
@@ -557,6 +768,10 @@ static PyMethodDef hooks_methods[] = {
      "on_yield(code, offset, value): the sys.monitoring PY_YIELD callback."},
     {"install_trace", (PyCFunction)(void (*)(void))hooks_install_trace, METH_FASTCALL,
      "install_trace(call_fallback, local_fallback, errors): the C trace function (3.11)."},
+    {"install_eval", (PyCFunction)(void (*)(void))hooks_install_eval, METH_FASTCALL,
+     "install_eval(call_fallback, local_fallback, errors): the frame evaluation hook (3.11)."},
+    {"uninstall_eval", (PyCFunction)hooks_uninstall_eval, METH_NOARGS,
+     "uninstall_eval(): removes the frame evaluation hook this installed."},
     {NULL, NULL, 0, NULL},
 };
 

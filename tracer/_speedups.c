@@ -195,6 +195,10 @@ recorder_value_row_utf8(RecorderCore *self, int32_t base, const char *data, Py_s
         PyErr_SetString(PyExc_OverflowError, "more value rows than a detail index can name");
         return -1;
     }
+    if ((uint64_t)size > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "a value row's text is over 4 GiB");
+        return -1;
+    }
     if (self->values_pending >= self->values_capacity) {
         Py_ssize_t capacity = self->values_capacity ? self->values_capacity * 2 : 256;
         int32_t *bases = PyMem_Realloc(self->value_base, capacity * sizeof(int32_t));
@@ -213,7 +217,7 @@ recorder_value_row_utf8(RecorderCore *self, int32_t base, const char *data, Py_s
         self->value_texts = texts;
         self->texts_capacity = capacity;
     }
-    memcpy(self->value_texts + self->texts_size, data, size);
+    if (size) memcpy(self->value_texts + self->texts_size, data, size);
     self->texts_size += size;
     self->value_base[self->values_pending] = base;
     self->value_length[self->values_pending] = (uint32_t)size;
@@ -269,7 +273,7 @@ recorder_take_values(RecorderCore *self, PyObject *Py_UNUSED(ignored))
     out += 8;
     for (Py_ssize_t i = 0; i < count; i++, out += 4) put_u32_le(out, (uint32_t)self->value_base[i]);
     for (Py_ssize_t i = 0; i < count; i++, out += 4) put_u32_le(out, self->value_length[i]);
-    memcpy(out, self->value_texts, self->texts_size);
+    if (self->texts_size) memcpy(out, self->value_texts, self->texts_size);
     self->values_pending = 0;
     self->texts_size = 0;
     return section;
@@ -459,11 +463,8 @@ recorder_last_event(RecorderCore *self, PyObject *Py_UNUSED(ignored))
 static PyObject *
 recorder_discard_pending(RecorderCore *self, PyObject *Py_UNUSED(ignored))
 {
+    /* Pending value rows stay: a value cache may still name them (as interned details). */
     self->count = 0;
-    /* the discarded events took their value rows with them: those numbers are free again */
-    self->value_count -= self->values_pending;
-    self->values_pending = 0;
-    self->texts_size = 0;
     Py_RETURN_NONE;
 }
 

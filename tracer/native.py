@@ -60,7 +60,9 @@ def encode_trace(trace: Trace) -> bytes:
         parts.append(column.tobytes())
     parts.append(trace.details.values.encode())
     body = zlib.compress(b"".join(parts), 6)
-    return NATIVE_MAGIC + f" {FORMAT_VERSION}\n".encode("ascii") + body
+    # without value rows the body is what format 1 holds: any Loopscope can read it
+    version = FORMAT_VERSION if trace.details.values else 1
+    return NATIVE_MAGIC + f" {version}\n".encode("ascii") + body
 
 
 def decode_trace(data: bytes, name: str = "the file") -> Trace:

@@ -116,6 +116,10 @@ class PurePendingBuffer:
         """A new value row -- detail `base` plus the value `text` -- and its detail index."""
         if self._value_count >= MAX_VALUE_ROWS:
             raise OverflowError("more value rows than a detail index can name")
+        if not 0 <= base < VALUE_ROW:
+            raise ValueError("a value row's base must be an interned detail")
+        if not isinstance(text, str):
+            raise TypeError("a value row's text must be a str")
         data = text.encode("utf-8", "backslashreplace")
         self._value_bases.append(base)
         self._value_lengths.append(len(data))
@@ -160,12 +164,8 @@ class PurePendingBuffer:
         return pending[-4], pending[-5]
 
     def _discard_pending(self) -> None:
+        # Pending value rows stay: a value cache may still name them (as interned details).
         self._pending.clear()
-        # The discarded events took their value rows with them: those numbers are free again.
-        self._value_count -= len(self._value_bases)
-        self._value_bases = array("i")
-        self._value_lengths = array("I")
-        self._value_texts.clear()
 
 
 # mypy checks against the pure twin (the C base has the same methods, see _speedups.pyi); it
@@ -241,6 +241,8 @@ class Recorder(_PendingBuffer):
         """The interned index of a detail tuple."""
         index = self._details.get(detail)
         if index is None:
+            if len(self._detail_rows) >= VALUE_ROW:
+                raise OverflowError("more interned details than the detail column can name")
             index = self._details[detail] = len(self._detail_rows)
             self._detail_rows.append(detail)
         return index

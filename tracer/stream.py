@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 from tracer.events import Detail, Source, detail_to_dict
 from tracer.trace import SequenceGapError, Trace
-from tracer.values import ValueSectionError
+from tracer.values import ValueSectionError, decode_values
 
 PROTOCOL_VERSION = 2
 MAGIC = b"LSCP"
@@ -237,8 +237,15 @@ class FrameDecoder:
         if tables_length:
             details, sources = _tables(bytes(payload[offset : offset + tables_length]))
             offset += tables_length
-        values = payload[offset : offset + values_length]
-        offset += values_length
+        values = None
+        if values_length:
+            try:
+                values = decode_values(payload[offset : offset + values_length],
+                                       len(trace.details.values),
+                                       len(trace.details) + len(details))
+            except ValueSectionError as exc:
+                raise StreamError(f"a batch's value rows are malformed: {exc}") from None
+            offset += values_length
         columns = []
         for typecode in COLUMN_TYPES:
             column = array(typecode)
@@ -250,11 +257,8 @@ class FrameDecoder:
             columns.append(column)
         trace.details.extend(details)
         trace.sources.extend(sources)
-        if values:
-            try:
-                trace.details.values.extend_encoded(values, len(trace.details))
-            except ValueSectionError as exc:
-                raise StreamError(f"a batch's value rows are malformed: {exc}") from None
+        if values is not None:
+            trace.details.values.append(values)
         trace.extend_columns(first_seq, tuple(columns))
 
 

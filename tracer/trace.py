@@ -18,7 +18,7 @@ from tracer.events import (
     Source,
     detail_to_dict,
 )
-from tracer.values import VALUE_ROW, ValueRows, value_detail
+from tracer.values import VALUE_ROW, ValueRows, decode_values, value_detail
 
 
 class SequenceGapError(Exception):
@@ -49,6 +49,9 @@ class LaneInfo:
     spawn_ts: int
 
 
+_list_item = list.__getitem__
+
+
 class DetailTable(list[dict[str, Any]]):
     """The interned details by index; indexes from VALUE_ROW up read the value rows in `values`
     (as their base detail plus the value), so one lookup serves every detail column entry."""
@@ -64,10 +67,10 @@ class DetailTable(list[dict[str, Any]]):
     def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
 
     def __getitem__(self, index: SupportsIndex | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(index, int) and index >= VALUE_ROW:
-            base, text = self.values.row(index - VALUE_ROW)
-            return value_detail(list.__getitem__(self, base), text)
-        return list.__getitem__(self, index)
+        if index.__class__ is not int or index < VALUE_ROW:  # the usual case first
+            return _list_item(self, index)
+        base, text = self.values.row(index - VALUE_ROW)  # type: ignore[operator]
+        return value_detail(_list_item(self, base), text)
 
     def is_valid(self, index: int) -> bool:
         """Whether a detail column entry names a row that exists."""
@@ -116,10 +119,14 @@ class Trace:
         new_sources: list[Source],
         new_values: bytes = b"",
     ) -> None:
-        self.details.extend(detail_to_dict(d) for d in new_details)
+        details = [detail_to_dict(d) for d in new_details]
+        # checked before anything is added: a refused batch leaves the trace as it was
+        values = (decode_values(new_values, len(self.details.values),
+                                len(self.details) + len(details)) if new_values else None)
+        self.details.extend(details)
         self.sources.extend(tuple(s) for s in new_sources)  # type: ignore[misc]
-        if new_values:
-            self.details.values.extend_encoded(new_values, len(self.details))
+        if values is not None:
+            self.details.values.append(values)
         self.extend_columns(first_seq, columns)
 
     def extend_columns(self, first_seq: int, columns: tuple[Sequence[int], ...]) -> None:

@@ -20,7 +20,7 @@ import struct
 import sys
 from array import array
 from itertools import accumulate, islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 VALUE_ROW = 1 << 30  # the first value row's detail index
 MAX_VALUE_ROWS = (1 << 31) - 1 - VALUE_ROW
@@ -42,6 +42,43 @@ def encode_values(first: int, bases: array[int], lengths: array[int], texts: byt
         lengths.byteswap()
     return b"".join((SECTION_HEADER.pack(first, len(bases)), bases.tobytes(),
                      lengths.tobytes(), texts))
+
+
+# (bases, text lengths, texts) of a decoded section; array is generic only to the type checker
+if TYPE_CHECKING:
+    DecodedValues = tuple[array[int], array[int], memoryview]
+else:
+    DecodedValues = tuple
+
+
+def decode_values(section: bytes | memoryview, first: int, detail_count: int) -> DecodedValues:
+    """The rows of a section that must start at row `first` and refer only to the first
+    `detail_count` details; ValueSectionError says what is wrong otherwise."""
+    view = memoryview(section)
+    if len(view) < SECTION_HEADER.size:
+        raise ValueSectionError(f"a value section of {len(view)} bytes is too short")
+    given_first, count = SECTION_HEADER.unpack_from(view, 0)
+    if given_first != first:
+        raise ValueSectionError(f"value rows out of order: expected row {first}, got {given_first}")
+    if first + count > MAX_VALUE_ROWS:
+        raise ValueSectionError("more value rows than a detail index can name")
+    offset = SECTION_HEADER.size
+    if len(view) < offset + 8 * count:
+        raise ValueSectionError("a value section is shorter than its row count says")
+    bases = array("i")
+    bases.frombytes(view[offset : offset + 4 * count])
+    offset += 4 * count
+    lengths = array("I")
+    lengths.frombytes(view[offset : offset + 4 * count])
+    offset += 4 * count
+    if _SWAP:
+        bases.byteswap()
+        lengths.byteswap()
+    if len(view) - offset != sum(lengths):
+        raise ValueSectionError("a value section's texts do not match their lengths")
+    if count and (min(bases) < 0 or max(bases) >= detail_count):
+        raise ValueSectionError("a value row refers to a detail that does not exist")
+    return bases, lengths, view[offset:]
 
 
 class ValueRows:
@@ -66,35 +103,14 @@ class ValueRows:
     def extend_encoded(self, section: bytes | memoryview, detail_count: int) -> None:
         """Appends a section that must follow on from the rows already here and refer only to
         the first `detail_count` details; ValueSectionError says what is wrong otherwise."""
-        view = memoryview(section)
-        if len(view) < SECTION_HEADER.size:
-            raise ValueSectionError(f"a value section of {len(view)} bytes is too short")
-        first, count = SECTION_HEADER.unpack_from(view, 0)
-        if first != len(self.bases):
-            raise ValueSectionError(
-                f"value rows out of order: expected row {len(self.bases)}, got {first}")
-        if first + count > MAX_VALUE_ROWS:
-            raise ValueSectionError("more value rows than a detail index can name")
-        offset = SECTION_HEADER.size
-        if len(view) < offset + 8 * count:
-            raise ValueSectionError("a value section is shorter than its row count says")
-        bases = array("i")
-        bases.frombytes(view[offset : offset + 4 * count])
-        offset += 4 * count
-        lengths = array("I")
-        lengths.frombytes(view[offset : offset + 4 * count])
-        offset += 4 * count
-        if _SWAP:
-            bases.byteswap()
-            lengths.byteswap()
-        if len(view) - offset != sum(lengths):
-            raise ValueSectionError("a value section's texts do not match their lengths")
-        if count and (min(bases) < 0 or max(bases) >= detail_count):
-            raise ValueSectionError("a value row refers to a detail that does not exist")
-        end = len(self.texts)
+        self.append(decode_values(section, len(self.bases), detail_count))
+
+    def append(self, rows: DecodedValues) -> None:
+        """Appends rows `decode_values` checked."""
+        bases, lengths, texts = rows
         self.bases.extend(bases)
-        self.ends.extend(islice(accumulate(lengths, initial=end), 1, None))
-        self.texts += view[offset:]
+        self.ends.extend(islice(accumulate(lengths, initial=len(self.texts)), 1, None))
+        self.texts += texts
 
     def encode(self) -> bytes:
         """Every row as one section (what a saved trace holds); b"" when there are none."""

@@ -348,3 +348,38 @@ def test_a_throw_caught_by_looping_back_to_the_same_yield_keeps_the_lane(
         ("end", "echo", None, {"result": "never finished"}),
         ("end", "main", None, {"result": "None"}),
     ]
+
+
+def test_only_the_traced_thread_is_followed_and_nothing_after_the_run(
+    program_module: Any,
+) -> None:
+    module = program_module("threaded", """
+        import threading
+
+        def counter(n):
+            yield from range(n)
+
+        def in_thread(results):
+            results.append(sum(counter(50)))  # a generator driven by another thread
+
+        def main():
+            results = []
+            worker = threading.Thread(target=in_thread, args=(results,))
+            worker.start()
+            worker.join()
+            results.append(sum(counter(3)))
+            assert results == [1225, 3]
+    """)
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock())
+    generator_model.run(recorder, Program(model="generator", scenario_module=module))
+    recorder.flush()
+    recorded = recorder.event_count
+    assert [lane.name for lane in trace.lanes][1:] == ["counter"]  # the main thread's one
+    # sum() resumes it four times, it yields three times: the thread's 50 are not here
+    assert sum(1 for event in trace.events() if event.kind == "switch") == 4 + 3
+
+    counter = sys.modules[module].counter
+    assert list(counter(5)) == [0, 1, 2, 3, 4]  # after the run: runs, records nothing
+    assert recorder.event_count == recorded
+    recorder.close()

@@ -165,6 +165,15 @@ def _body(data: bytes) -> tuple[bytes, bytes]:
     return data[: newline + 1], zlib.decompress(data[newline + 1 :])
 
 
+def test_a_trace_without_value_rows_saves_as_format_1_for_older_readers() -> None:
+    trace = Trace()
+    rec = Recorder(trace, clock=FakeClock())
+    rec.spawn("loop", LaneKind.LOOP)
+    rec.close()
+    assert encode_trace(trace).startswith(NATIVE_MAGIC + b" 1\n")
+    assert encode_trace(_hand_built()).startswith(NATIVE_MAGIC + f" {FORMAT_VERSION}\n".encode())
+
+
 def test_a_format_1_file_from_before_value_rows_still_loads() -> None:
     original = _hand_built()
     original.details.values = type(original.details.values)()  # no value rows...

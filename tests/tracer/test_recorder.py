@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, Detail, FakeClock, LaneKind, Source
 from tracer.recorder import Recorder
 from tracer.trace import Trace
+from tracer.values import VALUE_ROW
 
 
 @dataclass
@@ -17,6 +18,7 @@ class Batch:
     rows: list[tuple[int, ...]]
     new_details: list[Detail]
     new_sources: list[Source]
+    new_values: bytes = b""
 
 
 @dataclass
@@ -34,7 +36,8 @@ class BatchLog:
         new_values: bytes,
     ) -> None:
         rows = [tuple(int(v) for v in row) for row in zip(*columns, strict=True)]
-        self.batches.append(Batch(first_seq, rows, list(new_details), list(new_sources)))
+        self.batches.append(Batch(first_seq, rows, list(new_details), list(new_sources),
+                                  new_values))
 
 
 def test_events_go_out_in_full_batches_in_sequence_order() -> None:
@@ -160,3 +163,49 @@ def test_close_flushes_once_and_marks_the_recorder_closed() -> None:
 
     assert recorder.closed
     assert [(b.first_seq, len(b.rows)) for b in log.batches] == [(0, 1)]
+
+
+def test_value_rows_go_out_with_the_batch_of_their_events_and_read_as_base_plus_value() -> None:
+    log = BatchLog()
+    recorder = Recorder(log, clock=FakeClock(tick_ns=10), batch_size=3)
+    sent = recorder.detail(("via", "send"))
+    texts = [str(n) for n in range(7)] + ["'naïve'", ""]
+    indexes = []
+    for text in texts:
+        index = recorder.value_row(sent, text)
+        indexes.append(index)
+        recorder.record(0, Code.SWITCH, 1, index)
+    recorder.close()
+
+    assert indexes == [VALUE_ROW + n for n in range(len(texts))]
+    # each batch carries exactly the rows its events name, numbered on from the last batch
+    trace = Trace()
+    for batch in log.batches:
+        columns = tuple(list(column) for column in zip(*batch.rows, strict=True))
+        trace.write_batch(batch.first_seq, columns, batch.new_details, batch.new_sources,
+                          batch.new_values)
+        named = {row[4] for row in batch.rows}
+        assert len(trace.details.values) == max(named) - VALUE_ROW + 1
+    assert [trace.details[index] for index in trace.detail] == [
+        {"via": "send", "value": text} for text in texts]
+
+
+def test_discarded_events_leave_their_value_rows_for_a_cache_that_still_names_them() -> None:
+    log = BatchLog()
+    recorder = Recorder(log, clock=FakeClock(), batch_size=100)
+    sent = recorder.detail(("via", "send"))
+    recorder.record(0, Code.SWITCH, 1, recorder.value_row(sent, "1"))
+    recorder.flush()
+    cached = recorder.value_row(sent, "12345")  # as a generator's value cache keeps it
+    recorder.record(0, Code.SWITCH, 1, cached)
+    recorder._discard_pending()
+    assert recorder.value_row(sent, "2") == VALUE_ROW + 2  # not a reused number
+    recorder.record(0, Code.SWITCH, 1, VALUE_ROW + 2)
+    recorder.record(0, Code.SWITCH, 1, cached)
+    recorder.close()
+    trace = Trace()
+    for batch in log.batches:
+        columns = tuple(list(column) for column in zip(*batch.rows, strict=True))
+        trace.write_batch(batch.first_seq, columns, batch.new_details, batch.new_sources,
+                          batch.new_values)
+    assert [trace.details[index]["value"] for index in trace.detail] == ["1", "2", "12345"]

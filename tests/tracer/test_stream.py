@@ -200,6 +200,9 @@ def test_malformed_frames_are_stream_errors() -> None:
         "value rows out of order": _batch_with_values(_value_section(first=3, base=0)),
         "value row without its base": _batch_with_values(_value_section(first=0, base=7)),
         "value texts cut short": _batch_with_values(_value_section(first=0, base=0)[:-1]),
+        "good tables, bad value rows": _batch_with_values(
+            _value_section(first=0, base=9),
+            b'{"details": [["via", "send"]], "sources": [["a.py", 1, "f"]]}'),
         "end not an object": HEADER.pack(2, END) + b"[]",
         "second hello": HELLO_FRAME,
         "unknown frame type": HEADER.pack(0, 9),
@@ -213,6 +216,9 @@ def test_malformed_frames_are_stream_errors() -> None:
             decoder.feed(frames)
             decoder.finish()
         assert len(decoder.trace) == 0, name
+        # a refused batch adds nothing, not even its table rows
+        assert decoder.trace.details == [{}] and decoder.trace.sources == [("", 0, "")], name
+        assert len(decoder.trace.details.values) == 0, name
 
 
 def _batch_with_tables(tables: bytes) -> bytes:
@@ -224,8 +230,8 @@ def _value_section(first: int, base: int) -> bytes:
     return encode_values(first, array("i", [base]), array("I", [3]), b"'a'")
 
 
-def _batch_with_values(section: bytes) -> bytes:
-    payload = BATCH_HEADER.pack(0, 0, 0, len(section)) + section
+def _batch_with_values(section: bytes, tables: bytes = b"") -> bytes:
+    payload = BATCH_HEADER.pack(0, 0, len(tables), len(section)) + tables + section
     return HEADER.pack(len(payload), BATCH) + payload
 
 

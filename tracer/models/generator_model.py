@@ -18,6 +18,7 @@ import dis
 import os
 import sys
 import sysconfig
+import threading
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -176,7 +177,8 @@ _NO_SITE: Site = (object(), -1, NO_LANE, None, NO_DETAIL, "", NO_DETAIL, NO_DETA
 # (value, via, detail index) of the last value handed over; only values whose repr cannot
 # change are kept, so an identity match means the same detail.
 ValueCache = tuple[object, str, int] | None
-# Types whose repr never raises and never changes for a given object.
+# Types whose repr never changes for a given object. (It can raise: an int too long to print
+# under sys.set_int_max_str_digits; the hot paths fall back to short_repr then.)
 STABLE_REPR_TYPES = frozenset({str, int, float, bool, bytes, complex, type(None)})
 REPR_LIMIT = 40  # short_repr's default
 # generators, coroutines, async generators: frames that a later resume may call from elsewhere
@@ -482,6 +484,10 @@ class MonitoringBackend:
         watch_close = self._watch_close
         call_events = events.CALL | events.C_RETURN | events.C_RAISE
         tool = self.tool
+        # sys.monitoring reports every thread; like sys.settrace on 3.11, follow only this one
+        # (the recorder has one writer).
+        get_ident = threading.get_ident
+        traced_thread = get_ident()
 
         def on_start(code: CodeType, offset: int) -> Any:
             if not is_program(code):
@@ -491,7 +497,8 @@ class MonitoringBackend:
                 monitoring.set_local_events(tool, code, call_events)
             if not code.co_flags & CO_GENERATOR:
                 return disable
-            tracer.resumed(get_frame(1))
+            if get_ident() == traced_thread:
+                tracer.resumed(get_frame(1))
             return None
 
         recorder = tracer.recorder
@@ -511,6 +518,8 @@ class MonitoringBackend:
         # list indexed by lane or a dict lookup; anything unusual goes to the tracer.
 
         def on_resume(code: CodeType, offset: int) -> Any:
+            if get_ident() != traced_thread:
+                return None
             frame = get_frame(1)
             lane = lanes_get(frame)
             if lane is not None:
@@ -526,7 +535,10 @@ class MonitoringBackend:
                         if cached is not None and cached[0] is value and cached[1] is site[5]:
                             detail = cached[2]
                         elif type(value) in stable:
-                            text = repr(value)
+                            try:
+                                text = repr(value)
+                            except ValueError:  # an int too long to print
+                                text = short_repr(value, limit)
                             if len(text) > limit:
                                 text = short_repr(value, limit)
                             detail = value_row(site[4], text)
@@ -547,11 +559,14 @@ class MonitoringBackend:
             return None
 
         def on_throw(code: CodeType, offset: int, exception: BaseException) -> Any:
-            if code.co_flags & CO_GENERATOR and is_program(code):
+            if (code.co_flags & CO_GENERATOR and is_program(code)
+                    and get_ident() == traced_thread):
                 tracer.resumed(get_frame(1), "throw")
             return None
 
         def on_yield(code: CodeType, offset: int, value: object) -> Any:
+            if get_ident() != traced_thread:
+                return None
             lane = lanes_get(get_frame(1))
             if lane is None:
                 if not code.co_flags & CO_GENERATOR or not is_program(code):
@@ -561,7 +576,10 @@ class MonitoringBackend:
             if cached is not None and cached[0] is value:
                 detail = cached[2]
             elif type(value) in stable:
-                text = repr(value)
+                try:
+                    text = repr(value)
+                except ValueError:  # an int too long to print
+                    text = short_repr(value, limit)
                 if len(text) > limit:
                     text = short_repr(value, limit)
                 detail = value_row(yield_detail, text)
@@ -577,12 +595,13 @@ class MonitoringBackend:
         def on_return(code: CodeType, offset: int, value: object) -> Any:
             if not code.co_flags & CO_GENERATOR or not is_program(code):
                 return disable
-            tracer.finished(get_frame(1), value)
+            if get_ident() == traced_thread:
+                tracer.finished(get_frame(1), value)
             return None
 
         def on_unwind(code: CodeType, offset: int, exception: BaseException) -> Any:
             frame = get_frame(1)
-            if frame in lanes:
+            if frame in lanes and get_ident() == traced_thread:
                 tracer.finished(frame, None, exception)
             return None
 
@@ -602,12 +621,13 @@ class MonitoringBackend:
             generator = _closed_generator(function, arg0, generator_close)
             if generator is None:
                 return disable
-            tracer.close_called(generator)
+            if get_ident() == traced_thread:
+                tracer.close_called(generator)
             return None
 
         def on_c_return(code: CodeType, offset: int, function: object, arg0: object) -> Any:
             generator = _closed_generator(function, arg0, generator_close)
-            if generator is not None:
+            if generator is not None and get_ident() == traced_thread:
                 tracer.close_returned(generator, get_frame(1))
             return None
 
@@ -654,11 +674,13 @@ def _closed_generator(function: object, arg0: object,
 
 
 class SettraceBackend:
-    """Generator events from sys.settrace: a call event on every resume, return on every yield."""
+    """Generator events from sys.settrace: a call event on every resume, return on every yield
+    (with the C hooks, the same events played from the frame evaluation hook)."""
 
     def __init__(self, tracer: GeneratorTracer) -> None:
         self.tracer = tracer
         self._previous: Any = None
+        self._hooks: Any = None
 
     def install(self) -> None:
         tracer = self.tracer
@@ -700,7 +722,10 @@ class SettraceBackend:
                     if cached is not None and cached[0] is arg:
                         detail = cached[2]
                     elif type(arg) in stable:
-                        text = repr(arg)
+                        try:
+                            text = repr(arg)
+                        except ValueError:  # an int too long to print
+                            text = short_repr(arg, limit)
                         if len(text) > limit:
                             text = short_repr(arg, limit)
                         detail = value_row(yield_detail, text)
@@ -745,7 +770,10 @@ class SettraceBackend:
                         if cached is not None and cached[0] is value and cached[1] is site[5]:
                             detail = cached[2]
                         elif type(value) in stable:
-                            text = repr(value)
+                            try:
+                                text = repr(value)
+                            except ValueError:  # an int too long to print
+                                text = short_repr(value, limit)
                             if len(text) > limit:
                                 text = short_repr(value, limit)
                             detail = value_row(site[4], text)
@@ -779,12 +807,23 @@ class SettraceBackend:
         if handoffs is None:
             sys.settrace(on_call)
             return
-        # A C trace function takes the hand-offs and calls on_call and local above for
-        # everything else (tracer/_handoffs.c).
+        # The C hooks take the hand-offs and call on_call and local above for everything
+        # else (tracer/_handoffs.c). They follow generator frames from the interpreter's frame
+        # evaluation hook, which spares the program 3.11's tracing mode (every instruction
+        # unspecialised); a C trace function is the fallback if another tool holds that hook.
         hooks = handoffs.GeneratorHooks(tracer, recorder, on_call, local, short_repr, _MISSING)
-        hooks.install_trace(on_call, local, errors)
+        try:
+            hooks.install_eval(on_call, local, errors)
+        except RuntimeError:
+            hooks.install_trace(on_call, local, errors)
+        else:
+            self._hooks = hooks
 
     def uninstall(self) -> None:
+        if self._hooks is not None:
+            self._hooks.uninstall_eval()
+            self._hooks = None  # sys.settrace was never touched
+            return
         sys.settrace(self._previous)
 
 
