@@ -71,6 +71,30 @@ def produce(sends: int) -> str:
     return reply
 
 
+def fib(n: int) -> int:
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+def calls_outside_generators(rounds: int) -> float:
+    """fib(22) with the generator tracer installed against without: what following generators
+    costs the rest of the program (on 3.11 the evaluation hook stops call inlining)."""
+    def timed(install: bool) -> float:
+        recorder = Recorder(EncodingSink())
+        backend = make_backend(GeneratorTracer(recorder, ProgramCode()))
+        if install:
+            backend.install()
+        try:
+            start = time.perf_counter()
+            fib(22)
+            return time.perf_counter() - start
+        finally:
+            if install:
+                backend.uninstall()
+
+    pairs = [(timed(False), timed(True)) for _ in range(rounds)]
+    return statistics.median(traced / plain for plain, traced in pairs)
+
+
 def hooks_in_use() -> str:
     accelerated = c_handoffs(Recorder(EncodingSink())) is not None
     return "C (tracer._handoffs)" if accelerated else "Python"
@@ -120,6 +144,8 @@ def main() -> None:
     print(f"pair ratios: {min(ratios):.1f}x to {max(ratios):.1f}x; best / best: {best / base:.1f}x")
     print(f"ratio traced/untraced, median of pairs: {statistics.median(ratios):.1f}x  "
           f"(goal <= 8x, aim 4x)")
+    print(f"calls outside generators (fib), traced/untraced: "
+          f"{calls_outside_generators(rounds):.2f}x")
 
 
 if __name__ == "__main__":

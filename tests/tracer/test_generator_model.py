@@ -185,6 +185,9 @@ def test_instrumentation_is_removed_after_the_run(program_module: Any) -> None:
         generator_model.run(recorder, Program(model="generator", scenario_module=module))
     recorder.close()
     assert sys.gettrace() is before
+    handoffs = generator_model.c_handoffs(recorder)
+    if handoffs is not None:
+        assert not handoffs.eval_hook_installed()  # 3.11's frame evaluation hook is gone too
     if sys.version_info >= (3, 12):
         assert all(sys.monitoring.get_tool(tool) is None for tool in (2, 3, 4, 5))
     assert rows(trace, ("end",))[0] == (

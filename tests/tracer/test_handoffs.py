@@ -201,9 +201,11 @@ def main():
 """
 
 
-def run_side(install: str, uninstall: str, program: str, pure: bool) -> Any:
+def run_side(install: str, uninstall: str, program: str, pure: bool,
+             generator_hook: str = "") -> Any:
     env = dict(os.environ)
     env.pop("LOOPSCOPE_PURE_PYTHON", None)
+    env["LOOPSCOPE_GENERATOR_HOOK"] = generator_hook
     if pure:
         env["LOOPSCOPE_PURE_PYTHON"] = "1"
     source = textwrap.dedent(program) + HARNESS.format(
@@ -236,6 +238,118 @@ def test_c_and_python_generator_hooks_record_the_same_trace() -> None:
     assert any(value.endswith("…") for value in values)
     assert {"via": "throw"} in c_side["details"]
     assert {"error": "ValueError: bad generator"} in c_side["details"]
+
+
+@needs_extension
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.11's two C hooks")
+def test_the_c_trace_function_fallback_records_the_same_trace_too() -> None:
+    # 3.11 follows generators from the frame evaluation hook, or from a C trace function where
+    # another tool holds that hook (or the stack runs low); both must agree with pure Python.
+    args = (GENERATOR_INSTALL, "backend.uninstall(); tracer.finish()", GENERATOR_PROGRAM)
+    trace_side = run_side(*args, pure=False, generator_hook="trace")
+    pure_side = run_side(*args, pure=True)
+    assert trace_side["columns"] == pure_side["columns"]
+    assert trace_side["details"] == pure_side["details"]
+
+
+# Recurses far deeper than the C stack would allow with a C frame per Python call (as 3.11
+# evaluates with any evaluation hook installed), between two rounds of hand-offs.
+DEEP_PROGRAM = """
+import sys
+
+def echo():
+    item = None
+    while True:
+        item = yield item
+
+def depth(n):
+    return 0 if n == 0 else 1 + depth(n - 1)
+
+def main():
+    sys.setrecursionlimit(400_000)
+    worker = echo()
+    next(worker)
+    worker.send("before")
+    assert depth(300_000) == 300_000
+    worker.send("after")
+"""
+
+
+@needs_extension
+def test_a_recursion_deeper_than_the_c_stack_neither_crashes_nor_loses_hand_offs() -> None:
+    side = run_side(GENERATOR_INSTALL, "backend.uninstall(); tracer.finish()", DEEP_PROGRAM,
+                    pure=False)
+    values = [detail.get("value") for detail in side["details"] if "value" in detail]
+    assert values == ["None", "'before'", "'before'", "'after'", "'after'"]
+
+
+# A __repr__ that raises KeyboardInterrupt while a hand-off is recorded: the program must see
+# it (as Ctrl-C, or a stop request raised in the recorder), not have it swallowed.
+INTERRUPT_PROGRAM = """
+class Touchy:
+    def __repr__(self):
+        raise KeyboardInterrupt
+
+def echo():
+    while True:
+        yield Touchy()
+
+outcome = []
+
+def main():
+    worker = echo()
+    try:
+        next(worker)
+        outcome.append("not interrupted")
+    except KeyboardInterrupt:
+        outcome.append("interrupted")
+    assert outcome == ["interrupted"], outcome
+"""
+
+
+@needs_extension
+@pytest.mark.parametrize(("pure", "generator_hook"), [(False, ""), (False, "trace"),
+                                                      (True, "")])
+def test_an_interrupt_raised_while_recording_reaches_the_program(
+    pure: bool, generator_hook: str
+) -> None:
+    run_side(GENERATOR_INSTALL, "backend.uninstall(); tracer.finish()", INTERRUPT_PROGRAM,
+             pure=pure, generator_hook=generator_hook)
+
+
+# The program's own trace function: it still sees its generators' lines, and none of ours.
+OWN_TRACE_PROGRAM = """
+import sys
+
+def counter():
+    for n in range(3):
+        yield n
+
+seen = []
+
+def own_trace(frame, event, arg):
+    seen.append((frame.f_code.co_filename, frame.f_code.co_name, event))
+    return own_trace
+
+def main():
+    sys.settrace(own_trace)
+    try:
+        assert sum(counter()) == 3
+    finally:
+        sys.settrace(None)
+    assert not [s for s in seen if "/tracer/" in s[0]], [s for s in seen if "/tracer/" in s[0]]
+    lines = [s for s in seen if s[1] == "counter" and s[2] == "line"]
+    assert len(lines) >= 6, seen
+"""
+
+
+@needs_extension
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.11's evaluation hook")
+def test_the_programs_own_trace_function_sees_its_lines_and_none_of_ours() -> None:
+    side = run_side(GENERATOR_INSTALL, "backend.uninstall(); tracer.finish()",
+                    OWN_TRACE_PROGRAM, pure=False)
+    switches = [detail for detail in side["details"] if detail.get("via") == "yield"]
+    assert len(switches) == 3  # and the generator was followed all along, each yield once
 
 
 @needs_extension

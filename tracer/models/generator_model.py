@@ -693,6 +693,9 @@ class SettraceBackend:
         errors: dict[FrameType, tuple[BaseException, int]] = {}
         yield_op = dis.opmap["YIELD_VALUE"]
         return_op = dis.opmap["RETURN_VALUE"]
+        # Line events cost a call each under sys.settrace; the evaluation hook leaves them to
+        # the program's own trace function.
+        lines_off = True
 
         recorder = tracer.recorder
         handoff = recorder.handoff
@@ -798,7 +801,8 @@ class SettraceBackend:
                     not_generators.add(code)
                     return None
                 generator_codes[code] = code.co_code
-            frame.f_trace_lines = False
+            if lines_off:
+                frame.f_trace_lines = False
             errors.pop(frame, None)
             return local if tracer.resumed(frame) else None
 
@@ -810,20 +814,24 @@ class SettraceBackend:
         # The C hooks take the hand-offs and call on_call and local above for everything
         # else (tracer/_handoffs.c). They follow generator frames from the interpreter's frame
         # evaluation hook, which spares the program 3.11's tracing mode (every instruction
-        # unspecialised); a C trace function is the fallback if another tool holds that hook.
+        # unspecialised); a C trace function is the fallback if another tool holds that hook,
+        # or if LOOPSCOPE_GENERATOR_HOOK=trace asks for it.
         hooks = handoffs.GeneratorHooks(tracer, recorder, on_call, local, short_repr, _MISSING)
+        if os.environ.get("LOOPSCOPE_GENERATOR_HOOK", "") == "trace":
+            hooks.install_trace(on_call, local, errors)
+            return
         try:
             hooks.install_eval(on_call, local, errors)
         except RuntimeError:
             hooks.install_trace(on_call, local, errors)
         else:
             self._hooks = hooks
+            lines_off = False
 
     def uninstall(self) -> None:
-        if self._hooks is not None:
-            self._hooks.uninstall_eval()
-            self._hooks = None  # sys.settrace was never touched
-            return
+        hooks, self._hooks = self._hooks, None
+        if hooks is not None and not hooks.uninstall_eval():
+            return  # the evaluation hook never needed the trace function: sys.settrace as it was
         sys.settrace(self._previous)
 
 
