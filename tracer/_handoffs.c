@@ -909,6 +909,11 @@ typedef struct {
     PyObject *arrivals;    /* tracer._arrivals: list by lane */
     PyObject *arrival_of;  /* tracer.arrival */
     PyObject *fallback;    /* the Python switch trace, for everything but a plain switch */
+    /* greenlet.greenlet's own `dead` getter, called directly on exact greenlets (a subclass,
+       such as gevent's Greenlet, may define its own `dead`) */
+    PyTypeObject *greenlet_type;
+    getter dead_getter;
+    void *dead_closure;
 } SwitchTrace;
 
 /* 1: recorded a plain switch between two known live greenlets; 0: not one; -1: error */
@@ -919,7 +924,8 @@ plain_switch(SwitchTrace *self, PyObject *origin, PyObject *target)
     if (origin_lane < 0) return origin_lane == -2 ? -1 : 0;
     Py_ssize_t target_lane = lane_in(self->lanes, target);
     if (target_lane < 0) return target_lane == -2 ? -1 : 0;
-    PyObject *dead = PyObject_GetAttr(origin, str_dead);
+    PyObject *dead = self->dead_getter != NULL && Py_IS_TYPE(origin, self->greenlet_type)
+        ? self->dead_getter(origin, self->dead_closure) : PyObject_GetAttr(origin, str_dead);
     if (dead == NULL) return -1;
     int is_dead = PyObject_IsTrue(dead);
     Py_DECREF(dead);
@@ -961,12 +967,12 @@ is_event(PyObject *event, PyObject *name)
 static PyObject *
 switch_trace_call(SwitchTrace *self, PyObject *args, PyObject *kwargs)
 {
-    PyObject *event, *pair;
-    if (kwargs != NULL && PyDict_GET_SIZE(kwargs)) {
-        PyErr_SetString(PyExc_TypeError, "trace(event, args) takes no keyword arguments");
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs)) || PyTuple_GET_SIZE(args) != 2) {
+        PyErr_SetString(PyExc_TypeError, "trace(event, args) takes two positional arguments");
         return NULL;
     }
-    if (!PyArg_UnpackTuple(args, "trace", 2, 2, &event, &pair)) return NULL;
+    PyObject *event = PyTuple_GET_ITEM(args, 0);
+    PyObject *pair = PyTuple_GET_ITEM(args, 1);
     int is_switch = is_event(event, str_switch);
     if (!is_switch && !is_event(event, str_throw)) Py_RETURN_NONE;
     if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
@@ -1005,6 +1011,21 @@ switch_trace_init(SwitchTrace *self, PyObject *args, PyObject *kwargs)
     FIELD(arrivals, "_arrivals", PyList_CheckExact);
     FIELD(arrival_of, "arrival", PyCallable_Check);
 #undef FIELD
+    self->dead_getter = NULL;
+    Py_CLEAR(self->greenlet_type);
+    PyObject *module = PyImport_ImportModule("greenlet");
+    PyObject *type = module == NULL ? NULL : PyObject_GetAttrString(module, "greenlet");
+    Py_XDECREF(module);
+    PyObject *descriptor = type != NULL && PyType_Check(type)
+        ? PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, str_dead) : NULL;
+    if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyGetSetDescr_Type)) {
+        PyGetSetDef *getset = ((PyGetSetDescrObject *)descriptor)->d_getset;
+        self->dead_getter = getset->get;
+        self->dead_closure = getset->closure;
+        self->greenlet_type = (PyTypeObject *)Py_NewRef(type);
+    }
+    Py_XDECREF(type);
+    if (PyErr_Occurred()) return -1;
     return 0;
 }
 
@@ -1016,6 +1037,7 @@ switch_trace_traverse(SwitchTrace *self, visitproc visit, void *arg)
     Py_VISIT(self->arrivals);
     Py_VISIT(self->arrival_of);
     Py_VISIT(self->fallback);
+    Py_VISIT(self->greenlet_type);
     return 0;
 }
 
@@ -1027,6 +1049,7 @@ switch_trace_clear(SwitchTrace *self)
     Py_CLEAR(self->arrivals);
     Py_CLEAR(self->arrival_of);
     Py_CLEAR(self->fallback);
+    Py_CLEAR(self->greenlet_type);
     return 0;
 }
 
