@@ -495,12 +495,19 @@ static PyThreadState *eval_thread;     /* the thread they follow */
 static int eval_busy;                  /* inside the hooks' own code: follow nothing */
 static int eval_handed_over;           /* the stack ran low: the trace function took over */
 
+#if defined(__linux__) && defined(__GLIBC__)
+#define HAVE_STACK_BOUNDS 1
+#else
+#define HAVE_STACK_BOUNDS 0  /* no pthread_getattr_np: the trace function is used instead */
+#endif
+
 #define STACK_MARGIN (256 * 1024)
 static __thread char *stack_floor;     /* below this the thread's C stack is running low */
 
 static int
 stack_is_low(void)
 {
+#if HAVE_STACK_BOUNDS
     char here;
     if (stack_floor == NULL) {
         pthread_attr_t attributes;
@@ -516,6 +523,9 @@ stack_is_low(void)
         }
     }
     return &here < stack_floor;
+#else
+    return 0;
+#endif
 }
 
 /* A pending call: the followed thread installs the trace function (another thread's stack ran
@@ -739,6 +749,10 @@ hooks_install_eval(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs
 #if PY_VERSION_HEX < 0x030C0000
     if (nargs != 3 || !PyDict_CheckExact(args[2])) {
         PyErr_SetString(PyExc_TypeError, "install_eval(call_fallback, local_fallback, errors)");
+        return NULL;
+    }
+    if (!HAVE_STACK_BOUNDS) {
+        PyErr_SetString(PyExc_RuntimeError, "no way to watch the C stack on this platform");
         return NULL;
     }
     PyInterpreterState *interp = PyInterpreterState_Get();
