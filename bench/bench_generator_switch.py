@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.pairs import alternate
 from tracer.events import Detail, Source
 from tracer.models.generator_model import (
     GeneratorTracer,
@@ -127,23 +128,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     options = parser.parse_args()
     sends, rounds = options.sends, options.rounds
-    bases, runs = [], []
-    for _ in range(rounds):
-        bases.append(untraced(sends))
-        runs.append(traced(sends))
-    ratios = [run[0] / base for base, run in zip(bases, runs, strict=True)]
-    base = min(bases)
-    best, events, written = min(runs)
-    added = (best - base) / sends * 1e9
+    pairs = alternate(lambda: untraced(sends), lambda: traced(sends), rounds)
+    added = (min(pairs.traced)[0] - min(pairs.untraced)) / sends * 1e9
     print(f"python {sys.version.split()[0]}, {sends:,} sends, {rounds} alternating pairs")
     print(f"hooks: {hooks_in_use()}  (LOOPSCOPE_PURE_PYTHON=1 for the pure-Python ones)")
-    print(f"untraced: {base / sends * 1e9:8.1f} ns per send (best)")
-    print(f"traced:   {best / sends * 1e9:8.1f} ns per send (best)  "
-          f"({events:,} events, {written / 1e6:.1f} MB encoded)")
+    print(pairs.report(sends, "send", "goal <= 8x, aim 4x"))
     print(f"added:    {added:8.1f} ns per send  ({added / 2:.1f} ns per hand-off)")
-    print(f"pair ratios: {min(ratios):.1f}x to {max(ratios):.1f}x; best / best: {best / base:.1f}x")
-    print(f"ratio traced/untraced, median of pairs: {statistics.median(ratios):.1f}x  "
-          f"(goal <= 8x, aim 4x)")
     print(f"calls outside generators (fib), traced/untraced: "
           f"{calls_outside_generators(rounds):.2f}x")
 

@@ -12,7 +12,6 @@ the pipe, as the child does.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from greenlet import greenlet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.pairs import alternate
 from tracer.events import Detail, Source
 from tracer.models._greenlets import GreenletTracer
 from tracer.models.generator_model import c_handoffs
@@ -93,20 +93,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     options = parser.parse_args()
     switches, rounds = options.switches, options.rounds
-    bases, runs = [], []
-    for _ in range(rounds):
-        bases.append(untraced(switches))
-        runs.append(traced(switches))
-    ratios = [run[0] / base for base, run in zip(bases, runs, strict=True)]
-    base = min(bases)
-    best, events, written = min(runs)
+    pairs = alternate(lambda: untraced(switches), lambda: traced(switches), rounds)
     print(f"python {sys.version.split()[0]}, {switches:,} switches, {rounds} alternating pairs")
     print(f"hooks: {hooks_in_use()}  (LOOPSCOPE_PURE_PYTHON=1 for the pure-Python ones)")
-    print(f"untraced: {base / switches * 1e9:8.1f} ns per switch (best)")
-    print(f"traced:   {best / switches * 1e9:8.1f} ns per switch (best)  "
-          f"({events:,} events, {written / 1e6:.1f} MB encoded)")
-    print(f"pair ratios: {min(ratios):.1f}x to {max(ratios):.1f}x; best / best: {best / base:.1f}x")
-    print(f"ratio traced/untraced, median of pairs: {statistics.median(ratios):.1f}x  (goal <= 3x)")
+    print(pairs.report(switches, "switch", "goal <= 3x"))
 
 
 if __name__ == "__main__":

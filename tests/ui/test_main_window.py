@@ -84,6 +84,23 @@ def run_until(loop: qasync.QEventLoop, condition: Callable[[], bool], timeout: f
     loop.run_until_complete(wait())
 
 
+def close_while_running(window: MainWindow, loop: qasync.QEventLoop,
+                        timeout: float) -> asyncio.subprocess.Process:
+    """Closes the window (from inside the loop, as a click would) while a run is going on and
+    waits until it has closed; returns the run's child process."""
+    process = window.live.run.process if window.live.run else None
+    assert process is not None
+    closed: list[bool] = []
+    window.closed.connect(lambda: closed.append(True))
+
+    async def close() -> None:
+        window.close()
+
+    loop.run_until_complete(close())
+    run_until(loop, lambda: bool(closed), timeout=timeout, what="the window to close")
+    return process
+
+
 def run_scenario(window: MainWindow, loop: qasync.QEventLoop, scenario_id: str) -> None:
     assert window.browser.select(scenario_id)
 
@@ -369,16 +386,7 @@ def test_closing_the_window_stops_the_child(
     script = _write_script(tmp_path, "endless.py", ENDLESS_SCRIPT)
     run_script(window, loop, script)
     run_until(loop, lambda: "tick 1" in window.output.toPlainText(), what="the first tick")
-    process = window.live.run.process if window.live.run else None
-    assert process is not None
-    closed: list[bool] = []
-    window.closed.connect(lambda: closed.append(True))
-
-    async def close() -> None:
-        window.close()
-
-    loop.run_until_complete(close())
-    run_until(loop, lambda: bool(closed), timeout=5, what="the window to close")
+    process = close_while_running(window, loop, timeout=5)
 
     assert not window.isVisible()
     assert process.returncode is not None and not _pid_alive(process.pid)

@@ -341,15 +341,6 @@ def test_closing_the_window_while_a_run_is_held_stops_the_child(
     start_held(window, loop, "gevent-switching")
     press(window, loop, Qt.Key.Key_N)
     assert window.stepping.held
-    process = window.live.run.process if window.live.run else None
-    assert process is not None
-    closed: list[bool] = []
-    window.closed.connect(lambda: closed.append(True))
-
-    async def close() -> None:
-        window.close()
-
-    loop.run_until_complete(close())
-    run_until(loop, lambda: bool(closed), timeout=10, what="the window to close")
+    process = main_window_tests.close_while_running(window, loop, timeout=10)
     assert process.returncode == 0  # the held child let go and stopped itself, not killed
     assert window.live.result is not None and window.live.result.status == "stopped"

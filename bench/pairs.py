@@ -1,0 +1,47 @@
+"""Alternating pairs: a benchmark's untraced and traced sides run in turn, so that a machine
+that slows down mid-run slows both sides of a pair, and the report gives each side's best and
+the median of the pairs' ratios."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Pairs:
+    untraced: list[float]  # seconds per round
+    traced: list[tuple[float, int, int]]  # (seconds, events recorded, bytes encoded) per round
+
+    @property
+    def ratios(self) -> list[float]:
+        return [run[0] / base for base, run in zip(self.untraced, self.traced, strict=True)]
+
+    @property
+    def median_ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    def report(self, count: int, unit: str, goal: str) -> str:
+        """The lines every pairs benchmark prints: best times per `unit`, the spread, the
+        median ratio against `goal`."""
+        base = min(self.untraced)
+        best, events, written = min(self.traced)
+        ratios = self.ratios
+        return "\n".join((
+            f"untraced: {base / count * 1e9:8.1f} ns per {unit} (best)",
+            f"traced:   {best / count * 1e9:8.1f} ns per {unit} (best)  "
+            f"({events:,} events, {written / 1e6:.1f} MB encoded)",
+            f"pair ratios: {min(ratios):.1f}x to {max(ratios):.1f}x; "
+            f"best / best: {best / base:.1f}x",
+            f"ratio traced/untraced, median of pairs: {self.median_ratio:.1f}x  ({goal})",
+        ))
+
+
+def alternate(untraced: Callable[[], float], traced: Callable[[], tuple[float, int, int]],
+              rounds: int) -> Pairs:
+    pairs = Pairs([], [])
+    for _ in range(rounds):
+        pairs.untraced.append(untraced())
+        pairs.traced.append(traced())
+    return pairs
