@@ -15,7 +15,6 @@ both sides of a pair; the headline is the median of the pairs' ratios (`--rounds
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pairs import alternate
+from bench.pairs import alternate, arguments
 from tracer.events import Detail, Source
 from tracer.models.generator_model import (
     GeneratorTracer,
@@ -123,11 +122,7 @@ def traced(sends: int) -> tuple[float, int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="generator hand-off tracing cost")
-    parser.add_argument("sends", nargs="?", type=int, default=300_000)
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
-    options = parser.parse_args()
-    sends, rounds = options.sends, options.rounds
+    sends, rounds = arguments("generator hand-off tracing cost", "sends", ROUNDS)
     pairs = alternate(lambda: untraced(sends), lambda: traced(sends), rounds)
     added = (min(pairs.traced)[0] - min(pairs.untraced)) / sends * 1e9
     print(f"python {sys.version.split()[0]}, {sends:,} sends, {rounds} alternating pairs")

@@ -11,7 +11,6 @@ the pipe, as the child does.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -21,7 +20,7 @@ from greenlet import greenlet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.pairs import alternate
+from bench.pairs import alternate, arguments
 from tracer.events import Detail, Source
 from tracer.models._greenlets import GreenletTracer
 from tracer.models.generator_model import c_handoffs
@@ -88,11 +87,7 @@ def traced(switches: int) -> tuple[float, int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="greenlet switch tracing cost")
-    parser.add_argument("switches", nargs="?", type=int, default=300_000)
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
-    options = parser.parse_args()
-    switches, rounds = options.switches, options.rounds
+    switches, rounds = arguments("greenlet switch tracing cost", "switches", ROUNDS)
     pairs = alternate(lambda: untraced(switches), lambda: traced(switches), rounds)
     print(f"python {sys.version.split()[0]}, {switches:,} switches, {rounds} alternating pairs")
     print(f"hooks: {hooks_in_use()}  (LOOPSCOPE_PURE_PYTHON=1 for the pure-Python ones)")

@@ -4,6 +4,7 @@ the median of the pairs' ratios."""
 
 from __future__ import annotations
 
+import argparse
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -45,3 +46,13 @@ def alternate(untraced: Callable[[], float], traced: Callable[[], tuple[float, i
         pairs.untraced.append(untraced())
         pairs.traced.append(traced())
     return pairs
+
+
+def arguments(description: str, count_name: str, default_rounds: int) -> tuple[int, int]:
+    """(COUNT, --rounds) from the command line: how many hand-offs a round makes, how many
+    pairs to run."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(count_name, nargs="?", type=int, default=300_000)
+    parser.add_argument("--rounds", type=int, default=default_rounds)
+    options = parser.parse_args()
+    return getattr(options, count_name), options.rounds

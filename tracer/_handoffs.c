@@ -720,6 +720,22 @@ generator_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag
     return result;
 }
 
+/* Keeps install_*(call_fallback, local_fallback, errors)'s arguments: the Python trace
+ * functions and their pending-exception table. */
+static int
+keep_fallbacks(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs,
+               const char *name)
+{
+    if (nargs != 3 || !PyDict_CheckExact(args[2])) {
+        PyErr_Format(PyExc_TypeError, "%s(call_fallback, local_fallback, errors)", name);
+        return -1;
+    }
+    Py_XSETREF(self->call_fallback, Py_NewRef(args[0]));
+    Py_XSETREF(self->local_fallback, Py_NewRef(args[1]));
+    Py_XSETREF(self->errors, Py_NewRef(args[2]));
+    return 0;
+}
+
 #endif
 
 /* install_trace(call_fallback, local_fallback, errors): on 3.11, installs the C trace */
@@ -727,13 +743,7 @@ static PyObject *
 hooks_install_trace(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
 {
 #if PY_VERSION_HEX < 0x030C0000
-    if (nargs != 3 || !PyDict_CheckExact(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "install_trace(call_fallback, local_fallback, errors)");
-        return NULL;
-    }
-    Py_XSETREF(self->call_fallback, Py_NewRef(args[0]));
-    Py_XSETREF(self->local_fallback, Py_NewRef(args[1]));
-    Py_XSETREF(self->errors, Py_NewRef(args[2]));
+    if (keep_fallbacks(self, args, nargs, "install_trace") < 0) return NULL;
     PyEval_SetTrace(generator_trace, (PyObject *)self);
     Py_RETURN_NONE;
 #else
@@ -747,10 +757,6 @@ static PyObject *
 hooks_install_eval(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
 {
 #if PY_VERSION_HEX < 0x030C0000
-    if (nargs != 3 || !PyDict_CheckExact(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "install_eval(call_fallback, local_fallback, errors)");
-        return NULL;
-    }
     if (!HAVE_STACK_BOUNDS) {
         PyErr_SetString(PyExc_RuntimeError, "no way to watch the C stack on this platform");
         return NULL;
@@ -762,9 +768,7 @@ hooks_install_eval(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs
                         "frames are already evaluated by another hook (PEP 523)");
         return NULL;
     }
-    Py_XSETREF(self->call_fallback, Py_NewRef(args[0]));
-    Py_XSETREF(self->local_fallback, Py_NewRef(args[1]));
-    Py_XSETREF(self->errors, Py_NewRef(args[2]));
+    if (keep_fallbacks(self, args, nargs, "install_eval") < 0) return NULL;
     Py_XSETREF(eval_hooks, (GeneratorHooks *)Py_NewRef(self));
     eval_thread = PyThreadState_Get();
     eval_busy = 0;
