@@ -23,10 +23,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracer.events import Detail, Source
-from tracer.models.asyncio_model import traced_policy
-from tracer.recorder import Recorder
-from tracer.stream import encode_batch
+from loopscope.tracer.events import Detail, Source
+from loopscope.tracer.models.asyncio_model import traced_policy
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.stream import encode_batch
 
 
 class EncodingSink:

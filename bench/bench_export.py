@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_paint import SPANS, synthesize
 from PySide6.QtGui import QGuiApplication, QImage
 
-from tracer.spans import derive_spans
-from ui.image_export import render_image
+from loopscope.tracer.spans import derive_spans
+from loopscope.ui.image_export import render_image
 
 WIDTH, HEIGHT = 1600, 900
 RUNS = 3

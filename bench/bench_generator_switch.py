@@ -24,15 +24,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pairs import alternate, arguments
-from tracer.events import Detail, Source
-from tracer.models.generator_model import (
+from loopscope.tracer.events import Detail, Source
+from loopscope.tracer.models.generator_model import (
     GeneratorTracer,
     ProgramCode,
     c_handoffs,
     make_backend,
 )
-from tracer.recorder import Recorder
-from tracer.stream import encode_batch
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.stream import encode_batch
 
 ROUNDS = 11
 

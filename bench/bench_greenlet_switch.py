@@ -21,11 +21,11 @@ from greenlet import greenlet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pairs import alternate, arguments
-from tracer.events import Detail, Source
-from tracer.models._greenlets import GreenletTracer
-from tracer.models.generator_model import c_handoffs
-from tracer.recorder import Recorder
-from tracer.stream import encode_batch
+from loopscope.tracer.events import Detail, Source
+from loopscope.tracer.models._greenlets import GreenletTracer
+from loopscope.tracer.models.generator_model import c_handoffs
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.stream import encode_batch
 
 ROUNDS = 9
 

@@ -38,7 +38,7 @@ TASKS = 16
 
 def run(recorder: Any, program: Any) -> None:
     """Emits RATE events per second for SECONDS seconds: tasks waking, running and sleeping."""
-    from tracer.events import Code, LaneKind
+    from loopscope.tracer.events import Code, LaneKind
 
     rate = int(os.environ.get(RATE_ENV, "100000"))
     seconds = float(os.environ.get(SECONDS_ENV, "3"))
@@ -118,9 +118,9 @@ class Row:
 async def measure(seconds: float, rate: int) -> list[Row]:
     import asyncio
 
-    from tracer.target import Target
-    from ui.main_window import MainWindow
-    from ui.settings import AppSettings
+    from loopscope.tracer.target import Target
+    from loopscope.ui.main_window import MainWindow
+    from loopscope.ui.settings import AppSettings
 
     settings_dir = tempfile.mkdtemp(prefix="loopscope-bench-")
     window = MainWindow(AppSettings.at(Path(settings_dir) / "settings.ini"))

@@ -25,12 +25,12 @@ import numpy as np
 from PySide6.QtCore import QRectF
 from PySide6.QtGui import QColor, QGuiApplication, QImage, QPainter
 
-from tracer.events import Code
-from tracer.spans import Spans, derive_spans
-from tracer.trace import LaneInfo, Trace
-from ui.layout import Viewport, layout
-from ui.paint import paint
-from ui.theme import LIGHT
+from loopscope.tracer.events import Code
+from loopscope.tracer.spans import Spans, derive_spans
+from loopscope.tracer.trace import LaneInfo, Trace
+from loopscope.ui.layout import Viewport, layout
+from loopscope.ui.paint import paint
+from loopscope.ui.theme import LIGHT
 
 LANES = 50
 SPANS = 1_000_000

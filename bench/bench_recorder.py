@@ -24,9 +24,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracer import recorder as c_recorder_module
-from tracer.events import Code, Detail, Source
-from tracer.stream import encode_batch
+from loopscope.tracer import recorder as c_recorder_module
+from loopscope.tracer.events import Code, Detail, Source
+from loopscope.tracer.stream import encode_batch
 
 ROOT = Path(__file__).resolve().parent.parent
 

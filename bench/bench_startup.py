@@ -59,7 +59,7 @@ app.exec()
 """
 
 LOOPSCOPE = _WATCH_FIRST_PAINT + """
-from ui.app import launch
+from loopscope.ui.app import launch
 launch(None)
 """
 

@@ -31,9 +31,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracer.runner import Run
-from tracer.stepping import StepKind, Stepper
-from tracer.target import Target
+from loopscope.tracer.runner import Run
+from loopscope.tracer.stepping import StepKind, Stepper
+from loopscope.tracer.target import Target
 
 ENDLESS_PRODUCER = """
 def consumer():

@@ -16,11 +16,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.recorder import Recorder
-from tracer.trace import Trace
-from ui.main_window import MainWindow
-from ui.settings import AppSettings
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+from loopscope.ui.main_window import MainWindow
+from loopscope.ui.settings import AppSettings
 
 EVENTS = 100_000
 PRESSES = 50

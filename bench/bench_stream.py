@@ -30,13 +30,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tracer.events import Code, LaneKind
-from tracer.program import Program
-from tracer.recorder import Recorder
-from tracer.runner import Run
-from tracer.stream import EVENT_SIZE
-from tracer.target import Target
-from tracer.trace import Trace
+from loopscope.tracer.events import Code, LaneKind
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.runner import Run
+from loopscope.tracer.stream import EVENT_SIZE
+from loopscope.tracer.target import Target
+from loopscope.tracer.trace import Trace
 
 EVENTS_VARIABLE = "LOOPSCOPE_BENCH_EVENTS"
 MIX_VARIABLE = "LOOPSCOPE_BENCH_MIX"

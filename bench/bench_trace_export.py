@@ -19,11 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tracer.events import STATE_NAMES, Code
-from tracer.export_chrome import write_chrome_json
-from tracer.native import load_native, save_native
-from tracer.spans import Spans, derive_spans
-from tracer.trace import Trace
+from loopscope.tracer.events import STATE_NAMES, Code
+from loopscope.tracer.export_chrome import write_chrome_json
+from loopscope.tracer.native import load_native, save_native
+from loopscope.tracer.spans import Spans, derive_spans
+from loopscope.tracer.trace import Trace
 
 LANES = 200
 STATES = (Code.RUNNING, Code.IO_WAIT, Code.READY, Code.RUNNING, Code.SLEEPING, Code.READY)

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 from aiohttp import web
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 SCENARIO = Scenario(
     id="aiohttp-requests",

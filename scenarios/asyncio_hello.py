@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 SCENARIO = Scenario(
     id="asyncio-hello",

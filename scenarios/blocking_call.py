@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 SCENARIO = Scenario(
     id="blocking-call",

@@ -6,7 +6,7 @@ import ast
 import functools
 from pathlib import Path
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 _HERE = Path(__file__).resolve().parent
 _NOT_SCENARIOS = {"__init__", "catalog"}

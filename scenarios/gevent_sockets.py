@@ -7,7 +7,7 @@ import socket
 import gevent
 from gevent.server import StreamServer
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 SCENARIO = Scenario(
     id="gevent-sockets",

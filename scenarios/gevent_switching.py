@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gevent
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 SCENARIO = Scenario(
     id="gevent-switching",

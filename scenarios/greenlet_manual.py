@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from greenlet import greenlet
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 SCENARIO = Scenario(
     id="greenlet-manual",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 SCENARIO = Scenario(
     id="producer-consumer",

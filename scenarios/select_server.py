@@ -10,7 +10,7 @@ import queue
 import select
 import socket
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 SCENARIO = Scenario(
     id="select-server",

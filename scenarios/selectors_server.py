@@ -10,7 +10,7 @@ import selectors
 import socket
 from collections.abc import Callable
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 SCENARIO = Scenario(
     id="selectors-server",

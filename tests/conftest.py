@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tracer.runner import RunResult, record_sync
-from tracer.target import resolve_target
+from loopscope.tracer.runner import RunResult, record_sync
+from loopscope.tracer.target import resolve_target
 
 
 @pytest.fixture(scope="session")

@@ -46,7 +46,8 @@ def test_tracer_and_scenarios_never_import_qt(package: str) -> None:
 
 def test_the_parent_side_never_imports_gevent() -> None:
     loaded = _imported_after(
-        ["tracer.runner", "tracer.target", "tracer.spans", "scenarios.catalog", "ui.cli"]
+        ["loopscope.tracer.runner", "loopscope.tracer.target", "loopscope.tracer.spans",
+         "loopscope.scenarios.catalog", "loopscope.ui.cli"]
     )
     assert not {m for m in loaded if m.split(".")[0] in {"gevent", "greenlet"}}
 

@@ -905,7 +905,7 @@ static PyMethodDef hooks_methods[] = {
 
 static PyTypeObject GeneratorHooksType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "tracer._handoffs.GeneratorHooks",
+    .tp_name = "loopscope.tracer._handoffs.GeneratorHooks",
     .tp_doc = "GeneratorHooks(tracer, recorder, resume_fallback, yield_fallback, short_repr, "
               "missing): generator hand-offs recorded in C.",
     .tp_basicsize = sizeof(GeneratorHooks),
@@ -1081,7 +1081,7 @@ switch_trace_dealloc(SwitchTrace *self)
 
 static PyTypeObject SwitchTraceType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "tracer._handoffs.SwitchTrace",
+    .tp_name = "loopscope.tracer._handoffs.SwitchTrace",
     .tp_doc = "SwitchTrace(tracer, recorder, fallback): a greenlet.settrace callback recording "
               "plain switches in C and passing the rest to fallback(event, args).",
     .tp_basicsize = sizeof(SwitchTrace),
@@ -1116,7 +1116,7 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef handoffs_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "tracer._handoffs",
+    .m_name = "loopscope.tracer._handoffs",
     .m_doc = "C hot paths of generator and greenlet hand-off tracing.",
     .m_size = -1,
     .m_methods = module_methods,
@@ -1134,13 +1134,13 @@ PyInit__handoffs(void)
 {
     /* PyCapsule_Import only imports the package and then looks attributes up, so the
        extension module must be imported first (a pure-Python run never imports it). */
-    PyObject *speedups = PyImport_ImportModule("tracer._speedups");
+    PyObject *speedups = PyImport_ImportModule("loopscope.tracer._speedups");
     if (speedups == NULL) return NULL;
     Py_DECREF(speedups);
-    recorder_api = PyCapsule_Import("tracer._speedups._recorder_api", 0);
+    recorder_api = PyCapsule_Import("loopscope.tracer._speedups._recorder_api", 0);
     if (recorder_api == NULL) return NULL;
     if (recorder_api->version < 2) {
-        PyErr_SetString(PyExc_ImportError, "tracer._speedups is too old for tracer._handoffs");
+        PyErr_SetString(PyExc_ImportError, "loopscope.tracer._speedups is too old for tracer._handoffs");
         return NULL;
     }
     if (intern(&str_yield, "yield") < 0 || intern(&str_switch, "switch") < 0

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any
 
-from tracer._speedups import RecorderCore
+from loopscope.tracer._speedups import RecorderCore
 
 REPR_LIMIT: int
 

@@ -556,7 +556,7 @@ static PyMemberDef recorder_members[] = {
 
 static PyTypeObject RecorderCoreType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "tracer._speedups.RecorderCore",
+    .tp_name = "loopscope.tracer._speedups.RecorderCore",
     .tp_basicsize = sizeof(RecorderCore),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "The recorder's event buffer: C columns, a C clock, a flush threshold.",
@@ -947,7 +947,7 @@ static PyMethodDef tracer_methods[] = {
 
 static PyTypeObject LoopTracerCoreType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "tracer._speedups.LoopTracerCore",
+    .tp_name = "loopscope.tracer._speedups.LoopTracerCore",
     .tp_basicsize = sizeof(LoopTracerCore),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "What the C coroutine proxy reads of its loop tracer on every step.",
@@ -1055,7 +1055,7 @@ static PyMemberDef caused_members[] = {
 
 static PyTypeObject CausedCallbackType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "tracer._speedups.CausedCallback",
+    .tp_name = "loopscope.tracer._speedups.CausedCallback",
     .tp_basicsize = sizeof(CausedCallback),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "CausedCallback(tracer, callback, cause): callback run with tracer.cause = cause.",
@@ -1534,7 +1534,7 @@ static PyAsyncMethods proxy_as_async = {
 
 static PyTypeObject ProxyCoreType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "tracer._speedups.CoroutineProxyCore",
+    .tp_name = "loopscope.tracer._speedups.CoroutineProxyCore",
     .tp_basicsize = sizeof(ProxyCore),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
     .tp_doc = "A traced task's coroutine: send() records the step around the wrapped one.",
@@ -1628,7 +1628,7 @@ local_self(PyObject *module, PyObject *frame)
 
 /* -- the C API for other extensions (tracer._handoffs) ------------------------------------ */
 
-/* Version 2 of the capsule "tracer._speedups._recorder_api": a table of C entry points into
+/* Version 2 of the capsule "loopscope.tracer._speedups._recorder_api": a table of C entry points into
  * RecorderCore, so another extension records an event or a hand-off without a method call.
  * Additive only: a new entry point goes at the end with a new version number. */
 typedef struct {
@@ -1725,7 +1725,7 @@ static PyMethodDef module_methods[] = {
 
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
-    .m_name = "tracer._speedups",
+    .m_name = "loopscope.tracer._speedups",
     .m_doc = "C hot paths of the recorder and the asyncio task proxy.",
     .m_size = -1,
     .m_methods = module_methods,
@@ -1774,7 +1774,7 @@ PyInit__speedups(void)
         Py_DECREF(module);
         return NULL;
     }
-    PyObject *api_capsule = PyCapsule_New(&recorder_api, "tracer._speedups._recorder_api", NULL);
+    PyObject *api_capsule = PyCapsule_New(&recorder_api, "loopscope.tracer._speedups._recorder_api", NULL);
     int added = api_capsule == NULL ? -1
         : PyModule_AddObjectRef(module, "_recorder_api", api_capsule);
     Py_XDECREF(api_capsule);

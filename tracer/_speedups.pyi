@@ -3,7 +3,7 @@
 from types import CodeType, FrameType
 from typing import Any
 
-from tracer.events import Clock
+from loopscope.tracer.events import Clock
 
 HAVE_NATIVE_CLOCK: int
 

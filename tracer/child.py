@@ -29,14 +29,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO, TextIO
 
-from tracer import recorder as recorder_module
-from tracer import stream as stream_module
-from tracer.events import NO_LANE, Code
-from tracer.models import load_model
-from tracer.program import Program
-from tracer.recorder import Recorder
-from tracer.stepping import StepGate, clock_policy_for
-from tracer.stream import FrameWriter
+from loopscope.tracer import recorder as recorder_module
+from loopscope.tracer import stream as stream_module
+from loopscope.tracer.events import NO_LANE, Code
+from loopscope.tracer.models import load_model
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.stepping import StepGate, clock_policy_for
+from loopscope.tracer.stream import FrameWriter
 
 # The real OS thread id and thread start, taken before any model (gevent) patches _thread
 # and threading: the control channel must stay a real thread whatever the program does.

@@ -22,9 +22,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from tracer.events import NO_LANE, STATE_NAMES, Code, LaneKind
-from tracer.spans import Spans, derive_spans
-from tracer.trace import Trace
+from loopscope.tracer.events import NO_LANE, STATE_NAMES, Code, LaneKind
+from loopscope.tracer.spans import Spans, derive_spans
+from loopscope.tracer.trace import Trace
 
 PID = 1
 INSTANT_CODES: dict[int, str] = {Code.OUTPUT: "output", Code.END: "end", Code.MARK: "mark"}

@@ -23,8 +23,8 @@ from collections.abc import Iterator
 from pathlib import PurePath
 from typing import Any
 
-from tracer.events import NO_LANE, Code
-from tracer.trace import Trace
+from loopscope.tracer.events import NO_LANE, Code
+from loopscope.tracer.trace import Trace
 
 WAIT_STATES = frozenset({Code.IO_WAIT, Code.SLEEPING, Code.BLOCKED})
 # How far (in events) a hub switch and the wait state it explains may be apart.

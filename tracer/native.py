@@ -24,9 +24,9 @@ from array import array
 from pathlib import Path
 from typing import Any
 
-from tracer.target import NATIVE_MAGIC
-from tracer.trace import DetailTable, SequenceGapError, Trace
-from tracer.values import ValueRows, ValueSectionError
+from loopscope.tracer.target import NATIVE_MAGIC
+from loopscope.tracer.trace import DetailTable, SequenceGapError, Trace
+from loopscope.tracer.values import ValueRows, ValueSectionError
 
 FORMAT_VERSION = 2  # 2: value rows after the columns
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")

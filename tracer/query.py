@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from tracer.events import CODE_NAMES, STATE_NAMES
-from tracer.spans import Spans
-from tracer.trace import LaneInfo, Trace
+from loopscope.tracer.events import CODE_NAMES, STATE_NAMES
+from loopscope.tracer.spans import Spans
+from loopscope.tracer.trace import LaneInfo, Trace
 
 
 class SpanRow(NamedTuple):

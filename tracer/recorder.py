@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Protocol
 
-from tracer.events import (
+from loopscope.tracer.events import (
     NO_DETAIL,
     NO_LANE,
     NO_SOURCE,
@@ -31,7 +31,7 @@ from tracer.events import (
     monotonic_clock,
     short_repr,
 )
-from tracer.values import MAX_VALUE_ROWS, VALUE_ROW, encode_values
+from loopscope.tracer.values import MAX_VALUE_ROWS, VALUE_ROW, encode_values
 
 
 def _load_speedups() -> ModuleType | None:
@@ -39,7 +39,7 @@ def _load_speedups() -> ModuleType | None:
     if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
-        from tracer import _speedups
+        from loopscope.tracer import _speedups
     except ImportError:
         return None
     return _speedups

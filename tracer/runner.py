@@ -18,9 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tracer.stream import FrameDecoder, StreamError
-from tracer.target import Target
-from tracer.trace import SequenceGapError, Trace
+from loopscope.tracer.stream import FrameDecoder, StreamError
+from loopscope.tracer.target import Target
+from loopscope.tracer.trace import SequenceGapError, Trace
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # How long a child gets to stop by itself before it is killed.
@@ -148,7 +148,7 @@ class Run:
 
     def command(self, events_fd: int, control_fd: int) -> list[str]:
         cmd = [
-            self.python, "-m", "tracer.child",
+            self.python, "-m", "loopscope.tracer.child",
             "--events-fd", str(events_fd), "--control-fd", str(control_fd),
             "--model", self.target.model,
         ]

@@ -10,8 +10,8 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.events import FIRST_INSTANT, NO_LANE, Code
-from tracer.trace import Trace
+from loopscope.tracer.events import FIRST_INSTANT, NO_LANE, Code
+from loopscope.tracer.trace import Trace
 
 
 @dataclass

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tracer.events import STATE_NAMES, Code
-from tracer.spans import Spans
-from tracer.trace import Trace
+from loopscope.tracer.events import STATE_NAMES, Code
+from loopscope.tracer.spans import Spans
+from loopscope.tracer.trace import Trace
 
 
 @dataclass(frozen=True)

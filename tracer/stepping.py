@@ -40,15 +40,15 @@ from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Literal
 
-from tracer.events import NO_LANE, Clock, Code, monotonic_clock
-from tracer.narrate import HUB_WINDOW, WAIT_STATES, describe, narration_line
-from tracer.recorder import Recorder
-from tracer.trace import Trace
+from loopscope.tracer.events import NO_LANE, Clock, Code, monotonic_clock
+from loopscope.tracer.narrate import HUB_WINDOW, WAIT_STATES, describe, narration_line
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
 
 if TYPE_CHECKING:
     import asyncio
 
-    from tracer.runner import Run
+    from loopscope.tracer.runner import Run
 
 # Real locks, taken before any model (gevent) patches _thread: the gate must block the OS
 # thread itself, not just the greenlet that happens to be running.

@@ -24,9 +24,9 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
-from tracer.events import Detail, Source, detail_to_dict
-from tracer.trace import SequenceGapError, Trace
-from tracer.values import ValueSectionError, decode_values
+from loopscope.tracer.events import Detail, Source, detail_to_dict
+from loopscope.tracer.trace import SequenceGapError, Trace
+from loopscope.tracer.values import ValueSectionError, decode_values
 
 PROTOCOL_VERSION = 2
 MAGIC = b"LSCP"

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scenarios import catalog
+from loopscope.scenarios import catalog
 
 MODELS = ("asyncio", "generator", "greenlet", "gevent", "select")
 NATIVE_MAGIC = b"LOOPSCOPE-TRACE"

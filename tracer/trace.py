@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, SupportsIndex, overload
 
-from tracer.events import (
+from loopscope.tracer.events import (
     CODE_NAMES,
     NO_LANE,
     Code,
@@ -18,7 +18,7 @@ from tracer.events import (
     Source,
     detail_to_dict,
 )
-from tracer.values import VALUE_ROW, ValueRows, decode_values, value_detail
+from loopscope.tracer.values import VALUE_ROW, ValueRows, decode_values, value_detail
 
 
 class SequenceGapError(Exception):

@@ -46,7 +46,7 @@ def launch(trace_path: str | None = None) -> int:
     # the last window went away.
     app.setQuitOnLastWindowClosed(False)
 
-    from ui.main_window import MainWindow
+    from loopscope.ui.main_window import MainWindow
 
     window = MainWindow()
     window.show()

@@ -29,14 +29,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from scenarios import catalog
-from tracer.export_chrome import save_chrome_json
-from tracer.narrate import narrate, narration_line
-from tracer.native import NativeFormatError, load_native, save_native
-from tracer.runner import Run, RunResult
-from tracer.stepping import Stepper, step_lines
-from tracer.target import Target, TargetError, resolve_target
-from tracer.trace import Trace
+from loopscope.scenarios import catalog
+from loopscope.tracer.export_chrome import save_chrome_json
+from loopscope.tracer.narrate import narrate, narration_line
+from loopscope.tracer.native import NativeFormatError, load_native, save_native
+from loopscope.tracer.runner import Run, RunResult
+from loopscope.tracer.stepping import Stepper, step_lines
+from loopscope.tracer.target import Target, TargetError, resolve_target
+from loopscope.tracer.trace import Trace
 
 PROG = "loopscope"
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
@@ -444,7 +444,7 @@ def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> i
     target = _resolve(options, script_args)
     output = check_writable(options.output)
     try:
-        from ui.image_export import export_target_image
+        from loopscope.ui.image_export import export_target_image
     except ImportError as exc:
         raise CliError(f"image export is not available: {exc}") from None
     obtained = obtain_trace(target, options.timeout, echo_stdout=True)
@@ -473,7 +473,7 @@ def command_open(options: argparse.Namespace) -> int:
 
 def _launch(path: str | None) -> int:
     try:
-        from ui.app import display_problem, launch
+        from loopscope.ui.app import display_problem, launch
     except ImportError as exc:
         raise CliError(f"the desktop app is not available: {exc}") from None
     problem = display_problem()

@@ -11,10 +11,10 @@ from typing import Any
 
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
-from tracer.events import NO_LANE, STATE_NAMES, Code
-from tracer.spans import Spans
-from tracer.stats import LaneStats, lane_stats
-from tracer.trace import Trace
+from loopscope.tracer.events import NO_LANE, STATE_NAMES, Code
+from loopscope.tracer.spans import Spans
+from loopscope.tracer.stats import LaneStats, lane_stats
+from loopscope.tracer.trace import Trace
 
 _STYLE = (
     "<style>"

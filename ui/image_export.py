@@ -12,11 +12,11 @@ from PySide6.QtCore import QMarginsF, QRect, QSize, QSizeF
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 
-from tracer.spans import Spans, derive_spans
-from tracer.trace import Trace
-from ui.layout import Primitives, Viewport, format_ns, layout, run_extent
-from ui.paint import label_width_for, paint
-from ui.theme import Theme, get_theme
+from loopscope.tracer.spans import Spans, derive_spans
+from loopscope.tracer.trace import Trace
+from loopscope.ui.layout import Primitives, Viewport, format_ns, layout, run_extent
+from loopscope.ui.paint import label_width_for, paint
+from loopscope.ui.theme import Theme, get_theme
 
 FORMATS = (".png", ".svg", ".pdf")
 MAX_SIDE = 20_000

@@ -22,9 +22,9 @@ import numpy as np
 import numpy.ma  # np.unique imports it on first use: 15-20 ms inside the first live frame
 import numpy.typing as npt
 
-from tracer.events import STATE_NAMES, Code, LaneKind
-from tracer.spans import SpanBuilder, Spans
-from tracer.trace import Trace
+from loopscope.tracer.events import STATE_NAMES, Code, LaneKind
+from loopscope.tracer.spans import SpanBuilder, Spans
+from loopscope.tracer.trace import Trace
 
 # A merged run of sub-pixel spans, and a span still in progress in a live trace.
 MERGED_SPAN = -1

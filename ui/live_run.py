@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from tracer.trace import Trace
+from loopscope.tracer.trace import Trace
 
 if TYPE_CHECKING:
-    from tracer.runner import Run, RunResult
-    from tracer.stepping import Stepper
-    from tracer.target import Target
+    from loopscope.tracer.runner import Run, RunResult
+    from loopscope.tracer.stepping import Stepper
+    from loopscope.tracer.target import Target
 
 REFRESH_INTERVAL_MS = 50
 
@@ -64,8 +64,8 @@ class LiveRun(QObject):
     def start(self, target: Target, paused: bool = False) -> Trace:
         """Starts the target in a child on the running asyncio loop; returns the trace it fills.
         Paused: the child holds before its first step, for the Stepper to let go."""
-        from tracer.runner import Run
-        from tracer.stepping import Stepper
+        from loopscope.tracer.runner import Run
+        from loopscope.tracer.stepping import Stepper
 
         if self.is_running:
             raise RuntimeError("a run is already in progress")
@@ -81,7 +81,7 @@ class LiveRun(QObject):
         return trace
 
     async def _drive(self, run: Run) -> None:
-        from tracer.runner import RunResult
+        from loopscope.tracer.runner import RunResult
 
         try:
             await run.start()

@@ -38,21 +38,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from scenarios import Scenario, catalog
-from tracer.events import Code
-from tracer.trace import Trace
-from ui.details_pane import DetailsPane, format_duration
-from ui.live_run import LiveRun
-from ui.scenario_browser import ScenarioBrowser
-from ui.settings import THEMES, AppSettings
-from ui.source_pane import SourcePane
-from ui.stepping import NarrationBar, StepController
-from ui.theme import Theme
-from ui.timeline import TimelineWidget
+from loopscope.scenarios import Scenario, catalog
+from loopscope.tracer.events import Code
+from loopscope.tracer.trace import Trace
+from loopscope.ui.details_pane import DetailsPane, format_duration
+from loopscope.ui.live_run import LiveRun
+from loopscope.ui.scenario_browser import ScenarioBrowser
+from loopscope.ui.settings import THEMES, AppSettings
+from loopscope.ui.source_pane import SourcePane
+from loopscope.ui.stepping import NarrationBar, StepController
+from loopscope.ui.theme import Theme
+from loopscope.ui.timeline import TimelineWidget
 
 if TYPE_CHECKING:
-    from tracer.runner import RunResult
-    from tracer.target import Target
+    from loopscope.tracer.runner import RunResult
+    from loopscope.tracer.target import Target
 
 APP_NAME = "Loopscope"
 TRACE_FILTER = "Loopscope traces (*.loopscope);;All files (*)"
@@ -406,7 +406,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Pick a scenario to run first", 4000)
 
     def run_scenario(self, scenario: Scenario, paused: bool = False) -> None:
-        from tracer.target import TargetError, resolve_target
+        from loopscope.tracer.target import TargetError, resolve_target
 
         try:
             target = resolve_target(scenario.id)
@@ -423,7 +423,7 @@ class MainWindow(QMainWindow):
             self.run_script(path)
 
     def run_script(self, path: str) -> None:
-        from tracer.target import TargetError, resolve_target
+        from loopscope.tracer.target import TargetError, resolve_target
 
         try:
             target = resolve_target(path)
@@ -513,7 +513,7 @@ class MainWindow(QMainWindow):
 
     def open_trace(self, path: str) -> bool:
         """Loads a saved trace; a bad file shows one clear error and leaves the window as it was."""
-        from tracer.native import NativeFormatError, load_native
+        from loopscope.tracer.native import NativeFormatError, load_native
 
         if self.live.is_running:
             self.show_error("Cannot open a trace", "Stop the running program first.")
@@ -545,7 +545,7 @@ class MainWindow(QMainWindow):
             self.save_trace(path)
 
     def save_trace(self, path: str) -> bool:
-        from tracer.native import save_native
+        from loopscope.tracer.native import save_native
 
         if self.trace is None:
             return False
@@ -576,7 +576,7 @@ class MainWindow(QMainWindow):
 
     def export_image(self, path: str, size: tuple[int, int] = EXPORT_SIZE) -> bool:
         """Writes the timeline's visible range as .png, .svg or .pdf, as it looks on screen."""
-        from ui.image_export import render_image
+        from loopscope.ui.image_export import render_image
 
         if self.trace is None:
             return False
@@ -603,7 +603,7 @@ class MainWindow(QMainWindow):
             self.export_json(path)
 
     def export_json(self, path: str) -> bool:
-        from tracer.export_chrome import save_chrome_json
+        from loopscope.tracer.export_chrome import save_chrome_json
 
         if self.trace is None:
             return False
@@ -658,7 +658,7 @@ class MainWindow(QMainWindow):
 
     def open_dropped(self, path: str) -> None:
         """A dropped trace opens; a dropped Python script runs."""
-        from tracer.target import is_trace_file
+        from loopscope.tracer.target import is_trace_file
 
         if path.endswith(".py") and not is_trace_file(Path(path)):
             self.run_script(path)

@@ -27,9 +27,9 @@ from PySide6.QtGui import (
     QTransform,
 )
 
-from tracer.events import STATE_NAMES
-from tracer.trace import Trace
-from ui.layout import (
+from loopscope.tracer.events import STATE_NAMES
+from loopscope.tracer.trace import Trace
+from loopscope.ui.layout import (
     ARROW_KINDS,
     Box,
     LaneRow,
@@ -38,7 +38,7 @@ from ui.layout import (
     Rects,
     state_band,
 )
-from ui.theme import Theme
+from loopscope.ui.theme import Theme
 
 # Above this many merged runs, an image per lane row is cheaper than one rectangle each.
 MERGED_RUNS_AS_IMAGE = 2000

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from scenarios import Scenario
+from loopscope.scenarios import Scenario
 
 MODEL_TITLES = {
     "generator": "Generators",

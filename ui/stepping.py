@@ -24,13 +24,13 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from tracer.events import CODE_NAMES, Code
-from tracer.narrate import describe, narration_line, time_prefix
-from tracer.stepping import RUN_CODES, StepKind, is_io_step, is_pause_mark, last_lane_ran
-from tracer.trace import Trace
+from loopscope.tracer.events import CODE_NAMES, Code
+from loopscope.tracer.narrate import describe, narration_line, time_prefix
+from loopscope.tracer.stepping import RUN_CODES, StepKind, is_io_step, is_pause_mark, last_lane_ran
+from loopscope.tracer.trace import Trace
 
 if TYPE_CHECKING:
-    from tracer.stepping import Stepper
+    from loopscope.tracer.stepping import Stepper
 
 # Playback speeds offered, in steps per second.
 PLAY_SPEEDS = (1.0, 2.0, 5.0, 10.0, 30.0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracer.events import Code
+from loopscope.tracer.events import Code
 
 # Families tried in order; the last is whatever sans-serif the system has.
 UI_FONTS = (

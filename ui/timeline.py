@@ -23,10 +23,10 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QScrollBar, QToolTip, QWidget
 
-from tracer.events import STATE_NAMES
-from tracer.spans import SpanBuilder, Spans
-from tracer.trace import Trace
-from ui.layout import (
+from loopscope.tracer.events import STATE_NAMES
+from loopscope.tracer.spans import SpanBuilder, Spans
+from loopscope.tracer.trace import Trace
+from loopscope.ui.layout import (
     MERGED_SPAN,
     OPEN_SPAN,
     Primitives,
@@ -38,8 +38,8 @@ from ui.layout import (
     layout,
     run_extent,
 )
-from ui.paint import label_width_for, paint
-from ui.theme import Theme, get_theme
+from loopscope.ui.paint import label_width_for, paint
+from loopscope.ui.theme import Theme, get_theme
 
 ZOOM_STEP = 1.25  # one wheel notch or one W/S press
 PAN_FRACTION = 0.15  # of the visible range, per A/D press

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import catalog
-from tracer.events import STATE_NAMES, Code
-from tracer.narrate import narrate
-from tracer.native import load_native
+from loopscope.scenarios import catalog
+from loopscope.tracer.events import STATE_NAMES, Code
+from loopscope.tracer.narrate import narrate
+from loopscope.tracer.native import load_native
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -91,7 +91,7 @@ def _script(folder: Path, name: str, text: str) -> Path:
 
 def run_cli(*args: str | Path, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ui.cli", *map(str, args)],
+        [sys.executable, "-m", "loopscope.ui.cli", *map(str, args)],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env(),
     )
 
@@ -232,7 +232,7 @@ def test_the_app_without_a_display_is_one_error_line_not_a_qt_abort(tmp_path: Pa
     env = {name: value for name, value in _env().items()
            if name not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     for args in ((), ("open", str(saved))):
-        done = subprocess.run([sys.executable, "-m", "ui.cli", *args], cwd=tmp_path,
+        done = subprocess.run([sys.executable, "-m", "loopscope.ui.cli", *args], cwd=tmp_path,
                               capture_output=True, text=True, timeout=90, env=env)
         assert_one_error(done, "no display")
 
@@ -293,7 +293,7 @@ def test_ctrl_c_stops_the_child_cleanly_and_keeps_the_trace(tmp_path: Path) -> N
     script = _script(tmp_path, "slow.py", SLOW_SCRIPT)
     out = tmp_path / "interrupted.loopscope"
     cli = subprocess.Popen(
-        [sys.executable, "-m", "ui.cli", "trace", str(script), "-o", str(out)],
+        [sys.executable, "-m", "loopscope.ui.cli", "trace", str(script), "-o", str(out)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
     )
     try:

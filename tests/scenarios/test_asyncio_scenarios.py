@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tracer.events import LaneKind
-from tracer.query import SpanRow, lane_named, lanes, span_rows
-from tracer.runner import RunResult, record_sync
-from tracer.spans import derive_spans
-from tracer.target import resolve_target
-from tracer.trace import Trace
+from loopscope.tracer.events import LaneKind
+from loopscope.tracer.query import SpanRow, lane_named, lanes, span_rows
+from loopscope.tracer.runner import RunResult, record_sync
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.target import resolve_target
+from loopscope.tracer.trace import Trace
 
 pytestmark = pytest.mark.slow
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from itertools import pairwise
 
-from tracer.events import Code
-from tracer.query import lane_named
-from tracer.runner import RunResult
-from tracer.spans import derive_spans
-from tracer.trace import Trace
+from loopscope.tracer.events import Code
+from loopscope.tracer.query import lane_named
+from loopscope.tracer.runner import RunResult
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.trace import Trace
 
 Recorder = Callable[..., RunResult]
 

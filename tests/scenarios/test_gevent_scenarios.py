@@ -6,12 +6,12 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
-from tracer.events import Code
-from tracer.query import lane_named, lanes, span_rows
-from tracer.runner import RunResult, record_sync
-from tracer.spans import derive_spans
-from tracer.target import resolve_target
-from tracer.trace import Trace
+from loopscope.tracer.events import Code
+from loopscope.tracer.query import lane_named, lanes, span_rows
+from loopscope.tracer.runner import RunResult, record_sync
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.target import resolve_target
+from loopscope.tracer.trace import Trace
 
 Recorder = Callable[..., RunResult]
 

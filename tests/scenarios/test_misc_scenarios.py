@@ -7,11 +7,11 @@ from itertools import pairwise
 
 import pytest
 
-from scenarios import blocking_call, zero_copy
-from tracer.query import SpanRow, lane_named, lanes, span_rows
-from tracer.runner import RunResult
-from tracer.spans import derive_spans
-from tracer.trace import Trace
+from loopscope.scenarios import blocking_call, zero_copy
+from loopscope.tracer.query import SpanRow, lane_named, lanes, span_rows
+from loopscope.tracer.runner import RunResult
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.trace import Trace
 
 pytestmark = pytest.mark.slow
 

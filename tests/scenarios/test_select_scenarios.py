@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from tracer.events import Code, LaneKind
-from tracer.narrate import narrate
-from tracer.query import SpanRow, lanes, span_rows
-from tracer.runner import RunResult
-from tracer.spans import derive_spans
-from tracer.trace import LaneInfo, Trace
+from loopscope.tracer.events import Code, LaneKind
+from loopscope.tracer.narrate import narrate
+from loopscope.tracer.query import SpanRow, lanes, span_rows
+from loopscope.tracer.runner import RunResult
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.trace import LaneInfo, Trace
 
 SELECT_SCENARIOS = ("select-server", "selectors-server")
 MESSAGES_PER_CLIENT = (2, 3, 3)  # both scenarios' CONVERSATIONS

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 
-from tracer.events import Code, Detail, FakeClock, Source
-from tracer.models import _asyncio_tracer
-from tracer.models._asyncio_loop import TracingEventLoop
-from tracer.models.asyncio_model import traced_policy
-from tracer.recorder import Recorder
-from tracer.trace import Trace
+from loopscope.tracer.events import Code, Detail, FakeClock, Source
+from loopscope.tracer.models import _asyncio_tracer
+from loopscope.tracer.models._asyncio_loop import TracingEventLoop
+from loopscope.tracer.models.asyncio_model import traced_policy
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
 
 LOOP = "asyncio loop"
 Row = tuple[str, str, str, dict[str, Any]]

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tracer.events import STATE_NAMES, Code, FakeClock, LaneKind
-from tracer.export_chrome import micros, save_chrome_json, thread_id, write_chrome_json
-from tracer.recorder import Recorder
-from tracer.runner import RunResult
-from tracer.spans import derive_spans
-from tracer.trace import Trace
+from loopscope.tracer.events import STATE_NAMES, Code, FakeClock, LaneKind
+from loopscope.tracer.export_chrome import micros, save_chrome_json, thread_id, write_chrome_json
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.runner import RunResult
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.trace import Trace
 
 
 def _export(trace: Trace) -> dict[str, Any]:

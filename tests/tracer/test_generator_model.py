@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from tracer.events import FakeClock
-from tracer.models import generator_model
-from tracer.program import Program
-from tracer.recorder import Recorder
-from tracer.trace import Trace
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models import generator_model
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
 
 Row = tuple[str, str, str | None, dict[str, Any]]
 
@@ -51,7 +51,7 @@ def program_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_producer_consumer_first_hand_offs() -> None:
-    trace = record("scenarios.producer_consumer")
+    trace = record("loopscope.scenarios.producer_consumer")
     produce: dict[str, Any] = {"name": "produce", "kind": "main"}
     assert rows(trace)[:15] == [
         ("spawn", "produce", None, produce),
@@ -73,7 +73,7 @@ def test_producer_consumer_first_hand_offs() -> None:
 
 
 def test_close_ends_the_consumer_and_output_goes_to_the_running_lane() -> None:
-    trace = record("scenarios.producer_consumer")
+    trace = record("loopscope.scenarios.producer_consumer")
     switches = rows(trace, ("switch", "end"))
     assert switches[-3:] == [
         ("switch", "produce", "consumer", {"via": "close"}),

@@ -10,22 +10,22 @@ from typing import Any
 import greenlet
 import pytest
 
-from tracer.events import FakeClock
-from tracer.models import greenlet_model
-from tracer.program import Program
-from tracer.recorder import Recorder
-from tracer.trace import Trace
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models import greenlet_model
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
 
 Row = tuple[str, str, str | None, dict[str, Any]]
 
 
 def record(module: str) -> Trace:
-    if module == "scenarios.greenlet_manual":
+    if module == "loopscope.scenarios.greenlet_manual":
         # A previous run left `first` suspended; dropping it now (untraced) lets greenlet kill
         # it here instead of in the middle of the next recording.
-        import scenarios.greenlet_manual
+        import loopscope.scenarios.greenlet_manual
 
-        scenarios.greenlet_manual.greenlets.clear()
+        loopscope.scenarios.greenlet_manual.greenlets.clear()
     trace = Trace()
     recorder = Recorder(trace, clock=FakeClock(tick_ns=1000))
     greenlet_model.run(recorder, Program(model="greenlet", scenario_module=module))
@@ -43,7 +43,7 @@ def rows(trace: Trace) -> list[Row]:
 
 
 def test_manual_switches_in_order() -> None:
-    trace = record("scenarios.greenlet_manual")
+    trace = record("loopscope.scenarios.greenlet_manual")
     switch: dict[str, Any] = {"via": "switch"}
     assert rows(trace) == [
         ("spawn", "main", None, {"name": "main", "kind": "main"}),
@@ -72,7 +72,7 @@ def test_manual_switches_in_order() -> None:
 
 
 def test_resumed_lanes_point_at_the_line_after_their_switch() -> None:
-    trace = record("scenarios.greenlet_manual")
+    trace = record("loopscope.scenarios.greenlet_manual")
     source = Path("scenarios/greenlet_manual.py").read_text().splitlines()
     resumed = [
         (trace.lane_name(event.lane), source[event.source[1] - 1].strip())

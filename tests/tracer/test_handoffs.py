@@ -1,4 +1,4 @@
-"""tracer._handoffs against the Python hooks it accelerates: the same events, no leaks.
+"""loopscope.tracer._handoffs against the Python hooks it accelerates: the same events, no leaks.
 
 Which hooks run is decided by tracer._handoffs being built and LOOPSCOPE_PURE_PYTHON, so each
 side runs in a child interpreter of its own and prints the trace it recorded with a FakeClock.
@@ -15,23 +15,23 @@ from typing import Any
 
 import pytest
 
-from tracer.recorder import SPEEDUPS
+from loopscope.tracer.recorder import SPEEDUPS
 
 try:
-    from tracer import _handoffs
+    from loopscope.tracer import _handoffs
 except ImportError:
     _handoffs = None  # type: ignore[assignment,unused-ignore]
 
 needs_extension = pytest.mark.skipif(
-    SPEEDUPS is None or _handoffs is None, reason="tracer._handoffs is not built")
+    SPEEDUPS is None or _handoffs is None, reason="loopscope.tracer._handoffs is not built")
 
 # Records `body` (which defines main()) with the given model's tracer and prints the trace.
 HARNESS = """
 import json, sys
-from tracer.events import FakeClock
-from tracer.recorder import Recorder
-from tracer.trace import Trace
-from tracer.models.generator_model import c_handoffs
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+from loopscope.tracer.models.generator_model import c_handoffs
 
 trace = Trace()
 recorder = Recorder(trace, clock=FakeClock(tick_ns=3), batch_size=64)
@@ -52,7 +52,7 @@ print(json.dumps({{
 """
 
 GENERATOR_INSTALL = """
-from tracer.models.generator_model import GeneratorTracer, ProgramCode, make_backend
+from loopscope.tracer.models.generator_model import GeneratorTracer, ProgramCode, make_backend
 tracer = GeneratorTracer(recorder, ProgramCode())
 backend = make_backend(tracer)
 backend.install()
@@ -154,7 +154,7 @@ def main():
 """
 
 GREENLET_INSTALL = """
-from tracer.models._greenlets import GreenletTracer
+from loopscope.tracer.models._greenlets import GreenletTracer
 tracer = GreenletTracer(recorder)
 tracer.install()
 """
@@ -368,8 +368,8 @@ def test_c_and_python_greenlet_hooks_record_the_same_trace() -> None:
 def test_the_environment_variable_selects_the_python_hooks() -> None:
     probe = """
     import json
-    from tracer.models.generator_model import c_handoffs
-    from tracer.recorder import Recorder
+    from loopscope.tracer.models.generator_model import c_handoffs
+    from loopscope.tracer.recorder import Recorder
     class Sink:
         def write_batch(self, *batch): pass
     print(json.dumps(c_handoffs(Recorder(Sink())) is None))
@@ -385,9 +385,9 @@ def test_the_environment_variable_selects_the_python_hooks() -> None:
 
 @needs_extension
 def test_the_hooks_refuse_a_recorder_without_c_columns() -> None:
-    from tracer.events import FakeClock
-    from tracer.models._greenlets import GreenletTracer
-    from tracer.recorder import PurePendingBuffer
+    from loopscope.tracer.events import FakeClock
+    from loopscope.tracer.models._greenlets import GreenletTracer
+    from loopscope.tracer.recorder import PurePendingBuffer
 
     class PureRecorder(PurePendingBuffer):
         pass
@@ -414,9 +414,9 @@ def test_generator_and_greenlet_handoffs_do_not_leak() -> None:
 
     from greenlet import greenlet
 
-    from tracer.models._greenlets import GreenletTracer
-    from tracer.models.generator_model import GeneratorTracer, ProgramCode, make_backend
-    from tracer.recorder import Recorder
+    from loopscope.tracer.models._greenlets import GreenletTracer
+    from loopscope.tracer.models.generator_model import GeneratorTracer, ProgramCode, make_backend
+    from loopscope.tracer.recorder import Recorder
 
     class CountingSink:
         events = 0

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.narrate import describe, narrate, narration_line, step_indices
-from tracer.recorder import Recorder
-from tracer.trace import Trace
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.narrate import describe, narrate, narration_line, step_indices
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
 
 MS = 1_000_000
 SECOND = 1_000_000_000

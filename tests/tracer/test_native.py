@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tracer.events import NO_DETAIL, NO_SOURCE, Code, FakeClock, LaneKind
-from tracer.native import (
+from loopscope.tracer.events import NO_DETAIL, NO_SOURCE, Code, FakeClock, LaneKind
+from loopscope.tracer.native import (
     FORMAT_VERSION,
     NativeFormatError,
     decode_trace,
@@ -17,12 +17,12 @@ from tracer.native import (
     load_native,
     save_native,
 )
-from tracer.recorder import Recorder
-from tracer.runner import RunResult
-from tracer.spans import derive_spans
-from tracer.target import NATIVE_MAGIC, is_trace_file
-from tracer.trace import Trace
-from tracer.values import VALUE_ROW
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.runner import RunResult
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.target import NATIVE_MAGIC, is_trace_file
+from loopscope.tracer.trace import Trace
+from loopscope.tracer.values import VALUE_ROW
 
 
 def _hand_built() -> Trace:

@@ -6,10 +6,19 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, Detail, FakeClock, LaneKind, Source
-from tracer.recorder import Recorder
-from tracer.trace import Trace
-from tracer.values import VALUE_ROW
+from loopscope.tracer.events import (
+    NO_DETAIL,
+    NO_LANE,
+    NO_SOURCE,
+    Code,
+    Detail,
+    FakeClock,
+    LaneKind,
+    Source,
+)
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+from loopscope.tracer.values import VALUE_ROW
 
 
 @dataclass

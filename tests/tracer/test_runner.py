@@ -16,13 +16,13 @@ from typing import TypeVar
 
 import pytest
 
+from loopscope.tracer.child import ORPHANED_EXIT
+from loopscope.tracer.events import Code
+from loopscope.tracer.query import event_kinds
+from loopscope.tracer.runner import PROJECT_ROOT, Run, RunResult, record_sync
+from loopscope.tracer.target import Target
+from loopscope.tracer.trace import Trace
 from tests.tracer import toy_programs
-from tracer.child import ORPHANED_EXIT
-from tracer.events import Code
-from tracer.query import event_kinds
-from tracer.runner import PROJECT_ROOT, Run, RunResult, record_sync
-from tracer.target import Target
-from tracer.trace import Trace
 
 T = TypeVar("T")
 MARKS = toy_programs.MARKED_EVENTS
@@ -147,7 +147,7 @@ def test_a_run_fills_the_trace_it_is_given_even_an_empty_one() -> None:
 
 
 async def _run_into(trace: Trace) -> RunResult:
-    from tracer.runner import run_target
+    from loopscope.tracer.runner import run_target
 
     return await run_target(toy("main"), timeout=60, trace=trace)
 
@@ -287,7 +287,7 @@ def test_a_child_whose_parent_dies_exits_too(tmp_path: Path) -> None:
         import asyncio, sys
         sys.path.insert(0, {str(PROJECT_ROOT)!r})
         from tests.tracer.test_runner import toy
-        from tracer.runner import Run
+        from loopscope.tracer.runner import Run
 
         async def main():
             run = Run(toy("sleeps"))

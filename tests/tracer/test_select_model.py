@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from tracer.events import Code, FakeClock
-from tracer.models import select_model
-from tracer.models.select_model import SelectInstrumentation
-from tracer.program import Program
-from tracer.recorder import Recorder
-from tracer.trace import Event, Trace
+from loopscope.tracer.events import Code, FakeClock
+from loopscope.tracer.models import select_model
+from loopscope.tracer.models.select_model import SelectInstrumentation
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Event, Trace
 
 WAIT_S = 5.0  # long enough that each poll below returns because its one event happened
 

@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from tracer.events import NO_LANE, Code, Detail, FakeClock
-from tracer.query import span_rows
-from tracer.recorder import Recorder
-from tracer.spans import SpanBuilder, Spans, arrow_endpoints, derive_spans, lane_spans
-from tracer.trace import Trace
+from loopscope.tracer.events import NO_LANE, Code, Detail, FakeClock
+from loopscope.tracer.query import span_rows
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.spans import SpanBuilder, Spans, arrow_endpoints, derive_spans, lane_spans
+from loopscope.tracer.trace import Trace
 
 # (ts, lane, code, other, detail)
 Row = tuple[int, int, int, int, Detail]

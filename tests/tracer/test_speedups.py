@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from tracer.events import Code
-from tracer.recorder import SPEEDUPS
+from loopscope.tracer.events import Code
+from loopscope.tracer.recorder import SPEEDUPS
 
 needs_extension = pytest.mark.skipif(SPEEDUPS is None, reason="tracer._speedups is not built")
 
@@ -25,8 +25,8 @@ needs_extension = pytest.mark.skipif(SPEEDUPS is None, reason="tracer._speedups 
 # batch and every gate call as JSON.
 RECORDER_PROGRAM = """
 import json
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.recorder import Recorder
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.recorder import Recorder
 
 batches, gate_calls = [], []
 
@@ -66,10 +66,10 @@ print(json.dumps({"batches": batches, "gate": gate_calls, "pending": pending,
 # gather, a failing task, and a stream over a socket pair (an fd wait and an fd wake-up).
 ASYNCIO_PROGRAM = """
 import asyncio, json, socket
-from tracer.events import FakeClock
-from tracer.models.asyncio_model import traced_policy
-from tracer.recorder import Recorder
-from tracer.trace import Trace
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models.asyncio_model import traced_policy
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
 
 async def spin(n):
     for _ in range(n):
@@ -147,9 +147,9 @@ def run_side(program: str, pure: bool) -> Any:
 def test_the_environment_variable_selects_the_pure_python_twins() -> None:
     probe = """
     import json
-    from tracer.recorder import SPEEDUPS, PurePendingBuffer, Recorder
-    from tracer.models._asyncio_proxy import PureTracedCoroutine, TracedCoroutine
-    from tracer.models._asyncio_tracer import LoopTracer, PureTracerCore
+    from loopscope.tracer.recorder import SPEEDUPS, PurePendingBuffer, Recorder
+    from loopscope.tracer.models._asyncio_proxy import PureTracedCoroutine, TracedCoroutine
+    from loopscope.tracer.models._asyncio_tracer import LoopTracer, PureTracerCore
     print(json.dumps([SPEEDUPS is None, issubclass(Recorder, PurePendingBuffer),
                       TracedCoroutine is PureTracedCoroutine,
                       issubclass(LoopTracer, PureTracerCore)]))
@@ -192,10 +192,10 @@ def test_c_and_pure_proxies_trace_an_asyncio_program_identically() -> None:
 # alternating with None and 0) and select() results with read, write and both.
 POLL_PROGRAM = """
 import json, selectors, socket
-from tracer.events import FakeClock
-from tracer.models._asyncio_tracer import LoopTracer
-from tracer.recorder import Recorder
-from tracer.trace import Trace
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models._asyncio_tracer import LoopTracer
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
 
 trace = Trace()
 recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
@@ -255,9 +255,9 @@ def test_the_native_clock_is_the_one_perf_counter_ns_reads() -> None:
 
 @needs_extension
 def test_the_c_recorder_refuses_fields_the_wire_cannot_carry() -> None:
-    from tracer.events import FakeClock
-    from tracer.recorder import Recorder
-    from tracer.trace import Trace
+    from loopscope.tracer.events import FakeClock
+    from loopscope.tracer.recorder import Recorder
+    from loopscope.tracer.trace import Trace
 
     recorder = Recorder(Trace(), clock=FakeClock())
     with pytest.raises(OverflowError):
@@ -282,9 +282,9 @@ def resident_kib() -> int:
 def test_records_and_proxy_steps_do_not_leak() -> None:
     import asyncio
 
-    from tracer.events import Code
-    from tracer.models.asyncio_model import traced_policy
-    from tracer.recorder import Recorder
+    from loopscope.tracer.events import Code
+    from loopscope.tracer.models.asyncio_model import traced_policy
+    from loopscope.tracer.recorder import Recorder
 
     class CountingSink:
         events = 0

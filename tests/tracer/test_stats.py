@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.recorder import Recorder
-from tracer.spans import SpanBuilder, derive_spans
-from tracer.stats import all_lane_stats, lane_stats
-from tracer.trace import Trace
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.spans import SpanBuilder, derive_spans
+from loopscope.tracer.stats import all_lane_stats, lane_stats
+from loopscope.tracer.trace import Trace
 
 MS = 1_000_000
 

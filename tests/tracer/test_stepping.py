@@ -14,11 +14,11 @@ from contextlib import contextmanager
 
 import pytest
 
-from tracer.events import NO_LANE, Code, FakeClock, LaneKind
-from tracer.narrate import describe, narration_line
-from tracer.recorder import Recorder
-from tracer.runner import Run, RunResult
-from tracer.stepping import (
+from loopscope.tracer.events import NO_LANE, Code, FakeClock, LaneKind
+from loopscope.tracer.narrate import describe, narration_line
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.runner import Run, RunResult
+from loopscope.tracer.stepping import (
     PAUSE_MARK_MIN_NS,
     RUN_CODES,
     ClockPolicy,
@@ -30,8 +30,8 @@ from tracer.stepping import (
     is_pause_mark,
     step_lines,
 )
-from tracer.target import resolve_target
-from tracer.trace import Trace
+from loopscope.tracer.target import resolve_target
+from loopscope.tracer.trace import Trace
 
 WAIT_S = 10.0  # how long a test waits for a thread that should answer at once
 

@@ -9,9 +9,9 @@ from array import array
 
 import pytest
 
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.recorder import Recorder
-from tracer.stream import (
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.stream import (
     BATCH,
     BATCH_HEADER,
     END,
@@ -24,8 +24,8 @@ from tracer.stream import (
     encode_end,
     encode_hello,
 )
-from tracer.trace import SequenceGapError, Trace
-from tracer.values import encode_values
+from loopscope.tracer.trace import SequenceGapError, Trace
+from loopscope.tracer.values import encode_values
 
 HELLO_FRAME = encode_hello({"pid": 1, "model": "toy", "target": "t", "python": "3.11"})
 

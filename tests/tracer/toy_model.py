@@ -9,9 +9,9 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 
-from tracer.events import Code, LaneKind
-from tracer.program import Program
-from tracer.recorder import Recorder
+from loopscope.tracer.events import Code, LaneKind
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
 
 Behaviour = Callable[[Recorder, int], None]
 

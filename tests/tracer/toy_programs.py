@@ -14,9 +14,9 @@ import signal
 import sys
 import time
 
-from tracer.events import Code, LaneKind
-from tracer.recorder import Recorder
-from tracer.stream import FrameWriter
+from loopscope.tracer.events import Code, LaneKind
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.stream import FrameWriter
 
 MARKED_EVENTS = 50
 # Far more than a pipe buffer (64 KiB on Linux, at most 1 MiB): 25 bytes an event.

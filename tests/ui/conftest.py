@@ -11,9 +11,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.recorder import Recorder
-from tracer.trace import Trace
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
 
 MS = 1_000_000
 

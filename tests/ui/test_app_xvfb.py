@@ -87,7 +87,7 @@ def test_the_app_opens_paints_and_quits_on_an_x_server(
             p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH", "")) if p
         ),
     }
-    app = subprocess.Popen([sys.executable, "-m", "ui.cli"], env=env, cwd=tmp_path,
+    app = subprocess.Popen([sys.executable, "-m", "loopscope.ui.cli"], env=env, cwd=tmp_path,
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         try:

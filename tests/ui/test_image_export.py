@@ -12,16 +12,16 @@ import pytest
 from PySide6.QtGui import QColor, QImage
 from pytestqt.qtbot import QtBot
 
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.query import span_rows
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.trace import Trace
+from loopscope.ui.image_export import export_viewport, render_image
+from loopscope.ui.layout import layout, run_extent, state_band
+from loopscope.ui.paint import label_width_for
+from loopscope.ui.theme import DARK, LIGHT
 from tests.ui.conftest import MS
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.query import span_rows
-from tracer.recorder import Recorder
-from tracer.spans import derive_spans
-from tracer.trace import Trace
-from ui.image_export import export_viewport, render_image
-from ui.layout import layout, run_extent, state_band
-from ui.paint import label_width_for
-from ui.theme import DARK, LIGHT
 
 pytestmark = pytest.mark.gui
 
@@ -173,7 +173,7 @@ def test_a_failed_write_leaves_no_new_file_and_keeps_an_old_one(
     def disk_full(*_args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("ui.image_export.paint", disk_full)
+    monkeypatch.setattr("loopscope.ui.image_export.paint", disk_full)
     new = tmp_path / f"new{suffix}"
     with pytest.raises(OSError, match="No space left"):
         render_image(sample_trace, new)

@@ -10,13 +10,12 @@ import sys
 import numpy as np
 import pytest
 
-from tests.ui.conftest import MS, build_sample_trace
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.query import lane_named, span_rows
-from tracer.recorder import Recorder
-from tracer.spans import SpanBuilder, derive_spans
-from tracer.trace import Trace
-from ui.layout import (
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.query import lane_named, span_rows
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.spans import SpanBuilder, derive_spans
+from loopscope.tracer.trace import Trace
+from loopscope.ui.layout import (
     MERGED_SPAN,
     OPEN_SPAN,
     STATES_BY_RANK,
@@ -30,6 +29,7 @@ from ui.layout import (
     span_at,
     time_ticks,
 )
+from tests.ui.conftest import MS, build_sample_trace
 
 WIDTH = 1600
 LABELS = 168.0

@@ -20,13 +20,13 @@ from PySide6.QtCore import QElapsedTimer, QMimeData, QPoint, QPointF, Qt, QTimer
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QMessageBox
 
-from scenarios import catalog
-from tracer.events import Code
-from tracer.native import load_native, save_native
-from tracer.stats import lane_stats
-from tracer.trace import Trace
-from ui.main_window import MainWindow
-from ui.settings import MAX_RECENT, AppSettings
+from loopscope.scenarios import catalog
+from loopscope.tracer.events import Code
+from loopscope.tracer.native import load_native, save_native
+from loopscope.tracer.stats import lane_stats
+from loopscope.tracer.trace import Trace
+from loopscope.ui.main_window import MainWindow
+from loopscope.ui.settings import MAX_RECENT, AppSettings
 
 pytestmark = pytest.mark.gui
 
@@ -609,8 +609,8 @@ def _launch_and_inspect(
     ready: Callable[[MainWindow], bool],
 ) -> MainWindow:
     """Runs ui.app.launch in this process; closes its window once `ready(window)` holds."""
-    import ui.main_window
-    from ui.app import launch
+    import loopscope.ui.main_window
+    from loopscope.ui.app import launch
 
     monkeypatch.setenv("LOOPSCOPE_SETTINGS", str(tmp_path / "launch.ini"))
     opened: list[MainWindow] = []
@@ -620,7 +620,7 @@ def _launch_and_inspect(
             super().__init__(*args, **kwargs)  # type: ignore[arg-type]
             opened.append(self)
 
-    monkeypatch.setattr(ui.main_window, "MainWindow", RecordedWindow)
+    monkeypatch.setattr(loopscope.ui.main_window, "MainWindow", RecordedWindow)
     checker = QTimer()
     started = QElapsedTimer()
     started.start()

@@ -9,14 +9,14 @@ from PySide6.QtCore import QLineF, QPointF, Qt
 from PySide6.QtGui import QImage, QPainter, QPainterPath, QPen, QPolygonF
 from pytestqt.qtbot import QtBot
 
-import ui.paint as paint_module
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.recorder import Recorder
-from tracer.spans import derive_spans
-from tracer.trace import Trace
-from ui.layout import ARROW_KINDS, Primitives, Viewport, layout
-from ui.paint import ARROW_HEAD, FINE_ARROWS, paint
-from ui.theme import LIGHT
+import loopscope.ui.paint as paint_module
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.trace import Trace
+from loopscope.ui.layout import ARROW_KINDS, Primitives, Viewport, layout
+from loopscope.ui.paint import ARROW_HEAD, FINE_ARROWS, paint
+from loopscope.ui.theme import LIGHT
 
 pytestmark = pytest.mark.gui
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pytestqt.qtbot import QtBot
 
-from ui.source_pane import SourcePane
+from loopscope.ui.source_pane import SourcePane
 
 
 def test_showing_an_edited_file_again_shows_the_new_text(qtbot: QtBot, tmp_path: Path) -> None:

@@ -12,17 +12,17 @@ import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
+from loopscope.tracer.events import Code
+from loopscope.tracer.native import save_native
+from loopscope.tracer.runner import record_sync
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.stepping import step_lines
+from loopscope.tracer.target import resolve_target
+from loopscope.tracer.trace import Trace
+from loopscope.ui.layout import Viewport, layout, span_index, states_at
+from loopscope.ui.main_window import MainWindow
 from tests.ui import test_main_window as main_window_tests
 from tests.ui.conftest import MS
-from tracer.events import Code
-from tracer.native import save_native
-from tracer.runner import record_sync
-from tracer.spans import derive_spans
-from tracer.stepping import step_lines
-from tracer.target import resolve_target
-from tracer.trace import Trace
-from ui.layout import Viewport, layout, span_index, states_at
-from ui.main_window import MainWindow
 
 # The window, its settings file and the qasync loop, as the main window's tests make them.
 loop = main_window_tests.loop

@@ -11,15 +11,15 @@ from PySide6.QtGui import QColor, QWheelEvent
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.query import lane_named, span_rows
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.trace import Trace
+from loopscope.ui.layout import OPEN_SPAN
+from loopscope.ui.theme import DARK, LIGHT
+from loopscope.ui.timeline import MAX_RANGE_NS, ZOOM_STEP, TimelineWidget
 from tests.ui.conftest import MS, build_sample_trace
-from tracer.events import Code, FakeClock, LaneKind
-from tracer.query import lane_named, span_rows
-from tracer.recorder import Recorder
-from tracer.spans import derive_spans
-from tracer.trace import Trace
-from ui.layout import OPEN_SPAN
-from ui.theme import DARK, LIGHT
-from ui.timeline import MAX_RANGE_NS, ZOOM_STEP, TimelineWidget
 
 pytestmark = pytest.mark.gui
 

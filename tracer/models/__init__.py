@@ -9,15 +9,15 @@ from __future__ import annotations
 import importlib
 from typing import Protocol
 
-from tracer.program import Program
-from tracer.recorder import Recorder
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
 
 _MODULES = {
-    "asyncio": "tracer.models.asyncio_model",
-    "generator": "tracer.models.generator_model",
-    "greenlet": "tracer.models.greenlet_model",
-    "gevent": "tracer.models.gevent_model",
-    "select": "tracer.models.select_model",
+    "asyncio": "loopscope.tracer.models.asyncio_model",
+    "generator": "loopscope.tracer.models.generator_model",
+    "greenlet": "loopscope.tracer.models.greenlet_model",
+    "gevent": "loopscope.tracer.models.gevent_model",
+    "select": "loopscope.tracer.models.select_model",
 }
 
 

@@ -17,10 +17,10 @@ from time import monotonic as _monotonic
 from types import CoroutineType
 from typing import Any
 
-from tracer.models._asyncio_proxy import TracedCoroutine
-from tracer.models._asyncio_tracer import LoopTracer
-from tracer.recorder import Recorder
-from tracer.stepping import program_clock
+from loopscope.tracer.models._asyncio_proxy import TracedCoroutine
+from loopscope.tracer.models._asyncio_tracer import LoopTracer
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.stepping import program_clock
 
 _BaseEventLoop = base_events.BaseEventLoop
 

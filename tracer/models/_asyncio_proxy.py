@@ -14,11 +14,11 @@ from collections.abc import Coroutine, Generator
 from types import CodeType, CoroutineType, FrameType
 from typing import TYPE_CHECKING, Any
 
-from tracer.events import NO_DETAIL, NO_LANE, Code
-from tracer.recorder import SPEEDUPS
+from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code
+from loopscope.tracer.recorder import SPEEDUPS
 
 if TYPE_CHECKING:
-    from tracer.models._asyncio_tracer import LoopTracer
+    from loopscope.tracer.models._asyncio_tracer import LoopTracer
 
 _RUNNING = int(Code.RUNNING)
 _READY = int(Code.READY)

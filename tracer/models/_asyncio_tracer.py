@@ -23,9 +23,9 @@ from collections.abc import Callable
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
-from tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind
-from tracer.models._asyncio_proxy import ProxyPassthroughs, TracedCoroutine
-from tracer.models._asyncio_waits import (
+from loopscope.tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind
+from loopscope.tracer.models._asyncio_proxy import ProxyPassthroughs, TracedCoroutine
+from loopscope.tracer.models._asyncio_waits import (
     awaiting_label,
     format_address,
     innermost_awaiter,
@@ -36,7 +36,7 @@ from tracer.models._asyncio_waits import (
     transport_of,
     wait_mode,
 )
-from tracer.recorder import SPEEDUPS, Recorder
+from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 LOOP_LANE_NAME = "asyncio loop"
 

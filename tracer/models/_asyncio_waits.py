@@ -12,7 +12,7 @@ import socket
 from types import CodeType, CoroutineType, FrameType, GeneratorType
 from typing import Any
 
-from tracer.recorder import SPEEDUPS
+from loopscope.tracer.recorder import SPEEDUPS
 
 _AWAIT_CHAIN_TYPES = (CoroutineType, GeneratorType)
 

@@ -16,9 +16,9 @@ from typing import Any
 import greenlet  # type: ignore[import-untyped,unused-ignore]
 from greenlet import greenlet as Greenlet  # type: ignore[import-untyped,unused-ignore]
 
-from tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind
-from tracer.models.generator_model import ProgramCode, c_handoffs
-from tracer.recorder import Recorder
+from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind
+from loopscope.tracer.models.generator_model import ProgramCode, c_handoffs
+from loopscope.tracer.recorder import Recorder
 
 __all__ = ["Greenlet", "GreenletTracer"]
 

@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tracer.models._asyncio_loop import (
+from loopscope.tracer.models._asyncio_loop import (
     TaskBuiltDirectly,
     TracingEventLoop,
     TracingEventLoopPolicy,
 )
-from tracer.program import Program
-from tracer.recorder import Recorder
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
 
 __all__ = ["TracingEventLoop", "TracingEventLoopPolicy", "run", "traced_policy"]
 

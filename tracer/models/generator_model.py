@@ -25,9 +25,9 @@ from pathlib import Path
 from types import CodeType, FrameType, ModuleType
 from typing import Any, NamedTuple
 
-from tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind, short_repr
-from tracer.program import Program
-from tracer.recorder import SPEEDUPS, Recorder
+from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind, short_repr
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 CO_GENERATOR = 0x20
 _MISSING = object()
@@ -42,14 +42,14 @@ _CALLABLE_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NA
 
 
 def c_handoffs(recorder: Recorder) -> ModuleType | None:
-    """tracer._handoffs, when it is built, the recorder has C columns to write to, and
+    """loopscope.tracer._handoffs, when it is built, the recorder has C columns to write to, and
     LOOPSCOPE_PURE_PYTHON does not ask for pure Python; else None (the Python hooks run)."""
     if SPEEDUPS is None or not isinstance(recorder, SPEEDUPS.RecorderCore):
         return None
     if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
-        from tracer import _handoffs
+        from loopscope.tracer import _handoffs
     except ImportError:
         return None
     return _handoffs

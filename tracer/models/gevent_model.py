@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tracer.events import NO_DETAIL, NO_LANE, Code, Detail, LaneKind, short_repr
-from tracer.models._greenlets import Greenlet, GreenletTracer
-from tracer.program import Program
-from tracer.recorder import Recorder
+from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, Detail, LaneKind, short_repr
+from loopscope.tracer.models._greenlets import Greenlet, GreenletTracer
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
 
 HUB_NAME = "gevent hub"
 _READ, _WRITE = 1, 2

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from tracer.models._greenlets import GreenletTracer
-from tracer.program import Program
-from tracer.recorder import Recorder
+from loopscope.tracer.models._greenlets import GreenletTracer
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
 
 
 def run(recorder: Recorder, program: Program) -> None:

@@ -42,9 +42,9 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
-from tracer.events import NO_LANE, NO_SOURCE, Code, Detail, LaneKind
-from tracer.program import Program
-from tracer.recorder import Recorder
+from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, Detail, LaneKind
+from loopscope.tracer.program import Program
+from loopscope.tracer.recorder import Recorder
 
 LOOP_LANE_NAME = "select loop"
 NOT_REGISTERED: Detail = ("on", "being registered with select")

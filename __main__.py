@@ -1,0 +1,5 @@
+"""`python -m loopscope`: the same as the `loopscope` command."""
+
+from loopscope.ui.cli import main
+
+raise SystemExit(main())
