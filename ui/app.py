@@ -32,7 +32,6 @@ def display_problem(
 
 def launch(trace_path: str | None = None) -> int:
     """Runs the app until its window closes; opens `trace_path` first if given. Returns 0."""
-    import qasync  # type: ignore[import-untyped]
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -70,7 +69,9 @@ def launch(trace_path: str | None = None) -> int:
 
     previous = _close_on_signals(window.close)
     try:
-        _run_on_qt_loop(main(), qasync.QEventLoop)
+        from loopscope.ui.qt_loop import QtEventLoop
+
+        _run_on_qt_loop(main(), QtEventLoop)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
