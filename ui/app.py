@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping
+from importlib import resources
 from typing import Any
 
 APP_NAME = "Loopscope"
@@ -41,6 +42,8 @@ def launch(trace_path: str | None = None) -> int:
     app.setOrganizationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
     app.setStyle("Fusion")  # the same look on every platform, and it follows our palettes
+    app.setWindowIcon(app_icon())
+    app.setDesktopFileName("loopscope")  # the taskbar matches the window to loopscope.desktop
     # The loop ends when our window has closed (after stopping any child), not when Qt thinks
     # the last window went away.
     app.setQuitOnLastWindowClosed(False)
@@ -76,6 +79,23 @@ def launch(trace_path: str | None = None) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
+
+
+def app_icon() -> Any:
+    """The app's icon from the shipped assets: each PNG size rendered from the SVG (an icon
+    built from the SVG itself would report no sizes to the window system's taskbar)."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QIcon
+
+    from loopscope.ui.desktop_entry import icon_files
+
+    icon = QIcon()
+    for file, size in icon_files():
+        if size is None:
+            continue
+        with resources.as_file(file) as path:
+            icon.addFile(str(path), QSize(size, size))
+    return icon
 
 
 def _close_on_signals(close: Callable[[], object]) -> dict[int, Any]:

@@ -17,11 +17,9 @@ from __future__ import annotations
 import dis
 import os
 import sys
-import sysconfig
 import threading
 import types
 from collections.abc import Callable
-from pathlib import Path
 from types import CodeType, FrameType, ModuleType
 from typing import Any, NamedTuple
 
@@ -32,6 +30,7 @@ from loopscope.tracer.models._plain_loads import (
     READ_NAME,
     read_kind,
 )
+from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
@@ -83,32 +82,14 @@ ValueGetter = ValueRead | None
 CallSite = tuple[str, ValueGetter]
 
 
-def _library_roots() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    roots.add(str(Path(__file__).resolve().parent.parent))  # tracer/ itself
-    return tuple(sorted(str(Path(root).resolve()) + "/" for root in roots))
-
-
 class ProgramCode:
-    """Decides, once per code object, whether it belongs to the traced program."""
+    """Decides, once per code object's file, whether it belongs to the traced program."""
 
     def __init__(self) -> None:
-        self._roots = _library_roots()
-        self._verdicts: dict[str, bool] = {}
+        self._files = ProgramFiles()
 
     def __call__(self, code: CodeType) -> bool:
-        filename = code.co_filename
-        verdict = self._verdicts.get(filename)
-        if verdict is None:
-            if filename.startswith("<"):
-                # "<frozen ...>" is the stdlib; "<string>"/"<stdin>" are the user's own code
-                verdict = not filename.startswith("<frozen")
-            else:
-                resolved = str(Path(filename).resolve())
-                verdict = not resolved.startswith(self._roots)
-            self._verdicts[filename] = verdict
-        return verdict
+        return self._files(code.co_filename)
 
 
 # -- reading the driver's call site ---------------------------------------------------------

@@ -32,17 +32,16 @@ import select
 import selectors
 import socket
 import sys
-import sysconfig
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
 from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, Detail, LaneKind
+from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 
@@ -57,13 +56,6 @@ HANDLING_METHODS = (
 )
 SELECTOR_CLASSES = ("SelectSelector", "PollSelector", "EpollSelector", "DevpollSelector",
                     "KqueueSelector")
-
-
-def _library_roots() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    roots.add(str(Path(__file__).resolve().parent.parent))  # tracer/ itself
-    return tuple(sorted(str(Path(root).resolve()) + "/" for root in roots))
 
 
 def _address_text(address: object) -> str:
@@ -114,7 +106,7 @@ class SelectInstrumentation:
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
         self._thread = threading.get_ident()
-        self._roots = _library_roots()
+        self._program_files = ProgramFiles()
         self._is_program: dict[CodeType, bool] = {}
         self._by_fd: dict[int, Connection] = {}
         self._running: Connection | None = None
@@ -478,9 +470,7 @@ class SelectInstrumentation:
             code = frame.f_code
             verdict = verdicts.get(code)
             if verdict is None:
-                filename = code.co_filename
-                verdict = verdicts[code] = not (
-                    filename.startswith(self._roots) or filename.startswith("<frozen"))
+                verdict = verdicts[code] = self._program_files(code.co_filename)
             if verdict:
                 return self.recorder.source_of(code, frame.f_lineno)
             frame = frame.f_back
