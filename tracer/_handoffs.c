@@ -254,7 +254,19 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
 {
     PyFrameObject *driver = PyFrame_GetBack(frame);
     PyObject *site = PyList_GET_ITEM(self->sites, lane);
-    if (driver == NULL || (PyObject *)driver != PyTuple_GET_ITEM(site, 0)
+    int same_site = driver != NULL && (PyObject *)driver == PyTuple_GET_ITEM(site, 0);
+    if (driver != NULL && !same_site && PyTuple_GET_SIZE(site) > 10) {
+        /* a plain function called afresh per hand-off: the same code, called from the same
+           frame (see Site in generator_model.py) */
+        PyCodeObject *code = PyFrame_GetCode(driver);
+        if ((PyObject *)code == PyTuple_GET_ITEM(site, 9)) {
+            PyFrameObject *caller = PyFrame_GetBack(driver);
+            same_site = caller != NULL && (PyObject *)caller == PyTuple_GET_ITEM(site, 10);
+            Py_XDECREF(caller);
+        }
+        Py_DECREF(code);
+    }
+    if (!same_site
         || PyFrame_GetLasti(driver) != PyLong_AsLong(PyTuple_GET_ITEM(site, 1))) {
         Py_XDECREF(driver);
         return PyErr_Occurred() ? -1 : 0;

@@ -259,7 +259,8 @@ def test_gather_blocks_on_gather_and_the_last_finished_child_wakes_it() -> None:
 
 def test_the_loop_lane_alternates_poll_and_dispatch_and_ends_when_closed() -> None:
     async def main() -> None:
-        await asyncio.sleep(0.001)
+        # long enough that even a loaded machine reaches the poll before the timer is due
+        await asyncio.sleep(0.1)
 
     trace, _ = record(main)
 
@@ -272,7 +273,7 @@ def test_the_loop_lane_alternates_poll_and_dispatch_and_ends_when_closed() -> No
     assert polls, "the loop never polled"
     assert polls == ["poll", "annotate", "dispatch"] * (len(polls) // 3)
     timeouts = [e.detail["timeout_s"] for e in trace.events() if e.kind == "poll"]
-    assert 0 < max(t for t in timeouts if t is not None) <= 0.001
+    assert 0 < max(t for t in timeouts if t is not None) <= 0.1
 
 
 class BatchLog:

@@ -436,3 +436,79 @@ def test_every_kind_of_plain_argument_is_read_on_this_python(program_module: Any
              if detail["via"] == "send"]
     assert sends == ["None", "1", "-1", "300", "'text'", "b'raw'", "1.5", "(1, 2)", "'hello'",
                      "[1, 2]", "'cell'", "'cell'", "<none>"]
+
+
+def test_sends_from_a_method_called_per_send_keep_their_driver(program_module: Any) -> None:
+    """A scheduler's `step()` method makes a new frame for every send; each send still comes
+    from the lane that called the method, whether main or a generator driving the method."""
+    module = program_module("method_driver", """
+        def echo():
+            reply = None
+            while True:
+                reply = yield reply
+
+        class Stepper:
+            def __init__(self):
+                self.gen = echo()
+
+            def step(self, value):
+                return self.gen.send(value)
+
+        def feeder(stepper):
+            for value in ("a", "b"):
+                stepper.step(value)
+                yield value
+
+        def main():
+            stepper = Stepper()
+            next(stepper.gen)
+            for n in range(3):
+                stepper.step(n)
+            for _ in feeder(stepper):
+                pass
+            stepper.step(9)
+    """)
+    trace = record(module)
+    sends = [(origin, target, detail["value"]) for _, origin, target, detail
+             in rows(trace, ("switch",)) if detail["via"] == "send"]
+    assert sends == [("main", "echo", "0"), ("main", "echo", "1"), ("main", "echo", "2"),
+                     ("feeder", "echo", "'a'"), ("feeder", "echo", "'b'"),
+                     ("main", "echo", "9")]
+
+
+def test_a_method_driver_takes_the_cached_path_after_its_first_send(
+    program_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The general (slow) resume path runs once for the call site, not once per send, even
+    though each send comes from a new frame of the driving method."""
+    general: list[str] = []
+    resumed = generator_model.GeneratorTracer.resumed
+
+    def counting(self: generator_model.GeneratorTracer, frame: Any, via: str | None = None
+                 ) -> bool:
+        general.append(frame.f_code.co_name)
+        return resumed(self, frame, via)
+
+    monkeypatch.setattr(generator_model.GeneratorTracer, "resumed", counting)
+    module = program_module("method_loop", """
+        def echo():
+            while True:
+                yield
+
+        class Scheduler:
+            def __init__(self, task):
+                self.task = task
+
+            def step(self, value):
+                self.task.send(value)
+
+        def main():
+            scheduler = Scheduler(echo())
+            next(scheduler.task)
+            for n in range(50):
+                scheduler.step(n)
+    """)
+    trace = record(module)
+    assert len([1 for _, _, _, detail in rows(trace, ("switch",)) if detail["via"] == "send"]
+               ) == 50
+    assert general.count("echo") <= 2  # the first next() and the first send()

@@ -61,7 +61,8 @@ backend.install()
 # Sends of every kind of plain argument (local, cell, global, constant, unbound), values with
 # stable and unstable reprs and a long one, next() and for-loops, yield from, throw (caught
 # and not), close (of a started and a suspended generator), a generator that raises, a
-# return value, a generator driving another, and a round-robin of two.
+# return value, a generator driving another, a round-robin of two, and sends from a method
+# called afresh for each send, from main and from a generator lane.
 GENERATOR_PROGRAM = """
 LIMIT = 7
 
@@ -93,6 +94,18 @@ def driver_generator(worker):
     for value in range(3):
         got = worker.send(value)
         yield got
+
+class Stepper:
+    def __init__(self, gen):
+        self.gen = gen
+
+    def step(self, value):
+        return self.gen.send(value)
+
+def feeder(stepper):
+    for value in range(3):
+        stepper.step(value)
+        yield value
 
 def main():
     worker = echo()
@@ -148,6 +161,15 @@ def main():
         except StopIteration:
             continue
         queue.append(current)
+    stepped = echo()
+    next(stepped)
+    stepper = Stepper(stepped)
+    for n in range(4):
+        stepper.step(n)  # a new driver frame per send, called from main
+    for _ in feeder(stepper):  # the same code, called from a generator lane
+        pass
+    for n in range(2):
+        stepper.step(n)
     left_open = echo()
     next(left_open)
     left_open.send("bye")

@@ -164,8 +164,16 @@ def _generator_start(code: CodeType) -> int:
 # site must be looked up again, driver lane, value getter, switch detail without a value,
 # how it was resumed ("send", "next"), driver's BLOCKED detail, lane's BLOCKED detail, source the
 # driver resumes at).
-Site = tuple[Any, int, int, ValueGetter, int, str, int, int, int]
-_NO_SITE: Site = (object(), -1, NO_LANE, None, NO_DETAIL, "", NO_DETAIL, NO_DETAIL, 0)
+#
+# A driver that is a plain function called afresh for every hand-off (a scheduler's
+# `step(task)` that calls `task.send()`) has a new frame each time; its site then also matches
+# on (the driver's code, the frame that called the driver): the same instruction of the same
+# function, called from the same frame, resumes from the same driver lane. The last two
+# fields hold those, or a sentinel that matches nothing when only the frame itself may match.
+Site = tuple[Any, int, int, ValueGetter, int, str, int, int, int, Any, Any]
+_NOTHING = object()
+_NO_SITE: Site = (_NOTHING, -1, NO_LANE, None, NO_DETAIL, "", NO_DETAIL, NO_DETAIL, 0,
+                  _NOTHING, _NOTHING)
 # (value, via, detail index) of the last value handed over; only values whose repr cannot
 # change are kept, so an identity match means the same detail.
 ValueCache = tuple[object, str, int] | None
@@ -336,16 +344,23 @@ class GeneratorTracer:
         # The next resume from this very instruction of this very frame comes from the same
         # driver lane, unless the driver frame is a suspendable one that is not a lane (its
         # callers change between its own resumes); close and throw are rare enough to redo.
+        driver_is_lane = driver_frame is not None and driver_frame in self.lanes
         reusable = (
             driver_frame is not None and via in ("send", "next")
-            and (driver_frame in self.lanes
-                 or not driver_frame.f_code.co_flags & _SUSPENDABLE_FLAGS)
+            and (driver_is_lane or not driver_frame.f_code.co_flags & _SUSPENDABLE_FLAGS)
         )
+        # The caller must itself keep its callers while it lives: a lane, or a plain function
+        # (a generator that is not a lane may be resumed from elsewhere between hand-offs).
+        caller = driver_frame.f_back if reusable and driver_frame is not None else None
+        by_caller = caller is not None and not driver_is_lane and (
+            caller in self.lanes or not caller.f_code.co_flags & _SUSPENDABLE_FLAGS)
         self.sites[lane] = (
-            driver_frame if reusable else _NO_SITE[0],
+            driver_frame if reusable else _NOTHING,
             driver_frame.f_lasti if reusable and driver_frame is not None else -1,
             driver, getter, plain_detail, via,
             self._blocked_detail(lane), self._blocked_detail(driver), self._source(driver_frame),
+            driver_frame.f_code if by_caller and driver_frame is not None else _NOTHING,
+            caller if by_caller else _NOTHING,
         )
         recorder.handoff(driver, lane, detail, Code.BLOCKED, self._blocked_detail(lane),
                          self.resume_source(lane, frame))
@@ -397,8 +412,8 @@ class GeneratorTracer:
         if lane is None:
             return  # close() resumed it, and the resume/unwind events told the story
         driver = self._lane_of(driver_frame)
-        self.sites[lane] = (_NO_SITE[0], -1, driver, None, NO_DETAIL, "close", NO_DETAIL,
-                            NO_DETAIL, self._source(driver_frame))
+        self.sites[lane] = (_NOTHING, -1, driver, None, NO_DETAIL, "close", NO_DETAIL,
+                            NO_DETAIL, self._source(driver_frame), _NOTHING, _NOTHING)
         self.recorder.record(driver, Code.SWITCH, lane, self.recorder.detail(("via", "close")))
         self._end(lane, None, GeneratorExit())
 
@@ -514,7 +529,9 @@ class MonitoringBackend:
             if lane is not None:
                 driver_frame = frame.f_back
                 site = sites[lane]
-                if driver_frame is site[0] and driver_frame.f_lasti == site[1]:
+                if (driver_frame is site[0] or (
+                        driver_frame is not None and driver_frame.f_code is site[9]
+                        and driver_frame.f_back is site[10])) and driver_frame.f_lasti == site[1]:
                     getter = site[3]
                     if getter is None:
                         detail = site[4]
@@ -752,7 +769,9 @@ class SettraceBackend:
                     errors.pop(frame, None)
                 driver_frame = frame.f_back
                 site = sites[lane]
-                if driver_frame is site[0] and driver_frame.f_lasti == site[1]:
+                if (driver_frame is site[0] or (
+                        driver_frame is not None and driver_frame.f_code is site[9]
+                        and driver_frame.f_back is site[10])) and driver_frame.f_lasti == site[1]:
                     getter = site[3]
                     if getter is None:
                         detail = site[4]
