@@ -25,7 +25,7 @@ def _read_metadata(path: Path) -> Scenario | None:
             and isinstance(node.value, ast.Call)
         ):
             fields = {kw.arg: ast.literal_eval(kw.value) for kw in node.value.keywords if kw.arg}
-            return Scenario(**fields, module=f"scenarios.{path.stem}")
+            return Scenario(**fields, module=f"loopscope.scenarios.{path.stem}")
     return None
 
 

@@ -16,13 +16,11 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from loopscope.tracer.stream import FrameDecoder, StreamError
 from loopscope.tracer.target import Target
 from loopscope.tracer.trace import SequenceGapError, Trace
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # How long a child gets to stop by itself before it is killed.
 STOP_GRACE_S = 0.5
 # How long the pipes may stay open after the child exited (a grandchild holding them).
@@ -217,10 +215,10 @@ class Run:
         self.event_transport = self._readers[0].transport
 
     def _child_env(self) -> dict[str, str]:
+        # The program's environment as the user has it: nothing of Loopscope's is put on its
+        # path (the child finds `loopscope` where this process did, in site-packages or the
+        # editable install), so a program's own `import ui` never finds ours.
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
-        )
         env.setdefault("PYTHONIOENCODING", "utf-8")
         return env
 

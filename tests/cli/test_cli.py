@@ -393,3 +393,23 @@ def test_export_writes_the_image_of_a_saved_trace(tmp_path: Path) -> None:
                    "--theme", "dark", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert image.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_traced_script_keeps_its_own_import_path(tmp_path: Path) -> None:
+    """Nothing of Loopscope's lands on the program's path: its own `ui` or `tracer` package
+    is found, and none of ours is importable under a bare name."""
+    (tmp_path / "ui").mkdir()
+    (tmp_path / "ui" / "__init__.py").write_text("WHOSE = 'mine'\n")
+    script = _script(tmp_path, "imports.py", """
+        import importlib.util
+        import ui
+        print("ui", ui.WHOSE)
+        for name in ("tracer", "scenarios"):
+            print(name, importlib.util.find_spec(name) is None and "absent" or "found")
+    """)
+    env = {key: value for key, value in _env().items() if key != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-m", "loopscope", "trace", str(script), "-o", "run.loopscope"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=90, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[:3] == ["ui mine", "tracer absent", "scenarios absent"]

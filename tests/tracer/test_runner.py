@@ -19,13 +19,14 @@ import pytest
 from loopscope.tracer.child import ORPHANED_EXIT
 from loopscope.tracer.events import Code
 from loopscope.tracer.query import event_kinds
-from loopscope.tracer.runner import PROJECT_ROOT, Run, RunResult, record_sync
+from loopscope.tracer.runner import Run, RunResult, record_sync
 from loopscope.tracer.target import Target
 from loopscope.tracer.trace import Trace
 from tests.tracer import toy_programs
 
 T = TypeVar("T")
 MARKS = toy_programs.MARKED_EVENTS
+REPO = Path(__file__).resolve().parents[2]  # where tests.tracer.toy_model is importable from
 # What every misbehaving toy sends before it misbehaves: its lane, its first state, its marks.
 PROLOGUE = ["spawn", "running", *["mark"] * MARKS]
 
@@ -284,8 +285,9 @@ def test_closing_the_control_pipe_makes_the_child_exit() -> None:
 def test_a_child_whose_parent_dies_exits_too(tmp_path: Path) -> None:
     parent_script = tmp_path / "parent.py"
     parent_script.write_text(textwrap.dedent(f"""
-        import asyncio, sys
-        sys.path.insert(0, {str(PROJECT_ROOT)!r})
+        import asyncio, os, sys
+        sys.path.insert(0, {str(REPO)!r})
+        os.environ["PYTHONPATH"] = {str(REPO)!r}  # the toy model, for the child
         from tests.tracer.test_runner import toy
         from loopscope.tracer.runner import Run
 
