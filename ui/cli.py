@@ -516,7 +516,9 @@ def run_command(argv: list[str]) -> int:
     if options.command == "report":
         from loopscope.ui.report_command import command_report
 
-        return command_report(options, script_args)
+        # this module itself, whether imported or run as __main__: its CliError is the one
+        # main() catches
+        return command_report(options, script_args, sys.modules[__name__])
     return command_export(options, script_args)
 
 

@@ -13,9 +13,11 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 from loopscope.tracer.report import (
+    FailRule,
     ReportOptions,
     build_report,
     failing_rules,
@@ -46,6 +48,7 @@ def add_report_parser(commands: argparse._SubParsersAction[Any],
                           default=DEFAULT_THRESHOLD_NS / 1e6,
                           help="a step at least this long is a stall (default: 100)")
     reporter.add_argument("--fail-on", action="append", default=[], metavar="RULE",
+                          type=_fail_on_rules,
                           help="exit with status 3 when a finding matches: a rule id "
                           "(stall, pending-at-exit, ...), RULE>DURATION (stall>100ms) or "
                           "'any'; repeat or separate with commas")
@@ -61,16 +64,20 @@ def _milliseconds(text: str) -> float:
     return value
 
 
-def command_report(options: argparse.Namespace, script_args: Sequence[str]) -> int:
-    from loopscope.ui.cli import CliError, _finish, _resolve, obtain_trace
-
+def _fail_on_rules(text: str) -> list[FailRule]:
     try:
-        rules = [rule for text in options.fail_on for rule in parse_fail_on(text)]
+        return parse_fail_on(text)
     except ValueError as exc:
-        raise CliError(str(exc), 2) from None
-    target = _resolve(options, script_args)
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--fail-on: ")) from None
+
+
+def command_report(options: argparse.Namespace, script_args: Sequence[str],
+                   cli: ModuleType) -> int:
+    """`cli` is loopscope.ui.cli: how targets are run or loaded, and how a run ends."""
+    rules: list[FailRule] = [rule for group in options.fail_on for rule in group]
+    target = cli._resolve(options, script_args)
     # The program's own output would mix into the report (or break its JSON): not echoed.
-    obtained = obtain_trace(target, options.timeout, echo_stdout=False)
+    obtained = cli.obtain_trace(target, options.timeout, echo_stdout=False)
     threshold = stall_threshold_for(rules, round(options.stall_ms * 1e6))
     report = build_report(obtained.trace, ReportOptions(stall_ns=threshold))
     if options.format == "json":
@@ -78,7 +85,7 @@ def command_report(options: argparse.Namespace, script_args: Sequence[str]) -> i
     else:
         sys.stdout.write(render_report(report))
     sys.stdout.flush()
-    status = _finish(obtained)
+    status: int = cli._finish(obtained)
     tripped = failing_rules(report, rules)
     if tripped:
         names = sorted({str(rule) for rule, _finding in tripped})
