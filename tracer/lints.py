@@ -9,10 +9,13 @@ a coroutine never awaited. The lines are matched to lanes by the task's name.
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import pairwise
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
 
 from loopscope.tracer.events import Code, LaneKind, Source
 from loopscope.tracer.findings import Finding
@@ -28,7 +31,7 @@ class LintLimits:
     written to be correct, report nothing."""
 
     self_wakes: int = 200  # self-wakes (and sub-millisecond sleeps) by one lane
-    tiny_sleep_s: float = 0.001  # a sleep this short counts as busy polling
+    tiny_sleep_s: float = 0.001  # a sleep shorter than this counts as busy polling
     contention_waits: int = 4  # waits on one primitive ...
     contention_lanes: int = 2  # ... by this many lanes ...
     contention_ns: int = 50_000_000  # ... adding up to this long
@@ -90,12 +93,9 @@ def pending_at_exit(trace: Trace, spans: Spans, rows: list[LaneRow]) -> list[Fin
 
 
 def _end_events(trace: Trace) -> dict[int, int]:
-    ends: dict[int, int] = {}
-    code, lane = trace.code, trace.lane
-    for seq in range(len(trace)):
-        if code[seq] == Code.END:
-            ends[lane[seq]] = seq
-    return ends
+    """Lane -> the seq of its END event."""
+    codes = np.array(trace.code, dtype=np.int64)
+    return {trace.lane[int(seq)]: int(seq) for seq in np.flatnonzero(codes == Code.END)}
 
 
 def _loop_of(trace: Trace, lane: int) -> int | None:
@@ -226,24 +226,25 @@ def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
     """Lanes that made themselves ready (or slept less than a millisecond) over and over;
     the cost is the time those round trips through the scheduler took."""
     findings = []
+    states = np.array(spans.state, dtype=np.int64)
+    details = np.array(spans.detail, dtype=np.int64)
+    itself = _details_where(trace, lambda d: d.get("cause") == "self")
+    tiny = _details_where(trace, lambda d: isinstance(d.get("delay_s"), int | float)
+                          and d["delay_s"] < limits.tiny_sleep_s)
+    rounds_mask = (((states == Code.READY) & np.isin(details, itself))
+                   | ((states == Code.SLEEPING) & np.isin(details, tiny)))
+    per_lane = np.bincount(np.array(spans.lane, dtype=np.int64)[rounds_mask],
+                           minlength=len(trace.lanes) + 1)
     for row in rows:
-        if row.kind in LaneKind.LOOP_KINDS:
+        if row.kind in LaneKind.LOOP_KINDS or row.lane >= len(per_lane) or \
+                per_lane[row.lane] < limits.self_wakes:
             continue
         rounds = round_trip_ns = 0
         first = last = None
         line = None
         indices = spans.by_lane.get(row.lane, ())
         for position, index in enumerate(indices):
-            state = spans.state[index]
-            if state == Code.READY:
-                detail = spans.detail_of(index, trace)
-                if detail.get("cause") != "self":
-                    continue
-            elif state == Code.SLEEPING:
-                delay = spans.detail_of(index, trace).get("delay_s")
-                if not isinstance(delay, int | float) or delay > limits.tiny_sleep_s:
-                    continue
-            else:
+            if not rounds_mask[index]:
                 continue
             rounds += 1
             first = spans.start[index] if first is None else first
@@ -277,9 +278,16 @@ def contention(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
     groups: dict[tuple[str, Source | None], list[tuple[int, int, int]]] = defaultdict(list)
     releasers: dict[tuple[str, Source | None], dict[int, int]] = defaultdict(
         lambda: defaultdict(int))
+    states = np.array(spans.state, dtype=np.int64)
+    waits = (states == Code.BLOCKED) & np.isin(
+        np.array(spans.detail, dtype=np.int64),
+        _details_where(trace, lambda d: d.get("on") in CONTENDED))
+    waiting_lanes = set(np.array(spans.lane, dtype=np.int64)[waits].tolist())
     for lane, indices in spans.by_lane.items():
+        if lane not in waiting_lanes:
+            continue
         for position, index in enumerate(indices):
-            if spans.state[index] != Code.BLOCKED:
+            if not waits[index]:
                 continue
             on = str(spans.detail_of(index, trace).get("on", ""))
             if on not in CONTENDED:
@@ -331,26 +339,36 @@ def contention(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
 def zero_timeout_spins(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
     """A loop lane polling with a zero timeout, getting nothing, with no lane running before
     its next poll: it spins. Counted per loop lane; the cost is the time the spins took."""
-    starts = sorted(spans.start[i] for i in range(len(spans))
-                    if spans.state[i] == Code.RUNNING
-                    and not _is_loop_lane(trace, spans.lane[i]))
+    loops = [info.id for info in trace.lanes if info.kind in LaneKind.LOOP_KINDS]
+    zero_timeout = _details_where(trace, lambda d: "timeout_s" in d
+                                  and d["timeout_s"] in (0, 0.0))
+    if not loops or not len(zero_timeout):
+        return []
+    states = np.array(spans.state, dtype=np.int64)
+    lanes = np.array(spans.lane, dtype=np.int64)
+    span_starts = np.array(spans.start, dtype=np.int64)
+    starts = np.sort(span_starts[(states == Code.RUNNING) & ~np.isin(lanes, loops)])
+    zero_polls = (states == Code.POLL) & np.isin(np.array(spans.detail, dtype=np.int64),
+                                                 zero_timeout)
     findings = []
-    for lane, indices in spans.by_lane.items():
-        if not _is_loop_lane(trace, lane):
+    for lane in loops:
+        indices = np.array(spans.by_lane.get(lane, ()), dtype=np.int64)
+        polls = indices[states[indices] == Code.POLL]
+        candidates = np.flatnonzero(zero_polls[polls[:-1]]) if len(polls) > 1 else polls
+        if len(candidates) < limits.spin_polls:
             continue
-        polls = [i for i in indices if spans.state[i] == Code.POLL]
         spins = 0
         cost = 0
         first = None
         line = None
-        for current, following in pairwise(polls):
+        for position in candidates:
+            current, following = int(polls[position]), int(polls[position + 1])
             detail = spans.detail_of(current, trace)
-            if detail.get("timeout_s") not in (0, 0.0) or detail.get("readable") or \
-                    detail.get("writable"):
+            if detail.get("readable") or detail.get("writable"):
                 continue
             start, next_start = spans.start[current], spans.start[following]
-            ran = bisect_right(starts, start) < len(starts) and \
-                starts[bisect_right(starts, start)] < next_start
+            after = int(np.searchsorted(starts, start, side="right"))
+            ran = after < len(starts) and starts[after] < next_start
             if ran:
                 continue
             spins += 1
@@ -369,6 +387,14 @@ def zero_timeout_spins(trace: Trace, spans: Spans, limits: LintLimits) -> list[F
                 facts={"spins": spins},
             ))
     return findings
+
+
+def _details_where(trace: Trace, wanted: Callable[[dict[str, Any]], bool]
+                   ) -> npt.NDArray[np.int64]:
+    """The interned detail indices whose detail is `wanted` (value rows are hand-offs' values
+    and never a state's detail)."""
+    return np.array([index for index, detail in enumerate(trace.details[:]) if wanted(detail)],
+                    dtype=np.int64)
 
 
 def _is_loop_lane(trace: Trace, lane: int) -> bool:

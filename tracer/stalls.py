@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
+
 from loopscope.tracer.events import LaneKind, Source
 from loopscope.tracer.findings import Delay, Finding
 from loopscope.tracer.samples import frame_location
@@ -24,11 +26,10 @@ _RUNNING, _READY, _SLEEPING = 0, 1, 3
 
 def find_stalls(trace: Trace, spans: Spans,
                 threshold_ns: int = DEFAULT_THRESHOLD_NS) -> list[Finding]:
-    found = []
-    for index in range(len(spans)):
-        if spans.state[index] == _RUNNING and spans.end[index] - spans.start[index] >= \
-                threshold_ns:
-            found.append(stall_of(trace, spans, index))
+    states = np.array(spans.state, dtype=np.int64)
+    lengths = np.array(spans.end, dtype=np.int64) - np.array(spans.start, dtype=np.int64)
+    long_steps = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns))
+    found = [stall_of(trace, spans, int(index)) for index in long_steps]
     found.sort(key=lambda finding: (finding.ts_ns or 0, finding.lane or 0))
     return found
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent
 from PySide6.QtWidgets import QSizePolicy, QWidget
@@ -27,7 +28,7 @@ class Bucket(NamedTuple):
     samples: int  # how many durations fell in it
 
 
-def doubling_buckets(durations: Sequence[int]) -> list[Bucket]:
+def doubling_buckets(durations: Sequence[int] | npt.NDArray[np.int64]) -> list[Bucket]:
     """Counts per doubling bucket, from the first to the last bucket that holds anything."""
     if not len(durations):
         return []
@@ -55,7 +56,7 @@ class HistogramWidget(QWidget):
     def sizeHint(self) -> QSize:
         return QSize(260, 110)
 
-    def set_durations(self, durations: Sequence[int]) -> None:
+    def set_durations(self, durations: Sequence[int] | npt.NDArray[np.int64]) -> None:
         buckets = doubling_buckets(durations)
         if buckets != self.buckets:
             self.buckets = buckets

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import time
 from typing import Any
 
@@ -112,6 +113,49 @@ def test_the_table_fed_in_slices_equals_the_table_of_the_whole() -> None:
     spans = builder.finish(trace.duration_ns)
     table.update(trace, spans)
     assert table.rows() == lane_rows(trace, derive_spans(trace))
+
+
+def _random_trace(seed: int) -> Trace:
+    """Lanes moving at random between states (several READYs in a row included)."""
+    rng = random.Random(seed)
+    trace = Trace()
+    clock = FakeClock()
+    rec = Recorder(trace, clock=clock, batch_size=5)
+    loop = rec.spawn("loop", LaneKind.LOOP)
+    lanes = [rec.spawn(f"t{i}", LaneKind.TASK, loop) for i in range(4)]
+    states = [Code.RUNNING, Code.READY, Code.READY, Code.SLEEPING, Code.BLOCKED, Code.IO_WAIT]
+    for _ in range(400):
+        clock.advance(rng.randrange(1, 5000))
+        lane = rng.choice(lanes)
+        if rng.random() < 0.2:
+            rec.wake(lane, rng.choice([loop, *lanes]), ("cause", "future"))
+        else:
+            rec.state(lane, rng.choice(states))
+    rec.close()
+    return trace
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_table_fed_in_random_slices_agrees_with_the_statistics(seed: int) -> None:
+    trace = _random_trace(seed)
+    rng = random.Random(seed)
+    builder = SpanBuilder()
+    table = LaneTable()
+    stop = 0
+    while stop < len(trace):
+        stop = min(len(trace), stop + rng.randrange(1, 40))
+        builder.feed(trace, stop)
+        table.update(trace, builder.spans)
+    spans = builder.finish(trace.duration_ns)
+    table.update(trace, spans)
+    for row in table.rows():
+        stats = lane_stats(trace, spans, row.lane)
+        assert row.time_in == stats.time_in
+        assert (row.steps.count, row.steps.max) == (stats.steps, stats.longest_step_ns)
+        assert sum(table.step_durations(row.lane)) == stats.time_in["running"]
+        assert (row.latency.count, row.latency.max) == (stats.latencies,
+                                                        stats.worst_latency_ns)
+        assert sum(table.latencies(row.lane)) == stats.total_latency_ns
 
 
 def test_wakes_are_counted_from_the_waker_to_the_woken() -> None:
