@@ -51,7 +51,8 @@ class Diagnostics(QObject):
     def show_trace(self, trace: Trace, live: bool) -> None:
         self._trace = trace
         self._forget_report()
-        self.tasks.show_trace(trace, lambda: self.timeline.spans, self.timeline.open_span, live)
+        self.tasks.show_trace(trace, lambda: self.timeline.folded_spans, self.timeline.open_span,
+                              live)
         if not live:
             self.analyse()
 

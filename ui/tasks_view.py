@@ -166,8 +166,9 @@ class TasksView(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(
-            QHeaderView.ResizeMode.ResizeToContents)
+        # sized when lanes appear, not at every tick: measuring every cell costs a live view
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.model.modelReset.connect(self.table.resizeColumnsToContents)
         self.table.clicked.connect(self._on_clicked)
         self.step_histogram = HistogramWidget("step times")
         self.latency_histogram = HistogramWidget("scheduling latency")

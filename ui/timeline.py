@@ -209,6 +209,12 @@ class TimelineWidget(QWidget):
             self._flagged = set(spans)
             self.update()
 
+    @property
+    def folded_spans(self) -> Spans:
+        """The spans folded so far, without catching up first (a live reader that can wait
+        for the timeline's own next refresh)."""
+        return self._finished if self._finished is not None else self._builder.spans
+
     def open_span(self, lane: int) -> tuple[int, int] | None:
         """(state, start ns) of a lane's span still in progress while the run is live."""
         return self._builder.open_span(lane) if self._finished is None else None
