@@ -40,6 +40,8 @@ _current_frames = sys._current_frames
 CHECK_S = 0.02
 INTERVAL_S = 0.005
 MAX_DEPTH = 48
+SAMPLES_BEFORE_BACKOFF = 1000
+MAX_INTERVAL_S = 0.5
 
 _TRACER_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # A frame of these files on the stack means the thread is recording, writing to the pipe or
@@ -119,9 +121,15 @@ class StallSampler:
                 continue
             if not self._running or recorder.closed or self._waiting_in_poll():
                 continue
+            interval, taken = self.interval_s, 0
             while self._running and recorder.event_count == seen:
                 self._sample()
-                _real_sleep(self.interval_s)
+                taken += 1
+                if taken % SAMPLES_BEFORE_BACKOFF == 0:
+                    # a step that never ends (a hung loop) must not fill the memory: every
+                    # so many samples, sample half as often, down to MAX_INTERVAL_S
+                    interval = min(interval * 2, MAX_INTERVAL_S)
+                _real_sleep(interval)
 
     def _waiting_in_poll(self) -> bool:
         return self.recorder._pending_count() == 0 and self._forwarder.last_code == _POLL

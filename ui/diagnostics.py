@@ -13,10 +13,13 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
+import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from loopscope.tracer.events import Code
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.report import Report, build_report
+from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS, stall_of
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, span_details_html
 from loopscope.ui.findings_view import FindingsList, finding_html, flagged_spans, span_of
@@ -44,7 +47,9 @@ class Diagnostics(QObject):
         self.flagged: dict[int, Finding] = {}
         self._trace: Trace | None = None
         self._pending: asyncio.Future[Report] | None = None
+        self._live_scan = 0  # spans already looked at for stalls while the run goes on
         self.findings.finding_activated.connect(self.show_finding)
+        self.tasks.refreshed.connect(self._flag_live_stalls)
 
     # -- what the window tells us ----------------------------------------------------------
 
@@ -55,6 +60,25 @@ class Diagnostics(QObject):
                               live)
         if not live:
             self.analyse()
+
+    def _flag_live_stalls(self) -> None:
+        """While a run goes on, a step that has ended long is listed and marked at once; the
+        finished run's report replaces these (with every lane they delayed by then)."""
+        if self._trace is None or self.report is not None or not self.tasks.live:
+            return
+        spans = self.timeline.folded_spans
+        first, self._live_scan = self._live_scan, len(spans)
+        states = np.array(spans.state[first:], dtype=np.int64)
+        lengths = (np.array(spans.end[first:], dtype=np.int64)
+                   - np.array(spans.start[first:], dtype=np.int64))
+        long_steps = np.flatnonzero((states == Code.RUNNING) & (lengths >= DEFAULT_THRESHOLD_NS))
+        found = [stall_of(self._trace, spans, first + int(offset)) for offset in long_steps]
+        if not found:
+            return
+        for finding in found:
+            self.flagged[span_of(spans, finding)] = finding
+        self.findings.set_findings([*self.findings.findings, *found])
+        self.timeline.set_flagged_spans(set(self.flagged))
 
     def run_finished(self) -> None:
         self.tasks.set_live(False)
@@ -115,6 +139,7 @@ class Diagnostics(QObject):
             self._pending = None
         self.report = None
         self.flagged = {}
+        self._live_scan = 0
         self.findings.set_findings([])
         self.timeline.set_flagged_spans(set())
 

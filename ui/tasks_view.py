@@ -148,6 +148,7 @@ class TasksView(QWidget):
     """Signals lane_activated(lane) when a row is clicked."""
 
     lane_activated = Signal(int)
+    refreshed = Signal()  # after each refresh that read the trace (live: every tick)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -211,8 +212,15 @@ class TasksView(QWidget):
         else:
             self._tick.stop()
 
+    @property
+    def live(self) -> bool:
+        return self._live
+
     def refresh(self) -> None:
-        if self._trace is None or self._spans is None or not self.isVisible():
+        if self._trace is None or self._spans is None:
+            return
+        if not self.isVisible():
+            self.refreshed.emit()  # what listens may still want to look at the new spans
             return
         trace = self._trace
         self.lanes.update(trace, self._spans())
@@ -223,6 +231,7 @@ class TasksView(QWidget):
         self.model.set_rows(rows)
         self.step_histogram.set_durations(self.lanes.step_durations(self.selected_lane))
         self.latency_histogram.set_durations(self.lanes.latencies(self.selected_lane))
+        self.refreshed.emit()
 
     def _live_now(self, trace: Trace) -> int:
         """The run's clock now: its last event, plus the wall time since it arrived; never

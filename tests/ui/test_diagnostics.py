@@ -133,6 +133,10 @@ def test_the_tasks_view_fills_while_a_run_goes_on_then_flags_the_stall(
 
     tasks.model.modelReset.connect(note)
     tasks.model.dataChanged.connect(note)
+    flagged_live: list[str] = []
+    window.diagnostics.findings.model().rowsInserted.connect(
+        lambda *_: flagged_live.append(window.diagnostics.findings.topLevelItem(0).text(1))
+        if window.live.is_running else None)
     assert window.browser.select("blocking-call")
 
     async def start() -> None:
@@ -146,6 +150,8 @@ def test_the_tasks_view_fills_while_a_run_goes_on_then_flags_the_stall(
     ticker = [names["ticker"] for names in seen_live if "ticker" in names]
     assert len(set(ticker)) > 2 and ticker == sorted(ticker)
     assert window.trace is not None and max(ticker) <= window.trace.duration_ns
+    # the stall was listed while the run still went on, not only once it had finished
+    assert "blocker" in flagged_live
     run_until(loop, lambda: window.diagnostics.report is not None, what="the report")
     items = window.diagnostics.findings
     assert items.topLevelItemCount() == 1
