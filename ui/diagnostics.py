@@ -22,7 +22,13 @@ from loopscope.tracer.report import Report, build_report
 from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS, stall_of
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, span_details_html
-from loopscope.ui.findings_view import FindingsList, finding_html, flagged_spans, span_of
+from loopscope.ui.findings_view import (
+    FindingsList,
+    finding_html,
+    flagged_spans,
+    samples_html,
+    span_of,
+)
 from loopscope.ui.layout import lane_order
 from loopscope.ui.source_pane import SourcePane
 from loopscope.ui.tasks_view import TasksView
@@ -89,10 +95,18 @@ class Diagnostics(QObject):
         """The timeline selected a span: a flagged one shows its finding under its details."""
         finding = self.flagged.get(index)
         trace = self._trace
-        if finding is None or trace is None:
+        if trace is None:
             return
-        self.details.setHtml(span_details_html(trace, self.timeline.spans, index)
-                             + finding_html(finding))
+        spans = self.timeline.spans
+        if finding is None:
+            # a step shorter than a stall may still have been sampled: show what it ran
+            taken = trace.samples.between(spans.start[index], spans.end[index], spans.lane[index])
+            dominant = trace.samples.dominant_stack(taken)
+            if dominant is not None:
+                self.details.setHtml(span_details_html(trace, spans, index)
+                                     + samples_html(dominant[0], dominant[1], len(taken)))
+            return
+        self.details.setHtml(span_details_html(trace, spans, index) + finding_html(finding))
         if finding.location is not None:
             self.source.show_location(finding.location[0], finding.location[1])
 

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.report_text import short_duration
-from loopscope.tracer.samples import frame_location
+from loopscope.tracer.samples import Stack, frame_location
 from loopscope.tracer.spans import Spans
 from loopscope.ui.layout import Primitives
 
@@ -90,13 +90,7 @@ def finding_html(finding: Finding) -> str:
         f"<tr><td class='key'>{key}</td><td>{value}</td></tr>" for key, value in rows)
         + "</table>")
     if finding.stack:
-        frames = "".join(
-            f"<li><code>{escape(frame_location(frame))}</code> in {escape(frame[2])}</li>"
-            for frame in finding.stack[:STACK_LINES])
-        more = (f"<li>… {len(finding.stack) - STACK_LINES} more</li>"
-                if len(finding.stack) > STACK_LINES else "")
-        parts.append(f"<p><b>Stack</b> ({finding.samples} samples, innermost first)</p>"
-                     f"<ol>{frames}{more}</ol>")
+        parts.append(samples_html(finding.stack, finding.samples))
     if finding.delayed:
         items = []
         for delay in finding.delayed:
@@ -111,6 +105,17 @@ def finding_html(finding: Finding) -> str:
     if finding.scenario:
         parts.append(f"<p>The <b>{escape(finding.scenario)}</b> scenario shows this.</p>")
     return "".join(parts)
+
+
+def samples_html(stack: Stack, seen: int, taken: int | None = None) -> str:
+    """A sampled stack, innermost first: seen in `seen` of `taken` samples."""
+    frames = "".join(
+        f"<li><code>{escape(frame_location(frame))}</code> in {escape(frame[2])}</li>"
+        for frame in stack[:STACK_LINES])
+    more = f"<li>… {len(stack) - STACK_LINES} more</li>" if len(stack) > STACK_LINES else ""
+    of = f" of {taken}" if taken is not None else ""
+    return (f"<p><b>Stack</b> ({seen}{of} samples, innermost first)</p>"
+            f"<ol>{frames}{more}</ol>")
 
 
 class FindingsList(QTreeWidget):

@@ -157,3 +157,14 @@ def test_the_tasks_view_fills_while_a_run_goes_on_then_flags_the_stall(
     assert items.topLevelItemCount() == 1
     assert items.topLevelItem(0).text(3) == "blocking_call.py:55"
     assert len(window.diagnostics.flagged) == 1
+
+
+def test_a_sampled_step_shorter_than_a_stall_shows_what_it_ran(
+        window: MainWindow, loop: qasync.QEventLoop, tmp_path: Path) -> None:
+    _open(window, loop, tmp_path)
+    (span,) = window.diagnostics.flagged
+    window.diagnostics.flagged = {}  # as if the step had been shorter than a stall
+    window.timeline.select_span(span)
+    text = window.details.toPlainText()
+    assert "Stack (3 of 4 samples, innermost first)" in text
+    assert "server.py:57 in handle" in text
