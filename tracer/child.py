@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import _thread
 import argparse
+import contextlib
 import faulthandler
 import io
 import os
@@ -35,6 +36,7 @@ from loopscope.tracer.events import NO_LANE, Code
 from loopscope.tracer.models import load_model
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.sampler import start_stall_sampler
 from loopscope.tracer.stepping import StepGate, clock_policy_for
 from loopscope.tracer.stream import FrameWriter
 
@@ -292,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     end: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "dropped": 0}
     exit_code = 0
     recorder.start_flush_timer()
+    sampler = start_stall_sampler(recorder)
     try:
         load_model(program.model).run(recorder, program)
     except StopRequested:
@@ -314,6 +317,10 @@ def main(argv: list[str] | None = None) -> int:
             exit_code = 0
         sys.stdout = real_stdout
         output.record_unfinished_line()
+        if sampler is not None:
+            # a parent that stopped listening is dealt with by _finish_stream
+            with contextlib.suppress(BrokenPipeError):
+                sampler.stop()
         _finish_stream(recorder, writer, end, exit_code)
     return exit_code
 

@@ -6,7 +6,9 @@ Layout:
     zlib( u32 header length | header JSON | the six columns raw, little-endian
           | the value rows as one section (tracer.values; format 2 on, empty when none) )
 
-The header JSON holds the event count, the run's meta, and the detail and source tables.
+The header JSON holds the event count, the run's meta, and the detail and source tables, and,
+for a run whose steps were sampled, its stack samples under "samples" (tracer.samples): a key
+older readers skip, so the format version does not change for it.
 Columns have the same types as the event pipe (ts int64, lane int32, code int8, other int32,
 detail int32, source int32). Lanes are not stored: they are derived from the SPAWN events on
 load, exactly as when the events arrived from a child. The JSON keeps the tables' key order
@@ -24,6 +26,7 @@ from array import array
 from pathlib import Path
 from typing import Any
 
+from loopscope.tracer.samples import SamplePayloadError
 from loopscope.tracer.target import NATIVE_MAGIC
 from loopscope.tracer.trace import DetailTable, SequenceGapError, Trace
 from loopscope.tracer.values import ValueRows, ValueSectionError
@@ -51,6 +54,8 @@ def encode_trace(trace: Trace) -> bytes:
         "details": list(trace.details),
         "sources": [list(source) for source in trace.sources],
     }
+    if trace.samples:
+        header["samples"] = trace.samples.to_payload()
     header_bytes = _json(header).encode("utf-8")
     parts = [_HEADER_LENGTH.pack(len(header_bytes)), header_bytes]
     for typecode, name in zip(COLUMN_TYPES, COLUMN_NAMES, strict=True):
@@ -102,7 +107,8 @@ def _decode_body(body: bytes, name: str, version: int) -> Trace:
         details = header["details"]
         sources = [tuple(source) for source in header["sources"]]
         meta = header["meta"]
-    except (ValueError, KeyError, TypeError):
+        samples = header.get("samples")
+    except (ValueError, KeyError, TypeError, AttributeError):
         raise corrupt from None
     offset += header_length
     columns = []
@@ -128,6 +134,11 @@ def _decode_body(body: bytes, name: str, version: int) -> Trace:
             raise corrupt from None
     table = DetailTable(details, values)
     trace = Trace(details=table, sources=sources, meta=meta)  # type: ignore[arg-type]
+    if samples is not None:
+        try:
+            trace.samples.apply_payload(samples)
+        except (SamplePayloadError, AttributeError):
+            raise corrupt from None
     if count and not all(table.is_valid(index) for index in set(columns[4])):
         raise corrupt
     if count and (min(columns[5]) < 0 or max(columns[5]) >= len(sources)):

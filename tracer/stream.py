@@ -9,6 +9,8 @@ A frame is a 5-byte header (payload length as u32, frame type as u8) and a paylo
   six columns raw, little-endian: ts int64, lane int32, code int8, other int32, detail int32,
   source int32.
 - END: JSON {status, error, traceback, dropped, events}; the child's last word.
+- SAMPLES: JSON, the stall sampler's stacks and samples (see tracer.samples); any number,
+  between the hello and the end, always ahead of the batch whose events end their step.
 
 Writes block when the pipe is full, which is the back-pressure: the child waits for a slow
 parent instead of dropping events. The decoder checks every header as soon as its five bytes
@@ -25,6 +27,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 from loopscope.tracer.events import Detail, Source, detail_to_dict
+from loopscope.tracer.samples import SamplePayloadError
 from loopscope.tracer.trace import SequenceGapError, Trace
 from loopscope.tracer.values import ValueSectionError, decode_values
 
@@ -37,7 +40,7 @@ BATCH_HEADER = struct.Struct("<QIII")
 MAX_FRAME = 64 * 1024 * 1024
 MAX_HELLO = 64 * 1024
 
-HELLO, BATCH, END = 1, 2, 3
+HELLO, BATCH, END, SAMPLES = 1, 2, 3, 4
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")
 EVENT_SIZE = sum(array(t).itemsize for t in COLUMN_TYPES)
 _SWAP = sys.byteorder != "little"
@@ -58,6 +61,10 @@ def encode_hello(info: dict[str, Any]) -> bytes:
 
 def encode_end(info: dict[str, Any]) -> bytes:
     return _frame(END, json.dumps(info, default=_jsonable).encode())
+
+
+def encode_samples(payload: dict[str, Any]) -> bytes:
+    return _frame(SAMPLES, json.dumps(payload, default=_jsonable).encode())
 
 
 def encode_batch(
@@ -117,6 +124,9 @@ class FrameWriter:
 
     def end(self, info: dict[str, Any]) -> None:
         self._send(encode_end(info))
+
+    def write_samples(self, payload: dict[str, Any]) -> None:
+        self._send(encode_samples(payload))
 
     def _send(self, frame: bytes) -> None:
         self.out.write(frame)
@@ -185,6 +195,8 @@ class FrameDecoder:
                 self._apply_batch(view[start:stop])
             elif kind == HELLO:
                 self._apply_hello(chunk[start:stop])
+            elif kind == SAMPLES:
+                self._apply_samples(chunk[start:stop])
             else:
                 self._apply_end(chunk[start:stop])
             offset = stop
@@ -199,7 +211,7 @@ class FrameDecoder:
                     "the child did not start with a Loopscope hello frame: "
                     + _sample(chunk, offset)
                 )
-        elif kind not in (BATCH, END) or length > MAX_FRAME:
+        elif kind not in (BATCH, END, SAMPLES) or length > MAX_FRAME:
             if kind == HELLO:
                 raise StreamError("a second hello frame in one stream")
             raise StreamError(f"garbage on the event pipe: {_sample(chunk, offset)}")
@@ -216,6 +228,12 @@ class FrameDecoder:
         if hello.get("version") != PROTOCOL_VERSION:
             raise StreamError(f"protocol version {hello.get('version')} is not supported")
         self.hello = hello
+
+    def _apply_samples(self, payload: bytes) -> None:
+        try:
+            self.trace.samples.apply_payload(_json_object(payload, "samples"))
+        except SamplePayloadError as exc:
+            raise StreamError(str(exc)) from None
 
     def _apply_end(self, payload: bytes) -> None:
         self.end = _json_object(payload, "end")

@@ -18,6 +18,7 @@ from loopscope.tracer.events import (
     Source,
     detail_to_dict,
 )
+from loopscope.tracer.samples import Samples
 from loopscope.tracer.values import VALUE_ROW, ValueRows, decode_values, value_detail
 
 
@@ -95,6 +96,8 @@ class Trace:
     # What the run was and how it ended: target, model, python, status, exit_code, stderr,
     # error, dropped. Written by the runner; saved and reloaded with the events.
     meta: dict[str, Any] = field(default_factory=dict)
+    # Stacks the child sampled while steps ran long (tracer.samples); empty for most runs.
+    samples: Samples = field(default_factory=Samples, repr=False)
     # Called with (first_seq, count) after each batch lands; the live UI listens here.
     listeners: list[Callable[[int, int], None]] = field(default_factory=list, repr=False)
 
@@ -165,6 +168,10 @@ class Trace:
                         spawn_ts=self.ts[seq],
                     )
                 )
+
+    def write_samples(self, payload: dict[str, Any]) -> None:
+        """A sink's samples (an in-process recorder writing straight into this trace)."""
+        self.samples.apply_payload(payload)
 
     # -- reading ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@
     loopscope narrate TARGET         print the step-by-step narration
     loopscope step TARGET            run TARGET paused: Enter steps, c continues, q stops
     loopscope install-desktop        add Loopscope to the Linux desktop's menus
+    loopscope report TARGET          the task table and findings (--format json, --fail-on)
 
 TARGET is a scenario id, a script (arguments after --) or a saved trace. This module imports
 no Qt at import time: the app and the image export are imported only by the commands that
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="a scenario id, a script (its arguments after --) or a saved trace")
     stepper.add_argument("--model", help="the script's concurrency model (default: guessed "
                          "from its imports): asyncio, generator, greenlet, gevent or select")
+
+    from loopscope.ui.report_command import add_report_parser
+
+    add_report_parser(commands, add_target)
 
     exporter = commands.add_parser("export", help="write the timeline as a .png, .svg or .pdf")
     add_target(exporter)
@@ -500,9 +505,9 @@ def _split_script_args(argv: list[str]) -> tuple[list[str], list[str]]:
 def run_command(argv: list[str]) -> int:
     own_args, script_args = _split_script_args(argv)
     options = build_parser().parse_args(own_args)
-    if script_args and options.command not in ("trace", "narrate", "step", "export"):
-        raise CliError("arguments after -- are only for scripts run by trace, narrate, step "
-                       "or export", EXIT_USAGE)
+    if script_args and options.command not in ("trace", "narrate", "step", "export", "report"):
+        raise CliError("arguments after -- are only for scripts run by trace, narrate, step, "
+                       "export or report", EXIT_USAGE)
     if options.command is None:
         return _launch(None)
     if options.command == "list":
@@ -517,6 +522,12 @@ def run_command(argv: list[str]) -> int:
         return command_step(options, script_args)
     if options.command == "install-desktop":
         return command_install_desktop(options)
+    if options.command == "report":
+        from loopscope.ui.report_command import command_report
+
+        # this module itself, whether imported or run as __main__: its CliError is the one
+        # main() catches
+        return command_report(options, script_args, sys.modules[__name__])
     return command_export(options, script_args)
 
 

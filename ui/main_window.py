@@ -42,6 +42,7 @@ from loopscope.scenarios import Scenario, catalog
 from loopscope.tracer.events import Code
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, format_duration
+from loopscope.ui.diagnostics import Diagnostics
 from loopscope.ui.live_run import LiveRun
 from loopscope.ui.scenario_browser import ScenarioBrowser
 from loopscope.ui.settings import THEMES, AppSettings
@@ -162,9 +163,16 @@ class MainWindow(QMainWindow):
         self.problems = QPlainTextEdit()
         self.problems.setReadOnly(True)
         self.tabs = QTabWidget()
+        # the Tasks view, the findings and their marks on the timeline (ui.diagnostics)
+        self.diagnostics = Diagnostics(self.timeline, self.details, self.source,
+                                       lambda: self.tabs.setCurrentWidget(self.details), self)
+        self.problems_pane = QSplitter(Qt.Orientation.Vertical)
+        self.problems_pane.addWidget(self.diagnostics.findings)
+        self.problems_pane.addWidget(self.problems)
         self.tabs.addTab(self.details, "Details")
+        self.tabs.addTab(self.diagnostics.tasks, "Tasks")
         self.tabs.addTab(self.output, "Output")
-        self.tabs.addTab(self.problems, "Problems")
+        self.tabs.addTab(self.problems_pane, "Problems")
 
         self.bottom_splitter = QSplitter(Qt.Orientation.Horizontal)
         self.bottom_splitter.addWidget(self.source)
@@ -385,6 +393,7 @@ class MainWindow(QMainWindow):
         self.browser.scenario_activated.connect(lambda s: self.run_scenario(s))
         self.timeline.span_selected.connect(self._on_span_selected)
         self.timeline.lane_selected.connect(self._on_lane_selected)
+        self.diagnostics.tasks.lane_activated.connect(self._on_task_lane_activated)
         self.timeline.view_changed.connect(self._sync_follow_action)
         self.live.events_arrived.connect(self._on_events_arrived)
         self.live.output_line.connect(self.output.appendPlainText)
@@ -486,6 +495,7 @@ class MainWindow(QMainWindow):
         # Close the spans still open at the end without refolding the whole trace (a refold
         # of a big run would freeze the window for a moment).
         self.timeline.finish_live()
+        self.diagnostics.run_finished()
         self.stepping.run_ended()
         self.details.show_summary(result.trace)
         if result.error:
@@ -500,7 +510,7 @@ class MainWindow(QMainWindow):
         if result.stderr.strip():
             lines += ["", "stderr:", result.stderr.rstrip()]
         self.problems.setPlainText("\n".join(lines))
-        self.tabs.setCurrentWidget(self.problems)
+        self.tabs.setCurrentWidget(self.problems_pane)
         self.statusBar().showMessage(result.error or "", 10000)
 
     # -- files ----------------------------------------------------------------------------
@@ -684,12 +694,18 @@ class MainWindow(QMainWindow):
         if source_index:
             filename, line, _ = trace.sources[source_index]
             self.source.show_location(filename, line)
+        self.diagnostics.span_selected(index)  # a stalled span: its stack and blocking line
 
     def _on_lane_selected(self, lane: int) -> None:
         if self.trace is None:
             return
         self.details.show_lane(self.trace, self.timeline.spans, lane)
         self.tabs.setCurrentWidget(self.details)
+
+    def _on_task_lane_activated(self, lane: int) -> None:
+        """A row of the Tasks view: the timeline scrolls to the lane; the view stays."""
+        if self.trace is not None:
+            self.diagnostics.scroll_to_lane(lane)
 
     # -- view -----------------------------------------------------------------------------
 
@@ -746,6 +762,7 @@ class MainWindow(QMainWindow):
         self.trace_path = path
         self.timeline.set_trace(trace, live=live)  # fits the run, and keeps fitting it live
         self.stepping.attach(trace, self.live.stepper if live else None)
+        self.diagnostics.show_trace(trace, live=live)
         # The step keys (arrows, Home, End) act from the timeline: give it focus with the run.
         self.timeline.setFocus()
         if not live:

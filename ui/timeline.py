@@ -26,6 +26,7 @@ from PySide6.QtWidgets import QScrollBar, QToolTip, QWidget
 from loopscope.tracer.events import STATE_NAMES
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
+from loopscope.ui.findings_view import paint_problem_corners
 from loopscope.ui.layout import (
     MERGED_SPAN,
     OPEN_SPAN,
@@ -89,6 +90,7 @@ class TimelineWidget(QWidget):
         self._press: QPointF | None = None
         self._press_view = (0.0, 0.0, 0.0)
         self._dragging = False
+        self._flagged: set[int] = set()  # spans with a finding: a red corner each
 
         self._scrollbar = QScrollBar(Qt.Orientation.Vertical, self)
         self._scrollbar.hide()
@@ -119,6 +121,7 @@ class TimelineWidget(QWidget):
         self._selected = -1
         self._cursor_ns = None
         self._scroll_y = 0.0
+        self._flagged = set()
         self.zoom_to_fit()
 
     def refresh(self) -> None:
@@ -199,6 +202,26 @@ class TimelineWidget(QWidget):
         self._selected = index
         self._invalidate()
         self.span_selected.emit(index)
+
+    def set_flagged_spans(self, spans: set[int]) -> None:
+        """Marks these spans (those a finding is about) with a red corner."""
+        if spans != self._flagged:
+            self._flagged = set(spans)
+            self.update()
+
+    @property
+    def folded_spans(self) -> Spans:
+        """The spans folded so far, without catching up first (a live reader that can wait
+        for the timeline's own next refresh)."""
+        return self._finished if self._finished is not None else self._builder.spans
+
+    def open_span(self, lane: int) -> tuple[int, int] | None:
+        """(state, start ns) of a lane's span still in progress while the run is live."""
+        return self._builder.open_span(lane) if self._finished is None else None
+
+    @property
+    def lane_height(self) -> float:
+        return self._lane_height
 
     @property
     def cursor_ns(self) -> float | None:
@@ -352,6 +375,7 @@ class TimelineWidget(QWidget):
                 painter.fillRect(covered, 0, self.width() - covered, self.height(),
                                  QColor(self._theme.background))
             paint(painter, primitives, self._theme)
+            paint_problem_corners(painter, primitives, self._flagged)
         finally:
             painter.end()
 

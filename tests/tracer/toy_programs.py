@@ -128,11 +128,18 @@ def exits_nonzero(recorder: Recorder, lane: int) -> None:
     sys.exit(5)
 
 
+def _event_pipe(recorder: Recorder) -> FrameWriter:
+    """The child's frame writer, behind the stall sampler's wrapper (tracer.sampler)."""
+    sink = recorder.sink
+    writer = getattr(sink, "inner", sink)
+    assert isinstance(writer, FrameWriter)
+    return writer
+
+
 def writes_garbage(recorder: Recorder, lane: int) -> None:
     """Writes random bytes straight onto the event pipe, between two proper batches."""
     _marks(recorder, lane)
-    writer = recorder.sink
-    assert isinstance(writer, FrameWriter)
+    writer = _event_pipe(recorder)
     writer.out.write(random.Random(GARBAGE_SEED).randbytes(4096))
     writer.out.flush()
     _marks(recorder, lane)
@@ -142,8 +149,7 @@ def writes_garbage(recorder: Recorder, lane: int) -> None:
 def truncates_a_frame(recorder: Recorder, lane: int) -> None:
     """Writes half a frame and leaves: the stream ends inside it."""
     _marks(recorder, lane)
-    writer = recorder.sink
-    assert isinstance(writer, FrameWriter)
+    writer = _event_pipe(recorder)
     writer.out.write(b"\x40\x00\x00\x00\x02partial")
     writer.out.flush()
     os._exit(0)

@@ -128,7 +128,7 @@ def test_the_cli_hook_works_headless_without_an_application(tmp_path: Path) -> N
     out = tmp_path / "cli.png"
     code = (
         "from tests.ui.conftest import build_sample_trace\n"
-        "from ui.image_export import export_target_image\n"
+        "from loopscope.ui.image_export import export_target_image\n"
         f"export_target_image(build_sample_trace(), {str(out)!r}, width=640, height=360,\n"
         "                    theme='dark', start_ns=None, end_ns=None)\n"
     )

@@ -304,7 +304,7 @@ def test_a_failing_program_shows_its_error_and_keeps_what_was_recorded(
     assert problems.splitlines()[0].startswith(
         "the program failed: ValueError: the program gave up")
     assert "Traceback" in problems  # the child's stderr, shown below the error line
-    assert window.tabs.currentWidget() is window.problems
+    assert window.tabs.currentWidget() is window.problems_pane
     assert window.trace is not None and len(window.trace) > 0
     assert window.output.toPlainText().splitlines() == ["got 3", "got 2", "got 1"]
 

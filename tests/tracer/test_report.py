@@ -1,0 +1,360 @@
+"""The report's pure parts on traces built with a FakeClock: the task table, stalls and their
+victims, stack samples on the pipe and in saved traces, --fail-on, and the JSON schema."""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import time
+from typing import Any
+
+import pytest
+
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.lane_table import LaneTable, lane_rows, spread
+from loopscope.tracer.native import NativeFormatError, decode_trace, encode_trace
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.report import (
+    FailRule,
+    ReportOptions,
+    build_report,
+    failing_rules,
+    parse_fail_on,
+    report_json,
+    stall_threshold_for,
+)
+from loopscope.tracer.report_schema import schema_errors
+from loopscope.tracer.report_text import render_report
+from loopscope.tracer.sampler import StallSampler
+from loopscope.tracer.spans import SpanBuilder, derive_spans
+from loopscope.tracer.stats import lane_stats
+from loopscope.tracer.stream import FrameDecoder, FrameWriter, StreamError, encode_samples
+from loopscope.tracer.trace import Trace
+
+MS = 1_000_000
+PROGRAM = ("/work/app/server.py", 40, "handle")
+BLOCKING = ("/work/app/server.py", 57, "handle")
+
+
+def _stalled_loop(samples: bool = True) -> Trace:
+    """A loop, a task that blocks for 300 ms, and the lanes it holds up:
+
+    loop:    dispatch throughout
+    slow:    running 10-310 (its one long step; the sampler saw line 57 three times, 40 once)
+    sleeper: sleeping 0-320 with its timer due at 100 ms (so it fired 220 ms late), running
+    queued:  ready 50-330 (280 ms; 260 of them during the stall), running 330-331, end
+    """
+    trace = Trace()
+    clock = FakeClock()
+    rec = Recorder(trace, clock=clock)
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    slow = rec.spawn("slow", LaneKind.TASK, loop)
+    sleeper = rec.spawn("sleeper", LaneKind.TASK, loop)
+    queued = rec.spawn("queued", LaneKind.TASK, loop)
+    rec.state(loop, Code.DISPATCH)
+    rec.state(sleeper, Code.SLEEPING, ("delay_s", 0.1, "deadline_ns", 100 * MS))
+    clock.advance(10 * MS)
+    rec.state(slow, Code.RUNNING, source=rec.source(*PROGRAM))
+    clock.advance(40 * MS)
+    rec.wake(queued, loop, ("cause", "future"))
+    clock.advance(260 * MS)
+    rec.state(slow, Code.SLEEPING, ("delay_s", 1.0, "deadline_ns", 1310 * MS))
+    clock.advance(10 * MS)
+    rec.wake(sleeper, loop, ("cause", "timer", "deadline_ns", 100 * MS))
+    rec.state(sleeper, Code.RUNNING)
+    rec.end(sleeper)
+    clock.advance(10 * MS)
+    rec.state(queued, Code.RUNNING)
+    clock.advance(1 * MS)
+    rec.end(queued)
+    rec.end(slow)
+    rec.close()
+    if samples:
+        trace.write_samples({
+            "first_stack": 0,
+            "stacks": [[list(BLOCKING), list(PROGRAM)], [list(PROGRAM)]],
+            "samples": [[60 * MS, slow, 0], [120 * MS, slow, 1], [180 * MS, slow, 0],
+                        [240 * MS, slow, 0]],
+        })
+    return trace
+
+
+# -- the task table --------------------------------------------------------------------------------
+
+
+def test_spread_is_nearest_rank() -> None:
+    assert spread([]).count == 0
+    ten = spread([5, 1, 4, 2, 3, 10, 9, 8, 7, 6])
+    assert (ten.count, ten.p50, ten.p99, ten.max) == (10, 5, 10, 10)
+    hundred = spread(list(range(1, 101)))
+    assert (hundred.p50, hundred.p99, hundred.max) == (50, 99, 100)
+
+
+def test_the_table_agrees_with_the_details_panes_statistics() -> None:
+    trace = _stalled_loop()
+    spans = derive_spans(trace)
+    for row in lane_rows(trace, spans):
+        stats = lane_stats(trace, spans, row.lane)
+        assert row.time_in == stats.time_in
+        assert (row.steps.count, row.steps.max) == (stats.steps, stats.longest_step_ns)
+        assert (row.latency.count, row.latency.max) == (stats.latencies,
+                                                        stats.worst_latency_ns)
+
+
+def test_the_table_fed_in_slices_equals_the_table_of_the_whole() -> None:
+    trace = _stalled_loop()
+    builder = SpanBuilder()
+    table = LaneTable()
+    for stop in range(0, len(trace) + 1, 3):
+        builder.feed(trace, stop)
+        table.update(trace, builder.spans)
+    builder.feed(trace)
+    spans = builder.finish(trace.duration_ns)
+    table.update(trace, spans)
+    assert table.rows() == lane_rows(trace, derive_spans(trace))
+
+
+def _random_trace(seed: int) -> Trace:
+    """Lanes moving at random between states (several READYs in a row included)."""
+    rng = random.Random(seed)
+    trace = Trace()
+    clock = FakeClock()
+    rec = Recorder(trace, clock=clock, batch_size=5)
+    loop = rec.spawn("loop", LaneKind.LOOP)
+    lanes = [rec.spawn(f"t{i}", LaneKind.TASK, loop) for i in range(4)]
+    states = [Code.RUNNING, Code.READY, Code.READY, Code.SLEEPING, Code.BLOCKED, Code.IO_WAIT]
+    for _ in range(400):
+        clock.advance(rng.randrange(1, 5000))
+        lane = rng.choice(lanes)
+        if rng.random() < 0.2:
+            rec.wake(lane, rng.choice([loop, *lanes]), ("cause", "future"))
+        else:
+            rec.state(lane, rng.choice(states))
+    rec.close()
+    return trace
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_table_fed_in_random_slices_agrees_with_the_statistics(seed: int) -> None:
+    trace = _random_trace(seed)
+    rng = random.Random(seed)
+    builder = SpanBuilder()
+    table = LaneTable()
+    stop = 0
+    while stop < len(trace):
+        stop = min(len(trace), stop + rng.randrange(1, 40))
+        builder.feed(trace, stop)
+        table.update(trace, builder.spans)
+    spans = builder.finish(trace.duration_ns)
+    table.update(trace, spans)
+    for row in table.rows():
+        stats = lane_stats(trace, spans, row.lane)
+        assert row.time_in == stats.time_in
+        assert (row.steps.count, row.steps.max) == (stats.steps, stats.longest_step_ns)
+        assert sum(table.step_durations(row.lane)) == stats.time_in["running"]
+        assert (row.latency.count, row.latency.max) == (stats.latencies,
+                                                        stats.worst_latency_ns)
+        assert sum(table.latencies(row.lane)) == stats.total_latency_ns
+
+
+def test_wakes_are_counted_from_the_waker_to_the_woken() -> None:
+    trace = _stalled_loop()
+    rows = {row.name: row for row in lane_rows(trace, derive_spans(trace))}
+    assert (rows["asyncio loop"].wakes_given, rows["asyncio loop"].wakes_received) == (2, 0)
+    assert (rows["queued"].wakes_given, rows["queued"].wakes_received) == (0, 1)
+    assert rows["slow"].status == "ended" and rows["sleeper"].status == "ended"
+
+
+def test_rows_sort_costliest_first() -> None:
+    report = build_report(_stalled_loop())
+    assert [row.name for row in report.lanes][:2] == ["asyncio loop", "slow"]
+
+
+# -- stalls ----------------------------------------------------------------------------------------
+
+
+def test_a_long_step_is_a_stall_at_the_line_the_sampler_saw_most() -> None:
+    report = build_report(_stalled_loop())
+    assert [f.rule for f in report.findings] == ["stall"]
+    stall = report.findings[0]
+    assert (stall.lane_name, stall.ts_ns, stall.duration_ns) == ("slow", 10 * MS, 300 * MS)
+    assert stall.location == BLOCKING and stall.where == "server.py:57"
+    assert stall.stack == (BLOCKING, PROGRAM) and stall.samples == 3
+    assert stall.facts["located_by"] == "samples"
+
+
+def test_a_stall_names_every_lane_it_held_up_and_by_how_much() -> None:
+    stall = build_report(_stalled_loop()).findings[0]
+    delays = {d.name: (d.ready_ns, d.late_timer_ns) for d in stall.delayed}
+    # sleeper's timer was due at 100 ms and fired at 320; queued was ready from 50 to 310
+    assert delays == {"sleeper": (0, 220 * MS), "queued": (260 * MS, 0)}
+    assert [d.name for d in stall.delayed] == ["queued", "sleeper"]  # most delayed first
+
+
+def test_without_samples_a_stall_points_at_the_line_its_step_resumed_at() -> None:
+    stall = build_report(_stalled_loop(samples=False)).findings[0]
+    assert stall.location == PROGRAM and stall.stack == () and stall.samples == 0
+    assert stall.facts["located_by"] == "resumed-at"
+
+
+def test_the_threshold_decides_what_is_a_stall() -> None:
+    assert build_report(_stalled_loop(), ReportOptions(stall_ns=301 * MS)).findings == []
+    assert len(build_report(_stalled_loop(), ReportOptions(stall_ns=300 * MS)).findings) == 1
+
+
+# -- --fail-on -------------------------------------------------------------------------------------
+
+
+def test_fail_on_rules_parse_and_match() -> None:
+    rules = parse_fail_on("stall>250ms, pending-at-exit")
+    assert rules == [FailRule("stall", 250 * MS), FailRule("pending-at-exit")]
+    report = build_report(_stalled_loop())
+    assert [str(rule) for rule, _ in failing_rules(report, rules)] == ["stall>250ms"]
+    assert failing_rules(report, parse_fail_on("stall>1s")) == []
+    assert len(failing_rules(report, parse_fail_on("any"))) == 1
+    assert parse_fail_on("stall>2.5s") == [FailRule("stall", 2_500 * MS)]
+
+
+@pytest.mark.parametrize("text", ["stal", "stall>", "stall>10 parsecs", "stall<5ms", ""])
+def test_a_fail_on_rule_that_is_not_one_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a rule"):
+        parse_fail_on(text)
+
+
+def test_a_shorter_stall_gate_lowers_the_threshold() -> None:
+    assert stall_threshold_for(parse_fail_on("stall>50ms")) == 50 * MS
+    assert stall_threshold_for(parse_fail_on("stall>500ms,contention")) == 100 * MS
+
+
+# -- JSON and its schema ---------------------------------------------------------------------------
+
+
+def test_the_json_report_follows_its_schema() -> None:
+    document = json.loads(json.dumps(report_json(build_report(_stalled_loop()))))
+    assert schema_errors(document) == []
+    assert document["findings"][0]["where"] == "server.py:57"
+    assert [d["name"] for d in document["findings"][0]["delayed"]] == ["queued", "sleeper"]
+
+
+def test_a_report_with_nothing_found_has_an_empty_findings_list() -> None:
+    document = report_json(build_report(_stalled_loop(), ReportOptions(stall_ns=10**12)))
+    assert document["findings"] == [] and schema_errors(document) == []
+
+
+@pytest.mark.parametrize("damage", [
+    lambda d: d.pop("findings"),
+    lambda d: d["lanes"][0].update(status="sleepy"),
+    lambda d: d["lanes"][0]["steps"].update(p50_ns=-1),
+    lambda d: d["findings"][0].update(rule="not-a-rule"),
+    lambda d: d["findings"][0].update(extra=1),
+    lambda d: d["run"].update(events="many"),
+    lambda d: d["findings"][0].update(source={"file": "x.py"}),
+])
+def test_the_schema_check_catches_a_document_that_departs_from_it(damage: Any) -> None:
+    document = json.loads(json.dumps(report_json(build_report(_stalled_loop()))))
+    damage(document)
+    assert schema_errors(document) != []
+
+
+def test_the_schema_agrees_with_a_standard_validator_when_one_is_installed() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from loopscope.tracer.report_schema import SCHEMA
+
+    jsonschema.validate(json.loads(json.dumps(report_json(build_report(_stalled_loop())))),
+                        SCHEMA)
+
+
+def test_the_text_report_shows_the_table_and_the_stall() -> None:
+    text = render_report(build_report(_stalled_loop()))
+    assert "slow ran 300 ms without yielding at server.py:57" in text
+    assert "delayed sleeper: its timer fired 220ms late" in text
+    assert "server.py:57 in handle" in text
+    assert text.splitlines()[3].startswith("lane ")
+
+
+# -- samples on the pipe and in saved traces -------------------------------------------------------
+
+
+def test_samples_survive_a_save_and_load_byte_for_byte() -> None:
+    trace = _stalled_loop()
+    data = encode_trace(trace)
+    again = decode_trace(data)
+    assert list(again.samples.ts) == list(trace.samples.ts)
+    assert again.samples.stacks == trace.samples.stacks
+    assert encode_trace(again) == data
+
+
+def test_a_trace_without_samples_is_saved_as_before() -> None:
+    trace = _stalled_loop(samples=False)
+    assert b"samples" not in __import__("zlib").decompress(encode_trace(trace).split(b"\n", 1)[1])
+    assert len(decode_trace(encode_trace(trace)).samples) == 0
+
+
+def test_a_saved_trace_with_broken_samples_is_refused_in_one_line() -> None:
+    trace = _stalled_loop()
+    trace.samples.stack[0] = 99  # names a stack that does not exist
+    with pytest.raises(NativeFormatError, match="corrupt"):
+        decode_trace(encode_trace(trace))
+
+
+def test_samples_travel_on_the_pipe_ahead_of_their_batch() -> None:
+    out = io.BytesIO()
+    writer = FrameWriter(out)
+    writer.hello({"pid": 1, "model": "toy", "target": "t", "python": "3.11"})
+    writer.write_samples({"first_stack": 0, "stacks": [[list(BLOCKING)]],
+                          "samples": [[5, 0, 0]]})
+    writer.end({"status": "ok"})
+    trace = Trace()
+    decoder = FrameDecoder(trace)
+    decoder.feed(out.getvalue())
+    decoder.finish()
+    assert (list(trace.samples.ts), trace.samples.stacks) == ([5], [(BLOCKING,)])
+
+
+def test_samples_that_do_not_follow_on_are_a_stream_error() -> None:
+    out = io.BytesIO()
+    FrameWriter(out).hello({"pid": 1})
+    trace = Trace()
+    decoder = FrameDecoder(trace)
+    decoder.feed(out.getvalue())
+    with pytest.raises(StreamError, match="stacks start at 3"):
+        decoder.feed(encode_samples({"first_stack": 3, "stacks": [], "samples": []}))
+
+
+# -- the sampler, in process -----------------------------------------------------------------------
+
+
+def _blocking_step(seconds: float) -> None:
+    time.sleep(seconds)  # the line the sampler must find
+
+
+def test_the_sampler_reads_the_stack_of_a_long_step_and_nothing_while_polling() -> None:
+    trace = Trace()
+    recorder = Recorder(trace)
+    sampler = StallSampler(recorder)
+    sampler.start()
+    try:
+        loop = recorder.spawn("loop", LaneKind.LOOP)
+        task = recorder.spawn("task", LaneKind.TASK, loop)
+        recorder.current = task
+        recorder.state(task, Code.RUNNING)
+        _blocking_step(0.3)
+        recorder.state(task, Code.SLEEPING)
+        recorder.current = loop
+        recorder.state(loop, Code.POLL, ("timeout_s", 0.3))
+        recorder.flush()  # as every model does before it blocks in a poll
+        polling_from = recorder.clock() - recorder.origin
+        time.sleep(0.3)
+        recorder.state(loop, Code.DISPATCH)
+    finally:
+        sampler.stop()
+        recorder.close()
+    samples = trace.samples
+    assert len(samples) > 0
+    assert all(samples.lane[i] == task for i in range(len(samples)))
+    assert all(ts < polling_from for ts in samples.ts)
+    innermost = {samples.stacks[samples.stack[i]][0][2] for i in range(len(samples))}
+    assert innermost == {"_blocking_step"}
+    assert all("sampler.py" not in frame[0] and "recorder.py" not in frame[0]
+               for stack in samples.stacks for frame in stack)

@@ -1,0 +1,102 @@
+"""Each lint on a program written to show it, and none on clean programs: real child runs.
+
+A program marks the line a finding must name with `# finding: RULE`; the test runs it, builds
+the report and compares the findings' rules, lanes and lines with the marks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from loopscope.scenarios import catalog
+from loopscope.tracer.report import build_report
+from loopscope.tracer.runner import RunResult, record_sync
+from loopscope.tracer.target import resolve_target
+
+PROGRAMS = Path(__file__).parent / "report_programs"
+_MARK = re.compile(r"# finding: ([a-z-]+)")
+
+pytestmark = pytest.mark.slow
+
+
+def _marks(path: Path) -> dict[str, int]:
+    """rule -> the line marked for it."""
+    return {match.group(1): number
+            for number, line in enumerate(path.read_text().splitlines(), 1)
+            if (match := _MARK.search(line))}
+
+
+def _report_of(path: Path) -> tuple[RunResult, list[tuple[str, str | None, str | None]]]:
+    result = record_sync(resolve_target(str(path)), timeout=60)
+    assert result.status == "ok", result.stderr
+    report = build_report(result.trace)
+    return result, [(f.rule, f.lane_name, f.where) for f in report.findings]
+
+
+# program -> (rule, lane) of every finding it must give; the line comes from its mark
+EXPECTED: dict[str, list[tuple[str, str | None]]] = {
+    "gevent_hog.py": [("stall", "hog")],
+    "pending_at_exit.py": [("pending-at-exit", "poller")],
+    "never_retrieved.py": [("exception-never-retrieved", "fails")],
+    "never_awaited.py": [("never-awaited", None)],
+    "sleep0_storm.py": [("self-wake-storm", "poll_flag")],
+    "lock_contention.py": [("contention", None)],
+    "select_spin.py": [("zero-timeout-spin", "select loop")],
+}
+
+
+@pytest.mark.parametrize("program", sorted(EXPECTED))
+def test_each_lint_fires_on_its_program_naming_lane_and_line(program: str) -> None:
+    path = PROGRAMS / program
+    marks = _marks(path)
+    _result, found = _report_of(path)
+    expected = [(rule, lane, f"{program}:{marks[rule]}") for rule, lane in EXPECTED[program]]
+    assert found == expected
+
+
+def test_a_task_collected_while_pending_is_reported_with_the_line_it_waited_at() -> None:
+    path = PROGRAMS / "destroyed_pending.py"
+    _result, found = _report_of(path)
+    line = _marks(path)["destroyed-pending"]
+    # it also never ended: pending at exit, where only its last step's first line is known
+    assert found == [
+        ("pending-at-exit", "orphan", f"destroyed_pending.py:{line - 1}"),
+        ("destroyed-pending", "orphan", f"destroyed_pending.py:{line}"),
+    ]
+
+
+def test_a_clean_program_reports_nothing() -> None:
+    _result, found = _report_of(PROGRAMS / "clean_workers.py")
+    assert found == []
+
+
+@pytest.mark.parametrize("scenario_id", [s.id for s in catalog.all_scenarios()
+                                          if s.id != "blocking-call"])
+def test_the_built_in_scenarios_are_clean(
+        scenario_id: str, record_scenario: Callable[..., RunResult]) -> None:
+    report = build_report(record_scenario(scenario_id).trace)
+    assert [(f.rule, f.title) for f in report.findings] == []
+
+
+def test_blocking_call_names_the_blocking_line_and_every_lane_it_delayed(
+        record_scenario: Callable[..., RunResult]) -> None:
+    trace = record_scenario("blocking-call").trace
+    report = build_report(trace)
+    assert [f.rule for f in report.findings] == ["stall"]
+    stall = report.findings[0]
+    import loopscope.scenarios.blocking_call as program
+
+    source = Path(program.__file__).read_text().splitlines()
+    sleep_line = next(n for n, text in enumerate(source, 1) if "time.sleep(BLOCK_S)" in text)
+    assert stall.lane_name == "blocker"
+    assert stall.where == f"blocking_call.py:{sleep_line}"
+    assert stall.stack[0][2] == "blocker"
+    assert stall.samples > 0
+    # the ticker and the heartbeat were asleep with timers due during the step: both late
+    assert sorted(delay.name for delay in stall.delayed) == ["heartbeat", "ticker"]
+    assert all(delay.late_timer_ns > 0 for delay in stall.delayed)
+    assert stall.duration_ns >= 500_000_000  # time.sleep(0.5) sleeps at least that long

@@ -1,0 +1,410 @@
+"""The lints: patterns in a finished trace that are usually mistakes (see tracer.findings).
+
+Each is a pure function of the trace, its spans and the task table. Three read the run's
+stderr (kept in `trace.meta["stderr"]`) because that is where Python itself reports them, and
+the events cannot know: a task collected while pending, a task's exception nobody retrieved,
+a coroutine never awaited. The lines are matched to lanes by the task's name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from loopscope.tracer.events import Code, LaneKind, Source
+from loopscope.tracer.findings import Finding
+from loopscope.tracer.lane_table import LaneRow
+from loopscope.tracer.spans import Spans
+from loopscope.tracer.stalls import _ms
+from loopscope.tracer.trace import Trace
+
+
+@dataclass(frozen=True)
+class LintLimits:
+    """Where a pattern becomes a finding. Chosen so that the built-in scenarios, which are
+    written to be correct, report nothing."""
+
+    self_wakes: int = 200  # self-wakes (and sub-millisecond sleeps) by one lane
+    tiny_sleep_s: float = 0.001  # a sleep shorter than this counts as busy polling
+    contention_waits: int = 4  # waits on one primitive ...
+    contention_lanes: int = 2  # ... by this many lanes ...
+    contention_ns: int = 50_000_000  # ... adding up to this long
+    spin_polls: int = 200  # empty zero-timeout polls with no lane running in between
+
+
+CONTENDED = ("Lock.acquire", "Semaphore.acquire", "BoundedSemaphore.acquire", "Queue.put",
+             "Condition.wait", "CapacityLimiter.acquire")
+_TASK_KINDS = (LaneKind.TASK, LaneKind.GREENLET)
+
+
+def run_lints(trace: Trace, spans: Spans, rows: list[LaneRow],
+              limits: LintLimits = LintLimits()) -> list[Finding]:
+    findings: list[Finding] = []
+    if trace.meta.get("status") in (None, "ok", "error"):  # a stopped run was cut short
+        findings += pending_at_exit(trace, spans, rows)
+    findings += from_stderr(trace, spans)
+    findings += self_wake_storms(trace, spans, rows, limits)
+    findings += contention(trace, spans, limits)
+    findings += zero_timeout_spins(trace, spans, limits)
+    return findings
+
+
+# -- pending at exit ------------------------------------------------------------------------
+
+
+def pending_at_exit(trace: Trace, spans: Spans, rows: list[LaneRow]) -> list[Finding]:
+    """Task and greenlet lanes that never ended, or that asyncio.run cancelled on its way out
+    (they ended with CancelledError after the loop's first task, the program's main, ended)."""
+    ends = _end_events(trace)
+    main_end = _main_task_ends(trace, ends)
+    findings = []
+    for row in rows:
+        if row.kind not in _TASK_KINDS:
+            continue
+        end = ends.get(row.lane)
+        if end is None:
+            cut_at, how = trace.duration_ns, "was still pending when the program ended"
+        else:
+            loop_main_end = main_end.get(_loop_of(trace, row.lane))
+            error = str(trace.details[trace.detail[end]].get("error", ""))
+            if (loop_main_end is None or not error.startswith("CancelledError")
+                    or trace.ts[end] <= loop_main_end[1] or row.lane == loop_main_end[0]):
+                continue
+            cut_at, how = loop_main_end[1], "was still pending when main returned and was cancelled"
+        last_wait, line, stopped_there = _last_wait(trace, spans, row.lane, cut_at)
+        if line is None:
+            where = f" ({last_wait})"
+        elif stopped_there:
+            where = f" ({last_wait} at {_short(line)})"
+        else:
+            where = f" ({last_wait}; its last step began at {_short(line)})"
+        findings.append(Finding(
+            rule="pending-at-exit", title=f"{row.name} {how}{where}", lane=row.lane,
+            lane_name=row.name, ts_ns=cut_at, duration_ns=0, location=line,
+            facts={"waiting": last_wait},
+        ))
+    return findings
+
+
+def _end_events(trace: Trace) -> dict[int, int]:
+    """Lane -> the seq of its END event."""
+    codes = np.array(trace.code, dtype=np.int64)
+    return {trace.lane[int(seq)]: int(seq) for seq in np.flatnonzero(codes == Code.END)}
+
+
+def _loop_of(trace: Trace, lane: int) -> int | None:
+    """The loop lane a task descends from (through its spawn parents)."""
+    seen = set()
+    while lane >= 0 and lane not in seen:
+        seen.add(lane)
+        try:
+            info = trace.lane_info(lane)
+        except (IndexError, StopIteration):
+            return None
+        if info.kind == LaneKind.LOOP:
+            return lane
+        lane = info.parent
+    return None
+
+
+def _main_task_ends(trace: Trace, ends: dict[int, int]) -> dict[int | None, tuple[int, int]]:
+    """Per loop lane: (lane, end ts) of its first task, the one asyncio.run runs."""
+    mains: dict[int | None, tuple[int, int]] = {}
+    for info in trace.lanes:
+        if info.kind == LaneKind.TASK and info.parent >= 0 and info.parent not in mains:
+            parent = trace.lane_info(info.parent)
+            if parent.kind == LaneKind.LOOP and info.id in ends:
+                mains[info.parent] = (info.id, trace.ts[ends[info.id]])
+    return mains
+
+
+def _last_wait(trace: Trace, spans: Spans, lane: int, before: int
+               ) -> tuple[str, Source | None, bool]:
+    """What the lane was last waiting in before `before`; the line it had stopped at, which
+    only a step after `before` tells (it resumed there), else the line its last step began
+    at; and which of the two that line is."""
+    indices = spans.by_lane.get(lane, ())
+    waiting, line = "waiting", None
+    for index in indices:
+        if spans.start[index] > before:
+            break
+        state = spans.state[index]
+        if state in (Code.SLEEPING, Code.IO_WAIT, Code.BLOCKED):
+            if state == Code.SLEEPING:
+                waiting = "sleeping"
+            elif state == Code.IO_WAIT:
+                waiting = "waiting for I/O"
+            else:
+                waiting = f"blocked on {spans.detail_of(index, trace).get('on', '?')}"
+    stopped_there = False
+    for index in indices:
+        if spans.state[index] == Code.RUNNING and spans.source[index]:
+            line = trace.sources[spans.source[index]]
+            if spans.start[index] >= before:
+                stopped_there = True
+                break
+    return waiting, line, stopped_there
+
+
+# -- what Python itself said on stderr --------------------------------------------------------
+
+_DESTROYED = re.compile(r"Task was destroyed but it is pending!\s*\ntask: <Task pending "
+                        r"name='([^']*)' coro=<([^>]*?) running at ([^>]*?):(\d+)>")
+_NOT_RETRIEVED = re.compile(r"Task exception was never retrieved\s*\nfuture: <Task finished "
+                            r"name='([^']*)'[^\n]*?exception=([^\n]*)>\n((?:[ \t].*\n|Traceback"
+                            r".*\n)*)")
+_NEVER_AWAITED = re.compile(r"^(.*?):(\d+): RuntimeWarning: coroutine '([^']*)' was never "
+                            r"awaited", re.MULTILINE)
+_TRACEBACK_LINE = re.compile(r'File "([^"]*)", line (\d+), in (\S+)')
+
+
+def from_stderr(trace: Trace, spans: Spans) -> list[Finding]:
+    stderr = str(trace.meta.get("stderr") or "")
+    if not stderr:
+        return []
+    findings = []
+    ends = _end_events(trace)
+    for match in _DESTROYED.finditer(stderr):
+        name, coro, path, line = match.groups()
+        lane = _lane_by_task_name(trace, name)
+        findings.append(Finding(
+            rule="destroyed-pending",
+            title=f"{_lane_label(trace, lane, name)} was collected while still pending "
+                  f"({coro} stopped at {_short((path, int(line), coro))})",
+            lane=lane, lane_name=None if lane is None else trace.lane_name(lane),
+            ts_ns=None, duration_ns=0, location=(path, int(line), coro),
+        ))
+    for match in _NOT_RETRIEVED.finditer(stderr):
+        name, exception, traceback_text = match.groups()
+        lane = _lane_by_task_name(trace, name)
+        frames = _TRACEBACK_LINE.findall(traceback_text)
+        location: Source | None = ((frames[-1][0], int(frames[-1][1]), frames[-1][2])
+                                   if frames else None)
+        end = ends.get(lane) if lane is not None else None
+        findings.append(Finding(
+            rule="exception-never-retrieved",
+            title=f"{_lane_label(trace, lane, name)} failed with {exception} and nobody "
+                  "retrieved it" + (f" (raised at {_short(location)})" if location else ""),
+            lane=lane, lane_name=None if lane is None else trace.lane_name(lane),
+            ts_ns=None if end is None else trace.ts[end], duration_ns=0, location=location,
+            facts={"exception": exception},
+        ))
+    for match in _NEVER_AWAITED.finditer(stderr):
+        path, line, coro = match.groups()
+        findings.append(Finding(
+            rule="never-awaited",
+            title=f"coroutine {coro}() was created at {_short((path, int(line), ''))} and "
+                  "never awaited: its body never ran",
+            lane=None, lane_name=None, ts_ns=None, duration_ns=0,
+            location=(path, int(line), coro),
+        ))
+    return findings
+
+
+def _lane_by_task_name(trace: Trace, name: str) -> int | None:
+    for info in trace.lanes:
+        if info.kind == LaneKind.TASK and (info.name == name or info.name.endswith(f"({name})")):
+            return info.id
+    return None
+
+
+def _lane_label(trace: Trace, lane: int | None, name: str) -> str:
+    return f"task {name}" if lane is None else trace.lane_name(lane)
+
+
+# -- self-waking lanes --------------------------------------------------------------------------
+
+
+def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
+                     limits: LintLimits) -> list[Finding]:
+    """Lanes that made themselves ready (or slept less than a millisecond) over and over;
+    the cost is the time those round trips through the scheduler took."""
+    findings = []
+    states = np.array(spans.state, dtype=np.int64)
+    details = np.array(spans.detail, dtype=np.int64)
+    itself = _details_where(trace, lambda d: d.get("cause") == "self")
+    tiny = _details_where(trace, lambda d: isinstance(d.get("delay_s"), int | float)
+                          and d["delay_s"] < limits.tiny_sleep_s)
+    rounds_mask = (((states == Code.READY) & np.isin(details, itself))
+                   | ((states == Code.SLEEPING) & np.isin(details, tiny)))
+    per_lane = np.bincount(np.array(spans.lane, dtype=np.int64)[rounds_mask],
+                           minlength=len(trace.lanes) + 1)
+    for row in rows:
+        if row.kind in LaneKind.LOOP_KINDS or row.lane >= len(per_lane) or \
+                per_lane[row.lane] < limits.self_wakes:
+            continue
+        rounds = round_trip_ns = 0
+        first = last = None
+        line = None
+        indices = spans.by_lane.get(row.lane, ())
+        for position, index in enumerate(indices):
+            if not rounds_mask[index]:
+                continue
+            rounds += 1
+            first = spans.start[index] if first is None else first
+            # the round trip: from giving the thread up to running again
+            for later in indices[position + 1 :]:
+                if spans.state[later] == Code.RUNNING:
+                    round_trip_ns += spans.start[later] - spans.start[index]
+                    last = spans.start[later]
+                    if line is None and spans.source[later]:
+                        line = trace.sources[spans.source[later]]
+                    break
+        if rounds < limits.self_wakes or first is None:
+            continue
+        span_ns = (last or first) - first
+        findings.append(Finding(
+            rule="self-wake-storm",
+            title=f"{row.name} woke itself {rounds} times in {_ms(span_ns)}; the round trips "
+                  f"through the scheduler took {_ms(round_trip_ns)}",
+            lane=row.lane, lane_name=row.name, ts_ns=first, duration_ns=round_trip_ns,
+            location=line, facts={"self_wakes": rounds, "steps_ns": row.running_ns},
+        ))
+    return findings
+
+
+# -- contention ----------------------------------------------------------------------------------
+
+
+def contention(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
+    """Waits on one lock, semaphore or full queue (the same primitive method, resumed at the
+    same line) by several lanes adding up to a long time; who released them."""
+    groups: dict[tuple[str, Source | None], list[tuple[int, int, int]]] = defaultdict(list)
+    releasers: dict[tuple[str, Source | None], dict[int, int]] = defaultdict(
+        lambda: defaultdict(int))
+    states = np.array(spans.state, dtype=np.int64)
+    waits = (states == Code.BLOCKED) & np.isin(
+        np.array(spans.detail, dtype=np.int64),
+        _details_where(trace, lambda d: d.get("on") in CONTENDED))
+    waiting_lanes = set(np.array(spans.lane, dtype=np.int64)[waits].tolist())
+    for lane, indices in spans.by_lane.items():
+        if lane not in waiting_lanes:
+            continue
+        for position, index in enumerate(indices):
+            if not waits[index]:
+                continue
+            on = str(spans.detail_of(index, trace).get("on", ""))
+            if on not in CONTENDED:
+                continue
+            # the next span says who let it go (a READY drawn from the releaser); the first
+            # step after says where it waited (the line it resumed at)
+            releaser = -1
+            following = indices[position + 1 : position + 2]
+            if following and spans.state[following[0]] == Code.READY:
+                releaser = trace.other[spans.start_seq[following[0]]]
+            line = None
+            for later in indices[position + 1 :]:
+                if spans.state[later] == Code.RUNNING:
+                    line = trace.sources[spans.source[later]] if spans.source[later] else None
+                    break
+            key = (on, line)
+            groups[key].append((lane, spans.end[index] - spans.start[index], spans.start[index]))
+            if releaser >= 0:
+                releasers[key][releaser] += 1
+    findings = []
+    for (on, line), waits in groups.items():
+        total = sum(duration for _lane, duration, _start in waits)
+        lanes = {lane for lane, _duration, _start in waits}
+        if (len(waits) < limits.contention_waits or len(lanes) < limits.contention_lanes
+                or total < limits.contention_ns):
+            continue
+        longest = max(duration for _lane, duration, _start in waits)
+        released_by = sorted(releasers[(on, line)].items(), key=lambda item: -item[1])
+        holders = ", ".join(f"{trace.lane_name(lane)} ({count} times)" for lane, count in
+                            released_by[:3])
+        findings.append(Finding(
+            rule="contention",
+            title=f"{on}" + (f" at {_short(line)}" if line else "") + f": {len(lanes)} lanes "
+                  f"waited {len(waits)} times, {_ms(total)} in all (longest {_ms(longest)})"
+                  + (f"; released by {holders}" if holders else ""),
+            lane=None, lane_name=None, ts_ns=min(start for _l, _d, start in waits),
+            duration_ns=total, location=line,
+            facts={"primitive": on, "waits": len(waits),
+                   "lanes": sorted(trace.lane_name(lane) for lane in lanes),
+                   "longest_ns": longest,
+                   "released_by": {trace.lane_name(lane): count for lane, count in released_by}},
+        ))
+    return findings
+
+
+# -- spinning polls ------------------------------------------------------------------------------
+
+
+def zero_timeout_spins(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
+    """A loop lane polling with a zero timeout, getting nothing, with no lane running before
+    its next poll: it spins. Counted per loop lane; the cost is the time the spins took."""
+    loops = [info.id for info in trace.lanes if info.kind in LaneKind.LOOP_KINDS]
+    zero_timeout = _details_where(trace, lambda d: "timeout_s" in d
+                                  and d["timeout_s"] in (0, 0.0))
+    if not loops or not len(zero_timeout):
+        return []
+    states = np.array(spans.state, dtype=np.int64)
+    lanes = np.array(spans.lane, dtype=np.int64)
+    span_starts = np.array(spans.start, dtype=np.int64)
+    starts = np.sort(span_starts[(states == Code.RUNNING) & ~np.isin(lanes, loops)])
+    zero_polls = (states == Code.POLL) & np.isin(np.array(spans.detail, dtype=np.int64),
+                                                 zero_timeout)
+    findings = []
+    for lane in loops:
+        indices = np.array(spans.by_lane.get(lane, ()), dtype=np.int64)
+        polls = indices[states[indices] == Code.POLL]
+        candidates = np.flatnonzero(zero_polls[polls[:-1]]) if len(polls) > 1 else polls
+        if len(candidates) < limits.spin_polls:
+            continue
+        spins = 0
+        cost = 0
+        first = None
+        line = None
+        for position in candidates:
+            current, following = int(polls[position]), int(polls[position + 1])
+            detail = spans.detail_of(current, trace)
+            if detail.get("readable") or detail.get("writable"):
+                continue
+            start, next_start = spans.start[current], spans.start[following]
+            after = int(np.searchsorted(starts, start, side="right"))
+            ran = after < len(starts) and starts[after] < next_start
+            if ran:
+                continue
+            spins += 1
+            cost += next_start - start
+            first = start if first is None else first
+            if line is None and spans.source[current]:
+                line = trace.sources[spans.source[current]]
+        if spins >= limits.spin_polls and first is not None:
+            name = trace.lane_name(lane)
+            findings.append(Finding(
+                rule="zero-timeout-spin",
+                title=f"{name} polled with a zero timeout {spins} times with nothing ready "
+                      f"and nothing to run, spinning for {_ms(cost)}"
+                      + (f" at {_short(line)}" if line else ""),
+                lane=lane, lane_name=name, ts_ns=first, duration_ns=cost, location=line,
+                facts={"spins": spins},
+            ))
+    return findings
+
+
+def _details_where(trace: Trace, wanted: Callable[[dict[str, Any]], bool]
+                   ) -> npt.NDArray[np.int64]:
+    """The interned detail indices whose detail is `wanted` (value rows are hand-offs' values
+    and never a state's detail)."""
+    return np.array([index for index, detail in enumerate(trace.details[:]) if wanted(detail)],
+                    dtype=np.int64)
+
+
+def _is_loop_lane(trace: Trace, lane: int) -> bool:
+    try:
+        return trace.lane_info(lane).kind in LaneKind.LOOP_KINDS
+    except (IndexError, StopIteration):
+        return False
+
+
+def _short(source: Source | None) -> str:
+    if source is None:
+        return "?"
+    return f"{source[0].replace(chr(92), '/').rsplit('/', 1)[-1]}:{source[1]}"

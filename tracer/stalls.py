@@ -1,0 +1,111 @@
+"""Stalls: steps that held the thread past a threshold, with their stack and their victims.
+
+A stall is a running span at least `threshold_ns` long (100 ms by default, the figure
+asyncio's debug mode uses for slow callbacks). Its line is where the stall sampler found the
+thread most often during the step (the innermost frame of the commonest stack); a trace
+without samples falls back to the line the step resumed at. Its victims are the other lanes
+it held up: time they spent ready but not run during the step, and timers that fell due
+during it and fired only afterwards (how late).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from loopscope.tracer.events import LaneKind, Source
+from loopscope.tracer.findings import Delay, Finding
+from loopscope.tracer.samples import frame_location
+from loopscope.tracer.spans import Spans
+from loopscope.tracer.trace import Trace
+
+DEFAULT_THRESHOLD_NS = 100_000_000
+_RUNNING, _READY, _SLEEPING = 0, 1, 3
+
+
+def find_stalls(trace: Trace, spans: Spans,
+                threshold_ns: int = DEFAULT_THRESHOLD_NS) -> list[Finding]:
+    states = np.array(spans.state, dtype=np.int64)
+    lengths = np.array(spans.end, dtype=np.int64) - np.array(spans.start, dtype=np.int64)
+    long_steps = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns))
+    found = [stall_of(trace, spans, int(index)) for index in long_steps]
+    found.sort(key=lambda finding: (finding.ts_ns or 0, finding.lane or 0))
+    return found
+
+
+def stall_of(trace: Trace, spans: Spans, index: int) -> Finding:
+    """The finding for one long running span."""
+    lane = spans.lane[index]
+    start, end = spans.start[index], spans.end[index]
+    samples = trace.samples
+    taken = samples.between(start, end, lane) or samples.between(start, end)
+    dominant = samples.dominant_stack(taken)
+    location: Source | None
+    if dominant is not None and dominant[0]:
+        stack, seen = dominant
+        location = stack[0]
+        located_by = "samples"
+    else:
+        stack, seen = (), 0
+        source = spans.source[index]
+        location = trace.sources[source] if source else None
+        located_by = "resumed-at"
+    delayed = tuple(_victims(trace, spans, lane, start, end))
+    name = trace.lane_name(lane)
+    where = f" at {frame_location(location)}" if location is not None else ""
+    hub = _gevent_hub(trace)
+    if hub is not None and lane != hub:
+        what = f"{name} blocked the gevent hub for {_ms(end - start)}{where}"
+    else:
+        what = f"{name} ran {_ms(end - start)} without yielding{where}"
+    if delayed:
+        what += f"; delayed {', '.join(f'{d.name} {_ms(d.total_ns)}' for d in delayed)}"
+    return Finding(
+        rule="stall", title=what, lane=lane, lane_name=name, ts_ns=start,
+        duration_ns=end - start, location=location, stack=stack, samples=seen,
+        seq=spans.start_seq[index], delayed=delayed,
+        facts={"located_by": located_by, "samples_in_step": len(taken)},
+    )
+
+
+def _victims(trace: Trace, spans: Spans, stalled: int, start: int, end: int
+             ) -> Iterable[Delay]:
+    delays = []
+    for lane, indices in spans.by_lane.items():
+        if lane == stalled or _is_loop(trace, lane):
+            continue
+        ready = late = 0
+        for index in indices:
+            span_start, span_end = spans.start[index], spans.end[index]
+            if span_end <= start or span_start >= end:
+                continue
+            state = spans.state[index]
+            if state == _READY:
+                ready += min(span_end, end) - max(span_start, start)
+            elif state == _SLEEPING:
+                deadline = spans.detail_of(index, trace).get("deadline_ns")
+                if isinstance(deadline, int) and start <= deadline < end and span_end > deadline:
+                    late += span_end - deadline
+        if ready or late:
+            delays.append(Delay(lane, trace.lane_name(lane), ready, late))
+    delays.sort(key=lambda delay: (-delay.total_ns, delay.lane))
+    return delays
+
+
+def _is_loop(trace: Trace, lane: int) -> bool:
+    try:
+        return trace.lane_info(lane).kind in LaneKind.LOOP_KINDS
+    except (IndexError, StopIteration):
+        return False
+
+
+def _gevent_hub(trace: Trace) -> int | None:
+    for info in trace.lanes:
+        if info.kind == LaneKind.LOOP and info.name == "gevent hub":
+            return info.id
+    return None
+
+
+def _ms(ns: int) -> str:
+    return f"{ns / 1e6:.0f} ms" if ns >= 10_000_000 else f"{ns / 1e6:.1f} ms"

@@ -1,0 +1,155 @@
+"""Findings in the app: the list in the Problems tab, their details, and the red corners the
+timeline draws on stalled spans (as DevTools marks long tasks).
+
+The HTML and the corner geometry are plain functions, so tests read them without widgets.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+from PySide6.QtCore import QPointF, Signal
+from PySide6.QtGui import QColor, QPainter, QPolygonF
+from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
+
+from loopscope.tracer.findings import Finding
+from loopscope.tracer.report_text import short_duration
+from loopscope.tracer.samples import Stack, frame_location
+from loopscope.tracer.spans import Spans
+from loopscope.ui.layout import Primitives
+
+CORNER_PX = 9.0
+CORNER_COLOR = "#e02424"
+STACK_LINES = 12
+
+
+def span_of(spans: Spans, finding: Finding) -> int:
+    """The span a finding is about (the one its `seq` began), or -1."""
+    if finding.seq is None or finding.lane is None:
+        return -1
+    for index in spans.by_lane.get(finding.lane, ()):
+        if spans.start_seq[index] == finding.seq:
+            return index
+    return -1
+
+
+def flagged_spans(spans: Spans, findings: list[Finding]) -> dict[int, Finding]:
+    """Span index -> the finding about it, for the findings that are about a span."""
+    flagged = {}
+    for finding in findings:
+        index = span_of(spans, finding)
+        if index >= 0:
+            flagged[index] = finding
+    return flagged
+
+
+def corner_triangles(primitives: Primitives, flagged: set[int] | dict[int, Finding]
+                     ) -> list[tuple[tuple[float, float], ...]]:
+    """A triangle in the top right corner of every drawn rectangle of a flagged span."""
+    if not flagged:
+        return []
+    rects = primitives.rects
+    wanted = np.isin(rects.span, np.fromiter(flagged, dtype=np.int64))
+    triangles: list[tuple[tuple[float, float], ...]] = []
+    for i in np.flatnonzero(wanted):
+        x, y, w, h = (float(rects.x[i]), float(rects.y[i]), float(rects.w[i]),
+                      float(rects.h[i]))
+        size = min(CORNER_PX, w, h)
+        right = x + w
+        triangles.append(((right - size, y), (right, y), (right, y + size)))
+    return triangles
+
+
+def paint_problem_corners(painter: QPainter, primitives: Primitives,
+                          flagged: set[int] | dict[int, Finding]) -> None:
+    triangles = corner_triangles(primitives, flagged)
+    if not triangles:
+        return
+    painter.save()
+    painter.setPen(QColor(CORNER_COLOR))
+    painter.setBrush(QColor(CORNER_COLOR))
+    for triangle in triangles:
+        painter.drawPolygon(QPolygonF([QPointF(x, y) for x, y in triangle]))
+    painter.restore()
+
+
+def finding_html(finding: Finding) -> str:
+    """What a finding says, its stack and whom it delayed, for the details pane."""
+    parts = [f"<h3>{escape(finding.rule)}: {escape(finding.title)}</h3>"]
+    rows = []
+    if finding.lane_name:
+        rows.append(("lane", escape(finding.lane_name)))
+    if finding.ts_ns is not None:
+        rows.append(("at", f"{finding.ts_ns / 1e9:.3f} s"))
+    if finding.duration_ns:
+        rows.append(("for", short_duration(finding.duration_ns)))
+    if finding.where:
+        rows.append(("line", escape(finding.where)))
+    parts.append("<table>" + "".join(
+        f"<tr><td class='key'>{key}</td><td>{value}</td></tr>" for key, value in rows)
+        + "</table>")
+    if finding.stack:
+        parts.append(samples_html(finding.stack, finding.samples))
+    if finding.delayed:
+        items = []
+        for delay in finding.delayed:
+            said = []
+            if delay.late_timer_ns:
+                said.append(f"its timer fired {short_duration(delay.late_timer_ns)} late")
+            if delay.ready_ns:
+                said.append(f"ready but not run for {short_duration(delay.ready_ns)}")
+            items.append(f"<li>{escape(delay.name)}: {', '.join(said)}</li>")
+        parts.append(f"<p><b>Delayed</b></p><ul>{''.join(items)}</ul>")
+    parts.append(f"<p>{escape(finding.explanation)}</p>")
+    if finding.scenario:
+        parts.append(f"<p>The <b>{escape(finding.scenario)}</b> scenario shows this.</p>")
+    return "".join(parts)
+
+
+def samples_html(stack: Stack, seen: int, taken: int | None = None) -> str:
+    """A sampled stack, innermost first: seen in `seen` of `taken` samples."""
+    frames = "".join(
+        f"<li><code>{escape(frame_location(frame))}</code> in {escape(frame[2])}</li>"
+        for frame in stack[:STACK_LINES])
+    more = f"<li>… {len(stack) - STACK_LINES} more</li>" if len(stack) > STACK_LINES else ""
+    of = f" of {taken}" if taken is not None else ""
+    return (f"<p><b>Stack</b> ({seen}{of} samples, innermost first)</p>"
+            f"<ol>{frames}{more}</ol>")
+
+
+class FindingsList(QTreeWidget):
+    """The findings, one a row; `finding_activated(Finding)` on a click."""
+
+    finding_activated = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setHeaderLabels(["finding", "lane", "at", "line", "what"])
+        self.setRootIsDecorated(False)
+        self.setAlternatingRowColors(True)
+        self.findings: list[Finding] = []
+        self.itemClicked.connect(self._on_clicked)
+        self.itemActivated.connect(self._on_clicked)
+
+    def set_findings(self, findings: list[Finding]) -> None:
+        self.clear()
+        self.findings = list(findings)
+        for position, finding in enumerate(self.findings):
+            item = QTreeWidgetItem([
+                finding.rule,
+                finding.lane_name or "",
+                "" if finding.ts_ns is None else f"{finding.ts_ns / 1e9:.3f} s",
+                finding.where or "",
+                finding.title,
+            ])
+            item.setData(0, 256, position)  # Qt.UserRole
+            item.setToolTip(4, finding.explanation)
+            self.addTopLevelItem(item)
+        for column in range(4):
+            self.resizeColumnToContents(column)
+
+    def _on_clicked(self, item: QTreeWidgetItem, _column: int = 0) -> None:
+        position = item.data(0, 256)
+        if isinstance(position, int) and 0 <= position < len(self.findings):
+            self.finding_activated.emit(self.findings[position])

@@ -1,0 +1,260 @@
+"""The Tasks view: `loopscope report`'s task table, live, sortable and filterable, with
+histograms of step times and scheduling latency for the selected lane (or all of them).
+
+It reads the spans the timeline has already folded (no second fold of the trace) through a
+tracer.lane_table.LaneTable, which only looks at what is new since the last refresh. While a
+run goes on, the lanes' current spans are added up to "now", so their times tick; the view
+refreshes at most every TICK_MS, and not at all while it is hidden.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSortFilterProxyModel,
+    Qt,
+    QTimer,
+    Signal,
+)
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from loopscope.tracer.events import STATE_NAMES
+from loopscope.tracer.lane_table import LaneRow, LaneTable
+from loopscope.tracer.report_text import short_duration
+from loopscope.tracer.spans import Spans
+from loopscope.tracer.trace import Trace
+from loopscope.ui.histogram import HistogramWidget
+
+TICK_MS = 250
+SORT_ROLE = Qt.ItemDataRole.UserRole
+LANE_ROLE = Qt.ItemDataRole.UserRole + 1
+
+# heading, value of a row (its sort key; durations in ns), shown as a duration?
+COLUMNS: tuple[tuple[str, Callable[[LaneRow], Any], bool], ...] = (
+    ("lane", lambda row: row.name, False),
+    ("kind", lambda row: row.kind, False),
+    ("status", lambda row: row.status, False),
+    ("running", lambda row: row.time_in["running"] + row.time_in["dispatch"], True),
+    ("ready", lambda row: row.time_in["ready"], True),
+    ("io-wait", lambda row: row.time_in["io-wait"], True),
+    ("sleeping", lambda row: row.time_in["sleeping"], True),
+    ("blocked", lambda row: row.time_in["blocked"], True),
+    ("steps", lambda row: row.steps.count, False),
+    ("step p50", lambda row: row.steps.p50, True),
+    ("step p99", lambda row: row.steps.p99, True),
+    ("step max", lambda row: row.steps.max, True),
+    ("latency p50", lambda row: row.latency.p50, True),
+    ("latency p99", lambda row: row.latency.p99, True),
+    ("latency max", lambda row: row.latency.max, True),
+    ("wakes out", lambda row: row.wakes_given, False),
+    ("wakes in", lambda row: row.wakes_received, False),
+)
+RUNNING_COLUMN = 3
+_ROOT = QModelIndex()
+
+OpenSpan = Callable[[int], "tuple[int, int] | None"]
+
+
+def ticking(row: LaneRow, open_span: tuple[int, int] | None, now_ns: int) -> LaneRow:
+    """The row with the lane's span in progress counted up to `now_ns`."""
+    if open_span is None:
+        return row
+    state, start = open_span
+    name = STATE_NAMES.get(state)
+    if name is None or now_ns <= start:
+        return row
+    time_in = dict(row.time_in)
+    time_in[name] += now_ns - start
+    return replace(row, time_in=time_in)
+
+
+class TaskTableModel(QAbstractTableModel):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.rows: list[LaneRow] = []
+        self._cells: list[list[Any]] = []
+
+    def set_rows(self, rows: list[LaneRow]) -> None:
+        cells = [[value(row) for _heading, value, _duration in COLUMNS] for row in rows]
+        if len(rows) != len(self.rows) or [r.lane for r in rows] != [r.lane for r in self.rows]:
+            self.beginResetModel()
+            self.rows, self._cells = rows, cells
+            self.endResetModel()
+        elif cells != self._cells:
+            self.rows, self._cells = rows, cells
+            self.dataChanged.emit(self.index(0, 0),
+                                  self.index(len(rows) - 1, len(COLUMNS) - 1))
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex,
+             role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        value = self._cells[index.row()][index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if COLUMNS[index.column()][2]:
+                return short_duration(value) if value else "-"
+            return str(value)
+        if role == SORT_ROLE:
+            return value
+        if role == LANE_ROLE:
+            return self.rows[index.row()].lane
+        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= RUNNING_COLUMN:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation,
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section][0]
+        return None
+
+
+class _Filter(QSortFilterProxyModel):
+    """Keeps the rows whose lane name, kind or status contains the filter text."""
+
+    def filterAcceptsRow(self, source_row: int,
+                         source_parent: QModelIndex | QPersistentModelIndex) -> bool:
+        wanted = self.filterRegularExpression().pattern().lower()
+        if not wanted:
+            return True
+        model = self.sourceModel()
+        return any(wanted in str(model.data(model.index(source_row, column, source_parent)))
+                   .lower() for column in (0, 1, 2))
+
+
+class TasksView(QWidget):
+    """Signals lane_activated(lane) when a row is clicked."""
+
+    lane_activated = Signal(int)
+    refreshed = Signal()  # after each refresh that read the trace (live: every tick)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = TaskTableModel(self)
+        self.proxy = _Filter(self)
+        self.proxy.setSourceModel(self.model)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.filter = QLineEdit()
+        self.filter.setPlaceholderText("Filter lanes by name, kind or status")
+        self.filter.setClearButtonEnabled(True)
+        self.filter.textChanged.connect(self._on_filter)
+        self.table = QTableView()
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(RUNNING_COLUMN, Qt.SortOrder.DescendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().hide()
+        # sized when lanes appear, not at every tick: measuring every cell costs a live view
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.model.modelReset.connect(self.table.resizeColumnsToContents)
+        self.table.clicked.connect(self._on_clicked)
+        self.step_histogram = HistogramWidget("step times")
+        self.latency_histogram = HistogramWidget("scheduling latency")
+        histograms = QHBoxLayout()
+        histograms.addWidget(self.step_histogram)
+        histograms.addWidget(self.latency_histogram)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(2, 2, 2, 2)
+        column.addWidget(self.filter)
+        column.addWidget(self.table, 1)
+        column.addLayout(histograms)
+
+        self.lanes = LaneTable()
+        self.selected_lane: int | None = None
+        self._trace: Trace | None = None
+        self._spans: Callable[[], Spans] | None = None
+        self._open_span: OpenSpan | None = None
+        self._live = False
+        self._grew_at = (-1, 0, 0.0)  # (events, duration_ns, monotonic) when the trace last grew
+        self._now = 0
+        self._tick = QTimer(self)
+        self._tick.setInterval(TICK_MS)
+        self._tick.timeout.connect(self.refresh)
+
+    def show_trace(self, trace: Trace, spans: Callable[[], Spans], open_span: OpenSpan,
+                   live: bool) -> None:
+        """Follows `trace`; `spans()` gives the spans drawn now, `open_span(lane)` the state
+        and start of a lane's span in progress (live)."""
+        self._trace, self._spans, self._open_span = trace, spans, open_span
+        self.lanes = LaneTable()
+        self.selected_lane = None
+        self._grew_at, self._now = (-1, 0, 0.0), 0
+        self.set_live(live)
+        self.refresh()
+
+    def set_live(self, live: bool) -> None:
+        self._live = live
+        if live:
+            self._tick.start()
+        else:
+            self._tick.stop()
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    def refresh(self) -> None:
+        if self._trace is None or self._spans is None:
+            return
+        if not self.isVisible():
+            self.refreshed.emit()  # what listens may still want to look at the new spans
+            return
+        trace = self._trace
+        self.lanes.update(trace, self._spans())
+        rows = self.lanes.rows()
+        if self._live and self._open_span is not None:
+            now = self._live_now(trace)
+            rows = [ticking(row, self._open_span(row.lane), now) for row in rows]
+        self.model.set_rows(rows)
+        self.step_histogram.set_durations(self.lanes.step_durations(self.selected_lane))
+        self.latency_histogram.set_durations(self.lanes.latencies(self.selected_lane))
+        self.refreshed.emit()
+
+    def _live_now(self, trace: Trace) -> int:
+        """The run's clock now: its last event, plus the wall time since it arrived; never
+        earlier than the last answer, so the times shown never go back."""
+        events, duration, at = self._grew_at
+        if len(trace) != events:
+            self._grew_at = events, duration, at = len(trace), trace.duration_ns, time.monotonic()
+        self._now = max(self._now, duration + int((time.monotonic() - at) * 1e9))
+        return self._now
+
+    def select_lane(self, lane: int | None) -> None:
+        self.selected_lane = lane
+        self.refresh()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.refresh()
+
+    def _on_filter(self, text: str) -> None:
+        self.proxy.setFilterFixedString(text)
+
+    def _on_clicked(self, index: QModelIndex) -> None:
+        lane = self.proxy.data(index, LANE_ROLE)
+        if isinstance(lane, int):
+            self.select_lane(lane)
+            self.lane_activated.emit(lane)
