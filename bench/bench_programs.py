@@ -176,10 +176,10 @@ sys.exit(status)
 """
 
 
-def _timed(command: list[str], cwd: Path) -> float:
+def _timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     started = time.perf_counter()
     done = subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          timeout=900)
+                          timeout=900, env=env)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"{command[-1]}: exit {done.returncode}: {done.stderr[-500:]!r}")
@@ -199,7 +199,8 @@ class Result:
         return statistics.median(t / u for u, t in zip(self.untraced, self.traced, strict=True))
 
 
-def measure(program: Program, rounds: int, directory: Path) -> Result:
+def measure(program: Program, rounds: int, directory: Path,
+            traced_env: dict[str, str] | None = None) -> Result:
     script = _script(directory, program)
     output = directory / "t.loopscope"
     peak_file = directory / "peak"
@@ -212,7 +213,7 @@ def measure(program: Program, rounds: int, directory: Path) -> Result:
     peaks: list[int] = []
     for _ in range(rounds):
         untraced.append(_timed([sys.executable, str(script)], directory))
-        traced.append(_timed(traced_command, directory))
+        traced.append(_timed(traced_command, directory, traced_env))
         peaks.append(int(peak_file.read_text()))
     from loopscope.tracer.native import load_native
 
@@ -225,7 +226,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--only", nargs="*", default=None, help="programs whose name has this")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    parser.add_argument("--traced-env", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="environment for the traced side only, e.g. "
+                        "LOOPSCOPE_GENERATOR_HOOK=trace to compare 3.11's two generator hooks")
     options = parser.parse_args()
+    traced_env = {**os.environ, **dict(item.split("=", 1) for item in options.traced_env)}
     chosen = [p for p in PROGRAMS
               if not options.only or any(word in p.name for word in options.only)]
     results = []
@@ -237,7 +242,7 @@ def main() -> None:
         directory = Path(folder)
         os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
         for program in chosen:
-            result = measure(program, options.rounds, directory)
+            result = measure(program, options.rounds, directory, traced_env)
             results.append(result)
             base, run = statistics.median(result.untraced), statistics.median(result.traced)
             ratio = (f"+{run - base:.2f}s" if program.name.startswith("empty")

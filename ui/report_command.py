@@ -14,19 +14,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from loopscope.tracer.report import (
-    FailRule,
-    ReportOptions,
-    build_report,
-    failing_rules,
-    parse_fail_on,
-    report_json,
-    stall_threshold_for,
-)
-from loopscope.tracer.report_text import render_report
-from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS
+if TYPE_CHECKING:
+    from loopscope.tracer.report import FailRule
+
+# The report's modules use numpy: they load when `report` runs, not for every command's parser
+# (tests/cli holds this equal to tracer.stalls.DEFAULT_THRESHOLD_NS).
+DEFAULT_STALL_MS = 100.0
 
 # Distinct from an error (1) and a usage mistake (2): the run was fine, the program was not.
 EXIT_FINDINGS = 3
@@ -45,7 +40,7 @@ def add_report_parser(commands: argparse._SubParsersAction[Any],
     reporter.add_argument("--format", choices=("text", "json"), default="text",
                           help="json: the schema of docs/report-schema.md")
     reporter.add_argument("--stall-ms", type=_milliseconds, metavar="MS",
-                          default=DEFAULT_THRESHOLD_NS / 1e6,
+                          default=DEFAULT_STALL_MS,
                           help="a step at least this long is a stall (default: 100)")
     reporter.add_argument("--fail-on", action="append", default=[], metavar="RULE",
                           type=_fail_on_rules,
@@ -65,6 +60,8 @@ def _milliseconds(text: str) -> float:
 
 
 def _fail_on_rules(text: str) -> list[FailRule]:
+    from loopscope.tracer.report import parse_fail_on
+
     try:
         return parse_fail_on(text)
     except ValueError as exc:
@@ -74,6 +71,15 @@ def _fail_on_rules(text: str) -> list[FailRule]:
 def command_report(options: argparse.Namespace, script_args: Sequence[str],
                    cli: ModuleType) -> int:
     """`cli` is loopscope.ui.cli: how targets are run or loaded, and how a run ends."""
+    from loopscope.tracer.report import (
+        ReportOptions,
+        build_report,
+        failing_rules,
+        report_json,
+        stall_threshold_for,
+    )
+    from loopscope.tracer.report_text import render_report
+
     rules: list[FailRule] = [rule for group in options.fail_on for rule in group]
     target = cli._resolve(options, script_args)
     # The program's own output would mix into the report (or break its JSON): not echoed.

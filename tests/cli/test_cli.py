@@ -413,3 +413,16 @@ def test_a_traced_script_keeps_its_own_import_path(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=90, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[:3] == ["ui mine", "tracer absent", "scenarios absent"]
+
+
+def test_the_command_line_starts_without_numpy() -> None:
+    """Only `report`, `export` and the app need numpy; parsing any command line does not."""
+    parse = ("import sys; from loopscope.ui import cli; cli.build_parser(); "
+             "print('numpy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", parse], capture_output=True, text=True,
+                          timeout=60)
+    assert done.stdout.strip() == "False", done.stderr
+    from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS
+    from loopscope.ui.report_command import DEFAULT_STALL_MS
+
+    assert DEFAULT_STALL_MS * 1e6 == DEFAULT_THRESHOLD_NS
