@@ -18,12 +18,8 @@ from loopscope.tracer.events import NO_LANE, Code, FakeClock, LaneKind
 from loopscope.tracer.narrate import describe, narration_line
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.runner import Run, RunResult
+from loopscope.tracer.step_gate import PAUSE_MARK_MIN_NS, RUN_CODES, ClockPolicy, StepGate
 from loopscope.tracer.stepping import (
-    PAUSE_MARK_MIN_NS,
-    RUN_CODES,
-    ClockPolicy,
-    ProgramClock,
-    StepGate,
     StepKind,
     Stepper,
     is_io_step,
@@ -48,11 +44,9 @@ class GatedProgram:
         self.clock = FakeClock()
         self.trace = Trace()
         self.recorder = Recorder(self.trace, clock=self.clock)
-        self.program_clock = ProgramClock()
         self.stops: list[str] = []
         self.gate = StepGate(self.recorder, policy, clock=self.clock,
-                             on_stop=lambda: self.stops.append("stop"),
-                             held_clock=self.program_clock)
+                             on_stop=lambda: self.stops.append("stop"))
         self.holds: list[int] = []
         self._held = threading.Semaphore(0)
         self.trace.listeners.append(self._on_batch)
@@ -157,7 +151,7 @@ def test_where_the_clock_stops_a_pause_is_not_program_time() -> None:
     ts = program.trace.ts
     gaps = [ts[i + 1] - ts[i] for i in range(len(ts) - 1)]
     assert max(gaps) < 1_000_000  # no event is seconds after the one before it
-    assert program.program_clock.paused_s == pytest.approx(7.0, abs=0.001)
+    assert program.recorder.paused_s == pytest.approx(7.0, abs=0.001)
     assert program.gate.pauses == 2
     assert not any(is_pause_mark(program.trace, s) for s in range(len(program.trace)))
 
@@ -178,7 +172,7 @@ def test_where_the_clock_runs_on_a_long_pause_is_marked_and_a_short_one_is_not()
     assert trace.details[trace.detail[2]] == {"text": "paused 3.2 s", "paused_ns": 3_200_000_000}
     assert trace.lane[2] == trace.lane[1]  # the lane held there (b was not yet running)
     assert trace.ts[2] - trace.ts[1] >= 3_200_000_000  # real time: the pause stays visible
-    assert program.program_clock.paused_s == 0.0
+    assert program.recorder.paused_s == 0.0
 
 
 def test_a_stop_lets_a_held_program_go_and_raises_the_stop_in_it() -> None:
