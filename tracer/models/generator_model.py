@@ -17,17 +17,17 @@ from __future__ import annotations
 import dis
 import os
 import sys
-import sysconfig
 import threading
 import types
 from collections.abc import Callable
-from pathlib import Path
-from types import CodeType, FrameType, ModuleType
+from types import CodeType, FrameType
 from typing import Any, NamedTuple
 
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind, short_repr
+from loopscope.tracer.models.handoffs import HandoffLanes, ProgramCode, c_handoffs
+from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
-from loopscope.tracer.recorder import SPEEDUPS, Recorder
+from loopscope.tracer.recorder import Recorder
 
 CO_GENERATOR = 0x20
 _MISSING = object()
@@ -39,20 +39,6 @@ _PLAIN_LOADS = frozenset(
 _CALL_PREFIXES = frozenset({"PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG"})
 _CALLABLE_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME"})
 
-
-
-def c_handoffs(recorder: Recorder) -> ModuleType | None:
-    """loopscope.tracer._handoffs, when it is built, the recorder has C columns to write to, and
-    LOOPSCOPE_PURE_PYTHON does not ask for pure Python; else None (the Python hooks run)."""
-    if SPEEDUPS is None or not isinstance(recorder, SPEEDUPS.RecorderCore):
-        return None
-    if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from loopscope.tracer import _handoffs
-    except ImportError:
-        return None
-    return _handoffs
 
 
 # How a ValueRead finds its value (tracer/_handoffs.c reads these fields too).
@@ -83,34 +69,6 @@ class ValueRead(NamedTuple):
 
 ValueGetter = ValueRead | None
 CallSite = tuple[str, ValueGetter]
-
-
-def _library_roots() -> tuple[str, ...]:
-    paths = sysconfig.get_paths()
-    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    roots.add(str(Path(__file__).resolve().parent.parent))  # tracer/ itself
-    return tuple(sorted(str(Path(root).resolve()) + "/" for root in roots))
-
-
-class ProgramCode:
-    """Decides, once per code object, whether it belongs to the traced program."""
-
-    def __init__(self) -> None:
-        self._roots = _library_roots()
-        self._verdicts: dict[str, bool] = {}
-
-    def __call__(self, code: CodeType) -> bool:
-        filename = code.co_filename
-        verdict = self._verdicts.get(filename)
-        if verdict is None:
-            if filename.startswith("<"):
-                # "<frozen ...>" is the stdlib; "<string>"/"<stdin>" are the user's own code
-                verdict = not filename.startswith("<frozen")
-            else:
-                resolved = str(Path(filename).resolve())
-                verdict = not resolved.startswith(self._roots)
-            self._verdicts[filename] = verdict
-        return verdict
 
 
 # -- reading the driver's call site ---------------------------------------------------------
@@ -196,7 +154,8 @@ class GeneratorTracer:
         self.recorder = recorder
         self.is_program = is_program
         self.lanes: dict[FrameType, int] = {}
-        self.names: dict[int, str] = {}
+        self.handoff_lanes = HandoffLanes(recorder)
+        self.names = self.handoff_lanes.names
         self.main_lane = NO_LANE
         # Per lane, indexed by lane id: how it was last resumed, the last values handed to it
         # and by it, and its source index per resume offset.
@@ -206,23 +165,19 @@ class GeneratorTracer:
         self.resume_sources: list[dict[int, int]] = []
         # The base of every yielded value's row (tracer.values): {"via": "yield"}.
         self.yield_detail = recorder.detail(("via", "yield"))
-        self._name_counts: dict[str, int] = {}
         self._call_sites: dict[tuple[CodeType, int], CallSite] = {}
-        self._sources_at: dict[tuple[CodeType, int], int] = {}
         self._start_offsets: dict[CodeType, int] = {}
         # The last non-generator frame that drove a generator, and its lane: a loop driving
         # a generator asks about the same frame every time.
         self._last_caller: FrameType | None = None
         self._last_driver = NO_LANE
-        self._blocked_details: dict[int, int] = {}
         self._closing: set[int] = set()
         self._pending_close: dict[int, FrameType] = {}
 
     # -- lanes ------------------------------------------------------------------------------
 
     def _new_lane(self, name: str, kind: str, parent: int, source: int) -> int:
-        lane = self.recorder.spawn(name, kind, parent, source)
-        self.names[lane] = name
+        lane = self.handoff_lanes.spawn(name, kind, parent, source)
         missing = lane + 1 - len(self.sites)
         if missing > 0:
             self.sites.extend([_NO_SITE] * missing)
@@ -276,25 +231,14 @@ class GeneratorTracer:
 
     def _spawn_generator(self, frame: FrameType, driver: int) -> int:
         code = frame.f_code
-        base = code.co_name
-        count = self._name_counts.get(base, 0) + 1
-        self._name_counts[base] = count
-        name = base if count == 1 else f"{base}-{count}"
+        name = self.handoff_lanes.unique_name(code.co_name)
         lane = self._new_lane(name, LaneKind.GENERATOR, driver,
                               self.recorder.source_of(code, code.co_firstlineno))
         self.lanes[frame] = lane
         return lane
 
     def _source(self, frame: FrameType | None) -> int:
-        if frame is None:
-            return 0
-        # f_lineno decodes the line table on every read; the instruction offset is cheap and
-        # maps to the same line every time.
-        key = (frame.f_code, frame.f_lasti)
-        index = self._sources_at.get(key)
-        if index is None:
-            index = self._sources_at[key] = self.recorder.source_of(frame.f_code, frame.f_lineno)
-        return index
+        return 0 if frame is None else self.handoff_lanes.source_at(frame)
 
     def resume_source(self, lane: int, frame: FrameType) -> int:
         """The source index of where the lane's frame resumes, cached per instruction."""
@@ -303,11 +247,7 @@ class GeneratorTracer:
         return index
 
     def _blocked_detail(self, other: int) -> int:
-        detail = self._blocked_details.get(other)
-        if detail is None:
-            detail = self._blocked_details[other] = self.recorder.detail(
-                ("on", self.names[other]))
-        return detail
+        return self.handoff_lanes.blocked_detail(other)
 
     # -- hand-offs --------------------------------------------------------------------------
 
@@ -842,14 +782,20 @@ def make_backend(tracer: GeneratorTracer) -> MonitoringBackend | SettraceBackend
 
 
 def run(recorder: Recorder, program: Program) -> None:
+    guard = Guard(recorder, "generator")
     tracer = GeneratorTracer(recorder, ProgramCode())
+    # Every hook hands whatever is not a plain hand-off to these methods: under the guard, a
+    # failure in one detaches the hooks instead of raising in the program.
+    for method, default in (("resumed", False), ("yielded", None), ("finished", None),
+                            ("close_called", None), ("close_returned", None)):
+        setattr(tracer, method, guard.shield(getattr(tracer, method), default))
     backend = make_backend(tracer)
-    backend.install()
-    try:
-        if program.scenario_module is not None:
-            program.scenario_main()()
-        else:
-            program.run_script()
-    finally:
-        backend.uninstall()
-        tracer.finish()
+    with instrumented(guard, backend.install, backend.uninstall):
+        try:
+            if program.scenario_module is not None:
+                program.scenario_main()()
+            else:
+                program.run_script()
+        finally:
+            guard.close()
+            guard.call(tracer.finish)
