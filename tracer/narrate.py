@@ -159,6 +159,11 @@ def _wake(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:
         return f"{waker or 'a callback'} sets a future: wakes {woken}"
     if cause == "task":
         return f"{waker or 'a task'} ended: wakes {woken}"
+    if cause == "cancel":
+        return f"{waker or 'a task'} cancels what {woken} waits for: wakes {woken}"
+    if cause == "blocked":
+        on = detail.get("on")
+        return f"{waker or 'a task'} wakes {woken}" + (f" from {on}" if on else "")
     if cause == "spawn":
         return f"{woken} is scheduled to start" + (f" by {waker}" if waker else "")
     if cause == "self":

@@ -78,8 +78,9 @@ class HandoffLanes:
         self._name_counts[base] = count
         return base if count == 1 else f"{base}-{count}"
 
-    def spawn(self, name: str, kind: str, parent: int, source: int) -> int:
-        lane = self.recorder.spawn(name, kind, parent, source)
+    def spawn(self, name: str, kind: str, parent: int, source: int,
+              extra: tuple[object, ...] = ()) -> int:
+        lane = self.recorder.spawn(name, kind, parent, source, extra)
         self.names[lane] = name
         return lane
 
