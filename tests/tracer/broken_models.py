@@ -42,7 +42,7 @@ def _hook_to_break(model: str) -> tuple[type, str]:
     if model == "trio":
         from loopscope.tracer.models.trio_model import TrioInstrument
 
-        return TrioInstrument, "after_task_step"
+        return TrioInstrument, "_after_task_step"
     raise ValueError(f"no hook to break for {model}")
 
 

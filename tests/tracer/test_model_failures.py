@@ -72,6 +72,23 @@ gevent.joinall(jobs)
 print("first", [job.value for job in jobs])
 print("second", gevent.spawn(sleeper, 5).get())
 """,
+    "trio": """
+import trio
+
+async def worker(n):
+    await trio.sleep(0.001)
+    return n * 2
+
+async def main():
+    async with trio.open_nursery() as nursery:
+        for n in range(3):
+            nursery.start_soon(worker, n)
+
+trio.run(main)
+print("first", "done")
+trio.run(main)
+print("second", "done")
+""",
     "select": """
 import select
 import socket

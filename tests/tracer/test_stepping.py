@@ -364,3 +364,30 @@ def test_a_running_run_can_be_paused_and_resumed() -> None:
     trace = result.trace
     assert not any(trace.code[s] == Code.WAKE for s in range(held))
     assert trace.duration_ns < 2.5e9  # the 1.5 s hold is not program time
+
+
+def test_trio_steps_are_what_the_run_narrates_and_sleeps_stay_in_program_time() -> None:
+    hold_s = 1.5
+
+    def hold_while_asleep(trace: Trace, seq: int) -> float:
+        asleep = trace.code[seq] == Code.SLEEPING and trace.lane_name(trace.lane[seq]) == "hello-2"
+        return hold_s if asleep else 0.0
+
+    result, stepped = asyncio.run(step_through("trio-hello", 40, "step", hold_while_asleep))
+    assert result.ok, result.error
+    trace = result.trace
+    # What was shown step by step is what the finished run narrates, in the same order.
+    assert lines_of(trace, stepped) == [line for _seq, line in step_lines(trace)][:len(stepped)]
+    held_at = next(s for s in stepped if trace.code[s] == Code.SLEEPING
+                   and trace.lane_name(trace.lane[s]) == "hello-2")
+    # After the pause trio still had most of a second to wait: its clock did not run on.
+    poll = next(s for s in range(held_at, len(trace)) if trace.code[s] == Code.POLL
+                and (trace.details[trace.detail[s]].get("timeout_s") or 0) > 0)
+    assert trace.details[trace.detail[poll]]["timeout_s"] > 0.9
+    sleeps = [s for s in range(len(trace)) if trace.code[s] == Code.SLEEPING]
+    wakes = [s for s in range(len(trace)) if trace.code[s] == Code.WAKE
+             and trace.details[trace.detail[s]].get("cause") == "timer"]
+    assert len(sleeps) == len(wakes) == 2
+    # The sleep took its one second of program time, and the pause is not in it.
+    assert 1_000_000_000 <= trace.ts[wakes[-1]] - trace.ts[sleeps[-1]] < hold_s * 1e9
+    assert not any(is_pause_mark(trace, s) for s in range(len(trace)))

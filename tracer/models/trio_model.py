@@ -57,6 +57,7 @@ class TrioInstrument(trio.abc.Instrument):
         self.started: set[int] = set()
         self.first_sources: dict[int, int] = {}  # lane -> where its program function starts
         self.running: Any = None  # the task in its step, if any
+        self.polling = False  # the loop lane is in POLL
         self.rescheduled_itself = False
         self._root: Any = None  # trio's <init> task: its children but the first are trio's
         self._root_children = 0
@@ -149,12 +150,11 @@ class TrioInstrument(trio.abc.Instrument):
     def _task_name(self, task: Any, code: Any) -> str:
         """The task's name as given ("client-1"); a name trio or anyio made up from a
         function's dotted path ("__main__.hello", "trio.serve_tcp") becomes the function's
-        own (for a wrapper, the program's function it runs); nested functions lose
-        "<locals>"."""
+        own (for a wrapper, the program's function it runs), without what it is nested in."""
         name = str(task.name)
         if code is not None and "." in name:
-            name = str(code.co_qualname)
-        return name.replace("<locals>.", "")
+            name = str(code.co_qualname).rsplit("<locals>.", 1)[-1]
+        return name
 
     def _task_scheduled(self, task: Any) -> None:
         lane = self.lanes.get(task)
@@ -183,6 +183,8 @@ class TrioInstrument(trio.abc.Instrument):
                 # Only a cancellation lets a task end another's fd wait or sleep early.
                 cause = ("cause", "cancel")
         else:
+            # trio hands the poll's results out before after_io_wait: the poll is over now
+            self._poll_over()
             waker = self.loop_lane
             cause = timed_or_io if timed_or_io is not None else ("cause", "callback")
         recorder.wake(lane, waker, cause)
@@ -253,12 +255,18 @@ class TrioInstrument(trio.abc.Instrument):
         # trio waits at most a day at a time; with nothing due, that is "forever"
         timeout_s = None if timeout >= _MAX_TIMEOUT_S else float(timeout)
         recorder.state(self.loop_lane, Code.POLL, ("timeout_s", timeout_s))
+        self.polling = True
         recorder.current = self.loop_lane
         if timeout > 0:
             recorder.flush()  # the program is about to block: a live view sees everything
 
     def _after_io_wait(self, timeout: float) -> None:
-        self.recorder.state(self.loop_lane, Code.DISPATCH)
+        self._poll_over()
+
+    def _poll_over(self) -> None:
+        if self.polling:
+            self.polling = False
+            self.recorder.state(self.loop_lane, Code.DISPATCH)
 
 
 def _with_attributes(values: Iterable[Any]) -> Iterator[Any]:
