@@ -12,8 +12,7 @@ from pathlib import Path
 
 from loopscope.scenarios import catalog
 from loopscope.tracer.models import DEFAULT_MODEL, MODEL_NAMES, guess_model
-
-NATIVE_MAGIC = b"LOOPSCOPE-TRACE"
+from loopscope.tracer.native import is_trace_file
 
 
 class TargetError(Exception):
@@ -33,14 +32,6 @@ class Target:
         if self.kind == "script":
             return " ".join((self.value, *self.args))
         return self.value
-
-
-def is_trace_file(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(len(NATIVE_MAGIC)) == NATIVE_MAGIC
-    except OSError:
-        return False
 
 
 def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = None) -> Target:

@@ -30,16 +30,15 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from loopscope.scenarios import catalog
-from loopscope.tracer.export_chrome import save_chrome_json
+from loopscope.tracer import formats
 from loopscope.tracer.narrate import narrate, narration_line
-from loopscope.tracer.native import NativeFormatError, load_native, save_native
+from loopscope.tracer.native import NativeFormatError, load_native
 from loopscope.tracer.runner import Run, RunResult
 from loopscope.tracer.stepping import Stepper, step_lines
 from loopscope.tracer.target import Target, TargetError, resolve_target
 from loopscope.tracer.trace import Trace
 
 PROG = "loopscope"
-IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -250,10 +249,7 @@ def check_writable(text: str) -> Path:
 
 def save_trace(trace: Trace, path: Path) -> None:
     try:
-        if path.suffix.lower() == ".json":
-            save_chrome_json(trace, path)
-        else:
-            save_native(trace, path)
+        formats.save_trace(trace, path)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -435,8 +431,9 @@ def command_step(options: argparse.Namespace, script_args: Sequence[str]) -> int
 
 
 def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> int:
-    if Path(options.output).suffix.lower() not in IMAGE_SUFFIXES:
-        raise CliError(f"cannot export {options.output}: the file must end in .png, .svg or .pdf")
+    if formats.image_suffix(options.output) is None:
+        raise CliError(f"cannot export {options.output}: the file must end in "
+                       f"{formats.image_suffixes_text()}")
     start_ns = None if options.start is None else round(options.start * 1e9)
     end_ns = None if options.end is None else round(options.end * 1e9)
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
