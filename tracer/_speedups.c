@@ -460,14 +460,6 @@ recorder_last_event(RecorderCore *self, PyObject *Py_UNUSED(ignored))
     return Py_BuildValue("(ii)", (int)self->code[last], (int)self->lane[last]);
 }
 
-static PyObject *
-recorder_discard_pending(RecorderCore *self, PyObject *Py_UNUSED(ignored))
-{
-    /* Pending value rows stay: a value cache may still name them (as interned details). */
-    self->count = 0;
-    Py_RETURN_NONE;
-}
-
 /* _set_clock(clock): None reads CLOCK_MONOTONIC in C; anything else is called per event */
 static PyObject *
 recorder_set_clock(RecorderCore *self, PyObject *clock)
@@ -541,7 +533,6 @@ static PyMethodDef recorder_methods[] = {
     {"_pending_count", (PyCFunction)recorder_pending_count, METH_NOARGS, NULL},
     {"_last_event", (PyCFunction)recorder_last_event, METH_NOARGS,
      "(code, lane) of the last pending event."},
-    {"_discard_pending", (PyCFunction)recorder_discard_pending, METH_NOARGS, NULL},
     {"_set_clock", (PyCFunction)recorder_set_clock, METH_O, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -1148,7 +1139,7 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
         Py_DECREF(owner);
         return 0;
     }
-    /* the key LoopTracer._owner_key makes: id(owner) * 2 + (1 for a write wait) */
+    /* the key LoopTracer.step_waits makes: id(owner) * 2 + (1 for a write wait) */
     unsigned long long address = (unsigned long long)(uintptr_t)owner;
     PyObject *key = PyLong_FromUnsignedLongLong(address * 2 + (verdict == STREAM_WRITE));
     if (key == NULL) {

@@ -163,10 +163,6 @@ class PurePendingBuffer:
         pending = self._pending
         return pending[-4], pending[-5]
 
-    def _discard_pending(self) -> None:
-        # Pending value rows stay: a value cache may still name them (as interned details).
-        self._pending.clear()
-
 
 # mypy checks against the pure twin (the C base has the same methods, see _speedups.pyi); it
 # needs the statement form to see a class here, hence no ternary.

@@ -4,8 +4,11 @@ Each generator created by the traced program is a lane (kind "generator", named 
 function); the code that drives it is the lane of the nearest generator up the call stack, or
 the program's main flow (kind "main", named after the function that first drove a generator).
 The program's code is not changed: on 3.12+ sys.monitoring reports generator starts, resumes,
-yields and returns, restricted to the program's own code objects; on 3.11 a sys.settrace
-hook does the same with line events switched off in generator frames.
+yields and returns, restricted to the program's own code objects. On 3.11, with the C hooks
+built, the frame evaluation hook follows generator frames (falling back to a C trace
+function); without them sys.settrace does, with line events switched off in generator frames
+(docs/architecture.md, "How generators are followed"). Everything but a plain hand-off goes
+to GeneratorTracer under the model's guard (tracer.models.toolkit).
 
 What was sent and how (send/next/close/throw) is read from the driver's call site: the
 bytecode at the driver's current instruction names the method, and a call with one plain
