@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loopscope.tracer.events import Detail, Source
-from loopscope.tracer.models.asyncio_model import traced_policy
+from loopscope.tracer.models.asyncio_model import traced_loops
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.stream import encode_batch
 
@@ -105,7 +105,7 @@ def run_loopscope(make: Callable[[], object], counts: dict[str, int]) -> float:
     sink = EncodingSink()
     start = time.perf_counter()
     recorder = Recorder(sink)
-    with traced_policy(recorder):
+    with traced_loops(recorder):
         asyncio.run(make())  # type: ignore[arg-type]
     recorder.close()
     elapsed = time.perf_counter() - start

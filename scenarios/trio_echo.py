@@ -19,13 +19,15 @@ SCENARIO = Scenario(
         "structure: cancelling it ends them all."
     ),
     observe=(
-        "Each client lane (client-1..3) and each echo handler lane alternates short running "
-        "steps with io-wait on its own socket's fd, and the wake arrows come from the trio "
-        "run lane with cause 'fd': its poll found that socket readable."
+        "Each echo handler lane waits in io-wait on its own connection's fd until its client "
+        "(which pauses before each message) writes, and the wake arrow comes from the trio run "
+        "lane with cause 'fd': its poll found that socket readable. A client that reads before "
+        "the reply is there waits the same way on its own socket."
     ),
 )
 
 ROUND_TRIPS = 3
+PAUSE_S = 0.05  # a client thinks before each message, so its handler waits for it
 
 
 async def echo(stream: trio.SocketStream) -> None:
@@ -39,6 +41,7 @@ async def client(name: str, port: int) -> None:
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         for trip in range(1, ROUND_TRIPS + 1):
+            await trio.sleep(PAUSE_S)
             await stream.send_all(f"{name} message {trip}\n".encode())
             reply = await stream.receive_some()
             print(f"{name} got back: {reply.decode().strip()}")

@@ -19,6 +19,8 @@
 #include <frameobject.h>
 #include <stdint.h>
 
+#include "loopscope.h"
+
 #if PY_VERSION_HEX < 0x030C0000
 /* 3.11 has no PyFrame_GetVar: a driver's fast locals are read from its interpreter frame. */
 #ifndef Py_BUILD_CORE
@@ -31,25 +33,6 @@
 #include <pthread.h>
 #endif
 
-#define CO_GENERATOR_FLAG 0x20
-#define CODE_BLOCKED 4
-#define REPR_LIMIT 40
-
-/* Must match LoopscopeRecorderAPI version 2 in tracer/_speedups.c. */
-typedef struct {
-    int version;
-    PyTypeObject *recorder_type;
-    int (*append)(PyObject *core, int32_t lane, int8_t code, int32_t other, int32_t detail,
-                  int32_t source);
-    int (*handoff)(PyObject *core, int32_t origin, int32_t target, int32_t switch_detail,
-                   int8_t origin_state, int32_t origin_detail, int32_t target_source);
-    void (*set_current)(PyObject *core, int32_t lane);
-    int32_t (*get_current)(PyObject *core);
-    int (*value_row)(PyObject *core, int32_t base, PyObject *text, int32_t *out);
-    int (*value_row_utf8)(PyObject *core, int32_t base, const char *text, Py_ssize_t size,
-                          int32_t *out);
-} LoopscopeRecorderAPI;
-
 static LoopscopeRecorderAPI *recorder_api;
 
 static PyObject *str_yield;
@@ -60,11 +43,6 @@ static PyObject *str_return;
 static PyObject *str_exception;
 static PyObject *str_dead;
 static PyObject *repr_limit;
-
-/* Value reads (tracer.models.generator_model.ValueRead kinds) */
-#define READ_CONSTANT 0
-#define READ_LOCAL 1
-#define READ_CELL 2
 
 /* -- shared helpers ------------------------------------------------------------------------ */
 
@@ -1137,9 +1115,9 @@ PyInit__handoffs(void)
     PyObject *speedups = PyImport_ImportModule("loopscope.tracer._speedups");
     if (speedups == NULL) return NULL;
     Py_DECREF(speedups);
-    recorder_api = PyCapsule_Import("loopscope.tracer._speedups._recorder_api", 0);
+    recorder_api = PyCapsule_Import(RECORDER_API_CAPSULE, 0);
     if (recorder_api == NULL) return NULL;
-    if (recorder_api->version < 2) {
+    if (recorder_api->version < RECORDER_API_VERSION) {
         PyErr_SetString(PyExc_ImportError, "loopscope.tracer._speedups is too old for tracer._handoffs");
         return NULL;
     }

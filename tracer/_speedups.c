@@ -22,23 +22,15 @@
 #include <string.h>
 #include <time.h>
 
+#include "loopscope.h"
+
 #if defined(__linux__)
 #define HAVE_NATIVE_CLOCK 1
 #else
 #define HAVE_NATIVE_CLOCK 0
 #endif
 
-#define NO_LANE (-1)
-#define CODE_RUNNING 0
-#define CODE_READY 1
-#define CODE_SWITCH 18
-#define CODE_WAKE 17
-#define CODE_POLL 5
-#define CODE_DISPATCH 6
-#define CODE_ANNOTATE 20
 #define INITIAL_CAPACITY 1024
-#define VALUE_ROW (1 << 30)  /* tracer.values.VALUE_ROW */
-#define MAX_VALUE_ROWS (INT32_MAX - VALUE_ROW)
 
 static PyObject *array_type;  /* array.array */
 
@@ -1079,9 +1071,6 @@ static PyTypeObject ProxyCoreType;
 static PyObject *innermost_of(PyObject *coro);
 static PyObject *local_self(PyObject *module, PyObject *frame);
 
-#define CODE_IO_WAIT 2
-#define CODE_BLOCKED 4
-#define STREAM_WRITE (-2)
 
 /* The wait detail of a bare asyncio.Future the step yielded, judged from the await chain as
  * LoopTracer._record_awaiter_wait does when its caches know the answer. Sets *code and
@@ -1619,23 +1608,7 @@ local_self(PyObject *module, PyObject *frame)
 
 /* -- the C API for other extensions (tracer._handoffs) ------------------------------------ */
 
-/* Version 2 of the capsule "loopscope.tracer._speedups._recorder_api": a table of C entry points into
- * RecorderCore, so another extension records an event or a hand-off without a method call.
- * Additive only: a new entry point goes at the end with a new version number. */
-typedef struct {
-    int version;
-    PyTypeObject *recorder_type;
-    int (*append)(PyObject *core, int32_t lane, int8_t code, int32_t other, int32_t detail,
-                  int32_t source);
-    int (*handoff)(PyObject *core, int32_t origin, int32_t target, int32_t switch_detail,
-                   int8_t origin_state, int32_t origin_detail, int32_t target_source);
-    void (*set_current)(PyObject *core, int32_t lane);
-    int32_t (*get_current)(PyObject *core);
-    /* version 2 */
-    int (*value_row)(PyObject *core, int32_t base, PyObject *text, int32_t *out);
-    int (*value_row_utf8)(PyObject *core, int32_t base, const char *text, Py_ssize_t size,
-                          int32_t *out);
-} LoopscopeRecorderAPI;
+/* LoopscopeRecorderAPI (loopscope.h): the table other extensions record through. */
 
 static int
 api_append(PyObject *core, int32_t lane, int8_t code, int32_t other, int32_t detail,
@@ -1686,7 +1659,7 @@ api_value_row_utf8(PyObject *core, int32_t base, const char *text, Py_ssize_t si
 }
 
 static LoopscopeRecorderAPI recorder_api = {
-    2, &RecorderCoreType, api_append, api_handoff, api_set_current, api_get_current,
+    RECORDER_API_VERSION, &RecorderCoreType, api_append, api_handoff, api_set_current, api_get_current,
     api_value_row, api_value_row_utf8,
 };
 
@@ -1765,7 +1738,7 @@ PyInit__speedups(void)
         Py_DECREF(module);
         return NULL;
     }
-    PyObject *api_capsule = PyCapsule_New(&recorder_api, "loopscope.tracer._speedups._recorder_api", NULL);
+    PyObject *api_capsule = PyCapsule_New(&recorder_api, RECORDER_API_CAPSULE, NULL);
     int added = api_capsule == NULL ? -1
         : PyModule_AddObjectRef(module, "_recorder_api", api_capsule);
     Py_XDECREF(api_capsule);

@@ -1,7 +1,9 @@
 """Types of the C extension tracer._speedups (see tracer/_speedups.c)."""
 
 from types import CodeType, FrameType
-from typing import Any
+from typing import Any, final
+
+from typing_extensions import disjoint_base
 
 from loopscope.tracer.events import Clock
 
@@ -11,6 +13,7 @@ def monotonic_ns() -> int: ...
 def innermost_awaiter(coro: Any, /) -> tuple[CodeType, FrameType | None, bool]: ...
 def local_self(frame: FrameType | None, /) -> object: ...
 
+@disjoint_base
 class RecorderCore:
     current: int
     _limit: int
@@ -34,6 +37,7 @@ class RecorderCore:
     def _take_values(self) -> bytes: ...
     def _set_clock(self, clock: Clock | None, /) -> None: ...
 
+@disjoint_base
 class LoopTracerCore:
     recorder: Any
     detached: bool
@@ -53,6 +57,7 @@ class LoopTracerCore:
     def poll_returned(self, ready: list[tuple[Any, int]], /) -> None: ...
     def __init__(self, recorder: RecorderCore, /) -> None: ...
 
+@disjoint_base
 class CoroutineProxyCore:
     _coro: Any
     _tracer: Any
@@ -62,8 +67,10 @@ class CoroutineProxyCore:
     def __init__(self, coro: Any, tracer: LoopTracerCore, /) -> None: ...
     def send(self, value: Any, /) -> Any: ...
 
+@final
 class CausedCallback:
     callback: Any
     cause: Any
-    def __init__(self, tracer: LoopTracerCore, callback: Any, cause: Any, /) -> None: ...
+    __qualname__: str
+    def __new__(cls, tracer: LoopTracerCore, callback: Any, cause: Any, /) -> CausedCallback: ...
     def __call__(self, *args: Any) -> Any: ...

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Mapping
+from importlib import resources
 from typing import Any
 
 APP_NAME = "Loopscope"
@@ -32,7 +33,6 @@ def display_problem(
 
 def launch(trace_path: str | None = None) -> int:
     """Runs the app until its window closes; opens `trace_path` first if given. Returns 0."""
-    import qasync  # type: ignore[import-untyped]
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
@@ -42,6 +42,8 @@ def launch(trace_path: str | None = None) -> int:
     app.setOrganizationName(APP_NAME)
     app.setApplicationDisplayName(APP_NAME)
     app.setStyle("Fusion")  # the same look on every platform, and it follows our palettes
+    app.setWindowIcon(app_icon())
+    app.setDesktopFileName("loopscope")  # the taskbar matches the window to loopscope.desktop
     # The loop ends when our window has closed (after stopping any child), not when Qt thinks
     # the last window went away.
     app.setQuitOnLastWindowClosed(False)
@@ -70,11 +72,30 @@ def launch(trace_path: str | None = None) -> int:
 
     previous = _close_on_signals(window.close)
     try:
-        _run_on_qt_loop(main(), qasync.QEventLoop)
+        from loopscope.ui.qt_loop import QtEventLoop
+
+        _run_on_qt_loop(main(), QtEventLoop)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 0
+
+
+def app_icon() -> Any:
+    """The app's icon from the shipped assets: each PNG size rendered from the SVG (an icon
+    built from the SVG itself would report no sizes to the window system's taskbar)."""
+    from PySide6.QtCore import QSize
+    from PySide6.QtGui import QIcon
+
+    from loopscope.ui.desktop_entry import icon_files
+
+    icon = QIcon()
+    for file, size in icon_files():
+        if size is None:
+            continue
+        with resources.as_file(file) as path:
+            icon.addFile(str(path), QSize(size, size))
+    return icon
 
 
 def _close_on_signals(close: Callable[[], object]) -> dict[int, Any]:

@@ -7,6 +7,7 @@
     loopscope export TARGET -o FILE  write the timeline as an image (.png, .svg, .pdf)
     loopscope narrate TARGET         print the step-by-step narration
     loopscope step TARGET            run TARGET paused: Enter steps, c continues, q stops
+    loopscope install-desktop        add Loopscope to the Linux desktop's menus
 
 TARGET is a scenario id, a script (arguments after --) or a saved trace. This module imports
 no Qt at import time: the app and the image export are imported only by the commands that
@@ -128,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     exporter.add_argument("--theme", choices=("light", "dark"), default="light")
     exporter.add_argument("--start", type=_seconds, metavar="S", help="start of the time window")
     exporter.add_argument("--end", type=_seconds, metavar="S", help="end of the time window")
+    desktop = commands.add_parser(
+        "install-desktop", help="add Loopscope to the Linux desktop's menus (entry and icon)",
+        description="Write loopscope.desktop and the icon into the XDG data folder "
+        "($XDG_DATA_HOME, by default ~/.local/share), so desktop menus list Loopscope.")
+    desktop.add_argument("--prefix", metavar="DIR",
+                         help="the data folder to write into instead (e.g. /usr/local/share)")
     return parser
 
 
@@ -505,7 +512,22 @@ def run_command(argv: list[str]) -> int:
         return command_narrate(options, script_args)
     if options.command == "step":
         return command_step(options, script_args)
+    if options.command == "install-desktop":
+        return command_install_desktop(options)
     return command_export(options, script_args)
+
+
+def command_install_desktop(options: argparse.Namespace) -> int:
+    from loopscope.ui.desktop_entry import install_desktop_entry
+
+    try:
+        written = install_desktop_entry(Path(options.prefix) if options.prefix else None)
+    except OSError as exc:
+        raise CliError(f"cannot install the desktop entry: {exc.strerror or exc}") from None
+    print(f"{PROG}: installed the desktop entry and {len(written) - 1} icons:")
+    for path in written:
+        print(f"  {path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

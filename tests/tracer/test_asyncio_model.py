@@ -1,15 +1,17 @@
 """The asyncio instrumentation, in-process: exact event sequences for tiny programs.
 
-Each program runs under `traced_policy` with a Recorder writing straight into a Trace and a
+Each program runs under `traced_loops` with a Recorder writing straight into a Trace and a
 FakeClock, so the sequences (and the deadlines) are deterministic.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+import warnings
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ import pytest
 from loopscope.tracer.events import Code, Detail, FakeClock, Source
 from loopscope.tracer.models import _asyncio_tracer
 from loopscope.tracer.models._asyncio_loop import TracingEventLoop
-from loopscope.tracer.models.asyncio_model import traced_policy
+from loopscope.tracer.models.asyncio_model import traced_loops
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.trace import Trace
 
@@ -25,10 +27,17 @@ LOOP = "asyncio loop"
 Row = tuple[str, str, str, dict[str, Any]]
 
 
+@contextlib.contextmanager
+def warnings_as_errors() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
 def record(main: Callable[[], Awaitable[Any]], **recorder_options: Any) -> tuple[Trace, Any]:
     trace = Trace()
     recorder = Recorder(trace, clock=FakeClock(tick_ns=1), **recorder_options)
-    with traced_policy(recorder):
+    with traced_loops(recorder):
         result = asyncio.run(main())  # type: ignore[arg-type]
     recorder.close()
     return trace, result
@@ -292,7 +301,7 @@ def test_events_are_flushed_before_the_loop_blocks_in_a_poll() -> None:
 
     log = BatchLog()
     recorder = Recorder(log, clock=FakeClock(tick_ns=1), batch_size=1_000_000)
-    with traced_policy(recorder):
+    with traced_loops(recorder):
         asyncio.run(main())
     recorder.close()
 
@@ -372,10 +381,10 @@ def test_a_broken_hook_is_reported_once_and_tracing_detaches(
 
     trace = Trace()
     recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
-    with traced_policy(recorder) as policy:
+    with traced_loops(recorder) as loops:
         first = asyncio.run(main())
         second = asyncio.run(main())  # a new loop after the failure: untraced
-        loop_after = policy.new_event_loop()
+        loop_after = loops.new_event_loop()
         loop_after.close()
     recorder.close()
 
@@ -391,12 +400,130 @@ def test_a_broken_hook_is_reported_once_and_tracing_detaches(
     assert recorder.current == -1
 
 
-def test_the_previous_policy_comes_back_after_the_run() -> None:
-    before = asyncio.get_event_loop_policy()
+def test_what_the_block_replaced_comes_back_after_the_run() -> None:
+    originals = (asyncio.new_event_loop, asyncio.events.new_event_loop,
+                 asyncio.Runner.__init__, asyncio.events._set_running_loop, asyncio.Task)
     recorder = Recorder(Trace(), clock=FakeClock())
-    with traced_policy(recorder) as policy:
-        assert asyncio.get_event_loop_policy() is policy
-    assert asyncio.get_event_loop_policy() is before
+    with traced_loops(recorder):
+        assert isinstance(asyncio.new_event_loop(), TracingEventLoop)
+    assert (asyncio.new_event_loop, asyncio.events.new_event_loop, asyncio.Runner.__init__,
+            asyncio.events._set_running_loop, asyncio.Task) == originals
+
+
+def loop_lanes(trace: Trace) -> list[str]:
+    return [info.name for info in trace.lanes if info.kind == "loop"]
+
+
+def test_every_loop_asyncio_makes_is_traced_and_numbered() -> None:
+    """asyncio.run twice, a Runner, and a loop_factory naming asyncio's own loop: each loop
+    is traced, with a lane of its own, and no deprecated policy call warns the program."""
+
+    async def work(label: str) -> str:
+        await asyncio.sleep(0)
+        return label
+
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+    with traced_loops(recorder), warnings_as_errors():
+        results = [asyncio.run(work("first")), asyncio.run(work("second"))]
+        with asyncio.Runner() as runner:
+            results.append(runner.run(work("runner")))
+        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+            results.append(runner.run(work("factory")))
+        loop = asyncio.new_event_loop()
+        results.append(loop.run_until_complete(work("by hand")))
+        loop.close()
+    recorder.close()
+
+    assert results == ["first", "second", "runner", "factory", "by hand"]
+    assert loop_lanes(trace) == ["asyncio loop", "asyncio loop 2", "asyncio loop 3",
+                                 "asyncio loop 4", "asyncio loop 5"]
+    task_names = [plain(info.name) for info in trace.lanes if info.kind == "task"]
+    assert [name.split(" ")[0] for name in task_names] == ["work"] * 5
+
+
+def test_a_loop_the_program_chose_itself_is_named_on_the_timeline(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    class OwnLoop(asyncio.SelectorEventLoop):
+        pass
+
+    async def work() -> int:
+        await asyncio.sleep(0)
+        return 7
+
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+    with traced_loops(recorder), asyncio.Runner(loop_factory=OwnLoop) as runner:
+        result = runner.run(work())
+    recorder.close()
+
+    assert result == 7
+    notes = [line for line in capsys.readouterr().err.splitlines() if "loopscope" in line]
+    assert len(notes) == 1 and "chose its own event loop" in notes[0] and "OwnLoop" in notes[0]
+    lanes = loop_lanes(trace)
+    assert len(lanes) == 1 and lanes[0].endswith("OwnLoop (not traced)")
+    marks = [e for e in trace.events() if e.kind == "mark"]
+    assert [m.detail["text"] for m in marks] == notes
+
+
+def test_a_loop_in_another_thread_runs_untraced_and_is_noted(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import threading
+
+    async def work() -> str:
+        await asyncio.sleep(0)
+        return "threaded"
+
+    results: list[str] = []
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+    with traced_loops(recorder):
+        worker = threading.Thread(target=lambda: results.append(asyncio.run(work())),
+                                  name="worker")
+        worker.start()
+        worker.join()
+    recorder.close()
+
+    assert results == ["threaded"]
+    notes = [line for line in capsys.readouterr().err.splitlines() if "loopscope" in line]
+    assert len(notes) == 1 and "another thread (worker)" in notes[0]
+    assert [m.detail["text"] for m in trace.events() if m.kind == "mark"] == notes
+    assert not [info for info in trace.lanes if info.kind == "task"]
+
+
+def test_keywords_of_this_pythons_base_loop_pass_through() -> None:
+    """create_task and _add_reader take what this Python's asyncio passes (eager_start,
+    context); the traced loop hands them on rather than refusing them."""
+    import contextvars
+
+    seen: dict[str, Any] = {}
+    variable: contextvars.ContextVar[str] = contextvars.ContextVar("variable", default="unset")
+
+    async def child() -> str:
+        return variable.get()
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        context = contextvars.copy_context()
+        context.run(variable.set, "from the context")
+        task = loop.create_task(child(), name="kw", context=context)
+        seen["name"] = task.get_name()
+        left, right = socket.socketpair()
+        readable = loop.create_future()
+        loop._add_reader(left.fileno(), readable.set_result, "ready")  # type: ignore[attr-defined]
+        right.send(b"x")
+        seen["reader"] = await readable
+        loop._remove_reader(left.fileno())  # type: ignore[attr-defined]
+        left.close()
+        right.close()
+        return await task
+
+    trace, result = record(main)
+    assert result == "from the context"
+    assert seen == {"name": "kw", "reader": "ready"}
+    assert "kw" in [info.name for info in trace.lanes]
 
 
 def test_a_task_built_directly_gets_a_lane_and_still_passes_for_a_task() -> None:

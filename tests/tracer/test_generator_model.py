@@ -386,3 +386,53 @@ def test_only_the_traced_thread_is_followed_and_nothing_after_the_run(
     assert list(counter(5)) == [0, 1, 2, 3, 4]  # after the run: runs, records nothing
     assert recorder.event_count == recorded
     recorder.close()
+
+
+def test_every_kind_of_plain_argument_is_read_on_this_python(program_module: Any) -> None:
+    """The value handed over is read whatever instruction this Python's compiler picks for
+    the argument (3.14's LOAD_FAST_BORROW and LOAD_SMALL_INT, 3.15's LOAD_COMMON_CONSTANT):
+    constants, a method's local, a cell, a free variable and a global; an expression is not
+    a plain load and records no value rather than a wrong one."""
+    module = program_module("plain_arguments", """
+        GREETING = "hello"
+
+        def sink():
+            while True:
+                yield (yield)
+
+        class Driver:
+            def __init__(self):
+                self.gen = sink()
+                next(self.gen)
+
+            def send_local(self, item):
+                self.gen.send(item)
+                next(self.gen)
+
+        def main():
+            driver = Driver()
+            gen = driver.gen
+            gen.send(None); next(gen)
+            gen.send(1); next(gen)
+            gen.send(-1); next(gen)
+            gen.send(300); next(gen)
+            gen.send("text"); next(gen)
+            gen.send(b"raw"); next(gen)
+            gen.send(1.5); next(gen)
+            gen.send((1, 2)); next(gen)
+            gen.send(GREETING); next(gen)
+            driver.send_local([1, 2])
+            captured = "cell"
+
+            def inner():
+                gen.send(captured)
+                next(gen)
+            inner()
+            gen.send(captured); next(gen)
+            gen.send(len("four")); next(gen)
+    """)
+    trace = record(module)
+    sends = [detail.get("value", "<none>") for _, _, _, detail in rows(trace, ("switch",))
+             if detail["via"] == "send"]
+    assert sends == ["None", "1", "-1", "300", "'text'", "b'raw'", "1.5", "(1, 2)", "'hello'",
+                     "[1, 2]", "'cell'", "'cell'", "<none>"]

@@ -67,7 +67,7 @@ print(json.dumps({"batches": batches, "gate": gate_calls, "pending": pending,
 ASYNCIO_PROGRAM = """
 import asyncio, json, socket
 from loopscope.tracer.events import FakeClock
-from loopscope.tracer.models.asyncio_model import traced_policy
+from loopscope.tracer.models.asyncio_model import traced_loops
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.trace import Trace
 
@@ -118,7 +118,7 @@ async def main():
 
 trace = Trace()
 recorder = Recorder(trace, clock=FakeClock(tick_ns=1), batch_size=64)
-with traced_policy(recorder):
+with traced_loops(recorder):
     result = asyncio.run(main())
 recorder.close()
 print(json.dumps({
@@ -283,7 +283,7 @@ def test_records_and_proxy_steps_do_not_leak() -> None:
     import asyncio
 
     from loopscope.tracer.events import Code
-    from loopscope.tracer.models.asyncio_model import traced_policy
+    from loopscope.tracer.models.asyncio_model import traced_loops
     from loopscope.tracer.recorder import Recorder
 
     class CountingSink:
@@ -305,7 +305,7 @@ def test_records_and_proxy_steps_do_not_leak() -> None:
         for lane in range(100_000):
             recorder.record(lane, Code.RUNNING, -1, 0, 0)
             recorder.handoff(lane, lane + 1, 0, Code.BLOCKED, 0, 0)
-        with traced_policy(recorder):
+        with traced_loops(recorder):
             asyncio.run(spinners())  # 50,000 proxied steps
         recorder.close()
         return sink.events

@@ -26,6 +26,7 @@ from loopscope.tracer.native import load_native, save_native
 from loopscope.tracer.stats import lane_stats
 from loopscope.tracer.trace import Trace
 from loopscope.ui.main_window import MainWindow
+from loopscope.ui.qt_loop import QtEventLoop
 from loopscope.ui.settings import MAX_RECENT, AppSettings
 
 pytestmark = pytest.mark.gui
@@ -49,7 +50,7 @@ def _scenario_id() -> str:
 def loop(qapp: QApplication) -> Iterator[qasync.QEventLoop]:
     # as in ui.app: closing the window must not stop the loop before the child is stopped
     qapp.setQuitOnLastWindowClosed(False)
-    event_loop = qasync.QEventLoop(qapp)
+    event_loop = QtEventLoop(qapp)
     asyncio.set_event_loop(event_loop)
     yield event_loop
     event_loop.close()

@@ -1,7 +1,9 @@
-"""A SelectorEventLoop that reports to a LoopTracer, its selector, and the policy that makes it.
+"""A SelectorEventLoop that reports to a LoopTracer, and its selector.
 
 The overrides only observe: each one hands its arguments to the tracer (which may wrap a
-callback to know, later, why the callback ran) and then does exactly what the base class does.
+callback to know, later, why the callback ran) and then does exactly what the base class does,
+with whatever keyword arguments this Python's base class takes passed on untouched (3.14's
+`eager_start=` to create_task, 3.15's `context=` to _add_reader).
 """
 
 from __future__ import annotations
@@ -67,10 +69,10 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose tasks, waits and wake-ups are recorded."""
 
     def __init__(
-        self, recorder: Recorder, on_detach: Callable[[], None] | None = None
+        self, recorder: Recorder, on_detach: Callable[[], None] | None = None, number: int = 1
     ) -> None:
         # The tracer must exist before the base class registers its self-pipe reader.
-        self._tracer = tracer = LoopTracer(recorder, on_detach)
+        self._tracer = tracer = LoopTracer(recorder, on_detach, number)
         selector = TracingSelector()
         selector.tracer = tracer
         super().__init__(selector)
@@ -84,14 +86,13 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
         # waits one second of it, however long the run was paused (tracer.step_gate).
         return _monotonic() - self._tracer.recorder.paused_s
 
-    def create_task(  # type: ignore[override]
-        self, coro: Any, *, name: str | None = None, context: Context | None = None
-    ) -> asyncio.Task[Any]:
+    def create_task(self, coro: Any, **options: Any) -> asyncio.Task[Any]:  # type: ignore[override]
         tracer = self._tracer
         if tracer.detached or type(coro) is not CoroutineType or id(coro.cr_code) in _CLEANUP_CODES:
-            return super().create_task(coro, name=name, context=context)
+            return super().create_task(coro, **options)
         proxy = TracedCoroutine(coro, tracer)
-        task = super().create_task(proxy, name=name, context=context)
+        task = super().create_task(proxy, **options)
+        name = options.get("name")
         if name is None:
             caller = sys._getframe(1)
             if id(caller.f_code) in _NAMING_CALLERS:
@@ -138,15 +139,19 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
             callback = self._tracer.timer_scheduled(when - self.time(), callback, args)
         return super().call_at(when, callback, *args, context=context)
 
-    def _add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> asyncio.Handle:
+    def _add_reader(  # type: ignore[override]
+        self, fd: Any, callback: Callable[..., Any], *args: Any, **options: Any
+    ) -> asyncio.Handle:
         if not self._tracer.detached:
             callback = self._tracer.fd_watched(fd, "read", callback, args)
-        return super()._add_reader(fd, callback, *args)  # type: ignore[misc,no-any-return]
+        return super()._add_reader(fd, callback, *args, **options)  # type: ignore[misc,no-any-return]
 
-    def _add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> asyncio.Handle:
+    def _add_writer(  # type: ignore[override]
+        self, fd: Any, callback: Callable[..., Any], *args: Any, **options: Any
+    ) -> asyncio.Handle:
         if not self._tracer.detached:
             callback = self._tracer.fd_watched(fd, "write", callback, args)
-        return super()._add_writer(fd, callback, *args)  # type: ignore[misc,no-any-return]
+        return super()._add_writer(fd, callback, *args, **options)  # type: ignore[misc,no-any-return]
 
     def run_forever(self) -> None:
         tracer = self._tracer
@@ -198,24 +203,3 @@ class TaskBuiltDirectly(_RealTask, metaclass=_LooksLikeTask):  # type: ignore[mi
         task = _RealTask(proxy, loop=loop, **options)
         target.tracer.task_created(proxy, task, options.get("name"))
         return task
-
-
-class TracingEventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[misc,valid-type]
-    """Makes TracingEventLoops, so asyncio.run and friends trace without any change.
-
-    After an internal error in the instrumentation it makes plain loops: the error has been
-    reported and the rest of the run goes untraced.
-    """
-
-    def __init__(self, recorder: Recorder) -> None:
-        super().__init__()
-        self.recorder = recorder
-        self.detached = False
-
-    def new_event_loop(self) -> asyncio.AbstractEventLoop:
-        if self.detached:
-            return asyncio.SelectorEventLoop()
-        return TracingEventLoop(self.recorder, on_detach=self._detach)
-
-    def _detach(self) -> None:
-        self.detached = True

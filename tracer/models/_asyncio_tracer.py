@@ -85,11 +85,15 @@ else:
 class LoopTracer(_TracerCore):
     """Records one event loop's lanes and the states of the tasks it runs."""
 
-    def __init__(self, recorder: Recorder, on_detach: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, recorder: Recorder, on_detach: Callable[[], None] | None = None, number: int = 1
+    ) -> None:
         super().__init__(recorder)
         self.record = recorder.record
         self._on_detach = on_detach
-        self.loop_lane = recorder.spawn(LOOP_LANE_NAME, LaneKind.LOOP, parent=recorder.current)
+        # a program that runs asyncio.run() twice has two loops: "asyncio loop", "asyncio loop 2"
+        name = LOOP_LANE_NAME if number == 1 else f"{LOOP_LANE_NAME} {number}"
+        self.loop_lane = recorder.spawn(name, LaneKind.LOOP, parent=recorder.current)
         self.record(self.loop_lane, _DISPATCH)
         self.closed = False
         # set while a timer, fd or task-done callback runs, to say why things it completes woke

@@ -1,9 +1,14 @@
 """The asyncio model: runs a program on traced event loops, with no change to the program.
 
-A policy whose loops are TracingEventLoops is installed for the run, so `asyncio.run`,
-`asyncio.Runner` and `new_event_loop` in the program all trace; the previous policy comes back
-afterwards (and `asyncio.Task` itself stands in for code that builds Tasks directly, as
-aiohttp does on 3.12+). Each loop is a lane ("asyncio loop") alternating `poll` and
+For the run, every event loop asyncio makes for the program in the recording thread is a
+TracingEventLoop: `asyncio.run`, `asyncio.Runner` and `new_event_loop` (which is what they
+call when the program names no loop factory), and a `loop_factory` that names asyncio's own
+selector loop. No event-loop policy is installed (that API is deprecated from 3.14 and goes
+away in 3.16). `asyncio.Task` itself stands in for code that builds Tasks directly, as aiohttp
+does on 3.12+. A loop the program chose for itself (its own policy or loop class, uvloop) or
+one run by another thread is not traced, and the run says so once, on stderr and as a MARK.
+
+Each loop is a lane ("asyncio loop", numbered from the second) alternating `poll` and
 `dispatch`; each Task is a lane whose steps are `running` and whose waits are `sleeping`,
 `io-wait` or `blocked`, with wake arrows from whoever completed the future it waited on.
 """
@@ -11,42 +16,131 @@ aiohttp does on 3.12+). Each loop is a lane ("asyncio loop") alternating `poll` 
 from __future__ import annotations
 
 import asyncio
+import sys
+import threading
+from asyncio import events, runners
+from collections.abc import Callable
 from typing import Any
 
-from loopscope.tracer.models._asyncio_loop import (
-    TaskBuiltDirectly,
-    TracingEventLoop,
-    TracingEventLoopPolicy,
-)
+from loopscope.tracer.events import NO_LANE, Code, LaneKind
+from loopscope.tracer.models._asyncio_loop import TaskBuiltDirectly, TracingEventLoop
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 
-__all__ = ["TracingEventLoop", "TracingEventLoopPolicy", "run", "traced_policy"]
+__all__ = ["TracingEventLoop", "run", "traced_loops"]
 
 
 def run(recorder: Recorder, program: Program) -> None:
-    with traced_policy(recorder):
+    with traced_loops(recorder) as loops:
         if program.scenario_module is not None:
-            asyncio.run(program.scenario_main()())
+            with asyncio.Runner(loop_factory=loops.new_event_loop) as runner:
+                runner.run(program.scenario_main()())
         else:
             program.run_script()
 
 
-class traced_policy:
-    """Installs a TracingEventLoopPolicy for the duration of a with-block."""
+def _stock_factories() -> frozenset[Callable[[], Any]]:
+    """The loop factories that make asyncio's own selector loop, which we may trace."""
+    factories: set[Callable[[], Any]] = {asyncio.SelectorEventLoop, events.new_event_loop}
+    if sys.version_info >= (3, 13):
+        factories.add(asyncio.EventLoop)
+    return frozenset(factories)
+
+
+class traced_loops:
+    """For the duration of a with-block, the loops asyncio makes for the program trace."""
 
     def __init__(self, recorder: Recorder) -> None:
-        self.policy = TracingEventLoopPolicy(recorder)
-        self._previous: asyncio.AbstractEventLoopPolicy | None = None
-        self._task_class: type[asyncio.Task[Any]] = asyncio.Task
+        self.recorder = recorder
+        self.detached = False
+        self._thread = threading.get_ident()
+        self._stock = _stock_factories()
+        self._loops_made = 0
+        self._untraced_noted: set[str] = set()
+        self._notes: list[tuple[str, str]] = []
+        self._saved: list[tuple[Any, str, Any]] = []
 
-    def __enter__(self) -> TracingEventLoopPolicy:
-        self._previous = asyncio.get_event_loop_policy()
-        self._task_class = asyncio.Task
-        asyncio.set_event_loop_policy(self.policy)
-        asyncio.Task = TaskBuiltDirectly  # type: ignore[misc]
-        return self.policy
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        """A traced loop, or a plain one after an internal error or outside the run's thread
+        (the recorder has one writer)."""
+        if self.detached or threading.get_ident() != self._thread:
+            return asyncio.SelectorEventLoop()
+        self._loops_made += 1
+        return TracingEventLoop(self.recorder, on_detach=self._detach, number=self._loops_made)
+
+    def _detach(self) -> None:
+        self.detached = True
+
+    # -- what the with-block replaces -----------------------------------------------------
+
+    def _patch(self, owner: Any, name: str, replacement: Any) -> None:
+        self._saved.append((owner, name, owner.__dict__[name]))
+        setattr(owner, name, replacement)
+
+    def __enter__(self) -> traced_loops:
+        new_event_loop = self.new_event_loop
+        self._patch(events, "new_event_loop", new_event_loop)
+        self._patch(asyncio, "new_event_loop", new_event_loop)
+        stock = self._stock
+        runner_init = runners.Runner.__init__
+
+        def init(runner: runners.Runner, *args: Any, **options: Any) -> None:
+            if options.get("loop_factory") in stock:
+                options["loop_factory"] = new_event_loop
+            runner_init(runner, *args, **options)
+
+        self._patch(runners.Runner, "__init__", init)
+        set_running_loop = events._set_running_loop
+        note_untraced = self._note_untraced
+
+        def set_running(loop: Any) -> None:
+            if loop is not None and type(loop) is not TracingEventLoop:
+                note_untraced(loop)
+            set_running_loop(loop)
+
+        self._patch(events, "_set_running_loop", set_running)
+        if asyncio.__dict__.get("_set_running_loop") is set_running_loop:
+            self._patch(asyncio, "_set_running_loop", set_running)
+        self._patch(asyncio, "Task", TaskBuiltDirectly)
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
-        asyncio.Task = self._task_class  # type: ignore[misc]
-        asyncio.set_event_loop_policy(self._previous)
+        for owner, name, original in reversed(self._saved):
+            setattr(owner, name, original)
+        self._saved.clear()
+        self._record_notes()
+
+    # -- never silent ---------------------------------------------------------------------
+
+    def _note_untraced(self, loop: Any) -> None:
+        kind = f"{type(loop).__module__}.{type(loop).__qualname__}"
+        in_thread = threading.get_ident() != self._thread
+        key = f"{kind} thread" if in_thread else kind
+        if key in self._untraced_noted or self.detached:
+            return
+        self._untraced_noted.add(key)
+        if in_thread:
+            note = (f"loopscope: an event loop ({kind}) ran in another thread "
+                    f"({threading.current_thread().name}); only the main thread's loops are "
+                    "traced, so its tasks are not on the timeline")
+        else:
+            note = (f"loopscope: this program chose its own event loop ({kind}); Loopscope "
+                    "traces asyncio's own loop, so that loop's tasks are not on the timeline "
+                    "(let asyncio.run() pick the loop to see them)")
+        print(note, file=sys.stderr, flush=True)
+        self._notes.append((f"{kind} (not traced)", note))
+        if not in_thread:
+            self._record_notes()
+
+    def _record_notes(self) -> None:
+        """Each untraced loop becomes a loop lane of its own carrying the note, so the
+        timeline itself says what is missing (only the run's thread writes the recorder)."""
+        recorder = self.recorder
+        while self._notes and threading.get_ident() == self._thread:
+            name, text = self._notes.pop(0)
+            try:
+                lane = recorder.spawn(name, LaneKind.LOOP, parent=recorder.current)
+                recorder.record(lane, Code.MARK, NO_LANE, recorder.detail(("text", text)))
+            except Exception:  # the stderr line stands; a recorder that is gone takes no note
+                return
+

@@ -27,6 +27,12 @@ from types import CodeType, FrameType
 from typing import Any, NamedTuple
 
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind, short_repr
+from loopscope.tracer.models._plain_loads import (
+    PLAIN_LOADS,
+    READ_CONSTANT,
+    READ_NAME,
+    read_kind,
+)
 from loopscope.tracer.models.handoffs import HandoffLanes, ProgramCode, c_handoffs
 from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
@@ -35,17 +41,6 @@ from loopscope.tracer.recorder import Recorder
 CO_GENERATOR = 0x20
 _MISSING = object()
 _VIA_METHODS = frozenset({"send", "throw", "close"})
-_PLAIN_LOADS = frozenset(
-    {"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF", "LOAD_CLOSURE", "LOAD_CONST",
-     "LOAD_GLOBAL", "LOAD_NAME", "LOAD_SMALL_INT"}
-)
-_CALL_PREFIXES = frozenset({"PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG"})
-_CALLABLE_LOADS = frozenset({"LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME"})
-
-
-
-# How a ValueRead finds its value (tracer/_handoffs.c reads these fields too).
-READ_CONSTANT, READ_LOCAL, READ_CELL, READ_NAME = 0, 1, 2, 3
 
 
 class ValueRead(NamedTuple):
@@ -77,14 +72,13 @@ CallSite = tuple[str, ValueGetter]
 # -- reading the driver's call site ---------------------------------------------------------
 
 
-def _value_getter(instruction: dis.Instruction) -> ValueGetter:
-    opname = instruction.opname
-    if opname in ("LOAD_CONST", "LOAD_SMALL_INT"):
-        return ValueRead(READ_CONSTANT, instruction.argval, -1)
-    if opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-        return ValueRead(READ_NAME, instruction.argval, -1)
+def _value_getter(instruction: dis.Instruction, code: CodeType) -> ValueGetter:
+    kind = read_kind(instruction, code)
+    if kind is None:
+        return None
+    if kind in (READ_CONSTANT, READ_NAME):
+        return ValueRead(kind, instruction.argval, -1)
     slot = instruction.arg if instruction.arg is not None else -1
-    kind = READ_CELL if opname in ("LOAD_DEREF", "LOAD_CLOSURE") else READ_LOCAL
     return ValueRead(kind, instruction.argval, slot)
 
 
@@ -101,7 +95,7 @@ def _call_site(code: CodeType, offset: int) -> CallSite:
         return "next", None  # FOR_ITER and friends
     argc = current.arg or 0
     position = index - 1
-    while position >= 0 and instructions[position].opname in _CALL_PREFIXES:
+    while position >= 0 and instructions[position].opname in PLAIN_LOADS.call_prefixes:
         position -= 1
     first_argument = position
     remaining = argc
@@ -115,17 +109,31 @@ def _call_site(code: CodeType, offset: int) -> CallSite:
     if position < 0:
         return "next", None
     callable_load = instructions[position]
-    if callable_load.opname not in _CALLABLE_LOADS:
-        return "next", None
     attribute = callable_load.argval
-    if callable_load.opname in ("LOAD_ATTR", "LOAD_METHOD") and attribute in _VIA_METHODS:
+    if callable_load.opname in PLAIN_LOADS.method_loads and attribute in _VIA_METHODS:
         getter: ValueGetter = None
         if argc == 1 and first_argument == position + 1:
-            argument = instructions[first_argument]
-            if argument.opname in _PLAIN_LOADS:
-                getter = _value_getter(argument)
+            getter = _value_getter(instructions[first_argument], code)
         return attribute, getter
     return "next", None
+
+
+def _generator_start(code: CodeType) -> int:
+    """The offset of the RESUME where a generator's body starts: the first one after
+    RETURN_GENERATOR (3.15 runs a RESUME and the genexpr's GET_ITER before it). A throw into
+    a generator that has not started comes at an earlier offset, any resume or throw after a
+    yield at a later one."""
+    made = False
+    first_resume = None
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "RETURN_GENERATOR":
+            made = True
+        elif instruction.opname == "RESUME":
+            if made:
+                return instruction.offset
+            if first_resume is None:
+                first_resume = instruction.offset
+    return first_resume or 0
 
 
 # How a lane was last resumed, reused while its driver resumes it from the same frame and
@@ -226,10 +234,7 @@ class GeneratorTracer:
         code = frame.f_code
         start = self._start_offsets.get(code)
         if start is None:
-            # RESUME 0 is where a generator starts; a throw into one that has not started
-            # comes at an earlier offset, any resume or throw after a yield at a later one.
-            start = self._start_offsets[code] = next(
-                (i.offset for i in dis.get_instructions(code) if i.opname == "RESUME"), 0)
+            start = self._start_offsets[code] = _generator_start(code)
         return frame.f_lasti > start
 
     def _spawn_generator(self, frame: FrameType, driver: int) -> int:

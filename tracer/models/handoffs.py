@@ -1,7 +1,7 @@
 """What the models that follow hand-offs share (generators, greenlets, gevent, select).
 
 - `ProgramCode`: whether a code object is the traced program's own (not the standard library,
-  an installed package or Loopscope itself), decided once per file.
+  an installed package or Loopscope's tracer), decided once per file.
 - `c_handoffs`: the C hand-off hooks (`tracer._handoffs`), when they can be used.
 - `HandoffLanes`: the lanes of a hand-off model: unique names ("worker", "worker-2"), the
   BLOCKED detail of a lane waiting on another, and the source line a frame resumes at, each
@@ -11,10 +11,9 @@
 from __future__ import annotations
 
 import os
-import sysconfig
-from pathlib import Path
 from types import CodeType, FrameType, ModuleType
 
+from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 
@@ -32,34 +31,15 @@ def c_handoffs(recorder: Recorder) -> ModuleType | None:
     return _handoffs
 
 
-def library_roots() -> tuple[str, ...]:
-    """The folders whose code is not the program's: the standard library, installed packages
-    and tracer/ itself, each resolved and ending in a slash."""
-    paths = sysconfig.get_paths()
-    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    roots.add(str(Path(__file__).resolve().parent.parent))  # tracer/ itself
-    return tuple(sorted(str(Path(root).resolve()) + "/" for root in roots))
-
-
 class ProgramCode:
-    """Decides, once per code object's file, whether it belongs to the traced program."""
+    """Decides, once per code object's file, whether it belongs to the traced program
+    (tracer.models._program_files says which files are)."""
 
     def __init__(self) -> None:
-        self._roots = library_roots()
-        self._verdicts: dict[str, bool] = {}
+        self._files = ProgramFiles()
 
     def __call__(self, code: CodeType) -> bool:
-        filename = code.co_filename
-        verdict = self._verdicts.get(filename)
-        if verdict is None:
-            if filename.startswith("<"):
-                # "<frozen ...>" is the stdlib; "<string>"/"<stdin>" are the user's own code
-                verdict = not filename.startswith("<frozen")
-            else:
-                resolved = str(Path(filename).resolve())
-                verdict = not resolved.startswith(self._roots)
-            self._verdicts[filename] = verdict
-        return verdict
+        return self._files(code.co_filename)
 
 
 class HandoffLanes:

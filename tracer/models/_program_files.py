@@ -1,0 +1,53 @@
+"""Which source files are the traced program's own and which are library code.
+
+Library code is the standard library, site-packages and Loopscope's tracer; the program is
+everything else -- and always Loopscope's own scenarios, which are the programs a learner
+traces even when Loopscope is installed into site-packages.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sysconfig
+from pathlib import Path
+
+
+def _as_root(path: str | Path) -> str:
+    return str(Path(path).resolve()) + "/"
+
+
+def library_roots() -> tuple[str, ...]:
+    """Folders whose files are library code (resolved, each ending in '/')."""
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    roots.add(str(Path(__file__).resolve().parent.parent))  # tracer/ itself
+    return tuple(sorted(_as_root(root) for root in roots))
+
+
+def program_roots() -> tuple[str, ...]:
+    """Folders whose files are the program's even inside a library root: the scenarios."""
+    spec = importlib.util.find_spec("loopscope.scenarios")
+    locations = spec.submodule_search_locations if spec is not None else None
+    return tuple(sorted(_as_root(location) for location in locations or ()))
+
+
+class ProgramFiles:
+    """Decides, once per file name, whether a code object's file belongs to the program."""
+
+    def __init__(self) -> None:
+        self._library = library_roots()
+        self._program = program_roots()
+        self._verdicts: dict[str, bool] = {}
+
+    def __call__(self, filename: str) -> bool:
+        verdict = self._verdicts.get(filename)
+        if verdict is None:
+            if filename.startswith("<"):
+                # "<frozen ...>" is the stdlib; "<string>"/"<stdin>" are the user's own code
+                verdict = not filename.startswith("<frozen")
+            else:
+                resolved = str(Path(filename).resolve())
+                verdict = resolved.startswith(self._program) or not resolved.startswith(
+                    self._library)
+            self._verdicts[filename] = verdict
+        return verdict
