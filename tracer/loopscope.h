@@ -69,4 +69,21 @@ typedef struct {
                           int32_t *out);
 } LoopscopeRecorderAPI;
 
+/* -- helpers both extensions use ---------------------------------------------------------- */
+
+/* A Python int as an event field (a lane, a code's table index, a detail): -1 with an
+ * OverflowError when it does not fit in 32 bits. */
+static inline int
+as_int32(PyObject *value, int32_t *out)
+{
+    long number = PyLong_AsLong(value);
+    if (number == -1 && PyErr_Occurred()) return -1;
+    if (number < INT32_MIN || number > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "event field out of the int32 range");
+        return -1;
+    }
+    *out = (int32_t)number;
+    return 0;
+}
+
 #endif /* LOOPSCOPE_H */

@@ -55,12 +55,27 @@ def test_the_other_shared_numbers_match_their_python_twins() -> None:
     assert defines["RECORDER_API_CAPSULE"] == '"loopscope.tracer._speedups._recorder_api"'
 
 
+def _includes_contract(source: Path, seen: frozenset[Path] = frozenset()) -> bool:
+    """Whether a C file takes loopscope.h, itself or through a header of tracer/ that does."""
+    for name in re.findall(r'^#include "([^"]+)"', source.read_text(encoding="utf-8"),
+                           re.MULTILINE):
+        if name == HEADER.name:
+            return True
+        header = TRACER / name
+        if header.exists() and header not in seen and _includes_contract(header, seen | {source}):
+            return True
+    return False
+
+
 def test_the_c_files_take_the_header_and_define_none_of_its_names_again() -> None:
-    shared = set(_header_defines()) | {"LoopscopeRecorderAPI"}
-    for source in sorted(TRACER.glob("*.c")):
+    shared = set(_header_defines())
+    sources = sorted(path for path in [*TRACER.glob("*.c"), *TRACER.glob("*.h")]
+                     if path != HEADER)
+    assert len([path for path in sources if path.suffix == ".c"]) >= 2
+    for source in sources:
         text = source.read_text(encoding="utf-8")
-        assert '#include "loopscope.h"' in text, f"{source.name} does not include loopscope.h"
+        assert _includes_contract(source), f"{source.name} does not take loopscope.h"
         own = {name for name, _value in _DEFINE.findall(text)}
         assert not own & shared, f"{source.name} defines {sorted(own & shared)} again"
-        assert "typedef struct {\n    int version;" not in text, \
+        assert "} LoopscopeRecorderAPI;" not in text, \
             f"{source.name} copies the recorder API struct"

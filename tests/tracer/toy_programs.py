@@ -155,6 +155,7 @@ def skips_a_sequence_number(recorder: Recorder, lane: int) -> None:
     recorder.flush()
     recorder._next_seq += 1
     _marks(recorder, lane)
+    time.sleep(600)  # the parent kills a child that broke the stream
 
 
 def starts_a_server_child(recorder: Recorder, lane: int) -> None:
