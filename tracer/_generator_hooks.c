@@ -142,29 +142,33 @@ read_value(GeneratorHooks *self, PyObject *read, PyFrameObject *driver)
 int
 fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset)
 {
+    PyObject *site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
+    if (site == NULL) return -1;
     PyFrameObject *driver = PyFrame_GetBack(frame);
-    PyObject *site = PyList_GET_ITEM(self->sites, lane);
-    if (driver == NULL || (PyObject *)driver != PyTuple_GET_ITEM(site, 0)
-        || PyFrame_GetLasti(driver) != PyLong_AsLong(PyTuple_GET_ITEM(site, 1))) {
+    if (driver == NULL || (PyObject *)driver != PyTuple_GET_ITEM(site, SITE_DRIVER_FRAME)
+        || PyFrame_GetLasti(driver)
+           != PyLong_AsLong(PyTuple_GET_ITEM(site, SITE_DRIVER_OFFSET))) {
         Py_XDECREF(driver);
         return PyErr_Occurred() ? -1 : 0;
     }
     Py_INCREF(site);  /* the value's repr may run code that replaces it */
     int32_t detail;
     int failed = 0;
-    PyObject *read = PyTuple_GET_ITEM(site, 3);
+    PyObject *read = PyTuple_GET_ITEM(site, SITE_VALUE_READ);
     if (read == Py_None) {
-        failed = as_int32(PyTuple_GET_ITEM(site, 4), &detail);
+        failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), &detail);
     }
     else {
         PyObject *value = read_value(self, read, driver);
         if (value == NULL) failed = -1;
-        else if (value == self->missing) failed = as_int32(PyTuple_GET_ITEM(site, 4), &detail);
+        else if (value == self->missing) {
+            failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), &detail);
+        }
         else {
             int32_t base;
-            failed = as_int32(PyTuple_GET_ITEM(site, 4), &base);
+            failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), &base);
             if (!failed) {
-                failed = value_detail(self, value, PyTuple_GET_ITEM(site, 5), base,
+                failed = value_detail(self, value, PyTuple_GET_ITEM(site, SITE_VIA), base,
                                       self->sent_values, lane, 1, &detail);
             }
         }
@@ -173,9 +177,16 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
     Py_DECREF(driver);
     int32_t source, driver_lane, driver_blocked;
     if (!failed) {
-        PyObject *sources = PyList_GET_ITEM(self->resume_sources, lane);
-        PyObject *known = PyDict_GetItemWithError(sources, offset);
-        if (known != NULL) failed = as_int32(known, &source);
+        PyObject *sources = lane < PyList_GET_SIZE(self->resume_sources)
+            ? PyList_GET_ITEM(self->resume_sources, lane) : NULL;
+        PyObject *known = sources != NULL && PyDict_CheckExact(sources)
+            ? PyDict_GetItemWithError(sources, offset) : NULL;
+        if (sources == NULL || !PyDict_CheckExact(sources)) {
+            PyErr_Format(PyExc_IndexError, "tracer.resume_sources has no table for lane %zd",
+                         lane);
+            failed = -1;
+        }
+        else if (known != NULL) failed = as_int32(known, &source);
         else if (PyErr_Occurred()) failed = -1;
         else {
             PyObject *lane_number = PyLong_FromSsize_t(lane);
@@ -187,8 +198,8 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
         }
     }
     if (!failed) {
-        failed = as_int32(PyTuple_GET_ITEM(site, 2), &driver_lane) < 0
-            || as_int32(PyTuple_GET_ITEM(site, 6), &driver_blocked) < 0;
+        failed = as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &driver_lane) < 0
+            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &driver_blocked) < 0;
     }
     Py_DECREF(site);
     if (failed) return -1;
@@ -209,10 +220,11 @@ fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
                      &detail) < 0) {
         return -1;
     }
-    PyObject *site = PyList_GET_ITEM(self->sites, lane);
-    if (as_int32(PyTuple_GET_ITEM(site, 2), &driver) < 0
-        || as_int32(PyTuple_GET_ITEM(site, 7), &driver_blocked) < 0
-        || as_int32(PyTuple_GET_ITEM(site, 8), &driver_source) < 0) {
+    PyObject *site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
+    if (site == NULL
+        || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &driver) < 0
+        || as_int32(PyTuple_GET_ITEM(site, SITE_LANE_BLOCKED), &driver_blocked) < 0
+        || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_SOURCE), &driver_source) < 0) {
         return -1;
     }
     if (recorder_api->handoff(self->recorder, (int32_t)lane, driver, detail, CODE_BLOCKED,

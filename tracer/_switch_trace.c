@@ -39,20 +39,26 @@ plain_switch(SwitchTrace *self, PyObject *origin, PyObject *target)
     /* the frame that called switch() in the target, where it resumes now */
     PyFrameObject *frame = PyEval_GetFrame();
     if (frame == NULL) return 0;
-    PyObject *arrival = PyList_GET_ITEM(self->arrivals, target_lane);
+    PyObject *arrival = table_row(self->arrivals, target_lane, ARRIVAL_FIELDS,
+                                  "tracer._arrivals");
+    if (arrival == NULL) return -1;
     Py_INCREF(arrival);
-    if ((PyObject *)frame != PyTuple_GET_ITEM(arrival, 0)
-        || PyFrame_GetLasti(frame) != PyLong_AsLong(PyTuple_GET_ITEM(arrival, 1))) {
+    if ((PyObject *)frame != PyTuple_GET_ITEM(arrival, ARRIVAL_FRAME)
+        || PyFrame_GetLasti(frame)
+           != PyLong_AsLong(PyTuple_GET_ITEM(arrival, ARRIVAL_OFFSET))) {
         PyObject *lane_number = PyLong_FromSsize_t(target_lane);
         Py_SETREF(arrival, lane_number == NULL ? NULL
                   : PyObject_CallFunctionObjArgs(self->arrival_of, lane_number, frame, NULL));
         Py_XDECREF(lane_number);
-        if (arrival == NULL) return -1;
+        if (checked_row(arrival, ARRIVAL_FIELDS, "tracer.arrival()") == NULL) {
+            Py_XDECREF(arrival);
+            return -1;
+        }
     }
     int32_t source, switch_detail, blocked_detail;
-    int failed = as_int32(PyTuple_GET_ITEM(arrival, 2), &source) < 0
-        || as_int32(PyTuple_GET_ITEM(arrival, 3), &switch_detail) < 0
-        || as_int32(PyTuple_GET_ITEM(arrival, 4), &blocked_detail) < 0;
+    int failed = as_int32(PyTuple_GET_ITEM(arrival, ARRIVAL_SOURCE), &source) < 0
+        || as_int32(PyTuple_GET_ITEM(arrival, ARRIVAL_SWITCH_DETAIL), &switch_detail) < 0
+        || as_int32(PyTuple_GET_ITEM(arrival, ARRIVAL_BLOCKED_DETAIL), &blocked_detail) < 0;
     Py_DECREF(arrival);
     if (failed) return -1;
     if (recorder_api->handoff(self->recorder, (int32_t)origin_lane, (int32_t)target_lane,

@@ -42,6 +42,28 @@
 #define READ_LOCAL 1            /* _plain_loads.READ_LOCAL */
 #define READ_CELL 2             /* _plain_loads.READ_CELL */
 
+/* generator_model.SITE_FIELDS: how a generator lane was last resumed (tracer.sites[lane]) */
+#define SITE_DRIVER_FRAME 0
+#define SITE_DRIVER_OFFSET 1
+#define SITE_DRIVER_LANE 2
+#define SITE_VALUE_READ 3
+#define SITE_SWITCH_DETAIL 4
+#define SITE_VIA 5
+#define SITE_DRIVER_BLOCKED 6
+#define SITE_LANE_BLOCKED 7
+#define SITE_DRIVER_SOURCE 8
+#define SITE_FIELDS 9
+
+/* -- the greenlet model: tracer/models/_greenlets.py -------------------------------------- */
+
+/* _greenlets.ARRIVAL_FIELDS: how the last plain switch to a lane arrived (tracer._arrivals) */
+#define ARRIVAL_FRAME 0
+#define ARRIVAL_OFFSET 1
+#define ARRIVAL_SOURCE 2
+#define ARRIVAL_SWITCH_DETAIL 3
+#define ARRIVAL_BLOCKED_DETAIL 4
+#define ARRIVAL_FIELDS 5
+
 /* -- the asyncio model: tracer/models/_asyncio_tracer.py ------------------------------------ */
 
 #define STREAM_WRITE (-2)       /* _asyncio_tracer._STREAM_WRITE: a wait verdict */
@@ -84,6 +106,33 @@ as_int32(PyObject *value, int32_t *out)
     }
     *out = (int32_t)number;
     return 0;
+}
+
+/* `row` when it is a tuple of at least `fields` items (a table's row), else NULL with an
+ * error. */
+static inline PyObject *
+checked_row(PyObject *row, Py_ssize_t fields, const char *name)
+{
+    if (row == NULL || !PyTuple_Check(row) || PyTuple_GET_SIZE(row) < fields) {
+        if (row != NULL) {
+            PyErr_Format(PyExc_TypeError, "a row of %s is not a tuple of %zd fields", name,
+                         fields);
+        }
+        return NULL;
+    }
+    return row;
+}
+
+/* Row `index` of a per-lane table of tuples (tracer.sites, tracer._arrivals), borrowed; NULL
+ * with an error when the table has no such row or the row is not a tuple of `fields` items. */
+static inline PyObject *
+table_row(PyObject *table, Py_ssize_t index, Py_ssize_t fields, const char *name)
+{
+    if (!PyList_Check(table) || index < 0 || index >= PyList_GET_SIZE(table)) {
+        PyErr_Format(PyExc_IndexError, "%s has no row for lane %zd", name, index);
+        return NULL;
+    }
+    return checked_row(PyList_GET_ITEM(table, index), fields, name);
 }
 
 #endif /* LOOPSCOPE_H */

@@ -10,8 +10,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from loopscope.tracer.events import NO_LANE, Code
-from loopscope.tracer.models import _asyncio_tracer, _plain_loads, generator_model
+from loopscope.tracer.models import _asyncio_tracer, _greenlets, _plain_loads, generator_model
 from loopscope.tracer.values import VALUE_ROW
 
 TRACER = Path(__file__).resolve().parents[2] / "tracer"
@@ -53,6 +55,24 @@ def test_the_other_shared_numbers_match_their_python_twins() -> None:
     }
     assert {name: _number(defines[name]) for name in twins} == twins
     assert defines["RECORDER_API_CAPSULE"] == '"loopscope.tracer._speedups._recorder_api"'
+
+
+@pytest.mark.parametrize(
+    ("prefix", "fields", "empty_row"),
+    [
+        ("SITE_", generator_model.SITE_FIELDS, generator_model._NO_SITE),
+        ("ARRIVAL_", _greenlets.ARRIVAL_FIELDS, _greenlets._NO_ARRIVAL),
+    ],
+)
+def test_the_rows_c_reads_are_named_alike_on_both_sides(
+    prefix: str, fields: tuple[str, ...], empty_row: tuple[object, ...]
+) -> None:
+    defines = _header_defines()
+    named = {name.removeprefix(prefix).lower(): _number(value)
+             for name, value in defines.items()
+             if name.startswith(prefix) and name != f"{prefix}FIELDS"}
+    assert named == {field: index for index, field in enumerate(fields)}
+    assert _number(defines[f"{prefix}FIELDS"]) == len(fields) == len(empty_row)
 
 
 def _includes_contract(source: Path, seen: frozenset[Path] = frozenset()) -> bool:

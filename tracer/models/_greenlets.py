@@ -27,6 +27,8 @@ __all__ = ["Greenlet", "GreenletTracer"]
 # instruction offset, the source index there, the switch detail, the BLOCKED detail of a lane
 # waiting on it). Reused while it resumes at the same place.
 Arrival = tuple[Any, int, int, int, int]
+# Its fields' names, in order, as tracer/loopscope.h reads them (ARRIVAL_*).
+ARRIVAL_FIELDS = ("frame", "offset", "source", "switch_detail", "blocked_detail")
 _NO_ARRIVAL: Arrival = (object(), -1, 0, 0, 0)
 
 

@@ -142,6 +142,10 @@ def _generator_start(code: CodeType) -> int:
 # how it was resumed ("send", "next"), driver's BLOCKED detail, lane's BLOCKED detail, source the
 # driver resumes at).
 Site = tuple[Any, int, int, ValueGetter, int, str, int, int, int]
+# Its fields' names, in order: tracer/loopscope.h reads them by the same names (SITE_*), and
+# tests/tracer/test_c_contract.py holds the two together.
+SITE_FIELDS = ("driver_frame", "driver_offset", "driver_lane", "value_read", "switch_detail",
+               "via", "driver_blocked", "lane_blocked", "driver_source")
 _NO_SITE: Site = (object(), -1, NO_LANE, None, NO_DETAIL, "", NO_DETAIL, NO_DETAIL, 0)
 # (value, via, detail index) of the last value handed over; only values whose repr cannot
 # change are kept, so an identity match means the same detail.
