@@ -54,7 +54,7 @@ class TrioInstrument(trio.abc.Instrument):
         self.lanes: dict[Any, int] = {}  # trio Task -> lane
         self.waits: dict[int, Detail] = {}  # lane -> the wake cause of its fd or timer wait
         self.blocked_on: dict[int, str] = {}  # lane -> the trio call it is blocked in
-        self.started: set[int] = set()
+        self.unstarted: dict[int, int] = {}  # lane not yet stepped -> its parent lane
         self.first_sources: dict[int, int] = {}  # lane -> where its program function starts
         self.running: Any = None  # the task in its step, if any
         self.polling = False  # the loop lane is in POLL
@@ -129,6 +129,7 @@ class TrioInstrument(trio.abc.Instrument):
         extra = ("coro", code.co_name) if code is not None else ()
         lane = self.handoff_lanes.spawn(name, LaneKind.TASK, parent, source, extra)
         self.lanes[task] = lane
+        self.unstarted[lane] = parent
         self.first_sources[lane] = source
 
     def _program_code(self, coro: Any) -> Any:
@@ -161,8 +162,9 @@ class TrioInstrument(trio.abc.Instrument):
         if lane is None:
             return
         recorder = self.recorder
-        if lane not in self.started:
-            recorder.state(lane, Code.READY, ("cause", "spawn"), other=self._parent_lane(lane))
+        parent = self.unstarted.get(lane)
+        if parent is not None:
+            recorder.state(lane, Code.READY, ("cause", "spawn"), other=parent)
             return
         running = self.running
         if running is task:
@@ -189,13 +191,6 @@ class TrioInstrument(trio.abc.Instrument):
             cause = timed_or_io if timed_or_io is not None else ("cause", "callback")
         recorder.wake(lane, waker, cause)
 
-    def _parent_lane(self, lane: int) -> int:
-        for task, known in self.lanes.items():
-            if known == lane:
-                parent = task.parent_nursery.parent_task
-                return self.lanes.get(parent, self.loop_lane)
-        return self.loop_lane
-
     def _before_task_step(self, task: Any) -> None:
         self.running = task
         self.rescheduled_itself = False
@@ -204,7 +199,7 @@ class TrioInstrument(trio.abc.Instrument):
         if lane is None:
             recorder.current = self.loop_lane
             return
-        self.started.add(lane)
+        self.unstarted.pop(lane, None)
         frame = resume_frame(task.coro, self.is_program)
         if frame is not None:
             source = recorder.source_of(frame.f_code, frame.f_lineno)
@@ -246,6 +241,7 @@ class TrioInstrument(trio.abc.Instrument):
             return
         self.waits.pop(lane, None)
         self.blocked_on.pop(lane, None)
+        self.unstarted.pop(lane, None)
         self.first_sources.pop(lane, None)
         # trio keeps a task's outcome to itself (its nursery gets it): the lane just ends
         self.recorder.record(lane, Code.END, NO_LANE, self.recorder.detail(_ENDED))
