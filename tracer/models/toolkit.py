@@ -19,12 +19,10 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any
 
 from loopscope.tracer.events import NO_LANE, Code
 from loopscope.tracer.recorder import Recorder
-
-Result = TypeVar("Result")
 
 
 class ClockPolicy(Enum):
@@ -107,7 +105,7 @@ class Guard:
         self._run_undo()
         self.message = mark_failure(self.recorder, self.model, error, lane)
 
-    def call(self, function: Callable[..., Result], *args: Any, default: Any = None) -> Any:
+    def call(self, function: Callable[..., Any], *args: Any, default: Any = None) -> Any:
         """`function(*args)`, or `default` once detached or when it raises (then detaching)."""
         if self.detached:
             return default
