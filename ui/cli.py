@@ -32,6 +32,7 @@ from typing import Any, NoReturn
 
 from loopscope.scenarios import catalog
 from loopscope.tracer import formats
+from loopscope.tracer.models import MODEL_NAMES
 from loopscope.tracer.narrate import narrate, narration_line
 from loopscope.tracer.native import NativeFormatError, load_native
 from loopscope.tracer.runner import Run, RunResult
@@ -43,6 +44,8 @@ PROG = "loopscope"
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+MODEL_HELP = ("the script's concurrency model (default: guessed from its imports): "
+              f"{', '.join(MODEL_NAMES[:-1])} or {MODEL_NAMES[-1]}")
 
 
 class CliError(Exception):
@@ -94,8 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add_target(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("target", metavar="TARGET",
                          help="a scenario id, a script (its arguments after --) or a saved trace")
-        sub.add_argument("--model", help="the script's concurrency model (default: guessed "
-                         "from its imports): asyncio, generator, greenlet, gevent or select")
+        sub.add_argument("--model", help=MODEL_HELP)
         sub.add_argument("--timeout", type=_seconds, metavar="S",
                          help="stop the run after S seconds (default: no limit)")
 
@@ -118,8 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stepper.add_argument("target", metavar="TARGET",
                          help="a scenario id, a script (its arguments after --) or a saved trace")
-    stepper.add_argument("--model", help="the script's concurrency model (default: guessed "
-                         "from its imports): asyncio, generator, greenlet, gevent or select")
+    stepper.add_argument("--model", help=MODEL_HELP)
 
     exporter = commands.add_parser("export", help="write the timeline as a .png, .svg or .pdf")
     add_target(exporter)
