@@ -1,7 +1,8 @@
 """Built-in scenarios: small programs a learner can read, each with what it teaches.
 
 A scenario module assigns `SCENARIO = Scenario(...)` with literal arguments and defines
-`main`: an `async def main()` for asyncio, a plain `def main()` for every other model.
+`main`: an `async def main()` for asyncio and trio, a plain `def main()` for every other
+model.
 The catalog reads that assignment without importing the module, so listing scenarios never
 imports gevent or starts anything.
 """
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 class Scenario:
     id: str
     title: str
-    model: str  # asyncio | generator | greenlet | gevent | select
+    model: str  # a name in tracer.models.MODELS: asyncio, trio, generator, greenlet, ...
     concept: str  # two or three sentences: the idea it teaches
     observe: str  # what the learner should see on the timeline
     module: str = ""  # filled in by the catalog: the module that defines it

@@ -64,4 +64,6 @@ ORDER = (
     "aiohttp-requests",
     "blocking-call",
     "zero-copy",
+    "trio-hello",
+    "trio-echo",
 )

@@ -1,12 +1,14 @@
 """Types of the C extension tracer._handoffs (see tracer/_handoffs.c)."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
 
 from loopscope.tracer._speedups import RecorderCore
 
 REPR_LIMIT: int
 
+def eval_hook_installed() -> bool: ...
+@final
 class GeneratorHooks:
     def __init__(
         self,
@@ -27,7 +29,16 @@ class GeneratorHooks:
         errors: dict[Any, Any],
         /,
     ) -> None: ...
+    def install_eval(
+        self,
+        call_fallback: Callable[..., Any],
+        local_fallback: Callable[..., Any],
+        errors: dict[Any, Any],
+        /,
+    ) -> None: ...
+    def uninstall_eval(self) -> bool: ...
 
+@final
 class SwitchTrace:
     def __init__(
         self, tracer: Any, recorder: RecorderCore, fallback: Callable[[str, Any], None], /

@@ -7,7 +7,7 @@ The event pipe carries frames (see tracer.stream); the program's own stdout and 
 what they were, and each line the program prints is also recorded as an OUTPUT event on the
 lane that printed it. The control pipe carries one command per line; "stop" ends the run
 (as does a SIGTERM), raised in the program as StopRequested at a moment when no frame is
-half written; "pause", "step ..." and "resume" drive the step gate (tracer.stepping), and
+half written; "pause", "step ..." and "resume" drive the step gate (tracer.step_gate), and
 --paused holds the program at its first event. When the control pipe closes (the parent
 died) the child exits at once.
 """
@@ -33,11 +33,11 @@ from typing import Any, BinaryIO, TextIO
 from loopscope.tracer import recorder as recorder_module
 from loopscope.tracer import stream as stream_module
 from loopscope.tracer.events import NO_LANE, Code
-from loopscope.tracer.models import load_model
+from loopscope.tracer.models import clock_policy_for, load_model
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.sampler import start_stall_sampler
-from loopscope.tracer.stepping import StepGate, clock_policy_for
+from loopscope.tracer.step_gate import StepGate
 from loopscope.tracer.stream import FrameWriter
 
 # The real OS thread id and thread start, taken before any model (gevent) patches _thread

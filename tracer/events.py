@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -38,33 +39,54 @@ class Code(IntEnum):
     OUTPUT = 21  # the lane wrote to stdout; detail has "text"
     MARK = 22  # a marker on the lane (e.g. "paused"); detail has "text"
 
-    @property
-    def is_state(self) -> bool:
-        return self < 16
 
 
 FIRST_INSTANT = 16
 
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """Everything the rest of Loopscope needs to know about one code, in one row.
+
+    `name` is what exports, narration and the UI call it. `colour` is the key a theme draws it
+    with: a state's own code (`Theme.states`), or the name of the theme colour an instant is
+    drawn in (None: it is never drawn by itself). `merge_rank` orders states for the pixel
+    columns where several merge: the highest shown wins. Narration (tracer.narrate) and the
+    themes (ui.theme) have one entry per code too; tests/test_codes.py holds them to this table.
+    """
+
+    code: Code
+    name: str
+    colour: int | str | None
+    merge_rank: int | None = None  # states only
+
+
+CODES: tuple[CodeInfo, ...] = (
+    CodeInfo(Code.RUNNING, "running", Code.RUNNING, merge_rank=6),
+    CodeInfo(Code.READY, "ready", Code.READY, merge_rank=4),
+    CodeInfo(Code.IO_WAIT, "io-wait", Code.IO_WAIT, merge_rank=3),
+    CodeInfo(Code.SLEEPING, "sleeping", Code.SLEEPING, merge_rank=1),
+    CodeInfo(Code.BLOCKED, "blocked", Code.BLOCKED, merge_rank=2),
+    CodeInfo(Code.POLL, "poll", Code.POLL, merge_rank=0),
+    CodeInfo(Code.DISPATCH, "dispatch", Code.DISPATCH, merge_rank=5),
+    CodeInfo(Code.SPAWN, "spawn", None),  # the lane's first row, not a marker
+    CodeInfo(Code.WAKE, "wake", "wake"),
+    CodeInfo(Code.SWITCH, "switch", "switch"),
+    CodeInfo(Code.END, "end", "end"),
+    CodeInfo(Code.ANNOTATE, "annotate", None),  # merged into the span it annotates
+    CodeInfo(Code.OUTPUT, "output", "output"),
+    CodeInfo(Code.MARK, "mark", "mark"),
+)
+CODE_INFO: dict[int, CodeInfo] = {info.code: info for info in CODES}
+
 # The names used in exports, narration and the UI, indexed by code.
-STATE_NAMES: dict[int, str] = {
-    Code.RUNNING: "running",
-    Code.READY: "ready",
-    Code.IO_WAIT: "io-wait",
-    Code.SLEEPING: "sleeping",
-    Code.BLOCKED: "blocked",
-    Code.POLL: "poll",
-    Code.DISPATCH: "dispatch",
-}
-INSTANT_NAMES: dict[int, str] = {
-    Code.SPAWN: "spawn",
-    Code.WAKE: "wake",
-    Code.SWITCH: "switch",
-    Code.END: "end",
-    Code.ANNOTATE: "annotate",
-    Code.OUTPUT: "output",
-    Code.MARK: "mark",
-}
+STATE_NAMES: dict[int, str] = {i.code: i.name for i in CODES if i.code < FIRST_INSTANT}
+INSTANT_NAMES: dict[int, str] = {i.code: i.name for i in CODES if i.code >= FIRST_INSTANT}
 CODE_NAMES: dict[int, str] = {**STATE_NAMES, **INSTANT_NAMES}
+# States in the order merged pixel columns rank them: the last one present is shown.
+STATES_BY_MERGE_RANK: tuple[int, ...] = tuple(
+    i.code for i in sorted((i for i in CODES if i.merge_rank is not None),
+                           key=lambda i: i.merge_rank or 0))
 
 
 class LaneKind:

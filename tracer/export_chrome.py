@@ -22,7 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from loopscope.tracer.events import NO_LANE, STATE_NAMES, Code, LaneKind
+from loopscope.tracer.events import NO_LANE, STATE_NAMES, Code
+from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import Spans, derive_spans
 from loopscope.tracer.trace import Trace
 
@@ -46,23 +47,13 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
 
 
-def _lane_order(trace: Trace, spans: Spans) -> list[tuple[int, str]]:
-    """(lane, name) for every lane that has events, loop lanes first, then in spawn order."""
-    known = {info.id for info in trace.lanes}
-    unspawned = sorted(lane for lane in spans.by_lane if lane not in known)
-    loops = [info for info in trace.lanes if info.kind in LaneKind.LOOP_KINDS]
-    others = [info for info in trace.lanes if info.kind not in LaneKind.LOOP_KINDS]
-    ordered = [(info.id, info.name) for info in (*loops, *others)]
-    return ordered + [(lane, f"lane {lane}") for lane in unspawned]
-
-
 def _metadata_lines(trace: Trace, spans: Spans) -> Iterator[str]:
     process = f"loopscope: {trace.meta.get('target', 'trace')}"
     yield (
         f'{{"ph":"M","name":"process_name","pid":{PID},"tid":0,'
         f'"args":{{"name":{_json(process)}}}}}'
     )
-    for position, (lane, name) in enumerate(_lane_order(trace, spans)):
+    for position, (lane, name, _kind) in enumerate(lane_order(trace, spans)):
         tid = thread_id(lane)
         yield (
             f'{{"ph":"M","name":"thread_name","pid":{PID},"tid":{tid},'

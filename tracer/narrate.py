@@ -19,7 +19,7 @@ the app's stepping feature shows; `narrate(trace)` gives every step's line, time
 from __future__ import annotations
 
 import linecache
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import PurePath
 from typing import Any
 
@@ -159,6 +159,11 @@ def _wake(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:
         return f"{waker or 'a callback'} sets a future: wakes {woken}"
     if cause == "task":
         return f"{waker or 'a task'} ended: wakes {woken}"
+    if cause == "cancel":
+        return f"{waker or 'a task'} cancels what {woken} waits for: wakes {woken}"
+    if cause == "blocked":
+        on = detail.get("on")
+        return f"{waker or 'a task'} wakes {woken}" + (f" from {on}" if on else "")
     if cause == "spawn":
         return f"{woken} is scheduled to start" + (f" by {waker}" if waker else "")
     if cause == "self":
@@ -298,38 +303,57 @@ def _end(name: str, detail: dict[str, Any]) -> str:
     return f"{name} ends with result {result}"
 
 
+def _poll_sentence(trace: Trace, seq: int, lane: int, other: int,
+                   detail: dict[str, Any]) -> str | None:
+    return None if detail.get("timeout_s", -1) == 0 else _poll(_name(trace, lane), detail)
+
+
+def _dispatch(trace: Trace, seq: int, lane: int, other: int,
+              detail: dict[str, Any]) -> str | None:
+    callback = detail.get("callback")
+    return f"{_name(trace, lane)} runs callback {callback}" if callback else None
+
+
+def _annotate_sentence(trace: Trace, seq: int, lane: int, other: int,
+                       detail: dict[str, Any]) -> str | None:
+    if _nothing_found_in_passing(trace, seq, lane, detail):
+        return None
+    return _annotate(_name(trace, lane), detail)
+
+
+def _wait(trace: Trace, seq: int, lane: int, other: int, detail: dict[str, Any]) -> str | None:
+    return _wait_state(trace, seq, trace.code[seq], lane, other, detail)
+
+
+Narrator = Callable[[Trace, int, int, int, dict[str, Any]], str | None]
+# One narrator per code (tests/test_codes.py checks that every Code has one): it gets the
+# trace, the event's seq, lane, other lane and detail, and returns the sentence or None when
+# the event is not a step.
+NARRATORS: dict[int, Narrator] = {
+    Code.SPAWN: lambda trace, seq, lane, other, detail: _spawn(trace, lane, other, detail),
+    Code.RUNNING: lambda trace, seq, lane, other, detail: _running(trace, seq, lane),
+    Code.READY: lambda trace, seq, lane, other, detail: _ready(trace, seq, lane, other),
+    **dict.fromkeys(WAIT_STATES, _wait),
+    Code.POLL: _poll_sentence,
+    Code.DISPATCH: _dispatch,
+    Code.WAKE: lambda trace, seq, lane, other, detail: _wake(trace, lane, other, detail),
+    Code.SWITCH: _switch,
+    Code.END: lambda trace, seq, lane, other, detail: _end(_name(trace, lane), detail),
+    Code.ANNOTATE: _annotate_sentence,
+    Code.OUTPUT: lambda trace, seq, lane, other, detail: (
+        f"{_name(trace, lane)} prints {str(detail.get('text', ''))!r}"),
+    Code.MARK: lambda trace, seq, lane, other, detail: (
+        f"{_name(trace, lane)}: {detail.get('text', '')}"),
+}
+
+
 def describe(trace: Trace, seq: int) -> str | None:
     """The narration sentence for event `seq`, or None when that event is not a step."""
-    code, lane, other = trace.code[seq], trace.lane[seq], trace.other[seq]
-    detail = trace.details[trace.detail[seq]]
-    if code == Code.SPAWN:
-        return _spawn(trace, lane, other, detail)
-    if code == Code.RUNNING:
-        return _running(trace, seq, lane)
-    if code == Code.READY:
-        return _ready(trace, seq, lane, other)
-    if code in WAIT_STATES:
-        return _wait_state(trace, seq, code, lane, other, detail)
-    if code == Code.POLL:
-        return None if detail.get("timeout_s", -1) == 0 else _poll(_name(trace, lane), detail)
-    if code == Code.DISPATCH:
-        callback = detail.get("callback")
-        return f"{_name(trace, lane)} runs callback {callback}" if callback else None
-    if code == Code.WAKE:
-        return _wake(trace, lane, other, detail)
-    if code == Code.SWITCH:
-        return _switch(trace, seq, lane, other, detail)
-    if code == Code.END:
-        return _end(_name(trace, lane), detail)
-    if code == Code.ANNOTATE:
-        if _nothing_found_in_passing(trace, seq, lane, detail):
-            return None
-        return _annotate(_name(trace, lane), detail)
-    if code == Code.OUTPUT:
-        return f"{_name(trace, lane)} prints {str(detail.get('text', ''))!r}"
-    if code == Code.MARK:
-        return f"{_name(trace, lane)}: {detail.get('text', '')}"
-    return None
+    narrator = NARRATORS.get(trace.code[seq])
+    if narrator is None:
+        return None
+    return narrator(trace, seq, trace.lane[seq], trace.other[seq],
+                    trace.details[trace.detail[seq]])
 
 
 def time_prefix(ns: int) -> str:

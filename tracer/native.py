@@ -27,9 +27,20 @@ from pathlib import Path
 from typing import Any
 
 from loopscope.tracer.samples import SamplePayloadError
-from loopscope.tracer.target import NATIVE_MAGIC
 from loopscope.tracer.trace import DetailTable, SequenceGapError, Trace
 from loopscope.tracer.values import ValueRows, ValueSectionError
+
+# What every native trace file starts with (then " VERSION\n").
+NATIVE_MAGIC = b"LOOPSCOPE-TRACE"
+
+
+def is_trace_file(path: Path) -> bool:
+    """Whether the file at `path` is a native trace (by its first bytes, not its name)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(NATIVE_MAGIC)) == NATIVE_MAGIC
+    except OSError:
+        return False
 
 FORMAT_VERSION = 2  # 2: value rows after the columns
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from loopscope.tracer.events import CODE_NAMES, STATE_NAMES
+from loopscope.tracer.events import CODE_NAMES, STATE_NAMES, LaneKind
 from loopscope.tracer.spans import Spans
 from loopscope.tracer.trace import LaneInfo, Trace
 
@@ -61,3 +61,15 @@ def event_kinds(trace: Trace, lane: int | None = None) -> list[str]:
         for seq in range(len(trace))
         if lane is None or trace.lane[seq] == lane
     ]
+
+
+def lane_order(trace: Trace, spans: Spans) -> list[tuple[int, str, str]]:
+    """(lane, name, kind) top to bottom, as the timeline and every export show them: loop
+    lanes first, then every other lane in spawn order; lanes that have spans but no spawn
+    event (a recorder that skipped it) last, named "lane N" with no kind."""
+    known = {info.id for info in trace.lanes}
+    rows = [(info.id, info.name, info.kind) for info in trace.lanes]
+    rows += [(lane, f"lane {lane}", "") for lane in sorted(spans.by_lane) if lane not in known]
+    loops = [row for row in rows if row[2] in LaneKind.LOOP_KINDS]
+    others = [row for row in rows if row[2] not in LaneKind.LOOP_KINDS]
+    return loops + others

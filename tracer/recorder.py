@@ -163,10 +163,6 @@ class PurePendingBuffer:
         pending = self._pending
         return pending[-4], pending[-5]
 
-    def _discard_pending(self) -> None:
-        # Pending value rows stay: a value cache may still name them (as interned details).
-        self._pending.clear()
-
 
 # mypy checks against the pure twin (the C base has the same methods, see _speedups.pyi); it
 # needs the statement form to see a class here, hence no ternary.
@@ -209,6 +205,9 @@ class Recorder(_PendingBuffer):
         # The lane whose code is executing now, kept current by the instrumentation so that
         # output and wake-ups can be attributed to it.
         self.current = NO_LANE
+        # Seconds the step gate has held a program whose clock stops while held
+        # (tracer.step_gate): a model's own clock subtracts them, so they are not program time.
+        self.paused_s = 0.0
         self._limit = batch_size
         # The default clock is read by the buffer itself (CLOCK_MONOTONIC in C, which is what
         # perf_counter_ns reads on Linux; perf_counter_ns in pure Python): no Python call.
@@ -314,6 +313,11 @@ class Recorder(_PendingBuffer):
 
     def annotate(self, lane: int, detail: Detail) -> None:
         self.record(lane, Code.ANNOTATE, NO_LANE, self.detail(detail))
+
+    @property
+    def lane_count(self) -> int:
+        """How many lanes have been spawned (lanes are numbered 0 to lane_count - 1)."""
+        return self._lane_count
 
     @property
     def event_count(self) -> int:

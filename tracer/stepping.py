@@ -1,48 +1,19 @@
-"""Stepping: holding a run between two events, and letting it go one step at a time.
+"""The parent's half of stepping: where the next step is, and a `Stepper` that gets there.
 
-Two halves talk over the child's two pipes:
-
-- In the child, a `StepGate` is the recorder's gate (`Recorder.set_gate`). While it is set,
-  every event is flushed and then shown to the gate, which lets the program go on or holds
-  the traced thread until the parent's next command. Holding the thread holds every lane:
-  tasks, greenlets and generators all run on it.
-- In the parent, a `Stepper` drives a `tracer.runner.Run`: it decides where the next step
-  is (the same notion of step as `tracer.narrate`), tells the child how far to run, and
-  waits until the child says it is held again.
-
-Commands (control pipe, one a line; "stop" belongs to tracer.child):
-
-    pause              hold at the next event
-    step event [N]     run until N more events (default 1) are recorded, then hold
-    step switch        run until the next RUNNING, POLL or DISPATCH event, then hold
-    step io            run until the next IO_WAIT, POLL, WAKE or ANNOTATE event, then hold
-    resume             run freely (the gate is removed: full speed again)
-
-Counts are relative to where the child is held; sent to a running child, every step command
-simply holds at the next matching event. Each time the child is held it writes a batch of
-zero events to the event pipe; its first_seq is the number of events recorded so far. That
-empty batch is the parent's one sign that the child is held, and where: no new frame type.
-
-Program time. While held, time stops for the program where the runtime lets us stop it: the
-recorder's origin moves on by the pause, and so does asyncio's loop clock (through
-`program_clock`), so a sleep(1) still takes one second of program time however long the
-learner thought. Generators and plain greenlets keep no clock, so the same holds for them.
-gevent's libev and the kernel under select() keep their own time; there the timeline keeps
-real time and the pause is recorded as a MARK ("paused 3.2 s", detail `paused_ns`) on the
-lane that was running, so it is not mistaken for program time.
+A `Stepper` drives a `tracer.runner.Run` whose child holds at events (`tracer.step_gate`): it
+decides where the next step is (the same notion of step as `tracer.narrate`; `is_step` is the
+rule, and the app's cursor uses it too), tells the child how far to run, and waits until the
+child says it is held again (a batch of zero events).
 """
 
 from __future__ import annotations
 
-import _thread
-import time
-from collections.abc import Callable
-from enum import Enum
 from typing import TYPE_CHECKING, Literal
 
-from loopscope.tracer.events import NO_LANE, Clock, Code, monotonic_clock
+from loopscope.tracer.events import NO_LANE, Code
+from loopscope.tracer.models import narration_looks_ahead
 from loopscope.tracer.narrate import HUB_WINDOW, WAIT_STATES, describe, narration_line
-from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.step_gate import RUN_CODES
 from loopscope.tracer.trace import Trace
 
 if TYPE_CHECKING:
@@ -50,232 +21,11 @@ if TYPE_CHECKING:
 
     from loopscope.tracer.runner import Run
 
-# Real locks, taken before any model (gevent) patches _thread: the gate must block the OS
-# thread itself, not just the greenlet that happens to be running.
-_allocate_lock = _thread.allocate_lock
-
-# A pause shorter than this is not marked: it is of the order of the stepping overhead
-# (one command round trip), and marks for it would clutter the timeline and the narration.
-PAUSE_MARK_MIN_NS = 50_000_000
-
-CHILD_STEP_KINDS = ("event", "switch", "io")
-# The codes at which "step switch" and "step io" hold the child. The parent decides which of
-# them really is the step it wants; the child only must not run past one.
-RUN_CODES = frozenset({Code.RUNNING, Code.POLL, Code.DISPATCH})
-IO_CODES = frozenset({Code.IO_WAIT, Code.POLL, Code.WAKE, Code.ANNOTATE})
-_CHILD_CODES: dict[str, frozenset[int] | None] = {
-    "event": None,
-    "switch": RUN_CODES,
-    "io": IO_CODES,
-}
-
-
-class ClockPolicy(Enum):
-    STOP = "stop"  # program time excludes pauses
-    MARK = "mark"  # program time is real time; pauses are marked
-
-
-_CLOCK_POLICIES = {
-    "asyncio": ClockPolicy.STOP,
-    "generator": ClockPolicy.STOP,
-    "greenlet": ClockPolicy.STOP,
-    "gevent": ClockPolicy.MARK,
-    "select": ClockPolicy.MARK,
-}
-
-
-def clock_policy_for(model: str) -> ClockPolicy:
-    """How a model's pauses are accounted for; a model we do not know keeps real time."""
-    return _CLOCK_POLICIES.get(model, ClockPolicy.MARK)
-
-
-class ProgramClock:
-    """How long the gate has held the program, for runtimes whose clock we hold back with it.
-
-    One per process, because the child runs one program: the asyncio loop's `time()`
-    subtracts `paused_s` from the monotonic clock.
-    """
-
-    def __init__(self) -> None:
-        self.paused_s = 0.0
-
-    def monotonic(self) -> float:
-        return time.monotonic() - self.paused_s
-
-
-program_clock = ProgramClock()
-
-
-class _Mode(Enum):
-    FREE = "free"  # no gate: the program runs at full speed
-    RUN_UNTIL = "run-until"  # gate set: hold at the first event that matches
-    HELD = "held"  # the traced thread is blocked in the gate
-
-
-class StepGate:
-    """The child's half: holds the traced thread at events, as the parent's commands say.
-
-    The command methods (`pause`, `resume`, `step`, `cancel`) are called from the control
-    thread; `gate` is called by the recorder in the traced thread. `on_stop` is called in the
-    traced thread after a cancel, to raise the stop at a moment when nothing is half-written.
-    """
-
-    def __init__(
-        self,
-        recorder: Recorder,
-        policy: ClockPolicy,
-        clock: Clock = monotonic_clock,
-        on_stop: Callable[[], None] | None = None,
-        held_clock: ProgramClock = program_clock,
-    ) -> None:
-        self.recorder = recorder
-        self.policy = policy
-        self.clock = clock
-        self.on_stop = on_stop
-        self.held_clock = held_clock
-        self.pauses = 0
-        self.paused_ns = 0
-        self._mutex = _allocate_lock()
-        # Held (acquired) except for the moment a command lets the blocked thread go.
-        self._wakeup = _allocate_lock()
-        self._wakeup.acquire()
-        self._mode = _Mode.FREE
-        self._codes: frozenset[int] | None = None
-        self._count = 0  # events to run, counted from where the thread is held
-        self._until = 0  # hold only once recorder.event_count has reached this
-        self._cancelled = False
-        self._inside = False  # the gate's own MARK must not come back into the gate
-
-    # -- commands, from the control thread ---------------------------------------------------
-
-    def pause(self) -> None:
-        with self._mutex:
-            if self._mode is _Mode.HELD:
-                return
-        self._command(_Mode.RUN_UNTIL, None, 0)
-
-    def resume(self) -> None:
-        self._command(_Mode.FREE, None, 0)
-
-    def step(self, argument: str) -> None:
-        """`argument` is "event [N]", "switch" or "io"; anything else is ignored."""
-        kind, _, count_text = argument.strip().partition(" ")
-        if kind not in _CHILD_CODES:
-            return
-        try:
-            count = int(count_text) if count_text.strip() else 1
-        except ValueError:
-            return
-        self._command(_Mode.RUN_UNTIL, _CHILD_CODES[kind], max(1, count) if kind == "event"
-                      else 0)
-
-    def cancel(self) -> None:
-        """The run is stopping: let a held thread go, and never hold it again."""
-        with self._mutex:
-            self._cancelled = True
-            if self._mode is _Mode.HELD:
-                self._mode = _Mode.FREE
-                self._wakeup.release()
-
-    def _command(self, mode: _Mode, codes: frozenset[int] | None, count: int) -> None:
-        with self._mutex:
-            if self._cancelled:
-                return
-            was = self._mode
-            self._mode, self._codes = mode, codes
-            if was is _Mode.HELD:
-                # The thread computes the count's target itself once it is running again.
-                self._count, self._until = count, 0
-                self._wakeup.release()
-                return
-            # A running program: the command holds it at the next matching event.
-            self._count = self._until = 0
-        if mode is not _Mode.FREE and was is _Mode.FREE:
-            # Racing the traced thread's flush can leave the recorder batching for a while;
-            # the gate is then reached at its next flush (every model flushes before it
-            # blocks), so the pause is late at worst, never lost.
-            self.recorder.set_gate(self.gate)
-        elif mode is _Mode.FREE and was is not _Mode.FREE:
-            self.recorder.set_gate(None)
-
-    # -- the gate, in the traced thread --------------------------------------------------------
-
-    def gate(self, code: int, lane: int) -> None:
-        if self._inside:
-            return
-        with self._mutex:
-            if self._cancelled:
-                stopping = True
-            else:
-                stopping = False
-                if self._mode is not _Mode.RUN_UNTIL:
-                    return
-                if self._codes is not None and code not in self._codes:
-                    return
-                if self.recorder.event_count < self._until:
-                    return
-                self._mode = _Mode.HELD
-        if stopping:
-            self.recorder.set_gate(None)
-            if self.on_stop is not None:
-                self.on_stop()
-            return
-        self._hold(lane)
-
-    def _hold(self, lane: int) -> None:
-        recorder = self.recorder
-        self._inside = True
-        try:
-            started = self.clock()
-            recorder.flush()
-            recorder.sink.write_batch(recorder.event_count, _NO_COLUMNS, [], [], b"")
-            self._wakeup.acquire()
-            held_ns = self.clock() - started
-            with self._mutex:
-                mode, cancelled = self._mode, self._cancelled
-                if self._count:
-                    self._until = recorder.event_count + self._count
-            self._account(held_ns, lane)
-            if cancelled or mode is _Mode.FREE:
-                recorder.set_gate(None)
-        except BaseException:
-            # A stop raised while announcing the pause: the program unwinds ungated.
-            with self._mutex:
-                self._mode = _Mode.FREE
-            recorder.set_gate(None)
-            raise
-        finally:
-            self._inside = False
-        if cancelled and self.on_stop is not None:
-            self.on_stop()
-
-    def _account(self, held_ns: int, lane: int) -> None:
-        self.pauses += 1
-        self.paused_ns += held_ns
-        recorder = self.recorder
-        if self.policy is ClockPolicy.STOP:
-            # The buffer is empty (flushed before holding), so no recorded event shifts.
-            recorder.origin += held_ns
-            self.held_clock.paused_s += held_ns / 1e9
-        elif held_ns >= PAUSE_MARK_MIN_NS:
-            on = recorder.current if recorder.current != NO_LANE else lane
-            text = f"paused {held_ns / 1e9:.1f} s"
-            recorder.record(on, Code.MARK, NO_LANE,
-                            recorder.detail(("text", text, "paused_ns", held_ns)))
-
-
-_NO_COLUMNS: tuple[list[int], ...] = ([], [], [], [], [], [])
-
-
-# -- the parent's half ---------------------------------------------------------------------------
-
 StepKind = Literal["step", "event", "switch", "io"]
 STEP_KINDS: tuple[StepKind, ...] = ("step", "event", "switch", "io")
 # Which child command gets the child closer to each kind of step without passing one.
 _CHILD_KIND: dict[StepKind, str] = {"step": "event", "event": "event", "switch": "switch",
                                     "io": "io"}
-# Only gevent records hub switches, the one thing whose narration depends on later events.
-_MODELS_WITHOUT_HUB = frozenset({"asyncio", "generator", "greenlet", "select"})
 
 
 def is_pause_mark(trace: Trace, seq: int) -> bool:
@@ -330,6 +80,39 @@ def last_lane_ran(trace: Trace, stop: int) -> int:
         if trace.code[seq] in RUN_CODES:
             return trace.lane[seq]
     return NO_LANE
+
+
+def is_step(trace: Trace, seq: int, kind: StepKind, ran_before: int | None = None) -> bool:
+    """Whether event `seq` is a step of `kind`: the one rule `Stepper.step(kind)` stops by.
+
+    "event" is any event, "step" any narrated one, "switch" a narrated RUNNING, POLL or
+    DISPATCH on a lane other than `ran_before` (the lane that ran last before `seq`; found by
+    a walk back when not given), "io" a narrated `is_io_step`. Pause marks are never steps.
+    """
+    if is_pause_mark(trace, seq):
+        return False
+    if kind == "event":
+        return True
+    if describe(trace, seq) is None:
+        return False
+    if kind == "switch":
+        if trace.code[seq] not in RUN_CODES:
+            return False
+        if ran_before is None:
+            ran_before = last_lane_ran(trace, seq)
+        return trace.lane[seq] != ran_before
+    if kind == "io":
+        return is_io_step(trace, seq)
+    return True
+
+
+def find_step(trace: Trace, start: int, stop: int, kind: StepKind) -> int | None:
+    """The first step of `kind` from `start` towards `stop` (exclusive; either direction)."""
+    direction = 1 if stop >= start else -1
+    for seq in range(start, stop, direction):
+        if is_step(trace, seq, kind):
+            return seq
+    return None
 
 
 class Stepper:
@@ -477,27 +260,15 @@ class Stepper:
         return f"step {_CHILD_KIND[kind]}"
 
     def _matches(self, kind: StepKind, seq: int) -> bool:
-        trace = self.trace
-        if is_pause_mark(trace, seq):
-            return False
-        code, lane = trace.code[seq], trace.lane[seq]
         ran_before = self._last_ran
-        if code in RUN_CODES:
-            self._last_ran = lane
-        if kind == "event":
-            return True
-        if describe(trace, seq) is None:
-            return False
-        if kind == "switch":
-            return code in RUN_CODES and lane != ran_before
-        if kind == "io":
-            return is_io_step(trace, seq)
-        return True
+        if self.trace.code[seq] in RUN_CODES:
+            self._last_ran = self.trace.lane[seq]
+        return is_step(self.trace, seq, kind, ran_before)
 
     def _final(self, seq: int) -> bool:
         """Whether the events received settle the narration of `seq` (see tracer.narrate:
         a hub switch names the wait after it, and a wait near a hub switch is left out)."""
-        if self.ended or self.trace.meta.get("model") in _MODELS_WITHOUT_HUB:
+        if self.ended or not narration_looks_ahead(str(self.trace.meta.get("model", ""))):
             return True
         trace = self.trace
         received = len(trace)

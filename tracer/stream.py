@@ -147,7 +147,6 @@ class FrameDecoder:
         self.trace = trace
         self.hello: dict[str, Any] | None = None
         self.end: dict[str, Any] | None = None
-        self.bytes_received = 0
         self._buffer = bytearray()
 
     @property
@@ -158,7 +157,6 @@ class FrameDecoder:
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if not data:
             return
-        self.bytes_received += len(data)
         if self._buffer:
             self._buffer += data
             chunk = bytes(self._buffer)

@@ -7,14 +7,12 @@ clear `TargetError` line instead of a child that dies.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from loopscope.scenarios import catalog
-
-MODELS = ("asyncio", "generator", "greenlet", "gevent", "select")
-NATIVE_MAGIC = b"LOOPSCOPE-TRACE"
+from loopscope.tracer.models import DEFAULT_MODEL, MODEL_NAMES, guess_model
+from loopscope.tracer.native import is_trace_file
 
 
 class TargetError(Exception):
@@ -26,7 +24,7 @@ class Target:
     kind: str  # "scenario" | "script" | "trace"
     value: str  # scenario id, script path or trace path
     args: tuple[str, ...] = field(default=())
-    model: str = "asyncio"
+    model: str = DEFAULT_MODEL
     module: str = ""  # the scenario's module
 
     @property
@@ -36,17 +34,9 @@ class Target:
         return self.value
 
 
-def is_trace_file(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(len(NATIVE_MAGIC)) == NATIVE_MAGIC
-    except OSError:
-        return False
-
-
 def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = None) -> Target:
-    if model is not None and model not in MODELS:
-        raise TargetError(f"unknown model '{model}' (choose from {', '.join(MODELS)})")
+    if model is not None and model not in MODEL_NAMES:
+        raise TargetError(f"unknown model '{model}' (choose from {', '.join(MODEL_NAMES)})")
     path = Path(text)
     looks_like_path = os.sep in text or text.endswith((".py", ".json", ".loopscope"))
     if not looks_like_path and not path.exists():
@@ -76,23 +66,4 @@ def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = No
         source = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise TargetError(f"cannot read {text}: {exc}") from None
-    return Target("script", str(path.resolve()), tuple(args), model or detect_model(source))
-
-
-_IMPORTS = re.compile(r"^\s*(?:import|from)\s+([A-Za-z_][\w]*)", re.MULTILINE)
-
-
-def detect_model(source: str) -> str:
-    """The concurrency model a script uses, judged from what it imports."""
-    imported = set(_IMPORTS.findall(source))
-    if "gevent" in imported:
-        return "gevent"
-    if "greenlet" in imported:
-        return "greenlet"
-    if imported & {"asyncio", "aiohttp"}:
-        return "asyncio"
-    if imported & {"select", "selectors"}:
-        return "select"
-    if re.search(r"\byield\b", source):
-        return "generator"
-    return "asyncio"
+    return Target("script", str(path.resolve()), tuple(args), model or guess_model(source))

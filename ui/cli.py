@@ -32,19 +32,21 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from loopscope.scenarios import catalog
-from loopscope.tracer.export_chrome import save_chrome_json
+from loopscope.tracer import formats
+from loopscope.tracer.models import MODEL_NAMES
 from loopscope.tracer.narrate import narrate, narration_line
-from loopscope.tracer.native import NativeFormatError, load_native, save_native
+from loopscope.tracer.native import NativeFormatError, load_native
 from loopscope.tracer.runner import Run, RunResult
 from loopscope.tracer.stepping import Stepper, step_lines
 from loopscope.tracer.target import Target, TargetError, resolve_target
 from loopscope.tracer.trace import Trace
 
 PROG = "loopscope"
-IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+MODEL_HELP = ("the script's concurrency model (default: guessed from its imports): "
+              f"{', '.join(MODEL_NAMES[:-1])} or {MODEL_NAMES[-1]}")
 
 
 class CliError(Exception):
@@ -96,8 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add_target(sub: argparse.ArgumentParser) -> None:
         sub.add_argument("target", metavar="TARGET",
                          help="a scenario id, a script (its arguments after --) or a saved trace")
-        sub.add_argument("--model", help="the script's concurrency model (default: guessed "
-                         "from its imports): asyncio, generator, greenlet, gevent or select")
+        sub.add_argument("--model", help=MODEL_HELP)
         sub.add_argument("--timeout", type=_seconds, metavar="S",
                          help="stop the run after S seconds (default: no limit)")
 
@@ -120,8 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stepper.add_argument("target", metavar="TARGET",
                          help="a scenario id, a script (its arguments after --) or a saved trace")
-    stepper.add_argument("--model", help="the script's concurrency model (default: guessed "
-                         "from its imports): asyncio, generator, greenlet, gevent or select")
+    stepper.add_argument("--model", help=MODEL_HELP)
 
     from loopscope.ui.report_command import add_report_parser
 
@@ -262,10 +262,7 @@ def check_writable(text: str) -> Path:
 
 def save_trace(trace: Trace, path: Path) -> None:
     try:
-        if path.suffix.lower() == ".json":
-            save_chrome_json(trace, path)
-        else:
-            save_native(trace, path)
+        formats.save_trace(trace, path)
     except OSError as exc:
         raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
 
@@ -447,8 +444,9 @@ def command_step(options: argparse.Namespace, script_args: Sequence[str]) -> int
 
 
 def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> int:
-    if Path(options.output).suffix.lower() not in IMAGE_SUFFIXES:
-        raise CliError(f"cannot export {options.output}: the file must end in .png, .svg or .pdf")
+    if formats.image_suffix(options.output) is None:
+        raise CliError(f"cannot export {options.output}: the file must end in "
+                       f"{formats.image_suffixes_text()}")
     start_ns = None if options.start is None else round(options.start * 1e9)
     end_ns = None if options.end is None else round(options.end * 1e9)
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:

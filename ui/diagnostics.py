@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 
 from loopscope.tracer.events import Code
 from loopscope.tracer.findings import Finding
+from loopscope.tracer.query import lane_order
 from loopscope.tracer.report import Report, build_report
 from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS, stall_of
 from loopscope.tracer.trace import Trace
@@ -29,7 +30,6 @@ from loopscope.ui.findings_view import (
     samples_html,
     span_of,
 )
-from loopscope.ui.layout import lane_order
 from loopscope.ui.source_pane import SourcePane
 from loopscope.ui.tasks_view import TasksView
 from loopscope.ui.timeline import TimelineWidget

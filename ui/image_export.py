@@ -12,13 +12,14 @@ from PySide6.QtCore import QMarginsF, QRect, QSize, QSizeF
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 
+from loopscope.tracer.formats import IMAGE_FORMATS
 from loopscope.tracer.spans import Spans, derive_spans
 from loopscope.tracer.trace import Trace
 from loopscope.ui.layout import Primitives, Viewport, format_ns, layout, run_extent
 from loopscope.ui.paint import label_width_for, paint
 from loopscope.ui.theme import Theme, get_theme
 
-FORMATS = (".png", ".svg", ".pdf")
+FORMATS = tuple(IMAGE_FORMATS)
 MAX_SIDE = 20_000
 HEADER_HEIGHT = 64.0
 LEGEND_HEIGHT = 34.0

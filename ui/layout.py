@@ -22,7 +22,8 @@ import numpy as np
 import numpy.ma  # np.unique imports it on first use: 15-20 ms inside the first live frame
 import numpy.typing as npt
 
-from loopscope.tracer.events import STATE_NAMES, Code, LaneKind
+from loopscope.tracer.events import STATE_NAMES, STATES_BY_MERGE_RANK, Code
+from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
 
@@ -31,25 +32,9 @@ MERGED_SPAN = -1
 OPEN_SPAN = -2
 
 # Which state a merged pixel column shows: the last one present in this list.
-STATES_BY_RANK: tuple[int, ...] = (
-    Code.POLL,
-    Code.SLEEPING,
-    Code.BLOCKED,
-    Code.IO_WAIT,
-    Code.READY,
-    Code.DISPATCH,
-    Code.RUNNING,
-)
-# The legend's order: a lane's states first, then the loop lane's.
-LEGEND_STATE_ORDER: tuple[int, ...] = (
-    Code.RUNNING,
-    Code.READY,
-    Code.IO_WAIT,
-    Code.SLEEPING,
-    Code.BLOCKED,
-    Code.POLL,
-    Code.DISPATCH,
-)
+STATES_BY_RANK: tuple[int, ...] = STATES_BY_MERGE_RANK
+# The legend's order: a lane's states first, then the loop lane's (the codes' own order).
+LEGEND_STATE_ORDER: tuple[int, ...] = tuple(STATE_NAMES)
 _RANK_OF_STATE = np.zeros(16, dtype=np.int8)
 for _rank, _state in enumerate(STATES_BY_RANK):
     _RANK_OF_STATE[_state] = _rank
@@ -427,17 +412,6 @@ def span_index(trace: Trace, spans: Spans) -> SpanIndex:
 
 
 # -- lane order, time axis, number formatting ---------------------------------------------------
-
-
-def lane_order(trace: Trace, spans: Spans) -> list[tuple[int, str, str]]:
-    """(lane, name, kind) top to bottom: loop lanes first, then every other lane in spawn order."""
-    known = {info.id for info in trace.lanes}
-    rows = [(info.id, info.name, info.kind) for info in trace.lanes]
-    # Lanes that have spans but no spawn event (a recorder that skipped it) go last.
-    rows += [(lane, f"lane {lane}", "") for lane in sorted(spans.by_lane) if lane not in known]
-    loops = [row for row in rows if row[2] in LaneKind.LOOP_KINDS]
-    others = [row for row in rows if row[2] not in LaneKind.LOOP_KINDS]
-    return loops + others
 
 
 _UNITS: tuple[tuple[int, str], ...] = ((1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "µs"))

@@ -40,6 +40,7 @@ from PySide6.QtWidgets import (
 
 from loopscope.scenarios import Scenario, catalog
 from loopscope.tracer.events import Code
+from loopscope.tracer.formats import IMAGE_FORMATS, NATIVE_SUFFIX
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, format_duration
 from loopscope.ui.diagnostics import Diagnostics
@@ -56,12 +57,8 @@ if TYPE_CHECKING:
     from loopscope.tracer.target import Target
 
 APP_NAME = "Loopscope"
-TRACE_FILTER = "Loopscope traces (*.loopscope);;All files (*)"
-IMAGE_FILTERS = {
-    ".png": "PNG image (*.png)",
-    ".svg": "SVG image (*.svg)",
-    ".pdf": "PDF document (*.pdf)",
-}
+TRACE_FILTER = f"Loopscope traces (*{NATIVE_SUFFIX});;All files (*)"
+IMAGE_FILTERS = {suffix: f"{title} (*{suffix})" for suffix, title in IMAGE_FORMATS.items()}
 EXPORT_SIZE = (1600, 900)
 _SPLITTERS = ("main_splitter", "center_splitter", "bottom_splitter")
 # status value -> what the status bar says
@@ -668,7 +665,7 @@ class MainWindow(QMainWindow):
 
     def open_dropped(self, path: str) -> None:
         """A dropped trace opens; a dropped Python script runs."""
-        from loopscope.tracer.target import is_trace_file
+        from loopscope.tracer.native import is_trace_file
 
         if path.endswith(".py") and not is_trace_file(Path(path)):
             self.run_script(path)

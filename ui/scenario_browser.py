@@ -26,14 +26,14 @@ from PySide6.QtWidgets import (
 )
 
 from loopscope.scenarios import Scenario
+from loopscope.tracer.models import model_spec
 
-MODEL_TITLES = {
-    "generator": "Generators",
-    "greenlet": "Greenlets",
-    "gevent": "gevent",
-    "select": "select / selectors",
-    "asyncio": "asyncio",
-}
+
+def model_title(model: str) -> str:
+    """The heading a model's scenarios are grouped under (its name, for a model we do not know)."""
+    spec = model_spec(model)
+    return spec.title if spec is not None else model
+
 _SCENARIO_ROLE = Qt.ItemDataRole.UserRole
 
 
@@ -98,7 +98,7 @@ class ScenarioBrowser(QWidget):
         for scenario in scenarios:
             group = groups.get(scenario.model)
             if group is None:
-                group = QTreeWidgetItem([MODEL_TITLES.get(scenario.model, scenario.model)])
+                group = QTreeWidgetItem([model_title(scenario.model)])
                 group.setFlags(Qt.ItemFlag.ItemIsEnabled)
                 font = group.font(0)
                 font.setBold(True)
@@ -155,7 +155,7 @@ class ScenarioBrowser(QWidget):
         self.description.setHtml(
             f"<h3 style='margin-bottom:2px'>{escape(scenario.title)}</h3>"
             f"<p style='margin-top:0'><code>{escape(scenario.id)}</code> · "
-            f"{escape(MODEL_TITLES.get(scenario.model, scenario.model))}</p>"
+            f"{escape(model_title(scenario.model))}</p>"
             f"<p>{escape(scenario.concept)}</p>"
             f"<p><b>What to look for:</b> {escape(scenario.observe)}</p>"
         )

@@ -25,8 +25,8 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from loopscope.tracer.events import CODE_NAMES, Code
-from loopscope.tracer.narrate import describe, narration_line, time_prefix
-from loopscope.tracer.stepping import RUN_CODES, StepKind, is_io_step, is_pause_mark, last_lane_ran
+from loopscope.tracer.narrate import narration_line, time_prefix
+from loopscope.tracer.stepping import StepKind, find_step
 from loopscope.tracer.trace import Trace
 
 if TYPE_CHECKING:
@@ -35,30 +35,6 @@ if TYPE_CHECKING:
 # Playback speeds offered, in steps per second.
 PLAY_SPEEDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 DEFAULT_PLAY_SPEED = 2.0
-
-
-def is_step(trace: Trace, seq: int, kind: StepKind) -> bool:
-    """Whether event `seq` is a step of `kind`, as `Stepper.step(kind)` would stop at it."""
-    if is_pause_mark(trace, seq):
-        return False
-    if kind == "event":
-        return True
-    if describe(trace, seq) is None:
-        return False
-    if kind == "switch":
-        return trace.code[seq] in RUN_CODES and trace.lane[seq] != last_lane_ran(trace, seq)
-    if kind == "io":
-        return is_io_step(trace, seq)
-    return True
-
-
-def find_step(trace: Trace, start: int, stop: int, kind: StepKind) -> int | None:
-    """The first step of `kind` from `start` towards `stop` (exclusive; either direction)."""
-    direction = 1 if stop >= start else -1
-    for seq in range(start, stop, direction):
-        if is_step(trace, seq, kind):
-            return seq
-    return None
 
 
 def step_sentence(trace: Trace, seq: int) -> str:

@@ -24,6 +24,7 @@ from PySide6.QtGui import (
 from PySide6.QtWidgets import QScrollBar, QToolTip, QWidget
 
 from loopscope.tracer.events import STATE_NAMES
+from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
 from loopscope.ui.findings_view import paint_problem_corners
@@ -35,7 +36,6 @@ from loopscope.ui.layout import (
     format_ns,
     hit_at,
     lane_at,
-    lane_order,
     layout,
     run_extent,
 )

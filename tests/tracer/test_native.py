@@ -11,16 +11,17 @@ import pytest
 from loopscope.tracer.events import NO_DETAIL, NO_SOURCE, Code, FakeClock, LaneKind
 from loopscope.tracer.native import (
     FORMAT_VERSION,
+    NATIVE_MAGIC,
     NativeFormatError,
     decode_trace,
     encode_trace,
+    is_trace_file,
     load_native,
     save_native,
 )
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.runner import RunResult
 from loopscope.tracer.spans import derive_spans
-from loopscope.tracer.target import NATIVE_MAGIC, is_trace_file
 from loopscope.tracer.trace import Trace
 from loopscope.tracer.values import VALUE_ROW
 

@@ -199,22 +199,3 @@ def test_value_rows_go_out_with_the_batch_of_their_events_and_read_as_base_plus_
         {"via": "send", "value": text} for text in texts]
 
 
-def test_discarded_events_leave_their_value_rows_for_a_cache_that_still_names_them() -> None:
-    log = BatchLog()
-    recorder = Recorder(log, clock=FakeClock(), batch_size=100)
-    sent = recorder.detail(("via", "send"))
-    recorder.record(0, Code.SWITCH, 1, recorder.value_row(sent, "1"))
-    recorder.flush()
-    cached = recorder.value_row(sent, "12345")  # as a generator's value cache keeps it
-    recorder.record(0, Code.SWITCH, 1, cached)
-    recorder._discard_pending()
-    assert recorder.value_row(sent, "2") == VALUE_ROW + 2  # not a reused number
-    recorder.record(0, Code.SWITCH, 1, VALUE_ROW + 2)
-    recorder.record(0, Code.SWITCH, 1, cached)
-    recorder.close()
-    trace = Trace()
-    for batch in log.batches:
-        columns = tuple(list(column) for column in zip(*batch.rows, strict=True))
-        trace.write_batch(batch.first_seq, columns, batch.new_details, batch.new_sources,
-                          batch.new_values)
-    assert [trace.details[index]["value"] for index in trace.detail] == ["1", "2", "12345"]

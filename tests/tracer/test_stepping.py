@@ -18,12 +18,8 @@ from loopscope.tracer.events import NO_LANE, Code, FakeClock, LaneKind
 from loopscope.tracer.narrate import describe, narration_line
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.runner import Run, RunResult
+from loopscope.tracer.step_gate import PAUSE_MARK_MIN_NS, RUN_CODES, ClockPolicy, StepGate
 from loopscope.tracer.stepping import (
-    PAUSE_MARK_MIN_NS,
-    RUN_CODES,
-    ClockPolicy,
-    ProgramClock,
-    StepGate,
     StepKind,
     Stepper,
     is_io_step,
@@ -48,11 +44,9 @@ class GatedProgram:
         self.clock = FakeClock()
         self.trace = Trace()
         self.recorder = Recorder(self.trace, clock=self.clock)
-        self.program_clock = ProgramClock()
         self.stops: list[str] = []
         self.gate = StepGate(self.recorder, policy, clock=self.clock,
-                             on_stop=lambda: self.stops.append("stop"),
-                             held_clock=self.program_clock)
+                             on_stop=lambda: self.stops.append("stop"))
         self.holds: list[int] = []
         self._held = threading.Semaphore(0)
         self.trace.listeners.append(self._on_batch)
@@ -157,7 +151,7 @@ def test_where_the_clock_stops_a_pause_is_not_program_time() -> None:
     ts = program.trace.ts
     gaps = [ts[i + 1] - ts[i] for i in range(len(ts) - 1)]
     assert max(gaps) < 1_000_000  # no event is seconds after the one before it
-    assert program.program_clock.paused_s == pytest.approx(7.0, abs=0.001)
+    assert program.recorder.paused_s == pytest.approx(7.0, abs=0.001)
     assert program.gate.pauses == 2
     assert not any(is_pause_mark(program.trace, s) for s in range(len(program.trace)))
 
@@ -178,7 +172,7 @@ def test_where_the_clock_runs_on_a_long_pause_is_marked_and_a_short_one_is_not()
     assert trace.details[trace.detail[2]] == {"text": "paused 3.2 s", "paused_ns": 3_200_000_000}
     assert trace.lane[2] == trace.lane[1]  # the lane held there (b was not yet running)
     assert trace.ts[2] - trace.ts[1] >= 3_200_000_000  # real time: the pause stays visible
-    assert program.program_clock.paused_s == 0.0
+    assert program.recorder.paused_s == 0.0
 
 
 def test_a_stop_lets_a_held_program_go_and_raises_the_stop_in_it() -> None:
@@ -370,3 +364,30 @@ def test_a_running_run_can_be_paused_and_resumed() -> None:
     trace = result.trace
     assert not any(trace.code[s] == Code.WAKE for s in range(held))
     assert trace.duration_ns < 2.5e9  # the 1.5 s hold is not program time
+
+
+def test_trio_steps_are_what_the_run_narrates_and_sleeps_stay_in_program_time() -> None:
+    hold_s = 1.5
+
+    def hold_while_asleep(trace: Trace, seq: int) -> float:
+        asleep = trace.code[seq] == Code.SLEEPING and trace.lane_name(trace.lane[seq]) == "hello-2"
+        return hold_s if asleep else 0.0
+
+    result, stepped = asyncio.run(step_through("trio-hello", 40, "step", hold_while_asleep))
+    assert result.ok, result.error
+    trace = result.trace
+    # What was shown step by step is what the finished run narrates, in the same order.
+    assert lines_of(trace, stepped) == [line for _seq, line in step_lines(trace)][:len(stepped)]
+    held_at = next(s for s in stepped if trace.code[s] == Code.SLEEPING
+                   and trace.lane_name(trace.lane[s]) == "hello-2")
+    # After the pause trio still had most of a second to wait: its clock did not run on.
+    poll = next(s for s in range(held_at, len(trace)) if trace.code[s] == Code.POLL
+                and (trace.details[trace.detail[s]].get("timeout_s") or 0) > 0)
+    assert trace.details[trace.detail[poll]]["timeout_s"] > 0.9
+    sleeps = [s for s in range(len(trace)) if trace.code[s] == Code.SLEEPING]
+    wakes = [s for s in range(len(trace)) if trace.code[s] == Code.WAKE
+             and trace.details[trace.detail[s]].get("cause") == "timer"]
+    assert len(sleeps) == len(wakes) == 2
+    # The sleep took its one second of program time, and the pause is not in it.
+    assert 1_000_000_000 <= trace.ts[wakes[-1]] - trace.ts[sleeps[-1]] < hold_s * 1e9
+    assert not any(is_pause_mark(trace, s) for s in range(len(trace)))

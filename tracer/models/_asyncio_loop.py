@@ -22,7 +22,6 @@ from typing import Any
 from loopscope.tracer.models._asyncio_proxy import TracedCoroutine
 from loopscope.tracer.models._asyncio_tracer import LoopTracer
 from loopscope.tracer.recorder import Recorder
-from loopscope.tracer.stepping import program_clock
 
 _BaseEventLoop = base_events.BaseEventLoop
 
@@ -84,8 +83,8 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
 
     def time(self) -> float:
         # Time the stepping gate held the program is not program time: a sleep(1) still
-        # waits one second of it, however long the run was paused (tracer.stepping).
-        return _monotonic() - program_clock.paused_s
+        # waits one second of it, however long the run was paused (tracer.step_gate).
+        return _monotonic() - self._tracer.recorder.paused_s
 
     def create_task(self, coro: Any, **options: Any) -> asyncio.Task[Any]:  # type: ignore[override]
         tracer = self._tracer

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import selectors
-import sys
 import weakref
 from asyncio import futures, tasks
 from collections.abc import Callable
@@ -36,6 +35,7 @@ from loopscope.tracer.models._asyncio_waits import (
     transport_of,
     wait_mode,
 )
+from loopscope.tracer.models.toolkit import mark_failure
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 LOOP_LANE_NAME = "asyncio loop"
@@ -521,21 +521,11 @@ class LoopTracer(_TracerCore):
         if self.detached:
             return
         self.detached = True
-        message = (
-            "loopscope: the asyncio instrumentation failed "
-            f"({type(error).__name__}: {str(error)[:120]}); "
-            "tracing stopped, the program goes on"
-        )
-        print(message, file=sys.stderr)
         self.waiting.clear()
         self.sleeps.clear()
         self.io_futures.clear()
         self.cause = None
-        recorder = self.recorder
-        # the recorder itself may be what broke; the stderr line stands either way
-        with contextlib.suppress(Exception):
-            recorder.record(self.loop_lane, Code.MARK, NO_LANE, recorder.detail(("text", message)))
-        recorder.current = NO_LANE
+        mark_failure(self.recorder, "asyncio", error, self.loop_lane)
         if self._on_detach is not None:
             self._on_detach()
 

@@ -17,7 +17,8 @@ import greenlet  # type: ignore[import-untyped,unused-ignore]
 from greenlet import greenlet as Greenlet  # type: ignore[import-untyped,unused-ignore]
 
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind
-from loopscope.tracer.models.generator_model import ProgramCode, c_handoffs
+from loopscope.tracer.models.handoffs import HandoffLanes, ProgramCode, c_handoffs
+from loopscope.tracer.models.toolkit import Guard
 from loopscope.tracer.recorder import Recorder
 
 __all__ = ["Greenlet", "GreenletTracer"]
@@ -26,6 +27,8 @@ __all__ = ["Greenlet", "GreenletTracer"]
 # instruction offset, the source index there, the switch detail, the BLOCKED detail of a lane
 # waiting on it). Reused while it resumes at the same place.
 Arrival = tuple[Any, int, int, int, int]
+# Its fields' names, in order, as tracer/loopscope.h reads them (ARRIVAL_*).
+ARRIVAL_FIELDS = ("frame", "offset", "source", "switch_detail", "blocked_detail")
 _NO_ARRIVAL: Arrival = (object(), -1, 0, 0, 0)
 
 
@@ -36,17 +39,17 @@ class GreenletTracer:
     # RUNNING. Subclasses that decide states per switch (gevent) set this to False and get
     # every switch through on_switch.
     plain_switches = True
+    model = "greenlet"
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, guard: Guard | None = None) -> None:
         self.recorder = recorder
+        self.guard = guard if guard is not None else Guard(recorder, self.model)
         self.is_program = ProgramCode()
         self.lanes: dict[Greenlet, int] = {}
-        self.names: dict[int, str] = {}
-        self._name_counts: dict[str, int] = {}
+        self.handoff_lanes = HandoffLanes(recorder)
+        self.names = self.handoff_lanes.names
         self._switch_details: dict[tuple[str, int], int] = {}
         self._program_codes: dict[CodeType, bool] = {}
-        self._sources_at: dict[tuple[CodeType, int], int] = {}
-        self._blocked_details: dict[int, int] = {}
         self._previous_trace: Any = None
         self._unnamed: tuple[str, Greenlet, Greenlet] | None = None
         self._profile_before: Any = None
@@ -72,13 +75,9 @@ class GreenletTracer:
         if lane is None:
             name, kind = self.describe(glet) or (name, LaneKind.GREENLET)
             if kind == LaneKind.GREENLET:
-                count = self._name_counts.get(name, 0) + 1
-                self._name_counts[name] = count
-                if count > 1:
-                    name = f"{name}-{count}"
+                name = self.handoff_lanes.unique_name(name)
             parent = self.parent_lane(glet, origin) if origin is not None else NO_LANE
-            lane = self.lanes[glet] = self.recorder.spawn(name, kind, parent)
-            self.names[lane] = name
+            lane = self.lanes[glet] = self.handoff_lanes.spawn(name, kind, parent, 0)
             missing = lane + 1 - len(self._arrivals)
             if missing > 0:
                 self._arrivals.extend([_NO_ARRIVAL] * missing)
@@ -102,11 +101,7 @@ class GreenletTracer:
         return index
 
     def blocked_detail(self, other: int) -> int:
-        detail = self._blocked_details.get(other)
-        if detail is None:
-            detail = self._blocked_details[other] = self.recorder.detail(
-                ("on", self.names[other]))
-        return detail
+        return self.handoff_lanes.blocked_detail(other)
 
     def blocked_on(self, lane: int, other: int) -> None:
         self.recorder.record(lane, Code.BLOCKED, other, self.blocked_detail(other))
@@ -158,8 +153,14 @@ class GreenletTracer:
         frame is the program's own (it resumes at the same line whenever it is at the same
         instruction; above a library frame the program's frame is found by a walk each time).
         """
-        arrival = (frame, frame.f_lasti, self._resume_source(frame),
-                   self.switch_detail("switch", lane), self.blocked_detail(lane))
+        try:
+            arrival = (frame, frame.f_lasti, self._resume_source(frame),
+                       self.switch_detail("switch", lane), self.blocked_detail(lane))
+        except Exception as error:
+            # The C switch trace records the hand-off it asked about whatever happens: it gets
+            # one without detail or source, and the hooks are gone before the next switch.
+            self.guard.fail(error)
+            return (frame, -1, 0, 0, 0)
         if self._program_codes.get(frame.f_code):
             self._arrivals[lane] = arrival
         return arrival
@@ -171,12 +172,7 @@ class GreenletTracer:
         if program is None:
             program = self._program_codes[code] = self.is_program(code)
         if program:
-            # f_lineno decodes the line table on every read; the offset maps to one line.
-            key = (code, frame.f_lasti)
-            index = self._sources_at.get(key)
-            if index is None:
-                index = self._sources_at[key] = self.recorder.source_of(code, frame.f_lineno)
-            return index
+            return self.handoff_lanes.source_at(frame)
         resumed: FrameType | None = frame.f_back
         while resumed is not None and not self.is_program(resumed.f_code):
             resumed = resumed.f_back
@@ -215,7 +211,10 @@ class GreenletTracer:
 
     def _first_frame(self, frame: FrameType) -> None:
         sys.setprofile(self._profile_before)
-        self._name_unknown_start(frame)
+        try:
+            self._name_unknown_start(frame)
+        except Exception as error:
+            self.guard.fail(error)
 
     def _name_unknown_start(self, frame: FrameType | None = None) -> None:
         assert self._unnamed is not None
@@ -241,10 +240,14 @@ class GreenletTracer:
         self.recorder.state(self.main_lane, Code.RUNNING)
         self.recorder.current = self.main_lane
         on_switch = self.on_switch
+        fail = self.guard.fail
 
         def trace(event: str, args: tuple[Greenlet, Greenlet]) -> None:
             if event == "switch" or event == "throw":
-                on_switch(event, args[0], args[1])
+                try:
+                    on_switch(event, args[0], args[1])
+                except Exception as error:
+                    fail(error)
 
         self._previous_trace = greenlet.settrace(
             self._plain_switch_trace() if self.plain_switches else trace)
@@ -262,31 +265,35 @@ class GreenletTracer:
         on_switch = self.on_switch
         get_frame = sys._getframe
         blocked = Code.BLOCKED
+        fail = self.guard.fail
 
         def trace(event: str, args: tuple[Greenlet, Greenlet]) -> None:
-            if event == "switch":
-                origin, target = args
-                origin_lane = lanes_get(origin)
-                target_lane = lanes_get(target)
-                # While a new greenlet waits for its name it has no lane, and the next switch
-                # comes from it: that switch goes to on_switch, which names it first.
-                if origin_lane is not None and target_lane is not None and not origin.dead:
-                    # the frame that called switch() in the target, where it resumes now
-                    try:
-                        frame = get_frame(1)
-                    except ValueError:
-                        on_switch(event, origin, target)
+            try:
+                if event == "switch":
+                    origin, target = args
+                    origin_lane = lanes_get(origin)
+                    target_lane = lanes_get(target)
+                    # While a new greenlet waits for its name it has no lane, and the next
+                    # switch comes from it: that switch goes to on_switch, which names it first.
+                    if origin_lane is not None and target_lane is not None and not origin.dead:
+                        # the frame that called switch() in the target, where it resumes now
+                        try:
+                            frame = get_frame(1)
+                        except ValueError:
+                            on_switch(event, origin, target)
+                            return
+                        arrival = arrivals[target_lane]
+                        if frame is not arrival[0] or frame.f_lasti != arrival[1]:
+                            arrival = arrival_of(target_lane, frame)
+                        handoff(origin_lane, target_lane, arrival[3], blocked, arrival[4],
+                                arrival[2])
+                        recorder.current = target_lane
                         return
-                    arrival = arrivals[target_lane]
-                    if frame is not arrival[0] or frame.f_lasti != arrival[1]:
-                        arrival = arrival_of(target_lane, frame)
-                    handoff(origin_lane, target_lane, arrival[3], blocked, arrival[4],
-                            arrival[2])
-                    recorder.current = target_lane
-                    return
-                on_switch(event, origin, target)
-            elif event == "throw":
-                on_switch(event, args[0], args[1])
+                    on_switch(event, origin, target)
+                elif event == "throw":
+                    on_switch(event, args[0], args[1])
+            except Exception as error:
+                fail(error)
 
         handoffs = c_handoffs(recorder)
         if handoffs is not None:
@@ -298,7 +305,13 @@ class GreenletTracer:
         return trace
 
     def uninstall(self) -> None:
+        """Removes the switch trace (and a profile hook waiting to name a greenlet)."""
         greenlet.settrace(self._previous_trace)
+        if self._unnamed is not None:
+            sys.setprofile(self._profile_before)
+
+    def finish(self) -> None:
+        """Ends every lane still open (after `uninstall`, when tracing did not detach)."""
         if self._unnamed is not None:
             self._name_unknown_start()
         for glet, lane in sorted(self.lanes.items(), key=lambda item: item[1]):

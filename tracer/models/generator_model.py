@@ -4,8 +4,11 @@ Each generator created by the traced program is a lane (kind "generator", named 
 function); the code that drives it is the lane of the nearest generator up the call stack, or
 the program's main flow (kind "main", named after the function that first drove a generator).
 The program's code is not changed: on 3.12+ sys.monitoring reports generator starts, resumes,
-yields and returns, restricted to the program's own code objects; on 3.11 a sys.settrace
-hook does the same with line events switched off in generator frames.
+yields and returns, restricted to the program's own code objects. On 3.11, with the C hooks
+built, the frame evaluation hook follows generator frames (falling back to a C trace
+function); without them sys.settrace does, with line events switched off in generator frames
+(docs/architecture.md, "How generators are followed"). Everything but a plain hand-off goes
+to GeneratorTracer under the model's guard (tracer.models.toolkit).
 
 What was sent and how (send/next/close/throw) is read from the driver's call site: the
 bytecode at the driver's current instruction names the method, and a call with one plain
@@ -20,7 +23,7 @@ import sys
 import threading
 import types
 from collections.abc import Callable
-from types import CodeType, FrameType, ModuleType
+from types import CodeType, FrameType
 from typing import Any, NamedTuple
 
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind, short_repr
@@ -30,30 +33,14 @@ from loopscope.tracer.models._plain_loads import (
     READ_NAME,
     read_kind,
 )
-from loopscope.tracer.models._program_files import ProgramFiles
+from loopscope.tracer.models.handoffs import HandoffLanes, ProgramCode, c_handoffs
+from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
-from loopscope.tracer.recorder import SPEEDUPS, Recorder
+from loopscope.tracer.recorder import Recorder
 
 CO_GENERATOR = 0x20
 _MISSING = object()
 _VIA_METHODS = frozenset({"send", "throw", "close"})
-
-
-
-def c_handoffs(recorder: Recorder) -> ModuleType | None:
-    """loopscope.tracer._handoffs, when it is built, the recorder has C columns to write to, and
-    LOOPSCOPE_PURE_PYTHON does not ask for pure Python; else None (the Python hooks run)."""
-    if SPEEDUPS is None or not isinstance(recorder, SPEEDUPS.RecorderCore):
-        return None
-    if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from loopscope.tracer import _handoffs
-    except ImportError:
-        return None
-    return _handoffs
-
-
 
 
 class ValueRead(NamedTuple):
@@ -80,16 +67,6 @@ class ValueRead(NamedTuple):
 
 ValueGetter = ValueRead | None
 CallSite = tuple[str, ValueGetter]
-
-
-class ProgramCode:
-    """Decides, once per code object's file, whether it belongs to the traced program."""
-
-    def __init__(self) -> None:
-        self._files = ProgramFiles()
-
-    def __call__(self, code: CodeType) -> bool:
-        return self._files(code.co_filename)
 
 
 # -- reading the driver's call site ---------------------------------------------------------
@@ -171,6 +148,11 @@ def _generator_start(code: CodeType) -> int:
 # function, called from the same frame, resumes from the same driver lane. The last two
 # fields hold those, or a sentinel that matches nothing when only the frame itself may match.
 Site = tuple[Any, int, int, ValueGetter, int, str, int, int, int, Any, Any]
+# Its fields' names, in order: tracer/loopscope.h reads them by the same names (SITE_*), and
+# tests/tracer/test_c_contract.py holds the two together.
+SITE_FIELDS = ("driver_frame", "driver_offset", "driver_lane", "value_read", "switch_detail",
+               "via", "driver_blocked", "lane_blocked", "driver_source", "driver_code",
+               "driver_caller")
 _NOTHING = object()
 _NO_SITE: Site = (_NOTHING, -1, NO_LANE, None, NO_DETAIL, "", NO_DETAIL, NO_DETAIL, 0,
                   _NOTHING, _NOTHING)
@@ -196,7 +178,8 @@ class GeneratorTracer:
         self.recorder = recorder
         self.is_program = is_program
         self.lanes: dict[FrameType, int] = {}
-        self.names: dict[int, str] = {}
+        self.handoff_lanes = HandoffLanes(recorder)
+        self.names = self.handoff_lanes.names
         self.main_lane = NO_LANE
         # Per lane, indexed by lane id: how it was last resumed, the last values handed to it
         # and by it, and its source index per resume offset.
@@ -206,23 +189,19 @@ class GeneratorTracer:
         self.resume_sources: list[dict[int, int]] = []
         # The base of every yielded value's row (tracer.values): {"via": "yield"}.
         self.yield_detail = recorder.detail(("via", "yield"))
-        self._name_counts: dict[str, int] = {}
         self._call_sites: dict[tuple[CodeType, int], CallSite] = {}
-        self._sources_at: dict[tuple[CodeType, int], int] = {}
         self._start_offsets: dict[CodeType, int] = {}
         # The last non-generator frame that drove a generator, and its lane: a loop driving
         # a generator asks about the same frame every time.
         self._last_caller: FrameType | None = None
         self._last_driver = NO_LANE
-        self._blocked_details: dict[int, int] = {}
         self._closing: set[int] = set()
         self._pending_close: dict[int, FrameType] = {}
 
     # -- lanes ------------------------------------------------------------------------------
 
     def _new_lane(self, name: str, kind: str, parent: int, source: int) -> int:
-        lane = self.recorder.spawn(name, kind, parent, source)
-        self.names[lane] = name
+        lane = self.handoff_lanes.spawn(name, kind, parent, source)
         missing = lane + 1 - len(self.sites)
         if missing > 0:
             self.sites.extend([_NO_SITE] * missing)
@@ -273,25 +252,14 @@ class GeneratorTracer:
 
     def _spawn_generator(self, frame: FrameType, driver: int) -> int:
         code = frame.f_code
-        base = code.co_name
-        count = self._name_counts.get(base, 0) + 1
-        self._name_counts[base] = count
-        name = base if count == 1 else f"{base}-{count}"
+        name = self.handoff_lanes.unique_name(code.co_name)
         lane = self._new_lane(name, LaneKind.GENERATOR, driver,
                               self.recorder.source_of(code, code.co_firstlineno))
         self.lanes[frame] = lane
         return lane
 
     def _source(self, frame: FrameType | None) -> int:
-        if frame is None:
-            return 0
-        # f_lineno decodes the line table on every read; the instruction offset is cheap and
-        # maps to the same line every time.
-        key = (frame.f_code, frame.f_lasti)
-        index = self._sources_at.get(key)
-        if index is None:
-            index = self._sources_at[key] = self.recorder.source_of(frame.f_code, frame.f_lineno)
-        return index
+        return 0 if frame is None else self.handoff_lanes.source_at(frame)
 
     def resume_source(self, lane: int, frame: FrameType) -> int:
         """The source index of where the lane's frame resumes, cached per instruction."""
@@ -300,11 +268,7 @@ class GeneratorTracer:
         return index
 
     def _blocked_detail(self, other: int) -> int:
-        detail = self._blocked_details.get(other)
-        if detail is None:
-            detail = self._blocked_details[other] = self.recorder.detail(
-                ("on", self.names[other]))
-        return detail
+        return self.handoff_lanes.blocked_detail(other)
 
     # -- hand-offs --------------------------------------------------------------------------
 
@@ -850,14 +814,20 @@ def make_backend(tracer: GeneratorTracer) -> MonitoringBackend | SettraceBackend
 
 
 def run(recorder: Recorder, program: Program) -> None:
+    guard = Guard(recorder, "generator")
     tracer = GeneratorTracer(recorder, ProgramCode())
+    # Every hook hands whatever is not a plain hand-off to these methods: under the guard, a
+    # failure in one detaches the hooks instead of raising in the program.
+    for method, default in (("resumed", False), ("yielded", None), ("finished", None),
+                            ("close_called", None), ("close_returned", None)):
+        setattr(tracer, method, guard.shield(getattr(tracer, method), default))
     backend = make_backend(tracer)
-    backend.install()
-    try:
-        if program.scenario_module is not None:
-            program.scenario_main()()
-        else:
-            program.run_script()
-    finally:
-        backend.uninstall()
-        tracer.finish()
+    with instrumented(guard, backend.install, backend.uninstall):
+        try:
+            if program.scenario_module is not None:
+                program.scenario_main()()
+            else:
+                program.run_script()
+        finally:
+            guard.close()
+            guard.call(tracer.finish)

@@ -18,6 +18,7 @@ from typing import Any
 
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, Detail, LaneKind, short_repr
 from loopscope.tracer.models._greenlets import Greenlet, GreenletTracer
+from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 
@@ -28,9 +29,11 @@ _READ, _WRITE = 1, 2
 class GeventTracer(GreenletTracer):
     # every switch to or from the hub is a wait or a wake, decided in _record_switch
     plain_switches = False
+    model = "gevent"
 
-    def __init__(self, recorder: Recorder, hub_type: type, greenlet_type: type) -> None:
-        super().__init__(recorder)
+    def __init__(self, recorder: Recorder, hub_type: type, greenlet_type: type,
+                 guard: Guard | None = None) -> None:
+        super().__init__(recorder, guard)
         self.hub_type = hub_type
         self.greenlet_type = greenlet_type
         self.hub_lane = NO_LANE
@@ -170,7 +173,7 @@ def _wrap_wait(hub_type: Any, tracer: GeventTracer, getcurrent: Callable[[], Gre
     original = hub_type.wait
 
     def wait(hub: Any, watcher: Any) -> Any:
-        tracer.note_wait(getcurrent(), watcher)
+        tracer.guard.call(tracer.note_wait, getcurrent(), watcher)
         return original(hub, watcher)
 
     hub_type.wait = wait
@@ -199,20 +202,30 @@ def run(recorder: Recorder, program: Program) -> None:
     import gevent  # type: ignore[import-untyped,unused-ignore]
     import gevent.hub  # type: ignore[import-untyped,unused-ignore]
 
-    tracer = GeventTracer(recorder, gevent.hub.Hub, gevent.Greenlet)
-    original_wait = _wrap_wait(gevent.hub.Hub, tracer, gevent.getcurrent)
+    guard = Guard(recorder, "gevent")
+    tracer = GeventTracer(recorder, gevent.hub.Hub, gevent.Greenlet, guard)
     hub = gevent.get_hub()
     # Lowest priority: gevent's own prepare watcher runs queued callbacks (greenlet starts)
     # first, so ours marks the moment the loop really blocks.
     prepare = hub.loop.prepare(ref=False, priority=-2)
     check = hub.loop.check(ref=False, priority=2)
-    prepare.start(tracer.before_poll)
-    check.start(tracer.after_poll)
-    tracer.install()
-    try:
-        program.run_plain()
-    finally:
+    original_wait = gevent.hub.Hub.wait
+
+    def install() -> None:
+        _wrap_wait(gevent.hub.Hub, tracer, gevent.getcurrent)
+        prepare.start(guard.shield(tracer.before_poll))
+        check.start(guard.shield(tracer.after_poll))
+        tracer.install()
+
+    def uninstall() -> None:
         tracer.uninstall()
         prepare.stop()
         check.stop()
         gevent.hub.Hub.wait = original_wait
+
+    with instrumented(guard, install, uninstall):
+        try:
+            program.run_plain()
+        finally:
+            guard.close()
+            guard.call(tracer.finish)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from loopscope.tracer.models._greenlets import GreenletTracer
+from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 
 
 def run(recorder: Recorder, program: Program) -> None:
-    tracer = GreenletTracer(recorder)
-    tracer.install()
-    try:
-        program.run_plain()
-    finally:
-        tracer.uninstall()
+    guard = Guard(recorder, "greenlet")
+    tracer = GreenletTracer(recorder, guard)
+    with instrumented(guard, tracer.install, tracer.uninstall):
+        try:
+            program.run_plain()
+        finally:
+            guard.close()
+            guard.call(tracer.finish)

@@ -37,11 +37,12 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import CodeType, FrameType
+from types import FrameType
 from typing import Any
 
 from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, Detail, LaneKind
-from loopscope.tracer.models._program_files import ProgramFiles
+from loopscope.tracer.models.handoffs import ProgramCode
+from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 
@@ -103,11 +104,11 @@ class Connection:
 class SelectInstrumentation:
     """Wraps select, selectors and socket handling so a select-style program draws itself."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, guard: Guard | None = None) -> None:
         self.recorder = recorder
+        self.guard = guard if guard is not None else Guard(recorder, "select")
         self._thread = threading.get_ident()
-        self._program_files = ProgramFiles()
-        self._is_program: dict[CodeType, bool] = {}
+        self._is_program = ProgramCode()
         self._by_fd: dict[int, Connection] = {}
         self._running: Connection | None = None
         self._polling = False
@@ -166,7 +167,8 @@ class SelectInstrumentation:
     # -- the wrappers ---------------------------------------------------------------------
 
     def _recording(self) -> bool:
-        return not self._polling and threading.get_ident() == self._thread
+        return (not self._polling and threading.get_ident() == self._thread
+                and not self.guard.detached)
 
     def _wrap_select(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def traced_select(
@@ -178,18 +180,23 @@ class SelectInstrumentation:
                     rlist, wlist, xlist, timeout)
                 return result
             rlist, wlist, xlist = list(rlist), list(wlist), list(xlist)
-            watched: dict[int, tuple[object, bool, bool]] = {}
-            for obj in rlist:
-                watched[_fd_of(obj)] = (obj, True, False)
-            for obj in wlist:
-                fd = _fd_of(obj)
-                watched[fd] = (obj, fd in watched, True)
-            with self._poll(watched, timeout, persistent=False) as report:
+            self.guard.call(self._select_called, rlist, wlist, timeout)
+            with self._polling_now():
                 readable, writable, exceptional = original(rlist, wlist, xlist, timeout)
-                report([_fd_of(o) for o in readable], [_fd_of(o) for o in writable])
+            self.guard.call(self._after_poll, [_fd_of(o) for o in readable],
+                            [_fd_of(o) for o in writable])
             return readable, writable, exceptional
 
         return traced_select
+
+    def _select_called(self, rlist: list[Any], wlist: list[Any], timeout: float | None) -> None:
+        watched: dict[int, tuple[object, bool, bool]] = {}
+        for obj in rlist:
+            watched[_fd_of(obj)] = (obj, True, False)
+        for obj in wlist:
+            fd = _fd_of(obj)
+            watched[fd] = (obj, fd in watched, True)
+        self._poll_started(watched, timeout, persistent=False)
 
     def _wrap_selector_select(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def traced_selector_select(
@@ -198,27 +205,33 @@ class SelectInstrumentation:
             if not self._recording():
                 result: list[tuple[selectors.SelectorKey, int]] = original(selector, timeout)
                 return result
-            try:
-                keys = list(selector.get_map().values())
-            except RuntimeError:  # a closed selector: let it raise as it would
-                keys = []
-            watched = {
-                key.fd: (
-                    key.fileobj,
-                    bool(key.events & selectors.EVENT_READ),
-                    bool(key.events & selectors.EVENT_WRITE),
-                )
-                for key in keys
-            }
-            with self._poll(watched, timeout, persistent=True) as report:
+            self.guard.call(self._selector_select_called, selector, timeout)
+            with self._polling_now():
                 ready: list[tuple[selectors.SelectorKey, int]] = original(selector, timeout)
-                report(
-                    [key.fd for key, mask in ready if mask & selectors.EVENT_READ],
-                    [key.fd for key, mask in ready if mask & selectors.EVENT_WRITE],
-                )
+            self.guard.call(
+                self._after_poll,
+                [key.fd for key, mask in ready if mask & selectors.EVENT_READ],
+                [key.fd for key, mask in ready if mask & selectors.EVENT_WRITE],
+            )
             return ready
 
         return traced_selector_select
+
+    def _selector_select_called(self, selector: selectors.BaseSelector,
+                                timeout: float | None) -> None:
+        try:
+            keys = list(selector.get_map().values())
+        except RuntimeError:  # a closed selector: let it raise as it would
+            keys = []
+        watched = {
+            key.fd: (
+                key.fileobj,
+                bool(key.events & selectors.EVENT_READ),
+                bool(key.events & selectors.EVENT_WRITE),
+            )
+            for key in keys
+        }
+        self._poll_started(watched, timeout, persistent=True)
 
     def _wrap_registration(self, original: Callable[..., Any]) -> Callable[..., Any]:
         """register/modify/unregister: a selector's interest changes now, not at the next poll."""
@@ -233,91 +246,111 @@ class SelectInstrumentation:
                 result = original(selector, fileobj, *args, **kwargs)
             finally:
                 self._registering = False
-            connection = self._connection_of(fileobj)
-            if connection is not None:
-                key = selector.get_map().get(fileobj)
-                connection.watch_persists = True
-                connection.watch_mode = None if key is None else _mode(
-                    bool(key.events & selectors.EVENT_READ),
-                    bool(key.events & selectors.EVENT_WRITE),
-                )
-                if connection is not self._running:
-                    self._rest(connection)
+            self.guard.call(self._registration_changed, selector, fileobj)
             return result
 
         return traced_registration
 
+    def _registration_changed(self, selector: selectors.BaseSelector, fileobj: Any) -> None:
+        connection = self._connection_of(fileobj)
+        if connection is not None:
+            key = selector.get_map().get(fileobj)
+            connection.watch_persists = True
+            connection.watch_mode = None if key is None else _mode(
+                bool(key.events & selectors.EVENT_READ),
+                bool(key.events & selectors.EVENT_WRITE),
+            )
+            if connection is not self._running:
+                self._rest(connection)
+
     def _wrap_handling(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def traced_handling(sock: socket.socket, *args: Any, **kwargs: Any) -> Any:
             if self._recording():
-                connection = self._connection_of(sock)
-                if connection is not None:
-                    self._run(connection)
+                self.guard.call(self._handling, sock)
             return original(sock, *args, **kwargs)
 
         return traced_handling
+
+    def _handling(self, sock: socket.socket) -> None:
+        connection = self._connection_of(sock)
+        if connection is not None:
+            self._run(connection)
 
     def _wrap_accept(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def traced_accept(sock: socket.socket) -> tuple[socket.socket, Any]:
             if not self._recording():
                 result: tuple[socket.socket, Any] = original(sock)
                 return result
-            listener = self._connection_of(sock)
+            listener = self.guard.call(self._connection_of, sock)
             if listener is not None:
-                self._run(listener)
+                self.guard.call(self._run, listener)
             conn, address = original(sock)
-            accepted = self._connection_of(
-                conn, name=f"conn {_address_text(address)}",
-                parent=listener.lane if listener is not None else NO_LANE,
-            )
-            if accepted is not None and accepted.state is None:
-                self._rest(accepted)
+            self.guard.call(self._accepted, conn, address, listener)
             return conn, address
 
         return traced_accept
+
+    def _accepted(self, conn: socket.socket, address: Any, listener: Connection | None) -> None:
+        accepted = self._connection_of(
+            conn, name=f"conn {_address_text(address)}",
+            parent=listener.lane if listener is not None else NO_LANE,
+        )
+        if accepted is not None and accepted.state is None:
+            self._rest(accepted)
 
     def _wrap_connect(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def traced_connect(sock: socket.socket, address: Any) -> Any:
             result = original(sock, address)
             if self._recording():
-                try:
-                    own = _address_text(sock.getsockname())
-                except OSError:
-                    own = f"fd {sock.fileno()}"
-                client = self._connection_of(sock, name=f"client {own}",
-                                             peer=_address_text(address))
-                if client is not None:
-                    self._run(client)
+                self.guard.call(self._connected, sock, address)
             return result
 
         return traced_connect
+
+    def _connected(self, sock: socket.socket, address: Any) -> None:
+        try:
+            own = _address_text(sock.getsockname())
+        except OSError:
+            own = f"fd {sock.fileno()}"
+        client = self._connection_of(sock, name=f"client {own}", peer=_address_text(address))
+        if client is not None:
+            self._run(client)
 
     def _wrap_listen(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def traced_listen(sock: socket.socket, *args: Any) -> None:
             original(sock, *args)
             if self._recording():
-                listener = self._connection_of(sock)
-                if listener is not None and listener.state is None:
-                    self._rest(listener)
+                self.guard.call(self._listening, sock)
 
         return traced_listen
+
+    def _listening(self, sock: socket.socket) -> None:
+        listener = self._connection_of(sock)
+        if listener is not None and listener.state is None:
+            self._rest(listener)
 
     def _wrap_close(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def traced_close(sock: socket.socket) -> Any:
             if not self._recording():
                 return original(sock)
             fd = sock.fileno()
-            connection = self._by_fd.get(fd)
-            if connection is not None and connection.owner is not None \
-                    and connection.owner() is sock:
-                self._run(connection)
-                result = original(sock)
-                if sock.fileno() != fd:  # really closed (makefile() handles may keep it open)
-                    self._end(connection)
-                return result
-            return original(sock)
+            connection = self.guard.call(self._closing, sock, fd)
+            result = original(sock)
+            if connection is not None and sock.fileno() != fd:
+                # really closed (makefile() handles may keep it open)
+                self.guard.call(self._end, connection)
+            return result
 
         return traced_close
+
+    def _closing(self, sock: socket.socket, fd: int) -> Connection | None:
+        """The connection of a socket the program is closing, now running; else None."""
+        connection = self._by_fd.get(fd)
+        if connection is not None and connection.owner is not None \
+                and connection.owner() is sock:
+            self._run(connection)
+            return connection
+        return None
 
     # -- lanes ----------------------------------------------------------------------------
 
@@ -407,12 +440,11 @@ class SelectInstrumentation:
 
     # -- polls ----------------------------------------------------------------------------
 
-    @contextmanager
-    def _poll(
+    def _poll_started(
         self, watched: Mapping[int, tuple[object, bool, bool]], timeout: float | None,
         persistent: bool,
-    ) -> Iterator[Callable[[list[int], list[int]], None]]:
-        """Records a poll: every lane rests, the loop polls, ready lanes are woken after."""
+    ) -> None:
+        """A poll begins: every lane rests, the loop polls."""
         recorder = self.recorder
         source = self._program_source()
         for connection in list(self._by_fd.values()):
@@ -432,17 +464,20 @@ class SelectInstrumentation:
         recorder.state(self.loop_lane, Code.POLL, ("timeout_s", timeout_s), source=source)
         recorder.current = self.loop_lane
         recorder.flush()
-        returned: list[tuple[list[int], list[int]]] = []
+
+    @contextmanager
+    def _polling_now(self) -> Iterator[None]:
+        """Around the real poll: nothing it calls is recorded; a poll that raised returned
+        nothing, and the loop goes back to dispatching."""
         self._polling = True
         try:
-            yield lambda readable, writable: returned.append((readable, writable))
+            yield
+        except BaseException:
+            self._polling = False
+            self.guard.call(self.recorder.state, self.loop_lane, Code.DISPATCH)
+            raise
         finally:
             self._polling = False
-            if returned:
-                readable, writable = returned[0]
-                self._after_poll(readable, writable)
-            else:  # the poll raised: it returned nothing
-                recorder.state(self.loop_lane, Code.DISPATCH)
 
     def _after_poll(self, readable: list[int], writable: list[int]) -> None:
         recorder = self.recorder
@@ -465,31 +500,28 @@ class SelectInstrumentation:
     def _program_source(self) -> int:
         """The source index of the program's line that led here (library frames skipped)."""
         frame: FrameType | None = sys._getframe(1)
-        verdicts = self._is_program
+        is_program = self._is_program
         while frame is not None:
-            code = frame.f_code
-            verdict = verdicts.get(code)
-            if verdict is None:
-                verdict = verdicts[code] = self._program_files(code.co_filename)
-            if verdict:
-                return self.recorder.source_of(code, frame.f_lineno)
+            if is_program(frame.f_code):
+                return self.recorder.source_of(frame.f_code, frame.f_lineno)
             frame = frame.f_back
         return NO_SOURCE
 
 
 def run(recorder: Recorder, program: Program) -> None:
-    instrumentation = SelectInstrumentation(recorder)
-    instrumentation.install()
-    try:
-        result = program.run_plain()
-    except SystemExit as exc:
-        instrumentation.uninstall()
-        failed = exc.code not in (None, 0)
-        instrumentation.finish(exc if failed else None)
-        raise
-    except BaseException as exc:
-        instrumentation.uninstall()
-        instrumentation.finish(exc)
-        raise
-    instrumentation.uninstall()
-    instrumentation.finish(result=result)
+    guard = Guard(recorder, "select")
+    instrumentation = SelectInstrumentation(recorder, guard)
+    with instrumented(guard, instrumentation.install, instrumentation.uninstall):
+        try:
+            result = program.run_plain()
+        except SystemExit as exc:
+            guard.close()
+            failed = exc.code not in (None, 0)
+            guard.call(instrumentation.finish, exc if failed else None)
+            raise
+        except BaseException as exc:
+            guard.close()
+            guard.call(instrumentation.finish, exc)
+            raise
+        guard.close()
+        guard.call(instrumentation.finish, None, result)

@@ -1,0 +1,1045 @@
+/* The asyncio model's hot paths. LoopTracerCore is the base of the asyncio LoopTracer: the
+ * fields the proxy reads on every step. CoroutineProxyCore is the base of the asyncio
+ * TracedCoroutine: am_send (which the C Task calls through PyIter_Send) and send() record the
+ * step's RUNNING and, for a bare yield, its READY without entering Python; everything else
+ * goes to the Python tracer. CausedCallback runs a callback with the cause of its wake-ups.
+ * The await-chain readers serve the proxy and tracer.models._asyncio_waits.
+ */
+
+#include "_speedups.h"
+
+/* getattr(obj, name) or NULL without an error when it has no such attribute */
+static int
+PyObject_GetOptionalAttrString_compat(PyObject *obj, const char *name, PyObject **result)
+{
+    *result = PyObject_GetAttrString(obj, name);
+    if (*result != NULL) return 1;
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return -1;
+    PyErr_Clear();
+    return 0;
+}
+
+/* -- LoopTracerCore ---------------------------------------------------------------------- */
+
+
+
+
+static int
+tracer_init(LoopTracerCore *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *recorder;
+    if (!PyArg_ParseTuple(args, "O!:LoopTracerCore", &RecorderCoreType, &recorder)) return -1;
+    Py_INCREF(recorder);
+    Py_XSETREF(self->recorder, (RecorderCore *)recorder);
+    self->detached = 0;
+    return 0;
+}
+
+static int
+tracer_traverse(LoopTracerCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->recorder);
+    Py_VISIT(self->waiting);
+    Py_VISIT(self->sleeps);
+    Py_VISIT(self->io_futures);
+    Py_VISIT(self->verdicts_top);
+    Py_VISIT(self->verdicts_inner);
+    Py_VISIT(self->owner_details);
+    Py_VISIT(self->plain_future);
+    Py_VISIT(self->cause);
+    Py_VISIT(self->poll_timeout);
+    return 0;
+}
+
+static int
+tracer_clear(LoopTracerCore *self)
+{
+    Py_CLEAR(self->recorder);
+    Py_CLEAR(self->waiting);
+    Py_CLEAR(self->sleeps);
+    Py_CLEAR(self->io_futures);
+    Py_CLEAR(self->verdicts_top);
+    Py_CLEAR(self->verdicts_inner);
+    Py_CLEAR(self->owner_details);
+    Py_CLEAR(self->plain_future);
+    Py_CLEAR(self->cause);
+    Py_CLEAR(self->poll_timeout);
+    return 0;
+}
+
+static void
+tracer_dealloc(LoopTracerCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    tracer_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMemberDef tracer_members[] = {
+    {"recorder", T_OBJECT, offsetof(LoopTracerCore, recorder), READONLY, NULL},
+    {"detached", T_BOOL, offsetof(LoopTracerCore, detached), 0, NULL},
+    {"ready_self", T_INT, offsetof(LoopTracerCore, ready_self), 0, NULL},
+    {"waiting", T_OBJECT, offsetof(LoopTracerCore, waiting), 0, NULL},
+    {"sleeps", T_OBJECT, offsetof(LoopTracerCore, sleeps), 0, NULL},
+    {"io_futures", T_OBJECT, offsetof(LoopTracerCore, io_futures), 0, NULL},
+    {"_verdicts_top", T_OBJECT, offsetof(LoopTracerCore, verdicts_top), 0, NULL},
+    {"_verdicts_inner", T_OBJECT, offsetof(LoopTracerCore, verdicts_inner), 0, NULL},
+    {"_owner_details", T_OBJECT, offsetof(LoopTracerCore, owner_details), 0, NULL},
+    {"_plain_future", T_OBJECT, offsetof(LoopTracerCore, plain_future), 0, NULL},
+    {"cause", T_OBJECT, offsetof(LoopTracerCore, cause), 0, NULL},
+    {"loop_lane", T_INT, offsetof(LoopTracerCore, loop_lane), 0, NULL},
+    {"cause_future", T_INT, offsetof(LoopTracerCore, cause_future), 0, NULL},
+    {"cause_callback", T_INT, offsetof(LoopTracerCore, cause_callback), 0, NULL},
+    {"_poll_timeout", T_OBJECT, offsetof(LoopTracerCore, poll_timeout), 0, NULL},
+    {"_poll_detail", T_INT, offsetof(LoopTracerCore, poll_detail), 0, NULL},
+    {"_nothing_ready", T_INT, offsetof(LoopTracerCore, nothing_ready), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+
+/* WAKE and READY on each lane waiting for a plain future completed now, by whoever is
+ * completing it (LoopTracer._wake for a future that is not a Task). */
+static int
+tracer_wake(LoopTracerCore *self, PyObject *waiters)
+{
+    RecorderCore *recorder = self->recorder;
+    int current = recorder->current;
+    int32_t waker, cause;
+    if (current != self->loop_lane && current != NO_LANE) {  /* a task step completed it */
+        waker = current;
+        cause = self->cause_future;
+    }
+    else if (self->cause != NULL && self->cause != Py_None) {
+        PyObject *running = self->cause;
+        if (!PyTuple_Check(running) || PyTuple_GET_SIZE(running) != 3) {
+            PyErr_SetString(PyExc_TypeError, "cause must be (waker, detail, deadline_ns)");
+            return -1;
+        }
+        if (as_int32(PyTuple_GET_ITEM(running, 0), &waker) < 0
+            || as_int32(PyTuple_GET_ITEM(running, 1), &cause) < 0) {
+            return -1;
+        }
+        if (cause < 0) {  /* a timer: its detail is interned only now that it wakes someone */
+            PyObject *detail = PyObject_CallMethodOneArg(
+                (PyObject *)self, str_timer_cause, PyTuple_GET_ITEM(running, 2));
+            if (detail == NULL) return -1;
+            int failed = as_int32(detail, &cause);
+            Py_DECREF(detail);
+            if (failed) return -1;
+        }
+    }
+    else {
+        waker = self->loop_lane;
+        cause = self->cause_callback;
+    }
+    Py_ssize_t count = PyTuple_GET_SIZE(waiters);
+    for (Py_ssize_t i = 1; i < count; i++) {
+        int32_t lane;
+        if (as_int32(PyTuple_GET_ITEM(waiters, i), &lane) < 0
+            || recorder_append(recorder, lane, CODE_WAKE, waker, cause, 0) < 0
+            || recorder_append(recorder, lane, CODE_READY, waker, cause, 0) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+tracer_plain_future_done(LoopTracerCore *self, PyObject *future)
+{
+    PyObject *key = PyLong_FromVoidPtr(future);
+    if (key == NULL) return -1;
+    PyObject *waiters = PyDict_GetItemWithError(self->waiting, key);  /* borrowed */
+    if (waiters == NULL || !PyTuple_Check(waiters) || PyTuple_GET_SIZE(waiters) < 1
+        || PyTuple_GET_ITEM(waiters, 0) != future) {
+        Py_DECREF(key);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *done = PyObject_CallMethodNoArgs(future, str_done);
+    if (done == NULL) {
+        Py_DECREF(key);
+        return -1;
+    }
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    if (is_done <= 0) {
+        Py_DECREF(key);
+        return is_done;
+    }
+    Py_INCREF(waiters);
+    int failed = PyDict_DelItem(self->waiting, key) < 0 || tracer_wake(self, waiters) < 0;
+    Py_DECREF(waiters);
+    Py_DECREF(key);
+    return failed ? -1 : 0;
+}
+
+/* callback_scheduled(callback, first) -> the callback to schedule. A callback is scheduled
+ * with `first` as its argument: a future completing, maybe. Plain futures are handled here;
+ * anything else (a Task, whose end wraps the callback) goes to pure_callback_scheduled. */
+static PyObject *
+tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "callback_scheduled(callback, first)");
+        return NULL;
+    }
+    PyObject *callback = args[0], *first = args[1];
+    if ((PyObject *)Py_TYPE(first) != self->plain_future || self->waiting == NULL
+        || !PyDict_Check(self->waiting) || self->recorder == NULL) {
+        return PyObject_CallMethodObjArgs((PyObject *)self, str_pure_callback_scheduled,
+                                          callback, first, NULL);
+    }
+    if (PyDict_GET_SIZE(self->waiting) && tracer_plain_future_done(self, first) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        PyObject *done = PyObject_CallMethodOneArg((PyObject *)self, str_detach,
+                                                   value ? value : Py_None);
+        Py_XDECREF(type);
+        Py_XDECREF(value);
+        Py_XDECREF(traceback);
+        if (done == NULL) return NULL;
+        Py_DECREF(done);
+    }
+    return Py_NewRef(callback);
+}
+
+/* An Exception raised while recording detaches the tracer (the program goes on); anything
+ * else stays raised. Returns 0 when handled. */
+static int
+tracer_failed(LoopTracerCore *self)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+    PyObject *done = PyObject_CallMethodOneArg((PyObject *)self, str_detach,
+                                               value ? value : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    if (done == NULL) return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+static int
+as_detail(PyObject *value, int *out)
+{
+    int32_t index;
+    int failed = value == NULL || as_int32(value, &index) < 0;
+    Py_XDECREF(value);
+    if (failed) return -1;
+    *out = index;
+    return 0;
+}
+
+static int
+tracer_record_poll(LoopTracerCore *self, PyObject *timeout)
+{
+    int detail;
+    if (timeout == Py_None && self->poll_none_detail != 0) {
+        detail = self->poll_none_detail;
+    }
+    else {
+        int same = 0;
+        if (timeout != Py_None && self->poll_timeout != NULL) {
+            same = PyObject_RichCompareBool(timeout, self->poll_timeout, Py_EQ);
+            if (same < 0) return -1;
+        }
+        if (same) {
+            detail = self->poll_detail;
+        }
+        else {
+            PyObject *interned = PyObject_CallMethodOneArg((PyObject *)self,
+                                                           str_poll_timeout_detail, timeout);
+            if (as_detail(interned, &detail) < 0) return -1;
+            if (timeout == Py_None) {
+                self->poll_none_detail = detail;
+            }
+            else {
+                Py_INCREF(timeout);
+                Py_XSETREF(self->poll_timeout, timeout);
+                self->poll_detail = detail;
+            }
+        }
+    }
+    return recorder_append(self->recorder, self->loop_lane, CODE_POLL, NO_LANE, detail, 0);
+}
+
+/* poll_started(timeout): the loop lane's POLL, with the timeout as its detail */
+static PyObject *
+tracer_poll_started(LoopTracerCore *self, PyObject *timeout)
+{
+    if (self->recorder == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loop tracer not initialised");
+        return NULL;
+    }
+    if (tracer_record_poll(self, timeout) < 0 && tracer_failed(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* The fds of a select() result with `bit` in their mask, as a tuple. */
+static PyObject *
+ready_fds(PyObject *ready, long bit)
+{
+    Py_ssize_t count = PyList_GET_SIZE(ready);
+    PyObject *fds = PyList_New(0);
+    if (fds == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *pair = PyList_GET_ITEM(ready, i);
+        if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+            PyErr_SetString(PyExc_TypeError, "select() must return (key, events) pairs");
+            Py_DECREF(fds);
+            return NULL;
+        }
+        long mask = PyLong_AsLong(PyTuple_GET_ITEM(pair, 1));
+        if (mask == -1 && PyErr_Occurred()) {
+            Py_DECREF(fds);
+            return NULL;
+        }
+        if (!(mask & bit)) continue;
+        PyObject *fd = PyObject_GetAttr(PyTuple_GET_ITEM(pair, 0), str_fd);
+        int failed = fd == NULL || PyList_Append(fds, fd) < 0;
+        Py_XDECREF(fd);
+        if (failed) {
+            Py_DECREF(fds);
+            return NULL;
+        }
+    }
+    PyObject *as_tuple = PyList_AsTuple(fds);
+    Py_DECREF(fds);
+    return as_tuple;
+}
+
+static int
+tracer_record_poll_result(LoopTracerCore *self, PyObject *ready)
+{
+    if (!PyList_Check(ready)) {
+        PyErr_SetString(PyExc_TypeError, "select() must return a list");
+        return -1;
+    }
+    int detail;
+    if (PyList_GET_SIZE(ready) == 0 && self->nothing_ready != 0) {
+        detail = self->nothing_ready;
+    }
+    else {
+        PyObject *readable = ready_fds(ready, 1);  /* selectors.EVENT_READ */
+        PyObject *writable = readable == NULL ? NULL : ready_fds(ready, 2);  /* EVENT_WRITE */
+        PyObject *row = writable == NULL ? NULL
+            : Py_BuildValue("(sOsO)", "readable", readable, "writable", writable);
+        Py_XDECREF(readable);
+        Py_XDECREF(writable);
+        if (row == NULL) return -1;
+        PyObject *interned = PyObject_CallMethodOneArg((PyObject *)self->recorder, str_detail,
+                                                       row);
+        Py_DECREF(row);
+        if (as_detail(interned, &detail) < 0) return -1;
+        if (PyList_GET_SIZE(ready) == 0) self->nothing_ready = detail;
+    }
+    if (recorder_append(self->recorder, self->loop_lane, CODE_ANNOTATE, NO_LANE, detail, 0) < 0) {
+        return -1;
+    }
+    return recorder_append(self->recorder, self->loop_lane, CODE_DISPATCH, NO_LANE, 0, 0);
+}
+
+/* poll_returned(ready): what the poll found ready (ANNOTATE), then the loop lane's DISPATCH */
+static PyObject *
+tracer_poll_returned(LoopTracerCore *self, PyObject *ready)
+{
+    if (self->detached) Py_RETURN_NONE;
+    if (self->recorder == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "loop tracer not initialised");
+        return NULL;
+    }
+    if (tracer_record_poll_result(self, ready) < 0 && tracer_failed(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef tracer_methods[] = {
+    {"callback_scheduled", (PyCFunction)(void (*)(void))tracer_callback_scheduled,
+     METH_FASTCALL, NULL},
+    {"poll_started", (PyCFunction)tracer_poll_started, METH_O,
+     "poll_started(timeout): the loop lane's POLL."},
+    {"poll_returned", (PyCFunction)tracer_poll_returned, METH_O,
+     "poll_returned(ready): ANNOTATE with the ready fds, then DISPATCH."},
+    {NULL, NULL, 0, NULL},
+};
+
+PyTypeObject LoopTracerCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.tracer._speedups.LoopTracerCore",
+    .tp_basicsize = sizeof(LoopTracerCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "What the C coroutine proxy reads of its loop tracer on every step.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)tracer_init,
+    .tp_dealloc = (destructor)tracer_dealloc,
+    .tp_traverse = (traverseproc)tracer_traverse,
+    .tp_clear = (inquiry)tracer_clear,
+    .tp_members = tracer_members,
+    .tp_methods = tracer_methods,
+};
+
+/* -- CausedCallback ---------------------------------------------------------------------- */
+
+/* A callback run with `cause` as the tracer's cause while it runs: LoopTracer.with_cause. */
+typedef struct {
+    PyObject_HEAD
+    LoopTracerCore *tracer;
+    PyObject *callback;
+    PyObject *cause;
+    vectorcallfunc vectorcall;
+} CausedCallback;
+
+static PyObject *
+caused_vectorcall(CausedCallback *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    LoopTracerCore *tracer = self->tracer;
+    PyObject *outer = tracer->cause;  /* the reference moves to this frame */
+    tracer->cause = Py_NewRef(self->cause);
+    PyObject *result = PyObject_Vectorcall(self->callback, args, nargsf, kwnames);
+    Py_XSETREF(tracer->cause, outer);
+    return result;
+}
+
+static PyObject *
+caused_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *tracer, *callback, *cause;
+    if (!PyArg_ParseTuple(args, "O!OO:CausedCallback", &LoopTracerCoreType, &tracer, &callback,
+                          &cause)) {
+        return NULL;
+    }
+    CausedCallback *self = (CausedCallback *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->tracer = (LoopTracerCore *)Py_NewRef(tracer);
+    self->callback = Py_NewRef(callback);
+    self->cause = Py_NewRef(cause);
+    self->vectorcall = (vectorcallfunc)caused_vectorcall;
+    return (PyObject *)self;
+}
+
+static int
+caused_traverse(CausedCallback *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->tracer);
+    Py_VISIT(self->callback);
+    Py_VISIT(self->cause);
+    return 0;
+}
+
+static int
+caused_clear(CausedCallback *self)
+{
+    Py_CLEAR(self->tracer);
+    Py_CLEAR(self->callback);
+    Py_CLEAR(self->cause);
+    return 0;
+}
+
+static void
+caused_dealloc(CausedCallback *self)
+{
+    PyObject_GC_UnTrack(self);
+    caused_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+caused_qualname(CausedCallback *self, void *closure)
+{
+    PyObject *name;
+    if (PyObject_GetOptionalAttrString_compat(self->callback, "__qualname__", &name) < 0) {
+        return NULL;
+    }
+    return name != NULL ? name : PyUnicode_FromString("callback");
+}
+
+static PyObject *
+caused_repr(CausedCallback *self)
+{
+    return PyObject_Repr(self->callback);
+}
+
+static PyGetSetDef caused_getset[] = {
+    {"__qualname__", (getter)caused_qualname, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef caused_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(CausedCallback, vectorcall), READONLY, NULL},
+    {"callback", T_OBJECT, offsetof(CausedCallback, callback), READONLY, NULL},
+    {"cause", T_OBJECT, offsetof(CausedCallback, cause), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyTypeObject CausedCallbackType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.tracer._speedups.CausedCallback",
+    .tp_basicsize = sizeof(CausedCallback),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "CausedCallback(tracer, callback, cause): callback run with tracer.cause = cause.",
+    .tp_new = caused_new,
+    .tp_dealloc = (destructor)caused_dealloc,
+    .tp_traverse = (traverseproc)caused_traverse,
+    .tp_clear = (inquiry)caused_clear,
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(CausedCallback, vectorcall),
+    .tp_getset = caused_getset,
+    .tp_members = caused_members,
+    .tp_repr = (reprfunc)caused_repr,
+};
+
+/* -- CoroutineProxyCore ------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *coro;            /* the program's coroutine */
+    LoopTracerCore *tracer;
+    PyObject *lines;           /* line -> source index, shared per code object */
+    PyObject *name;
+    int lane;
+    int last_offset;           /* the instruction offset of the previous resume, its source */
+    int last_source;
+} ProxyCore;
+
+
+static PyObject *innermost_of(PyObject *coro);
+
+
+/* The wait detail of a bare asyncio.Future the step yielded, judged from the await chain as
+ * LoopTracer._record_awaiter_wait does when its caches know the answer. Sets *code and
+ * *detail and returns 1; returns 0 when the caches do not know (Python decides), -1 on error.
+ */
+static int
+proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
+{
+    LoopTracerCore *tracer = self->tracer;
+    PyObject *innermost = innermost_of(self->coro);
+    if (innermost == NULL) return -1;
+    PyObject *verdicts = innermost == self->coro ? tracer->verdicts_top : tracer->verdicts_inner;
+    if (verdicts == NULL || !PyDict_Check(verdicts)) {
+        Py_DECREF(innermost);
+        return 0;
+    }
+    int is_coroutine = PyCoro_CheckExact(innermost);
+    PyObject *awaiter_code = PyObject_GetAttr(innermost, is_coroutine ? str_cr_code : str_gi_code);
+    if (awaiter_code == NULL) {
+        Py_DECREF(innermost);
+        return -1;
+    }
+    /* keyed by id(code) -> (code, verdict): hashing a code object walks its bytecode */
+    PyObject *code_id = PyLong_FromVoidPtr(awaiter_code);
+    Py_DECREF(awaiter_code);  /* the innermost coroutine keeps it alive */
+    if (code_id == NULL) {
+        Py_DECREF(innermost);
+        return -1;
+    }
+    PyObject *entry = PyDict_GetItemWithError(verdicts, code_id);  /* borrowed */
+    Py_DECREF(code_id);
+    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
+        || PyTuple_GET_ITEM(entry, 0) != awaiter_code) {
+        Py_DECREF(innermost);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    long verdict = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+    if (verdict == -1 && PyErr_Occurred()) {
+        Py_DECREF(innermost);
+        return -1;
+    }
+    if (verdict >= 0) {  /* a blocked wait: no need for the frame */
+        Py_DECREF(innermost);
+        *code = CODE_BLOCKED;
+        *detail = (int32_t)verdict;
+        return 1;
+    }
+    PyObject *frame = PyObject_GetAttr(innermost, is_coroutine ? str_cr_frame : str_gi_frame);
+    Py_DECREF(innermost);
+    if (frame == NULL) return -1;
+    PyObject *owner = local_self(NULL, frame);
+    Py_DECREF(frame);
+    if (owner == NULL) return -1;
+    if (tracer->owner_details == NULL || !PyDict_Check(tracer->owner_details)) {
+        Py_DECREF(owner);
+        return 0;
+    }
+    /* the key LoopTracer.step_waits makes: id(owner) * 2 + (1 for a write wait) */
+    unsigned long long address = (unsigned long long)(uintptr_t)owner;
+    PyObject *key = PyLong_FromUnsignedLongLong(address * 2 + (verdict == STREAM_WRITE));
+    if (key == NULL) {
+        Py_DECREF(owner);
+        return -1;
+    }
+    PyObject *known = PyDict_GetItemWithError(tracer->owner_details, key);  /* borrowed */
+    Py_DECREF(key);
+    if (known == NULL || !PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 2) {
+        Py_DECREF(owner);
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    PyObject *alive = PyObject_CallNoArgs(PyTuple_GET_ITEM(known, 0));
+    if (alive == NULL) {
+        Py_DECREF(owner);
+        return -1;
+    }
+    int same = alive == owner;
+    Py_DECREF(alive);
+    Py_DECREF(owner);
+    if (!same) return 0;
+    if (as_int32(PyTuple_GET_ITEM(known, 1), detail) < 0) return -1;
+    *code = CODE_IO_WAIT;
+    return 1;
+}
+
+/* waiting[id(future)] gains this lane: (future, lane, lane...) */
+static int
+proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int lane)
+{
+    PyObject *lane_object = PyLong_FromLong(lane);
+    if (lane_object == NULL) return -1;
+    PyObject *waiters = PyDict_GetItemWithError(tracer->waiting, key);  /* borrowed */
+    PyObject *grown;
+    if (waiters == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(lane_object);
+            return -1;
+        }
+        grown = PyTuple_Pack(2, future, lane_object);
+    }
+    else if (PyTuple_Check(waiters)) {
+        Py_ssize_t size = PyTuple_GET_SIZE(waiters);
+        grown = PyTuple_New(size + 1);
+        if (grown != NULL) {
+            for (Py_ssize_t i = 0; i < size; i++) {
+                PyTuple_SET_ITEM(grown, i, Py_NewRef(PyTuple_GET_ITEM(waiters, i)));
+            }
+            PyTuple_SET_ITEM(grown, size, Py_NewRef(lane_object));
+        }
+    }
+    else {
+        PyErr_SetString(PyExc_TypeError, "waiting holds tuples");
+        grown = NULL;
+    }
+    Py_DECREF(lane_object);
+    if (grown == NULL) return -1;
+    int failed = PyDict_SetItem(tracer->waiting, key, grown);
+    Py_DECREF(grown);
+    return failed;
+}
+
+/* The step yielded a future: record the wait, in C when it is a plain stream or blocked wait
+ * the tracer has judged before; 0 when Python must decide (nothing recorded), -1 on error. */
+static int
+proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *future)
+{
+    LoopTracerCore *tracer = self->tracer;
+    if ((PyObject *)Py_TYPE(future) != tracer->plain_future || tracer->waiting == NULL
+        || !PyDict_Check(tracer->waiting) || tracer->sleeps == NULL
+        || !PyDict_Check(tracer->sleeps) || tracer->io_futures == NULL
+        || !PyDict_Check(tracer->io_futures)) {
+        return 0;
+    }
+    PyObject *key = PyLong_FromVoidPtr(future);
+    if (key == NULL) return -1;
+    int listed = 0;
+    if (PyDict_GET_SIZE(tracer->sleeps)) listed = PyDict_Contains(tracer->sleeps, key);
+    if (listed == 0 && PyDict_GET_SIZE(tracer->io_futures)) {
+        listed = PyDict_Contains(tracer->io_futures, key);
+    }
+    if (listed != 0) {  /* a sleep or a socket wait: Python knows its detail */
+        Py_DECREF(key);
+        return listed < 0 ? -1 : 0;
+    }
+    int8_t code;
+    int32_t detail;
+    int known = proxy_known_wait(self, &code, &detail);
+    if (known <= 0) {
+        Py_DECREF(key);
+        return known;
+    }
+    if (recorder_append(recorder, lane, code, NO_LANE, detail, 0) < 0
+        || proxy_add_waiter(tracer, key, future, lane) < 0) {
+        Py_DECREF(key);
+        return -1;
+    }
+    Py_DECREF(key);
+    return 1;
+}
+
+
+static int
+proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *coro, *tracer;
+    if (!PyArg_ParseTuple(args, "OO!:CoroutineProxyCore", &coro, &LoopTracerCoreType, &tracer)) {
+        return -1;
+    }
+    PyObject *code = PyObject_GetAttr(coro, str_cr_code);
+    if (code == NULL) return -1;
+    PyObject *lines = PyObject_CallMethodOneArg(tracer, str_lines_of, code);
+    Py_DECREF(code);
+    if (lines == NULL) return -1;
+    if (!PyDict_Check(lines)) {
+        Py_DECREF(lines);
+        PyErr_SetString(PyExc_TypeError, "lines_of() must return a dict");
+        return -1;
+    }
+    Py_INCREF(coro);
+    Py_XSETREF(self->coro, coro);
+    Py_INCREF(tracer);
+    Py_XSETREF(self->tracer, (LoopTracerCore *)tracer);
+    Py_XSETREF(self->lines, lines);
+    Py_XSETREF(self->name, PyUnicode_FromString(""));
+    if (self->name == NULL) return -1;
+    self->lane = NO_LANE;
+    self->last_offset = -2;
+    self->last_source = 0;
+    return 0;
+}
+
+/* An exception the recording raised: an Exception detaches the tracer (the program goes on);
+ * anything else (a stop request, KeyboardInterrupt) stays raised. Returns 0 when handled. */
+static int
+recording_failed(ProxyCore *self)
+{
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
+    PyObject *type, *value, *traceback;
+    PyErr_Fetch(&type, &value, &traceback);
+    PyErr_NormalizeException(&type, &value, &traceback);
+    if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+    PyObject *done = PyObject_CallMethodOneArg((PyObject *)self->tracer, str_detach,
+                                               value ? value : Py_None);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(traceback);
+    if (done == NULL) return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+/* The source index of the line the coroutine resumes at (0 when it has no frame). */
+static int
+proxy_source(ProxyCore *self, int32_t *source)
+{
+    PyObject *frame = PyObject_GetAttr(self->coro, str_cr_frame);
+    if (frame == NULL) return -1;
+    if (!PyFrame_Check(frame)) {
+        Py_DECREF(frame);
+        *source = 0;
+        return 0;
+    }
+    /* A task resumes where it last awaited, mostly at the same instruction: the offset
+     * saves working out the line from the line table on every step. */
+    int offset = PyFrame_GetLasti((PyFrameObject *)frame);
+    if (offset == self->last_offset) {
+        Py_DECREF(frame);
+        *source = self->last_source;
+        return 0;
+    }
+    int line = PyFrame_GetLineNumber((PyFrameObject *)frame);
+    PyObject *key = PyLong_FromLong(line);
+    if (key == NULL) {
+        Py_DECREF(frame);
+        return -1;
+    }
+    PyObject *known = PyDict_GetItemWithError(self->lines, key);  /* borrowed */
+    if (known != NULL) {
+        Py_INCREF(known);
+    }
+    else if (PyErr_Occurred()) {
+        Py_DECREF(key);
+        Py_DECREF(frame);
+        return -1;
+    }
+    else {
+        PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+        known = PyObject_CallMethod(
+            (PyObject *)self->tracer->recorder, "source_of", "Oi", (PyObject *)code, line);
+        Py_DECREF(code);
+        if (known == NULL || PyDict_SetItem(self->lines, key, known) < 0) {
+            Py_XDECREF(known);
+            Py_DECREF(key);
+            Py_DECREF(frame);
+            return -1;
+        }
+    }
+    Py_DECREF(key);
+    Py_DECREF(frame);
+    int32_t index;
+    int failed = as_int32(known, &index);
+    Py_DECREF(known);
+    if (failed) return -1;
+    self->last_offset = offset;
+    self->last_source = index;
+    *source = index;
+    return 0;
+}
+
+/* RUNNING on the proxy's lane at its resume line; the lane becomes the recorder's current. */
+static int
+proxy_step_started(ProxyCore *self, RecorderCore *recorder)
+{
+    if (self->lane < 0) {  /* an eager task: its first step runs inside create_task */
+        PyObject *lane = PyObject_CallMethodOneArg((PyObject *)self->tracer, str_spawn_eager,
+                                                   (PyObject *)self);
+        if (lane == NULL) return -1;
+        Py_DECREF(lane);  /* spawn_eager stored it in self->lane */
+    }
+    int32_t source;
+    if (proxy_source(self, &source) < 0) return -1;
+    if (recorder_append(recorder, self->lane, CODE_RUNNING, NO_LANE, 0, source) < 0) return -1;
+    recorder->current = self->lane;
+    return 0;
+}
+
+/* What the step's outcome says: READY for a bare yield, else the tracer judges the wait. */
+static int
+proxy_step_yielded(ProxyCore *self, RecorderCore *recorder, int lane, int outer,
+                   PyObject *result)
+{
+    recorder->current = outer;
+    if (result == Py_None) {
+        return recorder_append(recorder, lane, CODE_READY, lane, self->tracer->ready_self, 0);
+    }
+    int fast = proxy_fast_wait(self, recorder, lane, result);
+    if (fast != 0) return fast < 0 ? -1 : 0;
+    PyObject *lane_object = PyLong_FromLong(lane);
+    if (lane_object == NULL) return -1;
+    PyObject *done = PyObject_CallMethodObjArgs((PyObject *)self->tracer, str_step_waits,
+                                                (PyObject *)self, lane_object, result, NULL);
+    Py_DECREF(lane_object);
+    if (done == NULL) return -1;
+    Py_DECREF(done);
+    return 0;
+}
+
+static PySendResult
+proxy_am_send(ProxyCore *self, PyObject *arg, PyObject **presult)
+{
+    LoopTracerCore *tracer = self->tracer;
+    if (tracer == NULL || self->coro == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "coroutine proxy not initialised");
+        *presult = NULL;
+        return PYGEN_ERROR;
+    }
+    if (tracer->detached) return PyIter_Send(self->coro, arg, presult);
+    RecorderCore *recorder = tracer->recorder;
+    Py_INCREF(recorder);
+    int outer = recorder->current;
+    if (proxy_step_started(self, recorder) < 0 && recording_failed(self) < 0) {
+        Py_DECREF(recorder);
+        *presult = NULL;
+        return PYGEN_ERROR;
+    }
+    int lane = self->lane;
+    PySendResult status = PyIter_Send(self->coro, arg, presult);
+    if (tracer->detached) {
+        Py_DECREF(recorder);
+        return status;
+    }
+    if (status == PYGEN_NEXT) {
+        if (proxy_step_yielded(self, recorder, lane, outer, *presult) < 0
+            && recording_failed(self) < 0) {
+            Py_CLEAR(*presult);
+            status = PYGEN_ERROR;
+        }
+    }
+    else if (status == PYGEN_RETURN) {
+        PyObject *outer_object = PyLong_FromLong(outer);
+        PyObject *done = outer_object == NULL ? NULL : PyObject_CallMethodObjArgs(
+            (PyObject *)tracer, str_step_returned, (PyObject *)self, outer_object, *presult,
+            NULL);
+        Py_XDECREF(outer_object);
+        if (done == NULL) {  /* step_returned guards itself: only a stop gets here */
+            Py_CLEAR(*presult);
+            status = PYGEN_ERROR;
+        }
+        Py_XDECREF(done);
+    }
+    else {
+        PyObject *type, *value, *traceback;
+        PyErr_Fetch(&type, &value, &traceback);
+        PyErr_NormalizeException(&type, &value, &traceback);
+        if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
+        PyObject *outer_object = PyLong_FromLong(outer);
+        PyObject *done = outer_object == NULL ? NULL : PyObject_CallMethodObjArgs(
+            (PyObject *)tracer, str_step_ended, (PyObject *)self, outer_object,
+            value ? value : Py_None, NULL);
+        Py_XDECREF(outer_object);
+        if (done == NULL) {  /* a stop raised while recording the end wins */
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(traceback);
+        }
+        else {
+            Py_DECREF(done);
+            PyErr_Restore(type, value, traceback);
+        }
+    }
+    Py_DECREF(recorder);
+    return status;
+}
+
+static PyObject *
+proxy_send(ProxyCore *self, PyObject *value)
+{
+    PyObject *result;
+    PySendResult status = proxy_am_send(self, value, &result);
+    if (status == PYGEN_NEXT) return result;
+    if (status == PYGEN_RETURN) {
+        if (result == Py_None) {
+            PyErr_SetNone(PyExc_StopIteration);
+        }
+        else {
+            PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, result);
+            if (stop != NULL) {
+                PyErr_SetObject(PyExc_StopIteration, stop);
+                Py_DECREF(stop);
+            }
+        }
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static int
+proxy_traverse(ProxyCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->coro);
+    Py_VISIT(self->tracer);
+    Py_VISIT(self->lines);
+    Py_VISIT(self->name);
+    return 0;
+}
+
+static int
+proxy_clear(ProxyCore *self)
+{
+    Py_CLEAR(self->coro);
+    Py_CLEAR(self->tracer);
+    Py_CLEAR(self->lines);
+    Py_CLEAR(self->name);
+    return 0;
+}
+
+static void
+proxy_dealloc(ProxyCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    proxy_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef proxy_methods[] = {
+    {"send", (PyCFunction)proxy_send, METH_O, "One step of the wrapped coroutine, recorded."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef proxy_members[] = {
+    {"_coro", T_OBJECT, offsetof(ProxyCore, coro), READONLY, NULL},
+    {"_tracer", T_OBJECT, offsetof(ProxyCore, tracer), READONLY, NULL},
+    {"_lines", T_OBJECT, offsetof(ProxyCore, lines), READONLY, NULL},
+    {"_name", T_OBJECT, offsetof(ProxyCore, name), 0, NULL},
+    {"_lane", T_INT, offsetof(ProxyCore, lane), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyAsyncMethods proxy_as_async = {
+    .am_send = (sendfunc)proxy_am_send,
+};
+
+PyTypeObject ProxyCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.tracer._speedups.CoroutineProxyCore",
+    .tp_basicsize = sizeof(ProxyCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A traced task's coroutine: send() records the step around the wrapped one.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)proxy_init,
+    .tp_dealloc = (destructor)proxy_dealloc,
+    .tp_traverse = (traverseproc)proxy_traverse,
+    .tp_clear = (inquiry)proxy_clear,
+    .tp_methods = proxy_methods,
+    .tp_members = proxy_members,
+    .tp_as_async = &proxy_as_async,
+};
+
+/* -- await chains ------------------------------------------------------------------------ */
+
+
+/* The innermost coroutine or generator of coro's await chain (a new reference). */
+static PyObject *
+innermost_of(PyObject *coro)
+{
+    PyObject *current = coro;
+    Py_INCREF(current);
+    for (;;) {
+        PyObject *awaited;
+        if (PyCoro_CheckExact(current)) {
+            awaited = PyObject_GetAttr(current, str_cr_await);
+        }
+        else {
+            awaited = PyObject_GetAttr(current, str_gi_yieldfrom);
+        }
+        if (awaited == NULL) {
+            Py_DECREF(current);
+            return NULL;
+        }
+        if (!PyCoro_CheckExact(awaited) && !PyGen_CheckExact(awaited)) {
+            Py_DECREF(awaited);
+            return current;
+        }
+        Py_SETREF(current, awaited);
+    }
+}
+
+/* innermost_awaiter(coro) -> (code, frame, is_top), as tracer.models._asyncio_waits has it */
+PyObject *
+innermost_awaiter(PyObject *module, PyObject *coro)
+{
+    PyObject *current = innermost_of(coro);
+    if (current == NULL) return NULL;
+    int is_coroutine = PyCoro_CheckExact(current);
+    PyObject *code = PyObject_GetAttr(current, is_coroutine ? str_cr_code : str_gi_code);
+    PyObject *frame = code == NULL ? NULL
+        : PyObject_GetAttr(current, is_coroutine ? str_cr_frame : str_gi_frame);
+    PyObject *result = frame == NULL ? NULL
+        : PyTuple_Pack(3, code, frame, current == coro ? Py_True : Py_False);
+    Py_XDECREF(code);
+    Py_XDECREF(frame);
+    Py_DECREF(current);
+    return result;
+}
+
+/* local_self(frame) -> the frame's `self` local, or None */
+PyObject *
+local_self(PyObject *module, PyObject *frame)
+{
+    if (!PyFrame_Check(frame)) Py_RETURN_NONE;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *value = PyFrame_GetVarString((PyFrameObject *)frame, "self");
+    if (value == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_NameError)) return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return value;
+#else
+    PyObject *locals = PyFrame_GetLocals((PyFrameObject *)frame);
+    if (locals == NULL) return NULL;
+    /* an interned key: PyDict_GetItemString would build and hash a new str every time */
+    PyObject *value = PyDict_Check(locals) ? PyDict_GetItemWithError(locals, str_self) : NULL;
+    if (value == NULL) {
+        if (PyErr_Occurred()) {
+            Py_DECREF(locals);
+            return NULL;
+        }
+        value = Py_None;
+    }
+    Py_INCREF(value);
+    Py_DECREF(locals);
+    return value;
+#endif
+}

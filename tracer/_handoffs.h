@@ -1,0 +1,108 @@
+/* What the files of the tracer._handoffs extension share (the contract with tracer/ and
+ * tracer._speedups is loopscope.h).
+ *
+ *   _handoffs.c          the module: interned names, the recorder's C API, initialisation
+ *   _generator_hooks.c   GeneratorHooks: the generator model's hand-offs (3.12+ callbacks)
+ *   _generator_eval.c    3.11 only: the C trace function and the frame evaluation hook
+ *   _switch_trace.c      SwitchTrace: the greenlet model's switch callback
+ */
+
+#ifndef LOOPSCOPE_HANDOFFS_H
+#define LOOPSCOPE_HANDOFFS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <stdint.h>
+
+#include "loopscope.h"
+
+#if PY_VERSION_HEX < 0x030C0000
+/* 3.11 has no PyFrame_GetVar: a driver's fast locals are read from its interpreter frame. */
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#endif
+/* The public headers defined it before Py_BUILD_CORE; pycore_gc.h's definition replaces it. */
+#undef _PyGC_FINALIZED
+#include "internal/pycore_frame.h"
+#include "internal/pycore_interp.h"
+#include "internal/pycore_code.h"
+#include <opcode.h>
+#include <pthread.h>
+#endif
+
+extern LoopscopeRecorderAPI *recorder_api;  /* set by PyInit__handoffs */
+
+extern PyObject *str_yield;
+extern PyObject *str_switch;
+extern PyObject *str_throw;
+extern PyObject *str_call;
+extern PyObject *str_return;
+extern PyObject *str_exception;
+extern PyObject *str_dead;
+extern PyObject *repr_limit;
+
+/* -- shared helpers ------------------------------------------------------------------------ */
+
+static inline int
+check_recorder(PyObject *recorder)
+{
+    if (!PyObject_TypeCheck(recorder, recorder_api->recorder_type)) {
+        PyErr_SetString(PyExc_TypeError, "the recorder is not a tracer._speedups.RecorderCore");
+        return -1;
+    }
+    return 0;
+}
+
+static inline Py_ssize_t
+lane_in(PyObject *lanes, PyObject *key)
+{
+    PyObject *lane = PyDict_GetItemWithError(lanes, key);
+    if (lane == NULL) return PyErr_Occurred() ? -2 : -1;
+    return PyLong_AsSsize_t(lane);
+}
+
+/* -- GeneratorHooks (_generator_hooks.c) --------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *recorder;        /* a RecorderCore */
+    int32_t yield_detail;      /* tracer.yield_detail: the base of a yielded value's row */
+    PyThreadState *thread;     /* the thread followed (sys.monitoring reports them all) */
+    PyObject *lanes;           /* tracer.lanes: frame -> lane */
+    PyObject *sites;           /* tracer.sites, tracer.sent_values, ...: lists by lane */
+    PyObject *sent_values;
+    PyObject *yielded_values;
+    PyObject *resume_sources;
+    PyObject *resume_source;   /* tracer.resume_source */
+    PyObject *short_repr;
+    PyObject *missing;         /* the sentinel for "no value to read" */
+    PyObject *resume_fallback; /* 3.12+: the Python PY_RESUME / PY_YIELD callbacks */
+    PyObject *yield_fallback;
+    PyObject *call_fallback;   /* 3.11: the Python global and local trace functions */
+    PyObject *local_fallback;
+    PyObject *errors;          /* 3.11: the Python trace's frame -> pending exception */
+} GeneratorHooks;
+
+extern PyTypeObject GeneratorHooksType;
+
+/* The hand-off fast paths (1: recorded; 0: the Python twin decides; -1: an error). */
+int fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset);
+int fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value);
+
+#if PY_VERSION_HEX < 0x030C0000
+/* -- 3.11 (_generator_eval.c); each returns -1 with an exception set on failure ------------ */
+
+int generator_install_trace(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs);
+int generator_install_eval(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs);
+/* Removes these hooks' evaluation hook if it is installed: 1 when the trace function had
+ * taken over from it (sys.settrace to restore), else 0. */
+int generator_uninstall_eval(GeneratorHooks *self);
+int generator_eval_installed(void);
+#endif
+
+/* -- SwitchTrace (_switch_trace.c) --------------------------------------------------------- */
+
+extern PyTypeObject SwitchTraceType;
+
+#endif /* LOOPSCOPE_HANDOFFS_H */

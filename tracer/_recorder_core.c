@@ -1,0 +1,519 @@
+/* RecorderCore: the base of tracer.recorder.Recorder. record() and handoff() append to growable
+ * C columns (the wire's own types) and read the clock in C, so an event costs no Python-level
+ * work; _take() hands a batch back as array.array columns. The Python subclass keeps
+ * everything else (interning, flushing, the gate, the flush timer). The recorder's C API
+ * (loopscope.h) is a table of entry points into it for tracer._handoffs.
+ */
+
+#include "_speedups.h"
+
+#define INITIAL_CAPACITY 1024
+
+/* -- RecorderCore ------------------------------------------------------------------------ */
+
+
+
+
+static int
+recorder_grow(RecorderCore *self)
+{
+    Py_ssize_t capacity = self->capacity ? self->capacity * 2 : INITIAL_CAPACITY;
+    int64_t *ts = PyMem_Realloc(self->ts, capacity * sizeof(int64_t));
+    if (ts == NULL) goto fail;
+    self->ts = ts;
+#define GROW(field, type)                                                   \
+    do {                                                                    \
+        type *grown = PyMem_Realloc(self->field, capacity * sizeof(type));  \
+        if (grown == NULL) goto fail;                                       \
+        self->field = grown;                                                \
+    } while (0)
+    GROW(lane, int32_t);
+    GROW(code, int8_t);
+    GROW(other, int32_t);
+    GROW(detail, int32_t);
+    GROW(source, int32_t);
+#undef GROW
+    self->capacity = capacity;
+    return 0;
+fail:
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* The clock reading for one event; -1 with an exception set on failure. */
+static inline int
+recorder_now(RecorderCore *self, int64_t *now)
+{
+    if (self->clock == NULL) {
+#if HAVE_NATIVE_CLOCK
+        struct timespec spec;
+        clock_gettime(CLOCK_MONOTONIC, &spec);
+        *now = (int64_t)spec.tv_sec * 1000000000 + spec.tv_nsec;
+        return 0;
+#else
+        PyErr_SetString(PyExc_RuntimeError, "no native clock on this platform");
+        return -1;
+#endif
+    }
+    PyObject *value = PyObject_CallNoArgs(self->clock);
+    if (value == NULL) return -1;
+    long long reading = PyLong_AsLongLong(value);
+    Py_DECREF(value);
+    if (reading == -1 && PyErr_Occurred()) return -1;
+    *now = reading;
+    return 0;
+}
+
+static inline void
+recorder_put(RecorderCore *self, int64_t now, int32_t lane, int8_t code, int32_t other,
+             int32_t detail, int32_t source)
+{
+    Py_ssize_t i = self->count++;
+    self->ts[i] = now;
+    self->lane[i] = lane;
+    self->code[i] = code;
+    self->other[i] = other;
+    self->detail[i] = detail;
+    self->source[i] = source;
+}
+
+static inline int
+recorder_after_append(RecorderCore *self)
+{
+    if (self->count >= self->limit) {
+        PyObject *done = PyObject_CallMethodNoArgs((PyObject *)self, str_limit_reached);
+        if (done == NULL) return -1;
+        Py_DECREF(done);
+    }
+    return 0;
+}
+
+/* One event, as record() writes it; the entry point of the C proxy. */
+int
+recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other, int32_t detail,
+                int32_t source)
+{
+    int64_t now;
+    if (self->count >= self->capacity && recorder_grow(self) < 0) return -1;
+    if (recorder_now(self, &now) < 0) return -1;
+    recorder_put(self, now, lane, code, other, detail, source);
+    return recorder_after_append(self);
+}
+
+/* A new value row (detail `base` plus `size` bytes of UTF-8 text, tracer.values): its detail
+ * index in *out. */
+static int
+recorder_value_row_utf8(RecorderCore *self, int32_t base, const char *data, Py_ssize_t size,
+                        int32_t *out)
+{
+    if (self->value_count >= MAX_VALUE_ROWS) {
+        PyErr_SetString(PyExc_OverflowError, "more value rows than a detail index can name");
+        return -1;
+    }
+    if ((uint64_t)size > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "a value row's text is over 4 GiB");
+        return -1;
+    }
+    if (self->values_pending >= self->values_capacity) {
+        Py_ssize_t capacity = self->values_capacity ? self->values_capacity * 2 : 256;
+        int32_t *bases = PyMem_Realloc(self->value_base, capacity * sizeof(int32_t));
+        if (bases == NULL) goto no_memory;
+        self->value_base = bases;
+        uint32_t *lengths = PyMem_Realloc(self->value_length, capacity * sizeof(uint32_t));
+        if (lengths == NULL) goto no_memory;
+        self->value_length = lengths;
+        self->values_capacity = capacity;
+    }
+    if (self->texts_size + size > self->texts_capacity) {
+        Py_ssize_t capacity = self->texts_capacity ? self->texts_capacity : 4096;
+        while (capacity < self->texts_size + size) capacity *= 2;
+        char *texts = PyMem_Realloc(self->value_texts, capacity);
+        if (texts == NULL) goto no_memory;
+        self->value_texts = texts;
+        self->texts_capacity = capacity;
+    }
+    if (size) memcpy(self->value_texts + self->texts_size, data, size);
+    self->texts_size += size;
+    self->value_base[self->values_pending] = base;
+    self->value_length[self->values_pending] = (uint32_t)size;
+    self->values_pending++;
+    *out = (int32_t)(VALUE_ROW + self->value_count++);
+    return 0;
+no_memory:
+    PyErr_NoMemory();
+    return -1;
+}
+
+/* The same for a str `text` (lone surrogates escaped, as the pure twin does). */
+static int
+recorder_value_row(RecorderCore *self, int32_t base, PyObject *text, int32_t *out)
+{
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "a value row's text must be a str");
+        return -1;
+    }
+    Py_ssize_t size;
+    const char *data = PyUnicode_AsUTF8AndSize(text, &size);
+    if (data != NULL) return recorder_value_row_utf8(self, base, data, size, out);
+    if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) return -1;
+    PyErr_Clear();
+    PyObject *encoded = PyUnicode_AsEncodedString(text, "utf-8", "backslashreplace");
+    if (encoded == NULL) return -1;
+    int failed = recorder_value_row_utf8(self, base, PyBytes_AS_STRING(encoded),
+                                         PyBytes_GET_SIZE(encoded), out);
+    Py_DECREF(encoded);
+    return failed;
+}
+
+static void
+put_u32_le(unsigned char *out, uint32_t value)
+{
+    out[0] = (unsigned char)value;
+    out[1] = (unsigned char)(value >> 8);
+    out[2] = (unsigned char)(value >> 16);
+    out[3] = (unsigned char)(value >> 24);
+}
+
+/* _take_values() -> the pending value rows as one section (tracer/values.py), b"" if none */
+static PyObject *
+recorder_take_values(RecorderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_ssize_t count = self->values_pending;
+    if (count == 0) return PyBytes_FromStringAndSize(NULL, 0);
+    PyObject *section = PyBytes_FromStringAndSize(NULL, 8 + 8 * count + self->texts_size);
+    if (section == NULL) return NULL;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(section);
+    put_u32_le(out, (uint32_t)(self->value_count - count));
+    put_u32_le(out + 4, (uint32_t)count);
+    out += 8;
+    for (Py_ssize_t i = 0; i < count; i++, out += 4) put_u32_le(out, (uint32_t)self->value_base[i]);
+    for (Py_ssize_t i = 0; i < count; i++, out += 4) put_u32_le(out, self->value_length[i]);
+    if (self->texts_size) memcpy(out, self->value_texts, self->texts_size);
+    self->values_pending = 0;
+    self->texts_size = 0;
+    return section;
+}
+
+/* value_row(base, text) -> detail index */
+static PyObject *
+recorder_value_row_method(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "value_row(base, text)");
+        return NULL;
+    }
+    long base = PyLong_AsLong(args[0]);
+    if (base == -1 && PyErr_Occurred()) return NULL;
+    if (base < 0 || base >= VALUE_ROW) {
+        PyErr_SetString(PyExc_ValueError, "a value row's base must be an interned detail");
+        return NULL;
+    }
+    int32_t index;
+    if (recorder_value_row(self, (int32_t)base, args[1], &index) < 0) return NULL;
+    return PyLong_FromLong(index);
+}
+
+static int
+as_code(PyObject *value, int8_t *out)
+{
+    long number = PyLong_AsLong(value);
+    if (number == -1 && PyErr_Occurred()) return -1;
+    if (number < INT8_MIN || number > INT8_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "event code out of the int8 range");
+        return -1;
+    }
+    *out = (int8_t)number;
+    return 0;
+}
+
+static const char *record_keywords[] = {"lane", "code", "other", "detail", "source"};
+
+/* record(lane, code, other=-1, detail=0, source=0) */
+static PyObject *
+recorder_record(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    PyObject *given[5] = {NULL, NULL, NULL, NULL, NULL};
+    if (nargs > 5) {
+        PyErr_SetString(PyExc_TypeError, "record() takes at most 5 arguments");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++) given[i] = args[i];
+    if (kwnames != NULL) {
+        Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+        for (Py_ssize_t k = 0; k < nkw; k++) {
+            PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+            int slot = -1;
+            for (int j = 0; j < 5; j++) {
+                if (PyUnicode_CompareWithASCIIString(name, record_keywords[j]) == 0) {
+                    slot = j;
+                    break;
+                }
+            }
+            if (slot < 0) {
+                PyErr_Format(PyExc_TypeError, "record() got an unexpected keyword argument '%U'",
+                             name);
+                return NULL;
+            }
+            if (given[slot] != NULL) {
+                PyErr_Format(PyExc_TypeError, "record() got multiple values for argument '%U'",
+                             name);
+                return NULL;
+            }
+            given[slot] = args[nargs + k];
+        }
+    }
+    if (given[0] == NULL || given[1] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "record() needs lane and code");
+        return NULL;
+    }
+    int32_t lane, other = NO_LANE, detail = 0, source = 0;
+    int8_t code;
+    if (as_int32(given[0], &lane) < 0 || as_code(given[1], &code) < 0) return NULL;
+    if (given[2] != NULL && as_int32(given[2], &other) < 0) return NULL;
+    if (given[3] != NULL && as_int32(given[3], &detail) < 0) return NULL;
+    if (given[4] != NULL && as_int32(given[4], &source) < 0) return NULL;
+    if (recorder_append(self, lane, code, other, detail, source) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* handoff(origin, target, switch_detail, origin_state, origin_detail, target_source) */
+static PyObject *
+recorder_handoff(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "handoff() takes exactly 6 arguments");
+        return NULL;
+    }
+    int32_t origin, target, switch_detail, origin_detail, target_source;
+    int8_t origin_state;
+    if (as_int32(args[0], &origin) < 0 || as_int32(args[1], &target) < 0
+        || as_int32(args[2], &switch_detail) < 0 || as_code(args[3], &origin_state) < 0
+        || as_int32(args[4], &origin_detail) < 0 || as_int32(args[5], &target_source) < 0) {
+        return NULL;
+    }
+    while (self->count + 3 > self->capacity) {
+        if (recorder_grow(self) < 0) return NULL;
+    }
+    int64_t now;
+    if (recorder_now(self, &now) < 0) return NULL;
+    recorder_put(self, now, origin, CODE_SWITCH, target, switch_detail, 0);
+    recorder_put(self, now, origin, origin_state, target, origin_detail, 0);
+    recorder_put(self, now, target, CODE_RUNNING, NO_LANE, 0, target_source);
+    if (recorder_after_append(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* An array.array of `typecode` holding a copy of `size` bytes at `data` (one copy). */
+static PyObject *
+column_array(const char *typecode, const void *data, Py_ssize_t size)
+{
+    PyObject *column = PyObject_CallFunction(array_type, "s", typecode);
+    if (column == NULL) return NULL;
+    PyObject *view = PyMemoryView_FromMemory((char *)data, size, PyBUF_READ);
+    PyObject *done = view == NULL ? NULL : PyObject_CallMethod(column, "frombytes", "O", view);
+    Py_XDECREF(view);
+    if (done == NULL) {
+        Py_DECREF(column);
+        return NULL;
+    }
+    Py_DECREF(done);
+    return column;
+}
+
+/* _take(origin) -> six array.array columns of the pending events, ts made origin-relative */
+static PyObject *
+recorder_take(RecorderCore *self, PyObject *origin_arg)
+{
+    long long origin = PyLong_AsLongLong(origin_arg);
+    if (origin == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t count = self->count;
+    /* the buffer is emptied below, so its timestamps can be made relative in place */
+    for (Py_ssize_t i = 0; i < count; i++) self->ts[i] -= origin;
+    PyObject *columns = Py_BuildValue(
+        "(NNNNNN)",
+        column_array("q", self->ts, count * (Py_ssize_t)sizeof(int64_t)),
+        column_array("i", self->lane, count * (Py_ssize_t)sizeof(int32_t)),
+        column_array("b", self->code, count * (Py_ssize_t)sizeof(int8_t)),
+        column_array("i", self->other, count * (Py_ssize_t)sizeof(int32_t)),
+        column_array("i", self->detail, count * (Py_ssize_t)sizeof(int32_t)),
+        column_array("i", self->source, count * (Py_ssize_t)sizeof(int32_t)));
+    if (columns == NULL) {
+        for (Py_ssize_t i = 0; i < count; i++) self->ts[i] += origin;
+        return NULL;
+    }
+    self->count = 0;
+    return columns;
+}
+
+static PyObject *
+recorder_pending_count(RecorderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromSsize_t(self->count);
+}
+
+static PyObject *
+recorder_last_event(RecorderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    if (self->count == 0) {
+        PyErr_SetString(PyExc_IndexError, "no pending event");
+        return NULL;
+    }
+    Py_ssize_t last = self->count - 1;
+    return Py_BuildValue("(ii)", (int)self->code[last], (int)self->lane[last]);
+}
+
+/* _set_clock(clock): None reads CLOCK_MONOTONIC in C; anything else is called per event */
+static PyObject *
+recorder_set_clock(RecorderCore *self, PyObject *clock)
+{
+    if (clock == Py_None) {
+        if (!HAVE_NATIVE_CLOCK) {
+            PyErr_SetString(PyExc_ValueError, "no native clock on this platform");
+            return NULL;
+        }
+        Py_CLEAR(self->clock);
+    }
+    else {
+        Py_INCREF(clock);
+        Py_XSETREF(self->clock, clock);
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+recorder_traverse(RecorderCore *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->clock);
+    return 0;
+}
+
+static int
+recorder_clear(RecorderCore *self)
+{
+    Py_CLEAR(self->clock);
+    return 0;
+}
+
+static void
+recorder_dealloc(RecorderCore *self)
+{
+    PyObject_GC_UnTrack(self);
+    recorder_clear(self);
+    PyMem_Free(self->ts);
+    PyMem_Free(self->lane);
+    PyMem_Free(self->code);
+    PyMem_Free(self->other);
+    PyMem_Free(self->detail);
+    PyMem_Free(self->source);
+    PyMem_Free(self->value_base);
+    PyMem_Free(self->value_length);
+    PyMem_Free(self->value_texts);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    RecorderCore *self = (RecorderCore *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->current = NO_LANE;
+    self->limit = PY_SSIZE_T_MAX;
+    return (PyObject *)self;
+}
+
+static PyMethodDef recorder_methods[] = {
+    {"record", (PyCFunction)(void (*)(void))recorder_record, METH_FASTCALL | METH_KEYWORDS,
+     "record(lane, code, other=-1, detail=0, source=0): one event, timed now."},
+    {"handoff", (PyCFunction)(void (*)(void))recorder_handoff, METH_FASTCALL,
+     "handoff(origin, target, switch_detail, origin_state, origin_detail, target_source)"},
+    {"_take", (PyCFunction)recorder_take, METH_O,
+     "_take(origin): the pending events as six columns; the buffer empties."},
+    {"value_row", (PyCFunction)(void (*)(void))recorder_value_row_method, METH_FASTCALL,
+     "value_row(base, text): a new value row (detail base plus the value text); its index."},
+    {"_take_values", (PyCFunction)recorder_take_values, METH_NOARGS,
+     "_take_values(): the pending value rows as one section; b'' when there are none."},
+    {"_pending_count", (PyCFunction)recorder_pending_count, METH_NOARGS, NULL},
+    {"_last_event", (PyCFunction)recorder_last_event, METH_NOARGS,
+     "(code, lane) of the last pending event."},
+    {"_set_clock", (PyCFunction)recorder_set_clock, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef recorder_members[] = {
+    {"current", T_INT, offsetof(RecorderCore, current), 0,
+     "The lane whose code is executing now."},
+    {"_limit", T_PYSSIZET, offsetof(RecorderCore, limit), 0,
+     "_limit_reached() runs when this many events are pending (0: at the next event)."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+PyTypeObject RecorderCoreType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.tracer._speedups.RecorderCore",
+    .tp_basicsize = sizeof(RecorderCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "The recorder's event buffer: C columns, a C clock, a flush threshold.",
+    .tp_new = recorder_new,
+    .tp_dealloc = (destructor)recorder_dealloc,
+    .tp_traverse = (traverseproc)recorder_traverse,
+    .tp_clear = (inquiry)recorder_clear,
+    .tp_methods = recorder_methods,
+    .tp_members = recorder_members,
+};
+
+/* -- the C API for other extensions (tracer._handoffs) ------------------------------------ */
+
+/* LoopscopeRecorderAPI (loopscope.h): the table other extensions record through. */
+
+static int
+api_append(PyObject *core, int32_t lane, int8_t code, int32_t other, int32_t detail,
+           int32_t source)
+{
+    return recorder_append((RecorderCore *)core, lane, code, other, detail, source);
+}
+
+static int
+api_handoff(PyObject *core, int32_t origin, int32_t target, int32_t switch_detail,
+            int8_t origin_state, int32_t origin_detail, int32_t target_source)
+{
+    RecorderCore *self = (RecorderCore *)core;
+    while (self->count + 3 > self->capacity) {
+        if (recorder_grow(self) < 0) return -1;
+    }
+    int64_t now;
+    if (recorder_now(self, &now) < 0) return -1;
+    recorder_put(self, now, origin, CODE_SWITCH, target, switch_detail, 0);
+    recorder_put(self, now, origin, origin_state, target, origin_detail, 0);
+    recorder_put(self, now, target, CODE_RUNNING, NO_LANE, 0, target_source);
+    return recorder_after_append(self);
+}
+
+static void
+api_set_current(PyObject *core, int32_t lane)
+{
+    ((RecorderCore *)core)->current = lane;
+}
+
+static int32_t
+api_get_current(PyObject *core)
+{
+    return ((RecorderCore *)core)->current;
+}
+
+static int
+api_value_row(PyObject *core, int32_t base, PyObject *text, int32_t *out)
+{
+    return recorder_value_row((RecorderCore *)core, base, text, out);
+}
+
+static int
+api_value_row_utf8(PyObject *core, int32_t base, const char *text, Py_ssize_t size,
+                   int32_t *out)
+{
+    return recorder_value_row_utf8((RecorderCore *)core, base, text, size, out);
+}
+
+LoopscopeRecorderAPI recorder_api = {
+    RECORDER_API_VERSION, &RecorderCoreType, api_append, api_handoff, api_set_current, api_get_current,
+    api_value_row, api_value_row_utf8,
+};

@@ -1,0 +1,119 @@
+/* What the files of the tracer._speedups extension share (not a public API: that is the
+ * recorder's C API in loopscope.h).
+ *
+ *   _speedups.c       the module: its functions, the interned names, initialisation
+ *   _recorder_core.c  RecorderCore, the recorder's buffer, and the C API table over it
+ *   _asyncio_core.c   LoopTracerCore, CausedCallback, CoroutineProxyCore: the asyncio model's
+ *                     hot paths, and reading await chains
+ */
+
+#ifndef LOOPSCOPE_SPEEDUPS_H
+#define LOOPSCOPE_SPEEDUPS_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#include <structmember.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "loopscope.h"
+
+#if defined(__linux__)
+#define HAVE_NATIVE_CLOCK 1
+#else
+#define HAVE_NATIVE_CLOCK 0
+#endif
+
+/* -- the recorder (_recorder_core.c) ------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    int64_t *ts;
+    int32_t *lane;
+    int8_t *code;
+    int32_t *other;
+    int32_t *detail;
+    int32_t *source;
+    Py_ssize_t count;
+    Py_ssize_t capacity;
+    Py_ssize_t limit;      /* _limit: _limit_reached() runs once count reaches it */
+    int current;           /* the lane whose code is running */
+    PyObject *clock;       /* NULL: CLOCK_MONOTONIC read here */
+    /* Pending value rows (tracer/values.py): bases, text lengths and the texts, as sent. */
+    int32_t *value_base;
+    uint32_t *value_length;
+    Py_ssize_t values_pending;
+    Py_ssize_t values_capacity;
+    char *value_texts;
+    Py_ssize_t texts_size;
+    Py_ssize_t texts_capacity;
+    int64_t value_count;   /* value rows so far, sent or pending */
+} RecorderCore;
+
+extern PyTypeObject RecorderCoreType;
+extern LoopscopeRecorderAPI recorder_api;
+int recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other, int32_t detail,
+                    int32_t source);
+
+/* -- the asyncio model's cores (_asyncio_core.c) ------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    RecorderCore *recorder;
+    char detached;
+    int ready_self;  /* the detail index of READY's ("cause", "self") */
+    /* the tracer's tables the proxy's wait fast path reads (see LoopTracer) */
+    PyObject *waiting;
+    PyObject *sleeps;
+    PyObject *io_futures;
+    PyObject *verdicts_top;
+    PyObject *verdicts_inner;
+    PyObject *owner_details;
+    PyObject *plain_future;  /* asyncio.Future: the only type the fast path judges */
+    /* what wakes whom (see LoopTracer._wake) */
+    PyObject *cause;         /* (waker, cause detail, deadline_ns) while a callback runs */
+    int loop_lane;
+    int cause_future;
+    int cause_callback;
+    /* the POLL details interned so far: a busy loop alternates a blocking poll (None) with
+     * a zero-timeout one, so None keeps a slot of its own beside the last other timeout */
+    PyObject *poll_timeout;
+    int poll_detail;
+    int poll_none_detail;
+    int nothing_ready;       /* ANNOTATE's detail for a poll that found nothing ready */
+} LoopTracerCore;
+
+extern PyTypeObject LoopTracerCoreType;
+extern PyTypeObject CausedCallbackType;
+extern PyTypeObject ProxyCoreType;
+PyObject *innermost_awaiter(PyObject *module, PyObject *coro);
+PyObject *local_self(PyObject *module, PyObject *frame);
+
+/* -- interned names and shared objects (_speedups.c, set up by PyInit__speedups) ------------ */
+
+extern PyObject *array_type;  /* array.array */
+extern PyObject *str_limit_reached;
+extern PyObject *str_cr_frame;
+extern PyObject *str_source_of;
+extern PyObject *str_spawn_eager;
+extern PyObject *str_step_waits;
+extern PyObject *str_step_ended;
+extern PyObject *str_step_returned;
+extern PyObject *str_detach;
+extern PyObject *str_lines_of;
+extern PyObject *str_cr_code;
+extern PyObject *str_cr_await;
+extern PyObject *str_gi_yieldfrom;
+extern PyObject *str_gi_code;
+extern PyObject *str_gi_frame;
+extern PyObject *str_self;
+extern PyObject *str_fd;
+extern PyObject *str_detail;
+extern PyObject *str_poll_timeout_detail;
+extern PyObject *str_done;
+extern PyObject *str_pure_callback_scheduled;
+extern PyObject *str_timer_cause;
+
+#endif /* LOOPSCOPE_SPEEDUPS_H */

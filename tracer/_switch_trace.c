@@ -1,0 +1,189 @@
+/* SwitchTrace: the greenlet model's greenlet.settrace callback (tracer.models._greenlets).
+ *
+ * A plain switch between two known live greenlets is recorded here as one hand-off, its
+ * arrival found by the resumed frame's identity; anything else goes to the Python trace.
+ */
+
+#include "_handoffs.h"
+
+/* -- SwitchTrace ----------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *recorder;    /* a RecorderCore */
+    PyObject *lanes;       /* tracer.lanes: greenlet -> lane */
+    PyObject *arrivals;    /* tracer._arrivals: list by lane */
+    PyObject *arrival_of;  /* tracer.arrival */
+    PyObject *fallback;    /* the Python switch trace, for everything but a plain switch */
+    /* greenlet.greenlet's own `dead` getter, called directly on exact greenlets (a subclass,
+       such as gevent's Greenlet, may define its own `dead`) */
+    PyTypeObject *greenlet_type;
+    getter dead_getter;
+    void *dead_closure;
+} SwitchTrace;
+
+/* 1: recorded a plain switch between two known live greenlets; 0: not one; -1: error */
+static int
+plain_switch(SwitchTrace *self, PyObject *origin, PyObject *target)
+{
+    Py_ssize_t origin_lane = lane_in(self->lanes, origin);
+    if (origin_lane < 0) return origin_lane == -2 ? -1 : 0;
+    Py_ssize_t target_lane = lane_in(self->lanes, target);
+    if (target_lane < 0) return target_lane == -2 ? -1 : 0;
+    PyObject *dead = self->dead_getter != NULL && Py_IS_TYPE(origin, self->greenlet_type)
+        ? self->dead_getter(origin, self->dead_closure) : PyObject_GetAttr(origin, str_dead);
+    if (dead == NULL) return -1;
+    int is_dead = PyObject_IsTrue(dead);
+    Py_DECREF(dead);
+    if (is_dead) return is_dead < 0 ? -1 : 0;
+    /* the frame that called switch() in the target, where it resumes now */
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) return 0;
+    PyObject *arrival = table_row(self->arrivals, target_lane, ARRIVAL_FIELDS,
+                                  "tracer._arrivals");
+    if (arrival == NULL) return -1;
+    Py_INCREF(arrival);
+    if ((PyObject *)frame != PyTuple_GET_ITEM(arrival, ARRIVAL_FRAME)
+        || PyFrame_GetLasti(frame)
+           != PyLong_AsLong(PyTuple_GET_ITEM(arrival, ARRIVAL_OFFSET))) {
+        PyObject *lane_number = PyLong_FromSsize_t(target_lane);
+        Py_SETREF(arrival, lane_number == NULL ? NULL
+                  : PyObject_CallFunctionObjArgs(self->arrival_of, lane_number, frame, NULL));
+        Py_XDECREF(lane_number);
+        if (checked_row(arrival, ARRIVAL_FIELDS, "tracer.arrival()") == NULL) {
+            Py_XDECREF(arrival);
+            return -1;
+        }
+    }
+    int32_t source, switch_detail, blocked_detail;
+    int failed = as_int32(PyTuple_GET_ITEM(arrival, ARRIVAL_SOURCE), &source) < 0
+        || as_int32(PyTuple_GET_ITEM(arrival, ARRIVAL_SWITCH_DETAIL), &switch_detail) < 0
+        || as_int32(PyTuple_GET_ITEM(arrival, ARRIVAL_BLOCKED_DETAIL), &blocked_detail) < 0;
+    Py_DECREF(arrival);
+    if (failed) return -1;
+    if (recorder_api->handoff(self->recorder, (int32_t)origin_lane, (int32_t)target_lane,
+                              switch_detail, CODE_BLOCKED, blocked_detail, source) < 0) {
+        return -1;
+    }
+    recorder_api->set_current(self->recorder, (int32_t)target_lane);
+    return 1;
+}
+
+static int
+is_event(PyObject *event, PyObject *name)
+{
+    return event == name || (PyUnicode_Check(event) && PyUnicode_Compare(event, name) == 0);
+}
+
+/* trace(event, (origin, target)), as greenlet.settrace calls it */
+static PyObject *
+switch_trace_call(SwitchTrace *self, PyObject *args, PyObject *kwargs)
+{
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs)) || PyTuple_GET_SIZE(args) != 2) {
+        PyErr_SetString(PyExc_TypeError, "trace(event, args) takes two positional arguments");
+        return NULL;
+    }
+    PyObject *event = PyTuple_GET_ITEM(args, 0);
+    PyObject *pair = PyTuple_GET_ITEM(args, 1);
+    int is_switch = is_event(event, str_switch);
+    if (!is_switch && !is_event(event, str_throw)) Py_RETURN_NONE;
+    if (!PyTuple_Check(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        PyErr_SetString(PyExc_TypeError, "trace(event, (origin, target))");
+        return NULL;
+    }
+    PyObject *origin = PyTuple_GET_ITEM(pair, 0);
+    PyObject *target = PyTuple_GET_ITEM(pair, 1);
+    if (is_switch) {
+        int done = plain_switch(self, origin, target);
+        if (done < 0) return NULL;
+        if (done) Py_RETURN_NONE;
+    }
+    return PyObject_CallFunctionObjArgs(self->fallback, event, pair, NULL);
+}
+
+static int
+switch_trace_init(SwitchTrace *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *tracer, *recorder, *fallback;
+    if (!PyArg_ParseTuple(args, "OOO:SwitchTrace", &tracer, &recorder, &fallback)) return -1;
+    if (check_recorder(recorder) < 0) return -1;
+    Py_XSETREF(self->recorder, Py_NewRef(recorder));
+    Py_XSETREF(self->fallback, Py_NewRef(fallback));
+#define FIELD(field, name, check)                                                   \
+    do {                                                                            \
+        Py_CLEAR(self->field);                                                      \
+        self->field = PyObject_GetAttrString(tracer, name);                         \
+        if (self->field == NULL) return -1;                                         \
+        if (!check(self->field)) {                                                  \
+            PyErr_SetString(PyExc_TypeError, "tracer." name " has the wrong type"); \
+            return -1;                                                              \
+        }                                                                           \
+    } while (0)
+    FIELD(lanes, "lanes", PyDict_CheckExact);
+    FIELD(arrivals, "_arrivals", PyList_CheckExact);
+    FIELD(arrival_of, "arrival", PyCallable_Check);
+#undef FIELD
+    self->dead_getter = NULL;
+    Py_CLEAR(self->greenlet_type);
+    PyObject *module = PyImport_ImportModule("greenlet");
+    PyObject *type = module == NULL ? NULL : PyObject_GetAttrString(module, "greenlet");
+    Py_XDECREF(module);
+    PyObject *descriptor = type != NULL && PyType_Check(type)
+        ? PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, str_dead) : NULL;
+    if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyGetSetDescr_Type)) {
+        PyGetSetDef *getset = ((PyGetSetDescrObject *)descriptor)->d_getset;
+        self->dead_getter = getset->get;
+        self->dead_closure = getset->closure;
+        self->greenlet_type = (PyTypeObject *)Py_NewRef(type);
+    }
+    Py_XDECREF(type);
+    if (PyErr_Occurred()) return -1;
+    return 0;
+}
+
+static int
+switch_trace_traverse(SwitchTrace *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->recorder);
+    Py_VISIT(self->lanes);
+    Py_VISIT(self->arrivals);
+    Py_VISIT(self->arrival_of);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->greenlet_type);
+    return 0;
+}
+
+static int
+switch_trace_clear(SwitchTrace *self)
+{
+    Py_CLEAR(self->recorder);
+    Py_CLEAR(self->lanes);
+    Py_CLEAR(self->arrivals);
+    Py_CLEAR(self->arrival_of);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->greenlet_type);
+    return 0;
+}
+
+static void
+switch_trace_dealloc(SwitchTrace *self)
+{
+    PyObject_GC_UnTrack(self);
+    switch_trace_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyTypeObject SwitchTraceType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.tracer._handoffs.SwitchTrace",
+    .tp_doc = "SwitchTrace(tracer, recorder, fallback): a greenlet.settrace callback recording "
+              "plain switches in C and passing the rest to fallback(event, args).",
+    .tp_basicsize = sizeof(SwitchTrace),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)switch_trace_init,
+    .tp_call = (ternaryfunc)switch_trace_call,
+    .tp_traverse = (traverseproc)switch_trace_traverse,
+    .tp_clear = (inquiry)switch_trace_clear,
+    .tp_dealloc = (destructor)switch_trace_dealloc,
+};

@@ -1,0 +1,140 @@
+/* The contract between tracer/ and its C extensions (tracer/_speedups.c, tracer/_handoffs.c).
+ *
+ * Every number here has a Python twin, named beside it, and tests/tracer/test_c_contract.py
+ * reads this file and checks each one against that twin: change one side and the test says
+ * which line of the other to change.
+ */
+
+#ifndef LOOPSCOPE_H
+#define LOOPSCOPE_H
+
+#include <Python.h>
+#include <stdint.h>
+
+/* -- the event vocabulary: tracer/events.py ------------------------------------------------- */
+
+#define NO_LANE (-1)            /* events.NO_LANE */
+#define CODE_RUNNING 0          /* events.Code.RUNNING ... */
+#define CODE_READY 1
+#define CODE_IO_WAIT 2
+#define CODE_SLEEPING 3
+#define CODE_BLOCKED 4
+#define CODE_POLL 5
+#define CODE_DISPATCH 6
+#define CODE_SPAWN 16
+#define CODE_WAKE 17
+#define CODE_SWITCH 18
+#define CODE_END 19
+#define CODE_ANNOTATE 20
+#define CODE_OUTPUT 21
+#define CODE_MARK 22            /* ... events.Code.MARK */
+
+/* -- value rows: tracer/values.py ---------------------------------------------------------- */
+
+#define VALUE_ROW (1 << 30)     /* values.VALUE_ROW: the first value row's detail index */
+#define MAX_VALUE_ROWS (INT32_MAX - VALUE_ROW)
+
+/* -- the generator model: tracer/models/generator_model.py, _plain_loads.py ----------------- */
+
+#define CO_GENERATOR_FLAG 0x20  /* generator_model.CO_GENERATOR */
+#define REPR_LIMIT 40           /* generator_model.REPR_LIMIT */
+#define READ_CONSTANT 0         /* _plain_loads.READ_CONSTANT: how a ValueRead reads its value */
+#define READ_LOCAL 1            /* _plain_loads.READ_LOCAL */
+#define READ_CELL 2             /* _plain_loads.READ_CELL */
+
+/* generator_model.SITE_FIELDS: how a generator lane was last resumed (tracer.sites[lane]) */
+#define SITE_DRIVER_FRAME 0
+#define SITE_DRIVER_OFFSET 1
+#define SITE_DRIVER_LANE 2
+#define SITE_VALUE_READ 3
+#define SITE_SWITCH_DETAIL 4
+#define SITE_VIA 5
+#define SITE_DRIVER_BLOCKED 6
+#define SITE_LANE_BLOCKED 7
+#define SITE_DRIVER_SOURCE 8
+#define SITE_DRIVER_CODE 9
+#define SITE_DRIVER_CALLER 10
+#define SITE_FIELDS 11
+
+/* -- the greenlet model: tracer/models/_greenlets.py -------------------------------------- */
+
+/* _greenlets.ARRIVAL_FIELDS: how the last plain switch to a lane arrived (tracer._arrivals) */
+#define ARRIVAL_FRAME 0
+#define ARRIVAL_OFFSET 1
+#define ARRIVAL_SOURCE 2
+#define ARRIVAL_SWITCH_DETAIL 3
+#define ARRIVAL_BLOCKED_DETAIL 4
+#define ARRIVAL_FIELDS 5
+
+/* -- the asyncio model: tracer/models/_asyncio_tracer.py ------------------------------------ */
+
+#define STREAM_WRITE (-2)       /* _asyncio_tracer._STREAM_WRITE: a wait verdict */
+
+/* -- the recorder's C API ------------------------------------------------------------------- */
+
+/* The capsule tracer._speedups exports and tracer._handoffs imports: C entry points into
+ * RecorderCore, so another extension records an event or a hand-off without a method call.
+ * Additive only: a new entry point goes at the end with a new version number. */
+#define RECORDER_API_CAPSULE "loopscope.tracer._speedups._recorder_api"
+#define RECORDER_API_VERSION 2
+
+typedef struct {
+    int version;
+    PyTypeObject *recorder_type;
+    int (*append)(PyObject *core, int32_t lane, int8_t code, int32_t other, int32_t detail,
+                  int32_t source);
+    int (*handoff)(PyObject *core, int32_t origin, int32_t target, int32_t switch_detail,
+                   int8_t origin_state, int32_t origin_detail, int32_t target_source);
+    void (*set_current)(PyObject *core, int32_t lane);
+    int32_t (*get_current)(PyObject *core);
+    /* version 2 */
+    int (*value_row)(PyObject *core, int32_t base, PyObject *text, int32_t *out);
+    int (*value_row_utf8)(PyObject *core, int32_t base, const char *text, Py_ssize_t size,
+                          int32_t *out);
+} LoopscopeRecorderAPI;
+
+/* -- helpers both extensions use ---------------------------------------------------------- */
+
+/* A Python int as an event field (a lane, a code's table index, a detail): -1 with an
+ * OverflowError when it does not fit in 32 bits. */
+static inline int
+as_int32(PyObject *value, int32_t *out)
+{
+    long number = PyLong_AsLong(value);
+    if (number == -1 && PyErr_Occurred()) return -1;
+    if (number < INT32_MIN || number > INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "event field out of the int32 range");
+        return -1;
+    }
+    *out = (int32_t)number;
+    return 0;
+}
+
+/* `row` when it is a tuple of at least `fields` items (a table's row), else NULL with an
+ * error. */
+static inline PyObject *
+checked_row(PyObject *row, Py_ssize_t fields, const char *name)
+{
+    if (row == NULL || !PyTuple_Check(row) || PyTuple_GET_SIZE(row) < fields) {
+        if (row != NULL) {
+            PyErr_Format(PyExc_TypeError, "a row of %s is not a tuple of %zd fields", name,
+                         fields);
+        }
+        return NULL;
+    }
+    return row;
+}
+
+/* Row `index` of a per-lane table of tuples (tracer.sites, tracer._arrivals), borrowed; NULL
+ * with an error when the table has no such row or the row is not a tuple of `fields` items. */
+static inline PyObject *
+table_row(PyObject *table, Py_ssize_t index, Py_ssize_t fields, const char *name)
+{
+    if (!PyList_Check(table) || index < 0 || index >= PyList_GET_SIZE(table)) {
+        PyErr_Format(PyExc_IndexError, "%s has no row for lane %zd", name, index);
+        return NULL;
+    }
+    return checked_row(PyList_GET_ITEM(table, index), fields, name);
+}
+
+#endif /* LOOPSCOPE_H */

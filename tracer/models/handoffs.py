@@ -1,0 +1,83 @@
+"""What the models that follow hand-offs share (generators, greenlets, gevent, select).
+
+- `ProgramCode`: whether a code object is the traced program's own (not the standard library,
+  an installed package or Loopscope's tracer), decided once per file.
+- `c_handoffs`: the C hand-off hooks (`tracer._handoffs`), when they can be used.
+- `HandoffLanes`: the lanes of a hand-off model: unique names ("worker", "worker-2"), the
+  BLOCKED detail of a lane waiting on another, and the source line a frame resumes at, each
+  interned once.
+"""
+
+from __future__ import annotations
+
+import os
+from types import CodeType, FrameType, ModuleType
+
+from loopscope.tracer.models._program_files import ProgramFiles
+from loopscope.tracer.recorder import SPEEDUPS, Recorder
+
+
+def c_handoffs(recorder: Recorder) -> ModuleType | None:
+    """loopscope.tracer._handoffs, when it is built, the recorder has C columns to write to, and
+    LOOPSCOPE_PURE_PYTHON does not ask for pure Python; else None (the Python hooks run)."""
+    if SPEEDUPS is None or not isinstance(recorder, SPEEDUPS.RecorderCore):
+        return None
+    if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from loopscope.tracer import _handoffs
+    except ImportError:
+        return None
+    return _handoffs
+
+
+class ProgramCode:
+    """Decides, once per code object's file, whether it belongs to the traced program
+    (tracer.models._program_files says which files are)."""
+
+    def __init__(self) -> None:
+        self._files = ProgramFiles()
+
+    def __call__(self, code: CodeType) -> bool:
+        return self._files(code.co_filename)
+
+
+class HandoffLanes:
+    """Names, BLOCKED details and resume sources of the lanes of one hand-off model."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.names: dict[int, str] = {}
+        self._name_counts: dict[str, int] = {}
+        self._blocked_details: dict[int, int] = {}
+        self._sources_at: dict[tuple[CodeType, int], int] = {}
+
+    def unique_name(self, base: str) -> str:
+        """`base` the first time, then "base-2", "base-3"..."""
+        count = self._name_counts.get(base, 0) + 1
+        self._name_counts[base] = count
+        return base if count == 1 else f"{base}-{count}"
+
+    def spawn(self, name: str, kind: str, parent: int, source: int,
+              extra: tuple[object, ...] = ()) -> int:
+        lane = self.recorder.spawn(name, kind, parent, source, extra)
+        self.names[lane] = name
+        return lane
+
+    def blocked_detail(self, other: int) -> int:
+        """The detail of a lane BLOCKED on lane `other` ("on": its name), interned once."""
+        detail = self._blocked_details.get(other)
+        if detail is None:
+            detail = self._blocked_details[other] = self.recorder.detail(
+                ("on", self.names[other]))
+        return detail
+
+    def source_at(self, frame: FrameType) -> int:
+        """The source index of the line `frame` is at. f_lineno decodes the line table on every
+        read; the instruction offset is cheap and maps to the same line every time."""
+        code = frame.f_code
+        key = (code, frame.f_lasti)
+        index = self._sources_at.get(key)
+        if index is None:
+            index = self._sources_at[key] = self.recorder.source_of(code, frame.f_lineno)
+        return index
