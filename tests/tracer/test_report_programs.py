@@ -40,6 +40,7 @@ def _report_of(path: Path) -> tuple[RunResult, list[tuple[str, str | None, str |
 # program -> (rule, lane) of every finding it must give; the line comes from its mark
 EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "gevent_hog.py": [("stall", "hog")],
+    "blocking_callback.py": [("stall", "asyncio loop")],
     "pending_at_exit.py": [("pending-at-exit", "poller")],
     "never_retrieved.py": [("exception-never-retrieved", "fails")],
     "never_awaited.py": [("never-awaited", None)],
