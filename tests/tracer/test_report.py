@@ -391,3 +391,35 @@ def test_the_sampler_reads_the_stack_of_a_long_step_and_nothing_while_polling() 
     assert innermost == {"_blocking_step"}
     assert all("sampler.py" not in frame[0] and "recorder.py" not in frame[0]
                for stack in samples.stacks for frame in stack)
+
+
+def test_samples_follow_the_batch_so_a_stop_between_frames_loses_no_events() -> None:
+    """The child may raise a stop right after any whole frame: were a samples frame written
+    before its batch, a stop there would lose the batch's events. So a batch comes first."""
+    out = io.BytesIO()
+    writer = FrameWriter(out)
+    writer.hello({"pid": 1})
+    recorder = Recorder(writer, clock=FakeClock())
+    sampler = StallSampler(recorder)
+    sampler.start()
+    try:
+        lane = recorder.spawn("task", LaneKind.TASK)
+        sampler._pending.append((5, lane, (BLOCKING,)))  # as the watchdog would
+        stops: list[str] = []
+
+        def stop_after_first_frame() -> None:
+            if not stops:
+                stops.append("stop")
+                raise KeyboardInterrupt  # what StopControl raises after a whole frame
+
+        writer.after_write = stop_after_first_frame
+        with pytest.raises(KeyboardInterrupt):
+            recorder.flush()
+        writer.after_write = None
+    finally:
+        sampler.stop()  # sends what the stop held back
+    trace = Trace()
+    decoder = FrameDecoder(trace)
+    decoder.feed(out.getvalue())
+    assert len(trace) == 1 and trace.lanes[0].name == "task"  # the batch got through
+    assert list(trace.samples.ts) == [5]  # and the samples after it
