@@ -34,6 +34,8 @@ def _report_of(path: Path) -> tuple[RunResult, list[tuple[str, str | None, str |
     result = record_sync(resolve_target(str(path)), timeout=60)
     assert result.status == "ok", result.stderr
     report = build_report(result.trace)
+    # every finding about a lane names a span of it, for the app to mark and select
+    assert all(f.seq is not None for f in report.findings if f.lane is not None)
     return result, [(f.rule, f.lane_name, f.where) for f in report.findings]
 
 
