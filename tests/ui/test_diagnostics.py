@@ -104,6 +104,11 @@ def test_a_stall_is_listed_marked_with_a_red_corner_and_leads_to_its_line(
     (triangle,) = corner_triangles(primitives, window.diagnostics.flagged)
     assert triangle[1] == (pytest.approx(right), pytest.approx(top))
     assert all(x <= right + 1e-9 and y >= top - 1e-9 for x, y in triangle)
+    # hovering it says what was found
+    centre_x = primitives.rects.x[drawn] + primitives.rects.w[drawn] / 2
+    centre_y = top + primitives.rects.h[drawn] / 2
+    assert "stall: slow ran 300 ms without yielding" in window.timeline.tooltip_at(centre_x,
+                                                                                 centre_y)
     # a click on the finding selects the span and shows its stack, its victims and its line
     findings.itemClicked.emit(item, 0)
     assert window.timeline.selected_span == span
