@@ -83,6 +83,8 @@ def test_clicking_a_task_row_selects_its_lane_and_its_histograms(
         tasks.table.clicked.emit(index)
     assert activated.args == [tasks.proxy.data(index, LANE_ROLE)]
     assert tasks.selected_lane == activated.args[0]
+    assert window.tabs.currentWidget() is tasks  # the view stays in front ...
+    assert window.details.toPlainText().startswith("slow")  # ... the lane's details behind
     assert [(b.low_ns, b.samples) for b in tasks.step_histogram.buckets if b.samples] == [
         (1_000 << 18, 1)]  # its one 300 ms step
 
