@@ -87,9 +87,27 @@ def pending_at_exit(trace: Trace, spans: Spans, rows: list[LaneRow]) -> list[Fin
         findings.append(Finding(
             rule="pending-at-exit", title=f"{row.name} {how}{where}", lane=row.lane,
             lane_name=row.name, ts_ns=cut_at, duration_ns=0, location=line,
+            seq=_span_seq_at(spans, row.lane, cut_at),
             facts={"waiting": last_wait},
         ))
     return findings
+
+
+def _span_seq_at(spans: Spans, lane: int | None, ts: int | None) -> int | None:
+    """The seq that began the lane's span in progress at `ts` (its last span when `ts` is
+    past its end): the span the app marks and selects for a finding."""
+    if lane is None:
+        return None
+    indices = spans.by_lane.get(lane)
+    if indices is None or not len(indices):
+        return None
+    chosen = indices[-1]
+    if ts is not None:
+        for index in indices:
+            if spans.start[index] <= ts < spans.end[index]:
+                chosen = index
+                break
+    return spans.start_seq[chosen]
 
 
 def _end_events(trace: Trace) -> dict[int, int]:
@@ -179,6 +197,7 @@ def from_stderr(trace: Trace, spans: Spans) -> list[Finding]:
                   f"({coro} stopped at {_short((path, int(line), coro))})",
             lane=lane, lane_name=None if lane is None else trace.lane_name(lane),
             ts_ns=None, duration_ns=0, location=(path, int(line), coro),
+            seq=_span_seq_at(spans, lane, None),
         ))
     for match in _NOT_RETRIEVED.finditer(stderr):
         name, exception, traceback_text = match.groups()
@@ -193,7 +212,7 @@ def from_stderr(trace: Trace, spans: Spans) -> list[Finding]:
                   "retrieved it" + (f" (raised at {_short(location)})" if location else ""),
             lane=lane, lane_name=None if lane is None else trace.lane_name(lane),
             ts_ns=None if end is None else trace.ts[end], duration_ns=0, location=location,
-            facts={"exception": exception},
+            seq=_span_seq_at(spans, lane, None), facts={"exception": exception},
         ))
     for match in _NEVER_AWAITED.finditer(stderr):
         path, line, coro = match.groups()
@@ -264,6 +283,7 @@ def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
             title=f"{row.name} woke itself {rounds} times in {_ms(span_ns)}; the round trips "
                   f"through the scheduler took {_ms(round_trip_ns)}",
             lane=row.lane, lane_name=row.name, ts_ns=first, duration_ns=round_trip_ns,
+            seq=_span_seq_at(spans, row.lane, first),
             location=line, facts={"self_wakes": rounds, "steps_ns": row.running_ns},
         ))
     return findings
@@ -384,7 +404,7 @@ def zero_timeout_spins(trace: Trace, spans: Spans, limits: LintLimits) -> list[F
                       f"and nothing to run, spinning for {_ms(cost)}"
                       + (f" at {_short(line)}" if line else ""),
                 lane=lane, lane_name=name, ts_ns=first, duration_ns=cost, location=line,
-                facts={"spins": spins},
+                seq=_span_seq_at(spans, lane, first), facts={"spins": spins},
             ))
     return findings
 

@@ -9,7 +9,7 @@ frame with `sys._current_frames()` every `interval_s` (5 ms) until the next even
 the step ended. Each sample is the stack with the tracer's own frames left out.
 
 Samples travel beside the events (tracer.samples): the sampler wraps the recorder's sink and
-hands what it collected to the sink's `write_samples` just before each batch, from the traced
+hands what it collected to the sink's `write_samples` right after each batch, from the traced
 thread, so the pipe keeps one writer. A sample taken while the thread is inside the recorder
 or the step gate (back-pressure, a paused run) is not a stall and is dropped.
 
@@ -75,8 +75,10 @@ class _ForwardingSink:
         codes = columns[2]
         if len(codes):
             self.last_code = codes[-1]
-        self.sampler.send_samples()
         self.inner.write_batch(first_seq, columns, new_details, new_sources, new_values)
+        # After the batch, never before: the child may raise a stop right after any whole
+        # frame, and a stop between a samples frame and its batch would lose the batch.
+        self.sampler.send_samples()
 
 
 class StallSampler:

@@ -1,7 +1,8 @@
 """Stalls: steps that held the thread past a threshold, with their stack and their victims.
 
 A stall is a running span at least `threshold_ns` long (100 ms by default, the figure
-asyncio's debug mode uses for slow callbacks). Its line is where the stall sampler found the
+asyncio's debug mode uses for slow callbacks), or a loop lane's dispatch that long in which no
+step ran: a plain callback that held the thread. Its line is where the stall sampler found the
 thread most often during the step (the innermost frame of the commonest stack); a trace
 without samples falls back to the line the step resumed at. Its victims are the other lanes
 it held up: time they spent ready but not run during the step, and timers that fell due
@@ -21,15 +22,27 @@ from loopscope.tracer.spans import Spans
 from loopscope.tracer.trace import Trace
 
 DEFAULT_THRESHOLD_NS = 100_000_000
-_RUNNING, _READY, _SLEEPING = 0, 1, 3
+_RUNNING, _READY, _SLEEPING, _DISPATCH = 0, 1, 3, 6
 
 
 def find_stalls(trace: Trace, spans: Spans,
                 threshold_ns: int = DEFAULT_THRESHOLD_NS) -> list[Finding]:
     states = np.array(spans.state, dtype=np.int64)
-    lengths = np.array(spans.end, dtype=np.int64) - np.array(spans.start, dtype=np.int64)
+    starts = np.array(spans.start, dtype=np.int64)
+    ends = np.array(spans.end, dtype=np.int64)
+    lengths = ends - starts
     long_steps = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns))
     found = [stall_of(trace, spans, int(index)) for index in long_steps]
+    # A loop dispatches for as long as the steps it runs take; a long dispatch in which no
+    # step ran long is a callback of its own (call_soon, call_later, a hub callback) that
+    # held the thread.
+    running = states == _RUNNING
+    for index in np.flatnonzero((states == _DISPATCH) & (lengths >= threshold_ns)):
+        start, end = starts[index], ends[index]
+        inside = np.clip(np.minimum(ends[running], end) - np.maximum(starts[running], start),
+                         0, None)
+        if lengths[index] - int(inside.sum()) >= threshold_ns:
+            found.append(stall_of(trace, spans, int(index)))
     found.sort(key=lambda finding: (finding.ts_ns or 0, finding.lane or 0))
     return found
 
@@ -55,7 +68,9 @@ def stall_of(trace: Trace, spans: Spans, index: int) -> Finding:
     name = trace.lane_name(lane)
     where = f" at {frame_location(location)}" if location is not None else ""
     hub = _gevent_hub(trace)
-    if hub is not None and lane != hub:
+    if spans.state[index] == _DISPATCH:
+        what = f"{name} ran a callback for {_ms(end - start)} without yielding{where}"
+    elif hub is not None and lane != hub:
         what = f"{name} blocked the gevent hub for {_ms(end - start)}{where}"
     else:
         what = f"{name} ran {_ms(end - start)} without yielding{where}"

@@ -10,7 +10,7 @@ A frame is a 5-byte header (payload length as u32, frame type as u8) and a paylo
   source int32.
 - END: JSON {status, error, traceback, dropped, events}; the child's last word.
 - SAMPLES: JSON, the stall sampler's stacks and samples (see tracer.samples); any number,
-  between the hello and the end, always ahead of the batch whose events end their step.
+  between the hello and the end, each right after a batch.
 
 Writes block when the pipe is full, which is the back-pressure: the child waits for a slow
 parent instead of dropping events. The decoder checks every header as soon as its five bytes

@@ -84,7 +84,7 @@ class Diagnostics(QObject):
         for finding in found:
             self.flagged[span_of(spans, finding)] = finding
         self.findings.set_findings([*self.findings.findings, *found])
-        self.timeline.set_flagged_spans(set(self.flagged))
+        self.timeline.set_flagged_spans(self._flag_notes())
 
     def run_finished(self) -> None:
         self.tasks.set_live(False)
@@ -143,8 +143,12 @@ class Diagnostics(QObject):
         self.report = report
         self.findings.set_findings(report.findings)
         self.flagged = flagged_spans(self.timeline.spans, report.findings)
-        self.timeline.set_flagged_spans(set(self.flagged))
+        self.timeline.set_flagged_spans(self._flag_notes())
         self.report_ready.emit(report)
+
+    def _flag_notes(self) -> dict[int, str]:
+        return {index: f"{finding.rule}: {finding.title}"
+                for index, finding in self.flagged.items()}
 
     def _forget_report(self) -> None:
         if self._pending is not None:
@@ -155,7 +159,7 @@ class Diagnostics(QObject):
         self.flagged = {}
         self._live_scan = 0
         self.findings.set_findings([])
-        self.timeline.set_flagged_spans(set())
+        self.timeline.set_flagged_spans({})
 
     # -- going to a finding or a lane --------------------------------------------------------
 

@@ -6,6 +6,7 @@ The HTML and the corner geometry are plain functions, so tests read them without
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from html import escape
 
 import numpy as np
@@ -44,7 +45,7 @@ def flagged_spans(spans: Spans, findings: list[Finding]) -> dict[int, Finding]:
     return flagged
 
 
-def corner_triangles(primitives: Primitives, flagged: set[int] | dict[int, Finding]
+def corner_triangles(primitives: Primitives, flagged: Collection[int]
                      ) -> list[tuple[tuple[float, float], ...]]:
     """A triangle in the top right corner of every drawn rectangle of a flagged span."""
     if not flagged:
@@ -62,7 +63,7 @@ def corner_triangles(primitives: Primitives, flagged: set[int] | dict[int, Findi
 
 
 def paint_problem_corners(painter: QPainter, primitives: Primitives,
-                          flagged: set[int] | dict[int, Finding]) -> None:
+                          flagged: Collection[int]) -> None:
     triangles = corner_triangles(primitives, flagged)
     if not triangles:
         return

@@ -700,9 +700,11 @@ class MainWindow(QMainWindow):
         self.tabs.setCurrentWidget(self.details)
 
     def _on_task_lane_activated(self, lane: int) -> None:
-        """A row of the Tasks view: the timeline scrolls to the lane; the view stays."""
+        """A row of the Tasks view: the timeline scrolls to the lane and the details pane
+        shows it, behind the Tasks view, which stays in front."""
         if self.trace is not None:
             self.diagnostics.scroll_to_lane(lane)
+            self.details.show_lane(self.trace, self.timeline.spans, lane)
 
     # -- view -----------------------------------------------------------------------------
 

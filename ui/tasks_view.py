@@ -190,6 +190,7 @@ class TasksView(QWidget):
         self._live = False
         self._grew_at = (-1, 0, 0.0)  # (events, duration_ns, monotonic) when the trace last grew
         self._now = 0
+        self._shown: dict[int, dict[str, int]] = {}  # lane -> the times last shown, live
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self.refresh)
@@ -202,6 +203,7 @@ class TasksView(QWidget):
         self.lanes = LaneTable()
         self.selected_lane = None
         self._grew_at, self._now = (-1, 0, 0.0), 0
+        self._shown = {}
         self.set_live(live)
         self.refresh()
 
@@ -227,11 +229,23 @@ class TasksView(QWidget):
         rows = self.lanes.rows()
         if self._live and self._open_span is not None:
             now = self._live_now(trace)
-            rows = [ticking(row, self._open_span(row.lane), now) for row in rows]
+            rows = [self._never_back(ticking(row, self._open_span(row.lane), now))
+                    for row in rows]
         self.model.set_rows(rows)
         self.step_histogram.set_durations(self.lanes.step_durations(self.selected_lane))
         self.latency_histogram.set_durations(self.lanes.latencies(self.selected_lane))
         self.refreshed.emit()
+
+    def _never_back(self, row: LaneRow) -> LaneRow:
+        """Live, a span in progress is counted up to an estimate of "now"; when it closes a
+        little earlier than estimated, keep the time shown rather than tick backwards (the
+        exact figures are shown once the run ends)."""
+        shown = self._shown.get(row.lane)
+        if shown is not None and any(shown[state] > row.time_in[state] for state in shown):
+            row = replace(row, time_in={state: max(ns, shown[state])
+                                        for state, ns in row.time_in.items()})
+        self._shown[row.lane] = row.time_in
+        return row
 
     def _live_now(self, trace: Trace) -> int:
         """The run's clock now: its last event, plus the wall time since it arrived; never

@@ -90,7 +90,7 @@ class TimelineWidget(QWidget):
         self._press: QPointF | None = None
         self._press_view = (0.0, 0.0, 0.0)
         self._dragging = False
-        self._flagged: set[int] = set()  # spans with a finding: a red corner each
+        self._flagged: dict[int, str] = {}  # span -> its finding, in a line: a red corner
 
         self._scrollbar = QScrollBar(Qt.Orientation.Vertical, self)
         self._scrollbar.hide()
@@ -121,7 +121,7 @@ class TimelineWidget(QWidget):
         self._selected = -1
         self._cursor_ns = None
         self._scroll_y = 0.0
-        self._flagged = set()
+        self._flagged = {}
         self.zoom_to_fit()
 
     def refresh(self) -> None:
@@ -203,10 +203,11 @@ class TimelineWidget(QWidget):
         self._invalidate()
         self.span_selected.emit(index)
 
-    def set_flagged_spans(self, spans: set[int]) -> None:
-        """Marks these spans (those a finding is about) with a red corner."""
+    def set_flagged_spans(self, spans: dict[int, str]) -> None:
+        """Marks these spans (those a finding is about) with a red corner; the text (the
+        finding in a line) joins their tooltip."""
         if spans != self._flagged:
-            self._flagged = set(spans)
+            self._flagged = dict(spans)
             self.update()
 
     @property
@@ -530,6 +531,9 @@ class TimelineWidget(QWidget):
             filename, line, function = trace.sources[source]
             where = f"{os.path.basename(filename)}:{line}"
             lines.append(f"<i>{html.escape(where)} in {html.escape(function)}</i>")
+        flagged = self._flagged.get(index)
+        if flagged is not None:
+            lines.append(f"<span style='color:#e02424'>⚑ {html.escape(flagged)}</span>")
         return "<br>".join(lines)
 
     def _lane_tooltip(self, lane: int) -> str:

@@ -198,6 +198,29 @@ def test_without_samples_a_stall_points_at_the_line_its_step_resumed_at() -> Non
     assert stall.facts["located_by"] == "resumed-at"
 
 
+def test_a_long_dispatch_with_no_long_step_in_it_is_a_callback_stall() -> None:
+    trace = Trace()
+    clock = FakeClock()
+    rec = Recorder(trace, clock=clock)
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    task = rec.spawn("task", LaneKind.TASK, loop)
+    rec.state(loop, Code.DISPATCH, source=rec.source(*PROGRAM))
+    rec.state(task, Code.RUNNING)
+    clock.advance(30 * MS)  # a short step, then a callback of 150 ms
+    rec.state(task, Code.SLEEPING, ("delay_s", 0.1, "deadline_ns", 100 * MS))
+    clock.advance(150 * MS)
+    rec.state(loop, Code.POLL)
+    rec.wake(task, loop, ("cause", "timer"))
+    rec.state(task, Code.RUNNING)
+    rec.end(task)
+    rec.close()
+    (stall,) = build_report(trace).findings
+    assert (stall.rule, stall.lane_name, stall.duration_ns) == ("stall", "asyncio loop",
+                                                                180 * MS)
+    assert stall.title.startswith("asyncio loop ran a callback for 180 ms")
+    assert [(d.name, d.late_timer_ns) for d in stall.delayed] == [("task", 80 * MS)]
+
+
 def test_the_threshold_decides_what_is_a_stall() -> None:
     assert build_report(_stalled_loop(), ReportOptions(stall_ns=301 * MS)).findings == []
     assert len(build_report(_stalled_loop(), ReportOptions(stall_ns=300 * MS)).findings) == 1
@@ -255,6 +278,16 @@ def test_the_schema_check_catches_a_document_that_departs_from_it(damage: Any) -
     document = json.loads(json.dumps(report_json(build_report(_stalled_loop()))))
     damage(document)
     assert schema_errors(document) != []
+
+
+def test_the_published_schema_file_is_the_one_the_checks_use() -> None:
+    from pathlib import Path
+
+    from loopscope.tracer.report_schema import SCHEMA
+
+    published = Path(__file__).resolve().parents[2] / "docs" / "report-schema.json"
+    assert json.loads(published.read_text()) == json.loads(json.dumps(SCHEMA)), (
+        "regenerate it: python -m loopscope.tracer.report_schema > docs/report-schema.json")
 
 
 def test_the_schema_agrees_with_a_standard_validator_when_one_is_installed() -> None:
@@ -358,3 +391,35 @@ def test_the_sampler_reads_the_stack_of_a_long_step_and_nothing_while_polling() 
     assert innermost == {"_blocking_step"}
     assert all("sampler.py" not in frame[0] and "recorder.py" not in frame[0]
                for stack in samples.stacks for frame in stack)
+
+
+def test_samples_follow_the_batch_so_a_stop_between_frames_loses_no_events() -> None:
+    """The child may raise a stop right after any whole frame: were a samples frame written
+    before its batch, a stop there would lose the batch's events. So a batch comes first."""
+    out = io.BytesIO()
+    writer = FrameWriter(out)
+    writer.hello({"pid": 1})
+    recorder = Recorder(writer, clock=FakeClock())
+    sampler = StallSampler(recorder)
+    sampler.start()
+    try:
+        lane = recorder.spawn("task", LaneKind.TASK)
+        sampler._pending.append((5, lane, (BLOCKING,)))  # as the watchdog would
+        stops: list[str] = []
+
+        def stop_after_first_frame() -> None:
+            if not stops:
+                stops.append("stop")
+                raise KeyboardInterrupt  # what StopControl raises after a whole frame
+
+        writer.after_write = stop_after_first_frame
+        with pytest.raises(KeyboardInterrupt):
+            recorder.flush()
+        writer.after_write = None
+    finally:
+        sampler.stop()  # sends what the stop held back
+    trace = Trace()
+    decoder = FrameDecoder(trace)
+    decoder.feed(out.getvalue())
+    assert len(trace) == 1 and trace.lanes[0].name == "task"  # the batch got through
+    assert list(trace.samples.ts) == [5]  # and the samples after it

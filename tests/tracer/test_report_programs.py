@@ -34,12 +34,15 @@ def _report_of(path: Path) -> tuple[RunResult, list[tuple[str, str | None, str |
     result = record_sync(resolve_target(str(path)), timeout=60)
     assert result.status == "ok", result.stderr
     report = build_report(result.trace)
+    # every finding about a lane names a span of it, for the app to mark and select
+    assert all(f.seq is not None for f in report.findings if f.lane is not None)
     return result, [(f.rule, f.lane_name, f.where) for f in report.findings]
 
 
 # program -> (rule, lane) of every finding it must give; the line comes from its mark
 EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "gevent_hog.py": [("stall", "hog")],
+    "blocking_callback.py": [("stall", "asyncio loop")],
     "pending_at_exit.py": [("pending-at-exit", "poller")],
     "never_retrieved.py": [("exception-never-retrieved", "fails")],
     "never_awaited.py": [("never-awaited", None)],

@@ -83,6 +83,8 @@ def test_clicking_a_task_row_selects_its_lane_and_its_histograms(
         tasks.table.clicked.emit(index)
     assert activated.args == [tasks.proxy.data(index, LANE_ROLE)]
     assert tasks.selected_lane == activated.args[0]
+    assert window.tabs.currentWidget() is tasks  # the view stays in front ...
+    assert window.details.toPlainText().startswith("slow")  # ... the lane's details behind
     assert [(b.low_ns, b.samples) for b in tasks.step_histogram.buckets if b.samples] == [
         (1_000 << 18, 1)]  # its one 300 ms step
 
@@ -104,6 +106,11 @@ def test_a_stall_is_listed_marked_with_a_red_corner_and_leads_to_its_line(
     (triangle,) = corner_triangles(primitives, window.diagnostics.flagged)
     assert triangle[1] == (pytest.approx(right), pytest.approx(top))
     assert all(x <= right + 1e-9 and y >= top - 1e-9 for x, y in triangle)
+    # hovering it says what was found
+    centre_x = primitives.rects.x[drawn] + primitives.rects.w[drawn] / 2
+    centre_y = top + primitives.rects.h[drawn] / 2
+    assert "stall: slow ran 300 ms without yielding" in window.timeline.tooltip_at(centre_x,
+                                                                                 centre_y)
     # a click on the finding selects the span and shows its stack, its victims and its line
     findings.itemClicked.emit(item, 0)
     assert window.timeline.selected_span == span
