@@ -1257,8 +1257,50 @@ def span_at(primitives: Primitives, x: float, y: float) -> int:
     return hit.span if hit is not None and hit.span >= 0 else -1
 
 
+def arrow_at(primitives: Primitives, x: float, y: float, slack: float = 4.0) -> Arrow | None:
+    """The arrow whose shaft (or words) is under a point, the nearest if several."""
+    if not primitives.plot.contains(x, y):
+        return None
+    best: Arrow | None = None
+    for arrow in primitives.arrows:
+        distance = abs(arrow.x - x)
+        if (distance <= slack and min(arrow.y0, arrow.y1) - 2 <= y <= max(arrow.y0, arrow.y1) + 2
+                and (best is None or distance < abs(best.x - x))):
+            best = arrow
+    if best is not None:
+        return best
+    by_seq = {arrow.seq: arrow for arrow in primitives.arrows}
+    for label in primitives.texts:
+        if (label.kind == "arrow" and label.x <= x < label.x + label.w
+                and label.y <= y < label.y + label.h and label.seq in by_seq):
+            return by_seq[label.seq]
+    return None
+
+
+def marker_at(primitives: Primitives, x: float, y: float, slack: float = 5.0) -> Marker | None:
+    """The instant marker (output, end, exception, mark) under a point, the nearest."""
+    if not primitives.plot.contains(x, y):
+        return None
+    found = [m for m in primitives.markers
+             if abs(m.x - x) <= slack and _marker_reach(m)[0] <= y < _marker_reach(m)[1]]
+    return min(found, key=lambda m: abs(m.x - x)) if found else None
+
+
+def _marker_reach(marker: Marker) -> tuple[float, float]:
+    """The rows of pixels a marker is drawn over (see ui.paint): an output's triangle hangs
+    from the row's top, a mark's diamond sits in its middle, an end's bar crosses it."""
+    size = min(max(marker.height * 0.22, 4.0), 9.0)
+    if marker.kind == "output":
+        return marker.y, marker.y + 2 + 1.4 * size
+    if marker.kind == "mark":
+        middle = marker.y + marker.height / 2
+        return middle - size, middle + size
+    return marker.y, marker.y + marker.height
+
+
 def lane_at(primitives: Primitives, x: float, y: float) -> int:
-    """The lane whose name is under a point in the label column, or -1."""
+    """The lane whose name is under a point in the label column, or -1 (GROUP_LANE for the
+    folded lanes' row)."""
     if not primitives.labels.contains(x, y):
         return -1
     row = primitives.row_at(y)
@@ -1288,10 +1330,12 @@ __all__ = [
     "TextLabel",
     "Tick",
     "Viewport",
+    "arrow_at",
     "format_ns",
     "hit_at",
     "lane_at",
     "layout",
+    "marker_at",
     "nice_step",
     "span_at",
     "span_index",

@@ -224,6 +224,11 @@ class MainWindow(QMainWindow):
         self.zoom_fit_action = self._action("&Zoom to Fit", self.timeline.zoom_to_fit, "Ctrl+0")
         self.follow_action = self._action("&Follow Live Edge", self._on_follow_toggled, "Ctrl+L")
         self.follow_action.setCheckable(True)
+        self.library_lanes_action = self._action(
+            "Show &Library Lanes", lambda checked: self.timeline.set_fold_library(not checked),
+            "Ctrl+Shift+L", "Show asyncio's, aiohttp's and gevent's own lanes one by one "
+            "instead of folded into one row")
+        self.library_lanes_action.setCheckable(True)
         self.theme_group = QActionGroup(self)
         self.theme_actions: dict[str, QAction] = {}
         for name in THEMES:
@@ -326,6 +331,7 @@ class MainWindow(QMainWindow):
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.zoom_fit_action)
         view_menu.addAction(self.follow_action)
+        view_menu.addAction(self.library_lanes_action)
         theme_menu = view_menu.addMenu("&Theme")
         for action in self.theme_actions.values():
             theme_menu.addAction(action)
@@ -386,6 +392,11 @@ class MainWindow(QMainWindow):
         self.timeline.span_selected.connect(self._on_span_selected)
         self.timeline.lane_selected.connect(self._on_lane_selected)
         self.timeline.view_changed.connect(self._sync_follow_action)
+        self.timeline.folding_changed.connect(
+            lambda folded: self.library_lanes_action.setChecked(not folded))
+        # A held program's clock stands still, and so does the timeline's live edge.
+        self.stepping.changed.connect(
+            lambda: self.timeline.hold_live_edge(self.stepping.live and self.stepping.held))
         self.live.events_arrived.connect(self._on_events_arrived)
         self.live.output_line.connect(self.output.appendPlainText)
         self.live.finished.connect(self._on_run_finished)
@@ -525,8 +536,7 @@ class MainWindow(QMainWindow):
             return False
         self.settings.last_directory = str(Path(path).resolve().parent)
         self._remember(path)
-        self._show_trace(trace, live=False, path=path)
-        self.timeline.zoom_to_fit()
+        self._show_trace(trace, live=False, path=path)  # framed as the scenario's first view
         meta = trace.meta
         self.source.show_file(_program_file(str(meta.get("kind", "")),
                                             str(meta.get("target", "")), ""))
@@ -585,7 +595,8 @@ class MainWindow(QMainWindow):
         try:
             render_image(self.trace, path, width=width, height=height,
                          theme=self.settings.theme, start_ns=start_ns, end_ns=end_ns,
-                         title=str(self.trace.meta.get("target") or APP_NAME))
+                         title=str(self.trace.meta.get("target") or APP_NAME),
+                         all_lanes=not self.timeline.fold_library)
         except (OSError, ValueError) as exc:
             self.show_error("Cannot export the image", str(exc))
             return False

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import html
 import os
+import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import (
@@ -23,23 +25,31 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QScrollBar, QToolTip, QWidget
 
-from loopscope.tracer.events import STATE_NAMES
+from loopscope.tracer.events import STATE_NAMES, Code
+from loopscope.tracer.narrate import describe
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
+from loopscope.ui.framing import first_event_ns, lesson_range
 from loopscope.ui.layout import (
+    GROUP_LANE,
     MERGED_SPAN,
     OPEN_SPAN,
+    Arrow,
+    Marker,
     Primitives,
     Viewport,
+    arrow_at,
     format_ns,
     hit_at,
     lane_at,
     lane_order,
     layout,
+    marker_at,
     run_extent,
 )
 from loopscope.ui.paint import label_width_for, paint
 from loopscope.ui.theme import Theme, get_theme
+from loopscope.ui.trace_notes import arrow_text, trace_notes
 
 ZOOM_STEP = 1.25  # one wheel notch or one W/S press
 PAN_FRACTION = 0.15  # of the visible range, per A/D press
@@ -53,6 +63,10 @@ DRAG_THRESHOLD_PX = 4
 WHEEL_NOTCH = 120
 LANE_HEIGHT = 24.0
 
+# While a run is live and not held, the live edge moves on with the clock this often, so
+# open spans grow and a sleep is seen to pass between events.
+LIVE_EDGE_INTERVAL_MS = 50
+
 FOLLOW_FIT = "fit"  # keep the whole run in view as it grows
 FOLLOW_EDGE = "edge"  # keep the visible width, sliding with the newest events
 
@@ -64,6 +78,7 @@ class TimelineWidget(QWidget):
     lane_selected = Signal(int)
     view_changed = Signal()
     axis_clicked = Signal(float)  # a click on the time axis, at this time (ns)
+    folding_changed = Signal(bool)  # library lanes folded into one row (True) or shown
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -97,6 +112,17 @@ class TimelineWidget(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self._catch_up)
+        self._fold_library = True
+        # The live edge: the wall clock (injectable for tests) and, when the last events
+        # landed, (wall ns, trace ns); held runs keep their edge where it is.
+        self._wall_clock: Callable[[], int] = time.monotonic_ns
+        self._edge_at: tuple[int, int] | None = None
+        self._edge_held = False
+        self._edge_events = 0
+        self._edge_drawn = 0.0
+        self._edge_timer = QTimer(self)
+        self._edge_timer.setInterval(LIVE_EDGE_INTERVAL_MS)
+        self._edge_timer.timeout.connect(self._advance_live_edge)
 
     # -- the trace ----------------------------------------------------------------------
 
@@ -119,7 +145,16 @@ class TimelineWidget(QWidget):
         self._selected = -1
         self._cursor_ns = None
         self._scroll_y = 0.0
-        self.zoom_to_fit()
+        self._edge_held = False
+        self._edge_events = len(trace)
+        self._edge_at = (self._wall_clock(), trace.duration_ns) if live else None
+        self._edge_drawn = float(trace.duration_ns)
+        if live:
+            self._edge_timer.start()
+            self.zoom_to_fit()
+        else:
+            self._edge_timer.stop()
+            self.show_lesson()
 
     def refresh(self) -> None:
         """More events arrived: fold them and repaint once, however often this is called."""
@@ -129,13 +164,16 @@ class TimelineWidget(QWidget):
     def finish_live(self) -> None:
         """The run ended: close the spans still open at its last event and stop following."""
         self._refresh_timer.stop()
+        self._edge_timer.stop()
         if self._live:
             self._builder.feed(self._trace)
             self._finished = self._builder.finish(self._trace.duration_ns)
             self._live = False
-            if self._follow == FOLLOW_FIT:
-                self._fit_range()
+            if self._follow is not None:
+                # Still following: the finished run is framed as a first view frames it.
+                self._set_range(*self._lesson_or_fit())
             self._follow = None
+        self._edge_at = None
         self._invalidate()
 
     @property
@@ -149,7 +187,51 @@ class TimelineWidget(QWidget):
     def _catch_up(self) -> None:
         if self._live:
             self._builder.feed(self._trace)
+            if len(self._trace) != self._edge_events:
+                # New events: the edge goes on from where it is (never backwards), now.
+                self._edge_events = len(self._trace)
+                self._edge_at = (self._wall_clock(), int(self.live_edge_ns()))
+            self._edge_drawn = self.live_edge_ns()
             self._apply_follow()
+        self._invalidate()
+
+    # -- the live edge ------------------------------------------------------------------
+
+    def set_wall_clock(self, clock: Callable[[], int]) -> None:
+        """The clock the live edge moves by (monotonic ns); tests give a fake one."""
+        self._wall_clock = clock
+        if self._edge_at is not None:
+            self._edge_at = (clock(), self._edge_at[1])
+
+    def hold_live_edge(self, held: bool) -> None:
+        """A held run's program does not move: neither does its edge, until it goes on."""
+        if held == self._edge_held:
+            return
+        edge = self.live_edge_ns()
+        self._edge_held = held
+        if self._live:
+            self._edge_at = (self._wall_clock(), int(edge))
+            self._invalidate()
+
+    def live_edge_ns(self) -> float:
+        """Where "now" is: a finished trace's last event; a live run's last event plus the
+        time that has passed since it arrived (the program is running, only quietly)."""
+        last = float(self._trace.duration_ns)
+        if not self._live or self._edge_at is None:
+            return last
+        wall, at = self._edge_at
+        if self._edge_held:
+            return max(last, float(at))
+        return max(last, at + float(self._wall_clock() - wall))
+
+    def _advance_live_edge(self) -> None:
+        if not self._live or self._edge_held:
+            return
+        edge = self.live_edge_ns()
+        if edge == self._edge_drawn:
+            return
+        self._edge_drawn = edge
+        self._apply_follow()
         self._invalidate()
 
     # -- view state ---------------------------------------------------------------------
@@ -177,6 +259,34 @@ class TimelineWidget(QWidget):
         """The whole run in view; when live, keep it so as the run grows."""
         self._follow = FOLLOW_FIT if self._live else None
         self._fit_range()
+
+    def show_lesson(self) -> None:
+        """The first view of a finished run: the scenario's concept window, else the whole
+        run, with a margin either side."""
+        self._follow = None
+        self._set_range(*self._lesson_or_fit())
+
+    def _lesson_or_fit(self) -> tuple[float, float]:
+        start, end = lesson_range(self._trace)
+        return (start, end) if end > start else (start, start + EMPTY_RANGE_NS)
+
+    @property
+    def fold_library(self) -> bool:
+        return self._fold_library
+
+    def set_fold_library(self, fold: bool) -> None:
+        """Fold the library's plumbing lanes into one row (the default), or show each."""
+        if fold == self._fold_library:
+            return
+        self._fold_library = fold
+        self._label_width_for = (-1, -1, -1)
+        self._invalidate()
+        self.folding_changed.emit(fold)
+
+    def folded_lanes(self) -> frozenset[int]:
+        if not self._fold_library:
+            return frozenset()
+        return trace_notes(self._trace).library_lanes(self._trace)
 
     def set_theme(self, name: str) -> None:
         self._theme = get_theme(name)
@@ -267,6 +377,8 @@ class TimelineWidget(QWidget):
             height=max(self.height(), 1), lane_height=self._lane_height,
             label_width=self._label_width,
             scroll_y=self._scroll_y, selected_span=self._selected, cursor_ns=self._cursor_ns,
+            time_origin_ns=first_event_ns(self._trace), folded_lanes=self.folded_lanes(),
+            now_ns=self.live_edge_ns() if self._live else None,
         )
 
     def _invalidate(self) -> None:
@@ -276,7 +388,7 @@ class TimelineWidget(QWidget):
         self.view_changed.emit()
 
     def _run_end(self) -> float:
-        return float(self._trace.duration_ns)
+        return self.live_edge_ns()
 
     def _fit_range(self) -> None:
         start, end = run_extent(self._trace)
@@ -310,7 +422,9 @@ class TimelineWidget(QWidget):
 
     def _max_scroll(self) -> float:
         lanes = len(lane_order(self._trace, self._builder.spans))
-        return max(lanes * self._lane_height - self._lanes_area_height(), 0.0)
+        folded = len(self.folded_lanes())
+        rows = lanes - folded + (1 if folded else 0)
+        return max(rows * self._lane_height - self._lanes_area_height(), 0.0)
 
     def _sync_scrollbar(self) -> None:
         maximum = self._max_scroll()
@@ -409,6 +523,9 @@ class TimelineWidget(QWidget):
     def _click(self, x: float, y: float) -> None:
         primitives = self.primitives()
         lane = lane_at(primitives, x, y)
+        if lane == GROUP_LANE:
+            self.set_fold_library(False)
+            return
         if lane >= 0:
             self.lane_selected.emit(lane)
             return
@@ -470,8 +587,18 @@ class TimelineWidget(QWidget):
         """The hover text at a point (rich text), or "" where there is nothing to explain."""
         primitives = self.primitives()
         lane = lane_at(primitives, x, y)
+        if lane == GROUP_LANE:
+            return (f"<b>{len(self.folded_lanes())} library lanes</b><br>asyncio's, aiohttp's "
+                    f"or gevent's own tasks, folded into one row<br>"
+                    f"<i>click to show them one by one (View → Show Library Lanes)</i>")
         if lane >= 0:
             return self._lane_tooltip(lane)
+        arrow = arrow_at(primitives, x, y)
+        if arrow is not None:
+            return self._arrow_tooltip(arrow)
+        marker = marker_at(primitives, x, y)
+        if marker is not None:
+            return self._marker_tooltip(marker)
         hit = hit_at(primitives, x, y)
         if hit is None:
             return ""
@@ -483,9 +610,9 @@ class TimelineWidget(QWidget):
         if hit.span == OPEN_SPAN:
             open_span = self._builder.open_span(hit.lane)
             since = open_span[1] if open_span is not None else 0
-            now = self._trace.duration_ns
+            now = self.live_edge_ns()
             return (f"<b>{name}</b><br><b>{state}</b> (in progress)<br>"
-                    f"since {format_ns(since)}, for {format_ns(now - since)} so far")
+                    f"since {self._at(since)}, for {format_ns(now - since)} so far")
         return self._span_tooltip(hit.span)
 
     def _span_tooltip(self, index: int) -> str:
@@ -494,7 +621,7 @@ class TimelineWidget(QWidget):
         lines = [
             f"<b>{html.escape(trace.lane_name(lane))}</b>",
             f"<b>{STATE_NAMES.get(spans.state[index], '?')}</b>",
-            f"start {format_ns(spans.start[index])}, "
+            f"start {self._at(spans.start[index])}, "
             f"duration {format_ns(spans.end[index] - spans.start[index])}",
         ]
         lines += [
@@ -515,8 +642,44 @@ class TimelineWidget(QWidget):
         except (IndexError, StopIteration):
             return f"<b>lane {lane}</b>"
         lines = [f"<b>{html.escape(info.name)}</b>", html.escape(info.kind or "lane"),
-                 f"spawned at {format_ns(info.spawn_ts)}"]
+                 f"spawned at {self._at(info.spawn_ts)}"]
         if info.parent >= 0:
             lines.append(f"by {html.escape(trace.lane_name(info.parent))}")
         lines.append("<i>click to select this lane</i>")
         return "<br>".join(lines)
+
+    def _at(self, ns: float) -> str:
+        """A time as the axis counts it: from the program's first event."""
+        return format_ns(max(ns - first_event_ns(self._trace), 0.0))
+
+    def _arrow_tooltip(self, arrow: Arrow) -> str:
+        trace = self._trace
+        kind = "switch" if trace.code[arrow.seq] == Code.SWITCH else "wake"
+        lines = [f"<b>{kind}</b>: {html.escape(trace.lane_name(arrow.from_lane))} → "
+                 f"{html.escape(trace.lane_name(arrow.to_lane))}"]
+        words = arrow_text(trace, arrow.seq)
+        if words:
+            lines.append(f"<b>{html.escape(words)}</b>")
+        sentence = describe(trace, arrow.seq)
+        if sentence:
+            lines.append(html.escape(sentence))
+        lines.append(f"at {self._at(trace.ts[arrow.seq])}")
+        if arrow.bundled > 1:
+            lines.append(f"<i>one of {arrow.bundled} arrows drawn as one here: zoom in to see "
+                         f"them apart</i>")
+        return "<br>".join(lines)
+
+    def _marker_tooltip(self, marker: Marker) -> str:
+        trace = self._trace
+        detail = trace.details[trace.detail[marker.seq]]
+        name = html.escape(trace.lane_name(marker.lane))
+        if marker.kind == "output":
+            what = f"printed: <tt>{html.escape(str(detail.get('text', '')))}</tt>"
+        elif marker.kind == "error":
+            what = f"raised <b>{html.escape(str(detail.get('error', '')))}</b>"
+        elif marker.kind == "end":
+            result = detail.get("result")
+            what = "ends" + (f", returning {html.escape(str(result))}" if result else "")
+        else:
+            what = html.escape(str(detail.get("text", "")))
+        return f"<b>{name}</b> {what}<br>at {self._at(trace.ts[marker.seq])}"
