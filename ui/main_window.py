@@ -42,6 +42,7 @@ from loopscope.scenarios import Scenario, catalog
 from loopscope.tracer.events import Code
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, format_duration
+from loopscope.ui.framing import first_event_ns
 from loopscope.ui.live_run import LiveRun
 from loopscope.ui.scenario_browser import ScenarioBrowser
 from loopscope.ui.settings import THEMES, AppSettings
@@ -134,6 +135,7 @@ class MainWindow(QMainWindow):
         self._close_task: asyncio.Task[None] | None = None
         self._last_script: Target | None = None
         self.stepping = StepController(self)
+        self._shown_held = False
 
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -394,9 +396,8 @@ class MainWindow(QMainWindow):
         self.timeline.view_changed.connect(self._sync_follow_action)
         self.timeline.folding_changed.connect(
             lambda folded: self.library_lanes_action.setChecked(not folded))
-        # A held program's clock stands still, and so does the timeline's live edge.
-        self.stepping.changed.connect(
-            lambda: self.timeline.hold_live_edge(self.stepping.live and self.stepping.held))
+        self.stepping.changed.connect(self._sync_held)
+        self.stepping.notice.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.live.events_arrived.connect(self._on_events_arrived)
         self.live.output_line.connect(self.output.appendPlainText)
         self.live.finished.connect(self._on_run_finished)
@@ -446,6 +447,7 @@ class MainWindow(QMainWindow):
             return
         self.settings.last_directory = str(Path(path).parent)
         self._last_script = target
+        self.browser.clear_selection()  # no scenario on show
         self.run_target(target)
 
     def step_through_selected(self) -> None:
@@ -473,6 +475,7 @@ class MainWindow(QMainWindow):
             return
         self.output.clear()
         self.problems.clear()
+        self.details.show_placeholder()  # nothing of the previous run stays on show
         self.tabs.setCurrentWidget(self.details)
         trace = self.live.start(target, paused=paused)
         self._show_trace(trace, live=True, path=None)
@@ -489,7 +492,17 @@ class MainWindow(QMainWindow):
 
     def _on_events_arrived(self) -> None:
         self.timeline.refresh()
+        self._sync_held()  # a held child says so with a batch of no events
         self._update_status()
+
+    def _sync_held(self) -> None:
+        """A held program's clock stands still: so do the live edge and the status clock,
+        and the actions follow (Continue lets it go)."""
+        held = self.stepping.live and self.stepping.held
+        self.timeline.hold_live_edge(held)
+        if held != self._shown_held:
+            self._shown_held = held
+            self._update_actions()
 
     def _on_run_finished(self, result: RunResult) -> None:
         self.elapsed_timer.stop()
@@ -538,6 +551,9 @@ class MainWindow(QMainWindow):
         self._remember(path)
         self._show_trace(trace, live=False, path=path)  # framed as the scenario's first view
         meta = trace.meta
+        # The browser describes what is on show: this trace's scenario, or none.
+        if not (meta.get("kind") == "scenario" and self.browser.select(str(meta.get("target")))):
+            self.browser.clear_selection()
         self.source.show_file(_program_file(str(meta.get("kind", "")),
                                             str(meta.get("target", "")), ""))
         self.status = str(meta.get("status", "ok")) if meta.get("status") != "running" else "ok"
@@ -828,11 +844,10 @@ class MainWindow(QMainWindow):
 
     def _update_status(self) -> None:
         trace = self.trace
-        self.state_label.setText(_STATE_LABELS.get(self.status, self.status))
-        if self.live.is_running:
-            elapsed_ns = self.live.elapsed_s * 1e9
-        else:
-            elapsed_ns = trace.duration_ns if trace is not None else 0
+        held = self.live.is_running and self.stepping.live and self.stepping.held
+        self.state_label.setText("held" if held else _STATE_LABELS.get(self.status, self.status))
+        # The program's clock, as the time axis counts it: from its first event.
+        elapsed_ns = self.timeline.live_edge_ns() - first_event_ns(trace) if trace else 0.0
         self.elapsed_label.setText(format_duration(elapsed_ns) if trace is not None else "")
         self.events_label.setText(f"{len(trace):,} events" if trace is not None else "")
         self.lanes_label.setText(f"{len(trace.lanes)} lanes" if trace is not None else "")

@@ -28,6 +28,7 @@ from loopscope.tracer.events import CODE_NAMES, Code
 from loopscope.tracer.narrate import describe, narration_line, time_prefix
 from loopscope.tracer.stepping import RUN_CODES, StepKind, is_io_step, is_pause_mark, last_lane_ran
 from loopscope.tracer.trace import Trace
+from loopscope.ui.eliding_label import ElidingLabel
 
 if TYPE_CHECKING:
     from loopscope.tracer.stepping import Stepper
@@ -120,6 +121,7 @@ class StepController(QObject):
 
     moved = Signal()  # the cursor moved (or was cleared): show the step
     changed = Signal()  # live state, playback or busyness changed: update the actions
+    notice = Signal(str)  # a step key found nothing to go to: say so
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -339,7 +341,8 @@ class StepController(QObject):
         """Moves at once when the step is recorded; else the coroutine that asks the child.
         A run going on freely is held first: what it recorded before is behind it."""
         if self.stepper is None:
-            self._forward_recorded(kind)
+            if not self._forward_recorded(kind):
+                self.notice.emit(f"No {_STEP_NAMES[kind]} after this one: the recording ends")
             return None
         if self.held and self._forward_recorded(kind):
             return None
@@ -356,6 +359,7 @@ class StepController(QObject):
         position = await stepper.step(kind)
         if position is None:
             self.message = "The run has ended"
+            self.notice.emit(f"No {_STEP_NAMES[kind]} was left: the run has ended")
             self.changed.emit()
             return
         self._move(position)
@@ -411,6 +415,10 @@ class StepController(QObject):
         self.changed.emit()
 
 
+_STEP_NAMES: dict[str, str] = {"step": "step", "event": "event", "switch": "switch to another lane",
+                               "io": "I/O wait or wake"}
+
+
 class NarrationBar(QWidget):
     """One line saying what just happened, and the playback speed."""
 
@@ -420,7 +428,7 @@ class NarrationBar(QWidget):
         super().__init__(parent)
         self.position_label = QLabel()
         self.position_label.setMinimumWidth(90)
-        self.sentence = QLabel()
+        self.sentence = ElidingLabel()
         self.sentence.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.sentence.setTextFormat(Qt.TextFormat.PlainText)
         font = self.sentence.font()

@@ -62,6 +62,8 @@ REFRESH_INTERVAL_MS = 16  # live updates are folded and drawn at most this often
 DRAG_THRESHOLD_PX = 4
 WHEEL_NOTCH = 120
 LANE_HEIGHT = 24.0
+# Few lanes share the height there is, up to this tall a row: room for the words in them.
+MAX_LANE_HEIGHT = 40.0
 
 # While a run is live and not held, the live edge moves on with the clock this often, so
 # open spans grow and a sleep is seen to pass between events.
@@ -99,7 +101,6 @@ class TimelineWidget(QWidget):
         self._selected = -1
         self._cursor_ns: float | None = None
         self._theme: Theme = get_theme("light")
-        self._lane_height = LANE_HEIGHT
         self._primitives: Primitives | None = None
         self._press: QPointF | None = None
         self._press_view = (0.0, 0.0, 0.0)
@@ -374,7 +375,8 @@ class TimelineWidget(QWidget):
             self._label_width = label_width_for(self._trace, self._theme, max(width, 1))
         return Viewport(
             start_ns=self._start_ns, end_ns=self._end_ns, width=max(width, 1),
-            height=max(self.height(), 1), lane_height=self._lane_height,
+            height=max(self.height(), 1), lane_height=self._row_height(),
+            row_padding=max(3.0, self._row_height() * 0.15),
             label_width=self._label_width,
             scroll_y=self._scroll_y, selected_span=self._selected, cursor_ns=self._cursor_ns,
             time_origin_ns=first_event_ns(self._trace), folded_lanes=self.folded_lanes(),
@@ -420,11 +422,20 @@ class TimelineWidget(QWidget):
         vp = self._viewport()
         return max(vp.lanes_bottom - vp.lanes_top, 0.0)
 
-    def _max_scroll(self) -> float:
+    def _row_count(self) -> int:
         lanes = len(lane_order(self._trace, self._builder.spans))
         folded = len(self.folded_lanes())
-        rows = lanes - folded + (1 if folded else 0)
-        return max(rows * self._lane_height - self._lanes_area_height(), 0.0)
+        return lanes - folded + (1 if folded else 0)
+
+    def _row_height(self) -> float:
+        """Rows share the lanes' area up to MAX_LANE_HEIGHT each, and are LANE_HEIGHT at
+        least (more lanes than that scroll)."""
+        defaults = Viewport(0.0, 1.0, 1, 1)
+        area = self.height() - defaults.axis_height - defaults.legend_height
+        return min(max(area / max(self._row_count(), 1), LANE_HEIGHT), MAX_LANE_HEIGHT)
+
+    def _max_scroll(self) -> float:
+        return max(self._row_count() * self._row_height() - self._lanes_area_height(), 0.0)
 
     def _sync_scrollbar(self) -> None:
         maximum = self._max_scroll()
@@ -433,7 +444,7 @@ class TimelineWidget(QWidget):
         bar.blockSignals(True)
         bar.setRange(0, int(maximum))
         bar.setPageStep(int(self._lanes_area_height()))
-        bar.setSingleStep(int(self._lane_height))
+        bar.setSingleStep(int(self._row_height()))
         bar.setValue(int(self._scroll_y))
         bar.blockSignals(False)
         visible = maximum > 0
@@ -480,7 +491,7 @@ class TimelineWidget(QWidget):
         if shift:
             # Some platforms turn Shift+wheel into a horizontal wheel; either way: lanes.
             notches = (delta.y() or delta.x()) / WHEEL_NOTCH
-            self.scroll_lanes_to(self._scroll_y - notches * 3 * self._lane_height)
+            self.scroll_lanes_to(self._scroll_y - notches * 3 * self._row_height())
         elif abs(delta.x()) > abs(delta.y()):
             self.pan(-delta.x() / WHEEL_NOTCH * PAN_FRACTION)  # a touchpad's sideways swipe
         elif delta.y():
@@ -560,7 +571,7 @@ class TimelineWidget(QWidget):
             start, _ = run_extent(self._trace)
             self.set_view_range(start, start + self._end_ns - self._start_ns)
         elif key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
-            step = self._lane_height * (-1 if key == Qt.Key.Key_Up else 1)
+            step = self._row_height() * (-1 if key == Qt.Key.Key_Up else 1)
             self.scroll_lanes_to(self._scroll_y + step)
         elif key in (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
             page = self._lanes_area_height() * (-1 if key == Qt.Key.Key_PageUp else 1)
