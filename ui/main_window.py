@@ -43,6 +43,7 @@ from loopscope.tracer.events import Code
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, format_duration
 from loopscope.ui.framing import first_event_ns
+from loopscope.ui.icons import toolbar_icon
 from loopscope.ui.live_run import LiveRun
 from loopscope.ui.scenario_browser import ScenarioBrowser
 from loopscope.ui.settings import THEMES, AppSettings
@@ -347,19 +348,9 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("run_toolbar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        style = self.style()
-        self.run_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaPlay))
-        self.stop_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaStop))
         toolbar.addAction(self.run_action)
         toolbar.addAction(self.stop_action)
         toolbar.addSeparator()
-        self.step_through_action.setIcon(
-            style.standardIcon(style.StandardPixmap.SP_MediaSeekForward))
-        self.step_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaSkipForward))
-        self.step_back_action.setIcon(
-            style.standardIcon(style.StandardPixmap.SP_MediaSkipBackward))
-        self.continue_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaPlay))
-        self.pause_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaPause))
         for action in (self.step_through_action, self.step_back_action, self.step_action,
                        self.continue_action, self.pause_action):
             toolbar.addAction(action)
@@ -735,10 +726,21 @@ class MainWindow(QMainWindow):
         name = self.settings.theme
         self.theme_actions[name].setChecked(True)
         self.timeline.set_theme(name)
+        self._paint_icons()
         app = QApplication.instance()
         if isinstance(app, QApplication):
             app.setPalette(_dark_palette(self.timeline.theme) if name == "dark"
                            else app.style().standardPalette())
+
+    def _paint_icons(self) -> None:
+        """Toolbar icons in the theme's text colour: readable on light and dark alike."""
+        color = self.timeline.theme.text
+        for action, name in ((self.run_action, "play"), (self.stop_action, "stop"),
+                             (self.step_through_action, "step-through"),
+                             (self.step_action, "step"), (self.step_back_action, "step-back"),
+                             (self.continue_action, "play"), (self.pause_action, "pause"),
+                             (self.zoom_fit_action, "fit"), (self.follow_action, "follow")):
+            action.setIcon(toolbar_icon(name, color))
 
     def show_shortcuts(self) -> None:
         self._show_note("Keyboard shortcuts", SHORTCUTS_HELP)
