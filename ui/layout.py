@@ -830,6 +830,8 @@ def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow]) -> list[T
         for other in ordered[number + 1:]:
             if other.x > left + width:
                 break
+            if other.x < left:
+                continue  # at this arrow's own x: left of the words
             if min(other.y0, other.y1) < top + height and max(other.y0, other.y1) > top:
                 blocked = True
                 break
@@ -1149,20 +1151,18 @@ def _arrows(
     keep &= (high > plot.y) & (low < plot.y + plot.h)
     at = np.nonzero(keep)[0]
     x = plot.x + (ts[at] - frame.t0) / frame.ns_per_px
-    # Arrows that would draw over each other (same pixel, lanes and kind) are drawn once.
-    key = ((np.floor(x).astype(np.int64) * slots + source[at]) * slots + target[at]) * 2
-    unique = _first_per_key(key + kind[at])
-    at, x = at[unique], x[unique]
-    counts = np.ones(len(at), dtype=np.int64)
+    # Arrows that would draw over each other (same pixel, lanes and kind) are drawn once,
+    # counting what they stand for. Too many to tell apart: one arrow per few pixels, rather
+    # than a solid block of shafts.
     if len(at) > plot.w / ARROW_BUNDLE_PX:
-        # Too dense to tell apart: one arrow per few pixels (same lanes and kind) with a
-        # count of what it stands for, rather than a solid block of shafts.
-        bins = np.floor((x - plot.x) / ARROW_BUNDLE_PX).astype(np.int64)
-        key = ((bins * slots + source[at]) * slots + target[at]) * 2 + kind[at]
-        _, first, counts = np.unique(key, return_index=True, return_counts=True)
-        order = np.argsort(first)
-        first, counts = first[order], counts[order]
-        at, x = at[first], x[first]
+        column = np.floor((x - plot.x) / ARROW_BUNDLE_PX).astype(np.int64)
+    else:
+        column = np.floor(x).astype(np.int64)
+    key = ((column * slots + source[at]) * slots + target[at]) * 2 + kind[at]
+    _, first, counts = np.unique(key, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    first, counts = first[order], counts[order]
+    at, x = at[first], x[first]
     if len(at) > frame.vp.max_arrows:
         return [], len(at)
     seq = index.arrow_seq.view[seen]

@@ -394,6 +394,7 @@ class TimelineWidget(QWidget):
 
     def _fit_range(self) -> None:
         start, end = run_extent(self._trace)
+        end = max(end, self._run_end())  # live, the run reaches the moving edge
         self._set_range(start, end if end > start else start + EMPTY_RANGE_NS)
 
     def _apply_follow(self) -> None:
