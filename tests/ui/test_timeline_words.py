@@ -238,7 +238,8 @@ def test_dense_arrows_are_bundled_with_a_count_and_none_are_lost() -> None:
     assert len(primitives.arrows) <= primitives.plot.w / ARROW_BUNDLE_PX + 1
     xs = sorted(arrow.x for arrow in primitives.arrows)
     assert min(b - a for a, b in itertools.pairwise(xs)) >= ARROW_BUNDLE_PX / 2
-    assert all(label.text.startswith("\N{MULTIPLICATION SIGN}") for label in texts_of(primitives, "arrow"))
+    times = "\N{MULTIPLICATION SIGN}"
+    assert all(label.text.startswith(times) for label in texts_of(primitives, "arrow"))
 
 
 def test_an_image_too_short_for_its_lanes_says_how_many_more_there_are() -> None:
