@@ -17,7 +17,7 @@ _CODE_OF_NAME = {name: code for code, name in CODE_NAMES.items()}
 # Room left and right of what a view shows, as a fraction of it, so the first span and the
 # last marker are not cut by the edges.
 LEFT_MARGIN = 0.02
-RIGHT_MARGIN = 0.03
+RIGHT_MARGIN = 0.08
 
 # Exported figures: rows this tall for few lanes, thinner for many.
 FIGURE_ROW_HEIGHTS = ((8, 44.0), (16, 32.0), (40, 24.0))

@@ -507,8 +507,12 @@ def format_ns(ns: float) -> str:
     factor, unit = _unit_for(abs(ns))
     value = ns / factor
     if factor == 1:
+        if round(abs(ns)) >= 1000:  # 999.6 ns reads as 1.00 µs, not "1000 ns"
+            return format_ns(math.copysign(1000, ns))
         return f"{ns:.0f} ns"
     digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+    if round(abs(value), digits) >= 1000 and factor < 1_000_000_000:
+        return format_ns(math.copysign(1000 * factor, ns))  # a whole unit up, not "1000 µs"
     return f"{value:.{digits}f} {unit}"
 
 
