@@ -852,22 +852,23 @@ def _overlap(box: Box, label: TextLabel) -> bool:
 
 def states_at(index: SpanIndex, builder: SpanBuilder | None, lanes: Sequence[int],
               ns: float) -> dict[int, int]:
-    """The state each lane is in at time `ns`: the closed span that covers it (the later
-    one where two meet), else the lane's open span when it had begun by then."""
+    """The state each lane is in at time `ns`: the later span where two meet, so live and in
+    a recording alike: the lane's open span when it had begun by then (it follows every
+    closed one), else the closed span that covers it."""
     states: dict[int, int] = {}
     at = math.floor(ns)
     for lane in lanes:
+        if builder is not None:
+            open_span = builder.open_span(lane)
+            if open_span is not None and open_span[1] <= at:
+                states[lane] = open_span[0]
+                continue
         columns = index.lanes.get(lane)
         if columns is not None and len(columns):
             starts = columns.start.view
             found = int(np.searchsorted(starts, at, side="right")) - 1
             if found >= 0 and at <= int(columns.end.view[found]):
                 states[lane] = int(columns.state.view[found])
-                continue
-        if builder is not None:
-            open_span = builder.open_span(lane)
-            if open_span is not None and open_span[1] <= at:
-                states[lane] = open_span[0]
     return states
 
 

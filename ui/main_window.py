@@ -385,8 +385,7 @@ class MainWindow(QMainWindow):
         self.timeline.span_selected.connect(self._on_span_selected)
         self.timeline.lane_selected.connect(self._on_lane_selected)
         self.timeline.view_changed.connect(self._sync_follow_action)
-        self.timeline.folding_changed.connect(
-            lambda folded: self.library_lanes_action.setChecked(not folded))
+        self.timeline.folding_changed.connect(self._on_folding_changed)
         self.stepping.changed.connect(self._sync_held)
         self.stepping.notice.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.live.events_arrived.connect(self._on_events_arrived)
@@ -485,6 +484,11 @@ class MainWindow(QMainWindow):
         self.timeline.refresh()
         self._sync_held()  # a held child says so with a batch of no events
         self._update_status()
+
+    def _on_folding_changed(self, folded: bool) -> None:
+        """Library lanes folded: they are out of sight, and stepping passes over them too."""
+        self.library_lanes_action.setChecked(not folded)
+        self.stepping.mine_only = folded
 
     def _sync_held(self) -> None:
         """A held program's clock stands still: so do the live edge and the status clock,

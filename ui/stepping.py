@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -29,6 +29,7 @@ from loopscope.tracer.narrate import describe, narration_line, time_prefix
 from loopscope.tracer.stepping import RUN_CODES, StepKind, is_io_step, is_pause_mark, last_lane_ran
 from loopscope.tracer.trace import Trace
 from loopscope.ui.eliding_label import ElidingLabel
+from loopscope.ui.trace_notes import trace_notes
 
 if TYPE_CHECKING:
     from loopscope.tracer.stepping import Stepper
@@ -53,11 +54,13 @@ def is_step(trace: Trace, seq: int, kind: StepKind) -> bool:
     return True
 
 
-def find_step(trace: Trace, start: int, stop: int, kind: StepKind) -> int | None:
-    """The first step of `kind` from `start` towards `stop` (exclusive; either direction)."""
+def find_step(trace: Trace, start: int, stop: int, kind: StepKind,
+              skip_lanes: Collection[int] = ()) -> int | None:
+    """The first step of `kind` from `start` towards `stop` (exclusive; either direction),
+    passing over the events of `skip_lanes` (the library's plumbing, by default)."""
     direction = 1 if stop >= start else -1
     for seq in range(start, stop, direction):
-        if is_step(trace, seq, kind):
+        if is_step(trace, seq, kind) and trace.lane[seq] not in skip_lanes:
             return seq
     return None
 
@@ -133,6 +136,9 @@ class StepController(QObject):
         self._queue: list[Callable[[], object]] = []
         self._worker: asyncio.Task[None] | None = None
         self.speed = DEFAULT_PLAY_SPEED
+        # Steps pass over the library's own lanes (asyncio's, aiohttp's plumbing) unless the
+        # learner asks to see them (View → Show Library Lanes).
+        self.mine_only = True
         self._play = QTimer(self)
         self._play.timeout.connect(self._play_tick)
         self._set_interval()
@@ -190,6 +196,11 @@ class StepController(QObject):
         return self.trace is not None and len(self.trace) > 0 and (
             self.stepper is None or self.held)
 
+    def skipped_lanes(self) -> frozenset[int]:
+        if not self.mine_only or self.trace is None:
+            return frozenset()
+        return trace_notes(self.trace).library_lanes(self.trace)
+
     def narration(self) -> str:
         if self.trace is None or not 0 <= self.cursor < len(self.trace):
             return self.message
@@ -241,9 +252,9 @@ class StepController(QObject):
         self.stop_playing()
         limit = self._known_end()
         stop = bisect.bisect_right(trace.ts, int(ns), 0, limit)
-        found = find_step(trace, stop - 1, -1, "step")
+        found = find_step(trace, stop - 1, -1, "step", self.skipped_lanes())
         if found is None:
-            found = find_step(trace, 0, limit, "step")
+            found = find_step(trace, 0, limit, "step", self.skipped_lanes())
         if found is not None:
             self._move(found)
 
@@ -284,7 +295,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None or self.busy:
             return
-        found = find_step(trace, self.cursor + 1, len(trace), "step")
+        found = find_step(trace, self.cursor + 1, len(trace), "step", self.skipped_lanes())
         if found is None:
             self.stop_playing()
             return
@@ -332,7 +343,8 @@ class StepController(QObject):
         trace = self.trace
         if trace is None:
             return False
-        found = find_step(trace, self.cursor + 1, self._known_end(), kind)
+        found = find_step(trace, self.cursor + 1, self._known_end(), kind,
+                          self.skipped_lanes())
         if found is not None:
             self._move(found)
         return found is not None
@@ -357,6 +369,9 @@ class StepController(QObject):
             self.cursor = stepper.position
         self.changed.emit()
         position = await stepper.step(kind)
+        while position is not None and self.trace is not None \
+                and self.trace.lane[position] in self.skipped_lanes():
+            position = await stepper.step(kind)  # the library's plumbing: on to the program's
         if position is None:
             self.message = "The run has ended"
             self.notice.emit(f"No {_STEP_NAMES[kind]} was left: the run has ended")
@@ -369,7 +384,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None or self.cursor <= 0:
             return
-        found = find_step(trace, self.cursor - 1, -1, kind)
+        found = find_step(trace, self.cursor - 1, -1, kind, self.skipped_lanes())
         if found is not None:
             self._move(found)
 
@@ -377,7 +392,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None:
             return
-        found = find_step(trace, 0, self._known_end(), "step")
+        found = find_step(trace, 0, self._known_end(), "step", self.skipped_lanes())
         if found is not None:
             self._move(found)
 
@@ -385,7 +400,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None:
             return
-        found = find_step(trace, self._known_end() - 1, -1, "step")
+        found = find_step(trace, self._known_end() - 1, -1, "step", self.skipped_lanes())
         if found is not None:
             self._move(found)
 

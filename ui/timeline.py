@@ -148,7 +148,9 @@ class TimelineWidget(QWidget):
         self._scroll_y = 0.0
         self._edge_held = False
         self._edge_events = len(trace)
-        self._edge_at = (self._wall_clock(), trace.duration_ns) if live else None
+        # The edge starts moving with the first event: before it the child is starting up,
+        # which is not the program's time.
+        self._edge_at = (self._wall_clock(), trace.duration_ns) if live and len(trace) else None
         self._edge_drawn = float(trace.duration_ns)
         if live:
             self._edge_timer.start()
@@ -226,7 +228,7 @@ class TimelineWidget(QWidget):
         return max(last, at + float(self._wall_clock() - wall))
 
     def _advance_live_edge(self) -> None:
-        if not self._live or self._edge_held:
+        if not self._live or self._edge_held or self._edge_at is None:
             return
         edge = self.live_edge_ns()
         if edge == self._edge_drawn:

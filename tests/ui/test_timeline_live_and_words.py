@@ -148,3 +148,44 @@ def test_a_step_key_with_nothing_left_says_so(qtbot: QtBot) -> None:
         stepping.step("switch")
     assert stepping.cursor == at_end
     assert said.args == ["No switch to another lane after this one: the recording ends"]
+
+
+def test_stepping_passes_over_library_lanes_unless_they_are_shown(qtbot: QtBot) -> None:
+    from loopscope.ui.stepping import StepController
+
+    def lanes_stepped_on(mine_only: bool) -> set[int]:
+        stepping = StepController()
+        stepping.mine_only = mine_only
+        trace = library_trace()
+        stepping.attach(trace)
+        seen: set[int] = set()
+        ended: list[str] = []
+        stepping.notice.connect(ended.append)
+        while not ended:
+            stepping.step()
+            if stepping.cursor >= 0:
+                seen.add(trace.lane[stepping.cursor])
+        return seen
+
+    assert lanes_stepped_on(mine_only=True) == {0, 1}
+    assert lanes_stepped_on(mine_only=False) == {0, 1, 2}
+
+
+def test_the_live_edge_waits_for_the_first_event(timeline: TimelineWidget,
+                                                 qtbot: QtBot) -> None:
+    from tests.ui.test_timeline import grow
+
+    clock = FakeWallClock()
+    timeline.set_wall_clock(clock)
+    full = build_sample_trace()
+    live = partial_copy(full, 0)
+    timeline.set_trace(live, live=True)
+    clock.now_ns += 300 * MS  # the child starts up: no program time passes yet
+    assert timeline.live_edge_ns() == 0
+
+    grow(live, full, 5)
+    timeline.refresh()
+    assert timeline.spans is not None  # reading the spans folds what arrived, at once
+    assert timeline.live_edge_ns() == live.duration_ns
+    clock.now_ns += 7 * MS
+    assert timeline.live_edge_ns() == live.duration_ns + 7 * MS

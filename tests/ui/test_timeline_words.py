@@ -281,3 +281,19 @@ def test_the_axis_counts_from_the_programs_first_event() -> None:
     assert ticks[0].label == "0 ms" and ticks[0].ns == 50 * MS
     assert ticks[0].x == pytest.approx(100.0)
     assert [t.label for t in ticks[1:3]] == ["20 ms", "40 ms"]
+
+
+def test_state_at_a_hand_off_is_the_same_live_and_recorded() -> None:
+    from loopscope.tracer.spans import SpanBuilder
+    from loopscope.ui.layout import span_index, states_at
+
+    trace = hand_offs(3, 100 * US)
+    first_send = next(seq for seq in range(len(trace)) if trace.code[seq] == Code.SWITCH)
+    # Live, up to the consumer's start: the producer's blocked span is still open.
+    live = SpanBuilder()
+    live.feed(trace, first_send + 3)
+    at = trace.ts[first_send]
+    recorded = derive_spans(trace)
+    expected = {0: Code.BLOCKED, 1: Code.RUNNING}
+    assert states_at(span_index(trace, live.spans), live, [0, 1], at) == expected
+    assert states_at(span_index(trace, recorded), None, [0, 1], at) == expected
