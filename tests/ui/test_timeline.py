@@ -16,6 +16,7 @@ from loopscope.tracer.query import lane_named, span_rows
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.spans import derive_spans
 from loopscope.tracer.trace import Trace
+from loopscope.ui.framing import RIGHT_MARGIN
 from loopscope.ui.layout import OPEN_SPAN
 from loopscope.ui.theme import DARK, LIGHT
 from loopscope.ui.timeline import MAX_RANGE_NS, ZOOM_STEP, TimelineWidget
@@ -82,7 +83,7 @@ def test_set_trace_fits_the_run_and_shares_the_spans(timeline: TimelineWidget) -
     timeline.set_trace(trace)
 
     # The first view: the whole run (no concept window) with room for the last marker.
-    assert timeline.view_range == (0.0, 103 * MS)
+    assert timeline.view_range == pytest.approx((0.0, 100 * MS * (1 + RIGHT_MARGIN)))
     timeline.zoom_to_fit()
     assert timeline.view_range == (0.0, 100 * MS)
     assert list(timeline.spans.start) == list(derive_spans(trace).start)
