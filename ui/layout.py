@@ -79,8 +79,7 @@ MORE_KIND = "more"
 MIN_LABELLED_SPAN_PX = 34.0
 MAX_SPAN_TEXTS = 400
 MAX_ARROW_TEXTS = 120
-# Arrows closer together than this many pixels (same lanes, same kind) draw as one, with a
-# count, once there are more than one per ARROW_BUNDLE_PX of plot width.
+# Arrows within the same this-many pixels (same lanes, same kind) draw as one, with a count.
 ARROW_BUNDLE_PX = 12.0
 
 IntArray = npt.NDArray[np.int64]
@@ -633,7 +632,7 @@ def layout(
         fits = max(int(lanes_h // vp.lane_height), 1)
         not_shown = len(order) - (fits - 1)
         hidden_lanes = {lane for lane, _, _, _ in order[fits - 1:] if lane >= 0}
-        more = (MORE_LANES, f"{not_shown:,} more lanes not shown", MORE_KIND, "")
+        more = (MORE_LANES, f"+ {not_shown:,} more lanes", MORE_KIND, "")
         order = [*order[: fits - 1], more]
         folded_order = [lane for lane in folded_order if lane not in hidden_lanes]
         scroll_limit = 0.0
@@ -1156,13 +1155,9 @@ def _arrows(
     keep &= (high > plot.y) & (low < plot.y + plot.h)
     at = np.nonzero(keep)[0]
     x = plot.x + (ts[at] - frame.t0) / frame.ns_per_px
-    # Arrows that would draw over each other (same pixel, lanes and kind) are drawn once,
-    # counting what they stand for. Too many to tell apart: one arrow per few pixels, rather
-    # than a solid block of shafts.
-    if len(at) > plot.w / ARROW_BUNDLE_PX:
-        column = np.floor((x - plot.x) / ARROW_BUNDLE_PX).astype(np.int64)
-    else:
-        column = np.floor(x).astype(np.int64)
+    # Arrows too close together to tell apart (same lanes and kind, within a few pixels) are
+    # drawn once, counting what they stand for, rather than as a solid block of shafts.
+    column = np.floor((x - plot.x) / ARROW_BUNDLE_PX).astype(np.int64)
     key = ((column * slots + source[at]) * slots + target[at]) * 2 + kind[at]
     _, first, counts = np.unique(key, return_index=True, return_counts=True)
     order = np.argsort(first)

@@ -253,7 +253,7 @@ def test_an_image_too_short_for_its_lanes_says_how_many_more_there_are() -> None
     primitives = frame(trace, 0, trace.duration_ns, overflow_row=True)
     *shown, last = primitives.lanes
     assert last.kind == MORE_KIND
-    assert last.name == f"{200 - len(shown)} more lanes not shown"
+    assert last.name == f"+ {200 - len(shown)} more lanes"
     assert last.y + last.height <= primitives.plot.y + primitives.plot.h
 
 
