@@ -11,7 +11,10 @@ from __future__ import annotations
 import bisect
 import re
 import weakref
+from collections.abc import Sequence
 from typing import Any
+
+import numpy as np
 
 from loopscope.tracer.events import NO_LANE, Code, LaneKind
 from loopscope.tracer.spans import Spans
@@ -28,6 +31,15 @@ _PROGRAM_MARKERS = ("/loopscope/scenarios/", "\\loopscope\\scenarios\\")
 # inside this task), so their lanes are where the program's code happens even though the
 # task's top frame is the library's.
 HOSTS_PROGRAM_CODE = frozenset({"RequestHandler._handle_request"})
+
+def _column(values: Sequence[int], dtype: type[np.generic], start: int, stop: int
+            ) -> np.ndarray:
+    """values[start:stop] as a numpy copy (an array cannot grow while a view of it lives)."""
+    view = np.frombuffer(values, dtype=dtype)  # type: ignore[call-overload]
+    part: np.ndarray = view[start:stop].copy()
+    del view
+    return part
+
 
 _ADDRESS = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}(?=:\d+\b)")
 
@@ -58,24 +70,64 @@ class TraceNotes:
         self._source_is_library: dict[int, bool] = {}
 
     def update(self, trace: Trace) -> None:
+        """Takes in the events added since the last call: column-wise, then a Python step per
+        distinct (lane, source) pair and per change of an fd's owner, not per event."""
         start, stop = self.scanned, len(trace)
         if stop <= start:
             return
-        codes, lanes, details, sources = trace.code, trace.lane, trace.detail, trace.source
-        for seq in range(start, stop):
-            code = codes[seq]
-            if code == Code.RUNNING:
-                source = sources[seq]
-                if source:
-                    self._note_source(trace, lanes[seq], source)
-            elif code == Code.SPAWN or code == Code.IO_WAIT:
-                detail = trace.details[details[seq]]
-                fd = detail.get("fd")
-                if isinstance(fd, int):
-                    self._note_fd(lanes[seq], fd, trace.ts[seq], taken=code == Code.SPAWN)
-                if code == Code.SPAWN and str(detail.get("coro", "")) in HOSTS_PROGRAM_CODE:
-                    self.hosting_lanes.add(lanes[seq])
+        codes = _column(trace.code, np.int8, start, stop)
+        lanes = _column(trace.lane, np.int32, start, stop).astype(np.int64)
+        running = np.nonzero(codes == Code.RUNNING)[0]
+        if len(running):
+            sources = _column(trace.source, np.int32, start, stop)[running].astype(np.int64)
+            ran = sources != 0
+            pairs = np.unique(lanes[running][ran] * (1 << 32) + sources[ran])
+            for pair in pairs.tolist():
+                self._note_source(trace, pair >> 32, pair & 0xFFFFFFFF)
+        self._note_fds(trace, start, stop, codes, lanes)
         self.scanned = stop
+
+    def _note_fds(self, trace: Trace, start: int, stop: int, codes: np.ndarray,
+                  lanes: np.ndarray) -> None:
+        spawns = codes == Code.SPAWN
+        waits = np.nonzero(spawns | (codes == Code.IO_WAIT))[0]
+        if not len(waits):
+            return
+        for seq in (waits[spawns[waits]] + start).tolist():
+            info = trace.details[trace.detail[seq]]
+            if str(info.get("coro", "")) in HOSTS_PROGRAM_CODE:
+                self.hosting_lanes.add(trace.lane[seq])
+        details = _column(trace.detail, np.int32, start, stop)[waits].astype(np.int64)
+        kinds, where = np.unique(details, return_inverse=True)
+        fd_of_detail = np.array([self._fd_of(trace, int(d)) for d in kinds.tolist()],
+                                dtype=np.int64)
+        fds = fd_of_detail[where]
+        has = fds >= 0
+        waits, fds = waits[has], fds[has]
+        if not len(waits):
+            return
+        wait_lanes = lanes[waits]
+        # Each lane's first fd, in time order.
+        _, first = np.unique(wait_lanes, return_index=True)
+        for at in np.sort(first).tolist():
+            self.lane_fd.setdefault(int(wait_lanes[at]), int(fds[at]))
+        taken = spawns[waits]
+        times = _column(trace.ts, np.int64, start, stop)[waits]
+        # In each fd's own time order, keep the events where its owner changes (or a spawn
+        # takes it anew): the rest say nothing new.
+        order = np.lexsort((np.arange(len(fds)), fds))
+        fds, wait_lanes, times, taken = fds[order], wait_lanes[order], times[order], taken[order]
+        new_owner = np.ones(len(fds), dtype=bool)
+        new_owner[1:] = (fds[1:] != fds[:-1]) | (wait_lanes[1:] != wait_lanes[:-1])
+        keep = np.nonzero(new_owner | taken)[0]
+        for fd, lane, ts, spawn in zip(fds[keep].tolist(), wait_lanes[keep].tolist(),
+                                       times[keep].tolist(), taken[keep].tolist(), strict=True):
+            self._note_fd(lane, fd, ts, taken=spawn)
+
+    @staticmethod
+    def _fd_of(trace: Trace, detail: int) -> int:
+        fd = trace.details[detail].get("fd")
+        return fd if isinstance(fd, int) and fd >= 0 else -1
 
     def _note_source(self, trace: Trace, lane: int, source: int) -> None:
         library = self._source_is_library.get(source)
@@ -84,7 +136,6 @@ class TraceNotes:
         (self.library_source_lanes if library else self.program_lanes).add(lane)
 
     def _note_fd(self, lane: int, fd: int, ts: int, *, taken: bool) -> None:
-        self.lane_fd.setdefault(lane, fd)
         owners = self._fd_lanes.setdefault(fd, [])
         if taken or not owners or owners[-1] != lane:
             self._fd_times.setdefault(fd, []).append(ts)

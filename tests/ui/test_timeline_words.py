@@ -297,3 +297,37 @@ def test_state_at_a_hand_off_is_the_same_live_and_recorded() -> None:
     expected = {0: Code.BLOCKED, 1: Code.RUNNING}
     assert states_at(span_index(trace, live.spans), live, [0, 1], at) == expected
     assert states_at(span_index(trace, recorded), None, [0, 1], at) == expected
+
+
+def test_fd_owners_follow_reuse_and_come_out_the_same_in_one_go_or_slice_by_slice() -> None:
+    from loopscope.ui.trace_notes import TraceNotes
+
+    trace = Trace()
+    clock = FakeClock(tick_ns=1000)
+    recorder = Recorder(trace, clock=clock)
+    loop = recorder.spawn("select loop", LaneKind.LOOP)
+    first = recorder.spawn("conn :1111", LaneKind.CONNECTION, loop, extra=("fd", 7))
+    recorder.state(first, Code.IO_WAIT, ("fd", 7, "mode", "read"))
+    recorder.end(first)
+    clock.advance(MS)
+    reused_at = clock.now_ns
+    second = recorder.spawn("conn :2222", LaneKind.CONNECTION, loop, extra=("fd", 7))
+    other = recorder.spawn("client", LaneKind.CONNECTION, loop)
+    recorder.state(other, Code.IO_WAIT, ("fd", 9, "mode", "write"))
+    recorder.state(other, Code.IO_WAIT, ("fd", 8, "mode", "read"))
+    recorder.close()
+
+    whole = TraceNotes()
+    whole.update(trace)
+    sliced = TraceNotes()
+    for stop in range(1, len(trace) + 1):
+        sliced.scanned = stop - 1
+        partial = Trace(ts=trace.ts[:stop], lane=trace.lane[:stop], code=trace.code[:stop],
+                        other=trace.other[:stop], detail=trace.detail[:stop],
+                        source=trace.source[:stop], details=trace.details,
+                        sources=trace.sources)
+        sliced.update(partial)
+    for notes in (whole, sliced):
+        assert notes.lane_of_fd(7, reused_at - 1) == first
+        assert notes.lane_of_fd(7, reused_at + 1) == second
+        assert notes.lane_fd == {first: 7, second: 7, other: 9}  # a lane's first fd
