@@ -77,7 +77,8 @@ GROUP_KIND = "group"
 MORE_KIND = "more"
 # Words go inside a span at least this wide, and beside at most this many arrows.
 MIN_LABELLED_SPAN_PX = 34.0
-MAX_SPAN_TEXTS = 400
+MAX_SPAN_TEXTS = 160
+MIN_TEXT_BAND_PX = 12.0  # a band thinner than this cannot hold a line of small text
 MAX_ARROW_TEXTS = 120
 # Arrows within the same this-many pixels (same lanes, same kind) draw as one, with a count.
 ARROW_BUNDLE_PX = 12.0
@@ -730,8 +731,8 @@ def _span_texts(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
     """Words inside the spans wide enough to hold some, the widest first, up to a cap: the
     full words where they fit, else the state's name. A poll that found ready fds says
     which lanes came back, over the dispatch that follows it if the poll itself is narrow."""
-    labelled = (exact.span >= 0) & ~np.isin(exact.lane, np.fromiter(frame.vp.folded_lanes,
-                                                                      dtype=np.int64))
+    labelled = ((exact.span >= 0) & (exact.h >= MIN_TEXT_BAND_PX)
+                & ~np.isin(exact.lane, np.fromiter(frame.vp.folded_lanes, dtype=np.int64)))
     notes_for_polls, covered = _poll_notes(frame, trace, spans, exact, notes, labelled)
     wide = np.nonzero((exact.w >= MIN_LABELLED_SPAN_PX) & labelled)[0]
     wide = wide[np.argsort(-exact.w[wide], kind="stable")][:MAX_SPAN_TEXTS]
