@@ -120,6 +120,7 @@ class Viewport:
     # An image cannot scroll: when the lanes do not all fit, the last row says how many
     # more there are.
     overflow_row: bool = False
+    lane_names: bool = True  # the names column's words (an overview strip leaves them out)
 
     @property
     def ns_per_px(self) -> float:

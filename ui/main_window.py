@@ -45,6 +45,7 @@ from loopscope.ui.details_pane import DetailsPane, format_duration
 from loopscope.ui.framing import first_event_ns
 from loopscope.ui.icons import toolbar_icon
 from loopscope.ui.live_run import LiveRun
+from loopscope.ui.overview import OverviewStrip
 from loopscope.ui.scenario_browser import ScenarioBrowser
 from loopscope.ui.settings import THEMES, AppSettings
 from loopscope.ui.source_pane import SourcePane
@@ -178,6 +179,8 @@ class MainWindow(QMainWindow):
         timeline_column = QVBoxLayout(timeline_box)
         timeline_column.setContentsMargins(0, 0, 0, 0)
         timeline_column.setSpacing(0)
+        self.overview = OverviewStrip(self.timeline)  # the whole run, with the view's brush
+        timeline_column.addWidget(self.overview)
         timeline_column.addWidget(self.timeline, 1)
         timeline_column.addWidget(self.narration)
         self.center_splitter = QSplitter(Qt.Orientation.Vertical)

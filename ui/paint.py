@@ -164,7 +164,8 @@ def paint(painter: QPainter, primitives: Primitives, theme: Theme) -> None:
         _paint_cursor_spans(painter, primitives, ink)
         painter.restore()
 
-        _paint_labels(painter, primitives, ink)
+        if vp.lane_names:
+            _paint_labels(painter, primitives, ink)
         _paint_axis(painter, primitives, ink)
         _paint_header(painter, primitives, ink)
         _paint_legend(painter, primitives, ink)

@@ -360,11 +360,13 @@ class TimelineWidget(QWidget):
     def primitives(self) -> Primitives:
         """The current frame's geometry (laid out on demand, cached until something changes)."""
         if self._primitives is None:
-            source: Spans | SpanBuilder = (
-                self._finished if self._finished is not None else self._builder
-            )
-            self._primitives = layout(self._trace, source, self._viewport())
+            self._primitives = layout(self._trace, self.span_source(), self._viewport())
         return self._primitives
+
+    def span_source(self) -> Spans | SpanBuilder:
+        """What the layout draws spans from: the finished spans, or live the growing fold
+        (whose open spans reach the live edge)."""
+        return self._finished if self._finished is not None else self._builder
 
     # -- internals ----------------------------------------------------------------------
 
