@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -360,6 +361,15 @@ class MainWindow(QMainWindow):
         toolbar.addSeparator()
         toolbar.addAction(self.zoom_fit_action)
         toolbar.addAction(self.follow_action)
+        self.lane_filter = QLineEdit()
+        self.lane_filter.setPlaceholderText("Filter lanes")
+        self.lane_filter.setToolTip("Show only the lanes whose name or fd contains this; the "
+                                    "others fold into the last row")
+        self.lane_filter.setClearButtonEnabled(True)
+        self.lane_filter.setMaximumWidth(180)
+        self.lane_filter.textChanged.connect(self.timeline.set_lane_filter)
+        self.timeline.lanes_shown.connect(self.lane_filter.clear)
+        toolbar.addWidget(self.lane_filter)
         toolbar.addSeparator()
         self.target_label = QLabel()
         self.target_label.setContentsMargins(8, 0, 8, 0)

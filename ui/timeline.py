@@ -15,6 +15,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
+    QContextMenuEvent,
     QHelpEvent,
     QKeyEvent,
     QMouseEvent,
@@ -23,9 +24,9 @@ from PySide6.QtGui import (
     QResizeEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QScrollBar, QToolTip, QWidget
+from PySide6.QtWidgets import QMenu, QScrollBar, QToolTip, QWidget
 
-from loopscope.tracer.events import STATE_NAMES, Code
+from loopscope.tracer.events import STATE_NAMES, Code, LaneKind
 from loopscope.tracer.narrate import describe
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
@@ -49,7 +50,7 @@ from loopscope.ui.layout import (
 )
 from loopscope.ui.paint import label_width_for, paint
 from loopscope.ui.theme import Theme, get_theme
-from loopscope.ui.trace_notes import arrow_text, trace_notes
+from loopscope.ui.trace_notes import arrow_text, lane_tag, trace_notes
 
 ZOOM_STEP = 1.25  # one wheel notch or one W/S press
 PAN_FRACTION = 0.15  # of the visible range, per A/D press
@@ -81,6 +82,7 @@ class TimelineWidget(QWidget):
     view_changed = Signal()
     axis_clicked = Signal(float)  # a click on the time axis, at this time (ns)
     folding_changed = Signal(bool)  # library lanes folded into one row (True) or shown
+    lanes_shown = Signal()  # show_all_lanes: the filter is cleared too
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -114,6 +116,9 @@ class TimelineWidget(QWidget):
         self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self._catch_up)
         self._fold_library = True
+        self._hidden_lanes: set[int] = set()
+        self._lane_filter = ""
+        self._menu: QMenu | None = None
         # The live edge: the wall clock (injectable for tests) and, when the last events
         # landed, (wall ns, trace ns); held runs keep their edge where it is.
         self._wall_clock: Callable[[], int] = time.monotonic_ns
@@ -287,9 +292,51 @@ class TimelineWidget(QWidget):
         self.folding_changed.emit(fold)
 
     def folded_lanes(self) -> frozenset[int]:
-        if not self._fold_library:
-            return frozenset()
-        return trace_notes(self._trace).library_lanes(self._trace)
+        """Lanes drawn together on the last row: the library's (while folded), the ones
+        the learner hid, and those the lane filter does not match."""
+        folded: set[int] = set(self._hidden_lanes)
+        if self._fold_library:
+            folded |= trace_notes(self._trace).library_lanes(self._trace)
+        if self._lane_filter:
+            wanted = self._lane_filter.casefold()
+            notes = trace_notes(self._trace)
+            folded |= {info.id for info in self._trace.lanes
+                       if info.kind not in LaneKind.LOOP_KINDS
+                       and wanted not in info.name.casefold()
+                       and wanted not in lane_tag(self._trace, info.id, info.kind,
+                                                  notes).casefold()}
+        return frozenset(folded)
+
+    def _folded_name(self) -> str:
+        return "library lanes" if not (self._hidden_lanes or self._lane_filter) else \
+            "other lanes"
+
+    @property
+    def lane_filter(self) -> str:
+        return self._lane_filter
+
+    def set_lane_filter(self, text: str) -> None:
+        """Shows only the lanes whose name (or fd) contains `text`, and the loop lanes; the
+        rest fold into the last row. "" shows them all."""
+        text = text.strip()
+        if text == self._lane_filter:
+            return
+        self._lane_filter = text
+        self._scroll_y = 0.0
+        self._invalidate()
+
+    def hide_lane(self, lane: int) -> None:
+        """Folds one lane into the last row (per-lane hide); show_all_lanes brings it back."""
+        self._hidden_lanes.add(lane)
+        self._invalidate()
+
+    def show_all_lanes(self) -> None:
+        """Every lane on its own row: no hidden lane, no filter, no folding."""
+        self._hidden_lanes.clear()
+        self._lane_filter = ""
+        self._invalidate()
+        self.set_fold_library(False)
+        self.lanes_shown.emit()
 
     def set_theme(self, name: str) -> None:
         self._theme = get_theme(name)
@@ -384,6 +431,7 @@ class TimelineWidget(QWidget):
             label_width=self._label_width,
             scroll_y=self._scroll_y, selected_span=self._selected, cursor_ns=self._cursor_ns,
             time_origin_ns=first_event_ns(self._trace), folded_lanes=self.folded_lanes(),
+            folded_name=self._folded_name(),
             now_ns=self.live_edge_ns() if self._live else None,
         )
 
@@ -540,7 +588,7 @@ class TimelineWidget(QWidget):
         primitives = self.primitives()
         lane = lane_at(primitives, x, y)
         if lane == GROUP_LANE:
-            self.set_fold_library(False)
+            self.show_all_lanes()
             return
         if lane >= 0:
             self.lane_selected.emit(lane)
@@ -551,6 +599,17 @@ class TimelineWidget(QWidget):
         if primitives.plot.contains(x, y):
             hit = hit_at(primitives, x, y)
             self.select_span(hit.span if hit is not None and hit.span >= 0 else -1)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        """On a lane's name: hide that lane, or show every lane again."""
+        lane = lane_at(self.primitives(), event.pos().x(), event.pos().y())
+        menu = QMenu(self)
+        if lane >= 0:
+            name = self._trace.lane_name(lane)
+            menu.addAction(f"Hide “{name}”", lambda: self.hide_lane(lane))
+        menu.addAction("Show All Lanes", self.show_all_lanes)
+        menu.popup(event.globalPos())
+        self._menu = menu  # kept until the next one, so it is not collected while shown
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
@@ -604,9 +663,10 @@ class TimelineWidget(QWidget):
         primitives = self.primitives()
         lane = lane_at(primitives, x, y)
         if lane == GROUP_LANE:
-            return (f"<b>{len(self.folded_lanes())} library lanes</b><br>asyncio's, aiohttp's "
-                    f"or gevent's own tasks, folded into one row<br>"
-                    f"<i>click to show them one by one (View → Show Library Lanes)</i>")
+            return (f"<b>{len(self.folded_lanes())} {self._folded_name()}</b><br>"
+                    f"asyncio's, aiohttp's or gevent's own tasks, and lanes hidden or "
+                    f"filtered out, folded into one row<br>"
+                    f"<i>click to show every lane on its own row</i>")
         if lane >= 0:
             return self._lane_tooltip(lane)
         arrow = arrow_at(primitives, x, y)

@@ -189,3 +189,26 @@ def test_the_live_edge_waits_for_the_first_event(timeline: TimelineWidget,
     assert timeline.live_edge_ns() == live.duration_ns
     clock.now_ns += 7 * MS
     assert timeline.live_edge_ns() == live.duration_ns + 7 * MS
+
+
+def test_the_lane_filter_and_per_lane_hide_fold_the_rest_into_the_last_row(
+    timeline: TimelineWidget, qtbot: QtBot,
+) -> None:
+    trace = select_like_trace()
+    timeline.set_trace(trace)
+
+    timeline.set_lane_filter("fd 7")  # by fd, as the lanes' tags say
+    rows = [(row.name, row.kind) for row in timeline.primitives().lanes]
+    assert rows == [("select loop", "loop"), ("conn 127.0.0.1:4242", "connection"),
+                    ("+ 1 other lanes", GROUP_KIND)]
+    timeline.set_lane_filter("LISTENER")  # by name, whatever the case
+    assert [row.name for row in timeline.primitives().lanes][1] == "listener :5000"
+
+    timeline.set_lane_filter("")
+    timeline.hide_lane(1)
+    assert [row.name for row in timeline.primitives().lanes] == [
+        "select loop", "conn 127.0.0.1:4242", "+ 1 other lanes"]
+    with qtbot.waitSignal(timeline.lanes_shown):
+        timeline.show_all_lanes()
+    assert [row.name for row in timeline.primitives().lanes] == [
+        "select loop", "listener :5000", "conn 127.0.0.1:4242"]
