@@ -495,8 +495,7 @@ class MainWindow(QMainWindow):
 
     def _on_events_arrived(self) -> None:
         self.timeline.refresh()
-        self._sync_held()  # a held child says so with a batch of no events
-        self._update_status()
+        self._update_status()  # (and the held state: a held child sends a batch of no events)
 
     def _on_folding_changed(self, folded: bool) -> None:
         """Library lanes folded: they are out of sight, and stepping passes over them too."""
@@ -863,6 +862,7 @@ class MainWindow(QMainWindow):
 
     def _update_status(self) -> None:
         trace = self.trace
+        self._sync_held()
         held = self.live.is_running and self.stepping.live and self.stepping.held
         self.state_label.setText("held" if held else _STATE_LABELS.get(self.status, self.status))
         # The program's clock, as the time axis counts it: from its first event.
