@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from loopscope.scenarios.catalog import UnknownScenarioError, get
 from loopscope.tracer.events import CODE_NAMES
 from loopscope.tracer.trace import Trace
@@ -48,16 +50,11 @@ def window_range(trace: Trace, spec: str) -> tuple[float | None, float | None]:
     if not spec:
         return None, None
     found: list[float | None] = []
+    codes = np.frombuffer(trace.code, dtype=np.int8) if len(trace) else np.empty(0, np.int8)
     for code, nth in parse_window(spec):
-        seen = 0
-        at: float | None = None
-        for seq in range(len(trace)):
-            if trace.code[seq] == code:
-                seen += 1
-                if seen == nth:
-                    at = float(trace.ts[seq])
-                    break
-        found.append(at)
+        matches = np.flatnonzero(codes == code)
+        found.append(float(trace.ts[int(matches[nth - 1])]) if len(matches) >= nth else None)
+    del codes  # a view of the trace's column, which must be free to grow again
     start = found[0]
     end = found[1] if len(found) > 1 else None
     if start is not None and end is not None and end <= start:
