@@ -80,8 +80,11 @@ def export_viewport(
                          f"end {end:.0f} ns")
     # Touching the run counts: a run whose events all share one instant has no inside.
     if len(trace) and (start > last or end < first):
-        raise ValueError(f"the time window {format_ns(start)} to {format_ns(end)} misses the "
-                         f"run, which lasts from {format_ns(first)} to {format_ns(last)}")
+        # Said as the axis counts: from the program's first event.
+        origin = first_event_ns(trace)
+        raise ValueError(f"the time window {format_ns(start - origin)} to "
+                         f"{format_ns(end - origin)} misses the run, which lasts from 0 to "
+                         f"{format_ns(last - origin)} (counted from its first event)")
     folded = frozenset() if all_lanes else trace_notes(trace).library_lanes(trace)
     rows = len(trace.lanes) - len(folded) + (1 if folded else 0)
     chrome = HEADER_HEIGHT + 28.0 + LEGEND_HEIGHT
