@@ -214,7 +214,7 @@ class TextLabel(NamedTuple):
     w: float
     h: float
     text: str
-    kind: str  # "span", "arrow", or "note" (a poll's finding, reaching past its span)
+    kind: str  # "span", "arrow", "note" (a poll's finding, reaching past its span), "pause"
     state: int = -1  # the span's state, for a readable text colour
     seq: int = -1  # the arrow's event
 
@@ -282,6 +282,10 @@ class Primitives:
     # none), so the labels column can name what every lane is doing at that instant.
     cursor_states: dict[int, int] = field(default_factory=dict)
     texts: list[TextLabel] = field(default_factory=list)
+    # Stretches a learner held the run while its clock went on (gevent, select): drawn as a
+    # hatched band over every lane, saying how long, so the spans across them are not read
+    # as the program's own time.
+    pauses: list[TextLabel] = field(default_factory=list)
     lanes_not_shown: int = 0  # lanes an image had no room for (told on the last row)
 
     def x_of(self, ns: float) -> float:
@@ -707,8 +711,30 @@ def layout(
         arrows_hidden=arrows_hidden, markers=markers, ticks=ticks, axis_note=axis_note,
         legend=legend, title=vp.title, subtitle=vp.subtitle, highlight=highlight, now_x=now_x,
         message=message, cursor_x=cursor_x, cursor_states=cursor_states, texts=texts,
-        lanes_not_shown=not_shown,
+        pauses=_pauses(frame, trace, index), lanes_not_shown=not_shown,
     )
+
+
+def _pauses(frame: _Frame, trace: Trace, index: SpanIndex) -> list[TextLabel]:
+    """The held stretches in view: each pause mark ends one, `paused_ns` long."""
+    marks = np.nonzero(index.marker_kind.view == MARKER_KINDS.index("mark"))[0]
+    if not len(marks) or len(marks) > frame.vp.max_markers:
+        return []
+    plot = frame.plot
+    pauses = []
+    for seq in index.marker_seq.view[marks].tolist():
+        paused = trace.details[trace.detail[seq]].get("paused_ns")
+        if not isinstance(paused, int) or paused <= 0:
+            continue
+        end = trace.ts[seq]
+        begin = end - paused
+        if end < frame.t0 or begin > frame.t1:
+            continue
+        left = plot.x + (max(begin, frame.t0) - frame.t0) / frame.ns_per_px
+        right = plot.x + (min(end, frame.t1) - frame.t0) / frame.ns_per_px
+        pauses.append(TextLabel(left, plot.y, max(right - left, 1.0), plot.h,
+                                f"held {format_ns(paused)}", "pause", -1, seq))
+    return pauses
 
 
 def _rows_in_order(trace: Trace, spans: Spans, vp: Viewport, notes: TraceNotes

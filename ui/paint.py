@@ -160,6 +160,7 @@ def paint(painter: QPainter, primitives: Primitives, theme: Theme) -> None:
         _paint_markers(painter, primitives, ink)
         _paint_arrows(painter, primitives, ink)
         _paint_texts(painter, primitives, ink)
+        _paint_pauses(painter, primitives, ink)
         _paint_highlight_and_now(painter, primitives, ink)
         _paint_cursor_spans(painter, primitives, ink)
         painter.restore()
@@ -377,6 +378,25 @@ def _paint_texts(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
                              metrics.elidedText(label.text, Qt.TextElideMode.ElideRight,
                                                 width - 6))
+
+
+def _paint_pauses(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
+    """Stretches the run was held while its clock went on: hatched, with how long."""
+    if not primitives.pauses:
+        return
+    hatch = QBrush(ink.separator, Qt.BrushStyle.BDiagPattern)
+    painter.setFont(ink.font_small)
+    metrics = QFontMetricsF(ink.font_small)
+    for pause in primitives.pauses:
+        box = QRectF(pause.x, pause.y, pause.w, pause.h)
+        painter.fillRect(box, ink.label_halo)
+        painter.fillRect(box, hatch)
+        width = metrics.horizontalAdvance(pause.text) + 8
+        if width <= pause.w:
+            label = QRectF(pause.x + (pause.w - width) / 2, pause.y + 2, width, 16)
+            painter.fillRect(label, ink.background)
+            painter.setPen(ink.text)
+            painter.drawText(label, Qt.AlignmentFlag.AlignCenter, pause.text)
 
 
 def _paint_dense_markers(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:

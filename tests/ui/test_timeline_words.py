@@ -331,3 +331,26 @@ def test_fd_owners_follow_reuse_and_come_out_the_same_in_one_go_or_slice_by_slic
         assert notes.lane_of_fd(7, reused_at - 1) == first
         assert notes.lane_of_fd(7, reused_at + 1) == second
         assert notes.lane_fd == {first: 7, second: 7, other: 9}  # a lane's first fd
+
+
+def test_a_held_stretch_is_drawn_as_a_pause_across_the_lanes() -> None:
+    trace = Trace()
+    clock = FakeClock()
+    recorder = Recorder(trace, clock=clock)
+    hub = recorder.spawn("gevent hub", LaneKind.LOOP)
+    recorder.state(hub, Code.POLL)
+    clock.advance(10 * MS)
+    clock.advance(3_000 * MS)  # the learner held the run for 3 s; gevent's clock went on
+    recorder.record(hub, Code.MARK, detail=recorder.detail(
+        ("text", "paused 3.0 s", "paused_ns", 3_000 * MS)))
+    clock.advance(10 * MS)
+    recorder.end(hub)
+    recorder.close()
+
+    primitives = frame(trace, 0, trace.duration_ns)
+    (pause,) = primitives.pauses
+    assert pause.text == "held 3.00 s"
+    assert pause.x == pytest.approx(primitives.x_of(10 * MS))
+    assert pause.x + pause.w == pytest.approx(primitives.x_of(3_010 * MS))
+    assert (pause.y, pause.h) == (primitives.plot.y, primitives.plot.h)
+    assert frame(trace, 3_015 * MS, trace.duration_ns).pauses == []  # out of view
