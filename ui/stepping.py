@@ -55,12 +55,15 @@ def is_step(trace: Trace, seq: int, kind: StepKind) -> bool:
 
 
 def find_step(trace: Trace, start: int, stop: int, kind: StepKind,
-              skip_lanes: Collection[int] = ()) -> int | None:
+              skip: tuple[Collection[int], Collection[int]] = ((), ())) -> int | None:
     """The first step of `kind` from `start` towards `stop` (exclusive; either direction),
-    passing over the events of `skip_lanes` (the library's plumbing, by default)."""
+    passing over `skip`: the events of its lanes and those at its source locations (the
+    library's own code, by default; see StepController.skipped)."""
     direction = 1 if stop >= start else -1
+    lanes, sources = skip
     for seq in range(start, stop, direction):
-        if is_step(trace, seq, kind) and trace.lane[seq] not in skip_lanes:
+        if (is_step(trace, seq, kind) and trace.lane[seq] not in lanes
+                and trace.source[seq] not in sources):
             return seq
     return None
 
@@ -196,10 +199,19 @@ class StepController(QObject):
         return self.trace is not None and len(self.trace) > 0 and (
             self.stepper is None or self.held)
 
-    def skipped_lanes(self) -> frozenset[int]:
+    def skipped(self) -> tuple[frozenset[int], frozenset[int]]:
+        """What steps pass over: the library's lanes, and running steps in library code
+        (the source pane would show asyncio's or aiohttp's code, not the program's)."""
         if not self.mine_only or self.trace is None:
-            return frozenset()
-        return trace_notes(self.trace).library_lanes(self.trace)
+            return frozenset(), frozenset()
+        notes = trace_notes(self.trace)
+        return notes.library_lanes(self.trace), notes.library_sources()
+
+    def _passed_over(self, seq: int) -> bool:
+        if self.trace is None:
+            return False
+        lanes, sources = self.skipped()
+        return self.trace.lane[seq] in lanes or self.trace.source[seq] in sources
 
     def narration(self) -> str:
         if self.trace is None or not 0 <= self.cursor < len(self.trace):
@@ -252,9 +264,9 @@ class StepController(QObject):
         self.stop_playing()
         limit = self._known_end()
         stop = bisect.bisect_right(trace.ts, int(ns), 0, limit)
-        found = find_step(trace, stop - 1, -1, "step", self.skipped_lanes())
+        found = find_step(trace, stop - 1, -1, "step", self.skipped())
         if found is None:
-            found = find_step(trace, 0, limit, "step", self.skipped_lanes())
+            found = find_step(trace, 0, limit, "step", self.skipped())
         if found is not None:
             self._move(found)
 
@@ -295,7 +307,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None or self.busy:
             return
-        found = find_step(trace, self.cursor + 1, len(trace), "step", self.skipped_lanes())
+        found = find_step(trace, self.cursor + 1, len(trace), "step", self.skipped())
         if found is None:
             self.stop_playing()
             return
@@ -344,7 +356,7 @@ class StepController(QObject):
         if trace is None:
             return False
         found = find_step(trace, self.cursor + 1, self._known_end(), kind,
-                          self.skipped_lanes())
+                          self.skipped())
         if found is not None:
             self._move(found)
         return found is not None
@@ -369,8 +381,7 @@ class StepController(QObject):
             self.cursor = stepper.position
         self.changed.emit()
         position = await stepper.step(kind)
-        while position is not None and self.trace is not None \
-                and self.trace.lane[position] in self.skipped_lanes():
+        while position is not None and self._passed_over(position):
             position = await stepper.step(kind)  # the library's plumbing: on to the program's
         if position is None:
             self.message = "The run has ended"
@@ -384,7 +395,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None or self.cursor <= 0:
             return
-        found = find_step(trace, self.cursor - 1, -1, kind, self.skipped_lanes())
+        found = find_step(trace, self.cursor - 1, -1, kind, self.skipped())
         if found is not None:
             self._move(found)
 
@@ -392,7 +403,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None:
             return
-        found = find_step(trace, 0, self._known_end(), "step", self.skipped_lanes())
+        found = find_step(trace, 0, self._known_end(), "step", self.skipped())
         if found is not None:
             self._move(found)
 
@@ -400,7 +411,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None:
             return
-        found = find_step(trace, self._known_end() - 1, -1, "step", self.skipped_lanes())
+        found = find_step(trace, self._known_end() - 1, -1, "step", self.skipped())
         if found is not None:
             self._move(found)
 

@@ -149,6 +149,11 @@ class TraceNotes:
         found = bisect.bisect_right(times, at_ns) - 1
         return self._fd_lanes[fd][max(found, 0)]
 
+    def library_sources(self) -> frozenset[int]:
+        """The source locations (indices into trace.sources) of library code that ran."""
+        return frozenset(index for index, library in self._source_is_library.items()
+                         if library)
+
     def library_lanes(self, trace: Trace) -> frozenset[int]:
         """Lanes whose code is all a library's (asyncio's or aiohttp's plumbing): they ran
         code, none of it in the program's files, and they host none of its callbacks."""

@@ -153,22 +153,30 @@ def test_a_step_key_with_nothing_left_says_so(qtbot: QtBot) -> None:
 def test_stepping_passes_over_library_lanes_unless_they_are_shown(qtbot: QtBot) -> None:
     from loopscope.ui.stepping import StepController
 
-    def lanes_stepped_on(mine_only: bool) -> set[int]:
+    def stepped_on(mine_only: bool) -> tuple[set[int], set[str]]:
+        """The lanes the steps land on, and the files of the running steps."""
         stepping = StepController()
         stepping.mine_only = mine_only
         trace = library_trace()
         stepping.attach(trace)
-        seen: set[int] = set()
+        lanes: set[int] = set()
+        files: set[str] = set()
         ended: list[str] = []
         stepping.notice.connect(ended.append)
         while not ended:
             stepping.step()
             if stepping.cursor >= 0:
-                seen.add(trace.lane[stepping.cursor])
-        return seen
+                lanes.add(trace.lane[stepping.cursor])
+                if trace.source[stepping.cursor]:
+                    files.add(trace.sources[trace.source[stepping.cursor]][0])
+        return lanes, files
 
-    assert lanes_stepped_on(mine_only=True) == {0, 1}
-    assert lanes_stepped_on(mine_only=False) == {0, 1, 2}
+    lanes, files = stepped_on(mine_only=True)
+    assert lanes == {0, 1}
+    assert files == {"/home/me/app.py"}  # never a step into asyncio's own code
+    lanes, files = stepped_on(mine_only=False)
+    assert lanes == {0, 1, 2}
+    assert "/usr/lib/python3.12/asyncio/tasks.py" in files
 
 
 def test_the_live_edge_waits_for_the_first_event(timeline: TimelineWidget,

@@ -181,7 +181,12 @@ def library_trace() -> Trace:
     clock.advance(10 * MS)
     recorder.wake(main, plumbing, ("cause", "future"))
     recorder.end(plumbing)
-    clock.advance(10 * MS)
+    clock.advance(5 * MS)
+    # main resumes inside asyncio's own code (a gather finishing) before its own again
+    recorder.state(main, Code.RUNNING, source=recorder.source(
+        "/usr/lib/python3.12/asyncio/tasks.py", 310, "gather"))
+    clock.advance(5 * MS)
+    recorder.state(main, Code.RUNNING, source=recorder.source("/home/me/app.py", 4, "main"))
     recorder.end(main)
     recorder.close()
     return trace
