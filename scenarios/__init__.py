@@ -19,4 +19,9 @@ class Scenario:
     model: str  # a name in tracer.models.MODELS: asyncio, trio, generator, greenlet, ...
     concept: str  # two or three sentences: the idea it teaches
     observe: str  # what the learner should see on the timeline
+    # Where the lesson starts, so a first view and an exported figure skip the set-up: an
+    # event kind as `loopscope narrate` names it ("switch", "poll", "spawn"), optionally
+    # "#N" for its Nth occurrence ("switch#3"), optionally "..KIND#N" where it ends
+    # ("switch#3..switch#12"). Empty: the whole run.
+    window: str = ""
     module: str = ""  # filled in by the catalog: the module that defines it

@@ -22,6 +22,7 @@ SCENARIO = Scenario(
         "back carries the consumer's reply ('' to the starting send, then '200 OK'). Only one "
         "lane is running at any instant."
     ),
+    window="switch#3..switch#12",
 )
 
 

@@ -32,6 +32,7 @@ SCENARIO = Scenario(
         "'conn' lane waits only to read until it has received a message; it waits to write "
         "(mode read+write) only while its echo is queued, and goes back to read-only after."
     ),
+    window="poll",
 )
 
 CONVERSATIONS = (

@@ -29,6 +29,7 @@ SCENARIO = Scenario(
         "then runs its callback. A 'conn' lane waits to read, runs `read`, waits to write only "
         "while its echo is queued, runs `write`, and waits to read again."
     ),
+    window="poll",
 )
 
 CONVERSATIONS = (

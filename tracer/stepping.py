@@ -8,6 +8,7 @@ child says it is held again (a batch of zero events).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Literal
 
 from loopscope.tracer.events import NO_LANE, Code
@@ -106,11 +107,16 @@ def is_step(trace: Trace, seq: int, kind: StepKind, ran_before: int | None = Non
     return True
 
 
-def find_step(trace: Trace, start: int, stop: int, kind: StepKind) -> int | None:
-    """The first step of `kind` from `start` towards `stop` (exclusive; either direction)."""
+def find_step(trace: Trace, start: int, stop: int, kind: StepKind,
+              skip: tuple[Collection[int], Collection[int]] = ((), ())) -> int | None:
+    """The first step of `kind` from `start` towards `stop` (exclusive; either direction),
+    passing over `skip`: the events of its lanes and those at its source locations (the app
+    passes the library's own lanes and code, so stepping stays in the user's code)."""
     direction = 1 if stop >= start else -1
+    lanes, sources = skip
     for seq in range(start, stop, direction):
-        if is_step(trace, seq, kind):
+        if (is_step(trace, seq, kind) and trace.lane[seq] not in lanes
+                and trace.source[seq] not in sources):
             return seq
     return None
 

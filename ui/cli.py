@@ -131,10 +131,17 @@ def build_parser() -> argparse.ArgumentParser:
     add_target(exporter)
     exporter.add_argument("-o", "--output", required=True, metavar="FILE")
     exporter.add_argument("--width", type=_pixels, default=1600, metavar="PX")
-    exporter.add_argument("--height", type=_pixels, default=900, metavar="PX")
+    exporter.add_argument("--height", type=_pixels, default=None, metavar="PX",
+                          help="default: as tall as the lanes need")
     exporter.add_argument("--theme", choices=("light", "dark"), default="light")
-    exporter.add_argument("--start", type=_seconds, metavar="S", help="start of the time window")
-    exporter.add_argument("--end", type=_seconds, metavar="S", help="end of the time window")
+    exporter.add_argument("--start", type=_seconds, metavar="S",
+                          help="start of the time window, in seconds from the first event")
+    exporter.add_argument("--end", type=_seconds, metavar="S",
+                          help="end of the time window, in seconds from the first event")
+    exporter.add_argument("--full", action="store_true",
+                          help="the whole run, not only the scenario's concept window")
+    exporter.add_argument("--all-lanes", action="store_true",
+                          help="show library lanes (asyncio's, aiohttp's plumbing) one by one")
     desktop = commands.add_parser(
         "install-desktop", help="add Loopscope to the Linux desktop's menus (entry and icon)",
         description="Write loopscope.desktop and the icon into the XDG data folder "
@@ -458,10 +465,14 @@ def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> i
     except ImportError as exc:
         raise CliError(f"image export is not available: {exc}") from None
     obtained = obtain_trace(target, options.timeout, echo_stdout=True)
+    trace = obtained.trace
+    origin = trace.ts[0] if len(trace) else 0  # the axis counts from the first event
     try:
-        export_target_image(obtained.trace, str(output), width=options.width,
-                            height=options.height, theme=options.theme, start_ns=start_ns,
-                            end_ns=end_ns)
+        export_target_image(trace, str(output), width=options.width,
+                            height=options.height, theme=options.theme,
+                            start_ns=None if start_ns is None else start_ns + origin,
+                            end_ns=None if end_ns is None else end_ns + origin,
+                            full=options.full, all_lanes=options.all_lanes)
     except Exception as exc:  # the image exporter's failure must stay one line, not a dump
         raise CliError(f"cannot export {output}: {type(exc).__name__}: {exc}") from None
     return _finish(obtained)

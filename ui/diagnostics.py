@@ -186,6 +186,9 @@ class Diagnostics(QObject):
         trace = self._trace
         if trace is None:
             return
-        order = [entry[0] for entry in lane_order(trace, self.timeline.spans)]
-        if lane in order:
-            self.timeline.scroll_lanes_to(order.index(lane) * self.timeline.lane_height)
+        # folded (library or hidden) lanes share the one row after the others
+        folded = self.timeline.folded_lanes()
+        order = [entry[0] for entry in lane_order(trace, self.timeline.spans)
+                 if entry[0] not in folded]
+        row = order.index(lane) if lane in order else len(order)
+        self.timeline.scroll_lanes_to(row * self.timeline.lane_height)

@@ -15,9 +15,16 @@ from PySide6.QtSvg import QSvgGenerator
 from loopscope.tracer.formats import IMAGE_FORMATS
 from loopscope.tracer.spans import Spans, derive_spans
 from loopscope.tracer.trace import Trace
+from loopscope.ui.framing import (
+    figure_height,
+    figure_row_height,
+    first_event_ns,
+    lesson_range,
+)
 from loopscope.ui.layout import Primitives, Viewport, format_ns, layout, run_extent
 from loopscope.ui.paint import label_width_for, paint
 from loopscope.ui.theme import Theme, get_theme
+from loopscope.ui.trace_notes import trace_notes
 
 FORMATS = tuple(IMAGE_FORMATS)
 MAX_SIDE = 20_000
@@ -47,20 +54,26 @@ def export_viewport(
     trace: Trace,
     *,
     width: int,
-    height: int,
+    height: int | None = None,
     start_ns: float | None = None,
     end_ns: float | None = None,
     title: str | None = None,
     label_width: float | None = None,
+    full: bool = False,
+    all_lanes: bool = False,
 ) -> Viewport:
-    """The viewport an export draws: the given time range (the whole run by default), every
-    lane fitted into the height where it can be, a title and a one-line summary."""
-    if not (0 < width <= MAX_SIDE and 0 < height <= MAX_SIDE):
+    """The viewport an export draws: the given time range (by default the scenario's concept
+    window, or with `full` the whole run, with a margin either side), time 0 at the
+    program's first event, the library's plumbing lanes folded into one row unless
+    `all_lanes`, a title and a one-line summary. Without a height, the image is as tall as
+    its lanes need; lanes that do not fit are counted on the last row."""
+    if not (0 < width <= MAX_SIDE and (height is None or 0 < height <= MAX_SIDE)):
         raise ValueError(f"image size must be between 1 and {MAX_SIDE} pixels a side, "
                          f"got {width}x{height}")
     first, last = run_extent(trace)
-    start = first if start_ns is None else float(start_ns)
-    end = last if end_ns is None else float(end_ns)
+    lesson_start, lesson_end = lesson_range(trace, full=full)
+    start = lesson_start if start_ns is None else float(start_ns)
+    end = lesson_end if end_ns is None else float(end_ns)
     if start_ns is None and end_ns is None and end <= start:
         end = start + 1_000_000  # an empty or instantaneous run: show one millisecond
     if end <= start:
@@ -68,31 +81,44 @@ def export_viewport(
                          f"end {end:.0f} ns")
     # Touching the run counts: a run whose events all share one instant has no inside.
     if len(trace) and (start > last or end < first):
-        raise ValueError(f"the time window {format_ns(start)} to {format_ns(end)} misses the "
-                         f"run, which lasts from {format_ns(first)} to {format_ns(last)}")
-    lanes = max(len(trace.lanes), 1)
-    rows_height = height - HEADER_HEIGHT - 28.0 - LEGEND_HEIGHT
-    low, high = LANE_HEIGHT_RANGE
-    lane_height = min(max(rows_height / lanes, low), high)
+        # Said as the axis counts: from the program's first event.
+        origin = first_event_ns(trace)
+        raise ValueError(f"the time window {format_ns(start - origin)} to "
+                         f"{format_ns(end - origin)} misses the run, which lasts from 0 to "
+                         f"{format_ns(last - origin)} (counted from its first event)")
+    folded = frozenset() if all_lanes else trace_notes(trace).library_lanes(trace)
+    rows = len(trace.lanes) - len(folded) + (1 if folded else 0)
+    chrome = HEADER_HEIGHT + 28.0 + LEGEND_HEIGHT
+    if height is None:
+        height = figure_height(rows, chrome)
+        lane_height = figure_row_height(rows)
+    else:
+        low, high = LANE_HEIGHT_RANGE
+        lane_height = min(max((height - chrome) / max(rows, 1), low), high)
     name = title if title is not None else str(trace.meta.get("target") or "Loopscope trace")
     return Viewport(
         start_ns=start, end_ns=end, width=width, height=height, lane_height=lane_height,
         label_width=label_width if label_width is not None else min(190.0, width * 0.22),
         header_height=HEADER_HEIGHT,
-        legend_height=LEGEND_HEIGHT, title=name, subtitle=_summary(trace, start, end),
-        row_padding=max(2.0, lane_height * 0.2),
+        legend_height=LEGEND_HEIGHT, title=name,
+        subtitle=_summary(trace, start, end, len(folded)),
+        row_padding=max(2.0, lane_height * 0.2), time_origin_ns=first_event_ns(trace),
+        folded_lanes=folded, overflow_row=True,
     )
 
 
-def _summary(trace: Trace, start: float, end: float) -> str:
+def _summary(trace: Trace, start: float, end: float, folded: int = 0) -> str:
     parts = []
     if model := trace.meta.get("model"):
         parts.append(f"model {model}")
-    parts.append(f"{len(trace.lanes)} lanes")
+    parts.append(f"{len(trace.lanes)} lanes" + (f" ({folded} library lanes folded)"
+                                                 if folded else ""))
     parts.append(f"{len(trace):,} events")
-    parts.append(f"run {format_ns(trace.duration_ns)}")
-    if start > 0 or end < trace.duration_ns:
-        parts.append(f"showing {format_ns(end - start)} from {format_ns(start)}")
+    origin = first_event_ns(trace)
+    parts.append(f"run {format_ns(trace.duration_ns - origin)}")
+    if start > origin or end < trace.duration_ns:
+        parts.append(f"showing {format_ns(end - start)} from "
+                     f"{format_ns(max(start - origin, 0.0))}")
     if (status := trace.meta.get("status")) and status != "ok":
         parts.append(f"ended: {status}")
     return "  ·  ".join(parts)
@@ -103,12 +129,14 @@ def render_image(
     out_path: str | os.PathLike[str],
     *,
     width: int = 1600,
-    height: int = 900,
+    height: int | None = None,
     theme: str = "light",
     start_ns: float | None = None,
     end_ns: float | None = None,
     title: str | None = None,
     spans: Spans | None = None,
+    full: bool = False,
+    all_lanes: bool = False,
 ) -> None:
     """Writes the trace's timeline to a .png, .svg or .pdf file, chosen by the extension.
 
@@ -122,7 +150,8 @@ def render_image(
     chosen = get_theme(theme)
     viewport = export_viewport(trace, width=width, height=height, start_ns=start_ns,
                                end_ns=end_ns, title=title,
-                               label_width=label_width_for(trace, chosen, width))
+                               label_width=label_width_for(trace, chosen, width),
+                               full=full, all_lanes=all_lanes)
     existed = path.exists()
     _check_writable(path)
     try:
@@ -212,13 +241,15 @@ def export_target_image(
     out_path: str | os.PathLike[str],
     *,
     width: int = 1600,
-    height: int = 900,
+    height: int | None = None,
     theme: str = "light",
     start_ns: float | None = None,
     end_ns: float | None = None,
+    full: bool = False,
+    all_lanes: bool = False,
 ) -> None:
     """The CLI's `loopscope export`: render_image, creating a headless Qt application first."""
     image_format(out_path)  # refuse a bad name before starting Qt
     ensure_gui_application()
     render_image(trace, out_path, width=width, height=height, theme=theme, start_ns=start_ns,
-                 end_ns=end_ns)
+                 end_ns=end_ns, full=full, all_lanes=all_lanes)

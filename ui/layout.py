@@ -26,6 +26,14 @@ from loopscope.tracer.events import STATE_NAMES, STATES_BY_MERGE_RANK, Code
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
+from loopscope.ui.trace_notes import (
+    TraceNotes,
+    arrow_text,
+    lane_tag,
+    poll_texts,
+    span_text,
+    trace_notes,
+)
 
 # A merged run of sub-pixel spans, and a span still in progress in a live trace.
 MERGED_SPAN = -1
@@ -42,8 +50,23 @@ _STATE_OF_RANK = np.array(STATES_BY_RANK, dtype=np.int8)
 _RANKS = len(STATES_BY_RANK)
 
 ARROW_KINDS = ("wake", "switch")
-MARKER_KINDS = ("output", "end", "mark")
+MARKER_KINDS = ("output", "end", "mark", "error")
 _MARKER_KIND_OF_CODE = {Code.OUTPUT: 0, Code.END: 1, Code.MARK: 2}
+_ERROR_MARKER = 3  # an END whose detail carries an exception: its own marker
+_MARKER_LEGEND = {"error": "exception"}
+# Rows that stand for something other than one lane: the folded library lanes, and the
+# lanes an image had no room for.
+GROUP_LANE = -3
+MORE_LANES = -4
+GROUP_KIND = "group"
+MORE_KIND = "more"
+# Words go inside a span at least this wide, and beside at most this many arrows.
+MIN_LABELLED_SPAN_PX = 34.0
+MAX_SPAN_TEXTS = 160
+MIN_TEXT_BAND_PX = 12.0  # a band thinner than this cannot hold a line of small text
+MAX_ARROW_TEXTS = 120
+# Arrows within the same this-many pixels (same lanes, same kind) draw as one, with a count.
+ARROW_BUNDLE_PX = 12.0
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -73,6 +96,16 @@ class Viewport:
     max_arrows: int = 3000
     max_markers: int = 5000
     row_padding: float = 3.0  # gap between a lane row's edge and its state rectangles
+    time_origin_ns: float = 0.0  # the time the axis calls 0 (the program's first event)
+    folded_lanes: frozenset[int] = frozenset()  # drawn together on one group row at the end
+    folded_name: str = "library lanes"
+    texts: bool = True  # words inside wide spans and beside arrows
+    char_px: float = 7.0  # an average character's width, to judge where words fit
+    now_ns: float | None = None  # the live edge, when it has moved past the last event
+    # An image cannot scroll: when the lanes do not all fit, the last row says how many
+    # more there are.
+    overflow_row: bool = False
+    lane_names: bool = True  # the names column's words (an overview strip leaves them out)
 
     @property
     def ns_per_px(self) -> float:
@@ -111,6 +144,7 @@ class LaneRow(NamedTuple):
     row: int  # position in the lane order
     y: float
     height: float
+    tag: str = ""  # the word beside the name (the lane's fd, or its kind)
 
 
 @dataclass(frozen=True)
@@ -154,6 +188,20 @@ class Arrow(NamedTuple):
     seq: int
     from_lane: int
     to_lane: int
+    bundled: int = 1  # arrows drawn as this one (close together, same lanes and kind)
+
+
+class TextLabel(NamedTuple):
+    """Words drawn in a box: inside a span (on its colour) or beside an arrow."""
+
+    x: float
+    y: float
+    w: float
+    h: float
+    text: str
+    kind: str  # "span", "arrow", "note" (a poll's finding, reaching past its span), "pause"
+    state: int = -1  # the span's state, for a readable text colour
+    seq: int = -1  # the arrow's event
 
 
 class Marker(NamedTuple):
@@ -218,6 +266,12 @@ class Primitives:
     # Each visible lane's state at the cursor (lanes not yet spawned or already ended have
     # none), so the labels column can name what every lane is doing at that instant.
     cursor_states: dict[int, int] = field(default_factory=dict)
+    texts: list[TextLabel] = field(default_factory=list)
+    # Stretches a learner held the run while its clock went on (gevent, select): drawn as a
+    # hatched band over every lane, saying how long, so the spans across them are not read
+    # as the program's own time.
+    pauses: list[TextLabel] = field(default_factory=list)
+    lanes_not_shown: int = 0  # lanes an image had no room for (told on the last row)
 
     def x_of(self, ns: float) -> float:
         vp = self.viewport
@@ -386,6 +440,9 @@ class SpanIndex:
             kind[codes == code] = marker_kind
         found = np.nonzero(kind >= 0)[0]
         seq = found.astype(np.int64) + start
+        for at in np.nonzero(kind[found] == _MARKER_KIND_OF_CODE[Code.END])[0].tolist():
+            if "error" in trace.details[trace.detail[int(seq[at])]]:
+                kind[found[at]] = _ERROR_MARKER
         self.marker_ts.extend(_gather(trace.ts, np.int64, seq))
         self.marker_lane.extend(_gather(trace.lane, np.int32, seq).astype(np.int64))
         self.marker_kind.extend(kind[found])
@@ -429,8 +486,12 @@ def format_ns(ns: float) -> str:
     factor, unit = _unit_for(abs(ns))
     value = ns / factor
     if factor == 1:
+        if round(abs(ns)) >= 1000:  # 999.6 ns reads as 1.00 µs, not "1000 ns"
+            return format_ns(math.copysign(1000, ns))
         return f"{ns:.0f} ns"
     digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0
+    if round(abs(value), digits) >= 1000 and factor < 1_000_000_000:
+        return format_ns(math.copysign(1000 * factor, ns))  # a whole unit up, not "1000 µs"
     return f"{value:.{digits}f} {unit}"
 
 
@@ -454,9 +515,22 @@ def _tick_label(value_ns: int, step_ns: int, magnitude_ns: float) -> str:
 
 
 def time_ticks(
-    start_ns: float, end_ns: float, plot_x: float, plot_width: float, spacing_px: float = 110.0
+    start_ns: float, end_ns: float, plot_x: float, plot_width: float, spacing_px: float = 110.0,
+    *, origin_ns: float = 0.0,
 ) -> tuple[list[Tick], str]:
-    """Ticks about `spacing_px` apart at 1-2-5 steps, and a base note when labels are offsets."""
+    """Ticks about `spacing_px` apart at 1-2-5 steps, and a base note when labels are offsets.
+    Labels count from `origin_ns` (the axis's zero); each tick's `ns` is the trace's time."""
+    origin = math.floor(origin_ns)
+    if origin:
+        ticks, note = _time_ticks(start_ns - origin, end_ns - origin, plot_x, plot_width,
+                                  spacing_px)
+        return [tick._replace(ns=tick.ns + origin) for tick in ticks], note
+    return _time_ticks(start_ns, end_ns, plot_x, plot_width, spacing_px)
+
+
+def _time_ticks(
+    start_ns: float, end_ns: float, plot_x: float, plot_width: float, spacing_px: float
+) -> tuple[list[Tick], str]:
     span = end_ns - start_ns
     if span <= 0 or plot_width <= 0:
         return [], ""
@@ -530,78 +604,272 @@ def layout(
     plot = Box(vp.label_width, vp.lanes_top, vp.plot_width, lanes_h)
     legend_box = Box(0.0, vp.lanes_bottom, float(vp.width), vp.legend_height)
 
-    order = lane_order(trace, closed)
+    notes = trace_notes(trace)
+    order, folded_order = _rows_in_order(trace, closed, vp, notes)
+    scroll_limit = None
+    not_shown = 0
+    if vp.overflow_row and len(order) * vp.lane_height > lanes_h:
+        fits = max(int(lanes_h // vp.lane_height), 1)
+        not_shown = len(order) - (fits - 1)
+        hidden_lanes = {lane for lane, _, _, _ in order[fits - 1:] if lane >= 0}
+        more = (MORE_LANES, f"+ {not_shown:,} more lanes", MORE_KIND, "")
+        order = [*order[: fits - 1], more]
+        folded_order = [lane for lane in folded_order if lane not in hidden_lanes]
+        scroll_limit = 0.0
     content_height = len(order) * vp.lane_height
     scroll = min(max(vp.scroll_y, 0.0), max(content_height - lanes_h, 0.0))
-    row_y = {lane: vp.lanes_top + i * vp.lane_height - scroll for i, (lane, _, _) in
+    if scroll_limit is not None:
+        scroll = scroll_limit
+    row_y = {lane: vp.lanes_top + i * vp.lane_height - scroll for i, (lane, _, _, _) in
              enumerate(order)}
     visible = [
-        LaneRow(lane, name, kind, i, row_y[lane], vp.lane_height)
-        for i, (lane, name, kind) in enumerate(order)
+        LaneRow(lane, name, kind, i, row_y[lane], vp.lane_height, tag)
+        for i, (lane, name, kind, tag) in enumerate(order)
         if row_y[lane] + vp.lane_height > plot.y and row_y[lane] < plot.y + plot.h
     ]
+    # Folded lanes draw on their group's row: their spans, and the ends of their arrows.
+    group = next((row for row in visible if row.lane == GROUP_LANE), None)
+    drawn = [row for row in visible if row.lane >= 0]
+    if GROUP_LANE in row_y:
+        for lane in folded_order:
+            row_y[lane] = row_y[GROUP_LANE]
+        if group is not None:
+            drawn += [group._replace(lane=lane) for lane in folded_order]
 
-    ticks, axis_note = time_ticks(vp.start_ns, vp.end_ns, plot.x, plot.w)
+    ticks, axis_note = time_ticks(vp.start_ns, vp.end_ns, plot.x, plot.w,
+                                  origin_ns=vp.time_origin_ns)
     columns = int(plot.w)
     ns_per_px = vp.ns_per_px
     # Column edges in whole ns; below 1 ns a pixel there is nothing to merge.
     edge_ns = vp.start_ns + np.arange(columns + 1, dtype=np.float64) * ns_per_px
     frame = _Frame(vp, plot, vp.start_ns, vp.end_ns, math.floor(vp.start_ns),
                    math.ceil(vp.end_ns), ns_per_px, columns, np.floor(edge_ns).astype(np.int64))
-    strips = np.full((len(visible), columns), -1, dtype=np.int8)
-    _lay_out_lanes(frame, visible, index, strips)
+    strips = np.full((len(drawn), columns), -1, dtype=np.int8)
+    _lay_out_lanes(frame, drawn, index, strips)
 
     now_ns = trace.duration_ns
+    if vp.now_ns is not None:
+        now_ns = max(now_ns, math.floor(vp.now_ns))
     open_states: set[int] = set()
     if builder is not None:
-        open_rects = _open_span_rects(frame, builder, visible, now_ns)
+        open_rects = _open_span_rects(frame, builder, drawn, now_ns)
         open_states = {int(s) for s in open_rects.state}
         frame.rects.append(open_rects)
 
     exact = Rects.concat(frame.rects)
     rects = Rects.concat([exact, *frame.merged])
-    arrows, arrows_hidden = _arrows(frame, index, row_y, vp.lane_height)
-    markers = _markers(frame, index, {row.lane: row for row in visible})
+    arrows, arrows_hidden = _arrows(frame, index, {lane: y for lane, y in row_y.items()
+                                                   if lane >= 0}, vp.lane_height)
+    markers = _markers(frame, index, {row.lane: row for row in drawn})
     legend = _legend(index.states_seen | open_states, index)
     highlight = _highlight(frame, closed, row_y, vp.selected_span)
     now_x = None
     if builder is not None and vp.start_ns <= now_ns <= vp.end_ns:
         now_x = plot.x + (now_ns - vp.start_ns) / ns_per_px
     message = "" if order else "No events yet"
+    texts: list[TextLabel] = []
+    if vp.texts:
+        texts = _span_texts(frame, trace, closed, exact, notes)
+        texts += _arrow_texts(frame, trace, arrows)
     cursor_x = None
     cursor_states: dict[int, int] = {}
     if vp.cursor_ns is not None:
-        cursor_states = states_at(index, builder, [row.lane for row in visible], vp.cursor_ns)
+        cursor_states = states_at(index, builder, [row.lane for row in visible if row.lane >= 0],
+                                  vp.cursor_ns)
         if vp.start_ns <= vp.cursor_ns <= vp.end_ns:
             cursor_x = plot.x + (vp.cursor_ns - vp.start_ns) / ns_per_px
     return Primitives(
         viewport=vp, header=header, axis=axis, labels=labels, plot=plot, legend_box=legend_box,
         lanes=visible, lane_count=len(order), content_height=content_height, rects=rects,
-        merged_from=len(exact), strips=strips, strip_rows=visible, arrows=arrows,
+        merged_from=len(exact), strips=strips, strip_rows=drawn, arrows=arrows,
         arrows_hidden=arrows_hidden, markers=markers, ticks=ticks, axis_note=axis_note,
         legend=legend, title=vp.title, subtitle=vp.subtitle, highlight=highlight, now_x=now_x,
-        message=message, cursor_x=cursor_x, cursor_states=cursor_states,
+        message=message, cursor_x=cursor_x, cursor_states=cursor_states, texts=texts,
+        pauses=_pauses(frame, trace, index), lanes_not_shown=not_shown,
     )
+
+
+def _pauses(frame: _Frame, trace: Trace, index: SpanIndex) -> list[TextLabel]:
+    """The held stretches in view: each pause mark ends one, `paused_ns` long."""
+    marks = np.nonzero(index.marker_kind.view == MARKER_KINDS.index("mark"))[0]
+    if not len(marks) or len(marks) > frame.vp.max_markers:
+        return []
+    plot = frame.plot
+    pauses = []
+    for seq in index.marker_seq.view[marks].tolist():
+        paused = trace.details[trace.detail[seq]].get("paused_ns")
+        if not isinstance(paused, int) or paused <= 0:
+            continue
+        end = trace.ts[seq]
+        begin = end - paused
+        if end < frame.t0 or begin > frame.t1:
+            continue
+        left = plot.x + (max(begin, frame.t0) - frame.t0) / frame.ns_per_px
+        right = plot.x + (min(end, frame.t1) - frame.t0) / frame.ns_per_px
+        pauses.append(TextLabel(left, plot.y, max(right - left, 1.0), plot.h,
+                                f"held {format_ns(paused)}", "pause", -1, seq))
+    return pauses
+
+
+def _rows_in_order(trace: Trace, spans: Spans, vp: Viewport, notes: TraceNotes
+                   ) -> tuple[list[tuple[int, str, str, str]], list[int]]:
+    """(lane, name, kind, tag) per row top to bottom, the folded lanes' group row last; and
+    the folded lanes in lane order."""
+    rows: list[tuple[int, str, str, str]] = []
+    folded: list[int] = []
+    for lane, name, kind in lane_order(trace, spans):
+        if lane in vp.folded_lanes:
+            folded.append(lane)
+        else:
+            rows.append((lane, name, kind, lane_tag(trace, lane, kind, notes)))
+    if folded:
+        rows.append((GROUP_LANE, f"+ {len(folded)} {vp.folded_name}", GROUP_KIND, ""))
+    return rows, folded
+
+
+def _span_texts(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: TraceNotes
+                ) -> list[TextLabel]:
+    """Words inside the spans wide enough to hold some, the widest first, up to a cap: the
+    full words where they fit, else the state's name. A poll that found ready fds says
+    which lanes came back, over the dispatch that follows it if the poll itself is narrow."""
+    labelled = ((exact.span >= 0) & (exact.h >= MIN_TEXT_BAND_PX)
+                & ~np.isin(exact.lane, np.fromiter(frame.vp.folded_lanes, dtype=np.int64)))
+    notes_for_polls, covered = _poll_notes(frame, trace, spans, exact, notes, labelled)
+    wide = np.nonzero((exact.w >= MIN_LABELLED_SPAN_PX) & labelled)[0]
+    wide = wide[np.argsort(-exact.w[wide], kind="stable")][:MAX_SPAN_TEXTS]
+    plot = frame.plot
+    char_px = frame.vp.char_px
+    texts = list(notes_for_polls)
+    for i in wide.tolist():
+        if i in covered:
+            continue
+        x = max(float(exact.x[i]), plot.x)
+        right = min(float(exact.x[i] + exact.w[i]), plot.x + plot.w)
+        room = right - x - 8
+        if room < MIN_LABELLED_SPAN_PX - 8:
+            continue
+        state = int(exact.state[i])
+        text = span_text(trace, spans, int(exact.span[i]), notes)
+        if len(text) * char_px > room:
+            text = STATE_NAMES.get(state, "")
+            if len(text) * char_px > room:
+                continue
+        if text:
+            texts.append(TextLabel(x + 4, float(exact.y[i]), room, float(exact.h[i]), text,
+                                   "span", state))
+    return texts
+
+
+def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: TraceNotes,
+                labelled: npt.NDArray[np.bool_]) -> tuple[list[TextLabel], set[int]]:
+    """ "ready: listener, conn :42444" on each poll that found something, reaching over the
+    loop's next spans up to its next poll when the poll is too narrow for the words; and the
+    rectangles those words cover, which get no words of their own."""
+    polls = np.nonzero(labelled & (exact.state == Code.POLL))[0]
+    if not len(polls) or len(polls) > MAX_SPAN_TEXTS:
+        return [], set()
+    char_px = frame.vp.char_px
+    plot = frame.plot
+    texts: list[TextLabel] = []
+    covered: set[int] = set()
+    for lane in np.unique(exact.lane[polls]).tolist():
+        mine = np.nonzero(labelled & (exact.lane == lane))[0]
+        mine = mine[np.argsort(exact.x[mine], kind="stable")]
+        poll_at = [k for k, i in enumerate(mine.tolist()) if exact.state[i] == Code.POLL]
+        for number, k in enumerate(poll_at):
+            i = int(mine[k])
+            span = int(exact.span[i])
+            candidates = poll_texts(trace, spans.detail_of(span, trace), spans.end[span], notes)
+            if len(candidates) < 2:
+                continue  # nothing was ready
+            stop = poll_at[number + 1] if number + 1 < len(poll_at) else len(mine)
+            x = max(float(exact.x[i]), plot.x)
+            reach = float(exact.x[mine[stop - 1]] + exact.w[mine[stop - 1]])
+            right = min(reach, plot.x + plot.w)
+            room = right - x - 8
+            text = next((c for c in candidates if len(c) * char_px <= room), "")
+            if not text:
+                continue
+            own_room = float(exact.x[i] + exact.w[i]) - x - 8
+            if len(text) * char_px <= own_room:
+                texts.append(TextLabel(x + 4, float(exact.y[i]), own_room,
+                                       float(exact.h[i]), text, "span", Code.POLL))
+                covered.add(i)
+                continue
+            width = min(len(text) * char_px + 6, room)
+            texts.append(TextLabel(x + 2, float(exact.y[i]), width, float(exact.h[i]), text,
+                                   "note"))
+            covered.update(int(j) for j in mine[k:stop].tolist()
+                           if exact.x[j] < x + 2 + width)
+    return texts, covered
+
+
+def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow]) -> list[TextLabel]:
+    """Words beside arrows where they fit: to the right of the shaft, in the gap just before
+    the head, clear of the next arrows and of other arrows' words. A bundle says how many
+    arrows it holds."""
+    if not arrows or len(arrows) > 4 * MAX_ARROW_TEXTS:
+        return []
+    char_px = frame.vp.char_px
+    plot = frame.plot
+    pad = min(frame.vp.row_padding, frame.vp.lane_height / 4)
+    height = 15.0
+    ordered = sorted(arrows, key=lambda a: a.x)
+    placed: list[TextLabel] = []
+    for number, arrow in enumerate(ordered):
+        if len(placed) >= MAX_ARROW_TEXTS:
+            break
+        text = (f"×{arrow.bundled}" if arrow.bundled > 1  # noqa: RUF001 (a count, "times")
+                else arrow_text(trace, arrow.seq))
+        if not text:
+            continue
+        width = len(text) * char_px + 6
+        left = arrow.x + 4
+        # The head touches the target's band; the gap before it holds the words.
+        gap_middle = arrow.y1 - pad if arrow.y1 > arrow.y0 else arrow.y1 + pad
+        top = gap_middle - height / 2
+        box = Box(left, top, width, height)
+        if left + width > plot.x + plot.w or top < plot.y or top + height > plot.y + plot.h:
+            continue
+        blocked = False
+        for other in ordered[number + 1:]:
+            if other.x > left + width:
+                break
+            if other.x < left:
+                continue  # at this arrow's own x: left of the words
+            if min(other.y0, other.y1) < top + height and max(other.y0, other.y1) > top:
+                blocked = True
+                break
+        if blocked or any(_overlap(box, other) for other in placed):
+            continue
+        placed.append(TextLabel(left, top, width, height, text, "arrow", -1, arrow.seq))
+    return placed
+
+
+def _overlap(box: Box, label: TextLabel) -> bool:
+    return (box.x < label.x + label.w and label.x < box.x + box.w
+            and box.y < label.y + label.h and label.y < box.y + box.h)
 
 
 def states_at(index: SpanIndex, builder: SpanBuilder | None, lanes: Sequence[int],
               ns: float) -> dict[int, int]:
-    """The state each lane is in at time `ns`: the closed span that covers it (the later
-    one where two meet), else the lane's open span when it had begun by then."""
+    """The state each lane is in at time `ns`: the later span where two meet, so live and in
+    a recording alike: the lane's open span when it had begun by then (it follows every
+    closed one), else the closed span that covers it."""
     states: dict[int, int] = {}
     at = math.floor(ns)
     for lane in lanes:
+        if builder is not None:
+            open_span = builder.open_span(lane)
+            if open_span is not None and open_span[1] <= at:
+                states[lane] = open_span[0]
+                continue
         columns = index.lanes.get(lane)
         if columns is not None and len(columns):
             starts = columns.start.view
             found = int(np.searchsorted(starts, at, side="right")) - 1
             if found >= 0 and at <= int(columns.end.view[found]):
                 states[lane] = int(columns.state.view[found])
-                continue
-        if builder is not None:
-            open_span = builder.open_span(lane)
-            if open_span is not None and open_span[1] <= at:
-                states[lane] = open_span[0]
     return states
 
 
@@ -882,16 +1150,21 @@ def _arrows(
         top[lane] = y
     y_from, y_to = top[source], top[target]
     plot = frame.plot
-    keep = ~np.isnan(y_from) & ~np.isnan(y_to) & (source != target)
+    # Two folded lanes share their group's row: an arrow between them has no length.
+    keep = ~np.isnan(y_from) & ~np.isnan(y_to) & (source != target) & (y_from != y_to)
     # Skip arrows that lie wholly above or below the visible rows.
     low, high = np.fmin(y_from, y_to), np.fmax(y_from, y_to) + lane_height
     keep &= (high > plot.y) & (low < plot.y + plot.h)
     at = np.nonzero(keep)[0]
     x = plot.x + (ts[at] - frame.t0) / frame.ns_per_px
-    # Arrows that would draw over each other (same pixel, lanes and kind) are drawn once.
-    key = ((np.floor(x).astype(np.int64) * slots + source[at]) * slots + target[at]) * 2
-    unique = _first_per_key(key + kind[at])
-    at, x = at[unique], x[unique]
+    # Arrows too close together to tell apart (same lanes and kind, within a few pixels) are
+    # drawn once, counting what they stand for, rather than as a solid block of shafts.
+    column = np.floor((x - plot.x) / ARROW_BUNDLE_PX).astype(np.int64)
+    key = ((column * slots + source[at]) * slots + target[at]) * 2 + kind[at]
+    _, first, counts = np.unique(key, return_index=True, return_counts=True)
+    order = np.argsort(first)
+    first, counts = first[order], counts[order]
+    at, x = at[first], x[first]
     if len(at) > frame.vp.max_arrows:
         return [], len(at)
     seq = index.arrow_seq.view[seen]
@@ -903,7 +1176,8 @@ def _arrows(
     head_y = to_y + np.where(to_y > from_y, pad, lane_height - pad)
     kinds = [ARROW_KINDS[k] for k in kind[at].tolist()]
     arrows = list(map(Arrow, x.tolist(), (from_y + lane_height / 2).tolist(), head_y.tolist(),
-                      kinds, seq[at].tolist(), source[at].tolist(), target[at].tolist()))
+                      kinds, seq[at].tolist(), source[at].tolist(), target[at].tolist(),
+                      counts.tolist()))
     return arrows, 0
 
 
@@ -936,8 +1210,8 @@ def _legend(states: set[int], index: SpanIndex) -> list[LegendEntry]:
                if s in states]
     entries += [LegendEntry("arrow", k, name) for k, name in enumerate(ARROW_KINDS)
                 if k in index.arrow_kinds_seen]
-    entries += [LegendEntry("marker", k, name) for k, name in enumerate(MARKER_KINDS)
-                if k in index.marker_kinds_seen]
+    entries += [LegendEntry("marker", k, _MARKER_LEGEND.get(name, name))
+                for k, name in enumerate(MARKER_KINDS) if k in index.marker_kinds_seen]
     return entries
 
 
@@ -985,8 +1259,50 @@ def span_at(primitives: Primitives, x: float, y: float) -> int:
     return hit.span if hit is not None and hit.span >= 0 else -1
 
 
+def arrow_at(primitives: Primitives, x: float, y: float, slack: float = 4.0) -> Arrow | None:
+    """The arrow whose shaft (or words) is under a point, the nearest if several."""
+    if not primitives.plot.contains(x, y):
+        return None
+    best: Arrow | None = None
+    for arrow in primitives.arrows:
+        distance = abs(arrow.x - x)
+        if (distance <= slack and min(arrow.y0, arrow.y1) - 2 <= y <= max(arrow.y0, arrow.y1) + 2
+                and (best is None or distance < abs(best.x - x))):
+            best = arrow
+    if best is not None:
+        return best
+    by_seq = {arrow.seq: arrow for arrow in primitives.arrows}
+    for label in primitives.texts:
+        if (label.kind == "arrow" and label.x <= x < label.x + label.w
+                and label.y <= y < label.y + label.h and label.seq in by_seq):
+            return by_seq[label.seq]
+    return None
+
+
+def marker_at(primitives: Primitives, x: float, y: float, slack: float = 5.0) -> Marker | None:
+    """The instant marker (output, end, exception, mark) under a point, the nearest."""
+    if not primitives.plot.contains(x, y):
+        return None
+    found = [m for m in primitives.markers
+             if abs(m.x - x) <= slack and _marker_reach(m)[0] <= y < _marker_reach(m)[1]]
+    return min(found, key=lambda m: abs(m.x - x)) if found else None
+
+
+def _marker_reach(marker: Marker) -> tuple[float, float]:
+    """The rows of pixels a marker is drawn over (see ui.paint): an output's triangle hangs
+    from the row's top, a mark's diamond sits in its middle, an end's bar crosses it."""
+    size = min(max(marker.height * 0.22, 4.0), 9.0)
+    if marker.kind == "output":
+        return marker.y, marker.y + 2 + 1.4 * size
+    if marker.kind == "mark":
+        middle = marker.y + marker.height / 2
+        return middle - size, middle + size
+    return marker.y, marker.y + marker.height
+
+
 def lane_at(primitives: Primitives, x: float, y: float) -> int:
-    """The lane whose name is under a point in the label column, or -1."""
+    """The lane whose name is under a point in the label column, or -1 (GROUP_LANE for the
+    folded lanes' row)."""
     if not primitives.labels.contains(x, y):
         return -1
     row = primitives.row_at(y)
@@ -995,9 +1311,13 @@ def lane_at(primitives: Primitives, x: float, y: float) -> int:
 
 __all__ = [
     "ARROW_KINDS",
+    "GROUP_KIND",
+    "GROUP_LANE",
     "LEGEND_STATE_ORDER",
     "MARKER_KINDS",
     "MERGED_SPAN",
+    "MORE_KIND",
+    "MORE_LANES",
     "OPEN_SPAN",
     "STATES_BY_RANK",
     "Arrow",
@@ -1009,12 +1329,15 @@ __all__ = [
     "Primitives",
     "Rects",
     "SpanIndex",
+    "TextLabel",
     "Tick",
     "Viewport",
+    "arrow_at",
     "format_ns",
     "hit_at",
     "lane_at",
     "layout",
+    "marker_at",
     "nice_step",
     "span_at",
     "span_index",

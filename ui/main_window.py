@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QLabel,
+    QLineEdit,
     QMainWindow,
     QMenu,
     QMessageBox,
@@ -44,7 +45,10 @@ from loopscope.tracer.formats import IMAGE_FORMATS, NATIVE_SUFFIX
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, format_duration
 from loopscope.ui.diagnostics import Diagnostics
+from loopscope.ui.framing import first_event_ns
+from loopscope.ui.icons import toolbar_icon
 from loopscope.ui.live_run import LiveRun
+from loopscope.ui.overview import OverviewStrip
 from loopscope.ui.scenario_browser import ScenarioBrowser
 from loopscope.ui.settings import THEMES, AppSettings
 from loopscope.ui.source_pane import SourcePane
@@ -132,6 +136,7 @@ class MainWindow(QMainWindow):
         self._close_task: asyncio.Task[None] | None = None
         self._last_script: Target | None = None
         self.stepping = StepController(self)
+        self._shown_held = False
 
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -180,6 +185,8 @@ class MainWindow(QMainWindow):
         timeline_column = QVBoxLayout(timeline_box)
         timeline_column.setContentsMargins(0, 0, 0, 0)
         timeline_column.setSpacing(0)
+        self.overview = OverviewStrip(self.timeline)  # the whole run, with the view's brush
+        timeline_column.addWidget(self.overview)
         timeline_column.addWidget(self.timeline, 1)
         timeline_column.addWidget(self.narration)
         self.center_splitter = QSplitter(Qt.Orientation.Vertical)
@@ -229,6 +236,11 @@ class MainWindow(QMainWindow):
         self.zoom_fit_action = self._action("&Zoom to Fit", self.timeline.zoom_to_fit, "Ctrl+0")
         self.follow_action = self._action("&Follow Live Edge", self._on_follow_toggled, "Ctrl+L")
         self.follow_action.setCheckable(True)
+        self.library_lanes_action = self._action(
+            "Show &Library Lanes", lambda checked: self.timeline.set_fold_library(not checked),
+            "Ctrl+Shift+L", "Show asyncio's, aiohttp's and gevent's own lanes one by one "
+            "instead of folded into one row")
+        self.library_lanes_action.setCheckable(True)
         self.theme_group = QActionGroup(self)
         self.theme_actions: dict[str, QAction] = {}
         for name in THEMES:
@@ -331,6 +343,7 @@ class MainWindow(QMainWindow):
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.zoom_fit_action)
         view_menu.addAction(self.follow_action)
+        view_menu.addAction(self.library_lanes_action)
         theme_menu = view_menu.addMenu("&Theme")
         for action in self.theme_actions.values():
             theme_menu.addAction(action)
@@ -344,25 +357,24 @@ class MainWindow(QMainWindow):
         toolbar.setObjectName("run_toolbar")
         toolbar.setMovable(False)
         toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        style = self.style()
-        self.run_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaPlay))
-        self.stop_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaStop))
         toolbar.addAction(self.run_action)
         toolbar.addAction(self.stop_action)
         toolbar.addSeparator()
-        self.step_through_action.setIcon(
-            style.standardIcon(style.StandardPixmap.SP_MediaSeekForward))
-        self.step_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaSkipForward))
-        self.step_back_action.setIcon(
-            style.standardIcon(style.StandardPixmap.SP_MediaSkipBackward))
-        self.continue_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaPlay))
-        self.pause_action.setIcon(style.standardIcon(style.StandardPixmap.SP_MediaPause))
         for action in (self.step_through_action, self.step_back_action, self.step_action,
                        self.continue_action, self.pause_action):
             toolbar.addAction(action)
         toolbar.addSeparator()
         toolbar.addAction(self.zoom_fit_action)
         toolbar.addAction(self.follow_action)
+        self.lane_filter = QLineEdit()
+        self.lane_filter.setPlaceholderText("Filter lanes")
+        self.lane_filter.setToolTip("Show only the lanes whose name or fd contains this; the "
+                                    "others fold into the last row")
+        self.lane_filter.setClearButtonEnabled(True)
+        self.lane_filter.setMaximumWidth(180)
+        self.lane_filter.textChanged.connect(self.timeline.set_lane_filter)
+        self.timeline.lanes_shown.connect(self.lane_filter.clear)
+        toolbar.addWidget(self.lane_filter)
         toolbar.addSeparator()
         self.target_label = QLabel()
         self.target_label.setContentsMargins(8, 0, 8, 0)
@@ -392,6 +404,9 @@ class MainWindow(QMainWindow):
         self.timeline.lane_selected.connect(self._on_lane_selected)
         self.diagnostics.tasks.lane_activated.connect(self._on_task_lane_activated)
         self.timeline.view_changed.connect(self._sync_follow_action)
+        self.timeline.folding_changed.connect(self._on_folding_changed)
+        self.stepping.changed.connect(self._sync_held)
+        self.stepping.notice.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.live.events_arrived.connect(self._on_events_arrived)
         self.live.output_line.connect(self.output.appendPlainText)
         self.live.finished.connect(self._on_run_finished)
@@ -441,6 +456,7 @@ class MainWindow(QMainWindow):
             return
         self.settings.last_directory = str(Path(path).parent)
         self._last_script = target
+        self.browser.clear_selection()  # no scenario on show
         self.run_target(target)
 
     def step_through_selected(self) -> None:
@@ -468,6 +484,7 @@ class MainWindow(QMainWindow):
             return
         self.output.clear()
         self.problems.clear()
+        self.details.show_placeholder()  # nothing of the previous run stays on show
         self.tabs.setCurrentWidget(self.details)
         trace = self.live.start(target, paused=paused)
         self._show_trace(trace, live=True, path=None)
@@ -484,7 +501,21 @@ class MainWindow(QMainWindow):
 
     def _on_events_arrived(self) -> None:
         self.timeline.refresh()
-        self._update_status()
+        self._update_status()  # (and the held state: a held child sends a batch of no events)
+
+    def _on_folding_changed(self, folded: bool) -> None:
+        """Library lanes folded: they are out of sight, and stepping passes over them too."""
+        self.library_lanes_action.setChecked(not folded)
+        self.stepping.mine_only = folded
+
+    def _sync_held(self) -> None:
+        """A held program's clock stands still: so do the live edge and the status clock,
+        and the actions follow (Continue lets it go)."""
+        held = self.stepping.live and self.stepping.held
+        self.timeline.hold_live_edge(held)
+        if held != self._shown_held:
+            self._shown_held = held
+            self._update_actions()
 
     def _on_run_finished(self, result: RunResult) -> None:
         self.elapsed_timer.stop()
@@ -532,9 +563,11 @@ class MainWindow(QMainWindow):
             return False
         self.settings.last_directory = str(Path(path).resolve().parent)
         self._remember(path)
-        self._show_trace(trace, live=False, path=path)
-        self.timeline.zoom_to_fit()
+        self._show_trace(trace, live=False, path=path)  # framed as the scenario's first view
         meta = trace.meta
+        # The browser describes what is on show: this trace's scenario, or none.
+        if not (meta.get("kind") == "scenario" and self.browser.select(str(meta.get("target")))):
+            self.browser.clear_selection()
         self.source.show_file(_program_file(str(meta.get("kind", "")),
                                             str(meta.get("target", "")), ""))
         self.status = str(meta.get("status", "ok")) if meta.get("status") != "running" else "ok"
@@ -592,7 +625,8 @@ class MainWindow(QMainWindow):
         try:
             render_image(self.trace, path, width=width, height=height,
                          theme=self.settings.theme, start_ns=start_ns, end_ns=end_ns,
-                         title=str(self.trace.meta.get("target") or APP_NAME))
+                         title=str(self.trace.meta.get("target") or APP_NAME),
+                         all_lanes=not self.timeline.fold_library)
         except (OSError, ValueError) as exc:
             self.show_error("Cannot export the image", str(exc))
             return False
@@ -723,10 +757,21 @@ class MainWindow(QMainWindow):
         name = self.settings.theme
         self.theme_actions[name].setChecked(True)
         self.timeline.set_theme(name)
+        self._paint_icons()
         app = QApplication.instance()
         if isinstance(app, QApplication):
             app.setPalette(_dark_palette(self.timeline.theme) if name == "dark"
                            else app.style().standardPalette())
+
+    def _paint_icons(self) -> None:
+        """Toolbar icons in the theme's text colour: readable on light and dark alike."""
+        color = self.timeline.theme.text
+        for action, name in ((self.run_action, "play"), (self.stop_action, "stop"),
+                             (self.step_through_action, "step-through"),
+                             (self.step_action, "step"), (self.step_back_action, "step-back"),
+                             (self.continue_action, "play"), (self.pause_action, "pause"),
+                             (self.zoom_fit_action, "fit"), (self.follow_action, "follow")):
+            action.setIcon(toolbar_icon(name, color))
 
     def show_shortcuts(self) -> None:
         self._show_note("Keyboard shortcuts", SHORTCUTS_HELP)
@@ -833,11 +878,11 @@ class MainWindow(QMainWindow):
 
     def _update_status(self) -> None:
         trace = self.trace
-        self.state_label.setText(_STATE_LABELS.get(self.status, self.status))
-        if self.live.is_running:
-            elapsed_ns = self.live.elapsed_s * 1e9
-        else:
-            elapsed_ns = trace.duration_ns if trace is not None else 0
+        self._sync_held()
+        held = self.live.is_running and self.stepping.live and self.stepping.held
+        self.state_label.setText("held" if held else _STATE_LABELS.get(self.status, self.status))
+        # The program's clock, as the time axis counts it: from its first event.
+        elapsed_ns = self.timeline.live_edge_ns() - first_event_ns(trace) if trace else 0.0
         self.elapsed_label.setText(format_duration(elapsed_ns) if trace is not None else "")
         self.events_label.setText(f"{len(trace):,} events" if trace is not None else "")
         self.lanes_label.setText(f"{len(trace.lanes)} lanes" if trace is not None else "")

@@ -31,6 +31,9 @@ from loopscope.tracer.events import STATE_NAMES
 from loopscope.tracer.trace import Trace
 from loopscope.ui.layout import (
     ARROW_KINDS,
+    GROUP_KIND,
+    MARKER_KINDS,
+    MORE_KIND,
     Box,
     LaneRow,
     LegendEntry,
@@ -72,6 +75,7 @@ class _Ink:
     markers: dict[str, QColor]
     now_line: QColor
     selection: QColor
+    label_halo: QColor
     font: QFont
     font_bold: QFont
     font_small: QFont
@@ -117,9 +121,10 @@ def _make_ink(theme: Theme) -> _Ink:
         states=states,
         arrows={"wake": QColor(theme.wake), "switch": QColor(theme.switch)},
         markers={"output": QColor(theme.output), "end": QColor(theme.end),
-                 "mark": QColor(theme.mark)},
+                 "mark": QColor(theme.mark), "error": QColor(theme.error)},
         now_line=QColor(theme.now_line),
         selection=QColor(theme.selection),
+        label_halo=_with_alpha(theme.background, 225),
         font=_font(theme, theme.font_px),
         font_bold=_font(theme, theme.font_px, bold=True),
         font_small=_font(theme, theme.font_px - 2),
@@ -127,6 +132,12 @@ def _make_ink(theme: Theme) -> _Ink:
         subtitle_font=_font(theme, theme.subtitle_px),
         state_lut=lut,
     )
+
+
+def _with_alpha(color: str, alpha: int) -> QColor:
+    made = QColor(color)
+    made.setAlpha(alpha)
+    return made
 
 
 def paint(painter: QPainter, primitives: Primitives, theme: Theme) -> None:
@@ -148,11 +159,14 @@ def paint(painter: QPainter, primitives: Primitives, theme: Theme) -> None:
         _paint_rects(painter, primitives, ink)
         _paint_markers(painter, primitives, ink)
         _paint_arrows(painter, primitives, ink)
+        _paint_texts(painter, primitives, ink)
+        _paint_pauses(painter, primitives, ink)
         _paint_highlight_and_now(painter, primitives, ink)
         _paint_cursor_spans(painter, primitives, ink)
         painter.restore()
 
-        _paint_labels(painter, primitives, ink)
+        if vp.lane_names:
+            _paint_labels(painter, primitives, ink)
         _paint_axis(painter, primitives, ink)
         _paint_header(painter, primitives, ink)
         _paint_legend(painter, primitives, ink)
@@ -299,6 +313,11 @@ def _paint_markers(painter: QPainter, primitives: Primitives, ink: _Ink) -> None
         if marker.kind == "end":
             # A bar across the row: the lane stops here.
             path.addRect(QRectF(x - 1.0, top, 2.0, bottom - top))
+        elif marker.kind == "error":
+            # The lane ended by raising: a bar as for any end, crossed by an X.
+            middle = (top + bottom) / 2
+            path.addRect(QRectF(x - 1.0, top, 2.0, bottom - top))
+            _add_cross(path, x, middle, size)
         elif marker.kind == "output":
             path.addPolygon(QPolygonF([QPointF(x - size, top), QPointF(x + size, top),
                                        QPointF(x, top + 1.4 * size)]))
@@ -313,12 +332,80 @@ def _paint_markers(painter: QPainter, primitives: Primitives, ink: _Ink) -> None
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
 
+def _add_cross(path: QPainterPath, x: float, y: float, size: float) -> None:
+    arm, half = size, 1.3
+    for direction in (1.0, -1.0):
+        path.addPolygon(QPolygonF([
+            QPointF(x - arm - half, y - direction * (arm - half)),
+            QPointF(x - arm + half, y - direction * (arm + half)),
+            QPointF(x + arm + half, y + direction * (arm - half)),
+            QPointF(x + arm - half, y + direction * (arm + half)),
+        ]))
+        path.closeSubpath()
+
+
+def _paint_texts(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
+    """Words inside wide spans (on the span's colour) and beside arrows (on a halo of the
+    background), elided to their box."""
+    if not primitives.texts:
+        return
+    painter.setFont(ink.font_small)
+    metrics = QFontMetricsF(ink.font_small)
+    for label in primitives.texts:
+        if label.kind == "span":
+            room = label.w
+            text = metrics.elidedText(label.text, Qt.TextElideMode.ElideRight, room)
+            if not text or text == "…":
+                continue
+            painter.setPen(_readable_on(ink.states.get(label.state, ink.text_dim)))
+            painter.drawText(QRectF(label.x, label.y, room, label.h),
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
+        elif label.kind == "note":
+            width = min(metrics.horizontalAdvance(label.text) + 8, label.w)
+            box = QRectF(label.x, label.y + 2, width, label.h - 4)
+            painter.fillRect(box, ink.label_halo)
+            painter.setPen(ink.text)
+            painter.drawText(box.adjusted(4, 0, -2, 0),
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                             metrics.elidedText(label.text, Qt.TextElideMode.ElideRight,
+                                                width - 6))
+        else:
+            width = min(metrics.horizontalAdvance(label.text) + 6, label.w + 12)
+            box = QRectF(label.x, label.y, width, label.h)
+            painter.fillRect(box, ink.label_halo)
+            painter.setPen(ink.text)
+            painter.drawText(box.adjusted(3, 0, -3, 0),
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
+                             metrics.elidedText(label.text, Qt.TextElideMode.ElideRight,
+                                                width - 6))
+
+
+def _paint_pauses(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
+    """Stretches the run was held while its clock went on: hatched, with how long."""
+    if not primitives.pauses:
+        return
+    hatch = QBrush(ink.separator, Qt.BrushStyle.BDiagPattern)
+    painter.setFont(ink.font_small)
+    metrics = QFontMetricsF(ink.font_small)
+    for pause in primitives.pauses:
+        box = QRectF(pause.x, pause.y, pause.w, pause.h)
+        painter.fillRect(box, ink.label_halo)
+        painter.fillRect(box, hatch)
+        width = metrics.horizontalAdvance(pause.text) + 8
+        if width <= pause.w:
+            label = QRectF(pause.x + (pause.w - width) / 2, pause.y + 2, width, 16)
+            painter.fillRect(label, ink.background)
+            painter.setPen(ink.text)
+            painter.drawText(label, Qt.AlignmentFlag.AlignCenter, pause.text)
+
+
 def _paint_dense_markers(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     """Many markers: plain ticks, which read as well at that density and draw far faster."""
     ticks: dict[str, list[QLineF]] = {}
     for marker in primitives.markers:
         x = round(marker.x) + 0.5
-        bottom = marker.y + (marker.height if marker.kind == "end" else marker.height / 3)
+        full_height = marker.kind in ("end", "error")
+        bottom = marker.y + (marker.height if full_height else marker.height / 3)
         ticks.setdefault(marker.kind, []).append(QLineF(x, marker.y, x, bottom))
     for kind, lines in ticks.items():
         painter.setPen(QPen(ink.markers[kind], 1))
@@ -605,14 +692,17 @@ def _paint_lane_label(
     small: QFontMetricsF, state: int | None = None,
 ) -> None:
     # At the stepping cursor the label names the lane's state there instead of its kind.
-    tag = STATE_NAMES.get(state, row.kind) if state is not None else row.kind
+    plain_tag = row.tag or row.kind
+    if row.kind in (GROUP_KIND, MORE_KIND):
+        plain_tag = ""
+    tag = STATE_NAMES.get(state, plain_tag) if state is not None else plain_tag
     kind_width = small.horizontalAdvance(tag) + 8 if tag else 0.0
     room = width - 2 * LABEL_INSET
     show_kind = tag and room - kind_width > 60
     name_room = room - kind_width if show_kind else room
     name = metrics.elidedText(row.name, Qt.TextElideMode.ElideMiddle, name_room)
     painter.setFont(ink.font_bold if row.kind == "loop" else ink.font)
-    painter.setPen(ink.text)
+    painter.setPen(ink.text_dim if row.kind in (GROUP_KIND, MORE_KIND) else ink.text)
     painter.drawText(QRectF(LABEL_INSET, row.y, name_room, row.height),
                      Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
     if show_kind:
@@ -727,11 +817,16 @@ def _paint_legend_glyph(
         painter.drawPolygon(QPolygonF([QPointF(x + 13, middle), QPointF(x + 7, middle - 3.5),
                                        QPointF(x + 7, middle + 3.5)]))
     else:
+        marker = MARKER_KINDS[entry.code]
         painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(ink.markers[entry.label])
-        if entry.label == "end":
+        painter.setBrush(ink.markers[marker])
+        if marker in ("end", "error"):
             painter.drawRect(QRectF(x + 5, middle - 7, 2, 14))
-        elif entry.label == "output":
+            if marker == "error":
+                cross = QPainterPath()
+                _add_cross(cross, x + 6, middle, 4.5)
+                painter.fillPath(cross, ink.markers["error"])
+        elif marker == "output":
             painter.drawPolygon(QPolygonF([QPointF(x + 2, middle - 4), QPointF(x + 10, middle - 4),
                                            QPointF(x + 6, middle + 3)]))
         else:

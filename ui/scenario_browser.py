@@ -136,6 +136,10 @@ class ScenarioBrowser(QWidget):
                     return True
         return False
 
+    def clear_selection(self) -> None:
+        """No scenario selected (what is on show is not one): the description says so."""
+        self.tree.setCurrentIndex(QModelIndex())
+
     def _on_current(self, item: QTreeWidgetItem | None, previous: QTreeWidgetItem | None) -> None:
         scenario = self._scenario_of(item)
         self._describe(scenario)

@@ -28,6 +28,8 @@ from loopscope.tracer.events import CODE_NAMES, Code
 from loopscope.tracer.narrate import narration_line, time_prefix
 from loopscope.tracer.stepping import StepKind, find_step
 from loopscope.tracer.trace import Trace
+from loopscope.ui.eliding_label import ElidingLabel
+from loopscope.ui.trace_notes import trace_notes
 
 if TYPE_CHECKING:
     from loopscope.tracer.stepping import Stepper
@@ -96,6 +98,7 @@ class StepController(QObject):
 
     moved = Signal()  # the cursor moved (or was cleared): show the step
     changed = Signal()  # live state, playback or busyness changed: update the actions
+    notice = Signal(str)  # a step key found nothing to go to: say so
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -107,6 +110,9 @@ class StepController(QObject):
         self._queue: list[Callable[[], object]] = []
         self._worker: asyncio.Task[None] | None = None
         self.speed = DEFAULT_PLAY_SPEED
+        # Steps pass over the library's own lanes (asyncio's, aiohttp's plumbing) unless the
+        # learner asks to see them (View → Show Library Lanes).
+        self.mine_only = True
         self._play = QTimer(self)
         self._play.timeout.connect(self._play_tick)
         self._set_interval()
@@ -164,6 +170,20 @@ class StepController(QObject):
         return self.trace is not None and len(self.trace) > 0 and (
             self.stepper is None or self.held)
 
+    def skipped(self) -> tuple[frozenset[int], frozenset[int]]:
+        """What steps pass over: the library's lanes, and running steps in library code
+        (the source pane would show asyncio's or aiohttp's code, not the program's)."""
+        if not self.mine_only or self.trace is None:
+            return frozenset(), frozenset()
+        notes = trace_notes(self.trace)
+        return notes.library_lanes(self.trace), notes.library_sources()
+
+    def _passed_over(self, seq: int) -> bool:
+        if self.trace is None:
+            return False
+        lanes, sources = self.skipped()
+        return self.trace.lane[seq] in lanes or self.trace.source[seq] in sources
+
     def narration(self) -> str:
         if self.trace is None or not 0 <= self.cursor < len(self.trace):
             return self.message
@@ -215,9 +235,9 @@ class StepController(QObject):
         self.stop_playing()
         limit = self._known_end()
         stop = bisect.bisect_right(trace.ts, int(ns), 0, limit)
-        found = find_step(trace, stop - 1, -1, "step")
+        found = find_step(trace, stop - 1, -1, "step", self.skipped())
         if found is None:
-            found = find_step(trace, 0, limit, "step")
+            found = find_step(trace, 0, limit, "step", self.skipped())
         if found is not None:
             self._move(found)
 
@@ -258,7 +278,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None or self.busy:
             return
-        found = find_step(trace, self.cursor + 1, len(trace), "step")
+        found = find_step(trace, self.cursor + 1, len(trace), "step", self.skipped())
         if found is None:
             self.stop_playing()
             return
@@ -306,7 +326,8 @@ class StepController(QObject):
         trace = self.trace
         if trace is None:
             return False
-        found = find_step(trace, self.cursor + 1, self._known_end(), kind)
+        found = find_step(trace, self.cursor + 1, self._known_end(), kind,
+                          self.skipped())
         if found is not None:
             self._move(found)
         return found is not None
@@ -315,7 +336,8 @@ class StepController(QObject):
         """Moves at once when the step is recorded; else the coroutine that asks the child.
         A run going on freely is held first: what it recorded before is behind it."""
         if self.stepper is None:
-            self._forward_recorded(kind)
+            if not self._forward_recorded(kind):
+                self.notice.emit(f"No {_STEP_NAMES[kind]} after this one: the recording ends")
             return None
         if self.held and self._forward_recorded(kind):
             return None
@@ -330,8 +352,11 @@ class StepController(QObject):
             self.cursor = stepper.position
         self.changed.emit()
         position = await stepper.step(kind)
+        while position is not None and self._passed_over(position):
+            position = await stepper.step(kind)  # the library's plumbing: on to the program's
         if position is None:
             self.message = "The run has ended"
+            self.notice.emit(f"No {_STEP_NAMES[kind]} was left: the run has ended")
             self.changed.emit()
             return
         self._move(position)
@@ -341,7 +366,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None or self.cursor <= 0:
             return
-        found = find_step(trace, self.cursor - 1, -1, kind)
+        found = find_step(trace, self.cursor - 1, -1, kind, self.skipped())
         if found is not None:
             self._move(found)
 
@@ -349,7 +374,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None:
             return
-        found = find_step(trace, 0, self._known_end(), "step")
+        found = find_step(trace, 0, self._known_end(), "step", self.skipped())
         if found is not None:
             self._move(found)
 
@@ -357,7 +382,7 @@ class StepController(QObject):
         trace = self.trace
         if trace is None:
             return
-        found = find_step(trace, self._known_end() - 1, -1, "step")
+        found = find_step(trace, self._known_end() - 1, -1, "step", self.skipped())
         if found is not None:
             self._move(found)
 
@@ -387,6 +412,10 @@ class StepController(QObject):
         self.changed.emit()
 
 
+_STEP_NAMES: dict[str, str] = {"step": "step", "event": "event", "switch": "switch to another lane",
+                               "io": "I/O wait or wake"}
+
+
 class NarrationBar(QWidget):
     """One line saying what just happened, and the playback speed."""
 
@@ -396,7 +425,7 @@ class NarrationBar(QWidget):
         super().__init__(parent)
         self.position_label = QLabel()
         self.position_label.setMinimumWidth(90)
-        self.sentence = QLabel()
+        self.sentence = ElidingLabel()
         self.sentence.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.sentence.setTextFormat(Qt.TextFormat.PlainText)
         font = self.sentence.font()

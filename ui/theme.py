@@ -35,6 +35,7 @@ class Theme:
     mark: str
     now_line: str
     selection: str
+    error: str = "#d62728"  # an exception's end marker
     font_families: tuple[str, ...] = UI_FONTS
     # Sizes in pixels, not points, so a PNG, an SVG and a PDF (devices with different dots
     # per inch) all get the same proportions as the screen.
@@ -98,6 +99,7 @@ DARK = Theme(
     mark="#e8772e",
     now_line="#ff6b6b",
     selection="#ffffff",
+    error="#ff6b6b",
 )
 
 THEMES: dict[str, Theme] = {theme.name: theme for theme in (LIGHT, DARK)}

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import html
 import os
+import time
+from collections.abc import Callable
 
 from PySide6.QtCore import QEvent, QPointF, Qt, QTimer, Signal
 from PySide6.QtGui import (
     QColor,
+    QContextMenuEvent,
     QHelpEvent,
     QKeyEvent,
     QMouseEvent,
@@ -21,26 +24,34 @@ from PySide6.QtGui import (
     QResizeEvent,
     QWheelEvent,
 )
-from PySide6.QtWidgets import QScrollBar, QToolTip, QWidget
+from PySide6.QtWidgets import QMenu, QScrollBar, QToolTip, QWidget
 
-from loopscope.tracer.events import STATE_NAMES
+from loopscope.tracer.events import STATE_NAMES, Code, LaneKind
+from loopscope.tracer.narrate import describe
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
 from loopscope.ui.findings_view import paint_problem_corners
+from loopscope.ui.framing import first_event_ns, lesson_range
 from loopscope.ui.layout import (
+    GROUP_LANE,
     MERGED_SPAN,
     OPEN_SPAN,
+    Arrow,
+    Marker,
     Primitives,
     Viewport,
+    arrow_at,
     format_ns,
     hit_at,
     lane_at,
     layout,
+    marker_at,
     run_extent,
 )
 from loopscope.ui.paint import label_width_for, paint
 from loopscope.ui.theme import Theme, get_theme
+from loopscope.ui.trace_notes import arrow_text, lane_tag, trace_notes
 
 ZOOM_STEP = 1.25  # one wheel notch or one W/S press
 PAN_FRACTION = 0.15  # of the visible range, per A/D press
@@ -53,6 +64,12 @@ REFRESH_INTERVAL_MS = 16  # live updates are folded and drawn at most this often
 DRAG_THRESHOLD_PX = 4
 WHEEL_NOTCH = 120
 LANE_HEIGHT = 24.0
+# Few lanes share the height there is, up to this tall a row: room for the words in them.
+MAX_LANE_HEIGHT = 40.0
+
+# While a run is live and not held, the live edge moves on with the clock this often, so
+# open spans grow and a sleep is seen to pass between events.
+LIVE_EDGE_INTERVAL_MS = 50
 
 FOLLOW_FIT = "fit"  # keep the whole run in view as it grows
 FOLLOW_EDGE = "edge"  # keep the visible width, sliding with the newest events
@@ -65,6 +82,8 @@ class TimelineWidget(QWidget):
     lane_selected = Signal(int)
     view_changed = Signal()
     axis_clicked = Signal(float)  # a click on the time axis, at this time (ns)
+    folding_changed = Signal(bool)  # library lanes folded into one row (True) or shown
+    lanes_shown = Signal()  # show_all_lanes: the filter is cleared too
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -85,7 +104,6 @@ class TimelineWidget(QWidget):
         self._selected = -1
         self._cursor_ns: float | None = None
         self._theme: Theme = get_theme("light")
-        self._lane_height = LANE_HEIGHT
         self._primitives: Primitives | None = None
         self._press: QPointF | None = None
         self._press_view = (0.0, 0.0, 0.0)
@@ -99,6 +117,20 @@ class TimelineWidget(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self._catch_up)
+        self._fold_library = True
+        self._hidden_lanes: set[int] = set()
+        self._lane_filter = ""
+        self._menu: QMenu | None = None
+        # The live edge: the wall clock (injectable for tests) and, when the last events
+        # landed, (wall ns, trace ns); held runs keep their edge where it is.
+        self._wall_clock: Callable[[], int] = time.monotonic_ns
+        self._edge_at: tuple[int, int] | None = None
+        self._edge_held = False
+        self._edge_events = 0
+        self._edge_drawn = 0.0
+        self._edge_timer = QTimer(self)
+        self._edge_timer.setInterval(LIVE_EDGE_INTERVAL_MS)
+        self._edge_timer.timeout.connect(self._advance_live_edge)
 
     # -- the trace ----------------------------------------------------------------------
 
@@ -122,7 +154,18 @@ class TimelineWidget(QWidget):
         self._cursor_ns = None
         self._scroll_y = 0.0
         self._flagged = {}
-        self.zoom_to_fit()
+        self._edge_held = False
+        self._edge_events = len(trace)
+        # The edge starts moving with the first event: before it the child is starting up,
+        # which is not the program's time.
+        self._edge_at = (self._wall_clock(), trace.duration_ns) if live and len(trace) else None
+        self._edge_drawn = float(trace.duration_ns)
+        if live:
+            self._edge_timer.start()
+            self.zoom_to_fit()
+        else:
+            self._edge_timer.stop()
+            self.show_lesson()
 
     def refresh(self) -> None:
         """More events arrived: fold them and repaint once, however often this is called."""
@@ -132,13 +175,16 @@ class TimelineWidget(QWidget):
     def finish_live(self) -> None:
         """The run ended: close the spans still open at its last event and stop following."""
         self._refresh_timer.stop()
+        self._edge_timer.stop()
         if self._live:
             self._builder.feed(self._trace)
             self._finished = self._builder.finish(self._trace.duration_ns)
             self._live = False
-            if self._follow == FOLLOW_FIT:
-                self._fit_range()
+            if self._follow is not None:
+                # Still following: the finished run is framed as a first view frames it.
+                self._set_range(*self._lesson_or_fit())
             self._follow = None
+        self._edge_at = None
         self._invalidate()
 
     @property
@@ -152,7 +198,51 @@ class TimelineWidget(QWidget):
     def _catch_up(self) -> None:
         if self._live:
             self._builder.feed(self._trace)
+            if len(self._trace) != self._edge_events:
+                # New events: the edge goes on from where it is (never backwards), now.
+                self._edge_events = len(self._trace)
+                self._edge_at = (self._wall_clock(), int(self.live_edge_ns()))
+            self._edge_drawn = self.live_edge_ns()
             self._apply_follow()
+        self._invalidate()
+
+    # -- the live edge ------------------------------------------------------------------
+
+    def set_wall_clock(self, clock: Callable[[], int]) -> None:
+        """The clock the live edge moves by (monotonic ns); tests give a fake one."""
+        self._wall_clock = clock
+        if self._edge_at is not None:
+            self._edge_at = (clock(), self._edge_at[1])
+
+    def hold_live_edge(self, held: bool) -> None:
+        """A held run's program does not move: neither does its edge, until it goes on."""
+        if held == self._edge_held:
+            return
+        edge = self.live_edge_ns()
+        self._edge_held = held
+        if self._live:
+            self._edge_at = (self._wall_clock(), int(edge))
+            self._invalidate()
+
+    def live_edge_ns(self) -> float:
+        """Where "now" is: a finished trace's last event; a live run's last event plus the
+        time that has passed since it arrived (the program is running, only quietly)."""
+        last = float(self._trace.duration_ns)
+        if not self._live or self._edge_at is None:
+            return last
+        wall, at = self._edge_at
+        if self._edge_held:
+            return max(last, float(at))
+        return max(last, at + float(self._wall_clock() - wall))
+
+    def _advance_live_edge(self) -> None:
+        if not self._live or self._edge_held or self._edge_at is None:
+            return
+        edge = self.live_edge_ns()
+        if edge == self._edge_drawn:
+            return
+        self._edge_drawn = edge
+        self._apply_follow()
         self._invalidate()
 
     # -- view state ---------------------------------------------------------------------
@@ -180,6 +270,76 @@ class TimelineWidget(QWidget):
         """The whole run in view; when live, keep it so as the run grows."""
         self._follow = FOLLOW_FIT if self._live else None
         self._fit_range()
+
+    def show_lesson(self) -> None:
+        """The first view of a finished run: the scenario's concept window, else the whole
+        run, with a margin either side."""
+        self._follow = None
+        self._set_range(*self._lesson_or_fit())
+
+    def _lesson_or_fit(self) -> tuple[float, float]:
+        start, end = lesson_range(self._trace)
+        return (start, end) if end > start else (start, start + EMPTY_RANGE_NS)
+
+    @property
+    def fold_library(self) -> bool:
+        return self._fold_library
+
+    def set_fold_library(self, fold: bool) -> None:
+        """Fold the library's plumbing lanes into one row (the default), or show each."""
+        if fold == self._fold_library:
+            return
+        self._fold_library = fold
+        self._label_width_for = (-1, -1, -1)
+        self._invalidate()
+        self.folding_changed.emit(fold)
+
+    def folded_lanes(self) -> frozenset[int]:
+        """Lanes drawn together on the last row: the library's (while folded), the ones
+        the learner hid, and those the lane filter does not match."""
+        folded: set[int] = set(self._hidden_lanes)
+        if self._fold_library:
+            folded |= trace_notes(self._trace).library_lanes(self._trace)
+        if self._lane_filter:
+            wanted = self._lane_filter.casefold()
+            notes = trace_notes(self._trace)
+            folded |= {info.id for info in self._trace.lanes
+                       if info.kind not in LaneKind.LOOP_KINDS
+                       and wanted not in info.name.casefold()
+                       and wanted not in lane_tag(self._trace, info.id, info.kind,
+                                                  notes).casefold()}
+        return frozenset(folded)
+
+    def _folded_name(self) -> str:
+        return "library lanes" if not (self._hidden_lanes or self._lane_filter) else \
+            "other lanes"
+
+    @property
+    def lane_filter(self) -> str:
+        return self._lane_filter
+
+    def set_lane_filter(self, text: str) -> None:
+        """Shows only the lanes whose name (or fd) contains `text`, and the loop lanes; the
+        rest fold into the last row. "" shows them all."""
+        text = text.strip()
+        if text == self._lane_filter:
+            return
+        self._lane_filter = text
+        self._scroll_y = 0.0
+        self._invalidate()
+
+    def hide_lane(self, lane: int) -> None:
+        """Folds one lane into the last row (per-lane hide); show_all_lanes brings it back."""
+        self._hidden_lanes.add(lane)
+        self._invalidate()
+
+    def show_all_lanes(self) -> None:
+        """Every lane on its own row: no hidden lane, no filter, no folding."""
+        self._hidden_lanes.clear()
+        self._lane_filter = ""
+        self._invalidate()
+        self.set_fold_library(False)
+        self.lanes_shown.emit()
 
     def set_theme(self, name: str) -> None:
         self._theme = get_theme(name)
@@ -222,7 +382,7 @@ class TimelineWidget(QWidget):
 
     @property
     def lane_height(self) -> float:
-        return self._lane_height
+        return self._row_height()
 
     @property
     def cursor_ns(self) -> float | None:
@@ -271,11 +431,13 @@ class TimelineWidget(QWidget):
     def primitives(self) -> Primitives:
         """The current frame's geometry (laid out on demand, cached until something changes)."""
         if self._primitives is None:
-            source: Spans | SpanBuilder = (
-                self._finished if self._finished is not None else self._builder
-            )
-            self._primitives = layout(self._trace, source, self._viewport())
+            self._primitives = layout(self._trace, self.span_source(), self._viewport())
         return self._primitives
+
+    def span_source(self) -> Spans | SpanBuilder:
+        """What the layout draws spans from: the finished spans, or live the growing fold
+        (whose open spans reach the live edge)."""
+        return self._finished if self._finished is not None else self._builder
 
     # -- internals ----------------------------------------------------------------------
 
@@ -288,9 +450,13 @@ class TimelineWidget(QWidget):
             self._label_width = label_width_for(self._trace, self._theme, max(width, 1))
         return Viewport(
             start_ns=self._start_ns, end_ns=self._end_ns, width=max(width, 1),
-            height=max(self.height(), 1), lane_height=self._lane_height,
+            height=max(self.height(), 1), lane_height=self._row_height(),
+            row_padding=max(3.0, self._row_height() * 0.15),
             label_width=self._label_width,
             scroll_y=self._scroll_y, selected_span=self._selected, cursor_ns=self._cursor_ns,
+            time_origin_ns=first_event_ns(self._trace), folded_lanes=self.folded_lanes(),
+            folded_name=self._folded_name(),
+            now_ns=self.live_edge_ns() if self._live else None,
         )
 
     def _invalidate(self) -> None:
@@ -300,10 +466,11 @@ class TimelineWidget(QWidget):
         self.view_changed.emit()
 
     def _run_end(self) -> float:
-        return float(self._trace.duration_ns)
+        return self.live_edge_ns()
 
     def _fit_range(self) -> None:
         start, end = run_extent(self._trace)
+        end = max(end, self._run_end())  # live, the run reaches the moving edge
         self._set_range(start, end if end > start else start + EMPTY_RANGE_NS)
 
     def _apply_follow(self) -> None:
@@ -332,9 +499,20 @@ class TimelineWidget(QWidget):
         vp = self._viewport()
         return max(vp.lanes_bottom - vp.lanes_top, 0.0)
 
-    def _max_scroll(self) -> float:
+    def _row_count(self) -> int:
         lanes = len(lane_order(self._trace, self._builder.spans))
-        return max(lanes * self._lane_height - self._lanes_area_height(), 0.0)
+        folded = len(self.folded_lanes())
+        return lanes - folded + (1 if folded else 0)
+
+    def _row_height(self) -> float:
+        """Rows share the lanes' area up to MAX_LANE_HEIGHT each, and are LANE_HEIGHT at
+        least (more lanes than that scroll)."""
+        defaults = Viewport(0.0, 1.0, 1, 1)
+        area = self.height() - defaults.axis_height - defaults.legend_height
+        return min(max(area / max(self._row_count(), 1), LANE_HEIGHT), MAX_LANE_HEIGHT)
+
+    def _max_scroll(self) -> float:
+        return max(self._row_count() * self._row_height() - self._lanes_area_height(), 0.0)
 
     def _sync_scrollbar(self) -> None:
         maximum = self._max_scroll()
@@ -343,7 +521,7 @@ class TimelineWidget(QWidget):
         bar.blockSignals(True)
         bar.setRange(0, int(maximum))
         bar.setPageStep(int(self._lanes_area_height()))
-        bar.setSingleStep(int(self._lane_height))
+        bar.setSingleStep(int(self._row_height()))
         bar.setValue(int(self._scroll_y))
         bar.blockSignals(False)
         visible = maximum > 0
@@ -391,7 +569,7 @@ class TimelineWidget(QWidget):
         if shift:
             # Some platforms turn Shift+wheel into a horizontal wheel; either way: lanes.
             notches = (delta.y() or delta.x()) / WHEEL_NOTCH
-            self.scroll_lanes_to(self._scroll_y - notches * 3 * self._lane_height)
+            self.scroll_lanes_to(self._scroll_y - notches * 3 * self._row_height())
         elif abs(delta.x()) > abs(delta.y()):
             self.pan(-delta.x() / WHEEL_NOTCH * PAN_FRACTION)  # a touchpad's sideways swipe
         elif delta.y():
@@ -434,6 +612,9 @@ class TimelineWidget(QWidget):
     def _click(self, x: float, y: float) -> None:
         primitives = self.primitives()
         lane = lane_at(primitives, x, y)
+        if lane == GROUP_LANE:
+            self.show_all_lanes()
+            return
         if lane >= 0:
             self.lane_selected.emit(lane)
             return
@@ -443,6 +624,17 @@ class TimelineWidget(QWidget):
         if primitives.plot.contains(x, y):
             hit = hit_at(primitives, x, y)
             self.select_span(hit.span if hit is not None and hit.span >= 0 else -1)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        """On a lane's name: hide that lane, or show every lane again."""
+        lane = lane_at(self.primitives(), event.pos().x(), event.pos().y())
+        menu = QMenu(self)
+        if lane >= 0:
+            name = self._trace.lane_name(lane)
+            menu.addAction(f"Hide “{name}”", lambda: self.hide_lane(lane))
+        menu.addAction("Show All Lanes", self.show_all_lanes)
+        menu.popup(event.globalPos())
+        self._menu = menu  # kept until the next one, so it is not collected while shown
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
@@ -468,7 +660,7 @@ class TimelineWidget(QWidget):
             start, _ = run_extent(self._trace)
             self.set_view_range(start, start + self._end_ns - self._start_ns)
         elif key in (Qt.Key.Key_Up, Qt.Key.Key_Down):
-            step = self._lane_height * (-1 if key == Qt.Key.Key_Up else 1)
+            step = self._row_height() * (-1 if key == Qt.Key.Key_Up else 1)
             self.scroll_lanes_to(self._scroll_y + step)
         elif key in (Qt.Key.Key_PageUp, Qt.Key.Key_PageDown):
             page = self._lanes_area_height() * (-1 if key == Qt.Key.Key_PageUp else 1)
@@ -495,8 +687,19 @@ class TimelineWidget(QWidget):
         """The hover text at a point (rich text), or "" where there is nothing to explain."""
         primitives = self.primitives()
         lane = lane_at(primitives, x, y)
+        if lane == GROUP_LANE:
+            return (f"<b>{len(self.folded_lanes())} {self._folded_name()}</b><br>"
+                    f"asyncio's, aiohttp's or gevent's own tasks, and lanes hidden or "
+                    f"filtered out, folded into one row<br>"
+                    f"<i>click to show every lane on its own row</i>")
         if lane >= 0:
             return self._lane_tooltip(lane)
+        arrow = arrow_at(primitives, x, y)
+        if arrow is not None:
+            return self._arrow_tooltip(arrow)
+        marker = marker_at(primitives, x, y)
+        if marker is not None:
+            return self._marker_tooltip(marker)
         hit = hit_at(primitives, x, y)
         if hit is None:
             return ""
@@ -508,9 +711,9 @@ class TimelineWidget(QWidget):
         if hit.span == OPEN_SPAN:
             open_span = self._builder.open_span(hit.lane)
             since = open_span[1] if open_span is not None else 0
-            now = self._trace.duration_ns
+            now = self.live_edge_ns()
             return (f"<b>{name}</b><br><b>{state}</b> (in progress)<br>"
-                    f"since {format_ns(since)}, for {format_ns(now - since)} so far")
+                    f"since {self._at(since)}, for {format_ns(now - since)} so far")
         return self._span_tooltip(hit.span)
 
     def _span_tooltip(self, index: int) -> str:
@@ -519,7 +722,7 @@ class TimelineWidget(QWidget):
         lines = [
             f"<b>{html.escape(trace.lane_name(lane))}</b>",
             f"<b>{STATE_NAMES.get(spans.state[index], '?')}</b>",
-            f"start {format_ns(spans.start[index])}, "
+            f"start {self._at(spans.start[index])}, "
             f"duration {format_ns(spans.end[index] - spans.start[index])}",
         ]
         lines += [
@@ -543,8 +746,44 @@ class TimelineWidget(QWidget):
         except (IndexError, StopIteration):
             return f"<b>lane {lane}</b>"
         lines = [f"<b>{html.escape(info.name)}</b>", html.escape(info.kind or "lane"),
-                 f"spawned at {format_ns(info.spawn_ts)}"]
+                 f"spawned at {self._at(info.spawn_ts)}"]
         if info.parent >= 0:
             lines.append(f"by {html.escape(trace.lane_name(info.parent))}")
         lines.append("<i>click to select this lane</i>")
         return "<br>".join(lines)
+
+    def _at(self, ns: float) -> str:
+        """A time as the axis counts it: from the program's first event."""
+        return format_ns(max(ns - first_event_ns(self._trace), 0.0))
+
+    def _arrow_tooltip(self, arrow: Arrow) -> str:
+        trace = self._trace
+        kind = "switch" if trace.code[arrow.seq] == Code.SWITCH else "wake"
+        lines = [f"<b>{kind}</b>: {html.escape(trace.lane_name(arrow.from_lane))} → "
+                 f"{html.escape(trace.lane_name(arrow.to_lane))}"]
+        words = arrow_text(trace, arrow.seq)
+        if words:
+            lines.append(f"<b>{html.escape(words)}</b>")
+        sentence = describe(trace, arrow.seq)
+        if sentence:
+            lines.append(html.escape(sentence))
+        lines.append(f"at {self._at(trace.ts[arrow.seq])}")
+        if arrow.bundled > 1:
+            lines.append(f"<i>one of {arrow.bundled} arrows drawn as one here: zoom in to see "
+                         f"them apart</i>")
+        return "<br>".join(lines)
+
+    def _marker_tooltip(self, marker: Marker) -> str:
+        trace = self._trace
+        detail = trace.details[trace.detail[marker.seq]]
+        name = html.escape(trace.lane_name(marker.lane))
+        if marker.kind == "output":
+            what = f"printed: <tt>{html.escape(str(detail.get('text', '')))}</tt>"
+        elif marker.kind == "error":
+            what = f"raised <b>{html.escape(str(detail.get('error', '')))}</b>"
+        elif marker.kind == "end":
+            result = detail.get("result")
+            what = "ends" + (f", returning {html.escape(str(result))}" if result else "")
+        else:
+            what = html.escape(str(detail.get("text", "")))
+        return f"<b>{name}</b> {what}<br>at {self._at(trace.ts[marker.seq])}"

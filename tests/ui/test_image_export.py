@@ -44,8 +44,8 @@ def test_png_shows_each_span_in_its_state_colour_where_its_times_say(
         # The middle of the span, computed from its times and the viewport, not the layout.
         middle = (span.start + span.end) / 2 - viewport.start_ns
         x = viewport.label_width + middle / (viewport.end_ns - viewport.start_ns) * plot_width
-        band_y, band_h = state_band(rows[span.lane], viewport)
-        y = band_y + band_h / 2
+        # Near the band's top: above the words a wide span carries, centred in it.
+        y = state_band(rows[span.lane], viewport)[0] + 2
         # Arrows and markers sit on some spans' edges; sample a few pixels either side too.
         colours = {image.pixelColor(int(x) + dx, int(y)).name() for dx in (-3, 0, 3)}
         code = Code[span.state.upper().replace("-", "_")]

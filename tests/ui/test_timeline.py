@@ -16,6 +16,7 @@ from loopscope.tracer.query import lane_named, span_rows
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.spans import derive_spans
 from loopscope.tracer.trace import Trace
+from loopscope.ui.framing import RIGHT_MARGIN
 from loopscope.ui.layout import OPEN_SPAN
 from loopscope.ui.theme import DARK, LIGHT
 from loopscope.ui.timeline import MAX_RANGE_NS, ZOOM_STEP, TimelineWidget
@@ -43,6 +44,8 @@ def timeline(qtbot: QtBot) -> Iterator[TimelineWidget]:
     widget = TimelineWidget()
     qtbot.addWidget(widget)
     widget.resize(1000, 400)
+    # The live edge moves with this clock between events; a test's runs never move it.
+    widget.set_wall_clock(lambda: 0)
     widget.show()
     qtbot.waitExposed(widget)
     yield widget
@@ -79,6 +82,9 @@ def test_set_trace_fits_the_run_and_shares_the_spans(timeline: TimelineWidget) -
     trace = build_sample_trace()
     timeline.set_trace(trace)
 
+    # The first view: the whole run (no concept window) with room for the last marker.
+    assert timeline.view_range == pytest.approx((0.0, 100 * MS * (1 + RIGHT_MARGIN)))
+    timeline.zoom_to_fit()
     assert timeline.view_range == (0.0, 100 * MS)
     assert list(timeline.spans.start) == list(derive_spans(trace).start)
     assert [r.name for r in timeline.primitives().lanes] == ["event loop", "fetch", "nap",
@@ -88,6 +94,7 @@ def test_set_trace_fits_the_run_and_shares_the_spans(timeline: TimelineWidget) -
 
 def test_the_wheel_zooms_around_the_cursor(timeline: TimelineWidget) -> None:
     timeline.set_trace(build_sample_trace())
+    timeline.zoom_to_fit()
     primitives = timeline.primitives()
     x = primitives.x_of(30 * MS)
 
@@ -274,7 +281,8 @@ def test_live_open_spans_reach_now(timeline: TimelineWidget) -> None:
     for i in open_at:
         right = primitives.rects.x[i] + primitives.rects.w[i]
         assert right == pytest.approx(primitives.x_of(live.duration_ns))
-    text = timeline.tooltip_at(primitives.x_of(live.duration_ns) - 2,
+    # (beside, not on, the wake arrow at the edge, which has its own tooltip)
+    text = timeline.tooltip_at(primitives.x_of(live.duration_ns) - 6,
                                row_middle(timeline, "event loop"))
     assert "<b>dispatch</b> (in progress)" in text and "since 60.0 ms" in text
 

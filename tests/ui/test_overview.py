@@ -1,0 +1,71 @@
+"""The overview strip: the whole run with a brush over the timeline's view, which a click or
+a drag moves and an edge drag widens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+from pytestqt.qtbot import QtBot
+
+from loopscope.ui.overview import STRIP_HEIGHT, OverviewStrip
+from loopscope.ui.timeline import TimelineWidget
+from tests.ui.conftest import MS, build_sample_trace
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def strip(qtbot: QtBot) -> Iterator[OverviewStrip]:
+    box = QWidget()
+    column = QVBoxLayout(box)
+    timeline = TimelineWidget()
+    strip = OverviewStrip(timeline)
+    column.addWidget(strip)
+    column.addWidget(timeline, 1)
+    qtbot.addWidget(box)
+    box.resize(1000, 500)
+    box.show()
+    qtbot.waitExposed(box)
+    timeline.set_trace(build_sample_trace())
+    yield strip
+
+
+def test_the_brush_covers_the_view_and_lines_up_with_the_timeline(strip: OverviewStrip) -> None:
+    timeline = strip.timeline
+    timeline.set_view_range(20 * MS, 40 * MS)
+    brush = strip.brush()
+    assert brush.left() == pytest.approx(strip.x_of(20 * MS))
+    assert brush.right() == pytest.approx(strip.x_of(40 * MS))
+    # The whole run spans the strip's plot, which sits under the timeline's plot.
+    plot = timeline.primitives().plot
+    assert strip.x_of(0) == pytest.approx(plot.x)
+    assert strip.x_of(100 * MS) == pytest.approx(plot.x + plot.w)
+    image = strip.grab().toImage()
+    assert image.height() == STRIP_HEIGHT
+
+
+def test_a_click_beside_the_brush_brings_the_view_there(strip: OverviewStrip,
+                                                        qtbot: QtBot) -> None:
+    timeline = strip.timeline
+    timeline.set_view_range(20 * MS, 40 * MS)
+    qtbot.mouseClick(strip, Qt.MouseButton.LeftButton,
+                     pos=QPoint(int(strip.x_of(70 * MS)), STRIP_HEIGHT // 2))
+    start, end = timeline.view_range
+    assert end - start == pytest.approx(20 * MS)
+    assert (start + end) / 2 == pytest.approx(70 * MS, abs=0.2 * MS)
+
+
+def test_dragging_the_brush_edge_widens_the_view(strip: OverviewStrip, qtbot: QtBot) -> None:
+    timeline = strip.timeline
+    timeline.set_view_range(20 * MS, 40 * MS)
+    y = STRIP_HEIGHT // 2
+    right = QPoint(int(strip.brush().right()), y)
+    qtbot.mousePress(strip, Qt.MouseButton.LeftButton, pos=right)
+    qtbot.mouseMove(strip, QPoint(int(strip.x_of(60 * MS)), y))
+    qtbot.mouseRelease(strip, Qt.MouseButton.LeftButton, pos=QPoint(int(strip.x_of(60 * MS)), y))
+    start, end = timeline.view_range
+    assert start == pytest.approx(20 * MS)
+    assert end == pytest.approx(60 * MS, abs=0.3 * MS)
