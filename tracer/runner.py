@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopscope.tracer.source_files import track_source_files
 from loopscope.tracer.stream import FrameDecoder, StreamError
 from loopscope.tracer.target import Target
 from loopscope.tracer.trace import SequenceGapError, Trace
@@ -170,6 +171,9 @@ class Run:
         loop = asyncio.get_running_loop()
         self.trace.meta.update(target=self.target.label, model=self.target.model,
                                kind=self.target.kind, status="running")
+        # the identity of each source file, so a saved trace shows only these files' text
+        track_source_files(self.trace, [self.target.value] if self.target.kind == "script"
+                           else [])
         parent_ends: list[int] = []
         child_ends: list[int] = []
         try:
