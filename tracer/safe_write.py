@@ -24,14 +24,25 @@ from typing import BinaryIO
 
 
 class OutputError(OSError):
-    """An output that could not be written; the message is the one line to show."""
+    """An output that could not be written: str() is the one line to show, "cannot write
+    PATH: REASON", and `strerror` the reason alone (as for any OSError)."""
+
+    def __init__(self, shown: str, reason: str) -> None:
+        super().__init__(reason)
+        self.strerror = reason
+        self.shown = shown
+
+    def __str__(self) -> str:
+        if not self.shown:
+            return f"cannot write to an empty file name: {self.strerror}"
+        return f"cannot write {self.shown}: {self.strerror}"
 
 
 def real_target(path: str | os.PathLike[str]) -> Path:
     """Where the bytes for `path` end up: its symbolic links followed, dangling or not."""
     text = os.fspath(path)
     if text == "":
-        raise OutputError("cannot write to an empty file name")
+        raise OutputError("", "name a file to write")
     return Path(os.path.realpath(text))
 
 
@@ -97,7 +108,7 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[str]:
     try:
         temporary, fd = _create_temporary(target)
     except OSError as exc:
-        raise OutputError(f"cannot write {shown}: {exc.strerror or exc}") from None
+        raise OutputError(shown, exc.strerror or str(exc)) from None
     os.close(fd)
     try:
         yield temporary
@@ -110,7 +121,7 @@ def replacing(path: str | os.PathLike[str]) -> Iterator[str]:
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         if isinstance(exc, OSError) and not isinstance(exc, OutputError):
-            raise OutputError(f"cannot write {shown}: {exc.strerror or exc}") from None
+            raise OutputError(shown, exc.strerror or str(exc)) from None
         raise
 
 

@@ -270,7 +270,7 @@ class FrameDecoder:
         try:
             check_columns(columns, len(trace.details) + len(details),
                           len(trace.details.values) + (len(values[0]) if values else 0),
-                          len(trace.sources) + len(sources), trace.duration_ns)
+                          len(trace.sources) + len(sources), len(trace), trace.duration_ns)
         except TraceCheckError as exc:
             raise StreamError(f"a batch does not add up: {exc}") from None
         trace.details.extend(details)

@@ -164,10 +164,10 @@ def check_header(header: object) -> tuple[int, dict[str, Any], list[dict[str, An
 
 
 def check_columns(columns: Sequence[array[int]], detail_count: int, value_count: int,
-                  source_count: int, previous_ts: int = 0) -> None:
+                  source_count: int, previous_events: int = 0, previous_ts: int = 0) -> None:
     """Checks one run of events (ts, lane, code, other, detail, source) against the tables
     they index (`detail_count` interned details, `value_count` value rows, `source_count`
-    sources); `previous_ts` is the last timestamp before them (a pipe batch)."""
+    sources); a pipe batch follows `previous_events` events, the last at `previous_ts`."""
     import numpy as np  # here, not at import: the CLI's start-up need not pay for it
 
     ts, lane, code, other, detail, source = (np.frombuffer(c, dtype=c.typecode)
@@ -182,10 +182,13 @@ def check_columns(columns: Sequence[array[int]], detail_count: int, value_count:
         raise TraceCheckError("a timestamp is out of range")
     if len(ts) > 1 and (ts[1:] < ts[:-1]).any():
         raise TraceCheckError("the timestamps go backwards")
-    if lane.min() < 0:
-        raise TraceCheckError("an event is on a negative lane")
-    if other.min() < -1:
-        raise TraceCheckError("an event names a negative lane")
+    # Lanes are numbered from 0 as they spawn, so no lane id reaches the number of events;
+    # consumers may size per-lane tables by the largest id.
+    lanes = previous_events + len(ts)
+    if lane.min() < 0 or lane.max() >= lanes:
+        raise TraceCheckError("an event is on a lane out of range")
+    if other.min() < -1 or other.max() >= lanes:
+        raise TraceCheckError("an event names a lane out of range")
     if source.min() < 0 or source.max() >= source_count:
         raise TraceCheckError("an event names a source location that does not exist")
     interned = detail < VALUE_ROW

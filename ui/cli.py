@@ -34,6 +34,7 @@ from loopscope.tracer.export_chrome import save_chrome_json
 from loopscope.tracer.narrate import narrate, narration_line
 from loopscope.tracer.native import NativeFormatError, load_native, save_native
 from loopscope.tracer.runner import Run, RunResult
+from loopscope.tracer.safe_write import OutputError, output_problem, same_file
 from loopscope.tracer.stepping import Stepper, step_lines
 from loopscope.tracer.target import Target, TargetError, resolve_target
 from loopscope.tracer.trace import Trace
@@ -229,33 +230,33 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Ob
 # -- output paths -----------------------------------------------------------------------------
 
 
-def check_writable(text: str) -> Path:
-    """Proves the output path can be written, before any run starts, by opening it."""
-    path = Path(text)
-    if path.is_dir():
-        raise CliError(f"cannot write {text}: it is a directory")
-    parent = path.parent
-    if not parent.is_dir():
-        raise CliError(f"cannot write {text}: no such directory {parent}")
-    existed = path.exists()
-    try:
-        with path.open("ab"):
-            pass
-    except OSError as exc:
-        raise CliError(f"cannot write {text}: {exc.strerror or exc}") from None
-    if not existed:
-        path.unlink()
-    return path
+def check_writable(text: str, target: Target | None = None) -> Path:
+    """Proves the output path can be written, before any run starts, and that it is not the
+    input itself (the script or the trace being read). Creates nothing that stays."""
+    if target is not None and target.kind in ("script", "trace") and (
+            same_file(text, target.value)):
+        raise CliError(f"will not write the output over the input {text}: choose another "
+                       "file name")
+    problem = output_problem(text)
+    if problem is not None:
+        raise CliError(problem)
+    return Path(text)
 
 
 def save_trace(trace: Trace, path: Path) -> None:
+    """Writes the trace all or nothing: an old file at `path` survives any failure."""
     try:
         if path.suffix.lower() == ".json":
             save_chrome_json(trace, path)
         else:
             save_native(trace, path)
     except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise CliError(_write_failure(path, exc)) from None
+
+
+def _write_failure(path: Path, exc: OSError) -> str:
+    return str(exc) if isinstance(exc, OutputError) else f"cannot write {path}: " + (
+        exc.strerror or str(exc))
 
 
 def _finish(obtained: Obtained, saved_to: Path | None = None) -> int:
@@ -283,7 +284,7 @@ def command_list() -> int:
 
 def command_trace(options: argparse.Namespace, script_args: Sequence[str]) -> int:
     target = _resolve(options, script_args)
-    output = check_writable(options.output)
+    output = check_writable(options.output, target)
     obtained = obtain_trace(target, options.timeout, echo_stdout=True)
     save_trace(obtained.trace, output)
     if obtained.failure is None:
@@ -442,7 +443,7 @@ def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> i
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise CliError("--end must be later than --start")
     target = _resolve(options, script_args)
-    output = check_writable(options.output)
+    output = check_writable(options.output, target)
     try:
         from loopscope.ui.image_export import export_target_image
     except ImportError as exc:
@@ -452,6 +453,8 @@ def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> i
         export_target_image(obtained.trace, str(output), width=options.width,
                             height=options.height, theme=options.theme, start_ns=start_ns,
                             end_ns=end_ns)
+    except OSError as exc:
+        raise CliError(_write_failure(output, exc)) from None
     except Exception as exc:  # the image exporter's failure must stay one line, not a dump
         raise CliError(f"cannot export {output}: {type(exc).__name__}: {exc}") from None
     return _finish(obtained)
