@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +38,19 @@ class Target:
 
 
 def is_trace_file(path: Path) -> bool:
+    """Whether `path` is a regular file starting like a saved trace (never waits on a FIFO)."""
     try:
-        with path.open("rb") as handle:
-            return handle.read(len(NATIVE_MAGIC)) == NATIVE_MAGIC
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return os.read(fd, len(NATIVE_MAGIC)) == NATIVE_MAGIC
     except OSError:
         return False
+    finally:
+        os.close(fd)
 
 
 def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = None) -> Target:
@@ -64,6 +73,9 @@ def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = No
         raise TargetError(f"no such file: {text}")
     if path.is_dir():
         raise TargetError(f"{text} is a directory, not a script or a trace")
+    if not path.is_file():  # reading a FIFO would wait for a writer, a device forever
+        raise TargetError(f"{text} is not a regular file (a FIFO, a device or a socket), "
+                          "not a script or a trace")
     if not os.access(path, os.R_OK):
         raise TargetError(f"cannot read {text}: permission denied")
     if is_trace_file(path):
