@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopscope.tracer.descendants import MARK_VARIABLE, become_subreaper, end_orphans, new_mark
 from loopscope.tracer.source_files import track_source_files
 from loopscope.tracer.stream import FrameDecoder, StreamError
 from loopscope.tracer.target import Target
@@ -146,6 +147,8 @@ class Run:
         self._readers: list[_PipeReader] = []
         self._control_fd: int | None = None
         self._result: RunResult | None = None
+        self._mark = new_mark()
+        become_subreaper()  # so descendants that leave the child's session come back to us
 
     def command(self, events_fd: int, control_fd: int) -> list[str]:
         cmd = [
@@ -226,6 +229,7 @@ class Run:
             p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p
         )
         env.setdefault("PYTHONIOENCODING", "utf-8")
+        env[MARK_VARIABLE] = self._mark  # passed on to all the program starts (descendants)
         return env
 
     # -- while it runs --------------------------------------------------------------------
@@ -334,9 +338,11 @@ class Run:
         return self._result
 
     def _kill_leftovers(self, group: int) -> None:
-        # The child has been reaped, but what the program started may live on in its group.
+        # The child has been reaped, but what the program started may live on in its group,
+        # or outside it in sessions of its own (adopted by us: tracer.descendants).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGKILL)
+        end_orphans(self._mark)
 
     async def _drain(self) -> None:
         """Reads what is still in the pipes; the child is gone, so waiting cannot deadlock."""
@@ -396,6 +402,10 @@ class Run:
             )
         if self.stopped:
             return "stopped", None
+        if end is not None and end.get("status") == "stopped":
+            # nobody here asked it to stop: a signal from outside ended the program
+            return "stopped", _one_line(
+                f"the program was stopped by a SIGTERM from outside Loopscope ({exit_text})")
         if end is None:
             before = "before it started" if self._decoder.hello is None else "mid-run"
             return "crashed", _one_line(f"the child {_ended(code)} {before}{said}")

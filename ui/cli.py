@@ -140,15 +140,19 @@ def build_parser() -> argparse.ArgumentParser:
 class Obtained:
     trace: Trace
     result: RunResult | None  # None when the trace was loaded from a file
-    interrupted: bool = False
+    interrupted: int = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or 0
 
     @property
     def failure(self) -> str | None:
         """The one line explaining why the run did not end well, or None."""
-        if self.interrupted:
+        if self.interrupted == signal.SIGINT:
             return "interrupted: the run was stopped"
-        if self.result is not None and not self.result.ok and self.result.status != "stopped":
-            return self.result.error or f"the run ended with status {self.result.status}"
+        if self.interrupted:
+            return f"{signal.Signals(self.interrupted).name} received: the run was stopped"
+        result = self.result
+        if result is not None and not result.ok and (result.status != "stopped"
+                                                     or result.error):
+            return result.error or f"the run ended with status {result.status}"
         return None
 
 
@@ -162,30 +166,39 @@ def _resolve(options: argparse.Namespace, script_args: Sequence[str]) -> Target:
     return target
 
 
+# Ctrl-C, a kill's SIGTERM and a closed terminal's SIGHUP all stop the run and keep it.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class _CtrlC:
-    """While entered: Ctrl-C asks the run's child to stop, keeping what it recorded; a second
-    Ctrl-C kills it at once. `interrupted` is set at the first, so that whatever waits on the
-    user (the step prompt) can give up waiting."""
+    """While entered: Ctrl-C (or SIGTERM, or SIGHUP) asks the run's child to stop, keeping
+    what it recorded; a second one kills it at once. `interrupted` is set at the first, so
+    that whatever waits on the user (the step prompt) can give up waiting; `signal_number`
+    says which signal it was (the exit status is 128 plus it)."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.interrupted = asyncio.Event()
+        self.signal_number = 0
         self._loop = asyncio.get_running_loop()
         self._stopping: list[asyncio.Task[None]] = []
 
     def __enter__(self) -> _CtrlC:
         # Not possible off the main thread or without POSIX signals; Ctrl-C then simply aborts.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            self._loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+            for signo in STOP_SIGNALS:
+                self._loop.add_signal_handler(signo, self._on_interrupt, signo)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._loop.remove_signal_handler(signal.SIGINT)
+        for signo in STOP_SIGNALS:
+            self._loop.remove_signal_handler(signo)
 
-    def _on_interrupt(self) -> None:
+    def _on_interrupt(self, signo: int = signal.SIGINT) -> None:
         if self.interrupted.is_set():
             self.run.kill()
             return
+        self.signal_number = signo
         self.interrupted.set()
         self._stopping.append(self._loop.create_task(self.run.stop()))
 
@@ -196,14 +209,14 @@ class _CtrlC:
 
 async def _record(
     target: Target, timeout: float | None, on_stdout: Callable[[str], None] | None
-) -> tuple[RunResult, bool]:
+) -> tuple[RunResult, int]:
     """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC)."""
     run = Run(target, on_stdout=on_stdout)
     await run.start()
     with _CtrlC(run) as ctrl_c:
         result = await run.wait(timeout)
         await ctrl_c.stopped()
-    return result, ctrl_c.interrupted.is_set()
+    return result, ctrl_c.signal_number
 
 
 def _echo(text: str) -> None:
@@ -265,7 +278,7 @@ def _finish(obtained: Obtained, saved_to: Path | None = None) -> int:
         return 0
     if saved_to is not None:
         failure += f" (the trace up to that point is saved in {saved_to})"
-    raise CliError(failure, EXIT_INTERRUPTED if obtained.interrupted else EXIT_ERROR)
+    raise CliError(failure, 128 + obtained.interrupted if obtained.interrupted else EXIT_ERROR)
 
 
 # -- the commands -------------------------------------------------------------------------------
@@ -346,7 +359,7 @@ class _TypedLines:
             sys.stderr.write(f"{PROG}: {STEP_HINT}\n")
 
 
-async def _step_live(target: Target) -> tuple[RunResult, bool]:
+async def _step_live(target: Target) -> tuple[RunResult, int]:
     """Steps a child through its narration, a line per Enter; returns how the run ended and
     whether it was interrupted."""
     run = Run(target, paused=True)
@@ -373,7 +386,7 @@ async def _step_live(target: Target) -> tuple[RunResult, bool]:
             await ctrl_c.stopped()
     finally:
         stepper.close()
-    interrupted = ctrl_c.interrupted.is_set()
+    interrupted = ctrl_c.signal_number
     if not quit_early and not interrupted:
         for _seq, line in step_lines(run.trace, stepper.position + 1):
             _print_line(line)
@@ -518,8 +531,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run_command(sys.argv[1:] if argv is None else list(argv))
     except CliError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more lines
+            sys.stdout.flush()
+            sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: error: interrupted\n")
