@@ -48,7 +48,7 @@ def _adopted_with_mark(mark: str) -> list[int]:
     """This process's children whose environment carries `mark`."""
     me = os.getpid()
     needle = f"{MARK_VARIABLE}={mark}".encode()
-    found = []
+    found: list[int] = []
     try:
         entries = os.listdir("/proc")
     except OSError:

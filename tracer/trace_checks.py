@@ -12,9 +12,10 @@ narration, the exports, the app) may rely on:
   [0, 2**31);
 - the run's meta is a dict whose well-known keys have their types (text or None, integer
   or None) and whose other values are such JSON values too;
-- every code is a known event code, every lane id is >= 0 and every other lane -1 or a lane
-  id (a lane with no SPAWN event reads as "lane N"), timestamps never decrease and lie in [0, 2**62), every
-  detail and source index names a row that exists.
+- every code is a known event code; every lane id is in [0, number of events) and every
+  other lane -1 or such an id (a lane with no SPAWN event reads as "lane N"); timestamps
+  never decrease and lie in [0, 2**62); every detail and source index names a row that
+  exists.
 
 The column checks are vectorised (numpy), so they cost little next to reading the columns.
 """

@@ -123,7 +123,7 @@ def test_the_helper_leaves_the_old_file_when_the_writer_raises(tmp_path: Path) -
     assert _leftovers(tmp_path) == []
     write_bytes(target, b"new")
     assert target.read_bytes() == b"new"
-    with pytest.raises(OutputError, match="cannot write .*missing"):
+    with pytest.raises(OutputError, match=r"cannot write .*missing"):
         write_bytes(tmp_path / "missing" / "x", b"")
     if os.geteuid() != 0:
         locked = tmp_path / "locked"

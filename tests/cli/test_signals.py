@@ -51,7 +51,7 @@ def _family(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _wait_for_pids(pids_file: Path, process: subprocess.Popen[str]) -> list[int]:
-    assert wait_until(lambda: pids_file.exists() and len(pids_file.read_text().split()) == 4
+    assert wait_until(lambda: (pids_file.exists() and len(pids_file.read_text().split()) == 4)
                       or process.poll() is not None, 60), "the program did not start"
     assert process.poll() is None, process.communicate()
     return [int(pid) for pid in pids_file.read_text().split()]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from loopscope.tracer.events import NO_DETAIL, NO_SOURCE, Code, FakeClock, LaneKind
+from loopscope.tracer.events import NO_DETAIL, Code, FakeClock, LaneKind
 from loopscope.tracer.native import encode_trace
 from loopscope.tracer.recorder import BatchSink, Recorder
 from loopscope.tracer.source_files import record_identities

@@ -219,7 +219,7 @@ def native_case(base: bytes, seed: int, fifo: str = "") -> tuple[str, bytes]:
             body.values = struct.pack("<II", 0, rng.choice([1, 0xFFFFFFFF]))
         return kind, body.encode(version=rng.choice([1, 2]))
     if kind == "meta-markup":
-        markup = rng.choice(ODD_VALUES[18:24] + [f"<img src=\"{fifo}\">"])
+        markup = rng.choice([*ODD_VALUES[18:24], f'<img src="{fifo}">'])
         for key in ("target", "model", "status", "error", "python", "kind", "stderr"):
             header["meta"][key] = markup
         if len(header["details"]) > 1:
