@@ -226,7 +226,9 @@ class FrameDecoder:
         self._check_magic(payload, 0)
         hello = _json_object(payload[len(MAGIC) :], "hello")
         if hello.get("version") != PROTOCOL_VERSION:
-            raise StreamError(f"protocol version {hello.get('version')} is not supported")
+            raise StreamError(f"protocol version {hello.get('version')!r:.40} is not supported")
+        if not isinstance(hello.get("python"), str | None):  # it lands in the trace's meta
+            raise StreamError("the hello frame's python version is not text")
         self.hello = hello
 
     def _apply_end(self, payload: bytes) -> None:

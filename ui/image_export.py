@@ -144,7 +144,7 @@ def _render(suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
             paint(painter, primitives, chosen)
         finally:
             painter.end()  # a painter left active on a freed image crashes Qt
-        if not image.save(buffer, b"PNG"):
+        if not image.save(buffer, "PNG"):  # type: ignore[call-overload]  # str at run time
             raise OSError(f"cannot write {path}: saving the PNG failed")
     elif suffix == ".svg":
         generator = QSvgGenerator()
