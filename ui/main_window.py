@@ -8,7 +8,6 @@ GUI thread only decodes batches, refreshes the timeline (coalesced) and answers 
 from __future__ import annotations
 
 import asyncio
-import html
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -629,7 +628,7 @@ class MainWindow(QMainWindow):
         recent = self.settings.recent_files()
         for path in recent:
             action = self.recent_menu.addAction(Path(path).name)
-            action.setToolTip(f"<p>{html.escape(path)}</p>")  # a file name is plain text
+            action.setToolTip(path)
             action.setStatusTip(path)
             action.triggered.connect(lambda checked=False, p=path: self._open_recent(p))
         if recent:

@@ -203,7 +203,7 @@ class SourcePane(QWidget):
         source = source_text(self.trace_meta, path)
         if source.text is None:
             self.path = None
-            self.caption.setText(f"{Path(path).name}: the source is unavailable "
+            self.caption.setText(f"{Path(path).name}: cannot show the source "
                                  f"({source.reason})")
             self.code.setPlainText("")
             return False

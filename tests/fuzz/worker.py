@@ -116,8 +116,10 @@ class Consumers:
         QApplication.processEvents()
         window.grab()  # paints every widget: the toolbar, the panes, the timeline
         if window.trace is not None:
-            window.stepping.step()
-            window.timeline.select_span(0) if hasattr(window.timeline, "select_span") else None
+            window.stepping.step()  # the narration, and the source pane at the first step
+            if len(window.timeline.spans):
+                window.timeline.select_span(0)  # the details pane and the source at a span
+            window.grab()
         if window.error_box is not None:
             window.error_box.close()
             window.error_box = None

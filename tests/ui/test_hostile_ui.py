@@ -74,8 +74,9 @@ def test_a_crafted_source_path_is_not_shown(window: MainWindow, tmp_path: Path,
     window.grab()
     assert window.source.code.toPlainText() == ""
     caption = window.source.caption.text()
-    # a regular file the trace does not own is named unavailable; anything else is not a file
-    assert ("unavailable" in caption) if source == "/etc/passwd" else caption == "No program"
+    # a regular file the trace does not own is refused by name; anything else is not a file
+    assert ("cannot show the source (not recorded with this trace)" in caption
+            if source == "/etc/passwd" else caption == "No program")
 
 
 def test_the_trace_s_own_source_is_shown_until_it_changes(window: MainWindow,
