@@ -193,6 +193,7 @@ class _CtrlC:
     def __exit__(self, *exc_info: object) -> None:
         for signo in STOP_SIGNALS:
             self._loop.remove_signal_handler(signo)
+        _end_by_exception()  # asyncio left them at their defaults
 
     def _on_interrupt(self, signo: int = signal.SIGINT) -> None:
         if self.interrupted.is_set():
@@ -205,6 +206,26 @@ class _CtrlC:
     async def stopped(self) -> None:
         """Waits until a stop that Ctrl-C started has finished."""
         await asyncio.gather(*self._stopping)
+
+
+class _Terminated(Exception):
+    """SIGTERM or SIGHUP outside a run (while saving, say): ends loopscope through the
+    exception, so that a write in progress removes its temporary on the way out."""
+
+    def __init__(self, signo: int) -> None:
+        super().__init__(signal.Signals(signo).name)
+        self.signo = signo
+
+
+def _raise_terminated(signo: int, _frame: object) -> None:
+    raise _Terminated(signo)
+
+
+def _end_by_exception() -> None:
+    """Makes SIGTERM and SIGHUP raise _Terminated (commands that run or write, not the app)."""
+    with contextlib.suppress(ValueError, OSError):  # not on the main thread: leave them be
+        for signo in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signo, _raise_terminated)
 
 
 async def _record(
@@ -516,6 +537,8 @@ def run_command(argv: list[str]) -> int:
         return _launch(None)
     if options.command == "list":
         return command_list()
+    if options.command != "open":
+        _end_by_exception()
     if options.command == "open":
         return command_open(options)
     if options.command == "trace":
@@ -528,8 +551,13 @@ def run_command(argv: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    handlers = {signo: signal.getsignal(signo) for signo in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return run_command(sys.argv[1:] if argv is None else list(argv))
+    except _Terminated as exc:
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"{PROG}: error: {exc} received: stopped\n")
+        return 128 + exc.signo
     except CliError as exc:
         with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more lines
             sys.stdout.flush()
@@ -543,6 +571,10 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_ERROR
+    finally:
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            for signo, handler in handlers.items():
+                signal.signal(signo, handler)
 
 
 if __name__ == "__main__":

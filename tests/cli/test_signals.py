@@ -126,3 +126,42 @@ def test_a_program_stopped_by_a_signal_from_outside_is_not_a_success(tmp_path: P
     assert process.returncode == 1, stderr
     assert "SIGTERM from outside" in stderr
     assert len(load_native(output)) > 0
+
+
+def test_a_signal_outside_a_run_ends_loopscope_in_one_line(tmp_path: Path) -> None:
+    """A saved trace narrated into a pipe nobody reads: loopscope blocks writing, and a
+    SIGTERM then ends it with one line and 128 + 15 (a save in progress would remove its
+    temporary on the same way out)."""
+    from loopscope.tracer.events import Code, FakeClock, LaneKind
+    from loopscope.tracer.native import save_native
+    from loopscope.tracer.recorder import Recorder
+    from loopscope.tracer.trace import Trace
+
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1000))
+    lanes = [recorder.spawn(f"worker-{n}", LaneKind.TASK) for n in range(2)]
+    for _ in range(3000):
+        for lane in lanes:
+            recorder.state(lane, Code.RUNNING)
+    recorder.close()
+    saved = tmp_path / "big.loopscope"
+    save_native(trace, saved)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loopscope.ui.cli", "narrate", str(saved)], cwd=tmp_path,
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline()  # narrating; unread, the pipe fills and it waits
+        assert process.poll() is None
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 128 + signal.SIGTERM
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+        if process.stdout is not None:
+            process.stdout.close()
+    ours = [line for line in stderr.splitlines() if line.startswith("loopscope:")]
+    assert ours == ["loopscope: error: SIGTERM received: stopped"], stderr
