@@ -34,7 +34,7 @@ class OutputError(OSError):
 
     def __str__(self) -> str:
         if not self.shown:
-            return f"cannot write to an empty file name: {self.strerror}"
+            return f"cannot write: {self.strerror}"
         return f"cannot write {self.shown}: {self.strerror}"
 
 
@@ -42,7 +42,7 @@ def real_target(path: str | os.PathLike[str]) -> Path:
     """Where the bytes for `path` end up: its symbolic links followed, dangling or not."""
     text = os.fspath(path)
     if text == "":
-        raise OutputError("", "name a file to write")
+        raise OutputError("", "the output file name is empty")
     return Path(os.path.realpath(text))
 
 
@@ -63,6 +63,9 @@ def output_problem(path: str | os.PathLike[str]) -> str | None:
         return f"cannot write {shown}: {exc.strerror or exc}"
     if mode is not None and not stat.S_ISREG(mode):
         return f"cannot write {shown}: it is not a regular file"
+    if mode is not None and not os.access(target, os.W_OK):
+        # renaming over it would succeed, but a read-only file is not ours to replace
+        return f"cannot write {shown}: permission denied"
     if not target.parent.is_dir():
         return f"cannot write {shown}: no such directory {target.parent}"
     try:

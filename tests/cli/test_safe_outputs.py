@@ -87,7 +87,7 @@ def test_the_input_trace_is_never_the_output(tmp_path: Path) -> None:
 
 def test_an_empty_output_name_is_a_clear_error(tmp_path: Path) -> None:
     done = run_cli("trace", "producer-consumer", "-o", "", cwd=tmp_path)
-    assert_one_error(done, "empty file name")
+    assert_one_error(done, "file name is empty")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -130,3 +130,14 @@ def test_the_helper_leaves_the_old_file_when_the_writer_raises(tmp_path: Path) -
         locked.mkdir(mode=0o500)
         with pytest.raises(OutputError, match="cannot write"):
             write_bytes(locked / "x", b"")
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_read_only_output_is_refused_before_the_run(tmp_path: Path) -> None:
+    script = _script(tmp_path, "gen.py", GENERATOR_SCRIPT)
+    old = tmp_path / "kept.loopscope"
+    old.write_bytes(OLD)
+    old.chmod(0o444)
+    done = run_cli("trace", script, "-o", old, cwd=tmp_path)
+    assert_one_error(done, "permission denied")
+    assert "HI" not in done.stdout and old.read_bytes() == OLD
