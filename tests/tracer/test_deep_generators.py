@@ -6,6 +6,7 @@ plainly first; wherever that succeeds, the traced run must succeed too."""
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,11 @@ print(next({{"delegating": delegating, "looping": looping}}[shape](depth)))
 """
 
 
+def _no_core_dumps() -> None:
+    """In a plain run that may overflow the C stack: no core file for the crash."""
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.11's frame evaluation hook")
 @pytest.mark.parametrize("shape", ["delegating", "looping"])
@@ -52,7 +58,8 @@ def test_a_deep_generator_recursion_that_plain_python_survives_survives_tracing(
     survived = []
     for depth in DEPTHS:
         plain = subprocess.run([sys.executable, str(script), str(depth), shape],
-                               capture_output=True, text=True, timeout=120)
+                               capture_output=True, text=True, timeout=120,
+                               preexec_fn=_no_core_dumps)
         if plain.returncode != 0:
             continue  # beyond what this machine's C stack holds even untraced
         survived.append(depth)
