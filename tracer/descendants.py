@@ -4,10 +4,11 @@ A program may start processes that call setsid() (a daemon, a server that detach
 the child's process group misses them, and once their parent is gone they are adopted by
 init and outlive Loopscope. On Linux the parent therefore becomes a *child subreaper*
 (prctl PR_SET_CHILD_SUBREAPER): orphans below it are adopted by it instead of by init. After
-a run, `end_orphans(mark)` kills and reaps every adopted process that carries the run's mark
-(an environment variable the child passes on to all it starts), round after round, since
-killing one orphan orphans its own children in turn. Processes the parent started itself
-are never touched: they carry no mark. Elsewhere both calls do nothing.
+a run, `end_orphans(mark, group)` kills and reaps every adopted process that carries the
+run's mark (an environment variable the child passes on to all it starts) or is in the
+child's process group, round after round, since killing one orphan orphans its own children
+in turn. Processes the parent started itself are never touched: they carry no mark and are
+in no group of the run. Elsewhere both calls do nothing.
 """
 
 from __future__ import annotations
@@ -44,8 +45,9 @@ def new_mark() -> str:
     return secrets.token_hex(8)
 
 
-def _adopted_with_mark(mark: str) -> list[int]:
-    """This process's children whose environment carries `mark`."""
+def _adopted_with_mark(mark: str, group: int) -> list[int]:
+    """This process's children whose environment carries `mark`, or that are in process
+    group `group` (a zombie's environment reads empty, but its group still shows)."""
     me = os.getpid()
     needle = f"{MARK_VARIABLE}={mark}".encode()
     found: list[int] = []
@@ -59,7 +61,10 @@ def _adopted_with_mark(mark: str) -> list[int]:
         try:
             with open(f"/proc/{entry}/stat", "rb") as stat_file:
                 fields = stat_file.read().rsplit(b")", 1)[1].split()
-            if int(fields[1]) != me:  # fields: state, ppid, ...
+            if int(fields[1]) != me:  # fields: state, ppid, pgrp, ...
+                continue
+            if int(fields[2]) == group:
+                found.append(int(entry))
                 continue
             with open(f"/proc/{entry}/environ", "rb") as environ:
                 if needle in environ.read().split(b"\0"):
@@ -69,13 +74,14 @@ def _adopted_with_mark(mark: str) -> list[int]:
     return found
 
 
-def end_orphans(mark: str) -> int:
-    """Kills and reaps the adopted descendants of the run marked `mark`; how many."""
+def end_orphans(mark: str, group: int) -> int:
+    """Kills and reaps the adopted descendants of the run marked `mark` whose child led
+    process group `group`; how many."""
     if not _subreaper:
         return 0
     ended = 0
     for _round in range(_ROUNDS):
-        orphans = _adopted_with_mark(mark)
+        orphans = _adopted_with_mark(mark, group)
         if not orphans:
             break
         for pid in orphans:

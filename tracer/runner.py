@@ -342,7 +342,7 @@ class Run:
         # or outside it in sessions of its own (adopted by us: tracer.descendants).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGKILL)
-        end_orphans(self._mark)
+        end_orphans(self._mark, group)
 
     async def _drain(self) -> None:
         """Reads what is still in the pipes; the child is gone, so waiting cannot deadlock."""

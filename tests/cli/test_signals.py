@@ -20,13 +20,15 @@ from loopscope.tracer.target import resolve_target
 from tests.cli.test_cli import _env, _script
 from tests.tracer.test_runner import pid_gone, wait_until
 
-# Starts a helper in its own process group (as a shell pipeline would) and one in a session
-# of its own (as a daemon does), writes their pids, then waits forever in asyncio.
+# Starts a helper in the program's process group, one in a group of its own (as a shell
+# pipeline would) and one in a session of its own (as a daemon does), writes their pids,
+# then waits forever in asyncio.
 FAMILY_SCRIPT = """
 import asyncio, subprocess, sys
 from pathlib import Path
 
 sleeper = [sys.executable, "-c", "import time; time.sleep(600)"]
+plain = subprocess.Popen(sleeper)
 grouped = subprocess.Popen(sleeper, process_group=0)
 detached = subprocess.Popen(sleeper, start_new_session=True)
 # a detached helper whose own child stays behind when it is killed
@@ -36,7 +38,7 @@ nested = subprocess.Popen([sys.executable, "-c", (
     "print(child.pid, flush=True); time.sleep(600)")], start_new_session=True,
     stdout=subprocess.PIPE, text=True)
 grandchild = int(nested.stdout.readline())
-Path(sys.argv[1]).write_text(f"{grouped.pid} {detached.pid} {nested.pid} {grandchild}")
+Path(sys.argv[1]).write_text(f"{plain.pid} {grouped.pid} {detached.pid} {nested.pid} {grandchild}")
 
 async def main():
     while True:
@@ -51,7 +53,7 @@ def _family(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _wait_for_pids(pids_file: Path, process: subprocess.Popen[str]) -> list[int]:
-    assert wait_until(lambda: (pids_file.exists() and len(pids_file.read_text().split()) == 4)
+    assert wait_until(lambda: (pids_file.exists() and len(pids_file.read_text().split()) == 5)
                       or process.poll() is not None, 60), "the program did not start"
     assert process.poll() is None, process.communicate()
     return [int(pid) for pid in pids_file.read_text().split()]
@@ -93,7 +95,9 @@ def test_the_whole_family_is_ended_after_a_normal_run_too(tmp_path: Path) -> Non
     assert result.status == "timeout"
     pids = [int(pid) for pid in pids_file.read_text().split()]
     for pid in pids:
-        assert wait_until(lambda pid=pid: pid_gone(pid), 10), f"process {pid} outlived the run"
+        # gone, and reaped too: this process adopted them, so no zombie is left behind either
+        assert wait_until(lambda pid=pid: not Path(f"/proc/{pid}").exists(), 10), (
+            f"process {pid} outlived the run")
 
 
 @pytest.mark.slow
