@@ -134,6 +134,12 @@ static int eval_handed_over;           /* the stack ran low: the trace function 
 
 #define STACK_MARGIN (256 * 1024)
 static __thread char *stack_floor;     /* below this the thread's C stack is running low */
+/* Frames nested in the hook on this thread. Each costs C stack that plain 3.11 would not use
+ * (an inlined call, or a bare generator resume), so waiting for the stack to run low would
+ * leave too little for a recursion plain Python survives; past this depth (the default
+ * recursion limit: a program that goes deeper raised it) the hook hands over at once. */
+#define EVAL_DEPTH_LIMIT 1000
+static __thread int eval_depth;
 
 static int
 stack_is_low(void)
@@ -307,18 +313,28 @@ replace_error(PyObject *type, PyObject *value, PyObject *traceback)
     PyErr_Restore(new_type, new_value, new_traceback);
 }
 
+/* The default evaluation, counted in eval_depth while it runs. */
+static PyObject *
+evaluate_counted(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
+{
+    eval_depth++;
+    PyObject *result = _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
+    eval_depth--;
+    return result;
+}
+
 static PyObject *
 generator_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag)
 {
     GeneratorHooks *self = eval_hooks;
     if (self == NULL) return _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
-    if (stack_is_low()) {
+    if (eval_depth >= EVAL_DEPTH_LIMIT || stack_is_low()) {
         hand_over_to_trace(tstate);
         return _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
     }
     if (eval_busy || tstate != eval_thread || iframe->owner != FRAME_OWNED_BY_GENERATOR
         || !(iframe->f_code->co_flags & CO_GENERATOR_FLAG)) {
-        return _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
+        return evaluate_counted(tstate, iframe, throwflag);
     }
     Py_INCREF(self);
     PyFrameObject *frame = NULL;
@@ -337,7 +353,7 @@ generator_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag
     }
     /* A resume that could not be recorded raises its error inside the generator, as a trace
        function's error would (the frame must run to be left in order). */
-    PyObject *result = _PyEval_EvalFrameDefault(tstate, iframe, followed < 0 ? 1 : throwflag);
+    PyObject *result = evaluate_counted(tstate, iframe, followed < 0 ? 1 : throwflag);
     if (followed == 1 && eval_hooks == self) {
         Py_INCREF(frame);
         eval_busy = 1;

@@ -16,14 +16,16 @@ reusing the string is several times faster than serialising a dict per span.
 
 from __future__ import annotations
 
+import io
 import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from loopscope.tracer.events import NO_LANE, STATE_NAMES, Code
 from loopscope.tracer.query import lane_order
+from loopscope.tracer.safe_write import write_file
 from loopscope.tracer.spans import Spans, derive_spans
 from loopscope.tracer.trace import Trace
 
@@ -213,5 +215,12 @@ def write_chrome_json(trace: Trace, out: TextIO, spans: Spans | None = None) -> 
 
 
 def save_chrome_json(trace: Trace, path: str | Path, spans: Spans | None = None) -> None:
-    with open(path, "w", encoding="utf-8") as out:
-        write_chrome_json(trace, out, spans)
+    """Writes the JSON all or nothing (tracer.safe_write); OutputError when it cannot."""
+
+    def write(out: BinaryIO) -> None:
+        text = io.TextIOWrapper(out, encoding="utf-8")
+        write_chrome_json(trace, text, spans)
+        text.flush()
+        text.detach()  # the file is closed by the writer, not by the wrapper
+
+    write_file(path, write)

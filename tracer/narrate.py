@@ -18,12 +18,12 @@ the app's stepping feature shows; `narrate(trace)` gives every step's line, time
 
 from __future__ import annotations
 
-import linecache
 from collections.abc import Callable, Iterator
 from pathlib import PurePath
 from typing import Any
 
 from loopscope.tracer.events import NO_LANE, Code
+from loopscope.tracer.source_files import source_line
 from loopscope.tracer.trace import Trace
 
 WAIT_STATES = frozenset({Code.IO_WAIT, Code.SLEEPING, Code.BLOCKED})
@@ -140,7 +140,8 @@ def _running(trace: Trace, seq: int, lane: int) -> str:
     # "consumer runs at producer_consumer.py:30: item = yield reply" — the function is named
     # only when the lane's name does not already say it.
     inside = f" in {function}()" if function and function.split(".")[-1] not in name else ""
-    code = linecache.getline(filename, line).strip() if line else ""
+    # only the trace's own, unchanged source files are read (tracer.source_files)
+    code = source_line(trace.meta, filename, line).strip() if line else ""
     return f"{name} runs{inside} at {PurePath(filename).name}:{line}" + (
         f": {code}" if code else "")
 

@@ -14,33 +14,57 @@ detail int32, source int32). Lanes are not stored: they are derived from the SPA
 load, exactly as when the events arrived from a child. The JSON keeps the tables' key order
 and uses fixed separators, and zlib is deterministic, so the same trace always gives the same
 bytes.
+
+A trace file is data from anywhere, so loading trusts nothing in it (tracer.trace_checks):
+the body is inflated a section at a time, each no larger than the sizes already read declare
+and never more than deflate can make of the file's size (a zlib bomb is refused before it
+inflates); every table, column, index and count is checked before a Trace is built; and any
+other surprise is the same one-line NativeFormatError.
 """
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import stat
 import struct
 import sys
 import zlib
 from array import array
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
+from loopscope.tracer.safe_write import write_bytes
 from loopscope.tracer.samples import SamplePayloadError
 from loopscope.tracer.trace import DetailTable, SequenceGapError, Trace
-from loopscope.tracer.values import ValueRows, ValueSectionError
+from loopscope.tracer.trace_checks import (
+    TraceCheckError,
+    check_columns,
+    check_header,
+    parse_json,
+)
+from loopscope.tracer.values import SECTION_HEADER, ValueRows, ValueSectionError
 
 # What every native trace file starts with (then " VERSION\n").
 NATIVE_MAGIC = b"LOOPSCOPE-TRACE"
 
 
 def is_trace_file(path: Path) -> bool:
-    """Whether the file at `path` is a native trace (by its first bytes, not its name)."""
+    """Whether `path` is a regular file starting like a saved trace (by its first bytes, not
+    its name; never waits on a FIFO or a device)."""
     try:
-        with path.open("rb") as handle:
-            return handle.read(len(NATIVE_MAGIC)) == NATIVE_MAGIC
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return os.read(fd, len(NATIVE_MAGIC)) == NATIVE_MAGIC
     except OSError:
         return False
+    finally:
+        os.close(fd)
 
 FORMAT_VERSION = 2  # 2: value rows after the columns
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")
@@ -48,6 +72,9 @@ COLUMN_NAMES = ("ts", "lane", "code", "other", "detail", "source")
 _HEADER_LENGTH = struct.Struct("<I")
 _SWAP = sys.byteorder != "little"
 _MAX_VERSION_LINE = 64
+_MAX_DEFLATE_RATIO = 1032
+_READ_SIZE = 1 << 20  # compressed bytes read at a time
+_PIECE = 16 << 20  # inflated bytes per step
 
 
 class NativeFormatError(Exception):
@@ -83,13 +110,20 @@ def encode_trace(trace: Trace) -> bytes:
 
 def decode_trace(data: bytes, name: str = "the file") -> Trace:
     """The trace in `data`, or NativeFormatError naming `name` and what is wrong with it."""
-    if not data.startswith(NATIVE_MAGIC):
+    return read_trace(io.BytesIO(data), len(data), name)
+
+
+def read_trace(source: BinaryIO, size: int, name: str = "the file") -> Trace:
+    """The trace in the `size` bytes `source` holds, read and inflated a piece at a time.
+    Every failure is NativeFormatError naming `name`, in one line."""
+    head = source.read(_MAX_VERSION_LINE)
+    if not head.startswith(NATIVE_MAGIC):
         raise NativeFormatError(f"{name} is not a Loopscope trace")
-    newline = data.find(b"\n", 0, _MAX_VERSION_LINE)
+    newline = head.find(b"\n")
     if newline < 0:
         raise NativeFormatError(f"{name} is truncated: its version line is incomplete")
-    version_text = data[len(NATIVE_MAGIC) : newline].strip()
-    if not version_text.isdigit():
+    version_text = head[len(NATIVE_MAGIC) : newline].strip()
+    if not (version_text.isascii() and version_text.isdigit()):
         raise NativeFormatError(f"{name} has an unreadable version line")
     version = int(version_text)
     if version > FORMAT_VERSION:
@@ -99,76 +133,148 @@ def decode_trace(data: bytes, name: str = "the file") -> Trace:
         )
     if version < 1:
         raise NativeFormatError(f"{name} has an unknown trace format version {version}")
+    body = _Inflater(source, head[newline + 1 :], size - newline - 1, name)
     try:
-        body = zlib.decompress(data[newline + 1 :])
-    except zlib.error:
+        return _decode_body(body, name, version)
+    except NativeFormatError:
+        raise
+    except (zlib.error, MemoryError):
         raise NativeFormatError(f"{name} is truncated or corrupt") from None
-    return _decode_body(body, name, version)
+    except (TraceCheckError, RecursionError, OverflowError, ValueError, KeyError, TypeError,
+            IndexError, AttributeError, SequenceGapError):
+        # whatever the checks name (or, should one be missed, whatever slips past them) is
+        # still one line, never a traceback
+        raise NativeFormatError(f"{name} is corrupt: its contents do not add up") from None
 
 
-def _decode_body(body: bytes, name: str, version: int) -> Trace:
-    corrupt = NativeFormatError(f"{name} is corrupt: its contents do not add up")
-    if len(body) < _HEADER_LENGTH.size:
-        raise corrupt
-    (header_length,) = _HEADER_LENGTH.unpack_from(body, 0)
-    offset = _HEADER_LENGTH.size
-    try:
-        header = json.loads(body[offset : offset + header_length])
-        count = int(header["count"])
-        details = header["details"]
-        sources = [tuple(source) for source in header["sources"]]
-        meta = header["meta"]
-        samples = header.get("samples")
-    except (ValueError, KeyError, TypeError, AttributeError):
-        raise corrupt from None
-    offset += header_length
+class _Inflater:
+    """A trace's body, inflated on demand. `take(n)` inflates exactly n more bytes, reading
+    the compressed file a piece at a time; nothing is inflated beyond what is asked for, and
+    nothing may be asked for beyond what deflate can make of the file's size."""
+
+    def __init__(self, source: BinaryIO, start: bytes, compressed_size: int, name: str) -> None:
+        self.source = source
+        self.pending = start
+        self.ahead = b""  # inflated by `at_end`, not yet taken
+        self.inflater = zlib.decompressobj()
+        # deflate expands its input at most about 1032 times (zlib's own figure)
+        self.most = max(compressed_size, 0) * _MAX_DEFLATE_RATIO + 4096
+        self.taken = 0
+        self.name = name
+
+    def take(self, count: int) -> bytes:
+        if not 0 <= count <= self.most - self.taken:
+            raise NativeFormatError(
+                f"{self.name} is corrupt: it declares more data than the file can hold")
+        parts = [self.ahead[:count]]
+        self.ahead = self.ahead[count:]
+        wanted = count - len(parts[0])
+        while wanted:
+            piece = self._inflate(min(wanted, _PIECE))
+            if not piece:
+                raise NativeFormatError(f"{self.name} is truncated or corrupt")
+            parts.append(piece)
+            wanted -= len(piece)
+        self.taken += count
+        return b"".join(parts)
+
+    def at_end(self) -> bool:
+        """Whether the body ends here (and the compressed stream is complete)."""
+        if self.ahead:
+            return False
+        self.ahead = self._inflate(1)
+        if self.ahead:
+            return False
+        if not self.inflater.eof:
+            raise NativeFormatError(f"{self.name} is truncated or corrupt")
+        return True
+
+    def _inflate(self, most: int) -> bytes:
+        """Up to `most` more bytes of the body; b"" only at its end (or the file's)."""
+        inflater = self.inflater
+        while not inflater.eof:
+            data = inflater.unconsumed_tail or self.pending
+            self.pending = b""
+            if not data:
+                data = self.source.read(_READ_SIZE)
+                if not data:
+                    return b""
+            piece = inflater.decompress(data, most)
+            if piece:
+                return piece
+        return b""
+
+
+def _decode_body(body: _Inflater, name: str, version: int) -> Trace:
+    (header_length,) = _HEADER_LENGTH.unpack(body.take(_HEADER_LENGTH.size))
+    header = parse_json(body.take(header_length))
+    count, meta, details, sources = check_header(header)
     columns = []
     for typecode in COLUMN_TYPES:
         column = array(typecode)
-        size = column.itemsize * count
-        if offset + size > len(body):
-            raise corrupt
-        column.frombytes(body[offset : offset + size])
+        if column.itemsize * count > body.most:  # before multiplying up a huge count
+            raise NativeFormatError(
+                f"{name} is corrupt: it declares more data than the file can hold")
+        column.frombytes(body.take(column.itemsize * count))
         if _SWAP:
             column.byteswap()
         columns.append(column)
-        offset += size
-    if not isinstance(details, list) or not isinstance(meta, dict):
-        raise corrupt
     values = ValueRows()
-    if offset < len(body):
+    if not body.at_end():
         if version < 2:
-            raise corrupt
+            raise TraceCheckError("value rows in a format 1 file")
+        section_header = body.take(SECTION_HEADER.size)
+        _, row_count = SECTION_HEADER.unpack(section_header)
+        bases_and_lengths = body.take(8 * row_count)
+        lengths = array("I", bases_and_lengths[4 * row_count :])
+        if _SWAP:
+            lengths.byteswap()
+        texts = body.take(sum(lengths))
+        if not body.at_end():
+            raise TraceCheckError("data after the value rows")
         try:
-            values.extend_encoded(memoryview(body)[offset:], len(details))
+            values.extend_encoded(section_header + bases_and_lengths + texts, len(details))
         except ValueSectionError:
-            raise corrupt from None
+            raise TraceCheckError("malformed value rows") from None
     table = DetailTable(details, values)
-    trace = Trace(details=table, sources=sources, meta=meta)  # type: ignore[arg-type]
+    check_columns(columns, len(details), len(values), len(sources))
+    trace = Trace(details=table, sources=sources, meta=meta)
+    samples = header.get("samples") if isinstance(header, dict) else None
     if samples is not None:
         try:
             trace.samples.apply_payload(samples)
         except (SamplePayloadError, AttributeError):
-            raise corrupt from None
-    if count and not all(table.is_valid(index) for index in set(columns[4])):
-        raise corrupt
-    if count and (min(columns[5]) < 0 or max(columns[5]) >= len(sources)):
-        raise corrupt
-    try:
-        trace.extend_columns(0, tuple(columns))
-    except (SequenceGapError, IndexError, AttributeError):
-        raise corrupt from None
+            raise TraceCheckError("malformed stack samples") from None
+    trace.extend_columns(0, tuple(columns))
     return trace
 
 
 def save_native(trace: Trace, path: str | Path) -> None:
-    Path(path).write_bytes(encode_trace(trace))
+    """Writes the trace, all or nothing (tracer.safe_write): OutputError (an OSError) names
+    the path when it cannot be written, and an old file there is left untouched."""
+    write_bytes(path, encode_trace(trace))
 
 
 def load_native(path: str | Path) -> Trace:
-    """Reads a saved trace; every failure, including an unreadable file, is NativeFormatError."""
+    """Reads a saved trace; every failure, including an unreadable file, is NativeFormatError.
+    Only a regular file is read (a FIFO or a device is refused without waiting on it)."""
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise NativeFormatError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return decode_trace(data, str(path))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise NativeFormatError(f"cannot read {path}: {reason or exc}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+            raise NativeFormatError(f"cannot read {path}: it is {what}")
+        os.set_blocking(fd, True)
+        size = os.fstat(fd).st_size
+    except BaseException:
+        os.close(fd)
+        raise
+    with open(fd, "rb") as handle:
+        try:
+            return read_trace(handle, size, str(path))
+        except OSError as exc:
+            raise NativeFormatError(f"cannot read {path}: {exc.strerror or exc}") from None

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from loopscope.tracer.descendants import MARK_VARIABLE, become_subreaper, end_orphans, new_mark
+from loopscope.tracer.source_files import track_source_files
 from loopscope.tracer.stream import FrameDecoder, StreamError
 from loopscope.tracer.target import Target
 from loopscope.tracer.trace import SequenceGapError, Trace
@@ -143,6 +145,8 @@ class Run:
         self._readers: list[_PipeReader] = []
         self._control_fd: int | None = None
         self._result: RunResult | None = None
+        self._mark = new_mark()
+        become_subreaper()  # so descendants that leave the child's session come back to us
 
     def command(self, events_fd: int, control_fd: int) -> list[str]:
         cmd = [
@@ -168,6 +172,9 @@ class Run:
         loop = asyncio.get_running_loop()
         self.trace.meta.update(target=self.target.label, model=self.target.model,
                                kind=self.target.kind, status="running")
+        # the identity of each source file, so a saved trace shows only these files' text
+        track_source_files(self.trace, [self.target.value] if self.target.kind == "script"
+                           else [])
         parent_ends: list[int] = []
         child_ends: list[int] = []
         try:
@@ -220,6 +227,7 @@ class Run:
         # editable install), so a program's own `import ui` never finds ours.
         env = dict(os.environ)
         env.setdefault("PYTHONIOENCODING", "utf-8")
+        env[MARK_VARIABLE] = self._mark  # passed on to all the program starts (descendants)
         return env
 
     # -- while it runs --------------------------------------------------------------------
@@ -328,9 +336,11 @@ class Run:
         return self._result
 
     def _kill_leftovers(self, group: int) -> None:
-        # The child has been reaped, but what the program started may live on in its group.
+        # The child has been reaped, but what the program started may live on in its group,
+        # or outside it in sessions of its own (adopted by us: tracer.descendants).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signal.SIGKILL)
+        end_orphans(self._mark, group)
 
     async def _drain(self) -> None:
         """Reads what is still in the pipes; the child is gone, so waiting cannot deadlock."""
@@ -390,6 +400,10 @@ class Run:
             )
         if self.stopped:
             return "stopped", None
+        if end is not None and end.get("status") == "stopped":
+            # nobody here asked it to stop: a signal from outside ended the program
+            return "stopped", _one_line(
+                f"the program was stopped by a SIGTERM from outside Loopscope ({exit_text})")
         if end is None:
             before = "before it started" if self._decoder.hello is None else "mid-run"
             return "crashed", _one_line(f"the child {_ended(code)} {before}{said}")

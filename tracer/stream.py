@@ -29,6 +29,13 @@ from typing import Any, BinaryIO
 from loopscope.tracer.events import Detail, Source, detail_to_dict
 from loopscope.tracer.samples import SamplePayloadError
 from loopscope.tracer.trace import SequenceGapError, Trace
+from loopscope.tracer.trace_checks import (
+    TraceCheckError,
+    check_columns,
+    check_detail,
+    check_source,
+    parse_json,
+)
 from loopscope.tracer.values import ValueSectionError, decode_values
 
 PROTOCOL_VERSION = 2
@@ -148,6 +155,7 @@ class FrameDecoder:
         self.hello: dict[str, Any] | None = None
         self.end: dict[str, Any] | None = None
         self._buffer = bytearray()
+        self._needed = 0  # bytes the buffered frame needs before it can be applied
 
     @property
     def pending_bytes(self) -> int:
@@ -159,6 +167,8 @@ class FrameDecoder:
             return
         if self._buffer:
             self._buffer += data
+            if len(self._buffer) < self._needed:
+                return  # the frame is still incomplete: no copy until it is whole
             chunk = bytes(self._buffer)
             self._buffer.clear()
         else:
@@ -180,6 +190,7 @@ class FrameDecoder:
         size = len(chunk)
         header_size = HEADER.size
         offset = 0
+        self._needed = 0
         while size - offset >= header_size:
             length, kind = HEADER.unpack_from(chunk, offset)
             self._check_header(kind, length, chunk, offset)
@@ -188,6 +199,7 @@ class FrameDecoder:
             if stop > size:
                 if self.hello is None and size - start >= len(MAGIC):
                     self._check_magic(chunk, start)
+                self._needed = stop - offset
                 break
             if kind == BATCH:
                 self._apply_batch(view[start:stop])
@@ -224,7 +236,9 @@ class FrameDecoder:
         self._check_magic(payload, 0)
         hello = _json_object(payload[len(MAGIC) :], "hello")
         if hello.get("version") != PROTOCOL_VERSION:
-            raise StreamError(f"protocol version {hello.get('version')} is not supported")
+            raise StreamError(f"protocol version {hello.get('version')!r:.40} is not supported")
+        if not isinstance(hello.get("python"), str | None):  # it lands in the trace's meta
+            raise StreamError("the hello frame's python version is not text")
         self.hello = hello
 
     def _apply_samples(self, payload: bytes) -> None:
@@ -271,6 +285,12 @@ class FrameDecoder:
                 column.byteswap()
             offset += size
             columns.append(column)
+        try:
+            check_columns(columns, len(trace.details) + len(details),
+                          len(trace.details.values) + (len(values[0]) if values else 0),
+                          len(trace.sources) + len(sources), len(trace), trace.duration_ns)
+        except TraceCheckError as exc:
+            raise StreamError(f"a batch does not add up: {exc}") from None
         trace.details.extend(details)
         trace.sources.extend(sources)
         if values is not None:
@@ -280,9 +300,9 @@ class FrameDecoder:
 
 def _json_object(payload: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(payload)
-    except ValueError as exc:
-        raise StreamError(f"the {what} frame is not JSON: {exc}") from None
+        value = parse_json(payload)
+    except TraceCheckError as exc:
+        raise StreamError(f"the {what} frame is {exc}") from None
     if not isinstance(value, dict):
         raise StreamError(f"the {what} frame is not a JSON object")
     return value
@@ -291,14 +311,20 @@ def _json_object(payload: bytes, what: str) -> dict[str, Any]:
 def _tables(payload: bytes) -> tuple[list[dict[str, Any]], list[Source]]:
     tables = _json_object(payload, "batch tables")
     try:
-        details = [detail_to_dict(tuple(row)) for row in tables.get("details", [])]
-        sources: list[Source] = [
-            (str(name), int(line), str(function))
-            for name, line, function in tables.get("sources", [])
-        ]
-    except (TypeError, ValueError) as exc:
+        rows, locations = tables.get("details", []), tables.get("sources", [])
+        if not isinstance(rows, list) or not isinstance(locations, list):
+            raise TraceCheckError("a table is not a list")
+        details = [check_detail(detail_to_dict(tuple(_list(row)))) for row in rows]
+        sources: list[Source] = [check_source(row) for row in locations]
+    except TraceCheckError as exc:
         raise StreamError(f"a batch's tables are malformed: {exc}") from None
     return details, sources
+
+
+def _list(row: object) -> list[Any]:
+    if not isinstance(row, list):
+        raise TraceCheckError("a detail row is not a list")
+    return row
 
 
 def _sample(chunk: bytes, offset: int) -> str:

@@ -54,6 +54,9 @@ def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = No
         raise TargetError(f"no such file: {text}")
     if path.is_dir():
         raise TargetError(f"{text} is a directory, not a script or a trace")
+    if not path.is_file():  # reading a FIFO would wait for a writer, a device forever
+        raise TargetError(f"{text} is not a regular file (a FIFO, a device or a socket), "
+                          "not a script or a trace")
     if not os.access(path, os.R_OK):
         raise TargetError(f"cannot read {text}: permission denied")
     if is_trace_file(path):

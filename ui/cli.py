@@ -37,6 +37,7 @@ from loopscope.tracer.models import MODEL_NAMES
 from loopscope.tracer.narrate import narrate, narration_line
 from loopscope.tracer.native import NativeFormatError, load_native
 from loopscope.tracer.runner import Run, RunResult
+from loopscope.tracer.safe_write import OutputError, output_problem, same_file
 from loopscope.tracer.stepping import Stepper, step_lines
 from loopscope.tracer.target import Target, TargetError, resolve_target
 from loopscope.tracer.trace import Trace
@@ -158,15 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
 class Obtained:
     trace: Trace
     result: RunResult | None  # None when the trace was loaded from a file
-    interrupted: bool = False
+    interrupted: int = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or 0
 
     @property
     def failure(self) -> str | None:
         """The one line explaining why the run did not end well, or None."""
-        if self.interrupted:
+        if self.interrupted == signal.SIGINT:
             return "interrupted: the run was stopped"
-        if self.result is not None and not self.result.ok and self.result.status != "stopped":
-            return self.result.error or f"the run ended with status {self.result.status}"
+        if self.interrupted:
+            return f"{signal.Signals(self.interrupted).name} received: the run was stopped"
+        result = self.result
+        if result is not None and not result.ok and (result.status != "stopped"
+                                                     or result.error):
+            return result.error or f"the run ended with status {result.status}"
         return None
 
 
@@ -180,30 +185,40 @@ def _resolve(options: argparse.Namespace, script_args: Sequence[str]) -> Target:
     return target
 
 
+# Ctrl-C, a kill's SIGTERM and a closed terminal's SIGHUP all stop the run and keep it.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 class _CtrlC:
-    """While entered: Ctrl-C asks the run's child to stop, keeping what it recorded; a second
-    Ctrl-C kills it at once. `interrupted` is set at the first, so that whatever waits on the
-    user (the step prompt) can give up waiting."""
+    """While entered: Ctrl-C (or SIGTERM, or SIGHUP) asks the run's child to stop, keeping
+    what it recorded; a second one kills it at once. `interrupted` is set at the first, so
+    that whatever waits on the user (the step prompt) can give up waiting; `signal_number`
+    says which signal it was (the exit status is 128 plus it)."""
 
     def __init__(self, run: Run) -> None:
         self.run = run
         self.interrupted = asyncio.Event()
+        self.signal_number = 0
         self._loop = asyncio.get_running_loop()
         self._stopping: list[asyncio.Task[None]] = []
 
     def __enter__(self) -> _CtrlC:
         # Not possible off the main thread or without POSIX signals; Ctrl-C then simply aborts.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            self._loop.add_signal_handler(signal.SIGINT, self._on_interrupt)
+            for signo in STOP_SIGNALS:
+                self._loop.add_signal_handler(signo, self._on_interrupt, signo)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self._loop.remove_signal_handler(signal.SIGINT)
+        for signo in STOP_SIGNALS:
+            self._loop.remove_signal_handler(signo)
+        _end_by_exception()  # asyncio left them at their defaults
 
-    def _on_interrupt(self) -> None:
+    def _on_interrupt(self, signo: int = signal.SIGINT) -> None:
         if self.interrupted.is_set():
             self.run.kill()
             return
+        self.signal_number = signo
         self.interrupted.set()
         self._stopping.append(self._loop.create_task(self.run.stop()))
 
@@ -212,16 +227,36 @@ class _CtrlC:
         await asyncio.gather(*self._stopping)
 
 
+class _Terminated(Exception):
+    """SIGTERM or SIGHUP outside a run (while saving, say): ends loopscope through the
+    exception, so that a write in progress removes its temporary on the way out."""
+
+    def __init__(self, signo: int) -> None:
+        super().__init__(signal.Signals(signo).name)
+        self.signo = signo
+
+
+def _raise_terminated(signo: int, _frame: object) -> None:
+    raise _Terminated(signo)
+
+
+def _end_by_exception() -> None:
+    """Makes SIGTERM and SIGHUP raise _Terminated (commands that run or write, not the app)."""
+    with contextlib.suppress(ValueError, OSError):  # not on the main thread: leave them be
+        for signo in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signo, _raise_terminated)
+
+
 async def _record(
     target: Target, timeout: float | None, on_stdout: Callable[[str], None] | None
-) -> tuple[RunResult, bool]:
+) -> tuple[RunResult, int]:
     """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC)."""
     run = Run(target, on_stdout=on_stdout)
     await run.start()
     with _CtrlC(run) as ctrl_c:
         result = await run.wait(timeout)
         await ctrl_c.stopped()
-    return result, ctrl_c.interrupted.is_set()
+    return result, ctrl_c.signal_number
 
 
 def _echo(text: str) -> None:
@@ -248,30 +283,30 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Ob
 # -- output paths -----------------------------------------------------------------------------
 
 
-def check_writable(text: str) -> Path:
-    """Proves the output path can be written, before any run starts, by opening it."""
-    path = Path(text)
-    if path.is_dir():
-        raise CliError(f"cannot write {text}: it is a directory")
-    parent = path.parent
-    if not parent.is_dir():
-        raise CliError(f"cannot write {text}: no such directory {parent}")
-    existed = path.exists()
-    try:
-        with path.open("ab"):
-            pass
-    except OSError as exc:
-        raise CliError(f"cannot write {text}: {exc.strerror or exc}") from None
-    if not existed:
-        path.unlink()
-    return path
+def check_writable(text: str, target: Target | None = None) -> Path:
+    """Proves the output path can be written, before any run starts, and that it is not the
+    input itself (the script or the trace being read). Creates nothing that stays."""
+    if target is not None and target.kind in ("script", "trace") and (
+            same_file(text, target.value)):
+        raise CliError(f"will not write the output over the input {text}: choose another "
+                       "file name")
+    problem = output_problem(text)
+    if problem is not None:
+        raise CliError(problem)
+    return Path(text)
 
 
 def save_trace(trace: Trace, path: Path) -> None:
+    """Writes the trace all or nothing: an old file at `path` survives any failure."""
     try:
         formats.save_trace(trace, path)
     except OSError as exc:
-        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise CliError(_write_failure(path, exc)) from None
+
+
+def _write_failure(path: Path, exc: OSError) -> str:
+    return str(exc) if isinstance(exc, OutputError) else f"cannot write {path}: " + (
+        exc.strerror or str(exc))
 
 
 def _finish(obtained: Obtained, saved_to: Path | None = None) -> int:
@@ -280,7 +315,7 @@ def _finish(obtained: Obtained, saved_to: Path | None = None) -> int:
         return 0
     if saved_to is not None:
         failure += f" (the trace up to that point is saved in {saved_to})"
-    raise CliError(failure, EXIT_INTERRUPTED if obtained.interrupted else EXIT_ERROR)
+    raise CliError(failure, 128 + obtained.interrupted if obtained.interrupted else EXIT_ERROR)
 
 
 # -- the commands -------------------------------------------------------------------------------
@@ -299,7 +334,7 @@ def command_list() -> int:
 
 def command_trace(options: argparse.Namespace, script_args: Sequence[str]) -> int:
     target = _resolve(options, script_args)
-    output = check_writable(options.output)
+    output = check_writable(options.output, target)
     obtained = obtain_trace(target, options.timeout, echo_stdout=True)
     save_trace(obtained.trace, output)
     if obtained.failure is None:
@@ -361,7 +396,7 @@ class _TypedLines:
             sys.stderr.write(f"{PROG}: {STEP_HINT}\n")
 
 
-async def _step_live(target: Target) -> tuple[RunResult, bool]:
+async def _step_live(target: Target) -> tuple[RunResult, int]:
     """Steps a child through its narration, a line per Enter; returns how the run ended and
     whether it was interrupted."""
     run = Run(target, paused=True)
@@ -388,7 +423,7 @@ async def _step_live(target: Target) -> tuple[RunResult, bool]:
             await ctrl_c.stopped()
     finally:
         stepper.close()
-    interrupted = ctrl_c.interrupted.is_set()
+    interrupted = ctrl_c.signal_number
     if not quit_early and not interrupted:
         for _seq, line in step_lines(run.trace, stepper.position + 1):
             _print_line(line)
@@ -459,7 +494,7 @@ def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> i
     if start_ns is not None and end_ns is not None and end_ns <= start_ns:
         raise CliError("--end must be later than --start")
     target = _resolve(options, script_args)
-    output = check_writable(options.output)
+    output = check_writable(options.output, target)
     try:
         from loopscope.ui.image_export import export_target_image
     except ImportError as exc:
@@ -473,6 +508,8 @@ def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> i
                             start_ns=None if start_ns is None else start_ns + origin,
                             end_ns=None if end_ns is None else end_ns + origin,
                             full=options.full, all_lanes=options.all_lanes)
+    except OSError as exc:
+        raise CliError(_write_failure(output, exc)) from None
     except Exception as exc:  # the image exporter's failure must stay one line, not a dump
         raise CliError(f"cannot export {output}: {type(exc).__name__}: {exc}") from None
     return _finish(obtained)
@@ -521,6 +558,8 @@ def run_command(argv: list[str]) -> int:
         return _launch(None)
     if options.command == "list":
         return command_list()
+    if options.command != "open":
+        _end_by_exception()
     if options.command == "open":
         return command_open(options)
     if options.command == "trace":
@@ -554,11 +593,17 @@ def command_install_desktop(options: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    handlers = {signo: signal.getsignal(signo) for signo in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return run_command(sys.argv[1:] if argv is None else list(argv))
+    except _Terminated as exc:
+        with contextlib.suppress(OSError):
+            sys.stderr.write(f"{PROG}: error: {exc} received: stopped\n")
+        return 128 + exc.signo
     except CliError as exc:
-        sys.stdout.flush()
-        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more lines
+            sys.stdout.flush()
+            sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: error: interrupted\n")
@@ -568,6 +613,10 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_ERROR
+    finally:
+        with contextlib.suppress(ValueError, OSError, TypeError):
+            for signo, handler in handlers.items():
+                signal.signal(signo, handler)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QMarginsF, QRect, QSize, QSizeF
+from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QRect, QSize, QSizeF
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 
 from loopscope.tracer.formats import IMAGE_FORMATS
+from loopscope.tracer.safe_write import OutputError, output_problem, real_target, write_bytes
 from loopscope.tracer.spans import Spans, derive_spans
 from loopscope.tracer.trace import Trace
 from loopscope.ui.framing import (
@@ -152,39 +153,39 @@ def render_image(
                                end_ns=end_ns, title=title,
                                label_width=label_width_for(trace, chosen, width),
                                full=full, all_lanes=all_lanes)
-    existed = path.exists()
     _check_writable(path)
-    try:
-        _write(path, suffix, trace, spans, viewport, chosen)
-    except BaseException:
-        if not existed:
-            path.unlink(missing_ok=True)  # leave no empty or half-written file behind
-        raise
+    # drawn in memory, then written all or nothing: a failure leaves an old file as it was
+    write_bytes(path, _render(suffix, trace, spans, viewport, chosen, path))
 
 
-def _write(path: Path, suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
-           chosen: Theme) -> None:
+def _render(suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
+            chosen: Theme, path: Path) -> bytes:
+    """The picture's bytes in the format `suffix` names; OSError if nothing was drawn."""
     width, height = viewport.width, viewport.height
     primitives = layout(trace, spans if spans is not None else derive_spans(trace), viewport)
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     if suffix == ".png":
         image = QImage(width, height, QImage.Format.Format_ARGB32_Premultiplied)
+        if image.isNull():
+            raise OSError(f"cannot write {path}: no memory for a {width}x{height} picture")
         painter = QPainter(image)
         try:
             paint(painter, primitives, chosen)
         finally:
             painter.end()  # a painter left active on a freed image crashes Qt
-        if not image.save(str(path)):  # the format follows the .png suffix
+        if not image.save(buffer, "PNG"):  # type: ignore[call-overload]  # str at run time
             raise OSError(f"cannot write {path}: saving the PNG failed")
     elif suffix == ".svg":
         generator = QSvgGenerator()
-        generator.setFileName(str(path))
+        generator.setOutputDevice(buffer)
         generator.setSize(QSize(width, height))
         generator.setViewBox(QRect(0, 0, width, height))
         generator.setTitle(viewport.title)
         generator.setDescription(viewport.subtitle)
         _paint_on(generator, primitives, chosen, path)
     else:
-        writer = QPdfWriter(str(path))
+        writer = QPdfWriter(buffer)
         writer.setResolution(_PDF_DPI)
         points = QSizeF(width * 72 / _PDF_DPI, height * 72 / _PDF_DPI)
         writer.setPageLayout(QPageLayout(QPageSize(points, QPageSize.Unit.Point),
@@ -192,6 +193,12 @@ def _write(path: Path, suffix: str, trace: Trace, spans: Spans | None, viewport:
         writer.setTitle(viewport.title)
         writer.setCreator("Loopscope")
         _paint_on(writer, primitives, chosen, path)
+        del writer  # the PDF is complete once its writer is gone
+    data = bytes(buffer.data().data())
+    buffer.close()
+    if not data:
+        raise OSError(f"cannot write {path}: the {suffix[1:].upper()} came out empty")
+    return data
 
 
 def _paint_on(device: QSvgGenerator | QPdfWriter, primitives: Primitives, theme: Theme,
@@ -214,13 +221,11 @@ def _check_writable(path: Path) -> None:
     """Fails early, with the reason, on a path the file cannot be written to."""
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a directory")
-    if not path.parent.is_dir():
+    if not real_target(path).parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: directory {path.parent} does not exist")
-    try:
-        with open(path, "ab"):
-            pass
-    except OSError as exc:
-        raise OSError(f"cannot write {path}: {exc.strerror or exc}") from None
+    problem = output_problem(path)
+    if problem is not None:
+        raise OutputError(str(path), problem.split(": ", 1)[-1])
 
 
 def ensure_gui_application() -> QGuiApplication:

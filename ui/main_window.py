@@ -377,6 +377,7 @@ class MainWindow(QMainWindow):
         toolbar.addWidget(self.lane_filter)
         toolbar.addSeparator()
         self.target_label = QLabel()
+        self.target_label.setTextFormat(Qt.TextFormat.PlainText)  # it names what a trace says
         self.target_label.setContentsMargins(8, 0, 8, 0)
         toolbar.addWidget(self.target_label)
         self.addToolBar(toolbar)
@@ -388,6 +389,9 @@ class MainWindow(QMainWindow):
         self.events_label = QLabel()
         self.lanes_label = QLabel()
         self.dropped_label = QLabel()
+        for label in (self.state_label, self.elapsed_label, self.events_label,
+                      self.lanes_label, self.dropped_label):
+            label.setTextFormat(Qt.TextFormat.PlainText)  # the status a trace says it ended with
         self.dropped_label.setStyleSheet("color: #c0392b; font-weight: bold")
         for label in (self.state_label, self.elapsed_label, self.events_label, self.lanes_label,
                       self.dropped_label):
@@ -795,6 +799,7 @@ class MainWindow(QMainWindow):
             self.error_box.close()
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok,
                           self)
+        box.setTextFormat(Qt.TextFormat.PlainText)  # messages quote file names and traces
         box.setWindowModality(Qt.WindowModality.WindowModal)
         box.open()
         self.error_box = box
@@ -803,6 +808,7 @@ class MainWindow(QMainWindow):
 
     def _show_trace(self, trace: Trace, *, live: bool, path: str | None) -> None:
         self.trace = trace
+        self.source.follow_trace(trace.meta)
         self.trace_path = path
         self.timeline.set_trace(trace, live=live)  # fits the run, and keeps fitting it live
         self.stepping.attach(trace, self.live.stepper if live else None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import keyword
 import re
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QRect, QSize, Qt
 from PySide6.QtGui import (
@@ -21,6 +23,8 @@ from PySide6.QtGui import (
     QTextFormat,
 )
 from PySide6.QtWidgets import QLabel, QPlainTextEdit, QTextEdit, QVBoxLayout, QWidget
+
+from loopscope.tracer.source_files import source_text
 
 _PYTHON_RULES = (
     (re.compile(r"\b(?:" + "|".join([*keyword.kwlist, *keyword.softkwlist]) + r")\b"), "#8e44ad"),
@@ -164,6 +168,7 @@ class SourcePane(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.caption = QLabel("No program")
+        self.caption.setTextFormat(Qt.TextFormat.PlainText)  # names come from trace files
         self.caption.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.code = CodeView()
         layout = QVBoxLayout(self)
@@ -173,6 +178,13 @@ class SourcePane(QWidget):
         layout.addWidget(self.code)
         self.path: str | None = None
         self._modified: int | None = None
+        # the meta of the trace whose sources are shown; None for a file the user chose
+        self.trace_meta: dict[str, Any] | None = None
+
+    def follow_trace(self, meta: dict[str, Any] | None) -> None:
+        """From now on show only this trace's own source files (tracer.source_files)."""
+        self.trace_meta = meta
+        self.path = None  # a file shown for another trace is checked again
 
     def show_file(self, path: str | None) -> bool:
         """Shows a file (once; showing it again keeps the scroll position). False if unreadable."""
@@ -188,18 +200,18 @@ class SourcePane(QWidget):
         if path == self.path and modified == self._modified:
             self.clear_marks()  # a mark from an earlier run or step would be stale
             return True  # unchanged since it was shown: keep the scroll position
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
+        source = source_text(self.trace_meta, path)
+        if source.text is None:
             self.path = None
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            self.caption.setText(f"{Path(path).name}: cannot show the source ({reason or exc})")
+            self.caption.setText(f"{Path(path).name}: cannot show the source "
+                                 f"({source.reason})")
             self.code.setPlainText("")
             return False
+        text = source.text
         self.path = path
         self._modified = modified
         self.caption.setText(Path(path).name)
-        self.caption.setToolTip(path)
+        self.caption.setToolTip(f"<p>{html.escape(path)}</p>")
         self.code.setPlainText(text)
         self.code.highlight_line(0)
         return True
