@@ -31,7 +31,8 @@
 #include <pthread.h>
 #endif
 
-#define CO_GENERATOR_FLAG 0x20
+/* generators and `async def` coroutines (a program may drive those by hand, with send()) */
+#define CO_FOLLOWED_FLAGS (0x20 | 0x80)
 #define CODE_BLOCKED 4
 #define REPR_LIMIT 40
 
@@ -408,7 +409,7 @@ play_call(GeneratorHooks *self, PyFrameObject *frame, PyObject **local)
         Py_DECREF(offset);
         if (done) return done;
     }
-    else if (!(frame->f_frame->f_code->co_flags & CO_GENERATOR_FLAG)) {
+    else if (!(frame->f_frame->f_code->co_flags & CO_FOLLOWED_FLAGS)) {
         return 0;
     }
     PyObject *result = PyObject_CallFunctionObjArgs(self->call_fallback, (PyObject *)frame,
@@ -560,7 +561,8 @@ generator_frame_object(_PyInterpreterFrame *iframe)
 {
     if (iframe->frame_obj != NULL) return iframe->frame_obj;
     PyObject *generator = (PyObject *)_PyFrame_GetGenerator(iframe);
-    PyObject *frame = PyObject_GetAttrString(generator, "gi_frame");
+    const char *attribute = (iframe->f_code->co_flags & 0x80) ? "cr_frame" : "gi_frame";
+    PyObject *frame = PyObject_GetAttrString(generator, attribute);
     if (frame == NULL) return NULL;
     Py_DECREF(frame);  /* the generator's frame keeps it */
     return iframe->frame_obj;
@@ -686,7 +688,7 @@ generator_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag
         return _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
     }
     if (eval_busy || tstate != eval_thread || iframe->owner != FRAME_OWNED_BY_GENERATOR
-        || !(iframe->f_code->co_flags & CO_GENERATOR_FLAG)) {
+        || !(iframe->f_code->co_flags & CO_FOLLOWED_FLAGS)) {
         return _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
     }
     Py_INCREF(self);

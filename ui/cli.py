@@ -40,7 +40,12 @@ from loopscope.tracer.trace import Trace
 
 PROG = "loopscope"
 IMAGE_SUFFIXES = (".png", ".svg", ".pdf")
-EXIT_ERROR = 1
+# A traced script's own exit status is passed on (1 when it raised, 128+N when signal N
+# killed it); Loopscope's own statuses follow coreutils' timeout(1) and env(1), which are
+# rarely a program's: 124 the run hit --timeout, 125 Loopscope itself failed (a bad target,
+# an unwritable output, a broken event stream). 2 is a usage mistake (nothing ran).
+EXIT_ERROR = 125
+EXIT_TIMEOUT = 124
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
@@ -142,6 +147,21 @@ class Obtained:
     interrupted: bool = False
 
     @property
+    def exit_code(self) -> int:
+        """The status to exit with when the run failed: the program's own where it has one."""
+        result = self.result
+        if self.interrupted:
+            return EXIT_INTERRUPTED
+        if result is None:
+            return EXIT_ERROR
+        if result.status == "timeout":
+            return EXIT_TIMEOUT
+        code = result.exit_code
+        if result.status in ("error", "crashed") and code is not None and code != 0:
+            return code if code > 0 else 128 - code
+        return EXIT_ERROR
+
+    @property
     def failure(self) -> str | None:
         """The one line explaining why the run did not end well, or None."""
         if self.interrupted:
@@ -196,8 +216,9 @@ class _CtrlC:
 async def _record(
     target: Target, timeout: float | None, on_stdout: Callable[[str], None] | None
 ) -> tuple[RunResult, bool]:
-    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC)."""
-    run = Run(target, on_stdout=on_stdout)
+    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC). The program reads
+    our stdin and its stderr streams through as it comes."""
+    run = Run(target, on_stdout=on_stdout, on_stderr=_echo_stderr, stdin=None)
     await run.start()
     with _CtrlC(run) as ctrl_c:
         result = await run.wait(timeout)
@@ -210,6 +231,11 @@ def _echo(text: str) -> None:
     sys.stdout.flush()
 
 
+def _echo_stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
 def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Obtained:
     if target.kind == "trace":
         try:
@@ -217,9 +243,8 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Ob
         except NativeFormatError as exc:
             raise CliError(str(exc)) from None
     result, interrupted = asyncio.run(_record(target, timeout, _echo if echo_stdout else None))
-    if result.stderr:
-        # The program's own stderr, its traceback included when it raised.
-        sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
+    if result.stderr and not result.stderr.endswith("\n"):
+        sys.stderr.write("\n")  # the program's stderr went through live; end its last line
     dropped = int(result.trace.meta.get("dropped") or 0)
     if dropped:
         sys.stderr.write(f"{PROG}: warning: {dropped} events were dropped by the child\n")
@@ -259,12 +284,14 @@ def save_trace(trace: Trace, path: Path) -> None:
 
 
 def _finish(obtained: Obtained, saved_to: Path | None = None) -> int:
+    for note in obtained.result.notes if obtained.result is not None else ():
+        sys.stderr.write(f"{PROG}: note: {note}\n")
     failure = obtained.failure
     if failure is None:
         return 0
     if saved_to is not None:
         failure += f" (the trace up to that point is saved in {saved_to})"
-    raise CliError(failure, EXIT_INTERRUPTED if obtained.interrupted else EXIT_ERROR)
+    raise CliError(failure, obtained.exit_code)
 
 
 # -- the commands -------------------------------------------------------------------------------
