@@ -19,6 +19,7 @@ import sys
 import sysconfig
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from types import CodeType
 from typing import Any
@@ -68,9 +69,8 @@ class Census:
 
         for module in (events, asyncio):
             if getattr(module, "_set_running_loop", None) is original:
-                module._set_running_loop = set_running_loop  # type: ignore[attr-defined]
-                self._restore.append(
-                    lambda module=module: setattr(module, "_set_running_loop", original))
+                setattr(module, "_set_running_loop", set_running_loop)  # noqa: B010
+                self._restore.append(partial(setattr, module, "_set_running_loop", original))
 
     def uninstall(self) -> None:
         while self._restore:

@@ -15,10 +15,10 @@ the traced process goes on recording.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,10 +61,8 @@ class ForkGuard:
         devnull = os.open(os.devnull, os.O_WRONLY)
         try:
             for fd in self.pipe_fds:
-                try:
+                with contextlib.suppress(OSError):
                     os.dup2(devnull, fd, inheritable=False)
-                except OSError:
-                    pass
         finally:
             os.close(devnull)
         self.writer.after_write = None
