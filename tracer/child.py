@@ -38,6 +38,7 @@ from loopscope.tracer.notes import take_notes
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.stepping import StepGate, clock_policy_for
+from loopscope.tracer.stop_request import StopRequested
 from loopscope.tracer.stream import FrameWriter
 from loopscope.tracer.tracebacks import program_traceback
 
@@ -50,14 +51,6 @@ ORPHANED_EXIT = 3
 # How often a stop that arrived at an unsafe moment is tried again.
 STOP_RETRY_S = 0.02
 OUTPUT_LINE_LIMIT = 200
-
-
-class StopRequested(KeyboardInterrupt):
-    """Raised in the traced thread when the parent asks the run to stop.
-
-    A KeyboardInterrupt, so that every scheduler lets it through as it does Ctrl-C: asyncio
-    re-raises it out of the loop, gevent's hub hands it to the main greenlet.
-    """
 
 
 class OutputRecorder(io.TextIOBase):

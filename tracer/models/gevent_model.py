@@ -20,6 +20,7 @@ from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, Detail, LaneKind, 
 from loopscope.tracer.models._greenlets import Greenlet, GreenletTracer
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.stop_request import StopRequested
 
 HUB_NAME = "gevent hub"
 _READ, _WRITE = 1, 2
@@ -209,9 +210,13 @@ def run(recorder: Recorder, program: Program) -> None:
     prepare.start(tracer.before_poll)
     check.start(tracer.after_poll)
     tracer.install()
+    # A stop unwinds like Ctrl-C, but the hub must not print it as a failure on its way out.
+    not_error = gevent.hub.Hub.NOT_ERROR
+    gevent.hub.Hub.NOT_ERROR = (*not_error, StopRequested)
     try:
         program.run_plain()
     finally:
+        gevent.hub.Hub.NOT_ERROR = not_error
         tracer.uninstall()
         prepare.stop()
         check.stop()
