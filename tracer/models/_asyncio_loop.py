@@ -21,6 +21,7 @@ from loopscope.tracer.models._asyncio_proxy import TracedCoroutine
 from loopscope.tracer.models._asyncio_tracer import LoopTracer
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.stepping import program_clock
+from loopscope.tracer.threads import in_traced_thread, leave_untraced
 
 _BaseEventLoop = base_events.BaseEventLoop
 
@@ -215,6 +216,9 @@ class TracingEventLoopPolicy(asyncio.DefaultEventLoopPolicy):  # type: ignore[mi
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         if self.detached:
+            return asyncio.SelectorEventLoop()
+        if not in_traced_thread():  # the recorder has one writer: see tracer.threads
+            leave_untraced("an asyncio event loop")
             return asyncio.SelectorEventLoop()
         return TracingEventLoop(self.recorder, on_detach=self._detach)
 
