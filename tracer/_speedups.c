@@ -673,6 +673,8 @@ static PyMemberDef tracer_members[] = {
 static PyObject *str_done;
 static PyObject *str_pure_callback_scheduled;
 static PyObject *str_timer_cause;
+static PyObject *str_cancelled;
+static PyObject *str_cancel_cause;
 
 /* WAKE and READY on each lane waiting for a plain future completed now, by whoever is
  * completing it (LoopTracer._wake for a future that is not a Task). */
@@ -708,6 +710,22 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters)
     else {
         waker = self->loop_lane;
         cause = self->cause_callback;
+    }
+    /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
+    PyObject *cancelled = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(waiters, 0), str_cancelled);
+    if (cancelled == NULL) return -1;
+    int is_cancelled = PyObject_IsTrue(cancelled);
+    Py_DECREF(cancelled);
+    if (is_cancelled < 0) return -1;
+    if (is_cancelled) {
+        PyObject *index = PyLong_FromLong(cause);
+        if (index == NULL) return -1;
+        PyObject *detail = PyObject_CallMethodOneArg((PyObject *)self, str_cancel_cause, index);
+        Py_DECREF(index);
+        if (detail == NULL) return -1;
+        int failed = as_int32(detail, &cause);
+        Py_DECREF(detail);
+        if (failed) return -1;
     }
     Py_ssize_t count = PyTuple_GET_SIZE(waiters);
     for (Py_ssize_t i = 1; i < count; i++) {
@@ -1755,7 +1773,9 @@ PyInit__speedups(void)
         || intern(&str_gi_yieldfrom, "gi_yieldfrom") < 0 || intern(&str_gi_code, "gi_code") < 0
         || intern(&str_gi_frame, "gi_frame") < 0 || intern(&str_done, "done") < 0
         || intern(&str_pure_callback_scheduled, "pure_callback_scheduled") < 0
-        || intern(&str_timer_cause, "_timer_cause") < 0 || intern(&str_self, "self") < 0
+        || intern(&str_timer_cause, "_timer_cause") < 0
+        || intern(&str_cancelled, "cancelled") < 0
+        || intern(&str_cancel_cause, "cancel_cause") < 0 || intern(&str_self, "self") < 0
         || intern(&str_fd, "fd") < 0 || intern(&str_detail, "detail") < 0
         || intern(&str_poll_timeout_detail, "_poll_timeout_detail") < 0) {
         return NULL;

@@ -151,7 +151,9 @@ class LoopTracer(_TracerCore):
     def _spawn(self, proxy: ProxyPassthroughs, given_name: str | None, task_name: str) -> None:
         """A lane for the task: the program's name for it, else "<coroutine> (Task-N)"."""
         recorder = self.recorder
-        qualname = proxy._coro.cr_code.co_qualname
+        # the coroutine's own __qualname__: a decorator's functools.wraps has set it to the
+        # name of the function it wraps, where the code's is the wrapper's
+        qualname = proxy._coro.__qualname__
         name = given_name if given_name is not None else f"{qualname} ({task_name})"
         creator = self.recorder.current
         if creator == NO_LANE:
@@ -373,6 +375,8 @@ class LoopTracer(_TracerCore):
                 cause = self._timer_cause(deadline_ns)
         else:
             waker, cause = self.loop_lane, self.cause_callback
+        if future.cancelled():
+            cause = self.cancel_cause(cause)
         record = self.record
         for lane in waiters[1:]:
             record(lane, _WAKE, waker, cause)
@@ -380,6 +384,11 @@ class LoopTracer(_TracerCore):
 
     def _timer_cause(self, deadline_ns: int) -> int:
         return self.recorder.detail(("cause", "timer", "deadline_ns", deadline_ns))
+
+    def cancel_cause(self, cause: int) -> int:
+        """The wake cause `cause` as a cancellation: the future the lane waited on was
+        cancelled (by task.cancel() in another lane, or by a timeout's timer)."""
+        return self.recorder.detail((*self.recorder.detail_row(cause), "cancel", True))
 
     if TYPE_CHECKING or SPEEDUPS is None:
         callback_scheduled = pure_callback_scheduled

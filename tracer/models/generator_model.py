@@ -26,6 +26,7 @@ from types import CodeType, FrameType, ModuleType
 from typing import Any, NamedTuple
 
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind, short_repr
+from loopscope.tracer.naming import past_wrappers
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
@@ -237,7 +238,9 @@ class GeneratorTracer:
 
     def _ensure_main(self, frame: FrameType | None) -> int:
         if self.main_lane == NO_LANE:
-            name = frame.f_code.co_name if frame is not None else "main"
+            # a decorator's wrapper (a @coroutine's priming `start`) is not the program's flow
+            named = past_wrappers(frame)
+            name = named.f_code.co_name if named is not None else "main"
             if name.startswith("<"):
                 name = "main"
             source = self._source(frame)
