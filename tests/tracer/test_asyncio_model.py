@@ -347,9 +347,10 @@ def test_the_proxy_keeps_results_exceptions_cancellation_and_introspection() -> 
     assert ends["forever"]["error"].startswith("CancelledError")
     forever_rows = [row[1:] for row in task_rows(trace) if row[0] == "forever"]
     assert ("blocked", "", {"on": "Event.wait"}) in forever_rows
+    # waiting.cancel() in main's step: a wake that cancels
     assert forever_rows[-4:-1] == [
-        ("wake", MAIN, {"cause": "future"}),
-        ("ready", MAIN, {"cause": "future"}),
+        ("wake", MAIN, {"cause": "future", "cancel": True}),
+        ("ready", MAIN, {"cause": "future", "cancel": True}),
         ("running", "", {}),
     ]
 

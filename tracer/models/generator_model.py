@@ -102,6 +102,13 @@ class ProgramCode:
 
     def __init__(self) -> None:
         self._roots = _library_roots()
+        # Folders the user named as the program's although they sit among the libraries
+        # (a benchmark suite's installed sources): LOOPSCOPE_PROGRAM_PATHS, os.pathsep apart.
+        self._own = tuple(
+            str(Path(folder).resolve()) + "/"
+            for folder in os.environ.get("LOOPSCOPE_PROGRAM_PATHS", "").split(os.pathsep)
+            if folder
+        )
         self._verdicts: dict[str, bool] = {}
 
     def __call__(self, code: CodeType) -> bool:
@@ -113,7 +120,7 @@ class ProgramCode:
                 verdict = not filename.startswith("<frozen")
             else:
                 resolved = str(Path(filename).resolve())
-                verdict = not resolved.startswith(self._roots)
+                verdict = resolved.startswith(self._own) or not resolved.startswith(self._roots)
             self._verdicts[filename] = verdict
         return verdict
 
@@ -238,8 +245,12 @@ class GeneratorTracer:
 
     def _ensure_main(self, frame: FrameType | None) -> int:
         if self.main_lane == NO_LANE:
-            # a decorator's wrapper (a @coroutine's priming `start`) is not the program's flow
+            # named after the program's own function that drives it: neither a decorator's
+            # wrapper (a @coroutine's priming `start`) nor library code (multiprocessing's
+            # map consuming the program's generator)
             named = past_wrappers(frame)
+            while named is not None and not self.is_program(named.f_code):
+                named = past_wrappers(named.f_back)
             name = named.f_code.co_name if named is not None else "main"
             if name.startswith("<"):
                 name = "main"
