@@ -339,6 +339,8 @@ def describe(trace: Trace, seq: int) -> str | None:
             return None
         return _annotate(_name(trace, lane), detail)
     if code == Code.OUTPUT:
+        if detail.get("stream") == "stderr":
+            return f"{_name(trace, lane)} writes {str(detail.get('text', ''))!r} to stderr"
         return f"{_name(trace, lane)} prints {str(detail.get('text', ''))!r}"
     if code == Code.MARK:
         return f"{_name(trace, lane)}: {detail.get('text', '')}"

@@ -218,3 +218,15 @@ def test_discarded_events_leave_their_value_rows_for_a_cache_that_still_names_th
         trace.write_batch(batch.first_seq, columns, batch.new_details, batch.new_sources,
                           batch.new_values)
     assert [trace.details[index]["value"] for index in trace.detail] == ["1", "2", "12345"]
+
+
+def test_no_two_lanes_share_a_name() -> None:
+    trace = Trace()
+    recorder = Recorder(trace)
+    first = recorder.spawn("asyncio loop", LaneKind.LOOP)
+    second = recorder.spawn("asyncio loop", LaneKind.LOOP)
+    third = recorder.spawn("asyncio loop", LaneKind.LOOP)
+    taken = recorder.spawn("asyncio loop #2", LaneKind.LOOP)  # a program's own name, taken
+    recorder.close()
+    assert [trace.lane_name(lane) for lane in (first, second, third, taken)] == [
+        "asyncio loop", "asyncio loop #2", "asyncio loop #3", "asyncio loop #2 #2"]
