@@ -79,6 +79,7 @@ def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = No
     return Target("script", str(path.resolve()), tuple(args), model or detect_model(source))
 
 
+_EVENT_LOOP_LIBRARIES = frozenset({"trio", "anyio", "curio", "uvloop", "twisted", "tornado"})
 _IMPORTS = re.compile(r"^\s*(?:import|from)\s+([A-Za-z_][\w]*)", re.MULTILINE)
 
 
@@ -95,4 +96,6 @@ def detect_model(source: str) -> str:
         return "select"
     if re.search(r"\byield\b", source):
         return "generator"
+    if re.search(r"\basync\s+def\b", source) and not imported & _EVENT_LOOP_LIBRARIES:
+        return "generator"  # coroutines with no event loop library: driven by hand
     return "asyncio"
