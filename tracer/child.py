@@ -35,6 +35,7 @@ from loopscope.tracer.events import NO_LANE, Code
 from loopscope.tracer.forks import ForkGuard
 from loopscope.tracer.models import load_model
 from loopscope.tracer.notes import take_notes
+from loopscope.tracer.own_hooks import ProgramTraceFilter
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.stepping import StepGate, clock_policy_for
@@ -301,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
     exit_code = 0
     census = Census(program.script, watch_loops=program.model == "asyncio")
     census.install()
+    program_traces = ProgramTraceFilter()
+    program_traces.install()
     recorder.start_flush_timer()
     try:
         load_model(program.model).run(recorder, program)
@@ -321,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop.uninstall()
         census.uninstall()
+        program_traces.uninstall()
         if stop.requested.is_set():
             # However the program unwound from the stop, the run was stopped, not failed.
             end.update(status="stopped", error=None)

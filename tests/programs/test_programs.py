@@ -460,3 +460,9 @@ def test_the_corpus_has_at_least_25_programs() -> None:
     programs = [path for path in PROGRAMS.glob("*.py")
                 if not path.name.startswith(("test_", "_"))]
     assert len(programs) >= 25
+
+
+def test_the_programs_own_settrace_sees_no_loopscope_frames() -> None:
+    seen = trace_program("asyncio_settrace")
+    assert_ok(seen)
+    assert "total 3 saw child True foreign frames []" in seen.result.stdout

@@ -1,0 +1,75 @@
+"""The program's own trace functions see the program, not Loopscope.
+
+A debugger, a coverage tool or the program itself may call `sys.settrace` (or
+`threading.settrace`) while it runs under Loopscope. Its trace function would then be called
+for Loopscope's own frames too -- the event loop's tracing overrides, the recorder, the output
+recorder -- which it never asked about. While the run lasts, the trace function the program
+installs is wrapped: a call into one of Loopscope's frames is not passed on (and that frame
+is not traced line by line), everything else is, unchanged. `sys.gettrace()` still returns
+the program's own function. Loopscope's own calls to settrace pass straight through.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+_TRACER_ROOT = str(Path(__file__).resolve().parent) + "/"
+
+TraceFunction = Callable[[FrameType, str, Any], Any]
+
+
+def _ours(filename: str) -> bool:
+    return filename.startswith(_TRACER_ROOT)
+
+
+class _ProgramTrace:
+    """The program's trace function, blind to Loopscope's frames."""
+
+    def __init__(self, function: TraceFunction) -> None:
+        self.function = function
+
+    def __call__(self, frame: FrameType, event: str, arg: Any) -> Any:
+        if _ours(frame.f_code.co_filename):
+            return None
+        return self.function(frame, event, arg)
+
+
+class ProgramTraceFilter:
+    """Installs the wrapping settrace/gettrace for the run; `uninstall` puts the originals back."""
+
+    def __init__(self) -> None:
+        self._settrace = sys.settrace
+        self._gettrace = sys.gettrace
+        self._threading_settrace = threading.settrace
+
+    def install(self) -> None:
+        settrace, gettrace = self._settrace, self._gettrace
+
+        def program_settrace(function: TraceFunction | None) -> None:
+            if (function is None or isinstance(function, _ProgramTrace)
+                    or _ours(sys._getframe(1).f_code.co_filename)):
+                settrace(function)
+            else:
+                settrace(_ProgramTrace(function))
+
+        def program_gettrace() -> Any:
+            current = gettrace()
+            return current.function if isinstance(current, _ProgramTrace) else current
+
+        def program_threading_settrace(function: TraceFunction | None) -> None:
+            self._threading_settrace(  # type: ignore[arg-type]
+                None if function is None else _ProgramTrace(function))
+
+        sys.settrace = program_settrace  # type: ignore[assignment]
+        sys.gettrace = program_gettrace
+        threading.settrace = program_threading_settrace  # type: ignore[assignment]
+
+    def uninstall(self) -> None:
+        sys.settrace = self._settrace
+        sys.gettrace = self._gettrace
+        threading.settrace = self._threading_settrace
