@@ -41,6 +41,7 @@ from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.stepping import StepGate, clock_policy_for
 from loopscope.tracer.stop_request import StopRequested
 from loopscope.tracer.stream import FrameWriter
+from loopscope.tracer.thread_work import ThreadWork
 from loopscope.tracer.tracebacks import program_traceback
 
 # The real OS thread id and thread start, taken before any model (gevent) patches _thread
@@ -304,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
     census.install()
     program_traces = ProgramTraceFilter()
     program_traces.install()
+    thread_work = ThreadWork(recorder) if program.model == "asyncio" else None
+    if thread_work is not None:
+        thread_work.install()
     recorder.start_flush_timer()
     try:
         load_model(program.model).run(recorder, program)
@@ -325,6 +329,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.uninstall()
         census.uninstall()
         program_traces.uninstall()
+        if thread_work is not None:
+            thread_work.uninstall()
         if stop.requested.is_set():
             # However the program unwound from the stop, the run was stopped, not failed.
             end.update(status="stopped", error=None)

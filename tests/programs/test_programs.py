@@ -196,12 +196,21 @@ def test_decorated_coroutines_are_named_after_the_function_and_loops_numbered() 
     assert seen.printed[fetches[0]] == ["calling fetch(1,)"]
 
 
-def test_work_handed_to_threads_leaves_the_caller_waiting() -> None:
+def test_work_handed_to_threads_runs_on_lanes_of_its_own_while_the_caller_waits() -> None:
     seen = trace_program("asyncio_to_thread")
     assert_ok(seen)
     main = seen.lanes(r"main \(Task-\d+\)")[0]
     assert "blocked" in seen.states[main]
     assert seen.printed[main] == ["threads returned [0.05, 0.05]"]
+    threads = seen.lanes(r"blocking_io( #2)?")
+    assert len(threads) == 2  # to_thread's and run_in_executor's
+    trace = seen.trace
+    for name in threads:
+        assert seen.kinds[name] == LaneKind.THREAD and seen.states[name] == {"running"}
+        lane = next(info.id for info in trace.lanes if info.name == name)
+        ends = [trace.details[trace.detail[seq]] for seq in range(len(trace))
+                if trace.lane[seq] == lane and trace.code[seq] == Code.END]
+        assert ends == [{"result": "0.05"}]
 
 
 def test_threads_with_their_own_loops_run_untraced_with_a_note() -> None:
