@@ -394,9 +394,11 @@ class SelectInstrumentation:
     @staticmethod
     def _peer_of(sock: socket.socket) -> str | None:
         try:
-            return _address_text(sock.getpeername())
+            address = sock.getpeername()
         except OSError:
             return None
+        # an unnamed unix socket (one end of a socketpair) has no address to show
+        return _address_text(address) if address else None
 
     def _describe(self, sock: socket.socket | None, fd: int) -> tuple[str, str | None]:
         if sock is None:
@@ -407,7 +409,10 @@ class SelectInstrumentation:
         except OSError:
             pass
         peer = self._peer_of(sock)
-        return (f"conn {peer}" if peer else f"socket fd {fd}"), peer
+        if peer:
+            return f"conn {peer}", peer
+        unix = getattr(socket, "AF_UNIX", None)
+        return (f"unix socket fd {fd}" if sock.family == unix else f"socket fd {fd}"), None
 
     def _set_state(self, connection: Connection, code: int, detail: Detail,
                    source: int = NO_SOURCE, other: int = NO_LANE) -> None:
