@@ -301,6 +301,16 @@ def test_gevent_queue_workers_take_turns() -> None:
     assert len(got) == 6
 
 
+def test_monkey_patched_threads_are_named_after_their_target() -> None:
+    seen = trace_program("gevent_threads")
+    assert_ok(seen)
+    downloads = seen.lanes(r"download(-\d)?")
+    assert len(downloads) == 3 and not seen.lanes(r".*_bootstrap.*")
+    for lane in downloads:
+        assert {"running", "sleeping"} <= seen.states[lane]
+    assert "finished in order [2, 1, 0]" in seen.result.stdout
+
+
 def test_greenlets_switch_by_hand() -> None:
     seen = trace_program("greenlet_pingpong")
     assert_ok(seen)

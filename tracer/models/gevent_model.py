@@ -13,6 +13,7 @@ gevent is imported only here, inside `run`, in the child, after monkey-patching.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +52,12 @@ class GeventTracer(GreenletTracer):
         """The function the greenlet runs; for gevent's own wrappers (a StreamServer's
         connection handler), the program's function they were given."""
         run = getattr(glet, "_run", None)
+        thread = getattr(run, "__self__", None)
+        if isinstance(thread, threading.Thread):
+            # a monkey-patched thread: its greenlet runs Thread._bootstrap; the program knows
+            # it by its target (or its name)
+            target = getattr(thread, "_target", None)
+            return str(getattr(target, "__name__", None) or thread.name)
         code = getattr(run, "__code__", None)
         if code is not None and not self.is_program(code):
             for argument in getattr(glet, "args", ()):
