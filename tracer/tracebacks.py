@@ -34,9 +34,16 @@ _BUG_TYPES = frozenset({"AttributeError", "TypeError", "KeyError", "IndexError",
                         "UnboundLocalError", "AssertionError", "SystemError"})
 
 
+def _type_name(summary: traceback.TracebackException) -> str:
+    named = getattr(summary, "exc_type_str", None)  # 3.13+, where exc_type is deprecated
+    if isinstance(named, str):
+        return named
+    return summary.exc_type.__name__ if summary.exc_type is not None else ""
+
+
 def _raised_by_harness(summary: traceback.TracebackException) -> bool:
     return (bool(summary.stack) and summary.stack[-1].filename.startswith(_TRACER_ROOT)
-            and summary.exc_type is not None and summary.exc_type.__name__ in _BUG_TYPES)
+            and _type_name(summary) in _BUG_TYPES)
 
 
 def _trim(summary: traceback.TracebackException, seen: set[int]) -> None:
