@@ -1,6 +1,8 @@
-"""multiprocessing's Pool.map on the fork start method, fed by a generator, as its docs show."""
+"""multiprocessing's Pool.map, fed by a generator, as its docs show; the start method is the
+first argument (fork by default)."""
 
 import multiprocessing
+import sys
 
 
 def square(x):
@@ -12,5 +14,6 @@ def numbers(n):
 
 
 if __name__ == "__main__":
-    with multiprocessing.get_context("fork").Pool(3) as pool:
+    method = sys.argv[1] if len(sys.argv) > 1 else "fork"
+    with multiprocessing.get_context(method).Pool(3) as pool:
         print(sum(pool.map(square, numbers(50))))

@@ -81,9 +81,9 @@ def summarise(result: RunResult) -> Seen:
 
 
 def trace_program(name: str, model: str | None = None, stdin: bytes = b"",
-                  env: dict[str, str] | None = None) -> Seen:
-    """Traces tests/programs/NAME.py in a real child, its stdin fed `stdin`."""
-    target = resolve_target(str(PROGRAMS / f"{name}.py"), (), model)
+                  env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Seen:
+    """Traces tests/programs/NAME.py ARGS in a real child, its stdin fed `stdin`."""
+    target = resolve_target(str(PROGRAMS / f"{name}.py"), args, model)
 
     async def run() -> RunResult:
         read_end, write_end = os.pipe()
@@ -408,8 +408,9 @@ def test_echo_servers_poll_on_the_loop_lane_and_wake_their_connections(name: str
 # -- processes and threads ---------------------------------------------------------------------
 
 
-def test_a_fork_pool_runs_and_its_workers_go_untraced() -> None:
-    seen = trace_program("mp_fork_pool")
+@pytest.mark.parametrize("method", ["fork", "forkserver"])
+def test_a_process_pool_runs_and_its_workers_go_untraced(method: str) -> None:
+    seen = trace_program("mp_fork_pool", args=(method,))
     assert_ok(seen)
     assert "40425" in seen.result.stdout
     assert seen.kinds["main"] == LaneKind.MAIN  # the program's flow, not multiprocessing's
