@@ -28,5 +28,5 @@ async def main():
 
 total = asyncio.run(main())
 names = {name for _, name in called}
-foreign = sorted({file for file, _ in called if "loopscope" in file or "/tracer/" in file})
+foreign = sorted({file for file, _ in called if "/tracer/" in file or "/loopscope/" in file})
 print("total", total, "saw child", "child" in names, "foreign frames", foreign)
