@@ -311,6 +311,19 @@ def test_monkey_patched_threads_are_named_after_their_target() -> None:
     assert "finished in order [2, 1, 0]" in seen.result.stdout
 
 
+def test_wsgi_handlers_are_named_after_the_application() -> None:
+    seen = trace_program("gevent_wsgi")
+    assert_ok(seen)
+    handlers = seen.lanes(r"hello_app(-\d)?")
+    assert len(handlers) == 2 and not seen.lanes(r".*_handle_and_close.*")
+    for lane in handlers:
+        assert "sleeping" in seen.states[lane]
+    fetches = seen.lanes(r"fetch(-\d)?")
+    assert sorted(text for lane in fetches for text in seen.printed[lane]) == [
+        "hello alice", "hello bob"]
+    assert all("io-wait" in seen.states[lane] for lane in fetches)
+
+
 def test_greenlets_switch_by_hand() -> None:
     seen = trace_program("greenlet_pingpong")
     assert_ok(seen)

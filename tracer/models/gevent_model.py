@@ -64,6 +64,13 @@ class GeventTracer(GreenletTracer):
                 inner = getattr(argument, "__code__", None)
                 if inner is not None and self.is_program(inner):
                     return str(argument.__name__)
+                # a WSGIServer's handler: the program's WSGI application it serves
+                application = getattr(getattr(argument, "__self__", None), "application", None)
+                app_code = getattr(application, "__code__", None) or getattr(
+                    getattr(application, "__call__", None), "__code__", None)
+                if app_code is not None and self.is_program(app_code):
+                    return str(getattr(application, "__name__", None)
+                               or type(application).__name__)
         return getattr(run, "__name__", None) or "greenlet"
 
     def parent_lane(self, glet: Greenlet, origin: Greenlet) -> int:
