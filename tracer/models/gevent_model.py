@@ -66,8 +66,9 @@ class GeventTracer(GreenletTracer):
                     return str(argument.__name__)
                 # a WSGIServer's handler: the program's WSGI application it serves
                 application = getattr(getattr(argument, "__self__", None), "application", None)
+                call = vars(type(application)).get("__call__")  # an application object's
                 app_code = getattr(application, "__code__", None) or getattr(
-                    getattr(application, "__call__", None), "__code__", None)
+                    call, "__code__", None)
                 if app_code is not None and self.is_program(app_code):
                     return str(getattr(application, "__name__", None)
                                or type(application).__name__)
