@@ -84,11 +84,13 @@ class Census:
             if threading.get_ident() != self._main_thread:
                 self.thread_loops += 1
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, scan_sources: bool = True) -> dict[str, Any]:
+        """What was seen; `scan_sources` False skips compiling the program's files (only a
+        run that recorded next to nothing needs to know its generator functions)."""
         generators: list[str] = []
         coroutines: list[str] = []
         async_generators: list[str] = []
-        for code in self._program_codes():
+        for code in self._program_codes() if scan_sources else ():
             flags = code.co_flags
             if flags & CO_GENERATOR:
                 generators.append(code.co_qualname)

@@ -341,15 +341,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout, sys.stderr = real_stdout, real_stderr
         output.record_unfinished_line()
         errors.record_unfinished_line()
-        end["census"] = _census_summary(census)
+        end["census"] = _census_summary(census, recorder)
         end["notes"] = take_notes()
         _finish_stream(recorder, writer, end, exit_code)
     return exit_code
 
 
-def _census_summary(census: Census) -> dict[str, Any] | None:
+def _census_summary(census: Census, recorder: Recorder) -> dict[str, Any] | None:
     try:
-        return census.summary()
+        # Two lanes (a loop and its main task, say) may be all a run that followed nothing
+        # has; with more, the sources need no scan (tracer.silence would not use it).
+        return census.summary(scan_sources=recorder.lane_count <= 2)
     except Exception:  # a census that fails must not cost the run its ending
         return None
 

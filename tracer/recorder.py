@@ -329,6 +329,11 @@ class Recorder(_PendingBuffer):
         self.record(lane, Code.ANNOTATE, NO_LANE, self.detail(detail))
 
     @property
+    def lane_count(self) -> int:
+        """How many lanes have been spawned."""
+        return self._lane_count
+
+    @property
     def event_count(self) -> int:
         return self._next_seq + self._pending_count()
 
