@@ -1,4 +1,5 @@
-"""Names a user recognises: seeing through the wrappers decorators put around their functions.
+"""Names a user recognises: seeing through decorators' wrappers, and naming a web framework's
+request tasks by the request they serve.
 
 A decorator built with functools.wraps returns a wrapper whose code is the decorator's
 ("start", "wrapper") while its `__wrapped__` and `__qualname__` are the user's function's.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import gc
 import types
 from types import CodeType, FrameType
+from typing import Any
 
 _verdicts: dict[CodeType, bool] = {}
 
@@ -32,3 +34,21 @@ def past_wrappers(frame: FrameType | None) -> FrameType | None:
     while frame is not None and is_wrapper_code(frame.f_code):
         frame = frame.f_back
     return frame
+
+
+# Coroutines that serve one web request each, by qualname: the argument holding the request.
+_REQUEST_ARGUMENTS = {"RequestHandler._handle_request": "request"}  # aiohttp's server
+
+
+def request_label(coro: Any, qualname: str) -> str | None:
+    """"GET /hello/alice" for a coroutine that will serve that request, else None. Read from
+    the coroutine's arguments before it starts (its frame's locals are then just those)."""
+    argument = _REQUEST_ARGUMENTS.get(qualname)
+    if argument is None:
+        return None
+    frame = getattr(coro, "cr_frame", None)
+    request = frame.f_locals.get(argument) if frame is not None else None
+    method, path = getattr(request, "method", None), getattr(request, "path_qs", None)
+    if isinstance(method, str) and isinstance(path, str):
+        return f"{method} {path}"
+    return None

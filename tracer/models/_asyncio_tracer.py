@@ -36,6 +36,7 @@ from loopscope.tracer.models._asyncio_waits import (
     transport_of,
     wait_mode,
 )
+from loopscope.tracer.naming import request_label
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 LOOP_LANE_NAME = "asyncio loop"
@@ -154,7 +155,8 @@ class LoopTracer(_TracerCore):
         # the coroutine's own __qualname__: a decorator's functools.wraps has set it to the
         # name of the function it wraps, where the code's is the wrapper's
         qualname = proxy._coro.__qualname__
-        name = given_name if given_name is not None else f"{qualname} ({task_name})"
+        label = request_label(proxy._coro, qualname) or qualname  # "GET /hello/alice"
+        name = given_name if given_name is not None else f"{label} ({task_name})"
         creator = self.recorder.current
         if creator == NO_LANE:
             creator = self.loop_lane
