@@ -304,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout, sys.stderr = output, errors
     end: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "dropped": 0}
     exit_code = 0
-    census = Census(program.script, watch_loops=program.model == "asyncio")
+    census = Census(program.script, watch_loops=program.model == "asyncio",
+                    watch_hand_offs=program.model != "generator")
     census.install()
     program_traces = ProgramTraceFilter()
     program_traces.install()

@@ -36,6 +36,18 @@ def _count(census: dict[str, Any], key: str) -> int:
     return int(found.get("count", 0)) if isinstance(found, dict) else 0
 
 
+def _hand_offs_missed(census: dict[str, Any]) -> str:
+    """"sends values into generators (grep, printer) and ..." from the census, or ""."""
+    parts = []
+    sent = [str(name) for name in census.get("sent_to") or ()]
+    if sent:
+        parts.append(f"sends values into generators ({', '.join(sent[:4])})")
+    by_hand = [str(name) for name in census.get("driven_by_hand") or ()]
+    if by_hand:
+        parts.append(f"drives coroutines by hand ({', '.join(by_hand[:4])})")
+    return " and ".join(parts)
+
+
 def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> list[str]:
     """The notes for a run that ended on its own; [] when the recording looks complete."""
     census = census or {}
@@ -53,6 +65,12 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
                      "not trace: let asyncio.run() make the loop to see its tasks")
         return notes
     if followed:
+        # The model followed something; say what else the program evidently did (3.12+).
+        missed = _hand_offs_missed(census)
+        if missed and model != "generator":
+            notes.append(f"the program also {missed}, which the {model} model does not "
+                         "follow: run with --model generator to see those (one model is "
+                         "followed per run)")
         return notes
     # Nothing the model follows was recorded: say what the program has instead.
     if model == "asyncio" and not loops and coroutines:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import sys
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,6 +231,18 @@ def test_stdin_reaches_the_program_and_its_exit_status_and_stderr_come_back() ->
     main = seen.lanes(r"main \(Task-\d+\)")[0]
     assert seen.errors[main] == ["greeted 2"]  # a stderr line, on the lane that wrote it
     assert "greeted 2" in seen.result.stderr
+
+
+def test_a_program_that_also_drives_generators_says_so() -> None:
+    seen = trace_program("asyncio_with_generators")
+    assert seen.result.status == "ok"
+    assert len(seen.lanes(r"sample \((Task-\d+|eager)\)( #\d+)?")) == 3
+    if sys.version_info >= (3, 12):  # seen by a sys.monitoring census
+        assert len(seen.result.notes) == 1, seen.result.notes
+        assert "sends values into generators (averager)" in seen.result.notes[0]
+        assert "--model generator" in seen.result.notes[0]
+    else:  # 3.11 has no cheap way to see the sends: nothing is said
+        assert seen.result.notes == []
 
 
 def test_a_program_that_chooses_its_own_loop_is_traced_or_says_why() -> None:

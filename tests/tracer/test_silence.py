@@ -69,3 +69,12 @@ def test_many_names_are_shortened() -> None:
     names = [f"g{i}" for i in range(8)]
     notes = explain_silence(_trace(), _census(generators=names), "greenlet")
     assert "g0, g1, g2, g3, … (8 in all)" in notes[0]
+
+
+def test_what_else_the_program_evidently_did_is_said_beside_a_full_recording() -> None:
+    trace = _trace(("asyncio loop", LaneKind.LOOP), ("main (Task-1)", LaneKind.TASK))
+    census = {**_census(), "sent_to": ["averager"], "driven_by_hand": ["fib"]}
+    assert explain_silence(trace, census, "asyncio") == [
+        "the program also sends values into generators (averager) and drives coroutines by "
+        "hand (fib), which the asyncio model does not follow: run with --model generator to "
+        "see those (one model is followed per run)"]
