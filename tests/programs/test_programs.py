@@ -339,6 +339,17 @@ def test_wsgi_handlers_are_named_after_the_application() -> None:
     assert all("io-wait" in seen.states[lane] for lane in fetches)
 
 
+def test_work_handed_to_gevents_threadpool_runs_on_lanes_of_its_own() -> None:
+    seen = trace_program("gevent_threadpool")
+    assert_ok(seen)
+    threads = seen.lanes(r"blocking_sum( #2)?")
+    assert len(threads) == 2
+    for name in threads:
+        assert seen.kinds[name] == LaneKind.THREAD and seen.states[name] == {"running"}
+    assert seen.printed["ticker"] == ["tick", "tick", "tick"]  # the hub kept running
+    assert seen.printed["main"] == ["sums [45, 4950]"]
+
+
 def test_greenlets_switch_by_hand() -> None:
     seen = trace_program("greenlet_pingpong")
     assert_ok(seen)

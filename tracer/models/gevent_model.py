@@ -22,6 +22,8 @@ from loopscope.tracer.models._greenlets import Greenlet, GreenletTracer
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.stop_request import StopRequested
+from loopscope.tracer.thread_work import function_name
+from loopscope.tracer.threads import in_traced_thread
 
 HUB_NAME = "gevent hub"
 _READ, _WRITE = 1, 2
@@ -164,6 +166,21 @@ class GeventTracer(GreenletTracer):
 
     # -- the hub's own waiting ------------------------------------------------------------------
 
+    def thread_work(self, function: Callable[..., Any], result: Any) -> None:
+        """A function handed to the hub's threadpool: a lane of kind thread, running until
+        its AsyncResult is set (whose links run here, in the hub's thread)."""
+        recorder = self.recorder
+        lane = recorder.spawn(function_name(function), LaneKind.THREAD, recorder.current)
+        recorder.state(lane, Code.RUNNING)
+
+        def done(finished: Any) -> None:
+            if finished.successful():
+                recorder.end(lane, result=finished.value)
+            else:
+                recorder.end(lane, error=finished.exception)
+
+        result.rawlink(done)
+
     def before_poll(self) -> None:
         if self.hub_lane == NO_LANE:
             return
@@ -193,6 +210,19 @@ def _wrap_wait(hub_type: Any, tracer: GeventTracer, getcurrent: Callable[[], Gre
     return original
 
 
+def _wrap_threadpool(pool_type: Any, tracer: GeventTracer) -> Any:
+    original = pool_type.spawn
+
+    def spawn(pool: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        result = original(pool, func, *args, **kwargs)
+        if in_traced_thread():  # another thread's hub has a pool too; the recorder is ours
+            tracer.thread_work(func, result)
+        return result
+
+    pool_type.spawn = spawn
+    return original
+
+
 def _stop_flush_timer(recorder: Recorder) -> None:
     """Ends the recorder's flush thread before gevent patches threading.
 
@@ -217,6 +247,9 @@ def run(recorder: Recorder, program: Program) -> None:
 
     tracer = GeventTracer(recorder, gevent.hub.Hub, gevent.Greenlet)
     original_wait = _wrap_wait(gevent.hub.Hub, tracer, gevent.getcurrent)
+    import gevent.threadpool  # type: ignore[import-untyped,unused-ignore]
+
+    original_spawn = _wrap_threadpool(gevent.threadpool.ThreadPool, tracer)
     hub = gevent.get_hub()
     # Lowest priority: gevent's own prepare watcher runs queued callbacks (greenlet starts)
     # first, so ours marks the moment the loop really blocks.
@@ -236,3 +269,4 @@ def run(recorder: Recorder, program: Program) -> None:
         prepare.stop()
         check.stop()
         gevent.hub.Hub.wait = original_wait
+        gevent.threadpool.ThreadPool.spawn = original_spawn
