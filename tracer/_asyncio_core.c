@@ -132,6 +132,22 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters)
         waker = self->loop_lane;
         cause = self->cause_callback;
     }
+    /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
+    PyObject *cancelled = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(waiters, 0), str_cancelled);
+    if (cancelled == NULL) return -1;
+    int is_cancelled = PyObject_IsTrue(cancelled);
+    Py_DECREF(cancelled);
+    if (is_cancelled < 0) return -1;
+    if (is_cancelled) {
+        PyObject *index = PyLong_FromLong(cause);
+        if (index == NULL) return -1;
+        PyObject *detail = PyObject_CallMethodOneArg((PyObject *)self, str_cancel_cause, index);
+        Py_DECREF(index);
+        if (detail == NULL) return -1;
+        int failed = as_int32(detail, &cause);
+        Py_DECREF(detail);
+        if (failed) return -1;
+    }
     Py_ssize_t count = PyTuple_GET_SIZE(waiters);
     for (Py_ssize_t i = 1; i < count; i++) {
         int32_t lane;

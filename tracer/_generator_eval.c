@@ -39,7 +39,7 @@ play_call(GeneratorHooks *self, PyFrameObject *frame, PyObject **local)
         Py_DECREF(offset);
         if (done) return done;
     }
-    else if (!(frame->f_frame->f_code->co_flags & CO_GENERATOR_FLAG)) {
+    else if (!(frame->f_frame->f_code->co_flags & CO_FOLLOWED_FLAGS)) {
         return 0;
     }
     PyObject *result = PyObject_CallFunctionObjArgs(self->call_fallback, (PyObject *)frame,
@@ -197,7 +197,8 @@ generator_frame_object(_PyInterpreterFrame *iframe)
 {
     if (iframe->frame_obj != NULL) return iframe->frame_obj;
     PyObject *generator = (PyObject *)_PyFrame_GetGenerator(iframe);
-    PyObject *frame = PyObject_GetAttrString(generator, "gi_frame");
+    const char *attribute = (iframe->f_code->co_flags & CO_COROUTINE_FLAG) ? "cr_frame" : "gi_frame";
+    PyObject *frame = PyObject_GetAttrString(generator, attribute);
     if (frame == NULL) return NULL;
     Py_DECREF(frame);  /* the generator's frame keeps it */
     return iframe->frame_obj;
@@ -333,7 +334,7 @@ generator_eval(PyThreadState *tstate, _PyInterpreterFrame *iframe, int throwflag
         return _PyEval_EvalFrameDefault(tstate, iframe, throwflag);
     }
     if (eval_busy || tstate != eval_thread || iframe->owner != FRAME_OWNED_BY_GENERATOR
-        || !(iframe->f_code->co_flags & CO_GENERATOR_FLAG)) {
+        || !(iframe->f_code->co_flags & CO_FOLLOWED_FLAGS)) {
         return evaluate_counted(tstate, iframe, throwflag);
     }
     Py_INCREF(self);

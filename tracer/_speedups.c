@@ -39,6 +39,8 @@ PyObject *str_poll_timeout_detail;
 PyObject *str_done;
 PyObject *str_pure_callback_scheduled;
 PyObject *str_timer_cause;
+PyObject *str_cancelled;
+PyObject *str_cancel_cause;
 
 /* -- the module ---------------------------------------------------------------------------- */
 
@@ -96,7 +98,9 @@ PyInit__speedups(void)
         || intern(&str_gi_yieldfrom, "gi_yieldfrom") < 0 || intern(&str_gi_code, "gi_code") < 0
         || intern(&str_gi_frame, "gi_frame") < 0 || intern(&str_done, "done") < 0
         || intern(&str_pure_callback_scheduled, "pure_callback_scheduled") < 0
-        || intern(&str_timer_cause, "_timer_cause") < 0 || intern(&str_self, "self") < 0
+        || intern(&str_timer_cause, "_timer_cause") < 0
+        || intern(&str_cancelled, "cancelled") < 0
+        || intern(&str_cancel_cause, "cancel_cause") < 0 || intern(&str_self, "self") < 0
         || intern(&str_fd, "fd") < 0 || intern(&str_detail, "detail") < 0
         || intern(&str_poll_timeout_detail, "_poll_timeout_detail") < 0) {
         return NULL;

@@ -115,5 +115,7 @@ extern PyObject *str_poll_timeout_detail;
 extern PyObject *str_done;
 extern PyObject *str_pure_callback_scheduled;
 extern PyObject *str_timer_cause;
+extern PyObject *str_cancelled;
+extern PyObject *str_cancel_cause;
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */

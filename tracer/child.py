@@ -24,7 +24,6 @@ import platform
 import signal
 import sys
 import threading
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
@@ -32,13 +31,20 @@ from typing import Any, BinaryIO, TextIO
 
 from loopscope.tracer import recorder as recorder_module
 from loopscope.tracer import stream as stream_module
+from loopscope.tracer.census import Census
 from loopscope.tracer.events import NO_LANE, Code
+from loopscope.tracer.forks import ForkGuard
 from loopscope.tracer.models import clock_policy_for, load_model
+from loopscope.tracer.notes import take_notes
+from loopscope.tracer.own_hooks import ProgramTraceFilter
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.sampler import start_stall_sampler
 from loopscope.tracer.step_gate import StepGate
+from loopscope.tracer.stop_request import StopRequested
 from loopscope.tracer.stream import FrameWriter
+from loopscope.tracer.thread_work import ThreadWork
+from loopscope.tracer.tracebacks import program_traceback
 
 # The real OS thread id and thread start, taken before any model (gevent) patches _thread
 # and threading: the control channel must stay a real thread whatever the program does.
@@ -51,36 +57,31 @@ STOP_RETRY_S = 0.02
 OUTPUT_LINE_LIMIT = 200
 
 
-class StopRequested(KeyboardInterrupt):
-    """Raised in the traced thread when the parent asks the run to stop.
-
-    A KeyboardInterrupt, so that every scheduler lets it through as it does Ctrl-C: asyncio
-    re-raises it out of the loop, gevent's hub hands it to the main greenlet.
-    """
-
-
 class OutputRecorder(io.TextIOBase):
-    """Stands in for sys.stdout: writes through and records each line on the current lane.
+    """Stands in for sys.stdout (or sys.stderr): writes through and records each line on the
+    current lane, a stderr line with `stream` "stderr" in its detail.
 
     Only lines printed by the traced thread are recorded: the recorder is not thread-safe,
-    and another thread has no lane.
+    and another thread has no lane. Neither is what Loopscope itself writes while it records.
     """
 
-    def __init__(self, recorder: Recorder, inner: TextIO) -> None:
+    def __init__(self, recorder: Recorder, inner: TextIO, stream: str = "stdout") -> None:
         self.recorder = recorder
         self.inner = inner
+        self.extra: tuple[str, ...] = () if stream == "stdout" else ("stream", stream)
         self.traced_thread = os_thread_ident()
         self._partial = ""
 
     def write(self, text: str) -> int:
         written = self.inner.write(text)
-        if os_thread_ident() != self.traced_thread:
+        if os_thread_ident() != self.traced_thread or (
+                self.extra and StopControl.inside_recording(sys._getframe(1))):
             return written
         self._partial += text
         if "\n" in self._partial:
             *lines, self._partial = self._partial.split("\n")
             for line in lines:
-                _record_output(self.recorder, line)
+                _record_output(self.recorder, line, self.extra)
         return written
 
     def flush(self) -> None:
@@ -89,7 +90,7 @@ class OutputRecorder(io.TextIOBase):
     def record_unfinished_line(self) -> None:
         """At the end of the run, a last line printed without its newline still counts."""
         if self._partial:
-            _record_output(self.recorder, self._partial)
+            _record_output(self.recorder, self._partial, self.extra)
             self._partial = ""
 
     def isatty(self) -> bool:
@@ -103,6 +104,10 @@ class OutputRecorder(io.TextIOBase):
         return self.inner.encoding
 
     @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.inner.errors
+
+    @property
     def buffer(self) -> BinaryIO:
         # Bytes written here bypass the OUTPUT events but must still reach the parent.
         inner_buffer: BinaryIO = self.inner.buffer
@@ -112,11 +117,14 @@ class OutputRecorder(io.TextIOBase):
         return self.inner.fileno()
 
 
-def _record_output(recorder: Recorder, line: str) -> None:
+def _record_output(recorder: Recorder, line: str, extra: tuple[str, ...] = ()) -> None:
     lane = recorder.current
     if lane != NO_LANE and not recorder.closed:
+        # A value row, not an interned detail: a program may print millions of lines, and a
+        # row is only its bytes on the pipe and in the parent (it reads as {"text": line}).
+        base = recorder.detail(("value_key", "text", *extra))
         text = line[:OUTPUT_LINE_LIMIT]
-        recorder.record(lane, Code.OUTPUT, NO_LANE, recorder.detail(("text", text)))
+        recorder.record(lane, Code.OUTPUT, NO_LANE, recorder.value_row(base, text))
 
 
 class StopControl:
@@ -172,7 +180,7 @@ class StopControl:
             # A SIGTERM from outside the control channel is a stop request too.
             self.request()
             return
-        if self._inside_recording(frame):
+        if self.inside_recording(frame):
             return
         self.raised.set()
         raise StopRequested
@@ -187,8 +195,9 @@ class StopControl:
             self.raised.set()
             raise StopRequested
 
-    def _inside_recording(self, frame: FrameType | None) -> bool:
-        unsafe = self._UNSAFE_FILES
+    @classmethod
+    def inside_recording(cls, frame: FrameType | None) -> bool:
+        unsafe = cls._UNSAFE_FILES
         while frame is not None:
             if frame.f_code.co_filename in unsafe:
                 return True
@@ -272,6 +281,9 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     recorder = Recorder(writer)
+    # A process the program forks goes on untraced (see tracer.forks).
+    ForkGuard(recorder, [fd for fd in (options.events_fd, options.control_fd) if fd is not None],
+              writer).install()
     stop = StopControl()
     stop.install()
     writer.after_write = stop.raise_if_requested
@@ -288,11 +300,20 @@ def main(argv: list[str] | None = None) -> int:
 
     _line_buffered(sys.stdout)
     _line_buffered(sys.stderr)
-    real_stdout = sys.stdout
+    real_stdout, real_stderr = sys.stdout, sys.stderr
     output = OutputRecorder(recorder, real_stdout)
-    sys.stdout = output
+    errors = OutputRecorder(recorder, real_stderr, "stderr")
+    sys.stdout, sys.stderr = output, errors
     end: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "dropped": 0}
     exit_code = 0
+    census = Census(program.script, watch_loops=program.model == "asyncio",
+                    watch_hand_offs=program.model != "generator")
+    census.install()
+    program_traces = ProgramTraceFilter()
+    program_traces.install()
+    thread_work = ThreadWork(recorder) if program.model == "asyncio" else None
+    if thread_work is not None:
+        thread_work.install()
     recorder.start_flush_timer()
     sampler = start_stall_sampler(recorder)
     try:
@@ -305,24 +326,42 @@ def main(argv: list[str] | None = None) -> int:
         end.update(
             status="error",
             error=f"{type(exc).__name__}: {exc}",
-            traceback=traceback.format_exc(),
+            traceback=program_traceback(exc),
         )
-        sys.stderr.write(end["traceback"])
+        sys.stdout, sys.stderr = real_stdout, real_stderr
+        real_stdout.flush()
+        real_stderr.write(end["traceback"])
         exit_code = 1
     finally:
         stop.uninstall()
+        census.uninstall()
+        program_traces.uninstall()
+        if thread_work is not None:
+            thread_work.uninstall()
         if stop.requested.is_set():
             # However the program unwound from the stop, the run was stopped, not failed.
             end.update(status="stopped", error=None)
             exit_code = 0
-        sys.stdout = real_stdout
+        sys.stdout, sys.stderr = real_stdout, real_stderr
         output.record_unfinished_line()
         if sampler is not None:
             # a parent that stopped listening is dealt with by _finish_stream
             with contextlib.suppress(BrokenPipeError):
                 sampler.stop()
+        errors.record_unfinished_line()
+        end["census"] = _census_summary(census, recorder)
+        end["notes"] = take_notes()
         _finish_stream(recorder, writer, end, exit_code)
     return exit_code
+
+
+def _census_summary(census: Census, recorder: Recorder) -> dict[str, Any] | None:
+    try:
+        # Two lanes (a loop and its main task, say) may be all a run that followed nothing
+        # has; with more, the sources need no scan (tracer.silence would not use it).
+        return census.summary(scan_sources=recorder.lane_count <= 2)
+    except Exception:  # a census that fails must not cost the run its ending
+        return None
 
 
 def _stop_run(stop: StopControl, gate: StepGate) -> None:

@@ -98,6 +98,7 @@ class LaneKind:
     GENERATOR = "generator"
     CONNECTION = "connection"  # one connection of a select/selectors server
     MAIN = "main"  # the program's main flow of control (a driver, the main greenlet)
+    THREAD = "thread"  # work handed to a thread pool (to_thread, run_in_executor)
 
     LOOP_KINDS = frozenset({LOOP})
 

@@ -37,6 +37,10 @@
 /* -- the generator model: tracer/models/generator_model.py, _plain_loads.py ----------------- */
 
 #define CO_GENERATOR_FLAG 0x20  /* generator_model.CO_GENERATOR */
+#define CO_COROUTINE_FLAG 0x80  /* generator_model.CO_COROUTINE */
+/* generator_model.FOLLOWED_FLAGS: generators, and `async def` coroutines a program may drive
+   by hand with send() (a trampoline) */
+#define CO_FOLLOWED_FLAGS (CO_GENERATOR_FLAG | CO_COROUTINE_FLAG)
 #define REPR_LIMIT 40           /* generator_model.REPR_LIMIT */
 #define READ_CONSTANT 0         /* _plain_loads.READ_CONSTANT: how a ValueRead reads its value */
 #define READ_LOCAL 1            /* _plain_loads.READ_LOCAL */

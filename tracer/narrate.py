@@ -150,6 +150,8 @@ def _wake(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:
     woken = _name(trace, lane)
     waker = _name(trace, other) if other != NO_LANE else None
     cause = detail.get("cause")
+    if detail.get("cancel"):
+        return _cancel(waker, woken, cause, detail)
     if cause == "fd":
         return f"fd {detail.get('fd', '?')} {_readiness(detail.get('mode'))}: wakes {woken}"
     if cause == "timer":
@@ -174,6 +176,17 @@ def _wake(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:
         via = f" ({callback})" if callback else ""
         return f"{waker + ' runs a callback' if waker else 'a callback'}{via}: wakes {woken}"
     return f"{waker} wakes {woken}" if waker else f"{woken} wakes up"
+
+
+def _cancel(waker: str | None, woken: str, cause: object, detail: dict[str, Any]) -> str:
+    """A wake that cancels what the lane waited on: task.cancel(), or a timeout firing."""
+    if cause == "timer":
+        deadline = detail.get("deadline_ns")
+        due = f" due at {seconds(deadline)}" if isinstance(deadline, int) else ""
+        return f"timeout{due} fires: cancels {woken}"
+    if cause == "task" and waker:
+        return f"{waker} ended cancelled: wakes {woken}"
+    return f"{waker or 'a callback'} cancels {woken}"
 
 
 def _ready(trace: Trace, seq: int, lane: int, other: int) -> str | None:
@@ -342,7 +355,9 @@ NARRATORS: dict[int, Narrator] = {
     Code.END: lambda trace, seq, lane, other, detail: _end(_name(trace, lane), detail),
     Code.ANNOTATE: _annotate_sentence,
     Code.OUTPUT: lambda trace, seq, lane, other, detail: (
-        f"{_name(trace, lane)} prints {str(detail.get('text', ''))!r}"),
+        f"{_name(trace, lane)} writes {str(detail.get('text', ''))!r} to stderr"
+        if detail.get("stream") == "stderr"
+        else f"{_name(trace, lane)} prints {str(detail.get('text', ''))!r}"),
     Code.MARK: lambda trace, seq, lane, other, detail: (
         f"{_name(trace, lane)}: {detail.get('text', '')}"),
 }

@@ -214,6 +214,7 @@ class Recorder(_PendingBuffer):
         self._set_clock(_buffer_clock(clock))
         self._next_seq = 0
         self._lane_count = 0
+        self._name_uses: dict[str, int] = {}
         self._details: dict[Detail, int] = {(): NO_DETAIL}
         self._detail_rows: list[Detail] = [()]
         self._details_sent = 1
@@ -246,6 +247,10 @@ class Recorder(_PendingBuffer):
             self._detail_rows.append(detail)
         return index
 
+    def detail_row(self, index: int) -> Detail:
+        """The interned detail tuple at `index`."""
+        return self._detail_rows[index]
+
     def source(self, filename: str, line: int, function: str) -> int:
         key = (filename, line, function)
         index = self._sources.get(key)
@@ -274,9 +279,17 @@ class Recorder(_PendingBuffer):
         source: int = NO_SOURCE,
         extra: Detail = (),
     ) -> int:
-        """Declares a new lane and returns its id (lanes are numbered in spawn order)."""
+        """Declares a new lane and returns its id (lanes are numbered in spawn order).
+
+        No two lanes share a name: a name already taken gets a number ("asyncio loop #2").
+        """
         lane = self._lane_count
         self._lane_count += 1
+        uses = self._name_uses.get(name, 0) + 1
+        self._name_uses[name] = uses
+        if uses > 1:
+            name = f"{name} #{uses}"
+            self._name_uses[name] = 1
         self.record(lane, Code.SPAWN, parent, self.detail(("name", name, "kind", kind, *extra)),
                     source)
         return lane

@@ -10,14 +10,16 @@ no grandchild in the child's process group and no pipe of the run is left behind
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loopscope.tracer.descendants import MARK_VARIABLE, become_subreaper, end_orphans, new_mark
+from loopscope.tracer.silence import explain_silence
 from loopscope.tracer.source_files import track_source_files
 from loopscope.tracer.stream import FrameDecoder, StreamError
 from loopscope.tracer.target import Target
@@ -27,8 +29,12 @@ from loopscope.tracer.trace import SequenceGapError, Trace
 STOP_GRACE_S = 0.5
 # How long the pipes may stay open after the child exited (a grandchild holding them).
 PIPE_DRAIN_S = 2.0
-# The tail of the child's stderr that is kept; the beginning matters less than the end.
+# The tail of the child's stderr and stdout that is kept; the beginning matters less than
+# the end, and a program may print far more than memory holds (each line is handed on live).
 STDERR_LIMIT = 1 << 20
+STDOUT_LIMIT = 1 << 20
+# A "line" longer than this is handed on in pieces rather than held until its newline.
+LINE_PIECE_LIMIT = 1 << 16
 
 
 @dataclass
@@ -41,6 +47,8 @@ class RunResult:
     error: str | None = None  # one line for the user, None when all went well
     traceback: str | None = None
     dropped: int = 0  # events the child could not deliver; the stream never drops silently
+    # One line each about what the recording may be missing, and why (tracer.silence).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -81,13 +89,15 @@ class _Lines:
     def __init__(self, on_line: Callable[[str], None] | None, limit: int | None) -> None:
         self.on_line = on_line
         self.limit = limit
-        self.text: list[str] = []
+        self.text: collections.deque[str] = collections.deque()
         self._size = 0
         self._partial = bytearray()
 
     def feed(self, data: bytes) -> None:
         self._partial += data
         cut = self._partial.rfind(b"\n") + 1
+        if not cut and len(self._partial) > LINE_PIECE_LIMIT:
+            cut = len(self._partial)
         if cut:
             complete = self._partial[:cut].decode("utf-8", "replace")
             del self._partial[:cut]
@@ -104,7 +114,7 @@ class _Lines:
         self._size += len(line)
         if self.limit is not None:
             while self._size > self.limit and len(self.text) > 1:
-                self._size -= len(self.text.pop(0))
+                self._size -= len(self.text.popleft())
         if self.on_line is not None:
             self.on_line(line)
 
@@ -127,6 +137,8 @@ class Run:
         on_stdout: Callable[[str], None] | None = None,
         stop_grace_s: float = STOP_GRACE_S,
         paused: bool = False,
+        on_stderr: Callable[[str], None] | None = None,
+        stdin: int | None = asyncio.subprocess.DEVNULL,
     ) -> None:
         self.target = target
         # Start held at the first event, for stepping (tracer.stepping.Stepper drives it).
@@ -134,14 +146,16 @@ class Run:
         self.trace = trace if trace is not None else Trace()
         self.python = python
         self.on_stdout = on_stdout
+        # The program's stdin: DEVNULL (the app), None to share the caller's (the CLI), or a fd.
+        self.stdin = stdin
         self.stop_grace_s = stop_grace_s
         self.process: asyncio.subprocess.Process | None = None
         self.protocol_error: str | None = None
         self.stopped = False
         self.event_transport: asyncio.ReadTransport | None = None
         self._decoder = FrameDecoder(self.trace)
-        self._stdout = _Lines(self._echo_stdout, None)
-        self._stderr = _Lines(None, STDERR_LIMIT)
+        self._stdout = _Lines(self._echo_stdout, STDOUT_LIMIT)
+        self._stderr = _Lines(on_stderr, STDERR_LIMIT)
         self._readers: list[_PipeReader] = []
         self._control_fd: int | None = None
         self._result: RunResult | None = None
@@ -191,7 +205,7 @@ class Run:
             self.process = await asyncio.create_subprocess_exec(
                 *self.command(events_w, control_r),
                 pass_fds=(events_w, control_r),
-                stdin=asyncio.subprocess.DEVNULL,
+                stdin=self.stdin,
                 stdout=out_w,
                 stderr=err_w,
                 env=self._child_env(),
@@ -381,8 +395,20 @@ class Run:
             python=(decoder.hello or {}).get("python"), events=len(self.trace),
         )
         traceback = end.get("traceback") if end else None
+        notes = self._notes(status)
+        if notes:
+            self.trace.meta["notes"] = notes
         return RunResult(self.trace, status, code, self._stdout.value(), stderr, error,
-                         traceback if isinstance(traceback, str) else None, dropped)
+                         traceback if isinstance(traceback, str) else None, dropped, notes)
+
+    def _notes(self, status: str) -> list[str]:
+        end = self._decoder.end or {}
+        notes = [str(note) for note in end.get("notes") or ()]
+        census = end.get("census")
+        if status == "ok" and self.target.kind == "script":
+            notes += explain_silence(self.trace, census if isinstance(census, dict) else None,
+                                     self.target.model)
+        return notes
 
     def _classify(
         self, code: int | None, timed_out: bool, timeout: float | None, stderr: str

@@ -122,5 +122,11 @@ class ValueRows:
 
 
 def value_detail(base: dict[str, Any], text: str) -> dict[str, Any]:
-    """How a value row reads: its base detail with the value added."""
-    return {**base, "value": text}
+    """How a value row reads: its base detail with the value added, under "value" or under
+    the key the base names as its "value_key" (a printed line's row reads as {"text": ...})."""
+    key = base.get("value_key")
+    if key is None:
+        return {**base, "value": text}
+    row = {name: value for name, value in base.items() if name != "value_key"}
+    row[str(key)] = text
+    return row

@@ -43,7 +43,12 @@ from loopscope.tracer.target import Target, TargetError, resolve_target
 from loopscope.tracer.trace import Trace
 
 PROG = "loopscope"
-EXIT_ERROR = 1
+# A traced script's own exit status is passed on (1 when it raised, 128+N when signal N
+# killed it); Loopscope's own statuses follow coreutils' timeout(1) and env(1), which are
+# rarely a program's: 124 the run hit --timeout, 125 Loopscope itself failed (a bad target,
+# an unwritable output, a broken event stream). 2 is a usage mistake (nothing ran).
+EXIT_ERROR = 125
+EXIT_TIMEOUT = 124
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 MODEL_HELP = ("the script's concurrency model (default: guessed from its imports): "
@@ -162,6 +167,24 @@ class Obtained:
     interrupted: int = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or 0
 
     @property
+    def exit_code(self) -> int:
+        """The status to exit with when the run failed: the program's own where it has one."""
+        result = self.result
+        if self.interrupted:
+            return 128 + self.interrupted  # as a shell reports a command a signal ended
+        if result is None:
+            return EXIT_ERROR
+        if result.status == "timeout":
+            return EXIT_TIMEOUT
+        if result.status == "stopped" and result.error:
+            # a SIGTERM from outside ended the program: its status, as a shell reports it
+            return 128 + signal.SIGTERM
+        code = result.exit_code
+        if result.status in ("error", "crashed") and code is not None and code != 0:
+            return code if code > 0 else 128 - code
+        return EXIT_ERROR
+
+    @property
     def failure(self) -> str | None:
         """The one line explaining why the run did not end well, or None."""
         if self.interrupted == signal.SIGINT:
@@ -250,8 +273,9 @@ def _end_by_exception() -> None:
 async def _record(
     target: Target, timeout: float | None, on_stdout: Callable[[str], None] | None
 ) -> tuple[RunResult, int]:
-    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC)."""
-    run = Run(target, on_stdout=on_stdout)
+    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC). The program reads
+    our stdin and its stderr streams through as it comes."""
+    run = Run(target, on_stdout=on_stdout, on_stderr=_echo_stderr, stdin=None)
     await run.start()
     with _CtrlC(run) as ctrl_c:
         result = await run.wait(timeout)
@@ -264,6 +288,11 @@ def _echo(text: str) -> None:
     sys.stdout.flush()
 
 
+def _echo_stderr(text: str) -> None:
+    sys.stderr.write(text)
+    sys.stderr.flush()
+
+
 def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Obtained:
     if target.kind == "trace":
         try:
@@ -271,9 +300,8 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Ob
         except NativeFormatError as exc:
             raise CliError(str(exc)) from None
     result, interrupted = asyncio.run(_record(target, timeout, _echo if echo_stdout else None))
-    if result.stderr:
-        # The program's own stderr, its traceback included when it raised.
-        sys.stderr.write(result.stderr if result.stderr.endswith("\n") else result.stderr + "\n")
+    if result.stderr and not result.stderr.endswith("\n"):
+        sys.stderr.write("\n")  # the program's stderr went through live; end its last line
     dropped = int(result.trace.meta.get("dropped") or 0)
     if dropped:
         sys.stderr.write(f"{PROG}: warning: {dropped} events were dropped by the child\n")
@@ -310,12 +338,14 @@ def _write_failure(path: Path, exc: OSError) -> str:
 
 
 def _finish(obtained: Obtained, saved_to: Path | None = None) -> int:
+    for note in obtained.result.notes if obtained.result is not None else ():
+        sys.stderr.write(f"{PROG}: note: {note}\n")
     failure = obtained.failure
     if failure is None:
         return 0
     if saved_to is not None:
         failure += f" (the trace up to that point is saved in {saved_to})"
-    raise CliError(failure, 128 + obtained.interrupted if obtained.interrupted else EXIT_ERROR)
+    raise CliError(failure, obtained.exit_code)
 
 
 # -- the commands -------------------------------------------------------------------------------

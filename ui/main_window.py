@@ -532,6 +532,8 @@ class MainWindow(QMainWindow):
         self.details.show_summary(result.trace)
         if result.error:
             self._report_failure(result)
+        elif result.notes:
+            self._report_notes(result.notes)
         self._update_actions()
         self._update_status()
 
@@ -544,6 +546,13 @@ class MainWindow(QMainWindow):
         self.problems.setPlainText("\n".join(lines))
         self.tabs.setCurrentWidget(self.problems_pane)
         self.statusBar().showMessage(result.error or "", 10000)
+
+    def _report_notes(self, notes: list[str]) -> None:
+        """A run that recorded nothing (or missed part of the program) says why, as the CLI
+        does with its "loopscope: note:" lines."""
+        self.problems.setPlainText("\n".join(notes))
+        self.tabs.setCurrentWidget(self.problems_pane)
+        self.statusBar().showMessage(notes[0], 15000)
 
     # -- files ----------------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ def _env() -> dict[str, str]:
 
 
 def assert_one_error(done: subprocess.CompletedProcess[str], *words: str,
-                     exit_code: int = 1, program_traceback: bool = False) -> str:
+                     exit_code: int = 125, program_traceback: bool = False) -> str:
     """The run failed with exactly one error line containing `words`; returns that line."""
     assert done.returncode == exit_code, done.stderr
     ours = [line for line in done.stderr.splitlines() if line.startswith("loopscope:")]
@@ -257,7 +257,9 @@ def test_a_script_that_raises_shows_its_traceback_and_keeps_the_trace(tmp_path: 
     script = _script(tmp_path, "raises.py", RAISES_SCRIPT)
     out = tmp_path / "raised.loopscope"
     done = run_cli("trace", script, "-o", out, cwd=tmp_path)
-    line = assert_one_error(done, "ValueError: boom", str(out), program_traceback=True)
+    # The program's own exit status: 1, as Python gives a script that raised.
+    line = assert_one_error(done, "ValueError: boom", str(out), exit_code=1,
+                            program_traceback=True)
     assert "saved" in line
     assert 'raise ValueError("boom")' in done.stderr
     assert done.stdout.splitlines() == ["got 1"]
@@ -272,7 +274,7 @@ def test_a_child_that_crashes(tmp_path: Path) -> None:
     script = _script(tmp_path, "crash.py", CRASH_SCRIPT)
     out = tmp_path / "crash.json"
     done = run_cli("trace", script, "-o", out, cwd=tmp_path)
-    assert_one_error(done, "7", str(out))
+    assert_one_error(done, "7", str(out), exit_code=7)  # its status passed on
     # Events still in the child's buffer die with it; what arrived is saved, with the ending.
     document = json.loads(out.read_text(encoding="utf-8"))
     assert document["otherData"]["status"] == "crashed"
@@ -285,7 +287,7 @@ def test_a_child_that_times_out(tmp_path: Path) -> None:
     began = time.monotonic()
     done = run_cli("trace", script, "-o", out, "--timeout", "1", cwd=tmp_path)
     assert time.monotonic() - began < 55  # stopped long before the program's own 60 s sleep
-    assert_one_error(done, "did not finish within 1 s", str(out))
+    assert_one_error(done, "did not finish within 1 s", str(out), exit_code=124)
     assert len(load_native(out)) > 0
 
 

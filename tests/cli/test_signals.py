@@ -127,7 +127,7 @@ def test_a_program_stopped_by_a_signal_from_outside_is_not_a_success(tmp_path: P
     finally:
         if process.poll() is None:
             process.kill()
-    assert process.returncode == 1, stderr
+    assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "SIGTERM from outside" in stderr
     assert len(load_native(output)) > 0
 

@@ -20,6 +20,7 @@ from loopscope.tracer.events import Code, Detail, FakeClock, Source
 from loopscope.tracer.models import _asyncio_tracer
 from loopscope.tracer.models._asyncio_loop import TracingEventLoop
 from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.notes import take_notes
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.trace import Trace
 
@@ -357,9 +358,10 @@ def test_the_proxy_keeps_results_exceptions_cancellation_and_introspection() -> 
     assert ends["forever"]["error"].startswith("CancelledError")
     forever_rows = [row[1:] for row in task_rows(trace) if row[0] == "forever"]
     assert ("blocked", "", {"on": "Event.wait"}) in forever_rows
+    # waiting.cancel() in main's step: a wake that cancels
     assert forever_rows[-4:-1] == [
-        ("wake", MAIN, {"cause": "future"}),
-        ("ready", MAIN, {"cause": "future"}),
+        ("wake", MAIN, {"cause": "future", "cancel": True}),
+        ("ready", MAIN, {"cause": "future", "cancel": True}),
         ("running", "", {}),
     ]
 
@@ -437,15 +439,13 @@ def test_every_loop_asyncio_makes_is_traced_and_numbered() -> None:
     recorder.close()
 
     assert results == ["first", "second", "runner", "factory", "by hand"]
-    assert loop_lanes(trace) == ["asyncio loop", "asyncio loop 2", "asyncio loop 3",
-                                 "asyncio loop 4", "asyncio loop 5"]
+    assert loop_lanes(trace) == ["asyncio loop", "asyncio loop #2", "asyncio loop #3",
+                                 "asyncio loop #4", "asyncio loop #5"]
     task_names = [plain(info.name) for info in trace.lanes if info.kind == "task"]
     assert [name.split(" ")[0] for name in task_names] == ["work"] * 5
 
 
-def test_a_loop_the_program_chose_itself_is_named_on_the_timeline(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_a_loop_the_program_chose_itself_is_named_on_the_timeline() -> None:
     class OwnLoop(asyncio.SelectorEventLoop):
         pass
 
@@ -453,6 +453,7 @@ def test_a_loop_the_program_chose_itself_is_named_on_the_timeline(
         await asyncio.sleep(0)
         return 7
 
+    take_notes()
     trace = Trace()
     recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
     with traced_loops(recorder), asyncio.Runner(loop_factory=OwnLoop) as runner:
@@ -460,23 +461,21 @@ def test_a_loop_the_program_chose_itself_is_named_on_the_timeline(
     recorder.close()
 
     assert result == 7
-    notes = [line for line in capsys.readouterr().err.splitlines() if "loopscope" in line]
+    notes = take_notes()
     assert len(notes) == 1 and "chose its own event loop" in notes[0] and "OwnLoop" in notes[0]
     lanes = loop_lanes(trace)
     assert len(lanes) == 1 and lanes[0].endswith("OwnLoop (not traced)")
-    marks = [e for e in trace.events() if e.kind == "mark"]
-    assert [m.detail["text"] for m in marks] == notes
+    assert [m.detail["text"] for m in trace.events() if m.kind == "mark"] == notes
 
 
-def test_a_loop_in_another_thread_runs_untraced_and_is_noted(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
+def test_a_loop_in_another_thread_runs_untraced_and_is_noted() -> None:
     import threading
 
     async def work() -> str:
         await asyncio.sleep(0)
         return "threaded"
 
+    take_notes()
     results: list[str] = []
     trace = Trace()
     recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
@@ -488,9 +487,8 @@ def test_a_loop_in_another_thread_runs_untraced_and_is_noted(
     recorder.close()
 
     assert results == ["threaded"]
-    notes = [line for line in capsys.readouterr().err.splitlines() if "loopscope" in line]
-    assert len(notes) == 1 and "another thread (worker)" in notes[0]
-    assert [m.detail["text"] for m in trace.events() if m.kind == "mark"] == notes
+    notes = take_notes()
+    assert len(notes) == 1 and "ran in another thread and was left untraced" in notes[0]
     assert not [info for info in trace.lanes if info.kind == "task"]
 
 

@@ -47,6 +47,7 @@ def test_the_other_shared_numbers_match_their_python_twins() -> None:
     twins = {
         "VALUE_ROW": VALUE_ROW,
         "CO_GENERATOR_FLAG": generator_model.CO_GENERATOR,
+        "CO_COROUTINE_FLAG": generator_model.CO_COROUTINE,
         "REPR_LIMIT": generator_model.REPR_LIMIT,
         "READ_CONSTANT": _plain_loads.READ_CONSTANT,
         "READ_LOCAL": _plain_loads.READ_LOCAL,

@@ -247,3 +247,23 @@ def test_a_lane_whose_value_was_never_seen_says_what_became_of_it() -> None:
         "hello ends",
         "quoted ends with result 'closed'",
     ]
+
+
+def test_cancellations_timeouts_and_stderr_lines_are_told_as_such() -> None:
+    trace, rec, clock = _recording()
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    main = rec.spawn("main (Task-1)", LaneKind.TASK, parent=loop)
+    victim = rec.spawn("victim", LaneKind.TASK, parent=main)
+    rec.wake(victim, main, ("cause", "future", "cancel", True))
+    clock.advance(SECOND)
+    rec.wake(main, loop, ("cause", "timer", "deadline_ns", SECOND, "cancel", True))
+    rec.wake(main, victim, ("cause", "task", "cancel", True))
+    rec.record(main, Code.OUTPUT, detail=rec.detail(("text", "oops", "stream", "stderr")))
+    rec.close()
+
+    assert list(narrate(trace))[3:] == [
+        "  0.000 s  main (Task-1) cancels victim",
+        "  1.000 s  timeout due at 1.00 s fires: cancels main (Task-1)",
+        "  1.000 s  victim ended cancelled: wakes main (Task-1)",
+        "  1.000 s  main (Task-1) writes 'oops' to stderr",
+    ]

@@ -201,3 +201,21 @@ def test_value_rows_that_do_not_add_up_are_refused_with_one_line() -> None:
         with pytest.raises(NativeFormatError, match="corrupt") as error:
             decode_trace(line + zlib.compress(broken))
         assert "\n" not in str(error.value), case
+
+
+def test_printed_lines_are_value_rows_that_read_as_text_and_survive_a_reload(
+        tmp_path: Path) -> None:
+    trace = Trace()
+    recorder = Recorder(trace)
+    lane = recorder.spawn("main", LaneKind.MAIN)
+    stdout_base = recorder.detail(("value_key", "text"))
+    stderr_base = recorder.detail(("value_key", "text", "stream", "stderr"))
+    recorder.record(lane, Code.OUTPUT, -1, recorder.value_row(stdout_base, "hello"))
+    recorder.record(lane, Code.OUTPUT, -1, recorder.value_row(stderr_base, "oops"))
+    recorder.close()
+    saved = tmp_path / "printed.loopscope"
+    save_native(trace, saved)
+    for loaded in (trace, load_native(saved)):
+        rows = [loaded.details[loaded.detail[seq]] for seq in range(len(loaded))
+                if loaded.code[seq] == Code.OUTPUT]
+        assert rows == [{"text": "hello"}, {"text": "oops", "stream": "stderr"}]

@@ -199,3 +199,13 @@ def test_value_rows_go_out_with_the_batch_of_their_events_and_read_as_base_plus_
         {"via": "send", "value": text} for text in texts]
 
 
+def test_no_two_lanes_share_a_name() -> None:
+    trace = Trace()
+    recorder = Recorder(trace)
+    first = recorder.spawn("asyncio loop", LaneKind.LOOP)
+    second = recorder.spawn("asyncio loop", LaneKind.LOOP)
+    third = recorder.spawn("asyncio loop", LaneKind.LOOP)
+    taken = recorder.spawn("asyncio loop #2", LaneKind.LOOP)  # a program's own name, taken
+    recorder.close()
+    assert [trace.lane_name(lane) for lane in (first, second, third, taken)] == [
+        "asyncio loop", "asyncio loop #2", "asyncio loop #3", "asyncio loop #2 #2"]

@@ -303,3 +303,24 @@ def test_run_ends_every_lane_and_lets_the_programs_error_through(tmp_path: Path)
     assert set(ends) == {info.id for info in trace.lanes}
     assert ends[0]["error"].startswith("ValueError")
     assert "the handler broke" in ends[0]["error"]
+
+
+def test_a_poll_object_is_a_poll_on_the_loop_lane_and_a_socketpair_is_named(
+        recording: Recording) -> None:
+    left, right = socket.socketpair()
+    fd = left.fileno()
+    poller = select.poll()
+    poller.register(left, select.POLLIN)
+    right.send(b"x")
+    assert [ready_fd for ready_fd, _event in poller.poll(WAIT_S * 1000)] == [fd]
+    left.recv(1)
+    poller.unregister(left)
+    left.close()
+    right.close()
+    lines = rendered(recording.stop())
+    name = f"unix socket fd {fd}"
+    assert f"{name}: io-wait fd={fd} mode=read" in lines
+    assert "select loop: poll timeout_s=5.0" in lines
+    assert f"select loop: annotate readable=[{fd}] writable=[]" in lines
+    assert f"{name}: wake from select loop cause=fd fd={fd} mode=read" in lines
+    assert not any("?" in line.split(":")[0] for line in lines)

@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtGui import QImage
 
 from loopscope.ui.app import app_icon
+from loopscope.ui.cli import EXIT_ERROR
 from loopscope.ui.desktop_entry import ICON_SIZES, desktop_entry_text, install_desktop_entry
 
 
@@ -46,7 +47,7 @@ def test_an_unwritable_prefix_is_one_error_line(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "loopscope", "install-desktop", "--prefix", str(blocker)],
         capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1
+    assert done.returncode == EXIT_ERROR
     assert done.stderr.startswith("loopscope: error: cannot install the desktop entry")
     assert len(done.stderr.splitlines()) == 1
 

@@ -309,6 +309,30 @@ def test_a_failing_program_shows_its_error_and_keeps_what_was_recorded(
     assert window.output.toPlainText().splitlines() == ["got 3", "got 2", "got 1"]
 
 
+def test_a_run_that_recorded_nothing_says_why(
+    window: MainWindow, loop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    script = _write_script(tmp_path, "pipeline.py", """
+        import asyncio
+
+        def numbers(limit):
+            value = 0
+            while value < limit:
+                yield value
+                value += 1
+
+        print(sum(numbers(10)))
+    """)
+
+    run_script(window, loop, script)
+    run_until(loop, lambda: not window.live.is_running, what="the script to end")
+
+    assert window.status == "ok"
+    problems = window.problems.toPlainText()
+    assert "generator functions (numbers)" in problems and "--model generator" in problems
+    assert window.tabs.currentWidget() is window.problems_pane
+
+
 def test_a_crashing_child_reports_its_exit_status_and_stderr(
     window: MainWindow, loop: qasync.QEventLoop, tmp_path: Path
 ) -> None:

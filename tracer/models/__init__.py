@@ -25,7 +25,8 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="gevent", module=f"{_PACKAGE}.gevent_model", title="gevent",
         imports=frozenset({"gevent"}), clock=ClockPolicy.MARK, narration_looks_ahead=True,
-        lane_kinds=frozenset({LaneKind.LOOP, LaneKind.GREENLET, LaneKind.MAIN}),
+        # THREAD: work handed to gevent's threadpool (its host-name lookups included)
+        lane_kinds=frozenset({LaneKind.LOOP, LaneKind.GREENLET, LaneKind.MAIN, LaneKind.THREAD}),
     ),
     ModelSpec(
         name="greenlet", module=f"{_PACKAGE}.greenlet_model", title="Greenlets",
@@ -42,7 +43,9 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="asyncio", module=f"{_PACKAGE}.asyncio_model", title="asyncio",
         imports=frozenset({"asyncio", "aiohttp", "anyio"}), clock=ClockPolicy.STOP,
-        narration_looks_ahead=False, lane_kinds=frozenset({LaneKind.LOOP, LaneKind.TASK}),
+        # THREAD: work handed to a thread pool (to_thread, run_in_executor)
+        narration_looks_ahead=False,
+        lane_kinds=frozenset({LaneKind.LOOP, LaneKind.TASK, LaneKind.THREAD}),
     ),
     ModelSpec(
         name="select", module=f"{_PACKAGE}.select_model", title="select / selectors",
@@ -52,7 +55,9 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec(
         name="generator", module=f"{_PACKAGE}.generator_model", title="Generators",
         imports=frozenset(), clock=ClockPolicy.STOP, narration_looks_ahead=False,
-        lane_kinds=frozenset({LaneKind.GENERATOR, LaneKind.MAIN}), source_pattern=r"\byield\b",
+        lane_kinds=frozenset({LaneKind.GENERATOR, LaneKind.MAIN}),
+        # generators, or `async def` coroutines with no event loop library: driven by hand
+        source_pattern=r"\byield\b|\basync\s+def\b",
     ),
 )
 MODEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in MODELS)

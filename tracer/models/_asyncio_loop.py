@@ -69,10 +69,10 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose tasks, waits and wake-ups are recorded."""
 
     def __init__(
-        self, recorder: Recorder, on_detach: Callable[[], None] | None = None, number: int = 1
+        self, recorder: Recorder, on_detach: Callable[[], None] | None = None
     ) -> None:
         # The tracer must exist before the base class registers its self-pipe reader.
-        self._tracer = tracer = LoopTracer(recorder, on_detach, number)
+        self._tracer = tracer = LoopTracer(recorder, on_detach)
         selector = TracingSelector()
         selector.tracer = tracer
         super().__init__(selector)

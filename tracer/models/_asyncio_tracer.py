@@ -36,6 +36,7 @@ from loopscope.tracer.models._asyncio_waits import (
     wait_mode,
 )
 from loopscope.tracer.models.toolkit import mark_failure
+from loopscope.tracer.naming import request_label
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 LOOP_LANE_NAME = "asyncio loop"
@@ -85,15 +86,13 @@ else:
 class LoopTracer(_TracerCore):
     """Records one event loop's lanes and the states of the tasks it runs."""
 
-    def __init__(
-        self, recorder: Recorder, on_detach: Callable[[], None] | None = None, number: int = 1
-    ) -> None:
+    def __init__(self, recorder: Recorder, on_detach: Callable[[], None] | None = None) -> None:
         super().__init__(recorder)
         self.record = recorder.record
         self._on_detach = on_detach
-        # a program that runs asyncio.run() twice has two loops: "asyncio loop", "asyncio loop 2"
-        name = LOOP_LANE_NAME if number == 1 else f"{LOOP_LANE_NAME} {number}"
-        self.loop_lane = recorder.spawn(name, LaneKind.LOOP, parent=recorder.current)
+        # a program that runs asyncio.run() twice has two loops: the recorder numbers the
+        # second lane "asyncio loop #2"
+        self.loop_lane = recorder.spawn(LOOP_LANE_NAME, LaneKind.LOOP, parent=recorder.current)
         self.record(self.loop_lane, _DISPATCH)
         self.closed = False
         # set while a timer, fd or task-done callback runs, to say why things it completes woke
@@ -155,8 +154,11 @@ class LoopTracer(_TracerCore):
     def _spawn(self, proxy: ProxyPassthroughs, given_name: str | None, task_name: str) -> None:
         """A lane for the task: the program's name for it, else "<coroutine> (Task-N)"."""
         recorder = self.recorder
-        qualname = proxy._coro.cr_code.co_qualname
-        name = given_name if given_name is not None else f"{qualname} ({task_name})"
+        # the coroutine's own __qualname__: a decorator's functools.wraps has set it to the
+        # name of the function it wraps, where the code's is the wrapper's
+        qualname = proxy._coro.__qualname__
+        label = request_label(proxy._coro, qualname) or qualname  # "GET /hello/alice"
+        name = given_name if given_name is not None else f"{label} ({task_name})"
         creator = self.recorder.current
         if creator == NO_LANE:
             creator = self.loop_lane
@@ -377,6 +379,8 @@ class LoopTracer(_TracerCore):
                 cause = self._timer_cause(deadline_ns)
         else:
             waker, cause = self.loop_lane, self.cause_callback
+        if future.cancelled():
+            cause = self.cancel_cause(cause)
         record = self.record
         for lane in waiters[1:]:
             record(lane, _WAKE, waker, cause)
@@ -384,6 +388,11 @@ class LoopTracer(_TracerCore):
 
     def _timer_cause(self, deadline_ns: int) -> int:
         return self.recorder.detail(("cause", "timer", "deadline_ns", deadline_ns))
+
+    def cancel_cause(self, cause: int) -> int:
+        """The wake cause `cause` as a cancellation: the future the lane waited on was
+        cancelled (by task.cancel() in another lane, or by a timeout's timer)."""
+        return self.recorder.detail((*self.recorder.detail_row(cause), "cancel", True))
 
     if TYPE_CHECKING or SPEEDUPS is None:
         callback_scheduled = pure_callback_scheduled

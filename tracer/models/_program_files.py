@@ -2,13 +2,16 @@
 
 Library code is the standard library, site-packages and Loopscope's tracer; the program is
 everything else -- and always Loopscope's own scenarios, which are the programs a learner
-traces even when Loopscope is installed into site-packages.
+traces even when Loopscope is installed into site-packages, and the folders named in
+LOOPSCOPE_PROGRAM_PATHS.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sysconfig
+from collections.abc import Mapping
 from pathlib import Path
 
 
@@ -24,11 +27,15 @@ def library_roots() -> tuple[str, ...]:
     return tuple(sorted(_as_root(root) for root in roots))
 
 
-def program_roots() -> tuple[str, ...]:
-    """Folders whose files are the program's even inside a library root: the scenarios."""
+def program_roots(env: Mapping[str, str] = os.environ) -> tuple[str, ...]:
+    """Folders whose files are the program's even inside a library root: the scenarios, and
+    the folders the user names in LOOPSCOPE_PROGRAM_PATHS (os.pathsep apart; a benchmark
+    suite's installed sources, say)."""
     spec = importlib.util.find_spec("loopscope.scenarios")
-    locations = spec.submodule_search_locations if spec is not None else None
-    return tuple(sorted(_as_root(location) for location in locations or ()))
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    locations += [folder for folder in env.get("LOOPSCOPE_PROGRAM_PATHS", "").split(os.pathsep)
+                  if folder]
+    return tuple(sorted(_as_root(location) for location in locations))
 
 
 class ProgramFiles:

@@ -6,9 +6,10 @@ call when the program names no loop factory), and a `loop_factory` that names as
 selector loop. No event-loop policy is installed (that API is deprecated from 3.14 and goes
 away in 3.16). `asyncio.Task` itself stands in for code that builds Tasks directly, as aiohttp
 does on 3.12+. A loop the program chose for itself (its own policy or loop class, uvloop) or
-one run by another thread is not traced, and the run says so once, on stderr and as a MARK.
+one run by another thread is not traced, and the run says so in a note (tracer.notes), the
+program's own loop also as a lane of the timeline.
 
-Each loop is a lane ("asyncio loop", numbered from the second) alternating `poll` and
+Each loop is a lane ("asyncio loop", then "asyncio loop #2" ...) alternating `poll` and
 `dispatch`; each Task is a lane whose steps are `running` and whose waits are `sleeping`,
 `io-wait` or `blocked`, with wake arrows from whoever completed the future it waited on.
 """
@@ -24,8 +25,10 @@ from typing import Any
 
 from loopscope.tracer.events import NO_LANE, Code, LaneKind
 from loopscope.tracer.models._asyncio_loop import TaskBuiltDirectly, TracingEventLoop
+from loopscope.tracer.notes import add_note
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.threads import leave_untraced
 
 __all__ = ["TracingEventLoop", "run", "traced_loops"]
 
@@ -55,7 +58,6 @@ class traced_loops:
         self.detached = False
         self._thread = threading.get_ident()
         self._stock = _stock_factories()
-        self._loops_made = 0
         self._untraced_noted: set[str] = set()
         self._notes: list[tuple[str, str]] = []
         self._saved: list[tuple[Any, str, Any]] = []
@@ -65,8 +67,7 @@ class traced_loops:
         (the recorder has one writer)."""
         if self.detached or threading.get_ident() != self._thread:
             return asyncio.SelectorEventLoop()
-        self._loops_made += 1
-        return TracingEventLoop(self.recorder, on_detach=self._detach, number=self._loops_made)
+        return TracingEventLoop(self.recorder, on_detach=self._detach)
 
     def _detach(self) -> None:
         self.detached = True
@@ -108,35 +109,34 @@ class traced_loops:
         for owner, name, original in reversed(self._saved):
             setattr(owner, name, original)
         self._saved.clear()
-        self._record_notes()
 
     # -- never silent ---------------------------------------------------------------------
 
     def _note_untraced(self, loop: Any) -> None:
-        kind = f"{type(loop).__module__}.{type(loop).__qualname__}"
-        in_thread = threading.get_ident() != self._thread
-        key = f"{kind} thread" if in_thread else kind
-        if key in self._untraced_noted or self.detached:
+        """Says, once per kind of loop, that a loop ran untraced: a note for the run (the CLI
+        prints it, the app lists it) and, for the program's own choice of loop, a lane on the
+        timeline that carries it."""
+        if self.detached:
             return
-        self._untraced_noted.add(key)
-        if in_thread:
-            note = (f"loopscope: an event loop ({kind}) ran in another thread "
-                    f"({threading.current_thread().name}); only the main thread's loops are "
-                    "traced, so its tasks are not on the timeline")
-        else:
-            note = (f"loopscope: this program chose its own event loop ({kind}); Loopscope "
-                    "traces asyncio's own loop, so that loop's tasks are not on the timeline "
-                    "(let asyncio.run() pick the loop to see them)")
-        print(note, file=sys.stderr, flush=True)
+        if threading.get_ident() != self._thread:
+            leave_untraced("an asyncio event loop")  # the recorder has one writer
+            return
+        kind = f"{type(loop).__module__}.{type(loop).__qualname__}"
+        if kind in self._untraced_noted:
+            return
+        self._untraced_noted.add(kind)
+        note = (f"this program chose its own event loop ({kind}); Loopscope traces asyncio's "
+                "own loop, so that loop's tasks are not on the timeline (let asyncio.run() "
+                "pick the loop to see them)")
+        add_note(note)
         self._notes.append((f"{kind} (not traced)", note))
-        if not in_thread:
-            self._record_notes()
+        self._record_notes()
 
     def _record_notes(self) -> None:
         """Each untraced loop becomes a loop lane of its own carrying the note, so the
         timeline itself says what is missing (only the run's thread writes the recorder)."""
         recorder = self.recorder
-        while self._notes and threading.get_ident() == self._thread:
+        while self._notes:
             name, text = self._notes.pop(0)
             try:
                 lane = recorder.spawn(name, LaneKind.LOOP, parent=recorder.current)

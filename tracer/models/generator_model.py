@@ -35,10 +35,15 @@ from loopscope.tracer.models._plain_loads import (
 )
 from loopscope.tracer.models.handoffs import HandoffLanes, ProgramCode, c_handoffs
 from loopscope.tracer.models.toolkit import Guard, instrumented
+from loopscope.tracer.naming import past_wrappers
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 
 CO_GENERATOR = 0x20
+CO_COROUTINE = 0x80
+# The frames followed: generators, and `async def` coroutines, which a program may drive by
+# hand with send() (a trampoline) exactly as it drives generators.
+FOLLOWED_FLAGS = CO_GENERATOR | CO_COROUTINE
 _MISSING = object()
 _VIA_METHODS = frozenset({"send", "throw", "close"})
 
@@ -212,7 +217,13 @@ class GeneratorTracer:
 
     def _ensure_main(self, frame: FrameType | None) -> int:
         if self.main_lane == NO_LANE:
-            name = frame.f_code.co_name if frame is not None else "main"
+            # named after the program's own function that drives it: neither a decorator's
+            # wrapper (a @coroutine's priming `start`) nor library code (multiprocessing's
+            # map consuming the program's generator)
+            named = past_wrappers(frame)
+            while named is not None and not self.is_program(named.f_code):
+                named = past_wrappers(named.f_back)
+            name = named.f_code.co_name if named is not None else "main"
             if name.startswith("<"):
                 name = "main"
             source = self._source(frame)
@@ -425,7 +436,9 @@ class GeneratorTracer:
 class MonitoringBackend:
     """Generator events from sys.monitoring, disabled at every location outside the program."""
 
-    TOOL_CANDIDATES = (2, 5, 4, 3)  # PROFILER_ID, OPTIMIZER_ID, then the spare ids
+    # The spare ids first, then OPTIMIZER_ID: never the profiler's, debugger's or coverage's,
+    # so a program's own cProfile, debugger or coverage tool still gets its id.
+    TOOL_CANDIDATES = (4, 3, 5)
 
     def __init__(self, tracer: GeneratorTracer) -> None:
         self.tracer = tracer
@@ -463,7 +476,7 @@ class MonitoringBackend:
             if watch_close and code not in program_codes:
                 program_codes.add(code)
                 monitoring.set_local_events(tool, code, call_events)
-            if not code.co_flags & CO_GENERATOR:
+            if not code.co_flags & FOLLOWED_FLAGS:
                 return disable
             if get_ident() == traced_thread:
                 tracer.resumed(get_frame(1))
@@ -523,13 +536,13 @@ class MonitoringBackend:
                     handoff(site[2], lane, detail, blocked, site[6], source)
                     recorder.current = lane
                     return None
-            elif not code.co_flags & CO_GENERATOR or not is_program(code):
+            elif not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
                 return disable
             tracer.resumed(frame)
             return None
 
         def on_throw(code: CodeType, offset: int, exception: BaseException) -> Any:
-            if (code.co_flags & CO_GENERATOR and is_program(code)
+            if (code.co_flags & FOLLOWED_FLAGS and is_program(code)
                     and get_ident() == traced_thread):
                 tracer.resumed(get_frame(1), "throw")
             return None
@@ -539,7 +552,7 @@ class MonitoringBackend:
                 return None
             lane = lanes_get(get_frame(1))
             if lane is None:
-                if not code.co_flags & CO_GENERATOR or not is_program(code):
+                if not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
                     return disable
                 return None
             cached = yielded_values[lane]
@@ -563,7 +576,7 @@ class MonitoringBackend:
             return None
 
         def on_return(code: CodeType, offset: int, value: object) -> Any:
-            if not code.co_flags & CO_GENERATOR or not is_program(code):
+            if not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
                 return disable
             if get_ident() == traced_thread:
                 tracer.finished(get_frame(1), value)
@@ -769,7 +782,7 @@ class SettraceBackend:
             if code in not_generators:
                 return None
             if code not in generator_codes:
-                if not code.co_flags & CO_GENERATOR or not is_program(code):
+                if not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
                     not_generators.add(code)
                     return None
                 generator_codes[code] = code.co_code

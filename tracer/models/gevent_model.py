@@ -13,6 +13,7 @@ gevent is imported only here, inside `run`, in the child, after monkey-patching.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,9 @@ from loopscope.tracer.models._greenlets import Greenlet, GreenletTracer
 from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.stop_request import StopRequested
+from loopscope.tracer.thread_work import function_name
+from loopscope.tracer.threads import in_traced_thread
 
 HUB_NAME = "gevent hub"
 _READ, _WRITE = 1, 2
@@ -53,12 +57,26 @@ class GeventTracer(GreenletTracer):
         """The function the greenlet runs; for gevent's own wrappers (a StreamServer's
         connection handler), the program's function they were given."""
         run = getattr(glet, "_run", None)
+        thread = getattr(run, "__self__", None)
+        if isinstance(thread, threading.Thread):
+            # a monkey-patched thread: its greenlet runs Thread._bootstrap; the program knows
+            # it by its target (or its name)
+            target = getattr(thread, "_target", None)
+            return str(getattr(target, "__name__", None) or thread.name)
         code = getattr(run, "__code__", None)
         if code is not None and not self.is_program(code):
             for argument in getattr(glet, "args", ()):
                 inner = getattr(argument, "__code__", None)
                 if inner is not None and self.is_program(inner):
                     return str(argument.__name__)
+                # a WSGIServer's handler: the program's WSGI application it serves
+                application = getattr(getattr(argument, "__self__", None), "application", None)
+                call = vars(type(application)).get("__call__")  # an application object's
+                app_code = getattr(application, "__code__", None) or getattr(
+                    call, "__code__", None)
+                if app_code is not None and self.is_program(app_code):
+                    return str(getattr(application, "__name__", None)
+                               or type(application).__name__)
         return getattr(run, "__name__", None) or "greenlet"
 
     def parent_lane(self, glet: Greenlet, origin: Greenlet) -> int:
@@ -151,6 +169,21 @@ class GeventTracer(GreenletTracer):
 
     # -- the hub's own waiting ------------------------------------------------------------------
 
+    def thread_work(self, function: Callable[..., Any], result: Any) -> None:
+        """A function handed to the hub's threadpool: a lane of kind thread, running until
+        its AsyncResult is set (whose links run here, in the hub's thread)."""
+        recorder = self.recorder
+        lane = recorder.spawn(function_name(function), LaneKind.THREAD, recorder.current)
+        recorder.state(lane, Code.RUNNING)
+
+        def done(finished: Any) -> None:
+            if finished.successful():
+                recorder.end(lane, result=finished.value)
+            else:
+                recorder.end(lane, error=finished.exception)
+
+        result.rawlink(done)
+
     def before_poll(self) -> None:
         if self.hub_lane == NO_LANE:
             return
@@ -180,6 +213,19 @@ def _wrap_wait(hub_type: Any, tracer: GeventTracer, getcurrent: Callable[[], Gre
     return original
 
 
+def _wrap_threadpool(pool_type: Any, tracer: GeventTracer) -> Any:
+    original = pool_type.spawn
+
+    def spawn(pool: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        result = original(pool, func, *args, **kwargs)
+        if in_traced_thread():  # another thread's hub has a pool too; the recorder is ours
+            tracer.thread_work(func, result)
+        return result
+
+    pool_type.spawn = spawn
+    return original
+
+
 def _stop_flush_timer(recorder: Recorder) -> None:
     """Ends the recorder's flush thread before gevent patches threading.
 
@@ -204,24 +250,33 @@ def run(recorder: Recorder, program: Program) -> None:
 
     guard = Guard(recorder, "gevent")
     tracer = GeventTracer(recorder, gevent.hub.Hub, gevent.Greenlet, guard)
+    import gevent.threadpool  # type: ignore[import-untyped,unused-ignore]
+
     hub = gevent.get_hub()
     # Lowest priority: gevent's own prepare watcher runs queued callbacks (greenlet starts)
     # first, so ours marks the moment the loop really blocks.
     prepare = hub.loop.prepare(ref=False, priority=-2)
     check = hub.loop.check(ref=False, priority=2)
     original_wait = gevent.hub.Hub.wait
+    original_spawn = gevent.threadpool.ThreadPool.spawn
+    # A stop unwinds like Ctrl-C, but the hub must not print it as a failure on its way out.
+    not_error = gevent.hub.Hub.NOT_ERROR
 
     def install() -> None:
         _wrap_wait(gevent.hub.Hub, tracer, gevent.getcurrent)
+        _wrap_threadpool(gevent.threadpool.ThreadPool, tracer)
         prepare.start(guard.shield(tracer.before_poll))
         check.start(guard.shield(tracer.after_poll))
         tracer.install()
+        gevent.hub.Hub.NOT_ERROR = (*not_error, StopRequested)
 
     def uninstall() -> None:
+        gevent.hub.Hub.NOT_ERROR = not_error
         tracer.uninstall()
         prepare.stop()
         check.stop()
         gevent.hub.Hub.wait = original_wait
+        gevent.threadpool.ThreadPool.spawn = original_spawn
 
     with instrumented(guard, install, uninstall):
         try:

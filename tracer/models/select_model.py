@@ -1,6 +1,7 @@
 """select and selectors servers: the program's own polls drive the loop lane, its sockets are lanes.
 
-Nothing in the program changes. While it runs, `select.select` and the `select` method of every
+Nothing in the program changes. While it runs, `select.select`, `select.poll()` and
+`select.epoll` objects (tracer.models._select_polls) and the `select` method of every
 `selectors` class are wrapped, and so are the socket methods that handle a connection (accept,
 recv*, send*, sendfile, connect, listen, shutdown, close):
 
@@ -37,10 +38,12 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from types import FrameType
 from typing import Any
 
 from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, Detail, LaneKind
+from loopscope.tracer.models._select_polls import traced_epoll_class, traced_poll_factory
 from loopscope.tracer.models.handoffs import ProgramCode
 from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
@@ -114,6 +117,7 @@ class SelectInstrumentation:
         self._polling = False
         self._registering = False
         self._restore: list[Callable[[], None]] = []
+        self.active = False
         self.loop_lane = recorder.spawn(LOOP_LANE_NAME, LaneKind.LOOP)
         recorder.state(self.loop_lane, Code.DISPATCH)
         recorder.current = self.loop_lane
@@ -121,9 +125,16 @@ class SelectInstrumentation:
     # -- installing -----------------------------------------------------------------------
 
     def install(self) -> None:
+        self.active = True
         original_select = select.select
         select.select = self._wrap_select(original_select)  # type: ignore[assignment]
         self._restore.append(lambda: setattr(select, "select", original_select))
+        # poll and epoll objects made while the program runs report their polls here
+        for name, make in (("poll", traced_poll_factory), ("epoll", traced_epoll_class)):
+            original = getattr(select, name, None)
+            if original is not None:
+                setattr(select, name, make(original, self))
+                self._restore.append(partial(setattr, select, name, original))
         for name in SELECTOR_CLASSES:
             selector_class = getattr(selectors, name, None)
             if selector_class is not None:
@@ -140,6 +151,7 @@ class SelectInstrumentation:
         self._patch(socket.socket, "detach", self._wrap_close)
 
     def uninstall(self) -> None:
+        self.active = False
         while self._restore:
             self._restore.pop()()
 
@@ -169,6 +181,36 @@ class SelectInstrumentation:
     def _recording(self) -> bool:
         return (not self._polling and threading.get_ident() == self._thread
                 and not self.guard.detached)
+
+    # -- what poll and epoll objects report (tracer.models._select_polls) -----------------
+
+    def recording(self) -> bool:
+        return self.active and self._recording()
+
+    def registration_changed(self, fileobj: object, read: bool, write: bool,
+                             registered: bool) -> None:
+        """A poll object's interest changed: it holds from now on, until the next change."""
+        connection = self._connection_of(fileobj)
+        if connection is None:
+            return
+        connection.watch_persists = True
+        connection.watch_mode = _mode(read, write) if registered else None
+        if connection is not self._running:
+            self._rest(connection)
+
+    @contextmanager
+    def poll_span(
+        self, watched: Mapping[int, tuple[object, bool, bool]], timeout: float | None,
+        persistent: bool,
+    ) -> Iterator[Callable[[list[int], list[int]], None]]:
+        """A poll of a poll or epoll object (tracer.models._select_polls): the block calls the
+        real poll, then reports the fds it returned."""
+        self.guard.call(self._poll_started, watched, timeout, persistent)
+        returned: list[tuple[list[int], list[int]]] = []
+        with self._polling_now():
+            yield lambda readable, writable: returned.append((readable, writable))
+        if returned:
+            self.guard.call(self._after_poll, *returned[0])
 
     def _wrap_select(self, original: Callable[..., Any]) -> Callable[..., Any]:
         def traced_select(
@@ -385,9 +427,11 @@ class SelectInstrumentation:
     @staticmethod
     def _peer_of(sock: socket.socket) -> str | None:
         try:
-            return _address_text(sock.getpeername())
+            address = sock.getpeername()
         except OSError:
             return None
+        # an unnamed unix socket (one end of a socketpair) has no address to show
+        return _address_text(address) if address else None
 
     def _describe(self, sock: socket.socket | None, fd: int) -> tuple[str, str | None]:
         if sock is None:
@@ -398,7 +442,10 @@ class SelectInstrumentation:
         except OSError:
             pass
         peer = self._peer_of(sock)
-        return (f"conn {peer}" if peer else f"socket fd {fd}"), peer
+        if peer:
+            return f"conn {peer}", peer
+        unix = getattr(socket, "AF_UNIX", None)
+        return (f"unix socket fd {fd}" if sock.family == unix else f"socket fd {fd}"), None
 
     def _set_state(self, connection: Connection, code: int, detail: Detail,
                    source: int = NO_SOURCE, other: int = NO_LANE) -> None:

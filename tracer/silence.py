@@ -1,0 +1,94 @@
+"""Why a run recorded nothing, or far less than the program evidently did: one line each.
+
+A pure judgement over the received trace and the child's census (tracer.census): which lanes
+the model followed against which loops ran and which generator and coroutine functions the
+program has. Each note names the likely reason and the fix, e.g. "--model generator".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from loopscope.tracer.events import LaneKind
+from loopscope.tracer.trace import Trace
+
+MODEL_WORDS = {
+    "asyncio": "asyncio tasks",
+    "generator": "generators or hand-driven coroutines",
+    "greenlet": "greenlets",
+    "gevent": "greenlets",
+    "select": "sockets in select/poll calls",
+}
+FOLLOWED_KINDS = frozenset({LaneKind.TASK, LaneKind.GENERATOR, LaneKind.GREENLET,
+                            LaneKind.CONNECTION})
+
+
+def _names(found: dict[str, Any]) -> str:
+    names = [str(name) for name in found.get("names", [])]
+    count = int(found.get("count", 0))
+    shown = ", ".join(names[:4])
+    more = count - min(len(names), 4)
+    return f"{shown}, … ({count} in all)" if more > 0 else shown
+
+
+def _count(census: dict[str, Any], key: str) -> int:
+    found = census.get(key)
+    return int(found.get("count", 0)) if isinstance(found, dict) else 0
+
+
+def _hand_offs_missed(census: dict[str, Any]) -> str:
+    """"sends values into generators (grep, printer) and ..." from the census, or ""."""
+    parts = []
+    sent = [str(name) for name in census.get("sent_to") or ()]
+    if sent:
+        parts.append(f"sends values into generators ({', '.join(sent[:4])})")
+    by_hand = [str(name) for name in census.get("driven_by_hand") or ()]
+    if by_hand:
+        parts.append(f"drives coroutines by hand ({', '.join(by_hand[:4])})")
+    return " and ".join(parts)
+
+
+def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> list[str]:
+    """The notes for a run that ended on its own; [] when the recording looks complete."""
+    census = census or {}
+    followed = [lane for lane in trace.lanes if lane.kind in FOLLOWED_KINDS]
+    asyncio_loops = [lane for lane in trace.lanes
+                     if lane.kind == LaneKind.LOOP and "asyncio" in lane.name]
+    notes: list[str] = []
+    loops: dict[str, int] = census.get("loops") or {}
+    libraries: list[str] = census.get("libraries") or []
+    generators, coroutines = _count(census, "generators"), _count(census, "coroutines")
+
+    if model == "asyncio" and loops and not asyncio_loops:
+        kinds = ", ".join(sorted(loops))
+        notes.append(f"this program chose its own event loop ({kinds}), which loopscope did "
+                     "not trace: let asyncio.run() make the loop to see its tasks")
+        return notes
+    if followed:
+        # The model followed something; say what else the program evidently did (3.12+).
+        missed = _hand_offs_missed(census)
+        if missed and model != "generator":
+            notes.append(f"the program also {missed}, which the {model} model does not "
+                         "follow: run with --model generator to see those (one model is "
+                         "followed per run)")
+        return notes
+    # Nothing the model follows was recorded: say what the program has instead.
+    if model == "asyncio" and not loops and coroutines:
+        notes.append("recorded no asyncio tasks: no event loop ran, so the program drives its "
+                     f"coroutines by hand ({_names(census['coroutines'])}); run with --model "
+                     "generator to follow them")
+    elif model != "generator" and generators:
+        notes.append(f"recorded no {MODEL_WORDS.get(model, model)}, but the program has "
+                     f"generator functions ({_names(census['generators'])}); if those are its "
+                     "concurrency, run with --model generator")
+    elif model not in ("gevent", "greenlet") and "gevent" in libraries:
+        notes.append(f"recorded no {MODEL_WORDS.get(model, model)}, but the program imports "
+                     "gevent: run with --model gevent")
+    elif model != "greenlet" and "greenlet" in libraries and "gevent" not in libraries:
+        notes.append(f"recorded no {MODEL_WORDS.get(model, model)}, but the program imports "
+                     "greenlet: run with --model greenlet")
+    else:
+        notes.append(f"recorded no {MODEL_WORDS.get(model, model)}: the program may use "
+                     "another model; name it with --model (asyncio, generator, greenlet, "
+                     "gevent or select)")
+    return notes
