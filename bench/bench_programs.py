@@ -85,7 +85,7 @@ asyncio.run(bench_module("bm_async_generators").bench_async_generators())
 """, uses_pyperformance=True),
     Program("coroutines (send(None) trampoline)", """
 bench_module("bm_coroutines").bench_coroutines(1)
-""", uses_pyperformance=True),
+""", model="generator", uses_pyperformance=True),
     Program("generators (generator model)", """
 bench_module("bm_generators").bench_generators(1)
 """, model="generator", uses_pyperformance=True),
@@ -165,13 +165,17 @@ def _script(directory: Path, program: Program) -> Path:
 
 
 # Runs `loopscope` in this interpreter and reports its own peak memory (the parent's; the
-# traced program runs in a child) next to its exit status.
+# traced program runs in a child) next to its exit status. VmHWM, not ru_maxrss: a process
+# keeps the ru_maxrss of the image it was forked from (this benchmark, after loading a big
+# trace), while VmHWM starts afresh at exec.
 _TRACED = """
-import resource, sys
+import sys
 from loopscope.ui.cli import main
 status = main(sys.argv[2:])
+with open("/proc/self/status") as status_file:
+    peak = next(line.split()[1] for line in status_file if line.startswith("VmHWM:"))
 with open(sys.argv[1], "w") as out:
-    out.write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss))
+    out.write(peak)
 sys.exit(status)
 """
 

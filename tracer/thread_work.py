@@ -12,17 +12,19 @@ Submits from other threads or with no loop running pass through untraced.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import Context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer.events import NO_LANE, Code, LaneKind
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.threads import in_traced_thread
+
+if TYPE_CHECKING:
+    import asyncio
 
 
 def function_name(function: Callable[..., Any]) -> str:
@@ -48,6 +50,9 @@ class ThreadWork:
         self._original: Callable[..., Future[Any]] | None = None
 
     def install(self) -> None:
+        # asyncio is imported here, by the asyncio model's run, not by every child's start-up
+        from asyncio import events
+
         original = self._original = ThreadPoolExecutor.submit
         follow = self._follow
 
@@ -55,7 +60,7 @@ class ThreadWork:
                    **kwargs: Any) -> Future[Any]:
             future = original(executor, fn, *args, **kwargs)
             if in_traced_thread():
-                loop = asyncio.events._get_running_loop()
+                loop = events._get_running_loop()
                 if loop is not None:
                     follow(future, fn, loop)
             return future
@@ -88,7 +93,9 @@ class ThreadWork:
         if self.recorder.closed:
             return
         if finished.cancelled():
-            self.recorder.end(lane, error=asyncio.CancelledError())
+            from asyncio import CancelledError
+
+            self.recorder.end(lane, error=CancelledError())
         elif (error := finished.exception()) is not None:
             self.recorder.end(lane, error=error)
         else:
