@@ -153,7 +153,7 @@ server.stop()
     Program("select server (scenario)", """
 from loopscope.scenarios.select_server import main
 main()
-"""),
+""", model="select"),
 )
 
 
@@ -215,6 +215,8 @@ def measure(program: Program, rounds: int, directory: Path,
     untraced: list[float] = []
     traced: list[float] = []
     peaks: list[int] = []
+    _timed([sys.executable, str(script)], directory)  # a warm-up: disk cache, bytecode caches
+    _timed(traced_command, directory, traced_env)
     for _ in range(rounds):
         untraced.append(_timed([sys.executable, str(script)], directory))
         traced.append(_timed(traced_command, directory, traced_env))
@@ -234,7 +236,9 @@ def main() -> None:
                         help="environment for the traced side only, e.g. "
                         "LOOPSCOPE_GENERATOR_HOOK=trace to compare 3.11's two generator hooks")
     options = parser.parse_args()
-    traced_env = {**os.environ, **dict(item.split("=", 1) for item in options.traced_env)}
+    traced_env = {key: value for key, value in os.environ.items()
+                  if key != "PYTHONDONTWRITEBYTECODE"}
+    traced_env.update(item.split("=", 1) for item in options.traced_env)
     chosen = [p for p in PROGRAMS
               if not options.only or any(word in p.name for word in options.only)]
     results = []
@@ -244,7 +248,9 @@ def main() -> None:
           f"{'parent peak':>12}")
     with tempfile.TemporaryDirectory() as folder:
         directory = Path(folder)
-        os.environ.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+        # Bytecode caches as an installed package has them (pip writes them at install): a
+        # setting that stops Python writing them would make every start compile Loopscope.
+        os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
         for program in chosen:
             result = measure(program, options.rounds, directory, traced_env)
             results.append(result)

@@ -25,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_asyncio_overhead import EncodingSink, workloads
-from loopscope.tracer.models.asyncio_model import traced_policy
+from loopscope.tracer.models.asyncio_model import traced_loops
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.sampler import StallSampler
 
@@ -39,7 +39,7 @@ def run_traced(make: Callable[[], object], sampled: bool, taken: list[int]) -> f
     sampler = StallSampler(recorder) if sampled else None
     if sampler is not None:
         sampler.start()
-    with traced_policy(recorder):
+    with traced_loops(recorder):
         asyncio.run(make())  # type: ignore[arg-type]
     if sampler is not None:
         sampler.stop()
