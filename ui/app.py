@@ -87,13 +87,11 @@ def app_icon() -> Any:
     from PySide6.QtCore import QSize
     from PySide6.QtGui import QIcon
 
-    from loopscope.ui.desktop_entry import icon_files
+    from loopscope.ui.desktop_entry import ICON_SIZES, icon_png
 
     icon = QIcon()
-    for file, size in icon_files():
-        if size is None:
-            continue
-        with resources.as_file(file) as path:
+    for size in ICON_SIZES:
+        with resources.as_file(icon_png(size)) as path:
             icon.addFile(str(path), QSize(size, size))
     return icon
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -27,11 +28,6 @@ def icon_png(size: int) -> Traversable:
     return assets() / "icons" / f"loopscope-{size}.png"
 
 
-def icon_files() -> list[tuple[Traversable, int | None]]:
-    """Every icon file with its size in pixels, the scalable SVG first (size None)."""
-    return [(assets() / "loopscope.svg", None), *((icon_png(size), size) for size in ICON_SIZES)]
-
-
 def data_home(env: dict[str, str] | None = None) -> Path:
     environ = os.environ if env is None else env
     configured = environ.get("XDG_DATA_HOME", "")
@@ -40,21 +36,27 @@ def data_home(env: dict[str, str] | None = None) -> Path:
     return Path(environ.get("HOME", str(Path.home()))) / ".local" / "share"
 
 
-def loopscope_command() -> str:
-    """This installation's `loopscope` script: beside the interpreter, else on PATH."""
+def loopscope_command() -> list[str]:
+    """This installation's `loopscope` command as arguments: the script beside the interpreter,
+    else the one on PATH, else the interpreter running the package."""
     beside = Path(sys.executable).with_name("loopscope")
     if beside.is_file() and os.access(beside, os.X_OK):
-        return str(beside)
-    return shutil.which("loopscope") or f"{sys.executable} -m loopscope"
+        return [str(beside)]
+    found = shutil.which("loopscope")
+    return [found] if found else [sys.executable, "-m", "loopscope"]
 
 
-def desktop_entry_text(command: str) -> str:
+def desktop_entry_text(command: str | Sequence[str]) -> str:
+    """The shipped entry with `Exec=` naming `command` (one path, or arguments), each
+    argument quoted where it holds a space, as the desktop entry specification asks."""
+    arguments = [command] if isinstance(command, str) else list(command)
+    exec_line = " ".join(f'"{arg}"' if " " in arg else arg for arg in arguments)
     text = (assets() / "loopscope.desktop").read_text(encoding="utf-8")
-    quoted = f'"{command}"' if " " in command and not command.endswith("-m loopscope") else command
-    return text.replace("Exec=loopscope\n", f"Exec={quoted}\n")
+    return text.replace("Exec=loopscope\n", f"Exec={exec_line}\n")
 
 
-def install_desktop_entry(target: Path | None = None, command: str | None = None) -> list[Path]:
+def install_desktop_entry(target: Path | None = None,
+                          command: str | Sequence[str] | None = None) -> list[Path]:
     """Writes the desktop entry and the icons under `target` (the XDG data folder); returns
     the files written."""
     root = data_home() if target is None else target

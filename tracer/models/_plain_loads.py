@@ -84,17 +84,18 @@ def _argument_and_call(code: CodeType) -> tuple[list[dis.Instruction], int, int]
     instructions = _instructions(code)
     call = next(n for n, i in enumerate(instructions) if i.opname.startswith("CALL"))
     argument = call - 1
-    while instructions[argument].opname in _ALWAYS_PREFIXES or _pushes_nothing(
-            instructions[argument]):
+    while (instructions[argument].opname in _ALWAYS_PREFIXES
+           or _pushes(instructions[argument]) <= 0):
         argument -= 1
     return instructions, argument, call
 
 
-def _pushes_nothing(instruction: dis.Instruction) -> bool:
+def _pushes(instruction: dis.Instruction) -> int:
+    """The instruction's net stack effect (0 for one `dis` cannot tell)."""
     try:
-        return dis.stack_effect(instruction.opcode, instruction.arg, jump=False) <= 0
+        return dis.stack_effect(instruction.opcode, instruction.arg, jump=False)
     except ValueError:
-        return True
+        return 0
 
 
 def learn() -> PlainLoads:
@@ -140,13 +141,8 @@ def read_kind(instruction: dis.Instruction, code: CodeType) -> int | None:
     kind = PLAIN_LOADS.kinds.get(instruction.opname)
     if kind is not None:
         return kind
-    if (instruction.opcode in dis.haslocal or instruction.opcode in dis.hasfree) and isinstance(
-            instruction.argval, str) and not _pushes_nothing(instruction):
-        try:
-            pushes_one = dis.stack_effect(instruction.opcode, instruction.arg, jump=False) == 1
-        except ValueError:
-            return None
-        if pushes_one:
-            closure = code.co_cellvars + code.co_freevars
-            return READ_CELL if instruction.argval in closure else READ_LOCAL
+    takes_a_variable = instruction.opcode in dis.haslocal or instruction.opcode in dis.hasfree
+    if takes_a_variable and isinstance(instruction.argval, str) and _pushes(instruction) == 1:
+        closure = code.co_cellvars + code.co_freevars
+        return READ_CELL if instruction.argval in closure else READ_LOCAL
     return None

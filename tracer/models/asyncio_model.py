@@ -59,7 +59,6 @@ class traced_loops:
         self._thread = threading.get_ident()
         self._stock = _stock_factories()
         self._untraced_noted: set[str] = set()
-        self._notes: list[tuple[str, str]] = []
         self._saved: list[tuple[Any, str, Any]] = []
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
@@ -129,18 +128,11 @@ class traced_loops:
                 "own loop, so that loop's tasks are not on the timeline (let asyncio.run() "
                 "pick the loop to see them)")
         add_note(note)
-        self._notes.append((f"{kind} (not traced)", note))
-        self._record_notes()
-
-    def _record_notes(self) -> None:
-        """Each untraced loop becomes a loop lane of its own carrying the note, so the
-        timeline itself says what is missing (only the run's thread writes the recorder)."""
+        # a loop lane of its own carries the note, so the timeline itself says what is missing
         recorder = self.recorder
-        while self._notes:
-            name, text = self._notes.pop(0)
-            try:
-                lane = recorder.spawn(name, LaneKind.LOOP, parent=recorder.current)
-                recorder.record(lane, Code.MARK, NO_LANE, recorder.detail(("text", text)))
-            except Exception:  # the stderr line stands; a recorder that is gone takes no note
-                return
+        try:
+            lane = recorder.spawn(f"{kind} (not traced)", LaneKind.LOOP, parent=recorder.current)
+            recorder.record(lane, Code.MARK, NO_LANE, recorder.detail(("text", note)))
+        except Exception:  # the run's note stands; a recorder that is gone takes no lane
+            return
 
