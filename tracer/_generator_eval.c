@@ -70,7 +70,8 @@ play_leave(GeneratorHooks *self, PyFrameObject *frame, int what, PyObject *arg)
             Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
             if (lane == -2) return -1;
             if (lane < 0) return 0;
-            return fast_yield(self, lane, arg);
+            int done = fast_yield(self, lane, arg);
+            if (done) return done < 0 ? -1 : 0;
         }
     }
     PyObject *result = PyObject_CallFunctionObjArgs(

@@ -35,6 +35,20 @@ decimal(long long number, char *end)
     return at;
 }
 
+/* Row `lane` of a value cache (tracer.sent_values, tracer.yielded_values), borrowed: None or
+ * a CachedValue; NULL with an error for anything else. */
+static PyObject *
+cached_value(PyObject *cache, Py_ssize_t lane)
+{
+    if (lane < 0 || lane >= PyList_GET_SIZE(cache)) {
+        PyErr_Format(PyExc_IndexError, "a value cache has no row for lane %zd", lane);
+        return NULL;
+    }
+    PyObject *cached = PyList_GET_ITEM(cache, lane);
+    if (cached == Py_None) return cached;
+    return checked_row(cached, CACHED_FIELDS, "a value cache");
+}
+
 /* The detail of a hand-off of `value` by `via` (whose plain detail is `base`): a new value
  * row, remembered in cache[lane] for values whose repr cannot change (as
  * GeneratorTracer.value_detail). `check_via`: a cached value counts only if it was handed
@@ -43,10 +57,11 @@ static int
 value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
              PyObject *cache, Py_ssize_t lane, int check_via, int32_t *out)
 {
-    PyObject *cached = PyList_GET_ITEM(cache, lane);
-    if (cached != Py_None && PyTuple_GET_ITEM(cached, 0) == value
-        && (!check_via || PyTuple_GET_ITEM(cached, 1) == via)) {
-        return as_int32(PyTuple_GET_ITEM(cached, 2), out);
+    PyObject *cached = cached_value(cache, lane);
+    if (cached == NULL) return -1;
+    if (cached != Py_None && PyTuple_GET_ITEM(cached, CACHED_VALUE) == value
+        && (!check_via || PyTuple_GET_ITEM(cached, CACHED_VIA) == via)) {
+        return as_int32(PyTuple_GET_ITEM(cached, CACHED_DETAIL), out);
     }
     int stable = is_stable_repr(value);
     int failed;
@@ -76,18 +91,22 @@ value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
     if (stable) {
         PyObject *index = PyLong_FromLong(*out);
         if (index == NULL) return -1;
-        cached = PyList_GET_ITEM(cache, lane);  /* short_repr ran Python code: look again */
+        cached = cached_value(cache, lane);  /* short_repr ran Python code: look again */
+        if (cached == NULL) {
+            Py_DECREF(index);
+            return -1;
+        }
 #ifndef Py_GIL_DISABLED
-        if (cached != Py_None && Py_REFCNT(cached) == 1) {
+        if (cached != Py_None && PyTuple_CheckExact(cached) && Py_REFCNT(cached) == 1) {
             /* Only this table holds the old entry: refill it instead of making a new one.
                Safe because entries only ever hold a stable value (an atomic object), a via
                str and an int: dropping them runs no code, and a tuple caches no hash. */
-            PyObject *old_value = PyTuple_GET_ITEM(cached, 0);
-            PyObject *old_via = PyTuple_GET_ITEM(cached, 1);
-            PyObject *old_index = PyTuple_GET_ITEM(cached, 2);
-            PyTuple_SET_ITEM(cached, 0, Py_NewRef(value));
-            PyTuple_SET_ITEM(cached, 1, Py_NewRef(via));
-            PyTuple_SET_ITEM(cached, 2, index);
+            PyObject *old_value = PyTuple_GET_ITEM(cached, CACHED_VALUE);
+            PyObject *old_via = PyTuple_GET_ITEM(cached, CACHED_VIA);
+            PyObject *old_index = PyTuple_GET_ITEM(cached, CACHED_DETAIL);
+            PyTuple_SET_ITEM(cached, CACHED_VALUE, Py_NewRef(value));
+            PyTuple_SET_ITEM(cached, CACHED_VIA, Py_NewRef(via));
+            PyTuple_SET_ITEM(cached, CACHED_DETAIL, index);
             Py_DECREF(old_value);
             Py_DECREF(old_via);
             Py_DECREF(old_index);
@@ -109,8 +128,10 @@ value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
 static PyObject *
 read_value(GeneratorHooks *self, PyObject *read, PyFrameObject *driver)
 {
-    long kind = PyLong_AsLong(PyTuple_GET_ITEM(read, 0));
-    PyObject *operand = PyTuple_GET_ITEM(read, 1);
+    if (checked_row(read, VALUE_READ_FIELDS, "a site's ValueRead") == NULL) return NULL;
+    long kind = PyLong_AsLong(PyTuple_GET_ITEM(read, VALUE_READ_KIND));
+    if (kind == -1 && PyErr_Occurred()) return NULL;
+    PyObject *operand = PyTuple_GET_ITEM(read, VALUE_READ_OPERAND);
     if (kind == READ_CONSTANT) return Py_NewRef(operand);
     if (kind == READ_LOCAL || kind == READ_CELL) {
 #if PY_VERSION_HEX >= 0x030C0000
@@ -121,7 +142,8 @@ read_value(GeneratorHooks *self, PyObject *read, PyFrameObject *driver)
         }
         return value;
 #else
-        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(read, 2));
+        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(read, VALUE_READ_SLOT));
+        if (slot == -1 && PyErr_Occurred()) return NULL;
         _PyInterpreterFrame *frame = driver->f_frame;
         if (slot < 0 || slot >= frame->f_code->co_nlocalsplus) {
             return PyObject_CallOneArg(read, (PyObject *)driver);
@@ -137,8 +159,96 @@ read_value(GeneratorHooks *self, PyObject *read, PyFrameObject *driver)
     return PyObject_CallOneArg(read, (PyObject *)driver);  /* globals and names: in Python */
 }
 
+/* Item `lane` of a per-lane list of lanes (tracer.delegates, tracer.delegators). */
+static int
+lane_item(PyObject *table, Py_ssize_t lane, const char *name, int32_t *out)
+{
+    if (lane < 0 || lane >= PyList_GET_SIZE(table)) {
+        PyErr_Format(PyExc_IndexError, "%s has no row for lane %zd", name, lane);
+        return -1;
+    }
+    return as_int32(PyList_GET_ITEM(table, lane), out);
+}
+
+/* Field `field` of tracer.pending. */
+static int
+pending_field(GeneratorHooks *self, Py_ssize_t field, int32_t *out)
+{
+    if (PyList_GET_SIZE(self->pending) != PENDING_FIELDS) {
+        PyErr_Format(PyExc_TypeError, "tracer.pending is not a list of %d fields",
+                     PENDING_FIELDS);
+        return -1;
+    }
+    return as_int32(PyList_GET_ITEM(self->pending, field), out);
+}
+
+static int
+set_pending_field(GeneratorHooks *self, Py_ssize_t field, int32_t value)
+{
+    if (PyList_GET_SIZE(self->pending) != PENDING_FIELDS) {
+        PyErr_Format(PyExc_TypeError, "tracer.pending is not a list of %d fields",
+                     PENDING_FIELDS);
+        return -1;
+    }
+    PyObject *number = PyLong_FromLong(value);
+    if (number == NULL) return -1;
+    PyList_SetItem(self->pending, field, number);  /* steals number */
+    return 0;
+}
+
+/* The switch detail of a resume from `site` (whose driver frame is `driver`): its plain
+ * detail, or a value row for the value its ValueRead reads. */
+static int
+resume_detail(GeneratorHooks *self, PyObject *site, PyFrameObject *driver, Py_ssize_t lane,
+              int32_t *detail)
+{
+    PyObject *read = PyTuple_GET_ITEM(site, SITE_VALUE_READ);
+    if (read == Py_None) return as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), detail);
+    PyObject *value = read_value(self, read, driver);
+    if (value == NULL) return -1;
+    int failed;
+    if (value == self->missing) {
+        failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), detail);
+    }
+    else {
+        int32_t base;
+        failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), &base);
+        if (!failed) {
+            failed = value_detail(self, value, PyTuple_GET_ITEM(site, SITE_VIA), base,
+                                  self->sent_values, lane, 1, detail);
+        }
+    }
+    Py_DECREF(value);
+    return failed;
+}
+
+/* The source index where `lane`'s frame resumes, at `offset` (cached per lane and offset). */
+static int
+resume_source(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset,
+              int32_t *source)
+{
+    PyObject *sources = lane < PyList_GET_SIZE(self->resume_sources)
+        ? PyList_GET_ITEM(self->resume_sources, lane) : NULL;
+    if (sources == NULL || !PyDict_CheckExact(sources)) {
+        PyErr_Format(PyExc_IndexError, "tracer.resume_sources has no table for lane %zd", lane);
+        return -1;
+    }
+    PyObject *known = PyDict_GetItemWithError(sources, offset);
+    if (known != NULL) return as_int32(known, source);
+    if (PyErr_Occurred()) return -1;
+    PyObject *lane_number = PyLong_FromSsize_t(lane);
+    PyObject *found = lane_number == NULL ? NULL
+        : PyObject_CallFunctionObjArgs(self->resume_source, lane_number, frame, NULL);
+    Py_XDECREF(lane_number);
+    int failed = found == NULL ? -1 : as_int32(found, source);
+    Py_XDECREF(found);
+    return failed;
+}
+
 /* 1: recorded the resume of `lane` (frame `frame`, resumed at `offset`) from its usual call
- * site; 0: not the usual site, the Python path must handle it; -1: error. */
+ * site, or noted it as one step of a hand-off passing down a delegation chain; 0: not the
+ * usual site, the Python path must handle it; -1: error. The twin of hot_paths' resume in
+ * generator_model.py. */
 int
 fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset)
 {
@@ -165,76 +275,85 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
         Py_XDECREF(driver);
         return PyErr_Occurred() ? -1 : 0;
     }
+    int32_t expected, delegate, detail = 0, source;
+    if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0) {
+        Py_DECREF(driver);
+        return -1;
+    }
+    if (expected != NO_LANE && expected != lane) {
+        Py_DECREF(driver);
+        return 0;  /* not the lane the pending hand-off goes to: the Python path records it */
+    }
     Py_INCREF(site);  /* the value's repr may run code that replaces it */
-    int32_t detail;
-    int failed = 0;
-    PyObject *read = PyTuple_GET_ITEM(site, SITE_VALUE_READ);
-    if (read == Py_None) {
-        failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), &detail);
-    }
-    else {
-        PyObject *value = read_value(self, read, driver);
-        if (value == NULL) failed = -1;
-        else if (value == self->missing) {
-            failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), &detail);
-        }
-        else {
-            int32_t base;
-            failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), &base);
-            if (!failed) {
-                failed = value_detail(self, value, PyTuple_GET_ITEM(site, SITE_VIA), base,
-                                      self->sent_values, lane, 1, &detail);
-            }
-        }
-        Py_XDECREF(value);
-    }
+    int failed = expected == NO_LANE ? resume_detail(self, site, driver, lane, &detail) : 0;
     Py_DECREF(driver);
-    int32_t source, driver_lane, driver_blocked;
-    if (!failed) {
-        PyObject *sources = lane < PyList_GET_SIZE(self->resume_sources)
-            ? PyList_GET_ITEM(self->resume_sources, lane) : NULL;
-        PyObject *known = sources != NULL && PyDict_CheckExact(sources)
-            ? PyDict_GetItemWithError(sources, offset) : NULL;
-        if (sources == NULL || !PyDict_CheckExact(sources)) {
-            PyErr_Format(PyExc_IndexError, "tracer.resume_sources has no table for lane %zd",
-                         lane);
-            failed = -1;
+    if (!failed) failed = resume_source(self, frame, lane, offset, &source);
+    if (!failed) failed = lane_item(self->delegates, lane, "tracer.delegates", &delegate);
+    int32_t origin, origin_blocked;
+    if (!failed && expected == NO_LANE) {
+        failed = as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0
+            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &origin_blocked) < 0;
+        if (!failed && delegate != NO_LANE) {
+            /* the lane passes the resume on to its delegate: record it where it ends */
+            failed = set_pending_field(self, PENDING_DRIVER_LANE, origin) < 0
+                || set_pending_field(self, PENDING_OUTER_LANE, (int32_t)lane) < 0
+                || set_pending_field(self, PENDING_SWITCH_DETAIL, detail) < 0
+                || set_pending_field(self, PENDING_DRIVER_BLOCKED, origin_blocked) < 0
+                || set_pending_field(self, PENDING_OUTER_SOURCE, source) < 0
+                || set_pending_field(self, PENDING_EXPECTED_LANE, delegate) < 0;
+            Py_DECREF(site);
+            return failed ? -1 : 1;
         }
-        else if (known != NULL) failed = as_int32(known, &source);
-        else if (PyErr_Occurred()) failed = -1;
-        else {
-            PyObject *lane_number = PyLong_FromSsize_t(lane);
-            PyObject *found = lane_number == NULL ? NULL
-                : PyObject_CallFunctionObjArgs(self->resume_source, lane_number, frame, NULL);
-            Py_XDECREF(lane_number);
-            failed = found == NULL ? -1 : as_int32(found, &source);
-            Py_XDECREF(found);
-        }
-    }
-    if (!failed) {
-        failed = as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &driver_lane) < 0
-            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &driver_blocked) < 0;
     }
     Py_DECREF(site);
     if (failed) return -1;
-    if (recorder_api->handoff(self->recorder, driver_lane, (int32_t)lane, detail, CODE_BLOCKED,
-                              driver_blocked, source) < 0) {
+    if (expected != NO_LANE) {
+        if (delegate != NO_LANE) {
+            return set_pending_field(self, PENDING_EXPECTED_LANE, delegate) < 0 ? -1 : 1;
+        }
+        if (pending_field(self, PENDING_DRIVER_LANE, &origin) < 0
+            || pending_field(self, PENDING_SWITCH_DETAIL, &detail) < 0
+            || pending_field(self, PENDING_DRIVER_BLOCKED, &origin_blocked) < 0
+            || set_pending_field(self, PENDING_EXPECTED_LANE, NO_LANE) < 0) {
+            return -1;
+        }
+    }
+    if (recorder_api->handoff(self->recorder, origin, (int32_t)lane, detail, CODE_BLOCKED,
+                              origin_blocked, source) < 0) {
         return -1;
     }
     recorder_api->set_current(self->recorder, (int32_t)lane);
     return 1;
 }
 
-/* Records `lane` yielding `value` back to its driver. */
+/* 1: recorded `lane` yielding `value` back to whoever drives its delegation chain (or passing
+ * its delegate's value up, recorded already); 0: a hand-off is pending, the Python path must
+ * handle it; -1: error. The twin of hot_paths' yield_ in generator_model.py. */
 int
 fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
 {
+    int32_t expected, delegate;
+    if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0) return -1;
+    if (expected != NO_LANE) return 0;
+    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
+    if (delegate != NO_LANE) return 1;
     int32_t detail, driver, driver_blocked, driver_source;
     if (value_detail(self, value, str_yield, self->yield_detail, self->yielded_values, lane, 0,
                      &detail) < 0) {
         return -1;
     }
-    PyObject *site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
+    int32_t outer = (int32_t)lane, delegator;
+    Py_ssize_t steps = PyList_GET_SIZE(self->delegators);
+    for (;;) {
+        if (lane_item(self->delegators, outer, "tracer.delegators", &delegator) < 0) return -1;
+        if (delegator == NO_LANE) break;
+        if (--steps < 0) {
+            PyErr_SetString(PyExc_RuntimeError, "tracer.delegators has a cycle");
+            return -1;
+        }
+        outer = delegator;
+    }
+    PyObject *site = table_row(self->sites, outer, SITE_FIELDS, "tracer.sites");
     if (site == NULL
         || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &driver) < 0
         || as_int32(PyTuple_GET_ITEM(site, SITE_LANE_BLOCKED), &driver_blocked) < 0
@@ -246,7 +365,7 @@ fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
         return -1;
     }
     recorder_api->set_current(self->recorder, driver);
-    return 0;
+    return 1;
 }
 
 /* on_resume(code, offset): the PY_RESUME callback */
@@ -285,8 +404,9 @@ hooks_on_yield(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
         if (lane == -2) return NULL;
         if (lane >= 0) {
-            if (fast_yield(self, lane, args[2]) < 0) return NULL;
-            Py_RETURN_NONE;
+            int done = fast_yield(self, lane, args[2]);
+            if (done < 0) return NULL;
+            if (done) Py_RETURN_NONE;
         }
     }
     return PyObject_Vectorcall(self->yield_fallback, args, nargs, NULL);
@@ -364,6 +484,9 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
     TABLE(sent_values, "sent_values", PyList_CheckExact);
     TABLE(yielded_values, "yielded_values", PyList_CheckExact);
     TABLE(resume_sources, "resume_sources", PyList_CheckExact);
+    TABLE(delegates, "delegates", PyList_CheckExact);
+    TABLE(delegators, "delegators", PyList_CheckExact);
+    TABLE(pending, "pending", PyList_CheckExact);
     TABLE(resume_source, "resume_source", PyCallable_Check);
 #undef TABLE
     return 0;
@@ -378,6 +501,9 @@ hooks_traverse(GeneratorHooks *self, visitproc visit, void *arg)
     Py_VISIT(self->sent_values);
     Py_VISIT(self->yielded_values);
     Py_VISIT(self->resume_sources);
+    Py_VISIT(self->delegates);
+    Py_VISIT(self->delegators);
+    Py_VISIT(self->pending);
     Py_VISIT(self->resume_source);
     Py_VISIT(self->short_repr);
     Py_VISIT(self->missing);
@@ -398,6 +524,9 @@ hooks_clear(GeneratorHooks *self)
     Py_CLEAR(self->sent_values);
     Py_CLEAR(self->yielded_values);
     Py_CLEAR(self->resume_sources);
+    Py_CLEAR(self->delegates);
+    Py_CLEAR(self->delegators);
+    Py_CLEAR(self->pending);
     Py_CLEAR(self->resume_source);
     Py_CLEAR(self->short_repr);
     Py_CLEAR(self->missing);

@@ -74,6 +74,9 @@ typedef struct {
     PyObject *sent_values;
     PyObject *yielded_values;
     PyObject *resume_sources;
+    PyObject *delegates;       /* tracer.delegates, tracer.delegators: lists of lanes by lane */
+    PyObject *delegators;
+    PyObject *pending;         /* tracer.pending: PENDING_FIELDS ints, changed in place */
     PyObject *resume_source;   /* tracer.resume_source */
     PyObject *short_repr;
     PyObject *missing;         /* the sentinel for "no value to read" */

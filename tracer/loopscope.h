@@ -60,6 +60,29 @@
 #define SITE_DRIVER_CALLER 10
 #define SITE_FIELDS 11
 
+/* generator_model.VALUE_READ_FIELDS: how a site reads the value its driver hands over (a
+   ValueRead, sites[lane][SITE_VALUE_READ]) */
+#define VALUE_READ_KIND 0
+#define VALUE_READ_OPERAND 1
+#define VALUE_READ_SLOT 2
+#define VALUE_READ_FIELDS 3
+
+/* generator_model.CACHED_FIELDS: the last value handed to or by a lane (tracer.sent_values,
+   tracer.yielded_values) */
+#define CACHED_VALUE 0
+#define CACHED_VIA 1
+#define CACHED_DETAIL 2
+#define CACHED_FIELDS 3
+
+/* generator_model.PENDING_FIELDS: a hand-off passing down a delegation chain (tracer.pending) */
+#define PENDING_EXPECTED_LANE 0
+#define PENDING_DRIVER_LANE 1
+#define PENDING_OUTER_LANE 2
+#define PENDING_SWITCH_DETAIL 3
+#define PENDING_DRIVER_BLOCKED 4
+#define PENDING_OUTER_SOURCE 5
+#define PENDING_FIELDS 6
+
 /* -- the greenlet model: tracer/models/_greenlets.py -------------------------------------- */
 
 /* _greenlets.ARRIVAL_FIELDS: how the last plain switch to a lane arrived (tracer._arrivals) */

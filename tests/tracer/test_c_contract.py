@@ -62,6 +62,9 @@ def test_the_other_shared_numbers_match_their_python_twins() -> None:
     ("prefix", "fields", "empty_row"),
     [
         ("SITE_", generator_model.SITE_FIELDS, generator_model._NO_SITE),
+        ("VALUE_READ_", generator_model.VALUE_READ_FIELDS, generator_model.ValueRead(0, None, -1)),
+        ("CACHED_", generator_model.CACHED_FIELDS, generator_model.CachedValue(None, "", 0)),
+        ("PENDING_", generator_model.PENDING_FIELDS, generator_model._NO_PENDING),
         ("ARRIVAL_", _greenlets.ARRIVAL_FIELDS, _greenlets._NO_ARRIVAL),
     ],
 )

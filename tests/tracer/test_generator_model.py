@@ -152,6 +152,101 @@ def test_a_generator_driving_another_is_its_driver_lane(program_module: Any) -> 
         lane.id for lane in trace.lanes if lane.name == "outer")
 
 
+def test_a_hand_off_down_a_yield_from_chain_is_recorded_once(program_module: Any) -> None:
+    module = program_module("chained", """
+        def leaf(n):
+            for i in range(n):
+                yield i
+            return "leaf done"
+
+        def middle():
+            yield from leaf(2)
+            yield "middle"
+
+        def outer():
+            yield from middle()
+
+        def main():
+            for value in outer():
+                pass
+    """)
+    trace = record(module)
+    # The first hand-offs go down one level at a time (each generator starts there); after
+    # that, a resume of the outermost goes straight to the innermost and its yields straight
+    # back, while the generators in between stay blocked on their delegate.
+    assert rows(trace)[2:] == [
+        ("spawn", "outer", "main", {"name": "outer", "kind": "generator"}),
+        ("switch", "main", "outer", {"via": "next"}),
+        ("blocked", "main", "outer", {"on": "outer"}),
+        ("running", "outer", None, {}),
+        ("spawn", "middle", "outer", {"name": "middle", "kind": "generator"}),
+        ("switch", "outer", "middle", {"via": "send"}),
+        ("blocked", "outer", "middle", {"on": "middle"}),
+        ("running", "middle", None, {}),
+        ("spawn", "leaf", "middle", {"name": "leaf", "kind": "generator"}),
+        ("switch", "middle", "leaf", {"via": "send"}),
+        ("blocked", "middle", "leaf", {"on": "leaf"}),
+        ("running", "leaf", None, {}),
+        ("switch", "leaf", "main", {"via": "yield", "value": "0"}),
+        ("blocked", "leaf", "main", {"on": "main"}),
+        ("running", "main", None, {}),
+        ("switch", "main", "leaf", {"via": "next"}),
+        ("blocked", "main", "leaf", {"on": "outer"}),
+        ("running", "leaf", None, {}),
+        ("switch", "leaf", "main", {"via": "yield", "value": "1"}),
+        ("blocked", "leaf", "main", {"on": "main"}),
+        ("running", "main", None, {}),
+        ("switch", "main", "leaf", {"via": "next"}),
+        ("blocked", "main", "leaf", {"on": "outer"}),
+        ("running", "leaf", None, {}),
+        # the delegate returns: its delegator runs again, and yields straight to main
+        ("end", "leaf", None, {"result": "'leaf done'"}),
+        ("running", "middle", None, {}),
+        ("switch", "middle", "main", {"via": "yield", "value": "'middle'"}),
+        ("blocked", "middle", "main", {"on": "main"}),
+        ("running", "main", None, {}),
+        ("switch", "main", "middle", {"via": "next"}),
+        ("blocked", "main", "middle", {"on": "outer"}),
+        ("running", "middle", None, {}),
+        ("end", "middle", None, {"result": "None"}),
+        ("running", "outer", None, {}),
+        ("end", "outer", None, {"result": "None"}),
+        ("running", "main", None, {}),
+        ("end", "main", None, {"result": "None"}),
+    ]
+
+
+def test_a_throw_passed_down_a_yield_from_chain_comes_from_the_thrower(
+        program_module: Any) -> None:
+    module = program_module("thrown_down", """
+        def catching():
+            while True:
+                try:
+                    yield "waiting"
+                except KeyError:
+                    yield "caught"
+
+        def delegating():
+            yield from catching()
+
+        def main():
+            chain = delegating()
+            next(chain)
+            chain.throw(KeyError("k"))
+            next(chain)
+    """)
+    trace = record(module)
+    assert rows(trace, ("switch",)) == [
+        ("switch", "main", "delegating", {"via": "next"}),
+        ("switch", "delegating", "catching", {"via": "send"}),
+        ("switch", "catching", "main", {"via": "yield", "value": "'waiting'"}),
+        ("switch", "main", "catching", {"via": "throw"}),
+        ("switch", "catching", "main", {"via": "yield", "value": "'caught'"}),
+        ("switch", "main", "catching", {"via": "next"}),
+        ("switch", "catching", "main", {"via": "yield", "value": "'waiting'"}),
+    ]
+
+
 def test_library_generators_are_not_traced(program_module: Any) -> None:
     module = program_module("uses_stdlib", """
         import json

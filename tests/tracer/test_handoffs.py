@@ -61,10 +61,55 @@ backend.install()
 # Sends of every kind of plain argument (local, cell, global, constant, unbound), values with
 # stable and unstable reprs and a long one, next() and for-loops, yield from, throw (caught
 # and not), close (of a started and a suspended generator), a generator that raises, a
-# return value, a generator driving another, a round-robin of two, and sends from a method
-# called afresh for each send, from main and from a generator lane.
+# return value, a generator driving another, a round-robin of two, sends from a method
+# called afresh for each send, from main and from a generator lane, and hand-offs down
+# `yield from` and `await` chains (sends with values, an early return, a throw caught and not
+# by the innermost generator, a close through the chain).
 GENERATOR_PROGRAM = """
+import types
+
 LIMIT = 7
+
+def leaf_values(n):
+    for i in range(n):
+        got = yield i
+        if got == "stop":
+            return "stopped early"
+    return "leaf done"
+
+def middle_chain(n):
+    result = yield from leaf_values(n)
+    yield ("middle", result)
+    yield from leaf_values(1)
+
+def outer_chain(n):
+    yield from middle_chain(n)
+
+def catching_leaf():
+    while True:
+        try:
+            yield "waiting"
+        except KeyError:
+            yield "caught"
+
+def thrower():
+    yield from catching_leaf()
+
+@types.coroutine
+def suspend(value):
+    got = yield value
+    return got
+
+async def awaiting_leaf(n):
+    total = 0
+    for i in range(n):
+        total += await suspend(i) or 0
+    return total
+
+async def awaiting_root():
+    first = await awaiting_leaf(2)
+    second = await awaiting_leaf(3)
+    return first + second
 
 def echo():
     reply = None
@@ -173,6 +218,32 @@ def main():
     left_open = echo()
     next(left_open)
     left_open.send("bye")
+    chain = outer_chain(3)
+    next(chain)
+    ten = 10
+    chain.send(ten)
+    chain.send(ten)
+    chain.send("x" * 50)
+    for _ in chain:
+        pass
+    early = outer_chain(5)
+    next(early)
+    early.send("stop")
+    early.close()
+    catcher = thrower()
+    next(catcher)
+    catcher.throw(KeyError("k"))
+    next(catcher)
+    try:
+        catcher.throw(ValueError("v"))
+    except ValueError:
+        pass
+    root = awaiting_root()
+    try:
+        while True:
+            root.send(None)
+    except StopIteration:
+        pass
 """
 
 GREENLET_INSTALL = """
@@ -499,3 +570,53 @@ def test_generator_and_greenlet_handoffs_do_not_leak() -> None:
     assert events > 400_000
     # a leaked object per hand-off would be tens of megabytes by now
     assert grown < 8 * 1024, f"RSS grew by {grown} KiB over 4 rounds"
+
+
+def _hooks_on_this_frame() -> tuple[Any, Any, int]:
+    """GeneratorHooks whose tracer takes the calling test's frame for a lane."""
+    from loopscope.tracer.events import NO_LANE, LaneKind
+    from loopscope.tracer.models.generator_model import _MISSING, GeneratorTracer
+    from loopscope.tracer.recorder import Recorder
+    from loopscope.tracer.trace import Trace
+
+    recorder = Recorder(Trace())
+    tracer = GeneratorTracer(recorder, lambda code: True)
+
+    def fallback(*args: Any) -> None:
+        raise AssertionError("the C hooks should have raised instead")
+
+    hooks = _handoffs.GeneratorHooks(tracer, recorder, fallback, fallback, repr, _MISSING)
+    lane = tracer._new_lane("probe", LaneKind.GENERATOR, NO_LANE, 0)
+    tracer.lanes[sys._getframe(1)] = lane
+    return hooks, tracer, lane
+
+
+@needs_extension
+def test_a_value_cache_row_of_the_wrong_shape_is_a_clean_error() -> None:
+    hooks, tracer, lane = _hooks_on_this_frame()
+    tracer.sites[lane] = tracer.sites[lane][:2] + (lane,) + tracer.sites[lane][3:]
+    tracer.yielded_values[lane] = (5, "yield")  # a CachedValue has three fields
+    with pytest.raises(TypeError, match="value cache is not a tuple of 3 fields"):
+        hooks.on_yield(sys._getframe().f_code, 0, 5)
+
+
+@needs_extension
+def test_a_value_read_of_the_wrong_shape_is_a_clean_error() -> None:
+    from loopscope.tracer.models._plain_loads import READ_LOCAL
+
+    hooks, tracer, lane = _hooks_on_this_frame()
+    driver = sys._getframe().f_back
+    assert driver is not None
+    site = list(tracer.sites[lane])
+    site[:4] = [driver, driver.f_lasti, lane, (READ_LOCAL, "value")]  # no slot field
+    tracer.sites[lane] = tuple(site)
+    with pytest.raises(TypeError, match="ValueRead is not a tuple of 3 fields"):
+        hooks.on_resume(sys._getframe().f_code, 0)
+
+
+@needs_extension
+def test_a_pending_hand_off_of_the_wrong_shape_is_a_clean_error() -> None:
+    hooks, tracer, lane = _hooks_on_this_frame()
+    tracer.pending[:] = [lane]
+    with pytest.raises(TypeError, match="tracer.pending is not a list of 6 fields"):
+        hooks.on_yield(sys._getframe().f_code, 0, 5)

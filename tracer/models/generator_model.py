@@ -71,7 +71,11 @@ class ValueRead(NamedTuple):
 
 
 ValueGetter = ValueRead | None
-CallSite = tuple[str, ValueGetter]
+# Its fields' names, in order: tracer/loopscope.h reads them by the same names (VALUE_READ_*).
+VALUE_READ_FIELDS = ValueRead._fields
+# (via, how to read the value handed over, whether the instruction is a `yield from` / `await`
+# passing its driver's send on to its delegate)
+CallSite = tuple[str, ValueGetter, bool]
 
 
 # -- reading the driver's call site ---------------------------------------------------------
@@ -92,12 +96,12 @@ def _call_site(code: CodeType, offset: int) -> CallSite:
     instructions = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
     index = max((n for n, i in enumerate(instructions) if i.offset <= offset), default=-1)
     if index < 0:
-        return "next", None
+        return "next", None, False
     current = instructions[index]
     if current.opname == "SEND":
-        return "send", None  # `yield from` / `await` passing on what its own driver sent
+        return "send", None, True  # `yield from` / `await` passing on what its driver sent
     if not current.opname.startswith("CALL"):
-        return "next", None  # FOR_ITER and friends
+        return "next", None, False  # FOR_ITER and friends
     argc = current.arg or 0
     position = index - 1
     while position >= 0 and instructions[position].opname in PLAIN_LOADS.call_prefixes:
@@ -109,18 +113,18 @@ def _call_site(code: CodeType, offset: int) -> CallSite:
         try:
             remaining -= dis.stack_effect(instruction.opcode, instruction.arg, jump=False)
         except ValueError:
-            return "next", None
+            return "next", None, False
         position -= 1
     if position < 0:
-        return "next", None
+        return "next", None, False
     callable_load = instructions[position]
     attribute = callable_load.argval
     if callable_load.opname in PLAIN_LOADS.method_loads and attribute in _VIA_METHODS:
         getter: ValueGetter = None
         if argc == 1 and first_argument == position + 1:
             getter = _value_getter(instructions[first_argument], code)
-        return attribute, getter
-    return "next", None
+        return attribute, getter, False
+    return "next", None, False
 
 
 def _generator_start(code: CodeType) -> int:
@@ -161,9 +165,31 @@ SITE_FIELDS = ("driver_frame", "driver_offset", "driver_lane", "value_read", "sw
 _NOTHING = object()
 _NO_SITE: Site = (_NOTHING, -1, NO_LANE, None, NO_DETAIL, "", NO_DETAIL, NO_DETAIL, 0,
                   _NOTHING, _NOTHING)
-# (value, via, detail index) of the last value handed over; only values whose repr cannot
-# change are kept, so an identity match means the same detail.
-ValueCache = tuple[object, str, int] | None
+
+
+class CachedValue(NamedTuple):
+    """The last value handed to or by a lane and the detail it got: only values whose repr
+    cannot change are kept, so an identity match means the same detail."""
+
+    value: object
+    via: str
+    detail: int
+
+
+# Its fields' names, in order: tracer/loopscope.h reads them by the same names (CACHED_*).
+CACHED_FIELDS = CachedValue._fields
+ValueCache = CachedValue | None
+
+# A hand-off passing down a chain of `yield from` / `await` is recorded once, from the driver
+# of the outermost generator to the innermost one; the generators in between stay BLOCKED on
+# their delegate (docs/architecture.md, "Delegation"). While the resume travels down the chain,
+# tracer.pending holds the hand-off not yet recorded: the lane expected to resume next (NO_LANE
+# when nothing is pending), the driver, the outermost lane, the switch detail, the driver's
+# BLOCKED detail and the source the outermost lane resumes at. Its fields' names, in order:
+# tracer/loopscope.h reads them by the same names (PENDING_*).
+PENDING_FIELDS = ("expected_lane", "driver_lane", "outer_lane", "switch_detail",
+                  "driver_blocked", "outer_source")
+_NO_PENDING = (NO_LANE, NO_LANE, NO_LANE, NO_DETAIL, NO_DETAIL, 0)
 # Types whose repr never changes for a given object. (It can raise: an int too long to print
 # under sys.set_int_max_str_digits; the hot paths fall back to short_repr then.)
 STABLE_REPR_TYPES = frozenset({str, int, float, bool, bytes, complex, type(None)})
@@ -192,6 +218,12 @@ class GeneratorTracer:
         self.sent_values: list[ValueCache] = []
         self.yielded_values: list[ValueCache] = []
         self.resume_sources: list[dict[int, int]] = []
+        # Per lane: the lane it delegates to with `yield from` / `await` (or NO_LANE), and the
+        # lane delegating to it; and the hand-off passing down a delegation chain
+        # (PENDING_FIELDS), mutated in place because the C hooks hold it too.
+        self.delegates: list[int] = []
+        self.delegators: list[int] = []
+        self.pending: list[int] = list(_NO_PENDING)
         # The base of every yielded value's row (tracer.values): {"via": "yield"}.
         self.yield_detail = recorder.detail(("via", "yield"))
         self._call_sites: dict[tuple[CodeType, int], CallSite] = {}
@@ -213,6 +245,8 @@ class GeneratorTracer:
             self.sent_values.extend([None] * missing)
             self.yielded_values.extend([None] * missing)
             self.resume_sources.extend({} for _ in range(missing))
+            self.delegates.extend([NO_LANE] * missing)
+            self.delegators.extend([NO_LANE] * missing)
         return lane
 
     def _ensure_main(self, frame: FrameType | None) -> int:
@@ -291,21 +325,37 @@ class GeneratorTracer:
         lane = self.lanes.get(frame)
         if lane is None and self._ran_before_tracing(frame):
             return False
+        if self.pending[0] != NO_LANE and self.pending[0] != lane:
+            self._flush_pending()
         driver, driver_frame = self._driver_of(frame)
         if lane is None:
             lane = self._spawn_generator(frame, driver)
         value: Any = _MISSING
         getter: ValueGetter = None
+        delegating = False
+        # Who the hand-off comes from: the driver, or -- for a throw or close that delegators
+        # pass down their `yield from` without running (3.11 links their frames all the same)
+        # -- whoever threw into or closed the outermost of them.
+        origin, origin_frame, outermost = driver, driver_frame, lane
         if driver_frame is not None:
-            key = (driver_frame.f_code, driver_frame.f_lasti)
-            site = self._call_sites.get(key)
-            if site is None:
-                site = self._call_sites[key] = _call_site(*key)
-            site_via, getter = site
+            site_via, getter, delegating = self._site_of(driver_frame)
+            while origin_frame is not None and (not delegating or via in ("throw", "close")):
+                delegator = self.lanes.get(origin_frame)
+                if delegator is None or self.delegates[delegator] != outermost:
+                    break
+                outermost, origin_frame = delegator, origin_frame.f_back
+                site_via, getter, delegating = (
+                    self._site_of(origin_frame) if origin_frame is not None
+                    else ("next", None, False))
+            if origin_frame is not driver_frame:
+                origin = self._lane_of(origin_frame) if origin_frame is not None else driver
+                delegating = False
+                if site_via not in ("throw", "close"):  # the thrower's frame is not at the call
+                    site_via, getter = "throw", None
             if via is None or site_via in ("close", "throw"):
                 via = site_via
-            if getter is not None:
-                value = getter(driver_frame)
+            if getter is not None and origin_frame is not None:
+                value = getter(origin_frame)
         elif via is None:
             via = "next"
         if via == "close":
@@ -337,10 +387,75 @@ class GeneratorTracer:
             driver_frame.f_code if by_caller and driver_frame is not None else _NOTHING,
             caller if by_caller else _NOTHING,
         )
-        recorder.handoff(driver, lane, detail, Code.BLOCKED, self._blocked_detail(lane),
-                         self.resume_source(lane, frame))
+        if driver_is_lane and delegating:
+            self._delegate(driver, lane)
+        elif via in ("send", "next") and origin_frame is driver_frame:
+            self._undelegate(lane)  # driven directly now, not through its delegator
+        source = self.resume_source(lane, frame)
+        pending = self.pending
+        delegate = self.delegates[lane] if via in ("send", "next") else NO_LANE
+        if pending[0] == NO_LANE:
+            if delegate != NO_LANE:
+                pending[:] = (delegate, driver, lane, detail, self._blocked_detail(lane), source)
+                return True
+            recorder.handoff(origin, lane, detail, Code.BLOCKED,
+                             self._blocked_detail(outermost), source)
+        elif delegate != NO_LANE:
+            pending[0] = delegate
+            return True
+        else:
+            recorder.handoff(pending[1], lane, pending[3], Code.BLOCKED, pending[4], source)
+            pending[0] = NO_LANE
         recorder.current = lane
         return True
+
+    def _site_of(self, frame: FrameType) -> CallSite:
+        key = (frame.f_code, frame.f_lasti)
+        site = self._call_sites.get(key)
+        if site is None:
+            site = self._call_sites[key] = _call_site(*key)
+        return site
+
+    # -- delegation -------------------------------------------------------------------------
+
+    def _delegate(self, delegator: int, lane: int) -> None:
+        """`delegator` is suspended in `yield from` / `await` of `lane`."""
+        delegates, delegators = self.delegates, self.delegators
+        old = delegates[delegator]
+        if old != NO_LANE and old != lane and delegators[old] == delegator:
+            delegators[old] = NO_LANE
+        previous = delegators[lane]
+        if previous != NO_LANE and previous != delegator and delegates[previous] == lane:
+            delegates[previous] = NO_LANE
+        delegates[delegator] = lane
+        delegators[lane] = delegator
+
+    def _undelegate(self, lane: int) -> None:
+        """`lane` is no longer the delegate of the lane that delegated to it."""
+        delegator = self.delegators[lane]
+        if delegator != NO_LANE:
+            if self.delegates[delegator] == lane:
+                self.delegates[delegator] = NO_LANE
+            self.delegators[lane] = NO_LANE
+
+    def _outermost(self, lane: int) -> int:
+        """The outermost lane of the delegation chain `lane` is in: whoever drives that one
+        receives what `lane` yields."""
+        delegators = self.delegators
+        while delegators[lane] != NO_LANE:
+            lane = delegators[lane]
+        return lane
+
+    def _flush_pending(self) -> None:
+        """A hand-off was passing down a delegation chain but something else happened first:
+        record it as far as it got, the driver resuming the outermost lane."""
+        pending = self.pending
+        if pending[0] == NO_LANE:
+            return
+        self.recorder.handoff(pending[1], pending[2], pending[3], Code.BLOCKED, pending[4],
+                              pending[5])
+        self.recorder.current = pending[2]
+        pending[0] = NO_LANE
 
     def value_detail(self, value: object, via: str, cache: list[ValueCache], lane: int) -> int:
         """The detail index of a switch handing `value` over; remembered for the next one."""
@@ -349,19 +464,22 @@ class GeneratorTracer:
         detail = self.recorder.value_row(self.recorder.detail(("via", via)),
                                          short_repr(value, REPR_LIMIT))
         if type(value) in STABLE_REPR_TYPES:
-            cache[lane] = (value, via, detail)
+            cache[lane] = CachedValue(value, via, detail)
         return detail
 
     def yielded(self, frame: FrameType, value: object) -> None:
         lane = self.lanes.get(frame)
         if lane is None:
             return
-        site = self.sites[lane]
+        self._flush_pending()
+        if self.delegates[lane] != NO_LANE:
+            return  # passing its delegate's value up: recorded when the delegate yielded it
         cached = self.yielded_values[lane]
         if cached is not None and cached[0] is value:
             detail = cached[2]
         else:
             detail = self.value_detail(value, "yield", self.yielded_values, lane)
+        site = self.sites[self._outermost(lane)]
         driver = site[2] if site[2] != NO_LANE else self.main_lane
         self.recorder.handoff(lane, driver, detail, Code.BLOCKED, self._blocked_detail(driver),
                               site[8])
@@ -372,6 +490,7 @@ class GeneratorTracer:
         lane = self.lanes.pop(frame, None)
         if lane is None:
             return
+        self._flush_pending()
         self._end(lane, result, error)
 
     def close_called(self, generator: types.GeneratorType[Any, Any, Any]) -> None:
@@ -386,6 +505,7 @@ class GeneratorTracer:
         lane = self.lanes.pop(frame, None) if frame is not None else None
         if lane is None:
             return  # close() resumed it, and the resume/unwind events told the story
+        self._flush_pending()
         driver = self._lane_of(driver_frame)
         self.sites[lane] = (_NOTHING, -1, driver, None, NO_DETAIL, "close", NO_DETAIL,
                             NO_DETAIL, self._source(driver_frame), _NOTHING, _NOTHING)
@@ -407,6 +527,11 @@ class GeneratorTracer:
         # the lane is over: drop what it holds on to (its driver's frame, its last values)
         self.sites[lane] = _NO_SITE
         self.sent_values[lane] = self.yielded_values[lane] = None
+        self._undelegate(lane)
+        delegate = self.delegates[lane]
+        if delegate != NO_LANE:
+            self.delegators[delegate] = NO_LANE
+            self.delegates[lane] = NO_LANE
         driver = site[2] if site[2] != NO_LANE else self.main_lane
         closing = lane in self._closing
         self._closing.discard(lane)
@@ -422,12 +547,115 @@ class GeneratorTracer:
 
     def finish(self) -> None:
         """The run is over: lanes still open end here (suspended generators never finished)."""
+        self._flush_pending()
         for lane in sorted(set(self.lanes.values())):
             self.recorder.record(lane, Code.END, NO_LANE,
                                  self.recorder.detail(("result", "never finished")))
         self.lanes.clear()
         if self.main_lane != NO_LANE:
             self.recorder.end(self.main_lane)
+
+
+
+def hot_paths(tracer: GeneratorTracer) -> tuple[Callable[[FrameType, int, int], bool],
+                                                Callable[[int, object], bool]]:
+    """(resume, yield_): the common hand-offs, which both backends' callbacks run inline.
+
+    resume(frame, lane, offset) records a lane resumed from the same call site as last time;
+    yield_(lane, value) a lane yielding. Each returns False for anything unusual, which the
+    caller hands to the tracer. Everything they need is a local, a list indexed by lane or a
+    dict lookup; tracer/_generator_hooks.c is their C twin.
+    """
+    recorder = tracer.recorder
+    handoff = recorder.handoff
+    value_row = recorder.value_row
+    yield_detail = tracer.yield_detail
+    sites = tracer.sites
+    sent_values = tracer.sent_values
+    yielded_values = tracer.yielded_values
+    resume_sources = tracer.resume_sources
+    delegates = tracer.delegates
+    delegators = tracer.delegators
+    pending = tracer.pending
+    resume_source = tracer.resume_source
+    blocked = Code.BLOCKED
+    no_lane = NO_LANE
+
+    def value_detail(value: object, base: int, via: str, cache: list[ValueCache],
+                     lane: int) -> int:
+        if type(value) in STABLE_REPR_TYPES:
+            try:
+                text = repr(value)
+            except ValueError:  # an int too long to print
+                text = short_repr(value, REPR_LIMIT)
+            if len(text) > REPR_LIMIT:
+                text = short_repr(value, REPR_LIMIT)
+            detail = value_row(base, text)
+            cache[lane] = CachedValue(value, via, detail)
+            return detail
+        if value is _MISSING:
+            return base
+        return value_row(base, short_repr(value, REPR_LIMIT))
+
+    def resume(frame: FrameType, lane: int, offset: int) -> bool:
+        driver_frame = frame.f_back
+        site = sites[lane]
+        if not ((driver_frame is site[0] or (
+                driver_frame is not None and driver_frame.f_code is site[9]
+                and driver_frame.f_back is site[10])) and driver_frame.f_lasti == site[1]):
+            return False
+        expected = pending[0]
+        if expected == no_lane:
+            getter = site[3]
+            if getter is None:
+                detail = site[4]
+            else:
+                value = getter(driver_frame)
+                cached = sent_values[lane]
+                if cached is not None and cached[0] is value and cached[1] is site[5]:
+                    detail = cached[2]
+                else:
+                    detail = value_detail(value, site[4], site[5], sent_values, lane)
+        elif expected != lane:
+            return False
+        source = resume_sources[lane].get(offset)
+        if source is None:
+            source = resume_source(lane, frame)
+        delegate = delegates[lane]
+        if expected == no_lane:
+            if delegate != no_lane:
+                pending[:] = (delegate, site[2], lane, detail, site[6], source)
+                return True
+            handoff(site[2], lane, detail, blocked, site[6], source)
+        elif delegate != no_lane:
+            pending[0] = delegate
+            return True
+        else:
+            handoff(pending[1], lane, pending[3], blocked, pending[4], source)
+            pending[0] = no_lane
+        recorder.current = lane
+        return True
+
+    def yield_(lane: int, value: object) -> bool:
+        if pending[0] != no_lane:
+            return False
+        if delegates[lane] != no_lane:
+            return True  # passing its delegate's value up: recorded when the delegate yielded
+        cached = yielded_values[lane]
+        if cached is not None and cached[0] is value:
+            detail = cached[2]
+        else:
+            detail = value_detail(value, yield_detail, "yield", yielded_values, lane)
+        outer = lane
+        while delegators[outer] != no_lane:
+            outer = delegators[outer]
+        site = sites[outer]
+        driver = site[2]
+        handoff(lane, driver, detail, blocked, site[7], site[8])
+        recorder.current = driver
+        return True
+
+    return resume, yield_
 
 
 # -- 3.12+: sys.monitoring ------------------------------------------------------------------
@@ -483,20 +711,8 @@ class MonitoringBackend:
             return None
 
         recorder = tracer.recorder
-        handoff = recorder.handoff
-        value_row = recorder.value_row
-        yield_detail = tracer.yield_detail
         lanes_get = lanes.get
-        sites = tracer.sites
-        sent_values = tracer.sent_values
-        yielded_values = tracer.yielded_values
-        resume_sources = tracer.resume_sources
-        blocked = Code.BLOCKED
-        stable = STABLE_REPR_TYPES
-        limit = REPR_LIMIT
-
-        # The two callbacks below run on every hand-off: everything they need is a local, a
-        # list indexed by lane or a dict lookup; anything unusual goes to the tracer.
+        resume, yield_ = hot_paths(tracer)
 
         def on_resume(code: CodeType, offset: int) -> Any:
             if get_ident() != traced_thread:
@@ -504,37 +720,7 @@ class MonitoringBackend:
             frame = get_frame(1)
             lane = lanes_get(frame)
             if lane is not None:
-                driver_frame = frame.f_back
-                site = sites[lane]
-                if (driver_frame is site[0] or (
-                        driver_frame is not None and driver_frame.f_code is site[9]
-                        and driver_frame.f_back is site[10])) and driver_frame.f_lasti == site[1]:
-                    getter = site[3]
-                    if getter is None:
-                        detail = site[4]
-                    else:
-                        value = getter(driver_frame)
-                        cached = sent_values[lane]
-                        if cached is not None and cached[0] is value and cached[1] is site[5]:
-                            detail = cached[2]
-                        elif type(value) in stable:
-                            try:
-                                text = repr(value)
-                            except ValueError:  # an int too long to print
-                                text = short_repr(value, limit)
-                            if len(text) > limit:
-                                text = short_repr(value, limit)
-                            detail = value_row(site[4], text)
-                            sent_values[lane] = (value, site[5], detail)
-                        elif value is _MISSING:
-                            detail = site[4]
-                        else:
-                            detail = value_row(site[4], short_repr(value, limit))
-                    source = resume_sources[lane].get(offset)
-                    if source is None:
-                        source = tracer.resume_source(lane, frame)
-                    handoff(site[2], lane, detail, blocked, site[6], source)
-                    recorder.current = lane
+                if resume(frame, lane, offset):
                     return None
             elif not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
                 return disable
@@ -550,29 +736,14 @@ class MonitoringBackend:
         def on_yield(code: CodeType, offset: int, value: object) -> Any:
             if get_ident() != traced_thread:
                 return None
-            lane = lanes_get(get_frame(1))
+            frame = get_frame(1)
+            lane = lanes_get(frame)
             if lane is None:
                 if not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
                     return disable
                 return None
-            cached = yielded_values[lane]
-            if cached is not None and cached[0] is value:
-                detail = cached[2]
-            elif type(value) in stable:
-                try:
-                    text = repr(value)
-                except ValueError:  # an int too long to print
-                    text = short_repr(value, limit)
-                if len(text) > limit:
-                    text = short_repr(value, limit)
-                detail = value_row(yield_detail, text)
-                yielded_values[lane] = (value, "yield", detail)
-            else:
-                detail = value_row(yield_detail, short_repr(value, limit))
-            site = sites[lane]
-            driver = site[2]
-            handoff(lane, driver, detail, blocked, site[7], site[8])
-            recorder.current = driver
+            if not yield_(lane, value):
+                tracer.yielded(frame, value)
             return None
 
         def on_return(code: CodeType, offset: int, value: object) -> Any:
@@ -681,21 +852,11 @@ class SettraceBackend:
         lines_off = True
 
         recorder = tracer.recorder
-        handoff = recorder.handoff
-        value_row = recorder.value_row
-        yield_detail = tracer.yield_detail
         lanes_get = tracer.lanes.get
-        sites = tracer.sites
-        sent_values = tracer.sent_values
-        yielded_values = tracer.yielded_values
-        resume_sources = tracer.resume_sources
-        blocked = Code.BLOCKED
-        stable = STABLE_REPR_TYPES
-        limit = REPR_LIMIT
+        resume, yield_ = hot_paths(tracer)
 
         # `local` and the top of `on_call` run on every hand-off; they mirror the sys.monitoring
-        # callbacks (kept apart because an extra call per event would cost more than the
-        # hand-off itself).
+        # callbacks.
 
         def local(frame: FrameType, event: str, arg: Any) -> Any:
             if event == "return":
@@ -704,24 +865,8 @@ class SettraceBackend:
                     lane = lanes_get(frame)
                     if lane is None:
                         return local
-                    cached = yielded_values[lane]
-                    if cached is not None and cached[0] is arg:
-                        detail = cached[2]
-                    elif type(arg) in stable:
-                        try:
-                            text = repr(arg)
-                        except ValueError:  # an int too long to print
-                            text = short_repr(arg, limit)
-                        if len(text) > limit:
-                            text = short_repr(arg, limit)
-                        detail = value_row(yield_detail, text)
-                        yielded_values[lane] = (arg, "yield", detail)
-                    else:
-                        detail = value_row(yield_detail, short_repr(arg, limit))
-                    site = sites[lane]
-                    driver = site[2]
-                    handoff(lane, driver, detail, blocked, site[7], site[8])
-                    recorder.current = driver
+                    if not yield_(lane, arg):
+                        tracer.yielded(frame, arg)
                     return local
                 error = errors.pop(frame, None)
                 # An exception leaving the frame reports 'return' with no value; a value means
@@ -744,38 +889,7 @@ class SettraceBackend:
             if lane is not None:
                 if errors:
                     errors.pop(frame, None)
-                driver_frame = frame.f_back
-                site = sites[lane]
-                if (driver_frame is site[0] or (
-                        driver_frame is not None and driver_frame.f_code is site[9]
-                        and driver_frame.f_back is site[10])) and driver_frame.f_lasti == site[1]:
-                    getter = site[3]
-                    if getter is None:
-                        detail = site[4]
-                    else:
-                        value = getter(driver_frame)
-                        cached = sent_values[lane]
-                        if cached is not None and cached[0] is value and cached[1] is site[5]:
-                            detail = cached[2]
-                        elif type(value) in stable:
-                            try:
-                                text = repr(value)
-                            except ValueError:  # an int too long to print
-                                text = short_repr(value, limit)
-                            if len(text) > limit:
-                                text = short_repr(value, limit)
-                            detail = value_row(site[4], text)
-                            sent_values[lane] = (value, site[5], detail)
-                        elif value is _MISSING:
-                            detail = site[4]
-                        else:
-                            detail = value_row(site[4], short_repr(value, limit))
-                    source = resume_sources[lane].get(frame.f_lasti)
-                    if source is None:
-                        source = tracer.resume_source(lane, frame)
-                    handoff(site[2], lane, detail, blocked, site[6], source)
-                    recorder.current = lane
-                else:
+                if not resume(frame, lane, frame.f_lasti):
                     tracer.resumed(frame)
                 return local
             code = frame.f_code
