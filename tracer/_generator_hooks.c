@@ -170,29 +170,31 @@ lane_item(PyObject *table, Py_ssize_t lane, const char *name, int32_t *out)
     return as_int32(PyList_GET_ITEM(table, lane), out);
 }
 
+/* tracer.pending, borrowed, when it is a list of PENDING_FIELDS items; else NULL with an
+ * error. */
+static PyObject *
+pending_row(GeneratorHooks *self)
+{
+    if (PyList_GET_SIZE(self->pending) == PENDING_FIELDS) return self->pending;
+    PyErr_Format(PyExc_TypeError, "tracer.pending is not a list of %d fields", PENDING_FIELDS);
+    return NULL;
+}
+
 /* Field `field` of tracer.pending. */
 static int
 pending_field(GeneratorHooks *self, Py_ssize_t field, int32_t *out)
 {
-    if (PyList_GET_SIZE(self->pending) != PENDING_FIELDS) {
-        PyErr_Format(PyExc_TypeError, "tracer.pending is not a list of %d fields",
-                     PENDING_FIELDS);
-        return -1;
-    }
-    return as_int32(PyList_GET_ITEM(self->pending, field), out);
+    PyObject *pending = pending_row(self);
+    return pending == NULL ? -1 : as_int32(PyList_GET_ITEM(pending, field), out);
 }
 
 static int
 set_pending_field(GeneratorHooks *self, Py_ssize_t field, int32_t value)
 {
-    if (PyList_GET_SIZE(self->pending) != PENDING_FIELDS) {
-        PyErr_Format(PyExc_TypeError, "tracer.pending is not a list of %d fields",
-                     PENDING_FIELDS);
-        return -1;
-    }
-    PyObject *number = PyLong_FromLong(value);
+    PyObject *pending = pending_row(self);
+    PyObject *number = pending == NULL ? NULL : PyLong_FromLong(value);
     if (number == NULL) return -1;
-    PyList_SetItem(self->pending, field, number);  /* steals number */
+    PyList_SetItem(pending, field, number);  /* steals number */
     return 0;
 }
 
@@ -368,12 +370,14 @@ fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
     return 1;
 }
 
-/* on_resume(code, offset): the PY_RESUME callback */
+/* The PY_RESUME (`yielding` 0) or PY_YIELD (1) callback: the fast path for a known lane's
+ * frame, the Python twin for anything else. */
 static PyObject *
-hooks_on_resume(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
+monitoring_event(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs, int yielding)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "on_resume(code, offset)");
+    if (nargs != 2 + yielding) {
+        PyErr_SetString(PyExc_TypeError,
+                        yielding ? "on_yield(code, offset, value)" : "on_resume(code, offset)");
         return NULL;
     }
     if (PyThreadState_Get() != self->thread) Py_RETURN_NONE;
@@ -382,34 +386,28 @@ hooks_on_resume(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
         if (lane == -2) return NULL;
         if (lane >= 0) {
-            int done = fast_resume(self, frame, lane, args[1]);
+            int done = yielding ? fast_yield(self, lane, args[2])
+                                : fast_resume(self, frame, lane, args[1]);
             if (done < 0) return NULL;
             if (done) Py_RETURN_NONE;
         }
     }
-    return PyObject_Vectorcall(self->resume_fallback, args, nargs, NULL);
+    return PyObject_Vectorcall(yielding ? self->yield_fallback : self->resume_fallback, args,
+                               nargs, NULL);
+}
+
+/* on_resume(code, offset): the PY_RESUME callback */
+static PyObject *
+hooks_on_resume(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return monitoring_event(self, args, nargs, 0);
 }
 
 /* on_yield(code, offset, value): the PY_YIELD callback */
 static PyObject *
 hooks_on_yield(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "on_yield(code, offset, value)");
-        return NULL;
-    }
-    if (PyThreadState_Get() != self->thread) Py_RETURN_NONE;
-    PyFrameObject *frame = PyEval_GetFrame();
-    if (frame != NULL) {
-        Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
-        if (lane == -2) return NULL;
-        if (lane >= 0) {
-            int done = fast_yield(self, lane, args[2]);
-            if (done < 0) return NULL;
-            if (done) Py_RETURN_NONE;
-        }
-    }
-    return PyObject_Vectorcall(self->yield_fallback, args, nargs, NULL);
+    return monitoring_event(self, args, nargs, 1);
 }
 
 /* install_trace(call_fallback, local_fallback, errors): on 3.11, installs the C trace */
@@ -469,72 +467,35 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
     int bad = as_int32(yield_detail, &self->yield_detail);
     Py_DECREF(yield_detail);
     if (bad) return -1;
-#define TABLE(field, name, check)                                                   \
-    do {                                                                            \
-        Py_CLEAR(self->field);                                                      \
-        self->field = PyObject_GetAttrString(tracer, name);                         \
-        if (self->field == NULL) return -1;                                         \
-        if (!check(self->field)) {                                                  \
-            PyErr_SetString(PyExc_TypeError, "tracer." name " has the wrong type"); \
-            return -1;                                                              \
-        }                                                                           \
-    } while (0)
-    TABLE(lanes, "lanes", PyDict_CheckExact);
-    TABLE(sites, "sites", PyList_CheckExact);
-    TABLE(sent_values, "sent_values", PyList_CheckExact);
-    TABLE(yielded_values, "yielded_values", PyList_CheckExact);
-    TABLE(resume_sources, "resume_sources", PyList_CheckExact);
-    TABLE(delegates, "delegates", PyList_CheckExact);
-    TABLE(delegators, "delegators", PyList_CheckExact);
-    TABLE(pending, "pending", PyList_CheckExact);
-    TABLE(resume_source, "resume_source", PyCallable_Check);
-#undef TABLE
+    if (take_table(&self->lanes, tracer, "lanes", is_exact_dict) < 0
+        || take_table(&self->sites, tracer, "sites", is_exact_list) < 0
+        || take_table(&self->sent_values, tracer, "sent_values", is_exact_list) < 0
+        || take_table(&self->yielded_values, tracer, "yielded_values", is_exact_list) < 0
+        || take_table(&self->resume_sources, tracer, "resume_sources", is_exact_list) < 0
+        || take_table(&self->delegates, tracer, "delegates", is_exact_list) < 0
+        || take_table(&self->delegators, tracer, "delegators", is_exact_list) < 0
+        || take_table(&self->pending, tracer, "pending", is_exact_list) < 0
+        || take_table(&self->resume_source, tracer, "resume_source", PyCallable_Check) < 0) {
+        return -1;
+    }
     return 0;
 }
 
 static int
 hooks_traverse(GeneratorHooks *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->recorder);
-    Py_VISIT(self->lanes);
-    Py_VISIT(self->sites);
-    Py_VISIT(self->sent_values);
-    Py_VISIT(self->yielded_values);
-    Py_VISIT(self->resume_sources);
-    Py_VISIT(self->delegates);
-    Py_VISIT(self->delegators);
-    Py_VISIT(self->pending);
-    Py_VISIT(self->resume_source);
-    Py_VISIT(self->short_repr);
-    Py_VISIT(self->missing);
-    Py_VISIT(self->resume_fallback);
-    Py_VISIT(self->yield_fallback);
-    Py_VISIT(self->call_fallback);
-    Py_VISIT(self->local_fallback);
-    Py_VISIT(self->errors);
+#define VISIT_FIELD(field) Py_VISIT(self->field);
+    GENERATOR_HOOKS_OBJECTS(VISIT_FIELD)
+#undef VISIT_FIELD
     return 0;
 }
 
 static int
 hooks_clear(GeneratorHooks *self)
 {
-    Py_CLEAR(self->recorder);
-    Py_CLEAR(self->lanes);
-    Py_CLEAR(self->sites);
-    Py_CLEAR(self->sent_values);
-    Py_CLEAR(self->yielded_values);
-    Py_CLEAR(self->resume_sources);
-    Py_CLEAR(self->delegates);
-    Py_CLEAR(self->delegators);
-    Py_CLEAR(self->pending);
-    Py_CLEAR(self->resume_source);
-    Py_CLEAR(self->short_repr);
-    Py_CLEAR(self->missing);
-    Py_CLEAR(self->resume_fallback);
-    Py_CLEAR(self->yield_fallback);
-    Py_CLEAR(self->call_fallback);
-    Py_CLEAR(self->local_fallback);
-    Py_CLEAR(self->errors);
+#define CLEAR_FIELD(field) Py_CLEAR(self->field);
+    GENERATOR_HOOKS_OBJECTS(CLEAR_FIELD)
+#undef CLEAR_FIELD
     return 0;
 }
 

@@ -54,13 +54,6 @@ static struct PyModuleDef handoffs_module = {
     .m_methods = module_methods,
 };
 
-static int
-intern(PyObject **slot, const char *text)
-{
-    *slot = PyUnicode_InternFromString(text);
-    return *slot == NULL ? -1 : 0;
-}
-
 PyMODINIT_FUNC
 PyInit__handoffs(void)
 {
@@ -75,10 +68,10 @@ PyInit__handoffs(void)
         PyErr_SetString(PyExc_ImportError, "loopscope.tracer._speedups is too old for tracer._handoffs");
         return NULL;
     }
-    if (intern(&str_yield, "yield") < 0 || intern(&str_switch, "switch") < 0
-        || intern(&str_throw, "throw") < 0 || intern(&str_call, "call") < 0
-        || intern(&str_return, "return") < 0 || intern(&str_exception, "exception") < 0
-        || intern(&str_dead, "dead") < 0) {
+    if (intern_text(&str_yield, "yield") < 0 || intern_text(&str_switch, "switch") < 0
+        || intern_text(&str_throw, "throw") < 0 || intern_text(&str_call, "call") < 0
+        || intern_text(&str_return, "return") < 0 || intern_text(&str_exception, "exception") < 0
+        || intern_text(&str_dead, "dead") < 0) {
         return NULL;
     }
     repr_limit = PyLong_FromLong(REPR_LIMIT);

@@ -54,6 +54,24 @@ check_recorder(PyObject *recorder)
     return 0;
 }
 
+static inline int is_exact_dict(PyObject *object) { return PyDict_CheckExact(object); }
+static inline int is_exact_list(PyObject *object) { return PyList_CheckExact(object); }
+
+/* Sets *slot to tracer.<name> (a new reference) when `check` accepts it, else -1 with a
+ * TypeError naming it: the tables a hook reads in place are taken once, at its creation. */
+static inline int
+take_table(PyObject **slot, PyObject *tracer, const char *name, int (*check)(PyObject *))
+{
+    Py_CLEAR(*slot);
+    *slot = PyObject_GetAttrString(tracer, name);
+    if (*slot == NULL) return -1;
+    if (!check(*slot)) {
+        PyErr_Format(PyExc_TypeError, "tracer.%s has the wrong type", name);
+        return -1;
+    }
+    return 0;
+}
+
 static inline Py_ssize_t
 lane_in(PyObject *lanes, PyObject *key)
 {
@@ -86,6 +104,12 @@ typedef struct {
     PyObject *local_fallback;
     PyObject *errors;          /* 3.11: the Python trace's frame -> pending exception */
 } GeneratorHooks;
+
+/* The objects a GeneratorHooks holds, for its traverse and clear. */
+#define GENERATOR_HOOKS_OBJECTS(X)                                                        \
+    X(recorder) X(lanes) X(sites) X(sent_values) X(yielded_values) X(resume_sources)      \
+    X(delegates) X(delegators) X(pending) X(resume_source) X(short_repr) X(missing)       \
+    X(resume_fallback) X(yield_fallback) X(call_fallback) X(local_fallback) X(errors)
 
 extern PyTypeObject GeneratorHooksType;
 

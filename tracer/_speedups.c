@@ -74,13 +74,6 @@ static struct PyModuleDef speedups_module = {
     .m_methods = module_methods,
 };
 
-static int
-intern(PyObject **slot, const char *text)
-{
-    *slot = PyUnicode_InternFromString(text);
-    return *slot == NULL ? -1 : 0;
-}
-
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
@@ -89,20 +82,20 @@ PyInit__speedups(void)
     array_type = PyObject_GetAttrString(array_module, "array");
     Py_DECREF(array_module);
     if (array_type == NULL) return NULL;
-    if (intern(&str_limit_reached, "_limit_reached") < 0 || intern(&str_cr_frame, "cr_frame") < 0
-        || intern(&str_cr_code, "cr_code") < 0 || intern(&str_source_of, "source_of") < 0
-        || intern(&str_spawn_eager, "spawn_eager") < 0
-        || intern(&str_step_waits, "step_waits") < 0 || intern(&str_step_ended, "step_ended") < 0
-        || intern(&str_step_returned, "step_returned") < 0 || intern(&str_detach, "detach") < 0
-        || intern(&str_lines_of, "lines_of") < 0 || intern(&str_cr_await, "cr_await") < 0
-        || intern(&str_gi_yieldfrom, "gi_yieldfrom") < 0 || intern(&str_gi_code, "gi_code") < 0
-        || intern(&str_gi_frame, "gi_frame") < 0 || intern(&str_done, "done") < 0
-        || intern(&str_pure_callback_scheduled, "pure_callback_scheduled") < 0
-        || intern(&str_timer_cause, "_timer_cause") < 0
-        || intern(&str_cancelled, "cancelled") < 0
-        || intern(&str_cancel_cause, "cancel_cause") < 0 || intern(&str_self, "self") < 0
-        || intern(&str_fd, "fd") < 0 || intern(&str_detail, "detail") < 0
-        || intern(&str_poll_timeout_detail, "_poll_timeout_detail") < 0) {
+    if (intern_text(&str_limit_reached, "_limit_reached") < 0 || intern_text(&str_cr_frame, "cr_frame") < 0
+        || intern_text(&str_cr_code, "cr_code") < 0 || intern_text(&str_source_of, "source_of") < 0
+        || intern_text(&str_spawn_eager, "spawn_eager") < 0
+        || intern_text(&str_step_waits, "step_waits") < 0 || intern_text(&str_step_ended, "step_ended") < 0
+        || intern_text(&str_step_returned, "step_returned") < 0 || intern_text(&str_detach, "detach") < 0
+        || intern_text(&str_lines_of, "lines_of") < 0 || intern_text(&str_cr_await, "cr_await") < 0
+        || intern_text(&str_gi_yieldfrom, "gi_yieldfrom") < 0 || intern_text(&str_gi_code, "gi_code") < 0
+        || intern_text(&str_gi_frame, "gi_frame") < 0 || intern_text(&str_done, "done") < 0
+        || intern_text(&str_pure_callback_scheduled, "pure_callback_scheduled") < 0
+        || intern_text(&str_timer_cause, "_timer_cause") < 0
+        || intern_text(&str_cancelled, "cancelled") < 0
+        || intern_text(&str_cancel_cause, "cancel_cause") < 0 || intern_text(&str_self, "self") < 0
+        || intern_text(&str_fd, "fd") < 0 || intern_text(&str_detail, "detail") < 0
+        || intern_text(&str_poll_timeout_detail, "_poll_timeout_detail") < 0) {
         return NULL;
     }
     if (PyType_Ready(&RecorderCoreType) < 0 || PyType_Ready(&LoopTracerCoreType) < 0

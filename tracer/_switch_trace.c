@@ -109,20 +109,11 @@ switch_trace_init(SwitchTrace *self, PyObject *args, PyObject *kwargs)
     if (check_recorder(recorder) < 0) return -1;
     Py_XSETREF(self->recorder, Py_NewRef(recorder));
     Py_XSETREF(self->fallback, Py_NewRef(fallback));
-#define FIELD(field, name, check)                                                   \
-    do {                                                                            \
-        Py_CLEAR(self->field);                                                      \
-        self->field = PyObject_GetAttrString(tracer, name);                         \
-        if (self->field == NULL) return -1;                                         \
-        if (!check(self->field)) {                                                  \
-            PyErr_SetString(PyExc_TypeError, "tracer." name " has the wrong type"); \
-            return -1;                                                              \
-        }                                                                           \
-    } while (0)
-    FIELD(lanes, "lanes", PyDict_CheckExact);
-    FIELD(arrivals, "_arrivals", PyList_CheckExact);
-    FIELD(arrival_of, "arrival", PyCallable_Check);
-#undef FIELD
+    if (take_table(&self->lanes, tracer, "lanes", is_exact_dict) < 0
+        || take_table(&self->arrivals, tracer, "_arrivals", is_exact_list) < 0
+        || take_table(&self->arrival_of, tracer, "arrival", PyCallable_Check) < 0) {
+        return -1;
+    }
     self->dead_getter = NULL;
     Py_CLEAR(self->greenlet_type);
     PyObject *module = PyImport_ImportModule("greenlet");

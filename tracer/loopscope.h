@@ -122,6 +122,14 @@ typedef struct {
 
 /* -- helpers both extensions use ---------------------------------------------------------- */
 
+/* *slot = the interned str `text`; -1 with an exception when it cannot be made. */
+static inline int
+intern_text(PyObject **slot, const char *text)
+{
+    *slot = PyUnicode_InternFromString(text);
+    return *slot == NULL ? -1 : 0;
+}
+
 /* A Python int as an event field (a lane, a code's table index, a detail): -1 with an
  * OverflowError when it does not fit in 32 bits. */
 static inline int

@@ -594,7 +594,7 @@ def _hooks_on_this_frame() -> tuple[Any, Any, int]:
 @needs_extension
 def test_a_value_cache_row_of_the_wrong_shape_is_a_clean_error() -> None:
     hooks, tracer, lane = _hooks_on_this_frame()
-    tracer.sites[lane] = tracer.sites[lane][:2] + (lane,) + tracer.sites[lane][3:]
+    tracer.sites[lane] = (*tracer.sites[lane][:2], lane, *tracer.sites[lane][3:])
     tracer.yielded_values[lane] = (5, "yield")  # a CachedValue has three fields
     with pytest.raises(TypeError, match="value cache is not a tuple of 3 fields"):
         hooks.on_yield(sys._getframe().f_code, 0, 5)
@@ -618,5 +618,5 @@ def test_a_value_read_of_the_wrong_shape_is_a_clean_error() -> None:
 def test_a_pending_hand_off_of_the_wrong_shape_is_a_clean_error() -> None:
     hooks, tracer, lane = _hooks_on_this_frame()
     tracer.pending[:] = [lane]
-    with pytest.raises(TypeError, match="tracer.pending is not a list of 6 fields"):
+    with pytest.raises(TypeError, match=r"tracer\.pending is not a list of 6 fields"):
         hooks.on_yield(sys._getframe().f_code, 0, 5)
