@@ -291,7 +291,7 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
     Py_DECREF(driver);
     if (!failed) failed = resume_source(self, frame, lane, offset, &source);
     if (!failed) failed = lane_item(self->delegates, lane, "tracer.delegates", &delegate);
-    int32_t origin, origin_blocked;
+    int32_t origin = NO_LANE, origin_blocked = 0;
     if (!failed && expected == NO_LANE) {
         failed = as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0
             || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &origin_blocked) < 0;

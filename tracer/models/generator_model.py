@@ -233,6 +233,7 @@ class GeneratorTracer:
         self._last_caller: FrameType | None = None
         self._last_driver = NO_LANE
         self._closing: set[int] = set()
+        self._via_details: dict[str, int] = {}  # "send" -> the detail {"via": "send"}
         self._pending_close: dict[int, FrameType] = {}
 
     # -- lanes ------------------------------------------------------------------------------
@@ -240,7 +241,14 @@ class GeneratorTracer:
     def _new_lane(self, name: str, kind: str, parent: int, source: int) -> int:
         lane = self.handoff_lanes.spawn(name, kind, parent, source)
         missing = lane + 1 - len(self.sites)
-        if missing > 0:
+        if missing == 1:  # lanes are numbered in spawn order: the usual case, one more row
+            self.sites.append(_NO_SITE)
+            self.sent_values.append(None)
+            self.yielded_values.append(None)
+            self.resume_sources.append({})
+            self.delegates.append(NO_LANE)
+            self.delegators.append(NO_LANE)
+        elif missing > 0:
             self.sites.extend([_NO_SITE] * missing)
             self.sent_values.extend([None] * missing)
             self.yielded_values.extend([None] * missing)
@@ -361,7 +369,9 @@ class GeneratorTracer:
         if via == "close":
             self._closing.add(lane)
         recorder = self.recorder
-        plain_detail = recorder.detail(("via", via))
+        plain_detail = self._via_details.get(via)
+        if plain_detail is None:
+            plain_detail = self._via_details[via] = recorder.detail(("via", via))
         if value is _MISSING:
             detail = plain_detail
         else:
@@ -379,11 +389,12 @@ class GeneratorTracer:
         caller = driver_frame.f_back if reusable and driver_frame is not None else None
         by_caller = caller is not None and not driver_is_lane and (
             caller in self.lanes or not caller.f_code.co_flags & _SUSPENDABLE_FLAGS)
+        lane_blocked = self._blocked_detail(lane)
         self.sites[lane] = (
             driver_frame if reusable else _NOTHING,
             driver_frame.f_lasti if reusable and driver_frame is not None else -1,
             driver, getter, plain_detail, via,
-            self._blocked_detail(lane), self._blocked_detail(driver), self._source(driver_frame),
+            lane_blocked, self._blocked_detail(driver), self._source(driver_frame),
             driver_frame.f_code if by_caller and driver_frame is not None else _NOTHING,
             caller if by_caller else _NOTHING,
         )
@@ -396,10 +407,11 @@ class GeneratorTracer:
         delegate = self.delegates[lane] if via in ("send", "next") else NO_LANE
         if pending[0] == NO_LANE:
             if delegate != NO_LANE:
-                pending[:] = (delegate, driver, lane, detail, self._blocked_detail(lane), source)
+                pending[:] = (delegate, driver, lane, detail, lane_blocked, source)
                 return True
             recorder.handoff(origin, lane, detail, Code.BLOCKED,
-                             self._blocked_detail(outermost), source)
+                             lane_blocked if outermost == lane
+                             else self._blocked_detail(outermost), source)
         elif delegate != NO_LANE:
             pending[0] = delegate
             return True
