@@ -48,14 +48,13 @@ class GreenletTracer:
         self.lanes: dict[Greenlet, int] = {}
         self.handoff_lanes = HandoffLanes(recorder)
         self.names = self.handoff_lanes.names
-        self._switch_details: dict[tuple[str, int], int] = {}
         self._program_codes: dict[CodeType, bool] = {}
         self._previous_trace: Any = None
         self._unnamed: tuple[str, Greenlet, Greenlet] | None = None
         self._profile_before: Any = None
         self.main_lane = NO_LANE
         # Per lane, indexed by lane id: how the last plain switch to it arrived.
-        self._arrivals: list[Arrival] = []
+        self._arrivals: list[Arrival] = self.handoff_lanes.table(lambda: _NO_ARRIVAL)
 
     # -- naming -----------------------------------------------------------------------------
 
@@ -78,9 +77,6 @@ class GreenletTracer:
                 name = self.handoff_lanes.unique_name(name)
             parent = self.parent_lane(glet, origin) if origin is not None else NO_LANE
             lane = self.lanes[glet] = self.handoff_lanes.spawn(name, kind, parent, 0)
-            missing = lane + 1 - len(self._arrivals)
-            if missing > 0:
-                self._arrivals.extend([_NO_ARRIVAL] * missing)
             self.on_spawn(glet, lane)
         return lane
 
@@ -94,11 +90,7 @@ class GreenletTracer:
     # -- switching --------------------------------------------------------------------------
 
     def switch_detail(self, via: str, target_lane: int) -> int:
-        key = (via, target_lane)
-        index = self._switch_details.get(key)
-        if index is None:
-            index = self._switch_details[key] = self.recorder.detail(("via", via))
-        return index
+        return self.handoff_lanes.via_detail(via)
 
     def blocked_detail(self, other: int) -> int:
         return self.handoff_lanes.blocked_detail(other)

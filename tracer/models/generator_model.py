@@ -214,18 +214,19 @@ class GeneratorTracer:
         self.main_lane = NO_LANE
         # Per lane, indexed by lane id: how it was last resumed, the last values handed to it
         # and by it, and its source index per resume offset.
-        self.sites: list[Site] = []
-        self.sent_values: list[ValueCache] = []
-        self.yielded_values: list[ValueCache] = []
-        self.resume_sources: list[dict[int, int]] = []
+        table = self.handoff_lanes.table
+        self.sites: list[Site] = table(lambda: _NO_SITE)
+        self.sent_values: list[ValueCache] = table(lambda: None)
+        self.yielded_values: list[ValueCache] = table(lambda: None)
+        self.resume_sources: list[dict[int, int]] = table(dict)
         # Per lane: the lane it delegates to with `yield from` / `await` (or NO_LANE), and the
         # lane delegating to it; and the hand-off passing down a delegation chain
         # (PENDING_FIELDS), mutated in place because the C hooks hold it too.
-        self.delegates: list[int] = []
-        self.delegators: list[int] = []
+        self.delegates: list[int] = table(lambda: NO_LANE)
+        self.delegators: list[int] = table(lambda: NO_LANE)
         self.pending: list[int] = list(_NO_PENDING)
         # The base of every yielded value's row (tracer.values): {"via": "yield"}.
-        self.yield_detail = recorder.detail(("via", "yield"))
+        self.yield_detail = self.handoff_lanes.via_detail("yield")
         self._call_sites: dict[tuple[CodeType, int], CallSite] = {}
         self._start_offsets: dict[CodeType, int] = {}
         # The last non-generator frame that drove a generator, and its lane: a loop driving
@@ -233,29 +234,12 @@ class GeneratorTracer:
         self._last_caller: FrameType | None = None
         self._last_driver = NO_LANE
         self._closing: set[int] = set()
-        self._via_details: dict[str, int] = {}  # "send" -> the detail {"via": "send"}
         self._pending_close: dict[int, FrameType] = {}
 
     # -- lanes ------------------------------------------------------------------------------
 
     def _new_lane(self, name: str, kind: str, parent: int, source: int) -> int:
-        lane = self.handoff_lanes.spawn(name, kind, parent, source)
-        missing = lane + 1 - len(self.sites)
-        if missing == 1:  # lanes are numbered in spawn order: the usual case, one more row
-            self.sites.append(_NO_SITE)
-            self.sent_values.append(None)
-            self.yielded_values.append(None)
-            self.resume_sources.append({})
-            self.delegates.append(NO_LANE)
-            self.delegators.append(NO_LANE)
-        elif missing > 0:
-            self.sites.extend([_NO_SITE] * missing)
-            self.sent_values.extend([None] * missing)
-            self.yielded_values.extend([None] * missing)
-            self.resume_sources.extend({} for _ in range(missing))
-            self.delegates.extend([NO_LANE] * missing)
-            self.delegators.extend([NO_LANE] * missing)
-        return lane
+        return self.handoff_lanes.spawn(name, kind, parent, source)
 
     def _ensure_main(self, frame: FrameType | None) -> int:
         if self.main_lane == NO_LANE:
@@ -369,9 +353,7 @@ class GeneratorTracer:
         if via == "close":
             self._closing.add(lane)
         recorder = self.recorder
-        plain_detail = self._via_details.get(via)
-        if plain_detail is None:
-            plain_detail = self._via_details[via] = recorder.detail(("via", via))
+        plain_detail = self.handoff_lanes.via_detail(via)
         if value is _MISSING:
             detail = plain_detail
         else:
@@ -472,8 +454,8 @@ class GeneratorTracer:
     def value_detail(self, value: object, via: str, cache: list[ValueCache], lane: int) -> int:
         """The detail index of a switch handing `value` over; remembered for the next one."""
         if value is _MISSING:
-            return self.recorder.detail(("via", via))
-        detail = self.recorder.value_row(self.recorder.detail(("via", via)),
+            return self.handoff_lanes.via_detail(via)
+        detail = self.recorder.value_row(self.handoff_lanes.via_detail(via),
                                          short_repr(value, REPR_LIMIT))
         if type(value) in STABLE_REPR_TYPES:
             cache[lane] = CachedValue(value, via, detail)
@@ -521,7 +503,7 @@ class GeneratorTracer:
         driver = self._lane_of(driver_frame)
         self.sites[lane] = (_NOTHING, -1, driver, None, NO_DETAIL, "close", NO_DETAIL,
                             NO_DETAIL, self._source(driver_frame), _NOTHING, _NOTHING)
-        self.recorder.record(driver, Code.SWITCH, lane, self.recorder.detail(("via", "close")))
+        self.recorder.record(driver, Code.SWITCH, lane, self.handoff_lanes.via_detail("close"))
         self._end(lane, None, GeneratorExit())
 
     def _lane_of(self, frame: FrameType) -> int:

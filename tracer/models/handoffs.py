@@ -4,17 +4,22 @@
   an installed package or Loopscope's tracer), decided once per file.
 - `c_handoffs`: the C hand-off hooks (`tracer._handoffs`), when they can be used.
 - `HandoffLanes`: the lanes of a hand-off model: unique names ("worker", "worker-2"), the
-  BLOCKED detail of a lane waiting on another, and the source line a frame resumes at, each
-  interned once.
+  per-lane tables its hooks read in place (grown as lanes are spawned), the switch detail of
+  each way of handing over ("via"), the BLOCKED detail of a lane waiting on another, and the
+  source line a frame resumes at, each interned once.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from types import CodeType, FrameType, ModuleType
+from typing import Any, TypeVar
 
 from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
+
+Row = TypeVar("Row")
 
 
 def c_handoffs(recorder: Recorder) -> ModuleType | None:
@@ -50,7 +55,16 @@ class HandoffLanes:
         self.names: dict[int, str] = {}
         self._name_counts: dict[str, int] = {}
         self._blocked_details: dict[int, int] = {}
+        self._via_details: dict[str, int] = {}
         self._sources_at: dict[tuple[CodeType, int], int] = {}
+        self._tables: list[tuple[list[Any], Callable[[], Any]]] = []
+
+    def table(self, new_row: Callable[[], Row]) -> list[Row]:
+        """A list indexed by lane, one row per lane spawned from now on, each `new_row()` when
+        its lane is spawned (lanes other models spawn in between get one too)."""
+        rows: list[Row] = []
+        self._tables.append((rows, new_row))
+        return rows
 
     def unique_name(self, base: str) -> str:
         """`base` the first time, then "base-2", "base-3"..."""
@@ -62,7 +76,17 @@ class HandoffLanes:
               extra: tuple[object, ...] = ()) -> int:
         lane = self.recorder.spawn(name, kind, parent, source, extra)
         self.names[lane] = name
+        for rows, new_row in self._tables:
+            while len(rows) <= lane:
+                rows.append(new_row())
         return lane
+
+    def via_detail(self, via: str) -> int:
+        """The detail of a switch handing over by `via` ("send", "switch"...), interned once."""
+        detail = self._via_details.get(via)
+        if detail is None:
+            detail = self._via_details[via] = self.recorder.detail(("via", via))
+        return detail
 
     def blocked_detail(self, other: int) -> int:
         """The detail of a lane BLOCKED on lane `other` ("on": its name), interned once."""
