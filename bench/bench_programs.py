@@ -5,6 +5,8 @@
 
 The programs are pyperformance's concurrency benchmarks (their functions called directly,
 no pyperf worker processes), our generator scheduler whose `run()` method sends to its tasks,
+a generator pipeline whose items cost real work (plain calls between hand-offs, where 3.11's
+tracing mode would show),
 a gevent server with its clients, and the select server scenario. Each program runs as a
 script; rounds alternate the untraced and traced process so a machine that slows down slows
 both. Start-up and saving are included: this is the time between spawning the process and
@@ -120,6 +122,22 @@ for n in range(100):
     scheduler.spawn(worker(f"w{n}", 2000))
 scheduler.run()
 """),
+    Program("generator pipeline doing work per item", """
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+def produce(count):
+    for i in range(count):
+        yield i % 12 + 8
+
+def transform(items):
+    for item in items:
+        yield fib(item)
+
+total = 0
+for value in transform(produce(3000)):
+    total += value
+""", model="generator"),
     Program("gevent server with clients", """
 from gevent import monkey
 monkey.patch_all()
