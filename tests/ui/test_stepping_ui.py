@@ -15,7 +15,9 @@ from PySide6.QtTest import QTest
 from loopscope.tracer.events import Code
 from loopscope.tracer.native import save_native
 from loopscope.tracer.runner import record_sync
+from loopscope.tracer.source_files import source_line
 from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.step_lines import body_start
 from loopscope.tracer.stepping import step_lines
 from loopscope.tracer.target import resolve_target
 from loopscope.tracer.trace import Trace
@@ -70,10 +72,29 @@ def shown(window: MainWindow) -> tuple[int, str, float | None, int, tuple[int, .
 
 
 def last_running_line(trace: Trace, cursor: int) -> int:
-    """The line of the last RUNNING event with a source at or before the cursor."""
+    """The line the lane that ran last is on at the cursor: where it resumed (its last
+    RUNNING event with a source), or once it has stopped (a switch, a wait, its end) where
+    it stopped, which is where it resumes next; a first step at its `def` is on the body's
+    first line."""
     for seq in range(cursor, -1, -1):
         if trace.code[seq] == Code.RUNNING and trace.source[seq]:
-            return trace.sources[trace.source[seq]][1]
+            lane = trace.lane[seq]
+            stopped = any(trace.lane[later] == lane and trace.code[later] != Code.RUNNING
+                          and (trace.code[later] < Code.SPAWN
+                               or trace.code[later] in (Code.SWITCH, Code.END))
+                          for later in range(seq + 1, cursor + 1))
+            following = next((later for later in range(seq + 1, len(trace))
+                              if trace.lane[later] == lane and trace.code[later] == Code.RUNNING
+                              and trace.source[later]), None)
+            if stopped and following is not None:
+                return trace.sources[trace.source[following]][1]
+            filename, line, _ = trace.sources[trace.source[seq]]
+            first = all(not (trace.lane[earlier] == lane and trace.code[earlier] == Code.RUNNING)
+                        for earlier in range(seq))
+            text = source_line(trace.meta, filename, line).strip()
+            if first and text.startswith(("def ", "async def ")):
+                return body_start(trace.meta, filename, line) or line
+            return line
     return 0
 
 
