@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from loopscope.scenarios import Scenario, catalog
 from loopscope.tracer.events import Code
 from loopscope.tracer.formats import IMAGE_FORMATS, NATIVE_SUFFIX
+from loopscope.tracer.held_time import cut_held_time
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, format_duration
 from loopscope.ui.diagnostics import Diagnostics
@@ -529,7 +530,14 @@ class MainWindow(QMainWindow):
         self.timeline.finish_live()
         self.diagnostics.run_finished()
         self.stepping.run_ended()
-        self.details.show_summary(result.trace)
+        retimed = cut_held_time(result.trace)
+        if retimed is not result.trace:
+            # gevent and select keep real time, so the seconds the run was held while
+            # stepping are cut out of it once it is over, as held time is for the others.
+            cursor = self.stepping.cursor
+            self._show_trace(retimed, live=False, path=None)
+            self.stepping.return_to(cursor)
+        self.details.show_summary(retimed)
         if result.error:
             self._report_failure(result)
         elif result.notes:
@@ -570,7 +578,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open a trace", "Stop the running program first.")
             return False
         try:
-            trace = load_native(path)
+            trace = cut_held_time(load_native(path))
         except NativeFormatError as exc:
             self.show_error("Cannot open the trace", str(exc))
             return False

@@ -39,6 +39,7 @@ from loopscope.ui.layout import (
     LegendEntry,
     Primitives,
     Rects,
+    TextLabel,
     state_band,
 )
 from loopscope.ui.theme import Theme
@@ -388,6 +389,9 @@ def _paint_pauses(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     painter.setFont(ink.font_small)
     metrics = QFontMetricsF(ink.font_small)
     for pause in primitives.pauses:
+        if pause.kind == "break":
+            _paint_break(painter, pause, ink)
+            continue
         box = QRectF(pause.x, pause.y, pause.w, pause.h)
         painter.fillRect(box, ink.label_halo)
         painter.fillRect(box, hatch)
@@ -397,6 +401,22 @@ def _paint_pauses(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
             painter.fillRect(label, ink.background)
             painter.setPen(ink.text)
             painter.drawText(label, Qt.AlignmentFlag.AlignCenter, pause.text)
+
+
+def _paint_break(painter: QPainter, pause: TextLabel, ink: _Ink) -> None:
+    """Where held time was cut out: a gap in the background colour across the lanes, edged
+    by two zigzags, as an axis break is drawn."""
+    painter.fillRect(QRectF(pause.x, pause.y, pause.w, pause.h), ink.background)
+    tooth = 4.0
+    count = max(int(pause.h // tooth), 1)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setPen(QPen(ink.text_dim, 1.2))
+    for edge in (pause.x + 1.5, pause.x + pause.w - 1.5):
+        painter.drawPolyline(QPolygonF([
+            QPointF(edge + (1.5 if n % 2 else -1.5), pause.y + n * tooth)
+            for n in range(count + 1)
+        ]))
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
 
 def _paint_dense_markers(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:

@@ -97,6 +97,12 @@ class StepController(QObject):
         self.moved.emit()
         self.changed.emit()
 
+    def return_to(self, seq: int) -> None:
+        """Puts the cursor back on step `seq` of a new trace holding the same events (a
+        finished run with its held time cut out, tracer.held_time)."""
+        if self.trace is not None and 0 <= seq < len(self.trace):
+            self._move(seq)
+
     def run_ended(self) -> None:
         """The live run ended: what it recorded becomes a recording to scrub."""
         self.stepper = None
