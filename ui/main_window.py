@@ -521,6 +521,7 @@ class MainWindow(QMainWindow):
         if held != self._shown_held:
             self._shown_held = held
             self._update_actions()
+            self._show_held_view()
 
     def _on_run_finished(self, result: RunResult) -> None:
         self.elapsed_timer.stop()
@@ -892,12 +893,20 @@ class MainWindow(QMainWindow):
         if trace is not None and stepping.cursor >= 0:
             position = f"event {stepping.cursor + 1:,} of {len(trace):,}"
         self.narration.show_step(stepping.narration(), position)
+        self._show_held_view()
         where = stepping.source_at_cursor()
         if where is not None and trace is not None:
             self.source.show_step(where.filename, where.line, where.faint,
                                   f"{trace.lane_name(where.lane)} ran here last")
         elif stepping.cursor >= 0:
             self.source.clear_marks()  # no line has run yet at this step
+
+    def _show_held_view(self) -> None:
+        """While the program is held at the cursor's step, Details shows its paused frame's
+        local variables (as the child read them when it was held there)."""
+        view = self.stepping.held_view()
+        if view is not None and self.trace is not None:
+            self.details.show_held(self.trace, view)
 
     def _update_status(self) -> None:
         trace = self.trace

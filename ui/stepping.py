@@ -24,8 +24,9 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
 from loopscope.tracer.events import CODE_NAMES
+from loopscope.tracer.held_frame import HeldView
 from loopscope.tracer.narrate import narration_line, time_prefix
-from loopscope.tracer.step_lines import LaneLines, lane_lines
+from loopscope.tracer.step_lines import LaneLines, body_start, lane_lines
 from loopscope.tracer.stepping import StepKind, find_step
 from loopscope.tracer.trace import Trace
 from loopscope.ui.eliding_label import ElidingLabel
@@ -167,6 +168,15 @@ class StepController(QObject):
             return None
         return float(self.trace.ts[self.cursor])
 
+    def held_view(self) -> HeldView | None:
+        """What the held child's paused frame holds, when it is held at the cursor's step
+        (tracer.held_frame)."""
+        stepper, trace = self.stepper, self.trace
+        if stepper is None or trace is None or not self.held or self.cursor != stepper.position:
+            return None
+        view = stepper.run.held_view
+        return view if view is not None and view.seq == len(trace) else None
+
     def source_at_cursor(self) -> SourceAtCursor | None:
         trace, lines = self.trace, self._lines
         if trace is None or lines is None or self.cursor < 0:
@@ -179,6 +189,14 @@ class StepController(QObject):
         cursor = self.cursor
         on = [(lane, *lines.line_at(lane, run, cursor)) for lane, run in at]
         lane, filename, line = on[0]
+        # Held right here, inside that lane's own function: the paused frame knows the exact
+        # line it is on (the print, the call) where the recording only knows where it resumed.
+        view = self.held_view()
+        if (view is not None and view.where is not None and view.lane == lane
+                and view.where[0] == filename
+                and view.where[2] == trace.sources[trace.source[at[0][1]]][2]
+                and body_start(trace.meta, filename, view.where[1]) is None):
+            line = view.where[1]
         faint = tuple(other_line for _, other_file, other_line in on[1:]
                       if other_file == filename)
         return SourceAtCursor(filename, line, lane, faint)

@@ -132,15 +132,42 @@ def test_n_steps_in_the_app_are_the_first_n_narrated_steps(
         seen.append(sentence(window.narration.sentence.text()))
         trace, cursor = window.trace, window.stepping.cursor
         assert trace is not None
-        # The source pane is at the line of the lane that ran last, as recorded.
-        line = last_running_line(trace, cursor)
-        assert window.source.code.highlighted_line == line
+        # The source pane is at the line the lane that ran last is on, as recorded, or,
+        # held inside that lane's function, at the paused frame's own line.
+        lines = {last_running_line(trace, cursor)}
+        view = window.stepping.held_view()
+        if view is not None and view.where is not None:
+            lines.add(view.where[1])
+        assert window.source.code.highlighted_line in lines
         assert window.timeline.cursor_ns == trace.ts[cursor]
     assert seen == expected[:steps]
     assert window.live.is_running and window.stepping.held  # the child waits for the next
     window.stop_action.trigger()
     run_until(loop, lambda: not window.live.is_running, what="the stop")
     assert window.status == "stopped"
+
+
+def test_while_held_details_shows_the_paused_frames_local_variables(
+    window: MainWindow, loop: qasync.QEventLoop
+) -> None:
+    start_held(window, loop, "producer-consumer")
+    seen = []
+    for _ in range(16):
+        press(window, loop, Qt.Key.Key_N)
+        seen.append(window.details.toPlainText())
+        if "paused in consumer()" in seen[-1] and "item" in seen[-1]:
+            break
+    text = seen[-1]
+    assert "paused in consumer()" in text, seen
+    # Held at its print, the source pane is on the print's line (the recording alone knows
+    # only the line the consumer resumed at).
+    assert "consumer prints" in window.narration.sentence.text()
+    assert "print(" in source_line(None, window.source.path or "",
+                                   window.source.code.highlighted_line)
+    assert "Local variables" in text and "reply" in text
+    assert any("paused in produce()" in shown and "worker" in shown for shown in seen)
+    window.stop_action.trigger()
+    run_until(loop, lambda: not window.live.is_running, what="the stop")
 
 
 @pytest.mark.parametrize("scenario", ["gevent-switching", "select-server"])
