@@ -31,11 +31,12 @@ from loopscope.ui.trace_notes import (
     TraceNotes,
     arrow_text,
     lane_tag,
-    poll_texts,
+    span_poll_texts,
     span_text,
     trace_notes,
 )
 
+_POLL = int(Code.POLL)  # a plain int: an enum member costs a lookup per use in a loop
 # A merged run of sub-pixel spans, and a span still in progress in a live trace.
 MERGED_SPAN = -1
 OPEN_SPAN = -2
@@ -798,7 +799,7 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
     """ "ready: listener, conn :42444" on each poll that found something, reaching over the
     loop's next spans up to its next poll when the poll is too narrow for the words; and the
     rectangles those words cover, which get no words of their own."""
-    polls = np.nonzero(labelled & (exact.state == Code.POLL))[0]
+    polls = np.nonzero(labelled & (exact.state == _POLL))[0]
     if not len(polls) or len(polls) > MAX_SPAN_TEXTS:
         return [], set()
     char_px = frame.vp.char_px
@@ -808,11 +809,11 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
     for lane in np.unique(exact.lane[polls]).tolist():
         mine = np.nonzero(labelled & (exact.lane == lane))[0]
         mine = mine[np.argsort(exact.x[mine], kind="stable")]
-        poll_at = [k for k, i in enumerate(mine.tolist()) if exact.state[i] == Code.POLL]
+        poll_at = np.nonzero(exact.state[mine] == _POLL)[0].tolist()
         for number, k in enumerate(poll_at):
             i = int(mine[k])
             span = int(exact.span[i])
-            candidates = poll_texts(trace, spans.detail_of(span, trace), spans.end[span], notes)
+            candidates = span_poll_texts(trace, spans, span, notes)
             if len(candidates) < 2:
                 continue  # nothing was ready
             stop = poll_at[number + 1] if number + 1 < len(poll_at) else len(mine)
@@ -826,7 +827,7 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
             own_room = float(exact.x[i] + exact.w[i]) - x - 8
             if len(text) * char_px <= own_room:
                 texts.append(TextLabel(x + 4, float(exact.y[i]), own_room,
-                                       float(exact.h[i]), text, "span", Code.POLL))
+                                       float(exact.h[i]), text, "span", _POLL))
                 covered.add(i)
                 continue
             width = min(len(text) * char_px + 6, room)
