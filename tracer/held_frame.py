@@ -61,7 +61,7 @@ class HeldView:
 def held_view_of(payload: dict[str, Any]) -> HeldView:
     """The HeldView a HELD frame's JSON describes; ValueError when it is not one."""
     seq, lane = payload.get("seq"), payload.get("lane")
-    if not (_is_int(seq) and _is_int(lane)):
+    if not (isinstance(seq, int) and isinstance(lane, int) and _is_int(seq) and _is_int(lane)):
         raise ValueError("a held view without its seq and lane")
     where = payload.get("where")
     place: tuple[str, int, str] | None = None
@@ -76,7 +76,7 @@ def held_view_of(payload: dict[str, Any]) -> HeldView:
             for row in rows):
         raise ValueError("a held view's locals are not [name, repr] pairs")
     truncated = payload.get("truncated", 0)
-    if not _is_int(truncated):
+    if not (isinstance(truncated, int) and _is_int(truncated)):
         raise ValueError("a held view's count of left-out locals is not a number")
     return HeldView(seq, lane, place, tuple((name[:200], text[:MAX_REPR * 2])
                                             for name, text in rows), truncated)
@@ -150,7 +150,7 @@ def _task_frames() -> Iterator[types.FrameType]:
         return
     if task is None:
         return
-    frames = []
+    frames: list[types.FrameType] = []
     awaitable: Any = task.get_coro()
     while awaitable is not None and len(frames) < 1000:
         frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
