@@ -19,8 +19,6 @@ import bisect
 import weakref
 from typing import Any
 
-import numpy as np
-
 from loopscope.tracer.events import Code, LaneKind
 from loopscope.tracer.source_files import source_text
 from loopscope.tracer.trace import Trace
@@ -44,6 +42,8 @@ class LaneLines:
         end = len(trace)
         if end <= start:
             return
+        import numpy as np  # here: `loopscope narrate`'s imports stay light until it reads
+
         code = np.frombuffer(trace.code, dtype=np.int8, count=end)[start:]
         source = np.frombuffer(trace.source, dtype=np.int32, count=end)[start:]
         lane = np.frombuffer(trace.lane, dtype=np.int32, count=end)[start:]

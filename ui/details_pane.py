@@ -145,17 +145,15 @@ def _lane_label(trace: Trace, lane: int) -> str:
 def held_view_html(trace: Trace, view: HeldView) -> str:
     """Where the held program is paused and its local variables there, as the child read
     them from the paused frame (tracer.held_frame): short reprs, plain text."""
-    lane = trace.lane_name(view.lane) if 0 <= view.lane < len(trace.lanes) else "the program"
     if view.where is None:
-        return (f"{_STYLE}<h3>Held at {escape(lane)}</h3><p>No frame of the program is "
-                f"paused here: the scheduler's own code is running (the loop, the hub).</p>")
+        return (f"{_STYLE}<h3>Held</h3><p>No frame of the program is paused here: the "
+                f"scheduler's own code is running (the loop, the hub).</p>")
     filename, line, function = view.where
     rows = [(name, f"<code>{escape(text)}</code>") for name, text in view.locals]
     more = f"<p>… and {view.truncated} more</p>" if view.truncated else ""
     table = _rows(rows) if rows else "<p>no local variables</p>"
-    return (f"{_STYLE}<h3>Held at {escape(lane)}</h3>"
-            f"<p>paused in <b>{escape(function)}()</b> at "
-            f"{escape(Path(filename).name)}:{line}</p>"
+    return (f"{_STYLE}<h3>Held in {escape(function)}()</h3>"
+            f"<p>paused at {escape(Path(filename).name)}:{line}</p>"
             f"<p><b>Local variables</b></p>{table}{more}")
 
 

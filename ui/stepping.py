@@ -189,11 +189,11 @@ class StepController(QObject):
         cursor = self.cursor
         on = [(lane, *lines.line_at(lane, run, cursor)) for lane, run in at]
         lane, filename, line = on[0]
-        # Held right here, inside that lane's own function: the paused frame knows the exact
-        # line it is on (the print, the call) where the recording only knows where it resumed.
+        # Held right here, inside the function that lane last ran (it is the one running):
+        # the paused frame knows the exact line it is on (the print, the call), where the
+        # recording only knows where the lane resumed.
         view = self.held_view()
-        if (view is not None and view.where is not None and view.lane == lane
-                and view.where[0] == filename
+        if (view is not None and view.where is not None and view.where[0] == filename
                 and view.where[2] == trace.sources[trace.source[at[0][1]]][2]
                 and body_start(trace.meta, filename, view.where[1]) is None):
             line = view.where[1]

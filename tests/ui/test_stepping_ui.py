@@ -155,17 +155,17 @@ def test_while_held_details_shows_the_paused_frames_local_variables(
     for _ in range(16):
         press(window, loop, Qt.Key.Key_N)
         seen.append(window.details.toPlainText())
-        if "paused in consumer()" in seen[-1] and "item" in seen[-1]:
+        if "Held in consumer()" in seen[-1] and "item" in seen[-1]:
             break
     text = seen[-1]
-    assert "paused in consumer()" in text, seen
+    assert "Held in consumer()" in text, seen
     # Held at its print, the source pane is on the print's line (the recording alone knows
     # only the line the consumer resumed at).
     assert "consumer prints" in window.narration.sentence.text()
     assert "print(" in source_line(None, window.source.path or "",
                                    window.source.code.highlighted_line)
     assert "Local variables" in text and "reply" in text
-    assert any("paused in produce()" in shown and "worker" in shown for shown in seen)
+    assert any("Held in produce()" in shown and "worker" in shown for shown in seen)
     window.stop_action.trigger()
     run_until(loop, lambda: not window.live.is_running, what="the stop")
 
