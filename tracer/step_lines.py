@@ -121,7 +121,7 @@ def body_start(meta: dict[str, Any] | None, filename: str, line: int) -> int | N
     if starts is None or starts[0] != text:
         try:
             tree = ast.parse(text)
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):  # any file at all
             tree = ast.Module(body=[], type_ignores=[])
         found: dict[int, int] = {}
         for node in ast.walk(tree):
