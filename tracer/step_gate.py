@@ -181,9 +181,12 @@ class StepGate:
         recorder = self.recorder
         self._inside = True
         try:
-            started = self.clock()
             recorder.flush()
-            self._send_held_view(lane)
+            # Reading the paused frame is the gate's own work, not time the run was held.
+            view = self._held_view(lane)
+            started = self.clock()
+            if view is not None:
+                recorder.sink.write_held(view)  # type: ignore[attr-defined]
             recorder.sink.write_batch(recorder.event_count, _NO_COLUMNS, [], [], b"")
             self._wakeup.acquire()
             held_ns = self.clock() - started
@@ -205,17 +208,15 @@ class StepGate:
         if cancelled and self.on_stop is not None:
             self.on_stop()
 
-    def _send_held_view(self, lane: int) -> None:
-        """The paused frame's place and locals (tracer.held_frame), just before the empty
-        batch that says the thread is held: a sink that cannot take them gets none."""
-        write_held = getattr(self.recorder.sink, "write_held", None)
-        if write_held is None:
-            return
+    def _held_view(self, lane: int) -> dict[str, object] | None:
+        """The paused frame's place and locals (tracer.held_frame), sent just before the
+        empty batch that says the thread is held; None for a sink that cannot take them."""
+        if not hasattr(self.recorder.sink, "write_held"):
+            return None
         try:
-            view = held_view(self.recorder.event_count, lane)
+            return held_view(self.recorder.event_count, lane)
         except Exception:  # reading the frame must never stop the program
-            return
-        write_held(view)
+            return None
 
     def _account(self, held_ns: int, lane: int) -> None:
         self.pauses += 1
