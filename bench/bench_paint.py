@@ -5,11 +5,15 @@ Measures layout + paint into a QImage for the full view (goal 16 ms), a zoomed v
 side by side with a naive baseline in the same run: every visible span drawn as its own
 rectangle, no merging. Prints times and ratios.
 
-    .venv/bin/python bench/bench_paint.py
+With --words: what the words on the timeline cost, on the four headline scenarios' golden
+traces as exported (1600x900): each frame with its words and without, in alternating pairs.
+
+    .venv/bin/python bench/bench_paint.py [--words]
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import statistics
 import sys
@@ -137,8 +141,47 @@ def naive_frame(trace: Trace, spans: Spans, viewport: Viewport, image: QImage) -
     del start, end, state, lane
 
 
+GOLDEN = Path(__file__).resolve().parent.parent / "tests" / "ui" / "golden"
+HEADLINES = ("producer-consumer", "select-server", "aiohttp-requests", "gevent-switching")
+
+
+def words_cost(rounds: int = 41) -> None:
+    """Layout + paint of each headline figure with and without its words, alternating."""
+    from loopscope.tracer.native import load_native
+    from loopscope.ui.image_export import export_viewport
+    from loopscope.ui.layout import SpanIndex, span_index
+    from loopscope.ui.paint import label_width_for
+
+    image = QImage(WIDTH, HEIGHT, QImage.Format.Format_ARGB32_Premultiplied)
+    print(f"{'figure':<20}{'words':>10}{'no words':>11}{'ratio':>8}")
+    for name in HEADLINES:
+        trace = load_native(GOLDEN / f"{name}.loopscope")
+        spans = derive_spans(trace)
+        index = span_index(trace, spans)
+        with_words = export_viewport(trace, width=WIDTH, height=HEIGHT,
+                                     label_width=label_width_for(trace, LIGHT, WIDTH))
+        without = dataclasses.replace(with_words, texts=False)
+
+        def one(viewport: Viewport, trace: Trace = trace, spans: Spans = spans,
+                index: SpanIndex = index) -> float:
+            began = time.perf_counter()
+            painter = QPainter(image)
+            paint(painter, layout(trace, spans, viewport, index=index), LIGHT)
+            painter.end()
+            return time.perf_counter() - began
+
+        one(with_words), one(without)  # warm the caches both sides use
+        pairs = [(one(with_words), one(without)) for _ in range(rounds)]
+        ratio = statistics.median(a / b for a, b in pairs)
+        print(f"{name:<20}{statistics.median(a for a, _ in pairs) * 1e3:>8.2f}ms"
+              f"{statistics.median(b for _, b in pairs) * 1e3:>9.2f}ms{ratio:>7.2f}x")
+
+
 def main() -> None:
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
+    if "--words" in sys.argv[1:]:
+        words_cost()
+        return
     began = time.perf_counter()
     trace = synthesize()
     synth_s = time.perf_counter() - began

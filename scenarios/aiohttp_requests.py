@@ -23,6 +23,7 @@ SCENARIO = Scenario(
         "On the server side a handler lane per request sleeps for 0.5 s, and those sleeping "
         "spans overlap, so all four answers arrive after about half a second, not two seconds."
     ),
+    window="spawn#2",  # from the program's main task on, past the loop's start-up
 )
 
 HANDLER_DELAY = 0.5

@@ -41,14 +41,42 @@ _REQUEST_ARGUMENTS = {"RequestHandler._handle_request": "request"}  # aiohttp's 
 
 
 def request_label(coro: Any, qualname: str) -> str | None:
-    """"GET /hello/alice" for a coroutine that will serve that request, else None. Read from
-    the coroutine's arguments before it starts (its frame's locals are then just those)."""
+    """"GET /hello/alice → hello" for a coroutine that will serve that request ("GET
+    /hello/alice" when its handler cannot be told), else None. Read from the coroutine's
+    arguments before it starts (its frame's locals are then just those)."""
     argument = _REQUEST_ARGUMENTS.get(qualname)
     if argument is None:
         return None
     frame = getattr(coro, "cr_frame", None)
-    request = frame.f_locals.get(argument) if frame is not None else None
+    arguments = frame.f_locals if frame is not None else {}
+    request = arguments.get(argument)
     method, path = getattr(request, "method", None), getattr(request, "path_qs", None)
-    if isinstance(method, str) and isinstance(path, str):
-        return f"{method} {path}"
+    if not (isinstance(method, str) and isinstance(path, str)):
+        return None
+    handler = _route_handler(arguments.get("request_handler"), method,
+                             getattr(request, "path", None))
+    return f"{method} {path} → {handler}" if handler else f"{method} {path}"
+
+
+def _route_handler(request_handler: Any, method: str, path: object) -> str | None:
+    """The name of the function an aiohttp app routes `method path` to, found through its
+    router's public resources (the request is not routed yet when its task is made)."""
+    app = getattr(request_handler, "__self__", None)  # the Application's bound _handle
+    router = getattr(app, "router", None)
+    resources = getattr(router, "resources", None)
+    if not isinstance(path, str) or resources is None:
+        return None
+    try:
+        for resource in resources():
+            info = resource.get_info()
+            pattern = info.get("pattern")
+            if not (info.get("path") == path
+                    or (pattern is not None and pattern.fullmatch(path) is not None)):
+                continue
+            for route in resource:
+                if route.method in (method, "*"):
+                    name = getattr(route.handler, "__name__", None)
+                    return name if isinstance(name, str) else None
+    except Exception:  # another aiohttp's router: the request line alone names the lane
+        return None
     return None

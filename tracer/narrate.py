@@ -24,6 +24,7 @@ from typing import Any
 
 from loopscope.tracer.events import NO_LANE, Code
 from loopscope.tracer.source_files import source_line
+from loopscope.tracer.step_lines import lane_lines
 from loopscope.tracer.trace import Trace
 
 WAIT_STATES = frozenset({Code.IO_WAIT, Code.SLEEPING, Code.BLOCKED})
@@ -136,14 +137,23 @@ def _running(trace: Trace, seq: int, lane: int) -> str:
     source_index = trace.source[seq]
     if not source_index:
         return f"{name} runs"
-    filename, line, function = trace.sources[source_index]
-    # "consumer runs at producer_consumer.py:30: item = yield reply" — the function is named
-    # only when the lane's name does not already say it.
+    # A first step resumes at the `def` line, where nothing has run yet: it is on the
+    # body's first line.
+    body_line = lane_lines(trace).first_body_line(lane, seq)
+    inside, where = _place(trace, source_index, name, body_line)
+    return f"{name} {'starts' if body_line else 'runs'}{inside} at {where}"
+
+
+def _place(trace: Trace, source_index: int, name: str, line: int | None = None
+           ) -> tuple[str, str]:
+    """(" in f()" when the lane's name does not already say the function, and
+    "producer_consumer.py:30: item = yield reply"), at the source's line or at `line`."""
+    filename, source_line_number, function = trace.sources[source_index]
+    line = line or source_line_number
     inside = f" in {function}()" if function and function.split(".")[-1] not in name else ""
     # only the trace's own, unchanged source files are read (tracer.source_files)
     code = source_line(trace.meta, filename, line).strip() if line else ""
-    return f"{name} runs{inside} at {PurePath(filename).name}:{line}" + (
-        f": {code}" if code else "")
+    return inside, f"{PurePath(filename).name}:{line}" + (f": {code}" if code else "")
 
 
 def _wake(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:

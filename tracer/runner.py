@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loopscope.tracer.descendants import MARK_VARIABLE, become_subreaper, end_orphans, new_mark
+from loopscope.tracer.held_frame import HeldView
 from loopscope.tracer.silence import explain_silence
 from loopscope.tracer.source_files import track_source_files
 from loopscope.tracer.stream import FrameDecoder, StreamError
@@ -243,6 +244,12 @@ class Run:
         env.setdefault("PYTHONIOENCODING", "utf-8")
         env[MARK_VARIABLE] = self._mark  # passed on to all the program starts (descendants)
         return env
+
+    @property
+    def held_view(self) -> HeldView | None:
+        """What the program's paused frame held the last time the child was held
+        (tracer.held_frame): its `seq` says at which hold."""
+        return self._decoder.held
 
     # -- while it runs --------------------------------------------------------------------
 

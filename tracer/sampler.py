@@ -80,6 +80,12 @@ class _ForwardingSink:
         # frame, and a stop between a samples frame and its batch would lose the batch.
         self.sampler.send_samples()
 
+    def write_held(self, view: dict[str, Any]) -> None:
+        """The step gate's held view (tracer.held_frame), passed on to a sink that takes it."""
+        write_held = getattr(self.inner, "write_held", None)
+        if write_held is not None:
+            write_held(view)
+
 
 class StallSampler:
     """Install with `start()` from the traced thread; `stop()` sends what is left."""

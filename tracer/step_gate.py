@@ -17,7 +17,9 @@ Commands (control pipe, one a line; "stop" belongs to tracer.child):
 Counts are relative to where the child is held; sent to a running child, every step command
 simply holds at the next matching event. Each time the child is held it writes a batch of
 zero events to the event pipe; its first_seq is the number of events recorded so far. That
-empty batch is the parent's one sign that the child is held, and where: no new frame type.
+empty batch is the parent's one sign that the child is held, and where. Just before it, a
+HELD frame says what the paused frame of the program holds (tracer.held_frame): its place
+and its local variables, for the app's Details pane.
 
 Program time. While held, time stops for the program where the runtime lets us stop it (the
 model's `ClockPolicy.STOP`): the recorder's origin moves on by the pause and the pause is added
@@ -36,6 +38,7 @@ from collections.abc import Callable
 from enum import Enum
 
 from loopscope.tracer.events import NO_LANE, Clock, Code, monotonic_clock
+from loopscope.tracer.held_frame import held_view
 from loopscope.tracer.models.toolkit import ClockPolicy
 from loopscope.tracer.recorder import Recorder
 
@@ -178,8 +181,12 @@ class StepGate:
         recorder = self.recorder
         self._inside = True
         try:
-            started = self.clock()
             recorder.flush()
+            # Reading the paused frame is the gate's own work, not time the run was held.
+            view = self._held_view(lane)
+            started = self.clock()
+            if view is not None:
+                recorder.sink.write_held(view)  # type: ignore[attr-defined]
             recorder.sink.write_batch(recorder.event_count, _NO_COLUMNS, [], [], b"")
             self._wakeup.acquire()
             held_ns = self.clock() - started
@@ -200,6 +207,16 @@ class StepGate:
             self._inside = False
         if cancelled and self.on_stop is not None:
             self.on_stop()
+
+    def _held_view(self, lane: int) -> dict[str, object] | None:
+        """The paused frame's place and locals (tracer.held_frame), sent just before the
+        empty batch that says the thread is held; None for a sink that cannot take them."""
+        if not hasattr(self.recorder.sink, "write_held"):
+            return None
+        try:
+            return held_view(self.recorder.event_count, lane)
+        except Exception:  # reading the frame must never stop the program
+            return None
 
     def _account(self, held_ns: int, lane: int) -> None:
         self.pauses += 1

@@ -11,6 +11,9 @@ A frame is a 5-byte header (payload length as u32, frame type as u8) and a paylo
 - END: JSON {status, error, traceback, dropped, events}; the child's last word.
 - SAMPLES: JSON, the stall sampler's stacks and samples (see tracer.samples); any number,
   between the hello and the end, each right after a batch.
+- HELD: JSON, what the program's paused frame holds each time the step gate holds the child
+  (tracer.held_frame: seq, lane, where, locals), right before the gate's empty batch. The
+  decoder keeps the last one (`held`); it never changes the trace.
 
 Writes block when the pipe is full, which is the back-pressure: the child waits for a slow
 parent instead of dropping events. The decoder checks every header as soon as its five bytes
@@ -27,6 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
 from loopscope.tracer.events import Detail, Source, detail_to_dict
+from loopscope.tracer.held_frame import HeldView, held_view_of
 from loopscope.tracer.samples import SamplePayloadError
 from loopscope.tracer.trace import SequenceGapError, Trace
 from loopscope.tracer.trace_checks import (
@@ -47,7 +51,9 @@ BATCH_HEADER = struct.Struct("<QIII")
 MAX_FRAME = 64 * 1024 * 1024
 MAX_HELLO = 64 * 1024
 
-HELLO, BATCH, END, SAMPLES = 1, 2, 3, 4
+HELLO, BATCH, END, SAMPLES, HELD = 1, 2, 3, 4, 5
+# A held view's bounds: what the app shows of it, and what the decoder accepts.
+MAX_HELD = 256 * 1024
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")
 EVENT_SIZE = sum(array(t).itemsize for t in COLUMN_TYPES)
 _SWAP = sys.byteorder != "little"
@@ -72,6 +78,10 @@ def encode_end(info: dict[str, Any]) -> bytes:
 
 def encode_samples(payload: dict[str, Any]) -> bytes:
     return _frame(SAMPLES, json.dumps(payload, default=_jsonable).encode())
+
+
+def encode_held(view: dict[str, Any]) -> bytes:
+    return _frame(HELD, json.dumps(view, default=_jsonable).encode())
 
 
 def encode_batch(
@@ -135,6 +145,9 @@ class FrameWriter:
     def write_samples(self, payload: dict[str, Any]) -> None:
         self._send(encode_samples(payload))
 
+    def write_held(self, view: dict[str, Any]) -> None:
+        self._send(encode_held(view))
+
     def _send(self, frame: bytes) -> None:
         self.out.write(frame)
         self.out.flush()
@@ -154,6 +167,8 @@ class FrameDecoder:
         self.trace = trace
         self.hello: dict[str, Any] | None = None
         self.end: dict[str, Any] | None = None
+        # The program's paused frame at the last hold (tracer.held_frame), checked.
+        self.held: HeldView | None = None
         self._buffer = bytearray()
         self._needed = 0  # bytes the buffered frame needs before it can be applied
 
@@ -207,6 +222,8 @@ class FrameDecoder:
                 self._apply_hello(chunk[start:stop])
             elif kind == SAMPLES:
                 self._apply_samples(chunk[start:stop])
+            elif kind == HELD:
+                self._apply_held(chunk[start:stop])
             else:
                 self._apply_end(chunk[start:stop])
             offset = stop
@@ -221,7 +238,8 @@ class FrameDecoder:
                     "the child did not start with a Loopscope hello frame: "
                     + _sample(chunk, offset)
                 )
-        elif kind not in (BATCH, END, SAMPLES) or length > MAX_FRAME:
+        elif (kind not in (BATCH, END, SAMPLES, HELD) or length > MAX_FRAME
+              or (kind == HELD and length > MAX_HELD)):
             if kind == HELLO:
                 raise StreamError("a second hello frame in one stream")
             raise StreamError(f"garbage on the event pipe: {_sample(chunk, offset)}")
@@ -245,6 +263,12 @@ class FrameDecoder:
         try:
             self.trace.samples.apply_payload(_json_object(payload, "samples"))
         except SamplePayloadError as exc:
+            raise StreamError(str(exc)) from None
+
+    def _apply_held(self, payload: bytes) -> None:
+        try:
+            self.held = held_view_of(_json_object(payload, "held"))
+        except ValueError as exc:
             raise StreamError(str(exc)) from None
 
     def _apply_end(self, payload: bytes) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from PySide6.QtWidgets import QTextBrowser, QWidget
 
 from loopscope.tracer.events import NO_LANE, STATE_NAMES, Code
+from loopscope.tracer.held_frame import HeldView
 from loopscope.tracer.spans import Spans
 from loopscope.tracer.stats import LaneStats, lane_stats
 from loopscope.tracer.trace import Trace
@@ -141,6 +142,21 @@ def _lane_label(trace: Trace, lane: int) -> str:
     return f"{info.name} ({info.kind})" if info.kind else info.name
 
 
+def held_view_html(trace: Trace, view: HeldView) -> str:
+    """Where the held program is paused and its local variables there, as the child read
+    them from the paused frame (tracer.held_frame): short reprs, plain text."""
+    if view.where is None:
+        return (f"{_STYLE}<h3>Held</h3><p>No frame of the program is paused here: the "
+                f"scheduler's own code is running (the loop, the hub).</p>")
+    filename, line, function = view.where
+    rows = [(name, f"<code>{escape(text)}</code>") for name, text in view.locals]
+    more = f"<p>… and {view.truncated} more</p>" if view.truncated else ""
+    table = _rows(rows) if rows else "<p>no local variables</p>"
+    return (f"{_STYLE}<h3>Held in {escape(function)}()</h3>"
+            f"<p>paused at {escape(Path(filename).name)}:{line}</p>"
+            f"<p><b>Local variables</b></p>{table}{more}")
+
+
 def trace_summary_html(trace: Trace) -> str:
     meta = trace.meta
     rows = [
@@ -182,3 +198,6 @@ class DetailsPane(QTextBrowser):
 
     def show_summary(self, trace: Trace) -> None:
         self.setHtml(trace_summary_html(trace))
+
+    def show_held(self, trace: Trace, view: HeldView) -> None:
+        self.setHtml(held_view_html(trace, view))

@@ -13,6 +13,7 @@ from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPain
 from PySide6.QtSvg import QSvgGenerator
 
 from loopscope.tracer.formats import IMAGE_FORMATS
+from loopscope.tracer.held_time import cut_held_time
 from loopscope.tracer.safe_write import OutputError, output_problem, real_target, write_bytes
 from loopscope.tracer.spans import Spans, derive_spans
 from loopscope.tracer.trace import Trace
@@ -149,6 +150,10 @@ def render_image(
     path = Path(out_path)
     suffix = image_format(path)
     chosen = get_theme(theme)
+    if spans is None:
+        # gevent's and select's clocks went on while a stepped run was held: that time is
+        # cut out, so a run is as wide as it ran (the caller's spans are of its own trace).
+        trace = cut_held_time(trace)
     viewport = export_viewport(trace, width=width, height=height, start_ns=start_ns,
                                end_ns=end_ns, title=title,
                                label_width=label_width_for(trace, chosen, width),

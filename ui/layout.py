@@ -23,6 +23,7 @@ import numpy.ma  # np.unique imports it on first use: 15-20 ms inside the first 
 import numpy.typing as npt
 
 from loopscope.tracer.events import STATE_NAMES, STATES_BY_MERGE_RANK, Code
+from loopscope.tracer.held_time import HELD_CUT_NS
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
@@ -30,11 +31,12 @@ from loopscope.ui.trace_notes import (
     TraceNotes,
     arrow_text,
     lane_tag,
-    poll_texts,
+    span_poll_texts,
     span_text,
     trace_notes,
 )
 
+_POLL = int(Code.POLL)  # a plain int: an enum member costs a lookup per use in a loop
 # A merged run of sub-pixel spans, and a span still in progress in a live trace.
 MERGED_SPAN = -1
 OPEN_SPAN = -2
@@ -67,6 +69,8 @@ MIN_TEXT_BAND_PX = 12.0  # a band thinner than this cannot hold a line of small 
 MAX_ARROW_TEXTS = 120
 # Arrows within the same this-many pixels (same lanes, same kind) draw as one, with a count.
 ARROW_BUNDLE_PX = 12.0
+# How wide the break is drawn where held time was cut out of a trace.
+BREAK_PX = 9.0
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -199,7 +203,9 @@ class TextLabel(NamedTuple):
     w: float
     h: float
     text: str
-    kind: str  # "span", "arrow", "note" (a poll's finding, reaching past its span), "pause"
+    # "span", "arrow", "note" (a poll's finding, reaching past its span), "pause" (a held
+    # stretch), "break" (where held time was cut out)
+    kind: str
     state: int = -1  # the span's state, for a readable text colour
     seq: int = -1  # the arrow's event
 
@@ -690,25 +696,53 @@ def layout(
 
 
 def _pauses(frame: _Frame, trace: Trace, index: SpanIndex) -> list[TextLabel]:
-    """The held stretches in view: each pause mark ends one, `paused_ns` long."""
+    """The held stretches in view: each pause mark ends one, `paused_ns` long. In a trace
+    with its held time cut out (tracer.held_time) each is a break, BREAK_PX wide, where the
+    run was held."""
     marks = np.nonzero(index.marker_kind.view == MARKER_KINDS.index("mark"))[0]
     if not len(marks) or len(marks) > frame.vp.max_markers:
         return []
     plot = frame.plot
+    cut = HELD_CUT_NS in trace.meta
     pauses = []
+    breaks: list[tuple[float, int, int]] = []
     for seq in index.marker_seq.view[marks].tolist():
         paused = trace.details[trace.detail[seq]].get("paused_ns")
         if not isinstance(paused, int) or paused <= 0:
             continue
         end = trace.ts[seq]
-        begin = end - paused
+        begin = end if cut else end - paused
         if end < frame.t0 or begin > frame.t1:
             continue
         left = plot.x + (max(begin, frame.t0) - frame.t0) / frame.ns_per_px
         right = plot.x + (min(end, frame.t1) - frame.t0) / frame.ns_per_px
-        pauses.append(TextLabel(left, plot.y, max(right - left, 1.0), plot.h,
-                                f"held {format_ns(paused)}", "pause", -1, seq))
+        if cut:
+            breaks.append((left, paused, seq))
+        else:
+            pauses.append(TextLabel(left, plot.y, max(right - left, 1.0), plot.h,
+                                    f"held {format_ns(paused)}", "pause", -1, seq))
+    # Breaks closer than their width draw as one, with the time of all of them.
+    merged: list[list[float | int]] = []
+    for left, paused, seq in breaks:
+        if merged and left - float(merged[-1][0]) < BREAK_PX:
+            merged[-1][1] = int(merged[-1][1]) + paused
+            merged[-1][3] = int(merged[-1][3]) + 1
+        else:
+            merged.append([left, paused, seq, 1])
+    for left, paused, seq, count in merged:
+        times = f" ({count} pauses)" if count > 1 else ""
+        pauses.append(TextLabel(float(left) - BREAK_PX / 2, plot.y, BREAK_PX, plot.h,
+                                f"held {format_ns(int(paused))}{times}", "break", -1,
+                                int(seq)))
     return pauses
+
+
+def pause_at(primitives: Primitives, x: float, y: float) -> TextLabel | None:
+    """The held stretch (or the break where held time was cut out) under a point."""
+    for pause in primitives.pauses:
+        if pause.x - 2 <= x <= pause.x + pause.w + 2 and pause.y <= y <= pause.y + pause.h:
+            return pause
+    return None
 
 
 def _rows_in_order(trace: Trace, spans: Spans, vp: Viewport, notes: TraceNotes
@@ -765,7 +799,7 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
     """ "ready: listener, conn :42444" on each poll that found something, reaching over the
     loop's next spans up to its next poll when the poll is too narrow for the words; and the
     rectangles those words cover, which get no words of their own."""
-    polls = np.nonzero(labelled & (exact.state == Code.POLL))[0]
+    polls = np.nonzero(labelled & (exact.state == _POLL))[0]
     if not len(polls) or len(polls) > MAX_SPAN_TEXTS:
         return [], set()
     char_px = frame.vp.char_px
@@ -775,11 +809,11 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
     for lane in np.unique(exact.lane[polls]).tolist():
         mine = np.nonzero(labelled & (exact.lane == lane))[0]
         mine = mine[np.argsort(exact.x[mine], kind="stable")]
-        poll_at = [k for k, i in enumerate(mine.tolist()) if exact.state[i] == Code.POLL]
+        poll_at = np.nonzero(exact.state[mine] == _POLL)[0].tolist()
         for number, k in enumerate(poll_at):
             i = int(mine[k])
             span = int(exact.span[i])
-            candidates = poll_texts(trace, spans.detail_of(span, trace), spans.end[span], notes)
+            candidates = span_poll_texts(trace, spans, span, notes)
             if len(candidates) < 2:
                 continue  # nothing was ready
             stop = poll_at[number + 1] if number + 1 < len(poll_at) else len(mine)
@@ -793,7 +827,7 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
             own_room = float(exact.x[i] + exact.w[i]) - x - 8
             if len(text) * char_px <= own_room:
                 texts.append(TextLabel(x + 4, float(exact.y[i]), own_room,
-                                       float(exact.h[i]), text, "span", Code.POLL))
+                                       float(exact.h[i]), text, "span", _POLL))
                 covered.add(i)
                 continue
             width = min(len(text) * char_px + 6, room)

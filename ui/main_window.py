@@ -42,6 +42,7 @@ from PySide6.QtWidgets import (
 from loopscope.scenarios import Scenario, catalog
 from loopscope.tracer.events import Code
 from loopscope.tracer.formats import IMAGE_FORMATS, NATIVE_SUFFIX
+from loopscope.tracer.held_time import cut_held_time
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, format_duration
 from loopscope.ui.diagnostics import Diagnostics
@@ -520,6 +521,7 @@ class MainWindow(QMainWindow):
         if held != self._shown_held:
             self._shown_held = held
             self._update_actions()
+            self._show_held_view()
 
     def _on_run_finished(self, result: RunResult) -> None:
         self.elapsed_timer.stop()
@@ -529,7 +531,14 @@ class MainWindow(QMainWindow):
         self.timeline.finish_live()
         self.diagnostics.run_finished()
         self.stepping.run_ended()
-        self.details.show_summary(result.trace)
+        retimed = cut_held_time(result.trace)
+        if retimed is not result.trace:
+            # gevent and select keep real time, so the seconds the run was held while
+            # stepping are cut out of it once it is over, as held time is for the others.
+            cursor = self.stepping.cursor
+            self._show_trace(retimed, live=False, path=None)
+            self.stepping.return_to(cursor)
+        self.details.show_summary(retimed)
         if result.error:
             self._report_failure(result)
         elif result.notes:
@@ -570,7 +579,7 @@ class MainWindow(QMainWindow):
             self.show_error("Cannot open a trace", "Stop the running program first.")
             return False
         try:
-            trace = load_native(path)
+            trace = cut_held_time(load_native(path))
         except NativeFormatError as exc:
             self.show_error("Cannot open the trace", str(exc))
             return False
@@ -884,12 +893,20 @@ class MainWindow(QMainWindow):
         if trace is not None and stepping.cursor >= 0:
             position = f"event {stepping.cursor + 1:,} of {len(trace):,}"
         self.narration.show_step(stepping.narration(), position)
+        self._show_held_view()
         where = stepping.source_at_cursor()
         if where is not None and trace is not None:
             self.source.show_step(where.filename, where.line, where.faint,
                                   f"{trace.lane_name(where.lane)} ran here last")
         elif stepping.cursor >= 0:
             self.source.clear_marks()  # no line has run yet at this step
+
+    def _show_held_view(self) -> None:
+        """While the program is held at the cursor's step, Details shows its paused frame's
+        local variables (as the child read them when it was held there)."""
+        view = self.stepping.held_view()
+        if view is not None and self.trace is not None:
+            self.details.show_held(self.trace, view)
 
     def _update_status(self) -> None:
         trace = self.trace

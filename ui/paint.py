@@ -24,6 +24,7 @@ from PySide6.QtGui import (
     QPainterPath,
     QPen,
     QPolygonF,
+    QStaticText,
     QTransform,
 )
 
@@ -39,6 +40,7 @@ from loopscope.ui.layout import (
     LegendEntry,
     Primitives,
     Rects,
+    TextLabel,
     state_band,
 )
 from loopscope.ui.theme import Theme
@@ -344,40 +346,106 @@ def _add_cross(path: QPainterPath, x: float, y: float, size: float) -> None:
         path.closeSubpath()
 
 
+_LEFT_MIDDLE = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+
+
+class _TextFit:
+    """Widths and elided forms of the words a frame draws, measured once per font: the same
+    labels come back frame after frame while a view pans or a live run grows. Words that do
+    not fit are elided to the whole pixel below the room, so a cached form always fits."""
+
+    def __init__(self, font: QFont) -> None:
+        self.font = font
+        self.metrics = QFontMetricsF(font)
+        self._advances: dict[str, float] = {}
+        self._elided: dict[tuple[str, int], str] = {}
+        self._static: dict[str, QStaticText] = {}
+        self._ascent = self.metrics.ascent()
+        self._height = self.metrics.height()
+
+    def draw_left_middle(self, painter: QPainter, box: QRectF, text: str, raster: bool) -> None:
+        """`text` at the left of `box`, centred vertically, as drawText with AlignLeft |
+        AlignVCenter draws it. On a raster device from a laid-out QStaticText, kept per
+        text (laying text out is most of what drawing it costs); a vector device (SVG, PDF)
+        gets drawText, so its words stay text."""
+        if not raster:
+            painter.drawText(box, _LEFT_MIDDLE, text)
+            return
+        static = self._static.get(text)
+        if static is None:
+            if len(self._static) > 5_000:
+                self._static.clear()
+            static = self._static[text] = QStaticText(text)
+            static.setTextFormat(Qt.TextFormat.PlainText)
+            static.prepare(QTransform(), self.font)
+        top = box.y() + (box.height() - self._height) / 2
+        painter.save()
+        painter.setClipRect(box, Qt.ClipOperation.IntersectClip)
+        painter.drawStaticText(QPointF(box.x(), top), static)
+        painter.restore()
+
+    def advance(self, text: str) -> float:
+        width = self._advances.get(text)
+        if width is None:
+            if len(self._advances) > 20_000:
+                self._advances.clear()
+            width = self._advances[text] = self.metrics.horizontalAdvance(text)
+        return width
+
+    def elided(self, text: str, room: float) -> str:
+        if self.advance(text) <= room:
+            return text
+        whole = math.floor(room)
+        key = (text, whole)
+        shown = self._elided.get(key)
+        if shown is None:
+            if len(self._elided) > 20_000:
+                self._elided.clear()
+            shown = self._elided[key] = self.metrics.elidedText(
+                text, Qt.TextElideMode.ElideRight, whole)
+        return shown
+
+
+_text_fits: dict[int, tuple[QFont, _TextFit]] = {}
+
+
+def _text_fit(font: QFont) -> _TextFit:
+    known = _text_fits.get(id(font))
+    if known is None or known[0] is not font:
+        known = _text_fits[id(font)] = (font, _TextFit(font))
+    return known[1]
+
+
 def _paint_texts(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     """Words inside wide spans (on the span's colour) and beside arrows (on a halo of the
     background), elided to their box."""
     if not primitives.texts:
         return
     painter.setFont(ink.font_small)
-    metrics = QFontMetricsF(ink.font_small)
+    fit = _text_fit(ink.font_small)
+    raster = _is_raster(painter)
     for label in primitives.texts:
         if label.kind == "span":
             room = label.w
-            text = metrics.elidedText(label.text, Qt.TextElideMode.ElideRight, room)
+            text = fit.elided(label.text, room)
             if not text or text == "…":
                 continue
             painter.setPen(_readable_on(ink.states.get(label.state, ink.text_dim)))
-            painter.drawText(QRectF(label.x, label.y, room, label.h),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, text)
+            fit.draw_left_middle(painter, QRectF(label.x, label.y, room, label.h), text, raster)
         elif label.kind == "note":
-            width = min(metrics.horizontalAdvance(label.text) + 8, label.w)
+            width = min(fit.advance(label.text) + 8, label.w)
             box = QRectF(label.x, label.y + 2, width, label.h - 4)
             painter.fillRect(box, ink.label_halo)
             painter.setPen(ink.text)
-            painter.drawText(box.adjusted(4, 0, -2, 0),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                             metrics.elidedText(label.text, Qt.TextElideMode.ElideRight,
-                                                width - 6))
+            fit.draw_left_middle(painter, box.adjusted(4, 0, -2, 0),
+                                 fit.elided(label.text, width - 6), raster)
         else:
-            width = min(metrics.horizontalAdvance(label.text) + 6, label.w + 12)
+            width = min(fit.advance(label.text) + 6, label.w + 12)
             box = QRectF(label.x, label.y, width, label.h)
             painter.fillRect(box, ink.label_halo)
             painter.setPen(ink.text)
-            painter.drawText(box.adjusted(3, 0, -3, 0),
-                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,
-                             metrics.elidedText(label.text, Qt.TextElideMode.ElideRight,
-                                                width - 6))
+            fit.draw_left_middle(painter, box.adjusted(3, 0, -3, 0),
+                                 fit.elided(label.text, width - 6), raster)
 
 
 def _paint_pauses(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
@@ -388,6 +456,9 @@ def _paint_pauses(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     painter.setFont(ink.font_small)
     metrics = QFontMetricsF(ink.font_small)
     for pause in primitives.pauses:
+        if pause.kind == "break":
+            _paint_break(painter, pause, ink)
+            continue
         box = QRectF(pause.x, pause.y, pause.w, pause.h)
         painter.fillRect(box, ink.label_halo)
         painter.fillRect(box, hatch)
@@ -397,6 +468,22 @@ def _paint_pauses(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
             painter.fillRect(label, ink.background)
             painter.setPen(ink.text)
             painter.drawText(label, Qt.AlignmentFlag.AlignCenter, pause.text)
+
+
+def _paint_break(painter: QPainter, pause: TextLabel, ink: _Ink) -> None:
+    """Where held time was cut out: a gap in the background colour across the lanes, edged
+    by two zigzags, as an axis break is drawn."""
+    painter.fillRect(QRectF(pause.x, pause.y, pause.w, pause.h), ink.background)
+    tooth = 4.0
+    count = max(int(pause.h // tooth), 1)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+    painter.setPen(QPen(ink.text_dim, 1.2))
+    for edge in (pause.x + 1.5, pause.x + pause.w - 1.5):
+        painter.drawPolyline(QPolygonF([
+            QPointF(edge + (1.5 if n % 2 else -1.5), pause.y + n * tooth)
+            for n in range(count + 1)
+        ]))
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
 
 def _paint_dense_markers(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
@@ -732,18 +819,19 @@ def _paint_axis(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     bottom = axis.y + axis.h - 0.5
     painter.drawLine(QLineF(0, bottom, axis.x + axis.w, bottom))
     painter.setFont(ink.font)
-    metrics = QFontMetricsF(ink.font)
+    fit = _text_fit(ink.font)
+    raster = _is_raster(painter)
     right_edge = axis.x + axis.w
     for tick in primitives.ticks:
         x = round(tick.x) + 0.5
         painter.setPen(QPen(ink.separator, 1))
         painter.drawLine(QLineF(x, bottom - 6, x, bottom))
-        width = metrics.horizontalAdvance(tick.label)
+        width = fit.advance(tick.label)
         if tick.x + 4 + width > right_edge:
             continue  # a label that would be cut off at the right edge is left out
         painter.setPen(ink.text_dim)
-        painter.drawText(QRectF(tick.x + 4, axis.y, width + 2, axis.h - 4),
-                         Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, tick.label)
+        fit.draw_left_middle(painter, QRectF(tick.x + 4, axis.y, width + 2, axis.h - 4),
+                             tick.label, raster)
     if primitives.axis_note:
         painter.setPen(ink.text_dim)
         painter.drawText(QRectF(LABEL_INSET, axis.y, axis.x - 2 * LABEL_INSET, axis.h - 4),

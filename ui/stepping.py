@@ -8,8 +8,8 @@ pressing N five times takes five steps even while the child is catching up. A re
 also play back, a step at a time at a chosen speed.
 
 `NarrationBar` shows the sentence `loopscope narrate` prints for the step at the cursor, with
-the playback speed beside it. `LaneLines` answers "which line is each lane at": the source of
-its last RUNNING event at or before the cursor.
+the playback speed beside it. The source pane shows each lane at the line it is on at the
+cursor (`tracer.step_lines`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,13 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QWidget
 
-from loopscope.tracer.events import CODE_NAMES, Code
+from loopscope.tracer.events import CODE_NAMES
+from loopscope.tracer.held_frame import HeldView
 from loopscope.tracer.narrate import narration_line, time_prefix
+from loopscope.tracer.step_lines import LaneLines, body_start, lane_lines
 from loopscope.tracer.stepping import StepKind, find_step
 from loopscope.tracer.trace import Trace
 from loopscope.ui.eliding_label import ElidingLabel
@@ -48,39 +49,6 @@ def step_sentence(trace: Trace, seq: int) -> str:
     code = trace.code[seq]
     return (time_prefix(trace.ts[seq]) + f"{trace.lane_name(trace.lane[seq])}: "
             f"{CODE_NAMES.get(code, str(code))}")
-
-
-class LaneLines:
-    """Per lane, the RUNNING events that name a source line, kept up to date as a trace grows."""
-
-    def __init__(self, trace: Trace) -> None:
-        self.trace = trace
-        self._scanned = 0
-        self._seqs: dict[int, list[int]] = {}
-
-    def _catch_up(self) -> None:
-        trace, start = self.trace, self._scanned
-        end = len(trace)
-        if end <= start:
-            return
-        code = np.frombuffer(trace.code, dtype=np.int8, count=end)[start:]
-        source = np.frombuffer(trace.source, dtype=np.int32, count=end)[start:]
-        for offset in np.nonzero((code == Code.RUNNING) & (source != 0))[0].tolist():
-            seq = start + offset
-            self._seqs.setdefault(trace.lane[seq], []).append(seq)
-        self._scanned = end
-
-    def at(self, cursor: int) -> list[tuple[int, int]]:
-        """(lane, seq of its last RUNNING event with a source) at or before `cursor`, the
-        lane that ran most recently first."""
-        self._catch_up()
-        found = []
-        for lane, seqs in self._seqs.items():
-            index = bisect.bisect_right(seqs, cursor) - 1
-            if index >= 0:
-                found.append((lane, seqs[index]))
-        found.sort(key=lambda pair: -pair[1])
-        return found
 
 
 @dataclass(frozen=True)
@@ -124,11 +92,17 @@ class StepController(QObject):
         self.stop_playing()
         self._queue.clear()
         self.trace, self.stepper, self.cursor = trace, stepper, -1
-        self._lines = LaneLines(trace) if trace is not None else None
+        self._lines = lane_lines(trace) if trace is not None else None
         held = stepper is not None and stepper.run.paused
         self.message = "Held before the first step: press N or F10 to step" if held else ""
         self.moved.emit()
         self.changed.emit()
+
+    def return_to(self, seq: int) -> None:
+        """Puts the cursor back on step `seq` of a new trace holding the same events (a
+        finished run with its held time cut out, tracer.held_time)."""
+        if self.trace is not None and 0 <= seq < len(self.trace):
+            self._move(seq)
 
     def run_ended(self) -> None:
         """The live run ended: what it recorded becomes a recording to scrub."""
@@ -194,6 +168,15 @@ class StepController(QObject):
             return None
         return float(self.trace.ts[self.cursor])
 
+    def held_view(self) -> HeldView | None:
+        """What the held child's paused frame holds, when it is held at the cursor's step
+        (tracer.held_frame)."""
+        stepper, trace = self.stepper, self.trace
+        if stepper is None or trace is None or not self.held or self.cursor != stepper.position:
+            return None
+        view = stepper.run.held_view
+        return view if view is not None and view.seq == len(trace) else None
+
     def source_at_cursor(self) -> SourceAtCursor | None:
         trace, lines = self.trace, self._lines
         if trace is None or lines is None or self.cursor < 0:
@@ -201,10 +184,21 @@ class StepController(QObject):
         at = lines.at(self.cursor)
         if not at:
             return None
-        lane, seq = at[0]
-        filename, line, _ = trace.sources[trace.source[seq]]
-        faint = tuple(trace.sources[trace.source[other]][1] for _, other in at[1:]
-                      if trace.sources[trace.source[other]][0] == filename)
+        # Each lane at the line it is on: where it stopped once it has (its yield, its await),
+        # else where it resumed; never a generator's `def` line while its first step shows.
+        cursor = self.cursor
+        on = [(lane, *lines.line_at(lane, run, cursor)) for lane, run in at]
+        lane, filename, line = on[0]
+        # Held right here, inside the function that lane last ran (it is the one running):
+        # the paused frame knows the exact line it is on (the print, the call), where the
+        # recording only knows where the lane resumed.
+        view = self.held_view()
+        if (view is not None and view.where is not None and view.where[0] == filename
+                and view.where[2] == trace.sources[trace.source[at[0][1]]][2]
+                and body_start(trace.meta, filename, view.where[1]) is None):
+            line = view.where[1]
+        faint = tuple(other_line for _, other_file, other_line in on[1:]
+                      if other_file == filename)
         return SourceAtCursor(filename, line, lane, faint)
 
     # -- moving the cursor ----------------------------------------------------------------

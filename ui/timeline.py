@@ -40,6 +40,7 @@ from loopscope.ui.layout import (
     Arrow,
     Marker,
     Primitives,
+    TextLabel,
     Viewport,
     arrow_at,
     format_ns,
@@ -47,6 +48,7 @@ from loopscope.ui.layout import (
     lane_at,
     layout,
     marker_at,
+    pause_at,
     run_extent,
 )
 from loopscope.ui.paint import label_width_for, paint
@@ -694,6 +696,9 @@ class TimelineWidget(QWidget):
                     f"<i>click to show every lane on its own row</i>")
         if lane >= 0:
             return self._lane_tooltip(lane)
+        pause = pause_at(primitives, x, y)
+        if pause is not None:
+            return _pause_tooltip(pause)
         arrow = arrow_at(primitives, x, y)
         if arrow is not None:
             return self._arrow_tooltip(arrow)
@@ -787,3 +792,13 @@ class TimelineWidget(QWidget):
         else:
             what = html.escape(str(detail.get("text", "")))
         return f"<b>{name}</b> {what}<br>at {self._at(trace.ts[marker.seq])}"
+
+
+def _pause_tooltip(pause: TextLabel) -> str:
+    """What a held stretch, or the break where one was cut out, means."""
+    held = html.escape(pause.text)
+    if pause.kind == "break":
+        return (f"<b>{held}</b><br>the run was held here while stepping; its clock kept "
+                f"going, so that time is cut out of the timeline")
+    return (f"<b>{held}</b><br>the run was held here while stepping; its clock kept "
+            f"going, so this stretch is not the program's own time")

@@ -68,6 +68,17 @@ class TraceNotes:
         self.library_source_lanes: set[int] = set()  # lanes that ran library code
         self.hosting_lanes: set[int] = set()
         self._source_is_library: dict[int, bool] = {}
+        # The words of finished spans, by span index, for the one Spans object they were
+        # made for: a frame asks for the same few hundred again and again.
+        self._words_of: weakref.ref[Spans] | None = None
+        self._words: dict[int, Any] = {}
+
+    def words_cache(self, spans: Spans) -> dict[int, Any]:
+        """Span index -> its words, kept while `spans` is the spans object asked about."""
+        if self._words_of is None or self._words_of() is not spans or len(self._words) > 50_000:
+            self._words_of = weakref.ref(spans)
+            self._words = {}
+        return self._words
 
     def update(self, trace: Trace) -> None:
         """Takes in the events added since the last call: column-wise, then a Python step per
@@ -216,9 +227,24 @@ def arrow_text(trace: Trace, seq: int) -> str:
 
 def span_text(trace: Trace, spans: Spans, index: int, notes: TraceNotes) -> str:
     """The words inside a wide span: its state and what it waits for or found."""
-    state = spans.state[index]
-    detail = spans.detail_of(index, trace)
-    return state_text(trace, state, detail, spans.end[index], notes)
+    cache = notes.words_cache(spans)
+    words = cache.get(index)
+    if words is None:
+        state = spans.state[index]
+        detail = spans.detail_of(index, trace)
+        words = cache[index] = state_text(trace, state, detail, spans.end[index], notes)
+    return str(words)
+
+
+def span_poll_texts(trace: Trace, spans: Spans, index: int, notes: TraceNotes) -> list[str]:
+    """poll_texts of poll span `index`, made once per span."""
+    cache = notes.words_cache(spans)
+    key = -1 - index  # beside span_text's entries, apart from them
+    texts = cache.get(key)
+    if texts is None:
+        texts = cache[key] = poll_texts(trace, spans.detail_of(index, trace), spans.end[index],
+                                        notes)
+    return list(texts)
 
 
 def state_text(trace: Trace, state: int, detail: dict[str, Any], end_ns: float,
@@ -268,6 +294,7 @@ __all__ = [
     "lane_tag",
     "poll_texts",
     "short_lane_name",
+    "span_poll_texts",
     "span_text",
     "state_text",
     "trace_notes",

@@ -265,10 +265,10 @@ def test_aiohttp_handlers_overlap_and_clients_wait_on_sockets() -> None:
     assert len(fetches) == 3
     for lane in fetches:
         assert "io-wait" in seen.states[lane]
-    # each request's handler task is named by the request it serves
-    handlers = seen.lanes(r"GET /(hello/alice|hello/bob|) \((Task-\d+|eager)\)( #\d+)?")
+    # each request's handler task is named by the request it serves and the handler it runs
+    handlers = seen.lanes(r"GET /(hello/alice|hello/bob|) → hello \((Task-\d+|eager)\)( #\d+)?")
     assert sorted(name.split(" (")[0] for name in handlers) == [
-        "GET /", "GET /hello/alice", "GET /hello/bob"]
+        "GET / → hello", "GET /hello/alice → hello", "GET /hello/bob → hello"]
     for lane in handlers:
         assert "sleeping" in seen.states[lane]
     assert {"fd", "timer"} <= seen.causes

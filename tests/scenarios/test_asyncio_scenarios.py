@@ -163,6 +163,11 @@ def test_aiohttp_requests_overlap_on_the_handler_lanes(record_scenario: Recorded
     ]
     assert len(handler_sleeps) == 4
     assert len({row.lane for row in handler_sleeps}) == 4, "handlers must run on their own lanes"
+    # each handler lane says the request it serves and the function that serves it
+    assert sorted(trace.lane_name(lane).split(" (")[0]
+                  for lane in {row.lane for row in handler_sleeps}) == [
+        "GET / → index", "GET /hello/alice → hello", "GET /hello/bob → hello",
+        "GET /hello/carol → hello"]
     assert all_overlap(handler_sleeps)
 
     answered = [text for _, text in outputs(trace) if "-> 200" in text]

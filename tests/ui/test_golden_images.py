@@ -28,7 +28,7 @@ from loopscope.ui.image_export import render_image
 pytestmark = pytest.mark.gui
 
 GOLDEN = Path(__file__).parent / "golden"
-README_IMAGES = Path(__file__).parents[2] / "docs" / "images"
+README_IMAGES = Path(__file__).parents[2] / "assets" / "readme"
 WIDTH = 1200
 CHANNEL_TOLERANCE = 48
 CHANGED_FRACTION = 0.01

@@ -15,7 +15,9 @@ from PySide6.QtTest import QTest
 from loopscope.tracer.events import Code
 from loopscope.tracer.native import save_native
 from loopscope.tracer.runner import record_sync
+from loopscope.tracer.source_files import source_line
 from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.step_lines import body_start
 from loopscope.tracer.stepping import step_lines
 from loopscope.tracer.target import resolve_target
 from loopscope.tracer.trace import Trace
@@ -70,10 +72,29 @@ def shown(window: MainWindow) -> tuple[int, str, float | None, int, tuple[int, .
 
 
 def last_running_line(trace: Trace, cursor: int) -> int:
-    """The line of the last RUNNING event with a source at or before the cursor."""
+    """The line the lane that ran last is on at the cursor: where it resumed (its last
+    RUNNING event with a source), or once it has stopped (a switch, a wait, its end) where
+    it stopped, which is where it resumes next; a first step at its `def` is on the body's
+    first line."""
     for seq in range(cursor, -1, -1):
         if trace.code[seq] == Code.RUNNING and trace.source[seq]:
-            return trace.sources[trace.source[seq]][1]
+            lane = trace.lane[seq]
+            stopped = any(trace.lane[later] == lane and trace.code[later] != Code.RUNNING
+                          and (trace.code[later] < Code.SPAWN
+                               or trace.code[later] in (Code.SWITCH, Code.END))
+                          for later in range(seq + 1, cursor + 1))
+            following = next((later for later in range(seq + 1, len(trace))
+                              if trace.lane[later] == lane and trace.code[later] == Code.RUNNING
+                              and trace.source[later]), None)
+            if stopped and following is not None:
+                return trace.sources[trace.source[following]][1]
+            filename, line, _ = trace.sources[trace.source[seq]]
+            first = all(not (trace.lane[earlier] == lane and trace.code[earlier] == Code.RUNNING)
+                        for earlier in range(seq))
+            text = source_line(trace.meta, filename, line).strip()
+            if first and text.startswith(("def ", "async def ")):
+                return body_start(trace.meta, filename, line) or line
+            return line
     return 0
 
 
@@ -111,15 +132,42 @@ def test_n_steps_in_the_app_are_the_first_n_narrated_steps(
         seen.append(sentence(window.narration.sentence.text()))
         trace, cursor = window.trace, window.stepping.cursor
         assert trace is not None
-        # The source pane is at the line of the lane that ran last, as recorded.
-        line = last_running_line(trace, cursor)
-        assert window.source.code.highlighted_line == line
+        # The source pane is at the line the lane that ran last is on, as recorded, or,
+        # held inside that lane's function, at the paused frame's own line.
+        lines = {last_running_line(trace, cursor)}
+        view = window.stepping.held_view()
+        if view is not None and view.where is not None:
+            lines.add(view.where[1])
+        assert window.source.code.highlighted_line in lines
         assert window.timeline.cursor_ns == trace.ts[cursor]
     assert seen == expected[:steps]
     assert window.live.is_running and window.stepping.held  # the child waits for the next
     window.stop_action.trigger()
     run_until(loop, lambda: not window.live.is_running, what="the stop")
     assert window.status == "stopped"
+
+
+def test_while_held_details_shows_the_paused_frames_local_variables(
+    window: MainWindow, loop: qasync.QEventLoop
+) -> None:
+    start_held(window, loop, "producer-consumer")
+    seen = []
+    for _ in range(16):
+        press(window, loop, Qt.Key.Key_N)
+        seen.append(window.details.toPlainText())
+        if "Held in consumer()" in seen[-1] and "item" in seen[-1]:
+            break
+    text = seen[-1]
+    assert "Held in consumer()" in text, seen
+    # Held at its print, the source pane is on the print's line (the recording alone knows
+    # only the line the consumer resumed at).
+    assert "consumer prints" in window.narration.sentence.text()
+    assert "print(" in source_line(None, window.source.path or "",
+                                   window.source.code.highlighted_line)
+    assert "Local variables" in text and "reply" in text
+    assert any("Held in produce()" in shown and "worker" in shown for shown in seen)
+    window.stop_action.trigger()
+    run_until(loop, lambda: not window.live.is_running, what="the stop")
 
 
 @pytest.mark.parametrize("scenario", ["gevent-switching", "select-server"])

@@ -7,15 +7,18 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from pytestqt.qtbot import QtBot
 
 from loopscope.scenarios import catalog
 from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.held_time import cut_held_time
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.spans import derive_spans
 from loopscope.tracer.trace import Trace
 from loopscope.ui.framing import lesson_range, parse_window, window_range
 from loopscope.ui.layout import (
     ARROW_BUNDLE_PX,
+    BREAK_PX,
     GROUP_KIND,
     MORE_KIND,
     Primitives,
@@ -24,6 +27,7 @@ from loopscope.ui.layout import (
     layout,
     time_ticks,
 )
+from loopscope.ui.timeline import TimelineWidget
 from loopscope.ui.trace_notes import is_library_file, trace_notes
 from tests.ui.conftest import MS, build_sample_trace
 
@@ -359,3 +363,39 @@ def test_a_held_stretch_is_drawn_as_a_pause_across_the_lanes() -> None:
     assert pause.x + pause.w == pytest.approx(primitives.x_of(3_010 * MS))
     assert (pause.y, pause.h) == (primitives.plot.y, primitives.plot.h)
     assert frame(trace, 3_015 * MS, trace.duration_ns).pauses == []  # out of view
+
+
+@pytest.mark.gui
+def test_held_time_cut_out_is_drawn_as_a_break_with_its_time_in_the_tooltip(
+    qtbot: QtBot,
+) -> None:
+    trace = Trace()
+    clock = FakeClock()
+    recorder = Recorder(trace, clock=clock)
+    hub = recorder.spawn("gevent hub", LaneKind.LOOP)
+    recorder.state(hub, Code.POLL)
+    clock.advance(10 * MS)
+    clock.advance(3_000 * MS)  # held 3 s while gevent's clock went on
+    recorder.record(hub, Code.MARK, detail=recorder.detail(
+        ("text", "paused 3.0 s", "paused_ns", 3_000 * MS)))
+    clock.advance(10 * MS)
+    recorder.end(hub)
+    recorder.close()
+
+    cut = cut_held_time(trace)
+    assert cut.duration_ns == 20 * MS  # the run is as wide as it ran
+    primitives = frame(cut, 0, cut.duration_ns)
+    (held,) = primitives.pauses
+    assert (held.kind, held.text) == ("break", "held 3.00 s")
+    assert held.x + held.w / 2 == pytest.approx(primitives.x_of(10 * MS))
+    assert held.w == BREAK_PX
+    assert (held.y, held.h) == (primitives.plot.y, primitives.plot.h)
+
+    widget = TimelineWidget()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 300)
+    widget.set_trace(cut, live=False)
+    shown = widget.primitives()
+    (drawn,) = shown.pauses
+    tip = widget.tooltip_at(drawn.x + drawn.w / 2, drawn.y + drawn.h / 2)
+    assert "held 3.00 s" in tip and "cut out" in tip
