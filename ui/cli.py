@@ -15,32 +15,35 @@ no Qt at import time: the app and the image export are imported only by the comm
 need them, so list, trace and narrate work where Qt is missing. Every bad input ends in one
 line on stderr ("loopscope: error: ...") and a non-zero exit; the only traceback ever shown
 is the traced program's own.
+
+Start-up counts (a traced one-liner should cost little more than `python` itself): a run's
+child is started as soon as the target is known (tracer.launch), and asyncio, the runner and
+the saving code are imported where they are used, while that child starts.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from loopscope.scenarios import catalog
-from loopscope.tracer import formats
+from loopscope.tracer.launch import launch
 from loopscope.tracer.models import MODEL_NAMES
-from loopscope.tracer.narrate import narrate, narration_line
-from loopscope.tracer.native import NativeFormatError, load_native
-from loopscope.tracer.runner import Run, RunResult
 from loopscope.tracer.safe_write import OutputError, output_problem, same_file
-from loopscope.tracer.stepping import Stepper, step_lines
 from loopscope.tracer.target import Target, TargetError, resolve_target
-from loopscope.tracer.trace import Trace
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from loopscope.tracer.runner import Run, RunResult
+    from loopscope.tracer.trace import Trace
 
 PROG = "loopscope"
 # A traced script's own exit status is passed on (1 when it raised, 128+N when signal N
@@ -219,6 +222,8 @@ class _CtrlC:
     says which signal it was (the exit status is 128 plus it)."""
 
     def __init__(self, run: Run) -> None:
+        import asyncio
+
         self.run = run
         self.interrupted = asyncio.Event()
         self.signal_number = 0
@@ -247,7 +252,8 @@ class _CtrlC:
 
     async def stopped(self) -> None:
         """Waits until a stop that Ctrl-C started has finished."""
-        await asyncio.gather(*self._stopping)
+        for stopping in self._stopping:
+            await stopping
 
 
 class _Terminated(Exception):
@@ -270,12 +276,8 @@ def _end_by_exception() -> None:
             signal.signal(signo, _raise_terminated)
 
 
-async def _record(
-    target: Target, timeout: float | None, on_stdout: Callable[[str], None] | None
-) -> tuple[RunResult, int]:
-    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC). The program reads
-    our stdin and its stderr streams through as it comes."""
-    run = Run(target, on_stdout=on_stdout, on_stderr=_echo_stderr, stdin=None)
+async def _record(run: Run, timeout: float | None) -> tuple[RunResult, int]:
+    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC)."""
     await run.start()
     with _CtrlC(run) as ctrl_c:
         result = await run.wait(timeout)
@@ -293,13 +295,32 @@ def _echo_stderr(text: str) -> None:
     sys.stderr.flush()
 
 
+def load_trace(path: str) -> Trace:
+    from loopscope.tracer.native import NativeFormatError, load_native
+
+    try:
+        return load_native(path)
+    except NativeFormatError as exc:
+        raise CliError(str(exc)) from None
+
+
 def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Obtained:
     if target.kind == "trace":
-        try:
-            return Obtained(load_native(target.value), None)
-        except NativeFormatError as exc:
-            raise CliError(str(exc)) from None
-    result, interrupted = asyncio.run(_record(target, timeout, _echo if echo_stdout else None))
+        return Obtained(load_trace(target.value), None)
+    # The child starts first; what runs and saves it is imported while it starts. The
+    # program reads our stdin, and its stderr streams through as it comes.
+    launched = launch(target, sys.executable, stdin=None)
+    try:
+        import asyncio
+
+        from loopscope.tracer.runner import Run
+
+        run = Run(target, on_stdout=_echo if echo_stdout else None, on_stderr=_echo_stderr,
+                  stdin=None, launched=launched)
+    except BaseException:
+        launched.abandon()
+        raise
+    result, interrupted = asyncio.run(_record(run, timeout))
     if result.stderr and not result.stderr.endswith("\n"):
         sys.stderr.write("\n")  # the program's stderr went through live; end its last line
     dropped = int(result.trace.meta.get("dropped") or 0)
@@ -326,6 +347,8 @@ def check_writable(text: str, target: Target | None = None) -> Path:
 
 def save_trace(trace: Trace, path: Path) -> None:
     """Writes the trace all or nothing: an old file at `path` survives any failure."""
+    from loopscope.tracer import formats
+
     try:
         formats.save_trace(trace, path)
     except OSError as exc:
@@ -352,6 +375,8 @@ def _finish(obtained: Obtained, saved_to: Path | None = None) -> int:
 
 
 def command_list() -> int:
+    from loopscope.scenarios import catalog
+
     scenarios = catalog.all_scenarios()
     if not scenarios:
         raise CliError("no scenarios found")
@@ -378,6 +403,8 @@ def command_trace(options: argparse.Namespace, script_args: Sequence[str]) -> in
 def command_narrate(options: argparse.Namespace, script_args: Sequence[str]) -> int:
     target = _resolve(options, script_args)
     obtained = obtain_trace(target, options.timeout, echo_stdout=False)
+    from loopscope.tracer.narrate import narrate
+
     for line in narrate(obtained.trace):
         sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -407,6 +434,8 @@ class _TypedLines:
     (and a pending read never holds up the exit). None is end of input."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        import asyncio
+
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._loop = loop
         threading.Thread(target=self._read, name="loopscope-stdin", daemon=True).start()
@@ -429,6 +458,12 @@ class _TypedLines:
 async def _step_live(target: Target) -> tuple[RunResult, int]:
     """Steps a child through its narration, a line per Enter; returns how the run ended and
     whether it was interrupted."""
+    import asyncio
+
+    from loopscope.tracer.narrate import narration_line
+    from loopscope.tracer.runner import Run
+    from loopscope.tracer.stepping import Stepper, step_lines
+
     run = Run(target, paused=True)
     stepper = Stepper(run)
     await run.start()
@@ -463,6 +498,8 @@ async def _step_live(target: Target) -> tuple[RunResult, int]:
 async def _unless_set(waiting: Coroutine[Any, Any, str], event: asyncio.Event) -> str | None:
     """What `waiting` returns, or None as soon as `event` is set (a Ctrl-C at the prompt
     must not wait for the next key)."""
+    import asyncio
+
     answer = asyncio.ensure_future(waiting)
     interrupt = asyncio.ensure_future(event.wait())
     try:
@@ -480,6 +517,8 @@ def _print_line(line: str) -> None:
 
 def _step_saved(trace: Trace) -> None:
     """Steps through a saved trace's narration: the same keys, no child to hold."""
+    from loopscope.tracer.stepping import step_lines
+
     lines = [line for _seq, line in step_lines(trace)]
     for index, line in enumerate(lines):
         _print_line(line)
@@ -501,12 +540,10 @@ def command_step(options: argparse.Namespace, script_args: Sequence[str]) -> int
     if sys.stdin.isatty():
         sys.stderr.write(f"{PROG}: {STEP_HINT}\n")
     if target.kind == "trace":
-        try:
-            trace = load_native(target.value)
-        except NativeFormatError as exc:
-            raise CliError(str(exc)) from None
-        _step_saved(trace)
+        _step_saved(load_trace(target.value))
         return 0
+    import asyncio
+
     result, interrupted = asyncio.run(_step_live(target))
     # After q, what the program says while it is torn down (asyncio's "exception was never
     # retrieved" for its cancelled tasks) is noise the learner did not ask for.
@@ -516,6 +553,8 @@ def command_step(options: argparse.Namespace, script_args: Sequence[str]) -> int
 
 
 def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> int:
+    from loopscope.tracer import formats
+
     if formats.image_suffix(options.output) is None:
         raise CliError(f"cannot export {options.output}: the file must end in "
                        f"{formats.image_suffixes_text()}")
@@ -552,10 +591,7 @@ def command_open(options: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if target.kind != "trace":
         raise CliError(f"{options.file} is not a Loopscope trace (to run it: loopscope trace)")
-    try:
-        load_native(target.value)
-    except NativeFormatError as exc:
-        raise CliError(str(exc)) from None
+    load_trace(target.value)
     return _launch(target.value)
 
 

@@ -46,6 +46,7 @@ MODELS: tuple[ModelSpec, ...] = (
         # THREAD: work handed to a thread pool (to_thread, run_in_executor)
         narration_looks_ahead=False,
         lane_kinds=frozenset({LaneKind.LOOP, LaneKind.TASK, LaneKind.THREAD}),
+        installed_on_import="asyncio",
     ),
     ModelSpec(
         name="select", module=f"{_PACKAGE}.select_model", title="select / selectors",

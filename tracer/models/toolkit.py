@@ -47,6 +47,11 @@ class ModelSpec:
     lane_kinds: frozenset[str]  # the kinds of lane it spawns
     # Also recognised by this pattern in a script's source, when no import decided.
     source_pattern: str | None = None
+    # The library the model patches, when a script's run should import it only if the
+    # program does: the model module then offers `instrumented(recorder, program, thread)`,
+    # a context manager the child enters when the program first imports that library (its
+    # import is a good part of a traced run's start-up). None: installed before the program.
+    installed_on_import: str | None = None
 
     def uses(self, imported: set[str], source: str) -> bool:
         """Whether a script with these top-level imports and this source uses the model."""
