@@ -35,6 +35,7 @@ from array import array
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from loopscope.tracer.formats import NATIVE_MAGIC, is_trace_file
 from loopscope.tracer.safe_write import write_bytes
 from loopscope.tracer.samples import SamplePayloadError
 from loopscope.tracer.trace import DetailTable, SequenceGapError, Trace
@@ -46,26 +47,8 @@ from loopscope.tracer.trace_checks import (
 )
 from loopscope.tracer.values import SECTION_HEADER, ValueRows, ValueSectionError
 
-# What every native trace file starts with (then " VERSION\n").
-NATIVE_MAGIC = b"LOOPSCOPE-TRACE"
-
-
-def is_trace_file(path: Path) -> bool:
-    """Whether `path` is a regular file starting like a saved trace (by its first bytes, not
-    its name; never waits on a FIFO or a device)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, ValueError):
-        return False
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        return os.read(fd, len(NATIVE_MAGIC)) == NATIVE_MAGIC
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
+# What every native trace file starts with (then " VERSION\n") and how a path is told to be
+# one live in tracer.formats: telling a trace from a script loads none of this module.
 FORMAT_VERSION = 2  # 2: value rows after the columns
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")
 COLUMN_NAMES = ("ts", "lane", "code", "other", "detail", "source")
@@ -75,6 +58,9 @@ _MAX_VERSION_LINE = 64
 _MAX_DEFLATE_RATIO = 1032
 _READ_SIZE = 1 << 20  # compressed bytes read at a time
 _PIECE = 16 << 20  # inflated bytes per step
+
+
+__all__ = ["NATIVE_MAGIC", "NativeFormatError", "is_trace_file", "load_native", "save_native"]
 
 
 class NativeFormatError(Exception):

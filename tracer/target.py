@@ -10,9 +10,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from loopscope.scenarios import catalog
+from loopscope.tracer.formats import is_trace_file
 from loopscope.tracer.models import DEFAULT_MODEL, MODEL_NAMES, guess_model
-from loopscope.tracer.native import is_trace_file
 
 
 class TargetError(Exception):
@@ -40,6 +39,8 @@ def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = No
     path = Path(text)
     looks_like_path = os.sep in text or text.endswith((".py", ".json", ".loopscope"))
     if not looks_like_path and not path.exists():
+        from loopscope.scenarios import catalog  # read only for a scenario's id
+
         try:
             scenario = catalog.get(text)
         except catalog.UnknownScenarioError as exc:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from loopscope.tracer.events import LaneKind
 from loopscope.tracer.models.toolkit import ClockPolicy, ModelSpec
-from loopscope.tracer.program import Program
-from loopscope.tracer.recorder import Recorder
+
+if TYPE_CHECKING:  # the command line reads the registry before it starts a run
+    from loopscope.tracer.program import Program
+    from loopscope.tracer.recorder import Recorder
 
 _PACKAGE = "loopscope.tracer.models"
 

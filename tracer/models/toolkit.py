@@ -19,10 +19,12 @@ import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer.events import NO_LANE, Code
-from loopscope.tracer.recorder import Recorder
+
+if TYPE_CHECKING:  # the registry is read before a run starts; the recorder is the child's
+    from loopscope.tracer.recorder import Recorder
 
 
 class ClockPolicy(Enum):
