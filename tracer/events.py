@@ -8,10 +8,10 @@ source locations are interned into tables so that a repeated detail costs four b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 NO_LANE = -1
 NO_DETAIL = 0
@@ -109,6 +109,17 @@ class LaneKind:
 Detail = tuple[Any, ...]
 # A source location: (filename, line number, function name).
 Source = tuple[str, int, str]
+
+
+class Batch(NamedTuple):
+    """A run of events as a recorder hands it to its sink (tracer.recorder.BatchSink), with
+    the table rows its events are the first to name."""
+
+    first_seq: int
+    columns: tuple[Sequence[int], ...]  # ts, lane, code, other, detail, source: one length
+    new_details: list[Detail]
+    new_sources: list[Source]
+    new_values: bytes = b""  # a section of new value rows (tracer.values), or b"" for none
 
 Clock = Callable[[], int]
 """Returns a time in nanoseconds; only differences matter. The recorder subtracts its origin."""

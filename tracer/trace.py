@@ -13,8 +13,8 @@ from typing import Any, NamedTuple, SupportsIndex, overload
 from loopscope.tracer.events import (
     CODE_NAMES,
     NO_LANE,
+    Batch,
     Code,
-    Detail,
     Source,
     detail_to_dict,
 )
@@ -114,14 +114,8 @@ class Trace:
 
     # -- filling ------------------------------------------------------------------------
 
-    def write_batch(
-        self,
-        first_seq: int,
-        columns: tuple[Sequence[int], ...],
-        new_details: list[Detail],
-        new_sources: list[Source],
-        new_values: bytes = b"",
-    ) -> None:
+    def write_batch(self, batch: Batch) -> None:
+        first_seq, columns, new_details, new_sources, new_values = batch
         details = [detail_to_dict(d) for d in new_details]
         # checked before anything is added: a refused batch leaves the trace as it was
         values = (decode_values(new_values, len(self.details.values),
@@ -150,24 +144,35 @@ class Trace:
         for listener in list(self.listeners):
             listener(first_seq, len(self.ts) - start)
 
+    @classmethod
+    def from_columns(cls, columns: tuple[array[int], ...], details: DetailTable,
+                     sources: list[Source], meta: dict[str, Any]) -> Trace:
+        """A finished trace made of checked columns, which it takes over without a copy."""
+        ts, lane, code, other, detail, source = columns
+        trace = cls(ts, lane, code, other, detail, source, details, sources, meta=meta)
+        trace._index_spawns(0)
+        return trace
+
     def _index_spawns(self, start: int) -> None:
-        code = self.code
-        spawn = Code.SPAWN
-        if spawn not in code[start:]:
-            return
-        for seq in range(start, len(code)):
-            if code[seq] == spawn:
-                info = self.details[self.detail[seq]]
-                self.lanes.append(
-                    LaneInfo(
-                        id=self.lane[seq],
-                        name=str(info.get("name", f"lane {self.lane[seq]}")),
-                        kind=str(info.get("kind", "")),
-                        parent=self.other[seq],
-                        spawn_seq=seq,
-                        spawn_ts=self.ts[seq],
-                    )
+        # The spawns are found by a byte search of the code column (one byte an event), not
+        # by a Python loop over every event: a saved trace may hold tens of millions.
+        codes = memoryview(self.code)[start:].tobytes()
+        spawn = bytes((Code.SPAWN,))
+        at = codes.find(spawn)
+        while at >= 0:
+            seq = start + at
+            at = codes.find(spawn, at + 1)
+            info = self.details[self.detail[seq]]
+            self.lanes.append(
+                LaneInfo(
+                    id=self.lane[seq],
+                    name=str(info.get("name", f"lane {self.lane[seq]}")),
+                    kind=str(info.get("kind", "")),
+                    parent=self.other[seq],
+                    spawn_seq=seq,
+                    spawn_ts=self.ts[seq],
                 )
+            )
 
     def write_samples(self, payload: dict[str, Any]) -> None:
         """A sink's samples (an in-process recorder writing straight into this trace)."""
