@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -44,8 +43,7 @@ class Code(IntEnum):
 FIRST_INSTANT = 16
 
 
-@dataclass(frozen=True)
-class CodeInfo:
+class CodeInfo(NamedTuple):
     """Everything the rest of Loopscope needs to know about one code, in one row.
 
     `name` is what exports, narration and the UI call it. `colour` is the key a theme draws it

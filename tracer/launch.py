@@ -13,8 +13,7 @@ import os
 import signal
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from loopscope.tracer.descendants import MARK_VARIABLE, become_subreaper, new_mark
 
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
     from loopscope.tracer.target import Target
 
 
-@dataclass
-class Launched:
+class Launched(NamedTuple):
     """A started child and the parent's ends of its pipes (owned by whoever adopts them)."""
 
     popen: subprocess.Popen[bytes]

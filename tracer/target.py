@@ -7,8 +7,8 @@ clear `TargetError` line instead of a child that dies.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from loopscope.tracer.formats import is_trace_file
 from loopscope.tracer.models import DEFAULT_MODEL, MODEL_NAMES, guess_model
@@ -18,11 +18,10 @@ class TargetError(Exception):
     """A target that cannot be run or opened; the message is the one line the user sees."""
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     kind: str  # "scenario" | "script" | "trace"
     value: str  # scenario id, script path or trace path
-    args: tuple[str, ...] = field(default=())
+    args: tuple[str, ...] = ()
     model: str = DEFAULT_MODEL
     module: str = ""  # the scenario's module
 

@@ -30,9 +30,8 @@ import signal
 import sys
 import threading
 from collections.abc import Coroutine, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 from loopscope.tracer.launch import launch
 from loopscope.tracer.models import MODEL_NAMES
@@ -66,8 +65,24 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, sized to the terminal without importing shutil (argparse
+    builds a formatter for every argument it is given, and shutil is all its import costs)."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+        except (ValueError, OSError):
+            columns = 80
+        super().__init__(prog, width=max(columns - 2, 20))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line, not the usage text plus a line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{PROG}: error: {message} (see '{self.prog} --help')\n")
@@ -163,8 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 # -- getting a trace: run the target, or load it ------------------------------------------
 
 
-@dataclass
-class Obtained:
+class Obtained(NamedTuple):
     trace: Trace
     result: RunResult | None  # None when the trace was loaded from a file
     interrupted: int = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or 0

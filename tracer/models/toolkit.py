@@ -17,9 +17,8 @@ import contextlib
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from loopscope.tracer.events import NO_LANE, Code
 
@@ -34,8 +33,7 @@ class ClockPolicy(Enum):
     MARK = "mark"  # program time is real time (libev, the kernel); each pause is marked
 
 
-@dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(NamedTuple):
     """The facts a model declares once."""
 
     name: str  # what --model, scenarios and trace files call it
