@@ -24,10 +24,9 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
 from loopscope.tracer import recorder as recorder_module
 from loopscope.tracer import stream as stream_module
@@ -235,8 +234,7 @@ class ControlChannel:
         os._exit(ORPHANED_EXIT)
 
 
-@dataclass
-class ChildOptions:
+class ChildOptions(NamedTuple):
     """The child's command line (tracer.launch.child_command writes it)."""
 
     events_fd: int

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, SupportsIndex, overload
 
 from loopscope.tracer.events import (
@@ -40,8 +39,7 @@ class Event(NamedTuple):
         return CODE_NAMES.get(self.code, f"code-{self.code}")
 
 
-@dataclass
-class LaneInfo:
+class LaneInfo(NamedTuple):
     id: int
     name: str
     kind: str
@@ -80,30 +78,47 @@ class DetailTable(list[dict[str, Any]]):
         return 0 <= index < len(self)
 
 
-@dataclass
 class Trace:
-    """Columns of events plus the interned tables they index into."""
+    """Columns of events plus the interned tables they index into.
 
-    ts: array[int] = field(default_factory=lambda: array("q"), repr=False)
-    lane: array[int] = field(default_factory=lambda: array("i"), repr=False)
-    code: array[int] = field(default_factory=lambda: array("b"), repr=False)
-    other: array[int] = field(default_factory=lambda: array("i"), repr=False)
-    detail: array[int] = field(default_factory=lambda: array("i"), repr=False)
-    source: array[int] = field(default_factory=lambda: array("i"), repr=False)
-    details: DetailTable = field(default_factory=lambda: DetailTable([{}]), repr=False)
-    sources: list[Source] = field(default_factory=lambda: [("", 0, "")], repr=False)
-    lanes: list[LaneInfo] = field(default_factory=list, repr=False)
-    # What the run was and how it ended: target, model, python, status, exit_code, stderr,
-    # error, dropped. Written by the runner; saved and reloaded with the events.
-    meta: dict[str, Any] = field(default_factory=dict)
-    # Stacks the child sampled while steps ran long (tracer.samples); empty for most runs.
-    samples: Samples = field(default_factory=Samples, repr=False)
-    # Called with (first_seq, count) after each batch lands; the live UI listens here.
-    listeners: list[Callable[[int, int], None]] = field(default_factory=list, repr=False)
+    A plain class, not a dataclass: the child imports this module, and `dataclasses` (with
+    `inspect`) is a good part of what a traced one-liner's start-up would import."""
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.details, DetailTable):  # a plain list of dicts
-            self.details = DetailTable(self.details)
+    def __init__(
+        self,
+        ts: array[int] | None = None,
+        lane: array[int] | None = None,
+        code: array[int] | None = None,
+        other: array[int] | None = None,
+        detail: array[int] | None = None,
+        source: array[int] | None = None,
+        details: Iterable[dict[str, Any]] | None = None,
+        sources: list[Source] | None = None,
+        lanes: list[LaneInfo] | None = None,
+        meta: dict[str, Any] | None = None,
+        samples: Samples | None = None,
+        listeners: list[Callable[[int, int], None]] | None = None,
+    ) -> None:
+        self.ts = array("q") if ts is None else ts
+        self.lane = array("i") if lane is None else lane
+        self.code = array("b") if code is None else code
+        self.other = array("i") if other is None else other
+        self.detail = array("i") if detail is None else detail
+        self.source = array("i") if source is None else source
+        self.details = (details if isinstance(details, DetailTable)  # else a list of dicts
+                        else DetailTable([{}] if details is None else details))
+        self.sources: list[Source] = [("", 0, "")] if sources is None else sources
+        self.lanes: list[LaneInfo] = [] if lanes is None else lanes
+        # What the run was and how it ended: target, model, python, status, exit_code, stderr,
+        # error, dropped. Written by the runner; saved and reloaded with the events.
+        self.meta: dict[str, Any] = {} if meta is None else meta
+        # Stacks the child sampled while steps ran long (tracer.samples); empty for most runs.
+        self.samples = Samples() if samples is None else samples
+        # Called with (first_seq, count) after each batch lands; the live UI listens here.
+        self.listeners: list[Callable[[int, int], None]] = [] if listeners is None else listeners
+
+    def __repr__(self) -> str:
+        return f"Trace(meta={self.meta!r})"
 
     def __len__(self) -> int:
         return len(self.ts)
