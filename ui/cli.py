@@ -235,7 +235,7 @@ class _CtrlC:
     that whatever waits on the user (the step prompt) can give up waiting; `signal_number`
     says which signal it was (the exit status is 128 plus it)."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, held: Sequence[int] = ()) -> None:
         import asyncio
 
         self.run = run
@@ -243,12 +243,15 @@ class _CtrlC:
         self.signal_number = 0
         self._loop = asyncio.get_running_loop()
         self._stopping: list[asyncio.Task[None]] = []
+        self._held = held  # signals that came while the run was being set up (_HeldSignals)
 
     def __enter__(self) -> _CtrlC:
         # Not possible off the main thread or without POSIX signals; Ctrl-C then simply aborts.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             for signo in STOP_SIGNALS:
                 self._loop.add_signal_handler(signo, self._on_interrupt, signo)
+        for signo in self._held:
+            self._loop.call_soon(self._on_interrupt, signo)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -268,6 +271,24 @@ class _CtrlC:
         """Waits until a stop that Ctrl-C started has finished."""
         for stopping in self._stopping:
             await stopping
+
+
+class _HeldSignals:
+    """Between the child's launch and the run's own signal handling (the command line
+    imports the rest of itself meanwhile, while the program already runs), a stop signal is
+    held rather than acted on, then handled as if it came once the run listens (_CtrlC): the
+    run is stopped and saved, as for any signal during it."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def install(self) -> None:
+        with contextlib.suppress(ValueError, OSError):  # not on the main thread: leave them be
+            for signo in STOP_SIGNALS:
+                signal.signal(signo, self._hold)
+
+    def _hold(self, signo: int, _frame: object) -> None:
+        self.received.append(signo)
 
 
 class _Terminated(Exception):
@@ -290,10 +311,11 @@ def _end_by_exception() -> None:
             signal.signal(signo, _raise_terminated)
 
 
-async def _record(run: Run, timeout: float | None) -> tuple[RunResult, int]:
+async def _record(run: Run, timeout: float | None,
+                  held: Sequence[int] = ()) -> tuple[RunResult, int]:
     """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC)."""
     await run.start()
-    with _CtrlC(run) as ctrl_c:
+    with _CtrlC(run, held) as ctrl_c:
         result = await run.wait(timeout)
         await ctrl_c.stopped()
     return result, ctrl_c.signal_number
@@ -323,7 +345,13 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Ob
         return Obtained(load_trace(target.value), None)
     # The child starts first; what runs and saves it is imported while it starts. The
     # program reads our stdin, and its stderr streams through as it comes.
-    launched = launch(target, sys.executable, stdin=None)
+    held = _HeldSignals()
+    held.install()
+    try:
+        launched = launch(target, sys.executable, stdin=None)
+    except BaseException:
+        _end_by_exception()
+        raise
     try:
         import asyncio
 
@@ -333,8 +361,9 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Ob
                   stdin=None, launched=launched)
     except BaseException:
         launched.abandon()
+        _end_by_exception()
         raise
-    result, interrupted = asyncio.run(_record(run, timeout))
+    result, interrupted = asyncio.run(_record(run, timeout, held.received))
     if result.stderr and not result.stderr.endswith("\n"):
         sys.stderr.write("\n")  # the program's stderr went through live; end its last line
     dropped = int(result.trace.meta.get("dropped") or 0)
