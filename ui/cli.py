@@ -250,8 +250,8 @@ class _CtrlC:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             for signo in STOP_SIGNALS:
                 self._loop.add_signal_handler(signo, self._on_interrupt, signo)
-        for signo in self._held:
-            self._loop.call_soon(self._on_interrupt, signo)
+        for held in self._held:
+            self._loop.call_soon(self._on_interrupt, held)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
