@@ -1,5 +1,5 @@
 """`python -m loopscope`: the same as the `loopscope` command."""
 
-from loopscope.ui.cli import main
+from loopscope.ui.cli import command
 
-raise SystemExit(main())
+command()

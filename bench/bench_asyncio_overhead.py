@@ -18,12 +18,12 @@ import gc
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loopscope.tracer.events import Detail, Source
+from loopscope.tracer.events import Batch
 from loopscope.tracer.models.asyncio_model import traced_loops
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.stream import encode_batch
@@ -36,17 +36,9 @@ class EncodingSink:
         self.bytes = 0
         self.events = 0
 
-    def write_batch(
-        self,
-        first_seq: int,
-        columns: tuple[Sequence[int], ...],
-        new_details: list[Detail],
-        new_sources: list[Source],
-        new_values: bytes,
-    ) -> None:
-        self.bytes += len(encode_batch(first_seq, columns, new_details, new_sources,
-                                       new_values))
-        self.events += len(columns[0])
+    def write_batch(self, batch: Batch) -> None:
+        self.bytes += len(encode_batch(*batch))
+        self.events += len(batch.columns[0])
 
 
 # -- the reference workload ---------------------------------------------------------------

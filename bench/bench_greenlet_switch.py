@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 from greenlet import greenlet
@@ -21,7 +20,7 @@ from greenlet import greenlet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pairs import alternate, arguments
-from loopscope.tracer.events import Detail, Source
+from loopscope.tracer.events import Batch
 from loopscope.tracer.models._greenlets import GreenletTracer
 from loopscope.tracer.models.generator_model import c_handoffs
 from loopscope.tracer.recorder import Recorder
@@ -36,11 +35,8 @@ class EncodingSink:
     def __init__(self) -> None:
         self.bytes_written = 0
 
-    def write_batch(self, first_seq: int, columns: tuple[Sequence[int], ...],
-                    new_details: list[Detail], new_sources: list[Source],
-                    new_values: bytes) -> None:
-        self.bytes_written += len(encode_batch(first_seq, columns, new_details, new_sources,
-                                               new_values))
+    def write_batch(self, batch: Batch) -> None:
+        self.bytes_written += len(encode_batch(*batch))
 
 
 def ping_pong(switches: int) -> None:

@@ -188,13 +188,13 @@ def _script(directory: Path, program: Program) -> Path:
 # trace), while VmHWM starts afresh at exec.
 _TRACED = """
 import sys
-from loopscope.ui.cli import main
+from loopscope.ui.cli import finish, main
 status = main(sys.argv[2:])
 with open("/proc/self/status") as status_file:
     peak = next(line.split()[1] for line in status_file if line.startswith("VmHWM:"))
 with open(sys.argv[1], "w") as out:
     out.write(peak)
-sys.exit(status)
+finish(status)  # as the `loopscope` command ends
 """
 
 

@@ -17,7 +17,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from loopscope.tracer import recorder as c_recorder_module
-from loopscope.tracer.events import Code, Detail, Source
+from loopscope.tracer.events import Batch, Code
 from loopscope.tracer.stream import encode_batch
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,16 +37,8 @@ class EncodingSink:
     def __init__(self) -> None:
         self.bytes = 0
 
-    def write_batch(
-        self,
-        first_seq: int,
-        columns: tuple[Sequence[int], ...],
-        new_details: list[Detail],
-        new_sources: list[Source],
-        new_values: bytes,
-    ) -> None:
-        self.bytes += len(encode_batch(first_seq, columns, new_details, new_sources,
-                                       new_values))
+    def write_batch(self, batch: Batch) -> None:
+        self.bytes += len(encode_batch(*batch))
 
 
 def load_pure_recorder_module() -> ModuleType:

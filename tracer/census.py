@@ -39,25 +39,24 @@ MAX_FILES = 200
 
 
 def _library_roots() -> tuple[str, ...]:
+    """The folders of the standard library, site-packages and the tracer itself, each as
+    written and resolved (a module's path is compared as written first: resolving every one
+    costs the end of every run a system call per path component)."""
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    roots.add(str(Path(__file__).resolve().parent))  # the tracer itself
-    return tuple(str(Path(root).resolve()) + "/" for root in roots)
+    roots.add(str(Path(__file__).parent))  # the tracer itself
+    return tuple({str(path) + "/" for root in roots for path in (Path(root), Path(root).resolve())})
 
 
 class Census:
     """Install before the program runs, `summary()` after it ended."""
 
-    def __init__(self, script: str | None, watch_loops: bool,
-                 watch_hand_offs: bool = False) -> None:
+    def __init__(self, script: str | None, watch_hand_offs: bool = False) -> None:
         self.script = script
         self.watch_hand_offs = watch_hand_offs and sys.version_info >= (3, 12)
         self.sent_to: dict[str, None] = {}  # program generators sent values, by qualname
         self.driven_by_hand: dict[str, None] = {}  # program coroutines resumed with no loop
         self._tool = -1
-        # Only where asyncio is imported anyway: importing it early would change a gevent
-        # program's world (ssl imported before gevent patches it).
-        self.watch_loops = watch_loops
         self.loops: dict[str, int] = {}
         self.thread_loops = 0
         self._main_thread = threading.get_ident()
@@ -67,8 +66,11 @@ class Census:
     def install(self) -> None:
         if self.watch_hand_offs:
             self._watch_hand_offs()
-        if not self.watch_loops:
-            return
+
+    def watch_loops(self) -> None:
+        """Counts the event loops that start running. Only once the program has imported
+        asyncio (tracer.after_import): importing it early would cost every run's start-up,
+        and change a gevent program's world (ssl imported before gevent patches it)."""
         import asyncio
         from asyncio import events
 
@@ -186,6 +188,8 @@ class Census:
         for module in list(sys.modules.values()):
             filename = getattr(module, "__file__", None)
             if not isinstance(filename, str) or not filename.endswith(".py"):
+                continue
+            if filename.startswith(roots):
                 continue
             resolved = str(Path(filename).resolve())
             if not resolved.startswith(roots):

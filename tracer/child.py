@@ -15,26 +15,27 @@ died) the child exits at once.
 from __future__ import annotations
 
 import _thread
-import argparse
 import contextlib
 import faulthandler
+import importlib
 import io
 import os
-import platform
 import signal
 import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
 from loopscope.tracer import recorder as recorder_module
 from loopscope.tracer import stream as stream_module
+from loopscope.tracer.after_import import AfterImport
 from loopscope.tracer.census import Census
 from loopscope.tracer.events import NO_LANE, Code
 from loopscope.tracer.forks import ForkGuard
-from loopscope.tracer.models import clock_policy_for, load_model
+from loopscope.tracer.models import clock_policy_for, load_model, model_spec
+from loopscope.tracer.models.toolkit import mark_failure
 from loopscope.tracer.notes import take_notes
 from loopscope.tracer.own_hooks import ProgramTraceFilter
 from loopscope.tracer.program import Program
@@ -43,7 +44,6 @@ from loopscope.tracer.sampler import start_stall_sampler
 from loopscope.tracer.step_gate import StepGate
 from loopscope.tracer.stop_request import StopRequested
 from loopscope.tracer.stream import FrameWriter
-from loopscope.tracer.thread_work import ThreadWork
 from loopscope.tracer.tracebacks import program_traceback
 
 # The real OS thread id and thread start, taken before any model (gevent) patches _thread
@@ -234,21 +234,59 @@ class ControlChannel:
         os._exit(ORPHANED_EXIT)
 
 
-def _parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tracer.child")
-    parser.add_argument("--events-fd", type=int, required=True)
-    parser.add_argument("--control-fd", type=int)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--paused", action="store_true",
-                        help="hold at the first event until the parent steps or resumes")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--scenario")
-    source.add_argument("--script")
-    parser.add_argument("args", nargs="*")
-    options = parser.parse_args(argv)
-    if options.paused and options.control_fd is None:
-        parser.error("--paused needs --control-fd: nothing could ever let the program go")
-    return options
+class ChildOptions(NamedTuple):
+    """The child's command line (tracer.launch.child_command writes it)."""
+
+    events_fd: int
+    control_fd: int | None
+    model: str
+    paused: bool
+    scenario: str | None
+    script: str | None
+    args: list[str]
+
+
+class UsageError(Exception):
+    """A command line tracer.launch would never write."""
+
+
+USAGE = ("usage: python -m loopscope.tracer.child --events-fd N [--control-fd M] --model MODEL "
+         "[--paused] (--scenario MODULE | --script PATH) [-- ARGS...]")
+
+
+def parse_options(argv: list[str]) -> ChildOptions:
+    """Reads the command line by hand: it is written by tracer.launch, not by people, and
+    argparse's import and set-up would cost more than the rest of the child's start-up."""
+    values: dict[str, str] = {}
+    paused = False
+    words = iter(argv)
+    args: list[str] = []
+    for word in words:
+        if word == "--":
+            args = list(words)
+            break
+        if word == "--paused":
+            paused = True
+        elif word in ("--events-fd", "--control-fd", "--model", "--scenario", "--script"):
+            value = next(words, None)
+            if value is None:
+                raise UsageError(f"{word} needs a value")
+            values[word] = value
+        else:
+            raise UsageError(f"unknown argument {word!r}")
+    if "--events-fd" not in values or "--model" not in values:
+        raise UsageError("--events-fd and --model are required")
+    if ("--scenario" in values) == ("--script" in values):
+        raise UsageError("give one of --scenario and --script")
+    if paused and "--control-fd" not in values:
+        raise UsageError("--paused needs --control-fd: nothing could ever let the program go")
+    try:
+        events_fd = int(values["--events-fd"])
+        control_fd = int(values["--control-fd"]) if "--control-fd" in values else None
+    except ValueError:
+        raise UsageError("a file descriptor is a whole number") from None
+    return ChildOptions(events_fd, control_fd, values["--model"], paused,
+                        values.get("--scenario"), values.get("--script"), args)
 
 
 def _line_buffered(stream: TextIO) -> None:
@@ -258,7 +296,11 @@ def _line_buffered(stream: TextIO) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    options = _parse(sys.argv[1:] if argv is None else argv)
+    try:
+        options = parse_options(sys.argv[1:] if argv is None else argv)
+    except UsageError as exc:
+        sys.stderr.write(f"{USAGE}\nerror: {exc}\n")
+        return 2
     faulthandler.enable()  # a segfault leaves its reason and the Python stack on stderr
     # Subprocesses the program starts must not hold our pipes open: a grandchild keeping the
     # event pipe would stop the parent from ever seeing its end.
@@ -277,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
             "pid": os.getpid(),
             "model": program.model,
             "target": program.label,
-            "python": platform.python_version(),
+            "python": sys.version.split()[0],
         }
     )
     recorder = Recorder(writer)
@@ -306,18 +348,16 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout, sys.stderr = output, errors
     end: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "dropped": 0}
     exit_code = 0
-    census = Census(program.script, watch_loops=program.model == "asyncio",
-                    watch_hand_offs=program.model != "generator")
+    census = Census(program.script, watch_hand_offs=program.model != "generator")
     census.install()
     program_traces = ProgramTraceFilter()
     program_traces.install()
-    thread_work = ThreadWork(recorder) if program.model == "asyncio" else None
-    if thread_work is not None:
-        thread_work.install()
+    installed = contextlib.ExitStack()  # what is installed once the model's library is imported
+    library_import = _library_import(program, recorder, census, installed)
     recorder.start_flush_timer()
     sampler = start_stall_sampler(recorder)
     try:
-        load_model(program.model).run(recorder, program)
+        _run_model(recorder, program, library_import)
     except StopRequested:
         end["status"] = "stopped"
     except SystemExit as exc:
@@ -336,8 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         stop.uninstall()
         census.uninstall()
         program_traces.uninstall()
-        if thread_work is not None:
-            thread_work.uninstall()
+        if library_import is not None:
+            library_import.uninstall()
+        installed.close()
         if stop.requested.is_set():
             # However the program unwound from the stop, the run was stopped, not failed.
             end.update(status="stopped", error=None)
@@ -353,6 +394,57 @@ def main(argv: list[str] | None = None) -> int:
         end["notes"] = take_notes()
         _finish_stream(recorder, writer, end, exit_code)
     return exit_code
+
+
+def _library_import(program: Program, recorder: Recorder, census: Census,
+                    installed: contextlib.ExitStack) -> AfterImport | None:
+    """For a model that patches a library (asyncio): what else watches that library, set to
+    be installed when the program imports it (tracer.after_import), or None."""
+    spec = model_spec(program.model)
+    library = spec.installed_on_import if spec is not None else None
+    if library is None:
+        return None
+    library_import = AfterImport(library)
+    if library == "asyncio":
+        def watch_thread_work() -> None:
+            # imported here: it loads concurrent.futures, which a program may never need
+            from loopscope.tracer.thread_work import ThreadWork
+
+            work = ThreadWork(recorder)
+            work.install()
+            installed.callback(work.uninstall)
+
+        library_import.call(census.watch_loops)
+        library_import.call(watch_thread_work)
+    return library_import
+
+
+def _run_model(recorder: Recorder, program: Program, library_import: AfterImport | None) -> None:
+    """Runs the program under its model. A script whose model patches a library it has not
+    imported starts without that library; the model is installed by the program's own first
+    import of it (and never, if it never does)."""
+    if library_import is None:
+        load_model(program.model).run(recorder, program)
+        return
+    if program.scenario_module is not None or library_import.name in sys.modules:
+        importlib.import_module(library_import.name)
+        library_import.install()  # imported: the watches go in now
+        load_model(program.model).run(recorder, program)
+        return
+    traced_thread = threading.get_ident()
+    with contextlib.ExitStack() as model:
+
+        def install_model() -> None:
+            name = program.model
+            try:
+                instrumented = load_model(name).instrumented  # type: ignore[attr-defined]
+                model.enter_context(instrumented(recorder, program, traced_thread))
+            except Exception as error:  # the program's import must not fail for our sake
+                mark_failure(recorder, name, error, NO_LANE)
+
+        library_import.call(install_model)
+        library_import.install()
+        program.run_script()
 
 
 def _census_summary(census: Census, recorder: Recorder) -> dict[str, Any] | None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
-import secrets
 import signal
 import sys
 import time
@@ -42,7 +41,7 @@ def become_subreaper() -> bool:
 
 def new_mark() -> str:
     """A fresh value for MARK_VARIABLE: one per run."""
-    return secrets.token_hex(8)
+    return os.urandom(8).hex()  # not `secrets`: its import costs the command line's start-up
 
 
 def _adopted_with_mark(mark: str, group: int) -> list[int]:

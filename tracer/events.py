@@ -8,10 +8,9 @@ source locations are interned into tables so that a repeated detail costs four b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from enum import IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 NO_LANE = -1
 NO_DETAIL = 0
@@ -44,8 +43,7 @@ class Code(IntEnum):
 FIRST_INSTANT = 16
 
 
-@dataclass(frozen=True)
-class CodeInfo:
+class CodeInfo(NamedTuple):
     """Everything the rest of Loopscope needs to know about one code, in one row.
 
     `name` is what exports, narration and the UI call it. `colour` is the key a theme draws it
@@ -109,6 +107,17 @@ class LaneKind:
 Detail = tuple[Any, ...]
 # A source location: (filename, line number, function name).
 Source = tuple[str, int, str]
+
+
+class Batch(NamedTuple):
+    """A run of events as a recorder hands it to its sink (tracer.recorder.BatchSink), with
+    the table rows its events are the first to name."""
+
+    first_seq: int
+    columns: tuple[Sequence[int], ...]  # ts, lane, code, other, detail, source: one length
+    new_details: list[Detail]
+    new_sources: list[Source]
+    new_values: bytes = b""  # a section of new value rows (tracer.values), or b"" for none
 
 Clock = Callable[[], int]
 """Returns a time in nanoseconds; only differences matter. The recorder subtracts its origin."""

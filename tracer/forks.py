@@ -22,7 +22,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from loopscope.tracer.events import Detail, Source
+from loopscope.tracer.events import Batch
 from loopscope.tracer.recorder import Recorder
 
 TOOL_PREFIX = "loopscope"
@@ -31,10 +31,7 @@ TOOL_PREFIX = "loopscope"
 class _Nowhere:
     """A batch sink that keeps nothing: what a forked process records goes here."""
 
-    def write_batch(
-        self, first_seq: int, columns: tuple[Sequence[int], ...], new_details: list[Detail],
-        new_sources: list[Source], new_values: bytes,
-    ) -> None:
+    def write_batch(self, batch: Batch) -> None:
         return None
 
 

@@ -8,9 +8,12 @@ native format (`.loopscope`, lossless) otherwise. A timeline image is a .png, .s
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from loopscope.tracer.trace import Trace
+if TYPE_CHECKING:  # the command line asks what a path is before it loads any trace code
+    from loopscope.tracer.trace import Trace
 
 CHROME_JSON_SUFFIX = ".json"
 NATIVE_SUFFIX = ".loopscope"
@@ -25,6 +28,27 @@ IMAGE_FORMATS: dict[str, str] = {
 def is_chrome_json(path: str | os.PathLike[str]) -> bool:
     """Whether a trace saved to `path` is written as Chrome JSON (else: native)."""
     return Path(path).suffix.lower() == CHROME_JSON_SUFFIX
+
+
+# What every native trace file starts with (then " VERSION\n").
+NATIVE_MAGIC = b"LOOPSCOPE-TRACE"
+
+
+def is_trace_file(path: Path) -> bool:
+    """Whether `path` is a regular file starting like a saved trace (by its first bytes, not
+    its name; never waits on a FIFO or a device)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (OSError, ValueError):
+        return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        return os.read(fd, len(NATIVE_MAGIC)) == NATIVE_MAGIC
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def image_suffix(path: str | os.PathLike[str]) -> str | None:

@@ -32,9 +32,11 @@ import struct
 import sys
 import zlib
 from array import array
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from loopscope.tracer.formats import NATIVE_MAGIC, is_trace_file
 from loopscope.tracer.safe_write import write_bytes
 from loopscope.tracer.samples import SamplePayloadError
 from loopscope.tracer.trace import DetailTable, SequenceGapError, Trace
@@ -46,26 +48,8 @@ from loopscope.tracer.trace_checks import (
 )
 from loopscope.tracer.values import SECTION_HEADER, ValueRows, ValueSectionError
 
-# What every native trace file starts with (then " VERSION\n").
-NATIVE_MAGIC = b"LOOPSCOPE-TRACE"
-
-
-def is_trace_file(path: Path) -> bool:
-    """Whether `path` is a regular file starting like a saved trace (by its first bytes, not
-    its name; never waits on a FIFO or a device)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (OSError, ValueError):
-        return False
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return False
-        return os.read(fd, len(NATIVE_MAGIC)) == NATIVE_MAGIC
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
+# What every native trace file starts with (then " VERSION\n") and how a path is told to be
+# one live in tracer.formats: telling a trace from a script loads none of this module.
 FORMAT_VERSION = 2  # 2: value rows after the columns
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")
 COLUMN_NAMES = ("ts", "lane", "code", "other", "detail", "source")
@@ -75,6 +59,13 @@ _MAX_VERSION_LINE = 64
 _MAX_DEFLATE_RATIO = 1032
 _READ_SIZE = 1 << 20  # compressed bytes read at a time
 _PIECE = 16 << 20  # inflated bytes per step
+# What a progress report says once the file is read and inflated, and once it is checked.
+_READ_SHARE = 0.8
+_CHECKED_SHARE = 0.9
+Progress = Callable[[float], None]
+
+
+__all__ = ["NATIVE_MAGIC", "NativeFormatError", "is_trace_file", "load_native", "save_native"]
 
 
 class NativeFormatError(Exception):
@@ -113,9 +104,11 @@ def decode_trace(data: bytes, name: str = "the file") -> Trace:
     return read_trace(io.BytesIO(data), len(data), name)
 
 
-def read_trace(source: BinaryIO, size: int, name: str = "the file") -> Trace:
+def read_trace(source: BinaryIO, size: int, name: str = "the file",
+               progress: Progress | None = None) -> Trace:
     """The trace in the `size` bytes `source` holds, read and inflated a piece at a time.
-    Every failure is NativeFormatError naming `name`, in one line."""
+    Every failure is NativeFormatError naming `name`, in one line. `progress`, if given, is
+    called from time to time with the fraction done (0 to 1), in the reading thread."""
     head = source.read(_MAX_VERSION_LINE)
     if not head.startswith(NATIVE_MAGIC):
         raise NativeFormatError(f"{name} is not a Loopscope trace")
@@ -133,9 +126,9 @@ def read_trace(source: BinaryIO, size: int, name: str = "the file") -> Trace:
         )
     if version < 1:
         raise NativeFormatError(f"{name} has an unknown trace format version {version}")
-    body = _Inflater(source, head[newline + 1 :], size - newline - 1, name)
+    body = _Inflater(source, head[newline + 1 :], size - newline - 1, name, progress)
     try:
-        return _decode_body(body, name, version)
+        return _decode_body(body, name, version, progress)
     except NativeFormatError:
         raise
     except (zlib.error, MemoryError):
@@ -152,8 +145,12 @@ class _Inflater:
     the compressed file a piece at a time; nothing is inflated beyond what is asked for, and
     nothing may be asked for beyond what deflate can make of the file's size."""
 
-    def __init__(self, source: BinaryIO, start: bytes, compressed_size: int, name: str) -> None:
+    def __init__(self, source: BinaryIO, start: bytes, compressed_size: int, name: str,
+                 progress: Progress | None = None) -> None:
         self.source = source
+        self.compressed_size = max(compressed_size, 1)
+        self.read = 0  # compressed bytes read so far
+        self.progress = progress
         self.pending = start
         self.ahead = b""  # inflated by `at_end`, not yet taken
         self.inflater = zlib.decompressobj()
@@ -199,13 +196,17 @@ class _Inflater:
                 data = self.source.read(_READ_SIZE)
                 if not data:
                     return b""
+                self.read += len(data)
+                if self.progress is not None:
+                    self.progress(_READ_SHARE * min(self.read / self.compressed_size, 1.0))
             piece = inflater.decompress(data, most)
             if piece:
                 return piece
         return b""
 
 
-def _decode_body(body: _Inflater, name: str, version: int) -> Trace:
+def _decode_body(body: _Inflater, name: str, version: int,
+                 progress: Progress | None = None) -> Trace:
     (header_length,) = _HEADER_LENGTH.unpack(body.take(_HEADER_LENGTH.size))
     header = parse_json(body.take(header_length))
     count, meta, details, sources = check_header(header)
@@ -238,14 +239,17 @@ def _decode_body(body: _Inflater, name: str, version: int) -> Trace:
             raise TraceCheckError("malformed value rows") from None
     table = DetailTable(details, values)
     check_columns(columns, len(details), len(values), len(sources))
-    trace = Trace(details=table, sources=sources, meta=meta)
+    if progress is not None:
+        progress(_CHECKED_SHARE)
+    trace = Trace.from_columns(tuple(columns), table, sources, meta)
     samples = header.get("samples") if isinstance(header, dict) else None
     if samples is not None:
         try:
             trace.samples.apply_payload(samples)
         except (SamplePayloadError, AttributeError):
             raise TraceCheckError("malformed stack samples") from None
-    trace.extend_columns(0, tuple(columns))
+    if progress is not None:
+        progress(1.0)
     return trace
 
 
@@ -255,9 +259,10 @@ def save_native(trace: Trace, path: str | Path) -> None:
     write_bytes(path, encode_trace(trace))
 
 
-def load_native(path: str | Path) -> Trace:
+def load_native(path: str | Path, progress: Progress | None = None) -> Trace:
     """Reads a saved trace; every failure, including an unreadable file, is NativeFormatError.
-    Only a regular file is read (a FIFO or a device is refused without waiting on it)."""
+    Only a regular file is read (a FIFO or a device is refused without waiting on it).
+    `progress(fraction)` is called as the reading goes on (see read_trace)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (OSError, ValueError) as exc:
@@ -275,6 +280,6 @@ def load_native(path: str | Path) -> Trace:
         raise
     with open(fd, "rb") as handle:
         try:
-            return read_trace(handle, size, str(path))
+            return read_trace(handle, size, str(path), progress)
         except OSError as exc:
             raise NativeFormatError(f"cannot read {path}: {exc.strerror or exc}") from None

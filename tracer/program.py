@@ -5,18 +5,16 @@ from __future__ import annotations
 import importlib
 import runpy
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass
-class Program:
+class Program(NamedTuple):
     model: str
     scenario_module: str | None = None
     script: str | None = None
-    argv: list[str] = field(default_factory=list)
+    argv: Sequence[str] = ()
 
     @property
     def label(self) -> str:

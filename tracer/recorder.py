@@ -12,11 +12,12 @@ forces the twin. Both record the same events.
 
 from __future__ import annotations
 
+import importlib
 import os
 import threading
 import time
 from array import array
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from types import CodeType, ModuleType
 from typing import TYPE_CHECKING, Protocol
 
@@ -24,6 +25,7 @@ from loopscope.tracer.events import (
     NO_DETAIL,
     NO_LANE,
     NO_SOURCE,
+    Batch,
     Clock,
     Code,
     Detail,
@@ -34,19 +36,19 @@ from loopscope.tracer.events import (
 from loopscope.tracer.values import MAX_VALUE_ROWS, VALUE_ROW, encode_values
 
 
-def _load_speedups() -> ModuleType | None:
-    """The C extension, unless it is missing or LOOPSCOPE_PURE_PYTHON=1 asks for pure Python."""
+def c_extension(name: str) -> ModuleType | None:
+    """The C extension loopscope.tracer.`name` (_speedups, _handoffs), unless it is missing
+    or LOOPSCOPE_PURE_PYTHON=1 asks for pure Python: then its pure-Python twin runs."""
     if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
         return None
     try:
-        from loopscope.tracer import _speedups
+        return importlib.import_module(f"loopscope.tracer.{name}")
     except ImportError:
         return None
-    return _speedups
 
 
 # The C hot paths in use, or None; the asyncio model picks its proxy by this too.
-SPEEDUPS = _load_speedups()
+SPEEDUPS = c_extension("_speedups")
 
 _WIDTH = 6  # ints per pending event in the pure-Python buffer
 
@@ -175,16 +177,7 @@ else:
 class BatchSink(Protocol):
     """Receives events in column batches, in sequence order, with the table rows they need."""
 
-    def write_batch(
-        self,
-        first_seq: int,
-        columns: tuple[Sequence[int], ...],
-        new_details: list[Detail],
-        new_sources: list[Source],
-        new_values: bytes,
-    ) -> None:
-        """`columns` is (ts, lane, code, other, detail, source), each of the batch's length;
-        `new_values` is a section of new value rows (tracer.values), or b"" when none."""
+    def write_batch(self, batch: Batch) -> None:
         ...
 
 
@@ -350,7 +343,8 @@ class Recorder(_PendingBuffer):
         self._details_sent = len(self._detail_rows)
         new_sources = self._source_rows[self._sources_sent :]
         self._sources_sent = len(self._source_rows)
-        self.sink.write_batch(first_seq, columns, new_details, new_sources, self._take_values())
+        self.sink.write_batch(Batch(first_seq, columns, new_details, new_sources,
+                                    self._take_values()))
 
     def set_gate(self, gate: Callable[[int, int], None] | None) -> None:
         """Installs (or removes) the stepping gate; costs nothing on the hot path while unset.

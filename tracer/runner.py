@@ -14,11 +14,14 @@ import collections
 import contextlib
 import os
 import signal
+import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loopscope.tracer.descendants import MARK_VARIABLE, become_subreaper, end_orphans, new_mark
+from loopscope.tracer.descendants import end_orphans
+from loopscope.tracer.launch import Launched, child_command, launch
 from loopscope.tracer.held_frame import HeldView
 from loopscope.tracer.silence import explain_silence
 from loopscope.tracer.source_files import track_source_files
@@ -123,6 +126,65 @@ class _Lines:
         return "".join(self.text)
 
 
+class _ChildProcess:
+    """The started child as an event loop waits for it: its pid, its exit status once it is
+    reaped (None before), and `wait()`. The exit is watched through a pidfd where Linux has
+    them (no thread), else by a thread blocked in waitpid."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+        self.pid = popen.pid
+        self._exited: asyncio.Future[None] | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._popen.returncode
+
+    async def wait(self) -> int:
+        if self._popen.returncode is None:
+            # shielded: a wait_for that times out must not cancel the watch itself
+            await asyncio.shield(self._exit_watch())
+        code = self._popen.returncode
+        assert code is not None
+        return code
+
+    def _exit_watch(self) -> asyncio.Future[None]:
+        if self._exited is not None:
+            return self._exited
+        loop = asyncio.get_running_loop()
+        exited: asyncio.Future[None] = loop.create_future()
+        self._exited = exited
+        try:
+            pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # not Linux 5.3+: a thread waits instead
+            threading.Thread(target=self._wait_in_thread, args=(loop, exited),
+                             name="loopscope-child-wait", daemon=True).start()
+            return exited
+
+        def on_exit() -> None:
+            if self._popen.poll() is None:
+                return
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+            if not exited.done():
+                exited.set_result(None)
+
+        loop.add_reader(pidfd, on_exit)
+        on_exit()  # it may have exited before the watch began
+        return exited
+
+    def _wait_in_thread(self, loop: asyncio.AbstractEventLoop,
+                        exited: asyncio.Future[None]) -> None:
+        self._popen.wait()
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(_resolve, exited)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 class Run:
     """One child process running one target, its events landing in `trace`.
 
@@ -140,6 +202,7 @@ class Run:
         paused: bool = False,
         on_stderr: Callable[[str], None] | None = None,
         stdin: int | None = asyncio.subprocess.DEVNULL,
+        launched: Launched | None = None,
     ) -> None:
         self.target = target
         # Start held at the first event, for stepping (tracer.stepping.Stepper drives it).
@@ -150,7 +213,7 @@ class Run:
         # The program's stdin: DEVNULL (the app), None to share the caller's (the CLI), or a fd.
         self.stdin = stdin
         self.stop_grace_s = stop_grace_s
-        self.process: asyncio.subprocess.Process | None = None
+        self.process: _ChildProcess | None = None
         self.protocol_error: str | None = None
         self.stopped = False
         self.event_transport: asyncio.ReadTransport | None = None
@@ -160,71 +223,39 @@ class Run:
         self._readers: list[_PipeReader] = []
         self._control_fd: int | None = None
         self._result: RunResult | None = None
-        self._mark = new_mark()
-        become_subreaper()  # so descendants that leave the child's session come back to us
+        # the child, when tracer.launch already started it (with this target, python, paused
+        # and stdin); start() adopts it
+        self._launched = launched
+        self._mark = ""
 
     def command(self, events_fd: int, control_fd: int) -> list[str]:
-        cmd = [
-            self.python, "-m", "loopscope.tracer.child",
-            "--events-fd", str(events_fd), "--control-fd", str(control_fd),
-            "--model", self.target.model,
-        ]
-        if self.paused:
-            cmd.append("--paused")
-        if self.target.kind == "scenario":
-            cmd += ["--scenario", self.target.module]
-        elif self.target.kind == "script":
-            cmd += ["--script", self.target.value, "--", *self.target.args]
-        else:
-            raise ValueError(f"cannot run a {self.target.kind}")
-        return cmd
+        return child_command(self.python, self.target, events_fd, control_fd, self.paused)
 
     # -- starting -----------------------------------------------------------------------
+
+    def launch(self) -> Launched:
+        """Starts the child without waiting for anything (tracer.launch); `start()` then
+        adopts it. The command line launches first and imports the rest of itself after."""
+        if self.process is not None or self._launched is not None:
+            raise RuntimeError("this run has already started")
+        self._launched = launch(self.target, self.python, self.paused, self.stdin)
+        return self._launched
 
     async def start(self) -> None:
         if self.process is not None:
             raise RuntimeError("this run has already started")
         loop = asyncio.get_running_loop()
-        self.trace.meta.update(target=self.target.label, model=self.target.model,
-                               kind=self.target.kind, status="running")
-        # the identity of each source file, so a saved trace shows only these files' text
-        track_source_files(self.trace, [self.target.value] if self.target.kind == "script"
-                           else [])
-        parent_ends: list[int] = []
-        child_ends: list[int] = []
+        launched = self._launched or self.launch()
+        self._mark = launched.mark
+        self.process = _ChildProcess(launched.popen)
+        self._control_fd = launched.control_fd
+        unconnected = launched.read_fds()
         try:
-            for name in ("events", "control", "stdout", "stderr"):
-                read_end, write_end = os.pipe()
-                # Only commands flow from parent to child.
-                parent_end, child_end = (
-                    (write_end, read_end) if name == "control" else (read_end, write_end)
-                )
-                parent_ends.append(parent_end)
-                child_ends.append(child_end)
-            events_r, control_w, out_r, err_r = parent_ends
-            events_w, control_r, out_w, err_w = child_ends
-            self.process = await asyncio.create_subprocess_exec(
-                *self.command(events_w, control_r),
-                pass_fds=(events_w, control_r),
-                stdin=self.stdin,
-                stdout=out_w,
-                stderr=err_w,
-                env=self._child_env(),
-                start_new_session=True,
-            )
-        except BaseException:
-            for fd in parent_ends:
-                os.close(fd)
-            raise
-        finally:
-            for fd in child_ends:
-                os.close(fd)
-        # The GUI's loop must never block on a child that stopped reading its commands.
-        os.set_blocking(control_w, False)
-        self._control_fd = control_w
-        self.trace.meta["pid"] = self.process.pid
-        unconnected = [events_r, out_r, err_r]
-        try:
+            self.trace.meta.update(target=self.target.label, model=self.target.model,
+                                   kind=self.target.kind, status="running", pid=launched.pid)
+            # the identity of each source file, so a saved trace shows only these files' text
+            track_source_files(self.trace, [self.target.value] if self.target.kind == "script"
+                               else [])
             for on_data in (self._on_events, self._stdout.feed, self._stderr.feed):
                 self._readers.append(await _read_pipe(loop, unconnected[0], on_data))
                 unconnected.pop(0)
@@ -235,15 +266,6 @@ class Run:
             self._close_pipes()
             raise
         self.event_transport = self._readers[0].transport
-
-    def _child_env(self) -> dict[str, str]:
-        # The program's environment as the user has it: nothing of Loopscope's is put on its
-        # path (the child finds `loopscope` where this process did, in site-packages or the
-        # editable install), so a program's own `import ui` never finds ours.
-        env = dict(os.environ)
-        env.setdefault("PYTHONIOENCODING", "utf-8")
-        env[MARK_VARIABLE] = self._mark  # passed on to all the program starts (descendants)
-        return env
 
     @property
     def held_view(self) -> HeldView | None:

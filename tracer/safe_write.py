@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,7 +89,7 @@ def same_file(left: str | os.PathLike[str], right: str | os.PathLike[str]) -> bo
 def _create_temporary(target: Path) -> tuple[str, int]:
     """A new, empty, exclusively created file beside `target`: (its path, an fd open on it)."""
     for _attempt in range(100):
-        name = f".{target.name}.{secrets.token_hex(4)}.partial{target.suffix}"
+        name = f".{target.name}.{os.urandom(4).hex()}.partial{target.suffix}"
         temporary = str(target.with_name(name))
         try:
             # 0o666 less the umask, as for a file the program created directly

@@ -24,11 +24,10 @@ import os
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
 from types import FrameType
 from typing import Any, Protocol
 
-from loopscope.tracer.events import NO_LANE, Code, Detail, Source
+from loopscope.tracer.events import NO_LANE, Batch, Code, Source
 from loopscope.tracer.recorder import BatchSink, Recorder
 from loopscope.tracer.samples import Stack
 
@@ -64,18 +63,11 @@ class _ForwardingSink:
         self.sampler = sampler
         self.last_code = -1
 
-    def write_batch(
-        self,
-        first_seq: int,
-        columns: tuple[Sequence[int], ...],
-        new_details: list[Detail],
-        new_sources: list[Source],
-        new_values: bytes,
-    ) -> None:
-        codes = columns[2]
+    def write_batch(self, batch: Batch) -> None:
+        codes = batch.columns[2]
         if len(codes):
             self.last_code = codes[-1]
-        self.inner.write_batch(first_seq, columns, new_details, new_sources, new_values)
+        self.inner.write_batch(batch)
         # After the batch, never before: the child may raise a stop right after any whole
         # frame, and a stop between a samples frame and its batch would lose the batch.
         self.sampler.send_samples()

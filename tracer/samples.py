@@ -20,7 +20,6 @@ from __future__ import annotations
 from array import array
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from dataclasses import dataclass, field
 from typing import Any
 
 from loopscope.tracer.events import Source
@@ -32,14 +31,14 @@ class SamplePayloadError(ValueError):
     """A samples payload that does not add up; the message says what is wrong."""
 
 
-@dataclass
 class Samples:
     """The samples of one run in columns, in the order they were taken (ts ascending)."""
 
-    ts: array[int] = field(default_factory=lambda: array("q"))
-    lane: array[int] = field(default_factory=lambda: array("i"))
-    stack: array[int] = field(default_factory=lambda: array("i"))
-    stacks: list[Stack] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.ts = array("q")
+        self.lane = array("i")
+        self.stack = array("i")
+        self.stacks: list[Stack] = []
 
     def __len__(self) -> int:
         return len(self.ts)

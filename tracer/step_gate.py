@@ -37,7 +37,7 @@ import _thread
 from collections.abc import Callable
 from enum import Enum
 
-from loopscope.tracer.events import NO_LANE, Clock, Code, monotonic_clock
+from loopscope.tracer.events import NO_LANE, Batch, Clock, Code, monotonic_clock
 from loopscope.tracer.held_frame import held_view
 from loopscope.tracer.models.toolkit import ClockPolicy
 from loopscope.tracer.recorder import Recorder
@@ -187,7 +187,7 @@ class StepGate:
             started = self.clock()
             if view is not None:
                 recorder.sink.write_held(view)  # type: ignore[attr-defined]
-            recorder.sink.write_batch(recorder.event_count, _NO_COLUMNS, [], [], b"")
+            recorder.sink.write_batch(Batch(recorder.event_count, _NO_COLUMNS, [], []))
             self._wakeup.acquire()
             held_ns = self.clock() - started
             with self._mutex:

@@ -29,7 +29,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO
 
-from loopscope.tracer.events import Detail, Source, detail_to_dict
+from loopscope.tracer.events import Batch, Detail, Source, detail_to_dict
 from loopscope.tracer.held_frame import HeldView, held_view_of
 from loopscope.tracer.samples import SamplePayloadError
 from loopscope.tracer.trace import SequenceGapError, Trace
@@ -129,15 +129,8 @@ class FrameWriter:
     def hello(self, info: dict[str, Any]) -> None:
         self._send(encode_hello(info))
 
-    def write_batch(
-        self,
-        first_seq: int,
-        columns: tuple[Sequence[int], ...],
-        new_details: list[Detail],
-        new_sources: list[Source],
-        new_values: bytes,
-    ) -> None:
-        self._send(encode_batch(first_seq, columns, new_details, new_sources, new_values))
+    def write_batch(self, batch: Batch) -> None:
+        self._send(encode_batch(*batch))
 
     def end(self, info: dict[str, Any]) -> None:
         self._send(encode_end(info))

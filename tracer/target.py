@@ -7,23 +7,21 @@ clear `TargetError` line instead of a child that dies.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
-from loopscope.scenarios import catalog
+from loopscope.tracer.formats import is_trace_file
 from loopscope.tracer.models import DEFAULT_MODEL, MODEL_NAMES, guess_model
-from loopscope.tracer.native import is_trace_file
 
 
 class TargetError(Exception):
     """A target that cannot be run or opened; the message is the one line the user sees."""
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     kind: str  # "scenario" | "script" | "trace"
     value: str  # scenario id, script path or trace path
-    args: tuple[str, ...] = field(default=())
+    args: tuple[str, ...] = ()
     model: str = DEFAULT_MODEL
     module: str = ""  # the scenario's module
 
@@ -40,6 +38,8 @@ def resolve_target(text: str, args: tuple[str, ...] = (), model: str | None = No
     path = Path(text)
     looks_like_path = os.sep in text or text.endswith((".py", ".json", ".loopscope"))
     if not looks_like_path and not path.exists():
+        from loopscope.scenarios import catalog  # read only for a scenario's id
+
         try:
             scenario = catalog.get(text)
         except catalog.UnknownScenarioError as exc:

@@ -7,14 +7,13 @@ from __future__ import annotations
 
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple, SupportsIndex, overload
 
 from loopscope.tracer.events import (
     CODE_NAMES,
     NO_LANE,
+    Batch,
     Code,
-    Detail,
     Source,
     detail_to_dict,
 )
@@ -40,8 +39,7 @@ class Event(NamedTuple):
         return CODE_NAMES.get(self.code, f"code-{self.code}")
 
 
-@dataclass
-class LaneInfo:
+class LaneInfo(NamedTuple):
     id: int
     name: str
     kind: str
@@ -80,30 +78,47 @@ class DetailTable(list[dict[str, Any]]):
         return 0 <= index < len(self)
 
 
-@dataclass
 class Trace:
-    """Columns of events plus the interned tables they index into."""
+    """Columns of events plus the interned tables they index into.
 
-    ts: array[int] = field(default_factory=lambda: array("q"), repr=False)
-    lane: array[int] = field(default_factory=lambda: array("i"), repr=False)
-    code: array[int] = field(default_factory=lambda: array("b"), repr=False)
-    other: array[int] = field(default_factory=lambda: array("i"), repr=False)
-    detail: array[int] = field(default_factory=lambda: array("i"), repr=False)
-    source: array[int] = field(default_factory=lambda: array("i"), repr=False)
-    details: DetailTable = field(default_factory=lambda: DetailTable([{}]), repr=False)
-    sources: list[Source] = field(default_factory=lambda: [("", 0, "")], repr=False)
-    lanes: list[LaneInfo] = field(default_factory=list, repr=False)
-    # What the run was and how it ended: target, model, python, status, exit_code, stderr,
-    # error, dropped. Written by the runner; saved and reloaded with the events.
-    meta: dict[str, Any] = field(default_factory=dict)
-    # Stacks the child sampled while steps ran long (tracer.samples); empty for most runs.
-    samples: Samples = field(default_factory=Samples, repr=False)
-    # Called with (first_seq, count) after each batch lands; the live UI listens here.
-    listeners: list[Callable[[int, int], None]] = field(default_factory=list, repr=False)
+    A plain class, not a dataclass: the child imports this module, and `dataclasses` (with
+    `inspect`) is a good part of what a traced one-liner's start-up would import."""
 
-    def __post_init__(self) -> None:
-        if not isinstance(self.details, DetailTable):  # a plain list of dicts
-            self.details = DetailTable(self.details)
+    def __init__(
+        self,
+        ts: array[int] | None = None,
+        lane: array[int] | None = None,
+        code: array[int] | None = None,
+        other: array[int] | None = None,
+        detail: array[int] | None = None,
+        source: array[int] | None = None,
+        details: Iterable[dict[str, Any]] | None = None,
+        sources: list[Source] | None = None,
+        lanes: list[LaneInfo] | None = None,
+        meta: dict[str, Any] | None = None,
+        samples: Samples | None = None,
+        listeners: list[Callable[[int, int], None]] | None = None,
+    ) -> None:
+        self.ts = array("q") if ts is None else ts
+        self.lane = array("i") if lane is None else lane
+        self.code = array("b") if code is None else code
+        self.other = array("i") if other is None else other
+        self.detail = array("i") if detail is None else detail
+        self.source = array("i") if source is None else source
+        self.details = (details if isinstance(details, DetailTable)  # else a list of dicts
+                        else DetailTable([{}] if details is None else details))
+        self.sources: list[Source] = [("", 0, "")] if sources is None else sources
+        self.lanes: list[LaneInfo] = [] if lanes is None else lanes
+        # What the run was and how it ended: target, model, python, status, exit_code, stderr,
+        # error, dropped. Written by the runner; saved and reloaded with the events.
+        self.meta: dict[str, Any] = {} if meta is None else meta
+        # Stacks the child sampled while steps ran long (tracer.samples); empty for most runs.
+        self.samples = Samples() if samples is None else samples
+        # Called with (first_seq, count) after each batch lands; the live UI listens here.
+        self.listeners: list[Callable[[int, int], None]] = [] if listeners is None else listeners
+
+    def __repr__(self) -> str:
+        return f"Trace(meta={self.meta!r})"
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -114,14 +129,8 @@ class Trace:
 
     # -- filling ------------------------------------------------------------------------
 
-    def write_batch(
-        self,
-        first_seq: int,
-        columns: tuple[Sequence[int], ...],
-        new_details: list[Detail],
-        new_sources: list[Source],
-        new_values: bytes = b"",
-    ) -> None:
+    def write_batch(self, batch: Batch) -> None:
+        first_seq, columns, new_details, new_sources, new_values = batch
         details = [detail_to_dict(d) for d in new_details]
         # checked before anything is added: a refused batch leaves the trace as it was
         values = (decode_values(new_values, len(self.details.values),
@@ -150,24 +159,35 @@ class Trace:
         for listener in list(self.listeners):
             listener(first_seq, len(self.ts) - start)
 
+    @classmethod
+    def from_columns(cls, columns: tuple[array[int], ...], details: DetailTable,
+                     sources: list[Source], meta: dict[str, Any]) -> Trace:
+        """A finished trace made of checked columns, which it takes over without a copy."""
+        ts, lane, code, other, detail, source = columns
+        trace = cls(ts, lane, code, other, detail, source, details, sources, meta=meta)
+        trace._index_spawns(0)
+        return trace
+
     def _index_spawns(self, start: int) -> None:
-        code = self.code
-        spawn = Code.SPAWN
-        if spawn not in code[start:]:
-            return
-        for seq in range(start, len(code)):
-            if code[seq] == spawn:
-                info = self.details[self.detail[seq]]
-                self.lanes.append(
-                    LaneInfo(
-                        id=self.lane[seq],
-                        name=str(info.get("name", f"lane {self.lane[seq]}")),
-                        kind=str(info.get("kind", "")),
-                        parent=self.other[seq],
-                        spawn_seq=seq,
-                        spawn_ts=self.ts[seq],
-                    )
+        # The spawns are found by a byte search of the code column (one byte an event), not
+        # by a Python loop over every event: a saved trace may hold tens of millions.
+        codes = memoryview(self.code)[start:].tobytes()
+        spawn = bytes((Code.SPAWN,))
+        at = codes.find(spawn)
+        while at >= 0:
+            seq = start + at
+            at = codes.find(spawn, at + 1)
+            info = self.details[self.detail[seq]]
+            self.lanes.append(
+                LaneInfo(
+                    id=self.lane[seq],
+                    name=str(info.get("name", f"lane {self.lane[seq]}")),
+                    kind=str(info.get("kind", "")),
+                    parent=self.other[seq],
+                    spawn_seq=seq,
+                    spawn_ts=self.ts[seq],
                 )
+            )
 
     def write_samples(self, payload: dict[str, Any]) -> None:
         """A sink's samples (an in-process recorder writing straight into this trace)."""

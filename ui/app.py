@@ -65,8 +65,7 @@ def launch(trace_path: str | None = None) -> int:
         wake_python.start(200)
         wake_python.timeout.connect(lambda: None)
         if trace_path is not None:
-            app.processEvents()  # paint the empty window before loading
-            window.open_trace(trace_path)
+            window.load_trace(trace_path)  # in the background, the window painted meanwhile
         await closed.wait()
         wake_python.stop()
 

@@ -15,32 +15,34 @@ no Qt at import time: the app and the image export are imported only by the comm
 need them, so list, trace and narrate work where Qt is missing. Every bad input ends in one
 line on stderr ("loopscope: error: ...") and a non-zero exit; the only traceback ever shown
 is the traced program's own.
+
+Start-up counts (a traced one-liner should cost little more than `python` itself): a run's
+child is started as soon as the target is known (tracer.launch), and asyncio, the runner and
+the saving code are imported where they are used, while that child starts.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-from loopscope.scenarios import catalog
-from loopscope.tracer import formats
+from loopscope.tracer.launch import launch
 from loopscope.tracer.models import MODEL_NAMES
-from loopscope.tracer.narrate import narrate, narration_line
-from loopscope.tracer.native import NativeFormatError, load_native
-from loopscope.tracer.runner import Run, RunResult
 from loopscope.tracer.safe_write import OutputError, output_problem, same_file
-from loopscope.tracer.stepping import Stepper, step_lines
 from loopscope.tracer.target import Target, TargetError, resolve_target
-from loopscope.tracer.trace import Trace
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from loopscope.tracer.runner import Run, RunResult
+    from loopscope.tracer.trace import Trace
 
 PROG = "loopscope"
 # A traced script's own exit status is passed on (1 when it raised, 128+N when signal N
@@ -63,8 +65,24 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, sized to the terminal without importing shutil (argparse
+    builds a formatter for every argument it is given, and shutil is all its import costs)."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            columns = int(os.environ.get("COLUMNS", "")) or os.get_terminal_size().columns
+        except (ValueError, OSError):
+            columns = 80
+        super().__init__(prog, width=max(columns - 2, 20))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line, not the usage text plus a line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{PROG}: error: {message} (see '{self.prog} --help')\n")
@@ -160,8 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 # -- getting a trace: run the target, or load it ------------------------------------------
 
 
-@dataclass
-class Obtained:
+class Obtained(NamedTuple):
     trace: Trace
     result: RunResult | None  # None when the trace was loaded from a file
     interrupted: int = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or 0
@@ -218,18 +235,23 @@ class _CtrlC:
     that whatever waits on the user (the step prompt) can give up waiting; `signal_number`
     says which signal it was (the exit status is 128 plus it)."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, held: Sequence[int] = ()) -> None:
+        import asyncio
+
         self.run = run
         self.interrupted = asyncio.Event()
         self.signal_number = 0
         self._loop = asyncio.get_running_loop()
         self._stopping: list[asyncio.Task[None]] = []
+        self._held = held  # signals that came while the run was being set up (_HeldSignals)
 
     def __enter__(self) -> _CtrlC:
         # Not possible off the main thread or without POSIX signals; Ctrl-C then simply aborts.
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             for signo in STOP_SIGNALS:
                 self._loop.add_signal_handler(signo, self._on_interrupt, signo)
+        for held in self._held:
+            self._loop.call_soon(self._on_interrupt, held)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -247,7 +269,26 @@ class _CtrlC:
 
     async def stopped(self) -> None:
         """Waits until a stop that Ctrl-C started has finished."""
-        await asyncio.gather(*self._stopping)
+        for stopping in self._stopping:
+            await stopping
+
+
+class _HeldSignals:
+    """Between the child's launch and the run's own signal handling (the command line
+    imports the rest of itself meanwhile, while the program already runs), a stop signal is
+    held rather than acted on, then handled as if it came once the run listens (_CtrlC): the
+    run is stopped and saved, as for any signal during it."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+
+    def install(self) -> None:
+        with contextlib.suppress(ValueError, OSError):  # not on the main thread: leave them be
+            for signo in STOP_SIGNALS:
+                signal.signal(signo, self._hold)
+
+    def _hold(self, signo: int, _frame: object) -> None:
+        self.received.append(signo)
 
 
 class _Terminated(Exception):
@@ -270,14 +311,11 @@ def _end_by_exception() -> None:
             signal.signal(signo, _raise_terminated)
 
 
-async def _record(
-    target: Target, timeout: float | None, on_stdout: Callable[[str], None] | None
-) -> tuple[RunResult, int]:
-    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC). The program reads
-    our stdin and its stderr streams through as it comes."""
-    run = Run(target, on_stdout=on_stdout, on_stderr=_echo_stderr, stdin=None)
+async def _record(run: Run, timeout: float | None,
+                  held: Sequence[int] = ()) -> tuple[RunResult, int]:
+    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC)."""
     await run.start()
-    with _CtrlC(run) as ctrl_c:
+    with _CtrlC(run, held) as ctrl_c:
         result = await run.wait(timeout)
         await ctrl_c.stopped()
     return result, ctrl_c.signal_number
@@ -293,13 +331,39 @@ def _echo_stderr(text: str) -> None:
     sys.stderr.flush()
 
 
+def load_trace(path: str) -> Trace:
+    from loopscope.tracer.native import NativeFormatError, load_native
+
+    try:
+        return load_native(path)
+    except NativeFormatError as exc:
+        raise CliError(str(exc)) from None
+
+
 def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Obtained:
     if target.kind == "trace":
-        try:
-            return Obtained(load_native(target.value), None)
-        except NativeFormatError as exc:
-            raise CliError(str(exc)) from None
-    result, interrupted = asyncio.run(_record(target, timeout, _echo if echo_stdout else None))
+        return Obtained(load_trace(target.value), None)
+    # The child starts first; what runs and saves it is imported while it starts. The
+    # program reads our stdin, and its stderr streams through as it comes.
+    held = _HeldSignals()
+    held.install()
+    try:
+        launched = launch(target, sys.executable, stdin=None)
+    except BaseException:
+        _end_by_exception()
+        raise
+    try:
+        import asyncio
+
+        from loopscope.tracer.runner import Run
+
+        run = Run(target, on_stdout=_echo if echo_stdout else None, on_stderr=_echo_stderr,
+                  stdin=None, launched=launched)
+    except BaseException:
+        launched.abandon()
+        _end_by_exception()
+        raise
+    result, interrupted = asyncio.run(_record(run, timeout, held.received))
     if result.stderr and not result.stderr.endswith("\n"):
         sys.stderr.write("\n")  # the program's stderr went through live; end its last line
     dropped = int(result.trace.meta.get("dropped") or 0)
@@ -326,6 +390,8 @@ def check_writable(text: str, target: Target | None = None) -> Path:
 
 def save_trace(trace: Trace, path: Path) -> None:
     """Writes the trace all or nothing: an old file at `path` survives any failure."""
+    from loopscope.tracer import formats
+
     try:
         formats.save_trace(trace, path)
     except OSError as exc:
@@ -352,6 +418,8 @@ def _finish(obtained: Obtained, saved_to: Path | None = None) -> int:
 
 
 def command_list() -> int:
+    from loopscope.scenarios import catalog
+
     scenarios = catalog.all_scenarios()
     if not scenarios:
         raise CliError("no scenarios found")
@@ -378,6 +446,8 @@ def command_trace(options: argparse.Namespace, script_args: Sequence[str]) -> in
 def command_narrate(options: argparse.Namespace, script_args: Sequence[str]) -> int:
     target = _resolve(options, script_args)
     obtained = obtain_trace(target, options.timeout, echo_stdout=False)
+    from loopscope.tracer.narrate import narrate
+
     for line in narrate(obtained.trace):
         sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -407,6 +477,8 @@ class _TypedLines:
     (and a pending read never holds up the exit). None is end of input."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        import asyncio
+
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._loop = loop
         threading.Thread(target=self._read, name="loopscope-stdin", daemon=True).start()
@@ -429,6 +501,12 @@ class _TypedLines:
 async def _step_live(target: Target) -> tuple[RunResult, int]:
     """Steps a child through its narration, a line per Enter; returns how the run ended and
     whether it was interrupted."""
+    import asyncio
+
+    from loopscope.tracer.narrate import narration_line
+    from loopscope.tracer.runner import Run
+    from loopscope.tracer.stepping import Stepper, step_lines
+
     run = Run(target, paused=True)
     stepper = Stepper(run)
     await run.start()
@@ -463,6 +541,8 @@ async def _step_live(target: Target) -> tuple[RunResult, int]:
 async def _unless_set(waiting: Coroutine[Any, Any, str], event: asyncio.Event) -> str | None:
     """What `waiting` returns, or None as soon as `event` is set (a Ctrl-C at the prompt
     must not wait for the next key)."""
+    import asyncio
+
     answer = asyncio.ensure_future(waiting)
     interrupt = asyncio.ensure_future(event.wait())
     try:
@@ -480,6 +560,8 @@ def _print_line(line: str) -> None:
 
 def _step_saved(trace: Trace) -> None:
     """Steps through a saved trace's narration: the same keys, no child to hold."""
+    from loopscope.tracer.stepping import step_lines
+
     lines = [line for _seq, line in step_lines(trace)]
     for index, line in enumerate(lines):
         _print_line(line)
@@ -501,12 +583,10 @@ def command_step(options: argparse.Namespace, script_args: Sequence[str]) -> int
     if sys.stdin.isatty():
         sys.stderr.write(f"{PROG}: {STEP_HINT}\n")
     if target.kind == "trace":
-        try:
-            trace = load_native(target.value)
-        except NativeFormatError as exc:
-            raise CliError(str(exc)) from None
-        _step_saved(trace)
+        _step_saved(load_trace(target.value))
         return 0
+    import asyncio
+
     result, interrupted = asyncio.run(_step_live(target))
     # After q, what the program says while it is torn down (asyncio's "exception was never
     # retrieved" for its cancelled tasks) is noise the learner did not ask for.
@@ -516,6 +596,8 @@ def command_step(options: argparse.Namespace, script_args: Sequence[str]) -> int
 
 
 def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> int:
+    from loopscope.tracer import formats
+
     if formats.image_suffix(options.output) is None:
         raise CliError(f"cannot export {options.output}: the file must end in "
                        f"{formats.image_suffixes_text()}")
@@ -552,10 +634,7 @@ def command_open(options: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if target.kind != "trace":
         raise CliError(f"{options.file} is not a Loopscope trace (to run it: loopscope trace)")
-    try:
-        load_native(target.value)
-    except NativeFormatError as exc:
-        raise CliError(str(exc)) from None
+    load_trace(target.value)
     return _launch(target.value)
 
 
@@ -649,5 +728,23 @@ def main(argv: list[str] | None = None) -> int:
                 signal.signal(signo, handler)
 
 
+def command() -> NoReturn:
+    """The `loopscope` command (and `python -m loopscope`): main(), then exit."""
+    finish(main())
+
+
+def finish(status: int) -> NoReturn:
+    """Exits with `status`. Without Qt loaded, at once: the interpreter's teardown (freeing
+    every module and object, the exit hooks of libraries nothing here used) costs a traced
+    one-liner 20-80 ms, and all a command wrote is flushed or closed by now. With Qt (the app,
+    an image export) the normal way, so that its objects close properly (settings, files)."""
+    if "PySide6" in sys.modules:
+        sys.exit(status)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed terminal or pipe takes no more
+            stream.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

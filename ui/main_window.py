@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QMessageBox,
     QPlainTextEdit,
+    QProgressBar,
     QSplitter,
     QTabWidget,
     QToolBar,
@@ -59,7 +60,9 @@ from loopscope.ui.timeline import TimelineWidget
 
 if TYPE_CHECKING:
     from loopscope.tracer.runner import RunResult
+    from loopscope.tracer.spans import SpanBuilder
     from loopscope.tracer.target import Target
+    from loopscope.ui.trace_loading import Loader, TraceLoading
 
 APP_NAME = "Loopscope"
 TRACE_FILTER = f"Loopscope traces (*{NATIVE_SUFFIX});;All files (*)"
@@ -398,6 +401,13 @@ class MainWindow(QMainWindow):
                       self.dropped_label):
             label.setContentsMargins(6, 0, 6, 0)
             bar.addPermanentWidget(label)
+        # how far a trace being opened has got (ui.trace_loading); in the bar only meanwhile
+        self.loading: TraceLoading | None = None
+        self.load_progress = QProgressBar()
+        self.load_progress.setRange(0, 1000)
+        self.load_progress.setMaximumWidth(160)
+        self.load_progress.setTextVisible(False)
+        self.load_progress.hide()
         self.elapsed_timer = QTimer(self)
         self.elapsed_timer.setInterval(200)
         self.elapsed_timer.timeout.connect(self._update_status)
@@ -569,10 +579,11 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, "Open a trace", self.settings.last_directory,
                                               TRACE_FILTER)
         if path:
-            self.open_trace(path)
+            self.load_trace(path)
 
     def open_trace(self, path: str) -> bool:
-        """Loads a saved trace; a bad file shows one clear error and leaves the window as it was."""
+        """Loads a saved trace here and now; a bad file shows one clear error and leaves the
+        window as it was. (What the user opens is loaded in the background: load_trace.)"""
         from loopscope.tracer.native import NativeFormatError, load_native
 
         if self.live.is_running:
@@ -583,9 +594,59 @@ class MainWindow(QMainWindow):
         except NativeFormatError as exc:
             self.show_error("Cannot open the trace", str(exc))
             return False
+        self._show_opened(path, trace, None)
+        return True
+
+    # -- opening in the background (ui.trace_loading) ---------------------------------------
+
+    def load_trace(self, path: str, loader: Loader | None = None) -> TraceLoading | None:
+        """Opens a saved trace without freezing the window: read and folded on a worker
+        thread while a progress bar in the status bar fills; shown when done. A later open
+        replaces one still loading. None (and an error shown) while a program runs.
+        `loader` reads the file (default: tracer.native.load_native)."""
+        from loopscope.ui.trace_loading import TraceLoading, load_with_progress
+
+        if self.live.is_running:
+            self.show_error("Cannot open a trace", "Stop the running program first.")
+            return None
+        if self.loading is not None:
+            self.loading.cancel()
+        loading = self.loading = TraceLoading(path, loader or load_with_progress, parent=self)
+        loading.progressed.connect(self._on_load_progress)
+        loading.loaded.connect(lambda trace, folded: self._on_loaded(loading, trace, folded))
+        loading.failed.connect(lambda error: self._on_load_failed(loading, error))
+        self.load_progress.setValue(0)
+        self.statusBar().addPermanentWidget(self.load_progress)
+        self.load_progress.show()
+        self.statusBar().showMessage(f"Opening {path}…")
+        loading.start()
+        return loading
+
+    def _on_load_progress(self, fraction: float) -> None:
+        self.load_progress.setValue(round(fraction * 1000))
+
+    def _end_loading(self, loading: TraceLoading) -> bool:
+        """Whether `loading` is the one on show (a newer open may have replaced it)."""
+        if loading is not self.loading:
+            return False
+        self.loading = None
+        self.statusBar().removeWidget(self.load_progress)  # hides it
+        self.statusBar().clearMessage()
+        return True
+
+    def _on_loaded(self, loading: TraceLoading, trace: Trace, folded: SpanBuilder) -> None:
+        if self._end_loading(loading) and not self.live.is_running:
+            self._show_opened(loading.path, trace, folded)
+
+    def _on_load_failed(self, loading: TraceLoading, error: str) -> None:
+        if self._end_loading(loading):
+            self.show_error("Cannot open the trace", error)
+
+    def _show_opened(self, path: str, trace: Trace, folded: SpanBuilder | None) -> None:
         self.settings.last_directory = str(Path(path).resolve().parent)
         self._remember(path)
-        self._show_trace(trace, live=False, path=path)  # framed as the scenario's first view
+        # framed as the scenario's first view
+        self._show_trace(trace, live=False, path=path, folded=folded)
         meta = trace.meta
         # The browser describes what is on show: this trace's scenario, or none.
         if not (meta.get("kind") == "scenario" and self.browser.select(str(meta.get("target")))):
@@ -596,7 +657,6 @@ class MainWindow(QMainWindow):
         self.details.show_summary(trace)
         self._update_actions()
         self._update_status()
-        return True
 
     def ask_save_trace(self) -> None:
         if self.trace is None:
@@ -702,7 +762,7 @@ class MainWindow(QMainWindow):
             self._fill_recent_menu()
             self.show_error("Cannot open the trace", f"{path} no longer exists")
             return
-        self.open_trace(path)
+        self.load_trace(path)
 
     def _clear_recent(self) -> None:
         self.settings.clear_recent_files()
@@ -726,7 +786,7 @@ class MainWindow(QMainWindow):
         if path.endswith(".py") and not is_trace_file(Path(path)):
             self.run_script(path)
         else:
-            self.open_trace(path)
+            self.load_trace(path)
 
     # -- selection ------------------------------------------------------------------------
 
@@ -824,11 +884,13 @@ class MainWindow(QMainWindow):
 
     # -- state ----------------------------------------------------------------------------
 
-    def _show_trace(self, trace: Trace, *, live: bool, path: str | None) -> None:
+    def _show_trace(self, trace: Trace, *, live: bool, path: str | None,
+                    folded: SpanBuilder | None = None) -> None:
         self.trace = trace
         self.source.follow_trace(trace.meta)
         self.trace_path = path
-        self.timeline.set_trace(trace, live=live)  # fits the run, and keeps fitting it live
+        # fits the run, and keeps fitting it live
+        self.timeline.set_trace(trace, live=live, folded=folded)
         self.stepping.attach(trace, self.live.stepper if live else None)
         self.diagnostics.show_trace(trace, live=live)
         # The step keys (arrows, Home, End) act from the timeline: give it focus with the run.

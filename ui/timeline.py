@@ -144,11 +144,13 @@ class TimelineWidget(QWidget):
     def live(self) -> bool:
         return self._live
 
-    def set_trace(self, trace: Trace, live: bool = False) -> None:
-        """Shows `trace`. Live: it is still growing; call refresh() when events arrive."""
+    def set_trace(self, trace: Trace, live: bool = False,
+                  folded: SpanBuilder | None = None) -> None:
+        """Shows `trace`. Live: it is still growing; call refresh() when events arrive.
+        `folded`: its spans, already folded (ui.trace_loading does it off the GUI thread)."""
         self._refresh_timer.stop()
         self._trace = trace
-        self._builder = SpanBuilder()
+        self._builder = folded if folded is not None else SpanBuilder()
         self._builder.feed(trace)
         self._live = live
         self._finished = None if live else self._builder.finish(trace.duration_ns)

@@ -11,12 +11,12 @@ import contextlib
 import re
 import socket
 import warnings
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
-from loopscope.tracer.events import Code, Detail, FakeClock, Source
+from loopscope.tracer.events import Batch, Code, FakeClock
 from loopscope.tracer.models import _asyncio_tracer
 from loopscope.tracer.models._asyncio_loop import TracingEventLoop
 from loopscope.tracer.models.asyncio_model import traced_loops
@@ -284,15 +284,8 @@ class BatchLog:
         self.trace = Trace()
         self.batch_ends: list[int] = []
 
-    def write_batch(
-        self,
-        first_seq: int,
-        columns: tuple[Sequence[int], ...],
-        new_details: list[Detail],
-        new_sources: list[Source],
-        new_values: bytes,
-    ) -> None:
-        self.trace.write_batch(first_seq, columns, new_details, new_sources, new_values)
+    def write_batch(self, batch: Batch) -> None:
+        self.trace.write_batch(batch)
         self.batch_ends.append(len(self.trace) - 1)
 
 

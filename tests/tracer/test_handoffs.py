@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from loopscope.tracer.events import Batch
 from loopscope.tracer.recorder import SPEEDUPS
 
 try:
@@ -464,7 +465,7 @@ def test_the_environment_variable_selects_the_python_hooks() -> None:
     from loopscope.tracer.models.generator_model import c_handoffs
     from loopscope.tracer.recorder import Recorder
     class Sink:
-        def write_batch(self, *batch): pass
+        def write_batch(self, batch): pass
     print(json.dumps(c_handoffs(Recorder(Sink())) is None))
     """
     pure = run_side("", "pass", "def main(): pass\n", pure=True)
@@ -514,8 +515,8 @@ def test_generator_and_greenlet_handoffs_do_not_leak() -> None:
     class CountingSink:
         events = 0
 
-        def write_batch(self, first_seq: int, columns: Any, *tables: Any) -> None:
-            self.events += len(columns[0])
+        def write_batch(self, batch: Batch) -> None:
+            self.events += len(batch.columns[0])
 
     def consumer() -> Generator[str, object, None]:
         reply = ""

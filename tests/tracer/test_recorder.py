@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from loopscope.tracer.events import (
     NO_DETAIL,
     NO_LANE,
     NO_SOURCE,
+    Batch,
     Code,
     Detail,
     FakeClock,
@@ -22,7 +22,9 @@ from loopscope.tracer.values import VALUE_ROW
 
 
 @dataclass
-class Batch:
+class Logged:
+    """A batch as the log keeps it: its events as rows."""
+
     first_seq: int
     rows: list[tuple[int, ...]]
     new_details: list[Detail]
@@ -34,19 +36,12 @@ class Batch:
 class BatchLog:
     """A sink that keeps every batch as rows, to compare with what was recorded."""
 
-    batches: list[Batch] = field(default_factory=list)
+    batches: list[Logged] = field(default_factory=list)
 
-    def write_batch(
-        self,
-        first_seq: int,
-        columns: tuple[Sequence[int], ...],
-        new_details: list[Detail],
-        new_sources: list[Source],
-        new_values: bytes,
-    ) -> None:
-        rows = [tuple(int(v) for v in row) for row in zip(*columns, strict=True)]
-        self.batches.append(Batch(first_seq, rows, list(new_details), list(new_sources),
-                                  new_values))
+    def write_batch(self, batch: Batch) -> None:
+        rows = [tuple(int(v) for v in row) for row in zip(*batch.columns, strict=True)]
+        self.batches.append(Logged(batch.first_seq, rows, list(batch.new_details),
+                                   list(batch.new_sources), batch.new_values))
 
 
 def test_events_go_out_in_full_batches_in_sequence_order() -> None:
@@ -191,8 +186,8 @@ def test_value_rows_go_out_with_the_batch_of_their_events_and_read_as_base_plus_
     trace = Trace()
     for batch in log.batches:
         columns = tuple(list(column) for column in zip(*batch.rows, strict=True))
-        trace.write_batch(batch.first_seq, columns, batch.new_details, batch.new_sources,
-                          batch.new_values)
+        trace.write_batch(Batch(batch.first_seq, columns, batch.new_details,
+                                batch.new_sources, batch.new_values))
         named = {row[4] for row in batch.rows}
         assert len(trace.details.values) == max(named) - VALUE_ROW + 1
     assert [trace.details[index] for index in trace.detail] == [

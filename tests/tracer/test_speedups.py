@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from loopscope.tracer.events import Code
+from loopscope.tracer.events import Batch, Code
 from loopscope.tracer.recorder import SPEEDUPS
 
 needs_extension = pytest.mark.skipif(SPEEDUPS is None, reason="tracer._speedups is not built")
@@ -31,7 +31,8 @@ from loopscope.tracer.recorder import Recorder
 batches, gate_calls = [], []
 
 class Sink:
-    def write_batch(self, first_seq, columns, new_details, new_sources, new_values):
+    def write_batch(self, batch):
+        first_seq, columns, new_details, new_sources, new_values = batch
         batches.append([first_seq, [list(c) for c in columns], new_details, new_sources,
                         new_values.hex()])
 
@@ -289,8 +290,8 @@ def test_records_and_proxy_steps_do_not_leak() -> None:
     class CountingSink:
         events = 0
 
-        def write_batch(self, first_seq: int, columns: Any, *tables: Any) -> None:
-            self.events += len(columns[0])
+        def write_batch(self, batch: Batch) -> None:
+            self.events += len(batch.columns[0])
 
     async def spinners() -> None:
         async def spin() -> None:

@@ -448,6 +448,7 @@ def test_save_and_open_through_the_menus(
     try:
         answer_open_dialog(monkeypatch, path)
         fresh.open_action.trigger()
+        run_until(loop, lambda: fresh.loading is None, what="the trace to load")  # background
         assert fresh.trace is not None and len(fresh.trace) == len(recorded)
         assert fresh.windowTitle() == "saved.loopscope — Loopscope"
         assert fresh.state_label.text() == "finished"
@@ -541,6 +542,7 @@ def test_recent_files_persist_across_windows(
     assert len(actions) == 1
 
     actions[0].trigger()
+    qtbot.waitUntil(lambda: reopened.loading is None)  # opened in the background
 
     assert reopened.trace is not None and reopened.trace_path == str(saved_trace)
 
@@ -573,6 +575,7 @@ def test_dropping_a_trace_file_opens_it(
 
     target.dragEnterEvent(enter)
     target.dropEvent(drop)
+    qtbot.waitUntil(lambda: target.loading is None)  # opened in the background
 
     assert enter.isAccepted()
     assert target.trace is not None and target.trace_path == str(saved_trace)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import importlib
 import re
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from loopscope.tracer.events import LaneKind
 from loopscope.tracer.models.toolkit import ClockPolicy, ModelSpec
-from loopscope.tracer.program import Program
-from loopscope.tracer.recorder import Recorder
+
+if TYPE_CHECKING:  # the command line reads the registry before it starts a run
+    from loopscope.tracer.program import Program
+    from loopscope.tracer.recorder import Recorder
 
 _PACKAGE = "loopscope.tracer.models"
 
@@ -46,6 +48,7 @@ MODELS: tuple[ModelSpec, ...] = (
         # THREAD: work handed to a thread pool (to_thread, run_in_executor)
         narration_looks_ahead=False,
         lane_kinds=frozenset({LaneKind.LOOP, LaneKind.TASK, LaneKind.THREAD}),
+        installed_on_import="asyncio",
     ),
     ModelSpec(
         name="select", module=f"{_PACKAGE}.select_model", title="select / selectors",

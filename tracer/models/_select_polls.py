@@ -77,16 +77,18 @@ class _Registrations:
         return readable, writable
 
 
-class TracedPoll:
-    """A select.poll object whose registrations and polls the select model sees."""
+class _Registering:
+    """What a traced poll and a traced epoll share: the real object's registration calls,
+    each also kept in view. `_default_mask` is register()'s default, as the real one's."""
 
-    def __init__(self, real: Any, listener: PollListener) -> None:
-        self._real = real
-        self._registrations = _Registrations(listener, _READ_BITS, select.POLLOUT)
+    _default_mask: int
+    _real: Any
+    _registrations: _Registrations
 
-    def register(self, fd: Any, eventmask: int = _DEFAULT_MASK) -> None:
-        self._real.register(fd, eventmask)
-        self._registrations.set(fd, eventmask)
+    def register(self, fd: Any, eventmask: int | None = None) -> None:
+        mask = self._default_mask if eventmask is None else eventmask
+        self._real.register(fd, mask)
+        self._registrations.set(fd, mask)
 
     def modify(self, fd: Any, eventmask: int) -> None:
         self._real.modify(fd, eventmask)
@@ -95,6 +97,16 @@ class TracedPoll:
     def unregister(self, fd: Any) -> None:
         self._real.unregister(fd)
         self._registrations.drop(fd)
+
+
+class TracedPoll(_Registering):
+    """A select.poll object whose registrations and polls the select model sees."""
+
+    _default_mask = _DEFAULT_MASK
+
+    def __init__(self, real: Any, listener: PollListener) -> None:
+        self._real = real
+        self._registrations = _Registrations(listener, _READ_BITS, select.POLLOUT)
 
     def poll(self, timeout: float | None = None) -> list[tuple[int, int]]:
         listener = self._registrations.listener
@@ -121,7 +133,9 @@ def traced_epoll_class(base: type, listener: PollListener) -> type:
     """Stands in for select.epoll (a type Python cannot subclass): makes a real epoll object
     and forwards to it, reporting registrations and polls to `listener`."""
 
-    class epoll:
+    class epoll(_Registering):
+        _default_mask = _EPOLL_DEFAULT
+
         def __init__(self, sizehint: int = -1, flags: int = 0, *, _real: Any = None) -> None:
             self._real = base(sizehint, flags) if _real is None else _real
             self._registrations = _Registrations(listener, _EPOLL_READ, select.EPOLLOUT)
@@ -139,18 +153,6 @@ def traced_epoll_class(base: type, listener: PollListener) -> type:
 
         def __exit__(self, *exc_info: object) -> None:
             self._real.__exit__(*exc_info)
-
-        def register(self, fd: Any, eventmask: int = _EPOLL_DEFAULT) -> None:
-            self._real.register(fd, eventmask)
-            self._registrations.set(fd, eventmask)
-
-        def modify(self, fd: Any, eventmask: int) -> None:
-            self._real.modify(fd, eventmask)
-            self._registrations.set(fd, eventmask)
-
-        def unregister(self, fd: Any) -> None:
-            self._real.unregister(fd)
-            self._registrations.drop(fd)
 
         def poll(self, timeout: float | None = None, maxevents: int = -1
                  ) -> list[tuple[int, int]]:

@@ -17,10 +17,11 @@ Each loop is a lane ("asyncio loop", then "asyncio loop #2" ...) alternating `po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 from asyncio import events, runners
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from loopscope.tracer.events import NO_LANE, Code, LaneKind
@@ -30,16 +31,26 @@ from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.threads import leave_untraced
 
-__all__ = ["TracingEventLoop", "run", "traced_loops"]
+__all__ = ["TracingEventLoop", "instrumented", "run", "traced_loops"]
 
 
 def run(recorder: Recorder, program: Program) -> None:
-    with traced_loops(recorder) as loops:
+    with instrumented(recorder, program) as loops:
         if program.scenario_module is not None:
             with asyncio.Runner(loop_factory=loops.new_event_loop) as runner:
                 runner.run(program.scenario_main()())
         else:
             program.run_script()
+
+
+@contextlib.contextmanager
+def instrumented(recorder: Recorder, program: Program,
+                 thread: int | None = None) -> Iterator[traced_loops]:
+    """What `run` installs around the program. The child also enters it by itself when a
+    script first imports asyncio (ModelSpec.installed_on_import), from the thread that
+    imports it: `thread` is then the program's main thread, the one traced."""
+    with traced_loops(recorder, thread) as loops:
+        yield loops
 
 
 def _stock_factories() -> frozenset[Callable[[], Any]]:
@@ -53,10 +64,10 @@ def _stock_factories() -> frozenset[Callable[[], Any]]:
 class traced_loops:
     """For the duration of a with-block, the loops asyncio makes for the program trace."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, thread: int | None = None) -> None:
         self.recorder = recorder
         self.detached = False
-        self._thread = threading.get_ident()
+        self._thread = threading.get_ident() if thread is None else thread
         self._stock = _stock_factories()
         self._untraced_noted: set[str] = set()
         self._saved: list[tuple[Any, str, Any]] = []

@@ -11,13 +11,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from types import CodeType, FrameType, ModuleType
 from typing import Any, TypeVar
 
 from loopscope.tracer.models._program_files import ProgramFiles
-from loopscope.tracer.recorder import SPEEDUPS, Recorder
+from loopscope.tracer.recorder import SPEEDUPS, Recorder, c_extension
 
 Row = TypeVar("Row")
 
@@ -27,13 +26,7 @@ def c_handoffs(recorder: Recorder) -> ModuleType | None:
     LOOPSCOPE_PURE_PYTHON does not ask for pure Python; else None (the Python hooks run)."""
     if SPEEDUPS is None or not isinstance(recorder, SPEEDUPS.RecorderCore):
         return None
-    if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        from loopscope.tracer import _handoffs
-    except ImportError:
-        return None
-    return _handoffs
+    return c_extension("_handoffs")
 
 
 class ProgramCode:

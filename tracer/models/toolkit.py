@@ -17,12 +17,13 @@ import contextlib
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from loopscope.tracer.events import NO_LANE, Code
-from loopscope.tracer.recorder import Recorder
+
+if TYPE_CHECKING:  # the registry is read before a run starts; the recorder is the child's
+    from loopscope.tracer.recorder import Recorder
 
 
 class ClockPolicy(Enum):
@@ -32,8 +33,7 @@ class ClockPolicy(Enum):
     MARK = "mark"  # program time is real time (libev, the kernel); each pause is marked
 
 
-@dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(NamedTuple):
     """The facts a model declares once."""
 
     name: str  # what --model, scenarios and trace files call it
@@ -47,6 +47,11 @@ class ModelSpec:
     lane_kinds: frozenset[str]  # the kinds of lane it spawns
     # Also recognised by this pattern in a script's source, when no import decided.
     source_pattern: str | None = None
+    # The library the model patches, when a script's run should import it only if the
+    # program does: the model module then offers `instrumented(recorder, program, thread)`,
+    # a context manager the child enters when the program first imports that library (its
+    # import is a good part of a traced run's start-up). None: installed before the program.
+    installed_on_import: str | None = None
 
     def uses(self, imported: set[str], source: str) -> bool:
         """Whether a script with these top-level imports and this source uses the model."""

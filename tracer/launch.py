@@ -1,0 +1,114 @@
+"""Starting a run's child process: its command line, its four pipes and its environment.
+
+Synchronous and light on imports (no asyncio) on purpose: the command line starts the child
+as soon as it knows the target, and only then imports the rest of itself (asyncio, the
+runner, the saving code), so that the two interpreters' start-ups overlap instead of adding
+up. `tracer.runner.Run` adopts the started child and reads its pipes on an event loop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NamedTuple
+
+from loopscope.tracer.descendants import MARK_VARIABLE, become_subreaper, new_mark
+
+if TYPE_CHECKING:
+    from loopscope.tracer.target import Target
+
+
+class Launched(NamedTuple):
+    """A started child and the parent's ends of its pipes (owned by whoever adopts them)."""
+
+    popen: subprocess.Popen[bytes]
+    mark: str  # the run's mark, passed on to everything the program starts
+    events_fd: int  # the child's event frames (read)
+    control_fd: int  # commands to the child, one per line (write, non-blocking)
+    stdout_fd: int  # the program's stdout (read)
+    stderr_fd: int  # the program's stderr (read)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def read_fds(self) -> list[int]:
+        return [self.events_fd, self.stdout_fd, self.stderr_fd]
+
+    def abandon(self) -> None:
+        """Kills the child's process group, reaps the child and closes the pipes: for a
+        parent that fails before it could adopt the run."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait()
+        for fd in (*self.read_fds(), self.control_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def child_command(python: str, target: Target, events_fd: int, control_fd: int,
+                  paused: bool) -> list[str]:
+    """The child's command line (tracer.child reads it)."""
+    cmd = [python, "-m", "loopscope.tracer.child", "--events-fd", str(events_fd),
+           "--control-fd", str(control_fd), "--model", target.model]
+    if paused:
+        cmd.append("--paused")
+    if target.kind == "scenario":
+        cmd += ["--scenario", target.module]
+    elif target.kind == "script":
+        cmd += ["--script", target.value, "--", *target.args]
+    else:
+        raise ValueError(f"cannot run a {target.kind}")
+    return cmd
+
+
+def child_environment(mark: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    # The program's environment as the user has it: nothing of Loopscope's is put on its
+    # path (the child finds `loopscope` where this process did, in site-packages or the
+    # editable install), so a program's own `import ui` never finds ours.
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("PYTHONIOENCODING", "utf-8")
+    env[MARK_VARIABLE] = mark  # passed on to all the program starts (descendants)
+    return env
+
+
+def launch(target: Target, python: str, paused: bool = False,
+           stdin: int | None = subprocess.DEVNULL) -> Launched:
+    """Starts the child in a session of its own, with its event, control, stdout and stderr
+    pipes; raises OSError (nothing left open) when it cannot start. `stdin`: DEVNULL, None to
+    share ours, or a file descriptor."""
+    if target.kind not in ("scenario", "script"):
+        raise ValueError(f"cannot run a {target.kind}")
+    become_subreaper()  # so descendants that leave the child's session come back to us
+    mark = new_mark()
+    parent_ends: list[int] = []
+    child_ends: list[int] = []
+    try:
+        for name in ("events", "control", "stdout", "stderr"):
+            read_end, write_end = os.pipe()
+            # Only commands flow from parent to child.
+            parent_end, child_end = (
+                (write_end, read_end) if name == "control" else (read_end, write_end)
+            )
+            parent_ends.append(parent_end)
+            child_ends.append(child_end)
+        events_r, control_w, out_r, err_r = parent_ends
+        events_w, control_r, out_w, err_w = child_ends
+        popen = subprocess.Popen(
+            child_command(python, target, events_w, control_r, paused),
+            pass_fds=(events_w, control_r), stdin=stdin, stdout=out_w, stderr=err_w,
+            env=child_environment(mark), start_new_session=True,
+        )
+    except BaseException:
+        for fd in parent_ends:
+            os.close(fd)
+        raise
+    finally:
+        for fd in child_ends:
+            os.close(fd)
+    # The GUI's loop must never block on a child that stopped reading its commands.
+    os.set_blocking(control_w, False)
+    return Launched(popen, mark, events_r, control_w, out_r, err_r)
