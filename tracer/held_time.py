@@ -77,5 +77,8 @@ def _cut_samples(samples: Samples, ts: np.ndarray, cut: np.ndarray) -> Samples:
     # Each sample moves as the last event at or before it did.
     at = np.clip(np.searchsorted(ts, taken, side="right") - 1, 0, len(ts) - 1)
     moved = taken - (ts[at] - cut[at])
-    return Samples(ts=array("q", moved.astype(np.int64).tobytes()), lane=samples.lane,
-                   stack=samples.stack, stacks=samples.stacks)
+    cut_samples = Samples()
+    cut_samples.ts = array("q", moved.astype(np.int64).tobytes())
+    cut_samples.lane, cut_samples.stack, cut_samples.stacks = (
+        samples.lane, samples.stack, samples.stacks)
+    return cut_samples

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from loopscope.tracer.descendants import end_orphans
-from loopscope.tracer.launch import Launched, child_command, launch
 from loopscope.tracer.held_frame import HeldView
+from loopscope.tracer.launch import Launched, child_command, launch
 from loopscope.tracer.silence import explain_silence
 from loopscope.tracer.source_files import track_source_files
 from loopscope.tracer.stream import FrameDecoder, StreamError
