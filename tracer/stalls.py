@@ -11,6 +11,7 @@ during it and fired only afterwards (how late).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
@@ -86,24 +87,27 @@ def stall_of(trace: Trace, spans: Spans, index: int) -> Finding:
 
 def _victims(trace: Trace, spans: Spans, stalled: int, start: int, end: int
              ) -> Iterable[Delay]:
-    delays = []
-    for lane, indices in spans.by_lane.items():
-        if lane == stalled or _is_loop(trace, lane):
-            continue
-        ready = late = 0
-        for index in indices:
-            span_start, span_end = spans.start[index], spans.end[index]
-            if span_end <= start or span_start >= end:
-                continue
-            state = spans.state[index]
-            if state == _READY:
-                ready += min(span_end, end) - max(span_start, start)
-            elif state == _SLEEPING:
-                deadline = spans.detail_of(index, trace).get("deadline_ns")
-                if isinstance(deadline, int) and start <= deadline < end and span_end > deadline:
-                    late += span_end - deadline
-        if ready or late:
-            delays.append(Delay(lane, trace.lane_name(lane), ready, late))
+    """Over the spans that overlap the step, in columns: a live view looks for victims
+    while the run grows, so this must not walk every span in Python."""
+    lanes = np.asarray(spans.lane, dtype=np.int64)
+    states = np.asarray(spans.state, dtype=np.int64)
+    starts = np.asarray(spans.start, dtype=np.int64)
+    ends = np.asarray(spans.end, dtype=np.int64)
+    overlapping = (ends > start) & (starts < end) & (lanes != stalled)
+    ready = np.flatnonzero(overlapping & (states == _READY))
+    ready_ns: dict[int, int] = defaultdict(int)
+    for lane, overlap in zip(lanes[ready].tolist(),
+                             (np.minimum(ends[ready], end) - np.maximum(starts[ready], start))
+                             .tolist(), strict=True):
+        ready_ns[lane] += overlap
+    late_ns: dict[int, int] = defaultdict(int)
+    for index in np.flatnonzero(overlapping & (states == _SLEEPING)).tolist():
+        deadline = spans.detail_of(index, trace).get("deadline_ns")
+        if isinstance(deadline, int) and start <= deadline < end and ends[index] > deadline:
+            late_ns[int(lanes[index])] += int(ends[index]) - deadline
+    delays = [Delay(lane, trace.lane_name(lane), ready_ns.get(lane, 0), late_ns.get(lane, 0))
+              for lane in sorted(set(ready_ns) | set(late_ns))
+              if not _is_loop(trace, lane) and (ready_ns.get(lane) or late_ns.get(lane))]
     delays.sort(key=lambda delay: (-delay.total_ns, delay.lane))
     return delays
 

@@ -84,22 +84,44 @@ def ticking(row: LaneRow, open_span: tuple[int, int] | None, now_ns: int) -> Lan
     return replace(row, time_in=time_in)
 
 
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_SORT = int(SORT_ROLE)
+_LANE = int(LANE_ROLE)
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+# The widest a number column shows (durations are short: "999.9 ms"), for sizing columns
+# without measuring every cell.
+WIDEST_NUMBER = "9,999,999"
+WIDEST_DURATION = "88.8ms"  # tracer.report_text.short_duration: 3 figures
+
+
 class TaskTableModel(QAbstractTableModel):
+    """The rows as cells: values (sort keys) and their text, made once per refresh, so a
+    repaint, which asks for every visible cell in several roles, only looks them up."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rows: list[LaneRow] = []
         self._cells: list[list[Any]] = []
+        self._texts: list[list[str]] = []
 
     def set_rows(self, rows: list[LaneRow]) -> None:
         cells = [[value(row) for _heading, value, _duration in COLUMNS] for row in rows]
         if len(rows) != len(self.rows) or [r.lane for r in rows] != [r.lane for r in self.rows]:
             self.beginResetModel()
-            self.rows, self._cells = rows, cells
+            self.rows, self._cells, self._texts = rows, cells, [_texts(row) for row in cells]
             self.endResetModel()
-        elif cells != self._cells:
-            self.rows, self._cells = rows, cells
-            self.dataChanged.emit(self.index(0, 0),
-                                  self.index(len(rows) - 1, len(COLUMNS) - 1))
+            return
+        changed = [position for position, (new, old) in enumerate(zip(cells, self._cells,
+                                                                      strict=True))
+                   if new != old]
+        if not changed:
+            return
+        self.rows, self._cells = rows, cells
+        for position in changed:
+            self._texts[position] = _texts(cells[position])
+        self.dataChanged.emit(self.index(changed[0], 0),
+                              self.index(changed[-1], len(COLUMNS) - 1))
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.rows)
@@ -109,34 +131,43 @@ class TaskTableModel(QAbstractTableModel):
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
              role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        value = self._cells[index.row()][index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            if COLUMNS[index.column()][2]:
-                return short_duration(value) if value else "-"
-            return str(value)
-        if role == SORT_ROLE:
-            return value
-        if role == LANE_ROLE:
+        if role == _DISPLAY:
+            return self._texts[index.row()][index.column()]
+        if role == _SORT:
+            return self._cells[index.row()][index.column()]
+        if role == _ALIGNMENT:
+            return _RIGHT if index.column() >= RUNNING_COLUMN else None
+        if role == _LANE:
             return self.rows[index.row()].lane
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= RUNNING_COLUMN:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+        if orientation == Qt.Orientation.Horizontal and role == _DISPLAY:
             return COLUMNS[section][0]
         return None
 
 
+def _texts(cells: list[Any]) -> list[str]:
+    return [(short_duration(value) if value else "-") if duration else str(value)
+            for value, (_heading, _value, duration) in zip(cells, COLUMNS, strict=True)]
+
+
 class _Filter(QSortFilterProxyModel):
-    """Keeps the rows whose lane name, kind or status contains the filter text."""
+    """Keeps the rows whose lane name, kind or status contains the filter text (held here
+    as plain lower-case text: rows are filtered again at every live tick)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.wanted = ""
+
+    def set_wanted(self, text: str) -> None:
+        self.wanted = text.lower()
+        self.invalidateFilter()
 
     def filterAcceptsRow(self, source_row: int,
                          source_parent: QModelIndex | QPersistentModelIndex) -> bool:
-        wanted = self.filterRegularExpression().pattern().lower()
+        wanted = self.wanted
         if not wanted:
             return True
         model = self.sourceModel()
@@ -169,7 +200,7 @@ class TasksView(QWidget):
         self.table.verticalHeader().hide()
         # sized when lanes appear, not at every tick: measuring every cell costs a live view
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.model.modelReset.connect(self.table.resizeColumnsToContents)
+        self.model.modelReset.connect(self._size_columns)
         self.table.clicked.connect(self._on_clicked)
         self.step_histogram = HistogramWidget("step times")
         self.latency_histogram = HistogramWidget("scheduling latency")
@@ -264,8 +295,25 @@ class TasksView(QWidget):
         super().showEvent(event)
         self.refresh()
 
+    def _size_columns(self) -> None:
+        """Sized when lanes appear, from the headings, the names and the widest figure a
+        column can show: measuring every cell (resizeColumnsToContents) took tens of
+        milliseconds of a live window's time."""
+        cell = self.table.fontMetrics()
+        heading = self.table.horizontalHeader().fontMetrics()
+        padding = 3 * cell.averageCharWidth() + 8
+        for column, (title, _value, duration) in enumerate(COLUMNS):
+            if column < RUNNING_COLUMN:
+                texts = {self.model.data(self.model.index(row, column)) or ""
+                         for row in range(self.model.rowCount())}
+            else:
+                texts = {WIDEST_DURATION if duration else WIDEST_NUMBER}
+            widest = max((cell.horizontalAdvance(text) for text in texts), default=0)
+            self.table.setColumnWidth(column, max(widest, heading.horizontalAdvance(title))
+                                      + padding)
+
     def _on_filter(self, text: str) -> None:
-        self.proxy.setFilterFixedString(text)
+        self.proxy.set_wanted(text)
 
     def _on_clicked(self, index: QModelIndex) -> None:
         lane = self.proxy.data(index, LANE_ROLE)

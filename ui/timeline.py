@@ -434,6 +434,12 @@ class TimelineWidget(QWidget):
             self._primitives = layout(self._trace, self.span_source(), self._viewport())
         return self._primitives
 
+    def viewport(self) -> Viewport:
+        """The current frame's viewport (its plot's place and width), without laying the frame
+        out: what the overview strip lines up with, which must not cost a hidden timeline a
+        layout."""
+        return self._primitives.viewport if self._primitives is not None else self._viewport()
+
     def span_source(self) -> Spans | SpanBuilder:
         """What the layout draws spans from: the finished spans, or live the growing fold
         (whose open spans reach the live edge)."""
