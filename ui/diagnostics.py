@@ -23,13 +23,8 @@ from loopscope.tracer.report import Report, build_report
 from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS, stall_of
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, span_details_html
-from loopscope.ui.findings_view import (
-    FindingsList,
-    finding_html,
-    flagged_spans,
-    samples_html,
-    span_of,
-)
+from loopscope.ui.findings_view import FindingsList, finding_html, samples_html
+from loopscope.ui.problem_marks import flagged_spans, span_of
 from loopscope.ui.source_pane import SourcePane
 from loopscope.ui.tasks_view import TasksView
 from loopscope.ui.timeline import TimelineWidget

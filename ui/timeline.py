@@ -31,7 +31,6 @@ from loopscope.tracer.narrate import describe
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
-from loopscope.ui.findings_view import paint_problem_corners
 from loopscope.ui.framing import first_event_ns, lesson_range
 from loopscope.ui.layout import (
     GROUP_LANE,
@@ -50,6 +49,7 @@ from loopscope.ui.layout import (
     run_extent,
 )
 from loopscope.ui.paint import label_width_for, paint
+from loopscope.ui.problem_marks import paint_problem_corners
 from loopscope.ui.theme import Theme, get_theme
 from loopscope.ui.trace_notes import arrow_text, lane_tag, trace_notes
 

@@ -13,9 +13,9 @@ from loopscope.tracer.events import Code
 from loopscope.tracer.lane_table import lane_rows
 from loopscope.tracer.native import save_native
 from loopscope.tracer.spans import derive_spans
-from loopscope.ui.findings_view import corner_triangles
 from loopscope.ui.histogram import doubling_buckets
 from loopscope.ui.main_window import MainWindow
+from loopscope.ui.problem_marks import corner_triangles
 from loopscope.ui.tasks_view import COLUMNS, LANE_ROLE, ticking
 from tests.tracer.test_report import BLOCKING, _stalled_loop
 from tests.ui.test_main_window import loop, run_scenario, run_until, settings_path, window
