@@ -36,6 +36,8 @@ class LintLimits:
     contention_lanes: int = 2  # ... by this many lanes ...
     contention_ns: int = 50_000_000  # ... adding up to this long
     spin_polls: int = 200  # empty zero-timeout polls with no lane running in between
+    pool_idle_ns: int = 100_000_000  # the loop idle this long while its pool work ran ...
+    pool_idle_share: float = 0.8  # ... and for this much of that work's time
 
 
 CONTENDED = ("Lock.acquire", "Semaphore.acquire", "BoundedSemaphore.acquire", "Queue.put",
@@ -52,6 +54,7 @@ def run_lints(trace: Trace, spans: Spans, rows: list[LaneRow],
     findings += self_wake_storms(trace, spans, rows, limits)
     findings += contention(trace, spans, limits)
     findings += zero_timeout_spins(trace, spans, limits)
+    findings += idle_on_thread_pool(trace, spans, limits)
     return findings
 
 
@@ -407,6 +410,80 @@ def zero_timeout_spins(trace: Trace, spans: Spans, limits: LintLimits) -> list[F
                 seq=_span_seq_at(spans, lane, first), facts={"spins": spins},
             ))
     return findings
+
+
+# -- the loop idle while its work is in a thread pool ------------------------------------------
+
+
+def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
+    """A loop that sat idle (polling, no lane running) through most of the time work it had
+    handed to a thread pool ran: the program waited on the pool with nothing else to do.
+    Calls are grouped by loop, function and the line that awaited them (where the caller
+    resumed when the work was done); the idle time is counted over the union of a group's
+    calls, so calls side by side are not counted twice."""
+    pool_lanes = [info for info in trace.lanes if info.kind == LaneKind.THREAD]
+    if not pool_lanes:
+        return []
+    groups: dict[tuple[int, str, Source | None], list[tuple[int, int, int]]] = defaultdict(list)
+    for info in pool_lanes:
+        loop = _loop_of(trace, info.parent) if info.parent >= 0 else None
+        indices = spans.by_lane.get(info.id)
+        if loop is None or indices is None or not len(indices):
+            continue
+        start, end = spans.start[indices[0]], spans.end[indices[-1]]
+        function = _NUMBERED.sub("", info.name)  # the recorder numbers repeated names
+        groups[(loop, function, _resumed_at(trace, spans, info.parent, end))].append(
+            (info.id, start, end))
+    states = np.asarray(spans.state, dtype=np.int64)
+    lanes = np.asarray(spans.lane, dtype=np.int64)
+    starts = np.asarray(spans.start, dtype=np.int64)
+    ends = np.asarray(spans.end, dtype=np.int64)
+    findings = []
+    for (loop, name, line), calls in groups.items():
+        polls = (lanes == loop) & (states == Code.POLL)
+        poll_starts, poll_ends = starts[polls], ends[polls]
+        busy = _union(sorted((start, end) for _lane, start, end in calls))
+        pool_ns = sum(end - start for start, end in busy)
+        idle_ns = sum(int(np.clip(np.minimum(poll_ends, end) - np.maximum(poll_starts, start),
+                                  0, None).sum()) for start, end in busy)
+        if idle_ns < limits.pool_idle_ns or idle_ns < limits.pool_idle_share * pool_ns:
+            continue
+        first_lane, first_start, _end = min(calls, key=lambda call: call[1])
+        loop_name = trace.lane_name(loop)
+        findings.append(Finding(
+            rule="idle-on-thread-pool",
+            title=f"{loop_name} sat idle {_ms(idle_ns)} ({idle_ns / pool_ns:.0%} of the time) "
+                  f"while {name} ran in a thread pool ({len(calls)} "
+                  f"call{'s' if len(calls) != 1 else ''}, {_ms(pool_ns)})"
+                  + (f", awaited at {_short(line)}" if line else ""),
+            lane=first_lane, lane_name=trace.lane_name(first_lane), ts_ns=first_start,
+            duration_ns=idle_ns, location=line, seq=_span_seq_at(spans, first_lane, first_start),
+            facts={"function": name, "calls": len(calls), "pool_ns": pool_ns,
+                   "idle_ns": idle_ns, "loop": loop_name},
+        ))
+    return findings
+
+
+_NUMBERED = re.compile(r" #\d+$")
+
+
+def _resumed_at(trace: Trace, spans: Spans, lane: int, after: int) -> Source | None:
+    """The line `lane` resumed at in its first step from `after` on: where it awaited."""
+    for index in spans.by_lane.get(lane, ()):
+        if spans.start[index] >= after and spans.state[index] == Code.RUNNING:
+            return trace.sources[spans.source[index]] if spans.source[index] else None
+    return None
+
+
+def _union(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted intervals merged where they overlap."""
+    merged: list[tuple[int, int]] = []
+    for start, end in intervals:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _details_where(trace: Trace, wanted: Callable[[dict[str, Any]], bool]

@@ -1,7 +1,8 @@
 """Stalls: steps that held the thread past a threshold, with their stack and their victims.
 
 A stall is a running span at least `threshold_ns` long (100 ms by default, the figure
-asyncio's debug mode uses for slow callbacks), or a loop lane's dispatch that long in which no
+asyncio's debug mode uses for slow callbacks) of a lane that shares the scheduler's thread
+(not a thread pool's), or a loop lane's dispatch that long in which no
 step ran: a plain callback that held the thread. Its line is where the stall sampler found the
 thread most often during the step (the innermost frame of the commonest stack); a trace
 without samples falls back to the line the step resumed at. Its victims are the other lanes
@@ -26,14 +27,28 @@ DEFAULT_THRESHOLD_NS = 100_000_000
 _RUNNING, _READY, _SLEEPING, _DISPATCH = 0, 1, 3, 6
 
 
+def long_steps(trace: Trace, spans: Spans, threshold_ns: int = DEFAULT_THRESHOLD_NS,
+               first: int = 0) -> list[int]:
+    """The indices (from `first` on) of running spans at least `threshold_ns` long on lanes
+    that share a scheduler's thread. A thread lane (work handed to a pool) runs on a thread of
+    its own: however long, it holds up no scheduler; that is what it is for."""
+    states = np.asarray(spans.state[first:], dtype=np.int64)
+    lengths = (np.asarray(spans.end[first:], dtype=np.int64)
+               - np.asarray(spans.start[first:], dtype=np.int64))
+    on_threads = np.isin(np.asarray(spans.lane[first:], dtype=np.int64),
+                         [info.id for info in trace.lanes if info.kind == LaneKind.THREAD])
+    found = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns) & ~on_threads)
+    return [first + int(offset) for offset in found]
+
+
 def find_stalls(trace: Trace, spans: Spans,
                 threshold_ns: int = DEFAULT_THRESHOLD_NS) -> list[Finding]:
     states = np.array(spans.state, dtype=np.int64)
     starts = np.array(spans.start, dtype=np.int64)
     ends = np.array(spans.end, dtype=np.int64)
     lengths = ends - starts
-    long_steps = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns))
-    found = [stall_of(trace, spans, int(index)) for index in long_steps]
+    found = [stall_of(trace, spans, index)
+             for index in long_steps(trace, spans, threshold_ns)]
     # A loop dispatches for as long as the steps it runs take; a long dispatch in which no
     # step ran long is a callback of its own (call_soon, call_later, a hub callback) that
     # held the thread.
