@@ -40,6 +40,7 @@ class LintLimits:
     pool_idle_share: float = 0.8  # ... and for this much of that work's time
 
 
+GEVENT_HUB = "gevent hub"  # the gevent model's loop lane (tracer.models.gevent_model)
 CONTENDED = ("Lock.acquire", "Semaphore.acquire", "BoundedSemaphore.acquire", "Queue.put",
              "Condition.wait", "CapacityLimiter.acquire")
 _TASK_KINDS = (LaneKind.TASK, LaneKind.GREENLET)
@@ -246,15 +247,24 @@ def _lane_label(trace: Trace, lane: int | None, name: str) -> str:
 def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
                      limits: LintLimits) -> list[Finding]:
     """Lanes that made themselves ready (or slept less than a millisecond) over and over;
-    the cost is the time those round trips through the scheduler took."""
+    the cost is the time those round trips through the scheduler took. A greenlet that
+    switches to the gevent hub and is back within a millisecond counts too: that is
+    `gevent.sleep(0)` (the hub runs the callback that switches back to it), which the gevent
+    model records as a plain wait on the hub."""
     findings = []
     states = np.array(spans.state, dtype=np.int64)
     details = np.array(spans.detail, dtype=np.int64)
+    lengths = np.array(spans.end, dtype=np.int64) - np.array(spans.start, dtype=np.int64)
     itself = _details_where(trace, lambda d: d.get("cause") == "self")
     tiny = _details_where(trace, lambda d: isinstance(d.get("delay_s"), int | float)
                           and d["delay_s"] < limits.tiny_sleep_s)
+    hubs = {info.name for info in trace.lanes if info.kind == LaneKind.LOOP
+            and info.name.startswith(GEVENT_HUB)}
+    on_hub = _details_where(trace, lambda d: d.get("on") in hubs)
     rounds_mask = (((states == Code.READY) & np.isin(details, itself))
-                   | ((states == Code.SLEEPING) & np.isin(details, tiny)))
+                   | ((states == Code.SLEEPING) & np.isin(details, tiny))
+                   | ((states == Code.BLOCKED) & np.isin(details, on_hub)
+                      & (lengths < limits.tiny_sleep_s * 1e9)))
     per_lane = np.bincount(np.array(spans.lane, dtype=np.int64)[rounds_mask],
                            minlength=len(trace.lanes) + 1)
     for row in rows:

@@ -47,12 +47,13 @@ EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "never_retrieved.py": [("exception-never-retrieved", "fails")],
     "never_awaited.py": [("never-awaited", None)],
     "sleep0_storm.py": [("self-wake-storm", "poll_flag")],
+    "gevent_sleep0_storm.py": [("self-wake-storm", "poll_flag")],
     "lock_contention.py": [("contention", None)],
     "select_spin.py": [("zero-timeout-spin", "select loop")],
     "thread_pool_idle.py": [("idle-on-thread-pool", "read_sensor")],
     "executor_idle.py": [("idle-on-thread-pool", "compress")],
 }
-CLEAN = ["clean_workers.py", "thread_pool_busy.py"]
+CLEAN = ["clean_workers.py", "thread_pool_busy.py", "gevent_clean.py"]
 
 
 @pytest.mark.parametrize("program", sorted(EXPECTED))
