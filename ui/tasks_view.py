@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -39,9 +40,10 @@ from loopscope.tracer.lane_table import LaneRow, LaneTable
 from loopscope.tracer.report_text import short_duration
 from loopscope.tracer.spans import Spans
 from loopscope.tracer.trace import Trace
-from loopscope.ui.histogram import HistogramWidget
+from loopscope.ui.histogram import HistogramWidget, Tally, add_counts, buckets_of
 
 TICK_MS = 250
+_EMPTY_COUNTS = np.zeros(0, dtype=np.int64)
 SORT_ROLE = Qt.ItemDataRole.UserRole
 LANE_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -222,6 +224,8 @@ class TasksView(QWidget):
         self._grew_at = (-1, 0, 0.0)  # (events, duration_ns, monotonic) when the trace last grew
         self._now = 0
         self._shown: dict[int, dict[str, int]] = {}  # lane -> the times last shown, live
+        self._tallies: dict[int, tuple[Tally, Tally]] = {}  # lane -> steps', latencies' counts
+        self._tallied: Spans | None = None  # the spans the tallies counted
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self.refresh)
@@ -235,6 +239,7 @@ class TasksView(QWidget):
         self.selected_lane = None
         self._grew_at, self._now = (-1, 0, 0.0), 0
         self._shown = {}
+        self._tallies = {}
         self.set_live(live)
         self.refresh()
 
@@ -256,16 +261,33 @@ class TasksView(QWidget):
             self.refreshed.emit()  # what listens may still want to look at the new spans
             return
         trace = self._trace
-        self.lanes.update(trace, self._spans())
+        spans = self._spans()
+        if spans is not self._tallied:  # folded anew (the run ended): count afresh, as the table
+            self._tallies, self._tallied = {}, spans
+        self.lanes.update(trace, spans)
         rows = self.lanes.rows()
         if self._live and self._open_span is not None:
             now = self._live_now(trace)
             rows = [self._never_back(ticking(row, self._open_span(row.lane), now))
                     for row in rows]
         self.model.set_rows(rows)
-        self.step_histogram.set_durations(self.lanes.step_durations(self.selected_lane))
-        self.latency_histogram.set_durations(self.lanes.latencies(self.selected_lane))
+        self._update_histograms(rows)
         self.refreshed.emit()
+
+    def _update_histograms(self, rows: list[LaneRow]) -> None:
+        """Each lane's durations are counted into buckets as they arrive (a live run's
+        histograms cost what is new, not the run); all lanes' are the sum."""
+        wanted = [row.lane for row in rows] if self.selected_lane is None \
+            else [self.selected_lane]
+        steps, latencies = _EMPTY_COUNTS, _EMPTY_COUNTS
+        for lane in wanted:
+            step_tally, latency_tally = self._tallies.setdefault(lane, (Tally(), Tally()))
+            step_tally.update(self.lanes.step_durations(lane))
+            latency_tally.update(self.lanes.latencies(lane))
+            steps = add_counts(steps, step_tally.counts)
+            latencies = add_counts(latencies, latency_tally.counts)
+        self.step_histogram.set_buckets(buckets_of(steps))
+        self.latency_histogram.set_buckets(buckets_of(latencies))
 
     def _never_back(self, row: LaneRow) -> LaneRow:
         """Live, a span in progress is counted up to an estimate of "now"; when it closes a

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import qasync
 from PySide6.QtCore import Qt
@@ -13,7 +14,7 @@ from loopscope.tracer.events import Code
 from loopscope.tracer.lane_table import lane_rows
 from loopscope.tracer.native import save_native
 from loopscope.tracer.spans import derive_spans
-from loopscope.ui.histogram import doubling_buckets
+from loopscope.ui.histogram import Tally, add_counts, bucket_counts, buckets_of, doubling_buckets
 from loopscope.ui.main_window import MainWindow
 from loopscope.ui.problem_marks import corner_triangles
 from loopscope.ui.tasks_view import COLUMNS, LANE_ROLE, ticking
@@ -44,6 +45,20 @@ def test_doubling_buckets_count_each_duration_once() -> None:
         (0, 1_000, 1), (1_000, 2_000, 2), (2_000, 4_000, 1), (4_000, 8_000, 0),
         (8_000, 16_000, 1)]
     assert doubling_buckets([]) == []
+
+
+def test_a_tally_fed_a_growing_set_counts_what_the_whole_set_counts() -> None:
+    durations = np.array([500, 3_000, 70_000, 1_000, 2_000_000, 9_000, 12, 640_000],
+                         dtype=np.int64)
+    tally = Tally()
+    for stop in (0, 2, 2, 5, 8):
+        tally.update(durations[:stop])
+    assert buckets_of(tally.counts) == doubling_buckets(durations)
+    # a set that is not the one seen grown (it shrank) is counted afresh
+    tally.update(durations[:3])
+    assert buckets_of(tally.counts) == doubling_buckets(durations[:3])
+    assert buckets_of(add_counts(bucket_counts(durations[:3]), bucket_counts(durations[3:]))) \
+        == doubling_buckets(durations)
 
 
 def test_a_lane_in_progress_ticks_up_to_now() -> None:
@@ -164,6 +179,11 @@ def test_the_tasks_view_fills_while_a_run_goes_on_then_flags_the_stall(
     assert items.topLevelItemCount() == 1
     assert items.topLevelItem(0).text(3) == "blocking_call.py:55"
     assert len(window.diagnostics.flagged) == 1
+    # the histograms, counted as the durations arrived, equal those of the finished table
+    assert tasks.step_histogram.buckets == doubling_buckets(tasks.lanes.step_durations())
+    assert tasks.latency_histogram.buckets == doubling_buckets(tasks.lanes.latencies())
+    assert sum(bucket.samples for bucket in tasks.step_histogram.buckets) == sum(
+        row.steps.count for row in tasks.lanes.rows())
 
 
 def test_a_sampled_step_shorter_than_a_stall_shows_what_it_ran(
