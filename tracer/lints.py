@@ -248,9 +248,9 @@ def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
                      limits: LintLimits) -> list[Finding]:
     """Lanes that made themselves ready (or slept less than a millisecond) over and over;
     the cost is the time those round trips through the scheduler took. A greenlet that
-    switches to the gevent hub and is back within a millisecond counts too: that is
-    `gevent.sleep(0)` (the hub runs the callback that switches back to it), which the gevent
-    model records as a plain wait on the hub."""
+    switches to the gevent hub and is back within a millisecond, nobody else having run,
+    counts too: that is `gevent.sleep(0)` spinning (the hub runs the callback that switches
+    back to it), which the gevent model records as a plain wait on the hub."""
     findings = []
     states = np.array(spans.state, dtype=np.int64)
     details = np.array(spans.detail, dtype=np.int64)
@@ -263,8 +263,8 @@ def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
     on_hub = _details_where(trace, lambda d: d.get("on") in hubs)
     rounds_mask = (((states == Code.READY) & np.isin(details, itself))
                    | ((states == Code.SLEEPING) & np.isin(details, tiny))
-                   | ((states == Code.BLOCKED) & np.isin(details, on_hub)
-                      & (lengths < limits.tiny_sleep_s * 1e9)))
+                   | _hub_spins(trace, spans, states, lengths, np.isin(details, on_hub),
+                                limits))
     per_lane = np.bincount(np.array(spans.lane, dtype=np.int64)[rounds_mask],
                            minlength=len(trace.lanes) + 1)
     for row in rows:
@@ -300,6 +300,29 @@ def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
             location=line, facts={"self_wakes": rounds, "steps_ns": row.running_ns},
         ))
     return findings
+
+
+def _hub_spins(trace: Trace, spans: Spans, states: npt.NDArray[np.int64],
+               lengths: npt.NDArray[np.int64], on_hub: npt.NDArray[np.bool_],
+               limits: LintLimits) -> npt.NDArray[np.bool_]:
+    """Waits on the gevent hub shorter than a tiny sleep during which no other lane ran: the
+    greenlet gave the hub up and got it straight back with nothing done meanwhile (a wait
+    that another greenlet's work ended, a queue's put or a lock's release, is not one)."""
+    candidates: npt.NDArray[np.bool_] = ((states == Code.BLOCKED) & on_hub
+                                         & (lengths < limits.tiny_sleep_s * 1e9))
+    if not candidates.any():
+        return candidates
+    lanes = np.asarray(spans.lane, dtype=np.int64)
+    starts = np.asarray(spans.start, dtype=np.int64)
+    loops = [info.id for info in trace.lanes if info.kind in LaneKind.LOOP_KINDS]
+    steps = np.sort(starts[(states == Code.RUNNING) & ~np.isin(lanes, loops)])
+    chosen = np.flatnonzero(candidates)
+    # a wait ends where its own lane runs again, so a step starting inside it is another's
+    begun = np.searchsorted(steps, starts[chosen], side="left")
+    ended = np.searchsorted(steps, starts[chosen] + lengths[chosen], side="left")
+    spins: npt.NDArray[np.bool_] = candidates.copy()
+    spins[chosen[ended > begun]] = False
+    return spins
 
 
 # -- contention ----------------------------------------------------------------------------------

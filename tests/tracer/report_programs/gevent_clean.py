@@ -1,5 +1,7 @@
-"""Clean: gevent workers on a queue, an event waited for, a lock held briefly and a
-cooperative gevent.sleep(0) now and then in a computation. Nothing here is a finding."""
+"""Clean: gevent workers on a queue, an event waited for, a lock held briefly, a
+cooperative gevent.sleep(0) now and then in a computation, and 300 items handed over a queue
+as fast as they come (the consumer's waits are short, but the producer works in each). Nothing
+here is a finding."""
 
 import gevent
 from gevent.event import Event
@@ -37,6 +39,24 @@ def producer():
         jobs.put(StopIteration)
 
 
+def handed_over():
+    items = Queue()
+    received = []
+
+    def take():
+        for item in items:
+            received.append(item)
+
+    def give():
+        for item in range(300):
+            items.put(item)
+            gevent.sleep(0)
+        items.put(StopIteration)
+
+    gevent.joinall([gevent.spawn(take), gevent.spawn(give)])
+    return len(received)
+
+
 gevent.joinall([gevent.spawn(worker) for _ in range(3)]
                + [gevent.spawn(crunch), gevent.spawn(producer)])
-print(len(totals))
+print(len(totals), handed_over())
