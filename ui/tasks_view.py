@@ -165,7 +165,7 @@ class _Filter(QSortFilterProxyModel):
 
     def set_wanted(self, text: str) -> None:
         self.wanted = text.lower()
-        self.invalidateFilter()
+        self.setFilterFixedString(text)  # filters the rows again
 
     def filterAcceptsRow(self, source_row: int,
                          source_parent: QModelIndex | QPersistentModelIndex) -> bool:
