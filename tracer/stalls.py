@@ -35,8 +35,7 @@ def long_steps(trace: Trace, spans: Spans, threshold_ns: int = DEFAULT_THRESHOLD
     states = np.asarray(spans.state[first:], dtype=np.int64)
     lengths = (np.asarray(spans.end[first:], dtype=np.int64)
                - np.asarray(spans.start[first:], dtype=np.int64))
-    on_threads = np.isin(np.asarray(spans.lane[first:], dtype=np.int64),
-                         [info.id for info in trace.lanes if info.kind == LaneKind.THREAD])
+    on_threads = np.isin(np.asarray(spans.lane[first:], dtype=np.int64), _thread_lanes(trace))
     found = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns) & ~on_threads)
     return [first + int(offset) for offset in found]
 
@@ -51,8 +50,9 @@ def find_stalls(trace: Trace, spans: Spans,
              for index in long_steps(trace, spans, threshold_ns)]
     # A loop dispatches for as long as the steps it runs take; a long dispatch in which no
     # step ran long is a callback of its own (call_soon, call_later, a hub callback) that
-    # held the thread.
-    running = states == _RUNNING
+    # held the thread. (A thread-pool lane's step runs elsewhere and is no step of the loop.)
+    running = (states == _RUNNING) & ~np.isin(np.asarray(spans.lane, dtype=np.int64),
+                                              _thread_lanes(trace))
     for index in np.flatnonzero((states == _DISPATCH) & (lengths >= threshold_ns)):
         start, end = starts[index], ends[index]
         inside = np.clip(np.minimum(ends[running], end) - np.maximum(starts[running], start),
@@ -125,6 +125,10 @@ def _victims(trace: Trace, spans: Spans, stalled: int, start: int, end: int
               if not _is_loop(trace, lane) and (ready_ns.get(lane) or late_ns.get(lane))]
     delays.sort(key=lambda delay: (-delay.total_ns, delay.lane))
     return delays
+
+
+def _thread_lanes(trace: Trace) -> list[int]:
+    return [info.id for info in trace.lanes if info.kind == LaneKind.THREAD]
 
 
 def _is_loop(trace: Trace, lane: int) -> bool:

@@ -91,10 +91,10 @@ _ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
 _SORT = int(SORT_ROLE)
 _LANE = int(LANE_ROLE)
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-# The widest a number column shows (durations are short: "999.9 ms"), for sizing columns
-# without measuring every cell.
+# The widest text a number column shows, for sizing columns without measuring every cell
+# (durations are short: tracer.report_text.short_duration gives three figures and a unit).
 WIDEST_NUMBER = "9,999,999"
-WIDEST_DURATION = "88.8ms"  # tracer.report_text.short_duration: 3 figures
+WIDEST_DURATION = "88.8ms"
 
 
 class TaskTableModel(QAbstractTableModel):
