@@ -451,9 +451,10 @@ def zero_timeout_spins(trace: Trace, spans: Spans, limits: LintLimits) -> list[F
 def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
     """A loop that sat idle (polling, no lane running) through most of the time work it had
     handed to a thread pool ran: the program waited on the pool with nothing else to do.
-    Calls are grouped by loop, function and the line that awaited them (where the caller
-    resumed when the work was done); the idle time is counted over the union of a group's
-    calls, so calls side by side are not counted twice."""
+    Calls are grouped by loop, function and line: the line that handed the work over (the
+    pool lane's spawn), or where none was on the stack (a `to_thread()` run as a task of its
+    own) the line its caller resumed at when the work was done. The idle time is counted over
+    the union of a group's calls, so calls side by side are not counted twice."""
     pool_lanes = [info for info in trace.lanes if info.kind == LaneKind.THREAD]
     if not pool_lanes:
         return []
@@ -465,8 +466,10 @@ def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[
             continue
         start, end = spans.start[indices[0]], spans.end[indices[-1]]
         function = _NUMBERED.sub("", info.name)  # the recorder numbers repeated names
-        groups[(loop, function, _resumed_at(trace, spans, info.parent, end))].append(
-            (info.id, start, end))
+        submitted = trace.source[info.spawn_seq]
+        line = (trace.sources[submitted] if submitted
+                else _resumed_at(trace, spans, info.parent, end))
+        groups[(loop, function, line)].append((info.id, start, end))
     states = np.asarray(spans.state, dtype=np.int64)
     lanes = np.asarray(spans.lane, dtype=np.int64)
     starts = np.asarray(spans.start, dtype=np.int64)
@@ -488,7 +491,7 @@ def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[
             title=f"{loop_name} sat idle {_ms(idle_ns)} ({idle_ns / pool_ns:.0%} of the time) "
                   f"while {name} ran in a thread pool ({len(calls)} "
                   f"call{'s' if len(calls) != 1 else ''}, {_ms(pool_ns)})"
-                  + (f", awaited at {_short(line)}" if line else ""),
+                  + (f", called at {_short(line)}" if line else ""),
             lane=first_lane, lane_name=trace.lane_name(first_lane), ts_ns=first_start,
             duration_ns=idle_ns, location=line, seq=_span_seq_at(spans, first_lane, first_start),
             facts={"function": name, "calls": len(calls), "pool_ns": pool_ns,

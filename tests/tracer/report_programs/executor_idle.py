@@ -15,8 +15,9 @@ def compress(chunk):
 async def main():
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=1) as pool:
-        jobs = [loop.run_in_executor(pool, compress, chunk) for chunk in range(3)]
-        print(await asyncio.gather(*jobs))  # finding: idle-on-thread-pool
+        jobs = [loop.run_in_executor(pool, compress, chunk)  # finding: idle-on-thread-pool
+                for chunk in range(3)]
+        print(await asyncio.gather(*jobs))
 
 
 asyncio.run(main())
