@@ -83,6 +83,13 @@ def test_the_tasks_view_shows_the_table_sorted_by_cost_and_filters_it(
     assert [row[0] for row in _table(window)] == ["sleeper"]
     tasks.filter.setText("loop")  # the kind matches too
     assert [row[0] for row in _table(window)] == ["asyncio loop"]
+    # the columns, sized without measuring every cell, still fit every cell and heading
+    tasks.filter.setText("")
+    metrics = tasks.table.fontMetrics()
+    for column, (heading, _value, _duration) in enumerate(COLUMNS):
+        width = tasks.table.columnWidth(column)
+        assert width >= tasks.table.horizontalHeader().fontMetrics().horizontalAdvance(heading)
+        assert all(width >= metrics.horizontalAdvance(row[column]) for row in _table(window))
 
 
 def test_clicking_a_task_row_selects_its_lane_and_its_histograms(
