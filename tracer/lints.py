@@ -459,6 +459,7 @@ def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[
     if not pool_lanes:
         return []
     groups: dict[tuple[int, str, Source | None], list[tuple[int, int, int]]] = defaultdict(list)
+    awaited: set[tuple[int, str, Source | None]] = set()  # known by where the caller resumed
     for info in pool_lanes:
         loop = _loop_of(trace, info.parent) if info.parent >= 0 else None
         indices = spans.by_lane.get(info.id)
@@ -470,6 +471,8 @@ def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[
         line = (trace.sources[submitted] if submitted
                 else _resumed_at(trace, spans, info.parent, end))
         groups[(loop, function, line)].append((info.id, start, end))
+        if not submitted:
+            awaited.add((loop, function, line))
     states = np.asarray(spans.state, dtype=np.int64)
     lanes = np.asarray(spans.lane, dtype=np.int64)
     starts = np.asarray(spans.start, dtype=np.int64)
@@ -491,7 +494,8 @@ def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[
             title=f"{loop_name} sat idle {_ms(idle_ns)} ({idle_ns / pool_ns:.0%} of the time) "
                   f"while {name} ran in a thread pool ({len(calls)} "
                   f"call{'s' if len(calls) != 1 else ''}, {_ms(pool_ns)})"
-                  + (f", called at {_short(line)}" if line else ""),
+                  + (f", {'awaited' if (loop, name, line) in awaited else 'called'} at "
+                     f"{_short(line)}" if line else ""),
             lane=first_lane, lane_name=trace.lane_name(first_lane), ts_ns=first_start,
             duration_ns=idle_ns, location=line, seq=_span_seq_at(spans, first_lane, first_start),
             facts={"function": name, "calls": len(calls), "pool_ns": pool_ns,

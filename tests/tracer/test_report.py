@@ -270,6 +270,8 @@ def test_a_thread_pool_lane_running_long_is_not_a_stall_but_an_idle_loop_is_foun
         ("idle-on-thread-pool", "crunch", "server.py:44")]
     assert findings[0].facts["idle_ns"] == 300 * MS
     assert findings[0].facts["calls"] == 1
+    # no line was recorded when the work was handed over: the line the caller resumed at
+    assert findings[0].title.endswith("awaited at server.py:44")
 
 
 def test_a_loop_kept_busy_while_its_pool_works_is_not_idle() -> None:
