@@ -485,7 +485,8 @@ def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[
         pool_ns = sum(end - start for start, end in busy)
         idle_ns = sum(int(np.clip(np.minimum(poll_ends, end) - np.maximum(poll_starts, start),
                                   0, None).sum()) for start, end in busy)
-        if idle_ns < limits.pool_idle_ns or idle_ns < limits.pool_idle_share * pool_ns:
+        if (not pool_ns or idle_ns < limits.pool_idle_ns
+                or idle_ns < limits.pool_idle_share * pool_ns):
             continue
         first_lane, first_start, _end = min(calls, key=lambda call: call[1])
         loop_name = trace.lane_name(loop)
