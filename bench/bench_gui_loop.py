@@ -1,11 +1,14 @@
 """How long can the GUI loop stall while a child streams 100,000 events per second into the window?
 
-    .venv/bin/python bench/bench_gui_loop.py [--seconds S] [--rate EVENTS_PER_S]
+    .venv/bin/python bench/bench_gui_loop.py [--seconds S] [--rate EVENTS_PER_S] [--where]
 
 One process run, side by side: the main window idle (the baseline), then the same window while
 a child process streams events at the given rate, the timeline refreshing live. A 1 ms precise
 QTimer records the gaps between its ticks; the longest gap is the longest stall the user could
 feel. Goal: the longest stall while streaming is at most 50 ms.
+
+--where also says where the GUI thread's time went in each part: the CPU time (and the
+longest wall time of one call) of the window's handlers that run while events stream in.
 
 This file is also the child's "model": `python -m tracer.child --model bench.bench_gui_loop`
 calls `run` below, which emits events at a steady rate without running any program.
@@ -106,6 +109,52 @@ class StallMeter:
         }
 
 
+class HandlerClock:
+    """Per part of the benchmark, the thread CPU time, the calls and the longest call (wall)
+    of chosen handlers, wrapped in place for this process only."""
+
+    HANDLERS = (
+        ("loopscope.ui.timeline", "TimelineWidget", "_catch_up", "timeline: fold new events"),
+        ("loopscope.ui.timeline", "TimelineWidget", "primitives", "timeline: layout"),
+        ("loopscope.ui.timeline", "TimelineWidget", "paintEvent", "timeline: paint (+layout)"),
+        ("loopscope.ui.overview", "OverviewStrip", "paintEvent", "overview strip: paint"),
+        ("loopscope.ui.tasks_view", "TasksView", "refresh", "Tasks view: refresh"),
+        ("loopscope.ui.diagnostics", "Diagnostics", "_flag_live_stalls", "live stall check"),
+        ("loopscope.ui.main_window", "MainWindow", "_update_status", "status bar"),
+    )
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.part = ""
+        self.figures: dict[tuple[str, str], list[float]] = {}  # calls, cpu s, longest wall s
+        for module_name, class_name, method, label in self.HANDLERS:
+            owner = getattr(importlib.import_module(module_name), class_name)
+            setattr(owner, method, self._wrapped(getattr(owner, method), label))
+
+    def _wrapped(self, method: Any, label: str) -> Any:
+        clock = self
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                figures = clock.figures.setdefault((clock.part, label), [0, 0.0, 0.0])
+                figures[0] += 1
+                figures[1] += time.thread_time() - cpu
+                figures[2] = max(figures[2], time.perf_counter() - wall)
+
+        return timed
+
+    def print(self) -> None:
+        print("  where the GUI thread's time went (CPU; nested handlers count in both):")
+        for (part, label), (calls, cpu, longest) in self.figures.items():
+            if part:
+                print(f"    {part:28} {label:28} {calls:5.0f} calls {cpu * 1000:8.1f} ms "
+                      f"(longest {longest * 1000:.1f} ms)")
+
+
 @dataclass
 class Row:
     label: str
@@ -115,7 +164,7 @@ class Row:
     status: str = ""
 
 
-async def measure(seconds: float, rate: int) -> list[Row]:
+async def measure(seconds: float, rate: int, clock: HandlerClock | None = None) -> list[Row]:
     import asyncio
 
     from loopscope.tracer.target import Target
@@ -144,6 +193,8 @@ async def measure(seconds: float, rate: int) -> list[Row]:
                                                  ("  same, timeline hidden", False, False),
                                                  ("  same, Tasks view shown", True, True)):
         window.timeline.setVisible(timeline_visible)
+        if clock is not None:
+            clock.part = label.strip()
         meter.start()
         window.run_target(target)
         if tasks_shown:
@@ -151,6 +202,8 @@ async def measure(seconds: float, rate: int) -> list[Row]:
         while window.live.is_running:
             await asyncio.sleep(0.01)
         meter.stop()
+        if clock is not None:
+            clock.part = ""
         trace = window.trace
         assert trace is not None
         rows.append(Row(label, meter.summary(), len(trace), trace.duration_ns / 1e9,
@@ -163,6 +216,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--rate", type=int, default=100_000)
+    parser.add_argument("--where", action="store_true",
+                        help="also print the CPU time of the window's handlers per part")
     options = parser.parse_args()
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -173,8 +228,9 @@ def main() -> int:
     app = QApplication(["bench_gui_loop"])
     app.setQuitOnLastWindowClosed(False)
     loop = qasync.QEventLoop(app)
+    clock = HandlerClock() if options.where else None
     with loop:
-        rows = loop.run_until_complete(measure(options.seconds, options.rate))
+        rows = loop.run_until_complete(measure(options.seconds, options.rate, clock))
 
     print(f"GUI loop stalls, {options.seconds:g} s each, 1 ms timer "
           f"(platform {app.platformName()}):")
@@ -190,6 +246,8 @@ def main() -> int:
           f"{streaming:.1f} ms {verdict} the {GOAL_MS:.0f} ms goal "
           f"(timeline hidden: {rows[2].stalls['max']:.1f} ms; Tasks view shown: "
           f"{rows[3].stalls['max']:.1f} ms)")
+    if clock is not None:
+        clock.print()
     return 0
 
 

@@ -55,13 +55,13 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "The loop polled with a zero timeout over and over while nothing was ready and no "
          "lane ran: it spins, using a whole core to wait. Give select/poll a timeout (or "
          "None) so the kernel wakes it when something happens.", "select-server"),
+    Rule("idle-on-thread-pool", "loop idle while work waits in a thread pool",
+         "The loop had nothing to do for most of the time work it handed to a thread pool "
+         "(asyncio.to_thread, run_in_executor) ran: the program waited on the pool one call "
+         "at a time. Run independent calls side by side (asyncio.gather, a TaskGroup), give "
+         "the pool more workers if calls queue behind each other, or use an async client "
+         "for I/O so the work stays on the loop.", None),
 )}
-
-# Rules that need more than the recorded events carry today (see docs/report-schema.md).
-NOT_RECORDED = {
-    "thread-pool-backlog": "the loop idle while work waits in a thread pool: needs the "
-                           "executor's queue and workers recorded",
-}
 
 
 @dataclass(frozen=True)

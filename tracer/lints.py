@@ -36,8 +36,11 @@ class LintLimits:
     contention_lanes: int = 2  # ... by this many lanes ...
     contention_ns: int = 50_000_000  # ... adding up to this long
     spin_polls: int = 200  # empty zero-timeout polls with no lane running in between
+    pool_idle_ns: int = 100_000_000  # the loop idle this long while its pool work ran ...
+    pool_idle_share: float = 0.8  # ... and for this much of that work's time
 
 
+GEVENT_HUB = "gevent hub"  # the gevent model's loop lane (tracer.models.gevent_model)
 CONTENDED = ("Lock.acquire", "Semaphore.acquire", "BoundedSemaphore.acquire", "Queue.put",
              "Condition.wait", "CapacityLimiter.acquire")
 _TASK_KINDS = (LaneKind.TASK, LaneKind.GREENLET)
@@ -52,6 +55,7 @@ def run_lints(trace: Trace, spans: Spans, rows: list[LaneRow],
     findings += self_wake_storms(trace, spans, rows, limits)
     findings += contention(trace, spans, limits)
     findings += zero_timeout_spins(trace, spans, limits)
+    findings += idle_on_thread_pool(trace, spans, limits)
     return findings
 
 
@@ -243,15 +247,24 @@ def _lane_label(trace: Trace, lane: int | None, name: str) -> str:
 def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
                      limits: LintLimits) -> list[Finding]:
     """Lanes that made themselves ready (or slept less than a millisecond) over and over;
-    the cost is the time those round trips through the scheduler took."""
+    the cost is the time those round trips through the scheduler took. A greenlet that
+    switches to the gevent hub and is back within a millisecond, nobody else having run,
+    counts too: that is `gevent.sleep(0)` spinning (the hub runs the callback that switches
+    back to it), which the gevent model records as a plain wait on the hub."""
     findings = []
     states = np.array(spans.state, dtype=np.int64)
     details = np.array(spans.detail, dtype=np.int64)
+    lengths = np.array(spans.end, dtype=np.int64) - np.array(spans.start, dtype=np.int64)
     itself = _details_where(trace, lambda d: d.get("cause") == "self")
     tiny = _details_where(trace, lambda d: isinstance(d.get("delay_s"), int | float)
                           and d["delay_s"] < limits.tiny_sleep_s)
+    hubs = {info.name for info in trace.lanes if info.kind == LaneKind.LOOP
+            and info.name.startswith(GEVENT_HUB)}
+    on_hub = _details_where(trace, lambda d: d.get("on") in hubs)
     rounds_mask = (((states == Code.READY) & np.isin(details, itself))
-                   | ((states == Code.SLEEPING) & np.isin(details, tiny)))
+                   | ((states == Code.SLEEPING) & np.isin(details, tiny))
+                   | _hub_spins(trace, spans, states, lengths, np.isin(details, on_hub),
+                                limits))
     per_lane = np.bincount(np.array(spans.lane, dtype=np.int64)[rounds_mask],
                            minlength=len(trace.lanes) + 1)
     for row in rows:
@@ -287,6 +300,29 @@ def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
             location=line, facts={"self_wakes": rounds, "steps_ns": row.running_ns},
         ))
     return findings
+
+
+def _hub_spins(trace: Trace, spans: Spans, states: npt.NDArray[np.int64],
+               lengths: npt.NDArray[np.int64], on_hub: npt.NDArray[np.bool_],
+               limits: LintLimits) -> npt.NDArray[np.bool_]:
+    """Waits on the gevent hub shorter than a tiny sleep during which no other lane ran: the
+    greenlet gave the hub up and got it straight back with nothing done meanwhile (a wait
+    that another greenlet's work ended, a queue's put or a lock's release, is not one)."""
+    candidates: npt.NDArray[np.bool_] = ((states == Code.BLOCKED) & on_hub
+                                         & (lengths < limits.tiny_sleep_s * 1e9))
+    if not candidates.any():
+        return candidates
+    lanes = np.asarray(spans.lane, dtype=np.int64)
+    starts = np.asarray(spans.start, dtype=np.int64)
+    loops = [info.id for info in trace.lanes if info.kind in LaneKind.LOOP_KINDS]
+    steps = np.sort(starts[(states == Code.RUNNING) & ~np.isin(lanes, loops)])
+    chosen = np.flatnonzero(candidates)
+    # a wait ends where its own lane runs again, so a step starting inside it is another's
+    begun = np.searchsorted(steps, starts[chosen], side="left")
+    ended = np.searchsorted(steps, starts[chosen] + lengths[chosen], side="left")
+    spins: npt.NDArray[np.bool_] = candidates.copy()
+    spins[chosen[ended > begun]] = False
+    return spins
 
 
 # -- contention ----------------------------------------------------------------------------------
@@ -407,6 +443,88 @@ def zero_timeout_spins(trace: Trace, spans: Spans, limits: LintLimits) -> list[F
                 seq=_span_seq_at(spans, lane, first), facts={"spins": spins},
             ))
     return findings
+
+
+# -- the loop idle while its work is in a thread pool ------------------------------------------
+
+
+def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
+    """A loop that sat idle (polling, no lane running) through most of the time work it had
+    handed to a thread pool ran: the program waited on the pool with nothing else to do.
+    Calls are grouped by loop, function and line: the line that handed the work over (the
+    pool lane's spawn), or where none was on the stack (a `to_thread()` run as a task of its
+    own) the line its caller resumed at when the work was done. The idle time is counted over
+    the union of a group's calls, so calls side by side are not counted twice."""
+    pool_lanes = [info for info in trace.lanes if info.kind == LaneKind.THREAD]
+    if not pool_lanes:
+        return []
+    groups: dict[tuple[int, str, Source | None], list[tuple[int, int, int]]] = defaultdict(list)
+    awaited: set[tuple[int, str, Source | None]] = set()  # known by where the caller resumed
+    for info in pool_lanes:
+        loop = _loop_of(trace, info.parent) if info.parent >= 0 else None
+        indices = spans.by_lane.get(info.id)
+        if loop is None or indices is None or not len(indices):
+            continue
+        start, end = spans.start[indices[0]], spans.end[indices[-1]]
+        function = _NUMBERED.sub("", info.name)  # the recorder numbers repeated names
+        submitted = trace.source[info.spawn_seq]
+        line = (trace.sources[submitted] if submitted
+                else _resumed_at(trace, spans, info.parent, end))
+        groups[(loop, function, line)].append((info.id, start, end))
+        if not submitted:
+            awaited.add((loop, function, line))
+    states = np.asarray(spans.state, dtype=np.int64)
+    lanes = np.asarray(spans.lane, dtype=np.int64)
+    starts = np.asarray(spans.start, dtype=np.int64)
+    ends = np.asarray(spans.end, dtype=np.int64)
+    findings = []
+    for (loop, name, line), calls in groups.items():
+        polls = (lanes == loop) & (states == Code.POLL)
+        poll_starts, poll_ends = starts[polls], ends[polls]
+        busy = _union(sorted((start, end) for _lane, start, end in calls))
+        pool_ns = sum(end - start for start, end in busy)
+        idle_ns = sum(int(np.clip(np.minimum(poll_ends, end) - np.maximum(poll_starts, start),
+                                  0, None).sum()) for start, end in busy)
+        if (not pool_ns or idle_ns < limits.pool_idle_ns
+                or idle_ns < limits.pool_idle_share * pool_ns):
+            continue
+        first_lane, first_start, _end = min(calls, key=lambda call: call[1])
+        loop_name = trace.lane_name(loop)
+        findings.append(Finding(
+            rule="idle-on-thread-pool",
+            title=f"{loop_name} sat idle {_ms(idle_ns)} ({idle_ns / pool_ns:.0%} of the time) "
+                  f"while {name} ran in a thread pool ({len(calls)} "
+                  f"call{'s' if len(calls) != 1 else ''}, {_ms(pool_ns)})"
+                  + (f", {'awaited' if (loop, name, line) in awaited else 'called'} at "
+                     f"{_short(line)}" if line else ""),
+            lane=first_lane, lane_name=trace.lane_name(first_lane), ts_ns=first_start,
+            duration_ns=idle_ns, location=line, seq=_span_seq_at(spans, first_lane, first_start),
+            facts={"function": name, "calls": len(calls), "pool_ns": pool_ns,
+                   "idle_ns": idle_ns, "loop": loop_name},
+        ))
+    return findings
+
+
+_NUMBERED = re.compile(r" #\d+$")
+
+
+def _resumed_at(trace: Trace, spans: Spans, lane: int, after: int) -> Source | None:
+    """The line `lane` resumed at in its first step from `after` on: where it awaited."""
+    for index in spans.by_lane.get(lane, ()):
+        if spans.start[index] >= after and spans.state[index] == Code.RUNNING:
+            return trace.sources[spans.source[index]] if spans.source[index] else None
+    return None
+
+
+def _union(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted intervals merged where they overlap."""
+    merged: list[tuple[int, int]] = []
+    for start, end in intervals:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def _details_where(trace: Trace, wanted: Callable[[dict[str, Any]], bool]

@@ -1,7 +1,8 @@
 """Stalls: steps that held the thread past a threshold, with their stack and their victims.
 
 A stall is a running span at least `threshold_ns` long (100 ms by default, the figure
-asyncio's debug mode uses for slow callbacks), or a loop lane's dispatch that long in which no
+asyncio's debug mode uses for slow callbacks) of a lane that shares the scheduler's thread
+(not a thread pool's), or a loop lane's dispatch that long in which no
 step ran: a plain callback that held the thread. Its line is where the stall sampler found the
 thread most often during the step (the innermost frame of the commonest stack); a trace
 without samples falls back to the line the step resumed at. Its victims are the other lanes
@@ -11,6 +12,7 @@ during it and fired only afterwards (how late).
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
@@ -25,18 +27,32 @@ DEFAULT_THRESHOLD_NS = 100_000_000
 _RUNNING, _READY, _SLEEPING, _DISPATCH = 0, 1, 3, 6
 
 
+def long_steps(trace: Trace, spans: Spans, threshold_ns: int = DEFAULT_THRESHOLD_NS,
+               first: int = 0) -> list[int]:
+    """The indices (from `first` on) of running spans at least `threshold_ns` long on lanes
+    that share a scheduler's thread. A thread lane (work handed to a pool) runs on a thread of
+    its own: however long, it holds up no scheduler; that is what it is for."""
+    states = np.asarray(spans.state[first:], dtype=np.int64)
+    lengths = (np.asarray(spans.end[first:], dtype=np.int64)
+               - np.asarray(spans.start[first:], dtype=np.int64))
+    on_threads = np.isin(np.asarray(spans.lane[first:], dtype=np.int64), _thread_lanes(trace))
+    found = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns) & ~on_threads)
+    return [first + int(offset) for offset in found]
+
+
 def find_stalls(trace: Trace, spans: Spans,
                 threshold_ns: int = DEFAULT_THRESHOLD_NS) -> list[Finding]:
     states = np.array(spans.state, dtype=np.int64)
     starts = np.array(spans.start, dtype=np.int64)
     ends = np.array(spans.end, dtype=np.int64)
     lengths = ends - starts
-    long_steps = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns))
-    found = [stall_of(trace, spans, int(index)) for index in long_steps]
+    found = [stall_of(trace, spans, index)
+             for index in long_steps(trace, spans, threshold_ns)]
     # A loop dispatches for as long as the steps it runs take; a long dispatch in which no
     # step ran long is a callback of its own (call_soon, call_later, a hub callback) that
-    # held the thread.
-    running = states == _RUNNING
+    # held the thread. (A thread-pool lane's step runs elsewhere and is no step of the loop.)
+    running = (states == _RUNNING) & ~np.isin(np.asarray(spans.lane, dtype=np.int64),
+                                              _thread_lanes(trace))
     for index in np.flatnonzero((states == _DISPATCH) & (lengths >= threshold_ns)):
         start, end = starts[index], ends[index]
         inside = np.clip(np.minimum(ends[running], end) - np.maximum(starts[running], start),
@@ -86,26 +102,33 @@ def stall_of(trace: Trace, spans: Spans, index: int) -> Finding:
 
 def _victims(trace: Trace, spans: Spans, stalled: int, start: int, end: int
              ) -> Iterable[Delay]:
-    delays = []
-    for lane, indices in spans.by_lane.items():
-        if lane == stalled or _is_loop(trace, lane):
-            continue
-        ready = late = 0
-        for index in indices:
-            span_start, span_end = spans.start[index], spans.end[index]
-            if span_end <= start or span_start >= end:
-                continue
-            state = spans.state[index]
-            if state == _READY:
-                ready += min(span_end, end) - max(span_start, start)
-            elif state == _SLEEPING:
-                deadline = spans.detail_of(index, trace).get("deadline_ns")
-                if isinstance(deadline, int) and start <= deadline < end and span_end > deadline:
-                    late += span_end - deadline
-        if ready or late:
-            delays.append(Delay(lane, trace.lane_name(lane), ready, late))
+    """Over the spans that overlap the step, in columns: a live view looks for victims
+    while the run grows, so this must not walk every span in Python."""
+    lanes = np.asarray(spans.lane, dtype=np.int64)
+    states = np.asarray(spans.state, dtype=np.int64)
+    starts = np.asarray(spans.start, dtype=np.int64)
+    ends = np.asarray(spans.end, dtype=np.int64)
+    overlapping = (ends > start) & (starts < end) & (lanes != stalled)
+    ready = np.flatnonzero(overlapping & (states == _READY))
+    ready_ns: dict[int, int] = defaultdict(int)
+    for lane, overlap in zip(lanes[ready].tolist(),
+                             (np.minimum(ends[ready], end) - np.maximum(starts[ready], start))
+                             .tolist(), strict=True):
+        ready_ns[lane] += overlap
+    late_ns: dict[int, int] = defaultdict(int)
+    for index in np.flatnonzero(overlapping & (states == _SLEEPING)).tolist():
+        deadline = spans.detail_of(index, trace).get("deadline_ns")
+        if isinstance(deadline, int) and start <= deadline < end and ends[index] > deadline:
+            late_ns[int(lanes[index])] += int(ends[index]) - deadline
+    delays = [Delay(lane, trace.lane_name(lane), ready_ns.get(lane, 0), late_ns.get(lane, 0))
+              for lane in sorted(set(ready_ns) | set(late_ns))
+              if not _is_loop(trace, lane) and (ready_ns.get(lane) or late_ns.get(lane))]
     delays.sort(key=lambda delay: (-delay.total_ns, delay.lane))
     return delays
+
+
+def _thread_lanes(trace: Trace) -> list[int]:
+    return [info.id for info in trace.lanes if info.kind == LaneKind.THREAD]
 
 
 def _is_loop(trace: Trace, lane: int) -> bool:

@@ -12,14 +12,18 @@ Submits from other threads or with no loop running pass through untraced.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import functools
+import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import Context
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from loopscope.tracer.events import NO_LANE, Code, LaneKind
+from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, LaneKind
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.threads import in_traced_thread
 
@@ -42,6 +46,32 @@ def function_name(function: Callable[..., Any]) -> str:
             break
         function = wrapped
     return str(getattr(function, "__qualname__", None) or getattr(function, "__name__", "work"))
+
+
+# Frames of these folders are the pool's and asyncio's plumbing, not the call that handed the
+# work over: asyncio.to_thread -> loop.run_in_executor -> ThreadPoolExecutor.submit.
+_PLUMBING = (os.path.dirname(concurrent.futures.__file__ or "") + os.sep,
+             os.path.dirname(os.path.abspath(__file__)) + os.sep)
+
+
+_HANDING_OVER = frozenset({"run_in_executor", "to_thread"})
+
+
+def _submitted_at(recorder: Recorder, frame: FrameType | None) -> int:
+    """The source index of the line that handed the work to the pool: the first frame out
+    from `submit` past the pool's, Loopscope's and asyncio's `run_in_executor`/`to_thread`.
+    None (NO_SOURCE) when that frame is the event loop's own: a `to_thread()` coroutine
+    run as a task of its own (by gather) has no caller left on the stack."""
+    asyncio_dir = os.path.dirname(sys.modules["asyncio"].__file__ or "") + os.sep
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename.startswith(asyncio_dir):
+            if code.co_name not in _HANDING_OVER:
+                return NO_SOURCE
+        elif not code.co_filename.startswith(_PLUMBING):
+            return recorder.source_of(code, frame.f_lineno)
+        frame = frame.f_back
+    return NO_SOURCE
 
 
 class ThreadWork:
@@ -79,7 +109,8 @@ class ThreadWork:
             return
         parent = recorder.current
         lane = recorder.spawn(function_name(fn), LaneKind.THREAD,
-                              parent if parent != NO_LANE else NO_LANE)
+                              parent if parent != NO_LANE else NO_LANE,
+                              source=_submitted_at(recorder, sys._getframe(1)))
         recorder.state(lane, Code.RUNNING)
 
         def done(finished: Future[Any]) -> None:  # in the worker thread, or here if done

@@ -13,23 +13,16 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from loopscope.tracer.events import Code
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.report import Report, build_report
-from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS, stall_of
+from loopscope.tracer.stalls import long_steps, stall_of
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, span_details_html
-from loopscope.ui.findings_view import (
-    FindingsList,
-    finding_html,
-    flagged_spans,
-    samples_html,
-    span_of,
-)
+from loopscope.ui.findings_view import FindingsList, finding_html, samples_html
+from loopscope.ui.problem_marks import flagged_spans, span_of
 from loopscope.ui.source_pane import SourcePane
 from loopscope.ui.tasks_view import TasksView
 from loopscope.ui.timeline import TimelineWidget
@@ -74,11 +67,8 @@ class Diagnostics(QObject):
             return
         spans = self.timeline.folded_spans
         first, self._live_scan = self._live_scan, len(spans)
-        states = np.array(spans.state[first:], dtype=np.int64)
-        lengths = (np.array(spans.end[first:], dtype=np.int64)
-                   - np.array(spans.start[first:], dtype=np.int64))
-        long_steps = np.flatnonzero((states == Code.RUNNING) & (lengths >= DEFAULT_THRESHOLD_NS))
-        found = [stall_of(self._trace, spans, first + int(offset)) for offset in long_steps]
+        found = [stall_of(self._trace, spans, index)
+                 for index in long_steps(self._trace, spans, first=first)]
         if not found:
             return
         for finding in found:

@@ -1,78 +1,21 @@
-"""Findings in the app: the list in the Problems tab, their details, and the red corners the
-timeline draws on stalled spans (as DevTools marks long tasks).
+"""Findings in the app: the list in the Problems tab and their details (the red corners on
+their spans are ui.problem_marks).
 
-The HTML and the corner geometry are plain functions, so tests read them without widgets.
+The HTML is made by plain functions, so tests read it without widgets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from html import escape
 
-import numpy as np
-from PySide6.QtCore import QPointF, Signal
-from PySide6.QtGui import QColor, QPainter, QPolygonF
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.report_text import short_duration
 from loopscope.tracer.samples import Stack, frame_location
-from loopscope.tracer.spans import Spans
-from loopscope.ui.layout import Primitives
 
-CORNER_PX = 9.0
-CORNER_COLOR = "#e02424"
 STACK_LINES = 12
-
-
-def span_of(spans: Spans, finding: Finding) -> int:
-    """The span a finding is about (the one its `seq` began), or -1."""
-    if finding.seq is None or finding.lane is None:
-        return -1
-    for index in spans.by_lane.get(finding.lane, ()):
-        if spans.start_seq[index] == finding.seq:
-            return index
-    return -1
-
-
-def flagged_spans(spans: Spans, findings: list[Finding]) -> dict[int, Finding]:
-    """Span index -> the finding about it, for the findings that are about a span."""
-    flagged = {}
-    for finding in findings:
-        index = span_of(spans, finding)
-        if index >= 0:
-            flagged[index] = finding
-    return flagged
-
-
-def corner_triangles(primitives: Primitives, flagged: Collection[int]
-                     ) -> list[tuple[tuple[float, float], ...]]:
-    """A triangle in the top right corner of every drawn rectangle of a flagged span."""
-    if not flagged:
-        return []
-    rects = primitives.rects
-    wanted = np.isin(rects.span, np.fromiter(flagged, dtype=np.int64))
-    triangles: list[tuple[tuple[float, float], ...]] = []
-    for i in np.flatnonzero(wanted):
-        x, y, w, h = (float(rects.x[i]), float(rects.y[i]), float(rects.w[i]),
-                      float(rects.h[i]))
-        size = min(CORNER_PX, w, h)
-        right = x + w
-        triangles.append(((right - size, y), (right, y), (right, y + size)))
-    return triangles
-
-
-def paint_problem_corners(painter: QPainter, primitives: Primitives,
-                          flagged: Collection[int]) -> None:
-    triangles = corner_triangles(primitives, flagged)
-    if not triangles:
-        return
-    painter.save()
-    painter.setPen(QColor(CORNER_COLOR))
-    painter.setBrush(QColor(CORNER_COLOR))
-    for triangle in triangles:
-        painter.drawPolygon(QPolygonF([QPointF(x, y) for x, y in triangle]))
-    painter.restore()
 
 
 def finding_html(finding: Finding) -> str:

@@ -30,17 +30,52 @@ class Bucket(NamedTuple):
 
 def doubling_buckets(durations: Sequence[int] | npt.NDArray[np.int64]) -> list[Bucket]:
     """Counts per doubling bucket, from the first to the last bucket that holds anything."""
+    return buckets_of(bucket_counts(durations))
+
+
+def bucket_counts(durations: Sequence[int] | npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """How many durations fall in each doubling bucket (index k is bucket k): counts of two
+    sets of durations add up to the counts of both."""
     if not len(durations):
-        return []
+        return np.zeros(0, dtype=np.int64)
     values = np.asarray(durations, dtype=np.int64)
     # bucket 0: below 1 µs; bucket k: [2^(k-1) µs, 2^k µs)
     scaled = np.maximum(values, 1) / FIRST_EDGE_NS
     index = np.where(values < FIRST_EDGE_NS, 0, np.floor(np.log2(scaled)).astype(np.int64) + 1)
-    counts = np.bincount(index)
+    return np.bincount(index).astype(np.int64)
+
+
+def add_counts(left: npt.NDArray[np.int64], right: npt.NDArray[np.int64]
+               ) -> npt.NDArray[np.int64]:
+    if len(left) < len(right):
+        left, right = right, left
+    total = left.copy()
+    total[: len(right)] += right
+    return total
+
+
+def buckets_of(counts: npt.NDArray[np.int64]) -> list[Bucket]:
+    last = int(np.flatnonzero(counts)[-1]) + 1 if counts.any() else 0
     return [
         Bucket(0 if k == 0 else FIRST_EDGE_NS << (k - 1), FIRST_EDGE_NS << k, int(counts[k]))
-        for k in range(len(counts))
+        for k in range(last)
     ]
+
+
+class Tally:
+    """Bucket counts of durations that only grow (a lane's steps, live): each `update` counts
+    only the durations past the ones it has seen."""
+
+    def __init__(self) -> None:
+        self.counts: npt.NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.seen = 0
+
+    def update(self, durations: Sequence[int] | npt.NDArray[np.int64]) -> None:
+        if len(durations) < self.seen:  # not the same set grown: count it afresh
+            self.counts, self.seen = np.zeros(0, dtype=np.int64), 0
+        if len(durations) > self.seen:
+            self.counts = add_counts(self.counts, bucket_counts(durations[self.seen:]))
+            self.seen = len(durations)
 
 
 class HistogramWidget(QWidget):
@@ -57,7 +92,9 @@ class HistogramWidget(QWidget):
         return QSize(260, 110)
 
     def set_durations(self, durations: Sequence[int] | npt.NDArray[np.int64]) -> None:
-        buckets = doubling_buckets(durations)
+        self.set_buckets(doubling_buckets(durations))
+
+    def set_buckets(self, buckets: list[Bucket]) -> None:
         if buckets != self.buckets:
             self.buckets = buckets
             self.update()

@@ -1,17 +1,20 @@
 """The timeline as an image file (.png, .svg, .pdf), through the same layout and paint as the
-screen, with a title, the time axis and the legend: a picture to put on a slide.
+screen, with a title, the time axis and the legend: a picture to put on a slide. Stalled spans
+carry the red corner the live timeline gives them.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QRect, QSize, QSizeF
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 
+from loopscope.tracer.findings import Finding
 from loopscope.tracer.formats import IMAGE_FORMATS
 from loopscope.tracer.held_time import cut_held_time
 from loopscope.tracer.safe_write import OutputError, output_problem, real_target, write_bytes
@@ -25,6 +28,7 @@ from loopscope.ui.framing import (
 )
 from loopscope.ui.layout import Primitives, Viewport, format_ns, layout, run_extent
 from loopscope.ui.paint import label_width_for, paint
+from loopscope.ui.problem_marks import flagged_spans, paint_problem_corners, stalled_spans
 from loopscope.ui.theme import Theme, get_theme
 from loopscope.ui.trace_notes import trace_notes
 
@@ -139,13 +143,15 @@ def render_image(
     spans: Spans | None = None,
     full: bool = False,
     all_lanes: bool = False,
+    findings: Iterable[Finding] | None = None,
 ) -> None:
     """Writes the trace's timeline to a .png, .svg or .pdf file, chosen by the extension.
 
     `spans` are the trace's finished spans if the caller has them (the app does), saving the
-    fold. Needs a QGuiApplication (see `export_target_image` for a headless caller). Raises
-    ValueError for an unknown extension, theme, size or empty time range, and OSError when
-    the file cannot be written.
+    fold. The spans `findings` are about get a red corner; without them, the trace's stalls
+    do (the app passes the findings it marks on screen). Needs a QGuiApplication (see
+    `export_target_image` for a headless caller). Raises ValueError for an unknown extension,
+    theme, size or empty time range, and OSError when the file cannot be written.
     """
     path = Path(out_path)
     suffix = image_format(path)
@@ -160,14 +166,18 @@ def render_image(
                                full=full, all_lanes=all_lanes)
     _check_writable(path)
     # drawn in memory, then written all or nothing: a failure leaves an old file as it was
-    write_bytes(path, _render(suffix, trace, spans, viewport, chosen, path))
+    write_bytes(path, _render(suffix, trace, spans, viewport, chosen, path, findings))
 
 
 def _render(suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
-            chosen: Theme, path: Path) -> bytes:
+            chosen: Theme, path: Path, findings: Iterable[Finding] | None = None) -> bytes:
     """The picture's bytes in the format `suffix` names; OSError if nothing was drawn."""
     width, height = viewport.width, viewport.height
-    primitives = layout(trace, spans if spans is not None else derive_spans(trace), viewport)
+    if spans is None:
+        spans = derive_spans(trace)
+    flagged = set(stalled_spans(trace, spans) if findings is None
+                  else flagged_spans(spans, findings))
+    primitives = layout(trace, spans, viewport)
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     if suffix == ".png":
@@ -177,6 +187,7 @@ def _render(suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
         painter = QPainter(image)
         try:
             paint(painter, primitives, chosen)
+            paint_problem_corners(painter, primitives, flagged)
         finally:
             painter.end()  # a painter left active on a freed image crashes Qt
         if not image.save(buffer, "PNG"):  # type: ignore[call-overload]  # str at run time
@@ -188,7 +199,7 @@ def _render(suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
         generator.setViewBox(QRect(0, 0, width, height))
         generator.setTitle(viewport.title)
         generator.setDescription(viewport.subtitle)
-        _paint_on(generator, primitives, chosen, path)
+        _paint_on(generator, primitives, chosen, path, flagged)
     else:
         writer = QPdfWriter(buffer)
         writer.setResolution(_PDF_DPI)
@@ -197,7 +208,7 @@ def _render(suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
                                          QPageLayout.Orientation.Portrait, QMarginsF(0, 0, 0, 0)))
         writer.setTitle(viewport.title)
         writer.setCreator("Loopscope")
-        _paint_on(writer, primitives, chosen, path)
+        _paint_on(writer, primitives, chosen, path, flagged)
         del writer  # the PDF is complete once its writer is gone
     data = bytes(buffer.data().data())
     buffer.close()
@@ -207,7 +218,7 @@ def _render(suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
 
 
 def _paint_on(device: QSvgGenerator | QPdfWriter, primitives: Primitives, theme: Theme,
-              path: Path) -> None:
+              path: Path, flagged: set[int]) -> None:
     painter = QPainter()
     if not painter.begin(device):
         raise OSError(f"cannot write {path}")
@@ -218,6 +229,7 @@ def _paint_on(device: QSvgGenerator | QPdfWriter, primitives: Primitives, theme:
         if abs(sx - 1) > 1e-3 or abs(sy - 1) > 1e-3:
             painter.scale(sx, sy)
         paint(painter, primitives, theme)
+        paint_problem_corners(painter, primitives, flagged)
     finally:
         painter.end()
 

@@ -708,7 +708,8 @@ class MainWindow(QMainWindow):
             render_image(self.trace, path, width=width, height=height,
                          theme=self.settings.theme, start_ns=start_ns, end_ns=end_ns,
                          title=str(self.trace.meta.get("target") or APP_NAME),
-                         all_lanes=not self.timeline.fold_library)
+                         all_lanes=not self.timeline.fold_library,
+                         findings=list(self.diagnostics.flagged.values()))
         except (OSError, ValueError) as exc:
             self.show_error("Cannot export the image", str(exc))
             return False

@@ -6,6 +6,7 @@ timeline, with every lane a thin row and no words."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
@@ -33,6 +34,7 @@ class OverviewStrip(QWidget):
         self._image_key: tuple[object, ...] = ()
         self._image_range = (0.0, 1.0)  # the time range the miniature was drawn for
         self._drawn_at = 0.0
+        self._rows = 1  # the miniature's rows: every lane row of the run
         self._grab: str | None = None  # "move", "left" or "right" while dragging
         self._grab_from = (0.0, 0.0, 0.0)
         timeline.view_changed.connect(self.update)
@@ -47,7 +49,7 @@ class OverviewStrip(QWidget):
 
     def _plot(self) -> tuple[float, float]:
         """(x, width) of the strip's plot: under the timeline's own, so times line up."""
-        viewport = self.timeline.primitives().viewport
+        viewport = self.timeline.viewport()
         return viewport.label_width, max(viewport.plot_width, 1.0)
 
     def x_of(self, ns: float) -> float:
@@ -76,19 +78,25 @@ class OverviewStrip(QWidget):
             elif key == self._image_key:
                 return self._image
         width = int(label_width + plot_width)
-        rows = max(len(timeline.primitives().lanes), 1)
         viewport = Viewport(
             start_ns=start, end_ns=end, width=max(width, 1), height=STRIP_HEIGHT,
-            lane_height=max((STRIP_HEIGHT - 2) / rows, 1.0), label_width=label_width,
+            lane_height=max((STRIP_HEIGHT - 2) / self._rows, 1.0), label_width=label_width,
             axis_height=0.0, legend_height=0.0, row_padding=0.0, max_arrows=0,
             max_markers=0, texts=False, lane_names=False,
             folded_lanes=timeline.folded_lanes(),
             now_ns=timeline.live_edge_ns() if timeline.live else None,
         )
+        frame = layout(trace, timeline.span_source(), viewport)
+        if frame.lane_count != self._rows:
+            # Every row of the run shares the strip's height; when rows appear (rarely) the
+            # miniature is laid out again at the new row height.
+            self._rows = max(frame.lane_count, 1)
+            viewport = replace(viewport, lane_height=max((STRIP_HEIGHT - 2) / self._rows, 1.0))
+            frame = layout(trace, timeline.span_source(), viewport)
         image = QImage(max(width, 1), STRIP_HEIGHT, QImage.Format.Format_ARGB32_Premultiplied)
         painter = QPainter(image)
         try:
-            paint(painter, layout(trace, timeline.span_source(), viewport), timeline.theme)
+            paint(painter, frame, timeline.theme)
             painter.setPen(QColor(timeline.theme.text_dim))
             painter.drawText(QRectF(10, 0, label_width - 20, STRIP_HEIGHT),
                              Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft,

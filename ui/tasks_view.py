@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import (
     QAbstractTableModel,
     QModelIndex,
@@ -39,9 +40,10 @@ from loopscope.tracer.lane_table import LaneRow, LaneTable
 from loopscope.tracer.report_text import short_duration
 from loopscope.tracer.spans import Spans
 from loopscope.tracer.trace import Trace
-from loopscope.ui.histogram import HistogramWidget
+from loopscope.ui.histogram import HistogramWidget, Tally, add_counts, buckets_of
 
 TICK_MS = 250
+_EMPTY_COUNTS = np.zeros(0, dtype=np.int64)
 SORT_ROLE = Qt.ItemDataRole.UserRole
 LANE_ROLE = Qt.ItemDataRole.UserRole + 1
 
@@ -84,22 +86,44 @@ def ticking(row: LaneRow, open_span: tuple[int, int] | None, now_ns: int) -> Lan
     return replace(row, time_in=time_in)
 
 
+_DISPLAY = int(Qt.ItemDataRole.DisplayRole)
+_ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole)
+_SORT = int(SORT_ROLE)
+_LANE = int(LANE_ROLE)
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+# The widest text a number column shows, for sizing columns without measuring every cell
+# (durations are short: tracer.report_text.short_duration gives three figures and a unit).
+WIDEST_NUMBER = "9,999,999"
+WIDEST_DURATION = "88.8ms"
+
+
 class TaskTableModel(QAbstractTableModel):
+    """The rows as cells: values (sort keys) and their text, made once per refresh, so a
+    repaint, which asks for every visible cell in several roles, only looks them up."""
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.rows: list[LaneRow] = []
         self._cells: list[list[Any]] = []
+        self._texts: list[list[str]] = []
 
     def set_rows(self, rows: list[LaneRow]) -> None:
         cells = [[value(row) for _heading, value, _duration in COLUMNS] for row in rows]
         if len(rows) != len(self.rows) or [r.lane for r in rows] != [r.lane for r in self.rows]:
             self.beginResetModel()
-            self.rows, self._cells = rows, cells
+            self.rows, self._cells, self._texts = rows, cells, [_texts(row) for row in cells]
             self.endResetModel()
-        elif cells != self._cells:
-            self.rows, self._cells = rows, cells
-            self.dataChanged.emit(self.index(0, 0),
-                                  self.index(len(rows) - 1, len(COLUMNS) - 1))
+            return
+        changed = [position for position, (new, old) in enumerate(zip(cells, self._cells,
+                                                                      strict=True))
+                   if new != old]
+        if not changed:
+            return
+        self.rows, self._cells = rows, cells
+        for position in changed:
+            self._texts[position] = _texts(cells[position])
+        self.dataChanged.emit(self.index(changed[0], 0),
+                              self.index(changed[-1], len(COLUMNS) - 1))
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = _ROOT) -> int:
         return 0 if parent.isValid() else len(self.rows)
@@ -109,34 +133,43 @@ class TaskTableModel(QAbstractTableModel):
 
     def data(self, index: QModelIndex | QPersistentModelIndex,
              role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if not index.isValid():
-            return None
-        value = self._cells[index.row()][index.column()]
-        if role == Qt.ItemDataRole.DisplayRole:
-            if COLUMNS[index.column()][2]:
-                return short_duration(value) if value else "-"
-            return str(value)
-        if role == SORT_ROLE:
-            return value
-        if role == LANE_ROLE:
+        if role == _DISPLAY:
+            return self._texts[index.row()][index.column()]
+        if role == _SORT:
+            return self._cells[index.row()][index.column()]
+        if role == _ALIGNMENT:
+            return _RIGHT if index.column() >= RUNNING_COLUMN else None
+        if role == _LANE:
             return self.rows[index.row()].lane
-        if role == Qt.ItemDataRole.TextAlignmentRole and index.column() >= RUNNING_COLUMN:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation,
                    role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+        if orientation == Qt.Orientation.Horizontal and role == _DISPLAY:
             return COLUMNS[section][0]
         return None
 
 
+def _texts(cells: list[Any]) -> list[str]:
+    return [(short_duration(value) if value else "-") if duration else str(value)
+            for value, (_heading, _value, duration) in zip(cells, COLUMNS, strict=True)]
+
+
 class _Filter(QSortFilterProxyModel):
-    """Keeps the rows whose lane name, kind or status contains the filter text."""
+    """Keeps the rows whose lane name, kind or status contains the filter text (held here
+    as plain lower-case text: rows are filtered again at every live tick)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.wanted = ""
+
+    def set_wanted(self, text: str) -> None:
+        self.wanted = text.lower()
+        self.setFilterFixedString(text)  # filters the rows again
 
     def filterAcceptsRow(self, source_row: int,
                          source_parent: QModelIndex | QPersistentModelIndex) -> bool:
-        wanted = self.filterRegularExpression().pattern().lower()
+        wanted = self.wanted
         if not wanted:
             return True
         model = self.sourceModel()
@@ -169,7 +202,7 @@ class TasksView(QWidget):
         self.table.verticalHeader().hide()
         # sized when lanes appear, not at every tick: measuring every cell costs a live view
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        self.model.modelReset.connect(self.table.resizeColumnsToContents)
+        self.model.modelReset.connect(self._size_columns)
         self.table.clicked.connect(self._on_clicked)
         self.step_histogram = HistogramWidget("step times")
         self.latency_histogram = HistogramWidget("scheduling latency")
@@ -191,6 +224,8 @@ class TasksView(QWidget):
         self._grew_at = (-1, 0, 0.0)  # (events, duration_ns, monotonic) when the trace last grew
         self._now = 0
         self._shown: dict[int, dict[str, int]] = {}  # lane -> the times last shown, live
+        self._tallies: dict[int, tuple[Tally, Tally]] = {}  # lane -> steps', latencies' counts
+        self._tallied: Spans | None = None  # the spans the tallies counted
         self._tick = QTimer(self)
         self._tick.setInterval(TICK_MS)
         self._tick.timeout.connect(self.refresh)
@@ -204,6 +239,7 @@ class TasksView(QWidget):
         self.selected_lane = None
         self._grew_at, self._now = (-1, 0, 0.0), 0
         self._shown = {}
+        self._tallies = {}
         self.set_live(live)
         self.refresh()
 
@@ -225,16 +261,33 @@ class TasksView(QWidget):
             self.refreshed.emit()  # what listens may still want to look at the new spans
             return
         trace = self._trace
-        self.lanes.update(trace, self._spans())
+        spans = self._spans()
+        if spans is not self._tallied:  # folded anew (the run ended): count afresh, as the table
+            self._tallies, self._tallied = {}, spans
+        self.lanes.update(trace, spans)
         rows = self.lanes.rows()
         if self._live and self._open_span is not None:
             now = self._live_now(trace)
             rows = [self._never_back(ticking(row, self._open_span(row.lane), now))
                     for row in rows]
         self.model.set_rows(rows)
-        self.step_histogram.set_durations(self.lanes.step_durations(self.selected_lane))
-        self.latency_histogram.set_durations(self.lanes.latencies(self.selected_lane))
+        self._update_histograms(rows)
         self.refreshed.emit()
+
+    def _update_histograms(self, rows: list[LaneRow]) -> None:
+        """Each lane's durations are counted into buckets as they arrive (a live run's
+        histograms cost what is new, not the run); all lanes' are the sum."""
+        wanted = [row.lane for row in rows] if self.selected_lane is None \
+            else [self.selected_lane]
+        steps, latencies = _EMPTY_COUNTS, _EMPTY_COUNTS
+        for lane in wanted:
+            step_tally, latency_tally = self._tallies.setdefault(lane, (Tally(), Tally()))
+            step_tally.update(self.lanes.step_durations(lane))
+            latency_tally.update(self.lanes.latencies(lane))
+            steps = add_counts(steps, step_tally.counts)
+            latencies = add_counts(latencies, latency_tally.counts)
+        self.step_histogram.set_buckets(buckets_of(steps))
+        self.latency_histogram.set_buckets(buckets_of(latencies))
 
     def _never_back(self, row: LaneRow) -> LaneRow:
         """Live, a span in progress is counted up to an estimate of "now"; when it closes a
@@ -264,8 +317,25 @@ class TasksView(QWidget):
         super().showEvent(event)
         self.refresh()
 
+    def _size_columns(self) -> None:
+        """Sized when lanes appear, from the headings, the names and the widest figure a
+        column can show: measuring every cell (resizeColumnsToContents) took tens of
+        milliseconds of a live window's time."""
+        cell = self.table.fontMetrics()
+        heading = self.table.horizontalHeader().fontMetrics()
+        padding = 3 * cell.averageCharWidth() + 8
+        for column, (title, _value, duration) in enumerate(COLUMNS):
+            if column < RUNNING_COLUMN:
+                texts = {self.model.data(self.model.index(row, column)) or ""
+                         for row in range(self.model.rowCount())}
+            else:
+                texts = {WIDEST_DURATION if duration else WIDEST_NUMBER}
+            widest = max((cell.horizontalAdvance(text) for text in texts), default=0)
+            self.table.setColumnWidth(column, max(widest, heading.horizontalAdvance(title))
+                                      + padding)
+
     def _on_filter(self, text: str) -> None:
-        self.proxy.setFilterFixedString(text)
+        self.proxy.set_wanted(text)
 
     def _on_clicked(self, index: QModelIndex) -> None:
         lane = self.proxy.data(index, LANE_ROLE)

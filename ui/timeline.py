@@ -31,7 +31,6 @@ from loopscope.tracer.narrate import describe
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
-from loopscope.ui.findings_view import paint_problem_corners
 from loopscope.ui.framing import first_event_ns, lesson_range
 from loopscope.ui.layout import (
     GROUP_LANE,
@@ -52,6 +51,7 @@ from loopscope.ui.layout import (
     run_extent,
 )
 from loopscope.ui.paint import label_width_for, paint
+from loopscope.ui.problem_marks import paint_problem_corners
 from loopscope.ui.theme import Theme, get_theme
 from loopscope.ui.trace_notes import arrow_text, lane_tag, trace_notes
 
@@ -437,6 +437,12 @@ class TimelineWidget(QWidget):
         if self._primitives is None:
             self._primitives = layout(self._trace, self.span_source(), self._viewport())
         return self._primitives
+
+    def viewport(self) -> Viewport:
+        """The current frame's viewport (its plot's place and width), without laying the frame
+        out: what the overview strip lines up with, which must not cost a hidden timeline a
+        layout."""
+        return self._primitives.viewport if self._primitives is not None else self._viewport()
 
     def span_source(self) -> Spans | SpanBuilder:
         """What the layout draws spans from: the finished spans, or live the growing fold

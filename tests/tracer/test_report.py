@@ -229,6 +229,55 @@ def test_the_threshold_decides_what_is_a_stall() -> None:
 # -- --fail-on -------------------------------------------------------------------------------------
 
 
+def _pool_work(loop_polls: bool) -> Trace:
+    """A task hands 300 ms of work to a thread-pool lane and waits; the loop meanwhile polls
+    (idle) or, without `loop_polls`, dispatches another task's steps throughout."""
+    trace = Trace()
+    clock = FakeClock()
+    rec = Recorder(trace, clock=clock)
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    caller = rec.spawn("caller", LaneKind.TASK, loop)
+    other = rec.spawn("other", LaneKind.TASK, loop)
+    rec.state(loop, Code.DISPATCH)
+    rec.state(caller, Code.RUNNING, source=rec.source(*PROGRAM))
+    work = rec.spawn("crunch", LaneKind.THREAD, caller)
+    rec.state(work, Code.RUNNING)
+    rec.state(caller, Code.BLOCKED, ("on", "to_thread"))
+    for _ in range(30):
+        if loop_polls:
+            rec.state(loop, Code.POLL, ("timeout_s", None))
+            clock.advance(10 * MS)
+            rec.state(loop, Code.DISPATCH)
+        else:
+            rec.state(other, Code.RUNNING, source=rec.source(*BLOCKING))
+            clock.advance(9 * MS)
+            rec.state(other, Code.READY)
+            rec.state(loop, Code.POLL, ("timeout_s", 0))
+            clock.advance(1 * MS)
+            rec.state(loop, Code.DISPATCH)
+    rec.end(work)
+    rec.wake(caller, loop, ("cause", "callback"))
+    rec.state(caller, Code.RUNNING, source=rec.source("/work/app/server.py", 44, "handle"))
+    rec.end(caller)
+    rec.end(other)
+    rec.close()
+    return trace
+
+
+def test_a_thread_pool_lane_running_long_is_not_a_stall_but_an_idle_loop_is_found() -> None:
+    findings = build_report(_pool_work(loop_polls=True)).findings
+    assert [(f.rule, f.lane_name, f.where) for f in findings] == [
+        ("idle-on-thread-pool", "crunch", "server.py:44")]
+    assert findings[0].facts["idle_ns"] == 300 * MS
+    assert findings[0].facts["calls"] == 1
+    # no line was recorded when the work was handed over: the line the caller resumed at
+    assert findings[0].title.endswith("awaited at server.py:44")
+
+
+def test_a_loop_kept_busy_while_its_pool_works_is_not_idle() -> None:
+    assert build_report(_pool_work(loop_polls=False)).findings == []
+
+
 def test_fail_on_rules_parse_and_match() -> None:
     rules = parse_fail_on("stall>250ms, pending-at-exit")
     assert rules == [FailRule("stall", 250 * MS), FailRule("pending-at-exit")]

@@ -47,9 +47,13 @@ EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "never_retrieved.py": [("exception-never-retrieved", "fails")],
     "never_awaited.py": [("never-awaited", None)],
     "sleep0_storm.py": [("self-wake-storm", "poll_flag")],
+    "gevent_sleep0_storm.py": [("self-wake-storm", "poll_flag")],
     "lock_contention.py": [("contention", None)],
     "select_spin.py": [("zero-timeout-spin", "select loop")],
+    "thread_pool_idle.py": [("idle-on-thread-pool", "read_sensor")],
+    "executor_idle.py": [("idle-on-thread-pool", "compress")],
 }
+CLEAN = ["clean_workers.py", "thread_pool_busy.py", "gevent_clean.py"]
 
 
 @pytest.mark.parametrize("program", sorted(EXPECTED))
@@ -72,8 +76,9 @@ def test_a_task_collected_while_pending_is_reported_with_the_line_it_waited_at()
     ]
 
 
-def test_a_clean_program_reports_nothing() -> None:
-    _result, found = _report_of(PROGRAMS / "clean_workers.py")
+@pytest.mark.parametrize("program", CLEAN)
+def test_a_clean_program_reports_nothing(program: str) -> None:
+    _result, found = _report_of(PROGRAMS / program)
     assert found == []
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import qasync
 from PySide6.QtCore import Qt
@@ -13,9 +14,9 @@ from loopscope.tracer.events import Code
 from loopscope.tracer.lane_table import lane_rows
 from loopscope.tracer.native import save_native
 from loopscope.tracer.spans import derive_spans
-from loopscope.ui.findings_view import corner_triangles
-from loopscope.ui.histogram import doubling_buckets
+from loopscope.ui.histogram import Tally, add_counts, bucket_counts, buckets_of, doubling_buckets
 from loopscope.ui.main_window import MainWindow
+from loopscope.ui.problem_marks import corner_triangles
 from loopscope.ui.tasks_view import COLUMNS, LANE_ROLE, ticking
 from tests.tracer.test_report import BLOCKING, _stalled_loop
 from tests.ui.test_main_window import loop, run_scenario, run_until, settings_path, window
@@ -46,6 +47,20 @@ def test_doubling_buckets_count_each_duration_once() -> None:
     assert doubling_buckets([]) == []
 
 
+def test_a_tally_fed_a_growing_set_counts_what_the_whole_set_counts() -> None:
+    durations = np.array([500, 3_000, 70_000, 1_000, 2_000_000, 9_000, 12, 640_000],
+                         dtype=np.int64)
+    tally = Tally()
+    for stop in (0, 2, 2, 5, 8):
+        tally.update(durations[:stop])
+    assert buckets_of(tally.counts) == doubling_buckets(durations)
+    # a set that is not the one seen grown (it shrank) is counted afresh
+    tally.update(durations[:3])
+    assert buckets_of(tally.counts) == doubling_buckets(durations[:3])
+    assert buckets_of(add_counts(bucket_counts(durations[:3]), bucket_counts(durations[3:]))) \
+        == doubling_buckets(durations)
+
+
 def test_a_lane_in_progress_ticks_up_to_now() -> None:
     trace = _stalled_loop()
     row = next(r for r in lane_rows(trace, derive_spans(trace)) if r.name == "slow")
@@ -68,6 +83,13 @@ def test_the_tasks_view_shows_the_table_sorted_by_cost_and_filters_it(
     assert [row[0] for row in _table(window)] == ["sleeper"]
     tasks.filter.setText("loop")  # the kind matches too
     assert [row[0] for row in _table(window)] == ["asyncio loop"]
+    # the columns, sized without measuring every cell, still fit every cell and heading
+    tasks.filter.setText("")
+    metrics = tasks.table.fontMetrics()
+    for column, (heading, _value, _duration) in enumerate(COLUMNS):
+        width = tasks.table.columnWidth(column)
+        assert width >= tasks.table.horizontalHeader().fontMetrics().horizontalAdvance(heading)
+        assert all(width >= metrics.horizontalAdvance(row[column]) for row in _table(window))
 
 
 def test_clicking_a_task_row_selects_its_lane_and_its_histograms(
@@ -164,6 +186,11 @@ def test_the_tasks_view_fills_while_a_run_goes_on_then_flags_the_stall(
     assert items.topLevelItemCount() == 1
     assert items.topLevelItem(0).text(3) == "blocking_call.py:55"
     assert len(window.diagnostics.flagged) == 1
+    # the histograms, counted as the durations arrived, equal those of the finished table
+    assert tasks.step_histogram.buckets == doubling_buckets(tasks.lanes.step_durations())
+    assert tasks.latency_histogram.buckets == doubling_buckets(tasks.lanes.latencies())
+    assert sum(bucket.samples for bucket in tasks.step_histogram.buckets) == sum(
+        row.steps.count for row in tasks.lanes.rows())
 
 
 def test_a_sampled_step_shorter_than_a_stall_shows_what_it_ran(

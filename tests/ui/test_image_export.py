@@ -1,11 +1,14 @@
-"""Image export: PNG, SVG and PDF through the same layout and paint as the screen."""
+"""Image export: PNG, SVG and PDF through the same layout and paint as the screen, with the
+screen's red corners on stalled spans."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
+import zlib
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,7 @@ from loopscope.tracer.trace import Trace
 from loopscope.ui.image_export import export_viewport, render_image
 from loopscope.ui.layout import layout, run_extent, state_band
 from loopscope.ui.paint import label_width_for
+from loopscope.ui.problem_marks import CORNER_COLOR, corner_triangles
 from loopscope.ui.theme import DARK, LIGHT
 from tests.ui.conftest import MS
 
@@ -183,3 +187,93 @@ def test_a_failed_write_leaves_no_new_file_and_keeps_an_old_one(
     with pytest.raises(OSError):
         render_image(sample_trace, old)
     assert old.exists()
+
+
+# -- red corners on stalled spans -------------------------------------------------------------
+
+
+def _stalled_export(tmp_path: Path, suffix: str, **options: object
+                    ) -> tuple[Path, list[tuple[tuple[float, float], ...]]]:
+    """The 300 ms step of tests.tracer.test_report's stalled loop exported whole, and the
+    corner triangles the layout says its stalled span gets (one)."""
+    from tests.tracer.test_report import _stalled_loop
+
+    trace = _stalled_loop()
+    out = tmp_path / f"stalled{suffix}"
+    render_image(trace, out, width=1200, height=600, full=True, **options)  # type: ignore[arg-type]
+    spans = derive_spans(trace)
+    viewport = export_viewport(trace, width=1200, height=600, full=True,
+                               label_width=label_width_for(trace, LIGHT, 1200))
+    primitives = layout(trace, spans, viewport)
+    stalled = [i for i in range(len(spans))
+               if spans.state[i] == Code.RUNNING and spans.end[i] - spans.start[i] == 300 * MS]
+    return out, corner_triangles(primitives, stalled)
+
+
+def test_a_png_marks_the_stalled_span_with_a_red_corner_and_nothing_else(
+        qtbot: QtBot, tmp_path: Path) -> None:
+    out, (triangle,) = _stalled_export(tmp_path, ".png")
+    image = QImage(str(out))
+    red = QColor(CORNER_COLOR)
+    (left, top), (right, _), (_, bottom) = triangle
+    # inside the triangle, near its right angle at the span's top right: red
+    assert image.pixelColor(int(right - 2), int(top + 2)) == red
+    # the span's other side, and below the triangle's slope: the span's own colour
+    assert image.pixelColor(int(left - 20), int(top + 2)) != red
+    assert image.pixelColor(int(left + 1), int(bottom - 1)) != red
+    # no other pixel of the picture is the corner's red
+    reds = sum(image.pixelColor(x, y) == red for x in range(0, 1200, 3) for y in range(0, 600, 3))
+    assert 0 < reds <= 20
+
+
+def test_an_export_given_no_findings_draws_no_corner(qtbot: QtBot, tmp_path: Path) -> None:
+    out, (triangle,) = _stalled_export(tmp_path, ".png", findings=[])
+    (_, top), (right, _), _ = triangle
+    assert QImage(str(out)).pixelColor(int(right - 2), int(top + 2)) != QColor(CORNER_COLOR)
+
+
+def test_svg_and_pdf_draw_the_corner_where_the_layout_puts_it(qtbot: QtBot,
+                                                               tmp_path: Path) -> None:
+    svg, (triangle,) = _stalled_export(tmp_path, ".svg")
+    polygons = [element.get("points") for element in ElementTree.parse(svg).getroot().iter()
+                if element.tag.endswith("polygon")
+                and (element.get("fill") or _group_fill(svg, element)) == CORNER_COLOR]
+    expected = [(round(x, 1), round(y, 1)) for x, y in triangle]
+    assert [[(round(float(x), 1), round(float(y), 1)) for x, y in
+             (point.split(",") for point in (points or "").split())]
+            for points in polygons] == [expected]
+
+    pdf, (triangle,) = _stalled_export(tmp_path, ".pdf")
+    content = b"".join(_pdf_streams(pdf.read_bytes()))
+    red = QColor(CORNER_COLOR)
+    fill = f"{red.redF():.6f} {red.greenF():.6f} {red.blueF():.6f}".encode()
+    # the fill colour, then the path: moved to the first point, lines to the other two
+    (x0, y0), (x1, y1), (x2, y2) = triangle
+    path = re.compile(rb"%s\d* %s\d* %s\d* scn\n.*?%s\S* %s\S* m\n%s\S* %s\S* l\n%s\S* %s\S* l"
+                      % (*(re.escape(part) for part in fill.split()),
+                         *(_pdf_number(v) for v in (x0, y0, x1, y1, x2, y2))), re.DOTALL)
+    assert len(path.findall(content)) == 1
+
+
+def _group_fill(svg: Path, polygon: ElementTree.Element) -> str | None:
+    """The fill of the <g> a polygon is in (Qt's SVG puts the brush on the group)."""
+    root = ElementTree.parse(svg).getroot()
+    for group in root.iter():
+        if any(child.get("points") == polygon.get("points") for child in group):
+            return group.get("fill")
+    return None
+
+
+def _pdf_streams(data: bytes) -> list[bytes]:
+    streams = []
+    for match in re.finditer(rb"stream\r?\n(.*?)endstream", data, re.DOTALL):
+        try:
+            streams.append(zlib.decompress(match.group(1)))
+        except zlib.error:
+            continue  # not a compressed content stream
+    return streams
+
+
+def _pdf_number(value: float) -> bytes:
+    """The integer part of a coordinate as the PDF writes it (its decimals may differ)."""
+    return str(int(value)).encode()

@@ -69,3 +69,25 @@ def test_dragging_the_brush_edge_widens_the_view(strip: OverviewStrip, qtbot: Qt
     start, end = timeline.view_range
     assert start == pytest.approx(20 * MS)
     assert end == pytest.approx(60 * MS, abs=0.3 * MS)
+
+
+def test_a_hidden_timeline_is_not_laid_out_for_the_strip(
+        strip: OverviewStrip, monkeypatch: pytest.MonkeyPatch) -> None:
+    import loopscope.ui.timeline as timeline_module
+
+    timeline = strip.timeline
+    timeline.setVisible(False)
+    timeline.set_view_range(20 * MS, 40 * MS)  # a new frame: the old layout is stale
+    laid_out: list[object] = []
+    real_layout = timeline_module.layout
+    monkeypatch.setattr(timeline_module, "layout",
+                        lambda *args: laid_out.append(args) or real_layout(*args))
+    image = strip.grab().toImage()  # the miniature, the brush: all of the strip
+    assert image.height() == STRIP_HEIGHT
+    assert laid_out == []
+    # and the brush still lines up with where the timeline's plot would be
+    timeline.setVisible(True)
+    plot = timeline.primitives().plot
+    assert laid_out, "the visible timeline is laid out as before"
+    assert strip.x_of(0) == pytest.approx(plot.x)
+    assert strip.brush().left() == pytest.approx(strip.x_of(20 * MS))
