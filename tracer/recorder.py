@@ -290,8 +290,11 @@ class Recorder(_PendingBuffer):
         if uses > 1:
             name = f"{name} #{uses}"
             self._name_uses[name] = 1
-        self.record(lane, Code.SPAWN, parent, self.detail(("name", name, "kind", kind, *extra)),
-                    source)
+        # The name is a value row on a base shared by every lane of this kind (and extra):
+        # a program with 100k tasks would otherwise intern, send, check and decode 100k
+        # details. It reads as {"name": name, "kind": kind, ...} (tracer.values).
+        base = self.detail(("value_key", "name", "kind", kind, *extra))
+        self.record(lane, Code.SPAWN, parent, self.value_row(base, name), source)
         return lane
 
     def state(

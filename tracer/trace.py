@@ -73,6 +73,19 @@ class DetailTable(list[dict[str, Any]]):
         base, text = self.values.row(index - VALUE_ROW)  # type: ignore[operator]
         return value_detail(_list_item(self, base), text)
 
+    def lane_facts(self, index: int) -> tuple[str | None, str]:
+        """(name, kind) of a SPAWN's detail, without building its dict: a spawn detail is a
+        value row whose text is the lane's name (Recorder.spawn), or in older traces an
+        interned {"name": ..., "kind": ...}."""
+        if index >= VALUE_ROW:
+            base_index, text = self.values.row(index - VALUE_ROW)
+            base = _list_item(self, base_index)
+            name = text if base.get("value_key") == "name" else base.get("name")
+        else:
+            base = _list_item(self, index)
+            name = base.get("name")
+        return (None if name is None else str(name)), str(base.get("kind", ""))
+
     def is_valid(self, index: int) -> bool:
         """Whether a detail column entry names a row that exists."""
         if index >= VALUE_ROW:
@@ -151,23 +164,25 @@ class Trace:
             listener(first_seq, len(self.ts) - start)
 
     def _index_spawns(self, start: int) -> None:
-        code = self.code
         spawn = Code.SPAWN
-        if spawn not in code[start:]:
-            return
-        for seq in range(start, len(code)):
-            if code[seq] == spawn:
-                info = self.details[self.detail[seq]]
-                self.lanes.append(
-                    LaneInfo(
-                        id=self.lane[seq],
-                        name=str(info.get("name", f"lane {self.lane[seq]}")),
-                        kind=str(info.get("kind", "")),
-                        parent=self.other[seq],
-                        spawn_seq=seq,
-                        spawn_ts=self.ts[seq],
-                    )
+        codes = self.code[start:].tobytes()  # one byte per event: find() walks it in C
+        at = codes.find(spawn)
+        details = self.details
+        while at >= 0:
+            seq = start + at
+            lane = self.lane[seq]
+            name, kind = details.lane_facts(self.detail[seq])
+            self.lanes.append(
+                LaneInfo(
+                    id=lane,
+                    name=name if name is not None else f"lane {lane}",
+                    kind=kind,
+                    parent=self.other[seq],
+                    spawn_seq=seq,
+                    spawn_ts=self.ts[seq],
                 )
+            )
+            at = codes.find(spawn, at + 1)
 
     def write_samples(self, payload: dict[str, Any]) -> None:
         """A sink's samples (an in-process recorder writing straight into this trace)."""
