@@ -19,6 +19,20 @@ PyObject_GetOptionalAttrString_compat(PyObject *obj, const char *name, PyObject 
     return 0;
 }
 
+/* A traced task's coroutine (CoroutineProxyCore, below); the tracer reads a task's lane. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *coro;            /* the program's coroutine */
+    LoopTracerCore *tracer;
+    PyObject *lines;           /* line -> source index, shared per code object */
+    PyObject *name;
+    int lane;
+    int last_offset;           /* the instruction offset of the previous resume, its source */
+    int last_source;
+} ProxyCore;
+
+static int tracer_failed(LoopTracerCore *self);
+
 /* -- LoopTracerCore ---------------------------------------------------------------------- */
 
 
@@ -48,6 +62,8 @@ tracer_traverse(LoopTracerCore *self, visitproc visit, void *arg)
     Py_VISIT(self->plain_future);
     Py_VISIT(self->cause);
     Py_VISIT(self->poll_timeout);
+    Py_VISIT(self->plain_task);
+    Py_VISIT(self->code_lines);
     return 0;
 }
 
@@ -64,6 +80,8 @@ tracer_clear(LoopTracerCore *self)
     Py_CLEAR(self->plain_future);
     Py_CLEAR(self->cause);
     Py_CLEAR(self->poll_timeout);
+    Py_CLEAR(self->plain_task);
+    Py_CLEAR(self->code_lines);
     return 0;
 }
 
@@ -93,35 +111,41 @@ static PyMemberDef tracer_members[] = {
     {"_poll_timeout", T_OBJECT, offsetof(LoopTracerCore, poll_timeout), 0, NULL},
     {"_poll_detail", T_INT, offsetof(LoopTracerCore, poll_detail), 0, NULL},
     {"_nothing_ready", T_INT, offsetof(LoopTracerCore, nothing_ready), 0, NULL},
+    {"_plain_task", T_OBJECT, offsetof(LoopTracerCore, plain_task), 0, NULL},
+    {"_code_lines", T_OBJECT, offsetof(LoopTracerCore, code_lines), 0, NULL},
+    {"cause_task", T_INT, offsetof(LoopTracerCore, cause_task), 0, NULL},
+    {"end_none", T_INT, offsetof(LoopTracerCore, end_none), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
 
-/* WAKE and READY on each lane waiting for a plain future completed now, by whoever is
- * completing it (LoopTracer._wake for a future that is not a Task). */
+/* WAKE and READY on each lane waiting for a future completed now, by whoever is completing
+ * it: `finished` when the future is a traced task that ended, else the running step, else
+ * the callback in progress (LoopTracer._wake). `waiters` is a checked WAITERS row. */
 static int
-tracer_wake(LoopTracerCore *self, PyObject *waiters)
+tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
 {
     RecorderCore *recorder = self->recorder;
     int current = recorder->current;
     int32_t waker, cause;
-    if (current != self->loop_lane && current != NO_LANE) {  /* a task step completed it */
+    if (finished != NO_LANE) {
+        waker = finished;
+        cause = self->cause_task;
+    }
+    else if (current != self->loop_lane && current != NO_LANE) {  /* a step completed it */
         waker = current;
         cause = self->cause_future;
     }
     else if (self->cause != NULL && self->cause != Py_None) {
-        PyObject *running = self->cause;
-        if (!PyTuple_Check(running) || PyTuple_GET_SIZE(running) != 3) {
-            PyErr_SetString(PyExc_TypeError, "cause must be (waker, detail, deadline_ns)");
-            return -1;
-        }
-        if (as_int32(PyTuple_GET_ITEM(running, 0), &waker) < 0
-            || as_int32(PyTuple_GET_ITEM(running, 1), &cause) < 0) {
+        PyObject *running = checked_row(self->cause, CAUSE_FIELDS, "the asyncio cause");
+        if (running == NULL) return -1;
+        if (as_int32(PyTuple_GET_ITEM(running, CAUSE_WAKER), &waker) < 0
+            || as_int32(PyTuple_GET_ITEM(running, CAUSE_DETAIL), &cause) < 0) {
             return -1;
         }
         if (cause < 0) {  /* a timer: its detail is interned only now that it wakes someone */
             PyObject *detail = PyObject_CallMethodOneArg(
-                (PyObject *)self, str_timer_cause, PyTuple_GET_ITEM(running, 2));
+                (PyObject *)self, str_timer_cause, PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS));
             if (detail == NULL) return -1;
             int failed = as_int32(detail, &cause);
             Py_DECREF(detail);
@@ -133,7 +157,8 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters)
         cause = self->cause_callback;
     }
     /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
-    PyObject *cancelled = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(waiters, 0), str_cancelled);
+    PyObject *cancelled = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(waiters, WAITERS_FUTURE),
+                                                    str_cancelled);
     if (cancelled == NULL) return -1;
     int is_cancelled = PyObject_IsTrue(cancelled);
     Py_DECREF(cancelled);
@@ -149,7 +174,7 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters)
         if (failed) return -1;
     }
     Py_ssize_t count = PyTuple_GET_SIZE(waiters);
-    for (Py_ssize_t i = 1; i < count; i++) {
+    for (Py_ssize_t i = WAITERS_FIELDS; i < count; i++) {
         int32_t lane;
         if (as_int32(PyTuple_GET_ITEM(waiters, i), &lane) < 0
             || recorder_append(recorder, lane, CODE_WAKE, waker, cause, 0) < 0
@@ -160,38 +185,84 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters)
     return 0;
 }
 
+/* Whether `future` is done: 1, 0, or -1 with an error. */
 static int
-tracer_plain_future_done(LoopTracerCore *self, PyObject *future)
+future_done(PyObject *future)
+{
+    PyObject *done = PyObject_CallMethodNoArgs(future, str_done);
+    if (done == NULL) return -1;
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    return is_done;
+}
+
+/* The lanes waiting on `future`, if it is done, are woken (and forgotten). */
+static int
+tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
 {
     PyObject *key = PyLong_FromVoidPtr(future);
     if (key == NULL) return -1;
     PyObject *waiters = PyDict_GetItemWithError(self->waiting, key);  /* borrowed */
-    if (waiters == NULL || !PyTuple_Check(waiters) || PyTuple_GET_SIZE(waiters) < 1
-        || PyTuple_GET_ITEM(waiters, 0) != future) {
+    if (waiters == NULL) {
         Py_DECREF(key);
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *done = PyObject_CallMethodNoArgs(future, str_done);
-    if (done == NULL) {
+    if (checked_row(waiters, WAITERS_FIELDS, "asyncio waiters") == NULL) {
         Py_DECREF(key);
         return -1;
     }
-    int is_done = PyObject_IsTrue(done);
-    Py_DECREF(done);
+    if (PyTuple_GET_ITEM(waiters, WAITERS_FUTURE) != future) {  /* an id reused */
+        Py_DECREF(key);
+        return 0;
+    }
+    int is_done = future_done(future);
     if (is_done <= 0) {
         Py_DECREF(key);
         return is_done;
     }
     Py_INCREF(waiters);
-    int failed = PyDict_DelItem(self->waiting, key) < 0 || tracer_wake(self, waiters) < 0;
+    int failed = PyDict_DelItem(self->waiting, key) < 0
+        || tracer_wake(self, waiters, finished) < 0;
     Py_DECREF(waiters);
     Py_DECREF(key);
     return failed ? -1 : 0;
 }
 
+/* The lane of a traced task (its coroutine is our proxy), else NO_LANE. */
+static int
+lane_of_task(PyObject *task, int32_t *lane)
+{
+    PyObject *coro = PyObject_CallMethodNoArgs(task, str_get_coro);
+    if (coro == NULL) return -1;
+    *lane = PyObject_TypeCheck(coro, &ProxyCoreType) ? ((ProxyCore *)coro)->lane : NO_LANE;
+    Py_DECREF(coro);
+    return 0;
+}
+
+/* A task is being completed: wakes its waiters; *caused is the callback run on its behalf
+ * (a new reference), or NULL when the callback stays as it is. */
+static int
+tracer_task_scheduled(LoopTracerCore *self, PyObject *callback, PyObject *task,
+                      PyObject **caused)
+{
+    *caused = NULL;
+    int is_done = future_done(task);
+    if (is_done <= 0) return is_done;
+    int32_t lane;
+    if (lane_of_task(task, &lane) < 0) return -1;
+    if (PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, task, lane) < 0) return -1;
+    if (lane == NO_LANE) return 0;
+    PyObject *cause = Py_BuildValue("(iii)", lane, self->cause_task, 0);  /* CAUSE_FIELDS */
+    if (cause == NULL) return -1;
+    *caused = PyObject_CallFunctionObjArgs((PyObject *)&CausedCallbackType, (PyObject *)self,
+                                           callback, cause, NULL);
+    Py_DECREF(cause);
+    return *caused == NULL ? -1 : 0;
+}
+
 /* callback_scheduled(callback, first) -> the callback to schedule. A callback is scheduled
- * with `first` as its argument: a future completing, maybe. Plain futures are handled here;
- * anything else (a Task, whose end wraps the callback) goes to pure_callback_scheduled. */
+ * with `first` as its argument: a future completing, maybe. Plain futures and tasks are
+ * handled here; anything else goes to pure_callback_scheduled. */
 static PyObject *
 tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -200,25 +271,18 @@ tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     PyObject *callback = args[0], *first = args[1];
-    if ((PyObject *)Py_TYPE(first) != self->plain_future || self->waiting == NULL
+    PyObject *kind = (PyObject *)Py_TYPE(first);
+    int is_task = kind == self->plain_task;
+    if ((kind != self->plain_future && !is_task) || self->waiting == NULL
         || !PyDict_Check(self->waiting) || self->recorder == NULL) {
         return PyObject_CallMethodObjArgs((PyObject *)self, str_pure_callback_scheduled,
                                           callback, first, NULL);
     }
-    if (PyDict_GET_SIZE(self->waiting) && tracer_plain_future_done(self, first) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        PyErr_NormalizeException(&type, &value, &traceback);
-        PyObject *done = PyObject_CallMethodOneArg((PyObject *)self, str_detach,
-                                                   value ? value : Py_None);
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(traceback);
-        if (done == NULL) return NULL;
-        Py_DECREF(done);
-    }
-    return Py_NewRef(callback);
+    PyObject *caused = NULL;
+    int failed = is_task ? tracer_task_scheduled(self, callback, first, &caused)
+        : PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, first, NO_LANE) < 0;
+    if (failed && tracer_failed(self) < 0) return NULL;
+    return caused != NULL ? caused : Py_NewRef(callback);
 }
 
 /* An Exception raised while recording detaches the tracer (the program goes on); anything
@@ -511,16 +575,6 @@ PyTypeObject CausedCallbackType = {
 
 /* -- CoroutineProxyCore ------------------------------------------------------------------ */
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *coro;            /* the program's coroutine */
-    LoopTracerCore *tracer;
-    PyObject *lines;           /* line -> source index, shared per code object */
-    PyObject *name;
-    int lane;
-    int last_offset;           /* the instruction offset of the previous resume, its source */
-    int last_source;
-} ProxyCore;
 
 
 static PyObject *innermost_of(PyObject *coro);
@@ -556,12 +610,12 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
     }
     PyObject *entry = PyDict_GetItemWithError(verdicts, code_id);  /* borrowed */
     Py_DECREF(code_id);
-    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
-        || PyTuple_GET_ITEM(entry, 0) != awaiter_code) {
+    if (entry != NULL) entry = checked_row(entry, VERDICT_FIELDS, "asyncio wait verdicts");
+    if (entry == NULL || PyTuple_GET_ITEM(entry, VERDICT_CODE) != awaiter_code) {
         Py_DECREF(innermost);
         return PyErr_Occurred() ? -1 : 0;
     }
-    long verdict = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+    long verdict = PyLong_AsLong(PyTuple_GET_ITEM(entry, VERDICT_VERDICT));
     if (verdict == -1 && PyErr_Occurred()) {
         Py_DECREF(innermost);
         return -1;
@@ -591,11 +645,12 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
     }
     PyObject *known = PyDict_GetItemWithError(tracer->owner_details, key);  /* borrowed */
     Py_DECREF(key);
-    if (known == NULL || !PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 2) {
+    if (known != NULL) known = checked_row(known, OWNER_FIELDS, "asyncio stream waits");
+    if (known == NULL) {
         Py_DECREF(owner);
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *alive = PyObject_CallNoArgs(PyTuple_GET_ITEM(known, 0));
+    PyObject *alive = PyObject_CallNoArgs(PyTuple_GET_ITEM(known, OWNER_STREAM));
     if (alive == NULL) {
         Py_DECREF(owner);
         return -1;
@@ -604,7 +659,7 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
     Py_DECREF(alive);
     Py_DECREF(owner);
     if (!same) return 0;
-    if (as_int32(PyTuple_GET_ITEM(known, 1), detail) < 0) return -1;
+    if (as_int32(PyTuple_GET_ITEM(known, OWNER_DETAIL), detail) < 0) return -1;
     *code = CODE_IO_WAIT;
     return 1;
 }
@@ -624,7 +679,7 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
         }
         grown = PyTuple_Pack(2, future, lane_object);
     }
-    else if (PyTuple_Check(waiters)) {
+    else if (checked_row(waiters, WAITERS_FIELDS, "asyncio waiters") != NULL) {
         Py_ssize_t size = PyTuple_GET_SIZE(waiters);
         grown = PyTuple_New(size + 1);
         if (grown != NULL) {
@@ -635,7 +690,6 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
         }
     }
     else {
-        PyErr_SetString(PyExc_TypeError, "waiting holds tuples");
         grown = NULL;
     }
     Py_DECREF(lane_object);
@@ -684,6 +738,21 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
     return 1;
 }
 
+/* The {line: source index} the tracer keeps for `code` (a new reference), or NULL: with an
+ * error, or without one when it has none yet (LoopTracer.lines_of makes it). */
+static PyObject *
+code_lines_known(LoopTracerCore *tracer, PyObject *code)
+{
+    if (tracer->code_lines == NULL || !PyDict_Check(tracer->code_lines)) return NULL;
+    PyObject *key = PyLong_FromVoidPtr(code);
+    if (key == NULL) return NULL;
+    PyObject *entry = PyDict_GetItemWithError(tracer->code_lines, key);  /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL) return NULL;
+    if (checked_row(entry, LINES_OF_FIELDS, "asyncio code lines") == NULL) return NULL;
+    if (PyTuple_GET_ITEM(entry, LINES_OF_CODE) != code) return NULL;  /* an id reused */
+    return Py_NewRef(PyTuple_GET_ITEM(entry, LINES_OF_LINES));
+}
 
 static int
 proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
@@ -694,7 +763,10 @@ proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
     }
     PyObject *code = PyObject_GetAttr(coro, str_cr_code);
     if (code == NULL) return -1;
-    PyObject *lines = PyObject_CallMethodOneArg(tracer, str_lines_of, code);
+    PyObject *lines = code_lines_known((LoopTracerCore *)tracer, code);
+    if (lines == NULL && !PyErr_Occurred()) {
+        lines = PyObject_CallMethodOneArg(tracer, str_lines_of, code);
+    }
     Py_DECREF(code);
     if (lines == NULL) return -1;
     if (!PyDict_Check(lines)) {
@@ -857,6 +929,15 @@ proxy_am_send(ProxyCore *self, PyObject *arg, PyObject **presult)
     }
     if (status == PYGEN_NEXT) {
         if (proxy_step_yielded(self, recorder, lane, outer, *presult) < 0
+            && recording_failed(self) < 0) {
+            Py_CLEAR(*presult);
+            status = PYGEN_ERROR;
+        }
+    }
+    else if (status == PYGEN_RETURN && *presult == Py_None && tracer->end_none != 0) {
+        /* the usual end, a coroutine that returned None: LoopTracer.step_returned in C */
+        recorder->current = outer;
+        if (recorder_append(recorder, lane, CODE_END, NO_LANE, tracer->end_none, 0) < 0
             && recording_failed(self) < 0) {
             Py_CLEAR(*presult);
             status = PYGEN_ERROR;

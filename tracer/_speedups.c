@@ -41,6 +41,7 @@ PyObject *str_pure_callback_scheduled;
 PyObject *str_timer_cause;
 PyObject *str_cancelled;
 PyObject *str_cancel_cause;
+PyObject *str_get_coro;
 
 /* -- the module ---------------------------------------------------------------------------- */
 
@@ -100,7 +101,8 @@ PyInit__speedups(void)
         || intern(&str_pure_callback_scheduled, "pure_callback_scheduled") < 0
         || intern(&str_timer_cause, "_timer_cause") < 0
         || intern(&str_cancelled, "cancelled") < 0
-        || intern(&str_cancel_cause, "cancel_cause") < 0 || intern(&str_self, "self") < 0
+        || intern(&str_cancel_cause, "cancel_cause") < 0
+        || intern(&str_get_coro, "get_coro") < 0 || intern(&str_self, "self") < 0
         || intern(&str_fd, "fd") < 0 || intern(&str_detail, "detail") < 0
         || intern(&str_poll_timeout_detail, "_poll_timeout_detail") < 0) {
         return NULL;

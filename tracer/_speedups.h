@@ -83,6 +83,11 @@ typedef struct {
     int poll_detail;
     int poll_none_detail;
     int nothing_ready;       /* ANNOTATE's detail for a poll that found nothing ready */
+    /* what a task's spawn and end need without a call into Python */
+    PyObject *plain_task;    /* asyncio.Task: the type whose completion is judged here */
+    PyObject *code_lines;    /* id(code) -> (code, {line: source index}) (LINES_OF_*) */
+    int cause_task;          /* the WAKE cause of a task that finished */
+    int end_none;            /* END's detail for a coroutine that returned None (0: unset) */
 } LoopTracerCore;
 
 extern PyTypeObject LoopTracerCoreType;
@@ -117,5 +122,6 @@ extern PyObject *str_pure_callback_scheduled;
 extern PyObject *str_timer_cause;
 extern PyObject *str_cancelled;
 extern PyObject *str_cancel_cause;
+extern PyObject *str_get_coro;
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
-from loopscope.tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind
+from loopscope.tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind, short_repr
 from loopscope.tracer.models._asyncio_proxy import ProxyPassthroughs, TracedCoroutine
 from loopscope.tracer.models._asyncio_waits import (
     awaiting_label,
@@ -63,9 +63,22 @@ _Future: type = asyncio.Future
 _STREAM_READ = -1
 _STREAM_WRITE = -2
 
+# The tables the C proxy and tracer (tracer/_asyncio_core.c) read hold tuples of these fields,
+# in this order; tracer/loopscope.h names the same indices (CAUSE_WAKER ...) and checks each
+# row's size before reading it, so a row of the wrong shape is an error, not garbage.
+#
 # What is running the callback in progress: (waker lane, cause detail index, deadline_ns).
 # A cause index of -1 stands for a timer whose detail is interned only if it wakes someone.
+CAUSE_FIELDS = ("waker", "detail", "deadline_ns")
 Cause = tuple[int, int, int]
+# waiting[id(future)]: (future, lane, lane ...): the fields, then one item per waiting lane
+WAITERS_FIELDS = ("future",)
+# _verdicts_top/_inner[id(code)]: (code, verdict)
+VERDICT_FIELDS = ("code", "verdict")
+# _owner_details[key]: (weakref to the stream, IO_WAIT detail)
+OWNER_FIELDS = ("stream", "detail")
+# _code_lines[id(code)]: (code, {line: source index})
+LINES_OF_FIELDS = ("code", "lines")
 
 
 class PureTracerCore:
@@ -116,13 +129,17 @@ class LoopTracer(_TracerCore):
         )
         # id(stream) * 2 + (1 for a write wait) -> (weakref to the stream, IO_WAIT detail)
         self._owner_details: dict[int, tuple[weakref.ref[Any], int]] = {}
-        # the type of the futures the C proxy judges itself (others go to step_waits)
+        # the types of the futures the C proxy and tracer judge themselves (others go to
+        # step_waits and pure_callback_scheduled)
         self._plain_future: type = _Future
+        self._plain_task: type = _Task
         detail = recorder.detail
         self.ready_self = detail(("cause", "self"))
         self.ready_spawn = detail(("cause", "spawn"))
         self.cause_future = detail(("cause", "future"))
         self.cause_task = detail(("cause", "task"))
+        # what Recorder.end records for a coroutine that returned None, the usual end
+        self.end_none = detail(("result", short_repr(None)))
         self.cause_callback = detail(("cause", "callback"))
         self.on_gather = detail(("on", "gather"))
         # the details of the last poll's timeout and of a poll that found nothing ready,
