@@ -64,6 +64,8 @@ tracer_traverse(LoopTracerCore *self, visitproc visit, void *arg)
     Py_VISIT(self->poll_timeout);
     Py_VISIT(self->plain_task);
     Py_VISIT(self->code_lines);
+    Py_VISIT(self->spawn_bases);
+    Py_VISIT(self->named_by_request);
     return 0;
 }
 
@@ -82,6 +84,8 @@ tracer_clear(LoopTracerCore *self)
     Py_CLEAR(self->poll_timeout);
     Py_CLEAR(self->plain_task);
     Py_CLEAR(self->code_lines);
+    Py_CLEAR(self->spawn_bases);
+    Py_CLEAR(self->named_by_request);
     return 0;
 }
 
@@ -115,6 +119,9 @@ static PyMemberDef tracer_members[] = {
     {"_code_lines", T_OBJECT, offsetof(LoopTracerCore, code_lines), 0, NULL},
     {"cause_task", T_INT, offsetof(LoopTracerCore, cause_task), 0, NULL},
     {"end_none", T_INT, offsetof(LoopTracerCore, end_none), 0, NULL},
+    {"ready_spawn", T_INT, offsetof(LoopTracerCore, ready_spawn), 0, NULL},
+    {"_spawn_bases", T_OBJECT, offsetof(LoopTracerCore, spawn_bases), 0, NULL},
+    {"_named_by_request", T_OBJECT, offsetof(LoopTracerCore, named_by_request), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -438,7 +445,92 @@ tracer_poll_returned(LoopTracerCore *self, PyObject *ready)
     Py_RETURN_NONE;
 }
 
+/* The task's spawn base detail for lanes of coroutines with this qualname, or -1 on error. */
+static int32_t
+task_spawn_base(LoopTracerCore *self, PyObject *qualname)
+{
+    int32_t base;
+    PyObject *known = PyDict_GetItemWithError(self->spawn_bases, qualname);  /* borrowed */
+    if (known != NULL) return as_int32(known, &base) < 0 ? -1 : base;
+    if (PyErr_Occurred()) return -1;
+    known = PyObject_CallMethodOneArg((PyObject *)self, str_task_spawn_base, qualname);
+    if (known == NULL) return -1;
+    int failed = as_int32(known, &base);
+    Py_DECREF(known);
+    return failed ? -1 : base;
+}
+
+/* LoopTracer._spawn in C for the usual task: a lane named "<qualname> (Task-N)" or as the
+ * program named it, READY from its creator. 0 when done, 1 when Python must do it (a request
+ * handler, a name already taken), -1 on error. */
+static int
+tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObject *given)
+{
+    RecorderCore *recorder = self->recorder;
+    if (self->spawn_bases == NULL || !PyDict_Check(self->spawn_bases)
+        || self->named_by_request == NULL || !PyDict_Check(self->named_by_request)
+        || (given != Py_None && !PyUnicode_CheckExact(given))) {
+        return 1;
+    }
+    PyObject *qualname = PyObject_GetAttr(proxy->coro, str_qualname);
+    if (qualname == NULL) return -1;
+    int by_request = PyUnicode_CheckExact(qualname)
+        ? PyDict_Contains(self->named_by_request, qualname) : 1;
+    int32_t base = by_request == 0 ? task_spawn_base(self, qualname) : 0;
+    if (by_request != 0 || base < 0) {
+        Py_DECREF(qualname);
+        return by_request < 0 || base < 0 ? -1 : 1;
+    }
+    PyObject *name;
+    if (given == Py_None) {
+        PyObject *task_name = PyObject_CallMethodNoArgs(task, str_get_name);
+        name = task_name == NULL ? NULL : PyUnicode_FromFormat("%U (%S)", qualname, task_name);
+        Py_XDECREF(task_name);
+    }
+    else {
+        name = Py_NewRef(given);
+    }
+    Py_DECREF(qualname);
+    if (name == NULL) return -1;
+    int32_t creator = recorder->current == NO_LANE ? self->loop_lane : recorder->current;
+    int32_t lane;
+    int spawned = recorder_spawn_unique(recorder, name, base, creator, 0, &lane);
+    if (spawned <= 0) {
+        Py_DECREF(name);
+        return spawned < 0 ? -1 : 1;
+    }
+    proxy->lane = lane;
+    Py_XSETREF(proxy->name, name);
+    return recorder_append(recorder, lane, CODE_READY, creator, self->ready_spawn, 0);
+}
+
+/* task_created(proxy, task, name): the task's lane (LoopTracer.pure_task_created's twin) */
+static PyObject *
+tracer_task_created(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "task_created(proxy, task, name)");
+        return NULL;
+    }
+    PyObject *proxy = args[0], *task = args[1], *given = args[2];
+    if (self->detached || !PyObject_TypeCheck(proxy, &ProxyCoreType)
+        || ((ProxyCore *)proxy)->coro == NULL || self->recorder == NULL) {
+        return PyObject_CallMethod((PyObject *)self, "pure_task_created", "OOO", proxy, task,
+                                   given);
+    }
+    if (((ProxyCore *)proxy)->lane != NO_LANE) Py_RETURN_NONE;  /* an eager task ran */
+    int done = tracer_spawn_task(self, (ProxyCore *)proxy, task, given);
+    if (done == 1) {
+        return PyObject_CallMethod((PyObject *)self, "pure_task_created", "OOO", proxy, task,
+                                   given);
+    }
+    if (done < 0 && tracer_failed(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef tracer_methods[] = {
+    {"task_created", (PyCFunction)(void (*)(void))tracer_task_created, METH_FASTCALL,
+     "task_created(proxy, task, name): a lane for the task, READY from its creator."},
     {"callback_scheduled", (PyCFunction)(void (*)(void))tracer_callback_scheduled,
      METH_FASTCALL, NULL},
     {"poll_started", (PyCFunction)tracer_poll_started, METH_O,

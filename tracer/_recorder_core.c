@@ -384,6 +384,7 @@ static int
 recorder_traverse(RecorderCore *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->clock);
+    Py_VISIT(self->name_uses);
     return 0;
 }
 
@@ -391,7 +392,36 @@ static int
 recorder_clear(RecorderCore *self)
 {
     Py_CLEAR(self->clock);
+    Py_CLEAR(self->name_uses);
     return 0;
+}
+
+/* Recorder.spawn for a name no lane has taken yet, its detail a value row on `base`: 1 with
+ * the new lane in *lane; 0 when the name is taken (Recorder.spawn numbers it), -1 on error. */
+int
+recorder_spawn_unique(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
+                      int32_t source, int32_t *lane)
+{
+    if (self->name_uses == NULL || !PyDict_Check(self->name_uses)) {
+        PyErr_SetString(PyExc_TypeError, "the recorder's _name_uses must be a dict");
+        return -1;
+    }
+    int taken = PyDict_Contains(self->name_uses, name);
+    if (taken != 0) return taken < 0 ? -1 : 0;
+    if (self->lane_count == INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "more lanes than a lane id can name");
+        return -1;
+    }
+    PyObject *one = PyLong_FromLong(1);
+    if (one == NULL) return -1;
+    int failed = PyDict_SetItem(self->name_uses, name, one);
+    Py_DECREF(one);
+    int32_t detail;
+    if (failed || recorder_value_row(self, base, name, &detail) < 0) return -1;
+    int32_t spawned = self->lane_count++;
+    if (recorder_append(self, spawned, CODE_SPAWN, parent, detail, source) < 0) return -1;
+    *lane = spawned;
+    return 1;
 }
 
 static void
@@ -444,6 +474,10 @@ static PyMemberDef recorder_members[] = {
      "The lane whose code is executing now."},
     {"_limit", T_PYSSIZET, offsetof(RecorderCore, limit), 0,
      "_limit_reached() runs when this many events are pending (0: at the next event)."},
+    {"_lane_count", T_INT, offsetof(RecorderCore, lane_count), 0,
+     "How many lanes have been spawned."},
+    {"_name_uses", T_OBJECT, offsetof(RecorderCore, name_uses), 0,
+     "name -> how many lanes have taken it (Recorder.spawn)."},
     {NULL, 0, 0, 0, NULL},
 };
 

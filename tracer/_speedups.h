@@ -50,12 +50,17 @@ typedef struct {
     Py_ssize_t texts_size;
     Py_ssize_t texts_capacity;
     int64_t value_count;   /* value rows so far, sent or pending */
+    /* Recorder.spawn's bookkeeping, kept here so C can spawn a lane too */
+    int lane_count;        /* _lane_count: lanes are numbered 0 to lane_count - 1 */
+    PyObject *name_uses;   /* _name_uses: how many lanes have taken each name */
 } RecorderCore;
 
 extern PyTypeObject RecorderCoreType;
 extern LoopscopeRecorderAPI recorder_api;
 int recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other, int32_t detail,
                     int32_t source);
+int recorder_spawn_unique(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
+                          int32_t source, int32_t *lane);
 
 /* -- the asyncio model's cores (_asyncio_core.c) ------------------------------------------- */
 
@@ -88,6 +93,9 @@ typedef struct {
     PyObject *code_lines;    /* id(code) -> (code, {line: source index}) (LINES_OF_*) */
     int cause_task;          /* the WAKE cause of a task that finished */
     int end_none;            /* END's detail for a coroutine that returned None (0: unset) */
+    int ready_spawn;         /* READY's detail for a task just spawned */
+    PyObject *spawn_bases;   /* qualname -> the task lanes' spawn base detail (tracer.values) */
+    PyObject *named_by_request;  /* qualnames whose lanes naming.request_label names */
 } LoopTracerCore;
 
 extern PyTypeObject LoopTracerCoreType;
@@ -123,5 +131,9 @@ extern PyObject *str_timer_cause;
 extern PyObject *str_cancelled;
 extern PyObject *str_cancel_cause;
 extern PyObject *str_get_coro;
+extern PyObject *str_get_name;
+extern PyObject *str_qualname;
+extern PyObject *str_spawn;
+extern PyObject *str_task_spawn_base;
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */

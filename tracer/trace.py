@@ -77,14 +77,22 @@ class DetailTable(list[dict[str, Any]]):
         """(name, kind) of a SPAWN's detail, without building its dict: a spawn detail is a
         value row whose text is the lane's name (Recorder.spawn), or in older traces an
         interned {"name": ..., "kind": ...}."""
-        if index >= VALUE_ROW:
-            base_index, text = self.values.row(index - VALUE_ROW)
-            base = _list_item(self, base_index)
-            name = text if base.get("value_key") == "name" else base.get("name")
-        else:
-            base = _list_item(self, index)
+        if index < VALUE_ROW:
+            row = _list_item(self, index)
+            name = row.get("name")
+            return (None if name is None else str(name)), str(row.get("kind", ""))
+        values = self.values
+        number = index - VALUE_ROW
+        if not 0 <= number < len(values.bases):
+            raise IndexError(f"value row {number} does not exist")
+        base = _list_item(self, values.bases[number])
+        if base.get("value_key") != "name":
             name = base.get("name")
-        return (None if name is None else str(name)), str(base.get("kind", ""))
+            return (None if name is None else str(name)), str(base.get("kind", ""))
+        ends = values.ends
+        start = ends[number - 1] if number else 0
+        text = values.texts[start : ends[number]].decode("utf-8", "replace")
+        return text, str(base.get("kind", ""))
 
     def is_valid(self, index: int) -> bool:
         """Whether a detail column entry names a row that exists."""
@@ -167,21 +175,14 @@ class Trace:
         spawn = Code.SPAWN
         codes = self.code[start:].tobytes()  # one byte per event: find() walks it in C
         at = codes.find(spawn)
-        details = self.details
+        lane_facts, append = self.details.lane_facts, self.lanes.append
+        lanes, details, others, stamps = self.lane, self.detail, self.other, self.ts
         while at >= 0:
             seq = start + at
-            lane = self.lane[seq]
-            name, kind = details.lane_facts(self.detail[seq])
-            self.lanes.append(
-                LaneInfo(
-                    id=lane,
-                    name=name if name is not None else f"lane {lane}",
-                    kind=kind,
-                    parent=self.other[seq],
-                    spawn_seq=seq,
-                    spawn_ts=self.ts[seq],
-                )
-            )
+            lane = lanes[seq]
+            name, kind = lane_facts(details[seq])
+            append(LaneInfo(lane, name if name is not None else f"lane {lane}", kind,
+                            others[seq], seq, stamps[seq]))
             at = codes.find(spawn, at + 1)
 
     def write_samples(self, payload: dict[str, Any]) -> None:

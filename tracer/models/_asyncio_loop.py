@@ -201,5 +201,6 @@ class TaskBuiltDirectly(_RealTask, metaclass=_LooksLikeTask):  # type: ignore[mi
             return _RealTask(coro, loop=loop, **options)
         proxy = TracedCoroutine(coro, target.tracer)
         task = _RealTask(proxy, loop=loop, **options)
-        target.tracer.task_created(proxy, task, options.get("name"))
+        name = options.get("name")
+        target.tracer.task_created(proxy, task, None if name is None else str(name))
         return task

@@ -36,7 +36,7 @@ from loopscope.tracer.models._asyncio_waits import (
     wait_mode,
 )
 from loopscope.tracer.models.toolkit import mark_failure
-from loopscope.tracer.naming import request_label
+from loopscope.tracer.naming import REQUEST_ARGUMENTS, request_label
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 LOOP_LANE_NAME = "asyncio loop"
@@ -133,6 +133,10 @@ class LoopTracer(_TracerCore):
         # step_waits and pure_callback_scheduled)
         self._plain_future: type = _Future
         self._plain_task: type = _Task
+        # what the C spawn of a task lane keeps: qualname -> spawn base (Recorder.spawn_base),
+        # and the qualnames whose lanes are named by the request they serve (Python does)
+        self._spawn_bases: dict[str, int] = {}
+        self._named_by_request: dict[str, str] = dict(REQUEST_ARGUMENTS)
         detail = recorder.detail
         self.ready_self = detail(("cause", "self"))
         self.ready_spawn = detail(("cause", "spawn"))
@@ -158,7 +162,7 @@ class LoopTracer(_TracerCore):
         self._code_lines[id(code)] = (code, lines)
         return lines
 
-    def task_created(
+    def pure_task_created(
         self, proxy: ProxyPassthroughs, task: asyncio.Task[Any], name: str | None
     ) -> None:
         if proxy._lane != NO_LANE:  # an eager task already ran its first step
@@ -167,6 +171,15 @@ class LoopTracer(_TracerCore):
             self._spawn(proxy, name, task.get_name())
         except Exception as exc:
             self.detach(exc)
+
+    if TYPE_CHECKING or SPEEDUPS is None:
+        task_created = pure_task_created
+
+    def _task_spawn_base(self, qualname: str) -> int:
+        """The spawn base of the lanes of tasks running `qualname` (the C spawn's cache)."""
+        base = self._spawn_bases[qualname] = self.recorder.spawn_base(
+            LaneKind.TASK, ("coro", qualname))
+        return base
 
     def _spawn(self, proxy: ProxyPassthroughs, given_name: str | None, task_name: str) -> None:
         """A lane for the task: the program's name for it, else "<coroutine> (Task-N)"."""
