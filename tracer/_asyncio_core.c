@@ -33,6 +33,50 @@ typedef struct {
 
 static int tracer_failed(LoopTracerCore *self);
 
+/* -- garbage collection, from each type's member table ------------------------------------ */
+
+/* Every object a type of this file holds is one of its T_OBJECT members, so its GC functions
+ * walk its member table: an object field cannot be added and forgotten in one of them. */
+
+static int
+visit_members(PyObject *self, const PyMemberDef *members, visitproc visit, void *arg)
+{
+    for (const PyMemberDef *member = members; member->name != NULL; member++) {
+        if (member->type != T_OBJECT) continue;
+        PyObject **slot = (PyObject **)((char *)self + member->offset);
+        Py_VISIT(*slot);
+    }
+    return 0;
+}
+
+static int
+clear_members(PyObject *self, const PyMemberDef *members)
+{
+    for (const PyMemberDef *member = members; member->name != NULL; member++) {
+        if (member->type != T_OBJECT) continue;
+        PyObject **slot = (PyObject **)((char *)self + member->offset);
+        Py_CLEAR(*slot);
+    }
+    return 0;
+}
+
+static void
+dealloc_members(PyObject *self, const PyMemberDef *members)
+{
+    PyObject_GC_UnTrack(self);
+    clear_members(self, members);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* PREFIX_traverse, PREFIX_clear and PREFIX_dealloc over the member table MEMBERS */
+#define GC_FROM_MEMBERS(PREFIX, MEMBERS)                                                     \
+    static int PREFIX##_traverse(PyObject *self, visitproc visit, void *arg)                 \
+    {                                                                                        \
+        return visit_members(self, MEMBERS, visit, arg);                                     \
+    }                                                                                        \
+    static int PREFIX##_clear(PyObject *self) { return clear_members(self, MEMBERS); }       \
+    static void PREFIX##_dealloc(PyObject *self) { dealloc_members(self, MEMBERS); }
+
 /* -- LoopTracerCore ---------------------------------------------------------------------- */
 
 
@@ -47,54 +91,6 @@ tracer_init(LoopTracerCore *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->recorder, (RecorderCore *)recorder);
     self->detached = 0;
     return 0;
-}
-
-static int
-tracer_traverse(LoopTracerCore *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->recorder);
-    Py_VISIT(self->waiting);
-    Py_VISIT(self->sleeps);
-    Py_VISIT(self->io_futures);
-    Py_VISIT(self->verdicts_top);
-    Py_VISIT(self->verdicts_inner);
-    Py_VISIT(self->owner_details);
-    Py_VISIT(self->plain_future);
-    Py_VISIT(self->cause);
-    Py_VISIT(self->poll_timeout);
-    Py_VISIT(self->plain_task);
-    Py_VISIT(self->code_lines);
-    Py_VISIT(self->spawn_bases);
-    Py_VISIT(self->named_by_request);
-    return 0;
-}
-
-static int
-tracer_clear(LoopTracerCore *self)
-{
-    Py_CLEAR(self->recorder);
-    Py_CLEAR(self->waiting);
-    Py_CLEAR(self->sleeps);
-    Py_CLEAR(self->io_futures);
-    Py_CLEAR(self->verdicts_top);
-    Py_CLEAR(self->verdicts_inner);
-    Py_CLEAR(self->owner_details);
-    Py_CLEAR(self->plain_future);
-    Py_CLEAR(self->cause);
-    Py_CLEAR(self->poll_timeout);
-    Py_CLEAR(self->plain_task);
-    Py_CLEAR(self->code_lines);
-    Py_CLEAR(self->spawn_bases);
-    Py_CLEAR(self->named_by_request);
-    return 0;
-}
-
-static void
-tracer_dealloc(LoopTracerCore *self)
-{
-    PyObject_GC_UnTrack(self);
-    tracer_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMemberDef tracer_members[] = {
@@ -124,6 +120,8 @@ static PyMemberDef tracer_members[] = {
     {"_named_by_request", T_OBJECT, offsetof(LoopTracerCore, named_by_request), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
+
+GC_FROM_MEMBERS(tracer, tracer_members)
 
 
 /* WAKE and READY on each lane waiting for a future completed now, by whoever is completing
@@ -594,32 +592,6 @@ caused_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-static int
-caused_traverse(CausedCallback *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->tracer);
-    Py_VISIT(self->callback);
-    Py_VISIT(self->cause);
-    return 0;
-}
-
-static int
-caused_clear(CausedCallback *self)
-{
-    Py_CLEAR(self->tracer);
-    Py_CLEAR(self->callback);
-    Py_CLEAR(self->cause);
-    return 0;
-}
-
-static void
-caused_dealloc(CausedCallback *self)
-{
-    PyObject_GC_UnTrack(self);
-    caused_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static PyObject *
 caused_qualname(CausedCallback *self, void *closure)
 {
@@ -643,10 +615,13 @@ static PyGetSetDef caused_getset[] = {
 
 static PyMemberDef caused_members[] = {
     {"__vectorcalloffset__", T_PYSSIZET, offsetof(CausedCallback, vectorcall), READONLY, NULL},
+    {"tracer", T_OBJECT, offsetof(CausedCallback, tracer), READONLY, NULL},
     {"callback", T_OBJECT, offsetof(CausedCallback, callback), READONLY, NULL},
     {"cause", T_OBJECT, offsetof(CausedCallback, cause), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
+
+GC_FROM_MEMBERS(caused, caused_members)
 
 PyTypeObject CausedCallbackType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -1093,34 +1068,6 @@ proxy_send(ProxyCore *self, PyObject *value)
     return NULL;
 }
 
-static int
-proxy_traverse(ProxyCore *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->coro);
-    Py_VISIT(self->tracer);
-    Py_VISIT(self->lines);
-    Py_VISIT(self->name);
-    return 0;
-}
-
-static int
-proxy_clear(ProxyCore *self)
-{
-    Py_CLEAR(self->coro);
-    Py_CLEAR(self->tracer);
-    Py_CLEAR(self->lines);
-    Py_CLEAR(self->name);
-    return 0;
-}
-
-static void
-proxy_dealloc(ProxyCore *self)
-{
-    PyObject_GC_UnTrack(self);
-    proxy_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static PyMethodDef proxy_methods[] = {
     {"send", (PyCFunction)proxy_send, METH_O, "One step of the wrapped coroutine, recorded."},
     {NULL, NULL, 0, NULL},
@@ -1134,6 +1081,8 @@ static PyMemberDef proxy_members[] = {
     {"_lane", T_INT, offsetof(ProxyCore, lane), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
+
+GC_FROM_MEMBERS(proxy, proxy_members)
 
 static PyAsyncMethods proxy_as_async = {
     .am_send = (sendfunc)proxy_am_send,

@@ -6,9 +6,10 @@ completed, a timer or an fd callback is scheduled, the selector polls. This modu
 into events; it never changes what the program does.
 
 Failure policy: the instrumentation must never break the program. Any exception raised by the
-recording code itself (not by the program) is reported once on stderr and as a MARK on the loop
-lane, and the tracer detaches: from then on every hook only forwards, like a trio instrument
-that raised.
+recording code itself (not by the program) goes to the model's Guard (tracer.models.toolkit),
+shared by every loop of the run: it is reported once on stderr and as a MARK on the loop lane,
+every loop's tracer stops and the loop factories are put back, so from then on every hook only
+forwards and new loops are plain, like a trio instrument that raised.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from loopscope.tracer.models._asyncio_waits import (
     transport_of,
     wait_mode,
 )
-from loopscope.tracer.models.toolkit import mark_failure
+from loopscope.tracer.models.toolkit import Guard
 from loopscope.tracer.naming import REQUEST_ARGUMENTS, request_label
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
@@ -99,10 +100,14 @@ else:
 class LoopTracer(_TracerCore):
     """Records one event loop's lanes and the states of the tasks it runs."""
 
-    def __init__(self, recorder: Recorder, on_detach: Callable[[], None] | None = None) -> None:
+    def __init__(self, recorder: Recorder, guard: Guard | None = None) -> None:
         super().__init__(recorder)
         self.record = recorder.record
-        self._on_detach = on_detach
+        # the run's failure policy; a loop made outside traced_loops has one of its own
+        self.guard = guard if guard is not None else Guard(recorder, "asyncio")
+        # by a weak reference: a program may make and close many loops in one run
+        stop = weakref.WeakMethod(self._stop)
+        self.guard.on_detach(lambda: _call_if_alive(stop))
         # a program that runs asyncio.run() twice has two loops: the recorder numbers the
         # second lane "asyncio loop #2"
         self.loop_lane = recorder.spawn(LOOP_LANE_NAME, LaneKind.LOOP, parent=recorder.current)
@@ -243,25 +248,24 @@ class LoopTracer(_TracerCore):
 
     def step_returned(self, proxy: ProxyPassthroughs, outer: int, value: Any) -> None:
         """The step finished the coroutine with `value` (the C proxy's way to say so)."""
-        if self.detached:
-            return
-        try:
-            self.recorder.current = outer
-            self.recorder.end(proxy._lane, result=value)
-        except Exception as error:
-            self.detach(error)
+        self._ended(proxy, outer, value, None)
 
     def step_ended(self, proxy: ProxyPassthroughs, outer: int, exc: BaseException) -> None:
+        """The step raised `exc`: StopIteration is the coroutine returning."""
+        if type(exc) is StopIteration:
+            self._ended(proxy, outer, exc.value, None)
+        else:
+            self._ended(proxy, outer, None, exc)
+
+    def _ended(self, proxy: ProxyPassthroughs, outer: int, value: Any,
+               error: BaseException | None) -> None:
         if self.detached:
             return
         try:
             self.recorder.current = outer
-            if type(exc) is StopIteration:
-                self.recorder.end(proxy._lane, result=exc.value)
-            else:
-                self.recorder.end(proxy._lane, error=exc)
-        except Exception as error:
-            self.detach(error)
+            self.recorder.end(proxy._lane, result=value, error=error)
+        except Exception as failure:
+            self.detach(failure)
 
     def in_step(self) -> int:
         """The lane whose step is running, or NO_LANE while the loop runs its own callbacks."""
@@ -556,17 +560,24 @@ class LoopTracer(_TracerCore):
     # -- the failure policy -----------------------------------------------------------------
 
     def detach(self, error: BaseException) -> None:
-        """Stops tracing this loop for good after an internal error, saying so once."""
-        if self.detached:
-            return
+        """An internal error: the guard stops every loop's tracing for good, saying so once
+        (on this loop's lane)."""
+        if not self.detached:
+            self.guard.fail(error, self.loop_lane)
+
+    def _stop(self) -> None:
+        """What the guard undoes for this loop: every hook only forwards from now on."""
         self.detached = True
         self.waiting.clear()
         self.sleeps.clear()
         self.io_futures.clear()
         self.cause = None
-        mark_failure(self.recorder, "asyncio", error, self.loop_lane)
-        if self._on_detach is not None:
-            self._on_detach()
+
+
+def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
 
 
 def lane_of_task(task: Any) -> int:
