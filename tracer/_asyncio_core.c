@@ -458,11 +458,12 @@ task_spawn_base(LoopTracerCore *self, PyObject *qualname)
     return failed ? -1 : base;
 }
 
-/* LoopTracer._spawn in C for the usual task: a lane named "<qualname> (Task-N)" or as the
- * program named it, READY from its creator. 0 when done, 1 when Python must do it (a request
- * handler, a name already taken), -1 on error. */
+/* LoopTracer._spawn in C for the usual task: a lane named "<qualname> (Task-N)" (the task's
+ * name, or `suffix` when not NULL) or as the program named it, READY from its creator. 0 when
+ * done, 1 when Python must do it (a request handler's lane), -1 on error. */
 static int
-tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObject *given)
+tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObject *given,
+                  PyObject *suffix)
 {
     RecorderCore *recorder = self->recorder;
     if (self->spawn_bases == NULL || !PyDict_Check(self->spawn_bases)
@@ -481,7 +482,8 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     }
     PyObject *name;
     if (given == Py_None) {
-        PyObject *task_name = PyObject_CallMethodNoArgs(task, str_get_name);
+        PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
+            : PyObject_CallMethodNoArgs(task, str_get_name);
         name = task_name == NULL ? NULL : PyUnicode_FromFormat("%U (%S)", qualname, task_name);
         Py_XDECREF(task_name);
     }
@@ -492,13 +494,12 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     if (name == NULL) return -1;
     int32_t creator = recorder->current == NO_LANE ? self->loop_lane : recorder->current;
     int32_t lane;
-    int spawned = recorder_spawn_unique(recorder, name, base, creator, 0, &lane);
-    if (spawned <= 0) {
-        Py_DECREF(name);
-        return spawned < 0 ? -1 : 1;
-    }
+    PyObject *named;
+    int failed = recorder_spawn(recorder, name, base, creator, 0, &lane, &named);
+    Py_DECREF(name);
+    if (failed) return -1;
     proxy->lane = lane;
-    Py_XSETREF(proxy->name, name);
+    Py_XSETREF(proxy->name, named);
     return recorder_append(recorder, lane, CODE_READY, creator, self->ready_spawn, 0);
 }
 
@@ -517,7 +518,7 @@ tracer_task_created(LoopTracerCore *self, PyObject *const *args, Py_ssize_t narg
                                    given);
     }
     if (((ProxyCore *)proxy)->lane != NO_LANE) Py_RETURN_NONE;  /* an eager task ran */
-    int done = tracer_spawn_task(self, (ProxyCore *)proxy, task, given);
+    int done = tracer_spawn_task(self, (ProxyCore *)proxy, task, given, NULL);
     if (done == 1) {
         return PyObject_CallMethod((PyObject *)self, "pure_task_created", "OOO", proxy, task,
                                    given);
@@ -937,10 +938,14 @@ static int
 proxy_step_started(ProxyCore *self, RecorderCore *recorder)
 {
     if (self->lane < 0) {  /* an eager task: its first step runs inside create_task */
-        PyObject *lane = PyObject_CallMethodOneArg((PyObject *)self->tracer, str_spawn_eager,
-                                                   (PyObject *)self);
-        if (lane == NULL) return -1;
-        Py_DECREF(lane);  /* spawn_eager stored it in self->lane */
+        int done = tracer_spawn_task(self->tracer, self, Py_None, Py_None, str_eager);
+        if (done < 0) return -1;
+        if (done == 1) {  /* Python names this one (LoopTracer.spawn_eager) */
+            PyObject *lane = PyObject_CallMethodOneArg((PyObject *)self->tracer,
+                                                       str_spawn_eager, (PyObject *)self);
+            if (lane == NULL) return -1;
+            Py_DECREF(lane);  /* spawn_eager stored it in self->lane */
+        }
     }
     int32_t source;
     if (proxy_source(self, &source) < 0) return -1;

@@ -396,32 +396,49 @@ recorder_clear(RecorderCore *self)
     return 0;
 }
 
-/* Recorder.spawn for a name no lane has taken yet, its detail a value row on `base`: 1 with
- * the new lane in *lane; 0 when the name is taken (Recorder.spawn numbers it), -1 on error. */
+/* Recorder.spawn with the lane's detail a value row on `base`: the new lane in *lane and its
+ * name in *named (a new reference: `name`, or "name #N" when N - 1 lanes took it before). */
 int
-recorder_spawn_unique(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
-                      int32_t source, int32_t *lane)
+recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
+               int32_t source, int32_t *lane, PyObject **named)
 {
-    if (self->name_uses == NULL || !PyDict_Check(self->name_uses)) {
-        PyErr_SetString(PyExc_TypeError, "the recorder's _name_uses must be a dict");
+    PyObject *uses_of = self->name_uses;
+    if (uses_of == NULL || !PyDict_Check(uses_of) || !PyUnicode_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "spawn needs a str name and _name_uses a dict");
         return -1;
     }
-    int taken = PyDict_Contains(self->name_uses, name);
-    if (taken != 0) return taken < 0 ? -1 : 0;
     if (self->lane_count == INT32_MAX) {
         PyErr_SetString(PyExc_OverflowError, "more lanes than a lane id can name");
         return -1;
     }
-    PyObject *one = PyLong_FromLong(1);
-    if (one == NULL) return -1;
-    int failed = PyDict_SetItem(self->name_uses, name, one);
-    Py_DECREF(one);
+    PyObject *known = PyDict_GetItemWithError(uses_of, name);  /* borrowed */
+    if (known == NULL && PyErr_Occurred()) return -1;
+    long uses = known == NULL ? 1 : PyLong_AsLong(known) + 1;
+    if (uses == 0 && PyErr_Occurred()) return -1;
+    PyObject *count = PyLong_FromLong(uses);
+    int failed = count == NULL || PyDict_SetItem(uses_of, name, count) < 0;
+    Py_XDECREF(count);
+    if (failed) return -1;
+    PyObject *unique = uses > 1 ? PyUnicode_FromFormat("%U #%ld", name, uses) : Py_NewRef(name);
+    if (unique == NULL) return -1;
     int32_t detail;
-    if (failed || recorder_value_row(self, base, name, &detail) < 0) return -1;
+    if (uses > 1) {  /* the numbered name is taken now too */
+        PyObject *one = PyLong_FromLong(1);
+        failed = one == NULL || PyDict_SetItem(uses_of, unique, one) < 0;
+        Py_XDECREF(one);
+    }
+    if (failed || recorder_value_row(self, base, unique, &detail) < 0) {
+        Py_DECREF(unique);
+        return -1;
+    }
     int32_t spawned = self->lane_count++;
-    if (recorder_append(self, spawned, CODE_SPAWN, parent, detail, source) < 0) return -1;
+    if (recorder_append(self, spawned, CODE_SPAWN, parent, detail, source) < 0) {
+        Py_DECREF(unique);
+        return -1;
+    }
     *lane = spawned;
-    return 1;
+    *named = unique;
+    return 0;
 }
 
 static void

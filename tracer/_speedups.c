@@ -46,6 +46,7 @@ PyObject *str_get_name;
 PyObject *str_qualname;
 PyObject *str_spawn;
 PyObject *str_task_spawn_base;
+PyObject *str_eager;
 
 /* -- the module ---------------------------------------------------------------------------- */
 
@@ -108,7 +109,8 @@ PyInit__speedups(void)
         || intern(&str_cancel_cause, "cancel_cause") < 0
         || intern(&str_get_coro, "get_coro") < 0 || intern(&str_get_name, "get_name") < 0
         || intern(&str_qualname, "__qualname__") < 0 || intern(&str_spawn, "_spawn") < 0
-        || intern(&str_task_spawn_base, "_task_spawn_base") < 0 || intern(&str_self, "self") < 0
+        || intern(&str_task_spawn_base, "_task_spawn_base") < 0
+        || intern(&str_eager, "eager") < 0 || intern(&str_self, "self") < 0
         || intern(&str_fd, "fd") < 0 || intern(&str_detail, "detail") < 0
         || intern(&str_poll_timeout_detail, "_poll_timeout_detail") < 0) {
         return NULL;

@@ -59,8 +59,8 @@ extern PyTypeObject RecorderCoreType;
 extern LoopscopeRecorderAPI recorder_api;
 int recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other, int32_t detail,
                     int32_t source);
-int recorder_spawn_unique(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
-                          int32_t source, int32_t *lane);
+int recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
+                   int32_t source, int32_t *lane, PyObject **named);
 
 /* -- the asyncio model's cores (_asyncio_core.c) ------------------------------------------- */
 
@@ -135,5 +135,6 @@ extern PyObject *str_get_name;
 extern PyObject *str_qualname;
 extern PyObject *str_spawn;
 extern PyObject *str_task_spawn_base;
+extern PyObject *str_eager;
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */

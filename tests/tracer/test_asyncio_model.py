@@ -659,3 +659,19 @@ def test_a_task_built_directly_gets_a_lane_and_still_passes_for_a_task() -> None
     assert [row[1] for row in task_rows(trace) if row[0] == "built"] == [
         "spawn", "ready", "running", "ready", "running", "end"
     ]
+
+
+def test_tasks_the_program_names_alike_get_numbered_lanes_as_any_spawn_does() -> None:
+    async def job() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        await asyncio.gather(*(asyncio.create_task(job(), name="job") for _ in range(3)))
+        await asyncio.create_task(job(), name="job #2 again")
+
+    trace, _ = record(main)
+    assert [plain(info.name) for info in trace.lanes] == [
+        LOOP, MAIN, "job", "job #2", "job #3", "job #2 again"]
+    spawns = [e.detail for e in trace.events() if e.kind == "spawn"]
+    assert [plain(d["name"]) for d in spawns] == [plain(info.name) for info in trace.lanes]
+    assert all(d["kind"] == "task" and plain(d["coro"]) == "job" for d in spawns[2:])
