@@ -175,12 +175,32 @@ class Trace:
         spawn = Code.SPAWN
         codes = self.code[start:].tobytes()  # one byte per event: find() walks it in C
         at = codes.find(spawn)
-        lane_facts, append = self.details.lane_facts, self.lanes.append
-        lanes, details, others, stamps = self.lane, self.detail, self.other, self.ts
+        if at < 0:
+            return
+        details = self.details
+        values = details.values
+        bases, ends, texts = values.bases, values.ends, values.texts
+        lanes, detail, others, stamps = self.lane, self.detail, self.other, self.ts
+        append = self.lanes.append
+        # base detail index -> its kind, for the lanes named by value rows (Recorder.spawn):
+        # a program with 100k tasks spawns them on a few bases, so the loop below reads each
+        # lane's name straight from the value texts, with no call per lane but LaneInfo's
+        kinds: dict[int, str] = {}
         while at >= 0:
             seq = start + at
-            lane = lanes[seq]
-            name, kind = lane_facts(details[seq])
+            lane, index = lanes[seq], detail[seq]
+            number = index - VALUE_ROW
+            base = bases[number] if 0 <= number < len(bases) else -1
+            kind = kinds.get(base) if base >= 0 else None
+            if kind is None and base >= 0:
+                row = _list_item(details, base)
+                if row.get("value_key") == "name":
+                    kind = kinds[base] = str(row.get("kind", ""))
+            if kind is not None:
+                text_start = ends[number - 1] if number else 0
+                name: str | None = texts[text_start : ends[number]].decode("utf-8", "replace")
+            else:  # an interned detail: traces from before lane names were value rows
+                name, kind = details.lane_facts(index)
             append(LaneInfo(lane, name if name is not None else f"lane {lane}", kind,
                             others[seq], seq, stamps[seq]))
             at = codes.find(spawn, at + 1)
