@@ -117,6 +117,9 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
         self._ready.append(handle)  # type: ignore[attr-defined]
         return handle
 
+    # The timer and fd hooks below repeat their guard inline rather than share a helper:
+    # a program doing I/O goes through them for every wait, where a call more shows.
+
     def call_later(  # type: ignore[override]
         self,
         delay: float,
@@ -128,7 +131,8 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
             raise TypeError("delay must not be None")
         # the tracer sees the delay asked for, not one worked back from the deadline
         when = self.time() + delay
-        callback = self._timer(delay, callback, args)
+        if not self._tracer.detached:
+            callback = self._tracer.timer_scheduled(delay, callback, args)
         return _BaseEventLoop.call_at(self, when, callback, *args, context=context)
 
     def call_at(  # type: ignore[override]
@@ -138,30 +142,23 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
         *args: Any,
         context: Context | None = None,
     ) -> asyncio.TimerHandle:
-        callback = self._timer(when - self.time(), callback, args)
+        if not self._tracer.detached:
+            callback = self._tracer.timer_scheduled(when - self.time(), callback, args)
         return super().call_at(when, callback, *args, context=context)
-
-    def _timer(self, delay: float, callback: Callable[..., Any],
-               args: tuple[Any, ...]) -> Callable[..., Any]:
-        tracer = self._tracer
-        return callback if tracer.detached else tracer.timer_scheduled(delay, callback, args)
 
     def _add_reader(  # type: ignore[override]
         self, fd: Any, callback: Callable[..., Any], *args: Any, **options: Any
     ) -> asyncio.Handle:
-        callback = self._watched(fd, "read", callback, args)
+        if not self._tracer.detached:
+            callback = self._tracer.fd_watched(fd, "read", callback, args)
         return super()._add_reader(fd, callback, *args, **options)  # type: ignore[misc,no-any-return]
 
     def _add_writer(  # type: ignore[override]
         self, fd: Any, callback: Callable[..., Any], *args: Any, **options: Any
     ) -> asyncio.Handle:
-        callback = self._watched(fd, "write", callback, args)
+        if not self._tracer.detached:
+            callback = self._tracer.fd_watched(fd, "write", callback, args)
         return super()._add_writer(fd, callback, *args, **options)  # type: ignore[misc,no-any-return]
-
-    def _watched(self, fd: Any, mode: str, callback: Callable[..., Any],
-                 args: tuple[Any, ...]) -> Callable[..., Any]:
-        tracer = self._tracer
-        return callback if tracer.detached else tracer.fd_watched(fd, mode, callback, args)
 
     def run_forever(self) -> None:
         tracer = self._tracer
