@@ -68,7 +68,8 @@ dealloc_members(PyObject *self, const PyMemberDef *members)
     Py_TYPE(self)->tp_free(self);
 }
 
-/* PREFIX_traverse, PREFIX_clear and PREFIX_dealloc over the member table MEMBERS */
+/* PREFIX_traverse, PREFIX_clear and PREFIX_dealloc over the member table MEMBERS; GC_SLOTS
+ * puts them in a type object */
 #define GC_FROM_MEMBERS(PREFIX, MEMBERS)                                                     \
     static int PREFIX##_traverse(PyObject *self, visitproc visit, void *arg)                 \
     {                                                                                        \
@@ -76,6 +77,9 @@ dealloc_members(PyObject *self, const PyMemberDef *members)
     }                                                                                        \
     static int PREFIX##_clear(PyObject *self) { return clear_members(self, MEMBERS); }       \
     static void PREFIX##_dealloc(PyObject *self) { dealloc_members(self, MEMBERS); }
+
+#define GC_SLOTS(PREFIX)                                                                     \
+    .tp_dealloc = PREFIX##_dealloc, .tp_traverse = PREFIX##_traverse, .tp_clear = PREFIX##_clear
 
 /* -- LoopTracerCore ---------------------------------------------------------------------- */
 
@@ -547,9 +551,7 @@ PyTypeObject LoopTracerCoreType = {
     .tp_doc = "What the C coroutine proxy reads of its loop tracer on every step.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)tracer_init,
-    .tp_dealloc = (destructor)tracer_dealloc,
-    .tp_traverse = (traverseproc)tracer_traverse,
-    .tp_clear = (inquiry)tracer_clear,
+    GC_SLOTS(tracer),
     .tp_members = tracer_members,
     .tp_methods = tracer_methods,
 };
@@ -631,9 +633,7 @@ PyTypeObject CausedCallbackType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "CausedCallback(tracer, callback, cause): callback run with tracer.cause = cause.",
     .tp_new = caused_new,
-    .tp_dealloc = (destructor)caused_dealloc,
-    .tp_traverse = (traverseproc)caused_traverse,
-    .tp_clear = (inquiry)caused_clear,
+    GC_SLOTS(caused),
     .tp_call = PyVectorcall_Call,
     .tp_vectorcall_offset = offsetof(CausedCallback, vectorcall),
     .tp_getset = caused_getset,
@@ -855,26 +855,6 @@ proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
-/* An exception the recording raised: an Exception detaches the tracer (the program goes on);
- * anything else (a stop request, KeyboardInterrupt) stays raised. Returns 0 when handled. */
-static int
-recording_failed(ProxyCore *self)
-{
-    if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
-    PyObject *done = PyObject_CallMethodOneArg((PyObject *)self->tracer, str_detach,
-                                               value ? value : Py_None);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(traceback);
-    if (done == NULL) return -1;
-    Py_DECREF(done);
-    return 0;
-}
-
 /* The source index of the line the coroutine resumes at (0 when it has no frame). */
 static int
 proxy_source(ProxyCore *self, int32_t *source)
@@ -988,7 +968,7 @@ proxy_am_send(ProxyCore *self, PyObject *arg, PyObject **presult)
     RecorderCore *recorder = tracer->recorder;
     Py_INCREF(recorder);
     int outer = recorder->current;
-    if (proxy_step_started(self, recorder) < 0 && recording_failed(self) < 0) {
+    if (proxy_step_started(self, recorder) < 0 && tracer_failed(self->tracer) < 0) {
         Py_DECREF(recorder);
         *presult = NULL;
         return PYGEN_ERROR;
@@ -1001,7 +981,7 @@ proxy_am_send(ProxyCore *self, PyObject *arg, PyObject **presult)
     }
     if (status == PYGEN_NEXT) {
         if (proxy_step_yielded(self, recorder, lane, outer, *presult) < 0
-            && recording_failed(self) < 0) {
+            && tracer_failed(self->tracer) < 0) {
             Py_CLEAR(*presult);
             status = PYGEN_ERROR;
         }
@@ -1010,7 +990,7 @@ proxy_am_send(ProxyCore *self, PyObject *arg, PyObject **presult)
         /* the usual end, a coroutine that returned None: LoopTracer.step_returned in C */
         recorder->current = outer;
         if (recorder_append(recorder, lane, CODE_END, NO_LANE, tracer->end_none, 0) < 0
-            && recording_failed(self) < 0) {
+            && tracer_failed(self->tracer) < 0) {
             Py_CLEAR(*presult);
             status = PYGEN_ERROR;
         }
@@ -1101,9 +1081,7 @@ PyTypeObject ProxyCoreType = {
     .tp_doc = "A traced task's coroutine: send() records the step around the wrapped one.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)proxy_init,
-    .tp_dealloc = (destructor)proxy_dealloc,
-    .tp_traverse = (traverseproc)proxy_traverse,
-    .tp_clear = (inquiry)proxy_clear,
+    GC_SLOTS(proxy),
     .tp_methods = proxy_methods,
     .tp_members = proxy_members,
     .tp_as_async = &proxy_as_async,
