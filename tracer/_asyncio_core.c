@@ -8,6 +8,23 @@
 
 #include "_speedups.h"
 
+/* The names only this file's C calls by (_speedups.c interns those the module shares),
+ * interned when the first loop tracer is made: nothing here runs before one exists. */
+static PyObject *str_get_coro, *str_get_name, *str_qualname, *str_task_spawn_base, *str_eager;
+
+static int
+intern_own_names(void)
+{
+    if (str_eager != NULL) return 0;
+    str_get_coro = PyUnicode_InternFromString("get_coro");
+    str_get_name = PyUnicode_InternFromString("get_name");
+    str_qualname = PyUnicode_InternFromString("__qualname__");
+    str_task_spawn_base = PyUnicode_InternFromString("_task_spawn_base");
+    str_eager = str_get_coro && str_get_name && str_qualname && str_task_spawn_base
+        ? PyUnicode_InternFromString("eager") : NULL;
+    return str_eager == NULL ? -1 : 0;
+}
+
 /* getattr(obj, name) or NULL without an error when it has no such attribute */
 static int
 PyObject_GetOptionalAttrString_compat(PyObject *obj, const char *name, PyObject **result)
@@ -91,6 +108,7 @@ tracer_init(LoopTracerCore *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *recorder;
     if (!PyArg_ParseTuple(args, "O!:LoopTracerCore", &RecorderCoreType, &recorder)) return -1;
+    if (intern_own_names() < 0) return -1;
     Py_INCREF(recorder);
     Py_XSETREF(self->recorder, (RecorderCore *)recorder);
     self->detached = 0;

@@ -41,12 +41,6 @@ PyObject *str_pure_callback_scheduled;
 PyObject *str_timer_cause;
 PyObject *str_cancelled;
 PyObject *str_cancel_cause;
-PyObject *str_get_coro;
-PyObject *str_get_name;
-PyObject *str_qualname;
-PyObject *str_spawn;
-PyObject *str_task_spawn_base;
-PyObject *str_eager;
 
 /* -- the module ---------------------------------------------------------------------------- */
 
@@ -106,11 +100,7 @@ PyInit__speedups(void)
         || intern(&str_pure_callback_scheduled, "pure_callback_scheduled") < 0
         || intern(&str_timer_cause, "_timer_cause") < 0
         || intern(&str_cancelled, "cancelled") < 0
-        || intern(&str_cancel_cause, "cancel_cause") < 0
-        || intern(&str_get_coro, "get_coro") < 0 || intern(&str_get_name, "get_name") < 0
-        || intern(&str_qualname, "__qualname__") < 0 || intern(&str_spawn, "_spawn") < 0
-        || intern(&str_task_spawn_base, "_task_spawn_base") < 0
-        || intern(&str_eager, "eager") < 0 || intern(&str_self, "self") < 0
+        || intern(&str_cancel_cause, "cancel_cause") < 0 || intern(&str_self, "self") < 0
         || intern(&str_fd, "fd") < 0 || intern(&str_detail, "detail") < 0
         || intern(&str_poll_timeout_detail, "_poll_timeout_detail") < 0) {
         return NULL;

@@ -130,11 +130,6 @@ extern PyObject *str_pure_callback_scheduled;
 extern PyObject *str_timer_cause;
 extern PyObject *str_cancelled;
 extern PyObject *str_cancel_cause;
-extern PyObject *str_get_coro;
-extern PyObject *str_get_name;
-extern PyObject *str_qualname;
-extern PyObject *str_spawn;
-extern PyObject *str_task_spawn_base;
-extern PyObject *str_eager;
+
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */

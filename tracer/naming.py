@@ -37,13 +37,13 @@ def past_wrappers(frame: FrameType | None) -> FrameType | None:
 
 
 # Coroutines that serve one web request each, by qualname: the argument holding the request.
-REQUEST_ARGUMENTS = {"RequestHandler._handle_request": "request"}  # aiohttp's server
+_REQUEST_ARGUMENTS = {"RequestHandler._handle_request": "request"}  # aiohttp's server
 
 
 def request_label(coro: Any, qualname: str) -> str | None:
     """"GET /hello/alice" for a coroutine that will serve that request, else None. Read from
     the coroutine's arguments before it starts (its frame's locals are then just those)."""
-    argument = REQUEST_ARGUMENTS.get(qualname)
+    argument = _REQUEST_ARGUMENTS.get(qualname)
     if argument is None:
         return None
     frame = getattr(coro, "cr_frame", None)

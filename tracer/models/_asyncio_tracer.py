@@ -23,6 +23,7 @@ from collections.abc import Callable
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
+from loopscope.tracer import naming
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind, short_repr
 from loopscope.tracer.models._asyncio_proxy import ProxyPassthroughs, TracedCoroutine
 from loopscope.tracer.models._asyncio_waits import (
@@ -37,7 +38,7 @@ from loopscope.tracer.models._asyncio_waits import (
     wait_mode,
 )
 from loopscope.tracer.models.toolkit import Guard
-from loopscope.tracer.naming import REQUEST_ARGUMENTS, request_label
+from loopscope.tracer.naming import request_label
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 LOOP_LANE_NAME = "asyncio loop"
@@ -141,7 +142,7 @@ class LoopTracer(_TracerCore):
         # what the C spawn of a task lane keeps: qualname -> spawn base (Recorder.spawn_base),
         # and the qualnames whose lanes are named by the request they serve (Python does)
         self._spawn_bases: dict[str, int] = {}
-        self._named_by_request: dict[str, str] = dict(REQUEST_ARGUMENTS)
+        self._named_by_request: dict[str, str] = dict(naming._REQUEST_ARGUMENTS)
         detail = recorder.detail
         self.ready_self = detail(("cause", "self"))
         self.ready_spawn = detail(("cause", "spawn"))
