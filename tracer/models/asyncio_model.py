@@ -25,8 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from loopscope.tracer.events import NO_LANE, Code, LaneKind
+from loopscope.tracer.models import toolkit
 from loopscope.tracer.models._asyncio_loop import TaskBuiltDirectly, TracingEventLoop
-from loopscope.tracer.models.toolkit import Guard, instrumented
+from loopscope.tracer.models.toolkit import Guard
 from loopscope.tracer.notes import add_note
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
@@ -118,7 +119,7 @@ class traced_loops:
             setattr(owner, name, original)
 
     def __enter__(self) -> traced_loops:
-        self._lifecycle = instrumented(self.guard, self.install, self.uninstall)
+        self._lifecycle = toolkit.instrumented(self.guard, self.install, self.uninstall)
         self._lifecycle.__enter__()
         return self
 
