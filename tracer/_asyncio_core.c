@@ -8,6 +8,23 @@
 
 #include "_speedups.h"
 
+/* The names only this file's C calls by (_speedups.c interns those the module shares),
+ * interned when the first loop tracer is made: nothing here runs before one exists. */
+static PyObject *str_get_coro, *str_get_name, *str_qualname, *str_task_spawn_base, *str_eager;
+
+static int
+intern_own_names(void)
+{
+    if (str_eager != NULL) return 0;
+    str_get_coro = PyUnicode_InternFromString("get_coro");
+    str_get_name = PyUnicode_InternFromString("get_name");
+    str_qualname = PyUnicode_InternFromString("__qualname__");
+    str_task_spawn_base = PyUnicode_InternFromString("_task_spawn_base");
+    str_eager = str_get_coro && str_get_name && str_qualname && str_task_spawn_base
+        ? PyUnicode_InternFromString("eager") : NULL;
+    return str_eager == NULL ? -1 : 0;
+}
+
 /* getattr(obj, name) or NULL without an error when it has no such attribute */
 static int
 PyObject_GetOptionalAttrString_compat(PyObject *obj, const char *name, PyObject **result)
@@ -19,6 +36,68 @@ PyObject_GetOptionalAttrString_compat(PyObject *obj, const char *name, PyObject 
     return 0;
 }
 
+/* A traced task's coroutine (CoroutineProxyCore, below); the tracer reads a task's lane. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *coro;            /* the program's coroutine */
+    LoopTracerCore *tracer;
+    PyObject *lines;           /* line -> source index, shared per code object */
+    PyObject *name;
+    int lane;
+    int last_offset;           /* the instruction offset of the previous resume, its source */
+    int last_source;
+} ProxyCore;
+
+static int tracer_failed(LoopTracerCore *self);
+
+/* -- garbage collection, from each type's member table ------------------------------------ */
+
+/* Every object a type of this file holds is one of its T_OBJECT members, so its GC functions
+ * walk its member table: an object field cannot be added and forgotten in one of them. */
+
+static int
+visit_members(PyObject *self, const PyMemberDef *members, visitproc visit, void *arg)
+{
+    for (const PyMemberDef *member = members; member->name != NULL; member++) {
+        if (member->type != T_OBJECT) continue;
+        PyObject **slot = (PyObject **)((char *)self + member->offset);
+        Py_VISIT(*slot);
+    }
+    return 0;
+}
+
+static int
+clear_members(PyObject *self, const PyMemberDef *members)
+{
+    for (const PyMemberDef *member = members; member->name != NULL; member++) {
+        if (member->type != T_OBJECT) continue;
+        PyObject **slot = (PyObject **)((char *)self + member->offset);
+        Py_CLEAR(*slot);
+    }
+    return 0;
+}
+
+static void
+dealloc_members(PyObject *self, const PyMemberDef *members)
+{
+    PyObject_GC_UnTrack(self);
+    clear_members(self, members);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* PREFIX_traverse, PREFIX_clear and PREFIX_dealloc over the member table MEMBERS; GC_SLOTS
+ * puts them in a type object */
+#define GC_FROM_MEMBERS(PREFIX, MEMBERS)                                                     \
+    static int PREFIX##_traverse(PyObject *self, visitproc visit, void *arg)                 \
+    {                                                                                        \
+        return visit_members(self, MEMBERS, visit, arg);                                     \
+    }                                                                                        \
+    static int PREFIX##_clear(PyObject *self) { return clear_members(self, MEMBERS); }       \
+    static void PREFIX##_dealloc(PyObject *self) { dealloc_members(self, MEMBERS); }
+
+#define GC_SLOTS(PREFIX)                                                                     \
+    .tp_dealloc = PREFIX##_dealloc, .tp_traverse = PREFIX##_traverse, .tp_clear = PREFIX##_clear
+
 /* -- LoopTracerCore ---------------------------------------------------------------------- */
 
 
@@ -29,50 +108,11 @@ tracer_init(LoopTracerCore *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *recorder;
     if (!PyArg_ParseTuple(args, "O!:LoopTracerCore", &RecorderCoreType, &recorder)) return -1;
+    if (intern_own_names() < 0) return -1;
     Py_INCREF(recorder);
     Py_XSETREF(self->recorder, (RecorderCore *)recorder);
     self->detached = 0;
     return 0;
-}
-
-static int
-tracer_traverse(LoopTracerCore *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->recorder);
-    Py_VISIT(self->waiting);
-    Py_VISIT(self->sleeps);
-    Py_VISIT(self->io_futures);
-    Py_VISIT(self->verdicts_top);
-    Py_VISIT(self->verdicts_inner);
-    Py_VISIT(self->owner_details);
-    Py_VISIT(self->plain_future);
-    Py_VISIT(self->cause);
-    Py_VISIT(self->poll_timeout);
-    return 0;
-}
-
-static int
-tracer_clear(LoopTracerCore *self)
-{
-    Py_CLEAR(self->recorder);
-    Py_CLEAR(self->waiting);
-    Py_CLEAR(self->sleeps);
-    Py_CLEAR(self->io_futures);
-    Py_CLEAR(self->verdicts_top);
-    Py_CLEAR(self->verdicts_inner);
-    Py_CLEAR(self->owner_details);
-    Py_CLEAR(self->plain_future);
-    Py_CLEAR(self->cause);
-    Py_CLEAR(self->poll_timeout);
-    return 0;
-}
-
-static void
-tracer_dealloc(LoopTracerCore *self)
-{
-    PyObject_GC_UnTrack(self);
-    tracer_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyMemberDef tracer_members[] = {
@@ -93,35 +133,46 @@ static PyMemberDef tracer_members[] = {
     {"_poll_timeout", T_OBJECT, offsetof(LoopTracerCore, poll_timeout), 0, NULL},
     {"_poll_detail", T_INT, offsetof(LoopTracerCore, poll_detail), 0, NULL},
     {"_nothing_ready", T_INT, offsetof(LoopTracerCore, nothing_ready), 0, NULL},
+    {"_plain_task", T_OBJECT, offsetof(LoopTracerCore, plain_task), 0, NULL},
+    {"_code_lines", T_OBJECT, offsetof(LoopTracerCore, code_lines), 0, NULL},
+    {"cause_task", T_INT, offsetof(LoopTracerCore, cause_task), 0, NULL},
+    {"end_none", T_INT, offsetof(LoopTracerCore, end_none), 0, NULL},
+    {"ready_spawn", T_INT, offsetof(LoopTracerCore, ready_spawn), 0, NULL},
+    {"_spawn_bases", T_OBJECT, offsetof(LoopTracerCore, spawn_bases), 0, NULL},
+    {"_named_by_request", T_OBJECT, offsetof(LoopTracerCore, named_by_request), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
+GC_FROM_MEMBERS(tracer, tracer_members)
 
-/* WAKE and READY on each lane waiting for a plain future completed now, by whoever is
- * completing it (LoopTracer._wake for a future that is not a Task). */
+
+/* WAKE and READY on each lane waiting for a future completed now, by whoever is completing
+ * it: `finished` when the future is a traced task that ended, else the running step, else
+ * the callback in progress (LoopTracer._wake). `waiters` is a checked WAITERS row. */
 static int
-tracer_wake(LoopTracerCore *self, PyObject *waiters)
+tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
 {
     RecorderCore *recorder = self->recorder;
     int current = recorder->current;
     int32_t waker, cause;
-    if (current != self->loop_lane && current != NO_LANE) {  /* a task step completed it */
+    if (finished != NO_LANE) {
+        waker = finished;
+        cause = self->cause_task;
+    }
+    else if (current != self->loop_lane && current != NO_LANE) {  /* a step completed it */
         waker = current;
         cause = self->cause_future;
     }
     else if (self->cause != NULL && self->cause != Py_None) {
-        PyObject *running = self->cause;
-        if (!PyTuple_Check(running) || PyTuple_GET_SIZE(running) != 3) {
-            PyErr_SetString(PyExc_TypeError, "cause must be (waker, detail, deadline_ns)");
-            return -1;
-        }
-        if (as_int32(PyTuple_GET_ITEM(running, 0), &waker) < 0
-            || as_int32(PyTuple_GET_ITEM(running, 1), &cause) < 0) {
+        PyObject *running = checked_row(self->cause, CAUSE_FIELDS, "the asyncio cause");
+        if (running == NULL) return -1;
+        if (as_int32(PyTuple_GET_ITEM(running, CAUSE_WAKER), &waker) < 0
+            || as_int32(PyTuple_GET_ITEM(running, CAUSE_DETAIL), &cause) < 0) {
             return -1;
         }
         if (cause < 0) {  /* a timer: its detail is interned only now that it wakes someone */
             PyObject *detail = PyObject_CallMethodOneArg(
-                (PyObject *)self, str_timer_cause, PyTuple_GET_ITEM(running, 2));
+                (PyObject *)self, str_timer_cause, PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS));
             if (detail == NULL) return -1;
             int failed = as_int32(detail, &cause);
             Py_DECREF(detail);
@@ -133,7 +184,8 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters)
         cause = self->cause_callback;
     }
     /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
-    PyObject *cancelled = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(waiters, 0), str_cancelled);
+    PyObject *cancelled = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(waiters, WAITERS_FUTURE),
+                                                    str_cancelled);
     if (cancelled == NULL) return -1;
     int is_cancelled = PyObject_IsTrue(cancelled);
     Py_DECREF(cancelled);
@@ -149,7 +201,7 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters)
         if (failed) return -1;
     }
     Py_ssize_t count = PyTuple_GET_SIZE(waiters);
-    for (Py_ssize_t i = 1; i < count; i++) {
+    for (Py_ssize_t i = WAITERS_FIELDS; i < count; i++) {
         int32_t lane;
         if (as_int32(PyTuple_GET_ITEM(waiters, i), &lane) < 0
             || recorder_append(recorder, lane, CODE_WAKE, waker, cause, 0) < 0
@@ -160,38 +212,84 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters)
     return 0;
 }
 
+/* Whether `future` is done: 1, 0, or -1 with an error. */
 static int
-tracer_plain_future_done(LoopTracerCore *self, PyObject *future)
+future_done(PyObject *future)
+{
+    PyObject *done = PyObject_CallMethodNoArgs(future, str_done);
+    if (done == NULL) return -1;
+    int is_done = PyObject_IsTrue(done);
+    Py_DECREF(done);
+    return is_done;
+}
+
+/* The lanes waiting on `future`, if it is done, are woken (and forgotten). */
+static int
+tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
 {
     PyObject *key = PyLong_FromVoidPtr(future);
     if (key == NULL) return -1;
     PyObject *waiters = PyDict_GetItemWithError(self->waiting, key);  /* borrowed */
-    if (waiters == NULL || !PyTuple_Check(waiters) || PyTuple_GET_SIZE(waiters) < 1
-        || PyTuple_GET_ITEM(waiters, 0) != future) {
+    if (waiters == NULL) {
         Py_DECREF(key);
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *done = PyObject_CallMethodNoArgs(future, str_done);
-    if (done == NULL) {
+    if (checked_row(waiters, WAITERS_FIELDS, "asyncio waiters") == NULL) {
         Py_DECREF(key);
         return -1;
     }
-    int is_done = PyObject_IsTrue(done);
-    Py_DECREF(done);
+    if (PyTuple_GET_ITEM(waiters, WAITERS_FUTURE) != future) {  /* an id reused */
+        Py_DECREF(key);
+        return 0;
+    }
+    int is_done = future_done(future);
     if (is_done <= 0) {
         Py_DECREF(key);
         return is_done;
     }
     Py_INCREF(waiters);
-    int failed = PyDict_DelItem(self->waiting, key) < 0 || tracer_wake(self, waiters) < 0;
+    int failed = PyDict_DelItem(self->waiting, key) < 0
+        || tracer_wake(self, waiters, finished) < 0;
     Py_DECREF(waiters);
     Py_DECREF(key);
     return failed ? -1 : 0;
 }
 
+/* The lane of a traced task (its coroutine is our proxy), else NO_LANE. */
+static int
+lane_of_task(PyObject *task, int32_t *lane)
+{
+    PyObject *coro = PyObject_CallMethodNoArgs(task, str_get_coro);
+    if (coro == NULL) return -1;
+    *lane = PyObject_TypeCheck(coro, &ProxyCoreType) ? ((ProxyCore *)coro)->lane : NO_LANE;
+    Py_DECREF(coro);
+    return 0;
+}
+
+/* A task is being completed: wakes its waiters; *caused is the callback run on its behalf
+ * (a new reference), or NULL when the callback stays as it is. */
+static int
+tracer_task_scheduled(LoopTracerCore *self, PyObject *callback, PyObject *task,
+                      PyObject **caused)
+{
+    *caused = NULL;
+    int is_done = future_done(task);
+    if (is_done <= 0) return is_done;
+    int32_t lane;
+    if (lane_of_task(task, &lane) < 0) return -1;
+    if (PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, task, lane) < 0) return -1;
+    if (lane == NO_LANE) return 0;
+    PyObject *cause = Py_BuildValue("(iii)", lane, self->cause_task, 0);  /* CAUSE_FIELDS */
+    if (cause == NULL) return -1;
+    *caused = PyObject_CallFunctionObjArgs((PyObject *)&CausedCallbackType, (PyObject *)self,
+                                           callback, cause, NULL);
+    Py_DECREF(cause);
+    return *caused == NULL ? -1 : 0;
+}
+
 /* callback_scheduled(callback, first) -> the callback to schedule. A callback is scheduled
- * with `first` as its argument: a future completing, maybe. Plain futures are handled here;
- * anything else (a Task, whose end wraps the callback) goes to pure_callback_scheduled. */
+ * with `first` as its argument: a future completing, maybe. Plain futures and tasks are
+ * handled here; anything else goes to pure_callback_scheduled. */
 static PyObject *
 tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -200,25 +298,18 @@ tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     PyObject *callback = args[0], *first = args[1];
-    if ((PyObject *)Py_TYPE(first) != self->plain_future || self->waiting == NULL
+    PyObject *kind = (PyObject *)Py_TYPE(first);
+    int is_task = kind == self->plain_task;
+    if ((kind != self->plain_future && !is_task) || self->waiting == NULL
         || !PyDict_Check(self->waiting) || self->recorder == NULL) {
         return PyObject_CallMethodObjArgs((PyObject *)self, str_pure_callback_scheduled,
                                           callback, first, NULL);
     }
-    if (PyDict_GET_SIZE(self->waiting) && tracer_plain_future_done(self, first) < 0) {
-        if (!PyErr_ExceptionMatches(PyExc_Exception)) return NULL;
-        PyObject *type, *value, *traceback;
-        PyErr_Fetch(&type, &value, &traceback);
-        PyErr_NormalizeException(&type, &value, &traceback);
-        PyObject *done = PyObject_CallMethodOneArg((PyObject *)self, str_detach,
-                                                   value ? value : Py_None);
-        Py_XDECREF(type);
-        Py_XDECREF(value);
-        Py_XDECREF(traceback);
-        if (done == NULL) return NULL;
-        Py_DECREF(done);
-    }
-    return Py_NewRef(callback);
+    PyObject *caused = NULL;
+    int failed = is_task ? tracer_task_scheduled(self, callback, first, &caused)
+        : PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, first, NO_LANE) < 0;
+    if (failed && tracer_failed(self) < 0) return NULL;
+    return caused != NULL ? caused : Py_NewRef(callback);
 }
 
 /* An Exception raised while recording detaches the tracer (the program goes on); anything
@@ -374,7 +465,93 @@ tracer_poll_returned(LoopTracerCore *self, PyObject *ready)
     Py_RETURN_NONE;
 }
 
+/* The task's spawn base detail for lanes of coroutines with this qualname, or -1 on error. */
+static int32_t
+task_spawn_base(LoopTracerCore *self, PyObject *qualname)
+{
+    int32_t base;
+    PyObject *known = PyDict_GetItemWithError(self->spawn_bases, qualname);  /* borrowed */
+    if (known != NULL) return as_int32(known, &base) < 0 ? -1 : base;
+    if (PyErr_Occurred()) return -1;
+    known = PyObject_CallMethodOneArg((PyObject *)self, str_task_spawn_base, qualname);
+    if (known == NULL) return -1;
+    int failed = as_int32(known, &base);
+    Py_DECREF(known);
+    return failed ? -1 : base;
+}
+
+/* LoopTracer._spawn in C for the usual task: a lane named "<qualname> (Task-N)" (the task's
+ * name, or `suffix` when not NULL) or as the program named it, READY from its creator. 0 when
+ * done, 1 when Python must do it (a request handler's lane), -1 on error. */
+static int
+tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObject *given,
+                  PyObject *suffix)
+{
+    RecorderCore *recorder = self->recorder;
+    if (self->spawn_bases == NULL || !PyDict_Check(self->spawn_bases)
+        || self->named_by_request == NULL || !PyDict_Check(self->named_by_request)
+        || (given != Py_None && !PyUnicode_CheckExact(given))) {
+        return 1;
+    }
+    PyObject *qualname = PyObject_GetAttr(proxy->coro, str_qualname);
+    if (qualname == NULL) return -1;
+    int by_request = PyUnicode_CheckExact(qualname)
+        ? PyDict_Contains(self->named_by_request, qualname) : 1;
+    int32_t base = by_request == 0 ? task_spawn_base(self, qualname) : 0;
+    if (by_request != 0 || base < 0) {
+        Py_DECREF(qualname);
+        return by_request < 0 || base < 0 ? -1 : 1;
+    }
+    PyObject *name;
+    if (given == Py_None) {
+        PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
+            : PyObject_CallMethodNoArgs(task, str_get_name);
+        name = task_name == NULL ? NULL : PyUnicode_FromFormat("%U (%S)", qualname, task_name);
+        Py_XDECREF(task_name);
+    }
+    else {
+        name = Py_NewRef(given);
+    }
+    Py_DECREF(qualname);
+    if (name == NULL) return -1;
+    int32_t creator = recorder->current == NO_LANE ? self->loop_lane : recorder->current;
+    int32_t lane;
+    PyObject *named;
+    int failed = recorder_spawn(recorder, name, base, creator, 0, &lane, &named);
+    Py_DECREF(name);
+    if (failed) return -1;
+    proxy->lane = lane;
+    Py_XSETREF(proxy->name, named);
+    return recorder_append(recorder, lane, CODE_READY, creator, self->ready_spawn, 0);
+}
+
+/* task_created(proxy, task, name): the task's lane (LoopTracer.pure_task_created's twin) */
+static PyObject *
+tracer_task_created(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "task_created(proxy, task, name)");
+        return NULL;
+    }
+    PyObject *proxy = args[0], *task = args[1], *given = args[2];
+    if (self->detached || !PyObject_TypeCheck(proxy, &ProxyCoreType)
+        || ((ProxyCore *)proxy)->coro == NULL || self->recorder == NULL) {
+        return PyObject_CallMethod((PyObject *)self, "pure_task_created", "OOO", proxy, task,
+                                   given);
+    }
+    if (((ProxyCore *)proxy)->lane != NO_LANE) Py_RETURN_NONE;  /* an eager task ran */
+    int done = tracer_spawn_task(self, (ProxyCore *)proxy, task, given, NULL);
+    if (done == 1) {
+        return PyObject_CallMethod((PyObject *)self, "pure_task_created", "OOO", proxy, task,
+                                   given);
+    }
+    if (done < 0 && tracer_failed(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef tracer_methods[] = {
+    {"task_created", (PyCFunction)(void (*)(void))tracer_task_created, METH_FASTCALL,
+     "task_created(proxy, task, name): a lane for the task, READY from its creator."},
     {"callback_scheduled", (PyCFunction)(void (*)(void))tracer_callback_scheduled,
      METH_FASTCALL, NULL},
     {"poll_started", (PyCFunction)tracer_poll_started, METH_O,
@@ -392,9 +569,7 @@ PyTypeObject LoopTracerCoreType = {
     .tp_doc = "What the C coroutine proxy reads of its loop tracer on every step.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)tracer_init,
-    .tp_dealloc = (destructor)tracer_dealloc,
-    .tp_traverse = (traverseproc)tracer_traverse,
-    .tp_clear = (inquiry)tracer_clear,
+    GC_SLOTS(tracer),
     .tp_members = tracer_members,
     .tp_methods = tracer_methods,
 };
@@ -438,32 +613,6 @@ caused_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     return (PyObject *)self;
 }
 
-static int
-caused_traverse(CausedCallback *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->tracer);
-    Py_VISIT(self->callback);
-    Py_VISIT(self->cause);
-    return 0;
-}
-
-static int
-caused_clear(CausedCallback *self)
-{
-    Py_CLEAR(self->tracer);
-    Py_CLEAR(self->callback);
-    Py_CLEAR(self->cause);
-    return 0;
-}
-
-static void
-caused_dealloc(CausedCallback *self)
-{
-    PyObject_GC_UnTrack(self);
-    caused_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static PyObject *
 caused_qualname(CausedCallback *self, void *closure)
 {
@@ -487,10 +636,13 @@ static PyGetSetDef caused_getset[] = {
 
 static PyMemberDef caused_members[] = {
     {"__vectorcalloffset__", T_PYSSIZET, offsetof(CausedCallback, vectorcall), READONLY, NULL},
+    {"tracer", T_OBJECT, offsetof(CausedCallback, tracer), READONLY, NULL},
     {"callback", T_OBJECT, offsetof(CausedCallback, callback), READONLY, NULL},
     {"cause", T_OBJECT, offsetof(CausedCallback, cause), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
+
+GC_FROM_MEMBERS(caused, caused_members)
 
 PyTypeObject CausedCallbackType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -499,9 +651,7 @@ PyTypeObject CausedCallbackType = {
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "CausedCallback(tracer, callback, cause): callback run with tracer.cause = cause.",
     .tp_new = caused_new,
-    .tp_dealloc = (destructor)caused_dealloc,
-    .tp_traverse = (traverseproc)caused_traverse,
-    .tp_clear = (inquiry)caused_clear,
+    GC_SLOTS(caused),
     .tp_call = PyVectorcall_Call,
     .tp_vectorcall_offset = offsetof(CausedCallback, vectorcall),
     .tp_getset = caused_getset,
@@ -511,16 +661,6 @@ PyTypeObject CausedCallbackType = {
 
 /* -- CoroutineProxyCore ------------------------------------------------------------------ */
 
-typedef struct {
-    PyObject_HEAD
-    PyObject *coro;            /* the program's coroutine */
-    LoopTracerCore *tracer;
-    PyObject *lines;           /* line -> source index, shared per code object */
-    PyObject *name;
-    int lane;
-    int last_offset;           /* the instruction offset of the previous resume, its source */
-    int last_source;
-} ProxyCore;
 
 
 static PyObject *innermost_of(PyObject *coro);
@@ -556,12 +696,12 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
     }
     PyObject *entry = PyDict_GetItemWithError(verdicts, code_id);  /* borrowed */
     Py_DECREF(code_id);
-    if (entry == NULL || !PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2
-        || PyTuple_GET_ITEM(entry, 0) != awaiter_code) {
+    if (entry != NULL) entry = checked_row(entry, VERDICT_FIELDS, "asyncio wait verdicts");
+    if (entry == NULL || PyTuple_GET_ITEM(entry, VERDICT_CODE) != awaiter_code) {
         Py_DECREF(innermost);
         return PyErr_Occurred() ? -1 : 0;
     }
-    long verdict = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
+    long verdict = PyLong_AsLong(PyTuple_GET_ITEM(entry, VERDICT_VERDICT));
     if (verdict == -1 && PyErr_Occurred()) {
         Py_DECREF(innermost);
         return -1;
@@ -591,11 +731,12 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
     }
     PyObject *known = PyDict_GetItemWithError(tracer->owner_details, key);  /* borrowed */
     Py_DECREF(key);
-    if (known == NULL || !PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 2) {
+    if (known != NULL) known = checked_row(known, OWNER_FIELDS, "asyncio stream waits");
+    if (known == NULL) {
         Py_DECREF(owner);
         return PyErr_Occurred() ? -1 : 0;
     }
-    PyObject *alive = PyObject_CallNoArgs(PyTuple_GET_ITEM(known, 0));
+    PyObject *alive = PyObject_CallNoArgs(PyTuple_GET_ITEM(known, OWNER_STREAM));
     if (alive == NULL) {
         Py_DECREF(owner);
         return -1;
@@ -604,7 +745,7 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
     Py_DECREF(alive);
     Py_DECREF(owner);
     if (!same) return 0;
-    if (as_int32(PyTuple_GET_ITEM(known, 1), detail) < 0) return -1;
+    if (as_int32(PyTuple_GET_ITEM(known, OWNER_DETAIL), detail) < 0) return -1;
     *code = CODE_IO_WAIT;
     return 1;
 }
@@ -624,7 +765,7 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
         }
         grown = PyTuple_Pack(2, future, lane_object);
     }
-    else if (PyTuple_Check(waiters)) {
+    else if (checked_row(waiters, WAITERS_FIELDS, "asyncio waiters") != NULL) {
         Py_ssize_t size = PyTuple_GET_SIZE(waiters);
         grown = PyTuple_New(size + 1);
         if (grown != NULL) {
@@ -635,7 +776,6 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
         }
     }
     else {
-        PyErr_SetString(PyExc_TypeError, "waiting holds tuples");
         grown = NULL;
     }
     Py_DECREF(lane_object);
@@ -684,6 +824,21 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
     return 1;
 }
 
+/* The {line: source index} the tracer keeps for `code` (a new reference), or NULL: with an
+ * error, or without one when it has none yet (LoopTracer.lines_of makes it). */
+static PyObject *
+code_lines_known(LoopTracerCore *tracer, PyObject *code)
+{
+    if (tracer->code_lines == NULL || !PyDict_Check(tracer->code_lines)) return NULL;
+    PyObject *key = PyLong_FromVoidPtr(code);
+    if (key == NULL) return NULL;
+    PyObject *entry = PyDict_GetItemWithError(tracer->code_lines, key);  /* borrowed */
+    Py_DECREF(key);
+    if (entry == NULL) return NULL;
+    if (checked_row(entry, LINES_OF_FIELDS, "asyncio code lines") == NULL) return NULL;
+    if (PyTuple_GET_ITEM(entry, LINES_OF_CODE) != code) return NULL;  /* an id reused */
+    return Py_NewRef(PyTuple_GET_ITEM(entry, LINES_OF_LINES));
+}
 
 static int
 proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
@@ -694,7 +849,10 @@ proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
     }
     PyObject *code = PyObject_GetAttr(coro, str_cr_code);
     if (code == NULL) return -1;
-    PyObject *lines = PyObject_CallMethodOneArg(tracer, str_lines_of, code);
+    PyObject *lines = code_lines_known((LoopTracerCore *)tracer, code);
+    if (lines == NULL && !PyErr_Occurred()) {
+        lines = PyObject_CallMethodOneArg(tracer, str_lines_of, code);
+    }
     Py_DECREF(code);
     if (lines == NULL) return -1;
     if (!PyDict_Check(lines)) {
@@ -712,26 +870,6 @@ proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
     self->lane = NO_LANE;
     self->last_offset = -2;
     self->last_source = 0;
-    return 0;
-}
-
-/* An exception the recording raised: an Exception detaches the tracer (the program goes on);
- * anything else (a stop request, KeyboardInterrupt) stays raised. Returns 0 when handled. */
-static int
-recording_failed(ProxyCore *self)
-{
-    if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
-    PyObject *type, *value, *traceback;
-    PyErr_Fetch(&type, &value, &traceback);
-    PyErr_NormalizeException(&type, &value, &traceback);
-    if (traceback != NULL && value != NULL) PyException_SetTraceback(value, traceback);
-    PyObject *done = PyObject_CallMethodOneArg((PyObject *)self->tracer, str_detach,
-                                               value ? value : Py_None);
-    Py_XDECREF(type);
-    Py_XDECREF(value);
-    Py_XDECREF(traceback);
-    if (done == NULL) return -1;
-    Py_DECREF(done);
     return 0;
 }
 
@@ -798,10 +936,14 @@ static int
 proxy_step_started(ProxyCore *self, RecorderCore *recorder)
 {
     if (self->lane < 0) {  /* an eager task: its first step runs inside create_task */
-        PyObject *lane = PyObject_CallMethodOneArg((PyObject *)self->tracer, str_spawn_eager,
-                                                   (PyObject *)self);
-        if (lane == NULL) return -1;
-        Py_DECREF(lane);  /* spawn_eager stored it in self->lane */
+        int done = tracer_spawn_task(self->tracer, self, Py_None, Py_None, str_eager);
+        if (done < 0) return -1;
+        if (done == 1) {  /* Python names this one (LoopTracer.spawn_eager) */
+            PyObject *lane = PyObject_CallMethodOneArg((PyObject *)self->tracer,
+                                                       str_spawn_eager, (PyObject *)self);
+            if (lane == NULL) return -1;
+            Py_DECREF(lane);  /* spawn_eager stored it in self->lane */
+        }
     }
     int32_t source;
     if (proxy_source(self, &source) < 0) return -1;
@@ -844,7 +986,7 @@ proxy_am_send(ProxyCore *self, PyObject *arg, PyObject **presult)
     RecorderCore *recorder = tracer->recorder;
     Py_INCREF(recorder);
     int outer = recorder->current;
-    if (proxy_step_started(self, recorder) < 0 && recording_failed(self) < 0) {
+    if (proxy_step_started(self, recorder) < 0 && tracer_failed(self->tracer) < 0) {
         Py_DECREF(recorder);
         *presult = NULL;
         return PYGEN_ERROR;
@@ -857,7 +999,16 @@ proxy_am_send(ProxyCore *self, PyObject *arg, PyObject **presult)
     }
     if (status == PYGEN_NEXT) {
         if (proxy_step_yielded(self, recorder, lane, outer, *presult) < 0
-            && recording_failed(self) < 0) {
+            && tracer_failed(self->tracer) < 0) {
+            Py_CLEAR(*presult);
+            status = PYGEN_ERROR;
+        }
+    }
+    else if (status == PYGEN_RETURN && *presult == Py_None && tracer->end_none != 0) {
+        /* the usual end, a coroutine that returned None: LoopTracer.step_returned in C */
+        recorder->current = outer;
+        if (recorder_append(recorder, lane, CODE_END, NO_LANE, tracer->end_none, 0) < 0
+            && tracer_failed(self->tracer) < 0) {
             Py_CLEAR(*presult);
             status = PYGEN_ERROR;
         }
@@ -920,34 +1071,6 @@ proxy_send(ProxyCore *self, PyObject *value)
     return NULL;
 }
 
-static int
-proxy_traverse(ProxyCore *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->coro);
-    Py_VISIT(self->tracer);
-    Py_VISIT(self->lines);
-    Py_VISIT(self->name);
-    return 0;
-}
-
-static int
-proxy_clear(ProxyCore *self)
-{
-    Py_CLEAR(self->coro);
-    Py_CLEAR(self->tracer);
-    Py_CLEAR(self->lines);
-    Py_CLEAR(self->name);
-    return 0;
-}
-
-static void
-proxy_dealloc(ProxyCore *self)
-{
-    PyObject_GC_UnTrack(self);
-    proxy_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
 static PyMethodDef proxy_methods[] = {
     {"send", (PyCFunction)proxy_send, METH_O, "One step of the wrapped coroutine, recorded."},
     {NULL, NULL, 0, NULL},
@@ -962,6 +1085,8 @@ static PyMemberDef proxy_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
+GC_FROM_MEMBERS(proxy, proxy_members)
+
 static PyAsyncMethods proxy_as_async = {
     .am_send = (sendfunc)proxy_am_send,
 };
@@ -974,9 +1099,7 @@ PyTypeObject ProxyCoreType = {
     .tp_doc = "A traced task's coroutine: send() records the step around the wrapped one.",
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)proxy_init,
-    .tp_dealloc = (destructor)proxy_dealloc,
-    .tp_traverse = (traverseproc)proxy_traverse,
-    .tp_clear = (inquiry)proxy_clear,
+    GC_SLOTS(proxy),
     .tp_methods = proxy_methods,
     .tp_members = proxy_members,
     .tp_as_async = &proxy_as_async,

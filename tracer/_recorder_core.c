@@ -384,6 +384,7 @@ static int
 recorder_traverse(RecorderCore *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->clock);
+    Py_VISIT(self->name_uses);
     return 0;
 }
 
@@ -391,6 +392,52 @@ static int
 recorder_clear(RecorderCore *self)
 {
     Py_CLEAR(self->clock);
+    Py_CLEAR(self->name_uses);
+    return 0;
+}
+
+/* Recorder.spawn with the lane's detail a value row on `base`: the new lane in *lane and its
+ * name in *named (a new reference: `name`, or "name #N" when N - 1 lanes took it before). */
+int
+recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
+               int32_t source, int32_t *lane, PyObject **named)
+{
+    PyObject *uses_of = self->name_uses;
+    if (uses_of == NULL || !PyDict_Check(uses_of) || !PyUnicode_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "spawn needs a str name and _name_uses a dict");
+        return -1;
+    }
+    if (self->lane_count == INT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "more lanes than a lane id can name");
+        return -1;
+    }
+    PyObject *known = PyDict_GetItemWithError(uses_of, name);  /* borrowed */
+    if (known == NULL && PyErr_Occurred()) return -1;
+    long uses = known == NULL ? 1 : PyLong_AsLong(known) + 1;
+    if (uses == 0 && PyErr_Occurred()) return -1;
+    PyObject *count = PyLong_FromLong(uses);
+    int failed = count == NULL || PyDict_SetItem(uses_of, name, count) < 0;
+    Py_XDECREF(count);
+    if (failed) return -1;
+    PyObject *unique = uses > 1 ? PyUnicode_FromFormat("%U #%ld", name, uses) : Py_NewRef(name);
+    if (unique == NULL) return -1;
+    int32_t detail;
+    if (uses > 1) {  /* the numbered name is taken now too */
+        PyObject *one = PyLong_FromLong(1);
+        failed = one == NULL || PyDict_SetItem(uses_of, unique, one) < 0;
+        Py_XDECREF(one);
+    }
+    if (failed || recorder_value_row(self, base, unique, &detail) < 0) {
+        Py_DECREF(unique);
+        return -1;
+    }
+    int32_t spawned = self->lane_count++;
+    if (recorder_append(self, spawned, CODE_SPAWN, parent, detail, source) < 0) {
+        Py_DECREF(unique);
+        return -1;
+    }
+    *lane = spawned;
+    *named = unique;
     return 0;
 }
 
@@ -444,6 +491,10 @@ static PyMemberDef recorder_members[] = {
      "The lane whose code is executing now."},
     {"_limit", T_PYSSIZET, offsetof(RecorderCore, limit), 0,
      "_limit_reached() runs when this many events are pending (0: at the next event)."},
+    {"_lane_count", T_INT, offsetof(RecorderCore, lane_count), 0,
+     "How many lanes have been spawned."},
+    {"_name_uses", T_OBJECT, offsetof(RecorderCore, name_uses), 0,
+     "name -> how many lanes have taken it (Recorder.spawn)."},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -50,12 +50,17 @@ typedef struct {
     Py_ssize_t texts_size;
     Py_ssize_t texts_capacity;
     int64_t value_count;   /* value rows so far, sent or pending */
+    /* Recorder.spawn's bookkeeping, kept here so C can spawn a lane too */
+    int lane_count;        /* _lane_count: lanes are numbered 0 to lane_count - 1 */
+    PyObject *name_uses;   /* _name_uses: how many lanes have taken each name */
 } RecorderCore;
 
 extern PyTypeObject RecorderCoreType;
 extern LoopscopeRecorderAPI recorder_api;
 int recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other, int32_t detail,
                     int32_t source);
+int recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
+                   int32_t source, int32_t *lane, PyObject **named);
 
 /* -- the asyncio model's cores (_asyncio_core.c) ------------------------------------------- */
 
@@ -83,6 +88,14 @@ typedef struct {
     int poll_detail;
     int poll_none_detail;
     int nothing_ready;       /* ANNOTATE's detail for a poll that found nothing ready */
+    /* what a task's spawn and end need without a call into Python */
+    PyObject *plain_task;    /* asyncio.Task: the type whose completion is judged here */
+    PyObject *code_lines;    /* id(code) -> (code, {line: source index}) (LINES_OF_*) */
+    int cause_task;          /* the WAKE cause of a task that finished */
+    int end_none;            /* END's detail for a coroutine that returned None (0: unset) */
+    int ready_spawn;         /* READY's detail for a task just spawned */
+    PyObject *spawn_bases;   /* qualname -> the task lanes' spawn base detail (tracer.values) */
+    PyObject *named_by_request;  /* qualnames whose lanes naming.request_label names */
 } LoopTracerCore;
 
 extern PyTypeObject LoopTracerCoreType;
@@ -117,5 +130,6 @@ extern PyObject *str_pure_callback_scheduled;
 extern PyObject *str_timer_cause;
 extern PyObject *str_cancelled;
 extern PyObject *str_cancel_cause;
+
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */

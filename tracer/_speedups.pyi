@@ -17,6 +17,8 @@ def local_self(frame: FrameType | None, /) -> object: ...
 class RecorderCore:
     current: int
     _limit: int
+    _lane_count: int
+    _name_uses: dict[str, int]
     def record(
         self, lane: int, code: int, other: int = ..., detail: int = ..., source: int = ...
     ) -> None: ...
@@ -49,10 +51,19 @@ class LoopTracerCore:
     loop_lane: int
     cause_future: int
     cause_callback: int
+    cause_task: int
+    ready_spawn: int
+    end_none: int
+    _plain_future: type
+    _plain_task: type
+    _code_lines: dict[int, tuple[CodeType, dict[int, int]]]
+    _spawn_bases: dict[str, int]
+    _named_by_request: dict[str, str]
     _poll_timeout: Any
     _poll_detail: int
     _nothing_ready: int
     def callback_scheduled(self, callback: Any, first: Any, /) -> Any: ...
+    def task_created(self, proxy: Any, task: Any, name: str | None, /) -> None: ...
     def poll_started(self, timeout: float | None, /) -> None: ...
     def poll_returned(self, ready: list[tuple[Any, int]], /) -> None: ...
     def __init__(self, recorder: RecorderCore, /) -> None: ...
@@ -69,6 +80,7 @@ class CoroutineProxyCore:
 
 @final
 class CausedCallback:
+    tracer: LoopTracerCore
     callback: Any
     cause: Any
     __qualname__: str

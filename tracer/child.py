@@ -122,7 +122,7 @@ def _record_output(recorder: Recorder, line: str, extra: tuple[str, ...] = ()) -
     if lane != NO_LANE and not recorder.closed:
         # A value row, not an interned detail: a program may print millions of lines, and a
         # row is only its bytes on the pipe and in the parent (it reads as {"text": line}).
-        base = recorder.detail(("value_key", "text", *extra))
+        base = recorder.detail((*extra, "value_key", "text"))
         text = line[:OUTPUT_LINE_LIMIT]
         recorder.record(lane, Code.OUTPUT, NO_LANE, recorder.value_row(base, text))
 

@@ -97,6 +97,32 @@
 
 #define STREAM_WRITE (-2)       /* _asyncio_tracer._STREAM_WRITE: a wait verdict */
 
+/* _asyncio_tracer.CAUSE_FIELDS: what is running the callback in progress (tracer.cause) */
+#define CAUSE_WAKER 0
+#define CAUSE_DETAIL 1
+#define CAUSE_DEADLINE_NS 2
+#define CAUSE_FIELDS 3
+
+/* _asyncio_tracer.WAITERS_FIELDS: the lanes suspended on a future (tracer.waiting[id]); the
+   lanes follow the fields, one item each */
+#define WAITERS_FUTURE 0
+#define WAITERS_FIELDS 1
+
+/* _asyncio_tracer.VERDICT_FIELDS: how a wait in a function is judged (tracer._verdicts_*) */
+#define VERDICT_CODE 0
+#define VERDICT_VERDICT 1
+#define VERDICT_FIELDS 2
+
+/* _asyncio_tracer.OWNER_FIELDS: a stream's IO_WAIT detail (tracer._owner_details) */
+#define OWNER_STREAM 0
+#define OWNER_DETAIL 1
+#define OWNER_FIELDS 2
+
+/* _asyncio_tracer.LINES_OF_FIELDS: a code object's line -> source index (tracer._code_lines) */
+#define LINES_OF_CODE 0
+#define LINES_OF_LINES 1
+#define LINES_OF_FIELDS 2
+
 /* -- the recorder's C API ------------------------------------------------------------------- */
 
 /* The capsule tracer._speedups exports and tracer._handoffs imports: C entry points into

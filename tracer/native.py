@@ -93,7 +93,9 @@ def encode_trace(trace: Trace) -> bytes:
             column.byteswap()
         parts.append(column.tobytes())
     parts.append(trace.details.values.encode())
-    body = zlib.compress(b"".join(parts), 6)
+    # Level 1: about four times faster than 6 for a file about a tenth bigger; the save is
+    # part of every traced run's wall time.
+    body = zlib.compress(b"".join(parts), 1)
     # without value rows the body is what format 1 holds: any Loopscope can read it
     version = FORMAT_VERSION if trace.details.values else 1
     return NATIVE_MAGIC + f" {version}\n".encode("ascii") + body

@@ -283,9 +283,15 @@ class Recorder(_PendingBuffer):
         if uses > 1:
             name = f"{name} #{uses}"
             self._name_uses[name] = 1
-        self.record(lane, Code.SPAWN, parent, self.detail(("name", name, "kind", kind, *extra)),
+        self.record(lane, Code.SPAWN, parent, self.value_row(self.spawn_base(kind, extra), name),
                     source)
         return lane
+
+    def spawn_base(self, kind: str, extra: Detail = ()) -> int:
+        """The detail a SPAWN's name is a value row on: one for every lane of this kind (and
+        extra), where a detail per lane would have a program with 100k tasks intern, send,
+        check and decode 100k details. It reads as {"name": name, "kind": kind, ...}."""
+        return self.detail(("value_key", "name", "kind", kind, *extra))
 
     def state(
         self,

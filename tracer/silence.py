@@ -51,9 +51,10 @@ def _hand_offs_missed(census: dict[str, Any]) -> str:
 def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> list[str]:
     """The notes for a run that ended on its own; [] when the recording looks complete."""
     census = census or {}
-    followed = [lane for lane in trace.lanes if lane.kind in FOLLOWED_KINDS]
-    asyncio_loops = [lane for lane in trace.lanes
-                     if lane.kind == LaneKind.LOOP and "asyncio" in lane.name]
+    # whether any: a run may have 100k lanes, and the first of a kind answers
+    followed = any(lane.kind in FOLLOWED_KINDS for lane in trace.lanes)
+    asyncio_loops = any(lane.kind == LaneKind.LOOP and "asyncio" in lane.name
+                        for lane in trace.lanes)
     notes: list[str] = []
     loops: dict[str, int] = census.get("loops") or {}
     libraries: list[str] = census.get("libraries") or []

@@ -71,6 +71,27 @@ class DetailTable(list[dict[str, Any]]):
         base, text = self.values.row(index - VALUE_ROW)  # type: ignore[operator]
         return value_detail(_list_item(self, base), text)
 
+    def lane_facts(self, index: int) -> tuple[str | None, str]:
+        """(name, kind) of a SPAWN's detail, without building its dict: a spawn detail is a
+        value row whose text is the lane's name (Recorder.spawn), or in older traces an
+        interned {"name": ..., "kind": ...}."""
+        if index < VALUE_ROW:
+            row = _list_item(self, index)
+            name = row.get("name")
+            return (None if name is None else str(name)), str(row.get("kind", ""))
+        values = self.values
+        number = index - VALUE_ROW
+        if not 0 <= number < len(values.bases):
+            raise IndexError(f"value row {number} does not exist")
+        base = _list_item(self, values.bases[number])
+        if base.get("value_key") != "name":
+            name = base.get("name")
+            return (None if name is None else str(name)), str(base.get("kind", ""))
+        ends = values.ends
+        start = ends[number - 1] if number else 0
+        text = values.texts[start : ends[number]].decode("utf-8", "replace")
+        return text, str(base.get("kind", ""))
+
     def is_valid(self, index: int) -> bool:
         """Whether a detail column entry names a row that exists."""
         if index >= VALUE_ROW:
@@ -169,25 +190,38 @@ class Trace:
         return trace
 
     def _index_spawns(self, start: int) -> None:
-        # The spawns are found by a byte search of the code column (one byte an event), not
-        # by a Python loop over every event: a saved trace may hold tens of millions.
-        codes = memoryview(self.code)[start:].tobytes()
-        spawn = bytes((Code.SPAWN,))
+        spawn = Code.SPAWN
+        codes = self.code[start:].tobytes()  # one byte per event: find() walks it in C
         at = codes.find(spawn)
+        if at < 0:
+            return
+        details = self.details
+        values = details.values
+        bases, ends, texts = values.bases, values.ends, values.texts
+        lanes, detail, others, stamps = self.lane, self.detail, self.other, self.ts
+        append = self.lanes.append
+        # base detail index -> its kind, for the lanes named by value rows (Recorder.spawn):
+        # a program with 100k tasks spawns them on a few bases, so the loop below reads each
+        # lane's name straight from the value texts, with no call per lane but LaneInfo's
+        kinds: dict[int, str] = {}
         while at >= 0:
             seq = start + at
+            lane, index = lanes[seq], detail[seq]
+            number = index - VALUE_ROW
+            base = bases[number] if 0 <= number < len(bases) else -1
+            kind = kinds.get(base) if base >= 0 else None
+            if kind is None and base >= 0:
+                row = _list_item(details, base)
+                if row.get("value_key") == "name":
+                    kind = kinds[base] = str(row.get("kind", ""))
+            if kind is not None:
+                text_start = ends[number - 1] if number else 0
+                name: str | None = texts[text_start : ends[number]].decode("utf-8", "replace")
+            else:  # an interned detail: traces from before lane names were value rows
+                name, kind = details.lane_facts(index)
+            append(LaneInfo(lane, name if name is not None else f"lane {lane}", kind,
+                            others[seq], seq, stamps[seq]))
             at = codes.find(spawn, at + 1)
-            info = self.details[self.detail[seq]]
-            self.lanes.append(
-                LaneInfo(
-                    id=self.lane[seq],
-                    name=str(info.get("name", f"lane {self.lane[seq]}")),
-                    kind=str(info.get("kind", "")),
-                    parent=self.other[seq],
-                    spawn_seq=seq,
-                    spawn_ts=self.ts[seq],
-                )
-            )
 
     def write_samples(self, payload: dict[str, Any]) -> None:
         """A sink's samples (an in-process recorder writing straight into this trace)."""

@@ -122,11 +122,16 @@ class ValueRows:
 
 
 def value_detail(base: dict[str, Any], text: str) -> dict[str, Any]:
-    """How a value row reads: its base detail with the value added, under "value" or under
-    the key the base names as its "value_key" (a printed line's row reads as {"text": ...})."""
+    """How a value row reads: its base detail with the value added, under "value" at the end,
+    or under the key the base names as its "value_key", in that entry's place (a printed
+    line's row reads as {..., "text": line}, a lane's spawn as {"name": name, "kind": ...})."""
     key = base.get("value_key")
     if key is None:
         return {**base, "value": text}
-    row = {name: value for name, value in base.items() if name != "value_key"}
-    row[str(key)] = text
+    row: dict[str, Any] = {}
+    for name, value in base.items():
+        if name == "value_key":
+            row[str(key)] = text
+        else:
+            row[name] = value
     return row

@@ -406,6 +406,115 @@ def test_what_the_block_replaced_comes_back_after_the_run() -> None:
             asyncio.events._set_running_loop, asyncio.Task) == originals
 
 
+def test_the_first_failure_detaches_every_loop_and_puts_the_factories_back_at_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the model's lifecycle is the toolkit's: one Guard for the run, shared by its loops
+    originals = (asyncio.new_event_loop, asyncio.events.new_event_loop, asyncio.Task)
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+    seen_inside: list[object] = []
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("timer hook fell over")
+
+    async def sleeper() -> str:
+        await asyncio.sleep(0.001)  # the timer's hook raises in here
+        seen_inside.append((asyncio.new_event_loop, asyncio.events.new_event_loop, asyncio.Task))
+        return "slept"
+
+    with traced_loops(recorder) as loops:
+        bystander = loops.new_event_loop()  # a second traced loop of the same run
+        assert isinstance(bystander, TracingEventLoop) and not bystander.tracer.detached
+        monkeypatch.setattr(_asyncio_tracer.LoopTracer, "with_cause", broken)
+        result = asyncio.run(sleeper())
+        assert loops.guard.detached and bystander.tracer.detached
+        bystander.close()
+    recorder.close()
+
+    assert result == "slept"
+    assert seen_inside == [originals]  # put back when it failed, not only when the run ended
+    errors = [line for line in capsys.readouterr().err.splitlines() if "loopscope" in line]
+    assert errors == ["loopscope: the asyncio instrumentation failed (RuntimeError: timer hook "
+                      "fell over); tracing stopped, the program goes on"]
+    marks = [e for e in trace.events() if e.kind == "mark"]
+    assert [(trace.lane_name(m.lane), m.detail["text"]) for m in marks] == [
+        ("asyncio loop #2", errors[0])]
+    assert marks[0].seq == len(trace) - 1, "events were recorded after tracing detached"
+
+
+def _poison_waiters(loop: TracingEventLoop, future: asyncio.Future[Any]) -> None:
+    loop.tracer.waiting[id(future)] = "not a row"
+
+
+def _poison_cause(loop: TracingEventLoop, future: asyncio.Future[Any]) -> None:
+    loop.tracer.cause = (0,)  # a callback's cause is (waker, detail, deadline_ns)
+
+
+@pytest.mark.skipif(_asyncio_tracer.SPEEDUPS is None, reason="what the C tracer reads")
+@pytest.mark.parametrize(("poison", "message"), [
+    (_poison_waiters, "TypeError: a row of asyncio waiters is not a tuple of 1 fields"),
+    (_poison_cause, "TypeError: a row of the asyncio cause is not a tuple of 3 fields"),
+])
+def test_a_table_row_of_the_wrong_shape_is_a_clean_failure_not_a_wild_read(
+    poison: Callable[[TracingEventLoop, asyncio.Future[Any]], None], message: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, TracingEventLoop)
+        future: asyncio.Future[str] = loop.create_future()
+        waiter = asyncio.create_task(wait_for(future))
+        await asyncio.sleep(0)  # the waiter now waits on the future
+
+        def complete() -> None:  # a loop callback, outside any task's step
+            poison(loop, future)
+            future.set_result("done")  # C reads the poisoned row as it wakes the waiter
+
+        loop.call_soon(complete)
+        return await waiter
+
+    async def wait_for(future: asyncio.Future[str]) -> str:
+        return await future
+
+    trace, result = record(main)
+
+    assert result == "done"  # the program is not disturbed
+    errors = [line for line in capsys.readouterr().err.splitlines() if "loopscope" in line]
+    assert len(errors) == 1 and message in errors[0], errors
+    assert [e.detail["text"] for e in trace.events() if e.kind == "mark"] == errors
+
+
+@pytest.mark.skipif(_asyncio_tracer.SPEEDUPS is None, reason="what the C proxy reads")
+def test_a_wait_verdict_of_the_wrong_shape_is_a_clean_failure(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def waits_twice(future: asyncio.Future[str], again: asyncio.Future[str]) -> str:
+        await future  # judged in Python, then cached as (code, verdict)
+        tracer = asyncio.get_running_loop().tracer  # type: ignore[attr-defined]
+        code = waits_twice.__code__
+        tracer._verdicts_top[id(code)] = (code,)  # one field short
+        return await again  # the C proxy reads the cached verdict here
+
+    async def main() -> str:
+        loop = asyncio.get_running_loop()
+        future, again = loop.create_future(), loop.create_future()
+        task = asyncio.create_task(waits_twice(future, again))
+        await asyncio.sleep(0)
+        future.set_result("first")
+        await asyncio.sleep(0)
+        again.set_result("second")
+        return await task
+
+    trace, result = record(main)
+
+    assert result == "second"
+    errors = [line for line in capsys.readouterr().err.splitlines() if "loopscope" in line]
+    assert len(errors) == 1, errors
+    assert "TypeError: a row of asyncio wait verdicts is not a tuple of 2 fields" in errors[0]
+    assert [e.detail["text"] for e in trace.events() if e.kind == "mark"] == errors
+
+
 def loop_lanes(trace: Trace) -> list[str]:
     return [info.name for info in trace.lanes if info.kind == "loop"]
 
@@ -543,3 +652,19 @@ def test_a_task_built_directly_gets_a_lane_and_still_passes_for_a_task() -> None
     assert [row[1] for row in task_rows(trace) if row[0] == "built"] == [
         "spawn", "ready", "running", "ready", "running", "end"
     ]
+
+
+def test_tasks_the_program_names_alike_get_numbered_lanes_as_any_spawn_does() -> None:
+    async def job() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        await asyncio.gather(*(asyncio.create_task(job(), name="job") for _ in range(3)))
+        await asyncio.create_task(job(), name="job #2 again")
+
+    trace, _ = record(main)
+    assert [plain(info.name) for info in trace.lanes] == [
+        LOOP, MAIN, "job", "job #2", "job #3", "job #2 again"]
+    spawns = [e.detail for e in trace.events() if e.kind == "spawn"]
+    assert [plain(d["name"]) for d in spawns] == [plain(info.name) for info in trace.lanes]
+    assert all(d["kind"] == "task" and plain(d["coro"]) == "job" for d in spawns[2:])

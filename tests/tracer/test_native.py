@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from loopscope.tracer.events import NO_DETAIL, NO_SOURCE, Code, FakeClock, LaneKind
+from loopscope.tracer.events import (
+    NO_DETAIL,
+    NO_LANE,
+    NO_SOURCE,
+    Batch,
+    Code,
+    FakeClock,
+    LaneKind,
+)
 from loopscope.tracer.native import (
     FORMAT_VERSION,
     NATIVE_MAGIC,
@@ -68,7 +76,8 @@ def test_save_load_save_gives_the_same_trace_and_the_same_bytes(tmp_path: Path) 
     loaded = load_native(path)
     _same(original, loaded)
     assert [info.name for info in loaded.lanes] == ["asyncio loop", "fetch-1 (Task-2)"]
-    values = [loaded.details[d] for d in loaded.detail if d >= VALUE_ROW]
+    values = [loaded.details[d] for d, code in zip(loaded.detail, loaded.code, strict=True)
+              if d >= VALUE_ROW and code != Code.SPAWN]  # a spawn's name is a value row too
     assert values == [{"via": "send", "value": text} for text in ("1", "'ünï'", "b'\\x00'")]
     assert encode_trace(loaded) == path.read_bytes()
     assert is_trace_file(path)
@@ -166,24 +175,30 @@ def _body(data: bytes) -> tuple[bytes, bytes]:
     return data[: newline + 1], zlib.decompress(data[newline + 1 :])
 
 
-def test_a_trace_without_value_rows_saves_as_format_1_for_older_readers() -> None:
+def _before_value_rows() -> Trace:
+    """A trace as Loopscope made them before value rows: lane names in interned details."""
     trace = Trace()
-    rec = Recorder(trace, clock=FakeClock())
-    rec.spawn("loop", LaneKind.LOOP)
-    rec.close()
-    assert encode_trace(trace).startswith(NATIVE_MAGIC + b" 1\n")
+    columns = ([1, 2, 3], [0, 1, 1], [int(Code.SPAWN), int(Code.SPAWN), int(Code.END)],
+               [NO_LANE, 0, NO_LANE], [1, 2, 3], [0, 0, 0])
+    trace.write_batch(Batch(0, columns, [("name", "loop", "kind", "loop"),
+                                         ("name", "task", "kind", "task"), ("result", "None")],
+                            []))
+    return trace
+
+
+def test_a_trace_without_value_rows_saves_as_format_1_for_older_readers() -> None:
+    assert encode_trace(_before_value_rows()).startswith(NATIVE_MAGIC + b" 1\n")
     assert encode_trace(_hand_built()).startswith(NATIVE_MAGIC + f" {FORMAT_VERSION}\n".encode())
 
 
 def test_a_format_1_file_from_before_value_rows_still_loads() -> None:
-    original = _hand_built()
-    original.details.values = type(original.details.values)()  # no value rows...
-    for seq, index in enumerate(original.detail):
-        if index >= VALUE_ROW:
-            original.detail[seq] = 0  # ...and no event naming one: what format 1 could hold
+    original = _before_value_rows()
     _, body = _body(encode_trace(original))
     old = NATIVE_MAGIC + b" 1\n" + zlib.compress(body)
-    _same(original, decode_trace(old))
+    loaded = decode_trace(old)
+    _same(original, loaded)
+    assert [(info.name, info.kind, info.parent) for info in loaded.lanes] == [
+        ("loop", "loop", NO_LANE), ("task", "task", 0)]
 
 
 def test_value_rows_that_do_not_add_up_are_refused_with_one_line() -> None:

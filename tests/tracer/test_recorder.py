@@ -85,13 +85,14 @@ def test_table_rows_go_out_once_with_the_first_batch_that_may_use_them() -> None
     recorder.state(lane, Code.SLEEPING, ("delay_s", 0.5))
     recorder.close()
 
+    # a lane's name is a value row on its kind's base detail (one base for every such lane)
     assert [b.new_details for b in log.batches] == [
-        [("name", "main", "kind", "main"), ("fd", 3, "mode", "read")],
+        [("value_key", "name", "kind", "main"), ("fd", 3, "mode", "read")],
         [("delay_s", 0.5)],
     ]
     assert [b.new_sources for b in log.batches] == [[("a.py", 3, "f")], []]
     details = [row[4] for batch in log.batches for row in batch.rows]
-    assert details == [1, 2, 2, 3]
+    assert details == [VALUE_ROW, 2, 2, 3]
 
 
 def test_details_and_sources_are_interned() -> None:
@@ -204,3 +205,31 @@ def test_no_two_lanes_share_a_name() -> None:
     recorder.close()
     assert [trace.lane_name(lane) for lane in (first, second, third, taken)] == [
         "asyncio loop", "asyncio loop #2", "asyncio loop #3", "asyncio loop #2 #2"]
+
+
+def test_many_lanes_of_one_kind_share_one_interned_detail() -> None:
+    log = BatchLog()
+    recorder = Recorder(log, clock=FakeClock())
+    lanes = [recorder.spawn(f"work() (Task-{n})", LaneKind.TASK, extra=("coro", "work"))
+             for n in range(500)]
+    recorder.close()
+
+    assert [d for b in log.batches for d in b.new_details] == [
+        ("value_key", "name", "kind", "task", "coro", "work")]
+    trace = Trace()
+    for batch in log.batches:
+        columns = tuple(list(column) for column in zip(*batch.rows, strict=True))
+        trace.write_batch(Batch(batch.first_seq, columns, batch.new_details,
+                                batch.new_sources, batch.new_values))
+    assert [(info.id, info.name, info.kind) for info in trace.lanes] == [
+        (lane, f"work() (Task-{lane})", "task") for lane in lanes]
+    assert list(trace.event(0).detail.items()) == [
+        ("name", "work() (Task-0)"), ("kind", "task"), ("coro", "work")]
+
+
+def test_a_lane_named_by_an_interned_detail_still_reads_as_before() -> None:
+    # traces saved before lane names became value rows
+    trace = Trace()
+    columns = ([5], [0], [int(Code.SPAWN)], [NO_LANE], [1], [0])
+    trace.write_batch(Batch(0, columns, [("name", "main", "kind", "main")], []))
+    assert [(info.name, info.kind) for info in trace.lanes] == [("main", "main")]

@@ -21,6 +21,7 @@ from typing import Any
 
 from loopscope.tracer.models._asyncio_proxy import TracedCoroutine
 from loopscope.tracer.models._asyncio_tracer import LoopTracer
+from loopscope.tracer.models.toolkit import Guard
 from loopscope.tracer.recorder import Recorder
 
 _BaseEventLoop = base_events.BaseEventLoop
@@ -68,11 +69,9 @@ class TracingSelector(selectors.DefaultSelector):
 class TracingEventLoop(asyncio.SelectorEventLoop):
     """An asyncio event loop whose tasks, waits and wake-ups are recorded."""
 
-    def __init__(
-        self, recorder: Recorder, on_detach: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, recorder: Recorder, guard: Guard | None = None) -> None:
         # The tracer must exist before the base class registers its self-pipe reader.
-        self._tracer = tracer = LoopTracer(recorder, on_detach)
+        self._tracer = tracer = LoopTracer(recorder, guard)
         selector = TracingSelector()
         selector.tracer = tracer
         super().__init__(selector)
@@ -90,7 +89,11 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
         tracer = self._tracer
         if tracer.detached or type(coro) is not CoroutineType or id(coro.cr_code) in _CLEANUP_CODES:
             return super().create_task(coro, **options)
-        proxy = TracedCoroutine(coro, tracer)
+        try:
+            proxy = TracedCoroutine(coro, tracer)
+        except Exception as error:  # ours, not the program's: the task runs untraced
+            tracer.detach(error)
+            return super().create_task(coro, **options)
         task = super().create_task(proxy, **options)
         name = options.get("name")
         if name is None:
@@ -114,6 +117,9 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
         self._ready.append(handle)  # type: ignore[attr-defined]
         return handle
 
+    # The timer and fd hooks below repeat their guard inline rather than share a helper:
+    # a program doing I/O goes through them for every wait, where a call more shows.
+
     def call_later(  # type: ignore[override]
         self,
         delay: float,
@@ -123,6 +129,7 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
     ) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
+        # the tracer sees the delay asked for, not one worked back from the deadline
         when = self.time() + delay
         if not self._tracer.detached:
             callback = self._tracer.timer_scheduled(delay, callback, args)
@@ -199,7 +206,12 @@ class TaskBuiltDirectly(_RealTask, metaclass=_LooksLikeTask):  # type: ignore[mi
             or type(coro) is not CoroutineType
         ):
             return _RealTask(coro, loop=loop, **options)
-        proxy = TracedCoroutine(coro, target.tracer)
+        try:
+            proxy = TracedCoroutine(coro, target.tracer)
+        except Exception as error:  # ours, not the program's: the task runs untraced
+            target.tracer.detach(error)
+            return _RealTask(coro, loop=loop, **options)
         task = _RealTask(proxy, loop=loop, **options)
-        target.tracer.task_created(proxy, task, options.get("name"))
+        name = options.get("name")
+        target.tracer.task_created(proxy, task, None if name is None else str(name))
         return task

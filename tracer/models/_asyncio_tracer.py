@@ -6,9 +6,10 @@ completed, a timer or an fd callback is scheduled, the selector polls. This modu
 into events; it never changes what the program does.
 
 Failure policy: the instrumentation must never break the program. Any exception raised by the
-recording code itself (not by the program) is reported once on stderr and as a MARK on the loop
-lane, and the tracer detaches: from then on every hook only forwards, like a trio instrument
-that raised.
+recording code itself (not by the program) goes to the model's Guard (tracer.models.toolkit),
+shared by every loop of the run: it is reported once on stderr and as a MARK on the loop lane,
+every loop's tracer stops and the loop factories are put back, so from then on every hook only
+forwards and new loops are plain, like a trio instrument that raised.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from collections.abc import Callable
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
-from loopscope.tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind
+from loopscope.tracer import naming
+from loopscope.tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind, short_repr
 from loopscope.tracer.models._asyncio_proxy import ProxyPassthroughs, TracedCoroutine
 from loopscope.tracer.models._asyncio_waits import (
     awaiting_label,
@@ -35,7 +37,7 @@ from loopscope.tracer.models._asyncio_waits import (
     transport_of,
     wait_mode,
 )
-from loopscope.tracer.models.toolkit import mark_failure
+from loopscope.tracer.models.toolkit import Guard
 from loopscope.tracer.naming import request_label
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
@@ -63,9 +65,22 @@ _Future: type = asyncio.Future
 _STREAM_READ = -1
 _STREAM_WRITE = -2
 
+# The tables the C proxy and tracer (tracer/_asyncio_core.c) read hold tuples of these fields,
+# in this order; tracer/loopscope.h names the same indices (CAUSE_WAKER ...) and checks each
+# row's size before reading it, so a row of the wrong shape is an error, not garbage.
+#
 # What is running the callback in progress: (waker lane, cause detail index, deadline_ns).
 # A cause index of -1 stands for a timer whose detail is interned only if it wakes someone.
+CAUSE_FIELDS = ("waker", "detail", "deadline_ns")
 Cause = tuple[int, int, int]
+# waiting[id(future)]: (future, lane, lane ...): the fields, then one item per waiting lane
+WAITERS_FIELDS = ("future",)
+# _verdicts_top/_inner[id(code)]: (code, verdict)
+VERDICT_FIELDS = ("code", "verdict")
+# _owner_details[key]: (weakref to the stream, IO_WAIT detail)
+OWNER_FIELDS = ("stream", "detail")
+# _code_lines[id(code)]: (code, {line: source index})
+LINES_OF_FIELDS = ("code", "lines")
 
 
 class PureTracerCore:
@@ -86,10 +101,14 @@ else:
 class LoopTracer(_TracerCore):
     """Records one event loop's lanes and the states of the tasks it runs."""
 
-    def __init__(self, recorder: Recorder, on_detach: Callable[[], None] | None = None) -> None:
+    def __init__(self, recorder: Recorder, guard: Guard | None = None) -> None:
         super().__init__(recorder)
         self.record = recorder.record
-        self._on_detach = on_detach
+        # the run's failure policy; a loop made outside traced_loops has one of its own
+        self.guard = guard if guard is not None else Guard(recorder, "asyncio")
+        # by a weak reference: a program may make and close many loops in one run
+        stop = weakref.WeakMethod(self._stop)
+        self.guard.on_detach(lambda: _call_if_alive(stop))
         # a program that runs asyncio.run() twice has two loops: the recorder numbers the
         # second lane "asyncio loop #2"
         self.loop_lane = recorder.spawn(LOOP_LANE_NAME, LaneKind.LOOP, parent=recorder.current)
@@ -116,13 +135,21 @@ class LoopTracer(_TracerCore):
         )
         # id(stream) * 2 + (1 for a write wait) -> (weakref to the stream, IO_WAIT detail)
         self._owner_details: dict[int, tuple[weakref.ref[Any], int]] = {}
-        # the type of the futures the C proxy judges itself (others go to step_waits)
+        # the types of the futures the C proxy and tracer judge themselves (others go to
+        # step_waits and pure_callback_scheduled)
         self._plain_future: type = _Future
+        self._plain_task: type = _Task
+        # what the C spawn of a task lane keeps: qualname -> spawn base (Recorder.spawn_base),
+        # and the qualnames whose lanes are named by the request they serve (Python does)
+        self._spawn_bases: dict[str, int] = {}
+        self._named_by_request: dict[str, str] = dict(naming._REQUEST_ARGUMENTS)
         detail = recorder.detail
         self.ready_self = detail(("cause", "self"))
         self.ready_spawn = detail(("cause", "spawn"))
         self.cause_future = detail(("cause", "future"))
         self.cause_task = detail(("cause", "task"))
+        # what Recorder.end records for a coroutine that returned None, the usual end
+        self.end_none = detail(("result", short_repr(None)))
         self.cause_callback = detail(("cause", "callback"))
         self.on_gather = detail(("on", "gather"))
         # the details of the last poll's timeout and of a poll that found nothing ready,
@@ -141,7 +168,7 @@ class LoopTracer(_TracerCore):
         self._code_lines[id(code)] = (code, lines)
         return lines
 
-    def task_created(
+    def pure_task_created(
         self, proxy: ProxyPassthroughs, task: asyncio.Task[Any], name: str | None
     ) -> None:
         if proxy._lane != NO_LANE:  # an eager task already ran its first step
@@ -150,6 +177,15 @@ class LoopTracer(_TracerCore):
             self._spawn(proxy, name, task.get_name())
         except Exception as exc:
             self.detach(exc)
+
+    if TYPE_CHECKING or SPEEDUPS is None:
+        task_created = pure_task_created
+
+    def _task_spawn_base(self, qualname: str) -> int:
+        """The spawn base of the lanes of tasks running `qualname` (the C spawn's cache)."""
+        base = self._spawn_bases[qualname] = self.recorder.spawn_base(
+            LaneKind.TASK, ("coro", qualname))
+        return base
 
     def _spawn(self, proxy: ProxyPassthroughs, given_name: str | None, task_name: str) -> None:
         """A lane for the task: the program's name for it, else "<coroutine> (Task-N)"."""
@@ -213,25 +249,24 @@ class LoopTracer(_TracerCore):
 
     def step_returned(self, proxy: ProxyPassthroughs, outer: int, value: Any) -> None:
         """The step finished the coroutine with `value` (the C proxy's way to say so)."""
-        if self.detached:
-            return
-        try:
-            self.recorder.current = outer
-            self.recorder.end(proxy._lane, result=value)
-        except Exception as error:
-            self.detach(error)
+        self._ended(proxy, outer, value, None)
 
     def step_ended(self, proxy: ProxyPassthroughs, outer: int, exc: BaseException) -> None:
+        """The step raised `exc`: StopIteration is the coroutine returning."""
+        if type(exc) is StopIteration:
+            self._ended(proxy, outer, exc.value, None)
+        else:
+            self._ended(proxy, outer, None, exc)
+
+    def _ended(self, proxy: ProxyPassthroughs, outer: int, value: Any,
+               error: BaseException | None) -> None:
         if self.detached:
             return
         try:
             self.recorder.current = outer
-            if type(exc) is StopIteration:
-                self.recorder.end(proxy._lane, result=exc.value)
-            else:
-                self.recorder.end(proxy._lane, error=exc)
-        except Exception as error:
-            self.detach(error)
+            self.recorder.end(proxy._lane, result=value, error=error)
+        except Exception as failure:
+            self.detach(failure)
 
     def in_step(self) -> int:
         """The lane whose step is running, or NO_LANE while the loop runs its own callbacks."""
@@ -526,17 +561,24 @@ class LoopTracer(_TracerCore):
     # -- the failure policy -----------------------------------------------------------------
 
     def detach(self, error: BaseException) -> None:
-        """Stops tracing this loop for good after an internal error, saying so once."""
-        if self.detached:
-            return
+        """An internal error: the guard stops every loop's tracing for good, saying so once
+        (on this loop's lane)."""
+        if not self.detached:
+            self.guard.fail(error, self.loop_lane)
+
+    def _stop(self) -> None:
+        """What the guard undoes for this loop: every hook only forwards from now on."""
         self.detached = True
         self.waiting.clear()
         self.sleeps.clear()
         self.io_futures.clear()
         self.cause = None
-        mark_failure(self.recorder, "asyncio", error, self.loop_lane)
-        if self._on_detach is not None:
-            self._on_detach()
+
+
+def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
+    bound = method()
+    if bound is not None:
+        bound()
 
 
 def lane_of_task(task: Any) -> int:

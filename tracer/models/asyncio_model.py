@@ -25,7 +25,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from loopscope.tracer.events import NO_LANE, Code, LaneKind
+from loopscope.tracer.models import toolkit
 from loopscope.tracer.models._asyncio_loop import TaskBuiltDirectly, TracingEventLoop
+from loopscope.tracer.models.toolkit import Guard
 from loopscope.tracer.notes import add_note
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
@@ -62,25 +64,33 @@ def _stock_factories() -> frozenset[Callable[[], Any]]:
 
 
 class traced_loops:
-    """For the duration of a with-block, the loops asyncio makes for the program trace."""
+    """For the duration of a with-block, the loops asyncio makes for the program trace.
 
-    def __init__(self, recorder: Recorder, thread: int | None = None) -> None:
+    The model's lifecycle is the toolkit's (tracer.models.toolkit.instrumented): the loop
+    factories are replaced under one Guard for the run, which every loop's tracer reports its
+    own failures to; the first one stops all of them and puts the factories back.
+    """
+
+    def __init__(self, recorder: Recorder, thread: int | None = None,
+                 guard: Guard | None = None) -> None:
         self.recorder = recorder
-        self.detached = False
+        self.guard = guard if guard is not None else Guard(recorder, "asyncio")
         self._thread = threading.get_ident() if thread is None else thread
         self._stock = _stock_factories()
         self._untraced_noted: set[str] = set()
         self._saved: list[tuple[Any, str, Any]] = []
+        self._lifecycle: contextlib.AbstractContextManager[Guard] | None = None
+
+    @property
+    def detached(self) -> bool:
+        return self.guard.detached
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         """A traced loop, or a plain one after an internal error or outside the run's thread
         (the recorder has one writer)."""
-        if self.detached or threading.get_ident() != self._thread:
+        if self.guard.detached or threading.get_ident() != self._thread:
             return asyncio.SelectorEventLoop()
-        return TracingEventLoop(self.recorder, on_detach=self._detach)
-
-    def _detach(self) -> None:
-        self.detached = True
+        return TracingEventLoop(self.recorder, self.guard)
 
     # -- what the with-block replaces -----------------------------------------------------
 
@@ -88,7 +98,7 @@ class traced_loops:
         self._saved.append((owner, name, owner.__dict__[name]))
         setattr(owner, name, replacement)
 
-    def __enter__(self) -> traced_loops:
+    def install(self) -> None:
         new_event_loop = self.new_event_loop
         self._patch(events, "new_event_loop", new_event_loop)
         self._patch(asyncio, "new_event_loop", new_event_loop)
@@ -113,12 +123,20 @@ class traced_loops:
         if asyncio.__dict__.get("_set_running_loop") is set_running_loop:
             self._patch(asyncio, "_set_running_loop", set_running)
         self._patch(asyncio, "Task", TaskBuiltDirectly)
+
+    def uninstall(self) -> None:
+        saved, self._saved = self._saved, []
+        for owner, name, original in reversed(saved):
+            setattr(owner, name, original)
+
+    def __enter__(self) -> traced_loops:
+        self._lifecycle = toolkit.instrumented(self.guard, self.install, self.uninstall)
+        self._lifecycle.__enter__()
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        for owner, name, original in reversed(self._saved):
-            setattr(owner, name, original)
-        self._saved.clear()
+    def __exit__(self, *exc_info: Any) -> None:
+        assert self._lifecycle is not None
+        self._lifecycle.__exit__(*exc_info)
 
     # -- never silent ---------------------------------------------------------------------
 
@@ -126,7 +144,7 @@ class traced_loops:
         """Says, once per kind of loop, that a loop ran untraced: a note for the run (the CLI
         prints it, the app lists it) and, for the program's own choice of loop, a lane on the
         timeline that carries it."""
-        if self.detached:
+        if self.guard.detached:
             return
         if threading.get_ident() != self._thread:
             leave_untraced("an asyncio event loop")  # the recorder has one writer
