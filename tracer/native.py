@@ -103,7 +103,7 @@ def write_trace(trace: Trace, out: BinaryIO) -> None:
     out.write(NATIVE_MAGIC + f" {version}\n".encode("ascii"))
     compressor = zlib.compressobj(6)
 
-    def compress(data: bytes | memoryview) -> None:
+    def compress(data: bytes | memoryview | array[Any]) -> None:
         view = memoryview(data).cast("B")
         for start in range(0, len(view), _PIECE):
             packed = compressor.compress(view[start : start + _PIECE])
@@ -120,13 +120,13 @@ def write_trace(trace: Trace, out: BinaryIO) -> None:
         step = _PIECE // column.itemsize
         for start in range(0, len(column), step):
             if _SWAP:
-                piece = column[start : start + step]
-                piece.byteswap()
-                compress(piece)
+                swapped = column[start : start + step]
+                swapped.byteswap()
+                compress(swapped)
             else:
                 compress(memoryview(column)[start : start + step])
-    for piece in trace.details.values.encoded_pieces():
-        compress(piece)
+    for section_piece in trace.details.values.encoded_pieces():
+        compress(section_piece)
     out.write(compressor.flush())
 
 
