@@ -72,7 +72,7 @@ def _metadata_lines(trace: Trace, lanes_with_spans: Spans) -> Iterator[str]:
         tid = thread_id(lane)
         yield (
             f'{{"ph":"M","name":"thread_name","pid":{PID},"tid":{tid},'
-            f'"args":{{"name":{_json(name)}}}}}'
+            f'"args":{{"name":{encode_basestring(name)}}}}}'
         )
         yield (
             f'{{"ph":"M","name":"thread_sort_index","pid":{PID},"tid":{tid},'
@@ -87,16 +87,17 @@ class _Args:
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
-        self._cache: dict[int, str] = {}  # by detail << 32 | source
+        # by detail << 32 | source; value rows are never kept (most are seen once)
+        self.cache: dict[int, str] = {}
         self._value_prefixes: dict[int, str | None] = {}
 
     def get(self, detail: int, source: int = 0) -> str:
         key = detail << 32 | source
-        text = self._cache.get(key)
+        text = self.cache.get(key)
         if text is None:
             if detail >= VALUE_ROW:
                 return self._value_row(detail, source)
-            text = self._cache[key] = self.build(self.trace.details[detail], source)
+            text = self.cache[key] = self.build(self.trace.details[detail], source)
         return text
 
     def build(self, detail: dict[str, Any], source: int) -> str:
@@ -108,7 +109,10 @@ class _Args:
         return _json(args)
 
     def _value_row(self, detail: int, source: int) -> str:
-        base, text = self.trace.details.values.row(detail - VALUE_ROW)
+        values, row = self.trace.details.values, detail - VALUE_ROW
+        base = values.bases[row]
+        text = values.texts[values.ends[row - 1] if row else 0 : values.ends[row]].decode(
+            "utf-8", "replace")
         prefix = self._value_prefixes.get(base, "") if not source else None
         if prefix == "":
             prefix = self._value_prefixes[base] = self._prefix(self.trace.details[base])
@@ -213,6 +217,7 @@ class _ChromeStream:
         begun_at, no_spans = spans.start_seq.__getitem__, array("i")
         code_col, lane_col, other_col, ts_col = trace.code, trace.lane, trace.other, trace.ts
         detail_col, args_of, wake = trace.detail, self.args.get, int(Code.WAKE)
+        cached = self.args.cache.get
         for seq in spans.arrow_seq:
             code = code_col[seq]
             if code == wake:
@@ -243,10 +248,15 @@ class _ChromeStream:
             start, end = span_start[index], span_end[index]
             finish = max(begin, start if end - start < 2 else start + 1)
             name = ARROW_NAMES[code]
+            detail = detail_col[seq]
+            args = cached(detail << 32) or args_of(detail)
             lines.append(
                 f'{{"ph":"s","id":{seq},"name":"{name}","cat":"{name}","pid":{PID},'
-                f'"tid":{source_lane + 1},"ts":{_micros(begin)},'
-                f'"args":{args_of(detail_col[seq])}}}'
+                f'"tid":{source_lane + 1},"ts":{begin // 1000}.{begin % 1000:03d},'
+                f'"args":{args}}}'
+                if begin >= 0 else
+                f'{{"ph":"s","id":{seq},"name":"{name}","cat":"{name}","pid":{PID},'
+                f'"tid":{source_lane + 1},"ts":{micros(begin)},"args":{args}}}'
             )
             lines.append(
                 f'{{"ph":"f","bp":"e","id":{seq},"name":"{name}","cat":"{name}","pid":{PID},'
@@ -260,7 +270,7 @@ class _ChromeStream:
         return lines
 
     def _slices(self, spans: Spans) -> list[str]:
-        names, args_of = self.names, self.args.get
+        names, args_of, cached = self.names, self.args.get, self.args.cache.get
         rows = zip(spans.lane, spans.state, spans.start, spans.end, spans.detail,
                    spans.source, strict=True)
         if not spans.annotated and (not spans.start or min(spans.start) >= 0):
@@ -269,7 +279,7 @@ class _ChromeStream:
                 f'{{"ph":"X","name":{names[state]},"cat":"state","pid":{PID},'
                 f'"tid":{lane + 1},"ts":{start // 1000}.{start % 1000:03d},'
                 f'"dur":{(end - start) // 1000}.{(end - start) % 1000:03d},'
-                f'"args":{args_of(detail, source)}}}'
+                f'"args":{cached(detail << 32 | source) or args_of(detail, source)}}}'
                 for lane, state, start, end, detail, source in rows
             ]
         annotated, build = spans.annotated, self.args.build
