@@ -375,12 +375,6 @@ def _instant_lines(trace: Trace) -> Iterator[str]:
             )
 
 
-def chrome_lines(trace: Trace) -> Iterator[str]:
-    """Every trace event of the export, one JSON object per string, in file order."""
-    for batch in _ChromeStream(trace).batches():
-        yield from batch
-
-
 def write_chrome_json(trace: Trace, out: TextIO) -> None:
     """Writes the whole JSON document: {"traceEvents": [...], "otherData": meta}."""
     out.write('{"displayTimeUnit":"ms","otherData":')
