@@ -82,6 +82,66 @@ play_leave(GeneratorHooks *self, PyFrameObject *frame, int what, PyObject *arg)
     return 0;
 }
 
+static int stack_is_low(void);
+static int opcode_at(PyCodeObject *code, _Py_CODEUNIT *instruction);
+
+/* -- 3.11: where the trace function stops following ------------------------------------------
+ *
+ * With any trace function, 3.11 calls each C function through its tracing path, which costs C
+ * stack plain 3.11 does not: about 80 bytes more for each evaluation a C function enters
+ * (next(), send(), throw(): a recursion through generators driven by next() uses 496 bytes a
+ * level traced against 416 plain), so a recursion that plain 3.11 survives near the end of
+ * its C stack would overflow it traced. Evaluations entered from the evaluation loop itself
+ * (yield from, a for loop) cost no more than plain. So the trace function counts the
+ * evaluations nested on its thread that a C function call entered, and past
+ * TRACED_C_CALL_LIMIT of them (the default recursion limit: a program going deeper raised
+ * it), or when the stack runs low anyway, it removes itself for the rest of the run (the
+ * excess per level goes with it) and leaves a note. What the recursion already used stays
+ * used: the traced program keeps about TRACED_C_CALL_LIMIT * 80 bytes less stack than a
+ * plain one, plus what the evaluation hook's own frames took before it handed over. */
+#define TRACED_C_CALL_LIMIT 1000
+static __thread int traced_c_calls;   /* such evaluations open on this thread */
+static int following_stopped;         /* the trace function removed itself: noted once */
+
+static const char DEEP_RECURSION_NOTE[] =
+    "The program's calls through next(), send() or other C functions nested deeper than "
+    "Loopscope can follow on Python 3.11 without risking a crash of the C stack: from there "
+    "on, its generators were not traced (lanes still running at that point show no more "
+    "hand-offs).";
+
+/* Whether `frame`'s evaluation was entered by a C function its driver called (next(g),
+ * g.send()), rather than inlined or resumed by the evaluation loop itself. */
+static int
+entered_through_c_call(PyFrameObject *frame)
+{
+    _PyInterpreterFrame *iframe = frame->f_frame;
+    if (iframe == NULL || !iframe->is_entry) return 0;
+    _PyInterpreterFrame *driver = iframe->previous;
+    if (driver == NULL || _PyFrame_IsIncomplete(driver)) return 0;
+    int opcode = opcode_at(driver->f_code, driver->prev_instr);
+    if (opcode == -2) {
+        PyErr_Clear();  /* unknown: counted as the costlier kind */
+        return 1;
+    }
+    return opcode == CALL || opcode == PRECALL;
+}
+
+/* Removes the trace function from this thread for the rest of the run, with the run note. */
+static void
+stop_following(void)
+{
+    PyEval_SetTrace(NULL, NULL);
+    traced_c_calls = 0;
+    if (following_stopped) return;
+    following_stopped = 1;
+    PyObject *notes = PyImport_ImportModule("loopscope.tracer.notes");
+    PyObject *done = notes == NULL ? NULL
+        : PyObject_CallMethod(notes, "add_note", "s", DEEP_RECURSION_NOTE);
+    Py_XDECREF(notes);
+    Py_XDECREF(done);
+    if (done == NULL) PyErr_WriteUnraisable(NULL);  /* the run goes on without its note */
+}
+
 /* The 3.11 trace function: the 'call' of a generator resume, the 'return' of its yield.
  * f_trace marks the frames followed (it holds the local trace function); line events are
  * switched off everywhere, as nothing here uses them. */
@@ -90,6 +150,11 @@ generator_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
     GeneratorHooks *self = (GeneratorHooks *)obj;
     if (what == PyTrace_CALL) {
+        if ((entered_through_c_call(frame) && ++traced_c_calls > TRACED_C_CALL_LIMIT)
+            || stack_is_low()) {
+            stop_following();
+            return 0;
+        }
         frame->f_trace_lines = 0;
         PyObject *local;
         int followed = play_call(self, frame, &local);
@@ -98,6 +163,11 @@ generator_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
             Py_XSETREF(frame->f_trace, local != NULL ? local : Py_NewRef(self->local_fallback));
         }
         return followed < 0 ? -1 : 0;
+    }
+    /* (an evaluation begun before this function was installed was never counted: those
+       finish after every one begun since, as C calls nest) */
+    if (what == PyTrace_RETURN && traced_c_calls > 0 && entered_through_c_call(frame)) {
+        traced_c_calls--;
     }
     if (frame->f_trace == NULL || (what != PyTrace_RETURN && what != PyTrace_EXCEPTION)) {
         return 0;
@@ -382,6 +452,7 @@ keep_fallbacks(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs,
     Py_XSETREF(self->call_fallback, Py_NewRef(args[0]));
     Py_XSETREF(self->local_fallback, Py_NewRef(args[1]));
     Py_XSETREF(self->errors, Py_NewRef(args[2]));
+    following_stopped = 0;
     return 0;
 }
 

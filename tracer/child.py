@@ -32,6 +32,7 @@ from loopscope.tracer import recorder as recorder_module
 from loopscope.tracer import stream as stream_module
 from loopscope.tracer.after_import import AfterImport
 from loopscope.tracer.census import Census
+from loopscope.tracer.descendants import watch_for_parent_death
 from loopscope.tracer.events import NO_LANE, Code
 from loopscope.tracer.forks import ForkGuard
 from loopscope.tracer.models import clock_policy_for, load_model, model_spec
@@ -302,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"{USAGE}\nerror: {exc}\n")
         return 2
     faulthandler.enable()  # a segfault leaves its reason and the Python stack on stderr
+    # Before any thread starts: a parent killed outright still ends all the program started.
+    watch_for_parent_death()
     # Subprocesses the program starts must not hold our pipes open: a grandchild keeping the
     # event pipe would stop the parent from ever seeing its end.
     for fd in (options.events_fd, options.control_fd):

@@ -9,13 +9,21 @@ run's mark (an environment variable the child passes on to all it starts) or is 
 child's process group, round after round, since killing one orphan orphans its own children
 in turn. Processes the parent started itself are never touched: they carry no mark and are
 in no group of the run. Elsewhere both calls do nothing.
+
+A parent killed outright (SIGKILL) runs none of that. So the child, before the program starts,
+leaves a small watcher process behind (`watch_for_parent_death`): it waits on a pidfd of the
+parent, and when the parent ends it kills every process of the run the same way, by mark and
+by group, wherever they were adopted. It is forked twice, so that it is no child of the
+program's (a program's os.wait() must never find it), and holds none of the run's pipes. Linux
+only (pidfd_open, /proc); elsewhere the child still exits when its control pipe closes, but
+what the program started may live on.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
+import select
 import signal
 import sys
 import time
@@ -23,6 +31,9 @@ import time
 MARK_VARIABLE = "LOOPSCOPE_RUN"
 _PR_SET_CHILD_SUBREAPER = 36
 _ROUNDS = 50
+# Signals a program may send its whole process group that must not end the watcher.
+_WATCHER_IGNORES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE",
+                    "SIGALRM", "SIGTTIN", "SIGTTOU", "SIGTSTP")
 _subreaper = False
 
 
@@ -31,6 +42,8 @@ def become_subreaper() -> bool:
     global _subreaper
     if _subreaper or not sys.platform.startswith("linux"):
         return _subreaper
+    import ctypes  # here: the child imports this module too, and never needs it
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         _subreaper = libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
@@ -92,3 +105,95 @@ def end_orphans(mark: str, group: int) -> int:
             ended += 1
         time.sleep(0.01)  # their children are being adopted in turn
     return ended
+
+
+def _run_processes(mark: str, group: int, exclude: int) -> list[int]:
+    """Every live process but `exclude` that carries `mark` in its environment or is in
+    process group `group`, whoever its parent is."""
+    needle = f"{MARK_VARIABLE}={mark}".encode()
+    found: list[int] = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == exclude:
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as stat_file:
+                fields = stat_file.read().rsplit(b")", 1)[1].split()
+            if fields[0] in (b"Z", b"X"):  # fields: state, ppid, pgrp, ...; the dead wait
+                continue
+            if int(fields[2]) == group:
+                found.append(int(entry))
+                continue
+            with open(f"/proc/{entry}/environ", "rb") as environ:
+                if needle in environ.read().split(b"\0"):
+                    found.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def end_run(mark: str, group: int) -> int:
+    """Kills every process of the run marked `mark` whose child led process group `group`,
+    this one excepted, round after round until none is left; how many kills it took."""
+    me = os.getpid()
+    killed = 0
+    for _round in range(_ROUNDS):
+        processes = _run_processes(mark, group, me)
+        if not processes:
+            break
+        for pid in processes:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+        time.sleep(0.01)  # the killed are being reaped, their children adopted
+    return killed
+
+
+def watch_for_parent_death() -> bool:
+    """In the child, before the program starts and before any thread: leaves the watcher
+    behind (see the module's doc); whether it is watching."""
+    mark = os.environ.get(MARK_VARIABLE)
+    if not mark or not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
+        return False
+    parent = os.getppid()
+    try:
+        parent_fd = os.pidfd_open(parent)
+    except OSError:  # a kernel before 5.3, or a sandbox without the call
+        return False
+    if os.getppid() != parent:  # the parent died first; the pidfd may be another process's
+        os.close(parent_fd)
+        return False
+    group = os.getpgrp()
+    middle = os.fork()
+    if middle == 0:
+        try:
+            if os.fork() == 0:
+                _watch(parent_fd, mark, group)
+        finally:
+            os._exit(0)
+    os.close(parent_fd)
+    os.waitpid(middle, 0)
+    return True
+
+
+def _watch(parent_fd: int, mark: str, group: int) -> None:
+    """The watcher's whole life: wait for the parent to end, end the run, exit."""
+    try:
+        for name in _WATCHER_IGNORES:
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
+        # hold none of the run's pipes: the parent waits for them to close
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        os.closerange(3, parent_fd)
+        os.closerange(parent_fd + 1, os.sysconf("SC_OPEN_MAX"))
+        waiting = select.poll()
+        waiting.register(parent_fd, select.POLLIN)
+        while not waiting.poll():
+            pass
+        end_run(mark, group)
+    finally:
+        os._exit(0)

@@ -57,6 +57,12 @@ class SpanBuilder:
         first_instant = FIRST_INSTANT
         ts_col, lane_col, code_col = trace.ts, trace.lane, trace.code
         detail_col, source_col = trace.detail, trace.source
+        # what _close does, inlined for the span a new state closes (the fold's hot path)
+        add_lane, add_state, add_start = spans.lane.append, spans.state.append, spans.start.append
+        add_end, add_detail, add_source = spans.end.append, spans.detail.append, spans.source.append
+        add_start_seq, by_lane, annotated = spans.start_seq.append, spans.by_lane, spans.annotated
+        arrows = (int(Code.WAKE), int(Code.SWITCH))
+        end_code, annotate = int(Code.END), int(Code.ANNOTATE)
         for seq in range(self.fed, stop):
             code = code_col[seq]
             lane = lane_col[seq]
@@ -64,15 +70,28 @@ class SpanBuilder:
                 ts = ts_col[seq]
                 current = open_spans.get(lane)
                 if current is not None:
-                    close(lane, current, ts)
+                    index = len(spans.start)
+                    add_lane(lane)
+                    add_state(current[0])
+                    add_start(current[1])
+                    add_end(ts)
+                    add_detail(current[2])
+                    add_source(current[3])
+                    add_start_seq(current[4])
+                    if current[5] is not None:
+                        annotated[index] = current[5]
+                    per_lane = by_lane.get(lane)
+                    if per_lane is None:
+                        per_lane = by_lane[lane] = array("i")
+                    per_lane.append(index)
                 open_spans[lane] = [code, ts, detail_col[seq], source_col[seq], seq, None]
-            elif code == Code.WAKE or code == Code.SWITCH:
+            elif code in arrows:
                 spans.arrow_seq.append(seq)
-            elif code == Code.END:
+            elif code == end_code:
                 current = open_spans.pop(lane, None)
                 if current is not None:
                     close(lane, current, ts_col[seq])
-            elif code == Code.ANNOTATE:
+            elif code == annotate:
                 current = open_spans.get(lane)
                 if current is not None:
                     merged = current[5]
@@ -105,6 +124,23 @@ class SpanBuilder:
 
     def open_lanes(self) -> list[int]:
         return list(self._open)
+
+    @property
+    def open_spans(self) -> dict[int, list[Any]]:
+        """The spans still in progress, by lane: [state, start_ts, detail, source, start_seq,
+        merged detail or None]. To read, not to change."""
+        return self._open
+
+    def open_start_seq(self, lane: int) -> int | None:
+        """The seq that began the lane's span still in progress, if any."""
+        current = self._open.get(lane)
+        return None if current is None else int(current[4])
+
+    def take_spans(self) -> Spans:
+        """The spans (and arrows) folded since the last take, handed over: the builder starts
+        a fresh Spans, numbered from 0 again, so a consumer that streams them keeps none."""
+        taken, self.spans = self.spans, Spans()
+        return taken
 
     def finish(self, end_ts: int) -> Spans:
         """Closes every span still open at `end_ts` (the end of the run) and returns the spans."""

@@ -19,7 +19,9 @@ from __future__ import annotations
 import struct
 import sys
 from array import array
-from itertools import accumulate, islice
+from collections.abc import Iterator
+from itertools import accumulate, chain, islice
+from operator import sub
 from typing import TYPE_CHECKING, Any
 
 VALUE_ROW = 1 << 30  # the first value row's detail index
@@ -114,11 +116,32 @@ class ValueRows:
 
     def encode(self) -> bytes:
         """Every row as one section (what a saved trace holds); b"" when there are none."""
-        if not self.bases:
-            return b""
-        lengths = array("I", (end - start for start, end in
-                              zip([0, *self.ends[:-1]], self.ends, strict=True)))
-        return encode_values(0, self.bases, lengths, bytes(self.texts))
+        return b"".join(self.encoded_pieces())
+
+    def encoded_pieces(self, rows_per_piece: int = 1 << 18) -> Iterator[bytes | memoryview]:
+        """The section `encode` gives, in pieces of at most `rows_per_piece` rows' worth (views
+        of the rows where the bytes are the same), so a big trace is saved without a copy."""
+        count = len(self.bases)
+        if not count:
+            return
+        yield SECTION_HEADER.pack(0, count)
+        for start in range(0, count, rows_per_piece):
+            bases = self.bases[start : start + rows_per_piece]
+            if _SWAP:
+                bases.byteswap()
+            yield bases.tobytes()
+        ends = self.ends
+        for start in range(0, count, rows_per_piece):
+            stop = min(start + rows_per_piece, count)
+            previous = chain((ends[start - 1] if start else 0,), ends[start : stop - 1])
+            lengths = array("I", map(sub, ends[start:stop], previous))
+            if _SWAP:
+                lengths.byteswap()
+            yield lengths.tobytes()
+        texts = memoryview(self.texts)
+        piece = 64 * rows_per_piece
+        for start in range(0, len(texts), piece):
+            yield texts[start : start + piece]
 
 
 def value_detail(base: dict[str, Any], text: str) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Signals never lose a run: SIGTERM or SIGHUP to `loopscope` stops the program, saves what
 was recorded and exits with 128 + the signal; nothing the program started outlives the run,
-not even a process in a session of its own; a program ended by a signal from outside is
+not even a process in a session of its own, and not even when `loopscope` itself is killed
+outright (SIGKILL: the child's watcher ends them); a program ended by a signal from outside is
 reported as such. Real processes throughout."""
 
 from __future__ import annotations
@@ -86,6 +87,39 @@ def test_a_signal_to_loopscope_saves_the_run_and_ends_the_whole_family(
     assert len(load_native(output)) > 0
     for pid in pids:
         assert wait_until(lambda pid=pid: pid_gone(pid), 10), f"process {pid} outlived the run"
+
+
+def _parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the watcher needs a pidfd")
+def test_sigkill_to_loopscope_still_ends_the_program_and_all_it_started(tmp_path: Path) -> None:
+    script, pids_file = _family(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loopscope.ui.cli", "trace", str(script),
+         "-o", str(tmp_path / "run.loopscope"), "--", str(pids_file)],
+        cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    family: list[int] = []
+    try:
+        helpers = _wait_for_pids(pids_file, process)
+        program = _parent_of(helpers[0])  # the child running the program
+        assert program not in (process.pid, os.getpid())
+        family = [program, *helpers]
+        process.kill()
+        process.wait(10)
+        for pid in family:
+            assert wait_until(lambda pid=pid: pid_gone(pid), 3), (
+                f"process {pid} outlived a killed loopscope")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        for pid in family:  # a failed run must not leave its sleepers behind
+            if not pid_gone(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.slow

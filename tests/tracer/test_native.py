@@ -234,3 +234,65 @@ def test_printed_lines_are_value_rows_that_read_as_text_and_survive_a_reload(
         rows = [loaded.details[loaded.detail[seq]] for seq in range(len(loaded))
                 if loaded.code[seq] == Code.OUTPUT]
         assert rows == [{"text": "hello"}, {"text": "oops", "stream": "stderr"}]
+
+
+def _many_values(handoffs: int) -> Trace:
+    trace = Trace()
+    rec = Recorder(trace, clock=FakeClock(tick_ns=700), batch_size=512)
+    main = rec.spawn("main", LaneKind.MAIN)
+    worker = rec.spawn("worker", LaneKind.GENERATOR, parent=main)
+    sent = rec.detail(("via", "send"))
+    for k in range(handoffs):
+        origin, target = (main, worker) if k % 2 == 0 else (worker, main)
+        rec.handoff(origin, target, rec.value_row(sent, "ü" * (k % 5) + str(k)), Code.BLOCKED,
+                    NO_DETAIL, rec.source("/src/gens.py", 1 + k % 7, "walk"))
+    rec.close()
+    trace.meta.update(target="many values", model="generator")
+    return trace
+
+
+def _encoded_in_one_piece(trace: Trace) -> bytes:
+    """The file as the format defines it, built the plain way: every section joined, then
+    compressed at once (what save_native wrote before it streamed)."""
+    import json
+    import struct
+    from array import array
+
+    header = json.dumps({"count": len(trace), "meta": trace.meta, "details": list(trace.details),
+                         "sources": [list(source) for source in trace.sources]},
+                        ensure_ascii=False, separators=(",", ":"), default=repr).encode()
+    parts = [struct.pack("<I", len(header)), header]
+    for typecode, name in zip("qibiii", ("ts", "lane", "code", "other", "detail", "source"),
+                              strict=True):
+        parts.append(array(typecode, getattr(trace, name)).tobytes())
+    values = trace.details.values
+    lengths = array("I", (end - start for start, end in
+                          zip([0, *values.ends[:-1]], values.ends, strict=True)))
+    parts += [struct.pack("<II", 0, len(values)), values.bases.tobytes(), lengths.tobytes(),
+              bytes(values.texts)]
+    return NATIVE_MAGIC + b" 2\n" + zlib.compress(b"".join(parts), 1)
+
+
+def test_a_save_streamed_in_small_pieces_gives_the_bytes_of_a_save_in_one_piece(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The save compresses the columns and value rows a piece at a time, straight from where
+    they are held; the file is byte for byte what compressing it all at once gives."""
+    import loopscope.tracer.native as native
+
+    trace = _many_values(3000)
+    expected = _encoded_in_one_piece(trace)
+    assert encode_trace(trace) == expected
+    monkeypatch.setattr(native, "_PIECE", 1000)  # many pieces, none aligned to a row
+    path = tmp_path / "pieces.loopscope"
+    save_native(trace, path)
+    assert path.read_bytes() == expected
+    _same(trace, load_native(path))
+
+
+@pytest.mark.parametrize("rows_per_piece", [1, 7, 2999, 3000, 1 << 18])
+def test_value_rows_encode_the_same_in_any_piece_size(rows_per_piece: int) -> None:
+    values = _many_values(3000).details.values
+    pieces = b"".join(values.encoded_pieces(rows_per_piece))
+    assert pieces == values.encode()
+    assert len(pieces) == 8 + 8 * len(values) + len(values.texts)
