@@ -17,6 +17,7 @@ Each loop is a lane ("asyncio loop", then "asyncio loop #2" ...) alternating `po
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import threading
 from asyncio import events, runners
@@ -34,12 +35,32 @@ __all__ = ["TracingEventLoop", "run", "traced_loops"]
 
 
 def run(recorder: Recorder, program: Program) -> None:
-    with traced_loops(recorder) as loops:
+    with traced_loops(recorder) as loops, beside_generators(recorder, program, loops):
         if program.scenario_module is not None:
             with asyncio.Runner(loop_factory=loops.new_event_loop) as runner:
                 runner.run(program.scenario_main()())
         else:
             program.run_script()
+
+
+def beside_generators(recorder: Recorder, program: Program,
+                      loops: traced_loops) -> contextlib.AbstractContextManager[None]:
+    """The program's generators followed alongside the other model's lanes (tasks, greenlets):
+    always on 3.12+, on 3.11 when the program evidently has generators of its own
+    (generator_model.declares_generators says why)."""
+    # imported here: a child of another model does not load the generator model
+    from loopscope.tracer.models import generator_model
+
+    if sys.version_info < (3, 12) and not generator_model.declares_generators(program):
+        return contextlib.nullcontext()
+    return generator_model.following_generators(
+        recorder, generator_model.Host(loops.host_lane, _task_name))
+
+
+def _task_name(lane: int) -> str:
+    """The name of the task whose step runs now (its lane is `lane`)."""
+    task = asyncio.current_task()
+    return str(getattr(task.get_coro() if task is not None else None, "_name", None) or "task")
 
 
 def _stock_factories() -> frozenset[Callable[[], Any]]:
@@ -60,13 +81,22 @@ class traced_loops:
         self._stock = _stock_factories()
         self._untraced_noted: set[str] = set()
         self._saved: list[tuple[Any, str, Any]] = []
+        self.loop_lanes: set[int] = set()
+
+    def host_lane(self) -> int:
+        """The task whose step runs now, or NO_LANE while a loop runs its own callbacks (for
+        the generators followed beside the tasks)."""
+        current = self.recorder.current
+        return NO_LANE if current in self.loop_lanes else current
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         """A traced loop, or a plain one after an internal error or outside the run's thread
         (the recorder has one writer)."""
         if self.detached or threading.get_ident() != self._thread:
             return asyncio.SelectorEventLoop()
-        return TracingEventLoop(self.recorder, on_detach=self._detach)
+        loop = TracingEventLoop(self.recorder, on_detach=self._detach)
+        self.loop_lanes.add(loop._tracer.loop_lane)
+        return loop
 
     def _detach(self) -> None:
         self.detached = True

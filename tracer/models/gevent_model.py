@@ -13,6 +13,8 @@ gevent is imported only here, inside `run`, in the child, after monkey-patching.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -91,6 +93,23 @@ class GeventTracer(GreenletTracer):
             self.hub_lane = lane
         elif isinstance(glet, self.greenlet_type):
             self.waits[glet] = (Code.READY, ("cause", "spawn"), ("cause", "spawn"))
+
+    def started(self, glet: Greenlet, spawner: Greenlet) -> None:
+        """`glet.start()` (gevent.spawn) was called in `spawner`: the lane is spawned now, from
+        the spawner's lane, and waits in READY until the hub first switches to it."""
+        if glet in self.lanes or not in_traced_thread():
+            return
+        lane = self.lane_of(glet, spawner)
+        spawner_lane = self.lanes.get(spawner, NO_LANE)
+        self.recorder.state(lane, Code.READY, ("cause", "spawn"), spawner_lane)
+
+    def host_lane(self) -> int:
+        """The greenlet whose code runs now (for the generators followed beside greenlets)."""
+        current = self.recorder.current
+        return NO_LANE if current == self.hub_lane else current
+
+    def lane_name(self, lane: int) -> str:
+        return self.names.get(lane, "greenlet")
 
     def start_source(self, glet: Greenlet) -> int:
         code = getattr(getattr(glet, "_run", None), "__code__", None)
@@ -226,6 +245,27 @@ def _wrap_threadpool(pool_type: Any, tracer: GeventTracer) -> Any:
     return original
 
 
+def _wrap_spawns(gevent: Any, group_type: Any, tracer: GeventTracer) -> tuple[Any, Any]:
+    """gevent.spawn and Group.start (under every Pool.spawn and Group.spawn) tell the tracer
+    of the greenlet they start. (Greenlet itself is a compiled type that takes no wrapper:
+    a program's own `Greenlet(f).start()` is seen when the greenlet first runs.)"""
+    original_spawn, original_start = gevent.spawn, group_type.start
+    getcurrent = gevent.getcurrent
+
+    def spawn(*args: Any, **kwargs: Any) -> Any:
+        glet = original_spawn(*args, **kwargs)
+        tracer.guard.call(tracer.started, glet, getcurrent())
+        return glet
+
+    def start(group: Any, glet: Any) -> None:
+        original_start(group, glet)
+        tracer.guard.call(tracer.started, glet, getcurrent())
+
+    gevent.spawn = spawn
+    group_type.start = start
+    return original_spawn, original_start
+
+
 def _stop_flush_timer(recorder: Recorder) -> None:
     """Ends the recorder's flush thread before gevent patches threading.
 
@@ -238,6 +278,18 @@ def _stop_flush_timer(recorder: Recorder) -> None:
         recorder._timer_stop.set()
         timer.join()
         recorder._timer = None
+
+
+def beside_generators(recorder: Recorder, program: Program,
+                      tracer: GeventTracer) -> contextlib.AbstractContextManager[None]:
+    """The program's generators followed alongside its greenlets: always on 3.12+, on 3.11
+    when the program evidently has generators of its own (as for asyncio)."""
+    from loopscope.tracer.models import generator_model
+
+    if sys.version_info < (3, 12) and not generator_model.declares_generators(program):
+        return contextlib.nullcontext()
+    return generator_model.following_generators(
+        recorder, generator_model.Host(tracer.host_lane, tracer.lane_name))
 
 
 def run(recorder: Recorder, program: Program) -> None:
@@ -259,12 +311,16 @@ def run(recorder: Recorder, program: Program) -> None:
     check = hub.loop.check(ref=False, priority=2)
     original_wait = gevent.hub.Hub.wait
     original_spawn = gevent.threadpool.ThreadPool.spawn
+    import gevent.pool  # type: ignore[import-untyped,unused-ignore]
+
+    spawns = (gevent.spawn, gevent.pool.Group.start)
     # A stop unwinds like Ctrl-C, but the hub must not print it as a failure on its way out.
     not_error = gevent.hub.Hub.NOT_ERROR
 
     def install() -> None:
         _wrap_wait(gevent.hub.Hub, tracer, gevent.getcurrent)
         _wrap_threadpool(gevent.threadpool.ThreadPool, tracer)
+        _wrap_spawns(gevent, gevent.pool.Group, tracer)
         prepare.start(guard.shield(tracer.before_poll))
         check.start(guard.shield(tracer.after_poll))
         tracer.install()
@@ -277,10 +333,12 @@ def run(recorder: Recorder, program: Program) -> None:
         check.stop()
         gevent.hub.Hub.wait = original_wait
         gevent.threadpool.ThreadPool.spawn = original_spawn
+        gevent.spawn, gevent.pool.Group.start = spawns
 
     with instrumented(guard, install, uninstall):
         try:
-            program.run_plain()
+            with beside_generators(recorder, program, tracer):
+                program.run_plain()
         finally:
             guard.close()
             guard.call(tracer.finish)
