@@ -23,7 +23,6 @@ import importlib.util
 import os
 import re
 import sys
-import threading
 import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
