@@ -12,6 +12,7 @@ a StopRequested, two lanes sharing a name, or an empty recording nobody explaine
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 from collections import defaultdict
@@ -546,6 +547,39 @@ def test_threads_and_a_pool_beside_traced_generators() -> None:
     assert_ok(seen)
     assert "4950 [45, 190, 435]" in seen.result.stdout
     assert "chunks" in seen.kinds
+
+
+def test_prints_from_plain_threads_land_on_lanes_of_those_threads() -> None:
+    seen = trace_program("threads_printing")
+    assert_ok(seen)
+    trace = seen.trace
+    assert seen.kinds["heartbeat"] == LaneKind.THREAD
+    assert {seen.kinds[name] for name in ("worker", "worker #2")} == {LaneKind.THREAD}
+    beats = seen.printed["heartbeat"]
+    assert beats and beats == [f"beat {n}" for n in range(1, len(beats) + 1)]
+    assert sorted(seen.printed["worker"] + seen.printed["worker #2"]) == [
+        "left step 0", "left step 1", "right step 0", "right step 1"]
+    main = seen.lanes(r"main \(Task-\d+\)")[0]
+    assert seen.printed[main] == ["loop done"]
+    # each line keeps the time it was printed: beats come while the loop waits in its poll,
+    # and in the order each thread printed them, before its lane ends
+    printed_at = {}
+    polls = []
+    for seq in range(len(trace)):
+        name = trace.lane_name(trace.lane[seq])
+        if trace.code[seq] == Code.OUTPUT:
+            printed_at[trace.details[trace.detail[seq]]["text"]] = trace.ts[seq]
+        elif name == "asyncio loop" and trace.code[seq] in (Code.POLL, Code.DISPATCH):
+            polls.append((trace.code[seq], trace.ts[seq]))
+    waits = [(start, end) for (code, start), (_, end) in itertools.pairwise(polls)
+             if code == Code.POLL]
+    assert any(start < printed_at[beat] < end for beat in beats for start, end in waits)
+    ends = {trace.lane_name(trace.lane[seq]): trace.ts[seq] for seq in range(len(trace))
+            if trace.code[seq] == Code.END}
+    for lane in ("worker", "worker #2"):
+        first, second = seen.printed[lane]
+        assert printed_at[first] < printed_at[second] <= ends[lane]
+    assert printed_at[beats[-1]] <= ends["heartbeat"]
 
 
 # -- pyperformance's concurrency benchmarks, their functions run directly ---------------------
