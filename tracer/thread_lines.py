@@ -26,7 +26,34 @@ from loopscope.tracer.threads import os_thread_ident
 
 # taken before gevent can patch them: a real thread's own storage, a real thread's join
 _RealLocal = _thread._local
-_LINE, _END = 0, 1
+_LINE, _END, _WORK_LINE = 0, 1, 2
+# The ThreadLines of the run, once installed: thread pools put their work's lines on its lane.
+_installed: ThreadLines | None = None
+
+
+def on_lane(lane: int, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, which a pool runs in a worker thread as the work of lane `lane`: what it
+    prints there goes on that lane rather than on a lane of the worker thread."""
+    lines = _installed
+    if lines is None:
+        return function
+    local = lines._local
+
+    def run_on_lane(*args: Any, **kwargs: Any) -> Any:
+        local.lane = lane
+        try:
+            return function(*args, **kwargs)
+        finally:
+            local.lane = NO_LANE
+
+    return run_on_lane
+
+
+def record_waiting_lines() -> None:
+    """In the traced thread, before it ends a pool work's lane: what the work printed is
+    recorded first (it was printed before the work was done)."""
+    if _installed is not None:
+        _installed.drain()
 
 
 class _ThreadEnd:
@@ -64,6 +91,10 @@ class ThreadLines:
 
     def add(self, text: str, extra: tuple[str, ...]) -> None:
         """A line printed by a thread that is not the traced one."""
+        work_lane = getattr(self._local, "lane", NO_LANE)
+        if work_lane != NO_LANE:
+            self.queue.append((_WORK_LINE, work_lane, self.recorder.clock(), text, extra))
+            return
         marker = getattr(self._local, "end", None)
         if marker is None:
             # numbered here, not by OS thread id: an ended thread's id is given to the next
@@ -85,6 +116,8 @@ class ThreadLines:
         # The recorder calls its own flush (batch full, flush timer, a model before it polls):
         # an instance attribute puts the queued lines in before each batch goes out.
         recorder.flush = flush_with_lines  # type: ignore[method-assign]
+        global _installed
+        _installed = self
         join = self._join = threading.Thread.join
 
         def joined(thread: threading.Thread, timeout: float | None = None) -> None:
@@ -95,6 +128,8 @@ class ThreadLines:
         threading.Thread.join = joined  # type: ignore[method-assign]
 
     def uninstall(self) -> None:
+        global _installed
+        _installed = None
         if self._join is not None:
             threading.Thread.join = self._join  # type: ignore[method-assign]
             self._join = None
@@ -150,7 +185,8 @@ class ThreadLines:
         recorder = self.recorder
         # the events below carry the clock reading of the print, not of this moment
         recorder._set_clock(lambda: at)
-        lane = self.lanes.get(serial, NO_LANE)
+        # a pool's work: the line goes on the work's own lane
+        lane = serial if what == _WORK_LINE else self.lanes.get(serial, NO_LANE)
         if what == _END:
             if lane != NO_LANE:
                 recorder.end(self.lanes.pop(serial))

@@ -212,6 +212,10 @@ def test_work_handed_to_threads_runs_on_lanes_of_its_own_while_the_caller_waits(
         ends = [trace.details[trace.detail[seq]] for seq in range(len(trace))
                 if trace.lane[seq] == lane and trace.code[seq] == Code.END]
         assert ends == [{"result": "0.05"}]
+        # what the function printed in the pool's thread is on its lane, not a worker's
+        assert seen.printed[name] == ["worker sleeps 0.05"]
+    assert not [name for name, kind in seen.kinds.items()
+                if kind == LaneKind.THREAD and name not in threads]
 
 
 def test_threads_with_their_own_loops_run_untraced_with_a_note() -> None:
@@ -423,6 +427,8 @@ def test_work_handed_to_gevents_threadpool_runs_on_lanes_of_its_own() -> None:
     assert len(threads) == 2
     for name in threads:
         assert seen.kinds[name] == LaneKind.THREAD and seen.states[name] == {"running"}
+    assert sorted(line for name in threads for line in seen.printed[name]) == [
+        "summed 10", "summed 100"]  # printed in the pool's threads, on the work's lanes
     assert seen.printed["ticker"] == ["tick", "tick", "tick"]  # the hub kept running
     assert seen.printed["main"] == ["sums [45, 4950]"]
 

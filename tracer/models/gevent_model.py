@@ -25,6 +25,7 @@ from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.stop_request import StopRequested
+from loopscope.tracer.thread_lines import on_lane, record_waiting_lines
 from loopscope.tracer.thread_work import function_name
 from loopscope.tracer.threads import in_traced_thread
 
@@ -188,14 +189,19 @@ class GeventTracer(GreenletTracer):
 
     # -- the hub's own waiting ------------------------------------------------------------------
 
-    def thread_work(self, function: Callable[..., Any], result: Any) -> None:
+    def thread_work(self, function: Callable[..., Any]) -> int:
         """A function handed to the hub's threadpool: a lane of kind thread, running until
-        its AsyncResult is set (whose links run here, in the hub's thread)."""
+        its AsyncResult is set (`work_done`)."""
         recorder = self.recorder
         lane = recorder.spawn(function_name(function), LaneKind.THREAD, recorder.current)
         recorder.state(lane, Code.RUNNING)
+        return lane
 
-        def done(finished: Any) -> None:
+    def work_done(self, lane: int, result: Any) -> None:
+        recorder = self.recorder
+
+        def done(finished: Any) -> None:  # the result's links run here, in the hub's thread
+            record_waiting_lines()  # what the work printed comes before its end
             if finished.successful():
                 recorder.end(lane, result=finished.value)
             else:
@@ -236,9 +242,14 @@ def _wrap_threadpool(pool_type: Any, tracer: GeventTracer) -> Any:
     original = pool_type.spawn
 
     def spawn(pool: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        result = original(pool, func, *args, **kwargs)
-        if in_traced_thread():  # another thread's hub has a pool too; the recorder is ours
-            tracer.thread_work(func, result)
+        if not in_traced_thread():  # another thread's hub has a pool too; the recorder is ours
+            return original(pool, func, *args, **kwargs)
+        lane = tracer.guard.call(tracer.thread_work, func)
+        if lane is None:
+            return original(pool, func, *args, **kwargs)
+        # what the function prints in the pool's thread goes on its lane
+        result = original(pool, on_lane(lane, func), *args, **kwargs)
+        tracer.guard.call(tracer.work_done, lane, result)
         return result
 
     pool_type.spawn = spawn
