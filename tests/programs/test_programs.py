@@ -588,6 +588,46 @@ def test_prints_from_plain_threads_land_on_lanes_of_those_threads() -> None:
     assert printed_at[beats[-1]] <= ends["heartbeat"]
 
 
+def loop_polls(seen: Seen, loop: str) -> list[tuple[float | None, int]]:
+    """(recorded timeout, how long it lasted in ns) of each poll of the loop lane `loop`."""
+    trace = seen.trace
+    states = [(trace.code[seq], trace.ts[seq], trace.details[trace.detail[seq]])
+              for seq in range(len(trace))
+              if trace.lane_name(trace.lane[seq]) == loop and trace.code[seq] in STATE_NAMES]
+    return [(detail["timeout_s"], end - start)
+            for (code, start, detail), (_, end, _) in itertools.pairwise(states)
+            if code == Code.POLL]
+
+
+def test_select_poll_with_timeout_zero_is_short_and_a_blocked_poll_is_long() -> None:
+    seen = trace_program("poll_timeouts")
+    assert_ok(seen)
+    assert "busy polls many b'x'" in seen.result.stdout
+    polls = loop_polls(seen, "select loop")
+    busy = [lasted for timeout, lasted in polls if timeout == 0.0]
+    blocked = [lasted for timeout, lasted in polls if timeout is None]
+    timed = [lasted for timeout, lasted in polls if timeout == 0.05]
+    assert len(busy) > 1 and len(blocked) == 1 and len(timed) == 1, polls
+    # the blocked poll waited for the thread's send, which came 0.1 s after it started
+    assert blocked[0] >= 50_000_000
+    assert timed[0] >= 40_000_000  # its own 50 ms
+    assert max(busy) < blocked[0]  # a poll that never waits is never shown as waiting
+
+
+def test_gevent_polls_are_not_cut_short_by_another_threads_hub() -> None:
+    seen = trace_program("gevent_poll_timeouts")
+    assert_ok(seen)
+    polls = loop_polls(seen, "gevent hub")
+    # the longest wait is the one for the pool's write after its real 0.2 s sleep: no timer
+    # of the traced thread bounds it (the pool's own hub slept on a timer earlier)
+    timeout, longest = max(polls, key=lambda poll: poll[1])
+    assert timeout is None and longest >= 100_000_000, polls
+    # the busy loop's polls (gevent's poll(0) waits on a zero Timeout) say 0.0 and are short
+    busy = [lasted for timeout, lasted in polls if timeout == 0.0]
+    assert len(busy) > 1 and max(busy) < longest
+    assert all(timeout is None or timeout >= 0.0 for timeout, _ in polls)
+
+
 # -- pyperformance's concurrency benchmarks, their functions run directly ---------------------
 
 

@@ -48,6 +48,12 @@ class GeventTracer(GreenletTracer):
         self.waits: dict[Greenlet, tuple[int, Detail, Detail]] = {}
         self._deadlines: dict[Greenlet, int] = {}
         self._hub_code: int | None = None
+        # id -> (gevent.Timeout, deadline) of the timeouts started in the traced thread: a
+        # greenlet's Event.wait(timeout), a poll's timeout, a `with Timeout(...)` (none of
+        # them goes through Hub.wait), which bound the hub's poll as a sleep does
+        self._timeouts: dict[int, tuple[Any, int]] = {}
+        # whether the hub's loop has callbacks queued (set by run: the loop's own count)
+        self.callbacks_waiting: Callable[[], bool] = lambda: False
 
     def describe(self, glet: Greenlet) -> tuple[str, str] | None:
         if isinstance(glet, self.hub_type):
@@ -147,6 +153,12 @@ class GeventTracer(GreenletTracer):
         self.waits[glet] = (Code.BLOCKED, ("on", short_repr(watcher)),
                             ("cause", "callback"))
 
+    def timeout_started(self, timeout: Any) -> None:
+        seconds = getattr(timeout, "seconds", None)
+        if isinstance(seconds, int | float) and in_traced_thread():
+            now = self.recorder.clock() - self.recorder.origin
+            self._timeouts[id(timeout)] = (timeout, now + int(seconds * 1e9))
+
     # -- switches -----------------------------------------------------------------------------
 
     def origin_state(self, origin: Greenlet, origin_lane: int, target_lane: int) -> None:
@@ -213,9 +225,18 @@ class GeventTracer(GreenletTracer):
         if self.hub_lane == NO_LANE:
             return
         now = self.recorder.clock() - self.recorder.origin
-        timeout = (
-            max(0.0, (min(self._deadlines.values()) - now) / 1e9) if self._deadlines else None
-        )
+        deadlines = list(self._deadlines.values())
+        if self._timeouts:
+            # a Timeout that fired or was cancelled no longer bounds the wait
+            self._timeouts = {key: (timeout, deadline)
+                              for key, (timeout, deadline) in self._timeouts.items()
+                              if timeout.pending}
+            deadlines.extend(deadline for _, deadline in self._timeouts.values())
+        timeout = max(0.0, (min(deadlines) - now) / 1e9) if deadlines else None
+        if self.callbacks_waiting():
+            # callbacks queued for the loop (a gevent.sleep(0), a greenlet to start): gevent
+            # keeps an idle watcher going meanwhile, so this poll only looks and returns
+            timeout = 0.0
         self._hub_code = Code.POLL
         self.recorder.state(self.hub_lane, Code.POLL, ("timeout_s", timeout))
         self.recorder.current = self.hub_lane
@@ -231,7 +252,10 @@ def _wrap_wait(hub_type: Any, tracer: GeventTracer, getcurrent: Callable[[], Gre
     original = hub_type.wait
 
     def wait(hub: Any, watcher: Any) -> Any:
-        tracer.guard.call(tracer.note_wait, getcurrent(), watcher)
+        # Another thread's hub (gevent's threadpool workers sleep on hubs of their own) is
+        # not ours: its deadlines would cut the traced hub's poll timeouts short, to 0.0.
+        if in_traced_thread():
+            tracer.guard.call(tracer.note_wait, getcurrent(), watcher)
         return original(hub, watcher)
 
     hub_type.wait = wait
@@ -277,6 +301,17 @@ def _wrap_spawns(gevent: Any, group_type: Any, tracer: GeventTracer) -> tuple[An
     return original_spawn, original_start
 
 
+def _wrap_timeouts(timeout_type: Any, tracer: GeventTracer) -> Any:
+    original = timeout_type.start
+
+    def start(timeout: Any) -> None:
+        original(timeout)
+        tracer.guard.call(tracer.timeout_started, timeout)
+
+    timeout_type.start = start
+    return original
+
+
 def _stop_flush_timer(recorder: Recorder) -> None:
     """Ends the recorder's flush thread before gevent patches threading.
 
@@ -316,6 +351,9 @@ def run(recorder: Recorder, program: Program) -> None:
     import gevent.threadpool  # type: ignore[import-untyped,unused-ignore]
 
     hub = gevent.get_hub()
+    queued = getattr(hub.loop, "_callbacks", None)
+    if queued is not None:
+        tracer.callbacks_waiting = lambda: len(queued) > 0
     # Lowest priority: gevent's own prepare watcher runs queued callbacks (greenlet starts)
     # first, so ours marks the moment the loop really blocks.
     prepare = hub.loop.prepare(ref=False, priority=-2)
@@ -325,6 +363,7 @@ def run(recorder: Recorder, program: Program) -> None:
     import gevent.pool  # type: ignore[import-untyped,unused-ignore]
 
     spawns = (gevent.spawn, gevent.pool.Group.start)
+    original_timeout_start = gevent.Timeout.start
     # A stop unwinds like Ctrl-C, but the hub must not print it as a failure on its way out.
     not_error = gevent.hub.Hub.NOT_ERROR
 
@@ -332,6 +371,7 @@ def run(recorder: Recorder, program: Program) -> None:
         _wrap_wait(gevent.hub.Hub, tracer, gevent.getcurrent)
         _wrap_threadpool(gevent.threadpool.ThreadPool, tracer)
         _wrap_spawns(gevent, gevent.pool.Group, tracer)
+        _wrap_timeouts(gevent.Timeout, tracer)
         prepare.start(guard.shield(tracer.before_poll))
         check.start(guard.shield(tracer.after_poll))
         tracer.install()
@@ -345,6 +385,7 @@ def run(recorder: Recorder, program: Program) -> None:
         gevent.hub.Hub.wait = original_wait
         gevent.threadpool.ThreadPool.spawn = original_spawn
         gevent.spawn, gevent.pool.Group.start = spawns
+        gevent.Timeout.start = original_timeout_start
 
     with instrumented(guard, install, uninstall):
         try:
