@@ -125,7 +125,7 @@ class ThreadLines:
                 flush_with_lines()  # so the lines printed while it waits keep their times
             join(thread, timeout)
 
-        threading.Thread.join = joined  # type: ignore[method-assign]
+        threading.Thread.join = joined  # type: ignore[method-assign,assignment]
 
     def uninstall(self) -> None:
         global _installed

@@ -291,6 +291,30 @@ def test_generators_inside_asyncio_tasks_get_lanes_beside_the_tasks() -> None:
     assert "checked True" in seen.result.stdout
 
 
+def test_uvloop_chosen_three_ways_is_traced() -> None:
+    pytest.importorskip("uvloop")
+    seen = trace_program("uvloop_three_ways")
+    assert_ok(seen)
+    assert seen.lanes(r"asyncio loop( #[23])?") == [
+        "asyncio loop", "asyncio loop #2", "asyncio loop #3"]
+    mains = seen.lanes(r"main \(Task-\d+\)")
+    fetches = seen.lanes(r"fetch \(Task-\d+\)")
+    assert len(mains) == 3 and len(fetches) == 6
+    for lane in fetches:
+        assert {"ready", "running", "sleeping"} <= seen.states[lane]
+    assert "timer" in seen.causes  # the sleeps' timers woke the fetches
+    for lane in mains:
+        assert "blocked" in seen.states[lane]  # on gather, until the fetches ended
+    assert sorted(text for lane in mains for text in seen.printed[lane]) == [
+        "install True [1, 2]", "run True [1, 2]", "runner True [1, 2]"]
+    # each uvloop loop lane says in one line what cannot be seen inside libuv
+    trace = seen.trace
+    marks = [trace.details[trace.detail[seq]]["text"] for seq in range(len(trace))
+             if trace.code[seq] == Code.MARK and trace.lane_name(trace.lane[seq]).startswith(
+                 "asyncio loop")]
+    assert len(marks) == 3 and all("uvloop waits inside libuv" in mark for mark in marks)
+
+
 def test_a_program_that_chooses_its_own_loop_is_traced_or_says_why() -> None:
     seen = trace_program("asyncio_own_loop")
     assert seen.result.status == "ok"

@@ -63,6 +63,21 @@ def _task_name(lane: int) -> str:
     return str(getattr(task.get_coro() if task is not None else None, "_name", None) or "task")
 
 
+def _makes_uvloop(factory: object) -> bool:
+    if "uvloop" not in sys.modules:  # a program that never imported uvloop does not use it
+        return False
+    from loopscope.tracer.models._asyncio_uvloop import is_uvloop_factory
+
+    return is_uvloop_factory(factory)
+
+
+def _uvloop_policy() -> bool:
+    """Whether the program installed uvloop's event-loop policy (`uvloop.install()`). Read
+    from asyncio's own slot: the public getter warns from 3.14 on."""
+    policy = getattr(events, "_event_loop_policy", None)
+    return policy is not None and type(policy).__module__.startswith("uvloop")
+
+
 def _stock_factories() -> frozenset[Callable[[], Any]]:
     """The loop factories that make asyncio's own selector loop, which we may trace."""
     factories: set[Callable[[], Any]] = {asyncio.SelectorEventLoop, events.new_event_loop}
@@ -82,6 +97,7 @@ class traced_loops:
         self._untraced_noted: set[str] = set()
         self._saved: list[tuple[Any, str, Any]] = []
         self.loop_lanes: set[int] = set()
+        self._traced_types: set[type] = {TracingEventLoop}
 
     def host_lane(self) -> int:
         """The task whose step runs now, or NO_LANE while a loop runs its own callbacks (for
@@ -91,11 +107,28 @@ class traced_loops:
 
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         """A traced loop, or a plain one after an internal error or outside the run's thread
-        (the recorder has one writer)."""
+        (the recorder has one writer). uvloop's loop where the program installed its policy
+        (`uvloop.install()`)."""
+        if _uvloop_policy():
+            return self.new_uv_event_loop()
         if self.detached or threading.get_ident() != self._thread:
             return asyncio.SelectorEventLoop()
         loop = TracingEventLoop(self.recorder, on_detach=self._detach)
         self.loop_lanes.add(loop._tracer.loop_lane)
+        return loop
+
+    def new_uv_event_loop(self) -> asyncio.AbstractEventLoop:
+        """uvloop's loop, traced as far as it can be (tracer.models._asyncio_uvloop)."""
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+
+        from loopscope.tracer.models._asyncio_uvloop import TracingUVLoop
+
+        if self.detached or threading.get_ident() != self._thread:
+            plain: asyncio.AbstractEventLoop = uvloop.Loop()
+            return plain
+        loop = TracingUVLoop(self.recorder, on_detach=self._detach)
+        self.loop_lanes.add(loop.tracer.loop_lane)
+        self._traced_types.add(TracingUVLoop)
         return loop
 
     def _detach(self) -> None:
@@ -114,17 +147,23 @@ class traced_loops:
         stock = self._stock
         runner_init = runners.Runner.__init__
 
+        new_uv_event_loop = self.new_uv_event_loop
+
         def init(runner: runners.Runner, *args: Any, **options: Any) -> None:
-            if options.get("loop_factory") in stock:
+            factory = options.get("loop_factory")
+            if factory in stock:
                 options["loop_factory"] = new_event_loop
+            elif factory is not None and _makes_uvloop(factory):
+                options["loop_factory"] = new_uv_event_loop
             runner_init(runner, *args, **options)
 
         self._patch(runners.Runner, "__init__", init)
         set_running_loop = events._set_running_loop
         note_untraced = self._note_untraced
+        traced_types = self._traced_types
 
         def set_running(loop: Any) -> None:
-            if loop is not None and type(loop) is not TracingEventLoop:
+            if loop is not None and type(loop) not in traced_types:
                 note_untraced(loop)
             set_running_loop(loop)
 
