@@ -375,6 +375,9 @@ def run(recorder: Recorder, program: Program) -> None:
         prepare.start(guard.shield(tracer.before_poll))
         check.start(guard.shield(tracer.after_poll))
         tracer.install()
+        # the hub's lane comes first, as the loop lane does in every model: greenlets are
+        # spawned (gevent.spawn) before the hub first runs
+        tracer.lane_of(hub, gevent.getcurrent())
         gevent.hub.Hub.NOT_ERROR = (*not_error, StopRequested)
 
     def uninstall() -> None:
