@@ -31,6 +31,7 @@ from typing import Any, BinaryIO, TextIO
 
 from loopscope.tracer import recorder as recorder_module
 from loopscope.tracer import stream as stream_module
+from loopscope.tracer import thread_lines as thread_lines_module
 from loopscope.tracer.census import Census
 from loopscope.tracer.events import NO_LANE, Code
 from loopscope.tracer.forks import ForkGuard
@@ -164,7 +165,8 @@ class StopControl:
 
     _UNSAFE_FILES = frozenset(
         path
-        for module in (recorder_module, stream_module)
+        # (thread_lines takes events out of the buffer and puts them back, merged with lines)
+        for module in (recorder_module, stream_module, thread_lines_module)
         for path in (module.__file__ or "", str(Path(module.__file__ or "").resolve()))
     )
 
