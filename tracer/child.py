@@ -30,6 +30,7 @@ from typing import Any, BinaryIO, NamedTuple, TextIO
 
 from loopscope.tracer import recorder as recorder_module
 from loopscope.tracer import stream as stream_module
+from loopscope.tracer import thread_lines as thread_lines_module
 from loopscope.tracer.after_import import AfterImport
 from loopscope.tracer.census import Census
 from loopscope.tracer.descendants import watch_for_parent_death
@@ -45,6 +46,7 @@ from loopscope.tracer.sampler import start_stall_sampler
 from loopscope.tracer.step_gate import StepGate
 from loopscope.tracer.stop_request import StopRequested
 from loopscope.tracer.stream import FrameWriter
+from loopscope.tracer.thread_lines import ThreadLines
 from loopscope.tracer.tracebacks import program_traceback
 
 # The real OS thread id and thread start, taken before any model (gevent) patches _thread
@@ -66,24 +68,46 @@ class OutputRecorder(io.TextIOBase):
     and another thread has no lane. Neither is what Loopscope itself writes while it records.
     """
 
-    def __init__(self, recorder: Recorder, inner: TextIO, stream: str = "stdout") -> None:
+    def __init__(self, recorder: Recorder, inner: TextIO, stream: str = "stdout",
+                 thread_lines: ThreadLines | None = None) -> None:
         self.recorder = recorder
         self.inner = inner
         self.extra: tuple[str, ...] = () if stream == "stdout" else ("stream", stream)
         self.traced_thread = os_thread_ident()
+        self.thread_lines = thread_lines
         self._partial = ""
+        # another thread's unfinished line, by OS thread id
+        self._partials: dict[int, str] = {}
 
     def write(self, text: str) -> int:
         written = self.inner.write(text)
-        if os_thread_ident() != self.traced_thread or (
-                self.extra and StopControl.inside_recording(sys._getframe(1))):
+        ident = os_thread_ident()
+        if ident != self.traced_thread:
+            if self.thread_lines is not None:
+                self._other_thread_wrote(ident, text)
+            return written
+        if self.extra and StopControl.inside_recording(sys._getframe(1)):
             return written
         self._partial += text
         if "\n" in self._partial:
             *lines, self._partial = self._partial.split("\n")
+            thread_lines = self.thread_lines
+            if thread_lines is not None and thread_lines.queue:
+                thread_lines.drain()  # what other threads printed first comes first
             for line in lines:
                 _record_output(self.recorder, line, self.extra)
         return written
+
+    def _other_thread_wrote(self, ident: int, text: str) -> None:
+        """A line from another thread goes on that thread's lane (tracer.thread_lines)."""
+        assert self.thread_lines is not None
+        partial = self._partials.pop(ident, "") + text
+        if "\n" in partial:
+            *lines, partial = partial.split("\n")
+            for line in lines:
+                self.thread_lines.add(line[:OUTPUT_LINE_LIMIT], self.extra)
+        if partial:
+            self._partials[ident] = partial
 
     def flush(self) -> None:
         self.inner.flush()
@@ -142,7 +166,8 @@ class StopControl:
 
     _UNSAFE_FILES = frozenset(
         path
-        for module in (recorder_module, stream_module)
+        # (thread_lines takes events out of the buffer and puts them back, merged with lines)
+        for module in (recorder_module, stream_module, thread_lines_module)
         for path in (module.__file__ or "", str(Path(module.__file__ or "").resolve()))
     )
 
@@ -346,8 +371,12 @@ def main(argv: list[str] | None = None) -> int:
     _line_buffered(sys.stdout)
     _line_buffered(sys.stderr)
     real_stdout, real_stderr = sys.stdout, sys.stderr
-    output = OutputRecorder(recorder, real_stdout)
-    errors = OutputRecorder(recorder, real_stderr, "stderr")
+    # lines printed by the program's other threads, on lanes of their own
+    thread_lines = ThreadLines(recorder, lambda lane, line, extra: _record_output(
+        recorder, line, extra))
+    thread_lines.install()
+    output = OutputRecorder(recorder, real_stdout, thread_lines=thread_lines)
+    errors = OutputRecorder(recorder, real_stderr, "stderr", thread_lines)
     sys.stdout, sys.stderr = output, errors
     end: dict[str, Any] = {"status": "ok", "error": None, "traceback": None, "dropped": 0}
     exit_code = 0
@@ -393,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(BrokenPipeError):
                 sampler.stop()
         errors.record_unfinished_line()
+        thread_lines.uninstall()
+        with contextlib.suppress(BrokenPipeError):
+            thread_lines.finish()
         end["census"] = _census_summary(census, recorder)
         end["notes"] = take_notes()
         _finish_stream(recorder, writer, end, exit_code)

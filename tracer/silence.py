@@ -67,6 +67,9 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
         return notes
     if followed:
         # The model followed something; say what else the program evidently did (3.12+).
+        if any(lane.kind == LaneKind.GENERATOR for lane in trace.lanes):
+            # its generators were followed beside the model's own lanes
+            census = {**census, "sent_to": []}
         missed = _hand_offs_missed(census)
         if missed and model != "generator":
             notes.append(f"the program also {missed}, which the {model} model does not "

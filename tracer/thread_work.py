@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, LaneKind
 from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.thread_lines import on_lane, record_waiting_lines
 from loopscope.tracer.threads import in_traced_thread
 
 if TYPE_CHECKING:
@@ -85,14 +86,21 @@ class ThreadWork:
 
         original = self._original = ThreadPoolExecutor.submit
         follow = self._follow
+        recorder = self.recorder
 
         def submit(executor: ThreadPoolExecutor, fn: Callable[..., Any], /, *args: Any,
                    **kwargs: Any) -> Future[Any]:
-            future = original(executor, fn, *args, **kwargs)
-            if in_traced_thread():
-                loop = events._get_running_loop()
-                if loop is not None:
-                    follow(future, fn, loop)
+            loop = events._get_running_loop() if in_traced_thread() else None
+            if loop is None or recorder.closed:
+                return original(executor, fn, *args, **kwargs)
+            lane = self._spawn(fn)
+            try:
+                # what the function prints in the worker goes on its lane
+                future = original(executor, on_lane(lane, fn), *args, **kwargs)
+            except BaseException as error:  # a pool that was shut down: the lane ends here
+                recorder.end(lane, error=error)
+                raise
+            follow(future, lane, loop)
             return future
 
         ThreadPoolExecutor.submit = submit  # type: ignore[method-assign,assignment]
@@ -102,17 +110,18 @@ class ThreadWork:
             ThreadPoolExecutor.submit = self._original  # type: ignore[method-assign]
             self._original = None
 
-    def _follow(self, future: Future[Any], fn: Callable[..., Any],
-                loop: asyncio.AbstractEventLoop) -> None:
+    def _spawn(self, fn: Callable[..., Any]) -> int:
+        """A lane for work handed to the pool, from the line that handed it over (the caller
+        of `submit`: frame 1 here is submit's own)."""
         recorder = self.recorder
-        if recorder.closed:
-            return
         parent = recorder.current
         lane = recorder.spawn(function_name(fn), LaneKind.THREAD,
                               parent if parent != NO_LANE else NO_LANE,
                               source=_submitted_at(recorder, sys._getframe(1)))
         recorder.state(lane, Code.RUNNING)
+        return lane
 
+    def _follow(self, future: Future[Any], lane: int, loop: asyncio.AbstractEventLoop) -> None:
         def done(finished: Future[Any]) -> None:  # in the worker thread, or here if done
             # a closed loop cannot call back: the lane then stays open to the end
             with contextlib.suppress(RuntimeError):
@@ -123,6 +132,7 @@ class ThreadWork:
     def _end(self, lane: int, finished: Future[Any]) -> None:
         if self.recorder.closed:
             return
+        record_waiting_lines()
         if finished.cancelled():
             from asyncio import CancelledError
 

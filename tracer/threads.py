@@ -12,8 +12,9 @@ import _thread
 
 from loopscope.tracer.notes import add_note
 
-# The OS thread id, taken before gevent can patch threading's idea of a thread.
-_os_thread_ident = _thread.get_ident
+# The OS thread id, taken before gevent can patch threading's idea of a thread (where every
+# greenlet would be a thread of its own).
+os_thread_ident = _os_thread_ident = _thread.get_ident
 _traced_thread = _os_thread_ident()
 
 

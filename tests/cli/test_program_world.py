@@ -119,12 +119,31 @@ def test_a_terminal_on_stdin_reaches_the_program(tmp_path: Path) -> None:
     assert "hello alice" in stdout
 
 
+TRAMPOLINE = """
+import asyncio
+
+
+async def countdown(n):
+    while n:
+        n -= 1
+    return "done"
+
+
+try:
+    countdown(3).send(None)
+except StopIteration as stop:
+    print(stop.value)
+"""
+
+
 def test_an_empty_recording_says_why_in_one_note(tmp_path: Path) -> None:
-    done = _loopscope("trace", PROGRAMS / "gen_pipeline.py", "-o", tmp_path / "p.loopscope",
-                      cwd=tmp_path)
+    # guessed as asyncio (it imports asyncio), but it drives its coroutine by hand
+    script = _script(tmp_path, "trampoline.py", TRAMPOLINE)
+    done = _loopscope("trace", script, "-o", tmp_path / "p.loopscope", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     notes = [line for line in done.stderr.splitlines() if line.startswith("loopscope: note: ")]
     assert len(notes) == 1 and "--model generator" in notes[0]
+    assert "by hand (countdown)" in notes[0]
     assert load_native(tmp_path / "p.loopscope").meta["notes"] == [
         notes[0].removeprefix("loopscope: note: ")]
 

@@ -5,6 +5,7 @@ import time
 
 
 def blocking_io(seconds):
+    print("worker sleeps", seconds)
     time.sleep(seconds)
     return seconds
 

@@ -9,6 +9,7 @@ from gevent.threadpool import ThreadPool
 
 def blocking_sum(n):
     time.sleep(0.02)  # a real, blocking sleep: it must not stall the hub
+    print("summed", n)
     return sum(range(n))
 
 

@@ -312,16 +312,19 @@ def test_a_failing_program_shows_its_error_and_keeps_what_was_recorded(
 def test_a_run_that_recorded_nothing_says_why(
     window: MainWindow, loop: qasync.QEventLoop, tmp_path: Path
 ) -> None:
-    script = _write_script(tmp_path, "pipeline.py", """
+    # guessed as asyncio, but no loop ever runs: the coroutine is driven by hand
+    script = _write_script(tmp_path, "trampoline.py", """
         import asyncio
 
-        def numbers(limit):
-            value = 0
-            while value < limit:
-                yield value
-                value += 1
+        async def countdown(n):
+            while n:
+                n -= 1
+            return "done"
 
-        print(sum(numbers(10)))
+        try:
+            countdown(3).send(None)
+        except StopIteration as stop:
+            print(stop.value)
     """)
 
     run_script(window, loop, script)
@@ -329,7 +332,7 @@ def test_a_run_that_recorded_nothing_says_why(
 
     assert window.status == "ok"
     problems = window.problems.toPlainText()
-    assert "generator functions (numbers)" in problems and "--model generator" in problems
+    assert "by hand (countdown)" in problems and "--model generator" in problems
     assert window.tabs.currentWidget() is window.problems_pane
 
 

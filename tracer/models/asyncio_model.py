@@ -48,11 +48,47 @@ def run(recorder: Recorder, program: Program) -> None:
 @contextlib.contextmanager
 def instrumented(recorder: Recorder, program: Program,
                  thread: int | None = None) -> Iterator[traced_loops]:
-    """What `run` installs around the program. The child also enters it by itself when a
-    script first imports asyncio (ModelSpec.installed_on_import), from the thread that
-    imports it: `thread` is then the program's main thread, the one traced."""
-    with traced_loops(recorder, thread) as loops:
+    """What `run` installs around the program: the traced loops, and the program's generators
+    followed beside their tasks. The child also enters it by itself when a script first
+    imports asyncio (ModelSpec.installed_on_import), from the thread that imports it: `thread`
+    is then the program's main thread, the one traced."""
+    with traced_loops(recorder, thread) as loops, beside_generators(recorder, program, loops):
         yield loops
+
+
+def beside_generators(recorder: Recorder, program: Program,
+                      loops: traced_loops) -> contextlib.AbstractContextManager[None]:
+    """The program's generators followed alongside the other model's lanes (tasks, greenlets):
+    always on 3.12+, on 3.11 when the program evidently has generators of its own
+    (generator_model.declares_generators says why)."""
+    # imported here: a child of another model does not load the generator model
+    from loopscope.tracer.models import generator_model
+
+    if sys.version_info < (3, 12) and not generator_model.declares_generators(program):
+        return contextlib.nullcontext()
+    return generator_model.following_generators(
+        recorder, generator_model.Host(loops.host_lane, _task_name))
+
+
+def _task_name(lane: int) -> str:
+    """The name of the task whose step runs now (its lane is `lane`)."""
+    task = asyncio.current_task()
+    return str(getattr(task.get_coro() if task is not None else None, "_name", None) or "task")
+
+
+def _makes_uvloop(factory: object) -> bool:
+    if "uvloop" not in sys.modules:  # a program that never imported uvloop does not use it
+        return False
+    from loopscope.tracer.models._asyncio_uvloop import is_uvloop_factory
+
+    return is_uvloop_factory(factory)
+
+
+def _uvloop_policy() -> bool:
+    """Whether the program installed uvloop's event-loop policy (`uvloop.install()`). Read
+    from asyncio's own slot: the public getter warns from 3.14 on."""
+    policy = getattr(events, "_event_loop_policy", None)
+    return policy is not None and type(policy).__module__.startswith("uvloop")
 
 
 def _stock_factories() -> frozenset[Callable[[], Any]]:
@@ -80,17 +116,44 @@ class traced_loops:
         self._untraced_noted: set[str] = set()
         self._saved: list[tuple[Any, str, Any]] = []
         self._lifecycle: contextlib.AbstractContextManager[Guard] | None = None
+        self.loop_lanes: set[int] = set()
+        self._traced_types: set[type] = {TracingEventLoop}
 
     @property
     def detached(self) -> bool:
         return self.guard.detached
 
+    def host_lane(self) -> int:
+        """The task whose step runs now, or NO_LANE while a loop runs its own callbacks (for
+        the generators followed beside the tasks)."""
+        current = self.recorder.current
+        return NO_LANE if current in self.loop_lanes else current
+
     def new_event_loop(self) -> asyncio.AbstractEventLoop:
         """A traced loop, or a plain one after an internal error or outside the run's thread
-        (the recorder has one writer)."""
+        (the recorder has one writer). uvloop's loop where the program installed its policy
+        (`uvloop.install()`)."""
+        if _uvloop_policy():
+            return self.new_uv_event_loop()
         if self.guard.detached or threading.get_ident() != self._thread:
             return asyncio.SelectorEventLoop()
-        return TracingEventLoop(self.recorder, self.guard)
+        loop = TracingEventLoop(self.recorder, self.guard)
+        self.loop_lanes.add(loop.tracer.loop_lane)
+        return loop
+
+    def new_uv_event_loop(self) -> asyncio.AbstractEventLoop:
+        """uvloop's loop, traced as far as it can be (tracer.models._asyncio_uvloop)."""
+        import uvloop  # type: ignore[import-not-found,unused-ignore]
+
+        from loopscope.tracer.models._asyncio_uvloop import TracingUVLoop
+
+        if self.guard.detached or threading.get_ident() != self._thread:
+            plain: asyncio.AbstractEventLoop = uvloop.Loop()
+            return plain
+        loop = TracingUVLoop(self.recorder, self.guard)
+        self.loop_lanes.add(loop.tracer.loop_lane)
+        self._traced_types.add(TracingUVLoop)
+        return loop
 
     # -- what the with-block replaces -----------------------------------------------------
 
@@ -105,17 +168,23 @@ class traced_loops:
         stock = self._stock
         runner_init = runners.Runner.__init__
 
+        new_uv_event_loop = self.new_uv_event_loop
+
         def init(runner: runners.Runner, *args: Any, **options: Any) -> None:
-            if options.get("loop_factory") in stock:
+            factory = options.get("loop_factory")
+            if factory in stock:
                 options["loop_factory"] = new_event_loop
+            elif factory is not None and _makes_uvloop(factory):
+                options["loop_factory"] = new_uv_event_loop
             runner_init(runner, *args, **options)
 
         self._patch(runners.Runner, "__init__", init)
         set_running_loop = events._set_running_loop
         note_untraced = self._note_untraced
+        traced_types = self._traced_types
 
         def set_running(loop: Any) -> None:
-            if loop is not None and type(loop) is not TracingEventLoop:
+            if loop is not None and type(loop) not in traced_types:
                 note_untraced(loop)
             set_running_loop(loop)
 

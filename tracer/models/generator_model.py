@@ -17,12 +17,15 @@ argument (a local, global or constant) lets us read the value handed over.
 
 from __future__ import annotations
 
+import contextlib
 import dis
+import importlib.util
 import os
+import re
 import sys
-import threading
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any, NamedTuple
 
@@ -38,6 +41,7 @@ from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.naming import past_wrappers
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.threads import os_thread_ident
 
 CO_GENERATOR = 0x20
 CO_COROUTINE = 0x80
@@ -102,7 +106,24 @@ def _call_site(code: CodeType, offset: int) -> CallSite:
         return "send", None, True  # `yield from` / `await` passing on what its driver sent
     if not current.opname.startswith("CALL"):
         return "next", None, False  # FOR_ITER and friends
-    argc = current.arg or 0
+    found = _callable_load(instructions, index)
+    if found is None:
+        return "next", None, False
+    position, first_argument = found
+    callable_load = instructions[position]
+    attribute = callable_load.argval
+    if callable_load.opname in PLAIN_LOADS.method_loads and attribute in _VIA_METHODS:
+        getter: ValueGetter = None
+        if (current.arg or 0) == 1 and first_argument == position + 1:
+            getter = _value_getter(instructions[first_argument], code)
+        return attribute, getter, False
+    return "next", None, False
+
+
+def _callable_load(instructions: list[dis.Instruction], index: int) -> tuple[int, int] | None:
+    """For the CALL at `index`: (the position of the instruction that loaded the callable,
+    the position of its first argument's load), or None when the stack cannot be followed."""
+    argc = instructions[index].arg or 0
     position = index - 1
     while position >= 0 and instructions[position].opname in PLAIN_LOADS.call_prefixes:
         position -= 1
@@ -113,18 +134,33 @@ def _call_site(code: CodeType, offset: int) -> CallSite:
         try:
             remaining -= dis.stack_effect(instruction.opcode, instruction.arg, jump=False)
         except ValueError:
-            return "next", None, False
+            return None
         position -= 1
     if position < 0:
-        return "next", None, False
-    callable_load = instructions[position]
-    attribute = callable_load.argval
-    if callable_load.opname in PLAIN_LOADS.method_loads and attribute in _VIA_METHODS:
-        getter: ValueGetter = None
-        if argc == 1 and first_argument == position + 1:
-            getter = _value_getter(instructions[first_argument], code)
-        return attribute, getter, False
-    return "next", None, False
+        return None
+    return position, first_argument
+
+
+def steps_through(code: CodeType, offset: int) -> bool:
+    """Whether the instruction at `offset` takes one item at a time from a generator: a for
+    loop, `yield from`, or a call of next(), send(), throw() or close(). Not so for a call
+    that consumes a whole generator at once (sum(), list(), gather(*...)) or an unpacking."""
+    instructions = [i for i in dis.get_instructions(code) if i.opname != "CACHE"]
+    index = max((n for n, i in enumerate(instructions) if i.offset <= offset), default=-1)
+    if index < 0:
+        return False
+    current = instructions[index]
+    if current.opname in ("FOR_ITER", "SEND"):
+        return True
+    if not current.opname.startswith("CALL") or current.opname == "CALL_FUNCTION_EX":
+        return False
+    found = _callable_load(instructions, index)
+    if found is None:
+        return False
+    callable_load = instructions[found[0]]
+    if callable_load.opname in PLAIN_LOADS.method_loads:
+        return callable_load.argval in _VIA_METHODS
+    return bool(callable_load.argval == "next")
 
 
 def _generator_start(code: CodeType) -> int:
@@ -198,6 +234,17 @@ REPR_LIMIT = 40  # short_repr's default
 _SUSPENDABLE_FLAGS = 0x20 | 0x80 | 0x100 | 0x200
 
 
+class Host(NamedTuple):
+    """Another model the generators are followed beside (asyncio, gevent)."""
+
+    # The lane of that model whose code runs now (a task, a greenlet): it drives the
+    # generators no generator lane drives. NO_LANE while the model runs its own code (a
+    # loop's callbacks); the main lane drives them then.
+    lane: Callable[[], int]
+    # A lane's name, for what a generator that yields back to it is blocked on.
+    name: Callable[[int], str]
+
+
 class GeneratorTracer:
     """Turns generator resumes, yields and returns into lanes, switches and states.
 
@@ -205,9 +252,17 @@ class GeneratorTracer:
     time, or yielding) inline, from the per-lane tables below; everything else comes here.
     """
 
-    def __init__(self, recorder: Recorder, is_program: Callable[[CodeType], bool]) -> None:
+    def __init__(self, recorder: Recorder, is_program: Callable[[CodeType], bool],
+                 host: Host | None = None, followed_flags: int = FOLLOWED_FLAGS) -> None:
         self.recorder = recorder
-        self.is_program = is_program
+        self.host = host
+        self.followed_flags = followed_flags
+        # Beside another model, generator expressions that a call consumes whole (sum(...),
+        # gather(*(...))) are one loop, not hand-offs: their code is left alone from then on.
+        self.one_shot_codes: set[CodeType] = set()
+        self.is_program: Callable[[CodeType], bool] = (
+            is_program if host is None
+            else lambda code: code not in self.one_shot_codes and is_program(code))
         self.lanes: dict[FrameType, int] = {}
         self.handoff_lanes = HandoffLanes(recorder)
         self.names = self.handoff_lanes.names
@@ -268,9 +323,31 @@ class GeneratorTracer:
             if lane is not None:
                 return lane, immediate
             caller = caller.f_back
-        lane = self._ensure_main(immediate)
+        lane = self._host_or_main(immediate)
         self._last_caller, self._last_driver = immediate, lane
         return lane, immediate
+
+    def _host_or_main(self, frame: FrameType | None) -> int:
+        """The driver of a generator no generator lane drives: the other model's running lane
+        (a task, a greenlet) when there is one, else the main lane."""
+        if self.host is not None:
+            lane = self.host.lane()
+            if lane != NO_LANE:
+                if lane not in self.names:
+                    self.names[lane] = self.host.name(lane)
+                return lane
+        return self._ensure_main(frame)
+
+    def _consumed_whole(self, frame: FrameType, driver_frame: FrameType | None) -> bool:
+        """Beside another model: a generator expression that a call consumes at once."""
+        code = frame.f_code
+        if (self.host is None or code.co_name != "<genexpr>" or driver_frame is None
+                or driver_frame in self.lanes):
+            return False
+        if steps_through(driver_frame.f_code, driver_frame.f_lasti):
+            return False
+        self.one_shot_codes.add(code)
+        return True
 
     def _ran_before_tracing(self, frame: FrameType) -> bool:
         """Whether a generator frame that is not a lane is past its start: it began running
@@ -315,7 +392,8 @@ class GeneratorTracer:
         False when the frame is not followed: a generator this tracer did not see start.
         """
         lane = self.lanes.get(frame)
-        if lane is None and self._ran_before_tracing(frame):
+        if lane is None and (self._ran_before_tracing(frame)
+                             or self._consumed_whole(frame, frame.f_back)):
             return False
         if self.pending[0] != NO_LANE and self.pending[0] != lane:
             self._flush_pending()
@@ -513,7 +591,7 @@ class GeneratorTracer:
             if lane is not None:
                 return lane
             caller = caller.f_back
-        return self._ensure_main(frame)
+        return self._host_or_main(frame)
 
     def _end(self, lane: int, result: object, error: BaseException | None) -> None:
         recorder = self.recorder
@@ -681,6 +759,7 @@ class MonitoringBackend:
         tracer = self.tracer
         disable = monitoring.DISABLE
         is_program = tracer.is_program
+        followed = tracer.followed_flags
         program_codes = self._program_codes
         lanes = tracer.lanes
         get_frame = sys._getframe
@@ -689,7 +768,8 @@ class MonitoringBackend:
         tool = self.tool
         # sys.monitoring reports every thread; like sys.settrace on 3.11, follow only this one
         # (the recorder has one writer).
-        get_ident = threading.get_ident
+        # (the OS thread's id: gevent's patched get_ident names a greenlet, not a thread)
+        get_ident = os_thread_ident
         traced_thread = get_ident()
 
         def on_start(code: CodeType, offset: int) -> Any:
@@ -698,7 +778,7 @@ class MonitoringBackend:
             if watch_close and code not in program_codes:
                 program_codes.add(code)
                 monitoring.set_local_events(tool, code, call_events)
-            if not code.co_flags & FOLLOWED_FLAGS:
+            if not code.co_flags & followed:
                 return disable
             if get_ident() == traced_thread:
                 tracer.resumed(get_frame(1))
@@ -716,13 +796,13 @@ class MonitoringBackend:
             if lane is not None:
                 if resume(frame, lane, offset):
                     return None
-            elif not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
+            elif not code.co_flags & followed or not is_program(code):
                 return disable
             tracer.resumed(frame)
             return None
 
         def on_throw(code: CodeType, offset: int, exception: BaseException) -> Any:
-            if (code.co_flags & FOLLOWED_FLAGS and is_program(code)
+            if (code.co_flags & followed and is_program(code)
                     and get_ident() == traced_thread):
                 tracer.resumed(get_frame(1), "throw")
             return None
@@ -733,7 +813,7 @@ class MonitoringBackend:
             frame = get_frame(1)
             lane = lanes_get(frame)
             if lane is None:
-                if not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
+                if not code.co_flags & followed or not is_program(code):
                     return disable
                 return None
             if not yield_(lane, value):
@@ -741,7 +821,7 @@ class MonitoringBackend:
             return None
 
         def on_return(code: CodeType, offset: int, value: object) -> Any:
-            if not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
+            if not code.co_flags & followed or not is_program(code):
                 return disable
             if get_ident() == traced_thread:
                 tracer.finished(get_frame(1), value)
@@ -833,6 +913,7 @@ class SettraceBackend:
     def install(self) -> None:
         tracer = self.tracer
         is_program = tracer.is_program
+        followed = tracer.followed_flags
         generator_codes: dict[CodeType, bytes] = {}
         not_generators: set[CodeType] = set()
         # frame -> (exception, the instruction it was raised at), to tell an exception leaving
@@ -890,7 +971,7 @@ class SettraceBackend:
             if code in not_generators:
                 return None
             if code not in generator_codes:
-                if not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
+                if not code.co_flags & followed or not is_program(code):
                     not_generators.add(code)
                     return None
                 generator_codes[code] = code.co_code
@@ -934,9 +1015,56 @@ def make_backend(tracer: GeneratorTracer) -> MonitoringBackend | SettraceBackend
     return SettraceBackend(tracer)
 
 
-def run(recorder: Recorder, program: Program) -> None:
+_YIELD = re.compile(r"\byield\b")
+_IMPORTS = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w., ]+))", re.MULTILINE)
+
+
+def declares_generators(program: Program) -> bool:
+    """Whether the program's own source defines a generator function: the script (or the
+    scenario) and the modules beside it that it imports.
+
+    Beside another model, following generators is free on 3.12+ (sys.monitoring, disabled
+    wherever there is nothing to follow) but not on 3.11, whose frame evaluation hook slows
+    every call; there a program gets it only when it evidently has generators of its own.
+    """
+    if program.script is not None:
+        script = Path(program.script)
+    else:
+        spec = importlib.util.find_spec(program.scenario_module or "")
+        if spec is None or spec.origin is None:
+            return False
+        script = Path(spec.origin)
+    try:
+        source = script.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    if _YIELD.search(source):
+        return True
+    folder = script.resolve().parent
+    for found in _IMPORTS.finditer(source):
+        names = [found.group(1)] if found.group(1) else found.group(2).split(",")
+        for name in names:
+            top = name.strip().split(" ")[0].split(".")[0]
+            for candidate in (folder / f"{top}.py", folder / top / "__init__.py"):
+                try:
+                    if _YIELD.search(candidate.read_text(encoding="utf-8", errors="replace")):
+                        return True
+                except OSError:
+                    continue
+    return False
+
+
+@contextlib.contextmanager
+def following_generators(recorder: Recorder, host: Host | None = None) -> Iterator[None]:
+    """Follows the program's generators for the duration of the with-block.
+
+    Alone (`host` None) it follows generators and hand-driven coroutines. Beside another
+    model it follows generators only (that model drives the coroutines), and a generator that
+    no generator lane drives is driven by the other model's running lane, `host.lane()`.
+    """
     guard = Guard(recorder, "generator")
-    tracer = GeneratorTracer(recorder, ProgramCode())
+    tracer = GeneratorTracer(recorder, ProgramCode(), host,
+                             FOLLOWED_FLAGS if host is None else CO_GENERATOR)
     # Every hook hands whatever is not a plain hand-off to these methods: under the guard, a
     # failure in one detaches the hooks instead of raising in the program.
     for method, default in (("resumed", False), ("yielded", None), ("finished", None),
@@ -945,10 +1073,15 @@ def run(recorder: Recorder, program: Program) -> None:
     backend = make_backend(tracer)
     with instrumented(guard, backend.install, backend.uninstall):
         try:
-            if program.scenario_module is not None:
-                program.scenario_main()()
-            else:
-                program.run_script()
+            yield
         finally:
             guard.close()
             guard.call(tracer.finish)
+
+
+def run(recorder: Recorder, program: Program) -> None:
+    with following_generators(recorder):
+        if program.scenario_module is not None:
+            program.scenario_main()()
+        else:
+            program.run_script()

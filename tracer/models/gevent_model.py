@@ -13,6 +13,8 @@ gevent is imported only here, inside `run`, in the child, after monkey-patching.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +25,7 @@ from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.stop_request import StopRequested
+from loopscope.tracer.thread_lines import on_lane, record_waiting_lines
 from loopscope.tracer.thread_work import function_name
 from loopscope.tracer.threads import in_traced_thread
 
@@ -45,6 +48,12 @@ class GeventTracer(GreenletTracer):
         self.waits: dict[Greenlet, tuple[int, Detail, Detail]] = {}
         self._deadlines: dict[Greenlet, int] = {}
         self._hub_code: int | None = None
+        # id -> (gevent.Timeout, deadline) of the timeouts started in the traced thread: a
+        # greenlet's Event.wait(timeout), a poll's timeout, a `with Timeout(...)` (none of
+        # them goes through Hub.wait), which bound the hub's poll as a sleep does
+        self._timeouts: dict[int, tuple[Any, int]] = {}
+        # whether the hub's loop has callbacks queued (set by run: the loop's own count)
+        self.callbacks_waiting: Callable[[], bool] = lambda: False
 
     def describe(self, glet: Greenlet) -> tuple[str, str] | None:
         if isinstance(glet, self.hub_type):
@@ -92,6 +101,23 @@ class GeventTracer(GreenletTracer):
         elif isinstance(glet, self.greenlet_type):
             self.waits[glet] = (Code.READY, ("cause", "spawn"), ("cause", "spawn"))
 
+    def started(self, glet: Greenlet, spawner: Greenlet) -> None:
+        """`glet.start()` (gevent.spawn) was called in `spawner`: the lane is spawned now, from
+        the spawner's lane, and waits in READY until the hub first switches to it."""
+        if glet in self.lanes or not in_traced_thread():
+            return
+        lane = self.lane_of(glet, spawner)
+        spawner_lane = self.lanes.get(spawner, NO_LANE)
+        self.recorder.state(lane, Code.READY, ("cause", "spawn"), spawner_lane)
+
+    def host_lane(self) -> int:
+        """The greenlet whose code runs now (for the generators followed beside greenlets)."""
+        current = self.recorder.current
+        return NO_LANE if current == self.hub_lane else current
+
+    def lane_name(self, lane: int) -> str:
+        return self.names.get(lane, "greenlet")
+
     def start_source(self, glet: Greenlet) -> int:
         code = getattr(getattr(glet, "_run", None), "__code__", None)
         return self.recorder.source_of(code, code.co_firstlineno) if code is not None else 0
@@ -126,6 +152,12 @@ class GeventTracer(GreenletTracer):
             return
         self.waits[glet] = (Code.BLOCKED, ("on", short_repr(watcher)),
                             ("cause", "callback"))
+
+    def timeout_started(self, timeout: Any) -> None:
+        seconds = getattr(timeout, "seconds", None)
+        if isinstance(seconds, int | float) and in_traced_thread():
+            now = self.recorder.clock() - self.recorder.origin
+            self._timeouts[id(timeout)] = (timeout, now + int(seconds * 1e9))
 
     # -- switches -----------------------------------------------------------------------------
 
@@ -169,14 +201,19 @@ class GeventTracer(GreenletTracer):
 
     # -- the hub's own waiting ------------------------------------------------------------------
 
-    def thread_work(self, function: Callable[..., Any], result: Any) -> None:
+    def thread_work(self, function: Callable[..., Any]) -> int:
         """A function handed to the hub's threadpool: a lane of kind thread, running until
-        its AsyncResult is set (whose links run here, in the hub's thread)."""
+        its AsyncResult is set (`work_done`)."""
         recorder = self.recorder
         lane = recorder.spawn(function_name(function), LaneKind.THREAD, recorder.current)
         recorder.state(lane, Code.RUNNING)
+        return lane
 
-        def done(finished: Any) -> None:
+    def work_done(self, lane: int, result: Any) -> None:
+        recorder = self.recorder
+
+        def done(finished: Any) -> None:  # the result's links run here, in the hub's thread
+            record_waiting_lines()  # what the work printed comes before its end
             if finished.successful():
                 recorder.end(lane, result=finished.value)
             else:
@@ -188,9 +225,18 @@ class GeventTracer(GreenletTracer):
         if self.hub_lane == NO_LANE:
             return
         now = self.recorder.clock() - self.recorder.origin
-        timeout = (
-            max(0.0, (min(self._deadlines.values()) - now) / 1e9) if self._deadlines else None
-        )
+        deadlines = list(self._deadlines.values())
+        if self._timeouts:
+            # a Timeout that fired or was cancelled no longer bounds the wait
+            self._timeouts = {key: (timeout, deadline)
+                              for key, (timeout, deadline) in self._timeouts.items()
+                              if timeout.pending}
+            deadlines.extend(deadline for _, deadline in self._timeouts.values())
+        timeout = max(0.0, (min(deadlines) - now) / 1e9) if deadlines else None
+        if self.callbacks_waiting():
+            # callbacks queued for the loop (a gevent.sleep(0), a greenlet to start): gevent
+            # keeps an idle watcher going meanwhile, so this poll only looks and returns
+            timeout = 0.0
         self._hub_code = Code.POLL
         self.recorder.state(self.hub_lane, Code.POLL, ("timeout_s", timeout))
         self.recorder.current = self.hub_lane
@@ -206,7 +252,10 @@ def _wrap_wait(hub_type: Any, tracer: GeventTracer, getcurrent: Callable[[], Gre
     original = hub_type.wait
 
     def wait(hub: Any, watcher: Any) -> Any:
-        tracer.guard.call(tracer.note_wait, getcurrent(), watcher)
+        # Another thread's hub (gevent's threadpool workers sleep on hubs of their own) is
+        # not ours: its deadlines would cut the traced hub's poll timeouts short, to 0.0.
+        if in_traced_thread():
+            tracer.guard.call(tracer.note_wait, getcurrent(), watcher)
         return original(hub, watcher)
 
     hub_type.wait = wait
@@ -217,12 +266,49 @@ def _wrap_threadpool(pool_type: Any, tracer: GeventTracer) -> Any:
     original = pool_type.spawn
 
     def spawn(pool: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        result = original(pool, func, *args, **kwargs)
-        if in_traced_thread():  # another thread's hub has a pool too; the recorder is ours
-            tracer.thread_work(func, result)
+        if not in_traced_thread():  # another thread's hub has a pool too; the recorder is ours
+            return original(pool, func, *args, **kwargs)
+        lane = tracer.guard.call(tracer.thread_work, func)
+        if lane is None:
+            return original(pool, func, *args, **kwargs)
+        # what the function prints in the pool's thread goes on its lane
+        result = original(pool, on_lane(lane, func), *args, **kwargs)
+        tracer.guard.call(tracer.work_done, lane, result)
         return result
 
     pool_type.spawn = spawn
+    return original
+
+
+def _wrap_spawns(gevent: Any, group_type: Any, tracer: GeventTracer) -> tuple[Any, Any]:
+    """gevent.spawn and Group.start (under every Pool.spawn and Group.spawn) tell the tracer
+    of the greenlet they start. (Greenlet itself is a compiled type that takes no wrapper:
+    a program's own `Greenlet(f).start()` is seen when the greenlet first runs.)"""
+    original_spawn, original_start = gevent.spawn, group_type.start
+    getcurrent = gevent.getcurrent
+
+    def spawn(*args: Any, **kwargs: Any) -> Any:
+        glet = original_spawn(*args, **kwargs)
+        tracer.guard.call(tracer.started, glet, getcurrent())
+        return glet
+
+    def start(group: Any, glet: Any) -> None:
+        original_start(group, glet)
+        tracer.guard.call(tracer.started, glet, getcurrent())
+
+    gevent.spawn = spawn
+    group_type.start = start
+    return original_spawn, original_start
+
+
+def _wrap_timeouts(timeout_type: Any, tracer: GeventTracer) -> Any:
+    original = timeout_type.start
+
+    def start(timeout: Any) -> None:
+        original(timeout)
+        tracer.guard.call(tracer.timeout_started, timeout)
+
+    timeout_type.start = start
     return original
 
 
@@ -240,6 +326,18 @@ def _stop_flush_timer(recorder: Recorder) -> None:
         recorder._timer = None
 
 
+def beside_generators(recorder: Recorder, program: Program,
+                      tracer: GeventTracer) -> contextlib.AbstractContextManager[None]:
+    """The program's generators followed alongside its greenlets: always on 3.12+, on 3.11
+    when the program evidently has generators of its own (as for asyncio)."""
+    from loopscope.tracer.models import generator_model
+
+    if sys.version_info < (3, 12) and not generator_model.declares_generators(program):
+        return contextlib.nullcontext()
+    return generator_model.following_generators(
+        recorder, generator_model.Host(tracer.host_lane, tracer.lane_name))
+
+
 def run(recorder: Recorder, program: Program) -> None:
     _stop_flush_timer(recorder)
     from gevent import monkey  # type: ignore[import-untyped,unused-ignore]
@@ -253,21 +351,33 @@ def run(recorder: Recorder, program: Program) -> None:
     import gevent.threadpool  # type: ignore[import-untyped,unused-ignore]
 
     hub = gevent.get_hub()
+    queued = getattr(hub.loop, "_callbacks", None)
+    if queued is not None:
+        tracer.callbacks_waiting = lambda: len(queued) > 0
     # Lowest priority: gevent's own prepare watcher runs queued callbacks (greenlet starts)
     # first, so ours marks the moment the loop really blocks.
     prepare = hub.loop.prepare(ref=False, priority=-2)
     check = hub.loop.check(ref=False, priority=2)
     original_wait = gevent.hub.Hub.wait
     original_spawn = gevent.threadpool.ThreadPool.spawn
+    import gevent.pool  # type: ignore[import-untyped,unused-ignore]
+
+    spawns = (gevent.spawn, gevent.pool.Group.start)
+    original_timeout_start = gevent.Timeout.start
     # A stop unwinds like Ctrl-C, but the hub must not print it as a failure on its way out.
     not_error = gevent.hub.Hub.NOT_ERROR
 
     def install() -> None:
         _wrap_wait(gevent.hub.Hub, tracer, gevent.getcurrent)
         _wrap_threadpool(gevent.threadpool.ThreadPool, tracer)
+        _wrap_spawns(gevent, gevent.pool.Group, tracer)
+        _wrap_timeouts(gevent.Timeout, tracer)
         prepare.start(guard.shield(tracer.before_poll))
         check.start(guard.shield(tracer.after_poll))
         tracer.install()
+        # the hub's lane comes first, as the loop lane does in every model: greenlets are
+        # spawned (gevent.spawn) before the hub first runs
+        tracer.lane_of(hub, gevent.getcurrent())
         gevent.hub.Hub.NOT_ERROR = (*not_error, StopRequested)
 
     def uninstall() -> None:
@@ -277,10 +387,13 @@ def run(recorder: Recorder, program: Program) -> None:
         check.stop()
         gevent.hub.Hub.wait = original_wait
         gevent.threadpool.ThreadPool.spawn = original_spawn
+        gevent.spawn, gevent.pool.Group.start = spawns
+        gevent.Timeout.start = original_timeout_start
 
     with instrumented(guard, install, uninstall):
         try:
-            program.run_plain()
+            with beside_generators(recorder, program, tracer):
+                program.run_plain()
         finally:
             guard.close()
             guard.call(tracer.finish)

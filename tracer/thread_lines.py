@@ -1,0 +1,210 @@
+"""Lines printed by threads other than the traced one, each thread on a lane of its own.
+
+The recorder has one writer (tracer.threads), so a line another thread prints waits in a
+queue with the clock reading of its print; the traced thread records it at its next flush
+(which the flush timer brings within its interval while the program records anything, and
+every model makes before it blocks, as does `Thread.join` here), on a lane of kind "thread"
+named after the thread's target function (or its name), spawned with its first line. The
+line keeps the time it was printed: it is merged by time into the events not sent yet, and
+only a line older than the last batch sent (timestamps never go back) is moved up to it.
+A thread's lane ends when the thread does (a thread-local marker is released as the thread
+exits) or, for a thread still running, at the end of the run.
+"""
+
+from __future__ import annotations
+
+import _thread
+import itertools
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from loopscope.tracer.events import NO_LANE, Code, LaneKind
+from loopscope.tracer.recorder import Recorder, _buffer_clock
+from loopscope.tracer.threads import os_thread_ident
+
+# taken before gevent can patch them: a real thread's own storage, a real thread's join
+_RealLocal = _thread._local
+_LINE, _END, _WORK_LINE = 0, 1, 2
+# The ThreadLines of the run, once installed: thread pools put their work's lines on its lane.
+_installed: ThreadLines | None = None
+
+
+def on_lane(lane: int, function: Callable[..., Any]) -> Callable[..., Any]:
+    """`function`, which a pool runs in a worker thread as the work of lane `lane`: what it
+    prints there goes on that lane rather than on a lane of the worker thread."""
+    lines = _installed
+    if lines is None:
+        return function
+    local = lines._local
+
+    def run_on_lane(*args: Any, **kwargs: Any) -> Any:
+        local.lane = lane
+        try:
+            return function(*args, **kwargs)
+        finally:
+            local.lane = NO_LANE
+
+    return run_on_lane
+
+
+def record_waiting_lines() -> None:
+    """In the traced thread, before it ends a pool work's lane: what the work printed is
+    recorded first (it was printed before the work was done)."""
+    if _installed is not None:
+        _installed.drain()
+
+
+class _ThreadEnd:
+    """Kept in a real thread-local: released, and so deleted, when its thread exits."""
+
+    def __init__(self, lines: ThreadLines, serial: int) -> None:
+        self.lines = lines
+        self.serial = serial
+
+    def __del__(self) -> None:
+        self.lines.queue.append((_END, self.serial, self.lines.recorder.clock(), "", ()))
+
+
+class ThreadLines:
+    def __init__(self, recorder: Recorder, record_line: Callable[[int, str, tuple[str, ...]],
+                                                                  None]) -> None:
+        self.recorder = recorder
+        self.record_line = record_line
+        # (what, the thread's serial number, clock reading, text, detail extra), appended by
+        # any thread
+        self.queue: deque[tuple[int, int, int, str, tuple[str, ...]]] = deque()
+        self.lanes: dict[int, int] = {}
+        self._names: dict[int, str] = {}
+        self._serials = itertools.count()
+        self._local = _RealLocal()
+        self._flushed_at = recorder.clock()
+        self._traced = os_thread_ident()
+        # the clock the recorder's buffer reads, given back after a line is back-dated
+        self._buffer_clock = _buffer_clock(recorder.clock)
+        self._draining = False
+        self._flush: Any = None
+        self._join: Any = None
+
+    # -- from any thread ----------------------------------------------------------------------
+
+    def add(self, text: str, extra: tuple[str, ...]) -> None:
+        """A line printed by a thread that is not the traced one."""
+        work_lane = getattr(self._local, "lane", NO_LANE)
+        if work_lane != NO_LANE:
+            self.queue.append((_WORK_LINE, work_lane, self.recorder.clock(), text, extra))
+            return
+        marker = getattr(self._local, "end", None)
+        if marker is None:
+            # numbered here, not by OS thread id: an ended thread's id is given to the next
+            marker = self._local.end = _ThreadEnd(self, next(self._serials))
+            self._names[marker.serial] = _thread_name()
+        self.queue.append((_LINE, marker.serial, self.recorder.clock(), text, extra))
+
+    # -- in the traced thread -----------------------------------------------------------------
+
+    def install(self) -> None:
+        recorder = self.recorder
+        flush = self._flush = recorder.flush
+
+        def flush_with_lines() -> None:
+            self.drain()
+            flush()
+            self._flushed_at = recorder.clock()
+
+        # The recorder calls its own flush (batch full, flush timer, a model before it polls):
+        # an instance attribute puts the queued lines in before each batch goes out.
+        recorder.flush = flush_with_lines  # type: ignore[method-assign]
+        global _installed
+        _installed = self
+        join = self._join = threading.Thread.join
+
+        def joined(thread: threading.Thread, timeout: float | None = None) -> None:
+            if os_thread_ident() == self._traced and not recorder.closed:
+                flush_with_lines()  # so the lines printed while it waits keep their times
+            join(thread, timeout)
+
+        threading.Thread.join = joined  # type: ignore[method-assign,assignment]
+
+    def uninstall(self) -> None:
+        global _installed
+        _installed = None
+        if self._join is not None:
+            threading.Thread.join = self._join  # type: ignore[method-assign]
+            self._join = None
+
+    def drain(self) -> None:
+        """Records the queued lines, each at the time it was printed: merged by time with the
+        events not yet sent (so a line printed while the traced thread waited comes before
+        what it did next), and never before the last batch that went out."""
+        queue = self.queue
+        if not queue or self._draining or os_thread_ident() != self._traced:
+            return
+        self._draining = True
+        recorder = self.recorder
+        try:
+            # A held step moves the recorder's origin: nothing is back-dated while stepping.
+            floor = self._flushed_at if recorder.gate is None else recorder.clock()
+            lines = []
+            while queue:
+                what, serial, at, text, extra = queue.popleft()
+                lines.append((max(at, floor), serial, what, text, extra))
+            lines.sort(key=lambda line: line[0])
+            pending = list(zip(*recorder._take(0), strict=True)) if (
+                recorder._pending_count() and recorder.gate is None) else []
+            at_pending = 0
+            for line in lines:
+                while at_pending < len(pending) and pending[at_pending][0] <= line[0]:
+                    self._again(pending[at_pending])
+                    at_pending += 1
+                self._at(*line)
+            for event in pending[at_pending:]:
+                self._again(event)
+        finally:
+            recorder._set_clock(self._buffer_clock)
+            self._draining = False
+
+    def _again(self, event: tuple[int, ...]) -> None:
+        """Records again an event taken out of the buffer, at its own time."""
+        at, lane, code, other, detail, source = event
+        self.recorder._set_clock(lambda: at)
+        self.recorder.record(lane, code, other, detail, source)
+
+    def finish(self) -> None:
+        """The run is over: the last lines, and the lanes of threads still running end."""
+        self.drain()
+        recorder = self.recorder
+        for lane in self.lanes.values():
+            recorder.record(lane, Code.END, NO_LANE, recorder.detail(("result", "still running")))
+        self.lanes.clear()
+        if self._flush is not None:
+            recorder.flush = self._flush  # type: ignore[method-assign]
+
+    def _at(self, at: int, serial: int, what: int, text: str, extra: tuple[str, ...]) -> None:
+        recorder = self.recorder
+        # the events below carry the clock reading of the print, not of this moment
+        recorder._set_clock(lambda: at)
+        # a pool's work: the line goes on the work's own lane
+        lane = serial if what == _WORK_LINE else self.lanes.get(serial, NO_LANE)
+        if what == _END:
+            if lane != NO_LANE:
+                recorder.end(self.lanes.pop(serial))
+            self._names.pop(serial, None)
+            return
+        if lane == NO_LANE:
+            lane = self.lanes[serial] = recorder.spawn(self._names.get(serial, "thread"),
+                                                       LaneKind.THREAD)
+            recorder.state(lane, Code.RUNNING)
+        outer = recorder.current
+        recorder.current = lane
+        try:
+            self.record_line(lane, text, extra)
+        finally:
+            recorder.current = outer
+
+
+def _thread_name() -> str:
+    thread = threading.current_thread()
+    target = getattr(thread, "_target", None)
+    return str(getattr(target, "__name__", None) or thread.name)
