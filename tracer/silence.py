@@ -61,6 +61,9 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
     generators, coroutines = _count(census, "generators"), _count(census, "coroutines")
 
     if model == "asyncio" and loops and not asyncio_loops:
+        if any(lane.kind == LaneKind.LOOP and lane.name.endswith(" (not traced)")
+               for lane in trace.lanes):
+            return notes  # the model said so already, on that loop's lane and in the run's notes
         kinds = ", ".join(sorted(loops))
         notes.append(f"this program chose its own event loop ({kinds}), which loopscope did "
                      "not trace: let asyncio.run() make the loop to see its tasks")
@@ -72,9 +75,8 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
             census = {**census, "sent_to": []}
         missed = _hand_offs_missed(census)
         if missed and model != "generator":
-            notes.append(f"the program also {missed}, which the {model} model does not "
-                         "follow: run with --model generator to see those (one model is "
-                         "followed per run)")
+            notes.append(f"the program also {missed}, which the {model} model did not "
+                         "follow in this run: run with --model generator to see those")
         return notes
     # Nothing the model follows was recorded: say what the program has instead.
     if model == "asyncio" and not loops and coroutines:

@@ -54,6 +54,13 @@ def test_a_loop_the_program_chose_is_named() -> None:
     assert explain_silence(traced, census, "asyncio") == []
 
 
+def test_a_loop_the_model_already_noted_is_not_noted_twice() -> None:
+    # the asyncio model leaves a "(not traced)" loop lane and a run note as the loop starts
+    census = _census(loops={"__main__.CountingLoop": 1})
+    noted = _trace(("__main__.CountingLoop (not traced)", LaneKind.LOOP))
+    assert explain_silence(noted, census, "asyncio") == []
+
+
 def test_an_imported_gevent_points_at_its_model() -> None:
     notes = explain_silence(_trace(), _census(libraries=["gevent", "greenlet"]), "select")
     assert notes == ["recorded no sockets in select/poll calls, but the program imports gevent: "
@@ -76,5 +83,5 @@ def test_what_else_the_program_evidently_did_is_said_beside_a_full_recording() -
     census = {**_census(), "sent_to": ["averager"], "driven_by_hand": ["fib"]}
     assert explain_silence(trace, census, "asyncio") == [
         "the program also sends values into generators (averager) and drives coroutines by "
-        "hand (fib), which the asyncio model does not follow: run with --model generator to "
-        "see those (one model is followed per run)"]
+        "hand (fib), which the asyncio model did not follow in this run: run with --model "
+        "generator to see those"]
