@@ -68,20 +68,20 @@ PyInit__handoffs(void)
         PyErr_SetString(PyExc_ImportError, "loopscope.tracer._speedups is too old for tracer._handoffs");
         return NULL;
     }
-    if (intern_text(&str_yield, "yield") < 0 || intern_text(&str_switch, "switch") < 0
-        || intern_text(&str_throw, "throw") < 0 || intern_text(&str_call, "call") < 0
-        || intern_text(&str_return, "return") < 0 || intern_text(&str_exception, "exception") < 0
-        || intern_text(&str_dead, "dead") < 0) {
-        return NULL;
-    }
+    static const InternedName names[] = {
+        {&str_yield, "yield"}, {&str_switch, "switch"}, {&str_throw, "throw"},
+        {&str_call, "call"}, {&str_return, "return"}, {&str_exception, "exception"},
+        {&str_dead, "dead"}, {NULL, NULL},
+    };
+    if (intern_names(names) < 0) return NULL;
     repr_limit = PyLong_FromLong(REPR_LIMIT);
     if (repr_limit == NULL) return NULL;
-    if (PyType_Ready(&GeneratorHooksType) < 0 || PyType_Ready(&SwitchTraceType) < 0) return NULL;
-    PyObject *module = PyModule_Create(&handoffs_module);
+    static const ExportedType types[] = {
+        {"GeneratorHooks", &GeneratorHooksType}, {"SwitchTrace", &SwitchTraceType}, {NULL, NULL},
+    };
+    PyObject *module = create_module(&handoffs_module, types);
     if (module == NULL) return NULL;
-    if (PyModule_AddObjectRef(module, "GeneratorHooks", (PyObject *)&GeneratorHooksType) < 0
-        || PyModule_AddObjectRef(module, "SwitchTrace", (PyObject *)&SwitchTraceType) < 0
-        || PyModule_AddIntConstant(module, "REPR_LIMIT", REPR_LIMIT) < 0) {
+    if (PyModule_AddIntConstant(module, "REPR_LIMIT", REPR_LIMIT) < 0) {
         Py_DECREF(module);
         return NULL;
     }

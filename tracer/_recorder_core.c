@@ -213,19 +213,6 @@ recorder_value_row_method(RecorderCore *self, PyObject *const *args, Py_ssize_t 
     return PyLong_FromLong(index);
 }
 
-static int
-as_code(PyObject *value, int8_t *out)
-{
-    long number = PyLong_AsLong(value);
-    if (number == -1 && PyErr_Occurred()) return -1;
-    if (number < INT8_MIN || number > INT8_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "event code out of the int8 range");
-        return -1;
-    }
-    *out = (int8_t)number;
-    return 0;
-}
-
 static const char *record_keywords[] = {"lane", "code", "other", "detail", "source"};
 
 /* record(lane, code, other=-1, detail=0, source=0) */

@@ -82,33 +82,29 @@ PyInit__speedups(void)
     array_type = PyObject_GetAttrString(array_module, "array");
     Py_DECREF(array_module);
     if (array_type == NULL) return NULL;
-    if (intern_text(&str_limit_reached, "_limit_reached") < 0 || intern_text(&str_cr_frame, "cr_frame") < 0
-        || intern_text(&str_cr_code, "cr_code") < 0 || intern_text(&str_source_of, "source_of") < 0
-        || intern_text(&str_spawn_eager, "spawn_eager") < 0
-        || intern_text(&str_step_waits, "step_waits") < 0 || intern_text(&str_step_ended, "step_ended") < 0
-        || intern_text(&str_step_returned, "step_returned") < 0 || intern_text(&str_detach, "detach") < 0
-        || intern_text(&str_lines_of, "lines_of") < 0 || intern_text(&str_cr_await, "cr_await") < 0
-        || intern_text(&str_gi_yieldfrom, "gi_yieldfrom") < 0 || intern_text(&str_gi_code, "gi_code") < 0
-        || intern_text(&str_gi_frame, "gi_frame") < 0 || intern_text(&str_done, "done") < 0
-        || intern_text(&str_pure_callback_scheduled, "pure_callback_scheduled") < 0
-        || intern_text(&str_timer_cause, "_timer_cause") < 0
-        || intern_text(&str_cancelled, "cancelled") < 0
-        || intern_text(&str_cancel_cause, "cancel_cause") < 0 || intern_text(&str_self, "self") < 0
-        || intern_text(&str_fd, "fd") < 0 || intern_text(&str_detail, "detail") < 0
-        || intern_text(&str_poll_timeout_detail, "_poll_timeout_detail") < 0) {
-        return NULL;
-    }
-    if (PyType_Ready(&RecorderCoreType) < 0 || PyType_Ready(&LoopTracerCoreType) < 0
-        || PyType_Ready(&ProxyCoreType) < 0 || PyType_Ready(&CausedCallbackType) < 0) {
-        return NULL;
-    }
-    PyObject *module = PyModule_Create(&speedups_module);
+    static const InternedName names[] = {
+        {&str_limit_reached, "_limit_reached"}, {&str_cr_frame, "cr_frame"},
+        {&str_cr_code, "cr_code"}, {&str_source_of, "source_of"},
+        {&str_spawn_eager, "spawn_eager"}, {&str_step_waits, "step_waits"},
+        {&str_step_ended, "step_ended"}, {&str_step_returned, "step_returned"},
+        {&str_detach, "detach"}, {&str_lines_of, "lines_of"}, {&str_cr_await, "cr_await"},
+        {&str_gi_yieldfrom, "gi_yieldfrom"}, {&str_gi_code, "gi_code"},
+        {&str_gi_frame, "gi_frame"}, {&str_done, "done"},
+        {&str_pure_callback_scheduled, "pure_callback_scheduled"},
+        {&str_timer_cause, "_timer_cause"}, {&str_cancelled, "cancelled"},
+        {&str_cancel_cause, "cancel_cause"}, {&str_self, "self"}, {&str_fd, "fd"},
+        {&str_detail, "detail"}, {&str_poll_timeout_detail, "_poll_timeout_detail"},
+        {NULL, NULL},
+    };
+    if (intern_names(names) < 0) return NULL;
+    static const ExportedType types[] = {
+        {"RecorderCore", &RecorderCoreType}, {"LoopTracerCore", &LoopTracerCoreType},
+        {"CoroutineProxyCore", &ProxyCoreType}, {"CausedCallback", &CausedCallbackType},
+        {NULL, NULL},
+    };
+    PyObject *module = create_module(&speedups_module, types);
     if (module == NULL) return NULL;
-    if (PyModule_AddObjectRef(module, "RecorderCore", (PyObject *)&RecorderCoreType) < 0
-        || PyModule_AddObjectRef(module, "LoopTracerCore", (PyObject *)&LoopTracerCoreType) < 0
-        || PyModule_AddObjectRef(module, "CoroutineProxyCore", (PyObject *)&ProxyCoreType) < 0
-        || PyModule_AddObjectRef(module, "CausedCallback", (PyObject *)&CausedCallbackType) < 0
-        || PyModule_AddIntConstant(module, "HAVE_NATIVE_CLOCK", HAVE_NATIVE_CLOCK) < 0) {
+    if (PyModule_AddIntConstant(module, "HAVE_NATIVE_CLOCK", HAVE_NATIVE_CLOCK) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -14,6 +14,7 @@ nearest-rank: p99 of 10 steps is the longest one.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +25,11 @@ from loopscope.tracer.spans import Spans
 from loopscope.tracer.trace import Trace
 
 WAITING_STATES = ("io-wait", "sleeping", "blocked")
+
+
+def _new_rows(first: int, stop: int, *columns: Sequence[int]) -> list[npt.NDArray[np.int64]]:
+    """Rows `first` to `stop` of each column, as int64 arrays."""
+    return [np.array(column[first:stop], dtype=np.int64) for column in columns]
 
 
 @dataclass(frozen=True)
@@ -147,12 +153,10 @@ class LaneTable:
         self._spans_seen = stop
         # Spans close in time order on each lane, so a stable sort by lane keeps each lane's
         # new spans in their order.
-        lanes = np.array(spans.lane[first:stop], dtype=np.int64)
+        lanes, states, starts, ends = _new_rows(
+            first, stop, spans.lane, spans.state, spans.start, spans.end)
         order = np.argsort(lanes, kind="stable")
-        lanes = lanes[order]
-        states = np.array(spans.state[first:stop], dtype=np.int64)[order]
-        starts = np.array(spans.start[first:stop], dtype=np.int64)[order]
-        ends = np.array(spans.end[first:stop], dtype=np.int64)[order]
+        lanes, states, starts, ends = lanes[order], states[order], starts[order], ends[order]
         durations = ends - starts
         count = len(lanes)
         positions = np.arange(count)
@@ -200,9 +204,7 @@ class LaneTable:
         if first >= stop:
             return
         self._events_seen = stop
-        codes = np.array(trace.code[first:stop], dtype=np.int64)
-        lanes = np.array(trace.lane[first:stop], dtype=np.int64)
-        others = np.array(trace.other[first:stop], dtype=np.int64)
+        codes, lanes, others = _new_rows(first, stop, trace.code, trace.lane, trace.other)
         wakes, switches = codes == Code.WAKE, codes == Code.SWITCH
         # a wake is drawn from `other` (the waker) to `lane`; a switch the other way
         givers = np.concatenate((others[wakes], lanes[switches]))

@@ -156,18 +156,88 @@ intern_text(PyObject **slot, const char *text)
     return *slot == NULL ? -1 : 0;
 }
 
+/* -- making an extension module (run once, at import) ------------------------------------ */
+
+/* A name a module interns at import, and the global that holds it. */
+typedef struct {
+    PyObject **slot;
+    const char *text;
+} InternedName;
+
+/* Interns each of `names` (ended by {NULL, NULL}); -1 with an exception when one fails. */
+static inline int
+intern_names(const InternedName *names)
+{
+    for (const InternedName *name = names; name->slot != NULL; name++) {
+        if (intern_text(name->slot, name->text) < 0) return -1;
+    }
+    return 0;
+}
+
+/* A type a module exports, under its Python name. */
+typedef struct {
+    const char *name;
+    PyTypeObject *type;
+} ExportedType;
+
+/* The module `definition` makes, with each of `types` (ended by {NULL, NULL}) readied and
+ * added to it: a new reference, or NULL with an exception. */
+static inline PyObject *
+create_module(struct PyModuleDef *definition, const ExportedType *types)
+{
+    for (const ExportedType *exported = types; exported->name != NULL; exported++) {
+        if (PyType_Ready(exported->type) < 0) return NULL;
+    }
+    PyObject *module = PyModule_Create(definition);
+    if (module == NULL) return NULL;
+    for (const ExportedType *exported = types; exported->name != NULL; exported++) {
+        if (PyModule_AddObjectRef(module, exported->name, (PyObject *)exported->type) < 0) {
+            Py_DECREF(module);
+            return NULL;
+        }
+    }
+    return module;
+}
+
+/* A Python int from `low` to `high` as *out: -1 with an OverflowError saying `overflow` when
+ * it is outside. Always inlined: the readers below run on every event, and must cost no call
+ * more than when each had the check written out. */
+static inline Py_ALWAYS_INLINE int
+as_bounded(PyObject *value, long low, long high, const char *overflow, long *out)
+{
+    long number = PyLong_AsLong(value);
+    if (number == -1 && PyErr_Occurred()) return -1;
+    if (number < low || number > high) {
+        PyErr_SetString(PyExc_OverflowError, overflow);
+        return -1;
+    }
+    *out = number;
+    return 0;
+}
+
 /* A Python int as an event field (a lane, a code's table index, a detail): -1 with an
  * OverflowError when it does not fit in 32 bits. */
 static inline int
 as_int32(PyObject *value, int32_t *out)
 {
-    long number = PyLong_AsLong(value);
-    if (number == -1 && PyErr_Occurred()) return -1;
-    if (number < INT32_MIN || number > INT32_MAX) {
-        PyErr_SetString(PyExc_OverflowError, "event field out of the int32 range");
+    long number;
+    if (as_bounded(value, INT32_MIN, INT32_MAX, "event field out of the int32 range",
+                   &number) < 0) {
         return -1;
     }
     *out = (int32_t)number;
+    return 0;
+}
+
+/* A Python int as an event code: -1 with an OverflowError when it does not fit in 8 bits. */
+static inline int
+as_code(PyObject *value, int8_t *out)
+{
+    long number;
+    if (as_bounded(value, INT8_MIN, INT8_MAX, "event code out of the int8 range", &number) < 0) {
+        return -1;
+    }
+    *out = (int8_t)number;
     return 0;
 }
 

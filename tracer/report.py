@@ -79,19 +79,18 @@ def _spread_json(spread: Spread) -> dict[str, int]:
             "max_ns": spread.max}
 
 
+def _same_names(record: object, *names: str) -> dict[str, Any]:
+    """The attributes whose JSON key is their own name, in the schema's order."""
+    return {name: getattr(record, name) for name in names}
+
+
 def _lane_json(row: LaneRow) -> dict[str, Any]:
     return {
-        "lane": row.lane,
-        "name": row.name,
-        "kind": row.kind,
-        "status": row.status,
-        "cost_ns": row.cost_ns,
+        **_same_names(row, "lane", "name", "kind", "status", "cost_ns"),
         "time_ns": dict(row.time_in),
         "steps": _spread_json(row.steps),
         "latency": _spread_json(row.latency),
-        "wakes_given": row.wakes_given,
-        "wakes_received": row.wakes_received,
-        "self_wakes": row.self_wakes,
+        **_same_names(row, "wakes_given", "wakes_received", "self_wakes"),
     }
 
 
@@ -101,21 +100,12 @@ def _frame_json(frame: tuple[str, int, str]) -> dict[str, Any]:
 
 def _finding_json(finding: Finding) -> dict[str, Any]:
     return {
-        "rule": finding.rule,
-        "title": finding.title,
-        "explanation": finding.explanation,
-        "scenario": finding.scenario,
-        "lane": finding.lane,
-        "lane_name": finding.lane_name,
-        "ts_ns": finding.ts_ns,
-        "duration_ns": finding.duration_ns,
-        "where": finding.where,
+        **_same_names(finding, "rule", "title", "explanation", "scenario", "lane", "lane_name",
+                      "ts_ns", "duration_ns", "where"),
         "source": None if finding.location is None else _frame_json(finding.location),
         "stack": [_frame_json(frame) for frame in finding.stack],
-        "samples": finding.samples,
-        "seq": finding.seq,
-        "delayed": [{"lane": d.lane, "name": d.name, "ready_ns": d.ready_ns,
-                     "late_timer_ns": d.late_timer_ns, "total_ns": d.total_ns}
+        **_same_names(finding, "samples", "seq"),
+        "delayed": [_same_names(d, "lane", "name", "ready_ns", "late_timer_ns", "total_ns")
                     for d in finding.delayed],
         "facts": finding.facts,
     }

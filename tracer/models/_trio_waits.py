@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import Any
 
+from loopscope.tracer.models.handoffs import fd_of
+
 # How deep to follow an await chain: far more than any real program nests.
 _MAX_DEPTH = 64
 
@@ -67,16 +69,6 @@ _FRIENDLY = {
 }
 
 
-def _fd_of(value: object) -> int:
-    if isinstance(value, int):
-        return value
-    try:
-        fileno = value.fileno()  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):
-        return -1
-    return fileno if isinstance(fileno, int) else -1
-
-
 def _peer_in(frames: list[FrameType]) -> str | None:
     """The peer address of the socket whose method led to the wait, if one did."""
     for frame in reversed(frames):
@@ -100,7 +92,7 @@ def wait_of(coro: Any, is_program: IsProgram) -> Wait:
         name = frame.f_code.co_name
         mode = _IO_WAITS.get(name)
         if mode is not None and "fd" in frame.f_locals:
-            return Wait("io", fd=_fd_of(frame.f_locals["fd"]), mode=mode,
+            return Wait("io", fd=fd_of(frame.f_locals["fd"]), mode=mode,
                         peer=_peer_in(frames[:index]))
         if name == "sleep_until" and isinstance(frame.f_locals.get("deadline"), int | float):
             return Wait("sleep", deadline=float(frame.f_locals["deadline"]))

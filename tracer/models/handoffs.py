@@ -3,6 +3,7 @@
 - `ProgramCode`: whether a code object is the traced program's own (not the standard library,
   an installed package or Loopscope's tracer), decided once per file.
 - `c_handoffs`: the C hand-off hooks (`tracer._handoffs`), when they can be used.
+- `fd_of`: the fd a waited-on object stands for, as select and trio would use it.
 - `HandoffLanes`: the lanes of a hand-off model: unique names ("worker", "worker-2"), the
   per-lane tables its hooks read in place (grown as lanes are spawned), the switch detail of
   each way of handing over ("via"), the BLOCKED detail of a lane waiting on another, and the
@@ -27,6 +28,17 @@ def c_handoffs(recorder: Recorder) -> ModuleType | None:
     if SPEEDUPS is None or not isinstance(recorder, SPEEDUPS.RecorderCore):
         return None
     return c_extension("_handoffs")
+
+
+def fd_of(obj: object) -> int:
+    """The fd select would use for `obj`, or -1 when it has none (closed, not a file)."""
+    if isinstance(obj, int):
+        return obj
+    try:
+        fileno = obj.fileno()  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return -1
+    return fileno if isinstance(fileno, int) else -1
 
 
 class ProgramCode:

@@ -44,7 +44,7 @@ from typing import Any
 
 from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, Detail, LaneKind
 from loopscope.tracer.models._select_polls import traced_epoll_class, traced_poll_factory
-from loopscope.tracer.models.handoffs import ProgramCode
+from loopscope.tracer.models.handoffs import ProgramCode, fd_of
 from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
@@ -70,17 +70,6 @@ def _address_text(address: object) -> str:
 
 def _mode(read: bool, write: bool) -> str:
     return "read+write" if read and write else "write" if write else "read"
-
-
-def _fd_of(obj: object) -> int:
-    """The fd select would use for `obj`, or -1 when it has none (closed, not a file)."""
-    if isinstance(obj, int):
-        return obj
-    try:
-        fileno = obj.fileno()  # type: ignore[attr-defined]
-    except (AttributeError, OSError, ValueError):
-        return -1
-    return fileno if isinstance(fileno, int) else -1
 
 
 @dataclass(eq=False)
@@ -225,8 +214,8 @@ class SelectInstrumentation:
             self.guard.call(self._select_called, rlist, wlist, timeout)
             with self._polling_now():
                 readable, writable, exceptional = original(rlist, wlist, xlist, timeout)
-            self.guard.call(self._after_poll, [_fd_of(o) for o in readable],
-                            [_fd_of(o) for o in writable])
+            self.guard.call(self._after_poll, [fd_of(o) for o in readable],
+                            [fd_of(o) for o in writable])
             return readable, writable, exceptional
 
         return traced_select
@@ -234,9 +223,9 @@ class SelectInstrumentation:
     def _select_called(self, rlist: list[Any], wlist: list[Any], timeout: float | None) -> None:
         watched: dict[int, tuple[object, bool, bool]] = {}
         for obj in rlist:
-            watched[_fd_of(obj)] = (obj, True, False)
+            watched[fd_of(obj)] = (obj, True, False)
         for obj in wlist:
-            fd = _fd_of(obj)
+            fd = fd_of(obj)
             watched[fd] = (obj, fd in watched, True)
         self._poll_started(watched, timeout, persistent=False)
 
@@ -401,7 +390,7 @@ class SelectInstrumentation:
         peer: str | None = None,
     ) -> Connection | None:
         """The lane of a socket (or fd), spawned the first time it is seen."""
-        fd = _fd_of(obj)
+        fd = fd_of(obj)
         if fd < 0:
             return None
         known = self._by_fd.get(fd)

@@ -39,6 +39,22 @@ _ENDED: Detail = ("result", "dead")  # narrated "... ends"
 _HANDLER_RUNNERS = frozenset({"_run_handler"})
 
 
+def _guarded(method: str) -> Callable[..., None]:
+    """A trio hook that runs `method` of the instrument under its guard. The method is looked
+    up when the hook runs, so it can be replaced on the class (the broken-model tests do)."""
+
+    def hook(self: TrioInstrument, *args: Any) -> None:
+        if self.guard.detached:
+            return
+        try:
+            getattr(self, method)(*args)
+        except Exception as error:
+            self.guard.fail(error, self.loop_lane)
+
+    hook.__name__ = hook.__qualname__ = method[1:]
+    return hook
+
+
 class TrioInstrument(trio.abc.Instrument):
     """Records one trio run. Every hook is under the model's guard, so trio never sees one
     raise (it would log the error and drop the instrument without marking the trace)."""
@@ -62,42 +78,17 @@ class TrioInstrument(trio.abc.Instrument):
         self._root: Any = None  # trio's <init> task: its children but the first are trio's
         self._root_children = 0
 
-    # -- the hooks trio calls -------------------------------------------------------------------
+    # -- the hooks trio calls: each runs the method of the same name with a leading "_" --
 
-    def before_run(self) -> None:
-        self._guarded(self._before_run)
-
-    def after_run(self) -> None:
-        self._guarded(self._after_run)
-
-    def task_spawned(self, task: Any) -> None:
-        self._guarded(self._task_spawned, task)
-
-    def task_scheduled(self, task: Any) -> None:
-        self._guarded(self._task_scheduled, task)
-
-    def before_task_step(self, task: Any) -> None:
-        self._guarded(self._before_task_step, task)
-
-    def after_task_step(self, task: Any) -> None:
-        self._guarded(self._after_task_step, task)
-
-    def task_exited(self, task: Any) -> None:
-        self._guarded(self._task_exited, task)
-
-    def before_io_wait(self, timeout: float) -> None:
-        self._guarded(self._before_io_wait, timeout)
-
-    def after_io_wait(self, timeout: float) -> None:
-        self._guarded(self._after_io_wait, timeout)
-
-    def _guarded(self, hook: Callable[..., None], *args: Any) -> None:
-        if self.guard.detached:
-            return
-        try:
-            hook(*args)
-        except Exception as error:
-            self.guard.fail(error, self.loop_lane)
+    before_run = _guarded("_before_run")
+    after_run = _guarded("_after_run")
+    task_spawned = _guarded("_task_spawned")
+    task_scheduled = _guarded("_task_scheduled")
+    before_task_step = _guarded("_before_task_step")
+    after_task_step = _guarded("_after_task_step")
+    task_exited = _guarded("_task_exited")
+    before_io_wait = _guarded("_before_io_wait")
+    after_io_wait = _guarded("_after_io_wait")
 
     # -- what each hook records ------------------------------------------------------------
 
