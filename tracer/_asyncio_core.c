@@ -931,6 +931,94 @@ proxy_source(ProxyCore *self, int32_t *source)
     return 0;
 }
 
+/* The {line: source index} the tracer keeps for `code` (a new reference): known, or made by
+ * LoopTracer.lines_of. An exact dict is a program file's; a library file's is LibraryLines. */
+static PyObject *
+code_lines_of(LoopTracerCore *tracer, PyObject *code)
+{
+    PyObject *lines = code_lines_known(tracer, code);
+    if (lines == NULL && !PyErr_Occurred()) {
+        lines = PyObject_CallMethodOneArg((PyObject *)tracer, str_lines_of, code);
+    }
+    if (lines != NULL && !PyDict_Check(lines)) {
+        Py_DECREF(lines);
+        PyErr_SetString(PyExc_TypeError, "lines_of() must return a dict");
+        return NULL;
+    }
+    return lines;
+}
+
+/* For a task whose own coroutine is library code (aiohttp's RequestHandler): the source
+ * index of the line the innermost coroutine of the program's files in its await chain is
+ * suspended at (the handler's `await`). Returns 1 with *source set, 0 when no program
+ * coroutine is in the chain (the caller takes the task's own line), -1 on error. */
+static int
+proxy_program_source(ProxyCore *self, int32_t *source)
+{
+    PyObject *program = NULL, *program_lines = NULL;  /* the innermost program one so far */
+    PyObject *current = Py_NewRef(self->coro);
+    int failed = 0;
+    for (;;) {
+        int is_coroutine = PyCoro_CheckExact(current);
+        if (!is_coroutine && !PyGen_CheckExact(current)) break;
+        if (current != self->coro) {  /* the task's own coroutine is known to be library */
+            PyObject *code = PyObject_GetAttr(current, is_coroutine ? str_cr_code : str_gi_code);
+            PyObject *lines = code == NULL ? NULL : code_lines_of(self->tracer, code);
+            Py_XDECREF(code);
+            if (lines == NULL) {
+                failed = 1;
+                break;
+            }
+            if (PyDict_CheckExact(lines)) {
+                Py_XSETREF(program, Py_NewRef(current));
+                Py_XSETREF(program_lines, lines);
+            }
+            else {
+                Py_DECREF(lines);
+            }
+        }
+        PyObject *awaited = PyObject_GetAttr(current, is_coroutine ? str_cr_await
+                                                                   : str_gi_yieldfrom);
+        if (awaited == NULL) {
+            failed = 1;
+            break;
+        }
+        Py_SETREF(current, awaited);
+    }
+    Py_DECREF(current);
+    if (failed || program == NULL) {
+        Py_XDECREF(program);
+        Py_XDECREF(program_lines);
+        return failed ? -1 : 0;
+    }
+    PyObject *frame = PyObject_GetAttr(program, PyCoro_CheckExact(program) ? str_cr_frame
+                                                                           : str_gi_frame);
+    Py_DECREF(program);
+    int found = 0;
+    if (frame != NULL && PyFrame_Check(frame)) {
+        int line = PyFrame_GetLineNumber((PyFrameObject *)frame);
+        PyObject *key = PyLong_FromLong(line);
+        PyObject *known = key == NULL ? NULL : PyDict_GetItemWithError(program_lines, key);
+        Py_XINCREF(known);  /* borrowed until here */
+        if (known == NULL && key != NULL && !PyErr_Occurred()) {
+            PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+            known = PyObject_CallMethod((PyObject *)self->tracer->recorder, "source_of", "Oi",
+                                        (PyObject *)code, line);
+            Py_DECREF(code);
+            if (known != NULL && PyDict_SetItem(program_lines, key, known) < 0) Py_CLEAR(known);
+        }
+        Py_XDECREF(key);
+        found = known == NULL ? -1 : as_int32(known, source) < 0 ? -1 : 1;
+        Py_XDECREF(known);
+    }
+    else if (frame == NULL) {
+        found = -1;
+    }
+    Py_XDECREF(frame);
+    Py_DECREF(program_lines);
+    return found;
+}
+
 /* RUNNING on the proxy's lane at its resume line; the lane becomes the recorder's current. */
 static int
 proxy_step_started(ProxyCore *self, RecorderCore *recorder)
@@ -945,8 +1033,10 @@ proxy_step_started(ProxyCore *self, RecorderCore *recorder)
             Py_DECREF(lane);  /* spawn_eager stored it in self->lane */
         }
     }
-    int32_t source;
-    if (proxy_source(self, &source) < 0) return -1;
+    int32_t source = 0;
+    /* a task running library code steps at its program's innermost line; others pay one check */
+    int found = PyDict_CheckExact(self->lines) ? 0 : proxy_program_source(self, &source);
+    if (found < 0 || (found == 0 && proxy_source(self, &source) < 0)) return -1;
     if (recorder_append(recorder, self->lane, CODE_RUNNING, NO_LANE, 0, source) < 0) return -1;
     recorder->current = self->lane;
     return 0;

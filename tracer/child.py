@@ -34,9 +34,10 @@ from loopscope.tracer import thread_lines as thread_lines_module
 from loopscope.tracer.after_import import AfterImport
 from loopscope.tracer.census import Census
 from loopscope.tracer.descendants import watch_for_parent_death
-from loopscope.tracer.events import NO_LANE, Code
+from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code
 from loopscope.tracer.forks import ForkGuard
 from loopscope.tracer.models import clock_policy_for, load_model, model_spec
+from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.models.toolkit import mark_failure
 from loopscope.tracer.notes import take_notes
 from loopscope.tracer.own_hooks import ProgramTraceFilter
@@ -78,6 +79,7 @@ class OutputRecorder(io.TextIOBase):
         self._partial = ""
         # another thread's unfinished line, by OS thread id
         self._partials: dict[int, str] = {}
+        self._program_files: ProgramFiles | None = None  # made at the first line recorded
 
     def write(self, text: str) -> int:
         written = self.inner.write(text)
@@ -94,8 +96,9 @@ class OutputRecorder(io.TextIOBase):
             thread_lines = self.thread_lines
             if thread_lines is not None and thread_lines.queue:
                 thread_lines.drain()  # what other threads printed first comes first
+            source = self._printed_at(sys._getframe(1))
             for line in lines:
-                _record_output(self.recorder, line, self.extra)
+                _record_output(self.recorder, line, self.extra, source)
         return written
 
     def _other_thread_wrote(self, ident: int, text: str) -> None:
@@ -108,6 +111,20 @@ class OutputRecorder(io.TextIOBase):
                 self.thread_lines.add(line[:OUTPUT_LINE_LIMIT], self.extra)
         if partial:
             self._partials[ident] = partial
+
+    def _printed_at(self, frame: FrameType | None) -> int:
+        """The source index of the program's line that wrote: the innermost frame in the
+        program's files (print() itself has no frame; logging's or a library's write is
+        passed over), NO_SOURCE when no program frame is on the stack."""
+        is_program = self._program_files
+        if is_program is None:
+            is_program = self._program_files = ProgramFiles()
+        while frame is not None:
+            code = frame.f_code
+            if is_program(code.co_filename):
+                return self.recorder.source_of(code, frame.f_lineno)
+            frame = frame.f_back
+        return NO_SOURCE
 
     def flush(self) -> None:
         self.inner.flush()
@@ -142,14 +159,15 @@ class OutputRecorder(io.TextIOBase):
         return self.inner.fileno()
 
 
-def _record_output(recorder: Recorder, line: str, extra: tuple[str, ...] = ()) -> None:
+def _record_output(recorder: Recorder, line: str, extra: tuple[str, ...] = (),
+                   source: int = NO_SOURCE) -> None:
     lane = recorder.current
     if lane != NO_LANE and not recorder.closed:
         # A value row, not an interned detail: a program may print millions of lines, and a
         # row is only its bytes on the pipe and in the parent (it reads as {"text": line}).
         base = recorder.detail((*extra, "value_key", "text"))
         text = line[:OUTPUT_LINE_LIMIT]
-        recorder.record(lane, Code.OUTPUT, NO_LANE, recorder.value_row(base, text))
+        recorder.record(lane, Code.OUTPUT, NO_LANE, recorder.value_row(base, text), source)
 
 
 class StopControl:

@@ -349,6 +349,18 @@ def _wait(trace: Trace, seq: int, lane: int, other: int, detail: dict[str, Any])
     return _wait_state(trace, seq, trace.code[seq], lane, other, detail)
 
 
+def _output(trace: Trace, seq: int, lane: int, other: int, detail: dict[str, Any]) -> str:
+    text = repr(str(detail.get("text", "")))
+    said = (f"{_name(trace, lane)} writes {text} to stderr" if detail.get("stream") == "stderr"
+            else f"{_name(trace, lane)} prints {text}")
+    source_index = trace.source[seq]
+    if not source_index:  # a line only finished at the end of the run, or printed by a library
+        return said
+    # the file and line of the print: the printed text already says what the line does
+    filename, line, _ = trace.sources[source_index]
+    return f"{said} at {PurePath(filename).name}:{line}"
+
+
 Narrator = Callable[[Trace, int, int, int, dict[str, Any]], str | None]
 # One narrator per code (tests/test_codes.py checks that every Code has one): it gets the
 # trace, the event's seq, lane, other lane and detail, and returns the sentence or None when
@@ -364,10 +376,7 @@ NARRATORS: dict[int, Narrator] = {
     Code.SWITCH: _switch,
     Code.END: lambda trace, seq, lane, other, detail: _end(_name(trace, lane), detail),
     Code.ANNOTATE: _annotate_sentence,
-    Code.OUTPUT: lambda trace, seq, lane, other, detail: (
-        f"{_name(trace, lane)} writes {str(detail.get('text', ''))!r} to stderr"
-        if detail.get("stream") == "stderr"
-        else f"{_name(trace, lane)} prints {str(detail.get('text', ''))!r}"),
+    Code.OUTPUT: _output,
     Code.MARK: lambda trace, seq, lane, other, detail: (
         f"{_name(trace, lane)}: {detail.get('text', '')}"),
 }

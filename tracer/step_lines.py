@@ -5,7 +5,8 @@ that is the `def` line, since nothing of its body has run yet. Where a step stop
 `yield`, the `await`, the `send()` it handed over at) is not an event's source of its own, but
 it is where the lane resumes next: the source of its next RUNNING. So once a lane has handed
 over (a switch) or waits (any state but running), the line it is on is its next RUNNING's;
-before that it is the line it resumed at, and for a first step, the body's first line.
+before that it is the line it resumed at, and for a first step, the body's first line -- or,
+once it has printed in this step, the line of its last print (an OUTPUT's source).
 
 `LaneLines` indexes, per lane, the RUNNING events that name a source and the events at which
 the lane stops running, incrementally as a live trace grows (no Qt; the app's source pane and
@@ -29,13 +30,15 @@ _STARTED_INSIDE = frozenset({LaneKind.MAIN, LaneKind.LOOP, LaneKind.CONNECTION, 
 
 
 class LaneLines:
-    """Per lane, the RUNNING events with a source and the events where it stops running."""
+    """Per lane, the RUNNING events with a source, the events where it stops running and
+    the OUTPUT events that name the line that printed."""
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
         self._scanned = 0
         self._runs: dict[int, list[int]] = {}
         self._stops: dict[int, list[int]] = {}
+        self._prints: dict[int, list[int]] = {}
 
     def _catch_up(self) -> None:
         trace, start = self.trace, self._scanned
@@ -51,8 +54,9 @@ class LaneLines:
         # A lane stops running at any other state of its own, or where it hands over.
         stops = ((code < Code.SPAWN) & (code != Code.RUNNING)) | (code == Code.SWITCH) \
             | (code == Code.END)
-        for offset in np.nonzero(runs | stops)[0].tolist():
-            table = self._runs if runs[offset] else self._stops
+        prints = (code == Code.OUTPUT) & (source != 0)
+        for offset in np.nonzero(runs | stops | prints)[0].tolist():
+            table = self._runs if runs[offset] else self._prints if prints[offset] else self._stops
             table.setdefault(int(lane[offset]), []).append(start + offset)
         self._scanned = end
 
@@ -96,15 +100,28 @@ class LaneLines:
         index = bisect.bisect_right(seqs, run)
         return index < len(seqs) and seqs[index] <= cursor
 
+    def last_print(self, lane: int, run: int, cursor: int) -> int | None:
+        """The lane's last OUTPUT with a source after `run` and at or before `cursor`."""
+        self._catch_up()
+        seqs = self._prints.get(lane, [])
+        index = bisect.bisect_right(seqs, cursor) - 1
+        return seqs[index] if index >= 0 and seqs[index] > run else None
+
     def line_at(self, lane: int, run: int, cursor: int) -> tuple[str, int]:
         """(file, line) `lane` is on at `cursor`, given its last RUNNING `run` at or before
         it: once the step has stopped, where it stopped (its next RUNNING's source, when
-        recorded yet); else where it resumed, or for a first step the body's first line."""
+        recorded yet); else the line of its last print in this step, else where it resumed,
+        or for a first step the body's first line."""
         trace = self.trace
         if self.stopped_by(lane, run, cursor):
             following = self.next_run(lane, run)
             if following is not None:
                 filename, line, _ = trace.sources[trace.source[following]]
+                return filename, line
+        else:
+            printed = self.last_print(lane, run, cursor)
+            if printed is not None:
+                filename, line, _ = trace.sources[trace.source[printed]]
                 return filename, line
         filename, line, _ = trace.sources[trace.source[run]]
         return filename, self.first_body_line(lane, run) or line

@@ -184,6 +184,10 @@ class StepController(QObject):
         at = lines.at(self.cursor)
         if not at:
             return None
+        # My code first: while steps pass over the library's lanes, the pane follows the
+        # program's lane that ran last (a request's handler), not aiohttp's plumbing after it.
+        library_lanes = self.skipped()[0]
+        at = [pair for pair in at if pair[0] not in library_lanes] or at
         # Each lane at the line it is on: where it stopped once it has (its yield, its await),
         # else where it resumed; never a generator's `def` line while its first step shows.
         cursor = self.cursor

@@ -359,8 +359,8 @@ def test_narrate_a_script_prints_each_step_once(tmp_path: Path) -> None:
     assert hand_offs[-4:] == [
         "main sends 'hi' to shout",
         "shout yields 'HI' back to main",
-        "main prints 'HI'",
-        "main prints 'args []'",
+        "main prints 'HI' at shout.py:13",  # each print at its own line of the script
+        "main prints 'args []' at shout.py:14",
     ]
 
 

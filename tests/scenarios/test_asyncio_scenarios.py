@@ -6,15 +6,18 @@ one-second sleeps must take less than the two-second sum, whatever the machine's
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from loopscope.tracer.events import LaneKind
+from loopscope.tracer.events import Code, LaneKind
+from loopscope.tracer.narrate import narration_line
 from loopscope.tracer.query import SpanRow, lane_named, lanes, span_rows
 from loopscope.tracer.runner import RunResult, record_sync
 from loopscope.tracer.spans import derive_spans
+from loopscope.tracer.step_lines import lane_lines
 from loopscope.tracer.target import resolve_target
 from loopscope.tracer.trace import Trace
 
@@ -174,6 +177,46 @@ def test_aiohttp_requests_overlap_on_the_handler_lanes(record_scenario: Recorded
     assert len(answered) == 4
     # four half-second handlers: together about half a second, well under the 2 s sum
     assert 0.5 * S <= lanes_window_ns(trace, {row.lane for row in handler_sleeps}) < 1.5 * S
+
+
+def handler_await_line(function: Callable[..., object]) -> tuple[str, int]:
+    """(file name, line) of the `await asyncio.sleep(...)` in a scenario's handler."""
+    lines, first = inspect.getsourcelines(function)
+    offset = next(i for i, text in enumerate(lines) if "await asyncio.sleep" in text)
+    return Path(inspect.getfile(function)).name, first + offset
+
+
+def test_aiohttp_handler_lanes_step_at_the_handlers_await_not_in_aiohttp(
+        record_scenario: Recorded) -> None:
+    from loopscope.scenarios import aiohttp_requests
+
+    trace = record_scenario("aiohttp-requests").trace
+    handlers = {info.id: info.name.split(" (")[0] for info in trace.lanes
+                if " → " in info.name}
+    assert len(handlers) == 4
+    expected = {"index": handler_await_line(aiohttp_requests.index),
+                "hello": handler_await_line(aiohttp_requests.hello)}
+    for lane, name in handlers.items():
+        steps = [(e.kind, (Path(e.source[0]).name, e.source[1])
+                  if e.source is not None else None)
+                 for e in trace.events() if e.lane == lane and e.kind in (
+                     "running", "sleeping", "end")]
+        # The first step starts in aiohttp's _handle_request, before the handler is called;
+        # the step after the sleep resumes in the user's handler, at its await.
+        await_at = expected[name.rsplit(" → ", 1)[1]]
+        assert [kind for kind, _ in steps] == ["running", "sleeping", "running", "end"], name
+        assert steps[0][1] is not None and steps[0][1][0] == "web_protocol.py"
+        assert steps[2][1] == await_at, name
+        # the source pane: while the handler sleeps, its lane is on the handler's await line
+        lines = lane_lines(trace)
+        sleeping = next(e.seq for e in trace.events() if e.lane == lane and e.kind == "sleeping")
+        run = next(r for at_lane, r in lines.at(sleeping) if at_lane == lane)
+        assert (Path(lines.line_at(lane, run, sleeping)[0]).name,
+                lines.line_at(lane, run, sleeping)[1]) == await_at
+    told = [narration_line(trace, seq) or "" for seq in range(len(trace))
+            if trace.lane[seq] in handlers and trace.code[seq] == Code.RUNNING]
+    assert sum(f"runs at aiohttp_requests.py:{expected['hello'][1]}: await asyncio.sleep"
+               in sentence for sentence in told) == 3
 
 
 def test_an_unseen_asyncio_script_with_arguments_is_traced(tmp_path: Path) -> None:

@@ -267,3 +267,21 @@ def test_cancellations_timeouts_and_stderr_lines_are_told_as_such() -> None:
         "  1.000 s  victim ended cancelled: wakes main (Task-1)",
         "  1.000 s  main (Task-1) writes 'oops' to stderr",
     ]
+
+
+def test_a_print_says_the_line_that_printed_it_when_recorded() -> None:
+    trace, rec, _ = _recording()
+    task = rec.spawn("greet (Task-2)", LaneKind.TASK)
+    rec.state(task, Code.RUNNING, source=rec.source("/home/me/greet.py", 7, "greet"))
+    printed_at = rec.source("/home/me/greet.py", 12, "shout")
+    rec.record(task, Code.OUTPUT, detail=rec.detail(("text", "hi")), source=printed_at)
+    rec.record(task, Code.OUTPUT, detail=rec.detail(("stream", "stderr", "text", "oops")),
+               source=printed_at)
+    _output(rec, task, "no line known")  # a last line finished only at the end of the run
+    rec.close()
+
+    assert list(narrate(trace))[-3:] == [
+        "  0.000 s  greet (Task-2) prints 'hi' at greet.py:12",
+        "  0.000 s  greet (Task-2) writes 'oops' to stderr at greet.py:12",
+        "  0.000 s  greet (Task-2) prints 'no line known'",
+    ]

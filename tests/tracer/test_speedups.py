@@ -189,6 +189,74 @@ def test_c_and_pure_proxies_trace_an_asyncio_program_identically() -> None:
     assert {"self", "spawn", "task", "future", "fd", "read"} <= kinds
 
 
+# A task whose own coroutine is library code (compiled under a file name in the standard
+# library, as aiohttp's RequestHandler is in site-packages) awaiting the program's handler,
+# which awaits a helper of its own: the task steps at the handler's or helper's line.
+LIBRARY_TASK_PROGRAM = """
+import asyncio, json, sysconfig
+from pathlib import Path
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+LIBRARY = '''
+async def serve(handler):
+    await asyncio.sleep(0)
+    result = await handler()
+    await asyncio.sleep(0)
+    return result
+'''
+library_file = str(Path(sysconfig.get_paths()["stdlib"]) / "loopscope_test_server.py")
+space = {"asyncio": asyncio}
+exec(compile(LIBRARY, library_file, "exec"), space)
+
+async def helper():
+    await asyncio.sleep(0)
+
+async def handler():
+    await asyncio.sleep(0)
+    await helper()
+    return 7
+
+async def main():
+    return await asyncio.create_task(space["serve"](handler), name="served")
+
+trace = Trace()
+recorder = Recorder(trace, clock=FakeClock(tick_ns=1), batch_size=64)
+with traced_loops(recorder):
+    result = asyncio.run(main())
+recorder.close()
+served = next(info.id for info in trace.lanes if info.name == "served")
+steps = [[Path(trace.sources[trace.source[seq]][0]).name, trace.sources[trace.source[seq]][1]]
+         for seq in range(len(trace)) if trace.lane[seq] == served and trace.code[seq] == 0]
+print(json.dumps({
+    "result": result,
+    "steps": steps,
+    "columns": [list(trace.ts), list(trace.lane), list(trace.code), list(trace.other),
+                list(trace.detail), list(trace.source)],
+    "sources": [list(s) for s in trace.sources],
+}))
+"""
+
+
+@needs_extension
+def test_a_library_task_steps_at_the_programs_innermost_line_in_c_and_pure() -> None:
+    c_side = run_side(LIBRARY_TASK_PROGRAM, pure=False)
+    pure_side = run_side(LIBRARY_TASK_PROGRAM, pure=True)
+
+    program = "<string>"  # the test program's own lines, run with python -c
+    assert c_side["result"] == 7
+    # serve's first step and its line before it calls the handler are its own (no program
+    # coroutine is in its await chain yet); then the handler's await (line 24), the helper's
+    # inside it (21, the innermost), and serve's own again once the handler has returned
+    assert c_side["steps"] == [
+        ["loopscope_test_server.py", 2], ["loopscope_test_server.py", 3],
+        [program, 24], [program, 21], ["loopscope_test_server.py", 5]]
+    assert c_side["columns"] == pure_side["columns"]
+    assert c_side["sources"] == pure_side["sources"]
+
+
 # The loop lane's polls, driven directly: timeouts a timer loop passes (floats, repeated and
 # alternating with None and 0) and select() results with read, write and both.
 POLL_PROGRAM = """

@@ -91,3 +91,103 @@ def test_producer_consumer_never_shows_the_consumers_def_line() -> None:
     assert not any(sentence.endswith("def consumer() -> Generator[str, int | None, None]:")
                    for sentence in sentences)
     assert any("consumer starts at producer_consumer.py" in sentence for sentence in sentences)
+
+
+def test_a_lane_is_on_its_last_prints_line_until_it_stops(tmp_path: Path) -> None:
+    path = str(tmp_path / "prints.py")
+    trace = Trace()
+    rec = Recorder(trace, clock=FakeClock())
+    task = rec.spawn("main", LaneKind.TASK)
+    run = rec.event_count
+    rec.state(task, Code.RUNNING, source=rec.source(path, 10, "main"))
+    before = rec.event_count
+    rec.state(task, Code.READY, other=task)  # a bare yield: the step stops here
+    second = rec.event_count
+    rec.state(task, Code.RUNNING, source=rec.source(path, 11, "main"))
+    first_print = rec.event_count
+    rec.record(task, Code.OUTPUT, detail=rec.detail(("text", "a")),
+               source=rec.source(path, 6, "shout"))
+    unplaced = rec.event_count
+    rec.record(task, Code.OUTPUT, detail=rec.detail(("text", "b")))  # no line known
+    second_print = rec.event_count
+    rec.record(task, Code.OUTPUT, detail=rec.detail(("text", "c")),
+               source=rec.source(path, 13, "main"))
+    stop = rec.event_count
+    rec.state(task, Code.SLEEPING, ("delay_s", 1.0))
+    rec.state(task, Code.RUNNING, source=rec.source(path, 14, "main"))
+    rec.close()
+
+    lines = lane_lines(trace)
+    assert lines.line_at(task, run, run) == (path, 10)
+    assert lines.line_at(task, run, before) == (path, 11)  # stopped: where it resumes next
+    assert lines.line_at(task, second, second) == (path, 11)
+    assert lines.line_at(task, second, first_print) == (path, 6)
+    assert lines.line_at(task, second, unplaced) == (path, 6)  # still the last known print
+    assert lines.line_at(task, second, second_print) == (path, 13)
+    assert lines.line_at(task, second, stop) == (path, 14)  # where the sleep resumes
+
+
+PRINTS = """\
+import asyncio
+import logging
+import sys
+
+
+def shout(text):
+    print(text)
+
+
+async def main():
+    shout("one")
+    logging.warning("two")
+    sys.stdout.write("three\\n")
+    await asyncio.sleep(0)
+
+
+asyncio.run(main())
+"""
+
+
+def test_each_printed_line_is_recorded_at_the_program_line_that_wrote_it(
+    tmp_path: Path,
+) -> None:
+    script = tmp_path / "prints.py"
+    script.write_text(PRINTS)
+    result = record_sync(resolve_target(str(script)), timeout=60)
+    assert result.status == "ok", result.error
+    trace = result.trace
+    printed = [(e.detail["text"], e.detail.get("stream", "stdout"),
+                (Path(e.source[0]).name, e.source[1]) if e.source else None)
+               for e in trace.events() if e.kind == "output"]
+    # print() inside a helper, logging's handler writing to stderr from the standard
+    # library, and a direct write: each at the program's innermost frame that wrote
+    assert printed == [("one", "stdout", ("prints.py", 7)),
+                       ("WARNING:root:two", "stderr", ("prints.py", 12)),
+                       ("three", "stdout", ("prints.py", 13))]
+    told = [narration_line(trace, seq) or "" for seq in range(len(trace))
+            if trace.code[seq] == Code.OUTPUT]
+    assert [line.split(" s  ", 1)[1] for line in told] == [
+        "main (Task-1) prints 'one' at prints.py:7",
+        "main (Task-1) writes 'WARNING:root:two' to stderr at prints.py:12",
+        "main (Task-1) prints 'three' at prints.py:13",
+    ]
+
+
+def test_producer_consumers_prints_point_at_their_print_lines() -> None:
+    result = record_sync(resolve_target("producer-consumer"))
+    assert result.status == "ok", result.error
+    trace = result.trace
+    lines = lane_lines(trace)
+    outputs = [e for e in trace.events() if e.kind == "output"]
+    assert len(outputs) == 15
+    for event in outputs:
+        assert event.source is not None
+        filename, line, _ = event.source
+        assert Path(filename).name == "producer_consumer.py"
+        text = Path(filename).read_text().splitlines()[line - 1]
+        # the f-string's fixed part, e.g. print(f"[producer] producing {item}...")
+        prefix = event.detail["text"].split(" ")[0:2]
+        assert "print(" in text and " ".join(prefix) in text, (event.detail, text)
+        # the source pane, at that print, is on the print's line
+        run = next(r for lane, r in lines.at(event.seq) if lane == event.lane)
+        assert lines.line_at(event.lane, run, event.seq) == (filename, line)

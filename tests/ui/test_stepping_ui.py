@@ -12,6 +12,7 @@ import qasync
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtTest import QTest
 
+from loopscope.scenarios import aiohttp_requests
 from loopscope.tracer.events import Code
 from loopscope.tracer.native import save_native
 from loopscope.tracer.runner import record_sync
@@ -74,8 +75,8 @@ def shown(window: MainWindow) -> tuple[int, str, float | None, int, tuple[int, .
 def last_running_line(trace: Trace, cursor: int) -> int:
     """The line the lane that ran last is on at the cursor: where it resumed (its last
     RUNNING event with a source), or once it has stopped (a switch, a wait, its end) where
-    it stopped, which is where it resumes next; a first step at its `def` is on the body's
-    first line."""
+    it stopped, which is where it resumes next; before it stops, the line of its last print
+    since it resumed; a first step at its `def` is on the body's first line."""
     for seq in range(cursor, -1, -1):
         if trace.code[seq] == Code.RUNNING and trace.source[seq]:
             lane = trace.lane[seq]
@@ -88,6 +89,11 @@ def last_running_line(trace: Trace, cursor: int) -> int:
                               and trace.source[later]), None)
             if stopped and following is not None:
                 return trace.sources[trace.source[following]][1]
+            printed = [later for later in range(seq + 1, cursor + 1)
+                       if trace.lane[later] == lane and trace.code[later] == Code.OUTPUT
+                       and trace.source[later]]
+            if not stopped and printed:
+                return trace.sources[trace.source[printed[-1]]][1]
             filename, line, _ = trace.sources[trace.source[seq]]
             first = all(not (trace.lane[earlier] == lane and trace.code[earlier] == Code.RUNNING)
                         for earlier in range(seq))
@@ -392,3 +398,32 @@ def test_closing_the_window_while_a_run_is_held_stops_the_child(
     process = main_window_tests.close_while_running(window, loop, timeout=10)
     assert process.returncode == 0  # the held child let go and stopped itself, not killed
     assert window.live.result is not None and window.live.result.status == "stopped"
+
+
+def test_stepping_aiohttp_shows_the_scenarios_lines_never_aiohttps(
+    window: MainWindow, loop: qasync.QEventLoop, tmp_path: Path
+) -> None:
+    path = tmp_path / "aiohttp.loopscope"
+    save_native(recorded("aiohttp-requests"), str(path))
+    assert window.open_trace(str(path))
+    focus_timeline(window)
+    trace = window.trace
+    assert trace is not None
+    shown_files, handler_lines = set(), set()
+    last = -1
+    for _ in range(400):  # bounded: every step of the recording, then the cursor stays put
+        press(window, loop, Qt.Key.Key_N)
+        if window.stepping.cursor == last:
+            break
+        last = window.stepping.cursor
+        if window.source.path is not None:
+            shown_files.add(Path(window.source.path).name)
+        said = window.narration.sentence.text()
+        if " → " in said and " sleeps " in said:  # a handler lane begins its sleep
+            handler_lines.add(window.source.code.highlighted_line)
+    # library lanes (aiohttp's RequestHandler.start) are passed over and the pane stays
+    # with the program's lanes: the handlers at their await, the client at its request
+    assert shown_files == {"aiohttp_requests.py"}
+    scenario = Path(aiohttp_requests.__file__).read_text().splitlines()
+    assert handler_lines == {number for number, text in enumerate(scenario, 1)
+                             if text.strip() == "await asyncio.sleep(HANDLER_DELAY)"}

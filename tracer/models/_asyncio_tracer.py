@@ -20,7 +20,7 @@ import selectors
 import weakref
 from asyncio import futures, tasks
 from collections.abc import Callable
-from types import CodeType
+from types import CodeType, CoroutineType, GeneratorType
 from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer import naming
@@ -37,6 +37,7 @@ from loopscope.tracer.models._asyncio_waits import (
     transport_of,
     wait_mode,
 )
+from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.models.toolkit import Guard
 from loopscope.tracer.naming import request_label
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
@@ -83,6 +84,18 @@ OWNER_FIELDS = ("stream", "detail")
 LINES_OF_FIELDS = ("code", "lines")
 
 
+class LibraryLines(dict[int, int]):
+    """The {line: source index} of a code object in a library file (LoopTracer.lines_of).
+
+    A task whose own coroutine is library code (aiohttp's RequestHandler) takes each step's
+    source from the innermost coroutine of the program's files it awaits, the handler's
+    `await`: the C proxy tells the two apart by the dict's exact type, at no cost to the
+    tasks that run the program's own coroutines.
+    """
+
+    __slots__ = ()
+
+
 class PureTracerCore:
     """What the coroutine proxy reads on every step: the twin of _speedups.LoopTracerCore."""
 
@@ -124,6 +137,7 @@ class LoopTracer(_TracerCore):
         self.io_futures: dict[int, tuple[Any, int, str, Any, Any]] = {}
         # id(code) -> (code, {line: source index}); by id for the reason _verdicts_top is
         self._code_lines: dict[int, tuple[CodeType, dict[int, int]]] = {}
+        self._is_program = ProgramFiles()
         # id(code) -> (code, verdict) of the functions tasks wait in. Keyed by id because
         # hashing a code object walks its bytecode (3.12+); holding the code keeps the id.
         self._verdicts_top: dict[int, tuple[CodeType, int]] = {}
@@ -164,9 +178,37 @@ class LoopTracer(_TracerCore):
         known = self._code_lines.get(id(code))
         if known is not None and known[0] is code:
             return known[1]
-        lines: dict[int, int] = {}
+        lines: dict[int, int] = {} if self._is_program(code.co_filename) else LibraryLines()
         self._code_lines[id(code)] = (code, lines)
         return lines
+
+    def program_source(self, coro: Any) -> int:
+        """For a task whose coroutine is library code: the source index of the line the
+        innermost coroutine of the program's files in its await chain is suspended at,
+        NO_SOURCE when there is none (the twin of _asyncio_core.c's proxy_program_source)."""
+        found: tuple[Any, dict[int, int]] | None = None
+        awaitable = coro
+        while True:
+            if isinstance(awaitable, CoroutineType):
+                code, frame, awaited = awaitable.cr_code, awaitable.cr_frame, awaitable.cr_await
+            elif isinstance(awaitable, GeneratorType):
+                code, frame, awaited = (awaitable.gi_code, awaitable.gi_frame,
+                                        awaitable.gi_yieldfrom)
+            else:
+                break
+            if awaitable is not coro:
+                lines = self.lines_of(code)
+                if type(lines) is dict:
+                    found = (frame, lines)
+            awaitable = awaited
+        if found is None or found[0] is None:
+            return NO_SOURCE
+        frame, lines = found
+        line = frame.f_lineno
+        source = lines.get(line)
+        if source is None:
+            source = lines[line] = self.recorder.source_of(frame.f_code, line)
+        return source
 
     def pure_task_created(
         self, proxy: ProxyPassthroughs, task: asyncio.Task[Any], name: str | None
@@ -221,10 +263,10 @@ class LoopTracer(_TracerCore):
             if lane == NO_LANE:
                 lane = self.spawn_eager(proxy)
             frame = proxy._coro.cr_frame
-            source = NO_SOURCE
-            if frame is not None:
+            lines = proxy._lines
+            source = NO_SOURCE if type(lines) is dict else self.program_source(proxy._coro)
+            if frame is not None and not source:
                 line = frame.f_lineno
-                lines = proxy._lines
                 source = lines.get(line, -1)
                 if source < 0:
                     source = lines[line] = recorder.source_of(frame.f_code, line)
