@@ -49,6 +49,7 @@ EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "sleep0_storm.py": [("self-wake-storm", "poll_flag")],
     "gevent_sleep0_storm.py": [("self-wake-storm", "poll_flag")],
     "lock_contention.py": [("contention", None)],
+    "gevent_lock_contention.py": [("contention", None)],
     "select_spin.py": [("zero-timeout-spin", "select loop")],
     "thread_pool_idle.py": [("idle-on-thread-pool", "read_sensor")],
     "executor_idle.py": [("idle-on-thread-pool", "compress")],
