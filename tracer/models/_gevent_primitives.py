@@ -2,16 +2,20 @@
 
 gevent's primitives are compiled classes: their blocking paths switch to the hub directly, so
 the gevent model would only see "blocked on the hub". While the model runs, the module
-attributes the program imports them from (`gevent.lock.Semaphore`, `gevent.event.Event`,
-`gevent.queue.Queue`, and the monkey-patched `threading.Event` and `queue.Queue`) are Python
-subclasses that say, just before a greenlet blocks, what it blocks on, and, when another
-greenlet releases, sets or fills one that has had waiters, who did (the last to do so
-before the hub resumes a waiter let that waiter go).
+attributes the program imports them from (`gevent.lock.Semaphore`, `BoundedSemaphore`, the
+`RLock`'s inner semaphore, `gevent.event.Event` and `AsyncResult`,
+and the monkey-patched `threading.Event`) are Python subclasses that say, just before a
+greenlet blocks, what it blocks on, and, when another greenlet releases or sets one that has
+had waiters, who did (the last to do so before the hub resumes a waiter let that waiter go).
 
-They add nothing to a wait that does not block: the semaphores and events are told of a wait
-by `rawlink`, which gevent calls only on the way to the hub; their `release`/`set` and the
-queues' `get`/`put` check whether a greenlet has ever blocked on that primitive (one dict
-lookup) and otherwise go straight to gevent's own method.
+The semaphores and events cost next to nothing until a greenlet blocks on one: they are told
+of a wait by `rawlink`, which gevent calls only on the way to the hub, and only then does that
+primitive become an instance of a subclass whose `release`/`set` say who released it (a
+class assignment; the layouts are the same). The queues have no such hook, and Python
+`get`/`put` methods would cost every call (2.8x on a loop of puts and gets), so a queue's
+wait is seen where gevent starts its timeout, which only a blocking get or put does with
+`Empty` or `Full`: the wait says "Queue.get" or "Queue.put" but not which queue, nor who let
+it go.
 
 A primitive's name comes from the line that created it (the first frame outside gevent), read
 when a greenlet first blocks on it: `lock = Semaphore()` is "lock (demo.py:12)".
@@ -62,6 +66,8 @@ class PrimitiveNotes:
         self.tracer = tracer
         self.getcurrent = getcurrent
         self.skipped = skipped
+        # a semaphore's or event's class -> the one it takes once a greenlet blocked on it
+        self.watched: dict[type, type] = {}
 
     def created(self, primitive: Any) -> None:
         frame, kind = _outside(self.skipped, sys._getframe(2))
@@ -79,8 +85,17 @@ class PrimitiveNotes:
             primitive.__dict__[_NAME] = name
         return name
 
+    def watch(self, cls: type, **methods: Any) -> type:
+        """`cls`, and the subclass with `methods` (who releases it) that an instance of it
+        becomes when a greenlet first blocks on it."""
+        self.watched[cls] = _subclass(cls, **methods)
+        return cls
+
     def blocks(self, primitive: Any, method: str) -> None:
         """The current greenlet is about to switch to the hub to wait in `method`."""
+        watched = self.watched.get(type(primitive))
+        if watched is not None:
+            primitive.__class__ = watched
         released_by = primitive.__dict__.setdefault(_RELEASED_BY, {})
         released_by.setdefault(method, NO_LANE)  # a key for each method waited in
         kind = primitive.__dict__.get(_CREATED, ("", 0, ""))[2]
@@ -131,7 +146,8 @@ def install(tracer: GeventTracer, modules: dict[str, ModuleType],
                 guard.call(notes.lets_go, self, acquire)
             return base_release(self)
 
-        return _subclass(base, __init__=__init__, rawlink=rawlink, release=release)
+        return notes.watch(_subclass(base, __init__=__init__, rawlink=rawlink),
+                           release=release)
 
     def event_type(base: Any, method: str, setters: tuple[str, ...]) -> type:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -153,45 +169,8 @@ def install(tracer: GeventTracer, modules: dict[str, ModuleType],
             sets.__name__ = name
             return sets
 
-        return _subclass(base, __init__=__init__, rawlink=rawlink,
-                         **{name: setter(name) for name in setters if hasattr(base, name)})
-
-    def queue_type(base: Any) -> type:
-        get, put = f"{base.__name__}.get", f"{base.__name__}.put"
-        base_get, base_put, base_peek = base.get, base.put, base.peek
-
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            base.__init__(self, *args, **kwargs)
-            guard.call(notes.created, self)
-
-        # gevent keeps a queue's waiters to itself: a get lets a putter go, a put a getter,
-        # once one has ever waited there (after the item moved: a getter that waited itself
-        # frees the room on its way out)
-        def get_(self: Any, block: bool = True, timeout: float | None = None) -> Any:
-            if block and not self.qsize():
-                guard.call(notes.blocks, self, get)
-            item = base_get(self, block, timeout)
-            released = self.__dict__.get(_RELEASED_BY)
-            if released and put in released:
-                guard.call(notes.lets_go, self, put)
-            return item
-
-        def peek(self: Any, block: bool = True, timeout: float | None = None) -> Any:
-            if block and not self.qsize():
-                guard.call(notes.blocks, self, get)
-            return base_peek(self, block, timeout)
-
-        def put_(self: Any, item: Any, block: bool = True, timeout: float | None = None
-                 ) -> None:
-            if block and self.full():
-                guard.call(notes.blocks, self, put)
-            base_put(self, item, block, timeout)
-            released = self.__dict__.get(_RELEASED_BY)
-            if released and get in released:
-                guard.call(notes.lets_go, self, get)
-
-        get_.__name__, put_.__name__ = "get", "put"
-        return _subclass(base, __init__=__init__, get=get_, put=put_, peek=peek)
+        return notes.watch(_subclass(base, __init__=__init__, rawlink=rawlink),
+                           **{name: setter(name) for name in setters if hasattr(base, name)})
 
     made: dict[Any, type] = {}
     for base in (lock.Semaphore, lock.BoundedSemaphore):
@@ -199,10 +178,6 @@ def install(tracer: GeventTracer, modules: dict[str, ModuleType],
     made[event.Event] = event_type(event.Event, "Event.wait", ("set",))
     made[event.AsyncResult] = event_type(event.AsyncResult, "AsyncResult.get",
                                          ("set", "set_exception"))
-    for name in ("Queue", "JoinableQueue", "LifoQueue", "PriorityQueue"):
-        base = getattr(queues, name, None)
-        if isinstance(base, type):
-            made[base] = queue_type(base)
 
     replaced: list[tuple[ModuleType, str, Any]] = []
     for module in modules.values():
@@ -211,7 +186,23 @@ def install(tracer: GeventTracer, modules: dict[str, ModuleType],
                 replaced.append((module, name, value))
                 setattr(module, name, made[value])
 
+    # A queue's blocking get/put starts its timeout (a dummy without one) with the exception it
+    # raises, Empty or Full, and nothing else does: the only hook that costs nothing otherwise.
+    timeout_type = modules["gevent.timeout"].Timeout
+    start_timeout = vars(timeout_type)["_start_new_or_dummy"]
+    waits = {queues.Empty: "Queue.get", queues.Full: "Queue.put"}
+
+    def _start_new_or_dummy(timeout: Any, exception: Any = None, *args: Any, **kwargs: Any
+                            ) -> Any:
+        method = waits.get(exception) if isinstance(exception, type) else None
+        if method is not None:
+            guard.call(tracer.note_queue_wait, getcurrent(), method)
+        return start_timeout.__func__(timeout, exception, *args, **kwargs)
+
+    timeout_type._start_new_or_dummy = staticmethod(_start_new_or_dummy)
+
     def uninstall() -> None:
+        timeout_type._start_new_or_dummy = start_timeout
         for module, name, value in replaced:
             setattr(module, name, value)
 

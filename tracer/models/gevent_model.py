@@ -143,6 +143,11 @@ class GeventTracer(GreenletTracer):
         self.waits[glet] = (Code.BLOCKED, ("on", method, "primitive", name),
                             ("cause", "released", "primitive", name))
 
+    def note_queue_wait(self, glet: Greenlet, method: str) -> None:
+        """Called where a gevent queue's blocking get or put starts its timeout, just before
+        `glet` switches to the hub; which queue is not known (see _gevent_primitives)."""
+        self.waits[glet] = (Code.BLOCKED, ("on", method), ("cause", "callback"))
+
     # -- switches -----------------------------------------------------------------------------
 
     def origin_state(self, origin: Greenlet, origin_lane: int, target_lane: int) -> None:
@@ -276,6 +281,7 @@ def run(recorder: Recorder, program: Program) -> None:
     import gevent.lock  # type: ignore[import-untyped,unused-ignore]
     import gevent.queue  # type: ignore[import-untyped,unused-ignore]
     import gevent.threadpool  # type: ignore[import-untyped,unused-ignore]
+    import gevent.timeout  # type: ignore[import-untyped,unused-ignore]
 
     hub = gevent.get_hub()
     # Lowest priority: gevent's own prepare watcher runs queued callbacks (greenlet starts)
@@ -286,9 +292,10 @@ def run(recorder: Recorder, program: Program) -> None:
     original_spawn = gevent.threadpool.ThreadPool.spawn
     # A stop unwinds like Ctrl-C, but the hub must not print it as a failure on its way out.
     not_error = gevent.hub.Hub.NOT_ERROR
-    # where the program imports gevent's primitives from (threading and queue patched to them)
+    # where the program imports gevent's primitives from (threading patched to them)
     primitive_modules: dict[str, ModuleType] = {name: sys.modules[name] for name in
-                         ("gevent.lock", "gevent.event", "gevent.queue", "threading", "queue")
+                         ("gevent.lock", "gevent.event", "gevent.queue", "gevent.timeout",
+                          "threading")
                          if name in sys.modules}
     put_back: list[Callable[[], None]] = []
 
