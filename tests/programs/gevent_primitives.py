@@ -10,6 +10,7 @@ lock = Semaphore()
 guard = RLock()
 started = Event()
 jobs = Queue(maxsize=1)
+pair = [Semaphore() for _ in range(2)]
 
 
 def holder():
@@ -20,6 +21,16 @@ def holder():
 def waiter():
     with lock:
         print("waiter got the lock")
+
+
+def second_holder():
+    with pair[1]:
+        gevent.sleep(0.01)
+
+
+def second_waiter():
+    with pair[1]:
+        print("second_waiter got the second lock")
 
 
 def rlock_holder():
@@ -59,6 +70,6 @@ def drainer():
 
 
 gevent.joinall([gevent.spawn(function) for function in (
-    holder, waiter, rlock_holder, rlock_waiter, signaller, listener, consumer, producer,
+    holder, waiter, second_holder, second_waiter, rlock_holder, rlock_waiter, signaller, listener, consumer, producer,
     drainer)])
 print(type(lock).__name__, isinstance(lock, Semaphore), type(jobs).__name__)

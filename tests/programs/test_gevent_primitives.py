@@ -45,6 +45,8 @@ def test_each_wait_names_its_primitive_and_the_greenlet_that_let_it_go() -> None
     name = PROGRAM.name
     assert waits == {
         "waiter": [("Semaphore.acquire", f"lock ({name}:{_line('lock =')})", "holder")],
+        "second_waiter": [("Semaphore.acquire", f"pair #2 ({name}:{_line('pair =')})",
+                           "second_holder")],
         "rlock_waiter": [("RLock.acquire", f"guard ({name}:{_line('guard =')})",
                           "rlock_holder")],
         "listener": [("Event.wait", f"started ({name}:{_line('started =')})", "signaller")],

@@ -32,6 +32,7 @@ from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer.events import NO_LANE
+from loopscope.tracer.threads import in_traced_thread
 
 if TYPE_CHECKING:
     from loopscope.tracer.models.gevent_model import GeventTracer
@@ -68,19 +69,23 @@ class PrimitiveNotes:
         self.skipped = skipped
         # a semaphore's or event's class -> the one it takes once a greenlet blocked on it
         self.watched: dict[type, type] = {}
+        self.made_at: dict[tuple[str, int], int] = {}  # primitives made by each line
 
     def created(self, primitive: Any) -> None:
         frame, kind = _outside(self.skipped, sys._getframe(2))
         where = (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("?", 0)
-        primitive.__dict__[_CREATED] = (*where, kind or type(primitive).__name__)
+        serial = self.made_at[where] = self.made_at.get(where, 0) + 1
+        primitive.__dict__[_CREATED] = (*where, kind or type(primitive).__name__, serial)
 
     def name(self, primitive: Any) -> str:
         name: str | None = primitive.__dict__.get(_NAME)
         if name is None:
-            filename, line, kind = primitive.__dict__.get(
-                _CREATED, ("?", 0, type(primitive).__name__))
+            filename, line, kind, serial = primitive.__dict__.get(
+                _CREATED, ("?", 0, type(primitive).__name__, 1))
             assigned = _ASSIGNED.match(linecache.getline(filename, line)) if line else None
             label = assigned.group(1) if assigned else kind
+            if self.made_at.get((filename, line), 0) > 1:
+                label += f" #{serial}"  # one of several made by that line (a list of locks)
             name = f"{label} ({os.path.basename(filename)}:{line})" if line else label
             primitive.__dict__[_NAME] = name
         return name
@@ -93,12 +98,14 @@ class PrimitiveNotes:
 
     def blocks(self, primitive: Any, method: str) -> None:
         """The current greenlet is about to switch to the hub to wait in `method`."""
+        if not in_traced_thread():  # another thread's hub; the recorder is the traced one's
+            return
         watched = self.watched.get(type(primitive))
         if watched is not None:
             primitive.__class__ = watched
         released_by = primitive.__dict__.setdefault(_RELEASED_BY, {})
         released_by.setdefault(method, NO_LANE)  # a key for each method waited in
-        kind = primitive.__dict__.get(_CREATED, ("", 0, ""))[2]
+        kind = primitive.__dict__.get(_CREATED, ("", 0, "", 0))[2]
         shown = method
         if kind and method.endswith(".acquire") and kind != type(primitive).__name__:
             shown = f"{kind}.acquire"  # an RLock waits on the Semaphore it built
@@ -115,6 +122,8 @@ class PrimitiveNotes:
     def lets_go(self, primitive: Any, method: str) -> None:
         """The current greenlet released, set or filled `primitive`, which greenlets have
         waited on in `method`: the next of them the hub resumes was let go by it."""
+        if not in_traced_thread():
+            return
         primitive.__dict__[_RELEASED_BY][method] = self.tracer.lanes.get(self.getcurrent())
 
 
@@ -195,7 +204,7 @@ def install(tracer: GeventTracer, modules: dict[str, ModuleType],
     def _start_new_or_dummy(timeout: Any, exception: Any = None, *args: Any, **kwargs: Any
                             ) -> Any:
         method = waits.get(exception) if isinstance(exception, type) else None
-        if method is not None:
+        if method is not None and in_traced_thread():
             guard.call(tracer.note_queue_wait, getcurrent(), method)
         return start_timeout.__func__(timeout, exception, *args, **kwargs)
 
