@@ -70,6 +70,6 @@ def drainer():
 
 
 gevent.joinall([gevent.spawn(function) for function in (
-    holder, waiter, second_holder, second_waiter, rlock_holder, rlock_waiter, signaller, listener, consumer, producer,
-    drainer)])
+    holder, waiter, second_holder, second_waiter, rlock_holder, rlock_waiter, signaller,
+    listener, consumer, producer, drainer)])
 print(type(lock).__name__, isinstance(lock, Semaphore), type(jobs).__name__)

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 # instance attribute of a primitive greenlets have blocked on: method -> the lane that last
 # let one go (its greenlet may have ended by the time the hub resumes the waiter)
 _RELEASED_BY = "_loopscope_released_by"
-_CREATED = "_loopscope_created"  # instance attribute: (file, line, kind) of its creation
+_CREATED = "_loopscope_created"  # instance attribute: (file, line, kind, serial) at creation
 _NAME = "_loopscope_name"
 _ASSIGNED = re.compile(r"^\s*(?:self\.)?([A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
 
