@@ -41,7 +41,8 @@ class LintLimits:
 
 
 GEVENT_HUB = "gevent hub"  # the gevent model's loop lane (tracer.models.gevent_model)
-CONTENDED = ("Lock.acquire", "Semaphore.acquire", "BoundedSemaphore.acquire", "Queue.put",
+CONTENDED = ("Lock.acquire", "Semaphore.acquire", "BoundedSemaphore.acquire", "RLock.acquire",
+             "Queue.put", "JoinableQueue.put", "LifoQueue.put", "PriorityQueue.put",
              "Condition.wait", "CapacityLimiter.acquire")
 _TASK_KINDS = (LaneKind.TASK, LaneKind.GREENLET)
 
@@ -329,10 +330,14 @@ def _hub_spins(trace: Trace, spans: Spans, states: npt.NDArray[np.int64],
 
 
 def contention(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
-    """Waits on one lock, semaphore or full queue (the same primitive method, resumed at the
-    same line) by several lanes adding up to a long time; who released them."""
-    groups: dict[tuple[str, Source | None], list[tuple[int, int, int]]] = defaultdict(list)
-    releasers: dict[tuple[str, Source | None], dict[int, int]] = defaultdict(
+    """Waits on one lock, semaphore or full queue by several lanes adding up to a long time;
+    who released them. A wait that names its primitive (gevent's) is grouped by it; one that
+    does not (asyncio's, trio's), by the method and the line it resumed at."""
+    groups: dict[tuple[str, str | None, Source | None], list[tuple[int, int, int]]] = \
+        defaultdict(list)
+    releasers: dict[tuple[str, str | None, Source | None], dict[int, int]] = defaultdict(
+        lambda: defaultdict(int))
+    lines: dict[tuple[str, str | None, Source | None], dict[Source, int]] = defaultdict(
         lambda: defaultdict(int))
     states = np.array(spans.state, dtype=np.int64)
     waits = (states == Code.BLOCKED) & np.isin(
@@ -345,9 +350,11 @@ def contention(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
         for position, index in enumerate(indices):
             if not waits[index]:
                 continue
-            on = str(spans.detail_of(index, trace).get("on", ""))
+            detail = spans.detail_of(index, trace)
+            on = str(detail.get("on", ""))
             if on not in CONTENDED:
                 continue
+            primitive = detail.get("primitive")
             # the next span says who let it go (a READY drawn from the releaser); the first
             # step after says where it waited (the line it resumed at)
             releaser = -1
@@ -359,32 +366,46 @@ def contention(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
                 if spans.state[later] == Code.RUNNING:
                     line = trace.sources[spans.source[later]] if spans.source[later] else None
                     break
-            key = (on, line)
+            key: tuple[str, str | None, Source | None] = (
+                (on, str(primitive), None) if primitive is not None else (on, None, line))
             groups[key].append((lane, spans.end[index] - spans.start[index], spans.start[index]))
+            if line is not None:
+                lines[key][line] += 1
             if releaser >= 0:
                 releasers[key][releaser] += 1
     findings = []
-    for (on, line), waits in groups.items():
+    for key, waits in groups.items():
+        on, primitive, _line = key
         total = sum(duration for _lane, duration, _start in waits)
         lanes = {lane for lane, _duration, _start in waits}
         if (len(waits) < limits.contention_waits or len(lanes) < limits.contention_lanes
                 or total < limits.contention_ns):
             continue
+        # the line most of the waits resumed at
+        line = max(lines[key].items(), key=lambda item: item[1])[0] if lines[key] else None
         longest = max(duration for _lane, duration, _start in waits)
-        released_by = sorted(releasers[(on, line)].items(), key=lambda item: -item[1])
+        waited: dict[str, int] = defaultdict(int)
+        for lane, duration, _start in waits:
+            waited[trace.lane_name(lane)] += duration
+        released_by = sorted(releasers[key].items(), key=lambda item: -item[1])
         holders = ", ".join(f"{trace.lane_name(lane)} ({count} times)" for lane, count in
                             released_by[:3])
+        facts: dict[str, Any] = {
+            "primitive": on, "waits": len(waits),
+            "lanes": sorted(trace.lane_name(lane) for lane in lanes),
+            "waited_ns": dict(sorted(waited.items())),
+            "longest_ns": longest,
+            "released_by": {trace.lane_name(lane): count for lane, count in released_by}}
+        if primitive is not None:
+            facts["name"] = primitive
         findings.append(Finding(
             rule="contention",
-            title=f"{on}" + (f" at {_short(line)}" if line else "") + f": {len(lanes)} lanes "
+            title=f"{on}" + (f" on {primitive}" if primitive else "")
+                  + (f" at {_short(line)}" if line else "") + f": {len(lanes)} lanes "
                   f"waited {len(waits)} times, {_ms(total)} in all (longest {_ms(longest)})"
                   + (f"; released by {holders}" if holders else ""),
             lane=None, lane_name=None, ts_ns=min(start for _l, _d, start in waits),
-            duration_ns=total, location=line,
-            facts={"primitive": on, "waits": len(waits),
-                   "lanes": sorted(trace.lane_name(lane) for lane in lanes),
-                   "longest_ns": longest,
-                   "released_by": {trace.lane_name(lane): count for lane, count in released_by}},
+            duration_ns=total, location=line, facts=facts,
         ))
     return findings
 

@@ -49,6 +49,8 @@ EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "sleep0_storm.py": [("self-wake-storm", "poll_flag")],
     "gevent_sleep0_storm.py": [("self-wake-storm", "poll_flag")],
     "lock_contention.py": [("contention", None)],
+    "gevent_lock_contention.py": [("contention", None)],
+    "gevent_queue_contention.py": [("contention", None)],
     "select_spin.py": [("zero-timeout-spin", "select loop")],
     "thread_pool_idle.py": [("idle-on-thread-pool", "read_sensor")],
     "executor_idle.py": [("idle-on-thread-pool", "compress")],
@@ -110,3 +112,23 @@ def test_blocking_call_names_the_blocking_line_and_every_lane_it_delayed(
     assert sorted(delay.name for delay in stall.delayed) == ["heartbeat", "ticker"]
     assert all(delay.late_timer_ns > 0 for delay in stall.delayed)
     assert stall.duration_ns >= 500_000_000  # time.sleep(0.5) sleeps at least that long
+
+
+def test_gevent_lock_contention_names_the_lock_its_waiters_and_who_released_it() -> None:
+    path = PROGRAMS / "gevent_lock_contention.py"
+    result = record_sync(resolve_target(str(path)), timeout=60)
+    assert result.status == "ok", result.stderr
+    [finding] = build_report(result.trace).findings
+    facts = finding.facts
+    workers = ["worker", "worker-2", "worker-3", "worker-4"]
+    created = next(number for number, line in enumerate(path.read_text().splitlines(), 1)
+                   if line.startswith("lock ="))
+    assert facts["name"] == f"lock (gevent_lock_contention.py:{created})"
+    assert facts["primitive"] == "Semaphore.acquire"
+    assert facts["lanes"] == workers
+    # every wait's time is one waiter's, and every wait ended with a worker's release
+    assert sorted(facts["waited_ns"]) == workers
+    assert sum(facts["waited_ns"].values()) == finding.duration_ns
+    assert set(facts["released_by"]) <= set(workers)
+    assert sum(facts["released_by"].values()) == facts["waits"]
+    assert f"on {facts['name']}" in finding.title and "released by worker" in finding.title

@@ -17,9 +17,11 @@ import contextlib
 import sys
 import threading
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, Detail, LaneKind, short_repr
+from loopscope.tracer.models import _gevent_primitives
 from loopscope.tracer.models._greenlets import Greenlet, GreenletTracer
 from loopscope.tracer.models.toolkit import Guard, instrumented
 from loopscope.tracer.program import Program
@@ -47,6 +49,9 @@ class GeventTracer(GreenletTracer):
         # greenlet -> (state code, state detail, wake cause) of the wait it is in
         self.waits: dict[Greenlet, tuple[int, Detail, Detail]] = {}
         self._deadlines: dict[Greenlet, int] = {}
+        # greenlets waiting on a gevent primitive that nobody has let go yet
+        # greenlet -> where its primitive keeps who last released it, and under which method
+        self._on_primitive: dict[Greenlet, tuple[dict[str, int], str]] = {}
         self._hub_code: int | None = None
         # id -> (gevent.Timeout, deadline) of the timeouts started in the traced thread: a
         # greenlet's Event.wait(timeout), a poll's timeout, a `with Timeout(...)` (none of
@@ -125,6 +130,7 @@ class GeventTracer(GreenletTracer):
     def end_state(self, origin: Greenlet, origin_lane: int) -> None:
         self.waits.pop(origin, None)
         self._deadlines.pop(origin, None)
+        self._on_primitive.pop(origin, None)
         exception = getattr(origin, "exception", None)
         if isinstance(exception, BaseException):
             self.recorder.end(origin_lane, error=exception)
@@ -159,6 +165,20 @@ class GeventTracer(GreenletTracer):
             now = self.recorder.clock() - self.recorder.origin
             self._timeouts[id(timeout)] = (timeout, now + int(seconds * 1e9))
 
+    def note_primitive_wait(self, glet: Greenlet, method: str, name: str,
+                            released_by: dict[str, int], releasing: str) -> None:
+        """Called from a primitive (tracer.models._gevent_primitives) just before `glet`
+        switches to the hub to wait in `method` on the primitive called `name`;
+        `released_by[releasing]` will hold the lane that last released it."""
+        self._on_primitive[glet] = (released_by, releasing)
+        self.waits[glet] = (Code.BLOCKED, ("on", method, "primitive", name),
+                            ("cause", "released", "primitive", name))
+
+    def note_queue_wait(self, glet: Greenlet, method: str) -> None:
+        """Called where a gevent queue's blocking get or put starts its timeout, just before
+        `glet` switches to the hub; which queue is not known (see _gevent_primitives)."""
+        self.waits[glet] = (Code.BLOCKED, ("on", method), ("cause", "callback"))
+
     # -- switches -----------------------------------------------------------------------------
 
     def origin_state(self, origin: Greenlet, origin_lane: int, target_lane: int) -> None:
@@ -169,8 +189,9 @@ class GeventTracer(GreenletTracer):
         if wait is None:
             self.blocked_on(origin_lane, target_lane)
         else:
+            on_hub = wait[0] == Code.BLOCKED and origin not in self._on_primitive
             self.recorder.state(origin_lane, wait[0], wait[1],
-                                target_lane if wait[0] == Code.BLOCKED else NO_LANE)
+                                target_lane if on_hub else NO_LANE)
 
     def target_running(self, target: Greenlet, target_lane: int, origin_lane: int,
                        resumed_at: int) -> None:
@@ -194,6 +215,11 @@ class GeventTracer(GreenletTracer):
         recorder = self.recorder
         wait = self.waits.pop(target, None)
         self._deadlines.pop(target, None)
+        primitive = self._on_primitive.pop(target, None)
+        if primitive is not None:
+            # ready from the hub's resuming it, drawn from whoever last released the primitive
+            recorder.record(target_lane, Code.READY, primitive[0].get(primitive[1], NO_LANE),
+                            recorder.detail(("cause", "released")))
         cause = wait[2] if wait is not None else ("cause", "callback")
         recorder.record(target_lane, Code.WAKE, origin_lane, recorder.detail(cause))
         recorder.record(target_lane, Code.RUNNING, NO_LANE, NO_DETAIL, resumed_at)
@@ -348,7 +374,11 @@ def run(recorder: Recorder, program: Program) -> None:
 
     guard = Guard(recorder, "gevent")
     tracer = GeventTracer(recorder, gevent.hub.Hub, gevent.Greenlet, guard)
+    import gevent.event  # type: ignore[import-untyped,unused-ignore]
+    import gevent.lock  # type: ignore[import-untyped,unused-ignore]
+    import gevent.queue  # type: ignore[import-untyped,unused-ignore]
     import gevent.threadpool  # type: ignore[import-untyped,unused-ignore]
+    import gevent.timeout  # type: ignore[import-untyped,unused-ignore]
 
     hub = gevent.get_hub()
     queued = getattr(hub.loop, "_callbacks", None)
@@ -366,8 +396,15 @@ def run(recorder: Recorder, program: Program) -> None:
     original_timeout_start = gevent.Timeout.start
     # A stop unwinds like Ctrl-C, but the hub must not print it as a failure on its way out.
     not_error = gevent.hub.Hub.NOT_ERROR
+    # where the program imports gevent's primitives from (threading patched to them)
+    primitive_modules: dict[str, ModuleType] = {name: sys.modules[name] for name in
+                         ("gevent.lock", "gevent.event", "gevent.queue", "gevent.timeout",
+                          "threading")
+                         if name in sys.modules}
+    put_back: list[Callable[[], None]] = []
 
     def install() -> None:
+        put_back.append(_gevent_primitives.install(tracer, primitive_modules, gevent.getcurrent))
         _wrap_wait(gevent.hub.Hub, tracer, gevent.getcurrent)
         _wrap_threadpool(gevent.threadpool.ThreadPool, tracer)
         _wrap_spawns(gevent, gevent.pool.Group, tracer)
@@ -381,6 +418,8 @@ def run(recorder: Recorder, program: Program) -> None:
         gevent.hub.Hub.NOT_ERROR = (*not_error, StopRequested)
 
     def uninstall() -> None:
+        while put_back:
+            put_back.pop()()
         gevent.hub.Hub.NOT_ERROR = not_error
         tracer.uninstall()
         prepare.stop()
