@@ -413,7 +413,9 @@ class _LaneColumns:
             if level == 0:
                 return candidates
             level -= 1
-            children = np.stack((2 * candidates, 2 * candidates + 1), axis=1).reshape(-1)
+            children = np.empty(2 * len(candidates), dtype=np.int64)
+            children[0::2] = 2 * candidates
+            children[1::2] = children[0::2] + 1
             low, high = first >> level, last >> level
             candidates = children[(children >= low) & (children <= high)]
 
