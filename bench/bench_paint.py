@@ -8,7 +8,11 @@ rectangle, no merging. Prints times and ratios.
 With --words: what the words on the timeline cost, on the four headline scenarios' golden
 traces as exported (1600x900): each frame with its words and without, in alternating pairs.
 
-    .venv/bin/python bench/bench_paint.py [--words]
+With --level-of-detail: each view laid out and painted from the per-lane level of detail and
+span by span (as before it), in alternating pairs, for a 1,000,000-span and a
+10,000,000-span trace: the level of detail's frame should not grow with the spans.
+
+    .venv/bin/python bench/bench_paint.py [--words | --level-of-detail]
 """
 
 from __future__ import annotations
@@ -177,10 +181,50 @@ def words_cost(rounds: int = 41) -> None:
               f"{statistics.median(b for _, b in pairs) * 1e3:>9.2f}ms{ratio:>7.2f}x")
 
 
+def level_of_detail_cost(rounds: int = 15) -> None:
+    """Each view's frame from the level of detail and span by span, alternating, medians."""
+    from loopscope.ui import layout as layout_module
+    from loopscope.ui.layout import span_index
+
+    image = QImage(WIDTH, HEIGHT, QImage.Format.Format_ARGB32_Premultiplied)
+    by_detail = layout_module._DENSE_FACTOR
+    print(f"{'spans':>12} {'view':<14}{'by detail':>11}{'span by span':>14}{'ratio':>8}")
+    for spans_wanted in (SPANS, 10 * SPANS):
+        trace = synthesize(spans_wanted)
+        spans = derive_spans(trace)
+        span_index(trace, spans)
+        lane_height = (HEIGHT - 28 - 28) / LANES
+        middle = RUN_NS / 2
+        for name, viewport in (
+                ("full view", Viewport(0, RUN_NS, WIDTH, HEIGHT, lane_height=lane_height)),
+                ("zoomed 10 ms", Viewport(middle, middle + 10_000_000, WIDTH, HEIGHT,
+                                          lane_height=lane_height)),
+                ("1 s window", Viewport(middle, middle + 1_000_000_000, WIDTH, HEIGHT,
+                                        lane_height=lane_height))):
+            def one(factor: int, vp: Viewport = viewport, trace: Trace = trace,
+                    spans: Spans = spans) -> float:
+                layout_module._DENSE_FACTOR = factor
+                began = time.perf_counter()
+                frame(trace, spans, vp, image)
+                return time.perf_counter() - began
+
+            one(by_detail), one(10**12)  # warm both
+            pairs = [(one(by_detail), one(10**12)) for _ in range(rounds)]
+            layout_module._DENSE_FACTOR = by_detail
+            print(f"{len(spans):>12,} {name:<14}"
+                  f"{statistics.median(a for a, _ in pairs) * 1e3:>9.2f}ms"
+                  f"{statistics.median(b for _, b in pairs) * 1e3:>12.2f}ms"
+                  f"{statistics.median(a / b for a, b in pairs):>7.2f}x")
+        del trace, spans
+
+
 def main() -> None:
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
     if "--words" in sys.argv[1:]:
         words_cost()
+        return
+    if "--level-of-detail" in sys.argv[1:]:
+        level_of_detail_cost()
         return
     began = time.perf_counter()
     trace = synthesize()

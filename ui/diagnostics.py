@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.report import Report, build_report
+from loopscope.tracer.spans import Spans
 from loopscope.tracer.stalls import long_steps, stall_of
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, span_details_html
@@ -28,6 +29,13 @@ from loopscope.ui.tasks_view import TasksView
 from loopscope.ui.timeline import TimelineWidget
 
 FINDING_MARGIN = 0.25  # of the finding's own length, shown either side when it is selected
+
+
+def _report_and_flags(trace: Trace, spans: Spans) -> tuple[Report, dict[int, Finding]]:
+    """The report, and the spans its findings are about: both O(events), so both are found
+    off the GUI thread when there is a loop to run them beside."""
+    report = build_report(trace, None, spans)
+    return report, flagged_spans(spans, report.findings)
 
 
 class Diagnostics(QObject):
@@ -45,7 +53,7 @@ class Diagnostics(QObject):
         self.report: Report | None = None
         self.flagged: dict[int, Finding] = {}
         self._trace: Trace | None = None
-        self._pending: asyncio.Future[Report] | None = None
+        self._pending: asyncio.Future[tuple[Report, dict[int, Finding]]] | None = None
         self._live_scan = 0  # spans already looked at for stalls while the run goes on
         self.findings.finding_activated.connect(self.show_finding)
         self.tasks.refreshed.connect(self._flag_live_stalls)
@@ -111,13 +119,13 @@ class Diagnostics(QObject):
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            self._apply(build_report(trace, spans=spans))
+            self._apply(_report_and_flags(trace, spans))
             return
-        future = loop.run_in_executor(None, build_report, trace, None, spans)
+        future = loop.run_in_executor(None, _report_and_flags, trace, spans)
         self._pending = future
         future.add_done_callback(self._on_report)
 
-    def _on_report(self, future: asyncio.Future[Report]) -> None:
+    def _on_report(self, future: asyncio.Future[tuple[Report, dict[int, Finding]]]) -> None:
         if future is not self._pending or future.cancelled():
             return
         self._pending = None
@@ -129,10 +137,10 @@ class Diagnostics(QObject):
             return
         self._apply(future.result())
 
-    def _apply(self, report: Report) -> None:
+    def _apply(self, built: tuple[Report, dict[int, Finding]]) -> None:
+        report, self.flagged = built
         self.report = report
         self.findings.set_findings(report.findings)
-        self.flagged = flagged_spans(self.timeline.spans, report.findings)
         self.timeline.set_flagged_spans(self._flag_notes())
         self.report_ready.emit(report)
 

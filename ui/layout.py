@@ -76,6 +76,16 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
+class LayoutWork:
+    """How many span entries the layouts have read (a count of work, for the tests that check
+    a frame reads what is on screen, not the whole lane)."""
+
+    spans_read = 0
+
+
+LAYOUT_WORK = LayoutWork()
+
+
 # -- the viewport: what part of the run is shown, and where ------------------------------------
 
 
@@ -345,6 +355,10 @@ class _LaneColumns:
         self.ranked = [_Growable(np.int32) for _ in range(_RANKS)]
         for counts in self.ranked:
             counts.extend(np.zeros(1, dtype=np.int32))
+        # The level of detail: maxima[k].view[b] is the longest duration among spans
+        # [b * 2**(k+1), (b+1) * 2**(k+1)), so a frame finds the spans wide enough for their
+        # own rectangle without reading every span in view.
+        self.maxima: list[_Growable] = []
 
     def __len__(self) -> int:
         return self.index.size
@@ -360,6 +374,50 @@ class _LaneColumns:
             running = np.cumsum(rank == r, dtype=np.int32)
             running += counts.view[-1]
             counts.extend(running)
+        self._update_maxima(len(self) - len(index))
+
+    def _update_maxima(self, changed: int) -> None:
+        """Brings the duration maxima up to date from span `changed` on: at each level only
+        the blocks over new spans are computed again, so a live batch costs O(batch)."""
+        below = self.duration.view
+        for level in self.maxima:
+            changed //= 2
+            pairs = below[2 * changed:]
+            if len(pairs) % 2:
+                pairs = np.append(pairs, -1)
+            level.size = changed
+            level.extend(np.maximum(pairs[0::2], pairs[1::2]))
+            below = level.view
+        while len(below) > 1:
+            level = _Growable(np.int64)
+            pairs = below if len(below) % 2 == 0 else np.append(below, -1)
+            level.extend(np.maximum(pairs[0::2], pairs[1::2]))
+            self.maxima.append(level)
+            below = level.view
+
+    def wide_spans(self, first: int, stop: int, at_least: int, blocks: int) -> IntArray:
+        """The positions in [first, stop) of the spans lasting at least `at_least` ns, in
+        order, found by descending the duration maxima from a level where about `blocks`
+        blocks cover the range: O((blocks + found) * levels), not O(stop - first)."""
+        if stop <= first:
+            return np.empty(0, dtype=np.int64)
+        level = 0
+        while level < len(self.maxima) and (stop - first) >> (level + 1) >= blocks:
+            level += 1
+        last = stop - 1
+        candidates = np.arange(first >> level, (last >> level) + 1, dtype=np.int64)
+        while True:
+            maxima = self.maxima[level - 1].view if level else self.duration.view
+            LAYOUT_WORK.spans_read += len(candidates)
+            candidates = candidates[maxima[candidates] >= at_least]
+            if level == 0:
+                return candidates
+            level -= 1
+            children = np.empty(2 * len(candidates), dtype=np.int64)
+            children[0::2] = 2 * candidates
+            children[1::2] = children[0::2] + 1
+            low, high = first >> level, last >> level
+            candidates = children[(children >= low) & (children <= high)]
 
 
 def _gather(values: Sequence[int], dtype: type[np.generic], where: np.ndarray) -> np.ndarray:
@@ -927,8 +985,13 @@ def _lay_out_lanes(
     # order is kept, so the rectangles come out lane by lane as before.
     group: list[tuple[int, LaneRow, _LaneColumns, int, int]] = []
     for lane_in_view in in_view:
-        _, _, _, first, stop = lane_in_view
-        if stop - first > _GROUPED_SPANS:
+        row_number, row, lane, first, stop = lane_in_view
+        if stop - first > max(_GROUPED_SPANS, _DENSE_FACTOR * frame.columns):
+            if group:
+                _lay_out_group(frame, group, strips)
+                group = []
+            _lay_out_dense(frame, row, lane, first, stop, strips[row_number])
+        elif stop - first > _GROUPED_SPANS:
             if group:
                 _lay_out_group(frame, group, strips)
                 group = []
@@ -941,6 +1004,36 @@ def _lay_out_lanes(
 
 # A lane with at most this many spans in view is laid out together with its neighbours.
 _GROUPED_SPANS = 512
+# A lane with more than this many spans a pixel column in view is laid out from its level of
+# detail (the duration maxima and the running state counts), never span by span.
+_DENSE_FACTOR = 4
+
+
+def _lay_out_dense(frame: _Frame, row: LaneRow, lane: _LaneColumns, first: int, stop: int,
+                   strip: npt.NDArray[np.int8]) -> None:
+    """One lane with many spans a pixel: the same rectangles _lay_out_group makes, found in
+    O(columns * log(spans)). The spans wide enough for their own rectangle come from the
+    duration maxima (there are at most a column's worth of them); the merged columns from a
+    binary search per column edge and the running counts of each state."""
+    band = state_band(row, frame.vp)
+    npp = frame.ns_per_px
+    wide = lane.wide_spans(first, stop, math.ceil(npp), frame.columns)
+    if len(wide):
+        left = np.maximum(lane.start.view[wide], frame.t0)
+        right = np.minimum(lane.end.view[wide], frame.t1)
+        shown = right > left
+        at, left, right = wide[shown], left[shown], right[shown]
+        x = frame.plot.x + (left - frame.t0) / npp
+        frame.rects.append(Rects(
+            x=x, y=_filled(len(at), band[0]), w=frame.plot.x + (right - frame.t0) / npp - x,
+            h=_filled(len(at), band[1]), state=lane.state.view[at], span=lane.index.view[at],
+            lane=_filled(len(at), row.lane, np.int64),
+        ))
+    if frame.columns == 0 or len(wide) == stop - first:
+        return
+    LAYOUT_WORK.spans_read += frame.columns
+    column, lo, hi = _touched_columns_dense(frame, lane, wide)
+    _merged_runs(frame, row, band, lane, column, lo, hi, strip)
 
 
 def _lay_out_group(
@@ -957,6 +1050,7 @@ def _lay_out_group(
 
     start, end = gathered("start"), gathered("end")
     counts = [stop - first for _, _, _, first, stop in in_view]
+    LAYOUT_WORK.spans_read += sum(counts)
     bands = [state_band(row, frame.vp) for _, row, _, _, _ in in_view]
     npp = frame.ns_per_px
     plot = frame.plot
@@ -995,12 +1089,19 @@ def _merge_narrow(
     strip: npt.NDArray[np.int8],
 ) -> None:
     """One lane's pixel columns holding a narrow span, as runs of merged rectangles."""
-    plot = frame.plot
-    y, h = band
     if stop - first > frame.columns // 4:
-        column, lo, hi = _touched_columns_dense(frame, lane, first, stop, narrow)
+        column, lo, hi = _touched_columns_dense(frame, lane, np.nonzero(~narrow)[0] + first)
     else:
         column, lo, hi = _touched_columns_sparse(frame, lane, start, end, narrow)
+    _merged_runs(frame, row, band, lane, column, lo, hi, strip)
+
+
+def _merged_runs(frame: _Frame, row: LaneRow, band: tuple[float, float], lane: _LaneColumns,
+                 column: IntArray, lo: IntArray, hi: IntArray,
+                 strip: npt.NDArray[np.int8]) -> None:
+    """The touched columns' top states into the strip, and runs of them as rectangles."""
+    plot = frame.plot
+    y, h = band
     column, state = _top_states(lane, column, lo, hi)
     if not len(column):  # the narrow spans all lie just outside the view
         return
@@ -1048,10 +1149,11 @@ def _top_states(
 
 
 def _touched_columns_dense(
-    frame: _Frame, lane: _LaneColumns, first: int, stop: int, narrow: npt.NDArray[np.bool_]
+    frame: _Frame, lane: _LaneColumns, wide: IntArray
 ) -> tuple[IntArray, IntArray, IntArray]:
     """Columns overlapping a narrow span, with their span ranges [lo, hi), found column by
-    column: for many spans a pixel, O(columns) searches beat O(spans) arithmetic."""
+    column: for many spans a pixel, O(columns) searches beat O(spans) arithmetic. `wide`:
+    the positions, in order, of the spans in view that are not narrow."""
     edges = frame.edges
     starting = np.searchsorted(lane.start.view, edges, side="left")
     hi = starting[1:]
@@ -1061,7 +1163,6 @@ def _touched_columns_dense(
     before = np.maximum(lo - 1, 0)
     lo = lo - ((lo > 0) & (lane.end.view[before] > edges[:-1]))
     # Narrow spans in [lo, hi) = all of them minus the wide ones, which are few here.
-    wide = np.nonzero(~narrow)[0] + first
     wide_inside = np.searchsorted(wide, hi) - np.searchsorted(wide, lo)
     column = np.nonzero((hi - lo) - wide_inside > 0)[0]
     return column, lo[column], hi[column]
@@ -1231,12 +1332,12 @@ def _markers(frame: _Frame, index: SpanIndex, rows: Mapping[int, LaneRow]) -> li
     key = (np.floor(x).astype(np.int64) * lane_slots + lanes[at]) * 4 + kinds
     unique = _first_per_key(key)[: frame.vp.max_markers]
     seq = index.marker_seq.view[seen][at]
-    markers = []
-    for i in unique.tolist():
-        row = rows[int(lanes[at[i]])]
-        markers.append(Marker(float(x[i]), row.y, row.height, MARKER_KINDS[int(kinds[i])],
-                              int(seq[i]), row.lane))
-    return markers
+    # Built column-wise: a step per marker with numpy scalars cost most of a dense frame.
+    marker_rows = [rows[lane] for lane in lanes[at[unique]].tolist()]
+    return list(map(Marker, x[unique].tolist(), [row.y for row in marker_rows],
+                    [row.height for row in marker_rows],
+                    [MARKER_KINDS[kind] for kind in kinds[unique].tolist()],
+                    seq[unique].tolist(), [row.lane for row in marker_rows]))
 
 
 def _legend(states: set[int], index: SpanIndex) -> list[LegendEntry]:
