@@ -280,17 +280,6 @@ class GeneratorTracer:
         self._last_caller, self._last_driver = immediate, lane
         return lane, immediate
 
-    def _ran_before_tracing(self, frame: FrameType) -> bool:
-        """Whether a generator frame that is not a lane is past its start: it began running
-        before this tracer was installed (left over by earlier code in the same process).
-
-        Its resumes are not the traced program's hand-offs, and neither is its close: the
-        collector finalises such leftovers whenever it happens to run, from whatever frame is
-        executing (an importlib one, while the program's module is imported), which would
-        otherwise become its driver and name the main lane.
-        """
-        return frame.f_lasti > self._lane_code(frame.f_code)[0]
-
     def _lane_code(self, code: CodeType) -> tuple[int, int]:
         """(the offset where the generator's body starts, the source of its first line)."""
         facts = self._lane_codes.get(id(code))
@@ -328,20 +317,31 @@ class GeneratorTracer:
         """
         lane = self.lanes.get(frame)
         if lane is None:
-            if self._ran_before_tracing(frame):
+            # (inline, as every coroutine a program awaits comes here once)
+            code = frame.f_code
+            facts = self._lane_codes.get(id(code))
+            if facts is None:
+                facts = self._lane_code(code)
+            if frame.f_lasti > facts[0]:
+                # Past its start: it began running before this tracer was installed (left
+                # over by earlier code in the same process). Its resumes are not the traced
+                # program's hand-offs, and neither is its close: the collector finalises such
+                # leftovers whenever it happens to run, from whatever frame is executing (an
+                # importlib one, while the program's module is imported), which would
+                # otherwise become its driver and name the main lane.
                 return False
-            if via is None and frame.f_code.co_flags & CO_COROUTINE and self._awaited(frame):
-                # runs as a call in its awaiter until it first suspends (_promote)
-                self.calls[frame] = True
-                return True
+            if via is None and code.co_flags & CO_COROUTINE:
+                # awaited by a lane or by such a call: it runs as a call in its awaiter
+                # until it first suspends (_promote)
+                caller = frame.f_back
+                if caller is not None and (caller in self.lanes or caller in self.calls):
+                    site = self._call_sites.get((id(caller.f_code), caller.f_lasti))
+                    if site is None:
+                        site = self._site_of(caller)
+                    if site[2]:
+                        self.calls[frame] = True
+                        return True
         return self._resumed(frame, lane, via)
-
-    def _awaited(self, frame: FrameType) -> bool:
-        """Whether a coroutine starting is being awaited by a followed coroutine (its caller
-        is a lane or such a call, at its `await`)."""
-        caller = frame.f_back
-        return (caller is not None and (caller in self.lanes or caller in self.calls)
-                and self._site_of(caller)[2])
 
     def _promote(self, frame: FrameType) -> int:
         """A coroutine that ran as a call in its awaiter suspends: it becomes a lane now, and
@@ -807,7 +807,10 @@ class MonitoringBackend:
             if not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
                 return disable
             if get_ident() == traced_thread:
-                tracer.finished(get_frame(1), value)
+                frame = get_frame(1)
+                if calls and calls.pop(frame, False):
+                    return None  # a coroutine that ran as a call returns: nothing to record
+                tracer.finished(frame, value)
             return None
 
         def on_unwind(code: CodeType, offset: int, exception: BaseException) -> Any:
@@ -896,8 +899,10 @@ class SettraceBackend:
     def install(self) -> None:
         tracer = self.tracer
         is_program = tracer.is_program
-        generator_codes: dict[CodeType, bytes] = {}
-        not_generators: set[CodeType] = set()
+        # by id(code), each holding its code object (a code's hash is not cached): the
+        # followed codes' instructions, and the codes not followed
+        generator_codes: dict[int, tuple[CodeType, bytes]] = {}
+        not_generators: dict[int, CodeType] = {}
         # frame -> (exception, the instruction it was raised at), to tell an exception leaving
         # the frame (the 'return' event comes at the same instruction) from a yield after an
         # exception the generator caught itself
@@ -910,6 +915,7 @@ class SettraceBackend:
 
         recorder = tracer.recorder
         lanes_get = tracer.lanes.get
+        calls = tracer.calls
         resume, yield_ = hot_paths(tracer)
 
         # `local` and the top of `on_call` run on every hand-off; they mirror the sys.monitoring
@@ -917,7 +923,9 @@ class SettraceBackend:
 
         def local(frame: FrameType, event: str, arg: Any) -> Any:
             if event == "return":
-                opcode = generator_codes[frame.f_code][frame.f_lasti]
+                opcode = generator_codes[id(frame.f_code)][1][frame.f_lasti]
+                if not errors and opcode == return_op and calls and calls.pop(frame, False):
+                    return local  # a coroutine that ran as a call returns: nothing to record
                 if not errors and opcode == yield_op:
                     lane = lanes_get(frame)
                     if lane is None:
@@ -951,13 +959,13 @@ class SettraceBackend:
                     tracer.resumed(frame)
                 return local
             code = frame.f_code
-            if code in not_generators:
+            if id(code) in not_generators:
                 return None
-            if code not in generator_codes:
+            if id(code) not in generator_codes:
                 if not code.co_flags & FOLLOWED_FLAGS or not is_program(code):
-                    not_generators.add(code)
+                    not_generators[id(code)] = code
                     return None
-                generator_codes[code] = code.co_code
+                generator_codes[id(code)] = (code, code.co_code)
             if lines_off:
                 frame.f_trace_lines = False
             errors.pop(frame, None)
