@@ -3,6 +3,8 @@
 Each generator created by the traced program is a lane (kind "generator", named after its
 function); the code that drives it is the lane of the nearest generator up the call stack, or
 the program's main flow (kind "main", named after the function that first drove a generator).
+An `async def` coroutine awaited by a followed coroutine is a call in its awaiter's lane until
+it first suspends, and a lane from then on (GeneratorTracer.calls, _promote).
 The program's code is not changed: on 3.12+ sys.monitoring reports generator starts, resumes,
 yields and returns, restricted to the program's own code objects. On 3.11, with the C hooks
 built, the frame evaluation hook follows generator frames (falling back to a C trace
