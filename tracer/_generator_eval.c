@@ -69,9 +69,11 @@ play_leave(GeneratorHooks *self, PyFrameObject *frame, int what, PyObject *arg)
         if (opcode == YIELD_VALUE) {
             Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
             if (lane == -2) return -1;
-            if (lane < 0) return 0;
-            int done = fast_yield(self, lane, arg);
-            if (done) return done < 0 ? -1 : 0;
+            /* not a lane: a coroutine that ran as a call until now, which Python makes one */
+            if (lane >= 0) {
+                int done = fast_yield(self, lane, arg);
+                if (done) return done < 0 ? -1 : 0;
+            }
         }
     }
     PyObject *result = PyObject_CallFunctionObjArgs(

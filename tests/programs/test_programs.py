@@ -680,7 +680,9 @@ def test_pyperformance_async_tree() -> None:
 def test_pyperformance_coroutines() -> None:
     seen = trace_program("pyperf_coroutines", model="generator", env=_benchmarks_env())
     assert_ok(seen)
-    assert len(seen.lanes(r"fibonacci(-\d+)?")) == 41  # fibonacci(7) makes 41 calls
+    # fibonacci(7) makes 41 calls; the 40 awaited ones return without ever suspending, so they
+    # are calls in the one the trampoline drives, not lanes
+    assert seen.lanes(r"fibonacci(-\d+)?") == ["fibonacci"]
     assert seen.printed["main"] == ["fibonacci(7) = 13"]
 
 

@@ -216,6 +216,122 @@ def test_a_hand_off_down_a_yield_from_chain_is_recorded_once(program_module: Any
     ]
 
 
+def test_an_awaited_coroutine_is_a_call_until_it_first_suspends(program_module: Any) -> None:
+    module = program_module("awaits", """
+        import types
+
+        @types.coroutine
+        def pause():
+            yield "paused"
+
+        async def quick(n):
+            return n + 1
+
+        async def slow():
+            await pause()
+            return "slow done"
+
+        async def middle():
+            value = await quick(1)
+            return await slow()
+
+        async def root():
+            await quick(0)
+            return await middle()
+
+        def main():
+            coro = root()
+            try:
+                while True:
+                    coro.send(None)
+            except StopIteration:
+                pass
+    """)
+    trace = record(module)
+    # quick() returns without suspending: a call in its awaiter, no lane. middle() and slow()
+    # run as calls until pause() starts under them; from then on both are lanes, started
+    # from their awaiters outermost first, and the hand-offs go as down any delegation chain.
+    assert rows(trace)[2:] == [
+        ("spawn", "root", "main", {"name": "root", "kind": "generator"}),
+        ("switch", "main", "root", {"via": "send", "value": "None"}),
+        ("blocked", "main", "root", {"on": "root"}),
+        ("running", "root", None, {}),
+        ("spawn", "middle", "root", {"name": "middle", "kind": "generator"}),
+        ("switch", "root", "middle", {"via": "send"}),
+        ("blocked", "root", "middle", {"on": "middle"}),
+        ("running", "middle", None, {}),
+        ("spawn", "slow", "middle", {"name": "slow", "kind": "generator"}),
+        ("switch", "middle", "slow", {"via": "send"}),
+        ("blocked", "middle", "slow", {"on": "slow"}),
+        ("running", "slow", None, {}),
+        ("spawn", "pause", "slow", {"name": "pause", "kind": "generator"}),
+        ("switch", "slow", "pause", {"via": "send"}),
+        ("blocked", "slow", "pause", {"on": "pause"}),
+        ("running", "pause", None, {}),
+        ("switch", "pause", "main", {"via": "yield", "value": "'paused'"}),
+        ("blocked", "pause", "main", {"on": "main"}),
+        ("running", "main", None, {}),
+        ("switch", "main", "pause", {"via": "send", "value": "None"}),
+        ("blocked", "main", "pause", {"on": "root"}),
+        ("running", "pause", None, {}),
+        ("end", "pause", None, {"result": "None"}),
+        ("running", "slow", None, {}),
+        ("end", "slow", None, {"result": "'slow done'"}),
+        ("running", "middle", None, {}),
+        ("end", "middle", None, {"result": "'slow done'"}),
+        ("running", "root", None, {}),
+        ("end", "root", None, {"result": "'slow done'"}),
+        ("running", "main", None, {}),
+        ("end", "main", None, {"result": "None"}),
+    ]
+
+
+def test_an_awaited_coroutine_that_suspends_in_library_code_becomes_a_lane(
+        program_module: Any) -> None:
+    module = program_module("self_suspending", """
+        import asyncio
+
+        async def waits():
+            await asyncio.sleep(0)  # yields from the standard library: not followed
+            return "woken"
+
+        async def root():
+            return await waits()
+
+        def main():
+            coro = root()
+            coro.send(None)
+            try:
+                coro.send(None)
+            except StopIteration:
+                pass
+    """)
+    trace = record(module)
+    # waits() itself is the first followed frame to yield: it becomes a lane there, and its
+    # yield goes to root's driver once (root passes it up as a delegator)
+    assert rows(trace)[2:] == [
+        ("spawn", "root", "main", {"name": "root", "kind": "generator"}),
+        ("switch", "main", "root", {"via": "send", "value": "None"}),
+        ("blocked", "main", "root", {"on": "root"}),
+        ("running", "root", None, {}),
+        ("spawn", "waits", "root", {"name": "waits", "kind": "generator"}),
+        ("switch", "root", "waits", {"via": "send"}),
+        ("blocked", "root", "waits", {"on": "waits"}),
+        ("running", "waits", None, {}),
+        ("switch", "waits", "main", {"via": "yield", "value": "None"}),
+        ("blocked", "waits", "main", {"on": "main"}),
+        ("running", "main", None, {}),
+        ("switch", "main", "waits", {"via": "send", "value": "None"}),
+        ("blocked", "main", "waits", {"on": "root"}),
+        ("running", "waits", None, {}),
+        ("end", "waits", None, {"result": "'woken'"}),
+        ("running", "root", None, {}),
+        ("end", "root", None, {"result": "'woken'"}),
+        ("running", "main", None, {}),
+        ("end", "main", None, {"result": "None"}),
+    ]
+
+
 def test_a_throw_passed_down_a_yield_from_chain_comes_from_the_thrower(
         program_module: Any) -> None:
     module = program_module("thrown_down", """

@@ -67,6 +67,7 @@ backend.install()
 # `yield from` and `await` chains (sends with values, an early return, a throw caught and not
 # by the innermost generator, a close through the chain).
 GENERATOR_PROGRAM = """
+import asyncio
 import types
 
 LIMIT = 7
@@ -107,10 +108,18 @@ async def awaiting_leaf(n):
         total += await suspend(i) or 0
     return total
 
+async def returns_at_once(n):
+    return n
+
+async def awaits_library_code():
+    await asyncio.sleep(0)
+    return await returns_at_once(1)
+
 async def awaiting_root():
     first = await awaiting_leaf(2)
     second = await awaiting_leaf(3)
-    return first + second
+    third = await returns_at_once(4)  # never suspends: a call, not a lane
+    return first + second + third + await awaits_library_code()
 
 def echo():
     reply = None
@@ -331,6 +340,9 @@ def test_c_and_python_generator_hooks_record_the_same_trace() -> None:
     assert any(value.startswith("<unrepresentable int") for value in values)  # 5,001 digits
     assert any(value.endswith("…") for value in values)
     assert {"via": "throw"} in c_side["details"]
+    # coroutines awaited that never suspend are calls; one suspending in library code a lane
+    lanes = {detail.get("name") for detail in c_side["details"] if "name" in detail}
+    assert "awaits_library_code" in lanes and "returns_at_once" not in lanes
     assert {"error": "ValueError: bad generator"} in c_side["details"]
 
 

@@ -3,6 +3,8 @@
 Each generator created by the traced program is a lane (kind "generator", named after its
 function); the code that drives it is the lane of the nearest generator up the call stack, or
 the program's main flow (kind "main", named after the function that first drove a generator).
+An `async def` coroutine awaited by a followed coroutine is a call in its awaiter's lane until
+it first suspends, and a lane from then on (GeneratorTracer.calls, _promote).
 The program's code is not changed: on 3.12+ sys.monitoring reports generator starts, resumes,
 yields and returns, restricted to the program's own code objects. On 3.11, with the C hooks
 built, the frame evaluation hook follows generator frames (falling back to a C trace
@@ -264,7 +266,7 @@ class GeneratorTracer:
             is_program if host is None
             else lambda code: code not in self.one_shot_codes and is_program(code))
         self.lanes: dict[FrameType, int] = {}
-        self.handoff_lanes = HandoffLanes(recorder)
+        self.handoff_lanes = HandoffLanes(recorder, blocked_rows=True)
         self.names = self.handoff_lanes.names
         self.main_lane = NO_LANE
         # Per lane, indexed by lane id: how it was last resumed, the last values handed to it
@@ -282,13 +284,21 @@ class GeneratorTracer:
         self.pending: list[int] = list(_NO_PENDING)
         # The base of every yielded value's row (tracer.values): {"via": "yield"}.
         self.yield_detail = self.handoff_lanes.via_detail("yield")
-        self._call_sites: dict[tuple[CodeType, int], CallSite] = {}
-        self._start_offsets: dict[CodeType, int] = {}
+        # Per code object, keyed by id(code) (handoff_lanes.codes keeps them alive): the call
+        # site at each instruction, and for a generator's code (where its body starts, the
+        # source of its first line).
+        self._codes = self.handoff_lanes.codes
+        self._call_sites: dict[tuple[int, int], CallSite] = {}
+        self._lane_codes: dict[int, tuple[int, int]] = {}
         # The last non-generator frame that drove a generator, and its lane: a loop driving
         # a generator asks about the same frame every time.
         self._last_caller: FrameType | None = None
         self._last_driver = NO_LANE
         self._closing: set[int] = set()
+        # Coroutines awaited by a followed coroutine that have not suspended yet: a call in
+        # their awaiter's lane, not a lane (as in asyncio, where an awaited coroutine runs in
+        # its task). One that suspends becomes a lane then (_promote); most return first.
+        self.calls: dict[FrameType, bool] = {}
         self._pending_close: dict[int, FrameType] = {}
 
     # -- lanes ------------------------------------------------------------------------------
@@ -349,26 +359,19 @@ class GeneratorTracer:
         self.one_shot_codes.add(code)
         return True
 
-    def _ran_before_tracing(self, frame: FrameType) -> bool:
-        """Whether a generator frame that is not a lane is past its start: it began running
-        before this tracer was installed (left over by earlier code in the same process).
-
-        Its resumes are not the traced program's hand-offs, and neither is its close: the
-        collector finalises such leftovers whenever it happens to run, from whatever frame is
-        executing (an importlib one, while the program's module is imported), which would
-        otherwise become its driver and name the main lane.
-        """
-        code = frame.f_code
-        start = self._start_offsets.get(code)
-        if start is None:
-            start = self._start_offsets[code] = _generator_start(code)
-        return frame.f_lasti > start
+    def _lane_code(self, code: CodeType) -> tuple[int, int]:
+        """(the offset where the generator's body starts, the source of its first line)."""
+        facts = self._lane_codes.get(id(code))
+        if facts is None:
+            self._codes[id(code)] = code
+            facts = self._lane_codes[id(code)] = (
+                _generator_start(code), self.recorder.source_of(code, code.co_firstlineno))
+        return facts
 
     def _spawn_generator(self, frame: FrameType, driver: int) -> int:
         code = frame.f_code
         name = self.handoff_lanes.unique_name(code.co_name)
-        lane = self._new_lane(name, LaneKind.GENERATOR, driver,
-                              self.recorder.source_of(code, code.co_firstlineno))
+        lane = self._new_lane(name, LaneKind.GENERATOR, driver, self._lane_code(code)[1])
         self.lanes[frame] = lane
         return lane
 
@@ -392,11 +395,63 @@ class GeneratorTracer:
         False when the frame is not followed: a generator this tracer did not see start.
         """
         lane = self.lanes.get(frame)
-        if lane is None and (self._ran_before_tracing(frame)
-                             or self._consumed_whole(frame, frame.f_back)):
-            return False
+        if lane is None:
+            # (inline, as every coroutine a program awaits comes here once)
+            code = frame.f_code
+            facts = self._lane_codes.get(id(code))
+            if facts is None:
+                facts = self._lane_code(code)
+            if frame.f_lasti > facts[0]:
+                # Past its start: it began running before this tracer was installed (left
+                # over by earlier code in the same process). Its resumes are not the traced
+                # program's hand-offs, and neither is its close: the collector finalises such
+                # leftovers whenever it happens to run, from whatever frame is executing (an
+                # importlib one, while the program's module is imported), which would
+                # otherwise become its driver and name the main lane.
+                return False
+            if self.host is not None and self._consumed_whole(frame, frame.f_back):
+                return False
+            if via is None and code.co_flags & CO_COROUTINE:
+                # awaited by a lane or by such a call: it runs as a call in its awaiter
+                # until it first suspends (_promote)
+                caller = frame.f_back
+                if caller is not None and (caller in self.lanes or caller in self.calls):
+                    site = self._call_sites.get((id(caller.f_code), caller.f_lasti))
+                    if site is None:
+                        site = self._site_of(caller)
+                    if site[2]:
+                        self.calls[frame] = True
+                        return True
+        return self._resumed(frame, lane, via)
+
+    def _promote(self, frame: FrameType) -> int:
+        """A coroutine that ran as a call in its awaiter suspends: it becomes a lane now, and
+        so does every call awaiting it up to the nearest lane, outermost first, each started
+        from its awaiter as the lane it would have been from its start."""
+        chain = [frame]
+        caller = frame.f_back
+        while caller is not None and caller in self.calls:
+            chain.append(caller)
+            caller = caller.f_back
+        lane = NO_LANE
+        for call in reversed(chain):
+            del self.calls[call]
+            self._resumed(call, None, None)
+            lane = self.lanes[call]
+        return lane
+
+    def _resumed(self, frame: FrameType, lane: int | None, via: str | None) -> bool:
         if self.pending[0] != NO_LANE and self.pending[0] != lane:
             self._flush_pending()
+        if lane is None and self.calls:
+            # started by a coroutine running as a call (or by code it calls): that coroutine
+            # drives a lane now, so it is one from here on
+            caller = frame.f_back
+            while caller is not None and caller not in self.lanes:
+                if caller in self.calls:
+                    self._promote(caller)
+                    break
+                caller = caller.f_back
         driver, driver_frame = self._driver_of(frame)
         if lane is None:
             lane = self._spawn_generator(frame, driver)
@@ -482,10 +537,12 @@ class GeneratorTracer:
         return True
 
     def _site_of(self, frame: FrameType) -> CallSite:
-        key = (frame.f_code, frame.f_lasti)
+        code = frame.f_code
+        key = (id(code), frame.f_lasti)
         site = self._call_sites.get(key)
         if site is None:
-            site = self._call_sites[key] = _call_site(*key)
+            self._codes[key[0]] = code
+            site = self._call_sites[key] = _call_site(code, key[1])
         return site
 
     # -- delegation -------------------------------------------------------------------------
@@ -542,7 +599,10 @@ class GeneratorTracer:
     def yielded(self, frame: FrameType, value: object) -> None:
         lane = self.lanes.get(frame)
         if lane is None:
-            return
+            if frame not in self.calls:
+                return
+            self._flush_pending()
+            lane = self._promote(frame)
         self._flush_pending()
         if self.delegates[lane] != NO_LANE:
             return  # passing its delegate's value up: recorded when the delegate yielded it
@@ -561,6 +621,7 @@ class GeneratorTracer:
                  error: BaseException | None = None) -> None:
         lane = self.lanes.pop(frame, None)
         if lane is None:
+            self.calls.pop(frame, None)  # a call returning: nothing to record
             return
         self._flush_pending()
         self._end(lane, result, error)
@@ -620,6 +681,7 @@ class GeneratorTracer:
     def finish(self) -> None:
         """The run is over: lanes still open end here (suspended generators never finished)."""
         self._flush_pending()
+        self.calls.clear()
         for lane in sorted(set(self.lanes.values())):
             self.recorder.record(lane, Code.END, NO_LANE,
                                  self.recorder.detail(("result", "never finished")))
@@ -743,7 +805,8 @@ class MonitoringBackend:
     def __init__(self, tracer: GeneratorTracer) -> None:
         self.tracer = tracer
         self.tool = -1
-        self._program_codes: set[CodeType] = set()
+        # the program's code objects seen starting, by id (a code's hash is not cached)
+        self._program_codes: dict[int, CodeType] = {}
         self._watch_close = sys.version_info >= (3, 13)
 
     def install(self) -> None:
@@ -775,8 +838,8 @@ class MonitoringBackend:
         def on_start(code: CodeType, offset: int) -> Any:
             if not is_program(code):
                 return disable
-            if watch_close and code not in program_codes:
-                program_codes.add(code)
+            if watch_close and id(code) not in program_codes:
+                program_codes[id(code)] = code
                 monitoring.set_local_events(tool, code, call_events)
             if not code.co_flags & followed:
                 return disable
@@ -786,6 +849,7 @@ class MonitoringBackend:
 
         recorder = tracer.recorder
         lanes_get = lanes.get
+        calls = tracer.calls
         resume, yield_ = hot_paths(tracer)
 
         def on_resume(code: CodeType, offset: int) -> Any:
@@ -815,6 +879,8 @@ class MonitoringBackend:
             if lane is None:
                 if not code.co_flags & followed or not is_program(code):
                     return disable
+                if frame in calls:
+                    tracer.yielded(frame, value)
                 return None
             if not yield_(lane, value):
                 tracer.yielded(frame, value)
@@ -824,12 +890,15 @@ class MonitoringBackend:
             if not code.co_flags & followed or not is_program(code):
                 return disable
             if get_ident() == traced_thread:
-                tracer.finished(get_frame(1), value)
+                frame = get_frame(1)
+                if calls and calls.pop(frame, False):
+                    return None  # a coroutine that ran as a call returns: nothing to record
+                tracer.finished(frame, value)
             return None
 
         def on_unwind(code: CodeType, offset: int, exception: BaseException) -> Any:
             frame = get_frame(1)
-            if frame in lanes and get_ident() == traced_thread:
+            if (frame in lanes or frame in calls) and get_ident() == traced_thread:
                 tracer.finished(frame, None, exception)
             return None
 
@@ -878,7 +947,7 @@ class MonitoringBackend:
             return
         monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
         monitoring.set_events(self.tool, 0)
-        for code in self._program_codes:
+        for code in self._program_codes.values():
             monitoring.set_local_events(self.tool, code, 0)
         for event in monitoring.events.__dict__.values():
             if isinstance(event, int) and event and not event & (event - 1):
@@ -914,8 +983,10 @@ class SettraceBackend:
         tracer = self.tracer
         is_program = tracer.is_program
         followed = tracer.followed_flags
-        generator_codes: dict[CodeType, bytes] = {}
-        not_generators: set[CodeType] = set()
+        # by id(code), each holding its code object (a code's hash is not cached): the
+        # followed codes' instructions, and the codes not followed
+        generator_codes: dict[int, tuple[CodeType, bytes]] = {}
+        not_generators: dict[int, CodeType] = {}
         # frame -> (exception, the instruction it was raised at), to tell an exception leaving
         # the frame (the 'return' event comes at the same instruction) from a yield after an
         # exception the generator caught itself
@@ -928,6 +999,7 @@ class SettraceBackend:
 
         recorder = tracer.recorder
         lanes_get = tracer.lanes.get
+        calls = tracer.calls
         resume, yield_ = hot_paths(tracer)
 
         # `local` and the top of `on_call` run on every hand-off; they mirror the sys.monitoring
@@ -935,10 +1007,13 @@ class SettraceBackend:
 
         def local(frame: FrameType, event: str, arg: Any) -> Any:
             if event == "return":
-                opcode = generator_codes[frame.f_code][frame.f_lasti]
+                opcode = generator_codes[id(frame.f_code)][1][frame.f_lasti]
+                if not errors and opcode == return_op and calls and calls.pop(frame, False):
+                    return local  # a coroutine that ran as a call returns: nothing to record
                 if not errors and opcode == yield_op:
                     lane = lanes_get(frame)
                     if lane is None:
+                        tracer.yielded(frame, arg)  # a call suspending becomes a lane
                         return local
                     if not yield_(lane, arg):
                         tracer.yielded(frame, arg)
@@ -968,13 +1043,13 @@ class SettraceBackend:
                     tracer.resumed(frame)
                 return local
             code = frame.f_code
-            if code in not_generators:
+            if id(code) in not_generators:
                 return None
-            if code not in generator_codes:
+            if id(code) not in generator_codes:
                 if not code.co_flags & followed or not is_program(code):
-                    not_generators.add(code)
+                    not_generators[id(code)] = code
                     return None
-                generator_codes[code] = code.co_code
+                generator_codes[id(code)] = (code, code.co_code)
             if lines_off:
                 frame.f_trace_lines = False
             errors.pop(frame, None)

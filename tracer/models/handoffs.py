@@ -20,6 +20,7 @@ from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.recorder import SPEEDUPS, Recorder, c_extension
 
 Row = TypeVar("Row")
+_ROWS_AHEAD = 256  # how many lanes' rows a per-lane table grows by at once
 
 
 def c_handoffs(recorder: Recorder) -> ModuleType | None:
@@ -55,13 +56,21 @@ class ProgramCode:
 class HandoffLanes:
     """Names, BLOCKED details and resume sources of the lanes of one hand-off model."""
 
-    def __init__(self, recorder: Recorder) -> None:
+    def __init__(self, recorder: Recorder, blocked_rows: bool = False) -> None:
         self.recorder = recorder
+        # With blocked_rows, "BLOCKED on lane X" is a value row (X's name) on one interned
+        # base, for models whose every lane is waited on once (100k generators): the parent
+        # then takes them in bulk instead of decoding and checking an interned detail a lane.
+        self._blocked_base = recorder.detail(("value_key", "on")) if blocked_rows else -1
         self.names: dict[int, str] = {}
         self._name_counts: dict[str, int] = {}
         self._blocked_details: dict[int, int] = {}
         self._via_details: dict[str, int] = {}
-        self._sources_at: dict[tuple[CodeType, int], int] = {}
+        # Caches per code object are keyed by id(code): a code object's hash is computed
+        # afresh from its fields on every lookup, several times a lane. `codes` keeps every code
+        # so keyed alive, so that no other code object can take its id.
+        self.codes: dict[int, CodeType] = {}
+        self._sources_at: dict[tuple[int, int], int] = {}
         self._tables: list[tuple[list[Any], Callable[[], Any]]] = []
 
     def table(self, new_row: Callable[[], Row]) -> list[Row]:
@@ -82,8 +91,10 @@ class HandoffLanes:
         lane = self.recorder.spawn(name, kind, parent, source, extra)
         self.names[lane] = name
         for rows, new_row in self._tables:
-            while len(rows) <= lane:
-                rows.append(new_row())
+            if len(rows) <= lane:
+                # a chunk of rows ahead: a row per spawn, one at a time, cost a generator
+                # program as much as the recorder's spawn itself
+                rows.extend([new_row() for _ in range(lane + _ROWS_AHEAD - len(rows))])
         return lane
 
     def via_detail(self, via: str) -> int:
@@ -97,16 +108,20 @@ class HandoffLanes:
         """The detail of a lane BLOCKED on lane `other` ("on": its name), interned once."""
         detail = self._blocked_details.get(other)
         if detail is None:
-            detail = self._blocked_details[other] = self.recorder.detail(
-                ("on", self.names[other]))
+            if self._blocked_base >= 0:
+                detail = self.recorder.value_row(self._blocked_base, self.names[other])
+            else:
+                detail = self.recorder.detail(("on", self.names[other]))
+            self._blocked_details[other] = detail
         return detail
 
     def source_at(self, frame: FrameType) -> int:
         """The source index of the line `frame` is at. f_lineno decodes the line table on every
         read; the instruction offset is cheap and maps to the same line every time."""
         code = frame.f_code
-        key = (code, frame.f_lasti)
+        key = (id(code), frame.f_lasti)
         index = self._sources_at.get(key)
         if index is None:
+            self.codes[key[0]] = code
             index = self._sources_at[key] = self.recorder.source_of(code, frame.f_lineno)
         return index
