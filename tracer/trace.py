@@ -107,11 +107,13 @@ class SpawnedLanes(Sequence[LaneInfo]):
     SPAWN event's columns and its detail (a value row whose text is the lane's name,
     Recorder.spawn; in older traces an interned {"name": ..., "kind": ...})."""
 
-    __slots__ = ("_kinds", "_seqs", "_trace")
+    __slots__ = ("_built", "_kinds", "_seqs", "_trace")
 
     def __init__(self, trace: Trace) -> None:
         self._trace = trace
         self._seqs = array("q")
+        # lane position -> its LaneInfo once read: the app reads the same lanes every frame
+        self._built: dict[int, LaneInfo] = {}
         # base detail index -> the kind of the lanes whose value rows use it
         self._kinds: dict[int, str] = {}
 
@@ -137,13 +139,24 @@ class SpawnedLanes(Sequence[LaneInfo]):
 
     def __getitem__(self, index: SupportsIndex | slice) -> LaneInfo | list[LaneInfo]:
         if isinstance(index, slice):
-            return [self._info(seq) for seq in self._seqs[index]]
-        return self._info(self._seqs[index])
+            return [self._read(position) for position in range(len(self._seqs))[index]]
+        position = index.__index__()
+        if position < 0:
+            position += len(self._seqs)
+        if not 0 <= position < len(self._seqs):
+            raise IndexError("lane index out of range")
+        return self._read(position)
 
     def __iter__(self) -> Iterator[LaneInfo]:
-        info = self._info
-        for seq in self._seqs:
-            yield info(seq)
+        read = self._read
+        for position in range(len(self._seqs)):
+            yield read(position)
+
+    def _read(self, position: int) -> LaneInfo:
+        info = self._built.get(position)
+        if info is None:
+            info = self._built[position] = self._info(self._seqs[position])
+        return info
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
