@@ -61,6 +61,8 @@ static PyMethodDef module_methods[] = {
     {"innermost_awaiter", innermost_awaiter, METH_O,
      "(code, frame, is_top) of the innermost coroutine or generator in coro's await chain."},
     {"local_self", local_self, METH_O, "The `self` local of a frame, or None."},
+    {"column_problem", column_problem, METH_VARARGS,
+     "What is wrong with a run of event columns (trace_checks.check_columns), or None."},
     {"monotonic_ns", monotonic_ns, METH_NOARGS,
      "The clock RecorderCore reads natively (CLOCK_MONOTONIC, as time.perf_counter_ns)."},
     {NULL, NULL, 0, NULL},

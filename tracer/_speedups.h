@@ -62,6 +62,9 @@ int recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other
 int recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
                    int32_t source, int32_t *lane, PyObject **named);
 
+/* -- the parent's column checks (_column_checks.c) */
+PyObject *column_problem(PyObject *module, PyObject *args);
+
 /* -- the asyncio model's cores (_asyncio_core.c) ------------------------------------------- */
 
 typedef struct {

@@ -99,6 +99,99 @@ class DetailTable(list[dict[str, Any]]):
         return 0 <= index < len(self)
 
 
+class SpawnedLanes(Sequence[LaneInfo]):
+    """A trace's lanes in spawn order, held as the sequence numbers of their SPAWN events.
+
+    A program with 100k tasks has 100k lanes, and most runs never look at most of them (the
+    CLI saves them, a report counts them): each LaneInfo is built when it is read, from the
+    SPAWN event's columns and its detail (a value row whose text is the lane's name,
+    Recorder.spawn; in older traces an interned {"name": ..., "kind": ...})."""
+
+    __slots__ = ("_built", "_kinds", "_seqs", "_trace")
+
+    def __init__(self, trace: Trace) -> None:
+        self._trace = trace
+        self._seqs = array("q")
+        # lane position -> its LaneInfo once read: the app reads the same lanes every frame
+        self._built: dict[int, LaneInfo] = {}
+        # base detail index -> the kind of the lanes whose value rows use it
+        self._kinds: dict[int, str] = {}
+
+    def find_spawns(self, start: int) -> SpawnedLanes:
+        """Adds the lanes spawned from event `start` on; returns itself."""
+        spawn = Code.SPAWN
+        codes = self._trace.code[start:].tobytes()  # one byte per event: find() walks it in C
+        append = self._seqs.append
+        find = codes.find
+        at = find(spawn)
+        while at >= 0:
+            append(start + at)
+            at = find(spawn, at + 1)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._seqs)
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> LaneInfo: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[LaneInfo]: ...
+
+    def __getitem__(self, index: SupportsIndex | slice) -> LaneInfo | list[LaneInfo]:
+        if isinstance(index, slice):
+            return [self._read(position) for position in range(len(self._seqs))[index]]
+        position = index.__index__()
+        if position < 0:
+            position += len(self._seqs)
+        if not 0 <= position < len(self._seqs):
+            raise IndexError("lane index out of range")
+        return self._read(position)
+
+    def __iter__(self) -> Iterator[LaneInfo]:
+        read = self._read
+        for position in range(len(self._seqs)):
+            yield read(position)
+
+    def _read(self, position: int) -> LaneInfo:
+        info = self._built.get(position)
+        if info is None:
+            info = self._built[position] = self._info(self._seqs[position])
+        return info
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to lists, so unhashable like them
+
+    def __repr__(self) -> str:
+        return f"SpawnedLanes({len(self)} lanes)"
+
+    def _info(self, seq: int) -> LaneInfo:
+        trace = self._trace
+        lane, index = trace.lane[seq], trace.detail[seq]
+        details = trace.details
+        values = details.values
+        bases = values.bases
+        number = index - VALUE_ROW
+        base = bases[number] if 0 <= number < len(bases) else -1
+        kind = self._kinds.get(base) if base >= 0 else None
+        if kind is None and base >= 0:
+            row = _list_item(details, base)
+            if row.get("value_key") == "name":
+                kind = self._kinds[base] = str(row.get("kind", ""))
+        name: str | None
+        if kind is not None:
+            ends = values.ends
+            text_start = ends[number - 1] if number else 0
+            name = values.texts[text_start : ends[number]].decode("utf-8", "replace")
+        else:  # an interned detail: traces from before lane names were value rows
+            name, kind = details.lane_facts(index)
+        return LaneInfo(lane, name if name is not None else f"lane {lane}", kind,
+                        trace.other[seq], seq, trace.ts[seq])
+
+
 class Trace:
     """Columns of events plus the interned tables they index into.
 
@@ -115,7 +208,7 @@ class Trace:
         source: array[int] | None = None,
         details: Iterable[dict[str, Any]] | None = None,
         sources: list[Source] | None = None,
-        lanes: list[LaneInfo] | None = None,
+        lanes: list[LaneInfo] | SpawnedLanes | None = None,
         meta: dict[str, Any] | None = None,
         samples: Samples | None = None,
         listeners: list[Callable[[int, int], None]] | None = None,
@@ -129,7 +222,8 @@ class Trace:
         self.details = (details if isinstance(details, DetailTable)  # else a list of dicts
                         else DetailTable([{}] if details is None else details))
         self.sources: list[Source] = [("", 0, "")] if sources is None else sources
-        self.lanes: list[LaneInfo] = [] if lanes is None else lanes
+        # the lanes in spawn order: found from the SPAWN events as batches land
+        self.lanes: list[LaneInfo] | SpawnedLanes = SpawnedLanes(self) if lanes is None else lanes
         # What the run was and how it ended: target, model, python, status, exit_code, stderr,
         # error, dropped. Written by the runner; saved and reloaded with the events.
         self.meta: dict[str, Any] = {} if meta is None else meta
@@ -190,38 +284,11 @@ class Trace:
         return trace
 
     def _index_spawns(self, start: int) -> None:
-        spawn = Code.SPAWN
-        codes = self.code[start:].tobytes()  # one byte per event: find() walks it in C
-        at = codes.find(spawn)
-        if at < 0:
-            return
-        details = self.details
-        values = details.values
-        bases, ends, texts = values.bases, values.ends, values.texts
-        lanes, detail, others, stamps = self.lane, self.detail, self.other, self.ts
-        append = self.lanes.append
-        # base detail index -> its kind, for the lanes named by value rows (Recorder.spawn):
-        # a program with 100k tasks spawns them on a few bases, so the loop below reads each
-        # lane's name straight from the value texts, with no call per lane but LaneInfo's
-        kinds: dict[int, str] = {}
-        while at >= 0:
-            seq = start + at
-            lane, index = lanes[seq], detail[seq]
-            number = index - VALUE_ROW
-            base = bases[number] if 0 <= number < len(bases) else -1
-            kind = kinds.get(base) if base >= 0 else None
-            if kind is None and base >= 0:
-                row = _list_item(details, base)
-                if row.get("value_key") == "name":
-                    kind = kinds[base] = str(row.get("kind", ""))
-            if kind is not None:
-                text_start = ends[number - 1] if number else 0
-                name: str | None = texts[text_start : ends[number]].decode("utf-8", "replace")
-            else:  # an interned detail: traces from before lane names were value rows
-                name, kind = details.lane_facts(index)
-            append(LaneInfo(lane, name if name is not None else f"lane {lane}", kind,
-                            others[seq], seq, stamps[seq]))
-            at = codes.find(spawn, at + 1)
+        lanes = self.lanes
+        if isinstance(lanes, SpawnedLanes):
+            lanes.find_spawns(start)
+        else:  # a list given to the constructor (held_time's copy): kept as a list
+            lanes.extend(SpawnedLanes(self).find_spawns(start))
 
     def write_samples(self, payload: dict[str, Any]) -> None:
         """A sink's samples (an in-process recorder writing straight into this trace)."""

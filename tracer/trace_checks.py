@@ -17,7 +17,8 @@ narration, the exports, the app) may rely on:
   never decrease and lie in [0, 2**62); every detail and source index names a row that
   exists.
 
-The column checks are vectorised (numpy), so they cost little next to reading the columns.
+The column checks are one pass of C loops (tracer/_column_checks.c), or vectorised numpy in
+the pure-Python build, so they cost little next to reading the columns.
 """
 
 from __future__ import annotations
@@ -169,33 +170,60 @@ def check_columns(columns: Sequence[array[int]], detail_count: int, value_count:
     """Checks one run of events (ts, lane, code, other, detail, source) against the tables
     they index (`detail_count` interned details, `value_count` value rows, `source_count`
     sources); a pipe batch follows `previous_events` events, the last at `previous_ts`."""
+    from loopscope.tracer.recorder import SPEEDUPS  # the C checks, when built
+
+    if SPEEDUPS is not None and all(
+        type(c) is array and c.typecode == t for c, t in zip(columns, _WIRE_TYPES, strict=True)
+    ):
+        problem = SPEEDUPS.column_problem(*columns, _KNOWN_CODE_BYTES, detail_count,
+                                          value_count, source_count, previous_events,
+                                          previous_ts)
+    else:
+        problem = numpy_column_problem(columns, detail_count, value_count, source_count,
+                                       previous_events, previous_ts)
+    if problem is not None:
+        raise TraceCheckError(problem)
+
+
+# the columns' array typecodes (tracer.stream's COLUMN_TYPES), which the C checks read
+_WIRE_TYPES = ("q", "i", "b", "i", "i", "i")
+# byte (code & 0xff) is 1 for each known event code
+_KNOWN_CODE_BYTES = bytes(1 if (byte if byte < 128 else byte - 256) in CODE_NAMES else 0
+                          for byte in range(256))
+
+
+def numpy_column_problem(columns: Sequence[array[int]], detail_count: int, value_count: int,
+                         source_count: int, previous_events: int = 0,
+                         previous_ts: int = 0) -> str | None:
+    """What check_columns finds wrong, or None: the pure twin of _speedups.column_problem."""
     import numpy as np  # here, not at import: the CLI's start-up need not pay for it
 
     ts, lane, code, other, detail, source = (np.frombuffer(c, dtype=c.typecode)
                                             for c in columns)
     if not len(ts):
-        return
+        return None
     if not all(len(column) == len(ts) for column in (lane, code, other, detail, source)):
-        raise TraceCheckError("the columns differ in length")
+        return "the columns differ in length"
     if not np.isin(code, KNOWN_CODES).all():
-        raise TraceCheckError("an event has an unknown code")
+        return "an event has an unknown code"
     if ts[0] < previous_ts or ts[-1] >= MAX_TS:
-        raise TraceCheckError("a timestamp is out of range")
+        return "a timestamp is out of range"
     if len(ts) > 1 and (ts[1:] < ts[:-1]).any():
-        raise TraceCheckError("the timestamps go backwards")
+        return "the timestamps go backwards"
     # Lanes are numbered from 0 as they spawn, so no lane id reaches the number of events;
     # consumers may size per-lane tables by the largest id.
     lanes = previous_events + len(ts)
     if lane.min() < 0 or lane.max() >= lanes:
-        raise TraceCheckError("an event is on a lane out of range")
+        return "an event is on a lane out of range"
     if other.min() < -1 or other.max() >= lanes:
-        raise TraceCheckError("an event names a lane out of range")
+        return "an event names a lane out of range"
     if source.min() < 0 or source.max() >= source_count:
-        raise TraceCheckError("an event names a source location that does not exist")
+        return "an event names a source location that does not exist"
     interned = detail < VALUE_ROW
     if interned.any():
         named = detail[interned]
         if named.min() < 0 or named.max() >= detail_count:
-            raise TraceCheckError("an event names a detail that does not exist")
+            return "an event names a detail that does not exist"
     if not interned.all() and detail[~interned].max() - VALUE_ROW >= value_count:
-        raise TraceCheckError("an event names a value row that does not exist")
+        return "an event names a value row that does not exist"
+    return None

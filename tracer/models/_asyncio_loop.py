@@ -25,6 +25,8 @@ from loopscope.tracer.models.toolkit import Guard
 from loopscope.tracer.recorder import Recorder
 
 _BaseEventLoop = base_events.BaseEventLoop
+# the Task class itself, which asyncio.Task stops being while tracing (TaskBuiltDirectly)
+_RealTask: type[asyncio.Task[Any]] = tasks.Task
 
 # asyncio.run's own clean-up tasks: not the program's, so they get no lanes.
 # Sets of ids, not of code objects: hashing a code object walks its bytecode (3.12+), and
@@ -38,9 +40,12 @@ _CLEANUP_CODES = frozenset(
 
 # Before 3.13 these call loop.create_task(coro) and set the task's name afterwards; the name
 # the program chose is then read from their `name` argument, so the lane gets it at spawn.
+# From 3.13 on they pass the name along, and the caller's frame (which sys._getframe has to
+# build, for every task) is not looked at.
 _NAMING_CALLERS = frozenset(
     {id(tasks.create_task.__code__), id(taskgroups.TaskGroup.create_task.__code__)}
 )
+_NAMED_AFTERWARDS = sys.version_info < (3, 13)
 
 
 class TracingSelector(selectors.DefaultSelector):
@@ -94,9 +99,14 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
         except Exception as error:  # ours, not the program's: the task runs untraced
             tracer.detach(error)
             return super().create_task(coro, **options)
-        task = super().create_task(proxy, **options)
+        if self._task_factory is None and not self._debug and not self._closed:  # type: ignore[attr-defined]
+            # What BaseEventLoop.create_task does then (3.11-3.14), minus its own frame and
+            # _check_closed's: a program with 100k tasks passes here 100k times.
+            task = _RealTask(proxy, loop=self, **options)
+        else:
+            task = super().create_task(proxy, **options)
         name = options.get("name")
-        if name is None:
+        if name is None and _NAMED_AFTERWARDS:
             caller = sys._getframe(1)
             if id(caller.f_code) in _NAMING_CALLERS:
                 name = caller.f_locals.get("name")
@@ -175,9 +185,6 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
     def close(self) -> None:
         super().close()
         self._tracer.loop_closed()
-
-
-_RealTask: type[asyncio.Task[Any]] = asyncio.Task
 
 
 class _LooksLikeTask(type):

@@ -1,0 +1,53 @@
+"""Trace.lanes read from the SPAWN events on demand: the same LaneInfos, in spawn order, as
+the recorder spawned, through every way consumers read them."""
+
+from __future__ import annotations
+
+import pytest
+
+from loopscope.tracer.events import NO_LANE, Code, FakeClock, LaneKind
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import LaneInfo, SpawnedLanes, Trace
+
+
+def recorded() -> Trace:
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+    loop = recorder.spawn("asyncio loop", LaneKind.LOOP)
+    first = recorder.spawn("main (Task-1)", LaneKind.TASK, parent=loop)
+    recorder.record(first, Code.RUNNING)
+    recorder.flush()  # the next lanes arrive in a later batch
+    recorder.spawn("worker (Task-2)", LaneKind.TASK, parent=first)
+    recorder.spawn("worker (Task-2)", LaneKind.TASK, parent=first)  # a taken name
+    recorder.close()
+    return trace
+
+
+def test_the_lanes_are_the_spawns_in_order() -> None:
+    trace = recorded()
+    assert isinstance(trace.lanes, SpawnedLanes)
+    names = [(info.id, info.name, info.kind, info.parent) for info in trace.lanes]
+    assert names == [
+        (0, "asyncio loop", "loop", NO_LANE),
+        (1, "main (Task-1)", "task", 0),
+        (2, "worker (Task-2)", "task", 1),
+        (3, "worker (Task-2) #2", "task", 1),
+    ]
+    for info in trace.lanes:
+        assert trace.code[info.spawn_seq] == Code.SPAWN
+        assert trace.ts[info.spawn_seq] == info.spawn_ts
+
+
+def test_indexing_slicing_and_equality_read_as_a_list_would() -> None:
+    trace = recorded()
+    as_list: list[LaneInfo] = list(trace.lanes)
+    assert trace.lanes == as_list and as_list == trace.lanes
+    assert trace.lanes[-1] == as_list[-1] and trace.lanes[1] == as_list[1]
+    assert trace.lanes[1:3] == as_list[1:3]
+    assert trace.lanes[1] is trace.lanes[1]  # built once, then kept
+    with pytest.raises(IndexError):
+        trace.lanes[4]
+    with pytest.raises(IndexError):
+        trace.lanes[-5]
+    assert trace.lane_name(3) == "worker (Task-2) #2" and trace.lane_name(9) == "lane 9"
+    assert Trace().lanes == []
