@@ -160,3 +160,13 @@ def short_repr(value: object, limit: int = 40) -> str:
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     return text
+
+
+CANCELLATIONS = ("CancelledError", "Cancelled")  # asyncio's, trio's
+
+
+def ended_cancelled(detail: dict[str, Any]) -> bool:
+    """Whether an END detail says the lane was cancelled rather than failed: its error is a
+    cancellation ("CancelledError", "CancelledError: reason")."""
+    error = detail.get("error")
+    return isinstance(error, str) and error.split(":", 1)[0] in CANCELLATIONS

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from loopscope.tracer.events import STATE_NAMES, Code
+from loopscope.tracer.events import STATE_NAMES, Code, ended_cancelled
 from loopscope.tracer.spans import Spans
 from loopscope.tracer.trace import Trace
 
@@ -47,7 +47,8 @@ class LaneRow:
     lane: int
     name: str
     kind: str
-    status: str  # "ended", "failed" (ended with an error) or "alive" (never ended)
+    # "ended", "cancelled", "failed" (ended with another error) or "alive" (never ended)
+    status: str
     time_in: dict[str, int]  # ns per state name, every state of STATE_NAMES present
     steps: Spread  # running spans
     latency: Spread  # ready -> running
@@ -223,7 +224,9 @@ class LaneTable:
         for offset in np.flatnonzero(codes == Code.END):
             seq = first + int(offset)
             fold = self._fold(trace.lane[seq])
-            fold.status = "failed" if "error" in trace.details[trace.detail[seq]] else "ended"
+            detail = trace.details[trace.detail[seq]]
+            fold.status = ("cancelled" if ended_cancelled(detail)
+                           else "failed" if "error" in detail else "ended")
             fold.cached = None
 
     def rows(self) -> list[LaneRow]:

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import PurePath
 from typing import Any
 
-from loopscope.tracer.events import NO_LANE, Code
+from loopscope.tracer.events import NO_LANE, Code, ended_cancelled
 from loopscope.tracer.source_files import source_line
 from loopscope.tracer.step_lines import lane_lines
 from loopscope.tracer.trace import Trace
@@ -316,6 +316,8 @@ _END_FATES = {
 
 
 def _end(name: str, detail: dict[str, Any]) -> str:
+    if ended_cancelled(detail):
+        return f"{name} is cancelled"
     if "error" in detail:
         return f"{name} fails with {detail['error']}"
     result = detail.get("result")

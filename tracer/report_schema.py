@@ -58,7 +58,7 @@ SCHEMA: dict[str, Any] = {
             "lane": _INT,
             "name": {"type": "string"},
             "kind": {"type": "string"},
-            "status": {"enum": ["ended", "failed", "alive"]},
+            "status": {"enum": ["ended", "cancelled", "failed", "alive"]},
             "cost_ns": _NS,
             "time_ns": _object({name: _NS for name in STATE_NAMES.values()}),
             "steps": {"$ref": "#/$defs/spread"},

@@ -80,7 +80,8 @@ def table_lines(rows: list[LaneRow]) -> list[str]:
     """The task table, one lane a line in the order given."""
     name_width = max([4, *(len(row.name) for row in rows)])
     name_width = min(name_width, 32)
-    header = (f"{'lane':<{name_width}}  {'status':<6}  {'running':>7} {'ready':>7} "
+    status_width = max([6, *(len(row.status) for row in rows)])
+    header = (f"{'lane':<{name_width}}  {'status':<{status_width}}  {'running':>7} {'ready':>7} "
               f"{'io-wait':>7} {'sleeping':>8} {'blocked':>7}  {'steps':>6}  "
               f"{'step p50/p99/max':>20}  {'latency p50/p99/max':>20}  {'wakes out/in':>12}")
     lines = [header]
@@ -89,7 +90,7 @@ def table_lines(rows: list[LaneRow]) -> list[str]:
         time_in = row.time_in
         running = time_in["running"] + time_in["dispatch"]
         lines.append(
-            f"{name:<{name_width}}  {row.status:<6}  {short_duration(running):>7} "
+            f"{name:<{name_width}}  {row.status:<{status_width}}  {short_duration(running):>7} "
             f"{short_duration(time_in['ready']):>7} {short_duration(time_in['io-wait']):>7} "
             f"{short_duration(time_in['sleeping']):>8} {short_duration(time_in['blocked']):>7}  "
             f"{row.steps.count:>6}  {_triple(row.steps.p50, row.steps.p99, row.steps.max):>20}  "

@@ -285,3 +285,27 @@ def test_a_print_says_the_line_that_printed_it_when_recorded() -> None:
         "  0.000 s  greet (Task-2) writes 'oops' to stderr at greet.py:12",
         "  0.000 s  greet (Task-2) prints 'no line known'",
     ]
+
+
+def test_a_cancelled_task_is_cancelled_not_failed() -> None:
+    import asyncio
+
+    from loopscope.tracer.lane_table import lane_rows
+    from loopscope.tracer.spans import derive_spans
+
+    trace, rec, clock = _recording()
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    worker = rec.spawn("worker (Task-2)", LaneKind.TASK, parent=loop)
+    broken = rec.spawn("broken (Task-3)", LaneKind.TASK, parent=loop)
+    clock.advance(MS)
+    rec.end(worker, error=asyncio.CancelledError())
+    rec.end(broken, error=ValueError("no more"))
+    rec.close()
+
+    assert list(narrate(trace))[-2:] == [
+        "  0.001 s  worker (Task-2) is cancelled",
+        "  0.001 s  broken (Task-3) fails with ValueError: no more",
+    ]
+    status = {row.name: row.status for row in lane_rows(trace, derive_spans(trace))}
+    assert status == {"asyncio loop": "alive", "worker (Task-2)": "cancelled",
+                      "broken (Task-3)": "failed"}
