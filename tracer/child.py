@@ -82,23 +82,32 @@ class OutputRecorder(io.TextIOBase):
         self._program_files: ProgramFiles | None = None  # made at the first line recorded
 
     def write(self, text: str) -> int:
-        written = self.inner.write(text)
         ident = os_thread_ident()
         if ident != self.traced_thread:
+            written = self.inner.write(text)
             if self.thread_lines is not None:
                 self._other_thread_wrote(ident, text)
             return written
         if self.extra and StopControl.inside_recording(sys._getframe(1)):
-            return written
-        self._partial += text
-        if "\n" in self._partial:
-            *lines, self._partial = self._partial.split("\n")
-            thread_lines = self.thread_lines
-            if thread_lines is not None and thread_lines.queue:
-                thread_lines.drain()  # what other threads printed first comes first
-            source = self._printed_at(sys._getframe(1))
-            for line in lines:
-                _record_output(self.recorder, line, self.extra, source)
+            return self.inner.write(text)
+        # A line is recorded before it is written through: once the parent (or a user
+        # watching the terminal) has seen it, a stop that lands at once must not lose it.
+        # The text is written through whatever happens while recording (a stop request).
+        try:
+            partial = self._partial + text
+            if "\n" in partial:
+                *lines, partial = partial.split("\n")
+                self._partial = partial
+                thread_lines = self.thread_lines
+                if thread_lines is not None and thread_lines.queue:
+                    thread_lines.drain()  # what other threads printed first comes first
+                source = self._printed_at(sys._getframe(1))
+                for line in lines:
+                    _record_output(self.recorder, line, self.extra, source)
+            else:
+                self._partial = partial
+        finally:
+            written = self.inner.write(text)
         return written
 
     def _other_thread_wrote(self, ident: int, text: str) -> None:
