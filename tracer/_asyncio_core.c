@@ -873,6 +873,32 @@ proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
+/* The source index of the line `frame` is on, from the {line: source index} table `lines`
+ * of its code, asking the recorder (and remembering its answer) for a line not seen yet. */
+static int
+line_source(LoopTracerCore *tracer, PyObject *lines, PyFrameObject *frame, int32_t *source)
+{
+    int line = PyFrame_GetLineNumber(frame);
+    PyObject *key = PyLong_FromLong(line);
+    if (key == NULL) return -1;
+    PyObject *known = PyDict_GetItemWithError(lines, key);  /* borrowed */
+    if (known != NULL) {
+        Py_INCREF(known);
+    }
+    else if (!PyErr_Occurred()) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        known = PyObject_CallMethod((PyObject *)tracer->recorder, "source_of", "Oi",
+                                    (PyObject *)code, line);
+        Py_DECREF(code);
+        if (known != NULL && PyDict_SetItem(lines, key, known) < 0) Py_CLEAR(known);
+    }
+    Py_DECREF(key);
+    if (known == NULL) return -1;
+    int failed = as_int32(known, source);
+    Py_DECREF(known);
+    return failed ? -1 : 0;
+}
+
 /* The source index of the line the coroutine resumes at (0 when it has no frame). */
 static int
 proxy_source(ProxyCore *self, int32_t *source)
@@ -892,38 +918,9 @@ proxy_source(ProxyCore *self, int32_t *source)
         *source = self->last_source;
         return 0;
     }
-    int line = PyFrame_GetLineNumber((PyFrameObject *)frame);
-    PyObject *key = PyLong_FromLong(line);
-    if (key == NULL) {
-        Py_DECREF(frame);
-        return -1;
-    }
-    PyObject *known = PyDict_GetItemWithError(self->lines, key);  /* borrowed */
-    if (known != NULL) {
-        Py_INCREF(known);
-    }
-    else if (PyErr_Occurred()) {
-        Py_DECREF(key);
-        Py_DECREF(frame);
-        return -1;
-    }
-    else {
-        PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
-        known = PyObject_CallMethod(
-            (PyObject *)self->tracer->recorder, "source_of", "Oi", (PyObject *)code, line);
-        Py_DECREF(code);
-        if (known == NULL || PyDict_SetItem(self->lines, key, known) < 0) {
-            Py_XDECREF(known);
-            Py_DECREF(key);
-            Py_DECREF(frame);
-            return -1;
-        }
-    }
-    Py_DECREF(key);
-    Py_DECREF(frame);
     int32_t index;
-    int failed = as_int32(known, &index);
-    Py_DECREF(known);
+    int failed = line_source(self->tracer, self->lines, (PyFrameObject *)frame, &index);
+    Py_DECREF(frame);
     if (failed) return -1;
     self->last_offset = offset;
     self->last_source = index;
@@ -996,20 +993,8 @@ proxy_program_source(ProxyCore *self, int32_t *source)
     Py_DECREF(program);
     int found = 0;
     if (frame != NULL && PyFrame_Check(frame)) {
-        int line = PyFrame_GetLineNumber((PyFrameObject *)frame);
-        PyObject *key = PyLong_FromLong(line);
-        PyObject *known = key == NULL ? NULL : PyDict_GetItemWithError(program_lines, key);
-        Py_XINCREF(known);  /* borrowed until here */
-        if (known == NULL && key != NULL && !PyErr_Occurred()) {
-            PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
-            known = PyObject_CallMethod((PyObject *)self->tracer->recorder, "source_of", "Oi",
-                                        (PyObject *)code, line);
-            Py_DECREF(code);
-            if (known != NULL && PyDict_SetItem(program_lines, key, known) < 0) Py_CLEAR(known);
-        }
-        Py_XDECREF(key);
-        found = known == NULL ? -1 : as_int32(known, source) < 0 ? -1 : 1;
-        Py_XDECREF(known);
+        found = line_source(self->tracer, program_lines, (PyFrameObject *)frame, source) < 0
+                ? -1 : 1;
     }
     else if (frame == NULL) {
         found = -1;

@@ -57,10 +57,12 @@ def new_mark() -> str:
     return os.urandom(8).hex()  # not `secrets`: its import costs the command line's start-up
 
 
-def _adopted_with_mark(mark: str, group: int) -> list[int]:
-    """This process's children whose environment carries `mark`, or that are in process
-    group `group` (a zombie's environment reads empty, but its group still shows)."""
-    me = os.getpid()
+def _run_processes(mark: str, group: int, *, children_of: int | None = None,
+                   exclude: int | None = None) -> list[int]:
+    """The processes that carry `mark` in their environment or are in process group `group`:
+    with `children_of`, only that process's children, the dead among them too (a zombie's
+    environment reads empty, but its group still shows, and it must be reaped); otherwise
+    every live one, whoever its parent is, but `exclude`."""
     needle = f"{MARK_VARIABLE}={mark}".encode()
     found: list[int] = []
     try:
@@ -68,12 +70,16 @@ def _adopted_with_mark(mark: str, group: int) -> list[int]:
     except OSError:
         return found
     for entry in entries:
-        if not entry.isdigit():
+        if not entry.isdigit() or int(entry) == exclude:
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as stat_file:
                 fields = stat_file.read().rsplit(b")", 1)[1].split()
-            if int(fields[1]) != me:  # fields: state, ppid, pgrp, ...
+            # fields: state, ppid, pgrp, ...
+            if children_of is not None:
+                if int(fields[1]) != children_of:
+                    continue
+            elif fields[0] in (b"Z", b"X"):  # the dead wait for their parent
                 continue
             if int(fields[2]) == group:
                 found.append(int(entry))
@@ -93,7 +99,7 @@ def end_orphans(mark: str, group: int) -> int:
         return 0
     ended = 0
     for _round in range(_ROUNDS):
-        orphans = _adopted_with_mark(mark, group)
+        orphans = _run_processes(mark, group, children_of=os.getpid())
         if not orphans:
             break
         for pid in orphans:
@@ -107,41 +113,13 @@ def end_orphans(mark: str, group: int) -> int:
     return ended
 
 
-def _run_processes(mark: str, group: int, exclude: int) -> list[int]:
-    """Every live process but `exclude` that carries `mark` in its environment or is in
-    process group `group`, whoever its parent is."""
-    needle = f"{MARK_VARIABLE}={mark}".encode()
-    found: list[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == exclude:
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as stat_file:
-                fields = stat_file.read().rsplit(b")", 1)[1].split()
-            if fields[0] in (b"Z", b"X"):  # fields: state, ppid, pgrp, ...; the dead wait
-                continue
-            if int(fields[2]) == group:
-                found.append(int(entry))
-                continue
-            with open(f"/proc/{entry}/environ", "rb") as environ:
-                if needle in environ.read().split(b"\0"):
-                    found.append(int(entry))
-        except (OSError, IndexError, ValueError):
-            continue
-    return found
-
-
 def end_run(mark: str, group: int) -> int:
     """Kills every process of the run marked `mark` whose child led process group `group`,
     this one excepted, round after round until none is left; how many kills it took."""
     me = os.getpid()
     killed = 0
     for _round in range(_ROUNDS):
-        processes = _run_processes(mark, group, me)
+        processes = _run_processes(mark, group, exclude=me)
         if not processes:
             break
         for pid in processes:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from loopscope.tracer.findings import Delay
 from loopscope.tracer.lane_table import LaneRow
 from loopscope.tracer.report import Report
 from loopscope.tracer.samples import frame_location
@@ -22,6 +23,17 @@ def short_duration(ns: float) -> str:
     if ns < 1_000_000_000:
         return f"{ns / 1_000_000:.3g}ms"
     return f"{ns / 1_000_000_000:.3g}s"
+
+
+def how_delayed(delay: Delay) -> str:
+    """What a stall did to a lane it held up: "its timer fired 80ms late, ready but not run
+    for 12ms"."""
+    parts = []
+    if delay.late_timer_ns:
+        parts.append(f"its timer fired {short_duration(delay.late_timer_ns)} late")
+    if delay.ready_ns:
+        parts.append(f"ready but not run for {short_duration(delay.ready_ns)}")
+    return ", ".join(parts)
 
 
 def render_report(report: Report) -> str:
@@ -46,12 +58,7 @@ def render_report(report: Report) -> str:
                 if len(finding.stack) > STACK_LINES:
                     lines.append(f"    ... {len(finding.stack) - STACK_LINES} more")
             for delay in finding.delayed:
-                parts = []
-                if delay.late_timer_ns:
-                    parts.append(f"its timer fired {short_duration(delay.late_timer_ns)} late")
-                if delay.ready_ns:
-                    parts.append(f"ready but not run for {short_duration(delay.ready_ns)}")
-                lines.append(f"  delayed {delay.name}: {', '.join(parts)}")
+                lines.append(f"  delayed {delay.name}: {how_delayed(delay)}")
             lines += textwrap.wrap(finding.explanation, 100, initial_indent="  why: ",
                                    subsequent_indent="       ")
             if finding.scenario:

@@ -12,7 +12,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from loopscope.tracer.findings import Finding
-from loopscope.tracer.report_text import short_duration
+from loopscope.tracer.report_text import how_delayed, short_duration
 from loopscope.tracer.samples import Stack, frame_location
 
 STACK_LINES = 12
@@ -38,12 +38,7 @@ def finding_html(finding: Finding) -> str:
     if finding.delayed:
         items = []
         for delay in finding.delayed:
-            said = []
-            if delay.late_timer_ns:
-                said.append(f"its timer fired {short_duration(delay.late_timer_ns)} late")
-            if delay.ready_ns:
-                said.append(f"ready but not run for {short_duration(delay.ready_ns)}")
-            items.append(f"<li>{escape(delay.name)}: {', '.join(said)}</li>")
+            items.append(f"<li>{escape(delay.name)}: {how_delayed(delay)}</li>")
         parts.append(f"<p><b>Delayed</b></p><ul>{''.join(items)}</ul>")
     parts.append(f"<p>{escape(finding.explanation)}</p>")
     if finding.scenario:

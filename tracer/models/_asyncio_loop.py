@@ -71,7 +71,30 @@ class TracingSelector(selectors.DefaultSelector):
         return ready
 
 
-class TracingEventLoop(asyncio.SelectorEventLoop):
+class RunsOnItsLoopLane:
+    """What a traced loop of any kind (asyncio's, uvloop's) does around running and closing:
+    while it runs, the recorder's current lane is its loop lane; closing ends that lane."""
+
+    _tracer: LoopTracer
+
+    def run_forever(self) -> None:
+        tracer = self._tracer
+        recorder = tracer.recorder
+        outer = recorder.current
+        if not tracer.detached:
+            recorder.current = tracer.loop_lane
+        try:
+            super().run_forever()  # type: ignore[misc]
+        finally:
+            if not tracer.detached:
+                recorder.current = outer
+
+    def close(self) -> None:
+        super().close()  # type: ignore[misc]
+        self._tracer.loop_closed()
+
+
+class TracingEventLoop(RunsOnItsLoopLane, asyncio.SelectorEventLoop):
     """An asyncio event loop whose tasks, waits and wake-ups are recorded."""
 
     def __init__(self, recorder: Recorder, guard: Guard | None = None) -> None:
@@ -169,22 +192,6 @@ class TracingEventLoop(asyncio.SelectorEventLoop):
         if not self._tracer.detached:
             callback = self._tracer.fd_watched(fd, "write", callback, args)
         return super()._add_writer(fd, callback, *args, **options)  # type: ignore[misc,no-any-return]
-
-    def run_forever(self) -> None:
-        tracer = self._tracer
-        recorder = tracer.recorder
-        outer = recorder.current
-        if not tracer.detached:
-            recorder.current = tracer.loop_lane
-        try:
-            super().run_forever()
-        finally:
-            if not tracer.detached:
-                recorder.current = outer
-
-    def close(self) -> None:
-        super().close()
-        self._tracer.loop_closed()
 
 
 class _LooksLikeTask(type):

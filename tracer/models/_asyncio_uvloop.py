@@ -23,6 +23,7 @@ from typing import Any
 import uvloop  # type: ignore[import-not-found,unused-ignore]
 
 from loopscope.tracer.events import NO_LANE, Code
+from loopscope.tracer.models._asyncio_loop import RunsOnItsLoopLane
 from loopscope.tracer.models._asyncio_proxy import TracedCoroutine
 from loopscope.tracer.models._asyncio_tracer import LoopTracer
 from loopscope.tracer.models.toolkit import Guard
@@ -43,7 +44,7 @@ NO_POLLS = ("uvloop waits inside libuv, out of Loopscope's sight: this loop lane
             "polls, and a task waiting on a socket shows as blocked on its future")
 
 
-class TracingUVLoop(uvloop.Loop):  # type: ignore[misc,name-defined,unused-ignore]
+class TracingUVLoop(RunsOnItsLoopLane, uvloop.Loop):  # type: ignore[misc,name-defined,unused-ignore]
     """A uvloop loop whose tasks, timers and wake-ups are recorded."""
 
     def __init__(self, recorder: Recorder, guard: Guard | None = None) -> None:
@@ -100,22 +101,6 @@ class TracingUVLoop(uvloop.Loop):  # type: ignore[misc,name-defined,unused-ignor
         if not self._tracer.detached:
             callback = self._tracer.timer_scheduled(when - self.time(), callback, args)
         return super().call_at(when, callback, *args, context=context)
-
-    def run_forever(self) -> None:
-        tracer = self._tracer
-        recorder = tracer.recorder
-        outer = recorder.current
-        if not tracer.detached:
-            recorder.current = tracer.loop_lane
-        try:
-            super().run_forever()
-        finally:
-            if not tracer.detached:
-                recorder.current = outer
-
-    def close(self) -> None:
-        super().close()
-        self._tracer.loop_closed()
 
 
 def is_uvloop_factory(factory: object) -> bool:
