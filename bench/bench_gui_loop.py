@@ -81,6 +81,7 @@ class StallMeter:
 
         self.gaps_ms: list[float] = []
         self._last = 0.0
+        self.probe: Any = None  # a bench.stall_probe.StallProbe told of every tick
         self._timer = QTimer()
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(1)
@@ -96,8 +97,11 @@ class StallMeter:
 
     def _tick(self) -> None:
         now = time.perf_counter()
-        self.gaps_ms.append((now - self._last) * 1000)
+        gap_ms = (now - self._last) * 1000
+        self.gaps_ms.append(gap_ms)
         self._last = now
+        if self.probe is not None:
+            self.probe.ticked(gap_ms)
 
     def summary(self) -> dict[str, float]:
         gaps = sorted(self.gaps_ms) or [0.0]
@@ -164,7 +168,8 @@ class Row:
     status: str = ""
 
 
-async def measure(seconds: float, rate: int, clock: HandlerClock | None = None) -> list[Row]:
+async def measure(seconds: float, rate: int, clock: HandlerClock | None = None,
+                  probe: bool = False) -> list[Row]:
     import asyncio
 
     from loopscope.tracer.target import Target
@@ -195,6 +200,11 @@ async def measure(seconds: float, rate: int, clock: HandlerClock | None = None) 
         window.timeline.setVisible(timeline_visible)
         if clock is not None:
             clock.part = label.strip()
+        if probe:
+            from bench.stall_probe import StallProbe
+
+            meter.probe = StallProbe(meter)
+            meter.probe.start()
         meter.start()
         window.run_target(target)
         if tasks_shown:
@@ -202,6 +212,11 @@ async def measure(seconds: float, rate: int, clock: HandlerClock | None = None) 
         while window.live.is_running:
             await asyncio.sleep(0.01)
         meter.stop()
+        if meter.probe is not None:
+            meter.probe.stop()
+            print(f"{label.strip()}:")
+            meter.probe.print()
+            meter.probe = None
         if clock is not None:
             clock.part = ""
         trace = window.trace
@@ -218,6 +233,9 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=100_000)
     parser.add_argument("--where", action="store_true",
                         help="also print the CPU time of the window's handlers per part")
+    parser.add_argument("--probe", action="store_true",
+                        help="also sample the threads' stacks during each long stall "
+                             "(bench/stall_probe.py)")
     options = parser.parse_args()
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -230,7 +248,8 @@ def main() -> int:
     loop = qasync.QEventLoop(app)
     clock = HandlerClock() if options.where else None
     with loop:
-        rows = loop.run_until_complete(measure(options.seconds, options.rate, clock))
+        rows = loop.run_until_complete(measure(options.seconds, options.rate, clock,
+                                                      options.probe))
 
     print(f"GUI loop stalls, {options.seconds:g} s each, 1 ms timer "
           f"(platform {app.platformName()}):")

@@ -76,10 +76,16 @@ class PaintClock:
         self.painted_at = None
 
 
-async def open_in_background(window: object, path: Path) -> dict[str, float]:
+async def open_in_background(window: object, path: Path,
+                             probe: bool = False) -> dict[str, float]:
     import asyncio
 
     meter = TimedStallMeter()
+    if probe:
+        from bench.stall_probe import StallProbe
+
+        meter.probe = StallProbe(meter)
+        meter.probe.start()
     paint = PaintClock(window.timeline)  # type: ignore[attr-defined]
     # The hand-over (the loaded trace put into the window's views) is one call on the GUI
     # thread; it is timed apart from the loading, which is the worker's.
@@ -107,6 +113,9 @@ async def open_in_background(window: object, path: Path) -> dict[str, float]:
            or meter.ended_at[-1] <= paint.painted_at):
         await asyncio.sleep(0.01)
     meter.stop()
+    if meter.probe is not None:
+        meter.probe.stop()
+        meter.probe.print()
     painted = paint.painted_at or float("nan")
     return {"first_progress_s": (first_progress or handed_over[0]) - started,
             "loaded_s": handed_over[0] - started, "handed_over_s": handed_over[1] - started,
@@ -116,7 +125,8 @@ async def open_in_background(window: object, path: Path) -> dict[str, float]:
             "after_stall_ms": meter.longest(after=handed_over[1])}
 
 
-async def open_on_gui_thread(window: object, path: Path) -> dict[str, float]:
+async def open_on_gui_thread(window: object, path: Path,
+                             probe: bool = False) -> dict[str, float]:
     import asyncio
 
     meter = StallMeter()
@@ -130,7 +140,8 @@ async def open_on_gui_thread(window: object, path: Path) -> dict[str, float]:
     return {"handed_over_s": shown - started, "stall_ms": max(meter.gaps_ms or [0.0])}
 
 
-async def measure(path: Path, sync: bool) -> list[tuple[str, dict[str, float]]]:
+async def measure(path: Path, sync: bool,
+                  probe: bool = False) -> list[tuple[str, dict[str, float]]]:
     import asyncio
 
     from loopscope.ui.main_window import MainWindow
@@ -143,7 +154,7 @@ async def measure(path: Path, sync: bool) -> list[tuple[str, dict[str, float]]]:
         window = MainWindow(AppSettings.at(settings))
         window.show()
         await asyncio.sleep(0.5)  # the empty window's first paint settles
-        rows.append((label, await how(window, path)))
+        rows.append((label, await how(window, path, probe)))
         window.close()
     return rows
 
@@ -153,6 +164,9 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=10_000_000)
     parser.add_argument("--sync", action="store_true",
                         help="also open it on the GUI thread, as before, for comparison")
+    parser.add_argument("--probe", action="store_true",
+                        help="also sample the threads' stacks during each long stall "
+                             "(bench/stall_probe.py)")
     options = parser.parse_args()
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -170,7 +184,7 @@ def main() -> int:
         app.setQuitOnLastWindowClosed(False)
         loop = qasync.QEventLoop(app)
         with loop:
-            rows = loop.run_until_complete(measure(path, options.sync))
+            rows = loop.run_until_complete(measure(path, options.sync, options.probe))
 
     for label, row in rows:
         parts = [f"{key} {value:.2f}" if key.endswith("_s") else f"{key} {value:.0f}"

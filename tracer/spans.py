@@ -10,8 +10,49 @@ from array import array
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from loopscope.tracer.events import FIRST_INSTANT, NO_LANE, Code
 from loopscope.tracer.trace import Trace
+
+# The fold works on this many events at a time: its numpy temporaries stay small (about
+# 40 bytes an event), and a worker folding a big trace gives the GIL back between pieces.
+FOLD_PIECE = 1 << 18
+_WAKE, _SWITCH = int(Code.WAKE), int(Code.SWITCH)
+_END, _ANNOTATE = int(Code.END), int(Code.ANNOTATE)
+
+
+def _column(column: array[int], first: int, stop: int, dtype: type[np.generic]
+            ) -> npt.NDArray[Any]:
+    """Rows first..stop of a trace column, copied (a view would pin the growing array)."""
+    size = np.dtype(dtype).itemsize
+    return np.frombuffer(column, dtype=dtype, count=stop - first, offset=first * size).copy()
+
+
+def _extend(column: array[int], values: npt.NDArray[Any], dtype: type[np.generic]) -> None:
+    column.frombytes(values.astype(dtype, copy=False).tobytes())
+
+
+def _last_closing_per_group(closing: npt.NDArray[np.bool_], group_first: npt.NDArray[np.bool_]
+                            ) -> npt.NDArray[np.intp]:
+    """Per lane group (that has one), its last closing entry."""
+    count = len(closing)
+    group_last = np.ones(count, dtype=bool)
+    group_last[:-1] = group_first[1:]
+    entries = np.arange(count)
+    latest = np.maximum.accumulate(np.where(closing, entries, -1))
+    group_start = np.maximum.accumulate(np.where(group_first, entries, 0))
+    ends = np.flatnonzero(group_last)
+    chosen = latest[ends]
+    return chosen[chosen >= group_start[ends]]
+
+
+def _closer_of(opener: int, openers: npt.NDArray[np.int64], closers: npt.NDArray[np.intp],
+               positions: npt.NDArray[np.intp]) -> int | None:
+    """The position of the entry that closed the span `opener` opened, if one did."""
+    found = np.flatnonzero(openers == opener)
+    return int(positions[closers[found[0]]]) if len(found) else None
 
 
 @dataclass
@@ -50,55 +91,151 @@ class SpanBuilder:
         self._open: dict[int, list[Any]] = {}
 
     def feed(self, trace: Trace, stop: int | None = None) -> None:
+        """Folds the events from `fed` to `stop` (default: all there are). The work is done
+        with numpy a piece of at most FOLD_PIECE events at a time, in whole-column steps
+        that let go of the GIL, so a fold on a worker thread leaves the GUI thread free; only
+        the lanes a piece touches and its ANNOTATE events cost a Python step each."""
         stop = len(trace) if stop is None else stop
-        spans = self.spans
-        open_spans = self._open
-        close = self._close
-        first_instant = FIRST_INSTANT
-        ts_col, lane_col, code_col = trace.ts, trace.lane, trace.code
-        detail_col, source_col = trace.detail, trace.source
-        # what _close does, inlined for the span a new state closes (the fold's hot path)
-        add_lane, add_state, add_start = spans.lane.append, spans.state.append, spans.start.append
-        add_end, add_detail, add_source = spans.end.append, spans.detail.append, spans.source.append
-        add_start_seq, by_lane, annotated = spans.start_seq.append, spans.by_lane, spans.annotated
-        arrows = (int(Code.WAKE), int(Code.SWITCH))
-        end_code, annotate = int(Code.END), int(Code.ANNOTATE)
-        for seq in range(self.fed, stop):
-            code = code_col[seq]
-            lane = lane_col[seq]
-            if code < first_instant:
-                ts = ts_col[seq]
-                current = open_spans.get(lane)
-                if current is not None:
-                    index = len(spans.start)
-                    add_lane(lane)
-                    add_state(current[0])
-                    add_start(current[1])
-                    add_end(ts)
-                    add_detail(current[2])
-                    add_source(current[3])
-                    add_start_seq(current[4])
-                    if current[5] is not None:
-                        annotated[index] = current[5]
-                    per_lane = by_lane.get(lane)
-                    if per_lane is None:
-                        per_lane = by_lane[lane] = array("i")
-                    per_lane.append(index)
-                open_spans[lane] = [code, ts, detail_col[seq], source_col[seq], seq, None]
-            elif code in arrows:
-                spans.arrow_seq.append(seq)
-            elif code == end_code:
-                current = open_spans.pop(lane, None)
-                if current is not None:
-                    close(lane, current, ts_col[seq])
-            elif code == annotate:
-                current = open_spans.get(lane)
-                if current is not None:
-                    merged = current[5]
-                    if merged is None:
-                        merged = current[5] = dict(trace.details[current[2]])
-                    merged.update(trace.details[detail_col[seq]])
+        while self.fed < stop:
+            piece_stop = min(stop, self.fed + FOLD_PIECE)
+            self._feed_piece(trace, self.fed, piece_stop)
+            self.fed = piece_stop
         self.fed = stop
+
+    def _feed_piece(self, trace: Trace, first: int, stop: int) -> None:
+        codes = _column(trace.code, first, stop, np.int8)
+        arrows = np.flatnonzero((codes == _WAKE) | (codes == _SWITCH))
+        if len(arrows):
+            _extend(self.spans.arrow_seq, arrows + first, np.int32)
+        # The events that act on their lane's span: a state opens one (closing the open one),
+        # END closes it, ANNOTATE adds to its detail. Grouped by lane, in seq order within it.
+        acting = np.flatnonzero((codes < FIRST_INSTANT) | (codes == _END) | (codes == _ANNOTATE))
+        if not len(acting):
+            return
+        lanes_all = _column(trace.lane, first, stop, np.int32)
+        positions = acting[np.argsort(lanes_all[acting], kind="stable")]
+        lanes = lanes_all[positions]
+        kinds = codes[positions]
+        count = len(positions)
+        entries = np.arange(count)
+        group_first = np.ones(count, dtype=bool)
+        group_first[1:] = lanes[1:] != lanes[:-1]
+        group_start = np.maximum.accumulate(np.where(group_first, entries, 0))
+        closing = kinds != _ANNOTATE  # a state or END: closes what is open
+        opens = kinds < FIRST_INSTANT
+        # the lane's closing entry just before each entry, -1 when there is none in this piece
+        # (then the span that entry acts on is the one carried open from before)
+        latest = np.maximum.accumulate(np.where(closing, entries, -1))
+        before = np.full(count, -1, dtype=np.int64)
+        before[1:] = latest[:-1]
+        before[before < group_start] = -1
+
+        details = trace.details
+        detail_col = trace.detail
+        open_spans = self._open
+        merged_of: dict[int, dict[str, Any]] = {}  # an opening entry -> its merged detail
+        annotating = np.flatnonzero(~closing)
+        if len(annotating):  # rare: one Python step each, in seq order
+            for entry in annotating[np.argsort(positions[annotating])].tolist():
+                target = int(before[entry])
+                addition = details[detail_col[first + int(positions[entry])]]
+                if target < 0:
+                    current = open_spans.get(int(lanes[entry]))
+                    if current is not None:
+                        if current[5] is None:
+                            current[5] = dict(details[current[2]])
+                        current[5].update(addition)
+                elif opens[target]:
+                    merged = merged_of.get(target)
+                    if merged is None:
+                        merged = merged_of[target] = dict(
+                            details[detail_col[first + int(positions[target])]])
+                    merged.update(addition)
+
+        ts = _column(trace.ts, first, stop, np.int64)
+        sources = _column(trace.source, first, stop, np.int32)
+        detail_ids = _column(detail_col, first, stop, np.int32)
+        # spans opened and closed within this piece
+        inner = np.flatnonzero(closing & (before >= 0))
+        inner = inner[opens[before[inner]]]
+        inner_openers = before[inner]
+        closer_at = [positions[inner]]
+        opener_at = positions[inner_openers]
+        state = [codes[opener_at]]
+        begun = [ts[opener_at]]
+        detail = [detail_ids[opener_at]]
+        source = [sources[opener_at]]
+        start_seq = [opener_at.astype(np.int64) + first]
+        # spans carried open from before, closed by their lane's first closing entry here;
+        # and what each touched lane leaves open at the end of the piece
+        carried_merged: list[tuple[int, dict[str, Any]]] = []  # (closer position, merged)
+        carried = []
+        firsts = np.flatnonzero(closing & (before < 0))
+        pop = open_spans.pop
+        for at, lane in zip(positions[firsts].tolist(), lanes[firsts].tolist(), strict=True):
+            current = pop(lane, None)
+            if current is not None:
+                carried.append((at, current))
+        lasts = _last_closing_per_group(closing, group_first)
+        ending = ~opens[lasts]
+        for lane in lanes[lasts[ending]].tolist():
+            pop(lane, None)  # ended (a carried span was popped above)
+        lasts = lasts[~ending]
+        at = positions[lasts]
+        merged_get = merged_of.get
+        for lane, *begins, entry in zip(
+                lanes[lasts].tolist(), kinds[lasts].tolist(), ts[at].tolist(),
+                detail_ids[at].tolist(), sources[at].tolist(), (at + first).tolist(),
+                lasts.tolist(), strict=True):
+            begins.append(merged_get(entry))
+            open_spans[lane] = begins
+        if carried:
+            closer_at.append(np.array([at for at, _ in carried], dtype=np.int64))
+            state.append(np.array([cur[0] for _, cur in carried], dtype=np.int8))
+            begun.append(np.array([cur[1] for _, cur in carried], dtype=np.int64))
+            detail.append(np.array([cur[2] for _, cur in carried], dtype=np.int32))
+            source.append(np.array([cur[3] for _, cur in carried], dtype=np.int32))
+            start_seq.append(np.array([cur[4] for _, cur in carried], dtype=np.int64))
+            carried_merged = [(at, cur[5]) for at, cur in carried if cur[5] is not None]
+        closers = np.concatenate(closer_at)
+        if not len(closers):
+            return
+        # spans are numbered in the order they closed: by the seq of what closed them
+        order = np.argsort(closers, kind="stable")
+        closers = closers[order]
+        spans = self.spans
+        base = len(spans.start)
+        span_lanes = lanes_all[closers]
+        _extend(spans.lane, span_lanes, np.int32)
+        _extend(spans.state, np.concatenate(state)[order], np.int8)
+        _extend(spans.start, np.concatenate(begun)[order], np.int64)
+        _extend(spans.end, ts[closers], np.int64)
+        _extend(spans.detail, np.concatenate(detail)[order], np.int32)
+        _extend(spans.source, np.concatenate(source)[order], np.int32)
+        _extend(spans.start_seq, np.concatenate(start_seq)[order], np.int32)
+        if merged_of or carried_merged:
+            index_of = {int(at): base + rank for rank, at in enumerate(closers.tolist())}
+            for entry, merged in merged_of.items():
+                # an opening entry's span, if this piece closed it (else it is still open)
+                closer = _closer_of(entry, inner_openers, inner, positions)
+                if closer is not None:
+                    spans.annotated[index_of[closer]] = merged
+            for at, merged in carried_merged:
+                spans.annotated[index_of[at]] = merged
+        # each lane's new span numbers, appended to its list: one Python step per lane
+        by_lane = spans.by_lane
+        lane_order = np.argsort(span_lanes, kind="stable")
+        grouped = span_lanes[lane_order]
+        cuts = np.flatnonzero(grouped[1:] != grouped[:-1]) + 1
+        numbers = memoryview((lane_order + base).astype(np.int32).tobytes())
+        size = np.dtype(np.int32).itemsize
+        bounds = np.concatenate(([0], cuts, [len(grouped)])) * size
+        for lane, low, high in zip(grouped[bounds[:-1] // size].tolist(), bounds[:-1].tolist(),
+                                   bounds[1:].tolist(), strict=True):
+            per_lane = by_lane.get(lane)
+            if per_lane is None:
+                per_lane = by_lane[lane] = array("i")
+            per_lane.frombytes(numbers[low:high])
 
     def _close(self, lane: int, current: list[Any], end: int) -> None:
         spans = self.spans

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+from array import array
 
 import pytest
 
+from loopscope.tracer import spans as spans_module
 from loopscope.tracer.events import NO_LANE, Code, Detail, FakeClock
 from loopscope.tracer.query import span_rows
 from loopscope.tracer.recorder import Recorder
@@ -198,3 +200,63 @@ def test_a_live_builder_keeps_up_with_a_growing_trace() -> None:
     assert spans_as_data(builder.finish(growing.duration_ns)) == spans_as_data(
         derive_spans(full)
     )
+
+
+def reference_fold(trace: Trace) -> Spans:
+    """The fold's rules one event at a time, in their plainest form: what the column-wise
+    fold must agree with."""
+    spans = Spans()
+    open_spans: dict[int, list[object]] = {}
+
+    def close(lane: int, current: list[object], end: int) -> None:
+        index = len(spans.start)
+        for column, value in ((spans.lane, lane), (spans.state, current[0]),
+                              (spans.start, current[1]), (spans.end, end),
+                              (spans.detail, current[2]), (spans.source, current[3]),
+                              (spans.start_seq, current[4])):
+            column.append(value)  # type: ignore[arg-type]
+        if current[5] is not None:
+            spans.annotated[index] = current[5]  # type: ignore[assignment]
+        spans.by_lane.setdefault(lane, array("i")).append(index)
+
+    for seq in range(len(trace)):
+        code, lane, ts = trace.code[seq], trace.lane[seq], trace.ts[seq]
+        if code < 16:
+            current = open_spans.get(lane)
+            if current is not None:
+                close(lane, current, ts)
+            open_spans[lane] = [code, ts, trace.detail[seq], trace.source[seq], seq, None]
+        elif code in (Code.WAKE, Code.SWITCH):
+            spans.arrow_seq.append(seq)
+        elif code == Code.END:
+            current = open_spans.pop(lane, None)
+            if current is not None:
+                close(lane, current, ts)
+        elif code == Code.ANNOTATE:
+            current = open_spans.get(lane)
+            if current is not None:
+                if current[5] is None:
+                    current[5] = dict(trace.details[current[2]])  # type: ignore[index]
+                current[5].update(trace.details[trace.detail[seq]])  # type: ignore[attr-defined]
+    for lane, current in sorted(open_spans.items()):
+        close(lane, current, max(trace.duration_ns, current[1]))  # type: ignore[type-var]
+    return spans
+
+
+@pytest.mark.parametrize("piece", [1, 2, 7, 64, 1 << 18])
+@pytest.mark.parametrize("seed", range(4))
+def test_the_column_wise_fold_agrees_with_the_fold_event_by_event(
+        seed: int, piece: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pieces of every size, so a span carried open from one piece to the next, annotated
+    in one and closed in another, and a lane ended and begun again are all met."""
+    monkeypatch.setattr(spans_module, "FOLD_PIECE", piece)
+    trace = random_trace(seed, 2500)
+    expected = reference_fold(trace)
+
+    assert len(expected) > 100 and expected.annotated
+    assert spans_as_data(derive_spans(trace)) == spans_as_data(expected)
+    rng = random.Random(seed)
+    builder = SpanBuilder()
+    while builder.fed < len(trace):
+        builder.feed(trace, min(len(trace), builder.fed + rng.randint(1, 300)))
+    assert spans_as_data(builder.finish(trace.duration_ns)) == spans_as_data(expected)
