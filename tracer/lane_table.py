@@ -14,22 +14,22 @@ nearest-rank: p99 of 10 steps is the longest one.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
 
 from loopscope.tracer.events import STATE_NAMES, Code, ended_cancelled
-from loopscope.tracer.spans import Spans
+from loopscope.tracer.spans import Spans, column_rows
 from loopscope.tracer.trace import Trace
 
 WAITING_STATES = ("io-wait", "sleeping", "blocked")
 
 
-def _new_rows(first: int, stop: int, *columns: Sequence[int]) -> list[npt.NDArray[np.int64]]:
+def _new_rows(first: int, stop: int, *columns: array[int]) -> list[npt.NDArray[np.int64]]:
     """Rows `first` to `stop` of each column, as int64 arrays."""
-    return [np.array(column[first:stop], dtype=np.int64) for column in columns]
+    return [column_rows(column, first, stop) for column in columns]
 
 
 @dataclass(frozen=True)

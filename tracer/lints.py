@@ -9,6 +9,7 @@ a coroutine never awaited. The lines are matched to lanes by the task's name.
 from __future__ import annotations
 
 import re
+from array import array
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy.typing as npt
 from loopscope.tracer.events import Code, LaneKind, Source
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.lane_table import LaneRow
-from loopscope.tracer.spans import Spans
+from loopscope.tracer.spans import Spans, column_rows
 from loopscope.tracer.stalls import _ms
 from loopscope.tracer.trace import Trace
 
@@ -108,11 +109,17 @@ def _span_seq_at(spans: Spans, lane: int | None, ts: int | None) -> int | None:
         return None
     chosen = indices[-1]
     if ts is not None:
-        for index in indices:
-            if spans.start[index] <= ts < spans.end[index]:
-                chosen = index
-                break
+        # column-wise (numpy lets go of the GIL): the report runs beside the window
+        at = column_rows(indices)
+        inside = np.flatnonzero((_rows_of(spans.start, at) <= ts) & (ts < _rows_of(spans.end, at)))
+        if len(inside):
+            chosen = int(at[inside[0]])
     return spans.start_seq[chosen]
+
+
+def _rows_of(column: Any, indices: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """column[indices] for a spans' column, read through its buffer without copying it."""
+    return np.frombuffer(column, dtype=np.dtype(column.typecode))[indices].astype(np.int64)
 
 
 def _end_events(trace: Trace) -> dict[int, int]:
@@ -151,28 +158,36 @@ def _last_wait(trace: Trace, spans: Spans, lane: int, before: int
                ) -> tuple[str, Source | None, bool]:
     """What the lane was last waiting in before `before`; the line it had stopped at, which
     only a step after `before` tells (it resumed there), else the line its last step began
-    at; and which of the two that line is."""
-    indices = spans.by_lane.get(lane, ())
+    at; and which of the two that line is. Column-wise over the lane's spans: the report runs
+    beside the window, and numpy lets go of the GIL where a Python loop would hold it."""
+    at = column_rows(spans.by_lane.get(lane, array("i")))
+    states, starts = _rows_of(spans.state, at), _rows_of(spans.start, at)
+    sources = _rows_of(spans.source, at)
     waiting, line = "waiting", None
-    for index in indices:
-        if spans.start[index] > before:
-            break
-        state = spans.state[index]
-        if state in (Code.SLEEPING, Code.IO_WAIT, Code.BLOCKED):
-            if state == Code.SLEEPING:
-                waiting = "sleeping"
-            elif state == Code.IO_WAIT:
-                waiting = "waiting for I/O"
-            else:
-                waiting = f"blocked on {spans.detail_of(index, trace).get('on', '?')}"
+    # the spans up to the first one that starts after `before`
+    later = np.flatnonzero(starts > before)
+    upto = int(later[0]) if len(later) else len(at)
+    waits = np.flatnonzero(np.isin(states[:upto], _WAIT_STATES))
+    if len(waits):
+        last = int(waits[-1])
+        state = int(states[last])
+        if state == Code.SLEEPING:
+            waiting = "sleeping"
+        elif state == Code.IO_WAIT:
+            waiting = "waiting for I/O"
+        else:
+            waiting = f"blocked on {spans.detail_of(int(at[last]), trace).get('on', '?')}"
     stopped_there = False
-    for index in indices:
-        if spans.state[index] == Code.RUNNING and spans.source[index]:
-            line = trace.sources[spans.source[index]]
-            if spans.start[index] >= before:
-                stopped_there = True
-                break
+    steps = np.flatnonzero((states == Code.RUNNING) & (sources != 0))
+    resumed = steps[starts[steps] >= before]
+    if len(resumed):
+        line, stopped_there = trace.sources[int(sources[resumed[0]])], True
+    elif len(steps):
+        line = trace.sources[int(sources[steps[-1]])]
     return waiting, line, stopped_there
+
+
+_WAIT_STATES = np.array([Code.SLEEPING, Code.IO_WAIT, Code.BLOCKED], dtype=np.int64)
 
 
 # -- what Python itself said on stderr --------------------------------------------------------

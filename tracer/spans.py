@@ -23,11 +23,18 @@ _WAKE, _SWITCH = int(Code.WAKE), int(Code.SWITCH)
 _END, _ANNOTATE = int(Code.END), int(Code.ANNOTATE)
 
 
-def _column(column: array[int], first: int, stop: int, dtype: type[np.generic]
-            ) -> npt.NDArray[Any]:
-    """Rows first..stop of a trace column, copied (a view would pin the growing array)."""
-    size = np.dtype(dtype).itemsize
-    return np.frombuffer(column, dtype=dtype, count=stop - first, offset=first * size).copy()
+def column_rows(column: array[int], first: int = 0, stop: int | None = None,
+                dtype: type[np.generic] = np.int64) -> npt.NDArray[Any]:
+    """Rows first..stop of a trace's or spans' column as a numpy array of `dtype`, copied (a
+    view would pin a growing column). Read through the buffer, not sliced: slicing an
+    array.array keeps the GIL for the whole copy, which a worker thread must not do to the
+    window on a column of ten million rows."""
+    stop = len(column) if stop is None else min(stop, len(column))
+    if stop <= first:
+        return np.zeros(0, dtype=dtype)
+    view = np.frombuffer(column, dtype=np.dtype(column.typecode), count=stop - first,
+                         offset=first * column.itemsize)
+    return view.astype(dtype)  # always a copy
 
 
 def _extend(column: array[int], values: npt.NDArray[Any], dtype: type[np.generic]) -> None:
@@ -103,7 +110,7 @@ class SpanBuilder:
         self.fed = stop
 
     def _feed_piece(self, trace: Trace, first: int, stop: int) -> None:
-        codes = _column(trace.code, first, stop, np.int8)
+        codes = column_rows(trace.code, first, stop, np.int8)
         arrows = np.flatnonzero((codes == _WAKE) | (codes == _SWITCH))
         if len(arrows):
             _extend(self.spans.arrow_seq, arrows + first, np.int32)
@@ -112,7 +119,7 @@ class SpanBuilder:
         acting = np.flatnonzero((codes < FIRST_INSTANT) | (codes == _END) | (codes == _ANNOTATE))
         if not len(acting):
             return
-        lanes_all = _column(trace.lane, first, stop, np.int32)
+        lanes_all = column_rows(trace.lane, first, stop, np.int32)
         positions = acting[np.argsort(lanes_all[acting], kind="stable")]
         lanes = lanes_all[positions]
         kinds = codes[positions]
@@ -152,9 +159,9 @@ class SpanBuilder:
                             details[detail_col[first + int(positions[target])]])
                     merged.update(addition)
 
-        ts = _column(trace.ts, first, stop, np.int64)
-        sources = _column(trace.source, first, stop, np.int32)
-        detail_ids = _column(detail_col, first, stop, np.int32)
+        ts = column_rows(trace.ts, first, stop, np.int64)
+        sources = column_rows(trace.source, first, stop, np.int32)
+        detail_ids = column_rows(detail_col, first, stop, np.int32)
         # spans opened and closed within this piece
         inner = np.flatnonzero(closing & (before >= 0))
         inner = inner[opens[before[inner]]]
@@ -305,4 +312,5 @@ def arrow_endpoints(trace: Trace, seq: int) -> tuple[int, int, int]:
     return trace.ts[seq], trace.lane[seq], trace.other[seq]  # switch: origin -> target
 
 
-__all__ = ["NO_LANE", "SpanBuilder", "Spans", "arrow_endpoints", "derive_spans", "lane_spans"]
+__all__ = ["NO_LANE", "SpanBuilder", "Spans", "arrow_endpoints", "column_rows", "derive_spans",
+           "lane_spans"]

@@ -20,7 +20,7 @@ import numpy as np
 from loopscope.tracer.events import LaneKind, Source
 from loopscope.tracer.findings import Delay, Finding
 from loopscope.tracer.samples import frame_location
-from loopscope.tracer.spans import Spans
+from loopscope.tracer.spans import Spans, column_rows
 from loopscope.tracer.trace import Trace
 
 DEFAULT_THRESHOLD_NS = 100_000_000
@@ -32,27 +32,25 @@ def long_steps(trace: Trace, spans: Spans, threshold_ns: int = DEFAULT_THRESHOLD
     """The indices (from `first` on) of running spans at least `threshold_ns` long on lanes
     that share a scheduler's thread. A thread lane (work handed to a pool) runs on a thread of
     its own: however long, it holds up no scheduler; that is what it is for."""
-    states = np.asarray(spans.state[first:], dtype=np.int64)
-    lengths = (np.asarray(spans.end[first:], dtype=np.int64)
-               - np.asarray(spans.start[first:], dtype=np.int64))
-    on_threads = np.isin(np.asarray(spans.lane[first:], dtype=np.int64), _thread_lanes(trace))
+    states = column_rows(spans.state, first)
+    lengths = column_rows(spans.end, first) - column_rows(spans.start, first)
+    on_threads = np.isin(column_rows(spans.lane, first), _thread_lanes(trace))
     found = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns) & ~on_threads)
     return [first + int(offset) for offset in found]
 
 
 def find_stalls(trace: Trace, spans: Spans,
                 threshold_ns: int = DEFAULT_THRESHOLD_NS) -> list[Finding]:
-    states = np.array(spans.state, dtype=np.int64)
-    starts = np.array(spans.start, dtype=np.int64)
-    ends = np.array(spans.end, dtype=np.int64)
+    states = column_rows(spans.state)
+    starts = column_rows(spans.start)
+    ends = column_rows(spans.end)
     lengths = ends - starts
     found = [stall_of(trace, spans, index)
              for index in long_steps(trace, spans, threshold_ns)]
     # A loop dispatches for as long as the steps it runs take; a long dispatch in which no
     # step ran long is a callback of its own (call_soon, call_later, a hub callback) that
     # held the thread. (A thread-pool lane's step runs elsewhere and is no step of the loop.)
-    running = (states == _RUNNING) & ~np.isin(np.asarray(spans.lane, dtype=np.int64),
-                                              _thread_lanes(trace))
+    running = (states == _RUNNING) & ~np.isin(column_rows(spans.lane), _thread_lanes(trace))
     for index in np.flatnonzero((states == _DISPATCH) & (lengths >= threshold_ns)):
         start, end = starts[index], ends[index]
         inside = np.clip(np.minimum(ends[running], end) - np.maximum(starts[running], start),

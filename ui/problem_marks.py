@@ -5,6 +5,7 @@ the same corners; this module needs only QtGui, so a headless export can use it.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Collection, Iterable
 
 import numpy as np
@@ -12,7 +13,7 @@ from PySide6.QtCore import QPointF
 from PySide6.QtGui import QColor, QPainter, QPolygonF
 
 from loopscope.tracer.findings import Finding
-from loopscope.tracer.spans import Spans
+from loopscope.tracer.spans import Spans, column_rows
 from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS, find_stalls
 from loopscope.tracer.trace import Trace
 from loopscope.ui.layout import Primitives
@@ -25,10 +26,12 @@ def span_of(spans: Spans, finding: Finding) -> int:
     """The span a finding is about (the one its `seq` began), or -1."""
     if finding.seq is None or finding.lane is None:
         return -1
-    for index in spans.by_lane.get(finding.lane, ()):
-        if spans.start_seq[index] == finding.seq:
-            return index
-    return -1
+    # column-wise: the report's thread finds these beside the window, and numpy lets go of
+    # the GIL where a loop over a long lane's spans would hold it
+    at = column_rows(spans.by_lane.get(finding.lane, array("i")))
+    begun = np.frombuffer(spans.start_seq, dtype=np.int32)[at]
+    found = np.flatnonzero(begun == finding.seq)
+    return int(at[found[0]]) if len(found) else -1
 
 
 def flagged_spans(spans: Spans, findings: Iterable[Finding]) -> dict[int, Finding]:
