@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopscope.tracer.findings import RULES, Finding
-from loopscope.tracer.lane_table import LaneRow, Spread, by_cost, lane_rows
+from loopscope.tracer.lane_table import LaneRow, LaneTable, Spread, by_cost, lane_rows
 from loopscope.tracer.lints import LintLimits, run_lints
 from loopscope.tracer.spans import Spans, derive_spans
 from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS, find_stalls
@@ -35,10 +35,12 @@ class Report:
 
 
 def build_report(trace: Trace, options: ReportOptions | None = None,
-                 spans: Spans | None = None) -> Report:
+                 spans: Spans | None = None, table: LaneTable | None = None) -> Report:
+    """`table`: the task table already fed with these spans (the app's Tasks view), else
+    one is folded here."""
     options = options or ReportOptions()
     spans = derive_spans(trace) if spans is None else spans
-    rows = lane_rows(trace, spans)
+    rows = lane_rows(trace, spans) if table is None else table.rows()
     findings = find_stalls(trace, spans, options.stall_ns)
     findings += run_lints(trace, spans, rows, options.limits)
     return Report(run=run_summary(trace), lanes=by_cost(rows), findings=findings)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 
 from loopscope.tracer.findings import Finding
+from loopscope.tracer.lane_table import LaneTable
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.report import Report, build_report
 from loopscope.tracer.spans import Spans
@@ -31,11 +32,16 @@ from loopscope.ui.timeline import TimelineWidget
 FINDING_MARGIN = 0.25  # of the finding's own length, shown either side when it is selected
 
 
-def _report_and_flags(trace: Trace, spans: Spans) -> tuple[Report, dict[int, Finding]]:
-    """The report, and the spans its findings are about: both O(events), so both are found
-    off the GUI thread when there is a loop to run them beside."""
-    report = build_report(trace, None, spans)
-    return report, flagged_spans(spans, report.findings)
+Built = tuple[Report, dict[int, Finding], LaneTable]
+
+
+def _report_and_flags(trace: Trace, spans: Spans) -> Built:
+    """The report, the spans its findings are about and the Tasks view's table: all
+    O(events), so all are made off the GUI thread when there is a loop to run them beside."""
+    table = LaneTable()
+    table.update(trace, spans)
+    report = build_report(trace, None, spans, table)
+    return report, flagged_spans(spans, report.findings), table
 
 
 class Diagnostics(QObject):
@@ -53,7 +59,7 @@ class Diagnostics(QObject):
         self.report: Report | None = None
         self.flagged: dict[int, Finding] = {}
         self._trace: Trace | None = None
-        self._pending: asyncio.Future[tuple[Report, dict[int, Finding]]] | None = None
+        self._pending: asyncio.Future[Built] | None = None
         self._live_scan = 0  # spans already looked at for stalls while the run goes on
         self.findings.finding_activated.connect(self.show_finding)
         self.tasks.refreshed.connect(self._flag_live_stalls)
@@ -63,8 +69,9 @@ class Diagnostics(QObject):
     def show_trace(self, trace: Trace, live: bool) -> None:
         self._trace = trace
         self._forget_report()
+        # A finished trace's table is folded with its report, off the GUI thread (analyse).
         self.tasks.show_trace(trace, lambda: self.timeline.folded_spans, self.timeline.open_span,
-                              live)
+                              live, table_coming=not live)
         if not live:
             self.analyse()
 
@@ -125,7 +132,7 @@ class Diagnostics(QObject):
         self._pending = future
         future.add_done_callback(self._on_report)
 
-    def _on_report(self, future: asyncio.Future[tuple[Report, dict[int, Finding]]]) -> None:
+    def _on_report(self, future: asyncio.Future[Built]) -> None:
         if future is not self._pending or future.cancelled():
             return
         self._pending = None
@@ -134,11 +141,13 @@ class Diagnostics(QObject):
             self.findings.set_findings([])
             self.findings.setHeaderLabels(["finding", "lane", "at", "line",
                                            f"the report failed: {error}"])
+            self.tasks.adopt_table(None)  # the view folds its own
             return
         self._apply(future.result())
 
-    def _apply(self, built: tuple[Report, dict[int, Finding]]) -> None:
-        report, self.flagged = built
+    def _apply(self, built: Built) -> None:
+        report, self.flagged, table = built
+        self.tasks.adopt_table(table)
         self.report = report
         self.findings.set_findings(report.findings)
         self.timeline.set_flagged_spans(self._flag_notes())

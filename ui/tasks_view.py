@@ -216,6 +216,7 @@ class TasksView(QWidget):
         column.addLayout(histograms)
 
         self.lanes = LaneTable()
+        self._table_coming = False  # folded elsewhere, to be handed over (adopt_table)
         self.selected_lane: int | None = None
         self._trace: Trace | None = None
         self._spans: Callable[[], Spans] | None = None
@@ -231,16 +232,28 @@ class TasksView(QWidget):
         self._tick.timeout.connect(self.refresh)
 
     def show_trace(self, trace: Trace, spans: Callable[[], Spans], open_span: OpenSpan,
-                   live: bool) -> None:
+                   live: bool, table_coming: bool = False) -> None:
         """Follows `trace`; `spans()` gives the spans drawn now, `open_span(lane)` the state
-        and start of a lane's span in progress (live)."""
+        and start of a lane's span in progress (live). `table_coming`: the table is being
+        folded elsewhere (off the GUI thread) and handed over with adopt_table; until then
+        the view shows no rows rather than fold a big trace on the GUI thread."""
         self._trace, self._spans, self._open_span = trace, spans, open_span
         self.lanes = LaneTable()
+        self._table_coming = table_coming
         self.selected_lane = None
         self._grew_at, self._now = (-1, 0, 0.0), 0
         self._shown = {}
         self._tallies = {}
         self.set_live(live)
+        self.refresh()
+
+    def adopt_table(self, table: LaneTable | None) -> None:
+        """The table of the trace on show, folded elsewhere from the spans `spans()` gives
+        (None: it could not be, the view folds its own)."""
+        self._table_coming = False
+        if table is not None:
+            self.lanes = table
+            self._tallies, self._tallied = {}, None
         self.refresh()
 
     def set_live(self, live: bool) -> None:
@@ -256,6 +269,9 @@ class TasksView(QWidget):
 
     def refresh(self) -> None:
         if self._trace is None or self._spans is None:
+            return
+        if self._table_coming:
+            self.model.set_rows([])
             return
         if not self.isVisible():
             self.refreshed.emit()  # what listens may still want to look at the new spans

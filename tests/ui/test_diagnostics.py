@@ -3,6 +3,7 @@ findings in the Problems tab, red corners on stalled spans, and a click to line 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import qasync
 from PySide6.QtCore import Qt
 
 from loopscope.tracer.events import Code
-from loopscope.tracer.lane_table import lane_rows
+from loopscope.tracer.lane_table import LaneTable, lane_rows
 from loopscope.tracer.native import save_native
 from loopscope.tracer.spans import derive_spans
 from loopscope.ui.histogram import Tally, add_counts, bucket_counts, buckets_of, doubling_buckets
@@ -90,6 +91,31 @@ def test_the_tasks_view_shows_the_table_sorted_by_cost_and_filters_it(
         width = tasks.table.columnWidth(column)
         assert width >= tasks.table.horizontalHeader().fontMetrics().horizontalAdvance(heading)
         assert all(width >= metrics.horizontalAdvance(row[column]) for row in _table(window))
+
+
+def test_an_opened_trace_s_task_table_is_folded_with_its_report_not_on_the_gui_thread(
+        window: MainWindow, loop: qasync.QEventLoop, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    window.tabs.setCurrentWidget(window.diagnostics.tasks)
+    folds: list[tuple[bool, int]] = []  # (on the GUI thread, spans it had still to fold)
+    update = LaneTable.update
+
+    def noted(table: LaneTable, trace: object, spans: object) -> None:
+        fresh = table._spans is not spans  # type: ignore[comparison-overlap]
+        new = len(spans) - (0 if fresh else table._spans_seen)  # type: ignore[arg-type]
+        folds.append((threading.current_thread() is threading.main_thread(), new))
+        update(table, trace, spans)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(LaneTable, "update", noted)
+    path = tmp_path / "stalled.loopscope"
+    save_native(_stalled_loop(), path)
+    window.load_trace(str(path))  # as File > Open does: in the background, the loop running
+    run_until(loop, lambda: window.diagnostics.tasks.model.rowCount() == 4, what="the table")
+
+    assert [new for on_gui, new in folds if not on_gui] == [len(window.timeline.spans)]
+    assert all(new == 0 for on_gui, new in folds if on_gui)
+    assert window.diagnostics.tasks.lanes.rows() == lane_rows(window.trace,  # type: ignore[arg-type]
+                                                              window.timeline.spans)
 
 
 def test_clicking_a_task_row_selects_its_lane_and_its_histograms(
