@@ -59,6 +59,7 @@ _MAX_VERSION_LINE = 64
 _MAX_DEFLATE_RATIO = 1032
 _READ_SIZE = 1 << 20  # compressed bytes read at a time
 _PIECE = 16 << 20  # inflated bytes per step; raw bytes compressed per step when saving
+_COLUMN_PIECE = 1 << 20  # events a column is read and checked by, when loading
 # What a progress report says once the file is read and inflated, and once it is checked.
 _READ_SHARE = 0.8
 _CHECKED_SHARE = 0.9
@@ -247,7 +248,13 @@ def _decode_body(body: _Inflater, name: str, version: int,
         if column.itemsize * count > body.most:  # before multiplying up a huge count
             raise NativeFormatError(
                 f"{name} is corrupt: it declares more data than the file can hold")
-        column.frombytes(body.take(column.itemsize * count))
+        # a piece at a time: one copy of a whole column would keep the GIL for as long, and
+        # the app loads traces on a thread beside its window
+        left = column.itemsize * count
+        while left:
+            piece = min(left, _COLUMN_PIECE * column.itemsize)
+            column.frombytes(body.take(piece))
+            left -= piece
         if _SWAP:
             column.byteswap()
         columns.append(column)
@@ -269,7 +276,11 @@ def _decode_body(body: _Inflater, name: str, version: int,
         except ValueSectionError:
             raise TraceCheckError("malformed value rows") from None
     table = DetailTable(details, values)
-    check_columns(columns, len(details), len(values), len(sources))
+    # checked as a run's streamed batches are, a piece at a time (the C check keeps the GIL)
+    for first in range(0, max(count, 1), _COLUMN_PIECE):
+        stop = min(count, first + _COLUMN_PIECE)
+        check_columns([column[first:stop] for column in columns], len(details), len(values),
+                      len(sources), first, columns[0][first - 1] if first else 0)
     if progress is not None:
         progress(_CHECKED_SHARE)
     trace = Trace.from_columns(tuple(columns), table, sources, meta)
