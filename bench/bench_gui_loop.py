@@ -5,7 +5,9 @@
 One process run, side by side: the main window idle (the baseline), then the same window while
 a child process streams events at the given rate, the timeline refreshing live. A 1 ms precise
 QTimer records the gaps between its ticks; the longest gap is the longest stall the user could
-feel. Goal: the longest stall while streaming is at most 50 ms.
+feel. Goal: the longest stall while streaming is at most 50 ms. "max CPU" is the GUI thread's
+own CPU time in its busiest gap: on a loaded machine a stall's wall time is mostly waiting
+for a core, and this is the part the window's code decides.
 
 --where also says where the GUI thread's time went in each part: the CPU time (and the
 longest wall time of one call) of the window's handlers that run while events stream in.
@@ -80,7 +82,11 @@ class StallMeter:
         from PySide6.QtCore import Qt, QTimer
 
         self.gaps_ms: list[float] = []
+        # the GUI thread's own CPU time in each gap: what load on the machine inflates far
+        # less than the wall time (a stall of 150 ms wall with 30 ms CPU waited for a core)
+        self.cpu_ms: list[float] = []
         self._last = 0.0
+        self._last_cpu = 0.0
         self.probe: Any = None  # a bench.stall_probe.StallProbe told of every tick
         self._timer = QTimer()
         self._timer.setTimerType(Qt.TimerType.PreciseTimer)
@@ -89,17 +95,20 @@ class StallMeter:
 
     def start(self) -> None:
         self.gaps_ms.clear()
+        self.cpu_ms.clear()
         self._last = time.perf_counter()
+        self._last_cpu = time.thread_time()
         self._timer.start()
 
     def stop(self) -> None:
         self._timer.stop()
 
     def _tick(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         gap_ms = (now - self._last) * 1000
         self.gaps_ms.append(gap_ms)
-        self._last = now
+        self.cpu_ms.append((cpu - self._last_cpu) * 1000)
+        self._last, self._last_cpu = now, cpu
         if self.probe is not None:
             self.probe.ticked(gap_ms)
 
@@ -110,6 +119,7 @@ class StallMeter:
             "p99": gaps[min(len(gaps) - 1, int(len(gaps) * 0.99))],
             "median": statistics.median(gaps),
             "ticks": float(len(gaps)),
+            "max_cpu": max(self.cpu_ms or [0.0]),
         }
 
 
@@ -253,12 +263,14 @@ def main() -> int:
 
     print(f"GUI loop stalls, {options.seconds:g} s each, 1 ms timer "
           f"(platform {app.platformName()}):")
-    print(f"  {'':28} {'max ms':>8} {'p99 ms':>8} {'median':>8} {'ticks':>7}  child's rate")
+    print(f"  {'':28} {'max ms':>8} {'p99 ms':>8} {'median':>8} {'ticks':>7} {'max CPU':>8}"
+          "  child's rate")
     for row in rows:
         achieved = (f"{row.events:,} events, {row.events / row.recorded_s:,.0f} ev/s, "
                     f"{row.status}" if row.recorded_s else "")
         print(f"  {row.label:28} {row.stalls['max']:8.1f} {row.stalls['p99']:8.2f} "
-              f"{row.stalls['median']:8.2f} {row.stalls['ticks']:7.0f}  {achieved}")
+              f"{row.stalls['median']:8.2f} {row.stalls['ticks']:7.0f} "
+              f"{row.stalls['max_cpu']:8.1f}  {achieved}")
     idle, streaming = rows[0].stalls["max"], rows[1].stalls["max"]
     verdict = "meets" if streaming <= GOAL_MS else "MISSES"
     print(f"  longest stall streaming / idle: {streaming / max(idle, 1e-9):.2f}x; "
