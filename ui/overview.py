@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer
 from PySide6.QtGui import QColor, QImage, QMouseEvent, QPainter, QPaintEvent, QPen
 from PySide6.QtWidgets import QWidget
 
@@ -34,6 +34,7 @@ class OverviewStrip(QWidget):
         self._image_key: tuple[object, ...] = ()
         self._image_range = (0.0, 1.0)  # the time range the miniature was drawn for
         self._drawn_at = 0.0
+        self._due = False  # a live miniature's redraw is scheduled
         self._rows = 1  # the miniature's rows: every lane row of the run
         self._grab: str | None = None  # "move", "left" or "right" while dragging
         self._grab_from = (0.0, 0.0, 0.0)
@@ -64,19 +65,39 @@ class OverviewStrip(QWidget):
 
     # -- drawing --------------------------------------------------------------------------
 
+    def _key(self) -> tuple[object, ...]:
+        """What a finished run's miniature depends on."""
+        timeline = self.timeline
+        return (id(timeline.trace), len(timeline.trace), self.width(), self._plot()[0],
+                id(timeline.theme), timeline.fold_library)
+
     def _miniature(self) -> QImage:
+        timeline = self.timeline
+        key = self._key()
+        if self._image is not None:
+            if timeline.live:  # open spans grow: drawn again now and then ...
+                if time.monotonic() - self._drawn_at >= REDRAW_INTERVAL_S and not self._due:
+                    # ... in a turn of the event loop of its own: inside this paint, which
+                    # paints the timeline's frame too, the two would add up to one stall
+                    self._due = True
+                    QTimer.singleShot(0, self._redraw_live)
+                return self._image
+            if key == self._image_key:
+                return self._image
+        return self._render(key)
+
+    def _redraw_live(self) -> None:
+        self._due = False
+        if self.timeline.live and self.isVisible():
+            self._render(self._key())
+            self.update()
+
+    def _render(self, key: tuple[object, ...]) -> QImage:
+        """Lays out and paints the miniature of the whole run (so far)."""
         timeline = self.timeline
         trace = timeline.trace
         start, end = self.run_range()
         label_width, plot_width = self._plot()
-        key = (id(trace), len(trace), self.width(), label_width, id(timeline.theme),
-               timeline.fold_library)
-        if self._image is not None:
-            if timeline.live:  # open spans grow: drawn again now and then
-                if time.monotonic() - self._drawn_at < REDRAW_INTERVAL_S:
-                    return self._image
-            elif key == self._image_key:
-                return self._image
         width = int(label_width + plot_width)
         viewport = Viewport(
             start_ns=start, end_ns=end, width=max(width, 1), height=STRIP_HEIGHT,

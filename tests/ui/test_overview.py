@@ -91,3 +91,26 @@ def test_a_hidden_timeline_is_not_laid_out_for_the_strip(
     assert laid_out, "the visible timeline is laid out as before"
     assert strip.x_of(0) == pytest.approx(plot.x)
     assert strip.brush().left() == pytest.approx(strip.x_of(20 * MS))
+
+
+def test_a_live_miniature_is_drawn_again_in_a_turn_of_its_own(
+        strip: OverviewStrip, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not inside the paint that also paints the timeline's frame: that paint shows the last
+    miniature (stretched to the run so far) and the new one follows."""
+    import loopscope.ui.overview as overview_module
+
+    now = [1e9]
+    monkeypatch.setattr(overview_module.time, "monotonic", lambda: now[0])
+    timeline = strip.timeline
+    timeline.set_trace(build_sample_trace(), live=True)
+    strip._image = None
+    first = strip._miniature()  # the first is drawn at once
+    assert first is strip._image and strip._drawn_at == now[0]
+    now[0] += overview_module.REDRAW_INTERVAL_S / 2
+    assert strip._miniature() is first  # and kept while it is fresh
+
+    now[0] += overview_module.REDRAW_INTERVAL_S
+    assert strip._miniature() is first  # stale: still shown in this paint ...
+    qtbot.waitUntil(lambda: strip._image is not first)  # ... drawn again just after it
+    assert strip._drawn_at == now[0]
+    assert strip._miniature() is strip._image
