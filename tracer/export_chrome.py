@@ -13,9 +13,12 @@ long enough), so that a slice ending at the very instant of the arrow cannot cap
 The export streams: the trace is folded a window of events at a time, each span's slice is
 written once it closes, and each arrow's flow once both slices it binds to have closed; what
 it keeps between windows is per lane (its open span, its last span) plus the arrows still
-waiting, so its memory does not grow with the trace. The fold is the one of tracer.spans
-(SpanBuilder), done with numpy over a window's columns rather than event by event: the
-events' order in the file is therefore not time order, which the format does not ask for.
+waiting, so its memory grows with the lanes, not with the events. The fold is tracer.spans'
+(SpanBuilder) done with numpy over a window's columns rather than event by event, for speed:
+the same spans, which tests/tracer/test_export_chrome.py holds it to against `derive_spans` on
+scrambled and recorded traces. The events' order in the file is not time order, which the
+format does not ask for.
+
 The text is assembled line by line from those columns: each interned detail is formatted once
 per window, and a value row as its base's text with the value appended, rather than a dict
 serialised per event. The lane metadata comes last, once every lane with spans is known.
