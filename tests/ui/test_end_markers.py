@@ -70,7 +70,7 @@ def test_end_marker_reads_the_detail() -> None:
 def test_the_table_gives_every_marker_a_shape_a_colour_and_a_legend_word(
     qtbot: QtBot,
 ) -> None:
-    assert MARKER_KINDS == tuple(info.kind for info in MARKERS)
+    assert tuple(info.kind for info in MARKERS) == MARKER_KINDS
     assert len(set(MARKER_KINDS)) == len(MARKER_KINDS)
     assert len({info.legend for info in MARKERS}) == len(MARKERS)
     shapes = {}
