@@ -113,3 +113,21 @@ def test_the_png_draws_the_cancelled_ring_in_its_colour(qtbot: QtBot, tmp_path: 
     assert colours["cancelled"] == QColor(LIGHT.cancelled)
     assert colours["error"] != QColor(LIGHT.cancelled) and colours["end"] != QColor(
         LIGHT.cancelled)
+
+
+def test_hovering_a_cancelled_end_says_it_was_cancelled(qtbot: QtBot) -> None:
+    from loopscope.ui.timeline import TimelineWidget
+
+    widget = TimelineWidget()
+    qtbot.addWidget(widget)
+    widget.resize(1000, 400)
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.set_trace(three_endings())
+    primitives = widget.primitives()
+    cancelled = next(m for m in primitives.markers if m.kind == "cancelled")
+    text = widget.tooltip_at(cancelled.x, cancelled.y + cancelled.height / 2)
+    assert "<b>cancelled</b> was cancelled (<b>CancelledError</b>)" in text
+    raised = next(m for m in primitives.markers if m.kind == "error")
+    assert "raised <b>ValueError: broken</b>" in widget.tooltip_at(
+        raised.x, raised.y + raised.height / 2)
