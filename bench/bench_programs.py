@@ -77,9 +77,24 @@ PROGRAMS = (
     Program("async_tree cpu_io_mixed TaskGroup", _async_tree("cpu_io_mixed", True),
             uses_pyperformance=True),
     Program("async_tree eager", _async_tree("eager"), uses_pyperformance=True),
+    # pyperformance's main() listens on the fixed port 8882; this is the same main() on port
+    # 0: the server takes a free port and tells the client, so two runs cannot collide
     Program("asyncio_tcp", """
 import asyncio
-asyncio.run(bench_module("bm_asyncio_tcp").main(False))
+tcp = bench_module("bm_asyncio_tcp")
+async def main():
+    server = await asyncio.start_server(tcp.handle_echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        asyncio.create_task(server.start_serving())
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        received = 0
+        while data := await reader.read(tcp.CHUNK_SIZE):
+            received += len(data)
+        assert received == tcp.CHUNK_SIZE * 100
+        writer.close()
+        await writer.wait_closed()
+asyncio.run(main())
 """, uses_pyperformance=True),
     Program("async_generators", """
 import asyncio

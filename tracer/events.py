@@ -77,6 +77,27 @@ CODES: tuple[CodeInfo, ...] = (
 )
 CODE_INFO: dict[int, CodeInfo] = {info.code: info for info in CODES}
 
+
+class MarkerInfo(NamedTuple):
+    """A marker the timeline draws for an instant. `kind` names it (ui.paint draws each kind
+    its own shape), `code` is the instant it marks, `colour` the name of the theme colour it
+    is drawn in, `legend` its word in the legend. An END has one per way a lane can end
+    (`end_marker`); tests/test_codes.py holds the painter and the themes to this table."""
+
+    kind: str
+    code: Code
+    colour: str
+    legend: str
+
+
+MARKERS: tuple[MarkerInfo, ...] = (
+    MarkerInfo("output", Code.OUTPUT, "output", "output"),
+    MarkerInfo("end", Code.END, "end", "end"),
+    MarkerInfo("mark", Code.MARK, "mark", "mark"),
+    MarkerInfo("error", Code.END, "error", "exception"),  # the lane raised
+    MarkerInfo("cancelled", Code.END, "cancelled", "cancelled"),  # the lane was cancelled
+)
+
 # The names used in exports, narration and the UI, indexed by code.
 STATE_NAMES: dict[int, str] = {i.code: i.name for i in CODES if i.code < FIRST_INSTANT}
 INSTANT_NAMES: dict[int, str] = {i.code: i.name for i in CODES if i.code >= FIRST_INSTANT}
@@ -170,3 +191,11 @@ def ended_cancelled(detail: dict[str, Any]) -> bool:
     cancellation ("CancelledError", "CancelledError: reason")."""
     error = detail.get("error")
     return isinstance(error, str) and error.split(":", 1)[0] in CANCELLATIONS
+
+
+def end_marker(detail: dict[str, Any]) -> str:
+    """The kind of marker (MARKERS) an END with this detail draws: "cancelled" for a
+    cancellation, "error" for any other exception, "end" for a lane that returned."""
+    if "error" not in detail:
+        return "end"
+    return "cancelled" if ended_cancelled(detail) else "error"

@@ -10,15 +10,18 @@ the source lane, a flow end with `"bp":"e"` to the slice enclosing it on the tar
 are therefore placed strictly inside their slice (one ns in from an edge where the slice is
 long enough), so that a slice ending at the very instant of the arrow cannot capture it.
 
-The export streams: the trace is folded a window of events at a time (tracer.spans.SpanBuilder,
-the one fold every view uses, its spans taken and dropped after each window), each span's
-slice is written once it closes, and each arrow's flow once both slices it binds to have
-closed; so the memory it takes does not grow with the trace (beyond the lane table and the
-arrows still waiting). The lane metadata comes last, once every lane with spans is known.
-The events' order in the file is therefore not time order, which the format does not ask
-for. The text is assembled line by line: each interned detail is formatted once, and a
-value row as its base's text with the value appended, rather than a dict serialised per
-event.
+The export streams: the trace is folded a window of events at a time, each span's slice is
+written once it closes, and each arrow's flow once both slices it binds to have closed; what
+it keeps between windows is per lane (its open span, its last span) plus the arrows still
+waiting, so its memory grows with the lanes, not with the events. The fold is tracer.spans'
+(SpanBuilder) done with numpy over a window's columns rather than event by event, for speed:
+the same spans, which tests/tracer/test_export_chrome.py holds it to against `derive_spans` on
+scrambled and recorded traces. The events' order in the file is not time order, which the
+format does not ask for.
+
+The text is assembled line by line from those columns: each interned detail is formatted once
+per window, and a value row as its base's text with the value appended, rather than a dict
+serialised per event. The lane metadata comes last, once every lane with spans is known.
 """
 
 from __future__ import annotations
@@ -26,16 +29,18 @@ from __future__ import annotations
 import io
 import json
 from array import array
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from loopscope.tracer.events import NO_LANE, STATE_NAMES, Code
+import numpy as np
+import numpy.typing as npt
+
+from loopscope.tracer.events import FIRST_INSTANT, STATE_NAMES, Code
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.safe_write import write_file
-from loopscope.tracer.spans import SpanBuilder, Spans
+from loopscope.tracer.spans import Spans
 from loopscope.tracer.trace import Trace
 from loopscope.tracer.values import VALUE_ROW
 
@@ -80,6 +85,9 @@ def _metadata_lines(trace: Trace, lanes_with_spans: Spans) -> Iterator[str]:
         )
 
 
+_Table = dict[str, npt.NDArray[np.int64]]
+
+
 class _Args:
     """The `args` object of an event as JSON text. An interned detail is formatted once per
     (detail, source); a value row (most are seen once) as its base detail's text, formatted
@@ -95,9 +103,11 @@ class _Args:
         key = detail << 32 | source
         text = self.cache.get(key)
         if text is None:
-            if detail >= VALUE_ROW:
-                return self._value_row(detail, source)
-            text = self.cache[key] = self.build(self.trace.details[detail], source)
+            if detail >= VALUE_ROW and not source:
+                return self.value_rows(np.array([detail - VALUE_ROW], np.int64))[0]
+            text = self.build(self.trace.details[detail], source)
+            if detail < VALUE_ROW:
+                self.cache[key] = text
         return text
 
     def build(self, detail: dict[str, Any], source: int) -> str:
@@ -108,17 +118,41 @@ class _Args:
             args["function"] = function
         return _json(args)
 
-    def _value_row(self, detail: int, source: int) -> str:
-        values, row = self.trace.details.values, detail - VALUE_ROW
-        base = values.bases[row]
-        text = values.texts[values.ends[row - 1] if row else 0 : values.ends[row]].decode(
-            "utf-8", "replace")
-        prefix = self._value_prefixes.get(base, "") if not source else None
-        if prefix == "":
-            prefix = self._value_prefixes[base] = self._prefix(self.trace.details[base])
-        if prefix is None:  # the slow way, for the rare row it does not fit
-            return self.build(self.trace.details[detail], source)
-        return f"{prefix}{encode_basestring(text)}}}"
+    def value_rows(self, rows: npt.NDArray[np.int64]) -> list[str]:
+        """The args of value rows `rows` (numbered from 0), read from the rows' columns: the
+        texts of the rows asked for are decoded as one piece when they are ASCII."""
+        values = self.trace.details.values
+        low, high = int(rows.min()), int(rows.max()) + 1
+        offset = 1 if low else 0  # ends[low - 1] is where row `low` begins
+        ends = np.frombuffer(values.ends[low - offset : high], dtype=np.int64)
+        if not offset:
+            ends = np.concatenate([np.zeros(1, np.int64), ends])
+        stops = ends[rows - low + 1]
+        starts = ends[rows - low]
+        bases = np.frombuffer(values.bases[low:high], dtype=np.int32)[rows - low]
+        first, last = int(starts.min()), int(stops.max())
+        chunk = bytes(values.texts[first:last])
+        starts, stops = (starts - first).tolist(), (stops - first).tolist()
+        if chunk.isascii():
+            whole = chunk.decode("ascii")
+            texts = [whole[start:stop] for start, stop in zip(starts, stops, strict=True)]
+        else:
+            texts = [chunk[start:stop].decode("utf-8", "replace")
+                     for start, stop in zip(starts, stops, strict=True)]
+        unique, inverse = np.unique(bases, return_inverse=True)
+        prefixes = np.array([self._prefix_of(base) for base in unique.tolist()] + [None],
+                            dtype=object)[:-1][inverse.reshape(-1)].tolist()
+        result = [f"{prefix}{encode_basestring(text)}}}" if prefix is not None else ""
+                  for prefix, text in zip(prefixes, texts, strict=True)]
+        for index, prefix in enumerate(prefixes):
+            if prefix is None:  # the slow way, for the rare row it does not fit
+                result[index] = self.build(self.trace.details[VALUE_ROW + int(rows[index])], 0)
+        return result
+
+    def _prefix_of(self, base: int) -> str | None:
+        if base not in self._value_prefixes:
+            self._value_prefixes[base] = self._prefix(self.trace.details[base])
+        return self._value_prefixes[base]
 
     @staticmethod
     def _prefix(base: dict[str, Any]) -> str | None:
@@ -134,245 +168,439 @@ class _Args:
         return f"{opening}{',' if row else ''}{_json(name)}:"
 
 
-def _micros(ns: int) -> str:
-    return f"{ns // 1000}.{ns % 1000:03d}" if ns >= 0 else micros(ns)
-
-
-def _inside(start: int, end: int, ts: int) -> int:
+def _inside(start: npt.NDArray[np.int64], end: npt.NDArray[np.int64],
+            ts: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """`ts` moved strictly inside the span [start, end] when it is at least 2 ns long."""
-    if end - start < 2:
-        return start
-    return min(max(ts, start + 1), end - 1)
+    inside: npt.NDArray[np.int64] = np.where(
+        end - start < 2, start, np.minimum(np.maximum(ts, start + 1), end - 1))
+    return inside
 
 
-# An arrow waiting for its slices: [seq, source lane, target lane, source span, target span,
-# the target's fallback span]. A span is (start, end) once closed, the seq that began it while
-# it is open, or None when there is none; the target span is _NEXT until the target lane's
-# next span begins (the fallback -- its span at the arrow -- serves if none ever does).
-_NEXT = -2
-_SEQ, _FROM, _TO, _SOURCE, _TARGET, _FALLBACK = range(6)
-SpanRef = tuple[int, int] | int | None
+def _select(table: _Table, keep: npt.NDArray[np.bool_]) -> _Table:
+    return {name: column[keep] for name, column in table.items()}
 
 
-class _Window:
-    """The spans one window of the fold closed, looked up by lane and by the seq that began
-    them."""
+def _concatenate(table: _Table, more: _Table) -> _Table:
+    return {name: np.concatenate([column, more[name]]) for name, column in table.items()}
 
-    def __init__(self, spans: Spans) -> None:
-        self.spans = spans
-        self._starts: dict[int, list[int]] = {}
 
-    def starts(self, lane: int) -> list[int]:
-        """The seqs that began the lane's spans in this window, in order."""
-        found = self._starts.get(lane)
-        if found is None:
-            indices = self.spans.by_lane.get(lane, ())
-            start_seq = self.spans.start_seq
-            found = self._starts[lane] = [start_seq[i] for i in indices]
-        return found
+def _column(column: array[int], start: int, stop: int) -> npt.NDArray[np.int64]:
+    """A copy of column[start:stop] as int64 (a copy: no view of the trace's array is kept,
+    which would stop a live trace from growing)."""
+    return np.frombuffer(column[start:stop], dtype=column.typecode).astype(np.int64)
 
-    def span(self, lane: int, position: int) -> tuple[int, int]:
-        index = self.spans.by_lane[lane][position]
-        return self.spans.start[index], self.spans.end[index]
+
+def _hits(keys: npt.NDArray[np.int64], positions: npt.NDArray[np.int64],
+          lanes: npt.NDArray[np.int64], key_lanes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+    """Where `positions` (from a search of `keys`) name an entry of the lane asked for."""
+    inside = (positions >= 0) & (positions < len(keys))
+    found = np.zeros(len(positions), dtype=bool)
+    found[inside] = key_lanes[positions[inside]] == lanes[inside]
+    return found
+
+
+class _Time:
+    """Nanosecond times as the JSON text `micros` gives, in two parts for one f-string: the
+    whole microseconds (with the sign) and the three digits after the point."""
+
+    FRACTIONS = np.array([f"{n:03d}" for n in range(1000)], dtype=object)
+
+    @classmethod
+    def parts(cls, ns: npt.NDArray[np.int64]) -> tuple[list[Any], list[str]]:
+        size = np.abs(ns)
+        fractions: list[str] = cls.FRACTIONS[size % 1000].tolist()
+        wholes: list[Any] = (size // 1000).tolist()
+        if (ns < 0).any():
+            wholes = [f"-{whole}" if negative else whole
+                      for whole, negative in zip(wholes, (ns < 0).tolist(), strict=True)]
+        return wholes, fractions
+
+
+# The fields of an arrow waiting for its slices, each a column of the waiting table: the seq,
+# its code, detail and moment; the source and target lanes (as lane + 1); and for each of the
+# three spans it may bind to (source, target, the target's fallback) the seq that began it
+# (-1: none, or for the target: not begun yet), its start and end, and whether it has closed.
+_ARROW_FIELDS = ("seq", "code", "detail", "ts", "from", "to",
+                 "s_op", "s_start", "s_end", "s_closed", "t_op", "t_start", "t_end", "t_closed",
+                 "f_op", "f_start", "f_end", "f_closed")
 
 
 class _ChromeStream:
-    """The fold and the bookkeeping of the arrows waiting for their slices."""
+    """The fold, vectorised a window of events at a time, and the arrows waiting for their
+    slices.
+
+    A span is named by the seq of the state event that began it (its opener): it starts at
+    that event and ends at the lane's next state or END event, or at the end of the run. An
+    arrow binds to the last span its source lane began at or before it, and to the first span
+    its target lane begins after it (else the target's last span begun at or before it). Per
+    window the state and END events are sorted by (lane, seq): each one's successor in its lane
+    is the one after it, and the spans, the arrows' spans and the lanes' first events in the
+    window are found by binary search over that order. What carries over from one window to
+    the next is per lane (its open span, its last span) plus the arrows still waiting. Lanes
+    are indexed as lane + 1, so that NO_LANE is index 0.
+    """
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
-        self.builder = SpanBuilder()
+        self.count = len(trace)
         self.args = _Args(trace)
-        # lane -> (seq that began it, start, end) of its last span closed before this window
-        self.last: dict[int, tuple[int, int, int]] = {}
-        self.waiting: list[list[Any]] = []
-        self.names = {code: _json(name) for code, name in STATE_NAMES.items()}
+        names = np.full(FIRST_INSTANT, None, dtype=object)
+        for code, name in STATE_NAMES.items():
+            names[code] = _json(name)
+        self.names = names
+        self.arrow_names = np.array([None] * (max(ARROW_NAMES) + 1), dtype=object)
+        for code, name in ARROW_NAMES.items():
+            self.arrow_names[code] = name
+        # per lane index: the open span (its opener, start, code, detail, source; opener -1
+        # when none) and the last span begun (opener, start, end, closed)
+        self.lanes = 0
+        self.open: dict[str, npt.NDArray[np.int64]] = {}
+        self.last: dict[str, npt.NDArray[np.int64]] = {}
+        self._grow(1)
+        self.merged: dict[int, dict[str, Any]] = {}  # opener -> its detail merged by ANNOTATEs
+        self.waiting: _Table = {name: np.zeros(0, np.int64) for name in _ARROW_FIELDS}
+
+    def _grow(self, lanes: int) -> None:
+        if lanes <= self.lanes:
+            return
+        more = max(lanes, 2 * self.lanes) - self.lanes
+        for table, fields in ((self.open, ("op", "start", "code", "detail", "source")),
+                              (self.last, ("op", "start", "end", "closed"))):
+            for name in fields:
+                fill = -1 if name == "op" else 0
+                table[name] = np.concatenate(
+                    [table.get(name, np.zeros(0, np.int64)), np.full(more, fill, np.int64)])
+        self.lanes += more
 
     def batches(self) -> Iterator[list[str]]:
         """The export's events, one JSON object per string, a window's worth at a time."""
-        trace = self.trace
-        for stop in range(_WINDOW, len(trace) + _WINDOW, _WINDOW):
-            self.builder.feed(trace, min(stop, len(trace)))
-            yield self._window(final=False)
-        self.builder.finish(trace.duration_ns)
-        yield self._window(final=True)
-        yield list(_metadata_lines(trace, Spans(by_lane=dict.fromkeys(self.last, array("i")))))
-        yield list(_instant_lines(trace))
+        for start in range(0, self.count, _WINDOW):
+            yield self._window(start, min(start + _WINDOW, self.count))
+        yield self._finish()
+        with_spans = (np.flatnonzero(self.last["op"] >= 0) - 1).tolist()
+        yield list(_metadata_lines(self.trace, Spans(by_lane=dict.fromkeys(with_spans,
+                                                                           array("i")))))
 
-    def _window(self, final: bool) -> list[str]:
-        spans = self.builder.take_spans()
-        lines = self._slices(spans)
-        window = _Window(spans)
-        settle, flow = self._settle, self._flow
-        still = []
-        for arrow in self.waiting:
-            if not settle(arrow, window, final):
-                still.append(arrow)
-            elif arrow[_SOURCE] is not None and arrow[_TARGET] is not None:
-                flow(arrow, lines)
-        # The usual arrow binds to two spans this window closed: its flow is written at once,
-        # here; any other goes the general way (_arrow, _settle), waiting if it must.
-        trace, open_spans = self.trace, self.builder.open_spans
-        by_lane, span_start, span_end = spans.by_lane, spans.start, spans.end
-        begun_at, no_spans = spans.start_seq.__getitem__, array("i")
-        code_col, lane_col, other_col, ts_col = trace.code, trace.lane, trace.other, trace.ts
-        detail_col, args_of, wake = trace.detail, self.args.get, int(Code.WAKE)
-        cached = self.args.cache.get
-        for seq in spans.arrow_seq:
-            code = code_col[seq]
-            if code == wake:
-                source_lane, target_lane = other_col[seq], lane_col[seq]
+    def _window(self, first: int, stop: int) -> list[str]:
+        trace, size = self.trace, stop - first
+        code = _column(trace.code, first, stop)
+        lane = _column(trace.lane, first, stop) + 1
+        other = _column(trace.other, first, stop) + 1
+        ts = _column(trace.ts, first, stop)
+        self._grow(int(max(lane.max(), other.max())) + 1)
+        # the window's state and END events by (lane, seq)
+        bounds = np.flatnonzero((code < FIRST_INSTANT) | (code == Code.END))
+        bounds = bounds[np.argsort(lane[bounds], kind="stable")]
+        bound_lane = lane[bounds]
+        lane_first = np.ones(len(bounds), dtype=bool)
+        lane_first[1:] = bound_lane[1:] != bound_lane[:-1]
+        lane_last = np.ones(len(bounds), dtype=bool)
+        lane_last[:-1] = bound_lane[:-1] != bound_lane[1:]
+        following_ts = np.zeros(len(bounds), dtype=np.int64)
+        following_ts[:-1] = ts[bounds[1:]]
+        is_state = code[bounds] < FIRST_INSTANT
+        # the lanes' first events here, which close the spans open before the window
+        firsts = bounds[lane_first]
+        first_lane, first_ts = lane[firsts], ts[firsts]
+        # the spans begun here, by (lane, seq)
+        began = np.flatnonzero(is_state)
+        state_seq, state_lane = bounds[began], bound_lane[began]
+        state_closed = ~lane_last[began]
+        state_end = following_ts[began]
+        state_start = ts[state_seq]
+        window = _WindowSpans(first, size, state_lane, state_seq, state_start, state_end,
+                              state_closed, first_lane, first_ts)
+
+        annotations = np.flatnonzero(code == Code.ANNOTATE)
+        if len(annotations):
+            self._annotate(first, annotations, lane, bounds, bound_lane, is_state, size)
+
+        lines: list[str] = []
+        # spans open before the window that its first event on their lane closes
+        open_ = self.open
+        was_open = open_["op"][first_lane] >= 0
+        carried = first_lane[was_open]
+        lines += self._slices(carried, open_["op"][carried], open_["code"][carried],
+                              open_["start"][carried], first_ts[was_open],
+                              open_["detail"][carried], open_["source"][carried])
+        # spans begun and closed here
+        closed = np.flatnonzero(state_closed)
+        seqs = state_seq[closed]
+        detail = _column(trace.detail, first, stop)
+        source = _column(trace.source, first, stop)
+        lines += self._slices(state_lane[closed], seqs + first, code[seqs], state_start[closed],
+                              state_end[closed], detail[seqs], source[seqs])
+
+        arrows = np.flatnonzero((code == Code.WAKE) | (code == Code.SWITCH))
+        waiting = self._settle(self.waiting, window)
+        if len(arrows):
+            waiting = _concatenate(waiting, self._arrows(window, arrows, code[arrows],
+                                                         lane[arrows], other[arrows],
+                                                         detail[arrows], ts[arrows]))
+        ready = (waiting["s_closed"] == 1) & (waiting["t_op"] >= 0) & (waiting["t_closed"] == 1)
+        lines += self._flows(_select(waiting, ready))
+        self.waiting = _select(waiting, ~ready)
+
+        lines += self._instants(first, code, lane, ts, detail)
+        self._carry(first, bounds[lane_last], is_state[lane_last], lane, code, ts, detail,
+                    source, window)
+        return lines
+
+    def _annotate(self, first: int, annotations: npt.NDArray[np.int64],
+                  lane: npt.NDArray[np.int64], bounds: npt.NDArray[np.int64],
+                  bound_lane: npt.NDArray[np.int64], is_state: npt.NDArray[np.bool_],
+                  size: int) -> None:
+        """Merges each ANNOTATE's detail into the span open on its lane at that moment (the
+        lane's last state event before it, unless an END came after it)."""
+        trace, details = self.trace, self.trace.details
+        keys = bound_lane * (size + 1) + bounds
+        for seq in annotations.tolist():
+            at = int(lane[seq])
+            position = int(np.searchsorted(keys, at * (size + 1) + seq)) - 1
+            if position >= 0 and bound_lane[position] == at:
+                if not is_state[position]:
+                    continue  # the lane ended
+                opener = first + int(bounds[position])
             else:
-                source_lane, target_lane = lane_col[seq], other_col[seq]
-            current = open_spans.get(source_lane)
-            source_spans = by_lane.get(source_lane, no_spans)
-            target_spans = by_lane.get(target_lane, no_spans)
-            source_at = bisect_right(source_spans, seq, key=begun_at) - 1
-            target_at = bisect_left(target_spans, seq + 1, key=begun_at)
-            if (source_lane == NO_LANE or target_lane == NO_LANE or source_at < 0
-                    or (current is not None and current[4] <= seq)
-                    or target_at == len(target_spans)):
-                general = self._arrow(seq, window)
-                if general is None:
+                opener = int(self.open["op"][at])
+                if opener < 0:
                     continue
-                if not settle(general, window, final):
-                    still.append(general)
-                elif general[_SOURCE] is not None and general[_TARGET] is not None:
-                    flow(general, lines)
-                continue
-            # _inside, inlined: the source's moment and the target's start, strictly inside
-            index = source_spans[source_at]
-            start, end = span_start[index], span_end[index]
-            begin = start if end - start < 2 else min(max(ts_col[seq], start + 1), end - 1)
-            index = target_spans[target_at]
-            start, end = span_start[index], span_end[index]
-            finish = max(begin, start if end - start < 2 else start + 1)
-            name = ARROW_NAMES[code]
-            detail = detail_col[seq]
-            args = cached(detail << 32) or args_of(detail)
-            lines.append(
-                f'{{"ph":"s","id":{seq},"name":"{name}","cat":"{name}","pid":{PID},'
-                f'"tid":{source_lane + 1},"ts":{begin // 1000}.{begin % 1000:03d},'
-                f'"args":{args}}}'
-                if begin >= 0 else
-                f'{{"ph":"s","id":{seq},"name":"{name}","cat":"{name}","pid":{PID},'
-                f'"tid":{source_lane + 1},"ts":{micros(begin)},"args":{args}}}'
-            )
-            lines.append(
-                f'{{"ph":"f","bp":"e","id":{seq},"name":"{name}","cat":"{name}","pid":{PID},'
-                f'"tid":{target_lane + 1},"ts":{_micros(finish)}}}'
-            )
-        self.waiting = still
+            merged = self.merged.get(opener)
+            if merged is None:
+                merged = self.merged[opener] = dict(details[trace.detail[opener]])
+            merged.update(details[trace.detail[first + seq]])
+
+    def _arrows(self, window: _WindowSpans, seqs: npt.NDArray[np.int64],
+                codes: npt.NDArray[np.int64], lanes: npt.NDArray[np.int64],
+                others: npt.NDArray[np.int64], details: npt.NDArray[np.int64],
+                moments: npt.NDArray[np.int64]) -> _Table:
+        """The window's arrows with the spans they bind to, as far as the window knows them."""
+        wake = codes == Code.WAKE
+        sources, targets = np.where(wake, others, lanes), np.where(wake, lanes, others)
+        keep = (sources > 0) & (targets > 0)  # NO_LANE is index 0
+        table: _Table = {"seq": seqs + window.first, "code": codes, "detail": details,
+                         "ts": moments, "from": sources, "to": targets}
+        table = _select(table, keep)
+        seqs = seqs[keep]
+        sources, targets = table["from"], table["to"]
+        # the source's span: the last it began at or before the arrow
+        at = np.searchsorted(window.key, sources * (window.size + 1) + seqs, side="right") - 1
+        table.update(zip(("s_op", "s_start", "s_end", "s_closed"),
+                         self._begun(window, at, sources), strict=True))
+        # the target's next span, if it begins in this window; else its span at the arrow
+        after = np.searchsorted(window.key, targets * (window.size + 1) + seqs, side="right")
+        table.update(zip(("t_op", "t_start", "t_end", "t_closed"),
+                         window.spans(after, targets), strict=True))
+        table.update(zip(("f_op", "f_start", "f_end", "f_closed"),
+                         self._begun(window, after - 1, targets), strict=True))
+        return _select(table, table["s_op"] >= 0)
+
+    def _begun(self, window: _WindowSpans, positions: npt.NDArray[np.int64],
+               lanes: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.int64], ...]:
+        """The span at `positions` of the window's spans when it is one of the lane's, else the
+        lane's last span begun before the window (opener -1 when it has none)."""
+        opener, start, end, closed = window.spans(positions, lanes)
+        before = opener < 0
+        lanes_before = lanes[before]
         last = self.last
-        for lane, indices in by_lane.items():
-            index = indices[-1]
-            last[lane] = (spans.start_seq[index], span_start[index], span_end[index])
+        opener[before] = last["op"][lanes_before]
+        start[before] = last["start"][lanes_before]
+        end[before] = last["end"][lanes_before]
+        closed[before] = last["closed"][lanes_before]
+        self._close_carried(window, opener, lanes, end, closed)
+        return opener, start, end, closed
+
+    def _close_carried(self, window: _WindowSpans, opener: npt.NDArray[np.int64],
+                       lanes: npt.NDArray[np.int64], end: npt.NDArray[np.int64],
+                       closed: npt.NDArray[np.int64]) -> None:
+        """Closes, in place, the spans begun before the window and open at its start that the
+        lane's first event in the window ends."""
+        still = np.flatnonzero((opener >= 0) & (opener < window.first) & (closed == 0))
+        if not len(still):
+            return
+        position = np.searchsorted(window.first_lane, lanes[still])
+        found = _hits(window.first_lane, position, lanes[still], window.first_lane)
+        end[still[found]] = window.first_ts[position[found]]
+        closed[still[found]] = 1
+
+    def _settle(self, waiting: _Table, window: _WindowSpans) -> _Table:
+        """The arrows waiting from earlier windows, with what this window tells of their spans."""
+        if not len(waiting["seq"]):
+            return waiting
+        for prefix, lanes in (("s", waiting["from"]), ("t", waiting["to"]),
+                              ("f", waiting["to"])):
+            self._close_carried(window, waiting[f"{prefix}_op"], lanes, waiting[f"{prefix}_end"],
+                                waiting[f"{prefix}_closed"])
+        unknown = np.flatnonzero(waiting["t_op"] < 0)
+        if len(unknown):
+            targets = waiting["to"][unknown]
+            after = np.searchsorted(window.key, targets * (window.size + 1))
+            for name, column in zip(("t_op", "t_start", "t_end", "t_closed"),
+                                    window.spans(after, targets), strict=True):
+                waiting[name][unknown] = column
+        return waiting
+
+    def _carry(self, first: int, ends: npt.NDArray[np.int64], opened: npt.NDArray[np.bool_],
+               lane: npt.NDArray[np.int64], code: npt.NDArray[np.int64],
+               ts: npt.NDArray[np.int64], detail: npt.NDArray[np.int64],
+               source: npt.NDArray[np.int64], window: _WindowSpans) -> None:
+        """What the next window needs of this one, per lane; `ends` are each lane's last state
+        or END event here, `opened` whether it is a state."""
+        last = self.last
+        # a lane's last span begun before the window, if open, closes at its first event here
+        lanes = window.first_lane
+        closing = (last["op"][lanes] >= 0) & (last["closed"][lanes] == 0)
+        last["end"][lanes[closing]] = window.first_ts[closing]
+        last["closed"][lanes[closing]] = 1
+        # each lane's last span begun here
+        final = np.ones(len(window.key), dtype=bool)
+        final[:-1] = window.lanes[:-1] != window.lanes[1:]
+        lanes = window.lanes[final]
+        last["op"][lanes] = window.seq[final] + first
+        last["start"][lanes] = window.start[final]
+        last["end"][lanes] = window.end[final]
+        last["closed"][lanes] = window.closed[final]
+        # each lane's span open at the window's end: its last state event, unless an END
+        lanes = lane[ends]
+        open_ = self.open
+        open_["op"][lanes] = np.where(opened, ends + first, -1)
+        open_["start"][lanes] = ts[ends]
+        open_["code"][lanes] = code[ends]
+        open_["detail"][lanes] = detail[ends]
+        open_["source"][lanes] = source[ends]
+
+    def _finish(self) -> list[str]:
+        """The spans still open at the end of the run close there."""
+        end_ts = self.trace.duration_ns
+        open_ = self.open
+        lanes = np.flatnonzero(open_["op"] >= 0)
+        ends = np.maximum(open_["start"][lanes], end_ts)
+        lines = self._slices(lanes, open_["op"][lanes], open_["code"][lanes],
+                             open_["start"][lanes], ends, open_["detail"][lanes],
+                             open_["source"][lanes])
+        waiting = self.waiting
+        for prefix in ("s", "t", "f"):
+            still = waiting[f"{prefix}_closed"] == 0
+            waiting[f"{prefix}_end"][still] = np.maximum(waiting[f"{prefix}_start"][still],
+                                                         end_ts)
+        unknown = waiting["t_op"] < 0
+        for name in ("op", "start", "end"):
+            waiting[f"t_{name}"][unknown] = waiting[f"f_{name}"][unknown]
+        lines += self._flows(_select(waiting, waiting["t_op"] >= 0))
         return lines
 
-    def _slices(self, spans: Spans) -> list[str]:
-        names, args_of, cached = self.names, self.args.get, self.args.cache.get
-        rows = zip(spans.lane, spans.state, spans.start, spans.end, spans.detail,
-                   spans.source, strict=True)
-        if not spans.annotated and (not spans.start or min(spans.start) >= 0):
-            # the usual case, kept to one expression: times formatted in place
-            return [
-                f'{{"ph":"X","name":{names[state]},"cat":"state","pid":{PID},'
-                f'"tid":{lane + 1},"ts":{start // 1000}.{start % 1000:03d},'
-                f'"dur":{(end - start) // 1000}.{(end - start) % 1000:03d},'
-                f'"args":{cached(detail << 32 | source) or args_of(detail, source)}}}'
-                for lane, state, start, end, detail, source in rows
-            ]
-        annotated, build = spans.annotated, self.args.build
-        lines = []
-        for index, (lane, state, start, end, detail, source) in enumerate(rows):
-            merged = annotated.get(index)
-            args = args_of(detail, source) if merged is None else build(merged, source)
-            lines.append(
-                f'{{"ph":"X","name":{names[state]},"cat":"state","pid":{PID},'
-                f'"tid":{lane + 1},"ts":{micros(start)},"dur":{micros(end - start)},'
-                f'"args":{args}}}'
-            )
-        return lines
+    def _slices(self, lanes: npt.NDArray[np.int64], openers: npt.NDArray[np.int64],
+                codes: npt.NDArray[np.int64], starts: npt.NDArray[np.int64],
+                ends: npt.NDArray[np.int64], details: npt.NDArray[np.int64],
+                sources: npt.NDArray[np.int64]) -> list[str]:
+        if not len(lanes):
+            return []
+        args = self._args(details, sources)
+        if self.merged:
+            build = self.args.build
+            for index in np.flatnonzero(np.isin(openers, list(self.merged))).tolist():
+                args[index] = build(self.merged.pop(int(openers[index])),
+                                    int(sources[index]))
+        ts, ts_fraction = _Time.parts(starts)
+        dur, dur_fraction = _Time.parts(ends - starts)
+        names = self.names[codes].tolist()
+        return [
+            f'{{"ph":"X","name":{name},"cat":"state","pid":{PID},"tid":{tid},'
+            f'"ts":{whole}.{fraction},"dur":{span}.{span_fraction},"args":{text}}}'
+            for name, tid, whole, fraction, span, span_fraction, text in zip(
+                names, lanes.tolist(), ts, ts_fraction, dur, dur_fraction, args, strict=True)
+        ]
 
-    def _span_at(self, lane: int, seq: int, window: _Window) -> SpanRef:
-        """The lane's last span begun at or before `seq` (open or not), as far as the fold has
-        gone: its (start, end), the seq that began it while open, or None."""
-        begun = self.builder.open_start_seq(lane)
-        if begun is not None and begun <= seq:
-            return begun
-        starts = window.starts(lane)
-        position = bisect_right(starts, seq) - 1
-        if position >= 0:
-            return window.span(lane, position)
-        last = self.last.get(lane)
-        return None if last is None else (last[1], last[2])
-
-    def _arrow(self, seq: int, window: _Window) -> list[Any] | None:
-        trace = self.trace
-        if trace.code[seq] == Code.WAKE:
-            source_lane, target_lane = trace.other[seq], trace.lane[seq]
-        else:
-            source_lane, target_lane = trace.lane[seq], trace.other[seq]
-        if source_lane == NO_LANE or target_lane == NO_LANE:
-            return None
-        return [seq, source_lane, target_lane, self._span_at(source_lane, seq, window), _NEXT,
-                self._span_at(target_lane, seq, window)]
-
-    def _settle(self, arrow: list[Any], window: _Window, final: bool) -> bool:
-        """Moves the arrow's spans on as far as this window allows; whether both are known
-        (closed, or known not to exist)."""
-        seq, source_lane, target_lane = arrow[_SEQ], arrow[_FROM], arrow[_TO]
-        if arrow[_TARGET] == _NEXT:
-            starts = window.starts(target_lane)
-            position = bisect_left(starts, seq + 1)
-            if position < len(starts):
-                arrow[_TARGET] = window.span(target_lane, position)
-            else:
-                begun = self.builder.open_start_seq(target_lane)
-                if begun is not None and begun > seq:
-                    arrow[_TARGET] = begun
-                elif final:
-                    arrow[_TARGET] = arrow[_FALLBACK]
-        for slot, lane in ((_SOURCE, source_lane), (_TARGET, target_lane),
-                           (_FALLBACK, target_lane)):
-            ref = arrow[slot]
-            if type(ref) is int and ref != _NEXT:  # open when last seen: closed here?
-                starts = window.starts(lane)
-                position = bisect_left(starts, ref)
-                if position < len(starts) and starts[position] == ref:
-                    arrow[slot] = window.span(lane, position)
-        return type(arrow[_SOURCE]) is not int and type(arrow[_TARGET]) is not int
-
-    def _flow(self, arrow: list[Any], lines: list[str]) -> None:
-        trace, seq = self.trace, arrow[_SEQ]
-        (source_start, source_end), (target_start, target_end) = arrow[_SOURCE], arrow[_TARGET]
-        begin = _inside(source_start, source_end, trace.ts[seq])
-        finish = max(begin, _inside(target_start, target_end, target_start))
-        name = ARROW_NAMES[trace.code[seq]]
-        lines.append(
+    def _flows(self, arrows: _Table) -> list[str]:
+        if not len(arrows["seq"]):
+            return []
+        begin = _inside(arrows["s_start"], arrows["s_end"], arrows["ts"])
+        finish = np.maximum(begin, _inside(arrows["t_start"], arrows["t_end"],
+                                           arrows["t_start"]))
+        args = self._args(arrows["detail"], np.zeros(len(begin), np.int64))
+        names = self.arrow_names[arrows["code"]].tolist()
+        seqs = arrows["seq"].tolist()
+        begin_whole, begin_fraction = _Time.parts(begin)
+        finish_whole, finish_fraction = _Time.parts(finish)
+        lines = [
             f'{{"ph":"s","id":{seq},"name":"{name}","cat":"{name}","pid":{PID},'
-            f'"tid":{arrow[_FROM] + 1},"ts":{_micros(begin)},'
-            f'"args":{self.args.get(trace.detail[seq])}}}'
-        )
-        lines.append(
+            f'"tid":{tid},"ts":{whole}.{fraction},"args":{text}}}'
+            for seq, name, tid, whole, fraction, text in zip(
+                seqs, names, arrows["from"].tolist(), begin_whole, begin_fraction, args,
+                strict=True)
+        ]
+        lines += [
             f'{{"ph":"f","bp":"e","id":{seq},"name":"{name}","cat":"{name}","pid":{PID},'
-            f'"tid":{arrow[_TO] + 1},"ts":{_micros(finish)}}}'
-        )
+            f'"tid":{tid},"ts":{whole}.{fraction}}}'
+            for seq, name, tid, whole, fraction in zip(
+                seqs, names, arrows["to"].tolist(), finish_whole, finish_fraction, strict=True)
+        ]
+        return lines
+
+    def _instants(self, first: int, code: npt.NDArray[np.int64], lane: npt.NDArray[np.int64],
+                  ts: npt.NDArray[np.int64], detail: npt.NDArray[np.int64]) -> list[str]:
+        seqs = np.flatnonzero(np.isin(code, list(INSTANT_CODES)))
+        if not len(seqs):
+            return []
+        args = self._args(detail[seqs], np.zeros(len(seqs), np.int64))
+        whole, fraction = _Time.parts(ts[seqs])
+        return [
+            f'{{"ph":"i","s":"t","name":"{name}","cat":"{name}","pid":{PID},'
+            f'"tid":{tid},"ts":{whole}.{part},"args":{text}}}'
+            for name, tid, whole, part, text in zip(
+                [INSTANT_CODES[c] for c in code[seqs].tolist()], lane[seqs].tolist(),
+                whole, fraction, args, strict=True)
+        ]
+
+    def _args(self, details: npt.NDArray[np.int64], sources: npt.NDArray[np.int64]) -> list[str]:
+        """The `args` text of each (detail, source): each distinct interned pair formatted once,
+        value rows from their base's prefix and their text."""
+        texts: npt.NDArray[Any] = np.empty(len(details), dtype=object)
+        rows = (details >= VALUE_ROW) & (sources == 0)
+        interned = np.flatnonzero(~rows)
+        if len(interned):
+            keys = details[interned] << 32 | sources[interned]
+            unique, inverse = np.unique(keys, return_inverse=True)
+            get = self.args.get
+            formatted = np.array([get(key >> 32, key & 0xFFFFFFFF) for key in unique.tolist()]
+                                 + [None], dtype=object)[:-1]
+            texts[interned] = formatted[inverse.reshape(-1)]
+        valued = np.flatnonzero(rows)
+        if len(valued):
+            texts[valued] = self.args.value_rows(details[valued] - VALUE_ROW)
+        result: list[str] = texts.tolist()
+        return result
 
 
-def _instant_lines(trace: Trace) -> Iterator[str]:
-    codes = trace.code
-    if not any(code in codes for code in INSTANT_CODES):
-        return
-    args = _Args(trace)
-    for seq, code in enumerate(codes):
-        name = INSTANT_CODES.get(code)
-        if name is not None:
-            yield (
-                f'{{"ph":"i","s":"t","name":"{name}","cat":"{name}","pid":{PID},'
-                f'"tid":{trace.lane[seq] + 1},"ts":{micros(trace.ts[seq])},'
-                f'"args":{args.get(trace.detail[seq])}}}'
-            )
+class _WindowSpans:
+    """The spans one window's state events began, by (lane, seq): `key` is lane * (size + 1)
+    + seq, seqs counted from the window's `first`, with each span's start, end and whether the
+    window closed it (1) or left it open (0); and each lane's first state or END event in the
+    window (`first_lane`, in order, and its moment `first_ts`)."""
+
+    def __init__(self, first: int, size: int, lanes: npt.NDArray[np.int64],
+                 seq: npt.NDArray[np.int64], start: npt.NDArray[np.int64],
+                 end: npt.NDArray[np.int64], closed: npt.NDArray[np.bool_],
+                 first_lane: npt.NDArray[np.int64], first_ts: npt.NDArray[np.int64]) -> None:
+        self.first, self.size = first, size
+        self.key = lanes * (size + 1) + seq
+        self.lanes, self.seq, self.start, self.end = lanes, seq, start, end
+        self.closed = closed.astype(np.int64)
+        self.first_lane, self.first_ts = first_lane, first_ts
+
+    def spans(self, positions: npt.NDArray[np.int64], lanes: npt.NDArray[np.int64]
+              ) -> tuple[npt.NDArray[np.int64], ...]:
+        """(opener, start, end, closed) of the spans at `positions` of this window's, where
+        they are spans of `lanes`; opener -1 (and zeros) elsewhere."""
+        found = _hits(self.key, positions, lanes, self.lanes)
+        at = positions[found]
+        columns = []
+        for column, absent in ((self.seq + self.first, -1), (self.start, 0), (self.end, 0),
+                               (self.closed, 0)):
+            values = np.full(len(positions), absent, dtype=np.int64)
+            values[found] = column[at]
+            columns.append(values)
+        return tuple(columns)
 
 
 def write_chrome_json(trace: Trace, out: TextIO) -> None:

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.ma  # np.unique imports it on first use: 15-20 ms inside the first live frame
 import numpy.typing as npt
 
-from loopscope.tracer.events import STATE_NAMES, STATES_BY_MERGE_RANK, Code
+from loopscope.tracer.events import MARKERS, STATE_NAMES, STATES_BY_MERGE_RANK, Code, end_marker
 from loopscope.tracer.held_time import HELD_CUT_NS
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
@@ -52,10 +52,13 @@ _STATE_OF_RANK = np.array(STATES_BY_RANK, dtype=np.int8)
 _RANKS = len(STATES_BY_RANK)
 
 ARROW_KINDS = ("wake", "switch")
-MARKER_KINDS = ("output", "end", "mark", "error")
-_MARKER_KIND_OF_CODE = {Code.OUTPUT: 0, Code.END: 1, Code.MARK: 2}
-_ERROR_MARKER = 3  # an END whose detail carries an exception: its own marker
-_MARKER_LEGEND = {"error": "exception"}
+# The markers' kinds (tracer.events.MARKERS); an instant's first row is its usual marker, and
+# an END's kind is then chosen by how the lane ended (events.end_marker).
+MARKER_KINDS: tuple[str, ...] = tuple(info.kind for info in MARKERS)
+_MARKER_KIND_OF_CODE: dict[int, int] = {}
+for _kind, _info in enumerate(MARKERS):
+    _MARKER_KIND_OF_CODE.setdefault(_info.code, _kind)
+_MARKER_LEGEND = {info.kind: info.legend for info in MARKERS}
 # Rows that stand for something other than one lane: the folded library lanes, and the
 # lanes an image had no room for.
 GROUP_LANE = -3
@@ -505,8 +508,8 @@ class SpanIndex:
         found = np.nonzero(kind >= 0)[0]
         seq = found.astype(np.int64) + start
         for at in np.nonzero(kind[found] == _MARKER_KIND_OF_CODE[Code.END])[0].tolist():
-            if "error" in trace.details[trace.detail[int(seq[at])]]:
-                kind[found[at]] = _ERROR_MARKER
+            ended = end_marker(trace.details[trace.detail[int(seq[at])]])
+            kind[found[at]] = MARKER_KINDS.index(ended)
         self.marker_ts.extend(_gather(trace.ts, np.int64, seq))
         self.marker_lane.extend(_gather(trace.lane, np.int32, seq).astype(np.int64))
         self.marker_kind.extend(kind[found])
@@ -1329,7 +1332,8 @@ def _markers(frame: _Frame, index: SpanIndex, rows: Mapping[int, LaneRow]) -> li
     x = frame.plot.x + (index.marker_ts.view[seen][at] - frame.t0) / frame.ns_per_px
     kinds = index.marker_kind.view[seen][at]
     lane_slots = max(rows) + 1
-    key = (np.floor(x).astype(np.int64) * lane_slots + lanes[at]) * 4 + kinds
+    kind_slots = len(MARKER_KINDS)
+    key = (np.floor(x).astype(np.int64) * lane_slots + lanes[at]) * kind_slots + kinds
     unique = _first_per_key(key)[: frame.vp.max_markers]
     seq = index.marker_seq.view[seen][at]
     # Built column-wise: a step per marker with numpy scalars cost most of a dense frame.
@@ -1345,7 +1349,7 @@ def _legend(states: set[int], index: SpanIndex) -> list[LegendEntry]:
                if s in states]
     entries += [LegendEntry("arrow", k, name) for k, name in enumerate(ARROW_KINDS)
                 if k in index.arrow_kinds_seen]
-    entries += [LegendEntry("marker", k, _MARKER_LEGEND.get(name, name))
+    entries += [LegendEntry("marker", k, _MARKER_LEGEND[name])
                 for k, name in enumerate(MARKER_KINDS) if k in index.marker_kinds_seen]
     return entries
 

@@ -28,7 +28,7 @@ from PySide6.QtGui import (
     QTransform,
 )
 
-from loopscope.tracer.events import STATE_NAMES
+from loopscope.tracer.events import MARKERS, STATE_NAMES, Code
 from loopscope.tracer.trace import Trace
 from loopscope.ui.layout import (
     ARROW_KINDS,
@@ -122,8 +122,7 @@ def _make_ink(theme: Theme) -> _Ink:
         separator=QColor(theme.separator),
         states=states,
         arrows={"wake": QColor(theme.wake), "switch": QColor(theme.switch)},
-        markers={"output": QColor(theme.output), "end": QColor(theme.end),
-                 "mark": QColor(theme.mark), "error": QColor(theme.error)},
+        markers={info.kind: QColor(getattr(theme, info.colour)) for info in MARKERS},
         now_line=QColor(theme.now_line),
         selection=QColor(theme.selection),
         label_halo=_with_alpha(theme.background, 225),
@@ -309,34 +308,56 @@ def _paint_markers(painter: QPainter, primitives: Primitives, ink: _Ink) -> None
     painter.setPen(Qt.PenStyle.NoPen)
     shapes: dict[str, QPainterPath] = {}
     for marker in primitives.markers:
-        path = shapes.setdefault(marker.kind, QPainterPath())
-        x, top, bottom = marker.x, marker.y + 1, marker.y + marker.height - 1
         size = min(max(marker.height * 0.22, 4.0), 9.0)
-        if marker.kind == "end":
-            # A bar across the row: the lane stops here.
-            path.addRect(QRectF(x - 1.0, top, 2.0, bottom - top))
-        elif marker.kind == "error":
-            # The lane ended by raising: a bar as for any end, crossed by an X.
-            middle = (top + bottom) / 2
-            path.addRect(QRectF(x - 1.0, top, 2.0, bottom - top))
-            _add_cross(path, x, middle, size)
-        elif marker.kind == "output":
-            path.addPolygon(QPolygonF([QPointF(x - size, top), QPointF(x + size, top),
-                                       QPointF(x, top + 1.4 * size)]))
-            path.closeSubpath()
-        else:
-            middle = (top + bottom) / 2
-            path.addPolygon(QPolygonF([QPointF(x, middle - size), QPointF(x + size, middle),
-                                       QPointF(x, middle + size), QPointF(x - size, middle)]))
-            path.closeSubpath()
+        add_marker_shape(shapes.setdefault(marker.kind, QPainterPath()), marker.kind, marker.x,
+                         marker.y + 1, marker.y + marker.height - 1, size)
     for kind, path in shapes.items():
         painter.fillPath(path, ink.markers[kind])
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
 
-def _add_cross(path: QPainterPath, x: float, y: float, size: float) -> None:
+# The markers that end a lane (an END's kinds): a bar across the whole row.
+_ENDING_MARKERS = frozenset(info.kind for info in MARKERS if info.code == Code.END)
+
+
+def add_marker_shape(path: QPainterPath, kind: str, x: float, top: float, bottom: float,
+                     size: float) -> None:
+    """Adds the shape of a marker of `kind` (tracer.events.MARKERS) at x between top and
+    bottom: each kind has its own, drawn here for the timeline and its legend alike."""
+    middle = (top + bottom) / 2
+    if kind == "cancelled":
+        # It was cancelled: the end's bar in a ring struck through once (a "no" sign), as
+        # one outline, so that where the strokes cross stays filled.
+        shape = QPainterPath()
+        shape.addRect(QRectF(x - 1.0, top, 2.0, bottom - top))
+        slash = QPainterPath()
+        _add_cross(slash, x, middle, size, directions=(1.0,))
+        ring = QPainterPath()
+        ring.addEllipse(QPointF(x, middle), size + 1.0, size + 1.0)
+        hole = QPainterPath()
+        hole.addEllipse(QPointF(x, middle), size - 0.6, size - 0.6)
+        path.addPath(shape.united(slash).united(ring.subtracted(hole)))
+    elif kind in _ENDING_MARKERS:
+        # A bar across the row: the lane stops here.
+        path.addRect(QRectF(x - 1.0, top, 2.0, bottom - top))
+        if kind == "error":  # it raised: the bar crossed by an X
+            _add_cross(path, x, middle, size)
+    elif kind == "output":
+        path.addPolygon(QPolygonF([QPointF(x - size, top), QPointF(x + size, top),
+                                   QPointF(x, top + 1.4 * size)]))
+        path.closeSubpath()
+    elif kind == "mark":
+        path.addPolygon(QPolygonF([QPointF(x, middle - size), QPointF(x + size, middle),
+                                   QPointF(x, middle + size), QPointF(x - size, middle)]))
+        path.closeSubpath()
+    else:
+        raise ValueError(f"no shape for the marker kind {kind!r}")
+
+
+def _add_cross(path: QPainterPath, x: float, y: float, size: float,
+               directions: tuple[float, ...] = (1.0, -1.0)) -> None:
     arm, half = size, 1.3
-    for direction in (1.0, -1.0):
+    for direction in directions:
         path.addPolygon(QPolygonF([
             QPointF(x - arm - half, y - direction * (arm - half)),
             QPointF(x - arm + half, y - direction * (arm + half)),
@@ -491,7 +512,7 @@ def _paint_dense_markers(painter: QPainter, primitives: Primitives, ink: _Ink) -
     ticks: dict[str, list[QLineF]] = {}
     for marker in primitives.markers:
         x = round(marker.x) + 0.5
-        full_height = marker.kind in ("end", "error")
+        full_height = marker.kind in _ENDING_MARKERS
         bottom = marker.y + (marker.height if full_height else marker.height / 3)
         ticks.setdefault(marker.kind, []).append(QLineF(x, marker.y, x, bottom))
     for kind, lines in ticks.items():
@@ -906,20 +927,10 @@ def _paint_legend_glyph(
                                        QPointF(x + 7, middle + 3.5)]))
     else:
         marker = MARKER_KINDS[entry.code]
-        painter.setPen(Qt.PenStyle.NoPen)
-        painter.setBrush(ink.markers[marker])
-        if marker in ("end", "error"):
-            painter.drawRect(QRectF(x + 5, middle - 7, 2, 14))
-            if marker == "error":
-                cross = QPainterPath()
-                _add_cross(cross, x + 6, middle, 4.5)
-                painter.fillPath(cross, ink.markers["error"])
-        elif marker == "output":
-            painter.drawPolygon(QPolygonF([QPointF(x + 2, middle - 4), QPointF(x + 10, middle - 4),
-                                           QPointF(x + 6, middle + 3)]))
-        else:
-            painter.drawPolygon(QPolygonF([QPointF(x + 6, middle - 5), QPointF(x + 10, middle),
-                                           QPointF(x + 6, middle + 5), QPointF(x + 2, middle)]))
+        shape = QPainterPath()
+        top = middle - (4 if marker == "output" else 7)
+        add_marker_shape(shape, marker, x + 6, top, middle + 7, 4.5)
+        painter.fillPath(shape, ink.markers[marker])
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
 

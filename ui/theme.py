@@ -36,6 +36,7 @@ class Theme:
     now_line: str
     selection: str
     error: str = "#d62728"  # an exception's end marker
+    cancelled: str = "#8c564b"  # a cancelled lane's end marker
     font_families: tuple[str, ...] = UI_FONTS
     # Sizes in pixels, not points, so a PNG, an SVG and a PDF (devices with different dots
     # per inch) all get the same proportions as the screen.
@@ -100,6 +101,7 @@ DARK = Theme(
     now_line="#ff6b6b",
     selection="#ffffff",
     error="#ff6b6b",
+    cancelled="#d0a293",
 )
 
 THEMES: dict[str, Theme] = {theme.name: theme for theme in (LIGHT, DARK)}

@@ -794,6 +794,8 @@ class TimelineWidget(QWidget):
             what = f"printed: <tt>{html.escape(str(detail.get('text', '')))}</tt>"
         elif marker.kind == "error":
             what = f"raised <b>{html.escape(str(detail.get('error', '')))}</b>"
+        elif marker.kind == "cancelled":
+            what = f"was cancelled (<b>{html.escape(str(detail.get('error', '')))}</b>)"
         elif marker.kind == "end":
             result = detail.get("result")
             what = "ends" + (f", returning {html.escape(str(result))}" if result else "")

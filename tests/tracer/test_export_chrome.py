@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from loopscope.tracer.events import STATE_NAMES, Code, FakeClock, LaneKind
+from loopscope.tracer.events import STATE_NAMES, Code, FakeClock, LaneKind, ended_cancelled
 from loopscope.tracer.export_chrome import micros, save_chrome_json, thread_id, write_chrome_json
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.runner import RunResult
@@ -321,3 +321,66 @@ def test_the_streamed_export_writes_exactly_the_events_of_the_whole_fold(
     for trace in (_scrambled(seed), _hand_built()):
         document = _export(trace)
         assert _canonical(document["traceEvents"]) == _canonical(_reference_events(trace))
+
+
+# -- real runs of every kind against the reference ---------------------------------------------
+
+PROGRAMS = Path(__file__).resolve().parent.parent / "programs"
+_REAL_RUNS = {
+    # (what to run, model): a scenario id, or a program of tests/programs
+    "asyncio": ("asyncio-echo", None),
+    "asyncio timeouts": (str(PROGRAMS / "asyncio_timeouts.py"), None),
+    "asyncio cancelled and failed": (str(PROGRAMS / "asyncio_cancel_and_fail.py"), None),
+    "gevent": ("gevent-sockets", None),
+    "generators": (str(PROGRAMS / "gen_pipeline.py"), "generator"),
+    "generator failed": (str(PROGRAMS / "raises_in_generator.py"), "generator"),
+    "select": ("select-server", None),
+}
+
+
+@pytest.mark.parametrize("window", [5, 1 << 16])
+@pytest.mark.parametrize("run", sorted(_REAL_RUNS))
+def test_real_runs_export_exactly_the_events_of_the_whole_fold(
+    run: str, window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Recorded runs of each concurrency kind, including tasks cancelled and failed, export
+    the reference's events, whole or in windows of a few events (every span and arrow then
+    crosses windows)."""
+    import loopscope.tracer.export_chrome as export_chrome
+    from loopscope.tracer.runner import record_sync
+    from loopscope.tracer.target import resolve_target
+
+    what, model = _REAL_RUNS[run]
+    trace = _recorded(what, model, record_sync, resolve_target)
+    monkeypatch.setattr(export_chrome, "_WINDOW", window)
+    assert len(trace) > 20
+    if run == "asyncio cancelled and failed":
+        errors = [trace.details[trace.detail[seq]].get("error")
+                  for seq in range(len(trace)) if trace.code[seq] == Code.END]
+        assert any(error and ended_cancelled({"error": error}) for error in errors)
+        assert any(error and not ended_cancelled({"error": error}) for error in errors)
+    assert _canonical(_export(trace)["traceEvents"]) == _canonical(_reference_events(trace))
+
+
+_RECORDED: dict[tuple[str, str | None], Trace] = {}
+
+
+def _recorded(what: str, model: str | None, record_sync: Any, resolve_target: Any) -> Trace:
+    """The run's trace, recorded once per session (a program that fails on purpose counts)."""
+    if (what, model) not in _RECORDED:
+        result = record_sync(resolve_target(what, (), model), timeout=60.0)
+        if result.status not in ("ok", "error"):
+            pytest.fail(f"{what}: {result.status} {result.error}\n{result.stderr}")
+        _RECORDED[what, model] = result.trace
+    return _RECORDED[what, model]
+
+
+def test_a_trace_with_held_time_cut_exports_the_events_of_the_whole_fold() -> None:
+    from loopscope.tracer.held_time import HELD_CUT_NS, cut_held_time
+    from tests.tracer.test_held_time import _held_twice
+
+    trace, _hub, _task = _held_twice()
+    trace.meta["target"] = "held"
+    cut = cut_held_time(trace)
+    assert cut.meta[HELD_CUT_NS] > 0
+    assert _canonical(_export(cut)["traceEvents"]) == _canonical(_reference_events(cut))
