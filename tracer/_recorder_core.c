@@ -367,21 +367,8 @@ recorder_set_clock(RecorderCore *self, PyObject *clock)
     Py_RETURN_NONE;
 }
 
-static int
-recorder_traverse(RecorderCore *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->clock);
-    Py_VISIT(self->name_uses);
-    return 0;
-}
-
-static int
-recorder_clear(RecorderCore *self)
-{
-    Py_CLEAR(self->clock);
-    Py_CLEAR(self->name_uses);
-    return 0;
-}
+#define RECORDER_OBJECTS(X) X(clock) X(name_uses)
+GC_FIELD_FUNCTIONS(recorder, RecorderCore, RECORDER_OBJECTS)
 
 /* Recorder.spawn with the lane's detail a value row on `base`: the new lane in *lane and its
  * name in *named (a new reference: `name`, or "name #N" when N - 1 lanes took it before). */
@@ -432,7 +419,7 @@ static void
 recorder_dealloc(RecorderCore *self)
 {
     PyObject_GC_UnTrack(self);
-    recorder_clear(self);
+    recorder_clear((PyObject *)self);
     PyMem_Free(self->ts);
     PyMem_Free(self->lane);
     PyMem_Free(self->code);
@@ -493,8 +480,7 @@ PyTypeObject RecorderCoreType = {
     .tp_doc = "The recorder's event buffer: C columns, a C clock, a flush threshold.",
     .tp_new = recorder_new,
     .tp_dealloc = (destructor)recorder_dealloc,
-    .tp_traverse = (traverseproc)recorder_traverse,
-    .tp_clear = (inquiry)recorder_clear,
+    GC_FIELD_SLOTS(recorder),
     .tp_methods = recorder_methods,
     .tp_members = recorder_members,
 };
