@@ -132,10 +132,37 @@ switch_trace_init(SwitchTrace *self, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
-#define SWITCH_TRACE_OBJECTS(X) \
-    X(recorder) X(lanes) X(arrivals) X(arrival_of) X(fallback) X(greenlet_type)
-GC_FIELD_FUNCTIONS(switch_trace, SwitchTrace, SWITCH_TRACE_OBJECTS)
-GC_FIELDS_DEALLOC(switch_trace)
+static int
+switch_trace_traverse(SwitchTrace *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->recorder);
+    Py_VISIT(self->lanes);
+    Py_VISIT(self->arrivals);
+    Py_VISIT(self->arrival_of);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->greenlet_type);
+    return 0;
+}
+
+static int
+switch_trace_clear(SwitchTrace *self)
+{
+    Py_CLEAR(self->recorder);
+    Py_CLEAR(self->lanes);
+    Py_CLEAR(self->arrivals);
+    Py_CLEAR(self->arrival_of);
+    Py_CLEAR(self->fallback);
+    Py_CLEAR(self->greenlet_type);
+    return 0;
+}
+
+static void
+switch_trace_dealloc(SwitchTrace *self)
+{
+    PyObject_GC_UnTrack(self);
+    switch_trace_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
 
 PyTypeObject SwitchTraceType = {
     PyVarObject_HEAD_INIT(NULL, 0)
@@ -147,6 +174,7 @@ PyTypeObject SwitchTraceType = {
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)switch_trace_init,
     .tp_call = (ternaryfunc)switch_trace_call,
-    GC_FIELD_SLOTS(switch_trace),
-    .tp_dealloc = switch_trace_dealloc,
+    .tp_traverse = (traverseproc)switch_trace_traverse,
+    .tp_clear = (inquiry)switch_trace_clear,
+    .tp_dealloc = (destructor)switch_trace_dealloc,
 };

@@ -158,34 +158,24 @@ intern_text(PyObject **slot, const char *text)
 
 /* -- garbage collection of a type's object fields ------------------------------------------ */
 
-/* PREFIX_traverse and PREFIX_clear (tp_traverse and tp_clear) for the struct TYPE whose
- * object fields the X-macro FIELDS lists: FIELDS(X) expands to X(field) for each one. Both
- * functions walk the one list, so a field cannot be visited and then forgotten when clearing
- * (or the other way round). GC_FIELD_SLOTS(PREFIX) puts them in a type object. */
+/* `prefix`_traverse and `prefix`_clear (tp_traverse, tp_clear) for a `Type` whose object fields
+ * the X-macro OBJECTS lists (OBJECTS(X) expands to X(field) for each): both walk the one list,
+ * so a field cannot be visited and then forgotten when clearing, or the other way round. */
 #define GC_VISIT_FIELD(field) Py_VISIT(self->field);
 #define GC_CLEAR_FIELD(field) Py_CLEAR(self->field);
-#define GC_FIELD_FUNCTIONS(PREFIX, TYPE, FIELDS)                                               \
-    static int PREFIX##_traverse(PyObject *object, visitproc visit, void *arg)               \
-    {                                                                                        \
-        TYPE *self = (TYPE *)object;                                                         \
-        FIELDS(GC_VISIT_FIELD)                                                               \
-        return 0;                                                                            \
-    }                                                                                        \
-    static int PREFIX##_clear(PyObject *object)                                              \
-    {                                                                                        \
-        TYPE *self = (TYPE *)object;                                                         \
-        FIELDS(GC_CLEAR_FIELD)                                                               \
-        return 0;                                                                            \
-    }
-#define GC_FIELD_SLOTS(PREFIX) .tp_traverse = PREFIX##_traverse, .tp_clear = PREFIX##_clear
 
-/* tp_dealloc for a GC type that owns nothing but the object fields PREFIX_clear drops. */
-#define GC_FIELDS_DEALLOC(PREFIX)                                                              \
-    static void PREFIX##_dealloc(PyObject *self)                                             \
-    {                                                                                        \
-        PyObject_GC_UnTrack(self);                                                           \
-        PREFIX##_clear(self);                                                                \
-        Py_TYPE(self)->tp_free(self);                                                        \
+#define GC_FIELD_FUNCTIONS(prefix, Type, OBJECTS)                                          \
+    static int                                                                            \
+    prefix##_traverse(Type *self, visitproc visit, void *arg)                             \
+    {                                                                                     \
+        OBJECTS(GC_VISIT_FIELD)                                                           \
+        return 0;                                                                         \
+    }                                                                                     \
+    static int                                                                            \
+    prefix##_clear(Type *self)                                                            \
+    {                                                                                     \
+        OBJECTS(GC_CLEAR_FIELD)                                                           \
+        return 0;                                                                         \
     }
 
 /* -- making an extension module (run once, at import) ------------------------------------ */
