@@ -18,11 +18,11 @@ def column_problem(
 def innermost_awaiter(coro: Any, /) -> tuple[CodeType, FrameType | None, bool]: ...
 def local_self(frame: FrameType | None, /) -> object: ...
 
-# The C twin of recorder.PurePendingBuffer: the same methods, held to the same behaviour by
-# tests/tracer/test_speedups.py, so it is typed as the twin (not its base at run time) and its
-# signatures are written once, there. Declared here: only what the C type adds.
 @disjoint_base
 class RecorderCore(PurePendingBuffer):
+    # The C twin of recorder.PurePendingBuffer: the same methods, held to the same behaviour
+    # by tests/tracer/test_speedups.py, so it is typed as the twin (not its base at run time)
+    # and their signatures are written once, there. Declared here: what only the C type has.
     _lane_count: int
     _name_uses: dict[str, int]
 

@@ -71,6 +71,21 @@ class TracingSelector(selectors.DefaultSelector):
         return ready
 
 
+def _watching_fds(add: Callable[..., asyncio.Handle], kind: str) -> Callable[..., asyncio.Handle]:
+    """The loop's `add` (_add_reader or _add_writer) telling the tracer first that a callback
+    waits for `fd` to be ready to `kind` (read, write). The base's function is called as is,
+    without super(): every wait of a program doing I/O comes here."""
+
+    def watching(self: TracingEventLoop, fd: Any, callback: Callable[..., Any], *args: Any,
+                 **options: Any) -> asyncio.Handle:
+        if not self._tracer.detached:
+            callback = self._tracer.fd_watched(fd, kind, callback, args)
+        return add(self, fd, callback, *args, **options)
+
+    watching.__name__ = add.__name__
+    return watching
+
+
 class RunsOnItsLoopLane:
     """What a traced loop of any kind (asyncio's, uvloop's) does around running and closing:
     while it runs, the recorder's current lane is its loop lane; closing ends that lane."""
@@ -92,21 +107,6 @@ class RunsOnItsLoopLane:
     def close(self) -> None:
         super().close()  # type: ignore[misc]
         self._tracer.loop_closed()
-
-
-def _watching_fds(add: Callable[..., asyncio.Handle], kind: str) -> Callable[..., asyncio.Handle]:
-    """The loop's `add` (_add_reader or _add_writer) telling the tracer first that a callback
-    waits for `fd` to be ready to `kind` (read, write). The base's function is called as is,
-    without super(): every wait of a program doing I/O comes here."""
-
-    def watching(self: TracingEventLoop, fd: Any, callback: Callable[..., Any], *args: Any,
-                 **options: Any) -> asyncio.Handle:
-        if not self._tracer.detached:
-            callback = self._tracer.fd_watched(fd, kind, callback, args)
-        return add(self, fd, callback, *args, **options)
-
-    watching.__name__ = add.__name__
-    return watching
 
 
 class TracingEventLoop(RunsOnItsLoopLane, asyncio.SelectorEventLoop):
@@ -165,8 +165,8 @@ class TracingEventLoop(RunsOnItsLoopLane, asyncio.SelectorEventLoop):
         self._ready.append(handle)  # type: ignore[attr-defined]
         return handle
 
-    # The timer hooks below repeat their guard inline rather than call a shared helper: a
-    # program doing I/O goes through them for every wait, where a call more shows.
+    # The timer and fd hooks below repeat their guard inline rather than share a helper:
+    # a program doing I/O goes through them for every wait, where a call more shows.
 
     def call_later(  # type: ignore[override]
         self, delay: float, callback: Callable[..., Any], *args: Any, context: Context | None = None
