@@ -46,13 +46,9 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef handoffs_module = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "loopscope.tracer._handoffs",
-    .m_doc = "C hot paths of generator and greenlet hand-off tracing.",
-    .m_size = -1,
-    .m_methods = module_methods,
-};
+static struct PyModuleDef handoffs_module = EXTENSION_MODULE(
+    "loopscope.tracer._handoffs", "C hot paths of generator and greenlet hand-off tracing.",
+    module_methods);
 
 PyMODINIT_FUNC
 PyInit__handoffs(void)
@@ -79,11 +75,6 @@ PyInit__handoffs(void)
     static const ExportedType types[] = {
         {"GeneratorHooks", &GeneratorHooksType}, {"SwitchTrace", &SwitchTraceType}, {NULL, NULL},
     };
-    PyObject *module = create_module(&handoffs_module, types);
-    if (module == NULL) return NULL;
-    if (PyModule_AddIntConstant(module, "REPR_LIMIT", REPR_LIMIT) < 0) {
-        Py_DECREF(module);
-        return NULL;
-    }
-    return module;
+    static const ExportedInt constants[] = {{"REPR_LIMIT", REPR_LIMIT}, {NULL, 0}};
+    return create_module(&handoffs_module, types, constants);
 }

@@ -29,13 +29,8 @@ class GeneratorHooks:
         errors: dict[Any, Any],
         /,
     ) -> None: ...
-    def install_eval(
-        self,
-        call_fallback: Callable[..., Any],
-        local_fallback: Callable[..., Any],
-        errors: dict[Any, Any],
-        /,
-    ) -> None: ...
+    # the frame evaluation hook (3.11) takes the same fallbacks as the trace function
+    install_eval = install_trace
     def uninstall_eval(self) -> bool: ...
 
 @final

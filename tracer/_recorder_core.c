@@ -14,24 +14,23 @@
 
 
 
+/* The event columns, each an array of `capacity` items: X(field, item type) for each. Grown
+ * and freed from this one list, so a column cannot be grown and then leaked. */
+#define RECORDER_COLUMNS(X)                                                                    \
+    X(ts, int64_t) X(lane, int32_t) X(code, int8_t) X(other, int32_t) X(detail, int32_t)     \
+    X(source, int32_t)
+
 static int
 recorder_grow(RecorderCore *self)
 {
     Py_ssize_t capacity = self->capacity ? self->capacity * 2 : INITIAL_CAPACITY;
-    int64_t *ts = PyMem_Realloc(self->ts, capacity * sizeof(int64_t));
-    if (ts == NULL) goto fail;
-    self->ts = ts;
 #define GROW(field, type)                                                   \
-    do {                                                                    \
+    {                                                                       \
         type *grown = PyMem_Realloc(self->field, capacity * sizeof(type));  \
         if (grown == NULL) goto fail;                                       \
         self->field = grown;                                                \
-    } while (0)
-    GROW(lane, int32_t);
-    GROW(code, int8_t);
-    GROW(other, int32_t);
-    GROW(detail, int32_t);
-    GROW(source, int32_t);
+    }
+    RECORDER_COLUMNS(GROW)
 #undef GROW
     self->capacity = capacity;
     return 0;
@@ -367,21 +366,8 @@ recorder_set_clock(RecorderCore *self, PyObject *clock)
     Py_RETURN_NONE;
 }
 
-static int
-recorder_traverse(RecorderCore *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->clock);
-    Py_VISIT(self->name_uses);
-    return 0;
-}
-
-static int
-recorder_clear(RecorderCore *self)
-{
-    Py_CLEAR(self->clock);
-    Py_CLEAR(self->name_uses);
-    return 0;
-}
+#define RECORDER_OBJECTS(X) X(clock) X(name_uses)
+GC_FIELD_FUNCTIONS(recorder, RecorderCore, RECORDER_OBJECTS)
 
 /* Recorder.spawn with the lane's detail a value row on `base`: the new lane in *lane and its
  * name in *named (a new reference: `name`, or "name #N" when N - 1 lanes took it before). */
@@ -433,12 +419,9 @@ recorder_dealloc(RecorderCore *self)
 {
     PyObject_GC_UnTrack(self);
     recorder_clear(self);
-    PyMem_Free(self->ts);
-    PyMem_Free(self->lane);
-    PyMem_Free(self->code);
-    PyMem_Free(self->other);
-    PyMem_Free(self->detail);
-    PyMem_Free(self->source);
+#define FREE_COLUMN(field, type) PyMem_Free(self->field);
+    RECORDER_COLUMNS(FREE_COLUMN)
+#undef FREE_COLUMN
     PyMem_Free(self->value_base);
     PyMem_Free(self->value_length);
     PyMem_Free(self->value_texts);

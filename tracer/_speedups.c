@@ -68,13 +68,9 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef speedups_module = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "loopscope.tracer._speedups",
-    .m_doc = "C hot paths of the recorder and the asyncio task proxy.",
-    .m_size = -1,
-    .m_methods = module_methods,
-};
+static struct PyModuleDef speedups_module = EXTENSION_MODULE(
+    "loopscope.tracer._speedups", "C hot paths of the recorder and the asyncio task proxy.",
+    module_methods);
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
@@ -104,12 +100,9 @@ PyInit__speedups(void)
         {"CoroutineProxyCore", &ProxyCoreType}, {"CausedCallback", &CausedCallbackType},
         {NULL, NULL},
     };
-    PyObject *module = create_module(&speedups_module, types);
+    static const ExportedInt constants[] = {{"HAVE_NATIVE_CLOCK", HAVE_NATIVE_CLOCK}, {NULL, 0}};
+    PyObject *module = create_module(&speedups_module, types, constants);
     if (module == NULL) return NULL;
-    if (PyModule_AddIntConstant(module, "HAVE_NATIVE_CLOCK", HAVE_NATIVE_CLOCK) < 0) {
-        Py_DECREF(module);
-        return NULL;
-    }
     PyObject *api_capsule = PyCapsule_New(&recorder_api, RECORDER_API_CAPSULE, NULL);
     int added = api_capsule == NULL ? -1
         : PyModule_AddObjectRef(module, "_recorder_api", api_capsule);

@@ -5,7 +5,7 @@ from typing import Any, final
 
 from typing_extensions import disjoint_base
 
-from loopscope.tracer.events import Clock
+from loopscope.tracer.recorder import PurePendingBuffer
 
 HAVE_NATIVE_CLOCK: int
 
@@ -19,30 +19,12 @@ def innermost_awaiter(coro: Any, /) -> tuple[CodeType, FrameType | None, bool]: 
 def local_self(frame: FrameType | None, /) -> object: ...
 
 @disjoint_base
-class RecorderCore:
-    current: int
-    _limit: int
+class RecorderCore(PurePendingBuffer):
+    # The C twin of recorder.PurePendingBuffer: the same methods, held to the same behaviour
+    # by tests/tracer/test_speedups.py, so it is typed as the twin (not its base at run time)
+    # and their signatures are written once, there. Declared here: what only the C type has.
     _lane_count: int
     _name_uses: dict[str, int]
-    def record(
-        self, lane: int, code: int, other: int = ..., detail: int = ..., source: int = ...
-    ) -> None: ...
-    def handoff(
-        self,
-        origin: int,
-        target: int,
-        switch_detail: int,
-        origin_state: int,
-        origin_detail: int,
-        target_source: int,
-        /,
-    ) -> None: ...
-    def _take(self, origin: int, /) -> tuple[Any, ...]: ...
-    def _pending_count(self) -> int: ...
-    def _last_event(self) -> tuple[int, int]: ...
-    def value_row(self, base: int, text: str, /) -> int: ...
-    def _take_values(self) -> bytes: ...
-    def _set_clock(self, clock: Clock | None, /) -> None: ...
 
 @disjoint_base
 class LoopTracerCore:

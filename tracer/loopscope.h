@@ -156,6 +156,28 @@ intern_text(PyObject **slot, const char *text)
     return *slot == NULL ? -1 : 0;
 }
 
+/* -- garbage collection of a type's object fields ------------------------------------------ */
+
+/* `prefix`_traverse and `prefix`_clear (tp_traverse, tp_clear) for a `Type` whose object fields
+ * the X-macro OBJECTS lists (OBJECTS(X) expands to X(field) for each): both walk the one list,
+ * so a field cannot be visited and then forgotten when clearing, or the other way round. */
+#define GC_VISIT_FIELD(field) Py_VISIT(self->field);
+#define GC_CLEAR_FIELD(field) Py_CLEAR(self->field);
+
+#define GC_FIELD_FUNCTIONS(prefix, Type, OBJECTS)                                          \
+    static int                                                                            \
+    prefix##_traverse(Type *self, visitproc visit, void *arg)                             \
+    {                                                                                     \
+        OBJECTS(GC_VISIT_FIELD)                                                           \
+        return 0;                                                                         \
+    }                                                                                     \
+    static int                                                                            \
+    prefix##_clear(Type *self)                                                            \
+    {                                                                                     \
+        OBJECTS(GC_CLEAR_FIELD)                                                           \
+        return 0;                                                                         \
+    }
+
 /* -- making an extension module (run once, at import) ------------------------------------ */
 
 /* A name a module interns at import, and the global that holds it. */
@@ -180,10 +202,23 @@ typedef struct {
     PyTypeObject *type;
 } ExportedType;
 
+/* An int constant a module exports, under its Python name. */
+typedef struct {
+    const char *name;
+    long value;
+} ExportedInt;
+
+/* The PyModuleDef of an extension module: single-phase initialisation, its state in C
+ * globals (m_size -1), `methods` its functions. */
+#define EXTENSION_MODULE(NAME, DOC, METHODS)                                                   \
+    {PyModuleDef_HEAD_INIT, .m_name = NAME, .m_doc = DOC, .m_size = -1, .m_methods = METHODS}
+
 /* The module `definition` makes, with each of `types` (ended by {NULL, NULL}) readied and
- * added to it: a new reference, or NULL with an exception. */
+ * added to it, and each of `constants` (ended by {NULL, 0}): a new reference, or NULL with
+ * an exception. */
 static inline PyObject *
-create_module(struct PyModuleDef *definition, const ExportedType *types)
+create_module(struct PyModuleDef *definition, const ExportedType *types,
+              const ExportedInt *constants)
 {
     for (const ExportedType *exported = types; exported->name != NULL; exported++) {
         if (PyType_Ready(exported->type) < 0) return NULL;
@@ -192,11 +227,16 @@ create_module(struct PyModuleDef *definition, const ExportedType *types)
     if (module == NULL) return NULL;
     for (const ExportedType *exported = types; exported->name != NULL; exported++) {
         if (PyModule_AddObjectRef(module, exported->name, (PyObject *)exported->type) < 0) {
-            Py_DECREF(module);
-            return NULL;
+            goto failed;
         }
     }
+    for (const ExportedInt *constant = constants; constant->name != NULL; constant++) {
+        if (PyModule_AddIntConstant(module, constant->name, constant->value) < 0) goto failed;
+    }
     return module;
+failed:
+    Py_DECREF(module);
+    return NULL;
 }
 
 /* A Python int from `low` to `high` as *out: -1 with an OverflowError saying `overflow` when

@@ -82,14 +82,8 @@ class PurePendingBuffer:
     def _set_clock(self, clock: Clock | None) -> None:
         self._now = time.perf_counter_ns if clock is None else clock
 
-    def record(
-        self,
-        lane: int,
-        code: int,
-        other: int = NO_LANE,
-        detail: int = NO_DETAIL,
-        source: int = NO_SOURCE,
-    ) -> None:
+    def record(self, lane: int, code: int, other: int = NO_LANE, detail: int = NO_DETAIL,
+               source: int = NO_SOURCE) -> None:
         pending = self._pending
         pending += (self._now(), lane, code, other, detail, source)
         if len(pending) >= self._pending_limit:

@@ -71,6 +71,21 @@ class TracingSelector(selectors.DefaultSelector):
         return ready
 
 
+def _watching_fds(add: Callable[..., asyncio.Handle], kind: str) -> Callable[..., asyncio.Handle]:
+    """The loop's `add` (_add_reader or _add_writer) telling the tracer first that a callback
+    waits for `fd` to be ready to `kind` (read, write). The base's function is called as is,
+    without super(): every wait of a program doing I/O comes here."""
+
+    def watching(self: TracingEventLoop, fd: Any, callback: Callable[..., Any], *args: Any,
+                 **options: Any) -> asyncio.Handle:
+        if not self._tracer.detached:
+            callback = self._tracer.fd_watched(fd, kind, callback, args)
+        return add(self, fd, callback, *args, **options)
+
+    watching.__name__ = add.__name__
+    return watching
+
+
 class RunsOnItsLoopLane:
     """What a traced loop of any kind (asyncio's, uvloop's) does around running and closing:
     while it runs, the recorder's current lane is its loop lane; closing ends that lane."""
@@ -154,11 +169,7 @@ class TracingEventLoop(RunsOnItsLoopLane, asyncio.SelectorEventLoop):
     # a program doing I/O goes through them for every wait, where a call more shows.
 
     def call_later(  # type: ignore[override]
-        self,
-        delay: float,
-        callback: Callable[..., Any],
-        *args: Any,
-        context: Context | None = None,
+        self, delay: float, callback: Callable[..., Any], *args: Any, context: Context | None = None
     ) -> asyncio.TimerHandle:
         if delay is None:
             raise TypeError("delay must not be None")
@@ -169,29 +180,14 @@ class TracingEventLoop(RunsOnItsLoopLane, asyncio.SelectorEventLoop):
         return _BaseEventLoop.call_at(self, when, callback, *args, context=context)
 
     def call_at(  # type: ignore[override]
-        self,
-        when: float,
-        callback: Callable[..., Any],
-        *args: Any,
-        context: Context | None = None,
+        self, when: float, callback: Callable[..., Any], *args: Any, context: Context | None = None
     ) -> asyncio.TimerHandle:
         if not self._tracer.detached:
             callback = self._tracer.timer_scheduled(when - self.time(), callback, args)
         return super().call_at(when, callback, *args, context=context)
 
-    def _add_reader(  # type: ignore[override]
-        self, fd: Any, callback: Callable[..., Any], *args: Any, **options: Any
-    ) -> asyncio.Handle:
-        if not self._tracer.detached:
-            callback = self._tracer.fd_watched(fd, "read", callback, args)
-        return super()._add_reader(fd, callback, *args, **options)  # type: ignore[misc,no-any-return]
-
-    def _add_writer(  # type: ignore[override]
-        self, fd: Any, callback: Callable[..., Any], *args: Any, **options: Any
-    ) -> asyncio.Handle:
-        if not self._tracer.detached:
-            callback = self._tracer.fd_watched(fd, "write", callback, args)
-        return super()._add_writer(fd, callback, *args, **options)  # type: ignore[misc,no-any-return]
+    _add_reader = _watching_fds(asyncio.SelectorEventLoop._add_reader, "read")  # type: ignore[attr-defined]
+    _add_writer = _watching_fds(asyncio.SelectorEventLoop._add_writer, "write")  # type: ignore[attr-defined]
 
 
 class _LooksLikeTask(type):

@@ -14,7 +14,7 @@ from collections.abc import Coroutine, Generator
 from types import CodeType, CoroutineType, FrameType
 from typing import TYPE_CHECKING, Any
 
-from loopscope.tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code
+from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code
 from loopscope.tracer.recorder import SPEEDUPS
 
 if TYPE_CHECKING:
@@ -119,14 +119,12 @@ class PureTracedCoroutine(ProxyPassthroughs):
             if lane < 0:  # an eager task: its first step runs inside create_task
                 lane = tracer.spawn_eager(self)
             lines = self._lines
-            # a task running library code steps at its program's innermost line (LibraryLines)
-            source = NO_SOURCE if type(lines) is dict else tracer.program_source(self._coro)
-            if not source:
-                frame: FrameType = self._coro.cr_frame  # type: ignore[assignment]  # not done
-                line = frame.f_lineno
-                source = lines.get(line, -1)
-                if source < 0:
-                    source = lines[line] = recorder.source_of(frame.f_code, line)
+            frame: FrameType = self._coro.cr_frame  # type: ignore[assignment]  # not done
+            # inlined: a line of the task's own code it resumed at before; the tracer finds
+            # a new line's source, and a library task's (LibraryLines)
+            source = lines.get(frame.f_lineno, -1) if type(lines) is dict else -1
+            if source < 0:
+                source = tracer.resume_source(self)
             recorder.record(lane, _RUNNING, NO_LANE, NO_DETAIL, source)
             recorder.current = lane
         except Exception as exc:

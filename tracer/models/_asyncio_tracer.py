@@ -262,19 +262,24 @@ class LoopTracer(_TracerCore):
             lane = proxy._lane
             if lane == NO_LANE:
                 lane = self.spawn_eager(proxy)
-            frame = proxy._coro.cr_frame
-            lines = proxy._lines
-            source = NO_SOURCE if type(lines) is dict else self.program_source(proxy._coro)
-            if frame is not None and not source:
-                line = frame.f_lineno
-                source = lines.get(line, -1)
-                if source < 0:
-                    source = lines[line] = recorder.source_of(frame.f_code, line)
-            self.record(lane, _RUNNING, NO_LANE, NO_DETAIL, source)
+            self.record(lane, _RUNNING, NO_LANE, NO_DETAIL, self.resume_source(proxy))
             recorder.current = lane
         except Exception as exc:
             self.detach(exc)
         return outer
+
+    def resume_source(self, proxy: ProxyPassthroughs) -> int:
+        """The source index of the line `proxy`'s coroutine resumes at: for library code, its
+        program's innermost line (LibraryLines); cached per code object and line."""
+        lines = proxy._lines
+        source = NO_SOURCE if type(lines) is dict else self.program_source(proxy._coro)
+        frame = proxy._coro.cr_frame
+        if frame is not None and not source:
+            line = frame.f_lineno
+            source = lines.get(line, -1)
+            if source < 0:
+                source = lines[line] = self.recorder.source_of(frame.f_code, line)
+        return source
 
     def step_yielded(self, proxy: ProxyPassthroughs, outer: int, result: Any) -> None:
         if self.detached:

@@ -138,27 +138,10 @@ def install(tracer: GeventTracer, modules: dict[str, ModuleType],
     guard = tracer.guard
     lock, event, queues = modules["gevent.lock"], modules["gevent.event"], modules["gevent.queue"]
 
-    def semaphore(base: Any) -> type:
-        acquire = f"{base.__name__}.acquire"
-        base_release = base.release
+    def watched(base: Any, method: str, **lets_go: Callable[..., Any]) -> type:
+        """`base` made to say when a greenlet blocks on it in `method`; an instance takes the
+        methods `lets_go` (release, set ...), which say who let it go, once one has."""
 
-        def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-            base.__init__(self, *args, **kwargs)
-            guard.call(notes.created, self)
-
-        def rawlink(self: Any, callback: Any) -> Any:
-            guard.call(notes.linked, self, callback, acquire)
-            return base.rawlink(self, callback)
-
-        def release(self: Any) -> Any:
-            if _RELEASED_BY in self.__dict__:
-                guard.call(notes.lets_go, self, acquire)
-            return base_release(self)
-
-        return notes.watch(_subclass(base, __init__=__init__, rawlink=rawlink),
-                           release=release)
-
-    def event_type(base: Any, method: str, setters: tuple[str, ...]) -> type:
         def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
             base.__init__(self, *args, **kwargs)
             guard.call(notes.created, self)
@@ -167,6 +150,21 @@ def install(tracer: GeventTracer, modules: dict[str, ModuleType],
             guard.call(notes.linked, self, callback, method)
             return base.rawlink(self, callback)
 
+        return notes.watch(_subclass(base, __init__=__init__, rawlink=rawlink), **lets_go)
+
+    def semaphore(base: Any) -> type:
+        acquire = f"{base.__name__}.acquire"
+        base_release = base.release
+
+        # no *args: a lock's release is the commonest call of all these, and takes none
+        def release(self: Any) -> Any:
+            if _RELEASED_BY in self.__dict__:
+                guard.call(notes.lets_go, self, acquire)
+            return base_release(self)
+
+        return watched(base, acquire, release=release)
+
+    def event_type(base: Any, method: str, setters: tuple[str, ...]) -> type:
         def setter(name: str) -> Callable[..., Any]:
             original = getattr(base, name)
 
@@ -178,8 +176,8 @@ def install(tracer: GeventTracer, modules: dict[str, ModuleType],
             sets.__name__ = name
             return sets
 
-        return notes.watch(_subclass(base, __init__=__init__, rawlink=rawlink),
-                           **{name: setter(name) for name in setters if hasattr(base, name)})
+        return watched(base, method,
+                       **{name: setter(name) for name in setters if hasattr(base, name)})
 
     made: dict[Any, type] = {}
     for base in (lock.Semaphore, lock.BoundedSemaphore):
