@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -363,7 +363,11 @@ def load_trace(path: str) -> Trace:
         raise CliError(str(exc)) from None
 
 
-def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Obtained:
+def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool,
+                 while_starting: Callable[[], object] | None = None) -> Obtained:
+    """Runs the target (or loads the saved trace). `while_starting` is called once the
+    child is started, for a command to import what it needs after the run while the child
+    starts (this process would otherwise only wait)."""
     if target.kind == "trace":
         return Obtained(load_trace(target.value), None)
     # The child starts first; what runs and saves it is imported while it starts. The
@@ -382,6 +386,8 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Ob
 
         run = BlockingRun(launched, target, on_stdout=_echo if echo_stdout else None,
                           on_stderr=_echo_stderr)
+        if while_starting is not None:
+            while_starting()
     except BaseException:
         launched.abandon()
         _end_by_exception()
@@ -423,6 +429,16 @@ def save_trace(trace: Trace, path: Path) -> None:
         raise CliError(_write_failure(path, exc)) from None
 
 
+def _saving_code(path: Path) -> None:
+    """Imports the code that will save to `path` (see obtain_trace's `while_starting`)."""
+    import importlib
+
+    from loopscope.tracer import formats
+
+    importlib.import_module("loopscope.tracer.export_chrome" if formats.is_chrome_json(path)
+                            else "loopscope.tracer.native")
+
+
 def _write_failure(path: Path, exc: OSError) -> str:
     return str(exc) if isinstance(exc, OutputError) else f"cannot write {path}: " + (
         exc.strerror or str(exc))
@@ -458,7 +474,8 @@ def command_list() -> int:
 def command_trace(options: argparse.Namespace, script_args: Sequence[str]) -> int:
     target = _resolve(options, script_args)
     output = check_writable(options.output, target)
-    obtained = obtain_trace(target, options.timeout, echo_stdout=True)
+    obtained = obtain_trace(target, options.timeout, echo_stdout=True,
+                            while_starting=lambda: _saving_code(output))
     save_trace(obtained.trace, output)
     if obtained.failure is None:
         sys.stderr.write(
