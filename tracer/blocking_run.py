@@ -8,8 +8,8 @@ are those of `tracer.runner.Run` (both use tracer.run_parts); the app and steppi
 an event loop anyway, use that one.
 
 `stop()` asks the child to stop and kills it if it has not ended within the grace period;
-`kill()` kills it at once. Both may be called from a signal handler while `wait()` waits: a
-signal wakes the selector (signal.set_wakeup_fd).
+`kill()` kills it at once. Both may be called from a signal handler (a signal wakes the
+selector: signal.set_wakeup_fd) or from another thread while `wait()` waits.
 """
 
 from __future__ import annotations
@@ -67,6 +67,7 @@ class BlockingRun:
         }
         self._control_fd: int | None = launched.control_fd
         self._kill_at: float | None = None  # when a stop that was asked for turns into a kill
+        self._wake: int | None = None  # written to wake wait() up (a stop from another thread)
         begin_trace(self.trace, target, launched.pid)
 
     @property
@@ -87,6 +88,10 @@ class BlockingRun:
         self.stopped = True
         self._send("stop")
         self._kill_at = time.monotonic() + self.stop_grace_s
+        wake = self._wake
+        if wake is not None:  # wait() must look again at when to kill (from a thread: no
+            with contextlib.suppress(OSError):  # signal woke it)
+                os.write(wake, b"\0")
 
     def wait(self, timeout: float | None = None) -> RunResult:
         """Reads the child's pipes until it ends (stopping it after `timeout` s), then reports
@@ -102,6 +107,7 @@ class BlockingRun:
             with contextlib.suppress(ValueError):  # not the main thread: polled instead
                 old_wakeup = signal.set_wakeup_fd(wake_write, warn_on_full_buffer=False)
             selector.register(wake_read, selectors.EVENT_READ)
+            self._wake = wake_write
             exit_fd = _exit_watch(popen.pid)
             if exit_fd is not None:
                 watches.append(exit_fd)
@@ -122,12 +128,15 @@ class BlockingRun:
                 if exit_fd is None or old_wakeup is None:
                     waits.append(EXIT_POLL_S)
                 self._serve(selector, max(0.0, min(waits)) if waits else None, wake_read)
+            if exit_fd is not None:
+                selector.unregister(exit_fd)  # readable for good now: the drain must not spin
             self._kill_leftovers()
             self._drain(selector, wake_read)
         except BaseException:
             self.kill()
             raise
         finally:
+            self._wake = None
             if old_wakeup is not None:
                 signal.set_wakeup_fd(old_wakeup)
             selector.close()
