@@ -277,8 +277,8 @@ class _CtrlC:
 class _HeldSignals:
     """Between the child's launch and the run's own signal handling (the command line
     imports the rest of itself meanwhile, while the program already runs), a stop signal is
-    held rather than acted on, then handled as if it came once the run listens (_CtrlC): the
-    run is stopped and saved, as for any signal during it."""
+    held rather than acted on, then handled as if it came once the run listens
+    (_StopOnSignal): the run is stopped and saved, as for any signal during it."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
