@@ -10,15 +10,15 @@ kept whole: hiding it would hide the bug.
 
 from __future__ import annotations
 
+import os
 import runpy
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import traceback
 
-_TRACER_ROOT = str(Path(__file__).resolve().parent) + "/"
-_RUNPY = {runpy.__file__, str(Path(runpy.__file__ or "").resolve())}
+_TRACER_ROOT = os.path.dirname(os.path.realpath(__file__)) + "/"
+_RUNPY = {runpy.__file__, os.path.realpath(runpy.__file__ or "")}
 
 
 def is_harness_file(filename: str) -> bool:

@@ -22,14 +22,17 @@ NEVER = {"asyncio", "dataclasses", "inspect", "ast", "ssl", "socket", "concurren
          "logging", "platform", "secrets", "PySide6", "numpy"}
 # The child, besides: it parses its own command line, writes but never decodes frames, and
 # imports the traceback machinery only for a program that fails.
-NOT_IN_CHILD = NEVER | {"argparse", "shutil", "traceback", "textwrap", "tokenize",
+# (pathlib counts where the interpreter does not load it anyway: an editable install's
+# import finder does, an installed package does not.)
+NOT_IN_CHILD = NEVER | {"argparse", "shutil", "traceback", "textwrap", "tokenize", "pathlib",
                         "loopscope.tracer.held_frame", "loopscope.tracer.runner"}
 # The parent: the run is driven by a selector (tracer.blocking_run), not asyncio's runner.
 NOT_IN_PARENT = NEVER | {"loopscope.tracer.runner", "loopscope.tracer.held_frame",
                          "loopscope.tracer.recorder"}
 
-# What the standard library itself loads for the modules a process does need (on 3.14,
-# argparse's colours load dataclasses, and typing's annotations load ast): not ours to avoid.
+# What the interpreter loads as it starts and the standard library itself loads for the
+# modules a process does need (on 3.14, argparse's colours load dataclasses, and typing's
+# annotations load ast): not ours to avoid.
 _STANDARD_NEEDS = """
 import sys, typing
 for name in sys.argv[1:]:
