@@ -20,12 +20,12 @@ the program does:
 from __future__ import annotations
 
 import _thread
+import os
 import sys
 import sysconfig
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
-from pathlib import Path
 from types import CodeType, GeneratorType
 from typing import Any
 
@@ -44,8 +44,18 @@ def _library_roots() -> tuple[str, ...]:
     costs the end of every run a system call per path component)."""
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    roots.add(str(Path(__file__).parent))  # the tracer itself
-    return tuple({str(path) + "/" for root in roots for path in (Path(root), Path(root).resolve())})
+    roots.add(os.path.dirname(_as_written(__file__)))  # the tracer itself
+    return tuple({path + "/" for root in roots
+                  for path in (_as_written(root), os.path.realpath(root))})
+
+
+def _as_written(path: str) -> str:
+    """`path` as pathlib spells it, without importing pathlib (the child's start-up): no
+    empty or "." parts and no trailing slash; ".." parts and symbolic links are kept."""
+    head = "/" if path.startswith("/") else ""
+    if path.startswith("//") and not path.startswith("///"):
+        head = "//"  # POSIX leaves the meaning of exactly two leading slashes open
+    return head + "/".join(part for part in path.split("/") if part not in ("", ".")) or "."
 
 
 class Census:
@@ -108,8 +118,8 @@ class Census:
             verdict = verdicts.get(code.co_filename)
             if verdict is None:
                 name = code.co_filename
-                verdict = verdicts[name] = not name.startswith("<frozen") and not str(
-                    Path(name).resolve()).startswith(roots)
+                verdict = verdicts[name] = not name.startswith("<frozen") and not (
+                    os.path.realpath(name).startswith(roots))
             return verdict
 
         def on_call(code: CodeType, offset: int, function: object, arg0: object) -> Any:
@@ -184,14 +194,14 @@ class Census:
         roots = _library_roots()
         files: dict[str, None] = {}
         if self.script:
-            files[str(Path(self.script).resolve())] = None
+            files[os.path.realpath(self.script)] = None
         for module in list(sys.modules.values()):
             filename = getattr(module, "__file__", None)
             if not isinstance(filename, str) or not filename.endswith(".py"):
                 continue
             if filename.startswith(roots):
                 continue
-            resolved = str(Path(filename).resolve())
+            resolved = os.path.realpath(filename)
             if not resolved.startswith(roots):
                 files[resolved] = None
             if len(files) >= MAX_FILES:
@@ -201,7 +211,8 @@ class Census:
     def _program_codes(self) -> Iterator[CodeType]:
         for filename in self._program_files():
             try:
-                source = Path(filename).read_text(encoding="utf-8")
+                with open(filename, encoding="utf-8") as source_file:
+                    source = source_file.read()
                 code = compile(source, filename, "exec", dont_inherit=True)
             except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
                 continue

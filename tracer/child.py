@@ -24,7 +24,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any, BinaryIO, NamedTuple, TextIO
 
@@ -195,7 +194,7 @@ class StopControl:
         path
         # (thread_lines takes events out of the buffer and puts them back, merged with lines)
         for module in (recorder_module, stream_module, thread_lines_module)
-        for path in (module.__file__ or "", str(Path(module.__file__ or "").resolve()))
+        for path in (module.__file__ or "", os.path.realpath(module.__file__ or ""))
     )
 
     def __init__(self) -> None:

@@ -82,7 +82,6 @@ def launch(target: Target, python: str, paused: bool = False,
     share ours, or a file descriptor."""
     if target.kind not in ("scenario", "script"):
         raise ValueError(f"cannot run a {target.kind}")
-    become_subreaper()  # so descendants that leave the child's session come back to us
     mark = new_mark()
     parent_ends: list[int] = []
     child_ends: list[int] = []
@@ -109,6 +108,12 @@ def launch(target: Target, python: str, paused: bool = False,
     finally:
         for fd in child_ends:
             os.close(fd)
+    # So that descendants that leave the child's session come back to us. Set once the child
+    # is started, while it starts (its ctypes import is the costliest step left before the
+    # spawn): the first process of the run to be orphaned is the watcher the child forks once
+    # its own start-up is done (tracer.descendants), and it is in the child's process group,
+    # ended with it either way; the program's own processes come later still.
+    become_subreaper()
     # The GUI's loop must never block on a child that stopped reading its commands.
     os.set_blocking(control_w, False)
     return Launched(popen, mark, events_r, control_w, out_r, err_r)

@@ -12,15 +12,15 @@ to settrace pass straight through.
 
 from __future__ import annotations
 
+import os
 import sys
 import sysconfig
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
-_TRACER_ROOT = str(Path(__file__).resolve().parent) + "/"
+_TRACER_ROOT = os.path.dirname(os.path.realpath(__file__)) + "/"
 
 TraceFunction = Callable[[FrameType, str, Any], Any]
 
@@ -36,7 +36,7 @@ CALLER_DEPTH = 12
 def _library_roots() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    return tuple(str(Path(root).resolve()) + "/" for root in roots)
+    return tuple(os.path.realpath(root) + "/" for root in roots)
 
 
 _LIBRARY_ROOTS = _library_roots()
@@ -49,7 +49,7 @@ def _owner(filename: str) -> int:
     if verdict is None:
         if _ours(filename):
             verdict = _OURS
-        elif filename.startswith("<frozen") or str(Path(filename).resolve()).startswith(
+        elif filename.startswith("<frozen") or os.path.realpath(filename).startswith(
                 _LIBRARY_ROOTS):
             verdict = _LIBRARY
         else:

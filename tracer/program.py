@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import os
 import runpy
 import sys
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, NamedTuple
 
 
@@ -39,5 +39,5 @@ class Program(NamedTuple):
         """Runs the script as `python script.py ARGS` would: as __main__, its folder on the path."""
         assert self.script is not None
         sys.argv = [self.script, *self.argv]
-        sys.path.insert(0, str(Path(self.script).resolve().parent))
+        sys.path.insert(0, os.path.dirname(os.path.realpath(self.script)))
         runpy.run_path(self.script, run_name="__main__")

@@ -1,16 +1,17 @@
 """The parent's side of a run: start the child, read its event stream, stop it, report how it ended.
 
-Works on whatever asyncio loop is running (a plain one in the CLI, qasync in the app): the
+Works on whatever asyncio loop is running (qasync in the app, a plain one for stepping): the
 child's four pipes are plain pipes read with `loop.connect_read_pipe`, and the process is
 awaited through asyncio's own subprocess support. The events land in a Trace as they arrive;
 whatever arrived is kept however the child ends. After a run, whatever its ending, no child,
-no grandchild in the child's process group and no pipe of the run is left behind.
+no grandchild in the child's process group and no pipe of the run is left behind. The command
+line's recording commands drive theirs without asyncio (tracer.blocking_run); what both share
+is tracer.run_parts.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import os
 import signal
@@ -18,53 +19,31 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from loopscope.tracer.descendants import end_orphans
-from loopscope.tracer.held_frame import HeldView
 from loopscope.tracer.launch import Launched, child_command, launch
-from loopscope.tracer.silence import explain_silence
-from loopscope.tracer.source_files import track_source_files
+from loopscope.tracer.run_parts import (
+    PIPE_DRAIN_S,
+    STDERR_LIMIT,
+    STDOUT_LIMIT,
+    STOP_GRACE_S,
+    Ending,
+    OutputLines,
+    RunResult,
+    begin_trace,
+    describe_exit,
+    outcome,
+)
 from loopscope.tracer.stream import FrameDecoder, StreamError
 from loopscope.tracer.target import Target
 from loopscope.tracer.trace import SequenceGapError, Trace
 
-# How long a child gets to stop by itself before it is killed.
-STOP_GRACE_S = 0.5
-# How long the pipes may stay open after the child exited (a grandchild holding them).
-PIPE_DRAIN_S = 2.0
-# The tail of the child's stderr and stdout that is kept; the beginning matters less than
-# the end, and a program may print far more than memory holds (each line is handed on live).
-STDERR_LIMIT = 1 << 20
-STDOUT_LIMIT = 1 << 20
-# A "line" longer than this is handed on in pieces rather than held until its newline.
-LINE_PIECE_LIMIT = 1 << 16
+if TYPE_CHECKING:
+    from loopscope.tracer.held_frame import HeldView
 
-
-@dataclass
-class RunResult:
-    trace: Trace
-    status: str  # ok | error | stopped | crashed | timeout | protocol-error
-    exit_code: int | None
-    stdout: str = ""
-    stderr: str = ""
-    error: str | None = None  # one line for the user, None when all went well
-    traceback: str | None = None
-    dropped: int = 0  # events the child could not deliver; the stream never drops silently
-    # One line each about what the recording may be missing, and why (tracer.silence).
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    def __repr__(self) -> str:
-        # Short on purpose: asyncio.run (3.11) formats the result's repr as it shuts down,
-        # and the dataclass default would spell out every event of the trace.
-        return (
-            f"RunResult(status={self.status!r}, exit_code={self.exit_code!r}, "
-            f"events={len(self.trace)}, error={self.error!r})"
-        )
+# (the result and its limits are defined with the blocking driver's shared parts)
+__all__ = ["STDOUT_LIMIT", "Run", "RunResult", "describe_exit", "record_sync", "run_target"]
 
 
 class _PipeReader(asyncio.Protocol):
@@ -85,45 +64,6 @@ class _PipeReader(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.closed.done():
             self.closed.set_result(None)
-
-
-class _Lines:
-    """Splits a byte stream into text lines, each handed on as soon as it is complete."""
-
-    def __init__(self, on_line: Callable[[str], None] | None, limit: int | None) -> None:
-        self.on_line = on_line
-        self.limit = limit
-        self.text: collections.deque[str] = collections.deque()
-        self._size = 0
-        self._partial = bytearray()
-
-    def feed(self, data: bytes) -> None:
-        self._partial += data
-        cut = self._partial.rfind(b"\n") + 1
-        if not cut and len(self._partial) > LINE_PIECE_LIMIT:
-            cut = len(self._partial)
-        if cut:
-            complete = self._partial[:cut].decode("utf-8", "replace")
-            del self._partial[:cut]
-            for line in complete.splitlines(keepends=True):
-                self._add(line)
-
-    def close(self) -> None:
-        if self._partial:
-            self._add(self._partial.decode("utf-8", "replace"))
-            self._partial.clear()
-
-    def _add(self, line: str) -> None:
-        self.text.append(line)
-        self._size += len(line)
-        if self.limit is not None:
-            while self._size > self.limit and len(self.text) > 1:
-                self._size -= len(self.text.popleft())
-        if self.on_line is not None:
-            self.on_line(line)
-
-    def value(self) -> str:
-        return "".join(self.text)
 
 
 class _ChildProcess:
@@ -218,8 +158,8 @@ class Run:
         self.stopped = False
         self.event_transport: asyncio.ReadTransport | None = None
         self._decoder = FrameDecoder(self.trace)
-        self._stdout = _Lines(self._echo_stdout, STDOUT_LIMIT)
-        self._stderr = _Lines(on_stderr, STDERR_LIMIT)
+        self._stdout = OutputLines(self._echo_stdout, STDOUT_LIMIT)
+        self._stderr = OutputLines(on_stderr, STDERR_LIMIT)
         self._readers: list[_PipeReader] = []
         self._control_fd: int | None = None
         self._result: RunResult | None = None
@@ -251,11 +191,7 @@ class Run:
         self._control_fd = launched.control_fd
         unconnected = launched.read_fds()
         try:
-            self.trace.meta.update(target=self.target.label, model=self.target.model,
-                                   kind=self.target.kind, status="running", pid=launched.pid)
-            # the identity of each source file, so a saved trace shows only these files' text
-            track_source_files(self.trace, [self.target.value] if self.target.kind == "script"
-                               else [])
+            begin_trace(self.trace, self.target, launched.pid)
             for on_data in (self._on_events, self._stdout.feed, self._stderr.feed):
                 self._readers.append(await _read_pipe(loop, unconnected[0], on_data))
                 unconnected.pop(0)
@@ -414,66 +350,8 @@ class Run:
             self._control_fd = None
 
     def _report(self, code: int | None, timed_out: bool, timeout: float | None) -> RunResult:
-        decoder = self._decoder
-        end = decoder.end
-        stderr = self._stderr.value()
-        status, error = self._classify(code, timed_out, timeout, stderr)
-        dropped = _int(end.get("dropped")) if end else 0
-        self.trace.meta.update(
-            status=status, exit_code=code, error=error, dropped=dropped, stderr=stderr[-20000:],
-            python=(decoder.hello or {}).get("python"), events=len(self.trace),
-        )
-        traceback = end.get("traceback") if end else None
-        notes = self._notes(status)
-        if notes:
-            self.trace.meta["notes"] = notes
-        return RunResult(self.trace, status, code, self._stdout.value(), stderr, error,
-                         traceback if isinstance(traceback, str) else None, dropped, notes)
-
-    def _notes(self, status: str) -> list[str]:
-        end = self._decoder.end or {}
-        notes = [str(note) for note in end.get("notes") or ()]
-        census = end.get("census")
-        if status == "ok" and self.target.kind == "script":
-            notes += explain_silence(self.trace, census if isinstance(census, dict) else None,
-                                     self.target.model)
-        return notes
-
-    def _classify(
-        self, code: int | None, timed_out: bool, timeout: float | None, stderr: str
-    ) -> tuple[str, str | None]:
-        end = self._decoder.end
-        exit_text = describe_exit(code)
-        said = _stderr_gist(stderr)
-        if self.protocol_error is not None:
-            return "protocol-error", _one_line(
-                f"the child broke the event stream: {self.protocol_error} ({exit_text}{said})"
-            )
-        if timed_out:
-            return "timeout", _one_line(
-                f"the run did not finish within {timeout:g} s and was stopped ({exit_text}){said}"
-            )
-        if self.stopped:
-            return "stopped", None
-        if end is not None and end.get("status") == "stopped":
-            # nobody here asked it to stop: a signal from outside ended the program
-            return "stopped", _one_line(
-                f"the program was stopped by a SIGTERM from outside Loopscope ({exit_text})")
-        if end is None:
-            before = "before it started" if self._decoder.hello is None else "mid-run"
-            return "crashed", _one_line(f"the child {_ended(code)} {before}{said}")
-        if end.get("status") == "error":
-            failure = _one_line(str(end.get("error")))
-            return "error", f"the program failed: {failure} ({exit_text})"
-        if code != 0:
-            return "crashed", _one_line(f"the child {_ended(code)} after the run ended{said}")
-        expected = end.get("events")
-        if isinstance(expected, int) and expected != len(self.trace):
-            return "protocol-error", _one_line(
-                f"the child recorded {expected} events but {len(self.trace)} arrived"
-            )
-        status = end.get("status", "ok")
-        return (status if isinstance(status, str) else "ok"), None
+        ending = Ending(code, timed_out, timeout, self.stopped, self.protocol_error)
+        return outcome(self.target, self._decoder, ending, self._stdout, self._stderr)
 
 
 async def _read_pipe(
@@ -488,42 +366,6 @@ async def _read_pipe(
         pipe.close()
         raise
     return reader
-
-
-def describe_exit(code: int | None) -> str:
-    """"exit status 3" or "killed by SIGSEGV", for the one error line."""
-    if code is None:
-        return "exit status unknown"
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
-
-
-def _ended(code: int | None) -> str:
-    if code is not None and code < 0:
-        return f"was {describe_exit(code)}"
-    return f"exited with status {code}"
-
-
-def _stderr_gist(stderr: str) -> str:
-    """The stderr line that says most: a fatal error's headline, else the last line."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    if not lines:
-        return ""
-    fatal = next((line for line in lines if line.startswith("Fatal Python error")), None)
-    return f"; stderr: {fatal or lines[-1]}"
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _int(value: object) -> int:
-    return value if isinstance(value, int) else 0
 
 
 async def run_target(

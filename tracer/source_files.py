@@ -23,17 +23,17 @@ import hashlib
 import os
 import stat
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 MAX_SOURCE_BYTES = 4 << 20
 SOURCE_FILES = "source_files"  # the meta key
 _CACHE_SIZE = 64
 
 
-@dataclass(frozen=True)
-class SourceText:
-    """A source file's text, or why it is not shown (`text` None, `reason` one phrase)."""
+class SourceText(NamedTuple):
+    """A source file's text, or why it is not shown (`text` None, `reason` one phrase).
+    (Not a dataclass: the command line that records a run needs this module, and
+    `dataclasses` would be its costliest import.)"""
 
     text: str | None
     reason: str = ""

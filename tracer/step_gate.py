@@ -38,7 +38,6 @@ from collections.abc import Callable
 from enum import Enum
 
 from loopscope.tracer.events import NO_LANE, Batch, Clock, Code, monotonic_clock
-from loopscope.tracer.held_frame import held_view
 from loopscope.tracer.models.toolkit import ClockPolicy
 from loopscope.tracer.recorder import Recorder
 
@@ -213,6 +212,10 @@ class StepGate:
         empty batch that says the thread is held; None for a sink that cannot take them."""
         if not hasattr(self.recorder.sink, "write_held"):
             return None
+        # imported at the first hold: a run that is never stepped does not load it (nor the
+        # dataclasses module it needs)
+        from loopscope.tracer.held_frame import held_view
+
         try:
             return held_view(self.recorder.event_count, lane)
         except Exception:  # reading the frame must never stop the program

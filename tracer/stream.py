@@ -27,10 +27,9 @@ import struct
 import sys
 from array import array
 from collections.abc import Callable, Sequence
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from loopscope.tracer.events import Batch, Detail, Source, detail_to_dict
-from loopscope.tracer.held_frame import HeldView, held_view_of
 from loopscope.tracer.samples import SamplePayloadError
 from loopscope.tracer.trace import SequenceGapError, Trace
 from loopscope.tracer.trace_checks import (
@@ -41,6 +40,9 @@ from loopscope.tracer.trace_checks import (
     parse_json,
 )
 from loopscope.tracer.values import ValueSectionError, decode_values
+
+if TYPE_CHECKING:
+    from loopscope.tracer.held_frame import HeldView
 
 PROTOCOL_VERSION = 2
 MAGIC = b"LSCP"
@@ -259,6 +261,9 @@ class FrameDecoder:
             raise StreamError(str(exc)) from None
 
     def _apply_held(self, payload: bytes) -> None:
+        # imported here: it loads dataclasses, which the child (a writer) never needs
+        from loopscope.tracer.held_frame import held_view_of
+
         try:
             self.held = held_view_of(_json_object(payload, "held"))
         except ValueError as exc:

@@ -10,12 +10,15 @@ kept whole: hiding it would hide the bug.
 
 from __future__ import annotations
 
+import os
 import runpy
-import traceback
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-_TRACER_ROOT = str(Path(__file__).resolve().parent) + "/"
-_RUNPY = {runpy.__file__, str(Path(runpy.__file__ or "").resolve())}
+if TYPE_CHECKING:
+    import traceback
+
+_TRACER_ROOT = os.path.dirname(os.path.realpath(__file__)) + "/"
+_RUNPY = {runpy.__file__, os.path.realpath(runpy.__file__ or "")}
 
 
 def is_harness_file(filename: str) -> bool:
@@ -62,6 +65,8 @@ def _trim(summary: traceback.TracebackException, seen: set[int]) -> None:
 
 def program_traceback(error: BaseException) -> str:
     """The formatted traceback of `error`, starting at the program's own code."""
+    import traceback  # here: only a program that fails needs it (and textwrap, linecache)
+
     summary = traceback.TracebackException.from_exception(error)
     _trim(summary, set())
     return "".join(summary.format())

@@ -29,7 +29,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -41,6 +41,7 @@ from loopscope.tracer.target import Target, TargetError, resolve_target
 if TYPE_CHECKING:
     import asyncio
 
+    from loopscope.tracer.blocking_run import BlockingRun
     from loopscope.tracer.runner import Run, RunResult
     from loopscope.tracer.trace import Trace
 
@@ -276,8 +277,8 @@ class _CtrlC:
 class _HeldSignals:
     """Between the child's launch and the run's own signal handling (the command line
     imports the rest of itself meanwhile, while the program already runs), a stop signal is
-    held rather than acted on, then handled as if it came once the run listens (_CtrlC): the
-    run is stopped and saved, as for any signal during it."""
+    held rather than acted on, then handled as if it came once the run listens
+    (_StopOnSignal): the run is stopped and saved, as for any signal during it."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
@@ -311,14 +312,36 @@ def _end_by_exception() -> None:
             signal.signal(signo, _raise_terminated)
 
 
-async def _record(run: Run, timeout: float | None,
-                  held: Sequence[int] = ()) -> tuple[RunResult, int]:
-    """Runs the target to its end, or until Ctrl-C stops it (see _CtrlC)."""
-    await run.start()
-    with _CtrlC(run, held) as ctrl_c:
-        result = await run.wait(timeout)
-        await ctrl_c.stopped()
-    return result, ctrl_c.signal_number
+class _StopOnSignal:
+    """_CtrlC for a run driven without an event loop (tracer.blocking_run): while entered,
+    the first Ctrl-C (or SIGTERM, or SIGHUP) stops the run, keeping what it recorded, and a
+    second kills it at once; `signal_number` says which signal came first. Signals held
+    while the run was being set up (_HeldSignals) are acted on as it is entered."""
+
+    def __init__(self, run: BlockingRun, held: Sequence[int] = ()) -> None:
+        self.run = run
+        self.signal_number = 0
+        self._held = held
+
+    def __enter__(self) -> _StopOnSignal:
+        with contextlib.suppress(ValueError, OSError):  # not on the main thread: leave them be
+            for signo in STOP_SIGNALS:
+                signal.signal(signo, self._on_signal)
+        for held in self._held:
+            self._on_signal(held, None)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        _end_by_exception()
+
+    def _on_signal(self, signo: int, _frame: object) -> None:
+        if self.signal_number:
+            self.run.kill()
+            return
+        self.signal_number = signo
+        self.run.stop()
 
 
 def _echo(text: str) -> None:
@@ -340,7 +363,11 @@ def load_trace(path: str) -> Trace:
         raise CliError(str(exc)) from None
 
 
-def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Obtained:
+def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool,
+                 while_starting: Callable[[], object] | None = None) -> Obtained:
+    """Runs the target (or loads the saved trace). `while_starting` is called once the
+    child is started, for a command to import what it needs after the run while the child
+    starts (this process would otherwise only wait)."""
     if target.kind == "trace":
         return Obtained(load_trace(target.value), None)
     # The child starts first; what runs and saves it is imported while it starts. The
@@ -353,17 +380,21 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool) -> Ob
         _end_by_exception()
         raise
     try:
-        import asyncio
+        # not the asyncio runner: asyncio's import would cost more than the rest of a
+        # one-liner's command line (tracer.blocking_run)
+        from loopscope.tracer.blocking_run import BlockingRun
 
-        from loopscope.tracer.runner import Run
-
-        run = Run(target, on_stdout=_echo if echo_stdout else None, on_stderr=_echo_stderr,
-                  stdin=None, launched=launched)
+        run = BlockingRun(launched, target, on_stdout=_echo if echo_stdout else None,
+                          on_stderr=_echo_stderr)
+        if while_starting is not None:
+            while_starting()
     except BaseException:
         launched.abandon()
         _end_by_exception()
         raise
-    result, interrupted = asyncio.run(_record(run, timeout, held.received))
+    with _StopOnSignal(run, held.received) as stopper:
+        result = run.wait(timeout)
+    interrupted = stopper.signal_number
     if result.stderr and not result.stderr.endswith("\n"):
         sys.stderr.write("\n")  # the program's stderr went through live; end its last line
     dropped = int(result.trace.meta.get("dropped") or 0)
@@ -396,6 +427,16 @@ def save_trace(trace: Trace, path: Path) -> None:
         formats.save_trace(trace, path)
     except OSError as exc:
         raise CliError(_write_failure(path, exc)) from None
+
+
+def _saving_code(path: Path) -> None:
+    """Imports the code that will save to `path` (see obtain_trace's `while_starting`)."""
+    import importlib
+
+    from loopscope.tracer import formats
+
+    importlib.import_module("loopscope.tracer.export_chrome" if formats.is_chrome_json(path)
+                            else "loopscope.tracer.native")
 
 
 def _write_failure(path: Path, exc: OSError) -> str:
@@ -433,7 +474,8 @@ def command_list() -> int:
 def command_trace(options: argparse.Namespace, script_args: Sequence[str]) -> int:
     target = _resolve(options, script_args)
     output = check_writable(options.output, target)
-    obtained = obtain_trace(target, options.timeout, echo_stdout=True)
+    obtained = obtain_trace(target, options.timeout, echo_stdout=True,
+                            while_starting=lambda: _saving_code(output))
     save_trace(obtained.trace, output)
     if obtained.failure is None:
         sys.stderr.write(

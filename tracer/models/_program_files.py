@@ -12,18 +12,17 @@ import importlib.util
 import os
 import sysconfig
 from collections.abc import Mapping
-from pathlib import Path
 
 
-def _as_root(path: str | Path) -> str:
-    return str(Path(path).resolve()) + "/"
+def _as_root(path: str | os.PathLike[str]) -> str:
+    return os.path.realpath(path) + "/"
 
 
 def library_roots() -> tuple[str, ...]:
     """Folders whose files are library code (resolved, each ending in '/')."""
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
-    roots.add(str(Path(__file__).resolve().parent.parent))  # tracer/ itself
+    roots.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # tracer/ itself
     return tuple(sorted(_as_root(root) for root in roots))
 
 
@@ -53,7 +52,7 @@ class ProgramFiles:
                 # "<frozen ...>" is the stdlib; "<string>"/"<stdin>" are the user's own code
                 verdict = not filename.startswith("<frozen")
             else:
-                resolved = str(Path(filename).resolve())
+                resolved = os.path.realpath(filename)
                 verdict = resolved.startswith(self._program) or not resolved.startswith(
                     self._library)
             self._verdicts[filename] = verdict

@@ -1,0 +1,98 @@
+"""What `loopscope trace` of an empty script imports, in its two real processes.
+
+The fixed cost of tracing a one-liner is two interpreters' start-ups and whatever each one
+imports (docs/benchmarks.md, "The fixed cost"). These tests fail when a heavy module that the
+start-up path was freed of comes back: the parent (the command line) runs its run without
+asyncio, and the child starts the program without asyncio, dataclasses, argparse and the rest.
+Each list is of modules that run does not need; a model or a failing program still imports
+what it needs when it needs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cli.test_cli import _env, _script
+
+# Neither process of the run needs any of these for an empty script.
+NEVER = {"asyncio", "dataclasses", "inspect", "ast", "ssl", "socket", "concurrent.futures",
+         "logging", "platform", "secrets", "PySide6", "numpy"}
+# The child, besides: it parses its own command line, writes but never decodes frames, and
+# imports the traceback machinery only for a program that fails.
+# (pathlib counts where the interpreter does not load it anyway: an editable install's
+# import finder does, an installed package does not.)
+NOT_IN_CHILD = NEVER | {"argparse", "shutil", "traceback", "textwrap", "tokenize", "pathlib",
+                        "loopscope.tracer.held_frame", "loopscope.tracer.runner"}
+# The parent: the run is driven by a selector (tracer.blocking_run), not asyncio's runner.
+NOT_IN_PARENT = NEVER | {"loopscope.tracer.runner", "loopscope.tracer.held_frame",
+                         "loopscope.tracer.recorder"}
+
+# What the interpreter loads as it starts and the standard library itself loads for the
+# modules a process does need (on 3.14, argparse's colours load dataclasses, and typing's
+# annotations load ast): not ours to avoid.
+_STANDARD_NEEDS = """
+import sys, typing
+for name in sys.argv[1:]:
+    __import__(name)
+class Probe(typing.NamedTuple):
+    field: int
+if "argparse" in sys.modules:
+    sys.modules["argparse"].ArgumentParser(prog="probe").parse_args([])
+print("\\n".join(sys.modules))
+"""
+CHILD_NEEDS = ("array", "json", "select", "signal", "struct", "threading")
+PARENT_NEEDS = ("argparse", "ctypes", "json", "selectors", "signal", "subprocess", "threading",
+                "zlib")
+
+
+def _pulled_in_by_the_standard_library(needs: tuple[str, ...]) -> set[str]:
+    done = subprocess.run([sys.executable, "-c", _STANDARD_NEEDS, *needs], capture_output=True,
+                          text=True, timeout=60, check=True)
+    return set(done.stdout.split())
+
+
+# The command line as the `loopscope` command runs it, then the modules it loaded.
+_PARENT = """
+import json, sys
+from loopscope.ui.cli import main
+status = main(sys.argv[2:])
+with open(sys.argv[1], "w") as out:
+    json.dump(sorted(sys.modules), out)
+sys.exit(status)
+"""
+
+
+def test_the_child_of_an_empty_script_starts_it_without_heavy_imports(tmp_path: Path) -> None:
+    # The program's first statement sees the modules the child loaded before it ran it.
+    seen = tmp_path / "child-modules.json"
+    script = _script(tmp_path, "empty.py", f"""
+        import sys
+        with open({str(seen)!r}, "w") as out:
+            out.write("\\n".join(sorted(sys.modules)))
+        """)
+    done = subprocess.run(
+        [sys.executable, "-m", "loopscope.ui.cli", "trace", str(script), "-o",
+         str(tmp_path / "t.loopscope")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=90, env=_env())
+    assert done.returncode == 0, done.stderr
+    loaded = set(seen.read_text(encoding="utf-8").split())
+    assert "loopscope.tracer.recorder" in loaded  # it is the child's view indeed
+    heavy = (loaded & NOT_IN_CHILD) - _pulled_in_by_the_standard_library(CHILD_NEEDS)
+    assert not heavy, sorted(heavy)
+
+
+def test_the_command_line_records_a_run_without_asyncio(tmp_path: Path) -> None:
+    seen = tmp_path / "parent-modules.json"
+    script = _script(tmp_path, "empty.py", "pass\n")
+    done = subprocess.run(
+        [sys.executable, "-c", _PARENT, str(seen), "trace", str(script), "-o",
+         str(tmp_path / "t.loopscope")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=90, env=_env())
+    assert done.returncode == 0, done.stderr
+    loaded = set(json.loads(seen.read_text(encoding="utf-8")))
+    assert "loopscope.tracer.native" in loaded  # it saved the trace
+    heavy = (loaded & NOT_IN_PARENT) - _pulled_in_by_the_standard_library(PARENT_NEEDS)
+    assert not heavy, sorted(heavy)
