@@ -224,18 +224,19 @@ resume_detail(GeneratorHooks *self, PyObject *site, PyFrameObject *driver, Py_ss
     return failed;
 }
 
-/* The source index where `lane`'s frame resumes, at `offset` (cached per lane and offset). */
+/* The source index where `lane`'s frame resumes, at `offset` (cached per code and offset:
+ * the lane's row of tracer.resume_sources is its code's table, or None before it has one). */
 static int
 resume_source(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset,
               int32_t *source)
 {
     PyObject *sources = lane < PyList_GET_SIZE(self->resume_sources)
         ? PyList_GET_ITEM(self->resume_sources, lane) : NULL;
-    if (sources == NULL || !PyDict_CheckExact(sources)) {
+    if (sources == NULL || (sources != Py_None && !PyDict_CheckExact(sources))) {
         PyErr_Format(PyExc_IndexError, "tracer.resume_sources has no table for lane %zd", lane);
         return -1;
     }
-    PyObject *known = PyDict_GetItemWithError(sources, offset);
+    PyObject *known = sources == Py_None ? NULL : PyDict_GetItemWithError(sources, offset);
     if (known != NULL) return as_int32(known, source);
     if (PyErr_Occurred()) return -1;
     PyObject *lane_number = PyLong_FromSsize_t(lane);
@@ -370,45 +371,146 @@ fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
     return 1;
 }
 
-/* The PY_RESUME (`yielding` 0) or PY_YIELD (1) callback: the fast path for a known lane's
- * frame, the Python twin for anything else. */
-static PyObject *
-monitoring_event(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs, int yielding)
+/* The unspecialised opcode of the instruction `frame` is at; -1 when unknown, -2 on error. */
+static int
+current_opcode(PyFrameObject *frame)
 {
-    if (nargs != 2 + yielding) {
-        PyErr_SetString(PyExc_TypeError,
-                        yielding ? "on_yield(code, offset, value)" : "on_resume(code, offset)");
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    PyObject *raw = PyCode_GetCode(code);  /* cached by the code object */
+    Py_DECREF(code);
+    if (raw == NULL) return -2;
+    int lasti = PyFrame_GetLasti(frame);
+    int opcode = lasti >= 0 && lasti < PyBytes_GET_SIZE(raw)
+        ? (unsigned char)PyBytes_AS_STRING(raw)[lasti] : -1;
+    Py_DECREF(raw);
+    return opcode;
+}
+
+/* Where the body of `code` starts, when a backend has seen this followed program code start
+ * (tracer.started_codes): 1 with *start set; 0 when not; -1 on error. */
+static int
+started_code(GeneratorHooks *self, PyCodeObject *code, long *start)
+{
+    PyObject *key = PyLong_FromVoidPtr(code);
+    if (key == NULL) return -1;
+    PyObject *found = PyDict_GetItemWithError(self->started_codes, key);
+    Py_DECREF(key);
+    if (found == NULL) return PyErr_Occurred() ? -1 : 0;
+    *start = PyLong_AsLong(found);
+    return *start == -1 && PyErr_Occurred() ? -1 : 1;
+}
+
+/* 1: `frame`, a coroutine starting, is awaited (`await`, `yield from`: a SEND) by a lane or by
+ * a coroutine running as a call, so it runs as a call in its awaiter too (tracer.calls); 0:
+ * not so, the Python path decides; -1: error. The twin of the call check in
+ * GeneratorTracer.resumed. */
+int
+fast_call_start(GeneratorHooks *self, PyFrameObject *frame)
+{
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    long start = 0;
+    int known = (code->co_flags & CO_COROUTINE_FLAG) ? started_code(self, code, &start) : 0;
+    Py_DECREF(code);
+    if (known <= 0) return known;
+    if (PyFrame_GetLasti(frame) > start) return 0;  /* begun before the tracer: Python says */
+    Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+    if (lane != -1) return lane == -2 ? -1 : 0;
+    PyFrameObject *caller = PyFrame_GetBack(frame);
+    if (caller == NULL) return 0;
+    lane = lane_in(self->lanes, (PyObject *)caller);
+    int awaited = lane >= 0 ? 1
+        : lane == -2 ? -1 : PyDict_Contains(self->calls, (PyObject *)caller);
+    if (awaited > 0) {
+        int opcode = current_opcode(caller);
+        awaited = opcode == -2 ? -1 : opcode == self->send_opcode;
+    }
+    Py_DECREF(caller);
+    if (awaited <= 0) return awaited;
+    return PyDict_SetItem(self->calls, (PyObject *)frame, Py_True) < 0 ? -1 : 1;
+}
+
+/* 1: `frame`, a coroutine running as a call, returns (nothing to record); 0: it is not one. */
+int
+fast_call_return(GeneratorHooks *self, PyFrameObject *frame)
+{
+    return PyDict_GET_SIZE(self->calls) ? dict_discard(self->calls, (PyObject *)frame) : 0;
+}
+
+/* The sys.monitoring events GeneratorHooks takes, and their callbacks' signatures. */
+enum { ON_START, ON_RESUME, ON_YIELD, ON_RETURN };
+static const char *const callback_signatures[] = {
+    "on_start(code, offset)", "on_resume(code, offset)", "on_yield(code, offset, value)",
+    "on_return(code, offset, value)",
+};
+
+/* PY_START or PY_RETURN: 1 when a coroutine running as a call starts or returns (or the code
+ * is a known one, on a thread not followed); 0 for the Python twin; -1 on error. */
+static int
+call_event(GeneratorHooks *self, PyObject *code, int returning)
+{
+    if (!PyCode_Check(code)) {
+        PyErr_SetString(PyExc_TypeError, "a sys.monitoring callback's code is not a code object");
+        return -1;
+    }
+    long start;
+    int known = returning && !PyDict_GET_SIZE(self->calls) ? 0
+        : started_code(self, (PyCodeObject *)code, &start);
+    if (known <= 0) return known;
+    if (PyThreadState_Get() != self->thread) return 1;  /* as the twin does */
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) return 0;
+    return returning ? fast_call_return(self, frame) : fast_call_start(self, frame);
+}
+
+/* PY_RESUME or PY_YIELD: 1 when a known lane's hand-off is recorded (or on a thread not
+ * followed); 0 for the Python twin; -1 on error. */
+static int
+handoff_event(GeneratorHooks *self, PyObject *const *args, int yielding)
+{
+    if (PyThreadState_Get() != self->thread) return 1;
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) return 0;
+    Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+    if (lane < 0) return lane == -2 ? -1 : 0;
+    return yielding ? fast_yield(self, lane, args[2]) : fast_resume(self, frame, lane, args[1]);
+}
+
+/* A sys.monitoring callback: the fast paths in C, the Python twin for anything else. */
+static PyObject *
+monitoring_callback(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs, int event)
+{
+    if (nargs != 2 + (event == ON_YIELD || event == ON_RETURN)) {
+        PyErr_SetString(PyExc_TypeError, callback_signatures[event]);
         return NULL;
     }
-    if (PyThreadState_Get() != self->thread) Py_RETURN_NONE;
-    PyFrameObject *frame = PyEval_GetFrame();
-    if (frame != NULL) {
-        Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
-        if (lane == -2) return NULL;
-        if (lane >= 0) {
-            int done = yielding ? fast_yield(self, lane, args[2])
-                                : fast_resume(self, frame, lane, args[1]);
-            if (done < 0) return NULL;
-            if (done) Py_RETURN_NONE;
-        }
+    PyObject *fallback = event == ON_START ? self->start_fallback
+        : event == ON_RESUME ? self->resume_fallback
+        : event == ON_YIELD ? self->yield_fallback : self->return_fallback;
+    if (fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "GeneratorHooks was made without start_fallback "
+                        "and return_fallback");
+        return NULL;
     }
-    return PyObject_Vectorcall(yielding ? self->yield_fallback : self->resume_fallback, args,
-                               nargs, NULL);
+    int done = event == ON_START || event == ON_RETURN
+        ? call_event(self, args[0], event == ON_RETURN)
+        : handoff_event(self, args, event == ON_YIELD);
+    if (done < 0) return NULL;
+    if (done) Py_RETURN_NONE;
+    return PyObject_Vectorcall(fallback, args, nargs, NULL);
 }
 
-/* on_resume(code, offset): the PY_RESUME callback */
-static PyObject *
-hooks_on_resume(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return monitoring_event(self, args, nargs, 0);
-}
-
-/* on_yield(code, offset, value): the PY_YIELD callback */
-static PyObject *
-hooks_on_yield(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
-{
-    return monitoring_event(self, args, nargs, 1);
-}
+/* hooks_on_start(code, offset) and the others: the callbacks registered */
+#define MONITORING_CALLBACK(name, event)                                                  \
+    static PyObject *                                                                     \
+    name(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)                   \
+    {                                                                                     \
+        return monitoring_callback(self, args, nargs, event);                             \
+    }
+MONITORING_CALLBACK(hooks_on_start, ON_START)
+MONITORING_CALLBACK(hooks_on_resume, ON_RESUME)
+MONITORING_CALLBACK(hooks_on_yield, ON_YIELD)
+MONITORING_CALLBACK(hooks_on_return, ON_RETURN)
+#undef MONITORING_CALLBACK
 
 /* install_trace(call_fallback, local_fallback, errors): on 3.11, installs the C trace */
 static PyObject *
@@ -451,8 +553,10 @@ static int
 hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *tracer, *recorder, *resume_fallback, *yield_fallback, *short_repr, *missing;
-    if (!PyArg_ParseTuple(args, "OOOOOO:GeneratorHooks", &tracer, &recorder, &resume_fallback,
-                          &yield_fallback, &short_repr, &missing)) {
+    PyObject *start_fallback = NULL, *return_fallback = NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOO|OO:GeneratorHooks", &tracer, &recorder,
+                          &resume_fallback, &yield_fallback, &short_repr, &missing,
+                          &start_fallback, &return_fallback)) {
         return -1;
     }
     if (check_recorder(recorder) < 0) return -1;
@@ -462,6 +566,16 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->yield_fallback, Py_NewRef(yield_fallback));
     Py_XSETREF(self->short_repr, Py_NewRef(short_repr));
     Py_XSETREF(self->missing, Py_NewRef(missing));
+    Py_XSETREF(self->start_fallback, Py_XNewRef(start_fallback));
+    Py_XSETREF(self->return_fallback, Py_XNewRef(return_fallback));
+    PyObject *opcodes = PyImport_ImportModule("opcode");
+    PyObject *opmap = opcodes == NULL ? NULL : PyObject_GetAttrString(opcodes, "opmap");
+    Py_XDECREF(opcodes);
+    PyObject *send = opmap == NULL ? NULL : PyObject_GetItem(opmap, str_send);
+    Py_XDECREF(opmap);
+    self->send_opcode = send == NULL ? -1 : (int)PyLong_AsLong(send);
+    Py_XDECREF(send);
+    if (PyErr_Occurred()) return -1;
     PyObject *yield_detail = PyObject_GetAttrString(tracer, "yield_detail");
     if (yield_detail == NULL) return -1;
     int bad = as_int32(yield_detail, &self->yield_detail);
@@ -475,6 +589,8 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
         || take_table(&self->delegates, tracer, "delegates", is_exact_list) < 0
         || take_table(&self->delegators, tracer, "delegators", is_exact_list) < 0
         || take_table(&self->pending, tracer, "pending", is_exact_list) < 0
+        || take_table(&self->calls, tracer, "calls", is_exact_dict) < 0
+        || take_table(&self->started_codes, tracer, "started_codes", is_exact_dict) < 0
         || take_table(&self->resume_source, tracer, "resume_source", PyCallable_Check) < 0) {
         return -1;
     }
@@ -512,6 +628,10 @@ static PyMethodDef hooks_methods[] = {
      "on_resume(code, offset): the sys.monitoring PY_RESUME callback."},
     {"on_yield", (PyCFunction)(void (*)(void))hooks_on_yield, METH_FASTCALL,
      "on_yield(code, offset, value): the sys.monitoring PY_YIELD callback."},
+    {"on_start", (PyCFunction)(void (*)(void))hooks_on_start, METH_FASTCALL,
+     "on_start(code, offset): the sys.monitoring PY_START callback."},
+    {"on_return", (PyCFunction)(void (*)(void))hooks_on_return, METH_FASTCALL,
+     "on_return(code, offset, value): the sys.monitoring PY_RETURN callback."},
     {"install_trace", (PyCFunction)(void (*)(void))hooks_install_trace, METH_FASTCALL,
      "install_trace(call_fallback, local_fallback, errors): the C trace function (3.11)."},
     {"install_eval", (PyCFunction)(void (*)(void))hooks_install_eval, METH_FASTCALL,
@@ -525,7 +645,7 @@ PyTypeObject GeneratorHooksType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "loopscope.tracer._handoffs.GeneratorHooks",
     .tp_doc = "GeneratorHooks(tracer, recorder, resume_fallback, yield_fallback, short_repr, "
-              "missing): generator hand-offs recorded in C.",
+              "missing[, start_fallback, return_fallback]): generator hand-offs recorded in C.",
     .tp_basicsize = sizeof(GeneratorHooks),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,

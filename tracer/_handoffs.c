@@ -19,6 +19,7 @@
 LoopscopeRecorderAPI *recorder_api;
 
 PyObject *str_yield;
+PyObject *str_send;
 PyObject *str_switch;
 PyObject *str_throw;
 PyObject *str_call;
@@ -69,8 +70,9 @@ PyInit__handoffs(void)
         return NULL;
     }
     static const InternedName names[] = {
-        {&str_yield, "yield"}, {&str_switch, "switch"}, {&str_throw, "throw"},
-        {&str_call, "call"}, {&str_return, "return"}, {&str_exception, "exception"},
+        {&str_yield, "yield"}, {&str_send, "SEND"}, {&str_switch, "switch"},
+        {&str_throw, "throw"}, {&str_call, "call"}, {&str_return, "return"},
+        {&str_exception, "exception"},
         {&str_dead, "dead"}, {NULL, NULL},
     };
     if (intern_names(names) < 0) return NULL;

@@ -34,6 +34,7 @@
 extern LoopscopeRecorderAPI *recorder_api;  /* set by PyInit__handoffs */
 
 extern PyObject *str_yield;
+extern PyObject *str_send;  /* "SEND", the opcode's name */
 extern PyObject *str_switch;
 extern PyObject *str_throw;
 extern PyObject *str_call;
@@ -72,6 +73,17 @@ take_table(PyObject **slot, PyObject *tracer, const char *name, int (*check)(PyO
     return 0;
 }
 
+/* dict.pop(key, None) for a dict whose values need no look: 1 when the key was there, 0 when
+ * not, -1 on error. */
+static inline int
+dict_discard(PyObject *dict, PyObject *key)
+{
+    if (PyDict_DelItem(dict, key) == 0) return 1;
+    if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
+    PyErr_Clear();
+    return 0;
+}
+
 static inline Py_ssize_t
 lane_in(PyObject *lanes, PyObject *key)
 {
@@ -103,19 +115,29 @@ typedef struct {
     PyObject *call_fallback;   /* 3.11: the Python global and local trace functions */
     PyObject *local_fallback;
     PyObject *errors;          /* 3.11: the Python trace's frame -> pending exception */
+    PyObject *calls;           /* tracer.calls: coroutines running as calls (frame -> True) */
+    PyObject *started_codes;   /* tracer.started_codes: id(code) -> where its body starts */
+    PyObject *start_fallback;  /* 3.12+: the Python PY_START / PY_RETURN callbacks */
+    PyObject *return_fallback;
+    int send_opcode;           /* dis.opmap["SEND"]: `yield from` / `await` */
 } GeneratorHooks;
 
 /* The objects a GeneratorHooks holds, for its traverse and clear. */
 #define GENERATOR_HOOKS_OBJECTS(X)                                                        \
     X(recorder) X(lanes) X(sites) X(sent_values) X(yielded_values) X(resume_sources)      \
     X(delegates) X(delegators) X(pending) X(resume_source) X(short_repr) X(missing)       \
-    X(resume_fallback) X(yield_fallback) X(call_fallback) X(local_fallback) X(errors)
+    X(resume_fallback) X(yield_fallback) X(call_fallback) X(local_fallback) X(errors)    \
+    X(calls) X(started_codes) X(start_fallback) X(return_fallback)
 
 extern PyTypeObject GeneratorHooksType;
 
 /* The hand-off fast paths (1: recorded; 0: the Python twin decides; -1: an error). */
 int fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset);
 int fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value);
+/* A coroutine starting as a call in its awaiter (1), or its return as one (1); 0: the Python
+ * twin decides; -1: an error. */
+int fast_call_start(GeneratorHooks *self, PyFrameObject *frame);
+int fast_call_return(GeneratorHooks *self, PyFrameObject *frame);
 
 #if PY_VERSION_HEX < 0x030C0000
 /* -- 3.11 (_generator_eval.c); each returns -1 with an exception set on failure ------------ */

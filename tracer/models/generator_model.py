@@ -270,12 +270,15 @@ class GeneratorTracer:
         self.names = self.handoff_lanes.names
         self.main_lane = NO_LANE
         # Per lane, indexed by lane id: how it was last resumed, the last values handed to it
-        # and by it, and its source index per resume offset.
+        # and by it, and its source index per resume offset. Where a frame resumes depends
+        # on its code only, so every lane of one code shares that code's table (set when the
+        # lane is spawned): a new lane finds its resume sources known already.
         table = self.handoff_lanes.table
         self.sites: list[Site] = table(lambda: _NO_SITE)
         self.sent_values: list[ValueCache] = table(lambda: None)
         self.yielded_values: list[ValueCache] = table(lambda: None)
-        self.resume_sources: list[dict[int, int]] = table(dict)
+        self.resume_sources: list[dict[int, int] | None] = table(lambda: None)
+        self._code_resume_sources: dict[int, dict[int, int]] = {}
         # Per lane: the lane it delegates to with `yield from` / `await` (or NO_LANE), and the
         # lane delegating to it; and the hand-off passing down a delegation chain
         # (PENDING_FIELDS), mutated in place because the C hooks hold it too.
@@ -300,6 +303,16 @@ class GeneratorTracer:
         # its task). One that suspends becomes a lane then (_promote); most return first.
         self.calls: dict[FrameType, bool] = {}
         self._pending_close: dict[int, FrameType] = {}
+        # By id(code), the program's followed codes that a backend has seen start and set up
+        # (3.13's close watch), and where their body starts (self._codes holds the code): the
+        # C hooks take a new frame of one of these without asking the backend again.
+        # Alone only: beside another model a code may become one-shot later.
+        self.started_codes: dict[int, int] = {}
+
+    def code_started(self, code: CodeType) -> None:
+        """A backend has seen `code`, a followed code of the program, start."""
+        if self.host is None:
+            self.started_codes[id(code)] = self._lane_code(code)[0]
 
     # -- lanes ------------------------------------------------------------------------------
 
@@ -373,6 +386,10 @@ class GeneratorTracer:
         name = self.handoff_lanes.unique_name(code.co_name)
         lane = self._new_lane(name, LaneKind.GENERATOR, driver, self._lane_code(code)[1])
         self.lanes[frame] = lane
+        sources = self._code_resume_sources.get(id(code))
+        if sources is None:
+            sources = self._code_resume_sources[id(code)] = {}  # (self._codes holds the code)
+        self.resume_sources[lane] = sources
         return lane
 
     def _source(self, frame: FrameType | None) -> int:
@@ -381,7 +398,9 @@ class GeneratorTracer:
     def resume_source(self, lane: int, frame: FrameType) -> int:
         """The source index of where the lane's frame resumes, cached per instruction."""
         index = self._source(frame)
-        self.resume_sources[lane][frame.f_lasti] = index
+        sources = self.resume_sources[lane]
+        if sources is not None:
+            sources[frame.f_lasti] = index
         return index
 
     def _blocked_detail(self, other: int) -> int:
@@ -752,7 +771,8 @@ def hot_paths(tracer: GeneratorTracer) -> tuple[Callable[[FrameType, int, int], 
                     detail = value_detail(value, site[4], site[5], sent_values, lane)
         elif expected != lane:
             return False
-        source = resume_sources[lane].get(offset)
+        sources = resume_sources[lane]
+        source = sources.get(offset) if sources is not None else None
         if source is None:
             source = resume_source(lane, frame)
         delegate = delegates[lane]
@@ -843,6 +863,8 @@ class MonitoringBackend:
                 monitoring.set_local_events(tool, code, call_events)
             if not code.co_flags & followed:
                 return disable
+            if id(code) not in started_codes:
+                tracer.code_started(code)
             if get_ident() == traced_thread:
                 tracer.resumed(get_frame(1))
             return None
@@ -850,6 +872,7 @@ class MonitoringBackend:
         recorder = tracer.recorder
         lanes_get = lanes.get
         calls = tracer.calls
+        started_codes = tracer.started_codes
         resume, yield_ = hot_paths(tracer)
 
         def on_resume(code: CodeType, offset: int) -> Any:
@@ -902,15 +925,19 @@ class MonitoringBackend:
                 tracer.finished(frame, None, exception)
             return None
 
-        # With tracer._handoffs built, its C twins of on_resume and on_yield take the
-        # hand-offs and call the Python ones above for everything else.
+        # With tracer._handoffs built, its C twins of on_start, on_resume, on_yield and
+        # on_return take the hand-offs and the coroutines running as calls, and call the
+        # Python ones above for everything else.
+        start_callback: Callable[..., Any] = on_start
         resume_callback: Callable[..., Any] = on_resume
         yield_callback: Callable[..., Any] = on_yield
+        return_callback: Callable[..., Any] = on_return
         handoffs = c_handoffs(recorder)
         if handoffs is not None:
             hooks = handoffs.GeneratorHooks(tracer, recorder, on_resume, on_yield, short_repr,
-                                            _MISSING)
-            resume_callback, yield_callback = hooks.on_resume, hooks.on_yield
+                                            _MISSING, on_start, on_return)
+            start_callback, resume_callback = hooks.on_start, hooks.on_resume
+            yield_callback, return_callback = hooks.on_yield, hooks.on_return
 
         generator_close = types.GeneratorType.close
 
@@ -929,9 +956,9 @@ class MonitoringBackend:
             return None
 
         for event, callback in (
-            (events.PY_START, on_start), (events.PY_RESUME, resume_callback),
+            (events.PY_START, start_callback), (events.PY_RESUME, resume_callback),
             (events.PY_THROW, on_throw), (events.PY_YIELD, yield_callback),
-            (events.PY_RETURN, on_return), (events.PY_UNWIND, on_unwind),
+            (events.PY_RETURN, return_callback), (events.PY_UNWIND, on_unwind),
             (events.CALL, on_call), (events.C_RETURN, on_c_return),
             (events.C_RAISE, on_c_return),
         ):
@@ -1050,6 +1077,7 @@ class SettraceBackend:
                     not_generators[id(code)] = code
                     return None
                 generator_codes[id(code)] = (code, code.co_code)
+                tracer.code_started(code)
             if lines_off:
                 frame.f_trace_lines = False
             errors.pop(frame, None)
