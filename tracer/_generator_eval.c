@@ -33,7 +33,7 @@ play_call(GeneratorHooks *self, PyFrameObject *frame, PyObject **local)
         return 0;
     }
     else {
-        int done = fast_call_start(self, frame);
+        int done = fast_start(self, frame);
         if (done) return done;
     }
     PyObject *result = PyObject_CallFunctionObjArgs(self->call_fallback, (PyObject *)frame,
@@ -61,7 +61,7 @@ play_leave(GeneratorHooks *self, PyFrameObject *frame, int what, PyObject *arg)
             ? (unsigned char)PyBytes_AS_STRING(raw)[lasti] : -1;
         Py_DECREF(raw);
         if (opcode == RETURN_VALUE) {
-            int done = fast_call_return(self, frame);
+            int done = fast_return(self, frame, arg);
             if (done) return done < 0 ? -1 : 0;
         }
         else if (opcode == YIELD_VALUE) {

@@ -19,7 +19,9 @@
 LoopscopeRecorderAPI *recorder_api;
 
 PyObject *str_yield;
+PyObject *str_send_opname;
 PyObject *str_send;
+PyObject *str_next;
 PyObject *str_switch;
 PyObject *str_throw;
 PyObject *str_call;
@@ -70,7 +72,8 @@ PyInit__handoffs(void)
         return NULL;
     }
     static const InternedName names[] = {
-        {&str_yield, "yield"}, {&str_send, "SEND"}, {&str_switch, "switch"},
+        {&str_yield, "yield"}, {&str_send_opname, "SEND"}, {&str_send, "send"},
+        {&str_next, "next"}, {&str_switch, "switch"},
         {&str_throw, "throw"}, {&str_call, "call"}, {&str_return, "return"},
         {&str_exception, "exception"},
         {&str_dead, "dead"}, {NULL, NULL},

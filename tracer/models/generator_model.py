@@ -183,6 +183,21 @@ def _generator_start(code: CodeType) -> int:
     return first_resume or 0
 
 
+class LaneCode(NamedTuple):
+    """What a generator's code tells about each of its lanes (a tuple: the C hooks read its
+    fields by position, LANE_CODE_* in tracer/loopscope.h)."""
+
+    start: int  # the offset of the RESUME where its body starts (_generator_start)
+    source: int  # the source index of its first line, where its lanes are spawned
+    # the source index of each offset its frames resume at: where a frame resumes depends on
+    # its code only, so every lane of the code shares this table (tracer.resume_sources)
+    resume_sources: dict[int, int]
+
+
+# Its fields' names, in order (tests/tracer/test_c_contract.py holds them to loopscope.h).
+LANE_CODE_FIELDS = LaneCode._fields
+
+
 # How a lane was last resumed, reused while its driver resumes it from the same frame and
 # instruction (a send() in a loop): (driver frame, driver instruction offset or -1 when the
 # site must be looked up again, driver lane, value getter, switch detail without a value,
@@ -278,7 +293,6 @@ class GeneratorTracer:
         self.sent_values: list[ValueCache] = table(lambda: None)
         self.yielded_values: list[ValueCache] = table(lambda: None)
         self.resume_sources: list[dict[int, int] | None] = table(lambda: None)
-        self._code_resume_sources: dict[int, dict[int, int]] = {}
         # Per lane: the lane it delegates to with `yield from` / `await` (or NO_LANE), and the
         # lane delegating to it; and the hand-off passing down a delegation chain
         # (PENDING_FIELDS), mutated in place because the C hooks hold it too.
@@ -288,11 +302,10 @@ class GeneratorTracer:
         # The base of every yielded value's row (tracer.values): {"via": "yield"}.
         self.yield_detail = self.handoff_lanes.via_detail("yield")
         # Per code object, keyed by id(code) (handoff_lanes.codes keeps them alive): the call
-        # site at each instruction, and for a generator's code (where its body starts, the
-        # source of its first line).
+        # site at each instruction, and a generator's code's LaneCode.
         self._codes = self.handoff_lanes.codes
         self._call_sites: dict[tuple[int, int], CallSite] = {}
-        self._lane_codes: dict[int, tuple[int, int]] = {}
+        self._lane_codes: dict[int, LaneCode] = {}
         # The last non-generator frame that drove a generator, and its lane: a loop driving
         # a generator asks about the same frame every time.
         self._last_caller: FrameType | None = None
@@ -304,15 +317,18 @@ class GeneratorTracer:
         self.calls: dict[FrameType, bool] = {}
         self._pending_close: dict[int, FrameType] = {}
         # By id(code), the program's followed codes that a backend has seen start and set up
-        # (3.13's close watch), and where their body starts (self._codes holds the code): the
-        # C hooks take a new frame of one of these without asking the backend again.
-        # Alone only: beside another model a code may become one-shot later.
-        self.started_codes: dict[int, int] = {}
+        # (3.13's close watch), with their LaneCode (self._codes holds the code): the C hooks
+        # take a new frame of one of these without asking the backend again. Alone only:
+        # beside another model a code may become one-shot later.
+        self.started_codes: dict[int, LaneCode] = {}
+        # A lane's site before its first resume and after its end (tracer/_generator_hooks.c
+        # starts and ends lanes too: lane_start and lane_end, the twins of _resumed and _end).
+        self.no_site = _NO_SITE
 
     def code_started(self, code: CodeType) -> None:
         """A backend has seen `code`, a followed code of the program, start."""
         if self.host is None:
-            self.started_codes[id(code)] = self._lane_code(code)[0]
+            self.started_codes[id(code)] = self._lane_code(code)
 
     # -- lanes ------------------------------------------------------------------------------
 
@@ -372,24 +388,21 @@ class GeneratorTracer:
         self.one_shot_codes.add(code)
         return True
 
-    def _lane_code(self, code: CodeType) -> tuple[int, int]:
-        """(the offset where the generator's body starts, the source of its first line)."""
+    def _lane_code(self, code: CodeType) -> LaneCode:
         facts = self._lane_codes.get(id(code))
         if facts is None:
             self._codes[id(code)] = code
-            facts = self._lane_codes[id(code)] = (
-                _generator_start(code), self.recorder.source_of(code, code.co_firstlineno))
+            facts = self._lane_codes[id(code)] = LaneCode(
+                _generator_start(code), self.recorder.source_of(code, code.co_firstlineno), {})
         return facts
 
     def _spawn_generator(self, frame: FrameType, driver: int) -> int:
         code = frame.f_code
         name = self.handoff_lanes.unique_name(code.co_name)
-        lane = self._new_lane(name, LaneKind.GENERATOR, driver, self._lane_code(code)[1])
+        facts = self._lane_code(code)
+        lane = self._new_lane(name, LaneKind.GENERATOR, driver, facts.source)
         self.lanes[frame] = lane
-        sources = self._code_resume_sources.get(id(code))
-        if sources is None:
-            sources = self._code_resume_sources[id(code)] = {}  # (self._codes holds the code)
-        self.resume_sources[lane] = sources
+        self.resume_sources[lane] = facts.resume_sources
         return lane
 
     def _source(self, frame: FrameType | None) -> int:
