@@ -481,7 +481,7 @@ static int
 lane_start_facts(GeneratorHooks *self, PyFrameObject *frame, PyObject *facts,
                  PyFrameObject *driver_frame, LaneStart *start)
 {
-    PyObject *last_caller = PyObject_GetAttrString(self->tracer, "_last_caller");
+    PyObject *last_caller = PyObject_GetAttr(self->tracer, str_last_caller);
     if (last_caller == NULL) return -1;
     Py_DECREF(last_caller);
     if (last_caller == (PyObject *)driver_frame) return 0;
@@ -513,7 +513,7 @@ lane_start_facts(GeneratorHooks *self, PyFrameObject *frame, PyObject *facts,
     }
     /* the per-lane tables must have the new lane's row already (HandoffLanes.spawn grows
        them, a chunk at a time) */
-    PyObject *count = PyObject_GetAttrString(self->recorder, "_lane_count");
+    PyObject *count = PyObject_GetAttr(self->recorder, str_lane_count);
     if (count == NULL || as_int32(count, &start->lane) < 0) {
         Py_XDECREF(count);
         return -1;

@@ -37,6 +37,8 @@ extern PyObject *str_yield;
 extern PyObject *str_send_opname;  /* "SEND" */
 extern PyObject *str_send;
 extern PyObject *str_next;
+extern PyObject *str_last_caller;  /* attribute names: "_last_caller", "_lane_count" */
+extern PyObject *str_lane_count;
 extern PyObject *str_switch;
 extern PyObject *str_throw;
 extern PyObject *str_call;
