@@ -876,7 +876,7 @@ class MonitoringBackend:
                 monitoring.set_local_events(tool, code, call_events)
             if not code.co_flags & followed:
                 return disable
-            if id(code) not in started_codes:
+            if alone and id(code) not in started_codes:
                 tracer.code_started(code)
             if get_ident() == traced_thread:
                 tracer.resumed(get_frame(1))
@@ -886,6 +886,7 @@ class MonitoringBackend:
         lanes_get = lanes.get
         calls = tracer.calls
         started_codes = tracer.started_codes
+        alone = tracer.host is None  # (code_started keeps nothing beside another model)
         resume, yield_ = hot_paths(tracer)
 
         def on_resume(code: CodeType, offset: int) -> Any:
