@@ -280,7 +280,7 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
         Py_XDECREF(driver);
         return PyErr_Occurred() ? -1 : 0;
     }
-    int32_t expected, delegate, detail = 0, source;
+    int32_t expected, delegate, detail = 0, source = 0;
     if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0) {
         Py_DECREF(driver);
         return -1;
@@ -292,8 +292,11 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
     Py_INCREF(site);  /* the value's repr may run code that replaces it */
     int failed = expected == NO_LANE ? resume_detail(self, site, driver, lane, &detail) : 0;
     Py_DECREF(driver);
-    if (!failed) failed = resume_source(self, frame, lane, offset, &source);
     if (!failed) failed = lane_item(self->delegates, lane, "tracer.delegates", &delegate);
+    /* (a resume passing on down a chain records nothing here: no source needed) */
+    if (!failed && (expected == NO_LANE || delegate == NO_LANE)) {
+        failed = resume_source(self, frame, lane, offset, &source);
+    }
     int32_t origin = NO_LANE, origin_blocked = 0;
     if (!failed && expected == NO_LANE) {
         failed = as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0

@@ -784,19 +784,19 @@ def hot_paths(tracer: GeneratorTracer) -> tuple[Callable[[FrameType, int, int], 
                     detail = value_detail(value, site[4], site[5], sent_values, lane)
         elif expected != lane:
             return False
+        delegate = delegates[lane]
+        if expected != no_lane and delegate != no_lane:
+            pending[0] = delegate  # passing on down a chain: nothing recorded here
+            return True
         sources = resume_sources[lane]
         source = sources.get(offset) if sources is not None else None
         if source is None:
             source = resume_source(lane, frame)
-        delegate = delegates[lane]
         if expected == no_lane:
             if delegate != no_lane:
                 pending[:] = (delegate, site[2], lane, detail, site[6], source)
                 return True
             handoff(site[2], lane, detail, blocked, site[6], source)
-        elif delegate != no_lane:
-            pending[0] = delegate
-            return True
         else:
             handoff(pending[1], lane, pending[3], blocked, pending[4], source)
             pending[0] = no_lane
