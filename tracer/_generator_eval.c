@@ -9,16 +9,6 @@
 #include "_handoffs.h"
 
 #if PY_VERSION_HEX < 0x030C0000
-/* errors.pop(frame, None) */
-static int
-PyDict_Pop_compat(PyObject *dict, PyObject *key)
-{
-    if (PyDict_DelItem(dict, key) == 0) return 0;
-    if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
-    PyErr_Clear();
-    return 0;
-}
-
 /* The 'call' of a generator frame. 1: followed -- its resume recorded, or the Python trace
  * chose to follow it (then *local is the local trace function it returned, a new reference);
  * 0: not followed; -1: error. */
@@ -30,7 +20,7 @@ play_call(GeneratorHooks *self, PyFrameObject *frame, PyObject **local)
     if (lane == -2) return -1;
     if (lane >= 0) {
         if (PyDict_GET_SIZE(self->errors)
-            && PyDict_Pop_compat(self->errors, (PyObject *)frame) < 0) {
+            && dict_discard(self->errors, (PyObject *)frame) < 0) {
             return -1;
         }
         PyObject *offset = PyLong_FromLong(PyFrame_GetLasti(frame));
@@ -41,6 +31,10 @@ play_call(GeneratorHooks *self, PyFrameObject *frame, PyObject **local)
     }
     else if (!(frame->f_frame->f_code->co_flags & CO_FOLLOWED_FLAGS)) {
         return 0;
+    }
+    else {
+        int done = fast_start(self, frame);
+        if (done) return done;
     }
     PyObject *result = PyObject_CallFunctionObjArgs(self->call_fallback, (PyObject *)frame,
                                                     str_call, Py_None, NULL);
@@ -66,7 +60,11 @@ play_leave(GeneratorHooks *self, PyFrameObject *frame, int what, PyObject *arg)
         int opcode = lasti >= 0 && lasti < PyBytes_GET_SIZE(raw)
             ? (unsigned char)PyBytes_AS_STRING(raw)[lasti] : -1;
         Py_DECREF(raw);
-        if (opcode == YIELD_VALUE) {
+        if (opcode == RETURN_VALUE) {
+            int done = fast_return(self, frame, arg);
+            if (done) return done < 0 ? -1 : 0;
+        }
+        else if (opcode == YIELD_VALUE) {
             Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
             if (lane == -2) return -1;
             /* not a lane: a coroutine that ran as a call until now, which Python makes one */

@@ -1,10 +1,12 @@
-/* GeneratorHooks: the generator model's hand-off hot paths (tracer.models.generator_model).
+/* GeneratorHooks: the generator model's hot paths (tracer.models.generator_model).
  *
- * on_resume / on_yield are sys.monitoring callbacks (3.12+). Each mirrors the inline fast path
- * of its Python twin (the same per-lane tables, read in place) and hands anything unusual -- a
- * new lane, a different call site, throw, close, an exception -- to that twin, so both record
- * the same events. A value handed over becomes one of the recorder's value rows. On 3.11 the
- * same fast paths are driven from _generator_eval.c.
+ * on_start / on_resume / on_yield / on_return are sys.monitoring callbacks (3.12+). Each
+ * mirrors a path of its Python twin (the same per-lane tables, read in place): a hand-off from
+ * the usual call site, a yield, a lane started by a lane's `yield from` or for loop, a lane
+ * returning, a coroutine running as a call in its awaiter. Anything unusual -- a different
+ * call site, a value sent to a new lane, throw, close, an exception, a fact not learnt yet --
+ * goes to that twin, so both record the same events. A value handed over becomes one of the
+ * recorder's value rows. On 3.11 the same fast paths are driven from _generator_eval.c.
  */
 
 #include "_handoffs.h"
@@ -224,18 +226,19 @@ resume_detail(GeneratorHooks *self, PyObject *site, PyFrameObject *driver, Py_ss
     return failed;
 }
 
-/* The source index where `lane`'s frame resumes, at `offset` (cached per lane and offset). */
+/* The source index where `lane`'s frame resumes, at `offset` (cached per code and offset:
+ * the lane's row of tracer.resume_sources is its code's table, or None before it has one). */
 static int
 resume_source(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset,
               int32_t *source)
 {
     PyObject *sources = lane < PyList_GET_SIZE(self->resume_sources)
         ? PyList_GET_ITEM(self->resume_sources, lane) : NULL;
-    if (sources == NULL || !PyDict_CheckExact(sources)) {
+    if (sources == NULL || (sources != Py_None && !PyDict_CheckExact(sources))) {
         PyErr_Format(PyExc_IndexError, "tracer.resume_sources has no table for lane %zd", lane);
         return -1;
     }
-    PyObject *known = PyDict_GetItemWithError(sources, offset);
+    PyObject *known = sources == Py_None ? NULL : PyDict_GetItemWithError(sources, offset);
     if (known != NULL) return as_int32(known, source);
     if (PyErr_Occurred()) return -1;
     PyObject *lane_number = PyLong_FromSsize_t(lane);
@@ -277,7 +280,7 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
         Py_XDECREF(driver);
         return PyErr_Occurred() ? -1 : 0;
     }
-    int32_t expected, delegate, detail = 0, source;
+    int32_t expected, delegate, detail = 0, source = 0;
     if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0) {
         Py_DECREF(driver);
         return -1;
@@ -289,8 +292,11 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
     Py_INCREF(site);  /* the value's repr may run code that replaces it */
     int failed = expected == NO_LANE ? resume_detail(self, site, driver, lane, &detail) : 0;
     Py_DECREF(driver);
-    if (!failed) failed = resume_source(self, frame, lane, offset, &source);
     if (!failed) failed = lane_item(self->delegates, lane, "tracer.delegates", &delegate);
+    /* (a resume passing on down a chain records nothing here: no source needed) */
+    if (!failed && (expected == NO_LANE || delegate == NO_LANE)) {
+        failed = resume_source(self, frame, lane, offset, &source);
+    }
     int32_t origin = NO_LANE, origin_blocked = 0;
     if (!failed && expected == NO_LANE) {
         failed = as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0
@@ -370,71 +376,419 @@ fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
     return 1;
 }
 
-/* The PY_RESUME (`yielding` 0) or PY_YIELD (1) callback: the fast path for a known lane's
- * frame, the Python twin for anything else. */
-static PyObject *
-monitoring_event(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs, int yielding)
+/* The unspecialised opcode of the instruction `frame` is at; -1 when unknown, -2 on error. */
+static int
+current_opcode(PyFrameObject *frame)
 {
-    if (nargs != 2 + yielding) {
-        PyErr_SetString(PyExc_TypeError,
-                        yielding ? "on_yield(code, offset, value)" : "on_resume(code, offset)");
-        return NULL;
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    PyObject *raw = PyCode_GetCode(code);  /* cached by the code object */
+    Py_DECREF(code);
+    if (raw == NULL) return -2;
+    int lasti = PyFrame_GetLasti(frame);
+    int opcode = lasti >= 0 && lasti < PyBytes_GET_SIZE(raw)
+        ? (unsigned char)PyBytes_AS_STRING(raw)[lasti] : -1;
+    Py_DECREF(raw);
+    return opcode;
+}
+
+/* The LaneCode of `code` (borrowed) when a backend has seen this followed program code start
+ * (tracer.started_codes); NULL when not, with an error set on failure. */
+static PyObject *
+started_code(GeneratorHooks *self, PyCodeObject *code)
+{
+    PyObject *key = PyLong_FromVoidPtr(code);
+    if (key == NULL) return NULL;
+    PyObject *facts = PyDict_GetItemWithError(self->started_codes, key);
+    Py_DECREF(key);
+    return facts == NULL ? NULL : checked_row(facts, LANE_CODE_FIELDS, "a LaneCode");
+}
+
+/* 1: `frame`, a coroutine starting, is awaited (`await`, `yield from`: a SEND) by `caller`, a
+ * lane or a coroutine running as a call, so it runs as a call in its awaiter too
+ * (tracer.calls); 0: not so; -1: error. The twin of the call check in GeneratorTracer.resumed. */
+static int
+call_start(GeneratorHooks *self, PyFrameObject *frame, PyFrameObject *caller)
+{
+    Py_ssize_t lane = lane_in(self->lanes, (PyObject *)caller);
+    int awaited = lane >= 0 ? 1
+        : lane == -2 ? -1 : PyDict_Contains(self->calls, (PyObject *)caller);
+    if (awaited > 0) {
+        int opcode = current_opcode(caller);
+        awaited = opcode == -2 ? -1 : opcode == self->send_opcode;
     }
-    if (PyThreadState_Get() != self->thread) Py_RETURN_NONE;
-    PyFrameObject *frame = PyEval_GetFrame();
-    if (frame != NULL) {
-        Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
-        if (lane == -2) return NULL;
-        if (lane >= 0) {
-            int done = yielding ? fast_yield(self, lane, args[2])
-                                : fast_resume(self, frame, lane, args[1]);
-            if (done < 0) return NULL;
-            if (done) Py_RETURN_NONE;
+    if (awaited <= 0) return awaited;
+    return PyDict_SetItem(self->calls, (PyObject *)frame, Py_True) < 0 ? -1 : 1;
+}
+
+/* table[index] = value, for the per-lane lists of ints (tracer.delegates, ...). */
+static int
+set_lane_item(PyObject *table, Py_ssize_t index, long value)
+{
+    PyObject *number = PyLong_FromLong(value);
+    if (number == NULL) return -1;
+    return PyList_SetItem(table, index, number);  /* steals number; checks the index */
+}
+
+/* dict[key] = value, an int. */
+static int
+set_dict_int(PyObject *dict, PyObject *key, long value)
+{
+    PyObject *number = PyLong_FromLong(value);
+    if (number == NULL) return -1;
+    int failed = PyDict_SetItem(dict, key, number);
+    Py_DECREF(number);
+    return failed;
+}
+
+/* The int a dict holds under `key` (or, when `key` is NULL, under the int `int_key`): 1 with
+ * *out set; 0 when absent; -1 on error. */
+static int
+known_int(PyObject *dict, PyObject *key, long int_key, int32_t *out)
+{
+    PyObject *number = key == NULL ? PyLong_FromLong(int_key) : Py_NewRef(key);
+    if (number == NULL) return -1;
+    PyObject *found = PyDict_GetItemWithError(dict, number);
+    Py_DECREF(number);
+    if (found == NULL) return PyErr_Occurred() ? -1 : 0;
+    return as_int32(found, out) < 0 ? -1 : 1;
+}
+
+/* `delegator` is suspended in `yield from` of `lane`, a new lane (GeneratorTracer._delegate). */
+static int
+delegate_to_new_lane(GeneratorHooks *self, int32_t delegator, int32_t lane)
+{
+    int32_t old, old_delegator;
+    if (lane_item(self->delegates, delegator, "tracer.delegates", &old) < 0) return -1;
+    if (old != NO_LANE && old != lane) {
+        if (lane_item(self->delegators, old, "tracer.delegators", &old_delegator) < 0) return -1;
+        if (old_delegator == delegator && set_lane_item(self->delegators, old, NO_LANE) < 0) {
+            return -1;
         }
     }
-    return PyObject_Vectorcall(yielding ? self->yield_fallback : self->resume_fallback, args,
-                               nargs, NULL);
+    return set_lane_item(self->delegates, delegator, lane) < 0
+        || set_lane_item(self->delegators, lane, delegator) < 0 ? -1 : 0;
 }
 
-/* on_resume(code, offset): the PY_RESUME callback */
-static PyObject *
-hooks_on_resume(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
+/* What a new lane's start needs that is known already (lane_start_facts). */
+typedef struct {
+    int32_t driver, switch_detail, lane_blocked, driver_source, source, first_source, lane;
+    PyObject *via;  /* borrowed: an interned name */
+    int delegating;
+} LaneStart;
+
+/* 1: everything a new lane's start needs is known; 0: something is not, or the driver is not
+ * a lane running `yield from` (SEND) or a for loop (FOR_ITER), as GeneratorTracer._driver_of
+ * and _site_of would find it: the Python path decides (and learns what was missing); -1:
+ * error. Nothing is changed yet. */
+static int
+lane_start_facts(GeneratorHooks *self, PyFrameObject *frame, PyObject *facts,
+                 PyFrameObject *driver_frame, LaneStart *start)
 {
-    return monitoring_event(self, args, nargs, 0);
+    PyObject *last_caller = PyObject_GetAttr(self->tracer, str_last_caller);
+    if (last_caller == NULL) return -1;
+    Py_DECREF(last_caller);
+    if (last_caller == (PyObject *)driver_frame) return 0;
+    Py_ssize_t driver = lane_in(self->lanes, (PyObject *)driver_frame);
+    if (driver < 0) return driver == -2 ? -1 : 0;
+    start->driver = (int32_t)driver;
+    int opcode = current_opcode(driver_frame);
+    if (opcode == -2) return -1;
+    start->delegating = opcode == self->send_opcode;
+    if (!start->delegating && opcode != self->for_iter_opcode) return 0;
+    start->via = start->delegating ? str_send : str_next;
+    int found = known_int(self->via_details, start->via, 0, &start->switch_detail);
+    if (found <= 0) return found;
+    found = known_int(self->blocked_details, NULL, driver, &start->lane_blocked);
+    if (found <= 0) return found;
+    PyCodeObject *driver_code = PyFrame_GetCode(driver_frame);
+    PyObject *key = Py_BuildValue("(Ni)", PyLong_FromVoidPtr(driver_code),
+                                  PyFrame_GetLasti(driver_frame));
+    Py_DECREF(driver_code);
+    if (key == NULL) return -1;
+    found = known_int(self->sources_at, key, 0, &start->driver_source);
+    Py_DECREF(key);
+    if (found <= 0) return found;
+    found = known_int(PyTuple_GET_ITEM(facts, LANE_CODE_RESUME_SOURCES), NULL,
+                      PyFrame_GetLasti(frame), &start->source);
+    if (found <= 0) return found;
+    if (as_int32(PyTuple_GET_ITEM(facts, LANE_CODE_SOURCE), &start->first_source) < 0) {
+        return -1;
+    }
+    /* the per-lane tables must have the new lane's row already (HandoffLanes.spawn grows
+       them, a chunk at a time) */
+    PyObject *count = PyObject_GetAttr(self->recorder, str_lane_count);
+    if (count == NULL || as_int32(count, &start->lane) < 0) {
+        Py_XDECREF(count);
+        return -1;
+    }
+    Py_DECREF(count);
+    PyObject *tables[] = {self->sites, self->sent_values, self->yielded_values,
+                          self->resume_sources, self->delegates, self->delegators};
+    for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
+        if (start->lane >= PyList_GET_SIZE(tables[i])) return 0;
+    }
+    if (self->spawn_base < 0) {
+        /* interned where Recorder.spawn would intern it: now, before the lane's own rows */
+        PyObject *base = PyObject_CallMethod(self->recorder, "spawn_base", "s", "generator");
+        int failed = base == NULL || as_int32(base, &self->spawn_base) < 0;
+        Py_XDECREF(base);
+        if (failed) {
+            self->spawn_base = -1;
+            return -1;
+        }
+    }
+    return 1;
 }
 
-/* on_yield(code, offset, value): the PY_YIELD callback */
+/* HandoffLanes.unique_name: `base` the first time, then "base-2", ... (a new reference). */
 static PyObject *
-hooks_on_yield(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
+unique_name(GeneratorHooks *self, PyObject *base)
 {
-    return monitoring_event(self, args, nargs, 1);
+    int32_t count;
+    int found = known_int(self->name_counts, base, 0, &count);
+    if (found < 0) return NULL;
+    count = found ? count + 1 : 1;
+    if (set_dict_int(self->name_counts, base, count) < 0) return NULL;
+    return count == 1 ? Py_NewRef(base) : PyUnicode_FromFormat("%U-%d", base, (int)count);
 }
 
-/* install_trace(call_fallback, local_fallback, errors): on 3.11, installs the C trace */
+/* 1: `frame`, a generator starting, is a new lane and its start is recorded; 0: the Python
+ * path decides; -1: error. The twin of GeneratorTracer.resumed and _resumed for a generator a
+ * lane starts with `yield from` or a for loop. */
+static int
+lane_start(GeneratorHooks *self, PyFrameObject *frame, PyCodeObject *code, PyObject *facts,
+           PyFrameObject *driver_frame)
+{
+    int32_t expected;
+    if (PyDict_GET_SIZE(self->calls) || (code->co_flags & CO_COROUTINE_FLAG)) return 0;
+    if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0) return -1;
+    if (expected != NO_LANE) return 0;
+    LaneStart start;
+    int ready = lane_start_facts(self, frame, facts, driver_frame, &start);
+    if (ready <= 0) return ready;
+    PyObject *name = unique_name(self, code->co_name);
+    if (name == NULL) return -1;
+    int32_t lane, lane_blocked;
+    PyObject *spawned_name = NULL;
+    int failed = recorder_api->spawn(self->recorder, name, self->spawn_base, start.driver,
+                                     start.first_source, &lane, &spawned_name) < 0;
+    Py_XDECREF(spawned_name);
+    if (!failed && lane != start.lane) {
+        PyErr_SetString(PyExc_RuntimeError, "a lane was spawned while starting another");
+        failed = 1;
+    }
+    PyObject *lane_number = failed ? NULL : PyLong_FromLong(lane);
+    failed = lane_number == NULL
+        || PyDict_SetItem(self->names, lane_number, name) < 0
+        || PyDict_SetItem(self->lanes, (PyObject *)frame, lane_number) < 0
+        || PyList_SetItem(self->resume_sources, lane,
+                          Py_NewRef(PyTuple_GET_ITEM(facts, LANE_CODE_RESUME_SOURCES))) < 0
+        || recorder_api->value_row(self->recorder, self->blocked_base, name, &lane_blocked) < 0
+        || set_dict_int(self->blocked_details, lane_number, lane_blocked) < 0;
+    Py_XDECREF(lane_number);
+    Py_DECREF(name);
+    if (failed) return -1;
+    PyObject *nothing = PyTuple_GET_ITEM(self->no_site, SITE_DRIVER_FRAME);
+    PyObject *site = Py_BuildValue(
+        "(OiiOiOiiiOO)", driver_frame, PyFrame_GetLasti(driver_frame), start.driver, Py_None,
+        start.switch_detail, start.via, lane_blocked, start.lane_blocked, start.driver_source,
+        nothing, nothing);
+    if (site == NULL || PyList_SetItem(self->sites, lane, site) < 0) return -1;
+    if (start.delegating && delegate_to_new_lane(self, start.driver, lane) < 0) return -1;
+    if (recorder_api->handoff(self->recorder, start.driver, lane, start.switch_detail,
+                              CODE_BLOCKED, lane_blocked, start.source) < 0) {
+        return -1;
+    }
+    recorder_api->set_current(self->recorder, lane);
+    return 1;
+}
+
+int
+fast_start(GeneratorHooks *self, PyFrameObject *frame)
+{
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    PyObject *facts = started_code(self, code);
+    long start = facts == NULL ? 0 : PyLong_AsLong(PyTuple_GET_ITEM(facts, LANE_CODE_START));
+    Py_ssize_t lane = facts == NULL || PyErr_Occurred()
+        ? -1 : lane_in(self->lanes, (PyObject *)frame);
+    int done = 0;
+    /* (a frame past its start began before the tracer: the Python path says so) */
+    if (facts != NULL && !PyErr_Occurred() && lane == -1 && PyFrame_GetLasti(frame) <= start) {
+        PyFrameObject *caller = PyFrame_GetBack(frame);
+        if (caller != NULL) {
+            Py_INCREF(facts);
+            done = (code->co_flags & CO_COROUTINE_FLAG) ? call_start(self, frame, caller)
+                : lane_start(self, frame, code, facts, caller);
+            Py_DECREF(facts);
+            Py_DECREF(caller);
+        }
+    }
+    Py_DECREF(code);
+    return PyErr_Occurred() ? -1 : done;
+}
+
+/* 1: `frame`, a generator lane, returned None and its end is recorded; 0: the Python path
+ * decides; -1: error. The twin of GeneratorTracer.finished and _end for a lane whose driver
+ * is known, with nothing pending and nothing being closed. */
+static int
+lane_end(GeneratorHooks *self, PyFrameObject *frame, PyObject *value)
+{
+    int32_t expected, driver, driver_source, delegator, delegate, other;
+    if (value != Py_None || PySet_GET_SIZE(self->closing)) return 0;
+    if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0) return -1;
+    if (expected != NO_LANE) return 0;
+    Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+    if (lane < 0) return lane == -2 ? -1 : 0;
+    PyObject *site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
+    if (site == NULL
+        || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &driver) < 0
+        || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_SOURCE), &driver_source) < 0) {
+        return -1;
+    }
+    if (driver == NO_LANE) return 0;
+    if (self->end_detail < 0) {
+        /* Recorder.end's ("result", short_repr(None)), interned where it would intern it */
+        PyObject *detail = PyObject_CallMethod(self->recorder, "detail", "((ss))", "result",
+                                               "None");
+        int failed = detail == NULL || as_int32(detail, &self->end_detail) < 0;
+        Py_XDECREF(detail);
+        if (failed) {
+            self->end_detail = -1;
+            return -1;
+        }
+    }
+    /* the lane is over: drop what it holds on to, and its place in delegation chains */
+    if (PyDict_DelItem(self->lanes, (PyObject *)frame) < 0
+        || PyList_SetItem(self->sites, lane, Py_NewRef(self->no_site)) < 0
+        || PyList_SetItem(self->sent_values, lane, Py_NewRef(Py_None)) < 0
+        || PyList_SetItem(self->yielded_values, lane, Py_NewRef(Py_None)) < 0
+        || lane_item(self->delegators, lane, "tracer.delegators", &delegator) < 0) {
+        return -1;
+    }
+    if (delegator != NO_LANE
+        && (lane_item(self->delegates, delegator, "tracer.delegates", &other) < 0
+            || (other == lane && set_lane_item(self->delegates, delegator, NO_LANE) < 0)
+            || set_lane_item(self->delegators, lane, NO_LANE) < 0)) {
+        return -1;
+    }
+    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
+    if (delegate != NO_LANE
+        && (set_lane_item(self->delegators, delegate, NO_LANE) < 0
+            || set_lane_item(self->delegates, lane, NO_LANE) < 0)) {
+        return -1;
+    }
+    if (recorder_api->append(self->recorder, (int32_t)lane, CODE_END, NO_LANE,
+                             self->end_detail, 0) < 0
+        || recorder_api->append(self->recorder, driver, CODE_RUNNING, NO_LANE, 0,
+                                driver_source) < 0) {
+        return -1;
+    }
+    recorder_api->set_current(self->recorder, driver);
+    return 1;
+}
+
+int
+fast_return(GeneratorHooks *self, PyFrameObject *frame, PyObject *value)
+{
+    if (PyDict_GET_SIZE(self->calls)) {
+        int done = dict_discard(self->calls, (PyObject *)frame);
+        if (done) return done;  /* a coroutine that ran as a call returns: nothing to record */
+    }
+    return lane_end(self, frame, value);
+}
+
+/* The sys.monitoring events GeneratorHooks takes, and their callbacks' signatures. */
+enum { ON_START, ON_RESUME, ON_YIELD, ON_RETURN };
+static const char *const callback_signatures[] = {
+    "on_start(code, offset)", "on_resume(code, offset)", "on_yield(code, offset, value)",
+    "on_return(code, offset, value)",
+};
+
+/* PY_START or PY_RETURN: 1 when recorded here (or, for a code the backend knows, on a thread
+ * not followed); 0 for the Python twin; -1 on error. */
+static int
+start_or_return_event(GeneratorHooks *self, PyObject *const *args, int returning)
+{
+    if (!PyCode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "a sys.monitoring callback's code is not a code object");
+        return -1;
+    }
+    if (started_code(self, (PyCodeObject *)args[0]) == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (PyThreadState_Get() != self->thread) return 1;  /* as the twin does */
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) return 0;
+    return returning ? fast_return(self, frame, args[2]) : fast_start(self, frame);
+}
+
+/* PY_RESUME or PY_YIELD: 1 when a known lane's hand-off is recorded (or on a thread not
+ * followed); 0 for the Python twin; -1 on error. */
+static int
+handoff_event(GeneratorHooks *self, PyObject *const *args, int yielding)
+{
+    if (PyThreadState_Get() != self->thread) return 1;
+    PyFrameObject *frame = PyEval_GetFrame();
+    if (frame == NULL) return 0;
+    Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+    if (lane < 0) return lane == -2 ? -1 : 0;
+    return yielding ? fast_yield(self, lane, args[2]) : fast_resume(self, frame, lane, args[1]);
+}
+
+/* A sys.monitoring callback: the fast paths in C, the Python twin for anything else. */
 static PyObject *
-hooks_install_trace(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
+monitoring_callback(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs, int event)
+{
+    if (nargs != 2 + (event == ON_YIELD || event == ON_RETURN)) {
+        PyErr_SetString(PyExc_TypeError, callback_signatures[event]);
+        return NULL;
+    }
+    PyObject *fallback = event == ON_START ? self->start_fallback
+        : event == ON_RESUME ? self->resume_fallback
+        : event == ON_YIELD ? self->yield_fallback : self->return_fallback;
+    if (fallback == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "GeneratorHooks was made without start_fallback "
+                        "and return_fallback");
+        return NULL;
+    }
+    int done = event == ON_START || event == ON_RETURN
+        ? start_or_return_event(self, args, event == ON_RETURN)
+        : handoff_event(self, args, event == ON_YIELD);
+    if (done < 0) return NULL;
+    if (done) Py_RETURN_NONE;
+    return PyObject_Vectorcall(fallback, args, nargs, NULL);
+}
+
+/* install_trace(call_fallback, local_fallback, errors): on 3.11, installs the C trace
+ * function (`eval` 0); install_eval(...): the frame evaluation hook, generator_eval (1). */
+static PyObject *
+install_on_311(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs, int eval)
 {
 #if PY_VERSION_HEX < 0x030C0000
-    if (generator_install_trace(self, args, nargs) < 0) return NULL;
+    if ((eval ? generator_install_eval : generator_install_trace)(self, args, nargs) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
 #else
-    PyErr_SetString(PyExc_RuntimeError, "install_trace is for Python 3.11; use sys.monitoring");
+    PyErr_Format(PyExc_RuntimeError, "%s is for Python 3.11; use sys.monitoring",
+                 eval ? "install_eval" : "install_trace");
     return NULL;
 #endif
 }
 
-/* install_eval(call_fallback, local_fallback, errors): on 3.11, installs generator_eval */
-static PyObject *
-hooks_install_eval(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)
-{
-#if PY_VERSION_HEX < 0x030C0000
-    if (generator_install_eval(self, args, nargs) < 0) return NULL;
-    Py_RETURN_NONE;
-#else
-    PyErr_SetString(PyExc_RuntimeError, "install_eval is for Python 3.11; use sys.monitoring");
-    return NULL;
-#endif
-}
+/* The fast-call methods, each `function` with its `kind`: hooks_on_start(code, offset) and
+ * the other callbacks registered, install_trace and install_eval. */
+#define KIND_METHOD(name, function, kind)                                                 \
+    static PyObject *                                                                     \
+    name(GeneratorHooks *self, PyObject *const *args, Py_ssize_t nargs)                   \
+    {                                                                                     \
+        return function(self, args, nargs, kind);                                         \
+    }
+KIND_METHOD(hooks_on_start, monitoring_callback, ON_START)
+KIND_METHOD(hooks_on_resume, monitoring_callback, ON_RESUME)
+KIND_METHOD(hooks_on_yield, monitoring_callback, ON_YIELD)
+KIND_METHOD(hooks_on_return, monitoring_callback, ON_RETURN)
+KIND_METHOD(hooks_install_trace, install_on_311, 0)
+KIND_METHOD(hooks_install_eval, install_on_311, 1)
+#undef KIND_METHOD
 
 /* uninstall_eval() -> whether the trace function had taken over (sys.settrace to restore) */
 static PyObject *
@@ -448,11 +802,19 @@ hooks_uninstall_eval(GeneratorHooks *self, PyObject *Py_UNUSED(ignored))
 }
 
 static int
+is_site_row(PyObject *row)
+{
+    return PyTuple_CheckExact(row) && PyTuple_GET_SIZE(row) == SITE_FIELDS;
+}
+
+static int
 hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
 {
     PyObject *tracer, *recorder, *resume_fallback, *yield_fallback, *short_repr, *missing;
-    if (!PyArg_ParseTuple(args, "OOOOOO:GeneratorHooks", &tracer, &recorder, &resume_fallback,
-                          &yield_fallback, &short_repr, &missing)) {
+    PyObject *start_fallback = NULL, *return_fallback = NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOO|OO:GeneratorHooks", &tracer, &recorder,
+                          &resume_fallback, &yield_fallback, &short_repr, &missing,
+                          &start_fallback, &return_fallback)) {
         return -1;
     }
     if (check_recorder(recorder) < 0) return -1;
@@ -462,9 +824,36 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->yield_fallback, Py_NewRef(yield_fallback));
     Py_XSETREF(self->short_repr, Py_NewRef(short_repr));
     Py_XSETREF(self->missing, Py_NewRef(missing));
+    Py_XSETREF(self->start_fallback, Py_XNewRef(start_fallback));
+    Py_XSETREF(self->return_fallback, Py_XNewRef(return_fallback));
+    PyObject *opcodes = PyImport_ImportModule("opcode");
+    PyObject *opmap = opcodes == NULL ? NULL : PyObject_GetAttrString(opcodes, "opmap");
+    Py_XDECREF(opcodes);
+    PyObject *send = opmap == NULL ? NULL : PyObject_GetItem(opmap, str_send_opname);
+    PyObject *for_iter = opmap == NULL ? NULL : PyMapping_GetItemString(opmap, "FOR_ITER");
+    Py_XDECREF(opmap);
+    self->send_opcode = send == NULL ? -1 : (int)PyLong_AsLong(send);
+    self->for_iter_opcode = for_iter == NULL ? -1 : (int)PyLong_AsLong(for_iter);
+    Py_XDECREF(send);
+    Py_XDECREF(for_iter);
+    if (PyErr_Occurred()) return -1;
+    self->spawn_base = self->end_detail = -1;
+    Py_XSETREF(self->tracer, Py_NewRef(tracer));
+    PyObject *lanes = PyObject_GetAttrString(tracer, "handoff_lanes");
+    if (lanes == NULL) return -1;
+    PyObject *blocked_base = PyObject_GetAttrString(lanes, "_blocked_base");
+    int bad = blocked_base == NULL || as_int32(blocked_base, &self->blocked_base) < 0
+        || take_table(&self->name_counts, lanes, "_name_counts", is_exact_dict) < 0
+        || take_table(&self->names, lanes, "names", is_exact_dict) < 0
+        || take_table(&self->blocked_details, lanes, "_blocked_details", is_exact_dict) < 0
+        || take_table(&self->via_details, lanes, "_via_details", is_exact_dict) < 0
+        || take_table(&self->sources_at, lanes, "_sources_at", is_exact_dict) < 0;
+    Py_XDECREF(blocked_base);
+    Py_DECREF(lanes);
+    if (bad) return -1;
     PyObject *yield_detail = PyObject_GetAttrString(tracer, "yield_detail");
     if (yield_detail == NULL) return -1;
-    int bad = as_int32(yield_detail, &self->yield_detail);
+    bad = as_int32(yield_detail, &self->yield_detail);
     Py_DECREF(yield_detail);
     if (bad) return -1;
     if (take_table(&self->lanes, tracer, "lanes", is_exact_dict) < 0
@@ -475,43 +864,27 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
         || take_table(&self->delegates, tracer, "delegates", is_exact_list) < 0
         || take_table(&self->delegators, tracer, "delegators", is_exact_list) < 0
         || take_table(&self->pending, tracer, "pending", is_exact_list) < 0
+        || take_table(&self->calls, tracer, "calls", is_exact_dict) < 0
+        || take_table(&self->started_codes, tracer, "started_codes", is_exact_dict) < 0
+        || take_table(&self->closing, tracer, "_closing", is_exact_set) < 0
+        || take_table(&self->no_site, tracer, "no_site", is_site_row) < 0
         || take_table(&self->resume_source, tracer, "resume_source", PyCallable_Check) < 0) {
         return -1;
     }
     return 0;
 }
 
-static int
-hooks_traverse(GeneratorHooks *self, visitproc visit, void *arg)
-{
-#define VISIT_FIELD(field) Py_VISIT(self->field);
-    GENERATOR_HOOKS_OBJECTS(VISIT_FIELD)
-#undef VISIT_FIELD
-    return 0;
-}
-
-static int
-hooks_clear(GeneratorHooks *self)
-{
-#define CLEAR_FIELD(field) Py_CLEAR(self->field);
-    GENERATOR_HOOKS_OBJECTS(CLEAR_FIELD)
-#undef CLEAR_FIELD
-    return 0;
-}
-
-static void
-hooks_dealloc(GeneratorHooks *self)
-{
-    PyObject_GC_UnTrack(self);
-    hooks_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+GC_FIELD_FUNCTIONS(hooks, GeneratorHooks, GENERATOR_HOOKS_OBJECTS)
 
 static PyMethodDef hooks_methods[] = {
     {"on_resume", (PyCFunction)(void (*)(void))hooks_on_resume, METH_FASTCALL,
      "on_resume(code, offset): the sys.monitoring PY_RESUME callback."},
     {"on_yield", (PyCFunction)(void (*)(void))hooks_on_yield, METH_FASTCALL,
      "on_yield(code, offset, value): the sys.monitoring PY_YIELD callback."},
+    {"on_start", (PyCFunction)(void (*)(void))hooks_on_start, METH_FASTCALL,
+     "on_start(code, offset): the sys.monitoring PY_START callback."},
+    {"on_return", (PyCFunction)(void (*)(void))hooks_on_return, METH_FASTCALL,
+     "on_return(code, offset, value): the sys.monitoring PY_RETURN callback."},
     {"install_trace", (PyCFunction)(void (*)(void))hooks_install_trace, METH_FASTCALL,
      "install_trace(call_fallback, local_fallback, errors): the C trace function (3.11)."},
     {"install_eval", (PyCFunction)(void (*)(void))hooks_install_eval, METH_FASTCALL,
@@ -522,16 +895,8 @@ static PyMethodDef hooks_methods[] = {
 };
 
 PyTypeObject GeneratorHooksType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loopscope.tracer._handoffs.GeneratorHooks",
+    HANDOFFS_TYPE_SLOTS(GeneratorHooks, hooks),
     .tp_doc = "GeneratorHooks(tracer, recorder, resume_fallback, yield_fallback, short_repr, "
-              "missing): generator hand-offs recorded in C.",
-    .tp_basicsize = sizeof(GeneratorHooks),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)hooks_init,
-    .tp_traverse = (traverseproc)hooks_traverse,
-    .tp_clear = (inquiry)hooks_clear,
-    .tp_dealloc = (destructor)hooks_dealloc,
+              "missing[, start_fallback, return_fallback]): generator hand-offs recorded in C.",
     .tp_methods = hooks_methods,
 };

@@ -19,6 +19,11 @@
 LoopscopeRecorderAPI *recorder_api;
 
 PyObject *str_yield;
+PyObject *str_send_opname;
+PyObject *str_send;
+PyObject *str_next;
+PyObject *str_last_caller;
+PyObject *str_lane_count;
 PyObject *str_switch;
 PyObject *str_throw;
 PyObject *str_call;
@@ -65,8 +70,11 @@ PyInit__handoffs(void)
         return NULL;
     }
     static const InternedName names[] = {
-        {&str_yield, "yield"}, {&str_switch, "switch"}, {&str_throw, "throw"},
-        {&str_call, "call"}, {&str_return, "return"}, {&str_exception, "exception"},
+        {&str_yield, "yield"}, {&str_send_opname, "SEND"}, {&str_send, "send"},
+        {&str_next, "next"}, {&str_last_caller, "_last_caller"},
+        {&str_lane_count, "_lane_count"}, {&str_switch, "switch"},
+        {&str_throw, "throw"}, {&str_call, "call"}, {&str_return, "return"},
+        {&str_exception, "exception"},
         {&str_dead, "dead"}, {NULL, NULL},
     };
     if (intern_names(names) < 0) return NULL;

@@ -34,6 +34,11 @@
 extern LoopscopeRecorderAPI *recorder_api;  /* set by PyInit__handoffs */
 
 extern PyObject *str_yield;
+extern PyObject *str_send_opname;  /* "SEND" */
+extern PyObject *str_send;
+extern PyObject *str_next;
+extern PyObject *str_last_caller;  /* attribute names: "_last_caller", "_lane_count" */
+extern PyObject *str_lane_count;
 extern PyObject *str_switch;
 extern PyObject *str_throw;
 extern PyObject *str_call;
@@ -56,6 +61,7 @@ check_recorder(PyObject *recorder)
 
 static inline int is_exact_dict(PyObject *object) { return PyDict_CheckExact(object); }
 static inline int is_exact_list(PyObject *object) { return PyList_CheckExact(object); }
+static inline int is_exact_set(PyObject *object) { return PySet_CheckExact(object); }
 
 /* Sets *slot to tracer.<name> (a new reference) when `check` accepts it, else -1 with a
  * TypeError naming it: the tables a hook reads in place are taken once, at its creation. */
@@ -69,6 +75,60 @@ take_table(PyObject **slot, PyObject *tracer, const char *name, int (*check)(PyO
         PyErr_Format(PyExc_TypeError, "tracer.%s has the wrong type", name);
         return -1;
     }
+    return 0;
+}
+
+/* -- the types' garbage-collection slots ---------------------------------------------------- */
+
+#define GC_VISIT_FIELD(field) Py_VISIT(self->field);
+#define GC_CLEAR_FIELD(field) Py_CLEAR(self->field);
+
+/* `prefix`_traverse and `prefix`_clear for a `Type` whose object fields OBJECTS(X) lists. */
+#define GC_FIELD_FUNCTIONS(prefix, Type, OBJECTS)                                          \
+    static int                                                                            \
+    prefix##_traverse(Type *self, visitproc visit, void *arg)                             \
+    {                                                                                     \
+        OBJECTS(GC_VISIT_FIELD)                                                           \
+        return 0;                                                                         \
+    }                                                                                     \
+    static int                                                                            \
+    prefix##_clear(Type *self)                                                            \
+    {                                                                                     \
+        OBJECTS(GC_CLEAR_FIELD)                                                           \
+        return 0;                                                                         \
+    }
+
+/* tp_dealloc of this extension's types: untracked, cleared by their tp_clear, freed. */
+static inline void
+gc_dealloc(PyObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    (void)Py_TYPE(self)->tp_clear(self);
+    Py_TYPE(self)->tp_free(self);
+}
+
+/* The slots this extension's types share: tracer._handoffs.`Type`, objects the collector
+ * tracks, made empty by PyType_GenericNew and filled by `prefix`_init (GC_FIELD_FUNCTIONS
+ * makes the rest). */
+#define HANDOFFS_TYPE_SLOTS(Type, prefix)                                                  \
+    PyVarObject_HEAD_INIT(NULL, 0)                                                         \
+    .tp_name = "loopscope.tracer._handoffs." #Type,                                        \
+    .tp_basicsize = sizeof(Type),                                                          \
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,                                   \
+    .tp_new = PyType_GenericNew,                                                           \
+    .tp_init = (initproc)prefix##_init,                                                    \
+    .tp_traverse = (traverseproc)prefix##_traverse,                                        \
+    .tp_clear = (inquiry)prefix##_clear,                                                   \
+    .tp_dealloc = gc_dealloc
+
+/* dict.pop(key, None) for a dict whose values need no look: 1 when the key was there, 0 when
+ * not, -1 on error. */
+static inline int
+dict_discard(PyObject *dict, PyObject *key)
+{
+    if (PyDict_DelItem(dict, key) == 0) return 1;
+    if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
+    PyErr_Clear();
     return 0;
 }
 
@@ -103,19 +163,43 @@ typedef struct {
     PyObject *call_fallback;   /* 3.11: the Python global and local trace functions */
     PyObject *local_fallback;
     PyObject *errors;          /* 3.11: the Python trace's frame -> pending exception */
+    PyObject *calls;           /* tracer.calls: coroutines running as calls (frame -> True) */
+    PyObject *started_codes;   /* tracer.started_codes: id(code) -> where its body starts */
+    PyObject *start_fallback;  /* 3.12+: the Python PY_START / PY_RETURN callbacks */
+    PyObject *return_fallback;
+    int send_opcode;           /* opcode.opmap["SEND"]: `yield from` / `await` */
+    int for_iter_opcode;       /* opcode.opmap["FOR_ITER"]: a for loop */
+    /* what a lane's start and end take (fast_lane_start, fast_lane_end) */
+    PyObject *tracer;          /* for tracer._last_caller and tracer.main_lane */
+    PyObject *closing;         /* tracer._closing: lanes being closed */
+    PyObject *no_site;         /* generator_model._NO_SITE; its first field matches nothing */
+    PyObject *name_counts;     /* tracer.handoff_lanes: unique names, */
+    PyObject *names;           /* lane names, */
+    PyObject *blocked_details; /* BLOCKED details by lane, */
+    PyObject *via_details;     /* switch details by via, */
+    PyObject *sources_at;      /* (id(code), offset) -> source index */
+    int32_t blocked_base;      /* the base of a BLOCKED detail's value row */
+    int32_t spawn_base;        /* a generator lane's SPAWN row base, once known (else -1) */
+    int32_t end_detail;        /* the END detail of a generator returning None, once known */
 } GeneratorHooks;
 
 /* The objects a GeneratorHooks holds, for its traverse and clear. */
 #define GENERATOR_HOOKS_OBJECTS(X)                                                        \
     X(recorder) X(lanes) X(sites) X(sent_values) X(yielded_values) X(resume_sources)      \
     X(delegates) X(delegators) X(pending) X(resume_source) X(short_repr) X(missing)       \
-    X(resume_fallback) X(yield_fallback) X(call_fallback) X(local_fallback) X(errors)
+    X(resume_fallback) X(yield_fallback) X(call_fallback) X(local_fallback) X(errors)    \
+    X(calls) X(started_codes) X(start_fallback) X(return_fallback) X(tracer) X(closing)      \
+    X(no_site) X(name_counts) X(names) X(blocked_details) X(via_details) X(sources_at)
 
 extern PyTypeObject GeneratorHooksType;
 
 /* The hand-off fast paths (1: recorded; 0: the Python twin decides; -1: an error). */
 int fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset);
 int fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value);
+/* A followed frame starting (a coroutine as a call in its awaiter, a generator as a new lane)
+ * or returning (a call, a lane ending): 1 recorded; 0 the Python twin decides; -1 an error. */
+int fast_start(GeneratorHooks *self, PyFrameObject *frame);
+int fast_return(GeneratorHooks *self, PyFrameObject *frame, PyObject *value);
 
 #if PY_VERSION_HEX < 0x030C0000
 /* -- 3.11 (_generator_eval.c); each returns -1 with an exception set on failure ------------ */

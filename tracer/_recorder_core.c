@@ -534,7 +534,14 @@ api_value_row_utf8(PyObject *core, int32_t base, const char *text, Py_ssize_t si
     return recorder_value_row_utf8((RecorderCore *)core, base, text, size, out);
 }
 
+static int
+api_spawn(PyObject *core, PyObject *name, int32_t base, int32_t parent, int32_t source,
+          int32_t *lane, PyObject **named)
+{
+    return recorder_spawn((RecorderCore *)core, name, base, parent, source, lane, named);
+}
+
 LoopscopeRecorderAPI recorder_api = {
     RECORDER_API_VERSION, &RecorderCoreType, api_append, api_handoff, api_set_current, api_get_current,
-    api_value_row, api_value_row_utf8,
+    api_value_row, api_value_row_utf8, api_spawn,
 };

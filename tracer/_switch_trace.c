@@ -22,6 +22,10 @@ typedef struct {
     void *dead_closure;
 } SwitchTrace;
 
+/* The objects a SwitchTrace holds, for its traverse and clear. */
+#define SWITCH_TRACE_OBJECTS(X) \
+    X(recorder) X(lanes) X(arrivals) X(arrival_of) X(fallback) X(greenlet_type)
+
 /* 1: recorded a plain switch between two known live greenlets; 0: not one; -1: error */
 static int
 plain_switch(SwitchTrace *self, PyObject *origin, PyObject *target)
@@ -132,49 +136,11 @@ switch_trace_init(SwitchTrace *self, PyObject *args, PyObject *kwargs)
     return 0;
 }
 
-static int
-switch_trace_traverse(SwitchTrace *self, visitproc visit, void *arg)
-{
-    Py_VISIT(self->recorder);
-    Py_VISIT(self->lanes);
-    Py_VISIT(self->arrivals);
-    Py_VISIT(self->arrival_of);
-    Py_VISIT(self->fallback);
-    Py_VISIT(self->greenlet_type);
-    return 0;
-}
-
-static int
-switch_trace_clear(SwitchTrace *self)
-{
-    Py_CLEAR(self->recorder);
-    Py_CLEAR(self->lanes);
-    Py_CLEAR(self->arrivals);
-    Py_CLEAR(self->arrival_of);
-    Py_CLEAR(self->fallback);
-    Py_CLEAR(self->greenlet_type);
-    return 0;
-}
-
-static void
-switch_trace_dealloc(SwitchTrace *self)
-{
-    PyObject_GC_UnTrack(self);
-    switch_trace_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+GC_FIELD_FUNCTIONS(switch_trace, SwitchTrace, SWITCH_TRACE_OBJECTS)
 
 PyTypeObject SwitchTraceType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loopscope.tracer._handoffs.SwitchTrace",
+    HANDOFFS_TYPE_SLOTS(SwitchTrace, switch_trace),
     .tp_doc = "SwitchTrace(tracer, recorder, fallback): a greenlet.settrace callback recording "
               "plain switches in C and passing the rest to fallback(event, args).",
-    .tp_basicsize = sizeof(SwitchTrace),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)switch_trace_init,
     .tp_call = (ternaryfunc)switch_trace_call,
-    .tp_traverse = (traverseproc)switch_trace_traverse,
-    .tp_clear = (inquiry)switch_trace_clear,
-    .tp_dealloc = (destructor)switch_trace_dealloc,
 };

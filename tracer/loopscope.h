@@ -74,6 +74,13 @@
 #define CACHED_DETAIL 2
 #define CACHED_FIELDS 3
 
+/* generator_model.LANE_CODE_FIELDS: what a generator's code tells about its lanes
+   (tracer.started_codes[id(code)]) */
+#define LANE_CODE_START 0
+#define LANE_CODE_SOURCE 1
+#define LANE_CODE_RESUME_SOURCES 2
+#define LANE_CODE_FIELDS 3
+
 /* generator_model.PENDING_FIELDS: a hand-off passing down a delegation chain (tracer.pending) */
 #define PENDING_EXPECTED_LANE 0
 #define PENDING_DRIVER_LANE 1
@@ -129,7 +136,7 @@
  * RecorderCore, so another extension records an event or a hand-off without a method call.
  * Additive only: a new entry point goes at the end with a new version number. */
 #define RECORDER_API_CAPSULE "loopscope.tracer._speedups._recorder_api"
-#define RECORDER_API_VERSION 2
+#define RECORDER_API_VERSION 3
 
 typedef struct {
     int version;
@@ -144,6 +151,10 @@ typedef struct {
     int (*value_row)(PyObject *core, int32_t base, PyObject *text, int32_t *out);
     int (*value_row_utf8)(PyObject *core, int32_t base, const char *text, Py_ssize_t size,
                           int32_t *out);
+    /* version 3: Recorder.spawn with the lane's detail a value row on `base` (*named: the
+       name it got, a new reference) */
+    int (*spawn)(PyObject *core, PyObject *name, int32_t base, int32_t parent, int32_t source,
+                 int32_t *lane, PyObject **named);
 } LoopscopeRecorderAPI;
 
 /* -- helpers both extensions use ---------------------------------------------------------- */

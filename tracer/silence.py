@@ -53,14 +53,14 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
     census = census or {}
     # whether any: a run may have 100k lanes, and the first of a kind answers
     followed = any(lane.kind in FOLLOWED_KINDS for lane in trace.lanes)
-    asyncio_loops = any(lane.kind == LaneKind.LOOP and "asyncio" in lane.name
-                        for lane in trace.lanes)
     notes: list[str] = []
     loops: dict[str, int] = census.get("loops") or {}
     libraries: list[str] = census.get("libraries") or []
     generators, coroutines = _count(census, "generators"), _count(census, "coroutines")
 
-    if model == "asyncio" and loops and not asyncio_loops:
+    # (asked only then: a generator run's 100k lanes have no loop, and each lane read costs)
+    if model == "asyncio" and loops and not any(
+            lane.kind == LaneKind.LOOP and "asyncio" in lane.name for lane in trace.lanes):
         if any(lane.kind == LaneKind.LOOP and lane.name.endswith(" (not traced)")
                for lane in trace.lanes):
             return notes  # the model said so already, on that loop's lane and in the run's notes

@@ -67,6 +67,7 @@ def test_the_other_shared_numbers_match_their_python_twins() -> None:
         ("VALUE_READ_", generator_model.VALUE_READ_FIELDS, generator_model.ValueRead(0, None, -1)),
         ("CACHED_", generator_model.CACHED_FIELDS, generator_model.CachedValue(None, "", 0)),
         ("PENDING_", generator_model.PENDING_FIELDS, generator_model._NO_PENDING),
+        ("LANE_CODE_", generator_model.LANE_CODE_FIELDS, None),
         ("ARRIVAL_", _greenlets.ARRIVAL_FIELDS, _greenlets._NO_ARRIVAL),
         ("CAUSE_", _asyncio_tracer.CAUSE_FIELDS, None),
         ("WAITERS_", _asyncio_tracer.WAITERS_FIELDS, None),

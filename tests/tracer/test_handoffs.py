@@ -162,7 +162,36 @@ def feeder(stepper):
         stepper.step(value)
         yield value
 
+class Tree:
+    def __init__(self, left, value, right):
+        self.left, self.value, self.right = left, value, right
+
+    def __iter__(self):
+        if self.left:
+            yield from self.left
+        yield self.value
+        if self.right:
+            yield from self.right
+
+def tree(values):
+    if not values:
+        return None
+    middle = len(values) // 2
+    return Tree(tree(values[:middle]), values[middle], tree(values[middle + 1:]))
+
+def evens(n):
+    for value in counter(n):  # a lane's for loop starting lanes
+        if value % 2 == 0:
+            yield value
+
 def main():
+    # more lanes than the per-lane tables grow by at once, each started by a lane's
+    # `yield from` or for loop and ending with None
+    for _ in tree(list(range(300))):
+        pass
+    for _ in range(3):
+        for _ in evens(4):
+            pass
     worker = echo()
     next(worker)
     shared = "shared"

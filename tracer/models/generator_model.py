@@ -183,6 +183,21 @@ def _generator_start(code: CodeType) -> int:
     return first_resume or 0
 
 
+class LaneCode(NamedTuple):
+    """What a generator's code tells about each of its lanes (a tuple: the C hooks read its
+    fields by position, LANE_CODE_* in tracer/loopscope.h)."""
+
+    start: int  # the offset of the RESUME where its body starts (_generator_start)
+    source: int  # the source index of its first line, where its lanes are spawned
+    # the source index of each offset its frames resume at: where a frame resumes depends on
+    # its code only, so every lane of the code shares this table (tracer.resume_sources)
+    resume_sources: dict[int, int]
+
+
+# Its fields' names, in order (tests/tracer/test_c_contract.py holds them to loopscope.h).
+LANE_CODE_FIELDS = LaneCode._fields
+
+
 # How a lane was last resumed, reused while its driver resumes it from the same frame and
 # instruction (a send() in a loop): (driver frame, driver instruction offset or -1 when the
 # site must be looked up again, driver lane, value getter, switch detail without a value,
@@ -270,12 +285,14 @@ class GeneratorTracer:
         self.names = self.handoff_lanes.names
         self.main_lane = NO_LANE
         # Per lane, indexed by lane id: how it was last resumed, the last values handed to it
-        # and by it, and its source index per resume offset.
+        # and by it, and its source index per resume offset. Where a frame resumes depends
+        # on its code only, so every lane of one code shares that code's table (set when the
+        # lane is spawned): a new lane finds its resume sources known already.
         table = self.handoff_lanes.table
         self.sites: list[Site] = table(lambda: _NO_SITE)
         self.sent_values: list[ValueCache] = table(lambda: None)
         self.yielded_values: list[ValueCache] = table(lambda: None)
-        self.resume_sources: list[dict[int, int]] = table(dict)
+        self.resume_sources: list[dict[int, int] | None] = table(lambda: None)
         # Per lane: the lane it delegates to with `yield from` / `await` (or NO_LANE), and the
         # lane delegating to it; and the hand-off passing down a delegation chain
         # (PENDING_FIELDS), mutated in place because the C hooks hold it too.
@@ -285,11 +302,10 @@ class GeneratorTracer:
         # The base of every yielded value's row (tracer.values): {"via": "yield"}.
         self.yield_detail = self.handoff_lanes.via_detail("yield")
         # Per code object, keyed by id(code) (handoff_lanes.codes keeps them alive): the call
-        # site at each instruction, and for a generator's code (where its body starts, the
-        # source of its first line).
+        # site at each instruction, and a generator's code's LaneCode.
         self._codes = self.handoff_lanes.codes
         self._call_sites: dict[tuple[int, int], CallSite] = {}
-        self._lane_codes: dict[int, tuple[int, int]] = {}
+        self._lane_codes: dict[int, LaneCode] = {}
         # The last non-generator frame that drove a generator, and its lane: a loop driving
         # a generator asks about the same frame every time.
         self._last_caller: FrameType | None = None
@@ -300,6 +316,19 @@ class GeneratorTracer:
         # its task). One that suspends becomes a lane then (_promote); most return first.
         self.calls: dict[FrameType, bool] = {}
         self._pending_close: dict[int, FrameType] = {}
+        # By id(code), the program's followed codes that a backend has seen start and set up
+        # (3.13's close watch), with their LaneCode (self._codes holds the code): the C hooks
+        # take a new frame of one of these without asking the backend again. Alone only:
+        # beside another model a code may become one-shot later.
+        self.started_codes: dict[int, LaneCode] = {}
+        # A lane's site before its first resume and after its end (tracer/_generator_hooks.c
+        # starts and ends lanes too: lane_start and lane_end, the twins of _resumed and _end).
+        self.no_site = _NO_SITE
+
+    def code_started(self, code: CodeType) -> None:
+        """A backend has seen `code`, a followed code of the program, start."""
+        if self.host is None:
+            self.started_codes[id(code)] = self._lane_code(code)
 
     # -- lanes ------------------------------------------------------------------------------
 
@@ -359,20 +388,21 @@ class GeneratorTracer:
         self.one_shot_codes.add(code)
         return True
 
-    def _lane_code(self, code: CodeType) -> tuple[int, int]:
-        """(the offset where the generator's body starts, the source of its first line)."""
+    def _lane_code(self, code: CodeType) -> LaneCode:
         facts = self._lane_codes.get(id(code))
         if facts is None:
             self._codes[id(code)] = code
-            facts = self._lane_codes[id(code)] = (
-                _generator_start(code), self.recorder.source_of(code, code.co_firstlineno))
+            facts = self._lane_codes[id(code)] = LaneCode(
+                _generator_start(code), self.recorder.source_of(code, code.co_firstlineno), {})
         return facts
 
     def _spawn_generator(self, frame: FrameType, driver: int) -> int:
         code = frame.f_code
         name = self.handoff_lanes.unique_name(code.co_name)
-        lane = self._new_lane(name, LaneKind.GENERATOR, driver, self._lane_code(code)[1])
+        facts = self._lane_code(code)
+        lane = self._new_lane(name, LaneKind.GENERATOR, driver, facts.source)
         self.lanes[frame] = lane
+        self.resume_sources[lane] = facts.resume_sources
         return lane
 
     def _source(self, frame: FrameType | None) -> int:
@@ -381,7 +411,9 @@ class GeneratorTracer:
     def resume_source(self, lane: int, frame: FrameType) -> int:
         """The source index of where the lane's frame resumes, cached per instruction."""
         index = self._source(frame)
-        self.resume_sources[lane][frame.f_lasti] = index
+        sources = self.resume_sources[lane]
+        if sources is not None:
+            sources[frame.f_lasti] = index
         return index
 
     def _blocked_detail(self, other: int) -> int:
@@ -752,18 +784,19 @@ def hot_paths(tracer: GeneratorTracer) -> tuple[Callable[[FrameType, int, int], 
                     detail = value_detail(value, site[4], site[5], sent_values, lane)
         elif expected != lane:
             return False
-        source = resume_sources[lane].get(offset)
+        delegate = delegates[lane]
+        if expected != no_lane and delegate != no_lane:
+            pending[0] = delegate  # passing on down a chain: nothing recorded here
+            return True
+        sources = resume_sources[lane]
+        source = sources.get(offset) if sources is not None else None
         if source is None:
             source = resume_source(lane, frame)
-        delegate = delegates[lane]
         if expected == no_lane:
             if delegate != no_lane:
                 pending[:] = (delegate, site[2], lane, detail, site[6], source)
                 return True
             handoff(site[2], lane, detail, blocked, site[6], source)
-        elif delegate != no_lane:
-            pending[0] = delegate
-            return True
         else:
             handoff(pending[1], lane, pending[3], blocked, pending[4], source)
             pending[0] = no_lane
@@ -843,6 +876,8 @@ class MonitoringBackend:
                 monitoring.set_local_events(tool, code, call_events)
             if not code.co_flags & followed:
                 return disable
+            if alone and id(code) not in started_codes:
+                tracer.code_started(code)
             if get_ident() == traced_thread:
                 tracer.resumed(get_frame(1))
             return None
@@ -850,6 +885,8 @@ class MonitoringBackend:
         recorder = tracer.recorder
         lanes_get = lanes.get
         calls = tracer.calls
+        started_codes = tracer.started_codes
+        alone = tracer.host is None  # (code_started keeps nothing beside another model)
         resume, yield_ = hot_paths(tracer)
 
         def on_resume(code: CodeType, offset: int) -> Any:
@@ -902,15 +939,19 @@ class MonitoringBackend:
                 tracer.finished(frame, None, exception)
             return None
 
-        # With tracer._handoffs built, its C twins of on_resume and on_yield take the
-        # hand-offs and call the Python ones above for everything else.
+        # With tracer._handoffs built, its C twins of on_start, on_resume, on_yield and
+        # on_return take the hand-offs and the coroutines running as calls, and call the
+        # Python ones above for everything else.
+        start_callback: Callable[..., Any] = on_start
         resume_callback: Callable[..., Any] = on_resume
         yield_callback: Callable[..., Any] = on_yield
+        return_callback: Callable[..., Any] = on_return
         handoffs = c_handoffs(recorder)
         if handoffs is not None:
             hooks = handoffs.GeneratorHooks(tracer, recorder, on_resume, on_yield, short_repr,
-                                            _MISSING)
-            resume_callback, yield_callback = hooks.on_resume, hooks.on_yield
+                                            _MISSING, on_start, on_return)
+            start_callback, resume_callback = hooks.on_start, hooks.on_resume
+            yield_callback, return_callback = hooks.on_yield, hooks.on_return
 
         generator_close = types.GeneratorType.close
 
@@ -929,9 +970,9 @@ class MonitoringBackend:
             return None
 
         for event, callback in (
-            (events.PY_START, on_start), (events.PY_RESUME, resume_callback),
+            (events.PY_START, start_callback), (events.PY_RESUME, resume_callback),
             (events.PY_THROW, on_throw), (events.PY_YIELD, yield_callback),
-            (events.PY_RETURN, on_return), (events.PY_UNWIND, on_unwind),
+            (events.PY_RETURN, return_callback), (events.PY_UNWIND, on_unwind),
             (events.CALL, on_call), (events.C_RETURN, on_c_return),
             (events.C_RAISE, on_c_return),
         ):
@@ -1050,6 +1091,7 @@ class SettraceBackend:
                     not_generators[id(code)] = code
                     return None
                 generator_codes[id(code)] = (code, code.co_code)
+                tracer.code_started(code)
             if lines_off:
                 frame.f_trace_lines = False
             errors.pop(frame, None)

@@ -7,7 +7,9 @@
 - `HandoffLanes`: the lanes of a hand-off model: unique names ("worker", "worker-2"), the
   per-lane tables its hooks read in place (grown as lanes are spawned), the switch detail of
   each way of handing over ("via"), the BLOCKED detail of a lane waiting on another, and the
-  source line a frame resumes at, each interned once.
+  source line a frame resumes at, each interned once. (The generator model's C hooks read its
+  tables in place to start a lane: `_name_counts`, `names`, `_blocked_details`,
+  `_via_details`, `_sources_at`, `_blocked_base`.)
 """
 
 from __future__ import annotations
