@@ -80,24 +80,6 @@ take_table(PyObject **slot, PyObject *tracer, const char *name, int (*check)(PyO
 
 /* -- the types' garbage-collection slots ---------------------------------------------------- */
 
-#define GC_VISIT_FIELD(field) Py_VISIT(self->field);
-#define GC_CLEAR_FIELD(field) Py_CLEAR(self->field);
-
-/* `prefix`_traverse and `prefix`_clear for a `Type` whose object fields OBJECTS(X) lists. */
-#define GC_FIELD_FUNCTIONS(prefix, Type, OBJECTS)                                          \
-    static int                                                                            \
-    prefix##_traverse(Type *self, visitproc visit, void *arg)                             \
-    {                                                                                     \
-        OBJECTS(GC_VISIT_FIELD)                                                           \
-        return 0;                                                                         \
-    }                                                                                     \
-    static int                                                                            \
-    prefix##_clear(Type *self)                                                            \
-    {                                                                                     \
-        OBJECTS(GC_CLEAR_FIELD)                                                           \
-        return 0;                                                                         \
-    }
-
 /* tp_dealloc of this extension's types: untracked, cleared by their tp_clear, freed. */
 static inline void
 gc_dealloc(PyObject *self)
