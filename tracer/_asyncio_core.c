@@ -3,7 +3,8 @@
  * TracedCoroutine: am_send (which the C Task calls through PyIter_Send) and send() record the
  * step's RUNNING and, for a bare yield, its READY without entering Python; everything else
  * goes to the Python tracer. CausedCallback runs a callback with the cause of its wake-ups.
- * The await-chain readers serve the proxy and tracer.models._asyncio_waits.
+ * LoopHooksCore is the base of the traced loop: its create_task and call_soon. The
+ * await-chain readers serve the proxy and tracer.models._asyncio_waits.
  */
 
 #include "_speedups.h"
@@ -49,6 +50,8 @@ typedef struct {
 } ProxyCore;
 
 static int tracer_failed(LoopTracerCore *self);
+static PyObject *caused_callback_new(PyTypeObject *type, LoopTracerCore *tracer,
+                                     PyObject *callback, PyObject *cause);
 
 /* -- garbage collection, from each type's member table ------------------------------------ */
 
@@ -98,6 +101,18 @@ dealloc_members(PyObject *self, const PyMemberDef *members)
 #define GC_SLOTS(PREFIX)                                                                     \
     .tp_dealloc = PREFIX##_dealloc, .tp_traverse = PREFIX##_traverse, .tp_clear = PREFIX##_clear
 
+/* The slots every base type of this file shares: a GC type Python code subclasses, made by
+ * PyType_GenericNew, its GC functions and members from the member table PREFIX_members */
+#define CORE_TYPE(NAME, STRUCT, PREFIX, DOC)                                                 \
+    PyVarObject_HEAD_INIT(NULL, 0)                                                           \
+    .tp_name = "loopscope.tracer._speedups." NAME,                                           \
+    .tp_basicsize = sizeof(STRUCT),                                                          \
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,               \
+    .tp_doc = DOC,                                                                           \
+    .tp_new = PyType_GenericNew,                                                             \
+    GC_SLOTS(PREFIX),                                                                        \
+    .tp_members = PREFIX##_members
+
 /* -- LoopTracerCore ---------------------------------------------------------------------- */
 
 
@@ -140,6 +155,8 @@ static PyMemberDef tracer_members[] = {
     {"ready_spawn", T_INT, offsetof(LoopTracerCore, ready_spawn), 0, NULL},
     {"_spawn_bases", T_OBJECT, offsetof(LoopTracerCore, spawn_bases), 0, NULL},
     {"_named_by_request", T_OBJECT, offsetof(LoopTracerCore, named_by_request), 0, NULL},
+    {"_gathering_future", T_OBJECT, offsetof(LoopTracerCore, gathering_future), 0, NULL},
+    {"on_gather", T_INT, offsetof(LoopTracerCore, on_gather), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -281,8 +298,7 @@ tracer_task_scheduled(LoopTracerCore *self, PyObject *callback, PyObject *task,
     if (lane == NO_LANE) return 0;
     PyObject *cause = Py_BuildValue("(iii)", lane, self->cause_task, 0);  /* CAUSE_FIELDS */
     if (cause == NULL) return -1;
-    *caused = PyObject_CallFunctionObjArgs((PyObject *)&CausedCallbackType, (PyObject *)self,
-                                           callback, cause, NULL);
+    *caused = caused_callback_new(&CausedCallbackType, self, callback, cause);
     Py_DECREF(cause);
     return *caused == NULL ? -1 : 0;
 }
@@ -300,7 +316,8 @@ tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_
     PyObject *callback = args[0], *first = args[1];
     PyObject *kind = (PyObject *)Py_TYPE(first);
     int is_task = kind == self->plain_task;
-    if ((kind != self->plain_future && !is_task) || self->waiting == NULL
+    if ((kind != self->plain_future && kind != self->gathering_future && !is_task)
+        || self->waiting == NULL
         || !PyDict_Check(self->waiting) || self->recorder == NULL) {
         return PyObject_CallMethodObjArgs((PyObject *)self, str_pure_callback_scheduled,
                                           callback, first, NULL);
@@ -562,15 +579,9 @@ static PyMethodDef tracer_methods[] = {
 };
 
 PyTypeObject LoopTracerCoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loopscope.tracer._speedups.LoopTracerCore",
-    .tp_basicsize = sizeof(LoopTracerCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "What the C coroutine proxy reads of its loop tracer on every step.",
-    .tp_new = PyType_GenericNew,
+    CORE_TYPE("LoopTracerCore", LoopTracerCore, tracer,
+              "What the C coroutine proxy reads of its loop tracer on every step."),
     .tp_init = (initproc)tracer_init,
-    GC_SLOTS(tracer),
-    .tp_members = tracer_members,
     .tp_methods = tracer_methods,
 };
 
@@ -597,6 +608,27 @@ caused_vectorcall(CausedCallback *self, PyObject *const *args, size_t nargsf, Py
 }
 
 static PyObject *
+caused_callback_new(PyTypeObject *type, LoopTracerCore *tracer, PyObject *callback,
+                    PyObject *cause)
+{
+    CausedCallback *self = (CausedCallback *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->tracer = (LoopTracerCore *)Py_NewRef(tracer);
+    self->callback = Py_NewRef(callback);
+    /* A cause of plain ints (every one the tracer makes) can never be part of a reference
+     * cycle: untracked, it is not one more object for the collector to walk while its
+     * callback waits in the ready queue (the collector would untrack it itself, later). */
+    int atomic = PyTuple_CheckExact(cause);
+    for (Py_ssize_t i = 0; atomic && i < PyTuple_GET_SIZE(cause); i++) {
+        atomic = PyLong_CheckExact(PyTuple_GET_ITEM(cause, i));
+    }
+    if (atomic) PyObject_GC_UnTrack(cause);
+    self->cause = Py_NewRef(cause);
+    self->vectorcall = (vectorcallfunc)caused_vectorcall;
+    return (PyObject *)self;
+}
+
+static PyObject *
 caused_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     PyObject *tracer, *callback, *cause;
@@ -604,13 +636,7 @@ caused_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                           &cause)) {
         return NULL;
     }
-    CausedCallback *self = (CausedCallback *)type->tp_alloc(type, 0);
-    if (self == NULL) return NULL;
-    self->tracer = (LoopTracerCore *)Py_NewRef(tracer);
-    self->callback = Py_NewRef(callback);
-    self->cause = Py_NewRef(cause);
-    self->vectorcall = (vectorcallfunc)caused_vectorcall;
-    return (PyObject *)self;
+    return caused_callback_new(type, (LoopTracerCore *)tracer, callback, cause);
 }
 
 static PyObject *
@@ -791,6 +817,16 @@ static int
 proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *future)
 {
     LoopTracerCore *tracer = self->tracer;
+    if ((PyObject *)Py_TYPE(future) == tracer->gathering_future && tracer->on_gather != 0
+        && tracer->waiting != NULL && PyDict_Check(tracer->waiting)) {
+        /* a wait on gather's future (LoopTracer.step_waits) */
+        PyObject *key = PyLong_FromVoidPtr(future);
+        int failed = key == NULL
+            || recorder_append(recorder, lane, CODE_BLOCKED, NO_LANE, tracer->on_gather, 0) < 0
+            || proxy_add_waiter(tracer, key, future, lane) < 0;
+        Py_XDECREF(key);
+        return failed ? -1 : 1;
+    }
     if ((PyObject *)Py_TYPE(future) != tracer->plain_future || tracer->waiting == NULL
         || !PyDict_Check(tracer->waiting) || tracer->sleeps == NULL
         || !PyDict_Check(tracer->sleeps) || tracer->io_futures == NULL
@@ -1167,18 +1203,340 @@ static PyAsyncMethods proxy_as_async = {
 };
 
 PyTypeObject ProxyCoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loopscope.tracer._speedups.CoroutineProxyCore",
-    .tp_basicsize = sizeof(ProxyCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "A traced task's coroutine: send() records the step around the wrapped one.",
-    .tp_new = PyType_GenericNew,
+    CORE_TYPE("CoroutineProxyCore", ProxyCore, proxy,
+              "A traced task's coroutine: send() records the step around the wrapped one."),
     .tp_init = (initproc)proxy_init,
-    GC_SLOTS(proxy),
     .tp_methods = proxy_methods,
-    .tp_members = proxy_members,
     .tp_as_async = &proxy_as_async,
 };
+
+/* -- LoopHooksCore ----------------------------------------------------------------------- */
+
+/* The base of the traced asyncio loop (tracer.models._asyncio_loop.TracingEventLoop):
+ * create_task and call_soon, which every task and every step go through, without a Python
+ * frame of their own. PureLoopHooks there is their twin. What they fall back to and build
+ * (BaseEventLoop's methods, the Task and Handle classes, the proxy type) is set once by
+ * configure_loop_hooks when that module is imported. */
+typedef struct {
+    PyObject_HEAD
+    LoopTracerCore *tracer;
+} LoopHooksCore;
+
+static PyObject *hooks_base_create_task, *hooks_base_call_soon, *hooks_task_type,
+    *hooks_handle_type, *hooks_proxy_type, *hooks_cleanup_codes, *hooks_naming_callers,
+    *hooks_loop_kwnames;
+static int hooks_named_afterwards;
+static PyObject *str_name, *str_context, *str_task_factory, *str_debug, *str_closed,
+    *str_ready, *str_append, *str_loop;
+
+/* configure_loop_hooks(base_create_task, base_call_soon, task_type, handle_type, proxy_type,
+ * cleanup_codes, naming_callers, named_afterwards) */
+PyObject *
+configure_loop_hooks(PyObject *module, PyObject *args)
+{
+    PyObject *given[7];
+    int named_afterwards;
+    if (!PyArg_ParseTuple(args, "OOOOOO!O!p:configure_loop_hooks", &given[0], &given[1],
+                          &given[2], &given[3], &given[4], &PyFrozenSet_Type, &given[5],
+                          &PyTuple_Type, &given[6], &named_afterwards)) {
+        return NULL;
+    }
+    static const InternedName names[] = {
+        {&str_name, "name"}, {&str_context, "context"}, {&str_task_factory, "_task_factory"},
+        {&str_debug, "_debug"}, {&str_closed, "_closed"}, {&str_ready, "_ready"},
+        {&str_append, "append"}, {&str_loop, "loop"}, {NULL, NULL},
+    };
+    if (intern_names(names) < 0 || intern_own_names() < 0) return NULL;
+    PyObject *loop_kwnames = PyTuple_Pack(1, str_loop);
+    if (loop_kwnames == NULL) return NULL;
+    PyObject **slots[] = {&hooks_base_create_task, &hooks_base_call_soon, &hooks_task_type,
+                          &hooks_handle_type, &hooks_proxy_type, &hooks_cleanup_codes,
+                          &hooks_naming_callers};
+    for (int i = 0; i < 7; i++) Py_XSETREF(*slots[i], Py_NewRef(given[i]));
+    Py_XSETREF(hooks_loop_kwnames, loop_kwnames);
+    hooks_named_afterwards = named_afterwards;
+    Py_RETURN_NONE;
+}
+
+/* What BaseEventLoop's `method` does with these arguments: self prepended to `args`. */
+static PyObject *
+hooks_call_base(PyObject *method, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject *small[8];
+    PyObject **all = total + 1 <= 8 ? small : PyMem_Malloc((total + 1) * sizeof(PyObject *));
+    if (all == NULL) return PyErr_NoMemory();
+    all[0] = self;
+    memcpy(all + 1, args, total * sizeof(PyObject *));
+    PyObject *result = PyObject_Vectorcall(method, all, nargs + 1, kwnames);
+    if (all != small) PyMem_Free(all);
+    return result;
+}
+
+/* The truth of getattr(self, name) */
+static int
+attribute_true(PyObject *self, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(self, name);
+    if (value == NULL) return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* The keyword argument `name` of a vectorcall, borrowed, or NULL */
+static PyObject *
+keyword_argument(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject *name)
+{
+    Py_ssize_t count = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (key == name || PyUnicode_Compare(key, name) == 0) return args[nargs + i];
+    }
+    return NULL;
+}
+
+/* Before 3.13 asyncio.create_task and TaskGroup.create_task name the task after making it:
+ * the name the program chose is their `name` argument (None when there is none). */
+static PyObject *
+name_from_caller(void)
+{
+    PyFrameObject *frame = PyEval_GetFrame();  /* borrowed: the caller of create_task */
+    if (frame == NULL) Py_RETURN_NONE;
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    int naming = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hooks_naming_callers); i++) {
+        naming |= PyTuple_GET_ITEM(hooks_naming_callers, i) == (PyObject *)code;
+    }
+    Py_DECREF(code);
+    if (!naming) Py_RETURN_NONE;
+    PyObject *locals = PyFrame_GetLocals(frame);
+    if (locals == NULL) return NULL;
+    PyObject *name = PyMapping_Check(locals) ? PyObject_GetItem(locals, str_name) : NULL;
+    Py_DECREF(locals);
+    if (name == NULL) {
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_KeyError)) return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return name;
+}
+
+/* Task(proxy, loop=self, **options): what BaseEventLoop.create_task builds */
+static PyObject *
+hooks_new_task(PyObject *self, PyObject *proxy, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    Py_ssize_t options = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (options == 0) {
+        PyObject *call[2] = {proxy, self};
+        return PyObject_Vectorcall(hooks_task_type, call, 1, hooks_loop_kwnames);
+    }
+    PyObject *names = PyTuple_New(options + 1);
+    if (names == NULL) return NULL;
+    PyTuple_SET_ITEM(names, 0, Py_NewRef(str_loop));
+    for (Py_ssize_t i = 0; i < options; i++) {
+        PyTuple_SET_ITEM(names, i + 1, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+    }
+    PyObject **call = PyMem_Malloc((options + 2) * sizeof(PyObject *));
+    if (call == NULL) {
+        Py_DECREF(names);
+        return PyErr_NoMemory();
+    }
+    call[0] = proxy;
+    call[1] = self;
+    memcpy(call + 2, args + nargs, options * sizeof(PyObject *));
+    PyObject *task = PyObject_Vectorcall(hooks_task_type, call, 1, names);
+    PyMem_Free(call);
+    Py_DECREF(names);
+    return task;
+}
+
+/* The loop's tracer, or NULL while it has none (a loop being made, or not ours) */
+static LoopTracerCore *
+hooks_tracer(LoopHooksCore *self)
+{
+    PyObject *tracer = (PyObject *)self->tracer;
+    return tracer != NULL && PyObject_TypeCheck(tracer, &LoopTracerCoreType)
+        ? (LoopTracerCore *)tracer : NULL;
+}
+
+/* Whether create_task traces this coroutine: the tracer is on and it is a plain coroutine
+ * that is not one of asyncio.run's own clean-ups. */
+static int
+hooks_traces(LoopHooksCore *self, PyObject *coro)
+{
+    if (hooks_tracer(self) == NULL || self->tracer->detached || !PyCoro_CheckExact(coro)) {
+        return 0;
+    }
+    PyObject *code = PyObject_GetAttr(coro, str_cr_code);
+    if (code == NULL) return -1;
+    PyObject *key = PyLong_FromVoidPtr(code);
+    Py_DECREF(code);
+    if (key == NULL) return -1;
+    int cleanup = PySet_Contains(hooks_cleanup_codes, key);
+    Py_DECREF(key);
+    return cleanup < 0 ? -1 : !cleanup;
+}
+
+/* create_task(coro, **options): PureLoopHooks.create_task's twin */
+static PyObject *
+hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (hooks_task_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_loop_hooks() was not called");
+        return NULL;
+    }
+    int traces = nargs == 1 ? hooks_traces(self, args[0]) : 0;
+    if (traces < 0) return NULL;
+    if (!traces) {
+        return hooks_call_base(hooks_base_create_task, (PyObject *)self, args, nargs, kwnames);
+    }
+    LoopTracerCore *tracer = self->tracer;
+    PyObject *call[2] = {args[0], (PyObject *)tracer};
+    PyObject *proxy = PyObject_Vectorcall(hooks_proxy_type, call, 2, NULL);
+    if (proxy == NULL) {  /* ours, not the program's: the task runs untraced */
+        if (tracer_failed(tracer) < 0) return NULL;
+        return hooks_call_base(hooks_base_create_task, (PyObject *)self, args, nargs, kwnames);
+    }
+    int factory = 0, plain = 1;
+    PyObject *task_factory = PyObject_GetAttr((PyObject *)self, str_task_factory);
+    if (task_factory == NULL) goto failed;
+    factory = task_factory != Py_None;
+    Py_DECREF(task_factory);
+    /* what BaseEventLoop.create_task does with no factory, not in debug mode and open */
+    for (int i = 0; i < 2 && plain && !factory; i++) {
+        int truth = attribute_true((PyObject *)self, i == 0 ? str_debug : str_closed);
+        if (truth < 0) goto failed;
+        plain = !truth;
+    }
+    PyObject *task;
+    if (plain && !factory) {
+        task = hooks_new_task((PyObject *)self, proxy, args, nargs, kwnames);
+    }
+    else {  /* BaseEventLoop.create_task(self, proxy, **options) */
+        Py_ssize_t options = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+        PyObject *small[8];
+        PyObject **all = options + 1 <= 8 ? small
+            : PyMem_Malloc((options + 1) * sizeof(PyObject *));
+        if (all == NULL) {
+            PyErr_NoMemory();
+            goto failed;
+        }
+        all[0] = proxy;
+        memcpy(all + 1, args + 1, options * sizeof(PyObject *));
+        task = hooks_call_base(hooks_base_create_task, (PyObject *)self, all, 1, kwnames);
+        if (all != small) PyMem_Free(all);
+    }
+    if (task == NULL) goto failed;
+    PyObject *given = keyword_argument(args, nargs, kwnames, str_name);
+    PyObject *name = given != NULL && given != Py_None ? Py_NewRef(given)
+        : hooks_named_afterwards ? name_from_caller() : Py_NewRef(Py_None);
+    if (name != NULL && name != Py_None) Py_SETREF(name, PyObject_Str(name));
+    if (name == NULL) {
+        Py_DECREF(task);
+        goto failed;
+    }
+    PyObject *created[3] = {proxy, task, name};
+    PyObject *done = tracer_task_created(tracer, created, 3);
+    Py_DECREF(name);
+    Py_DECREF(proxy);
+    if (done == NULL) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    Py_DECREF(done);
+    return task;
+failed:
+    Py_DECREF(proxy);
+    return NULL;
+}
+
+/* call_soon(callback, *args, context=None): PureLoopHooks.call_soon's twin */
+static PyObject *
+hooks_call_soon(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    PyObject *context = keyword_argument(args, nargs, kwnames, str_context);
+    if (hooks_handle_type == NULL || nargs < 1 || keywords > (context != NULL)) {
+        /* let the base method say what is wrong with the call */
+        return hooks_call_base(hooks_base_call_soon, (PyObject *)self, args, nargs, kwnames);
+    }
+    LoopTracerCore *tracer = hooks_tracer(self);
+    PyObject *callback;
+    if (nargs > 1 && tracer != NULL && !tracer->detached) {
+        /* a future that completes schedules its callbacks here with itself as the argument */
+        PyObject *scheduled[2] = {args[0], args[1]};
+        callback = tracer_callback_scheduled(tracer, scheduled, 2);
+        if (callback == NULL) return NULL;
+    }
+    else {
+        callback = Py_NewRef(args[0]);
+    }
+    int closed = attribute_true((PyObject *)self, str_closed);
+    int debug = closed == 0 ? attribute_true((PyObject *)self, str_debug) : 0;
+    PyObject *handle = NULL;
+    if (closed < 0 || debug < 0) goto done;
+    if (closed || debug) {  /* the base's checks */
+        PyObject *small[8];
+        Py_ssize_t total = nargs + keywords;
+        PyObject **all = total <= 8 ? small : PyMem_Malloc(total * sizeof(PyObject *));
+        if (all == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        memcpy(all, args, total * sizeof(PyObject *));
+        all[0] = callback;
+        handle = hooks_call_base(hooks_base_call_soon, (PyObject *)self, all, nargs, kwnames);
+        if (all != small) PyMem_Free(all);
+        goto done;
+    }
+    /* what BaseEventLoop.call_soon does when not in debug mode, without its two frames */
+    PyObject *callback_args = PyTuple_New(nargs - 1);
+    if (callback_args == NULL) goto done;
+    for (Py_ssize_t i = 1; i < nargs; i++) {
+        PyTuple_SET_ITEM(callback_args, i - 1, Py_NewRef(args[i]));
+    }
+    PyObject *made[4] = {callback, callback_args, (PyObject *)self,
+                         context != NULL ? context : Py_None};
+    handle = PyObject_Vectorcall(hooks_handle_type, made, 4, NULL);
+    Py_DECREF(callback_args);
+    if (handle == NULL) goto done;
+    PyObject *ready = PyObject_GetAttr((PyObject *)self, str_ready);
+    PyObject *appended = ready == NULL ? NULL
+        : PyObject_CallMethodOneArg(ready, str_append, handle);
+    Py_XDECREF(ready);
+    if (appended == NULL) Py_CLEAR(handle);
+    Py_XDECREF(appended);
+done:
+    Py_DECREF(callback);
+    return handle;
+}
+
+static PyMethodDef hooks_methods[] = {
+    {"create_task", (PyCFunction)(void (*)(void))hooks_create_task,
+     METH_FASTCALL | METH_KEYWORDS, "A Task around a traced coroutine, its lane spawned."},
+    {"call_soon", (PyCFunction)(void (*)(void))hooks_call_soon, METH_FASTCALL | METH_KEYWORDS,
+     "Schedule a callback; a future it completes wakes the lanes waiting on it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef hooks_members[] = {
+    {"_tracer", T_OBJECT, offsetof(LoopHooksCore, tracer), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+GC_FROM_MEMBERS(hooks, hooks_members)
+
+PyTypeObject LoopHooksCoreType = {
+    CORE_TYPE("LoopHooksCore", LoopHooksCore, hooks,
+              "The traced asyncio loop's create_task and call_soon."),
+    .tp_methods = hooks_methods,
+};
+
 
 /* -- await chains ------------------------------------------------------------------------ */
 
