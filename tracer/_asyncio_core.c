@@ -127,8 +127,32 @@ tracer_init(LoopTracerCore *self, PyObject *args, PyObject *kwargs)
     Py_INCREF(recorder);
     Py_XSETREF(self->recorder, (RecorderCore *)recorder);
     self->detached = 0;
+    self->done_lane = NO_LANE;
     return 0;
 }
+
+/* tracer.cause: what the callback in progress stands for, (waker, detail, deadline_ns) */
+static PyObject *
+tracer_get_cause(LoopTracerCore *self, void *closure)
+{
+    if (self->done_lane != NO_LANE) {
+        return Py_BuildValue("(iii)", self->done_lane, self->cause_task, 0);  /* CAUSE_FIELDS */
+    }
+    return Py_NewRef(self->cause != NULL ? self->cause : Py_None);
+}
+
+static int
+tracer_set_cause(LoopTracerCore *self, PyObject *value, void *closure)
+{
+    self->done_lane = NO_LANE;
+    Py_XSETREF(self->cause, Py_XNewRef(value));
+    return 0;
+}
+
+static PyGetSetDef tracer_getset[] = {
+    {"cause", (getter)tracer_get_cause, (setter)tracer_set_cause, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static PyMemberDef tracer_members[] = {
     {"recorder", T_OBJECT, offsetof(LoopTracerCore, recorder), READONLY, NULL},
@@ -141,7 +165,8 @@ static PyMemberDef tracer_members[] = {
     {"_verdicts_inner", T_OBJECT, offsetof(LoopTracerCore, verdicts_inner), 0, NULL},
     {"_owner_details", T_OBJECT, offsetof(LoopTracerCore, owner_details), 0, NULL},
     {"_plain_future", T_OBJECT, offsetof(LoopTracerCore, plain_future), 0, NULL},
-    {"cause", T_OBJECT, offsetof(LoopTracerCore, cause), 0, NULL},
+    {"_cause", T_OBJECT, offsetof(LoopTracerCore, cause), READONLY, NULL},
+    {"_done_callbacks", T_OBJECT, offsetof(LoopTracerCore, done_callbacks), READONLY, NULL},
     {"loop_lane", T_INT, offsetof(LoopTracerCore, loop_lane), 0, NULL},
     {"cause_future", T_INT, offsetof(LoopTracerCore, cause_future), 0, NULL},
     {"cause_callback", T_INT, offsetof(LoopTracerCore, cause_callback), 0, NULL},
@@ -179,6 +204,10 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
     else if (current != self->loop_lane && current != NO_LANE) {  /* a step completed it */
         waker = current;
         cause = self->cause_future;
+    }
+    else if (self->done_lane != NO_LANE) {  /* a finished task's done callback */
+        waker = self->done_lane;
+        cause = self->cause_task;
     }
     else if (self->cause != NULL && self->cause != Py_None) {
         PyObject *running = checked_row(self->cause, CAUSE_FIELDS, "the asyncio cause");
@@ -283,29 +312,50 @@ lane_of_task(PyObject *task, int32_t *lane)
     return 0;
 }
 
-/* A task is being completed: wakes its waiters; *caused is the callback run on its behalf
- * (a new reference), or NULL when the callback stays as it is. */
+/* A callback is being scheduled with `first` as its argument: a future or task completing,
+ * maybe, which wakes the lanes waiting on it. Sets *lane to the lane of a traced task that
+ * finished (its callbacks then run on its behalf), else NO_LANE. 1 when `first` is of a type
+ * not judged here (pure_callback_scheduled judges it), 0 when done, -1 on an error. */
 static int
-tracer_task_scheduled(LoopTracerCore *self, PyObject *callback, PyObject *task,
-                      PyObject **caused)
+tracer_judge_scheduled(LoopTracerCore *self, PyObject *first, int32_t *lane)
 {
-    *caused = NULL;
-    int is_done = future_done(task);
+    *lane = NO_LANE;
+    PyObject *kind = (PyObject *)Py_TYPE(first);
+    int is_task = kind == self->plain_task;
+    if ((kind != self->plain_future && kind != self->gathering_future && !is_task)
+        || self->waiting == NULL || !PyDict_Check(self->waiting) || self->recorder == NULL) {
+        return 1;
+    }
+    if (!is_task) {
+        return PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, first, NO_LANE) < 0
+            ? -1 : 0;
+    }
+    int is_done = future_done(first);
     if (is_done <= 0) return is_done;
-    int32_t lane;
-    if (lane_of_task(task, &lane) < 0) return -1;
-    if (PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, task, lane) < 0) return -1;
-    if (lane == NO_LANE) return 0;
-    PyObject *cause = Py_BuildValue("(iii)", lane, self->cause_task, 0);  /* CAUSE_FIELDS */
-    if (cause == NULL) return -1;
-    *caused = caused_callback_new(&CausedCallbackType, self, callback, cause);
-    Py_DECREF(cause);
-    return *caused == NULL ? -1 : 0;
+    int32_t finished;
+    if (lane_of_task(first, &finished) < 0) return -1;
+    if (PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, first, finished) < 0) {
+        return -1;
+    }
+    *lane = finished;
+    return 0;
 }
 
-/* callback_scheduled(callback, first) -> the callback to schedule. A callback is scheduled
- * with `first` as its argument: a future completing, maybe. Plain futures and tasks are
- * handled here; anything else goes to pure_callback_scheduled. */
+/* The callback, run on behalf of the finished task of lane `lane` (a new reference); on an
+ * error in the tracer, the callback itself; NULL only for an error that stays raised. */
+static PyObject *
+caused_by_task(LoopTracerCore *self, PyObject *callback, int32_t lane)
+{
+    PyObject *cause = Py_BuildValue("(iii)", lane, self->cause_task, 0);  /* CAUSE_FIELDS */
+    PyObject *caused = cause == NULL ? NULL
+        : caused_callback_new(&CausedCallbackType, self, callback, cause);
+    Py_XDECREF(cause);
+    if (caused == NULL && tracer_failed(self) == 0) return Py_NewRef(callback);
+    return caused;
+}
+
+/* callback_scheduled(callback, first) -> the callback to schedule (LoopTracer's
+ * pure_callback_scheduled, which judges the types tracer_judge_scheduled leaves to it). */
 static PyObject *
 tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -314,19 +364,14 @@ tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     PyObject *callback = args[0], *first = args[1];
-    PyObject *kind = (PyObject *)Py_TYPE(first);
-    int is_task = kind == self->plain_task;
-    if ((kind != self->plain_future && kind != self->gathering_future && !is_task)
-        || self->waiting == NULL
-        || !PyDict_Check(self->waiting) || self->recorder == NULL) {
+    int32_t lane;
+    int judged = tracer_judge_scheduled(self, first, &lane);
+    if (judged == 1) {
         return PyObject_CallMethodObjArgs((PyObject *)self, str_pure_callback_scheduled,
                                           callback, first, NULL);
     }
-    PyObject *caused = NULL;
-    int failed = is_task ? tracer_task_scheduled(self, callback, first, &caused)
-        : PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, first, NO_LANE) < 0;
-    if (failed && tracer_failed(self) < 0) return NULL;
-    return caused != NULL ? caused : Py_NewRef(callback);
+    if (judged < 0) return tracer_failed(self) < 0 ? NULL : Py_NewRef(callback);
+    return lane == NO_LANE ? Py_NewRef(callback) : caused_by_task(self, callback, lane);
 }
 
 /* An Exception raised while recording detaches the tracer (the program goes on); anything
@@ -583,6 +628,7 @@ PyTypeObject LoopTracerCoreType = {
               "What the C coroutine proxy reads of its loop tracer on every step."),
     .tp_init = (initproc)tracer_init,
     .tp_methods = tracer_methods,
+    .tp_getset = tracer_getset,
 };
 
 /* -- CausedCallback ---------------------------------------------------------------------- */
@@ -601,9 +647,12 @@ caused_vectorcall(CausedCallback *self, PyObject *const *args, size_t nargsf, Py
 {
     LoopTracerCore *tracer = self->tracer;
     PyObject *outer = tracer->cause;  /* the reference moves to this frame */
+    int outer_lane = tracer->done_lane;
     tracer->cause = Py_NewRef(self->cause);
+    tracer->done_lane = NO_LANE;
     PyObject *result = PyObject_Vectorcall(self->callback, args, nargsf, kwnames);
     Py_XSETREF(tracer->cause, outer);
+    tracer->done_lane = outer_lane;
     return result;
 }
 
@@ -684,6 +733,74 @@ PyTypeObject CausedCallbackType = {
     .tp_members = caused_members,
     .tp_repr = (reprfunc)caused_repr,
 };
+
+/* -- DoneCallbacks ----------------------------------------------------------------------- */
+
+/* What the traced loop's call_soon schedules for a finished task's done callback, in place of
+ * the callback: one per tracer, called as done_callbacks(callback, task, lane), it runs
+ * callback(task) with the task's lane as the cause of what it completes (tracer.done_lane).
+ * The same as a CausedCallback, without a wrapper and a cause tuple per callback: a program
+ * that finishes 50k tasks at once would otherwise give the garbage collector 100k more
+ * objects to walk while they wait in the ready queue. */
+typedef struct {
+    PyObject_HEAD
+    LoopTracerCore *tracer;
+    vectorcallfunc vectorcall;
+} DoneCallbacks;
+
+static PyObject *
+done_vectorcall(DoneCallbacks *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    int32_t lane;
+    if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "done callbacks take (callback, task, lane)");
+        return NULL;
+    }
+    if (as_int32(args[2], &lane) < 0) return NULL;
+    LoopTracerCore *tracer = self->tracer;
+    PyObject *outer = tracer->cause;  /* the reference moves to this frame */
+    int outer_lane = tracer->done_lane;
+    tracer->cause = NULL;
+    tracer->done_lane = lane;
+    PyObject *result = PyObject_Vectorcall(args[0], args + 1, 1, NULL);
+    Py_XSETREF(tracer->cause, outer);
+    tracer->done_lane = outer_lane;
+    return result;
+}
+
+static PyMemberDef done_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(DoneCallbacks, vectorcall), READONLY, NULL},
+    {"tracer", T_OBJECT, offsetof(DoneCallbacks, tracer), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+GC_FROM_MEMBERS(done, done_members)
+
+PyTypeObject DoneCallbacksType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.tracer._speedups.DoneCallbacks",
+    .tp_basicsize = sizeof(DoneCallbacks),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "Runs a finished task's done callback with the task's lane as its cause.",
+    GC_SLOTS(done),
+    .tp_call = PyVectorcall_Call,
+    .tp_vectorcall_offset = offsetof(DoneCallbacks, vectorcall),
+    .tp_members = done_members,
+};
+
+/* The tracer's DoneCallbacks (borrowed), made at first use */
+static PyObject *
+tracer_done_callbacks(LoopTracerCore *self)
+{
+    if (self->done_callbacks != NULL) return self->done_callbacks;
+    DoneCallbacks *made = PyObject_GC_New(DoneCallbacks, &DoneCallbacksType);
+    if (made == NULL) return NULL;
+    made->tracer = (LoopTracerCore *)Py_NewRef(self);
+    made->vectorcall = (vectorcallfunc)done_vectorcall;
+    PyObject_GC_Track(made);
+    self->done_callbacks = (PyObject *)made;
+    return self->done_callbacks;
+}
 
 /* -- CoroutineProxyCore ------------------------------------------------------------------ */
 
@@ -1467,11 +1584,24 @@ hooks_call_soon(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObj
     }
     LoopTracerCore *tracer = hooks_tracer(self);
     PyObject *callback;
+    int32_t done_lane = NO_LANE;
     if (nargs > 1 && tracer != NULL && !tracer->detached) {
         /* a future that completes schedules its callbacks here with itself as the argument */
-        PyObject *scheduled[2] = {args[0], args[1]};
-        callback = tracer_callback_scheduled(tracer, scheduled, 2);
-        if (callback == NULL) return NULL;
+        int judged = tracer_judge_scheduled(tracer, args[1], &done_lane);
+        if (judged == 1) {
+            callback = PyObject_CallMethodObjArgs((PyObject *)tracer,
+                                                  str_pure_callback_scheduled, args[0],
+                                                  args[1], NULL);
+            if (callback == NULL) return NULL;
+        }
+        else if (judged < 0) {
+            done_lane = NO_LANE;
+            if (tracer_failed(tracer) < 0) return NULL;
+            callback = Py_NewRef(args[0]);
+        }
+        else {
+            callback = Py_NewRef(args[0]);
+        }
     }
     else {
         callback = Py_NewRef(args[0]);
@@ -1480,6 +1610,14 @@ hooks_call_soon(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObj
     int debug = closed == 0 ? attribute_true((PyObject *)self, str_debug) : 0;
     PyObject *handle = NULL;
     if (closed < 0 || debug < 0) goto done;
+    /* callback(task) for a finished task: DoneCallbacks runs it on the task's behalf */
+    PyObject *done_callbacks = done_lane != NO_LANE && nargs == 2 && !closed && !debug
+        ? tracer_done_callbacks(tracer) : NULL;
+    if (done_lane != NO_LANE && done_callbacks == NULL) {
+        if (PyErr_Occurred() && tracer_failed(tracer) < 0) goto done;
+        Py_SETREF(callback, caused_by_task(tracer, callback, done_lane));
+        if (callback == NULL) return NULL;
+    }
     if (closed || debug) {  /* the base's checks */
         PyObject *small[8];
         Py_ssize_t total = nargs + keywords;
@@ -1495,13 +1633,14 @@ hooks_call_soon(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObj
         goto done;
     }
     /* what BaseEventLoop.call_soon does when not in debug mode, without its two frames */
-    PyObject *callback_args = PyTuple_New(nargs - 1);
+    PyObject *callback_args = done_callbacks != NULL
+        ? Py_BuildValue("(OOi)", callback, args[1], done_lane) : PyTuple_New(nargs - 1);
     if (callback_args == NULL) goto done;
-    for (Py_ssize_t i = 1; i < nargs; i++) {
+    for (Py_ssize_t i = 1; done_callbacks == NULL && i < nargs; i++) {
         PyTuple_SET_ITEM(callback_args, i - 1, Py_NewRef(args[i]));
     }
-    PyObject *made[4] = {callback, callback_args, (PyObject *)self,
-                         context != NULL ? context : Py_None};
+    PyObject *made[4] = {done_callbacks != NULL ? done_callbacks : callback, callback_args,
+                         (PyObject *)self, context != NULL ? context : Py_None};
     handle = PyObject_Vectorcall(hooks_handle_type, made, 4, NULL);
     Py_DECREF(callback_args);
     if (handle == NULL) goto done;

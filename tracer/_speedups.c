@@ -104,7 +104,8 @@ PyInit__speedups(void)
     static const ExportedType types[] = {
         {"RecorderCore", &RecorderCoreType}, {"LoopTracerCore", &LoopTracerCoreType},
         {"CoroutineProxyCore", &ProxyCoreType}, {"CausedCallback", &CausedCallbackType},
-        {"LoopHooksCore", &LoopHooksCoreType}, {NULL, NULL},
+        {"LoopHooksCore", &LoopHooksCoreType}, {"DoneCallbacks", &DoneCallbacksType},
+        {NULL, NULL},
     };
     PyObject *module = create_module(&speedups_module, types);
     if (module == NULL) return NULL;
