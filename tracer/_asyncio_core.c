@@ -101,17 +101,25 @@ dealloc_members(PyObject *self, const PyMemberDef *members)
 #define GC_SLOTS(PREFIX)                                                                     \
     .tp_dealloc = PREFIX##_dealloc, .tp_traverse = PREFIX##_traverse, .tp_clear = PREFIX##_clear
 
-/* The slots every base type of this file shares: a GC type Python code subclasses, made by
- * PyType_GenericNew, its GC functions and members from the member table PREFIX_members */
-#define CORE_TYPE(NAME, STRUCT, PREFIX, DOC)                                                 \
+/* The slots every type of this file has: a GC type with FLAGS, its GC functions and
+ * members from the member table PREFIX_members */
+#define GC_TYPE(NAME, STRUCT, PREFIX, FLAGS, DOC)                                            \
     PyVarObject_HEAD_INIT(NULL, 0)                                                           \
     .tp_name = "loopscope.tracer._speedups." NAME,                                           \
     .tp_basicsize = sizeof(STRUCT),                                                          \
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,               \
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | (FLAGS),                           \
     .tp_doc = DOC,                                                                           \
-    .tp_new = PyType_GenericNew,                                                             \
     GC_SLOTS(PREFIX),                                                                        \
     .tp_members = PREFIX##_members
+
+/* A base type Python code subclasses, its objects made by PyType_GenericNew */
+#define CORE_TYPE(NAME, STRUCT, PREFIX, DOC)                                                 \
+    GC_TYPE(NAME, STRUCT, PREFIX, Py_TPFLAGS_BASETYPE, DOC), .tp_new = PyType_GenericNew
+
+/* A callable type, called through the function its objects keep in their `vectorcall` */
+#define CALLABLE_TYPE(NAME, STRUCT, PREFIX, DOC)                                             \
+    GC_TYPE(NAME, STRUCT, PREFIX, Py_TPFLAGS_HAVE_VECTORCALL, DOC),                          \
+    .tp_call = PyVectorcall_Call, .tp_vectorcall_offset = offsetof(STRUCT, vectorcall)
 
 /* -- LoopTracerCore ---------------------------------------------------------------------- */
 
@@ -720,17 +728,11 @@ static PyMemberDef caused_members[] = {
 GC_FROM_MEMBERS(caused, caused_members)
 
 PyTypeObject CausedCallbackType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loopscope.tracer._speedups.CausedCallback",
-    .tp_basicsize = sizeof(CausedCallback),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "CausedCallback(tracer, callback, cause): callback run with tracer.cause = cause.",
+    CALLABLE_TYPE("CausedCallback", CausedCallback, caused,
+                  "CausedCallback(tracer, callback, cause): callback run with tracer.cause = "
+                  "cause."),
     .tp_new = caused_new,
-    GC_SLOTS(caused),
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(CausedCallback, vectorcall),
     .tp_getset = caused_getset,
-    .tp_members = caused_members,
     .tp_repr = (reprfunc)caused_repr,
 };
 
@@ -777,15 +779,8 @@ static PyMemberDef done_members[] = {
 GC_FROM_MEMBERS(done, done_members)
 
 PyTypeObject DoneCallbacksType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loopscope.tracer._speedups.DoneCallbacks",
-    .tp_basicsize = sizeof(DoneCallbacks),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "Runs a finished task's done callback with the task's lane as its cause.",
-    GC_SLOTS(done),
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(DoneCallbacks, vectorcall),
-    .tp_members = done_members,
+    CALLABLE_TYPE("DoneCallbacks", DoneCallbacks, done,
+                  "Runs a finished task's done callback with the task's lane as its cause."),
 };
 
 /* The tracer's DoneCallbacks (borrowed), made at first use */
