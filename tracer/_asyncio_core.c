@@ -3,7 +3,8 @@
  * TracedCoroutine: am_send (which the C Task calls through PyIter_Send) and send() record the
  * step's RUNNING and, for a bare yield, its READY without entering Python; everything else
  * goes to the Python tracer. CausedCallback runs a callback with the cause of its wake-ups.
- * The await-chain readers serve the proxy and tracer.models._asyncio_waits.
+ * LoopHooksCore is the base of the traced loop: its create_task and call_soon. The
+ * await-chain readers serve the proxy and tracer.models._asyncio_waits.
  */
 
 #include "_speedups.h"
@@ -49,6 +50,8 @@ typedef struct {
 } ProxyCore;
 
 static int tracer_failed(LoopTracerCore *self);
+static PyObject *caused_callback_new(PyTypeObject *type, LoopTracerCore *tracer,
+                                     PyObject *callback, PyObject *cause);
 
 /* -- garbage collection, from each type's member table ------------------------------------ */
 
@@ -98,6 +101,26 @@ dealloc_members(PyObject *self, const PyMemberDef *members)
 #define GC_SLOTS(PREFIX)                                                                     \
     .tp_dealloc = PREFIX##_dealloc, .tp_traverse = PREFIX##_traverse, .tp_clear = PREFIX##_clear
 
+/* The slots every type of this file has: a GC type with FLAGS, its GC functions and
+ * members from the member table PREFIX_members */
+#define GC_TYPE(NAME, STRUCT, PREFIX, FLAGS, DOC)                                            \
+    PyVarObject_HEAD_INIT(NULL, 0)                                                           \
+    .tp_name = "loopscope.tracer._speedups." NAME,                                           \
+    .tp_basicsize = sizeof(STRUCT),                                                          \
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | (FLAGS),                           \
+    .tp_doc = DOC,                                                                           \
+    GC_SLOTS(PREFIX),                                                                        \
+    .tp_members = PREFIX##_members
+
+/* A base type Python code subclasses, its objects made by PyType_GenericNew */
+#define CORE_TYPE(NAME, STRUCT, PREFIX, DOC)                                                 \
+    GC_TYPE(NAME, STRUCT, PREFIX, Py_TPFLAGS_BASETYPE, DOC), .tp_new = PyType_GenericNew
+
+/* A callable type, called through the function its objects keep in their `vectorcall` */
+#define CALLABLE_TYPE(NAME, STRUCT, PREFIX, DOC)                                             \
+    GC_TYPE(NAME, STRUCT, PREFIX, Py_TPFLAGS_HAVE_VECTORCALL, DOC),                          \
+    .tp_call = PyVectorcall_Call, .tp_vectorcall_offset = offsetof(STRUCT, vectorcall)
+
 /* -- LoopTracerCore ---------------------------------------------------------------------- */
 
 
@@ -112,8 +135,32 @@ tracer_init(LoopTracerCore *self, PyObject *args, PyObject *kwargs)
     Py_INCREF(recorder);
     Py_XSETREF(self->recorder, (RecorderCore *)recorder);
     self->detached = 0;
+    self->done_lane = NO_LANE;
     return 0;
 }
+
+/* tracer.cause: what the callback in progress stands for, (waker, detail, deadline_ns) */
+static PyObject *
+tracer_get_cause(LoopTracerCore *self, void *closure)
+{
+    if (self->done_lane != NO_LANE) {
+        return Py_BuildValue("(iii)", self->done_lane, self->cause_task, 0);  /* CAUSE_FIELDS */
+    }
+    return Py_NewRef(self->cause != NULL ? self->cause : Py_None);
+}
+
+static int
+tracer_set_cause(LoopTracerCore *self, PyObject *value, void *closure)
+{
+    self->done_lane = NO_LANE;
+    Py_XSETREF(self->cause, Py_XNewRef(value));
+    return 0;
+}
+
+static PyGetSetDef tracer_getset[] = {
+    {"cause", (getter)tracer_get_cause, (setter)tracer_set_cause, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
 
 static PyMemberDef tracer_members[] = {
     {"recorder", T_OBJECT, offsetof(LoopTracerCore, recorder), READONLY, NULL},
@@ -126,7 +173,8 @@ static PyMemberDef tracer_members[] = {
     {"_verdicts_inner", T_OBJECT, offsetof(LoopTracerCore, verdicts_inner), 0, NULL},
     {"_owner_details", T_OBJECT, offsetof(LoopTracerCore, owner_details), 0, NULL},
     {"_plain_future", T_OBJECT, offsetof(LoopTracerCore, plain_future), 0, NULL},
-    {"cause", T_OBJECT, offsetof(LoopTracerCore, cause), 0, NULL},
+    {"_cause", T_OBJECT, offsetof(LoopTracerCore, cause), READONLY, NULL},
+    {"_done_callbacks", T_OBJECT, offsetof(LoopTracerCore, done_callbacks), READONLY, NULL},
     {"loop_lane", T_INT, offsetof(LoopTracerCore, loop_lane), 0, NULL},
     {"cause_future", T_INT, offsetof(LoopTracerCore, cause_future), 0, NULL},
     {"cause_callback", T_INT, offsetof(LoopTracerCore, cause_callback), 0, NULL},
@@ -140,6 +188,8 @@ static PyMemberDef tracer_members[] = {
     {"ready_spawn", T_INT, offsetof(LoopTracerCore, ready_spawn), 0, NULL},
     {"_spawn_bases", T_OBJECT, offsetof(LoopTracerCore, spawn_bases), 0, NULL},
     {"_named_by_request", T_OBJECT, offsetof(LoopTracerCore, named_by_request), 0, NULL},
+    {"_gathering_future", T_OBJECT, offsetof(LoopTracerCore, gathering_future), 0, NULL},
+    {"on_gather", T_INT, offsetof(LoopTracerCore, on_gather), 0, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -162,6 +212,10 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
     else if (current != self->loop_lane && current != NO_LANE) {  /* a step completed it */
         waker = current;
         cause = self->cause_future;
+    }
+    else if (self->done_lane != NO_LANE) {  /* a finished task's done callback */
+        waker = self->done_lane;
+        cause = self->cause_task;
     }
     else if (self->cause != NULL && self->cause != Py_None) {
         PyObject *running = checked_row(self->cause, CAUSE_FIELDS, "the asyncio cause");
@@ -266,30 +320,50 @@ lane_of_task(PyObject *task, int32_t *lane)
     return 0;
 }
 
-/* A task is being completed: wakes its waiters; *caused is the callback run on its behalf
- * (a new reference), or NULL when the callback stays as it is. */
+/* A callback is being scheduled with `first` as its argument: a future or task completing,
+ * maybe, which wakes the lanes waiting on it. Sets *lane to the lane of a traced task that
+ * finished (its callbacks then run on its behalf), else NO_LANE. 1 when `first` is of a type
+ * not judged here (pure_callback_scheduled judges it), 0 when done, -1 on an error. */
 static int
-tracer_task_scheduled(LoopTracerCore *self, PyObject *callback, PyObject *task,
-                      PyObject **caused)
+tracer_judge_scheduled(LoopTracerCore *self, PyObject *first, int32_t *lane)
 {
-    *caused = NULL;
-    int is_done = future_done(task);
+    *lane = NO_LANE;
+    PyObject *kind = (PyObject *)Py_TYPE(first);
+    int is_task = kind == self->plain_task;
+    if ((kind != self->plain_future && kind != self->gathering_future && !is_task)
+        || self->waiting == NULL || !PyDict_Check(self->waiting) || self->recorder == NULL) {
+        return 1;
+    }
+    if (!is_task) {
+        return PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, first, NO_LANE) < 0
+            ? -1 : 0;
+    }
+    int is_done = future_done(first);
     if (is_done <= 0) return is_done;
-    int32_t lane;
-    if (lane_of_task(task, &lane) < 0) return -1;
-    if (PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, task, lane) < 0) return -1;
-    if (lane == NO_LANE) return 0;
-    PyObject *cause = Py_BuildValue("(iii)", lane, self->cause_task, 0);  /* CAUSE_FIELDS */
-    if (cause == NULL) return -1;
-    *caused = PyObject_CallFunctionObjArgs((PyObject *)&CausedCallbackType, (PyObject *)self,
-                                           callback, cause, NULL);
-    Py_DECREF(cause);
-    return *caused == NULL ? -1 : 0;
+    int32_t finished;
+    if (lane_of_task(first, &finished) < 0) return -1;
+    if (PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, first, finished) < 0) {
+        return -1;
+    }
+    *lane = finished;
+    return 0;
 }
 
-/* callback_scheduled(callback, first) -> the callback to schedule. A callback is scheduled
- * with `first` as its argument: a future completing, maybe. Plain futures and tasks are
- * handled here; anything else goes to pure_callback_scheduled. */
+/* The callback, run on behalf of the finished task of lane `lane` (a new reference); on an
+ * error in the tracer, the callback itself; NULL only for an error that stays raised. */
+static PyObject *
+caused_by_task(LoopTracerCore *self, PyObject *callback, int32_t lane)
+{
+    PyObject *cause = Py_BuildValue("(iii)", lane, self->cause_task, 0);  /* CAUSE_FIELDS */
+    PyObject *caused = cause == NULL ? NULL
+        : caused_callback_new(&CausedCallbackType, self, callback, cause);
+    Py_XDECREF(cause);
+    if (caused == NULL && tracer_failed(self) == 0) return Py_NewRef(callback);
+    return caused;
+}
+
+/* callback_scheduled(callback, first) -> the callback to schedule (LoopTracer's
+ * pure_callback_scheduled, which judges the types tracer_judge_scheduled leaves to it). */
 static PyObject *
 tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -298,18 +372,14 @@ tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     PyObject *callback = args[0], *first = args[1];
-    PyObject *kind = (PyObject *)Py_TYPE(first);
-    int is_task = kind == self->plain_task;
-    if ((kind != self->plain_future && !is_task) || self->waiting == NULL
-        || !PyDict_Check(self->waiting) || self->recorder == NULL) {
+    int32_t lane;
+    int judged = tracer_judge_scheduled(self, first, &lane);
+    if (judged == 1) {
         return PyObject_CallMethodObjArgs((PyObject *)self, str_pure_callback_scheduled,
                                           callback, first, NULL);
     }
-    PyObject *caused = NULL;
-    int failed = is_task ? tracer_task_scheduled(self, callback, first, &caused)
-        : PyDict_GET_SIZE(self->waiting) && tracer_future_done(self, first, NO_LANE) < 0;
-    if (failed && tracer_failed(self) < 0) return NULL;
-    return caused != NULL ? caused : Py_NewRef(callback);
+    if (judged < 0) return tracer_failed(self) < 0 ? NULL : Py_NewRef(callback);
+    return lane == NO_LANE ? Py_NewRef(callback) : caused_by_task(self, callback, lane);
 }
 
 /* An Exception raised while recording detaches the tracer (the program goes on); anything
@@ -562,16 +632,11 @@ static PyMethodDef tracer_methods[] = {
 };
 
 PyTypeObject LoopTracerCoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loopscope.tracer._speedups.LoopTracerCore",
-    .tp_basicsize = sizeof(LoopTracerCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "What the C coroutine proxy reads of its loop tracer on every step.",
-    .tp_new = PyType_GenericNew,
+    CORE_TYPE("LoopTracerCore", LoopTracerCore, tracer,
+              "What the C coroutine proxy reads of its loop tracer on every step."),
     .tp_init = (initproc)tracer_init,
-    GC_SLOTS(tracer),
-    .tp_members = tracer_members,
     .tp_methods = tracer_methods,
+    .tp_getset = tracer_getset,
 };
 
 /* -- CausedCallback ---------------------------------------------------------------------- */
@@ -590,10 +655,34 @@ caused_vectorcall(CausedCallback *self, PyObject *const *args, size_t nargsf, Py
 {
     LoopTracerCore *tracer = self->tracer;
     PyObject *outer = tracer->cause;  /* the reference moves to this frame */
+    int outer_lane = tracer->done_lane;
     tracer->cause = Py_NewRef(self->cause);
+    tracer->done_lane = NO_LANE;
     PyObject *result = PyObject_Vectorcall(self->callback, args, nargsf, kwnames);
     Py_XSETREF(tracer->cause, outer);
+    tracer->done_lane = outer_lane;
     return result;
+}
+
+static PyObject *
+caused_callback_new(PyTypeObject *type, LoopTracerCore *tracer, PyObject *callback,
+                    PyObject *cause)
+{
+    CausedCallback *self = (CausedCallback *)type->tp_alloc(type, 0);
+    if (self == NULL) return NULL;
+    self->tracer = (LoopTracerCore *)Py_NewRef(tracer);
+    self->callback = Py_NewRef(callback);
+    /* A cause of plain ints (every one the tracer makes) can never be part of a reference
+     * cycle: untracked, it is not one more object for the collector to walk while its
+     * callback waits in the ready queue (the collector would untrack it itself, later). */
+    int atomic = PyTuple_CheckExact(cause);
+    for (Py_ssize_t i = 0; atomic && i < PyTuple_GET_SIZE(cause); i++) {
+        atomic = PyLong_CheckExact(PyTuple_GET_ITEM(cause, i));
+    }
+    if (atomic) PyObject_GC_UnTrack(cause);
+    self->cause = Py_NewRef(cause);
+    self->vectorcall = (vectorcallfunc)caused_vectorcall;
+    return (PyObject *)self;
 }
 
 static PyObject *
@@ -604,13 +693,7 @@ caused_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                           &cause)) {
         return NULL;
     }
-    CausedCallback *self = (CausedCallback *)type->tp_alloc(type, 0);
-    if (self == NULL) return NULL;
-    self->tracer = (LoopTracerCore *)Py_NewRef(tracer);
-    self->callback = Py_NewRef(callback);
-    self->cause = Py_NewRef(cause);
-    self->vectorcall = (vectorcallfunc)caused_vectorcall;
-    return (PyObject *)self;
+    return caused_callback_new(type, (LoopTracerCore *)tracer, callback, cause);
 }
 
 static PyObject *
@@ -645,19 +728,74 @@ static PyMemberDef caused_members[] = {
 GC_FROM_MEMBERS(caused, caused_members)
 
 PyTypeObject CausedCallbackType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loopscope.tracer._speedups.CausedCallback",
-    .tp_basicsize = sizeof(CausedCallback),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "CausedCallback(tracer, callback, cause): callback run with tracer.cause = cause.",
+    CALLABLE_TYPE("CausedCallback", CausedCallback, caused,
+                  "CausedCallback(tracer, callback, cause): callback run with tracer.cause = "
+                  "cause."),
     .tp_new = caused_new,
-    GC_SLOTS(caused),
-    .tp_call = PyVectorcall_Call,
-    .tp_vectorcall_offset = offsetof(CausedCallback, vectorcall),
     .tp_getset = caused_getset,
-    .tp_members = caused_members,
     .tp_repr = (reprfunc)caused_repr,
 };
+
+/* -- DoneCallbacks ----------------------------------------------------------------------- */
+
+/* What the traced loop's call_soon schedules for a finished task's done callback, in place of
+ * the callback: one per tracer, called as done_callbacks(callback, task, lane), it runs
+ * callback(task) with the task's lane as the cause of what it completes (tracer.done_lane).
+ * The same as a CausedCallback, without a wrapper and a cause tuple per callback: a program
+ * that finishes 50k tasks at once would otherwise give the garbage collector 100k more
+ * objects to walk while they wait in the ready queue. */
+typedef struct {
+    PyObject_HEAD
+    LoopTracerCore *tracer;
+    vectorcallfunc vectorcall;
+} DoneCallbacks;
+
+static PyObject *
+done_vectorcall(DoneCallbacks *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    int32_t lane;
+    if (PyVectorcall_NARGS(nargsf) != 3 || kwnames != NULL) {
+        PyErr_SetString(PyExc_TypeError, "done callbacks take (callback, task, lane)");
+        return NULL;
+    }
+    if (as_int32(args[2], &lane) < 0) return NULL;
+    LoopTracerCore *tracer = self->tracer;
+    PyObject *outer = tracer->cause;  /* the reference moves to this frame */
+    int outer_lane = tracer->done_lane;
+    tracer->cause = NULL;
+    tracer->done_lane = lane;
+    PyObject *result = PyObject_Vectorcall(args[0], args + 1, 1, NULL);
+    Py_XSETREF(tracer->cause, outer);
+    tracer->done_lane = outer_lane;
+    return result;
+}
+
+static PyMemberDef done_members[] = {
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(DoneCallbacks, vectorcall), READONLY, NULL},
+    {"tracer", T_OBJECT, offsetof(DoneCallbacks, tracer), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+GC_FROM_MEMBERS(done, done_members)
+
+PyTypeObject DoneCallbacksType = {
+    CALLABLE_TYPE("DoneCallbacks", DoneCallbacks, done,
+                  "Runs a finished task's done callback with the task's lane as its cause."),
+};
+
+/* The tracer's DoneCallbacks (borrowed), made at first use */
+static PyObject *
+tracer_done_callbacks(LoopTracerCore *self)
+{
+    if (self->done_callbacks != NULL) return self->done_callbacks;
+    DoneCallbacks *made = PyObject_GC_New(DoneCallbacks, &DoneCallbacksType);
+    if (made == NULL) return NULL;
+    made->tracer = (LoopTracerCore *)Py_NewRef(self);
+    made->vectorcall = (vectorcallfunc)done_vectorcall;
+    PyObject_GC_Track(made);
+    self->done_callbacks = (PyObject *)made;
+    return self->done_callbacks;
+}
 
 /* -- CoroutineProxyCore ------------------------------------------------------------------ */
 
@@ -791,6 +929,16 @@ static int
 proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *future)
 {
     LoopTracerCore *tracer = self->tracer;
+    if ((PyObject *)Py_TYPE(future) == tracer->gathering_future && tracer->on_gather != 0
+        && tracer->waiting != NULL && PyDict_Check(tracer->waiting)) {
+        /* a wait on gather's future (LoopTracer.step_waits) */
+        PyObject *key = PyLong_FromVoidPtr(future);
+        int failed = key == NULL
+            || recorder_append(recorder, lane, CODE_BLOCKED, NO_LANE, tracer->on_gather, 0) < 0
+            || proxy_add_waiter(tracer, key, future, lane) < 0;
+        Py_XDECREF(key);
+        return failed ? -1 : 1;
+    }
     if ((PyObject *)Py_TYPE(future) != tracer->plain_future || tracer->waiting == NULL
         || !PyDict_Check(tracer->waiting) || tracer->sleeps == NULL
         || !PyDict_Check(tracer->sleeps) || tracer->io_futures == NULL
@@ -1167,18 +1315,362 @@ static PyAsyncMethods proxy_as_async = {
 };
 
 PyTypeObject ProxyCoreType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "loopscope.tracer._speedups.CoroutineProxyCore",
-    .tp_basicsize = sizeof(ProxyCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "A traced task's coroutine: send() records the step around the wrapped one.",
-    .tp_new = PyType_GenericNew,
+    CORE_TYPE("CoroutineProxyCore", ProxyCore, proxy,
+              "A traced task's coroutine: send() records the step around the wrapped one."),
     .tp_init = (initproc)proxy_init,
-    GC_SLOTS(proxy),
     .tp_methods = proxy_methods,
-    .tp_members = proxy_members,
     .tp_as_async = &proxy_as_async,
 };
+
+/* -- LoopHooksCore ----------------------------------------------------------------------- */
+
+/* The base of the traced asyncio loop (tracer.models._asyncio_loop.TracingEventLoop):
+ * create_task and call_soon, which every task and every step go through, without a Python
+ * frame of their own. PureLoopHooks there is their twin. What they fall back to and build
+ * (BaseEventLoop's methods, the Task and Handle classes, the proxy type) is set once by
+ * configure_loop_hooks when that module is imported. */
+typedef struct {
+    PyObject_HEAD
+    LoopTracerCore *tracer;
+} LoopHooksCore;
+
+static PyObject *hooks_base_create_task, *hooks_base_call_soon, *hooks_task_type,
+    *hooks_handle_type, *hooks_proxy_type, *hooks_cleanup_codes, *hooks_naming_callers,
+    *hooks_loop_kwnames;
+static int hooks_named_afterwards;
+static PyObject *str_name, *str_context, *str_task_factory, *str_debug, *str_closed,
+    *str_ready, *str_append, *str_loop;
+
+/* configure_loop_hooks(base_create_task, base_call_soon, task_type, handle_type, proxy_type,
+ * cleanup_codes, naming_callers, named_afterwards) */
+PyObject *
+configure_loop_hooks(PyObject *module, PyObject *args)
+{
+    PyObject *given[7];
+    int named_afterwards;
+    if (!PyArg_ParseTuple(args, "OOOOOO!O!p:configure_loop_hooks", &given[0], &given[1],
+                          &given[2], &given[3], &given[4], &PyFrozenSet_Type, &given[5],
+                          &PyTuple_Type, &given[6], &named_afterwards)) {
+        return NULL;
+    }
+    static const InternedName names[] = {
+        {&str_name, "name"}, {&str_context, "context"}, {&str_task_factory, "_task_factory"},
+        {&str_debug, "_debug"}, {&str_closed, "_closed"}, {&str_ready, "_ready"},
+        {&str_append, "append"}, {&str_loop, "loop"}, {NULL, NULL},
+    };
+    if (intern_names(names) < 0 || intern_own_names() < 0) return NULL;
+    PyObject *loop_kwnames = PyTuple_Pack(1, str_loop);
+    if (loop_kwnames == NULL) return NULL;
+    PyObject **slots[] = {&hooks_base_create_task, &hooks_base_call_soon, &hooks_task_type,
+                          &hooks_handle_type, &hooks_proxy_type, &hooks_cleanup_codes,
+                          &hooks_naming_callers};
+    for (int i = 0; i < 7; i++) Py_XSETREF(*slots[i], Py_NewRef(given[i]));
+    Py_XSETREF(hooks_loop_kwnames, loop_kwnames);
+    hooks_named_afterwards = named_afterwards;
+    Py_RETURN_NONE;
+}
+
+/* What BaseEventLoop's `method` does with these arguments: self prepended to `args`. */
+static PyObject *
+hooks_call_base(PyObject *method, PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                PyObject *kwnames)
+{
+    Py_ssize_t total = nargs + (kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames));
+    PyObject *small[8];
+    PyObject **all = total + 1 <= 8 ? small : PyMem_Malloc((total + 1) * sizeof(PyObject *));
+    if (all == NULL) return PyErr_NoMemory();
+    all[0] = self;
+    memcpy(all + 1, args, total * sizeof(PyObject *));
+    PyObject *result = PyObject_Vectorcall(method, all, nargs + 1, kwnames);
+    if (all != small) PyMem_Free(all);
+    return result;
+}
+
+/* The truth of getattr(self, name) */
+static int
+attribute_true(PyObject *self, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(self, name);
+    if (value == NULL) return -1;
+    int truth = PyObject_IsTrue(value);
+    Py_DECREF(value);
+    return truth;
+}
+
+/* The keyword argument `name` of a vectorcall, borrowed, or NULL */
+static PyObject *
+keyword_argument(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject *name)
+{
+    Py_ssize_t count = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyTuple_GET_ITEM(kwnames, i);
+        if (key == name || PyUnicode_Compare(key, name) == 0) return args[nargs + i];
+    }
+    return NULL;
+}
+
+/* Before 3.13 asyncio.create_task and TaskGroup.create_task name the task after making it:
+ * the name the program chose is their `name` argument (None when there is none). */
+static PyObject *
+name_from_caller(void)
+{
+    PyFrameObject *frame = PyEval_GetFrame();  /* borrowed: the caller of create_task */
+    if (frame == NULL) Py_RETURN_NONE;
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    int naming = 0;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(hooks_naming_callers); i++) {
+        naming |= PyTuple_GET_ITEM(hooks_naming_callers, i) == (PyObject *)code;
+    }
+    Py_DECREF(code);
+    if (!naming) Py_RETURN_NONE;
+    PyObject *locals = PyFrame_GetLocals(frame);
+    if (locals == NULL) return NULL;
+    PyObject *name = PyMapping_Check(locals) ? PyObject_GetItem(locals, str_name) : NULL;
+    Py_DECREF(locals);
+    if (name == NULL) {
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_KeyError)) return NULL;
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    return name;
+}
+
+/* Task(proxy, loop=self, **options): what BaseEventLoop.create_task builds */
+static PyObject *
+hooks_new_task(PyObject *self, PyObject *proxy, PyObject *const *args, Py_ssize_t nargs,
+               PyObject *kwnames)
+{
+    Py_ssize_t options = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    if (options == 0) {
+        PyObject *call[2] = {proxy, self};
+        return PyObject_Vectorcall(hooks_task_type, call, 1, hooks_loop_kwnames);
+    }
+    PyObject *names = PyTuple_New(options + 1);
+    if (names == NULL) return NULL;
+    PyTuple_SET_ITEM(names, 0, Py_NewRef(str_loop));
+    for (Py_ssize_t i = 0; i < options; i++) {
+        PyTuple_SET_ITEM(names, i + 1, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+    }
+    PyObject **call = PyMem_Malloc((options + 2) * sizeof(PyObject *));
+    if (call == NULL) {
+        Py_DECREF(names);
+        return PyErr_NoMemory();
+    }
+    call[0] = proxy;
+    call[1] = self;
+    memcpy(call + 2, args + nargs, options * sizeof(PyObject *));
+    PyObject *task = PyObject_Vectorcall(hooks_task_type, call, 1, names);
+    PyMem_Free(call);
+    Py_DECREF(names);
+    return task;
+}
+
+/* The loop's tracer, or NULL while it has none (a loop being made, or not ours) */
+static LoopTracerCore *
+hooks_tracer(LoopHooksCore *self)
+{
+    PyObject *tracer = (PyObject *)self->tracer;
+    return tracer != NULL && PyObject_TypeCheck(tracer, &LoopTracerCoreType)
+        ? (LoopTracerCore *)tracer : NULL;
+}
+
+/* Whether create_task traces this coroutine: the tracer is on and it is a plain coroutine
+ * that is not one of asyncio.run's own clean-ups. */
+static int
+hooks_traces(LoopHooksCore *self, PyObject *coro)
+{
+    if (hooks_tracer(self) == NULL || self->tracer->detached || !PyCoro_CheckExact(coro)) {
+        return 0;
+    }
+    PyObject *code = PyObject_GetAttr(coro, str_cr_code);
+    if (code == NULL) return -1;
+    PyObject *key = PyLong_FromVoidPtr(code);
+    Py_DECREF(code);
+    if (key == NULL) return -1;
+    int cleanup = PySet_Contains(hooks_cleanup_codes, key);
+    Py_DECREF(key);
+    return cleanup < 0 ? -1 : !cleanup;
+}
+
+/* create_task(coro, **options): PureLoopHooks.create_task's twin */
+static PyObject *
+hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (hooks_task_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_loop_hooks() was not called");
+        return NULL;
+    }
+    int traces = nargs == 1 ? hooks_traces(self, args[0]) : 0;
+    if (traces < 0) return NULL;
+    if (!traces) {
+        return hooks_call_base(hooks_base_create_task, (PyObject *)self, args, nargs, kwnames);
+    }
+    LoopTracerCore *tracer = self->tracer;
+    PyObject *call[2] = {args[0], (PyObject *)tracer};
+    PyObject *proxy = PyObject_Vectorcall(hooks_proxy_type, call, 2, NULL);
+    if (proxy == NULL) {  /* ours, not the program's: the task runs untraced */
+        if (tracer_failed(tracer) < 0) return NULL;
+        return hooks_call_base(hooks_base_create_task, (PyObject *)self, args, nargs, kwnames);
+    }
+    int factory = 0, plain = 1;
+    PyObject *task_factory = PyObject_GetAttr((PyObject *)self, str_task_factory);
+    if (task_factory == NULL) goto failed;
+    factory = task_factory != Py_None;
+    Py_DECREF(task_factory);
+    /* what BaseEventLoop.create_task does with no factory, not in debug mode and open */
+    for (int i = 0; i < 2 && plain && !factory; i++) {
+        int truth = attribute_true((PyObject *)self, i == 0 ? str_debug : str_closed);
+        if (truth < 0) goto failed;
+        plain = !truth;
+    }
+    PyObject *task;
+    if (plain && !factory) {
+        task = hooks_new_task((PyObject *)self, proxy, args, nargs, kwnames);
+    }
+    else {  /* BaseEventLoop.create_task(self, proxy, **options) */
+        Py_ssize_t options = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+        PyObject *small[8];
+        PyObject **all = options + 1 <= 8 ? small
+            : PyMem_Malloc((options + 1) * sizeof(PyObject *));
+        if (all == NULL) {
+            PyErr_NoMemory();
+            goto failed;
+        }
+        all[0] = proxy;
+        memcpy(all + 1, args + 1, options * sizeof(PyObject *));
+        task = hooks_call_base(hooks_base_create_task, (PyObject *)self, all, 1, kwnames);
+        if (all != small) PyMem_Free(all);
+    }
+    if (task == NULL) goto failed;
+    PyObject *given = keyword_argument(args, nargs, kwnames, str_name);
+    PyObject *name = given != NULL && given != Py_None ? Py_NewRef(given)
+        : hooks_named_afterwards ? name_from_caller() : Py_NewRef(Py_None);
+    if (name != NULL && name != Py_None) Py_SETREF(name, PyObject_Str(name));
+    if (name == NULL) {
+        Py_DECREF(task);
+        goto failed;
+    }
+    PyObject *created[3] = {proxy, task, name};
+    PyObject *done = tracer_task_created(tracer, created, 3);
+    Py_DECREF(name);
+    Py_DECREF(proxy);
+    if (done == NULL) {
+        Py_DECREF(task);
+        return NULL;
+    }
+    Py_DECREF(done);
+    return task;
+failed:
+    Py_DECREF(proxy);
+    return NULL;
+}
+
+/* call_soon(callback, *args, context=None): PureLoopHooks.call_soon's twin */
+static PyObject *
+hooks_call_soon(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
+    PyObject *context = keyword_argument(args, nargs, kwnames, str_context);
+    if (hooks_handle_type == NULL || nargs < 1 || keywords > (context != NULL)) {
+        /* let the base method say what is wrong with the call */
+        return hooks_call_base(hooks_base_call_soon, (PyObject *)self, args, nargs, kwnames);
+    }
+    LoopTracerCore *tracer = hooks_tracer(self);
+    PyObject *callback;
+    int32_t done_lane = NO_LANE;
+    if (nargs > 1 && tracer != NULL && !tracer->detached) {
+        /* a future that completes schedules its callbacks here with itself as the argument */
+        int judged = tracer_judge_scheduled(tracer, args[1], &done_lane);
+        if (judged == 1) {
+            callback = PyObject_CallMethodObjArgs((PyObject *)tracer,
+                                                  str_pure_callback_scheduled, args[0],
+                                                  args[1], NULL);
+            if (callback == NULL) return NULL;
+        }
+        else if (judged < 0) {
+            done_lane = NO_LANE;
+            if (tracer_failed(tracer) < 0) return NULL;
+            callback = Py_NewRef(args[0]);
+        }
+        else {
+            callback = Py_NewRef(args[0]);
+        }
+    }
+    else {
+        callback = Py_NewRef(args[0]);
+    }
+    int closed = attribute_true((PyObject *)self, str_closed);
+    int debug = closed == 0 ? attribute_true((PyObject *)self, str_debug) : 0;
+    PyObject *handle = NULL;
+    if (closed < 0 || debug < 0) goto done;
+    /* callback(task) for a finished task: DoneCallbacks runs it on the task's behalf */
+    PyObject *done_callbacks = done_lane != NO_LANE && nargs == 2 && !closed && !debug
+        ? tracer_done_callbacks(tracer) : NULL;
+    if (done_lane != NO_LANE && done_callbacks == NULL) {
+        if (PyErr_Occurred() && tracer_failed(tracer) < 0) goto done;
+        Py_SETREF(callback, caused_by_task(tracer, callback, done_lane));
+        if (callback == NULL) return NULL;
+    }
+    if (closed || debug) {  /* the base's checks */
+        PyObject *small[8];
+        Py_ssize_t total = nargs + keywords;
+        PyObject **all = total <= 8 ? small : PyMem_Malloc(total * sizeof(PyObject *));
+        if (all == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        memcpy(all, args, total * sizeof(PyObject *));
+        all[0] = callback;
+        handle = hooks_call_base(hooks_base_call_soon, (PyObject *)self, all, nargs, kwnames);
+        if (all != small) PyMem_Free(all);
+        goto done;
+    }
+    /* what BaseEventLoop.call_soon does when not in debug mode, without its two frames */
+    PyObject *callback_args = done_callbacks != NULL
+        ? Py_BuildValue("(OOi)", callback, args[1], done_lane) : PyTuple_New(nargs - 1);
+    if (callback_args == NULL) goto done;
+    for (Py_ssize_t i = 1; done_callbacks == NULL && i < nargs; i++) {
+        PyTuple_SET_ITEM(callback_args, i - 1, Py_NewRef(args[i]));
+    }
+    PyObject *made[4] = {done_callbacks != NULL ? done_callbacks : callback, callback_args,
+                         (PyObject *)self, context != NULL ? context : Py_None};
+    handle = PyObject_Vectorcall(hooks_handle_type, made, 4, NULL);
+    Py_DECREF(callback_args);
+    if (handle == NULL) goto done;
+    PyObject *ready = PyObject_GetAttr((PyObject *)self, str_ready);
+    PyObject *appended = ready == NULL ? NULL
+        : PyObject_CallMethodOneArg(ready, str_append, handle);
+    Py_XDECREF(ready);
+    if (appended == NULL) Py_CLEAR(handle);
+    Py_XDECREF(appended);
+done:
+    Py_DECREF(callback);
+    return handle;
+}
+
+static PyMethodDef hooks_methods[] = {
+    {"create_task", (PyCFunction)(void (*)(void))hooks_create_task,
+     METH_FASTCALL | METH_KEYWORDS, "A Task around a traced coroutine, its lane spawned."},
+    {"call_soon", (PyCFunction)(void (*)(void))hooks_call_soon, METH_FASTCALL | METH_KEYWORDS,
+     "Schedule a callback; a future it completes wakes the lanes waiting on it."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef hooks_members[] = {
+    {"_tracer", T_OBJECT, offsetof(LoopHooksCore, tracer), 0, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+GC_FROM_MEMBERS(hooks, hooks_members)
+
+PyTypeObject LoopHooksCoreType = {
+    CORE_TYPE("LoopHooksCore", LoopHooksCore, hooks,
+              "The traced asyncio loop's create_task and call_soon."),
+    .tp_methods = hooks_methods,
+};
+
 
 /* -- await chains ------------------------------------------------------------------------ */
 

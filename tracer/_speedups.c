@@ -61,6 +61,8 @@ static PyMethodDef module_methods[] = {
     {"innermost_awaiter", innermost_awaiter, METH_O,
      "(code, frame, is_top) of the innermost coroutine or generator in coro's await chain."},
     {"local_self", local_self, METH_O, "The `self` local of a frame, or None."},
+    {"configure_loop_hooks", configure_loop_hooks, METH_VARARGS,
+     "What LoopHooksCore falls back to and builds (tracer.models._asyncio_loop)."},
     {"column_problem", column_problem, METH_VARARGS,
      "What is wrong with a run of event columns (trace_checks.check_columns), or None."},
     {"monotonic_ns", monotonic_ns, METH_NOARGS,
@@ -98,6 +100,7 @@ PyInit__speedups(void)
     static const ExportedType types[] = {
         {"RecorderCore", &RecorderCoreType}, {"LoopTracerCore", &LoopTracerCoreType},
         {"CoroutineProxyCore", &ProxyCoreType}, {"CausedCallback", &CausedCallbackType},
+        {"LoopHooksCore", &LoopHooksCoreType}, {"DoneCallbacks", &DoneCallbacksType},
         {NULL, NULL},
     };
     static const ExportedInt constants[] = {{"HAVE_NATIVE_CLOCK", HAVE_NATIVE_CLOCK}, {NULL, 0}};

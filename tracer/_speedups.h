@@ -3,8 +3,8 @@
  *
  *   _speedups.c       the module: its functions, the interned names, initialisation
  *   _recorder_core.c  RecorderCore, the recorder's buffer, and the C API table over it
- *   _asyncio_core.c   LoopTracerCore, CausedCallback, CoroutineProxyCore: the asyncio model's
- *                     hot paths, and reading await chains
+ *   _asyncio_core.c   LoopTracerCore, CausedCallback, CoroutineProxyCore, LoopHooksCore: the
+ *                     asyncio model's hot paths, and reading await chains
  */
 
 #ifndef LOOPSCOPE_SPEEDUPS_H
@@ -99,11 +99,21 @@ typedef struct {
     int ready_spawn;         /* READY's detail for a task just spawned */
     PyObject *spawn_bases;   /* qualname -> the task lanes' spawn base detail (tracer.values) */
     PyObject *named_by_request;  /* qualnames whose lanes naming.request_label names */
+    PyObject *gathering_future;  /* asyncio.gather's future: a wait judged here too */
+    /* While a finished task's done callback runs through DoneCallbacks: the task's lane,
+     * standing for the cause (lane, cause_task, 0) without a tuple and a wrapper per
+     * callback; NO_LANE otherwise (then `cause` says what is running) */
+    int done_lane;
+    PyObject *done_callbacks;    /* the tracer's DoneCallbacks, made at first use */
+    int on_gather;               /* BLOCKED's detail for a wait on gather (0: unset) */
 } LoopTracerCore;
 
 extern PyTypeObject LoopTracerCoreType;
 extern PyTypeObject CausedCallbackType;
 extern PyTypeObject ProxyCoreType;
+extern PyTypeObject LoopHooksCoreType;
+extern PyTypeObject DoneCallbacksType;
+PyObject *configure_loop_hooks(PyObject *module, PyObject *args);
 PyObject *innermost_awaiter(PyObject *module, PyObject *coro);
 PyObject *local_self(PyObject *module, PyObject *frame);
 

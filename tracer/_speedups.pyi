@@ -17,6 +17,11 @@ def column_problem(
 ) -> str | None: ...
 def innermost_awaiter(coro: Any, /) -> tuple[CodeType, FrameType | None, bool]: ...
 def local_self(frame: FrameType | None, /) -> object: ...
+def configure_loop_hooks(
+    base_create_task: Any, base_call_soon: Any, task_type: type, handle_type: type,
+    proxy_type: type, cleanup_codes: frozenset[int], naming_callers: tuple[CodeType, ...],
+    named_afterwards: bool, /,
+) -> None: ...
 
 @disjoint_base
 class RecorderCore(PurePendingBuffer):
@@ -42,6 +47,8 @@ class LoopTracerCore:
     ready_spawn: int
     end_none: int
     _plain_future: type
+    _gathering_future: type
+    on_gather: int
     _plain_task: type
     _code_lines: dict[int, tuple[CodeType, dict[int, int]]]
     _spawn_bases: dict[str, int]
@@ -73,3 +80,9 @@ class CausedCallback:
     __qualname__: str
     def __new__(cls, tracer: LoopTracerCore, callback: Any, cause: Any, /) -> CausedCallback: ...
     def __call__(self, *args: Any) -> Any: ...
+
+@disjoint_base
+class LoopHooksCore:
+    _tracer: Any
+    def create_task(self, coro: Any, **options: Any) -> Any: ...
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> Any: ...

@@ -7,10 +7,11 @@ program has. Each note names the likely reason and the fix, e.g. "--model genera
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from loopscope.tracer.events import LaneKind
-from loopscope.tracer.trace import Trace
+from loopscope.tracer.trace import LaneInfo, SpawnedLanes, Trace
 
 MODEL_WORDS = {
     "asyncio": "asyncio tasks",
@@ -48,21 +49,31 @@ def _hand_offs_missed(census: dict[str, Any]) -> str:
     return " and ".join(parts)
 
 
+_LOOP = frozenset({LaneKind.LOOP})
+_GENERATOR = frozenset({LaneKind.GENERATOR})
+
+
+def _of_kinds(trace: Trace, kinds: frozenset[str]) -> Iterator[LaneInfo]:
+    """The trace's lanes of these kinds, without building the others' LaneInfo."""
+    lanes = trace.lanes
+    if isinstance(lanes, SpawnedLanes):
+        return lanes.of_kinds(kinds)
+    return (lane for lane in lanes if lane.kind in kinds)
+
+
 def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> list[str]:
     """The notes for a run that ended on its own; [] when the recording looks complete."""
     census = census or {}
     # whether any: a run may have 100k lanes, and the first of a kind answers
-    followed = any(lane.kind in FOLLOWED_KINDS for lane in trace.lanes)
+    followed = any(True for _ in _of_kinds(trace, FOLLOWED_KINDS))
+    asyncio_loops = any("asyncio" in lane.name for lane in _of_kinds(trace, _LOOP))
     notes: list[str] = []
     loops: dict[str, int] = census.get("loops") or {}
     libraries: list[str] = census.get("libraries") or []
     generators, coroutines = _count(census, "generators"), _count(census, "coroutines")
 
-    # (asked only then: a generator run's 100k lanes have no loop, and each lane read costs)
-    if model == "asyncio" and loops and not any(
-            lane.kind == LaneKind.LOOP and "asyncio" in lane.name for lane in trace.lanes):
-        if any(lane.kind == LaneKind.LOOP and lane.name.endswith(" (not traced)")
-               for lane in trace.lanes):
+    if model == "asyncio" and loops and not asyncio_loops:
+        if any(lane.name.endswith(" (not traced)") for lane in _of_kinds(trace, _LOOP)):
             return notes  # the model said so already, on that loop's lane and in the run's notes
         kinds = ", ".join(sorted(loops))
         notes.append(f"this program chose its own event loop ({kinds}), which loopscope did "
@@ -70,7 +81,7 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
         return notes
     if followed:
         # The model followed something; say what else the program evidently did (3.12+).
-        if any(lane.kind == LaneKind.GENERATOR for lane in trace.lanes):
+        if any(True for _ in _of_kinds(trace, _GENERATOR)):
             # its generators were followed beside the model's own lanes
             census = {**census, "sent_to": []}
         missed = _hand_offs_missed(census)

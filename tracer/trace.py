@@ -6,7 +6,7 @@ A Trace is also a BatchSink, so a Recorder can write straight into one in-proces
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from typing import Any, NamedTuple, SupportsIndex, overload
 
 from loopscope.tracer.events import (
@@ -168,19 +168,39 @@ class SpawnedLanes(Sequence[LaneInfo]):
     def __repr__(self) -> str:
         return f"SpawnedLanes({len(self)} lanes)"
 
+    def of_kinds(self, kinds: Container[str]) -> Iterator[LaneInfo]:
+        """The lanes of these kinds, in spawn order; only theirs are built (whether a run of
+        100k task lanes has a generator lane costs no LaneInfo)."""
+        read, kind_of = self._read, self._kind_of
+        for position, seq in enumerate(self._seqs):
+            if kind_of(seq) in kinds:
+                yield read(position)
+
+    def _kind_of(self, seq: int) -> str:
+        kind = self._value_row_kind(self._trace.detail[seq])
+        return kind if kind is not None else self._trace.details.lane_facts(
+            self._trace.detail[seq])[1]
+
+    def _value_row_kind(self, index: int) -> str | None:
+        """The kind of a lane whose SPAWN detail `index` is a value row, None for an interned
+        detail (traces from before lane names were value rows)."""
+        bases = self._trace.details.values.bases
+        number = index - VALUE_ROW
+        base = bases[number] if 0 <= number < len(bases) else -1
+        kind = self._kinds.get(base) if base >= 0 else None
+        if kind is None and base >= 0:
+            row = _list_item(self._trace.details, base)
+            if row.get("value_key") == "name":
+                kind = self._kinds[base] = str(row.get("kind", ""))
+        return kind
+
     def _info(self, seq: int) -> LaneInfo:
         trace = self._trace
         lane, index = trace.lane[seq], trace.detail[seq]
         details = trace.details
         values = details.values
-        bases = values.bases
         number = index - VALUE_ROW
-        base = bases[number] if 0 <= number < len(bases) else -1
-        kind = self._kinds.get(base) if base >= 0 else None
-        if kind is None and base >= 0:
-            row = _list_item(details, base)
-            if row.get("value_key") == "name":
-                kind = self._kinds[base] = str(row.get("kind", ""))
+        kind = self._value_row_kind(index)
         name: str | None
         if kind is not None:
             ends = values.ends

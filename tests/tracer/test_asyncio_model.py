@@ -401,7 +401,9 @@ def test_what_the_block_replaced_comes_back_after_the_run() -> None:
                  asyncio.Runner.__init__, asyncio.events._set_running_loop, asyncio.Task)
     recorder = Recorder(Trace(), clock=FakeClock())
     with traced_loops(recorder):
-        assert isinstance(asyncio.new_event_loop(), TracingEventLoop)
+        loop = asyncio.new_event_loop()
+        loop.close()
+        assert isinstance(loop, TracingEventLoop)
     assert (asyncio.new_event_loop, asyncio.events.new_event_loop, asyncio.Runner.__init__,
             asyncio.events._set_running_loop, asyncio.Task) == originals
 

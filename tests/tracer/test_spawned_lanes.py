@@ -38,6 +38,17 @@ def test_the_lanes_are_the_spawns_in_order() -> None:
         assert trace.ts[info.spawn_seq] == info.spawn_ts
 
 
+def test_the_lanes_of_some_kinds_are_read_without_building_the_others() -> None:
+    trace = recorded()
+    lanes = trace.lanes
+    assert isinstance(lanes, SpawnedLanes)
+    assert [info.name for info in lanes.of_kinds({LaneKind.LOOP})] == ["asyncio loop"]
+    assert list(lanes.of_kinds({LaneKind.GENERATOR})) == []
+    assert len(lanes._built) == 1  # only the loop's LaneInfo was built
+    tasks = [info.id for info in lanes.of_kinds({LaneKind.TASK, LaneKind.GENERATOR})]
+    assert tasks == [1, 2, 3]
+
+
 def test_indexing_slicing_and_equality_read_as_a_list_would() -> None:
     trace = recorded()
     as_list: list[LaneInfo] = list(trace.lanes)

@@ -145,19 +145,28 @@ def run_side(program: str, pure: bool) -> Any:
     return json.loads(done.stdout)
 
 
+def run_both_sides(program: str) -> Any:
+    """The program's output with the C extension, checked equal to the pure-Python twins'."""
+    c_side = run_side(program, pure=False)
+    assert c_side == run_side(program, pure=True)
+    return c_side
+
+
 def test_the_environment_variable_selects_the_pure_python_twins() -> None:
     probe = """
     import json
     from loopscope.tracer.recorder import SPEEDUPS, PurePendingBuffer, Recorder
     from loopscope.tracer.models._asyncio_proxy import PureTracedCoroutine, TracedCoroutine
     from loopscope.tracer.models._asyncio_tracer import LoopTracer, PureTracerCore
+    from loopscope.tracer.models._asyncio_loop import PureLoopHooks, TracingEventLoop
     print(json.dumps([SPEEDUPS is None, issubclass(Recorder, PurePendingBuffer),
                       TracedCoroutine is PureTracedCoroutine,
-                      issubclass(LoopTracer, PureTracerCore)]))
+                      issubclass(LoopTracer, PureTracerCore),
+                      issubclass(TracingEventLoop, PureLoopHooks)]))
     """
-    assert run_side(probe, pure=True) == [True, True, True, True]
+    assert run_side(probe, pure=True) == [True, True, True, True, True]
     if SPEEDUPS is not None:
-        assert run_side(probe, pure=False) == [False, False, False, False]
+        assert run_side(probe, pure=False) == [False, False, False, False, False]
 
 
 @needs_extension
@@ -187,6 +196,83 @@ def test_c_and_pure_proxies_trace_an_asyncio_program_identically() -> None:
     assert c_side["columns"] == pure_side["columns"]
     kinds = {d.get("cause") for d in c_side["details"]} | {d.get("mode") for d in c_side["details"]}
     assert {"self", "spawn", "task", "future", "fd", "read"} <= kinds
+
+
+# The traced loop's create_task and call_soon on their less common paths: names given every
+# way, a context, a task factory, debug mode, a closed loop, a call the base method refuses.
+LOOP_HOOKS_PROGRAM = """
+import asyncio, contextvars, json
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+seen = contextvars.ContextVar("seen", default="outer")
+said = []
+
+async def child(n):
+    await asyncio.sleep(0)
+    return n, seen.get()
+
+async def main():
+    loop = asyncio.get_running_loop()
+    results = [await loop.create_task(child(1), name=7)]
+    results.append(await asyncio.create_task(child(2), name="by asyncio"))
+    inner = contextvars.copy_context()
+    inner.run(seen.set, "inner")
+    results.append(await loop.create_task(child(3), context=inner))
+    async with asyncio.TaskGroup() as group:
+        grouped = group.create_task(child(4), name="in a group")
+    results.append(grouped.result())
+    results.extend(await asyncio.gather(child(5), child(6)))
+    try:
+        loop.call_soon(print, "never", colour="red")
+    except TypeError as error:
+        said.append(type(error).__name__)
+    loop.call_soon(said.append, "soon", context=inner)
+    loop.set_task_factory(lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw))
+    results.append(await loop.create_task(child(7), name="by the factory"))
+    loop.set_task_factory(None)
+    loop.set_debug(True)
+    results.append(await loop.create_task(child(8)))
+    loop.set_debug(False)
+    return results
+
+trace = Trace()
+recorder = Recorder(trace, clock=FakeClock(tick_ns=1), batch_size=64)
+with traced_loops(recorder):
+    loop = asyncio.new_event_loop()
+    result = loop.run_until_complete(main())
+    loop.close()
+    for call in (lambda: loop.call_soon(said.append, "late"),
+                 lambda: loop.create_task(child(9))):
+        try:
+            call()
+        except RuntimeError as error:
+            said.append(str(error))
+recorder.close()
+events = [list(column) for column in (trace.ts, trace.lane, trace.code, trace.other,
+                                      trace.detail, trace.source)]
+names = [info.name for info in trace.lanes]
+print(json.dumps(dict(result=result, said=said, names=names, events=events,
+                      details=trace.details)))
+"""
+
+
+@needs_extension
+def test_c_and_pure_loop_hooks_make_and_schedule_alike() -> None:
+    c_side = run_both_sides(LOOP_HOOKS_PROGRAM)
+
+    assert c_side["result"] == [[1, "outer"], [2, "outer"], [3, "inner"], [4, "outer"],
+                                [5, "outer"], [6, "outer"], [7, "outer"], [8, "outer"]]
+    assert c_side["said"] == ["TypeError", "soon", "Event loop is closed",
+                              "Event loop is closed"]
+    names = c_side["names"]
+    assert names[:4] == ["asyncio loop", "main (Task-1)", "7", "by asyncio"]
+    # (the task number depends on whether this Python's asyncio.create_task names the task
+    # as it makes it, from 3.13, or after)
+    assert names[4].startswith("child (Task-") and names[5] == "in a group"
+    assert "by the factory" in c_side["names"]
 
 
 # A task whose own coroutine is library code (compiled under a file name in the standard
@@ -291,10 +377,8 @@ print(json.dumps({
 
 @needs_extension
 def test_c_and_pure_loop_tracers_record_the_same_polls() -> None:
-    c_side = run_side(POLL_PROGRAM, pure=False)
-    pure_side = run_side(POLL_PROGRAM, pure=True)
+    c_side = run_both_sides(POLL_PROGRAM)
 
-    assert c_side == pure_side
     left, right = c_side["fds"]
     lanes, codes, details = c_side["columns"]
     rows = c_side["details"]

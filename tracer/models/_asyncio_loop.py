@@ -17,12 +17,12 @@ from collections.abc import Callable
 from contextvars import Context
 from time import monotonic as _monotonic
 from types import CoroutineType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer.models._asyncio_proxy import TracedCoroutine
 from loopscope.tracer.models._asyncio_tracer import LoopTracer
 from loopscope.tracer.models.toolkit import Guard
-from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 _BaseEventLoop = base_events.BaseEventLoop
 # the Task class itself, which asyncio.Task stops being while tracing (TaskBuiltDirectly)
@@ -42,9 +42,8 @@ _CLEANUP_CODES = frozenset(
 # the program chose is then read from their `name` argument, so the lane gets it at spawn.
 # From 3.13 on they pass the name along, and the caller's frame (which sys._getframe has to
 # build, for every task) is not looked at.
-_NAMING_CALLERS = frozenset(
-    {id(tasks.create_task.__code__), id(taskgroups.TaskGroup.create_task.__code__)}
-)
+_NAMING_CALLER_CODES = (tasks.create_task.__code__, taskgroups.TaskGroup.create_task.__code__)
+_NAMING_CALLERS = frozenset(id(code) for code in _NAMING_CALLER_CODES)
 _NAMED_AFTERWARDS = sys.version_info < (3, 13)
 
 
@@ -109,7 +108,69 @@ class RunsOnItsLoopLane:
         self._tracer.loop_closed()
 
 
-class TracingEventLoop(RunsOnItsLoopLane, asyncio.SelectorEventLoop):
+class PureLoopHooks:
+    """The traced loop's create_task and call_soon, which every task and every step go
+    through: the twin of tracer._speedups.LoopHooksCore, which does the same without a Python
+    frame of its own."""
+
+    _tracer: LoopTracer
+    _task_factory: Any
+    _debug: bool
+    _closed: bool
+    _ready: Any
+
+    def create_task(self, coro: Any, **options: Any) -> asyncio.Task[Any]:
+        loop: Any = self  # a TracingEventLoop
+        tracer = self._tracer
+        if tracer.detached or type(coro) is not CoroutineType or id(coro.cr_code) in _CLEANUP_CODES:
+            return _BaseEventLoop.create_task(loop, coro, **options)
+        try:
+            proxy = TracedCoroutine(coro, tracer)
+        except Exception as error:  # ours, not the program's: the task runs untraced
+            tracer.detach(error)
+            return _BaseEventLoop.create_task(loop, coro, **options)
+        if self._task_factory is None and not self._debug and not self._closed:
+            # What BaseEventLoop.create_task does then (3.11-3.14), minus its own frame and
+            # _check_closed's: a program with 100k tasks passes here 100k times.
+            task = _RealTask(proxy, loop=loop, **options)
+        else:
+            task = _BaseEventLoop.create_task(loop, proxy, **options)
+        name = options.get("name")
+        if name is None and _NAMED_AFTERWARDS:
+            caller = sys._getframe(1)
+            if id(caller.f_code) in _NAMING_CALLERS:
+                name = caller.f_locals.get("name")
+        tracer.task_created(proxy, task, None if name is None else str(name))
+        return task
+
+    def call_soon(
+        self, callback: Callable[..., Any], *args: Any, context: Context | None = None
+    ) -> asyncio.Handle:
+        loop: Any = self  # a TracingEventLoop
+        # A future that completes schedules its callbacks here with itself as the argument.
+        if args and not self._tracer.detached:
+            callback = self._tracer.callback_scheduled(callback, args[0])
+        if self._closed or self._debug:  # the base's checks
+            return _BaseEventLoop.call_soon(loop, callback, *args, context=context)
+        # What BaseEventLoop.call_soon does when not in debug mode, minus two calls: every
+        # task step goes through here, so the override must cost next to nothing.
+        handle = Handle(callback, args, loop, context)
+        self._ready.append(handle)
+        return handle
+
+
+if TYPE_CHECKING or SPEEDUPS is None:
+    _LoopHooks = PureLoopHooks
+else:
+    _LoopHooks = SPEEDUPS.LoopHooksCore
+    SPEEDUPS.configure_loop_hooks(
+        _BaseEventLoop.create_task, _BaseEventLoop.call_soon, _RealTask, Handle,
+        TracedCoroutine, _CLEANUP_CODES, _NAMING_CALLER_CODES, _NAMED_AFTERWARDS,
+    )
+
+
+# (mypy sees PureLoopHooks' call_soon, whose signature is looser than the base's generic one)
+class TracingEventLoop(RunsOnItsLoopLane, _LoopHooks, asyncio.SelectorEventLoop):  # type: ignore[misc]
     """An asyncio event loop whose tasks, waits and wake-ups are recorded."""
 
     def __init__(self, recorder: Recorder, guard: Guard | None = None) -> None:
@@ -127,43 +188,6 @@ class TracingEventLoop(RunsOnItsLoopLane, asyncio.SelectorEventLoop):
         # Time the stepping gate held the program is not program time: a sleep(1) still
         # waits one second of it, however long the run was paused (tracer.step_gate).
         return _monotonic() - self._tracer.recorder.paused_s
-
-    def create_task(self, coro: Any, **options: Any) -> asyncio.Task[Any]:  # type: ignore[override]
-        tracer = self._tracer
-        if tracer.detached or type(coro) is not CoroutineType or id(coro.cr_code) in _CLEANUP_CODES:
-            return super().create_task(coro, **options)
-        try:
-            proxy = TracedCoroutine(coro, tracer)
-        except Exception as error:  # ours, not the program's: the task runs untraced
-            tracer.detach(error)
-            return super().create_task(coro, **options)
-        if self._task_factory is None and not self._debug and not self._closed:  # type: ignore[attr-defined]
-            # What BaseEventLoop.create_task does then (3.11-3.14), minus its own frame and
-            # _check_closed's: a program with 100k tasks passes here 100k times.
-            task = _RealTask(proxy, loop=self, **options)
-        else:
-            task = super().create_task(proxy, **options)
-        name = options.get("name")
-        if name is None and _NAMED_AFTERWARDS:
-            caller = sys._getframe(1)
-            if id(caller.f_code) in _NAMING_CALLERS:
-                name = caller.f_locals.get("name")
-        tracer.task_created(proxy, task, None if name is None else str(name))
-        return task
-
-    def call_soon(  # type: ignore[override]
-        self, callback: Callable[..., Any], *args: Any, context: Context | None = None
-    ) -> asyncio.Handle:
-        # A future that completes schedules its callbacks here with itself as the argument.
-        if args and not self._tracer.detached:
-            callback = self._tracer.callback_scheduled(callback, args[0])
-        if self._closed or self._debug:  # type: ignore[attr-defined]  # the base's checks
-            return super().call_soon(callback, *args, context=context)
-        # What BaseEventLoop.call_soon does when not in debug mode, minus two calls: every
-        # task step goes through here, so the override must cost next to nothing.
-        handle = Handle(callback, args, self, context)
-        self._ready.append(handle)  # type: ignore[attr-defined]
-        return handle
 
     # The timer and fd hooks below repeat their guard inline rather than share a helper:
     # a program doing I/O goes through them for every wait, where a call more shows.

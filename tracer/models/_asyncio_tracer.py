@@ -152,6 +152,7 @@ class LoopTracer(_TracerCore):
         # the types of the futures the C proxy and tracer judge themselves (others go to
         # step_waits and pure_callback_scheduled)
         self._plain_future: type = _Future
+        self._gathering_future: type = _GATHERING_FUTURE
         self._plain_task: type = _Task
         # what the C spawn of a task lane keeps: qualname -> spawn base (Recorder.spawn_base),
         # and the qualnames whose lanes are named by the request they serve (Python does)
