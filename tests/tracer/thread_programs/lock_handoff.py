@@ -1,0 +1,24 @@
+"""One thread holds a lock across a sleep; another comes for it meanwhile and waits."""
+
+import threading
+import time
+
+lock = threading.Lock()
+
+
+def holder():
+    with lock:
+        time.sleep(0.3)
+
+
+def waiter():
+    time.sleep(0.05)
+    with lock:  # waits here
+        pass
+
+
+threads = [threading.Thread(target=holder), threading.Thread(target=waiter)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
