@@ -108,8 +108,8 @@ class ThreadWaits:
 
         threading.Lock = Lock  # type: ignore[misc,assignment]
         threading.RLock = RLock  # type: ignore[assignment]
-        condition.__init__ = __init__  # type: ignore[method-assign]
-        condition.wait = condition_wait  # type: ignore[method-assign]
+        condition.__init__ = __init__  # type: ignore[method-assign,assignment]
+        condition.wait = condition_wait  # type: ignore[method-assign,assignment]
         _watcher = self
 
     def uninstall(self) -> None:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from loopscope.scenarios import catalog
-from loopscope.tracer.report import ReportOptions, build_report
+from loopscope.tracer.report import ReportOptions, build_report, report_json
+from loopscope.tracer.report_schema import schema_errors
 from loopscope.tracer.runner import RunResult, record_sync
 from loopscope.tracer.target import resolve_target
 
@@ -148,7 +149,9 @@ def test_thread_contention_names_the_primitive_its_waiters_and_who_let_them_go(
     path = PROGRAMS / program
     result = record_sync(resolve_target(str(path)), timeout=60)
     assert result.status == "ok", result.stderr
-    [finding] = build_report(result.trace).findings
+    report = build_report(result.trace)
+    assert schema_errors(report_json(report)) == []
+    [finding] = report.findings
     facts = finding.facts
     created = next(number for number, line in enumerate(path.read_text().splitlines(), 1)
                    if line.startswith(made))

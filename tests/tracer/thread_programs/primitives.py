@@ -14,10 +14,9 @@ def signaller():
     go.wait()  # waits here for the main thread
     with slots:
         time.sleep(0.05)
-        with rlock:
-            with rlock:  # reentrant: no wait
-                state.append("ready")
-                ready.notify_all()
+        with rlock, rlock:  # reentrant: no wait
+            state.append("ready")
+            ready.notify_all()
         time.sleep(0.1)  # the listener comes for the slot meanwhile
 
 
