@@ -24,7 +24,7 @@ blocks costs anything:
 The traced thread's own waits are recorded only while no model's lane runs there (a plain
 threaded program's main thread); in a loop or a greenlet they are that lane's stall, which
 the stall sampler shows with its stack. gevent's monkey-patched `threading.Lock` is gevent's
-own lock, which this does not see (its waits are greenlets' waits on the hub).
+own lock, whose waits are greenlets' waits (tracer.models._gevent_primitives).
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "gevent_queue_contention.py": [("contention", None)],
     "thread_lock_contention.py": [("contention", None)],
     "thread_queue_contention.py": [("contention", None)],
+    "gevent_patched_lock_contention.py": [("contention", None)],
     "select_spin.py": [("zero-timeout-spin", "select loop")],
     "thread_pool_idle.py": [("idle-on-thread-pool", "read_sensor")],
     "executor_idle.py": [("idle-on-thread-pool", "compress")],
@@ -142,6 +143,9 @@ def test_gevent_lock_contention_names_the_lock_its_waiters_and_who_released_it()
      ["worker", "worker #2", "worker #3", "worker #4"], None),
     ("thread_queue_contention.py", "Queue.put", "jobs =",
      ["producer", "producer #2", "producer #3", "producer #4"], ["consumer"]),
+    # the same threading code under gevent's monkey-patching: greenlets on gevent's lock
+    ("gevent_patched_lock_contention.py", "Lock.acquire", "lock =",
+     ["worker", "worker-2", "worker-3", "worker-4"], None),
 ])
 def test_thread_contention_names_the_primitive_its_waiters_and_who_let_them_go(
         program: str, primitive: str, made: str, waiters: list[str],
