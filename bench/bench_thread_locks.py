@@ -63,6 +63,38 @@ for thread in threads:
 )
 
 
+def in_process(rounds: int, count: int = 200_000) -> None:
+    """One uncontended `with lock:` in this process: the C lock, and the lock a program gets
+    while traced (tracer.thread_waits) on its C fast paths and on their pure-Python twin,
+    in turn; ns per `with` over an empty loop, medians."""
+    import threading
+    import time
+
+    from loopscope.tracer.thread_waits import LockBase, PureLockBase, lock_types
+
+    def per_with(lock: object) -> float:
+        started = time.perf_counter()
+        for _ in range(count):
+            with lock:  # type: ignore[attr-defined]
+                pass
+        with_lock = time.perf_counter() - started
+        started = time.perf_counter()
+        for _ in range(count):
+            pass
+        return (with_lock - (time.perf_counter() - started)) / count * 1e9
+
+    made = ("bench", 1, "Lock", 1)
+    locks = {"C lock": threading.Lock(),
+             "program's lock (C)": lock_types(LockBase)[0](threading.Lock(), made),
+             "program's lock (pure)": lock_types(PureLockBase)[0](threading.Lock(), made)}
+    times: dict[str, list[float]] = {name: [] for name in locks}
+    for _ in range(rounds * 4):
+        for name, lock in locks.items():
+            times[name].append(per_with(lock))
+    print("in process, uncontended `with lock:`, ns: " + ", ".join(
+        f"{name} {statistics.median(values):.0f}" for name, values in times.items()))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -70,6 +102,7 @@ def main() -> None:
     print(f"Python {sys.version.split()[0]}, {options.rounds} alternating rounds each; medians; "
           "whole processes, start-up and saving included", flush=True)
     print(f"{'program':56} {'untraced':>9} {'traced':>9} {'ratio':>7} {'events':>9}")
+    in_process(options.rounds)
     with tempfile.TemporaryDirectory() as folder:
         for program in PROGRAMS:
             result = measure(program, options.rounds, Path(folder))

@@ -35,10 +35,11 @@ import re
 import sys
 import threading
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer.events import NO_LANE
 from loopscope.tracer.models._program_files import ProgramFiles
+from loopscope.tracer.recorder import c_extension
 from loopscope.tracer.thread_lines import ThreadLines, _RealLocal
 from loopscope.tracer.threads import os_thread_ident
 
@@ -199,7 +200,7 @@ class ThreadWaits:
                  if frame is not None else None)
         self.lines.add_resumed(who, now, released, where)
 
-    def lock_wait(self, lock: ProgramLock, timeout: float, frame: FrameType | None) -> bool:
+    def lock_wait(self, lock: Any, timeout: float, frame: FrameType | None) -> bool:
         """The calling thread could not take `lock` at once: it waits for it."""
         who = self._waiter() if not getattr(self.local, "waiting", False) else None
         if who is None:
@@ -265,75 +266,106 @@ class NotedCondition(threading.Condition):
         super().notify(n)
 
 
-class ProgramLock:
-    """A lock the program made, while the run lasts: the real one, tried without blocking
-    first, so only a wait costs more than a call."""
+class PureLockBase:
+    """The pure-Python twin of the C fast paths (tracer/_thread_locks.c): take the real lock
+    without blocking first; `_wait` only when that fails, `_letting_go` only while a thread
+    waits."""
 
-    __slots__ = ("__weakref__", "_let_go", "_lock", "_made", "_name", "_waiting")
+    __slots__ = ("__weakref__", "_lock", "_waiting")
 
-    def __init__(self, lock: Any, made: tuple[str, int, str, int]) -> None:
+    def __init__(self, lock: Any) -> None:
         self._lock = lock
-        self._made = made
-        self._waiting: set[int] = set()  # threads waiting for it (set.add is atomic)
-        self._let_go: tuple[int, int] | None = None
-        self._name: str | None = None
+        self._waiting: set[int] = set()  # the threads waiting for it (set.add is atomic)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not blocking:
+            return bool(self._lock.acquire(False, timeout))
         if self._lock.acquire(False):
             return True
-        if not blocking:
-            return False
-        watcher = _watcher
-        if watcher is None:
-            return bool(self._lock.acquire(True, timeout))
-        return watcher.lock_wait(self, timeout, sys._getframe(1))
+        return self._wait(timeout, sys._getframe(1))
 
     def __enter__(self) -> bool:
         if self._lock.acquire(False):
             return True
-        watcher = _watcher
-        if watcher is None:
-            return bool(self._lock.acquire())
-        return watcher.lock_wait(self, -1, sys._getframe(1))
+        return self._wait(-1, sys._getframe(1))
 
     def release(self) -> None:
         if self._waiting:
-            watcher = _watcher
-            if watcher is not None:
-                self._let_go = watcher.lets_go()
+            self._letting_go()
         self._lock.release()
 
     def __exit__(self, *exc_info: object) -> None:
         if self._waiting:
-            watcher = _watcher
-            if watcher is not None:
-                self._let_go = watcher.lets_go()
+            self._letting_go()
         self._lock.release()
 
-    def locked(self) -> bool:
-        return bool(self._lock.locked())
+    def _wait(self, timeout: float, frame: FrameType | None) -> bool:
+        raise NotImplementedError
 
-    def _at_fork_reinit(self) -> None:
-        self._lock._at_fork_reinit()
-
-    def __repr__(self) -> str:
-        return repr(self._lock)
+    def _letting_go(self) -> None:
+        raise NotImplementedError
 
 
-class ProgramRLock(ProgramLock):
-    """A reentrant lock the program made; `threading.Condition` uses its owner-aware parts."""
+if TYPE_CHECKING:
+    from loopscope.tracer._thread_locks import LockBase
+else:
+    _locks = c_extension("_thread_locks")
+    LockBase = _locks.LockBase if _locks is not None else PureLockBase
 
-    __slots__ = ()
 
-    def _is_owned(self) -> bool:
-        return bool(self._lock._is_owned())
+def lock_types(base: type) -> tuple[type, type]:
+    """The program's Lock and RLock on `base`: the C fast paths or their pure twin."""
 
-    def _release_save(self) -> Any:
-        if self._waiting:
+    class ProgramLock(base):  # type: ignore[valid-type,misc]
+        """A lock the program made, while the run lasts: the real one, taken without blocking
+        first, so only a wait costs more."""
+
+        __slots__ = ("_let_go", "_made", "_name")
+
+        def __init__(self, lock: Any, made: tuple[str, int, str, int]) -> None:
+            super().__init__(lock)
+            self._made = made
+            self._let_go: tuple[int, int] | None = None
+            self._name: str | None = None
+
+        def _wait(self, timeout: float, frame: FrameType | None) -> bool:
+            watcher = _watcher
+            if watcher is None:
+                return bool(self._lock.acquire(True, timeout))
+            return watcher.lock_wait(self, timeout, frame)
+
+        def _letting_go(self) -> None:
             watcher = _watcher
             if watcher is not None:
                 self._let_go = watcher.lets_go()
-        return self._lock._release_save()
 
-    def _acquire_restore(self, state: Any) -> None:
-        self._lock._acquire_restore(state)
+        def locked(self) -> bool:
+            return bool(self._lock.locked())
+
+        def _at_fork_reinit(self) -> None:
+            self._lock._at_fork_reinit()
+
+        def __repr__(self) -> str:
+            return repr(self._lock)
+
+    class ProgramRLock(ProgramLock):
+        """A reentrant lock the program made; `threading.Condition` uses its owner-aware
+        parts."""
+
+        __slots__ = ()
+
+        def _is_owned(self) -> bool:
+            return bool(self._lock._is_owned())
+
+        def _release_save(self) -> Any:
+            if self._waiting:
+                self._letting_go()
+            return self._lock._release_save()
+
+        def _acquire_restore(self, state: Any) -> None:
+            self._lock._acquire_restore(state)
+
+    return ProgramLock, ProgramRLock
+
+
+ProgramLock, ProgramRLock = lock_types(LockBase)
