@@ -34,10 +34,12 @@ import os
 import re
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from loopscope.tracer.events import NO_LANE
+from loopscope.tracer.notes import add_note
 from loopscope.tracer.recorder import c_extension
 from loopscope.tracer.thread_lines import ThreadLines, _RealLocal
 from loopscope.tracer.threads import os_thread_ident
@@ -52,6 +54,7 @@ _THREADING_FILE = threading.Condition.wait.__code__.co_filename
 _BUILDERS = frozenset({_THREADING_FILE,
                        os.path.join(os.path.dirname(_THREADING_FILE), "queue.py")})
 
+_T = TypeVar("_T")
 # Where the standard library and Loopscope's tracer live: their files are never the program's.
 _STDLIB = os.path.dirname(_THREADING_FILE) + os.sep
 _LOOPSCOPE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -85,32 +88,28 @@ class ThreadWaits:
             watcher = _watcher
             if watcher is None:
                 return lock
-            frame = _maker(sys._getframe(1))
-            if frame is None or not watcher.is_program(frame.f_code.co_filename):
-                return lock
-            return ProgramLock(lock, watcher.made(frame, "Lock"))
+            made = watcher.guarded(watcher.made_by_program, sys._getframe(1), "Lock")
+            return lock if made is None else ProgramLock(lock, made)
 
         def RLock() -> Any:
             lock = new_rlock()
             watcher = _watcher
             if watcher is None:
                 return lock
-            frame = _maker(sys._getframe(1))
-            if frame is None or not watcher.is_program(frame.f_code.co_filename):
-                return lock
-            return ProgramRLock(lock, watcher.made(frame, "RLock"))
+            made = watcher.guarded(watcher.made_by_program, sys._getframe(1), "RLock")
+            return lock if made is None else ProgramRLock(lock, made)
 
         def __init__(cond: threading.Condition, lock: Any = None) -> None:
             built(cond, lock)
             watcher = _watcher
             if watcher is not None:
-                watcher.condition_made(cond, sys._getframe(1))
+                watcher.guarded(watcher.condition_made, cond, sys._getframe(1))
 
         def condition_wait(cond: threading.Condition, timeout: float | None = None) -> bool:
             watcher = _watcher
             if watcher is None or getattr(watcher.local, "waiting", False):
                 return wait(cond, timeout)
-            return watcher.condition_wait(cond, timeout, wait, sys._getframe(1))
+            return bool(watcher.condition_wait(cond, timeout, wait, sys._getframe(1)))
 
         threading.Lock = Lock  # type: ignore[misc,assignment]
         threading.RLock = RLock  # type: ignore[assignment]
@@ -120,10 +119,12 @@ class ThreadWaits:
 
     def uninstall(self) -> None:
         global _watcher
-        if _watcher is not self:
-            return
-        _watcher = None
         originals = self._originals
+        if not originals:
+            return
+        self._originals = {}
+        if _watcher is self:
+            _watcher = None
         threading.Lock = originals["Lock"]
         threading.RLock = originals["RLock"]
         threading.Condition.__init__ = originals["__init__"]  # type: ignore[method-assign]
@@ -145,6 +146,15 @@ class ThreadWaits:
         return verdict
 
     # -- where a primitive was made ------------------------------------------------------
+
+    def made_by_program(self, frame: FrameType | None, kind: str
+                        ) -> tuple[str, int, str, int] | None:
+        """Where the program made a lock `frame` (the caller of threading.Lock) made, or
+        None: a library or Loopscope made it."""
+        frame = _maker(frame)
+        if frame is None or not self.is_program(frame.f_code.co_filename):
+            return None
+        return self.made(frame, kind)
 
     def made(self, frame: FrameType, kind: str) -> tuple[str, int, str, int]:
         where = (frame.f_code.co_filename, frame.f_lineno)
@@ -222,27 +232,44 @@ class ThreadWaits:
 
     def lock_wait(self, lock: Any, timeout: float, frame: FrameType | None) -> bool:
         """The calling thread could not take `lock` at once: it waits for it."""
-        who = self._waiter() if not getattr(self.local, "waiting", False) else None
-        if who is None:
+        noted = self.guarded(self._lock_wait_begins, lock)
+        if noted is None:
             return bool(lock._lock.acquire(True, timeout))
-        name = self.name(lock, lock._made)
-        started = self._begin(who, f"{lock._made[2]}.acquire", name)
-        me = os_thread_ident()
-        lock._waiting.add(me)
+        who, started, name = noted
         try:
             return bool(lock._lock.acquire(True, timeout))
         finally:
-            lock._waiting.discard(me)
-            self._end(who, started, lock._let_go, name, frame)
+            lock._waiting.discard(os_thread_ident())
+            self.guarded(self._end, who, started, lock._let_go, name, frame)
 
-    def lets_go(self) -> tuple[int, int]:
+    def _lock_wait_begins(self, lock: Any) -> tuple[int, int, str] | None:
+        who = self._waiter() if not getattr(self.local, "waiting", False) else None
+        if who is None:
+            return None
+        name = self.name(lock, lock._made)
+        started = self._begin(who, f"{lock._made[2]}.acquire", name)
+        lock._waiting.add(os_thread_ident())
+        return who, started, name
+
+    def lets_go(self) -> tuple[int, int] | None:
         """The calling thread releases something another waits on: who it is, and when."""
-        return (self.lines.who(), self.recorder.clock())
+        return self.guarded(lambda: (self.lines.who(), self.recorder.clock()))
 
     def condition_wait(self, cond: threading.Condition, timeout: float | None, wait: Any,
-                       frame: FrameType | None) -> bool:
+                       frame: FrameType | None) -> Any:
         """A wait on a condition: the program's own, or that of a primitive it made (the
         innermost frames are threading's or queue's, their `self` the primitive)."""
+        noted = self.guarded(self._condition_wait_begins, cond, frame)
+        if noted is None:
+            return wait(cond, timeout)
+        who, started, name, frame = noted
+        try:
+            return wait(cond, timeout)
+        finally:
+            self.guarded(self._end, who, started, cond.__dict__.get(_LET_GO), name, frame)
+
+    def _condition_wait_begins(self, cond: threading.Condition, frame: FrameType | None
+                               ) -> tuple[int, int, str, FrameType | None] | None:
         primitive: Any = cond
         method = "Condition.wait"
         builders = self.builders
@@ -257,15 +284,26 @@ class ThreadWaits:
         made = getattr(primitive, "__dict__", {}).get(_MADE)
         who = self._waiter() if made is not None else None
         if made is None or who is None:
-            return bool(wait(cond, timeout))
+            return None
         if type(cond) is threading.Condition:
             cond.__class__ = NotedCondition  # its notify now says who let waiters go
         name = self.name(primitive, made)
-        started = self._begin(who, method, name)
+        return who, self._begin(who, method, name), name, frame
+
+    # -- when Loopscope itself fails -------------------------------------------------------
+
+    def guarded(self, function: Callable[..., _T], *args: Any) -> _T | None:
+        """`function(*args)`, or None if it raised: the program's locks must not fail for
+        Loopscope's sake. After a failure no more waits are recorded, and the run says so."""
         try:
-            return bool(wait(cond, timeout))
-        finally:
-            self._end(who, started, cond.__dict__.get(_LET_GO), name, frame)
+            return function(*args)
+        except Exception as error:
+            global _watcher
+            if _watcher is self:
+                _watcher = None
+                add_note("threads' waits on locks and queues were not recorded after an error "
+                         f"in Loopscope ({type(error).__name__}: {error})")
+            return None
 
 
 def _maker(frame: FrameType | None) -> FrameType | None:
@@ -282,7 +320,9 @@ class NotedCondition(threading.Condition):
     def notify(self, n: int = 1) -> None:
         watcher = _watcher
         if watcher is not None and self._waiters:  # type: ignore[attr-defined]
-            self.__dict__[_LET_GO] = watcher.lets_go()
+            let_go = watcher.lets_go()
+            if let_go is not None:
+                self.__dict__[_LET_GO] = let_go
         super().notify(n)
 
 
@@ -357,7 +397,7 @@ def lock_types(base: type) -> tuple[type, type]:
         def _letting_go(self) -> None:
             watcher = _watcher
             if watcher is not None:
-                self._let_go = watcher.lets_go()
+                self._let_go = watcher.lets_go() or self._let_go
 
         def locked(self) -> bool:
             return bool(self._lock.locked())

@@ -135,3 +135,40 @@ def test_a_lock_is_freed_with_its_references(base: type) -> None:
     gc.collect()
     assert gone() is None
     assert sys.getrefcount(inner) < before
+
+
+class _Sink:
+    def write_batch(self, batch: Any) -> None:
+        pass
+
+
+def test_a_failure_in_loopscope_stops_the_recording_not_the_program() -> None:
+    from loopscope.tracer import thread_waits
+    from loopscope.tracer.notes import take_notes
+    from loopscope.tracer.recorder import Recorder
+    from loopscope.tracer.thread_lines import ThreadLines
+
+    take_notes()
+    original_lock = threading.Lock
+    lines = ThreadLines(Recorder(_Sink()), lambda lane, text, extra: None)
+    watcher = thread_waits.ThreadWaits(lines)
+
+    def broken(primitive: Any, made: Any) -> str:
+        raise ValueError("no name")
+
+    watcher.name = broken  # type: ignore[method-assign]
+    watcher.install()
+    try:
+        lock = threading.Lock()  # made by this file: the program's
+        assert isinstance(lock, thread_waits.ProgramLock)
+        holder = _hold_in_thread(lock, 0.05)
+        with lock:  # waits: the wait's bookkeeping fails
+            pass
+        holder.join()
+        assert thread_waits._watcher is None  # nothing more is recorded ...
+        with lock:  # ... and the lock goes on working
+            pass
+    finally:
+        watcher.uninstall()
+    assert threading.Lock is original_lock  # put back
+    assert any("ValueError: no name" in note for note in take_notes())
