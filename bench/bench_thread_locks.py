@@ -1,27 +1,30 @@
 """What watching threads' locks and queues costs (tracer.thread_waits): whole processes,
 `loopscope trace prog.py -o t.loopscope` against `python prog.py`, alternating rounds.
 
-    .venv/bin/python bench/bench_thread_locks.py [--rounds N]
+    .venv/bin/python bench/bench_thread_locks.py [--rounds N] [--baseline OTHER_PYTHON]
 
-Two programs: an uncontended `with lock:` loop in one thread (a lock the program made, so
-under Loopscope it is the watched lock: the cost every acquire pays), and a contended
+Three programs: an uncontended `with lock:` loop in one thread over a lock the program
+made (under Loopscope the watched lock: what every take pays), the same loop over a lock the
+standard library made (`queue.Queue().mutex`, which stays the C lock), and a contended
 producer/consumer on a bounded queue.Queue (four producers, one consumer, the queue full most
-of the time: the cost of recorded waits). Each is also run with the loop over a lock the
-standard library made (`queue.Queue().mutex`), which stays the C lock: the same loop, for
-the difference. Printed: median untraced and traced times and the median of the pairs'
-ratios, and events recorded.
+of the time: what recorded waits cost). Printed: the untraced time and the medians of the
+rounds' traced/untraced ratios, wall and CPU, for this checkout and, with --baseline,
+another one. First, in this process, the ns an uncontended `with lock:` takes on the C lock
+and on the program's lock (its C fast paths and their pure-Python twin).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_programs import Program, measure
+from bench_programs import Program, _script
+from compare_tracers import _ratio, _run
 
 PROGRAMS = (
     Program("uncontended with lock: x 2M (program's lock)", """
@@ -98,17 +101,38 @@ def in_process(rounds: int, count: int = 200_000) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--baseline", metavar="PYTHON",
+                        help="also trace with another checkout's interpreter (e.g. "
+                        "/work/main/.venv/bin/python, a Loopscope that does not watch locks)")
     options = parser.parse_args()
-    print(f"Python {sys.version.split()[0]}, {options.rounds} alternating rounds each; medians; "
-          "whole processes, start-up and saving included", flush=True)
-    print(f"{'program':56} {'untraced':>9} {'traced':>9} {'ratio':>7} {'events':>9}")
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"}
+    print(f"Python {sys.version.split()[0]}, {options.rounds} alternating rounds; medians of "
+          "the per-round ratios to the untraced run, wall and CPU (both processes)", flush=True)
     in_process(options.rounds)
+    sides = ["this"] + (["base"] if options.baseline else [])
+    print(f"{'program':56} {'untraced':>9} " + " ".join(
+        f"{'wall: ' + side:>10} {'CPU: ' + side:>10}" for side in sides))
     with tempfile.TemporaryDirectory() as folder:
+        directory = Path(folder)
         for program in PROGRAMS:
-            result = measure(program, options.rounds, Path(folder))
-            base, run = statistics.median(result.untraced), statistics.median(result.traced)
-            print(f"{program.name:56} {base:8.3f}s {run:8.3f}s {result.ratio:6.2f}x "
-                  f"{result.events:9,}", flush=True)
+            script = _script(directory, program)
+            commands = {"untraced": [sys.executable, str(script)],
+                        "this": [sys.executable, "-m", "loopscope", "trace", str(script), "-o",
+                                 str(directory / "this.loopscope")]}
+            if options.baseline:
+                commands["base"] = [options.baseline, "-m", "loopscope", "trace", str(script),
+                                    "-o", str(directory / "base.loopscope")]
+            for command in commands.values():  # a warm-up: disk and bytecode caches
+                _run(command, directory, env)
+            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+            for _ in range(options.rounds):
+                for name, command in commands.items():
+                    runs[name].append(_run(command, directory, env))
+            untraced = runs["untraced"]
+            wall = statistics.median(w for w, _ in untraced)
+            print(f"{program.name:56} {wall:8.2f}s " + " ".join(
+                f"{_ratio(runs[side], untraced, 0):9.2f}x {_ratio(runs[side], untraced, 1):9.2f}x"
+                for side in sides), flush=True)
 
 
 if __name__ == "__main__":
