@@ -244,7 +244,6 @@ class ThreadLines:
         finally:
             recorder.current = outer
 
-
     def _lane(self, who: int) -> int:
         """The lane of `who` (see `who`), spawned for a thread on its first line or wait."""
         if who <= -2:
