@@ -125,3 +125,21 @@ def test_the_standard_librarys_own_locks_are_not_the_programs() -> None:
     trace = result.trace
     assert not [seq for seq in range(len(trace)) if trace.code[seq] == Code.BLOCKED
                 and "primitive" in (trace.details[trace.detail[seq]] or {})]
+
+
+def test_work_handed_to_asyncios_thread_pool_waits_on_its_own_lane() -> None:
+    name = "pool_work_lock.py"
+    trace = _run(name).trace
+    ledger = f"ledger ({name}:{_line(name, 'ledger = threading.Lock()')})"
+    lanes = _by_lane(trace)
+    # the pool's work lanes (tracer.thread_work) are the lanes that wait and let go
+    assert [event[:3] for event in lanes["audit"][1:]] == [
+        (Code.RUNNING, None, None),
+        (Code.BLOCKED, None, ("Lock.acquire", ledger)),
+        (Code.WAKE, "post", ("released", ledger)),
+        (Code.READY, "post", None),
+        (Code.RUNNING, None, None),
+        (Code.END, None, None),
+    ]
+    assert lanes["audit"][-2][3] == (name, _line(name, "# waits here"))
+    assert Code.BLOCKED not in [code for code, *_ in lanes["post"]]
