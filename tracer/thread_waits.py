@@ -39,6 +39,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from loopscope.tracer.events import NO_LANE
+from loopscope.tracer.models._program_files import LazyProgramFiles
 from loopscope.tracer.notes import add_note
 from loopscope.tracer.recorder import c_extension
 from loopscope.tracer.thread_lines import ThreadLines, _RealLocal
@@ -55,9 +56,6 @@ _BUILDERS = frozenset({_THREADING_FILE,
                        os.path.join(os.path.dirname(_THREADING_FILE), "queue.py")})
 
 _T = TypeVar("_T")
-# Where the standard library and Loopscope's tracer live: their files are never the program's.
-_STDLIB = os.path.dirname(_THREADING_FILE) + os.sep
-_LOOPSCOPE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 # The run's watcher while installed; the program's locks outlive it and then just block.
 _watcher: ThreadWaits | None = None
 
@@ -66,10 +64,7 @@ class ThreadWaits:
     def __init__(self, lines: ThreadLines) -> None:
         self.lines = lines
         self.recorder = lines.recorder
-        # file name -> made by the program's code? (tracer.models._program_files, built
-        # only when a file outside the standard library and Loopscope makes a primitive)
-        self._verdicts: dict[str, bool] = {}
-        self._program_files: Any = None
+        self.is_program = LazyProgramFiles()  # a file name -> is it the program's code?
         self.builders = _BUILDERS
         self.made_at: dict[tuple[str, int], int] = {}  # primitives made by each line
         self.local = _RealLocal()  # .waiting: the thread is inside a wait already noted
@@ -129,21 +124,6 @@ class ThreadWaits:
         threading.RLock = originals["RLock"]
         threading.Condition.__init__ = originals["__init__"]  # type: ignore[method-assign]
         threading.Condition.wait = originals["wait"]  # type: ignore[method-assign]
-
-    def is_program(self, filename: str) -> bool:
-        verdict = self._verdicts.get(filename)
-        if verdict is None:
-            if filename.startswith(_LOOPSCOPE) or (
-                    filename.startswith(_STDLIB) and "-packages" not in filename):
-                verdict = False  # the common case, decided without sysconfig
-            else:
-                if self._program_files is None:
-                    from loopscope.tracer.models._program_files import ProgramFiles
-
-                    self._program_files = ProgramFiles()
-                verdict = bool(self._program_files(filename))
-            self._verdicts[filename] = verdict
-        return verdict
 
     # -- where a primitive was made ------------------------------------------------------
 

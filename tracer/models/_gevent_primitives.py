@@ -35,7 +35,7 @@ from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer.events import NO_LANE
-from loopscope.tracer.models._program_files import ProgramFiles
+from loopscope.tracer.models._program_files import LazyProgramFiles
 from loopscope.tracer.threads import in_traced_thread
 
 if TYPE_CHECKING:
@@ -239,7 +239,7 @@ def _watch_lock_type(notes: PrimitiveNotes, guard: Any, modules: dict[str, Modul
            if name in lock_type.__dict__}
     base_init, base_rawlink, base_release = lock_type.__init__, lock_type.rawlink, \
         lock_type.release
-    is_program = ProgramFiles()
+    is_program = LazyProgramFiles()
     method = "Lock.acquire"
 
     def __init__(self: Any) -> None:
