@@ -63,14 +63,15 @@ class ProgramFiles:
 class LazyProgramFiles:
     """ProgramFiles for hooks installed at start-up that ask mostly about the standard
     library's files: those and Loopscope's tracer are library code at once, and ProgramFiles
-    (sysconfig, resolved paths: milliseconds) is built only when another file is asked about."""
+    (sysconfig, resolved paths: milliseconds) is built only when another file is asked about,
+    once for all of them."""
 
     _stdlib = os.path.dirname(os.__file__) + os.sep
     _tracer = str(Path(__file__).resolve().parent.parent) + os.sep
+    _files: ProgramFiles | None = None  # shared by every LazyProgramFiles
 
     def __init__(self) -> None:
         self._verdicts: dict[str, bool] = {}
-        self._files: ProgramFiles | None = None
 
     def __call__(self, filename: str) -> bool:
         verdict = self._verdicts.get(filename)
@@ -79,8 +80,9 @@ class LazyProgramFiles:
                     filename.startswith(self._stdlib) and "-packages" not in filename):
                 verdict = False
             else:
-                if self._files is None:
-                    self._files = ProgramFiles()
-                verdict = self._files(filename)
+                files = LazyProgramFiles._files
+                if files is None:
+                    files = LazyProgramFiles._files = ProgramFiles()
+                verdict = files(filename)
             self._verdicts[filename] = verdict
         return verdict
