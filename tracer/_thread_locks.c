@@ -6,7 +6,7 @@
    The pure-Python twin is tracer.thread_waits.PureLockBase. */
 
 #define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "loopscope.h" /* the contract every extension of tracer/ takes; it brings Python.h */
 #include <stddef.h>
 
 typedef struct {
