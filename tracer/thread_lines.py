@@ -33,6 +33,7 @@ _LINE, _END, _WORK_LINE = 0, 1, 2
 # a thread's wait (extra: the BLOCKED detail), its release (extra: (releaser, cause detail)),
 # and its running again (extra: the file, line and function it waited at)
 _WAIT, _LET_GO, _RESUMED = 3, 4, 5
+_SEEN = 6  # a thread's first line, wait or release: its lane starts then
 # The ThreadLines of the run, once installed: thread pools put their work's lines on its lane.
 _installed: ThreadLines | None = None
 
@@ -82,6 +83,7 @@ class ThreadLines:
         # detail extra), appended by any thread
         self.queue: deque[tuple[int, int, int, str, tuple[Any, ...]]] = deque()
         self.lanes: dict[int, int] = {}
+        self._ended: dict[int, int] = {}  # serial -> lane, of threads that ended
         self._names: dict[int, str] = {}
         self._serials = itertools.count()
         self._local = _RealLocal()
@@ -115,6 +117,9 @@ class ThreadLines:
                 self._main_serial = marker.serial
             else:
                 self._names[marker.serial] = _thread_name()
+            # the lane starts now, before the thread can end: a thread that only let another
+            # go is named in that one's wake, which may be queued after its end
+            self.queue.append((_SEEN, marker.serial, self.recorder.clock(), "", ()))
         return int(marker.serial)
 
     def who(self) -> int:
@@ -229,8 +234,12 @@ class ThreadLines:
         recorder._set_clock(lambda: at)
         if what == _END:
             if serial in self.lanes:
-                recorder.end(self.lanes.pop(serial))
+                lane = self._ended[serial] = self.lanes.pop(serial)
+                recorder.end(lane)
             self._names.pop(serial, None)
+            return
+        if what == _SEEN:
+            self._lane(serial)
             return
         # a pool's work: the line goes on the work's own lane
         lane = serial if what == _WORK_LINE else self._lane(serial)
@@ -249,6 +258,8 @@ class ThreadLines:
         if who <= -2:
             return -2 - who
         lane = self.lanes.get(who, NO_LANE)
+        if lane == NO_LANE and who in self._ended:
+            return self._ended[who]  # a wake queued after its thread ended
         if lane == NO_LANE:
             recorder = self.recorder
             lane = self.lanes[who] = recorder.spawn(self._names.get(who, "thread"),

@@ -12,7 +12,8 @@ def holder():
 
 
 def waiter():
-    time.sleep(0.05)
+    while not lock.locked():  # the holder has it before this one comes for it
+        time.sleep(0.001)
     with lock:  # waits here
         pass
 

@@ -13,7 +13,8 @@ def post():
 
 
 def audit():
-    time.sleep(0.05)
+    while not ledger.locked():  # post has it before audit comes for it
+        time.sleep(0.001)
     with ledger:  # waits here
         pass
 

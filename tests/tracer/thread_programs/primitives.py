@@ -31,7 +31,7 @@ def listener():
 threads = [threading.Thread(target=signaller), threading.Thread(target=listener)]
 for thread in threads:
     thread.start()
-time.sleep(0.05)
+time.sleep(0.2)  # both threads are waiting by then
 go.set()
 for thread in threads:
     thread.join()

@@ -15,6 +15,8 @@ def producer():
 thread = threading.Thread(target=producer)
 thread.start()
 taken = []
+while not jobs.full():  # the first item is in before the main thread starts taking
+    time.sleep(0.001)
 for _ in range(3):
     time.sleep(0.05)
     taken.append(jobs.get())
