@@ -47,6 +47,7 @@ from loopscope.tracer.step_gate import StepGate
 from loopscope.tracer.stop_request import StopRequested
 from loopscope.tracer.stream import FrameWriter
 from loopscope.tracer.thread_lines import ThreadLines
+from loopscope.tracer.thread_waits import ThreadWaits
 from loopscope.tracer.tracebacks import program_traceback
 
 # The real OS thread id and thread start, taken before any model (gevent) patches _thread
@@ -401,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     thread_lines = ThreadLines(recorder, lambda lane, line, extra: _record_output(
         recorder, line, extra))
     thread_lines.install()
+    # and their waits on the program's locks, queues and events (tracer.thread_waits)
+    thread_waits = ThreadWaits(thread_lines)
+    thread_waits.install()
     output = OutputRecorder(recorder, real_stdout, thread_lines=thread_lines)
     errors = OutputRecorder(recorder, real_stderr, "stderr", thread_lines)
     sys.stdout, sys.stderr = output, errors
@@ -448,6 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(BrokenPipeError):
                 sampler.stop()
         errors.record_unfinished_line()
+        thread_waits.uninstall()
         thread_lines.uninstall()
         with contextlib.suppress(BrokenPipeError):
             thread_lines.finish()

@@ -9,6 +9,9 @@ line keeps the time it was printed: it is merged by time into the events not sen
 only a line older than the last batch sent (timestamps never go back) is moved up to it.
 A thread's lane ends when the thread does (a thread-local marker is released as the thread
 exits) or, for a thread still running, at the end of the run.
+
+A thread's waits on the program's locks, queues and events (tracer.thread_waits) go through
+the same queue and the same lanes: the wait, who let it go, and the line it resumed at.
 """
 
 from __future__ import annotations
@@ -20,13 +23,17 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from loopscope.tracer.events import NO_LANE, Code, LaneKind
+from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, LaneKind
 from loopscope.tracer.recorder import Recorder, _buffer_clock
 from loopscope.tracer.threads import os_thread_ident
 
 # taken before gevent can patch them: a real thread's own storage, a real thread's join
 _RealLocal = _thread._local
 _LINE, _END, _WORK_LINE = 0, 1, 2
+# a thread's wait (extra: the BLOCKED detail), its release (extra: (releaser, cause detail)),
+# and its running again (extra: the file, line and function it waited at)
+_WAIT, _LET_GO, _RESUMED = 3, 4, 5
+_SEEN = 6  # a thread's first line, wait or release: its lane starts then
 # The ThreadLines of the run, once installed: thread pools put their work's lines on its lane.
 _installed: ThreadLines | None = None
 
@@ -72,10 +79,11 @@ class ThreadLines:
                                                                   None]) -> None:
         self.recorder = recorder
         self.record_line = record_line
-        # (what, the thread's serial number, clock reading, text, detail extra), appended by
-        # any thread
-        self.queue: deque[tuple[int, int, int, str, tuple[str, ...]]] = deque()
+        # (what, who: a thread's serial number or a lane (see `who`), clock reading, text,
+        # detail extra), appended by any thread
+        self.queue: deque[tuple[int, int, int, str, tuple[Any, ...]]] = deque()
         self.lanes: dict[int, int] = {}
+        self._ended: dict[int, int] = {}  # serial -> lane, of threads that ended
         self._names: dict[int, str] = {}
         self._serials = itertools.count()
         self._local = _RealLocal()
@@ -84,6 +92,7 @@ class ThreadLines:
         # the clock the recorder's buffer reads, given back after a line is back-dated
         self._buffer_clock = _buffer_clock(recorder.clock)
         self._draining = False
+        self._main_serial = -1  # the traced thread's serial, if it has one
         self._flush: Any = None
         self._join: Any = None
 
@@ -95,12 +104,46 @@ class ThreadLines:
         if work_lane != NO_LANE:
             self.queue.append((_WORK_LINE, work_lane, self.recorder.clock(), text, extra))
             return
+        self.queue.append((_LINE, self._serial(), self.recorder.clock(), text, extra))
+
+    def _serial(self) -> int:
+        """The calling thread's serial number, given it on its first line or wait."""
         marker = getattr(self._local, "end", None)
         if marker is None:
             # numbered here, not by OS thread id: an ended thread's id is given to the next
             marker = self._local.end = _ThreadEnd(self, next(self._serials))
-            self._names[marker.serial] = _thread_name()
-        self.queue.append((_LINE, marker.serial, self.recorder.clock(), text, extra))
+            if os_thread_ident() == self._traced:  # waits while no model's lane runs there
+                self._names[marker.serial] = "main thread"
+                self._main_serial = marker.serial
+            else:
+                self._names[marker.serial] = _thread_name()
+            # the lane starts now, before the thread can end: a thread that only let another
+            # go is named in that one's wake, which may be queued after its end
+            self.queue.append((_SEEN, marker.serial, self.recorder.clock(), "", ()))
+        return int(marker.serial)
+
+    def who(self) -> int:
+        """Whose lane the calling thread's wait or release goes on: a pool work's lane or the
+        traced thread's current lane, as -2 - lane, else the thread's own (its serial)."""
+        work_lane: int = getattr(self._local, "lane", NO_LANE)
+        if work_lane != NO_LANE:
+            return -2 - work_lane
+        if os_thread_ident() == self._traced and self.recorder.current != NO_LANE:
+            return -2 - self.recorder.current
+        return self._serial()
+
+    def add_wait(self, who: int, at: int, detail: tuple[Any, ...]) -> None:
+        """`who` (see `who`) started waiting at `at`; `detail` says on what."""
+        self.queue.append((_WAIT, who, at, "", detail))
+
+    def add_resumed(self, who: int, at: int, released: tuple[int, int, tuple[Any, ...]] | None,
+                    where: tuple[str, int, str] | None) -> None:
+        """`who`'s wait ended at `at`, let go by `released` (the releaser's `who`, the time it
+        released, the wake's cause) if known, back in the program at `where`."""
+        if released is not None:
+            releaser, released_at, cause = released
+            self.queue.append((_LET_GO, who, released_at, "", (releaser, cause)))
+        self.queue.append((_RESUMED, who, at, "", where or ()))
 
     # -- in the traced thread -----------------------------------------------------------------
 
@@ -175,33 +218,67 @@ class ThreadLines:
         """The run is over: the last lines, and the lanes of threads still running end."""
         self.drain()
         recorder = self.recorder
-        for lane in self.lanes.values():
-            recorder.record(lane, Code.END, NO_LANE, recorder.detail(("result", "still running")))
+        for serial, lane in self.lanes.items():
+            if serial == self._main_serial:  # the program's main thread ends with the run
+                recorder.end(lane)
+            else:
+                recorder.record(lane, Code.END, NO_LANE,
+                                recorder.detail(("result", "still running")))
         self.lanes.clear()
         if self._flush is not None:
             recorder.flush = self._flush  # type: ignore[method-assign]
 
-    def _at(self, at: int, serial: int, what: int, text: str, extra: tuple[str, ...]) -> None:
+    def _at(self, at: int, serial: int, what: int, text: str, extra: tuple[Any, ...]) -> None:
         recorder = self.recorder
         # the events below carry the clock reading of the print, not of this moment
         recorder._set_clock(lambda: at)
-        # a pool's work: the line goes on the work's own lane
-        lane = serial if what == _WORK_LINE else self.lanes.get(serial, NO_LANE)
         if what == _END:
-            if lane != NO_LANE:
-                recorder.end(self.lanes.pop(serial))
+            if serial in self.lanes:
+                lane = self._ended[serial] = self.lanes.pop(serial)
+                recorder.end(lane)
             self._names.pop(serial, None)
             return
-        if lane == NO_LANE:
-            lane = self.lanes[serial] = recorder.spawn(self._names.get(serial, "thread"),
-                                                       LaneKind.THREAD)
-            recorder.state(lane, Code.RUNNING)
+        if what == _SEEN:
+            self._lane(serial)
+            return
+        # a pool's work: the line goes on the work's own lane
+        lane = serial if what == _WORK_LINE else self._lane(serial)
+        if what >= _WAIT:
+            self._waited(lane, what, extra)
+            return
         outer = recorder.current
         recorder.current = lane
         try:
             self.record_line(lane, text, extra)
         finally:
             recorder.current = outer
+
+    def _lane(self, who: int) -> int:
+        """The lane of `who` (see `who`), spawned for a thread on its first line or wait."""
+        if who <= -2:
+            return -2 - who
+        lane = self.lanes.get(who, NO_LANE)
+        if lane == NO_LANE and who in self._ended:
+            return self._ended[who]  # a wake queued after its thread ended
+        if lane == NO_LANE:
+            recorder = self.recorder
+            lane = self.lanes[who] = recorder.spawn(self._names.get(who, "thread"),
+                                                    LaneKind.THREAD)
+            recorder.state(lane, Code.RUNNING)
+        return lane
+
+    def _waited(self, lane: int, what: int, extra: tuple[Any, ...]) -> None:
+        recorder = self.recorder
+        if what == _WAIT:
+            recorder.state(lane, Code.BLOCKED, extra)
+        elif what == _LET_GO:
+            releaser, cause = extra
+            releaser_lane = self._lane(releaser)
+            if releaser_lane != lane:
+                recorder.wake(lane, releaser_lane, cause)
+        else:
+            source = recorder.source(*extra) if extra else NO_SOURCE
+            recorder.state(lane, Code.RUNNING, source=source)
 
 
 def _thread_name() -> str:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from loopscope.scenarios import catalog
-from loopscope.tracer.report import ReportOptions, build_report
+from loopscope.tracer.report import ReportOptions, build_report, report_json
+from loopscope.tracer.report_schema import schema_errors
 from loopscope.tracer.runner import RunResult, record_sync
 from loopscope.tracer.target import resolve_target
 
@@ -51,11 +52,14 @@ EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "lock_contention.py": [("contention", None)],
     "gevent_lock_contention.py": [("contention", None)],
     "gevent_queue_contention.py": [("contention", None)],
+    "thread_lock_contention.py": [("contention", None)],
+    "thread_queue_contention.py": [("contention", None)],
+    "gevent_patched_lock_contention.py": [("contention", None)],
     "select_spin.py": [("zero-timeout-spin", "select loop")],
     "thread_pool_idle.py": [("idle-on-thread-pool", "read_sensor")],
     "executor_idle.py": [("idle-on-thread-pool", "compress")],
 }
-CLEAN = ["clean_workers.py", "thread_pool_busy.py", "gevent_clean.py"]
+CLEAN = ["clean_workers.py", "thread_pool_busy.py", "gevent_clean.py", "clean_threads.py"]
 
 
 @pytest.mark.parametrize("program", sorted(EXPECTED))
@@ -132,3 +136,35 @@ def test_gevent_lock_contention_names_the_lock_its_waiters_and_who_released_it()
     assert set(facts["released_by"]) <= set(workers)
     assert sum(facts["released_by"].values()) == facts["waits"]
     assert f"on {facts['name']}" in finding.title and "released by worker" in finding.title
+
+
+@pytest.mark.parametrize(("program", "primitive", "made", "waiters", "releasers"), [
+    ("thread_lock_contention.py", "Lock.acquire", "lock =",
+     ["worker", "worker #2", "worker #3", "worker #4"], None),
+    ("thread_queue_contention.py", "Queue.put", "jobs =",
+     ["producer", "producer #2", "producer #3", "producer #4"], ["consumer"]),
+    # the same threading code under gevent's monkey-patching: greenlets on gevent's lock
+    ("gevent_patched_lock_contention.py", "Lock.acquire", "lock =",
+     ["worker", "worker-2", "worker-3", "worker-4"], None),
+])
+def test_thread_contention_names_the_primitive_its_waiters_and_who_let_them_go(
+        program: str, primitive: str, made: str, waiters: list[str],
+        releasers: list[str] | None) -> None:
+    path = PROGRAMS / program
+    result = record_sync(resolve_target(str(path)), timeout=60)
+    assert result.status == "ok", result.stderr
+    report = build_report(result.trace)
+    assert schema_errors(report_json(report)) == []
+    [finding] = report.findings
+    facts = finding.facts
+    created = next(number for number, line in enumerate(path.read_text().splitlines(), 1)
+                   if line.startswith(made))
+    assert facts["name"] == f"{made.split()[0]} ({program}:{created})"
+    assert facts["primitive"] == primitive
+    assert facts["lanes"] == waiters
+    assert sorted(facts["waited_ns"]) == waiters
+    assert sum(facts["waited_ns"].values()) == finding.duration_ns
+    # a lock's waiters are let go by one another; a full queue's by whoever takes from it
+    assert set(facts["released_by"]) <= set(releasers or waiters)
+    assert sum(facts["released_by"].values()) == facts["waits"]
+    assert f"{primitive} on {facts['name']}" in finding.title and "released by" in finding.title

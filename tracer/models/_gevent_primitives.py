@@ -17,6 +17,9 @@ wait is seen where gevent starts its timeout, which only a blocking get or put d
 `Empty` or `Full`: the wait says "Queue.get" or "Queue.put" but not which queue, nor who let
 it go.
 
+The monkey-patched `threading.Lock` (gevent.thread.LockType) refuses subclasses: its own
+methods are wrapped in place, and only the locks the program's lines make are named.
+
 A primitive's name comes from the line that created it (the first frame outside gevent), read
 when a greenlet first blocks on it: `lock = Semaphore()` is "lock (demo.py:12)".
 """
@@ -32,6 +35,7 @@ from types import FrameType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer.events import NO_LANE
+from loopscope.tracer.models._program_files import LazyProgramFiles
 from loopscope.tracer.threads import in_traced_thread
 
 if TYPE_CHECKING:
@@ -207,11 +211,68 @@ def install(tracer: GeventTracer, modules: dict[str, ModuleType],
         return start_timeout.__func__(timeout, exception, *args, **kwargs)
 
     timeout_type._start_new_or_dummy = staticmethod(_start_new_or_dummy)
+    put_lock_back = _watch_lock_type(notes, guard, modules)
 
     def uninstall() -> None:
+        put_lock_back()
         timeout_type._start_new_or_dummy = start_timeout
         for module, name, value in replaced:
             setattr(module, name, value)
+
+    return uninstall
+
+
+def _watch_lock_type(notes: PrimitiveNotes, guard: Any, modules: dict[str, ModuleType]
+                     ) -> Callable[[], None]:
+    """The monkey-patched `threading.Lock`, gevent.thread.LockType, refuses subclasses, so
+    no module attribute can be swapped for one: its own `__init__` and `rawlink` are wrapped
+    in place, for the locks the program makes (a line of the program's created it; the locks
+    threading makes for itself under the patch, a Condition's waiters, stay quiet). Its
+    refusal is lifted only to make the subclass a lock becomes once a greenlet blocked on it,
+    whose `release` says who let it go. Returns what puts LockType back."""
+    import importlib
+
+    lock_type: Any = importlib.import_module("gevent.thread").LockType
+    own = {name: lock_type.__dict__[name] for name in ("__init__", "rawlink")
+           if name in lock_type.__dict__}
+    base_init, base_rawlink, base_release = lock_type.__init__, lock_type.rawlink, \
+        lock_type.release
+    is_program = LazyProgramFiles()
+    method = "Lock.acquire"
+
+    def __init__(self: Any) -> None:
+        base_init(self)
+        frame, _kind = _outside(notes.skipped, sys._getframe(1))
+        if frame is not None and is_program(frame.f_code.co_filename):
+            guard.call(notes.created, self)
+
+    def rawlink(self: Any, callback: Any) -> Any:
+        if _CREATED in self.__dict__:
+            guard.call(notes.linked, self, callback, method)
+        return base_rawlink(self, callback)
+
+    def release(self: Any) -> Any:
+        if _RELEASED_BY in self.__dict__:
+            guard.call(notes.lets_go, self, method)
+        return base_release(self)
+
+    refusal = lock_type.__dict__.get("__init_subclass__")
+    if refusal is not None:
+        del lock_type.__init_subclass__
+    try:
+        notes.watch(lock_type, release=release)
+    finally:
+        if refusal is not None:
+            lock_type.__init_subclass__ = refusal
+    lock_type.__init__, lock_type.rawlink = __init__, rawlink
+
+    def uninstall() -> None:
+        notes.watched.pop(lock_type, None)
+        for name in ("__init__", "rawlink"):
+            if name in own:
+                setattr(lock_type, name, own[name])
+            else:
+                delattr(lock_type, name)
 
     return uninstall
 

@@ -57,3 +57,31 @@ class ProgramFiles:
                     self._library)
             self._verdicts[filename] = verdict
         return verdict
+
+
+class LazyProgramFiles:
+    """ProgramFiles for hooks installed at start-up that ask mostly about the standard
+    library's files: those and Loopscope's tracer are library code at once, and ProgramFiles
+    (sysconfig, resolved paths: milliseconds) is built only when another file is asked about,
+    once for all of them."""
+
+    _stdlib = os.path.dirname(os.__file__) + os.sep
+    _tracer = str(Path(__file__).resolve().parent.parent) + os.sep
+    _files: ProgramFiles | None = None  # shared by every LazyProgramFiles
+
+    def __init__(self) -> None:
+        self._verdicts: dict[str, bool] = {}
+
+    def __call__(self, filename: str) -> bool:
+        verdict = self._verdicts.get(filename)
+        if verdict is None:
+            if filename.startswith(self._tracer) or (
+                    filename.startswith(self._stdlib) and "-packages" not in filename):
+                verdict = False
+            else:
+                files = LazyProgramFiles._files
+                if files is None:
+                    files = LazyProgramFiles._files = ProgramFiles()
+                verdict = files(filename)
+            self._verdicts[filename] = verdict
+        return verdict

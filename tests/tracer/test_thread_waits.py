@@ -1,0 +1,145 @@
+"""Threads blocked on the program's locks, queues and events: real child runs of the programs in
+thread_programs/, their wait spans compared with the expected sequences."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopscope.tracer.events import Code
+from loopscope.tracer.runner import RunResult, record_sync
+from loopscope.tracer.target import resolve_target
+from loopscope.tracer.trace import Trace
+
+PROGRAMS = Path(__file__).parent / "thread_programs"
+
+pytestmark = pytest.mark.slow
+
+
+def _run(name: str) -> RunResult:
+    result = record_sync(resolve_target(str(PROGRAMS / name)), timeout=60)
+    assert result.status == "ok", result.stderr
+    return result
+
+
+def _line(name: str, text: str) -> int:
+    lines = (PROGRAMS / name).read_text().splitlines()
+    return next(number for number, line in enumerate(lines, 1) if text in line)
+
+
+def _by_lane(trace: Trace) -> dict[str, list[tuple[Any, ...]]]:
+    """Each lane's events, as (code, other lane's name, what a wait or wake says, the line a
+    running span starts at)."""
+    lanes: dict[str, list[tuple[Any, ...]]] = {}
+    for seq in range(len(trace)):
+        code = trace.code[seq]
+        if code in (Code.OUTPUT, Code.ANNOTATE):
+            continue
+        other = trace.other[seq]
+        detail = trace.details[trace.detail[seq]] if trace.detail[seq] else {}
+        said = None
+        if code == Code.BLOCKED:
+            said = (detail.get("on"), detail.get("primitive"))
+        elif code == Code.WAKE:
+            said = (detail.get("cause"), detail.get("primitive"))
+        source = trace.sources[trace.source[seq]] if trace.source[seq] else None
+        line = (Path(source[0]).name, source[1]) if code == Code.RUNNING and source else None
+        lanes.setdefault(trace.lane_name(trace.lane[seq]), []).append(
+            (code, trace.lane_name(other) if other >= 0 else None, said, line))
+    return lanes
+
+
+def test_a_thread_waiting_for_a_lock_is_blocked_until_the_holder_lets_it_go() -> None:
+    name = "lock_handoff.py"
+    trace = _run(name).trace
+    lock = f"lock ({name}:{_line(name, 'lock = threading.Lock()')})"
+    waited_at = (name, _line(name, "# waits here"))
+    lanes = _by_lane(trace)
+    assert lanes["waiter"] == [
+        (Code.SPAWN, None, None, None),
+        (Code.RUNNING, None, None, None),
+        (Code.BLOCKED, None, ("Lock.acquire", lock), None),
+        (Code.WAKE, "holder", ("released", lock), None),
+        (Code.READY, "holder", None, None),
+        (Code.RUNNING, None, None, waited_at),
+        (Code.END, None, None, None),
+    ]
+    # the holder never waited: its lane starts when it let the waiter go
+    assert lanes["holder"] == [(Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None),
+                               (Code.END, None, None, None)]
+    blocked, woken = (next(seq for seq in range(len(trace)) if trace.code[seq] == code)
+                      for code in (Code.BLOCKED, Code.WAKE))
+    assert trace.ts[blocked] < trace.ts[woken]
+
+
+def test_a_producer_waits_for_room_in_a_full_queue_until_the_main_thread_takes_an_item() -> None:
+    name = "queue_handoff.py"
+    result = _run(name)
+    assert result.stdout.strip().endswith("[0, 1, 2]")
+    jobs = f"jobs ({name}:{_line(name, 'jobs = queue.Queue')})"
+    put_at = (name, _line(name, "jobs.put(number)"))
+    wait = [(Code.BLOCKED, None, ("Queue.put", jobs), None),
+            (Code.WAKE, "main thread", ("released", jobs), None),
+            (Code.READY, "main thread", None, None),
+            (Code.RUNNING, None, None, put_at)]
+    lanes = _by_lane(result.trace)
+    # the first put finds room; the second and third each wait for a get
+    assert lanes["producer"] == [(Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None),
+                                 *wait, *wait, (Code.END, None, None, None)]
+    # the main thread (no model's lane runs there) gets a lane when it first lets one go
+    assert [code for code, *_ in lanes["main thread"]] == [Code.SPAWN, Code.RUNNING, Code.END]
+
+
+def test_conditions_semaphores_and_events_are_named_and_the_program_works_unchanged() -> None:
+    name = "primitives.py"
+    result = _run(name)
+    assert result.stdout.strip().endswith("['ready', 'slot']")
+    lanes = _by_lane(result.trace)
+
+    def waits(lane: str) -> list[tuple[Any, ...]]:
+        events = lanes[lane]
+        return [(said, events[at + 1][1], events[at + 3][3]) for at, (code, _o, said, _l)
+                in enumerate(events) if code == Code.BLOCKED]
+
+    def named(what: str, text: str) -> str:
+        return f"{what} ({name}:{_line(name, text)})"
+
+    go, ready, slots = (named("go", "go = "), named("ready", "ready = "),
+                        named("slots", "slots = "))
+    assert waits("signaller") == [
+        (("Event.wait", go), "main thread", (name, _line(name, "go.wait()")))]
+    assert waits("listener") == [
+        (("Condition.wait_for", ready), "signaller", (name, _line(name, "ready.wait_for("))),
+        (("BoundedSemaphore.acquire", slots), "signaller",
+         (name, _line(name, "# waits here until"))),
+    ]
+
+
+def test_the_standard_librarys_own_locks_are_not_the_programs() -> None:
+    # futures' results, asyncio's to_thread and a SimpleQueue wait on locks the standard
+    # library made: none of that is a wait of the program's
+    result = _run("library_locks.py")
+    assert result.stdout.split() == ["15", "6", "1"]
+    trace = result.trace
+    assert not [seq for seq in range(len(trace)) if trace.code[seq] == Code.BLOCKED
+                and "primitive" in (trace.details[trace.detail[seq]] or {})]
+
+
+def test_work_handed_to_asyncios_thread_pool_waits_on_its_own_lane() -> None:
+    name = "pool_work_lock.py"
+    trace = _run(name).trace
+    ledger = f"ledger ({name}:{_line(name, 'ledger = threading.Lock()')})"
+    lanes = _by_lane(trace)
+    # the pool's work lanes (tracer.thread_work) are the lanes that wait and let go
+    assert [event[:3] for event in lanes["audit"][1:]] == [
+        (Code.RUNNING, None, None),
+        (Code.BLOCKED, None, ("Lock.acquire", ledger)),
+        (Code.WAKE, "post", ("released", ledger)),
+        (Code.READY, "post", None),
+        (Code.RUNNING, None, None),
+        (Code.END, None, None),
+    ]
+    assert lanes["audit"][-2][3] == (name, _line(name, "# waits here"))
+    assert Code.BLOCKED not in [code for code, *_ in lanes["post"]]
