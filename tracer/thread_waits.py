@@ -29,7 +29,6 @@ own lock, whose waits are greenlets' waits (tracer.models._gevent_primitives).
 
 from __future__ import annotations
 
-import linecache
 import os
 import re
 import sys
@@ -60,6 +59,30 @@ _T = TypeVar("_T")
 _watcher: ThreadWaits | None = None
 
 
+def _in_place_of(original: Any, factory: Callable[[], Any],
+                 made_by: Callable[[FrameType], Any]) -> Any:
+    """What stands where the program finds `original`: `factory`, or, since 3.13, where
+    `threading.Lock` is a type a program may name in `isinstance()`, a type too, whose call
+    makes the lock as `made_by` its caller and whose instances are the original's and the
+    program's watched locks, so the program's checks answer as they do untraced."""
+    if not isinstance(original, type):
+        return factory  # 3.11, 3.12: a factory function, as untraced
+
+    class StandIn(type):
+        def __call__(cls) -> Any:
+            return made_by(sys._getframe(1))
+
+        def __instancecheck__(cls, instance: Any) -> bool:
+            return isinstance(instance, (original, ProgramLock))
+
+        def __subclasscheck__(cls, subclass: type) -> bool:
+            return issubclass(subclass, (original, ProgramLock))
+
+    return StandIn(original.__name__, (), {"__module__": original.__module__,
+                                           "__qualname__": original.__qualname__,
+                                           "__doc__": original.__doc__})
+
+
 class ThreadWaits:
     def __init__(self, lines: ThreadLines) -> None:
         self.lines = lines
@@ -78,13 +101,16 @@ class ThreadWaits:
         new_lock, new_rlock = threading.Lock, threading.RLock
         built, wait = condition.__init__, condition.wait
 
-        def Lock() -> Any:
+        def lock_made_by(caller: FrameType) -> Any:
             lock = new_lock()
             watcher = _watcher
             if watcher is None:
                 return lock
-            made = watcher.guarded(watcher.made_by_program, sys._getframe(1), "Lock")
+            made = watcher.guarded(watcher.made_by_program, caller, "Lock")
             return lock if made is None else ProgramLock(lock, made)
+
+        def Lock() -> Any:
+            return lock_made_by(sys._getframe(1))
 
         def RLock() -> Any:
             lock = new_rlock()
@@ -106,7 +132,7 @@ class ThreadWaits:
                 return wait(cond, timeout)
             return bool(watcher.condition_wait(cond, timeout, wait, sys._getframe(1)))
 
-        threading.Lock = Lock  # type: ignore[misc,assignment]
+        threading.Lock = _in_place_of(new_lock, Lock, lock_made_by)  # type: ignore[misc,assignment]
         threading.RLock = RLock  # type: ignore[assignment]
         condition.__init__ = __init__  # type: ignore[method-assign,assignment]
         condition.wait = condition_wait  # type: ignore[method-assign,assignment]
@@ -166,6 +192,8 @@ class ThreadWaits:
         name: str | None = names.get(_NAME) if names is not None else getattr(
             primitive, "_name", None)
         if name is None:
+            import linecache  # here: it imports tokenize, which a run's start-up does not need
+
             filename, line, kind, serial = made
             assigned = _ASSIGNED.match(linecache.getline(filename, line))
             label = assigned.group(1) if assigned else kind

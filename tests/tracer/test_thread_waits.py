@@ -3,6 +3,8 @@ thread_programs/, their wait spans compared with the expected sequences."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +145,11 @@ def test_work_handed_to_asyncios_thread_pool_waits_on_its_own_lane() -> None:
     ]
     assert lanes["audit"][-2][3] == (name, _line(name, "# waits here"))
     assert Code.BLOCKED not in [code for code, *_ in lanes["post"]]
+
+
+def test_the_programs_lock_answers_isinstance_as_it_does_untraced() -> None:
+    # on 3.13+ threading.Lock is a type: the stand-in must not make isinstance() raise
+    name = "lock_identity.py"
+    untraced = subprocess.run([sys.executable, str(PROGRAMS / name)], capture_output=True,
+                              text=True, timeout=60, check=True)
+    assert _run(name).stdout == untraced.stdout

@@ -66,7 +66,7 @@ class LazyProgramFiles:
     once for all of them."""
 
     _stdlib = os.path.dirname(os.__file__) + os.sep
-    _tracer = str(Path(__file__).resolve().parent.parent) + os.sep
+    _tracer = os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + os.sep
     _files: ProgramFiles | None = None  # shared by every LazyProgramFiles
 
     def __init__(self) -> None:
