@@ -21,29 +21,23 @@ import signal
 import time
 from collections.abc import Callable
 
-from loopscope.tracer.descendants import end_orphans
 from loopscope.tracer.launch import Launched
 from loopscope.tracer.run_parts import (
     PIPE_DRAIN_S,
-    STDERR_LIMIT,
-    STDOUT_LIMIT,
     STOP_GRACE_S,
-    Ending,
-    OutputLines,
+    RunReading,
     RunResult,
     begin_trace,
-    outcome,
 )
-from loopscope.tracer.stream import FrameDecoder, StreamError
 from loopscope.tracer.target import Target
-from loopscope.tracer.trace import SequenceGapError, Trace
+from loopscope.tracer.trace import Trace
 
 READ_SIZE = 1 << 18  # as much as asyncio's pipe transports read at a time
 # Without a pidfd (Linux before 5.3), how often the child's exit is looked for.
 EXIT_POLL_S = 0.05
 
 
-class BlockingRun:
+class BlockingRun(RunReading):
     """A launched child (tracer.launch) read to its end by `wait()`; its events land in
     `trace`. Owns the launched pipes from here on."""
 
@@ -51,21 +45,15 @@ class BlockingRun:
                  on_stdout: Callable[[str], None] | None = None,
                  on_stderr: Callable[[str], None] | None = None,
                  stop_grace_s: float = STOP_GRACE_S) -> None:
-        self.target = target
-        self.trace = Trace()
+        super().__init__(target, Trace(), on_stdout, on_stderr)
         self.stop_grace_s = stop_grace_s
-        self.stopped = False
-        self.protocol_error: str | None = None
         self._launched = launched
-        self._decoder = FrameDecoder(self.trace)
-        self._stdout = OutputLines(on_stdout, STDOUT_LIMIT)
-        self._stderr = OutputLines(on_stderr, STDERR_LIMIT)
         # the pipes still open, each with what takes its bytes
         self._pipes: dict[int, Callable[[bytes], None]] = {
             launched.events_fd: self._on_events, launched.stdout_fd: self._stdout.feed,
             launched.stderr_fd: self._stderr.feed,
         }
-        self._control_fd: int | None = launched.control_fd
+        self._control_fd = launched.control_fd
         self._kill_at: float | None = None  # when a stop that was asked for turns into a kill
         self._wake: int | None = None  # written to wake wait() up (a stop from another thread)
         begin_trace(self.trace, target, launched.pid)
@@ -86,7 +74,7 @@ class BlockingRun:
         if self.ended or self.stopped:
             return
         self.stopped = True
-        self._send("stop")
+        self.send_command("stop")
         self._kill_at = time.monotonic() + self.stop_grace_s
         wake = self._wake
         if wake is not None:  # wait() must look again at when to kill (from a thread: no
@@ -130,7 +118,7 @@ class BlockingRun:
                 self._serve(selector, max(0.0, min(waits)) if waits else None, wake_read)
             if exit_fd is not None:
                 selector.unregister(exit_fd)  # readable for good now: the drain must not spin
-            self._kill_leftovers()
+            self._kill_leftovers(popen.pid, self._launched.mark)
             self._drain(selector, wake_read)
         except BaseException:
             self.kill()
@@ -143,8 +131,7 @@ class BlockingRun:
             for fd in watches:
                 os.close(fd)
             self._close_pipes()
-        ending = Ending(popen.returncode, timed_out, timeout, self.stopped, self.protocol_error)
-        return outcome(self.target, self._decoder, ending, self._stdout, self._stderr)
+        return self._report(popen.returncode, timed_out, timeout)
 
     # -- inside wait() -------------------------------------------------------------------
 
@@ -168,23 +155,6 @@ class BlockingRun:
                 del self._pipes[fd]
                 os.close(fd)
 
-    def _on_events(self, data: bytes) -> None:
-        if self.protocol_error is not None:
-            return
-        try:
-            self._decoder.feed(data)
-        except (StreamError, SequenceGapError) as exc:
-            self.protocol_error = str(exc)
-            self.kill()
-
-    def _kill_leftovers(self) -> None:
-        # The child has been reaped, but what the program started may live on in its group,
-        # or outside it in sessions of its own (adopted by us: tracer.descendants).
-        group = self._launched.pid
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
-        end_orphans(self._launched.mark, group)
-
     def _drain(self, selector: selectors.BaseSelector, wake_read: int) -> None:
         """Reads what is still in the pipes; the child is gone, so waiting cannot deadlock
         (a grandchild holding a pipe open is given PIPE_DRAIN_S)."""
@@ -195,28 +165,15 @@ class BlockingRun:
             if left <= 0:
                 break
             self._serve(selector, left, wake_read)
-        if events_fd not in self._pipes and self.protocol_error is None:
-            try:
-                self._decoder.finish()
-            except StreamError as exc:
-                self.protocol_error = str(exc)
+        if events_fd not in self._pipes:
+            self._finish_stream()
 
     def _close_pipes(self) -> None:
         for fd in self._pipes:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self._pipes.clear()
-        self._stdout.close()
-        self._stderr.close()
-        if self._control_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._control_fd)
-            self._control_fd = None
-
-    def _send(self, command: str) -> None:
-        if self._control_fd is not None:
-            with contextlib.suppress(OSError):  # gone, or too stuck to take a command
-                os.write(self._control_fd, command.encode() + b"\n")
+        self._close_output()
 
 
 def _exit_watch(pid: int) -> int | None:

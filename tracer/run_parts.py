@@ -9,16 +9,19 @@ into lines, the trace's meta at the start, and how the run ended (its RunResult)
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 import signal
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from loopscope.tracer.descendants import end_orphans
 from loopscope.tracer.silence import explain_silence
 from loopscope.tracer.source_files import track_source_files
-from loopscope.tracer.trace import Trace
+from loopscope.tracer.stream import FrameDecoder, StreamError
+from loopscope.tracer.trace import SequenceGapError, Trace
 
 if TYPE_CHECKING:
-    from loopscope.tracer.stream import FrameDecoder
     from loopscope.tracer.target import Target
 
 # How long a child gets to stop by itself before it is killed.
@@ -111,6 +114,81 @@ def begin_trace(trace: Trace, target: Target, pid: int) -> None:
                       status="running", pid=pid)
     # the identity of each source file, so a saved trace shows only these files' text
     track_source_files(trace, [target.value] if target.kind == "script" else [])
+
+
+class RunReading:
+    """What both drivers keep of a child while they read it: its trace and the decoder that
+    fills it, the program's output lines and the command pipe. A stream that breaks kills the
+    run; `_report` judges how it ended. The drivers add how they wait and kill."""
+
+    def __init__(self, target: Target, trace: Trace,
+                 on_stdout: Callable[[str], None] | None,
+                 on_stderr: Callable[[str], None] | None) -> None:
+        self.target = target
+        self.trace = trace
+        self.protocol_error: str | None = None
+        self.stopped = False
+        self._decoder = FrameDecoder(trace)
+        self._stdout = OutputLines(on_stdout, STDOUT_LIMIT)
+        self._stderr = OutputLines(on_stderr, STDERR_LIMIT)
+        self._control_fd: int | None = None
+
+    def kill(self) -> None:
+        raise NotImplementedError
+
+    def send_command(self, command: str) -> bool:
+        """Sends one command line to the child; False if it could not be delivered now."""
+        if "\n" in command or "\r" in command:
+            raise ValueError("a control command is one line")
+        if self._control_fd is None:
+            return False
+        try:
+            os.write(self._control_fd, command.encode() + b"\n")
+        except OSError:  # the child is gone, or so stuck that 64 KiB of commands are queued
+            return False
+        return True
+
+    def close_control(self) -> None:
+        """Closes the command pipe; a child still running takes it as its parent gone, and
+        exits."""
+        if self._control_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._control_fd)
+            self._control_fd = None
+
+    def _on_events(self, data: bytes) -> None:
+        if self.protocol_error is not None:
+            return
+        try:
+            self._decoder.feed(data)
+        except (StreamError, SequenceGapError) as exc:
+            self.protocol_error = str(exc)
+            self.kill()
+
+    def _finish_stream(self) -> None:
+        """The event pipe has closed: a frame cut short is a broken stream."""
+        if self.protocol_error is None:
+            try:
+                self._decoder.finish()
+            except StreamError as exc:
+                self.protocol_error = str(exc)
+
+    @staticmethod
+    def _kill_leftovers(group: int, mark: str) -> None:
+        # The child has been reaped, but what the program started may live on in its group,
+        # or outside it in sessions of its own (adopted by us: tracer.descendants).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
+        end_orphans(mark, group)
+
+    def _close_output(self) -> None:
+        self._stdout.close()
+        self._stderr.close()
+        self.close_control()
+
+    def _report(self, code: int | None, timed_out: bool, timeout: float | None) -> RunResult:
+        ending = Ending(code, timed_out, timeout, self.stopped, self.protocol_error)
+        return outcome(self.target, self._decoder, ending, self._stdout, self._stderr)
 
 
 class Ending:

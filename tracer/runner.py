@@ -21,23 +21,18 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from loopscope.tracer.descendants import end_orphans
 from loopscope.tracer.launch import Launched, child_command, launch
 from loopscope.tracer.run_parts import (
     PIPE_DRAIN_S,
-    STDERR_LIMIT,
     STDOUT_LIMIT,
     STOP_GRACE_S,
-    Ending,
-    OutputLines,
+    RunReading,
     RunResult,
     begin_trace,
     describe_exit,
-    outcome,
 )
-from loopscope.tracer.stream import FrameDecoder, StreamError
 from loopscope.tracer.target import Target
-from loopscope.tracer.trace import SequenceGapError, Trace
+from loopscope.tracer.trace import Trace
 
 if TYPE_CHECKING:
     from loopscope.tracer.held_frame import HeldView
@@ -125,7 +120,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-class Run:
+class Run(RunReading):
     """One child process running one target, its events landing in `trace`.
 
     `start()`, then `wait()` for the result; `stop()` or a timeout end it early. The event
@@ -144,24 +139,18 @@ class Run:
         stdin: int | None = asyncio.subprocess.DEVNULL,
         launched: Launched | None = None,
     ) -> None:
-        self.target = target
+        super().__init__(target, trace if trace is not None else Trace(), self._echo_stdout,
+                         on_stderr)
         # Start held at the first event, for stepping (tracer.stepping.Stepper drives it).
         self.paused = paused
-        self.trace = trace if trace is not None else Trace()
         self.python = python
         self.on_stdout = on_stdout
         # The program's stdin: DEVNULL (the app), None to share the caller's (the CLI), or a fd.
         self.stdin = stdin
         self.stop_grace_s = stop_grace_s
         self.process: _ChildProcess | None = None
-        self.protocol_error: str | None = None
-        self.stopped = False
         self.event_transport: asyncio.ReadTransport | None = None
-        self._decoder = FrameDecoder(self.trace)
-        self._stdout = OutputLines(self._echo_stdout, STDOUT_LIMIT)
-        self._stderr = OutputLines(on_stderr, STDERR_LIMIT)
         self._readers: list[_PipeReader] = []
-        self._control_fd: int | None = None
         self._result: RunResult | None = None
         # the child, when tracer.launch already started it (with this target, python, paused
         # and stdin); start() adopts it
@@ -211,33 +200,9 @@ class Run:
 
     # -- while it runs --------------------------------------------------------------------
 
-    def _on_events(self, data: bytes) -> None:
-        if self.protocol_error is not None:
-            return
-        try:
-            self._decoder.feed(data)
-        except (StreamError, SequenceGapError) as exc:
-            self._protocol_failure(str(exc))
-
-    def _protocol_failure(self, message: str) -> None:
-        self.protocol_error = message
-        self.kill()
-
     def _echo_stdout(self, line: str) -> None:
         if self.on_stdout is not None:
             self.on_stdout(line)
-
-    def send_command(self, command: str) -> bool:
-        """Sends one command line to the child; False if it could not be delivered now."""
-        if "\n" in command or "\r" in command:
-            raise ValueError("a control command is one line")
-        if self._control_fd is None:
-            return False
-        try:
-            os.write(self._control_fd, command.encode() + b"\n")
-        except OSError:  # the child is gone, or so stuck that 64 KiB of commands are queued
-            return False
-        return True
 
     # -- stepping (the commands of tracer.stepping; a Stepper decides which to send) ------
 
@@ -304,7 +269,7 @@ class Run:
                 timed_out = True
                 await self.stop()
                 await process.wait()
-            self._kill_leftovers(process.pid)
+            self._kill_leftovers(process.pid, self._mark)
             await self._drain()
         except asyncio.CancelledError:
             self.kill()
@@ -314,13 +279,6 @@ class Run:
         self._result = self._report(process.returncode, timed_out, timeout)
         return self._result
 
-    def _kill_leftovers(self, group: int) -> None:
-        # The child has been reaped, but what the program started may live on in its group,
-        # or outside it in sessions of its own (adopted by us: tracer.descendants).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
-        end_orphans(self._mark, group)
-
     async def _drain(self) -> None:
         """Reads what is still in the pipes; the child is gone, so waiting cannot deadlock."""
         if self.event_transport is not None and not self.event_transport.is_closing():
@@ -328,30 +286,15 @@ class Run:
         closing = [reader.closed for reader in self._readers]
         if closing:
             await asyncio.wait(closing, timeout=PIPE_DRAIN_S)
-        if self._readers and self._readers[0].closed.done() and self.protocol_error is None:
-            try:
-                self._decoder.finish()
-            except StreamError as exc:
-                self.protocol_error = str(exc)
+        if self._readers and self._readers[0].closed.done():
+            self._finish_stream()
 
     def _close_pipes(self) -> None:
         for reader in self._readers:
             if reader.transport is not None:
                 reader.transport.close()
-        self._stdout.close()
-        self._stderr.close()
-        self.close_control()
+        self._close_output()
 
-    def close_control(self) -> None:
-        """Closes the command pipe; a child still running takes it as its parent gone, and exits."""
-        if self._control_fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._control_fd)
-            self._control_fd = None
-
-    def _report(self, code: int | None, timed_out: bool, timeout: float | None) -> RunResult:
-        ending = Ending(code, timed_out, timeout, self.stopped, self.protocol_error)
-        return outcome(self.target, self._decoder, ending, self._stdout, self._stderr)
 
 
 async def _read_pipe(
