@@ -51,6 +51,7 @@ def _hand_offs_missed(census: dict[str, Any]) -> str:
 
 _LOOP = frozenset({LaneKind.LOOP})
 _GENERATOR = frozenset({LaneKind.GENERATOR})
+_THREAD = frozenset({LaneKind.THREAD})
 
 
 def _of_kinds(trace: Trace, kinds: frozenset[str]) -> Iterator[LaneInfo]:
@@ -104,7 +105,7 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
     elif model != "greenlet" and "greenlet" in libraries and "gevent" not in libraries:
         notes.append(f"recorded no {MODEL_WORDS.get(model, model)}, but the program imports "
                      "greenlet: run with --model greenlet")
-    else:
+    elif not any(True for _ in _of_kinds(trace, _THREAD)):  # a thread is a lane already
         notes.append(f"recorded no {MODEL_WORDS.get(model, model)}: the program may use "
                      "another model; name it with --model (asyncio, generator, greenlet, "
                      "gevent or select)")

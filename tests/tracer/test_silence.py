@@ -72,6 +72,15 @@ def test_nothing_to_go_on_still_says_something() -> None:
     assert len(notes) == 1 and "--model" in notes[0]
 
 
+def test_a_threaded_program_whose_threads_were_recorded_is_not_told_to_try_another_model(
+        ) -> None:
+    trace = _trace(("worker", LaneKind.THREAD), ("main thread", LaneKind.THREAD))
+    assert explain_silence(trace, _census(), "asyncio") == []
+    # what the program evidently has besides its threads is still pointed at
+    assert explain_silence(trace, _census(libraries=["gevent"]), "asyncio") == [
+        "recorded no asyncio tasks, but the program imports gevent: run with --model gevent"]
+
+
 def test_many_names_are_shortened() -> None:
     names = [f"g{i}" for i in range(8)]
     notes = explain_silence(_trace(), _census(generators=names), "greenlet")
