@@ -81,6 +81,12 @@ class CausedCallback:
     def __new__(cls, tracer: LoopTracerCore, callback: Any, cause: Any, /) -> CausedCallback: ...
     def __call__(self, *args: Any) -> Any: ...
 
+@final
+class DoneCallbacks:
+    tracer: LoopTracerCore
+    __qualname__: str
+    def __call__(self, callback: Any, task: Any, lane: int, /) -> Any: ...
+
 @disjoint_base
 class LoopHooksCore:
     _tracer: Any

@@ -403,7 +403,7 @@ def contention(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
         for lane, duration, _start in waits:
             waited[trace.lane_name(lane)] += duration
         released_by = sorted(releasers[key].items(), key=lambda item: -item[1])
-        holders = ", ".join(f"{trace.lane_name(lane)} ({count} times)" for lane, count in
+        holders = ", ".join(f"{trace.lane_name(lane)} ({_times(count)})" for lane, count in
                             released_by[:3])
         facts: dict[str, Any] = {
             "primitive": on, "waits": len(waits),
@@ -582,3 +582,7 @@ def _short(source: Source | None) -> str:
     if source is None:
         return "?"
     return f"{source[0].replace(chr(92), '/').rsplit('/', 1)[-1]}:{source[1]}"
+
+
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
