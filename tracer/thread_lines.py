@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, LaneKind
+from loopscope.tracer.models._program_files import LazyProgramFiles
 from loopscope.tracer.recorder import Recorder, _buffer_clock
 from loopscope.tracer.threads import os_thread_ident
 
@@ -282,6 +283,14 @@ class ThreadLines:
 
 
 def _thread_name() -> str:
+    """A thread's lane name: its target's when the program wrote the target (`teller`), else
+    the thread's own (a pool's `ThreadPoolExecutor-0_1`, not the pool's `_worker`)."""
     thread = threading.current_thread()
-    target = getattr(thread, "_target", None)
-    return str(getattr(target, "__name__", None) or thread.name)
+    target: Any = getattr(thread, "_target", None)
+    code = getattr(target, "__code__", None)
+    if code is not None and _is_program(code.co_filename):
+        return str(target.__name__)
+    return thread.name
+
+
+_is_program = LazyProgramFiles()

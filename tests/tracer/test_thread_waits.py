@@ -153,3 +153,11 @@ def test_the_programs_lock_answers_isinstance_as_it_does_untraced() -> None:
     untraced = subprocess.run([sys.executable, str(PROGRAMS / name)], capture_output=True,
                               text=True, timeout=60, check=True)
     assert _run(name).stdout == untraced.stdout
+
+
+def test_a_pools_workers_are_named_as_the_pool_names_its_threads() -> None:
+    # their target is concurrent.futures' own _worker: the thread's name says more
+    result = _run("executor_lock.py")
+    assert result.stdout.split()[-1] == "14"
+    names = {result.trace.lane_name(lane) for lane in range(len(result.trace.lanes))}
+    assert names == {"loader_0", "loader_1"}
