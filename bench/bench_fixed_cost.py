@@ -18,27 +18,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the process and every descendant it reaped)."""
-    started = time.perf_counter()
-    child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-    assert child.stderr is not None
-    errors = child.stderr.read()
-    _pid, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    child.stderr.close()
-    if child.returncode != 0:
-        raise SystemExit(f"{' '.join(command)}: exit {child.returncode}: {errors[-500:]!r}")
-    return elapsed, usage.ru_utime + usage.ru_stime
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pairs import timed_process
 
 
 def main() -> None:
@@ -62,12 +47,12 @@ def main() -> None:
             commands[f"trace ({spec})"] = (command, {**env, "PYTHONPATH": path} if path
                                            else env)
         for command, command_env in commands.values():  # warm-up: disk and bytecode caches
-            timed(command, directory, command_env)
+            timed_process(command, directory, command_env)
         walls: dict[str, list[float]] = {name: [] for name in commands}
         cpus: dict[str, list[float]] = {name: [] for name in commands}
         for _ in range(options.rounds):
             for name, (command, command_env) in commands.items():
-                wall, cpu = timed(command, directory, command_env)
+                wall, cpu = timed_process(command, directory, command_env)
                 walls[name].append(wall)
                 cpus[name].append(cpu)
     base_wall = statistics.median(walls["python"])

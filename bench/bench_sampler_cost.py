@@ -31,7 +31,6 @@ import argparse
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_programs import PROGRAMS, Program, _script
+from bench.pairs import timed_process
 
 BOUND = 0.02
 DEFAULT_PROGRAMS = ("async_tree (gather)", "generator scheduler", "gevent server")
@@ -55,18 +55,8 @@ class Run:
 
 
 def run_once(command: list[str], cwd: Path, env: dict[str, str]) -> Run:
-    started = time.perf_counter()
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE)
-    assert process.stderr is not None
-    errors = process.stderr.read()
-    _pid, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    process.stderr.close()
-    if process.returncode != 0:
-        raise RuntimeError(f"{command[-1]}: exit {process.returncode}: {errors[-500:]!r}")
-    return Run(usage.ru_utime + usage.ru_stime, wall)
+    wall, cpu = timed_process(command, cwd, env)
+    return Run(cpu, wall)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_programs import Program, _script
-from compare_tracers import _ratio, _run
+from pairs import alternate_commands, median_ratio
 
 PROGRAMS = (
     Program("uncontended with lock: x 2M (program's lock)", """
@@ -122,17 +122,12 @@ def main() -> None:
             if options.baseline:
                 commands["base"] = [options.baseline, "-m", "loopscope", "trace", str(script),
                                     "-o", str(directory / "base.loopscope")]
-            for command in commands.values():  # a warm-up: disk and bytecode caches
-                _run(command, directory, env)
-            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-            for _ in range(options.rounds):
-                for name, command in commands.items():
-                    runs[name].append(_run(command, directory, env))
+            runs = alternate_commands(commands, options.rounds, directory, env)
             untraced = runs["untraced"]
             wall = statistics.median(w for w, _ in untraced)
             print(f"{program.name:56} {wall:8.2f}s " + " ".join(
-                f"{_ratio(runs[side], untraced, 0):9.2f}x {_ratio(runs[side], untraced, 1):9.2f}x"
-                for side in sides), flush=True)
+                f"{median_ratio(runs[side], untraced, 0):9.2f}x "
+                f"{median_ratio(runs[side], untraced, 1):9.2f}x" for side in sides), flush=True)
 
 
 if __name__ == "__main__":

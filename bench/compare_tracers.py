@@ -15,37 +15,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from time import perf_counter
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_programs
-
-
-def _run(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
-    """(wall, CPU of the process and its children) of one run."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    started = perf_counter()
-    done = subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          env=env, timeout=900)
-    wall = perf_counter() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise RuntimeError(f"{command}: exit {done.returncode}: {done.stderr[-500:]!r}")
-    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-
-
-def _ratio(traced: list[tuple[float, float]], untraced: list[tuple[float, float]],
-           field: int) -> float:
-    """The median of the per-round ratios of wall (field 0) or CPU (field 1) times."""
-    return statistics.median(run[field] / plain[field]
-                             for run, plain in zip(traced, untraced, strict=True))
+from pairs import alternate_commands, median_ratio
 
 
 def main() -> None:
@@ -73,19 +51,14 @@ def main() -> None:
                 "this": [sys.executable, "-m", "loopscope", "trace", str(script), "-o",
                          str(directory / "this.loopscope"), *model],
             }
-            for command in commands.values():  # a warm-up: disk and bytecode caches
-                _run(command, directory, env)
-            runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
-            for _ in range(options.rounds):
-                for name, command in commands.items():
-                    runs[name].append(_run(command, directory, env))
+            runs = alternate_commands(commands, options.rounds, directory, env)
             untraced = runs["untraced"]
             wall = statistics.median(w for w, _ in untraced)
             print(f"{program.name:42} {wall:8.2f}s "
-                  f"{_ratio(runs['base'], untraced, 0):9.2f}x "
-                  f"{_ratio(runs['this'], untraced, 0):5.2f}x "
-                  f"{_ratio(runs['base'], untraced, 1):8.2f}x "
-                  f"{_ratio(runs['this'], untraced, 1):5.2f}x", flush=True)
+                  f"{median_ratio(runs['base'], untraced, 0):9.2f}x "
+                  f"{median_ratio(runs['this'], untraced, 0):5.2f}x "
+                  f"{median_ratio(runs['base'], untraced, 1):8.2f}x "
+                  f"{median_ratio(runs['this'], untraced, 1):5.2f}x", flush=True)
 
 
 if __name__ == "__main__":

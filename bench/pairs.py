@@ -5,9 +5,13 @@ the median of the pairs' ratios."""
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -56,3 +60,40 @@ def arguments(description: str, count_name: str, default_rounds: int) -> tuple[i
     parser.add_argument("--rounds", type=int, default=default_rounds)
     options = parser.parse_args()
     return getattr(options, count_name), options.rounds
+
+
+def timed_process(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process and every descendant it reaped) of one run
+    of `command`; a failing run is an error that names it."""
+    started = time.perf_counter()
+    child = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE)
+    assert child.stderr is not None
+    errors = child.stderr.read()
+    _pid, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+    child.stderr.close()
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)}: exit {child.returncode}: {errors[-500:]!r}")
+    return elapsed, usage.ru_utime + usage.ru_stime
+
+
+def alternate_commands(commands: dict[str, list[str]], rounds: int, cwd: Path,
+                       env: dict[str, str]) -> dict[str, list[tuple[float, float]]]:
+    """Each command's (wall, CPU) per round, the commands run in turn each round after one
+    warm-up run each (disk and bytecode caches)."""
+    for command in commands.values():
+        timed_process(command, cwd, env)
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            runs[name].append(timed_process(command, cwd, env))
+    return runs
+
+
+def median_ratio(traced: list[tuple[float, float]], untraced: list[tuple[float, float]],
+                 field: int) -> float:
+    """The median of the per-round ratios of wall (field 0) or CPU (field 1) times."""
+    return statistics.median(run[field] / plain[field]
+                             for run, plain in zip(traced, untraced, strict=True))
