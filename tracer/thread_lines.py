@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import _thread
 import itertools
+import re
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -35,6 +36,7 @@ _LINE, _END, _WORK_LINE = 0, 1, 2
 # and its running again (extra: the file, line and function it waited at)
 _WAIT, _LET_GO, _RESUMED = 3, 4, 5
 _SEEN = 6  # a thread's first line, wait or release: its lane starts then
+_SLEEP = 7  # a thread's time.sleep (extra: the SLEEPING detail); it ends with a _RESUMED
 # The ThreadLines of the run, once installed: thread pools put their work's lines on its lane.
 _installed: ThreadLines | None = None
 
@@ -136,6 +138,10 @@ class ThreadLines:
     def add_wait(self, who: int, at: int, detail: tuple[Any, ...]) -> None:
         """`who` (see `who`) started waiting at `at`; `detail` says on what."""
         self.queue.append((_WAIT, who, at, "", detail))
+
+    def add_sleep(self, who: int, at: int, detail: tuple[Any, ...]) -> None:
+        """`who` (see `who`) went to sleep at `at`; `detail` says for how long."""
+        self.queue.append((_SLEEP, who, at, "", detail))
 
     def add_resumed(self, who: int, at: int, released: tuple[int, int, tuple[Any, ...]] | None,
                     where: tuple[str, int, str] | None) -> None:
@@ -272,6 +278,8 @@ class ThreadLines:
         recorder = self.recorder
         if what == _WAIT:
             recorder.state(lane, Code.BLOCKED, extra)
+        elif what == _SLEEP:
+            recorder.state(lane, Code.SLEEPING, extra)
         elif what == _LET_GO:
             releaser, cause = extra
             releaser_lane = self._lane(releaser)
@@ -283,14 +291,21 @@ class ThreadLines:
 
 
 def _thread_name() -> str:
-    """A thread's lane name: its target's when the program wrote the target (`teller`), else
-    the thread's own (a pool's `ThreadPoolExecutor-0_1`, not the pool's `_worker`)."""
+    """A thread's lane name: the name the program gave it (`Thread(name="teller-1")`), else its
+    target's when the program wrote the target (`teller`), else the thread's own (a pool's
+    `ThreadPoolExecutor-0_1`, not the pool's `_worker`)."""
     thread = threading.current_thread()
+    if not _DEFAULT_NAME.match(thread.name):
+        return thread.name
     target: Any = getattr(thread, "_target", None)
     code = getattr(target, "__code__", None)
     if code is not None and _is_program(code.co_filename):
         return str(target.__name__)
     return thread.name
+
+
+# what threading names a thread nobody named: "Thread-3", or "Thread-3 (worker)"
+_DEFAULT_NAME = re.compile(r"Thread-\d+(?: \(.*\))?\Z")
 
 
 _is_program = LazyProgramFiles()

@@ -21,6 +21,9 @@ blocks costs anything:
   and the line that built it. A condition something has waited on becomes an instance of a
   subclass whose `notify` notes who let the waiters go.
 
+A thread in `time.sleep`, called by the program's code, is sleeping on its lane until the
+delay is over. The traced thread's sleeps are recorded once it has a lane of its own.
+
 The traced thread's own waits are recorded only while no model's lane runs there (a plain
 threaded program's main thread); in a loop or a greenlet they are that lane's stall, which
 the stall sampler shows with its stack. gevent's monkey-patched `threading.Lock` is gevent's
@@ -33,6 +36,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -92,14 +96,16 @@ class ThreadWaits:
         self.made_at: dict[tuple[str, int], int] = {}  # primitives made by each line
         self.local = _RealLocal()  # .waiting: the thread is inside a wait already noted
         self._originals: dict[str, Any] = {}
+        self._sleep: Callable[[float], None] | None = None  # time.sleep while installed
 
     def install(self) -> None:
         global _watcher
         condition = threading.Condition
         self._originals = {"Lock": threading.Lock, "RLock": threading.RLock,
-                           "__init__": condition.__init__, "wait": condition.wait}
+                           "__init__": condition.__init__, "wait": condition.wait,
+                           "sleep": time.sleep}
         new_lock, new_rlock = threading.Lock, threading.RLock
-        built, wait = condition.__init__, condition.wait
+        built, wait, real_sleep = condition.__init__, condition.wait, time.sleep
 
         def lock_made_by(caller: FrameType) -> Any:
             lock = new_lock()
@@ -132,10 +138,17 @@ class ThreadWaits:
                 return wait(cond, timeout)
             return bool(watcher.condition_wait(cond, timeout, wait, sys._getframe(1)))
 
+        def sleep(seconds: float) -> None:
+            watcher = _watcher
+            if watcher is None or getattr(watcher.local, "waiting", False):
+                return real_sleep(seconds)
+            return watcher.sleep(seconds, real_sleep, sys._getframe(1))
+
         threading.Lock = _in_place_of(new_lock, Lock, lock_made_by)  # type: ignore[misc,assignment]
         threading.RLock = RLock  # type: ignore[assignment]
         condition.__init__ = __init__  # type: ignore[method-assign,assignment]
         condition.wait = condition_wait  # type: ignore[method-assign,assignment]
+        time.sleep = self._sleep = sleep  # type: ignore[assignment]
         _watcher = self
 
     def uninstall(self) -> None:
@@ -150,6 +163,8 @@ class ThreadWaits:
         threading.RLock = originals["RLock"]
         threading.Condition.__init__ = originals["__init__"]  # type: ignore[method-assign]
         threading.Condition.wait = originals["wait"]  # type: ignore[method-assign]
+        if time.sleep is self._sleep:  # not since replaced by gevent's monkey-patching
+            time.sleep = originals["sleep"]
 
     # -- where a primitive was made ------------------------------------------------------
 
@@ -297,6 +312,41 @@ class ThreadWaits:
             cond.__class__ = NotedCondition  # its notify now says who let waiters go
         name = self.name(primitive, made)
         return who, self._begin(who, method, name), name, frame
+
+    def sleep(self, seconds: float, real_sleep: Callable[[float], None],
+              frame: FrameType | None) -> None:
+        """`time.sleep` called by the program's code: the thread sleeps, not runs."""
+        noted = self.guarded(self._sleep_begins, seconds, frame)
+        if noted is None:
+            return real_sleep(seconds)
+        who, started = noted
+        try:
+            return real_sleep(seconds)
+        finally:
+            self.guarded(self._end, who, started, None, "", frame)
+
+    def _sleep_begins(self, seconds: float, frame: FrameType | None) -> tuple[int, int] | None:
+        if not seconds > 0:  # sleep(0) hands the GIL over rather than sleeping
+            return None
+        if frame is None or not self.is_program(frame.f_code.co_filename):
+            return None  # a library's or Loopscope's own sleep
+        lines = self.lines
+        # The traced thread's sleeps are recorded once it has a lane (it waited on or let go
+        # one of the program's locks or queues): a single-threaded script's sleep is not a
+        # threads' story.
+        if os_thread_ident() == lines._traced and lines._main_serial < 0:
+            return None
+        who = self._waiter()
+        if who is None:
+            return None
+        started = self.recorder.clock()
+        delay_s = max(0.0, float(seconds))
+        deadline_ns = started - self.recorder.origin + int(delay_s * 1e9)
+        lines.add_sleep(who, started, ("delay_s", delay_s, "deadline_ns", deadline_ns))
+        if os_thread_ident() == lines._traced:
+            self.recorder.flush()  # what the other threads did so far, before it sleeps
+        self.local.waiting = True
+        return who, started
 
     # -- when Loopscope itself fails -------------------------------------------------------
 

@@ -208,8 +208,13 @@ def test_work_handed_to_threads_runs_on_lanes_of_its_own_while_the_caller_waits(
     assert len(threads) == 2  # to_thread's and run_in_executor's
     trace = seen.trace
     for name in threads:
-        assert seen.kinds[name] == LaneKind.THREAD and seen.states[name] == {"running"}
+        # the work runs, then sleeps in time.sleep until it returns
+        assert seen.kinds[name] == LaneKind.THREAD
+        assert seen.states[name] == {"running", "sleeping"}
         lane = next(info.id for info in trace.lanes if info.name == name)
+        sleeps = [trace.details[trace.detail[seq]] for seq in range(len(trace))
+                  if trace.lane[seq] == lane and trace.code[seq] == Code.SLEEPING]
+        assert [sleep["delay_s"] for sleep in sleeps] == [0.05]
         ends = [trace.details[trace.detail[seq]] for seq in range(len(trace))
                 if trace.lane[seq] == lane and trace.code[seq] == Code.END]
         assert ends == [{"result": "0.05"}]

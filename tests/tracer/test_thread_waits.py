@@ -68,8 +68,11 @@ def test_a_thread_waiting_for_a_lock_is_blocked_until_the_holder_lets_it_go() ->
         (Code.RUNNING, None, None, waited_at),
         (Code.END, None, None, None),
     ]
-    # the holder never waited: its lane starts when it let the waiter go
+    # the holder never waited on the lock: it slept holding it, then let the waiter go
+    slept_at = (name, _line(name, "time.sleep(0.3)"))
     assert lanes["holder"] == [(Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None),
+                               (Code.SLEEPING, None, None, None),
+                               (Code.RUNNING, None, None, slept_at),
                                (Code.END, None, None, None)]
     blocked, woken = (next(seq for seq in range(len(trace)) if trace.code[seq] == code)
                       for code in (Code.BLOCKED, Code.WAKE))
@@ -90,8 +93,11 @@ def test_a_producer_waits_for_room_in_a_full_queue_until_the_main_thread_takes_a
     # the first put finds room; the second and third each wait for a get
     assert lanes["producer"] == [(Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None),
                                  *wait, *wait, (Code.END, None, None, None)]
-    # the main thread (no model's lane runs there) gets a lane when it first lets one go
-    assert [code for code, *_ in lanes["main thread"]] == [Code.SPAWN, Code.RUNNING, Code.END]
+    # the main thread (no model's lane runs there) gets a lane when it first lets one go;
+    # from then on its sleeps between gets are sleeps on that lane
+    assert [code for code, *_ in lanes["main thread"]] == [
+        Code.SPAWN, Code.RUNNING, Code.SLEEPING, Code.RUNNING, Code.SLEEPING, Code.RUNNING,
+        Code.END]
 
 
 def test_conditions_semaphores_and_events_are_named_and_the_program_works_unchanged() -> None:
@@ -161,3 +167,26 @@ def test_a_pools_workers_are_named_as_the_pool_names_its_threads() -> None:
     assert result.stdout.split()[-1] == "14"
     names = {result.trace.lane_name(lane) for lane in range(len(result.trace.lanes))}
     assert names == {"loader_0", "loader_1"}
+
+
+def test_a_thread_in_time_sleep_is_sleeping_on_a_lane_named_as_the_program_named_it() -> None:
+    name = "sleepers.py"
+    result = _run(name)
+    trace = result.trace
+    slept_at = (name, _line(name, "# sleeps here"))
+    nap = [(Code.SLEEPING, None, None, None), (Code.RUNNING, None, None, slept_at)]
+    lanes = _by_lane(trace)
+    assert set(lanes) == {"ticker-0", "ticker-1"}  # no lane for the main thread's own sleep
+    for ticker in ("ticker-0", "ticker-1"):
+        assert lanes[ticker] == [(Code.SPAWN, None, None, None),
+                                 (Code.RUNNING, None, None, None), *nap, *nap,
+                                 (Code.END, None, None, None)]
+    sleeps = [trace.details[trace.detail[seq]] for seq in range(len(trace))
+              if trace.code[seq] == Code.SLEEPING]
+    assert [sleep["delay_s"] for sleep in sleeps] == [0.02] * 4
+    # a sleep's deadline is its start plus its delay, on the trace's clock (a span recorded
+    # late is moved up to the last batch sent, never back)
+    for seq in range(len(trace)):
+        if trace.code[seq] == Code.SLEEPING:
+            deadline = trace.details[trace.detail[seq]]["deadline_ns"]
+            assert 0 < deadline - trace.ts[seq] <= 20_000_000
