@@ -172,6 +172,8 @@ def _wake(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:
         return f"{waker or 'a callback'} sets a future: wakes {woken}"
     if cause == "task":
         return f"{waker or 'a task'} ended: wakes {woken}"
+    if cause == "ended":  # a thread's join returns
+        return f"{waker or 'a thread'} ended: wakes {woken}"
     if cause == "cancel":
         return f"{waker or 'a task'} cancels what {woken} waits for: wakes {woken}"
     if cause == "blocked":

@@ -37,6 +37,7 @@ _LINE, _END, _WORK_LINE = 0, 1, 2
 _WAIT, _LET_GO, _RESUMED = 3, 4, 5
 _SEEN = 6  # a thread's first line, wait or release: its lane starts then
 _SLEEP = 7  # a thread's time.sleep (extra: the SLEEPING detail); it ends with a _RESUMED
+_LANE_OF_THREAD = "_loopscope_lane"  # on a Thread with a lane: (its serial, its lane's name)
 # The ThreadLines of the run, once installed: thread pools put their work's lines on its lane.
 _installed: ThreadLines | None = None
 
@@ -119,7 +120,9 @@ class ThreadLines:
                 self._names[marker.serial] = "main thread"
                 self._main_serial = marker.serial
             else:
-                self._names[marker.serial] = _thread_name()
+                thread = threading.current_thread()
+                name = self._names[marker.serial] = thread_name(thread)
+                thread.__dict__[_LANE_OF_THREAD] = (marker.serial, name)  # for its joiners
             # the lane starts now, before the thread can end: a thread that only let another
             # go is named in that one's wake, which may be queued after its end
             self.queue.append((_SEEN, marker.serial, self.recorder.clock(), "", ()))
@@ -290,11 +293,16 @@ class ThreadLines:
             recorder.state(lane, Code.RUNNING, source=source)
 
 
-def _thread_name() -> str:
+def thread_lane(thread: threading.Thread) -> tuple[int, str]:
+    """The serial number and lane name of `thread`: -1 for a thread that has no lane (yet)."""
+    found: tuple[int, str] | None = thread.__dict__.get(_LANE_OF_THREAD)
+    return found if found is not None else (-1, thread_name(thread))
+
+
+def thread_name(thread: threading.Thread) -> str:
     """A thread's lane name: the name the program gave it (`Thread(name="teller-1")`), else its
     target's when the program wrote the target (`teller`), else the thread's own (a pool's
     `ThreadPoolExecutor-0_1`, not the pool's `_worker`)."""
-    thread = threading.current_thread()
     if not _DEFAULT_NAME.match(thread.name):
         return thread.name
     target: Any = getattr(thread, "_target", None)

@@ -45,7 +45,7 @@ from loopscope.tracer.events import NO_LANE
 from loopscope.tracer.models._program_files import LazyProgramFiles
 from loopscope.tracer.notes import add_note
 from loopscope.tracer.recorder import c_extension
-from loopscope.tracer.thread_lines import ThreadLines, _RealLocal
+from loopscope.tracer.thread_lines import ThreadLines, _RealLocal, thread_lane
 from loopscope.tracer.threads import os_thread_ident
 
 _MADE = "_loopscope_made"  # on a primitive of the program: (file, line, kind, serial)
@@ -103,9 +103,10 @@ class ThreadWaits:
         condition = threading.Condition
         self._originals = {"Lock": threading.Lock, "RLock": threading.RLock,
                            "__init__": condition.__init__, "wait": condition.wait,
-                           "sleep": time.sleep}
+                           "sleep": time.sleep, "join": threading.Thread.join}
         new_lock, new_rlock = threading.Lock, threading.RLock
         built, wait, real_sleep = condition.__init__, condition.wait, time.sleep
+        thread_join = threading.Thread.join
 
         def lock_made_by(caller: FrameType) -> Any:
             lock = new_lock()
@@ -144,7 +145,14 @@ class ThreadWaits:
                 return real_sleep(seconds)
             return watcher.sleep(seconds, real_sleep, sys._getframe(1))
 
+        def join(thread: threading.Thread, timeout: float | None = None) -> None:
+            watcher = _watcher
+            if watcher is None or getattr(watcher.local, "waiting", False):
+                return thread_join(thread, timeout)
+            return watcher.join(thread, timeout, thread_join, sys._getframe(1))
+
         threading.Lock = _in_place_of(new_lock, Lock, lock_made_by)  # type: ignore[misc,assignment]
+        threading.Thread.join = join  # type: ignore[method-assign,assignment]
         threading.RLock = RLock  # type: ignore[assignment]
         condition.__init__ = __init__  # type: ignore[method-assign,assignment]
         condition.wait = condition_wait  # type: ignore[method-assign,assignment]
@@ -163,6 +171,7 @@ class ThreadWaits:
         threading.RLock = originals["RLock"]
         threading.Condition.__init__ = originals["__init__"]  # type: ignore[method-assign]
         threading.Condition.wait = originals["wait"]  # type: ignore[method-assign]
+        threading.Thread.join = originals["join"]  # type: ignore[method-assign]
         if time.sleep is self._sleep:  # not since replaced by gevent's monkey-patching
             time.sleep = originals["sleep"]
 
@@ -233,9 +242,9 @@ class ThreadWaits:
             return None
         return lines.who()
 
-    def _begin(self, who: int, method: str, name: str) -> int:
+    def _begin(self, who: int, detail: tuple[Any, ...]) -> int:
         started = self.recorder.clock()
-        self.lines.add_wait(who, started, ("on", method, "primitive", name))
+        self.lines.add_wait(who, started, detail)
         if os_thread_ident() == self.lines._traced:
             self.recorder.flush()  # what the other threads did so far, before it waits
         self.local.waiting = True
@@ -249,9 +258,7 @@ class ThreadWaits:
         if let_go is not None and let_go[1] >= started:  # a release during this wait
             releaser, at = let_go
             released = (releaser, at, ("cause", "released", "primitive", name))
-        where = ((frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_qualname)
-                 if frame is not None else None)
-        self.lines.add_resumed(who, now, released, where)
+        self.lines.add_resumed(who, now, released, _where(frame))
 
     def lock_wait(self, lock: Any, timeout: float, frame: FrameType | None) -> bool:
         """The calling thread could not take `lock` at once: it waits for it."""
@@ -270,7 +277,7 @@ class ThreadWaits:
         if who is None:
             return None
         name = self.name(lock, lock._made)
-        started = self._begin(who, f"{lock._made[2]}.acquire", name)
+        started = self._begin(who, ("on", f"{lock._made[2]}.acquire", "primitive", name))
         lock._waiting.add(os_thread_ident())
         return who, started, name
 
@@ -311,7 +318,42 @@ class ThreadWaits:
         if type(cond) is threading.Condition:
             cond.__class__ = NotedCondition  # its notify now says who let waiters go
         name = self.name(primitive, made)
-        return who, self._begin(who, method, name), name, frame
+        return who, self._begin(who, ("on", method, "primitive", name)), name, frame
+
+    def join(self, thread: threading.Thread, timeout: float | None,
+             join: Callable[[threading.Thread, float | None], None],
+             frame: FrameType | None) -> None:
+        """`thread.join()` called by the program's code: the caller waits for that thread to
+        end, and is woken by it."""
+        noted = self.guarded(self._join_begins, thread, frame)
+        if noted is None:
+            return join(thread, timeout)
+        who, started = noted
+        try:
+            return join(thread, timeout)
+        finally:
+            self.guarded(self._joined, who, started, thread, frame)
+
+    def _join_begins(self, thread: threading.Thread, frame: FrameType | None
+                     ) -> tuple[int, int] | None:
+        if frame is None or not self.is_program(frame.f_code.co_filename):
+            return None
+        if not thread.is_alive() or thread is threading.current_thread():
+            return None  # nothing to wait for (or join raises, as untraced)
+        who = self._waiter()
+        if who is None:
+            return None
+        return who, self._begin(who, ("on", f"{thread_lane(thread)[1]}.join()"))
+
+    def _joined(self, who: int, started: int, thread: threading.Thread,
+                frame: FrameType | None) -> None:
+        self.local.waiting = False
+        now = self.recorder.clock()
+        serial = thread_lane(thread)[0]
+        # woken by the thread's end, drawn from its lane if it has one (a timeout is not)
+        released = (serial, now, ("cause", "ended")) if serial >= 0 and \
+            not thread.is_alive() else None
+        self.lines.add_resumed(who, now, released, _where(frame))
 
     def sleep(self, seconds: float, real_sleep: Callable[[float], None],
               frame: FrameType | None) -> None:
@@ -362,6 +404,13 @@ class ThreadWaits:
                 add_note("threads' waits on locks and queues were not recorded after an error "
                          f"in Loopscope ({type(error).__name__}: {error})")
             return None
+
+
+def _where(frame: FrameType | None) -> tuple[str, int, str] | None:
+    """The file, line and function a wait in `frame` resumes at."""
+    if frame is None:
+        return None
+    return frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_qualname
 
 
 def _maker(frame: FrameType | None) -> FrameType | None:

@@ -202,7 +202,7 @@ def lane_tag(trace: Trace, lane: int, kind: str, notes: TraceNotes) -> str:
 
 _READINESS = {"read": "readable", "write": "writable", "read+write": "readable/writable"}
 _WAKE_WORDS = {"timer": "timer", "future": "future set", "task": "task ended",
-               "callback": "callback", "spawn": "start"}
+               "ended": "ended", "callback": "callback", "spawn": "start"}
 
 
 def arrow_text(trace: Trace, seq: int) -> str:

@@ -94,10 +94,13 @@ def test_a_producer_waits_for_room_in_a_full_queue_until_the_main_thread_takes_a
     assert lanes["producer"] == [(Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None),
                                  *wait, *wait, (Code.END, None, None, None)]
     # the main thread (no model's lane runs there) gets a lane when it first lets one go;
-    # from then on its sleeps between gets are sleeps on that lane
-    assert [code for code, *_ in lanes["main thread"]] == [
-        Code.SPAWN, Code.RUNNING, Code.SLEEPING, Code.RUNNING, Code.SLEEPING, Code.RUNNING,
-        Code.END]
+    # from then on its sleeps between gets are sleeps on that lane, and its join a wait for
+    # the producer unless that one had ended already
+    main = [code for code, *_ in lanes["main thread"]]
+    assert main[:6] == [Code.SPAWN, Code.RUNNING, Code.SLEEPING, Code.RUNNING, Code.SLEEPING,
+                        Code.RUNNING]
+    assert main[6:] in ([Code.END], [Code.BLOCKED, Code.WAKE, Code.READY, Code.RUNNING,
+                                     Code.END])
 
 
 def test_conditions_semaphores_and_events_are_named_and_the_program_works_unchanged() -> None:
@@ -169,21 +172,38 @@ def test_a_pools_workers_are_named_as_the_pool_names_its_threads() -> None:
     assert names == {"loader_0", "loader_1"}
 
 
-def test_a_thread_in_time_sleep_is_sleeping_on_a_lane_named_as_the_program_named_it() -> None:
+def test_threads_sleep_on_lanes_named_as_the_program_named_them_and_joins_wait_for_them(
+) -> None:
     name = "sleepers.py"
     result = _run(name)
     trace = result.trace
     slept_at = (name, _line(name, "# sleeps here"))
     nap = [(Code.SLEEPING, None, None, None), (Code.RUNNING, None, None, slept_at)]
     lanes = _by_lane(trace)
-    assert set(lanes) == {"ticker-0", "ticker-1"}  # no lane for the main thread's own sleep
+    assert set(lanes) == {"ticker-0", "ticker-1", "main thread"}
     for ticker in ("ticker-0", "ticker-1"):
         assert lanes[ticker] == [(Code.SPAWN, None, None, None),
                                  (Code.RUNNING, None, None, None), *nap, *nap,
                                  (Code.END, None, None, None)]
+    joined_at = (name, _line(name, "thread.join()"))
+
+    def join(ticker: str) -> list[tuple[Any, ...]]:
+        return [(Code.BLOCKED, None, (f"{ticker}.join()", None), None),
+                (Code.WAKE, ticker, ("ended", None), None), (Code.READY, ticker, None, None),
+                (Code.RUNNING, None, None, joined_at)]
+
+    # The main thread waits for each ticker in turn, woken by its end (ticker-1 may be over
+    # by then); once it has a lane, its own sleep is recorded too.
+    main = lanes["main thread"]
+    assert main[:6] == [(Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None),
+                        *join("ticker-0")]
+    assert main[6:] in ([*join("ticker-1"), *main[-3:]], main[-3:])
+    assert main[-3:] == [(Code.SLEEPING, None, None, None),
+                         (Code.RUNNING, None, None, (name, _line(name, "time.sleep(0.01)"))),
+                         (Code.END, None, None, None)]
     sleeps = [trace.details[trace.detail[seq]] for seq in range(len(trace))
               if trace.code[seq] == Code.SLEEPING]
-    assert [sleep["delay_s"] for sleep in sleeps] == [0.02] * 4
+    assert [sleep["delay_s"] for sleep in sleeps] == [0.02] * 4 + [0.01]
     # a sleep's deadline is its start plus its delay, on the trace's clock (a span recorded
     # late is moved up to the last batch sent, never back)
     for seq in range(len(trace)):

@@ -1,4 +1,4 @@
-"""Two threads the program named sleep and print in turns; the main thread starts and joins them."""
+"""Two threads the program named sleep and print in turns; the main thread joins them, sleeps."""
 
 import threading
 import time
@@ -15,4 +15,4 @@ for thread in threads:
     thread.start()
 for thread in threads:
     thread.join()
-time.sleep(0.01)  # the main thread's sleep: it took no part in the threads' waits
+time.sleep(0.01)  # the main thread has a lane since it joined: this sleep is on it
