@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from loopscope.tracer.events import Code
+from loopscope.tracer.narrate import narrate
 from loopscope.tracer.runner import RunResult, record_sync
 from loopscope.tracer.target import resolve_target
 from loopscope.tracer.trace import Trace
@@ -204,6 +205,10 @@ def test_threads_sleep_on_lanes_named_as_the_program_named_them_and_joins_wait_f
     sleeps = [trace.details[trace.detail[seq]] for seq in range(len(trace))
               if trace.code[seq] == Code.SLEEPING]
     assert [sleep["delay_s"] for sleep in sleeps] == [0.02] * 4 + [0.01]
+    told = [line.strip().split(" s  ", 1)[1] for line in narrate(trace)]  # after "0.007 s"
+    assert "main thread waits on ticker-0.join()" in told
+    assert "ticker-0 ended: wakes main thread" in told
+    assert "ticker-0 sleeps until" in " ".join(told)
     # a sleep's deadline is its start plus its delay, on the trace's clock (a span recorded
     # late is moved up to the last batch sent, never back)
     for seq in range(len(trace)):
