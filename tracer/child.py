@@ -63,10 +63,9 @@ OUTPUT_LINE_LIMIT = 200
 
 class OutputRecorder(io.TextIOBase):
     """Stands in for sys.stdout (or sys.stderr): writes through and records each line on the
-    current lane, a stderr line with `stream` "stderr" in its detail.
-
-    Only lines printed by the traced thread are recorded: the recorder is not thread-safe,
-    and another thread has no lane. Neither is what Loopscope itself writes while it records.
+    current lane (or, while none runs, the main thread's lane if it has one), a stderr line with
+    `stream` "stderr" in its detail. What other threads print goes through
+    tracer.thread_lines; what Loopscope itself writes while it records is not recorded.
     """
 
     def __init__(self, recorder: Recorder, inner: TextIO, stream: str = "stdout",
@@ -102,8 +101,12 @@ class OutputRecorder(io.TextIOBase):
                 if thread_lines is not None and thread_lines.queue:
                     thread_lines.drain()  # what other threads printed first comes first
                 source = self._printed_at(sys._getframe(1))
+                # no model's lane runs: the line is the main thread's, if that has a lane
+                lane = self.recorder.current
+                if lane == NO_LANE and thread_lines is not None:
+                    lane = thread_lines.main_lane()
                 for line in lines:
-                    _record_output(self.recorder, line, self.extra, source)
+                    _record_output(self.recorder, line, self.extra, source, lane)
             else:
                 self._partial = partial
         finally:
@@ -169,8 +172,10 @@ class OutputRecorder(io.TextIOBase):
 
 
 def _record_output(recorder: Recorder, line: str, extra: tuple[str, ...] = (),
-                   source: int = NO_SOURCE) -> None:
-    lane = recorder.current
+                   source: int = NO_SOURCE, lane: int | None = None) -> None:
+    """Records a printed line on `lane`, by default the current one."""
+    if lane is None:
+        lane = recorder.current
     if lane != NO_LANE and not recorder.closed:
         # A value row, not an interned detail: a program may print millions of lines, and a
         # row is only its bytes on the pipe and in the parent (it reads as {"text": line}).

@@ -128,6 +128,12 @@ class ThreadLines:
             self.queue.append((_SEEN, marker.serial, self.recorder.clock(), "", ()))
         return int(marker.serial)
 
+    def main_lane(self) -> int:
+        """The traced thread's own lane (it waited on or let go a lock, or joined a thread), or
+        NO_LANE. In the traced thread."""
+        self.drain()  # its lane is spawned when its first wait is recorded
+        return self.lanes.get(self._main_serial, NO_LANE)
+
     def who(self) -> int:
         """Whose lane the calling thread's wait or release goes on: a pool work's lane or the
         traced thread's current lane, as -2 - lane, else the thread's own (its serial)."""

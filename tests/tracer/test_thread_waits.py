@@ -205,6 +205,9 @@ def test_threads_sleep_on_lanes_named_as_the_program_named_them_and_joins_wait_f
     sleeps = [trace.details[trace.detail[seq]] for seq in range(len(trace))
               if trace.code[seq] == Code.SLEEPING]
     assert [sleep["delay_s"] for sleep in sleeps] == [0.02] * 4 + [0.01]
+    printed = {(trace.lane_name(trace.lane[seq]), trace.details[trace.detail[seq]]["text"])
+               for seq in range(len(trace)) if trace.code[seq] == Code.OUTPUT}
+    assert ("main thread", "all joined") in printed and ("ticker-1", "ticker 1 round 1") in printed
     told = [line.strip().split(" s  ", 1)[1] for line in narrate(trace)]  # after "0.007 s"
     assert "main thread waits on ticker-0.join()" in told
     assert "ticker-0 ended: wakes main thread" in told

@@ -16,3 +16,4 @@ for thread in threads:
 for thread in threads:
     thread.join()
 time.sleep(0.01)  # the main thread has a lane since it joined: this sleep is on it
+print("all joined")  # printed on the main thread's lane
