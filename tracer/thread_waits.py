@@ -33,7 +33,6 @@ own lock, whose waits are greenlets' waits (tracer.models._gevent_primitives).
 from __future__ import annotations
 
 import os
-import re
 import sys
 import threading
 import time
@@ -44,6 +43,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from loopscope.tracer.events import NO_LANE
 from loopscope.tracer.models._program_files import LazyProgramFiles
 from loopscope.tracer.notes import add_note
+from loopscope.tracer.primitive_names import PrimitiveNames
 from loopscope.tracer.recorder import c_extension
 from loopscope.tracer.thread_lines import ThreadLines, _RealLocal, thread_lane
 from loopscope.tracer.threads import os_thread_ident
@@ -51,7 +51,6 @@ from loopscope.tracer.threads import os_thread_ident
 _MADE = "_loopscope_made"  # on a primitive of the program: (file, line, kind, serial)
 _NAME = "_loopscope_name"
 _LET_GO = "_loopscope_let_go"  # on a condition waited on: (releaser, clock reading)
-_ASSIGNED = re.compile(r"^\s*(?:self\.)?([A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
 # The files whose frames build and wait on the primitives for the program: threading's and
 # queue's (named as their code objects name them; queue is not imported for this).
 _THREADING_FILE = threading.Condition.wait.__code__.co_filename
@@ -93,7 +92,7 @@ class ThreadWaits:
         self.recorder = lines.recorder
         self.is_program = LazyProgramFiles()  # a file name -> is it the program's code?
         self.builders = _BUILDERS
-        self.made_at: dict[tuple[str, int], int] = {}  # primitives made by each line
+        self.names = PrimitiveNames()
         self.local = _RealLocal()  # .waiting: the thread is inside a wait already noted
         self._originals: dict[str, Any] = {}
         self._sleep: Callable[[float], None] | None = None  # time.sleep while installed
@@ -187,9 +186,7 @@ class ThreadWaits:
         return self.made(frame, kind)
 
     def made(self, frame: FrameType, kind: str) -> tuple[str, int, str, int]:
-        where = (frame.f_code.co_filename, frame.f_lineno)
-        serial = self.made_at[where] = self.made_at.get(where, 0) + 1
-        return (*where, kind, serial)
+        return self.names.made(frame.f_code.co_filename, frame.f_lineno, kind)
 
     def condition_made(self, cond: threading.Condition, frame: FrameType | None) -> None:
         """A condition was built: by the program itself, or for a semaphore, event, barrier or
@@ -216,14 +213,7 @@ class ThreadWaits:
         name: str | None = names.get(_NAME) if names is not None else getattr(
             primitive, "_name", None)
         if name is None:
-            import linecache  # here: it imports tokenize, which a run's start-up does not need
-
-            filename, line, kind, serial = made
-            assigned = _ASSIGNED.match(linecache.getline(filename, line))
-            label = assigned.group(1) if assigned else kind
-            if self.made_at.get((filename, line), 0) > 1:
-                label += f" #{serial}"  # one of several made by that line (a list of locks)
-            name = f"{label} ({os.path.basename(filename)}:{line})"
+            name = self.names.name(made)
             if names is not None:
                 names[_NAME] = name
             else:

@@ -26,9 +26,7 @@ when a greenlet first blocks on it: `lock = Semaphore()` is "lock (demo.py:12)".
 
 from __future__ import annotations
 
-import linecache
 import os
-import re
 import sys
 from collections.abc import Callable
 from types import FrameType, ModuleType
@@ -36,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopscope.tracer.events import NO_LANE
 from loopscope.tracer.models._program_files import LazyProgramFiles
+from loopscope.tracer.primitive_names import PrimitiveNames
 from loopscope.tracer.threads import in_traced_thread
 
 if TYPE_CHECKING:
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 _RELEASED_BY = "_loopscope_released_by"
 _CREATED = "_loopscope_created"  # instance attribute: (file, line, kind, serial) at creation
 _NAME = "_loopscope_name"
-_ASSIGNED = re.compile(r"^\s*(?:self\.)?([A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
 
 
 def _outside(skipped: tuple[str, ...], frame: FrameType | None) -> tuple[FrameType | None,
@@ -73,24 +71,18 @@ class PrimitiveNotes:
         self.skipped = skipped
         # a semaphore's or event's class -> the one it takes once a greenlet blocked on it
         self.watched: dict[type, type] = {}
-        self.made_at: dict[tuple[str, int], int] = {}  # primitives made by each line
+        self.names = PrimitiveNames()
 
     def created(self, primitive: Any) -> None:
         frame, kind = _outside(self.skipped, sys._getframe(2))
         where = (frame.f_code.co_filename, frame.f_lineno) if frame is not None else ("?", 0)
-        serial = self.made_at[where] = self.made_at.get(where, 0) + 1
-        primitive.__dict__[_CREATED] = (*where, kind or type(primitive).__name__, serial)
+        primitive.__dict__[_CREATED] = self.names.made(*where, kind or type(primitive).__name__)
 
     def name(self, primitive: Any) -> str:
         name: str | None = primitive.__dict__.get(_NAME)
         if name is None:
-            filename, line, kind, serial = primitive.__dict__.get(
-                _CREATED, ("?", 0, type(primitive).__name__, 1))
-            assigned = _ASSIGNED.match(linecache.getline(filename, line)) if line else None
-            label = assigned.group(1) if assigned else kind
-            if self.made_at.get((filename, line), 0) > 1:
-                label += f" #{serial}"  # one of several made by that line (a list of locks)
-            name = f"{label} ({os.path.basename(filename)}:{line})" if line else label
+            name = self.names.name(primitive.__dict__.get(
+                _CREATED, ("?", 0, type(primitive).__name__, 1)))
             primitive.__dict__[_NAME] = name
         return name
 
