@@ -16,7 +16,8 @@ import math
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from functools import partial
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import numpy.ma  # np.unique imports it on first use: 15-20 ms inside the first live frame
@@ -1299,6 +1300,13 @@ def _arrows(
     # drawn once, counting what they stand for, rather than as a solid block of shafts.
     column = np.floor((x - plot.x) / ARROW_BUNDLE_PX).astype(np.int64)
     key = ((column * slots + source[at]) * slots + target[at]) * 2 + kind[at]
+    if len(key) > frame.vp.max_arrows:
+        # Possibly too many to draw: count the bundles with a plain sort first, a tenth of
+        # the stable one np.unique needs to say where each bundle begins.
+        ordered = np.sort(key)
+        bundles = int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
+        if bundles > frame.vp.max_arrows:
+            return [], bundles
     _, first, counts = np.unique(key, return_index=True, return_counts=True)
     order = np.argsort(first)
     first, counts = first[order], counts[order]
@@ -1313,9 +1321,9 @@ def _arrows(
     # drawing it when there are thousands.
     head_y = to_y + np.where(to_y > from_y, pad, lane_height - pad)
     kinds = [ARROW_KINDS[k] for k in kind[at].tolist()]
-    arrows = list(map(Arrow, x.tolist(), (from_y + lane_height / 2).tolist(), head_y.tolist(),
+    arrows = _records(Arrow, x.tolist(), (from_y + lane_height / 2).tolist(), head_y.tolist(),
                       kinds, seq[at].tolist(), source[at].tolist(), target[at].tolist(),
-                      counts.tolist()))
+                      counts.tolist())
     return arrows, 0
 
 
@@ -1338,10 +1346,19 @@ def _markers(frame: _Frame, index: SpanIndex, rows: Mapping[int, LaneRow]) -> li
     seq = index.marker_seq.view[seen][at]
     # Built column-wise: a step per marker with numpy scalars cost most of a dense frame.
     marker_rows = [rows[lane] for lane in lanes[at[unique]].tolist()]
-    return list(map(Marker, x[unique].tolist(), [row.y for row in marker_rows],
+    return _records(Marker, x[unique].tolist(), [row.y for row in marker_rows],
                     [row.height for row in marker_rows],
                     [MARKER_KINDS[kind] for kind in kinds[unique].tolist()],
-                    seq[unique].tolist(), [row.lane for row in marker_rows]))
+                    seq[unique].tolist(), [row.lane for row in marker_rows])
+
+
+_Record = TypeVar("_Record", bound=tuple[object, ...])
+
+
+def _records(kind: type[_Record], *columns: Sequence[object]) -> list[_Record]:
+    """kind(*row) for each row of the columns, made as tuple.__new__ makes them: a named
+    tuple's own constructor is a Python function, which costs twice as much a row."""
+    return list(map(partial(tuple.__new__, kind), zip(*columns, strict=True)))
 
 
 def _legend(states: set[int], index: SpanIndex) -> list[LegendEntry]:
