@@ -51,6 +51,23 @@ for _rank, _state in enumerate(STATES_BY_RANK):
     _RANK_OF_STATE[_state] = _rank
 _STATE_OF_RANK = np.array(STATES_BY_RANK, dtype=np.int8)
 _RANKS = len(STATES_BY_RANK)
+# The running counts keep a slot a rank and one spare, eight in all: a column's ranks that
+# are present, as eight 0/1 bytes, then read as one 64-bit word.
+_RANK_SLOTS = 8
+assert _RANKS < _RANK_SLOTS
+_EVERY_RANK = np.arange(_RANK_SLOTS, dtype=np.int8)
+# Multiplying such a word by this gathers its bytes' low bits into the top byte, byte r
+# giving bit 7 - r (the bytes' sums never carry, each being 0 or 1).
+_GATHER_BYTES = np.uint64(0x8040201008040201)
+
+
+def _top_state_of(top_byte: int) -> int:
+    """The state of the highest rank present in such a top byte; -1 for none."""
+    present = [rank for rank in range(_RANKS) if top_byte >> (7 - rank) & 1]
+    return int(_STATE_OF_RANK[max(present)]) if present else -1
+
+
+_TOP_STATE_OF_RANKS = np.array([_top_state_of(bits) for bits in range(256)], dtype=np.int8)
 
 ARROW_KINDS = ("wake", "switch")
 # The markers' kinds (tracer.events.MARKERS); an instant's first row is its usual marker, and
@@ -354,11 +371,10 @@ class _LaneColumns:
         self.end = _Growable(np.int64)
         self.state = _Growable(np.int8)
         self.duration = _Growable(np.int64)
-        # ranked[r].view[i] = how many of the first i spans have rank r (one array a rank, so
-        # a frame gathers from only the ranks it needs).
-        self.ranked = [_Growable(np.int32) for _ in range(_RANKS)]
-        for counts in self.ranked:
-            counts.extend(np.zeros(1, dtype=np.int32))
+        # ranked.view[i, r] = how many of the first i spans have rank r: a frame reads every
+        # rank's count at a column edge in one gather.
+        self.ranked = _Growable(np.int32, _RANK_SLOTS)
+        self.ranked.extend(np.zeros((1, _RANK_SLOTS), dtype=np.int32))
         # The level of detail: maxima[k].view[b] is the longest duration among spans
         # [b * 2**(k+1), (b+1) * 2**(k+1)), so a frame finds the spans wide enough for their
         # own rectangle without reading every span in view.
@@ -374,10 +390,9 @@ class _LaneColumns:
         self.state.extend(state)
         self.duration.extend(end - start)
         rank = _RANK_OF_STATE[state]
-        for r, counts in enumerate(self.ranked):
-            running = np.cumsum(rank == r, dtype=np.int32)
-            running += counts.view[-1]
-            counts.extend(running)
+        running = np.cumsum(rank[:, None] == _EVERY_RANK, axis=0, dtype=np.int32)
+        running += self.ranked.view[-1]
+        self.ranked.extend(running)
         self._update_maxima(len(self) - len(index))
 
     def _update_maxima(self, changed: int) -> None:
@@ -405,6 +420,14 @@ class _LaneColumns:
         blocks cover the range: O((blocks + found) * levels), not O(stop - first)."""
         if stop <= first:
             return np.empty(0, dtype=np.int64)
+        # A look from near the top first: in a view of many short spans none is wide, and a
+        # handful of blocks there say so for the whole range.
+        coarse = min(len(self.maxima), (stop - first).bit_length() - 3)
+        if coarse > 0 and (stop - first) >> coarse < blocks:
+            top = self.maxima[coarse - 1].view[first >> coarse: ((stop - 1) >> coarse) + 1]
+            LAYOUT_WORK.spans_read += len(top)
+            if top.max() < at_least:
+                return np.empty(0, dtype=np.int64)
         level = 0
         while level < len(self.maxima) and (stop - first) >> (level + 1) >= blocks:
             level += 1
@@ -651,7 +674,9 @@ class _Frame:
     columns: int
     edges: IntArray  # column k covers [edges[k], edges[k+1]) in ns
     rects: list[Rects] = field(default_factory=list)
-    merged: list[Rects] = field(default_factory=list)
+    # Each visible row's merged runs, by row number: laid out in more than one pass, they
+    # are put back in row order.
+    merged: list[tuple[int, Rects]] = field(default_factory=list)
 
 
 def layout(
@@ -725,7 +750,8 @@ def layout(
         frame.rects.append(open_rects)
 
     exact = Rects.concat(frame.rects)
-    rects = Rects.concat([exact, *frame.merged])
+    rects = Rects.concat([exact, *(runs for _, runs in sorted(frame.merged,
+                                                              key=lambda part: part[0]))])
     arrows, arrows_hidden = _arrows(frame, index, {lane: y for lane, y in row_y.items()
                                                    if lane >= 0}, vp.lane_height)
     markers = _markers(frame, index, {row.lane: row for row in drawn})
@@ -988,22 +1014,37 @@ def _lay_out_lanes(
     # columns, since copying them together would cost more than the calls it saves. Row
     # order is kept, so the rectangles come out lane by lane as before.
     group: list[tuple[int, LaneRow, _LaneColumns, int, int]] = []
+    # Lanes with many spans a pixel: their merged columns are found for all of them at once.
+    dense: list[_DenseLane] = []
     for lane_in_view in in_view:
         row_number, row, lane, first, stop = lane_in_view
         if stop - first > max(_GROUPED_SPANS, _DENSE_FACTOR * frame.columns):
             if group:
-                _lay_out_group(frame, group, strips)
+                _lay_out_group(frame, group, strips, dense)
                 group = []
-            _lay_out_dense(frame, row, lane, first, stop, strips[row_number])
+            _lay_out_dense(frame, row_number, row, lane, first, stop, dense)
         elif stop - first > _GROUPED_SPANS:
             if group:
-                _lay_out_group(frame, group, strips)
+                _lay_out_group(frame, group, strips, dense)
                 group = []
-            _lay_out_group(frame, [lane_in_view], strips)
+            _lay_out_group(frame, [lane_in_view], strips, dense)
         else:
             group.append(lane_in_view)
     if group:
-        _lay_out_group(frame, group, strips)
+        _lay_out_group(frame, group, strips, dense)
+    if dense:
+        _merge_dense(frame, dense, strips)
+
+
+class _DenseLane(NamedTuple):
+    """A lane whose merged columns are found column by column: `wide` holds the positions,
+    in order, of its spans in view that have a rectangle of their own."""
+
+    row_number: int
+    row: LaneRow
+    band: tuple[float, float]
+    lane: _LaneColumns
+    wide: IntArray
 
 
 # A lane with at most this many spans in view is laid out together with its neighbours.
@@ -1013,8 +1054,8 @@ _GROUPED_SPANS = 512
 _DENSE_FACTOR = 4
 
 
-def _lay_out_dense(frame: _Frame, row: LaneRow, lane: _LaneColumns, first: int, stop: int,
-                   strip: npt.NDArray[np.int8]) -> None:
+def _lay_out_dense(frame: _Frame, row_number: int, row: LaneRow, lane: _LaneColumns,
+                   first: int, stop: int, dense: list[_DenseLane]) -> None:
     """One lane with many spans a pixel: the same rectangles _lay_out_group makes, found in
     O(columns * log(spans)). The spans wide enough for their own rectangle come from the
     duration maxima (there are at most a column's worth of them); the merged columns from a
@@ -1036,13 +1077,12 @@ def _lay_out_dense(frame: _Frame, row: LaneRow, lane: _LaneColumns, first: int, 
     if frame.columns == 0 or len(wide) == stop - first:
         return
     LAYOUT_WORK.spans_read += frame.columns
-    column, lo, hi = _touched_columns_dense(frame, lane, wide)
-    _merged_runs(frame, row, band, lane, column, lo, hi, strip)
+    dense.append(_DenseLane(row_number, row, band, lane, wide))
 
 
 def _lay_out_group(
     frame: _Frame, in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]],
-    strips: npt.NDArray[np.int8],
+    strips: npt.NDArray[np.int8], dense: list[_DenseLane],
 ) -> None:
     def gathered(column: str) -> np.ndarray:
         if len(in_view) == 1:
@@ -1082,26 +1122,21 @@ def _lay_out_group(
                                                                    strict=True):
         part = slice(offset, offset + count)
         offset += count
-        if narrow[part].any():
-            _merge_narrow(frame, row, band, lane, first, stop, start[part], end[part],
-                          narrow[part], strips[row_number])
+        if not narrow[part].any():
+            continue
+        if stop - first > frame.columns // 4:
+            # Many spans for the columns: found column by column, with the dense lanes.
+            dense.append(_DenseLane(row_number, row, band, lane,
+                                    np.nonzero(~narrow[part])[0] + first))
+        else:
+            column, lo, hi = _touched_columns_sparse(frame, lane, start[part], end[part],
+                                                     narrow[part])
+            _merged_runs(frame, row_number, row, band, lane, column, lo, hi,
+                         strips[row_number])
 
 
-def _merge_narrow(
-    frame: _Frame, row: LaneRow, band: tuple[float, float], lane: _LaneColumns, first: int,
-    stop: int, start: IntArray, end: IntArray, narrow: npt.NDArray[np.bool_],
-    strip: npt.NDArray[np.int8],
-) -> None:
-    """One lane's pixel columns holding a narrow span, as runs of merged rectangles."""
-    if stop - first > frame.columns // 4:
-        column, lo, hi = _touched_columns_dense(frame, lane, np.nonzero(~narrow)[0] + first)
-    else:
-        column, lo, hi = _touched_columns_sparse(frame, lane, start, end, narrow)
-    _merged_runs(frame, row, band, lane, column, lo, hi, strip)
-
-
-def _merged_runs(frame: _Frame, row: LaneRow, band: tuple[float, float], lane: _LaneColumns,
-                 column: IntArray, lo: IntArray, hi: IntArray,
+def _merged_runs(frame: _Frame, row_number: int, row: LaneRow, band: tuple[float, float],
+                 lane: _LaneColumns, column: IntArray, lo: IntArray, hi: IntArray,
                  strip: npt.NDArray[np.int8]) -> None:
     """The touched columns' top states into the strip, and runs of them as rectangles."""
     plot = frame.plot
@@ -1115,7 +1150,7 @@ def _merged_runs(frame: _Frame, row: LaneRow, band: tuple[float, float], lane: _
     run_start = np.concatenate(([0], breaks))
     run_stop = np.concatenate((breaks, [len(column)]))
     count = len(run_start)
-    frame.merged.append(Rects(
+    frame.merged.append((row_number, Rects(
         x=plot.x + column[run_start].astype(np.float64),
         y=_filled(count, y),
         w=(column[run_stop - 1] - column[run_start] + 1).astype(np.float64),
@@ -1123,7 +1158,7 @@ def _merged_runs(frame: _Frame, row: LaneRow, band: tuple[float, float], lane: _
         state=state[run_start],
         span=_filled(count, MERGED_SPAN, np.int64),
         lane=_filled(count, row.lane, np.int64),
-    ))
+    )))
 
 
 def _filled(count: int, value: float, dtype: type[np.generic] = np.float64) -> np.ndarray:
@@ -1142,8 +1177,8 @@ def _top_states(
     state = np.full(len(column), -1, dtype=np.int8)
     unsettled = np.arange(len(column))
     for rank in range(_RANKS - 1, -1, -1):
-        counts = lane.ranked[rank].data
-        has = counts[hi[unsettled]] > counts[lo[unsettled]]
+        counts = lane.ranked.data
+        has = counts[hi[unsettled], rank] > counts[lo[unsettled], rank]
         state[unsettled[has]] = _STATE_OF_RANK[rank]
         unsettled = unsettled[~has]
         if not len(unsettled):
@@ -1152,24 +1187,71 @@ def _top_states(
     return column[found], state[found]
 
 
-def _touched_columns_dense(
-    frame: _Frame, lane: _LaneColumns, wide: IntArray
-) -> tuple[IntArray, IntArray, IntArray]:
-    """Columns overlapping a narrow span, with their span ranges [lo, hi), found column by
-    column: for many spans a pixel, O(columns) searches beat O(spans) arithmetic. `wide`:
-    the positions, in order, of the spans in view that are not narrow."""
+def _merge_dense(frame: _Frame, dense: Sequence[_DenseLane],
+                 strips: npt.NDArray[np.int8]) -> None:
+    """The merged runs of lanes with many spans a pixel, found column by column (a binary
+    search per column edge, then the running counts of each state at the edges): for many
+    spans a pixel, O(columns) searches beat O(spans) arithmetic. Only the searches and the
+    gathers go lane by lane; the rest is done for every such lane at once, over whole
+    (lane, column) grids, since a frame's numpy calls, not their lengths, set its cost."""
+    lanes, columns = len(dense), frame.columns
     edges = frame.edges
-    starting = np.searchsorted(lane.start.view, edges, side="left")
-    hi = starting[1:]
-    # The first span in column k is the first starting in it, or the one before if that one
-    # reaches into the column (spans on a lane are sorted and disjoint).
-    lo = starting[:-1]
-    before = np.maximum(lo - 1, 0)
-    lo = lo - ((lo > 0) & (lane.end.view[before] > edges[:-1]))
-    # Narrow spans in [lo, hi) = all of them minus the wide ones, which are few here.
-    wide_inside = np.searchsorted(wide, hi) - np.searchsorted(wide, lo)
-    column = np.nonzero((hi - lo) - wide_inside > 0)[0]
-    return column, lo[column], hi[column]
+    # Per lane and column k: the spans [lo, hi) in it (hi the first starting at or after
+    # its right edge, lo the first starting in it or the one before if that one reaches
+    # in; spans on a lane are sorted and disjoint), how many of them are narrow, and every
+    # rank's running count at lo and at hi.
+    narrow = np.empty((lanes, columns), dtype=np.int64)
+    at_lo = np.empty((lanes, columns, _RANK_SLOTS), dtype=np.int32)
+    at_hi = np.empty((lanes, columns, _RANK_SLOTS), dtype=np.int32)
+    for number, (_, _, _, lane, wide) in enumerate(dense):
+        starting = lane.start.view.searchsorted(edges, side="left")
+        hi = starting[1:]
+        lo = starting[:-1]
+        before = np.maximum(lo - 1, 0)
+        lo = lo - ((lo > 0) & (lane.end.view[before] > edges[:-1]))
+        np.subtract(hi, lo, out=narrow[number])
+        if len(wide):  # the wide spans have rectangles of their own
+            narrow[number] -= np.searchsorted(wide, hi) - np.searchsorted(wide, lo)
+        ranked = lane.ranked.view
+        np.take(ranked, lo, axis=0, out=at_lo[number], mode="clip")
+        np.take(ranked, hi, axis=0, out=at_hi[number], mode="clip")
+    # Each column's highest-ranked state among its spans, wide ones included, from the ranks
+    # present in it; -1 where no narrow span needs the column merged.
+    present = (at_hi > at_lo).view(np.uint64)[..., 0]
+    top_byte = (present * _GATHER_BYTES) >> np.uint64(56)
+    state = np.where(narrow > 0, _TOP_STATE_OF_RANKS[top_byte], np.int8(-1))
+    row_numbers = np.array([part.row_number for part in dense], dtype=np.int64)
+    strips[row_numbers] = state
+    # Runs of adjacent columns of one lane with the same state become one rectangle: found
+    # in the grid with a -1 column closing each lane.
+    grid = np.full((lanes, columns + 1), -1, dtype=np.int8)
+    grid[:, :columns] = state
+    cells = grid.ravel()
+    changes = np.flatnonzero(cells[1:] != cells[:-1]) + 1
+    run_start = changes[cells[changes] >= 0]
+    if cells[0] >= 0:
+        run_start = np.concatenate(([0], run_start))
+    if not len(run_start):  # the narrow spans all lie just outside the view
+        return
+    run_stop = changes[cells[changes - 1] >= 0]
+    run_lane, column = np.divmod(run_start, columns + 1)
+    runs = Rects(
+        x=frame.plot.x + column.astype(np.float64),
+        y=np.array([part.band[0] for part in dense])[run_lane],
+        w=(run_stop - run_start).astype(np.float64),
+        h=np.array([part.band[1] for part in dense])[run_lane],
+        state=cells[run_start],
+        span=_filled(len(run_start), MERGED_SPAN, np.int64),
+        lane=np.array([part.row.lane for part in dense], dtype=np.int64)[run_lane],
+    )
+    if not frame.merged:
+        frame.merged.append((dense[0].row_number, runs))  # in row order already
+        return
+    # Other rows have merged runs too: each lane's part goes back to its own row's place.
+    bounds = np.searchsorted(run_lane, np.arange(1, lanes)).tolist()
+    parts = [np.split(getattr(runs, name), bounds) for name in _RECT_COLUMNS]
+    for number, each in enumerate(dense):
+        frame.merged.append((each.row_number, Rects(*(column[number] for column in parts))))
 
 
 def _touched_columns_sparse(
