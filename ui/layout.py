@@ -1010,26 +1010,26 @@ def _lay_out_lanes(
         stop = int(starts.searchsorted(frame.last_ns, side="left"))
         if stop > first:
             in_view.append((row_number, row, lane, first, stop))
-    # Lanes with few spans in view go together; a lane with many goes alone, as a view of its
-    # columns, since copying them together would cost more than the calls it saves. Row
-    # order is kept, so the rectangles come out lane by lane as before.
+    # Lanes go together in groups of up to _GROUP_SPANS spans in view, as one set of
+    # columns: a frame's numpy calls, more than their lengths, set its cost. Row order is
+    # kept, so the rectangles come out lane by lane as before.
     group: list[tuple[int, LaneRow, _LaneColumns, int, int]] = []
+    grouped = 0
     # Lanes with many spans a pixel: their merged columns are found for all of them at once.
     dense: list[_DenseLane] = []
     for lane_in_view in in_view:
         row_number, row, lane, first, stop = lane_in_view
         if stop - first > max(_GROUPED_SPANS, _DENSE_FACTOR * frame.columns):
-            if group:
+            if group:  # its wide spans' rectangles come after theirs
                 _lay_out_group(frame, group, strips, dense)
-                group = []
+                group, grouped = [], 0
             _lay_out_dense(frame, row_number, row, lane, first, stop, dense)
-        elif stop - first > _GROUPED_SPANS:
-            if group:
-                _lay_out_group(frame, group, strips, dense)
-                group = []
-            _lay_out_group(frame, [lane_in_view], strips, dense)
-        else:
-            group.append(lane_in_view)
+            continue
+        if group and grouped + stop - first > _GROUP_SPANS:
+            _lay_out_group(frame, group, strips, dense)
+            group, grouped = [], 0
+        group.append(lane_in_view)
+        grouped += stop - first
     if group:
         _lay_out_group(frame, group, strips, dense)
     if dense:
@@ -1047,8 +1047,11 @@ class _DenseLane(NamedTuple):
     wide: IntArray
 
 
-# A lane with at most this many spans in view is laid out together with its neighbours.
+# A lane with at most this many spans in view is never laid out from its level of detail.
 _GROUPED_SPANS = 512
+# Lanes with at most this many spans in view between them are laid out together (a lane with
+# more goes alone).
+_GROUP_SPANS = 1 << 16
 # A lane with more than this many spans a pixel column in view is laid out from its level of
 # detail (the duration maxima and the running state counts), never span by span.
 _DENSE_FACTOR = 4
