@@ -674,9 +674,9 @@ class _Frame:
     columns: int
     edges: IntArray  # column k covers [edges[k], edges[k+1]) in ns
     rects: list[Rects] = field(default_factory=list)
-    # Each visible row's merged runs, by row number: laid out in more than one pass, they
-    # are put back in row order.
-    merged: list[tuple[int, Rects]] = field(default_factory=list)
+    # Merged runs, each with its row's number: laid out in more than one pass, they are put
+    # back in row order (each pass makes them in row order, so a stable sort merges them).
+    merged: list[tuple[IntArray, Rects]] = field(default_factory=list)
 
 
 def layout(
@@ -750,8 +750,7 @@ def layout(
         frame.rects.append(open_rects)
 
     exact = Rects.concat(frame.rects)
-    rects = Rects.concat([exact, *(runs for _, runs in sorted(frame.merged,
-                                                              key=lambda part: part[0]))])
+    rects = Rects.concat([exact, _in_row_order(frame.merged)])
     arrows, arrows_hidden = _arrows(frame, index, {lane: y for lane, y in row_y.items()
                                                    if lane >= 0}, vp.lane_height)
     markers = _markers(frame, index, {row.lane: row for row in drawn})
@@ -1120,48 +1119,104 @@ def _lay_out_group(
         ))
     if frame.columns == 0 or len(wide) == len(narrow):
         return
+    # Lanes with many spans for the columns are merged column by column, with the dense
+    # lanes; the others from their narrow spans, here, all together.
+    few: list[int] = []
     offset = 0
-    for (row_number, row, lane, first, stop), count, band in zip(in_view, counts, bands,
-                                                                   strict=True):
+    for number, ((row_number, row, lane, first, stop), count, band) in enumerate(
+            zip(in_view, counts, bands, strict=True)):
         part = slice(offset, offset + count)
         offset += count
         if not narrow[part].any():
             continue
         if stop - first > frame.columns // 4:
-            # Many spans for the columns: found column by column, with the dense lanes.
             dense.append(_DenseLane(row_number, row, band, lane,
                                     np.nonzero(~narrow[part])[0] + first))
         else:
-            column, lo, hi = _touched_columns_sparse(frame, lane, start[part], end[part],
-                                                     narrow[part])
-            _merged_runs(frame, row_number, row, band, lane, column, lo, hi,
-                         strips[row_number])
+            few.append(number)
+    if few:
+        owner = np.repeat(np.arange(len(in_view)), counts)
+        if len(few) < len(in_view):
+            is_few = np.zeros(len(in_view), dtype=bool)
+            is_few[few] = True
+            narrow &= is_few[owner]
+        at = np.nonzero(narrow)[0]
+        _merge_sparse(frame, in_view, bands, owner[at], start[at], end[at], strips)
 
 
-def _merged_runs(frame: _Frame, row_number: int, row: LaneRow, band: tuple[float, float],
-                 lane: _LaneColumns, column: IntArray, lo: IntArray, hi: IntArray,
-                 strip: npt.NDArray[np.int8]) -> None:
-    """The touched columns' top states into the strip, and runs of them as rectangles."""
-    plot = frame.plot
-    y, h = band
-    column, state = _top_states(lane, column, lo, hi)
+def _merge_sparse(
+    frame: _Frame, in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]],
+    bands: Sequence[tuple[float, float]], owner: IntArray, start: IntArray, end: IntArray,
+    strips: npt.NDArray[np.int8],
+) -> None:
+    """The merged runs of lanes with few spans for the columns, found from their narrow
+    spans (start, end; `owner` the lane of each, by its place in `in_view`): the columns
+    they touch, then in each of those the highest-ranked state among all the spans there,
+    wide ones included, from the running counts at the column's edges."""
+    columns, last_column = frame.columns, frame.columns - 1
+    begin_col = _column_of(frame, start, inclusive=True)
+    # A span ending exactly on a column's left edge does not reach into that column.
+    end_col = np.maximum(_column_of(frame, end, inclusive=False), begin_col)
+    touched = np.concatenate((_clamp(begin_col, 0, last_column),
+                              _clamp(end_col, 0, last_column)))
+    cell = np.unique(np.concatenate((owner, owner)) * columns + touched)
+    lane_of, column = np.divmod(cell, columns)
+    at_lo = np.empty((len(cell), _RANK_SLOTS), dtype=np.int32)
+    at_hi = np.empty((len(cell), _RANK_SLOTS), dtype=np.int32)
+    edges = frame.edges
+    bounds = np.searchsorted(lane_of, np.arange(len(in_view) + 1)).tolist()
+    for number, (_, _, lane, _, _) in enumerate(in_view):
+        part = slice(bounds[number], bounds[number + 1])
+        if part.start == part.stop:
+            continue
+        its = column[part]
+        lo = _first_overlapping(lane.start.view, lane.end.view, edges[its])
+        hi = lane.start.view.searchsorted(edges[its + 1], side="left")
+        np.take(lane.ranked.view, lo, axis=0, out=at_lo[part], mode="clip")
+        np.take(lane.ranked.view, hi, axis=0, out=at_hi[part], mode="clip")
+    state = _top_states(at_lo, at_hi)
+    found = state >= 0  # columns with no span at all are dropped
+    lane_of, column, state = lane_of[found], column[found], state[found]
     if not len(column):  # the narrow spans all lie just outside the view
         return
-    strip[column] = state
-    # Runs of adjacent columns with the same state become one rectangle.
-    breaks = ((column[1:] - column[:-1] != 1) | (state[1:] != state[:-1])).nonzero()[0] + 1
-    run_start = np.concatenate(([0], breaks))
-    run_stop = np.concatenate((breaks, [len(column)]))
-    count = len(run_start)
-    frame.merged.append((row_number, Rects(
-        x=plot.x + column[run_start].astype(np.float64),
-        y=_filled(count, y),
+    row_number = np.array([row_number for row_number, _, _, _, _ in in_view],
+                          dtype=np.int64)[lane_of]
+    strips[row_number, column] = state
+    # Runs of adjacent columns of one lane with the same state become one rectangle.
+    run_start = np.flatnonzero(np.concatenate((
+        [True], (column[1:] - column[:-1] != 1) | (state[1:] != state[:-1])
+        | (lane_of[1:] != lane_of[:-1]))))
+    run_stop = np.append(run_start[1:], len(column))
+    run_lane = lane_of[run_start]
+    frame.merged.append((row_number[run_start], Rects(
+        x=frame.plot.x + column[run_start].astype(np.float64),
+        y=np.array([y for y, _ in bands])[run_lane],
         w=(column[run_stop - 1] - column[run_start] + 1).astype(np.float64),
-        h=_filled(count, h),
+        h=np.array([h for _, h in bands])[run_lane],
         state=state[run_start],
-        span=_filled(count, MERGED_SPAN, np.int64),
-        lane=_filled(count, row.lane, np.int64),
+        span=_filled(len(run_start), MERGED_SPAN, np.int64),
+        lane=np.array([row.lane for _, row, _, _, _ in in_view], dtype=np.int64)[run_lane],
     )))
+
+
+def _top_states(at_lo: np.ndarray, at_hi: np.ndarray) -> npt.NDArray[np.int8]:
+    """The state of the highest rank among spans [lo, hi), from every rank's running count
+    at lo and at hi (the last axis); -1 where there is no span."""
+    present = (at_hi > at_lo).view(np.uint64)[..., 0]
+    top_byte = (present * _GATHER_BYTES) >> np.uint64(56)
+    state: npt.NDArray[np.int8] = _TOP_STATE_OF_RANKS[top_byte]
+    return state
+
+
+def _in_row_order(merged: Sequence[tuple[IntArray, Rects]]) -> Rects:
+    """Merged runs laid out in several passes, each in row order, put in row order."""
+    if len(merged) == 1:
+        return merged[0][1]
+    runs = Rects.concat([part for _, part in merged])
+    if not len(runs):
+        return runs
+    order = np.concatenate([rows for rows, _ in merged]).argsort(kind="stable")
+    return Rects(*(getattr(runs, name)[order] for name in _RECT_COLUMNS))
 
 
 def _filled(count: int, value: float, dtype: type[np.generic] = np.float64) -> np.ndarray:
@@ -1169,25 +1224,6 @@ def _filled(count: int, value: float, dtype: type[np.generic] = np.float64) -> n
     filled = np.empty(count, dtype=dtype)
     filled.fill(value)
     return filled
-
-
-def _top_states(
-    lane: _LaneColumns, column: IntArray, lo: IntArray, hi: IntArray
-) -> tuple[IntArray, npt.NDArray[np.int8]]:
-    """The highest-ranked state among the spans [lo, hi) of each column, wide ones included;
-    columns with no span at all are dropped. Ranks are tried from the top, so in a busy view
-    most columns are settled by the first (running)."""
-    state = np.full(len(column), -1, dtype=np.int8)
-    unsettled = np.arange(len(column))
-    for rank in range(_RANKS - 1, -1, -1):
-        counts = lane.ranked.data
-        has = counts[hi[unsettled], rank] > counts[lo[unsettled], rank]
-        state[unsettled[has]] = _STATE_OF_RANK[rank]
-        unsettled = unsettled[~has]
-        if not len(unsettled):
-            break
-    found = state >= 0
-    return column[found], state[found]
 
 
 def _merge_dense(frame: _Frame, dense: Sequence[_DenseLane],
@@ -1220,9 +1256,7 @@ def _merge_dense(frame: _Frame, dense: Sequence[_DenseLane],
         np.take(ranked, hi, axis=0, out=at_hi[number], mode="clip")
     # Each column's highest-ranked state among its spans, wide ones included, from the ranks
     # present in it; -1 where no narrow span needs the column merged.
-    present = (at_hi > at_lo).view(np.uint64)[..., 0]
-    top_byte = (present * _GATHER_BYTES) >> np.uint64(56)
-    state = np.where(narrow > 0, _TOP_STATE_OF_RANKS[top_byte], np.int8(-1))
+    state = np.where(narrow > 0, _top_states(at_lo, at_hi), np.int8(-1))
     row_numbers = np.array([part.row_number for part in dense], dtype=np.int64)
     strips[row_numbers] = state
     # Runs of adjacent columns of one lane with the same state become one rectangle: found
@@ -1247,34 +1281,7 @@ def _merge_dense(frame: _Frame, dense: Sequence[_DenseLane],
         span=_filled(len(run_start), MERGED_SPAN, np.int64),
         lane=np.array([part.row.lane for part in dense], dtype=np.int64)[run_lane],
     )
-    if not frame.merged:
-        frame.merged.append((dense[0].row_number, runs))  # in row order already
-        return
-    # Other rows have merged runs too: each lane's part goes back to its own row's place.
-    bounds = np.searchsorted(run_lane, np.arange(1, lanes)).tolist()
-    parts = [np.split(getattr(runs, name), bounds) for name in _RECT_COLUMNS]
-    for number, each in enumerate(dense):
-        frame.merged.append((each.row_number, Rects(*(column[number] for column in parts))))
-
-
-def _touched_columns_sparse(
-    frame: _Frame, lane: _LaneColumns, start: IntArray, end: IntArray,
-    narrow: npt.NDArray[np.bool_],
-) -> tuple[IntArray, IntArray, IntArray]:
-    """The same as _touched_columns_dense, found span by span: for few spans a pixel."""
-    narrow_at = np.nonzero(narrow)[0]
-    last_column = frame.columns - 1
-    touched = np.zeros(frame.columns, dtype=bool)
-    begin_col = _column_of(frame, start[narrow_at], inclusive=True)
-    # A span ending exactly on a column's left edge does not reach into that column.
-    end_col = np.maximum(_column_of(frame, end[narrow_at], inclusive=False), begin_col)
-    touched[_clamp(begin_col, 0, last_column)] = True
-    touched[_clamp(end_col, 0, last_column)] = True
-    column = np.nonzero(touched)[0]
-    edges = frame.edges
-    lo = _first_overlapping(lane.start.view, lane.end.view, edges[column])
-    hi = np.searchsorted(lane.start.view, edges[column + 1], side="left")
-    return column, lo, hi
+    frame.merged.append((row_numbers[run_lane], runs))
 
 
 def _column_of(frame: _Frame, ns: IntArray, *, inclusive: bool) -> IntArray:
