@@ -56,6 +56,9 @@ _RANKS = len(STATES_BY_RANK)
 _RANK_SLOTS = 8
 assert _RANKS < _RANK_SLOTS
 _EVERY_RANK = np.arange(_RANK_SLOTS, dtype=np.int8)
+# Spans counted in one piece when the index grows: bounds how long one numpy call holds the
+# GIL while a big trace is opened on a worker thread.
+_COUNTED_AT_ONCE = 1 << 18
 # Multiplying such a word by this gathers its bytes' low bits into the top byte, byte r
 # giving bit 7 - r (the bytes' sums never carry, each being 0 or 1).
 _GATHER_BYTES = np.uint64(0x8040201008040201)
@@ -390,9 +393,16 @@ class _LaneColumns:
         self.state.extend(state)
         self.duration.extend(end - start)
         rank = _RANK_OF_STATE[state]
-        running = np.cumsum(rank[:, None] == _EVERY_RANK, axis=0, dtype=np.int32)
-        running += self.ranked.view[-1]
-        self.ranked.extend(running)
+        ranked = self.ranked
+        ranked.reserve(ranked.size + len(rank))
+        for first in range(0, len(rank), _COUNTED_AT_ONCE):
+            piece = rank[first:first + _COUNTED_AT_ONCE]
+            # Counted a rank at a time, along contiguous rows (a running sum down the
+            # columns of a span-major array is several times slower), then turned round.
+            running = np.cumsum(piece == _EVERY_RANK[:, None], axis=1, dtype=np.int32)
+            running += ranked.data[ranked.size - 1][:, None]
+            ranked.data[ranked.size:ranked.size + len(piece)] = running.T
+            ranked.size += len(piece)
         self._update_maxima(len(self) - len(index))
 
     def _update_maxima(self, changed: int) -> None:
