@@ -55,10 +55,7 @@ _RANKS = len(STATES_BY_RANK)
 # are present, as eight 0/1 bytes, then read as one 64-bit word.
 _RANK_SLOTS = 8
 assert _RANKS < _RANK_SLOTS
-_EVERY_RANK = np.arange(_RANK_SLOTS, dtype=np.int8)
-# Spans counted in one piece when the index grows: bounds how long one numpy call holds the
-# GIL while a big trace is opened on a worker thread.
-_COUNTED_AT_ONCE = 1 << 18
+_EVERY_RANK = np.arange(_RANKS, dtype=np.int8)
 # Multiplying such a word by this gathers its bytes' low bits into the top byte, byte r
 # giving bit 7 - r (the bytes' sums never carry, each being 0 or 1).
 _GATHER_BYTES = np.uint64(0x8040201008040201)
@@ -71,6 +68,9 @@ def _top_state_of(top_byte: int) -> int:
 
 
 _TOP_STATE_OF_RANKS = np.array([_top_state_of(bits) for bits in range(256)], dtype=np.int8)
+# Spans counted in one piece when the index grows: bounds how long one numpy call holds the
+# GIL while a big trace is opened on a worker thread.
+_COUNTED_AT_ONCE = 1 << 18
 
 ARROW_KINDS = ("wake", "switch")
 # The markers' kinds (tracer.events.MARKERS); an instant's first row is its usual marker, and
@@ -400,8 +400,8 @@ class _LaneColumns:
             # Counted a rank at a time, along contiguous rows (a running sum down the
             # columns of a span-major array is several times slower), then turned round.
             running = np.cumsum(piece == _EVERY_RANK[:, None], axis=1, dtype=np.int32)
-            running += ranked.data[ranked.size - 1][:, None]
-            ranked.data[ranked.size:ranked.size + len(piece)] = running.T
+            running += ranked.data[ranked.size - 1, :_RANKS, None]
+            ranked.data[ranked.size:ranked.size + len(piece), :_RANKS] = running.T
             ranked.size += len(piece)
         self._update_maxima(len(self) - len(index))
 
