@@ -30,7 +30,6 @@ from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
 from loopscope.ui.trace_notes import (
     TraceNotes,
-    arrow_text,
     lane_tag,
     span_poll_texts,
     span_text,
@@ -773,7 +772,7 @@ def layout(
     texts: list[TextLabel] = []
     if vp.texts:
         texts = _span_texts(frame, trace, closed, exact, notes)
-        texts += _arrow_texts(frame, trace, arrows)
+        texts += _arrow_texts(frame, trace, arrows, notes)
     cursor_x = None
     cursor_states: dict[int, int] = {}
     if vp.cursor_ns is not None:
@@ -935,7 +934,8 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
     return texts, covered
 
 
-def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow]) -> list[TextLabel]:
+def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow], notes: TraceNotes
+                 ) -> list[TextLabel]:
     """Words beside arrows where they fit: to the right of the shaft, in the gap just before
     the head, clear of the next arrows and of other arrows' words. A bundle says how many
     arrows it holds."""
@@ -951,7 +951,7 @@ def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow]) -> list[T
         if len(placed) >= MAX_ARROW_TEXTS:
             break
         text = (f"×{arrow.bundled}" if arrow.bundled > 1  # noqa: RUF001 (a count, "times")
-                else arrow_text(trace, arrow.seq))
+                else notes.arrow_words(trace, arrow.seq))
         if not text:
             continue
         width = len(text) * char_px + 6
