@@ -1446,12 +1446,19 @@ def _markers(frame: _Frame, index: SpanIndex, rows: Mapping[int, LaneRow]) -> li
     key = (np.floor(x).astype(np.int64) * lane_slots + lanes[at]) * kind_slots + kinds
     unique = _first_per_key(key)[: frame.vp.max_markers]
     seq = index.marker_seq.view[seen][at]
-    # Built column-wise: a step per marker with numpy scalars cost most of a dense frame.
-    marker_rows = [rows[lane] for lane in lanes[at[unique]].tolist()]
-    return _records(Marker, x[unique].tolist(), [row.y for row in marker_rows],
-                    [row.height for row in marker_rows],
-                    [MARKER_KINDS[kind] for kind in kinds[unique].tolist()],
-                    seq[unique].tolist(), [row.lane for row in marker_rows])
+    # Built column-wise, each row's place looked up in numpy: a Python step per marker cost
+    # most of a dense frame.
+    row_top = np.zeros(lane_slots)
+    row_height = np.zeros(lane_slots)
+    for lane, row in rows.items():
+        row_top[lane], row_height[lane] = row.y, row.height
+    marker_lanes = lanes[at[unique]]
+    return _records(Marker, x[unique].tolist(), row_top[marker_lanes].tolist(),
+                    row_height[marker_lanes].tolist(), _MARKER_KIND_NAMES[kinds[unique]].tolist(),
+                    seq[unique].tolist(), marker_lanes.tolist())
+
+
+_MARKER_KIND_NAMES = np.array(MARKER_KINDS, dtype=object)
 
 
 _Record = TypeVar("_Record", bound=tuple[object, ...])
