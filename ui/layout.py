@@ -1212,7 +1212,7 @@ def _merge_sparse(
 def _top_states(at_lo: np.ndarray, at_hi: np.ndarray) -> npt.NDArray[np.int8]:
     """The state of the highest rank among spans [lo, hi), from every rank's running count
     at lo and at hi (the last axis); -1 where there is no span."""
-    present = (at_hi > at_lo).view(np.uint64)[..., 0]
+    present = (at_hi > at_lo).view("<u8")[..., 0]  # byte r of the word is rank r
     top_byte = (present * _GATHER_BYTES) >> np.uint64(56)
     state: npt.NDArray[np.int8] = _TOP_STATE_OF_RANKS[top_byte]
     return state
