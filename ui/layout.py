@@ -1041,8 +1041,11 @@ def _lay_out_lanes(
         grouped += stop - first
     if group:
         _lay_out_group(frame, group, strips, dense)
-    if dense:
-        _merge_dense(frame, dense, strips)
+    # In batches of lanes, so that a frame's grids stay a few megabytes however many lanes
+    # are drawn (folded lanes all share one row).
+    at_once = max(_DENSE_CELLS_AT_ONCE // max(frame.columns, 1), 1)
+    for first in range(0, len(dense), at_once):
+        _merge_dense(frame, dense[first:first + at_once], strips)
 
 
 class _DenseLane(NamedTuple):
@@ -1064,6 +1067,8 @@ _GROUP_SPANS = 1 << 16
 # A lane with more than this many spans a pixel column in view is laid out from its level of
 # detail (the duration maxima and the running state counts), never span by span.
 _DENSE_FACTOR = 4
+# (lane, column) cells whose merged state is found in one pass over such lanes.
+_DENSE_CELLS_AT_ONCE = 1 << 17
 
 
 def _lay_out_dense(frame: _Frame, row_number: int, row: LaneRow, lane: _LaneColumns,

@@ -136,7 +136,12 @@ def merged_columns_by_brute_force(frame: Primitives, spans: Spans) -> np.ndarray
 
 
 @pytest.mark.parametrize("width", [1600, 400, 173])
-def test_merged_columns_are_the_highest_ranked_state_of_each_column(width: int) -> None:
+@pytest.mark.parametrize("in_pieces", [False, True])
+def test_merged_columns_are_the_highest_ranked_state_of_each_column(
+        width: int, in_pieces: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if in_pieces:  # busy lanes one at a time, small groups: runs from many passes
+        monkeypatch.setattr(layout_module, "_DENSE_CELLS_AT_ONCE", 1)
+        monkeypatch.setattr(layout_module, "_GROUP_SPANS", 100)
     trace = make_trace(60_000, TASKS)
     spans = derive_spans(trace)
     first, last = float(trace.ts[0]), float(trace.duration_ns)
