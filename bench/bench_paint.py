@@ -12,7 +12,12 @@ With --level-of-detail: each view laid out and painted from the per-lane level o
 span by span (as before it), in alternating pairs, for a 1,000,000-span and a
 10,000,000-span trace: the level of detail's frame should not grow with the spans.
 
-    .venv/bin/python bench/bench_paint.py [--words | --level-of-detail]
+With --against CHECKOUT: this checkout's layout and paint side by side with another's (its
+ui/layout.py and ui/paint.py loaded beside these, the rest shared), frame by frame in
+alternating pairs, for the three views and the headline figures; medians of wall time, or of
+the thread's CPU time with --cpu (steadier on a loaded machine).
+
+    .venv/bin/python bench/bench_paint.py [--words | --level-of-detail | --against DIR [--cpu]]
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import statistics
 import sys
 import time
+import types
 from array import array
 from collections.abc import Callable
 from pathlib import Path
@@ -218,8 +224,84 @@ def level_of_detail_cost(rounds: int = 15) -> None:
         del trace, spans
 
 
+def _load_beside(name: str, path: Path, renames: dict[str, str]) -> types.ModuleType:
+    """The module at `path` loaded under `name`, its imports of `renames`' keys redirected."""
+    source = path.read_text()
+    for old, new in renames.items():
+        source = source.replace(old, new)
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    exec(compile(source, str(path), "exec"), module.__dict__)
+    return module
+
+
+def against(checkout: Path, cpu: bool, rounds: int = 41) -> None:
+    """Frames from `checkout`'s layout and paint and from these, alternating, medians."""
+    from loopscope.tracer.native import load_native
+    from loopscope.ui import layout as this_layout
+    from loopscope.ui import paint as this_paint
+    from loopscope.ui.image_export import export_viewport
+
+    other_layout = _load_beside("other_layout", checkout / "ui" / "layout.py", {})
+    other_paint = _load_beside("other_paint", checkout / "ui" / "paint.py",
+                               {"from loopscope.ui.layout import": "from other_layout import"})
+    clock = time.thread_time if cpu else time.perf_counter
+    image = QImage(WIDTH, HEIGHT, QImage.Format.Format_ARGB32_Premultiplied)
+    trace = synthesize()
+    spans = derive_spans(trace)
+    lane_height = (HEIGHT - 28 - 28) / LANES
+    middle = RUN_NS / 2
+    frames: list[tuple[str, Trace, Spans, Viewport]] = [
+        ("full view", trace, spans, Viewport(0, RUN_NS, WIDTH, HEIGHT, lane_height=lane_height)),
+        ("zoomed 10 ms", trace, spans, Viewport(middle, middle + 10_000_000, WIDTH, HEIGHT,
+                                                lane_height=lane_height)),
+        ("1 s window", trace, spans, Viewport(middle, middle + 1_000_000_000, WIDTH, HEIGHT,
+                                              lane_height=lane_height)),
+    ]
+    for name in HEADLINES:
+        golden = load_native(GOLDEN / f"{name}.loopscope")
+        frames.append((name, golden, derive_spans(golden), export_viewport(
+            golden, width=WIDTH, height=HEIGHT,
+            label_width=this_paint.label_width_for(golden, LIGHT, WIDTH))))
+    print(f"{'frame':<20}{'other':>10}{'this':>10}{'this/other':>12}"
+          f"   ({'CPU' if cpu else 'wall'} time, {rounds} alternating pairs, medians)")
+    for name, shown, its_spans, viewport in frames:
+        other_viewport = other_layout.Viewport(**{field.name: getattr(viewport, field.name)
+                                                  for field in dataclasses.fields(viewport)})
+        sides = [(other_layout, other_paint, other_viewport,
+                  other_layout.span_index(shown, its_spans)),
+                 (this_layout, this_paint, viewport, this_layout.span_index(shown, its_spans))]
+
+        def one(side: int, shown: Trace = shown, its_spans: Spans = its_spans,
+                sides: list[tuple[types.ModuleType, types.ModuleType, object, object]] = sides
+                ) -> float:
+            lay, draw, view, index = sides[side]
+            began = clock()
+            painter = QPainter(image)
+            draw.paint(painter, lay.layout(shown, its_spans, view, index=index), LIGHT)
+            painter.end()
+            return clock() - began
+
+        for _ in range(3):
+            one(0), one(1)
+        pairs = []
+        for n in range(rounds):  # each side goes first in every other pair
+            if n % 2:
+                pairs.append((one(0), one(1)))
+            else:
+                this = one(1)
+                pairs.append((one(0), this))
+        print(f"{name:<20}{statistics.median(a for a, _ in pairs) * 1e3:>8.2f}ms"
+              f"{statistics.median(b for _, b in pairs) * 1e3:>8.2f}ms"
+              f"{statistics.median(b / a for a, b in pairs):>11.2f}x")
+
+
 def main() -> None:
     app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])
+    if "--against" in sys.argv[1:]:
+        against(Path(sys.argv[sys.argv.index("--against") + 1]), "--cpu" in sys.argv[1:])
+        return
     if "--words" in sys.argv[1:]:
         words_cost()
         return

@@ -16,7 +16,8 @@ import math
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from functools import partial
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 import numpy.ma  # np.unique imports it on first use: 15-20 ms inside the first live frame
@@ -29,7 +30,6 @@ from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
 from loopscope.ui.trace_notes import (
     TraceNotes,
-    arrow_text,
     lane_tag,
     span_poll_texts,
     span_text,
@@ -50,6 +50,26 @@ for _rank, _state in enumerate(STATES_BY_RANK):
     _RANK_OF_STATE[_state] = _rank
 _STATE_OF_RANK = np.array(STATES_BY_RANK, dtype=np.int8)
 _RANKS = len(STATES_BY_RANK)
+# The running counts keep a slot a rank and one spare, eight in all: a column's ranks that
+# are present, as eight 0/1 bytes, then read as one 64-bit word.
+_RANK_SLOTS = 8
+assert _RANKS < _RANK_SLOTS
+_EVERY_RANK = np.arange(_RANKS, dtype=np.int8)
+# Multiplying such a word by this gathers its bytes' low bits into the top byte, byte r
+# giving bit 7 - r (the bytes' sums never carry, each being 0 or 1).
+_GATHER_BYTES = np.uint64(0x8040201008040201)
+
+
+def _top_state_of(top_byte: int) -> int:
+    """The state of the highest rank present in such a top byte; -1 for none."""
+    present = [rank for rank in range(_RANKS) if top_byte >> (7 - rank) & 1]
+    return int(_STATE_OF_RANK[max(present)]) if present else -1
+
+
+_TOP_STATE_OF_RANKS = np.array([_top_state_of(bits) for bits in range(256)], dtype=np.int8)
+# Spans counted in one piece when the index grows: bounds how long one numpy call holds the
+# GIL while a big trace is opened on a worker thread.
+_COUNTED_AT_ONCE = 1 << 18
 
 ARROW_KINDS = ("wake", "switch")
 # The markers' kinds (tracer.events.MARKERS); an instant's first row is its usual marker, and
@@ -353,11 +373,10 @@ class _LaneColumns:
         self.end = _Growable(np.int64)
         self.state = _Growable(np.int8)
         self.duration = _Growable(np.int64)
-        # ranked[r].view[i] = how many of the first i spans have rank r (one array a rank, so
-        # a frame gathers from only the ranks it needs).
-        self.ranked = [_Growable(np.int32) for _ in range(_RANKS)]
-        for counts in self.ranked:
-            counts.extend(np.zeros(1, dtype=np.int32))
+        # ranked.view[i, r] = how many of the first i spans have rank r: a frame reads every
+        # rank's count at a column edge in one gather.
+        self.ranked = _Growable(np.int32, _RANK_SLOTS)
+        self.ranked.extend(np.zeros((1, _RANK_SLOTS), dtype=np.int32))
         # The level of detail: maxima[k].view[b] is the longest duration among spans
         # [b * 2**(k+1), (b+1) * 2**(k+1)), so a frame finds the spans wide enough for their
         # own rectangle without reading every span in view.
@@ -373,10 +392,16 @@ class _LaneColumns:
         self.state.extend(state)
         self.duration.extend(end - start)
         rank = _RANK_OF_STATE[state]
-        for r, counts in enumerate(self.ranked):
-            running = np.cumsum(rank == r, dtype=np.int32)
-            running += counts.view[-1]
-            counts.extend(running)
+        ranked = self.ranked
+        ranked.reserve(ranked.size + len(rank))
+        for first in range(0, len(rank), _COUNTED_AT_ONCE):
+            piece = rank[first:first + _COUNTED_AT_ONCE]
+            # Counted a rank at a time, along contiguous rows (a running sum down the
+            # columns of a span-major array is several times slower), then turned round.
+            running = np.cumsum(piece == _EVERY_RANK[:, None], axis=1, dtype=np.int32)
+            running += ranked.data[ranked.size - 1, :_RANKS, None]
+            ranked.data[ranked.size:ranked.size + len(piece), :_RANKS] = running.T
+            ranked.size += len(piece)
         self._update_maxima(len(self) - len(index))
 
     def _update_maxima(self, changed: int) -> None:
@@ -404,6 +429,14 @@ class _LaneColumns:
         blocks cover the range: O((blocks + found) * levels), not O(stop - first)."""
         if stop <= first:
             return np.empty(0, dtype=np.int64)
+        # A look from near the top first: in a view of many short spans none is wide, and a
+        # handful of blocks there say so for the whole range.
+        coarse = min(len(self.maxima), (stop - first).bit_length() - 3)
+        if coarse > 0 and (stop - first) >> coarse < blocks:
+            top = self.maxima[coarse - 1].view[first >> coarse: ((stop - 1) >> coarse) + 1]
+            LAYOUT_WORK.spans_read += len(top)
+            if top.max() < at_least:
+                return np.empty(0, dtype=np.int64)
         level = 0
         while level < len(self.maxima) and (stop - first) >> (level + 1) >= blocks:
             level += 1
@@ -650,7 +683,9 @@ class _Frame:
     columns: int
     edges: IntArray  # column k covers [edges[k], edges[k+1]) in ns
     rects: list[Rects] = field(default_factory=list)
-    merged: list[Rects] = field(default_factory=list)
+    # Merged runs, each with its row's number: laid out in more than one pass, they are put
+    # back in row order (each pass makes them in row order, so a stable sort merges them).
+    merged: list[tuple[IntArray, Rects]] = field(default_factory=list)
 
 
 def layout(
@@ -724,7 +759,7 @@ def layout(
         frame.rects.append(open_rects)
 
     exact = Rects.concat(frame.rects)
-    rects = Rects.concat([exact, *frame.merged])
+    rects = Rects.concat([exact, _in_row_order(frame.merged)])
     arrows, arrows_hidden = _arrows(frame, index, {lane: y for lane, y in row_y.items()
                                                    if lane >= 0}, vp.lane_height)
     markers = _markers(frame, index, {row.lane: row for row in drawn})
@@ -737,7 +772,7 @@ def layout(
     texts: list[TextLabel] = []
     if vp.texts:
         texts = _span_texts(frame, trace, closed, exact, notes)
-        texts += _arrow_texts(frame, trace, arrows)
+        texts += _arrow_texts(frame, trace, arrows, notes)
     cursor_x = None
     cursor_states: dict[int, int] = {}
     if vp.cursor_ns is not None:
@@ -899,7 +934,8 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
     return texts, covered
 
 
-def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow]) -> list[TextLabel]:
+def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow], notes: TraceNotes
+                 ) -> list[TextLabel]:
     """Words beside arrows where they fit: to the right of the shaft, in the gap just before
     the head, clear of the next arrows and of other arrows' words. A bundle says how many
     arrows it holds."""
@@ -915,7 +951,7 @@ def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow]) -> list[T
         if len(placed) >= MAX_ARROW_TEXTS:
             break
         text = (f"×{arrow.bundled}" if arrow.bundled > 1  # noqa: RUF001 (a count, "times")
-                else arrow_text(trace, arrow.seq))
+                else notes.arrow_words(trace, arrow.seq))
         if not text:
             continue
         width = len(text) * char_px + 6
@@ -983,37 +1019,60 @@ def _lay_out_lanes(
         stop = int(starts.searchsorted(frame.last_ns, side="left"))
         if stop > first:
             in_view.append((row_number, row, lane, first, stop))
-    # Lanes with few spans in view go together; a lane with many goes alone, as a view of its
-    # columns, since copying them together would cost more than the calls it saves. Row
-    # order is kept, so the rectangles come out lane by lane as before.
+    # Lanes go together in groups of up to _GROUP_SPANS spans in view, as one set of
+    # columns: a frame's numpy calls, more than their lengths, set its cost. Row order is
+    # kept, so the rectangles come out lane by lane as before.
     group: list[tuple[int, LaneRow, _LaneColumns, int, int]] = []
+    grouped = 0
+    # Lanes with many spans a pixel: their merged columns are found for all of them at once.
+    dense: list[_DenseLane] = []
     for lane_in_view in in_view:
         row_number, row, lane, first, stop = lane_in_view
         if stop - first > max(_GROUPED_SPANS, _DENSE_FACTOR * frame.columns):
-            if group:
-                _lay_out_group(frame, group, strips)
-                group = []
-            _lay_out_dense(frame, row, lane, first, stop, strips[row_number])
-        elif stop - first > _GROUPED_SPANS:
-            if group:
-                _lay_out_group(frame, group, strips)
-                group = []
-            _lay_out_group(frame, [lane_in_view], strips)
-        else:
-            group.append(lane_in_view)
+            if group:  # its wide spans' rectangles come after theirs
+                _lay_out_group(frame, group, strips, dense)
+                group, grouped = [], 0
+            _lay_out_dense(frame, row_number, row, lane, first, stop, dense)
+            continue
+        if group and grouped + stop - first > _GROUP_SPANS:
+            _lay_out_group(frame, group, strips, dense)
+            group, grouped = [], 0
+        group.append(lane_in_view)
+        grouped += stop - first
     if group:
-        _lay_out_group(frame, group, strips)
+        _lay_out_group(frame, group, strips, dense)
+    # In batches of lanes, so that a frame's grids stay a few megabytes however many lanes
+    # are drawn (folded lanes all share one row).
+    at_once = max(_DENSE_CELLS_AT_ONCE // max(frame.columns, 1), 1)
+    for first in range(0, len(dense), at_once):
+        _merge_dense(frame, dense[first:first + at_once], strips)
 
 
-# A lane with at most this many spans in view is laid out together with its neighbours.
+class _DenseLane(NamedTuple):
+    """A lane whose merged columns are found column by column: `wide` holds the positions,
+    in order, of its spans in view that have a rectangle of their own."""
+
+    row_number: int
+    row: LaneRow
+    band: tuple[float, float]
+    lane: _LaneColumns
+    wide: IntArray
+
+
+# A lane with at most this many spans in view is never laid out from its level of detail.
 _GROUPED_SPANS = 512
+# Lanes with at most this many spans in view between them are laid out together (a lane with
+# more goes alone).
+_GROUP_SPANS = 1 << 16
 # A lane with more than this many spans a pixel column in view is laid out from its level of
 # detail (the duration maxima and the running state counts), never span by span.
 _DENSE_FACTOR = 4
+# (lane, column) cells whose merged state is found in one pass over such lanes.
+_DENSE_CELLS_AT_ONCE = 1 << 17
 
 
-def _lay_out_dense(frame: _Frame, row: LaneRow, lane: _LaneColumns, first: int, stop: int,
-                   strip: npt.NDArray[np.int8]) -> None:
+def _lay_out_dense(frame: _Frame, row_number: int, row: LaneRow, lane: _LaneColumns,
+                   first: int, stop: int, dense: list[_DenseLane]) -> None:
     """One lane with many spans a pixel: the same rectangles _lay_out_group makes, found in
     O(columns * log(spans)). The spans wide enough for their own rectangle come from the
     duration maxima (there are at most a column's worth of them); the merged columns from a
@@ -1035,13 +1094,12 @@ def _lay_out_dense(frame: _Frame, row: LaneRow, lane: _LaneColumns, first: int, 
     if frame.columns == 0 or len(wide) == stop - first:
         return
     LAYOUT_WORK.spans_read += frame.columns
-    column, lo, hi = _touched_columns_dense(frame, lane, wide)
-    _merged_runs(frame, row, band, lane, column, lo, hi, strip)
+    dense.append(_DenseLane(row_number, row, band, lane, wide))
 
 
 def _lay_out_group(
     frame: _Frame, in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]],
-    strips: npt.NDArray[np.int8],
+    strips: npt.NDArray[np.int8], dense: list[_DenseLane],
 ) -> None:
     def gathered(column: str) -> np.ndarray:
         if len(in_view) == 1:
@@ -1076,53 +1134,104 @@ def _lay_out_group(
         ))
     if frame.columns == 0 or len(wide) == len(narrow):
         return
+    # Lanes with many spans for the columns are merged column by column, with the dense
+    # lanes; the others from their narrow spans, here, all together.
+    few: list[int] = []
     offset = 0
-    for (row_number, row, lane, first, stop), count, band in zip(in_view, counts, bands,
-                                                                   strict=True):
+    for number, ((row_number, row, lane, first, stop), count, band) in enumerate(
+            zip(in_view, counts, bands, strict=True)):
         part = slice(offset, offset + count)
         offset += count
-        if narrow[part].any():
-            _merge_narrow(frame, row, band, lane, first, stop, start[part], end[part],
-                          narrow[part], strips[row_number])
+        if not narrow[part].any():
+            continue
+        if stop - first > frame.columns // 4:
+            dense.append(_DenseLane(row_number, row, band, lane,
+                                    np.nonzero(~narrow[part])[0] + first))
+        else:
+            few.append(number)
+    if few:
+        owner = np.repeat(np.arange(len(in_view)), counts)
+        if len(few) < len(in_view):
+            is_few = np.zeros(len(in_view), dtype=bool)
+            is_few[few] = True
+            narrow &= is_few[owner]
+        at = np.nonzero(narrow)[0]
+        _merge_sparse(frame, in_view, bands, owner[at], start[at], end[at], strips)
 
 
-def _merge_narrow(
-    frame: _Frame, row: LaneRow, band: tuple[float, float], lane: _LaneColumns, first: int,
-    stop: int, start: IntArray, end: IntArray, narrow: npt.NDArray[np.bool_],
-    strip: npt.NDArray[np.int8],
+def _merge_sparse(
+    frame: _Frame, in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]],
+    bands: Sequence[tuple[float, float]], owner: IntArray, start: IntArray, end: IntArray,
+    strips: npt.NDArray[np.int8],
 ) -> None:
-    """One lane's pixel columns holding a narrow span, as runs of merged rectangles."""
-    if stop - first > frame.columns // 4:
-        column, lo, hi = _touched_columns_dense(frame, lane, np.nonzero(~narrow)[0] + first)
-    else:
-        column, lo, hi = _touched_columns_sparse(frame, lane, start, end, narrow)
-    _merged_runs(frame, row, band, lane, column, lo, hi, strip)
-
-
-def _merged_runs(frame: _Frame, row: LaneRow, band: tuple[float, float], lane: _LaneColumns,
-                 column: IntArray, lo: IntArray, hi: IntArray,
-                 strip: npt.NDArray[np.int8]) -> None:
-    """The touched columns' top states into the strip, and runs of them as rectangles."""
-    plot = frame.plot
-    y, h = band
-    column, state = _top_states(lane, column, lo, hi)
+    """The merged runs of lanes with few spans for the columns, found from their narrow
+    spans (start, end; `owner` the lane of each, by its place in `in_view`): the columns
+    they touch, then in each of those the highest-ranked state among all the spans there,
+    wide ones included, from the running counts at the column's edges."""
+    columns, last_column = frame.columns, frame.columns - 1
+    begin_col = _column_of(frame, start, inclusive=True)
+    # A span ending exactly on a column's left edge does not reach into that column.
+    end_col = np.maximum(_column_of(frame, end, inclusive=False), begin_col)
+    touched = np.concatenate((_clamp(begin_col, 0, last_column),
+                              _clamp(end_col, 0, last_column)))
+    cell = np.unique(np.concatenate((owner, owner)) * columns + touched)
+    lane_of, column = np.divmod(cell, columns)
+    at_lo = np.empty((len(cell), _RANK_SLOTS), dtype=np.int32)
+    at_hi = np.empty((len(cell), _RANK_SLOTS), dtype=np.int32)
+    edges = frame.edges
+    bounds = np.searchsorted(lane_of, np.arange(len(in_view) + 1)).tolist()
+    for number, (_, _, lane, _, _) in enumerate(in_view):
+        part = slice(bounds[number], bounds[number + 1])
+        if part.start == part.stop:
+            continue
+        its = column[part]
+        lo = _first_overlapping(lane.start.view, lane.end.view, edges[its])
+        hi = lane.start.view.searchsorted(edges[its + 1], side="left")
+        np.take(lane.ranked.view, lo, axis=0, out=at_lo[part], mode="clip")
+        np.take(lane.ranked.view, hi, axis=0, out=at_hi[part], mode="clip")
+    state = _top_states(at_lo, at_hi)
+    found = state >= 0  # columns with no span at all are dropped
+    lane_of, column, state = lane_of[found], column[found], state[found]
     if not len(column):  # the narrow spans all lie just outside the view
         return
-    strip[column] = state
-    # Runs of adjacent columns with the same state become one rectangle.
-    breaks = ((column[1:] - column[:-1] != 1) | (state[1:] != state[:-1])).nonzero()[0] + 1
-    run_start = np.concatenate(([0], breaks))
-    run_stop = np.concatenate((breaks, [len(column)]))
-    count = len(run_start)
-    frame.merged.append(Rects(
-        x=plot.x + column[run_start].astype(np.float64),
-        y=_filled(count, y),
+    row_number = np.array([row_number for row_number, _, _, _, _ in in_view],
+                          dtype=np.int64)[lane_of]
+    strips[row_number, column] = state
+    # Runs of adjacent columns of one lane with the same state become one rectangle.
+    run_start = np.flatnonzero(np.concatenate((
+        [True], (column[1:] - column[:-1] != 1) | (state[1:] != state[:-1])
+        | (lane_of[1:] != lane_of[:-1]))))
+    run_stop = np.append(run_start[1:], len(column))
+    run_lane = lane_of[run_start]
+    frame.merged.append((row_number[run_start], Rects(
+        x=frame.plot.x + column[run_start].astype(np.float64),
+        y=np.array([y for y, _ in bands])[run_lane],
         w=(column[run_stop - 1] - column[run_start] + 1).astype(np.float64),
-        h=_filled(count, h),
+        h=np.array([h for _, h in bands])[run_lane],
         state=state[run_start],
-        span=_filled(count, MERGED_SPAN, np.int64),
-        lane=_filled(count, row.lane, np.int64),
-    ))
+        span=_filled(len(run_start), MERGED_SPAN, np.int64),
+        lane=np.array([row.lane for _, row, _, _, _ in in_view], dtype=np.int64)[run_lane],
+    )))
+
+
+def _top_states(at_lo: np.ndarray, at_hi: np.ndarray) -> npt.NDArray[np.int8]:
+    """The state of the highest rank among spans [lo, hi), from every rank's running count
+    at lo and at hi (the last axis); -1 where there is no span."""
+    present = (at_hi > at_lo).view("<u8")[..., 0]  # byte r of the word is rank r
+    top_byte = (present * _GATHER_BYTES) >> np.uint64(56)
+    state: npt.NDArray[np.int8] = _TOP_STATE_OF_RANKS[top_byte]
+    return state
+
+
+def _in_row_order(merged: Sequence[tuple[IntArray, Rects]]) -> Rects:
+    """Merged runs laid out in several passes, each in row order, put in row order."""
+    if len(merged) == 1:
+        return merged[0][1]
+    runs = Rects.concat([part for _, part in merged])
+    if not len(runs):
+        return runs
+    order = np.concatenate([rows for rows, _ in merged]).argsort(kind="stable")
+    return Rects(*(getattr(runs, name)[order] for name in _RECT_COLUMNS))
 
 
 def _filled(count: int, value: float, dtype: type[np.generic] = np.float64) -> np.ndarray:
@@ -1132,63 +1241,62 @@ def _filled(count: int, value: float, dtype: type[np.generic] = np.float64) -> n
     return filled
 
 
-def _top_states(
-    lane: _LaneColumns, column: IntArray, lo: IntArray, hi: IntArray
-) -> tuple[IntArray, npt.NDArray[np.int8]]:
-    """The highest-ranked state among the spans [lo, hi) of each column, wide ones included;
-    columns with no span at all are dropped. Ranks are tried from the top, so in a busy view
-    most columns are settled by the first (running)."""
-    state = np.full(len(column), -1, dtype=np.int8)
-    unsettled = np.arange(len(column))
-    for rank in range(_RANKS - 1, -1, -1):
-        counts = lane.ranked[rank].data
-        has = counts[hi[unsettled]] > counts[lo[unsettled]]
-        state[unsettled[has]] = _STATE_OF_RANK[rank]
-        unsettled = unsettled[~has]
-        if not len(unsettled):
-            break
-    found = state >= 0
-    return column[found], state[found]
-
-
-def _touched_columns_dense(
-    frame: _Frame, lane: _LaneColumns, wide: IntArray
-) -> tuple[IntArray, IntArray, IntArray]:
-    """Columns overlapping a narrow span, with their span ranges [lo, hi), found column by
-    column: for many spans a pixel, O(columns) searches beat O(spans) arithmetic. `wide`:
-    the positions, in order, of the spans in view that are not narrow."""
+def _merge_dense(frame: _Frame, dense: Sequence[_DenseLane],
+                 strips: npt.NDArray[np.int8]) -> None:
+    """The merged runs of lanes with many spans a pixel, found column by column (a binary
+    search per column edge, then the running counts of each state at the edges): for many
+    spans a pixel, O(columns) searches beat O(spans) arithmetic. Only the searches and the
+    gathers go lane by lane; the rest is done for every such lane at once, over whole
+    (lane, column) grids, since a frame's numpy calls, not their lengths, set its cost."""
+    lanes, columns = len(dense), frame.columns
     edges = frame.edges
-    starting = np.searchsorted(lane.start.view, edges, side="left")
-    hi = starting[1:]
-    # The first span in column k is the first starting in it, or the one before if that one
-    # reaches into the column (spans on a lane are sorted and disjoint).
-    lo = starting[:-1]
-    before = np.maximum(lo - 1, 0)
-    lo = lo - ((lo > 0) & (lane.end.view[before] > edges[:-1]))
-    # Narrow spans in [lo, hi) = all of them minus the wide ones, which are few here.
-    wide_inside = np.searchsorted(wide, hi) - np.searchsorted(wide, lo)
-    column = np.nonzero((hi - lo) - wide_inside > 0)[0]
-    return column, lo[column], hi[column]
-
-
-def _touched_columns_sparse(
-    frame: _Frame, lane: _LaneColumns, start: IntArray, end: IntArray,
-    narrow: npt.NDArray[np.bool_],
-) -> tuple[IntArray, IntArray, IntArray]:
-    """The same as _touched_columns_dense, found span by span: for few spans a pixel."""
-    narrow_at = np.nonzero(narrow)[0]
-    last_column = frame.columns - 1
-    touched = np.zeros(frame.columns, dtype=bool)
-    begin_col = _column_of(frame, start[narrow_at], inclusive=True)
-    # A span ending exactly on a column's left edge does not reach into that column.
-    end_col = np.maximum(_column_of(frame, end[narrow_at], inclusive=False), begin_col)
-    touched[_clamp(begin_col, 0, last_column)] = True
-    touched[_clamp(end_col, 0, last_column)] = True
-    column = np.nonzero(touched)[0]
-    edges = frame.edges
-    lo = _first_overlapping(lane.start.view, lane.end.view, edges[column])
-    hi = np.searchsorted(lane.start.view, edges[column + 1], side="left")
-    return column, lo, hi
+    # Per lane and column k: the spans [lo, hi) in it (hi the first starting at or after
+    # its right edge, lo the first starting in it or the one before if that one reaches
+    # in; spans on a lane are sorted and disjoint), how many of them are narrow, and every
+    # rank's running count at lo and at hi.
+    narrow = np.empty((lanes, columns), dtype=np.int64)
+    at_lo = np.empty((lanes, columns, _RANK_SLOTS), dtype=np.int32)
+    at_hi = np.empty((lanes, columns, _RANK_SLOTS), dtype=np.int32)
+    for number, (_, _, _, lane, wide) in enumerate(dense):
+        starting = lane.start.view.searchsorted(edges, side="left")
+        hi = starting[1:]
+        lo = starting[:-1]
+        before = np.maximum(lo - 1, 0)
+        lo = lo - ((lo > 0) & (lane.end.view[before] > edges[:-1]))
+        np.subtract(hi, lo, out=narrow[number])
+        if len(wide):  # the wide spans have rectangles of their own
+            narrow[number] -= np.searchsorted(wide, hi) - np.searchsorted(wide, lo)
+        ranked = lane.ranked.view
+        np.take(ranked, lo, axis=0, out=at_lo[number], mode="clip")
+        np.take(ranked, hi, axis=0, out=at_hi[number], mode="clip")
+    # Each column's highest-ranked state among its spans, wide ones included, from the ranks
+    # present in it; -1 where no narrow span needs the column merged.
+    state = np.where(narrow > 0, _top_states(at_lo, at_hi), np.int8(-1))
+    row_numbers = np.array([part.row_number for part in dense], dtype=np.int64)
+    strips[row_numbers] = state
+    # Runs of adjacent columns of one lane with the same state become one rectangle: found
+    # in the grid with a -1 column closing each lane.
+    grid = np.full((lanes, columns + 1), -1, dtype=np.int8)
+    grid[:, :columns] = state
+    cells = grid.ravel()
+    changes = np.flatnonzero(cells[1:] != cells[:-1]) + 1
+    run_start = changes[cells[changes] >= 0]
+    if cells[0] >= 0:
+        run_start = np.concatenate(([0], run_start))
+    if not len(run_start):  # the narrow spans all lie just outside the view
+        return
+    run_stop = changes[cells[changes - 1] >= 0]
+    run_lane, column = np.divmod(run_start, columns + 1)
+    runs = Rects(
+        x=frame.plot.x + column.astype(np.float64),
+        y=np.array([part.band[0] for part in dense])[run_lane],
+        w=(run_stop - run_start).astype(np.float64),
+        h=np.array([part.band[1] for part in dense])[run_lane],
+        state=cells[run_start],
+        span=_filled(len(run_start), MERGED_SPAN, np.int64),
+        lane=np.array([part.row.lane for part in dense], dtype=np.int64)[run_lane],
+    )
+    frame.merged.append((row_numbers[run_lane], runs))
 
 
 def _column_of(frame: _Frame, ns: IntArray, *, inclusive: bool) -> IntArray:
@@ -1299,6 +1407,13 @@ def _arrows(
     # drawn once, counting what they stand for, rather than as a solid block of shafts.
     column = np.floor((x - plot.x) / ARROW_BUNDLE_PX).astype(np.int64)
     key = ((column * slots + source[at]) * slots + target[at]) * 2 + kind[at]
+    if len(key) > frame.vp.max_arrows:
+        # Possibly too many to draw: count the bundles with a plain sort first, a tenth of
+        # the stable one np.unique needs to say where each bundle begins.
+        ordered = np.sort(key)
+        bundles = int(np.count_nonzero(ordered[1:] != ordered[:-1])) + 1
+        if bundles > frame.vp.max_arrows:
+            return [], bundles
     _, first, counts = np.unique(key, return_index=True, return_counts=True)
     order = np.argsort(first)
     first, counts = first[order], counts[order]
@@ -1313,9 +1428,9 @@ def _arrows(
     # drawing it when there are thousands.
     head_y = to_y + np.where(to_y > from_y, pad, lane_height - pad)
     kinds = [ARROW_KINDS[k] for k in kind[at].tolist()]
-    arrows = list(map(Arrow, x.tolist(), (from_y + lane_height / 2).tolist(), head_y.tolist(),
+    arrows = _records(Arrow, x.tolist(), (from_y + lane_height / 2).tolist(), head_y.tolist(),
                       kinds, seq[at].tolist(), source[at].tolist(), target[at].tolist(),
-                      counts.tolist()))
+                      counts.tolist())
     return arrows, 0
 
 
@@ -1336,12 +1451,28 @@ def _markers(frame: _Frame, index: SpanIndex, rows: Mapping[int, LaneRow]) -> li
     key = (np.floor(x).astype(np.int64) * lane_slots + lanes[at]) * kind_slots + kinds
     unique = _first_per_key(key)[: frame.vp.max_markers]
     seq = index.marker_seq.view[seen][at]
-    # Built column-wise: a step per marker with numpy scalars cost most of a dense frame.
-    marker_rows = [rows[lane] for lane in lanes[at[unique]].tolist()]
-    return list(map(Marker, x[unique].tolist(), [row.y for row in marker_rows],
-                    [row.height for row in marker_rows],
-                    [MARKER_KINDS[kind] for kind in kinds[unique].tolist()],
-                    seq[unique].tolist(), [row.lane for row in marker_rows]))
+    # Built column-wise, each row's place looked up in numpy: a Python step per marker cost
+    # most of a dense frame.
+    row_top = np.zeros(lane_slots)
+    row_height = np.zeros(lane_slots)
+    for lane, row in rows.items():
+        row_top[lane], row_height[lane] = row.y, row.height
+    marker_lanes = lanes[at[unique]]
+    return _records(Marker, x[unique].tolist(), row_top[marker_lanes].tolist(),
+                    row_height[marker_lanes].tolist(), _MARKER_KIND_NAMES[kinds[unique]].tolist(),
+                    seq[unique].tolist(), marker_lanes.tolist())
+
+
+_MARKER_KIND_NAMES = np.array(MARKER_KINDS, dtype=object)
+
+
+_Record = TypeVar("_Record", bound=tuple[object, ...])
+
+
+def _records(kind: type[_Record], *columns: Sequence[object]) -> list[_Record]:
+    """kind(*row) for each row of the columns, made as tuple.__new__ makes them: a named
+    tuple's own constructor is a Python function, which costs twice as much a row."""
+    return list(map(partial(tuple.__new__, kind), zip(*columns, strict=True)))
 
 
 def _legend(states: set[int], index: SpanIndex) -> list[LegendEntry]:

@@ -72,6 +72,7 @@ class TraceNotes:
         # made for: a frame asks for the same few hundred again and again.
         self._words_of: weakref.ref[Spans] | None = None
         self._words: dict[int, Any] = {}
+        self._arrow_words: dict[int, str] = {}  # by event; an event's words never change
 
     def words_cache(self, spans: Spans) -> dict[int, Any]:
         """Span index -> its words, kept while `spans` is the spans object asked about."""
@@ -79,6 +80,15 @@ class TraceNotes:
             self._words_of = weakref.ref(spans)
             self._words = {}
         return self._words
+
+    def arrow_words(self, trace: Trace, seq: int) -> str:
+        """arrow_text of event `seq`, made once: a frame asks for the same arrows' again."""
+        words = self._arrow_words.get(seq)
+        if words is None:
+            if len(self._arrow_words) > 50_000:
+                self._arrow_words.clear()
+            words = self._arrow_words[seq] = arrow_text(trace, seq)
+        return words
 
     def update(self, trace: Trace) -> None:
         """Takes in the events added since the last call: column-wise, then a Python step per

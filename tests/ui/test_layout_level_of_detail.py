@@ -7,11 +7,13 @@ the running state counts); these tests count the span entries a layout reads
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
 from bench.big_trace import make_trace
-from loopscope.tracer.spans import SpanBuilder, derive_spans
+from loopscope.tracer.spans import SpanBuilder, Spans, derive_spans
 from loopscope.tracer.trace import Trace
 from loopscope.ui import layout as layout_module
 from loopscope.ui.layout import LAYOUT_WORK, Primitives, Viewport, layout, span_index
@@ -107,3 +109,62 @@ def test_opening_builds_the_timeline_index_before_the_first_frame(small: Trace) 
     assert {lane: len(columns) for lane, columns in index.lanes.items()} == {
         lane: len(spans) for lane, spans in builder.spans.by_lane.items()}
     assert builder.open_span(1) is None  # closed at the run's end, as the timeline shows it
+
+
+def merged_columns_by_brute_force(frame: Primitives, spans: Spans) -> np.ndarray:
+    """Each drawn row's merged columns from the definition, span by span and column by
+    column: a column is merged where a narrow span (under a pixel) lies in it, and shows the
+    highest-ranked state of all the spans in it: those ending after its left edge (or
+    starting on or after it) and starting before its right edge."""
+    vp = frame.viewport
+    columns = frame.strips.shape[1]
+    npp = vp.ns_per_px
+    edges = np.floor(vp.start_ns + np.arange(columns + 1) * npp).astype(np.int64)
+    rank_of = {state: rank for rank, state in enumerate(layout_module.STATES_BY_RANK)}
+    expected = np.full(frame.strips.shape, -1, dtype=np.int8)
+    start, end = np.array(spans.start), np.array(spans.end)
+    state, lane_of = np.array(spans.state), np.array(spans.lane)
+    for number, row in enumerate(frame.strip_rows):
+        mine = lane_of == row.lane
+        s, e, st = start[mine], end[mine], state[mine]
+        narrow = e - s < math.ceil(npp)
+        for k in range(columns):
+            inside = ((e > edges[k]) | (s >= edges[k])) & (s < edges[k + 1])
+            if (inside & narrow).any():
+                expected[number, k] = max(st[inside], key=lambda code: rank_of[int(code)])
+    return expected
+
+
+@pytest.mark.parametrize("width", [1600, 400, 173])
+@pytest.mark.parametrize("in_pieces", [False, True])
+def test_merged_columns_are_the_highest_ranked_state_of_each_column(
+        width: int, in_pieces: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if in_pieces:  # busy lanes one at a time, small groups: runs from many passes
+        monkeypatch.setattr(layout_module, "_DENSE_CELLS_AT_ONCE", 1)
+        monkeypatch.setattr(layout_module, "_GROUP_SPANS", 100)
+    trace = make_trace(60_000, TASKS)
+    spans = derive_spans(trace)
+    first, last = float(trace.ts[0]), float(trace.duration_ns)
+    length = last - first
+    # Whole run (lanes with many spans a pixel), a tenth (lanes with many spans for the
+    # columns) and a twenty-fifth (few spans for the columns: 100 ns spans, 200 ns pixels),
+    # with and without folded lanes.
+    for start, stop in ((first, last), (first + length / 3, first + length * 0.43),
+                        (first + length / 2, first + length * 0.54)):
+        for folded in (frozenset(), frozenset({2, 3})):
+            viewport = Viewport(start, stop, width, 400, folded_lanes=folded)
+            frame = layout(trace, spans, viewport)
+            assert np.array_equal(frame.strips, merged_columns_by_brute_force(frame, spans))
+            # The merged runs are the strips' runs of one state, row by row.
+            runs = frame.rects
+            merged = slice(frame.merged_from, len(runs))
+            drawn = np.full(frame.strips.shape, -1, dtype=np.int8)
+            for x, w, state, lane, y in zip(runs.x[merged], runs.w[merged], runs.state[merged],
+                                            runs.lane[merged], runs.y[merged], strict=True):
+                column = int(x - frame.plot.x)
+                number = next(n for n, row in enumerate(frame.strip_rows)
+                              if row.lane == lane and layout_module.state_band(
+                                  row, viewport)[0] == y)
+                assert (drawn[number, column:column + int(w)] == -1).all()
+                drawn[number, column:column + int(w)] = state
+            assert np.array_equal(drawn, frame.strips)
