@@ -914,28 +914,42 @@ def _paint_legend(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     box = primitives.legend_box
     if box.h <= 0 or not primitives.legend:
         return
-    if not _draw_cached(painter, box, "legend", ink, tuple(primitives.legend),
-                        lambda offscreen: _draw_legend(offscreen, primitives, ink)):
-        _draw_legend(painter, primitives, ink)
+    places = legend_places(primitives, QFontMetricsF(ink.font))
+    if not _draw_cached(painter, box, "legend", ink, tuple(places),
+                        lambda offscreen: _draw_legend(offscreen, primitives, ink, places)):
+        _draw_legend(painter, primitives, ink, places)
 
 
-def _draw_legend(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
+def legend_places(primitives: Primitives, metrics: QFontMetricsF
+                  ) -> list[tuple[LegendEntry, float, float]]:
+    """The legend entries that fit, each with its glyph's x and its label's width: left to
+    right, stopping short of the note on arrows not drawn at the legend's right end."""
+    box = primitives.legend_box
+    note = _hidden_arrows_note(primitives)
+    right = box.x + box.w - (metrics.horizontalAdvance(note) + LABEL_INSET + 18 if note else 0)
+    places = []
+    x = LABEL_INSET
+    for entry in primitives.legend:
+        text_width = metrics.horizontalAdvance(entry.label)
+        if x + 18 + text_width > right:
+            break
+        places.append((entry, x, text_width))
+        x += 18 + text_width + 18
+    return places
+
+
+def _draw_legend(painter: QPainter, primitives: Primitives, ink: _Ink,
+                 places: list[tuple[LegendEntry, float, float]]) -> None:
     box = primitives.legend_box
     painter.setPen(QPen(ink.separator, 1))
     painter.drawLine(QLineF(0, box.y + 0.5, box.w, box.y + 0.5))
     painter.setFont(ink.font)
-    metrics = QFontMetricsF(ink.font)
-    x = LABEL_INSET
     middle = box.y + box.h / 2
-    for entry in primitives.legend:
-        text_width = metrics.horizontalAdvance(entry.label)
-        if x + 18 + text_width > box.x + box.w:
-            break
+    for entry, x, text_width in places:
         _paint_legend_glyph(painter, entry, x, middle, ink)
         painter.setPen(ink.text)
         painter.drawText(QRectF(x + 18, box.y, text_width + 2, box.h),
                          Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, entry.label)
-        x += 18 + text_width + 18
 
 
 def _paint_legend_glyph(
@@ -965,6 +979,12 @@ def _paint_legend_glyph(
     painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
 
 
+def _hidden_arrows_note(primitives: Primitives) -> str:
+    """What the legend's right end says when the view has too many arrows to draw."""
+    hidden = primitives.arrows_hidden
+    return f"{hidden:,} arrows not drawn: zoom in to see them" if hidden else ""
+
+
 def _paint_notes(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     plot = primitives.plot
     painter.setFont(ink.font)
@@ -973,8 +993,8 @@ def _paint_notes(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
         painter.drawText(QRectF(plot.x, plot.y, plot.w, plot.h), Qt.AlignmentFlag.AlignCenter,
                          primitives.message)
     legend = primitives.legend_box
-    if primitives.arrows_hidden and legend.h > 0:
-        note = f"{primitives.arrows_hidden:,} arrows not drawn: zoom in to see them"
+    note = _hidden_arrows_note(primitives)
+    if note and legend.h > 0:
         painter.setPen(ink.text_dim)
         painter.drawText(QRectF(legend.x, legend.y, legend.w - LABEL_INSET, legend.h),
                          Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, note)

@@ -165,3 +165,29 @@ def test_cached_names_and_legend_match_drawing_them_directly(
         # level differently from text blended onto the background at once.
         assert np.abs(from_cache - drawn).max() <= 2
     assert np.abs(cached[0] - cached[1]).max() > 100  # the cache followed the new names
+
+
+@pytest.mark.parametrize("width", [560, 760, 1200])
+def test_the_legend_stops_short_of_the_note_on_arrows_not_drawn(qtbot: QtBot,
+                                                                  width: int) -> None:
+    import dataclasses
+
+    from PySide6.QtGui import QFontMetricsF
+
+    from loopscope.ui.paint import legend_places
+
+    trace = busy_trace(turns=200)
+    primitives = layout(trace, derive_spans(trace), Viewport(
+        start_ns=0, end_ns=trace.duration_ns, width=width, height=HEIGHT))
+    metrics = QFontMetricsF(paint_module._ink(LIGHT).font)
+    box = primitives.legend_box
+    shown = legend_places(primitives, metrics)
+    assert [entry for entry, _x, _w in shown] == primitives.legend[:len(shown)]
+    crowded = dataclasses.replace(primitives, arrows_hidden=1_234_567)
+    kept = legend_places(crowded, metrics)
+    note_left = box.x + box.w - paint_module.LABEL_INSET - metrics.horizontalAdvance(
+        "1,234,567 arrows not drawn: zoom in to see them")
+    assert kept == shown[:len(kept)]
+    assert all(x + 18 + text_width <= note_left for _entry, x, text_width in kept)
+    # entries are laid left to right without overlapping one another
+    assert all(a[1] + 18 + a[2] < b[1] for a, b in zip(kept, kept[1:], strict=False))
