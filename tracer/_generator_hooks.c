@@ -250,19 +250,14 @@ resume_source(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObj
     return failed;
 }
 
-/* 1: recorded the resume of `lane` (frame `frame`, resumed at `offset`) from its usual call
- * site, or noted it as one step of a hand-off passing down a delegation chain; 0: not the
- * usual site, the Python path must handle it; -1: error. The twin of hot_paths' resume in
- * generator_model.py. */
-int
-fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset)
+/* Whether `driver` (NULL for none) is the driver frame `site` was last resumed from, at the
+ * same instruction: 1 yes, 0 no, -1 error. */
+static int
+site_matches(PyObject *site, PyFrameObject *driver)
 {
-    PyObject *site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
-    if (site == NULL) return -1;
-    PyFrameObject *driver = PyFrame_GetBack(frame);
-    int same_site = driver != NULL
-        && (PyObject *)driver == PyTuple_GET_ITEM(site, SITE_DRIVER_FRAME);
-    if (driver != NULL && !same_site) {
+    if (driver == NULL) return 0;
+    int same_site = (PyObject *)driver == PyTuple_GET_ITEM(site, SITE_DRIVER_FRAME);
+    if (!same_site) {
         /* a plain function called afresh per hand-off: the same code, called from the same
            frame (see Site in generator_model.py) */
         PyCodeObject *code = PyFrame_GetCode(driver);
@@ -274,16 +269,111 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
         }
         Py_DECREF(code);
     }
-    if (!same_site
-        || PyFrame_GetLasti(driver)
-           != PyLong_AsLong(PyTuple_GET_ITEM(site, SITE_DRIVER_OFFSET))) {
-        Py_XDECREF(driver);
-        return PyErr_Occurred() ? -1 : 0;
+    if (!same_site) return 0;
+    long offset = PyLong_AsLong(PyTuple_GET_ITEM(site, SITE_DRIVER_OFFSET));
+    if (offset == -1 && PyErr_Occurred()) return -1;
+    return PyFrame_GetLasti(driver) == offset;
+}
+
+/* `lane`, a delegate in a chain of `yield from` / `await`, resumes through its delegators:
+ * the hand-off goes from the outermost lane's driver to it. On 3.12+ the delegators' own
+ * resumes are switched off where they only pass a send on down (LaneCode.passing_resumes),
+ * so this walks up the frames, each its delegator's, to the outermost lane (or to the lane
+ * a pending hand-off expects) and records the hand-off as those resumes would have. 1:
+ * recorded; 0: the Python path decides (GeneratorTracer._pass_down); -1: error. */
+static int
+chain_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset,
+             int32_t expected)
+{
+    /* (as the lane's own resume would: a lane whose site changed goes to the Python path) */
+    PyObject *own_site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
+    if (own_site == NULL) return -1;
+    PyFrameObject *delegator_frame = PyFrame_GetBack(frame);
+    int own = site_matches(own_site, delegator_frame);
+    Py_XDECREF(delegator_frame);
+    if (own <= 0) return own;
+    PyFrameObject *at = (PyFrameObject *)Py_NewRef(frame);
+    int32_t outer = (int32_t)lane, delegator, origin, detail = 0, origin_blocked, source;
+    Py_ssize_t steps = PyList_GET_SIZE(self->delegators);
+    int result = 0;
+    for (;;) {
+        if (lane_item(self->delegators, outer, "tracer.delegators", &delegator) < 0) goto done;
+        if (delegator == NO_LANE) break;
+        if (--steps < 0) {
+            PyErr_SetString(PyExc_RuntimeError, "tracer.delegators has a cycle");
+            goto done;
+        }
+        PyFrameObject *above = PyFrame_GetBack(at);
+        if (above == NULL) goto done;
+        Py_DECREF(at);
+        at = above;
+        Py_ssize_t above_lane = lane_in(self->lanes, (PyObject *)above);
+        if (above_lane != delegator) goto done;  /* (-2: an error, reported below) */
+        outer = delegator;
+        if (outer == expected) break;
     }
-    int32_t expected, delegate, detail = 0, source = 0;
-    if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0) {
+    if (outer == (int32_t)lane) goto done;
+    if (expected != NO_LANE) {
+        if (outer != expected
+            || pending_field(self, PENDING_DRIVER_LANE, &origin) < 0
+            || pending_field(self, PENDING_SWITCH_DETAIL, &detail) < 0
+            || pending_field(self, PENDING_DRIVER_BLOCKED, &origin_blocked) < 0) {
+            goto done;
+        }
+    }
+    else {
+        PyObject *site = table_row(self->sites, outer, SITE_FIELDS, "tracer.sites");
+        if (site == NULL) goto done;
+        PyFrameObject *driver = PyFrame_GetBack(at);
+        int matches = site_matches(site, driver);
+        if (matches <= 0) {
+            Py_XDECREF(driver);
+            goto done;
+        }
+        Py_INCREF(site);  /* the value's repr may run code that replaces it */
+        int failed = resume_detail(self, site, driver, outer, &detail) < 0
+            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0
+            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &origin_blocked) < 0;
+        Py_DECREF(site);
         Py_DECREF(driver);
+        if (failed) goto done;
+    }
+    if (resume_source(self, frame, lane, offset, &source) < 0
+        || (expected != NO_LANE && set_pending_field(self, PENDING_EXPECTED_LANE, NO_LANE) < 0)
+        || recorder_api->handoff(self->recorder, origin, (int32_t)lane, detail, CODE_BLOCKED,
+                                 origin_blocked, source) < 0) {
+        goto done;
+    }
+    recorder_api->set_current(self->recorder, (int32_t)lane);
+    result = 1;
+done:
+    Py_DECREF(at);
+    return PyErr_Occurred() ? -1 : result;
+}
+
+/* 1: recorded the resume of `lane` (frame `frame`, resumed at `offset`) from its usual call
+ * site, or noted it as one step of a hand-off passing down a delegation chain; 0: not the
+ * usual site, the Python path must handle it; -1: error. The twin of hot_paths' resume in
+ * generator_model.py. */
+int
+fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset)
+{
+    int32_t expected, delegate, detail = 0, source = 0, delegator;
+    if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0
+        || lane_item(self->delegators, lane, "tracer.delegators", &delegator) < 0) {
         return -1;
+    }
+    if (self->disable != NULL && delegator != NO_LANE && expected != lane) {
+        /* (3.12+, where delegators' resumes may be switched off: passes_send_down) */
+        return chain_resume(self, frame, lane, offset, expected);
+    }
+    PyObject *site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
+    if (site == NULL) return -1;
+    PyFrameObject *driver = PyFrame_GetBack(frame);
+    int matches = site_matches(site, driver);
+    if (matches <= 0) {
+        Py_XDECREF(driver);
+        return matches;
     }
     if (expected != NO_LANE && expected != lane) {
         Py_DECREF(driver);
@@ -720,8 +810,77 @@ start_or_return_event(GeneratorHooks *self, PyObject *const *args, int returning
     return returning ? fast_return(self, frame, args[2]) : fast_start(self, frame);
 }
 
+/* LaneCode field `field` of `facts`, a set or dict as the field must be (borrowed); NULL with
+ * an error otherwise. */
+static PyObject *
+lane_code_table(PyObject *facts, Py_ssize_t field)
+{
+    PyObject *table = PyTuple_GET_ITEM(facts, field);
+    if (field == LANE_CODE_PASSING_YIELDS ? PyDict_CheckExact(table) : PyAnySet_Check(table)) {
+        return table;
+    }
+    PyErr_Format(PyExc_TypeError, "a LaneCode's field %zd is not a %s", field,
+                 field == LANE_CODE_PASSING_YIELDS ? "dict" : "set");
+    return NULL;
+}
+
+/* 1: `lane` resumes at `offset` of `code` only to pass its driver's send on down its
+ * `yield from` / `await` to a delegate lane, at a location not kept (LaneCode): nothing to
+ * record (the delegate's resume records the hand-off, chain_resume) and the location's
+ * PY_RESUME can be switched off; 0: not so; -1: error. The twin of on_resume's check in
+ * MonitoringBackend. */
+static int
+passes_send_down(GeneratorHooks *self, PyObject *code, Py_ssize_t lane, PyObject *offset)
+{
+    int32_t delegate;
+    if (self->disable == NULL) return 0;
+    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
+    if (delegate == NO_LANE) return 0;
+    PyObject *facts = started_code(self, (PyCodeObject *)code);
+    if (facts == NULL) return PyErr_Occurred() ? -1 : 0;
+    PyObject *passing = lane_code_table(facts, LANE_CODE_PASSING_RESUMES);
+    int found = passing == NULL ? -1 : PySet_Contains(passing, offset);
+    if (found <= 0) return found;
+    PyObject *kept = lane_code_table(facts, LANE_CODE_KEPT_RESUMES);
+    found = kept == NULL ? -1 : PySet_Contains(kept, offset);
+    return found < 0 ? -1 : !found;
+}
+
+/* 1: `lane` yields at `offset` of `code` from a `yield from` / `await` whose delegate is not a
+ * lane (a list, a library generator), and the RESUME after it is not kept yet: the Python
+ * twin keeps it (its resumes must be reported again); 0: not so; -1: error. */
+static int
+passes_up_from_elsewhere(GeneratorHooks *self, PyObject *code, Py_ssize_t lane,
+                         PyObject *offset)
+{
+    int32_t delegate;
+    if (self->disable == NULL) return 0;
+    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
+    if (delegate != NO_LANE) return 0;
+    /* the cheap look first: is the next instruction a RESUME after a yield from or await? */
+    Py_ssize_t at = PyLong_AsSsize_t(offset);
+    if (at == -1 && PyErr_Occurred()) return -1;
+    PyObject *raw = PyCode_GetCode((PyCodeObject *)code);  /* cached by the code object */
+    if (raw == NULL) return -1;
+    int passing = at >= 0 && at + 3 < PyBytes_GET_SIZE(raw)
+        && (unsigned char)PyBytes_AS_STRING(raw)[at + 2] == self->resume_opcode
+        && ((unsigned char)PyBytes_AS_STRING(raw)[at + 3] & 3) >= 2;
+    Py_DECREF(raw);
+    if (!passing) return 0;
+    PyObject *facts = started_code(self, (PyCodeObject *)code);
+    if (facts == NULL) return PyErr_Occurred() ? -1 : 0;
+    PyObject *yields = lane_code_table(facts, LANE_CODE_PASSING_YIELDS);
+    PyObject *kept = yields == NULL ? NULL : lane_code_table(facts, LANE_CODE_KEPT_RESUMES);
+    if (kept == NULL) return -1;
+    PyObject *resumes_at = PyDict_GetItemWithError(yields, offset);
+    if (resumes_at == NULL) return PyErr_Occurred() ? -1 : 0;
+    int found = PySet_Contains(kept, resumes_at);
+    return found < 0 ? -1 : !found;
+}
+
 /* PY_RESUME or PY_YIELD: 1 when a known lane's hand-off is recorded (or on a thread not
- * followed); 0 for the Python twin; -1 on error. */
+ * followed); 2 when a resume passes a send on down to a delegate lane (DISABLE); 0 for the
+ * Python twin; -1 on error. */
 static int
 handoff_event(GeneratorHooks *self, PyObject *const *args, int yielding)
 {
@@ -730,7 +889,18 @@ handoff_event(GeneratorHooks *self, PyObject *const *args, int yielding)
     if (frame == NULL) return 0;
     Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
     if (lane < 0) return lane == -2 ? -1 : 0;
-    return yielding ? fast_yield(self, lane, args[2]) : fast_resume(self, frame, lane, args[1]);
+    if (!PyCode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "a sys.monitoring callback's code is not a code object");
+        return -1;
+    }
+    if (yielding) {
+        int elsewhere = passes_up_from_elsewhere(self, args[0], lane, args[1]);
+        if (elsewhere) return elsewhere < 0 ? -1 : 0;
+        return fast_yield(self, lane, args[2]);
+    }
+    int passing = passes_send_down(self, args[0], lane, args[1]);
+    if (passing) return passing < 0 ? -1 : 2;
+    return fast_resume(self, frame, lane, args[1]);
 }
 
 /* A sys.monitoring callback: the fast paths in C, the Python twin for anything else. */
@@ -753,6 +923,7 @@ monitoring_callback(GeneratorHooks *self, PyObject *const *args, Py_ssize_t narg
         ? start_or_return_event(self, args, event == ON_RETURN)
         : handoff_event(self, args, event == ON_YIELD);
     if (done < 0) return NULL;
+    if (done == 2) return Py_NewRef(self->disable);
     if (done) Py_RETURN_NONE;
     return PyObject_Vectorcall(fallback, args, nargs, NULL);
 }
@@ -831,12 +1002,24 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
     Py_XDECREF(opcodes);
     PyObject *send = opmap == NULL ? NULL : PyObject_GetItem(opmap, str_send_opname);
     PyObject *for_iter = opmap == NULL ? NULL : PyMapping_GetItemString(opmap, "FOR_ITER");
+    PyObject *resume = opmap == NULL ? NULL : PyMapping_GetItemString(opmap, "RESUME");
     Py_XDECREF(opmap);
     self->send_opcode = send == NULL ? -1 : (int)PyLong_AsLong(send);
     self->for_iter_opcode = for_iter == NULL ? -1 : (int)PyLong_AsLong(for_iter);
+    self->resume_opcode = resume == NULL ? -1 : (int)PyLong_AsLong(resume);
     Py_XDECREF(send);
     Py_XDECREF(for_iter);
+    Py_XDECREF(resume);
     if (PyErr_Occurred()) return -1;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *monitoring = PySys_GetObject("monitoring");  /* borrowed */
+    Py_XSETREF(self->disable, monitoring == NULL ? NULL
+               : PyObject_GetAttrString(monitoring, "DISABLE"));
+    if (self->disable == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no sys.monitoring");
+        return -1;
+    }
+#endif
     self->spawn_base = self->end_detail = -1;
     Py_XSETREF(self->tracer, Py_NewRef(tracer));
     PyObject *lanes = PyObject_GetAttrString(tracer, "handoff_lanes");

@@ -151,6 +151,8 @@ typedef struct {
     PyObject *return_fallback;
     int send_opcode;           /* opcode.opmap["SEND"]: `yield from` / `await` */
     int for_iter_opcode;       /* opcode.opmap["FOR_ITER"]: a for loop */
+    int resume_opcode;         /* opcode.opmap["RESUME"] */
+    PyObject *disable;         /* 3.12+: sys.monitoring.DISABLE (else NULL) */
     /* what a lane's start and end take (fast_lane_start, fast_lane_end) */
     PyObject *tracer;          /* for tracer._last_caller and tracer.main_lane */
     PyObject *closing;         /* tracer._closing: lanes being closed */
@@ -171,7 +173,8 @@ typedef struct {
     X(delegates) X(delegators) X(pending) X(resume_source) X(short_repr) X(missing)       \
     X(resume_fallback) X(yield_fallback) X(call_fallback) X(local_fallback) X(errors)    \
     X(calls) X(started_codes) X(start_fallback) X(return_fallback) X(tracer) X(closing)      \
-    X(no_site) X(name_counts) X(names) X(blocked_details) X(via_details) X(sources_at)
+    X(no_site) X(name_counts) X(names) X(blocked_details) X(via_details) X(sources_at)      \
+    X(disable)
 
 extern PyTypeObject GeneratorHooksType;
 

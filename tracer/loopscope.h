@@ -79,7 +79,10 @@
 #define LANE_CODE_START 0
 #define LANE_CODE_SOURCE 1
 #define LANE_CODE_RESUME_SOURCES 2
-#define LANE_CODE_FIELDS 3
+#define LANE_CODE_PASSING_YIELDS 3
+#define LANE_CODE_PASSING_RESUMES 4
+#define LANE_CODE_KEPT_RESUMES 5
+#define LANE_CODE_FIELDS 6
 
 /* generator_model.PENDING_FIELDS: a hand-off passing down a delegation chain (tracer.pending) */
 #define PENDING_EXPECTED_LANE 0

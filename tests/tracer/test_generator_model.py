@@ -216,6 +216,46 @@ def test_a_hand_off_down_a_yield_from_chain_is_recorded_once(program_module: Any
     ]
 
 
+def test_a_yield_from_location_passing_up_a_list_after_a_lane_records_every_hand_off(
+        program_module: Any) -> None:
+    """On 3.12+ a delegator's resume that only passes a send on down to a delegate lane is
+    switched off where it happens; the same `yield from` delegating later to something that is
+    not a lane (a list) must report its resumes again, so every hand-off is still there."""
+    module = program_module("relaying", """
+        def leaf(n):
+            for i in range(n):
+                yield i
+
+        def relay(source):
+            yield from source
+
+        def main():
+            for value in relay(leaf(2)):
+                pass
+            for value in relay([10, 11]):
+                pass
+    """)
+    trace = record(module)
+    hand_offs = [row for row in rows(trace, ("switch", "end")) if row[1] != "main"
+                 or row[2] is not None]
+    assert hand_offs == [
+        ("switch", "main", "relay", {"via": "next"}),
+        ("switch", "relay", "leaf", {"via": "send"}),
+        ("switch", "leaf", "main", {"via": "yield", "value": "0"}),
+        ("switch", "main", "leaf", {"via": "next"}),  # down the chain: relay records nothing
+        ("switch", "leaf", "main", {"via": "yield", "value": "1"}),
+        ("switch", "main", "leaf", {"via": "next"}),
+        ("end", "leaf", None, {"result": "None"}),
+        ("end", "relay", None, {"result": "None"}),
+        ("switch", "main", "relay-2", {"via": "next"}),
+        ("switch", "relay-2", "main", {"via": "yield", "value": "10"}),
+        ("switch", "main", "relay-2", {"via": "next"}),
+        ("switch", "relay-2", "main", {"via": "yield", "value": "11"}),
+        ("switch", "main", "relay-2", {"via": "next"}),
+        ("end", "relay-2", None, {"result": "None"}),
+    ]
+
+
 def test_an_awaited_coroutine_is_a_call_until_it_first_suspends(program_module: Any) -> None:
     module = program_module("awaits", """
         import types
