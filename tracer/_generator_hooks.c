@@ -559,6 +559,40 @@ delegate_to_new_lane(GeneratorHooks *self, int32_t delegator, int32_t lane)
         || set_lane_item(self->delegators, lane, delegator) < 0 ? -1 : 0;
 }
 
+/* The source index of the line `frame` is at, as HandoffLanes.source_at has it: 1 with *out
+ * set; 0 when not known yet; -1 on error. The last few answers are kept here: a new lane's
+ * driver is one of a few `yield from` / for loop sites, most of the time. (A code's id stays
+ * its own while HandoffLanes.codes holds it, and an answer never changes.) */
+static int
+driver_source(GeneratorHooks *self, PyFrameObject *frame, int32_t *out)
+{
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    int lasti = PyFrame_GetLasti(frame);
+    for (int i = 0; i < SOURCE_MEMO; i++) {
+        if (self->source_memo[i].code == (void *)code && self->source_memo[i].lasti == lasti) {
+            Py_DECREF(code);
+            *out = self->source_memo[i].source;
+            return 1;
+        }
+    }
+    PyObject *key = Py_BuildValue("(Ni)", PyLong_FromVoidPtr(code), lasti);
+    if (key == NULL) {
+        Py_DECREF(code);
+        return -1;
+    }
+    int found = known_int(self->sources_at, key, 0, out);
+    Py_DECREF(key);
+    if (found > 0) {
+        int slot = self->source_memo_next;
+        self->source_memo_next = (slot + 1) % SOURCE_MEMO;
+        self->source_memo[slot].code = (void *)code;
+        self->source_memo[slot].lasti = lasti;
+        self->source_memo[slot].source = *out;
+    }
+    Py_DECREF(code);
+    return found;
+}
+
 /* What a new lane's start needs that is known already (lane_start_facts). */
 typedef struct {
     int32_t driver, switch_detail, lane_blocked, driver_source, source, first_source, lane;
@@ -590,13 +624,7 @@ lane_start_facts(GeneratorHooks *self, PyFrameObject *frame, PyObject *facts,
     if (found <= 0) return found;
     found = known_int(self->blocked_details, NULL, driver, &start->lane_blocked);
     if (found <= 0) return found;
-    PyCodeObject *driver_code = PyFrame_GetCode(driver_frame);
-    PyObject *key = Py_BuildValue("(Ni)", PyLong_FromVoidPtr(driver_code),
-                                  PyFrame_GetLasti(driver_frame));
-    Py_DECREF(driver_code);
-    if (key == NULL) return -1;
-    found = known_int(self->sources_at, key, 0, &start->driver_source);
-    Py_DECREF(key);
+    found = driver_source(self, driver_frame, &start->driver_source);
     if (found <= 0) return found;
     found = known_int(PyTuple_GET_ITEM(facts, LANE_CODE_RESUME_SOURCES), NULL,
                       PyFrame_GetLasti(frame), &start->source);
@@ -639,7 +667,22 @@ unique_name(GeneratorHooks *self, PyObject *base)
     if (found < 0) return NULL;
     count = found ? count + 1 : 1;
     if (set_dict_int(self->name_counts, base, count) < 0) return NULL;
-    return count == 1 ? Py_NewRef(base) : PyUnicode_FromFormat("%U-%d", base, (int)count);
+    if (count == 1) return Py_NewRef(base);
+    /* "base-N", written by hand (PyUnicode_FromFormat parses its format every time) */
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(base, &size);
+    if (text == NULL || size > 200) {
+        PyErr_Clear();
+        return PyUnicode_FromFormat("%U-%d", base, (int)count);
+    }
+    char buffer[232];
+    memcpy(buffer, text, (size_t)size);
+    buffer[size] = '-';
+    char digits[24];
+    char *start = decimal(count, digits + sizeof digits);
+    Py_ssize_t length = digits + sizeof digits - start;
+    memcpy(buffer + size + 1, start, (size_t)length);
+    return PyUnicode_DecodeUTF8(buffer, size + 1 + length, NULL);
 }
 
 /* 1: `frame`, a generator starting, is a new lane and its start is recorded; 0: the Python
@@ -679,11 +722,28 @@ lane_start(GeneratorHooks *self, PyFrameObject *frame, PyCodeObject *code, PyObj
     Py_DECREF(name);
     if (failed) return -1;
     PyObject *nothing = PyTuple_GET_ITEM(self->no_site, SITE_DRIVER_FRAME);
-    PyObject *site = Py_BuildValue(
-        "(OiiOiOiiiOO)", driver_frame, PyFrame_GetLasti(driver_frame), start.driver, Py_None,
-        start.switch_detail, start.via, lane_blocked, start.lane_blocked, start.driver_source,
-        nothing, nothing);
-    if (site == NULL || PyList_SetItem(self->sites, lane, site) < 0) return -1;
+    /* (built by hand: Py_BuildValue parses its format on every new lane) */
+    PyObject *site = PyTuple_New(SITE_FIELDS);
+    if (site == NULL) return -1;
+    PyTuple_SET_ITEM(site, SITE_DRIVER_FRAME, Py_NewRef(driver_frame));
+    PyTuple_SET_ITEM(site, SITE_VALUE_READ, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(site, SITE_VIA, Py_NewRef(start.via));
+    PyTuple_SET_ITEM(site, SITE_DRIVER_CODE, Py_NewRef(nothing));
+    PyTuple_SET_ITEM(site, SITE_DRIVER_CALLER, Py_NewRef(nothing));
+    const struct { Py_ssize_t field; long value; } numbers[] = {
+        {SITE_DRIVER_OFFSET, PyFrame_GetLasti(driver_frame)}, {SITE_DRIVER_LANE, start.driver},
+        {SITE_SWITCH_DETAIL, start.switch_detail}, {SITE_DRIVER_BLOCKED, lane_blocked},
+        {SITE_LANE_BLOCKED, start.lane_blocked}, {SITE_DRIVER_SOURCE, start.driver_source},
+    };
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        PyObject *number = PyLong_FromLong(numbers[i].value);
+        if (number == NULL) {
+            Py_DECREF(site);
+            return -1;
+        }
+        PyTuple_SET_ITEM(site, numbers[i].field, number);
+    }
+    if (PyList_SetItem(self->sites, lane, site) < 0) return -1;
     if (start.delegating && delegate_to_new_lane(self, start.driver, lane) < 0) return -1;
     if (recorder_api->handoff(self->recorder, start.driver, lane, start.switch_detail,
                               CODE_BLOCKED, lane_blocked, start.source) < 0) {

@@ -124,6 +124,8 @@ lane_in(PyObject *lanes, PyObject *key)
 
 /* -- GeneratorHooks (_generator_hooks.c) --------------------------------------------------- */
 
+#define SOURCE_MEMO 4
+
 typedef struct {
     PyObject_HEAD
     PyObject *recorder;        /* a RecorderCore */
@@ -163,6 +165,9 @@ typedef struct {
     PyObject *via_details;     /* switch details by via, */
     PyObject *sources_at;      /* (id(code), offset) -> source index */
     int32_t blocked_base;      /* the base of a BLOCKED detail's value row */
+    /* the last few (code, offset) -> source answers of sources_at (driver_source) */
+    struct { void *code; int lasti; int32_t source; } source_memo[SOURCE_MEMO];
+    int source_memo_next;
     int32_t spawn_base;        /* a generator lane's SPAWN row base, once known (else -1) */
     int32_t end_detail;        /* the END detail of a generator returning None, once known */
 } GeneratorHooks;
