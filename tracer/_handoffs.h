@@ -119,6 +119,11 @@ lane_in(PyObject *lanes, PyObject *key)
 {
     PyObject *lane = PyDict_GetItemWithError(lanes, key);
     if (lane == NULL) return PyErr_Occurred() ? -2 : -1;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyLong_CheckExact(lane) && PyUnstable_Long_IsCompact((PyLongObject *)lane)) {
+        return PyUnstable_Long_CompactValue((PyLongObject *)lane);
+    }
+#endif
     return PyLong_AsSsize_t(lane);
 }
 

@@ -259,6 +259,16 @@ failed:
 static inline Py_ALWAYS_INLINE int
 as_bounded(PyObject *value, long low, long high, const char *overflow, long *out)
 {
+#if PY_VERSION_HEX >= 0x030C0000
+    /* the common case, a small exact int, read in place (no call, no error check) */
+    if (PyLong_CheckExact(value) && PyUnstable_Long_IsCompact((PyLongObject *)value)) {
+        Py_ssize_t compact = PyUnstable_Long_CompactValue((PyLongObject *)value);
+        if (compact >= low && compact <= high) {
+            *out = (long)compact;
+            return 0;
+        }
+    }
+#endif
     long number = PyLong_AsLong(value);
     if (number == -1 && PyErr_Occurred()) return -1;
     if (number < low || number > high) {
