@@ -285,7 +285,11 @@ static int
 chain_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset,
              int32_t expected)
 {
-    /* (as the lane's own resume would: a lane whose site changed goes to the Python path) */
+    /* (as the lane's own resume would: a lane whose site changed goes to the Python path,
+       and so does one passing the send on further down, whose own resume came) */
+    int32_t own_delegate;
+    if (lane_item(self->delegates, lane, "tracer.delegates", &own_delegate) < 0) return -1;
+    if (own_delegate != NO_LANE) return 0;
     PyObject *own_site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
     if (own_site == NULL) return -1;
     PyFrameObject *delegator_frame = PyFrame_GetBack(frame);

@@ -256,6 +256,50 @@ def test_a_yield_from_location_passing_up_a_list_after_a_lane_records_every_hand
     ]
 
 
+def test_a_chain_mixing_kept_and_switched_off_delegators_records_each_hand_off_once(
+        program_module: Any) -> None:
+    """A delegator whose resumes stay reported (its `yield from` once passed up a list) sits
+    between delegators whose resumes are switched off: each value still goes from main to the
+    innermost generator and back, once."""
+    module = program_module("mixing", """
+        def leaf(n):
+            for i in range(n):
+                yield i
+
+        def relay(source):
+            yield from source
+
+        def other_relay(source):
+            yield from source
+
+        def main():
+            for _ in relay([10]):
+                pass
+            for _ in other_relay(leaf(1)):
+                pass
+            for _ in other_relay(relay(other_relay(leaf(2)))):
+                pass
+    """)
+    trace = record(module)
+    last_chain = rows(trace, ("switch", "end"))[-14:]
+    assert last_chain == [
+        ("end", "other_relay", None, {"result": "None"}),
+        ("switch", "main", "other_relay-2", {"via": "next"}),
+        ("switch", "other_relay-2", "relay-2", {"via": "send"}),
+        ("switch", "relay-2", "other_relay-3", {"via": "send"}),
+        ("switch", "other_relay-3", "leaf-2", {"via": "send"}),
+        ("switch", "leaf-2", "main", {"via": "yield", "value": "0"}),
+        ("switch", "main", "leaf-2", {"via": "next"}),
+        ("switch", "leaf-2", "main", {"via": "yield", "value": "1"}),
+        ("switch", "main", "leaf-2", {"via": "next"}),
+        ("end", "leaf-2", None, {"result": "None"}),
+        ("end", "other_relay-3", None, {"result": "None"}),
+        ("end", "relay-2", None, {"result": "None"}),
+        ("end", "other_relay-2", None, {"result": "None"}),
+        ("end", "main", None, {"result": "None"}),
+    ]
+
+
 def test_an_awaited_coroutine_is_a_call_until_it_first_suspends(program_module: Any) -> None:
     module = program_module("awaits", """
         import types

@@ -841,8 +841,8 @@ def hot_paths(tracer: GeneratorTracer) -> tuple[Callable[[FrameType, int, int], 
         # reported: walk up their frames to the outermost lane (or to the one a pending
         # hand-off expects) and record the hand-off from its driver (tracer._pass_down
         # otherwise, as when the lane's own site has changed)
-        if not same_site(sites[lane], frame.f_back):
-            return False
+        if delegates[lane] != no_lane or not same_site(sites[lane], frame.f_back):
+            return False  # (a lane passing the send on further down: tracer._pass_down)
         at: FrameType | None = frame
         outer = lane
         steps = len(delegators)
