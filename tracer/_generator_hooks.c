@@ -250,19 +250,14 @@ resume_source(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObj
     return failed;
 }
 
-/* 1: recorded the resume of `lane` (frame `frame`, resumed at `offset`) from its usual call
- * site, or noted it as one step of a hand-off passing down a delegation chain; 0: not the
- * usual site, the Python path must handle it; -1: error. The twin of hot_paths' resume in
- * generator_model.py. */
-int
-fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset)
+/* Whether `driver` (NULL for none) is the driver frame `site` was last resumed from, at the
+ * same instruction: 1 yes, 0 no, -1 error. */
+static int
+site_matches(PyObject *site, PyFrameObject *driver)
 {
-    PyObject *site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
-    if (site == NULL) return -1;
-    PyFrameObject *driver = PyFrame_GetBack(frame);
-    int same_site = driver != NULL
-        && (PyObject *)driver == PyTuple_GET_ITEM(site, SITE_DRIVER_FRAME);
-    if (driver != NULL && !same_site) {
+    if (driver == NULL) return 0;
+    int same_site = (PyObject *)driver == PyTuple_GET_ITEM(site, SITE_DRIVER_FRAME);
+    if (!same_site) {
         /* a plain function called afresh per hand-off: the same code, called from the same
            frame (see Site in generator_model.py) */
         PyCodeObject *code = PyFrame_GetCode(driver);
@@ -274,16 +269,115 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
         }
         Py_DECREF(code);
     }
-    if (!same_site
-        || PyFrame_GetLasti(driver)
-           != PyLong_AsLong(PyTuple_GET_ITEM(site, SITE_DRIVER_OFFSET))) {
-        Py_XDECREF(driver);
-        return PyErr_Occurred() ? -1 : 0;
+    if (!same_site) return 0;
+    long offset = PyLong_AsLong(PyTuple_GET_ITEM(site, SITE_DRIVER_OFFSET));
+    if (offset == -1 && PyErr_Occurred()) return -1;
+    return PyFrame_GetLasti(driver) == offset;
+}
+
+/* `lane`, a delegate in a chain of `yield from` / `await`, resumes through its delegators:
+ * the hand-off goes from the outermost lane's driver to it. On 3.12+ the delegators' own
+ * resumes are switched off where they only pass a send on down (LaneCode.passing_resumes),
+ * so this walks up the frames, each its delegator's, to the outermost lane (or to the lane
+ * a pending hand-off expects) and records the hand-off as those resumes would have. 1:
+ * recorded; 0: the Python path decides (GeneratorTracer._pass_down); -1: error. */
+static int
+chain_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset,
+             int32_t expected)
+{
+    /* (as the lane's own resume would: a lane whose site changed goes to the Python path,
+       and so does one passing the send on further down, whose own resume came) */
+    int32_t own_delegate;
+    if (lane_item(self->delegates, lane, "tracer.delegates", &own_delegate) < 0) return -1;
+    if (own_delegate != NO_LANE) return 0;
+    PyObject *own_site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
+    if (own_site == NULL) return -1;
+    PyFrameObject *delegator_frame = PyFrame_GetBack(frame);
+    int own = site_matches(own_site, delegator_frame);
+    Py_XDECREF(delegator_frame);
+    if (own <= 0) return own;
+    PyFrameObject *at = (PyFrameObject *)Py_NewRef(frame);
+    int32_t outer = (int32_t)lane, delegator, origin, detail = 0, origin_blocked, source;
+    Py_ssize_t steps = PyList_GET_SIZE(self->delegators);
+    int result = 0;
+    for (;;) {
+        if (lane_item(self->delegators, outer, "tracer.delegators", &delegator) < 0) goto done;
+        if (delegator == NO_LANE) break;
+        if (--steps < 0) {
+            PyErr_SetString(PyExc_RuntimeError, "tracer.delegators has a cycle");
+            goto done;
+        }
+        PyFrameObject *above = PyFrame_GetBack(at);
+        if (above == NULL) goto done;
+        Py_DECREF(at);
+        at = above;
+        Py_ssize_t above_lane = lane_in(self->lanes, (PyObject *)above);
+        if (above_lane != delegator) goto done;  /* (-2: an error, reported below) */
+        outer = delegator;
+        if (outer == expected) break;
     }
-    int32_t expected, delegate, detail = 0, source = 0;
-    if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0) {
+    if (outer == (int32_t)lane) goto done;
+    if (expected != NO_LANE) {
+        if (outer != expected
+            || pending_field(self, PENDING_DRIVER_LANE, &origin) < 0
+            || pending_field(self, PENDING_SWITCH_DETAIL, &detail) < 0
+            || pending_field(self, PENDING_DRIVER_BLOCKED, &origin_blocked) < 0) {
+            goto done;
+        }
+    }
+    else {
+        PyObject *site = table_row(self->sites, outer, SITE_FIELDS, "tracer.sites");
+        if (site == NULL) goto done;
+        PyFrameObject *driver = PyFrame_GetBack(at);
+        int matches = site_matches(site, driver);
+        if (matches <= 0) {
+            Py_XDECREF(driver);
+            goto done;
+        }
+        Py_INCREF(site);  /* the value's repr may run code that replaces it */
+        int failed = resume_detail(self, site, driver, outer, &detail) < 0
+            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0
+            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &origin_blocked) < 0;
+        Py_DECREF(site);
         Py_DECREF(driver);
+        if (failed) goto done;
+    }
+    if (resume_source(self, frame, lane, offset, &source) < 0
+        || (expected != NO_LANE && set_pending_field(self, PENDING_EXPECTED_LANE, NO_LANE) < 0)
+        || recorder_api->handoff(self->recorder, origin, (int32_t)lane, detail, CODE_BLOCKED,
+                                 origin_blocked, source) < 0) {
+        goto done;
+    }
+    recorder_api->set_current(self->recorder, (int32_t)lane);
+    result = 1;
+done:
+    Py_DECREF(at);
+    return PyErr_Occurred() ? -1 : result;
+}
+
+/* 1: recorded the resume of `lane` (frame `frame`, resumed at `offset`) from its usual call
+ * site, or noted it as one step of a hand-off passing down a delegation chain; 0: not the
+ * usual site, the Python path must handle it; -1: error. The twin of hot_paths' resume in
+ * generator_model.py. */
+int
+fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObject *offset)
+{
+    int32_t expected, delegate, detail = 0, source = 0, delegator;
+    if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0
+        || lane_item(self->delegators, lane, "tracer.delegators", &delegator) < 0) {
         return -1;
+    }
+    if (self->disable != NULL && delegator != NO_LANE && expected != lane) {
+        /* (3.12+, where delegators' resumes may be switched off: passes_send_down) */
+        return chain_resume(self, frame, lane, offset, expected);
+    }
+    PyObject *site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
+    if (site == NULL) return -1;
+    PyFrameObject *driver = PyFrame_GetBack(frame);
+    int matches = site_matches(site, driver);
+    if (matches <= 0) {
+        Py_XDECREF(driver);
+        return matches;
     }
     if (expected != NO_LANE && expected != lane) {
         Py_DECREF(driver);
@@ -469,6 +563,40 @@ delegate_to_new_lane(GeneratorHooks *self, int32_t delegator, int32_t lane)
         || set_lane_item(self->delegators, lane, delegator) < 0 ? -1 : 0;
 }
 
+/* The source index of the line `frame` is at, as HandoffLanes.source_at has it: 1 with *out
+ * set; 0 when not known yet; -1 on error. The last few answers are kept here: a new lane's
+ * driver is one of a few `yield from` / for loop sites, most of the time. (A code's id stays
+ * its own while HandoffLanes.codes holds it, and an answer never changes.) */
+static int
+driver_source(GeneratorHooks *self, PyFrameObject *frame, int32_t *out)
+{
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    int lasti = PyFrame_GetLasti(frame);
+    for (int i = 0; i < SOURCE_MEMO; i++) {
+        if (self->source_memo[i].code == (void *)code && self->source_memo[i].lasti == lasti) {
+            Py_DECREF(code);
+            *out = self->source_memo[i].source;
+            return 1;
+        }
+    }
+    PyObject *key = Py_BuildValue("(Ni)", PyLong_FromVoidPtr(code), lasti);
+    if (key == NULL) {
+        Py_DECREF(code);
+        return -1;
+    }
+    int found = known_int(self->sources_at, key, 0, out);
+    Py_DECREF(key);
+    if (found > 0) {
+        int slot = self->source_memo_next;
+        self->source_memo_next = (slot + 1) % SOURCE_MEMO;
+        self->source_memo[slot].code = (void *)code;
+        self->source_memo[slot].lasti = lasti;
+        self->source_memo[slot].source = *out;
+    }
+    Py_DECREF(code);
+    return found;
+}
+
 /* What a new lane's start needs that is known already (lane_start_facts). */
 typedef struct {
     int32_t driver, switch_detail, lane_blocked, driver_source, source, first_source, lane;
@@ -500,13 +628,7 @@ lane_start_facts(GeneratorHooks *self, PyFrameObject *frame, PyObject *facts,
     if (found <= 0) return found;
     found = known_int(self->blocked_details, NULL, driver, &start->lane_blocked);
     if (found <= 0) return found;
-    PyCodeObject *driver_code = PyFrame_GetCode(driver_frame);
-    PyObject *key = Py_BuildValue("(Ni)", PyLong_FromVoidPtr(driver_code),
-                                  PyFrame_GetLasti(driver_frame));
-    Py_DECREF(driver_code);
-    if (key == NULL) return -1;
-    found = known_int(self->sources_at, key, 0, &start->driver_source);
-    Py_DECREF(key);
+    found = driver_source(self, driver_frame, &start->driver_source);
     if (found <= 0) return found;
     found = known_int(PyTuple_GET_ITEM(facts, LANE_CODE_RESUME_SOURCES), NULL,
                       PyFrame_GetLasti(frame), &start->source);
@@ -549,7 +671,22 @@ unique_name(GeneratorHooks *self, PyObject *base)
     if (found < 0) return NULL;
     count = found ? count + 1 : 1;
     if (set_dict_int(self->name_counts, base, count) < 0) return NULL;
-    return count == 1 ? Py_NewRef(base) : PyUnicode_FromFormat("%U-%d", base, (int)count);
+    if (count == 1) return Py_NewRef(base);
+    /* "base-N", written by hand (PyUnicode_FromFormat parses its format every time) */
+    Py_ssize_t size;
+    const char *text = PyUnicode_AsUTF8AndSize(base, &size);
+    if (text == NULL || size > 200) {
+        PyErr_Clear();
+        return PyUnicode_FromFormat("%U-%d", base, (int)count);
+    }
+    char buffer[232];
+    memcpy(buffer, text, (size_t)size);
+    buffer[size] = '-';
+    char digits[24];
+    char *start = decimal(count, digits + sizeof digits);
+    Py_ssize_t length = digits + sizeof digits - start;
+    memcpy(buffer + size + 1, start, (size_t)length);
+    return PyUnicode_DecodeUTF8(buffer, size + 1 + length, NULL);
 }
 
 /* 1: `frame`, a generator starting, is a new lane and its start is recorded; 0: the Python
@@ -589,11 +726,28 @@ lane_start(GeneratorHooks *self, PyFrameObject *frame, PyCodeObject *code, PyObj
     Py_DECREF(name);
     if (failed) return -1;
     PyObject *nothing = PyTuple_GET_ITEM(self->no_site, SITE_DRIVER_FRAME);
-    PyObject *site = Py_BuildValue(
-        "(OiiOiOiiiOO)", driver_frame, PyFrame_GetLasti(driver_frame), start.driver, Py_None,
-        start.switch_detail, start.via, lane_blocked, start.lane_blocked, start.driver_source,
-        nothing, nothing);
-    if (site == NULL || PyList_SetItem(self->sites, lane, site) < 0) return -1;
+    /* (built by hand: Py_BuildValue parses its format on every new lane) */
+    PyObject *site = PyTuple_New(SITE_FIELDS);
+    if (site == NULL) return -1;
+    PyTuple_SET_ITEM(site, SITE_DRIVER_FRAME, Py_NewRef(driver_frame));
+    PyTuple_SET_ITEM(site, SITE_VALUE_READ, Py_NewRef(Py_None));
+    PyTuple_SET_ITEM(site, SITE_VIA, Py_NewRef(start.via));
+    PyTuple_SET_ITEM(site, SITE_DRIVER_CODE, Py_NewRef(nothing));
+    PyTuple_SET_ITEM(site, SITE_DRIVER_CALLER, Py_NewRef(nothing));
+    const struct { Py_ssize_t field; long value; } numbers[] = {
+        {SITE_DRIVER_OFFSET, PyFrame_GetLasti(driver_frame)}, {SITE_DRIVER_LANE, start.driver},
+        {SITE_SWITCH_DETAIL, start.switch_detail}, {SITE_DRIVER_BLOCKED, lane_blocked},
+        {SITE_LANE_BLOCKED, start.lane_blocked}, {SITE_DRIVER_SOURCE, start.driver_source},
+    };
+    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
+        PyObject *number = PyLong_FromLong(numbers[i].value);
+        if (number == NULL) {
+            Py_DECREF(site);
+            return -1;
+        }
+        PyTuple_SET_ITEM(site, numbers[i].field, number);
+    }
+    if (PyList_SetItem(self->sites, lane, site) < 0) return -1;
     if (start.delegating && delegate_to_new_lane(self, start.driver, lane) < 0) return -1;
     if (recorder_api->handoff(self->recorder, start.driver, lane, start.switch_detail,
                               CODE_BLOCKED, lane_blocked, start.source) < 0) {
@@ -720,8 +874,77 @@ start_or_return_event(GeneratorHooks *self, PyObject *const *args, int returning
     return returning ? fast_return(self, frame, args[2]) : fast_start(self, frame);
 }
 
+/* LaneCode field `field` of `facts`, a set or dict as the field must be (borrowed); NULL with
+ * an error otherwise. */
+static PyObject *
+lane_code_table(PyObject *facts, Py_ssize_t field)
+{
+    PyObject *table = PyTuple_GET_ITEM(facts, field);
+    if (field == LANE_CODE_PASSING_YIELDS ? PyDict_CheckExact(table) : PyAnySet_Check(table)) {
+        return table;
+    }
+    PyErr_Format(PyExc_TypeError, "a LaneCode's field %zd is not a %s", field,
+                 field == LANE_CODE_PASSING_YIELDS ? "dict" : "set");
+    return NULL;
+}
+
+/* 1: `lane` resumes at `offset` of `code` only to pass its driver's send on down its
+ * `yield from` / `await` to a delegate lane, at a location not kept (LaneCode): nothing to
+ * record (the delegate's resume records the hand-off, chain_resume) and the location's
+ * PY_RESUME can be switched off; 0: not so; -1: error. The twin of on_resume's check in
+ * MonitoringBackend. */
+static int
+passes_send_down(GeneratorHooks *self, PyObject *code, Py_ssize_t lane, PyObject *offset)
+{
+    int32_t delegate;
+    if (self->disable == NULL) return 0;
+    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
+    if (delegate == NO_LANE) return 0;
+    PyObject *facts = started_code(self, (PyCodeObject *)code);
+    if (facts == NULL) return PyErr_Occurred() ? -1 : 0;
+    PyObject *passing = lane_code_table(facts, LANE_CODE_PASSING_RESUMES);
+    int found = passing == NULL ? -1 : PySet_Contains(passing, offset);
+    if (found <= 0) return found;
+    PyObject *kept = lane_code_table(facts, LANE_CODE_KEPT_RESUMES);
+    found = kept == NULL ? -1 : PySet_Contains(kept, offset);
+    return found < 0 ? -1 : !found;
+}
+
+/* 1: `lane` yields at `offset` of `code` from a `yield from` / `await` whose delegate is not a
+ * lane (a list, a library generator), and the RESUME after it is not kept yet: the Python
+ * twin keeps it (its resumes must be reported again); 0: not so; -1: error. */
+static int
+passes_up_from_elsewhere(GeneratorHooks *self, PyObject *code, Py_ssize_t lane,
+                         PyObject *offset)
+{
+    int32_t delegate;
+    if (self->disable == NULL) return 0;
+    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
+    if (delegate != NO_LANE) return 0;
+    /* the cheap look first: is the next instruction a RESUME after a yield from or await? */
+    Py_ssize_t at = PyLong_AsSsize_t(offset);
+    if (at == -1 && PyErr_Occurred()) return -1;
+    PyObject *raw = PyCode_GetCode((PyCodeObject *)code);  /* cached by the code object */
+    if (raw == NULL) return -1;
+    int passing = at >= 0 && at + 3 < PyBytes_GET_SIZE(raw)
+        && (unsigned char)PyBytes_AS_STRING(raw)[at + 2] == self->resume_opcode
+        && ((unsigned char)PyBytes_AS_STRING(raw)[at + 3] & 3) >= 2;
+    Py_DECREF(raw);
+    if (!passing) return 0;
+    PyObject *facts = started_code(self, (PyCodeObject *)code);
+    if (facts == NULL) return PyErr_Occurred() ? -1 : 0;
+    PyObject *yields = lane_code_table(facts, LANE_CODE_PASSING_YIELDS);
+    PyObject *kept = yields == NULL ? NULL : lane_code_table(facts, LANE_CODE_KEPT_RESUMES);
+    if (kept == NULL) return -1;
+    PyObject *resumes_at = PyDict_GetItemWithError(yields, offset);
+    if (resumes_at == NULL) return PyErr_Occurred() ? -1 : 0;
+    int found = PySet_Contains(kept, resumes_at);
+    return found < 0 ? -1 : !found;
+}
+
 /* PY_RESUME or PY_YIELD: 1 when a known lane's hand-off is recorded (or on a thread not
- * followed); 0 for the Python twin; -1 on error. */
+ * followed); 2 when a resume passes a send on down to a delegate lane (DISABLE); 0 for the
+ * Python twin; -1 on error. */
 static int
 handoff_event(GeneratorHooks *self, PyObject *const *args, int yielding)
 {
@@ -730,7 +953,18 @@ handoff_event(GeneratorHooks *self, PyObject *const *args, int yielding)
     if (frame == NULL) return 0;
     Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
     if (lane < 0) return lane == -2 ? -1 : 0;
-    return yielding ? fast_yield(self, lane, args[2]) : fast_resume(self, frame, lane, args[1]);
+    if (!PyCode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "a sys.monitoring callback's code is not a code object");
+        return -1;
+    }
+    if (yielding) {
+        int elsewhere = passes_up_from_elsewhere(self, args[0], lane, args[1]);
+        if (elsewhere) return elsewhere < 0 ? -1 : 0;
+        return fast_yield(self, lane, args[2]);
+    }
+    int passing = passes_send_down(self, args[0], lane, args[1]);
+    if (passing) return passing < 0 ? -1 : 2;
+    return fast_resume(self, frame, lane, args[1]);
 }
 
 /* A sys.monitoring callback: the fast paths in C, the Python twin for anything else. */
@@ -753,6 +987,7 @@ monitoring_callback(GeneratorHooks *self, PyObject *const *args, Py_ssize_t narg
         ? start_or_return_event(self, args, event == ON_RETURN)
         : handoff_event(self, args, event == ON_YIELD);
     if (done < 0) return NULL;
+    if (done == 2) return Py_NewRef(self->disable);
     if (done) Py_RETURN_NONE;
     return PyObject_Vectorcall(fallback, args, nargs, NULL);
 }
@@ -831,12 +1066,24 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
     Py_XDECREF(opcodes);
     PyObject *send = opmap == NULL ? NULL : PyObject_GetItem(opmap, str_send_opname);
     PyObject *for_iter = opmap == NULL ? NULL : PyMapping_GetItemString(opmap, "FOR_ITER");
+    PyObject *resume = opmap == NULL ? NULL : PyMapping_GetItemString(opmap, "RESUME");
     Py_XDECREF(opmap);
     self->send_opcode = send == NULL ? -1 : (int)PyLong_AsLong(send);
     self->for_iter_opcode = for_iter == NULL ? -1 : (int)PyLong_AsLong(for_iter);
+    self->resume_opcode = resume == NULL ? -1 : (int)PyLong_AsLong(resume);
     Py_XDECREF(send);
     Py_XDECREF(for_iter);
+    Py_XDECREF(resume);
     if (PyErr_Occurred()) return -1;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyObject *monitoring = PySys_GetObject("monitoring");  /* borrowed */
+    Py_XSETREF(self->disable, monitoring == NULL ? NULL
+               : PyObject_GetAttrString(monitoring, "DISABLE"));
+    if (self->disable == NULL) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "no sys.monitoring");
+        return -1;
+    }
+#endif
     self->spawn_base = self->end_detail = -1;
     Py_XSETREF(self->tracer, Py_NewRef(tracer));
     PyObject *lanes = PyObject_GetAttrString(tracer, "handoff_lanes");

@@ -119,10 +119,17 @@ lane_in(PyObject *lanes, PyObject *key)
 {
     PyObject *lane = PyDict_GetItemWithError(lanes, key);
     if (lane == NULL) return PyErr_Occurred() ? -2 : -1;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (PyLong_CheckExact(lane) && PyUnstable_Long_IsCompact((PyLongObject *)lane)) {
+        return PyUnstable_Long_CompactValue((PyLongObject *)lane);
+    }
+#endif
     return PyLong_AsSsize_t(lane);
 }
 
 /* -- GeneratorHooks (_generator_hooks.c) --------------------------------------------------- */
+
+#define SOURCE_MEMO 4
 
 typedef struct {
     PyObject_HEAD
@@ -151,6 +158,8 @@ typedef struct {
     PyObject *return_fallback;
     int send_opcode;           /* opcode.opmap["SEND"]: `yield from` / `await` */
     int for_iter_opcode;       /* opcode.opmap["FOR_ITER"]: a for loop */
+    int resume_opcode;         /* opcode.opmap["RESUME"] */
+    PyObject *disable;         /* 3.12+: sys.monitoring.DISABLE (else NULL) */
     /* what a lane's start and end take (fast_lane_start, fast_lane_end) */
     PyObject *tracer;          /* for tracer._last_caller and tracer.main_lane */
     PyObject *closing;         /* tracer._closing: lanes being closed */
@@ -161,6 +170,9 @@ typedef struct {
     PyObject *via_details;     /* switch details by via, */
     PyObject *sources_at;      /* (id(code), offset) -> source index */
     int32_t blocked_base;      /* the base of a BLOCKED detail's value row */
+    /* the last few (code, offset) -> source answers of sources_at (driver_source) */
+    struct { void *code; int lasti; int32_t source; } source_memo[SOURCE_MEMO];
+    int source_memo_next;
     int32_t spawn_base;        /* a generator lane's SPAWN row base, once known (else -1) */
     int32_t end_detail;        /* the END detail of a generator returning None, once known */
 } GeneratorHooks;
@@ -171,7 +183,8 @@ typedef struct {
     X(delegates) X(delegators) X(pending) X(resume_source) X(short_repr) X(missing)       \
     X(resume_fallback) X(yield_fallback) X(call_fallback) X(local_fallback) X(errors)    \
     X(calls) X(started_codes) X(start_fallback) X(return_fallback) X(tracer) X(closing)      \
-    X(no_site) X(name_counts) X(names) X(blocked_details) X(via_details) X(sources_at)
+    X(no_site) X(name_counts) X(names) X(blocked_details) X(via_details) X(sources_at)      \
+    X(disable)
 
 extern PyTypeObject GeneratorHooksType;
 

@@ -79,7 +79,10 @@
 #define LANE_CODE_START 0
 #define LANE_CODE_SOURCE 1
 #define LANE_CODE_RESUME_SOURCES 2
-#define LANE_CODE_FIELDS 3
+#define LANE_CODE_PASSING_YIELDS 3
+#define LANE_CODE_PASSING_RESUMES 4
+#define LANE_CODE_KEPT_RESUMES 5
+#define LANE_CODE_FIELDS 6
 
 /* generator_model.PENDING_FIELDS: a hand-off passing down a delegation chain (tracer.pending) */
 #define PENDING_EXPECTED_LANE 0
@@ -256,6 +259,16 @@ failed:
 static inline Py_ALWAYS_INLINE int
 as_bounded(PyObject *value, long low, long high, const char *overflow, long *out)
 {
+#if PY_VERSION_HEX >= 0x030C0000
+    /* the common case, a small exact int, read in place (no call, no error check) */
+    if (PyLong_CheckExact(value) && PyUnstable_Long_IsCompact((PyLongObject *)value)) {
+        Py_ssize_t compact = PyUnstable_Long_CompactValue((PyLongObject *)value);
+        if (compact >= low && compact <= high) {
+            *out = (long)compact;
+            return 0;
+        }
+    }
+#endif
     long number = PyLong_AsLong(value);
     if (number == -1 && PyErr_Occurred()) return -1;
     if (number < low || number > high) {

@@ -221,6 +221,10 @@ def main():
     relayer.send(5)
     relayer.send(6)
     relayer.close()
+    for source in (counter(2), [10, 11], range(2), counter(1)):
+        # the same `yield from` passing up a lane's values, then a list's and a range's
+        for _ in relay(source):
+            pass
     boom = failing()
     next(boom)
     try:

@@ -183,6 +183,23 @@ def _generator_start(code: CodeType) -> int:
     return first_resume or 0
 
 
+def _passing_yields(code: CodeType) -> dict[int, int]:
+    """For each `yield from` / `await` of `code`: the offset of the YIELD_VALUE that passes its
+    delegate's values up, and of the RESUME right after it, where the frame resumes to pass
+    its driver's send on down (RESUME's argument says "after yield from" or "after await")."""
+    found: dict[int, int] = {}
+    previous: dis.Instruction | None = None
+    for instruction in dis.get_instructions(code):
+        if instruction.opname == "CACHE":
+            continue
+        if (instruction.opname == "RESUME" and (instruction.arg or 0) & 3 in (2, 3)
+                and previous is not None and previous.opname == "YIELD_VALUE"
+                and instruction.offset == previous.offset + 2):
+            found[previous.offset] = instruction.offset
+        previous = instruction
+    return found
+
+
 class LaneCode(NamedTuple):
     """What a generator's code tells about each of its lanes (a tuple: the C hooks read its
     fields by position, LANE_CODE_* in tracer/loopscope.h)."""
@@ -192,6 +209,14 @@ class LaneCode(NamedTuple):
     # the source index of each offset its frames resume at: where a frame resumes depends on
     # its code only, so every lane of the code shares this table (tracer.resume_sources)
     resume_sources: dict[int, int]
+    # Where a lane passes values through its `yield from` / `await` (_passing_yields): a
+    # resume there that goes on to a delegate lane records nothing (the delegate's resume
+    # does), so on 3.12+ sys.monitoring switches that location's PY_RESUME off; unless a lane
+    # has yielded there with no delegate lane (a list, a library generator), which keeps it
+    # (passing_resumes: those RESUME offsets; kept_resumes: the ones kept).
+    passing_yields: dict[int, int]
+    passing_resumes: frozenset[int]
+    kept_resumes: set[int]
 
 
 # Its fields' names, in order (tests/tracer/test_c_contract.py holds them to loopscope.h).
@@ -324,6 +349,12 @@ class GeneratorTracer:
         # A lane's site before its first resume and after its end (tracer/_generator_hooks.c
         # starts and ends lanes too: lane_start and lane_end, the twins of _resumed and _end).
         self.no_site = _NO_SITE
+        # Set by a backend whose delegators may not report their resumes where they only pass
+        # a send on down (MonitoringBackend, LaneCode.passing_resumes): a delegate resuming
+        # through them then takes their part (hot_paths' chain_resume, _pass_down), with the
+        # backend's common resume path (hot_paths), kept here for that.
+        self.quiet_delegators = False
+        self.hot_resume: Callable[[FrameType, int, int], bool] | None = None
 
     def code_started(self, code: CodeType) -> None:
         """A backend has seen `code`, a followed code of the program, start."""
@@ -392,8 +423,10 @@ class GeneratorTracer:
         facts = self._lane_codes.get(id(code))
         if facts is None:
             self._codes[id(code)] = code
+            passing = _passing_yields(code)
             facts = self._lane_codes[id(code)] = LaneCode(
-                _generator_start(code), self.recorder.source_of(code, code.co_firstlineno), {})
+                _generator_start(code), self.recorder.source_of(code, code.co_firstlineno), {},
+                passing, frozenset(passing.values()), set())
         return facts
 
     def _spawn_generator(self, frame: FrameType, driver: int) -> int:
@@ -454,7 +487,30 @@ class GeneratorTracer:
                     if site[2]:
                         self.calls[frame] = True
                         return True
+        elif (via is None and self.quiet_delegators and self.delegators[lane] != NO_LANE
+              and self.pending[0] != lane):
+            self._pass_down(frame, lane)
         return self._resumed(frame, lane, via)
+
+    def _pass_down(self, frame: FrameType, lane: int) -> None:
+        """`lane` resumes inside the delegation chain its delegators form. Their own resumes,
+        which passed the send on down to it, may not have been reported (MonitoringBackend
+        switches them off): take them now, outermost first, as they would have come -- each
+        delegator whose frame is on the stack above this one, up to the lane a pending
+        hand-off expects."""
+        chain: list[tuple[FrameType, int]] = []
+        expected = self.pending[0]
+        above, delegator = frame.f_back, self.delegators[lane]
+        while delegator != NO_LANE and above is not None and self.lanes.get(above) == delegator:
+            chain.append((above, delegator))
+            if delegator == expected or len(chain) > len(self.delegators):
+                break
+            above, delegator = above.f_back, self.delegators[delegator]
+        hot_resume = self.hot_resume
+        for passing_frame, passing_lane in reversed(chain):
+            if hot_resume is None or not hot_resume(passing_frame, passing_lane,
+                                                    passing_frame.f_lasti):
+                self._resumed(passing_frame, passing_lane, None)
 
     def _promote(self, frame: FrameType) -> int:
         """A coroutine that ran as a call in its awaiter suspends: it becomes a lane now, and
@@ -744,6 +800,8 @@ def hot_paths(tracer: GeneratorTracer) -> tuple[Callable[[FrameType, int, int], 
     delegators = tracer.delegators
     pending = tracer.pending
     resume_source = tracer.resume_source
+    lanes_get = tracer.lanes.get
+    quiet_delegators = tracer.quiet_delegators
     blocked = Code.BLOCKED
     no_lane = NO_LANE
 
@@ -763,25 +821,75 @@ def hot_paths(tracer: GeneratorTracer) -> tuple[Callable[[FrameType, int, int], 
             return base
         return value_row(base, short_repr(value, REPR_LIMIT))
 
+    def same_site(site: Site, driver_frame: FrameType | None) -> bool:
+        return (driver_frame is site[0] or (
+            driver_frame is not None and driver_frame.f_code is site[9]
+            and driver_frame.f_back is site[10])) and driver_frame.f_lasti == site[1]
+
+    def sent_detail(site: Site, driver_frame: FrameType, lane: int) -> int:
+        getter = site[3]
+        if getter is None:
+            return site[4]
+        value = getter(driver_frame)
+        cached = sent_values[lane]
+        if cached is not None and cached[0] is value and cached[1] is site[5]:
+            return cached[2]
+        return value_detail(value, site[4], site[5], sent_values, lane)
+
+    def chain_resume(frame: FrameType, lane: int, offset: int, expected: int) -> bool:
+        # `lane` resumes through its delegators, whose own resumes may not have been
+        # reported: walk up their frames to the outermost lane (or to the one a pending
+        # hand-off expects) and record the hand-off from its driver (tracer._pass_down
+        # otherwise, as when the lane's own site has changed)
+        if delegates[lane] != no_lane or not same_site(sites[lane], frame.f_back):
+            return False  # (a lane passing the send on further down: tracer._pass_down)
+        at: FrameType | None = frame
+        outer = lane
+        steps = len(delegators)
+        while True:
+            delegator = delegators[outer]
+            if delegator == no_lane:
+                break
+            steps -= 1
+            if steps < 0:
+                raise RuntimeError("tracer.delegators has a cycle")
+            at = at.f_back if at is not None else None
+            if at is None or lanes_get(at) != delegator:
+                return False
+            outer = delegator
+            if outer == expected:
+                break
+        if expected != no_lane:
+            if outer != expected:
+                return False
+            origin, detail, origin_blocked = pending[1], pending[3], pending[4]
+        else:
+            site = sites[outer]
+            driver_frame = at.f_back if at is not None else None
+            if driver_frame is None or not same_site(site, driver_frame):
+                return False
+            detail = sent_detail(site, driver_frame, outer)
+            origin, origin_blocked = site[2], site[6]
+        sources = resume_sources[lane]
+        source = sources.get(offset) if sources is not None else None
+        if source is None:
+            source = resume_source(lane, frame)
+        if expected != no_lane:
+            pending[0] = no_lane
+        handoff(origin, lane, detail, blocked, origin_blocked, source)
+        recorder.current = lane
+        return True
+
     def resume(frame: FrameType, lane: int, offset: int) -> bool:
+        expected = pending[0]
+        if quiet_delegators and delegators[lane] != no_lane and expected != lane:
+            return chain_resume(frame, lane, offset, expected)
         driver_frame = frame.f_back
         site = sites[lane]
-        if not ((driver_frame is site[0] or (
-                driver_frame is not None and driver_frame.f_code is site[9]
-                and driver_frame.f_back is site[10])) and driver_frame.f_lasti == site[1]):
+        if driver_frame is None or not same_site(site, driver_frame):
             return False
-        expected = pending[0]
         if expected == no_lane:
-            getter = site[3]
-            if getter is None:
-                detail = site[4]
-            else:
-                value = getter(driver_frame)
-                cached = sent_values[lane]
-                if cached is not None and cached[0] is value and cached[1] is site[5]:
-                    detail = cached[2]
-                else:
-                    detail = value_detail(value, site[4], site[5], sent_values, lane)
+            detail = sent_detail(site, driver_frame, lane)
         elif expected != lane:
             return False
         delegate = delegates[lane]
@@ -822,6 +930,8 @@ def hot_paths(tracer: GeneratorTracer) -> tuple[Callable[[FrameType, int, int], 
         recorder.current = driver
         return True
 
+    if quiet_delegators:
+        tracer.hot_resume = resume  # (a cycle through the tracer: uninstall breaks it)
     return resume, yield_
 
 
@@ -887,7 +997,11 @@ class MonitoringBackend:
         calls = tracer.calls
         started_codes = tracer.started_codes
         alone = tracer.host is None  # (code_started keeps nothing beside another model)
+        tracer.quiet_delegators = True
         resume, yield_ = hot_paths(tracer)
+
+        delegates = tracer.delegates
+        restart_events = monitoring.restart_events
 
         def on_resume(code: CodeType, offset: int) -> Any:
             if get_ident() != traced_thread:
@@ -895,6 +1009,13 @@ class MonitoringBackend:
             frame = get_frame(1)
             lane = lanes_get(frame)
             if lane is not None:
+                if delegates[lane] != NO_LANE:
+                    facts = started_codes.get(id(code))
+                    if (facts is not None and offset in facts.passing_resumes
+                            and offset not in facts.kept_resumes):
+                        # passing a send on down to a delegate lane, whose resume records it
+                        # (tracer._pass_down): no need to hear of this location again
+                        return disable
                 if resume(frame, lane, offset):
                     return None
             elif not code.co_flags & followed or not is_program(code):
@@ -919,6 +1040,16 @@ class MonitoringBackend:
                 if frame in calls:
                     tracer.yielded(frame, value)
                 return None
+            if delegates[lane] == NO_LANE:
+                facts = started_codes.get(id(code))
+                resumes_at = None if facts is None else facts.passing_yields.get(offset)
+                if (facts is not None and resumes_at is not None
+                        and resumes_at not in facts.kept_resumes):
+                    # a `yield from` passing values up from something that is not a lane:
+                    # its resumes record the hand-offs, so they must be reported again (this
+                    # yield comes before any resume of the frame there)
+                    facts.kept_resumes.add(resumes_at)
+                    restart_events()
             if not yield_(lane, value):
                 tracer.yielded(frame, value)
             return None
@@ -984,6 +1115,7 @@ class MonitoringBackend:
         )
 
     def uninstall(self) -> None:
+        self.tracer.hot_resume = None
         if self.tool < 0:
             return
         monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
