@@ -23,23 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from loopscope.tracer.events import Batch
+from bench.sinks import EncodingSink
 from loopscope.tracer.models.asyncio_model import traced_loops
 from loopscope.tracer.recorder import Recorder
-from loopscope.tracer.stream import encode_batch
-
-
-class EncodingSink:
-    """Encodes each batch into the pipe's frame format and keeps only the byte count."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-        self.events = 0
-
-    def write_batch(self, batch: Batch) -> None:
-        self.bytes += len(encode_batch(*batch))
-        self.events += len(batch.columns[0])
-
 
 # -- the reference workload ---------------------------------------------------------------
 
@@ -102,7 +88,7 @@ def run_loopscope(make: Callable[[], object], counts: dict[str, int]) -> float:
     recorder.close()
     elapsed = time.perf_counter() - start
     counts["events"] = sink.events
-    counts["bytes"] = sink.bytes
+    counts["bytes"] = sink.bytes_written
     return elapsed
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pairs import alternate, arguments
-from loopscope.tracer.events import Batch
+from bench.sinks import EncodingSink
 from loopscope.tracer.models.generator_model import (
     GeneratorTracer,
     ProgramCode,
@@ -32,19 +32,10 @@ from loopscope.tracer.models.generator_model import (
     make_backend,
 )
 from loopscope.tracer.recorder import Recorder
-from loopscope.tracer.stream import encode_batch
 
 ROUNDS = 11
 
 
-class EncodingSink:
-    """Encodes every batch as the child would before writing it to the pipe."""
-
-    def __init__(self) -> None:
-        self.bytes_written = 0
-
-    def write_batch(self, batch: Batch) -> None:
-        self.bytes_written += len(encode_batch(*batch))
 
 
 def consumer() -> Generator[str, int | None, None]:

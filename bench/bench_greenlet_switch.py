@@ -20,23 +20,14 @@ from greenlet import greenlet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.pairs import alternate, arguments
-from loopscope.tracer.events import Batch
+from bench.sinks import EncodingSink
 from loopscope.tracer.models._greenlets import GreenletTracer
 from loopscope.tracer.models.generator_model import c_handoffs
 from loopscope.tracer.recorder import Recorder
-from loopscope.tracer.stream import encode_batch
 
 ROUNDS = 9
 
 
-class EncodingSink:
-    """Encodes every batch as the child would before writing it to the pipe."""
-
-    def __init__(self) -> None:
-        self.bytes_written = 0
-
-    def write_batch(self, batch: Batch) -> None:
-        self.bytes_written += len(encode_batch(*batch))
 
 
 def ping_pong(switches: int) -> None:

@@ -24,21 +24,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.sinks import EncodingSink
 from loopscope.tracer import recorder as c_recorder_module
-from loopscope.tracer.events import Batch, Code
-from loopscope.tracer.stream import encode_batch
+from loopscope.tracer.events import Code
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class EncodingSink:
-    """Encodes each batch into the pipe's frame format and keeps only the byte count."""
-
-    def __init__(self) -> None:
-        self.bytes = 0
-
-    def write_batch(self, batch: Batch) -> None:
-        self.bytes += len(encode_batch(*batch))
 
 
 def load_pure_recorder_module() -> ModuleType:

@@ -23,6 +23,7 @@ are in, so garbage is refused at once instead of being buffered as a frame that 
 from __future__ import annotations
 
 import json
+import os
 import struct
 import sys
 from array import array
@@ -93,6 +94,18 @@ def encode_batch(
     new_sources: list[Source],
     new_values: bytes = b"",
 ) -> bytes:
+    return b"".join(batch_parts(first_seq, columns, new_details, new_sources, new_values))
+
+
+def batch_parts(
+    first_seq: int,
+    columns: tuple[Sequence[int], ...],
+    new_details: list[Detail],
+    new_sources: list[Source],
+    new_values: bytes = b"",
+) -> list[bytes | array[int]]:
+    """A batch frame as the buffers that make it up, in order: the child writes them to the
+    pipe as they are (one `writev`), without first copying them into one."""
     count = len(columns[0])
     if new_details or new_sources:
         tables = json.dumps(
@@ -109,10 +122,23 @@ def encode_batch(
             column = array(typecode, column)  # a copy: the caller's column stays as it was
             if _SWAP:
                 column.byteswap()
-        parts.append(column)  # join copies it once
+        parts.append(column)
     payload_length = sum(memoryview(p).nbytes for p in parts)  # an array's len counts items
     parts[0] = HEADER.pack(payload_length, BATCH)
-    return b"".join(parts)
+    return parts
+
+
+def _write_all(fd: int, parts: list[bytes | array[int]]) -> None:
+    """Writes the buffers to `fd` in order, however many calls the pipe takes (a signal can
+    cut a blocking write short once part of it is in)."""
+    views = [memoryview(part).cast("B") for part in parts if len(part)]
+    while views:
+        written = os.writev(fd, views)
+        while views and written >= views[0].nbytes:
+            written -= views[0].nbytes
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
 
 
 def _jsonable(value: object) -> object:
@@ -124,6 +150,10 @@ class FrameWriter:
 
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
+        try:  # a batch goes straight to the file's descriptor, its buffers not joined first
+            self._fd = out.fileno()
+        except (AttributeError, OSError, ValueError):
+            self._fd = -1  # an in-memory file (tests)
         # Called after each whole frame is written: the one moment the child can be
         # interrupted without losing events or cutting a frame in half.
         self.after_write: Callable[[], None] | None = None
@@ -132,7 +162,13 @@ class FrameWriter:
         self._send(encode_hello(info))
 
     def write_batch(self, batch: Batch) -> None:
-        self._send(encode_batch(*batch))
+        if self._fd < 0:
+            self._send(encode_batch(*batch))
+            return
+        self.out.flush()  # what the buffer holds goes first
+        _write_all(self._fd, batch_parts(*batch))
+        if self.after_write is not None:
+            self.after_write()
 
     def end(self, info: dict[str, Any]) -> None:
         self._send(encode_end(info))

@@ -244,3 +244,58 @@ def test_unserialisable_detail_values_travel_as_their_repr() -> None:
     decoder.feed(HELLO_FRAME + encode_batch(0, columns, [("text", marker)], []))
 
     assert trace.event(0).detail == {"text": repr(marker)}
+
+
+def test_batches_written_to_a_pipe_arrive_whole_though_signals_cut_writes_short() -> None:
+    """The child writes a batch's buffers straight to the pipe (writev). A slow reader fills
+    the pipe, and a timer signal every millisecond cuts the blocked writes short part-way:
+    the rest must still follow, so the parent decodes what was recorded."""
+    import os
+    import signal
+    import threading
+    import time
+
+    read_fd, write_fd = os.pipe()
+    received = bytearray()
+
+    def read_slowly() -> None:
+        while chunk := os.read(read_fd, 4096):
+            received.extend(chunk)
+            time.sleep(0.0002)
+
+    reader = threading.Thread(target=read_slowly)
+    reader.start()
+    interrupted = [0]
+
+    def count(*_: object) -> None:
+        interrupted[0] += 1
+
+    previous = signal.signal(signal.SIGALRM, count)
+    signal.setitimer(signal.ITIMER_REAL, 0.001, 0.001)
+    try:
+        with open(write_fd, "wb", buffering=1 << 16) as out:
+            writer = FrameWriter(out)
+            writer.hello({"pid": 1, "model": "toy", "target": "t", "python": "3.11"})
+            recorder = Recorder(writer, clock=FakeClock(), batch_size=20_000)
+            for _ in range(60):
+                record_some(recorder)
+            recorder.close()
+            writer.end({"status": "ok", "events": recorder.event_count, "dropped": 0})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, previous)
+        reader.join()
+        os.close(read_fd)
+    assert interrupted[0] > 0  # the writes were interrupted while they waited
+
+    expected = Trace()
+    in_process = Recorder(expected, clock=FakeClock())
+    for _ in range(60):
+        record_some(in_process)
+    in_process.close()
+    trace = Trace()
+    decoder = FrameDecoder(trace)
+    decoder.feed(bytes(received))
+    decoder.finish()
+    assert as_rows(trace) == as_rows(expected)
+    assert decoder.end is not None and decoder.end["events"] == len(expected)

@@ -3,6 +3,8 @@ arrows in batches, lane names and legend from a cached image."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QLineF, QPointF, Qt
@@ -190,4 +192,4 @@ def test_the_legend_stops_short_of_the_note_on_arrows_not_drawn(qtbot: QtBot,
     assert kept == shown[:len(kept)]
     assert all(x + 18 + text_width <= note_left for _entry, x, text_width in kept)
     # entries are laid left to right without overlapping one another
-    assert all(a[1] + 18 + a[2] < b[1] for a, b in zip(kept, kept[1:], strict=False))
+    assert all(a[1] + 18 + a[2] < b[1] for a, b in itertools.pairwise(kept))
