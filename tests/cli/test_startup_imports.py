@@ -20,12 +20,16 @@ from tests.cli.test_cli import _env, _script
 # Neither process of the run needs any of these for an empty script.
 NEVER = {"asyncio", "dataclasses", "inspect", "ast", "ssl", "socket", "concurrent.futures",
          "logging", "platform", "secrets", "PySide6", "numpy"}
-# The child, besides: it parses its own command line, writes but never decodes frames, and
-# imports the traceback machinery only for a program that fails.
+# The child, besides: it parses its own command line, writes but never decodes frames (so
+# never imports the trace and its checks), and imports the traceback machinery only for a
+# program that fails.
 # (pathlib counts where the interpreter does not load it anyway: an editable install's
 # import finder does, an installed package does not.)
 NOT_IN_CHILD = NEVER | {"argparse", "shutil", "traceback", "textwrap", "tokenize", "pathlib",
-                        "loopscope.tracer.held_frame", "loopscope.tracer.runner"}
+                        "loopscope.tracer.held_frame", "loopscope.tracer.runner",
+                        # the decoding half of the stream: the parent's
+                        "loopscope.tracer.trace", "loopscope.tracer.trace_checks",
+                        "loopscope.tracer.samples"}
 # The parent: the run is driven by a selector (tracer.blocking_run), not asyncio's runner.
 NOT_IN_PARENT = NEVER | {"loopscope.tracer.runner", "loopscope.tracer.held_frame", "subprocess",
                          "loopscope.tracer.recorder"}
