@@ -13,7 +13,10 @@ Columns have the same types as the event pipe (ts int64, lane int32, code int8, 
 detail int32, source int32). Lanes are not stored: they are derived from the SPAWN events on
 load, exactly as when the events arrived from a child. The JSON keeps the tables' key order
 and uses fixed separators, and zlib is deterministic, so the same trace always gives the same
-bytes.
+bytes. A body longer than 8 MB is deflated in 8 MB segments, each from an empty window and
+ending on a byte boundary, on several threads, and joined under one zlib header and the
+adler32 of the whole: still one stream (any zlib, any older Loopscope reads it), whose bytes
+depend only on the body.
 
 A trace file is data from anywhere, so loading trusts nothing in it (tracer.trace_checks):
 the body is inflated a section at a time, each no larger than the sizes already read declare
