@@ -377,8 +377,12 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool,
     held.install()
     early = _take_early_child()
     try:
-        launched = (adopt_early_child(early, target) if early is not None
-                    else launch(target, sys.executable, stdin=None))
+        launched = None
+        if early is not None:
+            with contextlib.suppress(OSError):  # it died waiting: a child of its own instead,
+                launched = adopt_early_child(early, target)  # which says why if it fails too
+        if launched is None:
+            launched = launch(target, sys.executable, stdin=None)
     except BaseException:
         _end_by_exception()
         raise

@@ -124,6 +124,20 @@ def test_a_child_given_up_runs_nothing_and_is_gone(
         os.kill(early.pid, 0)
 
 
+def test_a_child_that_died_waiting_is_given_up_and_reaped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+    early = start_early_child()
+    os.killpg(early.pid, 9)
+    early.wait()
+    target = resolve_target(str(_script(tmp_path, "pass\n")))
+    with pytest.raises(OSError):  # the command line then launches a child of its own
+        adopt_early_child(early, target)
+    for fd in (early.events_fd, early.control_fd, early.stdout_fd, early.stderr_fd):
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed
+
+
 def test_a_command_line_mistake_runs_nothing_of_the_program(tmp_path: Path) -> None:
     ran = tmp_path / "ran"
     script = _script(tmp_path, f"open({str(ran)!r}, 'w').close()\n")
