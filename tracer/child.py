@@ -356,10 +356,14 @@ def _line_buffered(stream: TextIO) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
-    if arguments[:1] == ["--await-orders"] and len(arguments) == 2:
+    awaited = arguments[:1] == ["--await-orders"] and len(arguments) == 2
+    if awaited:
         # Started before the command line was parsed (tracer.early_child): everything above
-        # is imported; the command line comes on the control pipe, or end of file when the
-        # parent gave the run up (nothing of the program has run: exit quietly).
+        # is imported. The watcher is left behind now, while the parent still parses (its
+        # two forks would otherwise delay the program); then the command line comes on the
+        # control pipe, or end of file when the parent gave the run up (nothing of the
+        # program has run: exit quietly; the parent kills the watcher with our group).
+        _watch_over_the_run()
         orders = read_orders(int(arguments[1]))
         if orders is None:
             return ORPHANED_EXIT
@@ -369,9 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         sys.stderr.write(f"{USAGE}\nerror: {exc}\n")
         return 2
-    faulthandler.enable()  # a segfault leaves its reason and the Python stack on stderr
-    # Before any thread starts: a parent killed outright still ends all the program started.
-    watch_for_parent_death()
+    if not awaited:
+        _watch_over_the_run()
     # Subprocesses the program starts must not hold our pipes open: a grandchild keeping the
     # event pipe would stop the parent from ever seeing its end.
     for fd in (options.events_fd, options.control_fd):
@@ -479,6 +482,12 @@ def main(argv: list[str] | None = None) -> int:
         end["notes"] = take_notes()
         _finish_stream(recorder, writer, end, exit_code)
     return exit_code
+
+
+def _watch_over_the_run() -> None:
+    faulthandler.enable()  # a segfault leaves its reason and the Python stack on stderr
+    # Before any thread starts: a parent killed outright still ends all the program started.
+    watch_for_parent_death()
 
 
 def _library_import(program: Program, recorder: Recorder, census: Census,

@@ -133,7 +133,8 @@ class EarlyChild:
 
     def abandon(self) -> None:
         """Gives the run up before it ran anything: closes our pipes (the child exits on end
-        of file), kills its process group and reaps it."""
+        of file), kills its process group (the child and the watcher it left behind) and
+        reaps them."""
         # (try/except, not contextlib.suppress: contextlib is not imported this early)
         for fd in (self.control_fd, self.events_fd, self.stdout_fd, self.stderr_fd):
             try:  # noqa: SIM105
@@ -145,6 +146,10 @@ class EarlyChild:
         except (ProcessLookupError, PermissionError):
             pass
         self.wait()
+        # and the watcher it may have left behind (killed with its group), adopted by us
+        from loopscope.tracer.descendants import end_orphans
+
+        end_orphans(self.mark, self.pid)
 
 
 def start_early_child(python: str = sys.executable) -> EarlyChild:

@@ -26,9 +26,16 @@ def early_child_for(argv: list[str]) -> EarlyChild | None:
     if not wants_early_child(argv):
         return None
     try:
-        return start_early_child()
+        early = start_early_child()
     except (OSError, NotImplementedError, AttributeError):  # no posix_spawn with setsid
         return None
+    # The child forks its watcher as soon as it has imported itself, before its orders: by
+    # then this process must adopt orphans (tracer.descendants), so that the run's end finds
+    # and reaps it. Its imports take far longer than this.
+    from loopscope.tracer.descendants import become_subreaper
+
+    become_subreaper()
+    return early
 
 
 def command() -> NoReturn:

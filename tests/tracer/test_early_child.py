@@ -8,11 +8,13 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 from loopscope.tracer.blocking_run import BlockingRun
+from loopscope.tracer.descendants import _run_processes
 from loopscope.tracer.early_child import (
     encode_orders,
     read_orders,
@@ -114,14 +116,38 @@ def test_a_child_given_its_orders_records_the_run_as_a_launched_one(
     assert ("output" in [kind for _lane, kind, _other, _detail in early_events])
 
 
+def _watchers(mark: str, child: int) -> list[int]:
+    """The run's live processes that are neither the child nor a child of its."""
+    found = []
+    for pid in _run_processes(mark, child):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid != child and parent != child:
+            found.append(pid)
+    return found
+
+
 def test_a_child_given_up_runs_nothing_and_is_gone(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
     early = start_early_child()
+    # once it has imported itself it leaves the run's watcher behind, in its group (an
+    # orphan: its parent, forked in between, exits at once)
+    deadline = time.monotonic() + 60
+    while not _watchers(early.mark, early.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _watchers(early.mark, early.pid)
     early.abandon()
     assert early.returncode is not None  # reaped
     with pytest.raises(ProcessLookupError):
         os.kill(early.pid, 0)
+    deadline = time.monotonic() + 10  # the watcher, adopted by whoever adopts here, dies too
+    while _run_processes(early.mark, early.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _run_processes(early.mark, early.pid) == []
 
 
 def test_a_child_that_died_waiting_is_given_up_and_reaped(
