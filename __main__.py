@@ -1,5 +1,5 @@
 """`python -m loopscope`: the same as the `loopscope` command."""
 
-from loopscope.ui.cli import command
+from loopscope.ui.start import command
 
 command()

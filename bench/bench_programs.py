@@ -203,8 +203,13 @@ def _script(directory: Path, program: Program) -> Path:
 # trace), while VmHWM starts afresh at exec.
 _TRACED = """
 import sys
+try:  # the run's child started first, as the `loopscope` command does (ui.start)
+    from loopscope.ui.start import early_child_for
+except ImportError:  # a checkout from before it
+    early_child_for = lambda argv: None
+early = early_child_for(sys.argv[2:])
 from loopscope.ui.cli import finish, main
-status = main(sys.argv[2:])
+status = main(sys.argv[2:], early) if early is not None else main(sys.argv[2:])
 with open("/proc/self/status") as status_file:
     peak = next(line.split()[1] for line in status_file if line.startswith("VmHWM:"))
 with open(sys.argv[1], "w") as out:

@@ -30,7 +30,6 @@ import sys
 import tempfile
 import time
 from array import array
-from itertools import accumulate, chain
 from pathlib import Path
 from types import ModuleType
 
@@ -66,8 +65,7 @@ def synthetic_trace(events: int = EVENTS, lanes: int = LANES) -> Trace:
     values = ValueRows()
     values.bases = array("i", [switch_detail]) * handoffs
     values.texts = bytearray(b"".join(texts) * whole + b"".join(texts[:part]))
-    values.ends = array("q", accumulate(chain(
-        array("q", map(len, texts)) * whole, map(len, texts[:part]))))
+    values.lengths = array("I", map(len, texts)) * whole + array("I", map(len, texts[:part]))
     targets = array("i", ((k * 7919 + 1) % lanes for k in range(handoffs)))
     origins = array("i", [0]) + targets[:-1]
     count = 3 * handoffs

@@ -2,6 +2,10 @@
 
     python -m tracer.child --events-fd N [--control-fd M] --model MODEL [--paused]
                            (--scenario MODULE | --script PATH) [-- ARGS...]
+    python -m tracer.child --await-orders FD
+
+With --await-orders (tracer.early_child), the child imports what it needs and then reads the
+rest of its command line from the control pipe FD before it does anything else.
 
 The event pipe carries frames (see tracer.stream); the program's own stdout and stderr stay
 what they were, and each line the program prints is also recorded as an OUTPUT event on the
@@ -17,6 +21,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import faulthandler
+import gc
 import importlib
 import io
 import os
@@ -33,6 +38,7 @@ from loopscope.tracer import thread_lines as thread_lines_module
 from loopscope.tracer.after_import import AfterImport
 from loopscope.tracer.census import Census
 from loopscope.tracer.descendants import watch_for_parent_death
+from loopscope.tracer.early_child import read_orders
 from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code
 from loopscope.tracer.forks import ForkGuard
 from loopscope.tracer.models import clock_policy_for, load_model, model_spec
@@ -354,14 +360,26 @@ def _line_buffered(stream: TextIO) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    awaited = arguments[:1] == ["--await-orders"] and len(arguments) == 2
+    if awaited:
+        # Started before the command line was parsed (tracer.early_child): everything above
+        # is imported. The watcher is left behind now, while the parent still parses (its
+        # two forks would otherwise delay the program); then the command line comes on the
+        # control pipe, or end of file when the parent gave the run up (nothing of the
+        # program has run: exit quietly; the parent kills the watcher with our group).
+        _watch_over_the_run()
+        orders = read_orders(int(arguments[1]))
+        if orders is None:
+            return ORPHANED_EXIT
+        arguments = orders
     try:
-        options = parse_options(sys.argv[1:] if argv is None else argv)
+        options = parse_options(arguments)
     except UsageError as exc:
         sys.stderr.write(f"{USAGE}\nerror: {exc}\n")
         return 2
-    faulthandler.enable()  # a segfault leaves its reason and the Python stack on stderr
-    # Before any thread starts: a parent killed outright still ends all the program started.
-    watch_for_parent_death()
+    if not awaited:
+        _watch_over_the_run()
     # Subprocesses the program starts must not hold our pipes open: a grandchild keeping the
     # event pipe would stop the parent from ever seeing its end.
     for fd in (options.events_fd, options.control_fd):
@@ -423,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
     library_import = _library_import(program, recorder, census, installed)
     recorder.start_flush_timer()
     sampler = start_stall_sampler(recorder)
+    # What exists now is Loopscope's and the modules it imported, alive until the end: out
+    # of the collector's sight (a full collection never walks it again, nor does the
+    # interpreter's teardown, which was most of an empty script's shutdown).
+    gc.freeze()
     try:
         _run_model(recorder, program, library_import)
     except StopRequested:
@@ -465,6 +487,12 @@ def main(argv: list[str] | None = None) -> int:
         end["notes"] = take_notes()
         _finish_stream(recorder, writer, end, exit_code)
     return exit_code
+
+
+def _watch_over_the_run() -> None:
+    faulthandler.enable()  # a segfault leaves its reason and the Python stack on stderr
+    # Before any thread starts: a parent killed outright still ends all the program started.
+    watch_for_parent_death()
 
 
 def _library_import(program: Program, recorder: Recorder, census: Census,

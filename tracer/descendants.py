@@ -28,7 +28,8 @@ import signal
 import sys
 import time
 
-MARK_VARIABLE = "LOOPSCOPE_RUN"
+from loopscope.tracer.early_child import MARK_VARIABLE
+
 _PR_SET_CHILD_SUBREAPER = 36
 _ROUNDS = 50
 # Signals a program may send its whole process group that must not end the watcher.
@@ -52,11 +53,6 @@ def become_subreaper() -> bool:
     return _subreaper
 
 
-def new_mark() -> str:
-    """A fresh value for MARK_VARIABLE: one per run."""
-    return os.urandom(8).hex()  # not `secrets`: its import costs the command line's start-up
-
-
 def _run_processes(mark: str, group: int, *, children_of: int | None = None,
                    exclude: int | None = None) -> list[int]:
     """The processes that carry `mark` in their environment or are in process group `group`:
@@ -65,10 +61,12 @@ def _run_processes(mark: str, group: int, *, children_of: int | None = None,
     every live one, whoever its parent is, but `exclude`."""
     needle = f"{MARK_VARIABLE}={mark}".encode()
     found: list[int] = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
+    entries = None if children_of is None else _children(children_of)
+    if entries is None:
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return found
     for entry in entries:
         if not entry.isdigit() or int(entry) == exclude:
             continue
@@ -90,6 +88,22 @@ def _run_processes(mark: str, group: int, *, children_of: int | None = None,
         except (OSError, IndexError, ValueError):
             continue
     return found
+
+
+def _children(pid: int) -> list[str] | None:
+    """The children of process `pid`, its threads' together (an orphan is adopted by any
+    thread of its subreaper), from /proc/PID/task/*/children; None where Linux does not
+    list them (a kernel without CONFIG_PROC_CHILDREN). Reading a few short files instead of
+    every process's stat is what a run's end costs on a machine with many processes."""
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+        children: list[str] = []
+        for thread in threads:
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as listing:
+                children += listing.read().decode().split()
+    except OSError:
+        return None
+    return children
 
 
 def end_orphans(mark: str, group: int) -> int:

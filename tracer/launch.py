@@ -11,20 +11,37 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
-from loopscope.tracer.descendants import MARK_VARIABLE, become_subreaper, new_mark
+from loopscope.tracer.descendants import become_subreaper
+from loopscope.tracer.early_child import EarlyChild, child_environment, new_mark
 
 if TYPE_CHECKING:
     from loopscope.tracer.target import Target
+
+# subprocess.DEVNULL, without importing subprocess: the command line starts its runs through
+# tracer.early_child, and only the app's runs (tracer.runner) need Popen
+DEVNULL = -3
+
+
+class ChildProcess(Protocol):
+    """What a run needs of its started child: subprocess.Popen, or tracer.early_child's."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def poll(self) -> int | None: ...
+
+    def wait(self) -> int: ...
 
 
 class Launched(NamedTuple):
     """A started child and the parent's ends of its pipes (owned by whoever adopts them)."""
 
-    popen: subprocess.Popen[bytes]
+    popen: ChildProcess
     mark: str  # the run's mark, passed on to everything the program starts
     events_fd: int  # the child's event frames (read)
     control_fd: int  # commands to the child, one per line (write, non-blocking)
@@ -52,8 +69,16 @@ class Launched(NamedTuple):
 def child_command(python: str, target: Target, events_fd: int, control_fd: int,
                   paused: bool) -> list[str]:
     """The child's command line (tracer.child reads it)."""
-    cmd = [python, "-m", "loopscope.tracer.child", "--events-fd", str(events_fd),
-           "--control-fd", str(control_fd), "--model", target.model]
+    return [python, "-m", "loopscope.tracer.child",
+            *child_arguments(target, events_fd, control_fd, paused)]
+
+
+def child_arguments(target: Target, events_fd: int, control_fd: int,
+                    paused: bool) -> list[str]:
+    """The child's arguments, after `python -m loopscope.tracer.child` (or as the orders of
+    an early child: tracer.early_child)."""
+    cmd = ["--events-fd", str(events_fd), "--control-fd", str(control_fd),
+           "--model", target.model]
     if paused:
         cmd.append("--paused")
     if target.kind == "scenario":
@@ -65,23 +90,15 @@ def child_command(python: str, target: Target, events_fd: int, control_fd: int,
     return cmd
 
 
-def child_environment(mark: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    # The program's environment as the user has it: nothing of Loopscope's is put on its
-    # path (the child finds `loopscope` where this process did, in site-packages or the
-    # editable install), so a program's own `import ui` never finds ours.
-    env = dict(os.environ if environ is None else environ)
-    env.setdefault("PYTHONIOENCODING", "utf-8")
-    env[MARK_VARIABLE] = mark  # passed on to all the program starts (descendants)
-    return env
-
-
 def launch(target: Target, python: str, paused: bool = False,
-           stdin: int | None = subprocess.DEVNULL) -> Launched:
+           stdin: int | None = DEVNULL) -> Launched:
     """Starts the child in a session of its own, with its event, control, stdout and stderr
     pipes; raises OSError (nothing left open) when it cannot start. `stdin`: DEVNULL, None to
     share ours, or a file descriptor."""
     if target.kind not in ("scenario", "script"):
         raise ValueError(f"cannot run a {target.kind}")
+    import subprocess
+
     mark = new_mark()
     parent_ends: list[int] = []
     child_ends: list[int] = []
@@ -117,3 +134,24 @@ def launch(target: Target, python: str, paused: bool = False,
     # The GUI's loop must never block on a child that stopped reading its commands.
     os.set_blocking(control_w, False)
     return Launched(popen, mark, events_r, control_w, out_r, err_r)
+
+
+def adopt_early_child(early: EarlyChild, target: Target) -> Launched:
+    """Gives a child started before the command line was parsed (tracer.early_child) the
+    run of `target` (not paused: only the stepping commands pause, and they do not start
+    early), and returns it as `launch` would have started it. On OSError (the child died)
+    the child is abandoned."""
+    if target.kind not in ("scenario", "script"):
+        raise ValueError(f"cannot run a {target.kind}")
+    # Before the orders: the child, ready and waiting, forks its watcher (the run's first
+    # orphan) at once, and it must be adopted by us, not by init.
+    become_subreaper()
+    try:
+        early.send_orders(child_arguments(target, early.child_events_fd,
+                                          early.child_control_fd, paused=False))
+    except OSError:
+        early.abandon()
+        raise
+    os.set_blocking(early.control_fd, False)
+    return Launched(early, early.mark, early.events_fd, early.control_fd, early.stdout_fd,
+                    early.stderr_fd)

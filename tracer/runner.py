@@ -15,13 +15,12 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from loopscope.tracer.launch import Launched, child_command, launch
+from loopscope.tracer.launch import ChildProcess, Launched, child_command, launch
 from loopscope.tracer.run_parts import (
     PIPE_DRAIN_S,
     STDOUT_LIMIT,
@@ -66,7 +65,7 @@ class _ChildProcess:
     reaped (None before), and `wait()`. The exit is watched through a pidfd where Linux has
     them (no thread), else by a thread blocked in waitpid."""
 
-    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+    def __init__(self, popen: ChildProcess) -> None:
         self._popen = popen
         self.pid = popen.pid
         self._exited: asyncio.Future[None] | None = None

@@ -25,11 +25,14 @@ import sys
 import time
 from collections import deque
 from types import FrameType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from loopscope.tracer.events import NO_LANE, Batch, Code, Source
 from loopscope.tracer.recorder import BatchSink, Recorder
-from loopscope.tracer.samples import Stack
+
+if TYPE_CHECKING:
+    # (the type only: the child's start-up does not import the samples' reading side)
+    from loopscope.tracer.samples import Stack
 
 _real_sleep = time.sleep
 _real_get_ident = _thread.get_ident

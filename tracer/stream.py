@@ -31,19 +31,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from loopscope.tracer.events import Batch, Detail, Source, detail_to_dict
-from loopscope.tracer.samples import SamplePayloadError
-from loopscope.tracer.trace import SequenceGapError, Trace
-from loopscope.tracer.trace_checks import (
-    TraceCheckError,
-    check_columns,
-    check_detail,
-    check_source,
-    parse_json,
-)
-from loopscope.tracer.values import ValueSectionError, decode_values
 
 if TYPE_CHECKING:
     from loopscope.tracer.held_frame import HeldView
+    from loopscope.tracer.trace import Trace
+
+# The decoder's half (the trace, its checks) is imported by FrameDecoder, in the parent: the
+# child only writes frames, and its start-up is part of every traced run's.
 
 PROTOCOL_VERSION = 2
 MAGIC = b"LSCP"
@@ -291,6 +285,8 @@ class FrameDecoder:
         self.hello = hello
 
     def _apply_samples(self, payload: bytes) -> None:
+        from loopscope.tracer.samples import SamplePayloadError
+
         try:
             self.trace.samples.apply_payload(_json_object(payload, "samples"))
         except SamplePayloadError as exc:
@@ -309,6 +305,10 @@ class FrameDecoder:
         self.end = _json_object(payload, "end")
 
     def _apply_batch(self, payload: memoryview) -> None:
+        from loopscope.tracer.trace import SequenceGapError
+        from loopscope.tracer.trace_checks import TraceCheckError, check_columns
+        from loopscope.tracer.values import ValueSectionError, decode_values
+
         if len(payload) < BATCH_HEADER.size:
             raise StreamError(f"a batch frame of {len(payload)} bytes is too short")
         first_seq, count, tables_length, values_length = BATCH_HEADER.unpack_from(payload, 0)
@@ -357,6 +357,8 @@ class FrameDecoder:
 
 
 def _json_object(payload: bytes, what: str) -> dict[str, Any]:
+    from loopscope.tracer.trace_checks import TraceCheckError, parse_json
+
     try:
         value = parse_json(payload)
     except TraceCheckError as exc:
@@ -367,6 +369,8 @@ def _json_object(payload: bytes, what: str) -> dict[str, Any]:
 
 
 def _tables(payload: bytes) -> tuple[list[dict[str, Any]], list[Source]]:
+    from loopscope.tracer.trace_checks import TraceCheckError, check_detail, check_source
+
     tables = _json_object(payload, "batch tables")
     try:
         rows, locations = tables.get("details", []), tables.get("sources", [])
@@ -380,6 +384,8 @@ def _tables(payload: bytes) -> tuple[list[dict[str, Any]], list[Source]]:
 
 
 def _list(row: object) -> list[Any]:
+    from loopscope.tracer.trace_checks import TraceCheckError
+
     if not isinstance(row, list):
         raise TraceCheckError("a detail row is not a list")
     return row

@@ -20,8 +20,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Iterator
-from itertools import accumulate, chain, islice
-from operator import sub
+from itertools import accumulate, islice
 from typing import TYPE_CHECKING, Any
 
 VALUE_ROW = 1 << 30  # the first value row's detail index
@@ -89,8 +88,11 @@ class ValueRows:
 
     def __init__(self) -> None:
         self.bases = array("i")
-        self.ends = array("q")  # where each row's text ends in `texts`
+        self.lengths = array("I")  # each row's text length, as a saved trace holds them
         self.texts = bytearray()
+        # where each row's text ends in `texts`: worked out from `lengths` when rows are read
+        # (a traced run that is only saved never reads one)
+        self._ends = array("q")
 
     def __len__(self) -> int:
         return len(self.bases)
@@ -111,8 +113,18 @@ class ValueRows:
         """Appends rows `decode_values` checked."""
         bases, lengths, texts = rows
         self.bases.extend(bases)
-        self.ends.extend(islice(accumulate(lengths, initial=len(self.texts)), 1, None))
+        self.lengths.extend(lengths)
         self.texts += texts
+
+    @property
+    def ends(self) -> array[int]:
+        """Where each row's text ends in `texts` (an array("q"), one entry a row)."""
+        ends = self._ends
+        done = len(ends)
+        if done < len(self.lengths):
+            ends.extend(islice(accumulate(memoryview(self.lengths)[done:],
+                                          initial=ends[-1] if done else 0), 1, None))
+        return ends
 
     def encode(self) -> bytes:
         """Every row as one section (what a saved trace holds); b"" when there are none."""
@@ -126,18 +138,19 @@ class ValueRows:
             return
         yield SECTION_HEADER.pack(0, count)
         for start in range(0, count, rows_per_piece):
-            bases = self.bases[start : start + rows_per_piece]
             if _SWAP:
+                bases = self.bases[start : start + rows_per_piece]
                 bases.byteswap()
-            yield bases.tobytes()
-        ends = self.ends
+                yield bases.tobytes()
+            else:
+                yield memoryview(self.bases)[start : start + rows_per_piece]
         for start in range(0, count, rows_per_piece):
-            stop = min(start + rows_per_piece, count)
-            previous = chain((ends[start - 1] if start else 0,), ends[start : stop - 1])
-            lengths = array("I", map(sub, ends[start:stop], previous))
             if _SWAP:
+                lengths = self.lengths[start : start + rows_per_piece]
                 lengths.byteswap()
-            yield lengths.tobytes()
+                yield lengths.tobytes()
+            else:
+                yield memoryview(self.lengths)[start : start + rows_per_piece]
         texts = memoryview(self.texts)
         piece = 64 * rows_per_piece
         for start in range(0, len(texts), piece):

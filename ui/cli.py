@@ -33,7 +33,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
-from loopscope.tracer.launch import launch
+from loopscope.tracer.launch import adopt_early_child, launch
 from loopscope.tracer.models import MODEL_NAMES
 from loopscope.tracer.safe_write import OutputError, output_problem, same_file
 from loopscope.tracer.target import Target, TargetError, resolve_target
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     import asyncio
 
     from loopscope.tracer.blocking_run import BlockingRun
+    from loopscope.tracer.early_child import EarlyChild
     from loopscope.tracer.runner import Run, RunResult
     from loopscope.tracer.trace import Trace
 
@@ -374,8 +375,14 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool,
     # program reads our stdin, and its stderr streams through as it comes.
     held = _HeldSignals()
     held.install()
+    early = _take_early_child()
     try:
-        launched = launch(target, sys.executable, stdin=None)
+        launched = None
+        if early is not None:
+            with contextlib.suppress(OSError):  # it died waiting: a child of its own instead,
+                launched = adopt_early_child(early, target)  # which says why if it fails too
+        if launched is None:
+            launched = launch(target, sys.executable, stdin=None)
     except BaseException:
         _end_by_exception()
         raise
@@ -743,7 +750,23 @@ def command_install_desktop(options: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+# The child loopscope.ui.start started for this command line's run before parsing it
+# (tracer.early_child), until obtain_trace gives it the run; main() abandons it otherwise.
+_early_child: EarlyChild | None = None
+
+
+def _take_early_child() -> EarlyChild | None:
+    global _early_child
+    early, _early_child = _early_child, None
+    return early
+
+
+def main(argv: list[str] | None = None, early_child: EarlyChild | None = None) -> int:
+    """Runs the command line. `early_child`: a child already started for its run (see
+    loopscope.ui.start); whatever happens, it is given the run or abandoned before this
+    returns."""
+    global _early_child
+    _early_child = early_child
     handlers = {signo: signal.getsignal(signo) for signo in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return run_command(sys.argv[1:] if argv is None else list(argv))
@@ -765,14 +788,18 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_ERROR
     finally:
+        unused = _take_early_child()  # no run (a saved trace, a mistake): nothing ran in it
+        if unused is not None:
+            unused.abandon()
         with contextlib.suppress(ValueError, OSError, TypeError):
             for signo, handler in handlers.items():
                 signal.signal(signo, handler)
 
 
-def command() -> NoReturn:
-    """The `loopscope` command (and `python -m loopscope`): main(), then exit."""
-    finish(main())
+def command(early_child: EarlyChild | None = None) -> NoReturn:
+    """The `loopscope` command (and `python -m loopscope`, through loopscope.ui.start, which
+    may have started the run's child already): main(), then exit."""
+    finish(main(early_child=early_child))
 
 
 def finish(status: int) -> NoReturn:
@@ -789,4 +816,6 @@ def finish(status: int) -> NoReturn:
 
 
 if __name__ == "__main__":
-    command()
+    from loopscope.ui.start import early_child_for
+
+    command(early_child_for(sys.argv[1:]))

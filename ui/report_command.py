@@ -10,7 +10,6 @@ the rules, after printing the whole report, so CI can gate on it.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from types import ModuleType
@@ -87,6 +86,8 @@ def command_report(options: argparse.Namespace, script_args: Sequence[str],
     threshold = stall_threshold_for(rules, round(options.stall_ms * 1e6))
     report = build_report(obtained.trace, ReportOptions(stall_ns=threshold))
     if options.format == "json":
+        import json  # here: the command line's start-up does not need it
+
         sys.stdout.write(json.dumps(report_json(report), indent=2, ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render_report(report))

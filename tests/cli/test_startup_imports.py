@@ -20,14 +20,18 @@ from tests.cli.test_cli import _env, _script
 # Neither process of the run needs any of these for an empty script.
 NEVER = {"asyncio", "dataclasses", "inspect", "ast", "ssl", "socket", "concurrent.futures",
          "logging", "platform", "secrets", "PySide6", "numpy"}
-# The child, besides: it parses its own command line, writes but never decodes frames, and
-# imports the traceback machinery only for a program that fails.
+# The child, besides: it parses its own command line, writes but never decodes frames (so
+# never imports the trace and its checks), and imports the traceback machinery only for a
+# program that fails.
 # (pathlib counts where the interpreter does not load it anyway: an editable install's
 # import finder does, an installed package does not.)
 NOT_IN_CHILD = NEVER | {"argparse", "shutil", "traceback", "textwrap", "tokenize", "pathlib",
-                        "loopscope.tracer.held_frame", "loopscope.tracer.runner"}
+                        "loopscope.tracer.held_frame", "loopscope.tracer.runner",
+                        # the decoding half of the stream: the parent's
+                        "loopscope.tracer.trace", "loopscope.tracer.trace_checks",
+                        "loopscope.tracer.samples"}
 # The parent: the run is driven by a selector (tracer.blocking_run), not asyncio's runner.
-NOT_IN_PARENT = NEVER | {"loopscope.tracer.runner", "loopscope.tracer.held_frame",
+NOT_IN_PARENT = NEVER | {"loopscope.tracer.runner", "loopscope.tracer.held_frame", "subprocess",
                          "loopscope.tracer.recorder"}
 
 # What the interpreter loads as it starts and the standard library itself loads for the
@@ -44,7 +48,7 @@ if "argparse" in sys.modules:
 print("\\n".join(sys.modules))
 """
 CHILD_NEEDS = ("array", "json", "select", "signal", "struct", "threading")
-PARENT_NEEDS = ("argparse", "ctypes", "json", "selectors", "signal", "subprocess", "threading",
+PARENT_NEEDS = ("argparse", "ctypes", "json", "selectors", "signal", "threading",
                 "zlib")
 
 
@@ -54,11 +58,13 @@ def _pulled_in_by_the_standard_library(needs: tuple[str, ...]) -> set[str]:
     return set(done.stdout.split())
 
 
-# The command line as the `loopscope` command runs it, then the modules it loaded.
+# The command line as the `loopscope` command runs it (its child started early, so no
+# subprocess), then the modules it loaded.
 _PARENT = """
 import json, sys
 from loopscope.ui.cli import main
-status = main(sys.argv[2:])
+from loopscope.ui.start import early_child_for
+status = main(sys.argv[2:], early_child_for(sys.argv[2:]))
 with open(sys.argv[1], "w") as out:
     json.dump(sorted(sys.modules), out)
 sys.exit(status)
@@ -96,3 +102,16 @@ def test_the_command_line_records_a_run_without_asyncio(tmp_path: Path) -> None:
     assert "loopscope.tracer.native" in loaded  # it saved the trace
     heavy = (loaded & NOT_IN_PARENT) - _pulled_in_by_the_standard_library(PARENT_NEEDS)
     assert not heavy, sorted(heavy)
+
+
+def test_the_command_starts_a_run_before_importing_its_command_line() -> None:
+    # `loopscope` (and `python -m loopscope`) spawns a run's child first (loopscope.ui.start,
+    # tracer.early_child): by then it has imported nothing of the standard library that the
+    # interpreter had not, so the child's start-up overlaps all of the command line's.
+    probe = ("import sys; before = set(sys.modules); import loopscope.ui.start; "
+             "print('\\n'.join(sorted(set(sys.modules) - before)))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          timeout=60, check=True, env=_env())
+    added = set(done.stdout.split()) - {"__future__"}
+    assert {name for name in added if not name.startswith("loopscope")} == set(), added
+    assert "loopscope.ui.start" in added

@@ -296,3 +296,32 @@ def test_value_rows_encode_the_same_in_any_piece_size(rows_per_piece: int) -> No
     pieces = b"".join(values.encoded_pieces(rows_per_piece))
     assert pieces == values.encode()
     assert len(pieces) == 8 + 8 * len(values) + len(values.texts)
+
+
+@pytest.mark.parametrize("segment", [1000, 4096, "the whole body"])
+def test_a_long_body_is_deflated_in_segments_any_zlib_reads_and_no_core_count_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, segment: int | str
+) -> None:
+    """A body longer than a segment is deflated a segment at a time on several threads and
+    joined into one zlib stream: the file inflates (plain zlib) to the body the format
+    defines, loads back as the trace, and is the same bytes whatever the number of threads
+    or the size of the pieces the body is read in."""
+    import loopscope.tracer.native as native
+
+    trace = _many_values(3000)
+    one_piece = _encoded_in_one_piece(trace)
+    line, body = _body(one_piece)
+    # "the whole body": one full segment, then an empty last one that ends the stream
+    monkeypatch.setattr(native, "_SEGMENT", len(body) if isinstance(segment, str) else segment)
+    files = []
+    for workers, piece in ((1, 16 << 20), (2, 16 << 20), (3, 999)):
+        monkeypatch.setattr(native, "_deflate_workers", lambda workers=workers: workers)
+        monkeypatch.setattr(native, "_PIECE", piece)
+        files.append(encode_trace(trace))
+    assert files[0] == files[1] == files[2]
+    assert files[0] != one_piece  # segmented indeed
+    assert _body(files[0]) == (line, body)
+    path = tmp_path / "segments.loopscope"
+    save_native(trace, path)
+    assert path.read_bytes() == files[0]
+    _same(trace, load_native(path))

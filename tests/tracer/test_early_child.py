@@ -1,0 +1,183 @@
+"""A run's child started before the command line is parsed (tracer.early_child): it runs
+nothing until it has its orders, runs them as a launched child would, and leaves nothing
+behind when the run is given up."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from loopscope.tracer.blocking_run import BlockingRun
+from loopscope.tracer.descendants import _run_processes
+from loopscope.tracer.early_child import (
+    encode_orders,
+    read_orders,
+    start_early_child,
+    wants_early_child,
+)
+from loopscope.tracer.launch import adopt_early_child, launch
+from loopscope.tracer.target import resolve_target
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("arguments", [
+    [],
+    ["--events-fd", "4", "--script", "/tmp/a b.py", "--", "x\ny", "", "é", "-", "\n"],
+    ["--model", "asyncio"],
+])
+def test_orders_arrive_whole_and_leave_the_rest_of_the_pipe_alone(
+        arguments: list[str]) -> None:
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, encode_orders(arguments) + b"stop\n")
+        assert read_orders(read_end) == arguments
+        assert os.read(read_end, 100) == b"stop\n"  # the control channel's first command
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_closed_pipe_is_no_orders() -> None:
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"12\nabc")  # cut short: the parent died mid-way
+    os.close(write_end)
+    try:
+        assert read_orders(read_end) is None
+    finally:
+        os.close(read_end)
+
+
+@pytest.mark.parametrize(("argv", "wanted"), [
+    (["trace", "prog.py", "-o", "t.loopscope"], True),
+    (["narrate", "sleepers"], True),
+    (["report", "prog.py", "--", "--help"], True),  # the script's --help, not ours
+    (["export", "--width", "800", "prog.py", "-o", "t.png"], True),
+    (["trace", "old.loopscope", "-o", "t.json"], False),  # a saved trace runs nothing
+    (["report", "old.json"], False),
+    (["trace", "prog.py", "--help"], False),
+    (["step", "prog.py"], False),  # stepping runs on asyncio's runner, paused
+    (["list"], False),
+    ([], False),
+])
+def test_only_a_command_line_that_runs_something_starts_a_child_early(
+        argv: list[str], wanted: bool) -> None:
+    assert wants_early_child(argv) is wanted
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _script(folder: Path, text: str) -> Path:
+    path = folder / "prog.py"
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_a_child_given_its_orders_records_the_run_as_a_launched_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = _script(tmp_path, """
+        import asyncio, sys
+
+        async def greet():
+            print("hello", sys.argv[1:])
+            await asyncio.sleep(0)
+            print("waited:", "--await-orders" in sys.orig_argv)
+
+        asyncio.run(greet())
+        """)
+    target = resolve_target(str(script), ("a b", "c"))
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+    results = []
+    for launched in (adopt_early_child(start_early_child(), target),
+                     launch(target, sys.executable)):
+        results.append(BlockingRun(launched, target).wait(timeout=60))
+    early, ordinary = results
+    assert early.ok and ordinary.ok, (early.stderr, ordinary.stderr)
+    assert early.stdout == "hello ['a b', 'c']\nwaited: True\n"
+    assert ordinary.stdout == "hello ['a b', 'c']\nwaited: False\n"
+    early_events, ordinary_events = (
+        [(event.lane, event.kind, event.other, event.detail) for event in result.trace.events()]
+        for result in results)
+    assert len(early_events) > 4
+    assert early_events == [
+        (lane, kind, other, {"text": "waited: True"} if detail == {"text": "waited: False"}
+         else detail)
+        for lane, kind, other, detail in ordinary_events]
+    assert ("output" in [kind for _lane, kind, _other, _detail in early_events])
+
+
+def _watchers(mark: str, child: int) -> list[int]:
+    """The run's live processes that are neither the child nor a child of its."""
+    found = []
+    for pid in _run_processes(mark, child):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as stat:
+                parent = int(stat.read().rsplit(b")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if pid != child and parent != child:
+            found.append(pid)
+    return found
+
+
+def test_a_child_given_up_runs_nothing_and_is_gone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+    early = start_early_child()
+    # once it has imported itself it leaves the run's watcher behind, in its group (an
+    # orphan: its parent, forked in between, exits at once)
+    deadline = time.monotonic() + 60
+    while not _watchers(early.mark, early.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _watchers(early.mark, early.pid)
+    early.abandon()
+    assert early.returncode is not None  # reaped
+    with pytest.raises(ProcessLookupError):
+        os.kill(early.pid, 0)
+    deadline = time.monotonic() + 10  # the watcher, adopted by whoever adopts here, dies too
+    while _run_processes(early.mark, early.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert _run_processes(early.mark, early.pid) == []
+
+
+def test_a_child_that_died_waiting_is_given_up_and_reaped(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+    early = start_early_child()
+    os.killpg(early.pid, 9)
+    early.wait()
+    target = resolve_target(str(_script(tmp_path, "pass\n")))
+    with pytest.raises(OSError):  # the command line then launches a child of its own
+        adopt_early_child(early, target)
+    for fd in (early.events_fd, early.control_fd, early.stdout_fd, early.stderr_fd):
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed
+
+
+def test_a_command_line_mistake_runs_nothing_of_the_program(tmp_path: Path) -> None:
+    ran = tmp_path / "ran"
+    script = _script(tmp_path, f"open({str(ran)!r}, 'w').close()\n")
+    for mistake in (["-o", str(tmp_path / "no" / "such" / "t.loopscope")],  # unwritable
+                    ["-o", str(tmp_path / "t.loopscope"), "--bogus"],  # usage
+                    ["-o", str(tmp_path / "t.loopscope"), "--model", "nope"]):  # bad model
+        done = subprocess.run([sys.executable, "-m", "loopscope", "trace", str(script),
+                               *mistake], cwd=tmp_path, capture_output=True, text=True,
+                              timeout=60, env=_env())
+        assert done.returncode != 0, done.stderr
+        assert "loopscope: error:" in done.stderr
+        assert not ran.exists(), mistake
+    done = subprocess.run([sys.executable, "-m", "loopscope", "trace", str(script), "-o",
+                           str(tmp_path / "t.loopscope")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert ran.exists()

@@ -1,0 +1,185 @@
+"""Starting a run's child before the command line has even been parsed.
+
+A traced one-liner costs two interpreters' start-ups, and the command line's own (argparse,
+the target's resolution, the launch code) came before the child's even began. So the
+`loopscope` command, when its command line asks for a run, starts the child first thing:
+`python -m loopscope.tracer.child --await-orders FD` imports everything it needs while the
+parent parses its arguments and checks the target and the output, and only then is told what
+to run: the child's usual command line (tracer.launch.child_arguments), sent on the control
+pipe as its first message. Nothing of the program runs before that, so a bad command line,
+a bad target or an unwritable output still ends before anything ran; the parent then closes
+the control pipe (the child exits at once on end of file), kills the child's process group
+and reaps it.
+
+Kept light on purpose (os and sys only, no subprocess): it runs before anything else of the
+command line is imported. The child is spawned as `tracer.launch` spawns one (a session of its
+own, the program's stdout and stderr on pipes, the run's mark in its environment, our stdin).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+TYPE_CHECKING = False  # not typing's: its import costs what this module saves
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# The environment variable that marks every process of a run (tracer.descendants).
+MARK_VARIABLE = "LOOPSCOPE_RUN"
+# The commands whose run starts the child early, and the endings of the targets that are
+# saved traces (they start no child: one started for them would be wasted).
+RUN_COMMANDS = frozenset({"trace", "narrate", "export", "report"})
+_TRACE_ENDINGS = (".loopscope", ".json")
+
+
+def new_mark() -> str:
+    """A fresh value for MARK_VARIABLE: one per run."""
+    return os.urandom(8).hex()  # not `secrets`: its import costs the command line's start-up
+
+
+def child_environment(mark: str, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The child's environment: the program's as the user has it, plus the run's mark.
+    Nothing of Loopscope's is put on its path (the child finds `loopscope` where this
+    process did, in site-packages or the editable install), so a program's own `import ui`
+    never finds ours."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("PYTHONIOENCODING", "utf-8")
+    env[MARK_VARIABLE] = mark  # passed on to all the program starts (descendants)
+    return env
+
+
+def encode_orders(arguments: list[str]) -> bytes:
+    """The child's command line as the control pipe carries it: its length in bytes on a line
+    of its own, then the arguments separated by NUL (which no argument can hold)."""
+    payload = b"\0".join(os.fsencode(argument) for argument in arguments)
+    return b"%d\n" % len(payload) + payload
+
+
+def read_orders(fd: int) -> list[str] | None:
+    """In the child: the arguments `encode_orders` wrote on `fd`, read without taking a byte
+    more (the rest of the pipe is the control channel's); None when the parent closed the
+    pipe instead (it gave the run up)."""
+    header = b""
+    while not header.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            return None
+        header += byte
+    size = int(header)
+    payload = b""
+    while len(payload) < size:
+        chunk = os.read(fd, size - len(payload))
+        if not chunk:
+            return None
+        payload += chunk
+    return [os.fsdecode(argument) for argument in payload.split(b"\0")] if payload else []
+
+
+def wants_early_child(argv: list[str]) -> bool:
+    """Whether the command line (without the program's name) asks for a run whose child is
+    worth starting before it is parsed: a run command, no help asked for, and a first
+    argument that does not name a saved trace."""
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    if not own or own[0] not in RUN_COMMANDS or "-h" in own or "--help" in own:
+        return False
+    plain = [word for word in own[1:] if not word.startswith("-")]
+    return not plain or not plain[0].endswith(_TRACE_ENDINGS)
+
+
+class EarlyChild:
+    """A child started by `start_early_child`, waiting for its orders. Quacks like the
+    subprocess.Popen that tracer.launch makes (pid, returncode, poll, wait), so that a run
+    adopts either (tracer.launch.Launched)."""
+
+    def __init__(self, pid: int, mark: str, events_fd: int, control_fd: int, stdout_fd: int,
+                 stderr_fd: int, child_events_fd: int, child_control_fd: int) -> None:
+        self.pid = pid
+        self.mark = mark
+        self.returncode: int | None = None
+        self.events_fd = events_fd  # our ends of the pipes
+        self.control_fd = control_fd
+        self.stdout_fd = stdout_fd
+        self.stderr_fd = stderr_fd
+        self.child_events_fd = child_events_fd  # the child's ends' numbers, as it has them
+        self.child_control_fd = child_control_fd
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                return self.returncode
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self) -> int:
+        while self.returncode is None:
+            try:
+                _pid, status = os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode if self.returncode is not None else 0
+
+    def send_orders(self, arguments: list[str]) -> None:
+        """Tells the waiting child its command line: from here on it runs the program."""
+        data = encode_orders(arguments)
+        while data:
+            data = data[os.write(self.control_fd, data):]
+
+    def abandon(self) -> None:
+        """Gives the run up before it ran anything: closes our pipes (the child exits on end
+        of file), kills its process group (the child and the watcher it left behind) and
+        reaps them."""
+        # (try/except, not contextlib.suppress: contextlib is not imported this early)
+        for fd in (self.control_fd, self.events_fd, self.stdout_fd, self.stderr_fd):
+            try:  # noqa: SIM105
+                os.close(fd)
+            except OSError:
+                pass
+        try:  # noqa: SIM105
+            os.killpg(self.pid, 9)  # SIGKILL, without importing signal
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.wait()
+        # and the watcher it may have left behind (killed with its group), adopted by us
+        from loopscope.tracer.descendants import end_orphans
+
+        end_orphans(self.mark, self.pid)
+
+
+def start_early_child(python: str = sys.executable) -> EarlyChild:
+    """Spawns `python -m loopscope.tracer.child --await-orders FD` in a session of its own,
+    sharing our stdin, with its events, control, stdout and stderr pipes; raises OSError
+    (nothing left open) when it cannot start."""
+    mark = new_mark()
+    parent_ends: list[int] = []
+    child_ends: list[int] = []
+    try:
+        for name in ("events", "control", "stdout", "stderr"):
+            read_end, write_end = os.pipe()
+            parent_end, child_end = (
+                (write_end, read_end) if name == "control" else (read_end, write_end))
+            parent_ends.append(parent_end)
+            child_ends.append(child_end)
+        events_w, control_r, out_w, err_w = child_ends
+        for fd in (events_w, control_r):
+            os.set_inheritable(fd, True)
+        command = [python, "-m", "loopscope.tracer.child", "--await-orders", str(control_r)]
+        pid = os.posix_spawn(
+            python, command, child_environment(mark),
+            file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
+            setsid=True)
+    except BaseException:
+        for fd in parent_ends:
+            os.close(fd)
+        raise
+    finally:
+        for fd in child_ends:
+            os.close(fd)
+    events_r, control_w, out_r, err_r = parent_ends
+    return EarlyChild(pid, mark, events_r, control_w, out_r, err_r, events_w, control_r)
