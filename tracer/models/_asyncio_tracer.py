@@ -249,7 +249,20 @@ class LoopTracer(_TracerCore):
     # -- task steps (called by TracedCoroutine) -------------------------------------------
 
     def spawn_eager(self, proxy: ProxyPassthroughs) -> int:
-        self._spawn(proxy, None, "eager")
+        """The lane of an eager task, spawned by its first step, which runs inside the Task
+        constructor before create_task has the task: named as create_task would name it,
+        by the name the program gave (which create_task keeps in the proxy's name until the
+        lane is spawned) or after the task's own ("Task-N"), the task being asyncio's
+        current task while that step runs; "eager" stands in when it is not to be found."""
+        given = proxy._name or None
+        task_name = "eager"
+        try:
+            task = tasks.current_task()
+        except RuntimeError:  # no running loop: a step run by something else than a loop
+            task = None
+        if task is not None and task.get_coro() is proxy:
+            task_name = task.get_name()
+        self._spawn(proxy, given, task_name)
         return proxy._lane
 
     def step_started(self, proxy: ProxyPassthroughs) -> int:
