@@ -923,8 +923,9 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
     return failed;
 }
 
-/* The step yielded a future: record the wait, in C when it is a plain stream or blocked wait
- * the tracer has judged before; 0 when Python must decide (nothing recorded), -1 on error. */
+/* The step yielded a future: record the wait, in C when it is a sleep, or a plain stream or
+ * blocked wait the tracer has judged before; 0 when Python must decide (nothing recorded),
+ * -1 on error. */
 static int
 proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *future)
 {
@@ -947,12 +948,32 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
     }
     PyObject *key = PyLong_FromVoidPtr(future);
     if (key == NULL) return -1;
+    if (PyDict_GET_SIZE(tracer->sleeps)) {
+        /* asyncio.sleep's future, its SLEEPING detail interned when its timer was scheduled
+         * (LoopTracer.timer_scheduled): sleeps.pop(id(future)), as step_waits does */
+        PyObject *sleep = PyDict_GetItemWithError(tracer->sleeps, key);  /* borrowed */
+        if (sleep != NULL) {
+            int32_t detail;
+            Py_INCREF(sleep);
+            int failed = checked_row(sleep, SLEEP_FIELDS, "asyncio sleeps") == NULL
+                || as_int32(PyTuple_GET_ITEM(sleep, SLEEP_DETAIL), &detail) < 0
+                || PyDict_DelItem(tracer->sleeps, key) < 0
+                || recorder_append(recorder, lane, CODE_SLEEPING, NO_LANE, detail, 0) < 0
+                || proxy_add_waiter(tracer, key, future, lane) < 0;
+            Py_DECREF(sleep);
+            Py_DECREF(key);
+            return failed ? -1 : 1;
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            return -1;
+        }
+    }
     int listed = 0;
-    if (PyDict_GET_SIZE(tracer->sleeps)) listed = PyDict_Contains(tracer->sleeps, key);
-    if (listed == 0 && PyDict_GET_SIZE(tracer->io_futures)) {
+    if (PyDict_GET_SIZE(tracer->io_futures)) {
         listed = PyDict_Contains(tracer->io_futures, key);
     }
-    if (listed != 0) {  /* a sleep or a socket wait: Python knows its detail */
+    if (listed != 0) {  /* a socket wait: Python knows its detail */
         Py_DECREF(key);
         return listed < 0 ? -1 : 0;
     }

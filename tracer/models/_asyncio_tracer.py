@@ -76,6 +76,8 @@ CAUSE_FIELDS = ("waker", "detail", "deadline_ns")
 Cause = tuple[int, int, int]
 # waiting[id(future)]: (future, lane, lane ...): the fields, then one item per waiting lane
 WAITERS_FIELDS = ("future",)
+# sleeps[id(future)]: (future, SLEEPING detail) for asyncio.sleep's future, until a task waits on it
+SLEEP_FIELDS = ("future", "detail")
 # _verdicts_top/_inner[id(code)]: (code, verdict)
 VERDICT_FIELDS = ("code", "verdict")
 # _owner_details[key]: (weakref to the stream, IO_WAIT detail)
@@ -132,6 +134,7 @@ class LoopTracer(_TracerCore):
         # id(future) -> (future, lane, lane...): the lanes suspended on that future
         self.waiting: dict[int, tuple[Any, ...]] = {}
         # id(future) -> (future, SLEEPING detail): futures asyncio.sleep's timers will complete
+        # (SLEEP_FIELDS)
         self.sleeps: dict[int, tuple[Any, int]] = {}
         # id(future) -> (future, fd, mode, socket, address): futures fd readiness will complete
         self.io_futures: dict[int, tuple[Any, int, str, Any, Any]] = {}
