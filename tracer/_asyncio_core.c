@@ -923,8 +923,9 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
     return failed;
 }
 
-/* The step yielded a future: record the wait, in C when it is a plain stream or blocked wait
- * the tracer has judged before; 0 when Python must decide (nothing recorded), -1 on error. */
+/* The step yielded a future: record the wait, in C when it is a sleep, or a plain stream or
+ * blocked wait the tracer has judged before; 0 when Python must decide (nothing recorded),
+ * -1 on error. */
 static int
 proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *future)
 {
@@ -947,12 +948,32 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
     }
     PyObject *key = PyLong_FromVoidPtr(future);
     if (key == NULL) return -1;
+    if (PyDict_GET_SIZE(tracer->sleeps)) {
+        /* asyncio.sleep's future, its SLEEPING detail interned when its timer was scheduled
+         * (LoopTracer.timer_scheduled): sleeps.pop(id(future)), as step_waits does */
+        PyObject *sleep = PyDict_GetItemWithError(tracer->sleeps, key);  /* borrowed */
+        if (sleep != NULL) {
+            int32_t detail;
+            Py_INCREF(sleep);
+            int failed = checked_row(sleep, SLEEP_FIELDS, "asyncio sleeps") == NULL
+                || as_int32(PyTuple_GET_ITEM(sleep, SLEEP_DETAIL), &detail) < 0
+                || PyDict_DelItem(tracer->sleeps, key) < 0
+                || recorder_append(recorder, lane, CODE_SLEEPING, NO_LANE, detail, 0) < 0
+                || proxy_add_waiter(tracer, key, future, lane) < 0;
+            Py_DECREF(sleep);
+            Py_DECREF(key);
+            return failed ? -1 : 1;
+        }
+        if (PyErr_Occurred()) {
+            Py_DECREF(key);
+            return -1;
+        }
+    }
     int listed = 0;
-    if (PyDict_GET_SIZE(tracer->sleeps)) listed = PyDict_Contains(tracer->sleeps, key);
-    if (listed == 0 && PyDict_GET_SIZE(tracer->io_futures)) {
+    if (PyDict_GET_SIZE(tracer->io_futures)) {
         listed = PyDict_Contains(tracer->io_futures, key);
     }
-    if (listed != 0) {  /* a sleep or a socket wait: Python knows its detail */
+    if (listed != 0) {  /* a socket wait: Python knows its detail */
         Py_DECREF(key);
         return listed < 0 ? -1 : 0;
     }
@@ -1152,12 +1173,60 @@ proxy_program_source(ProxyCore *self, int32_t *source)
     return found;
 }
 
+/* asyncio.current_task, looked up at the first eager task */
+static PyObject *asyncio_current_task;
+
+/* What an eager task's lane is named by, found in its first step, which runs inside the Task
+ * constructor before create_task has returned the task: the name the program gave (kept in
+ * the proxy's name until the lane is spawned, None when it gave none), and the task's own
+ * name ("Task-N"), the task being asyncio's current task while that step runs; "eager" when
+ * the task is not to be found (LoopTracer.spawn_eager's twin). Two new references. */
+static int
+proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **task_name)
+{
+    *given = self->name != NULL && PyUnicode_CheckExact(self->name)
+        && PyUnicode_GET_LENGTH(self->name) > 0 ? self->name : Py_None;
+    Py_INCREF(*given);
+    *task_name = NULL;
+    if (asyncio_current_task == NULL) {
+        PyObject *tasks = PyImport_ImportModule("asyncio.tasks");
+        asyncio_current_task = tasks == NULL ? NULL
+            : PyObject_GetAttrString(tasks, "current_task");
+        Py_XDECREF(tasks);
+        if (asyncio_current_task == NULL) goto failed;
+    }
+    PyObject *task = PyObject_CallNoArgs(asyncio_current_task);
+    if (task == NULL) {  /* no running loop: a step run by something else than a loop */
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) goto failed;
+        PyErr_Clear();
+    }
+    else if (task != Py_None) {
+        PyObject *coro = PyObject_CallMethodNoArgs(task, str_get_coro);
+        if (coro == (PyObject *)self) *task_name = PyObject_CallMethodNoArgs(task, str_get_name);
+        Py_XDECREF(coro);
+        if (*task_name == NULL && PyErr_Occurred()) {
+            Py_DECREF(task);
+            goto failed;
+        }
+    }
+    Py_XDECREF(task);
+    if (*task_name == NULL) *task_name = Py_NewRef(str_eager);
+    return 0;
+failed:
+    Py_CLEAR(*given);
+    return -1;
+}
+
 /* RUNNING on the proxy's lane at its resume line; the lane becomes the recorder's current. */
 static int
 proxy_step_started(ProxyCore *self, RecorderCore *recorder)
 {
     if (self->lane < 0) {  /* an eager task: its first step runs inside create_task */
-        int done = tracer_spawn_task(self->tracer, self, Py_None, Py_None, str_eager);
+        PyObject *given, *task_name;
+        if (proxy_eager_names(self, &given, &task_name) < 0) return -1;
+        int done = tracer_spawn_task(self->tracer, self, Py_None, given, task_name);
+        Py_DECREF(given);
+        Py_DECREF(task_name);
         if (done < 0) return -1;
         if (done == 1) {  /* Python names this one (LoopTracer.spawn_eager) */
             PyObject *lane = PyObject_CallMethodOneArg((PyObject *)self->tracer,
@@ -1364,6 +1433,16 @@ configure_loop_hooks(PyObject *module, PyObject *args)
     PyObject **slots[] = {&hooks_base_create_task, &hooks_base_call_soon, &hooks_task_type,
                           &hooks_handle_type, &hooks_proxy_type, &hooks_cleanup_codes,
                           &hooks_naming_callers};
+    /* The proxy type is a Python subclass of CoroutineProxyCore, and a subclass does not
+     * inherit the am_send slot: without it the Task's PyIter_Send calls the send() method by
+     * name for every step, and makes a StopIteration for every task that ends. */
+    PyTypeObject *proxy_type = (PyTypeObject *)given[4];
+    if (PyType_Check(given[4]) && PyType_IsSubtype(proxy_type, &ProxyCoreType)
+        && (proxy_type->tp_flags & Py_TPFLAGS_HEAPTYPE) && proxy_type->tp_as_async != NULL
+        && proxy_type->tp_as_async->am_send == NULL) {
+        proxy_type->tp_as_async->am_send = (sendfunc)proxy_am_send;
+        PyType_Modified(proxy_type);
+    }
     for (int i = 0; i < 7; i++) Py_XSETREF(*slots[i], Py_NewRef(given[i]));
     Py_XSETREF(hooks_loop_kwnames, loop_kwnames);
     hooks_named_afterwards = named_afterwards;
@@ -1513,15 +1592,24 @@ hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyO
         if (tracer_failed(tracer) < 0) return NULL;
         return hooks_call_base(hooks_base_create_task, (PyObject *)self, args, nargs, kwnames);
     }
+    /* the name the program gave, found before the task is made: an eager task's lane is
+     * spawned by its first step, which runs inside the Task constructor, and takes it from
+     * the proxy's name (proxy_eager_names) */
+    PyObject *given = keyword_argument(args, nargs, kwnames, str_name);
+    PyObject *name = given != NULL && given != Py_None ? Py_NewRef(given)
+        : hooks_named_afterwards ? name_from_caller() : Py_NewRef(Py_None);
+    if (name != NULL && name != Py_None) Py_SETREF(name, PyObject_Str(name));
+    if (name == NULL) goto failed;
+    if (name != Py_None) Py_XSETREF(((ProxyCore *)proxy)->name, Py_NewRef(name));
     int factory = 0, plain = 1;
     PyObject *task_factory = PyObject_GetAttr((PyObject *)self, str_task_factory);
-    if (task_factory == NULL) goto failed;
+    if (task_factory == NULL) goto failed_named;
     factory = task_factory != Py_None;
     Py_DECREF(task_factory);
     /* what BaseEventLoop.create_task does with no factory, not in debug mode and open */
     for (int i = 0; i < 2 && plain && !factory; i++) {
         int truth = attribute_true((PyObject *)self, i == 0 ? str_debug : str_closed);
-        if (truth < 0) goto failed;
+        if (truth < 0) goto failed_named;
         plain = !truth;
     }
     PyObject *task;
@@ -1535,22 +1623,14 @@ hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyO
             : PyMem_Malloc((options + 1) * sizeof(PyObject *));
         if (all == NULL) {
             PyErr_NoMemory();
-            goto failed;
+            goto failed_named;
         }
         all[0] = proxy;
         memcpy(all + 1, args + 1, options * sizeof(PyObject *));
         task = hooks_call_base(hooks_base_create_task, (PyObject *)self, all, 1, kwnames);
         if (all != small) PyMem_Free(all);
     }
-    if (task == NULL) goto failed;
-    PyObject *given = keyword_argument(args, nargs, kwnames, str_name);
-    PyObject *name = given != NULL && given != Py_None ? Py_NewRef(given)
-        : hooks_named_afterwards ? name_from_caller() : Py_NewRef(Py_None);
-    if (name != NULL && name != Py_None) Py_SETREF(name, PyObject_Str(name));
-    if (name == NULL) {
-        Py_DECREF(task);
-        goto failed;
-    }
+    if (task == NULL) goto failed_named;
     PyObject *created[3] = {proxy, task, name};
     PyObject *done = tracer_task_created(tracer, created, 3);
     Py_DECREF(name);
@@ -1561,6 +1641,8 @@ hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyO
     }
     Py_DECREF(done);
     return task;
+failed_named:
+    Py_DECREF(name);
 failed:
     Py_DECREF(proxy);
     return NULL;

@@ -22,7 +22,8 @@ def _hook_to_break(model: str) -> tuple[type, str]:
     if model == "asyncio":
         from loopscope.tracer.models._asyncio_tracer import LoopTracer
 
-        return LoopTracer, "step_waits"
+        # the wake cause of the program's sleep(0.001) timer, asked of Python by the C tracer
+        return LoopTracer, "_timer_cause"
     if model == "generator":
         from loopscope.tracer.models.generator_model import GeneratorTracer
 

@@ -365,7 +365,8 @@ def test_a_broken_hook_is_reported_once_and_tracing_detaches(
     def broken(*args: Any) -> None:
         raise RuntimeError("hook fell over")
 
-    monkeypatch.setattr(_asyncio_tracer.LoopTracer, "step_waits", broken)
+    # the timer's wake cause, which the C tracer asks Python for when the sleep's timer fires
+    monkeypatch.setattr(_asyncio_tracer.LoopTracer, "_timer_cause", broken)
 
     async def worker(n: int) -> int:
         await asyncio.sleep(0.001)

@@ -71,6 +71,7 @@ def test_the_other_shared_numbers_match_their_python_twins() -> None:
         ("ARRIVAL_", _greenlets.ARRIVAL_FIELDS, _greenlets._NO_ARRIVAL),
         ("CAUSE_", _asyncio_tracer.CAUSE_FIELDS, None),
         ("WAITERS_", _asyncio_tracer.WAITERS_FIELDS, None),
+        ("SLEEP_", _asyncio_tracer.SLEEP_FIELDS, None),
         ("VERDICT_", _asyncio_tracer.VERDICT_FIELDS, None),
         ("OWNER_", _asyncio_tracer.OWNER_FIELDS, None),
         ("LINES_OF_", _asyncio_tracer.LINES_OF_FIELDS, None),

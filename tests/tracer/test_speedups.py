@@ -275,6 +275,103 @@ def test_c_and_pure_loop_hooks_make_and_schedule_alike() -> None:
     assert "by the factory" in c_side["names"]
 
 
+# Timed sleeps, due at once so that the loop's polls do not wait (their timeouts would differ
+# between runs): the SLEEPING detail the timer's scheduling interned, the timer's wake.
+SLEEPS_PROGRAM = """
+import asyncio, json
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+async def nap(n):
+    await asyncio.sleep(1e-9)
+    await asyncio.sleep(1e-9)
+    return n
+
+async def main():
+    return await asyncio.gather(nap(1), nap(2))
+
+trace = Trace()
+recorder = Recorder(trace, clock=FakeClock(tick_ns=1), batch_size=64)
+with traced_loops(recorder):
+    result = asyncio.run(main())
+recorder.close()
+events = [list(column) for column in (trace.ts, trace.lane, trace.code, trace.other,
+                                      trace.detail, trace.source)]
+print(json.dumps(dict(result=result, events=events, details=trace.details)))
+"""
+
+
+@needs_extension
+def test_c_and_pure_record_timed_sleeps_alike() -> None:
+    c_side = run_both_sides(SLEEPS_PROGRAM)
+
+    assert c_side["result"] == [1, 2]
+    details = c_side["details"]
+    codes, detail_column = c_side["events"][2], c_side["events"][4]
+    slept = [details[detail] for code, detail in zip(codes, detail_column, strict=True)
+             if code == Code.SLEEPING]
+    assert len(slept) == 4
+    assert all(detail["delay_s"] == 0.0 and detail["deadline_ns"] > 0 for detail in slept)
+
+
+# Eager tasks (3.12+): the first step runs inside the Task constructor, before create_task has
+# the task, so the lane is spawned by that step; it is named as any other task's lane is.
+EAGER_PROGRAM = """
+import asyncio, json
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+async def done_at_once(n):
+    return n
+
+async def suspends(n):
+    await asyncio.sleep(0)
+    return n
+
+async def main():
+    loop = asyncio.get_running_loop()
+    loop.set_task_factory(asyncio.eager_task_factory)
+    results = [await loop.create_task(done_at_once(1)),
+               await loop.create_task(suspends(2)),
+               await loop.create_task(done_at_once(3), name="given to the loop"),
+               await asyncio.create_task(suspends(4), name="given to asyncio")]
+    async with asyncio.TaskGroup() as group:
+        grouped = group.create_task(suspends(5), name="in a group")
+    results.append(grouped.result())
+    loop.set_task_factory(None)
+    results.append(await asyncio.Task(suspends(6), loop=loop, eager_start=True,
+                                      name="built directly"))
+    return results
+
+trace = Trace()
+recorder = Recorder(trace, clock=FakeClock(tick_ns=1), batch_size=64)
+with traced_loops(recorder):
+    result = asyncio.run(main())
+recorder.close()
+events = [list(column) for column in (trace.ts, trace.lane, trace.code, trace.other,
+                                      trace.detail, trace.source)]
+names = [info.name for info in trace.lanes]
+print(json.dumps(dict(result=result, names=names, events=events, details=trace.details)))
+"""
+
+
+@needs_extension
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks came with 3.12")
+def test_c_and_pure_name_eager_tasks_as_create_task_would() -> None:
+    c_side = run_both_sides(EAGER_PROGRAM)
+
+    assert c_side["result"] == [1, 2, 3, 4, 5, 6]
+    names = c_side["names"]
+    assert names[:3] == ["asyncio loop", "main (Task-1)", "done_at_once (Task-2)"]
+    assert names[3] == "suspends (Task-3)"
+    assert names[4:] == ["given to the loop", "given to asyncio", "in a group",
+                         "built directly"]
+
+
 # A task whose own coroutine is library code (compiled under a file name in the standard
 # library, as aiohttp's RequestHandler is in site-packages) awaiting the program's handler,
 # which awaits a helper of its own: the task steps at the handler's or helper's line.

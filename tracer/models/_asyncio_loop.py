@@ -129,18 +129,23 @@ class PureLoopHooks:
         except Exception as error:  # ours, not the program's: the task runs untraced
             tracer.detach(error)
             return _BaseEventLoop.create_task(loop, coro, **options)
+        # The name the program gave, found before the task is made: an eager task's lane is
+        # spawned by its first step, which runs inside the Task constructor, and takes it
+        # from the proxy (LoopTracer.spawn_eager).
+        name = options.get("name")
+        if name is None and _NAMED_AFTERWARDS:
+            caller = sys._getframe(1)
+            if id(caller.f_code) in _NAMING_CALLERS:
+                name = caller.f_locals.get("name")
+        if name is not None:
+            proxy._name = name = str(name)
         if self._task_factory is None and not self._debug and not self._closed:
             # What BaseEventLoop.create_task does then (3.11-3.14), minus its own frame and
             # _check_closed's: a program with 100k tasks passes here 100k times.
             task = _RealTask(proxy, loop=loop, **options)
         else:
             task = _BaseEventLoop.create_task(loop, proxy, **options)
-        name = options.get("name")
-        if name is None and _NAMED_AFTERWARDS:
-            caller = sys._getframe(1)
-            if id(caller.f_code) in _NAMING_CALLERS:
-                name = caller.f_locals.get("name")
-        tracer.task_created(proxy, task, None if name is None else str(name))
+        tracer.task_created(proxy, task, name)
         return task
 
     def call_soon(
@@ -245,7 +250,9 @@ class TaskBuiltDirectly(_RealTask, metaclass=_LooksLikeTask):  # type: ignore[mi
         except Exception as error:  # ours, not the program's: the task runs untraced
             target.tracer.detach(error)
             return _RealTask(coro, loop=loop, **options)
-        task = _RealTask(proxy, loop=loop, **options)
         name = options.get("name")
-        target.tracer.task_created(proxy, task, None if name is None else str(name))
+        if name is not None:  # for an eager start, as in create_task
+            proxy._name = name = str(name)
+        task = _RealTask(proxy, loop=loop, **options)
+        target.tracer.task_created(proxy, task, name)
         return task

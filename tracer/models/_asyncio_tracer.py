@@ -76,6 +76,8 @@ CAUSE_FIELDS = ("waker", "detail", "deadline_ns")
 Cause = tuple[int, int, int]
 # waiting[id(future)]: (future, lane, lane ...): the fields, then one item per waiting lane
 WAITERS_FIELDS = ("future",)
+# sleeps[id(future)]: (future, SLEEPING detail) for asyncio.sleep's future, until a task waits on it
+SLEEP_FIELDS = ("future", "detail")
 # _verdicts_top/_inner[id(code)]: (code, verdict)
 VERDICT_FIELDS = ("code", "verdict")
 # _owner_details[key]: (weakref to the stream, IO_WAIT detail)
@@ -132,6 +134,7 @@ class LoopTracer(_TracerCore):
         # id(future) -> (future, lane, lane...): the lanes suspended on that future
         self.waiting: dict[int, tuple[Any, ...]] = {}
         # id(future) -> (future, SLEEPING detail): futures asyncio.sleep's timers will complete
+        # (SLEEP_FIELDS)
         self.sleeps: dict[int, tuple[Any, int]] = {}
         # id(future) -> (future, fd, mode, socket, address): futures fd readiness will complete
         self.io_futures: dict[int, tuple[Any, int, str, Any, Any]] = {}
@@ -249,7 +252,20 @@ class LoopTracer(_TracerCore):
     # -- task steps (called by TracedCoroutine) -------------------------------------------
 
     def spawn_eager(self, proxy: ProxyPassthroughs) -> int:
-        self._spawn(proxy, None, "eager")
+        """The lane of an eager task, spawned by its first step, which runs inside the Task
+        constructor before create_task has the task: named as create_task would name it,
+        by the name the program gave (which create_task keeps in the proxy's name until the
+        lane is spawned) or after the task's own ("Task-N"), the task being asyncio's
+        current task while that step runs; "eager" stands in when it is not to be found."""
+        given = proxy._name or None
+        task_name = "eager"
+        try:
+            task = tasks.current_task()
+        except RuntimeError:  # no running loop: a step run by something else than a loop
+            task = None
+        if task is not None and task.get_coro() is proxy:
+            task_name = task.get_name()
+        self._spawn(proxy, given, task_name)
         return proxy._lane
 
     def step_started(self, proxy: ProxyPassthroughs) -> int:
