@@ -152,11 +152,10 @@ class EarlyChild:
         end_orphans(self.mark, self.pid)
 
 
-def start_early_child(python: str = sys.executable) -> EarlyChild:
-    """Spawns `python -m loopscope.tracer.child --await-orders FD` in a session of its own,
-    sharing our stdin, with its events, control, stdout and stderr pipes; raises OSError
-    (nothing left open) when it cannot start."""
-    mark = new_mark()
+def run_pipes() -> tuple[list[int], list[int]]:
+    """A run's events, control, stdout and stderr pipes, as (our ends, the child's ends) in
+    that order. Only commands (control) flow from parent to child. Raises OSError with
+    nothing left open."""
     parent_ends: list[int] = []
     child_ends: list[int] = []
     try:
@@ -166,6 +165,20 @@ def start_early_child(python: str = sys.executable) -> EarlyChild:
                 (write_end, read_end) if name == "control" else (read_end, write_end))
             parent_ends.append(parent_end)
             child_ends.append(child_end)
+    except BaseException:
+        for fd in parent_ends + child_ends:
+            os.close(fd)
+        raise
+    return parent_ends, child_ends
+
+
+def start_early_child(python: str = sys.executable) -> EarlyChild:
+    """Spawns `python -m loopscope.tracer.child --await-orders FD` in a session of its own,
+    sharing our stdin, with its events, control, stdout and stderr pipes; raises OSError
+    (nothing left open) when it cannot start."""
+    mark = new_mark()
+    parent_ends, child_ends = run_pipes()
+    try:
         events_w, control_r, out_w, err_w = child_ends
         for fd in (events_w, control_r):
             os.set_inheritable(fd, True)

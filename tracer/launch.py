@@ -14,7 +14,7 @@ import signal
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from loopscope.tracer.descendants import become_subreaper
-from loopscope.tracer.early_child import EarlyChild, child_environment, new_mark
+from loopscope.tracer.early_child import EarlyChild, child_environment, new_mark, run_pipes
 
 if TYPE_CHECKING:
     from loopscope.tracer.target import Target
@@ -100,17 +100,8 @@ def launch(target: Target, python: str, paused: bool = False,
     import subprocess
 
     mark = new_mark()
-    parent_ends: list[int] = []
-    child_ends: list[int] = []
+    parent_ends, child_ends = run_pipes()
     try:
-        for name in ("events", "control", "stdout", "stderr"):
-            read_end, write_end = os.pipe()
-            # Only commands flow from parent to child.
-            parent_end, child_end = (
-                (write_end, read_end) if name == "control" else (read_end, write_end)
-            )
-            parent_ends.append(parent_end)
-            child_ends.append(child_end)
         events_r, control_w, out_r, err_r = parent_ends
         events_w, control_r, out_w, err_w = child_ends
         popen = subprocess.Popen(

@@ -275,6 +275,18 @@ def test_c_and_pure_loop_hooks_make_and_schedule_alike() -> None:
     assert "by the factory" in c_side["names"]
 
 
+# How the programs below end: their main() run on a traced loop, the events as lists.
+RUN_TRACED_MAIN = """
+trace = Trace()
+recorder = Recorder(trace, clock=FakeClock(tick_ns=1), batch_size=64)
+with traced_loops(recorder):
+    result = asyncio.run(main())
+recorder.close()
+events = [list(column) for column in (trace.ts, trace.lane, trace.code, trace.other,
+                                      trace.detail, trace.source)]
+"""
+
+
 # Timed sleeps, due at once so that the loop's polls do not wait (their timeouts would differ
 # between runs): the SLEEPING detail the timer's scheduling interned, the timer's wake.
 SLEEPS_PROGRAM = """
@@ -292,13 +304,7 @@ async def nap(n):
 async def main():
     return await asyncio.gather(nap(1), nap(2))
 
-trace = Trace()
-recorder = Recorder(trace, clock=FakeClock(tick_ns=1), batch_size=64)
-with traced_loops(recorder):
-    result = asyncio.run(main())
-recorder.close()
-events = [list(column) for column in (trace.ts, trace.lane, trace.code, trace.other,
-                                      trace.detail, trace.source)]
+""" + RUN_TRACED_MAIN + """
 print(json.dumps(dict(result=result, events=events, details=trace.details)))
 """
 
@@ -347,13 +353,7 @@ async def main():
                                       name="built directly"))
     return results
 
-trace = Trace()
-recorder = Recorder(trace, clock=FakeClock(tick_ns=1), batch_size=64)
-with traced_loops(recorder):
-    result = asyncio.run(main())
-recorder.close()
-events = [list(column) for column in (trace.ts, trace.lane, trace.code, trace.other,
-                                      trace.detail, trace.source)]
+""" + RUN_TRACED_MAIN + """
 names = [info.name for info in trace.lanes]
 print(json.dumps(dict(result=result, names=names, events=events, details=trace.details)))
 """
