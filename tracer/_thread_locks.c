@@ -85,16 +85,23 @@ wait_for(LockBase *self, PyObject *timeout)
     return PyObject_VectorcallMethod(str_wait, args, 3, NULL);
 }
 
+/* The real lock taken without blocking if it is free (True), else the watched wait for it. */
+static PyObject *
+take_or_wait(LockBase *self, PyObject *timeout)
+{
+    PyObject *taken = try_take(self);
+    if (taken == NULL || taken == Py_True)
+        return taken;
+    Py_DECREF(taken);
+    return wait_for(self, timeout);
+}
+
 static PyObject *
 lockbase_enter(LockBase *self, PyObject *Py_UNUSED(ignored))
 {
     if (!ready(self))
         return NULL;
-    PyObject *taken = try_take(self);
-    if (taken == NULL || taken == Py_True)
-        return taken;
-    Py_DECREF(taken);
-    return wait_for(self, minus_one);
+    return take_or_wait(self, minus_one);
 }
 
 static PyObject *
@@ -109,11 +116,7 @@ lockbase_acquire(LockBase *self, PyObject *args, PyObject *kwds)
         return NULL;
     if (!blocking) /* the real lock says what a non-blocking take with a timeout means */
         return PyObject_CallMethodObjArgs(self->lock, str_acquire, Py_False, timeout, NULL);
-    PyObject *taken = try_take(self);
-    if (taken == NULL || taken == Py_True)
-        return taken;
-    Py_DECREF(taken);
-    return wait_for(self, timeout);
+    return take_or_wait(self, timeout);
 }
 
 static PyObject *

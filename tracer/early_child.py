@@ -23,7 +23,10 @@ import sys
 
 TYPE_CHECKING = False  # not typing's: its import costs what this module saves
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
+    from typing import TypeVar
+
+    _T = TypeVar("_T")
 
 # The environment variable that marks every process of a run (tracer.descendants).
 MARK_VARIABLE = "LOOPSCOPE_RUN"
@@ -152,10 +155,10 @@ class EarlyChild:
         end_orphans(self.mark, self.pid)
 
 
-def run_pipes() -> tuple[list[int], list[int]]:
-    """A run's events, control, stdout and stderr pipes, as (our ends, the child's ends) in
-    that order. Only commands (control) flow from parent to child. Raises OSError with
-    nothing left open."""
+def spawned_with_pipes(spawn: Callable[[list[int]], _T]) -> tuple[_T, list[int]]:
+    """`spawn(child's ends)` with a run's events, control, stdout and stderr pipes, and our
+    ends in that order. Only commands (control) flow from parent to child. The child's ends
+    are closed here once it has its copies; on an error, everything is, and it is raised."""
     parent_ends: list[int] = []
     child_ends: list[int] = []
     try:
@@ -165,11 +168,14 @@ def run_pipes() -> tuple[list[int], list[int]]:
                 (write_end, read_end) if name == "control" else (read_end, write_end))
             parent_ends.append(parent_end)
             child_ends.append(child_end)
+        return spawn(child_ends), parent_ends
     except BaseException:
-        for fd in parent_ends + child_ends:
+        for fd in parent_ends:
             os.close(fd)
         raise
-    return parent_ends, child_ends
+    finally:
+        for fd in child_ends:
+            os.close(fd)
 
 
 def start_early_child(python: str = sys.executable) -> EarlyChild:
@@ -177,8 +183,8 @@ def start_early_child(python: str = sys.executable) -> EarlyChild:
     sharing our stdin, with its events, control, stdout and stderr pipes; raises OSError
     (nothing left open) when it cannot start."""
     mark = new_mark()
-    parent_ends, child_ends = run_pipes()
-    try:
+
+    def spawn(child_ends: list[int]) -> tuple[int, int, int]:
         events_w, control_r, out_w, err_w = child_ends
         for fd in (events_w, control_r):
             os.set_inheritable(fd, True)
@@ -187,12 +193,8 @@ def start_early_child(python: str = sys.executable) -> EarlyChild:
             python, command, child_environment(mark),
             file_actions=[(os.POSIX_SPAWN_DUP2, out_w, 1), (os.POSIX_SPAWN_DUP2, err_w, 2)],
             setsid=True)
-    except BaseException:
-        for fd in parent_ends:
-            os.close(fd)
-        raise
-    finally:
-        for fd in child_ends:
-            os.close(fd)
+        return pid, events_w, control_r
+
+    (pid, events_w, control_r), parent_ends = spawned_with_pipes(spawn)
     events_r, control_w, out_r, err_r = parent_ends
     return EarlyChild(pid, mark, events_r, control_w, out_r, err_r, events_w, control_r)

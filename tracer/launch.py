@@ -14,7 +14,12 @@ import signal
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from loopscope.tracer.descendants import become_subreaper
-from loopscope.tracer.early_child import EarlyChild, child_environment, new_mark, run_pipes
+from loopscope.tracer.early_child import (
+    EarlyChild,
+    child_environment,
+    new_mark,
+    spawned_with_pipes,
+)
 
 if TYPE_CHECKING:
     from loopscope.tracer.target import Target
@@ -100,22 +105,17 @@ def launch(target: Target, python: str, paused: bool = False,
     import subprocess
 
     mark = new_mark()
-    parent_ends, child_ends = run_pipes()
-    try:
-        events_r, control_w, out_r, err_r = parent_ends
+
+    def spawn(child_ends: list[int]) -> subprocess.Popen[bytes]:
         events_w, control_r, out_w, err_w = child_ends
-        popen = subprocess.Popen(
+        return subprocess.Popen(
             child_command(python, target, events_w, control_r, paused),
             pass_fds=(events_w, control_r), stdin=stdin, stdout=out_w, stderr=err_w,
             env=child_environment(mark), start_new_session=True,
         )
-    except BaseException:
-        for fd in parent_ends:
-            os.close(fd)
-        raise
-    finally:
-        for fd in child_ends:
-            os.close(fd)
+
+    popen, parent_ends = spawned_with_pipes(spawn)
+    events_r, control_w, out_r, err_r = parent_ends
     # So that descendants that leave the child's session come back to us. Set once the child
     # is started, while it starts (its ctypes import is the costliest step left before the
     # spawn): the first process of the run to be orphaned is the watcher the child forks once

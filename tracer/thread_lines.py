@@ -130,8 +130,8 @@ class ThreadLines:
 
     def main_lane(self) -> int:
         """The traced thread's own lane (it waited on or let go a lock, or joined a thread), or
-        NO_LANE. In the traced thread."""
-        self.drain()  # its lane is spawned when its first wait is recorded
+        NO_LANE. In the traced thread, after a drain (the lane is spawned when its first wait
+        is recorded)."""
         return self.lanes.get(self._main_serial, NO_LANE)
 
     def who(self) -> int:
@@ -144,13 +144,10 @@ class ThreadLines:
             return -2 - self.recorder.current
         return self._serial()
 
-    def add_wait(self, who: int, at: int, detail: tuple[Any, ...]) -> None:
-        """`who` (see `who`) started waiting at `at`; `detail` says on what."""
-        self.queue.append((_WAIT, who, at, "", detail))
-
-    def add_sleep(self, who: int, at: int, detail: tuple[Any, ...]) -> None:
-        """`who` (see `who`) went to sleep at `at`; `detail` says for how long."""
-        self.queue.append((_SLEEP, who, at, "", detail))
+    def add_wait(self, who: int, at: int, detail: tuple[Any, ...], sleep: bool = False) -> None:
+        """`who` (see `who`) started waiting at `at`; `detail` says on what (or, for a
+        sleep, for how long)."""
+        self.queue.append((_SLEEP if sleep else _WAIT, who, at, "", detail))
 
     def add_resumed(self, who: int, at: int, released: tuple[int, int, tuple[Any, ...]] | None,
                     where: tuple[str, int, str] | None) -> None:

@@ -232,9 +232,9 @@ class ThreadWaits:
             return None
         return lines.who()
 
-    def _begin(self, who: int, detail: tuple[Any, ...]) -> int:
+    def _begin(self, who: int, detail: tuple[Any, ...], sleep: bool = False) -> int:
         started = self.recorder.clock()
-        self.lines.add_wait(who, started, detail)
+        self.lines.add_wait(who, started, detail, sleep)
         if os_thread_ident() == self.lines._traced:
             self.recorder.flush()  # what the other threads did so far, before it waits
         self.local.waiting = True
@@ -242,13 +242,18 @@ class ThreadWaits:
 
     def _end(self, who: int, started: int, let_go: tuple[int, int] | None, name: str,
              frame: FrameType | None) -> None:
-        self.local.waiting = False
-        now = self.recorder.clock()
+        """A wait on a primitive is over; `let_go`: who last released it, and when."""
         released = None
         if let_go is not None and let_go[1] >= started:  # a release during this wait
             releaser, at = let_go
             released = (releaser, at, ("cause", "released", "primitive", name))
-        self.lines.add_resumed(who, now, released, _where(frame))
+        self._resumed(who, released, frame)
+
+    def _resumed(self, who: int, released: tuple[int, int, tuple[Any, ...]] | None,
+                 frame: FrameType | None) -> None:
+        """`who` runs again in `frame`, let go by `released` if known (ThreadLines)."""
+        self.local.waiting = False
+        self.lines.add_resumed(who, self.recorder.clock(), released, _where(frame))
 
     def lock_wait(self, lock: Any, timeout: float, frame: FrameType | None) -> bool:
         """The calling thread could not take `lock` at once: it waits for it."""
@@ -315,17 +320,15 @@ class ThreadWaits:
              frame: FrameType | None) -> None:
         """`thread.join()` called by the program's code: the caller waits for that thread to
         end, and is woken by it."""
-        noted = self.guarded(self._join_begins, thread, frame)
-        if noted is None:
+        who = self.guarded(self._join_begins, thread, frame)
+        if who is None:
             return join(thread, timeout)
-        who, started = noted
         try:
             return join(thread, timeout)
         finally:
-            self.guarded(self._joined, who, started, thread, frame)
+            self.guarded(self._joined, who, thread, frame)
 
-    def _join_begins(self, thread: threading.Thread, frame: FrameType | None
-                     ) -> tuple[int, int] | None:
+    def _join_begins(self, thread: threading.Thread, frame: FrameType | None) -> int | None:
         if frame is None or not self.is_program(frame.f_code.co_filename):
             return None
         if not thread.is_alive() or thread is threading.current_thread():
@@ -333,31 +336,28 @@ class ThreadWaits:
         who = self._waiter()
         if who is None:
             return None
-        return who, self._begin(who, ("on", f"{thread_lane(thread)[1]}.join()"))
+        self._begin(who, ("on", f"{thread_lane(thread)[1]}.join()"))
+        return who
 
-    def _joined(self, who: int, started: int, thread: threading.Thread,
-                frame: FrameType | None) -> None:
-        self.local.waiting = False
-        now = self.recorder.clock()
+    def _joined(self, who: int, thread: threading.Thread, frame: FrameType | None) -> None:
         serial = thread_lane(thread)[0]
         # woken by the thread's end, drawn from its lane if it has one (a timeout is not)
-        released = (serial, now, ("cause", "ended")) if serial >= 0 and \
+        released = (serial, self.recorder.clock(), ("cause", "ended")) if serial >= 0 and \
             not thread.is_alive() else None
-        self.lines.add_resumed(who, now, released, _where(frame))
+        self._resumed(who, released, frame)
 
     def sleep(self, seconds: float, real_sleep: Callable[[float], None],
               frame: FrameType | None) -> None:
         """`time.sleep` called by the program's code: the thread sleeps, not runs."""
-        noted = self.guarded(self._sleep_begins, seconds, frame)
-        if noted is None:
+        who = self.guarded(self._sleep_begins, seconds, frame)
+        if who is None:
             return real_sleep(seconds)
-        who, started = noted
         try:
             return real_sleep(seconds)
         finally:
-            self.guarded(self._end, who, started, None, "", frame)
+            self.guarded(self._resumed, who, None, frame)
 
-    def _sleep_begins(self, seconds: float, frame: FrameType | None) -> tuple[int, int] | None:
+    def _sleep_begins(self, seconds: float, frame: FrameType | None) -> int | None:
         if not seconds > 0:  # sleep(0) hands the GIL over rather than sleeping
             return None
         if frame is None or not self.is_program(frame.f_code.co_filename):
@@ -371,14 +371,10 @@ class ThreadWaits:
         who = self._waiter()
         if who is None:
             return None
-        started = self.recorder.clock()
         delay_s = max(0.0, float(seconds))
-        deadline_ns = started - self.recorder.origin + int(delay_s * 1e9)
-        lines.add_sleep(who, started, ("delay_s", delay_s, "deadline_ns", deadline_ns))
-        if os_thread_ident() == lines._traced:
-            self.recorder.flush()  # what the other threads did so far, before it sleeps
-        self.local.waiting = True
-        return who, started
+        deadline_ns = self.recorder.clock() - self.recorder.origin + int(delay_s * 1e9)
+        self._begin(who, ("delay_s", delay_s, "deadline_ns", deadline_ns), sleep=True)
+        return who
 
     # -- when Loopscope itself fails -------------------------------------------------------
 

@@ -914,23 +914,24 @@ def _paint_legend(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     box = primitives.legend_box
     if box.h <= 0 or not primitives.legend:
         return
-    places = legend_places(primitives, QFontMetricsF(ink.font))
+    places = legend_places(primitives, _text_fit(ink.font).advance)  # widths measured once
     if not _draw_cached(painter, box, "legend", ink, tuple(places),
                         lambda offscreen: _draw_legend(offscreen, primitives, ink, places)):
         _draw_legend(painter, primitives, ink, places)
 
 
-def legend_places(primitives: Primitives, metrics: QFontMetricsF
+def legend_places(primitives: Primitives, advance: Callable[[str], float]
                   ) -> list[tuple[LegendEntry, float, float]]:
-    """The legend entries that fit, each with its glyph's x and its label's width: left to
-    right, stopping short of the note on arrows not drawn at the legend's right end."""
+    """The legend entries that fit, each with its glyph's x and its label's width (`advance`
+    measures a text): left to right, stopping short of the note on arrows not drawn at the
+    legend's right end."""
     box = primitives.legend_box
     note = _hidden_arrows_note(primitives)
-    right = box.x + box.w - (metrics.horizontalAdvance(note) + LABEL_INSET + 18 if note else 0)
+    right = box.x + box.w - (advance(note) + LABEL_INSET + 18 if note else 0)
     places = []
     x = LABEL_INSET
     for entry in primitives.legend:
-        text_width = metrics.horizontalAdvance(entry.label)
+        text_width = advance(entry.label)
         if x + 18 + text_width > right:
             break
         places.append((entry, x, text_width))

@@ -183,10 +183,10 @@ def test_the_legend_stops_short_of_the_note_on_arrows_not_drawn(qtbot: QtBot,
         start_ns=0, end_ns=trace.duration_ns, width=width, height=HEIGHT))
     metrics = QFontMetricsF(paint_module._ink(LIGHT).font)
     box = primitives.legend_box
-    shown = legend_places(primitives, metrics)
+    shown = legend_places(primitives, metrics.horizontalAdvance)
     assert [entry for entry, _x, _w in shown] == primitives.legend[:len(shown)]
     crowded = dataclasses.replace(primitives, arrows_hidden=1_234_567)
-    kept = legend_places(crowded, metrics)
+    kept = legend_places(crowded, metrics.horizontalAdvance)
     note_left = box.x + box.w - paint_module.LABEL_INSET - metrics.horizontalAdvance(
         "1,234,567 arrows not drawn: zoom in to see them")
     assert kept == shown[:len(kept)]
