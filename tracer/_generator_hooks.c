@@ -757,17 +757,16 @@ lane_start(GeneratorHooks *self, PyFrameObject *frame, PyCodeObject *code, PyObj
     return 1;
 }
 
-int
-fast_start(GeneratorHooks *self, PyFrameObject *frame)
+/* fast_start for a frame of `code`, whose LaneCode `facts` (borrowed) is already found. */
+static int
+start_with_facts(GeneratorHooks *self, PyFrameObject *frame, PyCodeObject *code,
+                 PyObject *facts)
 {
-    PyCodeObject *code = PyFrame_GetCode(frame);
-    PyObject *facts = started_code(self, code);
-    long start = facts == NULL ? 0 : PyLong_AsLong(PyTuple_GET_ITEM(facts, LANE_CODE_START));
-    Py_ssize_t lane = facts == NULL || PyErr_Occurred()
-        ? -1 : lane_in(self->lanes, (PyObject *)frame);
+    long start = PyLong_AsLong(PyTuple_GET_ITEM(facts, LANE_CODE_START));
+    Py_ssize_t lane = PyErr_Occurred() ? -1 : lane_in(self->lanes, (PyObject *)frame);
     int done = 0;
     /* (a frame past its start began before the tracer: the Python path says so) */
-    if (facts != NULL && !PyErr_Occurred() && lane == -1 && PyFrame_GetLasti(frame) <= start) {
+    if (!PyErr_Occurred() && lane == -1 && PyFrame_GetLasti(frame) <= start) {
         PyFrameObject *caller = PyFrame_GetBack(frame);
         if (caller != NULL) {
             Py_INCREF(facts);
@@ -777,8 +776,18 @@ fast_start(GeneratorHooks *self, PyFrameObject *frame)
             Py_DECREF(caller);
         }
     }
-    Py_DECREF(code);
     return PyErr_Occurred() ? -1 : done;
+}
+
+int
+fast_start(GeneratorHooks *self, PyFrameObject *frame)
+{
+    PyCodeObject *code = PyFrame_GetCode(frame);
+    PyObject *facts = started_code(self, code);
+    int done = facts == NULL ? (PyErr_Occurred() ? -1 : 0)
+        : start_with_facts(self, frame, code, facts);
+    Py_DECREF(code);
+    return done;
 }
 
 /* 1: `frame`, a generator lane, returned None and its end is recorded; 0: the Python path
@@ -867,11 +876,14 @@ start_or_return_event(GeneratorHooks *self, PyObject *const *args, int returning
         PyErr_SetString(PyExc_TypeError, "a sys.monitoring callback's code is not a code object");
         return -1;
     }
-    if (started_code(self, (PyCodeObject *)args[0]) == NULL) return PyErr_Occurred() ? -1 : 0;
+    PyCodeObject *code = (PyCodeObject *)args[0];
+    PyObject *facts = started_code(self, code);
+    if (facts == NULL) return PyErr_Occurred() ? -1 : 0;
     if (PyThreadState_Get() != self->thread) return 1;  /* as the twin does */
-    PyFrameObject *frame = PyEval_GetFrame();
+    PyFrameObject *frame = PyEval_GetFrame();  /* the frame of `code`, starting or returning */
     if (frame == NULL) return 0;
-    return returning ? fast_return(self, frame, args[2]) : fast_start(self, frame);
+    return returning ? fast_return(self, frame, args[2])
+        : start_with_facts(self, frame, code, facts);
 }
 
 /* LaneCode field `field` of `facts`, a set or dict as the field must be (borrowed); NULL with

@@ -423,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     real_stdout, real_stderr = sys.stdout, sys.stderr
     # lines printed by the program's other threads, on lanes of their own
     thread_lines = ThreadLines(recorder, lambda lane, line, extra: _record_output(
-        recorder, line, extra))
+        recorder, line, extra, lane=lane))
     thread_lines.install()
     # and their waits on the program's locks, queues and events (tracer.thread_waits)
     thread_waits = ThreadWaits(thread_lines)

@@ -40,7 +40,7 @@ import numpy.typing as npt
 from loopscope.tracer.events import FIRST_INSTANT, STATE_NAMES, Code
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.safe_write import write_file
-from loopscope.tracer.spans import Spans
+from loopscope.tracer.spans import Spans, column_rows
 from loopscope.tracer.trace import Trace
 from loopscope.tracer.values import VALUE_ROW
 
@@ -184,12 +184,6 @@ def _concatenate(table: _Table, more: _Table) -> _Table:
     return {name: np.concatenate([column, more[name]]) for name, column in table.items()}
 
 
-def _column(column: array[int], start: int, stop: int) -> npt.NDArray[np.int64]:
-    """A copy of column[start:stop] as int64 (a copy: no view of the trace's array is kept,
-    which would stop a live trace from growing)."""
-    return np.frombuffer(column[start:stop], dtype=column.typecode).astype(np.int64)
-
-
 def _hits(keys: npt.NDArray[np.int64], positions: npt.NDArray[np.int64],
           lanes: npt.NDArray[np.int64], key_lanes: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
     """Where `positions` (from a search of `keys`) name an entry of the lane asked for."""
@@ -283,10 +277,10 @@ class _ChromeStream:
 
     def _window(self, first: int, stop: int) -> list[str]:
         trace, size = self.trace, stop - first
-        code = _column(trace.code, first, stop)
-        lane = _column(trace.lane, first, stop) + 1
-        other = _column(trace.other, first, stop) + 1
-        ts = _column(trace.ts, first, stop)
+        code = column_rows(trace.code, first, stop)
+        lane = column_rows(trace.lane, first, stop) + 1
+        other = column_rows(trace.other, first, stop) + 1
+        ts = column_rows(trace.ts, first, stop)
         self._grow(int(max(lane.max(), other.max())) + 1)
         # the window's state and END events by (lane, seq)
         bounds = np.flatnonzero((code < FIRST_INSTANT) | (code == Code.END))
@@ -326,8 +320,8 @@ class _ChromeStream:
         # spans begun and closed here
         closed = np.flatnonzero(state_closed)
         seqs = state_seq[closed]
-        detail = _column(trace.detail, first, stop)
-        source = _column(trace.source, first, stop)
+        detail = column_rows(trace.detail, first, stop)
+        source = column_rows(trace.source, first, stop)
         lines += self._slices(state_lane[closed], seqs + first, code[seqs], state_start[closed],
                               state_end[closed], detail[seqs], source[seqs])
 

@@ -259,12 +259,7 @@ class ThreadLines:
         if what >= _WAIT:
             self._waited(lane, what, extra)
             return
-        outer = recorder.current
-        recorder.current = lane
-        try:
-            self.record_line(lane, text, extra)
-        finally:
-            recorder.current = outer
+        self.record_line(lane, text, extra)
 
     def _lane(self, who: int) -> int:
         """The lane of `who` (see `who`), spawned for a thread on its first line or wait."""
