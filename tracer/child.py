@@ -428,6 +428,9 @@ def main(argv: list[str] | None = None) -> int:
     # and their waits on the program's locks, queues and events (tracer.thread_waits)
     thread_waits = ThreadWaits(thread_lines)
     thread_waits.install()
+    pool_import = AfterImport("concurrent.futures.thread")  # a pool's idle workers' waits
+    pool_import.call(lambda: _watch_pools(thread_waits))
+    pool_import.install()
     output = OutputRecorder(recorder, real_stdout, thread_lines=thread_lines)
     errors = OutputRecorder(recorder, real_stderr, "stderr", thread_lines)
     sys.stdout, sys.stderr = output, errors
@@ -479,6 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(BrokenPipeError):
                 sampler.stop()
         errors.record_unfinished_line()
+        pool_import.uninstall()
         thread_waits.uninstall()
         thread_lines.uninstall()
         with contextlib.suppress(BrokenPipeError):
@@ -493,6 +497,13 @@ def _watch_over_the_run() -> None:
     faulthandler.enable()  # a segfault leaves its reason and the Python stack on stderr
     # Before any thread starts: a parent killed outright still ends all the program started.
     watch_for_parent_death()
+
+
+def _watch_pools(thread_waits: ThreadWaits) -> None:
+    # imported here: it loads concurrent.futures, which a program may never need
+    from loopscope.tracer.pool_waits import watch_pools
+
+    watch_pools(thread_waits)
 
 
 def _library_import(program: Program, recorder: Recorder, census: Census,

@@ -9,8 +9,10 @@ That is the shape gevent's waits have, so the report's contention lint reads bot
 
 Only the program's own primitives are watched (made by a line of the program, not of the
 standard library, an installed package or Loopscope: tracer.models._program_files), so the
-locks inside asyncio, concurrent.futures and queue stay as they are, and only a wait that
-blocks costs anything:
+locks inside asyncio, queue and a pool stay as they are, and only a wait that blocks costs
+anything. A future the program submits to a pool of its own is the program's too (named by
+the line that submitted it), and so is the event `as_completed` or `concurrent.futures.wait`
+makes for the program: a wait on either is woken by the thread that set the future.
 
 - `threading.Lock()` and `threading.RLock()` called from the program give a lock that first
   tries the real one without blocking; only if that fails is the wait noted. Releasing one
@@ -56,6 +58,13 @@ _LET_GO = "_loopscope_let_go"  # on a condition waited on: (releaser, clock read
 _THREADING_FILE = threading.Condition.wait.__code__.co_filename
 _BUILDERS = frozenset({_THREADING_FILE,
                        os.path.join(os.path.dirname(_THREADING_FILE), "queue.py")})
+# concurrent.futures' files: a future the program submits to its own pool, and the event
+# `as_completed` or `wait` makes for it, belong to the program line that called into them.
+_FUTURES_FILES = frozenset(os.path.join(os.path.dirname(_THREADING_FILE), "concurrent",
+                                        "futures", name)
+                           for name in ("_base.py", "thread.py", "process.py"))
+_PROCESS_POOL = "concurrent.futures.process"
+_FUTURES_WAITS = frozenset({"as_completed", "wait"})  # the module's own waiting functions
 
 _T = TypeVar("_T")
 # The run's watcher while installed; the program's locks outlive it and then just block.
@@ -91,11 +100,12 @@ class ThreadWaits:
         self.lines = lines
         self.recorder = lines.recorder
         self.is_program = LazyProgramFiles()  # a file name -> is it the program's code?
-        self.builders = _BUILDERS
+        self.builders = _BUILDERS | _FUTURES_FILES
         self.names = PrimitiveNames()
         self.local = _RealLocal()  # .waiting: the thread is inside a wait already noted
         self._originals: dict[str, Any] = {}
         self._sleep: Callable[[float], None] | None = None  # time.sleep while installed
+        self._undo: list[Callable[[], None]] = []  # what others installed for this watcher
 
     def install(self) -> None:
         global _watcher
@@ -173,6 +183,12 @@ class ThreadWaits:
         threading.Thread.join = originals["join"]  # type: ignore[method-assign]
         if time.sleep is self._sleep:  # not since replaced by gevent's monkey-patching
             time.sleep = originals["sleep"]
+        while self._undo:
+            self._undo.pop()()
+
+    def on_uninstall(self, undo: Callable[[], None]) -> None:
+        """`undo()` when this watcher is uninstalled (tracer.pool_waits' patch)."""
+        self._undo.append(undo)
 
     # -- where a primitive was made ------------------------------------------------------
 
@@ -201,11 +217,17 @@ class ThreadWaits:
                 while frame is not None and frame.f_code.co_name == "__init__" and \
                         frame.f_locals.get("self") is owner:
                     frame = frame.f_back
+        frame, called = _past_futures(frame)
+        if called is not None and called not in _FUTURES_WAITS and \
+                type(owner).__name__ != "Future":
+            return  # a pool's own lock or semaphore
         frame = _maker(frame)
         if frame is None or _MADE in owner.__dict__ or \
                 not self.is_program(frame.f_code.co_filename):
             return  # not the program's, or a queue's second condition
-        owner.__dict__[_MADE] = self.made(frame, type(owner).__name__)
+        # the event `as_completed` waits on is named by the call, not by its class
+        kind = called if called in _FUTURES_WAITS else type(owner).__name__
+        owner.__dict__[_MADE] = self.made(frame, kind)
 
     def name(self, primitive: Any, made: tuple[str, int, str, int]) -> str:
         """`lock (bank.py:12)`: the name the line that made it gave it, else its kind."""
@@ -241,12 +263,13 @@ class ThreadWaits:
         return started
 
     def _end(self, who: int, started: int, let_go: tuple[int, int] | None, name: str,
-             frame: FrameType | None) -> None:
-        """A wait on a primitive is over; `let_go`: who last released it, and when."""
+             frame: FrameType | None, cause: str = "released") -> None:
+        """A wait on a primitive is over; `let_go`: who last released it (or set the future
+        waited on: `cause` "future"), and when."""
         released = None
         if let_go is not None and let_go[1] >= started:  # a release during this wait
             releaser, at = let_go
-            released = (releaser, at, ("cause", "released", "primitive", name))
+            released = (releaser, at, ("cause", cause, "primitive", name))
         self._resumed(who, released, frame)
 
     def _resumed(self, who: int, released: tuple[int, int, tuple[Any, ...]] | None,
@@ -277,24 +300,31 @@ class ThreadWaits:
         return who, started, name
 
     def lets_go(self) -> tuple[int, int] | None:
-        """The calling thread releases something another waits on: who it is, and when."""
+        """The calling thread releases something another waits on: who it is, and when; None
+        for a process pool's manager thread, which sets its futures from the results it
+        waits for in `select`: as a lane it would look busy all along."""
+        if type(threading.current_thread()).__module__ == _PROCESS_POOL:
+            return None
         return self.guarded(lambda: (self.lines.who(), self.recorder.clock()))
 
     def condition_wait(self, cond: threading.Condition, timeout: float | None, wait: Any,
                        frame: FrameType | None) -> Any:
         """A wait on a condition: the program's own, or that of a primitive it made (the
         innermost frames are threading's or queue's, their `self` the primitive)."""
+        if timeout is not None and timeout <= 0:
+            return wait(cond, timeout)  # a look, not a wait (Semaphore.acquire(timeout=0))
         noted = self.guarded(self._condition_wait_begins, cond, frame)
         if noted is None:
             return wait(cond, timeout)
-        who, started, name, frame = noted
+        who, started, name, frame, cause = noted
         try:
             return wait(cond, timeout)
         finally:
-            self.guarded(self._end, who, started, cond.__dict__.get(_LET_GO), name, frame)
+            self.guarded(self._end, who, started, cond.__dict__.get(_LET_GO), name, frame,
+                         cause)
 
     def _condition_wait_begins(self, cond: threading.Condition, frame: FrameType | None
-                               ) -> tuple[int, int, str, FrameType | None] | None:
+                               ) -> tuple[int, int, str, FrameType | None, str] | None:
         primitive: Any = cond
         method = "Condition.wait"
         builders = self.builders
@@ -304,7 +334,9 @@ class ThreadWaits:
                 method = f"Condition.{frame.f_code.co_name}"
             elif owner is not None and _MADE in getattr(owner, "__dict__", ()):
                 primitive = owner
-                method = f"{owner.__dict__[_MADE][2]}.{frame.f_code.co_name.lstrip('_')}"
+                kind = owner.__dict__[_MADE][2]
+                method = kind if kind in _FUTURES_WAITS else \
+                    f"{kind}.{frame.f_code.co_name.lstrip('_')}"
             frame = frame.f_back
         made = getattr(primitive, "__dict__", {}).get(_MADE)
         who = self._waiter() if made is not None else None
@@ -313,13 +345,16 @@ class ThreadWaits:
         if type(cond) is threading.Condition:
             cond.__class__ = NotedCondition  # its notify now says who let waiters go
         name = self.name(primitive, made)
-        return who, self._begin(who, ("on", method, "primitive", name)), name, frame
+        # a future (or the event `as_completed` waits on) is let go by the thread that set it
+        cause = "future" if made[2] == "Future" or made[2] in _FUTURES_WAITS else "released"
+        return who, self._begin(who, ("on", method, "primitive", name)), name, frame, cause
 
     def join(self, thread: threading.Thread, timeout: float | None,
              join: Callable[[threading.Thread, float | None], None],
              frame: FrameType | None) -> None:
         """`thread.join()` called by the program's code: the caller waits for that thread to
-        end, and is woken by it."""
+        end, and is woken by it. A pool's shutdown joins its workers for the program."""
+        frame = _past_futures(frame)[0]
         who = self.guarded(self._join_begins, thread, frame)
         if who is None:
             return join(thread, timeout)
@@ -397,6 +432,16 @@ def _where(frame: FrameType | None) -> tuple[str, int, str] | None:
     if frame is None:
         return None
     return frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_qualname
+
+
+def _past_futures(frame: FrameType | None) -> tuple[FrameType | None, str | None]:
+    """The first frame past concurrent.futures' own code, and the outermost of its functions
+    passed (`as_completed`, `submit`...), if any."""
+    called = None
+    while frame is not None and frame.f_code.co_filename in _FUTURES_FILES:
+        called = frame.f_code.co_name
+        frame = frame.f_back
+    return frame, called
 
 
 def _maker(frame: FrameType | None) -> FrameType | None:

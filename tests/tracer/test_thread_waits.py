@@ -130,10 +130,10 @@ def test_conditions_semaphores_and_events_are_named_and_the_program_works_unchan
 
 
 def test_the_standard_librarys_own_locks_are_not_the_programs() -> None:
-    # futures' results, asyncio's to_thread and a SimpleQueue wait on locks the standard
-    # library made: none of that is a wait of the program's
+    # asyncio's to_thread (its own pool's futures) and a SimpleQueue wait on locks the
+    # standard library made: none of that is a wait of the program's
     result = _run("library_locks.py")
-    assert result.stdout.split() == ["15", "6", "1"]
+    assert result.stdout.split() == ["6", "1"]
     trace = result.trace
     assert not [seq for seq in range(len(trace)) if trace.code[seq] == Code.BLOCKED
                 and "primitive" in (trace.details[trace.detail[seq]] or {})]
@@ -157,6 +157,79 @@ def test_work_handed_to_asyncios_thread_pool_waits_on_its_own_lane() -> None:
     assert Code.BLOCKED not in [code for code, *_ in lanes["post"]]
 
 
+def test_a_pool_the_program_makes_waits_on_its_futures_and_its_idle_worker_on_work() -> None:
+    name = "pool_waits.py"
+    result = _run(name)
+    assert result.stdout.split() == ["1", "2", "shut", "down"]
+    lanes = _by_lane(result.trace)
+    assert set(lanes) == {"main thread", "worker_0"}
+    pool = f"pool ({name}:{_line(name, 'pool = ')})"
+    first = f"first ({name}:{_line(name, 'first = ')})"
+    completed = f"as_completed ({name}:{_line(name, 'as_completed(')})"
+
+    def woken(waker: str, cause: str, primitive: str | None, at: str | None
+              ) -> list[tuple[Any, ...]]:
+        line = (name, _line(name, at)) if at else None
+        return [(Code.WAKE, waker, (cause, primitive), None), (Code.READY, waker, None, None),
+                (Code.RUNNING, None, None, line)]
+
+    # The main thread waits for each result, woken by the worker that set the future, and
+    # at shutdown for the worker to end; its sleeps in between are its own.
+    assert lanes["main thread"] == [
+        (Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None),
+        (Code.BLOCKED, None, ("Future.result", first), None),
+        *woken("worker_0", "future", first, "print(first.result())"),
+        (Code.SLEEPING, None, None, None),
+        (Code.RUNNING, None, None, (name, _line(name, "time.sleep(0.1)  # the worker"))),
+        (Code.BLOCKED, None, ("as_completed", completed), None),
+        *woken("worker_0", "future", completed, "as_completed("),
+        (Code.SLEEPING, None, None, None),
+        (Code.RUNNING, None, None, (name, _line(name, "# idle again"))),
+        (Code.BLOCKED, None, ("worker_0.join()", None), None),
+        *woken("worker_0", "ended", None, "pool.shutdown()"),
+        (Code.END, None, None, None)]
+    # The worker, idle between the two tasks and after the second, is blocked on the pool's
+    # work queue until the main thread's submit (then shutdown) puts an item in.
+    task = [(Code.RUNNING, None, None, None), (Code.SLEEPING, None, None, None),
+            (Code.RUNNING, None, None, (name, _line(name, "# works here")))]
+    idle = [(Code.BLOCKED, None, ("work queue", pool), None),
+            (Code.WAKE, "main thread", ("released", pool), None),
+            (Code.READY, "main thread", None, None)]
+    assert lanes["worker_0"] == [(Code.SPAWN, None, None, None), *task, *idle, *task, *idle,
+                                 (Code.RUNNING, None, None, None), (Code.END, None, None, None)]
+    told = [line.strip().split(" s  ", 1)[1] for line in narrate(result.trace)]
+    assert "main thread waits on as_completed" in told
+    assert "worker_0 sets a future: wakes main thread" in told
+    assert "worker_0 waits on work queue" in told
+
+
+def test_a_pool_an_asyncio_task_hands_work_to_draws_the_work_not_its_workers() -> None:
+    result = _run("pool_from_asyncio.py")
+    assert result.stdout.split() == ["6", "9"]
+    trace = result.trace
+    names = sorted(trace.lane_name(lane) for lane in range(len(trace.lanes)))
+    assert names == ["asyncio loop", "blocking_io", "blocking_io #2", "blocking_io #3",
+                     "blocking_io #4", "blocking_io #5", "main (Task-1)"]
+    assert not [seq for seq in range(len(trace)) if trace.code[seq] == Code.BLOCKED
+                and "primitive" in (trace.details[trace.detail[seq]] or {})]
+
+
+def test_a_process_pools_futures_are_waited_on_without_a_lane_for_its_manager() -> None:
+    # the manager thread sets the futures from what it waits for in select: no lane for it
+    name = "process_pool.py"
+    result = _run(name)
+    assert result.stdout.split() == ["14"]
+    lanes = _by_lane(result.trace)
+    assert set(lanes) == {"main thread"}
+    main = lanes["main thread"]
+    assert main[:3] == [(Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None),
+                        (Code.BLOCKED, None, ("Future.result",
+                                              f"squares #1 ({name}:{_line(name, 'squares =')})"),
+                         None)]
+    assert main[-1] == (Code.END, None, None, None)
+    assert {code for code, *_ in main} == {Code.SPAWN, Code.RUNNING, Code.BLOCKED, Code.END}
+
+
 def test_the_programs_lock_answers_isinstance_as_it_does_untraced() -> None:
     # on 3.13+ threading.Lock is a type: the stand-in must not make isinstance() raise
     name = "lock_identity.py"
@@ -170,7 +243,7 @@ def test_a_pools_workers_are_named_as_the_pool_names_its_threads() -> None:
     result = _run("executor_lock.py")
     assert result.stdout.split()[-1] == "14"
     names = {result.trace.lane_name(lane) for lane in range(len(result.trace.lanes))}
-    assert names == {"loader_0", "loader_1"}
+    assert names == {"loader_0", "loader_1", "main thread"}  # main waits on map's results
 
 
 def test_threads_sleep_on_lanes_named_as_the_program_named_them_and_joins_wait_for_them(

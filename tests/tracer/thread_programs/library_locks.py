@@ -1,20 +1,14 @@
-"""Threads that only wait on the standard library's own locks: a pool's futures, asyncio's
-to_thread, a SimpleQueue. None of these is the program's primitive."""
+"""Threads that only wait on the standard library's own locks: asyncio's to_thread (its
+default pool's futures), a SimpleQueue. None of these is the program's primitive."""
 
 import asyncio
 import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 
 def slow(n):
     time.sleep(0.02)
     return n
-
-
-with ThreadPoolExecutor(max_workers=2) as pool:
-    futures = [pool.submit(slow, n) for n in range(6)]
-    print(sum(future.result() for future in futures))
 
 
 async def main():
