@@ -188,33 +188,21 @@ static PyTypeObject LockBaseType = {
     .tp_new = PyType_GenericNew,
 };
 
-static struct PyModuleDef thread_locks_module = {
-    PyModuleDef_HEAD_INIT,
-    .m_name = "loopscope.tracer._thread_locks",
-    .m_doc = "The fast paths of the program's locks while traced (tracer.thread_waits).",
-    .m_size = -1,
-};
+static struct PyModuleDef thread_locks_module = EXTENSION_MODULE(
+    "loopscope.tracer._thread_locks",
+    "The fast paths of the program's locks while traced (tracer.thread_waits).", NULL);
 
 PyMODINIT_FUNC
 PyInit__thread_locks(void)
 {
-    if (PyType_Ready(&LockBaseType) < 0)
-        return NULL;
-    str_acquire = PyUnicode_InternFromString("acquire");
-    str_release = PyUnicode_InternFromString("release");
-    str_wait = PyUnicode_InternFromString("_wait");
-    str_letting_go = PyUnicode_InternFromString("_letting_go");
+    static const InternedName names[] = {
+        {&str_acquire, "acquire"}, {&str_release, "release"}, {&str_wait, "_wait"},
+        {&str_letting_go, "_letting_go"}, {NULL, NULL},
+    };
+    if (intern_names(names) < 0) return NULL;
     minus_one = PyLong_FromLong(-1);
-    if (!str_acquire || !str_release || !str_wait || !str_letting_go || !minus_one)
-        return NULL;
-    PyObject *module = PyModule_Create(&thread_locks_module);
-    if (module == NULL)
-        return NULL;
-    Py_INCREF(&LockBaseType);
-    if (PyModule_AddObject(module, "LockBase", (PyObject *)&LockBaseType) < 0) {
-        Py_DECREF(&LockBaseType);
-        Py_DECREF(module);
-        return NULL;
-    }
-    return module;
+    if (minus_one == NULL) return NULL;
+    static const ExportedType types[] = {{"LockBase", &LockBaseType}, {NULL, NULL}};
+    static const ExportedInt constants[] = {{NULL, 0}};
+    return create_module(&thread_locks_module, types, constants);
 }
