@@ -14,6 +14,7 @@ from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QRect, QSize, QSizeF
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 
+from loopscope.tracer.events import LaneKind
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.formats import IMAGE_FORMATS
 from loopscope.tracer.held_time import cut_held_time
@@ -115,7 +116,9 @@ def export_viewport(
 
 def _summary(trace: Trace, start: float, end: float, folded: int = 0) -> str:
     parts = []
-    if model := trace.meta.get("model"):
+    if trace.lanes and all(info.kind == LaneKind.THREAD for info in trace.lanes):
+        parts.append("threads")  # a threaded program: the model it ran under followed nothing
+    elif model := trace.meta.get("model"):
         parts.append(f"model {model}")
     parts.append(f"{len(trace.lanes)} lanes" + (f" ({folded} library lanes folded)"
                                                  if folded else ""))

@@ -96,6 +96,23 @@ def test_svg_is_xml_with_the_lane_names_and_title(qtbot: QtBot, sample_trace: Tr
     assert LIGHT.states[Code.IO_WAIT] in out.read_text()
 
 
+def test_the_header_says_threads_for_a_run_of_threads_and_the_model_otherwise(
+        sample_trace: Trace) -> None:
+    trace = Trace()
+    trace.meta["model"] = "asyncio"  # the default a threaded script runs under
+    recorder = Recorder(trace, clock=FakeClock())
+    for name in ("main thread", "worker"):
+        lane = recorder.spawn(name, LaneKind.THREAD)
+        recorder.state(lane, Code.RUNNING)
+        recorder.end(lane)
+    recorder.close()
+    def subtitle(trace: Trace) -> str:
+        return export_viewport(trace, width=800, height=400).subtitle
+
+    assert subtitle(trace).startswith("threads  ·  2 lanes")
+    assert subtitle(sample_trace).startswith(f"model {sample_trace.meta['model']}  ·  ")
+
+
 def test_pdf_is_a_pdf(qtbot: QtBot, sample_trace: Trace, tmp_path: Path) -> None:
     out = tmp_path / "timeline.pdf"
     render_image(sample_trace, out, title="A talk about loops")
