@@ -21,7 +21,7 @@ import itertools
 import re
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code, LaneKind
@@ -90,6 +90,9 @@ class ThreadLines:
         self._ended: dict[int, int] = {}  # serial -> lane, of threads that ended
         self._names: dict[int, str] = {}
         self._serials = itertools.count()
+        # thread name -> how many threads of that name have lanes: the second is "teller #2"
+        # here, as the recorder would number it, so a join can name the lane it waits for
+        self._name_counts: dict[str, Iterator[int]] = {}
         self._local = _RealLocal()
         self._flushed_at = recorder.clock()
         self._traced = os_thread_ident()
@@ -121,7 +124,11 @@ class ThreadLines:
                 self._main_serial = marker.serial
             else:
                 thread = threading.current_thread()
-                name = self._names[marker.serial] = thread_name(thread)
+                name = thread_name(thread)
+                number = next(self._name_counts.setdefault(name, itertools.count(1)))
+                if number > 1:
+                    name = f"{name} #{number}"
+                self._names[marker.serial] = name
                 thread.__dict__[_LANE_OF_THREAD] = (marker.serial, name)  # for its joiners
             # the lane starts now, before the thread can end: a thread that only let another
             # go is named in that one's wake, which may be queued after its end

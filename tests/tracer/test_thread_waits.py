@@ -230,6 +230,18 @@ def test_a_process_pools_futures_are_waited_on_without_a_lane_for_its_manager() 
     assert {code for code, *_ in main} == {Code.SPAWN, Code.RUNNING, Code.BLOCKED, Code.END}
 
 
+def test_a_join_names_the_lane_it_waits_for_when_threads_share_a_name() -> None:
+    lanes = _by_lane(_run("same_names.py").trace)
+    assert set(lanes) == {"worker", "worker #2", "main thread"}
+    main = lanes["main thread"]
+    joins = [(said[0], main[index + 1][1]) for index, (code, _other, said, _line) in
+             enumerate(main) if code == Code.BLOCKED]
+    # each join waits for the lane whose end then wakes it (the second may be over already)
+    assert joins in ([("worker.join()", "worker"), ("worker #2.join()", "worker #2")],
+                     [("worker #2.join()", "worker #2"), ("worker.join()", "worker")],
+                     [("worker.join()", "worker")], [("worker #2.join()", "worker #2")])
+
+
 def test_the_programs_lock_answers_isinstance_as_it_does_untraced() -> None:
     # on 3.13+ threading.Lock is a type: the stand-in must not make isinstance() raise
     name = "lock_identity.py"
