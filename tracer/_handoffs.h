@@ -127,6 +127,27 @@ lane_in(PyObject *lanes, PyObject *key)
     return PyLong_AsSsize_t(lane);
 }
 
+/* An int field the hooks read on every hand-off, as as_int32 reads it, with one more case
+ * read in place on 3.12+: an int of two 30-bit digits, which every value row's detail is
+ * (VALUE_ROW and up), so a cached value's detail costs no PyLong_AsLong either. */
+static inline Py_ALWAYS_INLINE int
+field_int32(PyObject *value, int32_t *out)
+{
+#if PY_VERSION_HEX >= 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+    if (PyLong_CheckExact(value)
+        && ((PyLongObject *)value)->long_value.lv_tag == (2 << _PyLong_NON_SIZE_BITS)) {
+        /* (that tag: two digits, positive, no flags) */
+        const digit *digits = ((PyLongObject *)value)->long_value.ob_digit;
+        uint64_t number = (uint64_t)digits[0] | ((uint64_t)digits[1] << PyLong_SHIFT);
+        if (number <= INT32_MAX) {
+            *out = (int32_t)number;
+            return 0;
+        }
+    }
+#endif
+    return as_int32(value, out);
+}
+
 /* -- GeneratorHooks (_generator_hooks.c) --------------------------------------------------- */
 
 #define SOURCE_MEMO 4
@@ -173,6 +194,11 @@ typedef struct {
     /* the last few (code, offset) -> source answers of sources_at (driver_source) */
     struct { void *code; int lasti; int32_t source; } source_memo[SOURCE_MEMO];
     int source_memo_next;
+    /* the last yield's answer of passes_up_from_elsewhere's look at the code (a strong
+       reference, so the address cannot be reused by another code while remembered) */
+    PyObject *yield_code;
+    int yield_offset;
+    int yield_before_resume;   /* 1: the next instruction is a RESUME after a delegation */
     int32_t spawn_base;        /* a generator lane's SPAWN row base, once known (else -1) */
     int32_t end_detail;        /* the END detail of a generator returning None, once known */
 } GeneratorHooks;
@@ -184,7 +210,7 @@ typedef struct {
     X(resume_fallback) X(yield_fallback) X(call_fallback) X(local_fallback) X(errors)    \
     X(calls) X(started_codes) X(start_fallback) X(return_fallback) X(tracer) X(closing)      \
     X(no_site) X(name_counts) X(names) X(blocked_details) X(via_details) X(sources_at)      \
-    X(disable)
+    X(disable) X(yield_code)
 
 extern PyTypeObject GeneratorHooksType;
 
