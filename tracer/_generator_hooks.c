@@ -38,19 +38,22 @@ decimal(long long number, char *end)
 }
 
 /* 1: `number`, the detail of a cached value whose entry only the cache holds, now reads
- * `detail` instead, rewritten in place (3.12+: both are value rows' details, ints of two
- * digits); 0: not so, a new int is needed. A new int per value handed over was the largest
+ * `detail` instead, rewritten in place (both are value rows' details, ints of two digits);
+ * 0: not so, a new int is needed. A new int per value handed over was the largest
  * allocation of a hand-off; no one else holds this one (its count is 1, and an int that
  * large is never shared or cached by the interpreter), so no one can see it change. */
 static int
 rewrite_detail(PyObject *number, int32_t detail)
 {
-#if PY_VERSION_HEX >= 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30 && !defined(Py_GIL_DISABLED)
-    if (detail < VALUE_ROW || !PyLong_CheckExact(number) || Py_REFCNT(number) != 1
-        || ((PyLongObject *)number)->long_value.lv_tag != (2 << _PyLong_NON_SIZE_BITS)) {
-        return 0;
-    }
+#if PYLONG_BITS_IN_DIGIT == 30 && !defined(Py_GIL_DISABLED)
+    if (detail < VALUE_ROW || !PyLong_CheckExact(number) || Py_REFCNT(number) != 1) return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (((PyLongObject *)number)->long_value.lv_tag != (2 << _PyLong_NON_SIZE_BITS)) return 0;
     digit *digits = ((PyLongObject *)number)->long_value.ob_digit;
+#else
+    if (Py_SIZE(number) != 2) return 0;  /* (3.11: the digit count, positive) */
+    digit *digits = ((PyLongObject *)number)->ob_digit;
+#endif
     digits[0] = (digit)((uint32_t)detail & PyLong_MASK);
     digits[1] = (digit)((uint32_t)detail >> PyLong_SHIFT);
     return 1;
@@ -92,16 +95,10 @@ value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
     int stable = is_stable_repr(value);
     int failed;
     int overflow = 0;
+    int64_t in_place;
     long long number = 0;
-    if (PyLong_CheckExact(value)) {
-#if PY_VERSION_HEX >= 0x030C0000
-        if (PyUnstable_Long_IsCompact((PyLongObject *)value)) {
-            number = PyUnstable_Long_CompactValue((PyLongObject *)value);  /* read in place */
-        }
-        else
-#endif
-        number = PyLong_AsLongLongAndOverflow(value, &overflow);
-    }
+    if (int_in_place(value, &in_place)) number = in_place;
+    else if (PyLong_CheckExact(value)) number = PyLong_AsLongLongAndOverflow(value, &overflow);
     if (PyLong_CheckExact(value) && !overflow && !(number == -1 && PyErr_Occurred())) {
         /* the common case, an int: its repr written straight into the row, no str made */
         char digits[24];
@@ -172,8 +169,8 @@ read_value(GeneratorHooks *self, PyObject *read, PyFrameObject *driver)
         }
         return value;
 #else
-        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(read, VALUE_READ_SLOT));
-        if (slot == -1 && PyErr_Occurred()) return NULL;
+        int32_t slot;
+        if (field_int32(PyTuple_GET_ITEM(read, VALUE_READ_SLOT), &slot) < 0) return NULL;
         _PyInterpreterFrame *frame = driver->f_frame;
         if (slot < 0 || slot >= frame->f_code->co_nlocalsplus) {
             return PyObject_CallOneArg(read, (PyObject *)driver);
@@ -995,12 +992,27 @@ passes_up_from_elsewhere(GeneratorHooks *self, PyObject *code, int32_t delegate,
 /* PY_RESUME or PY_YIELD: 1 when a known lane's hand-off is recorded (or on a thread not
  * followed); 2 when a resume passes a send on down to a delegate lane (DISABLE); 0 for the
  * Python twin; -1 on error. */
+static int handoff_in_frame(GeneratorHooks *self, PyObject *const *args, int yielding,
+                            PyFrameObject *frame);
+
 static int
 handoff_event(GeneratorHooks *self, PyObject *const *args, int yielding)
 {
-    if (PyThreadState_Get() != self->thread) return 1;
-    PyFrameObject *frame = PyEval_GetFrame();
+    PyThreadState *thread = PyThreadState_Get();
+    if (thread != self->thread) return 1;
+    /* (from the thread state in hand: PyEval_GetFrame would look the thread up again) */
+    PyFrameObject *frame = PyThreadState_GetFrame(thread);
     if (frame == NULL) return 0;
+    int done = handoff_in_frame(self, args, yielding, frame);
+    Py_DECREF(frame);
+    return done;
+}
+
+/* handoff_event in `frame`, the frame of the callback's code. */
+static int
+handoff_in_frame(GeneratorHooks *self, PyObject *const *args, int yielding,
+                 PyFrameObject *frame)
+{
     Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
     if (lane < 0) return lane == -2 ? -1 : 0;
     if (!PyCode_Check(args[0])) {

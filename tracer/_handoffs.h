@@ -114,38 +114,61 @@ dict_discard(PyObject *dict, PyObject *key)
     return 0;
 }
 
+/* An exact int of at most two 30-bit digits, read in place from its digits: 1 with *out set,
+ * else 0 (then the caller asks PyLong_AsLong and friends). The hooks read ints on every
+ * hand-off -- lanes, table fields, a value row's detail (VALUE_ROW and up: two digits), the
+ * value handed over -- and the calls and error checks of the C API cost more than the rest
+ * of a field's use. */
+static inline Py_ALWAYS_INLINE int
+int_in_place(PyObject *value, int64_t *out)
+{
+#if PYLONG_BITS_IN_DIGIT == 30
+    if (!PyLong_CheckExact(value)) return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    uintptr_t tag = ((PyLongObject *)value)->long_value.lv_tag;
+    uintptr_t size = tag >> _PyLong_NON_SIZE_BITS;
+    int negative = (tag & _PyLong_SIGN_MASK) == 2;
+    const digit *digits = ((PyLongObject *)value)->long_value.ob_digit;
+#else
+    Py_ssize_t signed_size = Py_SIZE(value);
+    int negative = signed_size < 0;
+    size_t size = (size_t)(negative ? -signed_size : signed_size);
+    const digit *digits = ((PyLongObject *)value)->ob_digit;
+#endif
+    int64_t number;
+    if (size == 0) number = 0;
+    else if (size == 1) number = digits[0];
+    else if (size == 2) number = (int64_t)digits[0] | ((int64_t)digits[1] << PyLong_SHIFT);
+    else return 0;
+    *out = negative ? -number : number;
+    return 1;
+#else
+    (void)value;
+    (void)out;
+    return 0;
+#endif
+}
+
+/* An int field, as as_int32 reads it (the same errors), read in place when it can be. */
+static inline Py_ALWAYS_INLINE int
+field_int32(PyObject *value, int32_t *out)
+{
+    int64_t number;
+    if (int_in_place(value, &number) && number >= INT32_MIN && number <= INT32_MAX) {
+        *out = (int32_t)number;
+        return 0;
+    }
+    return as_int32(value, out);
+}
+
 static inline Py_ssize_t
 lane_in(PyObject *lanes, PyObject *key)
 {
     PyObject *lane = PyDict_GetItemWithError(lanes, key);
     if (lane == NULL) return PyErr_Occurred() ? -2 : -1;
-#if PY_VERSION_HEX >= 0x030C0000
-    if (PyLong_CheckExact(lane) && PyUnstable_Long_IsCompact((PyLongObject *)lane)) {
-        return PyUnstable_Long_CompactValue((PyLongObject *)lane);
-    }
-#endif
+    int64_t number;
+    if (int_in_place(lane, &number)) return (Py_ssize_t)number;
     return PyLong_AsSsize_t(lane);
-}
-
-/* An int field the hooks read on every hand-off, as as_int32 reads it, with one more case
- * read in place on 3.12+: an int of two 30-bit digits, which every value row's detail is
- * (VALUE_ROW and up), so a cached value's detail costs no PyLong_AsLong either. */
-static inline Py_ALWAYS_INLINE int
-field_int32(PyObject *value, int32_t *out)
-{
-#if PY_VERSION_HEX >= 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
-    if (PyLong_CheckExact(value)
-        && ((PyLongObject *)value)->long_value.lv_tag == (2 << _PyLong_NON_SIZE_BITS)) {
-        /* (that tag: two digits, positive, no flags) */
-        const digit *digits = ((PyLongObject *)value)->long_value.ob_digit;
-        uint64_t number = (uint64_t)digits[0] | ((uint64_t)digits[1] << PyLong_SHIFT);
-        if (number <= INT32_MAX) {
-            *out = (int32_t)number;
-            return 0;
-        }
-    }
-#endif
-    return as_int32(value, out);
 }
 
 /* -- GeneratorHooks (_generator_hooks.c) --------------------------------------------------- */
