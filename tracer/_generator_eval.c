@@ -9,6 +9,21 @@
 #include "_handoffs.h"
 
 #if PY_VERSION_HEX < 0x030C0000
+/* The unspecialised bytecode of `code` (borrowed), NULL with an error on failure: made once by
+ * PyCode_GetCode, then kept by the code object (_co_code), where it is read here without the
+ * call and the reference counting (several times a hand-off). */
+static PyObject *
+unspecialised(PyCodeObject *code)
+{
+    if (code->_co_code != NULL) return code->_co_code;
+    PyObject *raw = PyCode_GetCode(code);
+    if (raw == NULL) return NULL;
+    Py_DECREF(raw);
+    if (code->_co_code != NULL) return code->_co_code;
+    PyErr_SetString(PyExc_RuntimeError, "a code object kept no bytecode");
+    return NULL;
+}
+
 /* The 'call' of a generator frame. 1: followed -- its resume recorded, or the Python trace
  * chose to follow it (then *local is the local trace function it returned, a new reference);
  * 0: not followed; -1: error. */
@@ -54,12 +69,11 @@ play_leave(GeneratorHooks *self, PyFrameObject *frame, int what, PyObject *arg)
 {
     if (what == PyTrace_RETURN && arg != NULL && PyDict_GET_SIZE(self->errors) == 0) {
         /* the unspecialised instruction the frame is leaving at */
-        PyObject *raw = PyCode_GetCode(frame->f_frame->f_code);
+        PyObject *raw = unspecialised(frame->f_frame->f_code);
         if (raw == NULL) return -1;
         int lasti = PyFrame_GetLasti(frame);
         int opcode = lasti >= 0 && lasti < PyBytes_GET_SIZE(raw)
             ? (unsigned char)PyBytes_AS_STRING(raw)[lasti] : -1;
-        Py_DECREF(raw);
         if (opcode == RETURN_VALUE) {
             int done = fast_return(self, frame, arg);
             if (done) return done < 0 ? -1 : 0;
@@ -279,13 +293,11 @@ generator_frame_object(_PyInterpreterFrame *iframe)
 static int
 opcode_at(PyCodeObject *code, _Py_CODEUNIT *instruction)
 {
-    PyObject *raw = PyCode_GetCode(code);
+    PyObject *raw = unspecialised(code);
     if (raw == NULL) return -2;
     Py_ssize_t index = instruction - _PyCode_CODE(code);
-    int opcode = index >= 0 && index * 2 < PyBytes_GET_SIZE(raw)
+    return index >= 0 && index * 2 < PyBytes_GET_SIZE(raw)
         ? (unsigned char)PyBytes_AS_STRING(raw)[index * 2] : -1;
-    Py_DECREF(raw);
-    return opcode;
 }
 
 /* Before the frame runs: its 'call' event, with the frame as sys.settrace shows it then

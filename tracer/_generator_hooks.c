@@ -21,20 +21,62 @@ is_stable_repr(PyObject *value)
         || value == Py_None;
 }
 
+/* "00" to "99": decimal writes two digits per division. */
+static const char digit_pairs[201] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 /* Writes `number` in decimal, as repr() does, ending just before `end`; returns its start.
- * (snprintf costs more than the rest of a hand-off.) */
+ * (snprintf costs more than the rest of a hand-off; so did a division per digit.) */
 static char *
 decimal(long long number, char *end)
 {
     unsigned long long magnitude = number < 0 ? 0ULL - (unsigned long long)number
                                               : (unsigned long long)number;
     char *at = end;
-    do {
-        *--at = (char)('0' + magnitude % 10);
-        magnitude /= 10;
-    } while (magnitude);
+    while (magnitude >= 100) {
+        const char *pair = digit_pairs + 2 * (magnitude % 100);
+        magnitude /= 100;
+        *--at = pair[1];
+        *--at = pair[0];
+    }
+    if (magnitude >= 10) {
+        *--at = digit_pairs[2 * magnitude + 1];
+        *--at = digit_pairs[2 * magnitude];
+    }
+    else {
+        *--at = (char)('0' + magnitude);
+    }
     if (number < 0) *--at = '-';
     return at;
+}
+
+/* 1: `number`, the detail of a cached value whose entry only the cache holds, now reads
+ * `detail` instead, rewritten in place (both are value rows' details, ints of two digits);
+ * 0: not so, a new int is needed. A new int per value handed over was the largest
+ * allocation of a hand-off; no one else holds this one (its count is 1, and an int that
+ * large is never shared or cached by the interpreter), so no one can see it change. */
+static int
+rewrite_detail(PyObject *number, int32_t detail)
+{
+#if PYLONG_BITS_IN_DIGIT == 30 && !defined(Py_GIL_DISABLED)
+    if (detail < VALUE_ROW || !PyLong_CheckExact(number) || Py_REFCNT(number) != 1) return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    if (((PyLongObject *)number)->long_value.lv_tag != (2 << _PyLong_NON_SIZE_BITS)) return 0;
+    digit *digits = ((PyLongObject *)number)->long_value.ob_digit;
+#else
+    if (Py_SIZE(number) != 2) return 0;  /* (3.11: the digit count, positive) */
+    digit *digits = ((PyLongObject *)number)->ob_digit;
+#endif
+    digits[0] = (digit)((uint32_t)detail & PyLong_MASK);
+    digits[1] = (digit)((uint32_t)detail >> PyLong_SHIFT);
+    return 1;
+#else
+    (void)number;
+    (void)detail;
+    return 0;
+#endif
 }
 
 /* Row `lane` of a value cache (tracer.sent_values, tracer.yielded_values), borrowed: None or
@@ -63,13 +105,15 @@ value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
     if (cached == NULL) return -1;
     if (cached != Py_None && PyTuple_GET_ITEM(cached, CACHED_VALUE) == value
         && (!check_via || PyTuple_GET_ITEM(cached, CACHED_VIA) == via)) {
-        return as_int32(PyTuple_GET_ITEM(cached, CACHED_DETAIL), out);
+        return field_int32(PyTuple_GET_ITEM(cached, CACHED_DETAIL), out);
     }
     int stable = is_stable_repr(value);
     int failed;
     int overflow = 0;
-    long long number = PyLong_CheckExact(value) ? PyLong_AsLongLongAndOverflow(value, &overflow)
-                                                : 0;
+    int64_t in_place;
+    long long number = 0;
+    if (int_in_place(value, &in_place)) number = in_place;
+    else if (PyLong_CheckExact(value)) number = PyLong_AsLongLongAndOverflow(value, &overflow);
     if (PyLong_CheckExact(value) && !overflow && !(number == -1 && PyErr_Occurred())) {
         /* the common case, an int: its repr written straight into the row, no str made */
         char digits[24];
@@ -90,38 +134,34 @@ value_detail(GeneratorHooks *self, PyObject *value, PyObject *via, int32_t base,
         Py_DECREF(text);
     }
     if (failed) return -1;
-    if (stable) {
-        PyObject *index = PyLong_FromLong(*out);
-        if (index == NULL) return -1;
-        cached = cached_value(cache, lane);  /* short_repr ran Python code: look again */
-        if (cached == NULL) {
-            Py_DECREF(index);
-            return -1;
-        }
+    if (!stable) return 0;
+    cached = cached_value(cache, lane);  /* short_repr ran Python code: look again */
+    if (cached == NULL) return -1;
 #ifndef Py_GIL_DISABLED
-        if (cached != Py_None && PyTuple_CheckExact(cached) && Py_REFCNT(cached) == 1) {
-            /* Only this table holds the old entry: refill it instead of making a new one.
-               Safe because entries only ever hold a stable value (an atomic object), a via
-               str and an int: dropping them runs no code, and a tuple caches no hash. */
-            PyObject *old_value = PyTuple_GET_ITEM(cached, CACHED_VALUE);
-            PyObject *old_via = PyTuple_GET_ITEM(cached, CACHED_VIA);
-            PyObject *old_index = PyTuple_GET_ITEM(cached, CACHED_DETAIL);
-            PyTuple_SET_ITEM(cached, CACHED_VALUE, Py_NewRef(value));
-            PyTuple_SET_ITEM(cached, CACHED_VIA, Py_NewRef(via));
-            PyTuple_SET_ITEM(cached, CACHED_DETAIL, index);
-            Py_DECREF(old_value);
-            Py_DECREF(old_via);
-            Py_DECREF(old_index);
-        }
-        else
-#endif
-        {
-            PyObject *entry = PyTuple_Pack(3, value, via, index);
-            Py_DECREF(index);
-            if (entry == NULL) return -1;
-            PyList_SetItem(cache, lane, entry);  /* steals entry, drops the old one */
-        }
+    if (cached != Py_None && PyTuple_CheckExact(cached) && Py_REFCNT(cached) == 1) {
+        /* Only this table holds the old entry: refill it instead of making a new one.
+           Safe because entries only ever hold a stable value (an atomic object), a via
+           str and an int: dropping them runs no code, and a tuple caches no hash. */
+        PyObject *old_value = PyTuple_GET_ITEM(cached, CACHED_VALUE);
+        PyObject *old_via = PyTuple_GET_ITEM(cached, CACHED_VIA);
+        PyObject *old_index = PyTuple_GET_ITEM(cached, CACHED_DETAIL);
+        PyObject *index = rewrite_detail(old_index, *out) ? Py_NewRef(old_index)
+                                                           : PyLong_FromLong(*out);
+        if (index == NULL) return -1;
+        PyTuple_SET_ITEM(cached, CACHED_VALUE, Py_NewRef(value));
+        PyTuple_SET_ITEM(cached, CACHED_VIA, Py_NewRef(via));
+        PyTuple_SET_ITEM(cached, CACHED_DETAIL, index);
+        Py_DECREF(old_value);
+        Py_DECREF(old_via);
+        Py_DECREF(old_index);
+        return 0;
     }
+#endif
+    PyObject *index = PyLong_FromLong(*out);
+    PyObject *entry = index == NULL ? NULL : PyTuple_Pack(3, value, via, index);
+    Py_XDECREF(index);
+    if (entry == NULL) return -1;
+    PyList_SetItem(cache, lane, entry);  /* steals entry, drops the old one */
     return 0;
 }
 
@@ -131,8 +171,8 @@ static PyObject *
 read_value(GeneratorHooks *self, PyObject *read, PyFrameObject *driver)
 {
     if (checked_row(read, VALUE_READ_FIELDS, "a site's ValueRead") == NULL) return NULL;
-    long kind = PyLong_AsLong(PyTuple_GET_ITEM(read, VALUE_READ_KIND));
-    if (kind == -1 && PyErr_Occurred()) return NULL;
+    int32_t kind;
+    if (field_int32(PyTuple_GET_ITEM(read, VALUE_READ_KIND), &kind) < 0) return NULL;
     PyObject *operand = PyTuple_GET_ITEM(read, VALUE_READ_OPERAND);
     if (kind == READ_CONSTANT) return Py_NewRef(operand);
     if (kind == READ_LOCAL || kind == READ_CELL) {
@@ -144,8 +184,8 @@ read_value(GeneratorHooks *self, PyObject *read, PyFrameObject *driver)
         }
         return value;
 #else
-        Py_ssize_t slot = PyLong_AsSsize_t(PyTuple_GET_ITEM(read, VALUE_READ_SLOT));
-        if (slot == -1 && PyErr_Occurred()) return NULL;
+        int32_t slot;
+        if (field_int32(PyTuple_GET_ITEM(read, VALUE_READ_SLOT), &slot) < 0) return NULL;
         _PyInterpreterFrame *frame = driver->f_frame;
         if (slot < 0 || slot >= frame->f_code->co_nlocalsplus) {
             return PyObject_CallOneArg(read, (PyObject *)driver);
@@ -169,7 +209,7 @@ lane_item(PyObject *table, Py_ssize_t lane, const char *name, int32_t *out)
         PyErr_Format(PyExc_IndexError, "%s has no row for lane %zd", name, lane);
         return -1;
     }
-    return as_int32(PyList_GET_ITEM(table, lane), out);
+    return field_int32(PyList_GET_ITEM(table, lane), out);
 }
 
 /* tracer.pending, borrowed, when it is a list of PENDING_FIELDS items; else NULL with an
@@ -187,7 +227,7 @@ static int
 pending_field(GeneratorHooks *self, Py_ssize_t field, int32_t *out)
 {
     PyObject *pending = pending_row(self);
-    return pending == NULL ? -1 : as_int32(PyList_GET_ITEM(pending, field), out);
+    return pending == NULL ? -1 : field_int32(PyList_GET_ITEM(pending, field), out);
 }
 
 static int
@@ -207,16 +247,16 @@ resume_detail(GeneratorHooks *self, PyObject *site, PyFrameObject *driver, Py_ss
               int32_t *detail)
 {
     PyObject *read = PyTuple_GET_ITEM(site, SITE_VALUE_READ);
-    if (read == Py_None) return as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), detail);
+    if (read == Py_None) return field_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), detail);
     PyObject *value = read_value(self, read, driver);
     if (value == NULL) return -1;
     int failed;
     if (value == self->missing) {
-        failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), detail);
+        failed = field_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), detail);
     }
     else {
         int32_t base;
-        failed = as_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), &base);
+        failed = field_int32(PyTuple_GET_ITEM(site, SITE_SWITCH_DETAIL), &base);
         if (!failed) {
             failed = value_detail(self, value, PyTuple_GET_ITEM(site, SITE_VIA), base,
                                   self->sent_values, lane, 1, detail);
@@ -239,13 +279,13 @@ resume_source(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObj
         return -1;
     }
     PyObject *known = sources == Py_None ? NULL : PyDict_GetItemWithError(sources, offset);
-    if (known != NULL) return as_int32(known, source);
+    if (known != NULL) return field_int32(known, source);
     if (PyErr_Occurred()) return -1;
     PyObject *lane_number = PyLong_FromSsize_t(lane);
     PyObject *found = lane_number == NULL ? NULL
         : PyObject_CallFunctionObjArgs(self->resume_source, lane_number, frame, NULL);
     Py_XDECREF(lane_number);
-    int failed = found == NULL ? -1 : as_int32(found, source);
+    int failed = found == NULL ? -1 : field_int32(found, source);
     Py_XDECREF(found);
     return failed;
 }
@@ -270,8 +310,8 @@ site_matches(PyObject *site, PyFrameObject *driver)
         Py_DECREF(code);
     }
     if (!same_site) return 0;
-    long offset = PyLong_AsLong(PyTuple_GET_ITEM(site, SITE_DRIVER_OFFSET));
-    if (offset == -1 && PyErr_Occurred()) return -1;
+    int32_t offset;
+    if (field_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_OFFSET), &offset) < 0) return -1;
     return PyFrame_GetLasti(driver) == offset;
 }
 
@@ -336,8 +376,8 @@ chain_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObje
         }
         Py_INCREF(site);  /* the value's repr may run code that replaces it */
         int failed = resume_detail(self, site, driver, outer, &detail) < 0
-            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0
-            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &origin_blocked) < 0;
+            || field_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0
+            || field_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &origin_blocked) < 0;
         Py_DECREF(site);
         Py_DECREF(driver);
         if (failed) goto done;
@@ -393,8 +433,8 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
     }
     int32_t origin = NO_LANE, origin_blocked = 0;
     if (!failed && expected == NO_LANE) {
-        failed = as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0
-            || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &origin_blocked) < 0;
+        failed = field_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &origin) < 0
+            || field_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_BLOCKED), &origin_blocked) < 0;
         if (!failed && delegate != NO_LANE) {
             /* the lane passes the resume on to its delegate: record it where it ends */
             failed = set_pending_field(self, PENDING_DRIVER_LANE, origin) < 0
@@ -431,13 +471,24 @@ fast_resume(GeneratorHooks *self, PyFrameObject *frame, Py_ssize_t lane, PyObjec
 /* 1: recorded `lane` yielding `value` back to whoever drives its delegation chain (or passing
  * its delegate's value up, recorded already); 0: a hand-off is pending, the Python path must
  * handle it; -1: error. The twin of hot_paths' yield_ in generator_model.py. */
+static int yield_from_lane(GeneratorHooks *self, Py_ssize_t lane, int32_t delegate,
+                           PyObject *value);
+
 int
 fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
 {
-    int32_t expected, delegate;
+    int32_t delegate;
+    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
+    return yield_from_lane(self, lane, delegate, value);
+}
+
+/* fast_yield for a lane whose delegate, `delegate`, is read already. */
+static int
+yield_from_lane(GeneratorHooks *self, Py_ssize_t lane, int32_t delegate, PyObject *value)
+{
+    int32_t expected;
     if (pending_field(self, PENDING_EXPECTED_LANE, &expected) < 0) return -1;
     if (expected != NO_LANE) return 0;
-    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
     if (delegate != NO_LANE) return 1;
     int32_t detail, driver, driver_blocked, driver_source;
     if (value_detail(self, value, str_yield, self->yield_detail, self->yielded_values, lane, 0,
@@ -457,9 +508,9 @@ fast_yield(GeneratorHooks *self, Py_ssize_t lane, PyObject *value)
     }
     PyObject *site = table_row(self->sites, outer, SITE_FIELDS, "tracer.sites");
     if (site == NULL
-        || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &driver) < 0
-        || as_int32(PyTuple_GET_ITEM(site, SITE_LANE_BLOCKED), &driver_blocked) < 0
-        || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_SOURCE), &driver_source) < 0) {
+        || field_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &driver) < 0
+        || field_int32(PyTuple_GET_ITEM(site, SITE_LANE_BLOCKED), &driver_blocked) < 0
+        || field_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_SOURCE), &driver_source) < 0) {
         return -1;
     }
     if (recorder_api->handoff(self->recorder, (int32_t)lane, driver, detail, CODE_BLOCKED,
@@ -544,7 +595,7 @@ known_int(PyObject *dict, PyObject *key, long int_key, int32_t *out)
     PyObject *found = PyDict_GetItemWithError(dict, number);
     Py_DECREF(number);
     if (found == NULL) return PyErr_Occurred() ? -1 : 0;
-    return as_int32(found, out) < 0 ? -1 : 1;
+    return field_int32(found, out) < 0 ? -1 : 1;
 }
 
 /* `delegator` is suspended in `yield from` of `lane`, a new lane (GeneratorTracer._delegate). */
@@ -633,13 +684,13 @@ lane_start_facts(GeneratorHooks *self, PyFrameObject *frame, PyObject *facts,
     found = known_int(PyTuple_GET_ITEM(facts, LANE_CODE_RESUME_SOURCES), NULL,
                       PyFrame_GetLasti(frame), &start->source);
     if (found <= 0) return found;
-    if (as_int32(PyTuple_GET_ITEM(facts, LANE_CODE_SOURCE), &start->first_source) < 0) {
+    if (field_int32(PyTuple_GET_ITEM(facts, LANE_CODE_SOURCE), &start->first_source) < 0) {
         return -1;
     }
     /* the per-lane tables must have the new lane's row already (HandoffLanes.spawn grows
        them, a chunk at a time) */
     PyObject *count = PyObject_GetAttr(self->recorder, str_lane_count);
-    if (count == NULL || as_int32(count, &start->lane) < 0) {
+    if (count == NULL || field_int32(count, &start->lane) < 0) {
         Py_XDECREF(count);
         return -1;
     }
@@ -652,7 +703,7 @@ lane_start_facts(GeneratorHooks *self, PyFrameObject *frame, PyObject *facts,
     if (self->spawn_base < 0) {
         /* interned where Recorder.spawn would intern it: now, before the lane's own rows */
         PyObject *base = PyObject_CallMethod(self->recorder, "spawn_base", "s", "generator");
-        int failed = base == NULL || as_int32(base, &self->spawn_base) < 0;
+        int failed = base == NULL || field_int32(base, &self->spawn_base) < 0;
         Py_XDECREF(base);
         if (failed) {
             self->spawn_base = -1;
@@ -804,8 +855,8 @@ lane_end(GeneratorHooks *self, PyFrameObject *frame, PyObject *value)
     if (lane < 0) return lane == -2 ? -1 : 0;
     PyObject *site = table_row(self->sites, lane, SITE_FIELDS, "tracer.sites");
     if (site == NULL
-        || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &driver) < 0
-        || as_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_SOURCE), &driver_source) < 0) {
+        || field_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_LANE), &driver) < 0
+        || field_int32(PyTuple_GET_ITEM(site, SITE_DRIVER_SOURCE), &driver_source) < 0) {
         return -1;
     }
     if (driver == NO_LANE) return 0;
@@ -813,7 +864,7 @@ lane_end(GeneratorHooks *self, PyFrameObject *frame, PyObject *value)
         /* Recorder.end's ("result", short_repr(None)), interned where it would intern it */
         PyObject *detail = PyObject_CallMethod(self->recorder, "detail", "((ss))", "result",
                                                "None");
-        int failed = detail == NULL || as_int32(detail, &self->end_detail) < 0;
+        int failed = detail == NULL || field_int32(detail, &self->end_detail) < 0;
         Py_XDECREF(detail);
         if (failed) {
             self->end_detail = -1;
@@ -900,18 +951,15 @@ lane_code_table(PyObject *facts, Py_ssize_t field)
     return NULL;
 }
 
-/* 1: `lane` resumes at `offset` of `code` only to pass its driver's send on down its
+/* 1: `lane` (whose delegate is `delegate`) resumes at `offset` of `code` only to pass its driver's send on down its
  * `yield from` / `await` to a delegate lane, at a location not kept (LaneCode): nothing to
  * record (the delegate's resume records the hand-off, chain_resume) and the location's
  * PY_RESUME can be switched off; 0: not so; -1: error. The twin of on_resume's check in
  * MonitoringBackend. */
 static int
-passes_send_down(GeneratorHooks *self, PyObject *code, Py_ssize_t lane, PyObject *offset)
+passes_send_down(GeneratorHooks *self, PyObject *code, int32_t delegate, PyObject *offset)
 {
-    int32_t delegate;
-    if (self->disable == NULL) return 0;
-    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
-    if (delegate == NO_LANE) return 0;
+    if (self->disable == NULL || delegate == NO_LANE) return 0;
     PyObject *facts = started_code(self, (PyCodeObject *)code);
     if (facts == NULL) return PyErr_Occurred() ? -1 : 0;
     PyObject *passing = lane_code_table(facts, LANE_CODE_PASSING_RESUMES);
@@ -922,27 +970,29 @@ passes_send_down(GeneratorHooks *self, PyObject *code, Py_ssize_t lane, PyObject
     return found < 0 ? -1 : !found;
 }
 
-/* 1: `lane` yields at `offset` of `code` from a `yield from` / `await` whose delegate is not a
+/* 1: `lane` (whose delegate is `delegate`) yields at `offset` of `code` from a `yield from` / `await` whose delegate is not a
  * lane (a list, a library generator), and the RESUME after it is not kept yet: the Python
  * twin keeps it (its resumes must be reported again); 0: not so; -1: error. */
 static int
-passes_up_from_elsewhere(GeneratorHooks *self, PyObject *code, Py_ssize_t lane,
+passes_up_from_elsewhere(GeneratorHooks *self, PyObject *code, int32_t delegate,
                          PyObject *offset)
 {
-    int32_t delegate;
-    if (self->disable == NULL) return 0;
-    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
-    if (delegate != NO_LANE) return 0;
-    /* the cheap look first: is the next instruction a RESUME after a yield from or await? */
-    Py_ssize_t at = PyLong_AsSsize_t(offset);
-    if (at == -1 && PyErr_Occurred()) return -1;
-    PyObject *raw = PyCode_GetCode((PyCodeObject *)code);  /* cached by the code object */
-    if (raw == NULL) return -1;
-    int passing = at >= 0 && at + 3 < PyBytes_GET_SIZE(raw)
-        && (unsigned char)PyBytes_AS_STRING(raw)[at + 2] == self->resume_opcode
-        && ((unsigned char)PyBytes_AS_STRING(raw)[at + 3] & 3) >= 2;
-    Py_DECREF(raw);
-    if (!passing) return 0;
+    if (self->disable == NULL || delegate != NO_LANE) return 0;
+    /* the cheap look first: is the next instruction a RESUME after a yield from or await?
+       (the answer for the last yield's place is kept: a lane yields from one place, mostly) */
+    int32_t at;
+    if (field_int32(offset, &at) < 0) return -1;
+    if (code != self->yield_code || at != self->yield_offset) {
+        PyObject *raw = PyCode_GetCode((PyCodeObject *)code);  /* cached by the code object */
+        if (raw == NULL) return -1;
+        self->yield_before_resume = at >= 0 && at + 3 < PyBytes_GET_SIZE(raw)
+            && (unsigned char)PyBytes_AS_STRING(raw)[at + 2] == self->resume_opcode
+            && ((unsigned char)PyBytes_AS_STRING(raw)[at + 3] & 3) >= 2;
+        Py_DECREF(raw);
+        Py_XSETREF(self->yield_code, Py_NewRef(code));
+        self->yield_offset = at;
+    }
+    if (!self->yield_before_resume) return 0;
     PyObject *facts = started_code(self, (PyCodeObject *)code);
     if (facts == NULL) return PyErr_Occurred() ? -1 : 0;
     PyObject *yields = lane_code_table(facts, LANE_CODE_PASSING_YIELDS);
@@ -957,24 +1007,41 @@ passes_up_from_elsewhere(GeneratorHooks *self, PyObject *code, Py_ssize_t lane,
 /* PY_RESUME or PY_YIELD: 1 when a known lane's hand-off is recorded (or on a thread not
  * followed); 2 when a resume passes a send on down to a delegate lane (DISABLE); 0 for the
  * Python twin; -1 on error. */
+static int handoff_in_frame(GeneratorHooks *self, PyObject *const *args, int yielding,
+                            PyFrameObject *frame);
+
 static int
 handoff_event(GeneratorHooks *self, PyObject *const *args, int yielding)
 {
-    if (PyThreadState_Get() != self->thread) return 1;
-    PyFrameObject *frame = PyEval_GetFrame();
+    PyThreadState *thread = PyThreadState_Get();
+    if (thread != self->thread) return 1;
+    /* (from the thread state in hand: PyEval_GetFrame would look the thread up again) */
+    PyFrameObject *frame = PyThreadState_GetFrame(thread);
     if (frame == NULL) return 0;
+    int done = handoff_in_frame(self, args, yielding, frame);
+    Py_DECREF(frame);
+    return done;
+}
+
+/* handoff_event in `frame`, the frame of the callback's code. */
+static int
+handoff_in_frame(GeneratorHooks *self, PyObject *const *args, int yielding,
+                 PyFrameObject *frame)
+{
     Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
     if (lane < 0) return lane == -2 ? -1 : 0;
     if (!PyCode_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "a sys.monitoring callback's code is not a code object");
         return -1;
     }
+    int32_t delegate;
+    if (lane_item(self->delegates, lane, "tracer.delegates", &delegate) < 0) return -1;
     if (yielding) {
-        int elsewhere = passes_up_from_elsewhere(self, args[0], lane, args[1]);
+        int elsewhere = passes_up_from_elsewhere(self, args[0], delegate, args[1]);
         if (elsewhere) return elsewhere < 0 ? -1 : 0;
-        return fast_yield(self, lane, args[2]);
+        return yield_from_lane(self, lane, delegate, args[2]);
     }
-    int passing = passes_send_down(self, args[0], lane, args[1]);
+    int passing = passes_send_down(self, args[0], delegate, args[1]);
     if (passing) return passing < 0 ? -1 : 2;
     return fast_resume(self, frame, lane, args[1]);
 }
@@ -1101,7 +1168,7 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
     PyObject *lanes = PyObject_GetAttrString(tracer, "handoff_lanes");
     if (lanes == NULL) return -1;
     PyObject *blocked_base = PyObject_GetAttrString(lanes, "_blocked_base");
-    int bad = blocked_base == NULL || as_int32(blocked_base, &self->blocked_base) < 0
+    int bad = blocked_base == NULL || field_int32(blocked_base, &self->blocked_base) < 0
         || take_table(&self->name_counts, lanes, "_name_counts", is_exact_dict) < 0
         || take_table(&self->names, lanes, "names", is_exact_dict) < 0
         || take_table(&self->blocked_details, lanes, "_blocked_details", is_exact_dict) < 0
@@ -1112,7 +1179,7 @@ hooks_init(GeneratorHooks *self, PyObject *args, PyObject *kwargs)
     if (bad) return -1;
     PyObject *yield_detail = PyObject_GetAttrString(tracer, "yield_detail");
     if (yield_detail == NULL) return -1;
-    bad = as_int32(yield_detail, &self->yield_detail);
+    bad = field_int32(yield_detail, &self->yield_detail);
     Py_DECREF(yield_detail);
     if (bad) return -1;
     if (take_table(&self->lanes, tracer, "lanes", is_exact_dict) < 0

@@ -114,16 +114,60 @@ dict_discard(PyObject *dict, PyObject *key)
     return 0;
 }
 
+/* An exact int of at most two 30-bit digits, read in place from its digits: 1 with *out set,
+ * else 0 (then the caller asks PyLong_AsLong and friends). The hooks read ints on every
+ * hand-off -- lanes, table fields, a value row's detail (VALUE_ROW and up: two digits), the
+ * value handed over -- and the calls and error checks of the C API cost more than the rest
+ * of a field's use. */
+static inline Py_ALWAYS_INLINE int
+int_in_place(PyObject *value, int64_t *out)
+{
+#if PYLONG_BITS_IN_DIGIT == 30
+    if (!PyLong_CheckExact(value)) return 0;
+#if PY_VERSION_HEX >= 0x030C0000
+    uintptr_t tag = ((PyLongObject *)value)->long_value.lv_tag;
+    uintptr_t size = tag >> _PyLong_NON_SIZE_BITS;
+    int negative = (tag & _PyLong_SIGN_MASK) == 2;
+    const digit *digits = ((PyLongObject *)value)->long_value.ob_digit;
+#else
+    Py_ssize_t signed_size = Py_SIZE(value);
+    int negative = signed_size < 0;
+    size_t size = (size_t)(negative ? -signed_size : signed_size);
+    const digit *digits = ((PyLongObject *)value)->ob_digit;
+#endif
+    int64_t number;
+    if (size == 0) number = 0;
+    else if (size == 1) number = digits[0];
+    else if (size == 2) number = (int64_t)digits[0] | ((int64_t)digits[1] << PyLong_SHIFT);
+    else return 0;
+    *out = negative ? -number : number;
+    return 1;
+#else
+    (void)value;
+    (void)out;
+    return 0;
+#endif
+}
+
+/* An int field, as as_int32 reads it (the same errors), read in place when it can be. */
+static inline Py_ALWAYS_INLINE int
+field_int32(PyObject *value, int32_t *out)
+{
+    int64_t number;
+    if (int_in_place(value, &number) && number >= INT32_MIN && number <= INT32_MAX) {
+        *out = (int32_t)number;
+        return 0;
+    }
+    return as_int32(value, out);
+}
+
 static inline Py_ssize_t
 lane_in(PyObject *lanes, PyObject *key)
 {
     PyObject *lane = PyDict_GetItemWithError(lanes, key);
     if (lane == NULL) return PyErr_Occurred() ? -2 : -1;
-#if PY_VERSION_HEX >= 0x030C0000
-    if (PyLong_CheckExact(lane) && PyUnstable_Long_IsCompact((PyLongObject *)lane)) {
-        return PyUnstable_Long_CompactValue((PyLongObject *)lane);
-    }
-#endif
+    int64_t number;
+    if (int_in_place(lane, &number)) return (Py_ssize_t)number;
     return PyLong_AsSsize_t(lane);
 }
 
@@ -173,6 +217,11 @@ typedef struct {
     /* the last few (code, offset) -> source answers of sources_at (driver_source) */
     struct { void *code; int lasti; int32_t source; } source_memo[SOURCE_MEMO];
     int source_memo_next;
+    /* the last yield's answer of passes_up_from_elsewhere's look at the code (a strong
+       reference, so the address cannot be reused by another code while remembered) */
+    PyObject *yield_code;
+    int yield_offset;
+    int yield_before_resume;   /* 1: the next instruction is a RESUME after a delegation */
     int32_t spawn_base;        /* a generator lane's SPAWN row base, once known (else -1) */
     int32_t end_detail;        /* the END detail of a generator returning None, once known */
 } GeneratorHooks;
@@ -184,7 +233,7 @@ typedef struct {
     X(resume_fallback) X(yield_fallback) X(call_fallback) X(local_fallback) X(errors)    \
     X(calls) X(started_codes) X(start_fallback) X(return_fallback) X(tracer) X(closing)      \
     X(no_site) X(name_counts) X(names) X(blocked_details) X(via_details) X(sources_at)      \
-    X(disable)
+    X(disable) X(yield_code)
 
 extern PyTypeObject GeneratorHooksType;
 

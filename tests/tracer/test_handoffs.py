@@ -208,7 +208,8 @@ def main():
         worker.send(n + 1)
         closure_send()
         worker.throw(KeyError("k"))
-    for edge in (-5, 2**63 - 1, -2**63, 2**64, -2**70, True, 10**50, 10**5000):
+    for edge in (-5, 2**63 - 1, -2**63, 2**64, -2**70, True, 10**50, 10**5000,
+                 9, 10, 99, 100, 1009, -10, -99, -100, 123456, 2**30, -(2**60)):
         worker.send(edge)  # ints written in C must read as repr() writes them
     try:
         worker.send(None)
@@ -369,6 +370,8 @@ def test_c_and_python_generator_hooks_record_the_same_trace() -> None:
     values = {detail.get("value") for detail in c_side["details"] if "value" in detail}
     assert {"0", "'same'", "7", "3.5", "[4, 4]", "'shared'"} <= values
     assert {"-5", str(2**63 - 1), str(-2**63), str(2**64), str(-2**70), "True"} <= values
+    assert {"9", "10", "99", "100", "1009", "-10", "-99", "-100", "123456", str(2**30),
+            str(-(2**60))} <= values
     assert any(value.startswith("1000") and value.endswith("…") for value in values)
     assert any(value.startswith("<unrepresentable int") for value in values)  # 5,001 digits
     assert any(value.endswith("…") for value in values)
