@@ -13,7 +13,7 @@ Columns have the same types as the event pipe (ts int64, lane int32, code int8, 
 detail int32, source int32). Lanes are not stored: they are derived from the SPAWN events on
 load, exactly as when the events arrived from a child. The JSON keeps the tables' key order
 and uses fixed separators, and zlib is deterministic, so the same trace always gives the same
-bytes. A body longer than 8 MB is deflated in 8 MB segments, each from an empty window and
+bytes. A body longer than 2 MB is deflated in 2 MB segments, each from an empty window and
 ending on a byte boundary, on several threads, and joined under one zlib header and the
 adler32 of the whole: still one stream (any zlib, any older Loopscope reads it), whose bytes
 depend only on the body.
@@ -68,7 +68,8 @@ _PIECE = 16 << 20  # inflated bytes per step; raw bytes compressed per step when
 _LEVEL = 1
 _ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, fastest level (what compressobj(1) writes)
 # A body longer than this is deflated in segments of this size, several at once (_deflate).
-_SEGMENT = 8 << 20
+# (2 MB: a run of 200k-300k events, about 8 MB, is deflated on two cores at the end of its run)
+_SEGMENT = 2 << 20
 _MAX_DEFLATE_WORKERS = 4
 _COLUMN_PIECE = 1 << 20  # events a column is read and checked by, when loading
 # What a progress report says once the file is read and inflated, and once it is checked.
