@@ -13,7 +13,7 @@ Columns have the same types as the event pipe (ts int64, lane int32, code int8, 
 detail int32, source int32). Lanes are not stored: they are derived from the SPAWN events on
 load, exactly as when the events arrived from a child. The JSON keeps the tables' key order
 and uses fixed separators, and zlib is deterministic, so the same trace always gives the same
-bytes. A body longer than 8 MB is deflated in 8 MB segments, each from an empty window and
+bytes. A body longer than 2 MB is deflated in 2 MB segments, each from an empty window and
 ending on a byte boundary, on several threads, and joined under one zlib header and the
 adler32 of the whole: still one stream (any zlib, any older Loopscope reads it), whose bytes
 depend only on the body.
@@ -28,7 +28,6 @@ other surprise is the same one-line NativeFormatError.
 from __future__ import annotations
 
 import io
-import json
 import os
 import stat
 import struct
@@ -39,12 +38,12 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 from loopscope.tracer.formats import NATIVE_MAGIC, is_trace_file
 from loopscope.tracer.safe_write import write_file
 from loopscope.tracer.samples import SamplePayloadError
-from loopscope.tracer.trace import DetailTable, SequenceGapError, Trace
+from loopscope.tracer.trace import DetailTable, SequenceGapError, Trace, rows_json
 from loopscope.tracer.trace_checks import (
     TraceCheckError,
     check_columns,
@@ -69,7 +68,8 @@ _PIECE = 16 << 20  # inflated bytes per step; raw bytes compressed per step when
 _LEVEL = 1
 _ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, fastest level (what compressobj(1) writes)
 # A body longer than this is deflated in segments of this size, several at once (_deflate).
-_SEGMENT = 8 << 20
+# (2 MB: a run of 200k-300k events, about 8 MB, is deflated on two cores at the end of its run)
+_SEGMENT = 2 << 20
 _MAX_DEFLATE_WORKERS = 4
 _COLUMN_PIECE = 1 << 20  # events a column is read and checked by, when loading
 # What a progress report says once the file is read and inflated, and once it is checked.
@@ -85,23 +85,28 @@ class NativeFormatError(Exception):
     """Not a Loopscope trace this version can read; the message says why, in one line."""
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
+_json = rows_json
+
+
+def header_json(trace: Trace) -> str:
+    """The header's JSON: {"count", "meta", "details", "sources"[, "samples"]}, the details
+    as `DetailTable.json` gives them (those encoded ahead not encoded again); the same text
+    as the whole header dict encoded at once."""
+    parts = [f'{{"count":{len(trace)},"meta":{_json(trace.meta)},"details":',
+             trace.details.json() if isinstance(trace.details, DetailTable)
+             else _json(list(trace.details)),
+             f',"sources":{_json([list(source) for source in trace.sources])}']
+    if trace.samples:
+        parts.append(f',"samples":{_json(trace.samples.to_payload())}')
+    parts.append("}")
+    return "".join(parts)
 
 
 def write_trace(trace: Trace, out: BinaryIO) -> None:
     """Writes the native file of `trace` to `out`, compressed a piece at a time: the columns
     and value rows are read where they are, never copied whole (a save takes little memory
     beyond the trace's own)."""
-    header = {
-        "count": len(trace),
-        "meta": trace.meta,
-        "details": list(trace.details),
-        "sources": [list(source) for source in trace.sources],
-    }
-    if trace.samples:
-        header["samples"] = trace.samples.to_payload()
-    header_bytes = _json(header).encode("utf-8")
+    header_bytes = header_json(trace).encode("utf-8")
     # without value rows the body is what format 1 holds: any Loopscope can read it
     version = FORMAT_VERSION if trace.details.values else 1
     out.write(NATIVE_MAGIC + f" {version}\n".encode("ascii"))

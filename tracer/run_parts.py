@@ -132,6 +132,11 @@ class RunReading:
         self._stdout = OutputLines(on_stdout, STDOUT_LIMIT)
         self._stderr = OutputLines(on_stderr, STDERR_LIMIT)
         self._control_fd: int | None = None
+        # what tracer.silence says of the whole trace, worked out once the end frame is in
+        self._silence: list[str] | None = None
+        # For a run that will be saved natively: the details are encoded as they land, while
+        # the child runs, instead of after it (DetailTable.encode_ahead).
+        self.encode_details_ahead = False
 
     def kill(self) -> None:
         raise NotImplementedError
@@ -159,11 +164,19 @@ class RunReading:
     def _on_events(self, data: bytes) -> None:
         if self.protocol_error is not None:
             return
+        decoder = self._decoder
         try:
-            self._decoder.feed(data)
+            decoder.feed(data)
         except (StreamError, SequenceGapError) as exc:
             self.protocol_error = str(exc)
             self.kill()
+            return
+        if self.encode_details_ahead:
+            self.trace.details.encode_ahead()
+        if decoder.end is not None and self._silence is None:
+            # The trace is whole: its notes are worked out while the child tears itself down
+            # (tens of ms for a program that made 100k tasks), not after.
+            self._silence = silence_notes(self.target, decoder)
 
     def _finish_stream(self) -> None:
         """The event pipe has closed: a frame cut short is a broken stream."""
@@ -188,7 +201,8 @@ class RunReading:
 
     def _report(self, code: int | None, timed_out: bool, timeout: float | None) -> RunResult:
         ending = Ending(code, timed_out, timeout, self.stopped, self.protocol_error)
-        return outcome(self.target, self._decoder, ending, self._stdout, self._stderr)
+        return outcome(self.target, self._decoder, ending, self._stdout, self._stderr,
+                       self._silence)
 
 
 class Ending:
@@ -204,8 +218,9 @@ class Ending:
 
 
 def outcome(target: Target, decoder: FrameDecoder, ending: Ending, stdout: OutputLines,
-            stderr_lines: OutputLines) -> RunResult:
-    """The run's result, also written into its trace's meta."""
+            stderr_lines: OutputLines, silence: list[str] | None = None) -> RunResult:
+    """The run's result, also written into its trace's meta. `silence`: `silence_notes`,
+    when they were worked out already."""
     trace = decoder.trace
     end = decoder.end
     stderr = stderr_lines.value()
@@ -216,21 +231,30 @@ def outcome(target: Target, decoder: FrameDecoder, ending: Ending, stdout: Outpu
         stderr=stderr[-20000:], python=(decoder.hello or {}).get("python"), events=len(trace),
     )
     traceback = end.get("traceback") if end else None
-    notes = _notes(target, decoder, status)
+    notes = _notes(target, decoder, status, silence)
     if notes:
         trace.meta["notes"] = notes
     return RunResult(trace, status, ending.code, stdout.value(), stderr, error,
                      traceback if isinstance(traceback, str) else None, dropped, notes)
 
 
-def _notes(target: Target, decoder: FrameDecoder, status: str) -> list[str]:
+def _notes(target: Target, decoder: FrameDecoder, status: str,
+           silence: list[str] | None) -> list[str]:
     end = decoder.end or {}
     notes = [str(note) for note in end.get("notes") or ()]
-    census = end.get("census")
-    if status == "ok" and target.kind == "script":
-        notes += explain_silence(decoder.trace, census if isinstance(census, dict) else None,
-                                 target.model)
+    if status == "ok":
+        notes += silence if silence is not None else silence_notes(target, decoder)
     return notes
+
+
+def silence_notes(target: Target, decoder: FrameDecoder) -> list[str]:
+    """What the recording of a script that ran to its end may be missing (tracer.silence);
+    only the end frame's census and the events, all in once the end frame is."""
+    if target.kind != "script":
+        return []
+    census = (decoder.end or {}).get("census")
+    return explain_silence(decoder.trace, census if isinstance(census, dict) else None,
+                           target.model)
 
 
 def _classify(decoder: FrameDecoder, ending: Ending, stderr: str) -> tuple[str, str | None]:

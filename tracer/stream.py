@@ -30,7 +30,7 @@ from array import array
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from loopscope.tracer.events import Batch, Detail, Source, detail_to_dict
+from loopscope.tracer.events import Batch, Detail, Source
 
 if TYPE_CHECKING:
     from loopscope.tracer.held_frame import HeldView
@@ -369,26 +369,18 @@ def _json_object(payload: bytes, what: str) -> dict[str, Any]:
 
 
 def _tables(payload: bytes) -> tuple[list[dict[str, Any]], list[Source]]:
-    from loopscope.tracer.trace_checks import TraceCheckError, check_detail, check_source
+    from loopscope.tracer.trace_checks import TraceCheckError, check_source, details_of_pairs
 
     tables = _json_object(payload, "batch tables")
     try:
         rows, locations = tables.get("details", []), tables.get("sources", [])
         if not isinstance(rows, list) or not isinstance(locations, list):
             raise TraceCheckError("a table is not a list")
-        details = [check_detail(detail_to_dict(tuple(_list(row)))) for row in rows]
+        details = details_of_pairs(rows)
         sources: list[Source] = [check_source(row) for row in locations]
     except TraceCheckError as exc:
         raise StreamError(f"a batch's tables are malformed: {exc}") from None
     return details, sources
-
-
-def _list(row: object) -> list[Any]:
-    from loopscope.tracer.trace_checks import TraceCheckError
-
-    if not isinstance(row, list):
-        raise TraceCheckError("a detail row is not a list")
-    return row
 
 
 def _sample(chunk: bytes, offset: int) -> str:

@@ -5,8 +5,11 @@ A Trace is also a BatchSink, so a Recorder can write straight into one in-proces
 
 from __future__ import annotations
 
+import json
 from array import array
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from itertools import compress, repeat
+from operator import itemgetter, sub
 from typing import Any, NamedTuple, SupportsIndex, overload
 
 from loopscope.tracer.events import (
@@ -49,6 +52,12 @@ class LaneInfo(NamedTuple):
 
 
 _list_item = list.__getitem__
+_list_slice: Callable[[list[dict[str, Any]], slice], list[dict[str, Any]]] = list.__getitem__
+
+
+def rows_json(value: Any) -> str:
+    """JSON as a saved trace holds it: compact, not ASCII-escaped, anything else its repr."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=repr)
 
 
 class DetailTable(list[dict[str, Any]]):
@@ -59,6 +68,28 @@ class DetailTable(list[dict[str, Any]]):
                  ) -> None:
         super().__init__(rows)
         self.values = values if values is not None else ValueRows()
+        # the first rows as a saved trace's JSON holds them (encode_ahead), in pieces
+        self._encoded: list[str] = []
+        self._encoded_rows = 0
+
+    def encode_ahead(self) -> None:
+        """Encodes the rows added since the last call as a saved trace holds them (`json`),
+        so that a save at the end of a run need not: a command that will save calls this as
+        batches land, while its child runs. The rows must not change afterwards (they never
+        do: a trace only grows)."""
+        done = len(self)
+        if self._encoded_rows < done:
+            text = rows_json(_list_slice(self, slice(self._encoded_rows, done)))
+            self._encoded.append(text[1:-1])  # the rows without the list's brackets
+            self._encoded_rows = done
+
+    def json(self) -> str:
+        """The rows as one JSON list (`rows_json`), the encoded ones not encoded again."""
+        if not self._encoded_rows or self._encoded_rows > len(self):
+            return rows_json(list(self))
+        rest = _list_slice(self, slice(self._encoded_rows, None))
+        pieces = [*self._encoded, rows_json(rest)[1:-1]] if rest else self._encoded
+        return f"[{','.join(pieces)}]"
 
     @overload
     def __getitem__(self, index: SupportsIndex) -> dict[str, Any]: ...
@@ -87,16 +118,19 @@ class DetailTable(list[dict[str, Any]]):
         if base.get("value_key") != "name":
             name = base.get("name")
             return (None if name is None else str(name)), str(base.get("kind", ""))
-        ends = values.ends
-        start = ends[number - 1] if number else 0
-        text = values.texts[start : ends[number]].decode("utf-8", "replace")
-        return text, str(base.get("kind", ""))
+        return values.text(number), str(base.get("kind", ""))
 
     def is_valid(self, index: int) -> bool:
         """Whether a detail column entry names a row that exists."""
         if index >= VALUE_ROW:
             return index - VALUE_ROW < len(self.values)
         return 0 <= index < len(self)
+
+
+def _items(values: Sequence[int], indexes: Sequence[int]) -> tuple[int, ...]:
+    """values[i] for each of the (one or more) indexes, in a loop in C."""
+    found = itemgetter(*indexes)(values)
+    return found if len(indexes) > 1 else (found,)
 
 
 class SpawnedLanes(Sequence[LaneInfo]):
@@ -107,7 +141,7 @@ class SpawnedLanes(Sequence[LaneInfo]):
     SPAWN event's columns and its detail (a value row whose text is the lane's name,
     Recorder.spawn; in older traces an interned {"name": ..., "kind": ...})."""
 
-    __slots__ = ("_built", "_kinds", "_seqs", "_trace")
+    __slots__ = ("_bases", "_built", "_kinds", "_seqs", "_trace")
 
     def __init__(self, trace: Trace) -> None:
         self._trace = trace
@@ -116,6 +150,8 @@ class SpawnedLanes(Sequence[LaneInfo]):
         self._built: dict[int, LaneInfo] = {}
         # base detail index -> the kind of the lanes whose value rows use it
         self._kinds: dict[int, str] = {}
+        # the base detail row of each lane's SPAWN value row, as far as of_kinds has looked
+        self._bases = array("i")
 
     def find_spawns(self, start: int) -> SpawnedLanes:
         """Adds the lanes spawned from event `start` on; returns itself."""
@@ -171,10 +207,34 @@ class SpawnedLanes(Sequence[LaneInfo]):
     def of_kinds(self, kinds: Container[str]) -> Iterator[LaneInfo]:
         """The lanes of these kinds, in spawn order; only theirs are built (whether a run of
         100k task lanes has a generator lane costs no LaneInfo)."""
-        read, kind_of = self._read, self._kind_of
-        for position, seq in enumerate(self._seqs):
-            if kind_of(seq) in kinds:
+        read = self._read
+        bases = self._spawn_bases()
+        if bases is None:  # some lane's SPAWN detail is interned: each looked at in turn
+            kind_of = self._kind_of
+            for position, seq in enumerate(self._seqs):
+                if kind_of(seq) in kinds:
+                    yield read(position)
+            return
+        # A value row's lane has its base row's kind, and a run's lanes share a few bases:
+        # the bases of these kinds are found first, then their lanes with loops in C.
+        details = self._trace.details
+        wanted = {base for base in set(bases)
+                  if str(_list_item(details, base).get("kind", "")) in kinds}
+        if wanted:
+            for position in compress(range(len(bases)), map(wanted.__contains__, bases)):
                 yield read(position)
+
+    def _spawn_bases(self) -> array[int] | None:
+        """The base detail row of each lane's SPAWN detail (all value rows), in spawn order;
+        None when some lane's SPAWN detail is an interned row."""
+        seqs, bases = self._seqs, self._bases
+        if len(bases) < len(seqs):
+            indexes = _items(self._trace.detail, seqs[len(bases) :])
+            if min(indexes) < VALUE_ROW:
+                return None
+            bases.extend(_items(self._trace.details.values.bases,
+                                list(map(sub, indexes, repeat(VALUE_ROW)))))
+        return bases
 
     def _kind_of(self, seq: int) -> str:
         kind = self._value_row_kind(self._trace.detail[seq])
@@ -203,9 +263,7 @@ class SpawnedLanes(Sequence[LaneInfo]):
         kind = self._value_row_kind(index)
         name: str | None
         if kind is not None:
-            ends = values.ends
-            text_start = ends[number - 1] if number else 0
-            name = values.texts[text_start : ends[number]].decode("utf-8", "replace")
+            name = values.text(number)
         else:  # an interned detail: traces from before lane names were value rows
             name, kind = details.lane_facts(index)
         return LaneInfo(lane, name if name is not None else f"lane {lane}", kind,

@@ -26,9 +26,11 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Sequence
+from itertools import chain, compress, repeat
+from operator import is_
 from typing import Any
 
-from loopscope.tracer.events import CODE_NAMES, Source
+from loopscope.tracer.events import CODE_NAMES, Source, detail_to_dict
 from loopscope.tracer.values import VALUE_ROW
 
 INT64 = 1 << 63
@@ -94,7 +96,70 @@ def check_detail(row: object) -> dict[str, Any]:
 def check_details(rows: object) -> list[dict[str, Any]]:
     if not isinstance(rows, list):
         raise TraceCheckError("the detail table is not a list")
+    if set(map(type, rows)) <= _DICT and _all_plain(
+            list(chain.from_iterable(rows)), list(chain.from_iterable(map(dict.values, rows)))):
+        return rows
     return [check_detail(row) for row in rows]
+
+
+def details_of_pairs(rows: list[Any]) -> list[dict[str, Any]]:
+    """The event pipe's detail rows, each a flat [key, value, key, value...] list, as checked
+    dicts (what `check_detail(detail_to_dict(row))` makes of each)."""
+    if set(map(type, rows)) <= _LIST and not any(map(_odd, map(len, rows))):
+        flat = list(chain.from_iterable(rows))
+        if _all_plain(flat[0::2], flat[1::2]):
+            # a dict display is several times quicker than dict(zip(...)); most rows are
+            # one or two pairs
+            return [{r[0]: r[1], r[2]: r[3]} if len(r) == 4 else {r[0]: r[1]} if len(r) == 2
+                    else dict(zip(r[0::2], r[1::2], strict=True)) for r in rows]
+    details = []
+    for row in rows:
+        if not isinstance(row, list):
+            raise TraceCheckError("a detail row is not a list")
+        details.append(check_detail(detail_to_dict(tuple(row))))
+    return details
+
+
+# A run of io-bound asyncio sends two details per sleep (its delay and deadline, its wake-up),
+# so a batch can bring thousands of rows: they are checked all at once with loops in C (the
+# builtins over the table's keys and values), and only a table that may hold something wrong
+# (a key that is not text, a row of odd length, a value no consumer can take) is checked row
+# by row, which says what.
+_DICT = frozenset({dict})
+_LIST = frozenset({list})
+_odd = (1).__and__
+_VALUE_TYPES = frozenset({str, bool, float, int, type(None), list})  # a list: as _plain says
+# what _fits lets through, by type, for the keys it knows
+_TYPES_OF_KEY = {
+    **dict.fromkeys(_NUMBER_KEYS, frozenset({int, float, bool, type(None)})),
+    **dict.fromkeys(_INT_KEYS, frozenset({int, type(None)})),
+    **dict.fromkeys(_LIST_KEYS, frozenset({list})),
+}
+
+
+def _all_plain(keys: list[Any], values: list[Any]) -> bool:
+    """Whether every key is text and every value one that `check_detail` accepts for its
+    key; False leaves the verdict to the row-by-row check."""
+    types = list(map(type, values))
+    try:
+        # (key, type of its value): a handful in a whole table
+        pairs = set(zip(keys, types, strict=True))
+    except TypeError:  # a key that is a list or an object
+        return False
+    if not all(key.__class__ is str and kind in _VALUE_TYPES for key, kind in pairs):
+        return False
+    for key, kind in pairs:
+        allowed = _TYPES_OF_KEY.get(key)
+        if allowed is not None and kind not in allowed:
+            return False
+    kinds = {kind for _key, kind in pairs}
+    if list in kinds and not all(map(_plain, compress(values, map(is_, types, repeat(list))))):
+        return False
+    if int in kinds:
+        ints = list(compress(values, map(is_, types, repeat(int))))
+        if min(ints) < -INT64 or max(ints) >= INT64:
+            return False
+    return True
 
 
 def check_source(row: object) -> Source:

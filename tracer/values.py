@@ -101,8 +101,17 @@ class ValueRows:
         """(base detail index, text) of value row `number` (counted from 0)."""
         if not 0 <= number < len(self.bases):
             raise IndexError(f"value row {number} does not exist")
-        start = self.ends[number - 1] if number else 0
-        return self.bases[number], self.texts[start : self.ends[number]].decode("utf-8", "replace")
+        return self.bases[number], self.text(number)
+
+    def text(self, number: int) -> str:
+        """The text of value row `number`, which exists. Where rows' texts end is worked out
+        only as far as this row: a run's loop lane, read at its end, is among the first rows
+        of 100k."""
+        ends = self._ends
+        if len(ends) <= number:
+            self._extend_ends(number + 1)
+        start = ends[number - 1] if number else 0
+        return self.texts[start : ends[number]].decode("utf-8", "replace")
 
     def extend_encoded(self, section: bytes | memoryview, detail_count: int) -> None:
         """Appends a section that must follow on from the rows already here and refer only to
@@ -119,12 +128,16 @@ class ValueRows:
     @property
     def ends(self) -> array[int]:
         """Where each row's text ends in `texts` (an array("q"), one entry a row)."""
+        self._extend_ends(len(self.lengths))
+        return self._ends
+
+    def _extend_ends(self, count: int) -> None:
+        """Works out where the first `count` rows' texts end."""
         ends = self._ends
         done = len(ends)
-        if done < len(self.lengths):
-            ends.extend(islice(accumulate(memoryview(self.lengths)[done:],
+        if done < count:
+            ends.extend(islice(accumulate(memoryview(self.lengths)[done:count],
                                           initial=ends[-1] if done else 0), 1, None))
-        return ends
 
     def encode(self) -> bytes:
         """Every row as one section (what a saved trace holds); b"" when there are none."""

@@ -365,10 +365,12 @@ def load_trace(path: str) -> Trace:
 
 
 def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool,
-                 while_starting: Callable[[], object] | None = None) -> Obtained:
+                 while_starting: Callable[[], object] | None = None,
+                 saved_natively: bool = False) -> Obtained:
     """Runs the target (or loads the saved trace). `while_starting` is called once the
     child is started, for a command to import what it needs after the run while the child
-    starts (this process would otherwise only wait)."""
+    starts (this process would otherwise only wait). `saved_natively`: the trace will be
+    saved in the native format, whose details are then encoded while the child runs."""
     if target.kind == "trace":
         return Obtained(load_trace(target.value), None)
     # The child starts first; what runs and saves it is imported while it starts. The
@@ -393,6 +395,7 @@ def obtain_trace(target: Target, timeout: float | None, echo_stdout: bool,
 
         run = BlockingRun(launched, target, on_stdout=_echo if echo_stdout else None,
                           on_stderr=_echo_stderr)
+        run.encode_details_ahead = saved_natively
         if while_starting is not None:
             while_starting()
     except BaseException:
@@ -479,10 +482,13 @@ def command_list() -> int:
 
 
 def command_trace(options: argparse.Namespace, script_args: Sequence[str]) -> int:
+    from loopscope.tracer import formats
+
     target = _resolve(options, script_args)
     output = check_writable(options.output, target)
     obtained = obtain_trace(target, options.timeout, echo_stdout=True,
-                            while_starting=lambda: _saving_code(output))
+                            while_starting=lambda: _saving_code(output),
+                            saved_natively=not formats.is_chrome_json(output))
     save_trace(obtained.trace, output)
     if obtained.failure is None:
         sys.stderr.write(

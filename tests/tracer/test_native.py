@@ -325,3 +325,57 @@ def test_a_long_body_is_deflated_in_segments_any_zlib_reads_and_no_core_count_ch
     save_native(trace, path)
     assert path.read_bytes() == files[0]
     _same(trace, load_native(path))
+
+
+def _header_of(trace: Trace) -> str:
+    import json
+
+    header = {"count": len(trace), "meta": trace.meta, "details": list(trace.details),
+              "sources": [list(source) for source in trace.sources]}
+    if trace.samples:
+        header["samples"] = trace.samples.to_payload()
+    return json.dumps(header, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def test_the_header_is_the_whole_header_dict_encoded_at_once() -> None:
+    from loopscope.tracer.native import header_json
+
+    trace = _hand_built()
+    assert header_json(trace) == _header_of(trace)
+    trace.samples.apply_payload({"first_stack": 0, "stacks": [[["/f.py", 3, "f"]]],
+                                 "samples": [[5, 1, 0]]})
+    assert trace.samples
+    assert header_json(trace) == _header_of(trace)
+    assert header_json(Trace()) == _header_of(Trace())
+
+
+def test_details_encoded_ahead_as_batches_land_save_the_same_bytes() -> None:
+    plain = _hand_built()
+    ahead = Trace()
+    clock = FakeClock(tick_ns=1_500)
+    rec = Recorder(ahead, clock=clock, batch_size=4)
+    ahead.listeners.append(lambda first, count: ahead.details.encode_ahead())
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    task = rec.spawn("fetch-1 (Task-2)", LaneKind.TASK, parent=loop, extra=("coro", "fetch()"))
+    rec.wake(task, loop, ("cause", "spawn"))
+    rec.state(task, Code.RUNNING, source=rec.source("/tmp/ünïcode.py", 12, "fetch"))
+    rec.state(task, Code.IO_WAIT, ("fd", 7, "mode", "read", "peer", "127.0.0.1:40123"))
+    rec.state(loop, Code.POLL, ("timeout_s", None))
+    clock.advance(123_456_789)
+    rec.annotate(loop, ("readable", (7,), "writable", ()))
+    rec.wake(task, loop, ("cause", "fd", "fd", 7, "mode", "read"))
+    rec.state(task, Code.SLEEPING, ("delay_s", 0.1, "deadline_ns", 223_456_789))
+    assert ahead.details._encoded  # some rows were encoded as their batches landed
+    ahead.listeners.clear()  # the rest are encoded by the save
+    rec.record(task, Code.OUTPUT, detail=rec.detail(("text", "naïve “quotes” \\ and \t tabs")))
+    sent = rec.detail(("via", "send"))
+    for text in ("1", "'ünï'", "b'\\x00'"):
+        rec.handoff(loop, task, rec.value_row(sent, text), Code.BLOCKED, NO_DETAIL, NO_SOURCE)
+    rec.end(task, error=ValueError("bad value"))
+    rec.close()
+    ahead.meta.update(plain.meta)
+    assert ahead.details._encoded_rows < len(ahead.details)
+    assert encode_trace(ahead) == encode_trace(plain)
+    ahead.details.encode_ahead()
+    assert ahead.details._encoded_rows == len(ahead.details)
+    assert encode_trace(ahead) == encode_trace(plain)

@@ -62,3 +62,47 @@ def test_indexing_slicing_and_equality_read_as_a_list_would() -> None:
         trace.lanes[-5]
     assert trace.lane_name(3) == "worker (Task-2) #2" and trace.lane_name(9) == "lane 9"
     assert Trace().lanes == []
+
+
+def test_the_lanes_of_some_kinds_are_found_as_they_arrive_batch_by_batch() -> None:
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+    lanes = trace.lanes
+    assert isinstance(lanes, SpawnedLanes)
+    assert list(lanes.of_kinds({LaneKind.TASK})) == []  # no lanes yet
+    loop = recorder.spawn("asyncio loop", LaneKind.LOOP)
+    recorder.flush()
+    assert [info.name for info in lanes.of_kinds({LaneKind.LOOP})] == ["asyncio loop"]
+    assert list(lanes.of_kinds({LaneKind.TASK})) == []
+    for number in range(3):
+        recorder.spawn(f"task {number}", LaneKind.TASK, parent=loop)
+        recorder.flush()
+        assert [info.name for info in lanes.of_kinds({LaneKind.TASK})] == [
+            f"task {n}" for n in range(number + 1)]
+    recorder.spawn("gen", LaneKind.GENERATOR, extra=("role", "producer"))
+    recorder.close()
+    assert [info.id for info in lanes.of_kinds({LaneKind.GENERATOR, LaneKind.LOOP})] == [0, 4]
+
+
+def test_lanes_spawned_with_interned_details_are_read_by_kind_too() -> None:
+    # a trace from before lane names were value rows: each SPAWN's detail an interned dict
+    trace = recorded()
+    trace.details.append({"name": "old worker", "kind": LaneKind.TASK})
+    trace.details.append({"name": "old loop", "kind": LaneKind.LOOP})
+    seq = len(trace)
+    trace.extend_columns(seq, ([seq + 10, seq + 11], [4, 5], [Code.SPAWN, Code.SPAWN],
+                               [0, NO_LANE], [len(trace.details) - 2, len(trace.details) - 1],
+                               [0, 0]))
+    lanes = trace.lanes
+    assert isinstance(lanes, SpawnedLanes)
+    assert [info.name for info in lanes.of_kinds({LaneKind.LOOP})] == ["asyncio loop", "old loop"]
+    assert [info.name for info in lanes.of_kinds({LaneKind.TASK})][-1] == "old worker"
+
+
+def test_reading_the_first_lane_works_out_only_the_first_texts_ends() -> None:
+    trace = recorded()
+    values = trace.details.values
+    assert trace.lane_name(0) == "asyncio loop"
+    assert len(values._ends) == 1  # one row's end, not all four
+    assert trace.lane_name(3) == "worker (Task-2) #2"
+    assert len(values.ends) == len(values) == 4
