@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import accumulate
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -1010,13 +1011,17 @@ def _lay_out_lanes(
     """Every visible lane's spans in view: the wide ones of all lanes at once (a frame's
     numpy calls, not a lane's, set its cost), then the narrow ones merged lane by lane."""
     in_view: list[tuple[int, LaneRow, _LaneColumns, int, int]] = []
+    # One search a lane for both ends of the view: a frame pays these calls once per lane.
+    view_ends = np.array([frame.first_ns, frame.last_ns], dtype=np.int64)
     for row_number, row in enumerate(visible):
         lane = index.lanes.get(row.lane)
         if lane is None or not len(lane):
             continue
-        starts = lane.start.view
-        first = int(_first_overlapping(starts, lane.end.view, frame.first_ns))
-        stop = int(starts.searchsorted(frame.last_ns, side="left"))
+        first, stop = lane.start.view.searchsorted(view_ends, side="left").tolist()
+        # Spans on a lane are sorted and disjoint: only the one before the first starting in
+        # view can reach into it (as _first_overlapping finds).
+        if first and lane.end.data[first - 1] > frame.first_ns:
+            first -= 1
         if stop > first:
             in_view.append((row_number, row, lane, first, stop))
     # Lanes go together in groups of up to _GROUP_SPANS spans in view, as one set of
@@ -1102,11 +1107,12 @@ def _lay_out_group(
     strips: npt.NDArray[np.int8], dense: list[_DenseLane],
 ) -> None:
     def gathered(column: str) -> np.ndarray:
+        # The growable's whole buffer, not its `view` (a slice more per lane): stop <= size.
         if len(in_view) == 1:
             _, _, lane, first, stop = in_view[0]
-            view: np.ndarray = getattr(lane, column).view[first:stop]
+            view: np.ndarray = getattr(lane, column).data[first:stop]
             return view
-        return np.concatenate([getattr(lane, column).view[first:stop]
+        return np.concatenate([getattr(lane, column).data[first:stop]
                                for _, _, lane, first, stop in in_view])
 
     start, end = gathered("start"), gathered("end")
@@ -1136,38 +1142,48 @@ def _lay_out_group(
         return
     # Lanes with many spans for the columns are merged column by column, with the dense
     # lanes; the others from their narrow spans, here, all together.
+    offsets = [0, *accumulate(counts)]
+    has_narrow = np.logical_or.reduceat(narrow, offsets[:-1]).tolist()
     few: list[int] = []
-    offset = 0
-    for number, ((row_number, row, lane, first, stop), count, band) in enumerate(
-            zip(in_view, counts, bands, strict=True)):
-        part = slice(offset, offset + count)
-        offset += count
-        if not narrow[part].any():
+    for number, ((row_number, row, lane, first, stop), band) in enumerate(
+            zip(in_view, bands, strict=True)):
+        if not has_narrow[number]:
             continue
         if stop - first > frame.columns // 4:
+            part = slice(offsets[number], offsets[number + 1])
             dense.append(_DenseLane(row_number, row, band, lane,
                                     np.nonzero(~narrow[part])[0] + first))
         else:
             few.append(number)
     if few:
         owner = np.repeat(np.arange(len(in_view)), counts)
+        merging = narrow
         if len(few) < len(in_view):
             is_few = np.zeros(len(in_view), dtype=bool)
             is_few[few] = True
-            narrow &= is_few[owner]
-        at = np.nonzero(narrow)[0]
-        _merge_sparse(frame, in_view, bands, owner[at], start[at], end[at], strips)
+            merging = narrow & is_few[owner]
+        at = np.nonzero(merging)[0]
+        _merge_sparse(frame, _GroupSpans(in_view, owner, start, end), bands, at, strips)
 
 
-def _merge_sparse(
-    frame: _Frame, in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]],
-    bands: Sequence[tuple[float, float]], owner: IntArray, start: IntArray, end: IntArray,
-    strips: npt.NDArray[np.int8],
-) -> None:
+class _GroupSpans(NamedTuple):
+    """A group's spans in view, lane after lane: `owner` is each one's lane, by its place in
+    `in_view`."""
+
+    in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]]
+    owner: IntArray
+    start: IntArray
+    end: IntArray
+
+
+def _merge_sparse(frame: _Frame, group: _GroupSpans, bands: Sequence[tuple[float, float]],
+                  narrow: IntArray, strips: npt.NDArray[np.int8]) -> None:
     """The merged runs of lanes with few spans for the columns, found from their narrow
-    spans (start, end; `owner` the lane of each, by its place in `in_view`): the columns
-    they touch, then in each of those the highest-ranked state among all the spans there,
-    wide ones included, from the running counts at the column's edges."""
+    spans (positions in `group`): the columns they touch, then in each of those the
+    highest-ranked state among all the spans there, wide ones included, from the running
+    counts at the column's edges."""
+    in_view = group.in_view
+    owner, start, end = group.owner[narrow], group.start[narrow], group.end[narrow]
     columns, last_column = frame.columns, frame.columns - 1
     begin_col = _column_of(frame, start, inclusive=True)
     # A span ending exactly on a column's left edge does not reach into that column.
@@ -1176,19 +1192,7 @@ def _merge_sparse(
                               _clamp(end_col, 0, last_column)))
     cell = np.unique(np.concatenate((owner, owner)) * columns + touched)
     lane_of, column = np.divmod(cell, columns)
-    at_lo = np.empty((len(cell), _RANK_SLOTS), dtype=np.int32)
-    at_hi = np.empty((len(cell), _RANK_SLOTS), dtype=np.int32)
-    edges = frame.edges
-    bounds = np.searchsorted(lane_of, np.arange(len(in_view) + 1)).tolist()
-    for number, (_, _, lane, _, _) in enumerate(in_view):
-        part = slice(bounds[number], bounds[number + 1])
-        if part.start == part.stop:
-            continue
-        its = column[part]
-        lo = _first_overlapping(lane.start.view, lane.end.view, edges[its])
-        hi = lane.start.view.searchsorted(edges[its + 1], side="left")
-        np.take(lane.ranked.view, lo, axis=0, out=at_lo[part], mode="clip")
-        np.take(lane.ranked.view, hi, axis=0, out=at_hi[part], mode="clip")
+    at_lo, at_hi = _counts_at_cell_edges(frame, group, lane_of, column)
     state = _top_states(at_lo, at_hi)
     found = state >= 0  # columns with no span at all are dropped
     lane_of, column, state = lane_of[found], column[found], state[found]
@@ -1212,6 +1216,57 @@ def _merge_sparse(
         span=_filled(len(run_start), MERGED_SPAN, np.int64),
         lane=np.array([row.lane for _, row, _, _, _ in in_view], dtype=np.int64)[run_lane],
     )))
+
+
+def _counts_at_cell_edges(frame: _Frame, group: _GroupSpans, lane_of: IntArray,
+                          column: IntArray) -> tuple[np.ndarray, np.ndarray]:
+    """Every rank's running count at the left and right edge of each (lane, column) cell:
+    at lo, the cell's first span (the first that ends after its left edge or starts at or
+    after it), and at hi, the first span starting at or after its right edge.
+
+    Both lie within the lane's spans in view (a column's edges are inside the view), so
+    they are searched for all the group's lanes at once: each lane's times, clamped to just
+    outside the view, are lifted by the lane's number times the view's width in ns, which
+    keeps the whole group sorted."""
+    in_view = group.in_view
+    edges = frame.edges
+    low, high = frame.first_ns - 1, frame.last_ns + 1
+    lift = high - low + 1
+    if len(in_view) * lift >= 1 << 62:  # lifted times would not fit in 64 bits
+        return _counts_at_cell_edges_by_lane(frame, in_view, lane_of, column)
+    lifted = group.owner * lift - low
+    start = np.minimum(np.maximum(group.start, low), high) + lifted
+    end = np.minimum(np.maximum(group.end, low), high) + lifted
+    cell_lift = lane_of * lift - low
+    left, right = edges[column] + cell_lift, edges[column + 1] + cell_lift
+    lo = np.minimum(end.searchsorted(left, side="right"), start.searchsorted(left, side="left"))
+    hi = start.searchsorted(right, side="left")
+    # Each lane's running counts at its spans in view and just after them: one row more
+    # than its spans, so the group's position p of lane k's span is row p + k here.
+    ranked = np.concatenate([lane.ranked.data[first:stop + 1]
+                             for _, _, lane, first, stop in in_view])
+    return ranked[lo + lane_of], ranked[hi + lane_of]
+
+
+def _counts_at_cell_edges_by_lane(
+    frame: _Frame, in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]],
+    lane_of: IntArray, column: IntArray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """_counts_at_cell_edges searching lane by lane, for views too long to lift."""
+    at_lo = np.empty((len(column), _RANK_SLOTS), dtype=np.int32)
+    at_hi = np.empty((len(column), _RANK_SLOTS), dtype=np.int32)
+    edges = frame.edges
+    bounds = np.searchsorted(lane_of, np.arange(len(in_view) + 1)).tolist()
+    for number, (_, _, lane, _, _) in enumerate(in_view):
+        part = slice(bounds[number], bounds[number + 1])
+        if part.start == part.stop:
+            continue
+        its = column[part]
+        lo = _first_overlapping(lane.start.view, lane.end.view, edges[its])
+        hi = lane.start.view.searchsorted(edges[its + 1], side="left")
+        np.take(lane.ranked.view, lo, axis=0, out=at_lo[part], mode="clip")
+        np.take(lane.ranked.view, hi, axis=0, out=at_hi[part], mode="clip")
+    return at_lo, at_hi
 
 
 def _top_states(at_lo: np.ndarray, at_hi: np.ndarray) -> npt.NDArray[np.int8]:
