@@ -83,7 +83,7 @@ class _Ink:
     font_small: QFont
     title_font: QFont
     subtitle_font: QFont
-    # state code + 1 -> premultiplied ARGB; entry 0 (no state) is transparent
+    # state code, read as an unsigned byte -> premultiplied ARGB
     state_lut: np.ndarray
 
 
@@ -108,9 +108,9 @@ def _ink(theme: Theme) -> _Ink:
 
 def _make_ink(theme: Theme) -> _Ink:
     states = {code: QColor(color) for code, color in theme.states.items()}
-    lut = np.zeros(17, dtype=np.uint32)
+    lut = np.zeros(256, dtype=np.uint32)  # no state (-1, the byte 255) stays transparent
     for code, color in states.items():
-        lut[code + 1] = color.rgba()  # opaque, so premultiplied equals straight
+        lut[code] = color.rgba()  # opaque, so premultiplied equals straight
     return _Ink(
         theme=theme,
         background=QColor(theme.background),
@@ -255,7 +255,6 @@ def _strips_with_exact_rects(primitives: Primitives) -> np.ndarray:
     # One column more than the merged runs have: a plot that starts part-way into a pixel
     # ends part-way into one, and the rectangles reach into it (the plot clip trims it).
     columns += 1
-    grid = np.full((rows, columns), -1, dtype=merged.dtype)
     rects = primitives.rects
     exact = np.argsort(rects.state[: primitives.merged_from], kind="stable")
     lanes = rects.lane[exact]
@@ -272,14 +271,33 @@ def _strips_with_exact_rects(primitives: Primitives) -> np.ndarray:
     right = np.clip(right, 0, columns)
     keep = (row >= 0) & (right > left)
     row, left, right, state = row[keep], left[keep], right[keep], rects.state[exact][keep]
-    lengths = right - left
-    first_cell = np.repeat(row * columns + left - np.cumsum(lengths) + lengths, lengths)
-    cells = first_cell + np.arange(int(lengths.sum()))
-    grid.ravel()[cells] = np.repeat(state, lengths)  # where two overlap, the later one wins
-    merged_part = grid[:, : columns - 1]
-    has_merged = merged >= 0
-    merged_part[has_merged] = merged[has_merged]
+    grid = _runs_grid(rows, columns, row, left, right, state, merged.dtype)
+    np.copyto(grid[:, : columns - 1], merged, where=merged >= 0)
     return grid
+
+
+def _runs_grid(rows: int, columns: int, row: np.ndarray, left: np.ndarray, right: np.ndarray,
+               state: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """A rows x columns grid of -1 with each run [left, right) of its row set to its state,
+    later runs over earlier ones where they overlap."""
+    start = row * columns + left
+    order = np.argsort(start, kind="stable")
+    start, stop, ordered = start[order], (row * columns + right)[order], state[order]
+    if len(start) and not (start[1:] >= stop[:-1]).all():
+        # Some overlap (a sliver widened to its pixel): each cell set in the runs' order.
+        grid = np.full((rows, columns), -1, dtype=dtype)
+        lengths = right - left
+        first_cell = np.repeat(row * columns + left - np.cumsum(lengths) + lengths, lengths)
+        grid.ravel()[first_cell + np.arange(int(lengths.sum()))] = np.repeat(state, lengths)
+        return grid
+    # Disjoint runs: the grid is gaps and runs in turn, made by one repeat.
+    values = np.full(2 * len(start) + 1, -1, dtype=dtype)
+    values[1::2] = ordered
+    lengths = np.empty(2 * len(start) + 1, dtype=np.int64)
+    lengths[1::2] = stop - start
+    lengths[0:-1:2] = start - np.concatenate(([0], stop[:-1]))
+    lengths[-1] = rows * columns - (stop[-1] if len(stop) else 0)
+    return np.repeat(values, lengths).reshape(rows, columns)
 
 
 def _blit_strips(painter: QPainter, primitives: Primitives, ink: _Ink,
@@ -287,13 +305,14 @@ def _blit_strips(painter: QPainter, primitives: Primitives, ink: _Ink,
     strips = primitives.strips if strips is None else strips
     if not strips.size:
         return
-    pixels = np.ascontiguousarray(ink.state_lut[strips.astype(np.int16) + 1])
+    pixels = ink.state_lut[strips.view(np.uint8)]  # one gather, no widened copy of the codes
     rows, columns = pixels.shape
     image = QImage(pixels.data, columns, rows, columns * 4,
                    QImage.Format.Format_ARGB32_Premultiplied)
     plot = primitives.plot
+    vp = primitives.viewport
     for number, row in enumerate(primitives.strip_rows):
-        y, h = state_band(row, primitives.viewport)
+        y, h = state_band(row, vp)
         painter.drawImage(QRectF(plot.x, y, columns, h), image, QRectF(0, number, columns, 1))
     del image  # it borrows `pixels`; drop it before the buffer goes
 
