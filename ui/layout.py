@@ -486,11 +486,18 @@ class SpanIndex:
         self.arrow_kinds_seen: set[int] = set()
         self.marker_kinds_seen: set[int] = set()
         self._events_scanned = 0
+        # The sizes last taken in: a frame of a trace that has not grown (every frame of an
+        # opened one) skips the walk over all its lanes, which a view of a few would pay.
+        self._sizes = (0, 0, 0)
 
     def update(self, trace: Trace, spans: Spans) -> None:
+        sizes = (len(trace), len(spans), len(spans.arrow_seq))
+        if sizes == self._sizes:
+            return  # spans, arrows and events only ever grow
         self._update_lanes(spans)
         self._update_arrows(trace, spans)
         self._update_markers(trace)
+        self._sizes = sizes
 
     def _update_lanes(self, spans: Spans) -> None:
         fresh: list[tuple[_LaneColumns, IntArray]] = []
