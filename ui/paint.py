@@ -83,8 +83,8 @@ class _Ink:
     font_small: QFont
     title_font: QFont
     subtitle_font: QFont
-    # state code, read as an unsigned byte -> premultiplied ARGB
-    state_lut: np.ndarray
+    # state code, read as an unsigned byte -> ARGB: an indexed image's colour table
+    state_table: list[int]
 
 
 def _font(theme: Theme, pixels: int, bold: bool = False) -> QFont:
@@ -108,9 +108,9 @@ def _ink(theme: Theme) -> _Ink:
 
 def _make_ink(theme: Theme) -> _Ink:
     states = {code: QColor(color) for code, color in theme.states.items()}
-    lut = np.zeros(256, dtype=np.uint32)  # no state (-1, the byte 255) stays transparent
+    table = [0] * 256  # no state (-1, the byte 255) stays transparent
     for code, color in states.items():
-        lut[code] = color.rgba()  # opaque, so premultiplied equals straight
+        table[code] = color.rgba()  # opaque, so premultiplied equals straight
     return _Ink(
         theme=theme,
         background=QColor(theme.background),
@@ -131,7 +131,7 @@ def _make_ink(theme: Theme) -> _Ink:
         font_small=_font(theme, theme.font_px - 2),
         title_font=_font(theme, theme.title_px, bold=True),
         subtitle_font=_font(theme, theme.subtitle_px),
-        state_lut=lut,
+        state_table=table,
     )
 
 
@@ -305,16 +305,19 @@ def _blit_strips(painter: QPainter, primitives: Primitives, ink: _Ink,
     strips = primitives.strips if strips is None else strips
     if not strips.size:
         return
-    pixels = ink.state_lut[strips.view(np.uint8)]  # one gather, no widened copy of the codes
-    rows, columns = pixels.shape
-    image = QImage(pixels.data, columns, rows, columns * 4,
-                   QImage.Format.Format_ARGB32_Premultiplied)
+    codes = np.ascontiguousarray(strips.view(np.uint8))
+    rows, columns = codes.shape
+    # The codes as an indexed image with the states' colours for its table: Qt turns that
+    # into pixels several times faster than a lookup in numpy.
+    indexed = QImage(codes.data, columns, rows, columns, QImage.Format.Format_Indexed8)
+    indexed.setColorTable(ink.state_table)
+    image = indexed.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
+    del indexed  # it borrows `codes`
     plot = primitives.plot
     vp = primitives.viewport
     for number, row in enumerate(primitives.strip_rows):
         y, h = state_band(row, vp)
         painter.drawImage(QRectF(plot.x, y, columns, h), image, QRectF(0, number, columns, 1))
-    del image  # it borrows `pixels`; drop it before the buffer goes
 
 
 def _paint_markers(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
