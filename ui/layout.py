@@ -1038,9 +1038,10 @@ def _lay_out_lanes(
     grouped = 0
     # Lanes with many spans a pixel: their merged columns are found for all of them at once.
     dense: list[_DenseLane] = []
+    alone = max(_GROUPED_SPANS, _DENSE_FACTOR * frame.columns)
     for lane_in_view in in_view:
         row_number, row, lane, first, stop = lane_in_view
-        if stop - first > max(_GROUPED_SPANS, _DENSE_FACTOR * frame.columns):
+        if stop - first > alone:
             if group:  # its wide spans' rectangles come after theirs
                 _lay_out_group(frame, group, strips, dense)
                 group, grouped = [], 0
@@ -1129,7 +1130,7 @@ def _lay_out_group(
     npp = frame.ns_per_px
     plot = frame.plot
     # Durations are whole ns, so "< ceil(npp)" is "< npp" without a float copy of the column.
-    narrow = gathered("duration") < math.ceil(npp)
+    narrow = end - start < math.ceil(npp)
     wide = (~narrow).nonzero()[0]
     if len(wide):
         left = np.maximum(start[wide], frame.t0)

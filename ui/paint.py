@@ -904,9 +904,10 @@ def _paint_axis(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     fit = _text_fit(ink.font)
     raster = _is_raster(painter)
     right_edge = axis.x + axis.w
+    tick_pen = QPen(ink.separator, 1)
     for tick in primitives.ticks:
         x = round(tick.x) + 0.5
-        painter.setPen(QPen(ink.separator, 1))
+        painter.setPen(tick_pen)
         painter.drawLine(QLineF(x, bottom - 6, x, bottom))
         width = fit.advance(tick.label)
         if tick.x + 4 + width > right_edge:
