@@ -1233,24 +1233,37 @@ def _counts_at_cell_edges(frame: _Frame, group: _GroupSpans, lane_of: IntArray,
     after it), and at hi, the first span starting at or after its right edge.
 
     Both lie within the lane's spans in view (a column's edges are inside the view), so
-    they are searched for all the group's lanes at once: each lane's times, clamped to just
-    outside the view, are lifted by the lane's number times the view's width in ns, which
-    keeps the whole group sorted."""
+    they are searched for all the lanes with cells at once: each lane's times, clamped to
+    just outside the view, are lifted by the lane's number times the view's width in ns,
+    which keeps them all sorted. The group's other lanes (dense ones, or ones with no
+    narrow span) are left out, so a big group with a few sparse lanes reads only theirs."""
     in_view = group.in_view
     edges = frame.edges
     low, high = frame.first_ns - 1, frame.last_ns + 1
     lift = high - low + 1
     if len(in_view) * lift >= 1 << 62:  # lifted times would not fit in 64 bits
         return _counts_at_cell_edges_by_lane(frame, in_view, lane_of, column)
-    lifted = group.owner * lift - low
-    start = np.minimum(np.maximum(group.start, low), high) + lifted
-    end = np.minimum(np.maximum(group.end, low), high) + lifted
+    with_cells = np.zeros(len(in_view), dtype=bool)
+    with_cells[lane_of] = True
+    owner, start, end = group.owner, group.start, group.end
+    if not with_cells.all():
+        mine = with_cells[owner]
+        owner, start, end = owner[mine], start[mine], end[mine]
+        # Lanes renumbered among those with cells, still in row order.
+        number = np.cumsum(with_cells) - 1
+        owner, lane_of = number[owner], number[lane_of]
+        in_view = [lane for lane, kept in zip(in_view, with_cells.tolist(), strict=True)
+                   if kept]
+    lifted = owner * lift - low
+    start = np.minimum(np.maximum(start, low), high) + lifted
+    end = np.minimum(np.maximum(end, low), high) + lifted
     cell_lift = lane_of * lift - low
     left, right = edges[column] + cell_lift, edges[column + 1] + cell_lift
     lo = np.minimum(end.searchsorted(left, side="right"), start.searchsorted(left, side="left"))
     hi = start.searchsorted(right, side="left")
     # Each lane's running counts at its spans in view and just after them: one row more
-    # than its spans, so the group's position p of lane k's span is row p + k here.
+    # than its spans, so the position p (among these lanes' spans) of lane k's span is row
+    # p + k here.
     ranked = np.concatenate([lane.ranked.data[first:stop + 1]
                              for _, _, lane, first, stop in in_view])
     return ranked[lo + lane_of], ranked[hi + lane_of]
