@@ -489,6 +489,9 @@ class SpanIndex:
         # The sizes last taken in: a frame of a trace that has not grown (every frame of an
         # opened one) skips the walk over all its lanes, which a view of a few would pay.
         self._sizes = (0, 0, 0)
+        # The rows top to bottom, kept by the layout (_rows) with the sizes they are for.
+        self.rows: tuple[tuple[object, ...],
+                         tuple[list[tuple[int, str, str, str]], list[int], IntArray]] | None = None
 
     def update(self, trace: Trace, spans: Spans) -> None:
         sizes = (len(trace), len(spans), len(spans.arrow_seq))
@@ -715,7 +718,7 @@ def layout(
     legend_box = Box(0.0, vp.lanes_bottom, float(vp.width), vp.legend_height)
 
     notes = trace_notes(trace)
-    order, folded_order = _rows_in_order(trace, closed, vp, notes)
+    order, folded_order, row_numbers = _rows(index, trace, closed, vp, notes)
     scroll_limit = None
     not_shown = 0
     if vp.overflow_row and len(order) * vp.lane_height > lanes_h:
@@ -725,26 +728,26 @@ def layout(
         more = (MORE_LANES, f"+ {not_shown:,} more lanes", MORE_KIND, "")
         order = [*order[: fits - 1], more]
         folded_order = [lane for lane in folded_order if lane not in hidden_lanes]
+        row_numbers = _row_numbers(order, folded_order)
         scroll_limit = 0.0
     content_height = len(order) * vp.lane_height
     scroll = min(max(vp.scroll_y, 0.0), max(content_height - lanes_h, 0.0))
     if scroll_limit is not None:
         scroll = scroll_limit
-    row_y = {lane: vp.lanes_top + i * vp.lane_height - scroll for i, (lane, _, _, _) in
-             enumerate(order)}
-    visible = [
-        LaneRow(lane, name, kind, i, row_y[lane], vp.lane_height, tag)
-        for i, (lane, name, kind, tag) in enumerate(order)
-        if row_y[lane] + vp.lane_height > plot.y and row_y[lane] < plot.y + plot.h
-    ]
+    places = _RowPlaces(row_numbers, vp.lanes_top, vp.lane_height, scroll)
+    visible = []
+    # Only the rows near the plot are looked at: a frame costs the rows on screen, not all
+    # of a trace's lanes.
+    for i in places.near(plot, len(order)):
+        y = places.y_of(i)
+        if y + vp.lane_height > plot.y and y < plot.y + plot.h:
+            lane, name, kind, tag = order[i]
+            visible.append(LaneRow(lane, name, kind, i, y, vp.lane_height, tag))
     # Folded lanes draw on their group's row: their spans, and the ends of their arrows.
     group = next((row for row in visible if row.lane == GROUP_LANE), None)
     drawn = [row for row in visible if row.lane >= 0]
-    if GROUP_LANE in row_y:
-        for lane in folded_order:
-            row_y[lane] = row_y[GROUP_LANE]
-        if group is not None:
-            drawn += [group._replace(lane=lane) for lane in folded_order]
+    if group is not None:
+        drawn += [group._replace(lane=lane) for lane in folded_order]
 
     ticks, axis_note = time_ticks(vp.start_ns, vp.end_ns, plot.x, plot.w,
                                   origin_ns=vp.time_origin_ns)
@@ -768,11 +771,10 @@ def layout(
 
     exact = Rects.concat(frame.rects)
     rects = Rects.concat([exact, _in_row_order(frame.merged)])
-    arrows, arrows_hidden = _arrows(frame, index, {lane: y for lane, y in row_y.items()
-                                                   if lane >= 0}, vp.lane_height)
+    arrows, arrows_hidden = _arrows(frame, index, places)
     markers = _markers(frame, index, {row.lane: row for row in drawn})
     legend = _legend(index.states_seen | open_states, index)
-    highlight = _highlight(frame, closed, row_y, vp.selected_span)
+    highlight = _highlight(frame, closed, places, vp.selected_span)
     now_x = None
     if builder is not None and vp.start_ns <= now_ns <= vp.end_ns:
         now_x = plot.x + (now_ns - vp.start_ns) / ns_per_px
@@ -847,6 +849,69 @@ def pause_at(primitives: Primitives, x: float, y: float) -> TextLabel | None:
         if pause.x - 2 <= x <= pause.x + pause.w + 2 and pause.y <= y <= pause.y + pause.h:
             return pause
     return None
+
+
+@dataclass(frozen=True)
+class _RowPlaces:
+    """Where each lane's row is: `numbers[lane]` its row's number top to bottom (a folded
+    lane's is its group's row; -1 for none), each row `lane_height` below the one before."""
+
+    numbers: IntArray
+    lanes_top: float
+    lane_height: float
+    scroll: float
+
+    def y_of(self, number: int) -> float:
+        return self.lanes_top + number * self.lane_height - self.scroll
+
+    def y_of_lanes(self, lanes: IntArray, slots: int) -> FloatArray:
+        """y_of each lane's row (NaN for none; lanes are below `slots`, -1 is none)."""
+        numbers = np.full(slots, -1, dtype=np.int64)  # the last slot stands for -1
+        numbers[:len(self.numbers)] = self.numbers
+        number = numbers[lanes]
+        # The same float steps as y_of, so a row's y is the same either way.
+        y: FloatArray = np.where(number >= 0,
+                                 self.lanes_top + number * self.lane_height - self.scroll,
+                                 np.nan)
+        return y
+
+    @property
+    def any_lane(self) -> bool:
+        return bool((self.numbers >= 0).any())
+
+    def near(self, plot: Box, rows: int) -> range:
+        """The row numbers that can reach into the plot (and a row more each way)."""
+        if self.lane_height <= 0:
+            return range(rows)
+        first = math.floor(self.scroll / self.lane_height) - 2
+        stop = math.ceil((self.scroll + plot.h) / self.lane_height) + 2
+        return range(max(first, 0), min(max(stop, 0), rows))
+
+
+def _rows(index: SpanIndex, trace: Trace, spans: Spans, vp: Viewport, notes: TraceNotes
+          ) -> tuple[list[tuple[int, str, str, str]], list[int], IntArray]:
+    """_rows_in_order and each lane's row number, kept on the index while the trace has not
+    grown and the same lanes are folded: a frame of a trace with 100,000 lanes then costs the
+    rows it shows, not a Python step for every lane."""
+    key = (len(trace), len(spans), vp.folded_lanes, vp.folded_name)
+    if index.rows is None or index.rows[0] != key:
+        order, folded = _rows_in_order(trace, spans, vp, notes)
+        index.rows = (key, (order, folded, _row_numbers(order, folded)))
+    return index.rows[1]
+
+
+def _row_numbers(order: Sequence[tuple[int, str, str, str]], folded: Sequence[int]
+                 ) -> IntArray:
+    """Each lane's row number in `order` (a folded lane's is its group's row), -1 for none."""
+    lanes = np.array([lane for lane, _, _, _ in order], dtype=np.int64)
+    has_lane = lanes >= 0
+    size = max(int(lanes.max(initial=-1)), max(folded, default=-1)) + 1
+    numbers = np.full(size, -1, dtype=np.int64)
+    numbers[lanes[has_lane]] = np.nonzero(has_lane)[0]
+    group = np.nonzero(lanes == GROUP_LANE)[0]
+    if len(group) and folded:
+        numbers[np.array(folded, dtype=np.int64)] = group[0]
+    return numbers
 
 
 def _rows_in_order(trace: Trace, spans: Spans, vp: Viewport, notes: TraceNotes
@@ -1453,12 +1518,10 @@ def _first_per_key(key: IntArray) -> IntArray:
     return np.sort(first)
 
 
-def _arrows(
-    frame: _Frame, index: SpanIndex, row_y: Mapping[int, float], lane_height: float
-) -> tuple[list[Arrow], int]:
+def _arrows(frame: _Frame, index: SpanIndex, places: _RowPlaces) -> tuple[list[Arrow], int]:
     seen = _visible_range(index.arrow_ts.view, frame)
     in_range = seen.stop - seen.start
-    if in_range <= 0 or not row_y:
+    if in_range <= 0 or not places.any_lane:
         return [], 0
     if in_range > _GIVE_UP_FACTOR * frame.vp.max_arrows:
         return [], in_range  # far too many to read: do not even sort them out
@@ -1466,11 +1529,9 @@ def _arrows(
     source = index.arrow_from.view[seen]
     target = index.arrow_to.view[seen]
     kind = index.arrow_kind.view[seen]
-    slots = max(max(row_y), int(source.max()), int(target.max())) + 2
-    top = np.full(slots, np.nan)  # the last slot stands for "no lane" (-1)
-    for lane, y in row_y.items():
-        top[lane] = y
-    y_from, y_to = top[source], top[target]
+    lane_height = places.lane_height
+    slots = max(len(places.numbers), int(source.max()) + 1, int(target.max()) + 1) + 1
+    y_from, y_to = places.y_of_lanes(source, slots), places.y_of_lanes(target, slots)
     plot = frame.plot
     # Two folded lanes share their group's row: an arrow between them has no length.
     keep = ~np.isnan(y_from) & ~np.isnan(y_to) & (source != target) & (y_from != y_to)
@@ -1561,12 +1622,13 @@ def _legend(states: set[int], index: SpanIndex) -> list[LegendEntry]:
     return entries
 
 
-def _highlight(frame: _Frame, spans: Spans, row_y: Mapping[int, float], selected: int
+def _highlight(frame: _Frame, spans: Spans, places: _RowPlaces, selected: int
                ) -> Box | None:
     if not 0 <= selected < len(spans):
         return None
     lane = spans.lane[selected]
-    if lane not in row_y:
+    number = int(places.numbers[lane]) if lane < len(places.numbers) else -1
+    if number < 0:
         return None
     begin, end = spans.start[selected], spans.end[selected]
     if end < frame.t0 or begin > frame.t1:
@@ -1574,7 +1636,7 @@ def _highlight(frame: _Frame, spans: Spans, row_y: Mapping[int, float], selected
     left = frame.plot.x + (max(begin, frame.t0) - frame.t0) / frame.ns_per_px
     right = frame.plot.x + (min(end, frame.t1) - frame.t0) / frame.ns_per_px
     width = max(right - left, 1.0)
-    return Box(left, row_y[lane], width, frame.vp.lane_height)
+    return Box(left, places.y_of(number), width, frame.vp.lane_height)
 
 
 # -- hit-testing ------------------------------------------------------------------------------
