@@ -17,6 +17,7 @@ import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import accumulate
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -485,11 +486,21 @@ class SpanIndex:
         self.arrow_kinds_seen: set[int] = set()
         self.marker_kinds_seen: set[int] = set()
         self._events_scanned = 0
+        # The sizes last taken in: a frame of a trace that has not grown (every frame of an
+        # opened one) skips the walk over all its lanes, which a view of a few would pay.
+        self._sizes = (0, 0, 0)
+        # The rows top to bottom, kept by the layout (_rows) with the sizes they are for.
+        self.rows: tuple[tuple[object, ...],
+                         tuple[list[tuple[int, str, str, str]], list[int], IntArray]] | None = None
 
     def update(self, trace: Trace, spans: Spans) -> None:
+        sizes = (len(trace), len(spans), len(spans.arrow_seq))
+        if sizes == self._sizes:
+            return  # spans, arrows and events only ever grow
         self._update_lanes(spans)
         self._update_arrows(trace, spans)
         self._update_markers(trace)
+        self._sizes = sizes
 
     def _update_lanes(self, spans: Spans) -> None:
         fresh: list[tuple[_LaneColumns, IntArray]] = []
@@ -707,7 +718,7 @@ def layout(
     legend_box = Box(0.0, vp.lanes_bottom, float(vp.width), vp.legend_height)
 
     notes = trace_notes(trace)
-    order, folded_order = _rows_in_order(trace, closed, vp, notes)
+    order, folded_order, row_numbers = _rows(index, trace, closed, vp, notes)
     scroll_limit = None
     not_shown = 0
     if vp.overflow_row and len(order) * vp.lane_height > lanes_h:
@@ -717,26 +728,26 @@ def layout(
         more = (MORE_LANES, f"+ {not_shown:,} more lanes", MORE_KIND, "")
         order = [*order[: fits - 1], more]
         folded_order = [lane for lane in folded_order if lane not in hidden_lanes]
+        row_numbers = _row_numbers(order, folded_order)
         scroll_limit = 0.0
     content_height = len(order) * vp.lane_height
     scroll = min(max(vp.scroll_y, 0.0), max(content_height - lanes_h, 0.0))
     if scroll_limit is not None:
         scroll = scroll_limit
-    row_y = {lane: vp.lanes_top + i * vp.lane_height - scroll for i, (lane, _, _, _) in
-             enumerate(order)}
-    visible = [
-        LaneRow(lane, name, kind, i, row_y[lane], vp.lane_height, tag)
-        for i, (lane, name, kind, tag) in enumerate(order)
-        if row_y[lane] + vp.lane_height > plot.y and row_y[lane] < plot.y + plot.h
-    ]
+    places = _RowPlaces(row_numbers, vp.lanes_top, vp.lane_height, scroll)
+    visible = []
+    # Only the rows near the plot are looked at: a frame costs the rows on screen, not all
+    # of a trace's lanes.
+    for i in places.near(plot, len(order)):
+        y = places.y_of(i)
+        if y + vp.lane_height > plot.y and y < plot.y + plot.h:
+            lane, name, kind, tag = order[i]
+            visible.append(LaneRow(lane, name, kind, i, y, vp.lane_height, tag))
     # Folded lanes draw on their group's row: their spans, and the ends of their arrows.
     group = next((row for row in visible if row.lane == GROUP_LANE), None)
     drawn = [row for row in visible if row.lane >= 0]
-    if GROUP_LANE in row_y:
-        for lane in folded_order:
-            row_y[lane] = row_y[GROUP_LANE]
-        if group is not None:
-            drawn += [group._replace(lane=lane) for lane in folded_order]
+    if group is not None:
+        drawn += [group._replace(lane=lane) for lane in folded_order]
 
     ticks, axis_note = time_ticks(vp.start_ns, vp.end_ns, plot.x, plot.w,
                                   origin_ns=vp.time_origin_ns)
@@ -760,11 +771,10 @@ def layout(
 
     exact = Rects.concat(frame.rects)
     rects = Rects.concat([exact, _in_row_order(frame.merged)])
-    arrows, arrows_hidden = _arrows(frame, index, {lane: y for lane, y in row_y.items()
-                                                   if lane >= 0}, vp.lane_height)
+    arrows, arrows_hidden = _arrows(frame, index, places)
     markers = _markers(frame, index, {row.lane: row for row in drawn})
     legend = _legend(index.states_seen | open_states, index)
-    highlight = _highlight(frame, closed, row_y, vp.selected_span)
+    highlight = _highlight(frame, closed, places, vp.selected_span)
     now_x = None
     if builder is not None and vp.start_ns <= now_ns <= vp.end_ns:
         now_x = plot.x + (now_ns - vp.start_ns) / ns_per_px
@@ -839,6 +849,69 @@ def pause_at(primitives: Primitives, x: float, y: float) -> TextLabel | None:
         if pause.x - 2 <= x <= pause.x + pause.w + 2 and pause.y <= y <= pause.y + pause.h:
             return pause
     return None
+
+
+@dataclass(frozen=True)
+class _RowPlaces:
+    """Where each lane's row is: `numbers[lane]` its row's number top to bottom (a folded
+    lane's is its group's row; -1 for none), each row `lane_height` below the one before."""
+
+    numbers: IntArray
+    lanes_top: float
+    lane_height: float
+    scroll: float
+
+    def y_of(self, number: int) -> float:
+        return self.lanes_top + number * self.lane_height - self.scroll
+
+    def y_of_lanes(self, lanes: IntArray, slots: int) -> FloatArray:
+        """y_of each lane's row (NaN for none; lanes are below `slots`, -1 is none)."""
+        numbers = np.full(slots, -1, dtype=np.int64)  # the last slot stands for -1
+        numbers[:len(self.numbers)] = self.numbers
+        number = numbers[lanes]
+        # The same float steps as y_of, so a row's y is the same either way.
+        y: FloatArray = np.where(number >= 0,
+                                 self.lanes_top + number * self.lane_height - self.scroll,
+                                 np.nan)
+        return y
+
+    @property
+    def any_lane(self) -> bool:
+        return bool((self.numbers >= 0).any())
+
+    def near(self, plot: Box, rows: int) -> range:
+        """The row numbers that can reach into the plot (and a row more each way)."""
+        if self.lane_height <= 0:
+            return range(rows)
+        first = math.floor(self.scroll / self.lane_height) - 2
+        stop = math.ceil((self.scroll + plot.h) / self.lane_height) + 2
+        return range(max(first, 0), min(max(stop, 0), rows))
+
+
+def _rows(index: SpanIndex, trace: Trace, spans: Spans, vp: Viewport, notes: TraceNotes
+          ) -> tuple[list[tuple[int, str, str, str]], list[int], IntArray]:
+    """_rows_in_order and each lane's row number, kept on the index while the trace has not
+    grown and the same lanes are folded: a frame of a trace with 100,000 lanes then costs the
+    rows it shows, not a Python step for every lane."""
+    key = (len(trace), len(spans), vp.folded_lanes, vp.folded_name)
+    if index.rows is None or index.rows[0] != key:
+        order, folded = _rows_in_order(trace, spans, vp, notes)
+        index.rows = (key, (order, folded, _row_numbers(order, folded)))
+    return index.rows[1]
+
+
+def _row_numbers(order: Sequence[tuple[int, str, str, str]], folded: Sequence[int]
+                 ) -> IntArray:
+    """Each lane's row number in `order` (a folded lane's is its group's row), -1 for none."""
+    lanes = np.array([lane for lane, _, _, _ in order], dtype=np.int64)
+    has_lane = lanes >= 0
+    size = max(int(lanes.max(initial=-1)), max(folded, default=-1)) + 1
+    numbers = np.full(size, -1, dtype=np.int64)
+    numbers[lanes[has_lane]] = np.nonzero(has_lane)[0]
+    group = np.nonzero(lanes == GROUP_LANE)[0]
+    if len(group) and folded:
+        numbers[np.array(folded, dtype=np.int64)] = group[0]
+    return numbers
 
 
 def _rows_in_order(trace: Trace, spans: Spans, vp: Viewport, notes: TraceNotes
@@ -1010,13 +1083,17 @@ def _lay_out_lanes(
     """Every visible lane's spans in view: the wide ones of all lanes at once (a frame's
     numpy calls, not a lane's, set its cost), then the narrow ones merged lane by lane."""
     in_view: list[tuple[int, LaneRow, _LaneColumns, int, int]] = []
+    # One search a lane for both ends of the view: a frame pays these calls once per lane.
+    view_ends = np.array([frame.first_ns, frame.last_ns], dtype=np.int64)
     for row_number, row in enumerate(visible):
         lane = index.lanes.get(row.lane)
         if lane is None or not len(lane):
             continue
-        starts = lane.start.view
-        first = int(_first_overlapping(starts, lane.end.view, frame.first_ns))
-        stop = int(starts.searchsorted(frame.last_ns, side="left"))
+        first, stop = lane.start.view.searchsorted(view_ends, side="left").tolist()
+        # Spans on a lane are sorted and disjoint: only the one before the first starting in
+        # view can reach into it (as _first_overlapping finds).
+        if first and lane.end.data[first - 1] > frame.first_ns:
+            first -= 1
         if stop > first:
             in_view.append((row_number, row, lane, first, stop))
     # Lanes go together in groups of up to _GROUP_SPANS spans in view, as one set of
@@ -1026,9 +1103,10 @@ def _lay_out_lanes(
     grouped = 0
     # Lanes with many spans a pixel: their merged columns are found for all of them at once.
     dense: list[_DenseLane] = []
+    alone = max(_GROUPED_SPANS, _DENSE_FACTOR * frame.columns)
     for lane_in_view in in_view:
         row_number, row, lane, first, stop = lane_in_view
-        if stop - first > max(_GROUPED_SPANS, _DENSE_FACTOR * frame.columns):
+        if stop - first > alone:
             if group:  # its wide spans' rectangles come after theirs
                 _lay_out_group(frame, group, strips, dense)
                 group, grouped = [], 0
@@ -1102,11 +1180,12 @@ def _lay_out_group(
     strips: npt.NDArray[np.int8], dense: list[_DenseLane],
 ) -> None:
     def gathered(column: str) -> np.ndarray:
+        # The growable's whole buffer, not its `view` (a slice more per lane): stop <= size.
         if len(in_view) == 1:
             _, _, lane, first, stop = in_view[0]
-            view: np.ndarray = getattr(lane, column).view[first:stop]
+            view: np.ndarray = getattr(lane, column).data[first:stop]
             return view
-        return np.concatenate([getattr(lane, column).view[first:stop]
+        return np.concatenate([getattr(lane, column).data[first:stop]
                                for _, _, lane, first, stop in in_view])
 
     start, end = gathered("start"), gathered("end")
@@ -1116,7 +1195,7 @@ def _lay_out_group(
     npp = frame.ns_per_px
     plot = frame.plot
     # Durations are whole ns, so "< ceil(npp)" is "< npp" without a float copy of the column.
-    narrow = gathered("duration") < math.ceil(npp)
+    narrow = end - start < math.ceil(npp)
     wide = (~narrow).nonzero()[0]
     if len(wide):
         left = np.maximum(start[wide], frame.t0)
@@ -1136,38 +1215,48 @@ def _lay_out_group(
         return
     # Lanes with many spans for the columns are merged column by column, with the dense
     # lanes; the others from their narrow spans, here, all together.
+    offsets = [0, *accumulate(counts)]
+    has_narrow = np.logical_or.reduceat(narrow, offsets[:-1]).tolist()
     few: list[int] = []
-    offset = 0
-    for number, ((row_number, row, lane, first, stop), count, band) in enumerate(
-            zip(in_view, counts, bands, strict=True)):
-        part = slice(offset, offset + count)
-        offset += count
-        if not narrow[part].any():
+    for number, ((row_number, row, lane, first, stop), band) in enumerate(
+            zip(in_view, bands, strict=True)):
+        if not has_narrow[number]:
             continue
         if stop - first > frame.columns // 4:
+            part = slice(offsets[number], offsets[number + 1])
             dense.append(_DenseLane(row_number, row, band, lane,
                                     np.nonzero(~narrow[part])[0] + first))
         else:
             few.append(number)
     if few:
         owner = np.repeat(np.arange(len(in_view)), counts)
+        merging = narrow
         if len(few) < len(in_view):
             is_few = np.zeros(len(in_view), dtype=bool)
             is_few[few] = True
-            narrow &= is_few[owner]
-        at = np.nonzero(narrow)[0]
-        _merge_sparse(frame, in_view, bands, owner[at], start[at], end[at], strips)
+            merging = narrow & is_few[owner]
+        at = np.nonzero(merging)[0]
+        _merge_sparse(frame, _GroupSpans(in_view, owner, start, end), bands, at, strips)
 
 
-def _merge_sparse(
-    frame: _Frame, in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]],
-    bands: Sequence[tuple[float, float]], owner: IntArray, start: IntArray, end: IntArray,
-    strips: npt.NDArray[np.int8],
-) -> None:
+class _GroupSpans(NamedTuple):
+    """A group's spans in view, lane after lane: `owner` is each one's lane, by its place in
+    `in_view`."""
+
+    in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]]
+    owner: IntArray
+    start: IntArray
+    end: IntArray
+
+
+def _merge_sparse(frame: _Frame, group: _GroupSpans, bands: Sequence[tuple[float, float]],
+                  narrow: IntArray, strips: npt.NDArray[np.int8]) -> None:
     """The merged runs of lanes with few spans for the columns, found from their narrow
-    spans (start, end; `owner` the lane of each, by its place in `in_view`): the columns
-    they touch, then in each of those the highest-ranked state among all the spans there,
-    wide ones included, from the running counts at the column's edges."""
+    spans (positions in `group`): the columns they touch, then in each of those the
+    highest-ranked state among all the spans there, wide ones included, from the running
+    counts at the column's edges."""
+    in_view = group.in_view
+    owner, start, end = group.owner[narrow], group.start[narrow], group.end[narrow]
     columns, last_column = frame.columns, frame.columns - 1
     begin_col = _column_of(frame, start, inclusive=True)
     # A span ending exactly on a column's left edge does not reach into that column.
@@ -1176,19 +1265,7 @@ def _merge_sparse(
                               _clamp(end_col, 0, last_column)))
     cell = np.unique(np.concatenate((owner, owner)) * columns + touched)
     lane_of, column = np.divmod(cell, columns)
-    at_lo = np.empty((len(cell), _RANK_SLOTS), dtype=np.int32)
-    at_hi = np.empty((len(cell), _RANK_SLOTS), dtype=np.int32)
-    edges = frame.edges
-    bounds = np.searchsorted(lane_of, np.arange(len(in_view) + 1)).tolist()
-    for number, (_, _, lane, _, _) in enumerate(in_view):
-        part = slice(bounds[number], bounds[number + 1])
-        if part.start == part.stop:
-            continue
-        its = column[part]
-        lo = _first_overlapping(lane.start.view, lane.end.view, edges[its])
-        hi = lane.start.view.searchsorted(edges[its + 1], side="left")
-        np.take(lane.ranked.view, lo, axis=0, out=at_lo[part], mode="clip")
-        np.take(lane.ranked.view, hi, axis=0, out=at_hi[part], mode="clip")
+    at_lo, at_hi = _counts_at_cell_edges(frame, group, lane_of, column)
     state = _top_states(at_lo, at_hi)
     found = state >= 0  # columns with no span at all are dropped
     lane_of, column, state = lane_of[found], column[found], state[found]
@@ -1212,6 +1289,70 @@ def _merge_sparse(
         span=_filled(len(run_start), MERGED_SPAN, np.int64),
         lane=np.array([row.lane for _, row, _, _, _ in in_view], dtype=np.int64)[run_lane],
     )))
+
+
+def _counts_at_cell_edges(frame: _Frame, group: _GroupSpans, lane_of: IntArray,
+                          column: IntArray) -> tuple[np.ndarray, np.ndarray]:
+    """Every rank's running count at the left and right edge of each (lane, column) cell:
+    at lo, the cell's first span (the first that ends after its left edge or starts at or
+    after it), and at hi, the first span starting at or after its right edge.
+
+    Both lie within the lane's spans in view (a column's edges are inside the view), so
+    they are searched for all the lanes with cells at once: each lane's times, clamped to
+    just outside the view, are lifted by the lane's number times the view's width in ns,
+    which keeps them all sorted. The group's other lanes (dense ones, or ones with no
+    narrow span) are left out, so a big group with a few sparse lanes reads only theirs."""
+    in_view = group.in_view
+    edges = frame.edges
+    low, high = frame.first_ns - 1, frame.last_ns + 1
+    lift = high - low + 1
+    if len(in_view) * lift >= 1 << 62:  # lifted times would not fit in 64 bits
+        return _counts_at_cell_edges_by_lane(frame, in_view, lane_of, column)
+    with_cells = np.zeros(len(in_view), dtype=bool)
+    with_cells[lane_of] = True
+    owner, start, end = group.owner, group.start, group.end
+    if not with_cells.all():
+        mine = with_cells[owner]
+        owner, start, end = owner[mine], start[mine], end[mine]
+        # Lanes renumbered among those with cells, still in row order.
+        number = np.cumsum(with_cells) - 1
+        owner, lane_of = number[owner], number[lane_of]
+        in_view = [lane for lane, kept in zip(in_view, with_cells.tolist(), strict=True)
+                   if kept]
+    lifted = owner * lift - low
+    start = np.minimum(np.maximum(start, low), high) + lifted
+    end = np.minimum(np.maximum(end, low), high) + lifted
+    cell_lift = lane_of * lift - low
+    left, right = edges[column] + cell_lift, edges[column + 1] + cell_lift
+    lo = np.minimum(end.searchsorted(left, side="right"), start.searchsorted(left, side="left"))
+    hi = start.searchsorted(right, side="left")
+    # Each lane's running counts at its spans in view and just after them: one row more
+    # than its spans, so the position p (among these lanes' spans) of lane k's span is row
+    # p + k here.
+    ranked = np.concatenate([lane.ranked.data[first:stop + 1]
+                             for _, _, lane, first, stop in in_view])
+    return ranked[lo + lane_of], ranked[hi + lane_of]
+
+
+def _counts_at_cell_edges_by_lane(
+    frame: _Frame, in_view: Sequence[tuple[int, LaneRow, _LaneColumns, int, int]],
+    lane_of: IntArray, column: IntArray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """_counts_at_cell_edges searching lane by lane, for views too long to lift."""
+    at_lo = np.empty((len(column), _RANK_SLOTS), dtype=np.int32)
+    at_hi = np.empty((len(column), _RANK_SLOTS), dtype=np.int32)
+    edges = frame.edges
+    bounds = np.searchsorted(lane_of, np.arange(len(in_view) + 1)).tolist()
+    for number, (_, _, lane, _, _) in enumerate(in_view):
+        part = slice(bounds[number], bounds[number + 1])
+        if part.start == part.stop:
+            continue
+        its = column[part]
+        lo = _first_overlapping(lane.start.view, lane.end.view, edges[its])
+        hi = lane.start.view.searchsorted(edges[its + 1], side="left")
+        np.take(lane.ranked.view, lo, axis=0, out=at_lo[part], mode="clip")
+        np.take(lane.ranked.view, hi, axis=0, out=at_hi[part], mode="clip")
+    return at_lo, at_hi
 
 
 def _top_states(at_lo: np.ndarray, at_hi: np.ndarray) -> npt.NDArray[np.int8]:
@@ -1377,12 +1518,10 @@ def _first_per_key(key: IntArray) -> IntArray:
     return np.sort(first)
 
 
-def _arrows(
-    frame: _Frame, index: SpanIndex, row_y: Mapping[int, float], lane_height: float
-) -> tuple[list[Arrow], int]:
+def _arrows(frame: _Frame, index: SpanIndex, places: _RowPlaces) -> tuple[list[Arrow], int]:
     seen = _visible_range(index.arrow_ts.view, frame)
     in_range = seen.stop - seen.start
-    if in_range <= 0 or not row_y:
+    if in_range <= 0 or not places.any_lane:
         return [], 0
     if in_range > _GIVE_UP_FACTOR * frame.vp.max_arrows:
         return [], in_range  # far too many to read: do not even sort them out
@@ -1390,11 +1529,9 @@ def _arrows(
     source = index.arrow_from.view[seen]
     target = index.arrow_to.view[seen]
     kind = index.arrow_kind.view[seen]
-    slots = max(max(row_y), int(source.max()), int(target.max())) + 2
-    top = np.full(slots, np.nan)  # the last slot stands for "no lane" (-1)
-    for lane, y in row_y.items():
-        top[lane] = y
-    y_from, y_to = top[source], top[target]
+    lane_height = places.lane_height
+    slots = max(len(places.numbers), int(source.max()) + 1, int(target.max()) + 1) + 1
+    y_from, y_to = places.y_of_lanes(source, slots), places.y_of_lanes(target, slots)
     plot = frame.plot
     # Two folded lanes share their group's row: an arrow between them has no length.
     keep = ~np.isnan(y_from) & ~np.isnan(y_to) & (source != target) & (y_from != y_to)
@@ -1485,12 +1622,13 @@ def _legend(states: set[int], index: SpanIndex) -> list[LegendEntry]:
     return entries
 
 
-def _highlight(frame: _Frame, spans: Spans, row_y: Mapping[int, float], selected: int
+def _highlight(frame: _Frame, spans: Spans, places: _RowPlaces, selected: int
                ) -> Box | None:
     if not 0 <= selected < len(spans):
         return None
     lane = spans.lane[selected]
-    if lane not in row_y:
+    number = int(places.numbers[lane]) if lane < len(places.numbers) else -1
+    if number < 0:
         return None
     begin, end = spans.start[selected], spans.end[selected]
     if end < frame.t0 or begin > frame.t1:
@@ -1498,7 +1636,7 @@ def _highlight(frame: _Frame, spans: Spans, row_y: Mapping[int, float], selected
     left = frame.plot.x + (max(begin, frame.t0) - frame.t0) / frame.ns_per_px
     right = frame.plot.x + (min(end, frame.t1) - frame.t0) / frame.ns_per_px
     width = max(right - left, 1.0)
-    return Box(left, row_y[lane], width, frame.vp.lane_height)
+    return Box(left, places.y_of(number), width, frame.vp.lane_height)
 
 
 # -- hit-testing ------------------------------------------------------------------------------

@@ -152,6 +152,25 @@ def test_row_ranges_in_a_column_merge_only_where_they_overlap_or_touch() -> None
     assert len(c) < len(column)
 
 
+def test_runs_of_a_grid_are_set_as_one_by_one_disjoint_or_overlapping() -> None:
+    rng = np.random.default_rng(11)
+    rows, columns = 4, 50
+    # Disjoint runs (as exact spans are), in no particular order; then some overlapping.
+    cuts = [np.sort(rng.choice(columns + 1, size=10, replace=False)) for _ in range(rows)]
+    disjoint = [(row, int(a), int(b)) for row in range(rows)
+                for a, b in zip(cuts[row][0::2], cuts[row][1::2], strict=True)]
+    rng.shuffle(disjoint)
+    overlapping = [*disjoint, (1, 3, 30), (2, 0, columns), (1, 20, 24)]
+    for runs in (disjoint, overlapping):
+        row, left, right = (np.array(part, dtype=np.int64) for part in zip(*runs, strict=True))
+        state = rng.integers(0, 9, size=len(runs)).astype(np.int8)
+        expected = np.full((rows, columns), -1, dtype=np.int8)
+        for r, a, b, code in zip(row, left, right, state, strict=True):
+            expected[r, a:b] = code  # a later run over an earlier one
+        grid = paint_module._runs_grid(rows, columns, row, left, right, state, np.dtype(np.int8))
+        assert np.array_equal(grid, expected)
+
+
 def test_cached_names_and_legend_match_drawing_them_directly(
     qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
