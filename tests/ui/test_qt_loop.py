@@ -1,5 +1,5 @@
-"""The app's qasync loop steps tasks when Qt runs its callbacks outside a running asyncio loop,
-as 3.14 requires (qasync 0.28 dispatches there; see ui/qt_loop.py)."""
+"""The app's qasync loop steps tasks with itself as the running loop when Qt runs its callbacks
+outside a running asyncio loop (qasync 0.28 dispatches there; see ui/qt_loop.py)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def test_a_task_steps_when_qt_processes_events_between_runs(
         steps.append("first")
         await asyncio.sleep(0)
         steps.append("second")
+        # what asyncio.wait and the runner's own waits ask for: before 3.14 the step runs
+        # without a running loop, and they fail ("no running event loop")
+        assert asyncio.get_running_loop() is loop
         return "done"
 
     assert loop.run_until_complete(asyncio.sleep(0)) is None
