@@ -12,6 +12,9 @@
 /* The names only this file's C calls by (_speedups.c interns those the module shares),
  * interned when the first loop tracer is made: nothing here runs before one exists. */
 static PyObject *str_get_coro, *str_get_name, *str_qualname, *str_task_spawn_base, *str_eager;
+/* a timer's details' keys (LoopTracer.timer_scheduled, _timer_cause), the recorder's origin */
+static PyObject *str_cause, *str_timer, *str_deadline_ns, *str_delay_s, *str_origin;
+static PyObject *builtin_round;
 
 static int
 intern_own_names(void)
@@ -21,8 +24,19 @@ intern_own_names(void)
     str_get_name = PyUnicode_InternFromString("get_name");
     str_qualname = PyUnicode_InternFromString("__qualname__");
     str_task_spawn_base = PyUnicode_InternFromString("_task_spawn_base");
+    str_cause = PyUnicode_InternFromString("cause");
+    str_timer = PyUnicode_InternFromString("timer");
+    str_deadline_ns = PyUnicode_InternFromString("deadline_ns");
+    str_delay_s = PyUnicode_InternFromString("delay_s");
+    str_origin = PyUnicode_InternFromString("origin");
+    PyObject *builtins = PyImport_ImportModule("builtins");
+    if (builtins != NULL) {
+        builtin_round = PyObject_GetAttrString(builtins, "round");
+        Py_DECREF(builtins);
+    }
     str_eager = str_get_coro && str_get_name && str_qualname && str_task_spawn_base
-        ? PyUnicode_InternFromString("eager") : NULL;
+        && str_cause && str_timer && str_deadline_ns && str_delay_s && str_origin
+        && builtin_round ? PyUnicode_InternFromString("eager") : NULL;
     return str_eager == NULL ? -1 : 0;
 }
 
@@ -190,6 +204,9 @@ static PyMemberDef tracer_members[] = {
     {"_named_by_request", T_OBJECT, offsetof(LoopTracerCore, named_by_request), 0, NULL},
     {"_gathering_future", T_OBJECT, offsetof(LoopTracerCore, gathering_future), 0, NULL},
     {"on_gather", T_INT, offsetof(LoopTracerCore, on_gather), 0, NULL},
+    {"_timer_fires", T_OBJECT, offsetof(LoopTracerCore, timer_fires), 0, NULL},
+    {"_last_delay", T_OBJECT, offsetof(LoopTracerCore, last_delay), READONLY, NULL},
+    {"_last_delay_shown", T_OBJECT, offsetof(LoopTracerCore, last_delay_shown), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -225,11 +242,11 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
             return -1;
         }
         if (cause < 0) {  /* a timer: its detail is interned only now that it wakes someone */
-            PyObject *detail = PyObject_CallMethodOneArg(
-                (PyObject *)self, str_timer_cause, PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS));
-            if (detail == NULL) return -1;
-            int failed = as_int32(detail, &cause);
-            Py_DECREF(detail);
+            /* LoopTracer._timer_cause */
+            PyObject *detail = PyTuple_Pack(4, str_cause, str_timer, str_deadline_ns,
+                                            PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS));
+            int failed = detail == NULL || recorder_detail(recorder, detail, &cause) < 0;
+            Py_XDECREF(detail);
             if (failed) return -1;
         }
     }
@@ -380,6 +397,121 @@ tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_
     }
     if (judged < 0) return tracer_failed(self) < 0 ? NULL : Py_NewRef(callback);
     return lane == NO_LANE ? Py_NewRef(callback) : caused_by_task(self, callback, lane);
+}
+
+/* -- timers (LoopTracer.pure_timer_scheduled, which this is the twin of) ------------------- */
+
+/* round(delay * 1e9), as Python rounds it: a float's half-way case to even */
+static PyObject *
+delay_ns(PyObject *delay)
+{
+    if (PyFloat_CheckExact(delay)) {
+        double ns = PyFloat_AS_DOUBLE(delay) * 1e9;
+        if (isfinite(ns)) {
+            double rounded = round(ns);
+            if (fabs(ns - rounded) == 0.5) rounded = 2.0 * round(ns / 2.0);
+            return PyLong_FromDouble(rounded);
+        }
+    }
+    PyObject *factor = PyFloat_FromDouble(1e9);
+    PyObject *product = factor == NULL ? NULL : PyNumber_Multiply(delay, factor);
+    Py_XDECREF(factor);
+    PyObject *rounded = product == NULL ? NULL : PyObject_CallOneArg(builtin_round, product);
+    Py_XDECREF(product);
+    return rounded;
+}
+
+/* The deadline of a timer due in `delay` seconds, in ns of the recorder's time:
+ * recorder.clock() - recorder.origin + round(delay * 1e9) */
+static PyObject *
+timer_deadline(LoopTracerCore *self, PyObject *delay)
+{
+    int64_t now;
+    if (recorder_read_clock(self->recorder, &now) < 0) return NULL;
+    PyObject *origin = PyObject_GetAttr((PyObject *)self->recorder, str_origin);
+    if (origin == NULL) return NULL;
+    PyObject *reading = PyLong_FromLongLong(now);
+    PyObject *since = reading == NULL ? NULL : PyNumber_Subtract(reading, origin);
+    Py_XDECREF(reading);
+    Py_DECREF(origin);
+    if (since == NULL) return NULL;
+    PyObject *ahead = delay_ns(delay);
+    PyObject *deadline = ahead == NULL ? NULL : PyNumber_Add(since, ahead);
+    Py_DECREF(since);
+    Py_XDECREF(ahead);
+    return deadline;
+}
+
+/* round(delay, 6), remembered for the last delay: a program sleeps the same delays over and
+ * over (a borrowed reference, or NULL with an exception) */
+static PyObject *
+shown_delay(LoopTracerCore *self, PyObject *delay)
+{
+    PyObject *last = self->last_delay;
+    if (last != NULL && (last == delay || (PyFloat_CheckExact(delay) && PyFloat_CheckExact(last)
+            && memcmp(&((PyFloatObject *)last)->ob_fval, &((PyFloatObject *)delay)->ob_fval,
+                      sizeof(double)) == 0))) {
+        return self->last_delay_shown;
+    }
+    PyObject *shown = PyObject_CallFunction(builtin_round, "Oi", delay, 6);
+    if (shown == NULL) return NULL;
+    Py_XSETREF(self->last_delay_shown, shown);
+    Py_XSETREF(self->last_delay, Py_NewRef(delay));
+    return shown;
+}
+
+/* asyncio.sleep's timer: its SLEEPING detail, ("delay_s", round(delay, 6), "deadline_ns",
+ * deadline), interned now and kept for the wait on `future` (tracer.sleeps, SLEEP_FIELDS) */
+static int
+tracer_remember_sleep(LoopTracerCore *self, PyObject *delay, PyObject *deadline,
+                      PyObject *future)
+{
+    if (self->sleeps == NULL || !PyDict_Check(self->sleeps)) {
+        PyErr_SetString(PyExc_TypeError, "the asyncio tracer's sleeps must be a dict");
+        return -1;
+    }
+    PyObject *shown = shown_delay(self, delay);  /* borrowed */
+    if (shown == NULL) return -1;
+    PyObject *detail = PyTuple_Pack(4, str_delay_s, shown, str_deadline_ns, deadline);
+    int32_t index;
+    int failed = detail == NULL || recorder_detail(self->recorder, detail, &index) < 0;
+    Py_XDECREF(detail);
+    if (failed) return -1;
+    PyObject *key = PyLong_FromVoidPtr(future);  /* id(future) */
+    PyObject *row = key == NULL ? NULL : Py_BuildValue("(Oi)", future, index);
+    failed = row == NULL || PyDict_SetItem(self->sleeps, key, row) < 0;
+    Py_XDECREF(key);
+    Py_XDECREF(row);
+    return failed ? -1 : 0;
+}
+
+/* timer_scheduled(delay, callback, args) -> the callback to schedule, run with the timer as
+ * the cause of what it completes; asyncio.sleep's timer also leaves its SLEEPING detail for
+ * the wait on its future. Every sleep of a program comes here. */
+static PyObject *
+tracer_timer_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "timer_scheduled(delay, callback, args)");
+        return NULL;
+    }
+    PyObject *delay = args[0], *callback = args[1], *callback_args = args[2];
+    PyObject *result = NULL;
+    PyObject *deadline = timer_deadline(self, delay);
+    if (deadline != NULL && callback == self->timer_fires && PyTuple_GET_SIZE(callback_args)
+            && tracer_remember_sleep(self, delay, deadline,
+                                     PyTuple_GET_ITEM(callback_args, 0)) < 0) {
+        Py_CLEAR(deadline);
+    }
+    if (deadline != NULL) {
+        PyObject *cause = Py_BuildValue("(iiO)", self->loop_lane, -1, deadline);  /* CAUSE_FIELDS */
+        Py_DECREF(deadline);
+        result = cause == NULL ? NULL
+            : caused_callback_new(&CausedCallbackType, self, callback, cause);
+        Py_XDECREF(cause);
+    }
+    if (result == NULL && tracer_failed(self) == 0) return Py_NewRef(callback);
+    return result;
 }
 
 /* An Exception raised while recording detaches the tracer (the program goes on); anything
@@ -622,6 +754,8 @@ tracer_task_created(LoopTracerCore *self, PyObject *const *args, Py_ssize_t narg
 static PyMethodDef tracer_methods[] = {
     {"task_created", (PyCFunction)(void (*)(void))tracer_task_created, METH_FASTCALL,
      "task_created(proxy, task, name): a lane for the task, READY from its creator."},
+    {"timer_scheduled", (PyCFunction)(void (*)(void))tracer_timer_scheduled, METH_FASTCALL,
+     "timer_scheduled(delay, callback, args): the callback to schedule for a timer."},
     {"callback_scheduled", (PyCFunction)(void (*)(void))tracer_callback_scheduled,
      METH_FASTCALL, NULL},
     {"poll_started", (PyCFunction)tracer_poll_started, METH_O,

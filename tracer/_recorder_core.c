@@ -366,7 +366,7 @@ recorder_set_clock(RecorderCore *self, PyObject *clock)
     Py_RETURN_NONE;
 }
 
-#define RECORDER_OBJECTS(X) X(clock) X(name_uses)
+#define RECORDER_OBJECTS(X) X(clock) X(name_uses) X(details) X(detail_rows)
 GC_FIELD_FUNCTIONS(recorder, RecorderCore, RECORDER_OBJECTS)
 
 /* Recorder.spawn with the lane's detail a value row on `base`: the new lane in *lane and its
@@ -414,6 +414,51 @@ recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
     return 0;
 }
 
+/* Recorder.detail: the interned index of a detail tuple in *index, a new row when it is new.
+ * In C because a program that sleeps gives every sleep a detail of its own (its deadline):
+ * interning it from C costs no Python call. */
+int
+recorder_detail(RecorderCore *self, PyObject *detail, int32_t *index)
+{
+    PyObject *details = self->details, *rows = self->detail_rows;
+    if (details == NULL || !PyDict_Check(details) || rows == NULL || !PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "the recorder's _details must be a dict, "
+                        "its _detail_rows a list");
+        return -1;
+    }
+    PyObject *known = PyDict_GetItemWithError(details, detail);  /* borrowed */
+    if (known != NULL) return as_int32(known, index);
+    if (PyErr_Occurred()) return -1;
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    if (count >= VALUE_ROW) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "more interned details than the detail column can name");
+        return -1;
+    }
+    PyObject *number = PyLong_FromSsize_t(count);
+    int failed = number == NULL || PyDict_SetItem(details, detail, number) < 0
+        || PyList_Append(rows, detail) < 0;
+    Py_XDECREF(number);
+    if (failed) return -1;
+    *index = (int32_t)count;
+    return 0;
+}
+
+static PyObject *
+recorder_detail_method(RecorderCore *self, PyObject *detail)
+{
+    int32_t index;
+    if (recorder_detail(self, detail, &index) < 0) return NULL;
+    return PyLong_FromLong(index);
+}
+
+/* The clock reading events are stamped with (not yet relative to the recorder's origin). */
+int
+recorder_read_clock(RecorderCore *self, int64_t *now)
+{
+    return recorder_now(self, now);
+}
+
 static void
 recorder_dealloc(RecorderCore *self)
 {
@@ -435,6 +480,20 @@ recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) return NULL;
     self->current = NO_LANE;
     self->limit = PY_SSIZE_T_MAX;
+    /* the table starts with the empty detail, NO_DETAIL */
+    PyObject *empty = PyTuple_New(0);
+    PyObject *zero = PyLong_FromLong(0);  /* NO_DETAIL */
+    self->details = PyDict_New();
+    self->detail_rows = empty == NULL ? NULL : PyList_New(0);
+    int failed = empty == NULL || zero == NULL || self->details == NULL
+        || self->detail_rows == NULL || PyDict_SetItem(self->details, empty, zero) < 0
+        || PyList_Append(self->detail_rows, empty) < 0;
+    Py_XDECREF(empty);
+    Py_XDECREF(zero);
+    if (failed) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -453,6 +512,8 @@ static PyMethodDef recorder_methods[] = {
     {"_last_event", (PyCFunction)recorder_last_event, METH_NOARGS,
      "(code, lane) of the last pending event."},
     {"_set_clock", (PyCFunction)recorder_set_clock, METH_O, NULL},
+    {"detail", (PyCFunction)recorder_detail_method, METH_O,
+     "detail(detail): the interned index of a detail tuple."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -465,6 +526,10 @@ static PyMemberDef recorder_members[] = {
      "How many lanes have been spawned."},
     {"_name_uses", T_OBJECT, offsetof(RecorderCore, name_uses), 0,
      "name -> how many lanes have taken it (Recorder.spawn)."},
+    {"_details", T_OBJECT, offsetof(RecorderCore, details), 0,
+     "detail tuple -> its interned index (Recorder.detail)."},
+    {"_detail_rows", T_OBJECT, offsetof(RecorderCore, detail_rows), 0,
+     "The interned detail tuples in index order."},
     {NULL, 0, 0, 0, NULL},
 };
 

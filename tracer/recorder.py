@@ -70,6 +70,9 @@ class PurePendingBuffer:
         self._value_lengths = array("I")
         self._value_texts = bytearray()
         self._value_count = 0  # value rows so far, sent or pending
+        # Recorder.detail's table: detail tuple -> index, and the tuples in index order
+        self._details: dict[Detail, int] = {(): NO_DETAIL}
+        self._detail_rows: list[Detail] = [()]
 
     @property
     def _limit(self) -> int:
@@ -107,6 +110,16 @@ class PurePendingBuffer:
         )
         if len(pending) >= self._pending_limit:
             self._limit_reached()
+
+    def detail(self, detail: Detail) -> int:
+        """The interned index of a detail tuple."""
+        index = self._details.get(detail)
+        if index is None:
+            if len(self._detail_rows) >= VALUE_ROW:
+                raise OverflowError("more interned details than the detail column can name")
+            index = self._details[detail] = len(self._detail_rows)
+            self._detail_rows.append(detail)
+        return index
 
     def value_row(self, base: int, text: str) -> int:
         """A new value row -- detail `base` plus the value `text` -- and its detail index."""
@@ -202,8 +215,6 @@ class Recorder(_PendingBuffer):
         self._next_seq = 0
         self._lane_count = 0
         self._name_uses: dict[str, int] = {}
-        self._details: dict[Detail, int] = {(): NO_DETAIL}
-        self._detail_rows: list[Detail] = [()]
         self._details_sent = 1
         self._sources: dict[Source, int] = {}
         self._source_rows: list[Source] = [("", 0, "")]
@@ -223,16 +234,6 @@ class Recorder(_PendingBuffer):
         self.flush()
         if gate is not None:
             gate(last_code, last_lane)
-
-    def detail(self, detail: Detail) -> int:
-        """The interned index of a detail tuple."""
-        index = self._details.get(detail)
-        if index is None:
-            if len(self._detail_rows) >= VALUE_ROW:
-                raise OverflowError("more interned details than the detail column can name")
-            index = self._details[detail] = len(self._detail_rows)
-            self._detail_rows.append(detail)
-        return index
 
     def detail_row(self, index: int) -> Detail:
         """The interned detail tuple at `index`."""

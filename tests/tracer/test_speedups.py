@@ -301,8 +301,23 @@ async def nap(n):
     await asyncio.sleep(1e-9)
     return n
 
+async def naps():
+    # delays whose shown value and whose ns round (half-way cases to even): 2.5e-9 s is 2 ns
+    for delay in (2.5e-9, 3.5e-9, 1.25e-7, 1.5e-6, 1.5e-6, 2.5e-9):
+        await asyncio.sleep(delay)
+    loop = asyncio.get_running_loop()
+    fired = loop.create_future()
+    loop.call_later(0, fired.set_result, 3)  # an int delay, a timer that is not a sleep
+    timed = loop.create_future()
+    loop.call_at(loop.time(), timed.set_result, 4)
+    try:  # a timeout's timer cancels a sleep
+        await asyncio.wait_for(asyncio.sleep(10), timeout=1e-6)
+    except TimeoutError:
+        pass
+    return await fired + await timed
+
 async def main():
-    return await asyncio.gather(nap(1), nap(2))
+    return [*await asyncio.gather(nap(1), nap(2)), await naps()]
 
 """ + RUN_TRACED_MAIN + """
 print(json.dumps(dict(result=result, events=events, details=trace.details)))
@@ -313,13 +328,22 @@ print(json.dumps(dict(result=result, events=events, details=trace.details)))
 def test_c_and_pure_record_timed_sleeps_alike() -> None:
     c_side = run_both_sides(SLEEPS_PROGRAM)
 
-    assert c_side["result"] == [1, 2]
+    assert c_side["result"] == [1, 2, 7]
     details = c_side["details"]
     codes, detail_column = c_side["events"][2], c_side["events"][4]
     slept = [details[detail] for code, detail in zip(codes, detail_column, strict=True)
              if code == Code.SLEEPING]
-    assert len(slept) == 4
-    assert all(detail["delay_s"] == 0.0 and detail["deadline_ns"] > 0 for detail in slept)
+    assert [detail["delay_s"] for detail in slept] == [
+        0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2e-06, 2e-06, 0.0, 10]
+    assert all(detail["deadline_ns"] > 0 for detail in slept)
+    causes = [details[detail] for code, detail in zip(codes, detail_column, strict=True)
+              if code == Code.WAKE]
+    timers = [cause for cause in causes if cause.get("cause") == "timer"]
+    # each sleep is woken by its own timer, but the last, which the timeout cancels (3.11's
+    # wait_for runs it in a task of its own, with a timer of its own)
+    assert [cause["deadline_ns"] for cause in timers][: len(slept) - 1] == [
+        detail["deadline_ns"] for detail in slept[:-1]]
+    assert sum(1 for cause in causes if cause.get("cancel")) == 1
 
 
 # Eager tasks (3.12+): the first step runs inside the Task constructor, before create_task has

@@ -157,6 +157,8 @@ class LoopTracer(_TracerCore):
         self._plain_future: type = _Future
         self._gathering_future: type = _GATHERING_FUTURE
         self._plain_task: type = _Task
+        # what asyncio.sleep's timer calls: a timer that gets a SLEEPING detail
+        self._timer_fires: Callable[..., Any] = _TIMER_FIRES
         # what the C spawn of a task lane keeps: qualname -> spawn base (Recorder.spawn_base),
         # and the qualnames whose lanes are named by the request they serve (Python does)
         self._spawn_bases: dict[str, int] = {}
@@ -519,19 +521,25 @@ class LoopTracer(_TracerCore):
 
     # -- timers and fds (called by the loop's call_at/call_later and _add_reader/_add_writer)
 
-    def timer_scheduled(
+    def pure_timer_scheduled(
         self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...]
     ) -> Callable[..., Any]:
+        """The callback to schedule for a timer due in `delay` s, run with the timer as the
+        cause of what it completes; asyncio.sleep's timer also leaves its SLEEPING detail
+        for the wait on its future (the C base has its own, recording the same)."""
         try:
             recorder = self.recorder
             deadline_ns = recorder.clock() - recorder.origin + round(delay * 1e9)
-            if callback is _TIMER_FIRES and args:
+            if callback is self._timer_fires and args:
                 sleep = recorder.detail(("delay_s", round(delay, 6), "deadline_ns", deadline_ns))
                 self.sleeps[id(args[0])] = (args[0], sleep)
             return self.with_cause(callback, (self.loop_lane, -1, deadline_ns))
         except Exception as exc:
             self.detach(exc)
             return callback
+
+    if TYPE_CHECKING or SPEEDUPS is None:
+        timer_scheduled = pure_timer_scheduled
 
     def fd_watched(
         self, fd: Any, mode: str, callback: Callable[..., Any], args: tuple[Any, ...]
