@@ -205,6 +205,7 @@ static PyMemberDef tracer_members[] = {
     {"_gathering_future", T_OBJECT, offsetof(LoopTracerCore, gathering_future), 0, NULL},
     {"on_gather", T_INT, offsetof(LoopTracerCore, on_gather), 0, NULL},
     {"_timer_fires", T_OBJECT, offsetof(LoopTracerCore, timer_fires), 0, NULL},
+    {"sleeping", T_OBJECT, offsetof(LoopTracerCore, sleeping), 0, NULL},
     {"_last_delay", T_OBJECT, offsetof(LoopTracerCore, last_delay), READONLY, NULL},
     {"_last_delay_shown", T_OBJECT, offsetof(LoopTracerCore, last_delay_shown), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
@@ -216,12 +217,62 @@ GC_FROM_MEMBERS(tracer, tracer_members)
 /* WAKE and READY on each lane waiting for a future completed now, by whoever is completing
  * it: `finished` when the future is a traced task that ended, else the running step, else
  * the callback in progress (LoopTracer._wake). `waiters` is a checked WAITERS row. */
+/* The interned wake cause of a timer due at `deadline` (LoopTracer._timer_cause) */
+static int
+timer_cause(RecorderCore *recorder, PyObject *deadline, int32_t *cause)
+{
+    PyObject *detail = PyTuple_Pack(4, str_cause, str_timer, str_deadline_ns, deadline);
+    int failed = detail == NULL || recorder_detail(recorder, detail, cause) < 0;
+    Py_XDECREF(detail);
+    return failed ? -1 : 0;
+}
+
+/* The SLEEPING detail of the sleep `future` ends, forgotten now (tracer.sleeping), in *slept;
+ * -1 when it is not asyncio.sleep's future. */
+static int
+take_sleep(LoopTracerCore *self, PyObject *future, int32_t *slept)
+{
+    *slept = -1;
+    PyObject *sleeping = self->sleeping;
+    if (sleeping == NULL || !PyDict_Check(sleeping) || !PyDict_GET_SIZE(sleeping)) return 0;
+    PyObject *key = PyLong_FromVoidPtr(future);
+    if (key == NULL) return -1;
+    PyObject *detail = PyDict_GetItemWithError(sleeping, key);  /* borrowed */
+    int failed = detail == NULL ? PyErr_Occurred() != NULL
+        : as_int32(detail, slept) < 0 || PyDict_DelItem(sleeping, key) < 0;
+    Py_DECREF(key);
+    return failed ? -1 : 0;
+}
+
+/* The deadline in the SLEEPING detail `slept`, ("delay_s", d, "deadline_ns", deadline), as
+ * LoopTracer.timer_scheduled interned it (a borrowed reference) */
+static PyObject *
+slept_deadline(RecorderCore *recorder, int32_t slept)
+{
+    PyObject *rows = recorder->detail_rows;
+    PyObject *row = rows != NULL && PyList_Check(rows) && slept < PyList_GET_SIZE(rows)
+        ? PyList_GET_ITEM(rows, slept) : NULL;
+    if (row == NULL || !PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 4) {
+        PyErr_SetString(PyExc_TypeError, "a sleep's detail is not (delay_s, d, deadline_ns, t)");
+        return NULL;
+    }
+    return PyTuple_GET_ITEM(row, 3);
+}
+
 static int
 tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
 {
     RecorderCore *recorder = self->recorder;
     int current = recorder->current;
-    int32_t waker, cause;
+    int32_t waker, cause, slept;
+    PyObject *future = PyTuple_GET_ITEM(waiters, WAITERS_FUTURE);
+    if (take_sleep(self, future, &slept) < 0) return -1;
+    /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
+    PyObject *cancelled = PyObject_CallMethodNoArgs(future, str_cancelled);
+    if (cancelled == NULL) return -1;
+    int is_cancelled = PyObject_IsTrue(cancelled);
+    Py_DECREF(cancelled);
+    if (is_cancelled < 0) return -1;
     if (finished != NO_LANE) {
         waker = finished;
         cause = self->cause_task;
@@ -241,26 +292,21 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
             || as_int32(PyTuple_GET_ITEM(running, CAUSE_DETAIL), &cause) < 0) {
             return -1;
         }
-        if (cause < 0) {  /* a timer: its detail is interned only now that it wakes someone */
-            /* LoopTracer._timer_cause */
-            PyObject *detail = PyTuple_Pack(4, str_cause, str_timer, str_deadline_ns,
-                                            PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS));
-            int failed = detail == NULL || recorder_detail(recorder, detail, &cause) < 0;
-            Py_XDECREF(detail);
-            if (failed) return -1;
+        /* a timer: its detail is interned only now that it wakes someone */
+        if (cause < 0
+            && timer_cause(recorder, PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS), &cause) < 0) {
+            return -1;
         }
+    }
+    else if (slept >= 0 && !is_cancelled) {  /* asyncio.sleep's own timer fired */
+        PyObject *deadline = slept_deadline(recorder, slept);
+        if (deadline == NULL || timer_cause(recorder, deadline, &cause) < 0) return -1;
+        waker = self->loop_lane;
     }
     else {
         waker = self->loop_lane;
         cause = self->cause_callback;
     }
-    /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
-    PyObject *cancelled = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(waiters, WAITERS_FUTURE),
-                                                    str_cancelled);
-    if (cancelled == NULL) return -1;
-    int is_cancelled = PyObject_IsTrue(cancelled);
-    Py_DECREF(cancelled);
-    if (is_cancelled < 0) return -1;
     if (is_cancelled) {
         PyObject *index = PyLong_FromLong(cause);
         if (index == NULL) return -1;
@@ -498,12 +544,15 @@ tracer_timer_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t n
     PyObject *delay = args[0], *callback = args[1], *callback_args = args[2];
     PyObject *result = NULL;
     PyObject *deadline = timer_deadline(self, delay);
-    if (deadline != NULL && callback == self->timer_fires && PyTuple_GET_SIZE(callback_args)
-            && tracer_remember_sleep(self, delay, deadline,
-                                     PyTuple_GET_ITEM(callback_args, 0)) < 0) {
-        Py_CLEAR(deadline);
+    if (deadline != NULL && callback == self->timer_fires && PyTuple_GET_SIZE(callback_args)) {
+        /* asyncio.sleep's timer runs as it is: the wake-up finds its deadline in the
+         * SLEEPING detail (tracer.sleeping), without a wrapper and a cause per sleep */
+        int failed = tracer_remember_sleep(self, delay, deadline,
+                                           PyTuple_GET_ITEM(callback_args, 0));
+        Py_DECREF(deadline);
+        if (!failed) return Py_NewRef(callback);
     }
-    if (deadline != NULL) {
+    else if (deadline != NULL) {
         PyObject *cause = Py_BuildValue("(iiO)", self->loop_lane, -1, deadline);  /* CAUSE_FIELDS */
         Py_DECREF(deadline);
         result = cause == NULL ? NULL
@@ -1076,7 +1125,8 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
     }
     if ((PyObject *)Py_TYPE(future) != tracer->plain_future || tracer->waiting == NULL
         || !PyDict_Check(tracer->waiting) || tracer->sleeps == NULL
-        || !PyDict_Check(tracer->sleeps) || tracer->io_futures == NULL
+        || !PyDict_Check(tracer->sleeps) || tracer->sleeping == NULL
+        || !PyDict_Check(tracer->sleeping) || tracer->io_futures == NULL
         || !PyDict_Check(tracer->io_futures)) {
         return 0;
     }
@@ -1091,6 +1141,8 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
             Py_INCREF(sleep);
             int failed = checked_row(sleep, SLEEP_FIELDS, "asyncio sleeps") == NULL
                 || as_int32(PyTuple_GET_ITEM(sleep, SLEEP_DETAIL), &detail) < 0
+                || PyDict_SetItem(tracer->sleeping, key, PyTuple_GET_ITEM(sleep, SLEEP_DETAIL))
+                    < 0
                 || PyDict_DelItem(tracer->sleeps, key) < 0
                 || recorder_append(recorder, lane, CODE_SLEEPING, NO_LANE, detail, 0) < 0
                 || proxy_add_waiter(tracer, key, future, lane) < 0;

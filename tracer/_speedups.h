@@ -115,6 +115,9 @@ typedef struct {
     /* timers (LoopTracer.timer_scheduled): what asyncio.sleep's timer calls, and the last
      * delay a sleep asked for with its shown value, round(delay, 6) */
     PyObject *timer_fires;
+    /* id(future) -> its SLEEPING detail while a lane sleeps on asyncio.sleep's future, whose
+     * timer runs unwrapped: the wake-up reads the timer's deadline from there */
+    PyObject *sleeping;
     PyObject *last_delay;
     PyObject *last_delay_shown;
 } LoopTracerCore;

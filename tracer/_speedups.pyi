@@ -38,6 +38,7 @@ class LoopTracerCore:
     ready_self: int
     waiting: dict[int, tuple[Any, ...]]
     sleeps: dict[int, tuple[Any, int]]
+    sleeping: dict[int, int]
     io_futures: dict[int, tuple[Any, int, str, Any, Any]]
     cause: Any
     loop_lane: int

@@ -346,6 +346,72 @@ def test_c_and_pure_record_timed_sleeps_alike() -> None:
     assert sum(1 for cause in causes if cause.get("cancel")) == 1
 
 
+# Sleeps ended otherwise than by their own timers: cancelled from a step, from a plain
+# callback and by a timeout's timer, beside one that runs out (each sleep's timer runs
+# unwrapped; its wake-up finds the deadline in the SLEEPING detail). The polls' timeouts and
+# the timeout's deadline come from the loop's real clock: only the wakes are printed, the
+# timeout's deadline as whether it is one.
+CANCELLED_SLEEPS_PROGRAM = """
+import asyncio, json
+from loopscope.tracer.events import Code, FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+async def sleeper(delay):
+    try:
+        await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        return "cancelled"
+    return "slept"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    by_step = asyncio.create_task(sleeper(10), name="by a step")
+    by_callback = asyncio.create_task(sleeper(10), name="by a callback")
+    runs_out = asyncio.create_task(sleeper(1e-9), name="runs out")
+    await asyncio.sleep(0)
+    by_step.cancel()
+    loop.call_soon(by_callback.cancel)
+    results = [await by_step, await by_callback, await runs_out]
+    try:
+        async with asyncio.timeout(1e-6):
+            await asyncio.sleep(10)
+    except TimeoutError:
+        results.append("timed out")
+    return results
+
+""" + RUN_TRACED_MAIN + """
+names = {lane: trace.lane_name(lane) for lane in set(trace.lane)}
+wakes = []
+for lane, code, detail in zip(trace.lane, trace.code, trace.detail):
+    if code in (Code.WAKE, Code.SLEEPING):
+        shown = dict(trace.details[detail])
+        if shown.get("cancel") and "deadline_ns" in shown:
+            shown["deadline_ns"] = isinstance(shown["deadline_ns"], int)
+        wakes.append([names[lane], Code(code).name, shown])
+print(json.dumps(dict(result=result, wakes=wakes)))
+"""
+
+
+@needs_extension
+def test_c_and_pure_say_what_ended_a_sleep_alike() -> None:
+    c_side = run_both_sides(CANCELLED_SLEEPS_PROGRAM)
+
+    assert c_side["result"] == ["cancelled", "cancelled", "slept", "timed out"]
+    wakes = [(name, detail) for name, code, detail in c_side["wakes"] if code == "WAKE"
+             and detail.get("cause") not in ("task", None)]
+    slept = {name: detail for name, code, detail in c_side["wakes"] if code == "SLEEPING"}
+    assert wakes[:3] == [
+        ("by a step", {"cause": "future", "cancel": True}),
+        ("by a callback", {"cause": "callback", "cancel": True}),
+        ("runs out", {"cause": "timer", "deadline_ns": slept["runs out"]["deadline_ns"]}),
+    ]
+    # the timeout cancels the main task's sleep: not that sleep's own timer
+    assert len(wakes) == 4 and wakes[3][0] == "main (Task-1)" and wakes[3][1]["cancel"]
+    assert "deadline_ns" not in wakes[3][1] or wakes[3][1]["deadline_ns"] is True
+
+
 # Eager tasks (3.12+): the first step runs inside the Task constructor, before create_task has
 # the task, so the lane is spawned by that step; it is named as any other task's lane is.
 EAGER_PROGRAM = """

@@ -136,6 +136,9 @@ class LoopTracer(_TracerCore):
         # id(future) -> (future, SLEEPING detail): futures asyncio.sleep's timers will complete
         # (SLEEP_FIELDS)
         self.sleeps: dict[int, tuple[Any, int]] = {}
+        # id(future) -> SLEEPING detail: the sleeps lanes wait on now. asyncio.sleep's timer
+        # runs unwrapped (no cause of its own): its wake-up reads the deadline from there.
+        self.sleeping: dict[int, int] = {}
         # id(future) -> (future, fd, mode, socket, address): futures fd readiness will complete
         self.io_futures: dict[int, tuple[Any, int, str, Any, Any]] = {}
         # id(code) -> (code, {line: source index}); by id for the reason _verdicts_top is
@@ -346,6 +349,7 @@ class LoopTracer(_TracerCore):
         key = id(future)
         sleep = self.sleeps.pop(key, None)
         if sleep is not None:
+            self.sleeping[key] = sleep[1]
             self.record(lane, _SLEEPING, NO_LANE, sleep[1])
         else:
             io = self.io_futures.pop(key, None)
@@ -469,6 +473,8 @@ class LoopTracer(_TracerCore):
 
     def _wake(self, waiters: tuple[Any, ...]) -> None:
         future = waiters[0]
+        slept = self.sleeping.pop(id(future), -1) if self.sleeping else -1
+        cancelled = future.cancelled()
         finished = lane_of_task(future) if isinstance(future, _Task) else NO_LANE
         if finished != NO_LANE:
             waker, cause = finished, self.cause_task
@@ -478,9 +484,12 @@ class LoopTracer(_TracerCore):
             waker, cause, deadline_ns = self.cause
             if cause < 0:
                 cause = self._timer_cause(deadline_ns)
+        elif slept >= 0 and not cancelled:  # asyncio.sleep's own timer fired
+            waker = self.loop_lane
+            cause = self._timer_cause(self.recorder.detail_row(slept)[3])
         else:
             waker, cause = self.loop_lane, self.cause_callback
-        if future.cancelled():
+        if cancelled:
             cause = self.cancel_cause(cause)
         record = self.record
         for lane in waiters[1:]:
@@ -533,6 +542,9 @@ class LoopTracer(_TracerCore):
             if callback is self._timer_fires and args:
                 sleep = recorder.detail(("delay_s", round(delay, 6), "deadline_ns", deadline_ns))
                 self.sleeps[id(args[0])] = (args[0], sleep)
+                # runs as it is: the wake-up finds the deadline in the SLEEPING detail
+                # (self.sleeping), without a wrapper and a cause per sleep
+                return callback
             return self.with_cause(callback, (self.loop_lane, -1, deadline_ns))
         except Exception as exc:
             self.detach(exc)
@@ -643,6 +655,7 @@ class LoopTracer(_TracerCore):
         self.detached = True
         self.waiting.clear()
         self.sleeps.clear()
+        self.sleeping.clear()
         self.io_futures.clear()
         self.cause = None
 
