@@ -217,46 +217,80 @@ GC_FROM_MEMBERS(tracer, tracer_members)
 /* WAKE and READY on each lane waiting for a future completed now, by whoever is completing
  * it: `finished` when the future is a traced task that ended, else the running step, else
  * the callback in progress (LoopTracer._wake). `waiters` is a checked WAITERS row. */
-/* The interned wake cause of a timer due at `deadline` (LoopTracer._timer_cause) */
+/* The wake cause of a timer due at `deadline` (LoopTracer._timer_cause): interned, or a
+ * unique row for a sleep's own timer, which wakes its sleeper once */
 static int
-timer_cause(RecorderCore *recorder, PyObject *deadline, int32_t *cause)
+timer_cause(RecorderCore *recorder, PyObject *deadline, int unique, int32_t *cause)
 {
     PyObject *detail = PyTuple_Pack(4, str_cause, str_timer, str_deadline_ns, deadline);
-    int failed = detail == NULL || recorder_detail(recorder, detail, cause) < 0;
+    int failed = detail == NULL || (unique ? recorder_unique_detail(recorder, detail, cause)
+                                           : recorder_detail(recorder, detail, cause)) < 0;
     Py_XDECREF(detail);
     return failed ? -1 : 0;
 }
 
-/* The SLEEPING detail of the sleep `future` ends, forgotten now (tracer.sleeping), in *slept;
- * -1 when it is not asyncio.sleep's future. */
+/* The deadline of the sleep `future` ends, forgotten now (tracer.sleeping), in *deadline (a
+ * new reference); NULL when it is not asyncio.sleep's future. */
 static int
-take_sleep(LoopTracerCore *self, PyObject *future, int32_t *slept)
+take_sleep(LoopTracerCore *self, PyObject *future, PyObject **deadline)
 {
-    *slept = -1;
+    *deadline = NULL;
     PyObject *sleeping = self->sleeping;
     if (sleeping == NULL || !PyDict_Check(sleeping) || !PyDict_GET_SIZE(sleeping)) return 0;
     PyObject *key = PyLong_FromVoidPtr(future);
     if (key == NULL) return -1;
-    PyObject *detail = PyDict_GetItemWithError(sleeping, key);  /* borrowed */
-    int failed = detail == NULL ? PyErr_Occurred() != NULL
-        : as_int32(detail, slept) < 0 || PyDict_DelItem(sleeping, key) < 0;
+    PyObject *found = PyDict_GetItemWithError(sleeping, key);  /* borrowed */
+    int failed = found == NULL && PyErr_Occurred() != NULL;
+    if (found != NULL) {
+        *deadline = Py_NewRef(found);
+        failed = PyDict_DelItem(sleeping, key) < 0;
+        if (failed) Py_CLEAR(*deadline);
+    }
     Py_DECREF(key);
     return failed ? -1 : 0;
 }
 
-/* The deadline in the SLEEPING detail `slept`, ("delay_s", d, "deadline_ns", deadline), as
- * LoopTracer.timer_scheduled interned it (a borrowed reference) */
-static PyObject *
-slept_deadline(RecorderCore *recorder, int32_t slept)
+/* Who wakes the lanes waiting for a future completed now, and why: `finished` when the
+ * future is a traced task that ended, else the running step, else the callback in progress,
+ * else the sleep's own timer (`slept`, its deadline) when it ran out (LoopTracer._wake). */
+static int
+tracer_wake_cause(LoopTracerCore *self, int current, int32_t finished, PyObject *slept,
+                  int is_cancelled, int32_t *waker, int32_t *cause)
 {
-    PyObject *rows = recorder->detail_rows;
-    PyObject *row = rows != NULL && PyList_Check(rows) && slept < PyList_GET_SIZE(rows)
-        ? PyList_GET_ITEM(rows, slept) : NULL;
-    if (row == NULL || !PyTuple_Check(row) || PyTuple_GET_SIZE(row) != 4) {
-        PyErr_SetString(PyExc_TypeError, "a sleep's detail is not (delay_s, d, deadline_ns, t)");
-        return NULL;
+    if (finished != NO_LANE) {
+        *waker = finished;
+        *cause = self->cause_task;
     }
-    return PyTuple_GET_ITEM(row, 3);
+    else if (current != self->loop_lane && current != NO_LANE) {  /* a step completed it */
+        *waker = current;
+        *cause = self->cause_future;
+    }
+    else if (self->done_lane != NO_LANE) {  /* a finished task's done callback */
+        *waker = self->done_lane;
+        *cause = self->cause_task;
+    }
+    else if (self->cause != NULL && self->cause != Py_None) {
+        PyObject *running = checked_row(self->cause, CAUSE_FIELDS, "the asyncio cause");
+        if (running == NULL
+            || as_int32(PyTuple_GET_ITEM(running, CAUSE_WAKER), waker) < 0
+            || as_int32(PyTuple_GET_ITEM(running, CAUSE_DETAIL), cause) < 0) {
+            return -1;
+        }
+        /* a timer: its detail is interned only now that it wakes someone */
+        if (*cause < 0 && timer_cause(self->recorder,
+                                      PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS), 0, cause) < 0) {
+            return -1;
+        }
+    }
+    else if (slept != NULL && !is_cancelled) {  /* asyncio.sleep's own timer ran out */
+        *waker = self->loop_lane;
+        return timer_cause(self->recorder, slept, 1, cause);
+    }
+    else {
+        *waker = self->loop_lane;
+        *cause = self->cause_callback;
+    }
+    return 0;
 }
 
 static int
@@ -264,49 +298,21 @@ tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
 {
     RecorderCore *recorder = self->recorder;
     int current = recorder->current;
-    int32_t waker, cause, slept;
+    int32_t waker, cause;
     PyObject *future = PyTuple_GET_ITEM(waiters, WAITERS_FUTURE);
+    PyObject *slept;  /* the deadline of the sleep that ends, if it is asyncio.sleep's */
     if (take_sleep(self, future, &slept) < 0) return -1;
     /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
     PyObject *cancelled = PyObject_CallMethodNoArgs(future, str_cancelled);
-    if (cancelled == NULL) return -1;
-    int is_cancelled = PyObject_IsTrue(cancelled);
-    Py_DECREF(cancelled);
-    if (is_cancelled < 0) return -1;
-    if (finished != NO_LANE) {
-        waker = finished;
-        cause = self->cause_task;
+    int is_cancelled = cancelled == NULL ? -1 : PyObject_IsTrue(cancelled);
+    Py_XDECREF(cancelled);
+    if (is_cancelled < 0) {
+        Py_XDECREF(slept);
+        return -1;
     }
-    else if (current != self->loop_lane && current != NO_LANE) {  /* a step completed it */
-        waker = current;
-        cause = self->cause_future;
-    }
-    else if (self->done_lane != NO_LANE) {  /* a finished task's done callback */
-        waker = self->done_lane;
-        cause = self->cause_task;
-    }
-    else if (self->cause != NULL && self->cause != Py_None) {
-        PyObject *running = checked_row(self->cause, CAUSE_FIELDS, "the asyncio cause");
-        if (running == NULL) return -1;
-        if (as_int32(PyTuple_GET_ITEM(running, CAUSE_WAKER), &waker) < 0
-            || as_int32(PyTuple_GET_ITEM(running, CAUSE_DETAIL), &cause) < 0) {
-            return -1;
-        }
-        /* a timer: its detail is interned only now that it wakes someone */
-        if (cause < 0
-            && timer_cause(recorder, PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS), &cause) < 0) {
-            return -1;
-        }
-    }
-    else if (slept >= 0 && !is_cancelled) {  /* asyncio.sleep's own timer fired */
-        PyObject *deadline = slept_deadline(recorder, slept);
-        if (deadline == NULL || timer_cause(recorder, deadline, &cause) < 0) return -1;
-        waker = self->loop_lane;
-    }
-    else {
-        waker = self->loop_lane;
-        cause = self->cause_callback;
-    }
+    int found = tracer_wake_cause(self, current, finished, slept, is_cancelled, &waker, &cause);
+    Py_XDECREF(slept);
+    if (found < 0) return -1;
     if (is_cancelled) {
         PyObject *index = PyLong_FromLong(cause);
         if (index == NULL) return -1;
@@ -507,7 +513,8 @@ shown_delay(LoopTracerCore *self, PyObject *delay)
 }
 
 /* asyncio.sleep's timer: its SLEEPING detail, ("delay_s", round(delay, 6), "deadline_ns",
- * deadline), interned now and kept for the wait on `future` (tracer.sleeps, SLEEP_FIELDS) */
+ * deadline), a unique row now, kept with the deadline for the wait on `future`
+ * (tracer.sleeps, SLEEP_FIELDS) */
 static int
 tracer_remember_sleep(LoopTracerCore *self, PyObject *delay, PyObject *deadline,
                       PyObject *future)
@@ -520,11 +527,11 @@ tracer_remember_sleep(LoopTracerCore *self, PyObject *delay, PyObject *deadline,
     if (shown == NULL) return -1;
     PyObject *detail = PyTuple_Pack(4, str_delay_s, shown, str_deadline_ns, deadline);
     int32_t index;
-    int failed = detail == NULL || recorder_detail(self->recorder, detail, &index) < 0;
+    int failed = detail == NULL || recorder_unique_detail(self->recorder, detail, &index) < 0;
     Py_XDECREF(detail);
     if (failed) return -1;
     PyObject *key = PyLong_FromVoidPtr(future);  /* id(future) */
-    PyObject *row = key == NULL ? NULL : Py_BuildValue("(Oi)", future, index);
+    PyObject *row = key == NULL ? NULL : Py_BuildValue("(OiO)", future, index, deadline);
     failed = row == NULL || PyDict_SetItem(self->sleeps, key, row) < 0;
     Py_XDECREF(key);
     Py_XDECREF(row);
@@ -1141,8 +1148,8 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
             Py_INCREF(sleep);
             int failed = checked_row(sleep, SLEEP_FIELDS, "asyncio sleeps") == NULL
                 || as_int32(PyTuple_GET_ITEM(sleep, SLEEP_DETAIL), &detail) < 0
-                || PyDict_SetItem(tracer->sleeping, key, PyTuple_GET_ITEM(sleep, SLEEP_DETAIL))
-                    < 0
+                || PyDict_SetItem(tracer->sleeping, key,
+                                  PyTuple_GET_ITEM(sleep, SLEEP_DEADLINE_NS)) < 0
                 || PyDict_DelItem(tracer->sleeps, key) < 0
                 || recorder_append(recorder, lane, CODE_SLEEPING, NO_LANE, detail, 0) < 0
                 || proxy_add_waiter(tracer, key, future, lane) < 0;

@@ -444,6 +444,68 @@ recorder_detail(RecorderCore *self, PyObject *detail, int32_t *index)
     return 0;
 }
 
+/* Recorder.unique_detail: a new row for a detail that cannot have been interned before (a
+ * sleep's, which holds its deadline), its index in *index. Not kept for interning, and
+ * forgotten once a flush has sent it (_forget_unique_rows): a program that sleeps 50,000
+ * times does not keep 50,000 tuples alive for the collector to count and walk. */
+int
+recorder_unique_detail(RecorderCore *self, PyObject *detail, int32_t *index)
+{
+    PyObject *rows = self->detail_rows;
+    if (rows == NULL || !PyList_Check(rows) || !PyTuple_Check(detail)) {
+        PyErr_SetString(PyExc_TypeError, "unique_detail needs a tuple and _detail_rows a list");
+        return -1;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    if (count >= VALUE_ROW) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "more interned details than the detail column can name");
+        return -1;
+    }
+    if (self->unique_count == self->unique_capacity) {
+        Py_ssize_t capacity = self->unique_capacity ? self->unique_capacity * 2 : 256;
+        int32_t *grown = PyMem_Realloc(self->unique_rows, capacity * sizeof(int32_t));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->unique_rows = grown;
+        self->unique_capacity = capacity;
+    }
+    if (PyList_Append(rows, detail) < 0) return -1;
+    self->unique_rows[self->unique_count++] = (int32_t)count;
+    *index = (int32_t)count;
+    return 0;
+}
+
+static PyObject *
+recorder_unique_detail_method(RecorderCore *self, PyObject *detail)
+{
+    int32_t index;
+    if (recorder_unique_detail(self, detail, &index) < 0) return NULL;
+    return PyLong_FromLong(index);
+}
+
+/* The unique rows sent by now are None in _detail_rows from here on. */
+static PyObject *
+recorder_forget_unique_rows(RecorderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *rows = self->detail_rows;
+    if (rows == NULL || !PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "_detail_rows must be a list");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->unique_count; i++) {
+        Py_ssize_t row = self->unique_rows[i];
+        if (row < PyList_GET_SIZE(rows)
+            && PyList_SetItem(rows, row, Py_NewRef(Py_None)) < 0) {
+            return NULL;
+        }
+    }
+    self->unique_count = 0;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 recorder_detail_method(RecorderCore *self, PyObject *detail)
 {
@@ -470,6 +532,7 @@ recorder_dealloc(RecorderCore *self)
     PyMem_Free(self->value_base);
     PyMem_Free(self->value_length);
     PyMem_Free(self->value_texts);
+    PyMem_Free(self->unique_rows);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -514,6 +577,10 @@ static PyMethodDef recorder_methods[] = {
     {"_set_clock", (PyCFunction)recorder_set_clock, METH_O, NULL},
     {"detail", (PyCFunction)recorder_detail_method, METH_O,
      "detail(detail): the interned index of a detail tuple."},
+    {"unique_detail", (PyCFunction)recorder_unique_detail_method, METH_O,
+     "unique_detail(detail): a new row for a detail no other event has; its index."},
+    {"_forget_unique_rows", (PyCFunction)recorder_forget_unique_rows, METH_NOARGS,
+     "_forget_unique_rows(): the unique rows sent by now become None."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -57,6 +57,10 @@ typedef struct {
     /* Recorder.detail's table: detail tuple -> index, and the tuples in index order */
     PyObject *details;     /* _details */
     PyObject *detail_rows; /* _detail_rows */
+    /* the rows unique_detail() added since the last flush, forgotten once it sent them */
+    int32_t *unique_rows;
+    Py_ssize_t unique_count;
+    Py_ssize_t unique_capacity;
 } RecorderCore;
 
 extern PyTypeObject RecorderCoreType;
@@ -66,6 +70,7 @@ int recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other
 int recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
                    int32_t source, int32_t *lane, PyObject **named);
 int recorder_detail(RecorderCore *self, PyObject *detail, int32_t *index);
+int recorder_unique_detail(RecorderCore *self, PyObject *detail, int32_t *index);
 int recorder_read_clock(RecorderCore *self, int64_t *now);
 
 /* -- the parent's column checks (_column_checks.c) */
@@ -115,8 +120,8 @@ typedef struct {
     /* timers (LoopTracer.timer_scheduled): what asyncio.sleep's timer calls, and the last
      * delay a sleep asked for with its shown value, round(delay, 6) */
     PyObject *timer_fires;
-    /* id(future) -> its SLEEPING detail while a lane sleeps on asyncio.sleep's future, whose
-     * timer runs unwrapped: the wake-up reads the timer's deadline from there */
+    /* id(future) -> its timer's deadline while a lane sleeps on asyncio.sleep's future, whose
+     * timer runs unwrapped: the wake-up's cause is that timer's */
     PyObject *sleeping;
     PyObject *last_delay;
     PyObject *last_delay_shown;

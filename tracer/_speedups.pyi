@@ -37,7 +37,7 @@ class LoopTracerCore:
     detached: bool
     ready_self: int
     waiting: dict[int, tuple[Any, ...]]
-    sleeps: dict[int, tuple[Any, int]]
+    sleeps: dict[int, tuple[Any, int, int]]
     sleeping: dict[int, int]
     io_futures: dict[int, tuple[Any, int, str, Any, Any]]
     cause: Any

@@ -49,7 +49,15 @@ for text in ("1", "'caf\\u00e9'", "'\\ud800'", ""):  # ASCII, not ASCII, a lone 
 recorder.wake(task, loop, ("cause", "timer"))
 recorder.state(task, Code.IO_WAIT, ("fd", 3, "mode", "read"))
 recorder.annotate(loop, ("readable", (3,)))
+slept = recorder.unique_detail(("delay_s", 0.5, "deadline_ns", 7))
+kept = recorder.detail_row(slept)  # a unique row reads back until it is sent
+recorder.record(task, Code.SLEEPING, detail=slept)
 recorder.flush()
+try:
+    recorder.detail_row(slept)
+except LookupError:
+    forgotten = True
+unique = [list(kept), forgotten, recorder.detail(("delay_s", 0.5, "deadline_ns", 7)) != slept]
 recorder.set_gate(lambda code, lane: gate_calls.append([code, lane, recorder.event_count]))
 recorder.record(loop, Code.POLL)
 recorder.handoff(loop, task, 0, Code.DISPATCH, 0, 0)
@@ -60,7 +68,7 @@ recorder.end(loop, error=RuntimeError("closed"))
 pending = recorder.event_count
 recorder.close()
 print(json.dumps({"batches": batches, "gate": gate_calls, "pending": pending,
-                  "current": recorder.current}))
+                  "current": recorder.current, "unique": unique}))
 """
 
 # A deterministic asyncio program: tasks that yield, await each other, a queue, an event,
@@ -183,6 +191,10 @@ def test_c_and_pure_recorders_write_the_same_batches_and_gate_calls() -> None:
     assert [call[:2] for call in c_side["gate"]] == [[5, 0], [0, 1]]
     ts = [t for batch in c_side["batches"] for t in batch[1][0]]
     assert ts[-2:] == [ts[-3] + 7 - 1000, ts[-3] + 14 - 1000]
+    # a unique detail is sent once, then forgotten; the same tuple interned is a new row
+    assert c_side["unique"] == [["delay_s", 0.5, "deadline_ns", 7], True, True]
+    sent = [row for batch in c_side["batches"] for row in batch[2]]
+    assert sent.count(["delay_s", 0.5, "deadline_ns", 7]) == 2
 
 
 @needs_extension

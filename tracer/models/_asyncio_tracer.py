@@ -76,8 +76,9 @@ CAUSE_FIELDS = ("waker", "detail", "deadline_ns")
 Cause = tuple[int, int, int]
 # waiting[id(future)]: (future, lane, lane ...): the fields, then one item per waiting lane
 WAITERS_FIELDS = ("future",)
-# sleeps[id(future)]: (future, SLEEPING detail) for asyncio.sleep's future, until a task waits on it
-SLEEP_FIELDS = ("future", "detail")
+# sleeps[id(future)]: (future, SLEEPING detail, deadline_ns) for asyncio.sleep's future, until a
+# task waits on it
+SLEEP_FIELDS = ("future", "detail", "deadline_ns")
 # _verdicts_top/_inner[id(code)]: (code, verdict)
 VERDICT_FIELDS = ("code", "verdict")
 # _owner_details[key]: (weakref to the stream, IO_WAIT detail)
@@ -133,11 +134,11 @@ class LoopTracer(_TracerCore):
         self.cause: Cause | None = None
         # id(future) -> (future, lane, lane...): the lanes suspended on that future
         self.waiting: dict[int, tuple[Any, ...]] = {}
-        # id(future) -> (future, SLEEPING detail): futures asyncio.sleep's timers will complete
-        # (SLEEP_FIELDS)
-        self.sleeps: dict[int, tuple[Any, int]] = {}
-        # id(future) -> SLEEPING detail: the sleeps lanes wait on now. asyncio.sleep's timer
-        # runs unwrapped (no cause of its own): its wake-up reads the deadline from there.
+        # id(future) -> (future, SLEEPING detail, deadline_ns): futures asyncio.sleep's timers
+        # will complete (SLEEP_FIELDS)
+        self.sleeps: dict[int, tuple[Any, int, int]] = {}
+        # id(future) -> its timer's deadline_ns: the sleeps lanes wait on now. asyncio.sleep's
+        # timer runs unwrapped (no cause of its own): its wake-up's cause is made from there.
         self.sleeping: dict[int, int] = {}
         # id(future) -> (future, fd, mode, socket, address): futures fd readiness will complete
         self.io_futures: dict[int, tuple[Any, int, str, Any, Any]] = {}
@@ -349,7 +350,7 @@ class LoopTracer(_TracerCore):
         key = id(future)
         sleep = self.sleeps.pop(key, None)
         if sleep is not None:
-            self.sleeping[key] = sleep[1]
+            self.sleeping[key] = sleep[2]
             self.record(lane, _SLEEPING, NO_LANE, sleep[1])
         else:
             io = self.io_futures.pop(key, None)
@@ -473,7 +474,8 @@ class LoopTracer(_TracerCore):
 
     def _wake(self, waiters: tuple[Any, ...]) -> None:
         future = waiters[0]
-        slept = self.sleeping.pop(id(future), -1) if self.sleeping else -1
+        # the deadline of the sleep that ends, if it is asyncio.sleep's
+        slept = self.sleeping.pop(id(future), None) if self.sleeping else None
         cancelled = future.cancelled()
         finished = lane_of_task(future) if isinstance(future, _Task) else NO_LANE
         if finished != NO_LANE:
@@ -484,9 +486,9 @@ class LoopTracer(_TracerCore):
             waker, cause, deadline_ns = self.cause
             if cause < 0:
                 cause = self._timer_cause(deadline_ns)
-        elif slept >= 0 and not cancelled:  # asyncio.sleep's own timer fired
+        elif slept is not None and not cancelled:  # asyncio.sleep's own timer ran out
             waker = self.loop_lane
-            cause = self._timer_cause(self.recorder.detail_row(slept)[3])
+            cause = self.recorder.unique_detail(("cause", "timer", "deadline_ns", slept))
         else:
             waker, cause = self.loop_lane, self.cause_callback
         if cancelled:
@@ -540,8 +542,10 @@ class LoopTracer(_TracerCore):
             recorder = self.recorder
             deadline_ns = recorder.clock() - recorder.origin + round(delay * 1e9)
             if callback is self._timer_fires and args:
-                sleep = recorder.detail(("delay_s", round(delay, 6), "deadline_ns", deadline_ns))
-                self.sleeps[id(args[0])] = (args[0], sleep)
+                # unique (its deadline is), forgotten once sent
+                sleep = recorder.unique_detail(
+                    ("delay_s", round(delay, 6), "deadline_ns", deadline_ns))
+                self.sleeps[id(args[0])] = (args[0], sleep, deadline_ns)
                 # runs as it is: the wake-up finds the deadline in the SLEEPING detail
                 # (self.sleeping), without a wrapper and a cause per sleep
                 return callback
