@@ -552,8 +552,8 @@ tracer_timer_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t n
     PyObject *result = NULL;
     PyObject *deadline = timer_deadline(self, delay);
     if (deadline != NULL && callback == self->timer_fires && PyTuple_GET_SIZE(callback_args)) {
-        /* asyncio.sleep's timer runs as it is: the wake-up finds its deadline in the
-         * SLEEPING detail (tracer.sleeping), without a wrapper and a cause per sleep */
+        /* asyncio.sleep's timer runs as it is, without a wrapper and a cause per sleep:
+         * the wake-up's cause is made from the deadline the wait leaves in tracer.sleeping */
         int failed = tracer_remember_sleep(self, delay, deadline,
                                            PyTuple_GET_ITEM(callback_args, 0));
         Py_DECREF(deadline);

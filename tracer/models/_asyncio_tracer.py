@@ -546,8 +546,8 @@ class LoopTracer(_TracerCore):
                 sleep = recorder.unique_detail(
                     ("delay_s", round(delay, 6), "deadline_ns", deadline_ns))
                 self.sleeps[id(args[0])] = (args[0], sleep, deadline_ns)
-                # runs as it is: the wake-up finds the deadline in the SLEEPING detail
-                # (self.sleeping), without a wrapper and a cause per sleep
+                # runs as it is, without a wrapper and a cause per sleep: the wake-up's cause
+                # is made from the deadline the wait leaves in self.sleeping
                 return callback
             return self.with_cause(callback, (self.loop_lane, -1, deadline_ns))
         except Exception as exc:
