@@ -12,6 +12,9 @@
 /* The names only this file's C calls by (_speedups.c interns those the module shares),
  * interned when the first loop tracer is made: nothing here runs before one exists. */
 static PyObject *str_get_coro, *str_get_name, *str_qualname, *str_task_spawn_base, *str_eager;
+/* a timer's details' keys (LoopTracer.timer_scheduled, _timer_cause), the recorder's origin */
+static PyObject *str_cause, *str_timer, *str_deadline_ns, *str_delay_s, *str_origin;
+static PyObject *builtin_round;
 
 static int
 intern_own_names(void)
@@ -21,8 +24,19 @@ intern_own_names(void)
     str_get_name = PyUnicode_InternFromString("get_name");
     str_qualname = PyUnicode_InternFromString("__qualname__");
     str_task_spawn_base = PyUnicode_InternFromString("_task_spawn_base");
+    str_cause = PyUnicode_InternFromString("cause");
+    str_timer = PyUnicode_InternFromString("timer");
+    str_deadline_ns = PyUnicode_InternFromString("deadline_ns");
+    str_delay_s = PyUnicode_InternFromString("delay_s");
+    str_origin = PyUnicode_InternFromString("origin");
+    PyObject *builtins = PyImport_ImportModule("builtins");
+    if (builtins != NULL) {
+        builtin_round = PyObject_GetAttrString(builtins, "round");
+        Py_DECREF(builtins);
+    }
     str_eager = str_get_coro && str_get_name && str_qualname && str_task_spawn_base
-        ? PyUnicode_InternFromString("eager") : NULL;
+        && str_cause && str_timer && str_deadline_ns && str_delay_s && str_origin
+        && builtin_round ? PyUnicode_InternFromString("eager") : NULL;
     return str_eager == NULL ? -1 : 0;
 }
 
@@ -190,6 +204,10 @@ static PyMemberDef tracer_members[] = {
     {"_named_by_request", T_OBJECT, offsetof(LoopTracerCore, named_by_request), 0, NULL},
     {"_gathering_future", T_OBJECT, offsetof(LoopTracerCore, gathering_future), 0, NULL},
     {"on_gather", T_INT, offsetof(LoopTracerCore, on_gather), 0, NULL},
+    {"_timer_fires", T_OBJECT, offsetof(LoopTracerCore, timer_fires), 0, NULL},
+    {"sleeping", T_OBJECT, offsetof(LoopTracerCore, sleeping), 0, NULL},
+    {"_last_delay", T_OBJECT, offsetof(LoopTracerCore, last_delay), READONLY, NULL},
+    {"_last_delay_shown", T_OBJECT, offsetof(LoopTracerCore, last_delay_shown), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -199,51 +217,102 @@ GC_FROM_MEMBERS(tracer, tracer_members)
 /* WAKE and READY on each lane waiting for a future completed now, by whoever is completing
  * it: `finished` when the future is a traced task that ended, else the running step, else
  * the callback in progress (LoopTracer._wake). `waiters` is a checked WAITERS row. */
+/* The wake cause of a timer due at `deadline` (LoopTracer._timer_cause): interned, or a
+ * unique row for a sleep's own timer, which wakes its sleeper once */
+static int
+timer_cause(RecorderCore *recorder, PyObject *deadline, int unique, int32_t *cause)
+{
+    PyObject *detail = PyTuple_Pack(4, str_cause, str_timer, str_deadline_ns, deadline);
+    int failed = detail == NULL || (unique ? recorder_unique_detail(recorder, detail, cause)
+                                           : recorder_detail(recorder, detail, cause)) < 0;
+    Py_XDECREF(detail);
+    return failed ? -1 : 0;
+}
+
+/* The deadline of the sleep `future` ends, forgotten now (tracer.sleeping), in *deadline (a
+ * new reference); NULL when it is not asyncio.sleep's future. */
+static int
+take_sleep(LoopTracerCore *self, PyObject *future, PyObject **deadline)
+{
+    *deadline = NULL;
+    PyObject *sleeping = self->sleeping;
+    if (sleeping == NULL || !PyDict_Check(sleeping) || !PyDict_GET_SIZE(sleeping)) return 0;
+    PyObject *key = PyLong_FromVoidPtr(future);
+    if (key == NULL) return -1;
+    PyObject *found = PyDict_GetItemWithError(sleeping, key);  /* borrowed */
+    int failed = found == NULL && PyErr_Occurred() != NULL;
+    if (found != NULL) {
+        *deadline = Py_NewRef(found);
+        failed = PyDict_DelItem(sleeping, key) < 0;
+        if (failed) Py_CLEAR(*deadline);
+    }
+    Py_DECREF(key);
+    return failed ? -1 : 0;
+}
+
+/* Who wakes the lanes waiting for a future completed now, and why: `finished` when the
+ * future is a traced task that ended, else the running step, else the callback in progress,
+ * else the sleep's own timer (`slept`, its deadline) when it ran out (LoopTracer._wake). */
+static int
+tracer_wake_cause(LoopTracerCore *self, int current, int32_t finished, PyObject *slept,
+                  int is_cancelled, int32_t *waker, int32_t *cause)
+{
+    if (finished != NO_LANE) {
+        *waker = finished;
+        *cause = self->cause_task;
+    }
+    else if (current != self->loop_lane && current != NO_LANE) {  /* a step completed it */
+        *waker = current;
+        *cause = self->cause_future;
+    }
+    else if (self->done_lane != NO_LANE) {  /* a finished task's done callback */
+        *waker = self->done_lane;
+        *cause = self->cause_task;
+    }
+    else if (self->cause != NULL && self->cause != Py_None) {
+        PyObject *running = checked_row(self->cause, CAUSE_FIELDS, "the asyncio cause");
+        if (running == NULL
+            || as_int32(PyTuple_GET_ITEM(running, CAUSE_WAKER), waker) < 0
+            || as_int32(PyTuple_GET_ITEM(running, CAUSE_DETAIL), cause) < 0) {
+            return -1;
+        }
+        /* a timer: its detail is interned only now that it wakes someone */
+        if (*cause < 0 && timer_cause(self->recorder,
+                                      PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS), 0, cause) < 0) {
+            return -1;
+        }
+    }
+    else if (slept != NULL && !is_cancelled) {  /* asyncio.sleep's own timer ran out */
+        *waker = self->loop_lane;
+        return timer_cause(self->recorder, slept, 1, cause);
+    }
+    else {
+        *waker = self->loop_lane;
+        *cause = self->cause_callback;
+    }
+    return 0;
+}
+
 static int
 tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
 {
     RecorderCore *recorder = self->recorder;
     int current = recorder->current;
     int32_t waker, cause;
-    if (finished != NO_LANE) {
-        waker = finished;
-        cause = self->cause_task;
-    }
-    else if (current != self->loop_lane && current != NO_LANE) {  /* a step completed it */
-        waker = current;
-        cause = self->cause_future;
-    }
-    else if (self->done_lane != NO_LANE) {  /* a finished task's done callback */
-        waker = self->done_lane;
-        cause = self->cause_task;
-    }
-    else if (self->cause != NULL && self->cause != Py_None) {
-        PyObject *running = checked_row(self->cause, CAUSE_FIELDS, "the asyncio cause");
-        if (running == NULL) return -1;
-        if (as_int32(PyTuple_GET_ITEM(running, CAUSE_WAKER), &waker) < 0
-            || as_int32(PyTuple_GET_ITEM(running, CAUSE_DETAIL), &cause) < 0) {
-            return -1;
-        }
-        if (cause < 0) {  /* a timer: its detail is interned only now that it wakes someone */
-            PyObject *detail = PyObject_CallMethodOneArg(
-                (PyObject *)self, str_timer_cause, PyTuple_GET_ITEM(running, CAUSE_DEADLINE_NS));
-            if (detail == NULL) return -1;
-            int failed = as_int32(detail, &cause);
-            Py_DECREF(detail);
-            if (failed) return -1;
-        }
-    }
-    else {
-        waker = self->loop_lane;
-        cause = self->cause_callback;
-    }
+    PyObject *future = PyTuple_GET_ITEM(waiters, WAITERS_FUTURE);
+    PyObject *slept;  /* the deadline of the sleep that ends, if it is asyncio.sleep's */
+    if (take_sleep(self, future, &slept) < 0) return -1;
     /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
-    PyObject *cancelled = PyObject_CallMethodNoArgs(PyTuple_GET_ITEM(waiters, WAITERS_FUTURE),
-                                                    str_cancelled);
-    if (cancelled == NULL) return -1;
-    int is_cancelled = PyObject_IsTrue(cancelled);
-    Py_DECREF(cancelled);
-    if (is_cancelled < 0) return -1;
+    PyObject *cancelled = PyObject_CallMethodNoArgs(future, str_cancelled);
+    int is_cancelled = cancelled == NULL ? -1 : PyObject_IsTrue(cancelled);
+    Py_XDECREF(cancelled);
+    if (is_cancelled < 0) {
+        Py_XDECREF(slept);
+        return -1;
+    }
+    int found = tracer_wake_cause(self, current, finished, slept, is_cancelled, &waker, &cause);
+    Py_XDECREF(slept);
+    if (found < 0) return -1;
     if (is_cancelled) {
         PyObject *index = PyLong_FromLong(cause);
         if (index == NULL) return -1;
@@ -380,6 +449,125 @@ tracer_callback_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_
     }
     if (judged < 0) return tracer_failed(self) < 0 ? NULL : Py_NewRef(callback);
     return lane == NO_LANE ? Py_NewRef(callback) : caused_by_task(self, callback, lane);
+}
+
+/* -- timers (LoopTracer.pure_timer_scheduled, which this is the twin of) ------------------- */
+
+/* round(delay * 1e9), as Python rounds it: a float's half-way case to even */
+static PyObject *
+delay_ns(PyObject *delay)
+{
+    if (PyFloat_CheckExact(delay)) {
+        double ns = PyFloat_AS_DOUBLE(delay) * 1e9;
+        if (isfinite(ns)) {
+            double rounded = round(ns);
+            if (fabs(ns - rounded) == 0.5) rounded = 2.0 * round(ns / 2.0);
+            return PyLong_FromDouble(rounded);
+        }
+    }
+    PyObject *factor = PyFloat_FromDouble(1e9);
+    PyObject *product = factor == NULL ? NULL : PyNumber_Multiply(delay, factor);
+    Py_XDECREF(factor);
+    PyObject *rounded = product == NULL ? NULL : PyObject_CallOneArg(builtin_round, product);
+    Py_XDECREF(product);
+    return rounded;
+}
+
+/* The deadline of a timer due in `delay` seconds, in ns of the recorder's time:
+ * recorder.clock() - recorder.origin + round(delay * 1e9) */
+static PyObject *
+timer_deadline(LoopTracerCore *self, PyObject *delay)
+{
+    int64_t now;
+    if (recorder_read_clock(self->recorder, &now) < 0) return NULL;
+    PyObject *origin = PyObject_GetAttr((PyObject *)self->recorder, str_origin);
+    if (origin == NULL) return NULL;
+    PyObject *reading = PyLong_FromLongLong(now);
+    PyObject *since = reading == NULL ? NULL : PyNumber_Subtract(reading, origin);
+    Py_XDECREF(reading);
+    Py_DECREF(origin);
+    if (since == NULL) return NULL;
+    PyObject *ahead = delay_ns(delay);
+    PyObject *deadline = ahead == NULL ? NULL : PyNumber_Add(since, ahead);
+    Py_DECREF(since);
+    Py_XDECREF(ahead);
+    return deadline;
+}
+
+/* round(delay, 6), remembered for the last delay: a program sleeps the same delays over and
+ * over (a borrowed reference, or NULL with an exception) */
+static PyObject *
+shown_delay(LoopTracerCore *self, PyObject *delay)
+{
+    PyObject *last = self->last_delay;
+    if (last != NULL && (last == delay || (PyFloat_CheckExact(delay) && PyFloat_CheckExact(last)
+            && memcmp(&((PyFloatObject *)last)->ob_fval, &((PyFloatObject *)delay)->ob_fval,
+                      sizeof(double)) == 0))) {
+        return self->last_delay_shown;
+    }
+    PyObject *shown = PyObject_CallFunction(builtin_round, "Oi", delay, 6);
+    if (shown == NULL) return NULL;
+    Py_XSETREF(self->last_delay_shown, shown);
+    Py_XSETREF(self->last_delay, Py_NewRef(delay));
+    return shown;
+}
+
+/* asyncio.sleep's timer: its SLEEPING detail, ("delay_s", round(delay, 6), "deadline_ns",
+ * deadline), a unique row now, kept with the deadline for the wait on `future`
+ * (tracer.sleeps, SLEEP_FIELDS) */
+static int
+tracer_remember_sleep(LoopTracerCore *self, PyObject *delay, PyObject *deadline,
+                      PyObject *future)
+{
+    if (self->sleeps == NULL || !PyDict_Check(self->sleeps)) {
+        PyErr_SetString(PyExc_TypeError, "the asyncio tracer's sleeps must be a dict");
+        return -1;
+    }
+    PyObject *shown = shown_delay(self, delay);  /* borrowed */
+    if (shown == NULL) return -1;
+    PyObject *detail = PyTuple_Pack(4, str_delay_s, shown, str_deadline_ns, deadline);
+    int32_t index;
+    int failed = detail == NULL || recorder_unique_detail(self->recorder, detail, &index) < 0;
+    Py_XDECREF(detail);
+    if (failed) return -1;
+    PyObject *key = PyLong_FromVoidPtr(future);  /* id(future) */
+    PyObject *row = key == NULL ? NULL : Py_BuildValue("(OiO)", future, index, deadline);
+    failed = row == NULL || PyDict_SetItem(self->sleeps, key, row) < 0;
+    Py_XDECREF(key);
+    Py_XDECREF(row);
+    return failed ? -1 : 0;
+}
+
+/* timer_scheduled(delay, callback, args) -> the callback to schedule, run with the timer as
+ * the cause of what it completes; asyncio.sleep's timer also leaves its SLEEPING detail for
+ * the wait on its future. Every sleep of a program comes here. */
+static PyObject *
+tracer_timer_scheduled(LoopTracerCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3 || !PyTuple_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "timer_scheduled(delay, callback, args)");
+        return NULL;
+    }
+    PyObject *delay = args[0], *callback = args[1], *callback_args = args[2];
+    PyObject *result = NULL;
+    PyObject *deadline = timer_deadline(self, delay);
+    if (deadline != NULL && callback == self->timer_fires && PyTuple_GET_SIZE(callback_args)) {
+        /* asyncio.sleep's timer runs as it is, without a wrapper and a cause per sleep:
+         * the wake-up's cause is made from the deadline the wait leaves in tracer.sleeping */
+        int failed = tracer_remember_sleep(self, delay, deadline,
+                                           PyTuple_GET_ITEM(callback_args, 0));
+        Py_DECREF(deadline);
+        if (!failed) return Py_NewRef(callback);
+    }
+    else if (deadline != NULL) {
+        PyObject *cause = Py_BuildValue("(iiO)", self->loop_lane, -1, deadline);  /* CAUSE_FIELDS */
+        Py_DECREF(deadline);
+        result = cause == NULL ? NULL
+            : caused_callback_new(&CausedCallbackType, self, callback, cause);
+        Py_XDECREF(cause);
+    }
+    if (result == NULL && tracer_failed(self) == 0) return Py_NewRef(callback);
+    return result;
 }
 
 /* An Exception raised while recording detaches the tracer (the program goes on); anything
@@ -622,6 +810,8 @@ tracer_task_created(LoopTracerCore *self, PyObject *const *args, Py_ssize_t narg
 static PyMethodDef tracer_methods[] = {
     {"task_created", (PyCFunction)(void (*)(void))tracer_task_created, METH_FASTCALL,
      "task_created(proxy, task, name): a lane for the task, READY from its creator."},
+    {"timer_scheduled", (PyCFunction)(void (*)(void))tracer_timer_scheduled, METH_FASTCALL,
+     "timer_scheduled(delay, callback, args): the callback to schedule for a timer."},
     {"callback_scheduled", (PyCFunction)(void (*)(void))tracer_callback_scheduled,
      METH_FASTCALL, NULL},
     {"poll_started", (PyCFunction)tracer_poll_started, METH_O,
@@ -942,7 +1132,8 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
     }
     if ((PyObject *)Py_TYPE(future) != tracer->plain_future || tracer->waiting == NULL
         || !PyDict_Check(tracer->waiting) || tracer->sleeps == NULL
-        || !PyDict_Check(tracer->sleeps) || tracer->io_futures == NULL
+        || !PyDict_Check(tracer->sleeps) || tracer->sleeping == NULL
+        || !PyDict_Check(tracer->sleeping) || tracer->io_futures == NULL
         || !PyDict_Check(tracer->io_futures)) {
         return 0;
     }
@@ -957,6 +1148,8 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
             Py_INCREF(sleep);
             int failed = checked_row(sleep, SLEEP_FIELDS, "asyncio sleeps") == NULL
                 || as_int32(PyTuple_GET_ITEM(sleep, SLEEP_DETAIL), &detail) < 0
+                || PyDict_SetItem(tracer->sleeping, key,
+                                  PyTuple_GET_ITEM(sleep, SLEEP_DEADLINE_NS)) < 0
                 || PyDict_DelItem(tracer->sleeps, key) < 0
                 || recorder_append(recorder, lane, CODE_SLEEPING, NO_LANE, detail, 0) < 0
                 || proxy_add_waiter(tracer, key, future, lane) < 0;

@@ -366,7 +366,7 @@ recorder_set_clock(RecorderCore *self, PyObject *clock)
     Py_RETURN_NONE;
 }
 
-#define RECORDER_OBJECTS(X) X(clock) X(name_uses)
+#define RECORDER_OBJECTS(X) X(clock) X(name_uses) X(details) X(detail_rows)
 GC_FIELD_FUNCTIONS(recorder, RecorderCore, RECORDER_OBJECTS)
 
 /* Recorder.spawn with the lane's detail a value row on `base`: the new lane in *lane and its
@@ -414,6 +414,113 @@ recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
     return 0;
 }
 
+/* Recorder.detail: the interned index of a detail tuple in *index, a new row when it is new.
+ * In C because a program that sleeps gives every sleep a detail of its own (its deadline):
+ * interning it from C costs no Python call. */
+int
+recorder_detail(RecorderCore *self, PyObject *detail, int32_t *index)
+{
+    PyObject *details = self->details, *rows = self->detail_rows;
+    if (details == NULL || !PyDict_Check(details) || rows == NULL || !PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "the recorder's _details must be a dict, "
+                        "its _detail_rows a list");
+        return -1;
+    }
+    PyObject *known = PyDict_GetItemWithError(details, detail);  /* borrowed */
+    if (known != NULL) return as_int32(known, index);
+    if (PyErr_Occurred()) return -1;
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    if (count >= VALUE_ROW) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "more interned details than the detail column can name");
+        return -1;
+    }
+    PyObject *number = PyLong_FromSsize_t(count);
+    int failed = number == NULL || PyDict_SetItem(details, detail, number) < 0
+        || PyList_Append(rows, detail) < 0;
+    Py_XDECREF(number);
+    if (failed) return -1;
+    *index = (int32_t)count;
+    return 0;
+}
+
+/* Recorder.unique_detail: a new row for a detail that cannot have been interned before (a
+ * sleep's, which holds its deadline), its index in *index. Not kept for interning, and
+ * forgotten once a flush has sent it (_forget_unique_rows): a program that sleeps 50,000
+ * times does not keep 50,000 tuples alive for the collector to count and walk. */
+int
+recorder_unique_detail(RecorderCore *self, PyObject *detail, int32_t *index)
+{
+    PyObject *rows = self->detail_rows;
+    if (rows == NULL || !PyList_Check(rows) || !PyTuple_Check(detail)) {
+        PyErr_SetString(PyExc_TypeError, "unique_detail needs a tuple and _detail_rows a list");
+        return -1;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(rows);
+    if (count >= VALUE_ROW) {
+        PyErr_SetString(PyExc_OverflowError,
+                        "more interned details than the detail column can name");
+        return -1;
+    }
+    if (self->unique_count == self->unique_capacity) {
+        Py_ssize_t capacity = self->unique_capacity ? self->unique_capacity * 2 : 256;
+        int32_t *grown = PyMem_Realloc(self->unique_rows, capacity * sizeof(int32_t));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->unique_rows = grown;
+        self->unique_capacity = capacity;
+    }
+    if (PyList_Append(rows, detail) < 0) return -1;
+    self->unique_rows[self->unique_count++] = (int32_t)count;
+    *index = (int32_t)count;
+    return 0;
+}
+
+static PyObject *
+recorder_unique_detail_method(RecorderCore *self, PyObject *detail)
+{
+    int32_t index;
+    if (recorder_unique_detail(self, detail, &index) < 0) return NULL;
+    return PyLong_FromLong(index);
+}
+
+/* The unique rows sent by now are None in _detail_rows from here on. */
+static PyObject *
+recorder_forget_unique_rows(RecorderCore *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *rows = self->detail_rows;
+    if (rows == NULL || !PyList_Check(rows)) {
+        PyErr_SetString(PyExc_TypeError, "_detail_rows must be a list");
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < self->unique_count; i++) {
+        Py_ssize_t row = self->unique_rows[i];
+        if (row < PyList_GET_SIZE(rows)
+            && PyList_SetItem(rows, row, Py_NewRef(Py_None)) < 0) {
+            return NULL;
+        }
+    }
+    self->unique_count = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+recorder_detail_method(RecorderCore *self, PyObject *detail)
+{
+    int32_t index;
+    if (recorder_detail(self, detail, &index) < 0) return NULL;
+    return PyLong_FromLong(index);
+}
+
+/* The clock reading events are stamped with (not yet relative to the recorder's origin). */
+int
+recorder_read_clock(RecorderCore *self, int64_t *now)
+{
+    return recorder_now(self, now);
+}
+
 static void
 recorder_dealloc(RecorderCore *self)
 {
@@ -425,6 +532,7 @@ recorder_dealloc(RecorderCore *self)
     PyMem_Free(self->value_base);
     PyMem_Free(self->value_length);
     PyMem_Free(self->value_texts);
+    PyMem_Free(self->unique_rows);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -435,6 +543,20 @@ recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (self == NULL) return NULL;
     self->current = NO_LANE;
     self->limit = PY_SSIZE_T_MAX;
+    /* the table starts with the empty detail, NO_DETAIL */
+    PyObject *empty = PyTuple_New(0);
+    PyObject *zero = PyLong_FromLong(0);  /* NO_DETAIL */
+    self->details = PyDict_New();
+    self->detail_rows = empty == NULL ? NULL : PyList_New(0);
+    int failed = empty == NULL || zero == NULL || self->details == NULL
+        || self->detail_rows == NULL || PyDict_SetItem(self->details, empty, zero) < 0
+        || PyList_Append(self->detail_rows, empty) < 0;
+    Py_XDECREF(empty);
+    Py_XDECREF(zero);
+    if (failed) {
+        Py_DECREF(self);
+        return NULL;
+    }
     return (PyObject *)self;
 }
 
@@ -453,6 +575,12 @@ static PyMethodDef recorder_methods[] = {
     {"_last_event", (PyCFunction)recorder_last_event, METH_NOARGS,
      "(code, lane) of the last pending event."},
     {"_set_clock", (PyCFunction)recorder_set_clock, METH_O, NULL},
+    {"detail", (PyCFunction)recorder_detail_method, METH_O,
+     "detail(detail): the interned index of a detail tuple."},
+    {"unique_detail", (PyCFunction)recorder_unique_detail_method, METH_O,
+     "unique_detail(detail): a new row for a detail no other event has; its index."},
+    {"_forget_unique_rows", (PyCFunction)recorder_forget_unique_rows, METH_NOARGS,
+     "_forget_unique_rows(): the unique rows sent by now become None."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -465,6 +593,10 @@ static PyMemberDef recorder_members[] = {
      "How many lanes have been spawned."},
     {"_name_uses", T_OBJECT, offsetof(RecorderCore, name_uses), 0,
      "name -> how many lanes have taken it (Recorder.spawn)."},
+    {"_details", T_OBJECT, offsetof(RecorderCore, details), 0,
+     "detail tuple -> its interned index (Recorder.detail)."},
+    {"_detail_rows", T_OBJECT, offsetof(RecorderCore, detail_rows), 0,
+     "The interned detail tuples in index order."},
     {NULL, 0, 0, 0, NULL},
 };
 

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
+#include <math.h>
 
 #include "loopscope.h"
 
@@ -53,6 +54,13 @@ typedef struct {
     /* Recorder.spawn's bookkeeping, kept here so C can spawn a lane too */
     int lane_count;        /* _lane_count: lanes are numbered 0 to lane_count - 1 */
     PyObject *name_uses;   /* _name_uses: how many lanes have taken each name */
+    /* Recorder.detail's table: detail tuple -> index, and the tuples in index order */
+    PyObject *details;     /* _details */
+    PyObject *detail_rows; /* _detail_rows */
+    /* the rows unique_detail() added since the last flush, forgotten once it sent them */
+    int32_t *unique_rows;
+    Py_ssize_t unique_count;
+    Py_ssize_t unique_capacity;
 } RecorderCore;
 
 extern PyTypeObject RecorderCoreType;
@@ -61,6 +69,9 @@ int recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other
                     int32_t source);
 int recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
                    int32_t source, int32_t *lane, PyObject **named);
+int recorder_detail(RecorderCore *self, PyObject *detail, int32_t *index);
+int recorder_unique_detail(RecorderCore *self, PyObject *detail, int32_t *index);
+int recorder_read_clock(RecorderCore *self, int64_t *now);
 
 /* -- the parent's column checks (_column_checks.c) */
 PyObject *column_problem(PyObject *module, PyObject *args);
@@ -106,6 +117,14 @@ typedef struct {
     int done_lane;
     PyObject *done_callbacks;    /* the tracer's DoneCallbacks, made at first use */
     int on_gather;               /* BLOCKED's detail for a wait on gather (0: unset) */
+    /* timers (LoopTracer.timer_scheduled): what asyncio.sleep's timer calls, and the last
+     * delay a sleep asked for with its shown value, round(delay, 6) */
+    PyObject *timer_fires;
+    /* id(future) -> its timer's deadline while a lane sleeps on asyncio.sleep's future, whose
+     * timer runs unwrapped: the wake-up's cause is that timer's */
+    PyObject *sleeping;
+    PyObject *last_delay;
+    PyObject *last_delay_shown;
 } LoopTracerCore;
 
 extern PyTypeObject LoopTracerCoreType;

@@ -37,7 +37,8 @@ class LoopTracerCore:
     detached: bool
     ready_self: int
     waiting: dict[int, tuple[Any, ...]]
-    sleeps: dict[int, tuple[Any, int]]
+    sleeps: dict[int, tuple[Any, int, int]]
+    sleeping: dict[int, int]
     io_futures: dict[int, tuple[Any, int, str, Any, Any]]
     cause: Any
     loop_lane: int
@@ -56,7 +57,9 @@ class LoopTracerCore:
     _poll_timeout: Any
     _poll_detail: int
     _nothing_ready: int
+    _timer_fires: Any
     def callback_scheduled(self, callback: Any, first: Any, /) -> Any: ...
+    def timer_scheduled(self, delay: float, callback: Any, args: tuple[Any, ...], /) -> Any: ...
     def task_created(self, proxy: Any, task: Any, name: str | None, /) -> None: ...
     def poll_started(self, timeout: float | None, /) -> None: ...
     def poll_returned(self, ready: list[tuple[Any, int]], /) -> None: ...

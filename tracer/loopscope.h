@@ -118,10 +118,12 @@
 #define WAITERS_FUTURE 0
 #define WAITERS_FIELDS 1
 
-/* _asyncio_tracer.SLEEP_FIELDS: asyncio.sleep's future and its SLEEPING detail (tracer.sleeps) */
+/* _asyncio_tracer.SLEEP_FIELDS: asyncio.sleep's future, its SLEEPING detail and its timer's
+ * deadline (tracer.sleeps) */
 #define SLEEP_FUTURE 0
 #define SLEEP_DETAIL 1
-#define SLEEP_FIELDS 2
+#define SLEEP_DEADLINE_NS 2
+#define SLEEP_FIELDS 3
 
 /* _asyncio_tracer.VERDICT_FIELDS: how a wait in a function is judged (tracer._verdicts_*) */
 #define VERDICT_CODE 0

@@ -19,7 +19,7 @@ import time
 from array import array
 from collections.abc import Callable
 from types import CodeType, ModuleType
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 from loopscope.tracer.events import (
     NO_DETAIL,
@@ -70,6 +70,11 @@ class PurePendingBuffer:
         self._value_lengths = array("I")
         self._value_texts = bytearray()
         self._value_count = 0  # value rows so far, sent or pending
+        # Recorder.detail's table: detail tuple -> index, and the tuples in index order (a
+        # unique row sent by a flush is None from then on: unique_detail)
+        self._details: dict[Detail, int] = {(): NO_DETAIL}
+        self._detail_rows: list[Detail | None] = [()]
+        self._unique_rows: list[int] = []  # unique rows not sent yet
 
     @property
     def _limit(self) -> int:
@@ -107,6 +112,36 @@ class PurePendingBuffer:
         )
         if len(pending) >= self._pending_limit:
             self._limit_reached()
+
+    def detail(self, detail: Detail) -> int:
+        """The interned index of a detail tuple."""
+        index = self._details.get(detail)
+        if index is None:
+            if len(self._detail_rows) >= VALUE_ROW:
+                raise OverflowError("more interned details than the detail column can name")
+            index = self._details[detail] = len(self._detail_rows)
+            self._detail_rows.append(detail)
+        return index
+
+    def unique_detail(self, detail: Detail) -> int:
+        """A new row for a detail that cannot have been interned before (a sleep's, which
+        holds its deadline): not kept for interning, and forgotten once a flush has sent it,
+        so that a program sleeping 50,000 times does not keep 50,000 tuples alive."""
+        if not isinstance(detail, tuple):
+            raise TypeError("unique_detail needs a tuple")
+        index = len(self._detail_rows)
+        if index >= VALUE_ROW:
+            raise OverflowError("more interned details than the detail column can name")
+        self._detail_rows.append(detail)
+        self._unique_rows.append(index)
+        return index
+
+    def _forget_unique_rows(self) -> None:
+        """The unique rows sent by now are None in _detail_rows from here on."""
+        rows = self._detail_rows
+        for index in self._unique_rows:
+            rows[index] = None
+        self._unique_rows.clear()
 
     def value_row(self, base: int, text: str) -> int:
         """A new value row -- detail `base` plus the value `text` -- and its detail index."""
@@ -202,8 +237,6 @@ class Recorder(_PendingBuffer):
         self._next_seq = 0
         self._lane_count = 0
         self._name_uses: dict[str, int] = {}
-        self._details: dict[Detail, int] = {(): NO_DETAIL}
-        self._detail_rows: list[Detail] = [()]
         self._details_sent = 1
         self._sources: dict[Source, int] = {}
         self._source_rows: list[Source] = [("", 0, "")]
@@ -224,19 +257,12 @@ class Recorder(_PendingBuffer):
         if gate is not None:
             gate(last_code, last_lane)
 
-    def detail(self, detail: Detail) -> int:
-        """The interned index of a detail tuple."""
-        index = self._details.get(detail)
-        if index is None:
-            if len(self._detail_rows) >= VALUE_ROW:
-                raise OverflowError("more interned details than the detail column can name")
-            index = self._details[detail] = len(self._detail_rows)
-            self._detail_rows.append(detail)
-        return index
-
     def detail_row(self, index: int) -> Detail:
         """The interned detail tuple at `index`."""
-        return self._detail_rows[index]
+        row = self._detail_rows[index]
+        if row is None:
+            raise LookupError(f"detail {index} was a unique row, forgotten once it was sent")
+        return row
 
     def source(self, filename: str, line: int, function: str) -> int:
         key = (filename, line, function)
@@ -339,8 +365,10 @@ class Recorder(_PendingBuffer):
         first_seq = self._next_seq
         self._next_seq += count
         columns = self._take(self.origin)
-        new_details = self._detail_rows[self._details_sent :]
+        # (a row not sent yet is never None: unique rows are forgotten once sent)
+        new_details = cast("list[Detail]", self._detail_rows[self._details_sent :])
         self._details_sent = len(self._detail_rows)
+        self._forget_unique_rows()  # new_details holds them until the sink has them
         new_sources = self._source_rows[self._sources_sent :]
         self._sources_sent = len(self._source_rows)
         self.sink.write_batch(Batch(first_seq, columns, new_details, new_sources,

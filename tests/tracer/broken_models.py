@@ -20,10 +20,9 @@ def _broken(*args: Any, **kwargs: Any) -> Any:
 
 def _hook_to_break(model: str) -> tuple[type, str]:
     if model == "asyncio":
-        from loopscope.tracer.models._asyncio_tracer import LoopTracer
-
-        # the wake cause of the program's sleep(0.001) timer, asked of Python by the C tracer
-        return LoopTracer, "_timer_cause"
+        # the END of the program's first worker (it returns a value), which the C tracer asks
+        # Python to record
+        return Recorder, "end"
     if model == "generator":
         from loopscope.tracer.models.generator_model import GeneratorTracer
 

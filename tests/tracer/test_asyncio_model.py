@@ -362,11 +362,11 @@ def test_the_proxy_keeps_results_exceptions_cancellation_and_introspection() -> 
 def test_a_broken_hook_is_reported_once_and_tracing_detaches(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    def broken(*args: Any) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("hook fell over")
 
-    # the timer's wake cause, which the C tracer asks Python for when the sleep's timer fires
-    monkeypatch.setattr(_asyncio_tracer.LoopTracer, "_timer_cause", broken)
+    # the END of a task that returns a value, which the C tracer asks Python to record
+    monkeypatch.setattr(Recorder, "end", broken)
 
     async def worker(n: int) -> int:
         await asyncio.sleep(0.001)

@@ -49,7 +49,15 @@ for text in ("1", "'caf\\u00e9'", "'\\ud800'", ""):  # ASCII, not ASCII, a lone 
 recorder.wake(task, loop, ("cause", "timer"))
 recorder.state(task, Code.IO_WAIT, ("fd", 3, "mode", "read"))
 recorder.annotate(loop, ("readable", (3,)))
+slept = recorder.unique_detail(("delay_s", 0.5, "deadline_ns", 7))
+kept = recorder.detail_row(slept)  # a unique row reads back until it is sent
+recorder.record(task, Code.SLEEPING, detail=slept)
 recorder.flush()
+try:
+    recorder.detail_row(slept)
+except LookupError:
+    forgotten = True
+unique = [list(kept), forgotten, recorder.detail(("delay_s", 0.5, "deadline_ns", 7)) != slept]
 recorder.set_gate(lambda code, lane: gate_calls.append([code, lane, recorder.event_count]))
 recorder.record(loop, Code.POLL)
 recorder.handoff(loop, task, 0, Code.DISPATCH, 0, 0)
@@ -60,7 +68,7 @@ recorder.end(loop, error=RuntimeError("closed"))
 pending = recorder.event_count
 recorder.close()
 print(json.dumps({"batches": batches, "gate": gate_calls, "pending": pending,
-                  "current": recorder.current}))
+                  "current": recorder.current, "unique": unique}))
 """
 
 # A deterministic asyncio program: tasks that yield, await each other, a queue, an event,
@@ -183,6 +191,10 @@ def test_c_and_pure_recorders_write_the_same_batches_and_gate_calls() -> None:
     assert [call[:2] for call in c_side["gate"]] == [[5, 0], [0, 1]]
     ts = [t for batch in c_side["batches"] for t in batch[1][0]]
     assert ts[-2:] == [ts[-3] + 7 - 1000, ts[-3] + 14 - 1000]
+    # a unique detail is sent once, then forgotten; the same tuple interned is a new row
+    assert c_side["unique"] == [["delay_s", 0.5, "deadline_ns", 7], True, True]
+    sent = [row for batch in c_side["batches"] for row in batch[2]]
+    assert sent.count(["delay_s", 0.5, "deadline_ns", 7]) == 2
 
 
 @needs_extension
@@ -301,8 +313,23 @@ async def nap(n):
     await asyncio.sleep(1e-9)
     return n
 
+async def naps():
+    # delays whose shown value and whose ns round (half-way cases to even): 2.5e-9 s is 2 ns
+    for delay in (2.5e-9, 3.5e-9, 1.25e-7, 1.5e-6, 1.5e-6, 2.5e-9):
+        await asyncio.sleep(delay)
+    loop = asyncio.get_running_loop()
+    fired = loop.create_future()
+    loop.call_later(0, fired.set_result, 3)  # an int delay, a timer that is not a sleep
+    timed = loop.create_future()
+    loop.call_at(loop.time(), timed.set_result, 4)
+    try:  # a timeout's timer cancels a sleep
+        await asyncio.wait_for(asyncio.sleep(10), timeout=1e-6)
+    except TimeoutError:
+        pass
+    return await fired + await timed
+
 async def main():
-    return await asyncio.gather(nap(1), nap(2))
+    return [*await asyncio.gather(nap(1), nap(2)), await naps()]
 
 """ + RUN_TRACED_MAIN + """
 print(json.dumps(dict(result=result, events=events, details=trace.details)))
@@ -313,13 +340,88 @@ print(json.dumps(dict(result=result, events=events, details=trace.details)))
 def test_c_and_pure_record_timed_sleeps_alike() -> None:
     c_side = run_both_sides(SLEEPS_PROGRAM)
 
-    assert c_side["result"] == [1, 2]
+    assert c_side["result"] == [1, 2, 7]
     details = c_side["details"]
     codes, detail_column = c_side["events"][2], c_side["events"][4]
     slept = [details[detail] for code, detail in zip(codes, detail_column, strict=True)
              if code == Code.SLEEPING]
-    assert len(slept) == 4
-    assert all(detail["delay_s"] == 0.0 and detail["deadline_ns"] > 0 for detail in slept)
+    assert [detail["delay_s"] for detail in slept] == [
+        0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2e-06, 2e-06, 0.0, 10]
+    assert all(detail["deadline_ns"] > 0 for detail in slept)
+    causes = [details[detail] for code, detail in zip(codes, detail_column, strict=True)
+              if code == Code.WAKE]
+    timers = [cause for cause in causes if cause.get("cause") == "timer"]
+    # each sleep is woken by its own timer, but the last, which the timeout cancels (3.11's
+    # wait_for runs it in a task of its own, with a timer of its own)
+    assert [cause["deadline_ns"] for cause in timers][: len(slept) - 1] == [
+        detail["deadline_ns"] for detail in slept[:-1]]
+    assert sum(1 for cause in causes if cause.get("cancel")) == 1
+
+
+# Sleeps ended otherwise than by their own timers: cancelled from a step, from a plain
+# callback and by a timeout's timer, beside one that runs out (each sleep's timer runs
+# unwrapped; its wake-up finds the deadline in the SLEEPING detail). The polls' timeouts and
+# the timeout's deadline come from the loop's real clock: only the wakes are printed, the
+# timeout's deadline as whether it is one.
+CANCELLED_SLEEPS_PROGRAM = """
+import asyncio, json
+from loopscope.tracer.events import Code, FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+async def sleeper(delay):
+    try:
+        await asyncio.sleep(delay)
+    except asyncio.CancelledError:
+        return "cancelled"
+    return "slept"
+
+async def main():
+    loop = asyncio.get_running_loop()
+    by_step = asyncio.create_task(sleeper(10), name="by a step")
+    by_callback = asyncio.create_task(sleeper(10), name="by a callback")
+    runs_out = asyncio.create_task(sleeper(1e-9), name="runs out")
+    await asyncio.sleep(0)
+    by_step.cancel()
+    loop.call_soon(by_callback.cancel)
+    results = [await by_step, await by_callback, await runs_out]
+    try:
+        async with asyncio.timeout(1e-6):
+            await asyncio.sleep(10)
+    except TimeoutError:
+        results.append("timed out")
+    return results
+
+""" + RUN_TRACED_MAIN + """
+names = {lane: trace.lane_name(lane) for lane in set(trace.lane)}
+wakes = []
+for lane, code, detail in zip(trace.lane, trace.code, trace.detail):
+    if code in (Code.WAKE, Code.SLEEPING):
+        shown = dict(trace.details[detail])
+        if shown.get("cancel") and "deadline_ns" in shown:
+            shown["deadline_ns"] = isinstance(shown["deadline_ns"], int)
+        wakes.append([names[lane], Code(code).name, shown])
+print(json.dumps(dict(result=result, wakes=wakes)))
+"""
+
+
+@needs_extension
+def test_c_and_pure_say_what_ended_a_sleep_alike() -> None:
+    c_side = run_both_sides(CANCELLED_SLEEPS_PROGRAM)
+
+    assert c_side["result"] == ["cancelled", "cancelled", "slept", "timed out"]
+    wakes = [(name, detail) for name, code, detail in c_side["wakes"] if code == "WAKE"
+             and detail.get("cause") not in ("task", None)]
+    slept = {name: detail for name, code, detail in c_side["wakes"] if code == "SLEEPING"}
+    assert wakes[:3] == [
+        ("by a step", {"cause": "future", "cancel": True}),
+        ("by a callback", {"cause": "callback", "cancel": True}),
+        ("runs out", {"cause": "timer", "deadline_ns": slept["runs out"]["deadline_ns"]}),
+    ]
+    # the timeout cancels the main task's sleep: not that sleep's own timer
+    assert len(wakes) == 4 and wakes[3][0] == "main (Task-1)" and wakes[3][1]["cancel"]
+    assert "deadline_ns" not in wakes[3][1] or wakes[3][1]["deadline_ns"] is True
 
 
 # Eager tasks (3.12+): the first step runs inside the Task constructor, before create_task has

@@ -76,8 +76,9 @@ CAUSE_FIELDS = ("waker", "detail", "deadline_ns")
 Cause = tuple[int, int, int]
 # waiting[id(future)]: (future, lane, lane ...): the fields, then one item per waiting lane
 WAITERS_FIELDS = ("future",)
-# sleeps[id(future)]: (future, SLEEPING detail) for asyncio.sleep's future, until a task waits on it
-SLEEP_FIELDS = ("future", "detail")
+# sleeps[id(future)]: (future, SLEEPING detail, deadline_ns) for asyncio.sleep's future, until a
+# task waits on it
+SLEEP_FIELDS = ("future", "detail", "deadline_ns")
 # _verdicts_top/_inner[id(code)]: (code, verdict)
 VERDICT_FIELDS = ("code", "verdict")
 # _owner_details[key]: (weakref to the stream, IO_WAIT detail)
@@ -133,9 +134,12 @@ class LoopTracer(_TracerCore):
         self.cause: Cause | None = None
         # id(future) -> (future, lane, lane...): the lanes suspended on that future
         self.waiting: dict[int, tuple[Any, ...]] = {}
-        # id(future) -> (future, SLEEPING detail): futures asyncio.sleep's timers will complete
-        # (SLEEP_FIELDS)
-        self.sleeps: dict[int, tuple[Any, int]] = {}
+        # id(future) -> (future, SLEEPING detail, deadline_ns): futures asyncio.sleep's timers
+        # will complete (SLEEP_FIELDS)
+        self.sleeps: dict[int, tuple[Any, int, int]] = {}
+        # id(future) -> its timer's deadline_ns: the sleeps lanes wait on now. asyncio.sleep's
+        # timer runs unwrapped (no cause of its own): its wake-up's cause is made from there.
+        self.sleeping: dict[int, int] = {}
         # id(future) -> (future, fd, mode, socket, address): futures fd readiness will complete
         self.io_futures: dict[int, tuple[Any, int, str, Any, Any]] = {}
         # id(code) -> (code, {line: source index}); by id for the reason _verdicts_top is
@@ -157,6 +161,8 @@ class LoopTracer(_TracerCore):
         self._plain_future: type = _Future
         self._gathering_future: type = _GATHERING_FUTURE
         self._plain_task: type = _Task
+        # what asyncio.sleep's timer calls: a timer that gets a SLEEPING detail
+        self._timer_fires: Callable[..., Any] = _TIMER_FIRES
         # what the C spawn of a task lane keeps: qualname -> spawn base (Recorder.spawn_base),
         # and the qualnames whose lanes are named by the request they serve (Python does)
         self._spawn_bases: dict[str, int] = {}
@@ -344,6 +350,7 @@ class LoopTracer(_TracerCore):
         key = id(future)
         sleep = self.sleeps.pop(key, None)
         if sleep is not None:
+            self.sleeping[key] = sleep[2]
             self.record(lane, _SLEEPING, NO_LANE, sleep[1])
         else:
             io = self.io_futures.pop(key, None)
@@ -467,6 +474,9 @@ class LoopTracer(_TracerCore):
 
     def _wake(self, waiters: tuple[Any, ...]) -> None:
         future = waiters[0]
+        # the deadline of the sleep that ends, if it is asyncio.sleep's
+        slept = self.sleeping.pop(id(future), None) if self.sleeping else None
+        cancelled = future.cancelled()
         finished = lane_of_task(future) if isinstance(future, _Task) else NO_LANE
         if finished != NO_LANE:
             waker, cause = finished, self.cause_task
@@ -476,9 +486,12 @@ class LoopTracer(_TracerCore):
             waker, cause, deadline_ns = self.cause
             if cause < 0:
                 cause = self._timer_cause(deadline_ns)
+        elif slept is not None and not cancelled:  # asyncio.sleep's own timer ran out
+            waker = self.loop_lane
+            cause = self.recorder.unique_detail(("cause", "timer", "deadline_ns", slept))
         else:
             waker, cause = self.loop_lane, self.cause_callback
-        if future.cancelled():
+        if cancelled:
             cause = self.cancel_cause(cause)
         record = self.record
         for lane in waiters[1:]:
@@ -519,19 +532,30 @@ class LoopTracer(_TracerCore):
 
     # -- timers and fds (called by the loop's call_at/call_later and _add_reader/_add_writer)
 
-    def timer_scheduled(
+    def pure_timer_scheduled(
         self, delay: float, callback: Callable[..., Any], args: tuple[Any, ...]
     ) -> Callable[..., Any]:
+        """The callback to schedule for a timer due in `delay` s, run with the timer as the
+        cause of what it completes; asyncio.sleep's timer also leaves its SLEEPING detail
+        for the wait on its future (the C base has its own, recording the same)."""
         try:
             recorder = self.recorder
             deadline_ns = recorder.clock() - recorder.origin + round(delay * 1e9)
-            if callback is _TIMER_FIRES and args:
-                sleep = recorder.detail(("delay_s", round(delay, 6), "deadline_ns", deadline_ns))
-                self.sleeps[id(args[0])] = (args[0], sleep)
+            if callback is self._timer_fires and args:
+                # unique (its deadline is), forgotten once sent
+                sleep = recorder.unique_detail(
+                    ("delay_s", round(delay, 6), "deadline_ns", deadline_ns))
+                self.sleeps[id(args[0])] = (args[0], sleep, deadline_ns)
+                # runs as it is, without a wrapper and a cause per sleep: the wake-up's cause
+                # is made from the deadline the wait leaves in self.sleeping
+                return callback
             return self.with_cause(callback, (self.loop_lane, -1, deadline_ns))
         except Exception as exc:
             self.detach(exc)
             return callback
+
+    if TYPE_CHECKING or SPEEDUPS is None:
+        timer_scheduled = pure_timer_scheduled
 
     def fd_watched(
         self, fd: Any, mode: str, callback: Callable[..., Any], args: tuple[Any, ...]
@@ -635,6 +659,7 @@ class LoopTracer(_TracerCore):
         self.detached = True
         self.waiting.clear()
         self.sleeps.clear()
+        self.sleeping.clear()
         self.io_futures.clear()
         self.cause = None
 
