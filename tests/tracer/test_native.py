@@ -34,8 +34,11 @@ from loopscope.tracer.trace import Trace
 from loopscope.tracer.values import VALUE_ROW
 
 
-def _hand_built() -> Trace:
-    trace = Trace()
+def _hand_built(halfway: Callable[[Trace], None] | None = None,
+                trace: Trace | None = None) -> Trace:
+    """A small trace with every kind of row; `halfway(trace)` is called after its first
+    events (each batch of a child's reaches the trace as the recorder flushes)."""
+    trace = Trace() if trace is None else trace
     clock = FakeClock(tick_ns=1_500)
     rec = Recorder(trace, clock=clock, batch_size=4)  # several batches, as from a child
     loop = rec.spawn("asyncio loop", LaneKind.LOOP)
@@ -48,6 +51,8 @@ def _hand_built() -> Trace:
     rec.annotate(loop, ("readable", (7,), "writable", ()))
     rec.wake(task, loop, ("cause", "fd", "fd", 7, "mode", "read"))
     rec.state(task, Code.SLEEPING, ("delay_s", 0.1, "deadline_ns", 223_456_789))
+    if halfway is not None:
+        halfway(trace)
     rec.record(task, Code.OUTPUT, detail=rec.detail(("text", "naïve “quotes” \\ and \t tabs")))
     sent = rec.detail(("via", "send"))
     for text in ("1", "'ünï'", "b'\\x00'"):
@@ -352,28 +357,13 @@ def test_the_header_is_the_whole_header_dict_encoded_at_once() -> None:
 def test_details_encoded_ahead_as_batches_land_save_the_same_bytes() -> None:
     plain = _hand_built()
     ahead = Trace()
-    clock = FakeClock(tick_ns=1_500)
-    rec = Recorder(ahead, clock=clock, batch_size=4)
     ahead.listeners.append(lambda first, count: ahead.details.encode_ahead())
-    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
-    task = rec.spawn("fetch-1 (Task-2)", LaneKind.TASK, parent=loop, extra=("coro", "fetch()"))
-    rec.wake(task, loop, ("cause", "spawn"))
-    rec.state(task, Code.RUNNING, source=rec.source("/tmp/ünïcode.py", 12, "fetch"))
-    rec.state(task, Code.IO_WAIT, ("fd", 7, "mode", "read", "peer", "127.0.0.1:40123"))
-    rec.state(loop, Code.POLL, ("timeout_s", None))
-    clock.advance(123_456_789)
-    rec.annotate(loop, ("readable", (7,), "writable", ()))
-    rec.wake(task, loop, ("cause", "fd", "fd", 7, "mode", "read"))
-    rec.state(task, Code.SLEEPING, ("delay_s", 0.1, "deadline_ns", 223_456_789))
-    assert ahead.details._encoded  # some rows were encoded as their batches landed
-    ahead.listeners.clear()  # the rest are encoded by the save
-    rec.record(task, Code.OUTPUT, detail=rec.detail(("text", "naïve “quotes” \\ and \t tabs")))
-    sent = rec.detail(("via", "send"))
-    for text in ("1", "'ünï'", "b'\\x00'"):
-        rec.handoff(loop, task, rec.value_row(sent, text), Code.BLOCKED, NO_DETAIL, NO_SOURCE)
-    rec.end(task, error=ValueError("bad value"))
-    rec.close()
-    ahead.meta.update(plain.meta)
+
+    def halfway(trace: Trace) -> None:
+        assert trace.details._encoded  # some rows were encoded as their batches landed
+        trace.listeners.clear()  # the rest are encoded by the save
+
+    _hand_built(halfway, ahead)
     assert ahead.details._encoded_rows < len(ahead.details)
     assert encode_trace(ahead) == encode_trace(plain)
     ahead.details.encode_ahead()
