@@ -38,6 +38,7 @@ _WAIT, _LET_GO, _RESUMED = 3, 4, 5
 _SEEN = 6  # a thread's first line, wait or release: its lane starts then
 _SLEEP = 7  # a thread's time.sleep (extra: the SLEEPING detail); it ends with a _RESUMED
 _LANE_OF_THREAD = "_loopscope_lane"  # on a Thread with a lane: (its serial, its lane's name)
+_NAME_OF_THREAD = "_loopscope_lane_name"  # on a Thread: its lane's name, once decided
 # The ThreadLines of the run, once installed: thread pools put their work's lines on its lane.
 _installed: ThreadLines | None = None
 
@@ -124,16 +125,24 @@ class ThreadLines:
                 self._main_serial = marker.serial
             else:
                 thread = threading.current_thread()
-                name = thread_name(thread)
-                number = next(self._name_counts.setdefault(name, itertools.count(1)))
-                if number > 1:
-                    name = f"{name} #{number}"
-                self._names[marker.serial] = name
+                name = self._names[marker.serial] = self.lane_name(thread)
                 thread.__dict__[_LANE_OF_THREAD] = (marker.serial, name)  # for its joiners
             # the lane starts now, before the thread can end: a thread that only let another
             # go is named in that one's wake, which may be queued after its end
             self.queue.append((_SEEN, marker.serial, self.recorder.clock(), "", ()))
         return int(marker.serial)
+
+    def lane_name(self, thread: threading.Thread) -> str:
+        """The name of `thread`'s lane, decided when first asked: at its first line or wait,
+        or by a join of it before either. A second thread of one name is "teller #2"."""
+        name: str | None = thread.__dict__.get(_NAME_OF_THREAD)
+        if name is None:
+            base = thread_name(thread)
+            number = next(self._name_counts.setdefault(base, itertools.count(1)))
+            # setdefault: of two threads asking at once, both get the first one's answer
+            name = thread.__dict__.setdefault(
+                _NAME_OF_THREAD, base if number == 1 else f"{base} #{number}")
+        return name
 
     def main_lane(self) -> int:
         """The traced thread's own lane (it waited on or let go a lock, or joined a thread), or

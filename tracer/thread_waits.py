@@ -371,7 +371,7 @@ class ThreadWaits:
         who = self._waiter()
         if who is None:
             return None
-        self._begin(who, ("on", f"{thread_lane(thread)[1]}.join()"))
+        self._begin(who, ("on", f"{self.lines.lane_name(thread)}.join()"))
         return who
 
     def _joined(self, who: int, thread: threading.Thread, frame: FrameType | None) -> None:
