@@ -91,8 +91,8 @@ class ThreadLines:
         self._ended: dict[int, int] = {}  # serial -> lane, of threads that ended
         self._names: dict[int, str] = {}
         self._serials = itertools.count()
-        # thread name -> how many threads of that name have lanes: the second is "teller #2"
-        # here, as the recorder would number it, so a join can name the lane it waits for
+        # thread name -> the numbers its threads' lanes take (lane_name): the second is
+        # "teller #2" here, as the recorder would number it, so a join names the right lane
         self._name_counts: dict[str, Iterator[int]] = {}
         self._local = _RealLocal()
         self._flushed_at = recorder.clock()

@@ -65,6 +65,8 @@ _FUTURES_FILES = frozenset(os.path.join(os.path.dirname(_THREADING_FILE), "concu
                            for name in ("_base.py", "thread.py", "process.py"))
 _PROCESS_POOL = "concurrent.futures.process"
 _FUTURES_WAITS = frozenset({"as_completed", "wait"})  # the module's own waiting functions
+# the kinds of primitive a thread that sets a future lets go (its wake's cause: "future")
+_FUTURE_KINDS = _FUTURES_WAITS | {"Future"}
 
 _T = TypeVar("_T")
 # The run's watcher while installed; the program's locks outlive it and then just block.
@@ -218,15 +220,14 @@ class ThreadWaits:
                         frame.f_locals.get("self") is owner:
                     frame = frame.f_back
         frame, called = _past_futures(frame)
-        if called is not None and called not in _FUTURES_WAITS and \
-                type(owner).__name__ != "Future":
+        # the event `as_completed` waits on is named by the call, not by its class
+        kind = called if called in _FUTURES_WAITS else type(owner).__name__
+        if called is not None and kind not in _FUTURE_KINDS:
             return  # a pool's own lock or semaphore
         frame = _maker(frame)
         if frame is None or _MADE in owner.__dict__ or \
                 not self.is_program(frame.f_code.co_filename):
             return  # not the program's, or a queue's second condition
-        # the event `as_completed` waits on is named by the call, not by its class
-        kind = called if called in _FUTURES_WAITS else type(owner).__name__
         owner.__dict__[_MADE] = self.made(frame, kind)
 
     def name(self, primitive: Any, made: tuple[str, int, str, int]) -> str:
@@ -346,7 +347,7 @@ class ThreadWaits:
             cond.__class__ = NotedCondition  # its notify now says who let waiters go
         name = self.name(primitive, made)
         # a future (or the event `as_completed` waits on) is let go by the thread that set it
-        cause = "future" if made[2] == "Future" or made[2] in _FUTURES_WAITS else "released"
+        cause = "future" if made[2] in _FUTURE_KINDS else "released"
         return who, self._begin(who, ("on", method, "primitive", name)), name, frame, cause
 
     def join(self, thread: threading.Thread, timeout: float | None,
