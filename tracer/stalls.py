@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 import numpy as np
+import numpy.typing as npt
 
 from loopscope.tracer.events import LaneKind, Source
 from loopscope.tracer.findings import Delay, Finding
@@ -33,10 +34,31 @@ def long_steps(trace: Trace, spans: Spans, threshold_ns: int = DEFAULT_THRESHOLD
     that share a scheduler's thread. A thread lane (work handed to a pool) runs on a thread of
     its own: however long, it holds up no scheduler; that is what it is for."""
     states = column_rows(spans.state, first)
-    lengths = column_rows(spans.end, first) - column_rows(spans.start, first)
-    on_threads = np.isin(column_rows(spans.lane, first), _thread_lanes(trace))
+    lanes = column_rows(spans.lane, first)
+    lengths = column_rows(spans.end, first) - _held_from(trace, lanes,
+                                                          column_rows(spans.start, first))
+    on_threads = np.isin(lanes, _thread_lanes(trace))
     found = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns) & ~on_threads)
     return [first + int(offset) for offset in found]
+
+
+def _held_from(trace: Trace, lanes: npt.NDArray[np.int64], starts: npt.NDArray[np.int64]
+               ) -> npt.NDArray[np.int64]:
+    """When each step began to hold anything up. A main lane's first step is the program
+    starting (imports, set-up) with nothing yet to run beside it: it counts only from the
+    moment a second lane on its thread exists, so a slow `import gevent` is no stall."""
+    for info in trace.lanes:
+        if info.kind == LaneKind.MAIN:
+            main = info.id
+            break
+    else:
+        return starts
+    # lanes are numbered as they appear, so the first other one is the earliest
+    company = next((info.spawn_ts for info in trace.lanes
+                    if info.id != main and info.kind != LaneKind.THREAD
+                    and info.kind not in LaneKind.LOOP_KINDS), None)
+    alone_until = np.iinfo(np.int64).max if company is None else company
+    return np.where(lanes == main, np.maximum(starts, alone_until), starts)
 
 
 def find_stalls(trace: Trace, spans: Spans,

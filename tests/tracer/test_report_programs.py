@@ -43,6 +43,7 @@ def _report_of(path: Path) -> tuple[RunResult, list[tuple[str, str | None, str |
 # program -> (rule, lane) of every finding it must give; the line comes from its mark
 EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "gevent_hog.py": [("stall", "hog")],
+    "gevent_main_blocks.py": [("stall", "main")],
     "blocking_callback.py": [("stall", "asyncio loop")],
     "pending_at_exit.py": [("pending-at-exit", "poller")],
     "never_retrieved.py": [("exception-never-retrieved", "fails")],
@@ -59,7 +60,8 @@ EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "thread_pool_idle.py": [("idle-on-thread-pool", "read_sensor")],
     "executor_idle.py": [("idle-on-thread-pool", "compress")],
 }
-CLEAN = ["clean_workers.py", "thread_pool_busy.py", "gevent_clean.py", "clean_threads.py"]
+CLEAN = ["clean_workers.py", "thread_pool_busy.py", "gevent_clean.py", "clean_threads.py",
+         "gevent_slow_start.py"]
 
 
 @pytest.mark.parametrize("program", sorted(EXPECTED))
