@@ -8,7 +8,7 @@ source locations are interned into tables so that a repeated detail costs four b
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from enum import IntEnum
 from typing import Any, NamedTuple
 
@@ -120,6 +120,13 @@ class LaneKind:
     THREAD = "thread"  # work handed to a thread pool (to_thread, run_in_executor)
 
     LOOP_KINDS = frozenset({LOOP})
+
+
+def followed(model: str | None, lane_kinds: Iterable[str]) -> str | None:
+    """What a run's header names: "threads" when every lane is a thread (the model a threaded
+    script runs under, asyncio by default, followed nothing of it), else the model."""
+    kinds = set(lane_kinds)
+    return "threads" if kinds == {LaneKind.THREAD} else model
 
 
 # A detail as recorded: a flat tuple of alternating keys and values, hashable so it can be

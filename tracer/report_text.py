@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
+from loopscope.tracer.events import followed
 from loopscope.tracer.findings import Delay
 from loopscope.tracer.lane_table import LaneRow
 from loopscope.tracer.report import Report
@@ -74,7 +75,7 @@ def _run_lines(report: Report) -> list[str]:
         status += f", exit {run['exit_code']}"
     if run.get("error"):
         status += f": {run['error']}"
-    model = run.get("model") or "?"
+    model = followed(run.get("model"), run.get("lane_kinds") or ()) or "?"
     python = f", Python {run['python']}" if run.get("python") else ""
     return [
         f"run: {run.get('target') or '?'} ({model}{python}); ended {status}",

@@ -14,7 +14,7 @@ from PySide6.QtCore import QBuffer, QIODevice, QMarginsF, QRect, QSize, QSizeF
 from PySide6.QtGui import QGuiApplication, QImage, QPageLayout, QPageSize, QPainter, QPdfWriter
 from PySide6.QtSvg import QSvgGenerator
 
-from loopscope.tracer.events import LaneKind
+from loopscope.tracer.events import followed
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.formats import IMAGE_FORMATS
 from loopscope.tracer.held_time import cut_held_time
@@ -116,10 +116,11 @@ def export_viewport(
 
 def _summary(trace: Trace, start: float, end: float, folded: int = 0) -> str:
     parts = []
-    if trace.lanes and all(info.kind == LaneKind.THREAD for info in trace.lanes):
-        parts.append("threads")  # a threaded program: the model it ran under followed nothing
-    elif model := trace.meta.get("model"):
-        parts.append(f"model {model}")
+    kind = followed(trace.meta.get("model"), (info.kind for info in trace.lanes))
+    if kind == "threads":
+        parts.append(kind)
+    elif kind:
+        parts.append(f"model {kind}")
     parts.append(f"{len(trace.lanes)} lanes" + (f" ({folded} library lanes folded)"
                                                  if folded else ""))
     parts.append(f"{len(trace):,} events")

@@ -358,6 +358,23 @@ def test_the_text_report_shows_the_table_and_the_stall() -> None:
 # -- samples on the pipe and in saved traces -------------------------------------------------------
 
 
+def test_the_text_report_names_threads_for_a_run_of_threads_and_the_model_otherwise() -> None:
+    trace = Trace()
+    trace.meta.update(target="workers.py", model="asyncio")  # what a threaded script runs under
+    rec = Recorder(trace, clock=FakeClock())
+    for name in ("main thread", "worker"):
+        lane = rec.spawn(name, LaneKind.THREAD)
+        rec.state(lane, Code.RUNNING)
+        rec.end(lane)
+    rec.close()
+    assert render_report(build_report(trace)).startswith("run: workers.py (threads); ")
+    stalled = _stalled_loop()
+    stalled.meta.update(target="server.py", model="asyncio")
+    assert render_report(build_report(stalled)).startswith("run: server.py (asyncio); ")
+    # the JSON keeps the model the run was made under
+    assert report_json(build_report(trace))["run"]["model"] == "asyncio"
+
+
 def test_samples_survive_a_save_and_load_byte_for_byte() -> None:
     trace = _stalled_loop()
     data = encode_trace(trace)
