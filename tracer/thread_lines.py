@@ -315,14 +315,19 @@ def thread_lane(thread: threading.Thread) -> tuple[int, str]:
 
 def thread_name(thread: threading.Thread) -> str:
     """A thread's lane name: the name the program gave it (`Thread(name="teller-1")`), else its
-    target's when the program wrote the target (`teller`), else the thread's own (a pool's
-    `ThreadPoolExecutor-0_1`, not the pool's `_worker`)."""
+    target's when the program wrote the target (`teller`), else its class's when it is a kind
+    of thread (`class Downloader(Thread)`, a `Timer`, a process pool's
+    `_ExecutorManagerThread`), else the thread's own (a pool's `ThreadPoolExecutor-0_1`, not
+    the pool's `_worker`)."""
     if not _DEFAULT_NAME.match(thread.name):
         return thread.name
     target: Any = getattr(thread, "_target", None)
     code = getattr(target, "__code__", None)
     if code is not None and _is_program(code.co_filename):
         return str(target.__name__)
+    kind = type(thread)
+    if kind is not threading.Thread:
+        return kind.__name__.lstrip("_") or thread.name
     return thread.name
 
 

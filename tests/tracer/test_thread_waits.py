@@ -228,6 +228,25 @@ def test_a_process_pools_futures_are_waited_on_without_a_lane_for_its_manager() 
                          None)]
     assert main[-1] == (Code.END, None, None, None)
     assert {code for code, *_ in main} == {Code.SPAWN, Code.RUNNING, Code.BLOCKED, Code.END}
+    # the shutdown joins the manager thread, named by its class (the join is not recorded in
+    # the rare run where the manager has finished before it)
+    joins = {said[0] for code, _other, said, _line in main
+             if code == Code.BLOCKED and said[0].endswith(".join()")}
+    assert joins in ({"ExecutorManagerThread.join()"}, set())
+
+
+def test_threads_of_a_thread_class_are_named_by_their_class() -> None:
+    name = "thread_classes.py"
+    result = _run(name)
+    assert result.stdout.split() == ["reminded", "done"]
+    lanes = _by_lane(result.trace)
+    assert set(lanes) == {"Downloader", "Downloader #2", "Timer", "main thread"}
+    told = [line.strip().split(" s  ", 1)[1] for line in narrate(result.trace)]
+    # which download is "#2" is whichever recorded second
+    assert told.count("main thread waits on Downloader.join()") + told.count(
+        "main thread waits on Downloader #2.join()") >= 1
+    assert "main thread waits on Timer.join()" in told
+    assert "Timer ended: wakes main thread" in told
 
 
 def test_a_join_names_the_lane_it_waits_for_when_threads_share_a_name() -> None:
