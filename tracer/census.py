@@ -220,8 +220,14 @@ class Census:
 
 
 def _no_running_loop() -> bool:
+    """No event loop drives the coroutine that yields: neither asyncio's nor trio's."""
     asyncio = sys.modules.get("asyncio")
-    return asyncio is None or asyncio.events._get_running_loop() is None
+    if asyncio is not None and asyncio.events._get_running_loop() is not None:
+        return False
+    # (a trio older than 0.23, or one still importing, has no in_trio_run: count it as no run)
+    in_trio_run = getattr(getattr(sys.modules.get("trio"), "lowlevel", None), "in_trio_run",
+                          None)
+    return in_trio_run is None or not in_trio_run()
 
 
 def _nested(code: CodeType) -> Iterator[CodeType]:

@@ -522,6 +522,18 @@ def test_hand_driven_coroutines_guessed_as_asyncio_say_how_to_follow_them() -> N
     assert seen.result.notes and "--model" in seen.result.notes[0]
 
 
+def test_a_trio_nursery_is_followed_with_no_note_about_coroutines_driven_by_hand() -> None:
+    seen = trace_program("trio_nursery")
+    assert_ok(seen)
+    assert seen.kinds == {"trio run": LaneKind.LOOP, "parent": LaneKind.TASK,
+                          "child": LaneKind.TASK, "child-2": LaneKind.TASK}
+    assert sorted(seen.printed["child"] + seen.printed["child-2"]) == [
+        "first finished", "first started", "second finished", "second started"]
+    assert seen.printed["parent"] == ["parent done"]
+    # trio drives its tasks' coroutines: that is the model's run, not the program's hand
+    assert seen.result.notes == []
+
+
 def test_a_program_that_raises_shows_a_traceback_from_its_own_code() -> None:
     seen = trace_program("raises_in_generator")
     result = seen.result
