@@ -38,6 +38,11 @@ def seconds(ns: int) -> str:
     return f"{ns / 1e9:.2f} s"
 
 
+def program_seconds(trace: Trace, ns: int) -> str:
+    """A recorded time as the program's clock reads it: from its first event, as the axis."""
+    return seconds(ns - trace.first_event_ns)
+
+
 def _fds(fds: list[int]) -> str:
     return f"fd {fds[0]}" if len(fds) == 1 else f"fds {fds}"
 
@@ -53,19 +58,19 @@ def _name(trace: Trace, lane: int) -> str:
 # -- waits: shared by the wait states themselves and by the hub switch that explains them --
 
 
-def _wait_phrase(code: int, detail: dict[str, Any], other: str | None) -> str:
+def _wait_phrase(trace: Trace, code: int, detail: dict[str, Any], other: str | None) -> str:
     """What a lane in a wait state is waiting for, as a participle phrase."""
     if code == Code.IO_WAIT:
         return f"waiting for fd {detail.get('fd', '?')} to become {_readiness(detail.get('mode'))}"
     if code == Code.SLEEPING:
-        return f"sleeping {_sleep_target(detail)}"
+        return f"sleeping {_sleep_target(trace, detail)}"
     return f"waiting on {_blocked_on(detail, other)}"
 
 
-def _sleep_target(detail: dict[str, Any]) -> str:
+def _sleep_target(trace: Trace, detail: dict[str, Any]) -> str:
     deadline = detail.get("deadline_ns")
     if isinstance(deadline, int):
-        return f"until {seconds(deadline)}"
+        return f"until {program_seconds(trace, deadline)}"
     delay = detail.get("delay_s")
     return f"for {delay:g} s" if isinstance(delay, int | float) else "for a while"
 
@@ -161,12 +166,12 @@ def _wake(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:
     waker = _name(trace, other) if other != NO_LANE else None
     cause = detail.get("cause")
     if detail.get("cancel"):
-        return _cancel(waker, woken, cause, detail)
+        return _cancel(trace, waker, woken, cause, detail)
     if cause == "fd":
         return f"fd {detail.get('fd', '?')} {_readiness(detail.get('mode'))}: wakes {woken}"
     if cause == "timer":
         deadline = detail.get("deadline_ns")
-        due = f" due at {seconds(deadline)}" if isinstance(deadline, int) else ""
+        due = f" due at {program_seconds(trace, deadline)}" if isinstance(deadline, int) else ""
         return f"timer{due} fires: wakes {woken}"
     if cause == "future":
         return f"{waker or 'a callback'} sets a future: wakes {woken}"
@@ -190,11 +195,12 @@ def _wake(trace: Trace, lane: int, other: int, detail: dict[str, Any]) -> str:
     return f"{waker} wakes {woken}" if waker else f"{woken} wakes up"
 
 
-def _cancel(waker: str | None, woken: str, cause: object, detail: dict[str, Any]) -> str:
+def _cancel(trace: Trace, waker: str | None, woken: str, cause: object,
+            detail: dict[str, Any]) -> str:
     """A wake that cancels what the lane waited on: task.cancel(), or a timeout firing."""
     if cause == "timer":
         deadline = detail.get("deadline_ns")
-        due = f" due at {seconds(deadline)}" if isinstance(deadline, int) else ""
+        due = f" due at {program_seconds(trace, deadline)}" if isinstance(deadline, int) else ""
         return f"timeout{due} fires: cancels {woken}"
     if cause == "task" and waker:
         return f"{waker} ended cancelled: wakes {woken}"
@@ -233,7 +239,7 @@ def _wait_state(trace: Trace, seq: int, code: int, lane: int, other: int,
             f"{_readiness(detail.get('mode'))}" + (f" (peer {peer})" if peer else "")
         )
     if code == Code.SLEEPING:
-        return f"{name} sleeps {_sleep_target(detail)}"
+        return f"{name} sleeps {_sleep_target(trace, detail)}"
     return f"{name} waits on {_blocked_on(detail, other_name)}"
 
 
@@ -295,7 +301,7 @@ def _switch(trace: Trace, seq: int, lane: int, other: int, detail: dict[str, Any
         if wait is None:
             return f"{origin} switches to the hub"
         waited = trace.other[wait]
-        reason = _wait_phrase(trace.code[wait], trace.details[trace.detail[wait]],
+        reason = _wait_phrase(trace, trace.code[wait], trace.details[trace.detail[wait]],
                               _name(trace, waited) if waited != NO_LANE else None)
         return f"{origin} switches to the hub: {reason}"
     if via == "close":
@@ -395,14 +401,15 @@ def describe(trace: Trace, seq: int) -> str | None:
                     trace.details[trace.detail[seq]])
 
 
-def time_prefix(ns: int) -> str:
-    return f"{ns / 1e9:7.3f} s  "
+def time_prefix(trace: Trace, seq: int) -> str:
+    """Event `seq`'s time on the program's clock, as the axis counts it, to start its line."""
+    return f"{(trace.ts[seq] - trace.first_event_ns) / 1e9:7.3f} s  "
 
 
 def narration_line(trace: Trace, seq: int) -> str | None:
     """The sentence for one event with its time in front, or None when it is not a step."""
     sentence = describe(trace, seq)
-    return None if sentence is None else time_prefix(trace.ts[seq]) + sentence
+    return None if sentence is None else time_prefix(trace, seq) + sentence
 
 
 def step_indices(trace: Trace) -> list[int]:

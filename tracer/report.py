@@ -32,6 +32,7 @@ class Report:
     run: dict[str, Any]
     lanes: list[LaneRow]  # costliest first
     findings: list[Finding]
+    first_event_ns: int = 0  # where the program's clock starts, for times shown to people
 
 
 def build_report(trace: Trace, options: ReportOptions | None = None,
@@ -43,7 +44,8 @@ def build_report(trace: Trace, options: ReportOptions | None = None,
     rows = lane_rows(trace, spans) if table is None else table.rows()
     findings = find_stalls(trace, spans, options.stall_ns)
     findings += run_lints(trace, spans, rows, options.limits)
-    return Report(run=run_summary(trace), lanes=by_cost(rows), findings=findings)
+    return Report(run=run_summary(trace), lanes=by_cost(rows), findings=findings,
+                  first_event_ns=trace.first_event_ns)
 
 
 def run_summary(trace: Trace) -> dict[str, Any]:

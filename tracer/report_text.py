@@ -26,6 +26,11 @@ def short_duration(ns: float) -> str:
     return f"{ns / 1_000_000_000:.3g}s"
 
 
+def finding_time(ts_ns: int, first_event_ns: int) -> str:
+    """When a finding happened, on the program's clock: from its first event, as the axis."""
+    return f"{(ts_ns - first_event_ns) / 1e9:.3f} s"
+
+
 def how_delayed(delay: Delay) -> str:
     """What a stall did to a lane it held up: "its timer fired 80ms late, ready but not run
     for 12ms"."""
@@ -49,7 +54,8 @@ def render_report(report: Report) -> str:
         lines.append(f"{count} finding{'s' if count != 1 else ''}:")
         for finding in report.findings:
             lines.append("")
-            at = f" at {finding.ts_ns / 1e9:.3f} s" if finding.ts_ns is not None else ""
+            at = (f" at {finding_time(finding.ts_ns, report.first_event_ns)}"
+                  if finding.ts_ns is not None else "")
             lane = f" [{finding.lane_name}]" if finding.lane_name else ""
             lines.append(f"{finding.rule}{lane}{at}: {finding.title}")
             if finding.stack:
@@ -79,7 +85,7 @@ def _run_lines(report: Report) -> list[str]:
     python = f", Python {run['python']}" if run.get("python") else ""
     return [
         f"run: {run.get('target') or '?'} ({model}{python}); ended {status}",
-        f"     {short_duration(run['duration_ns'])}, {run['lanes']} lanes, "
+        f"     {short_duration(run['duration_ns'] - report.first_event_ns)}, {run['lanes']} lanes, "
         f"{run['events']} events, {run['samples']} stack samples",
     ]
 

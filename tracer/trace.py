@@ -320,6 +320,13 @@ class Trace:
     def duration_ns(self) -> int:
         return self.ts[-1] if self.ts else 0
 
+    @property
+    def first_event_ns(self) -> int:
+        """Where the program's clock starts: its first event (a child records nothing while it
+        starts up). The times people read (the axis, the narration, the details) count from
+        here; the recorded ones count from the recorder's start."""
+        return self.ts[0] if self.ts else 0
+
     # -- filling ------------------------------------------------------------------------
 
     def write_batch(self, batch: Batch) -> None:

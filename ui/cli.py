@@ -668,7 +668,7 @@ def command_export(options: argparse.Namespace, script_args: Sequence[str]) -> i
         raise CliError(f"image export is not available: {exc}") from None
     obtained = obtain_trace(target, options.timeout, echo_stdout=True)
     trace = obtained.trace
-    origin = trace.ts[0] if len(trace) else 0  # the axis counts from the first event
+    origin = trace.first_event_ns  # the axis counts from the first event
     try:
         export_target_image(trace, str(output), width=options.width,
                             height=options.height, theme=options.theme,

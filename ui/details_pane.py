@@ -5,6 +5,7 @@ The HTML is built by plain functions (no widgets involved) so tests can read it 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -45,22 +46,44 @@ def _rows(rows: list[tuple[str, str]]) -> str:
 
 
 def _value(value: Any) -> str:
+    return escape(_plain(value))
+
+
+def shown_details(trace: Trace, detail: dict[str, Any],
+                  time_text: Callable[[float], str]) -> list[tuple[str, str]]:
+    """A span's detail as people read it: a time ("deadline_ns") on the program's clock, as
+    the axis counts it, a length ("cost_ns") as a duration, anything else as recorded."""
+    shown = []
+    for key, value in detail.items():
+        if key.endswith("_ns") and isinstance(value, int) and not isinstance(value, bool):
+            at = value - trace.first_event_ns if key in _TIME_KEYS else value
+            shown.append((key.removesuffix("_ns"), time_text(at)))
+        else:
+            shown.append((str(key), _plain(value)))
+    return shown
+
+
+_TIME_KEYS = frozenset({"deadline_ns", "ts_ns"})  # points in time; other "_ns" are lengths
+
+
+def _plain(value: Any) -> str:
     if isinstance(value, float):
-        return escape(f"{value:g}")
+        return f"{value:g}"
     if isinstance(value, list):
-        return escape(", ".join(str(v) for v in value) or "none")
-    return escape(str(value))
+        return ", ".join(str(v) for v in value) or "none"
+    return str(value)
 
 
 def span_details_html(trace: Trace, spans: Spans, index: int) -> str:
     lane = spans.lane[index]
     state = STATE_NAMES.get(spans.state[index], str(spans.state[index]))
+    origin = trace.first_event_ns
     start, end = spans.start[index], spans.end[index]
     rows = [
         ("lane", escape(_lane_label(trace, lane))),
         ("state", f"<b>{escape(state)}</b>"),
-        ("start", format_duration(start)),
-        ("end", format_duration(end)),
+        ("start", format_duration(start - origin)),
+        ("end", format_duration(end - origin)),
         ("duration", format_duration(end - start)),
     ]
     seq = spans.start_seq[index]
@@ -69,7 +92,8 @@ def span_details_html(trace: Trace, spans: Spans, index: int) -> str:
         relations: dict[int, str] = {Code.READY: "made ready by", Code.BLOCKED: "waits on"}
         relation = relations.get(spans.state[index], "other lane")
         rows.append((relation, escape(trace.lane_name(other))))
-    rows += [(key, _value(value)) for key, value in spans.detail_of(index, trace).items()]
+    rows += [(key, escape(text)) for key, text in
+             shown_details(trace, spans.detail_of(index, trace), format_duration)]
     source_index = spans.source[index]
     if source_index:
         filename, line, function = trace.sources[source_index]
@@ -88,7 +112,7 @@ def lane_details_html(trace: Trace, spans: Spans, lane: int) -> str:
     if info is not None:
         if info.parent != NO_LANE:
             rows.append(("spawned by", escape(trace.lane_name(info.parent))))
-        rows.append(("spawned at", format_duration(info.spawn_ts)))
+        rows.append(("spawned at", format_duration(info.spawn_ts - trace.first_event_ns)))
     rows.append(("lifetime", format_duration(stats.lifetime_ns)))
     ending = _lane_ending(trace, lane)
     if ending:
@@ -163,7 +187,9 @@ def trace_summary_html(trace: Trace) -> str:
         ("target", escape(str(meta.get("target", "?")))),
         ("model", escape(str(meta.get("model", "?")))),
         ("status", escape(str(meta.get("status", "?")))),
-        ("duration", format_duration(trace.duration_ns)),
+        ("duration", format_duration(trace.duration_ns - trace.first_event_ns)),
+        # the times shown count from the first event; the child started this long before it
+        ("first event", f"{format_duration(trace.first_event_ns)} after the child started"),
         ("events", f"{len(trace):,}"),
         ("lanes", str(len(trace.lanes))),
     ]

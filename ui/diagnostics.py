@@ -88,7 +88,8 @@ class Diagnostics(QObject):
             return
         for finding in found:
             self.flagged[span_of(spans, finding)] = finding
-        self.findings.set_findings([*self.findings.findings, *found])
+        self.findings.set_findings([*self.findings.findings, *found],
+                                   self._trace.first_event_ns)
         self.timeline.set_flagged_spans(self._flag_notes())
 
     def run_finished(self) -> None:
@@ -111,7 +112,8 @@ class Diagnostics(QObject):
                 self.details.setHtml(span_details_html(trace, spans, index)
                                      + samples_html(dominant[0], dominant[1], len(taken)))
             return
-        self.details.setHtml(span_details_html(trace, spans, index) + finding_html(finding))
+        self.details.setHtml(span_details_html(trace, spans, index)
+                             + finding_html(finding, trace.first_event_ns))
         if finding.location is not None:
             self.source.show_location(finding.location[0], finding.location[1])
 
@@ -149,7 +151,7 @@ class Diagnostics(QObject):
         report, self.flagged, table = built
         self.tasks.adopt_table(table)
         self.report = report
-        self.findings.set_findings(report.findings)
+        self.findings.set_findings(report.findings, report.first_event_ns)
         self.timeline.set_flagged_spans(self._flag_notes())
         self.report_ready.emit(report)
 
@@ -182,9 +184,11 @@ class Diagnostics(QObject):
             self.timeline.select_span(index)
         elif finding.lane is not None:
             self.scroll_to_lane(finding.lane)
-        self.details.setHtml(finding_html(finding) if index < 0 or self._trace is None else
-                             span_details_html(self._trace, spans, index)
-                             + finding_html(finding))
+        trace = self._trace
+        origin = trace.first_event_ns if trace is not None else 0
+        self.details.setHtml(finding_html(finding, origin) if index < 0 or trace is None else
+                             span_details_html(trace, spans, index)
+                             + finding_html(finding, origin))
         self.show_details()
         if finding.location is not None:
             self.source.show_location(finding.location[0], finding.location[1])

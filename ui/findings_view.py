@@ -12,20 +12,21 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QTreeWidget, QTreeWidgetItem, QWidget
 
 from loopscope.tracer.findings import Finding
-from loopscope.tracer.report_text import how_delayed, short_duration
+from loopscope.tracer.report_text import finding_time, how_delayed, short_duration
 from loopscope.tracer.samples import Stack, frame_location
 
 STACK_LINES = 12
 
 
-def finding_html(finding: Finding) -> str:
-    """What a finding says, its stack and whom it delayed, for the details pane."""
+def finding_html(finding: Finding, first_event_ns: int = 0) -> str:
+    """What a finding says, its stack and whom it delayed, for the details pane; its time on
+    the program's clock, which starts at `first_event_ns`."""
     parts = [f"<h3>{escape(finding.rule)}: {escape(finding.title)}</h3>"]
     rows = []
     if finding.lane_name:
         rows.append(("lane", escape(finding.lane_name)))
     if finding.ts_ns is not None:
-        rows.append(("at", f"{finding.ts_ns / 1e9:.3f} s"))
+        rows.append(("at", finding_time(finding.ts_ns, first_event_ns)))
     if finding.duration_ns:
         rows.append(("for", short_duration(finding.duration_ns)))
     if finding.where:
@@ -71,14 +72,15 @@ class FindingsList(QTreeWidget):
         self.itemClicked.connect(self._on_clicked)
         self.itemActivated.connect(self._on_clicked)
 
-    def set_findings(self, findings: list[Finding]) -> None:
+    def set_findings(self, findings: list[Finding], first_event_ns: int = 0) -> None:
+        """Lists `findings`, their times on the program's clock (from `first_event_ns`)."""
         self.clear()
         self.findings = list(findings)
         for position, finding in enumerate(self.findings):
             item = QTreeWidgetItem([
                 finding.rule,
                 finding.lane_name or "",
-                "" if finding.ts_ns is None else f"{finding.ts_ns / 1e9:.3f} s",
+                "" if finding.ts_ns is None else finding_time(finding.ts_ns, first_event_ns),
                 finding.where or "",
                 finding.title,
             ])

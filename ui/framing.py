@@ -73,8 +73,8 @@ def scenario_window(trace: Trace) -> str:
 
 
 def first_event_ns(trace: Trace) -> float:
-    """The axis's zero: the program's first event (a child records it only after start-up)."""
-    return float(trace.ts[0]) if len(trace) else 0.0
+    """The axis's zero: the program's first event (Trace.first_event_ns)."""
+    return float(trace.first_event_ns)
 
 
 def lesson_range(trace: Trace, *, full: bool = False) -> tuple[float, float]:

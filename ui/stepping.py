@@ -47,7 +47,7 @@ def step_sentence(trace: Trace, seq: int) -> str:
     if line is not None:
         return line
     code = trace.code[seq]
-    return (time_prefix(trace.ts[seq]) + f"{trace.lane_name(trace.lane[seq])}: "
+    return (time_prefix(trace, seq) + f"{trace.lane_name(trace.lane[seq])}: "
             f"{CODE_NAMES.get(code, str(code))}")
 
 

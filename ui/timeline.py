@@ -31,6 +31,7 @@ from loopscope.tracer.narrate import describe
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
+from loopscope.ui.details_pane import shown_details
 from loopscope.ui.framing import first_event_ns, lesson_range
 from loopscope.ui.layout import (
     GROUP_LANE,
@@ -738,10 +739,8 @@ class TimelineWidget(QWidget):
             f"start {self._at(spans.start[index])}, "
             f"duration {format_ns(spans.end[index] - spans.start[index])}",
         ]
-        lines += [
-            f"{html.escape(str(key))}: {html.escape(str(value))}"
-            for key, value in spans.detail_of(index, trace).items()
-        ]
+        lines += [f"{html.escape(key)}: {html.escape(text)}" for key, text in
+                  shown_details(trace, spans.detail_of(index, trace), format_ns)]
         source = spans.source[index]
         if source:
             filename, line, function = trace.sources[source]

@@ -309,3 +309,24 @@ def test_a_cancelled_task_is_cancelled_not_failed() -> None:
     status = {row.name: row.status for row in lane_rows(trace, derive_spans(trace))}
     assert status == {"asyncio loop": "alive", "worker (Task-2)": "cancelled",
                       "broken (Task-3)": "failed"}
+
+
+def test_times_count_from_the_programs_first_event_as_the_axis_does() -> None:
+    # the child starts up for 300 ms before the program's first event
+    trace, rec, clock = _recording()
+    clock.advance(300 * MS)
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    task = rec.spawn("nap", LaneKind.TASK, parent=loop)
+    rec.state(task, Code.RUNNING)
+    clock.advance(10 * MS)
+    rec.state(task, Code.SLEEPING, ("delay_s", 0.05, "deadline_ns", 360 * MS))
+    clock.advance(50 * MS)
+    rec.wake(task, loop, ("cause", "timer", "deadline_ns", 360 * MS))
+    rec.state(task, Code.RUNNING)
+    rec.end(task)
+    rec.close()
+    assert trace.first_event_ns == 300 * MS
+    lines = list(narrate(trace))
+    assert lines[0] == "  0.000 s  asyncio loop starts"
+    assert "  0.010 s  nap sleeps until 0.06 s" in lines
+    assert "  0.060 s  timer due at 0.06 s fires: wakes nap" in lines

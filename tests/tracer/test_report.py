@@ -37,31 +37,34 @@ PROGRAM = ("/work/app/server.py", 40, "handle")
 BLOCKING = ("/work/app/server.py", 57, "handle")
 
 
-def _stalled_loop(samples: bool = True) -> Trace:
+def _stalled_loop(samples: bool = True, late_start_ns: int = 0) -> Trace:
     """A loop, a task that blocks for 300 ms, and the lanes it holds up:
 
     loop:    dispatch throughout
     slow:    running 10-310 (its one long step; the sampler saw line 57 three times, 40 once)
     sleeper: sleeping 0-320 with its timer due at 100 ms (so it fired 220 ms late), running
     queued:  ready 50-330 (280 ms; 260 of them during the stall), running 330-331, end
+
+    all after `late_start_ns` of the child starting up (the times above are the program's)
     """
     trace = Trace()
     clock = FakeClock()
     rec = Recorder(trace, clock=clock)
+    clock.advance(late_start_ns)
     loop = rec.spawn("asyncio loop", LaneKind.LOOP)
     slow = rec.spawn("slow", LaneKind.TASK, loop)
     sleeper = rec.spawn("sleeper", LaneKind.TASK, loop)
     queued = rec.spawn("queued", LaneKind.TASK, loop)
     rec.state(loop, Code.DISPATCH)
-    rec.state(sleeper, Code.SLEEPING, ("delay_s", 0.1, "deadline_ns", 100 * MS))
+    rec.state(sleeper, Code.SLEEPING, ("delay_s", 0.1, "deadline_ns", late_start_ns + 100 * MS))
     clock.advance(10 * MS)
     rec.state(slow, Code.RUNNING, source=rec.source(*PROGRAM))
     clock.advance(40 * MS)
     rec.wake(queued, loop, ("cause", "future"))
     clock.advance(260 * MS)
-    rec.state(slow, Code.SLEEPING, ("delay_s", 1.0, "deadline_ns", 1310 * MS))
+    rec.state(slow, Code.SLEEPING, ("delay_s", 1.0, "deadline_ns", late_start_ns + 1310 * MS))
     clock.advance(10 * MS)
-    rec.wake(sleeper, loop, ("cause", "timer", "deadline_ns", 100 * MS))
+    rec.wake(sleeper, loop, ("cause", "timer", "deadline_ns", late_start_ns + 100 * MS))
     rec.state(sleeper, Code.RUNNING)
     rec.end(sleeper)
     clock.advance(10 * MS)
@@ -74,8 +77,8 @@ def _stalled_loop(samples: bool = True) -> Trace:
         trace.write_samples({
             "first_stack": 0,
             "stacks": [[list(BLOCKING), list(PROGRAM)], [list(PROGRAM)]],
-            "samples": [[60 * MS, slow, 0], [120 * MS, slow, 1], [180 * MS, slow, 0],
-                        [240 * MS, slow, 0]],
+            "samples": [[late_start_ns + at * MS, slow, stack]
+                        for at, stack in ((60, 0), (120, 1), (180, 0), (240, 0))],
         })
     return trace
 
@@ -356,6 +359,14 @@ def test_the_text_report_shows_the_table_and_the_stall() -> None:
 
 
 # -- samples on the pipe and in saved traces -------------------------------------------------------
+
+
+def test_the_text_report_gives_times_on_the_programs_clock() -> None:
+    # the same run after 2 s of start-up reads the same: times count from the first event
+    late = render_report(build_report(_stalled_loop(late_start_ns=2_000 * MS)))
+    assert late == render_report(build_report(_stalled_loop()))
+    assert "stall [slow] at 0.010 s: slow ran 300 ms" in late
+    assert late.splitlines()[1].startswith("     331ms, 4 lanes")
 
 
 def test_the_text_report_names_threads_for_a_run_of_threads_and_the_model_otherwise() -> None:
