@@ -6,8 +6,25 @@ from collections.abc import Callable
 
 import pytest
 
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.runner import RunResult, record_sync
 from loopscope.tracer.target import resolve_target
+from loopscope.tracer.trace import Trace
+
+
+def threads_only_trace(target: str = "workers.py") -> Trace:
+    """A threaded script's run: two thread lanes, under the asyncio model a script with no
+    model's imports runs under by default."""
+    trace = Trace()
+    trace.meta.update(target=target, model="asyncio")
+    recorder = Recorder(trace, clock=FakeClock())
+    for name in ("main thread", "worker"):
+        lane = recorder.spawn(name, LaneKind.THREAD)
+        recorder.state(lane, Code.RUNNING)
+        recorder.end(lane)
+    recorder.close()
+    return trace
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from loopscope.tracer.spans import SpanBuilder, derive_spans
 from loopscope.tracer.stats import lane_stats
 from loopscope.tracer.stream import FrameDecoder, FrameWriter, StreamError, encode_samples
 from loopscope.tracer.trace import Trace
+from tests.conftest import threads_only_trace
 
 MS = 1_000_000
 PROGRAM = ("/work/app/server.py", 40, "handle")
@@ -370,14 +371,7 @@ def test_the_text_report_gives_times_on_the_programs_clock() -> None:
 
 
 def test_the_text_report_names_threads_for_a_run_of_threads_and_the_model_otherwise() -> None:
-    trace = Trace()
-    trace.meta.update(target="workers.py", model="asyncio")  # what a threaded script runs under
-    rec = Recorder(trace, clock=FakeClock())
-    for name in ("main thread", "worker"):
-        lane = rec.spawn(name, LaneKind.THREAD)
-        rec.state(lane, Code.RUNNING)
-        rec.end(lane)
-    rec.close()
+    trace = threads_only_trace("workers.py")
     assert render_report(build_report(trace)).startswith("run: workers.py (threads); ")
     stalled = _stalled_loop()
     stalled.meta.update(target="server.py", model="asyncio")

@@ -25,6 +25,7 @@ from loopscope.ui.layout import layout, run_extent, state_band
 from loopscope.ui.paint import label_width_for
 from loopscope.ui.problem_marks import CORNER_COLOR, corner_triangles
 from loopscope.ui.theme import DARK, LIGHT
+from tests.conftest import threads_only_trace
 from tests.ui.conftest import MS
 
 pytestmark = pytest.mark.gui
@@ -98,14 +99,7 @@ def test_svg_is_xml_with_the_lane_names_and_title(qtbot: QtBot, sample_trace: Tr
 
 def test_the_header_says_threads_for_a_run_of_threads_and_the_model_otherwise(
         sample_trace: Trace) -> None:
-    trace = Trace()
-    trace.meta["model"] = "asyncio"  # the default a threaded script runs under
-    recorder = Recorder(trace, clock=FakeClock())
-    for name in ("main thread", "worker"):
-        lane = recorder.spawn(name, LaneKind.THREAD)
-        recorder.state(lane, Code.RUNNING)
-        recorder.end(lane)
-    recorder.close()
+    trace = threads_only_trace()
     def subtitle(trace: Trace) -> str:
         return export_viewport(trace, width=800, height=400).subtitle
 
