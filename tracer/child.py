@@ -107,10 +107,17 @@ class OutputRecorder(io.TextIOBase):
                 if thread_lines is not None and thread_lines.queue:
                     thread_lines.drain()  # what other threads printed first comes first
                 source = self._printed_at(sys._getframe(1))
-                # no model's lane runs: the line is the main thread's, if that has a lane
+                # no model's lane runs: the line is the main thread's, if that has a lane,
+                # else held until it has one (a threaded script's first prints)
                 lane = self.recorder.current
-                if lane == NO_LANE and thread_lines is not None:
-                    lane = thread_lines.main_lane()
+                if thread_lines is not None:
+                    if lane != NO_LANE:
+                        thread_lines.drop_main_lines()
+                    elif (lane := thread_lines.main_lane()) == NO_LANE:
+                        for line in lines:
+                            thread_lines.hold_main_line(line[:OUTPUT_LINE_LIMIT], self.extra,
+                                                        source)
+                        lines = []
                 for line in lines:
                     _record_output(self.recorder, line, self.extra, source, lane)
             else:
@@ -422,8 +429,8 @@ def main(argv: list[str] | None = None) -> int:
     _line_buffered(sys.stderr)
     real_stdout, real_stderr = sys.stdout, sys.stderr
     # lines printed by the program's other threads, on lanes of their own
-    thread_lines = ThreadLines(recorder, lambda lane, line, extra: _record_output(
-        recorder, line, extra, lane=lane))
+    thread_lines = ThreadLines(recorder, lambda lane, line, extra, source: _record_output(
+        recorder, line, extra, source, lane=lane))
     thread_lines.install()
     # and their waits on the program's locks, queues and events (tracer.thread_waits)
     thread_waits = ThreadWaits(thread_lines)

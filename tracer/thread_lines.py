@@ -37,6 +37,9 @@ _LINE, _END, _WORK_LINE = 0, 1, 2
 _WAIT, _LET_GO, _RESUMED = 3, 4, 5
 _SEEN = 6  # a thread's first line, wait or release: its lane starts then
 _SLEEP = 7  # a thread's time.sleep (extra: the SLEEPING detail); it ends with a _RESUMED
+_MAIN_LINE = 8  # a line the main thread printed before it had a lane (extra: its source)
+# the main thread's lines held until it has a lane (a threaded script's first prints), at most
+MAIN_LINES_HELD = 200
 _LANE_OF_THREAD = "_loopscope_lane"  # on a Thread with a lane: (its serial, its lane's name)
 _NAME_OF_THREAD = "_loopscope_lane_name"  # on a Thread: its lane's name, once decided
 # The ThreadLines of the run, once installed: thread pools put their work's lines on its lane.
@@ -80,8 +83,8 @@ class _ThreadEnd:
 
 
 class ThreadLines:
-    def __init__(self, recorder: Recorder, record_line: Callable[[int, str, tuple[str, ...]],
-                                                                  None]) -> None:
+    def __init__(self, recorder: Recorder,
+                 record_line: Callable[[int, str, tuple[str, ...], int], None]) -> None:
         self.recorder = recorder
         self.record_line = record_line
         # (what, who: a thread's serial number or a lane (see `who`), clock reading, text,
@@ -101,6 +104,9 @@ class ThreadLines:
         self._buffer_clock = _buffer_clock(recorder.clock)
         self._draining = False
         self._main_serial = -1  # the traced thread's serial, if it has one
+        # (clock reading, text, extra, source) of lines the traced thread printed while no
+        # lane of its own or a model's ran (see hold_main_line)
+        self._main_lines: list[tuple[int, str, tuple[str, ...], int]] = []
         self._flush: Any = None
         self._join: Any = None
 
@@ -123,6 +129,8 @@ class ThreadLines:
             if os_thread_ident() == self._traced:  # waits while no model's lane runs there
                 self._names[marker.serial] = "main thread"
                 self._main_serial = marker.serial
+                if self._main_lines:  # its lane starts at the first line it printed
+                    self._main_lines_to_queue(marker.serial)
             else:
                 thread = threading.current_thread()
                 name = self._names[marker.serial] = self.lane_name(thread)
@@ -131,6 +139,24 @@ class ThreadLines:
             # go is named in that one's wake, which may be queued after its end
             self.queue.append((_SEEN, marker.serial, self.recorder.clock(), "", ()))
         return int(marker.serial)
+
+    def hold_main_line(self, text: str, extra: tuple[str, ...], source: int) -> None:
+        """A line the traced thread printed while it had no lane and no model's lane ran. A
+        threaded script's main thread gets its lane at its first wait; what it printed before
+        then goes on that lane, at the time it was printed. In the traced thread."""
+        if len(self._main_lines) < MAIN_LINES_HELD:
+            self._main_lines.append((self.recorder.clock(), text, extra, source))
+
+    def drop_main_lines(self) -> None:
+        """A model's lane ran on the traced thread: what it printed before belongs to no
+        threads' story (a script's set-up before `asyncio.run`)."""
+        self._main_lines.clear()
+
+    def _main_lines_to_queue(self, serial: int) -> None:
+        held, self._main_lines = self._main_lines, []
+        self.queue.append((_SEEN, serial, held[0][0], "", ()))
+        for at, text, extra, source in held:
+            self.queue.append((_MAIN_LINE, serial, at, text, (extra, source)))
 
     def lane_name(self, thread: threading.Thread) -> str:
         """The name of `thread`'s lane, decided when first asked: at its first line or wait,
@@ -272,10 +298,14 @@ class ThreadLines:
             return
         # a pool's work: the line goes on the work's own lane
         lane = serial if what == _WORK_LINE else self._lane(serial)
+        if what == _MAIN_LINE:
+            line_extra, source = extra
+            self.record_line(lane, text, line_extra, source)
+            return
         if what >= _WAIT:
             self._waited(lane, what, extra)
             return
-        self.record_line(lane, text, extra)
+        self.record_line(lane, text, extra, NO_SOURCE)
 
     def _lane(self, who: int) -> int:
         """The lane of `who` (see `who`), spawned for a thread on its first line or wait."""

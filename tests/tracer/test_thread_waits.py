@@ -249,6 +249,26 @@ def test_threads_of_a_thread_class_are_named_by_their_class() -> None:
     assert "Timer ended: wakes main thread" in told
 
 
+def test_what_the_main_thread_printed_before_its_first_wait_is_on_its_lane() -> None:
+    name = "prints_first.py"
+    trace = _run(name).trace
+    main = next(info.id for info in trace.lanes if info.name == "main thread")
+    told = [(trace.code[seq], trace.details[trace.detail[seq]].get("text"),
+             trace.sources[trace.source[seq]][1] if trace.source[seq] else None)
+            for seq in range(len(trace)) if trace.lane[seq] == main]
+    printed = [(text, line) for code, text, line in told if code == Code.OUTPUT]
+    assert printed == [("starting", _line(name, 'print("starting")')),
+                       ("started", _line(name, 'print("started")')),
+                       ("joined", _line(name, 'print("joined")'))]
+    # its lane starts at its first line, which comes before its join
+    codes = [code for code, _text, _line in told]
+    assert codes[:3] == [Code.SPAWN, Code.RUNNING, Code.OUTPUT]
+    assert codes.index(Code.BLOCKED) > 3
+    outputs = [seq for seq in range(len(trace)) if trace.lane[seq] == main
+               and trace.code[seq] == Code.OUTPUT]
+    assert trace.ts[outputs[0]] <= trace.ts[outputs[1]] <= trace.ts[outputs[2]]
+
+
 def test_a_join_names_the_lane_it_waits_for_when_threads_share_a_name() -> None:
     lanes = _by_lane(_run("same_names.py").trace)
     assert set(lanes) == {"worker", "worker #2", "main thread"}
