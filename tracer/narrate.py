@@ -76,9 +76,15 @@ def _sleep_target(trace: Trace, detail: dict[str, Any]) -> str:
 
 
 def _blocked_on(detail: dict[str, Any], other: str | None) -> str:
+    """What a blocked lane waits on: the call and, when the model named it, which primitive
+    ("Lock.acquire of lock (bank.py:6)"): a program may have several."""
     on = detail.get("on")
     if on:
-        return str(on)
+        primitive = detail.get("primitive")
+        if not isinstance(primitive, str) or not primitive:
+            return str(on)
+        # "as_completed (pool.py:9)" names the call already
+        return primitive if primitive.split(" (", 1)[0] == on else f"{on} of {primitive}"
     return other if other is not None else "something"
 
 

@@ -199,6 +199,7 @@ def test_noise_is_not_a_step_but_a_lone_ready_is() -> None:
     rec.annotate(task, ())  # says nothing
     rec.state(task, Code.READY, other=loop)  # a READY of its own
     rec.state(task, Code.BLOCKED, ("on", "Queue.get"))
+    rec.state(task, Code.BLOCKED, ("on", "Lock.acquire", "primitive", "lock (bank.py:6)"))
     rec.state(task, Code.BLOCKED, other=loop)
     rec.record(task, Code.MARK, detail=rec.detail(("text", "paused")))
     rec.annotate(loop, ("note", "idle"))
@@ -206,12 +207,13 @@ def test_noise_is_not_a_step_but_a_lone_ready_is() -> None:
 
     steps = step_indices(trace)
     assert [trace.code[seq] for seq in steps] == [
-        Code.SPAWN, Code.SPAWN, Code.WAKE, Code.READY, Code.BLOCKED, Code.BLOCKED, Code.MARK,
-        Code.ANNOTATE,
+        Code.SPAWN, Code.SPAWN, Code.WAKE, Code.READY, Code.BLOCKED, Code.BLOCKED,
+        Code.BLOCKED, Code.MARK, Code.ANNOTATE,
     ]
     assert [describe(trace, seq) for seq in steps[3:]] == [
         "worker is ready to run (loop made it ready)",
         "worker waits on Queue.get",
+        "worker waits on Lock.acquire of lock (bank.py:6)",  # which of the program's locks
         "worker waits on loop",
         "worker: paused",
         "loop: note idle",

@@ -198,9 +198,10 @@ def test_a_pool_the_program_makes_waits_on_its_futures_and_its_idle_worker_on_wo
     assert lanes["worker_0"] == [(Code.SPAWN, None, None, None), *task, *idle, *task, *idle,
                                  (Code.RUNNING, None, None, None), (Code.END, None, None, None)]
     told = [line.strip().split(" s  ", 1)[1] for line in narrate(result.trace)]
-    assert "main thread waits on as_completed" in told
+    assert f"main thread waits on Future.result of {first}" in told
+    assert f"main thread waits on {completed}" in told
     assert "worker_0 sets a future: wakes main thread" in told
-    assert "worker_0 waits on work queue" in told
+    assert f"worker_0 waits on work queue of {pool}" in told
 
 
 def test_a_pool_an_asyncio_task_hands_work_to_draws_the_work_not_its_workers() -> None:
