@@ -105,7 +105,13 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
     elif model != "greenlet" and "greenlet" in libraries and "gevent" not in libraries:
         notes.append(f"recorded no {MODEL_WORDS.get(model, model)}, but the program imports "
                      "greenlet: run with --model greenlet")
-    elif not any(True for _ in _of_kinds(trace, _THREAD)):  # a thread is a lane already
+    elif any(True for _ in _of_kinds(trace, _THREAD)):
+        pass  # a thread is a lane already: the run recorded what the program did
+    elif "multiprocessing" in libraries:
+        notes.append(f"recorded no {MODEL_WORDS.get(model, model)}: the program hands its work "
+                     "to other processes (multiprocessing), and loopscope follows only the "
+                     "process it starts")
+    else:
         notes.append(f"recorded no {MODEL_WORDS.get(model, model)}: the program may use "
                      "another model; name it with --model (asyncio, generator, greenlet, "
                      "gevent or select)")

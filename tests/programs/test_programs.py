@@ -583,6 +583,16 @@ def test_a_process_pool_runs_and_its_workers_go_untraced(method: str) -> None:
     assert "numbers" in seen.kinds
 
 
+def test_a_pool_of_processes_under_the_default_model_says_why_nothing_was_recorded() -> None:
+    seen = trace_program("mp_pool_map")
+    assert seen.result.trace.meta["model"] == "asyncio"  # it names no model: the default
+    assert "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]" in seen.result.stdout
+    assert not seen.followed()
+    assert seen.result.notes == [
+        "recorded no asyncio tasks: the program hands its work to other processes "
+        "(multiprocessing), and loopscope follows only the process it starts"]
+
+
 def test_a_bare_fork_leaves_the_parent_traced_and_the_child_free() -> None:
     seen = trace_program("os_fork")
     assert_ok(seen)

@@ -81,6 +81,15 @@ def test_a_threaded_program_whose_threads_were_recorded_is_not_told_to_try_anoth
         "recorded no asyncio tasks, but the program imports gevent: run with --model gevent"]
 
 
+def test_a_program_that_hands_its_work_to_other_processes_is_told_so() -> None:
+    notes = explain_silence(_trace(), _census(libraries=["multiprocessing"]), "asyncio")
+    assert notes == ["recorded no asyncio tasks: the program hands its work to other processes "
+                     "(multiprocessing), and loopscope follows only the process it starts"]
+    # a process pool's futures give the main thread a lane: that run recorded what it did
+    waited = _trace(("main thread", LaneKind.THREAD))
+    assert explain_silence(waited, _census(libraries=["multiprocessing"]), "asyncio") == []
+
+
 def test_many_names_are_shortened() -> None:
     names = [f"g{i}" for i in range(8)]
     notes = explain_silence(_trace(), _census(generators=names), "greenlet")
