@@ -1028,7 +1028,7 @@ static int
 handoff_in_frame(GeneratorHooks *self, PyObject *const *args, int yielding,
                  PyFrameObject *frame)
 {
-    Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+    Py_ssize_t lane = lane_of(self, frame);
     if (lane < 0) return lane == -2 ? -1 : 0;
     if (!PyCode_Check(args[0])) {
         PyErr_SetString(PyExc_TypeError, "a sys.monitoring callback's code is not a code object");
