@@ -229,6 +229,12 @@ typedef struct {
     PyObject *memo_frame;
     uint64_t memo_version;
     Py_ssize_t memo_lane;
+    /* resume_source's memo: the last table (borrowed, held by tracer.resume_sources while
+       the memo is used: see resume_source), its version, the offset looked up, its answer */
+    PyObject *source_table;
+    uint64_t source_table_version;
+    int64_t source_offset;
+    int32_t source_answer;
 } GeneratorHooks;
 
 /* Whether lane_of can tell that tracer.lanes has not changed: a dict's version (PEP 509)
