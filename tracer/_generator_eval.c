@@ -31,7 +31,7 @@ static int
 play_call(GeneratorHooks *self, PyFrameObject *frame, PyObject **local)
 {
     *local = NULL;
-    Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+    Py_ssize_t lane = lane_of(self, frame);
     if (lane == -2) return -1;
     if (lane >= 0) {
         if (PyDict_GET_SIZE(self->errors)
@@ -79,7 +79,7 @@ play_leave(GeneratorHooks *self, PyFrameObject *frame, int what, PyObject *arg)
             if (done) return done < 0 ? -1 : 0;
         }
         else if (opcode == YIELD_VALUE) {
-            Py_ssize_t lane = lane_in(self->lanes, (PyObject *)frame);
+            Py_ssize_t lane = lane_of(self, frame);
             if (lane == -2) return -1;
             /* not a lane: a coroutine that ran as a call until now, which Python makes one */
             if (lane >= 0) {

@@ -224,7 +224,62 @@ typedef struct {
     int yield_before_resume;   /* 1: the next instruction is a RESUME after a delegation */
     int32_t spawn_base;        /* a generator lane's SPAWN row base, once known (else -1) */
     int32_t end_detail;        /* the END detail of a generator returning None, once known */
+    /* lane_of's memo: the last frame found in `lanes` (borrowed: the dict holds it for as
+       long as its version is unchanged), its lane, and the dict's version then */
+    PyObject *memo_frame;
+    uint64_t memo_version;
+    Py_ssize_t memo_lane;
+    /* resume_source's memo: the last table (borrowed, held by tracer.resume_sources while
+       the memo is used: see resume_source), its version, the offset looked up, its answer */
+    PyObject *source_table;
+    uint64_t source_table_version;
+    int64_t source_offset;
+    int32_t source_answer;
 } GeneratorHooks;
+
+/* Whether lane_of can tell that tracer.lanes has not changed: a dict's version (PEP 509)
+ * changes with every insertion, replacement and deletion up to 3.13; 3.14 dropped it. */
+#if PY_VERSION_HEX < 0x030E0000 && !defined(Py_GIL_DISABLED)
+#define HAVE_LANE_MEMO 1
+static inline uint64_t
+dict_version(PyObject *dict)
+{
+#if defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#endif
+    return ((PyDictObject *)dict)->ma_version_tag;
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+}
+#else
+#define HAVE_LANE_MEMO 0
+#endif
+
+/* The lane of `frame` in tracer.lanes (-1: not a lane; -2: an error), as lane_in finds it.
+ * A hand-off's resume and its yield back come from one frame, so the answer for the last
+ * frame found is kept while the dict stays unchanged: one dict look-up a send, not two. */
+static inline Py_ssize_t
+lane_of(GeneratorHooks *self, PyFrameObject *frame)
+{
+#if HAVE_LANE_MEMO
+    PyObject *lanes = self->lanes;
+    if ((PyObject *)frame == self->memo_frame && PyDict_CheckExact(lanes)
+        && dict_version(lanes) == self->memo_version) {
+        return self->memo_lane;
+    }
+    Py_ssize_t lane = lane_in(lanes, (PyObject *)frame);
+    if (lane >= 0 && PyDict_CheckExact(lanes)) {
+        self->memo_frame = (PyObject *)frame;
+        self->memo_version = dict_version(lanes);
+        self->memo_lane = lane;
+    }
+    return lane;
+#else
+    return lane_in(self->lanes, (PyObject *)frame);
+#endif
+}
 
 /* The objects a GeneratorHooks holds, for its traverse and clear. */
 #define GENERATOR_HOOKS_OBJECTS(X)                                                        \

@@ -68,12 +68,47 @@ recorder_put(RecorderCore *self, int64_t now, int32_t lane, int8_t code, int32_t
              int32_t detail, int32_t source)
 {
     Py_ssize_t i = self->count++;
+    int8_t *codes = self->code;  /* (stored last: an int8_t store may alias the rest) */
     self->ts[i] = now;
     self->lane[i] = lane;
-    self->code[i] = code;
     self->other[i] = other;
     self->detail[i] = detail;
     self->source[i] = source;
+    codes[i] = code;
+}
+
+/* The three events of a hand-off (switch, the origin's new state, the target running), all
+ * at `now`. The columns and the count are read into locals once: a store to the int8_t code
+ * column may alias anything, so written through `self` every store would read them again. */
+static inline void
+recorder_put_handoff(RecorderCore *self, int64_t now, int32_t origin, int32_t target,
+                     int32_t switch_detail, int8_t origin_state, int32_t origin_detail,
+                     int32_t target_source)
+{
+    Py_ssize_t i = self->count;
+    int64_t *ts = self->ts;
+    int32_t *lane = self->lane, *other = self->other, *detail = self->detail;
+    int32_t *source = self->source;
+    int8_t *code = self->code;
+    self->count = i + 3;
+    ts[i] = now;
+    ts[i + 1] = now;
+    ts[i + 2] = now;
+    lane[i] = origin;
+    lane[i + 1] = origin;
+    lane[i + 2] = target;
+    other[i] = target;
+    other[i + 1] = target;
+    other[i + 2] = NO_LANE;
+    detail[i] = switch_detail;
+    detail[i + 1] = origin_detail;
+    detail[i + 2] = 0;
+    source[i] = 0;
+    source[i + 1] = 0;
+    source[i + 2] = target_source;
+    code[i] = CODE_SWITCH;
+    code[i + 1] = origin_state;
+    code[i + 2] = CODE_RUNNING;
 }
 
 static inline int
@@ -282,9 +317,8 @@ recorder_handoff(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs)
     }
     int64_t now;
     if (recorder_now(self, &now) < 0) return NULL;
-    recorder_put(self, now, origin, CODE_SWITCH, target, switch_detail, 0);
-    recorder_put(self, now, origin, origin_state, target, origin_detail, 0);
-    recorder_put(self, now, target, CODE_RUNNING, NO_LANE, 0, target_source);
+    recorder_put_handoff(self, now, origin, target, switch_detail, origin_state, origin_detail,
+                         target_source);
     if (recorder_after_append(self) < 0) return NULL;
     Py_RETURN_NONE;
 }
@@ -635,9 +669,8 @@ api_handoff(PyObject *core, int32_t origin, int32_t target, int32_t switch_detai
     }
     int64_t now;
     if (recorder_now(self, &now) < 0) return -1;
-    recorder_put(self, now, origin, CODE_SWITCH, target, switch_detail, 0);
-    recorder_put(self, now, origin, origin_state, target, origin_detail, 0);
-    recorder_put(self, now, target, CODE_RUNNING, NO_LANE, 0, target_source);
+    recorder_put_handoff(self, now, origin, target, switch_detail, origin_state, origin_detail,
+                         target_source);
     return recorder_after_append(self);
 }
 

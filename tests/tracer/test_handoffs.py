@@ -669,3 +669,32 @@ def test_a_pending_hand_off_of_the_wrong_shape_is_a_clean_error() -> None:
     tracer.pending[:] = [lane]
     with pytest.raises(TypeError, match=r"tracer\.pending is not a list of 6 fields"):
         hooks.on_yield(sys._getframe().f_code, 0, 5)
+
+
+@needs_extension
+def test_the_hooks_see_a_frames_lane_change_between_two_callbacks_from_it() -> None:
+    # (the C hooks keep the last frame's lane while tracer.lanes is unchanged: a change to
+    # the table between two callbacks from one frame must be seen at the second)
+    from loopscope.tracer.events import NO_LANE, Code, LaneKind
+
+    hooks, tracer, lane = _hooks_on_this_frame()
+    here = sys._getframe()
+    recorder = tracer.recorder
+
+    def switches() -> list[int]:
+        """The origin lane of each hand-off recorded since the last call."""
+        _, lanes, codes, _, _, _ = recorder._take(0)
+        return [origin for origin, code in zip(lanes, codes, strict=True)
+                if code == Code.SWITCH]
+
+    hooks.on_yield(here.f_code, 0, 5)
+    assert switches() == [lane]
+    other = tracer._new_lane("other", LaneKind.GENERATOR, NO_LANE, 0)
+    tracer.lanes[here] = other
+    hooks.on_yield(here.f_code, 0, 6)
+    assert switches() == [other]
+    del tracer.lanes[here]
+    # no longer a lane: the Python twin's turn (the fallback here raises)
+    with pytest.raises(AssertionError, match="should have raised"):
+        hooks.on_yield(here.f_code, 0, 7)
+    assert switches() == []
