@@ -61,8 +61,9 @@ def main() -> None:
             if found != expected:
                 raise SystemExit("find_stalls disagrees with the definition")
         median = [sorted(times)[len(times) // 2] for times in (old, new, marks)]
-        victims = sum(len(finding.delayed) for finding in found)  # type: ignore[attr-defined]
-        print(f"{lanes:>6}{len(spans):>10,}{len(found):>8}{victims:>9,}"  # type: ignore[arg-type]
+        findings = find_stalls(trace, spans)
+        victims = sum(len(finding.delayed) for finding in findings)
+        print(f"{lanes:>6}{len(spans):>10,}{len(findings):>8}{victims:>9,}"
               f"{median[0]:>11.3f}s{median[1]:>12.3f}s{median[1] / median[0]:>7.2f}x"
               f"{median[2]:>11.3f}s")
 
