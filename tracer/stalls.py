@@ -24,6 +24,7 @@ from loopscope.tracer.trace import Trace
 DEFAULT_THRESHOLD_NS = 100_000_000
 _RUNNING, _READY, _SLEEPING, _DISPATCH = 0, 1, 3, 6
 _INT64 = np.iinfo(np.int64)
+_FEW_QUERIES = 4  # this many stalls or fewer are each tested against every span
 
 
 def long_steps(trace: Trace, spans: Spans, threshold_ns: int = DEFAULT_THRESHOLD_NS,
@@ -243,7 +244,13 @@ def _overlapping_pairs(query_starts: npt.NDArray[np.int64], query_ends: npt.NDAr
                        ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Every (query, span) pair whose times overlap (the span starts before the query ends and
     ends after it starts), found from sorted starts, so the work grows with the pairs found:
-    the spans that start within a query, and the queries that start within a span."""
+    the spans that start within a query, and the queries that start within a span. A few
+    queries (the live view's newly ended steps) test every span instead: no sort."""
+    if len(query_starts) <= _FEW_QUERIES:
+        found = [np.flatnonzero((ends > query_start) & (starts < query_end))
+                 for query_start, query_end in zip(query_starts, query_ends, strict=True)]
+        return (np.repeat(np.arange(len(found)), [len(each) for each in found]),
+                np.concatenate(found) if found else np.zeros(0, dtype=np.intp))
     by_start = np.argsort(starts, kind="stable")
     sorted_starts = starts[by_start]
     within_query, position = _ranges(np.searchsorted(sorted_starts, query_starts, "left"),
