@@ -20,7 +20,7 @@ from loopscope.tracer.lane_table import LaneTable
 from loopscope.tracer.query import lane_order
 from loopscope.tracer.report import Report, build_report
 from loopscope.tracer.spans import Spans
-from loopscope.tracer.stalls import long_steps, stall_of
+from loopscope.tracer.stalls import long_steps, stalls_at
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, span_details_html
 from loopscope.ui.findings_view import FindingsList, finding_html, samples_html
@@ -82,8 +82,7 @@ class Diagnostics(QObject):
             return
         spans = self.timeline.folded_spans
         first, self._live_scan = self._live_scan, len(spans)
-        found = [stall_of(self._trace, spans, index)
-                 for index in long_steps(self._trace, spans, first=first)]
+        found = stalls_at(self._trace, spans, long_steps(self._trace, spans, first=first))
         if not found:
             return
         for finding in found:

@@ -179,8 +179,8 @@ def _render(suffix: str, trace: Trace, spans: Spans | None, viewport: Viewport,
     width, height = viewport.width, viewport.height
     if spans is None:
         spans = derive_spans(trace)
-    flagged = set(stalled_spans(trace, spans) if findings is None
-                  else flagged_spans(spans, findings))
+    flagged = (stalled_spans(trace, spans) if findings is None
+               else set(flagged_spans(spans, findings)))
     primitives = layout(trace, spans, viewport)
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)

@@ -14,7 +14,7 @@ from PySide6.QtGui import QColor, QPainter, QPolygonF
 
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.spans import Spans, column_rows
-from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS, find_stalls
+from loopscope.tracer.stalls import DEFAULT_THRESHOLD_NS, stall_indices
 from loopscope.tracer.trace import Trace
 from loopscope.ui.layout import Primitives
 
@@ -45,10 +45,10 @@ def flagged_spans(spans: Spans, findings: Iterable[Finding]) -> dict[int, Findin
 
 
 def stalled_spans(trace: Trace, spans: Spans,
-                  threshold_ns: int = DEFAULT_THRESHOLD_NS) -> dict[int, Finding]:
-    """The spans a picture of a finished trace marks: its stalls (cheap, unlike the whole
-    report, which the app has already built and passes instead)."""
-    return flagged_spans(spans, find_stalls(trace, spans, threshold_ns))
+                  threshold_ns: int = DEFAULT_THRESHOLD_NS) -> set[int]:
+    """The spans a picture of a finished trace marks: its stalls, without working out whom
+    each delayed (the report does; the app has built it already and passes its findings)."""
+    return set(stall_indices(trace, spans, threshold_ns))
 
 
 def corner_triangles(primitives: Primitives, flagged: Collection[int]
