@@ -241,6 +241,29 @@ def test_printed_lines_are_value_rows_that_read_as_text_and_survive_a_reload(
         assert rows == [{"text": "hello"}, {"text": "oops", "stream": "stderr"}]
 
 
+def test_a_sleeps_deadline_is_a_value_row_that_reads_as_an_int_and_survives_a_reload(
+        tmp_path: Path) -> None:
+    trace = Trace()
+    recorder = Recorder(trace)
+    lane = recorder.spawn("sleeper", LaneKind.TASK)
+    slept = recorder.detail(("delay_s", 0.5, "int_key", "deadline_ns"))
+    timer = recorder.detail(("cause", "timer", "int_key", "deadline_ns"))
+    for text in ("1500000000", "-7", str((1 << 63) - 1), str(1 << 63), "12a", "", "\u0663"):
+        recorder.record(lane, Code.SLEEPING, -1, recorder.value_row(slept, text))
+    recorder.record(lane, Code.WAKE, 0, recorder.value_row(timer, "1500000000"))
+    recorder.close()
+    saved = tmp_path / "slept.loopscope"
+    save_native(trace, saved)
+    for loaded in (trace, load_native(saved)):
+        rows = [loaded.details[detail] for detail in loaded.detail]
+        # read as the detail rows they replace; a text that is no int64 reads as unknown
+        assert rows[1:] == [
+            {"delay_s": 0.5, "deadline_ns": 1_500_000_000}, {"delay_s": 0.5, "deadline_ns": -7},
+            {"delay_s": 0.5, "deadline_ns": (1 << 63) - 1},
+            *[{"delay_s": 0.5, "deadline_ns": None}] * 4,
+            {"cause": "timer", "deadline_ns": 1_500_000_000}]
+
+
 def _many_values(handoffs: int) -> Trace:
     trace = Trace()
     rec = Recorder(trace, clock=FakeClock(tick_ns=700), batch_size=512)
