@@ -20,6 +20,7 @@ from loopscope.tracer.events import (
 from loopscope.tracer.native import (
     FORMAT_VERSION,
     NATIVE_MAGIC,
+    DeflateAhead,
     NativeFormatError,
     decode_trace,
     encode_trace,
@@ -392,3 +393,83 @@ def test_details_encoded_ahead_as_batches_land_save_the_same_bytes() -> None:
     ahead.details.encode_ahead()
     assert ahead.details._encoded_rows == len(ahead.details)
     assert encode_trace(ahead) == encode_trace(plain)
+
+
+def _grown_in_batches(whole: Trace, batch: int, ahead_each: bool) -> Trace:
+    """A trace filled with `whole`'s events `batch` at a time, as a run's batches land, its
+    columns deflated ahead after each batch (or not at all)."""
+    grown = Trace(details=whole.details, sources=whole.sources, meta=whole.meta)
+    ahead = DeflateAhead(grown)
+    grown.deflated_ahead = ahead
+    for first in range(0, len(whole), batch):
+        for name in ("ts", "lane", "code", "other", "detail", "source"):
+            getattr(grown, name).extend(getattr(whole, name)[first : first + batch])
+        if ahead_each:
+            ahead.feed()
+    return grown
+
+
+def test_columns_deflated_ahead_as_they_grow_save_the_bytes_of_a_save_without(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that will be saved deflates its columns a segment at a time as they grow (the
+    body's cuts fall at each column's start); the save uses those segments, and writes the
+    bytes a save of the same trace deflated at once writes, which any zlib reads."""
+    import loopscope.tracer.native as native
+
+    monkeypatch.setattr(native, "_SEGMENT", 4096)
+    whole = _many_values(3000)
+    expected = encode_trace(whole)
+    assert zlib.decompress(expected[expected.index(b"\n") + 1 :])  # one plain zlib stream
+    grown = _grown_in_batches(whole, 333, ahead_each=True)
+    ahead = grown.deflated_ahead
+    assert isinstance(ahead, DeflateAhead)
+    ahead.wait()
+    # every full segment of every column, and no other
+    assert [sum(1 for index in range(1000) if ahead.segment(column, index))
+            for column in range(6)] == [len(whole) * size // 4096 for size in (8, 4, 1, 4, 4, 4)]
+    assert encode_trace(grown) == expected
+    assert encode_trace(_grown_in_batches(whole, 333, ahead_each=False)) == expected
+    _same(whole, decode_trace(encode_trace(grown)))
+
+
+def test_a_column_changed_after_it_was_deflated_ahead_is_saved_as_it_is_now(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import loopscope.tracer.native as native
+
+    monkeypatch.setattr(native, "_SEGMENT", 4096)
+    whole = _many_values(3000)
+    grown = _grown_in_batches(whole, 1000, ahead_each=True)
+    for trace in (whole, grown):
+        trace.ts[10] += 1
+        trace.source[2000] = 0
+    assert encode_trace(grown) == encode_trace(whole)
+    assert decode_trace(encode_trace(grown)).ts[10] == whole.ts[10]
+
+
+def test_a_real_run_saved_natively_deflates_its_columns_while_the_child_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import loopscope.tracer.native as native
+    from loopscope.tracer.blocking_run import BlockingRun
+    from loopscope.tracer.launch import launch
+    from loopscope.tracer.target import resolve_target
+
+    monkeypatch.setattr(native, "_SEGMENT", 4096)
+    script = tmp_path / "gens.py"
+    script.write_text("def g():\n    while True:\n        yield\n"
+                      "it = g()\nfor _ in range(3000):\n    next(it)\n")
+    target = resolve_target(str(script))
+    run = BlockingRun(launch(target, sys.executable), target)
+    run.encode_details_ahead = True  # what `loopscope trace -o FILE.loopscope` asks
+    result = run.wait(60)
+    assert result.status == "ok", result.stderr
+    ahead = result.trace.deflated_ahead
+    assert isinstance(ahead, DeflateAhead)
+    saved = tmp_path / "run.loopscope"
+    save_native(result.trace, saved)
+    assert ahead.segment(0, 0) is not None  # the first 4 KB of times, deflated ahead
+    result.trace.deflated_ahead = None
+    assert saved.read_bytes() == encode_trace(result.trace)
+    _same(result.trace, load_native(saved))
+
