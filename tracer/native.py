@@ -129,36 +129,63 @@ def write_trace(trace: Trace, out: BinaryIO) -> None:
     ahead = trace.deflated_ahead if isinstance(trace.deflated_ahead, DeflateAhead) else None
     if ahead is not None:
         ahead.wait()
-    columns = range(1, len(COLUMN_NAMES) + 1)  # the parts that are columns
-    segments = ((segment, ahead.segment(number - 1, index)
-                 if ahead is not None and number in columns else None)
+    # parts from the second on are the ones DeflateAhead knows, in `_growing` order, but for
+    # the value rows' section header (the count is known only at the end: never ahead)
+    growing = [-1, *range(len(COLUMN_NAMES)), -1, *range(len(COLUMN_NAMES), len(_GROWING))]
+    segments = ((segment, ahead.segment(growing[number], index)
+                 if ahead is not None and growing[number] >= 0 else None)
                 for number, part in enumerate(parts)
                 for index, segment in enumerate(_segments(part)))
     _deflate(segments, out)
 
 
+# The parts of the body that grow while a run goes, as DeflateAhead numbers them: the six
+# columns, then the value rows' bases, text lengths and texts (tracer.values' section after
+# its header), with their array types ("B" for the texts' bytearray).
+_GROWING = (*COLUMN_NAMES, "bases", "lengths", "texts")
+_GROWING_TYPES = (*COLUMN_TYPES, "i", "I", "B")
+
+
+def _growing(trace: Trace) -> list[array[int] | bytearray]:
+    """The buffers of the body's growing parts (`_GROWING`), as the trace holds them."""
+    values = trace.details.values
+    return [*(getattr(trace, name) for name in COLUMN_NAMES),
+            values.bases, values.lengths, values.texts]
+
+
 def _body_parts(trace: Trace, header_bytes: bytes) -> list[list[memoryview]]:
-    """The body, uncompressed, as its parts -- the header, each column, the value rows --
+    """The body, uncompressed, as its parts -- the header, each column, then the value rows'
+    section as its header, bases, text lengths and texts (none when there are no rows) --
     each a list of pieces: views of the columns and value rows where they are held (a copy
     only where the machine's byte order is not the file's)."""
     parts = [[memoryview(_HEADER_LENGTH.pack(len(header_bytes))), memoryview(header_bytes)]]
-    for typecode, name in zip(COLUMN_TYPES, COLUMN_NAMES, strict=True):
-        column = getattr(trace, name)
-        if not isinstance(column, array) or column.typecode != typecode:
-            column = array(typecode, column)
-        step = _PIECE // column.itemsize
-        pieces = []
-        for start in range(0, len(column), step):
-            if _SWAP:
-                swapped = column[start : start + step]
-                swapped.byteswap()
-                pieces.append(memoryview(swapped).cast("B"))
-            else:
-                pieces.append(memoryview(column)[start : start + step].cast("B"))
-        parts.append(pieces)
-    parts.append([memoryview(piece).cast("B")
-                  for piece in trace.details.values.encoded_pieces()])
+    buffers = _growing(trace)
+    for buffer, typecode in zip(buffers[: len(COLUMN_NAMES)], COLUMN_TYPES, strict=True):
+        parts.append(_pieces(buffer, typecode))
+    count = len(trace.details.values)
+    parts.append([memoryview(SECTION_HEADER.pack(0, count))] if count else [])
+    for buffer, typecode in zip(buffers[len(COLUMN_NAMES) :],
+                                _GROWING_TYPES[len(COLUMN_NAMES) :], strict=True):
+        parts.append(_pieces(buffer, typecode) if count else [])
     return parts
+
+
+def _pieces(buffer: array[int] | bytearray, typecode: str) -> list[memoryview]:
+    """A part's bytes as views of at most _PIECE bytes, little-endian."""
+    column = buffer
+    if typecode != "B" and not (isinstance(buffer, array) and buffer.typecode == typecode):
+        column = array(typecode, buffer)  # a column a test filled with a list
+    itemsize = column.itemsize if isinstance(column, array) else 1
+    step = _PIECE // itemsize
+    pieces = []
+    for start in range(0, len(column), step):
+        if _SWAP and isinstance(column, array) and itemsize > 1:
+            swapped = column[start : start + step]
+            swapped.byteswap()
+            pieces.append(memoryview(swapped).cast("B"))
+        else:
+            pieces.append(memoryview(column)[start : start + step].cast("B"))
+    return pieces
 
 
 def _segments(pieces: list[memoryview]) -> Iterator[list[memoryview]]:
@@ -284,9 +311,10 @@ class DeflateAhead:
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
-        self._done = [0] * len(COLUMN_NAMES)  # each column's segments handed over so far
+        self._done = [0] * len(_GROWING)  # each growing part's segments handed over so far
         self._segments: dict[tuple[int, int], tuple[int, bytes]] = {}
-        self._queue: SimpleQueue[tuple[int, int, array[int]] | None] = SimpleQueue()
+        self._queue: SimpleQueue[tuple[int, int, array[int] | bytearray] | None] = \
+            SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pending = 0
         self._lock = threading.Lock()
@@ -297,14 +325,17 @@ class DeflateAhead:
         """Hands the columns' segments filled since the last call to the deflating thread."""
         if _SWAP or self._error is not None:
             return
-        trace = self.trace
-        for number, (typecode, name) in enumerate(zip(COLUMN_TYPES, COLUMN_NAMES,
-                                                      strict=True)):
-            column = getattr(trace, name)
-            if not isinstance(column, array) or column.typecode != typecode \
-                    or _SEGMENT % column.itemsize:
-                continue
-            rows = _SEGMENT // column.itemsize
+        for number, (column, typecode) in enumerate(zip(_growing(self.trace), _GROWING_TYPES,
+                                                         strict=True)):
+            if typecode == "B":
+                if not isinstance(column, bytearray):
+                    continue
+                rows = _SEGMENT
+            else:
+                if not isinstance(column, array) or column.typecode != typecode \
+                        or _SEGMENT % column.itemsize:
+                    continue
+                rows = _SEGMENT // column.itemsize
             full = len(column) // rows
             while self._done[number] < full:
                 index = self._done[number]
@@ -312,7 +343,7 @@ class DeflateAhead:
                 self._hand_over(number, index, column[index * rows : (index + 1) * rows])
                 self._done[number] = index + 1
 
-    def _hand_over(self, number: int, index: int, copy: array[int]) -> None:
+    def _hand_over(self, number: int, index: int, copy: array[int] | bytearray) -> None:
         with self._lock:
             self._pending += 1
         if self._thread is None:
@@ -345,10 +376,10 @@ class DeflateAhead:
             self._thread.join()
             self._thread = None
 
-    def segment(self, column: int, index: int) -> tuple[int, bytes] | None:
-        """(adler32, raw deflate) of segment `index` of column number `column`, if it was
-        deflated ahead."""
-        return self._segments.get((column, index))
+    def segment(self, part: int, index: int) -> tuple[int, bytes] | None:
+        """(adler32, raw deflate) of segment `index` of growing part number `part` (the
+        columns, then the value rows' bases, lengths and texts), if it was deflated ahead."""
+        return self._segments.get((part, index))
 
 
 def _deflate_workers() -> int:

@@ -424,9 +424,13 @@ def test_columns_deflated_ahead_as_they_grow_save_the_bytes_of_a_save_without(
     ahead = grown.deflated_ahead
     assert isinstance(ahead, DeflateAhead)
     ahead.wait()
-    # every full segment of every column, and no other
-    assert [sum(1 for index in range(1000) if ahead.segment(column, index))
-            for column in range(6)] == [len(whole) * size // 4096 for size in (8, 4, 1, 4, 4, 4)]
+    # every full segment of every column and of the value rows' bases, lengths and texts,
+    # and no other
+    values = whole.details.values
+    assert [sum(1 for index in range(1000) if ahead.segment(part, index))
+            for part in range(9)] == [
+        *(len(whole) * size // 4096 for size in (8, 4, 1, 4, 4, 4)),
+        len(values) * 4 // 4096, len(values) * 4 // 4096, len(values.texts) // 4096]
     assert encode_trace(grown) == expected
     assert encode_trace(_grown_in_batches(whole, 333, ahead_each=False)) == expected
     _same(whole, decode_trace(encode_trace(grown)))
@@ -442,6 +446,7 @@ def test_a_column_changed_after_it_was_deflated_ahead_is_saved_as_it_is_now(
     for trace in (whole, grown):
         trace.ts[10] += 1
         trace.source[2000] = 0
+    whole.details.values.texts[5000] ^= 1  # grown's too: they share the value rows
     assert encode_trace(grown) == encode_trace(whole)
     assert decode_trace(encode_trace(grown)).ts[10] == whole.ts[10]
 
