@@ -128,7 +128,7 @@ def write_trace(trace: Trace, out: BinaryIO) -> None:
         return
     ahead = trace.deflated_ahead if isinstance(trace.deflated_ahead, DeflateAhead) else None
     if ahead is not None:
-        ahead.wait()
+        ahead.stop()  # what it has not done yet is deflated below, on every core
     # parts from the second on are the ones DeflateAhead knows, in `_growing` order, but for
     # the value rows' section header (the count is known only at the end: never ahead)
     growing = [-1, *range(len(COLUMN_NAMES)), -1, *range(len(COLUMN_NAMES), len(_GROWING))]
@@ -302,12 +302,17 @@ def _deflate(segments: Iterator[tuple[list[memoryview], tuple[int, bytes] | None
 _FINAL_BLOCK = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
 
 
+# How many segments may wait for DeflateAhead's thread (copies of 2 MB each)
+_AHEAD_QUEUE = 4
+
+
 class DeflateAhead:
     """The columns' segments deflated while a child runs, for the save at its end: each
     column's full segments (the body's cuts fall at every column's start, `_segments`) are
-    copied out as the column grows past them and deflated on a thread of this object's. A
-    save uses one only if its bytes are still the column's (their adler32 is compared), so a
-    trace changed after the fact is saved right, only not sooner."""
+    copied out as the column grows past them and deflated on a thread of this object's (the
+    value rows' bases, lengths and texts too). A save uses one only if its bytes are still
+    the part's (their adler32 is compared), so a trace changed after the fact is saved right,
+    only not sooner; what the thread has not done by then, the save does."""
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
@@ -316,14 +321,12 @@ class DeflateAhead:
         self._queue: SimpleQueue[tuple[int, int, array[int] | bytearray] | None] = \
             SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._pending = 0
-        self._lock = threading.Lock()
-        self._idle = threading.Condition(self._lock)
+        self._stopping = False  # the save has begun: what is queued is left to it
         self._error: BaseException | None = None
 
     def feed(self) -> None:
         """Hands the columns' segments filled since the last call to the deflating thread."""
-        if _SWAP or self._error is not None:
+        if _SWAP or self._error is not None or self._stopping:
             return
         for number, (column, typecode) in enumerate(zip(_growing(self.trace), _GROWING_TYPES,
                                                          strict=True)):
@@ -339,13 +342,14 @@ class DeflateAhead:
             full = len(column) // rows
             while self._done[number] < full:
                 index = self._done[number]
-                # a copy: the column grows while the thread deflates, which a view forbids
-                self._hand_over(number, index, column[index * rows : (index + 1) * rows])
+                # a copy: the column grows while the thread deflates, which a view forbids;
+                # none once the thread lags behind by a few (the save deflates those), so
+                # that copies never pile up
+                if self._queue.qsize() < _AHEAD_QUEUE:
+                    self._hand_over(number, index, column[index * rows : (index + 1) * rows])
                 self._done[number] = index + 1
 
     def _hand_over(self, number: int, index: int, copy: array[int] | bytearray) -> None:
-        with self._lock:
-            self._pending += 1
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="loopscope-deflate-ahead",
                                             daemon=True)
@@ -354,23 +358,26 @@ class DeflateAhead:
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
+            if self._stopping or self._error is not None:
+                continue  # left to the save
             number, index, copy = job
             try:
-                if self._error is None:
-                    done = _deflate_segment([memoryview(copy).cast("B")])
-                    self._segments[number, index] = done
+                self._segments[number, index] = _deflate_segment([memoryview(copy).cast("B")])
             except BaseException as error:  # the save deflates it again
                 self._error = error
-            with self._lock:
-                self._pending -= 1
-                if not self._pending:
-                    self._idle.notify_all()
 
     def wait(self) -> None:
-        """Returns once every segment handed over is deflated, and stops the thread."""
-        with self._lock:
-            while self._pending:
-                self._idle.wait()
+        """Returns once every segment handed over is deflated, and ends the thread."""
+        self._end_thread()
+
+    def stop(self) -> None:
+        """Ends the thread once the segment it is deflating is done, leaving the segments
+        still queued to the save, which deflates them several at once: on a busy machine the
+        one thread may lag behind the run."""
+        self._stopping = True
+        self._end_thread()
+
+    def _end_thread(self) -> None:
         if self._thread is not None:
             self._queue.put(None)
             self._thread.join()

@@ -417,6 +417,7 @@ def test_columns_deflated_ahead_as_they_grow_save_the_bytes_of_a_save_without(
     import loopscope.tracer.native as native
 
     monkeypatch.setattr(native, "_SEGMENT", 4096)
+    monkeypatch.setattr(native, "_AHEAD_QUEUE", 1000)  # none left to the save for lagging
     whole = _many_values(3000)
     expected = encode_trace(whole)
     assert zlib.decompress(expected[expected.index(b"\n") + 1 :])  # one plain zlib stream
@@ -434,6 +435,9 @@ def test_columns_deflated_ahead_as_they_grow_save_the_bytes_of_a_save_without(
     assert encode_trace(grown) == expected
     assert encode_trace(_grown_in_batches(whole, 333, ahead_each=False)) == expected
     _same(whole, decode_trace(encode_trace(grown)))
+    # a thread that lags behind is handed no more copies; the save deflates what it skipped
+    monkeypatch.setattr(native, "_AHEAD_QUEUE", 1)
+    assert encode_trace(_grown_in_batches(whole, 333, ahead_each=True)) == expected
 
 
 def test_a_column_changed_after_it_was_deflated_ahead_is_saved_as_it_is_now(
