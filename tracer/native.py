@@ -235,34 +235,28 @@ def adler32_combine(first: int, second: int, second_length: int) -> int:
 
 class _SegmentJob:
     """One segment deflated on a thread of its own (zlib lets the GIL go while it works), or
-    one deflated ahead whose bytes are checked to be the segment's."""
+    one deflated ahead (DeflateAhead), done already."""
 
     def __init__(self, segment: list[memoryview], ahead: tuple[int, bytes] | None) -> None:
         self.segment = segment
-        self.ahead = ahead
         self.length = sum(len(view) for view in segment)
-        self.done: tuple[int, bytes] | None = None
+        self.done = ahead
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._deflate, name="loopscope-deflate",
-                                       daemon=True)
-        self.thread.start()
+        self.thread: threading.Thread | None = None
+        if ahead is None:
+            self.thread = threading.Thread(target=self._deflate, name="loopscope-deflate",
+                                           daemon=True)
+            self.thread.start()
 
     def _deflate(self) -> None:
         try:
-            ahead = self.ahead
-            if ahead is not None:
-                checksum = 1
-                for view in self.segment:
-                    checksum = zlib.adler32(view, checksum)
-                if checksum == ahead[0]:
-                    self.done = ahead
-                    return
             self.done = _deflate_segment(self.segment)
         except BaseException as error:  # handed to the saving thread
             self.error = error
 
     def result(self) -> tuple[int, bytes]:
-        self.thread.join()
+        if self.thread is not None:
+            self.thread.join()
         if self.error is not None:
             raise self.error
         assert self.done is not None
@@ -310,18 +304,23 @@ class DeflateAhead:
     """The columns' segments deflated while a child runs, for the save at its end: each
     column's full segments (the body's cuts fall at every column's start, `_segments`) are
     copied out as the column grows past them and deflated on a thread of this object's (the
-    value rows' bases, lengths and texts too). A save uses one only if its bytes are still
-    the part's (their adler32 is compared), so a trace changed after the fact is saved right,
-    only not sooner; what the thread has not done by then, the save does."""
+    value rows' bases, lengths and texts too). What the thread has not done when the save
+    begins, the save does. As for DetailTable.encode_ahead, the trace must only grow: a
+    part's array replaced by another is deflated anew, but one changed in place would be
+    saved as it was (nothing does that: a run's trace only grows)."""
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
         self._done = [0] * len(_GROWING)  # each growing part's segments handed over so far
         self._segments: dict[tuple[int, int], tuple[int, bytes]] = {}
-        self._queue: SimpleQueue[tuple[int, int, array[int] | bytearray] | None] = \
-            SimpleQueue()
+        self._queue: SimpleQueue[tuple[int, int, array[int] | bytearray,
+                                       array[int] | bytearray] | None] = SimpleQueue()
+        self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stopping = False  # the save has begun: what is queued is left to it
+        # the buffers the segments were copied from, by part (a part's segments are used only
+        # while the trace still holds that buffer)
+        self._sources: list[object | None] = [None] * len(_GROWING)
         self._error: BaseException | None = None
 
     def feed(self) -> None:
@@ -330,6 +329,12 @@ class DeflateAhead:
             return
         for number, (column, typecode) in enumerate(zip(_growing(self.trace), _GROWING_TYPES,
                                                          strict=True)):
+            if self._sources[number] is not column:  # a new buffer: its segments start over
+                with self._lock:
+                    self._sources[number] = column
+                    self._done[number] = 0
+                    for key in [key for key in self._segments if key[0] == number]:
+                        del self._segments[key]
             if typecode == "B":
                 if not isinstance(column, bytearray):
                     continue
@@ -342,29 +347,34 @@ class DeflateAhead:
             full = len(column) // rows
             while self._done[number] < full:
                 index = self._done[number]
-                # a copy: the column grows while the thread deflates, which a view forbids;
                 # none once the thread lags behind by a few (the save deflates those), so
                 # that copies never pile up
                 if self._queue.qsize() < _AHEAD_QUEUE:
-                    self._hand_over(number, index, column[index * rows : (index + 1) * rows])
+                    self._hand_over(number, index, column, rows)
                 self._done[number] = index + 1
 
-    def _hand_over(self, number: int, index: int, copy: array[int] | bytearray) -> None:
+    def _hand_over(self, number: int, index: int, source: array[int] | bytearray,
+                   rows: int) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, name="loopscope-deflate-ahead",
                                             daemon=True)
             self._thread.start()
-        self._queue.put((number, index, copy))
+        # a copy: the buffer grows while the thread deflates, which a view would forbid
+        self._queue.put((number, index, source, source[index * rows : (index + 1) * rows]))
 
     def _work(self) -> None:
         while (job := self._queue.get()) is not None:
             if self._stopping or self._error is not None:
                 continue  # left to the save
-            number, index, copy = job
+            number, index, source, copy = job
             try:
-                self._segments[number, index] = _deflate_segment([memoryview(copy).cast("B")])
+                done = _deflate_segment([memoryview(copy).cast("B")])
             except BaseException as error:  # the save deflates it again
                 self._error = error
+                continue
+            with self._lock:
+                if self._sources[number] is source:
+                    self._segments[number, index] = done
 
     def wait(self) -> None:
         """Returns once every segment handed over is deflated, and ends the thread."""
@@ -385,7 +395,10 @@ class DeflateAhead:
 
     def segment(self, part: int, index: int) -> tuple[int, bytes] | None:
         """(adler32, raw deflate) of segment `index` of growing part number `part` (the
-        columns, then the value rows' bases, lengths and texts), if it was deflated ahead."""
+        columns, then the value rows' bases, lengths and texts), if it was deflated ahead
+        from the buffer the trace holds now."""
+        if _growing(self.trace)[part] is not self._sources[part]:
+            return None
         return self._segments.get((part, index))
 
 

@@ -440,18 +440,26 @@ def test_columns_deflated_ahead_as_they_grow_save_the_bytes_of_a_save_without(
     assert encode_trace(_grown_in_batches(whole, 333, ahead_each=True)) == expected
 
 
-def test_a_column_changed_after_it_was_deflated_ahead_is_saved_as_it_is_now(
+def test_a_column_replaced_after_it_was_deflated_ahead_is_saved_as_it_is_now(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    from array import array
+
     import loopscope.tracer.native as native
 
     monkeypatch.setattr(native, "_SEGMENT", 4096)
     whole = _many_values(3000)
     grown = _grown_in_batches(whole, 1000, ahead_each=True)
+    ahead = grown.deflated_ahead
+    assert isinstance(ahead, DeflateAhead)
+    ahead.wait()
+    assert ahead.segment(0, 0) is not None
     for trace in (whole, grown):
-        trace.ts[10] += 1
-        trace.source[2000] = 0
-    whole.details.values.texts[5000] ^= 1  # grown's too: they share the value rows
+        trace.ts = array("q", [t + 1 for t in trace.ts])
+    texts = whole.details.values.texts
+    whole.details.values.texts = bytearray(texts[:5000]) + bytes([texts[5000] ^ 1]) + \
+        texts[5001:]  # grown's too: they share the value rows
     assert encode_trace(grown) == encode_trace(whole)
+    assert ahead.segment(0, 0) is None
     assert decode_trace(encode_trace(grown)).ts[10] == whole.ts[10]
 
 
@@ -482,3 +490,25 @@ def test_a_real_run_saved_natively_deflates_its_columns_while_the_child_runs(
     assert saved.read_bytes() == encode_trace(result.trace)
     _same(result.trace, load_native(saved))
 
+
+
+def test_a_column_replaced_while_the_run_goes_is_deflated_ahead_from_its_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from array import array
+
+    import loopscope.tracer.native as native
+
+    monkeypatch.setattr(native, "_SEGMENT", 4096)
+    monkeypatch.setattr(native, "_AHEAD_QUEUE", 1000)
+    whole = _many_values(3000)
+    grown = _grown_in_batches(whole, 1000, ahead_each=True)
+    ahead = grown.deflated_ahead
+    assert isinstance(ahead, DeflateAhead)
+    ahead.wait()
+    for trace in (whole, grown):
+        trace.lane = array("i", trace.lane)  # the same values in a new array
+        trace.ts = array("q", [t + 1 for t in trace.ts])
+    ahead.feed()
+    ahead.wait()
+    assert ahead.segment(0, 0) is not None and ahead.segment(1, 0) is not None
+    assert encode_trace(grown) == encode_trace(whole)
