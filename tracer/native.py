@@ -29,6 +29,7 @@ other surprise is the same one-line NativeFormatError.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -296,8 +297,10 @@ def _deflate(segments: Iterator[tuple[list[memoryview], tuple[int, bytes] | None
 _FINAL_BLOCK = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
 
 
-# How many segments may wait for DeflateAhead's thread (copies of 2 MB each)
+# How many segments may wait for DeflateAhead's thread (copies of 2 MB each), and its nice
+# value (the lowest priority: it runs on a core that would be idle)
 _AHEAD_QUEUE = 4
+_AHEAD_NICE = 19
 
 
 class DeflateAhead:
@@ -363,6 +366,10 @@ class DeflateAhead:
         self._queue.put((number, index, source, source[index * rows : (index + 1) * rows]))
 
     def _work(self) -> None:
+        # Only a core nothing else wants: the child and the thread reading its events come
+        # first (a child whose pipe is not drained waits), and the save does what is left.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _AHEAD_NICE)
         while (job := self._queue.get()) is not None:
             if self._stopping or self._error is not None:
                 continue  # left to the save
@@ -373,7 +380,7 @@ class DeflateAhead:
                 self._error = error
                 continue
             with self._lock:
-                if self._sources[number] is source:
+                if self._sources[number] is source and not self._stopping:
                     self._segments[number, index] = done
 
     def wait(self) -> None:
@@ -381,11 +388,14 @@ class DeflateAhead:
         self._end_thread()
 
     def stop(self) -> None:
-        """Ends the thread once the segment it is deflating is done, leaving the segments
-        still queued to the save, which deflates them several at once: on a busy machine the
-        one thread may lag behind the run."""
-        self._stopping = True
-        self._end_thread()
+        """Leaves the segments not deflated yet to the save, which deflates them several at
+        once: on a busy machine the thread lags behind the run. It is not waited for (at its
+        priority it may not get a core soon); whatever it finishes now is dropped."""
+        with self._lock:
+            self._stopping = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread = None
 
     def _end_thread(self) -> None:
         if self._thread is not None:
