@@ -14,6 +14,7 @@
 static PyObject *str_get_coro, *str_get_name, *str_qualname, *str_task_spawn_base, *str_eager;
 /* a timer's details' keys (LoopTracer.timer_scheduled, _timer_cause), the recorder's origin */
 static PyObject *str_cause, *str_timer, *str_deadline_ns, *str_delay_s, *str_origin;
+static PyObject *str_int_key;
 static PyObject *builtin_round;
 
 static int
@@ -28,6 +29,7 @@ intern_own_names(void)
     str_timer = PyUnicode_InternFromString("timer");
     str_deadline_ns = PyUnicode_InternFromString("deadline_ns");
     str_delay_s = PyUnicode_InternFromString("delay_s");
+    str_int_key = PyUnicode_InternFromString("int_key");
     str_origin = PyUnicode_InternFromString("origin");
     PyObject *builtins = PyImport_ImportModule("builtins");
     if (builtins != NULL) {
@@ -35,7 +37,7 @@ intern_own_names(void)
         Py_DECREF(builtins);
     }
     str_eager = str_get_coro && str_get_name && str_qualname && str_task_spawn_base
-        && str_cause && str_timer && str_deadline_ns && str_delay_s && str_origin
+        && str_cause && str_timer && str_deadline_ns && str_delay_s && str_origin && str_int_key
         && builtin_round ? PyUnicode_InternFromString("eager") : NULL;
     return str_eager == NULL ? -1 : 0;
 }
@@ -217,14 +219,41 @@ GC_FROM_MEMBERS(tracer, tracer_members)
 /* WAKE and READY on each lane waiting for a future completed now, by whoever is completing
  * it: `finished` when the future is a traced task that ended, else the running step, else
  * the callback in progress (LoopTracer._wake). `waiters` is a checked WAITERS row. */
+/* A detail (key, value, "deadline_ns", deadline) as a value row (tracer.values): the interned
+ * base (key, value, "int_key", "deadline_ns") plus the deadline in decimal, its index in
+ * *index. A sleep's detail and its timer's wake cause hold a deadline no other event has, so
+ * they are rows of a few shared bases instead of a new detail each (LoopTracer._deadline_row). */
+static int
+deadline_row(RecorderCore *recorder, PyObject *key, PyObject *value, PyObject *deadline,
+             int32_t *index)
+{
+    PyObject *base_detail = PyTuple_Pack(4, key, value, str_int_key, str_deadline_ns);
+    int32_t base;
+    int failed = base_detail == NULL || recorder_detail(recorder, base_detail, &base) < 0;
+    Py_XDECREF(base_detail);
+    if (failed) return -1;
+    long long ns = PyLong_AsLongLong(deadline);
+    if (ns == -1 && PyErr_Occurred()) {  /* not an int64: as str() writes it */
+        PyErr_Clear();
+        PyObject *text = PyObject_Str(deadline);
+        failed = text == NULL || recorder_api.value_row((PyObject *)recorder, base, text,
+                                                        index) < 0;
+        Py_XDECREF(text);
+        return failed ? -1 : 0;
+    }
+    char text[24];
+    int size = snprintf(text, sizeof text, "%lld", ns);
+    return recorder_api.value_row_utf8((PyObject *)recorder, base, text, size, index);
+}
+
 /* The wake cause of a timer due at `deadline` (LoopTracer._timer_cause): interned, or a
- * unique row for a sleep's own timer, which wakes its sleeper once */
+ * value row for a sleep's own timer, which wakes its sleeper once */
 static int
 timer_cause(RecorderCore *recorder, PyObject *deadline, int unique, int32_t *cause)
 {
+    if (unique) return deadline_row(recorder, str_cause, str_timer, deadline, cause);
     PyObject *detail = PyTuple_Pack(4, str_cause, str_timer, str_deadline_ns, deadline);
-    int failed = detail == NULL || (unique ? recorder_unique_detail(recorder, detail, cause)
-                                           : recorder_detail(recorder, detail, cause)) < 0;
+    int failed = detail == NULL || recorder_detail(recorder, detail, cause) < 0;
     Py_XDECREF(detail);
     return failed ? -1 : 0;
 }
@@ -513,7 +542,7 @@ shown_delay(LoopTracerCore *self, PyObject *delay)
 }
 
 /* asyncio.sleep's timer: its SLEEPING detail, ("delay_s", round(delay, 6), "deadline_ns",
- * deadline), a unique row now, kept with the deadline for the wait on `future`
+ * deadline), a value row now, kept with the deadline for the wait on `future`
  * (tracer.sleeps, SLEEP_FIELDS) */
 static int
 tracer_remember_sleep(LoopTracerCore *self, PyObject *delay, PyObject *deadline,
@@ -525,11 +554,9 @@ tracer_remember_sleep(LoopTracerCore *self, PyObject *delay, PyObject *deadline,
     }
     PyObject *shown = shown_delay(self, delay);  /* borrowed */
     if (shown == NULL) return -1;
-    PyObject *detail = PyTuple_Pack(4, str_delay_s, shown, str_deadline_ns, deadline);
     int32_t index;
-    int failed = detail == NULL || recorder_unique_detail(self->recorder, detail, &index) < 0;
-    Py_XDECREF(detail);
-    if (failed) return -1;
+    if (deadline_row(self->recorder, str_delay_s, shown, deadline, &index) < 0) return -1;
+    int failed;
     PyObject *key = PyLong_FromVoidPtr(future);  /* id(future) */
     PyObject *row = key == NULL ? NULL : Py_BuildValue("(OiO)", future, index, deadline);
     failed = row == NULL || PyDict_SetItem(self->sleeps, key, row) < 0;

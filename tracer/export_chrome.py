@@ -42,7 +42,7 @@ from loopscope.tracer.query import lane_order
 from loopscope.tracer.safe_write import write_file
 from loopscope.tracer.spans import Spans, column_rows
 from loopscope.tracer.trace import Trace
-from loopscope.tracer.values import VALUE_ROW
+from loopscope.tracer.values import VALUE_ROW, int_of_text
 
 PID = 1
 INSTANT_CODES: dict[int, str] = {Code.OUTPUT: "output", Code.END: "end", Code.MARK: "mark"}
@@ -97,7 +97,8 @@ class _Args:
         self.trace = trace
         # by detail << 32 | source; value rows are never kept (most are seen once)
         self.cache: dict[int, str] = {}
-        self._value_prefixes: dict[int, str | None] = {}
+        # by base: (the row's JSON up to its value, whether the value is an int), or None
+        self._value_prefixes: dict[int, tuple[str, bool] | None] = {}
 
     def get(self, detail: int, source: int = 0) -> str:
         key = detail << 32 | source
@@ -142,30 +143,39 @@ class _Args:
         unique, inverse = np.unique(bases, return_inverse=True)
         prefixes = np.array([self._prefix_of(base) for base in unique.tolist()] + [None],
                             dtype=object)[:-1][inverse.reshape(-1)].tolist()
-        result = [f"{prefix}{encode_basestring(text)}}}" if prefix is not None else ""
+        result = [("" if prefix is None
+                   else f"{prefix[0]}{_int_json(text)}}}" if prefix[1]
+                   else f"{prefix[0]}{encode_basestring(text)}}}")
                   for prefix, text in zip(prefixes, texts, strict=True)]
         for index, prefix in enumerate(prefixes):
             if prefix is None:  # the slow way, for the rare row it does not fit
                 result[index] = self.build(self.trace.details[VALUE_ROW + int(rows[index])], 0)
         return result
 
-    def _prefix_of(self, base: int) -> str | None:
+    def _prefix_of(self, base: int) -> tuple[str, bool] | None:
         if base not in self._value_prefixes:
             self._value_prefixes[base] = self._prefix(self.trace.details[base])
         return self._value_prefixes[base]
 
     @staticmethod
-    def _prefix(base: dict[str, Any]) -> str | None:
+    def _prefix(base: dict[str, Any]) -> tuple[str, bool] | None:
         """The JSON of a value row with base `base` up to its value (tracer.values.
-        value_detail: the value goes last, under "value" or the key the base names); None
-        when the key is already in the base, which keeps its place there instead."""
-        key = base.get("value_key")
-        row = {name: value for name, value in base.items() if name != "value_key"}
-        name = "value" if key is None else str(key)
+        value_detail: the value goes last, under "value" or the key the base names as its
+        "value_key" or "int_key") and whether the value is an int; None when the key is
+        already in the base, which keeps its place there instead."""
+        marker = "value_key" if "value_key" in base else "int_key" if "int_key" in base else ""
+        row = {name: value for name, value in base.items() if name != marker}
+        name = str(base[marker]) if marker else "value"
         if name in row:
             return None
         opening = _json(row)[:-1]
-        return f"{opening}{',' if row else ''}{_json(name)}:"
+        return f"{opening}{',' if row else ''}{_json(name)}:", marker == "int_key"
+
+
+def _int_json(text: str) -> str:
+    """The JSON of an "int_key" value row's value (tracer.values.value_detail)."""
+    number = int_of_text(text)
+    return "null" if number is None else str(number)
 
 
 def _inside(start: npt.NDArray[np.int64], end: npt.NDArray[np.int64],

@@ -24,6 +24,7 @@ from loopscope.tracer.lane_table import LaneRow
 from loopscope.tracer.spans import Spans, column_rows
 from loopscope.tracer.stalls import _ms
 from loopscope.tracer.trace import Trace
+from loopscope.tracer.values import VALUE_ROW
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,7 @@ def self_wake_storms(trace: Trace, spans: Spans, rows: list[LaneRow],
     back to it), which the gevent model records as a plain wait on the hub."""
     findings = []
     states = np.array(spans.state, dtype=np.int64)
-    details = np.array(spans.detail, dtype=np.int64)
+    details = _as_bases(trace, np.array(spans.detail, dtype=np.int64))
     lengths = np.array(spans.end, dtype=np.int64) - np.array(spans.start, dtype=np.int64)
     itself = _details_where(trace, lambda d: d.get("cause") == "self")
     tiny = _details_where(trace, lambda d: isinstance(d.get("delay_s"), int | float)
@@ -565,10 +566,24 @@ def _union(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 def _details_where(trace: Trace, wanted: Callable[[dict[str, Any]], bool]
                    ) -> npt.NDArray[np.int64]:
-    """The interned detail indices whose detail is `wanted` (value rows are hand-offs' values
-    and never a state's detail)."""
+    """The interned detail indices whose detail is `wanted`. A value row's lane state is
+    matched by its base (`_as_bases`): a sleep's detail is a value row whose base holds its
+    delay, and a hand-off's base ({"via": "send"}) is never `wanted`."""
     return np.array([index for index, detail in enumerate(trace.details[:]) if wanted(detail)],
                     dtype=np.int64)
+
+
+def _as_bases(trace: Trace, details: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """A detail column with each value row replaced by its base row (tracer.values), so
+    that `_details_where`'s interned indices find a sleep by its delay."""
+    rows = details - VALUE_ROW
+    bases = trace.details.values.bases
+    valued = (rows >= 0) & (rows < len(bases))
+    if not valued.any():
+        return details
+    based = details.copy()
+    based[valued] = np.frombuffer(bases, dtype=np.int32)[rows[valued]]
+    return based
 
 
 def _is_loop_lane(trace: Trace, lane: int) -> bool:

@@ -13,10 +13,12 @@ Columns have the same types as the event pipe (ts int64, lane int32, code int8, 
 detail int32, source int32). Lanes are not stored: they are derived from the SPAWN events on
 load, exactly as when the events arrived from a child. The JSON keeps the tables' key order
 and uses fixed separators, and zlib is deterministic, so the same trace always gives the same
-bytes. A body longer than 2 MB is deflated in 2 MB segments, each from an empty window and
-ending on a byte boundary, on several threads, and joined under one zlib header and the
-adler32 of the whole: still one stream (any zlib, any older Loopscope reads it), whose bytes
-depend only on the body.
+bytes. A body of 2 MB or more is deflated in segments: its parts (the header, each column, the
+value rows) are cut at their starts and every 2 MB after, each segment deflated from an empty
+window and ending on a byte boundary, on several threads -- a run that will be saved deflates
+its columns' segments while its child runs (DeflateAhead) -- and joined under one zlib header,
+an empty final block and the adler32 of the whole: still one stream (any zlib, any older
+Loopscope reads it), whose bytes depend only on the trace.
 
 A trace file is data from anywhere, so loading trusts nothing in it (tracer.trace_checks):
 the body is inflated a section at a time, each no larger than the sizes already read declare
@@ -27,6 +29,7 @@ other surprise is the same one-line NativeFormatError.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import stat
@@ -38,6 +41,7 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from queue import SimpleQueue
 from typing import BinaryIO
 
 from loopscope.tracer.formats import NATIVE_MAGIC, is_trace_file
@@ -67,8 +71,9 @@ _PIECE = 16 << 20  # inflated bytes per step; raw bytes compressed per step when
 # every traced run's wall time.
 _LEVEL = 1
 _ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, fastest level (what compressobj(1) writes)
-# A body longer than this is deflated in segments of this size, several at once (_deflate).
-# (2 MB: a run of 200k-300k events, about 8 MB, is deflated on two cores at the end of its run)
+# A body this long or longer is deflated in segments of at most this size, several at once
+# (_deflate), each part of the body cut at its start (_segments). (2 MB: a run of 200k-300k
+# events, about 8 MB, is deflated on two cores, its columns' segments while its child runs)
 _SEGMENT = 2 << 20
 _MAX_DEFLATE_WORKERS = 4
 _COLUMN_PIECE = 1 << 20  # events a column is read and checked by, when loading
@@ -105,38 +110,90 @@ def header_json(trace: Trace) -> str:
 def write_trace(trace: Trace, out: BinaryIO) -> None:
     """Writes the native file of `trace` to `out`, compressed a piece at a time: the columns
     and value rows are read where they are, never copied whole (a save takes little memory
-    beyond the trace's own)."""
+    beyond the trace's own). Column segments deflated ahead (`DeflateAhead`, while a child
+    ran) are used as they are when their bytes are still the column's."""
     header_bytes = header_json(trace).encode("utf-8")
     # without value rows the body is what format 1 holds: any Loopscope can read it
     version = FORMAT_VERSION if trace.details.values else 1
     out.write(NATIVE_MAGIC + f" {version}\n".encode("ascii"))
-    _deflate(_body_pieces(trace, header_bytes), out)
+    parts = _body_parts(trace, header_bytes)
+    if sum(len(view) for part in parts for view in part) < _SEGMENT:
+        # the plain stream, byte for byte what it always was
+        compressor = zlib.compressobj(_LEVEL)
+        for part in parts:
+            for view in part:
+                packed = compressor.compress(view)
+                if packed:
+                    out.write(packed)
+        out.write(compressor.flush())
+        return
+    ahead = trace.deflated_ahead if isinstance(trace.deflated_ahead, DeflateAhead) else None
+    if ahead is not None:
+        ahead.stop()  # what it has not done yet is deflated below, on every core
+    # parts from the second on are the ones DeflateAhead knows, in `_growing` order, but for
+    # the value rows' section header (the count is known only at the end: never ahead)
+    growing = [-1, *range(len(COLUMN_NAMES)), -1, *range(len(COLUMN_NAMES), len(_GROWING))]
+    segments = ((segment, ahead.segment(growing[number], index)
+                 if ahead is not None and growing[number] >= 0 else None)
+                for number, part in enumerate(parts)
+                for index, segment in enumerate(_segments(part)))
+    _deflate(segments, out)
 
 
-def _body_pieces(trace: Trace, header_bytes: bytes) -> Iterator[memoryview]:
-    """The body, uncompressed, a piece at a time: views of the columns and value rows where
-    they are held (a copy only where the machine's byte order is not the file's)."""
-    yield memoryview(_HEADER_LENGTH.pack(len(header_bytes)))
-    yield memoryview(header_bytes)
-    for typecode, name in zip(COLUMN_TYPES, COLUMN_NAMES, strict=True):
-        column = getattr(trace, name)
-        if not isinstance(column, array) or column.typecode != typecode:
-            column = array(typecode, column)
-        step = _PIECE // column.itemsize
-        for start in range(0, len(column), step):
-            if _SWAP:
-                swapped = column[start : start + step]
-                swapped.byteswap()
-                yield memoryview(swapped).cast("B")
-            else:
-                yield memoryview(column)[start : start + step].cast("B")
-    for section_piece in trace.details.values.encoded_pieces():
-        yield memoryview(section_piece).cast("B")
+# The parts of the body that grow while a run goes, as DeflateAhead numbers them: the six
+# columns, then the value rows' bases, text lengths and texts (tracer.values' section after
+# its header), with their array types ("B" for the texts' bytearray).
+_GROWING = (*COLUMN_NAMES, "bases", "lengths", "texts")
+_GROWING_TYPES = (*COLUMN_TYPES, "i", "I", "B")
 
 
-def _segments(pieces: Iterator[memoryview]) -> Iterator[list[memoryview]]:
-    """The body cut into segments of exactly _SEGMENT bytes (the last one shorter), each a
-    list of views: where the cuts fall depends on the body alone, not on its pieces."""
+def _growing(trace: Trace) -> list[array[int] | bytearray]:
+    """The buffers of the body's growing parts (`_GROWING`), as the trace holds them."""
+    values = trace.details.values
+    return [*(getattr(trace, name) for name in COLUMN_NAMES),
+            values.bases, values.lengths, values.texts]
+
+
+def _body_parts(trace: Trace, header_bytes: bytes) -> list[list[memoryview]]:
+    """The body, uncompressed, as its parts -- the header, each column, then the value rows'
+    section as its header, bases, text lengths and texts (none when there are no rows) --
+    each a list of pieces: views of the columns and value rows where they are held (a copy
+    only where the machine's byte order is not the file's)."""
+    parts = [[memoryview(_HEADER_LENGTH.pack(len(header_bytes))), memoryview(header_bytes)]]
+    buffers = _growing(trace)
+    for buffer, typecode in zip(buffers[: len(COLUMN_NAMES)], COLUMN_TYPES, strict=True):
+        parts.append(_pieces(buffer, typecode))
+    count = len(trace.details.values)
+    parts.append([memoryview(SECTION_HEADER.pack(0, count))] if count else [])
+    for buffer, typecode in zip(buffers[len(COLUMN_NAMES) :],
+                                _GROWING_TYPES[len(COLUMN_NAMES) :], strict=True):
+        parts.append(_pieces(buffer, typecode) if count else [])
+    return parts
+
+
+def _pieces(buffer: array[int] | bytearray, typecode: str) -> list[memoryview]:
+    """A part's bytes as views of at most _PIECE bytes, little-endian."""
+    column = buffer
+    if typecode != "B" and not (isinstance(buffer, array) and buffer.typecode == typecode):
+        column = array(typecode, buffer)  # a column a test filled with a list
+    itemsize = column.itemsize if isinstance(column, array) else 1
+    step = _PIECE // itemsize
+    pieces = []
+    for start in range(0, len(column), step):
+        if _SWAP and isinstance(column, array) and itemsize > 1:
+            swapped = column[start : start + step]
+            swapped.byteswap()
+            pieces.append(memoryview(swapped).cast("B"))
+        else:
+            pieces.append(memoryview(column)[start : start + step].cast("B"))
+    return pieces
+
+
+def _segments(pieces: list[memoryview]) -> Iterator[list[memoryview]]:
+    """One part of the body cut into segments of exactly _SEGMENT bytes (the last one
+    shorter, none empty), each a list of views: the cuts fall at the part's start and every
+    _SEGMENT bytes after it, whatever its pieces, so a column's segments are the same bytes
+    while it grows and once it is whole (DeflateAhead deflates them before the save)."""
     segment: list[memoryview] = []
     size = 0
     for piece in pieces:
@@ -148,72 +205,211 @@ def _segments(pieces: Iterator[memoryview]) -> Iterator[list[memoryview]]:
             if size == _SEGMENT:
                 yield segment
                 segment, size = [], 0
-    yield segment
+    if segment:
+        yield segment
+
+
+def _deflate_segment(segment: list[memoryview] | list[bytes]) -> tuple[int, bytes]:
+    """(adler32, raw deflate) of one segment: from an empty window, ending on a byte
+    boundary (a sync flush), so segments deflated apart join into one stream."""
+    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+    checksum = 1
+    packed = []
+    for view in segment:
+        checksum = zlib.adler32(view, checksum)
+        packed.append(compressor.compress(view))
+    packed.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+    return checksum, b"".join(packed)
+
+
+_ADLER_BASE = 65521
+
+
+def adler32_combine(first: int, second: int, second_length: int) -> int:
+    """The adler32 of two byte strings one after the other, from theirs and the second's
+    length (zlib's adler32_combine, which Python's zlib does not offer)."""
+    low = ((first & 0xFFFF) + (second & 0xFFFF) - 1) % _ADLER_BASE
+    high = ((first >> 16) + (second >> 16)
+            + (second_length % _ADLER_BASE) * ((first & 0xFFFF) - 1)) % _ADLER_BASE
+    return high << 16 | low
 
 
 class _SegmentJob:
-    """One segment deflated on a thread of its own (zlib lets the GIL go while it works): raw
-    deflate from an empty window, ending on a byte boundary (a sync flush), or with the
-    stream's final block for the last segment."""
+    """One segment deflated on a thread of its own (zlib lets the GIL go while it works), or
+    one deflated ahead (DeflateAhead), done already."""
 
-    def __init__(self, segment: list[memoryview], last: bool) -> None:
+    def __init__(self, segment: list[memoryview], ahead: tuple[int, bytes] | None) -> None:
         self.segment = segment
-        self.last = last
-        self.packed: list[bytes] = []
+        self.length = sum(len(view) for view in segment)
+        self.done = ahead
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._deflate, name="loopscope-deflate",
-                                       daemon=True)
-        self.thread.start()
+        self.thread: threading.Thread | None = None
+        if ahead is None:
+            self.thread = threading.Thread(target=self._deflate, name="loopscope-deflate",
+                                           daemon=True)
+            self.thread.start()
 
     def _deflate(self) -> None:
         try:
-            compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-            for view in self.segment:
-                self.packed.append(compressor.compress(view))
-            self.packed.append(compressor.flush(zlib.Z_FINISH if self.last
-                                                else zlib.Z_SYNC_FLUSH))
+            self.done = _deflate_segment(self.segment)
         except BaseException as error:  # handed to the saving thread
             self.error = error
 
-    def result(self) -> list[bytes]:
-        self.thread.join()
+    def result(self) -> tuple[int, bytes]:
+        if self.thread is not None:
+            self.thread.join()
         if self.error is not None:
             raise self.error
-        return self.packed
+        assert self.done is not None
+        return self.done
 
 
-def _deflate(pieces: Iterator[memoryview], out: BinaryIO) -> None:
-    """Writes the zlib stream of the body. A body of one segment is compressed as it always
-    was; a longer one is one stream too (any zlib reads it), made of its segments deflated
-    independently, several at once on as many cores (as pigz does), then joined in order
-    under one header and the checksum of the whole. Which bytes come out depends only on the
-    body, never on how many cores did the work; at most `workers` segments are in flight."""
-    segments = _segments(pieces)
-    first = next(segments)
-    following = next(segments, None)
-    if following is None:  # one segment: the plain stream, byte for byte what it was
-        compressor = zlib.compressobj(_LEVEL)
-        for view in first:
-            packed = compressor.compress(view)
-            if packed:
-                out.write(packed)
-        out.write(compressor.flush())
-        return
+def _deflate(segments: Iterator[tuple[list[memoryview], tuple[int, bytes] | None]],
+             out: BinaryIO) -> None:
+    """Writes the zlib stream of a body of several segments: one stream (any zlib reads it)
+    made of its segments deflated independently, several at once on as many cores (as pigz
+    does), or ahead, then joined in order under one header, an empty final block and the
+    checksum of the whole. Which bytes come out depends only on the body, never on how many
+    cores did the work or what was deflated ahead; at most `workers` segments are in flight."""
     out.write(_ZLIB_HEADER)
     checksum = 1  # adler32 of nothing
     running: deque[_SegmentJob] = deque()
     workers = _deflate_workers()
-    segment: list[memoryview] | None = first
-    while segment is not None:
-        upcoming = following
-        following = next(segments, None) if upcoming is not None else None
-        running.append(_SegmentJob(segment, last=upcoming is None))
-        for view in segment:  # while the job deflates
-            checksum = zlib.adler32(view, checksum)
-        while running and (len(running) >= workers or upcoming is None):
-            out.write(b"".join(running.popleft().result()))
-        segment = upcoming
+
+    def write_oldest() -> None:
+        nonlocal checksum
+        job = running.popleft()
+        part_checksum, packed = job.result()
+        checksum = adler32_combine(checksum, part_checksum, job.length)
+        out.write(packed)
+
+    for segment, ahead in segments:
+        running.append(_SegmentJob(segment, ahead))
+        while len(running) >= workers:
+            write_oldest()
+    while running:
+        write_oldest()
+    out.write(_FINAL_BLOCK)
     out.write(checksum.to_bytes(4, "big"))
+
+
+# the last block of a stream whose segments all end on a sync flush: empty, marked final
+_FINAL_BLOCK = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
+
+
+# How many segments may wait for DeflateAhead's thread (copies of 2 MB each), and its nice
+# value (the lowest priority: it runs on a core that would be idle)
+_AHEAD_QUEUE = 4
+_AHEAD_NICE = 19
+
+
+class DeflateAhead:
+    """The columns' segments deflated while a child runs, for the save at its end: each
+    column's full segments (the body's cuts fall at every column's start, `_segments`) are
+    copied out as the column grows past them and deflated on a thread of this object's (the
+    value rows' bases, lengths and texts too). What the thread has not done when the save
+    begins, the save does. As for DetailTable.encode_ahead, the trace must only grow: a
+    part's array replaced by another is deflated anew, but one changed in place would be
+    saved as it was (nothing does that: a run's trace only grows)."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self._done = [0] * len(_GROWING)  # each growing part's segments handed over so far
+        self._segments: dict[tuple[int, int], tuple[int, bytes]] = {}
+        self._queue: SimpleQueue[tuple[int, int, array[int] | bytearray,
+                                       array[int] | bytearray] | None] = SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stopping = False  # the save has begun: what is queued is left to it
+        # the buffers the segments were copied from, by part (a part's segments are used only
+        # while the trace still holds that buffer)
+        self._sources: list[object | None] = [None] * len(_GROWING)
+        self._error: BaseException | None = None
+
+    def feed(self) -> None:
+        """Hands the columns' segments filled since the last call to the deflating thread."""
+        if _SWAP or self._error is not None or self._stopping:
+            return
+        for number, (column, typecode) in enumerate(zip(_growing(self.trace), _GROWING_TYPES,
+                                                         strict=True)):
+            if self._sources[number] is not column:  # a new buffer: its segments start over
+                with self._lock:
+                    self._sources[number] = column
+                    self._done[number] = 0
+                    for key in [key for key in self._segments if key[0] == number]:
+                        del self._segments[key]
+            if typecode == "B":
+                if not isinstance(column, bytearray):
+                    continue
+                rows = _SEGMENT
+            else:
+                if not isinstance(column, array) or column.typecode != typecode \
+                        or _SEGMENT % column.itemsize:
+                    continue
+                rows = _SEGMENT // column.itemsize
+            full = len(column) // rows
+            while self._done[number] < full:
+                index = self._done[number]
+                # none once the thread lags behind by a few (the save deflates those), so
+                # that copies never pile up
+                if self._queue.qsize() < _AHEAD_QUEUE:
+                    self._hand_over(number, index, column, rows)
+                self._done[number] = index + 1
+
+    def _hand_over(self, number: int, index: int, source: array[int] | bytearray,
+                   rows: int) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="loopscope-deflate-ahead",
+                                            daemon=True)
+            self._thread.start()
+        # a copy: the buffer grows while the thread deflates, which a view would forbid
+        self._queue.put((number, index, source, source[index * rows : (index + 1) * rows]))
+
+    def _work(self) -> None:
+        # Only a core nothing else wants: the child and the thread reading its events come
+        # first (a child whose pipe is not drained waits), and the save does what is left.
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _AHEAD_NICE)
+        while (job := self._queue.get()) is not None:
+            if self._stopping or self._error is not None:
+                continue  # left to the save
+            number, index, source, copy = job
+            try:
+                done = _deflate_segment([memoryview(copy).cast("B")])
+            except BaseException as error:  # the save deflates it again
+                self._error = error
+                continue
+            with self._lock:
+                if self._sources[number] is source and not self._stopping:
+                    self._segments[number, index] = done
+
+    def wait(self) -> None:
+        """Returns once every segment handed over is deflated, and ends the thread."""
+        self._end_thread()
+
+    def stop(self) -> None:
+        """Leaves the segments not deflated yet to the save, which deflates them several at
+        once: on a busy machine the thread lags behind the run. It is not waited for (at its
+        priority it may not get a core soon); whatever it finishes now is dropped."""
+        with self._lock:
+            self._stopping = True
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread = None
+
+    def _end_thread(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def segment(self, part: int, index: int) -> tuple[int, bytes] | None:
+        """(adler32, raw deflate) of segment `index` of growing part number `part` (the
+        columns, then the value rows' bases, lengths and texts), if it was deflated ahead
+        from the buffer the trace holds now."""
+        if _growing(self.trace)[part] is not self._sources[part]:
+            return None
+        return self._segments.get((part, index))
 
 
 def _deflate_workers() -> int:

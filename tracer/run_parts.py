@@ -172,7 +172,15 @@ class RunReading:
             self.kill()
             return
         if self.encode_details_ahead:
-            self.trace.details.encode_ahead()
+            from loopscope.tracer.native import DeflateAhead
+
+            trace = self.trace
+            trace.details.encode_ahead()
+            # and the columns deflated a segment at a time as they grow
+            ahead = trace.deflated_ahead
+            if not isinstance(ahead, DeflateAhead):
+                ahead = trace.deflated_ahead = DeflateAhead(trace)
+            ahead.feed()
         if decoder.end is not None and self._silence is None:
             # The trace is whole: its notes are worked out while the child tears itself down
             # (tens of ms for a program that made 100k tasks), not after.

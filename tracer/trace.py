@@ -309,6 +309,9 @@ class Trace:
         self.samples = Samples() if samples is None else samples
         # Called with (first_seq, count) after each batch lands; the live UI listens here.
         self.listeners: list[Callable[[int, int], None]] = [] if listeners is None else listeners
+        # The columns' segments deflated while the child ran, for a native save at the end
+        # (tracer.native.DeflateAhead); None when nothing will be saved, or not yet.
+        self.deflated_ahead: object | None = None
 
     def __repr__(self) -> str:
         return f"Trace(meta={self.meta!r})"

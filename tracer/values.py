@@ -12,6 +12,11 @@ On the pipe and in saved traces a run of new value rows is one section:
 
 all little-endian. The recorder (tracer._speedups in C, or its pure twin) writes sections;
 ValueRows reads them.
+
+A value row's base may also name an "int_key": then its text is an integer in decimal and the
+row reads with that key holding the int. A sleep is one such row -- {"delay_s": d, "int_key":
+"deadline_ns"} interned once per delay, plus the deadline -- so a program that sleeps 50,000
+times sends no detail row per sleep (each would be new: its deadline is).
 """
 
 from __future__ import annotations
@@ -173,14 +178,38 @@ class ValueRows:
 def value_detail(base: dict[str, Any], text: str) -> dict[str, Any]:
     """How a value row reads: its base detail with the value added, under "value" at the end,
     or under the key the base names as its "value_key", in that entry's place (a printed
-    line's row reads as {..., "text": line}, a lane's spawn as {"name": name, "kind": ...})."""
+    line's row reads as {..., "text": line}, a lane's spawn as {"name": name, "kind": ...}).
+    A base that names its key as "int_key" instead holds an integer written in decimal (a
+    sleep's {"delay_s": d, "deadline_ns": t}): it reads as that int, or None when the text is
+    not one a detail may hold (trace_checks: an int64)."""
     key = base.get("value_key")
     if key is None:
-        return {**base, "value": text}
+        key = base.get("int_key")
+        if key is None:
+            return {**base, "value": text}
+        return _keyed_row(base, "int_key", str(key), int_of_text(text))
+    return _keyed_row(base, "value_key", str(key), text)
+
+
+def _keyed_row(base: dict[str, Any], marker: str, key: str, value: object) -> dict[str, Any]:
+    """`base` with its `marker` entry replaced by key: value."""
     row: dict[str, Any] = {}
-    for name, value in base.items():
-        if name == "value_key":
-            row[str(key)] = text
+    for name, entry in base.items():
+        if name == marker:
+            row[key] = value
         else:
-            row[name] = value
+            row[name] = entry
     return row
+
+
+_INT64 = 1 << 63
+
+
+def int_of_text(text: str) -> int | None:
+    """The int64 a value row of an "int_key" base holds ("-12", "345"), None for any other
+    text (a damaged trace: readers take a missing deadline as unknown)."""
+    digits = text[1:] if text[:1] == "-" else text
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 19:
+        return None
+    number = int(text)
+    return number if -_INT64 <= number < _INT64 else None

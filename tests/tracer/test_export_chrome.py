@@ -277,6 +277,9 @@ def _scrambled(seed: int, lanes: int = 9, events: int = 3000) -> Trace:
            for n in range(lanes)]
     sent = rec.detail(("via", "send"))
     keyed = rec.detail(("value_key", "text", "stream", "stderr"))
+    # a sleep's detail and its timer's wake as asyncio records them: value rows holding an int
+    slept = rec.detail(("delay_s", 0.25, "int_key", "deadline_ns"))
+    timer = rec.detail(("cause", "timer", "int_key", "deadline_ns"))
     for step in range(events):
         clock.advance(chance.choice((0, 1, 2, 3, 700, 5000)))
         lane, other = chance.choice(ids), chance.choice(ids)
@@ -294,6 +297,10 @@ def _scrambled(seed: int, lanes: int = 9, events: int = 3000) -> Trace:
             rec.annotate(lane, ("readable", (step,)))
         elif roll < 0.85:
             rec.record(lane, Code.OUTPUT, detail=rec.value_row(keyed, f"line {step}"))
+        elif roll < 0.86:
+            deadline = "not a number" if step % 50 == 0 else str(step * 1_000_003)
+            rec.record(lane, Code.SLEEPING, detail=rec.value_row(slept, deadline))
+            rec.record(lane, Code.WAKE, other, rec.value_row(timer, deadline))
         elif roll < 0.88:
             rec.record(lane, Code.MARK, detail=rec.detail(("text", "paused")))
         elif roll < 0.9:

@@ -20,6 +20,7 @@ from loopscope.tracer.events import (
 from loopscope.tracer.native import (
     FORMAT_VERSION,
     NATIVE_MAGIC,
+    DeflateAhead,
     NativeFormatError,
     decode_trace,
     encode_trace,
@@ -241,6 +242,29 @@ def test_printed_lines_are_value_rows_that_read_as_text_and_survive_a_reload(
         assert rows == [{"text": "hello"}, {"text": "oops", "stream": "stderr"}]
 
 
+def test_a_sleeps_deadline_is_a_value_row_that_reads_as_an_int_and_survives_a_reload(
+        tmp_path: Path) -> None:
+    trace = Trace()
+    recorder = Recorder(trace)
+    lane = recorder.spawn("sleeper", LaneKind.TASK)
+    slept = recorder.detail(("delay_s", 0.5, "int_key", "deadline_ns"))
+    timer = recorder.detail(("cause", "timer", "int_key", "deadline_ns"))
+    for text in ("1500000000", "-7", str((1 << 63) - 1), str(1 << 63), "12a", "", "\u0663"):
+        recorder.record(lane, Code.SLEEPING, -1, recorder.value_row(slept, text))
+    recorder.record(lane, Code.WAKE, 0, recorder.value_row(timer, "1500000000"))
+    recorder.close()
+    saved = tmp_path / "slept.loopscope"
+    save_native(trace, saved)
+    for loaded in (trace, load_native(saved)):
+        rows = [loaded.details[detail] for detail in loaded.detail]
+        # read as the detail rows they replace; a text that is no int64 reads as unknown
+        assert rows[1:] == [
+            {"delay_s": 0.5, "deadline_ns": 1_500_000_000}, {"delay_s": 0.5, "deadline_ns": -7},
+            {"delay_s": 0.5, "deadline_ns": (1 << 63) - 1},
+            *[{"delay_s": 0.5, "deadline_ns": None}] * 4,
+            {"cause": "timer", "deadline_ns": 1_500_000_000}]
+
+
 def _many_values(handoffs: int) -> Trace:
     trace = Trace()
     rec = Recorder(trace, clock=FakeClock(tick_ns=700), batch_size=512)
@@ -369,3 +393,122 @@ def test_details_encoded_ahead_as_batches_land_save_the_same_bytes() -> None:
     ahead.details.encode_ahead()
     assert ahead.details._encoded_rows == len(ahead.details)
     assert encode_trace(ahead) == encode_trace(plain)
+
+
+def _grown_in_batches(whole: Trace, batch: int, ahead_each: bool) -> Trace:
+    """A trace filled with `whole`'s events `batch` at a time, as a run's batches land, its
+    columns deflated ahead after each batch (or not at all)."""
+    grown = Trace(details=whole.details, sources=whole.sources, meta=whole.meta)
+    ahead = DeflateAhead(grown)
+    grown.deflated_ahead = ahead
+    for first in range(0, len(whole), batch):
+        for name in ("ts", "lane", "code", "other", "detail", "source"):
+            getattr(grown, name).extend(getattr(whole, name)[first : first + batch])
+        if ahead_each:
+            ahead.feed()
+    return grown
+
+
+def test_columns_deflated_ahead_as_they_grow_save_the_bytes_of_a_save_without(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that will be saved deflates its columns a segment at a time as they grow (the
+    body's cuts fall at each column's start); the save uses those segments, and writes the
+    bytes a save of the same trace deflated at once writes, which any zlib reads."""
+    import loopscope.tracer.native as native
+
+    monkeypatch.setattr(native, "_SEGMENT", 4096)
+    monkeypatch.setattr(native, "_AHEAD_QUEUE", 1000)  # none left to the save for lagging
+    whole = _many_values(3000)
+    expected = encode_trace(whole)
+    assert zlib.decompress(expected[expected.index(b"\n") + 1 :])  # one plain zlib stream
+    grown = _grown_in_batches(whole, 333, ahead_each=True)
+    ahead = grown.deflated_ahead
+    assert isinstance(ahead, DeflateAhead)
+    ahead.wait()
+    # every full segment of every column and of the value rows' bases, lengths and texts,
+    # and no other
+    values = whole.details.values
+    assert [sum(1 for index in range(1000) if ahead.segment(part, index))
+            for part in range(9)] == [
+        *(len(whole) * size // 4096 for size in (8, 4, 1, 4, 4, 4)),
+        len(values) * 4 // 4096, len(values) * 4 // 4096, len(values.texts) // 4096]
+    assert encode_trace(grown) == expected
+    assert encode_trace(_grown_in_batches(whole, 333, ahead_each=False)) == expected
+    _same(whole, decode_trace(encode_trace(grown)))
+    # a thread that lags behind is handed no more copies; the save deflates what it skipped
+    monkeypatch.setattr(native, "_AHEAD_QUEUE", 1)
+    assert encode_trace(_grown_in_batches(whole, 333, ahead_each=True)) == expected
+
+
+def test_a_column_replaced_after_it_was_deflated_ahead_is_saved_as_it_is_now(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from array import array
+
+    import loopscope.tracer.native as native
+
+    monkeypatch.setattr(native, "_SEGMENT", 4096)
+    whole = _many_values(3000)
+    grown = _grown_in_batches(whole, 1000, ahead_each=True)
+    ahead = grown.deflated_ahead
+    assert isinstance(ahead, DeflateAhead)
+    ahead.wait()
+    assert ahead.segment(0, 0) is not None
+    for trace in (whole, grown):
+        trace.ts = array("q", [t + 1 for t in trace.ts])
+    texts = whole.details.values.texts
+    whole.details.values.texts = bytearray(texts[:5000]) + bytes([texts[5000] ^ 1]) + \
+        texts[5001:]  # grown's too: they share the value rows
+    assert encode_trace(grown) == encode_trace(whole)
+    assert ahead.segment(0, 0) is None
+    assert decode_trace(encode_trace(grown)).ts[10] == whole.ts[10]
+
+
+def test_a_real_run_saved_natively_deflates_its_columns_while_the_child_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import loopscope.tracer.native as native
+    from loopscope.tracer.blocking_run import BlockingRun
+    from loopscope.tracer.launch import launch
+    from loopscope.tracer.target import resolve_target
+
+    monkeypatch.setattr(native, "_SEGMENT", 4096)
+    script = tmp_path / "gens.py"
+    script.write_text("def g():\n    while True:\n        yield\n"
+                      "it = g()\nfor _ in range(3000):\n    next(it)\n")
+    target = resolve_target(str(script))
+    run = BlockingRun(launch(target, sys.executable), target)
+    run.encode_details_ahead = True  # what `loopscope trace -o FILE.loopscope` asks
+    result = run.wait(60)
+    assert result.status == "ok", result.stderr
+    ahead = result.trace.deflated_ahead
+    assert isinstance(ahead, DeflateAhead)
+    saved = tmp_path / "run.loopscope"
+    save_native(result.trace, saved)
+    assert ahead.segment(0, 0) is not None  # the first 4 KB of times, deflated ahead
+    result.trace.deflated_ahead = None
+    assert saved.read_bytes() == encode_trace(result.trace)
+    _same(result.trace, load_native(saved))
+
+
+
+def test_a_column_replaced_while_the_run_goes_is_deflated_ahead_from_its_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from array import array
+
+    import loopscope.tracer.native as native
+
+    monkeypatch.setattr(native, "_SEGMENT", 4096)
+    monkeypatch.setattr(native, "_AHEAD_QUEUE", 1000)
+    whole = _many_values(3000)
+    grown = _grown_in_batches(whole, 1000, ahead_each=True)
+    ahead = grown.deflated_ahead
+    assert isinstance(ahead, DeflateAhead)
+    ahead.wait()
+    for trace in (whole, grown):
+        trace.lane = array("i", trace.lane)  # the same values in a new array
+        trace.ts = array("q", [t + 1 for t in trace.ts])
+    ahead.feed()
+    ahead.wait()
+    assert ahead.segment(0, 0) is not None and ahead.segment(1, 0) is not None
+    assert encode_trace(grown) == encode_trace(whole)

@@ -73,6 +73,16 @@ def test_each_lint_fires_on_its_program_naming_lane_and_line(program: str) -> No
     assert found == expected
 
 
+def test_sleeps_shorter_than_a_millisecond_are_a_self_wake_storm() -> None:
+    # each sleep's detail is a value row (its deadline), found by the delay in its base row;
+    # the loop, polling with a zero timeout between the timers, spins too
+    path = PROGRAMS / "tiny_sleep_storm.py"
+    _result, found = _report_of(path)
+    line = f"tiny_sleep_storm.py:{_marks(path)['self-wake-storm']}"
+    assert found == [("self-wake-storm", "poll_flag", line),
+                     ("zero-timeout-spin", "asyncio loop", None)]
+
+
 def test_a_task_collected_while_pending_is_reported_with_the_line_it_waited_at() -> None:
     path = PROGRAMS / "destroyed_pending.py"
     _result, found = _report_of(path)

@@ -332,7 +332,8 @@ async def main():
     return [*await asyncio.gather(nap(1), nap(2)), await naps()]
 
 """ + RUN_TRACED_MAIN + """
-print(json.dumps(dict(result=result, events=events, details=trace.details)))
+print(json.dumps(dict(result=result, events=events, details=trace.details,
+                      read=[trace.details[detail] for detail in trace.detail])))
 """
 
 
@@ -341,7 +342,7 @@ def test_c_and_pure_record_timed_sleeps_alike() -> None:
     c_side = run_both_sides(SLEEPS_PROGRAM)
 
     assert c_side["result"] == [1, 2, 7]
-    details = c_side["details"]
+    details = dict(zip(c_side["events"][4], c_side["read"], strict=True))
     codes, detail_column = c_side["events"][2], c_side["events"][4]
     slept = [details[detail] for code, detail in zip(codes, detail_column, strict=True)
              if code == Code.SLEEPING]

@@ -488,7 +488,7 @@ class LoopTracer(_TracerCore):
                 cause = self._timer_cause(deadline_ns)
         elif slept is not None and not cancelled:  # asyncio.sleep's own timer ran out
             waker = self.loop_lane
-            cause = self.recorder.unique_detail(("cause", "timer", "deadline_ns", slept))
+            cause = self._deadline_row("cause", "timer", slept)
         else:
             waker, cause = self.loop_lane, self.cause_callback
         if cancelled:
@@ -500,6 +500,15 @@ class LoopTracer(_TracerCore):
 
     def _timer_cause(self, deadline_ns: int) -> int:
         return self.recorder.detail(("cause", "timer", "deadline_ns", deadline_ns))
+
+    def _deadline_row(self, key: str, value: object, deadline_ns: int) -> int:
+        """{key: value, "deadline_ns": deadline_ns} as a value row (tracer.values): a shared
+        interned base naming "deadline_ns" as its "int_key", plus the deadline in decimal. A
+        sleep's detail and its timer's wake cause hold a deadline no other event has, so they
+        cost no detail row of their own (the C base's deadline_row records the same)."""
+        recorder = self.recorder
+        return recorder.value_row(recorder.detail((key, value, "int_key", "deadline_ns")),
+                                  str(deadline_ns))
 
     def cancel_cause(self, cause: int) -> int:
         """The wake cause `cause` as a cancellation: the future the lane waited on was
@@ -542,9 +551,8 @@ class LoopTracer(_TracerCore):
             recorder = self.recorder
             deadline_ns = recorder.clock() - recorder.origin + round(delay * 1e9)
             if callback is self._timer_fires and args:
-                # unique (its deadline is), forgotten once sent
-                sleep = recorder.unique_detail(
-                    ("delay_s", round(delay, 6), "deadline_ns", deadline_ns))
+                # a value row: its deadline makes it unique
+                sleep = self._deadline_row("delay_s", round(delay, 6), deadline_ns)
                 self.sleeps[id(args[0])] = (args[0], sleep, deadline_ns)
                 # runs as it is, without a wrapper and a cause per sleep: the wake-up's cause
                 # is made from the deadline the wait leaves in self.sleeping
