@@ -740,6 +740,31 @@ task_spawn_base(LoopTracerCore *self, PyObject *qualname)
     return failed ? -1 : base;
 }
 
+/* "<qualname> (<task name>)", what PyUnicode_FromFormat("%U (%S)") makes, copied into place
+ * without parsing a format: a lane name is made for every task. */
+static PyObject *
+task_lane_name(PyObject *qualname, PyObject *task_name)
+{
+    PyObject *text = PyUnicode_CheckExact(task_name) ? Py_NewRef(task_name)
+        : PyObject_Str(task_name);
+    if (text == NULL) return NULL;
+    Py_ssize_t head = PyUnicode_GET_LENGTH(qualname), tail = PyUnicode_GET_LENGTH(text);
+    Py_UCS4 widest = PyUnicode_MAX_CHAR_VALUE(qualname);
+    if (PyUnicode_MAX_CHAR_VALUE(text) > widest) widest = PyUnicode_MAX_CHAR_VALUE(text);
+    PyObject *name = PyUnicode_New(head + tail + 3, widest);
+    if (name != NULL) {
+        int kind = PyUnicode_KIND(name);
+        void *data = PyUnicode_DATA(name);
+        PyUnicode_CopyCharacters(name, 0, qualname, 0, head);
+        PyUnicode_WRITE(kind, data, head, ' ');
+        PyUnicode_WRITE(kind, data, head + 1, '(');
+        PyUnicode_CopyCharacters(name, head + 2, text, 0, tail);
+        PyUnicode_WRITE(kind, data, head + 2 + tail, ')');
+    }
+    Py_DECREF(text);
+    return name;
+}
+
 /* LoopTracer._spawn in C for the usual task: a lane named "<qualname> (Task-N)" (the task's
  * name, or `suffix` when not NULL) or as the program named it, READY from its creator. 0 when
  * done, 1 when Python must do it (a request handler's lane), -1 on error. */
@@ -766,7 +791,7 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     if (given == Py_None) {
         PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
             : PyObject_CallMethodNoArgs(task, str_get_name);
-        name = task_name == NULL ? NULL : PyUnicode_FromFormat("%U (%S)", qualname, task_name);
+        name = task_name == NULL ? NULL : task_lane_name(qualname, task_name);
         Py_XDECREF(task_name);
     }
     else {
