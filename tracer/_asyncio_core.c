@@ -12,6 +12,7 @@
 /* The names only this file's C calls by (_speedups.c interns those the module shares),
  * interned when the first loop tracer is made: nothing here runs before one exists. */
 static PyObject *str_get_coro, *str_get_name, *str_qualname, *str_task_spawn_base, *str_eager;
+static PyObject *str_empty;  /* a proxy's name until create_task or its lane names it */
 /* a timer's details' keys (LoopTracer.timer_scheduled, _timer_cause), the recorder's origin */
 static PyObject *str_cause, *str_timer, *str_deadline_ns, *str_delay_s, *str_origin;
 static PyObject *str_int_key;
@@ -31,6 +32,7 @@ intern_own_names(void)
     str_delay_s = PyUnicode_InternFromString("delay_s");
     str_int_key = PyUnicode_InternFromString("int_key");
     str_origin = PyUnicode_InternFromString("origin");
+    str_empty = PyUnicode_InternFromString("");
     PyObject *builtins = PyImport_ImportModule("builtins");
     if (builtins != NULL) {
         builtin_round = PyObject_GetAttrString(builtins, "round");
@@ -38,6 +40,7 @@ intern_own_names(void)
     }
     str_eager = str_get_coro && str_get_name && str_qualname && str_task_spawn_base
         && str_cause && str_timer && str_deadline_ns && str_delay_s && str_origin && str_int_key
+        && str_empty
         && builtin_round ? PyUnicode_InternFromString("eager") : NULL;
     return str_eager == NULL ? -1 : 0;
 }
@@ -765,6 +768,31 @@ task_spawn_base(LoopTracerCore *self, PyObject *qualname)
     return failed ? -1 : base;
 }
 
+/* "<qualname> (<task name>)", what PyUnicode_FromFormat("%U (%S)") makes, copied into place
+ * without parsing a format: a lane name is made for every task. */
+static PyObject *
+task_lane_name(PyObject *qualname, PyObject *task_name)
+{
+    PyObject *text = PyUnicode_CheckExact(task_name) ? Py_NewRef(task_name)
+        : PyObject_Str(task_name);
+    if (text == NULL) return NULL;
+    Py_ssize_t head = PyUnicode_GET_LENGTH(qualname), tail = PyUnicode_GET_LENGTH(text);
+    Py_UCS4 widest = PyUnicode_MAX_CHAR_VALUE(qualname);
+    if (PyUnicode_MAX_CHAR_VALUE(text) > widest) widest = PyUnicode_MAX_CHAR_VALUE(text);
+    PyObject *name = PyUnicode_New(head + tail + 3, widest);
+    if (name != NULL) {
+        int kind = PyUnicode_KIND(name);
+        void *data = PyUnicode_DATA(name);
+        PyUnicode_CopyCharacters(name, 0, qualname, 0, head);
+        PyUnicode_WRITE(kind, data, head, ' ');
+        PyUnicode_WRITE(kind, data, head + 1, '(');
+        PyUnicode_CopyCharacters(name, head + 2, text, 0, tail);
+        PyUnicode_WRITE(kind, data, head + 2 + tail, ')');
+    }
+    Py_DECREF(text);
+    return name;
+}
+
 /* LoopTracer._spawn in C for the usual task: a lane named "<qualname> (Task-N)" (the task's
  * name, or `suffix` when not NULL) or as the program named it, READY from its creator. 0 when
  * done, 1 when Python must do it (a request handler's lane), -1 on error. */
@@ -791,7 +819,7 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     if (given == Py_None) {
         PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
             : PyObject_CallMethodNoArgs(task, str_get_name);
-        name = task_name == NULL ? NULL : PyUnicode_FromFormat("%U (%S)", qualname, task_name);
+        name = task_name == NULL ? NULL : task_lane_name(qualname, task_name);
         Py_XDECREF(task_name);
     }
     else {
@@ -1229,20 +1257,16 @@ code_lines_known(LoopTracerCore *tracer, PyObject *code)
     return Py_NewRef(PyTuple_GET_ITEM(entry, LINES_OF_LINES));
 }
 
+/* The proxy's fields for `coro` (whose code object is `code`) driven under `tracer`: what
+ * CoroutineProxyCore(coro, tracer) sets, and what create_task sets in the proxies it makes
+ * without a call of the type (hooks_new_proxy). */
 static int
-proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
+proxy_fill(ProxyCore *self, PyObject *coro, LoopTracerCore *tracer, PyObject *code)
 {
-    PyObject *coro, *tracer;
-    if (!PyArg_ParseTuple(args, "OO!:CoroutineProxyCore", &coro, &LoopTracerCoreType, &tracer)) {
-        return -1;
-    }
-    PyObject *code = PyObject_GetAttr(coro, str_cr_code);
-    if (code == NULL) return -1;
-    PyObject *lines = code_lines_known((LoopTracerCore *)tracer, code);
+    PyObject *lines = code_lines_known(tracer, code);
     if (lines == NULL && !PyErr_Occurred()) {
-        lines = PyObject_CallMethodOneArg(tracer, str_lines_of, code);
+        lines = PyObject_CallMethodOneArg((PyObject *)tracer, str_lines_of, code);
     }
-    Py_DECREF(code);
     if (lines == NULL) return -1;
     if (!PyDict_Check(lines)) {
         Py_DECREF(lines);
@@ -1252,22 +1276,35 @@ proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
     Py_INCREF(coro);
     Py_XSETREF(self->coro, coro);
     Py_INCREF(tracer);
-    Py_XSETREF(self->tracer, (LoopTracerCore *)tracer);
+    Py_XSETREF(self->tracer, tracer);
     Py_XSETREF(self->lines, lines);
-    Py_XSETREF(self->name, PyUnicode_FromString(""));
-    if (self->name == NULL) return -1;
+    Py_XSETREF(self->name, Py_NewRef(str_empty));
     self->lane = NO_LANE;
     self->last_offset = -2;
     self->last_source = 0;
     return 0;
 }
 
-/* The source index of the line `frame` is on, from the {line: source index} table `lines`
- * of its code, asking the recorder (and remembering its answer) for a line not seen yet. */
 static int
-line_source(LoopTracerCore *tracer, PyObject *lines, PyFrameObject *frame, int32_t *source)
+proxy_init(ProxyCore *self, PyObject *args, PyObject *kwargs)
 {
-    int line = PyFrame_GetLineNumber(frame);
+    PyObject *coro, *tracer;
+    if (!PyArg_ParseTuple(args, "OO!:CoroutineProxyCore", &coro, &LoopTracerCoreType, &tracer)) {
+        return -1;
+    }
+    PyObject *code = PyObject_GetAttr(coro, str_cr_code);
+    if (code == NULL) return -1;
+    int failed = proxy_fill(self, coro, (LoopTracerCore *)tracer, code);
+    Py_DECREF(code);
+    return failed;
+}
+
+/* The source index of `line` from the {line: source index} table `lines` of the code that
+ * `owner` (a frame, or a coroutine) runs, asking the recorder (and remembering its answer)
+ * for a line not seen yet. */
+static int
+line_index(LoopTracerCore *tracer, PyObject *lines, int line, PyObject *owner, int32_t *source)
+{
     PyObject *key = PyLong_FromLong(line);
     if (key == NULL) return -1;
     PyObject *known = PyDict_GetItemWithError(lines, key);  /* borrowed */
@@ -1275,10 +1312,11 @@ line_source(LoopTracerCore *tracer, PyObject *lines, PyFrameObject *frame, int32
         Py_INCREF(known);
     }
     else if (!PyErr_Occurred()) {
-        PyCodeObject *code = PyFrame_GetCode(frame);
-        known = PyObject_CallMethod((PyObject *)tracer->recorder, "source_of", "Oi",
-                                    (PyObject *)code, line);
-        Py_DECREF(code);
+        PyObject *code = PyFrame_Check(owner) ? (PyObject *)PyFrame_GetCode((PyFrameObject *)owner)
+            : PyObject_GetAttr(owner, str_cr_code);
+        known = code == NULL ? NULL
+            : PyObject_CallMethod((PyObject *)tracer->recorder, "source_of", "Oi", code, line);
+        Py_XDECREF(code);
         if (known != NULL && PyDict_SetItem(lines, key, known) < 0) Py_CLEAR(known);
     }
     Py_DECREF(key);
@@ -1288,28 +1326,49 @@ line_source(LoopTracerCore *tracer, PyObject *lines, PyFrameObject *frame, int32
     return failed ? -1 : 0;
 }
 
-/* The source index of the line the coroutine resumes at (0 when it has no frame). */
+/* The source index of the line `frame` is on (line_index) */
+static int
+line_source(LoopTracerCore *tracer, PyObject *lines, PyFrameObject *frame, int32_t *source)
+{
+    return line_index(tracer, lines, PyFrame_GetLineNumber(frame), (PyObject *)frame, source);
+}
+
+/* The source index of the line the coroutine resumes at (0 when it has no frame). A plain
+ * coroutine's is read from its interpreter frame (coroutine_resume_point): reading cr_frame
+ * would make a frame object for every task. */
 static int
 proxy_source(ProxyCore *self, int32_t *source)
 {
-    PyObject *frame = PyObject_GetAttr(self->coro, str_cr_frame);
-    if (frame == NULL) return -1;
-    if (!PyFrame_Check(frame)) {
-        Py_DECREF(frame);
-        *source = 0;
-        return 0;
+    int offset, line;
+    PyObject *frame = NULL;
+    if (PyCoro_CheckExact(self->coro)) {
+        if (!coroutine_resume_point(self->coro, &offset, &line)) {
+            *source = 0;
+            return 0;
+        }
+    }
+    else {
+        frame = PyObject_GetAttr(self->coro, str_cr_frame);
+        if (frame == NULL) return -1;
+        if (!PyFrame_Check(frame)) {
+            Py_DECREF(frame);
+            *source = 0;
+            return 0;
+        }
+        offset = PyFrame_GetLasti((PyFrameObject *)frame);
+        line = PyFrame_GetLineNumber((PyFrameObject *)frame);
     }
     /* A task resumes where it last awaited, mostly at the same instruction: the offset
      * saves working out the line from the line table on every step. */
-    int offset = PyFrame_GetLasti((PyFrameObject *)frame);
     if (offset == self->last_offset) {
-        Py_DECREF(frame);
+        Py_XDECREF(frame);
         *source = self->last_source;
         return 0;
     }
     int32_t index;
-    int failed = line_source(self->tracer, self->lines, (PyFrameObject *)frame, &index);
-    Py_DECREF(frame);
+    int failed = line_index(self->tracer, self->lines, line,
+                            frame != NULL ? frame : self->coro, &index);
+    Py_XDECREF(frame);
     if (failed) return -1;
     self->last_offset = offset;
     self->last_source = index;
@@ -1774,21 +1833,51 @@ hooks_tracer(LoopHooksCore *self)
 }
 
 /* Whether create_task traces this coroutine: the tracer is on and it is a plain coroutine
- * that is not one of asyncio.run's own clean-ups. */
+ * that is not one of asyncio.run's own clean-ups. When it does, *code is the coroutine's code
+ * object (a new reference), which its proxy is made with. */
 static int
-hooks_traces(LoopHooksCore *self, PyObject *coro)
+hooks_traces(LoopHooksCore *self, PyObject *coro, PyObject **code)
 {
+    *code = NULL;
     if (hooks_tracer(self) == NULL || self->tracer->detached || !PyCoro_CheckExact(coro)) {
         return 0;
     }
-    PyObject *code = PyObject_GetAttr(coro, str_cr_code);
-    if (code == NULL) return -1;
-    PyObject *key = PyLong_FromVoidPtr(code);
-    Py_DECREF(code);
-    if (key == NULL) return -1;
+    PyObject *found = PyObject_GetAttr(coro, str_cr_code);
+    if (found == NULL) return -1;
+    PyObject *key = PyLong_FromVoidPtr(found);
+    if (key == NULL) {
+        Py_DECREF(found);
+        return -1;
+    }
     int cleanup = PySet_Contains(hooks_cleanup_codes, key);
     Py_DECREF(key);
-    return cleanup < 0 ? -1 : !cleanup;
+    if (cleanup != 0) {
+        Py_DECREF(found);
+        return cleanup < 0 ? -1 : 0;
+    }
+    *code = found;
+    return 1;
+}
+
+/* The proxy of `coro` (code object `code`): hooks_proxy_type(coro, tracer). When that type
+ * makes its objects as CoroutineProxyCore does (the generic new, our init: a subclass that
+ * defines neither), they are made here without the call, its argument tuple and its parse. */
+static PyObject *
+hooks_new_proxy(LoopTracerCore *tracer, PyObject *coro, PyObject *code)
+{
+    PyTypeObject *type = (PyTypeObject *)hooks_proxy_type;
+    if (!PyType_Check(hooks_proxy_type) || !PyType_IsSubtype(type, &ProxyCoreType)
+        || type->tp_new != PyType_GenericNew || type->tp_init != (initproc)proxy_init) {
+        PyObject *call[2] = {coro, (PyObject *)tracer};
+        return PyObject_Vectorcall(hooks_proxy_type, call, 2, NULL);
+    }
+    PyObject *proxy = type->tp_alloc(type, 0);
+    if (proxy == NULL) return NULL;
+    if (proxy_fill((ProxyCore *)proxy, coro, tracer, code) < 0) {
+        Py_DECREF(proxy);
+        return NULL;
+    }
+    return proxy;
 }
 
 /* create_task(coro, **options): PureLoopHooks.create_task's twin */
@@ -1800,14 +1889,15 @@ hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyO
         PyErr_SetString(PyExc_RuntimeError, "configure_loop_hooks() was not called");
         return NULL;
     }
-    int traces = nargs == 1 ? hooks_traces(self, args[0]) : 0;
+    PyObject *code = NULL;
+    int traces = nargs == 1 ? hooks_traces(self, args[0], &code) : 0;
     if (traces < 0) return NULL;
     if (!traces) {
         return hooks_call_base(hooks_base_create_task, (PyObject *)self, args, nargs, kwnames);
     }
     LoopTracerCore *tracer = self->tracer;
-    PyObject *call[2] = {args[0], (PyObject *)tracer};
-    PyObject *proxy = PyObject_Vectorcall(hooks_proxy_type, call, 2, NULL);
+    PyObject *proxy = hooks_new_proxy(tracer, args[0], code);
+    Py_DECREF(code);
     if (proxy == NULL) {  /* ours, not the program's: the task runs untraced */
         if (tracer_failed(tracer) < 0) return NULL;
         return hooks_call_base(hooks_base_create_task, (PyObject *)self, args, nargs, kwnames);

@@ -418,14 +418,23 @@ recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
         PyErr_SetString(PyExc_OverflowError, "more lanes than a lane id can name");
         return -1;
     }
-    PyObject *known = PyDict_GetItemWithError(uses_of, name);  /* borrowed */
-    if (known == NULL && PyErr_Occurred()) return -1;
-    long uses = known == NULL ? 1 : PyLong_AsLong(known) + 1;
-    if (uses == 0 && PyErr_Occurred()) return -1;
-    PyObject *count = PyLong_FromLong(uses);
-    int failed = count == NULL || PyDict_SetItem(uses_of, name, count) < 0;
-    Py_XDECREF(count);
-    if (failed) return -1;
+    /* one lookup for a name not taken before, the usual case (a task's name holds its
+     * number): the dict grows by the 1 set for it */
+    Py_ssize_t taken = PyDict_GET_SIZE(uses_of);
+    PyObject *first = PyLong_FromLong(1);
+    PyObject *known = first == NULL ? NULL : PyDict_SetDefault(uses_of, name, first);
+    Py_XDECREF(first);  /* `known` is borrowed from the dict */
+    if (known == NULL) return -1;
+    long uses = 1;
+    int failed = 0;
+    if (PyDict_GET_SIZE(uses_of) == taken) {  /* taken before: its count goes up */
+        uses = PyLong_AsLong(known) + 1;
+        if (uses == 0 && PyErr_Occurred()) return -1;
+        PyObject *count = PyLong_FromLong(uses);
+        failed = count == NULL || PyDict_SetItem(uses_of, name, count) < 0;
+        Py_XDECREF(count);
+        if (failed) return -1;
+    }
     PyObject *unique = uses > 1 ? PyUnicode_FromFormat("%U #%ld", name, uses) : Py_NewRef(name);
     if (unique == NULL) return -1;
     int32_t detail;

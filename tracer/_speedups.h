@@ -5,6 +5,8 @@
  *   _recorder_core.c  RecorderCore, the recorder's buffer, and the C API table over it
  *   _asyncio_core.c   LoopTracerCore, CausedCallback, CoroutineProxyCore, LoopHooksCore: the
  *                     asyncio model's hot paths, and reading await chains
+ *   _coroutine_frames.c  where a coroutine resumes, from its interpreter frame (the one file
+ *                     that reads CPython's internals)
  */
 
 #ifndef LOOPSCOPE_SPEEDUPS_H
@@ -163,5 +165,9 @@ extern PyObject *str_timer_cause;
 extern PyObject *str_cancelled;
 extern PyObject *str_cancel_cause;
 
+/* Where an exact coroutine resumes (tracer/_coroutine_frames.c): its instruction offset and
+ * line, as its frame object would say, without making one. 1 when found, 0 when it has
+ * finished (no frame). */
+int coroutine_resume_point(PyObject *coro, int *offset, int *line);
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */

@@ -1,0 +1,47 @@
+/* Where a suspended coroutine resumes, read from its interpreter frame.
+ *
+ * `coro.cr_frame` makes a frame object the first time it is read, and that object lives as
+ * long as the coroutine does. The asyncio proxy asks every step where its coroutine resumes;
+ * made for every task, those frame objects are as many allocations as the tasks themselves,
+ * and on 3.13 they alone make the collector run a full collection more than the untraced
+ * program does (docs/benchmarks.md, round 7). Reading the interpreter frame answers the same
+ * question (what PyFrame_GetLasti and PyFrame_GetLineNumber would say) without one. This is
+ * the only file of tracer._speedups that reads CPython's internal frame layout.
+ */
+
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#endif
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+#if PY_VERSION_HEX < 0x030C0000
+/* The public headers defined it before Py_BUILD_CORE; pycore_gc.h's definition replaces it. */
+#undef _PyGC_FINALIZED
+#endif
+#include "internal/pycore_frame.h"
+
+#include "_speedups.h"
+
+#if PY_VERSION_HEX < 0x030D0000
+#define FRAME_CODE(FRAME) ((FRAME)->f_code)
+#else
+#define FRAME_CODE(FRAME) _PyFrame_GetCode(FRAME)
+#endif
+
+int
+coroutine_resume_point(PyObject *coro, int *offset, int *line)
+{
+    PyGenObject *generator = (PyGenObject *)coro;
+    if (generator->gi_frame_state >= FRAME_COMPLETED) return 0;  /* cr_frame is None */
+    _PyInterpreterFrame *frame = (_PyInterpreterFrame *)generator->gi_iframe;
+    if (frame->frame_obj != NULL) {  /* one exists already: what it says (its f_lineno) */
+        *offset = PyFrame_GetLasti(frame->frame_obj);
+        *line = PyFrame_GetLineNumber(frame->frame_obj);
+        return 1;
+    }
+    int last = _PyInterpreterFrame_LASTI(frame);
+    *offset = last < 0 ? -1 : last * (int)sizeof(_Py_CODEUNIT);
+    *line = PyCode_Addr2Line(FRAME_CODE(frame), last * (int)sizeof(_Py_CODEUNIT));
+    return 1;
+}
