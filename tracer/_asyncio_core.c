@@ -1341,13 +1341,13 @@ proxy_source(ProxyCore *self, int32_t *source)
 {
     int offset, line;
     PyObject *frame = NULL;
-    if (PyCoro_CheckExact(self->coro)) {
-        if (!coroutine_resume_point(self->coro, &offset, &line)) {
-            *source = 0;
-            return 0;
-        }
+    int found = PyCoro_CheckExact(self->coro)
+        ? coroutine_resume_point(self->coro, &offset, &line) : -1;
+    if (found == 0) {
+        *source = 0;
+        return 0;
     }
-    else {
+    if (found < 0) {
         frame = PyObject_GetAttr(self->coro, str_cr_frame);
         if (frame == NULL) return -1;
         if (!PyFrame_Check(frame)) {

@@ -15,6 +15,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+
+#if PY_VERSION_HEX < 0x030E0000
+/* 3.11 to 3.13, whose interpreter frame and generator layouts this reads */
 #if PY_VERSION_HEX < 0x030C0000
 /* The public headers defined it before Py_BUILD_CORE; pycore_gc.h's definition replaces it. */
 #undef _PyGC_FINALIZED
@@ -45,3 +48,17 @@ coroutine_resume_point(PyObject *coro, int *offset, int *line)
     *line = PyCode_Addr2Line(FRAME_CODE(frame), last * (int)sizeof(_Py_CODEUNIT));
     return 1;
 }
+
+#else
+/* 3.14 moved those layouts to other internal headers: the caller reads cr_frame there. */
+#include "_speedups.h"
+
+int
+coroutine_resume_point(PyObject *coro, int *offset, int *line)
+{
+    (void)coro;
+    (void)offset;
+    (void)line;
+    return -1;
+}
+#endif

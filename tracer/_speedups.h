@@ -167,7 +167,7 @@ extern PyObject *str_cancel_cause;
 
 /* Where an exact coroutine resumes (tracer/_coroutine_frames.c): its instruction offset and
  * line, as its frame object would say, without making one. 1 when found, 0 when it has
- * finished (no frame). */
+ * finished (no frame), -1 when this Python's frame layout is not read (3.14+: read cr_frame). */
 int coroutine_resume_point(PyObject *coro, int *offset, int *line);
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */
