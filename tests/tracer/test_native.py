@@ -440,10 +440,10 @@ def test_columns_deflated_ahead_as_they_grow_save_the_bytes_of_a_save_without(
     assert encode_trace(_grown_in_batches(whole, 333, ahead_each=True)) == expected
 
 
-def test_a_column_replaced_after_it_was_deflated_ahead_is_saved_as_it_is_now(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    from array import array
-
+def _deflated_ahead_in_small_segments(monkeypatch: pytest.MonkeyPatch
+                                      ) -> tuple[Trace, Trace, DeflateAhead]:
+    """A trace, the same grown in batches with its columns deflated ahead in 4 KB segments,
+    and the deflater once it has caught up."""
     import loopscope.tracer.native as native
 
     monkeypatch.setattr(native, "_SEGMENT", 4096)
@@ -452,6 +452,14 @@ def test_a_column_replaced_after_it_was_deflated_ahead_is_saved_as_it_is_now(
     ahead = grown.deflated_ahead
     assert isinstance(ahead, DeflateAhead)
     ahead.wait()
+    return whole, grown, ahead
+
+
+def test_a_column_replaced_after_it_was_deflated_ahead_is_saved_as_it_is_now(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from array import array
+
+    whole, grown, ahead = _deflated_ahead_in_small_segments(monkeypatch)
     assert ahead.segment(0, 0) is not None
     for trace in (whole, grown):
         trace.ts = array("q", [t + 1 for t in trace.ts])
@@ -498,13 +506,8 @@ def test_a_column_replaced_while_the_run_goes_is_deflated_ahead_from_its_start(
 
     import loopscope.tracer.native as native
 
-    monkeypatch.setattr(native, "_SEGMENT", 4096)
     monkeypatch.setattr(native, "_AHEAD_QUEUE", 1000)
-    whole = _many_values(3000)
-    grown = _grown_in_batches(whole, 1000, ahead_each=True)
-    ahead = grown.deflated_ahead
-    assert isinstance(ahead, DeflateAhead)
-    ahead.wait()
+    whole, grown, ahead = _deflated_ahead_in_small_segments(monkeypatch)
     for trace in (whole, grown):
         trace.lane = array("i", trace.lane)  # the same values in a new array
         trace.ts = array("q", [t + 1 for t in trace.ts])
