@@ -56,14 +56,14 @@ def shown_details(trace: Trace, detail: dict[str, Any],
     shown = []
     for key, value in detail.items():
         if key.endswith("_ns") and isinstance(value, int) and not isinstance(value, bool):
-            at = value - trace.first_event_ns if key in _TIME_KEYS else value
+            at = value - trace.first_event_ns if key == _TIME_KEY else value
             shown.append((key.removesuffix("_ns"), time_text(at)))
         else:
             shown.append((str(key), _plain(value)))
     return shown
 
 
-_TIME_KEYS = frozenset({"deadline_ns", "ts_ns"})  # points in time; other "_ns" are lengths
+_TIME_KEY = "deadline_ns"  # the one point in time among details; other "_ns" are lengths
 
 
 def _plain(value: Any) -> str:

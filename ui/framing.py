@@ -72,18 +72,13 @@ def scenario_window(trace: Trace) -> str:
         return ""
 
 
-def first_event_ns(trace: Trace) -> float:
-    """The axis's zero: the program's first event (Trace.first_event_ns)."""
-    return float(trace.first_event_ns)
-
-
 def lesson_range(trace: Trace, *, full: bool = False) -> tuple[float, float]:
     """The range a first view and a figure show: from the scenario's concept window (or the
     first event, with `full` or without a window) to the last event, with a margin either
     side."""
     if not len(trace):
         return 0.0, 0.0
-    start = first_event_ns(trace)
+    start = float(trace.first_event_ns)
     end = float(trace.duration_ns)
     if not full:
         begins, stops = window_range(trace, scenario_window(trace))
@@ -110,7 +105,6 @@ def figure_height(rows: int, chrome_px: float) -> int:
 __all__ = [
     "figure_height",
     "figure_row_height",
-    "first_event_ns",
     "lesson_range",
     "parse_window",
     "scenario_window",

@@ -24,7 +24,6 @@ from loopscope.tracer.trace import Trace
 from loopscope.ui.framing import (
     figure_height,
     figure_row_height,
-    first_event_ns,
     lesson_range,
 )
 from loopscope.ui.layout import Primitives, Viewport, format_ns, layout, run_extent
@@ -89,7 +88,7 @@ def export_viewport(
     # Touching the run counts: a run whose events all share one instant has no inside.
     if len(trace) and (start > last or end < first):
         # Said as the axis counts: from the program's first event.
-        origin = first_event_ns(trace)
+        origin = trace.first_event_ns
         raise ValueError(f"the time window {format_ns(start - origin)} to "
                          f"{format_ns(end - origin)} misses the run, which lasts from 0 to "
                          f"{format_ns(last - origin)} (counted from its first event)")
@@ -109,7 +108,7 @@ def export_viewport(
         header_height=HEADER_HEIGHT,
         legend_height=LEGEND_HEIGHT, title=name,
         subtitle=_summary(trace, start, end, len(folded)),
-        row_padding=max(2.0, lane_height * 0.2), time_origin_ns=first_event_ns(trace),
+        row_padding=max(2.0, lane_height * 0.2), time_origin_ns=trace.first_event_ns,
         folded_lanes=folded, overflow_row=True,
     )
 
@@ -124,7 +123,7 @@ def _summary(trace: Trace, start: float, end: float, folded: int = 0) -> str:
     parts.append(f"{len(trace.lanes)} lanes" + (f" ({folded} library lanes folded)"
                                                  if folded else ""))
     parts.append(f"{len(trace):,} events")
-    origin = first_event_ns(trace)
+    origin = trace.first_event_ns
     parts.append(f"run {format_ns(trace.duration_ns - origin)}")
     if start > origin or end < trace.duration_ns:
         parts.append(f"showing {format_ns(end - start)} from "

@@ -47,7 +47,6 @@ from loopscope.tracer.held_time import cut_held_time
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import DetailsPane, format_duration
 from loopscope.ui.diagnostics import Diagnostics
-from loopscope.ui.framing import first_event_ns
 from loopscope.ui.icons import toolbar_icon
 from loopscope.ui.live_run import LiveRun
 from loopscope.ui.overview import OverviewStrip
@@ -977,7 +976,7 @@ class MainWindow(QMainWindow):
         held = self.live.is_running and self.stepping.live and self.stepping.held
         self.state_label.setText("held" if held else _STATE_LABELS.get(self.status, self.status))
         # The program's clock, as the time axis counts it: from its first event.
-        elapsed_ns = self.timeline.live_edge_ns() - first_event_ns(trace) if trace else 0.0
+        elapsed_ns = self.timeline.live_edge_ns() - trace.first_event_ns if trace else 0.0
         self.elapsed_label.setText(format_duration(elapsed_ns) if trace is not None else "")
         self.events_label.setText(f"{len(trace):,} events" if trace is not None else "")
         self.lanes_label.setText(f"{len(trace.lanes)} lanes" if trace is not None else "")

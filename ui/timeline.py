@@ -32,7 +32,7 @@ from loopscope.tracer.query import lane_order
 from loopscope.tracer.spans import SpanBuilder, Spans
 from loopscope.tracer.trace import Trace
 from loopscope.ui.details_pane import shown_details
-from loopscope.ui.framing import first_event_ns, lesson_range
+from loopscope.ui.framing import lesson_range
 from loopscope.ui.layout import (
     GROUP_LANE,
     MERGED_SPAN,
@@ -465,7 +465,7 @@ class TimelineWidget(QWidget):
             row_padding=max(3.0, self._row_height() * 0.15),
             label_width=self._label_width,
             scroll_y=self._scroll_y, selected_span=self._selected, cursor_ns=self._cursor_ns,
-            time_origin_ns=first_event_ns(self._trace), folded_lanes=self.folded_lanes(),
+            time_origin_ns=self._trace.first_event_ns, folded_lanes=self.folded_lanes(),
             folded_name=self._folded_name(),
             now_ns=self.live_edge_ns() if self._live else None,
         )
@@ -766,7 +766,7 @@ class TimelineWidget(QWidget):
 
     def _at(self, ns: float) -> str:
         """A time as the axis counts it: from the program's first event."""
-        return format_ns(max(ns - first_event_ns(self._trace), 0.0))
+        return format_ns(max(ns - self._trace.first_event_ns, 0.0))
 
     def _arrow_tooltip(self, arrow: Arrow) -> str:
         trace = self._trace

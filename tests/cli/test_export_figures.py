@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtGui import QImage
 
 from loopscope.tracer.native import load_native
-from loopscope.ui.framing import figure_height, first_event_ns
+from loopscope.ui.framing import figure_height
 from tests.cli.test_cli import run_cli
 
 pytestmark = pytest.mark.gui
@@ -69,5 +69,5 @@ def test_export_height_follows_the_lanes_and_start_counts_from_the_first_event(
     done = run_cli("export", pc, "-o", ranged, "--start", "0.0006", "--end", "0.0007",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert first_event_ns(load_native(pc)) > 1_000_000  # so 0.6 ms counts from the first event
+    assert load_native(pc).first_event_ns > 1_000_000  # so 0.6 ms counts from the first event
     assert "showing 100 µs from 600 µs" in svg_summary(ranged)
