@@ -1339,10 +1339,10 @@ line_source(LoopTracerCore *tracer, PyObject *lines, PyFrameObject *frame, int32
 static int
 proxy_source(ProxyCore *self, int32_t *source)
 {
-    int offset, line;
+    int offset, line = 0;
     PyObject *frame = NULL;
     int found = PyCoro_CheckExact(self->coro)
-        ? coroutine_resume_point(self->coro, &offset, &line) : -1;
+        ? coroutine_resume_point(self->coro, self->last_offset, &offset, &line) : -1;
     if (found == 0) {
         *source = 0;
         return 0;
@@ -1356,7 +1356,6 @@ proxy_source(ProxyCore *self, int32_t *source)
             return 0;
         }
         offset = PyFrame_GetLasti((PyFrameObject *)frame);
-        line = PyFrame_GetLineNumber((PyFrameObject *)frame);
     }
     /* A task resumes where it last awaited, mostly at the same instruction: the offset
      * saves working out the line from the line table on every step. */
@@ -1365,6 +1364,7 @@ proxy_source(ProxyCore *self, int32_t *source)
         *source = self->last_source;
         return 0;
     }
+    if (frame != NULL) line = PyFrame_GetLineNumber((PyFrameObject *)frame);
     int32_t index;
     int failed = line_index(self->tracer, self->lines, line,
                             frame != NULL ? frame : self->coro, &index);

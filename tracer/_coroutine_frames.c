@@ -33,19 +33,21 @@
 #endif
 
 int
-coroutine_resume_point(PyObject *coro, int *offset, int *line)
+coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line)
 {
     PyGenObject *generator = (PyGenObject *)coro;
     if (generator->gi_frame_state >= FRAME_COMPLETED) return 0;  /* cr_frame is None */
     _PyInterpreterFrame *frame = (_PyInterpreterFrame *)generator->gi_iframe;
     if (frame->frame_obj != NULL) {  /* one exists already: what it says (its f_lineno) */
         *offset = PyFrame_GetLasti(frame->frame_obj);
-        *line = PyFrame_GetLineNumber(frame->frame_obj);
+        if (*offset != known_offset) *line = PyFrame_GetLineNumber(frame->frame_obj);
         return 1;
     }
     int last = _PyInterpreterFrame_LASTI(frame);
     *offset = last < 0 ? -1 : last * (int)sizeof(_Py_CODEUNIT);
-    *line = PyCode_Addr2Line(FRAME_CODE(frame), last * (int)sizeof(_Py_CODEUNIT));
+    if (*offset != known_offset) {
+        *line = PyCode_Addr2Line(FRAME_CODE(frame), last * (int)sizeof(_Py_CODEUNIT));
+    }
     return 1;
 }
 
@@ -54,9 +56,10 @@ coroutine_resume_point(PyObject *coro, int *offset, int *line)
 #include "_speedups.h"
 
 int
-coroutine_resume_point(PyObject *coro, int *offset, int *line)
+coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line)
 {
     (void)coro;
+    (void)known_offset;
     (void)offset;
     (void)line;
     return -1;

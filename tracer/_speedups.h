@@ -166,8 +166,9 @@ extern PyObject *str_cancelled;
 extern PyObject *str_cancel_cause;
 
 /* Where an exact coroutine resumes (tracer/_coroutine_frames.c): its instruction offset and
- * line, as its frame object would say, without making one. 1 when found, 0 when it has
- * finished (no frame), -1 when this Python's frame layout is not read (3.14+: read cr_frame). */
-int coroutine_resume_point(PyObject *coro, int *offset, int *line);
+ * line, as its frame object would say, without making one; the line only when the offset is
+ * not `known_offset` (whose line the caller knows). 1 when found, 0 when it has finished (no
+ * frame), -1 when this Python's frame layout is not read (3.14+: read cr_frame). */
+int coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line);
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */
