@@ -343,8 +343,7 @@ class DeflateAhead:
                     continue
                 rows = _SEGMENT
             else:
-                if not isinstance(column, array) or column.typecode != typecode \
-                        or _SEGMENT % column.itemsize:
+                if not isinstance(column, array) or column.typecode != typecode:
                     continue
                 rows = _SEGMENT // column.itemsize
             full = len(column) // rows

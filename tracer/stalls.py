@@ -32,13 +32,20 @@ def long_steps(trace: Trace, spans: Spans, threshold_ns: int = DEFAULT_THRESHOLD
     """The indices (from `first` on) of running spans at least `threshold_ns` long on lanes
     that share a scheduler's thread. A thread lane (work handed to a pool) runs on a thread of
     its own: however long, it holds up no scheduler; that is what it is for."""
-    states = column_rows(spans.state, first)
     lanes = column_rows(spans.lane, first)
-    lengths = column_rows(spans.end, first) - _held_from(trace, lanes,
-                                                          column_rows(spans.start, first))
-    on_threads = np.isin(lanes, _thread_lanes(trace))
-    found = np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns) & ~on_threads)
+    found = _long_steps_in(trace, column_rows(spans.state, first), lanes,
+                           column_rows(spans.start, first), column_rows(spans.end, first),
+                           threshold_ns, np.isin(lanes, _thread_lanes(trace)))
     return [first + int(offset) for offset in found]
+
+
+def _long_steps_in(trace: Trace, states: npt.NDArray[np.int64], lanes: npt.NDArray[np.int64],
+                   starts: npt.NDArray[np.int64], ends: npt.NDArray[np.int64],
+                   threshold_ns: int, on_threads: npt.NDArray[np.bool_]
+                   ) -> npt.NDArray[np.intp]:
+    """long_steps over these rows of the spans' columns: their offsets."""
+    lengths = ends - _held_from(trace, lanes, starts)
+    return np.flatnonzero((states == _RUNNING) & (lengths >= threshold_ns) & ~on_threads)
 
 
 def _held_from(trace: Trace, lanes: npt.NDArray[np.int64], starts: npt.NDArray[np.int64]
@@ -73,15 +80,16 @@ def stall_indices(trace: Trace, spans: Spans, threshold_ns: int = DEFAULT_THRESH
     """The spans that are stalls, without their findings (a picture marks only the spans):
     the long steps, then the long callbacks."""
     columns = _Columns(spans) if columns is None else columns
-    indices = long_steps(trace, spans, threshold_ns)
+    on_threads = np.isin(columns.lanes, _thread_lanes(trace))
+    indices: list[int] = _long_steps_in(trace, columns.states, columns.lanes, columns.starts,
+                                        columns.ends, threshold_ns, on_threads).tolist()
     # A loop dispatches for as long as the steps it runs take; a long dispatch in which no
     # step ran long is a callback of its own (call_soon, call_later, a hub callback) that
     # held the thread. (A thread-pool lane's step runs elsewhere and is no step of the loop.)
     lengths = columns.ends - columns.starts
     dispatches = np.flatnonzero((columns.states == _DISPATCH) & (lengths >= threshold_ns))
     if len(dispatches):
-        running = np.flatnonzero((columns.states == _RUNNING)
-                                 & ~np.isin(columns.lanes, _thread_lanes(trace)))
+        running = np.flatnonzero((columns.states == _RUNNING) & ~on_threads)
         inside = _overlap_sums(columns, dispatches, running)
         indices += dispatches[lengths[dispatches] - inside >= threshold_ns].tolist()
     return indices
