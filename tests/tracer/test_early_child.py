@@ -16,8 +16,10 @@ import pytest
 from loopscope.tracer.blocking_run import BlockingRun
 from loopscope.tracer.descendants import _run_processes
 from loopscope.tracer.early_child import (
+    EVENTS_PIPE_BYTES,
     encode_orders,
     read_orders,
+    spawned_with_pipes,
     start_early_child,
     wants_early_child,
 )
@@ -181,3 +183,38 @@ def test_a_command_line_mistake_runs_nothing_of_the_program(tmp_path: Path) -> N
                           text=True, timeout=60, env=_env())
     assert done.returncode == 0, done.stderr
     assert ran.exists()
+
+
+def _pipe_max_bytes() -> int:
+    try:
+        return int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.mark.skipif(_pipe_max_bytes() < EVENTS_PIPE_BYTES,
+                    reason="this system does not let a pipe grow to a few batches")
+def test_the_events_pipe_holds_a_few_batches_before_the_child_waits() -> None:
+    # A batch of 8,192 events is about 230 KB; a default pipe holds 64 KB, so the child's
+    # write of each batch waited for the parent, and the wait showed as program time.
+    def spawn(child_ends: list[int]) -> list[int]:
+        return [os.dup(fd) for fd in child_ends]
+
+    child_copies, parent_ends = spawned_with_pipes(spawn)
+    try:
+        events_write = child_copies[0]
+        os.set_blocking(events_write, False)
+        four_batches = b"x" * (4 * 230_000)
+        written = 0
+        while written < len(four_batches):  # would raise BlockingIOError at 64 KB before
+            written += os.write(events_write, four_batches[written:])
+        assert written == len(four_batches)
+        # the other pipes are left as the system makes them
+        stdout_write = child_copies[2]
+        os.set_blocking(stdout_write, False)
+        with pytest.raises(BlockingIOError):
+            os.write(stdout_write, four_batches)
+            os.write(stdout_write, four_batches)
+    finally:
+        for fd in child_copies + parent_ends:
+            os.close(fd)
