@@ -44,7 +44,7 @@ from loopscope.tracer.forks import ForkGuard
 from loopscope.tracer.models import clock_policy_for, load_model, model_spec
 from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.models.toolkit import mark_failure
-from loopscope.tracer.notes import take_notes
+from loopscope.tracer.notes import add_note, take_notes
 from loopscope.tracer.own_hooks import ProgramTraceFilter
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
@@ -495,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(BrokenPipeError):
             thread_lines.finish()
         end["census"] = _census_summary(census, recorder)
+        _note_write_waits(writer)
         end["notes"] = take_notes()
         _finish_stream(recorder, writer, end, exit_code)
     return exit_code
@@ -571,6 +572,22 @@ def _census_summary(census: Census, recorder: Recorder) -> dict[str, Any] | None
         return census.summary(scan_sources=recorder.lane_count <= 2)
     except Exception:  # a census that fails must not cost the run its ending
         return None
+
+
+# Below this, the waits for the parent are too small a part of any run to mention.
+WRITE_WAITS_NOTED_NS = 20_000_000
+
+
+def _note_write_waits(writer: FrameWriter) -> None:
+    """Says how long the program was held while its events waited for the parent to read
+    them: that time is on the timeline, as part of whichever lane was running."""
+    if writer.waited_ns < WRITE_WAITS_NOTED_NS:
+        return
+    times = "once" if writer.waits == 1 else f"{writer.waits} times"
+    add_note(
+        f"the program was held {writer.waited_ns / 1e6:.0f} ms in all ({times}, "
+        f"up to {writer.longest_wait_ns / 1e6:.1f} ms at once) while Loopscope's reader "
+        "caught up with its events; each hold shows as part of the running lane's step")
 
 
 def _stop_run(stop: StopControl, gate: StepGate) -> None:

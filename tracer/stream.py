@@ -26,6 +26,7 @@ import json
 import os
 import struct
 import sys
+import time
 from array import array
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -54,6 +55,9 @@ MAX_HELD = 256 * 1024
 COLUMN_TYPES = ("q", "i", "b", "i", "i", "i")
 EVENT_SIZE = sum(array(t).itemsize for t in COLUMN_TYPES)
 _SWAP = sys.byteorder != "little"
+# A batch write into a pipe with room takes tens of microseconds; one that took this long
+# waited for the parent to read.
+WAITED_WRITE_NS = 1_000_000
 
 
 class StreamError(Exception):
@@ -151,6 +155,11 @@ class FrameWriter:
         # Called after each whole frame is written: the one moment the child can be
         # interrupted without losing events or cutting a frame in half.
         self.after_write: Callable[[], None] | None = None
+        # The batch writes that waited for the parent to read (a full pipe): the program is
+        # held meanwhile, and the wait counts as the running lane's time.
+        self.waits = 0
+        self.waited_ns = 0
+        self.longest_wait_ns = 0
 
     def hello(self, info: dict[str, Any]) -> None:
         self._send(encode_hello(info))
@@ -160,7 +169,14 @@ class FrameWriter:
             self._send(encode_batch(*batch))
             return
         self.out.flush()  # what the buffer holds goes first
-        _write_all(self._fd, batch_parts(*batch))
+        parts = batch_parts(*batch)
+        started = time.perf_counter_ns()
+        _write_all(self._fd, parts)
+        took = time.perf_counter_ns() - started
+        if took >= WAITED_WRITE_NS:
+            self.waits += 1
+            self.waited_ns += took
+            self.longest_wait_ns = max(self.longest_wait_ns, took)
         if self.after_write is not None:
             self.after_write()
 

@@ -299,3 +299,50 @@ def test_batches_written_to_a_pipe_arrive_whole_though_signals_cut_writes_short(
     decoder.finish()
     assert as_rows(trace) == as_rows(expected)
     assert decoder.end is not None and decoder.end["events"] == len(expected)
+
+
+def test_a_batch_write_that_waits_for_the_reader_is_counted_and_noted() -> None:
+    """A write into a full pipe holds the program until the parent reads; the writer counts
+    such waits, and the child tells the user how long they held the program."""
+    import os
+    import threading
+    import time
+
+    from loopscope.tracer.child import _note_write_waits
+    from loopscope.tracer.notes import take_notes
+
+    read_fd, write_fd = os.pipe()
+    received = bytearray()
+    drain = threading.Event()
+
+    def read_late() -> None:
+        drain.wait()
+        time.sleep(0.03)  # the batch cannot be all in before this: the pipe holds 64 KB
+        while chunk := os.read(read_fd, 1 << 16):
+            received.extend(chunk)
+
+    reader = threading.Thread(target=read_late)
+    reader.start()
+    try:
+        with open(write_fd, "wb", buffering=1 << 16) as out:
+            writer = FrameWriter(out)
+            recorder = Recorder(writer, clock=FakeClock(), batch_size=100_000)
+            while recorder.event_count < 20_000:  # about 560 KB of columns
+                record_some(recorder)
+            assert writer.waits == 0
+            drain.set()
+            recorder.flush()
+            assert writer.waits == 1
+            assert writer.waited_ns >= 30_000_000
+            assert writer.longest_wait_ns == writer.waited_ns
+            take_notes()
+            _note_write_waits(writer)
+            (note,) = take_notes()
+    finally:
+        drain.set()
+        reader.join()
+        os.close(read_fd)
+    assert note.startswith("the program was held ")
+    assert "(once, up to " in note
+    assert "running lane's step" in note
+    assert len(received) > 20_000 * 20
