@@ -495,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
         with contextlib.suppress(BrokenPipeError):
             thread_lines.finish()
         end["census"] = _census_summary(census, recorder)
-        _note_write_waits(writer)
+        _note_write_waits(writer, recorder.clock() - recorder.origin)
         end["notes"] = take_notes()
         _finish_stream(recorder, writer, end, exit_code)
     return exit_code
@@ -574,20 +574,22 @@ def _census_summary(census: Census, recorder: Recorder) -> dict[str, Any] | None
         return None
 
 
-# Below this, the waits for the parent are too small a part of any run to mention.
+# Holds shorter than this in all, or than this share of the run, are not worth a note.
 WRITE_WAITS_NOTED_NS = 20_000_000
+WRITE_WAITS_NOTED_SHARE = 0.02
 
 
-def _note_write_waits(writer: FrameWriter) -> None:
-    """Says how long the program was held while its events waited for the parent to read
-    them: that time is on the timeline, as part of whichever lane was running."""
-    if writer.waited_ns < WRITE_WAITS_NOTED_NS:
+def _note_write_waits(writer: FrameWriter, run_ns: int) -> None:
+    """Says how long the program was held while its events were handed to the parent: a
+    write waits when the pipe is full, or when the parent, woken to read, takes the core the
+    program runs on. That time is on the timeline, as part of whichever lane was running."""
+    if writer.waited_ns < max(WRITE_WAITS_NOTED_NS, WRITE_WAITS_NOTED_SHARE * run_ns):
         return
     times = "once" if writer.waits == 1 else f"{writer.waits} times"
     add_note(
         f"the program was held {writer.waited_ns / 1e6:.0f} ms in all ({times}, "
-        f"up to {writer.longest_wait_ns / 1e6:.1f} ms at once) while Loopscope's reader "
-        "caught up with its events; each hold shows as part of the running lane's step")
+        f"up to {writer.longest_wait_ns / 1e6:.1f} ms at once) while Loopscope handed its "
+        "events over; each hold shows as part of the running lane's step")
 
 
 def _stop_run(stop: StopControl, gate: StepGate) -> None:
