@@ -19,7 +19,6 @@ own, the program's stdout and stderr on pipes, the run's mark in its environment
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import sys
 
@@ -166,6 +165,8 @@ EVENTS_PIPE_BYTES = 1 << 20
 def _widen(fd: int) -> None:
     """Asks for a pipe that holds a few batches; where the system allows less (or has no
     F_SETPIPE_SZ), the pipe stays as it is: the batches still arrive, a little later."""
+    import fcntl  # here: this module imports nothing the interpreter has not (start-up)
+
     setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
     if setpipe is None:
         return
