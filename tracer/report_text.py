@@ -11,6 +11,7 @@ from loopscope.tracer.report import Report
 from loopscope.tracer.samples import frame_location
 
 STACK_LINES = 6  # frames of a stall's stack shown under it
+DELAY_LINES = 10  # the most delayed lanes shown under a stall
 
 
 def short_duration(ns: float) -> str:
@@ -64,8 +65,11 @@ def render_report(report: Report) -> str:
                     lines.append(f"    {frame_location(frame)} in {frame[2]}")
                 if len(finding.stack) > STACK_LINES:
                     lines.append(f"    ... {len(finding.stack) - STACK_LINES} more")
-            for delay in finding.delayed:
+            for delay in finding.delayed[:DELAY_LINES]:
                 lines.append(f"  delayed {delay.name}: {how_delayed(delay)}")
+            if len(finding.delayed) > DELAY_LINES:
+                lines.append(f"  ... {len(finding.delayed) - DELAY_LINES:,} more delayed lanes"
+                             " (all of them: --format json)")
             lines += textwrap.wrap(finding.explanation, 100, initial_indent="  why: ",
                                    subsequent_indent="       ")
             if finding.scenario:

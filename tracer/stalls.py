@@ -12,6 +12,10 @@ during it and fired only afterwards (how late).
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
+
 import numpy as np
 import numpy.typing as npt
 
@@ -139,13 +143,27 @@ def _finding(trace: Trace, spans: Spans, index: int, delayed: tuple[Delay, ...],
     else:
         what = f"{name} ran {_ms(end - start)} without yielding{where}"
     if delayed:
-        what += f"; delayed {', '.join(f'{d.name} {_ms(d.total_ns)}' for d in delayed)}"
+        what += f"; delayed {delayed_phrase(delayed)}"
     return Finding(
         rule="stall", title=what, lane=lane, lane_name=name, ts_ns=start,
         duration_ns=end - start, location=location, stack=stack, samples=seen,
         seq=spans.start_seq[index], delayed=delayed,
         facts={"located_by": located_by, "samples_in_step": len(taken)},
     )
+
+
+# A stall's title names its most delayed lanes, this many; the finding keeps them all.
+TITLE_DELAYS = 3
+
+
+def delayed_phrase(delayed: tuple[Delay, ...]) -> str:
+    """"w1 120 ms, w2 80 ms, w3 40 ms and 1,497 more lanes": the most delayed (they come
+    first) and how many others, so a stall over a thousand lanes still reads as one line."""
+    named = ", ".join(f"{d.name} {_ms(d.total_ns)}" for d in delayed[:TITLE_DELAYS])
+    others = len(delayed) - TITLE_DELAYS
+    if others <= 0:
+        return named
+    return f"{named} and {others:,} more lane{'s' if others != 1 else ''}"
 
 
 class _Columns:
@@ -205,11 +223,27 @@ def _victims(trace: Trace, spans: Spans, columns: _Columns, stalls: npt.NDArray[
     ready_of_row, late_of_row = ready_of_row[kept], late_of_row[kept]
     order = np.lexsort((lane_of_row, -(ready_of_row + late_of_row), stall_of_row))
     names = {lane: trace.lane_name(lane) for lane in loops}
-    delays = [Delay(lane, names[lane], ready, late) for lane, ready, late in zip(
-        lane_of_row[order].tolist(), ready_of_row[order].tolist(), late_of_row[order].tolist(),
-        strict=True)]
-    bounds = np.searchsorted(stall_of_row[order], np.arange(len(stalls) + 1)).tolist()
-    return [tuple(delays[bounds[n]:bounds[n + 1]]) for n in range(len(stalls))]
+    with _collector_paused():
+        delays = [Delay(lane, names[lane], ready, late) for lane, ready, late in zip(
+            lane_of_row[order].tolist(), ready_of_row[order].tolist(),
+            late_of_row[order].tolist(), strict=True)]
+        bounds = np.searchsorted(stall_of_row[order], np.arange(len(stalls) + 1)).tolist()
+        return [tuple(delays[bounds[n]:bounds[n + 1]]) for n in range(len(stalls))]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Holds off the cyclic collector while millions of delays are made: none of them can be
+    part of a cycle, but each allocation counts towards a collection, and the collections
+    would go over everything the report holds again and again (16 s of a 30 s report of
+    4 M delays)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _deadlines(trace: Trace, spans: Spans, columns: _Columns, stall_starts: npt.NDArray[np.int64],
@@ -287,10 +321,14 @@ def _sums_by_stall_and_lane(stalls: npt.NDArray[np.intp], lanes: npt.NDArray[np.
     """Rows of (stall, lane, sum of values), one for each stall and lane that has any."""
     if not len(stalls):
         return np.zeros((0, 3), dtype=np.int64)
-    order = np.lexsort((lanes, stalls))
-    stalls, lanes, values = stalls[order], lanes[order], values[order]
-    first = _group_starts(stalls, lanes)
-    return np.stack([stalls[first], lanes[first], np.add.reduceat(values, first)], axis=1)
+    # one key per pair, sorted once: faster than lexsort's two passes over tens of millions
+    width = int(lanes.max()) + 1
+    keys = stalls.astype(np.int64) * width + lanes
+    order = np.argsort(keys)
+    keys, values = keys[order], values[order]
+    first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    stall_of, lane_of = np.divmod(keys[first], width)
+    return np.stack([stall_of, lane_of, np.add.reduceat(values, first)], axis=1)
 
 
 def _group_starts(stalls: npt.NDArray[np.int64], lanes: npt.NDArray[np.int64]

@@ -16,6 +16,7 @@ from loopscope.tracer.report_text import finding_time, how_delayed, short_durati
 from loopscope.tracer.samples import Stack, frame_location
 
 STACK_LINES = 12
+DELAY_ITEMS = 50  # the most delayed lanes listed for a stall
 
 
 def finding_html(finding: Finding, first_event_ns: int = 0) -> str:
@@ -37,9 +38,10 @@ def finding_html(finding: Finding, first_event_ns: int = 0) -> str:
     if finding.stack:
         parts.append(samples_html(finding.stack, finding.samples))
     if finding.delayed:
-        items = []
-        for delay in finding.delayed:
-            items.append(f"<li>{escape(delay.name)}: {how_delayed(delay)}</li>")
+        items = [f"<li>{escape(delay.name)}: {how_delayed(delay)}</li>"
+                 for delay in finding.delayed[:DELAY_ITEMS]]
+        if len(finding.delayed) > DELAY_ITEMS:
+            items.append(f"<li>… {len(finding.delayed) - DELAY_ITEMS:,} more</li>")
         parts.append(f"<p><b>Delayed</b></p><ul>{''.join(items)}</ul>")
     parts.append(f"<p>{escape(finding.explanation)}</p>")
     if finding.scenario:

@@ -359,6 +359,48 @@ def test_the_text_report_shows_the_table_and_the_stall() -> None:
     assert text.splitlines()[3].startswith("lane ")
 
 
+def _stall_over(queued: int) -> Trace:
+    """A task that runs 300 ms while `queued` others wait ready, each from a later moment
+    (so the first queued is the most delayed)."""
+    trace = Trace()
+    clock = FakeClock()
+    rec = Recorder(trace, clock=clock)
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    slow = rec.spawn("slow", LaneKind.TASK, loop)
+    waiting = [rec.spawn(f"w{n}", LaneKind.TASK, loop) for n in range(queued)]
+    rec.state(loop, Code.DISPATCH)
+    rec.state(slow, Code.RUNNING, source=rec.source(*PROGRAM))
+    for lane in waiting:
+        clock.advance(MS // 10)
+        rec.wake(lane, loop, ("cause", "future"))
+    clock.advance(300 * MS)
+    rec.state(slow, Code.SLEEPING, ("delay_s", 1.0, "deadline_ns", 2000 * MS))
+    for lane in waiting:
+        rec.state(lane, Code.RUNNING)
+        rec.end(lane)
+    rec.end(slow)
+    rec.close()
+    return trace
+
+
+def test_a_stall_over_many_lanes_names_the_most_delayed_and_counts_the_rest() -> None:
+    report = build_report(_stall_over(40))
+    [stall] = report.findings
+    assert len(stall.delayed) == 40  # the finding (and the JSON) keep every one
+    assert stall.title.endswith("; delayed w0 304 ms, w1 304 ms, w2 304 ms and 37 more lanes")
+    text = render_report(report).splitlines()
+    listed = [line for line in text if line.startswith("  delayed ")]
+    assert [line.split(":")[0] for line in listed] == [f"  delayed w{n}" for n in range(10)]
+    assert "  ... 30 more delayed lanes (all of them: --format json)" in text
+    assert len(json.loads(json.dumps(report_json(report)))["findings"][0]["delayed"]) == 40
+
+
+def test_a_stall_over_a_few_lanes_names_them_all() -> None:
+    [stall] = build_report(_stall_over(3)).findings
+    assert stall.title.endswith("; delayed w0 300 ms, w1 300 ms, w2 300 ms")
+    assert "more" not in render_report(build_report(_stall_over(3)))
+
+
 # -- samples on the pipe and in saved traces -------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from loopscope.tracer.spans import Spans, derive_spans
 from loopscope.tracer.stalls import (
     _is_loop,
     _thread_lanes,
+    delayed_phrase,
     find_stalls,
     long_steps,
     stall_of,
@@ -60,12 +61,8 @@ def reference_stall(trace: Trace, spans: Spans, index: int) -> Finding:
                                 spans.end[index])
     title = found.title[:found.title.index("; delayed ")] if found.delayed else found.title
     if delayed:
-        title += f"; delayed {', '.join(f'{d.name} {ms(d.total_ns)}' for d in delayed)}"
+        title += f"; delayed {delayed_phrase(tuple(delayed))}"
     return Finding(**{**found.__dict__, "delayed": tuple(delayed), "title": title})
-
-
-def ms(ns: int) -> str:
-    return f"{ns / 1e6:.0f} ms" if ns >= 10_000_000 else f"{ns / 1e6:.1f} ms"
 
 
 def reference_victims(trace: Trace, spans: Spans, stalled: int, start: int, end: int
