@@ -39,6 +39,21 @@ NAMES_KEPT = 8
 MAX_FILES = 200
 
 
+def _processes_made() -> int:
+    """How many multiprocessing processes the program made (a Pool's workers, each Process):
+    multiprocessing numbers them from a counter it keeps, which reads "count(N+1)". A
+    ThreadPool's workers are threads and leave it alone."""
+    process = sys.modules.get("multiprocessing.process")
+    counter = getattr(process, "_process_counter", None)
+    text = repr(counter)
+    if not (text.startswith("count(") and text.endswith(")")):
+        return 0
+    try:
+        return max(int(text[len("count("):-1]) - 1, 0)
+    except ValueError:
+        return 0
+
+
 def _library_roots() -> tuple[str, ...]:
     """The folders of the standard library, site-packages and the tracer itself, each as
     written and resolved (a module's path is compared as written first: resolving every one
@@ -189,6 +204,9 @@ class Census:
             "libraries": [name for name in LIBRARIES if name in sys.modules],
             "sent_to": list(self.sent_to)[:NAMES_KEPT],
             "driven_by_hand": list(self.driven_by_hand)[:NAMES_KEPT],
+            "processes_made": _processes_made(),
+            "thread_pool": any(name in sys.modules
+                               for name in ("multiprocessing.pool", "multiprocessing.dummy")),
         }
 
     def _program_files(self) -> list[str]:

@@ -107,10 +107,15 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
                      "greenlet: run with --model greenlet")
     elif any(True for _ in _of_kinds(trace, _THREAD)):
         pass  # a thread is a lane already: the run recorded what the program did
-    elif "multiprocessing" in libraries:
+    elif "multiprocessing" in libraries and census.get("processes_made", 1):
         notes.append(f"recorded no {MODEL_WORDS.get(model, model)}: the program hands its work "
                      "to other processes (multiprocessing), and loopscope follows only the "
                      "process it starts")
+    elif census.get("thread_pool"):
+        notes.append(f"recorded no {MODEL_WORDS.get(model, model)}: the program's "
+                     "multiprocessing ThreadPool ran its work in threads, and loopscope records "
+                     "a thread only when it prints, sleeps or waits on the program's own locks, "
+                     "queues or events")
     else:
         notes.append(f"recorded no {MODEL_WORDS.get(model, model)}: the program may use "
                      "another model; name it with --model (asyncio, generator, greenlet, "

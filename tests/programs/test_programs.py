@@ -593,6 +593,17 @@ def test_a_pool_of_processes_under_the_default_model_says_why_nothing_was_record
         "(multiprocessing), and loopscope follows only the process it starts"]
 
 
+def test_a_thread_pool_of_multiprocessing_is_not_taken_for_other_processes() -> None:
+    # it imports multiprocessing, but its pool's workers are threads of this process
+    seen = trace_program("mp_thread_pool")
+    assert "499500" in seen.result.stdout
+    assert not seen.followed()
+    assert seen.result.notes == [
+        "recorded no asyncio tasks: the program's multiprocessing ThreadPool ran its work in "
+        "threads, and loopscope records a thread only when it prints, sleeps or waits on the "
+        "program's own locks, queues or events"]
+
+
 def test_a_bare_fork_leaves_the_parent_traced_and_the_child_free() -> None:
     seen = trace_program("os_fork")
     assert_ok(seen)
