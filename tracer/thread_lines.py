@@ -357,8 +357,14 @@ def thread_name(thread: threading.Thread) -> str:
         return str(target.__name__)
     kind = type(thread)
     if kind is not threading.Thread:
-        return kind.__name__.lstrip("_") or thread.name
+        known = _LIBRARY_THREAD_KINDS.get(f"{kind.__module__}.{kind.__qualname__}")
+        return known or kind.__name__.lstrip("_") or thread.name
     return thread.name
+
+
+# library thread classes whose own names say nothing to the program's author, by what the
+# author wrote instead
+_LIBRARY_THREAD_KINDS = {"multiprocessing.dummy.DummyProcess": "ThreadPool worker"}
 
 
 # what threading names a thread nobody named: "Thread-3", or "Thread-3 (worker)"

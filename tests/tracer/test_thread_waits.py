@@ -236,6 +236,14 @@ def test_a_process_pools_futures_are_waited_on_without_a_lane_for_its_manager() 
     assert joins in ({"ExecutorManagerThread.join()"}, set())
 
 
+def test_the_workers_of_a_multiprocessing_thread_pool_are_named_for_it() -> None:
+    # their class is multiprocessing's DummyProcess, a name the program's author never wrote
+    result = _run("mp_thread_pool_sleeps.py")
+    assert result.stdout.split() == ["6"]
+    workers = set(_by_lane(result.trace)) - {"main thread"}  # a worker may get no task
+    assert workers and workers <= {"ThreadPool worker", "ThreadPool worker #2"}
+
+
 def test_threads_of_a_thread_class_are_named_by_their_class() -> None:
     name = "thread_classes.py"
     result = _run(name)
