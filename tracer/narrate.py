@@ -35,7 +35,17 @@ POLL_WINDOW = 16
 
 
 def seconds(ns: int) -> str:
-    return f"{ns / 1e9:.2f} s"
+    return f"{ns / 1e9:.3f} s"  # to the millisecond, as each narration line's own time
+
+
+def delay_text(delay: float) -> str:
+    """A sleep's delay as a person reads it: "0.05 s", "1.25 s" (as the program wrote it, to
+    four figures), "16 µs" below a millisecond, never "1.6e-05 s"."""
+    if delay != 0 and abs(delay) < 1e-3:
+        return f"{delay * 1e6:.3g} µs"
+    if abs(delay) >= 1000:
+        return f"{delay:,.0f} s"
+    return f"{delay:.4g} s"
 
 
 def program_seconds(trace: Trace, ns: int) -> str:
@@ -72,7 +82,7 @@ def _sleep_target(trace: Trace, detail: dict[str, Any]) -> str:
     if isinstance(deadline, int):
         return f"until {program_seconds(trace, deadline)}"
     delay = detail.get("delay_s")
-    return f"for {delay:g} s" if isinstance(delay, int | float) else "for a while"
+    return f"for {delay_text(delay)}" if isinstance(delay, int | float) else "for a while"
 
 
 def _blocked_on(detail: dict[str, Any], other: str | None) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from loopscope.tracer.events import NO_LANE, Code, LaneKind
+from loopscope.tracer.narrate import delay_text
 from loopscope.tracer.spans import Spans
 from loopscope.tracer.trace import Trace
 
@@ -266,7 +267,7 @@ def state_text(trace: Trace, state: int, detail: dict[str, Any], end_ns: float,
         return f"io-wait: fd {detail.get('fd', '?')} {mode}"
     if state == Code.SLEEPING:
         delay = detail.get("delay_s")
-        return f"sleeping {delay:g} s" if isinstance(delay, int | float) else "sleeping"
+        return f"sleeping {delay_text(delay)}" if isinstance(delay, int | float) else "sleeping"
     if state == Code.BLOCKED:
         on = detail.get("on")
         return f"blocked on {on}" if on else "blocked"

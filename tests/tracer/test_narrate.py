@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from loopscope.tracer.events import Code, FakeClock, LaneKind
-from loopscope.tracer.narrate import describe, narrate, narration_line, step_indices
+from loopscope.tracer.narrate import (
+    delay_text,
+    describe,
+    narrate,
+    narration_line,
+    step_indices,
+)
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.trace import Trace
 
@@ -52,10 +60,10 @@ def test_asyncio_like_run_narrates_sleeps_polls_timers_and_prints() -> None:
         "  0.000 s  hello (Task-2) is scheduled to start by asyncio loop",
         "  0.000 s  hello (Task-2) runs at hello.py:7",
         "  0.000 s  hello (Task-2) prints 'Hello world!'",
-        "  0.000 s  hello (Task-2) sleeps until 1.00 s",
+        "  0.000 s  hello (Task-2) sleeps until 1.000 s",
         "  0.000 s  asyncio loop polls (timeout 1.00 s)",
         "  1.000 s  asyncio loop's poll returns with nothing ready",
-        "  1.000 s  timer due at 1.00 s fires: wakes hello (Task-2)",
+        "  1.000 s  timer due at 1.000 s fires: wakes hello (Task-2)",
         "  1.000 s  hello (Task-2) runs at hello.py:9",
         "  1.002 s  hello (Task-2) ends with result 'done'",
         "  1.002 s  Task-3 fails with ValueError: no more",
@@ -143,7 +151,7 @@ def test_a_switch_to_the_hub_says_why_and_absorbs_the_wait_it_explains() -> None
         "  0.000 s  main spawns greenlet bar",
         "  0.000 s  main switches to bar",
         "  0.000 s  bar runs",
-        "  0.000 s  bar switches to the hub: sleeping until 1.00 s",
+        "  0.000 s  bar switches to the hub: sleeping until 1.000 s",
         "  0.000 s  bar sleeps for 0.5 s",
         "  0.000 s  main switches to the hub: waiting on joinall",
         "  1.000 s  hub switches to bar, passing None",
@@ -265,7 +273,7 @@ def test_cancellations_timeouts_and_stderr_lines_are_told_as_such() -> None:
 
     assert list(narrate(trace))[3:] == [
         "  0.000 s  main (Task-1) cancels victim",
-        "  1.000 s  timeout due at 1.00 s fires: cancels main (Task-1)",
+        "  1.000 s  timeout due at 1.000 s fires: cancels main (Task-1)",
         "  1.000 s  victim ended cancelled: wakes main (Task-1)",
         "  1.000 s  main (Task-1) writes 'oops' to stderr",
     ]
@@ -330,5 +338,25 @@ def test_times_count_from_the_programs_first_event_as_the_axis_does() -> None:
     assert trace.first_event_ns == 300 * MS
     lines = list(narrate(trace))
     assert lines[0] == "  0.000 s  asyncio loop starts"
-    assert "  0.010 s  nap sleeps until 0.06 s" in lines
-    assert "  0.060 s  timer due at 0.06 s fires: wakes nap" in lines
+    assert "  0.010 s  nap sleeps until 0.060 s" in lines
+    assert "  0.060 s  timer due at 0.060 s fires: wakes nap" in lines
+
+
+@pytest.mark.parametrize(("delay", "text"), [
+    (0.01, "0.01 s"), (1, "1 s"), (0.0015402, "0.00154 s"), (1.6e-05, "16 µs"),
+    (0, "0 s"), (3600, "3,600 s"), (0.1 + 0.2, "0.3 s"),
+])
+def test_a_sleeps_delay_reads_as_written_and_never_in_exponent_notation(
+        delay: float, text: str) -> None:
+    assert delay_text(delay) == text
+
+
+def test_a_sleep_until_reads_to_the_millisecond_like_the_lines_own_time() -> None:
+    # a sleep of 1.4 ms from 0.271 s: "until 0.27 s" read as if it were due before it began
+    trace, rec, clock = _recording()
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    task = rec.spawn("fetch", LaneKind.TASK, loop)
+    clock.advance(271 * MS)
+    rec.state(task, Code.SLEEPING, ("delay_s", 0.0014, "deadline_ns", 272_400_000))
+    rec.close()
+    assert list(narrate(trace))[-1].endswith("fetch sleeps until 0.272 s")
