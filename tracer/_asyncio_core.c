@@ -769,21 +769,31 @@ task_spawn_base(LoopTracerCore *self, PyObject *qualname)
 }
 
 /* "<qualname> (<task name>)", what PyUnicode_FromFormat("%U (%S)") makes, copied into place
- * without parsing a format: a lane name is made for every task. */
+ * without parsing a format: a lane name is made for every task. The qualname is shown as
+ * written (naming.as_written): a coroutine defined in a function drops the function's
+ * "<locals>." ("fetch (Task-3)", not "main.<locals>.fetch (Task-3)"). */
 static PyObject *
 task_lane_name(PyObject *qualname, PyObject *task_name)
 {
+    static PyObject *locals_dot = NULL;
+    if (locals_dot == NULL && (locals_dot = PyUnicode_InternFromString("<locals>.")) == NULL) {
+        return NULL;
+    }
+    Py_ssize_t whole = PyUnicode_GET_LENGTH(qualname);
+    Py_ssize_t found = PyUnicode_Find(qualname, locals_dot, 0, whole, -1);
+    if (found == -2) return NULL;
+    Py_ssize_t start = found >= 0 ? found + PyUnicode_GET_LENGTH(locals_dot) : 0;
     PyObject *text = PyUnicode_CheckExact(task_name) ? Py_NewRef(task_name)
         : PyObject_Str(task_name);
     if (text == NULL) return NULL;
-    Py_ssize_t head = PyUnicode_GET_LENGTH(qualname), tail = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t head = whole - start, tail = PyUnicode_GET_LENGTH(text);
     Py_UCS4 widest = PyUnicode_MAX_CHAR_VALUE(qualname);
     if (PyUnicode_MAX_CHAR_VALUE(text) > widest) widest = PyUnicode_MAX_CHAR_VALUE(text);
     PyObject *name = PyUnicode_New(head + tail + 3, widest);
     if (name != NULL) {
         int kind = PyUnicode_KIND(name);
         void *data = PyUnicode_DATA(name);
-        PyUnicode_CopyCharacters(name, 0, qualname, 0, head);
+        PyUnicode_CopyCharacters(name, 0, qualname, start, head);
         PyUnicode_WRITE(kind, data, head, ' ');
         PyUnicode_WRITE(kind, data, head + 1, '(');
         PyUnicode_CopyCharacters(name, head + 2, text, 0, tail);

@@ -40,6 +40,12 @@ def past_wrappers(frame: FrameType | None) -> FrameType | None:
 _REQUEST_ARGUMENTS = {"RequestHandler._handle_request": "request"}  # aiohttp's server
 
 
+def as_written(qualname: str) -> str:
+    """A function's name as its author wrote it where it is defined: "fetch", not
+    "main.<locals>.fetch" (a method keeps its class: "Crawler.fetch")."""
+    return qualname.rsplit("<locals>.", 1)[-1]
+
+
 def request_label(coro: Any, qualname: str) -> str | None:
     """"GET /hello/alice → hello" for a coroutine that will serve that request ("GET
     /hello/alice" when its handler cannot be told), else None. Read from the coroutine's

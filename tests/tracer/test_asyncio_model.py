@@ -671,3 +671,25 @@ def test_tasks_the_program_names_alike_get_numbered_lanes_as_any_spawn_does() ->
     spawns = [e.detail for e in trace.events() if e.kind == "spawn"]
     assert [plain(d["name"]) for d in spawns] == [plain(info.name) for info in trace.lanes]
     assert all(d["kind"] == "task" and plain(d["coro"]) == "job" for d in spawns[2:])
+
+
+class _Crawler:
+    async def fetch(self) -> None:
+        await asyncio.sleep(0)
+
+
+def test_a_task_lane_names_its_coroutine_as_written_not_by_the_function_it_is_nested_in(
+) -> None:
+    # (trio's lanes do the same); a method keeps its class, and the spawn's "coro" keeps the
+    # whole qualname
+    async def fetch() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        await asyncio.gather(fetch(), _Crawler().fetch())
+
+    trace, _ = record(main)
+    names = [re.sub(r"Task-\d+", "Task-N", info.name) for info in trace.lanes]
+    assert names[2:] == ["fetch (Task-N)", "_Crawler.fetch (Task-N)"]
+    spawns = [e.detail for e in trace.events() if e.kind == "spawn"]
+    assert spawns[2]["coro"].endswith(".<locals>.fetch")

@@ -39,7 +39,7 @@ from loopscope.tracer.models._asyncio_waits import (
 )
 from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.models.toolkit import Guard
-from loopscope.tracer.naming import request_label
+from loopscope.tracer.naming import as_written, request_label
 from loopscope.tracer.recorder import SPEEDUPS, Recorder
 
 LOOP_LANE_NAME = "asyncio loop"
@@ -245,7 +245,9 @@ class LoopTracer(_TracerCore):
         # the coroutine's own __qualname__: a decorator's functools.wraps has set it to the
         # name of the function it wraps, where the code's is the wrapper's
         qualname = proxy._coro.__qualname__
-        label = request_label(proxy._coro, qualname) or qualname  # "GET /hello/alice"
+        # "GET /hello/alice", or the coroutine's name as written ("fetch", not
+        # "main.<locals>.fetch"; the C spawn drops the same prefix)
+        label = request_label(proxy._coro, qualname) or as_written(qualname)
         name = given_name if given_name is not None else f"{label} ({task_name})"
         creator = self.recorder.current
         if creator == NO_LANE:

@@ -28,6 +28,7 @@ from loopscope.tracer.events import NO_LANE, Code, Detail, LaneKind
 from loopscope.tracer.models._trio_waits import resume_frame, wait_of
 from loopscope.tracer.models.handoffs import HandoffLanes, ProgramCode
 from loopscope.tracer.models.toolkit import Guard, instrumented
+from loopscope.tracer.naming import as_written
 from loopscope.tracer.program import Program
 from loopscope.tracer.recorder import Recorder
 
@@ -145,7 +146,7 @@ class TrioInstrument(trio.abc.Instrument):
         own (for a wrapper, the program's function it runs), without what it is nested in."""
         name = str(task.name)
         if code is not None and "." in name:
-            name = str(code.co_qualname).rsplit("<locals>.", 1)[-1]
+            name = as_written(str(code.co_qualname))
         return name
 
     def _task_scheduled(self, task: Any) -> None:
