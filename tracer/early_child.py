@@ -34,6 +34,11 @@ MARK_VARIABLE = "LOOPSCOPE_RUN"
 # saved traces (they start no child: one started for them would be wasted).
 RUN_COMMANDS = frozenset({"trace", "narrate", "export", "report"})
 _TRACE_ENDINGS = (".loopscope", ".json")
+# What the events pipe holds (Linux's default is 64 KiB). The child blocks while it is full,
+# and a busy child's batch of events is some 200 KB: in 64 KiB it waits on the parent three
+# or four times a batch, each time for the parent to wake and read, and the two take turns
+# instead of running side by side. 1 MiB is the most an unprivileged process may ask for.
+EVENTS_PIPE_SIZE = 1 << 20
 
 
 def new_mark() -> str:
@@ -164,6 +169,8 @@ def spawned_with_pipes(spawn: Callable[[list[int]], _T]) -> tuple[_T, list[int]]
     try:
         for name in ("events", "control", "stdout", "stderr"):
             read_end, write_end = os.pipe()
+            if name == "events":
+                _widen_pipe(read_end)
             parent_end, child_end = (
                 (write_end, read_end) if name == "control" else (read_end, write_end))
             parent_ends.append(parent_end)
@@ -176,6 +183,17 @@ def spawned_with_pipes(spawn: Callable[[list[int]], _T]) -> tuple[_T, list[int]]
     finally:
         for fd in child_ends:
             os.close(fd)
+
+
+def _widen_pipe(fd: int) -> None:
+    """Gives the pipe EVENTS_PIPE_SIZE bytes where the system allows it (Linux; a user over
+    the system's quota of pipe memory keeps the default)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, EVENTS_PIPE_SIZE)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def start_early_child(python: str = sys.executable) -> EarlyChild:

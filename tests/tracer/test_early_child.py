@@ -181,3 +181,29 @@ def test_a_command_line_mistake_runs_nothing_of_the_program(tmp_path: Path) -> N
                           text=True, timeout=60, env=_env())
     assert done.returncode == 0, done.stderr
     assert ran.exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+def test_the_events_pipe_holds_a_busy_childs_batch_however_the_child_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child blocks while its events pipe is full: the pipe is widened to EVENTS_PIPE_SIZE
+    (where the system allows that much), so a batch of events fits without the child waiting
+    for the parent to read, for a child started early and for one launched the usual way."""
+    import fcntl
+
+    from loopscope.tracer.early_child import EVENTS_PIPE_SIZE
+
+    allowed = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    script = _script(tmp_path, "print('done')\n")
+    target = resolve_target(str(script))
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+    for launched in (adopt_early_child(start_early_child(), target),
+                     launch(target, sys.executable)):
+        size = fcntl.fcntl(launched.events_fd, fcntl.F_GETPIPE_SZ)
+        result = BlockingRun(launched, target).wait(timeout=60)
+        assert result.ok, result.stderr
+        assert result.stdout == "done\n"
+        if allowed >= EVENTS_PIPE_SIZE or os.geteuid() == 0:
+            assert size == EVENTS_PIPE_SIZE
+        else:
+            assert size >= 1 << 16
