@@ -221,6 +221,12 @@ class _OpenSegment:
         self.packed.append(self.compressor.compress(view))
         self.taken += len(view)
 
+    def finish(self) -> tuple[int, bytes]:
+        """(adler32, raw deflate) of the segment, all of whose bytes are taken; this object
+        is done with."""
+        self.packed.append(self.compressor.flush(zlib.Z_SYNC_FLUSH))
+        return self.checksum, b"".join(self.packed)
+
     def finished(self, rest: list[memoryview]) -> tuple[int, bytes]:
         """(adler32, raw deflate) of the segment once `rest`, its bytes not taken yet, are;
         this object is left as it was (a copy of it finishes)."""
@@ -229,13 +235,15 @@ class _OpenSegment:
         ending.checksum, ending.packed = self.checksum, list(self.packed)
         for view in rest:
             ending.take(view)
-        ending.packed.append(ending.compressor.flush(zlib.Z_SYNC_FLUSH))
-        return ending.checksum, b"".join(ending.packed)
+        return ending.finish()
 
 
 def _deflate_segment(segment: list[memoryview]) -> tuple[int, bytes]:
     """(adler32, raw deflate) of one whole segment (`_OpenSegment`)."""
-    return _OpenSegment().finished(segment)
+    whole = _OpenSegment()
+    for view in segment:
+        whole.take(view)
+    return whole.finish()
 
 
 def _after(segment: list[memoryview], count: int) -> list[memoryview]:
@@ -410,7 +418,7 @@ class DeflateAhead:
                     begun.take(piece)
                 budget -= end - start
                 if begun.taken == _SEGMENT:
-                    self._done[number].append(begun.finished([]))
+                    self._done[number].append(begun.finish())
                     self._open[number] = None
                 else:
                     self._open[number] = begun
