@@ -104,6 +104,7 @@ class BlockingRun(RunReading):
                 selector.register(fd, selectors.EVENT_READ)
             deadline = None if timeout is None else time.monotonic() + timeout
             timed_out = False
+            idle_work = True  # until work_while_idle has caught up with what was read
             while popen.poll() is None:
                 now = time.monotonic()
                 if deadline is not None and now >= deadline:
@@ -115,7 +116,14 @@ class BlockingRun(RunReading):
                 waits = [at - now for at in (deadline, self._kill_at) if at is not None]
                 if exit_fd is None or old_wakeup is None:
                     waits.append(EXIT_POLL_S)
-                self._serve(selector, max(0.0, min(waits)) if waits else None, wake_read)
+                if idle_work:
+                    # nothing to read now: a slice of the run's end, done meanwhile
+                    # (run_parts), until it has caught up with what came
+                    if not self._serve(selector, 0.0, wake_read):
+                        idle_work = self.work_while_idle()
+                    continue
+                idle_work = self._serve(selector, max(0.0, min(waits)) if waits else None,
+                                        wake_read)
             if exit_fd is not None:
                 selector.unregister(exit_fd)  # readable for good now: the drain must not spin
             self._kill_leftovers(popen.pid, self._launched.mark)
@@ -136,9 +144,11 @@ class BlockingRun(RunReading):
     # -- inside wait() -------------------------------------------------------------------
 
     def _serve(self, selector: selectors.BaseSelector, timeout: float | None,
-               wake_read: int) -> None:
-        """Waits up to `timeout` s for something to read, and reads it."""
-        for key, _mask in selector.select(timeout):
+               wake_read: int) -> bool:
+        """Waits up to `timeout` s for something to read, and reads it; False if nothing
+        came."""
+        ready = selector.select(timeout)
+        for key, _mask in ready:
             fd = key.fd
             if fd == wake_read:
                 with contextlib.suppress(BlockingIOError):
@@ -154,6 +164,7 @@ class BlockingRun(RunReading):
                 selector.unregister(fd)
                 del self._pipes[fd]
                 os.close(fd)
+        return bool(ready)
 
     def _drain(self, selector: selectors.BaseSelector, wake_read: int) -> None:
         """Reads what is still in the pipes; the child is gone, so waiting cannot deadlock

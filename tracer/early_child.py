@@ -18,7 +18,6 @@ own, the program's stdout and stderr on pipes, the run's mark in its environment
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 
@@ -35,6 +34,11 @@ MARK_VARIABLE = "LOOPSCOPE_RUN"
 # saved traces (they start no child: one started for them would be wasted).
 RUN_COMMANDS = frozenset({"trace", "narrate", "export", "report"})
 _TRACE_ENDINGS = (".loopscope", ".json")
+# What the events pipe holds (Linux's default is 64 KiB). The child blocks while it is full,
+# and a busy child's batch of events is some 200 KB: in 64 KiB it waits on the parent three
+# or four times a batch, each time for the parent to wake and read, and the two take turns
+# instead of running side by side. 1 MiB is the most an unprivileged process may ask for.
+EVENTS_PIPE_SIZE = 1 << 20
 
 
 def new_mark() -> str:
@@ -156,24 +160,6 @@ class EarlyChild:
         end_orphans(self.mark, self.pid)
 
 
-# A batch of 8,192 events is about 230 KB; Linux's default pipe holds 64 KB, so without this
-# the child's write of every batch waits for the parent to read three quarters of it, and
-# that wait shows on the timeline as the running lane's own time.
-EVENTS_PIPE_BYTES = 1 << 20
-
-
-def _widen(fd: int) -> None:
-    """Asks for a pipe that holds a few batches; where the system allows less (or has no
-    F_SETPIPE_SZ), the pipe stays as it is: the batches still arrive, a little later."""
-    import fcntl  # here: this module imports nothing the interpreter has not (start-up)
-
-    setpipe = getattr(fcntl, "F_SETPIPE_SZ", None)
-    if setpipe is None:
-        return
-    with contextlib.suppress(OSError):  # e.g. the user's pipe memory is used up
-        fcntl.fcntl(fd, setpipe, EVENTS_PIPE_BYTES)
-
-
 def spawned_with_pipes(spawn: Callable[[list[int]], _T]) -> tuple[_T, list[int]]:
     """`spawn(child's ends)` with a run's events, control, stdout and stderr pipes, and our
     ends in that order. Only commands (control) flow from parent to child. The child's ends
@@ -184,7 +170,7 @@ def spawned_with_pipes(spawn: Callable[[list[int]], _T]) -> tuple[_T, list[int]]
         for name in ("events", "control", "stdout", "stderr"):
             read_end, write_end = os.pipe()
             if name == "events":
-                _widen(write_end)
+                _widen_pipe(read_end)
             parent_end, child_end = (
                 (write_end, read_end) if name == "control" else (read_end, write_end))
             parent_ends.append(parent_end)
@@ -197,6 +183,17 @@ def spawned_with_pipes(spawn: Callable[[list[int]], _T]) -> tuple[_T, list[int]]
     finally:
         for fd in child_ends:
             os.close(fd)
+
+
+def _widen_pipe(fd: int) -> None:
+    """Gives the pipe EVENTS_PIPE_SIZE bytes where the system allows it (Linux; a user over
+    the system's quota of pipe memory keeps the default)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, EVENTS_PIPE_SIZE)
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def start_early_child(python: str = sys.executable) -> EarlyChild:

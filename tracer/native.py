@@ -29,7 +29,6 @@ other surprise is the same one-line NativeFormatError.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import stat
@@ -38,10 +37,8 @@ import sys
 import threading
 import zlib
 from array import array
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from queue import SimpleQueue
 from typing import BinaryIO
 
 from loopscope.tracer.formats import NATIVE_MAGIC, is_trace_file
@@ -128,8 +125,6 @@ def write_trace(trace: Trace, out: BinaryIO) -> None:
         out.write(compressor.flush())
         return
     ahead = trace.deflated_ahead if isinstance(trace.deflated_ahead, DeflateAhead) else None
-    if ahead is not None:
-        ahead.stop()  # what it has not done yet is deflated below, on every core
     # parts from the second on are the ones DeflateAhead knows, in `_growing` order, but for
     # the value rows' section header (the count is known only at the end: never ahead)
     growing = [-1, *range(len(COLUMN_NAMES)), -1, *range(len(COLUMN_NAMES), len(_GROWING))]
@@ -209,17 +204,58 @@ def _segments(pieces: list[memoryview]) -> Iterator[list[memoryview]]:
         yield segment
 
 
-def _deflate_segment(segment: list[memoryview] | list[bytes]) -> tuple[int, bytes]:
-    """(adler32, raw deflate) of one segment: from an empty window, ending on a byte
+class _OpenSegment:
+    """One segment being deflated: from an empty window, its bytes taken in any pieces (zlib
+    writes the same bytes however its input is cut, short of a flush), ending on a byte
     boundary (a sync flush), so segments deflated apart join into one stream."""
-    compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
-    checksum = 1
-    packed = []
+
+    def __init__(self, index: int = 0) -> None:
+        self.index = index
+        self.compressor = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS)
+        self.checksum = 1  # adler32 of nothing
+        self.taken = 0
+        self.packed: list[bytes] = []
+
+    def take(self, view: memoryview) -> None:
+        self.checksum = zlib.adler32(view, self.checksum)
+        self.packed.append(self.compressor.compress(view))
+        self.taken += len(view)
+
+    def finish(self) -> tuple[int, bytes]:
+        """(adler32, raw deflate) of the segment, all of whose bytes are taken; this object
+        is done with."""
+        self.packed.append(self.compressor.flush(zlib.Z_SYNC_FLUSH))
+        return self.checksum, b"".join(self.packed)
+
+    def finished(self, rest: list[memoryview]) -> tuple[int, bytes]:
+        """(adler32, raw deflate) of the segment once `rest`, its bytes not taken yet, are;
+        this object is left as it was (a copy of it finishes)."""
+        ending = _OpenSegment(self.index)
+        ending.compressor = self.compressor.copy()
+        ending.checksum, ending.packed = self.checksum, list(self.packed)
+        for view in rest:
+            ending.take(view)
+        return ending.finish()
+
+
+def _deflate_segment(segment: list[memoryview]) -> tuple[int, bytes]:
+    """(adler32, raw deflate) of one whole segment (`_OpenSegment`)."""
+    whole = _OpenSegment()
     for view in segment:
-        checksum = zlib.adler32(view, checksum)
-        packed.append(compressor.compress(view))
-    packed.append(compressor.flush(zlib.Z_SYNC_FLUSH))
-    return checksum, b"".join(packed)
+        whole.take(view)
+    return whole.finish()
+
+
+def _after(segment: list[memoryview], count: int) -> list[memoryview]:
+    """A segment's views without its first `count` bytes."""
+    rest = []
+    for view in segment:
+        if count >= len(view):
+            count -= len(view)
+            continue
+        rest.append(view[count:])
+        count = 0
+    return rest
 
 
 _ADLER_BASE = 65521
@@ -234,61 +270,95 @@ def adler32_combine(first: int, second: int, second_length: int) -> int:
     return high << 16 | low
 
 
-class _SegmentJob:
-    """One segment deflated on a thread of its own (zlib lets the GIL go while it works), or
-    one deflated ahead (DeflateAhead), done already."""
-
-    def __init__(self, segment: list[memoryview], ahead: tuple[int, bytes] | None) -> None:
-        self.segment = segment
-        self.length = sum(len(view) for view in segment)
-        self.done = ahead
-        self.error: BaseException | None = None
-        self.thread: threading.Thread | None = None
-        if ahead is None:
-            self.thread = threading.Thread(target=self._deflate, name="loopscope-deflate",
-                                           daemon=True)
-            self.thread.start()
-
-    def _deflate(self) -> None:
-        try:
-            self.done = _deflate_segment(self.segment)
-        except BaseException as error:  # handed to the saving thread
-            self.error = error
-
-    def result(self) -> tuple[int, bytes]:
-        if self.thread is not None:
-            self.thread.join()
-        if self.error is not None:
-            raise self.error
-        assert self.done is not None
-        return self.done
+# A segment of the body as the save meets it: its views, and what was done of it ahead (all
+# of it, as (adler32, raw deflate); part of it, as the open segment; or nothing).
+_Ahead = tuple[int, bytes] | _OpenSegment | None
 
 
-def _deflate(segments: Iterator[tuple[list[memoryview], tuple[int, bytes] | None]],
-             out: BinaryIO) -> None:
+class _DeflatePool:
+    """The segments of a body that were not deflated ahead (or only in part), deflated on
+    `workers` threads (zlib lets the GIL go while it works), in order: each thread takes the
+    next segment nobody has taken, and at most `4 * workers` are done but not written."""
+
+    def __init__(self, jobs: list[tuple[list[memoryview], _OpenSegment | None]],
+                 workers: int) -> None:
+        self._jobs = jobs
+        self._results: list[tuple[int, bytes] | None] = [None] * len(jobs)
+        self._errors: list[BaseException | None] = [None] * len(jobs)
+        self._done = [threading.Event() for _ in jobs]
+        self._next = 0
+        self._lock = threading.Lock()
+        self._window = threading.Semaphore(4 * workers)
+        self._threads = [threading.Thread(target=self._work, name="loopscope-deflate",
+                                          daemon=True)
+                         for _ in range(min(workers, len(jobs)))]
+        for thread in self._threads:
+            thread.start()
+
+    def _work(self) -> None:
+        while True:
+            self._window.acquire()
+            with self._lock:
+                index = self._next
+                self._next += 1
+            if index >= len(self._jobs):
+                self._window.release()
+                return
+            segment, begun = self._jobs[index]
+            try:
+                self._results[index] = (
+                    _deflate_segment(segment) if begun is None
+                    else begun.finished(_after(segment, begun.taken)))
+            except BaseException as error:  # handed to the saving thread
+                self._errors[index] = error
+            self._done[index].set()
+
+    def result(self, index: int) -> tuple[int, bytes]:
+        """Job `index` deflated (waiting for it); its place in the window is freed."""
+        self._done[index].wait()
+        self._window.release()
+        error = self._errors[index]
+        if error is not None:
+            raise error
+        done = self._results[index]
+        assert done is not None
+        self._results[index] = None
+        return done
+
+    def close(self) -> None:
+        """No more jobs are taken (the save failed, or all are done): the threads end."""
+        with self._lock:
+            self._next = len(self._jobs)
+        for _ in self._threads:
+            self._window.release()
+
+
+def _deflate(segments: Iterator[tuple[list[memoryview], _Ahead]], out: BinaryIO) -> None:
     """Writes the zlib stream of a body of several segments: one stream (any zlib reads it)
     made of its segments deflated independently, several at once on as many cores (as pigz
     does), or ahead, then joined in order under one header, an empty final block and the
     checksum of the whole. Which bytes come out depends only on the body, never on how many
-    cores did the work or what was deflated ahead; at most `workers` segments are in flight."""
+    cores did the work or what was deflated ahead."""
+    listed = list(segments)
+    jobs = [(segment, ahead) for segment, ahead in listed
+            if ahead is None or isinstance(ahead, _OpenSegment)]
+    pool = _DeflatePool(jobs, _deflate_workers()) if jobs else None
     out.write(_ZLIB_HEADER)
     checksum = 1  # adler32 of nothing
-    running: deque[_SegmentJob] = deque()
-    workers = _deflate_workers()
-
-    def write_oldest() -> None:
-        nonlocal checksum
-        job = running.popleft()
-        part_checksum, packed = job.result()
-        checksum = adler32_combine(checksum, part_checksum, job.length)
-        out.write(packed)
-
-    for segment, ahead in segments:
-        running.append(_SegmentJob(segment, ahead))
-        while len(running) >= workers:
-            write_oldest()
-    while running:
-        write_oldest()
+    taken = 0
+    try:
+        for segment, ahead in listed:
+            if ahead is None or isinstance(ahead, _OpenSegment):
+                assert pool is not None
+                ahead = pool.result(taken)
+                taken += 1
+            part_checksum, packed = ahead
+            checksum = adler32_combine(checksum, part_checksum,
+                                       sum(len(view) for view in segment))
+            out.write(packed)
+    finally:
+        if pool is not None:
+            pool.close()
     out.write(_FINAL_BLOCK)
     out.write(checksum.to_bytes(4, "big"))
 
@@ -296,119 +366,94 @@ def _deflate(segments: Iterator[tuple[list[memoryview], tuple[int, bytes] | None
 # the last block of a stream whose segments all end on a sync flush: empty, marked final
 _FINAL_BLOCK = zlib.compressobj(_LEVEL, zlib.DEFLATED, -zlib.MAX_WBITS).flush()
 
-
-# How many segments may wait for DeflateAhead's thread (copies of 2 MB each), and its nice
-# value (the lowest priority: it runs on a core that would be idle)
-_AHEAD_QUEUE = 4
-_AHEAD_NICE = 19
+# How many bytes DeflateAhead.work deflates at a call: about a quarter of a millisecond, in
+# which a child fills a small part of its events pipe (tracer.early_child.EVENTS_PIPE_SIZE).
+_AHEAD_SLICE = 1 << 16
 
 
 class DeflateAhead:
-    """The columns' segments deflated while a child runs, for the save at its end: each
-    column's full segments (the body's cuts fall at every column's start, `_segments`) are
-    copied out as the column grows past them and deflated on a thread of this object's (the
-    value rows' bases, lengths and texts too). What the thread has not done when the save
-    begins, the save does. As for DetailTable.encode_ahead, the trace must only grow: a
-    part's array replaced by another is deflated anew, but one changed in place would be
-    saved as it was (nothing does that: a run's trace only grows)."""
+    """The body's growing parts deflated while a child runs, a slice at a time, by the
+    thread that reads the child's events whenever it has nothing to read (`work`): each
+    column, and the value rows' bases, lengths and texts, in the segments the save cuts
+    (`_segments`: at every part's start and every _SEGMENT bytes after). The save uses the
+    segments done and finishes the one each part has begun (`segment`), deflating only the
+    rest, on every core; nothing done ahead is lost, and no thread or copy is needed (the
+    bytes are read where they are, between two batches). As for DetailTable.encode_ahead,
+    the trace must only grow: a part's buffer replaced by another is deflated anew, but one
+    changed in place would be saved as it was (nothing does that: a run's trace only
+    grows)."""
 
     def __init__(self, trace: Trace) -> None:
         self.trace = trace
-        self._done = [0] * len(_GROWING)  # each growing part's segments handed over so far
-        self._segments: dict[tuple[int, int], tuple[int, bytes]] = {}
-        self._queue: SimpleQueue[tuple[int, int, array[int] | bytearray,
-                                       array[int] | bytearray] | None] = SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._stopping = False  # the save has begun: what is queued is left to it
-        # the buffers the segments were copied from, by part (a part's segments are used only
-        # while the trace still holds that buffer)
-        self._sources: list[object | None] = [None] * len(_GROWING)
-        self._error: BaseException | None = None
+        parts = len(_GROWING)
+        # by part: the buffer deflated (its segments are used only while the trace still
+        # holds it), the segments done, and the one begun
+        self._sources: list[array[int] | bytearray | None] = [None] * parts
+        self._done: list[list[tuple[int, bytes]]] = [[] for _ in range(parts)]
+        self._open: list[_OpenSegment | None] = [None] * parts
 
-    def feed(self) -> None:
-        """Hands the columns' segments filled since the last call to the deflating thread."""
-        if _SWAP or self._error is not None or self._stopping:
-            return
-        for number, (column, typecode) in enumerate(zip(_growing(self.trace), _GROWING_TYPES,
-                                                         strict=True)):
-            if self._sources[number] is not column:  # a new buffer: its segments start over
-                with self._lock:
-                    self._sources[number] = column
-                    self._done[number] = 0
-                    for key in [key for key in self._segments if key[0] == number]:
-                        del self._segments[key]
-            if typecode == "B":
-                if not isinstance(column, bytearray):
-                    continue
-                rows = _SEGMENT
-            else:
-                if not isinstance(column, array) or column.typecode != typecode:
-                    continue
-                rows = _SEGMENT // column.itemsize
-            full = len(column) // rows
-            while self._done[number] < full:
-                index = self._done[number]
-                # none once the thread lags behind by a few (the save deflates those), so
-                # that copies never pile up
-                if self._queue.qsize() < _AHEAD_QUEUE:
-                    self._hand_over(number, index, column, rows)
-                self._done[number] = index + 1
+    def work(self, budget: int = _AHEAD_SLICE) -> bool:
+        """Deflates up to `budget` more bytes of the growing parts; True if it used all of
+        it (there may be more to do), False once it has caught up with them."""
+        if _SWAP:
+            return False
+        for number, (buffer, typecode) in enumerate(zip(_growing(self.trace), _GROWING_TYPES,
+                                                        strict=True)):
+            if self._sources[number] is not buffer:  # a new buffer: its segments start over
+                self._sources[number] = buffer
+                self._done[number] = []
+                self._open[number] = None
+            size = _part_size(buffer, typecode)
+            while budget > 0:
+                begun = self._open[number]
+                if begun is None:
+                    begun = _OpenSegment(len(self._done[number]))
+                start = begun.index * _SEGMENT + begun.taken
+                end = min(size, (begun.index + 1) * _SEGMENT, start + budget)
+                if end <= start:
+                    break
+                # a view only for this call: the buffer must be free to grow after it
+                with memoryview(buffer) as whole, whole.cast("B") as raw, \
+                        raw[start:end] as piece:
+                    begun.take(piece)
+                budget -= end - start
+                if begun.taken == _SEGMENT:
+                    self._done[number].append(begun.finish())
+                    self._open[number] = None
+                else:
+                    self._open[number] = begun
+            if budget <= 0:
+                return True
+        return False
 
-    def _hand_over(self, number: int, index: int, source: array[int] | bytearray,
-                   rows: int) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="loopscope-deflate-ahead",
-                                            daemon=True)
-            self._thread.start()
-        # a copy: the buffer grows while the thread deflates, which a view would forbid
-        self._queue.put((number, index, source, source[index * rows : (index + 1) * rows]))
+    def catch_up(self) -> None:
+        """Deflates all there is to deflate now."""
+        while self.work():
+            pass
 
-    def _work(self) -> None:
-        # Only a core nothing else wants: the child and the thread reading its events come
-        # first (a child whose pipe is not drained waits), and the save does what is left.
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _AHEAD_NICE)
-        while (job := self._queue.get()) is not None:
-            if self._stopping or self._error is not None:
-                continue  # left to the save
-            number, index, source, copy = job
-            try:
-                done = _deflate_segment([memoryview(copy).cast("B")])
-            except BaseException as error:  # the save deflates it again
-                self._error = error
-                continue
-            with self._lock:
-                if self._sources[number] is source and not self._stopping:
-                    self._segments[number, index] = done
-
-    def wait(self) -> None:
-        """Returns once every segment handed over is deflated, and ends the thread."""
-        self._end_thread()
-
-    def stop(self) -> None:
-        """Leaves the segments not deflated yet to the save, which deflates them several at
-        once: on a busy machine the thread lags behind the run. It is not waited for (at its
-        priority it may not get a core soon); whatever it finishes now is dropped."""
-        with self._lock:
-            self._stopping = True
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread = None
-
-    def _end_thread(self) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._thread = None
-
-    def segment(self, part: int, index: int) -> tuple[int, bytes] | None:
-        """(adler32, raw deflate) of segment `index` of growing part number `part` (the
-        columns, then the value rows' bases, lengths and texts), if it was deflated ahead
-        from the buffer the trace holds now."""
+    def segment(self, part: int, index: int) -> tuple[int, bytes] | _OpenSegment | None:
+        """Segment `index` of growing part number `part` (the columns, then the value rows'
+        bases, lengths and texts) as far as it was deflated ahead from the buffer the trace
+        holds now: (adler32, raw deflate) when done, the open segment when begun, else
+        None."""
         if _growing(self.trace)[part] is not self._sources[part]:
             return None
-        return self._segments.get((part, index))
+        done = self._done[part]
+        if index < len(done):
+            return done[index]
+        begun = self._open[part]
+        return begun if begun is not None and begun.index == index else None
+
+
+def _part_size(buffer: array[int] | bytearray, typecode: str) -> int:
+    """How many bytes of a growing part's buffer can be deflated ahead: all of them, or
+    none when it is not what the part holds in a run (a list a test filled: the save
+    converts it)."""
+    if typecode == "B":
+        return len(buffer) if isinstance(buffer, bytearray) else 0
+    if isinstance(buffer, array) and buffer.typecode == typecode:
+        return len(buffer) * buffer.itemsize
+    return 0
 
 
 def _deflate_workers() -> int:

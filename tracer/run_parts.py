@@ -176,15 +176,24 @@ class RunReading:
 
             trace = self.trace
             trace.details.encode_ahead()
-            # and the columns deflated a segment at a time as they grow
-            ahead = trace.deflated_ahead
-            if not isinstance(ahead, DeflateAhead):
-                ahead = trace.deflated_ahead = DeflateAhead(trace)
-            ahead.feed()
+            # and the columns deflated as they grow, whenever there is nothing to read
+            if not isinstance(trace.deflated_ahead, DeflateAhead):
+                trace.deflated_ahead = DeflateAhead(trace)
         if decoder.end is not None and self._silence is None:
             # The trace is whole: its notes are worked out while the child tears itself down
             # (tens of ms for a program that made 100k tasks), not after.
             self._silence = silence_notes(self.target, decoder)
+
+    def work_while_idle(self) -> bool:
+        """Does a slice of what the run's end would do (a run saved natively deflates its
+        columns: native.DeflateAhead), for a driver with nothing to read; True if there may
+        be more, False once it has caught up."""
+        ahead = self.trace.deflated_ahead
+        if ahead is None or self.protocol_error is not None:
+            return False
+        from loopscope.tracer.native import DeflateAhead
+
+        return isinstance(ahead, DeflateAhead) and ahead.work()
 
     def _finish_stream(self) -> None:
         """The event pipe has closed: a frame cut short is a broken stream."""

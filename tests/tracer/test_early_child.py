@@ -16,10 +16,8 @@ import pytest
 from loopscope.tracer.blocking_run import BlockingRun
 from loopscope.tracer.descendants import _run_processes
 from loopscope.tracer.early_child import (
-    EVENTS_PIPE_BYTES,
     encode_orders,
     read_orders,
-    spawned_with_pipes,
     start_early_child,
     wants_early_child,
 )
@@ -185,36 +183,27 @@ def test_a_command_line_mistake_runs_nothing_of_the_program(tmp_path: Path) -> N
     assert ran.exists()
 
 
-def _pipe_max_bytes() -> int:
-    try:
-        return int(Path("/proc/sys/fs/pipe-max-size").read_text())
-    except (OSError, ValueError):
-        return 0
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="pipe sizes are Linux's")
+def test_the_events_pipe_holds_a_busy_childs_batch_however_the_child_started(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child blocks while its events pipe is full: the pipe is widened to EVENTS_PIPE_SIZE
+    (where the system allows that much), so a batch of events fits without the child waiting
+    for the parent to read, for a child started early and for one launched the usual way."""
+    import fcntl
 
+    from loopscope.tracer.early_child import EVENTS_PIPE_SIZE
 
-@pytest.mark.skipif(_pipe_max_bytes() < EVENTS_PIPE_BYTES,
-                    reason="this system does not let a pipe grow to a few batches")
-def test_the_events_pipe_holds_a_few_batches_before_the_child_waits() -> None:
-    # A batch of 8,192 events is about 230 KB; a default pipe holds 64 KB, so the child's
-    # write of each batch waited for the parent, and the wait showed as program time.
-    def spawn(child_ends: list[int]) -> list[int]:
-        return [os.dup(fd) for fd in child_ends]
-
-    child_copies, parent_ends = spawned_with_pipes(spawn)
-    try:
-        events_write = child_copies[0]
-        os.set_blocking(events_write, False)
-        four_batches = b"x" * (4 * 230_000)
-        written = 0
-        while written < len(four_batches):  # would raise BlockingIOError at 64 KB before
-            written += os.write(events_write, four_batches[written:])
-        assert written == len(four_batches)
-        # the other pipes are left as the system makes them
-        stdout_write = child_copies[2]
-        os.set_blocking(stdout_write, False)
-        with pytest.raises(BlockingIOError):
-            os.write(stdout_write, four_batches)
-            os.write(stdout_write, four_batches)
-    finally:
-        for fd in child_copies + parent_ends:
-            os.close(fd)
+    allowed = int(Path("/proc/sys/fs/pipe-max-size").read_text())
+    script = _script(tmp_path, "print('done')\n")
+    target = resolve_target(str(script))
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+    for launched in (adopt_early_child(start_early_child(), target),
+                     launch(target, sys.executable)):
+        size = fcntl.fcntl(launched.events_fd, fcntl.F_GETPIPE_SZ)
+        result = BlockingRun(launched, target).wait(timeout=60)
+        assert result.ok, result.stderr
+        assert result.stdout == "done\n"
+        if allowed >= EVENTS_PIPE_SIZE or os.geteuid() == 0:
+            assert size == EVENTS_PIPE_SIZE
+        else:
+            assert size >= 1 << 16

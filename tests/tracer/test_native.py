@@ -405,7 +405,7 @@ def _grown_in_batches(whole: Trace, batch: int, ahead_each: bool) -> Trace:
         for name in ("ts", "lane", "code", "other", "detail", "source"):
             getattr(grown, name).extend(getattr(whole, name)[first : first + batch])
         if ahead_each:
-            ahead.feed()
+            ahead.catch_up()
     return grown
 
 
@@ -417,27 +417,39 @@ def test_columns_deflated_ahead_as_they_grow_save_the_bytes_of_a_save_without(
     import loopscope.tracer.native as native
 
     monkeypatch.setattr(native, "_SEGMENT", 4096)
-    monkeypatch.setattr(native, "_AHEAD_QUEUE", 1000)  # none left to the save for lagging
     whole = _many_values(3000)
     expected = encode_trace(whole)
     assert zlib.decompress(expected[expected.index(b"\n") + 1 :])  # one plain zlib stream
     grown = _grown_in_batches(whole, 333, ahead_each=True)
     ahead = grown.deflated_ahead
     assert isinstance(ahead, DeflateAhead)
-    ahead.wait()
-    # every full segment of every column and of the value rows' bases, lengths and texts,
-    # and no other
+    # every full segment of every column and of the value rows' bases, lengths and texts
+    # is done, and the rest of each begun
     values = whole.details.values
-    assert [sum(1 for index in range(1000) if ahead.segment(part, index))
-            for part in range(9)] == [
-        *(len(whole) * size // 4096 for size in (8, 4, 1, 4, 4, 4)),
-        len(values) * 4 // 4096, len(values) * 4 // 4096, len(values.texts) // 4096]
+    sizes = [*(len(whole) * size for size in (8, 4, 1, 4, 4, 4)),
+             len(values) * 4, len(values) * 4, len(values.texts)]
+    assert [sum(1 for index in range(1000) if isinstance(ahead.segment(part, index), tuple))
+            for part in range(9)] == [size // 4096 for size in sizes]
+    for part, size in enumerate(sizes):
+        begun = ahead.segment(part, size // 4096)
+        assert isinstance(begun, native._OpenSegment)
+        assert begun.taken == size % 4096 > 0
     assert encode_trace(grown) == expected
     assert encode_trace(_grown_in_batches(whole, 333, ahead_each=False)) == expected
     _same(whole, decode_trace(encode_trace(grown)))
-    # a thread that lags behind is handed no more copies; the save deflates what it skipped
-    monkeypatch.setattr(native, "_AHEAD_QUEUE", 1)
-    assert encode_trace(_grown_in_batches(whole, 333, ahead_each=True)) == expected
+    # a save while segments are half done (as when the child ends) finishes them from
+    # where they are, without changing what was done: deflating goes on after it as before
+    partly = _grown_in_batches(whole, 333, ahead_each=False)
+    partly_ahead = partly.deflated_ahead
+    assert isinstance(partly_ahead, DeflateAhead)
+    for budget in (1000, 5000, 3, 4096, 20000):
+        assert partly_ahead.work(budget)
+        assert any(isinstance(partly_ahead.segment(part, index), native._OpenSegment)
+                   for part in range(9) for index in range(1000))
+        assert encode_trace(partly) == expected
+    partly_ahead.catch_up()
+    assert encode_trace(partly) == expected
+    assert not partly_ahead.work()
 
 
 def _deflated_ahead_in_small_segments(monkeypatch: pytest.MonkeyPatch
@@ -451,7 +463,6 @@ def _deflated_ahead_in_small_segments(monkeypatch: pytest.MonkeyPatch
     grown = _grown_in_batches(whole, 1000, ahead_each=True)
     ahead = grown.deflated_ahead
     assert isinstance(ahead, DeflateAhead)
-    ahead.wait()
     return whole, grown, ahead
 
 
@@ -483,7 +494,8 @@ def test_a_real_run_saved_natively_deflates_its_columns_while_the_child_runs(
     monkeypatch.setattr(native, "_SEGMENT", 4096)
     script = tmp_path / "gens.py"
     script.write_text("def g():\n    while True:\n        yield\n"
-                      "it = g()\nfor _ in range(3000):\n    next(it)\n")
+                      "it = g()\nfor _ in range(3000):\n    next(it)\n"
+                      "import time\ntime.sleep(0.3)\n")  # the parent reads all and waits
     target = resolve_target(str(script))
     run = BlockingRun(launch(target, sys.executable), target)
     run.encode_details_ahead = True  # what `loopscope trace -o FILE.loopscope` asks
@@ -493,7 +505,8 @@ def test_a_real_run_saved_natively_deflates_its_columns_while_the_child_runs(
     assert isinstance(ahead, DeflateAhead)
     saved = tmp_path / "run.loopscope"
     save_native(result.trace, saved)
-    assert ahead.segment(0, 0) is not None  # the first 4 KB of times, deflated ahead
+    # the first 4 KB of times, deflated while the parent had nothing to read
+    assert isinstance(ahead.segment(0, 0), tuple)
     result.trace.deflated_ahead = None
     assert saved.read_bytes() == encode_trace(result.trace)
     _same(result.trace, load_native(saved))
@@ -504,14 +517,11 @@ def test_a_column_replaced_while_the_run_goes_is_deflated_ahead_from_its_start(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from array import array
 
-    import loopscope.tracer.native as native
 
-    monkeypatch.setattr(native, "_AHEAD_QUEUE", 1000)
     whole, grown, ahead = _deflated_ahead_in_small_segments(monkeypatch)
     for trace in (whole, grown):
         trace.lane = array("i", trace.lane)  # the same values in a new array
         trace.ts = array("q", [t + 1 for t in trace.ts])
-    ahead.feed()
-    ahead.wait()
+    ahead.catch_up()
     assert ahead.segment(0, 0) is not None and ahead.segment(1, 0) is not None
     assert encode_trace(grown) == encode_trace(whole)
