@@ -410,11 +410,13 @@ tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
     return failed ? -1 : 0;
 }
 
+static PyObject *task_own_coro(PyObject *task);
+
 /* The lane of a traced task (its coroutine is our proxy), else NO_LANE. */
 static int
 lane_of_task(PyObject *task, int32_t *lane)
 {
-    PyObject *coro = PyObject_CallMethodNoArgs(task, str_get_coro);
+    PyObject *coro = task_own_coro(task);
     if (coro == NULL) return -1;
     *lane = PyObject_TypeCheck(coro, &ProxyCoreType) ? ((ProxyCore *)coro)->lane : NO_LANE;
     Py_DECREF(coro);
@@ -793,6 +795,143 @@ task_lane_name(PyObject *qualname, PyObject *task_name)
     return name;
 }
 
+/* -- A task's own name, read where the Task keeps it ---------------------------------------
+ *
+ * Task.get_name costs 3.12 and later 1.7k instructions a task: a task the program did not
+ * name keeps its number until get_name formats "Task-N" (PyUnicode_FromFormat) and stores
+ * that, and the tracer is the only one who asks. CPython's C Task keeps its coroutine and its
+ * name in slots of its object that no header declares, so where they are is learned, not
+ * assumed: the first traced task of asyncio's Task type is asked by get_name as before, and
+ * the one slot holding the name it returned and the one holding the task's coroutine (the
+ * proxy) are the slots. A number in the name slot is read as "Task-<number>" once the first
+ * one seen has been checked against what get_name made of it. Anything else (another task
+ * type, a mutable type whose get_name a program could replace, a free-threaded build, no
+ * such unique slots, a name slot holding something else) asks get_name as before. */
+
+static PyObject *hooks_task_type;  /* asyncio's Task type (configure_loop_hooks, below) */
+static Py_ssize_t task_name_slot, task_coro_slot;  /* byte offsets in a Task, once known */
+static int task_slots_known;    /* 0: not looked for yet, 1: known, -1: not to be used */
+static int task_numbers_known;  /* 0: not checked yet, 1: a number is "Task-<number>", -1 not */
+
+static inline PyObject *
+task_slot(PyObject *task, Py_ssize_t offset)
+{
+    return *(PyObject **)((char *)task + offset);  /* borrowed; may be NULL */
+}
+
+/* Whether `task` is of the type whose slots are known. */
+static inline int
+task_slots_usable(PyObject *task)
+{
+    return task_slots_known > 0 && (PyObject *)Py_TYPE(task) == hooks_task_type;
+}
+
+/* Finds the name and coroutine slots in `task`, which get_name has just answered `name`. */
+static void
+task_slots_learn(PyObject *task, PyObject *coro, PyObject *name)
+{
+    task_slots_known = -1;
+#ifndef Py_GIL_DISABLED
+    PyTypeObject *type = Py_TYPE(task);
+    if ((PyObject *)type != hooks_task_type || type->tp_itemsize != 0
+        || !(type->tp_flags & Py_TPFLAGS_IMMUTABLETYPE)) {
+        return;
+    }
+    Py_ssize_t name_at = 0, coro_at = 0;
+    for (Py_ssize_t at = sizeof(PyObject);
+         at + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize; at += sizeof(PyObject *)) {
+        PyObject *held = task_slot(task, at);
+        if (held == name) {
+            if (name_at != 0) return;
+            name_at = at;
+        }
+        else if (held == coro) {
+            if (coro_at != 0) return;
+            coro_at = at;
+        }
+    }
+    if (name_at == 0 || coro_at == 0) return;
+    task_name_slot = name_at;
+    task_coro_slot = coro_at;
+    task_slots_known = 1;
+#else
+    (void)coro;
+    (void)name;
+#endif
+}
+
+/* "Task-<number>" for the int a Task keeps as its name, as get_name formats it ("Task-%S"). */
+static PyObject *
+task_number_name(PyObject *number)
+{
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    if (value == -1 && PyErr_Occurred()) return NULL;
+    if (overflow != 0 || value < 0) return PyUnicode_FromFormat("Task-%S", number);
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    PyObject *name = PyUnicode_New(5 + count, 127);
+    if (name == NULL) return NULL;
+    Py_UCS1 *text = PyUnicode_1BYTE_DATA(name);
+    memcpy(text, "Task-", 5);
+    for (int i = 0; i < count; i++) text[5 + i] = (Py_UCS1)digits[count - 1 - i];
+    return name;
+}
+
+/* What task.get_name() answers (a new reference), read from its name slot when it is known
+ * (`coro` is the task's coroutine, which the first call finds the slots by). */
+static PyObject *
+task_own_name(PyObject *task, PyObject *coro)
+{
+    PyObject *number = NULL;
+    if (task_slots_usable(task)) {
+        PyObject *held = task_slot(task, task_name_slot);
+        if (held != NULL && PyUnicode_CheckExact(held)) return Py_NewRef(held);
+        if (held != NULL && PyLong_CheckExact(held)) {
+            if (task_numbers_known > 0) return task_number_name(held);
+            if (task_numbers_known == 0) number = Py_NewRef(held);  /* checked below */
+        }
+    }
+    PyObject *name = PyObject_CallMethodNoArgs(task, str_get_name);
+    if (name == NULL || (number == NULL && task_slots_known != 0)) {
+        Py_XDECREF(number);
+        return name;
+    }
+    if (number != NULL) {
+        PyObject *ours = task_number_name(number);
+        Py_DECREF(number);
+        if (ours == NULL) {
+            Py_DECREF(name);
+            return NULL;
+        }
+        task_numbers_known = PyUnicode_CheckExact(name)
+            && PyUnicode_Compare(ours, name) == 0 ? 1 : -1;
+        Py_DECREF(ours);
+    }
+    else if (PyUnicode_CheckExact(name)) {
+        task_slots_learn(task, coro, name);
+    }
+    else {
+        task_slots_known = -1;
+    }
+    return name;
+}
+
+/* task.get_coro() (a new reference), read from its coroutine slot when it is known */
+static PyObject *
+task_own_coro(PyObject *task)
+{
+    if (task_slots_usable(task)) {
+        PyObject *coro = task_slot(task, task_coro_slot);
+        return coro != NULL ? Py_NewRef(coro) : Py_NewRef(Py_None);
+    }
+    return PyObject_CallMethodNoArgs(task, str_get_coro);
+}
+
 /* LoopTracer._spawn in C for the usual task: a lane named "<qualname> (Task-N)" (the task's
  * name, or `suffix` when not NULL) or as the program named it, READY from its creator. 0 when
  * done, 1 when Python must do it (a request handler's lane), -1 on error. */
@@ -818,7 +957,7 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     PyObject *name;
     if (given == Py_None) {
         PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
-            : PyObject_CallMethodNoArgs(task, str_get_name);
+            : task_own_name(task, (PyObject *)proxy);
         name = task_name == NULL ? NULL : task_lane_name(qualname, task_name);
         Py_XDECREF(task_name);
     }
@@ -1480,8 +1619,8 @@ proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **task_name)
         PyErr_Clear();
     }
     else if (task != Py_None) {
-        PyObject *coro = PyObject_CallMethodNoArgs(task, str_get_coro);
-        if (coro == (PyObject *)self) *task_name = PyObject_CallMethodNoArgs(task, str_get_name);
+        PyObject *coro = task_own_coro(task);
+        if (coro == (PyObject *)self) *task_name = task_own_name(task, coro);
         Py_XDECREF(coro);
         if (*task_name == NULL && PyErr_Occurred()) {
             Py_DECREF(task);

@@ -475,6 +475,73 @@ def test_c_and_pure_name_eager_tasks_as_create_task_would() -> None:
                          "built directly"]
 
 
+# A task's own name is read where the C Task keeps it (learned from the first task get_name
+# answered; a number there is "Task-<number>"): every lane's name is still what get_name says,
+# for plain and eager tasks, tasks the program named, and a Task subclass with its own get_name.
+TASK_NAMES_PROGRAM = """
+import asyncio, json, sys
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+class OwnNameTask(asyncio.Task):
+    def get_name(self):
+        return "own " + super().get_name()
+
+async def leaf(n):
+    return n
+
+async def sleeper(n):
+    await asyncio.sleep(0)
+    return n
+
+async def main():
+    loop = asyncio.get_running_loop()
+    made = [("main", asyncio.current_task())]
+    made += [("sleeper", asyncio.create_task(sleeper(n))) for n in range(3)]
+    made.append((None, asyncio.create_task(sleeper(3), name="named")))
+    made.append((None, asyncio.create_task(sleeper(4), name=1234)))
+    if sys.version_info >= (3, 12):
+        loop.set_task_factory(asyncio.eager_task_factory)
+        # (3.13.0's create_task renames a factory's task "None" once the factory returned
+        # it, after the eager first step spawned its lane: get_name is asked below no more)
+        made += [("", loop.create_task(leaf(n))) for n in range(5, 8)]
+        made.append(("", loop.create_task(sleeper(8))))
+    loop.set_task_factory(lambda loop, coro, **options: OwnNameTask(coro, loop=loop, **options))
+    made += [("", loop.create_task(sleeper(n))) for n in range(9, 11)]
+    loop.set_task_factory(None)
+    made.append(("leaf", asyncio.create_task(leaf(11))))
+    await asyncio.gather(*[task for _, task in made[1:]])
+    return [task.get_name() if coro is None else coro + " (" + task.get_name() + ")"
+            if coro else None for coro, task in made]
+
+""" + RUN_TRACED_MAIN + """
+names = [info.name for info in trace.lanes]
+print(json.dumps(dict(result=result, names=names, events=events, details=trace.details)))
+"""
+
+
+@needs_extension
+def test_c_and_pure_name_task_lanes_as_get_name_does() -> None:
+    c_side = run_both_sides(TASK_NAMES_PROGRAM)
+
+    # a fresh interpreter: asyncio.run's main is Task-1, a named task takes no number
+    eager = ["leaf (Task-5)", "leaf (Task-6)", "leaf (Task-7)", "sleeper (Task-8)"]
+    names, asked = c_side["names"], c_side["result"]
+    assert names[0] == "asyncio loop"
+    assert names[1:7] == ["main (Task-1)", "sleeper (Task-2)", "sleeper (Task-3)",
+                          "sleeper (Task-4)", "named", "1234"]
+    assert names[7:-3] == (eager if sys.version_info >= (3, 12) else [])
+    # the subclass's own get_name (a task factory's task is named once create_task has it,
+    # and 3.13.0's create_task renames it "None" there first)
+    assert all(name.startswith("sleeper (own ") for name in names[-3:-1])
+    assert names[-1].startswith("leaf (Task-")
+    # what get_name says once the program is done, where it says the same as at the start
+    assert [name for name, said in zip(names[1:], asked, strict=True) if said is not None] \
+        == [said for said in asked if said is not None]
+
+
 # A task whose own coroutine is library code (compiled under a file name in the standard
 # library, as aiohttp's RequestHandler is in site-packages) awaiting the program's handler,
 # which awaits a helper of its own: the task steps at the handler's or helper's line.
