@@ -1815,11 +1815,19 @@ PyTypeObject ProxyCoreType = {
  * create_task and call_soon, which every task and every step go through, without a Python
  * frame of their own. PureLoopHooks there is their twin. What they fall back to and build
  * (BaseEventLoop's methods, the Task and Handle classes, the proxy type) is set once by
- * configure_loop_hooks when that module is imported. */
+ * configure_loop_hooks when that module is imported.
+ *
+ * It has no fields of its own: the loop's tracer is its `_tracer` attribute, as in the twin.
+ * A field would make the loop's objects larger than a plain object, and 3.13 keeps the
+ * attributes of only those in their inline values; without them the interpreter cannot
+ * specialise an attribute read on the loop (`self._closed`, `self._task_factory`,
+ * `loop.create_task`), and asyncio's own Python code reads the loop's attributes a few times
+ * for every task. */
 typedef struct {
     PyObject_HEAD
-    LoopTracerCore *tracer;
 } LoopHooksCore;
+
+static PyObject *str_tracer_attribute;  /* "_tracer" */
 
 static PyObject *hooks_base_create_task, *hooks_base_call_soon, *hooks_task_type,
     *hooks_handle_type, *hooks_proxy_type, *hooks_cleanup_codes, *hooks_naming_callers,
@@ -1843,7 +1851,8 @@ configure_loop_hooks(PyObject *module, PyObject *args)
     static const InternedName names[] = {
         {&str_name, "name"}, {&str_context, "context"}, {&str_task_factory, "_task_factory"},
         {&str_debug, "_debug"}, {&str_closed, "_closed"}, {&str_ready, "_ready"},
-        {&str_append, "append"}, {&str_loop, "loop"}, {NULL, NULL},
+        {&str_append, "append"}, {&str_loop, "loop"}, {&str_tracer_attribute, "_tracer"},
+        {NULL, NULL},
     };
     if (intern_names(names) < 0 || intern_own_names() < 0) return NULL;
     PyObject *loop_kwnames = PyTuple_Pack(1, str_loop);
@@ -1962,25 +1971,28 @@ hooks_new_task(PyObject *self, PyObject *proxy, PyObject *const *args, Py_ssize_
     return task;
 }
 
-/* The loop's tracer, or NULL while it has none (a loop being made, or not ours) */
+/* The loop's tracer (a new reference), or NULL while it has none (a loop being made, or not
+ * ours); NULL with an error set when reading it failed otherwise. */
 static LoopTracerCore *
 hooks_tracer(LoopHooksCore *self)
 {
-    PyObject *tracer = (PyObject *)self->tracer;
-    return tracer != NULL && PyObject_TypeCheck(tracer, &LoopTracerCoreType)
-        ? (LoopTracerCore *)tracer : NULL;
+    PyObject *tracer = PyObject_GetAttr((PyObject *)self, str_tracer_attribute);
+    if (tracer == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return NULL;
+        PyErr_Clear();
+    }
+    if (tracer != NULL && !PyObject_TypeCheck(tracer, &LoopTracerCoreType)) Py_CLEAR(tracer);
+    return (LoopTracerCore *)tracer;
 }
 
 /* Whether create_task traces this coroutine: the tracer is on and it is a plain coroutine
  * that is not one of asyncio.run's own clean-ups. When it does, *code is the coroutine's code
  * object (a new reference), which its proxy is made with. */
 static int
-hooks_traces(LoopHooksCore *self, PyObject *coro, PyObject **code)
+hooks_traces(LoopTracerCore *tracer, PyObject *coro, PyObject **code)
 {
     *code = NULL;
-    if (hooks_tracer(self) == NULL || self->tracer->detached || !PyCoro_CheckExact(coro)) {
-        return 0;
-    }
+    if (tracer == NULL || tracer->detached || !PyCoro_CheckExact(coro)) return 0;
     PyObject *found = PyObject_GetAttr(coro, str_cr_code);
     if (found == NULL) return -1;
     PyObject *key = PyLong_FromVoidPtr(found);
@@ -2019,22 +2031,17 @@ hooks_new_proxy(LoopTracerCore *tracer, PyObject *coro, PyObject *code)
     return proxy;
 }
 
-/* create_task(coro, **options): PureLoopHooks.create_task's twin */
+/* create_task(coro, **options) with the loop's tracer (NULL: none) */
 static PyObject *
-hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+hooks_create_task_traced(LoopHooksCore *self, LoopTracerCore *tracer, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (hooks_task_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "configure_loop_hooks() was not called");
-        return NULL;
-    }
     PyObject *code = NULL;
-    int traces = nargs == 1 ? hooks_traces(self, args[0], &code) : 0;
+    int traces = nargs == 1 ? hooks_traces(tracer, args[0], &code) : 0;
     if (traces < 0) return NULL;
     if (!traces) {
         return hooks_call_base(hooks_base_create_task, (PyObject *)self, args, nargs, kwnames);
     }
-    LoopTracerCore *tracer = self->tracer;
     PyObject *proxy = hooks_new_proxy(tracer, args[0], code);
     Py_DECREF(code);
     if (proxy == NULL) {  /* ours, not the program's: the task runs untraced */
@@ -2097,18 +2104,49 @@ failed:
     return NULL;
 }
 
+/* create_task(coro, **options): PureLoopHooks.create_task's twin */
+static PyObject *
+hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (hooks_task_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_loop_hooks() was not called");
+        return NULL;
+    }
+    LoopTracerCore *tracer = hooks_tracer(self);
+    if (tracer == NULL && PyErr_Occurred()) return NULL;
+    PyObject *task = hooks_create_task_traced(self, tracer, args, PyVectorcall_NARGS(nargsf),
+                                              kwnames);
+    Py_XDECREF(tracer);
+    return task;
+}
+
+static PyObject *hooks_call_soon_traced(LoopHooksCore *self, LoopTracerCore *tracer,
+                                        PyObject *const *args, Py_ssize_t nargs,
+                                        PyObject *kwnames);
+
 /* call_soon(callback, *args, context=None): PureLoopHooks.call_soon's twin */
 static PyObject *
 hooks_call_soon(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    LoopTracerCore *tracer = hooks_tracer(self);
+    if (tracer == NULL && PyErr_Occurred()) return NULL;
+    PyObject *handle = hooks_call_soon_traced(self, tracer, args, PyVectorcall_NARGS(nargsf),
+                                              kwnames);
+    Py_XDECREF(tracer);
+    return handle;
+}
+
+/* call_soon with the loop's tracer (NULL: none) */
+static PyObject *
+hooks_call_soon_traced(LoopHooksCore *self, LoopTracerCore *tracer, PyObject *const *args,
+                       Py_ssize_t nargs, PyObject *kwnames)
+{
     Py_ssize_t keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     PyObject *context = keyword_argument(args, nargs, kwnames, str_context);
     if (hooks_handle_type == NULL || nargs < 1 || keywords > (context != NULL)) {
         /* let the base method say what is wrong with the call */
         return hooks_call_base(hooks_base_call_soon, (PyObject *)self, args, nargs, kwnames);
     }
-    LoopTracerCore *tracer = hooks_tracer(self);
     PyObject *callback;
     int32_t done_lane = NO_LANE;
     if (nargs > 1 && tracer != NULL && !tracer->detached) {
@@ -2189,17 +2227,14 @@ static PyMethodDef hooks_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyMemberDef hooks_members[] = {
-    {"_tracer", T_OBJECT, offsetof(LoopHooksCore, tracer), 0, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
-GC_FROM_MEMBERS(hooks, hooks_members)
-
 PyTypeObject LoopHooksCoreType = {
-    CORE_TYPE("LoopHooksCore", LoopHooksCore, hooks,
-              "The traced asyncio loop's create_task and call_soon."),
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.tracer._speedups.LoopHooksCore",
+    .tp_basicsize = sizeof(LoopHooksCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The traced asyncio loop's create_task and call_soon.",
     .tp_methods = hooks_methods,
+    .tp_new = PyType_GenericNew,
 };
 
 

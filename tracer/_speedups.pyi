@@ -90,7 +90,6 @@ class DoneCallbacks:
     __qualname__: str
     def __call__(self, callback: Any, task: Any, lane: int, /) -> Any: ...
 
-@disjoint_base
 class LoopHooksCore:
     _tracer: Any
     def create_task(self, coro: Any, **options: Any) -> Any: ...
