@@ -213,6 +213,7 @@ static PyMemberDef tracer_members[] = {
     {"sleeping", T_OBJECT, offsetof(LoopTracerCore, sleeping), 0, NULL},
     {"_last_delay", T_OBJECT, offsetof(LoopTracerCore, last_delay), READONLY, NULL},
     {"_last_delay_shown", T_OBJECT, offsetof(LoopTracerCore, last_delay_shown), READONLY, NULL},
+    {"_last_code_lines", T_OBJECT, offsetof(LoopTracerCore, last_code_lines), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -1386,6 +1387,12 @@ static PyObject *
 code_lines_known(LoopTracerCore *tracer, PyObject *code)
 {
     if (tracer->code_lines == NULL || !PyDict_Check(tracer->code_lines)) return NULL;
+    /* an entry stays as it is while its code lives (lines_of replaces one only for another
+     * code object given the same id), and the one kept here keeps its code alive */
+    PyObject *last = tracer->last_code_lines;
+    if (last != NULL && PyTuple_GET_ITEM(last, LINES_OF_CODE) == code) {
+        return Py_NewRef(PyTuple_GET_ITEM(last, LINES_OF_LINES));
+    }
     PyObject *key = PyLong_FromVoidPtr(code);
     if (key == NULL) return NULL;
     PyObject *entry = PyDict_GetItemWithError(tracer->code_lines, key);  /* borrowed */
@@ -1393,6 +1400,7 @@ code_lines_known(LoopTracerCore *tracer, PyObject *code)
     if (entry == NULL) return NULL;
     if (checked_row(entry, LINES_OF_FIELDS, "asyncio code lines") == NULL) return NULL;
     if (PyTuple_GET_ITEM(entry, LINES_OF_CODE) != code) return NULL;  /* an id reused */
+    Py_XSETREF(tracer->last_code_lines, Py_NewRef(entry));
     return Py_NewRef(PyTuple_GET_ITEM(entry, LINES_OF_LINES));
 }
 
@@ -1833,6 +1841,11 @@ static PyObject *hooks_base_create_task, *hooks_base_call_soon, *hooks_task_type
     *hooks_handle_type, *hooks_proxy_type, *hooks_cleanup_codes, *hooks_naming_callers,
     *hooks_loop_kwnames;
 static int hooks_named_afterwards;
+/* the ids in hooks_cleanup_codes (asyncio.run's clean-ups: a few code objects that live as
+ * long as asyncio), compared with a task's code without an int and a set lookup a task */
+#define CLEANUP_CODES_HELD 8
+static void *hooks_cleanup_ids[CLEANUP_CODES_HELD];
+static Py_ssize_t hooks_cleanup_count = -1;  /* -1: more than held, the set is asked */
 static PyObject *str_name, *str_context, *str_task_factory, *str_debug, *str_closed,
     *str_ready, *str_append, *str_loop;
 
@@ -1870,6 +1883,24 @@ configure_loop_hooks(PyObject *module, PyObject *args)
         proxy_type->tp_as_async->am_send = (sendfunc)proxy_am_send;
         PyType_Modified(proxy_type);
     }
+    PyObject *ids = PyObject_GetIter(given[5]);
+    if (ids == NULL) {
+        Py_DECREF(loop_kwnames);
+        return NULL;
+    }
+    hooks_cleanup_count = 0;
+    PyObject *id;
+    while ((id = PyIter_Next(ids)) != NULL) {
+        void *address = PyLong_Check(id) ? PyLong_AsVoidPtr(id) : NULL;
+        Py_DECREF(id);
+        if (address == NULL || hooks_cleanup_count == CLEANUP_CODES_HELD) {
+            hooks_cleanup_count = -1;  /* the set is asked instead */
+            break;
+        }
+        hooks_cleanup_ids[hooks_cleanup_count++] = address;
+    }
+    Py_DECREF(ids);
+    PyErr_Clear();  /* none is raised by a frozenset's iterator; a bad id's is not ours */
     for (int i = 0; i < 7; i++) Py_XSETREF(*slots[i], Py_NewRef(given[i]));
     Py_XSETREF(hooks_loop_kwnames, loop_kwnames);
     hooks_named_afterwards = named_afterwards;
@@ -1995,13 +2026,17 @@ hooks_traces(LoopTracerCore *tracer, PyObject *coro, PyObject **code)
     if (tracer == NULL || tracer->detached || !PyCoro_CheckExact(coro)) return 0;
     PyObject *found = PyObject_GetAttr(coro, str_cr_code);
     if (found == NULL) return -1;
-    PyObject *key = PyLong_FromVoidPtr(found);
-    if (key == NULL) {
-        Py_DECREF(found);
-        return -1;
+    int cleanup = 0;
+    if (hooks_cleanup_count >= 0) {
+        for (Py_ssize_t i = 0; i < hooks_cleanup_count && !cleanup; i++) {
+            cleanup = hooks_cleanup_ids[i] == (void *)found;
+        }
     }
-    int cleanup = PySet_Contains(hooks_cleanup_codes, key);
-    Py_DECREF(key);
+    else {
+        PyObject *key = PyLong_FromVoidPtr(found);
+        cleanup = key == NULL ? -1 : PySet_Contains(hooks_cleanup_codes, key);
+        Py_XDECREF(key);
+    }
     if (cleanup != 0) {
         Py_DECREF(found);
         return cleanup < 0 ? -1 : 0;

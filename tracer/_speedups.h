@@ -127,6 +127,9 @@ typedef struct {
     PyObject *sleeping;
     PyObject *last_delay;
     PyObject *last_delay_shown;
+    /* the code_lines entry read last: a run's tasks mostly run a few coroutines, and finding
+     * an entry by id(code) made an int and a dict lookup a task */
+    PyObject *last_code_lines;
 } LoopTracerCore;
 
 extern PyTypeObject LoopTracerCoreType;
