@@ -65,6 +65,8 @@ static PyMethodDef module_methods[] = {
      "What LoopHooksCore falls back to and builds (tracer.models._asyncio_loop)."},
     {"column_problem", column_problem, METH_VARARGS,
      "What is wrong with a run of event columns (trace_checks.check_columns), or None."},
+    {"code_positions", code_positions, METH_VARARGS,
+     "The positions of the events from `start` on with this code, as native int64 bytes."},
     {"monotonic_ns", monotonic_ns, METH_NOARGS,
      "The clock RecorderCore reads natively (CLOCK_MONOTONIC, as time.perf_counter_ns)."},
     {NULL, NULL, 0, NULL},

@@ -127,6 +127,14 @@ class DetailTable(list[dict[str, Any]]):
         return 0 <= index < len(self)
 
 
+def _code_positions() -> Callable[[array[int], int, int], bytes] | None:
+    """_speedups.code_positions, None without the C extension (imported at first use: the
+    recorder module, which finds the extension, imports this one)."""
+    from loopscope.tracer.recorder import SPEEDUPS
+
+    return None if SPEEDUPS is None else SPEEDUPS.code_positions
+
+
 def _items(values: Sequence[int], indexes: Sequence[int]) -> tuple[int, ...]:
     """values[i] for each of the (one or more) indexes, in a loop in C."""
     found = itemgetter(*indexes)(values)
@@ -156,6 +164,10 @@ class SpawnedLanes(Sequence[LaneInfo]):
     def find_spawns(self, start: int) -> SpawnedLanes:
         """Adds the lanes spawned from event `start` on; returns itself."""
         spawn = Code.SPAWN
+        positions = _code_positions()
+        if positions is not None:  # one pass in C, where built
+            self._seqs.frombytes(positions(self._trace.code, spawn, start))
+            return self
         codes = self._trace.code[start:].tobytes()  # one byte per event: find() walks it in C
         append = self._seqs.append
         find = codes.find

@@ -178,6 +178,28 @@ def test_the_environment_variable_selects_the_pure_python_twins() -> None:
 
 
 @needs_extension
+def test_c_and_pure_find_the_same_spawns_in_a_code_column() -> None:
+    from loopscope.tracer.trace import SpawnedLanes, Trace
+
+    codes = [Code.SPAWN, Code.READY, Code.RUNNING, Code.SPAWN, Code.SPAWN, Code.END,
+             Code.WAKE, Code.SPAWN, Code.RUNNING]
+    for start in range(len(codes) + 1):
+        trace = Trace()
+        trace.code.extend(codes)
+        found = list(SpawnedLanes(trace).find_spawns(start)._seqs)  # the C pass
+        pure: list[int] = []
+        at = bytes(codes).find(Code.SPAWN, start)
+        while at >= 0:
+            pure.append(at)
+            at = bytes(codes).find(Code.SPAWN, at + 1)
+        assert found == pure == [
+            i for i in range(start, len(codes)) if codes[i] == Code.SPAWN]
+    assert SPEEDUPS is not None
+    with pytest.raises(TypeError):
+        SPEEDUPS.code_positions([16, 1], Code.SPAWN, 0)
+
+
+@needs_extension
 def test_c_and_pure_recorders_write_the_same_batches_and_gate_calls() -> None:
     c_side = run_side(RECORDER_PROGRAM, pure=False)
     pure_side = run_side(RECORDER_PROGRAM, pure=True)
