@@ -67,6 +67,8 @@ static PyMethodDef module_methods[] = {
      "What is wrong with a run of event columns (trace_checks.check_columns), or None."},
     {"code_positions", code_positions, METH_VARARGS,
      "The positions of the events from `start` on with this code, as native int64 bytes."},
+    {"value_bases", value_bases, METH_VARARGS,
+     "The base detail of the value row of each event at seqs, as native int32 bytes."},
     {"monotonic_ns", monotonic_ns, METH_NOARGS,
      "The clock RecorderCore reads natively (CLOCK_MONOTONIC, as time.perf_counter_ns)."},
     {NULL, NULL, 0, NULL},

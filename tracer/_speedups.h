@@ -78,6 +78,7 @@ int recorder_read_clock(RecorderCore *self, int64_t *now);
 /* -- the parent's column checks (_column_checks.c) */
 PyObject *column_problem(PyObject *module, PyObject *args);
 PyObject *code_positions(PyObject *module, PyObject *args);
+PyObject *value_bases(PyObject *module, PyObject *args);
 
 /* -- the asyncio model's cores (_asyncio_core.c) ------------------------------------------- */
 

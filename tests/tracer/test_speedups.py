@@ -200,6 +200,25 @@ def test_c_and_pure_find_the_same_spawns_in_a_code_column() -> None:
 
 
 @needs_extension
+def test_c_and_pure_read_the_same_value_row_bases_of_spawns() -> None:
+    from array import array
+
+    from loopscope.tracer.values import VALUE_ROW
+
+    assert SPEEDUPS is not None
+    detail = array("i", [VALUE_ROW + 2, 7, VALUE_ROW, VALUE_ROW + 1, 3])
+    bases = array("i", [40, 41, 42])
+    found = SPEEDUPS.value_bases(detail, array("q", [0, 2, 3]), bases, VALUE_ROW)
+    assert found is not None and array("i", found).tolist() == [42, 40, 41]
+    assert SPEEDUPS.value_bases(detail, array("q", [0, 1]), bases, VALUE_ROW) is None
+    assert SPEEDUPS.value_bases(detail, array("q", []), bases, VALUE_ROW) == b""
+    with pytest.raises(IndexError):
+        SPEEDUPS.value_bases(detail, array("q", [5]), bases, VALUE_ROW)
+    with pytest.raises(IndexError):
+        SPEEDUPS.value_bases(array("i", [VALUE_ROW + 3]), array("q", [0]), bases, VALUE_ROW)
+
+
+@needs_extension
 def test_c_and_pure_recorders_write_the_same_batches_and_gate_calls() -> None:
     c_side = run_side(RECORDER_PROGRAM, pure=False)
     pure_side = run_side(RECORDER_PROGRAM, pure=True)
