@@ -213,6 +213,7 @@ static PyMemberDef tracer_members[] = {
     {"sleeping", T_OBJECT, offsetof(LoopTracerCore, sleeping), 0, NULL},
     {"_last_delay", T_OBJECT, offsetof(LoopTracerCore, last_delay), READONLY, NULL},
     {"_last_delay_shown", T_OBJECT, offsetof(LoopTracerCore, last_delay_shown), READONLY, NULL},
+    {"_last_code_lines", T_OBJECT, offsetof(LoopTracerCore, last_code_lines), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -410,11 +411,13 @@ tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
     return failed ? -1 : 0;
 }
 
+static PyObject *task_own_coro(PyObject *task);
+
 /* The lane of a traced task (its coroutine is our proxy), else NO_LANE. */
 static int
 lane_of_task(PyObject *task, int32_t *lane)
 {
-    PyObject *coro = PyObject_CallMethodNoArgs(task, str_get_coro);
+    PyObject *coro = task_own_coro(task);
     if (coro == NULL) return -1;
     *lane = PyObject_TypeCheck(coro, &ProxyCoreType) ? ((ProxyCore *)coro)->lane : NO_LANE;
     Py_DECREF(coro);
@@ -803,6 +806,143 @@ task_lane_name(PyObject *qualname, PyObject *task_name)
     return name;
 }
 
+/* -- A task's own name, read where the Task keeps it ---------------------------------------
+ *
+ * Task.get_name costs 3.12 and later 1.7k instructions a task: a task the program did not
+ * name keeps its number until get_name formats "Task-N" (PyUnicode_FromFormat) and stores
+ * that, and the tracer is the only one who asks. CPython's C Task keeps its coroutine and its
+ * name in slots of its object that no header declares, so where they are is learned, not
+ * assumed: the first traced task of asyncio's Task type is asked by get_name as before, and
+ * the one slot holding the name it returned and the one holding the task's coroutine (the
+ * proxy) are the slots. A number in the name slot is read as "Task-<number>" once the first
+ * one seen has been checked against what get_name made of it. Anything else (another task
+ * type, a mutable type whose get_name a program could replace, a free-threaded build, no
+ * such unique slots, a name slot holding something else) asks get_name as before. */
+
+static PyObject *hooks_task_type;  /* asyncio's Task type (configure_loop_hooks, below) */
+static Py_ssize_t task_name_slot, task_coro_slot;  /* byte offsets in a Task, once known */
+static int task_slots_known;    /* 0: not looked for yet, 1: known, -1: not to be used */
+static int task_numbers_known;  /* 0: not checked yet, 1: a number is "Task-<number>", -1 not */
+
+static inline PyObject *
+task_slot(PyObject *task, Py_ssize_t offset)
+{
+    return *(PyObject **)((char *)task + offset);  /* borrowed; may be NULL */
+}
+
+/* Whether `task` is of the type whose slots are known. */
+static inline int
+task_slots_usable(PyObject *task)
+{
+    return task_slots_known > 0 && (PyObject *)Py_TYPE(task) == hooks_task_type;
+}
+
+/* Finds the name and coroutine slots in `task`, which get_name has just answered `name`. */
+static void
+task_slots_learn(PyObject *task, PyObject *coro, PyObject *name)
+{
+    task_slots_known = -1;
+#ifndef Py_GIL_DISABLED
+    PyTypeObject *type = Py_TYPE(task);
+    if ((PyObject *)type != hooks_task_type || type->tp_itemsize != 0
+        || !(type->tp_flags & Py_TPFLAGS_IMMUTABLETYPE)) {
+        return;
+    }
+    Py_ssize_t name_at = 0, coro_at = 0;
+    for (Py_ssize_t at = sizeof(PyObject);
+         at + (Py_ssize_t)sizeof(PyObject *) <= type->tp_basicsize; at += sizeof(PyObject *)) {
+        PyObject *held = task_slot(task, at);
+        if (held == name) {
+            if (name_at != 0) return;
+            name_at = at;
+        }
+        else if (held == coro) {
+            if (coro_at != 0) return;
+            coro_at = at;
+        }
+    }
+    if (name_at == 0 || coro_at == 0) return;
+    task_name_slot = name_at;
+    task_coro_slot = coro_at;
+    task_slots_known = 1;
+#else
+    (void)coro;
+    (void)name;
+#endif
+}
+
+/* "Task-<number>" for the int a Task keeps as its name, as get_name formats it ("Task-%S"). */
+static PyObject *
+task_number_name(PyObject *number)
+{
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(number, &overflow);
+    if (value == -1 && PyErr_Occurred()) return NULL;
+    if (overflow != 0 || value < 0) return PyUnicode_FromFormat("Task-%S", number);
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    PyObject *name = PyUnicode_New(5 + count, 127);
+    if (name == NULL) return NULL;
+    Py_UCS1 *text = PyUnicode_1BYTE_DATA(name);
+    memcpy(text, "Task-", 5);
+    for (int i = 0; i < count; i++) text[5 + i] = (Py_UCS1)digits[count - 1 - i];
+    return name;
+}
+
+/* What task.get_name() answers (a new reference), read from its name slot when it is known
+ * (`coro` is the task's coroutine, which the first call finds the slots by). */
+static PyObject *
+task_own_name(PyObject *task, PyObject *coro)
+{
+    PyObject *number = NULL;
+    if (task_slots_usable(task)) {
+        PyObject *held = task_slot(task, task_name_slot);
+        if (held != NULL && PyUnicode_CheckExact(held)) return Py_NewRef(held);
+        if (held != NULL && PyLong_CheckExact(held)) {
+            if (task_numbers_known > 0) return task_number_name(held);
+            if (task_numbers_known == 0) number = Py_NewRef(held);  /* checked below */
+        }
+    }
+    PyObject *name = PyObject_CallMethodNoArgs(task, str_get_name);
+    if (name == NULL || (number == NULL && task_slots_known != 0)) {
+        Py_XDECREF(number);
+        return name;
+    }
+    if (number != NULL) {
+        PyObject *ours = task_number_name(number);
+        Py_DECREF(number);
+        if (ours == NULL) {
+            Py_DECREF(name);
+            return NULL;
+        }
+        task_numbers_known = PyUnicode_CheckExact(name)
+            && PyUnicode_Compare(ours, name) == 0 ? 1 : -1;
+        Py_DECREF(ours);
+    }
+    else if (PyUnicode_CheckExact(name)) {
+        task_slots_learn(task, coro, name);
+    }
+    else {
+        task_slots_known = -1;
+    }
+    return name;
+}
+
+/* task.get_coro() (a new reference), read from its coroutine slot when it is known */
+static PyObject *
+task_own_coro(PyObject *task)
+{
+    if (task_slots_usable(task)) {
+        PyObject *coro = task_slot(task, task_coro_slot);
+        return coro != NULL ? Py_NewRef(coro) : Py_NewRef(Py_None);
+    }
+    return PyObject_CallMethodNoArgs(task, str_get_coro);
+}
+
 /* LoopTracer._spawn in C for the usual task: a lane named "<qualname> (Task-N)" (the task's
  * name, or `suffix` when not NULL) or as the program named it, READY from its creator. 0 when
  * done, 1 when Python must do it (a request handler's lane), -1 on error. */
@@ -828,7 +968,7 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     PyObject *name;
     if (given == Py_None) {
         PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
-            : PyObject_CallMethodNoArgs(task, str_get_name);
+            : task_own_name(task, (PyObject *)proxy);
         name = task_name == NULL ? NULL : task_lane_name(qualname, task_name);
         Py_XDECREF(task_name);
     }
@@ -1257,6 +1397,12 @@ static PyObject *
 code_lines_known(LoopTracerCore *tracer, PyObject *code)
 {
     if (tracer->code_lines == NULL || !PyDict_Check(tracer->code_lines)) return NULL;
+    /* an entry stays as it is while its code lives (lines_of replaces one only for another
+     * code object given the same id), and the one kept here keeps its code alive */
+    PyObject *last = tracer->last_code_lines;
+    if (last != NULL && PyTuple_GET_ITEM(last, LINES_OF_CODE) == code) {
+        return Py_NewRef(PyTuple_GET_ITEM(last, LINES_OF_LINES));
+    }
     PyObject *key = PyLong_FromVoidPtr(code);
     if (key == NULL) return NULL;
     PyObject *entry = PyDict_GetItemWithError(tracer->code_lines, key);  /* borrowed */
@@ -1264,6 +1410,7 @@ code_lines_known(LoopTracerCore *tracer, PyObject *code)
     if (entry == NULL) return NULL;
     if (checked_row(entry, LINES_OF_FIELDS, "asyncio code lines") == NULL) return NULL;
     if (PyTuple_GET_ITEM(entry, LINES_OF_CODE) != code) return NULL;  /* an id reused */
+    Py_XSETREF(tracer->last_code_lines, Py_NewRef(entry));
     return Py_NewRef(PyTuple_GET_ITEM(entry, LINES_OF_LINES));
 }
 
@@ -1490,8 +1637,8 @@ proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **task_name)
         PyErr_Clear();
     }
     else if (task != Py_None) {
-        PyObject *coro = PyObject_CallMethodNoArgs(task, str_get_coro);
-        if (coro == (PyObject *)self) *task_name = PyObject_CallMethodNoArgs(task, str_get_name);
+        PyObject *coro = task_own_coro(task);
+        if (coro == (PyObject *)self) *task_name = task_own_name(task, coro);
         Py_XDECREF(coro);
         if (*task_name == NULL && PyErr_Occurred()) {
             Py_DECREF(task);
@@ -1686,16 +1833,29 @@ PyTypeObject ProxyCoreType = {
  * create_task and call_soon, which every task and every step go through, without a Python
  * frame of their own. PureLoopHooks there is their twin. What they fall back to and build
  * (BaseEventLoop's methods, the Task and Handle classes, the proxy type) is set once by
- * configure_loop_hooks when that module is imported. */
+ * configure_loop_hooks when that module is imported.
+ *
+ * It has no fields of its own: the loop's tracer is its `_tracer` attribute, as in the twin.
+ * A field would make the loop's objects larger than a plain object, and 3.13 keeps the
+ * attributes of only those in their inline values; without them the interpreter cannot
+ * specialise an attribute read on the loop (`self._closed`, `self._task_factory`,
+ * `loop.create_task`), and asyncio's own Python code reads the loop's attributes a few times
+ * for every task. */
 typedef struct {
     PyObject_HEAD
-    LoopTracerCore *tracer;
 } LoopHooksCore;
+
+static PyObject *str_tracer_attribute;  /* "_tracer" */
 
 static PyObject *hooks_base_create_task, *hooks_base_call_soon, *hooks_task_type,
     *hooks_handle_type, *hooks_proxy_type, *hooks_cleanup_codes, *hooks_naming_callers,
     *hooks_loop_kwnames;
 static int hooks_named_afterwards;
+/* the ids in hooks_cleanup_codes (asyncio.run's clean-ups: a few code objects that live as
+ * long as asyncio), compared with a task's code without an int and a set lookup a task */
+#define CLEANUP_CODES_HELD 8
+static void *hooks_cleanup_ids[CLEANUP_CODES_HELD];
+static Py_ssize_t hooks_cleanup_count = -1;  /* -1: more than held, the set is asked */
 static PyObject *str_name, *str_context, *str_task_factory, *str_debug, *str_closed,
     *str_ready, *str_append, *str_loop;
 
@@ -1714,7 +1874,8 @@ configure_loop_hooks(PyObject *module, PyObject *args)
     static const InternedName names[] = {
         {&str_name, "name"}, {&str_context, "context"}, {&str_task_factory, "_task_factory"},
         {&str_debug, "_debug"}, {&str_closed, "_closed"}, {&str_ready, "_ready"},
-        {&str_append, "append"}, {&str_loop, "loop"}, {NULL, NULL},
+        {&str_append, "append"}, {&str_loop, "loop"}, {&str_tracer_attribute, "_tracer"},
+        {NULL, NULL},
     };
     if (intern_names(names) < 0 || intern_own_names() < 0) return NULL;
     PyObject *loop_kwnames = PyTuple_Pack(1, str_loop);
@@ -1732,6 +1893,24 @@ configure_loop_hooks(PyObject *module, PyObject *args)
         proxy_type->tp_as_async->am_send = (sendfunc)proxy_am_send;
         PyType_Modified(proxy_type);
     }
+    PyObject *ids = PyObject_GetIter(given[5]);
+    if (ids == NULL) {
+        Py_DECREF(loop_kwnames);
+        return NULL;
+    }
+    hooks_cleanup_count = 0;
+    PyObject *id;
+    while ((id = PyIter_Next(ids)) != NULL) {
+        void *address = PyLong_Check(id) ? PyLong_AsVoidPtr(id) : NULL;
+        Py_DECREF(id);
+        if (address == NULL || hooks_cleanup_count == CLEANUP_CODES_HELD) {
+            hooks_cleanup_count = -1;  /* the set is asked instead */
+            break;
+        }
+        hooks_cleanup_ids[hooks_cleanup_count++] = address;
+    }
+    Py_DECREF(ids);
+    PyErr_Clear();  /* none is raised by a frozenset's iterator; a bad id's is not ours */
     for (int i = 0; i < 7; i++) Py_XSETREF(*slots[i], Py_NewRef(given[i]));
     Py_XSETREF(hooks_loop_kwnames, loop_kwnames);
     hooks_named_afterwards = named_afterwards;
@@ -1833,34 +2012,41 @@ hooks_new_task(PyObject *self, PyObject *proxy, PyObject *const *args, Py_ssize_
     return task;
 }
 
-/* The loop's tracer, or NULL while it has none (a loop being made, or not ours) */
+/* The loop's tracer (a new reference), or NULL while it has none (a loop being made, or not
+ * ours); NULL with an error set when reading it failed otherwise. */
 static LoopTracerCore *
 hooks_tracer(LoopHooksCore *self)
 {
-    PyObject *tracer = (PyObject *)self->tracer;
-    return tracer != NULL && PyObject_TypeCheck(tracer, &LoopTracerCoreType)
-        ? (LoopTracerCore *)tracer : NULL;
+    PyObject *tracer = PyObject_GetAttr((PyObject *)self, str_tracer_attribute);
+    if (tracer == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_AttributeError)) return NULL;
+        PyErr_Clear();
+    }
+    if (tracer != NULL && !PyObject_TypeCheck(tracer, &LoopTracerCoreType)) Py_CLEAR(tracer);
+    return (LoopTracerCore *)tracer;
 }
 
 /* Whether create_task traces this coroutine: the tracer is on and it is a plain coroutine
  * that is not one of asyncio.run's own clean-ups. When it does, *code is the coroutine's code
  * object (a new reference), which its proxy is made with. */
 static int
-hooks_traces(LoopHooksCore *self, PyObject *coro, PyObject **code)
+hooks_traces(LoopTracerCore *tracer, PyObject *coro, PyObject **code)
 {
     *code = NULL;
-    if (hooks_tracer(self) == NULL || self->tracer->detached || !PyCoro_CheckExact(coro)) {
-        return 0;
-    }
+    if (tracer == NULL || tracer->detached || !PyCoro_CheckExact(coro)) return 0;
     PyObject *found = PyObject_GetAttr(coro, str_cr_code);
     if (found == NULL) return -1;
-    PyObject *key = PyLong_FromVoidPtr(found);
-    if (key == NULL) {
-        Py_DECREF(found);
-        return -1;
+    int cleanup = 0;
+    if (hooks_cleanup_count >= 0) {
+        for (Py_ssize_t i = 0; i < hooks_cleanup_count && !cleanup; i++) {
+            cleanup = hooks_cleanup_ids[i] == (void *)found;
+        }
     }
-    int cleanup = PySet_Contains(hooks_cleanup_codes, key);
-    Py_DECREF(key);
+    else {
+        PyObject *key = PyLong_FromVoidPtr(found);
+        cleanup = key == NULL ? -1 : PySet_Contains(hooks_cleanup_codes, key);
+        Py_XDECREF(key);
+    }
     if (cleanup != 0) {
         Py_DECREF(found);
         return cleanup < 0 ? -1 : 0;
@@ -1890,22 +2076,17 @@ hooks_new_proxy(LoopTracerCore *tracer, PyObject *coro, PyObject *code)
     return proxy;
 }
 
-/* create_task(coro, **options): PureLoopHooks.create_task's twin */
+/* create_task(coro, **options) with the loop's tracer (NULL: none) */
 static PyObject *
-hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+hooks_create_task_traced(LoopHooksCore *self, LoopTracerCore *tracer, PyObject *const *args,
+                         Py_ssize_t nargs, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
-    if (hooks_task_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "configure_loop_hooks() was not called");
-        return NULL;
-    }
     PyObject *code = NULL;
-    int traces = nargs == 1 ? hooks_traces(self, args[0], &code) : 0;
+    int traces = nargs == 1 ? hooks_traces(tracer, args[0], &code) : 0;
     if (traces < 0) return NULL;
     if (!traces) {
         return hooks_call_base(hooks_base_create_task, (PyObject *)self, args, nargs, kwnames);
     }
-    LoopTracerCore *tracer = self->tracer;
     PyObject *proxy = hooks_new_proxy(tracer, args[0], code);
     Py_DECREF(code);
     if (proxy == NULL) {  /* ours, not the program's: the task runs untraced */
@@ -1968,18 +2149,49 @@ failed:
     return NULL;
 }
 
+/* create_task(coro, **options): PureLoopHooks.create_task's twin */
+static PyObject *
+hooks_create_task(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    if (hooks_task_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure_loop_hooks() was not called");
+        return NULL;
+    }
+    LoopTracerCore *tracer = hooks_tracer(self);
+    if (tracer == NULL && PyErr_Occurred()) return NULL;
+    PyObject *task = hooks_create_task_traced(self, tracer, args, PyVectorcall_NARGS(nargsf),
+                                              kwnames);
+    Py_XDECREF(tracer);
+    return task;
+}
+
+static PyObject *hooks_call_soon_traced(LoopHooksCore *self, LoopTracerCore *tracer,
+                                        PyObject *const *args, Py_ssize_t nargs,
+                                        PyObject *kwnames);
+
 /* call_soon(callback, *args, context=None): PureLoopHooks.call_soon's twin */
 static PyObject *
 hooks_call_soon(LoopHooksCore *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
-    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    LoopTracerCore *tracer = hooks_tracer(self);
+    if (tracer == NULL && PyErr_Occurred()) return NULL;
+    PyObject *handle = hooks_call_soon_traced(self, tracer, args, PyVectorcall_NARGS(nargsf),
+                                              kwnames);
+    Py_XDECREF(tracer);
+    return handle;
+}
+
+/* call_soon with the loop's tracer (NULL: none) */
+static PyObject *
+hooks_call_soon_traced(LoopHooksCore *self, LoopTracerCore *tracer, PyObject *const *args,
+                       Py_ssize_t nargs, PyObject *kwnames)
+{
     Py_ssize_t keywords = kwnames == NULL ? 0 : PyTuple_GET_SIZE(kwnames);
     PyObject *context = keyword_argument(args, nargs, kwnames, str_context);
     if (hooks_handle_type == NULL || nargs < 1 || keywords > (context != NULL)) {
         /* let the base method say what is wrong with the call */
         return hooks_call_base(hooks_base_call_soon, (PyObject *)self, args, nargs, kwnames);
     }
-    LoopTracerCore *tracer = hooks_tracer(self);
     PyObject *callback;
     int32_t done_lane = NO_LANE;
     if (nargs > 1 && tracer != NULL && !tracer->detached) {
@@ -2060,17 +2272,14 @@ static PyMethodDef hooks_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyMemberDef hooks_members[] = {
-    {"_tracer", T_OBJECT, offsetof(LoopHooksCore, tracer), 0, NULL},
-    {NULL, 0, 0, 0, NULL},
-};
-
-GC_FROM_MEMBERS(hooks, hooks_members)
-
 PyTypeObject LoopHooksCoreType = {
-    CORE_TYPE("LoopHooksCore", LoopHooksCore, hooks,
-              "The traced asyncio loop's create_task and call_soon."),
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "loopscope.tracer._speedups.LoopHooksCore",
+    .tp_basicsize = sizeof(LoopHooksCore),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The traced asyncio loop's create_task and call_soon.",
     .tp_methods = hooks_methods,
+    .tp_new = PyType_GenericNew,
 };
 
 

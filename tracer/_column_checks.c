@@ -107,3 +107,88 @@ done:
     PyBuffer_Release(&known);
     return result;
 }
+
+/* code_positions(codes, code, start): the positions start + i of the events of
+ * codes[start:] whose code is `code`, as native int64s (array("q").frombytes takes them):
+ * SpawnedLanes.find_spawns in C, which a run of 100k tasks asks for 100k positions. */
+PyObject *
+code_positions(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *column;
+    int code;
+    Py_ssize_t start;
+    if (!PyArg_ParseTuple(args, "Oin:code_positions", &column, &code, &start)) return NULL;
+    Py_buffer view;
+    if (column_buffer(column, 1, &view) < 0) return NULL;
+    const char *codes = view.buf;
+    Py_ssize_t count = view.len;
+    if (start < 0) start = 0;
+    Py_ssize_t found = 0;
+    for (Py_ssize_t i = start; i < count; i++) found += codes[i] == (char)code;
+    PyObject *positions = PyBytes_FromStringAndSize(NULL, found * (Py_ssize_t)sizeof(int64_t));
+    if (positions != NULL) {
+        int64_t *out = (int64_t *)PyBytes_AS_STRING(positions);
+        for (Py_ssize_t i = start; i < count; i++) {
+            if (codes[i] == (char)code) *out++ = (int64_t)i;
+        }
+    }
+    PyBuffer_Release(&view);
+    return positions;
+}
+
+/* value_bases(detail, seqs, value_bases, first_value_row): for the events at `seqs` (int64s),
+ * whose details must all be value rows, the base detail of each (value_bases[detail[seq] -
+ * first_value_row]) as native int32s; None when one is not a value row. SpawnedLanes'
+ * _spawn_bases in C: the kinds of a run's 100k lanes without two tuples of 100k ints. */
+PyObject *
+value_bases(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *detail_column, *seq_column, *bases_column;
+    long long first_value_row;
+    if (!PyArg_ParseTuple(args, "OOOL:value_bases", &detail_column, &seq_column, &bases_column,
+                          &first_value_row)) {
+        return NULL;
+    }
+    Py_buffer details, seqs, bases;
+    if (column_buffer(detail_column, 4, &details) < 0) return NULL;
+    if (column_buffer(seq_column, 8, &seqs) < 0) {
+        PyBuffer_Release(&details);
+        return NULL;
+    }
+    if (column_buffer(bases_column, 4, &bases) < 0) {
+        PyBuffer_Release(&details);
+        PyBuffer_Release(&seqs);
+        return NULL;
+    }
+    const int32_t *detail = details.buf, *base = bases.buf;
+    const int64_t *seq = seqs.buf;
+    Py_ssize_t events = details.len / 4, count = seqs.len / 8, known = bases.len / 4;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, count * (Py_ssize_t)sizeof(int32_t));
+    if (result != NULL) {
+        int32_t *out = (int32_t *)PyBytes_AS_STRING(result);
+        for (Py_ssize_t i = 0; i < count; i++) {
+            if (seq[i] < 0 || seq[i] >= events) {
+                Py_SETREF(result, NULL);
+                PyErr_SetString(PyExc_IndexError, "an event index is out of range");
+                break;
+            }
+            long long index = detail[seq[i]];
+            if (index < first_value_row) {
+                Py_SETREF(result, Py_NewRef(Py_None));
+                break;
+            }
+            if (index - first_value_row >= known) {
+                Py_SETREF(result, NULL);
+                PyErr_SetString(PyExc_IndexError, "a value row does not exist");
+                break;
+            }
+            out[i] = base[index - first_value_row];
+        }
+    }
+    PyBuffer_Release(&details);
+    PyBuffer_Release(&seqs);
+    PyBuffer_Release(&bases);
+    return result;
+}

@@ -77,6 +77,8 @@ int recorder_read_clock(RecorderCore *self, int64_t *now);
 
 /* -- the parent's column checks (_column_checks.c) */
 PyObject *column_problem(PyObject *module, PyObject *args);
+PyObject *code_positions(PyObject *module, PyObject *args);
+PyObject *value_bases(PyObject *module, PyObject *args);
 
 /* -- the asyncio model's cores (_asyncio_core.c) ------------------------------------------- */
 
@@ -127,6 +129,9 @@ typedef struct {
     PyObject *sleeping;
     PyObject *last_delay;
     PyObject *last_delay_shown;
+    /* the code_lines entry read last: a run's tasks mostly run a few coroutines, and finding
+     * an entry by id(code) made an int and a dict lookup a task */
+    PyObject *last_code_lines;
 } LoopTracerCore;
 
 extern PyTypeObject LoopTracerCoreType;

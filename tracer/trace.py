@@ -127,6 +127,18 @@ class DetailTable(list[dict[str, Any]]):
         return 0 <= index < len(self)
 
 
+def _speedups() -> Any:
+    """tracer._speedups, None without the C extension (imported at first use: the recorder
+    module, which finds the extension, imports this one)."""
+    from loopscope.tracer.recorder import SPEEDUPS
+
+    return SPEEDUPS
+
+
+def _int32s(column: object) -> bool:
+    return isinstance(column, array) and column.typecode == "i"
+
+
 def _items(values: Sequence[int], indexes: Sequence[int]) -> tuple[int, ...]:
     """values[i] for each of the (one or more) indexes, in a loop in C."""
     found = itemgetter(*indexes)(values)
@@ -156,6 +168,10 @@ class SpawnedLanes(Sequence[LaneInfo]):
     def find_spawns(self, start: int) -> SpawnedLanes:
         """Adds the lanes spawned from event `start` on; returns itself."""
         spawn = Code.SPAWN
+        speedups = _speedups()
+        if speedups is not None:  # one pass in C, where built
+            self._seqs.frombytes(speedups.code_positions(self._trace.code, spawn, start))
+            return self
         codes = self._trace.code[start:].tobytes()  # one byte per event: find() walks it in C
         append = self._seqs.append
         find = codes.find
@@ -229,11 +245,18 @@ class SpawnedLanes(Sequence[LaneInfo]):
         None when some lane's SPAWN detail is an interned row."""
         seqs, bases = self._seqs, self._bases
         if len(bases) < len(seqs):
-            indexes = _items(self._trace.detail, seqs[len(bases) :])
+            detail, rows = self._trace.detail, self._trace.details.values.bases
+            speedups = _speedups()
+            if speedups is not None and _int32s(detail) and _int32s(rows):  # in C, where built
+                found = speedups.value_bases(detail, seqs[len(bases) :], rows, VALUE_ROW)
+                if found is None:
+                    return None
+                bases.frombytes(found)
+                return bases
+            indexes = _items(detail, seqs[len(bases) :])
             if min(indexes) < VALUE_ROW:
                 return None
-            bases.extend(_items(self._trace.details.values.bases,
-                                list(map(sub, indexes, repeat(VALUE_ROW)))))
+            bases.extend(_items(rows, list(map(sub, indexes, repeat(VALUE_ROW)))))
         return bases
 
     def _kind_of(self, seq: int) -> str:

@@ -178,6 +178,47 @@ def test_the_environment_variable_selects_the_pure_python_twins() -> None:
 
 
 @needs_extension
+def test_c_and_pure_find_the_same_spawns_in_a_code_column() -> None:
+    from loopscope.tracer.trace import SpawnedLanes, Trace
+
+    codes = [Code.SPAWN, Code.READY, Code.RUNNING, Code.SPAWN, Code.SPAWN, Code.END,
+             Code.WAKE, Code.SPAWN, Code.RUNNING]
+    for start in range(len(codes) + 1):
+        trace = Trace()
+        trace.code.extend(codes)
+        found = list(SpawnedLanes(trace).find_spawns(start)._seqs)  # the C pass
+        pure: list[int] = []
+        at = bytes(codes).find(Code.SPAWN, start)
+        while at >= 0:
+            pure.append(at)
+            at = bytes(codes).find(Code.SPAWN, at + 1)
+        assert found == pure == [
+            i for i in range(start, len(codes)) if codes[i] == Code.SPAWN]
+    assert SPEEDUPS is not None
+    with pytest.raises(TypeError):
+        SPEEDUPS.code_positions([16, 1], Code.SPAWN, 0)
+
+
+@needs_extension
+def test_c_and_pure_read_the_same_value_row_bases_of_spawns() -> None:
+    from array import array
+
+    from loopscope.tracer.values import VALUE_ROW
+
+    assert SPEEDUPS is not None
+    detail = array("i", [VALUE_ROW + 2, 7, VALUE_ROW, VALUE_ROW + 1, 3])
+    bases = array("i", [40, 41, 42])
+    found = SPEEDUPS.value_bases(detail, array("q", [0, 2, 3]), bases, VALUE_ROW)
+    assert found is not None and array("i", found).tolist() == [42, 40, 41]
+    assert SPEEDUPS.value_bases(detail, array("q", [0, 1]), bases, VALUE_ROW) is None
+    assert SPEEDUPS.value_bases(detail, array("q", []), bases, VALUE_ROW) == b""
+    with pytest.raises(IndexError):
+        SPEEDUPS.value_bases(detail, array("q", [5]), bases, VALUE_ROW)
+    with pytest.raises(IndexError):
+        SPEEDUPS.value_bases(array("i", [VALUE_ROW + 3]), array("q", [0]), bases, VALUE_ROW)
+
+
+@needs_extension
 def test_c_and_pure_recorders_write_the_same_batches_and_gate_calls() -> None:
     c_side = run_side(RECORDER_PROGRAM, pure=False)
     pure_side = run_side(RECORDER_PROGRAM, pure=True)
@@ -473,6 +514,79 @@ def test_c_and_pure_name_eager_tasks_as_create_task_would() -> None:
     assert names[3] == "suspends (Task-3)"
     assert names[4:] == ["given to the loop", "given to asyncio", "in a group",
                          "built directly"]
+
+
+# A task's own name is read where the C Task keeps it (learned from the first task get_name
+# answered; a number there is "Task-<number>"): every lane's name is still what get_name says,
+# for plain and eager tasks, tasks the program named, and a Task subclass with its own get_name.
+TASK_NAMES_PROGRAM = """
+import asyncio, json, sys
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+class OwnNameTask(asyncio.Task):
+    def get_name(self):
+        return "own " + super().get_name()
+
+async def leaf(n):
+    return n
+
+async def sleeper(n):
+    await asyncio.sleep(0)
+    return n
+
+async def main():
+    loop = asyncio.get_running_loop()
+    made = [("main", asyncio.current_task())]
+    made += [("sleeper", asyncio.create_task(sleeper(n))) for n in range(3)]
+    made.append((None, asyncio.create_task(sleeper(3), name="named")))
+    made.append((None, asyncio.create_task(sleeper(4), name=1234)))
+    if sys.version_info >= (3, 12):
+        loop.set_task_factory(asyncio.eager_task_factory)
+        # (3.13.0's create_task renames a factory's task "None" once the factory returned
+        # it, after the eager first step spawned its lane: get_name is asked below no more)
+        made += [("", loop.create_task(leaf(n))) for n in range(5, 8)]
+        made.append(("", loop.create_task(sleeper(8))))
+    loop.set_task_factory(lambda loop, coro, **options: OwnNameTask(coro, loop=loop, **options))
+    made += [("", loop.create_task(sleeper(n))) for n in range(9, 11)]
+    loop.set_task_factory(None)
+    made.append(("leaf", asyncio.create_task(leaf(11))))
+    await asyncio.gather(*[task for _, task in made[1:]])
+    return [task.get_name() if coro is None else coro + " (" + task.get_name() + ")"
+            if coro else None for coro, task in made]
+
+""" + RUN_TRACED_MAIN + """
+names = [info.name for info in trace.lanes]
+print(json.dumps(dict(result=result, names=names, events=events, details=trace.details)))
+"""
+
+
+@needs_extension
+def test_c_and_pure_name_task_lanes_as_get_name_does() -> None:
+    c_side = run_both_sides(TASK_NAMES_PROGRAM)
+
+    # a fresh interpreter: asyncio.run's main is Task-1 (3.11 and 3.12 count named tasks too)
+    names, asked = c_side["names"], c_side["result"]
+    assert names[0] == "asyncio loop"
+    assert names[1:7] == ["main (Task-1)", "sleeper (Task-2)", "sleeper (Task-3)",
+                          "sleeper (Task-4)", "named", "1234"]
+    eager = names[7:-3]
+    if sys.version_info >= (3, 12):  # numbered on from the tasks before them, in turn
+        first = int(eager[0].removeprefix("leaf (Task-").removesuffix(")"))
+        assert first > 4
+        assert eager == [f"leaf (Task-{first})", f"leaf (Task-{first + 1})",
+                         f"leaf (Task-{first + 2})", f"sleeper (Task-{first + 3})"]
+    else:
+        assert eager == []
+    # the subclass's own get_name (a task factory's task is named once create_task has it,
+    # and 3.13.0's create_task renames it "None" there first)
+    assert all(name.startswith("sleeper (own ") for name in names[-3:-1])
+    assert names[-1].startswith("leaf (Task-")
+    # what get_name says once the program is done, where it says the same as at the start
+    assert [name for name, said in zip(names[1:], asked, strict=True) if said is not None] \
+        == [said for said in asked if said is not None]
 
 
 # A task whose own coroutine is library code (compiled under a file name in the standard
