@@ -67,6 +67,8 @@ static PyMethodDef module_methods[] = {
      "What is wrong with a run of event columns (trace_checks.check_columns), or None."},
     {"monotonic_ns", monotonic_ns, METH_NOARGS,
      "The clock RecorderCore reads natively (CLOCK_MONOTONIC, as time.perf_counter_ns)."},
+    {"task_objects_uncounted", task_objects_uncounted, METH_NOARGS,
+     "Whether the asyncio proxies are kept off the collector's count on this Python."},
     {NULL, NULL, 0, NULL},
 };
 
