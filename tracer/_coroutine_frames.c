@@ -51,8 +51,35 @@ coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line)
     return 1;
 }
 
+#elif PY_VERSION_HEX < 0x03100000
+/* 3.14 and 3.15: the same reading, from the headers those layouts moved to. Unread, each
+ * task's cr_frame made a frame object that lived as long as it (the collector's count). */
+#include "internal/pycore_frame.h"
+#include "internal/pycore_interpframe.h"
+
+#include "_speedups.h"
+
+int
+coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line)
+{
+    PyGenObject *generator = (PyGenObject *)coro;
+    if (FRAME_STATE_FINISHED(generator->gi_frame_state)) return 0;  /* cr_frame is None */
+    _PyInterpreterFrame *frame = &generator->gi_iframe;
+    if (frame->frame_obj != NULL) {  /* one exists already: what it says (its f_lineno) */
+        *offset = PyFrame_GetLasti(frame->frame_obj);
+        if (*offset != known_offset) *line = PyFrame_GetLineNumber(frame->frame_obj);
+        return 1;
+    }
+    int last = _PyInterpreterFrame_LASTI(frame);
+    *offset = last < 0 ? -1 : last * (int)sizeof(_Py_CODEUNIT);
+    if (*offset != known_offset) {
+        *line = PyCode_Addr2Line(_PyFrame_GetCode(frame), last * (int)sizeof(_Py_CODEUNIT));
+    }
+    return 1;
+}
+
 #else
-/* 3.14 moved those layouts to other internal headers: the caller reads cr_frame there. */
+/* A later layout, not read: the caller reads cr_frame there. */
 #include "_speedups.h"
 
 int
