@@ -143,23 +143,17 @@ own_object_dealloc(PyObject *self, const PyMemberDef *members)
 
 /* PREFIX_traverse, PREFIX_clear and PREFIX_dealloc over the member table MEMBERS; GC_SLOTS
  * puts them in a type object */
-#define GC_FROM_MEMBERS(PREFIX, MEMBERS)                                                     \
-    static int PREFIX##_traverse(PyObject *self, visitproc visit, void *arg)                 \
-    {                                                                                        \
-        return visit_members(self, MEMBERS, visit, arg);                                     \
-    }                                                                                        \
-    static int PREFIX##_clear(PyObject *self) { return clear_members(self, MEMBERS); }       \
-    static void PREFIX##_dealloc(PyObject *self) { dealloc_members(self, MEMBERS); }
+#define GC_FROM_MEMBERS(PREFIX, MEMBERS) GC_FROM_MEMBERS_FREED_BY(PREFIX, MEMBERS, dealloc_members)
 
-/* The same for the per-task types (the proxy, CausedCallback), whose objects are kept off
- * the program's collector schedule (own_object_alloc, below) */
-#define OWN_GC_FROM_MEMBERS(PREFIX, MEMBERS)                                                 \
+/* The same, the object freed by DEALLOC(self, MEMBERS): own_object_dealloc for the per-task
+ * types kept off the program's collector schedule (the proxy, CausedCallback) */
+#define GC_FROM_MEMBERS_FREED_BY(PREFIX, MEMBERS, DEALLOC)                                   \
     static int PREFIX##_traverse(PyObject *self, visitproc visit, void *arg)                 \
     {                                                                                        \
         return visit_members(self, MEMBERS, visit, arg);                                     \
     }                                                                                        \
     static int PREFIX##_clear(PyObject *self) { return clear_members(self, MEMBERS); }       \
-    static void PREFIX##_dealloc(PyObject *self) { own_object_dealloc(self, MEMBERS); }
+    static void PREFIX##_dealloc(PyObject *self) { DEALLOC(self, MEMBERS); }
 
 #define GC_SLOTS(PREFIX)                                                                     \
     .tp_dealloc = PREFIX##_dealloc, .tp_traverse = PREFIX##_traverse, .tp_clear = PREFIX##_clear
@@ -1014,7 +1008,7 @@ static PyMemberDef caused_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-OWN_GC_FROM_MEMBERS(caused, caused_members)
+GC_FROM_MEMBERS_FREED_BY(caused, caused_members, own_object_dealloc)
 
 PyTypeObject CausedCallbackType = {
     CALLABLE_TYPE("CausedCallback", CausedCallback, caused,
@@ -1700,7 +1694,7 @@ static PyMemberDef proxy_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-OWN_GC_FROM_MEMBERS(proxy, proxy_members)
+GC_FROM_MEMBERS_FREED_BY(proxy, proxy_members, own_object_dealloc)
 
 static PyAsyncMethods proxy_as_async = {
     .am_send = (sendfunc)proxy_am_send,
