@@ -107,15 +107,53 @@ dealloc_members(PyObject *self, const PyMemberDef *members)
     Py_TYPE(self)->tp_free(self);
 }
 
+/* -- the tracer's per-task objects, off the program's collector schedule ------------------ */
+
+/* A proxy per task, a CausedCallback per timer: untraced, the program makes neither, so each
+ * one's allocation is taken back off the young generation's count as soon as it is made and
+ * given back just before it is freed (tracer/_gc_schedule.c). They stay tracked: a cycle
+ * through one is collected as before; only when the collections come is the program's own. */
+
+/* A new object of `type` (one of those types or a subclass), not counted */
+static PyObject *
+own_object_alloc(PyTypeObject *type)
+{
+    PyObject *made = type->tp_alloc(type, 0);
+    if (made != NULL) gc_schedule_uncount();
+    return made;
+}
+
+/* their tp_new: PyType_GenericNew's, not counted */
+static PyObject *
+own_object_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    (void)args;
+    (void)kwargs;
+    return own_object_alloc(type);
+}
+
+static void
+own_object_dealloc(PyObject *self, const PyMemberDef *members)
+{
+    PyObject_GC_UnTrack(self);
+    clear_members(self, members);
+    gc_schedule_recount();  /* the free below takes it off again */
+    Py_TYPE(self)->tp_free(self);
+}
+
 /* PREFIX_traverse, PREFIX_clear and PREFIX_dealloc over the member table MEMBERS; GC_SLOTS
  * puts them in a type object */
-#define GC_FROM_MEMBERS(PREFIX, MEMBERS)                                                     \
+#define GC_FROM_MEMBERS(PREFIX, MEMBERS) GC_FROM_MEMBERS_FREED_BY(PREFIX, MEMBERS, dealloc_members)
+
+/* The same, the object freed by DEALLOC(self, MEMBERS): own_object_dealloc for the per-task
+ * types kept off the program's collector schedule (the proxy, CausedCallback) */
+#define GC_FROM_MEMBERS_FREED_BY(PREFIX, MEMBERS, DEALLOC)                                   \
     static int PREFIX##_traverse(PyObject *self, visitproc visit, void *arg)                 \
     {                                                                                        \
         return visit_members(self, MEMBERS, visit, arg);                                     \
     }                                                                                        \
     static int PREFIX##_clear(PyObject *self) { return clear_members(self, MEMBERS); }       \
-    static void PREFIX##_dealloc(PyObject *self) { dealloc_members(self, MEMBERS); }
+    static void PREFIX##_dealloc(PyObject *self) { DEALLOC(self, MEMBERS); }
 
 #define GC_SLOTS(PREFIX)                                                                     \
     .tp_dealloc = PREFIX##_dealloc, .tp_traverse = PREFIX##_traverse, .tp_clear = PREFIX##_clear
@@ -1063,7 +1101,7 @@ static PyObject *
 caused_callback_new(PyTypeObject *type, LoopTracerCore *tracer, PyObject *callback,
                     PyObject *cause)
 {
-    CausedCallback *self = (CausedCallback *)type->tp_alloc(type, 0);
+    CausedCallback *self = (CausedCallback *)own_object_alloc(type);
     if (self == NULL) return NULL;
     self->tracer = (LoopTracerCore *)Py_NewRef(tracer);
     self->callback = Py_NewRef(callback);
@@ -1120,7 +1158,7 @@ static PyMemberDef caused_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-GC_FROM_MEMBERS(caused, caused_members)
+GC_FROM_MEMBERS_FREED_BY(caused, caused_members, own_object_dealloc)
 
 PyTypeObject CausedCallbackType = {
     CALLABLE_TYPE("CausedCallback", CausedCallback, caused,
@@ -1813,15 +1851,16 @@ static PyMemberDef proxy_members[] = {
     {NULL, 0, 0, 0, NULL},
 };
 
-GC_FROM_MEMBERS(proxy, proxy_members)
+GC_FROM_MEMBERS_FREED_BY(proxy, proxy_members, own_object_dealloc)
 
 static PyAsyncMethods proxy_as_async = {
     .am_send = (sendfunc)proxy_am_send,
 };
 
 PyTypeObject ProxyCoreType = {
-    CORE_TYPE("CoroutineProxyCore", ProxyCore, proxy,
-              "A traced task's coroutine: send() records the step around the wrapped one."),
+    GC_TYPE("CoroutineProxyCore", ProxyCore, proxy, Py_TPFLAGS_BASETYPE,
+            "A traced task's coroutine: send() records the step around the wrapped one."),
+    .tp_new = own_object_new,
     .tp_init = (initproc)proxy_init,
     .tp_methods = proxy_methods,
     .tp_as_async = &proxy_as_async,
@@ -2056,18 +2095,18 @@ hooks_traces(LoopTracerCore *tracer, PyObject *coro, PyObject **code)
 }
 
 /* The proxy of `coro` (code object `code`): hooks_proxy_type(coro, tracer). When that type
- * makes its objects as CoroutineProxyCore does (the generic new, our init: a subclass that
+ * makes its objects as CoroutineProxyCore does (our new and init: a subclass that
  * defines neither), they are made here without the call, its argument tuple and its parse. */
 static PyObject *
 hooks_new_proxy(LoopTracerCore *tracer, PyObject *coro, PyObject *code)
 {
     PyTypeObject *type = (PyTypeObject *)hooks_proxy_type;
     if (!PyType_Check(hooks_proxy_type) || !PyType_IsSubtype(type, &ProxyCoreType)
-        || type->tp_new != PyType_GenericNew || type->tp_init != (initproc)proxy_init) {
+        || type->tp_new != own_object_new || type->tp_init != (initproc)proxy_init) {
         PyObject *call[2] = {coro, (PyObject *)tracer};
         return PyObject_Vectorcall(hooks_proxy_type, call, 2, NULL);
     }
-    PyObject *proxy = type->tp_alloc(type, 0);
+    PyObject *proxy = own_object_alloc(type);
     if (proxy == NULL) return NULL;
     if (proxy_fill((ProxyCore *)proxy, coro, tracer, code) < 0) {
         Py_DECREF(proxy);

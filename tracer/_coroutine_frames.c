@@ -23,21 +23,36 @@
 #undef _PyGC_FINALIZED
 #endif
 #include "internal/pycore_frame.h"
-
-#include "_speedups.h"
-
+#define READS_FRAMES 1
+#define COROUTINE_FINISHED(GEN) ((GEN)->gi_frame_state >= FRAME_COMPLETED)
+#define COROUTINE_FRAME(GEN) ((_PyInterpreterFrame *)(GEN)->gi_iframe)
 #if PY_VERSION_HEX < 0x030D0000
 #define FRAME_CODE(FRAME) ((FRAME)->f_code)
 #else
 #define FRAME_CODE(FRAME) _PyFrame_GetCode(FRAME)
 #endif
 
+#elif PY_VERSION_HEX < 0x03100000
+/* 3.14 and 3.15: the same layouts, in the headers they moved to. Unread, each task's
+ * cr_frame made a frame object that lived as long as it there too. */
+#include "internal/pycore_frame.h"
+#include "internal/pycore_interpframe.h"
+#define READS_FRAMES 1
+#define COROUTINE_FINISHED(GEN) FRAME_STATE_FINISHED((GEN)->gi_frame_state)
+#define COROUTINE_FRAME(GEN) (&(GEN)->gi_iframe)
+#define FRAME_CODE(FRAME) _PyFrame_GetCode(FRAME)
+#endif
+
+#include "_speedups.h"
+
+#ifdef READS_FRAMES
+
 int
 coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line)
 {
     PyGenObject *generator = (PyGenObject *)coro;
-    if (generator->gi_frame_state >= FRAME_COMPLETED) return 0;  /* cr_frame is None */
-    _PyInterpreterFrame *frame = (_PyInterpreterFrame *)generator->gi_iframe;
+    if (COROUTINE_FINISHED(generator)) return 0;  /* cr_frame is None */
+    _PyInterpreterFrame *frame = COROUTINE_FRAME(generator);
     if (frame->frame_obj != NULL) {  /* one exists already: what it says (its f_lineno) */
         *offset = PyFrame_GetLasti(frame->frame_obj);
         if (*offset != known_offset) *line = PyFrame_GetLineNumber(frame->frame_obj);
@@ -52,8 +67,7 @@ coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line)
 }
 
 #else
-/* 3.14 moved those layouts to other internal headers: the caller reads cr_frame there. */
-#include "_speedups.h"
+/* A later layout, not read: the caller reads cr_frame there. */
 
 int
 coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line)

@@ -71,6 +71,8 @@ static PyMethodDef module_methods[] = {
      "The base detail of the value row of each event at seqs, as native int32 bytes."},
     {"monotonic_ns", monotonic_ns, METH_NOARGS,
      "The clock RecorderCore reads natively (CLOCK_MONOTONIC, as time.perf_counter_ns)."},
+    {"task_objects_uncounted", task_objects_uncounted, METH_NOARGS,
+     "Whether the asyncio proxies are kept off the collector's count on this Python."},
     {NULL, NULL, 0, NULL},
 };
 

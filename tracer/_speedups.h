@@ -5,8 +5,9 @@
  *   _recorder_core.c  RecorderCore, the recorder's buffer, and the C API table over it
  *   _asyncio_core.c   LoopTracerCore, CausedCallback, CoroutineProxyCore, LoopHooksCore: the
  *                     asyncio model's hot paths, and reading await chains
- *   _coroutine_frames.c  where a coroutine resumes, from its interpreter frame (the one file
- *                     that reads CPython's internals)
+ *   _coroutine_frames.c  where a coroutine resumes, from its interpreter frame
+ *   _gc_schedule.c    the tracer's own objects kept off the collector's count (these two
+ *                     files are the ones that read CPython's internals)
  */
 
 #ifndef LOOPSCOPE_SPEEDUPS_H
@@ -175,5 +176,12 @@ extern PyObject *str_cancel_cause;
  * not `known_offset` (whose line the caller knows). 1 when found, 0 when it has finished (no
  * frame), -1 when this Python's frame layout is not read (3.14+: read cr_frame). */
 int coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line);
+
+/* The tracer's own per-task objects off the collector's schedule (tracer/_gc_schedule.c):
+ * uncount right after one is allocated, recount right before it is freed; both do nothing
+ * where this Python's collector is not read (the module's task_objects_uncounted() says). */
+void gc_schedule_uncount(void);
+void gc_schedule_recount(void);
+PyObject *task_objects_uncounted(PyObject *module, PyObject *unused);
 
 #endif /* LOOPSCOPE_SPEEDUPS_H */

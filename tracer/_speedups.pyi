@@ -10,6 +10,7 @@ from loopscope.tracer.recorder import PurePendingBuffer
 HAVE_NATIVE_CLOCK: int
 
 def monotonic_ns() -> int: ...
+def task_objects_uncounted() -> bool: ...
 def column_problem(
     ts: Any, lane: Any, code: Any, other: Any, detail: Any, source: Any, known: bytes,
     detail_count: int, value_count: int, source_count: int, previous_events: int,
