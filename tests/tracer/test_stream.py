@@ -306,7 +306,6 @@ def test_a_batch_write_that_waits_for_the_reader_is_counted_and_noted() -> None:
     such waits, and the child tells the user how long they held the program."""
     import os
     import threading
-    import time
 
     from loopscope.tracer.child import _note_write_waits
     from loopscope.tracer.notes import take_notes
@@ -314,10 +313,17 @@ def test_a_batch_write_that_waits_for_the_reader_is_counted_and_noted() -> None:
     read_fd, write_fd = os.pipe()
     received = bytearray()
     drain = threading.Event()
+    now = [0]
+
+    def clock() -> int:
+        # The writer reads the clock right before its write: that lets the reader go, and the
+        # reader moves the clock 30 ms on before it reads, so the write ends after that.
+        drain.set()
+        return now[0]
 
     def read_late() -> None:
         drain.wait()
-        time.sleep(0.03)  # the batch cannot be all in before this: the pipe holds 64 KB
+        now[0] += 30_000_000
         while chunk := os.read(read_fd, 1 << 16):
             received.extend(chunk)
 
@@ -325,15 +331,15 @@ def test_a_batch_write_that_waits_for_the_reader_is_counted_and_noted() -> None:
     reader.start()
     try:
         with open(write_fd, "wb", buffering=1 << 16) as out:
-            writer = FrameWriter(out)
+            writer = FrameWriter(out, clock=clock)
             recorder = Recorder(writer, clock=FakeClock(), batch_size=100_000)
-            while recorder.event_count < 20_000:  # about 560 KB of columns
+            while recorder.event_count < 20_000:  # about 560 KB of columns: the pipe holds 64 KB
                 record_some(recorder)
             assert writer.waits == 0
-            drain.set()
+            assert not drain.is_set()
             recorder.flush()
             assert writer.waits == 1
-            assert writer.waited_ns >= 30_000_000
+            assert writer.waited_ns == 30_000_000
             assert writer.longest_wait_ns == writer.waited_ns
             take_notes()
             _note_write_waits(writer, 2 * writer.waited_ns)  # a run twice as long: noted
