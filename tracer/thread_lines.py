@@ -52,16 +52,31 @@ def on_lane(lane: int, function: Callable[..., Any]) -> Callable[..., Any]:
     lines = _installed
     if lines is None:
         return function
-    local = lines._local
+    return _OnLane(lines._local, lane, function)
 
-    def run_on_lane(*args: Any, **kwargs: Any) -> Any:
-        local.lane = lane
+
+class _OnLane:
+    """A pool's work run as the work of its lane (see on_lane)."""
+
+    __slots__ = ("function", "lane", "local")
+
+    def __init__(self, local: Any, lane: int, function: Callable[..., Any]) -> None:
+        self.local = local
+        self.lane = lane
+        self.function = function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        local = self.local
+        local.lane = self.lane
         try:
-            return function(*args, **kwargs)
+            return self.function(*args, **kwargs)
         finally:
             local.lane = NO_LANE
 
-    return run_on_lane
+
+# The frame that calls a pool's work: a `time.sleep` called from it was handed to the pool by
+# the program itself (`asyncio.to_thread(time.sleep, 1)`), a sleep of the program's own.
+RUNS_POOL_WORK = _OnLane.__call__.__code__
 
 
 def record_waiting_lines() -> None:

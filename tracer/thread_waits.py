@@ -34,6 +34,7 @@ own lock, whose waits are greenlets' waits (tracer.models._gevent_primitives).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -47,7 +48,7 @@ from loopscope.tracer.models._program_files import LazyProgramFiles
 from loopscope.tracer.notes import add_note
 from loopscope.tracer.primitive_names import PrimitiveNames
 from loopscope.tracer.recorder import c_extension
-from loopscope.tracer.thread_lines import ThreadLines, _RealLocal, thread_lane
+from loopscope.tracer.thread_lines import RUNS_POOL_WORK, ThreadLines, _RealLocal, thread_lane
 from loopscope.tracer.threads import os_thread_ident
 
 _MADE = "_loopscope_made"  # on a primitive of the program: (file, line, kind, serial)
@@ -162,6 +163,12 @@ class ThreadWaits:
                 return thread_join(thread, timeout)
             return watcher.join(thread, timeout, thread_join, sys._getframe(1))
 
+        # The stand-ins carry the originals' names: a pool's lane for `to_thread(time.sleep, 1)`
+        # is named "sleep", and the program sees what it would untraced.
+        for stand_in, original in ((RLock, new_rlock), (__init__, built),
+                                   (condition_wait, wait), (sleep, real_sleep),
+                                   (join, thread_join)):
+            functools.update_wrapper(stand_in, original)
         threading.Lock = _in_place_of(new_lock, Lock, lock_made_by)  # type: ignore[misc,assignment]
         threading.Thread.join = join  # type: ignore[method-assign,assignment]
         threading.RLock = RLock  # type: ignore[assignment]
@@ -396,7 +403,8 @@ class ThreadWaits:
     def _sleep_begins(self, seconds: float, frame: FrameType | None) -> int | None:
         if not seconds > 0:  # sleep(0) hands the GIL over rather than sleeping
             return None
-        if frame is None or not self.is_program(frame.f_code.co_filename):
+        if frame is None or not (self.is_program(frame.f_code.co_filename)
+                                 or frame.f_code is RUNS_POOL_WORK):
             return None  # a library's or Loopscope's own sleep
         lines = self.lines
         # The traced thread's sleeps are recorded once it has a lane (it waited on or let go
@@ -429,8 +437,9 @@ class ThreadWaits:
 
 
 def _where(frame: FrameType | None) -> tuple[str, int, str] | None:
-    """The file, line and function a wait in `frame` resumes at."""
-    if frame is None:
+    """The file, line and function a wait in `frame` resumes at (none for a sleep the program
+    handed to a pool: no line of the program's is there)."""
+    if frame is None or frame.f_code is RUNS_POOL_WORK:
         return None
     return frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_qualname
 

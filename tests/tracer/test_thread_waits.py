@@ -351,3 +351,22 @@ def test_threads_sleep_on_lanes_named_as_the_program_named_them_and_joins_wait_f
         if trace.code[seq] == Code.SLEEPING:
             deadline = trace.details[trace.detail[seq]]["deadline_ns"]
             assert 0 < deadline - trace.ts[seq] <= 20_000_000
+
+
+def test_a_sleep_handed_to_a_pool_sleeps_on_a_lane_named_for_it() -> None:
+    # no line of the program's calls it, yet the program asked the pool for that sleep
+    result = _run("sleep_handed_to_pool.py")
+    assert result.stdout.split() == ["sleep", "sleep", "time"]
+    lanes = _by_lane(result.trace)
+    assert set(lanes) >= {"sleep", "sleep #2"}
+    for name in ("sleep", "sleep #2"):
+        # the lane resumes at no line: only the pool's plumbing is there
+        assert lanes[name] == [(Code.SPAWN, "main (Task-1)", None, None),
+                               (Code.RUNNING, None, None, None),
+                               (Code.SLEEPING, None, None, None),
+                               (Code.RUNNING, None, None, None),
+                               (Code.END, None, None, None)]
+    sleeps = [trace_detail["delay_s"] for trace_detail in (
+        result.trace.details[result.trace.detail[seq]] for seq in range(len(result.trace))
+        if result.trace.code[seq] == Code.SLEEPING)]
+    assert sleeps == [0.02, 0.03]
