@@ -228,6 +228,7 @@ static PyMemberDef tracer_members[] = {
     {"io_futures", T_OBJECT, offsetof(LoopTracerCore, io_futures), 0, NULL},
     {"_verdicts_top", T_OBJECT, offsetof(LoopTracerCore, verdicts_top), 0, NULL},
     {"_verdicts_inner", T_OBJECT, offsetof(LoopTracerCore, verdicts_inner), 0, NULL},
+    {"_wait_calls", T_OBJECT, offsetof(LoopTracerCore, wait_calls), 0, NULL},
     {"_owner_details", T_OBJECT, offsetof(LoopTracerCore, owner_details), 0, NULL},
     {"_plain_future", T_OBJECT, offsetof(LoopTracerCore, plain_future), 0, NULL},
     {"_cause", T_OBJECT, offsetof(LoopTracerCore, cause), READONLY, NULL},
@@ -1236,6 +1237,62 @@ tracer_done_callbacks(LoopTracerCore *self)
 
 static PyObject *innermost_of(PyObject *coro);
 
+/* The BLOCKED detail naming the library function the program called, as
+ * LoopTracer._program_call_detail finds it: walks `coro`'s await chain. Leaves *detail (the
+ * innermost function's) when no such call is below the program's innermost coroutine. 1 when
+ * decided, 0 when a function on the way is not in tracer._wait_calls yet or the call is not
+ * named yet (Python decides), -1 on an error. */
+static int
+program_call_detail(LoopTracerCore *tracer, PyObject *coro, int32_t *detail)
+{
+    PyObject *calls = tracer->wait_calls;
+    if (calls == NULL || !PyDict_Check(calls)) return 0;
+    long entry = LIBRARY_SIDE;
+    int found = 0, after_program = 0;
+    PyObject *current = Py_NewRef(coro);
+    for (;;) {
+        int is_coroutine = PyCoro_CheckExact(current);
+        PyObject *code = PyObject_GetAttr(current, is_coroutine ? str_cr_code : str_gi_code);
+        if (code == NULL) goto error;
+        PyObject *code_id = PyLong_FromVoidPtr(code);
+        Py_DECREF(code);  /* the coroutine keeps it alive */
+        if (code_id == NULL) goto error;
+        PyObject *row = PyDict_GetItemWithError(calls, code_id);  /* borrowed */
+        Py_DECREF(code_id);
+        if (row != NULL) row = checked_row(row, VERDICT_FIELDS, "asyncio wait calls");
+        if (row == NULL || PyTuple_GET_ITEM(row, VERDICT_CODE) != code) {
+            Py_DECREF(current);
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        long side = PyLong_AsLong(PyTuple_GET_ITEM(row, VERDICT_VERDICT));
+        if (side == -1 && PyErr_Occurred()) goto error;
+        if (side == PROGRAM_SIDE) {
+            after_program = 1;
+            found = 0;
+        }
+        else if (after_program && side != PASSED_OVER) {
+            after_program = 0;
+            found = 1;
+            entry = side;
+        }
+        PyObject *awaited = PyObject_GetAttr(current, is_coroutine ? str_cr_await : str_gi_yieldfrom);
+        if (awaited == NULL) goto error;
+        if (!PyCoro_CheckExact(awaited) && !PyGen_CheckExact(awaited)) {
+            Py_DECREF(awaited);
+            break;
+        }
+        Py_SETREF(current, awaited);
+    }
+    Py_DECREF(current);
+    if (!found) return 1;
+    if (entry < 0) return 0;  /* LIBRARY_SIDE: the call is named by Python first */
+    *detail = (int32_t)entry;
+    return 1;
+error:
+    Py_DECREF(current);
+    return -1;
+}
+
 
 /* The wait detail of a bare asyncio.Future the step yielded, judged from the await chain as
  * LoopTracer._record_awaiter_wait does when its caches know the answer. Sets *code and
@@ -1278,9 +1335,14 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
         return -1;
     }
     if (verdict >= 0) {  /* a blocked wait: no need for the frame */
+        int is_top = innermost == self->coro;
         Py_DECREF(innermost);
-        *code = CODE_BLOCKED;
         *detail = (int32_t)verdict;
+        if (!is_top) {
+            int decided = program_call_detail(tracer, self->coro, detail);
+            if (decided <= 0) return decided;
+        }
+        *code = CODE_BLOCKED;
         return 1;
     }
     PyObject *frame = PyObject_GetAttr(innermost, is_coroutine ? str_cr_frame : str_gi_frame);

@@ -94,6 +94,7 @@ typedef struct {
     PyObject *io_futures;
     PyObject *verdicts_top;
     PyObject *verdicts_inner;
+    PyObject *wait_calls;    /* id(code) -> (code, side): what a blocked wait is named by */
     PyObject *owner_details;
     PyObject *plain_future;  /* asyncio.Future: the only type the fast path judges */
     /* what wakes whom (see LoopTracer._wake) */

@@ -130,6 +130,13 @@
 #define VERDICT_VERDICT 1
 #define VERDICT_FIELDS 2
 
+/* _asyncio_tracer's sides of a function in a blocked wait's await chain (tracer._wait_calls,
+ * rows as VERDICT_FIELDS): the program's, a library's not named yet, a library's passed over
+ * (`__aenter__`); else the BLOCKED detail that names it */
+#define PROGRAM_SIDE (-1)
+#define LIBRARY_SIDE (-2)
+#define PASSED_OVER (-3)
+
 /* _asyncio_tracer.OWNER_FIELDS: a stream's IO_WAIT detail (tracer._owner_details) */
 #define OWNER_STREAM 0
 #define OWNER_DETAIL 1

@@ -693,3 +693,41 @@ def test_a_task_lane_names_its_coroutine_as_written_not_by_the_function_it_is_ne
     assert names[2:] == ["fetch (Task-N)", "_Crawler.fetch (Task-N)"]
     spawns = [e.detail for e in trace.events() if e.kind == "spawn"]
     assert spawns[2]["coro"].endswith(".<locals>.fetch")
+
+
+def test_a_blocked_wait_is_named_by_the_library_call_the_program_made() -> None:
+    # queue.join() waits inside Event.wait, `async with lock` inside the lock's __aenter__,
+    # asyncio.wait inside _wait: the wait is named by what the program called. The later
+    # rounds are named from the tracer's caches (the C proxy's own path).
+    async def worker(queue: asyncio.Queue[int]) -> None:
+        await queue.get()
+        await asyncio.sleep(0)
+        queue.task_done()
+
+    async def holder(lock: asyncio.Lock) -> None:
+        async with lock:
+            await asyncio.sleep(0)
+
+    async def own_wait(event: asyncio.Event) -> None:
+        await event.wait()  # the program's own function, innermost: named by the call in it
+
+    async def main() -> None:
+        for _ in range(3):
+            queue: asyncio.Queue[int] = asyncio.Queue()
+            queue.put_nowait(1)
+            asyncio.create_task(worker(queue))
+            await queue.join()
+            lock = asyncio.Lock()
+            asyncio.create_task(holder(lock))
+            await asyncio.sleep(0)
+            async with lock:
+                pass
+            event = asyncio.Event()
+            asyncio.get_running_loop().call_soon(event.set)
+            await own_wait(event)
+            await asyncio.wait([asyncio.create_task(asyncio.sleep(0))])
+
+    trace, _ = record(main)
+
+    waits = [row[3]["on"] for row in task_rows(trace) if row[0] == MAIN and row[1] == "blocked"]
+    assert waits == ["Queue.join", "Lock.acquire", "Event.wait", "wait"] * 3

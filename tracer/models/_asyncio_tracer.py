@@ -81,6 +81,23 @@ WAITERS_FIELDS = ("future",)
 SLEEP_FIELDS = ("future", "detail", "deadline_ns")
 # _verdicts_top/_inner[id(code)]: (code, verdict)
 VERDICT_FIELDS = ("code", "verdict")
+# _wait_calls[id(code)]: (code, side), the side a detail or one of these
+PROGRAM_SIDE = -1
+LIBRARY_SIDE = -2  # a library function not named yet
+PASSED_OVER = -3  # a library's __aenter__ and the like: the call is the one it makes
+
+
+def _side_of_call(code: CodeType, is_program: Callable[[str], bool]) -> int:
+    if is_program(code.co_filename):
+        return PROGRAM_SIDE
+    name = code.co_name
+    return PASSED_OVER if name.startswith("__") and name.endswith("__") else LIBRARY_SIDE
+
+
+def call_label(code: CodeType) -> str:
+    """A library function the program called, as a wait names it: "Queue.join", and
+    "as_completed" for the helper as_completed() made ("as_completed.<locals>._wait_for_one")."""
+    return code.co_qualname.partition(".<locals>")[0]
 # _owner_details[key]: (weakref to the stream, IO_WAIT detail)
 OWNER_FIELDS = ("stream", "detail")
 # _code_lines[id(code)]: (code, {line: source index})
@@ -149,6 +166,10 @@ class LoopTracer(_TracerCore):
         # hashing a code object walks its bytecode (3.12+); holding the code keeps the id.
         self._verdicts_top: dict[int, tuple[CodeType, int]] = {}
         self._verdicts_inner: dict[int, tuple[CodeType, int]] = {}
+        # id(code) -> (code, side) of each function in the await chains of blocked waits:
+        # PROGRAM_SIDE, LIBRARY_SIDE, or the BLOCKED detail naming that library function (made
+        # once it is the call a wait is named by). Rows as VERDICT_FIELDS.
+        self._wait_calls: dict[int, tuple[CodeType, int]] = {}
         self._fd_causes: dict[tuple[int, str], int] = {}
         self._peers: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
         self._transport_details: weakref.WeakKeyDictionary[Any, dict[str, int]] = (
@@ -380,6 +401,8 @@ class LoopTracer(_TracerCore):
             verdict = self._judge(code, frame, is_top)
             verdicts[id(code)] = (code, verdict)
         if verdict >= 0:
+            if not is_top:
+                verdict = self._program_call_detail(proxy._coro, verdict)
             self.record(lane, _BLOCKED, NO_LANE, verdict)
             return
         owner = self_of(frame)
@@ -396,10 +419,46 @@ class LoopTracer(_TracerCore):
             mode = "read" if verdict == _STREAM_READ else "write"
             detail = self._transport_detail(transport, mode)
         if detail is None:  # the transport closed under us: say what is awaited instead
-            self.record(lane, _BLOCKED, NO_LANE, self._blocked_on(code, is_top))
+            blocked_on = self._blocked_on(code, is_top)
+            if not is_top:
+                blocked_on = self._program_call_detail(proxy._coro, blocked_on)
+            self.record(lane, _BLOCKED, NO_LANE, blocked_on)
             return
         self._remember_owner(key, owner, detail)
         self.record(lane, _IO_WAIT, NO_LANE, detail)
+
+    def _program_call_detail(self, coro: Any, innermost_detail: int) -> int:
+        """How a blocked wait is named: by the library function the program called, the one
+        below the program's innermost coroutine in the await chain (`await queue.join()` is
+        "Queue.join", not the "Event.wait" it awaits inside; `async with lock` is
+        "Lock.acquire", past the lock's `__aenter__`), else by the innermost function
+        (`innermost_detail`): a library task's, or the program's own awaiting a future."""
+        calls = self._wait_calls
+        entry: tuple[CodeType, int] | None = None
+        after_program = False
+        current = coro
+        while True:
+            if type(current) is CoroutineType:
+                code, awaited = current.cr_code, current.cr_await
+            else:
+                code, awaited = current.gi_code, current.gi_yieldfrom
+            row = calls.get(id(code))
+            if row is None or row[0] is not code:
+                row = calls[id(code)] = (code, _side_of_call(code, self._is_program))
+            side = row[1]
+            if side == PROGRAM_SIDE:
+                after_program, entry = True, None
+            elif after_program and side != PASSED_OVER:
+                after_program, entry = False, row
+            if type(awaited) is not CoroutineType and type(awaited) is not GeneratorType:
+                break
+            current = awaited
+        if entry is None:
+            return innermost_detail
+        if entry[1] == LIBRARY_SIDE:  # first named by now
+            code = entry[0]
+            entry = calls[id(code)] = (code, self.recorder.detail(("on", call_label(code))))
+        return entry[1]
 
     def _remember_owner(self, key: int, owner: object, detail: int) -> None:
         owner_details = self._owner_details
