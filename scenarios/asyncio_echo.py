@@ -25,7 +25,13 @@ SCENARIO = Scenario(
 ROUND_TRIPS = 3
 
 
+handlers: set[asyncio.Task[object]] = set()
+
+
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        handlers.add(task)
     peer = writer.get_extra_info("peername")
     while data := await reader.readline():
         writer.write(data)
@@ -53,8 +59,8 @@ async def main() -> None:
             asyncio.create_task(client(f"client-{i}", port), name=f"client-{i}") for i in (1, 2, 3)
         ]
         await asyncio.gather(*clients)
-        # let the handlers see the clients' end of file and finish before the server closes
-        await asyncio.sleep(0.05)
+        # the handlers see the clients' end of file and finish before the server closes
+        await asyncio.gather(*handlers)
 
 
 if __name__ == "__main__":
