@@ -404,8 +404,10 @@ def contention(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
         for lane, duration, _start in waits:
             waited[trace.lane_name(lane)] += duration
         released_by = sorted(releasers[key].items(), key=lambda item: -item[1])
-        holders = ", ".join(f"{trace.lane_name(lane)} ({_times(count)})" for lane, count in
-                            released_by[:3])
+        named = released_by if len(released_by) <= 4 else released_by[:3]  # not "1 more"
+        holders = ", ".join(f"{trace.lane_name(lane)} ({_times(count)})" for lane, count in named)
+        if len(named) < len(released_by):
+            holders += f" and {len(released_by) - len(named):,} more lanes"
         facts: dict[str, Any] = {
             "primitive": on, "waits": len(waits),
             "lanes": sorted(trace.lane_name(lane) for lane in lanes),
@@ -417,8 +419,8 @@ def contention(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
         findings.append(Finding(
             rule="contention",
             title=f"{on}" + (f" on {primitive}" if primitive else "")
-                  + (f" at {_short(line)}" if line else "") + f": {len(lanes)} lanes "
-                  f"waited {len(waits)} times, {_ms(total)} in all (longest {_ms(longest)})"
+                  + (f" at {_short(line)}" if line else "") + f": {len(lanes):,} lanes "
+                  f"waited {len(waits):,} times, {_ms(total)} in all (longest {_ms(longest)})"
                   + (f"; released by {holders}" if holders else ""),
             lane=None, lane_name=None, ts_ns=min(start for _l, _d, start in waits),
             duration_ns=total, location=line, facts=facts,

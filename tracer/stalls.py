@@ -355,4 +355,8 @@ def _gevent_hub(trace: Trace) -> int | None:
 
 
 def _ms(ns: int) -> str:
+    """A duration for a finding's title: "4.2 ms", "329 ms", "15,648 s" (the sum of many
+    lanes' waits can run to hours; milliseconds by the million read as noise)."""
+    if ns >= 10_000_000_000:
+        return f"{ns / 1e9:,.0f} s"
     return f"{ns / 1e6:.0f} ms" if ns >= 10_000_000 else f"{ns / 1e6:.1f} ms"

@@ -712,13 +712,14 @@ def test_a_blocked_wait_is_named_by_the_library_call_the_program_made() -> None:
         await event.wait()  # the program's own function, innermost: named by the call in it
 
     async def main() -> None:
+        helpers = []
         for _ in range(3):
             queue: asyncio.Queue[int] = asyncio.Queue()
             queue.put_nowait(1)
-            asyncio.create_task(worker(queue))
+            helpers.append(asyncio.create_task(worker(queue)))
             await queue.join()
             lock = asyncio.Lock()
-            asyncio.create_task(holder(lock))
+            helpers.append(asyncio.create_task(holder(lock)))
             await asyncio.sleep(0)
             async with lock:
                 pass

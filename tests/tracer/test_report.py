@@ -4,6 +4,7 @@ victims, stack samples on the pipe and in saved traces, --fail-on, and the JSON 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import random
 import time
@@ -536,3 +537,41 @@ def test_samples_follow_the_batch_so_a_stop_between_frames_loses_no_events() -> 
     decoder.feed(out.getvalue())
     assert len(trace) == 1 and trace.lanes[0].name == "task"  # the batch got through
     assert list(trace.samples.ts) == [5]  # and the samples after it
+
+
+def _contended(holders: int) -> Trace:
+    """`holders` lanes each take a semaphore in turn for 20 ms while the next one waits on it
+    (asyncio's way: the wait names the method; the release is the waiter's READY)."""
+    trace = Trace()
+    clock = FakeClock()
+    rec = Recorder(trace, clock=clock)
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    lanes = [rec.spawn(f"fetch-{number}", LaneKind.TASK, loop) for number in range(holders + 1)]
+    for holder, waiter in itertools.pairwise(lanes):
+        rec.state(holder, Code.RUNNING, source=rec.source(*PROGRAM))
+        rec.state(waiter, Code.BLOCKED, ("on", "Semaphore.acquire"))
+        clock.advance(20 * MS)
+        rec.state(holder, Code.SLEEPING)
+        rec.wake(waiter, holder, ("cause", "future"))
+        rec.state(waiter, Code.READY, other=holder)
+        rec.end(holder)
+    rec.end(lanes[-1])
+    rec.close()
+    return trace
+
+
+def test_contention_over_many_lanes_names_three_releasers_and_counts_the_rest() -> None:
+    # the last lane's wait is not counted: it ends without a step of its own
+    (finding,) = [f for f in build_report(_contended(2000)).findings if f.rule == "contention"]
+    assert "1,999 lanes waited 1,999 times, 40 s in all (longest 20 ms)" in finding.title
+    assert finding.title.endswith("fetch-2 (once) and 1,996 more lanes")
+    (few,) = [f for f in build_report(_contended(5)).findings if f.rule == "contention"]
+    assert "4 lanes waited 4 times, 80 ms in all" in few.title
+    assert few.title.endswith("fetch-2 (once), fetch-3 (once)")
+
+
+def test_durations_in_titles_scale_from_milliseconds_to_seconds() -> None:
+    from loopscope.tracer.stalls import _ms
+
+    assert [_ms(n) for n in (4_200_000, 329 * MS, 9_999 * MS, 15_647_624 * MS)] == [
+        "4.2 ms", "329 ms", "9999 ms", "15,648 s"]
