@@ -55,6 +55,12 @@ RULES: dict[str, Rule] = {rule.id: rule for rule in (
          "The loop polled with a zero timeout over and over while nothing was ready and no "
          "lane ran: it spins, using a whole core to wait. Give select/poll a timeout (or "
          "None) so the kernel wakes it when something happens.", "select-server"),
+    Rule("overloaded-loop", "loop overloaded",
+         "Timers fired long after they were due while the loop ran steps nearly all the "
+         "time, though no single step was long enough to be a stall: there was more work "
+         "than one thread could do on time, so every lane took its turn late. Do less per "
+         "step, move CPU-heavy work to a process pool (run_in_executor with a "
+         "ProcessPoolExecutor), or run fewer tasks at once.", None),
     Rule("idle-on-thread-pool", "loop idle while work waits in a thread pool",
          "The loop had nothing to do for most of the time work it handed to a thread pool "
          "(asyncio.to_thread, run_in_executor) ran: the program waited on the pool one call "

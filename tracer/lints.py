@@ -22,7 +22,7 @@ from loopscope.tracer.events import Code, LaneKind, Source
 from loopscope.tracer.findings import Finding
 from loopscope.tracer.lane_table import LaneRow
 from loopscope.tracer.spans import Spans, column_rows
-from loopscope.tracer.stalls import _ms
+from loopscope.tracer.stalls import _ms, long_steps
 from loopscope.tracer.trace import Trace
 from loopscope.tracer.values import VALUE_ROW
 
@@ -40,6 +40,9 @@ class LintLimits:
     spin_polls: int = 200  # empty zero-timeout polls with no lane running in between
     pool_idle_ns: int = 100_000_000  # the loop idle this long while its pool work ran ...
     pool_idle_share: float = 0.8  # ... and for this much of that work's time
+    late_timer_ns: int = 50_000_000  # a timer that fired this late ...
+    late_timers: int = 10  # ... this many of them on one loop ...
+    overload_busy_share: float = 0.8  # ... with the loop busy this much of their lateness
 
 
 GEVENT_HUB = "gevent hub"  # the gevent model's loop lane (tracer.models.gevent_model)
@@ -59,6 +62,7 @@ def run_lints(trace: Trace, spans: Spans, rows: list[LaneRow],
     findings += contention(trace, spans, limits)
     findings += zero_timeout_spins(trace, spans, limits)
     findings += idle_on_thread_pool(trace, spans, limits)
+    findings += overloaded_loops(trace, spans, limits)
     return findings
 
 
@@ -540,6 +544,86 @@ def idle_on_thread_pool(trace: Trace, spans: Spans, limits: LintLimits) -> list[
             duration_ns=idle_ns, location=line, seq=_span_seq_at(spans, first_lane, first_start),
             facts={"function": name, "calls": len(calls), "pool_ns": pool_ns,
                    "idle_ns": idle_ns, "loop": loop_name},
+        ))
+    return findings
+
+
+# -- overloaded loops -----------------------------------------------------------------------
+
+
+def overloaded_loops(trace: Trace, spans: Spans, limits: LintLimits) -> list[Finding]:
+    """Many timers fired late on a loop that was busy through their lateness, none of it
+    owed to a stall (a step past the stall threshold: that finding names its own victims).
+    A timer's lateness runs from its deadline to the end of the lane's sleep; a sleep still
+    going when the run ended is not a timer that fired."""
+    states = np.asarray(spans.state, dtype=np.int64)
+    starts = np.asarray(spans.start, dtype=np.int64)
+    ends = np.asarray(spans.end, dtype=np.int64)
+    lanes = np.asarray(spans.lane, dtype=np.int64)
+    sleeps = np.flatnonzero(states == Code.SLEEPING)
+    if len(sleeps) < limits.late_timers:
+        return []
+    last_of_lane = {int(indices[-1]) for indices in spans.by_lane.values() if len(indices)}
+    stalled = sorted((int(starts[index]), int(ends[index])) for index in long_steps(trace, spans))
+    stall_starts = np.array([start for start, _end in stalled], dtype=np.int64)
+    stall_ends = np.maximum.accumulate(np.array([end for _start, end in stalled],
+                                                dtype=np.int64)) if stalled else stall_starts
+    loops: dict[int, int | None] = {}
+    late: dict[int, list[tuple[int, int, int]]] = defaultdict(list)  # loop -> (index, due, end)
+    for index in sleeps.tolist():
+        if index in last_of_lane:
+            continue
+        due = spans.detail_of(index, trace).get("deadline_ns")
+        end = int(ends[index])
+        if not isinstance(due, int) or end - due < limits.late_timer_ns:
+            continue
+        # a stall that began before the timer fired and ended after it fell due explains it
+        before = int(np.searchsorted(stall_starts, end, "left"))
+        if before and stall_ends[before - 1] > due:
+            continue
+        lane = int(lanes[index])
+        if lane not in loops:
+            loops[lane] = _loop_of(trace, lane)
+        loop = loops[lane]
+        if loop is not None:
+            late[loop].append((index, due, end))
+    findings = []
+    for loop, timers in late.items():
+        if len(timers) < limits.late_timers:
+            continue
+        windows = _union(sorted((due, end) for _index, due, end in timers))
+        window_ns = sum(end - start for start, end in windows)
+        polls = (lanes == loop) & (states == Code.POLL)
+        idle_ns = sum(int(np.clip(np.minimum(ends[polls], end) - np.maximum(starts[polls], start),
+                                  0, None).sum()) for start, end in windows)
+        busy = 1 - idle_ns / window_ns if window_ns else 0.0
+        if busy < limits.overload_busy_share:
+            continue
+        lateness = sorted(end - due for _index, due, end in timers)
+        first = windows[0][0]
+        steps = (states == Code.RUNNING) & (ends > first) & (starts < windows[-1][1])
+        longest = int((ends[steps] - starts[steps]).max()) if steps.any() else 0
+        # the line most of the late sleeps resumed at (a sample: enough to find the commonest)
+        lines: dict[Source, int] = defaultdict(int)
+        for index, _due, end in timers[:: max(1, len(timers) // 500)]:
+            line = _resumed_at(trace, spans, int(lanes[index]), end)
+            if line is not None:
+                lines[line] += 1
+        line = max(lines.items(), key=lambda item: item[1])[0] if lines else None
+        loop_name = trace.lane_name(loop)
+        sleepers = len({int(lanes[index]) for index, _due, _end in timers})
+        findings.append(Finding(
+            rule="overloaded-loop",
+            title=f"{loop_name} overloaded: {len(timers):,} timers of {sleepers:,} "
+                  f"lane{'s' if sleepers != 1 else ''} fired late, up to "
+                  f"{_ms(lateness[-1])} (median {_ms(lateness[len(lateness) // 2])}), "
+                  f"the loop busy {busy:.0%} of that time with no step over "
+                  f"{_ms(longest)}" + (f"; most slept at {_short(line)}" if line else ""),
+            lane=loop, lane_name=loop_name, ts_ns=first, duration_ns=window_ns,
+            location=line, seq=_span_seq_at(spans, loop, first),
+            facts={"loop": loop_name, "late_timers": len(timers), "lanes": sleepers,
+                   "latest_ns": lateness[-1], "median_ns": lateness[len(lateness) // 2],
+                   "busy_share": round(busy, 3), "longest_step_ns": longest},
         ))
     return findings
 

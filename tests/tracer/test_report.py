@@ -575,3 +575,60 @@ def test_durations_in_titles_scale_from_milliseconds_to_seconds() -> None:
 
     assert [_ms(n) for n in (4_200_000, 329 * MS, 9_999 * MS, 15_647_624 * MS)] == [
         "4.2 ms", "329 ms", "9999 ms", "15,648 s"]
+
+
+def _late_timers(step_ms: int, rounds: int = 3, polls_between: bool = False) -> Trace:
+    """Twelve lanes each sleeping 10 ms between steps of `step_ms`, on a loop that runs them
+    in turn: each round of steps takes 12 * step_ms, so each timer fires that much late
+    (less its own 10 ms). With `polls_between`, the loop polls 100 ms before the timers fire:
+    they are later still, but the loop sat idle for most of it."""
+    trace = Trace()
+    clock = FakeClock()
+    rec = Recorder(trace, clock=clock)
+    loop = rec.spawn("asyncio loop", LaneKind.LOOP)
+    workers = [rec.spawn(f"w{number}", LaneKind.TASK, loop) for number in range(12)]
+    for _ in range(rounds):
+        rec.state(loop, Code.DISPATCH)
+        for worker in workers:
+            rec.state(worker, Code.RUNNING, source=rec.source(*PROGRAM))
+            clock.advance(step_ms * MS)
+            due = clock() - rec.origin + 10 * MS
+            rec.state(worker, Code.SLEEPING, ("delay_s", 0.01, "deadline_ns", due))
+        if polls_between:
+            rec.state(loop, Code.POLL)
+            clock.advance(100 * MS)
+            rec.state(loop, Code.DISPATCH)
+        for worker in workers:
+            rec.wake(worker, loop, ("cause", "timer"))
+            rec.state(worker, Code.READY, other=loop)
+    for worker in workers:
+        rec.state(worker, Code.RUNNING, source=rec.source(*PROGRAM))
+        rec.end(worker)
+    rec.close()
+    return trace
+
+
+def test_timers_late_behind_a_loop_busy_with_short_steps_are_an_overloaded_loop() -> None:
+    (finding,) = build_report(_late_timers(step_ms=8)).findings
+    assert finding.rule == "overloaded-loop" and finding.lane_name == "asyncio loop"
+    # w0's timer is due 10 ms after its step and fires after the other 11 steps (88 ms): 78 ms
+    # late; wk's 78 - 8k ms, so w0-w3's are 50 ms late or more, in each of the three rounds
+    facts = finding.facts
+    assert (facts["late_timers"], facts["lanes"], facts["latest_ns"]) == (12, 4, 78 * MS)
+    assert facts["median_ns"] == 70 * MS
+    assert facts["busy_share"] == 1.0 and facts["longest_step_ns"] == 8 * MS
+    assert finding.title.startswith("asyncio loop overloaded: 12 timers of 4 lanes fired late, "
+                                    "up to 78 ms (median 70 ms), the loop busy 100%")
+    assert finding.where == "server.py:40"
+
+
+def test_late_timers_are_no_overload_when_the_loop_was_idle_or_the_steps_short() -> None:
+    assert build_report(_late_timers(step_ms=2)).findings == []  # 12 ms rounds: not late
+    idle = build_report(_late_timers(step_ms=8, polls_between=True)).findings
+    assert [finding.rule for finding in idle] == []  # late, but the loop was mostly polling
+
+
+def test_timers_late_behind_a_stall_are_the_stalls_not_an_overload() -> None:
+    assert [finding.rule for finding in build_report(_stalled_loop()).findings] == ["stall"]
+    findings = build_report(_late_timers(step_ms=120, rounds=1)).findings
+    assert {finding.rule for finding in findings} == {"stall"}

@@ -59,6 +59,7 @@ EXPECTED: dict[str, list[tuple[str, str | None]]] = {
     "select_spin.py": [("zero-timeout-spin", "select loop")],
     "thread_pool_idle.py": [("idle-on-thread-pool", "read_sensor")],
     "executor_idle.py": [("idle-on-thread-pool", "compress")],
+    "overloaded_loop.py": [("overloaded-loop", "asyncio loop")],
 }
 CLEAN = ["clean_workers.py", "thread_pool_busy.py", "gevent_clean.py", "clean_threads.py",
          "gevent_slow_start.py"]
