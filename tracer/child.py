@@ -21,6 +21,7 @@ from __future__ import annotations
 import _thread
 import contextlib
 import faulthandler
+import fcntl
 import gc
 import importlib
 import io
@@ -51,7 +52,7 @@ from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.sampler import start_stall_sampler
 from loopscope.tracer.step_gate import StepGate
 from loopscope.tracer.stop_request import StopRequested
-from loopscope.tracer.stream import FrameWriter
+from loopscope.tracer.stream import PIPE_LOST, FrameWriter
 from loopscope.tracer.thread_lines import ThreadLines
 from loopscope.tracer.thread_waits import ThreadWaits
 from loopscope.tracer.tracebacks import program_traceback
@@ -392,6 +393,9 @@ def main(argv: list[str] | None = None) -> int:
     for fd in (options.events_fd, options.control_fd):
         if fd is not None:
             os.set_inheritable(fd, False)
+    options = options._replace(events_fd=_far_fd(options.events_fd),
+                               control_fd=None if options.control_fd is None
+                               else _far_fd(options.control_fd))
     writer = FrameWriter(open(options.events_fd, "wb", buffering=1 << 16))  # noqa: SIM115
     program = Program(
         model=options.model,
@@ -599,6 +603,22 @@ def _stop_run(stop: StopControl, gate: StepGate) -> None:
     gate.cancel()
 
 
+# Where the child's own pipes are moved to: above the descriptors a program that closes
+# "everything but stdio" (`for fd in range(3, 256): os.close(fd)`) walks over.
+_FAR_FD = 1000
+
+
+def _far_fd(fd: int) -> int:
+    """`fd` moved to a number at or above _FAR_FD (close-on-exec, as it was), or as it was
+    where the descriptor limit leaves no room there."""
+    try:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _FAR_FD)
+    except OSError:
+        return fd
+    os.close(fd)
+    return moved
+
+
 def _report_exit(exc: SystemExit, end: dict[str, Any]) -> int:
     code = exc.code
     if code is None or code == 0:
@@ -620,10 +640,19 @@ def _finish_stream(
         recorder.close()
         end["events"] = recorder.event_count
         writer.end(end)
-        writer.out.close()
+        if writer.lost is None:
+            writer.out.close()
     except BrokenPipeError:
         # The parent stopped listening; there is nobody left to tell.
         os._exit(exit_code or ORPHANED_EXIT)
+    if writer.lost is not None:
+        # The program closed (or reused) the event pipe's descriptor and went on as it would
+        # untraced; the parent keeps what came before and says the trace ended there.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            sys.__stderr__.write(  # type: ignore[union-attr]
+                f"{PIPE_LOST} (file descriptor {writer.fd}: {writer.lost.strerror})\n")
+            sys.__stderr__.flush()  # type: ignore[union-attr]
+        os._exit(exit_code)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from loopscope.tracer.descendants import end_orphans
 from loopscope.tracer.silence import explain_silence
 from loopscope.tracer.source_files import track_source_files
-from loopscope.tracer.stream import FrameDecoder, StreamError
+from loopscope.tracer.stream import PIPE_LOST, FrameDecoder, StreamError
 from loopscope.tracer.trace import SequenceGapError, Trace
 
 if TYPE_CHECKING:
@@ -294,6 +294,10 @@ def _classify(decoder: FrameDecoder, ending: Ending, stderr: str) -> tuple[str, 
         # nobody here asked it to stop: a signal from outside ended the program
         return "stopped", _one_line(
             f"the program was stopped by a SIGTERM from outside Loopscope ({exit_text})")
+    if end is None and PIPE_LOST in stderr:
+        return "crashed", _one_line(
+            "the program closed Loopscope's event pipe mid-run: the trace ends there, though "
+            f"the program went on ({exit_text})")
     if end is None:
         before = "before it started" if decoder.hello is None else "mid-run"
         return "crashed", _one_line(f"the child {_ended(code)} {before}{said}")

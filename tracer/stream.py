@@ -60,6 +60,11 @@ _SWAP = sys.byteorder != "little"
 WAITED_WRITE_NS = 1_000_000
 
 
+# The child's one line when the program closed or reused the event pipe's descriptor (the
+# parent finds it in the child's stderr and says the trace ended there)
+PIPE_LOST = "loopscope: the program closed the event pipe"
+
+
 class StreamError(Exception):
     """The pipe carried something that is not our protocol."""
 
@@ -161,19 +166,35 @@ class FrameWriter:
         self.waits = 0
         self.waited_ns = 0
         self.longest_wait_ns = 0
+        # Set when the program closed or reused the pipe's descriptor: nothing more is
+        # written, and the program goes on as it would untraced (child._finish_stream says so)
+        self.lost: OSError | None = None
+
+    @property
+    def fd(self) -> int:
+        """The descriptor batches go to (-1 for an in-memory file)."""
+        return self._fd
 
     def hello(self, info: dict[str, Any]) -> None:
         self._send(encode_hello(info))
 
     def write_batch(self, batch: Batch) -> None:
+        if self.lost is not None:
+            return
         if self._fd < 0:
             self._send(encode_batch(*batch))
             return
-        self.out.flush()  # what the buffer holds goes first
         parts = batch_parts(*batch)
-        started = self._clock()
-        _write_all(self._fd, parts)
-        took = self._clock() - started
+        try:
+            self.out.flush()  # what the buffer holds goes first
+            started = self._clock()
+            _write_all(self._fd, parts)
+            took = self._clock() - started
+        except BrokenPipeError:
+            raise  # the parent is gone: the child's watcher ends the run
+        except OSError as error:
+            self.lost = error
+            return
         if took >= WAITED_WRITE_NS:
             self.waits += 1
             self.waited_ns += took
@@ -191,8 +212,16 @@ class FrameWriter:
         self._send(encode_held(view))
 
     def _send(self, frame: bytes) -> None:
-        self.out.write(frame)
-        self.out.flush()
+        if self.lost is not None:
+            return
+        try:
+            self.out.write(frame)
+            self.out.flush()
+        except BrokenPipeError:
+            raise
+        except OSError as error:
+            self.lost = error
+            return
         if self.after_write is not None:
             self.after_write()
 

@@ -440,3 +440,63 @@ def test_the_runner_works_on_the_qasync_loop() -> None:
     assert kinds(finished.trace)[-1] == "end"
     assert stopped.status == "stopped"
     assert kinds(stopped.trace) == PROLOGUE
+
+
+# -- a program that closes descriptors ---------------------------------------------------------
+
+_CLOSES = """
+import asyncio, os, resource
+
+def close_all():  # what a daemon does first: every descriptor but stdio
+    for fd in range({first}, {last}):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+async def tick():
+    await asyncio.sleep(0.001)
+
+async def main(closing_inside):
+    await asyncio.gather(*(tick() for _ in range(50)))
+    if closing_inside:
+        close_all()
+    print("closed", flush=True)
+    for _ in range(20):
+        await asyncio.gather(*(tick() for _ in range(200)))
+    print("went on", flush=True)
+
+if not {inside}:
+    close_all()
+asyncio.run(main({inside}))
+"""
+
+
+def _closing(tmp_path: Path, first: str, last: str, inside: bool = False) -> RunResult:
+    from loopscope.tracer.target import resolve_target
+
+    program = tmp_path / "closes.py"
+    program.write_text(_CLOSES.format(first=first, last=last, inside=inside))
+    return record_sync(resolve_target(str(program)), timeout=60)
+
+
+def test_a_program_that_closes_the_usual_range_of_descriptors_is_traced_whole(
+        tmp_path: Path) -> None:
+    # "everything but stdio" loops stop short of where the child keeps its pipes
+    result = _closing(tmp_path, "3", "3")  # nothing closed: the baseline
+    closed = _closing(tmp_path, "3", "256")
+    assert closed.ok, closed.error
+    assert closed.stdout.splitlines() == ["closed", "went on"]
+    assert len(closed.trace.lanes) == len(result.trace.lanes)
+
+
+def test_a_program_that_closes_the_event_pipe_goes_on_and_the_trace_ends_there(
+        tmp_path: Path) -> None:
+    result = _closing(tmp_path, "1000", "resource.getrlimit(resource.RLIMIT_NOFILE)[0]",
+                      inside=True)
+    assert result.stdout.splitlines() == ["closed", "went on"]  # as untraced
+    assert result.status == "crashed"
+    assert result.error == ("the program closed Loopscope's event pipe mid-run: the trace ends "
+                            "there, though the program went on (exit status 0)")
+    # what came before the closing is kept: the 50 ticks' lanes at least
+    assert len(result.trace.lanes) >= 52
