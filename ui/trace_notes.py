@@ -117,6 +117,9 @@ class TraceNotes:
             return
         for seq in (waits[spawns[waits]] + start).tolist():
             info = trace.details[trace.detail[seq]]
+            # a pool's work is the program's or a library's by the line that handed it over
+            if info.get("kind") == LaneKind.THREAD and trace.source[seq]:
+                self._note_source(trace, trace.lane[seq], trace.source[seq])
             if str(info.get("coro", "")) in HOSTS_PROGRAM_CODE:
                 self.hosting_lanes.add(trace.lane[seq])
         details = _column(trace.detail, np.int32, start, stop)[waits].astype(np.int64)

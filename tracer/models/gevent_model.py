@@ -17,10 +17,18 @@ import contextlib
 import sys
 import threading
 from collections.abc import Callable
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
-from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, Detail, LaneKind, short_repr
+from loopscope.tracer.events import (
+    NO_DETAIL,
+    NO_LANE,
+    NO_SOURCE,
+    Code,
+    Detail,
+    LaneKind,
+    short_repr,
+)
 from loopscope.tracer.models import _gevent_primitives
 from loopscope.tracer.models._greenlets import Greenlet, GreenletTracer
 from loopscope.tracer.models.toolkit import Guard, instrumented
@@ -227,11 +235,19 @@ class GeventTracer(GreenletTracer):
 
     # -- the hub's own waiting ------------------------------------------------------------------
 
-    def thread_work(self, function: Callable[..., Any]) -> int:
+    def thread_work(self, function: Callable[..., Any], caller: FrameType | None,
+                    pool_files: frozenset[str]) -> int:
         """A function handed to the hub's threadpool: a lane of kind thread, running until
-        its AsyncResult is set (`work_done`)."""
+        its AsyncResult is set (`work_done`). Its spawn's source is the line that handed it
+        over, past the pool's own methods: the program's, or a library's (gevent's resolver
+        looking up a host name), which the timeline folds with the other library lanes."""
         recorder = self.recorder
-        lane = recorder.spawn(function_name(function), LaneKind.THREAD, recorder.current)
+        while caller is not None and caller.f_code.co_filename in pool_files:
+            caller = caller.f_back
+        source = NO_SOURCE if caller is None else recorder.source_of(caller.f_code,
+                                                                     caller.f_lineno)
+        lane = recorder.spawn(function_name(function), LaneKind.THREAD, recorder.current,
+                              source=source)
         recorder.state(lane, Code.RUNNING)
         return lane
 
@@ -290,11 +306,16 @@ def _wrap_wait(hub_type: Any, tracer: GeventTracer, getcurrent: Callable[[], Gre
 
 def _wrap_threadpool(pool_type: Any, tracer: GeventTracer) -> Any:
     original = pool_type.spawn
+    # the pool's own methods (apply, map... some from gevent.pool's mixins) calling spawn are
+    # passed over to find who asked
+    pool_files = frozenset(
+        getattr(sys.modules.get(kind.__module__), "__file__", None) or ""
+        for kind in pool_type.__mro__)
 
     def spawn(pool: Any, func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         if not in_traced_thread():  # another thread's hub has a pool too; the recorder is ours
             return original(pool, func, *args, **kwargs)
-        lane = tracer.guard.call(tracer.thread_work, func)
+        lane = tracer.guard.call(tracer.thread_work, func, sys._getframe(1), pool_files)
         if lane is None:
             return original(pool, func, *args, **kwargs)
         # what the function prints in the pool's thread goes on its lane
