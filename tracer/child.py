@@ -579,6 +579,9 @@ def _census_summary(census: Census, recorder: Recorder) -> dict[str, Any] | None
 
 
 # Holds shorter than this in all, or than this share of the run, are not worth a note.
+# How the note on a held program begins (it is about the machine the run had, not the program:
+# tests that count a program's notes leave it out)
+WRITE_WAITS_NOTE = "the program was held "
 WRITE_WAITS_NOTED_NS = 20_000_000
 WRITE_WAITS_NOTED_SHARE = 0.02
 
@@ -591,7 +594,7 @@ def _note_write_waits(writer: FrameWriter, run_ns: int) -> None:
         return
     times = "once" if writer.waits == 1 else f"{writer.waits} times"
     add_note(
-        f"the program was held {writer.waited_ns / 1e6:.0f} ms in all ({times}, "
+        f"{WRITE_WAITS_NOTE}{writer.waited_ns / 1e6:.0f} ms in all ({times}, "
         f"up to {writer.longest_wait_ns / 1e6:.1f} ms at once) while Loopscope handed its "
         "events over; each hold shows as part of the running lane's step")
 

@@ -21,6 +21,7 @@ from loopscope.scenarios import catalog
 from loopscope.tracer.events import STATE_NAMES, Code
 from loopscope.tracer.narrate import narrate
 from loopscope.tracer.native import load_native
+from tests.conftest import about_the_program
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -107,7 +108,8 @@ def assert_one_error(done: subprocess.CompletedProcess[str], *words: str,
                      exit_code: int = 125, program_traceback: bool = False) -> str:
     """The run failed with exactly one error line containing `words`; returns that line."""
     assert done.returncode == exit_code, done.stderr
-    ours = [line for line in done.stderr.splitlines() if line.startswith("loopscope:")]
+    ours = about_the_program([line for line in done.stderr.splitlines()
+                              if line.startswith("loopscope:")])
     assert len(ours) == 1, done.stderr
     line = ours[0]
     assert line.startswith("loopscope: error: ")

@@ -18,6 +18,7 @@ from loopscope.tracer.events import Code
 from loopscope.tracer.native import load_native
 from loopscope.tracer.runner import STDOUT_LIMIT, Run
 from loopscope.tracer.target import resolve_target
+from tests.conftest import about_the_program
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAMS = ROOT / "tests" / "programs"
@@ -141,10 +142,11 @@ def test_an_empty_recording_says_why_in_one_note(tmp_path: Path) -> None:
     script = _script(tmp_path, "trampoline.py", TRAMPOLINE)
     done = _loopscope("trace", script, "-o", tmp_path / "p.loopscope", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    notes = [line for line in done.stderr.splitlines() if line.startswith("loopscope: note: ")]
+    notes = about_the_program([line for line in done.stderr.splitlines()
+                               if line.startswith("loopscope: note: ")])
     assert len(notes) == 1 and "--model generator" in notes[0]
     assert "by hand (countdown)" in notes[0]
-    assert load_native(tmp_path / "p.loopscope").meta["notes"] == [
+    assert about_the_program(load_native(tmp_path / "p.loopscope").meta["notes"]) == [
         notes[0].removeprefix("loopscope: note: ")]
 
 
@@ -154,7 +156,8 @@ def test_stopping_a_gevent_program_shows_no_traceback(tmp_path: Path) -> None:
                       cwd=tmp_path)
     assert done.returncode == 124, done.stderr  # timeout(1)'s status for a run cut short
     assert "Traceback" not in done.stderr and "StopRequested" not in done.stderr
-    ours = [line for line in done.stderr.splitlines() if line.startswith("loopscope:")]
+    ours = about_the_program([line for line in done.stderr.splitlines()
+                              if line.startswith("loopscope:")])
     assert len(ours) == 1 and "did not finish within 0.5 s" in ours[0]
 
 

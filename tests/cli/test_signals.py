@@ -19,6 +19,7 @@ from loopscope.tracer.native import load_native
 from loopscope.tracer.runner import record_sync
 from loopscope.tracer.target import resolve_target
 from tests.cli.test_cli import _env, _script
+from tests.conftest import about_the_program
 from tests.tracer.test_runner import pid_gone, wait_until
 
 # Starts a helper in the program's process group, one in a group of its own (as a shell
@@ -81,7 +82,8 @@ def test_a_signal_to_loopscope_saves_the_run_and_ends_the_whole_family(
         if process.poll() is None:
             process.kill()
     assert process.returncode == 128 + signo, stderr
-    ours = [line for line in stderr.splitlines() if line.startswith("loopscope:")]
+    ours = about_the_program([line for line in stderr.splitlines()
+                              if line.startswith("loopscope:")])
     assert len(ours) == 1 and f"{signo.name} received" in ours[0], stderr
     assert str(output) in ours[0]
     assert len(load_native(output)) > 0
@@ -201,5 +203,6 @@ def test_a_signal_outside_a_run_ends_loopscope_in_one_line(tmp_path: Path) -> No
             process.kill()
         if process.stdout is not None:
             process.stdout.close()
-    ours = [line for line in stderr.splitlines() if line.startswith("loopscope:")]
+    ours = about_the_program([line for line in stderr.splitlines()
+                              if line.startswith("loopscope:")])
     assert ours == ["loopscope: error: SIGTERM received: stopped"], stderr

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import about_the_program
+
 ROOT = Path(__file__).resolve().parents[2]
 TIME = re.compile(r"\d+\.\d+ s")
 PORT = re.compile(r":\d{2,5}\b")
@@ -96,7 +98,8 @@ def test_a_script_that_raises_while_stepped_fails_like_narrate(tmp_path: Path) -
                       "raise ValueError('boom')\n", encoding="utf-8")
     done = loopscope("step", script, stdin="\n" * 3, cwd=tmp_path)
     assert done.returncode == 1
-    ours = [line for line in done.stderr.splitlines() if line.startswith("loopscope:")]
+    ours = about_the_program([line for line in done.stderr.splitlines()
+                              if line.startswith("loopscope:")])
     assert len(ours) == 1 and "ValueError: boom" in ours[0]
     assert done.stderr.count("Traceback") == 1  # the program's own, nothing of ours
     assert "prints '1'" in done.stdout

@@ -25,7 +25,7 @@ while not poller.poll(0):  # busy: never waits
     sum(range(2000))
 print("busy polls", "many" if spins > 1 else spins, reader.recv(1))
 
-threading.Thread(target=send_later, args=(0.1, b"y")).start()
+threading.Thread(target=send_later, args=(0.3, b"y")).start()  # long after the poll begins
 ready = poller.poll()  # blocked until the thread sends
 print("blocked poll got", len(ready), reader.recv(1))
 

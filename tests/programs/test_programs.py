@@ -26,6 +26,7 @@ from loopscope.tracer.events import STATE_NAMES, Code, LaneKind
 from loopscope.tracer.runner import Run, RunResult
 from loopscope.tracer.target import resolve_target
 from loopscope.tracer.trace import Trace
+from tests.conftest import about_the_program
 
 PROGRAMS = Path(__file__).resolve().parent
 FOLLOWED = {LaneKind.TASK, LaneKind.GENERATOR, LaneKind.GREENLET, LaneKind.CONNECTION}
@@ -126,7 +127,7 @@ def assert_world_intact(seen: Seen) -> None:
 def assert_ok(seen: Seen, notes: int = 0) -> None:
     assert seen.result.status == "ok", (seen.result.error, seen.result.stderr)
     assert seen.result.exit_code == 0
-    assert len(seen.result.notes) == notes, seen.result.notes
+    assert len(about_the_program(seen.result.notes)) == notes, seen.result.notes
 
 
 # -- asyncio, after the documentation's examples ----------------------------------------------
@@ -531,7 +532,7 @@ def test_a_trio_nursery_is_followed_with_no_note_about_coroutines_driven_by_hand
         "first finished", "first started", "second finished", "second started"]
     assert seen.printed["parent"] == ["parent done"]
     # trio drives its tasks' coroutines: that is the model's run, not the program's hand
-    assert seen.result.notes == []
+    assert about_the_program(seen.result.notes) == []
 
 
 def test_a_program_that_raises_shows_a_traceback_from_its_own_code() -> None:
@@ -588,7 +589,7 @@ def test_a_pool_of_processes_under_the_default_model_says_why_nothing_was_record
     assert seen.result.trace.meta["model"] == "asyncio"  # it names no model: the default
     assert "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]" in seen.result.stdout
     assert not seen.followed()
-    assert seen.result.notes == [
+    assert about_the_program(seen.result.notes) == [
         "recorded no asyncio tasks: the program hands its work to other processes "
         "(multiprocessing), and loopscope follows only the process it starts"]
 
@@ -598,7 +599,7 @@ def test_a_thread_pool_of_multiprocessing_is_not_taken_for_other_processes() -> 
     seen = trace_program("mp_thread_pool")
     assert "499500" in seen.result.stdout
     assert not seen.followed()
-    assert seen.result.notes == [
+    assert about_the_program(seen.result.notes) == [
         "recorded no asyncio tasks: the program's multiprocessing ThreadPool ran its work in "
         "threads, and loopscope records a thread only when it prints, sleeps or waits on the "
         "program's own locks, queues or events"]
@@ -672,7 +673,8 @@ def test_select_poll_with_timeout_zero_is_short_and_a_blocked_poll_is_long() -> 
     blocked = [lasted for timeout, lasted in polls if timeout is None]
     timed = [lasted for timeout, lasted in polls if timeout == 0.05]
     assert len(busy) > 1 and len(blocked) == 1 and len(timed) == 1, polls
-    # the blocked poll waited for the thread's send, which came 0.1 s after it started
+    # the blocked poll waited for the thread's send, which came 0.3 s after the thread started
+    # (a loaded machine may take a while to get from starting the thread into the poll)
     assert blocked[0] >= 50_000_000
     assert timed[0] >= 40_000_000  # its own 50 ms
     assert max(busy) < blocked[0]  # a poll that never waits is never shown as waiting
