@@ -792,10 +792,8 @@ def layout(
     texts: list[TextLabel] = []
     if vp.texts:
         texts = _span_texts(frame, trace, closed, exact, notes)
-        occupied = _Occupied(frame, places, rects, markers, len(order))
-        for label in texts:
-            occupied.add(Box(label.x, label.y, label.w, label.h))
-        texts += _arrow_texts(frame, trace, arrows, notes, occupied)
+        texts += _arrow_texts(frame, trace, arrows, notes,
+                              lambda: _Occupied(frame, places, rects, markers, len(order), texts))
     cursor_x = None
     cursor_states: dict[int, int] = {}
     if vp.cursor_ns is not None:
@@ -1033,6 +1031,7 @@ _ARROW_TEXT_PLACES = (("head", 1), ("head", -1), ("tail", 1), ("tail", -1))
 _ARROW_TEXT_GAP = 4.0  # between a shaft and its words
 _SHAFT_HALF = 2.0  # half a shaft's halo
 _TOUCH = 1e-6
+_ROW_LIFT = 1e5  # wider than any plot; a few hundred rows of it keep x to 1e-8 px
 
 
 class _Occupied:
@@ -1041,7 +1040,7 @@ class _Occupied:
     whether any bar reaches into a span of x), its markers, and the words placed so far."""
 
     def __init__(self, frame: _Frame, places: _RowPlaces, rects: Rects,
-                 markers: Sequence[Marker], rows: int) -> None:
+                 markers: Sequence[Marker], rows: int, texts: Sequence[TextLabel]) -> None:
         self.places = places
         self.rows = rows
         lane_height = places.lane_height
@@ -1054,15 +1053,21 @@ class _Occupied:
             row_of = row_of.astype(np.int64)
             order = np.lexsort((rects.x, row_of))
             row_sorted = row_of[order]
-            left = rects.x[order]
-            right = left + np.maximum(rects.w[order], 1.0)
-            bounds = np.flatnonzero(np.diff(row_sorted)) + 1
-            for first, stop in zip(np.concatenate(([0], bounds)).tolist(),
-                                   np.concatenate((bounds, [len(order)])).tolist(),
-                                   strict=True):
+            # Clipped to the plot (words stay inside it): a deep zoom's long span starts
+            # far off screen, and every x is then small enough for the lift below.
+            low, high = frame.plot.x - 1.0, frame.plot.x + frame.plot.w + 1.0
+            left = np.clip(rects.x[order], low, high)
+            right = np.clip(rects.x[order] + np.maximum(rects.w[order], 1.0), low, high)
+            # Each row's running maximum in one pass: rows lifted apart by more than any x,
+            # so a row's maximum never carries into the next.
+            lift = (row_sorted - row_sorted[0]).astype(np.float64) * _ROW_LIFT
+            reach = (np.maximum.accumulate(right + lift) - lift).tolist()
+            lefts = left.tolist()
+            bounds = (np.flatnonzero(np.diff(row_sorted)) + 1).tolist()
+            for first, stop in zip([0, *bounds], [*bounds, len(lefts)], strict=True):
                 row = int(row_sorted[first])
-                self.bar_left[row] = left[first:stop].tolist()
-                self.bar_reach[row] = np.maximum.accumulate(right[first:stop]).tolist()
+                self.bar_left[row] = lefts[first:stop]
+                self.bar_reach[row] = reach[first:stop]
         self.boxes: dict[int, list[Box]] = {}
         # A marker stays inside its own row: kept by that row, like the bars.
         self.marks: dict[int, list[Box]] = {}
@@ -1076,6 +1081,8 @@ class _Occupied:
                 top, bottom = marker.y + self.pad, marker.y + marker.height - self.pad
             self.marks.setdefault(row, []).append(Box(marker.x - size, top, 2 * size,
                                                       bottom - top))
+        for label in texts:
+            self.add(Box(label.x, label.y, label.w, label.h))
 
     def _rows_of(self, top: float, bottom: float) -> range:
         places = self.places
@@ -1128,7 +1135,7 @@ def _marker_size(marker: Marker) -> float:
 
 
 def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow], notes: TraceNotes,
-                 occupied: _Occupied) -> list[TextLabel]:
+                 occupancy: Callable[[], _Occupied]) -> list[TextLabel]:
     """Words beside arrows, each in the first of _ARROW_TEXT_PLACES where it is clear of
     other words, other arrows' shafts and the bars and markers of lanes it is not about, inside
     the plot; left out where none is. Beside the head, the words sit in the gap between
@@ -1140,15 +1147,20 @@ def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow], notes: Tr
         return []
     vp = frame.vp
     plot = frame.plot
-    places = occupied.places
-    pad = occupied.pad
+    lane_height = vp.lane_height
+    pad = min(vp.row_padding, lane_height / 4)
     height = vp.text_height + 2
     # Where the gap between rows is thinner than a line, the words reach into a lane's own
     # bars, up to half their height: any more and they would hide them.
-    if height - 2 * pad > (places.lane_height - 2 * pad) / 2:
+    if height - 2 * pad > (lane_height - 2 * pad) / 2:
         return []
+    # Made only now: a frame with no arrows to label (most dense ones) does not pay for it.
+    occupied = occupancy()
+    places = occupied.places
     ordered = sorted(arrows, key=lambda a: a.x)
     shaft_x = [arrow.x for arrow in ordered]
+    plot_left, plot_right = plot.x, plot.x + plot.w
+    plot_top, plot_bottom = plot.y, plot.y + plot.h
     placed: list[TextLabel] = []
     for arrow in ordered:
         if len(placed) >= MAX_ARROW_TEXTS:
@@ -1158,23 +1170,27 @@ def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow], notes: Tr
         if not text:
             continue
         width = vp.width_of(text) + 6
-        own_rows = (_row_number(places, arrow.from_lane), _row_number(places, arrow.to_lane))
         down = arrow.y1 > arrow.y0
+        tops = {end: _text_top(arrow, end, down, pad, lane_height, height)
+                for end in ("head", "tail")}
+        own_rows: tuple[int, int] | None = None
         for end, side in _ARROW_TEXT_PLACES:
-            top = _text_top(arrow, end, down, pad, places.lane_height, height)
+            top = tops[end]
             left = (arrow.x + _ARROW_TEXT_GAP if side > 0
                     else arrow.x - _ARROW_TEXT_GAP - width)
-            box = Box(left, top, width, height)
-            if (left < plot.x or left + width > plot.x + plot.w or top < plot.y
-                    or top + height > plot.y + plot.h):
+            if (left < plot_left or left + width > plot_right or top < plot_top
+                    or top + height > plot_bottom):
                 continue
+            box = Box(left, top, width, height)
             if _crosses_a_shaft(box, ordered, shaft_x, arrow.seq):
                 continue
+            if own_rows is None:
+                own_rows = (_row_number(places, arrow.from_lane),
+                            _row_number(places, arrow.to_lane))
             if not occupied.is_free(box, own_rows):
                 continue
-            label = TextLabel(left, top, width, height, text, "arrow", -1, arrow.seq)
             occupied.add(box)
-            placed.append(label)
+            placed.append(TextLabel(left, top, width, height, text, "arrow", -1, arrow.seq))
             break
     return placed
 
