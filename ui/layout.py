@@ -1068,33 +1068,36 @@ class _Occupied:
                 row = int(row_sorted[first])
                 self.bar_left[row] = lefts[first:stop]
                 self.bar_reach[row] = reach[first:stop]
-        self.boxes: dict[int, list[Box]] = {}
+        # Words and markers as (left, right, top, bottom), by the rows they reach into.
+        self.boxes: dict[int, list[tuple[float, float, float, float]]] = {}
         # A marker stays inside its own row: kept by that row, like the bars.
-        self.marks: dict[int, list[Box]] = {}
+        self.marks: dict[int, list[tuple[float, float, float, float]]] = {}
         for marker in markers:
-            top, bottom = _marker_reach(marker)
             size = _marker_size(marker)
-            row = _row_number(places, marker.lane)
-            if marker.kind not in ("output", "mark"):
+            if marker.kind in ("output", "mark"):
+                top, bottom = _marker_reach(marker)
+            else:
                 # An end's bar crosses the whole row, but what says the lane ended is the
                 # part across its bars: words may cover it in the gaps between rows.
                 top, bottom = marker.y + self.pad, marker.y + marker.height - self.pad
-            self.marks.setdefault(row, []).append(Box(marker.x - size, top, 2 * size,
-                                                      bottom - top))
+            self.marks.setdefault(_row_number(places, marker.lane), []).append(
+                (marker.x - size, marker.x + size, top, bottom))
         for label in texts:
-            self.add(Box(label.x, label.y, label.w, label.h))
+            self.add(label.x, label.y, label.w, label.h)
 
     def _rows_of(self, top: float, bottom: float) -> range:
+        """The rows a stretch of y reaches into (its bottom edge excluded)."""
         places = self.places
         if places.lane_height <= 0:
             return range(0)
-        first = math.floor((top - places.lanes_top + places.scroll) / places.lane_height)
-        last = math.floor((bottom - 1e-6 - places.lanes_top + places.scroll)
-                          / places.lane_height)
+        offset = places.scroll - places.lanes_top
+        first = math.floor((top + offset) / places.lane_height)
+        last = math.floor((bottom - _TOUCH + offset) / places.lane_height)
         return range(max(first, 0), min(last, self.rows - 1) + 1)
 
-    def add(self, box: Box) -> None:
-        for row in self._rows_of(box.y, box.y + box.h):
+    def add(self, x: float, y: float, w: float, h: float) -> None:
+        box = (x, x + w, y, y + h)
+        for row in self._rows_of(y, y + h):
             self.boxes.setdefault(row, []).append(box)
 
     def band(self, row: int) -> tuple[float, float]:
@@ -1110,14 +1113,13 @@ class _Occupied:
         left, top = box.x + _TOUCH, box.y + _TOUCH
         right, bottom = box.x + box.w - _TOUCH, box.y + box.h - _TOUCH
         for row in self._rows_of(top, bottom):
-            others = self.boxes.get(row, [])
-            if row not in own_rows:
-                others = others + self.marks.get(row, [])
-            for other in others:
-                if (left < other.x + other.w and other.x < right
-                        and top < other.y + other.h and other.y < bottom):
-                    return False
-            if row in own_rows or row not in self.bar_left:
+            own = row in own_rows
+            for kept in (self.boxes, self.marks) if not own else (self.boxes,):
+                for other_left, other_right, other_top, other_bottom in kept.get(row, ()):
+                    if (left < other_right and other_left < right
+                            and top < other_bottom and other_top < bottom):
+                        return False
+            if own or row not in self.bar_left:
                 continue
             band_top, band_bottom = self.band(row)
             if top >= band_bottom or bottom <= band_top:
@@ -1171,11 +1173,11 @@ def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow], notes: Tr
             continue
         width = vp.width_of(text) + 6
         down = arrow.y1 > arrow.y0
-        tops = {end: _text_top(arrow, end, down, pad, lane_height, height)
-                for end in ("head", "tail")}
+        head_top = _text_top(arrow, "head", down, pad, lane_height, height)
+        tail_top = _text_top(arrow, "tail", down, pad, lane_height, height)
         own_rows: tuple[int, int] | None = None
         for end, side in _ARROW_TEXT_PLACES:
-            top = tops[end]
+            top = head_top if end == "head" else tail_top
             left = (arrow.x + _ARROW_TEXT_GAP if side > 0
                     else arrow.x - _ARROW_TEXT_GAP - width)
             if (left < plot_left or left + width > plot_right or top < plot_top
@@ -1189,7 +1191,7 @@ def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow], notes: Tr
                             _row_number(places, arrow.to_lane))
             if not occupied.is_free(box, own_rows):
                 continue
-            occupied.add(box)
+            occupied.add(left, top, width, height)
             placed.append(TextLabel(left, top, width, height, text, "arrow", -1, arrow.seq))
             break
     return placed
