@@ -252,12 +252,16 @@ def against(checkout: Path, cpu: bool, rounds: int = 41) -> None:
     spans = derive_spans(trace)
     lane_height = (HEIGHT - 28 - 28) / LANES
     middle = RUN_NS / 2
+    # The words measured as the app's timeline measures them.
+    text_width, text_height = this_paint.text_measure(LIGHT)
+    measured = {"lane_height": lane_height, "text_width": text_width,
+                "text_height": text_height}
     frames: list[tuple[str, Trace, Spans, Viewport]] = [
-        ("full view", trace, spans, Viewport(0, RUN_NS, WIDTH, HEIGHT, lane_height=lane_height)),
+        ("full view", trace, spans, Viewport(0, RUN_NS, WIDTH, HEIGHT, **measured)),
         ("zoomed 10 ms", trace, spans, Viewport(middle, middle + 10_000_000, WIDTH, HEIGHT,
-                                                lane_height=lane_height)),
+                                                **measured)),
         ("1 s window", trace, spans, Viewport(middle, middle + 1_000_000_000, WIDTH, HEIGHT,
-                                              lane_height=lane_height)),
+                                              **measured)),
     ]
     for name in HEADLINES:
         golden = load_native(GOLDEN / f"{name}.loopscope")
@@ -267,8 +271,12 @@ def against(checkout: Path, cpu: bool, rounds: int = 41) -> None:
     print(f"{'frame':<20}{'other':>10}{'this':>10}{'this/other':>12}"
           f"   ({'CPU' if cpu else 'wall'} time, {rounds} alternating pairs, medians)")
     for name, shown, its_spans, viewport in frames:
-        other_viewport = other_layout.Viewport(**{field.name: getattr(viewport, field.name)
-                                                  for field in dataclasses.fields(viewport)})
+        # The fields both know: a newer viewport's extras (e.g. the text measure) are left
+        # for the older layout to do without, as it did.
+        other_viewport = other_layout.Viewport(**{
+            field.name: getattr(viewport, field.name)
+            for field in dataclasses.fields(other_layout.Viewport)
+            if hasattr(viewport, field.name)})
         sides = [(other_layout, other_paint, other_viewport,
                   other_layout.span_index(shown, its_spans)),
                  (this_layout, this_paint, viewport, this_layout.span_index(shown, its_spans))]

@@ -27,7 +27,7 @@ from loopscope.ui.framing import (
     lesson_range,
 )
 from loopscope.ui.layout import Primitives, Viewport, format_ns, layout, run_extent
-from loopscope.ui.paint import label_width_for, paint
+from loopscope.ui.paint import label_width_for, paint, text_measure
 from loopscope.ui.problem_marks import flagged_spans, paint_problem_corners, stalled_spans
 from loopscope.ui.theme import Theme, get_theme
 from loopscope.ui.trace_notes import trace_notes
@@ -67,12 +67,14 @@ def export_viewport(
     label_width: float | None = None,
     full: bool = False,
     all_lanes: bool = False,
+    theme: str = "light",
 ) -> Viewport:
     """The viewport an export draws: the given time range (by default the scenario's concept
     window, or with `full` the whole run, with a margin either side), time 0 at the
     program's first event, the library's plumbing lanes folded into one row unless
     `all_lanes`, a title and a one-line summary. Without a height, the image is as tall as
-    its lanes need; lanes that do not fit are counted on the last row."""
+    its lanes need; lanes that do not fit are counted on the last row. Words are placed by
+    the theme's text measure, as they will be drawn."""
     if not (0 < width <= MAX_SIDE and (height is None or 0 < height <= MAX_SIDE)):
         raise ValueError(f"image size must be between 1 and {MAX_SIDE} pixels a side, "
                          f"got {width}x{height}")
@@ -102,6 +104,7 @@ def export_viewport(
         low, high = LANE_HEIGHT_RANGE
         lane_height = min(max((height - chrome) / max(rows, 1), low), high)
     name = title if title is not None else str(trace.meta.get("target") or "Loopscope trace")
+    text_width, text_height = text_measure(get_theme(theme))
     return Viewport(
         start_ns=start, end_ns=end, width=width, height=height, lane_height=lane_height,
         label_width=label_width if label_width is not None else min(190.0, width * 0.22),
@@ -109,7 +112,7 @@ def export_viewport(
         legend_height=LEGEND_HEIGHT, title=name,
         subtitle=_summary(trace, start, end, len(folded)),
         row_padding=max(2.0, lane_height * 0.2), time_origin_ns=trace.first_event_ns,
-        folded_lanes=folded, overflow_row=True,
+        folded_lanes=folded, overflow_row=True, text_width=text_width, text_height=text_height,
     )
 
 
@@ -166,7 +169,7 @@ def render_image(
     viewport = export_viewport(trace, width=width, height=height, start_ns=start_ns,
                                end_ns=end_ns, title=title,
                                label_width=label_width_for(trace, chosen, width),
-                               full=full, all_lanes=all_lanes)
+                               full=full, all_lanes=all_lanes, theme=theme)
     _check_writable(path)
     # drawn in memory, then written all or nothing: a failure leaves an old file as it was
     write_bytes(path, _render(suffix, trace, spans, viewport, chosen, path, findings))

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import weakref
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import accumulate
@@ -138,12 +139,21 @@ class Viewport:
     folded_lanes: frozenset[int] = frozenset()  # drawn together on one group row at the end
     folded_name: str = "library lanes"
     texts: bool = True  # words inside wide spans and beside arrows
-    char_px: float = 7.0  # an average character's width, to judge where words fit
+    char_px: float = 7.0  # an average character's width, where no text_width is given
+    # The small text's measure (ui.paint.text_measure): each word's width in pixels, and
+    # the height of a line. Words are placed by their real size, so that none is drawn over
+    # another or over a bar; without a measure, char_px a character is the estimate.
+    text_width: Callable[[str], float] | None = field(default=None, compare=False)
+    text_height: float = 13.0
     now_ns: float | None = None  # the live edge, when it has moved past the last event
     # An image cannot scroll: when the lanes do not all fit, the last row says how many
     # more there are.
     overflow_row: bool = False
     lane_names: bool = True  # the names column's words (an overview strip leaves them out)
+
+    def width_of(self, text: str) -> float:
+        """How wide the small text draws `text`."""
+        return self.text_width(text) if self.text_width is not None else len(text) * self.char_px
 
     @property
     def ns_per_px(self) -> float:
@@ -782,7 +792,8 @@ def layout(
     texts: list[TextLabel] = []
     if vp.texts:
         texts = _span_texts(frame, trace, closed, exact, notes)
-        texts += _arrow_texts(frame, trace, arrows, notes)
+        texts += _arrow_texts(frame, trace, arrows, notes,
+                              lambda: _Occupied(frame, places, rects, markers, len(order), texts))
     cursor_x = None
     cursor_states: dict[int, int] = {}
     if vp.cursor_ns is not None:
@@ -934,14 +945,17 @@ def _span_texts(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
                 ) -> list[TextLabel]:
     """Words inside the spans wide enough to hold some, the widest first, up to a cap: the
     full words where they fit, else the state's name. A poll that found ready fds says
-    which lanes came back, over the dispatch that follows it if the poll itself is narrow."""
-    labelled = ((exact.span >= 0) & (exact.h >= MIN_TEXT_BAND_PX)
-                & ~np.isin(exact.lane, np.fromiter(frame.vp.folded_lanes, dtype=np.int64)))
+    which lanes came back, over the dispatch that follows it if the poll itself is narrow.
+    Each label's box is as wide as its words: what the painter draws, and what the arrows'
+    words keep clear of."""
+    vp = frame.vp
+    text_band = max(MIN_TEXT_BAND_PX, vp.text_height)
+    labelled = ((exact.span >= 0) & (exact.h >= text_band)
+                & ~np.isin(exact.lane, np.fromiter(vp.folded_lanes, dtype=np.int64)))
     notes_for_polls, covered = _poll_notes(frame, trace, spans, exact, notes, labelled)
     wide = np.nonzero((exact.w >= MIN_LABELLED_SPAN_PX) & labelled)[0]
     wide = wide[np.argsort(-exact.w[wide], kind="stable")][:MAX_SPAN_TEXTS]
     plot = frame.plot
-    char_px = frame.vp.char_px
     texts = list(notes_for_polls)
     for i in wide.tolist():
         if i in covered:
@@ -953,12 +967,14 @@ def _span_texts(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
             continue
         state = int(exact.state[i])
         text = span_text(trace, spans, int(exact.span[i]), notes)
-        if len(text) * char_px > room:
+        width = vp.width_of(text)
+        if width > room:
             text = STATE_NAMES.get(state, "")
-            if len(text) * char_px > room:
+            width = vp.width_of(text)
+            if width > room:
                 continue
         if text:
-            texts.append(TextLabel(x + 4, float(exact.y[i]), room, float(exact.h[i]), text,
+            texts.append(TextLabel(x + 4, float(exact.y[i]), width, float(exact.h[i]), text,
                                    "span", state))
     return texts
 
@@ -971,7 +987,7 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
     polls = np.nonzero(labelled & (exact.state == _POLL))[0]
     if not len(polls) or len(polls) > MAX_SPAN_TEXTS:
         return [], set()
-    char_px = frame.vp.char_px
+    vp = frame.vp
     plot = frame.plot
     texts: list[TextLabel] = []
     covered: set[int] = set()
@@ -990,16 +1006,17 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
             reach = float(exact.x[mine[stop - 1]] + exact.w[mine[stop - 1]])
             right = min(reach, plot.x + plot.w)
             room = right - x - 8
-            text = next((c for c in candidates if len(c) * char_px <= room), "")
+            # A note's words have a margin either side on their halo (ui.paint).
+            text = next((c for c in candidates if vp.width_of(c) + 8 <= room), "")
             if not text:
                 continue
             own_room = float(exact.x[i] + exact.w[i]) - x - 8
-            if len(text) * char_px <= own_room:
-                texts.append(TextLabel(x + 4, float(exact.y[i]), own_room,
+            if vp.width_of(text) <= own_room:
+                texts.append(TextLabel(x + 4, float(exact.y[i]), vp.width_of(text),
                                        float(exact.h[i]), text, "span", _POLL))
                 covered.add(i)
                 continue
-            width = min(len(text) * char_px + 6, room)
+            width = min(vp.width_of(text) + 8, room)
             texts.append(TextLabel(x + 2, float(exact.y[i]), width, float(exact.h[i]), text,
                                    "note"))
             covered.update(int(j) for j in mine[k:stop].tolist()
@@ -1007,52 +1024,211 @@ def _poll_notes(frame: _Frame, trace: Trace, spans: Spans, exact: Rects, notes: 
     return texts, covered
 
 
-def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow], notes: TraceNotes
-                 ) -> list[TextLabel]:
-    """Words beside arrows where they fit: to the right of the shaft, in the gap just before
-    the head, clear of the next arrows and of other arrows' words. A bundle says how many
-    arrows it holds."""
+# Where an arrow's words may go, tried in this order, the first free one taken: beside the
+# head (the shaft's right, then its left), then beside the tail. None free: no words (the
+# arrow's tooltip still says them).
+_ARROW_TEXT_PLACES = (("head", 1), ("head", -1), ("tail", 1), ("tail", -1))
+_ARROW_TEXT_GAP = 4.0  # between a shaft and its words
+_SHAFT_HALF = 2.0  # half a shaft's halo
+_TOUCH = 1e-6
+_ROW_LIFT = 1e5  # wider than any plot; a few hundred rows of it keep x to 1e-8 px
+
+
+class _Occupied:
+    """What a frame has drawn, by row, for words to keep clear of: each row's bars (as left
+    edges in order, with the running maximum of their right edges, so one bisection says
+    whether any bar reaches into a span of x), its markers, and the words placed so far."""
+
+    def __init__(self, frame: _Frame, places: _RowPlaces, rects: Rects,
+                 markers: Sequence[Marker], rows: int, texts: Sequence[TextLabel]) -> None:
+        self.places = places
+        self.rows = rows
+        lane_height = places.lane_height
+        self.pad = min(frame.vp.row_padding, lane_height / 4)
+        self.bar_left: dict[int, list[float]] = {}
+        self.bar_reach: dict[int, list[float]] = {}
+        if len(rects) and lane_height > 0:
+            middle = rects.y + rects.h / 2
+            row_of = np.floor((middle - places.lanes_top + places.scroll) / lane_height)
+            row_of = row_of.astype(np.int64)
+            order = np.lexsort((rects.x, row_of))
+            row_sorted = row_of[order]
+            # Clipped to the plot (words stay inside it): a deep zoom's long span starts
+            # far off screen, and every x is then small enough for the lift below.
+            low, high = frame.plot.x - 1.0, frame.plot.x + frame.plot.w + 1.0
+            left = np.clip(rects.x[order], low, high)
+            right = np.clip(rects.x[order] + np.maximum(rects.w[order], 1.0), low, high)
+            # Each row's running maximum in one pass: rows lifted apart by more than any x,
+            # so a row's maximum never carries into the next.
+            lift = (row_sorted - row_sorted[0]).astype(np.float64) * _ROW_LIFT
+            reach = (np.maximum.accumulate(right + lift) - lift).tolist()
+            lefts = left.tolist()
+            bounds = (np.flatnonzero(np.diff(row_sorted)) + 1).tolist()
+            for first, stop in zip([0, *bounds], [*bounds, len(lefts)], strict=True):
+                row = int(row_sorted[first])
+                self.bar_left[row] = lefts[first:stop]
+                self.bar_reach[row] = reach[first:stop]
+        # Words and markers as (left, right, top, bottom), by the rows they reach into.
+        self.boxes: dict[int, list[tuple[float, float, float, float]]] = {}
+        # A marker stays inside its own row: kept by that row, like the bars.
+        self.marks: dict[int, list[tuple[float, float, float, float]]] = {}
+        for marker in markers:
+            size = _marker_size(marker)
+            if marker.kind in ("output", "mark"):
+                top, bottom = _marker_reach(marker)
+            else:
+                # An end's bar crosses the whole row, but what says the lane ended is the
+                # part across its bars: words may cover it in the gaps between rows.
+                top, bottom = marker.y + self.pad, marker.y + marker.height - self.pad
+            self.marks.setdefault(_row_number(places, marker.lane), []).append(
+                (marker.x - size, marker.x + size, top, bottom))
+        for label in texts:
+            self.add(label.x, label.y, label.w, label.h)
+
+    def _rows_of(self, top: float, bottom: float) -> range:
+        """The rows a stretch of y reaches into (its bottom edge excluded)."""
+        places = self.places
+        if places.lane_height <= 0:
+            return range(0)
+        offset = places.scroll - places.lanes_top
+        first = math.floor((top + offset) / places.lane_height)
+        last = math.floor((bottom - _TOUCH + offset) / places.lane_height)
+        return range(max(first, 0), min(last, self.rows - 1) + 1)
+
+    def add(self, x: float, y: float, w: float, h: float) -> None:
+        box = (x, x + w, y, y + h)
+        for row in self._rows_of(y, y + h):
+            self.boxes.setdefault(row, []).append(box)
+
+    def band(self, row: int) -> tuple[float, float]:
+        """The top and bottom of a row's bars."""
+        top = self.places.y_of(row)
+        return top + self.pad, top + self.places.lane_height - self.pad
+
+    def is_free(self, box: Box, own_rows: tuple[int, int]) -> bool:
+        """Whether `box` crosses no placed words, and no bar or marker of a row other than
+        `own_rows` (the rows of the lanes the words are about)."""
+        # Edges that meet do not cross: a box made flush with a bar may differ from it in the
+        # last bits of a float.
+        left, top = box.x + _TOUCH, box.y + _TOUCH
+        right, bottom = box.x + box.w - _TOUCH, box.y + box.h - _TOUCH
+        for row in self._rows_of(top, bottom):
+            own = row in own_rows
+            for kept in (self.boxes, self.marks) if not own else (self.boxes,):
+                for other_left, other_right, other_top, other_bottom in kept.get(row, ()):
+                    if (left < other_right and other_left < right
+                            and top < other_bottom and other_top < bottom):
+                        return False
+            if own or row not in self.bar_left:
+                continue
+            band_top, band_bottom = self.band(row)
+            if top >= band_bottom or bottom <= band_top:
+                continue
+            # The bars starting left of the box's right edge: does any reach past its left?
+            before = bisect_left(self.bar_left[row], right)
+            if before and self.bar_reach[row][before - 1] > left:
+                return False
+        return True
+
+
+def _marker_size(marker: Marker) -> float:
+    """The half-width of a marker's shape (as ui.paint draws it)."""
+    return min(max(marker.height * 0.22, 4.0), 9.0)
+
+
+def _arrow_texts(frame: _Frame, trace: Trace, arrows: Sequence[Arrow], notes: TraceNotes,
+                 occupancy: Callable[[], _Occupied]) -> list[TextLabel]:
+    """Words beside arrows, each in the first of _ARROW_TEXT_PLACES where it is clear of
+    other words, other arrows' shafts and the bars and markers of lanes it is not about, inside
+    the plot; left out where none is. Beside the head, the words sit in the gap between
+    the target's row and the one the arrow comes from, and reach into the target's own bars
+    only when that gap is thinner than a line, by at most half their height (the tail's
+    place likewise into the source's); rows thinner than that get no words on arrows. A
+    bundle says how many arrows it holds."""
     if not arrows or len(arrows) > 4 * MAX_ARROW_TEXTS:
         return []
-    char_px = frame.vp.char_px
+    vp = frame.vp
     plot = frame.plot
-    pad = min(frame.vp.row_padding, frame.vp.lane_height / 4)
-    height = 15.0
+    lane_height = vp.lane_height
+    pad = min(vp.row_padding, lane_height / 4)
+    height = vp.text_height + 2
+    # Where the gap between rows is thinner than a line, the words reach into a lane's own
+    # bars, up to half their height: any more and they would hide them.
+    if height - 2 * pad > (lane_height - 2 * pad) / 2:
+        return []
+    # Made only now: a frame with no arrows to label (most dense ones) does not pay for it.
+    occupied = occupancy()
+    places = occupied.places
     ordered = sorted(arrows, key=lambda a: a.x)
+    shaft_x = [arrow.x for arrow in ordered]
+    plot_left, plot_right = plot.x, plot.x + plot.w
+    plot_top, plot_bottom = plot.y, plot.y + plot.h
     placed: list[TextLabel] = []
-    for number, arrow in enumerate(ordered):
+    for arrow in ordered:
         if len(placed) >= MAX_ARROW_TEXTS:
             break
         text = (f"×{arrow.bundled}" if arrow.bundled > 1  # noqa: RUF001 (a count, "times")
                 else notes.arrow_words(trace, arrow.seq))
         if not text:
             continue
-        width = len(text) * char_px + 6
-        left = arrow.x + 4
-        # The head touches the target's band; the gap before it holds the words.
-        gap_middle = arrow.y1 - pad if arrow.y1 > arrow.y0 else arrow.y1 + pad
-        top = gap_middle - height / 2
-        box = Box(left, top, width, height)
-        if left + width > plot.x + plot.w or top < plot.y or top + height > plot.y + plot.h:
-            continue
-        blocked = False
-        for other in ordered[number + 1:]:
-            if other.x > left + width:
-                break
-            if other.x < left:
-                continue  # at this arrow's own x: left of the words
-            if min(other.y0, other.y1) < top + height and max(other.y0, other.y1) > top:
-                blocked = True
-                break
-        if blocked or any(_overlap(box, other) for other in placed):
-            continue
-        placed.append(TextLabel(left, top, width, height, text, "arrow", -1, arrow.seq))
+        width = vp.width_of(text) + 6
+        down = arrow.y1 > arrow.y0
+        head_top = _text_top(arrow, "head", down, pad, lane_height, height)
+        tail_top = _text_top(arrow, "tail", down, pad, lane_height, height)
+        own_rows: tuple[int, int] | None = None
+        for end, side in _ARROW_TEXT_PLACES:
+            top = head_top if end == "head" else tail_top
+            left = (arrow.x + _ARROW_TEXT_GAP if side > 0
+                    else arrow.x - _ARROW_TEXT_GAP - width)
+            if (left < plot_left or left + width > plot_right or top < plot_top
+                    or top + height > plot_bottom):
+                continue
+            box = Box(left, top, width, height)
+            if _crosses_a_shaft(box, ordered, shaft_x, arrow.seq):
+                continue
+            if own_rows is None:
+                own_rows = (_row_number(places, arrow.from_lane),
+                            _row_number(places, arrow.to_lane))
+            if not occupied.is_free(box, own_rows):
+                continue
+            occupied.add(left, top, width, height)
+            placed.append(TextLabel(left, top, width, height, text, "arrow", -1, arrow.seq))
+            break
     return placed
 
 
-def _overlap(box: Box, label: TextLabel) -> bool:
-    return (box.x < label.x + label.w and label.x < box.x + box.w
-            and box.y < label.y + label.h and label.y < box.y + box.h)
+def _row_number(places: _RowPlaces, lane: int) -> int:
+    return int(places.numbers[lane]) if 0 <= lane < len(places.numbers) else -1
+
+
+def _text_top(arrow: Arrow, end: str, down: bool, pad: float, lane_height: float,
+              height: float) -> float:
+    """The top of an arrow's words at its head or its tail: centred in the gap between the
+    rows there, or, when the gap is thinner than the words, flush with the far side's bars
+    and reaching into the near lane's own (the target's at the head, the source's at the
+    tail)."""
+    overhang = max(height / 2 - pad, 0.0)
+    if end == "head":
+        # The head touches the target's bars; the gap is on the source's side of it.
+        gap_middle = arrow.y1 - pad if down else arrow.y1 + pad
+        return gap_middle - height / 2 + (overhang if down else -overhang)
+    # The tail starts in the middle of the source's row; the gap is at that row's edge
+    # towards the target.
+    gap_middle = arrow.y0 + lane_height / 2 if down else arrow.y0 - lane_height / 2
+    return gap_middle - height / 2 + (-overhang if down else overhang)
+
+
+def _crosses_a_shaft(box: Box, ordered: Sequence[Arrow], shaft_x: Sequence[float],
+                     seq: int) -> bool:
+    """Whether another arrow's shaft (with its halo) runs through `box`."""
+    first = bisect_left(shaft_x, box.x - _SHAFT_HALF)
+    for other in ordered[first:]:
+        if other.x > box.x + box.w + _SHAFT_HALF:
+            break
+        if other.seq != seq and (min(other.y0, other.y1) < box.y + box.h
+                                 and max(other.y0, other.y1) > box.y):
+            return True
+    return False
 
 
 def states_at(index: SpanIndex, builder: SpanBuilder | None, lanes: Sequence[int],

@@ -405,6 +405,7 @@ class _TextFit:
         self._static: dict[str, QStaticText] = {}
         self._ascent = self.metrics.ascent()
         self._height = self.metrics.height()
+        self.line_height = math.ceil(self._height)
 
     def draw_left_middle(self, painter: QPainter, box: QRectF, text: str, raster: bool) -> None:
         """`text` at the left of `box`, centred vertically, as drawText with AlignLeft |
@@ -452,6 +453,13 @@ class _TextFit:
 _text_fits: dict[int, tuple[QFont, _TextFit]] = {}
 
 
+def text_measure(theme: Theme) -> tuple[Callable[[str], float], float]:
+    """How the painter's small text measures: each word's width, and a line's height; what
+    the layout places words by (Viewport.text_width and text_height)."""
+    fit = _text_fit(_ink(theme).font_small)
+    return fit.advance, fit.line_height
+
+
 def _text_fit(font: QFont) -> _TextFit:
     known = _text_fits.get(id(font))
     if known is None or known[0] is not font:
@@ -483,8 +491,10 @@ def _paint_texts(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
             fit.draw_left_middle(painter, box.adjusted(4, 0, -2, 0),
                                  fit.elided(label.text, width - 6), raster)
         else:
-            width = min(fit.advance(label.text) + 6, label.w + 12)
-            box = QRectF(label.x, label.y, width, label.h)
+            # The layout sized the box for these words (text_measure): drawn inside it, they
+            # cover nothing it kept them clear of.
+            box = QRectF(label.x, label.y, label.w, label.h)
+            width = label.w
             painter.fillRect(box, ink.label_halo)
             painter.setPen(ink.text)
             fit.draw_left_middle(painter, box.adjusted(3, 0, -3, 0),
@@ -845,19 +855,44 @@ def _draw_labels(painter: QPainter, primitives: Primitives, ink: _Ink) -> None:
     labels = primitives.labels
     painter.save()
     painter.setClipRect(QRectF(labels.x, labels.y, labels.w, labels.h))
-    metrics = QFontMetricsF(ink.font)
     small = QFontMetricsF(ink.font_small)
-    for row in primitives.lanes:
+    for row, box in lane_name_boxes(primitives, ink.theme):
         state = primitives.cursor_states.get(row.lane) if primitives.cursor_x is not None \
             else None
-        _paint_lane_label(painter, row, labels.w, ink, metrics, small, state)
+        _paint_lane_label(painter, row, box, labels.w, ink, small, state)
     painter.restore()
 
 
+def lane_name_boxes(primitives: Primitives, theme: Theme) -> list[tuple[LaneRow, QRectF]]:
+    """Each visible row whose name is drawn, with the box its words go in: the row itself
+    when a line of the names' font fits in it; in thinner rows a line of the small font
+    centred on the row, the names taken top to bottom and one left out where it would
+    overlap the one above (its row's tooltip and click still say it)."""
+    ink = _ink(theme)
+    line = QFontMetricsF(ink.font).height()
+    rows = primitives.lanes
+    if not rows or rows[0].height >= line:
+        return [(row, QRectF(LABEL_INSET, row.y, 0.0, row.height)) for row in rows]
+    small_line = math.ceil(QFontMetricsF(ink.font_small).height())
+    boxes = []
+    bottom = -math.inf
+    for row in rows:
+        top = row.y + (row.height - small_line) / 2
+        if top < bottom:
+            continue
+        boxes.append((row, QRectF(LABEL_INSET, top, 0.0, small_line)))
+        bottom = top + small_line
+    return boxes
+
+
 def _paint_lane_label(
-    painter: QPainter, row: LaneRow, width: float, ink: _Ink, metrics: QFontMetricsF,
+    painter: QPainter, row: LaneRow, box: QRectF, width: float, ink: _Ink,
     small: QFontMetricsF, state: int | None = None,
 ) -> None:
+    """A lane's name at the left of its box and its tag (fd, kind, or the state at the
+    cursor) at the right, each measured in the font it is drawn in so they never meet. A
+    box other than the row is a thin row's: its words are in the small font."""
+    thin = box.height() != row.height
     # At the stepping cursor the label names the lane's state there instead of its kind.
     plain_tag = row.tag or row.kind
     if row.kind in (GROUP_KIND, MORE_KIND):
@@ -867,23 +902,24 @@ def _paint_lane_label(
     room = width - 2 * LABEL_INSET
     show_kind = tag and room - kind_width > 60
     name_room = room - kind_width if show_kind else room
-    name = metrics.elidedText(row.name, Qt.TextElideMode.ElideMiddle, name_room)
-    painter.setFont(ink.font_bold if row.kind == "loop" else ink.font)
+    font = ink.font_small if thin else ink.font_bold if row.kind == "loop" else ink.font
+    name = QFontMetricsF(font).elidedText(row.name, Qt.TextElideMode.ElideMiddle, name_room)
+    painter.setFont(font)
     painter.setPen(ink.text_dim if row.kind in (GROUP_KIND, MORE_KIND) else ink.text)
-    painter.drawText(QRectF(LABEL_INSET, row.y, name_room, row.height),
+    painter.drawText(QRectF(LABEL_INSET, box.y(), name_room, box.height()),
                      Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft, name)
     if show_kind:
-        box = QRectF(width - LABEL_INSET - kind_width, row.y, kind_width, row.height)
+        tag_box = QRectF(width - LABEL_INSET - kind_width, box.y(), kind_width, box.height())
         painter.setFont(ink.font_small)
-        if state is not None:
-            pill = QRectF(box.x() - 2, row.y + 4, box.width() + 4, row.height - 8)
+        if state is not None and not thin:
+            pill = QRectF(tag_box.x() - 2, row.y + 4, tag_box.width() + 4, row.height - 8)
             painter.fillRect(pill, ink.states.get(state, ink.text_dim))
             painter.setPen(_readable_on(ink.states.get(state, ink.text_dim)))
             painter.drawText(pill, Qt.AlignmentFlag.AlignCenter, tag)
         else:
             painter.setPen(ink.text_dim)
-            painter.drawText(box, Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                             tag)
+            painter.drawText(tag_box,
+                             Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, tag)
 
 
 def _readable_on(background: QColor) -> QColor:

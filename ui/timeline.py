@@ -51,7 +51,7 @@ from loopscope.ui.layout import (
     pause_at,
     run_extent,
 )
-from loopscope.ui.paint import label_width_for, paint
+from loopscope.ui.paint import label_width_for, paint, text_measure
 from loopscope.ui.problem_marks import paint_problem_corners
 from loopscope.ui.theme import Theme, get_theme
 from loopscope.ui.trace_notes import arrow_text, lane_tag, trace_notes
@@ -459,6 +459,7 @@ class TimelineWidget(QWidget):
             # Measured again only when lanes appear, the widget resizes or the theme changes.
             self._label_width_for = (lanes, width, id(self._theme))
             self._label_width = label_width_for(self._trace, self._theme, max(width, 1))
+        text_width, text_height = text_measure(self._theme)
         return Viewport(
             start_ns=self._start_ns, end_ns=self._end_ns, width=max(width, 1),
             height=max(self.height(), 1), lane_height=self._row_height(),
@@ -468,6 +469,7 @@ class TimelineWidget(QWidget):
             time_origin_ns=self._trace.first_event_ns, folded_lanes=self.folded_lanes(),
             folded_name=self._folded_name(),
             now_ns=self.live_edge_ns() if self._live else None,
+            text_width=text_width, text_height=text_height,
         )
 
     def _invalidate(self) -> None:

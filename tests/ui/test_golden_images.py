@@ -39,7 +39,7 @@ LESSON_WORDS = {
     # the values handed over on the hand-off arrows
     "producer-consumer": ["send(1)", "send(2)", "'200 OK'", "produce", "consumer"],
     # each socket's lane says its fd; the polls say which fds came back
-    "select-server": ["fd 3", "fd 9", "fd 3, 4, 5, 6", "fd 3, 9", "fd 11 writable"],
+    "select-server": ["fd 3", "fd 9", "ready: fd 3, 4, 5, 6", "fd 3, 9", "fd 11 writable"],
     # four requests, four handler lanes sleeping at once, the plumbing folded
     "aiohttp-requests": ["GET /hello/alice", "GET /hello/carol", "sleeping 0.5 s",
                          "+ 14 library lanes"],
