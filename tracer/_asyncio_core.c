@@ -193,6 +193,7 @@ tracer_init(LoopTracerCore *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->recorder, (RecorderCore *)recorder);
     self->detached = 0;
     self->done_lane = NO_LANE;
+    self->sweep_waiting_at = SWEEP_WAITING_AT;
     return 0;
 }
 
@@ -224,6 +225,7 @@ static PyMemberDef tracer_members[] = {
     {"detached", T_BOOL, offsetof(LoopTracerCore, detached), 0, NULL},
     {"ready_self", T_INT, offsetof(LoopTracerCore, ready_self), 0, NULL},
     {"waiting", T_OBJECT, offsetof(LoopTracerCore, waiting), 0, NULL},
+    {"_sweep_waiting_at", T_PYSSIZET, offsetof(LoopTracerCore, sweep_waiting_at), 0, NULL},
     {"sleeps", T_OBJECT, offsetof(LoopTracerCore, sleeps), 0, NULL},
     {"io_futures", T_OBJECT, offsetof(LoopTracerCore, io_futures), 0, NULL},
     {"_verdicts_top", T_OBJECT, offsetof(LoopTracerCore, verdicts_top), 0, NULL},
@@ -260,7 +262,7 @@ GC_FROM_MEMBERS(tracer, tracer_members)
 
 /* WAKE and READY on each lane waiting for a future completed now, by whoever is completing
  * it: `finished` when the future is a traced task that ended, else the running step, else
- * the callback in progress (LoopTracer._wake). `waiters` is a checked WAITERS row. */
+ * the callback in progress (LoopTracer._wake). `waiters` is `future`'s checked WAITERS row. */
 /* A detail (key, value, "deadline_ns", deadline) as a value row (tracer.values): the interned
  * base (key, value, "int_key", "deadline_ns") plus the deadline in decimal, its index in
  * *index. A sleep's detail and its timer's wake cause hold a deadline no other event has, so
@@ -365,12 +367,11 @@ tracer_wake_cause(LoopTracerCore *self, int current, int32_t finished, PyObject 
 }
 
 static int
-tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
+tracer_wake(LoopTracerCore *self, PyObject *future, PyObject *waiters, int32_t finished)
 {
     RecorderCore *recorder = self->recorder;
     int current = recorder->current;
     int32_t waker, cause;
-    PyObject *future = PyTuple_GET_ITEM(waiters, WAITERS_FUTURE);
     PyObject *slept;  /* the deadline of the sleep that ends, if it is asyncio.sleep's */
     if (take_sleep(self, future, &slept) < 0) return -1;
     /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
@@ -417,6 +418,35 @@ future_done(PyObject *future)
     return is_done;
 }
 
+/* The future a waiting row holds (_asyncio_tracer.held_future), NULL when it has died; for an
+ * identity check only (not a reference: the row's future may die any time) */
+static PyObject *
+held_future(PyObject *held)
+{
+    if (!PyWeakref_CheckRefExact(held)) return held;  /* not weakly referenceable: held itself */
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *future;
+    if (PyWeakref_GetRef(held, &future) <= 0) return NULL;  /* dead (a ref cannot fail) */
+    Py_DECREF(future);
+    return future;
+#else
+    PyObject *future = PyWeakref_GET_OBJECT(held);
+    return future == Py_None ? NULL : future;
+#endif
+}
+
+/* How the waiting table holds `future` (_asyncio_tracer._held_weakly): a weak reference, so
+ * the program's futures and the tasks waiting on them live as long as they would untraced;
+ * an object that cannot be weakly referenced is held itself. A new reference. */
+static PyObject *
+held_weakly(PyObject *future)
+{
+    PyObject *held = PyWeakref_NewRef(future, NULL);
+    if (held != NULL || !PyErr_ExceptionMatches(PyExc_TypeError)) return held;
+    PyErr_Clear();
+    return Py_NewRef(future);
+}
+
 /* The lanes waiting on `future`, if it is done, are woken (and forgotten). */
 static int
 tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
@@ -432,7 +462,7 @@ tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
         Py_DECREF(key);
         return -1;
     }
-    if (PyTuple_GET_ITEM(waiters, WAITERS_FUTURE) != future) {  /* an id reused */
+    if (held_future(PyTuple_GET_ITEM(waiters, WAITERS_FUTURE)) != future) {  /* an id reused */
         Py_DECREF(key);
         return 0;
     }
@@ -443,7 +473,7 @@ tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
     }
     Py_INCREF(waiters);
     int failed = PyDict_DelItem(self->waiting, key) < 0
-        || tracer_wake(self, waiters, finished) < 0;
+        || tracer_wake(self, future, waiters, finished) < 0;
     Py_DECREF(waiters);
     Py_DECREF(key);
     return failed ? -1 : 0;
@@ -1321,22 +1351,20 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
     return 1;
 }
 
-/* waiting[id(future)] gains this lane: (future, lane, lane...) */
+/* waiting[id(future)] gains this lane: (future held weakly, lane, lane...); a new row sweeps
+ * the table of dead futures' rows when it has grown enough (LoopTracer.add_waiter) */
 static int
 proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int lane)
 {
+    PyObject *waiters = PyDict_GetItemWithError(tracer->waiting, key);  /* borrowed */
+    if (waiters == NULL && PyErr_Occurred()) return -1;
+    if (waiters != NULL && checked_row(waiters, WAITERS_FIELDS, "asyncio waiters") == NULL) {
+        return -1;
+    }
     PyObject *lane_object = PyLong_FromLong(lane);
     if (lane_object == NULL) return -1;
-    PyObject *waiters = PyDict_GetItemWithError(tracer->waiting, key);  /* borrowed */
     PyObject *grown;
-    if (waiters == NULL) {
-        if (PyErr_Occurred()) {
-            Py_DECREF(lane_object);
-            return -1;
-        }
-        grown = PyTuple_Pack(2, future, lane_object);
-    }
-    else if (checked_row(waiters, WAITERS_FIELDS, "asyncio waiters") != NULL) {
+    if (waiters != NULL && held_future(PyTuple_GET_ITEM(waiters, WAITERS_FUTURE)) == future) {
         Py_ssize_t size = PyTuple_GET_SIZE(waiters);
         grown = PyTuple_New(size + 1);
         if (grown != NULL) {
@@ -1346,8 +1374,19 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
             PyTuple_SET_ITEM(grown, size, Py_NewRef(lane_object));
         }
     }
-    else {
-        grown = NULL;
+    else {  /* a new row, or one left by a future that died waited on, whose id is reused */
+        PyObject *swept = NULL;
+        if (PyDict_GET_SIZE(tracer->waiting) >= tracer->sweep_waiting_at) {
+            swept = PyObject_CallMethod((PyObject *)tracer, "sweep_waiting", NULL);
+            if (swept == NULL) {
+                Py_DECREF(lane_object);
+                return -1;
+            }
+            Py_DECREF(swept);
+        }
+        PyObject *held = held_weakly(future);
+        grown = held == NULL ? NULL : PyTuple_Pack(2, held, lane_object);
+        Py_XDECREF(held);
     }
     Py_DECREF(lane_object);
     if (grown == NULL) return -1;

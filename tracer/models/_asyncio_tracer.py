@@ -74,8 +74,12 @@ _STREAM_WRITE = -2
 # A cause index of -1 stands for a timer whose detail is interned only if it wakes someone.
 CAUSE_FIELDS = ("waker", "detail", "deadline_ns")
 Cause = tuple[int, int, int]
-# waiting[id(future)]: (future, lane, lane ...): the fields, then one item per waiting lane
+# waiting[id(future)]: (future held weakly, lane, lane ...): the fields, then one item per
+# waiting lane (see _held_weakly)
 WAITERS_FIELDS = ("future",)
+# The waiting table is swept of the futures that died waited on once it holds this many rows,
+# and then at twice the rows a sweep leaves: each row is looked at once per row added.
+SWEEP_WAITING_AT = 1024
 # sleeps[id(future)]: (future, SLEEPING detail, deadline_ns) for asyncio.sleep's future, until a
 # task waits on it
 SLEEP_FIELDS = ("future", "detail", "deadline_ns")
@@ -106,6 +110,8 @@ class PureTracerCore:
         self.recorder = recorder
         self.detached = False
         self.ready_self = NO_DETAIL
+        # the size of the waiting table at which it is swept next (LoopTracer.add_waiter)
+        self._sweep_waiting_at = SWEEP_WAITING_AT
 
 
 if TYPE_CHECKING or SPEEDUPS is None:  # noqa: SIM108  (mypy needs the statement form)
@@ -132,7 +138,10 @@ class LoopTracer(_TracerCore):
         self.closed = False
         # set while a timer, fd or task-done callback runs, to say why things it completes woke
         self.cause: Cause | None = None
-        # id(future) -> (future, lane, lane...): the lanes suspended on that future
+        # id(future) -> (future held weakly, lane, lane...): the lanes suspended on that future.
+        # Untraced, a future nobody completes dies with the task waiting on it when the program
+        # drops them; held here, both would live on (and "Task was destroyed but it is
+        # pending!" would never be said).
         self.waiting: dict[int, tuple[Any, ...]] = {}
         # id(future) -> (future, SLEEPING detail, deadline_ns): futures asyncio.sleep's timers
         # will complete (SLEEP_FIELDS)
@@ -366,8 +375,27 @@ class LoopTracer(_TracerCore):
                 self.record(lane, _BLOCKED, NO_LANE, self.on_gather)
             else:
                 self._record_awaiter_wait(proxy, lane)
-        waiters = self.waiting.get(key)
-        self.waiting[key] = (future, lane) if waiters is None else (*waiters, lane)
+        self.add_waiter(key, future, lane)
+
+    def add_waiter(self, key: int, future: Any, lane: int) -> None:
+        """waiting[id(future)] gains `lane` (the twin of _asyncio_core.c's proxy_add_waiter)."""
+        waiting = self.waiting
+        waiters = waiting.get(key)
+        if waiters is not None and held_future(waiters[0]) is future:
+            waiting[key] = (*waiters, lane)
+            return
+        # a new row, or one left by a future that died waited on, whose id is reused
+        if len(waiting) >= self._sweep_waiting_at:
+            self.sweep_waiting()
+        waiting[key] = (_held_weakly(future), lane)
+
+    def sweep_waiting(self) -> None:
+        """Forgets the rows of the futures that died while lanes waited on them (the program
+        dropped them and their waiters); called by the C proxy too, as rarely."""
+        waiting = self.waiting
+        for key in [key for key, waiters in waiting.items() if held_future(waiters[0]) is None]:
+            del waiting[key]
+        self._sweep_waiting_at = max(SWEEP_WAITING_AT, 2 * len(waiting))
 
     def _record_awaiter_wait(self, proxy: ProxyPassthroughs, lane: int) -> None:
         """A wait on a future nobody told us about: judge it by the function that awaits it."""
@@ -463,9 +491,9 @@ class LoopTracer(_TracerCore):
         """
         try:
             waiters = self.waiting.get(id(first))
-            if waiters is not None and waiters[0] is first and first.done():
+            if waiters is not None and held_future(waiters[0]) is first and first.done():
                 del self.waiting[id(first)]
-                self._wake(waiters)
+                self._wake(first, waiters)
             if isinstance(first, _Task) and first.done():
                 lane = lane_of_task(first)
                 if lane != NO_LANE:
@@ -474,8 +502,7 @@ class LoopTracer(_TracerCore):
             self.detach(exc)
         return callback
 
-    def _wake(self, waiters: tuple[Any, ...]) -> None:
-        future = waiters[0]
+    def _wake(self, future: Any, waiters: tuple[Any, ...]) -> None:
         # the deadline of the sleep that ends, if it is asyncio.sleep's
         slept = self.sleeping.pop(id(future), None) if self.sleeping else None
         cancelled = future.cancelled()
@@ -672,6 +699,22 @@ class LoopTracer(_TracerCore):
         self.sleeping.clear()
         self.io_futures.clear()
         self.cause = None
+
+
+def _held_weakly(future: Any) -> Any:
+    """How the waiting table holds a future: by a weak reference, so that the program's
+    futures and the tasks waiting on them live as long as they would untraced; an object
+    that cannot be weakly referenced (a future-like of the program's with __slots__) is held
+    itself, as it always was."""
+    try:
+        return weakref.ref(future)
+    except TypeError:
+        return future
+
+
+def held_future(held: Any) -> Any:
+    """The future a waiting row holds (see _held_weakly); None when it has died."""
+    return held() if type(held) is weakref.ref else held
 
 
 def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
