@@ -9,6 +9,7 @@ gevent model refines), the target becomes RUNNING at the line it resumes at.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
@@ -45,7 +46,11 @@ class GreenletTracer:
         self.recorder = recorder
         self.guard = guard if guard is not None else Guard(recorder, self.model)
         self.is_program = ProgramCode()
-        self.lanes: dict[Greenlet, int] = {}
+        # id(greenlet) -> its lane. By id, with the greenlet held weakly (_known), so that a
+        # greenlet the program drops while it is parked is killed then (its `finally` runs,
+        # its locals die), as untraced, not kept alive to the end of the run.
+        self.lanes: dict[int, int] = {}
+        self._known: dict[int, weakref.ref[Greenlet]] = {}
         self.handoff_lanes = HandoffLanes(recorder)
         self.names = self.handoff_lanes.names
         self._program_codes: dict[CodeType, bool] = {}
@@ -66,19 +71,40 @@ class GreenletTracer:
         return (name, LaneKind.GREENLET) if name else None
 
     def parent_lane(self, glet: Greenlet, origin: Greenlet) -> int:
-        return self.lanes.get(origin, NO_LANE)
+        return self.lanes.get(id(origin), NO_LANE)
+
+    def known_lane(self, glet: Greenlet) -> int | None:
+        """The lane of a greenlet that has one, else None."""
+        return self.lanes.get(id(glet))
 
     def lane_of(self, glet: Greenlet, origin: Greenlet | None = None,
                 name: str = "greenlet") -> int:
-        lane = self.lanes.get(glet)
+        lane = self.lanes.get(id(glet))
         if lane is None:
             name, kind = self.describe(glet) or (name, LaneKind.GREENLET)
             if kind == LaneKind.GREENLET:
                 name = self.handoff_lanes.unique_name(name)
             parent = self.parent_lane(glet, origin) if origin is not None else NO_LANE
-            lane = self.lanes[glet] = self.handoff_lanes.spawn(name, kind, parent, 0)
+            lane = self.lanes[id(glet)] = self.handoff_lanes.spawn(name, kind, parent, 0)
+            self._remember(glet)
             self.on_spawn(glet, lane)
         return lane
+
+    def _remember(self, glet: Greenlet) -> None:
+        """Holds `glet` weakly; when it is freed without a last switch (one that was never
+        killed: another thread's, a greenlet library's own), its row goes with it, so a new
+        greenlet at the same address is not taken for it."""
+        key = id(glet)
+        lanes, known, arrivals = self.lanes, self._known, self._arrivals
+
+        def forget(ref: weakref.ref[Greenlet]) -> None:
+            if known.get(key) is ref:
+                del known[key]
+                lane = lanes.pop(key, None)
+                if lane is not None and lane < len(arrivals):
+                    arrivals[lane] = _NO_ARRIVAL  # its frame, and the locals that frame holds
+
+        known[key] = weakref.ref(glet, forget)
 
     def on_spawn(self, glet: Greenlet, lane: int) -> None:
         """A new lane was declared for glet; subclasses set its first state."""
@@ -122,7 +148,7 @@ class GreenletTracer:
         except ValueError:
             frame = None
         lanes = self.lanes
-        target_lane = lanes.get(target)
+        target_lane = lanes.get(id(target))
         if target_lane is None and self.describe(target) is None:
             if frame is None:
                 self._await_start(event, origin, target)
@@ -132,7 +158,7 @@ class GreenletTracer:
             while bottom.f_back is not None:
                 bottom = bottom.f_back
             target_lane = self.lane_of(target, origin, bottom.f_code.co_name)
-        origin_lane = lanes.get(origin)
+        origin_lane = lanes.get(id(origin))
         if origin_lane is None:
             origin_lane = self.lane_of(origin)
         if target_lane is None:
@@ -179,7 +205,8 @@ class GreenletTracer:
                                            target_lane))
         if origin.dead:
             self.end_state(origin, origin_lane)
-            del self.lanes[origin]
+            del self.lanes[id(origin)]
+            self._known.pop(id(origin), None)
             self._arrivals[origin_lane] = _NO_ARRIVAL
         else:
             self.origin_state(origin, origin_lane, target_lane)
@@ -215,7 +242,7 @@ class GreenletTracer:
         if frame is None:
             sys.setprofile(self._profile_before)
         name = frame.f_code.co_name if frame is not None else "greenlet"
-        origin_lane = self.lanes.get(origin)
+        origin_lane = self.lanes.get(id(origin))
         if origin_lane is None:
             origin_lane = self.lane_of(origin)
         target_lane = self.lane_of(target, origin, name)
@@ -263,8 +290,8 @@ class GreenletTracer:
             try:
                 if event == "switch":
                     origin, target = args
-                    origin_lane = lanes_get(origin)
-                    target_lane = lanes_get(target)
+                    origin_lane = lanes_get(id(origin))
+                    target_lane = lanes_get(id(target))
                     # While a new greenlet waits for its name it has no lane, and the next
                     # switch comes from it: that switch goes to on_switch, which names it first.
                     if origin_lane is not None and target_lane is not None and not origin.dead:
@@ -306,10 +333,14 @@ class GreenletTracer:
         """Ends every lane still open (after `uninstall`, when tracing did not detach)."""
         if self._unnamed is not None:
             self._name_unknown_start()
-        for glet, lane in sorted(self.lanes.items(), key=lambda item: item[1]):
+        for key, lane in sorted(self.lanes.items(), key=lambda item: item[1]):
             if lane != self.main_lane:
+                held = self._known.get(key)
+                glet = held() if held is not None else None
+                dead = glet is None or glet.dead
                 self.recorder.record(lane, Code.END, NO_LANE, self.recorder.detail(
-                    ("result", "dead" if glet.dead else "never finished")))
+                    ("result", "dead" if dead else "never finished")))
         if self.main_lane != NO_LANE:
             self.recorder.end(self.main_lane)
         self.lanes.clear()
+        self._known.clear()

@@ -1,0 +1,80 @@
+"""Tracing must not change when the program's objects die.
+
+Each lifetime_*.py program drops objects (tasks waiting on futures nobody completes, parked
+greenlets, generators stopped half-way) whose finalizers print, and prints a marker after
+each drop: the lines must come in the same order untraced, traced with the C tracer and
+traced with its pure-Python twin. A table of the tracer's that held one of those objects
+would move its finalizer after the marker, or to the end of the run.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.programs.test_programs import PROGRAMS, Seen, assert_ok, trace_program
+
+pytestmark = pytest.mark.timeout(120)
+
+EXPECTED = {
+    "lifetime_asyncio_waiters": [
+        "one waiter: future finalized", "one waiter: waiter finalized", "one waiter: collected",
+        "three waiters: future finalized", "three waiters: waiter finalized",
+        "three waiters: collected",
+        "gather: future finalized", "gather: waiter finalized", "gather: collected",
+        "done",
+    ],
+    "lifetime_generators": [
+        "counter closed", "token finalized", "counter dropped",
+        "cycle finalized", "counter closed", "collected",
+    ],
+    "lifetime_greenlets": [
+        "parked", "worker unwound", "token finalized", "dropped",
+        "ping", "pinger finalized", "collected",
+    ],
+    "lifetime_sent_values": ["sent value dropped", "sent value finalized", "generator dropped"],
+}
+# what asyncio says on stderr of each pending task the collector frees
+DESTROYED_PENDING = "Task was destroyed but it is pending!"
+
+
+def untraced(name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(PROGRAMS / f"{name}.py")], capture_output=True,
+                          text=True, timeout=60, check=True)
+
+
+def traced(name: str, pure: bool) -> Seen:
+    seen = trace_program(name, env={"LOOPSCOPE_PURE_PYTHON": "1" if pure else "0"})
+    assert_ok(seen)
+    return seen
+
+
+IMPLEMENTATIONS = pytest.mark.parametrize("pure", [False, True], ids=["c", "pure"])
+
+
+@IMPLEMENTATIONS
+@pytest.mark.parametrize("name", ["lifetime_asyncio_waiters", "lifetime_generators",
+                                  "lifetime_greenlets"])
+def test_dropped_objects_die_where_they_die_untraced(name: str, pure: bool) -> None:
+    assert untraced(name).stdout.splitlines() == EXPECTED[name]
+    assert traced(name, pure).result.stdout.splitlines() == EXPECTED[name]
+
+
+@IMPLEMENTATIONS
+def test_asyncio_says_each_dropped_pending_task_was_destroyed(pure: bool) -> None:
+    name = "lifetime_asyncio_waiters"
+    assert untraced(name).stderr.count(DESTROYED_PENDING) == 5
+    assert traced(name, pure).result.stderr.count(DESTROYED_PENDING) == 5
+
+
+@IMPLEMENTATIONS
+@pytest.mark.xfail(sys.version_info < (3, 12), strict=True,
+                   reason="3.11's sys.settrace snapshots the sending frame's locals (f_locals) "
+                          "for the generator model's trace function: the snapshot holds the "
+                          "value sent until the frame runs its next traced call")
+def test_a_value_sent_into_a_generator_dies_with_the_generator(pure: bool) -> None:
+    name = "lifetime_sent_values"
+    assert untraced(name).stdout.splitlines() == EXPECTED[name]
+    assert traced(name, pure).result.stdout.splitlines() == EXPECTED[name]
