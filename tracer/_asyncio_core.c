@@ -437,14 +437,33 @@ held_future(PyObject *held)
 
 /* How the waiting table holds `future` (_asyncio_tracer._held_weakly): a weak reference, so
  * the program's futures and the tasks waiting on them live as long as they would untraced;
- * an object that cannot be weakly referenced is held itself. A new reference. */
+ * an object that cannot be weakly referenced is held itself. A new reference.
+ * A weak reference made here is the tracer's own object, living as long as the wait: like
+ * the proxies, it is taken off the collector's young count (tracer/_gc_schedule.c), and
+ * given back by release_row when the row that holds it is dropped. */
 static PyObject *
 held_weakly(PyObject *future)
 {
     PyObject *held = PyWeakref_NewRef(future, NULL);
-    if (held != NULL || !PyErr_ExceptionMatches(PyExc_TypeError)) return held;
+    if (held != NULL) {
+        if (Py_REFCNT(held) == 1) gc_schedule_uncount();  /* made now, not a shared one */
+        return held;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) return NULL;
     PyErr_Clear();
     return Py_NewRef(future);
+}
+
+/* A waiting row about to lose a reference: if that frees it and the weak reference it holds,
+ * the reference goes back on the young count first (held_weakly took it off; its free takes
+ * it off again). */
+static void
+release_row(PyObject *waiters)
+{
+    PyObject *held = PyTuple_GET_ITEM(waiters, WAITERS_FUTURE);
+    if (Py_REFCNT(waiters) == 1 && PyWeakref_CheckRefExact(held) && Py_REFCNT(held) == 1) {
+        gc_schedule_recount();
+    }
 }
 
 /* The lanes waiting on `future`, if it is done, are woken (and forgotten). */
@@ -474,6 +493,7 @@ tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
     Py_INCREF(waiters);
     int failed = PyDict_DelItem(self->waiting, key) < 0
         || tracer_wake(self, future, waiters, finished) < 0;
+    release_row(waiters);
     Py_DECREF(waiters);
     Py_DECREF(key);
     return failed ? -1 : 0;
@@ -1387,6 +1407,14 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
         PyObject *held = held_weakly(future);
         grown = held == NULL ? NULL : PyTuple_Pack(2, held, lane_object);
         Py_XDECREF(held);
+        /* a dead future's row, replaced below (a sweep may have dropped it already) */
+        waiters = grown == NULL ? NULL : PyDict_GetItemWithError(tracer->waiting, key);
+        if (waiters != NULL && PyTuple_Check(waiters) && PyTuple_GET_SIZE(waiters) > 0) {
+            release_row(waiters);
+        }
+        else if (PyErr_Occurred()) {
+            Py_CLEAR(grown);
+        }
     }
     Py_DECREF(lane_object);
     if (grown == NULL) return -1;
