@@ -1371,10 +1371,13 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
     return 1;
 }
 
-/* waiting[id(future)] gains this lane: (future held weakly, lane, lane...); a new row sweeps
- * the table of dead futures' rows when it has grown enough (LoopTracer.add_waiter) */
+/* waiting[id(future)] gains this lane: (future held weakly, lane, lane...), or held itself
+ * when a timer of the loop's holds it anyway (asyncio.sleep's: a weak reference would cost
+ * the wait an object and change nothing); a new row sweeps the table of dead futures' rows
+ * when it has grown enough (LoopTracer.add_waiter) */
 static int
-proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int lane)
+proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int lane,
+                 int timer_holds_it)
 {
     PyObject *waiters = PyDict_GetItemWithError(tracer->waiting, key);  /* borrowed */
     if (waiters == NULL && PyErr_Occurred()) return -1;
@@ -1404,7 +1407,7 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
             }
             Py_DECREF(swept);
         }
-        PyObject *held = held_weakly(future);
+        PyObject *held = timer_holds_it ? Py_NewRef(future) : held_weakly(future);
         grown = held == NULL ? NULL : PyTuple_Pack(2, held, lane_object);
         Py_XDECREF(held);
         /* a dead future's row, replaced below (a sweep may have dropped it already) */
@@ -1436,7 +1439,7 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
         PyObject *key = PyLong_FromVoidPtr(future);
         int failed = key == NULL
             || recorder_append(recorder, lane, CODE_BLOCKED, NO_LANE, tracer->on_gather, 0) < 0
-            || proxy_add_waiter(tracer, key, future, lane) < 0;
+            || proxy_add_waiter(tracer, key, future, lane, 0) < 0;
         Py_XDECREF(key);
         return failed ? -1 : 1;
     }
@@ -1462,7 +1465,7 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
                                   PyTuple_GET_ITEM(sleep, SLEEP_DEADLINE_NS)) < 0
                 || PyDict_DelItem(tracer->sleeps, key) < 0
                 || recorder_append(recorder, lane, CODE_SLEEPING, NO_LANE, detail, 0) < 0
-                || proxy_add_waiter(tracer, key, future, lane) < 0;
+                || proxy_add_waiter(tracer, key, future, lane, 1) < 0;
             Py_DECREF(sleep);
             Py_DECREF(key);
             return failed ? -1 : 1;
@@ -1488,7 +1491,7 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
         return known;
     }
     if (recorder_append(recorder, lane, code, NO_LANE, detail, 0) < 0
-        || proxy_add_waiter(tracer, key, future, lane) < 0) {
+        || proxy_add_waiter(tracer, key, future, lane, 0) < 0) {
         Py_DECREF(key);
         return -1;
     }

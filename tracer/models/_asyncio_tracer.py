@@ -363,22 +363,25 @@ class LoopTracer(_TracerCore):
         if sleep is not None:
             self.sleeping[key] = sleep[2]
             self.record(lane, _SLEEPING, NO_LANE, sleep[1])
+            self.add_waiter(key, future, lane, timer_holds_it=True)
+            return
+        io = self.io_futures.pop(key, None)
+        if io is not None:
+            self.record(lane, _IO_WAIT, NO_LANE, self._socket_wait_detail(io))
+        elif isinstance(future, _Task):
+            other = lane_of_task(future)
+            on = f"task {lane_name_of_task(future)}"
+            self.record(lane, _BLOCKED, other, self.recorder.detail(("on", on)))
+        elif type(future) is _GATHERING_FUTURE:
+            self.record(lane, _BLOCKED, NO_LANE, self.on_gather)
         else:
-            io = self.io_futures.pop(key, None)
-            if io is not None:
-                self.record(lane, _IO_WAIT, NO_LANE, self._socket_wait_detail(io))
-            elif isinstance(future, _Task):
-                other = lane_of_task(future)
-                on = f"task {lane_name_of_task(future)}"
-                self.record(lane, _BLOCKED, other, self.recorder.detail(("on", on)))
-            elif type(future) is _GATHERING_FUTURE:
-                self.record(lane, _BLOCKED, NO_LANE, self.on_gather)
-            else:
-                self._record_awaiter_wait(proxy, lane)
+            self._record_awaiter_wait(proxy, lane)
         self.add_waiter(key, future, lane)
 
-    def add_waiter(self, key: int, future: Any, lane: int) -> None:
-        """waiting[id(future)] gains `lane` (the twin of _asyncio_core.c's proxy_add_waiter)."""
+    def add_waiter(self, key: int, future: Any, lane: int, timer_holds_it: bool = False) -> None:
+        """waiting[id(future)] gains `lane` (the twin of _asyncio_core.c's proxy_add_waiter).
+        asyncio.sleep's future, which its timer holds until the wait ends anyway, is held
+        itself: a weak reference would cost the wait an object and change nothing."""
         waiting = self.waiting
         waiters = waiting.get(key)
         if waiters is not None and held_future(waiters[0]) is future:
@@ -387,7 +390,7 @@ class LoopTracer(_TracerCore):
         # a new row, or one left by a future that died waited on, whose id is reused
         if len(waiting) >= self._sweep_waiting_at:
             self.sweep_waiting()
-        waiting[key] = (_held_weakly(future), lane)
+        waiting[key] = (future if timer_holds_it else _held_weakly(future), lane)
 
     def sweep_waiting(self) -> None:
         """Forgets the rows of the futures that died while lanes waited on them (the program
