@@ -3,8 +3,8 @@
 Each lifetime_*.py program drops objects (tasks waiting on futures nobody completes, parked
 greenlets, generators stopped half-way) whose finalizers print, and prints a marker after
 each drop: each finalizer's line must come before the same marker untraced, traced with
-the C tracer and traced with its pure-Python twin. A table of the tracer's that held one of those objects
-would move its finalizer after the marker, or to the end of the run.
+the C tracer and traced with its pure-Python twin. A table of the tracer's that held one of
+those objects would move its finalizer after the marker, or to the end of the run.
 """
 
 from __future__ import annotations
