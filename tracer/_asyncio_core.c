@@ -466,6 +466,45 @@ release_row(PyObject *waiters)
     }
 }
 
+/* Forgets the waiting rows of the futures that died while lanes waited on them (the program
+ * dropped them and their waiters), and sets the table's size at its next sweep
+ * (LoopTracer.pure_sweep_waiting): rarely, from proxy_add_waiter, or from Python. */
+static int
+tracer_sweep_waiting(LoopTracerCore *self)
+{
+    PyObject *waiting = self->waiting;
+    if (waiting == NULL || !PyDict_Check(waiting)) return 0;
+    PyObject *dead = PyList_New(0);
+    if (dead == NULL) return -1;
+    Py_ssize_t position = 0;
+    PyObject *key, *row;
+    int failed = 0;
+    while (!failed && PyDict_Next(waiting, &position, &key, &row)) {
+        failed = checked_row(row, WAITERS_FIELDS, "asyncio waiters") == NULL
+            || (held_future(PyTuple_GET_ITEM(row, WAITERS_FUTURE)) == NULL
+                && PyList_Append(dead, key) < 0);
+    }
+    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(dead); i++) {
+        key = PyList_GET_ITEM(dead, i);
+        row = PyDict_GetItemWithError(waiting, key);  /* borrowed */
+        if (row != NULL) release_row(row);
+        failed = row == NULL ? PyErr_Occurred() != NULL : PyDict_DelItem(waiting, key) < 0;
+    }
+    Py_DECREF(dead);
+    if (failed) return -1;
+    Py_ssize_t next = 2 * PyDict_GET_SIZE(waiting);
+    self->sweep_waiting_at = next > SWEEP_WAITING_AT ? next : SWEEP_WAITING_AT;
+    return 0;
+}
+
+static PyObject *
+tracer_sweep_waiting_method(LoopTracerCore *self, PyObject *unused)
+{
+    (void)unused;
+    if (tracer_sweep_waiting(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* The lanes waiting on `future`, if it is done, are woken (and forgotten). */
 static int
 tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
@@ -1111,6 +1150,8 @@ static PyMethodDef tracer_methods[] = {
      "poll_started(timeout): the loop lane's POLL."},
     {"poll_returned", (PyCFunction)tracer_poll_returned, METH_O,
      "poll_returned(ready): ANNOTATE with the ready fds, then DISPATCH."},
+    {"sweep_waiting", (PyCFunction)tracer_sweep_waiting_method, METH_NOARGS,
+     "sweep_waiting(): forgets the waiting rows of futures that died waited on."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1398,14 +1439,10 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
         }
     }
     else {  /* a new row, or one left by a future that died waited on, whose id is reused */
-        PyObject *swept = NULL;
-        if (PyDict_GET_SIZE(tracer->waiting) >= tracer->sweep_waiting_at) {
-            swept = PyObject_CallMethod((PyObject *)tracer, "sweep_waiting", NULL);
-            if (swept == NULL) {
-                Py_DECREF(lane_object);
-                return -1;
-            }
-            Py_DECREF(swept);
+        if (PyDict_GET_SIZE(tracer->waiting) >= tracer->sweep_waiting_at
+            && tracer_sweep_waiting(tracer) < 0) {
+            Py_DECREF(lane_object);
+            return -1;
         }
         PyObject *held = timer_holds_it ? Py_NewRef(future) : held_weakly(future);
         grown = held == NULL ? NULL : PyTuple_Pack(2, held, lane_object);

@@ -392,13 +392,17 @@ class LoopTracer(_TracerCore):
             self.sweep_waiting()
         waiting[key] = (future if timer_holds_it else _held_weakly(future), lane)
 
-    def sweep_waiting(self) -> None:
+    def pure_sweep_waiting(self) -> None:
         """Forgets the rows of the futures that died while lanes waited on them (the program
-        dropped them and their waiters); called by the C proxy too, as rarely."""
+        dropped them and their waiters), and sets the table's size at its next sweep (the
+        twin of _asyncio_core.c's tracer_sweep_waiting)."""
         waiting = self.waiting
         for key in [key for key, waiters in waiting.items() if held_future(waiters[0]) is None]:
             del waiting[key]
         self._sweep_waiting_at = max(SWEEP_WAITING_AT, 2 * len(waiting))
+
+    if TYPE_CHECKING or SPEEDUPS is None:
+        sweep_waiting = pure_sweep_waiting
 
     def _record_awaiter_wait(self, proxy: ProxyPassthroughs, lane: int) -> None:
         """A wait on a future nobody told us about: judge it by the function that awaits it."""
