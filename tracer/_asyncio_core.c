@@ -1439,22 +1439,18 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
         }
     }
     else {  /* a new row, or one left by a future that died waited on, whose id is reused */
-        if (PyDict_GET_SIZE(tracer->waiting) >= tracer->sweep_waiting_at
-            && tracer_sweep_waiting(tracer) < 0) {
-            Py_DECREF(lane_object);
-            return -1;
+        if (PyDict_GET_SIZE(tracer->waiting) >= tracer->sweep_waiting_at) {
+            /* the sweep drops every dead future's row, this one's too */
+            waiters = NULL;
+            if (tracer_sweep_waiting(tracer) < 0) {
+                Py_DECREF(lane_object);
+                return -1;
+            }
         }
+        if (waiters != NULL) release_row(waiters);  /* a dead future's, replaced below */
         PyObject *held = timer_holds_it ? Py_NewRef(future) : held_weakly(future);
         grown = held == NULL ? NULL : PyTuple_Pack(2, held, lane_object);
         Py_XDECREF(held);
-        /* a dead future's row, replaced below (a sweep may have dropped it already) */
-        waiters = grown == NULL ? NULL : PyDict_GetItemWithError(tracer->waiting, key);
-        if (waiters != NULL && PyTuple_Check(waiters) && PyTuple_GET_SIZE(waiters) > 0) {
-            release_row(waiters);
-        }
-        else if (PyErr_Occurred()) {
-            Py_CLEAR(grown);
-        }
     }
     Py_DECREF(lane_object);
     if (grown == NULL) return -1;

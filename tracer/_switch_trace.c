@@ -20,19 +20,46 @@ typedef struct {
     PyTypeObject *greenlet_type;
     getter dead_getter;
     void *dead_closure;
+    /* the lanes' keys, id(greenlet), of the last two greenlets looked up: a ping-pong's two
+       are looked up on every switch, so their ints are kept rather than made each time (an
+       address a new greenlet reuses has the same id, so a kept key is never wrong) */
+    PyObject *recent_key;
+    PyObject *older_key;
+    void *recent_greenlet;
+    void *older_greenlet;
 } SwitchTrace;
 
 /* The objects a SwitchTrace holds, for its traverse and clear. */
 #define SWITCH_TRACE_OBJECTS(X) \
-    X(recorder) X(lanes) X(arrivals) X(arrival_of) X(fallback) X(greenlet_type)
+    X(recorder) X(lanes) X(arrivals) X(arrival_of) X(fallback) X(greenlet_type) \
+    X(recent_key) X(older_key)
+
+/* id(glet), a new reference */
+static PyObject *
+greenlet_key(SwitchTrace *self, PyObject *glet)
+{
+    if (self->recent_key != NULL && self->recent_greenlet == (void *)glet) {
+        return Py_NewRef(self->recent_key);
+    }
+    if (self->older_key != NULL && self->older_greenlet == (void *)glet) {
+        return Py_NewRef(self->older_key);
+    }
+    PyObject *key = PyLong_FromVoidPtr(glet);
+    if (key == NULL) return NULL;
+    Py_XSETREF(self->older_key, self->recent_key);
+    self->older_greenlet = self->recent_greenlet;
+    self->recent_key = Py_NewRef(key);
+    self->recent_greenlet = (void *)glet;
+    return key;
+}
 
 /* The lane of a greenlet, by its id (GreenletTracer.lanes), as lane_in finds it */
 static Py_ssize_t
-greenlet_lane(PyObject *lanes, PyObject *glet)
+greenlet_lane(SwitchTrace *self, PyObject *glet)
 {
-    PyObject *key = PyLong_FromVoidPtr(glet);
+    PyObject *key = greenlet_key(self, glet);
     if (key == NULL) return -2;
-    Py_ssize_t lane = lane_in(lanes, key);
+    Py_ssize_t lane = lane_in(self->lanes, key);
     Py_DECREF(key);
     return lane;
 }
@@ -41,9 +68,9 @@ greenlet_lane(PyObject *lanes, PyObject *glet)
 static int
 plain_switch(SwitchTrace *self, PyObject *origin, PyObject *target)
 {
-    Py_ssize_t origin_lane = greenlet_lane(self->lanes, origin);
+    Py_ssize_t origin_lane = greenlet_lane(self, origin);
     if (origin_lane < 0) return origin_lane == -2 ? -1 : 0;
-    Py_ssize_t target_lane = greenlet_lane(self->lanes, target);
+    Py_ssize_t target_lane = greenlet_lane(self, target);
     if (target_lane < 0) return target_lane == -2 ? -1 : 0;
     PyObject *dead = self->dead_getter != NULL && Py_IS_TYPE(origin, self->greenlet_type)
         ? self->dead_getter(origin, self->dead_closure) : PyObject_GetAttr(origin, str_dead);
