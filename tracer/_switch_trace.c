@@ -11,7 +11,7 @@
 typedef struct {
     PyObject_HEAD
     PyObject *recorder;    /* a RecorderCore */
-    PyObject *lanes;       /* tracer.lanes: id(greenlet) -> lane */
+    PyObject *lanes;       /* tracer.lanes: weakref.ref(greenlet) -> lane */
     PyObject *arrivals;    /* tracer._arrivals: list by lane */
     PyObject *arrival_of;  /* tracer.arrival */
     PyObject *fallback;    /* the Python switch trace, for everything but a plain switch */
@@ -20,44 +20,18 @@ typedef struct {
     PyTypeObject *greenlet_type;
     getter dead_getter;
     void *dead_closure;
-    /* the lanes' keys, id(greenlet), of the last two greenlets looked up: a ping-pong's two
-       are looked up on every switch, so their ints are kept rather than made each time (an
-       address a new greenlet reuses has the same id, so a kept key is never wrong) */
-    PyObject *recent_key;
-    PyObject *older_key;
-    void *recent_greenlet;
-    void *older_greenlet;
 } SwitchTrace;
 
 /* The objects a SwitchTrace holds, for its traverse and clear. */
 #define SWITCH_TRACE_OBJECTS(X) \
-    X(recorder) X(lanes) X(arrivals) X(arrival_of) X(fallback) X(greenlet_type) \
-    X(recent_key) X(older_key)
+    X(recorder) X(lanes) X(arrivals) X(arrival_of) X(fallback) X(greenlet_type)
 
-/* id(glet), a new reference */
-static PyObject *
-greenlet_key(SwitchTrace *self, PyObject *glet)
-{
-    if (self->recent_key != NULL && self->recent_greenlet == (void *)glet) {
-        return Py_NewRef(self->recent_key);
-    }
-    if (self->older_key != NULL && self->older_greenlet == (void *)glet) {
-        return Py_NewRef(self->older_key);
-    }
-    PyObject *key = PyLong_FromVoidPtr(glet);
-    if (key == NULL) return NULL;
-    Py_XSETREF(self->older_key, self->recent_key);
-    self->older_greenlet = self->recent_greenlet;
-    self->recent_key = Py_NewRef(key);
-    self->recent_greenlet = (void *)glet;
-    return key;
-}
-
-/* The lane of a greenlet, by its id (GreenletTracer.lanes), as lane_in finds it */
+/* The lane of a greenlet (GreenletTracer.lanes), as lane_in finds it: keyed by the greenlet's
+ * plain weak reference, which this gets back (the row's own key while the greenlet lives) */
 static Py_ssize_t
 greenlet_lane(SwitchTrace *self, PyObject *glet)
 {
-    PyObject *key = greenlet_key(self, glet);
+    PyObject *key = PyWeakref_NewRef(glet, NULL);
     if (key == NULL) return -2;
     Py_ssize_t lane = lane_in(self->lanes, key);
     Py_DECREF(key);

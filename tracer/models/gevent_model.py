@@ -113,7 +113,8 @@ class GeventTracer(GreenletTracer):
         if self.known_lane(glet) is not None or not in_traced_thread():
             return
         lane = self.lane_of(glet, spawner)
-        spawner_lane = self.lanes.get(id(spawner), NO_LANE)
+        known = self.known_lane(spawner)
+        spawner_lane = NO_LANE if known is None else known
         self.recorder.state(lane, Code.READY, ("cause", "spawn"), spawner_lane)
 
     def host_lane(self) -> int:
