@@ -193,6 +193,7 @@ tracer_init(LoopTracerCore *self, PyObject *args, PyObject *kwargs)
     Py_XSETREF(self->recorder, (RecorderCore *)recorder);
     self->detached = 0;
     self->done_lane = NO_LANE;
+    self->sweep_waiting_at = SWEEP_WAITING_AT;
     return 0;
 }
 
@@ -224,6 +225,7 @@ static PyMemberDef tracer_members[] = {
     {"detached", T_BOOL, offsetof(LoopTracerCore, detached), 0, NULL},
     {"ready_self", T_INT, offsetof(LoopTracerCore, ready_self), 0, NULL},
     {"waiting", T_OBJECT, offsetof(LoopTracerCore, waiting), 0, NULL},
+    {"_sweep_waiting_at", T_PYSSIZET, offsetof(LoopTracerCore, sweep_waiting_at), 0, NULL},
     {"sleeps", T_OBJECT, offsetof(LoopTracerCore, sleeps), 0, NULL},
     {"io_futures", T_OBJECT, offsetof(LoopTracerCore, io_futures), 0, NULL},
     {"_verdicts_top", T_OBJECT, offsetof(LoopTracerCore, verdicts_top), 0, NULL},
@@ -261,7 +263,7 @@ GC_FROM_MEMBERS(tracer, tracer_members)
 
 /* WAKE and READY on each lane waiting for a future completed now, by whoever is completing
  * it: `finished` when the future is a traced task that ended, else the running step, else
- * the callback in progress (LoopTracer._wake). `waiters` is a checked WAITERS row. */
+ * the callback in progress (LoopTracer._wake). `waiters` is `future`'s checked WAITERS row. */
 /* A detail (key, value, "deadline_ns", deadline) as a value row (tracer.values): the interned
  * base (key, value, "int_key", "deadline_ns") plus the deadline in decimal, its index in
  * *index. A sleep's detail and its timer's wake cause hold a deadline no other event has, so
@@ -366,12 +368,11 @@ tracer_wake_cause(LoopTracerCore *self, int current, int32_t finished, PyObject 
 }
 
 static int
-tracer_wake(LoopTracerCore *self, PyObject *waiters, int32_t finished)
+tracer_wake(LoopTracerCore *self, PyObject *future, PyObject *waiters, int32_t finished)
 {
     RecorderCore *recorder = self->recorder;
     int current = recorder->current;
     int32_t waker, cause;
-    PyObject *future = PyTuple_GET_ITEM(waiters, WAITERS_FUTURE);
     PyObject *slept;  /* the deadline of the sleep that ends, if it is asyncio.sleep's */
     if (take_sleep(self, future, &slept) < 0) return -1;
     /* a cancelled future (task.cancel(), a timeout) wakes its waiters with a cancellation */
@@ -418,6 +419,93 @@ future_done(PyObject *future)
     return is_done;
 }
 
+/* The future a waiting row holds (_asyncio_tracer.held_future), NULL when it has died; for an
+ * identity check only (not a reference: the row's future may die any time) */
+static PyObject *
+held_future(PyObject *held)
+{
+    if (!PyWeakref_CheckRefExact(held)) return held;  /* not weakly referenceable: held itself */
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *future;
+    if (PyWeakref_GetRef(held, &future) <= 0) return NULL;  /* dead (a ref cannot fail) */
+    Py_DECREF(future);
+    return future;
+#else
+    PyObject *future = PyWeakref_GET_OBJECT(held);
+    return future == Py_None ? NULL : future;
+#endif
+}
+
+/* How the waiting table holds `future` (_asyncio_tracer._held_weakly): a weak reference, so
+ * the program's futures and the tasks waiting on them live as long as they would untraced;
+ * an object that cannot be weakly referenced is held itself. A new reference.
+ * A weak reference made here is the tracer's own object, living as long as the wait: like
+ * the proxies, it is taken off the collector's young count (tracer/_gc_schedule.c), and
+ * given back by release_row when the row that holds it is dropped. */
+static PyObject *
+held_weakly(PyObject *future)
+{
+    PyObject *held = PyWeakref_NewRef(future, NULL);
+    if (held != NULL) {
+        if (Py_REFCNT(held) == 1) gc_schedule_uncount();  /* made now, not a shared one */
+        return held;
+    }
+    if (!PyErr_ExceptionMatches(PyExc_TypeError)) return NULL;
+    PyErr_Clear();
+    return Py_NewRef(future);
+}
+
+/* A waiting row about to lose a reference: if that frees it and the weak reference it holds,
+ * the reference goes back on the young count first (held_weakly took it off; its free takes
+ * it off again). */
+static void
+release_row(PyObject *waiters)
+{
+    PyObject *held = PyTuple_GET_ITEM(waiters, WAITERS_FUTURE);
+    if (Py_REFCNT(waiters) == 1 && PyWeakref_CheckRefExact(held) && Py_REFCNT(held) == 1) {
+        gc_schedule_recount();
+    }
+}
+
+/* Forgets the waiting rows of the futures that died while lanes waited on them (the program
+ * dropped them and their waiters), and sets the table's size at its next sweep
+ * (LoopTracer.pure_sweep_waiting): rarely, from proxy_add_waiter, or from Python. */
+static int
+tracer_sweep_waiting(LoopTracerCore *self)
+{
+    PyObject *waiting = self->waiting;
+    if (waiting == NULL || !PyDict_Check(waiting)) return 0;
+    PyObject *dead = PyList_New(0);
+    if (dead == NULL) return -1;
+    Py_ssize_t position = 0;
+    PyObject *key, *row;
+    int failed = 0;
+    while (!failed && PyDict_Next(waiting, &position, &key, &row)) {
+        failed = checked_row(row, WAITERS_FIELDS, "asyncio waiters") == NULL
+            || (held_future(PyTuple_GET_ITEM(row, WAITERS_FUTURE)) == NULL
+                && PyList_Append(dead, key) < 0);
+    }
+    for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(dead); i++) {
+        key = PyList_GET_ITEM(dead, i);
+        row = PyDict_GetItemWithError(waiting, key);  /* borrowed */
+        if (row != NULL) release_row(row);
+        failed = row == NULL ? PyErr_Occurred() != NULL : PyDict_DelItem(waiting, key) < 0;
+    }
+    Py_DECREF(dead);
+    if (failed) return -1;
+    Py_ssize_t next = 2 * PyDict_GET_SIZE(waiting);
+    self->sweep_waiting_at = next > SWEEP_WAITING_AT ? next : SWEEP_WAITING_AT;
+    return 0;
+}
+
+static PyObject *
+tracer_sweep_waiting_method(LoopTracerCore *self, PyObject *unused)
+{
+    (void)unused;
+    if (tracer_sweep_waiting(self) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* The lanes waiting on `future`, if it is done, are woken (and forgotten). */
 static int
 tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
@@ -433,7 +521,7 @@ tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
         Py_DECREF(key);
         return -1;
     }
-    if (PyTuple_GET_ITEM(waiters, WAITERS_FUTURE) != future) {  /* an id reused */
+    if (held_future(PyTuple_GET_ITEM(waiters, WAITERS_FUTURE)) != future) {  /* an id reused */
         Py_DECREF(key);
         return 0;
     }
@@ -444,7 +532,8 @@ tracer_future_done(LoopTracerCore *self, PyObject *future, int32_t finished)
     }
     Py_INCREF(waiters);
     int failed = PyDict_DelItem(self->waiting, key) < 0
-        || tracer_wake(self, waiters, finished) < 0;
+        || tracer_wake(self, future, waiters, finished) < 0;
+    release_row(waiters);
     Py_DECREF(waiters);
     Py_DECREF(key);
     return failed ? -1 : 0;
@@ -1062,6 +1151,8 @@ static PyMethodDef tracer_methods[] = {
      "poll_started(timeout): the loop lane's POLL."},
     {"poll_returned", (PyCFunction)tracer_poll_returned, METH_O,
      "poll_returned(ready): ANNOTATE with the ready fds, then DISPATCH."},
+    {"sweep_waiting", (PyCFunction)tracer_sweep_waiting_method, METH_NOARGS,
+     "sweep_waiting(): forgets the waiting rows of futures that died waited on."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1383,22 +1474,23 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
     return 1;
 }
 
-/* waiting[id(future)] gains this lane: (future, lane, lane...) */
+/* waiting[id(future)] gains this lane: (future held weakly, lane, lane...), or held itself
+ * when a timer of the loop's holds it anyway (asyncio.sleep's: a weak reference would cost
+ * the wait an object and change nothing); a new row sweeps the table of dead futures' rows
+ * when it has grown enough (LoopTracer.add_waiter) */
 static int
-proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int lane)
+proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int lane,
+                 int timer_holds_it)
 {
+    PyObject *waiters = PyDict_GetItemWithError(tracer->waiting, key);  /* borrowed */
+    if (waiters == NULL && PyErr_Occurred()) return -1;
+    if (waiters != NULL && checked_row(waiters, WAITERS_FIELDS, "asyncio waiters") == NULL) {
+        return -1;
+    }
     PyObject *lane_object = PyLong_FromLong(lane);
     if (lane_object == NULL) return -1;
-    PyObject *waiters = PyDict_GetItemWithError(tracer->waiting, key);  /* borrowed */
     PyObject *grown;
-    if (waiters == NULL) {
-        if (PyErr_Occurred()) {
-            Py_DECREF(lane_object);
-            return -1;
-        }
-        grown = PyTuple_Pack(2, future, lane_object);
-    }
-    else if (checked_row(waiters, WAITERS_FIELDS, "asyncio waiters") != NULL) {
+    if (waiters != NULL && held_future(PyTuple_GET_ITEM(waiters, WAITERS_FUTURE)) == future) {
         Py_ssize_t size = PyTuple_GET_SIZE(waiters);
         grown = PyTuple_New(size + 1);
         if (grown != NULL) {
@@ -1408,8 +1500,19 @@ proxy_add_waiter(LoopTracerCore *tracer, PyObject *key, PyObject *future, int la
             PyTuple_SET_ITEM(grown, size, Py_NewRef(lane_object));
         }
     }
-    else {
-        grown = NULL;
+    else {  /* a new row, or one left by a future that died waited on, whose id is reused */
+        if (PyDict_GET_SIZE(tracer->waiting) >= tracer->sweep_waiting_at) {
+            /* the sweep drops every dead future's row, this one's too */
+            waiters = NULL;
+            if (tracer_sweep_waiting(tracer) < 0) {
+                Py_DECREF(lane_object);
+                return -1;
+            }
+        }
+        if (waiters != NULL) release_row(waiters);  /* a dead future's, replaced below */
+        PyObject *held = timer_holds_it ? Py_NewRef(future) : held_weakly(future);
+        grown = held == NULL ? NULL : PyTuple_Pack(2, held, lane_object);
+        Py_XDECREF(held);
     }
     Py_DECREF(lane_object);
     if (grown == NULL) return -1;
@@ -1431,7 +1534,7 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
         PyObject *key = PyLong_FromVoidPtr(future);
         int failed = key == NULL
             || recorder_append(recorder, lane, CODE_BLOCKED, NO_LANE, tracer->on_gather, 0) < 0
-            || proxy_add_waiter(tracer, key, future, lane) < 0;
+            || proxy_add_waiter(tracer, key, future, lane, 0) < 0;
         Py_XDECREF(key);
         return failed ? -1 : 1;
     }
@@ -1457,7 +1560,7 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
                                   PyTuple_GET_ITEM(sleep, SLEEP_DEADLINE_NS)) < 0
                 || PyDict_DelItem(tracer->sleeps, key) < 0
                 || recorder_append(recorder, lane, CODE_SLEEPING, NO_LANE, detail, 0) < 0
-                || proxy_add_waiter(tracer, key, future, lane) < 0;
+                || proxy_add_waiter(tracer, key, future, lane, 1) < 0;
             Py_DECREF(sleep);
             Py_DECREF(key);
             return failed ? -1 : 1;
@@ -1483,7 +1586,7 @@ proxy_fast_wait(ProxyCore *self, RecorderCore *recorder, int lane, PyObject *fut
         return known;
     }
     if (recorder_append(recorder, lane, code, NO_LANE, detail, 0) < 0
-        || proxy_add_waiter(tracer, key, future, lane) < 0) {
+        || proxy_add_waiter(tracer, key, future, lane, 0) < 0) {
         Py_DECREF(key);
         return -1;
     }

@@ -90,6 +90,7 @@ typedef struct {
     int ready_self;  /* the detail index of READY's ("cause", "self") */
     /* the tracer's tables the proxy's wait fast path reads (see LoopTracer) */
     PyObject *waiting;
+    Py_ssize_t sweep_waiting_at;  /* the waiting table's size at its next sweep */
     PyObject *sleeps;
     PyObject *io_futures;
     PyObject *verdicts_top;

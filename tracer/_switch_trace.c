@@ -11,7 +11,7 @@
 typedef struct {
     PyObject_HEAD
     PyObject *recorder;    /* a RecorderCore */
-    PyObject *lanes;       /* tracer.lanes: greenlet -> lane */
+    PyObject *lanes;       /* tracer.lanes: weakref.ref(greenlet) -> lane */
     PyObject *arrivals;    /* tracer._arrivals: list by lane */
     PyObject *arrival_of;  /* tracer.arrival */
     PyObject *fallback;    /* the Python switch trace, for everything but a plain switch */
@@ -26,13 +26,25 @@ typedef struct {
 #define SWITCH_TRACE_OBJECTS(X) \
     X(recorder) X(lanes) X(arrivals) X(arrival_of) X(fallback) X(greenlet_type)
 
+/* The lane of a greenlet (GreenletTracer.lanes), as lane_in finds it: keyed by the greenlet's
+ * plain weak reference, which this gets back (the row's own key while the greenlet lives) */
+static Py_ssize_t
+greenlet_lane(SwitchTrace *self, PyObject *glet)
+{
+    PyObject *key = PyWeakref_NewRef(glet, NULL);
+    if (key == NULL) return -2;
+    Py_ssize_t lane = lane_in(self->lanes, key);
+    Py_DECREF(key);
+    return lane;
+}
+
 /* 1: recorded a plain switch between two known live greenlets; 0: not one; -1: error */
 static int
 plain_switch(SwitchTrace *self, PyObject *origin, PyObject *target)
 {
-    Py_ssize_t origin_lane = lane_in(self->lanes, origin);
+    Py_ssize_t origin_lane = greenlet_lane(self, origin);
     if (origin_lane < 0) return origin_lane == -2 ? -1 : 0;
-    Py_ssize_t target_lane = lane_in(self->lanes, target);
+    Py_ssize_t target_lane = greenlet_lane(self, target);
     if (target_lane < 0) return target_lane == -2 ? -1 : 0;
     PyObject *dead = self->dead_getter != NULL && Py_IS_TYPE(origin, self->greenlet_type)
         ? self->dead_getter(origin, self->dead_closure) : PyObject_GetAttr(origin, str_dead);

@@ -197,8 +197,12 @@ _WAIT_STATES = np.array([Code.SLEEPING, Code.IO_WAIT, Code.BLOCKED], dtype=np.in
 
 # -- what Python itself said on stderr --------------------------------------------------------
 
+# The coroutine is "running at" the line it waits at, or, when the collector closed it before
+# the task in the same collection (as it does untraced when the program drops both), "done,
+# defined at" its def line.
 _DESTROYED = re.compile(r"Task was destroyed but it is pending!\s*\ntask: <Task pending "
-                        r"name='([^']*)' coro=<([^>]*?) running at ([^>]*?):(\d+)>")
+                        r"name='([^']*)' coro=<([^>]*?) (running|done, defined) at "
+                        r"([^>]*?):(\d+)>")
 _NOT_RETRIEVED = re.compile(r"Task exception was never retrieved\s*\nfuture: <Task finished "
                             r"name='([^']*)'[^\n]*?exception=([^\n]*)>\n((?:[ \t].*\n|Traceback"
                             r".*\n)*)")
@@ -214,22 +218,30 @@ def from_stderr(trace: Trace, spans: Spans) -> list[Finding]:
     findings = []
     ends = _end_events(trace)
     for match in _DESTROYED.finditer(stderr):
-        name, coro, path, line = match.groups()
+        name, coro, how, path, line = match.groups()
         lane = _lane_by_task_name(trace, name)
+        location: Source | None = (path, int(line), coro)
+        where = f"{coro} stopped at {_short(location)}"
+        if how != "running":  # Python no longer says where: the trace says what it can
+            last_wait, seen, _ = ("waiting", None, False) if lane is None else _last_wait(
+                trace, spans, lane, trace.duration_ns)
+            location = seen or location
+            where = (f"{last_wait}; its last step began at {_short(seen)}" if seen
+                     else f"{coro}, defined at {_short(location)}")
         findings.append(Finding(
             rule="destroyed-pending",
             title=f"{_lane_label(trace, lane, name)} was collected while still pending "
-                  f"({coro} stopped at {_short((path, int(line), coro))})",
+                  f"({where})",
             lane=lane, lane_name=None if lane is None else trace.lane_name(lane),
-            ts_ns=None, duration_ns=0, location=(path, int(line), coro),
+            ts_ns=None, duration_ns=0, location=location,
             seq=_span_seq_at(spans, lane, None),
         ))
     for match in _NOT_RETRIEVED.finditer(stderr):
         name, exception, traceback_text = match.groups()
         lane = _lane_by_task_name(trace, name)
         frames = _TRACEBACK_LINE.findall(traceback_text)
-        location: Source | None = ((frames[-1][0], int(frames[-1][1]), frames[-1][2])
-                                   if frames else None)
+        location = ((frames[-1][0], int(frames[-1][1]), frames[-1][2])
+                    if frames else None)
         end = ends.get(lane) if lane is not None else None
         findings.append(Finding(
             rule="exception-never-retrieved",

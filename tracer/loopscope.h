@@ -117,6 +117,8 @@
    lanes follow the fields, one item each */
 #define WAITERS_FUTURE 0
 #define WAITERS_FIELDS 1
+/* _asyncio_tracer.SWEEP_WAITING_AT: the waiting table's first sweep of dead futures */
+#define SWEEP_WAITING_AT 1024
 
 /* _asyncio_tracer.SLEEP_FIELDS: asyncio.sleep's future, its SLEEPING detail and its timer's
  * deadline (tracer.sleeps) */

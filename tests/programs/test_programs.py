@@ -750,3 +750,22 @@ def test_the_programs_own_settrace_sees_no_loopscope_frames() -> None:
     seen = trace_program("asyncio_settrace")
     assert_ok(seen)
     assert "total 3 saw child True foreign frames []" in seen.result.stdout
+
+
+def test_tasks_made_by_task_factories_are_named_as_asyncio_names_them() -> None:
+    # 3.13.0's create_task calls set_name(None) after any task factory, and libraries pass
+    # name=None on to set_name: asyncio then calls the task "None" (get_name(), its repr),
+    # and so does its lane, in the "<coroutine> (<task name>)" of every unnamed task.
+    seen = trace_program("asyncio_task_factory_names")
+    assert_ok(seen)
+    named = {}
+    for lane in seen.lanes(r"child \(.*\)( #\d+)?"):
+        for line in seen.printed[lane]:
+            label, task_name = line.split(": ")
+            named[label] = (re.sub(r" #\d+$", "", lane), task_name)
+    expected_labels = {"plain", "set_name(None)"} | (
+        {"eager"} if hasattr(asyncio, "eager_task_factory") else set())
+    assert set(named) == expected_labels
+    for lane, task_name in named.values():
+        assert lane == f"child ({task_name})"
+    assert named["set_name(None)"][1] == "None"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import re
 import socket
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -732,3 +734,44 @@ def test_a_blocked_wait_is_named_by_the_library_call_the_program_made() -> None:
 
     waits = [row[3]["on"] for row in task_rows(trace) if row[0] == MAIN and row[1] == "blocked"]
     assert waits == ["Queue.join", "Lock.acquire", "Event.wait", "wait"] * 3
+
+
+def test_a_task_dropped_while_it_waits_dies_and_its_row_is_swept() -> None:
+    # The waiting table holds the futures weakly: a task waiting on a future nobody completes
+    # dies with it when the program drops both, as untraced; its row goes at the next sweep,
+    # which a new row brings once the table has grown to _sweep_waiting_at rows.
+    async def wait_for(future: asyncio.Future[None]) -> None:
+        await future
+
+    async def main() -> tuple[list[bool], int, int]:
+        loop = asyncio.get_running_loop()
+        tracer = loop.tracer  # type: ignore[attr-defined]
+        tracer._sweep_waiting_at = 4
+        alive = []
+        for _ in range(6):
+            future = loop.create_future()
+            task = asyncio.create_task(wait_for(future))
+            await asyncio.sleep(0)  # the task waits on the future now
+            dropped = weakref.ref(task)
+            del future, task
+            gc.collect()
+            alive.append(dropped() is not None)
+        rows_left = len(tracer.waiting)
+        kept = loop.create_future()
+        waiter = asyncio.create_task(wait_for(kept))
+        await asyncio.sleep(0)
+        loop.call_soon(kept.set_result, None)  # a live wait is still woken by its future
+        await waiter
+        tracer.sweep_waiting()
+        return alive, rows_left, len(tracer.waiting)
+
+    trace, (alive, rows_left, rows_at_end) = record(main)
+
+    assert alive == [False] * 6
+    # the fifth row swept the four dead ones before it (a dead row whose id a new future
+    # reuses is replaced, too); then only a sweep empties the table
+    assert rows_left <= 2
+    assert rows_at_end == 0
+    last_waiter = max(lane.id for lane in trace.lanes if lane.name.startswith("wait_for"))
+    wakes = [e.detail for e in trace.events() if e.kind == "wake" and e.lane == last_waiter]
+    assert wakes == [{"cause": "callback"}]

@@ -55,6 +55,7 @@ def test_the_other_shared_numbers_match_their_python_twins() -> None:
         "READ_LOCAL": _plain_loads.READ_LOCAL,
         "READ_CELL": _plain_loads.READ_CELL,
         "STREAM_WRITE": _asyncio_tracer._STREAM_WRITE,
+        "SWEEP_WAITING_AT": _asyncio_tracer.SWEEP_WAITING_AT,
     }
     assert {name: _number(defines[name]) for name in twins} == twins
     assert defines["RECORDER_API_CAPSULE"] == '"loopscope.tracer._speedups._recorder_api"'

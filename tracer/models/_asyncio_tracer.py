@@ -74,8 +74,12 @@ _STREAM_WRITE = -2
 # A cause index of -1 stands for a timer whose detail is interned only if it wakes someone.
 CAUSE_FIELDS = ("waker", "detail", "deadline_ns")
 Cause = tuple[int, int, int]
-# waiting[id(future)]: (future, lane, lane ...): the fields, then one item per waiting lane
+# waiting[id(future)]: (future held weakly, lane, lane ...): the fields, then one item per
+# waiting lane (see _held_weakly)
 WAITERS_FIELDS = ("future",)
+# The waiting table is swept of the futures that died waited on once it holds this many rows,
+# and then at twice the rows a sweep leaves: each row is looked at once per row added.
+SWEEP_WAITING_AT = 1024
 # sleeps[id(future)]: (future, SLEEPING detail, deadline_ns) for asyncio.sleep's future, until a
 # task waits on it
 SLEEP_FIELDS = ("future", "detail", "deadline_ns")
@@ -123,6 +127,8 @@ class PureTracerCore:
         self.recorder = recorder
         self.detached = False
         self.ready_self = NO_DETAIL
+        # the size of the waiting table at which it is swept next (LoopTracer.add_waiter)
+        self._sweep_waiting_at = SWEEP_WAITING_AT
 
 
 if TYPE_CHECKING or SPEEDUPS is None:  # noqa: SIM108  (mypy needs the statement form)
@@ -149,7 +155,10 @@ class LoopTracer(_TracerCore):
         self.closed = False
         # set while a timer, fd or task-done callback runs, to say why things it completes woke
         self.cause: Cause | None = None
-        # id(future) -> (future, lane, lane...): the lanes suspended on that future
+        # id(future) -> (future held weakly, lane, lane...): the lanes suspended on that future.
+        # Untraced, a future nobody completes dies with the task waiting on it when the program
+        # drops them; held here, both would live on (and "Task was destroyed but it is
+        # pending!" would never be said).
         self.waiting: dict[int, tuple[Any, ...]] = {}
         # id(future) -> (future, SLEEPING detail, deadline_ns): futures asyncio.sleep's timers
         # will complete (SLEEP_FIELDS)
@@ -375,20 +384,46 @@ class LoopTracer(_TracerCore):
         if sleep is not None:
             self.sleeping[key] = sleep[2]
             self.record(lane, _SLEEPING, NO_LANE, sleep[1])
+            self.add_waiter(key, future, lane, timer_holds_it=True)
+            return
+        io = self.io_futures.pop(key, None)
+        if io is not None:
+            self.record(lane, _IO_WAIT, NO_LANE, self._socket_wait_detail(io))
+        elif isinstance(future, _Task):
+            other = lane_of_task(future)
+            on = f"task {lane_name_of_task(future)}"
+            self.record(lane, _BLOCKED, other, self.recorder.detail(("on", on)))
+        elif type(future) is _GATHERING_FUTURE:
+            self.record(lane, _BLOCKED, NO_LANE, self.on_gather)
         else:
-            io = self.io_futures.pop(key, None)
-            if io is not None:
-                self.record(lane, _IO_WAIT, NO_LANE, self._socket_wait_detail(io))
-            elif isinstance(future, _Task):
-                other = lane_of_task(future)
-                on = f"task {lane_name_of_task(future)}"
-                self.record(lane, _BLOCKED, other, self.recorder.detail(("on", on)))
-            elif type(future) is _GATHERING_FUTURE:
-                self.record(lane, _BLOCKED, NO_LANE, self.on_gather)
-            else:
-                self._record_awaiter_wait(proxy, lane)
-        waiters = self.waiting.get(key)
-        self.waiting[key] = (future, lane) if waiters is None else (*waiters, lane)
+            self._record_awaiter_wait(proxy, lane)
+        self.add_waiter(key, future, lane)
+
+    def add_waiter(self, key: int, future: Any, lane: int, timer_holds_it: bool = False) -> None:
+        """waiting[id(future)] gains `lane` (the twin of _asyncio_core.c's proxy_add_waiter).
+        asyncio.sleep's future, which its timer holds until the wait ends anyway, is held
+        itself: a weak reference would cost the wait an object and change nothing."""
+        waiting = self.waiting
+        waiters = waiting.get(key)
+        if waiters is not None and held_future(waiters[0]) is future:
+            waiting[key] = (*waiters, lane)
+            return
+        # a new row, or one left by a future that died waited on, whose id is reused
+        if len(waiting) >= self._sweep_waiting_at:
+            self.sweep_waiting()
+        waiting[key] = (future if timer_holds_it else _held_weakly(future), lane)
+
+    def pure_sweep_waiting(self) -> None:
+        """Forgets the rows of the futures that died while lanes waited on them (the program
+        dropped them and their waiters), and sets the table's size at its next sweep (the
+        twin of _asyncio_core.c's tracer_sweep_waiting)."""
+        waiting = self.waiting
+        for key in [key for key, waiters in waiting.items() if held_future(waiters[0]) is None]:
+            del waiting[key]
+        self._sweep_waiting_at = max(SWEEP_WAITING_AT, 2 * len(waiting))
+
+    if TYPE_CHECKING or SPEEDUPS is None:
+        sweep_waiting = pure_sweep_waiting
 
     def _record_awaiter_wait(self, proxy: ProxyPassthroughs, lane: int) -> None:
         """A wait on a future nobody told us about: judge it by the function that awaits it."""
@@ -522,9 +557,9 @@ class LoopTracer(_TracerCore):
         """
         try:
             waiters = self.waiting.get(id(first))
-            if waiters is not None and waiters[0] is first and first.done():
+            if waiters is not None and held_future(waiters[0]) is first and first.done():
                 del self.waiting[id(first)]
-                self._wake(waiters)
+                self._wake(first, waiters)
             if isinstance(first, _Task) and first.done():
                 lane = lane_of_task(first)
                 if lane != NO_LANE:
@@ -533,8 +568,7 @@ class LoopTracer(_TracerCore):
             self.detach(exc)
         return callback
 
-    def _wake(self, waiters: tuple[Any, ...]) -> None:
-        future = waiters[0]
+    def _wake(self, future: Any, waiters: tuple[Any, ...]) -> None:
         # the deadline of the sleep that ends, if it is asyncio.sleep's
         slept = self.sleeping.pop(id(future), None) if self.sleeping else None
         cancelled = future.cancelled()
@@ -731,6 +765,22 @@ class LoopTracer(_TracerCore):
         self.sleeping.clear()
         self.io_futures.clear()
         self.cause = None
+
+
+def _held_weakly(future: Any) -> Any:
+    """How the waiting table holds a future: by a weak reference, so that the program's
+    futures and the tasks waiting on them live as long as they would untraced; an object
+    that cannot be weakly referenced (a future-like of the program's with __slots__) is held
+    itself, as it always was."""
+    try:
+        return weakref.ref(future)
+    except TypeError:
+        return future
+
+
+def held_future(held: Any) -> Any:
+    """The future a waiting row holds (see _held_weakly); None when it has died."""
+    return held() if type(held) is weakref.ref else held
 
 
 def _call_if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:

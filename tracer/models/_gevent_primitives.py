@@ -120,7 +120,7 @@ class PrimitiveNotes:
         waited on in `method`: the next of them the hub resumes was let go by it."""
         if not in_traced_thread():
             return
-        primitive.__dict__[_RELEASED_BY][method] = self.tracer.lanes.get(self.getcurrent())
+        primitive.__dict__[_RELEASED_BY][method] = self.tracer.known_lane(self.getcurrent())
 
 
 def install(tracer: GeventTracer, modules: dict[str, ModuleType],

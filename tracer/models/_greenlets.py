@@ -9,6 +9,7 @@ gevent model refines), the target becomes RUNNING at the line it resumes at.
 from __future__ import annotations
 
 import sys
+import weakref
 from collections.abc import Callable
 from types import CodeType, FrameType
 from typing import Any
@@ -30,6 +31,8 @@ Arrival = tuple[Any, int, int, int, int]
 # Its fields' names, in order, as tracer/loopscope.h reads them (ARRIVAL_*).
 ARRIVAL_FIELDS = ("frame", "offset", "source", "switch_detail", "blocked_detail")
 _NO_ARRIVAL: Arrival = (object(), -1, 0, 0, 0)
+# A greenlet's key in GreenletTracer.lanes: its plain weak reference
+_key = weakref.ref
 
 
 class GreenletTracer:
@@ -45,7 +48,12 @@ class GreenletTracer:
         self.recorder = recorder
         self.guard = guard if guard is not None else Guard(recorder, self.model)
         self.is_program = ProgramCode()
-        self.lanes: dict[Greenlet, int] = {}
+        # weakref.ref(greenlet) -> its lane. Held weakly, so that a greenlet the program drops
+        # while it is parked is killed then (its `finally` runs, its locals die), as untraced,
+        # not kept alive to the end of the run. The key is the greenlet's one plain weak
+        # reference, which weakref.ref() hands back while the greenlet lives: a lookup finds
+        # its row by identity. A dead greenlet's key equals no live greenlet's.
+        self.lanes: dict[weakref.ref[Greenlet], int] = {}
         self.handoff_lanes = HandoffLanes(recorder)
         self.names = self.handoff_lanes.names
         self._program_codes: dict[CodeType, bool] = {}
@@ -66,17 +74,21 @@ class GreenletTracer:
         return (name, LaneKind.GREENLET) if name else None
 
     def parent_lane(self, glet: Greenlet, origin: Greenlet) -> int:
-        return self.lanes.get(origin, NO_LANE)
+        return self.lanes.get(_key(origin), NO_LANE)
+
+    def known_lane(self, glet: Greenlet) -> int | None:
+        """The lane of a greenlet that has one, else None."""
+        return self.lanes.get(_key(glet))
 
     def lane_of(self, glet: Greenlet, origin: Greenlet | None = None,
                 name: str = "greenlet") -> int:
-        lane = self.lanes.get(glet)
+        lane = self.lanes.get(_key(glet))
         if lane is None:
             name, kind = self.describe(glet) or (name, LaneKind.GREENLET)
             if kind == LaneKind.GREENLET:
                 name = self.handoff_lanes.unique_name(name)
             parent = self.parent_lane(glet, origin) if origin is not None else NO_LANE
-            lane = self.lanes[glet] = self.handoff_lanes.spawn(name, kind, parent, 0)
+            lane = self.lanes[_key(glet)] = self.handoff_lanes.spawn(name, kind, parent, 0)
             self.on_spawn(glet, lane)
         return lane
 
@@ -122,7 +134,7 @@ class GreenletTracer:
         except ValueError:
             frame = None
         lanes = self.lanes
-        target_lane = lanes.get(target)
+        target_lane = lanes.get(_key(target))
         if target_lane is None and self.describe(target) is None:
             if frame is None:
                 self._await_start(event, origin, target)
@@ -132,7 +144,7 @@ class GreenletTracer:
             while bottom.f_back is not None:
                 bottom = bottom.f_back
             target_lane = self.lane_of(target, origin, bottom.f_code.co_name)
-        origin_lane = lanes.get(origin)
+        origin_lane = lanes.get(_key(origin))
         if origin_lane is None:
             origin_lane = self.lane_of(origin)
         if target_lane is None:
@@ -179,7 +191,7 @@ class GreenletTracer:
                                            target_lane))
         if origin.dead:
             self.end_state(origin, origin_lane)
-            del self.lanes[origin]
+            del self.lanes[_key(origin)]
             self._arrivals[origin_lane] = _NO_ARRIVAL
         else:
             self.origin_state(origin, origin_lane, target_lane)
@@ -215,7 +227,7 @@ class GreenletTracer:
         if frame is None:
             sys.setprofile(self._profile_before)
         name = frame.f_code.co_name if frame is not None else "greenlet"
-        origin_lane = self.lanes.get(origin)
+        origin_lane = self.lanes.get(_key(origin))
         if origin_lane is None:
             origin_lane = self.lane_of(origin)
         target_lane = self.lane_of(target, origin, name)
@@ -263,8 +275,8 @@ class GreenletTracer:
             try:
                 if event == "switch":
                     origin, target = args
-                    origin_lane = lanes_get(origin)
-                    target_lane = lanes_get(target)
+                    origin_lane = lanes_get(_key(origin))
+                    target_lane = lanes_get(_key(target))
                     # While a new greenlet waits for its name it has no lane, and the next
                     # switch comes from it: that switch goes to on_switch, which names it first.
                     if origin_lane is not None and target_lane is not None and not origin.dead:
@@ -306,10 +318,12 @@ class GreenletTracer:
         """Ends every lane still open (after `uninstall`, when tracing did not detach)."""
         if self._unnamed is not None:
             self._name_unknown_start()
-        for glet, lane in sorted(self.lanes.items(), key=lambda item: item[1]):
+        for key, lane in sorted(self.lanes.items(), key=lambda item: item[1]):
             if lane != self.main_lane:
+                glet = key()
+                dead = glet is None or glet.dead
                 self.recorder.record(lane, Code.END, NO_LANE, self.recorder.detail(
-                    ("result", "dead" if glet.dead else "never finished")))
+                    ("result", "dead" if dead else "never finished")))
         if self.main_lane != NO_LANE:
             self.recorder.end(self.main_lane)
         self.lanes.clear()

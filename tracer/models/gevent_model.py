@@ -104,8 +104,9 @@ class GeventTracer(GreenletTracer):
     def parent_lane(self, glet: Greenlet, origin: Greenlet) -> int:
         spawner = getattr(glet, "spawning_greenlet", None)
         spawner = spawner() if callable(spawner) else None
-        if spawner is not None and spawner in self.lanes:
-            return self.lanes[spawner]
+        lane = self.known_lane(spawner) if spawner is not None else None
+        if lane is not None:
+            return lane
         return super().parent_lane(glet, origin)
 
     def on_spawn(self, glet: Greenlet, lane: int) -> None:
@@ -117,10 +118,11 @@ class GeventTracer(GreenletTracer):
     def started(self, glet: Greenlet, spawner: Greenlet) -> None:
         """`glet.start()` (gevent.spawn) was called in `spawner`: the lane is spawned now, from
         the spawner's lane, and waits in READY until the hub first switches to it."""
-        if glet in self.lanes or not in_traced_thread():
+        if self.known_lane(glet) is not None or not in_traced_thread():
             return
         lane = self.lane_of(glet, spawner)
-        spawner_lane = self.lanes.get(spawner, NO_LANE)
+        known = self.known_lane(spawner)
+        spawner_lane = NO_LANE if known is None else known
         self.recorder.state(lane, Code.READY, ("cause", "spawn"), spawner_lane)
 
     def host_lane(self) -> int:
