@@ -17,8 +17,9 @@ process) is *unverified*: its sources are read only from regular files whose nam
 can show at most a Python file. A trace with the table shows nothing it does not list.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in this module: with it, a NamedTuple's field
+# annotations are strings, and typing compiles each one (3.11-3.13) when the class is
+# made, on every run's start-up (tests/cli/test_startup_imports.py).
 import hashlib
 import os
 import stat
