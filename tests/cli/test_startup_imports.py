@@ -30,9 +30,11 @@ NOT_IN_CHILD = NEVER | {"argparse", "shutil", "traceback", "textwrap", "tokenize
                         # the decoding half of the stream: the parent's
                         "loopscope.tracer.trace", "loopscope.tracer.trace_checks",
                         "loopscope.tracer.samples"}
-# The parent: the run is driven by a selector (tracer.blocking_run), not asyncio's runner.
+# The parent: the run is driven by a selector (tracer.blocking_run), not asyncio's runner,
+# digests the script with the interpreter's own SHA-256, not OpenSSL's (_hashlib), and asks
+# to adopt the run's orphans in C (tracer.descendants), not through ctypes.
 NOT_IN_PARENT = NEVER | {"loopscope.tracer.runner", "loopscope.tracer.held_frame", "subprocess",
-                         "loopscope.tracer.recorder"}
+                         "loopscope.tracer.recorder", "_hashlib", "ctypes"}
 
 # What the interpreter loads as it starts and the standard library itself loads for the
 # modules a process does need (on 3.14, argparse's colours load dataclasses, and typing's
@@ -48,8 +50,7 @@ if "argparse" in sys.modules:
 print("\\n".join(sys.modules))
 """
 CHILD_NEEDS = ("array", "json", "select", "signal", "struct", "threading")
-PARENT_NEEDS = ("argparse", "ctypes", "json", "selectors", "signal", "threading",
-                "zlib")
+PARENT_NEEDS = ("argparse", "json", "selectors", "signal", "threading", "zlib")
 
 
 def _pulled_in_by_the_standard_library(needs: tuple[str, ...]) -> set[str]:

@@ -842,7 +842,8 @@ def test_a_script_runs_in_the_world_runpy_gives_it_without_building_the_ast_type
         except ValueError:
             where = traceback.extract_tb(sys.exc_info()[2])[-1]
         main = sys.modules["__main__"]
-        seen = [__name__, __file__, __package__, __spec__, __loader__, __cached__, __doc__,
+        seen = [__name__, __file__, __package__, __spec__, __loader__,
+                globals().get("__cached__", "none on 3.15"), __doc__,
                 sys.argv, main.__dict__ is globals(), where.filename, where.lineno,
                 where.line, sorted(name for name in globals() if name.startswith("__"))]
         print(json.dumps([repr(value) for value in seen]))
@@ -877,3 +878,23 @@ def test_a_script_runs_in_the_world_runpy_gives_it_without_building_the_ast_type
     assert c_seen[0] == "'__main__'" and c_seen[7] == repr([str(script), "one"])
     assert pure_compiles == 1  # runpy.run_path's
     assert c_compiles == (0 if SPEEDUPS is not None else 1)
+
+
+def test_c_and_pure_make_the_process_adopt_its_orphans_alike() -> None:
+    """tracer.descendants.become_subreaper: prctl in C (no ctypes for the command line to
+    load), through ctypes in the pure twin; the kernel says the same after either."""
+    probe = """
+    import json, sys
+    from loopscope.tracer.descendants import become_subreaper
+    made = become_subreaper()
+    loaded_ctypes = "ctypes" in sys.modules
+    import ctypes
+    answer = ctypes.c_int(0)
+    ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(answer), 0, 0, 0)  # GET_...
+    print(json.dumps([made, answer.value, loaded_ctypes]))
+    """
+    if not sys.platform.startswith("linux"):
+        pytest.skip("a subreaper is Linux's")
+    assert run_side(probe, pure=True) == [True, 1, True]
+    if SPEEDUPS is not None:
+        assert run_side(probe, pure=False) == [True, 1, False]
