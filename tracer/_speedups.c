@@ -17,6 +17,10 @@
 
 #include "_speedups.h"
 
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
 PyObject *array_type;
 PyObject *str_limit_reached;
 PyObject *str_cr_frame;
@@ -57,6 +61,41 @@ monotonic_ns(PyObject *module, PyObject *Py_UNUSED(ignored))
 #endif
 }
 
+/* become_subreaper(): prctl(PR_SET_CHILD_SUBREAPER, 1), whether it took (Linux only): the
+ * command line adopts its run's orphans (tracer.descendants), here in C since loading ctypes
+ * to make the call cost the command line's start-up 9M instructions. */
+static PyObject *
+become_subreaper(PyObject *module, PyObject *Py_UNUSED(ignored))
+{
+#if defined(__linux__) && defined(PR_SET_CHILD_SUBREAPER)
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0) Py_RETURN_TRUE;
+#endif
+    Py_RETURN_FALSE;
+}
+
+/* compile_script(source, filename): the code of a script's bytes, as runpy.run_path compiles
+ * it (compile(source, filename, "exec"), no future flags inherited), less the one thing the
+ * builtin does first: PyAST_Check(source), which builds the ast module's hundred-odd types the
+ * first time any compile() runs in a process (13M instructions on 3.13, a few milliseconds of
+ * every traced script's start-up; `python script.py` never builds them). Source holding a NUL
+ * byte is refused: the builtin's own error for it differs between versions, so the caller
+ * leaves such source to the builtin (tracer.program). */
+static PyObject *
+compile_script(PyObject *module, PyObject *args)
+{
+    const char *source;
+    Py_ssize_t size;
+    PyObject *filename;
+    if (!PyArg_ParseTuple(args, "y#U:compile_script", &source, &size, &filename)) return NULL;
+    if ((Py_ssize_t)strlen(source) != size) {
+        PyErr_SetString(PyExc_ValueError, "source with a NUL byte is compile()'s to refuse");
+        return NULL;
+    }
+    PyCompilerFlags flags = _PyCompilerFlags_INIT;
+    flags.cf_flags = PyCF_SOURCE_IS_UTF8;  /* as the builtin sets it */
+    return Py_CompileStringObject(source, filename, Py_file_input, &flags, -1);
+}
+
 static PyMethodDef module_methods[] = {
     {"innermost_awaiter", innermost_awaiter, METH_O,
      "(code, frame, is_top) of the innermost coroutine or generator in coro's await chain."},
@@ -71,6 +110,10 @@ static PyMethodDef module_methods[] = {
      "The base detail of the value row of each event at seqs, as native int32 bytes."},
     {"monotonic_ns", monotonic_ns, METH_NOARGS,
      "The clock RecorderCore reads natively (CLOCK_MONOTONIC, as time.perf_counter_ns)."},
+    {"become_subreaper", become_subreaper, METH_NOARGS,
+     "prctl(PR_SET_CHILD_SUBREAPER, 1) on Linux: whether this process now adopts orphans."},
+    {"compile_script", compile_script, METH_VARARGS,
+     "compile(source, filename, 'exec') of a script's bytes without building the ast types."},
     {"task_objects_uncounted", task_objects_uncounted, METH_NOARGS,
      "Whether the asyncio proxies are kept off the collector's count on this Python."},
     {NULL, NULL, 0, NULL},

@@ -29,6 +29,8 @@ from functools import partial
 from types import CodeType, GeneratorType
 from typing import Any
 
+from loopscope.tracer.program import compile_script
+
 CO_GENERATOR = 0x20
 CO_COROUTINE = 0x80
 CO_ASYNC_GENERATOR = 0x200
@@ -230,9 +232,9 @@ class Census:
     def _program_codes(self) -> Iterator[CodeType]:
         for filename in self._program_files():
             try:
-                with open(filename, encoding="utf-8") as source_file:
+                with open(filename, "rb") as source_file:
                     source = source_file.read()
-                code = compile(source, filename, "exec", dont_inherit=True)
+                code = compile_script(source, filename)
             except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
                 continue
             yield from _nested(code)

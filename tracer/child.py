@@ -16,7 +16,9 @@ half written; "pause", "step ..." and "resume" drive the step gate (tracer.step_
 died) the child exits at once.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: with it, a NamedTuple's field
+# annotations are strings, and typing compiles each one (3.11-3.13) when the class is
+# made, on every run's start-up (tests/cli/test_startup_imports.py).
 
 import _thread
 import contextlib

@@ -5,7 +5,9 @@ detail index and source index. Its sequence number is its position in the run. D
 source locations are interned into tables so that a repeated detail costs four bytes.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: with it, a NamedTuple's field
+# annotations are strings, and typing compiles each one (3.11-3.13) when the class is
+# made, on every run's start-up (tests/cli/test_startup_imports.py).
 
 import time
 from collections.abc import Callable, Iterable, Sequence

@@ -6,8 +6,9 @@ runner, the saving code), so that the two interpreters' start-ups overlap instea
 up. `tracer.runner.Run` adopts the started child and reads its pipes on an event loop.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in this module: with it, a NamedTuple's field
+# annotations are strings, and typing compiles each one (3.11-3.13) when the class is
+# made, on every run's start-up (tests/cli/test_startup_imports.py).
 import contextlib
 import os
 import signal
@@ -71,14 +72,14 @@ class Launched(NamedTuple):
                 os.close(fd)
 
 
-def child_command(python: str, target: Target, events_fd: int, control_fd: int,
+def child_command(python: str, target: "Target", events_fd: int, control_fd: int,
                   paused: bool) -> list[str]:
     """The child's command line (tracer.child reads it)."""
     return [python, "-m", "loopscope.tracer.child",
             *child_arguments(target, events_fd, control_fd, paused)]
 
 
-def child_arguments(target: Target, events_fd: int, control_fd: int,
+def child_arguments(target: "Target", events_fd: int, control_fd: int,
                     paused: bool) -> list[str]:
     """The child's arguments, after `python -m loopscope.tracer.child` (or as the orders of
     an early child: tracer.early_child)."""
@@ -95,7 +96,7 @@ def child_arguments(target: Target, events_fd: int, control_fd: int,
     return cmd
 
 
-def launch(target: Target, python: str, paused: bool = False,
+def launch(target: "Target", python: str, paused: bool = False,
            stdin: int | None = DEVNULL) -> Launched:
     """Starts the child in a session of its own, with its event, control, stdout and stderr
     pipes; raises OSError (nothing left open) when it cannot start. `stdin`: DEVNULL, None to
@@ -127,7 +128,7 @@ def launch(target: Target, python: str, paused: bool = False,
     return Launched(popen, mark, events_r, control_w, out_r, err_r)
 
 
-def adopt_early_child(early: EarlyChild, target: Target) -> Launched:
+def adopt_early_child(early: EarlyChild, target: "Target") -> Launched:
     """Gives a child started before the command line was parsed (tracer.early_child) the
     run of `target` (not paused: only the stepping commands pause, and they do not start
     early), and returns it as `launch` would have started it. On OSError (the child died)

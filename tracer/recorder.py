@@ -12,13 +12,11 @@ forces the twin. Both record the same events.
 
 from __future__ import annotations
 
-import importlib
-import os
 import threading
 import time
 from array import array
 from collections.abc import Callable
-from types import CodeType, ModuleType
+from types import CodeType
 from typing import TYPE_CHECKING, Protocol, cast
 
 from loopscope.tracer.events import (
@@ -33,19 +31,8 @@ from loopscope.tracer.events import (
     monotonic_clock,
     short_repr,
 )
+from loopscope.tracer.extensions import c_extension as c_extension  # (where it was)
 from loopscope.tracer.values import MAX_VALUE_ROWS, VALUE_ROW, encode_values
-
-
-def c_extension(name: str) -> ModuleType | None:
-    """The C extension loopscope.tracer.`name` (_speedups, _handoffs), unless it is missing
-    or LOOPSCOPE_PURE_PYTHON=1 asks for pure Python: then its pure-Python twin runs."""
-    if os.environ.get("LOOPSCOPE_PURE_PYTHON", "") not in ("", "0"):
-        return None
-    try:
-        return importlib.import_module(f"loopscope.tracer.{name}")
-    except ImportError:
-        return None
-
 
 # The C hot paths in use, or None; the asyncio model picks its proxy by this too.
 SPEEDUPS = c_extension("_speedups")

@@ -17,17 +17,36 @@ process) is *unverified*: its sources are read only from regular files whose nam
 can show at most a Python file. A trace with the table shows nothing it does not list.
 """
 
-from __future__ import annotations
-
-import hashlib
+# No `from __future__ import annotations` in this module: with it, a NamedTuple's field
+# annotations are strings, and typing compiles each one (3.11-3.13) when the class is
+# made, on every run's start-up (tests/cli/test_startup_imports.py).
+import importlib
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 MAX_SOURCE_BYTES = 4 << 20
 SOURCE_FILES = "source_files"  # the meta key
 _CACHE_SIZE = 64
+
+
+def _builtin_sha256() -> Callable[[bytes | bytearray], Any]:
+    """SHA-256 from the interpreter's own module (_sha2 from 3.12, _sha256 before), else
+    hashlib's: hashlib loads OpenSSL first, about 11M instructions of every traced run's
+    command line, for the digest of a script or two."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            sha256: Callable[[bytes | bytearray], Any] = importlib.import_module(name).sha256
+        except (ImportError, AttributeError):
+            continue
+        return sha256
+    import hashlib
+
+    return hashlib.sha256
+
+
+_sha256 = _builtin_sha256()
 
 
 class SourceText(NamedTuple):
@@ -96,7 +115,7 @@ def _read_regular(path: str) -> tuple[int, str, str | None, str]:
         os.close(fd)
     if len(data) > MAX_SOURCE_BYTES:
         return len(data), "", None, "too large to show"
-    digest = hashlib.sha256(data).hexdigest()
+    digest = _sha256(data).hexdigest()
     try:
         text: str | None = data.decode("utf-8")
         reason = ""

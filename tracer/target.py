@@ -4,8 +4,9 @@ Resolution happens in the parent, before any child starts, so every bad input be
 clear `TargetError` line instead of a child that dies.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` in this module: with it, a NamedTuple's field
+# annotations are strings, and typing compiles each one (3.11-3.13) when the class is
+# made, on every run's start-up (tests/cli/test_startup_imports.py).
 import os
 from pathlib import Path
 from typing import NamedTuple

@@ -10,10 +10,9 @@ from array import array
 from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from itertools import compress, repeat
 from operator import itemgetter, sub
-from typing import Any, NamedTuple, SupportsIndex, overload
+from typing import Any, SupportsIndex, overload
 
 from loopscope.tracer.events import (
-    CODE_NAMES,
     NO_LANE,
     Batch,
     Code,
@@ -21,34 +20,13 @@ from loopscope.tracer.events import (
     detail_to_dict,
 )
 from loopscope.tracer.samples import Samples
+from loopscope.tracer.trace_rows import Event as Event  # re-exported: its home for readers
+from loopscope.tracer.trace_rows import LaneInfo as LaneInfo
 from loopscope.tracer.values import VALUE_ROW, ValueRows, decode_values, value_detail
 
 
 class SequenceGapError(Exception):
     """A batch did not start where the previous one ended: events were lost."""
-
-
-class Event(NamedTuple):
-    seq: int
-    ts: int
-    lane: int
-    code: int
-    other: int
-    detail: dict[str, Any]
-    source: Source | None
-
-    @property
-    def kind(self) -> str:
-        return CODE_NAMES.get(self.code, f"code-{self.code}")
-
-
-class LaneInfo(NamedTuple):
-    id: int
-    name: str
-    kind: str
-    parent: int
-    spawn_seq: int
-    spawn_ts: int
 
 
 _list_item = list.__getitem__

@@ -31,7 +31,7 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from loopscope.tracer.launch import adopt_early_child, launch
 from loopscope.tracer.models import MODEL_NAMES
@@ -180,10 +180,16 @@ def build_parser() -> argparse.ArgumentParser:
 # -- getting a trace: run the target, or load it ------------------------------------------
 
 
-class Obtained(NamedTuple):
-    trace: Trace
-    result: RunResult | None  # None when the trace was loaded from a file
-    interrupted: int = 0  # the signal that stopped the run (SIGINT, SIGTERM, SIGHUP), or 0
+class Obtained:
+    """A trace and how it was obtained. (Not a NamedTuple: typing would compile its string
+    annotations as the command line starts, 3.11-3.13.)"""
+
+    __slots__ = ("interrupted", "result", "trace")
+
+    def __init__(self, trace: Trace, result: RunResult | None, interrupted: int = 0) -> None:
+        self.trace = trace
+        self.result = result  # None when the trace was loaded from a file
+        self.interrupted = interrupted  # the signal that stopped the run (SIGINT...), or 0
 
     @property
     def exit_code(self) -> int:

@@ -30,9 +30,11 @@ NOT_IN_CHILD = NEVER | {"argparse", "shutil", "traceback", "textwrap", "tokenize
                         # the decoding half of the stream: the parent's
                         "loopscope.tracer.trace", "loopscope.tracer.trace_checks",
                         "loopscope.tracer.samples"}
-# The parent: the run is driven by a selector (tracer.blocking_run), not asyncio's runner.
+# The parent: the run is driven by a selector (tracer.blocking_run), not asyncio's runner,
+# digests the script with the interpreter's own SHA-256, not OpenSSL's (_hashlib), and asks
+# to adopt the run's orphans in C (tracer.descendants), not through ctypes.
 NOT_IN_PARENT = NEVER | {"loopscope.tracer.runner", "loopscope.tracer.held_frame", "subprocess",
-                         "loopscope.tracer.recorder"}
+                         "loopscope.tracer.recorder", "_hashlib", "ctypes"}
 
 # What the interpreter loads as it starts and the standard library itself loads for the
 # modules a process does need (on 3.14, argparse's colours load dataclasses, and typing's
@@ -48,8 +50,7 @@ if "argparse" in sys.modules:
 print("\\n".join(sys.modules))
 """
 CHILD_NEEDS = ("array", "json", "select", "signal", "struct", "threading")
-PARENT_NEEDS = ("argparse", "ctypes", "json", "selectors", "signal", "threading",
-                "zlib")
+PARENT_NEEDS = ("argparse", "json", "selectors", "signal", "threading", "zlib")
 
 
 def _pulled_in_by_the_standard_library(needs: tuple[str, ...]) -> set[str]:
@@ -115,3 +116,36 @@ def test_the_command_starts_a_run_before_importing_its_command_line() -> None:
     added = set(done.stdout.split()) - {"__future__"}
     assert {name for name in added if not name.startswith("loopscope")} == set(), added
     assert "loopscope.ui.start" in added
+
+
+# Counts the compile() calls made while the modules named on the command line are imported,
+# by the module that made each (typing's for a NamedTuple's string annotations: 3.11-3.13
+# compile each field's as the class is made in a module with `from __future__ import
+# annotations`); the import system's own, for a module whose cached bytecode is stale, are not
+# the code's doing.
+_COMPILED = """
+import sys, typing
+compiled = []
+def watch(frame, event, arg):
+    if event == "c_call" and arg is compile and "importlib" not in frame.f_code.co_filename:
+        while frame is not None and frame.f_code.co_filename == typing.__file__:
+            frame = frame.f_back  # out of typing: the module whose class it is
+        compiled.append(frame.f_code.co_filename if frame is not None else "?")
+sys.setprofile(watch)
+for name in sys.argv[1:]:
+    __import__(name)
+sys.setprofile(None)
+print("\\n".join(compiled))
+"""
+
+
+def test_the_run_s_two_processes_import_themselves_without_compiling() -> None:
+    # The first compile() in a process builds the ast module's types (13M instructions on
+    # 3.13), and each NamedTuple field with a string annotation costs more on 3.11-3.13:
+    # neither the child nor the command line needs either (docs/benchmarks.md, perf9). The
+    # child compiles the program's script without them (tracer.program.compile_script).
+    imported = ("loopscope.tracer.child", "loopscope.ui.start", "loopscope.tracer.descendants",
+                "loopscope.ui.cli", "loopscope.tracer.blocking_run", "loopscope.tracer.native")
+    done = subprocess.run([sys.executable, "-c", _COMPILED, *imported],
+                          capture_output=True, text=True, timeout=60, check=True, env=_env())
+    assert done.stdout.split() == []

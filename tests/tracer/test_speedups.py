@@ -787,3 +787,114 @@ def test_records_and_proxy_steps_do_not_leak() -> None:
     assert events > 500_000
     # a leaked object per event or per step would be tens of megabytes by now
     assert grown < 8 * 1024, f"RSS grew by {grown} KiB over 4 rounds"
+
+
+# Scripts as users write them: what the C compile of a script must make of them exactly what
+# the builtin makes (the code, or the SyntaxError).
+SCRIPTS = (
+    b'"""A docstring."""\nimport sys\nx = 1\nprint(x, file=sys.stderr)\n',
+    "# -*- coding: latin-1 -*-\nname = 'caf\u00e9'\n".encode("latin-1"),
+    "\ufeffname = 'caf\u00e9 \u2615'\n".encode("utf-8"),
+    b"from __future__ import annotations\ndef f(a: int) -> Missing:\n    return a\n",
+    b"import asyncio\nasync def main():\n    await asyncio.sleep(0)\n"
+    b"    return [i async for i in agen()]\nasync def agen():\n    yield 1\n",
+    b"def outer():\n    k = 2\n    return lambda v: [v * k for _ in range(3)]\n",
+    b"x = (\n",
+    b"def f(:\n    pass\n",
+    b"if True:\n  a = 1\n    b = 2\n",
+    b"return 5\n",
+    b"# -*- coding: no-such-codec -*-\nx = 1\n",
+)
+
+
+def _compiled(compile_source: Any, source: bytes) -> object:
+    try:
+        return compile_source(source, "/scripts/prog.py")
+    except SyntaxError as error:
+        return (type(error).__name__, error.msg, error.filename, error.lineno, error.offset,
+                error.text, error.end_lineno, error.end_offset)
+
+
+@needs_extension
+def test_c_compiles_a_script_as_the_builtin_does() -> None:
+    assert SPEEDUPS is not None
+    for source in SCRIPTS:
+        by_c = _compiled(SPEEDUPS.compile_script, source)
+        by_builtin = _compiled(
+            lambda text, name: compile(text, name, "exec", dont_inherit=True), source)
+        assert by_c == by_builtin, source
+    # what the builtin refuses differently on each version is left to it (tracer.program)
+    with pytest.raises(ValueError, match="NUL"):
+        SPEEDUPS.compile_script(b"x = 1\0\n", "/scripts/prog.py")
+
+
+def test_a_script_runs_in_the_world_runpy_gives_it_without_building_the_ast_types(
+        tmp_path: Any) -> None:
+    """Program.run_script compiles a plain script in C (tracer.program.compile_script) and
+    runs it as runpy.run_path does (the pure path): the script sees the same module, argv
+    and traceback, and no compile() runs, the one call that builds the ast module's types."""
+    script = tmp_path / "prog.py"
+    script.write_text(textwrap.dedent("""
+        \"\"\"The script's docstring.\"\"\"
+        import json, sys, traceback
+        try:
+            raise ValueError("from the script")
+        except ValueError:
+            where = traceback.extract_tb(sys.exc_info()[2])[-1]
+        main = sys.modules["__main__"]
+        seen = [__name__, __file__, __package__, __spec__, __loader__,
+                globals().get("__cached__", "none on 3.15"), __doc__,
+                sys.argv, main.__dict__ is globals(), where.filename, where.lineno,
+                where.line, sorted(name for name in globals() if name.startswith("__"))]
+        print(json.dumps([repr(value) for value in seen]))
+        """), encoding="utf-8")
+    probe = f"""
+    import json, sys
+    from loopscope.tracer.program import Program
+    compiled = []
+    main_before = sys.modules["__main__"]
+    # (the import system's compiles, of a module whose cached bytecode is stale, not counted)
+    sys.setprofile(lambda frame, event, arg: compiled.append(1)
+                   if event == "c_call" and arg is compile
+                   and "importlib" not in frame.f_code.co_filename else None)
+    Program(model="asyncio", script={str(script)!r}, argv=["one"]).run_script()
+    sys.setprofile(None)
+    print(json.dumps([sys.modules["__main__"] is main_before, len(compiled)]))
+    """
+    sides = []
+    for pure in (False, True):
+        env = {key: value for key, value in os.environ.items()
+               if key != "LOOPSCOPE_PURE_PYTHON"}
+        if pure:
+            env["LOOPSCOPE_PURE_PYTHON"] = "1"
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent(probe)], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        seen, (main_given_back, compiles) = map(json.loads, done.stdout.splitlines())
+        assert main_given_back
+        sides.append((seen, compiles))
+    (c_seen, c_compiles), (pure_seen, pure_compiles) = sides
+    assert c_seen == pure_seen
+    assert c_seen[0] == "'__main__'" and c_seen[7] == repr([str(script), "one"])
+    assert pure_compiles == 1  # runpy.run_path's
+    assert c_compiles == (0 if SPEEDUPS is not None else 1)
+
+
+def test_c_and_pure_make_the_process_adopt_its_orphans_alike() -> None:
+    """tracer.descendants.become_subreaper: prctl in C (no ctypes for the command line to
+    load), through ctypes in the pure twin; the kernel says the same after either."""
+    probe = """
+    import json, sys
+    from loopscope.tracer.descendants import become_subreaper
+    made = become_subreaper()
+    loaded_ctypes = "ctypes" in sys.modules
+    import ctypes
+    answer = ctypes.c_int(0)
+    ctypes.CDLL(None, use_errno=True).prctl(37, ctypes.byref(answer), 0, 0, 0)  # GET_...
+    print(json.dumps([made, answer.value, loaded_ctypes]))
+    """
+    if not sys.platform.startswith("linux"):
+        pytest.skip("a subreaper is Linux's")
+    assert run_side(probe, pure=True) == [True, 1, True]
+    if SPEEDUPS is not None:
+        assert run_side(probe, pure=False) == [True, 1, False]

@@ -11,7 +11,9 @@ run of one model: hooks call `guard.fail(error)` when their own code raises (nev
 program's exceptions), and `instrumented(...)` installs and removes the hooks under the guard.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` in this module: with it, a NamedTuple's field
+# annotations are strings, and typing compiles each one (3.11-3.13) when the class is
+# made, on every run's start-up (tests/cli/test_startup_imports.py).
 
 import contextlib
 import re
@@ -69,7 +71,7 @@ def failure_message(model: str, error: BaseException) -> str:
     )
 
 
-def mark_failure(recorder: Recorder, model: str, error: BaseException, lane: int) -> str:
+def mark_failure(recorder: "Recorder", model: str, error: BaseException, lane: int) -> str:
     """Reports a failed instrumentation on stderr and as a MARK on `lane` (or the running lane,
     or the first lane); returns the line. The recorder itself may be what broke: the stderr
     line stands either way."""
@@ -93,7 +95,7 @@ class Guard:
     removed at once check before recording anything.
     """
 
-    def __init__(self, recorder: Recorder, model: str) -> None:
+    def __init__(self, recorder: "Recorder", model: str) -> None:
         self.recorder = recorder
         self.model = model
         self.detached = False
