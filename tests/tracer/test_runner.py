@@ -459,6 +459,7 @@ async def tick():
 
 async def main(closing_inside):
     await asyncio.gather(*(tick() for _ in range(50)))
+    await asyncio.sleep(0.2)  # the flush timer sends those events on before the closing
     if closing_inside:
         close_all()
     print("closed", flush=True)
