@@ -92,13 +92,15 @@ def test_a_task_collected_while_pending_is_reported_with_the_line_it_waited_at()
     _result, found = _report_of(path)
     line = _marks(path)["destroyed-pending"]
     # it also never ended: pending at exit, where only its last step's first line is known.
-    # The collector closes its coroutine before it reports the task, as untraced (the tracer
-    # no longer keeps the pair alive to the end): Python's message says "done, defined at",
-    # not where it waited, so the finding is where its last step began, as the trace says.
-    assert found == [
-        ("pending-at-exit", "orphan", f"destroyed_pending.py:{line - 1}"),
-        ("destroyed-pending", "orphan", f"destroyed_pending.py:{line - 1}"),
-    ]
+    # Whether the collector closes the coroutine before it reports the task is the
+    # collector's order within one collection, as untraced (the tracer no longer keeps the
+    # pair alive to the end; 3.11 closes it first, 3.13 on CI did not): Python's message then
+    # says "done, defined at" and the finding is where the task's last step began, as the
+    # trace says, or "running at" the line it waited at, and the finding is that line.
+    assert found[0] == ("pending-at-exit", "orphan", f"destroyed_pending.py:{line - 1}")
+    assert found[1] in [("destroyed-pending", "orphan", f"destroyed_pending.py:{at}")
+                        for at in (line, line - 1)]
+    assert len(found) == 2
 
 
 def test_python_s_own_word_on_a_destroyed_task_is_read_in_both_forms() -> None:
