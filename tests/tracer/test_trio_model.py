@@ -112,6 +112,41 @@ def _deadline_of(rows: list[Row]) -> int:
     return deadline
 
 
+class TickingClock(trio.abc.Clock):
+    """trio's clock moving on a millisecond every time it is read, as a real one moves while
+    the tracer's hooks run: the deadline trio.sleep computes is behind the step's end."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        self.now += 0.001
+        return self.now
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        self.now = max(self.now, deadline)  # sleeping is free: the deadline has come
+        return 0.0
+
+
+def test_a_sleep_reads_as_the_seconds_the_program_asked_for_not_what_was_left_of_them() -> None:
+    async def main() -> None:
+        await trio.sleep(0.05)
+        await trio.sleep_until(trio.current_time() + 0.05)  # no "seconds" to read: what is left
+
+    trace = Trace()
+    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
+    with traced_runs(recorder):
+        trio.run(main, clock=TickingClock())
+    recorder.close()
+
+    delays = [row[3]["delay_s"] for row in task_rows(trace) if row[1] == "sleeping"]
+    assert delays[0] == 0.05
+    assert 0.0 < delays[1] < 0.05
+
+
 def test_each_step_runs_at_the_line_it_resumes_at_and_a_checkpoint_is_ready_by_itself() -> None:
     async def main() -> None:
         await trio.lowlevel.checkpoint()

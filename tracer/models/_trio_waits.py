@@ -49,14 +49,16 @@ def resume_frame(coro: Any, is_program: IsProgram) -> FrameType | None:
 
 @dataclass(frozen=True)
 class Wait:
-    """What a task waits for: "io" (fd, mode, peer), "sleep" (deadline, in trio's clock) or
-    "blocked" (on: the trio call it is in)."""
+    """What a task waits for: "io" (fd, mode, peer), "sleep" (deadline, in trio's clock, and
+    the seconds the program asked `trio.sleep` for, when it did) or "blocked" (on: the trio
+    call it is in)."""
 
     kind: str
     fd: int = -1
     mode: str = ""
     peer: str | None = None
     deadline: float = 0.0
+    seconds: float | None = None
     on: str = ""
 
 
@@ -85,6 +87,15 @@ def _peer_in(frames: list[FrameType]) -> str | None:
     return None
 
 
+def _asked_seconds(caller: FrameType | None) -> float | None:
+    """The seconds `trio.sleep(seconds)` was asked for, when it is the caller of sleep_until:
+    what the program wrote (0.05), not what is left of it once the step ends (0.04997)."""
+    if caller is None or caller.f_code.co_name != "sleep":
+        return None
+    seconds = caller.f_locals.get("seconds")
+    return float(seconds) if isinstance(seconds, int | float) else None
+
+
 def wait_of(coro: Any, is_program: IsProgram) -> Wait:
     """What the suspended coroutine `coro` (a task's) is waiting for."""
     frames = list(await_chain(coro))
@@ -95,7 +106,8 @@ def wait_of(coro: Any, is_program: IsProgram) -> Wait:
             return Wait("io", fd=fd_of(frame.f_locals["fd"]), mode=mode,
                         peer=_peer_in(frames[:index]))
         if name == "sleep_until" and isinstance(frame.f_locals.get("deadline"), int | float):
-            return Wait("sleep", deadline=float(frame.f_locals["deadline"]))
+            return Wait("sleep", deadline=float(frame.f_locals["deadline"]),
+                        seconds=_asked_seconds(frames[index - 1] if index else None))
     # The first library call under the program's own code is what the program waits on; a
     # task running only library code (a server's) waits on the first call it makes.
     on = ""

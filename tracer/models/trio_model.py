@@ -219,8 +219,10 @@ class TrioInstrument(trio.abc.Instrument):
             self.waits[lane] = ("cause", "fd", "fd", wait.fd, "mode", wait.mode)
         elif wait.kind == "sleep":
             now_ns = recorder.clock() - recorder.origin
-            delay_s = max(0.0, wait.deadline - self.current_time())
-            deadline_ns = now_ns + int(delay_s * 1e9)
+            left_s = max(0.0, wait.deadline - self.current_time())
+            deadline_ns = now_ns + int(left_s * 1e9)
+            # the sleep reads as the program asked for it; the deadline is when it really ends
+            delay_s = left_s if wait.seconds is None else wait.seconds
             recorder.state(lane, Code.SLEEPING, ("delay_s", delay_s, "deadline_ns", deadline_ns))
             self.waits[lane] = ("cause", "timer", "deadline_ns", deadline_ns)
         else:
