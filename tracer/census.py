@@ -34,7 +34,7 @@ from loopscope.tracer.program import compile_script
 CO_GENERATOR = 0x20
 CO_COROUTINE = 0x80
 CO_ASYNC_GENERATOR = 0x200
-LIBRARIES = ("asyncio", "gevent", "greenlet", "trio", "uvloop", "curio", "twisted",
+LIBRARIES = ("asyncio", "gevent", "greenlet", "trio", "anyio", "uvloop", "curio", "twisted",
              "multiprocessing")
 # Enough names to say what was found, few enough for one line.
 NAMES_KEPT = 8

@@ -535,6 +535,24 @@ def test_a_trio_nursery_is_followed_with_no_note_about_coroutines_driven_by_hand
     assert about_the_program(seen.result.notes) == []
 
 
+@pytest.mark.parametrize(("backend", "model", "follow"), [
+    ("trio", None, "run with --model trio"),  # anyio: guessed asyncio
+    ("asyncio", "trio", "run with --model asyncio"),
+])
+def test_anyio_on_a_backend_chosen_as_it_runs_says_which_model_follows_it(
+        backend: str, model: str | None, follow: str) -> None:
+    seen = trace_program("anyio_backend_from_argv", model=model, args=(backend,))
+    assert seen.result.status == "ok"
+    notes = about_the_program(seen.result.notes)
+    assert len(notes) == 1 and notes[0].endswith(follow), notes
+    # and on the model it names, the run is followed
+    other = trace_program("anyio_backend_from_argv", model=follow.rsplit(" ", 1)[1],
+                          args=(backend,))
+    assert_ok(other)
+    assert len(other.lanes(r".*worker.*")) == 3
+    assert [line for lines in other.printed.values() for line in lines] == ["[0, 1, 4]"]
+
+
 def test_a_program_that_raises_shows_a_traceback_from_its_own_code() -> None:
     seen = trace_program("raises_in_generator")
     result = seen.result

@@ -67,6 +67,18 @@ def test_an_imported_gevent_points_at_its_model() -> None:
                      "run with --model gevent"]
 
 
+def test_anyio_on_the_backend_the_guess_did_not_pick_points_at_the_other_model() -> None:
+    # anyio.run(main, backend=sys.argv[1]): guessed asyncio, ran trio (and the other way)
+    ran_trio = _census(libraries=["asyncio", "trio", "anyio"], coroutines=["main", "worker"])
+    assert explain_silence(_trace(), ran_trio, "asyncio") == [
+        "recorded no asyncio tasks, but the program imported trio (anyio picks its backend as "
+        "the program runs) and no asyncio loop ran: run with --model trio"]
+    ran_asyncio = _census(libraries=["asyncio", "trio", "anyio"], coroutines=["main", "worker"])
+    assert explain_silence(_trace(), ran_asyncio, "trio") == [
+        "recorded no trio tasks: the program never called trio.run, but did import asyncio "
+        "(anyio picks its backend as the program runs): run with --model asyncio"]
+
+
 def test_nothing_to_go_on_still_says_something() -> None:
     notes = explain_silence(_trace(("select loop", LaneKind.LOOP)), None, "select")
     assert len(notes) == 1 and "--model" in notes[0]
