@@ -387,6 +387,16 @@ def test_gevent_stream_server_and_clients() -> None:
     assert "fd" in seen.causes
 
 
+def test_a_gevent_pools_map_is_named_for_the_call_and_its_workers_for_the_function() -> None:
+    seen = trace_program("gevent_pool_map")
+    assert_ok(seen)
+    greenlets = {name for name, kind in seen.kinds.items() if kind == LaneKind.GREENLET}
+    # nine calls of square, one lane each; the greenlets that hand them out are not "square"
+    assert greenlets == {"map(square)", "imap", "imap-2", "square",
+                         *(f"square-{n}" for n in range(2, 10))}
+    assert seen.printed["main"] == ["[0, 1, 4]"] * 3
+
+
 def test_gevent_queue_workers_take_turns() -> None:
     seen = trace_program("gevent_queue")
     assert_ok(seen)

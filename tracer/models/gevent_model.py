@@ -40,6 +40,12 @@ from loopscope.tracer.thread_work import function_name
 from loopscope.tracer.threads import in_traced_thread
 
 HUB_NAME = "gevent hub"
+# gevent's greenlets that hand a pool's work out to greenlets of their own (Pool.map's, imap's),
+# by their functions' qualified names (gevent compiles imap with Cython, whose code objects
+# have neither that name nor a file path that tells them from the program's): named for the
+# call and the function, "map(fetch)", so that the greenlets that do run the function are the
+# ones named for it ("fetch", "fetch-2", ...).
+_HANDS_OUT_WORK = {"GroupMappingMixin.__map": "map", "IMapUnordered._run": "imap"}
 _READ, _WRITE = 1, 2
 
 
@@ -85,6 +91,15 @@ class GeventTracer(GreenletTracer):
             # it by its target (or its name)
             target = getattr(thread, "_target", None)
             return str(getattr(target, "__name__", None) or thread.name)
+        handed_out = _HANDS_OUT_WORK.get(getattr(run, "__qualname__", ""))
+        if handed_out is not None and str(getattr(run, "__module__", "")).startswith("gevent"):
+            # it spawns the greenlets that run the program's function, and runs none of it
+            # (Pool.map's gets the function as an argument; imap's keeps it where only
+            # Cython's code can read it)
+            func = next((argument for argument in getattr(glet, "args", ()) if callable(argument)),
+                        None)
+            name = getattr(func, "__name__", None)
+            return f"{handed_out}({name})" if isinstance(name, str) else handed_out
         code = getattr(run, "__code__", None)
         if code is not None and not self.is_program(code):
             for argument in getattr(glet, "args", ()):
