@@ -55,6 +55,10 @@ class ProgramFiles:
                 resolved = os.path.realpath(filename)
                 verdict = resolved.startswith(self._program) or not resolved.startswith(
                     self._library)
+                if verdict and not os.path.isabs(filename) and not os.path.exists(resolved):
+                    # a compiled library's code ("src/gevent/_imap.py": Cython names its
+                    # functions' code by the path it was built from), no file of the program's
+                    verdict = False
             self._verdicts[filename] = verdict
         return verdict
 
