@@ -40,7 +40,7 @@ from loopscope.tracer import stream as stream_module
 from loopscope.tracer import thread_lines as thread_lines_module
 from loopscope.tracer.after_import import AfterImport
 from loopscope.tracer.census import Census
-from loopscope.tracer.descendants import watch_for_parent_death
+from loopscope.tracer.descendants import reap_watcher_parent, watch_for_parent_death
 from loopscope.tracer.early_child import read_orders
 from loopscope.tracer.events import NO_LANE, NO_SOURCE, Code
 from loopscope.tracer.forks import ForkGuard
@@ -57,7 +57,6 @@ from loopscope.tracer.stop_request import StopRequested
 from loopscope.tracer.stream import PIPE_LOST, FrameWriter
 from loopscope.tracer.thread_lines import ThreadLines
 from loopscope.tracer.thread_waits import ThreadWaits
-from loopscope.tracer.tracebacks import program_traceback
 
 # The real OS thread id and thread start, taken before any model (gevent) patches _thread
 # and threading: the control channel must stay a real thread whatever the program does.
@@ -372,24 +371,27 @@ def _line_buffered(stream: TextIO) -> None:
 def main(argv: list[str] | None = None) -> int:
     arguments = sys.argv[1:] if argv is None else argv
     awaited = arguments[:1] == ["--await-orders"] and len(arguments) == 2
+    watcher_parent: int | None = None
     if awaited:
         # Started before the command line was parsed (tracer.early_child): everything above
         # is imported. The watcher is left behind now, while the parent still parses (its
         # two forks would otherwise delay the program); then the command line comes on the
         # control pipe, or end of file when the parent gave the run up (nothing of the
         # program has run: exit quietly; the parent kills the watcher with our group).
-        _watch_over_the_run()
+        watcher_parent = _watch_over_the_run()
         orders = read_orders(int(arguments[1]))
         if orders is None:
+            reap_watcher_parent(watcher_parent)
             return ORPHANED_EXIT
         arguments = orders
     try:
         options = parse_options(arguments)
     except UsageError as exc:
+        reap_watcher_parent(watcher_parent)
         sys.stderr.write(f"{USAGE}\nerror: {exc}\n")
         return 2
     if not awaited:
-        _watch_over_the_run()
+        watcher_parent = _watch_over_the_run()
     # Subprocesses the program starts must not hold our pipes open: a grandchild keeping the
     # event pipe would stop the parent from ever seeing its end.
     for fd in (options.events_fd, options.control_fd):
@@ -461,6 +463,8 @@ def main(argv: list[str] | None = None) -> int:
     # of the collector's sight (a full collection never walks it again, nor does the
     # interpreter's teardown, which was most of an empty script's shutdown).
     gc.freeze()
+    # before the program's first line: the program's own wait() must not find it
+    reap_watcher_parent(watcher_parent)
     try:
         _run_model(recorder, program, library_import)
     except StopRequested:
@@ -468,6 +472,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         exit_code = _report_exit(exc, end)
     except BaseException as exc:  # the traced program's own failure, reported, not re-raised
+        # imported here: only a failing program needs it, and the start-up is the run's
+        from loopscope.tracer.tracebacks import program_traceback
+
         end.update(
             status="error",
             error=f"{type(exc).__name__}: {exc}",
@@ -507,10 +514,11 @@ def main(argv: list[str] | None = None) -> int:
     return exit_code
 
 
-def _watch_over_the_run() -> None:
+def _watch_over_the_run() -> int | None:
+    """Leaves the watcher behind; the process it was forked from, still to be reaped."""
     faulthandler.enable()  # a segfault leaves its reason and the Python stack on stderr
     # Before any thread starts: a parent killed outright still ends all the program started.
-    watch_for_parent_death()
+    return watch_for_parent_death()
 
 
 def _watch_pools(thread_waits: ThreadWaits) -> None:

@@ -150,20 +150,23 @@ def end_run(mark: str, group: int) -> int:
     return killed
 
 
-def watch_for_parent_death() -> bool:
+def watch_for_parent_death() -> int | None:
     """In the child, before the program starts and before any thread: leaves the watcher
-    behind (see the module's doc); whether it is watching."""
+    behind (see the module's doc). Returns the process that forked it, which exits at once
+    but is not waited for here (its fork and exit would hold up the run's start): pass it
+    to `reap_watcher_parent` before the program runs, so that the program's own wait()
+    never finds it. None when no watcher was left."""
     mark = os.environ.get(MARK_VARIABLE)
     if not mark or not sys.platform.startswith("linux") or not hasattr(os, "pidfd_open"):
-        return False
+        return None
     parent = os.getppid()
     try:
         parent_fd = os.pidfd_open(parent)
     except OSError:  # a kernel before 5.3, or a sandbox without the call
-        return False
+        return None
     if os.getppid() != parent:  # the parent died first; the pidfd may be another process's
         os.close(parent_fd)
-        return False
+        return None
     group = os.getpgrp()
     middle = os.fork()
     if middle == 0:
@@ -173,8 +176,15 @@ def watch_for_parent_death() -> bool:
         finally:
             os._exit(0)
     os.close(parent_fd)
-    os.waitpid(middle, 0)
-    return True
+    return middle
+
+
+def reap_watcher_parent(middle: int | None) -> None:
+    """Reaps the process `watch_for_parent_death` forked the watcher from (long gone by
+    the time the child has set the run up)."""
+    if middle is not None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(middle, 0)
 
 
 def _watch(parent_fd: int, mark: str, group: int) -> None:

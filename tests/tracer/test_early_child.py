@@ -207,3 +207,24 @@ def test_the_events_pipe_holds_a_busy_childs_batch_however_the_child_started(
             assert size == EVENTS_PIPE_SIZE
         else:
             assert size >= 1 << 16
+
+
+def test_the_program_has_no_child_of_ours_to_wait_for(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The watcher is forked from a process of its own, which the child reaps after its
+    # set-up rather than at once: it must be gone before the program's first line, or the
+    # program's own wait() would find it.
+    script = _script(tmp_path, """
+        import os
+        try:
+            print("waited for", os.wait())
+        except ChildProcessError:
+            print("no children")
+        """)
+    target = resolve_target(str(script), ())
+    monkeypatch.setenv("PYTHONPATH", _env()["PYTHONPATH"])
+    for launched in (adopt_early_child(start_early_child(), target),
+                     launch(target, sys.executable)):
+        result = BlockingRun(launched, target).wait(timeout=60)
+        assert result.ok, result.stderr
+        assert result.stdout == "no children\n"
