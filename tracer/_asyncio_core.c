@@ -66,6 +66,8 @@ typedef struct {
     int lane;
     int last_offset;           /* the instruction offset of the previous resume, its source */
     int last_source;
+    int first_step_ticket;     /* the tracer's first_step_ticket when this proxy is to tell its
+                                * first step's offset and source (0: not) */
 } ProxyCore;
 
 static int tracer_failed(LoopTracerCore *self);
@@ -255,6 +257,10 @@ static PyMemberDef tracer_members[] = {
     {"_last_delay", T_OBJECT, offsetof(LoopTracerCore, last_delay), READONLY, NULL},
     {"_last_delay_shown", T_OBJECT, offsetof(LoopTracerCore, last_delay_shown), READONLY, NULL},
     {"_last_code_lines", T_OBJECT, offsetof(LoopTracerCore, last_code_lines), READONLY, NULL},
+    {"_first_step_code", T_OBJECT, offsetof(LoopTracerCore, first_step_code), READONLY, NULL},
+    {"_stem_qualname", T_OBJECT, offsetof(LoopTracerCore, stem_qualname), READONLY, NULL},
+    {"_stem_bases", T_OBJECT, offsetof(LoopTracerCore, stem_bases), READONLY, NULL},
+    {"_stem_requests", T_OBJECT, offsetof(LoopTracerCore, stem_requests), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -901,19 +907,13 @@ task_spawn_base(LoopTracerCore *self, PyObject *qualname)
 
 /* "<qualname> (<task name>)", what PyUnicode_FromFormat("%U (%S)") makes, copied into place
  * without parsing a format: a lane name is made for every task. The qualname is shown as
- * written (naming.as_written): a coroutine defined in a function drops the function's
- * "<locals>." ("fetch (Task-3)", not "main.<locals>.fetch (Task-3)"). */
+ * written (naming.as_written), from `start` (qualname_shown_start): a coroutine defined in a
+ * function drops the function's "<locals>." ("fetch (Task-3)", not
+ * "main.<locals>.fetch (Task-3)"). */
 static PyObject *
-task_lane_name(PyObject *qualname, PyObject *task_name)
+task_lane_name(PyObject *qualname, Py_ssize_t start, PyObject *task_name)
 {
-    static PyObject *locals_dot = NULL;
-    if (locals_dot == NULL && (locals_dot = PyUnicode_InternFromString("<locals>.")) == NULL) {
-        return NULL;
-    }
     Py_ssize_t whole = PyUnicode_GET_LENGTH(qualname);
-    Py_ssize_t found = PyUnicode_Find(qualname, locals_dot, 0, whole, -1);
-    if (found == -2) return NULL;
-    Py_ssize_t start = found >= 0 ? found + PyUnicode_GET_LENGTH(locals_dot) : 0;
     PyObject *text = PyUnicode_CheckExact(task_name) ? Py_NewRef(task_name)
         : PyObject_Str(task_name);
     if (text == NULL) return NULL;
@@ -932,6 +932,21 @@ task_lane_name(PyObject *qualname, PyObject *task_name)
     }
     Py_DECREF(text);
     return name;
+}
+
+/* Where the name shown starts in `qualname`: after its last "<locals>." (as_written), or 0;
+ * -1 on error. */
+static Py_ssize_t
+qualname_shown_start(PyObject *qualname)
+{
+    static PyObject *locals_dot = NULL;
+    if (locals_dot == NULL && (locals_dot = PyUnicode_InternFromString("<locals>.")) == NULL) {
+        return -1;
+    }
+    Py_ssize_t found = PyUnicode_Find(qualname, locals_dot, 0, PyUnicode_GET_LENGTH(qualname),
+                                      -1);
+    if (found == -2) return -1;
+    return found >= 0 ? found + PyUnicode_GET_LENGTH(locals_dot) : 0;
 }
 
 /* -- A task's own name, read where the Task keeps it ---------------------------------------
@@ -1086,18 +1101,36 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     }
     PyObject *qualname = PyObject_GetAttr(proxy->coro, str_qualname);
     if (qualname == NULL) return -1;
-    int by_request = PyUnicode_CheckExact(qualname)
-        ? PyDict_Contains(self->named_by_request, qualname) : 1;
-    int32_t base = by_request == 0 ? task_spawn_base(self, qualname) : 0;
-    if (by_request != 0 || base < 0) {
-        Py_DECREF(qualname);
-        return by_request < 0 || base < 0 ? -1 : 1;
+    int32_t base;
+    Py_ssize_t start;
+    if (qualname == self->stem_qualname && self->spawn_bases == self->stem_bases
+        && self->named_by_request == self->stem_requests) {
+        /* the coroutines of one function share their __qualname__ object: what was looked up
+         * for it last time holds while these dicts are the ones it was looked up in (spawn
+         * bases are set once per qualname, the request names at start) */
+        base = self->stem_base;
+        start = self->stem_start;
+    }
+    else {
+        int by_request = PyUnicode_CheckExact(qualname)
+            ? PyDict_Contains(self->named_by_request, qualname) : 1;
+        base = by_request == 0 ? task_spawn_base(self, qualname) : 0;
+        start = by_request == 0 && base >= 0 ? qualname_shown_start(qualname) : 0;
+        if (by_request != 0 || base < 0 || start < 0) {
+            Py_DECREF(qualname);
+            return by_request < 0 || base < 0 || start < 0 ? -1 : 1;
+        }
+        Py_XSETREF(self->stem_qualname, Py_NewRef(qualname));
+        Py_XSETREF(self->stem_bases, Py_NewRef(self->spawn_bases));
+        Py_XSETREF(self->stem_requests, Py_NewRef(self->named_by_request));
+        self->stem_base = base;
+        self->stem_start = start;
     }
     PyObject *name;
     if (given == Py_None) {
         PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
             : task_own_name(task, (PyObject *)proxy);
-        name = task_name == NULL ? NULL : task_lane_name(qualname, task_name);
+        name = task_name == NULL ? NULL : task_lane_name(qualname, start, task_name);
         Py_XDECREF(task_name);
     }
     else {
@@ -1642,6 +1675,21 @@ proxy_fill(ProxyCore *self, PyObject *coro, LoopTracerCore *tracer, PyObject *co
     self->lane = NO_LANE;
     self->last_offset = -2;
     self->last_source = 0;
+    self->first_step_ticket = 0;
+    if (code == tracer->first_step_code && tracer->first_step_known) {
+        /* a hint proxy_source checks against the offset the coroutine resumes at */
+        self->last_offset = tracer->first_step_offset;
+        self->last_source = tracer->first_step_source;
+    }
+    else {
+        if (code != tracer->first_step_code) {
+            Py_XSETREF(tracer->first_step_code, Py_NewRef(code));
+            tracer->first_step_known = 0;
+        }
+        tracer->first_step_ticket = tracer->first_step_ticket == INT_MAX ? 1
+            : tracer->first_step_ticket + 1;
+        self->first_step_ticket = tracer->first_step_ticket;
+    }
     return 0;
 }
 
@@ -1730,6 +1778,15 @@ proxy_source(ProxyCore *self, int32_t *source)
                             frame != NULL ? frame : self->coro, &index);
     Py_XDECREF(frame);
     if (failed) return -1;
+    if (self->first_step_ticket != 0) {  /* its first step: the code's other proxies start here */
+        LoopTracerCore *tracer = self->tracer;
+        if (self->first_step_ticket == tracer->first_step_ticket && !tracer->first_step_known) {
+            tracer->first_step_offset = offset;
+            tracer->first_step_source = index;
+            tracer->first_step_known = 1;
+        }
+        self->first_step_ticket = 0;
+    }
     self->last_offset = offset;
     self->last_source = index;
     *source = index;
