@@ -1075,6 +1075,41 @@ task_own_name(PyObject *task, PyObject *coro)
     return name;
 }
 
+/* The lane name "<qualname from start> (Task-<number>)" of a task the program did not name,
+ * its number written straight into the name: what task_lane_name makes of task_own_name's
+ * "Task-<number>", without that string. NULL without an error when the task's name is not a
+ * number read this way (task_own_name says what it is). */
+static PyObject *
+task_number_lane_name(PyObject *qualname, Py_ssize_t start, PyObject *task)
+{
+    if (!task_slots_usable(task) || task_numbers_known <= 0) return NULL;
+    PyObject *held = task_slot(task, task_name_slot);
+    if (held == NULL || !PyLong_CheckExact(held)) return NULL;
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(held, &overflow);
+    if (value == -1 && PyErr_Occurred()) return NULL;
+    if (overflow != 0 || value < 0) return NULL;
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    char tail[40];  /* " (Task-" + up to 20 digits + ")" */
+    memcpy(tail, " (Task-", 7);
+    int size = 7;
+    for (int i = count - 1; i >= 0; i--) tail[size++] = digits[i];
+    tail[size++] = ')';
+    Py_ssize_t head = PyUnicode_GET_LENGTH(qualname) - start;
+    PyObject *name = PyUnicode_New(head + size, PyUnicode_MAX_CHAR_VALUE(qualname));
+    if (name == NULL) return NULL;
+    int kind = PyUnicode_KIND(name);
+    void *data = PyUnicode_DATA(name);
+    PyUnicode_CopyCharacters(name, 0, qualname, start, head);
+    for (int i = 0; i < size; i++) PyUnicode_WRITE(kind, data, head + i, (Py_UCS4)tail[i]);
+    return name;
+}
+
 /* task.get_coro() (a new reference), read from its coroutine slot when it is known */
 static PyObject *
 task_own_coro(PyObject *task)
@@ -1128,10 +1163,13 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     }
     PyObject *name;
     if (given == Py_None) {
-        PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
-            : task_own_name(task, (PyObject *)proxy);
-        name = task_name == NULL ? NULL : task_lane_name(qualname, start, task_name);
-        Py_XDECREF(task_name);
+        name = suffix == NULL ? task_number_lane_name(qualname, start, task) : NULL;
+        if (name == NULL && !PyErr_Occurred()) {
+            PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
+                : task_own_name(task, (PyObject *)proxy);
+            name = task_name == NULL ? NULL : task_lane_name(qualname, start, task_name);
+            Py_XDECREF(task_name);
+        }
     }
     else {
         name = Py_NewRef(given);
@@ -1874,16 +1912,16 @@ static PyObject *asyncio_current_task;
 
 /* What an eager task's lane is named by, found in its first step, which runs inside the Task
  * constructor before create_task has returned the task: the name the program gave (kept in
- * the proxy's name until the lane is spawned, None when it gave none), and the task's own
- * name ("Task-N"), the task being asyncio's current task while that step runs; "eager" when
- * the task is not to be found (LoopTracer.spawn_eager's twin). Two new references. */
+ * the proxy's name until the lane is spawned, None when it gave none), and the task, asyncio's
+ * current task while that step runs (NULL when it is not to be found: then "eager" stands in
+ * for its name; LoopTracer.spawn_eager's twin). New references. */
 static int
-proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **task_name)
+proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **found)
 {
     *given = self->name != NULL && PyUnicode_CheckExact(self->name)
         && PyUnicode_GET_LENGTH(self->name) > 0 ? self->name : Py_None;
     Py_INCREF(*given);
-    *task_name = NULL;
+    *found = NULL;
     if (asyncio_current_task == NULL) {
         PyObject *tasks = PyImport_ImportModule("asyncio.tasks");
         asyncio_current_task = tasks == NULL ? NULL
@@ -1898,15 +1936,14 @@ proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **task_name)
     }
     else if (task != Py_None) {
         PyObject *coro = task_own_coro(task);
-        if (coro == (PyObject *)self) *task_name = task_own_name(task, coro);
-        Py_XDECREF(coro);
-        if (*task_name == NULL && PyErr_Occurred()) {
+        if (coro == NULL) {
             Py_DECREF(task);
             goto failed;
         }
+        if (coro == (PyObject *)self) *found = Py_NewRef(task);
+        Py_DECREF(coro);
     }
     Py_XDECREF(task);
-    if (*task_name == NULL) *task_name = Py_NewRef(str_eager);
     return 0;
 failed:
     Py_CLEAR(*given);
@@ -1918,11 +1955,12 @@ static int
 proxy_step_started(ProxyCore *self, RecorderCore *recorder)
 {
     if (self->lane < 0) {  /* an eager task: its first step runs inside create_task */
-        PyObject *given, *task_name;
-        if (proxy_eager_names(self, &given, &task_name) < 0) return -1;
-        int done = tracer_spawn_task(self->tracer, self, Py_None, given, task_name);
+        PyObject *given, *task;
+        if (proxy_eager_names(self, &given, &task) < 0) return -1;
+        int done = tracer_spawn_task(self->tracer, self, task != NULL ? task : Py_None, given,
+                                     task != NULL ? NULL : str_eager);
         Py_DECREF(given);
-        Py_DECREF(task_name);
+        Py_XDECREF(task);
         if (done < 0) return -1;
         if (done == 1) {  /* Python names this one (LoopTracer.spawn_eager) */
             PyObject *lane = PyObject_CallMethodOneArg((PyObject *)self->tracer,
