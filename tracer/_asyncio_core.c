@@ -2333,7 +2333,8 @@ hooks_traces(LoopTracerCore *tracer, PyObject *coro, PyObject **code)
 {
     *code = NULL;
     if (tracer == NULL || tracer->detached || !PyCoro_CheckExact(coro)) return 0;
-    PyObject *found = PyObject_GetAttr(coro, str_cr_code);
+    PyObject *found = coroutine_code(coro);
+    found = found != NULL ? Py_NewRef(found) : PyObject_GetAttr(coro, str_cr_code);
     if (found == NULL) return -1;
     int cleanup = 0;
     if (hooks_cleanup_count >= 0) {

@@ -196,6 +196,9 @@ extern PyObject *str_cancel_cause;
  * not `known_offset` (whose line the caller knows). 1 when found, 0 when it has finished (no
  * frame), -1 when this Python's frame layout is not read (3.14+: read cr_frame). */
 int coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line);
+/* The code object a coroutine that has not finished runs (borrowed), read from its
+ * interpreter frame without cr_code's attribute lookup; NULL when not read that way. */
+PyObject *coroutine_code(PyObject *coro);
 
 /* The tracer's own per-task objects off the collector's schedule (tracer/_gc_schedule.c):
  * uncount right after one is allocated, recount right before it is freed; both do nothing
