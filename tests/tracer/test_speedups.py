@@ -654,7 +654,7 @@ def test_c_and_pure_name_and_place_tasks_of_shared_and_changed_qualnames_alike()
     eager = ["leaf"] * 3 + ["ten", "inner", "inner"] if sys.version_info >= (3, 12) else []
     assert numbered == plain + eager
     eager_results = list(range(7, 13)) if eager else []
-    assert c_side["result"] == [0, 0, 1, 1, 2, 2, 3, 4, 5, 6] + eager_results
+    assert c_side["result"] == [0, 0, 1, 1, 2, 2, 3, 4, 5, 6, *eager_results]
     by_lane = {lane: name for lane, name in enumerate(names)}
     first_steps: dict[str, list[int]] = {}
     for lane, (_file, line, _text) in c_side["running"]:
