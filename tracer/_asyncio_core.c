@@ -66,6 +66,8 @@ typedef struct {
     int lane;
     int last_offset;           /* the instruction offset of the previous resume, its source */
     int last_source;
+    int first_step_ticket;     /* the tracer's first_step_ticket when this proxy is to tell its
+                                * first step's offset and source (0: not) */
 } ProxyCore;
 
 static int tracer_failed(LoopTracerCore *self);
@@ -255,6 +257,10 @@ static PyMemberDef tracer_members[] = {
     {"_last_delay", T_OBJECT, offsetof(LoopTracerCore, last_delay), READONLY, NULL},
     {"_last_delay_shown", T_OBJECT, offsetof(LoopTracerCore, last_delay_shown), READONLY, NULL},
     {"_last_code_lines", T_OBJECT, offsetof(LoopTracerCore, last_code_lines), READONLY, NULL},
+    {"_first_step_code", T_OBJECT, offsetof(LoopTracerCore, first_step_code), READONLY, NULL},
+    {"_stem_qualname", T_OBJECT, offsetof(LoopTracerCore, stem_qualname), READONLY, NULL},
+    {"_stem_bases", T_OBJECT, offsetof(LoopTracerCore, stem_bases), READONLY, NULL},
+    {"_stem_requests", T_OBJECT, offsetof(LoopTracerCore, stem_requests), READONLY, NULL},
     {NULL, 0, 0, 0, NULL},
 };
 
@@ -901,19 +907,13 @@ task_spawn_base(LoopTracerCore *self, PyObject *qualname)
 
 /* "<qualname> (<task name>)", what PyUnicode_FromFormat("%U (%S)") makes, copied into place
  * without parsing a format: a lane name is made for every task. The qualname is shown as
- * written (naming.as_written): a coroutine defined in a function drops the function's
- * "<locals>." ("fetch (Task-3)", not "main.<locals>.fetch (Task-3)"). */
+ * written (naming.as_written), from `start` (qualname_shown_start): a coroutine defined in a
+ * function drops the function's "<locals>." ("fetch (Task-3)", not
+ * "main.<locals>.fetch (Task-3)"). */
 static PyObject *
-task_lane_name(PyObject *qualname, PyObject *task_name)
+task_lane_name(PyObject *qualname, Py_ssize_t start, PyObject *task_name)
 {
-    static PyObject *locals_dot = NULL;
-    if (locals_dot == NULL && (locals_dot = PyUnicode_InternFromString("<locals>.")) == NULL) {
-        return NULL;
-    }
     Py_ssize_t whole = PyUnicode_GET_LENGTH(qualname);
-    Py_ssize_t found = PyUnicode_Find(qualname, locals_dot, 0, whole, -1);
-    if (found == -2) return NULL;
-    Py_ssize_t start = found >= 0 ? found + PyUnicode_GET_LENGTH(locals_dot) : 0;
     PyObject *text = PyUnicode_CheckExact(task_name) ? Py_NewRef(task_name)
         : PyObject_Str(task_name);
     if (text == NULL) return NULL;
@@ -932,6 +932,21 @@ task_lane_name(PyObject *qualname, PyObject *task_name)
     }
     Py_DECREF(text);
     return name;
+}
+
+/* Where the name shown starts in `qualname`: after its last "<locals>." (as_written), or 0;
+ * -1 on error. */
+static Py_ssize_t
+qualname_shown_start(PyObject *qualname)
+{
+    static PyObject *locals_dot = NULL;
+    if (locals_dot == NULL && (locals_dot = PyUnicode_InternFromString("<locals>.")) == NULL) {
+        return -1;
+    }
+    Py_ssize_t found = PyUnicode_Find(qualname, locals_dot, 0, PyUnicode_GET_LENGTH(qualname),
+                                      -1);
+    if (found == -2) return -1;
+    return found >= 0 ? found + PyUnicode_GET_LENGTH(locals_dot) : 0;
 }
 
 /* -- A task's own name, read where the Task keeps it ---------------------------------------
@@ -1060,6 +1075,41 @@ task_own_name(PyObject *task, PyObject *coro)
     return name;
 }
 
+/* The lane name "<qualname from start> (Task-<number>)" of a task the program did not name,
+ * its number written straight into the name: what task_lane_name makes of task_own_name's
+ * "Task-<number>", without that string. NULL without an error when the task's name is not a
+ * number read this way (task_own_name says what it is). */
+static PyObject *
+task_number_lane_name(PyObject *qualname, Py_ssize_t start, PyObject *task)
+{
+    if (!task_slots_usable(task) || task_numbers_known <= 0) return NULL;
+    PyObject *held = task_slot(task, task_name_slot);
+    if (held == NULL || !PyLong_CheckExact(held)) return NULL;
+    int overflow;
+    long long value = PyLong_AsLongLongAndOverflow(held, &overflow);
+    if (value == -1 && PyErr_Occurred()) return NULL;
+    if (overflow != 0 || value < 0) return NULL;
+    char digits[24];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    char tail[40];  /* " (Task-" + up to 20 digits + ")" */
+    memcpy(tail, " (Task-", 7);
+    int size = 7;
+    for (int i = count - 1; i >= 0; i--) tail[size++] = digits[i];
+    tail[size++] = ')';
+    Py_ssize_t head = PyUnicode_GET_LENGTH(qualname) - start;
+    PyObject *name = PyUnicode_New(head + size, PyUnicode_MAX_CHAR_VALUE(qualname));
+    if (name == NULL) return NULL;
+    int kind = PyUnicode_KIND(name);
+    void *data = PyUnicode_DATA(name);
+    PyUnicode_CopyCharacters(name, 0, qualname, start, head);
+    for (int i = 0; i < size; i++) PyUnicode_WRITE(kind, data, head + i, (Py_UCS4)tail[i]);
+    return name;
+}
+
 /* task.get_coro() (a new reference), read from its coroutine slot when it is known */
 static PyObject *
 task_own_coro(PyObject *task)
@@ -1086,19 +1136,40 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     }
     PyObject *qualname = PyObject_GetAttr(proxy->coro, str_qualname);
     if (qualname == NULL) return -1;
-    int by_request = PyUnicode_CheckExact(qualname)
-        ? PyDict_Contains(self->named_by_request, qualname) : 1;
-    int32_t base = by_request == 0 ? task_spawn_base(self, qualname) : 0;
-    if (by_request != 0 || base < 0) {
-        Py_DECREF(qualname);
-        return by_request < 0 || base < 0 ? -1 : 1;
+    int32_t base;
+    Py_ssize_t start;
+    if (qualname == self->stem_qualname && self->spawn_bases == self->stem_bases
+        && self->named_by_request == self->stem_requests) {
+        /* the coroutines of one function share their __qualname__ object: what was looked up
+         * for it last time holds while these dicts are the ones it was looked up in (spawn
+         * bases are set once per qualname, the request names at start) */
+        base = self->stem_base;
+        start = self->stem_start;
+    }
+    else {
+        int by_request = PyUnicode_CheckExact(qualname)
+            ? PyDict_Contains(self->named_by_request, qualname) : 1;
+        base = by_request == 0 ? task_spawn_base(self, qualname) : 0;
+        start = by_request == 0 && base >= 0 ? qualname_shown_start(qualname) : 0;
+        if (by_request != 0 || base < 0 || start < 0) {
+            Py_DECREF(qualname);
+            return by_request < 0 || base < 0 || start < 0 ? -1 : 1;
+        }
+        Py_XSETREF(self->stem_qualname, Py_NewRef(qualname));
+        Py_XSETREF(self->stem_bases, Py_NewRef(self->spawn_bases));
+        Py_XSETREF(self->stem_requests, Py_NewRef(self->named_by_request));
+        self->stem_base = base;
+        self->stem_start = start;
     }
     PyObject *name;
     if (given == Py_None) {
-        PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
-            : task_own_name(task, (PyObject *)proxy);
-        name = task_name == NULL ? NULL : task_lane_name(qualname, task_name);
-        Py_XDECREF(task_name);
+        name = suffix == NULL ? task_number_lane_name(qualname, start, task) : NULL;
+        if (name == NULL && !PyErr_Occurred()) {
+            PyObject *task_name = suffix != NULL ? Py_NewRef(suffix)
+                : task_own_name(task, (PyObject *)proxy);
+            name = task_name == NULL ? NULL : task_lane_name(qualname, start, task_name);
+            Py_XDECREF(task_name);
+        }
     }
     else {
         name = Py_NewRef(given);
@@ -1642,6 +1713,21 @@ proxy_fill(ProxyCore *self, PyObject *coro, LoopTracerCore *tracer, PyObject *co
     self->lane = NO_LANE;
     self->last_offset = -2;
     self->last_source = 0;
+    self->first_step_ticket = 0;
+    if (code == tracer->first_step_code && tracer->first_step_known) {
+        /* a hint proxy_source checks against the offset the coroutine resumes at */
+        self->last_offset = tracer->first_step_offset;
+        self->last_source = tracer->first_step_source;
+    }
+    else {
+        if (code != tracer->first_step_code) {
+            Py_XSETREF(tracer->first_step_code, Py_NewRef(code));
+            tracer->first_step_known = 0;
+        }
+        tracer->first_step_ticket = tracer->first_step_ticket == INT_MAX ? 1
+            : tracer->first_step_ticket + 1;
+        self->first_step_ticket = tracer->first_step_ticket;
+    }
     return 0;
 }
 
@@ -1730,6 +1816,15 @@ proxy_source(ProxyCore *self, int32_t *source)
                             frame != NULL ? frame : self->coro, &index);
     Py_XDECREF(frame);
     if (failed) return -1;
+    if (self->first_step_ticket != 0) {  /* its first step: the code's other proxies start here */
+        LoopTracerCore *tracer = self->tracer;
+        if (self->first_step_ticket == tracer->first_step_ticket && !tracer->first_step_known) {
+            tracer->first_step_offset = offset;
+            tracer->first_step_source = index;
+            tracer->first_step_known = 1;
+        }
+        self->first_step_ticket = 0;
+    }
     self->last_offset = offset;
     self->last_source = index;
     *source = index;
@@ -1817,16 +1912,16 @@ static PyObject *asyncio_current_task;
 
 /* What an eager task's lane is named by, found in its first step, which runs inside the Task
  * constructor before create_task has returned the task: the name the program gave (kept in
- * the proxy's name until the lane is spawned, None when it gave none), and the task's own
- * name ("Task-N"), the task being asyncio's current task while that step runs; "eager" when
- * the task is not to be found (LoopTracer.spawn_eager's twin). Two new references. */
+ * the proxy's name until the lane is spawned, None when it gave none), and the task, asyncio's
+ * current task while that step runs (NULL when it is not to be found: then "eager" stands in
+ * for its name; LoopTracer.spawn_eager's twin). New references. */
 static int
-proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **task_name)
+proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **found)
 {
     *given = self->name != NULL && PyUnicode_CheckExact(self->name)
         && PyUnicode_GET_LENGTH(self->name) > 0 ? self->name : Py_None;
     Py_INCREF(*given);
-    *task_name = NULL;
+    *found = NULL;
     if (asyncio_current_task == NULL) {
         PyObject *tasks = PyImport_ImportModule("asyncio.tasks");
         asyncio_current_task = tasks == NULL ? NULL
@@ -1841,15 +1936,14 @@ proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **task_name)
     }
     else if (task != Py_None) {
         PyObject *coro = task_own_coro(task);
-        if (coro == (PyObject *)self) *task_name = task_own_name(task, coro);
-        Py_XDECREF(coro);
-        if (*task_name == NULL && PyErr_Occurred()) {
+        if (coro == NULL) {
             Py_DECREF(task);
             goto failed;
         }
+        if (coro == (PyObject *)self) *found = Py_NewRef(task);
+        Py_DECREF(coro);
     }
     Py_XDECREF(task);
-    if (*task_name == NULL) *task_name = Py_NewRef(str_eager);
     return 0;
 failed:
     Py_CLEAR(*given);
@@ -1861,11 +1955,12 @@ static int
 proxy_step_started(ProxyCore *self, RecorderCore *recorder)
 {
     if (self->lane < 0) {  /* an eager task: its first step runs inside create_task */
-        PyObject *given, *task_name;
-        if (proxy_eager_names(self, &given, &task_name) < 0) return -1;
-        int done = tracer_spawn_task(self->tracer, self, Py_None, given, task_name);
+        PyObject *given, *task;
+        if (proxy_eager_names(self, &given, &task) < 0) return -1;
+        int done = tracer_spawn_task(self->tracer, self, task != NULL ? task : Py_None, given,
+                                     task != NULL ? NULL : str_eager);
         Py_DECREF(given);
-        Py_DECREF(task_name);
+        Py_XDECREF(task);
         if (done < 0) return -1;
         if (done == 1) {  /* Python names this one (LoopTracer.spawn_eager) */
             PyObject *lane = PyObject_CallMethodOneArg((PyObject *)self->tracer,
@@ -2238,7 +2333,8 @@ hooks_traces(LoopTracerCore *tracer, PyObject *coro, PyObject **code)
 {
     *code = NULL;
     if (tracer == NULL || tracer->detached || !PyCoro_CheckExact(coro)) return 0;
-    PyObject *found = PyObject_GetAttr(coro, str_cr_code);
+    PyObject *found = coroutine_code(coro);
+    found = found != NULL ? Py_NewRef(found) : PyObject_GetAttr(coro, str_cr_code);
     if (found == NULL) return -1;
     int cleanup = 0;
     if (hooks_cleanup_count >= 0) {

@@ -66,8 +66,23 @@ coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line)
     return 1;
 }
 
+PyObject *
+coroutine_code(PyObject *coro)
+{
+    PyGenObject *generator = (PyGenObject *)coro;
+    if (COROUTINE_FINISHED(generator)) return NULL;
+    return (PyObject *)FRAME_CODE(COROUTINE_FRAME(generator));
+}
+
 #else
 /* A later layout, not read: the caller reads cr_frame there. */
+
+PyObject *
+coroutine_code(PyObject *coro)
+{
+    (void)coro;
+    return NULL;
+}
 
 int
 coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line)

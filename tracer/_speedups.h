@@ -135,6 +135,24 @@ typedef struct {
     /* the code_lines entry read last: a run's tasks mostly run a few coroutines, and finding
      * an entry by id(code) made an int and a dict lookup a task */
     PyObject *last_code_lines;
+    /* The source of the first step of the coroutines of one code object (the last one a proxy
+     * was made for), learned from the first of them to step: an eager tree's tasks are
+     * mostly fresh coroutines of one code that finish in that step, and each one's proxy
+     * would otherwise work out the same line and look up its source again. The proxy made
+     * last for the code holds `first_step_ticket` until it has told its offset and source. */
+    PyObject *first_step_code;
+    int first_step_known;
+    int first_step_offset;
+    int first_step_source;
+    int first_step_ticket;
+    /* The last task lane name's stem: the coroutine's __qualname__ (the object, compared by
+     * identity) with the spawn_bases and named_by_request dicts it was looked up in, then
+     * where the name shown starts in it and its spawn base (tracer_spawn_task). */
+    PyObject *stem_qualname;
+    PyObject *stem_bases;
+    PyObject *stem_requests;
+    Py_ssize_t stem_start;
+    int32_t stem_base;
 } LoopTracerCore;
 
 extern PyTypeObject LoopTracerCoreType;
@@ -178,6 +196,9 @@ extern PyObject *str_cancel_cause;
  * not `known_offset` (whose line the caller knows). 1 when found, 0 when it has finished (no
  * frame), -1 when this Python's frame layout is not read (3.14+: read cr_frame). */
 int coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line);
+/* The code object a coroutine that has not finished runs (borrowed), read from its
+ * interpreter frame without cr_code's attribute lookup; NULL when not read that way. */
+PyObject *coroutine_code(PyObject *coro);
 
 /* The tracer's own per-task objects off the collector's schedule (tracer/_gc_schedule.c):
  * uncount right after one is allocated, recount right before it is freed; both do nothing

@@ -590,6 +590,82 @@ def test_c_and_pure_name_task_lanes_as_get_name_does() -> None:
         == [said for said in asked if said is not None]
 
 
+# What the C spawn keeps from one task to the next (the last qualname's lane-name stem, the
+# first step's source of the last code a proxy was made for) met with what must not reuse it:
+# two functions' tasks in turn, one defined in a function ("<locals>."), a __qualname__
+# changed between tasks, a coroutine stepped before it became a task (its first step through
+# the proxy is not at the code's start), eager tasks of one code, one the program named.
+TASK_STEMS_PROGRAM = """
+import asyncio, json, sys
+from loopscope.tracer.events import FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+async def leaf(n):
+    return n
+
+def make_inner():
+    async def inner(n):
+        await asyncio.sleep(0)
+        return n
+    return inner
+
+inner = make_inner()
+
+async def main():
+    loop = asyncio.get_running_loop()
+    tasks = []
+    for n in range(3):
+        tasks.append(asyncio.create_task(leaf(n)))
+        tasks.append(asyncio.create_task(inner(n)))
+    inner.__qualname__ = "renamed"
+    tasks.append(asyncio.create_task(inner(3)))
+    inner.__qualname__ = "make_inner.<locals>.inner"
+    tasks.append(asyncio.create_task(inner(4)))
+    started = inner(5)
+    started.send(None)  # at its await now: the task's first step resumes it there
+    tasks.append(asyncio.create_task(started))
+    tasks.append(asyncio.create_task(inner(6)))
+    if sys.version_info >= (3, 12):
+        loop.set_task_factory(asyncio.eager_task_factory)
+        tasks += [loop.create_task(leaf(n)) for n in range(7, 10)]
+        tasks.append(loop.create_task(leaf(10), name="ten"))
+        tasks += [loop.create_task(inner(n)) for n in range(11, 13)]
+        loop.set_task_factory(None)
+    return await asyncio.gather(*tasks)
+
+""" + RUN_TRACED_MAIN + """
+names = [info.name for info in trace.lanes]
+running = [[trace.lane[seq], list(trace.sources[trace.source[seq]])]
+           for seq in range(len(trace)) if trace.code[seq] == 0]
+print(json.dumps(dict(result=result, names=names, running=running, events=events,
+                      details=trace.details)))
+"""
+
+
+@needs_extension
+def test_c_and_pure_name_and_place_tasks_of_shared_and_changed_qualnames_alike() -> None:
+    c_side = run_both_sides(TASK_STEMS_PROGRAM)
+
+    names = c_side["names"]
+    numbered = [name.rsplit(" (Task-", 1)[0] for name in names[2:]]
+    plain = ["leaf", "inner"] * 3 + ["renamed", "inner", "inner", "inner"]
+    eager = ["leaf"] * 3 + ["ten", "inner", "inner"] if sys.version_info >= (3, 12) else []
+    assert numbered == plain + eager
+    eager_results = list(range(7, 13)) if eager else []
+    assert c_side["result"] == [0, 0, 1, 1, 2, 2, 3, 4, 5, 6, *eager_results]
+    by_lane = {lane: name for lane, name in enumerate(names)}
+    first_steps: dict[str, list[int]] = {}
+    for lane, (_file, line, _text) in c_side["running"]:
+        first_steps.setdefault(by_lane[lane], []).append(line)
+    inner_lines = {name: lines for name, lines in first_steps.items() if "inner" in name}
+    started_line = inner_lines[names[10]][0]  # the task of the coroutine stepped before
+    assert started_line == inner_lines[names[9]][1]  # where inner(4) resumed: its await
+    assert started_line != inner_lines[names[9]][0]  # not where it began
+    assert inner_lines[names[11]][0] == inner_lines[names[9]][0]
+
+
 # A task whose own coroutine is library code (compiled under a file name in the standard
 # library, as aiohttp's RequestHandler is in site-packages) awaiting the program's handler,
 # which awaits a helper of its own: the task steps at the handler's or helper's line.
