@@ -1324,7 +1324,26 @@ tracer_done_callbacks(LoopTracerCore *self)
 
 /* -- CoroutineProxyCore ------------------------------------------------------------------ */
 
+/* The rows of the tracer's tables keyed by id(code) hold the code object first: hashing a
+ * code object walks its bytecode (3.12+), and holding it keeps its id from being reused. */
+#if VERDICT_CODE != 0 || LINES_OF_CODE != 0
+#error "known_code_row reads a row's code object from its first field"
+#endif
 
+/* table[id(code)] when it is code's row (borrowed): a tuple of at least `fields` items whose
+ * first is `code` itself. NULL with an error when the row is not such a tuple, NULL without
+ * one when the table has no row for `code` (or a row left by another code object that had
+ * the same id). `table` is a dict. */
+static PyObject *
+known_code_row(PyObject *table, PyObject *code, Py_ssize_t fields, const char *name)
+{
+    PyObject *code_id = PyLong_FromVoidPtr(code);
+    if (code_id == NULL) return NULL;
+    PyObject *row = PyDict_GetItemWithError(table, code_id);  /* borrowed */
+    Py_DECREF(code_id);
+    if (row == NULL || checked_row(row, fields, name) == NULL) return NULL;
+    return PyTuple_GET_ITEM(row, 0) == code ? row : NULL;
+}
 
 static PyObject *innermost_of(PyObject *coro);
 
@@ -1345,13 +1364,9 @@ program_call_detail(LoopTracerCore *tracer, PyObject *coro, int32_t *detail)
         int is_coroutine = PyCoro_CheckExact(current);
         PyObject *code = PyObject_GetAttr(current, is_coroutine ? str_cr_code : str_gi_code);
         if (code == NULL) goto error;
-        PyObject *code_id = PyLong_FromVoidPtr(code);
         Py_DECREF(code);  /* the coroutine keeps it alive */
-        if (code_id == NULL) goto error;
-        PyObject *row = PyDict_GetItemWithError(calls, code_id);  /* borrowed */
-        Py_DECREF(code_id);
-        if (row != NULL) row = checked_row(row, VERDICT_FIELDS, "asyncio wait calls");
-        if (row == NULL || PyTuple_GET_ITEM(row, VERDICT_CODE) != code) {
+        PyObject *row = known_code_row(calls, code, VERDICT_FIELDS, "asyncio wait calls");
+        if (row == NULL) {
             Py_DECREF(current);
             return PyErr_Occurred() ? -1 : 0;
         }
@@ -1406,17 +1421,10 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
         Py_DECREF(innermost);
         return -1;
     }
-    /* keyed by id(code) -> (code, verdict): hashing a code object walks its bytecode */
-    PyObject *code_id = PyLong_FromVoidPtr(awaiter_code);
     Py_DECREF(awaiter_code);  /* the innermost coroutine keeps it alive */
-    if (code_id == NULL) {
-        Py_DECREF(innermost);
-        return -1;
-    }
-    PyObject *entry = PyDict_GetItemWithError(verdicts, code_id);  /* borrowed */
-    Py_DECREF(code_id);
-    if (entry != NULL) entry = checked_row(entry, VERDICT_FIELDS, "asyncio wait verdicts");
-    if (entry == NULL || PyTuple_GET_ITEM(entry, VERDICT_CODE) != awaiter_code) {
+    PyObject *entry = known_code_row(verdicts, awaiter_code, VERDICT_FIELDS,
+                                     "asyncio wait verdicts");
+    if (entry == NULL) {
         Py_DECREF(innermost);
         return PyErr_Occurred() ? -1 : 0;
     }
@@ -1606,13 +1614,9 @@ code_lines_known(LoopTracerCore *tracer, PyObject *code)
     if (last != NULL && PyTuple_GET_ITEM(last, LINES_OF_CODE) == code) {
         return Py_NewRef(PyTuple_GET_ITEM(last, LINES_OF_LINES));
     }
-    PyObject *key = PyLong_FromVoidPtr(code);
-    if (key == NULL) return NULL;
-    PyObject *entry = PyDict_GetItemWithError(tracer->code_lines, key);  /* borrowed */
-    Py_DECREF(key);
+    PyObject *entry = known_code_row(tracer->code_lines, code, LINES_OF_FIELDS,
+                                     "asyncio code lines");
     if (entry == NULL) return NULL;
-    if (checked_row(entry, LINES_OF_FIELDS, "asyncio code lines") == NULL) return NULL;
-    if (PyTuple_GET_ITEM(entry, LINES_OF_CODE) != code) return NULL;  /* an id reused */
     Py_XSETREF(tracer->last_code_lines, Py_NewRef(entry));
     return Py_NewRef(PyTuple_GET_ITEM(entry, LINES_OF_LINES));
 }
