@@ -9,6 +9,7 @@ the `self` of that function leads to the transport, hence the socket, for stream
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from types import CodeType, CoroutineType, FrameType, GeneratorType
 from typing import Any
 
@@ -16,18 +17,53 @@ from loopscope.tracer.recorder import SPEEDUPS
 
 _AWAIT_CHAIN_TYPES = (CoroutineType, GeneratorType)
 
+# The side of a function in a blocked wait's await chain (LoopTracer._wait_calls, whose rows
+# are (code, side); tracer/loopscope.h names the same numbers): the program's, a library's not
+# named yet, a library's passed over (`__aenter__` and the like: the call is the one it makes);
+# any other side is the BLOCKED detail that names that library function.
+PROGRAM_SIDE = -1
+LIBRARY_SIDE = -2
+PASSED_OVER = -3
+CallRow = tuple[CodeType, int]
+
+
+def walk_await_chain(
+    coro: Any, row_of: Callable[[CodeType], CallRow] | None = None
+) -> tuple[Any, CallRow | None]:
+    """The innermost coroutine or generator of coro's await chain, and the program's entry
+    into the library: given `row_of` (a function's (code, side) row), the row of the first
+    function below the program's innermost coroutine that is not passed over. `await
+    queue.join()` enters at Queue.join, which waits in Event.wait; `async with lock` at
+    Lock.acquire, past Lock.__aenter__. The entry is None without `row_of`, where the
+    program's own function is innermost, and where none is the program's (a library task).
+
+    The twin of _asyncio_core.c's walk_await_chain.
+    """
+    entry: CallRow | None = None
+    after_program = False
+    current = coro
+    while True:
+        if type(current) is CoroutineType:
+            code, awaited = current.cr_code, current.cr_await
+        else:
+            code, awaited = current.gi_code, current.gi_yieldfrom
+        if row_of is not None:
+            row = row_of(code)
+            if row[1] == PROGRAM_SIDE:
+                after_program, entry = True, None
+            elif after_program and row[1] != PASSED_OVER:
+                after_program, entry = False, row
+        if type(awaited) not in _AWAIT_CHAIN_TYPES:
+            return current, entry
+        current = awaited
+
 
 def pure_innermost_awaiter(coro: Any) -> tuple[CodeType, FrameType | None, bool]:
     """(code, frame, is_top) of the innermost coroutine or generator in coro's await chain.
 
     `is_top` says the task's own coroutine is the one awaiting a bare future.
     """
-    current = coro
-    while True:
-        awaited = current.cr_await if type(current) is CoroutineType else current.gi_yieldfrom
-        if type(awaited) not in _AWAIT_CHAIN_TYPES:
-            break
-        current = awaited
+    current, _ = walk_await_chain(coro)
     if type(current) is CoroutineType:
         return current.cr_code, current.cr_frame, current is coro
     return current.gi_code, current.gi_frame, current is coro
