@@ -708,6 +708,19 @@ def test_a_blocked_wait_is_named_by_the_library_call_the_program_made() -> None:
     assert waits == blocked_calls.BLOCKED_ON * 3
 
 
+def test_a_wait_in_as_completed_is_named_as_completed_on_every_python() -> None:
+    # 3.11 and 3.12 wait in as_completed's local _wait_for_one, 3.13+ in the method of the
+    # _AsCompletedIterator it returns, also after __anext__ (`async for`): the program called
+    # as_completed either way
+    trace, finished = record(blocked_calls.as_completed_main)
+
+    rounds = 3 * blocked_calls.AS_COMPLETED_FORMS
+    assert finished == [1, 4] * rounds
+    main = "as_completed_main (Task-N)"
+    waits = [row[3] for row in task_rows(trace) if row[0] == main and row[1] == "blocked"]
+    assert waits == [{"on": "as_completed"}] * 2 * rounds
+
+
 def test_a_task_dropped_while_it_waits_dies_and_its_row_is_swept() -> None:
     # The waiting table holds the futures weakly: a task waiting on a future nobody completes
     # dies with it when the program drops both, as untraced; its row goes at the next sweep,

@@ -100,10 +100,22 @@ def _side_of_call(code: CodeType, is_program: Callable[[str], bool]) -> int:
     return PASSED_OVER if name.startswith("__") and name.endswith("__") else LIBRARY_SIDE
 
 
+# Library methods the program awaits on an object a library call returned, named by that
+# call: from 3.13, as_completed() returns an _AsCompletedIterator, and each coroutine it hands
+# out (`for next_done in as_completed(...)`) or awaits in __anext__ (`async for`) waits in
+# its _wait_for_one.
+_NAMED_BY_THE_CALL_THAT_MADE_THEM = {"_AsCompletedIterator._wait_for_one": "as_completed"}
+
+
 def call_label(code: CodeType) -> str:
     """A library function the program called, as a wait names it: "Queue.join", and
-    "as_completed" for the helper as_completed() made ("as_completed.<locals>._wait_for_one")."""
-    return code.co_qualname.partition(".<locals>")[0]
+    "as_completed" for the helper as_completed() made ("as_completed.<locals>._wait_for_one"
+    on 3.11 and 3.12, "_AsCompletedIterator._wait_for_one" from 3.13)."""
+    qualname = code.co_qualname
+    named = _NAMED_BY_THE_CALL_THAT_MADE_THEM.get(qualname)
+    return named if named is not None else qualname.partition(".<locals>")[0]
+
+
 # _owner_details[key]: (weakref to the stream, IO_WAIT detail)
 OWNER_FIELDS = ("stream", "detail")
 # _code_lines[id(code)]: (code, {line: source index})
