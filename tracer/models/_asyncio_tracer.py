@@ -28,9 +28,6 @@ from loopscope.tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKin
 from loopscope.tracer.models._asyncio_proxy import ProxyPassthroughs, TracedCoroutine
 from loopscope.tracer.models._asyncio_waits import (
     LIBRARY_SIDE,
-    PASSED_OVER,
-    PROGRAM_SIDE,
-    CallRow,
     awaiting_label,
     format_address,
     innermost_awaiter,
@@ -91,13 +88,6 @@ SLEEP_FIELDS = ("future", "detail", "deadline_ns")
 # _verdicts_top/_inner[id(code)]: (code, verdict)
 VERDICT_FIELDS = ("code", "verdict")
 # _wait_calls[id(code)]: (code, side), the side a detail or one of _asyncio_waits' sides
-
-
-def _side_of_call(code: CodeType, is_program: Callable[[str], bool]) -> int:
-    if is_program(code.co_filename):
-        return PROGRAM_SIDE
-    name = code.co_name
-    return PASSED_OVER if name.startswith("__") and name.endswith("__") else LIBRARY_SIDE
 
 
 # Library methods the program awaits on an object a library call returned, named by that
@@ -482,7 +472,7 @@ class LoopTracer(_TracerCore):
         "Queue.join", not the "Event.wait" it awaits inside; `async with lock` is
         "Lock.acquire", past the lock's `__aenter__`), else by the innermost function
         (`innermost_detail`): a library task's, or the program's own awaiting a future."""
-        _, entry = walk_await_chain(coro, self._wait_call_row)
+        _, entry = walk_await_chain(coro, self._wait_calls, self._is_program)
         if entry is None:
             return innermost_detail
         code, side = entry
@@ -490,14 +480,6 @@ class LoopTracer(_TracerCore):
             side = self.recorder.detail(("on", call_label(code)))
             self._wait_calls[id(code)] = (code, side)
         return side
-
-    def _wait_call_row(self, code: CodeType) -> CallRow:
-        """code's row of _wait_calls, made the first time a blocked wait's chain has it (the
-        C walk leaves a chain with a function it has no row for to this one)."""
-        row = self._wait_calls.get(id(code))
-        if row is None or row[0] is not code:
-            row = self._wait_calls[id(code)] = (code, _side_of_call(code, self._is_program))
-        return row
 
     def _remember_owner(self, key: int, owner: object, detail: int) -> None:
         owner_details = self._owner_details

@@ -27,17 +27,29 @@ PASSED_OVER = -3
 CallRow = tuple[CodeType, int]
 
 
+def side_of_call(code: CodeType, is_program: Callable[[str], bool]) -> int:
+    """The side of a function met in a blocked wait's await chain, first seen."""
+    if is_program(code.co_filename):
+        return PROGRAM_SIDE
+    name = code.co_name
+    return PASSED_OVER if name.startswith("__") and name.endswith("__") else LIBRARY_SIDE
+
+
 def walk_await_chain(
-    coro: Any, row_of: Callable[[CodeType], CallRow] | None = None
+    coro: Any,
+    calls: dict[int, CallRow] | None = None,
+    is_program: Callable[[str], bool] | None = None,
 ) -> tuple[Any, CallRow | None]:
     """The innermost coroutine or generator of coro's await chain, and the program's entry
-    into the library: given `row_of` (a function's (code, side) row), the row of the first
-    function below the program's innermost coroutine that is not passed over. `await
-    queue.join()` enters at Queue.join, which waits in Event.wait; `async with lock` at
-    Lock.acquire, past Lock.__aenter__. The entry is None without `row_of`, where the
+    into the library: given `calls` (LoopTracer._wait_calls, id(code) -> (code, side), which
+    gains the rows of the functions it lacks, their files judged by `is_program`), the row
+    of the first function below the program's innermost coroutine that is not passed over.
+    `await queue.join()` enters at Queue.join, which waits in Event.wait; `async with lock`
+    at Lock.acquire, past Lock.__aenter__. The entry is None without `calls`, where the
     program's own function is innermost, and where none is the program's (a library task).
 
-    The twin of _asyncio_core.c's walk_await_chain.
+    The twin of _asyncio_core.c's walk_await_chain (which leaves a chain with a function
+    that has no row yet to this one).
     """
     entry: CallRow | None = None
     after_program = False
@@ -47,8 +59,11 @@ def walk_await_chain(
             code, awaited = current.cr_code, current.cr_await
         else:
             code, awaited = current.gi_code, current.gi_yieldfrom
-        if row_of is not None:
-            row = row_of(code)
+        if calls is not None:
+            row = calls.get(id(code))
+            if row is None or row[0] is not code:
+                assert is_program is not None, "walk_await_chain: calls without is_program"
+                row = calls[id(code)] = (code, side_of_call(code, is_program))
             if row[1] == PROGRAM_SIDE:
                 after_program, entry = True, None
             elif after_program and row[1] != PASSED_OVER:
