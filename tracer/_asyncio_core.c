@@ -1395,64 +1395,53 @@ tracer_done_callbacks(LoopTracerCore *self)
 
 /* -- CoroutineProxyCore ------------------------------------------------------------------ */
 
+/* The rows of the tracer's tables keyed by id(code) hold the code object first: hashing a
+ * code object walks its bytecode (3.12+), and holding it keeps its id from being reused. */
+#if VERDICT_CODE != 0 || LINES_OF_CODE != 0
+#error "known_code_row reads a row's code object from its first field"
+#endif
 
+/* table[id(code)] when it is code's row (borrowed): a tuple of at least `fields` items whose
+ * first is `code` itself. NULL with an error when the row is not such a tuple, NULL without
+ * one when the table has no row for `code` (or a row left by another code object that had
+ * the same id). `table` is a dict. */
+static PyObject *
+known_code_row(PyObject *table, PyObject *code, Py_ssize_t fields, const char *name)
+{
+    PyObject *code_id = PyLong_FromVoidPtr(code);
+    if (code_id == NULL) return NULL;
+    PyObject *row = PyDict_GetItemWithError(table, code_id);  /* borrowed */
+    Py_DECREF(code_id);
+    if (row == NULL || checked_row(row, fields, name) == NULL) return NULL;
+    return PyTuple_GET_ITEM(row, 0) == code ? row : NULL;
+}
 
-static PyObject *innermost_of(PyObject *coro);
+/* walk_await_chain's entry where no library call is below the program's innermost coroutine:
+ * the program's own function is innermost, or none is the program's (a library task's chain).
+ * No side is this. */
+#define NO_LIBRARY_CALL (-4)
+
+static int walk_await_chain(PyObject *coro, PyObject *calls, PyObject **innermost, long *entry);
 
 /* The BLOCKED detail naming the library function the program called, as
- * LoopTracer._program_call_detail finds it: walks `coro`'s await chain. Leaves *detail (the
- * innermost function's) when no such call is below the program's innermost coroutine. 1 when
- * decided, 0 when a function on the way is not in tracer._wait_calls yet or the call is not
- * named yet (Python decides), -1 on an error. */
+ * LoopTracer._program_call_detail finds it: the program's entry into the library in `coro`'s
+ * await chain. Leaves *detail (the innermost function's) when no such call is below the
+ * program's innermost coroutine. 1 when decided, 0 when a function on the way is not in
+ * tracer._wait_calls yet or the call is not named yet (Python decides), -1 on an error. */
 static int
 program_call_detail(LoopTracerCore *tracer, PyObject *coro, int32_t *detail)
 {
     PyObject *calls = tracer->wait_calls;
     if (calls == NULL || !PyDict_Check(calls)) return 0;
-    long entry = LIBRARY_SIDE;
-    int found = 0, after_program = 0;
-    PyObject *current = Py_NewRef(coro);
-    for (;;) {
-        int is_coroutine = PyCoro_CheckExact(current);
-        PyObject *code = PyObject_GetAttr(current, is_coroutine ? str_cr_code : str_gi_code);
-        if (code == NULL) goto error;
-        PyObject *code_id = PyLong_FromVoidPtr(code);
-        Py_DECREF(code);  /* the coroutine keeps it alive */
-        if (code_id == NULL) goto error;
-        PyObject *row = PyDict_GetItemWithError(calls, code_id);  /* borrowed */
-        Py_DECREF(code_id);
-        if (row != NULL) row = checked_row(row, VERDICT_FIELDS, "asyncio wait calls");
-        if (row == NULL || PyTuple_GET_ITEM(row, VERDICT_CODE) != code) {
-            Py_DECREF(current);
-            return PyErr_Occurred() ? -1 : 0;
-        }
-        long side = PyLong_AsLong(PyTuple_GET_ITEM(row, VERDICT_VERDICT));
-        if (side == -1 && PyErr_Occurred()) goto error;
-        if (side == PROGRAM_SIDE) {
-            after_program = 1;
-            found = 0;
-        }
-        else if (after_program && side != PASSED_OVER) {
-            after_program = 0;
-            found = 1;
-            entry = side;
-        }
-        PyObject *awaited = PyObject_GetAttr(current, is_coroutine ? str_cr_await : str_gi_yieldfrom);
-        if (awaited == NULL) goto error;
-        if (!PyCoro_CheckExact(awaited) && !PyGen_CheckExact(awaited)) {
-            Py_DECREF(awaited);
-            break;
-        }
-        Py_SETREF(current, awaited);
-    }
-    Py_DECREF(current);
-    if (!found) return 1;
-    if (entry < 0) return 0;  /* LIBRARY_SIDE: the call is named by Python first */
+    PyObject *innermost;
+    long entry;
+    int walked = walk_await_chain(coro, calls, &innermost, &entry);
+    if (walked <= 0) return walked;
+    Py_DECREF(innermost);
+    if (entry == NO_LIBRARY_CALL) return 1;
+    if (entry == LIBRARY_SIDE) return 0;  /* the call is named by Python first */
     *detail = (int32_t)entry;
     return 1;
-error:
-    Py_DECREF(current);
-    return -1;
 }
 
 
@@ -1464,8 +1453,8 @@ static int
 proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
 {
     LoopTracerCore *tracer = self->tracer;
-    PyObject *innermost = innermost_of(self->coro);
-    if (innermost == NULL) return -1;
+    PyObject *innermost;
+    if (walk_await_chain(self->coro, NULL, &innermost, NULL) < 0) return -1;
     PyObject *verdicts = innermost == self->coro ? tracer->verdicts_top : tracer->verdicts_inner;
     if (verdicts == NULL || !PyDict_Check(verdicts)) {
         Py_DECREF(innermost);
@@ -1477,17 +1466,10 @@ proxy_known_wait(ProxyCore *self, int8_t *code, int32_t *detail)
         Py_DECREF(innermost);
         return -1;
     }
-    /* keyed by id(code) -> (code, verdict): hashing a code object walks its bytecode */
-    PyObject *code_id = PyLong_FromVoidPtr(awaiter_code);
     Py_DECREF(awaiter_code);  /* the innermost coroutine keeps it alive */
-    if (code_id == NULL) {
-        Py_DECREF(innermost);
-        return -1;
-    }
-    PyObject *entry = PyDict_GetItemWithError(verdicts, code_id);  /* borrowed */
-    Py_DECREF(code_id);
-    if (entry != NULL) entry = checked_row(entry, VERDICT_FIELDS, "asyncio wait verdicts");
-    if (entry == NULL || PyTuple_GET_ITEM(entry, VERDICT_CODE) != awaiter_code) {
+    PyObject *entry = known_code_row(verdicts, awaiter_code, VERDICT_FIELDS,
+                                     "asyncio wait verdicts");
+    if (entry == NULL) {
         Py_DECREF(innermost);
         return PyErr_Occurred() ? -1 : 0;
     }
@@ -1677,13 +1659,9 @@ code_lines_known(LoopTracerCore *tracer, PyObject *code)
     if (last != NULL && PyTuple_GET_ITEM(last, LINES_OF_CODE) == code) {
         return Py_NewRef(PyTuple_GET_ITEM(last, LINES_OF_LINES));
     }
-    PyObject *key = PyLong_FromVoidPtr(code);
-    if (key == NULL) return NULL;
-    PyObject *entry = PyDict_GetItemWithError(tracer->code_lines, key);  /* borrowed */
-    Py_DECREF(key);
+    PyObject *entry = known_code_row(tracer->code_lines, code, LINES_OF_FIELDS,
+                                     "asyncio code lines");
     if (entry == NULL) return NULL;
-    if (checked_row(entry, LINES_OF_FIELDS, "asyncio code lines") == NULL) return NULL;
-    if (PyTuple_GET_ITEM(entry, LINES_OF_CODE) != code) return NULL;  /* an id reused */
     Py_XSETREF(tracer->last_code_lines, Py_NewRef(entry));
     return Py_NewRef(PyTuple_GET_ITEM(entry, LINES_OF_LINES));
 }
@@ -2586,38 +2564,61 @@ PyTypeObject LoopHooksCoreType = {
 /* -- await chains ------------------------------------------------------------------------ */
 
 
-/* The innermost coroutine or generator of coro's await chain (a new reference). */
-static PyObject *
-innermost_of(PyObject *coro)
+/* Walks coro's await chain down to its innermost coroutine or generator, left in *innermost
+ * (a new reference). Given `calls` (a LoopTracer's _wait_calls, a dict), it also finds the
+ * program's entry into the library, as tracer.models._asyncio_waits.walk_await_chain does:
+ * the side of the first function below the program's innermost coroutine that is not passed
+ * over, in *entry, else NO_LIBRARY_CALL. Returns 1 when walked; 0 when a function on the way
+ * has no row in `calls` yet (Python makes it), *innermost left unset; -1 on an error. */
+static int
+walk_await_chain(PyObject *coro, PyObject *calls, PyObject **innermost, long *entry)
 {
-    PyObject *current = coro;
-    Py_INCREF(current);
+    int after_program = 0;
+    if (calls != NULL) *entry = NO_LIBRARY_CALL;
+    PyObject *current = Py_NewRef(coro);
     for (;;) {
-        PyObject *awaited;
-        if (PyCoro_CheckExact(current)) {
-            awaited = PyObject_GetAttr(current, str_cr_await);
+        int is_coroutine = PyCoro_CheckExact(current);
+        if (calls != NULL) {
+            PyObject *code = PyObject_GetAttr(current, is_coroutine ? str_cr_code : str_gi_code);
+            if (code == NULL) goto error;
+            Py_DECREF(code);  /* the coroutine keeps it alive */
+            PyObject *row = known_code_row(calls, code, VERDICT_FIELDS, "asyncio wait calls");
+            if (row == NULL) {
+                Py_DECREF(current);
+                return PyErr_Occurred() ? -1 : 0;
+            }
+            long side = PyLong_AsLong(PyTuple_GET_ITEM(row, VERDICT_VERDICT));
+            if (side == -1 && PyErr_Occurred()) goto error;
+            if (side == PROGRAM_SIDE) {
+                after_program = 1;
+                *entry = NO_LIBRARY_CALL;
+            }
+            else if (after_program && side != PASSED_OVER) {
+                after_program = 0;
+                *entry = side;
+            }
         }
-        else {
-            awaited = PyObject_GetAttr(current, str_gi_yieldfrom);
-        }
-        if (awaited == NULL) {
-            Py_DECREF(current);
-            return NULL;
-        }
+        PyObject *awaited = PyObject_GetAttr(current,
+                                             is_coroutine ? str_cr_await : str_gi_yieldfrom);
+        if (awaited == NULL) goto error;
         if (!PyCoro_CheckExact(awaited) && !PyGen_CheckExact(awaited)) {
             Py_DECREF(awaited);
-            return current;
+            *innermost = current;
+            return 1;
         }
         Py_SETREF(current, awaited);
     }
+error:
+    Py_DECREF(current);
+    return -1;
 }
 
 /* innermost_awaiter(coro) -> (code, frame, is_top), as tracer.models._asyncio_waits has it */
 PyObject *
 innermost_awaiter(PyObject *module, PyObject *coro)
 {
-    PyObject *current = innermost_of(coro);
-    if (current == NULL) return NULL;
+    PyObject *current;
+    if (walk_await_chain(coro, NULL, &current, NULL) < 0) return NULL;
     int is_coroutine = PyCoro_CheckExact(current);
     PyObject *code = PyObject_GetAttr(current, is_coroutine ? str_cr_code : str_gi_code);
     PyObject *frame = code == NULL ? NULL

@@ -132,7 +132,7 @@
 #define VERDICT_VERDICT 1
 #define VERDICT_FIELDS 2
 
-/* _asyncio_tracer's sides of a function in a blocked wait's await chain (tracer._wait_calls,
+/* _asyncio_waits' sides of a function in a blocked wait's await chain (tracer._wait_calls,
  * rows as VERDICT_FIELDS): the program's, a library's not named yet, a library's passed over
  * (`__aenter__`); else the BLOCKED detail that names it */
 #define PROGRAM_SIDE (-1)

@@ -29,7 +29,7 @@ import sys
 import time
 from array import array
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from loopscope.tracer.events import Batch, Detail, Source
 
@@ -148,6 +148,11 @@ def _jsonable(value: object) -> object:
     return repr(value)
 
 
+# What one of FrameWriter's guarded writes takes: a frame's bytes, or a batch it encodes as
+# it writes it
+_Frame = TypeVar("_Frame", bytes, Batch)
+
+
 class FrameWriter:
     """The child's end: a BatchSink that writes frames to a binary file (the event pipe)."""
 
@@ -179,28 +184,10 @@ class FrameWriter:
         self._send(encode_hello(info))
 
     def write_batch(self, batch: Batch) -> None:
-        if self.lost is not None:
-            return
         if self._fd < 0:
             self._send(encode_batch(*batch))
-            return
-        parts = batch_parts(*batch)
-        try:
-            self.out.flush()  # what the buffer holds goes first
-            started = self._clock()
-            _write_all(self._fd, parts)
-            took = self._clock() - started
-        except BrokenPipeError:
-            raise  # the parent is gone: the child's watcher ends the run
-        except OSError as error:
-            self.lost = error
-            return
-        if took >= WAITED_WRITE_NS:
-            self.waits += 1
-            self.waited_ns += took
-            self.longest_wait_ns = max(self.longest_wait_ns, took)
-        if self.after_write is not None:
-            self.after_write()
+        else:
+            self._guarded_write(self._write_batch_to_fd, batch)
 
     def end(self, info: dict[str, Any]) -> None:
         self._send(encode_end(info))
@@ -212,18 +199,37 @@ class FrameWriter:
         self._send(encode_held(view))
 
     def _send(self, frame: bytes) -> None:
+        self._guarded_write(self._write_to_file, frame)
+
+    def _guarded_write(self, write: Callable[[_Frame], None], frame: _Frame) -> None:
+        """write(frame), one whole frame, then after_write. Once the program has closed or
+        reused the pipe's descriptor, nothing more is written (`lost` says why)."""
         if self.lost is not None:
             return
         try:
-            self.out.write(frame)
-            self.out.flush()
+            write(frame)
         except BrokenPipeError:
-            raise
+            raise  # the parent is gone: the child's watcher ends the run
         except OSError as error:
             self.lost = error
             return
         if self.after_write is not None:
             self.after_write()
+
+    def _write_to_file(self, frame: bytes) -> None:
+        self.out.write(frame)
+        self.out.flush()
+
+    def _write_batch_to_fd(self, batch: Batch) -> None:
+        parts = batch_parts(*batch)
+        self.out.flush()  # what the buffer holds goes first
+        started = self._clock()
+        _write_all(self._fd, parts)
+        took = self._clock() - started
+        if took >= WAITED_WRITE_NS:
+            self.waits += 1
+            self.waited_ns += took
+            self.longest_wait_ns = max(self.longest_wait_ns, took)
 
 
 class FrameDecoder:

@@ -25,6 +25,7 @@ from loopscope.tracer.models.asyncio_model import traced_loops
 from loopscope.tracer.notes import take_notes
 from loopscope.tracer.recorder import Recorder
 from loopscope.tracer.trace import Trace
+from tests.tracer import blocked_calls
 
 LOOP = "asyncio loop"
 Row = tuple[str, str, str, dict[str, Any]]
@@ -699,41 +700,25 @@ def test_a_task_lane_names_its_coroutine_as_written_not_by_the_function_it_is_ne
 
 def test_a_blocked_wait_is_named_by_the_library_call_the_program_made() -> None:
     # queue.join() waits inside Event.wait, `async with lock` inside the lock's __aenter__,
-    # asyncio.wait inside _wait: the wait is named by what the program called. The later
-    # rounds are named from the tracer's caches (the C proxy's own path).
-    async def worker(queue: asyncio.Queue[int]) -> None:
-        await queue.get()
-        await asyncio.sleep(0)
-        queue.task_done()
-
-    async def holder(lock: asyncio.Lock) -> None:
-        async with lock:
-            await asyncio.sleep(0)
-
-    async def own_wait(event: asyncio.Event) -> None:
-        await event.wait()  # the program's own function, innermost: named by the call in it
-
-    async def main() -> None:
-        helpers = []
-        for _ in range(3):
-            queue: asyncio.Queue[int] = asyncio.Queue()
-            queue.put_nowait(1)
-            helpers.append(asyncio.create_task(worker(queue)))
-            await queue.join()
-            lock = asyncio.Lock()
-            helpers.append(asyncio.create_task(holder(lock)))
-            await asyncio.sleep(0)
-            async with lock:
-                pass
-            event = asyncio.Event()
-            asyncio.get_running_loop().call_soon(event.set)
-            await own_wait(event)
-            await asyncio.wait([asyncio.create_task(asyncio.sleep(0))])
-
-    trace, _ = record(main)
+    # asyncio.wait inside _wait: the wait is named by what the program called (the program
+    # and its cases: tests/tracer/blocked_calls.py)
+    trace, _ = record(blocked_calls.main)
 
     waits = [row[3]["on"] for row in task_rows(trace) if row[0] == MAIN and row[1] == "blocked"]
-    assert waits == ["Queue.join", "Lock.acquire", "Event.wait", "wait"] * 3
+    assert waits == blocked_calls.BLOCKED_ON * 3
+
+
+def test_a_wait_in_as_completed_is_named_as_completed_on_every_python() -> None:
+    # 3.11 and 3.12 wait in as_completed's local _wait_for_one, 3.13+ in the method of the
+    # _AsCompletedIterator it returns, also after __anext__ (`async for`): the program called
+    # as_completed either way
+    trace, finished = record(blocked_calls.as_completed_main)
+
+    rounds = 3 * blocked_calls.AS_COMPLETED_FORMS
+    assert finished == [1, 4] * rounds
+    main = "as_completed_main (Task-N)"
+    waits = [row[3] for row in task_rows(trace) if row[0] == main and row[1] == "blocked"]
+    assert waits == [{"on": "as_completed"}] * 2 * rounds
 
 
 def test_a_task_dropped_while_it_waits_dies_and_its_row_is_swept() -> None:

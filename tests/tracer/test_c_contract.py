@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from loopscope.tracer.events import NO_LANE, Code
-from loopscope.tracer.models import _asyncio_tracer, _greenlets, _plain_loads, generator_model
+from loopscope.tracer.models import (
+    _asyncio_tracer,
+    _asyncio_waits,
+    _greenlets,
+    _plain_loads,
+    generator_model,
+)
 from loopscope.tracer.recorder import SPEEDUPS, PurePendingBuffer
 from loopscope.tracer.values import VALUE_ROW
 
@@ -56,6 +62,9 @@ def test_the_other_shared_numbers_match_their_python_twins() -> None:
         "READ_CELL": _plain_loads.READ_CELL,
         "STREAM_WRITE": _asyncio_tracer._STREAM_WRITE,
         "SWEEP_WAITING_AT": _asyncio_tracer.SWEEP_WAITING_AT,
+        "PROGRAM_SIDE": _asyncio_waits.PROGRAM_SIDE,
+        "LIBRARY_SIDE": _asyncio_waits.LIBRARY_SIDE,
+        "PASSED_OVER": _asyncio_waits.PASSED_OVER,
     }
     assert {name: _number(defines[name]) for name in twins} == twins
     assert defines["RECORDER_API_CAPSULE"] == '"loopscope.tracer._speedups._recorder_api"'

@@ -13,12 +13,14 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from loopscope.tracer.events import Batch, Code
 from loopscope.tracer.recorder import SPEEDUPS
+from tests.tracer import blocked_calls
 
 needs_extension = pytest.mark.skipif(SPEEDUPS is None, reason="tracer._speedups is not built")
 
@@ -732,6 +734,38 @@ def test_a_library_task_steps_at_the_programs_innermost_line_in_c_and_pure() -> 
         [program, 24], [program, 21], ["loopscope_test_server.py", 5]]
     assert c_side["columns"] == pure_side["columns"]
     assert c_side["sources"] == pure_side["sources"]
+
+
+# A program of tests/tracer/blocked_calls.py (the function {main}): a task blocked in library
+# calls, named by the call the program made
+BLOCKED_CALLS_PROGRAM = """
+import asyncio, json, sys
+sys.path.insert(0, {root!r})
+from loopscope.tracer.events import Code, FakeClock
+from loopscope.tracer.models.asyncio_model import traced_loops
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+from tests.tracer.blocked_calls import {main} as main
+""" + RUN_TRACED_MAIN + """
+main_lane = next(info.id for info in trace.lanes if info.name.startswith("{main} "))
+waits = [trace.details[detail].get("on") for lane, code, detail
+         in zip(trace.lane, trace.code, trace.detail) if lane == main_lane and code == Code.BLOCKED]
+print(json.dumps(dict(waits=waits, events=events, details=trace.details)))
+"""
+
+
+@needs_extension
+@pytest.mark.parametrize(("main", "blocked_on"), [
+    ("main", blocked_calls.BLOCKED_ON * 3),
+    ("as_completed_main", ["as_completed"] * 2 * 3 * blocked_calls.AS_COMPLETED_FORMS),
+])
+def test_c_and_pure_name_a_blocked_wait_by_the_call_the_program_made_alike(
+    main: str, blocked_on: list[str]
+) -> None:
+    root = str(Path(__file__).resolve().parents[2])
+    c_side = run_both_sides(BLOCKED_CALLS_PROGRAM.format(root=root, main=main))
+
+    assert c_side["waits"] == blocked_on
 
 
 # The loop lane's polls, driven directly: timeouts a timer loop passes (floats, repeated and

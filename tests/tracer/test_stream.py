@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 import struct
@@ -354,3 +355,61 @@ def test_a_batch_write_that_waits_for_the_reader_is_counted_and_noted() -> None:
     assert "(once, up to " in note
     assert "running lane's step" in note
     assert len(received) > 20_000 * 20
+
+
+_A_BATCH = (0, ([10], [0], [int(Code.SPAWN)], [-1], [0], [-1]), [("name", "loop")], [], b"")
+
+
+@pytest.mark.parametrize("first_write", ["batch", "frame"])
+def test_a_writer_whose_descriptor_the_program_closed_writes_nothing_more_and_keeps_why(
+    first_write: str,
+) -> None:
+    """The program closes the event pipe's descriptor: the first write that fails, a batch
+    (written to the descriptor) or any other frame (through the file), sets `lost`, and no
+    write after it is tried or lets after_write run."""
+    import os
+
+    read_fd, write_fd = os.pipe()
+    out = open(write_fd, "wb", buffering=1 << 16)  # noqa: SIM115
+    writer = FrameWriter(out)
+    frames_written: list[int] = []
+    writer.after_write = lambda: frames_written.append(1)
+    writer.hello({"pid": 1})
+    assert frames_written == [1]
+    os.close(write_fd)  # as the program does; a descriptor number nobody has reused
+    try:
+        if first_write == "batch":
+            writer.write_batch(_A_BATCH)
+        else:
+            writer.write_samples({"stacks": []})
+        assert isinstance(writer.lost, OSError)
+        lost = writer.lost
+        writer.write_batch(_A_BATCH)
+        writer.end({"status": "ok"})
+        assert writer.lost is lost
+        assert frames_written == [1]
+        assert writer.waits == 0
+    finally:
+        with contextlib.suppress(OSError):
+            out.close()
+        os.close(read_fd)
+
+
+@pytest.mark.parametrize("first_write", ["batch", "frame"])
+def test_a_writer_whose_reader_is_gone_raises_broken_pipe(first_write: str) -> None:
+    """The parent closed its end: that is not a lost pipe but the end of the run (the
+    child's watcher ends it), so BrokenPipeError goes up from either kind of write."""
+    import os
+
+    read_fd, write_fd = os.pipe()
+    os.close(read_fd)
+    with open(write_fd, "wb", buffering=1 << 16) as out:
+        writer = FrameWriter(out)
+        with pytest.raises(BrokenPipeError):
+            if first_write == "batch":
+                writer.write_batch(_A_BATCH)
+            else:
+                writer.hello({"pid": 1})
+        assert writer.lost is None
+        with contextlib.suppress(BrokenPipeError):
+            out.close()  # what the buffer still holds cannot go either

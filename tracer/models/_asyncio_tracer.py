@@ -27,6 +27,7 @@ from loopscope.tracer import naming
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, NO_SOURCE, Code, LaneKind, short_repr
 from loopscope.tracer.models._asyncio_proxy import ProxyPassthroughs, TracedCoroutine
 from loopscope.tracer.models._asyncio_waits import (
+    LIBRARY_SIDE,
     awaiting_label,
     format_address,
     innermost_awaiter,
@@ -36,6 +37,7 @@ from loopscope.tracer.models._asyncio_waits import (
     transport_endpoint,
     transport_of,
     wait_mode,
+    walk_await_chain,
 )
 from loopscope.tracer.models._program_files import ProgramFiles
 from loopscope.tracer.models.toolkit import Guard
@@ -85,23 +87,25 @@ SWEEP_WAITING_AT = 1024
 SLEEP_FIELDS = ("future", "detail", "deadline_ns")
 # _verdicts_top/_inner[id(code)]: (code, verdict)
 VERDICT_FIELDS = ("code", "verdict")
-# _wait_calls[id(code)]: (code, side), the side a detail or one of these
-PROGRAM_SIDE = -1
-LIBRARY_SIDE = -2  # a library function not named yet
-PASSED_OVER = -3  # a library's __aenter__ and the like: the call is the one it makes
+# _wait_calls[id(code)]: (code, side), the side a detail or one of _asyncio_waits' sides
 
 
-def _side_of_call(code: CodeType, is_program: Callable[[str], bool]) -> int:
-    if is_program(code.co_filename):
-        return PROGRAM_SIDE
-    name = code.co_name
-    return PASSED_OVER if name.startswith("__") and name.endswith("__") else LIBRARY_SIDE
+# Library methods the program awaits on an object a library call returned, named by that
+# call: from 3.13, as_completed() returns an _AsCompletedIterator, and each coroutine it hands
+# out (`for next_done in as_completed(...)`) or awaits in __anext__ (`async for`) waits in
+# its _wait_for_one.
+_NAMED_BY_THE_CALL_THAT_MADE_THEM = {"_AsCompletedIterator._wait_for_one": "as_completed"}
 
 
 def call_label(code: CodeType) -> str:
     """A library function the program called, as a wait names it: "Queue.join", and
-    "as_completed" for the helper as_completed() made ("as_completed.<locals>._wait_for_one")."""
-    return code.co_qualname.partition(".<locals>")[0]
+    "as_completed" for the helper as_completed() made ("as_completed.<locals>._wait_for_one"
+    on 3.11 and 3.12, "_AsCompletedIterator._wait_for_one" from 3.13)."""
+    qualname = code.co_qualname
+    named = _NAMED_BY_THE_CALL_THAT_MADE_THEM.get(qualname)
+    return named if named is not None else qualname.partition(".<locals>")[0]
+
+
 # _owner_details[key]: (weakref to the stream, IO_WAIT detail)
 OWNER_FIELDS = ("stream", "detail")
 # _code_lines[id(code)]: (code, {line: source index})
@@ -468,32 +472,14 @@ class LoopTracer(_TracerCore):
         "Queue.join", not the "Event.wait" it awaits inside; `async with lock` is
         "Lock.acquire", past the lock's `__aenter__`), else by the innermost function
         (`innermost_detail`): a library task's, or the program's own awaiting a future."""
-        calls = self._wait_calls
-        entry: tuple[CodeType, int] | None = None
-        after_program = False
-        current = coro
-        while True:
-            if type(current) is CoroutineType:
-                code, awaited = current.cr_code, current.cr_await
-            else:
-                code, awaited = current.gi_code, current.gi_yieldfrom
-            row = calls.get(id(code))
-            if row is None or row[0] is not code:
-                row = calls[id(code)] = (code, _side_of_call(code, self._is_program))
-            side = row[1]
-            if side == PROGRAM_SIDE:
-                after_program, entry = True, None
-            elif after_program and side != PASSED_OVER:
-                after_program, entry = False, row
-            if type(awaited) is not CoroutineType and type(awaited) is not GeneratorType:
-                break
-            current = awaited
+        _, entry = walk_await_chain(coro, self._wait_calls, self._is_program)
         if entry is None:
             return innermost_detail
-        if entry[1] == LIBRARY_SIDE:  # first named by now
-            code = entry[0]
-            entry = calls[id(code)] = (code, self.recorder.detail(("on", call_label(code))))
-        return entry[1]
+        code, side = entry
+        if side == LIBRARY_SIDE:  # first named by now
+            side = self.recorder.detail(("on", call_label(code)))
+            self._wait_calls[id(code)] = (code, side)
+        return side
 
     def _remember_owner(self, key: int, owner: object, detail: int) -> None:
         owner_details = self._owner_details

@@ -9,6 +9,7 @@ the `self` of that function leads to the transport, hence the socket, for stream
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from types import CodeType, CoroutineType, FrameType, GeneratorType
 from typing import Any
 
@@ -16,18 +17,68 @@ from loopscope.tracer.recorder import SPEEDUPS
 
 _AWAIT_CHAIN_TYPES = (CoroutineType, GeneratorType)
 
+# The side of a function in a blocked wait's await chain (LoopTracer._wait_calls, whose rows
+# are (code, side); tracer/loopscope.h names the same numbers): the program's, a library's not
+# named yet, a library's passed over (`__aenter__` and the like: the call is the one it makes);
+# any other side is the BLOCKED detail that names that library function.
+PROGRAM_SIDE = -1
+LIBRARY_SIDE = -2
+PASSED_OVER = -3
+CallRow = tuple[CodeType, int]
+
+
+def side_of_call(code: CodeType, is_program: Callable[[str], bool]) -> int:
+    """The side of a function met in a blocked wait's await chain, first seen."""
+    if is_program(code.co_filename):
+        return PROGRAM_SIDE
+    name = code.co_name
+    return PASSED_OVER if name.startswith("__") and name.endswith("__") else LIBRARY_SIDE
+
+
+def walk_await_chain(
+    coro: Any,
+    calls: dict[int, CallRow] | None = None,
+    is_program: Callable[[str], bool] | None = None,
+) -> tuple[Any, CallRow | None]:
+    """The innermost coroutine or generator of coro's await chain, and the program's entry
+    into the library: given `calls` (LoopTracer._wait_calls, id(code) -> (code, side), which
+    gains the rows of the functions it lacks, their files judged by `is_program`), the row
+    of the first function below the program's innermost coroutine that is not passed over.
+    `await queue.join()` enters at Queue.join, which waits in Event.wait; `async with lock`
+    at Lock.acquire, past Lock.__aenter__. The entry is None without `calls`, where the
+    program's own function is innermost, and where none is the program's (a library task).
+
+    The twin of _asyncio_core.c's walk_await_chain (which leaves a chain with a function
+    that has no row yet to this one).
+    """
+    entry: CallRow | None = None
+    after_program = False
+    current = coro
+    while True:
+        if type(current) is CoroutineType:
+            code, awaited = current.cr_code, current.cr_await
+        else:
+            code, awaited = current.gi_code, current.gi_yieldfrom
+        if calls is not None:
+            row = calls.get(id(code))
+            if row is None or row[0] is not code:
+                assert is_program is not None, "walk_await_chain: calls without is_program"
+                row = calls[id(code)] = (code, side_of_call(code, is_program))
+            if row[1] == PROGRAM_SIDE:
+                after_program, entry = True, None
+            elif after_program and row[1] != PASSED_OVER:
+                after_program, entry = False, row
+        if type(awaited) not in _AWAIT_CHAIN_TYPES:
+            return current, entry
+        current = awaited
+
 
 def pure_innermost_awaiter(coro: Any) -> tuple[CodeType, FrameType | None, bool]:
     """(code, frame, is_top) of the innermost coroutine or generator in coro's await chain.
 
     `is_top` says the task's own coroutine is the one awaiting a bare future.
     """
-    current = coro
-    while True:
-        awaited = current.cr_await if type(current) is CoroutineType else current.gi_yieldfrom
-        if type(awaited) not in _AWAIT_CHAIN_TYPES:
-            break
-        current = awaited
+    current, _ = walk_await_chain(coro)
     if type(current) is CoroutineType:
         return current.cr_code, current.cr_frame, current is coro
     return current.gi_code, current.gi_frame, current is coro
