@@ -1014,6 +1014,18 @@ task_slots_learn(PyObject *task, PyObject *coro, PyObject *name)
 #endif
 }
 
+/* The decimal digits of a non-negative `value`, last digit first; their count. */
+static int
+reversed_digits(long long value, char digits[24])
+{
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value > 0);
+    return count;
+}
+
 /* "Task-<number>" for the int a Task keeps as its name, as get_name formats it ("Task-%S"). */
 static PyObject *
 task_number_name(PyObject *number)
@@ -1023,11 +1035,7 @@ task_number_name(PyObject *number)
     if (value == -1 && PyErr_Occurred()) return NULL;
     if (overflow != 0 || value < 0) return PyUnicode_FromFormat("Task-%S", number);
     char digits[24];
-    int count = 0;
-    do {
-        digits[count++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value > 0);
+    int count = reversed_digits(value, digits);
     PyObject *name = PyUnicode_New(5 + count, 127);
     if (name == NULL) return NULL;
     Py_UCS1 *text = PyUnicode_1BYTE_DATA(name);
@@ -1090,11 +1098,7 @@ task_number_lane_name(PyObject *qualname, Py_ssize_t start, PyObject *task)
     if (value == -1 && PyErr_Occurred()) return NULL;
     if (overflow != 0 || value < 0) return NULL;
     char digits[24];
-    int count = 0;
-    do {
-        digits[count++] = (char)('0' + value % 10);
-        value /= 10;
-    } while (value > 0);
+    int count = reversed_digits(value, digits);
     char tail[40];  /* " (Task-" + up to 20 digits + ")" */
     memcpy(tail, " (Task-", 7);
     int size = 7;
