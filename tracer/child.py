@@ -472,14 +472,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         exit_code = _report_exit(exc, end)
     except BaseException as exc:  # the traced program's own failure, reported, not re-raised
-        # imported here: only a failing program needs it, and the start-up is the run's
-        from loopscope.tracer.tracebacks import program_traceback
-
-        end.update(
-            status="error",
-            error=f"{type(exc).__name__}: {exc}",
-            traceback=program_traceback(exc),
-        )
+        end.update(status="error", error=f"{type(exc).__name__}: {exc}",
+                   traceback=_failure_traceback(exc))
         sys.stdout, sys.stderr = real_stdout, real_stderr
         real_stdout.flush()
         real_stderr.write(end["traceback"])
@@ -577,6 +571,19 @@ def _run_model(recorder: Recorder, program: Program, library_import: AfterImport
         library_import.call(install_model)
         library_import.install()
         program.run_script()
+
+
+def _failure_traceback(exc: BaseException) -> str:
+    """The program's traceback from its own code, or at least its error's line: a program
+    that failed for having used up its file descriptors (or its memory) may leave none to
+    import the traceback code with, and its own error must still be told."""
+    try:
+        # imported here: only a failing program needs it, and the start-up is the run's
+        from loopscope.tracer.tracebacks import program_traceback
+
+        return program_traceback(exc)
+    except Exception:
+        return f"{type(exc).__name__}: {exc}\n"
 
 
 def _census_summary(census: Census, recorder: Recorder) -> dict[str, Any] | None:

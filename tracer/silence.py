@@ -93,11 +93,12 @@ def explain_silence(trace: Trace, census: dict[str, Any] | None, model: str) -> 
     # Nothing the model follows was recorded: say what the program has instead.
     # anyio picks its backend as the program runs (`backend=` from a setting or argv), where
     # the guess, made before the run, could not see which one it would be.
-    picked = " (anyio picks its backend as the program runs)" if "anyio" in libraries else ""
-    if model == "asyncio" and not loops and "trio" in libraries:
+    picked = " (anyio picks its backend as the program runs)"
+    anyio = "anyio" in libraries
+    if model == "asyncio" and anyio and not loops and "trio" in libraries:
         notes.append(f"recorded no asyncio tasks, but the program imported trio{picked} and "
                      "no asyncio loop ran: run with --model trio")
-    elif model == "trio" and "asyncio" in libraries:
+    elif model == "trio" and anyio and "asyncio" in libraries:
         # (the trio model imports trio itself; a run of trio would have made its loop lane)
         notes.append(f"recorded no trio tasks: the program never called trio.run, but did import "
                      f"asyncio{picked}: run with --model asyncio")

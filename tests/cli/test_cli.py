@@ -430,3 +430,25 @@ def test_the_command_line_starts_without_numpy() -> None:
     from loopscope.ui.report_command import DEFAULT_STALL_MS
 
     assert DEFAULT_STALL_MS * 1e6 == DEFAULT_THRESHOLD_NS
+
+
+def test_a_program_that_fails_with_no_file_descriptor_left_still_has_its_error_told(
+        tmp_path: Path) -> None:
+    # nothing can be imported any more: the error is told even without the traceback code
+    script = _script(tmp_path, "leaks.py", """
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        leaked = []
+        try:
+            while True:
+                leaked.append(open("/dev/null"))
+        except OSError as error:
+            raise RuntimeError(f"leaked {len(leaked)} files") from error
+    """)
+    done = run_cli("trace", script, "-o", tmp_path / "t.loopscope", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr  # the program's own status, as Python gives it
+    assert "loopscope: error: the program failed: RuntimeError: leaked " in done.stderr
+    assert "Traceback" not in done.stderr  # Loopscope's own, of its failed import, before
+    assert (tmp_path / "t.loopscope").is_file()

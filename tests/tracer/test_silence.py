@@ -79,6 +79,12 @@ def test_anyio_on_the_backend_the_guess_did_not_pick_points_at_the_other_model()
         "(anyio picks its backend as the program runs): run with --model asyncio"]
 
 
+def test_a_program_without_anyio_that_imports_both_libraries_is_not_sent_to_the_other() -> None:
+    census = _census(libraries=["asyncio", "trio"], coroutines=["main"])
+    notes = explain_silence(_trace(), census, "asyncio")
+    assert len(notes) == 1 and "by hand (main)" in notes[0] and "trio" not in notes[0]
+
+
 def test_nothing_to_go_on_still_says_something() -> None:
     notes = explain_silence(_trace(("select loop", LaneKind.LOOP)), None, "select")
     assert len(notes) == 1 and "--model" in notes[0]

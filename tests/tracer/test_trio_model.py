@@ -8,6 +8,7 @@ sequences and the sleeps' lengths are deterministic.
 from __future__ import annotations
 
 import itertools
+import math
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -145,6 +146,24 @@ def test_a_sleep_reads_as_the_seconds_the_program_asked_for_not_what_was_left_of
     delays = [row[3]["delay_s"] for row in task_rows(trace) if row[1] == "sleeping"]
     assert delays[0] == 0.05
     assert 0.0 < delays[1] < 0.05
+
+
+def test_a_sleep_of_infinity_is_blocked_until_cancelled_and_tracing_goes_on() -> None:
+    async def sleeper() -> None:
+        await trio.sleep(math.inf)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sleeper, name="forever")
+            await trio.sleep(1)
+            nursery.cancel_scope.cancel()
+
+    trace, _ = record(main)
+
+    states = [(row[1], row[3]) for row in task_rows(trace) if row[0] == "forever"]
+    assert ("blocked", {"on": "sleep"}) in states
+    assert states[-1] == ("end", {"result": "dead"})
+    assert not trace.meta.get("notes")  # the instrumentation did not fail
 
 
 def test_each_step_runs_at_the_line_it_resumes_at_and_a_checkpoint_is_ready_by_itself() -> None:

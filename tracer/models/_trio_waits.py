@@ -10,6 +10,7 @@ Nothing here changes the task; it only reads frames.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import CodeType, FrameType
@@ -105,7 +106,9 @@ def wait_of(coro: Any, is_program: IsProgram) -> Wait:
         if mode is not None and "fd" in frame.f_locals:
             return Wait("io", fd=fd_of(frame.f_locals["fd"]), mode=mode,
                         peer=_peer_in(frames[:index]))
-        if name == "sleep_until" and isinstance(frame.f_locals.get("deadline"), int | float):
+        # (a deadline of infinity, `trio.sleep(math.inf)`, is no timer: blocked, read below)
+        if name == "sleep_until" and isinstance(frame.f_locals.get("deadline"), int | float) \
+                and math.isfinite(frame.f_locals["deadline"]):
             return Wait("sleep", deadline=float(frame.f_locals["deadline"]),
                         seconds=_asked_seconds(frames[index - 1] if index else None))
     # The first library call under the program's own code is what the program waits on; a
