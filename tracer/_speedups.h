@@ -194,7 +194,8 @@ extern PyObject *str_cancel_cause;
 /* Where an exact coroutine resumes (tracer/_coroutine_frames.c): its instruction offset and
  * line, as its frame object would say, without making one; the line only when the offset is
  * not `known_offset` (whose line the caller knows). 1 when found, 0 when it has finished (no
- * frame), -1 when this Python's frame layout is not read (3.14+: read cr_frame). */
+ * frame), -1 when this Python's frame layout is not read (3.11 to 3.15 are: a later one
+ * reads cr_frame). */
 int coroutine_resume_point(PyObject *coro, int known_offset, int *offset, int *line);
 /* The code object a coroutine that has not finished runs (borrowed), read from its
  * interpreter frame without cr_code's attribute lookup; NULL when not read that way. */
