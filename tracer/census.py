@@ -22,6 +22,7 @@ from __future__ import annotations
 import _thread
 import os
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -59,8 +60,6 @@ def _library_roots() -> tuple[str, ...]:
     """The folders of the standard library, site-packages and the tracer itself, each as
     written and resolved (a module's path is compared as written first: resolving every one
     costs the end of every run a system call per path component)."""
-    import sysconfig  # here: the child's start-up needs none of it
-
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     roots.add(os.path.dirname(_as_written(__file__)))  # the tracer itself
@@ -128,17 +127,15 @@ class Census:
         self._tool = tool
         disable = monitoring.DISABLE
         generator_send = GeneratorType.send
-        roots: tuple[str, ...] = ()  # looked up at the first file asked about, not at start-up
+        roots = _library_roots()
         verdicts: dict[str, bool] = {}
         get_ident = _thread.get_ident  # the OS thread's, kept should gevent patch it later
         traced_thread = get_ident()
 
         def is_program(code: CodeType) -> bool:
-            nonlocal roots
             verdict = verdicts.get(code.co_filename)
             if verdict is None:
                 name = code.co_filename
-                roots = roots or _library_roots()
                 verdict = verdicts[name] = not name.startswith("<frozen") and not (
                     os.path.realpath(name).startswith(roots))
             return verdict

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 import threading
 from collections.abc import Callable
 from types import FrameType
@@ -33,21 +34,12 @@ CALLER_DEPTH = 12
 
 
 def _library_roots() -> tuple[str, ...]:
-    """The standard library's and site-packages' folders, resolved: looked up at the first
-    file a program's trace function is asked about, not on every run's start-up (sysconfig's
-    paths cost the child's critical path a millisecond, and most programs never settrace)."""
-    global _library_roots_found
-    if _library_roots_found is None:
-        import sysconfig
-
-        paths = sysconfig.get_paths()
-        roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")
-                 if key in paths}
-        _library_roots_found = tuple(os.path.realpath(root) + "/" for root in roots)
-    return _library_roots_found
+    paths = sysconfig.get_paths()
+    roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
+    return tuple(os.path.realpath(root) + "/" for root in roots)
 
 
-_library_roots_found: tuple[str, ...] | None = None
+_LIBRARY_ROOTS = _library_roots()
 _verdicts: dict[str, int] = {}  # filename -> 1 ours, 0 a library's, -1 the program's
 _OURS, _LIBRARY, _PROGRAM = 1, 0, -1
 
@@ -58,7 +50,7 @@ def _owner(filename: str) -> int:
         if _ours(filename):
             verdict = _OURS
         elif filename.startswith("<frozen") or os.path.realpath(filename).startswith(
-                _library_roots()):
+                _LIBRARY_ROOTS):
             verdict = _LIBRARY
         else:
             verdict = _PROGRAM

@@ -22,13 +22,14 @@ NEVER = {"asyncio", "dataclasses", "inspect", "ast", "ssl", "socket", "concurren
          "logging", "platform", "secrets", "PySide6", "numpy"}
 # The child, besides: it parses its own command line, writes but never decodes frames (so
 # never imports the trace and its checks), and imports the traceback machinery only for a
-# program that fails; sysconfig's paths (which files are the library's) are looked up at the
-# first file asked about, not before the program's first line.
+# program that fails.
 # (pathlib counts where the interpreter does not load it anyway: an editable install's
 # import finder does, an installed package does not.)
 NOT_IN_CHILD = NEVER | {"argparse", "shutil", "traceback", "textwrap", "tokenize", "pathlib",
                         "loopscope.tracer.held_frame", "loopscope.tracer.runner",
-                        "loopscope.tracer.tracebacks", "sysconfig",
+                        "loopscope.tracer.tracebacks",
+                        # sysconfig is loaded before the program's first line on purpose:
+                        # a stop that lands in its lazy set-up (3.14+) leaves it broken
                         # the decoding half of the stream: the parent's
                         "loopscope.tracer.trace", "loopscope.tracer.trace_checks",
                         "loopscope.tracer.samples"}

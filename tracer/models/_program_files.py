@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sysconfig
 from collections.abc import Mapping
 
 
@@ -19,8 +20,6 @@ def _as_root(path: str | os.PathLike[str]) -> str:
 
 def library_roots() -> tuple[str, ...]:
     """Folders whose files are library code (resolved, each ending in '/')."""
-    import sysconfig  # here: the child's start-up needs none of it
-
     paths = sysconfig.get_paths()
     roots = {paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths}
     roots.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # tracer/ itself
