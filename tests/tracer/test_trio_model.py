@@ -28,11 +28,12 @@ LOOP = "trio run"
 Row = tuple[str, str, str, dict[str, Any]]
 
 
-def record(main: Callable[[], Awaitable[Any]]) -> tuple[Trace, Any]:
+def record(main: Callable[[], Awaitable[Any]],
+           clock: trio.abc.Clock | None = None) -> tuple[Trace, Any]:
     trace = Trace()
     recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
     with traced_runs(recorder):
-        result = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+        result = trio.run(main, clock=clock or trio.testing.MockClock(autojump_threshold=0))
     recorder.close()
     return trace, result
 
@@ -137,30 +138,33 @@ def test_a_sleep_reads_as_the_seconds_the_program_asked_for_not_what_was_left_of
         await trio.sleep(0.05)
         await trio.sleep_until(trio.current_time() + 0.05)  # no "seconds" to read: what is left
 
-    trace = Trace()
-    recorder = Recorder(trace, clock=FakeClock(tick_ns=1))
-    with traced_runs(recorder):
-        trio.run(main, clock=TickingClock())
-    recorder.close()
+    trace, _ = record(main, TickingClock())
 
     delays = [row[3]["delay_s"] for row in task_rows(trace) if row[1] == "sleeping"]
     assert delays[0] == 0.05
     assert 0.0 < delays[1] < 0.05
 
 
-def test_a_sleep_of_infinity_is_blocked_until_cancelled_and_tracing_goes_on() -> None:
-    async def sleeper() -> None:
-        await trio.sleep(math.inf)
-
+def sleeper_cancelled_after_a_second(
+        sleep: Callable[[], Awaitable[Any]]) -> tuple[Trace, list[Row]]:
+    """The trace, and the rows of a task "sleeper" that awaits `sleep()` until main cancels
+    it a second on."""
     async def main() -> None:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(sleeper, name="forever")
+            nursery.start_soon(sleep, name="sleeper")
             await trio.sleep(1)
             nursery.cancel_scope.cancel()
 
     trace, _ = record(main)
+    return trace, [row for row in task_rows(trace) if row[0] == "sleeper"]
 
-    states = [(row[1], row[3]) for row in task_rows(trace) if row[0] == "forever"]
+
+def test_a_sleep_of_infinity_is_blocked_until_cancelled_and_tracing_goes_on() -> None:
+    async def sleeper() -> None:
+        await trio.sleep(math.inf)
+
+    trace, rows = sleeper_cancelled_after_a_second(sleeper)
+    states = [(row[1], row[3]) for row in rows]
     assert ("blocked", {"on": "sleep"}) in states
     assert states[-1] == ("end", {"result": "dead"})
     assert not trace.meta.get("notes")  # the instrumentation did not fail
@@ -254,15 +258,7 @@ def test_a_cancelled_sleep_is_woken_by_the_task_that_cancelled_it() -> None:
     async def sleeper() -> None:
         await trio.sleep_forever()
 
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(sleeper, name="sleeper")
-            await trio.sleep(1)
-            nursery.cancel_scope.cancel()
-
-    trace, _ = record(main)
-
-    rows = [row for row in task_rows(trace) if row[0] == "sleeper"]
+    _, rows = sleeper_cancelled_after_a_second(sleeper)
     assert rows[3] == ("sleeper", "blocked", "", {"on": "sleep_forever"})
     assert rows[4:6] == [
         ("sleeper", "wake", "main", {"cause": "blocked", "on": "sleep_forever"}),
@@ -274,15 +270,7 @@ def test_a_timed_wait_cancelled_by_another_task_is_woken_by_a_cancel() -> None:
     async def sleeper() -> None:
         await trio.sleep(100)
 
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(sleeper, name="sleeper")
-            await trio.sleep(1)
-            nursery.cancel_scope.cancel()
-
-    trace, _ = record(main)
-
-    rows = [row for row in task_rows(trace) if row[0] == "sleeper"]
+    _, rows = sleeper_cancelled_after_a_second(sleeper)
     assert [row[1] for row in rows] == [
         "spawn", "ready", "running", "sleeping", "wake", "ready", "running", "end"]
     assert rows[4] == ("sleeper", "wake", "main", {"cause": "cancel"})
