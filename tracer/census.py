@@ -29,6 +29,7 @@ from functools import partial
 from types import CodeType, GeneratorType
 from typing import Any
 
+from loopscope.tracer.early_child import command_line_files
 from loopscope.tracer.program import compile_script
 
 CO_GENERATOR = 0x20
@@ -216,11 +217,13 @@ class Census:
         files: dict[str, None] = {}
         if self.script:
             files[os.path.realpath(self.script)] = None
-        for module in list(sys.modules.values()):
+        command_line = command_line_files()
+        for name, module in list(sys.modules.items()):
             filename = getattr(module, "__file__", None)
             if not isinstance(filename, str) or not filename.endswith(".py"):
                 continue
-            if filename.startswith(roots):
+            if filename.startswith(roots) or filename in command_line or name.startswith(
+                    "loopscope.ui"):  # what a forked child has of the command line's imports
                 continue
             resolved = os.path.realpath(filename)
             if not resolved.startswith(roots):

@@ -185,6 +185,13 @@ class OutputRecorder(io.TextIOBase):
     def fileno(self) -> int:
         return self.inner.fileno()
 
+    def __getattr__(self, name: str) -> Any:
+        # The rest of a real stream's face (line_buffering, name, mode, reconfigure(), ...)
+        # is the stream's it stands in for: a program reads it as it would untraced.
+        if name == "inner":  # not set yet (copy, pickle): no recursion through self.inner
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
 
 def _record_output(recorder: Recorder, line: str, extra: tuple[str, ...] = (),
                    source: int = NO_SOURCE, lane: int | None = None) -> None:

@@ -37,6 +37,8 @@ _ROUNDS = 50
 _WATCHER_IGNORES = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGPIPE",
                     "SIGALRM", "SIGTTIN", "SIGTTOU", "SIGTSTP")
 _subreaper = False
+# Whether every process this one adopts is its run's (see `adopt_for_one_run`).
+_one_run = False
 
 
 def become_subreaper() -> bool:
@@ -56,6 +58,16 @@ def become_subreaper() -> bool:
     except (OSError, AttributeError):
         _subreaper = False
     return _subreaper
+
+
+def adopt_for_one_run() -> None:
+    """Says that this process runs one run only and started nothing else (a command line
+    whose child it forked): every orphan it adopts is that run's, marked or not. A forked
+    child's own /proc/PID/environ is the command line's, without the run's mark, and so is
+    that of a process the program forks without exec'ing (a daemon's double fork): found by
+    neither mark nor group, it is found as adopted."""
+    global _one_run
+    _one_run = True
 
 
 def _run_processes(mark: str, group: int, *, children_of: int | None = None,
@@ -81,6 +93,9 @@ def _run_processes(mark: str, group: int, *, children_of: int | None = None,
             # fields: state, ppid, pgrp, ...
             if children_of is not None:
                 if int(fields[1]) != children_of:
+                    continue
+                if _one_run:
+                    found.append(int(entry))
                     continue
             elif fields[0] in (b"Z", b"X"):  # the dead wait for their parent
                 continue

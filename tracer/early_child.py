@@ -12,8 +12,13 @@ the control pipe (the child exits at once on end of file), kills the child's pro
 and reaps it.
 
 Kept light on purpose (os and sys only, no subprocess): it runs before anything else of the
-command line is imported. The child is spawned as `tracer.launch` spawns one (a session of its
-own, the program's stdout and stderr on pipes, the run's mark in its environment, our stdin).
+command line is imported. On Linux the child is forked (`fork_early_child`): it then begins
+with the command line's interpreter already started, which is most of what a spawn costs a
+traced one-liner, and is made what a spawned child would be (a session of its own, the
+program's stdout and stderr on pipes and made afresh as the interpreter makes them, the run's
+mark in its environment, our stdin, the working folder first on its path, none of our pipe
+ends). Elsewhere, or with LOOPSCOPE_EARLY_CHILD=spawn, it is spawned as `tracer.launch`
+spawns one.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ import sys
 
 TYPE_CHECKING = False  # not typing's: its import costs what this module saves
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
-    from typing import TypeVar
+    from collections.abc import Callable, Mapping, MutableMapping
+    from typing import Any, TypeVar
 
     _T = TypeVar("_T")
 
@@ -52,9 +57,13 @@ def child_environment(mark: str, environ: Mapping[str, str] | None = None) -> di
     process did, in site-packages or the editable install), so a program's own `import ui`
     never finds ours."""
     env = dict(os.environ if environ is None else environ)
+    _mark_environment(env, mark)
+    return env
+
+
+def _mark_environment(env: MutableMapping[str, str], mark: str) -> None:
     env.setdefault("PYTHONIOENCODING", "utf-8")
     env[MARK_VARIABLE] = mark  # passed on to all the program starts (descendants)
-    return env
 
 
 def encode_orders(arguments: list[str]) -> bytes:
@@ -164,6 +173,21 @@ def spawned_with_pipes(spawn: Callable[[list[int]], _T]) -> tuple[_T, list[int]]
     """`spawn(child's ends)` with a run's events, control, stdout and stderr pipes, and our
     ends in that order. Only commands (control) flow from parent to child. The child's ends
     are closed here once it has its copies; on an error, everything is, and it is raised."""
+    parent_ends, child_ends = _open_pipes()
+    try:
+        return spawn(child_ends), parent_ends
+    except BaseException:
+        for fd in parent_ends:
+            os.close(fd)
+        raise
+    finally:
+        for fd in child_ends:
+            os.close(fd)
+
+
+def _open_pipes() -> tuple[list[int], list[int]]:
+    """A run's events, control, stdout and stderr pipes: our ends and the child's, each in that
+    order (on an error, none is left open)."""
     parent_ends: list[int] = []
     child_ends: list[int] = []
     try:
@@ -175,14 +199,11 @@ def spawned_with_pipes(spawn: Callable[[list[int]], _T]) -> tuple[_T, list[int]]
                 (write_end, read_end) if name == "control" else (read_end, write_end))
             parent_ends.append(parent_end)
             child_ends.append(child_end)
-        return spawn(child_ends), parent_ends
     except BaseException:
-        for fd in parent_ends:
+        for fd in parent_ends + child_ends:
             os.close(fd)
         raise
-    finally:
-        for fd in child_ends:
-            os.close(fd)
+    return parent_ends, child_ends
 
 
 def _widen_pipe(fd: int) -> None:
@@ -216,3 +237,129 @@ def start_early_child(python: str = sys.executable) -> EarlyChild:
     (pid, events_w, control_r), parent_ends = spawned_with_pipes(spawn)
     events_r, control_w, out_r, err_r = parent_ends
     return EarlyChild(pid, mark, events_r, control_w, out_r, err_r, events_w, control_r)
+
+
+# Set to "spawn" to start every run's child as a new interpreter, even where it can be forked.
+START_VARIABLE = "LOOPSCOPE_EARLY_CHILD"
+# In a forked child, the files of the command line's frames it was forked in, which stay
+# below the program's on its stack (the console script, runpy's -m, loopscope.ui.start).
+_command_line_files: frozenset[str] = frozenset()
+
+
+def command_line_files() -> frozenset[str]:
+    """The files whose frames a forked child keeps under the program's from the command
+    line: Loopscope's, never the program's (tracer.models._program_files). Empty in a
+    spawned child, whose stack starts with its own entry."""
+    return _command_line_files
+
+
+class ForkedChild:
+    """What `fork_early_child` returns in the child it forked: where its orders will come."""
+
+    def __init__(self, control_fd: int) -> None:
+        self.control_fd = control_fd
+
+
+def can_fork_early_child() -> bool:
+    """Whether this process may fork its run's child instead of spawning a new interpreter:
+    on Linux, with no thread but this one (a fork copies one thread, and whatever lock another
+    held stays held), unless START_VARIABLE asks for a spawn."""
+    if os.environ.get(START_VARIABLE) == "spawn" or not sys.platform.startswith("linux"):
+        return False
+    threading = sys.modules.get("threading")
+    return hasattr(os, "fork") and (threading is None or threading.active_count() == 1)
+
+
+def fork_early_child() -> EarlyChild | ForkedChild:
+    """Forks the run's child: an EarlyChild here, as `start_early_child` gives, and in the
+    child a ForkedChild to await its orders with (`python -m loopscope.tracer.child
+    --await-orders FD`'s main()). The child begins where the command began, its interpreter
+    started and its path set up: the second interpreter start a spawn pays (most of a traced
+    one-liner's fixed cost) is not paid. Raises OSError (nothing left open) when it cannot.
+
+    The caller, in the child, must end the process with sys.exit(main's status) from a frame
+    no `finally` of the command line's encloses: the child's exit runs the interpreter's
+    teardown as a spawned child's does, and must not run the command line's clean-ups."""
+    mark = new_mark()
+    parent_ends, child_ends = _open_pipes()
+    try:
+        pid = os.fork()
+    except BaseException:
+        for fd in parent_ends + child_ends:
+            os.close(fd)
+        raise
+    events_w, control_r, out_w, err_w = child_ends
+    if pid == 0:
+        try:
+            _become_a_spawned_child(mark, parent_ends, out_w, err_w)
+        except BaseException as exc:  # never go on as a second command line
+            try:
+                os.write(2, f"loopscope: error: the run's child did not start: {exc}\n".encode())
+            finally:
+                os._exit(125)
+        return ForkedChild(control_r)
+    for fd in child_ends:
+        os.close(fd)
+    events_r, control_w, out_r, err_r = parent_ends
+    return EarlyChild(pid, mark, events_r, control_w, out_r, err_r, events_w, control_r)
+
+
+def _become_a_spawned_child(mark: str, parent_ends: list[int], out_w: int, err_w: int) -> None:
+    """In a forked child: what it inherited from the command line made what a child spawned
+    by `start_early_child` starts with, as far as the program can see it."""
+    global _command_line_files
+    frame = sys._getframe(1)
+    files = set()
+    while frame is not None:
+        files.add(frame.f_code.co_filename)
+        frame = frame.f_back  # type: ignore[assignment]
+    _command_line_files = frozenset(files)
+    os.setsid()
+    for fd in parent_ends:  # the control pipe's end of file must come when the parent goes
+        os.close(fd)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    os.close(out_w)
+    os.close(err_w)
+    # In os.environ, and so in every process the program starts. Not in this process's own
+    # /proc/PID/environ, which is the command line's as it was exec'd: tracer.descendants
+    # finds this process by its group instead.
+    _mark_environment(os.environ, mark)
+    _reopen_stdio()
+    # `python -m loopscope.tracer.child` had the working folder first on its path; the
+    # command line had its console script's folder (or the working folder, or "" for -c).
+    if sys.path and not getattr(sys.flags, "safe_path", False):
+        sys.path[0] = os.getcwd()
+
+
+def _reopen_stdio() -> None:
+    """sys.stdin, stdout and stderr made afresh as the interpreter makes them at its start:
+    the ones inherited were made for the command line's terminal (line buffered, its encoding),
+    before PYTHONIOENCODING was set, and stdout and stderr are pipes now."""
+    import io
+
+    encoding, _, errors = os.environ.get("PYTHONIOENCODING", "").partition(":")
+    if encoding:  # as the interpreter reads it: "latin-1" is "iso8859-1:strict"
+        import codecs
+
+        encoding = codecs.lookup(encoding).name
+        errors = errors or "strict"
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        inherited = getattr(sys, f"__{name}__")
+        if not isinstance(inherited, io.TextIOWrapper):  # none at start (a closed fd 0)
+            continue
+        raw = io.FileIO(fd, mode + "b", closefd=False)
+        raw.name = f"<{name}>"  # type: ignore[misc]
+        write_through = inherited.write_through  # python -u (stdin's too, as the interpreter's)
+        buffered: Any = raw  # unbuffered under -u, as the interpreter's own stdout
+        if mode == "r":
+            buffered = io.BufferedReader(raw)
+        elif not write_through:
+            buffered = io.BufferedWriter(raw)
+        stream = io.TextIOWrapper(
+            buffered, encoding=encoding or inherited.encoding,
+            errors="backslashreplace" if fd == 2 else errors or inherited.errors, newline="\n",
+            line_buffering=fd == 2 or raw.isatty(), write_through=write_through)
+        stream.mode = mode  # type: ignore[misc]
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)

@@ -20,13 +20,16 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+from loopscope.tracer.early_child import command_line_files
+
 _TRACER_ROOT = os.path.dirname(os.path.realpath(__file__)) + "/"
 
 TraceFunction = Callable[[FrameType, str, Any], Any]
 
 
 def _ours(filename: str) -> bool:
-    return filename.startswith(_TRACER_ROOT)
+    # (a forked child's command line frames, below the program's, are Loopscope's too)
+    return filename.startswith(_TRACER_ROOT) or filename in command_line_files()
 
 
 # How far up the stack a call is checked for having come from Loopscope through library code.

@@ -92,7 +92,7 @@ def _script(folder: Path, name: str, text: str) -> Path:
 
 def run_cli(*args: str | Path, cwd: Path, timeout: float = 90) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "loopscope.ui.cli", *map(str, args)],
+        [sys.executable, "-m", "loopscope", *map(str, args)],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, env=_env(),
     )
 
@@ -234,7 +234,7 @@ def test_the_app_without_a_display_is_one_error_line_not_a_qt_abort(tmp_path: Pa
     env = {name: value for name, value in _env().items()
            if name not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     for args in ((), ("open", str(saved))):
-        done = subprocess.run([sys.executable, "-m", "loopscope.ui.cli", *args], cwd=tmp_path,
+        done = subprocess.run([sys.executable, "-m", "loopscope", *args], cwd=tmp_path,
                               capture_output=True, text=True, timeout=90, env=env)
         assert_one_error(done, "no display")
 
@@ -297,7 +297,7 @@ def test_ctrl_c_stops_the_child_cleanly_and_keeps_the_trace(tmp_path: Path) -> N
     script = _script(tmp_path, "slow.py", SLOW_SCRIPT)
     out = tmp_path / "interrupted.loopscope"
     cli = subprocess.Popen(
-        [sys.executable, "-m", "loopscope.ui.cli", "trace", str(script), "-o", str(out)],
+        [sys.executable, "-m", "loopscope", "trace", str(script), "-o", str(out)],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(),
     )
     try:

@@ -78,7 +78,7 @@ def _script(folder: Path, name: str, text: str) -> Path:
 
 def _loopscope(*args: str | Path, cwd: Path, stdin: str = "",
                ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "loopscope.ui.cli", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "loopscope", *map(str, args)],
                           cwd=cwd, input=stdin, capture_output=True, text=True, timeout=90,
                           env=_env())
 
@@ -101,7 +101,7 @@ def test_a_terminal_on_stdin_reaches_the_program(tmp_path: Path) -> None:
     script = _script(tmp_path, "ask.py", ASKS)
     primary, secondary = pty.openpty()
     cli = subprocess.Popen(
-        [sys.executable, "-m", "loopscope.ui.cli", "trace", str(script), "-o",
+        [sys.executable, "-m", "loopscope", "trace", str(script), "-o",
          str(tmp_path / "ask.loopscope"), "--model", "generator"],
         cwd=tmp_path, stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env=_env(),

@@ -29,7 +29,7 @@ def _limit_file_size(limit: int) -> None:
 
 def _run_limited(limit: int, *args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "loopscope.ui.cli", *map(str, args)], cwd=cwd,
+        [sys.executable, "-m", "loopscope", *map(str, args)], cwd=cwd,
         capture_output=True, text=True, timeout=120, env=_env(),
         preexec_fn=lambda: _limit_file_size(limit),
     )

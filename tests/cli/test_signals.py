@@ -69,7 +69,7 @@ def test_a_signal_to_loopscope_saves_the_run_and_ends_the_whole_family(
     script, pids_file = _family(tmp_path)
     output = tmp_path / "run.loopscope"
     process = subprocess.Popen(
-        [sys.executable, "-m", "loopscope.ui.cli", "trace", str(script), "-o", str(output),
+        [sys.executable, "-m", "loopscope", "trace", str(script), "-o", str(output),
          "--", str(pids_file)],
         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -100,7 +100,7 @@ def _parent_of(pid: int) -> int:
 def test_sigkill_to_loopscope_still_ends_the_program_and_all_it_started(tmp_path: Path) -> None:
     script, pids_file = _family(tmp_path)
     process = subprocess.Popen(
-        [sys.executable, "-m", "loopscope.ui.cli", "trace", str(script),
+        [sys.executable, "-m", "loopscope", "trace", str(script),
          "-o", str(tmp_path / "run.loopscope"), "--", str(pids_file)],
         cwd=tmp_path, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
@@ -152,7 +152,7 @@ def test_a_program_stopped_by_a_signal_from_outside_is_not_a_success(tmp_path: P
     pid_file = tmp_path / "pid.txt"
     output = tmp_path / "run.loopscope"
     process = subprocess.Popen(
-        [sys.executable, "-m", "loopscope.ui.cli", "trace", str(script), "-o", str(output),
+        [sys.executable, "-m", "loopscope", "trace", str(script), "-o", str(output),
          "--", str(pid_file)],
         cwd=tmp_path, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -187,7 +187,7 @@ def test_a_signal_outside_a_run_ends_loopscope_in_one_line(tmp_path: Path) -> No
     saved = tmp_path / "big.loopscope"
     save_native(trace, saved)
     process = subprocess.Popen(
-        [sys.executable, "-m", "loopscope.ui.cli", "narrate", str(saved)], cwd=tmp_path,
+        [sys.executable, "-m", "loopscope", "narrate", str(saved)], cwd=tmp_path,
         env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:

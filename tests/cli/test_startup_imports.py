@@ -84,7 +84,7 @@ def test_the_child_of_an_empty_script_starts_it_without_heavy_imports(tmp_path: 
             out.write("\\n".join(sorted(sys.modules)))
         """)
     done = subprocess.run(
-        [sys.executable, "-m", "loopscope.ui.cli", "trace", str(script), "-o",
+        [sys.executable, "-m", "loopscope", "trace", str(script), "-o",
          str(tmp_path / "t.loopscope")],
         cwd=tmp_path, capture_output=True, text=True, timeout=90, env=_env())
     assert done.returncode == 0, done.stderr

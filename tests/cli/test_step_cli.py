@@ -22,7 +22,7 @@ def loopscope(*args: str | Path, stdin: str = "", cwd: Path,
               timeout: float = 90) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
-    return subprocess.run([sys.executable, "-m", "loopscope.ui.cli", *map(str, args)], input=stdin,
+    return subprocess.run([sys.executable, "-m", "loopscope", *map(str, args)], input=stdin,
                           cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
@@ -109,7 +109,7 @@ def test_ctrl_c_at_the_prompt_stops_at_once_without_waiting_for_a_key(tmp_path: 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     # stdin stays open and silent, like a terminal where nobody has pressed a key yet
-    cli = subprocess.Popen([sys.executable, "-m", "loopscope.ui.cli", "step", "asyncio-hello"],
+    cli = subprocess.Popen([sys.executable, "-m", "loopscope", "step", "asyncio-hello"],
                            cwd=tmp_path, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True, env=env)
     try:

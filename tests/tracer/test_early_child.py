@@ -228,3 +228,122 @@ def test_the_program_has_no_child_of_ours_to_wait_for(
         result = BlockingRun(launched, target).wait(timeout=60)
         assert result.ok, result.stderr
         assert result.stdout == "no children\n"
+
+
+# What a program can see of the process it runs in, written as JSON to argv[1]; at its exit,
+# the untraced way (a thread still running, then an atexit hook), it writes argv[1] + ".end".
+_WORLD = """
+import atexit, json, os, sys, threading, time
+from pathlib import Path
+
+def stream(s):
+    return {key: getattr(s, key, None) for key in (
+        "encoding", "errors", "line_buffering", "write_through", "name", "mode")}
+
+out = Path(sys.argv[1])
+world = {
+    "__name__": __name__, "argv": sys.argv[1:], "path": sys.path[:2],
+    "stdin": stream(sys.stdin), "stdout": stream(sys.stdout), "stderr": stream(sys.stderr),
+    "session leader": os.getsid(0) == os.getpid(), "group leader": os.getpgrp() == os.getpid(),
+    "marked": "LOOPSCOPE_RUN" in os.environ,
+    "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd") if int(fd) < 1000),
+    "environ": {key: os.environ.get(key) for key in ("PYTHONIOENCODING",)},
+    "stdin read": sys.stdin.readline(),
+    "threads": threading.active_count(),
+}
+out.write_text(json.dumps(world))
+
+def note(word):
+    with open(str(out) + ".end", "a") as end:
+        end.write(word + " ")
+
+atexit.register(note, "atexit")
+
+def late():
+    time.sleep(0.2)
+    note("thread")
+
+threading.Thread(target=late).start()
+print("ünïcödé")
+print("to stderr", file=sys.stderr)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+@pytest.mark.parametrize("io_encoding", [None, "UTF8:backslashreplace", ":replace"])
+def test_a_forked_child_runs_the_program_in_the_world_a_spawned_one_gives_it(
+        tmp_path: Path, io_encoding: str | None) -> None:
+    """`loopscope trace` forks the run's child from the command line where it can
+    (tracer.early_child.fork_early_child) instead of spawning a new interpreter: what the
+    program sees (its streams, path, session, environment, descriptors) and how it ends (its
+    threads and exit hooks) must be what a spawned child gives it."""
+    import json
+
+    script = _script(tmp_path, _WORLD)
+    seen: dict[str, object] = {}
+    outputs: dict[str, str] = {}
+    for way in ("fork", "spawn"):  # (each writes its own world file: argv left out)
+        env = _env()
+        env.pop("PYTHONIOENCODING", None)
+        if io_encoding is not None:
+            env["PYTHONIOENCODING"] = io_encoding
+        if way == "spawn":
+            env["LOOPSCOPE_EARLY_CHILD"] = "spawn"
+        world = tmp_path / f"{way}.json"
+        done = subprocess.run([sys.executable, "-m", "loopscope", "trace", str(script), "-o",
+                               str(tmp_path / f"{way}.loopscope"), "--", str(world)],
+                              cwd=tmp_path, input="a line\n", capture_output=True, text=True,
+                              encoding="utf-8", errors="replace", timeout=60, env=env)
+        assert done.returncode == 0, done.stderr
+        seen[way] = {**json.loads(world.read_text(encoding="utf-8")), "argv": None}
+        outputs[way] = done.stdout
+        assert "to stderr" in done.stderr
+        assert Path(f"{world}.end").read_text() == "thread atexit "
+    assert seen["fork"] == seen["spawn"]
+    assert outputs["fork"] == outputs["spawn"]
+    fork = seen["fork"]
+    assert isinstance(fork, dict)
+    assert fork["path"] == [str(tmp_path), str(tmp_path)]
+    assert fork["session leader"] and fork["marked"]
+    assert fork["fds"] == [0, 1, 2, 3]  # the world file; none of the command line's pipes
+    assert fork["stdin read"] == "a line\n"
+    assert fork["stdout"]["encoding"] == "utf-8"  # as the interpreter names it
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="subreapers are Linux's")
+@pytest.mark.parametrize("way", ["fork", "spawn"])
+def test_a_daemon_forked_without_exec_ends_with_the_run(tmp_path: Path, way: str) -> None:
+    """A daemon's double fork, never exec'ing, carries the environment its process was
+    exec'd with: a forked child's is the command line's, without the run's mark, and the
+    daemon is in a session of its own. The command line, which runs this one run only, ends
+    every orphan it adopted all the same."""
+    from tests.tracer.test_runner import pid_gone, wait_until
+
+    pid_file = tmp_path / "daemon.pid"
+    script = _script(tmp_path, """
+        import os, sys, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                with open(sys.argv[1] + ".part", "w") as f:
+                    f.write(str(os.getpid()))
+                os.rename(sys.argv[1] + ".part", sys.argv[1])
+                time.sleep(600)
+            os._exit(0)
+        os.wait()
+        while not os.path.exists(sys.argv[1]):
+            time.sleep(0.01)
+        """)
+    env = _env()
+    if way == "spawn":
+        env["LOOPSCOPE_EARLY_CHILD"] = "spawn"
+    done = subprocess.run([sys.executable, "-m", "loopscope", "trace", str(script), "-o",
+                           str(tmp_path / "t.loopscope"), "--", str(pid_file)], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    daemon = int(pid_file.read_text())
+    try:
+        assert wait_until(lambda: pid_gone(daemon), 10), "the daemon outlived the run"
+    finally:
+        if not pid_gone(daemon):
+            os.kill(daemon, 9)

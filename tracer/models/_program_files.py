@@ -1,6 +1,7 @@
 """Which source files are the traced program's own and which are library code.
 
-Library code is the standard library, site-packages and Loopscope's tracer; the program is
+Library code is the standard library, site-packages, Loopscope's tracer and, in a child
+forked from the command line, that command line's frames left under the program's; the program is
 everything else -- and always Loopscope's own scenarios, which are the programs a learner
 traces even when Loopscope is installed into site-packages, and the folders named in
 LOOPSCOPE_PROGRAM_PATHS.
@@ -12,6 +13,8 @@ import importlib.util
 import os
 import sysconfig
 from collections.abc import Mapping
+
+from loopscope.tracer.early_child import command_line_files
 
 
 def _as_root(path: str | os.PathLike[str]) -> str:
@@ -43,12 +46,15 @@ class ProgramFiles:
     def __init__(self) -> None:
         self._library = library_roots()
         self._program = program_roots()
+        self._command_line = command_line_files()
         self._verdicts: dict[str, bool] = {}
 
     def __call__(self, filename: str) -> bool:
         verdict = self._verdicts.get(filename)
         if verdict is None:
-            if filename.startswith("<"):
+            if filename in self._command_line:
+                verdict = False  # a forked child's command line frames, under the program's
+            elif filename.startswith("<"):
                 # "<frozen ...>" is the stdlib; "<string>"/"<stdin>" are the user's own code
                 verdict = not filename.startswith("<frozen")
             else:
