@@ -191,3 +191,24 @@ def test_producer_consumers_prints_point_at_their_print_lines() -> None:
         # the source pane, at that print, is on the print's line
         run = next(r for lane, r in lines.at(event.seq) if lane == event.lane)
         assert lines.line_at(event.lane, run, event.seq) == (filename, line)
+
+
+def test_a_program_reads_and_reconfigures_its_streams_as_it_would_untraced(
+    tmp_path: Path,
+) -> None:
+    # The recorder stands in for sys.stdout and sys.stderr; the rest of a real stream's face
+    # (line_buffering, name, mode, reconfigure()) is the real stream's, and what is printed
+    # after a reconfigure is still recorded.
+    script = tmp_path / "streams.py"
+    script.write_text(
+        "import asyncio, sys\n"
+        "async def main():\n"
+        "    sys.stdout.reconfigure(errors='replace')\n"
+        "    print(sys.stdout.name, sys.stdout.mode, sys.stdout.errors,\n"
+        "          sys.stderr.line_buffering)\n"
+        "asyncio.run(main())\n")
+    result = record_sync(resolve_target(str(script)), timeout=60)
+    assert result.status == "ok", result.error
+    assert result.stdout == "<stdout> w replace True\n"
+    printed = [e.detail["text"] for e in result.trace.events() if e.kind == "output"]
+    assert printed == ["<stdout> w replace True"]
