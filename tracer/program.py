@@ -11,7 +11,7 @@ import runpy
 import sys
 from collections.abc import Callable, Sequence
 from importlib._bootstrap_external import MAGIC_NUMBER  # importlib.util's, without its import
-from types import CodeType
+from types import CodeType, ModuleType
 from typing import Any, NamedTuple
 
 
@@ -41,25 +41,30 @@ class Program(NamedTuple):
         return None
 
     def run_script(self) -> None:
-        """Runs the script as `python script.py ARGS` would: as __main__, its folder on the path."""
+        """Runs the script as `python script.py ARGS` would: as __main__, its folder on the
+        path, and its module left in sys.modules as __main__ when it ends, as the
+        interpreter leaves it: its exit hooks find it there, and the interpreter's teardown
+        clears it, so that what it left open is closed (a file's last writes flushed) as
+        untraced. (runpy.run_path, for a zip, a folder or a compiled file, puts back the
+        __main__ it found.)"""
         assert self.script is not None
         sys.argv = [self.script, *self.argv]
         sys.path.insert(0, os.path.dirname(os.path.realpath(self.script)))
         code = script_code(self.script)
-        run_code = getattr(runpy, "_run_module_code", None)
+        run_code = getattr(runpy, "_run_code", None)
         if code is None or run_code is None:
             runpy.run_path(self.script, run_name="__main__")
-        else:  # what run_path does with a plain script's code
-            run_code(code, None, "__main__", pkg_name="", script_name=self.script)
+        else:  # what run_path does with a plain script's code, in a __main__ that stays
+            main = ModuleType("__main__")
+            sys.modules["__main__"] = main
+            run_code(code, main.__dict__, None, "__main__", None, "", self.script)
 
 
 def script_code(path: str) -> CodeType | None:
     """The code of the script at `path` as runpy.run_path compiles a plain source file
-    (`compile_script`); None when run_path is to run it as it always did: without the C
-    extension (the pure path), or for a path that is a zip or a folder, or a compiled file."""
-    from loopscope.tracer.recorder import SPEEDUPS
-
-    if SPEEDUPS is None or _path_importer(path) is not None:
+    (`compile_script`); None when run_path is to run it as it always did: for a path that is
+    a zip or a folder, or a compiled file."""
+    if _path_importer(path) is not None:
         return None
     with io.open_code(os.path.abspath(os.fsdecode(path))) as script_file:
         source = script_file.read()

@@ -35,13 +35,16 @@ EXPECTED = {
         "ping", "pinger finalized", "collected",
     ],
     "lifetime_sent_values": ["sent value dropped", "sent value finalized", "generator dropped"],
+    "lifetime_at_exit": ["main done", "thread done", "exit hook sees Farewell",
+                         "module global finalized"],
 }
 # The lines each program prints itself after it drops objects: the finalizers that print
 # between two of them may come in any order (one collection frees a cycle's objects in an
 # order of its own), but never after the next.
 MARKERS = {"one waiter: collected", "three waiters: collected", "gather: collected", "done",
            "counter dropped", "collected", "parked", "dropped", "ping", "sent value dropped",
-           "generator dropped"}
+           "generator dropped", "main done", "thread done", "exit hook sees Farewell",
+           "module global finalized"}
 # what asyncio says on stderr of each pending task the collector frees
 DESTROYED_PENDING = "Task was destroyed but it is pending!"
 
@@ -74,7 +77,7 @@ IMPLEMENTATIONS = pytest.mark.parametrize("pure", [False, True], ids=["c", "pure
 
 @IMPLEMENTATIONS
 @pytest.mark.parametrize("name", ["lifetime_asyncio_waiters", "lifetime_generators",
-                                  "lifetime_greenlets"])
+                                  "lifetime_greenlets", "lifetime_at_exit"])
 def test_dropped_objects_die_where_they_die_untraced(name: str, pure: bool) -> None:
     expected = between_markers(EXPECTED[name])
     assert between_markers(untraced(name).stdout.splitlines()) == expected
