@@ -66,6 +66,20 @@ def _mark_environment(env: MutableMapping[str, str], mark: str) -> None:
     env[MARK_VARIABLE] = mark  # passed on to all the program starts (descendants)
 
 
+def child_stdio_encoding(environ: Mapping[str, str] | None = None) -> str:
+    """The encoding a run's child writes its stdout and stderr in (child_environment's
+    PYTHONIOENCODING: the user's, or utf-8), for the parent to read them in; utf-8 where
+    the user's names no encoding Python knows."""
+    import codecs
+
+    env = os.environ if environ is None else environ
+    name = env.get("PYTHONIOENCODING", "").partition(":")[0] or "utf-8"
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return "utf-8"
+
+
 def encode_orders(arguments: list[str]) -> bytes:
     """The child's command line as the control pipe carries it: its length in bytes on a line
     of its own, then the arguments separated by NUL (which no argument can hold)."""

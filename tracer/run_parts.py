@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from loopscope.tracer.descendants import end_orphans
+from loopscope.tracer.early_child import child_stdio_encoding
 from loopscope.tracer.silence import explain_silence
 from loopscope.tracer.source_files import track_source_files
 from loopscope.tracer.stream import PIPE_LOST, FrameDecoder, StreamError
@@ -72,8 +73,10 @@ class RunResult:
 class OutputLines:
     """Splits a byte stream into text lines, each handed on as soon as it is complete."""
 
-    def __init__(self, on_line: Callable[[str], None] | None, limit: int | None) -> None:
+    def __init__(self, on_line: Callable[[str], None] | None, limit: int | None,
+                 encoding: str = "utf-8") -> None:
         self.on_line = on_line
+        self.encoding = encoding
         self.limit = limit
         self.text: collections.deque[str] = collections.deque()
         self._size = 0
@@ -85,14 +88,14 @@ class OutputLines:
         if not cut and len(self._partial) > LINE_PIECE_LIMIT:
             cut = len(self._partial)
         if cut:
-            complete = self._partial[:cut].decode("utf-8", "replace")
+            complete = self._partial[:cut].decode(self.encoding, "replace")
             del self._partial[:cut]
             for line in complete.splitlines(keepends=True):
                 self._add(line)
 
     def close(self) -> None:
         if self._partial:
-            self._add(self._partial.decode("utf-8", "replace"))
+            self._add(self._partial.decode(self.encoding, "replace"))
             self._partial.clear()
 
     def _add(self, line: str) -> None:
@@ -129,8 +132,9 @@ class RunReading:
         self.protocol_error: str | None = None
         self.stopped = False
         self._decoder = FrameDecoder(trace)
-        self._stdout = OutputLines(on_stdout, STDOUT_LIMIT)
-        self._stderr = OutputLines(on_stderr, STDERR_LIMIT)
+        encoding = child_stdio_encoding()  # what the child writes in (PYTHONIOENCODING)
+        self._stdout = OutputLines(on_stdout, STDOUT_LIMIT, encoding)
+        self._stderr = OutputLines(on_stderr, STDERR_LIMIT, encoding)
         self._control_fd: int | None = None
         # what tracer.silence says of the whole trace, worked out once the end frame is in
         self._silence: list[str] | None = None

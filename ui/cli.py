@@ -31,7 +31,7 @@ import sys
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from loopscope.tracer.launch import adopt_early_child, launch
 from loopscope.tracer.models import MODEL_NAMES
@@ -352,13 +352,23 @@ class _StopOnSignal:
 
 
 def _echo(text: str) -> None:
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    _echo_to(sys.stdout, text)
 
 
 def _echo_stderr(text: str) -> None:
-    sys.stderr.write(text)
-    sys.stderr.flush()
+    _echo_to(sys.stderr, text)
+
+
+def _echo_to(stream: TextIO, text: str) -> None:
+    """Passes on what the program wrote. Read in the encoding it wrote in, it goes back out
+    in the same; what it wrote that encoding cannot read (raw bytes) is a replacement
+    character, which a narrow encoding (latin-1, ascii) cannot write either: "?" then."""
+    try:
+        stream.write(text)
+    except UnicodeEncodeError:
+        encoding = stream.encoding or "utf-8"
+        stream.write(text.encode(encoding, "replace").decode(encoding, "replace"))
+    stream.flush()
 
 
 def load_trace(path: str) -> Trace:

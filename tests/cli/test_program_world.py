@@ -97,6 +97,27 @@ def test_piped_stdin_reaches_the_program_and_its_status_comes_back(tmp_path: Pat
     assert lines == [("hello alice", "stdout"), ("hello bob", "stdout"), ("bye", "stderr")]
 
 
+@pytest.mark.parametrize("io_encoding", ["latin-1", "utf-8", "ascii:backslashreplace"])
+def test_the_program_s_output_reaches_the_terminal_in_the_encoding_it_wrote(
+        tmp_path: Path, io_encoding: str) -> None:
+    # PYTHONIOENCODING is the program's and the command line's alike: what the program wrote
+    # in it is read in it and written back out in it, the same bytes as untraced.
+    script = _script(tmp_path, "accents.py", """
+        import sys
+        print("café ü")
+        print("to stderr: é", file=sys.stderr)
+        """)
+    env = {**_env(), "PYTHONIOENCODING": io_encoding}
+    untraced = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                              timeout=60, env=env)
+    traced = subprocess.run([sys.executable, "-m", "loopscope", "trace", str(script), "-o",
+                             str(tmp_path / "t.loopscope")], cwd=tmp_path,
+                            capture_output=True, timeout=90, env=env)
+    assert traced.returncode == 0, traced.stderr
+    assert traced.stdout == untraced.stdout
+    assert traced.stderr.splitlines()[0] == untraced.stderr.splitlines()[0]
+
+
 def test_a_terminal_on_stdin_reaches_the_program(tmp_path: Path) -> None:
     script = _script(tmp_path, "ask.py", ASKS)
     primary, secondary = pty.openpty()
