@@ -8,7 +8,10 @@ a run, `end_orphans(mark, group)` kills and reaps every adopted process that car
 run's mark (an environment variable the child passes on to all it starts) or is in the
 child's process group, round after round, since killing one orphan orphans its own children
 in turn. Processes the parent started itself are never touched: they carry no mark and are
-in no group of the run. Elsewhere both calls do nothing.
+in no group of the run. A command line that runs one run and starts nothing else
+(`adopt_for_one_run`) ends every process it adopted: a daemon the program double-forks
+without exec'ing, in a child forked from the command line, has no mark in its
+/proc/PID/environ (tracer.early_child). Elsewhere both calls do nothing.
 
 A parent killed outright (SIGKILL) runs none of that. So the child, before the program starts,
 leaves a small watcher process behind (`watch_for_parent_death`): it waits on a pidfd of the
@@ -16,7 +19,8 @@ parent, and when the parent ends it kills every process of the run the same way,
 by group, wherever they were adopted. It is forked twice, so that it is no child of the
 program's (a program's os.wait() must never find it), and holds none of the run's pipes. Linux
 only (pidfd_open, /proc); elsewhere the child still exits when its control pipe closes, but
-what the program started may live on.
+what the program started may live on. (Nor does it find a daemon double-forked without
+exec'ing from a forked child, which carries neither the mark nor the group.)
 """
 
 from __future__ import annotations

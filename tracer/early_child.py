@@ -1,15 +1,14 @@
 """Starting a run's child before the command line has even been parsed.
 
-A traced one-liner costs two interpreters' start-ups, and the command line's own (argparse,
-the target's resolution, the launch code) came before the child's even began. So the
-`loopscope` command, when its command line asks for a run, starts the child first thing:
-`python -m loopscope.tracer.child --await-orders FD` imports everything it needs while the
-parent parses its arguments and checks the target and the output, and only then is told what
-to run: the child's usual command line (tracer.launch.child_arguments), sent on the control
-pipe as its first message. Nothing of the program runs before that, so a bad command line,
-a bad target or an unwritable output still ends before anything ran; the parent then closes
-the control pipe (the child exits at once on end of file), kills the child's process group
-and reaps it.
+A traced one-liner used to pay for the command line's own start-up (argparse, the target's
+resolution, the launch code) before the child's even began. So the `loopscope` command, when
+its command line asks for a run, starts the child first thing: it imports everything it needs
+while the parent parses its arguments and checks the target and the output, and only then is
+told what to run: the child's usual command line (tracer.launch.child_arguments), sent on the
+control pipe as its first message. Nothing of the program runs before that, so a bad command
+line, a bad target or an unwritable output still ends before anything ran; the parent then
+closes the control pipe (the child exits at once on end of file), kills the child's process
+group and reaps it.
 
 Kept light on purpose (os and sys only, no subprocess): it runs before anything else of the
 command line is imported. On Linux the child is forked (`fork_early_child`): it then begins
@@ -62,7 +61,11 @@ def child_environment(mark: str, environ: Mapping[str, str] | None = None) -> di
 
 
 def _mark_environment(env: MutableMapping[str, str], mark: str) -> None:
-    env.setdefault("PYTHONIOENCODING", "utf-8")
+    # utf-8 unless the user named an encoding (PYTHONIOENCODING=":replace" names only the
+    # errors): the parent reads the program's output in it (child_stdio_encoding)
+    encoding, colon, errors = env.get("PYTHONIOENCODING", "").partition(":")
+    if not encoding:
+        env["PYTHONIOENCODING"] = "utf-8" + colon + errors
     env[MARK_VARIABLE] = mark  # passed on to all the program starts (descendants)
 
 
@@ -119,7 +122,8 @@ def wants_early_child(argv: list[str]) -> bool:
 
 
 class EarlyChild:
-    """A child started by `start_early_child`, waiting for its orders. Quacks like the
+    """A child started by `start_early_child` or `fork_early_child`, waiting for its
+    orders. Quacks like the
     subprocess.Popen that tracer.launch makes (pid, returncode, poll, wait), so that a run
     adopts either (tracer.launch.Launched)."""
 
@@ -256,7 +260,8 @@ def start_early_child(python: str = sys.executable) -> EarlyChild:
 # Set to "spawn" to start every run's child as a new interpreter, even where it can be forked.
 START_VARIABLE = "LOOPSCOPE_EARLY_CHILD"
 # In a forked child, the files of the command line's frames it was forked in, which stay
-# below the program's on its stack (the console script, runpy's -m, loopscope.ui.start).
+# below the program's on its stack (the console script, runpy's -m, loopscope.ui.start);
+# not "<string>" and the like (python -c), which name the program's exec'd code too.
 _command_line_files: frozenset[str] = frozenset()
 
 
@@ -277,11 +282,23 @@ class ForkedChild:
 def can_fork_early_child() -> bool:
     """Whether this process may fork its run's child instead of spawning a new interpreter:
     on Linux, with no thread but this one (a fork copies one thread, and whatever lock another
-    held stays held), unless START_VARIABLE asks for a spawn."""
+    held stays held), started without interpreter options of its own (`python -O -m
+    loopscope`: a spawned child never had them, and the program must not get them by the
+    way it was started), unless START_VARIABLE asks for a spawn."""
     if os.environ.get(START_VARIABLE) == "spawn" or not sys.platform.startswith("linux"):
+        return False
+    if _interpreter_options(getattr(sys, "orig_argv", [])):
         return False
     threading = sys.modules.get("threading")
     return hasattr(os, "fork") and (threading is None or threading.active_count() == 1)
+
+
+def _interpreter_options(orig_argv: list[str]) -> bool:
+    """Whether `python ... (-m MODULE | -c CODE | SCRIPT) ...` gave options before its
+    -m, -c or script (a console script's own arguments come after its file)."""
+    first = orig_argv[1] if len(orig_argv) > 1 else ""
+    # (-mloopscope and -c... are the module and the code, not options)
+    return first.startswith("-") and not first.startswith(("-m", "-c"))
 
 
 def fork_early_child() -> EarlyChild | ForkedChild:
@@ -327,7 +344,7 @@ def _become_a_spawned_child(mark: str, parent_ends: list[int], out_w: int, err_w
     while frame is not None:
         files.add(frame.f_code.co_filename)
         frame = frame.f_back  # type: ignore[assignment]
-    _command_line_files = frozenset(files)
+    _command_line_files = frozenset(name for name in files if not name.startswith("<"))
     os.setsid()
     for fd in parent_ends:  # the control pipe's end of file must come when the parent goes
         os.close(fd)
@@ -347,33 +364,40 @@ def _become_a_spawned_child(mark: str, parent_ends: list[int], out_w: int, err_w
 
 
 def _reopen_stdio() -> None:
-    """sys.stdin, stdout and stderr made afresh as the interpreter makes them at its start:
-    the ones inherited were made for the command line's terminal (line buffered, its encoding),
-    before PYTHONIOENCODING was set, and stdout and stderr are pipes now."""
+    """sys.stdin, stdout and stderr made afresh as the interpreter makes them at its start
+    (create_stdio): the ones inherited were made for the command line's terminal (line
+    buffered, its encoding, or none at all for a closed descriptor), before PYTHONIOENCODING
+    was set, and stdout and stderr are pipes now."""
+    import codecs
     import io
 
-    encoding, _, errors = os.environ.get("PYTHONIOENCODING", "").partition(":")
-    if encoding:  # as the interpreter reads it: "latin-1" is "iso8859-1:strict"
-        import codecs
-
-        encoding = codecs.lookup(encoding).name
-        errors = errors or "strict"
+    # as the interpreter reads it ("latin-1" is "iso8859-1:strict"); _mark_environment has
+    # put an encoding in
+    encoding, _, errors = os.environ["PYTHONIOENCODING"].partition(":")
+    encoding = codecs.lookup(encoding).name
+    errors = errors or "strict"
+    inherited = [stream for stream in (sys.__stdin__, sys.__stdout__, sys.__stderr__)
+                 if isinstance(stream, io.TextIOWrapper)]
+    # python -u (or PYTHONUNBUFFERED): the inherited streams write through, as ours must
+    unbuffered = bool(os.environ.get("PYTHONUNBUFFERED")) or any(
+        stream.write_through for stream in inherited)
     for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
-        inherited = getattr(sys, f"__{name}__")
-        if not isinstance(inherited, io.TextIOWrapper):  # none at start (a closed fd 0)
+        try:
+            os.fstat(fd)
+        except OSError:  # closed when the command started: the interpreter made none either
+            setattr(sys, name, None)
+            setattr(sys, f"__{name}__", None)
             continue
-        raw = io.FileIO(fd, mode + "b", closefd=False)
+        buffering = 0 if unbuffered and mode == "w" else -1
+        binary: Any = open(fd, mode + "b", buffering=buffering, closefd=False)  # noqa: SIM115
+        raw: io.FileIO = getattr(binary, "raw", binary)  # the FileIO under its buffer, if any
         raw.name = f"<{name}>"  # type: ignore[misc]
-        write_through = inherited.write_through  # python -u (stdin's too, as the interpreter's)
-        buffered: Any = raw  # unbuffered under -u, as the interpreter's own stdout
-        if mode == "r":
-            buffered = io.BufferedReader(raw)
-        elif not write_through:
-            buffered = io.BufferedWriter(raw)
         stream = io.TextIOWrapper(
-            buffered, encoding=encoding or inherited.encoding,
-            errors="backslashreplace" if fd == 2 else errors or inherited.errors, newline="\n",
-            line_buffering=fd == 2 or raw.isatty(), write_through=write_through)
+            binary, encoding=encoding, newline="\n",
+            errors="backslashreplace" if fd == 2 else errors,
+            line_buffering=not unbuffered and (fd == 2 or raw.isatty()),
+            write_through=unbuffered)
         stream.mode = mode  # type: ignore[misc]
         setattr(sys, name, stream)
         setattr(sys, f"__{name}__", stream)
+

@@ -359,10 +359,13 @@ def _echo_stderr(text: str) -> None:
     _echo_to(sys.stderr, text)
 
 
-def _echo_to(stream: TextIO, text: str) -> None:
+def _echo_to(stream: TextIO | None, text: str) -> None:
     """Passes on what the program wrote. Read in the encoding it wrote in, it goes back out
     in the same; what it wrote that encoding cannot read (raw bytes) is a replacement
-    character, which a narrow encoding (latin-1, ascii) cannot write either: "?" then."""
+    character, which a narrow encoding (latin-1, ascii) cannot write either: "?" then. With
+    our own stdout closed (`>&-`), nowhere, as print() writes nowhere then."""
+    if stream is None:
+        return
     try:
         stream.write(text)
     except UnicodeEncodeError:
@@ -797,8 +800,10 @@ def main(argv: list[str] | None = None, early_child: EarlyChild | None = None) -
             sys.stderr.write(f"{PROG}: error: {exc} received: stopped\n")
         return 128 + exc.signo
     except CliError as exc:
-        with contextlib.suppress(OSError):  # a closed terminal (SIGHUP) takes no more lines
+        # a closed terminal (SIGHUP) takes no more lines; a closed stdout (`>&-`) is None
+        with contextlib.suppress(OSError, AttributeError):
             sys.stdout.flush()
+        with contextlib.suppress(OSError, AttributeError):
             sys.stderr.write(f"{PROG}: error: {exc}\n")
         return exc.exit_code
     except KeyboardInterrupt:

@@ -38,7 +38,7 @@ def early_child_for(argv: list[str]) -> EarlyChild | None:
         return None
     try:
         early = fork_early_child() if can_fork_early_child() else start_early_child()
-    except (OSError, NotImplementedError, AttributeError):  # no posix_spawn with setsid
+    except (OSError, NotImplementedError, AttributeError):  # no fork, no posix_spawn with setsid
         return None
     if isinstance(early, ForkedChild):
         _run_as_the_child(early)

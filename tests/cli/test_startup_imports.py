@@ -109,7 +109,7 @@ def test_the_command_line_records_a_run_without_asyncio(tmp_path: Path) -> None:
 
 
 def test_the_command_starts_a_run_before_importing_its_command_line() -> None:
-    # `loopscope` (and `python -m loopscope`) spawns a run's child first (loopscope.ui.start,
+    # `loopscope` (and `python -m loopscope`) starts a run's child first (loopscope.ui.start,
     # tracer.early_child): by then it has imported nothing of the standard library that the
     # interpreter had not, so the child's start-up overlaps all of the command line's.
     probe = ("import sys; before = set(sys.modules); import loopscope.ui.start; "

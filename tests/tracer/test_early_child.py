@@ -249,6 +249,8 @@ world = {
     "fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd") if int(fd) < 1000),
     "environ": {key: os.environ.get(key) for key in ("PYTHONIOENCODING",)},
     "stdin read": sys.stdin.readline(),
+    # what stdin's buffer read ahead of that line is the rest: what a subprocess would get
+    "stdin left": len(os.read(0, 1 << 20)),
     "threads": threading.active_count(),
 }
 out.write_text(json.dumps(world))
@@ -270,9 +272,10 @@ print("to stderr", file=sys.stderr)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+@pytest.mark.parametrize("unbuffered", [False, True], ids=["buffered", "unbuffered"])
 @pytest.mark.parametrize("io_encoding", [None, "UTF8:backslashreplace", ":replace"])
 def test_a_forked_child_runs_the_program_in_the_world_a_spawned_one_gives_it(
-        tmp_path: Path, io_encoding: str | None) -> None:
+        tmp_path: Path, io_encoding: str | None, unbuffered: bool) -> None:
     """`loopscope trace` forks the run's child from the command line where it can
     (tracer.early_child.fork_early_child) instead of spawning a new interpreter: what the
     program sees (its streams, path, session, environment, descriptors) and how it ends (its
@@ -285,14 +288,18 @@ def test_a_forked_child_runs_the_program_in_the_world_a_spawned_one_gives_it(
     for way in ("fork", "spawn"):  # (each writes its own world file: argv left out)
         env = _env()
         env.pop("PYTHONIOENCODING", None)
+        env.pop("PYTHONUNBUFFERED", None)
         if io_encoding is not None:
             env["PYTHONIOENCODING"] = io_encoding
+        if unbuffered:
+            env["PYTHONUNBUFFERED"] = "1"
         if way == "spawn":
             env["LOOPSCOPE_EARLY_CHILD"] = "spawn"
         world = tmp_path / f"{way}.json"
         done = subprocess.run([sys.executable, "-m", "loopscope", "trace", str(script), "-o",
                                str(tmp_path / f"{way}.loopscope"), "--", str(world)],
-                              cwd=tmp_path, input="a line\n", capture_output=True, text=True,
+                              cwd=tmp_path, input="a line\n" + "x" * 20000,
+                              capture_output=True, text=True,
                               encoding="utf-8", errors="replace", timeout=60, env=env)
         assert done.returncode == 0, done.stderr
         seen[way] = {**json.loads(world.read_text(encoding="utf-8")), "argv": None}
@@ -307,6 +314,7 @@ def test_a_forked_child_runs_the_program_in_the_world_a_spawned_one_gives_it(
     assert fork["session leader"] and fork["marked"]
     assert fork["fds"] == [0, 1, 2, 3]  # the world file; none of the command line's pipes
     assert fork["stdin read"] == "a line\n"
+    assert fork["stdout"]["write_through"] == unbuffered
     assert fork["stdout"]["encoding"] == "utf-8"  # as the interpreter names it
 
 
@@ -347,3 +355,69 @@ def test_a_daemon_forked_without_exec_ends_with_the_run(tmp_path: Path, way: str
     finally:
         if not pid_gone(daemon):
             os.kill(daemon, 9)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+@pytest.mark.parametrize("way", ["fork", "spawn"])
+def test_a_closed_stdout_leaves_the_program_s_output_nowhere_and_the_run_whole(
+        tmp_path: Path, way: str) -> None:
+    # `loopscope trace prog.py >&-`: the child's stdout is its pipe all the same (a forked
+    # child makes the stream the interpreter made none of), and the command line passes the
+    # program's lines on to nowhere, as print() does with no stdout.
+    script = _script(tmp_path, """
+        import asyncio, sys
+        async def main():
+            print("to stdout")
+            print("to stderr", file=sys.stderr)
+        asyncio.run(main())
+        """)
+    env = _env()
+    if way == "spawn":
+        env["LOOPSCOPE_EARLY_CHILD"] = "spawn"
+    done = subprocess.run(["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "loopscope",
+                           "trace", str(script), "-o", str(tmp_path / "t.loopscope")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines()[0] == "to stderr"
+    assert "saved" in done.stderr and (tmp_path / "t.loopscope").exists()
+
+
+def test_interpreter_options_given_to_the_command_make_it_spawn_its_child(
+        tmp_path: Path) -> None:
+    # `python -O -m loopscope trace prog.py`: a forked child would run the program with the
+    # command's -O (no asserts); it is spawned instead, and the program runs as untraced.
+    from loopscope.tracer.early_child import _interpreter_options
+
+    assert not _interpreter_options(["python", "-m", "loopscope", "trace", "p.py"])
+    assert not _interpreter_options(["python", "-mloopscope", "trace", "p.py"])
+    assert not _interpreter_options(["python", "/venv/bin/loopscope", "trace", "-O"])
+    assert not _interpreter_options(["python", "-c", "code", "-O"])
+    assert _interpreter_options(["python", "-O", "-m", "loopscope", "trace", "p.py"])
+    assert _interpreter_options(["python", "-X", "dev", "-m", "loopscope"])
+    script = _script(tmp_path, "print(__debug__)\n")
+    done = subprocess.run([sys.executable, "-O", "-m", "loopscope", "trace", str(script), "-o",
+                           str(tmp_path / "t.loopscope")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "True\n"
+
+
+def test_the_program_s_exec_d_code_is_the_program_s_under_a_forked_child(
+        tmp_path: Path) -> None:
+    # A command line run with `python -c` (as the benchmarks run it) leaves a "<string>"
+    # frame under the forked program's; "<string>" is also the file of the program's own
+    # exec'd code, which must stay the program's (tracer.models._program_files).
+    script = _script(tmp_path, """
+        from loopscope.tracer.early_child import command_line_files
+        from loopscope.tracer.models._program_files import ProgramFiles
+        print(sorted(name for name in command_line_files() if name.startswith("<")),
+              ProgramFiles()("<string>"))
+        """)
+    parent = ("import sys; from loopscope.ui.start import early_child_for; "
+              "from loopscope.ui.cli import finish, main; "
+              "finish(main(sys.argv[1:], early_child_for(sys.argv[1:])))")
+    done = subprocess.run([sys.executable, "-c", parent, "trace", str(script), "-o",
+                           str(tmp_path / "t.loopscope")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "[] True\n"
