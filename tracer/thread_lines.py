@@ -263,9 +263,17 @@ class ThreadLines:
             while queue:
                 what, serial, at, text, extra = queue.popleft()
                 lines.append((max(at, floor), serial, what, text, extra))
-            lines.sort(key=lambda line: line[0])
             pending = list(zip(*recorder._take(0), strict=True)) if (
                 recorder._pending_count() and recorder.gate is None) else []
+            # Lanes are numbered in the order their SPAWNs are recorded, and a pending lane
+            # has its number already: a line that spawns its thread's lane must not come
+            # before a pending SPAWN, or the newer lane's SPAWN (and number) would precede
+            # the older's. Such a line goes at that SPAWN's time.
+            spawned_at = max((event[0] for event in pending if event[2] == Code.SPAWN),
+                             default=None)
+            if spawned_at is not None:
+                lines = [(max(line[0], spawned_at), *line[1:]) for line in lines]
+            lines.sort(key=lambda line: line[0])
             at_pending = 0
             for line in lines:
                 while at_pending < len(pending) and pending[at_pending][0] <= line[0]:

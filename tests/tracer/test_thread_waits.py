@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from loopscope.tracer.events import Code
+from loopscope.tracer.events import NO_LANE, Code
 from loopscope.tracer.narrate import narrate
 from loopscope.tracer.runner import RunResult, record_sync
 from loopscope.tracer.target import resolve_target
@@ -370,3 +371,45 @@ def test_a_sleep_handed_to_a_pool_sleeps_on_a_lane_named_for_it() -> None:
         result.trace.details[result.trace.detail[seq]] for seq in range(len(result.trace))
         if result.trace.code[seq] == Code.SLEEPING)]
     assert sleeps == [0.02, 0.03]
+
+
+@pytest.mark.parametrize("pure", [False, True], ids=["c", "pure"])
+def test_a_thread_s_first_line_never_spawns_its_lane_before_a_pending_spawn(
+        pure: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lanes are numbered in the order their SPAWNs are recorded. A line another thread
+    printed before the traced thread spawned a lane, but drained after (at the next flush),
+    must not put its thread's SPAWN (the newer lane) before that pending SPAWN: the trace
+    would have lane 1 spawned before lane 0, which a reader refuses ("an event is on a lane
+    out of range"). Seen with a program whose thread slept while asyncio started, about
+    one run in three on 3.13's pure tracer."""
+    from loopscope.tracer import recorder as recorder_module
+    from loopscope.tracer.events import FakeClock, LaneKind
+    from loopscope.tracer.recorder import Recorder
+    from loopscope.tracer.thread_lines import ThreadLines
+    from loopscope.tracer.trace import Trace
+
+    if pure:
+        monkeypatch.setattr(recorder_module, "SPEEDUPS", None)
+    trace = Trace()
+    clock = FakeClock()
+    recorder = Recorder(trace, clock=clock)
+    lines = ThreadLines(recorder, lambda lane, text, extra, source: recorder.record(
+        lane, Code.OUTPUT, NO_LANE, recorder.detail(("text", text))))
+    clock.advance(1_000)
+    printer = threading.Thread(target=lines.add, args=("early line", ()), name="printer")
+    printer.start()
+    printer.join()
+    lines.install()
+    try:
+        clock.advance(1_000)
+        loop = recorder.spawn("loop", LaneKind.LOOP)  # pending when the line is drained
+        recorder.flush()
+        lines.finish()
+        recorder.close()
+    finally:
+        lines.uninstall()
+    spawns = [event.lane for event in trace.events() if event.kind == "spawn"]
+    assert spawns == [loop, loop + 1]
+    printed = [(event.lane, event.detail["text"]) for event in trace.events()
+               if event.kind == "output"]
+    assert printed == [(loop + 1, "early line")]
