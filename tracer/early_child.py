@@ -281,16 +281,32 @@ class ForkedChild:
 
 def can_fork_early_child() -> bool:
     """Whether this process may fork its run's child instead of spawning a new interpreter:
-    on Linux, with no thread but this one (a fork copies one thread, and whatever lock another
-    held stays held), started without interpreter options of its own (`python -O -m
-    loopscope`: a spawned child never had them, and the program must not get them by the
-    way it was started), unless START_VARIABLE asks for a spawn."""
+    on Linux, with no thread but this one, as /proc counts them (a fork copies one thread,
+    and whatever lock another held stays held), started without interpreter options of its
+    own (`python -O -m loopscope`: a spawned child never had them, and the program must not
+    get them by the way it was started), unless START_VARIABLE asks for a spawn."""
     if os.environ.get(START_VARIABLE) == "spawn" or not sys.platform.startswith("linux"):
         return False
     if _interpreter_options(getattr(sys, "orig_argv", [])):
         return False
     threading = sys.modules.get("threading")
-    return hasattr(os, "fork") and (threading is None or threading.active_count() == 1)
+    if threading is not None and threading.active_count() != 1:
+        return False
+    return hasattr(os, "fork") and _os_threads() == 1
+
+
+def _os_threads() -> int:
+    """This process's threads as the system counts them: those a C extension or the
+    interpreter started without `threading` knowing (faulthandler's watchdog, say) too;
+    0 where /proc does not say."""
+    try:
+        with open("/proc/self/status", "rb") as status:
+            for line in status:
+                if line.startswith(b"Threads:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def _interpreter_options(orig_argv: list[str]) -> bool:

@@ -421,3 +421,22 @@ def test_the_program_s_exec_d_code_is_the_program_s_under_a_forked_child(
                           text=True, timeout=60, env=_env())
     assert done.returncode == 0, done.stderr
     assert done.stdout == "[] True\n"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+def test_a_command_line_with_another_thread_spawns_its_child(tmp_path: Path) -> None:
+    # A fork copies only the thread that forks; a lock another thread held would stay held in
+    # the child. faulthandler's watchdog is a thread `threading` does not know of: the
+    # command line counts the process's threads as the system does, and spawns.
+    script = _script(tmp_path, "import sys\nprint(sys.orig_argv[1:3])\n")
+    parent = ("import faulthandler, sys; faulthandler.dump_traceback_later(600); "
+              "from loopscope.ui.start import early_child_for; "
+              "from loopscope.ui.cli import finish, main; "
+              "early = early_child_for(sys.argv[1:]); "
+              "faulthandler.cancel_dump_traceback_later(); "
+              "finish(main(sys.argv[1:], early))")
+    done = subprocess.run([sys.executable, "-c", parent, "trace", str(script), "-o",
+                           str(tmp_path / "t.loopscope")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=_env())
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "['-m', 'loopscope.tracer.child']\n"
