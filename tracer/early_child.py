@@ -122,10 +122,9 @@ def wants_early_child(argv: list[str]) -> bool:
 
 
 class EarlyChild:
-    """A child started by `start_early_child` or `fork_early_child`, waiting for its
-    orders. Quacks like the
-    subprocess.Popen that tracer.launch makes (pid, returncode, poll, wait), so that a run
-    adopts either (tracer.launch.Launched)."""
+    """A child started by `start_early_child` or `fork_early_child`, waiting for its orders.
+    Quacks like the subprocess.Popen that tracer.launch makes (pid, returncode, poll, wait),
+    so that a run adopts either (tracer.launch.Launched)."""
 
     def __init__(self, pid: int, mark: str, events_fd: int, control_fd: int, stdout_fd: int,
                  stderr_fd: int, child_events_fd: int, child_control_fd: int) -> None:
@@ -384,14 +383,12 @@ def _reopen_stdio() -> None:
     (create_stdio): the ones inherited were made for the command line's terminal (line
     buffered, its encoding, or none at all for a closed descriptor), before PYTHONIOENCODING
     was set, and stdout and stderr are pipes now."""
-    import codecs
     import io
 
-    # as the interpreter reads it ("latin-1" is "iso8859-1:strict"); _mark_environment has
-    # put an encoding in
-    encoding, _, errors = os.environ["PYTHONIOENCODING"].partition(":")
-    encoding = codecs.lookup(encoding).name
-    errors = errors or "strict"
+    # as the interpreter reads PYTHONIOENCODING, which _mark_environment has given an
+    # encoding: "latin-1" is "iso8859-1:strict"
+    encoding = child_stdio_encoding()
+    errors = os.environ["PYTHONIOENCODING"].partition(":")[2] or "strict"
     inherited = [stream for stream in (sys.__stdin__, sys.__stdout__, sys.__stderr__)
                  if isinstance(stream, io.TextIOWrapper)]
     # python -u (or PYTHONUNBUFFERED): the inherited streams write through, as ours must

@@ -413,12 +413,7 @@ def test_the_program_s_exec_d_code_is_the_program_s_under_a_forked_child(
         print(sorted(name for name in command_line_files() if name.startswith("<")),
               ProgramFiles()("<string>"))
         """)
-    parent = ("import sys; from loopscope.ui.start import early_child_for; "
-              "from loopscope.ui.cli import finish, main; "
-              "finish(main(sys.argv[1:], early_child_for(sys.argv[1:])))")
-    done = subprocess.run([sys.executable, "-c", parent, "trace", str(script), "-o",
-                           str(tmp_path / "t.loopscope")], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, env=_env())
+    done = _trace_from_a_c_command_line(tmp_path, script)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "[] True\n"
 
@@ -429,14 +424,21 @@ def test_a_command_line_with_another_thread_spawns_its_child(tmp_path: Path) -> 
     # the child. faulthandler's watchdog is a thread `threading` does not know of: the
     # command line counts the process's threads as the system does, and spawns.
     script = _script(tmp_path, "import sys\nprint(sys.orig_argv[1:3])\n")
-    parent = ("import faulthandler, sys; faulthandler.dump_traceback_later(600); "
-              "from loopscope.ui.start import early_child_for; "
-              "from loopscope.ui.cli import finish, main; "
-              "early = early_child_for(sys.argv[1:]); "
-              "faulthandler.cancel_dump_traceback_later(); "
-              "finish(main(sys.argv[1:], early))")
-    done = subprocess.run([sys.executable, "-c", parent, "trace", str(script), "-o",
-                           str(tmp_path / "t.loopscope")], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60, env=_env())
+    done = _trace_from_a_c_command_line(
+        tmp_path, script, before="import faulthandler; faulthandler.dump_traceback_later(600)",
+        after="faulthandler.cancel_dump_traceback_later()")
     assert done.returncode == 0, done.stderr
     assert done.stdout == "['-m', 'loopscope.tracer.child']\n"
+
+
+def _trace_from_a_c_command_line(tmp_path: Path, script: Path, before: str = "pass",
+                                 after: str = "pass") -> subprocess.CompletedProcess[str]:
+    """`loopscope trace SCRIPT` as the benchmarks run it, from `python -c`: `before` runs
+    before the run's child is started, `after` once it is."""
+    parent = (f"import sys; {before}; from loopscope.ui.start import early_child_for; "
+              "from loopscope.ui.cli import finish, main; "
+              f"early = early_child_for(sys.argv[1:]); {after}; "
+              "finish(main(sys.argv[1:], early))")
+    return subprocess.run([sys.executable, "-c", parent, "trace", str(script), "-o",
+                           str(tmp_path / "t.loopscope")], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, env=_env())
