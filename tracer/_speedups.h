@@ -32,6 +32,12 @@
 
 /* -- the recorder (_recorder_core.c) ------------------------------------------------------- */
 
+/* One slot of a recorder's name table: a name's hash (0: an empty slot) and its uses. */
+typedef struct {
+    uint64_t key;
+    uint32_t uses;
+} NameUses;
+
 typedef struct {
     PyObject_HEAD
     int64_t *ts;
@@ -56,7 +62,11 @@ typedef struct {
     int64_t value_count;   /* value rows so far, sent or pending */
     /* Recorder.spawn's bookkeeping, kept here so C can spawn a lane too */
     int lane_count;        /* _lane_count: lanes are numbered 0 to lane_count - 1 */
-    PyObject *name_uses;   /* _name_uses: how many lanes have taken each name */
+    /* How many lanes have taken each name, by the name's hash (recorder_take_name): a table
+     * of plain numbers, where a dict of names kept every task's name alive for the whole run */
+    NameUses *name_uses;   /* name_uses_mask + 1 slots, or NULL before the first name */
+    Py_ssize_t name_uses_mask;
+    Py_ssize_t name_uses_count;
     /* Recorder.detail's table: detail tuple -> index, and the tuples in index order */
     PyObject *details;     /* _details */
     PyObject *detail_rows; /* _detail_rows */

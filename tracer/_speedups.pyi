@@ -36,7 +36,6 @@ class RecorderCore(PurePendingBuffer):
     # by tests/tracer/test_speedups.py, so it is typed as the twin (not its base at run time)
     # and their signatures are written once, there. Declared here: what only the C type has.
     _lane_count: int
-    _name_uses: dict[str, int]
 
 @disjoint_base
 class LoopTracerCore:

@@ -62,6 +62,9 @@ class PurePendingBuffer:
         self._details: dict[Detail, int] = {(): NO_DETAIL}
         self._detail_rows: list[Detail | None] = [()]
         self._unique_rows: list[int] = []  # unique rows not sent yet
+        # Recorder.spawn's: how many lanes have taken each name, by the name's hash (the C
+        # twin's table says why not by the name)
+        self._name_uses: dict[int, int] = {}
 
     @property
     def _limit(self) -> int:
@@ -145,6 +148,13 @@ class PurePendingBuffer:
         self._value_count += 1
         return VALUE_ROW + self._value_count - 1
 
+    def _take_name(self, name: str) -> int:
+        """One more lane takes `name`: how many lanes have taken it, this one included. Two
+        names are one when their hashes agree (the C twin's table says why), 0 as 1 there."""
+        key = hash(name) or 1
+        uses = self._name_uses[key] = self._name_uses.get(key, 0) + 1
+        return uses
+
     def _take_values(self) -> bytes:
         """The pending value rows as one section (see tracer.values); b"" when there are none."""
         bases = self._value_bases
@@ -223,7 +233,6 @@ class Recorder(_PendingBuffer):
         self._set_clock(_buffer_clock(clock))
         self._next_seq = 0
         self._lane_count = 0
-        self._name_uses: dict[str, int] = {}
         self._details_sent = 1
         self._sources: dict[Source, int] = {}
         self._source_rows: list[Source] = [("", 0, "")]
@@ -281,16 +290,19 @@ class Recorder(_PendingBuffer):
     ) -> int:
         """Declares a new lane and returns its id (lanes are numbered in spawn order).
 
-        No two lanes share a name: a name already taken gets a number ("asyncio loop #2").
+        No two lanes share a name: a name already taken gets a number ("asyncio loop #2"),
+        the first whose numbered name is free too.
         """
         lane = self._lane_count
         self._lane_count += 1
-        uses = self._name_uses.get(name, 0) + 1
-        self._name_uses[name] = uses
-        if uses > 1:
-            name = f"{name} #{uses}"
-            self._name_uses[name] = 1
-        self.record(lane, Code.SPAWN, parent, self.value_row(self.spawn_base(kind, extra), name),
+        shown = name
+        uses = self._take_name(name)
+        while uses > 1:
+            shown = f"{name} #{uses}"
+            if self._take_name(shown) == 1:
+                break
+            uses = self._take_name(name)  # a lane has that name already: the next number
+        self.record(lane, Code.SPAWN, parent, self.value_row(self.spawn_base(kind, extra), shown),
                     source)
         return lane
 

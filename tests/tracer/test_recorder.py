@@ -207,6 +207,30 @@ def test_no_two_lanes_share_a_name() -> None:
         "asyncio loop", "asyncio loop #2", "asyncio loop #3", "asyncio loop #2 #2"]
 
 
+def test_a_taken_name_is_numbered_past_the_numbers_the_program_took() -> None:
+    trace = Trace()
+    recorder = Recorder(trace)
+    lanes = [recorder.spawn(name, LaneKind.TASK) for name in ("job #2", "job", "job", "job")]
+    # more names than the name table first holds, each taken three times
+    many = [recorder.spawn(f"t{n % 300}", LaneKind.TASK) for n in range(900)]
+    recorder.close()
+    assert [trace.lane_name(lane) for lane in lanes] == ["job #2", "job", "job #3", "job #4"]
+    assert [trace.lane_name(lane) for lane in many] == (
+        [f"t{n}" for n in range(300)] + [f"t{n} #2" for n in range(300)]
+        + [f"t{n} #3" for n in range(300)])
+
+
+def test_names_beyond_latin_1_are_told_apart_and_numbered_alike() -> None:
+    trace = Trace()
+    recorder = Recorder(trace)
+    # U+0041, U+0141 and U+0241 share their low byte; the last two, 4-byte characters too
+    names = ["Ax", "\u0141x", "\u0241x", "\U0001F600x", "\U0002F600x", "\u0141x", "\U0001F600x"]
+    lanes = [recorder.spawn(name, LaneKind.TASK) for name in names]
+    recorder.close()
+    assert [trace.lane_name(lane) for lane in lanes] == [
+        *names[:5], "\u0141x #2", "\U0001F600x #2"]
+
+
 def test_many_lanes_of_one_kind_share_one_interned_detail() -> None:
     log = BatchLog()
     recorder = Recorder(log, clock=FakeClock())

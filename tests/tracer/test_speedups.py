@@ -43,6 +43,9 @@ clock = FakeClock(tick_ns=7)
 recorder = Recorder(Sink(), clock=clock, batch_size=5)
 loop = recorder.spawn("loop", LaneKind.LOOP)
 task = recorder.spawn("task", LaneKind.TASK, parent=loop, extra=("coro", "main"))
+# names taken again, one the program took first, and enough of them to grow the name table
+for name in ["job #2", "job", "job", "job"] + [f"t{n % 300}" for n in range(900)]:
+    recorder.spawn(name, LaneKind.TASK, parent=loop)
 for step in range(12):
     recorder.record(task, Code.RUNNING, source=recorder.source("a.py", step, "main"))
     recorder.record(task, Code.READY, other=task, detail=recorder.detail(("cause", "self")))
