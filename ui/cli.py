@@ -78,6 +78,22 @@ class _Formatter(argparse.HelpFormatter):
             columns = 80
         super().__init__(prog, width=max(columns - 2, 20))
 
+    if sys.version_info[:2] == (3, 14):
+        # 3.14's argparse picks every formatter's colours as it makes it, and makes one to
+        # check each argument a parser is given: that imported _colorize (and dataclasses and
+        # inspect with it), 15 ms before a run's child could be told what to run. Picked here
+        # when help is first formatted instead (3.15's argparse puts it off by itself).
+        def _set_color(self, color: bool) -> None:
+            self._color_wanted = color
+            self.__dict__.pop("_theme", None)
+            self.__dict__.pop("_decolor", None)
+
+        def __getattr__(self, name: str) -> Any:
+            if name not in ("_theme", "_decolor") or "_color_wanted" not in self.__dict__:
+                raise AttributeError(name)
+            argparse.HelpFormatter._set_color(self, self._color_wanted)  # type: ignore[attr-defined]
+            return self.__dict__[name]
+
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line, not the usage text plus a line."""
@@ -114,7 +130,9 @@ def _pixels(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="See concurrency: a timeline of who runs, who "
                      "waits for what, and who wakes whom. Without a command, opens the app.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    # prog given: argparse would format the usage to find it, which loads 3.14's colours
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser,
+                                     prog=PROG)
 
     commands.add_parser("list", help="the built-in scenarios: id, model, title")
 
