@@ -409,9 +409,9 @@ GC_FIELD_FUNCTIONS(recorder, RecorderCore, RECORDER_OBJECTS)
  * taken is kept by their hash alone, in an open-addressed table of numbers, where a dict of
  * the names kept one str per lane alive to the end of the run: 56k tasks left 56k strings
  * strewn through the heap the program allocates from, and the traced eager async_tree ran
- * 8% more instructions for that dict (cachegrind, 3.14). Two names whose 64-bit hashes agree
- * count as one name: about one needless "#2" in 10^7 runs of a million lanes.
- * recorder.PurePendingBuffer._take_name is the twin. */
+ * 8% more instructions for that dict (cachegrind, 3.14). Two names whose hashes agree count
+ * as one name: with 64-bit hashes, about one needless "#2" in 10^7 runs of a million lanes.
+ * recorder.PurePendingBuffer._take_name and _name_taken are the twins. */
 
 static int
 name_uses_grow(RecorderCore *self)
@@ -438,27 +438,45 @@ name_uses_grow(RecorderCore *self)
     return 0;
 }
 
-/* One more lane takes `name`: how many lanes have taken it, this one included, in *uses. */
-static int
-recorder_take_name(RecorderCore *self, PyObject *name, uint64_t *uses)
+/* The slot of `name` in the table (its key 0 when no lane has taken the name), the table
+ * grown first when `to_take` and it is half full; NULL on error. */
+static NameUses *
+name_slot(RecorderCore *self, PyObject *name, int to_take)
 {
     Py_hash_t hash = PyObject_Hash(name);
-    if (hash == -1) return -1;
+    if (hash == -1) return NULL;
     uint64_t key = hash == 0 ? 1 : (uint64_t)hash;  /* 0 marks an empty slot */
     if (self->name_uses == NULL
-        || 2 * (self->name_uses_count + 1) > self->name_uses_mask + 1) {
-        if (name_uses_grow(self) < 0) return -1;
+        || (to_take && 2 * (self->name_uses_count + 1) > self->name_uses_mask + 1)) {
+        if (name_uses_grow(self) < 0) return NULL;
     }
     uint64_t mask = (uint64_t)self->name_uses_mask;
     uint64_t at = key & mask;
     NameUses *table = self->name_uses;
     while (table[at].key != 0 && table[at].key != key) at = (at + 1) & mask;
-    if (table[at].key == 0) {
+    if (to_take && table[at].key == 0) {
         table[at].key = key;
         self->name_uses_count++;
     }
-    *uses = ++table[at].uses;
+    return &table[at];
+}
+
+/* One more lane takes `name`: how many lanes have taken it, this one included, in *uses. */
+static int
+recorder_take_name(RecorderCore *self, PyObject *name, uint64_t *uses)
+{
+    NameUses *slot = name_slot(self, name, 1);
+    if (slot == NULL) return -1;
+    *uses = ++slot->uses;
     return 0;
+}
+
+/* Whether a lane has taken `name`: 1, 0, or -1 on error. */
+static int
+recorder_name_taken(RecorderCore *self, PyObject *name)
+{
+    NameUses *slot = name_slot(self, name, 0);
+    return slot == NULL ? -1 : slot->key != 0;
 }
 
 static PyObject *
@@ -473,6 +491,17 @@ recorder_take_name_method(RecorderCore *self, PyObject *name)
     return PyLong_FromUnsignedLongLong(uses);
 }
 
+static PyObject *
+recorder_name_taken_method(RecorderCore *self, PyObject *name)
+{
+    if (!PyUnicode_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "a lane's name must be a str");
+        return NULL;
+    }
+    int taken = recorder_name_taken(self, name);
+    return taken < 0 ? NULL : PyBool_FromLong(taken);
+}
+
 /* The name a lane taking `name` is shown by (a new reference): `name`, or "name #N" when
  * N - 1 lanes took it before, N the first number whose name no lane has taken either. */
 static PyObject *
@@ -480,19 +509,20 @@ recorder_unique_name(RecorderCore *self, PyObject *name)
 {
     uint64_t uses;
     if (recorder_take_name(self, name, &uses) < 0) return NULL;
-    PyObject *unique = Py_NewRef(name);
-    while (uses > 1) {
-        Py_SETREF(unique, PyUnicode_FromFormat("%U #%llu", name, (unsigned long long)uses));
+    if (uses == 1) return Py_NewRef(name);
+    for (;;) {
+        PyObject *numbered = PyUnicode_FromFormat("%U #%llu", name, (unsigned long long)uses);
+        if (numbered == NULL) return NULL;
+        int taken = recorder_name_taken(self, numbered);
         uint64_t numbered_uses;
-        if (unique == NULL || recorder_take_name(self, unique, &numbered_uses) < 0) break;
-        if (numbered_uses == 1) return unique;
-        if (recorder_take_name(self, name, &uses) < 0) break;  /* a lane has that name */
+        if (taken == 0 && recorder_take_name(self, numbered, &numbered_uses) == 0) {
+            return numbered;
+        }
+        Py_DECREF(numbered);
+        if (taken != 1) return NULL;  /* an error, while looking or taking */
+        /* a lane has that name already (the program named it so): the next number */
+        if (recorder_take_name(self, name, &uses) < 0) return NULL;
     }
-    if (PyErr_Occurred()) {
-        Py_XDECREF(unique);
-        return NULL;
-    }
-    return unique;
 }
 
 /* Recorder.spawn with the lane's detail a value row on `base`: the new lane in *lane and its
@@ -694,6 +724,8 @@ static PyMethodDef recorder_methods[] = {
      "unique_detail(detail): a new row for a detail no other event has; its index."},
     {"_take_name", (PyCFunction)recorder_take_name_method, METH_O,
      "_take_name(name): one more lane takes the name; how many have taken it."},
+    {"_name_taken", (PyCFunction)recorder_name_taken_method, METH_O,
+     "_name_taken(name): whether a lane has taken the name."},
     {"_forget_unique_rows", (PyCFunction)recorder_forget_unique_rows, METH_NOARGS,
      "_forget_unique_rows(): the unique rows sent by now become None."},
     {NULL, NULL, 0, NULL},

@@ -35,7 +35,7 @@
 /* One slot of a recorder's name table: a name's hash (0: an empty slot) and its uses. */
 typedef struct {
     uint64_t key;
-    uint32_t uses;
+    uint64_t uses;
 } NameUses;
 
 typedef struct {

@@ -155,6 +155,10 @@ class PurePendingBuffer:
         uses = self._name_uses[key] = self._name_uses.get(key, 0) + 1
         return uses
 
+    def _name_taken(self, name: str) -> bool:
+        """Whether a lane has taken `name`."""
+        return (hash(name) or 1) in self._name_uses
+
     def _take_values(self) -> bytes:
         """The pending value rows as one section (see tracer.values); b"" when there are none."""
         bases = self._value_bases
@@ -299,7 +303,8 @@ class Recorder(_PendingBuffer):
         uses = self._take_name(name)
         while uses > 1:
             shown = f"{name} #{uses}"
-            if self._take_name(shown) == 1:
+            if not self._name_taken(shown):
+                self._take_name(shown)
                 break
             uses = self._take_name(name)  # a lane has that name already: the next number
         self.record(lane, Code.SPAWN, parent, self.value_row(self.spawn_base(kind, extra), shown),

@@ -67,6 +67,11 @@ class CliError(Exception):
         self.exit_code = exit_code
 
 
+# argparse as 3.14 has it: every formatter's colours (_theme, _decolor) set as it is made
+_PICKS_COLOURS_AT_ONCE = "_set_color" in vars(argparse.HelpFormatter) and not any(
+    isinstance(vars(argparse.HelpFormatter).get(name), property) for name in ("_theme", "_decolor"))
+
+
 class _Formatter(argparse.HelpFormatter):
     """argparse's help layout, sized to the terminal without importing shutil (argparse
     builds a formatter for every argument it is given, and shutil is all its import costs)."""
@@ -78,20 +83,22 @@ class _Formatter(argparse.HelpFormatter):
             columns = 80
         super().__init__(prog, width=max(columns - 2, 20))
 
-    if sys.version_info[:2] == (3, 14):
+    if _PICKS_COLOURS_AT_ONCE:
         # 3.14's argparse picks every formatter's colours as it makes it, and makes one to
         # check each argument a parser is given: that imported _colorize (and dataclasses and
-        # inspect with it), 15 ms before a run's child could be told what to run. Picked here
-        # when help is first formatted instead (3.15's argparse puts it off by itself).
-        def _set_color(self, color: bool) -> None:
-            self._color_wanted = color
+        # inspect with it), some 15 ms before a run's child could be told what to run. Picked
+        # here when help is first formatted instead (3.15's argparse puts it off by itself).
+        def _set_color(self, color: bool, **options: Any) -> None:
+            self._color_wanted = (color, options)
             self.__dict__.pop("_theme", None)
             self.__dict__.pop("_decolor", None)
 
         def __getattr__(self, name: str) -> Any:
             if name not in ("_theme", "_decolor") or "_color_wanted" not in self.__dict__:
                 raise AttributeError(name)
-            argparse.HelpFormatter._set_color(self, self._color_wanted)  # type: ignore[attr-defined]
+            color, options = self._color_wanted
+            argparse.HelpFormatter._set_color(  # type: ignore[attr-defined]
+                self, color, **options)
             return self.__dict__[name]
 
 

@@ -125,6 +125,7 @@ def test_help_keeps_argparse_s_colours_where_it_has_them() -> None:
     for setting in ("FORCE_COLOR", "NO_COLOR"):
         env = {**_env(), setting: "1"}
         env.pop("NO_COLOR" if setting == "FORCE_COLOR" else "FORCE_COLOR", None)
+        env.pop("PYTHON_COLORS", None)  # which 3.14 reads before either
         help_text[setting] = subprocess.run(
             [sys.executable, "-m", "loopscope", "trace", "--help"], capture_output=True,
             text=True, timeout=60, check=True, env=env).stdout

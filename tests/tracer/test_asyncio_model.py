@@ -676,6 +676,19 @@ def test_tasks_the_program_names_alike_get_numbered_lanes_as_any_spawn_does() ->
     assert all(d["kind"] == "task" and plain(d["coro"]) == "job" for d in spawns[2:])
 
 
+def test_a_task_numbered_for_a_taken_name_skips_the_names_the_program_gave() -> None:
+    async def job() -> None:
+        await asyncio.sleep(0)
+
+    async def main() -> None:
+        await asyncio.create_task(job(), name="job #2")
+        await asyncio.gather(*(asyncio.create_task(job(), name="job") for _ in range(3)))
+
+    trace, _ = record(main)
+    assert [plain(info.name) for info in trace.lanes] == [
+        LOOP, MAIN, "job #2", "job", "job #3", "job #4"]
+
+
 class _Crawler:
     async def fetch(self) -> None:
         await asyncio.sleep(0)

@@ -210,11 +210,13 @@ def test_no_two_lanes_share_a_name() -> None:
 def test_a_taken_name_is_numbered_past_the_numbers_the_program_took() -> None:
     trace = Trace()
     recorder = Recorder(trace)
-    lanes = [recorder.spawn(name, LaneKind.TASK) for name in ("job #2", "job", "job", "job")]
+    lanes = [recorder.spawn(name, LaneKind.TASK)
+             for name in ("job #2", "job", "job", "job", "job #2")]
     # more names than the name table first holds, each taken three times
     many = [recorder.spawn(f"t{n % 300}", LaneKind.TASK) for n in range(900)]
     recorder.close()
-    assert [trace.lane_name(lane) for lane in lanes] == ["job #2", "job", "job #3", "job #4"]
+    assert [trace.lane_name(lane) for lane in lanes] == [
+        "job #2", "job", "job #3", "job #4", "job #2 #2"]
     assert [trace.lane_name(lane) for lane in many] == (
         [f"t{n}" for n in range(300)] + [f"t{n} #2" for n in range(300)]
         + [f"t{n} #3" for n in range(300)])
