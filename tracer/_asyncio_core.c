@@ -905,6 +905,24 @@ task_spawn_base(LoopTracerCore *self, PyObject *qualname)
     return failed ? -1 : base;
 }
 
+/* The widest character of qualname[start:], for PyUnicode_New to make a str of that part's
+ * own kind: the qualname's kind would be wider than the part's text when only the dropped
+ * "<locals>." prefix held wide characters (a function named in Chinese, say), and CPython
+ * hashes and compares such a str unlike the same text made any other way. */
+static Py_UCS4
+shown_max_char(PyObject *qualname, Py_ssize_t start)
+{
+    if (start == 0 || PyUnicode_IS_ASCII(qualname)) return PyUnicode_MAX_CHAR_VALUE(qualname);
+    int kind = PyUnicode_KIND(qualname);
+    const void *data = PyUnicode_DATA(qualname);
+    Py_UCS4 widest = 0;
+    for (Py_ssize_t i = start, length = PyUnicode_GET_LENGTH(qualname); i < length; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c > widest) widest = c;
+    }
+    return widest;
+}
+
 /* "<qualname> (<task name>)", what PyUnicode_FromFormat("%U (%S)") makes, copied into place
  * without parsing a format: a lane name is made for every task. The qualname is shown as
  * written (naming.as_written), from `start` (qualname_shown_start): a coroutine defined in a
@@ -918,7 +936,7 @@ task_lane_name(PyObject *qualname, Py_ssize_t start, PyObject *task_name)
         : PyObject_Str(task_name);
     if (text == NULL) return NULL;
     Py_ssize_t head = whole - start, tail = PyUnicode_GET_LENGTH(text);
-    Py_UCS4 widest = PyUnicode_MAX_CHAR_VALUE(qualname);
+    Py_UCS4 widest = shown_max_char(qualname, start);
     if (PyUnicode_MAX_CHAR_VALUE(text) > widest) widest = PyUnicode_MAX_CHAR_VALUE(text);
     PyObject *name = PyUnicode_New(head + tail + 3, widest);
     if (name != NULL) {
@@ -1105,7 +1123,7 @@ task_number_lane_name(PyObject *qualname, Py_ssize_t start, PyObject *task)
     for (int i = count - 1; i >= 0; i--) tail[size++] = digits[i];
     tail[size++] = ')';
     Py_ssize_t head = PyUnicode_GET_LENGTH(qualname) - start;
-    PyObject *name = PyUnicode_New(head + size, PyUnicode_MAX_CHAR_VALUE(qualname));
+    PyObject *name = PyUnicode_New(head + size, shown_max_char(qualname, start));
     if (name == NULL) return NULL;
     int kind = PyUnicode_KIND(name);
     void *data = PyUnicode_DATA(name);

@@ -676,6 +676,24 @@ def test_tasks_the_program_names_alike_get_numbered_lanes_as_any_spawn_does() ->
     assert all(d["kind"] == "task" and plain(d["coro"]) == "job" for d in spawns[2:])
 
 
+def test_a_lane_name_made_from_a_wide_qualname_is_a_name_like_any_other() -> None:
+    # fetch's qualname is "外.<locals>.fetch"; its lane name drops the wide part, and must
+    # then be the same str as "fetch (Task-N)" written by the program
+    namespace: dict[str, Any] = {"asyncio": asyncio}
+    exec("def 外():\n    async def fetch():\n        await asyncio.sleep(0)\n    return fetch\n",
+         namespace)
+    fetch = namespace["外"]()
+
+    async def main() -> None:
+        first = asyncio.create_task(fetch())
+        await first
+        await asyncio.create_task(fetch(), name=f"fetch ({first.get_name()})")
+
+    trace, _ = record(main)
+    assert [plain(info.name) for info in trace.lanes] == [
+        LOOP, MAIN, "fetch (Task-N)", "fetch (Task-N) #2"]
+
+
 def test_a_task_numbered_for_a_taken_name_skips_the_names_the_program_gave() -> None:
     async def job() -> None:
         await asyncio.sleep(0)
