@@ -32,7 +32,7 @@ import signal
 import sys
 import time
 
-from loopscope.tracer.early_child import MARK_VARIABLE
+from loopscope.tracer.early_child import MARK_VARIABLE, above_stdio
 from loopscope.tracer.extensions import c_extension
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -180,7 +180,9 @@ def watch_for_parent_death() -> int | None:
         return None
     parent = os.getppid()
     try:
-        parent_fd = os.pidfd_open(parent)
+        # above 0-2: the watcher puts /dev/null there (a command line run with its stdin
+        # closed had the pidfd land on 0, and the watcher took /dev/null for the parent's end)
+        parent_fd = above_stdio(os.pidfd_open(parent))
     except OSError:  # a kernel before 5.3, or a sandbox without the call
         return None
     if os.getppid() != parent:  # the parent died first; the pidfd may be another process's

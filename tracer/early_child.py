@@ -210,6 +210,10 @@ def _open_pipes() -> tuple[list[int], list[int]]:
     try:
         for name in ("events", "control", "stdout", "stderr"):
             read_end, write_end = os.pipe()
+            try:
+                read_end = above_stdio(read_end)
+            finally:
+                write_end = above_stdio(write_end)  # (closed with read_end's failure too)
             if name == "events":
                 _widen_pipe(read_end)
             parent_end, child_end = (
@@ -221,6 +225,20 @@ def _open_pipes() -> tuple[list[int], list[int]]:
             os.close(fd)
         raise
     return parent_ends, child_ends
+
+
+def above_stdio(fd: int) -> int:
+    """`fd`, or where it was moved above 0-2 when it took the place of a closed stdin, stdout
+    or stderr (`loopscope trace prog.py <&-`): a child's stdio are put there, over whatever
+    was, and its stdin, closed, must stay closed. Closes `fd` if the move fails."""
+    if fd > 2:
+        return fd
+    import fcntl  # (a builtin module: the command line's first step may import it)
+
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    finally:
+        os.close(fd)
 
 
 def _widen_pipe(fd: int) -> None:

@@ -851,6 +851,8 @@ def main(argv: list[str] | None = None, early_child: EarlyChild | None = None) -
 def command(early_child: EarlyChild | None = None) -> NoReturn:
     """The `loopscope` command (and `python -m loopscope`, through loopscope.ui.start, which
     may have started the run's child already): main(), then exit."""
+    if sys.stderr is None:  # started with stderr closed (2>&-): its messages go nowhere
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     finish(main(early_child=early_child))
 
 

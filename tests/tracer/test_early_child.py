@@ -22,6 +22,7 @@ from loopscope.tracer.early_child import (
     wants_early_child,
 )
 from loopscope.tracer.launch import adopt_early_child, launch
+from loopscope.tracer.native import load_native
 from loopscope.tracer.target import resolve_target
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -355,6 +356,38 @@ def test_a_daemon_forked_without_exec_ends_with_the_run(tmp_path: Path, way: str
     finally:
         if not pid_gone(daemon):
             os.kill(daemon, 9)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
+@pytest.mark.parametrize("way", ["fork", "spawn"])
+@pytest.mark.parametrize("closed", ["<&-", "<&- >&-", "2>&-", "<&- >&- 2>&-"])
+def test_a_command_line_with_its_stdio_closed_records_the_whole_run(
+        tmp_path: Path, way: str, closed: str) -> None:
+    # A pipe end, the watcher's pidfd or the saved file took a closed descriptor's number,
+    # and the child's stdio or the watcher's /dev/null went over it: the watcher saw its
+    # parent gone and killed the run (stdin closed), or the command failed on its "saved".
+    script = _script(tmp_path, """
+        import asyncio, sys
+        async def main():
+            await asyncio.sleep(0.01)
+            with open("seen.txt", "w") as out:
+                out.write(f"stdin {sys.stdin is None} stdout {sys.stdout is None}")
+        asyncio.run(main())
+        """)
+    env = _env()
+    if way == "spawn":
+        env["LOOPSCOPE_EARLY_CHILD"] = "spawn"
+    done = subprocess.run(["sh", "-c", f'exec "$@" {closed}', "sh", sys.executable, "-m",
+                           "loopscope", "trace", str(script), "-o", str(tmp_path / "t.loopscope")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    # the program saw closed what was closed: no stdin, and no stdout where the command
+    # had none (a forked child makes none; a spawned one is given its pipe either way)
+    seen = (tmp_path / "seen.txt").read_text(encoding="utf-8")
+    assert seen.startswith("stdin True" if "<&-" in closed else "stdin False")
+    trace = load_native(tmp_path / "t.loopscope")
+    assert trace.meta["status"] == "ok"
+    assert [info.name for info in trace.lanes][:2] == ["asyncio loop", "main (Task-1)"]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the child is forked on Linux")
