@@ -411,7 +411,7 @@ GC_FIELD_FUNCTIONS(recorder, RecorderCore, RECORDER_OBJECTS)
  * strewn through the heap the program allocates from, and the traced eager async_tree ran
  * 8% more instructions for that dict (cachegrind, 3.14). Two names whose hashes agree count
  * as one name: with 64-bit hashes, about one needless "#2" in 10^7 runs of a million lanes.
- * recorder.PurePendingBuffer._take_name and _name_taken are the twins. */
+ * recorder.PurePendingBuffer._unique_name is the twin. */
 
 static int
 name_uses_grow(RecorderCore *self)
@@ -479,29 +479,6 @@ recorder_name_taken(RecorderCore *self, PyObject *name)
     return slot == NULL ? -1 : slot->key != 0;
 }
 
-static PyObject *
-recorder_take_name_method(RecorderCore *self, PyObject *name)
-{
-    if (!PyUnicode_Check(name)) {
-        PyErr_SetString(PyExc_TypeError, "a lane's name must be a str");
-        return NULL;
-    }
-    uint64_t uses;
-    if (recorder_take_name(self, name, &uses) < 0) return NULL;
-    return PyLong_FromUnsignedLongLong(uses);
-}
-
-static PyObject *
-recorder_name_taken_method(RecorderCore *self, PyObject *name)
-{
-    if (!PyUnicode_Check(name)) {
-        PyErr_SetString(PyExc_TypeError, "a lane's name must be a str");
-        return NULL;
-    }
-    int taken = recorder_name_taken(self, name);
-    return taken < 0 ? NULL : PyBool_FromLong(taken);
-}
-
 /* The name a lane taking `name` is shown by (a new reference): `name`, or "name #N" when
  * N - 1 lanes took it before, N the first number whose name no lane has taken either. */
 static PyObject *
@@ -523,6 +500,16 @@ recorder_unique_name(RecorderCore *self, PyObject *name)
         /* a lane has that name already (the program named it so): the next number */
         if (recorder_take_name(self, name, &uses) < 0) return NULL;
     }
+}
+
+static PyObject *
+recorder_unique_name_method(RecorderCore *self, PyObject *name)
+{
+    if (!PyUnicode_Check(name)) {
+        PyErr_SetString(PyExc_TypeError, "a lane's name must be a str");
+        return NULL;
+    }
+    return recorder_unique_name(self, name);
 }
 
 /* Recorder.spawn with the lane's detail a value row on `base`: the new lane in *lane and its
@@ -722,10 +709,8 @@ static PyMethodDef recorder_methods[] = {
      "detail(detail): the interned index of a detail tuple."},
     {"unique_detail", (PyCFunction)recorder_unique_detail_method, METH_O,
      "unique_detail(detail): a new row for a detail no other event has; its index."},
-    {"_take_name", (PyCFunction)recorder_take_name_method, METH_O,
-     "_take_name(name): one more lane takes the name; how many have taken it."},
-    {"_name_taken", (PyCFunction)recorder_name_taken_method, METH_O,
-     "_name_taken(name): whether a lane has taken the name."},
+    {"_unique_name", (PyCFunction)recorder_unique_name_method, METH_O,
+     "_unique_name(name): the name a new lane taking it is shown by (\"name #N\" if taken)."},
     {"_forget_unique_rows", (PyCFunction)recorder_forget_unique_rows, METH_NOARGS,
      "_forget_unique_rows(): the unique rows sent by now become None."},
     {NULL, NULL, 0, NULL},

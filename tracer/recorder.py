@@ -148,16 +148,25 @@ class PurePendingBuffer:
         self._value_count += 1
         return VALUE_ROW + self._value_count - 1
 
-    def _take_name(self, name: str) -> int:
-        """One more lane takes `name`: how many lanes have taken it, this one included. Two
-        names are one when their hashes agree (the C twin's table says why), 0 as 1 there."""
-        key = hash(name) or 1
-        uses = self._name_uses[key] = self._name_uses.get(key, 0) + 1
-        return uses
+    def _unique_name(self, name: str) -> str:
+        """The name a new lane taking `name` is shown by: `name`, or "name #N" when N - 1 lanes
+        took it before, N the first number whose name no lane has taken either. Names are
+        counted by their hash (the C twin's table says why), 0 as 1 there."""
+        uses = self._name_uses
 
-    def _name_taken(self, name: str) -> bool:
-        """Whether a lane has taken `name`."""
-        return (hash(name) or 1) in self._name_uses
+        def take(text: str) -> int:
+            key = hash(text) or 1
+            taken = uses[key] = uses.get(key, 0) + 1
+            return taken
+
+        count = take(name)
+        while count > 1:
+            numbered = f"{name} #{count}"
+            if (hash(numbered) or 1) not in uses:
+                take(numbered)
+                return numbered
+            count = take(name)  # a lane has that name already (the program's): the next number
+        return name
 
     def _take_values(self) -> bytes:
         """The pending value rows as one section (see tracer.values); b"" when there are none."""
@@ -299,14 +308,7 @@ class Recorder(_PendingBuffer):
         """
         lane = self._lane_count
         self._lane_count += 1
-        shown = name
-        uses = self._take_name(name)
-        while uses > 1:
-            shown = f"{name} #{uses}"
-            if not self._name_taken(shown):
-                self._take_name(shown)
-                break
-            uses = self._take_name(name)  # a lane has that name already: the next number
+        shown = self._unique_name(name)
         self.record(lane, Code.SPAWN, parent, self.value_row(self.spawn_base(kind, extra), shown),
                     source)
         return lane
