@@ -8,12 +8,17 @@ we compile small probes -- `sink(None)`, `sink(a)` with `a` a local, a cell, a f
 a global -- and note which instruction the compiler chose for each. A constant load is used
 only where `dis` resolves its value to the literal the probe wrote, so an instruction that
 `dis` cannot explain yields no value rather than a wrong one.
+
+The probes are compiled when the first hand-off is read (`plain_loads()`), not at import: the
+generator model is imported beside every asyncio program, most of which never send to a
+generator, and the probes were 4-5 ms of such a program's `import asyncio`.
 """
 
 from __future__ import annotations
 
 import dis
 from collections.abc import Iterator
+from functools import cache
 from types import CodeType
 from typing import NamedTuple
 
@@ -130,7 +135,10 @@ def learn() -> PlainLoads:
     return PlainLoads(kinds, method_loads, prefixes)
 
 
-PLAIN_LOADS = learn()
+@cache
+def plain_loads() -> PlainLoads:
+    """The compiler's choices, learned once, on first use."""
+    return learn()
 
 
 def read_kind(instruction: dis.Instruction, code: CodeType) -> int | None:
@@ -138,7 +146,7 @@ def read_kind(instruction: dis.Instruction, code: CodeType) -> int | None:
     plain load. Beyond the probes' instructions, one that takes a local variable as its
     argument and pushes exactly one value loads that variable (3.14 still emits plain
     LOAD_FAST where it cannot borrow, which the probes do not show)."""
-    kind = PLAIN_LOADS.kinds.get(instruction.opname)
+    kind = plain_loads().kinds.get(instruction.opname)
     if kind is not None:
         return kind
     takes_a_variable = instruction.opcode in dis.haslocal or instruction.opcode in dis.hasfree

@@ -33,9 +33,9 @@ from typing import Any, NamedTuple
 
 from loopscope.tracer.events import NO_DETAIL, NO_LANE, Code, LaneKind, short_repr
 from loopscope.tracer.models._plain_loads import (
-    PLAIN_LOADS,
     READ_CONSTANT,
     READ_NAME,
+    plain_loads,
     read_kind,
 )
 from loopscope.tracer.models.handoffs import HandoffLanes, ProgramCode, c_handoffs
@@ -114,7 +114,7 @@ def _call_site(code: CodeType, offset: int) -> CallSite:
     position, first_argument = found
     callable_load = instructions[position]
     attribute = callable_load.argval
-    if callable_load.opname in PLAIN_LOADS.method_loads and attribute in _VIA_METHODS:
+    if callable_load.opname in plain_loads().method_loads and attribute in _VIA_METHODS:
         getter: ValueGetter = None
         if (current.arg or 0) == 1 and first_argument == position + 1:
             getter = _value_getter(instructions[first_argument], code)
@@ -126,8 +126,9 @@ def _callable_load(instructions: list[dis.Instruction], index: int) -> tuple[int
     """For the CALL at `index`: (the position of the instruction that loaded the callable,
     the position of its first argument's load), or None when the stack cannot be followed."""
     argc = instructions[index].arg or 0
+    prefixes = plain_loads().call_prefixes
     position = index - 1
-    while position >= 0 and instructions[position].opname in PLAIN_LOADS.call_prefixes:
+    while position >= 0 and instructions[position].opname in prefixes:
         position -= 1
     first_argument = position
     remaining = argc
@@ -160,7 +161,7 @@ def steps_through(code: CodeType, offset: int) -> bool:
     if found is None:
         return False
     callable_load = instructions[found[0]]
-    if callable_load.opname in PLAIN_LOADS.method_loads:
+    if callable_load.opname in plain_loads().method_loads:
         return callable_load.argval in _VIA_METHODS
     return bool(callable_load.argval == "next")
 
