@@ -1143,6 +1143,39 @@ task_own_coro(PyObject *task)
     return PyObject_CallMethodNoArgs(task, str_get_coro);
 }
 
+/* coroutine.__qualname__'s getter, found in the type once: a task's lane name reads its
+ * coroutine's qualname, and the generic getattr (a type lookup, then the descriptor's call)
+ * was 200 instructions a task of the 5k the tracer adds to an eager one. */
+static getter coro_qualname_getter;
+static void *coro_qualname_closure;
+static int coro_qualname_looked_up;
+
+/* coro.__qualname__ (a new reference) */
+static PyObject *
+coroutine_qualname(PyObject *coro)
+{
+    if (!coro_qualname_looked_up) {
+        coro_qualname_looked_up = 1;
+#if PY_VERSION_HEX >= 0x030C0000
+        PyObject *dict = PyType_GetDict(&PyCoro_Type);  /* a static type's: 3.12+ asks */
+#else
+        PyObject *dict = Py_XNewRef(PyCoro_Type.tp_dict);
+#endif
+        PyObject *descriptor = dict != NULL ? PyDict_GetItemWithError(dict, str_qualname) : NULL;
+        if (descriptor != NULL && Py_IS_TYPE(descriptor, &PyGetSetDescr_Type)) {
+            PyGetSetDef *getset = ((PyGetSetDescrObject *)descriptor)->d_getset;
+            coro_qualname_getter = getset->get;  /* the type and its dict live as long as we */
+            coro_qualname_closure = getset->closure;
+        }
+        Py_XDECREF(dict);
+        PyErr_Clear();  /* not found: the generic getattr below, as before */
+    }
+    if (coro_qualname_getter != NULL && PyCoro_CheckExact(coro)) {
+        return coro_qualname_getter(coro, coro_qualname_closure);
+    }
+    return PyObject_GetAttr(coro, str_qualname);
+}
+
 /* LoopTracer._spawn in C for the usual task: a lane named "<qualname> (Task-N)" (the task's
  * name, or `suffix` when not NULL) or as the program named it, READY from its creator. 0 when
  * done, 1 when Python must do it (a request handler's lane), -1 on error. */
@@ -1156,7 +1189,7 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
         || (given != Py_None && !PyUnicode_CheckExact(given))) {
         return 1;
     }
-    PyObject *qualname = PyObject_GetAttr(proxy->coro, str_qualname);
+    PyObject *qualname = coroutine_qualname(proxy->coro);
     if (qualname == NULL) return -1;
     int32_t base;
     Py_ssize_t start;
@@ -1929,7 +1962,10 @@ proxy_eager_names(ProxyCore *self, PyObject **given, PyObject **found)
         Py_XDECREF(tasks);
         if (asyncio_current_task == NULL) goto failed;
     }
-    PyObject *task = PyObject_CallNoArgs(asyncio_current_task);
+    /* an argument array that is not NULL, though empty: current_task's argument parsing
+     * takes its fast path only then (PyObject_CallNoArgs passes NULL) */
+    PyObject *no_arguments[1] = {NULL};
+    PyObject *task = PyObject_Vectorcall(asyncio_current_task, no_arguments, 0, NULL);
     if (task == NULL) {  /* no running loop: a step run by something else than a loop */
         if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) goto failed;
         PyErr_Clear();
