@@ -1239,7 +1239,9 @@ tracer_spawn_task(LoopTracerCore *self, ProxyCore *proxy, PyObject *task, PyObje
     if (failed) return -1;
     proxy->lane = lane;
     Py_XSETREF(proxy->name, named);
-    return recorder_append(recorder, lane, CODE_READY, creator, self->ready_spawn, 0);
+    /* made ready as it is made: at its SPAWN's instant */
+    return recorder_append_same_instant(recorder, lane, CODE_READY, creator, self->ready_spawn,
+                                        0);
 }
 
 /* task_created(proxy, task, name): the task's lane (LoopTracer.pure_task_created's twin) */
@@ -1990,7 +1992,8 @@ failed:
 static int
 proxy_step_started(ProxyCore *self, RecorderCore *recorder)
 {
-    if (self->lane < 0) {  /* an eager task: its first step runs inside create_task */
+    int eager = self->lane < 0;
+    if (eager) {  /* an eager task: its first step runs inside create_task */
         PyObject *given, *task;
         if (proxy_eager_names(self, &given, &task) < 0) return -1;
         int done = tracer_spawn_task(self->tracer, self, task != NULL ? task : Py_None, given,
@@ -2009,7 +2012,11 @@ proxy_step_started(ProxyCore *self, RecorderCore *recorder)
     /* a task running library code steps at its program's innermost line; others pay one check */
     int found = PyDict_CheckExact(self->lines) ? 0 : proxy_program_source(self, &source);
     if (found < 0 || (found == 0 && proxy_source(self, &source) < 0)) return -1;
-    if (recorder_append(recorder, self->lane, CODE_RUNNING, NO_LANE, 0, source) < 0) return -1;
+    /* an eager task runs as it is made: at its SPAWN's instant */
+    if ((eager ? recorder_append_same_instant : recorder_append)(
+            recorder, self->lane, CODE_RUNNING, NO_LANE, 0, source) < 0) {
+        return -1;
+    }
     recorder->current = self->lane;
     return 0;
 }

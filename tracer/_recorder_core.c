@@ -134,6 +134,21 @@ recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other, in
     return recorder_after_append(self);
 }
 
+/* An event at the instant of the one recorded just before it (a task's READY right after its
+ * SPAWN): that event's time while it is still pending, without reading the clock again; the
+ * clock when a flush came between (as the step gate's flush after every event does: a pause
+ * there must not leave an event behind the time it was recorded at). PurePendingBuffer.
+ * record_same_instant's twin. */
+int
+recorder_append_same_instant(RecorderCore *self, int32_t lane, int8_t code, int32_t other,
+                             int32_t detail, int32_t source)
+{
+    if (self->count == 0) return recorder_append(self, lane, code, other, detail, source);
+    if (self->count >= self->capacity && recorder_grow(self) < 0) return -1;
+    recorder_put(self, self->ts[self->count - 1], lane, code, other, detail, source);
+    return recorder_after_append(self);
+}
+
 /* A new value row (detail `base` plus `size` bytes of UTF-8 text, tracer.values): its detail
  * index in *out. */
 static int
@@ -249,9 +264,11 @@ recorder_value_row_method(RecorderCore *self, PyObject *const *args, Py_ssize_t 
 
 static const char *record_keywords[] = {"lane", "code", "other", "detail", "source"};
 
-/* record(lane, code, other=-1, detail=0, source=0) */
+/* record(lane, code, other=-1, detail=0, source=0), or record_same_instant's when
+ * `same_instant` */
 static PyObject *
-recorder_record(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+recorder_record_at(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs,
+                   PyObject *kwnames, int same_instant)
 {
     PyObject *given[5] = {NULL, NULL, NULL, NULL, NULL};
     if (nargs > 5) {
@@ -293,8 +310,24 @@ recorder_record(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs, PyO
     if (given[2] != NULL && as_int32(given[2], &other) < 0) return NULL;
     if (given[3] != NULL && as_int32(given[3], &detail) < 0) return NULL;
     if (given[4] != NULL && as_int32(given[4], &source) < 0) return NULL;
-    if (recorder_append(self, lane, code, other, detail, source) < 0) return NULL;
+    if ((same_instant ? recorder_append_same_instant : recorder_append)(
+            self, lane, code, other, detail, source) < 0) {
+        return NULL;
+    }
     Py_RETURN_NONE;
+}
+
+static PyObject *
+recorder_record(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+{
+    return recorder_record_at(self, args, nargs, kwnames, 0);
+}
+
+static PyObject *
+recorder_record_same_instant(RecorderCore *self, PyObject *const *args, Py_ssize_t nargs,
+                             PyObject *kwnames)
+{
+    return recorder_record_at(self, args, nargs, kwnames, 1);
 }
 
 /* handoff(origin, target, switch_detail, origin_state, origin_detail, target_source) */
@@ -693,6 +726,10 @@ recorder_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static PyMethodDef recorder_methods[] = {
     {"record", (PyCFunction)(void (*)(void))recorder_record, METH_FASTCALL | METH_KEYWORDS,
      "record(lane, code, other=-1, detail=0, source=0): one event, timed now."},
+    {"record_same_instant", (PyCFunction)(void (*)(void))recorder_record_same_instant,
+     METH_FASTCALL | METH_KEYWORDS,
+     "record_same_instant(lane, code, other=-1, detail=0, source=0): one event, timed as the "
+     "one before it while that is pending."},
     {"handoff", (PyCFunction)(void (*)(void))recorder_handoff, METH_FASTCALL,
      "handoff(origin, target, switch_detail, origin_state, origin_detail, target_source)"},
     {"_take", (PyCFunction)recorder_take, METH_O,

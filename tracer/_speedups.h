@@ -80,6 +80,8 @@ extern PyTypeObject RecorderCoreType;
 extern LoopscopeRecorderAPI recorder_api;
 int recorder_append(RecorderCore *self, int32_t lane, int8_t code, int32_t other, int32_t detail,
                     int32_t source);
+int recorder_append_same_instant(RecorderCore *self, int32_t lane, int8_t code, int32_t other,
+                                 int32_t detail, int32_t source);
 int recorder_spawn(RecorderCore *self, PyObject *name, int32_t base, int32_t parent,
                    int32_t source, int32_t *lane, PyObject **named);
 int recorder_detail(RecorderCore *self, PyObject *detail, int32_t *index);

@@ -84,6 +84,18 @@ class PurePendingBuffer:
         if len(pending) >= self._pending_limit:
             self._limit_reached()
 
+    def record_same_instant(self, lane: int, code: int, other: int = NO_LANE,
+                            detail: int = NO_DETAIL, source: int = NO_SOURCE) -> None:
+        """`record`, timed as the event recorded just before it while that one is pending (a
+        task's READY right after its SPAWN): one clock reading less. After a flush (the step
+        gate flushes every event) the clock is read: a pause there must not leave the event
+        behind the time it was recorded at."""
+        pending = self._pending
+        pending += (pending[-_WIDTH] if pending else self._now(), lane, code, other, detail,
+                    source)
+        if len(pending) >= self._pending_limit:
+            self._limit_reached()
+
     def handoff(
         self,
         origin: int,

@@ -166,6 +166,44 @@ def run_both_sides(program: str) -> Any:
     return c_side
 
 
+# record_same_instant: the time of the event just before it while that one is pending, the
+# clock's next reading after a flush (and so after every event while the step gate is set).
+SAME_INSTANT_PROGRAM = """
+import json
+from loopscope.tracer.events import Code, FakeClock, LaneKind
+from loopscope.tracer.recorder import Recorder
+from loopscope.tracer.trace import Trace
+
+trace = Trace()
+recorder = Recorder(trace, clock=FakeClock(tick_ns=5), batch_size=64)
+lane = recorder.spawn("task", LaneKind.TASK)
+recorder.record_same_instant(lane, Code.READY)
+recorder.record_same_instant(lane, Code.RUNNING, source=recorder.source("a.py", 1, "f"))
+recorder.record(lane, Code.BLOCKED)
+recorder.flush()
+recorder.record_same_instant(lane, Code.READY, other=lane)
+recorder.set_gate(lambda code, lane: None)
+recorder.record(lane, Code.RUNNING)
+recorder.record_same_instant(lane, Code.READY, other=lane)
+recorder.set_gate(None)
+recorder.close()
+print(json.dumps([[int(code), ts] for code, ts in zip(trace.code, trace.ts)]))
+"""
+
+
+@needs_extension
+def test_an_event_at_the_same_instant_reads_the_clock_only_after_a_flush() -> None:
+    events = run_both_sides(SAME_INSTANT_PROGRAM)
+    codes = [code for code, _ts in events]
+    assert codes == [Code.SPAWN, Code.READY, Code.RUNNING, Code.BLOCKED, Code.READY,
+                     Code.RUNNING, Code.READY]
+    stamps = [ts for _code, ts in events]
+    # one reading for the first three, the next for BLOCKED; after the flush and under the
+    # gate, a reading each
+    assert stamps[0] == stamps[1] == stamps[2] < stamps[3] < stamps[4] < stamps[5] < stamps[6]
+    assert len({stamps[3], stamps[4], stamps[5], stamps[6]}) == 4
+
+
 def test_the_environment_variable_selects_the_pure_python_twins() -> None:
     probe = """
     import json
@@ -520,6 +558,17 @@ def test_c_and_pure_name_eager_tasks_as_create_task_would() -> None:
     assert names[3] == "suspends (Task-3)"
     assert names[4:] == ["given to the loop", "given to asyncio", "in a group",
                          "built directly"]
+    # an eager task is made ready and runs as it is made: its SPAWN, READY and first RUNNING
+    # share one clock reading (the FakeClock ticks at every reading)
+    events = list(zip(*c_side["events"][:3], strict=True))  # (ts, lane, code) each
+    for lane in range(2, len(names)):
+        first = [(code, stamp) for stamp, at, code in events if at == lane][:3]
+        assert [code for code, _stamp in first] == [Code.SPAWN, Code.READY, Code.RUNNING]
+        assert len({stamp for _code, stamp in first}) == 1, (names[lane], first)
+    # a task made the usual way (main's) is ready as it is made, and runs later
+    first = [(code, stamp) for stamp, at, code in events if at == 1][:3]
+    assert [code for code, _stamp in first] == [Code.SPAWN, Code.READY, Code.RUNNING]
+    assert first[0][1] == first[1][1] < first[2][1]
 
 
 # A task's own name is read where the C Task keeps it (learned from the first task get_name

@@ -116,7 +116,8 @@ class PureTracedCoroutine(ProxyPassthroughs):
         outer = recorder.current
         lane = self._lane
         try:
-            if lane < 0:  # an eager task: its first step runs inside create_task
+            eager = lane < 0  # an eager task: its first step runs inside create_task
+            if eager:
                 lane = tracer.spawn_eager(self)
             lines = self._lines
             frame: FrameType = self._coro.cr_frame  # type: ignore[assignment]  # not done
@@ -125,7 +126,10 @@ class PureTracedCoroutine(ProxyPassthroughs):
             source = lines.get(frame.f_lineno, -1) if type(lines) is dict else -1
             if source < 0:
                 source = tracer.resume_source(self)
-            recorder.record(lane, _RUNNING, NO_LANE, NO_DETAIL, source)
+            if eager:  # running as it is made: at its SPAWN's instant (the C proxy's twin)
+                recorder.record_same_instant(lane, _RUNNING, NO_LANE, NO_DETAIL, source)
+            else:
+                recorder.record(lane, _RUNNING, NO_LANE, NO_DETAIL, source)
             recorder.current = lane
         except Exception as exc:
             tracer.detach(exc)

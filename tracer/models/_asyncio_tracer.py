@@ -289,7 +289,8 @@ class LoopTracer(_TracerCore):
         lane = recorder.spawn(name, LaneKind.TASK, parent=creator, extra=("coro", qualname))
         proxy._lane = lane
         proxy._name = name
-        self.record(lane, _READY, creator, self.ready_spawn)
+        # made ready as it is made: at its SPAWN's instant (the C spawn's twin)
+        recorder.record_same_instant(lane, _READY, creator, self.ready_spawn)
 
     # -- task steps (called by TracedCoroutine) -------------------------------------------
 
@@ -319,9 +320,12 @@ class LoopTracer(_TracerCore):
         outer = recorder.current
         try:
             lane = proxy._lane
-            if lane == NO_LANE:
+            if lane == NO_LANE:  # an eager task's first step runs as it is made
                 lane = self.spawn_eager(proxy)
-            self.record(lane, _RUNNING, NO_LANE, NO_DETAIL, self.resume_source(proxy))
+                recorder.record_same_instant(lane, _RUNNING, NO_LANE, NO_DETAIL,
+                                             self.resume_source(proxy))
+            else:
+                self.record(lane, _RUNNING, NO_LANE, NO_DETAIL, self.resume_source(proxy))
             recorder.current = lane
         except Exception as exc:
             self.detach(exc)
