@@ -1127,6 +1127,12 @@ task_number_lane_name(PyObject *qualname, Py_ssize_t start, PyObject *task)
     if (name == NULL) return NULL;
     int kind = PyUnicode_KIND(name);
     void *data = PyUnicode_DATA(name);
+    if (kind == PyUnicode_1BYTE_KIND && PyUnicode_KIND(qualname) == PyUnicode_1BYTE_KIND) {
+        /* the usual name, all one byte a character: two copies */
+        memcpy(data, PyUnicode_1BYTE_DATA(qualname) + start, (size_t)head);
+        memcpy((Py_UCS1 *)data + head, tail, (size_t)size);
+        return name;
+    }
     PyUnicode_CopyCharacters(name, 0, qualname, start, head);
     for (int i = 0; i < size; i++) PyUnicode_WRITE(kind, data, head + i, (Py_UCS4)tail[i]);
     return name;
