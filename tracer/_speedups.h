@@ -67,6 +67,10 @@ typedef struct {
     NameUses *name_uses;   /* name_uses_mask + 1 slots, or NULL before the first name */
     Py_ssize_t name_uses_mask;
     Py_ssize_t name_uses_count;
+    /* The task numbers N of the names that end in " (Task-N)" (task_number_shown), a bit each:
+     * such names are kept here, not in name_uses */
+    uint8_t *task_numbers;
+    Py_ssize_t task_numbers_size;  /* bytes */
     /* Recorder.detail's table: detail tuple -> index, and the tuples in index order */
     PyObject *details;     /* _details */
     PyObject *detail_rows; /* _detail_rows */

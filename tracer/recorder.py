@@ -40,6 +40,27 @@ SPEEDUPS = c_extension("_speedups")
 _WIDTH = 6  # ints per pending event in the pure-Python buffer
 
 
+# Task numbers shown by names kept apart from the name table: below this (the C twin's bits)
+TASK_NUMBERS_KEPT = 1 << 27
+_TASK_NUMBER_HEAD = " (Task-"
+
+
+def task_number_shown(name: str) -> int | None:
+    """The N of a name ending in " (Task-N)", N written without leading zeros and below
+    TASK_NUMBERS_KEPT (asyncio's name for its N-th task, after the coroutine's); else None."""
+    if not name.endswith(")"):
+        return None
+    first = len(name) - 1
+    while first > 0 and "0" <= name[first - 1] <= "9":
+        first -= 1
+    digits = name[first:-1]
+    if (not digits or len(digits) > 9 or (digits[0] == "0" and len(digits) > 1)
+            or not name.endswith(_TASK_NUMBER_HEAD, 0, first)):
+        return None
+    number = int(digits)
+    return number if number < TASK_NUMBERS_KEPT else None
+
+
 class PurePendingBuffer:
     """The pending events in a flat list: the pure-Python twin of _speedups.RecorderCore.
 
@@ -63,8 +84,10 @@ class PurePendingBuffer:
         self._detail_rows: list[Detail | None] = [()]
         self._unique_rows: list[int] = []  # unique rows not sent yet
         # Recorder.spawn's: how many lanes have taken each name, by the name's hash (the C
-        # twin's table says why not by the name)
+        # twin's table says why not by the name), and the task numbers shown by names ending
+        # in " (Task-N)", which are kept apart (task_number_shown)
         self._name_uses: dict[int, int] = {}
+        self._task_numbers: set[int] = set()
 
     @property
     def _limit(self) -> int:
@@ -163,7 +186,9 @@ class PurePendingBuffer:
     def _unique_name(self, name: str) -> str:
         """The name a new lane taking `name` is shown by: `name`, or "name #N" when N - 1 lanes
         took it before, N the first number whose name no lane has taken either. Names are
-        counted by their hash (the C twin's table says why), 0 as 1 there."""
+        counted by their hash (the C twin's table says why), 0 as 1 there; a name ending in
+        " (Task-N)" by its task number N alone, a lane showing the same number counting as
+        one that took the name before (the C twin says why)."""
         uses = self._name_uses
 
         def take(text: str) -> int:
@@ -171,13 +196,21 @@ class PurePendingBuffer:
             taken = uses[key] = uses.get(key, 0) + 1
             return taken
 
-        count = take(name)
+        before = 0
+        number = task_number_shown(name)
+        if number is not None:
+            if number not in self._task_numbers:
+                self._task_numbers.add(number)
+                return name
+            before = 1
+        count = take(name) + before
         while count > 1:
             numbered = f"{name} #{count}"
             if (hash(numbered) or 1) not in uses:
                 take(numbered)
                 return numbered
-            count = take(name)  # a lane has that name already (the program's): the next number
+            # a lane has that name already (the program's): the next number
+            count = take(name) + before
         return name
 
     def _take_values(self) -> bytes:

@@ -222,6 +222,32 @@ def test_a_taken_name_is_numbered_past_the_numbers_the_program_took() -> None:
         + [f"t{n} #3" for n in range(300)])
 
 
+def test_asyncio_s_task_names_are_told_apart_by_their_task_numbers() -> None:
+    trace = Trace()
+    recorder = Recorder(trace)
+    # asyncio's names, the first thousands of numbers and one far past the bits first kept
+    made = [f"fetch (Task-{n})" for n in (*range(1, 3000), 100_000)]
+    again = ["fetch (Task-5)",       # the same name: numbered
+             "other (Task-5)",       # another task's name showing the same number: numbered too
+             "other (Task-5)",       # and again
+             "fetch (Task-5) #2",    # the program's own, taken by now
+             "外 (Task-100001)", "外 (Task-100001)",  # wide text reads the same
+             "外 (Task-100002)", "另 (Task-100002)"]
+    # names like any other, another name with the same number left as it is: not how asyncio
+    # writes a number, past the numbers kept apart, more digits than kept
+    for text in ("{} (Task-05)", "{} (Task-134217728)", "{} (Task-1234567890)", "{} (task-7)",
+                 "{} (Task-7 )", "{} (Task-)", "{}(Task-8)"):
+        again += [text.format("fetch"), text.format("other"), text.format("外")]
+    lanes = [recorder.spawn(name, LaneKind.TASK) for name in made + again]
+    recorder.close()
+    names = [trace.lane_name(lane) for lane in lanes]
+    assert names[:len(made)] == made
+    assert names[len(made):] == [
+        "fetch (Task-5) #2", "other (Task-5) #2", "other (Task-5) #3", "fetch (Task-5) #2 #2",
+        "外 (Task-100001)", "外 (Task-100001) #2", "外 (Task-100002)", "另 (Task-100002) #2",
+        *again[8:]]
+
+
 def test_names_beyond_latin_1_are_told_apart_and_numbered_alike() -> None:
     trace = Trace()
     recorder = Recorder(trace)
