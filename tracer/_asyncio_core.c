@@ -1174,7 +1174,9 @@ coroutine_qualname(PyObject *coro)
             coro_qualname_closure = getset->closure;
         }
         Py_XDECREF(dict);
-        PyErr_Clear();  /* not found: the generic getattr below, as before */
+        if (descriptor == NULL && PyErr_Occurred()) {
+            PyErr_Clear();  /* not to be found: the generic getattr below, as before */
+        }
     }
     if (coro_qualname_getter != NULL && PyCoro_CheckExact(coro)) {
         return coro_qualname_getter(coro, coro_qualname_closure);

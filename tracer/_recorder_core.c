@@ -459,7 +459,8 @@ GC_FIELD_FUNCTIONS(recorder, RecorderCore, RECORDER_OBJECTS)
 
 /* The N of a name ending in " (Task-N)", N written without leading zeros and below
  * TASK_NUMBERS_KEPT; -1 for any other name. */
-#define TASK_NUMBERS_KEPT ((int64_t)1 << 27)  /* 16 MiB of bits at most */
+#define TASK_NUMBERS_KEPT ((int64_t)1 << 24)  /* 2 MiB of bits at most */
+#define TASK_NUMBER_DIGITS_SCALE 100000000  /* 10^8: 8 digits at most, as 2^24 - 1 has */
 static int64_t
 task_number_shown(PyObject *name)
 {
@@ -473,7 +474,7 @@ task_number_shown(PyObject *name)
         const Py_UCS1 *text = PyUnicode_1BYTE_DATA(name);
         if (text[length - 1] != ')') return -1;
         while (first > 0 && text[first - 1] >= '0' && text[first - 1] <= '9'
-               && scale < 1000000000) {
+               && scale < TASK_NUMBER_DIGITS_SCALE) {
             number += (int64_t)(text[first - 1] - '0') * scale;
             scale *= 10;
             first--;
@@ -488,7 +489,7 @@ task_number_shown(PyObject *name)
     int kind = PyUnicode_KIND(name);
     const void *data = PyUnicode_DATA(name);
     if (PyUnicode_READ(kind, data, length - 1) != ')') return -1;
-    while (first > 0 && scale < 1000000000) {
+    while (first > 0 && scale < TASK_NUMBER_DIGITS_SCALE) {
         Py_UCS4 c = PyUnicode_READ(kind, data, first - 1);
         if (c < '0' || c > '9') break;
         number += (int64_t)(c - '0') * scale;
@@ -500,7 +501,7 @@ task_number_shown(PyObject *name)
         return -1;
     }
     Py_UCS4 before = PyUnicode_READ(kind, data, first - 1);
-    if (before >= '0' && before <= '9') return -1;  /* more than 9 digits */
+    if (before >= '0' && before <= '9') return -1;  /* more digits than a kept number has */
     for (Py_ssize_t i = 0; i < head_size; i++) {
         if (PyUnicode_READ(kind, data, first - head_size + i) != (Py_UCS4)head[i]) return -1;
     }

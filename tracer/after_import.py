@@ -32,9 +32,12 @@ class AfterImport:
         self._lock = threading.Lock()
 
     def call(self, callback: Callable[[], None]) -> None:
-        """Adds a callback; it runs at once if the module has been imported and fired."""
-        self._callbacks.append(callback)
-        if self._fired:
+        """Adds a callback; it runs at once if the module has been imported and fired (then
+        here, by the caller's thread: never twice, though another thread is firing)."""
+        with self._lock:
+            self._callbacks.append(callback)
+            fired = self._fired
+        if fired:
             callback()
 
     @property
@@ -72,8 +75,9 @@ class AfterImport:
             if self._fired:
                 return
             self._fired = True
+            callbacks = list(self._callbacks)  # one added from now on runs in call()
         self.uninstall()
-        for callback in self._callbacks:
+        for callback in callbacks:
             callback()
 
 

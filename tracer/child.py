@@ -491,6 +491,9 @@ def main(argv: list[str] | None = None) -> int:
         program_traces.uninstall()
         if library_import is not None:
             library_import.uninstall()
+        # before what the imports installed is taken out: a pool imported from now on (a
+        # thread still running) must not install a watch that nothing takes out
+        pool_import.uninstall()
         installed.close()
         if stop.requested.is_set():
             # However the program unwound from the stop, the run was stopped, not failed.
@@ -503,7 +506,6 @@ def main(argv: list[str] | None = None) -> int:
             with contextlib.suppress(BrokenPipeError):
                 sampler.stop()
         errors.record_unfinished_line()
-        pool_import.uninstall()
         thread_waits.uninstall()
         thread_lines.uninstall()
         with contextlib.suppress(BrokenPipeError):

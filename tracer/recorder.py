@@ -41,7 +41,7 @@ _WIDTH = 6  # ints per pending event in the pure-Python buffer
 
 
 # Task numbers shown by names kept apart from the name table: below this (the C twin's bits)
-TASK_NUMBERS_KEPT = 1 << 27
+TASK_NUMBERS_KEPT = 1 << 24
 _TASK_NUMBER_HEAD = " (Task-"
 
 
@@ -54,7 +54,7 @@ def task_number_shown(name: str) -> int | None:
     while first > 0 and "0" <= name[first - 1] <= "9":
         first -= 1
     digits = name[first:-1]
-    if (not digits or len(digits) > 9 or (digits[0] == "0" and len(digits) > 1)
+    if (not digits or len(digits) > 8 or (digits[0] == "0" and len(digits) > 1)
             or not name.endswith(_TASK_NUMBER_HEAD, 0, first)):
         return None
     number = int(digits)

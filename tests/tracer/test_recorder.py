@@ -226,16 +226,18 @@ def test_asyncio_s_task_names_are_told_apart_by_their_task_numbers() -> None:
     trace = Trace()
     recorder = Recorder(trace)
     # asyncio's names, the first thousands of numbers and one far past the bits first kept
-    made = [f"fetch (Task-{n})" for n in (*range(1, 3000), 100_000)]
+    made = [f"fetch (Task-{n})" for n in (*range(1, 3000), 100_000, 16_777_215)]
     again = ["fetch (Task-5)",       # the same name: numbered
              "other (Task-5)",       # another task's name showing the same number: numbered too
              "other (Task-5)",       # and again
              "fetch (Task-5) #2",    # the program's own, taken by now
              "外 (Task-100001)", "外 (Task-100001)",  # wide text reads the same
-             "外 (Task-100002)", "另 (Task-100002)"]
+             "外 (Task-100002)", "另 (Task-100002)",
+             "other (Task-16777215)"]  # the last number kept apart
     # names like any other, another name with the same number left as it is: not how asyncio
     # writes a number, past the numbers kept apart, more digits than kept
-    for text in ("{} (Task-05)", "{} (Task-134217728)", "{} (Task-1234567890)", "{} (task-7)",
+    # (112345678's last eight digits would be a number kept apart)
+    for text in ("{} (Task-05)", "{} (Task-16777216)", "{} (Task-112345678)", "{} (task-7)",
                  "{} (Task-7 )", "{} (Task-)", "{}(Task-8)"):
         again += [text.format("fetch"), text.format("other"), text.format("外")]
     lanes = [recorder.spawn(name, LaneKind.TASK) for name in made + again]
@@ -245,7 +247,7 @@ def test_asyncio_s_task_names_are_told_apart_by_their_task_numbers() -> None:
     assert names[len(made):] == [
         "fetch (Task-5) #2", "other (Task-5) #2", "other (Task-5) #3", "fetch (Task-5) #2 #2",
         "外 (Task-100001)", "外 (Task-100001) #2", "外 (Task-100002)", "另 (Task-100002) #2",
-        *again[8:]]
+        "other (Task-16777215) #2", *again[9:]]
 
 
 def test_names_beyond_latin_1_are_told_apart_and_numbered_alike() -> None:

@@ -9,9 +9,10 @@ a global -- and note which instruction the compiler chose for each. A constant l
 only where `dis` resolves its value to the literal the probe wrote, so an instruction that
 `dis` cannot explain yields no value rather than a wrong one.
 
-The probes are compiled when the first hand-off is read (`plain_loads()`), not at import: the
-generator model is imported beside every asyncio program, most of which never send to a
-generator, and the probes were 4-5 ms of such a program's `import asyncio`.
+The probes are compiled on first use (`plain_loads()`), not at import: the generator model is
+imported beside every asyncio program, most of which never send to a generator, and the
+probes were 4-5 ms of such a program's `import asyncio`. The generator model proper asks for
+them before the program starts; beside asyncio, its first generator hand-off pays them.
 """
 
 from __future__ import annotations

@@ -1330,6 +1330,10 @@ def following_generators(recorder: Recorder, host: Host | None = None) -> Iterat
 
 
 def run(recorder: Recorder, program: Program) -> None:
+    # The compiler's plain loads are learned here, before the program's first line, when
+    # generators are the model: learned at the first hand-off (as beside asyncio, where most
+    # programs never make one) their few milliseconds would be that hand-off's time.
+    plain_loads()
     with following_generators(recorder):
         if program.scenario_module is not None:
             program.scenario_main()()
