@@ -224,10 +224,12 @@ def test_a_process_pools_futures_are_waited_on_without_a_lane_for_its_manager() 
     lanes = _by_lane(result.trace)
     assert set(lanes) == {"main thread"}
     main = lanes["main thread"]
-    assert main[:3] == [(Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None),
-                        (Code.BLOCKED, None, ("Future.result",
-                                              f"squares #1 ({name}:{_line(name, 'squares =')})"),
-                         None)]
+    # the first future the main thread waits on is the first not done by the time it asks:
+    # #1, unless the workers outran it (a loaded machine)
+    assert main[:2] == [(Code.SPAWN, None, None, None), (Code.RUNNING, None, None, None)]
+    assert main[2] in [(Code.BLOCKED, None, ("Future.result",
+                                             f"squares #{n} ({name}:{_line(name, 'squares =')})"),
+                        None) for n in range(1, 5)]
     assert main[-1] == (Code.END, None, None, None)
     assert {code for code, *_ in main} == {Code.SPAWN, Code.RUNNING, Code.BLOCKED, Code.END}
     # the shutdown joins the manager thread, named by its class (the join is not recorded in
