@@ -8,6 +8,10 @@ running from the submit on. The worker thread may not record (the recorder has
 one writer), so the lane's end is recorded on the loop's thread: the future's done callback
 asks the loop to call back, as asyncio itself does to hand the result to the waiting task.
 Submits from other threads or with no loop running pass through untraced.
+
+This is installed from inside the program's first import of `concurrent.futures.thread`
+(tracer.child), so ThreadPoolExecutor is taken from that module, not from the package: on
+3.15 the package's name is a lazy import, the very one being resolved at that moment.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
+from concurrent.futures.thread import ThreadPoolExecutor  # the module's: see above
 from contextvars import Context
 from types import FrameType
 from typing import TYPE_CHECKING, Any
