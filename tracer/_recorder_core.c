@@ -479,8 +479,8 @@ task_number_shown(PyObject *name)
             scale *= 10;
             first--;
         }
+        /* (a ninth digit fails the head check: the head must end just before the digits) */
         if (first == length - 1 || first < head_size || (text[first] == '0' && scale > 10)
-            || (first > 0 && text[first - 1] >= '0' && text[first - 1] <= '9')
             || memcmp(text + first - head_size, head, (size_t)head_size) != 0) {
             return -1;
         }
@@ -500,8 +500,6 @@ task_number_shown(PyObject *name)
         || (PyUnicode_READ(kind, data, first) == '0' && scale > 10)) {
         return -1;
     }
-    Py_UCS4 before = PyUnicode_READ(kind, data, first - 1);
-    if (before >= '0' && before <= '9') return -1;  /* more digits than a kept number has */
     for (Py_ssize_t i = 0; i < head_size; i++) {
         if (PyUnicode_READ(kind, data, first - head_size + i) != (Py_UCS4)head[i]) return -1;
     }

@@ -320,12 +320,11 @@ class LoopTracer(_TracerCore):
         outer = recorder.current
         try:
             lane = proxy._lane
-            if lane == NO_LANE:  # an eager task's first step runs as it is made
+            eager = lane == NO_LANE  # its first step runs as it is made: at its SPAWN's instant
+            if eager:
                 lane = self.spawn_eager(proxy)
-                recorder.record_same_instant(lane, _RUNNING, NO_LANE, NO_DETAIL,
-                                             self.resume_source(proxy))
-            else:
-                self.record(lane, _RUNNING, NO_LANE, NO_DETAIL, self.resume_source(proxy))
+            record = recorder.record_same_instant if eager else self.record
+            record(lane, _RUNNING, NO_LANE, NO_DETAIL, self.resume_source(proxy))
             recorder.current = lane
         except Exception as exc:
             self.detach(exc)
